@@ -1,0 +1,1 @@
+from tapegrad import _C
