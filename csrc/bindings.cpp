@@ -6,11 +6,16 @@
 #include <pybind11/stl.h>
 
 #include <omp.h>
+#include <algorithm>
+#include <array>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "kernels/gemm.h"
+#include "kernels/conv.h"
+#include "kernels/pool.h"
 
 namespace py = pybind11;
 
@@ -96,6 +101,349 @@ void matmul(const py::array& a, const py::array& b, py::array& out, double alpha
 
 }  // namespace
 
+// ---------------------------------------------------------------- convolution and pooling
+// NCHW, C-contiguous float32/float64 operands of one dtype; every size is checked here so
+// the kernels in conv.cpp / pool.cpp can trust their shapes. Results are new arrays.
+namespace convpool {
+
+using Pair = std::array<int64_t, 2>;
+
+std::string pair_str(const Pair& p) { return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")"; }
+
+void check_rank4(const std::string& op, const char* name, const py::array& a, const char* layout) {
+  if (a.ndim() != 4)
+    fail(op, std::string("expected ") + name + " of shape " + layout + ", got " + shape_str(a));
+}
+
+void check_contiguous(const std::string& op, const char* name, const py::array& a) {
+  if (!(a.flags() & py::array::c_style)) fail(op, std::string(name) + " must be C-contiguous");
+}
+
+// All operands share one float dtype; returns true for float64.
+bool check_float_dtypes(const std::string& op, std::initializer_list<std::pair<const char*, const py::array*>> ops) {
+  const py::array& first = *ops.begin()->second;
+  const bool f64 = first.dtype().is(py::dtype::of<double>());
+  if (!f64 && !first.dtype().is(py::dtype::of<float>()))
+    fail(op, "only float32 and float64 are supported, got " + std::string(py::str(first.dtype())) + " for " +
+                 ops.begin()->first);
+  for (const auto& [name, a] : ops)
+    if (!a->dtype().is(first.dtype()))
+      fail(op, std::string("dtypes differ: ") + ops.begin()->first + " is " + std::string(py::str(first.dtype())) +
+                   ", " + name + " is " + std::string(py::str(a->dtype())));
+  return f64;
+}
+
+void check_positive(const std::string& op, const char* what, const Pair& p) {
+  if (p[0] <= 0 || p[1] <= 0) fail(op, std::string(what) + " must be positive, got " + pair_str(p));
+}
+
+void check_nonnegative(const std::string& op, const char* what, const Pair& p) {
+  if (p[0] < 0 || p[1] < 0) fail(op, std::string(what) + " must be non-negative, got " + pair_str(p));
+}
+
+template <typename T>
+py::array_t<T> new_array(std::initializer_list<int64_t> shape) {
+  return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+}
+
+// Geometry shared by the three convolution entry points; checks what they have in common.
+tapegrad::Conv2dShape conv_shape(const std::string& op, int64_t N, int64_t C, Pair in_hw, int64_t O, Pair k,
+                                 Pair stride, Pair padding, Pair dilation, int64_t groups) {
+  check_positive(op, "stride", stride);
+  check_nonnegative(op, "padding", padding);
+  check_positive(op, "dilation", dilation);
+  check_positive(op, "kernel size", k);
+  check_positive(op, "input size", in_hw);
+  if (groups < 1) fail(op, "groups must be positive, got " + std::to_string(groups));
+  if (C < 1 || O < 1)
+    fail(op, "channel counts must be positive, got in_channels=" + std::to_string(C) +
+                 ", out_channels=" + std::to_string(O));
+  if (C % groups || O % groups)
+    fail(op, "groups=" + std::to_string(groups) + " must divide in_channels=" + std::to_string(C) +
+                 " and out_channels=" + std::to_string(O));
+  tapegrad::Conv2dShape s{};
+  s.N = N; s.C = C; s.H = in_hw[0]; s.W = in_hw[1]; s.O = O; s.kh = k[0]; s.kw = k[1];
+  s.sh = stride[0]; s.sw = stride[1]; s.ph = padding[0]; s.pw = padding[1];
+  s.dh = dilation[0]; s.dw = dilation[1]; s.groups = groups;
+  s.Ho = tapegrad::conv2d_out_size(s.H, s.kh, s.sh, s.ph, s.dh);
+  s.Wo = tapegrad::conv2d_out_size(s.W, s.kw, s.sw, s.pw, s.dw);
+  if (s.Ho < 1 || s.Wo < 1)
+    fail(op, "output would be empty: input " + pair_str(in_hw) + ", kernel " + pair_str(k) + ", stride " +
+                 pair_str(stride) + ", padding " + pair_str(padding) + ", dilation " + pair_str(dilation));
+  return s;
+}
+
+// gy's spatial size must fit the geometry: conv2d's own output size, or smaller (conv_transpose2d
+// with output_padding, whose extra rows/columns are taps that read no output).
+void check_grad_output_hw(const std::string& op, const py::array& gy, const tapegrad::Conv2dShape& s) {
+  const int64_t Ho = gy.shape(2), Wo = gy.shape(3);
+  if (Ho < 1 || Wo < 1 || Ho > s.Ho || Wo > s.Wo)
+    fail(op, "grad_output " + shape_str(gy) + " does not fit input size (" + std::to_string(s.H) + ", " +
+                 std::to_string(s.W) + ") whose convolution output is (" + std::to_string(s.Ho) + ", " +
+                 std::to_string(s.Wo) + ")");
+}
+
+py::array conv2d(const py::array& x, const py::array& w, const std::optional<py::array>& bias, Pair stride,
+                 Pair padding, Pair dilation, int64_t groups) {
+  const std::string op = "conv2d";
+  check_rank4(op, "x", x, "(N, C, H, W)");
+  check_rank4(op, "weight", w, "(O, C/groups, kh, kw)");
+  const bool f64 = bias ? check_float_dtypes(op, {{"x", &x}, {"weight", &w}, {"bias", &*bias}})
+                        : check_float_dtypes(op, {{"x", &x}, {"weight", &w}});
+  const int64_t N = x.shape(0), C = x.shape(1), O = w.shape(0);
+  const auto s = conv_shape(op, N, C, {x.shape(2), x.shape(3)}, O, {w.shape(2), w.shape(3)}, stride, padding,
+                            dilation, groups);
+  if (w.shape(1) * groups != C)
+    fail(op, "weight " + shape_str(w) + " with groups=" + std::to_string(groups) + " expects " +
+                 std::to_string(w.shape(1) * groups) + " input channels, x " + shape_str(x) + " has " +
+                 std::to_string(C));
+  if (bias && (bias->ndim() != 1 || bias->shape(0) != O))
+    fail(op, "bias must have shape (" + std::to_string(O) + ",), got " + shape_str(*bias));
+  check_contiguous(op, "x", x);
+  check_contiguous(op, "weight", w);
+  if (bias) check_contiguous(op, "bias", *bias);
+  auto run = [&](auto tag) -> py::array {
+    using T = decltype(tag);
+    auto y = new_array<T>({N, O, s.Ho, s.Wo});
+    const T* px = static_cast<const T*>(x.data());
+    const T* pw = static_cast<const T*>(w.data());
+    const T* pb = bias ? static_cast<const T*>(bias->data()) : nullptr;
+    T* py_ = y.mutable_data();
+    py::gil_scoped_release nogil;
+    tapegrad::conv2d_forward<T>(s, px, pw, pb, py_);
+    return y;
+  };
+  return f64 ? run(double{}) : run(float{});
+}
+
+py::array conv2d_input_grad(const py::array& gy, const py::array& w, Pair input_hw, Pair stride, Pair padding,
+                            Pair dilation, int64_t groups) {
+  const std::string op = "conv2d_input_grad";
+  check_rank4(op, "grad_output", gy, "(N, O, Ho, Wo)");
+  check_rank4(op, "weight", w, "(O, C/groups, kh, kw)");
+  const bool f64 = check_float_dtypes(op, {{"grad_output", &gy}, {"weight", &w}});
+  const int64_t N = gy.shape(0), O = w.shape(0), C = w.shape(1) * groups;
+  if (gy.shape(1) != O)
+    fail(op, "grad_output " + shape_str(gy) + " has " + std::to_string(gy.shape(1)) + " channels, weight " +
+                 shape_str(w) + " has " + std::to_string(O) + " output channels");
+  auto s = conv_shape(op, N, C, input_hw, O, {w.shape(2), w.shape(3)}, stride, padding, dilation, groups);
+  check_grad_output_hw(op, gy, s);
+  s.Ho = gy.shape(2);
+  s.Wo = gy.shape(3);
+  check_contiguous(op, "grad_output", gy);
+  check_contiguous(op, "weight", w);
+  auto run = [&](auto tag) -> py::array {
+    using T = decltype(tag);
+    auto gx = new_array<T>({N, C, s.H, s.W});
+    const T* pgy = static_cast<const T*>(gy.data());
+    const T* pw = static_cast<const T*>(w.data());
+    T* pgx = gx.mutable_data();
+    py::gil_scoped_release nogil;
+    tapegrad::conv2d_input_grad<T>(s, pgy, pw, pgx);
+    return gx;
+  };
+  return f64 ? run(double{}) : run(float{});
+}
+
+py::array conv2d_weight_grad(const py::array& x, const py::array& gy, Pair kernel_hw, Pair stride, Pair padding,
+                             Pair dilation, int64_t groups) {
+  const std::string op = "conv2d_weight_grad";
+  check_rank4(op, "x", x, "(N, C, H, W)");
+  check_rank4(op, "grad_output", gy, "(N, O, Ho, Wo)");
+  const bool f64 = check_float_dtypes(op, {{"x", &x}, {"grad_output", &gy}});
+  const int64_t N = x.shape(0), C = x.shape(1), O = gy.shape(1);
+  if (gy.shape(0) != N)
+    fail(op, "batch sizes differ: x " + shape_str(x) + ", grad_output " + shape_str(gy));
+  auto s = conv_shape(op, N, C, {x.shape(2), x.shape(3)}, O, kernel_hw, stride, padding, dilation, groups);
+  check_grad_output_hw(op, gy, s);
+  s.Ho = gy.shape(2);
+  s.Wo = gy.shape(3);
+  check_contiguous(op, "x", x);
+  check_contiguous(op, "grad_output", gy);
+  auto run = [&](auto tag) -> py::array {
+    using T = decltype(tag);
+    auto gw = new_array<T>({O, C / groups, s.kh, s.kw});
+    const T* px = static_cast<const T*>(x.data());
+    const T* pgy = static_cast<const T*>(gy.data());
+    T* pgw = gw.mutable_data();
+    py::gil_scoped_release nogil;
+    tapegrad::conv2d_weight_grad<T>(s, px, pgy, pgw);
+    return gw;
+  };
+  return f64 ? run(double{}) : run(float{});
+}
+
+py::array conv2d_bias_grad(const py::array& gy) {
+  const std::string op = "conv2d_bias_grad";
+  check_rank4(op, "grad_output", gy, "(N, O, Ho, Wo)");
+  const bool f64 = check_float_dtypes(op, {{"grad_output", &gy}});
+  check_contiguous(op, "grad_output", gy);
+  const int64_t N = gy.shape(0), O = gy.shape(1), HW = gy.shape(2) * gy.shape(3);
+  auto run = [&](auto tag) -> py::array {
+    using T = decltype(tag);
+    auto gb = new_array<T>({O});
+    const T* pgy = static_cast<const T*>(gy.data());
+    T* pgb = gb.mutable_data();
+    py::gil_scoped_release nogil;
+    tapegrad::conv2d_bias_grad<T>(N, O, HW, pgy, pgb);
+    return gb;
+  };
+  return f64 ? run(double{}) : run(float{});
+}
+
+// Pooling geometry, with PyTorch's checks (pad at most half the kernel, non-empty output).
+tapegrad::Pool2dShape pool_shape(const std::string& op, int64_t planes, Pair in_hw, Pair k, Pair stride,
+                                 Pair padding, Pair dilation, bool ceil_mode) {
+  check_positive(op, "kernel_size", k);
+  check_positive(op, "stride", stride);
+  check_nonnegative(op, "padding", padding);
+  check_positive(op, "dilation", dilation);
+  check_positive(op, "input size", in_hw);
+  if (padding[0] > k[0] / 2 || padding[1] > k[1] / 2)
+    fail(op, "padding " + pair_str(padding) + " must be at most half of kernel_size " + pair_str(k));
+  tapegrad::Pool2dShape s{};
+  s.planes = planes; s.H = in_hw[0]; s.W = in_hw[1]; s.kh = k[0]; s.kw = k[1];
+  s.sh = stride[0]; s.sw = stride[1]; s.ph = padding[0]; s.pw = padding[1]; s.dh = dilation[0]; s.dw = dilation[1];
+  s.Ho = tapegrad::pool2d_out_size(s.H, s.kh, s.sh, s.ph, s.dh, ceil_mode);
+  s.Wo = tapegrad::pool2d_out_size(s.W, s.kw, s.sw, s.pw, s.dw, ceil_mode);
+  if (s.Ho < 1 || s.Wo < 1)
+    fail(op, "output would be empty: input " + pair_str(in_hw) + ", kernel_size " + pair_str(k) + ", stride " +
+                 pair_str(stride) + ", padding " + pair_str(padding) + ", dilation " + pair_str(dilation));
+  return s;
+}
+
+void check_pool_grad_output(const std::string& op, const py::array& gy, const tapegrad::Pool2dShape& s) {
+  if (gy.shape(2) != s.Ho || gy.shape(3) != s.Wo)
+    fail(op, "grad_output " + shape_str(gy) + " does not match the pooled size (" + std::to_string(s.Ho) + ", " +
+                 std::to_string(s.Wo) + ") of input size (" + std::to_string(s.H) + ", " + std::to_string(s.W) + ")");
+}
+
+py::tuple max_pool2d(const py::array& x, Pair kernel, Pair stride, Pair padding, Pair dilation, bool ceil_mode) {
+  const std::string op = "max_pool2d";
+  check_rank4(op, "x", x, "(N, C, H, W)");
+  const bool f64 = check_float_dtypes(op, {{"x", &x}});
+  check_contiguous(op, "x", x);
+  const int64_t N = x.shape(0), C = x.shape(1);
+  const auto s = pool_shape(op, N * C, {x.shape(2), x.shape(3)}, kernel, stride, padding, dilation, ceil_mode);
+  auto run = [&](auto tag) -> py::tuple {
+    using T = decltype(tag);
+    auto y = new_array<T>({N, C, s.Ho, s.Wo});
+    auto idx = new_array<int64_t>({N, C, s.Ho, s.Wo});
+    const T* px = static_cast<const T*>(x.data());
+    T* py_ = y.mutable_data();
+    int64_t* pidx = idx.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      tapegrad::max_pool2d_forward<T>(s, px, py_, pidx);
+    }
+    return py::make_tuple(y, idx);
+  };
+  return f64 ? run(double{}) : run(float{});
+}
+
+py::array max_pool2d_backward(const py::array& gy, const py::array& indices, Pair input_hw) {
+  const std::string op = "max_pool2d_backward";
+  check_rank4(op, "grad_output", gy, "(N, C, Ho, Wo)");
+  const bool f64 = check_float_dtypes(op, {{"grad_output", &gy}});
+  check_positive(op, "input size", input_hw);
+  if (!indices.dtype().is(py::dtype::of<int64_t>()))
+    fail(op, "indices must be int64, got " + std::string(py::str(indices.dtype())));
+  if (indices.ndim() != 4 || !std::equal(gy.shape(), gy.shape() + 4, indices.shape()))
+    fail(op, "indices " + shape_str(indices) + " must have grad_output's shape " + shape_str(gy));
+  check_contiguous(op, "grad_output", gy);
+  check_contiguous(op, "indices", indices);
+  const int64_t N = gy.shape(0), C = gy.shape(1), HW = input_hw[0] * input_hw[1], HWo = gy.shape(2) * gy.shape(3);
+  const int64_t* pidx = static_cast<const int64_t*>(indices.data());
+  for (int64_t i = 0, n = N * C * HWo; i < n; ++i)
+    if (pidx[i] < -1 || pidx[i] >= HW)
+      fail(op, "index " + std::to_string(pidx[i]) + " out of range for input size " + pair_str(input_hw));
+  auto run = [&](auto tag) -> py::array {
+    using T = decltype(tag);
+    auto gx = new_array<T>({N, C, input_hw[0], input_hw[1]});
+    const T* pgy = static_cast<const T*>(gy.data());
+    T* pgx = gx.mutable_data();
+    py::gil_scoped_release nogil;
+    tapegrad::max_pool2d_backward<T>(N * C, HW, HWo, pgy, pidx, pgx);
+    return gx;
+  };
+  return f64 ? run(double{}) : run(float{});
+}
+
+void check_divisor(const std::string& op, int64_t divisor_override) {
+  if (divisor_override < 0)
+    fail(op, "divisor_override must be positive (or 0 for none), got " + std::to_string(divisor_override));
+}
+
+py::array avg_pool2d(const py::array& x, Pair kernel, Pair stride, Pair padding, bool ceil_mode,
+                     bool count_include_pad, int64_t divisor_override) {
+  const std::string op = "avg_pool2d";
+  check_rank4(op, "x", x, "(N, C, H, W)");
+  const bool f64 = check_float_dtypes(op, {{"x", &x}});
+  check_contiguous(op, "x", x);
+  check_divisor(op, divisor_override);
+  const int64_t N = x.shape(0), C = x.shape(1);
+  const auto s = pool_shape(op, N * C, {x.shape(2), x.shape(3)}, kernel, stride, padding, {1, 1}, ceil_mode);
+  auto run = [&](auto tag) -> py::array {
+    using T = decltype(tag);
+    auto y = new_array<T>({N, C, s.Ho, s.Wo});
+    const T* px = static_cast<const T*>(x.data());
+    T* py_ = y.mutable_data();
+    py::gil_scoped_release nogil;
+    tapegrad::avg_pool2d_forward<T>(s, count_include_pad, divisor_override, px, py_);
+    return y;
+  };
+  return f64 ? run(double{}) : run(float{});
+}
+
+py::array avg_pool2d_backward(const py::array& gy, Pair input_hw, Pair kernel, Pair stride, Pair padding,
+                              bool ceil_mode, bool count_include_pad, int64_t divisor_override) {
+  const std::string op = "avg_pool2d_backward";
+  check_rank4(op, "grad_output", gy, "(N, C, Ho, Wo)");
+  const bool f64 = check_float_dtypes(op, {{"grad_output", &gy}});
+  check_contiguous(op, "grad_output", gy);
+  check_divisor(op, divisor_override);
+  const int64_t N = gy.shape(0), C = gy.shape(1);
+  const auto s = pool_shape(op, N * C, input_hw, kernel, stride, padding, {1, 1}, ceil_mode);
+  check_pool_grad_output(op, gy, s);
+  auto run = [&](auto tag) -> py::array {
+    using T = decltype(tag);
+    auto gx = new_array<T>({N, C, s.H, s.W});
+    const T* pgy = static_cast<const T*>(gy.data());
+    T* pgx = gx.mutable_data();
+    py::gil_scoped_release nogil;
+    tapegrad::avg_pool2d_backward<T>(s, count_include_pad, divisor_override, pgy, pgx);
+    return gx;
+  };
+  return f64 ? run(double{}) : run(float{});
+}
+
+void define(py::module_& m) {
+  m.def("conv2d", &conv2d, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"),
+        py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+        "y = conv2d(x, weight) + bias for x (N, C, H, W), weight (O, C/groups, kh, kw), bias (O,) or None.");
+  m.def("conv2d_input_grad", &conv2d_input_grad, py::arg("grad_output"), py::arg("weight"), py::arg("input_hw"),
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+        "Gradient of conv2d w.r.t. its input of size input_hw = (H, W); also conv_transpose2d's forward.");
+  m.def("conv2d_weight_grad", &conv2d_weight_grad, py::arg("x"), py::arg("grad_output"), py::arg("kernel_hw"),
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+        "Gradient of conv2d w.r.t. its weight (O, C/groups, kh, kw); deterministic over the batch sum.");
+  m.def("conv2d_bias_grad", &conv2d_bias_grad, py::arg("grad_output"),
+        "Gradient of conv2d w.r.t. its bias: grad_output summed over N, H and W.");
+  m.def("max_pool2d", &max_pool2d, py::arg("x"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
+        py::arg("dilation"), py::arg("ceil_mode"),
+        "(values, int64 indices into each H*W plane) of 2-D max pooling, PyTorch's first-max tie rule.");
+  m.def("max_pool2d_backward", &max_pool2d_backward, py::arg("grad_output"), py::arg("indices"),
+        py::arg("input_hw"), "Scatter-adds grad_output at max_pool2d's indices into an (N, C, H, W) gradient.");
+  m.def("avg_pool2d", &avg_pool2d, py::arg("x"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
+        py::arg("ceil_mode"), py::arg("count_include_pad"), py::arg("divisor_override"),
+        "2-D average pooling; divisor_override 0 means none.");
+  m.def("avg_pool2d_backward", &avg_pool2d_backward, py::arg("grad_output"), py::arg("input_hw"),
+        py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"),
+        py::arg("count_include_pad"), py::arg("divisor_override"), "Gradient of avg_pool2d w.r.t. its input.");
+}
+
+}  // namespace convpool
+
 PYBIND11_MODULE(_C, m) {
   m.doc() = "tapegrad's native kernels (GEMM, convolution, pooling)";
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("alpha") = 1.0,
@@ -106,4 +454,5 @@ PYBIND11_MODULE(_C, m) {
     omp_set_num_threads(n);
   });
   m.def("get_num_threads", []() { return omp_get_max_threads(); });
+  convpool::define(m);
 }

@@ -1,0 +1,138 @@
+// 2-D max and average pooling (see pool.h for layouts and conventions).
+#include "kernels/pool.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace tapegrad {
+namespace {
+
+// Taps i in [lo, hi) of a window starting at `start` with dilation d that land in [0, n).
+inline void tap_range(int64_t start, int64_t k, int64_t d, int64_t n, int64_t& lo, int64_t& hi) {
+  lo = start >= 0 ? 0 : (-start + d - 1) / d;
+  hi = start >= n ? 0 : std::min(k, (n - start + d - 1) / d);
+  hi = std::max(hi, lo);
+}
+
+// avg_pool2d's window clipped to the input, and the divisor PyTorch uses for it.
+struct AvgWindow {
+  int64_t h0, h1, w0, w1, divisor;
+};
+
+inline AvgWindow avg_window(const Pool2dShape& s, int64_t oh, int64_t ow, bool count_include_pad,
+                            int64_t divisor_override) {
+  int64_t h0 = oh * s.sh - s.ph, w0 = ow * s.sw - s.pw;
+  int64_t h1 = std::min(h0 + s.kh, s.H + s.ph), w1 = std::min(w0 + s.kw, s.W + s.pw);
+  const int64_t padded_size = (h1 - h0) * (w1 - w0);
+  h0 = std::max<int64_t>(h0, 0);
+  w0 = std::max<int64_t>(w0, 0);
+  h1 = std::min(h1, s.H);
+  w1 = std::min(w1, s.W);
+  int64_t divisor = divisor_override > 0 ? divisor_override
+                    : count_include_pad  ? padded_size
+                                         : (h1 - h0) * (w1 - w0);
+  return {h0, h1, w0, w1, divisor};
+}
+
+}  // namespace
+
+template <typename T>
+void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, int64_t* idx) {
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < s.planes; ++p) {
+    const T* xp = x + p * s.H * s.W;
+    T* yp = y + p * s.Ho * s.Wo;
+    int64_t* ip = idx + p * s.Ho * s.Wo;
+    for (int64_t oh = 0; oh < s.Ho; ++oh) {
+      const int64_t hs = oh * s.sh - s.ph;
+      int64_t i0, i1;
+      tap_range(hs, s.kh, s.dh, s.H, i0, i1);
+      for (int64_t ow = 0; ow < s.Wo; ++ow) {
+        const int64_t ws = ow * s.sw - s.pw;
+        int64_t j0, j1;
+        tap_range(ws, s.kw, s.dw, s.W, j0, j1);
+        T best = -std::numeric_limits<T>::infinity();
+        int64_t best_at = (i0 < i1 && j0 < j1) ? (hs + i0 * s.dh) * s.W + ws + j0 * s.dw : -1;
+        for (int64_t i = i0; i < i1; ++i) {
+          const int64_t row = (hs + i * s.dh) * s.W;
+          for (int64_t j = j0; j < j1; ++j) {
+            const int64_t at = row + ws + j * s.dw;
+            const T v = xp[at];
+            // PyTorch's rule: strictly greater keeps the first maximum; a NaN always wins.
+            if (v > best || v != v) {
+              best = v;
+              best_at = at;
+            }
+          }
+        }
+        yp[oh * s.Wo + ow] = best;
+        ip[oh * s.Wo + ow] = best_at;
+      }
+    }
+  }
+}
+
+template <typename T>
+void max_pool2d_backward(int64_t planes, int64_t HW, int64_t HWo, const T* gy, const int64_t* idx,
+                         T* gx) {
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < planes; ++p) {
+    T* gxp = gx + p * HW;
+    const T* gyp = gy + p * HWo;
+    const int64_t* ip = idx + p * HWo;
+    std::fill(gxp, gxp + HW, T(0));
+    for (int64_t o = 0; o < HWo; ++o)
+      if (ip[o] >= 0) gxp[ip[o]] += gyp[o];
+  }
+}
+
+template <typename T>
+void avg_pool2d_forward(const Pool2dShape& s, bool count_include_pad, int64_t divisor_override,
+                        const T* x, T* y) {
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < s.planes; ++p) {
+    const T* xp = x + p * s.H * s.W;
+    T* yp = y + p * s.Ho * s.Wo;
+    for (int64_t oh = 0; oh < s.Ho; ++oh) {
+      for (int64_t ow = 0; ow < s.Wo; ++ow) {
+        const AvgWindow win = avg_window(s, oh, ow, count_include_pad, divisor_override);
+        T sum = 0;
+        for (int64_t ih = win.h0; ih < win.h1; ++ih)
+          for (int64_t iw = win.w0; iw < win.w1; ++iw) sum += xp[ih * s.W + iw];
+        // An empty window (possible only in ceil mode without count_include_pad) gives 0.
+        yp[oh * s.Wo + ow] = win.h0 < win.h1 && win.w0 < win.w1 ? sum / T(win.divisor) : T(0);
+      }
+    }
+  }
+}
+
+template <typename T>
+void avg_pool2d_backward(const Pool2dShape& s, bool count_include_pad, int64_t divisor_override,
+                         const T* gy, T* gx) {
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < s.planes; ++p) {
+    T* gxp = gx + p * s.H * s.W;
+    const T* gyp = gy + p * s.Ho * s.Wo;
+    std::fill(gxp, gxp + s.H * s.W, T(0));
+    for (int64_t oh = 0; oh < s.Ho; ++oh) {
+      for (int64_t ow = 0; ow < s.Wo; ++ow) {
+        const AvgWindow win = avg_window(s, oh, ow, count_include_pad, divisor_override);
+        if (win.h0 >= win.h1 || win.w0 >= win.w1) continue;
+        const T g = gyp[oh * s.Wo + ow] / T(win.divisor);
+        for (int64_t ih = win.h0; ih < win.h1; ++ih)
+          for (int64_t iw = win.w0; iw < win.w1; ++iw) gxp[ih * s.W + iw] += g;
+      }
+    }
+  }
+}
+
+#define TAPEGRAD_INSTANTIATE(T)                                                                     \
+  template void max_pool2d_forward<T>(const Pool2dShape&, const T*, T*, int64_t*);                 \
+  template void max_pool2d_backward<T>(int64_t, int64_t, int64_t, const T*, const int64_t*, T*);   \
+  template void avg_pool2d_forward<T>(const Pool2dShape&, bool, int64_t, const T*, T*);            \
+  template void avg_pool2d_backward<T>(const Pool2dShape&, bool, int64_t, const T*, T*);
+TAPEGRAD_INSTANTIATE(float)
+TAPEGRAD_INSTANTIATE(double)
+#undef TAPEGRAD_INSTANTIATE
+
+}  // namespace tapegrad

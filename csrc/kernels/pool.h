@@ -1,0 +1,49 @@
+// 2-D max and average pooling (NCHW) and their backward passes.
+//
+// Layout: x (N, C, H, W) and y (N, C, Ho, Wo) contiguous; the kernels see N*C independent
+// planes and parallelise over them, so every output is computed by one thread in a fixed
+// order: results do not depend on the thread count.
+#pragma once
+#include <cstdint>
+
+namespace tapegrad {
+
+struct Pool2dShape {
+  int64_t planes, H, W, Ho, Wo;  // planes = N*C
+  int64_t kh, kw, sh, sw, ph, pw, dh, dw;
+};
+
+// PyTorch's rule: floor (or ceil) of (in + 2 pad - dil (k - 1) - 1) / stride, plus one; in
+// ceil mode the last window must start inside the input or the left padding. May be <= 0.
+inline int64_t pool2d_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil,
+                               bool ceil_mode) {
+  const int64_t num = in + 2 * pad - dil * (k - 1) - 1 + (ceil_mode ? stride - 1 : 0);
+  // floor division (num may be negative)
+  int64_t out = (num >= 0 ? num / stride : -((-num + stride - 1) / stride)) + 1;
+  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
+  return out;
+}
+
+// y = max over each window (padding is -inf); idx = flat index into its H*W plane of the
+// first maximum (a NaN wins over numbers). A window lying wholly in the padding yields -inf
+// and index -1, which the backward pass skips.
+template <typename T>
+void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, int64_t* idx);
+
+// gx (planes, H*W) = scatter-add of gy (planes, Ho*Wo) at idx; idx in [-1, H*W).
+template <typename T>
+void max_pool2d_backward(int64_t planes, int64_t HW, int64_t HWo, const T* gy, const int64_t* idx,
+                         T* gx);
+
+// y = window sum / divisor: divisor_override if > 0, else the window's size counting the
+// padding (count_include_pad, clipped at the padded edge as in PyTorch) or not. No dilation.
+template <typename T>
+void avg_pool2d_forward(const Pool2dShape& s, bool count_include_pad, int64_t divisor_override,
+                        const T* x, T* y);
+
+// gx = adjoint of avg_pool2d_forward applied to gy.
+template <typename T>
+void avg_pool2d_backward(const Pool2dShape& s, bool count_include_pad, int64_t divisor_override,
+                         const T* gy, T* gx);
+
+}  // namespace tapegrad
