@@ -1,1 +1,38 @@
-from tapegrad import _C
+"""tapegrad: eager tensors, a reverse-mode tape and C++ kernels, with PyTorch's names.
+
+>>> import tapegrad
+>>> x = tapegrad.tensor([1.0, 2.0, 3.0], requires_grad=True)
+>>> y = (x * x.exp()).sum()
+>>> y.backward()
+>>> x.grad          # (1 + x) * exp(x)
+"""
+from . import _C
+from ._dtype import (bool_ as bool, double, float, float16, float32, float64, get_default_dtype, half,  # noqa: A004
+                     int, int8, int16, int32, int64, long, set_default_dtype, uint8)
+from .tensor import Tensor
+from .device import device, cuda, backends
+from .creation import *  # noqa: F401,F403
+from .random import Generator, manual_seed, seed, initial_seed, get_rng_state, set_rng_state  # noqa: F401
+from .ops import *  # noqa: F401,F403
+from .ops import OPS  # noqa: F401
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+from . import autograd  # noqa: F401
+
+__version__ = "0.1.0"
+
+
+def set_num_threads(n: int) -> None:
+    """Threads used by the native kernels (OpenMP); results are bit-identical for any count."""
+    _C.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    return _C.get_num_threads()
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def numel(t) -> int:
+    return t.numel()

@@ -1,0 +1,195 @@
+"""The backward pass: reverse topological order over the tape, no recursion.
+
+1. Walk the graph from the roots iteratively and count, for every node, how many edges
+   point at it (its consumers still to report).
+2. Start from the roots with their upstream gradients; a node runs once all its
+   consumers have reported (Kahn's algorithm). It calls one VJP per input that needs a
+   gradient, reduces broadcast dimensions, and passes the result along the edge: to the
+   producing node (summed with other consumers' contributions) or to a leaf.
+3. Saved tensors are dropped as each node finishes unless ``retain_graph``.
+"""
+from __future__ import annotations
+
+from . import grad_mode
+from .node import Meta, Node
+
+_FREED_MSG = (
+    "Trying to backward through the graph a second time (or to use saved tensors after they were "
+    "freed). Saved intermediate values are freed when you call .backward() or autograd.grad(); "
+    "specify retain_graph=True on the first call if you need to backward through the graph again."
+)
+
+
+def _unpack(node: Node, create_graph: bool):
+    """The saved inputs and output for the VJPs, after checking nothing was modified in place."""
+    if node.released:
+        raise RuntimeError(f"{node.op.name}: {_FREED_MSG}")
+    for t, v in zip(node.saved, node.versions):
+        if t is not None and t._version[0] != v:
+            raise RuntimeError(
+                f"one of the tensors needed for the gradient of {node.op.name} (shape {tuple(t.shape)}) "
+                f"has been modified by an in-place operation: it is at version {t._version[0]}, "
+                f"expected version {v}. Don't modify it in place, or clone() it first.")
+    out = None
+    if node.out_version is not None:
+        box, v = node.out_version
+        if box[0] != v:
+            raise RuntimeError(
+                f"the output of {node.op.name} (needed for its gradient) has been modified by an "
+                f"in-place operation: it is at version {box[0]}, expected version {v}. "
+                f"Use an out-of-place op, or clone() the output first.")
+        out = Tensor._wrap(node.out_data)
+        if create_graph:  # the output is a function of the inputs through this very node
+            out._requires_grad = True
+            out.grad_fn = node
+    saved = tuple(t if t is not None else Meta(*m) for t, m in zip(node.saved, node.meta))
+    return saved, out
+
+
+def _graph(roots):
+    """Consumer counts of every node reachable from ``roots`` (iterative DFS)."""
+    deps: dict[Node, int] = {}
+    stack = list(roots)
+    seen = set(stack)
+    while stack:
+        node = stack.pop()
+        for e in node.edges:
+            if type(e) is Node:
+                deps[e] = deps.get(e, 0) + 1
+                if e not in seen:
+                    seen.add(e)
+                    stack.append(e)
+    return deps
+
+
+def _accumulate(store: dict, key, g):
+    prev = store.get(key)
+    store[key] = g if prev is None else prev + g
+
+
+def _fit(g, shape, dtype):
+    """Reduce a gradient over broadcast dimensions and cast it to its input's dtype."""
+    if g.shape != shape:
+        g = g.sum_to_size(shape)
+    if g.dtype != dtype:
+        g = g.to(dtype)
+    return g
+
+
+def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool,
+                 inputs=None, allow_unused: bool = False):
+    """Backpropagate ``grad_outputs`` from ``outputs``.
+
+    With ``inputs=None`` gradients accumulate into the ``.grad`` of leaves (``Tensor.backward``);
+    otherwise the gradients w.r.t. ``inputs`` are returned and no ``.grad`` is touched
+    (``autograd.grad``).
+    """
+    pending: dict = {}  # Node -> summed upstream gradient
+    leaf_grads: dict = {}  # id(leaf) -> gradient (autograd.grad only)
+    wanted = None
+    if inputs is not None:
+        wanted = {id(t): t for t in inputs}
+        captured: dict[int, object] = {}
+    roots = []
+    for out, g in zip(outputs, grad_outputs):
+        if out.grad_fn is None:
+            if inputs is not None and id(out) in wanted:
+                _accumulate(leaf_grads, id(out), g)
+            elif out._requires_grad and inputs is None:
+                _to_leaf(out, g, create_graph)
+            continue
+        if out.grad_fn not in pending:
+            roots.append(out.grad_fn)
+        _accumulate(pending, out.grad_fn, g)
+    nonleaf_wanted = None
+    if wanted is not None:
+        nonleaf_wanted = {}
+        for t in inputs:
+            if t.grad_fn is not None:
+                nonleaf_wanted.setdefault(t.grad_fn, []).append(t)
+
+    deps = _graph(roots)
+    ready = [n for n in roots if deps.get(n, 0) == 0]
+    prev_mode = grad_mode.state.enabled
+    grad_mode.state.enabled = create_graph
+    try:
+        while ready:
+            node = ready.pop()
+            g = pending.pop(node)
+            if node.pre_hooks:
+                for hook in node.pre_hooks.values():
+                    r = hook(g)
+                    if r is not None:
+                        g = r
+            if node.retained is not None:
+                t = node.retained()
+                if t is not None:
+                    t.grad = g if t.grad is None else t.grad + g
+            if nonleaf_wanted is not None and node in nonleaf_wanted:
+                for t in nonleaf_wanted[node]:
+                    captured[id(t)] = g
+            saved, out = _unpack(node, create_graph)
+            attrs = node.attrs if node.aux is None else {**node.attrs, "aux": node.aux}
+            for i, e in enumerate(node.edges):
+                if e is None:
+                    continue
+                gi = node.op.vjps[i](g, out, *saved, **attrs)
+                if gi is None:
+                    continue
+                shape, dtype = node.meta[i]
+                gi = _fit(gi, shape, dtype)
+                if type(e) is Node:
+                    _accumulate(pending, e, gi)
+                    deps[e] -= 1
+                    if deps[e] == 0:
+                        ready.append(e)
+                elif inputs is None:
+                    _to_leaf(e, gi, create_graph)
+                elif id(e) in wanted:
+                    if e._hooks:
+                        gi = _run_hooks(e, gi)
+                    _accumulate(leaf_grads, id(e), gi)
+            if not retain_graph:
+                node.released = bool(node.op.saves) or node.op.saves_output or node.aux is not None
+                node.saved = node.versions = node.out_data = node.aux = None
+                if not node.released:
+                    node.saved = (None,) * len(node.edges)
+                    node.versions = (0,) * len(node.edges)
+    finally:
+        grad_mode.state.enabled = prev_mode
+
+    if inputs is None:
+        return None
+    result = []
+    for t in inputs:
+        g = leaf_grads.get(id(t)) if t.grad_fn is None else captured.get(id(t))
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                "One of the differentiated tensors appears to not have been used in the graph "
+                f"(shape {tuple(t.shape)}). Set allow_unused=True if this is the desired behavior.")
+        result.append(g)
+    return tuple(result)
+
+
+def _run_hooks(t, g):
+    for hook in t._hooks.values():
+        r = hook(g)
+        if r is not None:
+            g = r
+    return g
+
+
+def _to_leaf(t, g, create_graph):
+    """Accumulate into a leaf's ``.grad`` (a fresh tensor the first time: never an alias)."""
+    if t._hooks:
+        g = _run_hooks(t, g)
+    if t.grad is None:
+        t.grad = g if create_graph else Tensor._wrap(g._data.copy())
+    elif create_graph:
+        t.grad = t.grad + g
+    else:
+        t.grad._data += g._data  # in place, as PyTorch: references to .grad stay valid
+        t.grad._version[0] += 1
+
+
+from ..tensor import Tensor  # noqa: E402

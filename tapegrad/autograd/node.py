@@ -1,0 +1,66 @@
+"""A node of the tape: one recorded op application.
+
+A node keeps what its VJPs need (the inputs named by the op's ``saves``, the output when
+``saves_output``), the version of each saved tensor at record time, and its edges: per
+input, the producing node (non-leaf), the leaf tensor itself (a leaf that requires grad),
+or None (no gradient flows there). It never references its own output tensor, so there
+are no reference cycles between tensors and the tape.
+"""
+from __future__ import annotations
+
+import itertools
+
+_seq = itertools.count()
+
+
+class Meta:
+    """Stands in for an input the op did not save: its VJPs may still read shape and dtype."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = shape, dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+class Node:
+    __slots__ = ("op", "attrs", "saved", "versions", "out_data", "out_version", "aux", "edges", "meta", "out_meta", "where",
+                 "seq", "released", "pre_hooks", "retained", "__weakref__")
+
+    def __init__(self, op, inputs, attrs, out, out_version, aux, where):
+        out_data = out if op.saves_output else None
+        self.op = op
+        self.attrs = attrs
+        saves = op.saves
+        self.saved = tuple(t if i in saves else None for i, t in enumerate(inputs))
+        self.versions = tuple(t._version[0] if i in saves else 0 for i, t in enumerate(inputs))
+        self.out_data = out_data
+        # the output's version box and its value now: an in-place change of the output is caught
+        self.out_version = (out_version, out_version[0]) if out_data is not None else None
+        self.aux = aux
+        self.edges = tuple(
+            (t.grad_fn if t.grad_fn is not None else t) if t._requires_grad and vjp is not None else None
+            for t, vjp in zip(inputs, op.vjps)
+        )
+        self.meta = tuple((t._data.shape, t._data.dtype) for t in inputs)
+        self.out_meta = (out.shape, out.dtype)
+        self.where = where
+        self.seq = next(_seq)
+        self.released = False
+        self.pre_hooks = None
+        self.retained = None
+
+    @property
+    def next_functions(self):
+        """Like PyTorch's: the nodes (or leaf tensors) this node sends gradients to."""
+        return self.edges
+
+    def name(self) -> str:
+        """PyTorch-style node name: ``mul`` -> ``MulBackward0``."""
+        return "".join(p.capitalize() for p in self.op.name.split("_")) + "Backward0"
+
+    def __repr__(self):
+        return f"<{self.name()}>"

@@ -1,0 +1,236 @@
+"""Tensor creation, with PyTorch's names and dtype defaults (floats float32, ints int64)."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _dtype
+from . import random as _random
+from .tensor import Tensor
+
+
+def _check_device(device):
+    if device is not None:
+        from .device import device as _device
+        _device(device)
+
+
+def _size(size):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    size = tuple(int(s) for s in size)
+    if any(s < 0 for s in size):
+        raise RuntimeError(f"Trying to create tensor with negative dimension: {list(size)}")
+    return size
+
+
+def _finish(arr, requires_grad):
+    t = Tensor._wrap(arr)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _infer(data):
+    """The array for ``data``, with PyTorch's defaults: Python floats -> float32, ints -> int64."""
+    if isinstance(data, Tensor):
+        return data._data.copy()
+    if isinstance(data, np.ndarray):
+        return data.copy()
+    if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
+        data = _to_nested(data)
+    arr = np.array(data)
+    if arr.dtype.kind == "f":
+        if not isinstance(data, np.generic):
+            arr = arr.astype(_dtype.get_default_dtype())
+    elif arr.dtype.kind in "iu" and not isinstance(data, np.generic):
+        arr = arr.astype(np.int64)
+    elif arr.dtype.kind not in "biuf":
+        raise TypeError(f"tensor: can't convert data of type {arr.dtype} (from {type(data).__name__})")
+    return arr
+
+
+def _flat(data):
+    stack = [data]
+    while stack:
+        d = stack.pop()
+        if isinstance(d, (list, tuple)):
+            stack.extend(d)
+        else:
+            yield d
+
+
+def _to_nested(data):
+    if isinstance(data, Tensor):
+        return data._data
+    if isinstance(data, (list, tuple)):
+        return [_to_nested(d) for d in data]
+    return data
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A new tensor holding a copy of ``data`` (nested lists, numbers, numpy arrays, tensors)."""
+    _check_device(device)
+    arr = _infer(data)
+    if dtype is not None:
+        arr = arr.astype(_dtype.to_dtype(dtype))
+    return _finish(arr, requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """Like ``tensor``, but shares memory with a numpy array of the right dtype."""
+    _check_device(device)
+    if isinstance(data, Tensor):
+        return data if dtype is None else data.to(dtype)
+    if isinstance(data, np.ndarray) and (dtype is None or data.dtype == _dtype.to_dtype(dtype)):
+        return Tensor._wrap(data)
+    return tensor(data, dtype=dtype)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing memory with ``array``."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected np.ndarray (got {type(array).__name__})")
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"from_numpy: can't convert np.ndarray of type {array.dtype}")
+    return Tensor._wrap(array)
+
+
+def _dt(dtype, default=None):
+    return _dtype.to_dtype(dtype) if dtype is not None else (default or _dtype.get_default_dtype())
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    _check_device(device)
+    return _finish(np.zeros(_size(size), _dt(dtype)), requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    _check_device(device)
+    return _finish(np.ones(_size(size), _dt(dtype)), requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    _check_device(device)
+    return _finish(np.empty(_size(size), _dt(dtype)), requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    _check_device(device)
+    if dtype is None:
+        dtype = (_dtype.bool_ if isinstance(fill_value, bool) else
+                 _dtype.int64 if isinstance(fill_value, numbers.Integral) else _dtype.get_default_dtype())
+    return _finish(np.full(_size((size,)), fill_value, _dtype.to_dtype(dtype)), requires_grad)
+
+
+def zeros_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _finish(np.zeros(input.shape, _dt(dtype, input.dtype)), requires_grad)
+
+
+def ones_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _finish(np.ones(input.shape, _dt(dtype, input.dtype)), requires_grad)
+
+
+def empty_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _finish(np.empty(input.shape, _dt(dtype, input.dtype)), requires_grad)
+
+
+def full_like(input, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _finish(np.full(input.shape, fill_value, _dt(dtype, input.dtype)), requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Like PyTorch: integer arguments give int64, any float argument gives the default float dtype."""
+    _check_device(device)
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise RuntimeError("arange: step must be nonzero")
+    args = (start, end, step)
+    if dtype is None:
+        dtype = (_dtype.get_default_dtype() if any(isinstance(a, float) or isinstance(a, Tensor) and
+                 a.dtype.kind == "f" for a in args) else _dtype.int64)
+    args = tuple(a.item() if isinstance(a, Tensor) else a for a in args)
+    return _finish(np.arange(*args).astype(_dtype.to_dtype(dtype)), requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
+    _check_device(device)
+    return _finish(np.linspace(start, end, int(steps)).astype(_dt(dtype)), requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    _check_device(device)
+    return _finish(np.eye(n, m, dtype=_dt(dtype)), requires_grad)
+
+
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    _check_device(device)
+    d = _dt(dtype)
+    return _finish(_random.rng(generator).random(_size(size), dtype=np.float64).astype(d), requires_grad)
+
+
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    _check_device(device)
+    d = _dt(dtype)
+    return _finish(_random.rng(generator).standard_normal(_size(size)).astype(d), requires_grad)
+
+
+def randint(low, high=None, size=None, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """``randint(high, size)`` or ``randint(low, high, size)``: ints in [low, high)."""
+    _check_device(device)
+    if size is None:
+        if high is None or not isinstance(high, (tuple, list)):
+            raise TypeError("randint: a size tuple is required, e.g. randint(0, 10, (3,))")
+        low, high, size = 0, low, high
+    if high <= low:
+        raise RuntimeError(f"randint: expected low < high, got low={low}, high={high}")
+    arr = _random.rng(generator).integers(low, high, size=_size((size,)))
+    return _finish(arr.astype(_dt(dtype, _dtype.int64)), requires_grad)
+
+
+def randperm(n, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    _check_device(device)
+    return _finish(_random.rng(generator).permutation(int(n)).astype(_dt(dtype, _dtype.int64)), requires_grad)
+
+
+def rand_like(input, dtype=None, requires_grad=False) -> Tensor:
+    return rand(*input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
+
+
+def randn_like(input, dtype=None, requires_grad=False) -> Tensor:
+    return randn(*input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
+
+
+def randint_like(input, low, high=None, dtype=None) -> Tensor:
+    if high is None:
+        low, high = 0, low
+    return randint(low, high, tuple(input.shape), dtype=dtype or input.dtype)
+
+
+def bernoulli(input, generator=None) -> Tensor:
+    """1 with probability ``input`` (elementwise), else 0."""
+    p = input._data
+    return Tensor._wrap((_random.rng(generator).random(p.shape) < p).astype(p.dtype))
+
+
+def multinomial(input, num_samples, replacement=False, generator=None) -> Tensor:
+    p = np.asarray(input._data, dtype=np.float64)
+    rows = p.reshape(-1, p.shape[-1])
+    g = _random.rng(generator)
+    out = np.stack([g.choice(len(r), size=num_samples, replace=replacement, p=r / r.sum()) for r in rows])
+    return Tensor._wrap(out.reshape(p.shape[:-1] + (num_samples,)).astype(np.int64))
+
+
+def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None) -> Tensor:
+    m = mean._data if isinstance(mean, Tensor) else mean
+    s = std._data if isinstance(std, Tensor) else std
+    shape = size if size is not None else np.broadcast_shapes(np.shape(m), np.shape(s))
+    d = _dt(dtype, mean.dtype if isinstance(mean, Tensor) else None)
+    return Tensor._wrap((_random.rng(generator).standard_normal(shape) * s + m).astype(d))
+
+
+__all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "zeros_like", "ones_like",
+           "empty_like", "full_like", "arange", "linspace", "eye", "rand", "randn", "randint", "randperm",
+           "rand_like", "randn_like", "randint_like", "bernoulli", "multinomial", "normal"]

@@ -1,0 +1,11 @@
+"""tapegrad's ops, by family. The table itself is ``registry.OPS``."""
+from .registry import OPS, Op, apply, defop  # noqa: F401
+from .elementwise import *  # noqa: F401,F403
+from .compare import *  # noqa: F401,F403
+from .reduction import *  # noqa: F401,F403
+from .shape import *  # noqa: F401,F403
+from .linalg import *  # noqa: F401,F403
+from .indexing import *  # noqa: F401,F403
+from .inplace import *  # noqa: F401,F403
+from .format import format_tensor  # noqa: F401
+from .conversion import to  # noqa: F401

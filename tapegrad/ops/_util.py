@@ -1,0 +1,86 @@
+"""Small helpers shared by the op families: argument coercion, dims, constants."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import _dtype
+from ..tensor import Tensor
+
+
+def const(value, dtype) -> Tensor:
+    """A constant tensor (never requires grad)."""
+    return Tensor._wrap(np.asarray(value, dtype=dtype))
+
+
+def pair(a, b, opname: str):
+    """Two operands as tensors of one dtype, promoted as PyTorch promotes (scalars are weak)."""
+    if isinstance(a, Tensor):
+        if isinstance(b, Tensor):
+            da, db = a._data.dtype, b._data.dtype
+            if da != db:
+                d = _dtype.result_type(a._data, b._data)
+                a = a if da == d else a.to(d)
+                b = b if db == d else b.to(d)
+            return a, b
+        d = _coerce_scalar(a, b, opname)
+        return (a if a._data.dtype == d else a.to(d)), const(b, d)
+    if isinstance(b, Tensor):
+        d = _coerce_scalar(b, a, opname)
+        return const(a, d), (b if b._data.dtype == d else b.to(d))
+    raise TypeError(f"{opname}: expected at least one tensor operand, got {type(a).__name__} and {type(b).__name__}")
+
+
+def _coerce_scalar(t: Tensor, s, opname):
+    if isinstance(s, np.ndarray):
+        raise TypeError(f"{opname}: wrap numpy arrays with tapegrad.tensor() or tapegrad.from_numpy() first")
+    if not isinstance(s, (numbers.Number, np.generic)):
+        raise TypeError(f"{opname}: unsupported operand of type {type(s).__name__}")
+    return _dtype.result_type(t._data, s)
+
+
+def as_tensor(x, opname: str) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, (numbers.Number, np.generic)):
+        d = _dtype.get_default_dtype() if isinstance(x, float) else None
+        return Tensor._wrap(np.asarray(x, dtype=d) if d is not None else _default_array(x))
+    raise TypeError(f"{opname}: expected a Tensor, got {type(x).__name__}")
+
+
+def _default_array(x):
+    a = np.asarray(x)
+    if a.dtype.kind == "i":
+        return a.astype(np.int64)
+    if a.dtype.kind == "f":
+        return a.astype(_dtype.get_default_dtype())
+    return a
+
+
+def norm_dim(dim, ndim: int, opname: str) -> int:
+    """A dim in [-ndim, ndim) made non-negative (0-d tensors accept 0 and -1, as in PyTorch)."""
+    n = max(ndim, 1)
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+        raise TypeError(f"{opname}: dim must be an int, got {type(dim).__name__}")
+    if not -n <= dim < n:
+        raise IndexError(f"{opname}: dim {dim} is out of range for a tensor of {ndim} dimension(s) "
+                         f"(expected to be in range [{-n}, {n - 1}])")
+    return int(dim) % n
+
+
+def norm_dims(dim, ndim: int, opname: str) -> tuple[int, ...]:
+    """``dim`` as a sorted tuple of non-negative dims; None (or ()) means all dims."""
+    if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
+        return tuple(range(ndim))
+    if isinstance(dim, (tuple, list)):
+        dims = tuple(norm_dim(d, ndim, opname) for d in dim)
+        if len(set(dims)) != len(dims):
+            raise RuntimeError(f"{opname}: dim {tuple(dim)} appears multiple times in the list of dims")
+        return tuple(sorted(dims)) if ndim else ()
+    return (norm_dim(dim, ndim, opname),) if ndim else ()
+
+
+def require_float(x: Tensor, opname: str):
+    if x._data.dtype.kind != "f":
+        raise TypeError(f"{opname}: expected a floating-point tensor, got {_dtype.name(x._data.dtype)}")

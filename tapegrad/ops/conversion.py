@@ -1,0 +1,42 @@
+"""``Tensor.to``: PyTorch's overloads for dtype and device."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _dtype
+from ..device import device as _device
+from ..tensor import Tensor
+from .shape import cast, clone
+
+
+def _is_dtype_like(x) -> bool:
+    if isinstance(x, np.dtype) or (isinstance(x, type) and issubclass(x, (np.generic, bool, float, int))):
+        return True
+    if isinstance(x, str):
+        try:
+            _dtype.to_dtype(x)
+            return x not in ("cpu",) and not x.startswith(("cuda", "mps"))
+        except TypeError:
+            return False
+    return False
+
+
+def to(t: Tensor, *args, dtype=None, device=None, copy=False, non_blocking=False, memory_format=None):
+    """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other)``; CPU devices only."""
+    for a in args:
+        if isinstance(a, Tensor):
+            dtype = a.dtype
+        elif _is_dtype_like(a):
+            dtype = a
+        elif isinstance(a, (str, _device)):
+            device = a
+        elif a is None:
+            continue
+        else:
+            raise TypeError(f"to() received an invalid argument of type {type(a).__name__}")
+    if device is not None:
+        _device(device)  # raises for anything but the CPU
+    out = t if dtype is None else cast(t, dtype)
+    if copy and out is t:
+        out = clone(t)
+    return out

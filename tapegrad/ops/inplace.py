@@ -1,0 +1,108 @@
+"""In-place ops. Each bumps the tensor's version counter, so the engine can tell when a tensor
+the tape saved was overwritten. While recording, an in-place op on a tensor in the graph is
+recorded as its out-of-place op, and the tensor is moved onto the new node ("rebased").
+In-place ops on leaves that require grad are refused outside ``no_grad()``."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _dtype
+from ..autograd import grad_mode
+from ..tensor import Tensor
+from . import elementwise as E
+from ._util import as_tensor
+
+
+def _check_leaf(self: Tensor, opname: str):
+    if self._requires_grad and self.grad_fn is None:
+        raise RuntimeError(f"{opname}: a leaf Variable that requires grad is being used in an in-place "
+                           f"operation. Wrap it in `with tapegrad.no_grad():` if you mean to update it.")
+    if self._base is not None and self._base._requires_grad:
+        raise RuntimeError(f"{opname}: in-place modification of a view of a tensor that requires grad is not "
+                           f"supported by tapegrad (the gradient would silently be wrong); use an out-of-place "
+                           f"op, or clone() the view first.")
+
+
+def _write(self: Tensor, value: np.ndarray, opname: str):
+    if value.dtype != self._data.dtype and not np.can_cast(value.dtype, self._data.dtype, "same_kind"):
+        raise RuntimeError(f"{opname}: result type {_dtype.name(value.dtype)} can't be cast to the desired "
+                           f"output type {_dtype.name(self._data.dtype)}")
+    if value.shape != self._data.shape:
+        try:
+            value = np.broadcast_to(value, self._data.shape)
+        except ValueError:
+            raise RuntimeError(f"{opname}: output with shape {tuple(self._data.shape)} doesn't match the "
+                               f"broadcast shape {tuple(value.shape)}") from None
+    try:
+        np.copyto(self._data, value, casting="unsafe")
+    except ValueError as e:  # read-only: an expanded (stride-0) view
+        raise RuntimeError(f"{opname}: unsupported operation: this tensor is a read-only or expanded view "
+                           f"({e}); clone() it first") from None
+    self._version[0] += 1
+
+
+def inplace(self: Tensor, result_fn, opname: str, *others):
+    """Apply ``result_fn(self, *others)`` (out of place) and store the result in ``self``."""
+    recording = grad_mode.state.enabled and (
+        self._requires_grad or any(isinstance(o, Tensor) and o._requires_grad for o in others))
+    if not recording:
+        with grad_mode.no_grad():
+            res = result_fn(self, *others)
+        _write(self, res._data, opname)
+        return self
+    _check_leaf(self, opname)
+    before = Tensor._wrap(self._data)  # the pre-op value, as the tape will see it
+    before._version = self._version
+    before.grad_fn, before._requires_grad = self.grad_fn, self._requires_grad
+    res = result_fn(before, *others)
+    _write(self, res._data, opname)
+    node = res.grad_fn
+    if node is not None:
+        if node.out_version is not None:
+            node.out_data = self._data
+            node.out_version = (self._version, self._version[0])
+        self.grad_fn, self._requires_grad = node, True
+    return self
+
+
+def add_(self, other, *, alpha=1):
+    return inplace(self, lambda s, o: E.add(s, o, alpha=alpha), "add_", other)
+
+
+def sub_(self, other, *, alpha=1):
+    return inplace(self, lambda s, o: E.sub(s, o, alpha=alpha), "sub_", other)
+
+
+def mul_(self, other):
+    return inplace(self, E.mul, "mul_", other)
+
+
+def div_(self, other):
+    return inplace(self, E.div, "div_", other)
+
+
+def zero_(self):
+    return fill_(self, 0)
+
+
+def fill_(self, value):
+    if isinstance(value, Tensor):
+        value = value.item()
+    if grad_mode.state.enabled and self._requires_grad:
+        return inplace(self, lambda s: _replace(s, Tensor._wrap(np.asarray(value, s.dtype))), "fill_")
+    self._data.fill(value)
+    self._version[0] += 1
+    return self
+
+
+def copy_(self, src):
+    src = as_tensor(src, "copy_")
+    return inplace(self, lambda s, o: _replace(s, o.to(s.dtype)), "copy_", src)
+
+
+def _replace(s: Tensor, value: Tensor) -> Tensor:
+    """``value`` broadcast to ``s``'s shape, recorded so that ``s`` gets a zero gradient."""
+    return E.where(Tensor._wrap(np.broadcast_to(np.True_, s.shape)), value, s)
+
+
+__all__ = ["add_", "sub_", "mul_", "div_", "zero_", "fill_", "copy_", "inplace"]

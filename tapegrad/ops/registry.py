@@ -1,0 +1,102 @@
+"""The op table: one declaration per op, forward and every input's VJP side by side.
+
+An op's forward works on numpy arrays. Each VJP is written in tapegrad ops with the
+signature ``vjp(g, out, *inputs, **attrs)``, so that with ``create_graph=True`` the
+gradients are themselves recorded and differentiable (with ``create_graph=False`` the
+engine runs them with recording off and they cost no tape). Gradients come back in the
+shape the op produced them; the engine reduces broadcast dimensions once, for every op.
+
+Adding an op is adding one ``defop`` call.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from typing import Callable, Sequence
+
+from ..autograd import grad_mode
+from ..autograd.node import Node
+
+OPS: dict[str, "Op"] = {}
+
+
+class Op:
+    """A primitive: a numpy forward and one VJP per tensor input (None: not differentiable there).
+
+    ``saves``: indices of inputs the VJPs read (others are passed as None, so the tape does
+    not keep them alive); ``saves_output``: whether the VJPs read ``out``. ``view``: the
+    output may share memory with input 0 (it then shares its version counter). ``aux``: the
+    forward returns ``(out, aux)``; ``aux`` (e.g. argmax indices) is passed to the VJPs as the
+    keyword ``aux`` and not differentiated.
+    """
+
+    __slots__ = ("name", "forward", "vjps", "saves", "saves_output", "view", "aux", "differentiable")
+
+    def __init__(self, name, forward, vjps, saves, saves_output, view, aux):
+        self.name = name
+        self.forward = forward
+        self.vjps = tuple(vjps)
+        self.saves = frozenset(range(len(vjps)) if saves is None else saves)
+        self.saves_output = saves_output
+        self.view = view
+        self.aux = aux
+        self.differentiable = any(v is not None for v in vjps)
+
+    def __repr__(self):
+        return f"<op {self.name}>"
+
+
+def defop(name: str, forward: Callable, *vjps: Callable | None, saves: Sequence[int] | None = None,
+          saves_output: bool = False, view: bool = False, aux: bool = False) -> Op:
+    """Declare an op. Returns the ``Op``; call it with ``apply(op, *tensors, **attrs)``."""
+    if name in OPS:
+        raise ValueError(f"op {name!r} is declared twice")
+    op = Op(name, forward, vjps, saves, saves_output, view, aux)
+    OPS[name] = op
+    return op
+
+
+_PKG_DIR = __file__.rsplit("/ops/", 1)[0]
+
+
+def _user_frame() -> tuple[str, int]:
+    """(filename, line) of the first caller outside tapegrad: where the user created a node."""
+    f = sys._getframe(2)
+    while f is not None and f.f_code.co_filename.startswith(_PKG_DIR):
+        f = f.f_back
+    return (f.f_code.co_filename, f.f_lineno) if f is not None else ("?", 0)
+
+
+def apply(op: Op, *inputs, **attrs):
+    """Run ``op`` on tensors; record a node when grad mode is on and an input requires grad."""
+    out = op.forward(*[t._data for t in inputs], **attrs)
+    aux = None
+    if op.aux:
+        out, aux = out
+    if type(out) is not np.ndarray:  # numpy returns scalars from 0-d computations
+        out = np.asarray(out)
+    result = Tensor.__new__(Tensor)
+    result._data = out
+    result.grad = None
+    result._retains_grad = False
+    result._hooks = None
+    if op.view:
+        result._version = inputs[0]._version
+        result._base = inputs[0] if inputs[0]._base is None else inputs[0]._base
+    else:
+        result._version = [0]
+        result._base = None
+    if grad_mode.state.enabled and op.differentiable:
+        for t in inputs:
+            if t._requires_grad:
+                result._requires_grad = True
+                result.grad_fn = Node(op, inputs, attrs, out, result._version,
+                                      aux, _user_frame())
+                return result
+    result._requires_grad = False
+    result.grad_fn = None
+    return result
+
+
+from ..tensor import Tensor  # noqa: E402  (tensor.py imports the ops lazily)
