@@ -1,0 +1,110 @@
+"""Finite-difference checks of the tape's gradients, in float64.
+
+``gradcheck`` compares the analytical vector-Jacobian product of every output with a
+central-difference estimate, element by element; ``gradgradcheck`` does the same for the
+gradients themselves (through ``create_graph=True``). A failure names the input, the
+element and both values.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import autograd
+from ..autograd import grad_mode
+from ..tensor import Tensor
+
+
+class GradcheckError(AssertionError):
+    """Raised when an analytical gradient disagrees with finite differences."""
+
+
+def _outputs(fn, inputs):
+    out = fn(*inputs)
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    return [o for o in outs if isinstance(o, Tensor) and o.dtype.kind == "f"]
+
+
+def _diff_inputs(inputs):
+    return [(i, t) for i, t in enumerate(inputs) if isinstance(t, Tensor) and t._requires_grad]
+
+
+def _numerical(fn, inputs, i, t, cotangents, eps):
+    """d<outputs, cotangents>/d t by central differences."""
+    flat = t._data.reshape(-1)  # a view: t must be contiguous (checked by the caller)
+    grad = np.zeros(flat.size, dtype=np.float64)
+    with grad_mode.no_grad():
+        for k in range(flat.size):
+            orig = flat[k]
+            flat[k] = orig + eps
+            plus = [o._data.astype(np.float64) for o in _outputs(fn, inputs)]
+            flat[k] = orig - eps
+            minus = [o._data.astype(np.float64) for o in _outputs(fn, inputs)]
+            flat[k] = orig
+            grad[k] = sum(np.sum((p - m) * c) for p, m, c in zip(plus, minus, cotangents)) / (2 * eps)
+    return grad.reshape(t.shape)
+
+
+def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, seed=0) -> bool:
+    """Check the gradients of ``fn(*inputs)`` w.r.t. every input that requires grad.
+
+    Inputs should be float64 for a meaningful check. Each output is contracted with a fixed
+    random cotangent, so one backward pass checks every output at once.
+    """
+    inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
+    for i, t in _diff_inputs(inputs):
+        if t.dtype != np.float64:
+            raise GradcheckError(f"gradcheck: input {i} is {t.dtype}; finite differences need float64 inputs")
+        if not t._data.flags.c_contiguous or not t._data.flags.writeable:
+            raise GradcheckError(f"gradcheck: input {i} must be a contiguous, writable tensor")
+    rng = np.random.default_rng(seed)
+    outs = _outputs(fn, inputs)
+    if not outs:
+        raise GradcheckError("gradcheck: fn returned no floating-point tensor")
+    cotangents = [rng.standard_normal(o.shape) for o in outs]
+    diff = _diff_inputs(inputs)
+    needs = [o for o in outs if o._requires_grad]
+    if needs:
+        analytical = autograd.grad(
+            needs, [t for _, t in diff],
+            [Tensor._wrap(c.astype(o.dtype)) for o, c in zip(outs, cotangents) if o._requires_grad],
+            allow_unused=True)
+    else:
+        analytical = [None] * len(diff)
+    for (i, t), a in zip(diff, analytical):
+        a = np.zeros(t.shape) if a is None else a._data.astype(np.float64)
+        if a.shape != t.shape:
+            raise GradcheckError(f"gradcheck: gradient for input {i} has shape {a.shape}, expected {t.shape}")
+        n = _numerical(fn, inputs, i, t, cotangents, eps)
+        bad = ~np.isclose(a, n, rtol=rtol, atol=atol, equal_nan=False)
+        if bad.any():
+            k = np.unravel_index(np.argmax(np.abs(a - n) * bad), a.shape)
+            msg = (f"gradcheck: gradient of input {i} (shape {tuple(t.shape)}) is wrong at element {tuple(map(int, k))}: "
+                   f"analytical {a[k]!r} vs numerical {n[k]!r} ({int(bad.sum())} of {a.size} elements differ)")
+            if raise_exception:
+                raise GradcheckError(msg)
+            return False
+    return True
+
+
+def gradgradcheck(fn, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True,
+                  seed=0) -> bool:
+    """Check second derivatives: gradcheck of ``(inputs, v) -> d<fn(inputs), v>/d inputs``."""
+    inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
+    rng = np.random.default_rng(seed + 1)
+    outs = _outputs(fn, inputs)
+    if grad_outputs is None:
+        grad_outputs = [Tensor._wrap(rng.standard_normal(o.shape)).requires_grad_() for o in outs]
+    grad_outputs = list(grad_outputs)
+    n_in = len(inputs)
+    diff_idx = [i for i, _ in _diff_inputs(inputs)]
+
+    def first_grads(*args):
+        ins, vs = args[:n_in], args[n_in:]
+        with grad_mode.enable_grad():  # also while gradcheck perturbs inputs under no_grad
+            pairs = [(o, v) for o, v in zip(_outputs(fn, ins), vs) if o._requires_grad]
+            gs = autograd.grad([o for o, _ in pairs], [ins[i] for i in diff_idx], [v for _, v in pairs],
+                               create_graph=True, allow_unused=True)
+        return tuple(g for g in gs if g is not None)
+
+    return gradcheck(first_grads, (*inputs, *grad_outputs), eps=eps, atol=atol, rtol=rtol,
+                     raise_exception=raise_exception, seed=seed)
