@@ -69,10 +69,24 @@ void matmul_impl(const py::array& a, const py::array& b, py::array& out, double 
   const int64_t rsa = estride(a, nd - 2), csa = estride(a, nd - 1);
   const int64_t rsb = estride(b, nd - 2), csb = estride(b, nd - 1);
   const int64_t rsc = estride(out, nd - 2), csc = estride(out, nd - 1);
-  py::gil_scoped_release nogil;
-  for (int64_t i = 0; i < batch; ++i)
+  // Many small products: one per thread (each gemm then runs single-threaded inside the
+  // region, so every product is computed exactly as it would be alone: deterministic). Only
+  // when no two batch entries share out (a stride-0 out batch dim would race).
+  const double work = double(M) * double(N) * double(K);
+  bool distinct_out = true;
+  for (int d = 0; d < nd - 2; ++d) distinct_out = distinct_out && (a.shape(d) == 1 || estride(out, d) != 0);
+  const bool over_batch = batch > 1 && distinct_out && work < 64.0 * 64.0 * 64.0 && work * batch >= 64.0 * 64.0 * 64.0;
+  auto one = [&](int64_t i) {
     tapegrad::gemm<T>(M, N, K, static_cast<T>(alpha), pa + offa[i], rsa, csa, pb + offb[i], rsb, csb,
                       static_cast<T>(beta), pc + offc[i], rsc, csc);
+  };
+  py::gil_scoped_release nogil;
+  if (over_batch) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < batch; ++i) one(i);
+  } else {
+    for (int64_t i = 0; i < batch; ++i) one(i);  // each gemm parallelises itself if large enough
+  }
 }
 
 void matmul(const py::array& a, const py::array& b, py::array& out, double alpha, double beta) {
@@ -449,6 +463,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("alpha") = 1.0,
         py::arg("beta") = 0.0,
         "out = alpha * a @ b + beta * out for (..., M, K) @ (..., K, N) with equal batch shapes; any strides.");
+  m.def("gemm_kernel", &tapegrad::gemm_kernel_name,
+        "Name of the GEMM micro-kernel in use: 'avx2' or 'generic' (TAPEGRAD_GEMM_KERNEL=generic forces it).");
   m.def("set_num_threads", [](int n) {
     if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
     omp_set_num_threads(n);

@@ -15,4 +15,8 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha,
           const T* B, int64_t rsb, int64_t csb, T beta,
           T* C, int64_t rsc, int64_t csc);
 
+// Which micro-kernel gemm runs on this CPU: "avx2" or "generic". Chosen once, at the first
+// call, from the CPU's features; TAPEGRAD_GEMM_KERNEL=generic forces the portable one.
+const char* gemm_kernel_name();
+
 }  // namespace tapegrad

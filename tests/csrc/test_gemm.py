@@ -1,0 +1,214 @@
+"""tapegrad._C.matmul (the packed, blocked GEMM) against numpy.
+
+Float64 is checked tightly and float32 with a tolerance that grows with K; transposes arrive
+as `.T` views and slices as strided views, so the packing routines see every layout.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from tapegrad import _C
+
+SIZES = [1, 2, 3, 7, 13, 17, 31, 67, 129]
+DTYPES = [np.float64, np.float32]
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    old = _C.get_num_threads()
+    _C.set_num_threads(request.param)
+    yield request.param
+    _C.set_num_threads(old)
+
+
+def operand(rng, shape, dtype, transposed=False):
+    """A random array of `shape`; with `transposed`, a `.T` view of a contiguous array."""
+    if transposed:
+        return np.ascontiguousarray(rng.uniform(-1, 1, shape[::-1]).astype(dtype)).T
+    return rng.uniform(-1, 1, shape).astype(dtype)
+
+
+def check(a, b, out=None, alpha=1.0, beta=0.0):
+    """Run _C.matmul and compare with numpy in float64; returns the result."""
+    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+    if out is None:
+        out = np.full(shape, np.nan, dtype=a.dtype)
+    ref_c = np.zeros(shape) if beta == 0 else beta * out.astype(np.float64)
+    expected = alpha * np.matmul(a.astype(np.float64), b.astype(np.float64)) + ref_c
+    _C.matmul(a, b, out, alpha, beta)
+    k = a.shape[-1]
+    eps = np.finfo(a.dtype).eps
+    scale = max(1.0, abs(alpha)) * (k + 2) + abs(beta)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=4 * eps * scale)
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta", [False, True], ids=["A", "At"])
+@pytest.mark.parametrize("tb", [False, True], ids=["B", "Bt"])
+def test_transposes_odd_sizes(threads, dtype, ta, tb):
+    rng = np.random.default_rng(0)
+    for m, n, k in [(1, 1, 1), (7, 13, 17), (31, 67, 3), (129, 17, 67), (67, 129, 31), (2, 129, 300)]:
+        check(operand(rng, (m, k), dtype, ta), operand(rng, (k, n), dtype, tb))
+
+
+@settings(max_examples=60, deadline=None)
+@given(m=st.sampled_from(SIZES), n=st.sampled_from(SIZES), k=st.sampled_from(SIZES),
+       ta=st.booleans(), tb=st.booleans(), tc=st.booleans(), dtype=st.sampled_from(DTYPES),
+       nthreads=st.sampled_from([1, 2]))
+def test_drawn_shapes(m, n, k, ta, tb, tc, dtype, nthreads):
+    rng = np.random.default_rng(m * 10007 + n * 101 + k)
+    old = _C.get_num_threads()
+    _C.set_num_threads(nthreads)
+    try:
+        out = np.full((n, m), np.nan, dtype).T if tc else None  # column-major out
+        check(operand(rng, (m, k), dtype, ta), operand(rng, (k, n), dtype, tb), out=out)
+    finally:
+        _C.set_num_threads(old)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", [(0, 3, 4), (3, 0, 4), (0, 0, 0), (3, 4, 0), (1, 5, 0)])
+def test_zero_dims(dtype, m, n, k):
+    rng = np.random.default_rng(1)
+    a, b = operand(rng, (m, k), dtype), operand(rng, (k, n), dtype)
+    out = rng.uniform(-1, 1, (m, n)).astype(dtype)
+    check(a, b, out=out.copy(), alpha=2.0, beta=0.5)
+    res = check(a, b)  # beta == 0 on a NaN-filled out: K == 0 gives exact zeros
+    assert not np.isnan(res).any()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_unit_dims(threads, dtype):
+    rng = np.random.default_rng(2)
+    for m, n, k in [(1, 300, 200), (300, 1, 200), (200, 300, 1), (1, 1, 500)]:
+        check(operand(rng, (m, k), dtype), operand(rng, (k, n), dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_strided_views(threads, dtype):
+    rng = np.random.default_rng(3)
+    a = rng.uniform(-1, 1, (80, 90)).astype(dtype)[3::2, ::3]           # (39, 30), both strides odd
+    b = rng.uniform(-1, 1, (100, 70)).astype(dtype)[::-3, 1::2][:30]     # (30, 35), negative row stride
+    out = np.full((90, 80), np.nan, dtype)[::2, 5::2]                    # (45, 38) -> slice to (39, 35)
+    check(a, b, out=out[:39, :35])
+    check(a.T[:, :13], a[:13, :])                                        # strided, transposed
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batched_broadcast(threads, dtype):
+    rng = np.random.default_rng(4)
+    a = np.broadcast_to(operand(rng, (17, 31), dtype), (5, 17, 31))      # stride-0 batch
+    b = operand(rng, (5, 31, 13), dtype)
+    check(a, b)
+    a4 = operand(rng, (3, 1, 20, 9), dtype)
+    b4 = np.broadcast_to(operand(rng, (4, 9, 7), dtype, transposed=False), (3, 4, 9, 7))
+    check(np.broadcast_to(a4, (3, 4, 20, 9)), b4)
+    big = np.broadcast_to(operand(rng, (70, 80), dtype), (3, 70, 80))   # per-matrix parallel path
+    check(big, operand(rng, (3, 90, 80), dtype).transpose(0, 2, 1))     # transposed batch of B
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_alpha_beta(threads, dtype):
+    rng = np.random.default_rng(5)
+    for m, n, k in [(13, 17, 300), (130, 70, 600)]:                     # K spans several KC blocks
+        a, b = operand(rng, (m, k), dtype), operand(rng, (k, n), dtype, transposed=True)
+        check(a, b, out=rng.uniform(-1, 1, (m, n)).astype(dtype), alpha=-1.5, beta=0.25)
+        check(a, b, out=rng.uniform(-1, 1, (m, n)).astype(dtype), alpha=0.5, beta=1.0)
+        res = check(a, b, out=np.full((m, n), np.nan, dtype), alpha=2.0, beta=0.0)
+        assert not np.isnan(res).any()
+        out = rng.uniform(-1, 1, (m, n)).astype(dtype)
+        check(a, b, out=out.copy(), alpha=0.0, beta=3.0)
+
+
+def _run(a, b, nthreads):
+    old = _C.get_num_threads()
+    _C.set_num_threads(nthreads)
+    try:
+        out = np.empty(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1]), a.dtype)
+        _C.matmul(a, b, out)
+        return out
+    finally:
+        _C.set_num_threads(old)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k,tb", [(300, 500, 700, False), (500, 20, 300, True), (64, 4200, 260, False),
+                                      (8, 64, 500, True)], ids=["square", "tall", "wide", "batch"])
+def test_deterministic_across_threads(dtype, m, n, k, tb):
+    """Bit-identical for 1 and 2 threads and across repeated runs (K is never split)."""
+    rng = np.random.default_rng(6)
+    a, b = operand(rng, (m, k), dtype), operand(rng, (k, n), dtype, tb)
+    if m == 8:  # many small products: the binding parallelises over the batch
+        a, b = np.broadcast_to(a, (16, m, k)), operand(rng, (16, k, n), dtype)
+    one = _run(a, b, 1)
+    two = _run(a, b, 2)
+    assert one.tobytes() == two.tobytes()
+    assert _run(a, b, 2).tobytes() == two.tobytes()
+    check(a, b)
+
+
+def test_threads_setting():
+    old = _C.get_num_threads()
+    _C.set_num_threads(1)
+    assert _C.get_num_threads() == 1
+    _C.set_num_threads(old)
+    with pytest.raises(ValueError, match="set_num_threads"):
+        _C.set_num_threads(0)
+
+
+GENERIC_SCRIPT = textwrap.dedent("""
+    import numpy as np
+    from tapegrad import _C
+    assert _C.gemm_kernel() == "generic", _C.gemm_kernel()
+    rng = np.random.default_rng(0)
+    for dtype in (np.float64, np.float32):
+        eps = np.finfo(dtype).eps
+        for (m, n, k) in [(1, 1, 1), (7, 13, 17), (67, 129, 31), (130, 300, 270)]:
+            for ta in (False, True):
+                for tb in (False, True):
+                    a = rng.uniform(-1, 1, (k, m) if ta else (m, k)).astype(dtype)
+                    b = rng.uniform(-1, 1, (n, k) if tb else (k, n)).astype(dtype)
+                    a, b = (a.T if ta else a), (b.T if tb else b)
+                    c0 = rng.uniform(-1, 1, (m, n)).astype(dtype)
+                    outs = []
+                    for t in (1, 2):
+                        _C.set_num_threads(t)
+                        out = c0.copy()
+                        _C.matmul(a, b, out, 1.5, 0.5)
+                        outs.append(out)
+                    ref = 1.5 * (a.astype(np.float64) @ b.astype(np.float64)) + 0.5 * c0
+                    np.testing.assert_allclose(outs[0], ref, rtol=0, atol=8 * eps * (k + 2))
+                    assert outs[0].tobytes() == outs[1].tobytes()
+    print("generic ok")
+""")
+
+
+def test_generic_kernel_subprocess():
+    env = dict(os.environ, TAPEGRAD_GEMM_KERNEL="generic")
+    res = subprocess.run([sys.executable, "-c", GENERIC_SCRIPT], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "generic ok" in res.stdout
+
+
+def test_kernel_name():
+    assert _C.gemm_kernel() in ("avx2", "generic")
+
+
+@pytest.mark.parametrize("args,msg", [
+    ((np.ones((2, 3)), np.ones((4, 5)), np.ones((2, 5))), "do not chain"),
+    ((np.ones((2, 3)), np.ones((3, 5)), np.ones((2, 4))), "do not chain"),
+    ((np.ones(3), np.ones(3), np.ones(1)), "rank"),
+    ((np.ones((2, 3)), np.ones((3, 5), np.float32), np.ones((2, 5))), "dtypes differ"),
+    ((np.ones((2, 3), int), np.ones((3, 5), int), np.ones((2, 5), int)), "float32 and float64"),
+    ((np.ones((2, 2, 3)), np.ones((3, 3, 5)), np.ones((2, 2, 5))), "batch"),
+    ((np.ones((2, 3)), np.ones((3, 5)), np.broadcast_to(np.ones(5), (2, 5))), "read-only"),
+])
+def test_bad_input(args, msg):
+    with pytest.raises(ValueError, match=f"matmul: .*{msg}"):
+        _C.matmul(*args)
