@@ -6,7 +6,20 @@
 >>> y.backward()
 >>> x.grad          # (1 + x) * exp(x)
 """
-from . import _C
+import os as _os
+
+if _os.environ.get("TAPEGRAD_C_PATH"):
+    # Load another build of the kernels (scripts/sanitize.sh runs the tests against an
+    # AddressSanitizer + UBSan build this way, beside the normal one).
+    import importlib.util as _ilu
+    import sys as _sys
+
+    _spec = _ilu.spec_from_file_location("tapegrad._C", _os.environ["TAPEGRAD_C_PATH"])
+    _C = _ilu.module_from_spec(_spec)
+    _sys.modules["tapegrad._C"] = _C
+    _spec.loader.exec_module(_C)
+else:
+    from . import _C
 from ._dtype import (bool_ as bool, double, float, float16, float32, float64, get_default_dtype, half,  # noqa: A004
                      int, int8, int16, int32, int64, long, set_default_dtype, uint8)
 from .tensor import Tensor
