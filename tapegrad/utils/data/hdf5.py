@@ -1,0 +1,115 @@
+"""``HDF5Dataset``: image/label splits read lazily from one HDF5 file.
+
+The layout (the heritage framework's, and what ``mnist.convert`` writes)::
+
+    /train/images  uint8, N x 784 or N x 1 x 28 x 28     /train/labels  integer, N
+    /val/images    ...                                    /val/labels    ...
+    /test/images   ...                                    /test/labels   ...
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...tensor import Tensor
+from .dataset import Dataset
+
+
+class HDF5Dataset(Dataset):
+    """One split (``"train"``, ``"val"`` or ``"test"``) of an HDF5 image file.
+
+    Images come back as ``dtype`` (float32 by default) scaled from uint8 to [0, 1], then
+    normalised as ``(x - mean) / std`` if ``normalize=(mean, std)``; labels as int64. The file
+    is opened on first use and samples are read on demand, unless ``load_into_memory=True``
+    reads the split once. ``shape`` reshapes each image, e.g. ``(1, 28, 28)`` or ``(784,)``.
+
+    >>> train = HDF5Dataset("data/mnist.h5", "train", load_into_memory=True, shape=(1, 28, 28))
+    >>> x, y = train[0]                       # x: float32 (1, 28, 28) in [0, 1], y: int64 scalar
+    """
+
+    def __init__(self, path, split="train", *, load_into_memory=False, normalize=None, dtype=np.float32,
+                 shape=None, limit=None):
+        import h5py  # imported here so `import tapegrad` does not pay for it
+
+        self.path, self.split = str(path), split
+        self.dtype = np.dtype(dtype)
+        self.normalize = None if normalize is None else tuple(float(v) for v in normalize)
+        self._file = None
+        with h5py.File(self.path, "r") as f:
+            if split not in f:
+                raise KeyError(f"{self.path}: no split '{split}' (found: {', '.join(sorted(f.keys()))})")
+            for key in ("images", "labels"):
+                if key not in f[split]:
+                    raise KeyError(f"{self.path}: /{split}/{key} is missing")
+            stored = f[split]["images"].shape
+            n = stored[0]
+            if f[split]["labels"].shape[0] != n:
+                raise ValueError(f"{self.path}: /{split} has {n} images but {f[split]['labels'].shape[0]} labels")
+            self._images = self._labels = None
+            if load_into_memory:
+                stop = n if limit is None else min(n, int(limit))
+                self._images = f[split]["images"][:stop]
+                self._labels = f[split]["labels"][:stop]
+        self._len = n if limit is None else min(n, int(limit))
+        self.shape = tuple(shape) if shape is not None else tuple(stored[1:])
+        if int(np.prod(self.shape)) != int(np.prod(stored[1:])):
+            raise ValueError(f"HDF5Dataset: can't reshape images of shape {tuple(stored[1:])} to {self.shape}")
+
+    def _open(self):
+        if self._file is None:
+            import h5py
+            self._file = h5py.File(self.path, "r")
+        return self._file[self.split]
+
+    def __getstate__(self):  # an open h5py file can't be pickled; reopen on use
+        state = self.__dict__.copy()
+        state["_file"] = None
+        return state
+
+    def __del__(self):
+        f = getattr(self, "_file", None)
+        if f is not None:
+            try:
+                f.close()
+            except Exception:  # interpreter shutdown
+                pass
+
+    def __len__(self):
+        return self._len
+
+    def _read(self, indices: np.ndarray):
+        """Raw uint8 images and labels at ``indices`` (an int64 array)."""
+        if self._images is not None:
+            return self._images[indices], self._labels[indices]
+        g = self._open()
+        # h5py wants increasing, unique indices: read those, then put them back in order.
+        uniq, inverse = np.unique(indices, return_inverse=True)
+        return g["images"][uniq][inverse], g["labels"][uniq][inverse]
+
+    def _to_float(self, raw):
+        x = raw.astype(self.dtype)
+        x *= self.dtype.type(1 / 255)
+        if self.normalize is not None:
+            mean, std = self.normalize
+            x -= self.dtype.type(mean)
+            x /= self.dtype.type(std)
+        return x
+
+    def _batch(self, indices):
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.size and (indices.min() < -self._len or indices.max() >= self._len):
+            raise IndexError(f"HDF5Dataset: index out of range for a split of {self._len} samples")
+        indices = indices % max(self._len, 1)
+        images, labels = self._read(indices)
+        x = self._to_float(images).reshape((len(indices),) + self.shape)
+        return Tensor._wrap(x), Tensor._wrap(labels.astype(np.int64))
+
+    def __getitem__(self, index):
+        if isinstance(index, (list, np.ndarray, slice)):
+            idx = np.arange(self._len)[index] if isinstance(index, slice) else np.asarray(index)
+            return self._batch(idx)
+        x, y = self._batch(np.array([int(index)]))
+        return Tensor._wrap(x._data[0]), Tensor._wrap(y._data[0])
+
+    def tensors(self):
+        """The whole split as two tensors (images, labels)."""
+        return self._batch(np.arange(self._len))
