@@ -158,6 +158,117 @@ _where = defop("where", np.where, None,
                lambda g, out, c, x, y: g * c.to(g.dtype),
                lambda g, out, c, x, y: g * (~c).to(g.dtype), saves=(0,))
 
+
+def _masked(g, cond):
+    """``g`` where ``cond`` holds, else 0 (a where, not a product: an inf upstream stays out)."""
+    return where(cond, g, const(0, g.dtype))
+
+
+def _to_float(input):
+    """Integer and bool tensors become the default float dtype (PyTorch's rule for float-valued ops)."""
+    from .. import _dtype
+    return input if input._data.dtype.kind == "f" else input.to(_dtype.get_default_dtype())
+
+
+# ---------------------------------------------------------------- clamp and friends
+def _clamp_fwd(x, lo, hi):
+    return np.minimum(np.maximum(x, lo), hi)  # min > max gives max everywhere, as in PyTorch
+
+
+# PyTorch's clamp_backward_min_max: the gradient passes where min <= x <= max
+_clamp = defop("clamp", _clamp_fwd,
+               lambda g, out, x, lo, hi: _masked(g, (x >= lo) & (x <= hi)),
+               lambda g, out, x, lo, hi: _masked(g, (x < lo) & (lo < hi)),
+               lambda g, out, x, lo, hi: _masked(g, (x > hi) | (hi < lo)))
+
+
+def _clamp_args(input, min, max, opname):
+    from .. import _dtype
+    if min is None and max is None:
+        raise RuntimeError(f"{opname}: At least one of 'min' or 'max' must not be None")
+    x = as_tensor(input, opname)
+    if x._data.dtype == np.bool_:
+        raise RuntimeError(f"{opname}: not implemented for 'Bool' tensors")
+    d = x._data.dtype
+    for b in (min, max):
+        if b is not None:
+            d = _dtype.result_type(np.broadcast_to(np.empty((), d), x.shape), b._data if isinstance(b, Tensor) else b)
+    info = np.finfo(d) if d.kind == "f" else np.iinfo(d)
+    lo_default, hi_default = (-np.inf, np.inf) if d.kind == "f" else (info.min, info.max)
+    lo = const(lo_default, d) if min is None else (min.to(d) if isinstance(min, Tensor) else const(min, d))
+    hi = const(hi_default, d) if max is None else (max.to(d) if isinstance(max, Tensor) else const(max, d))
+    return x.to(d), lo, hi
+
+
+def clamp(input, min=None, max=None):
+    """Limit ``input`` to ``[min, max]`` (scalars or broadcastable tensors; either may be None).
+
+    >>> tapegrad.clamp(tapegrad.tensor([-2.0, 0.5, 3.0]), min=0, max=1)
+    tensor([0.0000, 0.5000, 1.0000])
+    """
+    return apply(_clamp, *_clamp_args(input, min, max, "clamp"))
+
+
+clip = clamp
+
+_square = defop("square", np.square, lambda g, out, x: g * x * 2)
+_reciprocal = defop("reciprocal", np.reciprocal, lambda g, out, x: -g * out * out, saves_output=True, saves=())
+
+
+def square(input):
+    return apply(_square, input)
+
+
+def reciprocal(input):
+    """``1 / input``; integer tensors give floats."""
+    return apply(_reciprocal, _to_float(input))
+
+
+# rounding: piecewise constant, so the gradient is zero (as in PyTorch)
+_floor = defop("floor", np.floor, _zero_vjp, saves=())
+_ceil = defop("ceil", np.ceil, _zero_vjp, saves=())
+_trunc = defop("trunc", np.trunc, _zero_vjp, saves=())
+_round = defop("round", lambda x, decimals: np.round(x, decimals), _zero_vjp, saves=())  # half to even
+
+
+def _rounding(op):
+    def fn(input):
+        if input._data.dtype.kind != "f":  # integers are already whole: a copy, as PyTorch
+            return Tensor._wrap(input._data.copy())
+        return apply(op, input)
+    fn.__name__ = op.name
+    return fn
+
+
+floor, ceil, trunc = _rounding(_floor), _rounding(_ceil), _rounding(_trunc)
+fix = trunc
+
+
+def round(input, *, decimals=0):
+    """Round half to even (as PyTorch and numpy), to ``decimals`` places."""
+    if input._data.dtype.kind != "f" and decimals >= 0:
+        return Tensor._wrap(input._data.copy())
+    return apply(_round, _to_float(input), decimals=int(decimals))
+
+
+def _atan2_denominator(y, x):
+    return x * x + y * y
+
+
+_atan2 = defop("atan2", np.arctan2,
+               lambda g, out, y, x: g * x / _atan2_denominator(y, x),
+               lambda g, out, y, x: -g * y / _atan2_denominator(y, x))
+
+
+def atan2(input, other):
+    """The angle of the point ``(other, input)``: ``atan(input / other)`` in the right quadrant."""
+    y, x = pair(input, other, "atan2")
+    return apply(_atan2, _to_float(y), _to_float(x))
+
+
+arctan2 = atan2
+
 __all__ = ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "neg", "exp", "log", "log1p",
            "expm1", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "abs", "erf", "relu", "sign",
-           "where"]
+           "where", "clamp", "clip", "square", "reciprocal", "floor", "ceil", "trunc", "fix", "round",
+           "atan2", "arctan2"]

@@ -81,6 +81,15 @@ def div_(self, other):
     return inplace(self, E.div, "div_", other)
 
 
+def clamp_(self, min=None, max=None):
+    """In-place ``clamp``; tensor bounds are differentiable like the out-of-place op's."""
+    bounds = [b for b in (min, max) if isinstance(b, Tensor)]
+    return inplace(self, lambda s, *_: E.clamp(s, min, max), "clamp_", *bounds)
+
+
+clip_ = clamp_
+
+
 def zero_(self):
     return fill_(self, 0)
 
@@ -105,4 +114,4 @@ def _replace(s: Tensor, value: Tensor) -> Tensor:
     return E.where(Tensor._wrap(np.broadcast_to(np.True_, s.shape)), value, s)
 
 
-__all__ = ["add_", "sub_", "mul_", "div_", "zero_", "fill_", "copy_", "inplace"]
+__all__ = ["add_", "sub_", "mul_", "div_", "clamp_", "clip_", "zero_", "fill_", "copy_", "inplace"]

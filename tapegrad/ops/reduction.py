@@ -1,12 +1,16 @@
 """Reductions over dims (``dim`` int or tuple, ``keepdim``), with PyTorch's semantics."""
 from __future__ import annotations
 
+import builtins
+import collections
+
 import numpy as np
 
 from .. import _dtype
 from ..tensor import Tensor
 from .registry import apply, defop
-from ._util import norm_dims
+from ._util import const, norm_dim, norm_dims
+from .elementwise import where
 
 
 def _keep_shape(shape, dims):
@@ -81,4 +85,303 @@ def sum_to_size(input, *size):
     return apply(_sum_to_size, input, shape=shape)
 
 
-__all__ = ["sum", "mean", "sum_to_size"]
+
+def _count(shape, dims):
+    return int(np.prod([shape[d] for d in dims]))
+
+
+def _full_result(name):
+    """torch.return_types-style ``(values, indices)`` namedtuple."""
+    return collections.namedtuple(name, ["values", "indices"])
+
+
+return_types = type("return_types", (), {n: _full_result(n) for n in ("max", "min", "mode", "median", "kthvalue")})
+
+
+# ---------------------------------------------------------------- prod
+def _prod_fwd(x, dims, keepdim):
+    return np.asarray(np.prod(x, axis=dims, keepdims=keepdim), dtype=x.dtype if x.dtype.kind == "f" else np.int64)
+
+
+def _prod_vjp(g, out, x, dims, keepdim):
+    """d prod / d x_i = prod of the others: ``out / x_i`` when no zeros, else by zero counting."""
+    g = _unreduce(g, x, dims, keepdim)
+    if not (x._data == 0).any():
+        return g * _unreduce(out, x, dims, keepdim) / x
+    # one zero in a slice: only it gets the product of the rest; two or more: nothing does
+    zero = x == 0
+    nonzero_prod = prod_dims(where(zero, const(1, x.dtype), x), dims, keepdim=True)
+    zeros_in_slice = zero._data.sum(axis=dims, keepdims=True)
+    others = where(zero & Tensor._wrap(zeros_in_slice == 1), nonzero_prod.expand(x.shape), const(0, x.dtype))
+    others = where(Tensor._wrap(np.broadcast_to(zeros_in_slice == 0, x.shape)),
+                   _unreduce(out, x, dims, keepdim) / where(zero, const(1, x.dtype), x), others)
+    return g * others
+
+
+_prod = defop("prod", _prod_fwd, _prod_vjp, saves_output=True)
+
+
+def prod_dims(input, dims, keepdim=False):
+    return apply(_prod, input, dims=dims, keepdim=keepdim)
+
+
+def prod(input, dim=None, keepdim=False, *, dtype=None):
+    """Product over ``dim`` (all by default); the gradient is exact when entries are zero."""
+    if dtype is not None:
+        input = input.to(dtype)
+    return apply(_prod, input, dims=norm_dims(dim, input.ndim, "prod"), keepdim=keepdim)
+
+
+# ---------------------------------------------------------------- var / std
+def _var_fwd(x, dims, keepdim, correction):
+    n = builtins.max(0.0, _count(x.shape, dims) - correction)  # as PyTorch: no samples left gives inf/nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = np.mean(x, axis=dims, keepdims=True) if x.size else np.zeros(_keep_shape(x.shape, dims), x.dtype)
+        return np.asarray(np.sum(np.square(x - m), axis=dims, keepdims=keepdim) / n, dtype=x.dtype)
+
+
+def _var_vjp(g, out, x, dims, keepdim, correction):
+    n = _count(x.shape, dims) - correction
+    return _unreduce(g, x, dims, keepdim) * (x - x.mean(dims, keepdim=True)) * (2.0 / n if n > 0 else np.nan)
+
+
+_var = defop("var", _var_fwd, _var_vjp)
+
+
+def _var_args(input, dim, unbiased, keepdim, correction, opname):
+    if isinstance(dim, bool):  # var(x, True): the legacy ``unbiased`` positional
+        dim, unbiased = None, dim
+    if unbiased is not None and correction is not None:
+        raise RuntimeError(f"{opname}: pass either unbiased or correction, not both")
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    if input._data.dtype.kind != "f":
+        raise RuntimeError(f"{opname}: input dtype should be floating point, got {_dtype.name(input.dtype)}")
+    return dict(dims=norm_dims(dim, input.ndim, opname), keepdim=bool(keepdim), correction=float(correction))
+
+
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """Variance over ``dim`` with Bessel's correction by default (``correction=1``, ``unbiased=True``)."""
+    return apply(_var, input, **_var_args(input, dim, unbiased, keepdim, correction, "var"))
+
+
+def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """Standard deviation: ``sqrt(var(...))``."""
+    from .elementwise import sqrt
+    return sqrt(apply(_var, input, **_var_args(input, dim, unbiased, keepdim, correction, "std")))
+
+
+# ---------------------------------------------------------------- max / min
+def _amax_vjp(g, out, x, dims, keepdim):
+    """Split evenly among ties, as PyTorch does for amax/amin and the full max/min."""
+    hit = x._data == _unreduce_np(out._data, x.shape, dims, keepdim)
+    share = hit / hit.sum(axis=dims, keepdims=True)
+    return _unreduce(g, x, dims, keepdim) * const(share, g.dtype)
+
+
+def _unreduce_np(a, shape, dims, keepdim):
+    return np.broadcast_to(a if keepdim else a.reshape(_keep_shape(shape, dims)), shape)
+
+
+_amax = defop("amax", lambda x, dims, keepdim: np.amax(x, axis=dims, keepdims=keepdim), _amax_vjp,
+              saves_output=True)
+_amin = defop("amin", lambda x, dims, keepdim: np.amin(x, axis=dims, keepdims=keepdim), _amax_vjp,
+              saves_output=True)
+
+
+def _check_nonempty(input, dims, opname):
+    if input._data.size == 0 and (not dims or builtins.any(input.shape[d] == 0 for d in dims)):
+        raise IndexError(f"{opname}: Expected reduction dim to have non-zero size (input shape "
+                         f"{tuple(input.shape)})")
+
+
+def amax(input, dim=(), keepdim=False):
+    """Max over ``dim`` (all by default); the gradient is shared evenly among ties."""
+    dims = norm_dims(dim, input.ndim, "amax")
+    _check_nonempty(input, dims, "amax")
+    return apply(_amax, input, dims=dims, keepdim=keepdim)
+
+
+def amin(input, dim=(), keepdim=False):
+    dims = norm_dims(dim, input.ndim, "amin")
+    _check_nonempty(input, dims, "amin")
+    return apply(_amin, input, dims=dims, keepdim=keepdim)
+
+
+def _select_fwd(x, dim, keepdim, indices):
+    out = np.take_along_axis(x, indices, axis=dim) if x.ndim else x.copy()
+    return out if keepdim or not x.ndim else out.squeeze(dim)
+
+
+def _select_vjp(g, out, x, dim, keepdim, indices):
+    """The whole gradient goes to the selected index (PyTorch's choice for max/min along a dim)."""
+    if not x.ndim:
+        return g
+    mask = np.zeros(x.shape, dtype=bool)
+    np.put_along_axis(mask, indices, True, axis=dim)
+    return _unreduce(g, x, (dim,), keepdim) * const(mask, g.dtype)
+
+
+_max_dim = defop("max_dim", _select_fwd, _select_vjp, saves=())
+_min_dim = defop("min_dim", _select_fwd, _select_vjp, saves=())
+
+
+def _reduce_select(input, dim, keepdim, argfn, op, name):
+    d = norm_dim(dim, input.ndim, name)
+    if input.ndim and input.shape[d] == 0:
+        raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size (input shape "
+                         f"{tuple(input.shape)})")
+    idx = argfn(input._data, axis=d, keepdims=True) if input.ndim else np.zeros((), np.int64)
+    values = apply(op, input, dim=d, keepdim=keepdim, indices=idx)
+    idx = idx.astype(np.int64)
+    return getattr(return_types, name)(values, Tensor._wrap(idx if keepdim or not input.ndim else idx.squeeze(d)))
+
+
+def max(input, dim=None, keepdim=False, *, other=None):
+    """``max(x)``: the largest value; ``max(x, dim)``: ``(values, indices)``; ``max(x, y)``: maximum."""
+    if isinstance(dim, Tensor) or other is not None:
+        from .elementwise import maximum
+        return maximum(input, dim if other is None else other)
+    if dim is None:
+        return amax(input)
+    return _reduce_select(input, dim, keepdim, _nan_argmax, _max_dim, "max")
+
+
+def min(input, dim=None, keepdim=False, *, other=None):
+    """``min(x)``: the smallest value; ``min(x, dim)``: ``(values, indices)``; ``min(x, y)``: minimum."""
+    if isinstance(dim, Tensor) or other is not None:
+        from .elementwise import minimum
+        return minimum(input, dim if other is None else other)
+    if dim is None:
+        return amin(input)
+    return _reduce_select(input, dim, keepdim, _nan_argmin, _min_dim, "min")
+
+
+def _nan_argmax(a, axis=None, keepdims=False):
+    return np.argmax(a, axis=axis, keepdims=keepdims)  # numpy, like PyTorch, propagates the first NaN
+
+
+def _nan_argmin(a, axis=None, keepdims=False):
+    return np.argmin(a, axis=axis, keepdims=keepdims)
+
+
+def _arg(input, dim, keepdim, fn, name):
+    a = input._data
+    if dim is None:
+        if a.size == 0:
+            raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
+        r = np.asarray(fn(a.reshape(-1)), dtype=np.int64)
+        return Tensor._wrap(r.reshape((1,) * a.ndim) if keepdim else r)
+    d = norm_dim(dim, a.ndim, name)
+    if a.ndim == 0:
+        return Tensor._wrap(np.zeros((), np.int64))
+    if a.shape[d] == 0:
+        raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+    return Tensor._wrap(np.asarray(fn(a, axis=d, keepdims=keepdim), dtype=np.int64))
+
+
+def argmax(input, dim=None, keepdim=False):
+    """Index of the first maximal value (over the flattened tensor when ``dim`` is None)."""
+    return _arg(input, dim, keepdim, _nan_argmax, "argmax")
+
+
+def argmin(input, dim=None, keepdim=False):
+    return _arg(input, dim, keepdim, _nan_argmin, "argmin")
+
+
+# ---------------------------------------------------------------- logsumexp, norm
+def _logsumexp_fwd(x, dims, keepdim):
+    if x.size == 0:
+        return np.log(np.sum(np.exp(x), axis=dims, keepdims=keepdim))
+    m = np.amax(x, axis=dims, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    out = np.log(np.sum(np.exp(x - m), axis=dims, keepdims=True)) + m
+    return out if keepdim else out.reshape([s for i, s in enumerate(x.shape) if i not in dims])
+
+
+_logsumexp = defop("logsumexp", _logsumexp_fwd,
+                   lambda g, out, x, dims, keepdim: _unreduce(g, x, dims, keepdim) * (x - _unreduce(out, x, dims, keepdim)).exp(),
+                   saves_output=True)
+
+
+def logsumexp(input, dim=None, keepdim=False):
+    """``log(sum(exp(x), dim))`` without overflow."""
+    if input._data.dtype.kind != "f":
+        input = input.to(_dtype.get_default_dtype())
+    return apply(_logsumexp, input, dims=norm_dims(dim, input.ndim, "logsumexp"), keepdim=keepdim)
+
+
+def _norm2_fwd(x, dims, keepdim):
+    return np.asarray(np.sqrt(np.sum(np.square(x), axis=dims, keepdims=keepdim)), dtype=x.dtype)
+
+
+def _norm2_vjp(g, out, x, dims, keepdim):
+    """``x / ||x||``, and 0 where the norm is 0 (PyTorch's subgradient)."""
+    n = _unreduce(out, x, dims, keepdim)
+    zero = n == 0
+    return _unreduce(g, x, dims, keepdim) * where(zero, const(0, x.dtype), x / where(zero, const(1, x.dtype), n))
+
+
+_norm2 = defop("norm2", _norm2_fwd, _norm2_vjp, saves_output=True)
+
+
+def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
+    """Vector p-norm over ``dim`` (all by default): p = 2 / 'fro', 1, inf, -inf, 0 or any number."""
+    from .elementwise import abs, pow
+    if dtype is not None:
+        input = input.to(dtype)
+    if input._data.dtype.kind != "f":
+        raise RuntimeError(f"norm(): input dtype should be floating point, got {_dtype.name(input.dtype)}")
+    if isinstance(dim, int) and not isinstance(dim, bool):
+        dim = (dim,)
+    dims = norm_dims(dim, input.ndim, "norm")
+    if p in ("fro", 2, 2.0, None):
+        return apply(_norm2, input, dims=dims, keepdim=keepdim)
+    if p == "nuc" or isinstance(p, str):
+        raise RuntimeError(f"norm: p={p!r} is not supported (use 'fro', or a number)")
+    if p == 1:
+        return sum(abs(input), dims, keepdim)
+    if p == np.inf:
+        return amax(abs(input), dims, keepdim)
+    if p == -np.inf:
+        return amin(abs(input), dims, keepdim)
+    if p == 0:
+        return sum((input != 0).to(input.dtype), dims, keepdim)
+    return pow(sum(pow(abs(input), p), dims, keepdim), 1.0 / p)
+
+
+# ---------------------------------------------------------------- cumsum, all / any
+def _cumsum_fwd(x, dim):
+    return np.cumsum(x, axis=dim, dtype=x.dtype if x.dtype.kind == "f" else np.int64) if x.ndim else x.copy()
+
+
+def _reverse_cumsum(g, dim):
+    if g.ndim == 0:
+        return g
+    from .shape import flip
+    return flip(cumsum(flip(g, (dim,)), dim), (dim,))
+
+
+_cumsum = defop("cumsum", _cumsum_fwd, lambda g, out, x, dim: _reverse_cumsum(g, dim), saves=())
+
+
+def cumsum(input, dim, *, dtype=None):
+    """Running sums along ``dim``; the gradient is the reversed running sum of the upstream gradient."""
+    if dtype is not None:
+        input = input.to(dtype)
+    return apply(_cumsum, input, dim=norm_dim(dim, input.ndim, "cumsum"))
+
+
+def _logical_reduce(fn, name):
+    def reduce(input, dim=None, keepdim=False):
+        dims = norm_dims(dim, input.ndim, name)
+        return Tensor._wrap(np.asarray(fn(input._data, axis=dims, keepdims=keepdim)))
+    reduce.__name__ = name
+    return reduce
+
+
+all = _logical_reduce(np.all, "all")
+any = _logical_reduce(np.any, "any")
+
+__all__ = ["sum", "mean", "sum_to_size", "prod", "var", "std", "max", "min", "amax", "amin", "argmax",
+           "argmin", "logsumexp", "norm", "cumsum", "all", "any", "return_types"]

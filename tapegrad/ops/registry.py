@@ -10,6 +10,8 @@ Adding an op is adding one ``defop`` call.
 """
 from __future__ import annotations
 
+import functools
+import itertools
 import sys
 
 import numpy as np
@@ -19,6 +21,7 @@ from ..autograd import grad_mode
 from ..autograd.node import Node
 
 OPS: dict[str, "Op"] = {}
+_grad_state = grad_mode.state
 
 
 class Op:
@@ -28,31 +31,51 @@ class Op:
     not keep them alive); ``saves_output``: whether the VJPs read ``out``. ``view``: the
     output may share memory with input 0 (it then shares its version counter). ``aux``: the
     forward returns ``(out, aux)``; ``aux`` (e.g. argmax indices) is passed to the VJPs as the
-    keyword ``aux`` and not differentiated.
+    keyword ``aux`` and not differentiated. ``variadic``: the op takes any number of tensors
+    (``cat``); its one VJP serves every input and is told which by the keyword ``index``.
     """
 
-    __slots__ = ("name", "forward", "vjps", "saves", "saves_output", "view", "aux", "differentiable")
+    __slots__ = ("name", "forward", "vjps", "saves", "saves_output", "view", "aux", "differentiable",
+                 "all_differentiable")
 
-    def __init__(self, name, forward, vjps, saves, saves_output, view, aux):
+    def __init__(self, name, forward, vjps, saves, saves_output, view, aux, variadic=False):
         self.name = name
         self.forward = forward
-        self.vjps = tuple(vjps)
-        self.saves = frozenset(range(len(vjps)) if saves is None else saves)
+        self.vjps = _EachInput(vjps[0]) if variadic else tuple(vjps)
+        self.saves = frozenset(() if variadic and saves is None else range(len(vjps)) if saves is None else saves)
         self.saves_output = saves_output
         self.view = view
         self.aux = aux
         self.differentiable = any(v is not None for v in vjps)
+        self.all_differentiable = all(v is not None for v in vjps)
 
     def __repr__(self):
         return f"<op {self.name}>"
 
 
+class _EachInput:
+    """The VJPs of a variadic op: ``vjps[i]`` is its one VJP with ``index=i`` bound."""
+
+    __slots__ = ("vjp",)
+
+    def __init__(self, vjp):
+        self.vjp = vjp
+
+    def __getitem__(self, i):
+        return functools.partial(self.vjp, index=i)
+
+    def __iter__(self):
+        return (self[i] for i in itertools.count())
+
+
 def defop(name: str, forward: Callable, *vjps: Callable | None, saves: Sequence[int] | None = None,
-          saves_output: bool = False, view: bool = False, aux: bool = False) -> Op:
+          saves_output: bool = False, view: bool = False, aux: bool = False, variadic: bool = False) -> Op:
     """Declare an op. Returns the ``Op``; call it with ``apply(op, *tensors, **attrs)``."""
     if name in OPS:
         raise ValueError(f"op {name!r} is declared twice")
-    op = Op(name, forward, vjps, saves, saves_output, view, aux)
+    if variadic and len(vjps) != 1:
+        raise ValueError(f"variadic op {name!r} takes exactly one VJP")
+    op = Op(name, forward, vjps, saves, saves_output, view, aux, variadic)
     OPS[name] = op
     return op
 
@@ -70,7 +93,13 @@ def _user_frame() -> tuple[str, int]:
 
 def apply(op: Op, *inputs, **attrs):
     """Run ``op`` on tensors; record a node when grad mode is on and an input requires grad."""
-    out = op.forward(*[t._data for t in inputs], **attrs)
+    n = len(inputs)  # unpacked by hand for the usual arities: this runs for every op
+    if n == 2:
+        out = op.forward(inputs[0]._data, inputs[1]._data, **attrs)
+    elif n == 1:
+        out = op.forward(inputs[0]._data, **attrs)
+    else:
+        out = op.forward(*[t._data for t in inputs], **attrs)
     aux = None
     if op.aux:
         out, aux = out
@@ -87,7 +116,7 @@ def apply(op: Op, *inputs, **attrs):
     else:
         result._version = [0]
         result._base = None
-    if grad_mode.state.enabled and op.differentiable:
+    if _grad_state.enabled and op.differentiable:
         for t in inputs:
             if t._requires_grad:
                 result._requires_grad = True

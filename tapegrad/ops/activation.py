@@ -1,0 +1,206 @@
+"""Activations and the nn-flavoured ops (softmax, log_softmax, one_hot), with PyTorch's semantics.
+
+``tapegrad.nn.functional`` re-exports these. Forwards are numerically stable (softmax and
+friends subtract the max; softplus and logsigmoid go through ``logaddexp``).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.special as _sp
+
+from .. import _dtype
+from ..tensor import Tensor
+from .registry import apply, defop
+from ._util import const, norm_dim
+from .elementwise import _masked, erf, exp, sigmoid, tanh, where
+
+
+def _float_input(input, opname):
+    if input._data.dtype.kind != "f":
+        raise RuntimeError(f"{opname}: not implemented for integer or bool tensors "
+                           f"(got {_dtype.name(input._data.dtype)}); convert with .float() first")
+    return input
+
+
+def _same(fn):
+    """A numpy forward whose result keeps the input's float dtype (scipy computes in float64)."""
+    return lambda x, **kw: np.asarray(fn(x, **kw), dtype=x.dtype)
+
+
+# ---------------------------------------------------------------- pointwise activations
+_leaky_relu = defop("leaky_relu", _same(lambda x, negative_slope: np.where(x > 0, x, x * negative_slope)),
+                    lambda g, out, x, negative_slope: where(x > 0, g, g * negative_slope))
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    """``x`` where ``x > 0``, else ``negative_slope * x``."""
+    return apply(_leaky_relu, _float_input(input, "leaky_relu"), negative_slope=float(negative_slope))
+
+
+_elu = defop("elu", _same(lambda x, alpha: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))),
+             lambda g, out, x, alpha: where(x > 0, g, g * exp(x) * alpha))
+
+
+def elu(input, alpha=1.0, inplace=False):
+    """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)``."""
+    return apply(_elu, _float_input(input, "elu"), alpha=float(alpha))
+
+
+_SQRT1_2 = 1 / math.sqrt(2)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+_K_TANH = math.sqrt(2 / math.pi)
+
+
+def _gelu_fwd(x, approximate):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + np.tanh(_K_TANH * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + _sp.erf(x * _SQRT1_2))
+
+
+def _gelu_vjp(g, out, x, approximate):
+    if approximate == "tanh":
+        t = tanh((x + x * x * x * 0.044715) * _K_TANH)
+        return g * ((t + 1) * 0.5 + x * (1 - t * t) * (x * x * (3 * 0.044715) + 1) * (0.5 * _K_TANH))
+    cdf = (erf(x * _SQRT1_2) + 1) * 0.5
+    pdf = exp(x * x * -0.5) * _INV_SQRT_2PI
+    return g * (cdf + x * pdf)
+
+
+_gelu = defop("gelu", _same(_gelu_fwd), _gelu_vjp)
+
+
+def gelu(input, approximate="none"):
+    """``x * Phi(x)`` (``approximate='tanh'``: the tanh approximation)."""
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return apply(_gelu, _float_input(input, "gelu"), approximate=approximate)
+
+
+def _softplus_fwd(x, beta, threshold):
+    z = x * beta
+    return np.where(z > threshold, x, np.logaddexp(0, z) / beta)
+
+
+_softplus = defop("softplus", _same(_softplus_fwd),
+                  lambda g, out, x, beta, threshold: where(x * beta > threshold, g, g * sigmoid(x * beta)))
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """``log(1 + exp(beta * x)) / beta``, linear where ``beta * x > threshold``."""
+    return apply(_softplus, _float_input(input, "softplus"), beta=float(beta), threshold=float(threshold))
+
+
+_silu = defop("silu", _same(lambda x: x * _sp.expit(x)), lambda g, out, x: _silu_vjp(g, x))
+
+
+def _silu_vjp(g, x):
+    s = sigmoid(x)
+    return g * s * (x * (1 - s) + 1)
+
+
+def silu(input, inplace=False):
+    """``x * sigmoid(x)`` (a.k.a. swish)."""
+    return apply(_silu, _float_input(input, "silu"))
+
+
+_logsigmoid = defop("logsigmoid", _same(lambda x: -np.logaddexp(0, -x)), lambda g, out, x: g * sigmoid(-x))
+
+
+def logsigmoid(input):
+    """``log(sigmoid(x))``, computed without overflow for large ``|x|``."""
+    return apply(_logsigmoid, _float_input(input, "logsigmoid"))
+
+
+# PyTorch's hardtanh_backward passes the gradient only strictly inside (min_val, max_val)
+_hardtanh = defop("hardtanh", lambda x, min_val, max_val: np.clip(x, min_val, max_val).astype(x.dtype, copy=False),
+                  lambda g, out, x, min_val, max_val: _masked(g, (x > min_val) & (x < max_val)))
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
+    return apply(_hardtanh, _float_input(input, "hardtanh"), min_val=float(min_val), max_val=float(max_val))
+
+
+def relu6(input, inplace=False):
+    return hardtanh(input, 0.0, 6.0)
+
+
+# ---------------------------------------------------------------- softmax family
+def _shifted(x, dim):
+    """``x - max(x, dim)``, with rows that are entirely -inf (or +inf) shifted by 0."""
+    m = np.max(x, axis=dim, keepdims=True)
+    return x - np.where(np.isfinite(m), m, 0)
+
+
+def _softmax_fwd(x, dim):
+    if x.size == 0:
+        return x.copy()
+    e = np.exp(_shifted(x, dim))
+    return e / np.sum(e, axis=dim, keepdims=True)
+
+
+def _log_softmax_fwd(x, dim):
+    if x.size == 0:
+        return x.copy()
+    z = _shifted(x, dim)
+    return z - np.log(np.sum(np.exp(z), axis=dim, keepdims=True))
+
+
+_softmax = defop("softmax", _softmax_fwd,
+                 lambda g, out, x, dim: out * (g - (g * out).sum(dim, keepdim=True)),
+                 saves_output=True, saves=())
+_log_softmax = defop("log_softmax", _log_softmax_fwd,
+                     lambda g, out, x, dim: g - exp(out) * g.sum(dim, keepdim=True),
+                     saves_output=True, saves=())
+
+
+def _softmax_args(input, dim, dtype, opname):
+    if dtype is not None:
+        input = input.to(dtype)
+    _float_input(input, opname)
+    if dim is None:  # PyTorch's legacy implicit choice
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+    d = norm_dim(dim, input.ndim, opname)
+    return input, (d if input.ndim else None)
+
+
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """``exp(x) / exp(x).sum(dim)``, computed stably.
+
+    >>> tapegrad.softmax(tapegrad.tensor([1.0, 2.0, 3.0]), dim=0)
+    tensor([0.0900, 0.2447, 0.6652])
+    """
+    input, d = _softmax_args(input, dim, dtype, "softmax")
+    return apply(_softmax, input, dim=d)
+
+
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """``x - logsumexp(x, dim)``: exact and finite even for logits of magnitude 1e4."""
+    input, d = _softmax_args(input, dim, dtype, "log_softmax")
+    return apply(_log_softmax, input, dim=d)
+
+
+def one_hot(tensor, num_classes=-1):
+    """Class indices (int64) to one-hot rows: shape ``tensor.shape + (num_classes,)``, int64."""
+    a = tensor._data
+    if a.dtype.kind not in "iu":
+        raise RuntimeError(f"one_hot is only applicable to index tensor (got {_dtype.name(a.dtype)})")
+    if a.size and a.min() < 0:
+        raise RuntimeError("one_hot: Class values must be non-negative.")
+    if num_classes == -1:
+        if a.size == 0:
+            raise RuntimeError("one_hot: Can not infer total number of classes from empty tensor.")
+        num_classes = int(a.max()) + 1
+    elif a.size and a.max() >= num_classes:
+        raise RuntimeError(f"one_hot: Class values must be smaller than num_classes ({num_classes}), "
+                           f"got {int(a.max())}")
+    out = np.zeros(a.shape + (int(num_classes),), dtype=np.int64)
+    np.put_along_axis(out, a[..., None].astype(np.int64), 1, axis=-1)
+    return Tensor._wrap(out)
+
+
+__all__ = ["leaky_relu", "elu", "gelu", "softplus", "silu", "logsigmoid", "hardtanh", "relu6", "softmax",
+           "log_softmax", "one_hot"]
