@@ -7,6 +7,7 @@ from .shape import *  # noqa: F401,F403
 from .linalg import *  # noqa: F401,F403
 from .indexing import *  # noqa: F401,F403
 from .inplace import *  # noqa: F401,F403
+from .activation import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .format import format_tensor  # noqa: F401
 from .conversion import to  # noqa: F401
