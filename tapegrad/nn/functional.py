@@ -1,0 +1,623 @@
+"""``tapegrad.nn.functional`` (import as ``F``): layers as functions, and the losses.
+
+The math of activations, softmax, convolution and pooling lives in ``tapegrad.ops`` (one
+declaration per op) and is re-exported here under PyTorch's names. The losses are written
+in those ops, so their gradients (and gradients of gradients) come from the op table; each
+is stable for logits of magnitude 1e4 and checks its arguments with errors that name the
+loss and the offending shapes or values.
+
+>>> import tapegrad.nn.functional as F
+>>> logits = tapegrad.tensor([[2.0, 0.5, -1.0]], requires_grad=True)
+>>> F.cross_entropy(logits, tapegrad.tensor([0]))
+tensor(0.2413, grad_fn=...)
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+
+from .. import _dtype
+from .. import random as _random
+from ..autograd import grad_mode
+from ..tensor import Tensor
+from .. import ops as _ops
+from ..ops.activation import (elu, gelu, hardtanh, leaky_relu, log_softmax, logsigmoid, one_hot,  # noqa: F401
+                              relu6, silu, softmax, softplus)
+from ..ops.conv import (adaptive_avg_pool2d, avg_pool2d, conv2d, conv_transpose2d, max_pool2d,  # noqa: F401
+                        max_unpool2d)
+from ..ops.elementwise import relu as _relu_op, sigmoid, tanh  # noqa: F401
+
+
+def _const(arr, dtype=None) -> Tensor:
+    return Tensor._wrap(np.asarray(arr, dtype=dtype))
+
+
+def _shape(t) -> tuple:
+    return tuple(t.shape)
+
+
+# ---------------------------------------------------------------- activations
+def relu(input, inplace: bool = False):
+    return _relu_op(input)
+
+
+def logsoftmax(input, dim=None):
+    return log_softmax(input, dim)
+
+
+def softmin(input, dim=None, dtype=None):
+    return softmax(-input, dim, dtype=dtype)
+
+
+def hardswish(input):
+    return input * relu6(input + 3) / 6
+
+
+def mish(input):
+    return input * tanh(softplus(input))
+
+
+def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12):
+    """``input / max(||input||_p, eps)`` along ``dim``."""
+    n = _ops.norm(input, p, dim, keepdim=True)
+    return input / _ops.clamp(n, min=eps)
+
+
+# ---------------------------------------------------------------- linear, dropout, embedding
+def linear(input, weight, bias=None):
+    """``input @ weight.T + bias``; weight has shape (out_features, in_features)."""
+    if input.shape[-1] != weight.shape[-1]:
+        raise RuntimeError(f"linear: input has {input.shape[-1]} features in its last dim (shape "
+                           f"{_shape(input)}) but weight expects {weight.shape[-1]} (weight shape {_shape(weight)})")
+    out = input @ weight.t()
+    return out if bias is None else out + bias
+
+
+def bilinear(input1, input2, weight, bias=None):
+    out = _ops.einsum("bi,oij,bj->bo", input1, weight, input2) if hasattr(_ops, "einsum") else None
+    if out is None:
+        raise NotImplementedError("bilinear needs tapegrad.einsum")
+    return out if bias is None else out + bias
+
+
+def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)``; the identity
+    when not training. Draws from tapegrad's global generator (``tapegrad.manual_seed``)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * _const(np.zeros((), input.dtype))
+    keep = _random.rng().random(input.shape, dtype=np.float32) >= p
+    return input * _const(keep.astype(input.dtype) * np.asarray(1.0 / (1.0 - p), input.dtype))
+
+
+def _feature_dropout(input, p, training, min_dim, opname):
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if input.ndim < min_dim:
+        raise RuntimeError(f"{opname}: expected a batched input of at least {min_dim} dims, got {_shape(input)}")
+    mask_shape = input.shape[:2] + (1,) * (input.ndim - 2)
+    keep = _random.rng().random(mask_shape, dtype=np.float32) >= p
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    return input * _const(keep.astype(input.dtype) * np.asarray(scale, input.dtype))
+
+
+def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zero whole channels (N, C, H, W) with probability ``p``."""
+    return _feature_dropout(input, p, training, 3, "dropout2d")
+
+
+def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    return _feature_dropout(input, p, training, 2, "dropout1d")
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float = 2.0, scale_grad_by_freq=False,
+              sparse=False):
+    """Rows of ``weight`` picked by the integer tensor ``input``; the row at ``padding_idx``
+    gets no gradient."""
+    idx = input._data if isinstance(input, Tensor) else np.asarray(input)
+    if idx.dtype.kind not in "iu":
+        raise RuntimeError(f"embedding: indices must be an integer tensor, got {idx.dtype}")
+    n = weight.shape[0]
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        bad = idx[(idx < 0) | (idx >= n)].flat[0]
+        raise IndexError(f"embedding: index {int(bad)} is out of range for an embedding of {n} rows")
+    if max_norm is not None:
+        _embedding_renorm_(weight, idx, max_norm, norm_type)
+    out = weight[_const(idx)]
+    if padding_idx is not None:
+        pad = padding_idx + n if padding_idx < 0 else padding_idx
+        mask = (idx != pad)[..., None]
+        if not mask.all():
+            out = _ops.where(_const(mask), out, out.detach())
+    return out
+
+
+def _embedding_renorm_(weight, idx, max_norm, norm_type):
+    rows = np.unique(idx)
+    w = weight._data
+    norms = np.linalg.norm(w[rows], ord=norm_type, axis=1)
+    scale = np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0).astype(w.dtype)
+    w[rows] *= scale[:, None]
+    weight._version[0] += 1
+
+
+# ---------------------------------------------------------------- normalization
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5):
+    """Normalise over every dim but the channel dim 1, with batch statistics when training
+    (updating the running ones in place) and the running statistics otherwise."""
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: expected at least 2D input (N, C, ...), got shape {_shape(input)}")
+    c = input.shape[1]
+    dims = (0,) + tuple(range(2, input.ndim))
+    bshape = (1, c) + (1,) * (input.ndim - 2)
+    if training:
+        n = input._data.size // c
+        if n <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size "
+                             f"{list(input.shape)}")
+        mean = input.mean(dims, keepdim=True)
+        xc = input - mean
+        var = (xc * xc).mean(dims, keepdim=True)
+        if running_mean is not None:
+            m = np.asarray(momentum, running_mean.dtype)
+            rm, rv = running_mean._data, running_var._data
+            rm *= 1 - m
+            rm += m * mean._data.reshape(c).astype(rm.dtype)
+            rv *= 1 - m
+            rv += m * var._data.reshape(c).astype(rv.dtype) * (n / (n - 1))
+            running_mean._version[0] += 1
+            running_var._version[0] += 1
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: running_mean and running_var are required when training=False")
+        xc = input - running_mean.reshape(bshape).to(input.dtype)
+        var = running_var.reshape(bshape).to(input.dtype)
+    out = xc * _ops.rsqrt(var + eps)
+    if weight is not None:
+        out = out * weight.reshape(bshape)
+    if bias is not None:
+        out = out + bias.reshape(bshape)
+    return out
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
+    """Normalise over the trailing ``normalized_shape`` dims."""
+    ns = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+    if _shape(input)[input.ndim - len(ns):] != ns or len(ns) > input.ndim:
+        raise RuntimeError(f"layer_norm: given normalized_shape={list(ns)}, expected input with shape "
+                           f"[*, {', '.join(map(str, ns))}], but got input of size {list(input.shape)}")
+    dims = tuple(range(input.ndim - len(ns), input.ndim))
+    mean = input.mean(dims, keepdim=True)
+    xc = input - mean
+    var = (xc * xc).mean(dims, keepdim=True)
+    out = xc * _ops.rsqrt(var + eps)
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5):
+    n, c = input.shape[:2]
+    if c % num_groups:
+        raise RuntimeError(f"group_norm: num_channels {c} must be divisible by num_groups {num_groups}")
+    x = input.reshape(n, num_groups, -1)
+    mean = x.mean(2, keepdim=True)
+    xc = x - mean
+    out = (xc * _ops.rsqrt((xc * xc).mean(2, keepdim=True) + eps)).reshape(input.shape)
+    bshape = (1, c) + (1,) * (input.ndim - 2)
+    if weight is not None:
+        out = out * weight.reshape(bshape)
+    if bias is not None:
+        out = out + bias.reshape(bshape)
+    return out
+
+
+# ---------------------------------------------------------------- shape helpers
+def flatten(input, start_dim: int = 0, end_dim: int = -1):
+    if hasattr(_ops, "flatten"):
+        return _ops.flatten(input, start_dim, end_dim)
+    nd = max(input.ndim, 1)
+    s, e = start_dim % nd, end_dim % nd
+    shape = _shape(input)
+    return input.reshape(shape[:s] + (-1,) + shape[e + 1:]) if input.ndim else input.reshape(1)
+
+
+def unflatten(input, dim: int, sizes):
+    d = dim % input.ndim
+    shape = _shape(input)
+    return input.reshape(shape[:d] + tuple(sizes) + shape[d + 1:])
+
+
+def pad(input, pad, mode: str = "constant", value=None):
+    """Pad the last ``len(pad) // 2`` dims: ``pad = (left, right, top, bottom, ...)``."""
+    if hasattr(_ops, "pad"):
+        return _ops.pad(input, pad, mode=mode, value=value)
+    if mode != "constant":
+        raise NotImplementedError(f"pad: mode {mode!r} needs tapegrad.pad")
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise ValueError(f"pad: padding length {len(pad)} must be even and cover at most {input.ndim} dims")
+    shape = list(input.shape)
+    index = [slice(None)] * input.ndim
+    for i in range(len(pad) // 2):
+        d = input.ndim - 1 - i
+        lo, hi = pad[2 * i], pad[2 * i + 1]
+        if lo < 0 or hi < 0:
+            raise NotImplementedError("pad: negative padding needs tapegrad.pad")
+        shape[d] += lo + hi
+        index[d] = slice(lo, lo + input.shape[d])
+    out = Tensor._wrap(np.full(shape, 0 if value is None else value, dtype=input.dtype))
+    out[tuple(index)] = input
+    return out
+
+
+# ---------------------------------------------------------------- losses: helpers
+def _reduction(reduction, size_average=None, reduce=None):
+    """PyTorch's legacy ``size_average``/``reduce`` arguments mapped onto ``reduction``."""
+    if size_average is not None or reduce is not None:
+        size_average = True if size_average is None else size_average
+        reduce = True if reduce is None else reduce
+        reduction = ("mean" if size_average else "sum") if reduce else "none"
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{reduction} is not a valid value for reduction (expected 'mean', 'sum' or 'none')")
+    return reduction
+
+
+def _reduce(loss, reduction):
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def _check_float(x, name, what="input"):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}: {what} must be a tapegrad.Tensor, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise RuntimeError(f"{name}: expected a floating-point {what}, got {_dtype.name(x.dtype)}")
+
+
+def _check_pointwise(input, target, name, strict=False):
+    """Target matches input's shape (PyTorch broadcasts with a warning; non-broadcastable is an error)."""
+    _check_float(input, name)
+    if not isinstance(target, Tensor):
+        raise TypeError(f"{name}: target must be a tapegrad.Tensor, got {type(target).__name__}")
+    if _shape(target) == _shape(input):
+        return
+    if strict:
+        raise ValueError(f"{name}: Using a target size ({_shape(target)}) that is different to the input size "
+                         f"({_shape(input)}) is not supported. Please ensure they have the same size.")
+    try:
+        np.broadcast_shapes(_shape(input), _shape(target))
+    except ValueError:
+        raise RuntimeError(f"{name}: input of shape {_shape(input)} and target of shape {_shape(target)} do not "
+                           f"match and cannot be broadcast together") from None
+    warnings.warn(f"{name}: Using a target size ({_shape(target)}) that is different to the input size "
+                  f"({_shape(input)}). This will likely lead to incorrect results due to broadcasting. Please "
+                  f"ensure they have the same size.", stacklevel=3)
+
+
+def _as_float_target(target, input):
+    return target if target.dtype == input.dtype else target.to(input.dtype)
+
+
+# ---------------------------------------------------------------- classification losses
+def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+             reduction: str = "mean"):
+    """Negative log likelihood of class indices, with input (N, C) or (N, C, d1, ...) holding
+    log-probabilities. With ``weight`` and ``reduction='mean'`` the sum is divided by the total
+    weight of the non-ignored targets (PyTorch's weighted mean)."""
+    reduction = _reduction(reduction, size_average, reduce)
+    return _nll(input, target, weight, ignore_index, reduction, "nll_loss")
+
+
+def _class_layout(input, target, name):
+    """Input (N, C, d...) and target (N, d...) as (M, C) and (M,) plus the target's shape."""
+    _check_float(input, name)
+    if not isinstance(target, Tensor):
+        raise TypeError(f"{name}: target must be a tapegrad.Tensor, got {type(target).__name__}")
+    if input.ndim == 0:
+        raise ValueError(f"{name}: input must have at least 1 dim (C,) or (N, C, ...), got a 0-d tensor")
+    if input.ndim == 1:  # unbatched (C,) with a 0-d target
+        if target.ndim != 0:
+            raise ValueError(f"{name}: unbatched input of shape {_shape(input)} expects a 0-d target, got shape "
+                             f"{_shape(target)}")
+        return input.reshape(1, -1), target._data.reshape(1), ()
+    n, c = input.shape[:2]
+    expected = (n,) + _shape(input)[2:]
+    if _shape(target) != expected:
+        if target.ndim and target.shape[0] != n:
+            raise ValueError(f"{name}: Expected input batch_size ({n}) to match target batch_size "
+                             f"({target.shape[0]}) (input shape {_shape(input)}, target shape {_shape(target)})")
+        raise ValueError(f"{name}: expected target of shape {expected} for input of shape {_shape(input)}, got "
+                         f"{_shape(target)}")
+    flat = input if input.ndim == 2 else _ops.permute(input, (0,) + tuple(range(2, input.ndim)) + (1,))
+    return flat.reshape(-1, c), target._data.reshape(-1), _shape(target)
+
+
+def _class_weights(t, c, weight, ignore_index, dtype, name):
+    """Per-sample weights w[t_i] (0 where t_i == ignore_index) and safe indices, after range checks."""
+    if t.dtype.kind not in "iu":
+        raise RuntimeError(f"{name}: expected class-index targets of an integer dtype, got {t.dtype} (use "
+                           f"float targets of the input's shape for class probabilities)")
+    keep = t != ignore_index
+    bad = keep & ((t < 0) | (t >= c))
+    if bad.any():
+        raise IndexError(f"{name}: Target {int(t[bad][0])} is out of bounds: expected class indices in "
+                         f"[0, {c - 1}] (or ignore_index={ignore_index})")
+    safe = np.where(keep, t, 0)
+    if weight is not None:
+        if _shape(weight) != (c,):
+            raise RuntimeError(f"{name}: weight tensor should be defined either for all {c} classes or no "
+                               f"classes but got weight tensor of shape: {_shape(weight)}")
+        w = weight._data.astype(dtype)[safe] * keep
+    else:
+        w = keep.astype(dtype)
+    return w, safe, keep
+
+
+def _nll(input, target, weight, ignore_index, reduction, name):
+    flat, t, tshape = _class_layout(input, target, name)
+    m, c = flat.shape
+    w, safe, _ = _class_weights(t, c, weight, ignore_index, flat.dtype, name)
+    # pick -w_i * logp[i, t_i] with a dense one-hot mask: one fused multiply-reduce, no scatter
+    mask = np.zeros((m, c), dtype=flat.dtype)
+    mask[np.arange(m), safe] = -w
+    losses = (flat * _const(mask)).sum(-1)
+    if reduction == "none":
+        return losses.reshape(tshape)
+    if reduction == "sum":
+        return losses.sum()
+    return losses.sum() / _const(w.sum(dtype=flat.dtype))
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+                  reduction: str = "mean", label_smoothing: float = 0.0):
+    """Cross entropy between logits ``input`` (N, C, ...) and class indices (N, ...) or class
+    probabilities (same shape as input), as ``torch.nn.functional.cross_entropy``.
+
+    >>> F.cross_entropy(tapegrad.tensor([[1e4, 0.0]]), tapegrad.tensor([1]))   # finite: 1e4
+    tensor(10000.)
+    """
+    reduction = _reduction(reduction, size_average, reduce)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
+    _check_float(input, "cross_entropy")
+    class_dim = 0 if input.ndim == 1 else 1
+    logp = log_softmax(input, class_dim)
+    if isinstance(target, Tensor) and target.dtype.kind == "f":
+        return _cross_entropy_probs(logp, target, weight, reduction, label_smoothing, class_dim)
+    nll = _nll(logp, target, weight, ignore_index, reduction, "cross_entropy")
+    if label_smoothing == 0.0:
+        return nll
+    # PyTorch: (1 - eps) * nll + eps / C * smooth, smooth = -sum_c w_c logp_c (0 where ignored)
+    c = input.shape[class_dim]
+    t = target._data
+    keep = t != ignore_index
+    wshape = [1] * input.ndim
+    wshape[class_dim] = c
+    weighted = logp if weight is None else logp * weight.reshape(wshape).to(logp.dtype)
+    smooth = -weighted.sum(class_dim) * _const(keep.astype(logp.dtype))
+    if reduction == "mean":
+        if weight is not None:
+            denom = weight._data.astype(logp.dtype)[t[keep]].sum(dtype=logp.dtype)
+        else:
+            denom = np.asarray(keep.sum(), logp.dtype)
+        smooth = smooth.sum() / _const(denom)
+    elif reduction == "sum":
+        smooth = smooth.sum()
+    return nll * (1 - label_smoothing) + smooth * (label_smoothing / c)
+
+
+def _cross_entropy_probs(logp, target, weight, reduction, label_smoothing, class_dim):
+    if _shape(target) != _shape(logp):
+        raise ValueError(f"cross_entropy: class-probability targets must have the input's shape "
+                         f"{_shape(logp)}, got {_shape(target)}")
+    c = logp.shape[class_dim]
+    target = _as_float_target(target, logp)
+    if label_smoothing > 0:
+        target = target * (1 - label_smoothing) + label_smoothing / c
+    prod = logp * target
+    if weight is not None:
+        wshape = [1] * logp.ndim
+        wshape[class_dim] = c
+        prod = prod * weight.reshape(wshape).to(logp.dtype)
+    if reduction == "none":
+        return -prod.sum(class_dim)
+    if reduction == "sum":
+        return -prod.sum()
+    n = logp._data.size // c if c else 0
+    return -prod.sum() / (n if n else float("nan"))
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
+    """``-w (y log x + (1 - y) log(1 - x))`` for probabilities ``x``; each log is clamped at
+    -100 as PyTorch does, so ``x = 0`` or ``1`` gives a finite loss."""
+    reduction = _reduction(reduction, size_average, reduce)
+    _check_pointwise(input, target, "binary_cross_entropy", strict=True)
+    x = input._data
+    if x.size and (np.nanmin(x) < 0 or np.nanmax(x) > 1 or np.isnan(x).any()):
+        raise RuntimeError(f"binary_cross_entropy: all elements of input should be between 0 and 1 (got "
+                           f"values in [{np.nanmin(x):g}, {np.nanmax(x):g}]); for logits use "
+                           f"binary_cross_entropy_with_logits")
+    y = _as_float_target(target, input)
+    log_x = _ops.clamp(_ops.log(input), min=-100.0)
+    log_1mx = _ops.clamp(_ops.log(1 - input), min=-100.0)
+    loss = -(y * log_x + (1 - y) * log_1mx)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction: str = "mean", pos_weight=None):
+    """Sigmoid + binary cross entropy in one stable expression:
+    ``(1 - y) x + (1 + (pos_weight - 1) y) * softplus(-x)``."""
+    reduction = _reduction(reduction, size_average, reduce)
+    _check_pointwise(input, target, "binary_cross_entropy_with_logits", strict=True)
+    y = _as_float_target(target, input)
+    sp = -logsigmoid(input)  # softplus(-x), stable for |x| = 1e4
+    if pos_weight is not None:
+        sp = sp * ((pos_weight - 1) * y + 1)
+    loss = (1 - y) * input + sp
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False):
+    """KL(target || exp(input)) pointwise: ``target * (log(target) - input)`` (0 where target is 0).
+    ``reduction='batchmean'`` divides the sum by the batch size (the true KL divergence)."""
+    if reduction == "batchmean":
+        red = "sum"
+    else:
+        red = _reduction(reduction, size_average, reduce)
+        if red == "mean" and size_average is None and reduce is None:
+            warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
+                          "'batchmean' divides only by the batch size, and aligns with the KL div math "
+                          "definition.", stacklevel=2)
+    _check_pointwise(input, target, "kl_div")
+    t = _as_float_target(target, input)
+    if log_target:
+        loss = _ops.exp(t) * (t - input)
+    else:
+        pos = t > 0
+        safe_t = _ops.where(pos, t, _const(1.0, t.dtype))
+        loss = _ops.where(pos, t * (_ops.log(safe_t) - input), t * 0 - input * 0)
+    if reduction == "batchmean":
+        return loss.sum() / (input.shape[0] if input.ndim else 1)
+    return _reduce(loss, red)
+
+
+# ---------------------------------------------------------------- regression losses
+def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):
+    reduction = _reduction(reduction, size_average, reduce)
+    _check_pointwise(input, target, "mse_loss")
+    d = input - _as_float_target(target, input)
+    loss = d * d
+    return _reduce(loss if weight is None else loss * weight, reduction)
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
+    reduction = _reduction(reduction, size_average, reduce)
+    _check_pointwise(input, target, "l1_loss")
+    return _reduce(_ops.abs(input - _as_float_target(target, input)), reduction)
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0):
+    """``0.5 d^2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta`` (L1 when beta is 0)."""
+    reduction = _reduction(reduction, size_average, reduce)
+    if beta < 0:
+        raise RuntimeError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
+    _check_pointwise(input, target, "smooth_l1_loss")
+    d = input - _as_float_target(target, input)
+    ad = _ops.abs(d)
+    if beta == 0:
+        return _reduce(ad, reduction)
+    loss = _ops.where(ad < beta, d * d * (0.5 / beta), ad - 0.5 * beta)
+    return _reduce(loss, reduction)
+
+
+def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weight=None):
+    """``0.5 d^2`` where ``|d| < delta``, else ``delta (|d| - 0.5 delta)``."""
+    reduction = _reduction(reduction)
+    if delta <= 0:
+        raise RuntimeError(f"huber_loss: delta must be positive, got {delta}")
+    _check_pointwise(input, target, "huber_loss")
+    d = input - _as_float_target(target, input)
+    ad = _ops.abs(d)
+    loss = _ops.where(ad < delta, d * d * 0.5, (ad - 0.5 * delta) * delta)
+    return _reduce(loss if weight is None else loss * weight, reduction)
+
+
+# ---------------------------------------------------------------- distance losses
+def pairwise_distance(x1, x2, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False):
+    """``||x1 - x2 + eps||_p`` over the last dim."""
+    d = x1 - x2 + eps
+    if p == 2:
+        return _ops.sqrt((d * d).sum(-1, keepdim=keepdim))
+    if p == 1:
+        return _ops.abs(d).sum(-1, keepdim=keepdim)
+    if p == float("inf"):
+        return _ops.amax(_ops.abs(d), -1, keepdim=keepdim)
+    return (_ops.abs(d) ** p).sum(-1, keepdim=keepdim) ** (1.0 / p)
+
+
+def cosine_similarity(x1, x2, dim: int = 1, eps: float = 1e-8):
+    """``x1 . x2 / max(||x1|| ||x2||, eps)`` along ``dim``."""
+    dot = (x1 * x2).sum(dim)
+    n1 = _ops.sqrt((x1 * x1).sum(dim))
+    n2 = _ops.sqrt((x2 * x2).sum(dim))
+    return dot / _ops.clamp(n1 * n2, min=eps)
+
+
+def triplet_margin_loss(anchor, positive, negative, margin: float = 1.0, p: float = 2, eps: float = 1e-6,
+                        swap: bool = False, size_average=None, reduce=None, reduction: str = "mean"):
+    """``max(d(a, p) - d(a, n) + margin, 0)`` with ``d`` the pairwise p-norm distance."""
+    reduction = _reduction(reduction, size_average, reduce)
+    for name, t in (("anchor", anchor), ("positive", positive), ("negative", negative)):
+        _check_float(t, "triplet_margin_loss", name)
+    if not (anchor.ndim == positive.ndim == negative.ndim) or anchor.ndim not in (1, 2):
+        raise RuntimeError(f"triplet_margin_loss: anchor, positive and negative must all be 1D or all 2D, got "
+                           f"shapes {_shape(anchor)}, {_shape(positive)}, {_shape(negative)}")
+    if margin <= 0:
+        raise ValueError(f"triplet_margin_loss: margin must be greater than 0, got {margin}")
+    d_ap = pairwise_distance(anchor, positive, p, eps)
+    d_an = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        d_an = _ops.minimum(d_an, pairwise_distance(positive, negative, p, eps))
+    return _reduce(_relu_op(d_ap - d_an + margin), reduction)
+
+
+def margin_ranking_loss(input1, input2, target, margin: float = 0.0, reduction: str = "mean"):
+    return _reduce(_relu_op(-target * (input1 - input2) + margin), _reduction(reduction))
+
+
+def soft_margin_loss(input, target, reduction: str = "mean"):
+    return _reduce(-logsigmoid(target * input), _reduction(reduction))
+
+
+def poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, reduction="mean"):
+    if log_input:
+        loss = _ops.exp(input) - target * input
+    else:
+        loss = input - target * _ops.log(input + eps)
+    if full:
+        t = target._data
+        stirling = np.where(t > 1, t * np.log(np.where(t > 1, t, 1)) - t + 0.5 * np.log(2 * np.pi * np.where(
+            t > 1, t, 1)), 0).astype(input.dtype)
+        loss = loss + _const(stirling)
+    return _reduce(loss, _reduction(reduction))
+
+
+# ---------------------------------------------------------------- metrics
+def accuracy(input, target, topk: int = 1):
+    """Fraction of rows whose target class is among the ``topk`` highest scores (the
+    heritage's ClassAccuracy), as a 0-d float tensor; never recorded on the tape.
+
+    >>> F.accuracy(tapegrad.tensor([[0.1, 2.0], [3.0, 0.0]]), tapegrad.tensor([1, 1]))
+    tensor(0.5000)
+    """
+    x = input._data
+    t = target._data if isinstance(target, Tensor) else np.asarray(target)
+    if x.ndim != 2 or t.shape != x.shape[:1]:
+        raise ValueError(f"accuracy: expected scores (N, C) and class indices (N,), got shapes {x.shape} and "
+                         f"{t.shape}")
+    if topk == 1:
+        hit = x.argmax(1) == t
+    else:
+        top = np.argpartition(-x, min(topk, x.shape[1]) - 1, axis=1)[:, :topk]
+        hit = (top == t[:, None]).any(1)
+    dtype = x.dtype if x.dtype.kind == "f" else _dtype.get_default_dtype()
+    return _const(np.asarray(hit.mean() if hit.size else np.nan, dtype=dtype))

@@ -1,0 +1,46 @@
+"""``Parameter``: a tensor that a ``Module`` registers as one of its learnable weights."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A leaf tensor that requires grad by default and that ``Module.__setattr__`` registers.
+
+    >>> w = tapegrad.nn.Parameter(tapegrad.zeros(2))
+    >>> w
+    Parameter containing:
+    tensor([0., 0.], requires_grad=True)
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data=None, requires_grad: bool = True):
+        if data is None:
+            arr = np.empty(0, dtype=np.float32)
+        elif isinstance(data, Tensor):
+            arr = data._data  # shares memory, as torch.nn.Parameter does
+        else:
+            arr = np.asarray(data)
+        self._data = arr
+        self._init_meta()
+        if requires_grad:
+            self.requires_grad_(True)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class Buffer(Tensor):
+    """Marks a tensor as a buffer when assigned to a module attribute (``torch.nn.Buffer``)."""
+
+    __slots__ = ("persistent",)
+
+    def __init__(self, data=None, *, persistent: bool = True):
+        arr = np.empty(0, dtype=np.float32) if data is None else (
+            data._data if isinstance(data, Tensor) else np.asarray(data))
+        self._data = arr
+        self._init_meta()
+        self.persistent = persistent
