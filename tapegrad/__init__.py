@@ -30,6 +30,8 @@ from .ops import *  # noqa: F401,F403
 from .ops import OPS  # noqa: F401
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from . import autograd  # noqa: F401
+from . import nn, optim  # noqa: F401,E402
+from .serialization import load, save  # noqa: F401
 
 __version__ = "0.1.0"
 
