@@ -21,7 +21,6 @@ import numpy as np
 
 from .. import _dtype
 from .. import random as _random
-from ..autograd import grad_mode
 from ..tensor import Tensor
 from .. import ops as _ops
 from ..ops.activation import (elu, gelu, hardtanh, leaky_relu, log_softmax, logsigmoid, one_hot,  # noqa: F401
@@ -452,8 +451,9 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
                            f"values in [{np.nanmin(x):g}, {np.nanmax(x):g}]); for logits use "
                            f"binary_cross_entropy_with_logits")
     y = _as_float_target(target, input)
-    log_x = _ops.clamp(_ops.log(input), min=-100.0)
-    log_1mx = _ops.clamp(_ops.log(1 - input), min=-100.0)
+    with np.errstate(divide="ignore"):  # log(0) = -inf, clamped just below
+        log_x = _ops.clamp(_ops.log(input), min=-100.0)
+        log_1mx = _ops.clamp(_ops.log(1 - input), min=-100.0)
     loss = -(y * log_x + (1 - y) * log_1mx)
     if weight is not None:
         loss = loss * weight
