@@ -1,16 +1,17 @@
 // GEMM, BLIS-style: five loops around a register-blocked micro-kernel on packed panels.
 //
-//   for jc in N step NC          B panel  (KC x NC)  -> L3, shared by all threads
+//   for jc in N step NC          B panel  (KC x NC)  -> L3
 //     for pc in K step KC        (K is never split across threads: determinism)
 //       pack B[pc:, jc:]         into NR-wide micro-panels, zero-padded
-//       for ic in M step MC      A block  (MC x KC)  -> L2, one per thread
+//       for ic in M step MC      A block  (MC x KC)  -> L2
 //         pack A[ic:, pc:]       into MR-tall micro-panels, zero-padded
 //         for jr in NC step NR   B micro-panel (KC x NR) -> L1
 //           for ir in MC step MR micro-kernel: MR x NR accumulators in registers
 //
-// Threads split the M x NC block of C (whole MR/NR micro-tiles) and never K, and the
-// blocking does not depend on the thread count, so every C element is summed in the same
-// order whatever the partition: results are bit-identical for any number of threads.
+// Threads split C into rectangles of whole MR x NR micro-tiles and run this nest on their own
+// rectangle with their own pack buffers (no barriers). K is never split and the blocking does
+// not depend on the thread count, so every C element is summed in the same order whatever the
+// partition: results are bit-identical for any number of threads.
 // The AVX2+FMA micro-kernels are compiled with target attributes and chosen at run time;
 // a portable micro-kernel serves other CPUs (TAPEGRAD_GEMM_KERNEL=generic forces it).
 #include "kernels/gemm.h"
@@ -41,7 +42,8 @@ template <> struct Blocks<double, Isa::avx2>   { enum {   MR = 6, NR = 8,  KC = 
 template <> struct Blocks<float, Isa::generic> { enum {   MR = 4, NR = 8,  KC = 256, MC = 128, NC = 2048 }; };
 template <> struct Blocks<double, Isa::generic>{ enum {   MR = 4, NR = 4,  KC = 256, MC = 64,  NC = 2048 }; };
 
-// Below this many multiply-adds a call runs on one thread: a parallel region costs more.
+// Below this many multiply-adds a call runs on one thread (a parallel region costs more);
+// above it, one thread per kParallelMinWork / 2 multiply-adds, up to omp_get_max_threads().
 constexpr double kParallelMinWork = 64.0 * 64.0 * 64.0;
 
 // ---------------------------------------------------------------- scratch buffers
@@ -86,12 +88,11 @@ void pack_a(int64_t mc, int64_t kc, const T* A, int64_t rsa, int64_t csa, T* Ap)
   }
 }
 
-// B panel (kc x nc, any strides) -> ceil(nc/NR) micro-panels ps elements apart; panel r holds
-// columns r*NR..r*NR+NR-1 row after row: element (p, j) at r*ps + p*NR + j. Columns past nc are
-// zero. (ps = NR*KC, not NR*kc, so a thread's panels never move when kc shrinks at the K edge.)
+// B panel (kc x nc, any strides) -> ceil(nc/NR) micro-panels; panel r holds columns
+// r*NR..r*NR+NR-1 row after row: element (p, j) at r*NR*kc + p*NR + j. Columns past nc are zero.
 template <typename T, int NR>
-void pack_b(int64_t kc, int64_t nc, const T* B, int64_t rsb, int64_t csb, T* Bp, int64_t ps) {
-  for (int64_t jr = 0; jr < nc; jr += NR, Bp += ps) {
+void pack_b(int64_t kc, int64_t nc, const T* B, int64_t rsb, int64_t csb, T* Bp) {
+  for (int64_t jr = 0; jr < nc; jr += NR, Bp += NR * kc) {
     const T* b = B + jr * csb;
     const int64_t n = std::min<int64_t>(NR, nc - jr);
     if (n == NR && csb == 1) {            // row-major B: each row slice is contiguous
@@ -235,82 +236,76 @@ inline void tile(int64_t m, int64_t n, int64_t kc, const T* Ap, const T* Bp, T* 
     for (int64_t j = 0; j < n; ++j) C[i * rsc + j * csc] = t[i * NR + j];
 }
 
-// Split nt threads into tm (along M) x tn (along N) so the busiest thread has the fewest
-// micro-tiles, counting an A-block repack for each thread that shares rows with another.
-void partition(int nt, int64_t mpanels, int64_t npanels, int& tm, int& tn) {
+// The serial five-loop nest on one rectangle of C (the whole of C, or one thread's share).
+// Layout: A is M x K (strides rsa, csa), B is K x N (rsb, csb), C is M x N (rsc, csc); any
+// strides, as packing absorbs them; csc == 1 lets the micro-kernel store C rows directly.
+template <typename T, class Cfg>
+void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa,
+                 const T* B, int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
+  constexpr int MR = Cfg::MR, NR = Cfg::NR, KC = Cfg::KC, MC = Cfg::MC, NC = Cfg::NC;
+  const int64_t kc_max = std::min<int64_t>(K, KC);
+  T* Bp = static_cast<T*>(tls_pack_b.get(sizeof(T) * kc_max * ((std::min<int64_t>(N, NC) + NR - 1) / NR * NR)));
+  T* Ap = static_cast<T*>(tls_pack_a.get(sizeof(T) * kc_max * ((std::min<int64_t>(M, MC) + MR - 1) / MR * MR)));
+  for (int64_t jc = 0; jc < N; jc += NC) {
+    const int64_t nc = std::min<int64_t>(NC, N - jc);
+    // K blocks run in order, the first applying beta and the rest accumulating onto C.
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      const int64_t kc = std::min<int64_t>(KC, K - pc);
+      const T beta_pc = pc == 0 ? beta : T(1);
+      pack_b<T, NR>(kc, nc, B + pc * rsb + jc * csb, rsb, csb, Bp);
+      for (int64_t ic = 0; ic < M; ic += MC) {
+        const int64_t mc = std::min<int64_t>(MC, M - ic);
+        pack_a<T, MR>(mc, kc, A + ic * rsa + pc * csa, rsa, csa, Ap);
+        // Layout: packed micro-panels (pack_a / pack_b); tile (ir, jr) of C at (ic+ir, jc+jr).
+        for (int64_t jr = 0; jr < nc; jr += NR)
+          for (int64_t ir = 0; ir < mc; ir += MR)
+            tile<T, Cfg>(std::min<int64_t>(MR, mc - ir), std::min<int64_t>(NR, nc - jr), kc, Ap + ir * kc,
+                         Bp + jr * kc, C + (ic + ir) * rsc + (jc + jr) * csc, rsc, csc, alpha, beta_pc);
+      }
+    }
+  }
+}
+
+// Split nt threads into a tm (along M) x tn (along N) grid of rectangles of whole micro-tiles,
+// minimising the busiest thread's cost: its multiply-adds plus its packing (each thread packs
+// the A rows and B columns of its own rectangle, a few multiply-adds' worth per element).
+void partition(int nt, int64_t M, int64_t N, int64_t MR, int64_t NR, int& tm, int& tn) {
+  const int64_t mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
   double best = -1;
   for (int m = 1; m <= nt; ++m) {
     if (nt % m) continue;
     const int n = nt / m;
-    const double rows = double((mpanels + m - 1) / m), cols = double((npanels + n - 1) / n);
-    const double cost = rows * cols + rows * 0.5;  // tiles + A packing (~half a tile per panel)
+    const double rows = double((mp + m - 1) / m * MR), cols = double((np + n - 1) / n * NR);
+    const double cost = rows * cols + 4.0 * (rows + cols);
     if (best < 0 || cost < best) { best = cost; tm = m; tn = n; }
   }
 }
 
+// Threads take disjoint rectangles of C and run the serial nest on them: no barriers, no
+// shared buffers. K is never split and the blocking is fixed, so every C element is summed
+// in the same order whatever the thread count: results are bit-identical.
 template <typename T, class Cfg>
 void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa,
                   const T* B, int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
-  constexpr int MR = Cfg::MR, NR = Cfg::NR, KC = Cfg::KC, MC = Cfg::MC, NC = Cfg::NC;
-  const int64_t mpanels = (M + MR - 1) / MR;
-  const int64_t kc_max = std::min<int64_t>(K, KC);
-  const int64_t nc_max = std::min<int64_t>(N, NC);
-  const int64_t npanels_max = (nc_max + NR - 1) / NR;
-  const int64_t ps = NR * kc_max;  // B micro-panel stride in the packed buffer
-
+  constexpr int MR = Cfg::MR, NR = Cfg::NR;
+  const double work = double(M) * double(N) * double(K);
   int nt = 1;
-  if (!omp_in_parallel() && double(M) * double(N) * double(K) >= kParallelMinWork)
-    nt = int(std::min<int64_t>(omp_get_max_threads(), mpanels * npanels_max));
+  if (!omp_in_parallel() && work >= kParallelMinWork)
+    nt = int(std::min<double>(omp_get_max_threads(), work / (kParallelMinWork / 2)));
+  if (nt <= 1)
+    return gemm_serial<T, Cfg>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
   int tm = 1, tn = 1;
-  partition(nt, mpanels, npanels_max, tm, tn);
-
-  T* Bp = static_cast<T*>(tls_pack_b.get(sizeof(T) * size_t(kc_max) * size_t(npanels_max) * NR));
-  const size_t a_bytes = sizeof(T) * size_t(kc_max) * size_t(std::min<int64_t>(mpanels * MR, MC));
-
-#pragma omp parallel num_threads(nt) if (nt > 1)
+  partition(nt, M, N, MR, NR, tm, tn);
+  const int64_t mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
+#pragma omp parallel num_threads(nt)
   {
-    const int tid = omp_get_thread_num();
-    const int it = tid / tn, jt = tid % tn;  // this thread's row and column in the tm x tn grid
-    T* Ap = static_cast<T*>(tls_pack_a.get(a_bytes));
-    // This thread's rows of C, in whole MR panels: [m0, m1).
-    const int64_t m0 = std::min<int64_t>(M, mpanels * it / tm * MR);
-    const int64_t m1 = std::min<int64_t>(M, mpanels * (it + 1) / tm * MR);
-
-    // Layout: C is M x N with strides (rsc, csc), csc == 1 on the fast path; A and B any strides.
-    for (int64_t jc = 0; jc < N; jc += NC) {
-      const int64_t nc = std::min<int64_t>(NC, N - jc);
-      const int64_t np = (nc + NR - 1) / NR;
-      // This thread's NR panels of the block: [p0, p1).
-      const int64_t p0 = np * jt / tn, p1 = np * (jt + 1) / tn;
-      for (int64_t pc = 0; pc < K; pc += KC) {
-        const int64_t kc = std::min<int64_t>(KC, K - pc);
-        const T beta_pc = pc == 0 ? beta : T(1);  // later K blocks accumulate onto C
-        // Pack B[pc:pc+kc, jc:jc+nc]. With one thread row (tm == 1) each thread packs and
-        // reads only its own panels: no barrier. Otherwise all threads pack a share of all panels.
-        const int64_t q0 = tm == 1 ? p0 : np * tid / nt, q1 = tm == 1 ? p1 : np * (tid + 1) / nt;
-        if (q1 > q0)
-          pack_b<T, NR>(kc, std::min(nc, q1 * NR) - q0 * NR, B + pc * rsb + (jc + q0 * NR) * csb,
-                        rsb, csb, Bp + q0 * ps, ps);
-        if (tm > 1) {
-#pragma omp barrier
-        }
-        // Layout: packed panels from pack_a / pack_b; C tile (ic+ir, jc+jr) at rsc/csc strides.
-        for (int64_t ic = m0; ic < m1; ic += MC) {
-          const int64_t mc = std::min<int64_t>(MC, m1 - ic);
-          pack_a<T, MR>(mc, kc, A + ic * rsa + pc * csa, rsa, csa, Ap);
-          for (int64_t jp = p0; jp < p1; ++jp) {
-            const int64_t jr = jp * NR, n = std::min<int64_t>(NR, nc - jr);
-            const T* b = Bp + jp * ps;
-            for (int64_t ir = 0; ir < mc; ir += MR)
-              tile<T, Cfg>(std::min<int64_t>(MR, mc - ir), n, kc, Ap + ir * kc, b,
-                           C + (ic + ir) * rsc + (jc + jr) * csc, rsc, csc, alpha, beta_pc);
-          }
-        }
-        if (tm > 1) {
-#pragma omp barrier
-        }
-      }
-    }
+    const int tid = omp_get_thread_num(), it = tid / tn, jt = tid % tn;
+    // This thread's rectangle [m0, m1) x [n0, n1), on the global MR x NR tile grid.
+    const int64_t m0 = std::min(M, mp * it / tm * MR), m1 = std::min(M, mp * (it + 1) / tm * MR);
+    const int64_t n0 = std::min(N, np * jt / tn * NR), n1 = std::min(N, np * (jt + 1) / tn * NR);
+    if (m1 > m0 && n1 > n0)
+      gemm_serial<T, Cfg>(m1 - m0, n1 - n0, K, alpha, A + m0 * rsa, rsa, csa, B + n0 * csb, rsb, csb, beta,
+                          C + m0 * rsc + n0 * csc, rsc, csc);
   }
 }
 
