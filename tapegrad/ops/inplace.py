@@ -51,8 +51,9 @@ def inplace(self: Tensor, result_fn, opname: str, *others):
         _write(self, res._data, opname)
         return self
     _check_leaf(self, opname)
-    before = Tensor._wrap(self._data)  # the pre-op value, as the tape will see it
-    before._version = self._version
+    # the pre-op value, as the tape will see it: a snapshot (PyTorch's ``original_self`` clone),
+    # since the op's VJPs may read it after the write below
+    before = Tensor._wrap(self._data.copy())
     before.grad_fn, before._requires_grad = self.grad_fn, self._requires_grad
     res = result_fn(before, *others)
     _write(self, res._data, opname)

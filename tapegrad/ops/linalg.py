@@ -41,6 +41,8 @@ def matmul(input, other):
         except ValueError:
             raise RuntimeError(f"matmul: batch dimensions of {tuple(a.shape)} and {tuple(b.shape)} do not "
                                f"broadcast") from None
+    if a.ndim == 1 and b.ndim == 1:  # a dot product: 0-d, as in PyTorch and numpy
+        return matmul(a.reshape(1, -1), b.reshape(-1, 1)).reshape(())
     if a.ndim == 1:
         r = matmul(a.reshape(1, -1), b)
         return r.reshape(r.shape[:-2] + r.shape[-1:])

@@ -378,7 +378,7 @@ def pad(input, pad, mode="constant", value=None):
     for d, (lo, hi) in enumerate(widths):
         if lo or hi:
             n = input.shape[d]
-            limit = n - 1 if mode == "reflect" else n
+            limit = n - 1 if mode == "reflect" else n if mode == "circular" else np.inf
             if builtins.max(lo, hi) > limit or (mode == "replicate" and n == 0):
                 raise RuntimeError(f"pad: padding ({lo}, {hi}) of dim {d} is too large for mode {mode!r} and an "
                                    f"input of shape {tuple(input.shape)}")

@@ -1,0 +1,746 @@
+"""The op table's gradient tests: every differentiable op in ``tapegrad.ops.OPS`` has an entry here.
+
+``OP_INFOS`` maps a name to an ``OpInfo`` whose ``sample(draw)`` builds one call from
+hypothesis-drawn inputs: a ``Sample`` holding the tapegrad function, its float64 inputs and a
+numpy/scipy reference of the same call. From each entry the tests check the forward against the
+reference (one helper for all ops), the gradient against finite differences (``gradcheck``)
+and, for ops whose VJP is not linear in the inputs, second derivatives (``gradgradcheck``).
+Names in ``OP_INFOS`` that are not in ``OPS`` cover composite functions (std, stack, ...).
+
+A new op fails ``test_every_op_has_an_entry`` until it gets an entry: add one with
+``OP_INFOS["name"] = OpInfo(sample)``. Inputs are kept away from non-differentiable points
+(kinks, ties, integer boundaries) by the value kinds of ``arr``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+import pytest
+import scipy.special as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import tapegrad as tg
+from tapegrad import autograd
+from tapegrad.ops import OPS
+from tapegrad.testing import gradcheck, gradgradcheck
+
+GRAD = settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+GRADGRAD = settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+PROPS = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+# ---------------------------------------------------------------- the table
+@dataclasses.dataclass
+class Sample:
+    fn: Callable                # tapegrad tensors -> tensor (or tuple of tensors)
+    args: list                  # numpy float64 arrays, the differentiable inputs
+    ref: Callable | None        # numpy arrays -> expected forward value(s)
+    tol: dict = dataclasses.field(default_factory=dict)  # gradcheck eps/atol/rtol overrides
+
+
+@dataclasses.dataclass
+class OpInfo:
+    sample: Callable            # draw -> Sample
+    gradgrad: bool = False      # the VJP is non-linear in the inputs: also check second derivatives
+
+
+OP_INFOS: dict[str, OpInfo] = {}
+
+
+def entry(*names, gradgrad=False):
+    """Register the decorated sample builder under ``names``."""
+    def deco(sample):
+        for n in names:
+            OP_INFOS[n] = OpInfo(sample, gradgrad)
+        return sample
+    return deco
+
+
+# ---------------------------------------------------------------- drawing inputs
+SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=3)
+NONEMPTY_SHAPES = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=3)
+GRID = 0.37  # values on a jittered grid stay >= 0.13 apart from another grid shifted by 0.18
+
+
+def arr(draw, shape, kind="any"):
+    """A float64 array of ``shape`` whose values avoid the points an op is not differentiable at.
+
+    any: uniform in [-2, 2]; pos: in [0.3, 2]; nonzero: |x| in [0.3, 2]; distinct: no two
+    values within 0.3 (no ties); grid0/grid1: two interleaved grids (x from one never meets a
+    bound from the other); frac: at least 0.1 from an integer and from a half-integer.
+    """
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    n = int(np.prod(shape))
+    if kind == "pos":
+        a = rng.uniform(0.3, 2.0, n)
+    elif kind == "nonzero":
+        a = rng.uniform(0.3, 2.0, n) * rng.choice([-1.0, 1.0], n)
+    elif kind == "distinct":
+        a = (rng.permutation(n) - n // 2) * GRID + rng.uniform(0, 0.05, n)
+    elif kind in ("grid0", "grid1", "grid2"):
+        off = {"grid0": 0.0, "grid1": 0.18, "grid2": 0.27}[kind]
+        a = rng.integers(-5, 5, n) * GRID + off + rng.uniform(0, 0.05, n)
+    elif kind == "frac":
+        a = rng.integers(-3, 3, n) + rng.choice([0.15, 0.65], n) + rng.uniform(0, 0.2, n)
+    else:
+        a = rng.uniform(-2.0, 2.0, n)
+    return a.reshape(shape)
+
+
+def leaf(a, dtype=np.float64):
+    return tg.Tensor._wrap(np.array(a, dtype=dtype, order="C")).requires_grad_()
+
+
+def dims_and_keepdim(draw, ndim):
+    """``dim`` as None, an int or a tuple (valid for ``ndim``), and ``keepdim``."""
+    keep = draw(st.booleans())
+    if ndim == 0:
+        return draw(st.sampled_from([None, 0, -1, ()])), keep
+    kind = draw(st.sampled_from(["none", "int", "tuple"]))
+    if kind == "none":
+        return None, keep
+    if kind == "int":
+        return draw(st.integers(-ndim, ndim - 1)), keep
+    ds = draw(st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True))
+    return tuple(d - ndim if draw(st.booleans()) else d for d in ds), keep
+
+
+def np_dims(dim, ndim):
+    if dim is None or dim == ():
+        return None
+    return tuple(d % ndim for d in dim) if isinstance(dim, tuple) else (dim % ndim,) if ndim else None
+
+
+def one_dim(draw, ndim):
+    return draw(st.integers(-ndim, ndim - 1)) if ndim else draw(st.sampled_from([0, -1]))
+
+
+def binary_shapes(draw, allow_0d=True):
+    sh = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0 if allow_0d else 1, max_dims=3, max_side=3))
+    return sh.input_shapes
+
+
+# ---------------------------------------------------------------- elementwise
+def _binary(name, fn, ref, ka="any", kb="any", gradgrad=False):
+    @entry(name, gradgrad=gradgrad)
+    def sample(draw):
+        sa, sb = binary_shapes(draw)
+        return Sample(fn, [arr(draw, sa, ka), arr(draw, sb, kb)], ref)
+
+
+_binary("add", lambda a, b: tg.add(a, b, alpha=2), lambda a, b: a + 2 * b)
+_binary("sub", lambda a, b: a - b, np.subtract)
+_binary("mul", lambda a, b: a * b, np.multiply, gradgrad=True)
+_binary("div", lambda a, b: a / b, np.divide, kb="nonzero", gradgrad=True)
+_binary("pow", lambda a, b: a ** b, np.power, ka="pos", gradgrad=True)
+_binary("maximum", tg.maximum, np.maximum, "grid0", "grid1")
+_binary("minimum", tg.minimum, np.minimum, "grid0", "grid1")
+_binary("atan2", tg.atan2, np.arctan2, "nonzero", "nonzero", gradgrad=True)
+
+
+@entry("floor_divide", "trunc_divide")
+def _rounding_div(draw):
+    shape = draw(SHAPES)
+    b = arr(draw, shape, "pos") * np.sign(arr(draw, shape, "nonzero"))
+    a = b * arr(draw, shape, "frac")  # the quotient stays away from integers
+    mode = draw(st.sampled_from(["floor", "trunc"]))
+    ref = (lambda x, y: np.floor(x / y)) if mode == "floor" else (lambda x, y: np.trunc(x / y))
+    return Sample(lambda x, y: tg.div(x, y, rounding_mode=mode), [a, b], ref)
+
+
+@entry("pow_scalar", gradgrad=True)
+def _pow_scalar(draw):
+    e = draw(st.sampled_from([0, 1, 2, 3, -1, 0.5, -2.5, 3.5]))
+    return Sample(lambda x: x ** e, [arr(draw, draw(SHAPES), "pos")], lambda x: x ** e)
+
+
+UNARY = {  # name: (tapegrad fn, reference, value kind, non-linear VJP)
+    "neg": (tg.neg, np.negative, "any", False),
+    "exp": (tg.exp, np.exp, "any", True),
+    "log": (tg.log, np.log, "pos", True),
+    "log1p": (tg.log1p, np.log1p, "pos", True),
+    "expm1": (tg.expm1, np.expm1, "any", True),
+    "sqrt": (tg.sqrt, np.sqrt, "pos", True),
+    "rsqrt": (tg.rsqrt, lambda x: 1 / np.sqrt(x), "pos", True),
+    "sin": (tg.sin, np.sin, "any", True),
+    "cos": (tg.cos, np.cos, "any", True),
+    "tanh": (tg.tanh, np.tanh, "any", True),
+    "sigmoid": (tg.sigmoid, sp.expit, "any", True),
+    "abs": (tg.abs, np.abs, "nonzero", False),
+    "erf": (tg.erf, sp.erf, "any", True),
+    "relu": (tg.relu, lambda x: np.maximum(x, 0), "nonzero", False),
+    "sign": (tg.sign, np.sign, "nonzero", False),
+    "square": (tg.square, np.square, "any", True),
+    "reciprocal": (tg.reciprocal, np.reciprocal, "nonzero", True),
+    "floor": (tg.floor, np.floor, "frac", False),
+    "ceil": (tg.ceil, np.ceil, "frac", False),
+    "trunc": (tg.trunc, np.trunc, "frac", False),
+    "round": (tg.round, np.round, "frac", False),
+    "silu": (tg.silu, lambda x: x * sp.expit(x), "any", True),
+    "logsigmoid": (tg.logsigmoid, lambda x: -np.logaddexp(0, -x), "any", True),
+    "leaky_relu": (lambda x: tg.leaky_relu(x, 0.2), lambda x: np.where(x > 0, x, 0.2 * x), "nonzero", False),
+    "elu": (lambda x: tg.elu(x, 1.5), lambda x: np.where(x > 0, x, 1.5 * np.expm1(x)), "nonzero", True),
+    "hardtanh": (lambda x: tg.hardtanh(x, -0.82, 0.93), lambda x: np.clip(x, -0.82, 0.93), "grid0", False),
+    "relu6": (tg.relu6, lambda x: np.clip(x, 0, 6), "nonzero", False),
+}
+for _name, (_fn, _ref, _kind, _gg) in UNARY.items():
+    def _make(fn=_fn, ref=_ref, kind=_kind):
+        return lambda draw: Sample(fn, [arr(draw, draw(SHAPES), kind)], ref)
+    OP_INFOS[_name] = OpInfo(_make(), _gg)
+
+
+@entry("gelu", gradgrad=True)
+def _gelu(draw):
+    approx = draw(st.sampled_from(["none", "tanh"]))
+    k = np.sqrt(2 / np.pi)
+    ref = ((lambda x: 0.5 * x * (1 + np.tanh(k * (x + 0.044715 * x ** 3)))) if approx == "tanh"
+           else (lambda x: x * sp.ndtr(x)))
+    return Sample(lambda x: tg.gelu(x, approximate=approx), [arr(draw, draw(SHAPES))], ref)
+
+
+@entry("softplus", gradgrad=True)
+def _softplus(draw):
+    beta, threshold = draw(st.sampled_from([(1.0, 20.0), (2.0, 1.0), (0.5, 0.4)]))
+    x = arr(draw, draw(SHAPES), "grid0")  # beta * x stays off the threshold
+    ref = lambda a: np.where(beta * a > threshold, a, np.log1p(np.exp(beta * a)) / beta)  # noqa: E731
+    return Sample(lambda a: tg.softplus(a, beta, threshold), [x], ref)
+
+
+@entry("where")
+def _where(draw):
+    sa, sb = binary_shapes(draw)
+    shape = np.broadcast_shapes(sa, sb)
+    cond = arr(draw, shape) > 0
+    c = tg.tensor(cond)
+    return Sample(lambda a, b: tg.where(c, a, b), [arr(draw, sa), arr(draw, sb)], lambda a, b: np.where(cond, a, b))
+
+
+@entry("clamp")
+def _clamp(draw):
+    variant = draw(st.sampled_from(["scalars", "min_only", "max_only", "tensors"]))
+    x = arr(draw, draw(SHAPES), "grid0")
+    if variant == "tensors":  # bounds are differentiable too; lo > hi happens and gives hi
+        sx, sl, sh = draw(hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3, max_side=3)).input_shapes
+        x = arr(draw, sx, "grid0")
+        return Sample(lambda a, lo, hi: tg.clamp(a, lo, hi), [x, arr(draw, sl, "grid1"), arr(draw, sh, "grid2")],
+                      lambda a, lo, hi: np.minimum(np.maximum(a, lo), hi))
+    lo = None if variant == "max_only" else -0.55 + 0.18
+    hi = None if variant == "min_only" else 0.74 + 0.18
+    return Sample(lambda a: tg.clamp(a, min=lo, max=hi), [x], lambda a: np.clip(a, lo, hi))
+
+
+@entry("clamp_")
+def _clamp_inplace(draw):
+    x = arr(draw, draw(SHAPES), "grid0")
+
+    def fn(a):
+        y = a * 1.0
+        y.clamp_(-0.37, 0.55)
+        return y
+    return Sample(fn, [x], lambda a: np.clip(a, -0.37, 0.55))
+
+
+# ---------------------------------------------------------------- reductions
+def _reduction(name, fn, ref, kind="any", gradgrad=False):
+    @entry(name, gradgrad=gradgrad)
+    def sample(draw):
+        x = arr(draw, draw(SHAPES), kind)
+        dim, keep = dims_and_keepdim(draw, x.ndim)
+        return Sample(lambda t: fn(t, dim, keep), [x],
+                      lambda a: ref(a, axis=np_dims(dim, a.ndim), keepdims=keep))
+
+
+_reduction("sum", lambda t, d, k: t.sum(d, k), np.sum)
+_reduction("mean", lambda t, d, k: t.mean(d, k), np.mean)
+_reduction("amax", lambda t, d, k: tg.amax(t, () if d is None else d, k), np.amax, "distinct")
+_reduction("amin", lambda t, d, k: t.amin(() if d is None else d, k), np.amin, "distinct")
+_reduction("logsumexp", lambda t, d, k: t.logsumexp(d, k),
+           lambda a, axis, keepdims: sp.logsumexp(a, axis=axis, keepdims=keepdims) if a.ndim else a, gradgrad=True)
+_reduction("norm2", lambda t, d, k: t.norm(dim=d, keepdim=k), lambda a, axis, keepdims: np.sqrt(
+    np.sum(a * a, axis=axis, keepdims=keepdims)), "nonzero", gradgrad=True)
+_reduction("norm_p1", lambda t, d, k: t.norm(1, d, k), lambda a, axis, keepdims: np.sum(
+    np.abs(a), axis=axis, keepdims=keepdims), "nonzero")
+_reduction("norm_p3", lambda t, d, k: t.norm(3, d, k), lambda a, axis, keepdims: np.sum(
+    np.abs(a) ** 3, axis=axis, keepdims=keepdims) ** (1 / 3), "nonzero", gradgrad=True)
+_reduction("norm_inf", lambda t, d, k: tg.norm(t.abs() + 0.1, float("inf"), d, k), lambda a, axis, keepdims: np.amax(
+    np.abs(a) + 0.1, axis=axis, keepdims=keepdims), "distinct")
+
+
+@entry("prod")
+def _prod(draw):
+    """Exact zeros included: the gradient is the product of the others (a polynomial, so exact)."""
+    x = arr(draw, draw(SHAPES))
+    if draw(st.booleans()):
+        x = np.where(arr(draw, x.shape) > 0.5, 0.0, x)
+    dim, keep = dims_and_keepdim(draw, x.ndim)
+    return Sample(lambda t: t.prod(dim, keep), [x], lambda a: np.prod(a, axis=np_dims(dim, a.ndim), keepdims=keep))
+
+
+@entry("prod_nonzero", gradgrad=True)
+def _prod_nonzero(draw):
+    x = arr(draw, draw(SHAPES), "nonzero")
+    dim, keep = dims_and_keepdim(draw, x.ndim)
+    return Sample(lambda t: tg.prod(t, dim, keep), [x], lambda a: np.prod(a, axis=np_dims(dim, a.ndim), keepdims=keep))
+
+
+@entry("var", "std", gradgrad=True)
+def _var(draw):
+    x = arr(draw, draw(SHAPES).__add__((2,)), "distinct")
+    dim, keep = dims_and_keepdim(draw, x.ndim)
+    if dim is not None:  # reduce the last dim too: at least 2 samples per slice
+        dim = tuple(sorted({d % x.ndim for d in ((dim,) if isinstance(dim, int) else dim)} | {x.ndim - 1}))
+    form = draw(st.sampled_from(["default", "unbiased", "correction"]))
+    which = draw(st.sampled_from(["var", "std"]))
+    kw, ddof = {"default": ({}, 1), "unbiased": ({"unbiased": False}, 0), "correction": ({"correction": 0.5}, 0.5)}[form]
+    npfn = np.var if which == "var" else np.std
+    return Sample(lambda t: getattr(t, which)(dim, keepdim=keep, **kw), [x],
+                  lambda a: npfn(a, axis=np_dims(dim, a.ndim), keepdims=keep, ddof=ddof))
+
+
+@entry("max_dim", "min_dim", "max_full")
+def _max_dim(draw):
+    x = arr(draw, draw(SHAPES), "distinct")
+    which = draw(st.sampled_from(["max", "min"]))
+    npfn = np.max if which == "max" else np.min
+    if draw(st.booleans()):
+        return Sample(lambda t: getattr(tg, which)(t), [x], lambda a: npfn(a))
+    d, keep = one_dim(draw, x.ndim), draw(st.booleans())
+    ref = (lambda a: npfn(a, axis=d, keepdims=keep)) if x.ndim else (lambda a: a)
+    return Sample(lambda t: getattr(t, which)(d, keep).values, [x], ref)
+
+
+@entry("cumsum")
+def _cumsum(draw):
+    x = arr(draw, draw(SHAPES))
+    d = one_dim(draw, x.ndim)
+    return Sample(lambda t: t.cumsum(d), [x], lambda a: np.cumsum(a, axis=d) if a.ndim else a)
+
+
+@entry("sum_to_size")
+def _sum_to_size(draw):
+    target, big = binary_shapes(draw)
+    shape = np.broadcast_shapes(target, big)
+    if len(target) < len(shape):
+        target = tuple(target)
+    return Sample(lambda t: t.sum_to_size(target), [arr(draw, shape)],
+                  lambda a: np.sum(a, axis=tuple(range(a.ndim - len(target))) + tuple(
+                      a.ndim - len(target) + i for i, s in enumerate(target) if s == 1 and a.shape[a.ndim - len(target) + i] != 1),
+                      keepdims=True).reshape(target))
+
+
+# ---------------------------------------------------------------- nn-flavoured
+@entry("softmax", "log_softmax", gradgrad=True)
+def _softmax(draw):
+    x = arr(draw, draw(SHAPES)) * draw(st.sampled_from([1.0, 5.0]))
+    d = one_dim(draw, x.ndim)
+    which = draw(st.sampled_from(["softmax", "log_softmax"]))
+    ax = d if x.ndim else None
+    ref = sp.softmax if which == "softmax" else sp.log_softmax
+    return Sample(lambda t: getattr(t, which)(d), [x], lambda a: ref(a, axis=ax))
+
+
+# ---------------------------------------------------------------- shape
+@entry("reshape", "flatten", "unflatten")
+def _reshape(draw):
+    x = arr(draw, draw(SHAPES))
+    how = draw(st.sampled_from(["reshape", "flatten", "unflatten"]))
+    if how == "reshape":
+        return Sample(lambda t: t.reshape(-1, 1), [x], lambda a: a.reshape(-1, 1))
+    if how == "flatten" or x.ndim == 0:
+        s = draw(st.integers(0, max(x.ndim - 1, 0)))
+        ref = (lambda a: a.reshape(a.shape[:s] + (-1,))) if x.ndim else (lambda a: a.reshape(1))
+        return Sample(lambda t: t.flatten(s), [x], ref)
+    d = draw(st.integers(0, x.ndim - 1))
+    return Sample(lambda t: t.unflatten(d, (1, -1)), [x], lambda a: a.reshape(a.shape[:d] + (1, -1) + a.shape[d + 1:]))
+
+
+@entry("squeeze", "unsqueeze")
+def _squeeze(draw):
+    x = arr(draw, draw(SHAPES))
+    d = draw(st.integers(-x.ndim - 1, x.ndim))
+    if draw(st.booleans()) or x.ndim == 0:
+        return Sample(lambda t: t.unsqueeze(d), [x], lambda a: np.expand_dims(a, d))
+    dims = draw(st.sampled_from([None, 0, (0, -1)] if x.ndim > 1 else [None, 0]))
+    ref = (lambda a: np.squeeze(a, tuple(i % a.ndim for i in ((dims,) if isinstance(dims, int) else dims or range(a.ndim))
+                                         if a.shape[i] == 1)))
+    return Sample(lambda t: t.squeeze(dims), [x], ref)
+
+
+@entry("expand")
+def _expand(draw):
+    small, big = binary_shapes(draw)
+    shape = np.broadcast_shapes(small, big)
+    return Sample(lambda t: t.expand(shape), [arr(draw, small)], lambda a: np.broadcast_to(a, shape))
+
+
+@entry("permute", "movedim", "swapaxes")
+def _permute(draw):
+    x = arr(draw, draw(SHAPES))
+    perm = draw(st.permutations(range(x.ndim)))
+    how = draw(st.sampled_from(["permute", "movedim", "swapaxes"]))
+    if how == "permute" or x.ndim < 2:
+        return Sample(lambda t: t.permute(*perm), [x], lambda a: a.transpose(perm))
+    if how == "movedim":
+        return Sample(lambda t: t.movedim(0, -1), [x], lambda a: np.moveaxis(a, 0, -1))
+    return Sample(lambda t: t.swapaxes(0, -1), [x], lambda a: np.swapaxes(a, 0, -1))
+
+
+@entry("to")
+def _to(draw):  # float32 round trip: coarser finite differences
+    return Sample(lambda t: t.float() * 3, [arr(draw, draw(SHAPES))], lambda a: a.astype(np.float32) * 3,
+                  tol=dict(eps=1e-2, atol=1e-3, rtol=1e-2))
+
+
+@entry("clone", "contiguous")
+def _clone(draw):
+    x = arr(draw, draw(SHAPES))
+    return Sample(lambda t: t.clone().T.contiguous(), [x], lambda a: a.T.copy())
+
+
+@entry("cat", "stack")
+def _cat(draw):
+    base = list(draw(NONEMPTY_SHAPES))
+    d = draw(st.integers(0, len(base) - 1))
+    n = draw(st.integers(1, 3))
+    if draw(st.booleans()):
+        xs = [arr(draw, tuple(base)) for _ in range(n)]
+        return Sample(lambda *ts: tg.stack(ts, d - len(base) - 1), xs, lambda *a: np.stack(a, d - len(base) - 1))
+    xs = []
+    for _ in range(n):
+        base[d] = draw(st.integers(1, 3))
+        xs.append(arr(draw, tuple(base)))
+    return Sample(lambda *ts: tg.cat(ts, d), xs, lambda *a: np.concatenate(a, d))
+
+
+@entry("split", "chunk", "narrow", "unbind")
+def _split(draw):
+    x = arr(draw, draw(NONEMPTY_SHAPES))
+    d = draw(st.integers(0, x.ndim - 1))
+    n = x.shape[d]
+    how = draw(st.sampled_from(["split", "chunk", "narrow", "unbind"]))
+    w = np.arange(1.0, x.size + 1).reshape(x.shape)  # weights make every piece's gradient distinct
+    wt = tg.tensor(w, dtype=tg.float64)
+    if how == "split":
+        k = draw(st.integers(1, n))
+        return Sample(lambda t: tg.split(t * wt, k, d)[-1], [x], lambda a: np.split(a * w, range(k, n, k), d)[-1])
+    if how == "chunk":
+        k = draw(st.integers(1, 3))
+        return Sample(lambda t: tuple(t.chunk(k, d)), [x], lambda a: np.split(a, range(-(-n // k), n, -(-n // k)), d))
+    if how == "unbind":
+        return Sample(lambda t: tg.unbind(t, d), [x], lambda a: tuple(np.moveaxis(a, d, 0)))
+    s = draw(st.integers(0, n - 1))
+    return Sample(lambda t: t.narrow(d, s, n - s), [x], lambda a: np.take(a, range(s, n), d))
+
+
+@entry("constant_pad", "pad_modes")
+def _pad(draw):
+    x = arr(draw, draw(NONEMPTY_SHAPES))
+    k = draw(st.integers(1, x.ndim))
+    mode = draw(st.sampled_from(["constant", "reflect", "replicate", "circular"]))
+    lo_pad = {"constant": -1, "reflect": 0, "replicate": 0, "circular": 0}[mode]
+    pads = []
+    for i in range(k):
+        n = x.shape[x.ndim - 1 - i]
+        hi = {"constant": 2, "reflect": n - 1, "replicate": 2, "circular": n}[mode]
+        pads += [draw(st.integers(max(lo_pad, 1 - n) if mode == "constant" else 0, hi)) for _ in range(2)]
+    widths = [(0, 0)] * (x.ndim - k) + [(pads[2 * i], pads[2 * i + 1]) for i in reversed(range(k))]
+
+    def ref(a):
+        crop = tuple(slice(max(-lo, 0), a.shape[j] - max(-hi, 0)) for j, (lo, hi) in enumerate(widths))
+        pos = [(max(lo, 0), max(hi, 0)) for lo, hi in widths]
+        npmode = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}[mode]
+        return np.pad(a[crop], pos, mode=npmode, **({"constant_values": 0.5} if mode == "constant" else {}))
+    kw = {"value": 0.5} if mode == "constant" else {}
+    return Sample(lambda t: tg.pad(t, tuple(pads), mode=mode, **kw), [x], ref)
+
+
+@entry("flip")
+def _flip(draw):
+    x = arr(draw, draw(NONEMPTY_SHAPES))
+    dims = tuple(draw(st.lists(st.integers(0, x.ndim - 1), min_size=1, unique=True)))
+    return Sample(lambda t: t.flip(dims), [x], lambda a: np.flip(a, dims))
+
+
+@entry("repeat", "tile")
+def _repeat(draw):
+    x = arr(draw, draw(SHAPES))
+    reps = tuple(draw(st.lists(st.integers(1, 3), min_size=x.ndim, max_size=x.ndim + 1)))
+    if draw(st.booleans()):
+        return Sample(lambda t: t.repeat(*reps), [x], lambda a: np.tile(a, reps))
+    short = reps[: max(len(reps) - 1, 0)]
+    return Sample(lambda t: tg.tile(t, short), [x], lambda a: np.tile(a, short))
+
+
+@entry("roll")
+def _roll(draw):
+    x = arr(draw, draw(NONEMPTY_SHAPES))
+    if draw(st.booleans()):
+        s = draw(st.integers(-5, 5))
+        return Sample(lambda t: t.roll(s), [x], lambda a: np.roll(a, s))
+    d = draw(st.integers(0, x.ndim - 1))
+    s = draw(st.integers(-5, 5))
+    return Sample(lambda t: tg.roll(t, (s,), (d,)), [x], lambda a: np.roll(a, s, d))
+
+
+# ---------------------------------------------------------------- indexing
+@entry("getitem")
+def _getitem(draw):
+    x = arr(draw, draw(NONEMPTY_SHAPES))
+    how = draw(st.sampled_from(["basic", "ints", "mask"]))
+    if how == "basic":
+        idx = (slice(None, None, -1) if x.shape[0] > 1 else 0, None, Ellipsis)
+    elif how == "ints":
+        idx = np.array(draw(st.lists(st.integers(-x.shape[0], x.shape[0] - 1), min_size=1, max_size=5)))
+    else:
+        idx = arr(draw, x.shape) > 0
+    key = tg.tensor(idx) if isinstance(idx, np.ndarray) else idx
+    return Sample(lambda t: t[key], [x], lambda a: a[idx])
+
+
+@entry("index_put_add")
+def _index_put_add(draw):
+    n = draw(st.integers(1, 4))
+    idx = (np.array(draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=5))),)
+    g = arr(draw, (len(idx[0]), 2))
+
+    def ref(a):
+        z = np.zeros((n, 2))
+        np.add.at(z, idx, a)
+        return z
+    return Sample(lambda t: tg.index_put_add(t, (n, 2), idx, False), [g], ref)
+
+
+@entry("setitem")
+def _setitem(draw):
+    x = arr(draw, draw(NONEMPTY_SHAPES))
+    i = draw(st.integers(0, x.shape[0] - 1))
+    v = arr(draw, x.shape[1:])
+
+    def fn(t, u):
+        y = t * 1.0
+        y[i] = u
+        return y
+
+    def ref(a, b):
+        a = a.copy()
+        a[i] = b
+        return a
+    return Sample(fn, [x, v], ref)
+
+
+def _index_along(draw, shape, dim, n, unique=False):
+    """An int64 index array of ``shape`` with values in [0, n) (unique along ``dim`` if asked)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    if unique:
+        perm = np.argsort(rng.random(shape[:dim] + (n,) + shape[dim + 1:]), axis=dim)
+        return np.take(perm, range(shape[dim]), axis=dim)
+    return rng.integers(0, n, shape)
+
+
+@entry("gather", "take_along_dim")
+def _gather(draw):
+    x = arr(draw, draw(NONEMPTY_SHAPES))
+    d = draw(st.integers(0, x.ndim - 1))
+    shape = tuple(draw(st.integers(1, s)) if k != d else draw(st.integers(1, 4)) for k, s in enumerate(x.shape))
+    idx = _index_along(draw, shape, d, x.shape[d])
+    ref_idx = tuple(np.indices(shape, sparse=True)[:d]) + (idx,) + tuple(np.indices(shape, sparse=True)[d + 1:])
+    if draw(st.booleans()):
+        full = tuple(s if k != d else shape[d] for k, s in enumerate(x.shape))
+        idx2 = _index_along(draw, full, d, x.shape[d])
+        return Sample(lambda t: tg.take_along_dim(t, tg.tensor(idx2), d), [x],
+                      lambda a: np.take_along_axis(a, idx2, d))
+    return Sample(lambda t: t.gather(d, tg.tensor(idx)), [x], lambda a: a[ref_idx])
+
+
+@entry("scatter_add", "scatter")
+def _scatter(draw):
+    x = arr(draw, draw(NONEMPTY_SHAPES))
+    d = draw(st.integers(0, x.ndim - 1))
+    which = draw(st.sampled_from(["scatter_add", "scatter"]))
+    shape = tuple(draw(st.integers(1, s)) for s in x.shape)
+    idx = _index_along(draw, shape, d, x.shape[d], unique=which == "scatter")
+    src_shape = tuple(s + draw(st.integers(0, 1)) for s in shape)  # src may be larger than index
+    src = arr(draw, src_shape)
+    full = tuple(np.indices(shape, sparse=True)[:d]) + (idx,) + tuple(np.indices(shape, sparse=True)[d + 1:])
+    region = tuple(slice(0, s) for s in shape)
+
+    def ref(a, b):
+        a = a.copy()
+        if which == "scatter":
+            a[full] = b[region]
+        else:
+            np.add.at(a, full, b[region])
+        return a
+    index = tg.tensor(idx)
+    return Sample(lambda t, s: getattr(t, which)(d, index, s), [x, src], ref)
+
+
+@entry("index_select", "masked_fill")
+def _index_select(draw):
+    x = arr(draw, draw(NONEMPTY_SHAPES))
+    d = draw(st.integers(0, x.ndim - 1))
+    if draw(st.booleans()):
+        idx = np.array(draw(st.lists(st.integers(0, x.shape[d] - 1), min_size=1, max_size=4)))
+        return Sample(lambda t: t.index_select(d, tg.tensor(idx)), [x], lambda a: np.take(a, idx, d))
+    mask = arr(draw, x.shape[d:]) > 0
+    m = tg.tensor(mask)
+    return Sample(lambda t, v: t.masked_fill(m, v), [x, arr(draw, ())], lambda a, v: np.where(mask, v, a))
+
+
+# ---------------------------------------------------------------- linalg
+@entry("matmul", gradgrad=True)
+def _matmul(draw):
+    m, k, n = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    form = draw(st.sampled_from(["mm", "mv", "vm", "vv", "batched"]))
+    ba, bb = binary_shapes(draw) if form == "batched" else ((), ())
+    ba, bb = ba[-2:], bb[-2:]
+    shapes = {"mm": ((m, k), (k, n)), "mv": ((m, k), (k,)), "vm": ((k,), (k, n)), "vv": ((k,), (k,)),
+              "batched": (tuple(ba) + (m, k), tuple(bb) + (k, n))}[form]
+    return Sample(tg.matmul, [arr(draw, s) for s in shapes], np.matmul)
+
+
+# ---------------------------------------------------------------- convolution and pooling (tests/ops/test_conv_ops.py
+# checks these in depth; here they join the table so that the table-wide properties reach them)
+def _conv_ref(x, w, stride, padding):
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    win = np.lib.stride_tricks.sliding_window_view(xp, w.shape[2:], axis=(2, 3))[:, :, ::stride, ::stride]
+    return np.einsum("nchwij,ocij->nohw", win, w)
+
+
+@entry("conv2d", "conv2d_weight", "conv_transpose2d", gradgrad=True)
+def _conv(draw):
+    n, c, o = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    k, s, p = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(0, 1))
+    h = draw(st.integers(k, 4))
+    x, w = arr(draw, (n, c, h, h)), arr(draw, (o, c, k, k))
+    if draw(st.booleans()):
+        return Sample(lambda a, b: tg.conv2d(a, b, stride=s, padding=p), [x, w], lambda a, b: _conv_ref(a, b, s, p))
+    # conv_transpose2d is the adjoint of conv2d in its input: <conv_t(y, w), x> = <y, conv(x, w)>
+    y = arr(draw, _conv_ref(x, w, s, 0).shape)
+    op = (h - k) % s
+    xt = tg.tensor(x, dtype=tg.float64)
+    return Sample(lambda a, b: (tg.conv_transpose2d(a, b, stride=s, output_padding=op) * xt).sum(), [y, w],
+                  lambda a, b: np.sum(a * _conv_ref(x, b, s, 0)))
+
+
+@entry("max_pool2d", "max_pool2d_backward", "max_pool2d_gather", "avg_pool2d", "avg_pool2d_backward")
+def _pool(draw):
+    h = draw(st.integers(2, 4))
+    x = arr(draw, (1, draw(st.integers(1, 2)), h, h), "distinct")
+    k = draw(st.integers(1, 2))
+    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::k, ::k]
+    if draw(st.booleans()):
+        return Sample(lambda a: tg.max_pool2d(a, k), [x], lambda a: np.lib.stride_tricks.sliding_window_view(
+            a, (k, k), axis=(2, 3))[:, :, ::k, ::k].max(axis=(-1, -2)))
+    assert win is not None
+    return Sample(lambda a: tg.avg_pool2d(a, k), [x], lambda a: np.lib.stride_tricks.sliding_window_view(
+        a, (k, k), axis=(2, 3))[:, :, ::k, ::k].mean(axis=(-1, -2)))
+
+
+# ---------------------------------------------------------------- the tests
+def assert_forward(sample, inputs, out):
+    """The one forward check: tapegrad's result against the numpy/scipy reference, in value and shape."""
+    expected = sample.ref(*[np.array(a) for a in sample.args])
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    exps = expected if isinstance(expected, (tuple, list)) else (expected,)
+    assert len(outs) == len(exps)
+    for o, e in zip(outs, exps):
+        e = np.asarray(e)
+        assert tuple(o.shape) == e.shape, f"shape {tuple(o.shape)} != reference {e.shape}"
+        np.testing.assert_allclose(o.detach().numpy().astype(np.float64), e, rtol=1e-6, atol=1e-9)
+
+
+def test_every_op_has_an_entry():
+    missing = sorted(n for n, op in OPS.items() if op.differentiable and n not in OP_INFOS)
+    assert not missing, f"ops without a gradient-table entry in {__file__}: {missing}"
+
+
+@pytest.mark.parametrize("name", sorted(OP_INFOS))
+@GRAD
+@given(data=st.data())
+def test_forward_and_gradcheck(name, data):
+    s = OP_INFOS[name].sample(data.draw)
+    inputs = [leaf(a) for a in s.args]
+    out = s.fn(*inputs)
+    if s.ref is not None:
+        assert_forward(s, inputs, out)
+    assert gradcheck(s.fn, inputs, **s.tol)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, info in OP_INFOS.items() if info.gradgrad))
+@GRADGRAD
+@given(data=st.data())
+def test_gradgradcheck(name, data):
+    s = OP_INFOS[name].sample(data.draw)
+    assert gradgradcheck(s.fn, [leaf(a) for a in s.args], **s.tol)
+
+
+def _grads(fn, inputs, cotangent, **kw):
+    out = fn(*inputs)
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    gs = autograd.grad(list(outs), inputs, [tg.Tensor._wrap(np.asarray(c(o), dtype=o.dtype)) for o, c in zip(outs, cotangent)],
+                       allow_unused=True, **kw)
+    return [np.zeros(t.shape) if g is None else g.numpy().astype(np.float64) for g, t in zip(gs, inputs)]
+
+
+def _draw_op(data):
+    name = data.draw(st.sampled_from(sorted(OP_INFOS)), label="op")
+    s = OP_INFOS[name].sample(data.draw)
+    return name, s
+
+
+@PROPS
+@given(data=st.data())
+def test_backward_is_linear_in_the_upstream_gradient(data):
+    name, s = _draw_op(data)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1)))
+    probe = s.fn(*[leaf(a) for a in s.args])
+    n_out = len(probe) if isinstance(probe, (tuple, list)) else 1
+    u = [lambda o, r=rng.standard_normal(1000): r[: o.numel()].reshape(o.shape).astype(o.dtype)] * n_out
+    v = [lambda o, r=rng.standard_normal(1000): r[: o.numel()].reshape(o.shape).astype(o.dtype)] * n_out
+    a, b = 1.5, -0.75
+    uv = [lambda o: a * u[0](o) + b * v[0](o)] * n_out
+    gu = _grads(s.fn, [leaf(x) for x in s.args], u)
+    gv = _grads(s.fn, [leaf(x) for x in s.args], v)
+    guv = _grads(s.fn, [leaf(x) for x in s.args], uv)
+    for x, y, z in zip(gu, gv, guv):
+        np.testing.assert_allclose(z, a * x + b * y, rtol=1e-5, atol=1e-6, err_msg=name)  # 'to' is float32
+
+
+@PROPS
+@given(data=st.data())
+def test_gradients_through_shared_subexpressions_accumulate(data):
+    name, s = _draw_op(data)
+    ones = lambda o: np.ones(o.shape, o.dtype)  # noqa: E731
+    probe = s.fn(*[leaf(a) for a in s.args])
+    n_out = len(probe) if isinstance(probe, (tuple, list)) else 1
+    single = _grads(s.fn, [leaf(a) for a in s.args], [ones] * n_out)
+
+    def twice(*ts):  # the inputs feed two uses, and the output one doubled use
+        outs1, outs2 = s.fn(*ts), s.fn(*ts)
+        if not isinstance(outs1, (tuple, list)):
+            outs1, outs2 = (outs1,), (outs2,)
+        return tuple(o1 + o2 + o1 for o1, o2 in zip(outs1, outs2))
+    triple = _grads(twice, [leaf(a) for a in s.args], [ones] * n_out)
+    for g1, g3 in zip(single, triple):
+        np.testing.assert_allclose(g3, 3 * g1, rtol=1e-9, atol=1e-9, err_msg=name)
+
+
+@PROPS
+@given(data=st.data())
+def test_float32_gradients_agree_with_float64(data):
+    name, s = _draw_op(data)
+    probe = s.fn(*[leaf(a) for a in s.args])
+    n_out = len(probe) if isinstance(probe, (tuple, list)) else 1
+    rng = np.random.default_rng(0)
+    r = rng.standard_normal(1000)
+    cot = [lambda o: r[: o.numel()].reshape(o.shape).astype(o.dtype)] * n_out
+    g64 = _grads(s.fn, [leaf(a) for a in s.args], cot)
+    g32 = _grads(s.fn, [leaf(a, np.float32) for a in s.args], cot)
+    for a, b in zip(g64, g32):
+        scale = max(1.0, float(np.abs(a).max(initial=0)))
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * scale, err_msg=name)
