@@ -7,7 +7,7 @@
 The data is found and converted to HDF5 under --cache-dir on first use (see
 tapegrad/utils/data/mnist.py for the sources). Each epoch prints a progress bar, validates,
 and saves a checkpoint (model, optimizer, epoch, random state) to --out; --resume continues
-from one exactly. At the end the loss/accuracy curves go to --out as CSV and PNG, and the
+from one exactly (checkpoint.h5 is the latest, checkpoint-epochN.h5 each epoch's). At the end the loss/accuracy curves go to --out as CSV and PNG, and the
 last line printed is ``test accuracy: 0.XXXX``. Same seed and thread count, same numbers.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ import argparse
 import csv
 import json
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -203,8 +204,10 @@ def main(argv=None):
               f"val loss {val_loss:.4f} acc {val_acc:.4f} | {seconds:.1f} s, {seen / seconds:.0f} images/s")
         state = {"rng": tapegrad.get_rng_state(), "shuffle": shuffle.get_state(), "history": history,
                  "args": vars(args)}
+        ckpt = out / f"checkpoint-epoch{epoch + 1}.h5"
         tapegrad.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                       "state": json.dumps(state)}, out / "checkpoint.h5")
+                       "state": json.dumps(state)}, ckpt)
+        shutil.copyfile(ckpt, out / "checkpoint.h5")  # the latest, under a fixed name
 
     if history:
         save_curves(history, out)

@@ -95,7 +95,7 @@ def test_lenet_example_end_to_end_and_resume(idx_dir, tmp_path, capsys):
     acc, lines = _run(lenet, idx_dir, tmp_path / "full", capsys, "--epochs", "2")
     assert lines[-1] == f"test accuracy: {acc:.4f}" and 0 <= acc <= 1
     out = tmp_path / "full"
-    for name in ("checkpoint.h5", "curves.csv", "curves.png"):
+    for name in ("checkpoint.h5", "checkpoint-epoch1.h5", "checkpoint-epoch2.h5", "curves.csv", "curves.png"):
         assert (out / name).stat().st_size > 0, name
     with open(out / "curves.csv") as f:
         rows = list(csv.DictReader(f))
@@ -103,14 +103,14 @@ def test_lenet_example_end_to_end_and_resume(idx_dir, tmp_path, capsys):
     assert {"train_loss", "train_acc", "val_loss", "val_acc"} <= set(rows[0])
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
-    # one epoch, then resume for the second: the same numbers as two epochs in one go
-    _run(lenet, idx_dir, tmp_path / "a", capsys, "--epochs", "1")
+    # resume from the first epoch's checkpoint: the same numbers as two epochs in one go
     acc2, lines2 = _run(lenet, idx_dir, tmp_path / "b", capsys, "--epochs", "2", "--resume",
-                        str(tmp_path / "a" / "checkpoint.h5"))
+                        str(out / "checkpoint-epoch1.h5"))
     with open(tmp_path / "b" / "curves.csv") as f:
         resumed = list(csv.DictReader(f))
+    assert len(resumed) == 2
     for r, s in zip(rows, resumed):
-        for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
             assert float(r[key]) == float(s[key]), (key, r, s)
     assert acc2 == acc
 
