@@ -31,6 +31,7 @@ from .ops import OPS  # noqa: F401
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from . import autograd  # noqa: F401
 from . import nn, optim  # noqa: F401,E402
+from . import utils, data  # noqa: F401,E402  (tapegrad.utils.data, as torch.utils.data; short alias)
 from .serialization import load, save  # noqa: F401
 
 __version__ = "0.1.0"
