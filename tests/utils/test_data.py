@@ -156,3 +156,21 @@ def test_hdf5_dataset_options(tmp_path):
         HDF5Dataset(path, "holdout")
     with pytest.raises(IndexError):
         ds._batch(np.array([16]))
+
+
+def test_samplers():
+    from tapegrad.utils.data import BatchSampler, RandomSampler, SequentialSampler, SubsetRandomSampler
+    ds = _ds(10)
+    assert list(SequentialSampler(ds)) == list(range(10))
+    a = list(RandomSampler(ds, generator=tapegrad.Generator().manual_seed(0)))
+    assert sorted(a) == list(range(10))
+    assert len(list(RandomSampler(ds, replacement=True, num_samples=25))) == 25
+    assert sorted(SubsetRandomSampler([3, 5, 7])) == [3, 5, 7]
+    bs = BatchSampler(SequentialSampler(ds), 4, drop_last=False)
+    assert list(bs) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]] and len(bs) == 3
+    loader = DataLoader(ds, batch_sampler=BatchSampler(RandomSampler(ds, generator=tapegrad.Generator()
+                                                                          .manual_seed(0)), 4, True))
+    ys = [y.tolist() for _, y in loader]
+    assert len(ys) == len(loader) == 2 and ys[0] == a[:4]
+    loader = DataLoader(ds, batch_size=3, sampler=SequentialSampler(ds))
+    assert [y.tolist() for _, y in loader][-1] == [9]
