@@ -305,9 +305,9 @@ def _flatten_for_safetensors(obj):
             if isinstance(v, dict):
                 walk(v, name + ".")
             elif isinstance(v, Tensor):
-                flat[name] = np.ascontiguousarray(v._data)
+                flat[name] = _c_order(v._data)
             elif isinstance(v, np.ndarray):
-                flat[name] = np.ascontiguousarray(v)
+                flat[name] = _c_order(v)
             else:
                 raise TypeError(f"tapegrad.save: {name!r} is a {type(v).__name__}; .safetensors files hold only "
                                 f"tensors (save other content, e.g. optimizer state, to an HDF5 file)")
@@ -316,6 +316,11 @@ def _flatten_for_safetensors(obj):
 
     walk(obj, "")
     return flat
+
+
+def _c_order(a):
+    # np.ascontiguousarray would turn 0-d arrays into shape (1,)
+    return a if a.flags.c_contiguous else np.array(a, order="C")
 
 
 def _write_safetensors(flat, path):
