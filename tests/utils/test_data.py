@@ -174,3 +174,10 @@ def test_samplers():
     assert len(ys) == len(loader) == 2 and ys[0] == a[:4]
     loader = DataLoader(ds, batch_size=3, sampler=SequentialSampler(ds))
     assert [y.tolist() for _, y in loader][-1] == [9]
+
+
+def test_batch_size_none_with_a_batch_sampler_as_sampler():
+    from tapegrad.utils.data import BatchSampler, SequentialSampler
+    ds = _ds(5)
+    out = list(DataLoader(ds, batch_size=None, sampler=BatchSampler(SequentialSampler(ds), 2, False)))
+    assert [y.tolist() for _, y in out] == [[0, 1], [2, 3], [4]]

@@ -91,25 +91,24 @@ class DataLoader:
             for b in self.batch_sampler:
                 yield np.asarray(b, dtype=np.int64)
             return
-        if self.sampler is not None:
-            order = np.fromiter(iter(self.sampler), dtype=np.int64)
-        elif self.shuffle:
-            order = _random.rng(self.generator).permutation(len(self.dataset))
-        else:
-            order = np.arange(len(self.dataset))
-        if self.batch_size is None:  # automatic batching off: one sample at a time, uncollated
-            yield from order
+        if self.batch_size is None:  # automatic batching off: the sampler's items, uncollated
+            yield from (self.sampler if self.sampler is not None else self._order().tolist())
             return
+        order = np.fromiter(iter(self.sampler), dtype=np.int64) if self.sampler is not None else self._order()
         n = len(order)
         stop = n - n % self.batch_size if self.drop_last else n
         for start in range(0, stop, self.batch_size):
             yield order[start:start + self.batch_size]
 
+    def _order(self):
+        n = len(self.dataset)
+        return _random.rng(self.generator).permutation(n) if self.shuffle else np.arange(n)
+
     def __iter__(self):
         fast = self.collate_fn is default_collate and hasattr(self.dataset, "_batch")
         for idx in self._index_batches():
             if self.batch_size is None and self.batch_sampler is None:
-                yield self.dataset[int(idx)]
+                yield self.dataset[idx]
             elif fast:
                 yield self.dataset._batch(idx)
             else:
