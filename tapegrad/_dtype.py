@@ -75,6 +75,8 @@ def result_type(a, b) -> np.dtype:
             return db
         if b.ndim == 0 and a.ndim > 0 and _category(db) <= _category(da):
             return da
+        if _category(da) != _category(db):  # int64 + float32 is float32 in PyTorch (numpy says float64)
+            return da if _category(da) > _category(db) else db
         return np.promote_types(da, db)
     arr, scalar = (a, b) if a_arr else (b, a)
     d = arr.dtype

@@ -32,8 +32,11 @@ def _finish(arr, requires_grad):
     return t
 
 
-def _infer(data):
-    """The array for ``data``, with PyTorch's defaults: Python floats -> float32, ints -> int64."""
+def _infer(data, dtype=None):
+    """The array for ``data``, with PyTorch's defaults: Python floats -> float32, ints -> int64.
+
+    With ``dtype`` given, Python numbers convert to it directly (no float32 rounding on the way).
+    """
     if isinstance(data, Tensor):
         return data._data.copy()
     if isinstance(data, np.ndarray):
@@ -41,6 +44,8 @@ def _infer(data):
     if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
         data = _to_nested(data)
     arr = np.array(data)
+    if dtype is not None and arr.dtype.kind in "biuf":
+        return arr.astype(_dtype.to_dtype(dtype))
     if arr.dtype.kind == "f":
         if not isinstance(data, np.generic):
             arr = arr.astype(_dtype.get_default_dtype())
@@ -72,7 +77,7 @@ def _to_nested(data):
 def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
     """A new tensor holding a copy of ``data`` (nested lists, numbers, numpy arrays, tensors)."""
     _check_device(device)
-    arr = _infer(data)
+    arr = _infer(data, dtype)
     if dtype is not None:
         arr = arr.astype(_dtype.to_dtype(dtype))
     return _finish(arr, requires_grad)

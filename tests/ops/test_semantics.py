@@ -1,0 +1,239 @@
+"""PyTorch semantics of the ops that finite differences can't pin down: ties, zeros, stability,
+dtypes, return types, argument forms and the errors raised for bad arguments."""
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+def t64(data, grad=True):
+    return tg.tensor(data, dtype=tg.float64, requires_grad=grad)
+
+
+def grad_of(fn, x):
+    x.grad = None
+    fn(x).sum().backward()
+    return x.grad.numpy()
+
+
+# ---------------------------------------------------------------- max / min and friends
+def test_full_max_splits_the_gradient_evenly_among_ties():
+    x = t64([1.0, 3.0, 3.0, 2.0])
+    np.testing.assert_allclose(grad_of(lambda t: t.max(), x), [0, 0.5, 0.5, 0])
+    np.testing.assert_allclose(grad_of(lambda t: tg.min(t), t64([1.0, 1.0, 1.0])), [1 / 3] * 3)
+    np.testing.assert_allclose(grad_of(lambda t: t.amax(1), t64([[2.0, 2.0], [1.0, 0.0]])), [[0.5, 0.5], [1, 0]])
+
+
+def test_max_along_a_dim_returns_values_and_first_indices():
+    x = t64([[1.0, 5.0, 5.0], [7.0, 0.0, 7.0]])
+    r = x.max(1)
+    assert type(r).__name__ == "max" and r._fields == ("values", "indices")
+    values, indices = r
+    np.testing.assert_array_equal(values.detach().numpy(), [5, 7])
+    assert indices.dtype == tg.int64 and indices.tolist() == [1, 0]
+    assert x.max(dim=1, keepdim=True).indices.shape == (2, 1)
+    np.testing.assert_allclose(grad_of(lambda t: t.max(1).values, x), [[0, 1, 0], [1, 0, 0]])
+    assert tg.min(x, 0).indices.tolist() == [0, 1, 0]
+    np.testing.assert_array_equal(tg.max(x, t64([[6.0] * 3] * 2, False)).detach().numpy(), [[6, 6, 6], [7, 6, 7]])
+
+
+def test_argmax_picks_the_first_occurrence():
+    x = tg.tensor([[1, 3, 3], [4, 4, 0]])
+    assert x.argmax().item() == 3 and tg.tensor([3, 1, 3]).argmax().item() == 0 and x.argmax(dim=1).tolist() == [1, 0]
+    assert x.argmax(dim=1, keepdim=True).shape == (2, 1) and x.argmin(0).tolist() == [0, 0, 1]
+    assert x.argmax().dtype == tg.int64
+
+
+# ---------------------------------------------------------------- prod, var, norm
+def test_prod_gradient_with_zeros():
+    np.testing.assert_allclose(grad_of(lambda t: t.prod(), t64([2.0, 0.0, 3.0])), [0, 6, 0])
+    np.testing.assert_allclose(grad_of(lambda t: t.prod(), t64([0.0, 0.0, 3.0])), [0, 0, 0])
+    np.testing.assert_allclose(grad_of(lambda t: t.prod(1), t64([[2.0, 0.0], [3.0, 4.0]])), [[0, 2], [4, 3]])
+    assert tg.tensor([2, 3]).prod().dtype == tg.int64
+
+
+def test_var_std_correction_and_unbiased():
+    a = np.array([[1.0, 2.0, 4.0], [0.5, 0.0, 3.0]])
+    x = t64(a, False)
+    np.testing.assert_allclose(x.var().item(), np.var(a, ddof=1))
+    np.testing.assert_allclose(x.var(1, unbiased=False).numpy(), np.var(a, 1))
+    np.testing.assert_allclose(tg.std(x, 0, correction=0, keepdim=True).numpy(), np.std(a, 0, keepdims=True))
+    np.testing.assert_allclose(x.std(dim=(0, 1)).item(), np.std(a, ddof=1))
+    assert np.isnan(t64([1.0], False).var().item())
+
+
+def test_norm_gradient_is_zero_at_zero():
+    x = t64([0.0, 0.0])
+    assert x.norm().item() == 0
+    np.testing.assert_array_equal(grad_of(lambda t: t.norm(), x), [0, 0])
+    y = t64([[3.0, -4.0], [0.0, 1.0]], False)
+    np.testing.assert_allclose(y.norm().item(), np.sqrt(26))
+    np.testing.assert_allclose(y.norm(1, dim=1).numpy(), [7, 1])
+    np.testing.assert_allclose(y.norm(float("inf")).item(), 4)
+    np.testing.assert_allclose(tg.norm(y, "fro", dim=(0, 1)).item(), np.sqrt(26))
+
+
+# ---------------------------------------------------------------- stability
+def test_softmax_family_is_exact_for_huge_logits():
+    x = t64([[1e4, 0.0, -1e4], [-1e4, -1e4, -1e4]])
+    ls = tg.log_softmax(x, dim=1).detach().numpy()
+    assert np.isfinite(ls).all()
+    np.testing.assert_array_equal(ls[0], [0.0, -1e4, -2e4])
+    np.testing.assert_allclose(ls[1], [-np.log(3)] * 3)
+    np.testing.assert_allclose(x.softmax(1).detach().numpy()[0], [1, 0, 0])
+    np.testing.assert_allclose(x.logsumexp(1).detach().numpy(), [1e4, -1e4 + np.log(3)])
+    g = grad_of(lambda t: tg.log_softmax(t, 1)[:, 0], x)
+    assert np.isfinite(g).all()
+    f32 = tg.tensor([1e4, -1e4]).log_softmax(0)
+    assert f32.dtype == tg.float32 and f32.tolist() == [0.0, -2e4]
+    np.testing.assert_allclose(tg.logsigmoid(t64([-1e4, 1e4], False)).numpy(), [-1e4, 0])
+    np.testing.assert_allclose(tg.softplus(t64([1e4, -1e4], False)).numpy(), [1e4, 0])
+
+
+# ---------------------------------------------------------------- elementwise semantics
+def test_clamp_gradient_passes_at_the_bounds_and_tensor_bounds():
+    x = t64([-1.0, 0.0, 0.5, 1.0, 2.0])
+    np.testing.assert_array_equal(grad_of(lambda t: t.clamp(0.0, 1.0), x), [0, 1, 1, 1, 0])
+    np.testing.assert_array_equal(grad_of(lambda t: tg.clip(t, max=0.5), x), [1, 1, 1, 0, 0])
+    np.testing.assert_array_equal(grad_of(lambda t: tg.hardtanh(t, 0.0, 1.0), x), [0, 0, 1, 0, 0])
+    lo = t64([0.0, 0.5, 0.6, 2.0, 2.5])
+    y = tg.clamp(x, lo, 2.2)
+    np.testing.assert_array_equal(y.detach().numpy(), [0, 0.5, 0.6, 2.0, 2.2])
+    y.sum().backward()
+    np.testing.assert_array_equal(lo.grad.numpy(), [1, 1, 1, 1, 0])  # min > max gives max
+    assert tg.clamp(tg.tensor([1, 5]), 2, 3).dtype == tg.int64
+    assert tg.clamp(tg.tensor([1, 5]), 2.5).dtype == tg.float32
+    with pytest.raises(RuntimeError, match="At least one"):
+        tg.clamp(x)
+
+
+def test_clamp_in_place():
+    x = tg.tensor([-2.0, 0.5, 3.0])
+    assert x.clamp_(-1, 1) is x and x.tolist() == [-1.0, 0.5, 1.0]
+    w = t64([-2.0, 0.5, 3.0])
+    y = w * 2
+    y.clamp_(min=0.0)
+    y.sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [0, 2, 2])
+
+
+def test_rounding_and_small_functions():
+    x = tg.tensor([-1.5, -0.5, 0.5, 1.5, 2.5])
+    assert x.round().tolist() == [-2, -0, 0, 2, 2]  # half to even
+    assert x.floor().tolist() == [-2, -1, 0, 1, 2] and x.ceil().tolist() == [-1, -0, 1, 2, 3]
+    assert x.trunc().tolist() == [-1, 0, 0, 1, 2]
+    assert tg.round(tg.tensor([1.2345]), decimals=2).tolist() == [pytest.approx(1.23)]
+    assert tg.tensor([2, 3]).floor().dtype == tg.int64
+    assert tg.tensor([2, 4]).reciprocal().tolist() == [0.5, 0.25]
+    assert tg.tensor([2, 3]).square().tolist() == [4, 9]
+    np.testing.assert_array_equal(grad_of(lambda t: t.round(), t64([0.3, 1.7])), [0, 0])
+    np.testing.assert_allclose(tg.atan2(tg.tensor([1.0]), tg.tensor([-1.0])).item(), 3 * np.pi / 4, rtol=1e-6)
+    np.testing.assert_allclose(tg.gelu(tg.tensor([1.0])).item(), 0.8413447, rtol=1e-6)
+    np.testing.assert_allclose(tg.gelu(tg.tensor([1.0]), approximate="tanh").item(), 0.8411920, rtol=1e-6)
+    np.testing.assert_allclose(tg.leaky_relu(tg.tensor([-2.0])).item(), -0.02, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- shape
+def test_shape_functions():
+    x = tg.zeros(2, 1, 3, 1)
+    assert x.squeeze().shape == (2, 3) and x.squeeze(1).shape == (2, 3, 1)
+    assert x.squeeze((1, 3)).shape == (2, 3) and x.squeeze(0).shape == x.shape
+    assert x.unsqueeze(-1).shape == (2, 1, 3, 1, 1) and x.flatten(1).shape == (2, 3)
+    assert x.flatten().shape == (6,) and tg.tensor(1.0).flatten().shape == (1,)
+    assert x.unflatten(2, (3, 1)).shape == (2, 1, 3, 1, 1) and x.unflatten(0, (-1, 1)).shape == (2, 1, 1, 3, 1)
+    assert tg.movedim(x, 0, -1).shape == (1, 3, 1, 2) and x.swapaxes(0, 2).shape == (3, 1, 2, 1)
+    y = tg.arange(10)
+    assert [p.tolist() for p in y.split(4)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert [len(p) for p in y.split([3, 7])] == [3, 7]
+    assert [len(p) for p in y.chunk(3)] == [4, 4, 2] and len(tg.arange(5).chunk(4)) == 3
+    assert y.narrow(0, 2, 3).tolist() == [2, 3, 4] and y.narrow(0, -2, 2).tolist() == [8, 9]
+    assert y.flip(0).tolist() == list(range(9, -1, -1)) and y.roll(2).tolist()[:3] == [8, 9, 0]
+    assert tg.tensor([1, 2]).repeat(2, 2).tolist() == [[1, 2, 1, 2], [1, 2, 1, 2]]
+    assert tg.tile(tg.tensor([[1, 2]]), (2,)).tolist() == [[1, 2, 1, 2]]
+
+
+def test_cat_stack_pad():
+    a, b = tg.ones(2, 3), tg.zeros(1, 3, dtype=tg.float64)
+    c = tg.cat([a, b])
+    assert c.shape == (3, 3) and c.dtype == tg.float64
+    assert tg.cat([tg.tensor([1, 2]), tg.tensor([0.5])]).dtype == tg.float32
+    assert (tg.tensor([1, 2]) + tg.tensor([0.5, 1.0])).dtype == tg.float32  # not numpy's float64
+    assert tg.tensor([0.1], dtype=tg.float64).item() == 0.1
+    assert tg.concat([a, tg.tensor([])]).shape == (2, 3)  # legacy: 1-D empty tensors are skipped
+    assert tg.stack([a, a], dim=-1).shape == (2, 3, 2)
+    p = tg.pad(tg.ones(2, 2), (1, 0, 0, 2), value=5.0)
+    assert p.shape == (4, 3) and p.tolist()[0] == [5, 1, 1] and p.tolist()[3] == [5, 5, 5]
+    assert tg.pad(tg.arange(4.0), (-1, -1)).tolist() == [1, 2]
+    assert tg.pad(tg.arange(3.0).reshape(1, 1, 3), (2, 2), mode="reflect").tolist() == [[[2, 1, 0, 1, 2, 1, 0]]]
+    assert tg.pad(tg.arange(3.0), (1, 1), mode="circular").tolist() == [2, 0, 1, 2, 0]
+    assert tg.pad(tg.arange(3.0), (2, 1), mode="replicate").tolist() == [0, 0, 0, 1, 2, 2]
+
+
+# ---------------------------------------------------------------- indexing and nn
+def test_indexing_functions():
+    x = tg.tensor([[1, 2], [3, 4]])
+    assert x.gather(1, tg.tensor([[0, 0], [1, 0]])).tolist() == [[1, 1], [4, 3]]
+    z = tg.zeros(3, dtype=tg.int64).scatter_add(0, tg.tensor([0, 0, 2]), tg.tensor([1, 2, 3]))
+    assert z.tolist() == [3, 0, 3]
+    assert tg.zeros(2, 2).scatter(1, tg.tensor([[1], [0]]), 7.0).tolist() == [[0, 7], [7, 0]]
+    assert x.index_select(0, tg.tensor([1, 1, 0])).tolist() == [[3, 4], [3, 4], [1, 2]]
+    m = x.masked_fill(tg.tensor([True, False]), 0.5)
+    assert m.dtype == tg.int64 and m.tolist() == [[0, 2], [0, 4]]
+    assert tg.take_along_dim(x, tg.tensor([[1], [0]]), 1).tolist() == [[2], [3]]
+    assert x.nonzero().tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]] and x.nonzero().dtype == tg.int64
+    assert [t.tolist() for t in tg.tensor([0, 3, 0, 1]).nonzero(as_tuple=True)] == [[1, 3]]
+    oh = tg.one_hot(tg.tensor([0, 2]))
+    assert oh.dtype == tg.int64 and oh.tolist() == [[1, 0, 0], [0, 0, 1]]
+    assert tg.one_hot(tg.tensor([1]), num_classes=4).shape == (1, 4)
+    b = tg.tensor([[True, False], [True, True]])
+    assert b.all().item() is False and b.all(1).tolist() == [False, True] and b.any(0, keepdim=True).shape == (1, 2)
+    assert tg.tensor([1, 2, 3]).cumsum(0).tolist() == [1, 3, 6] and tg.tensor([True, True]).cumsum(0).dtype == tg.int64
+    w = t64([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(grad_of(lambda t: t.cumsum(0) * t64([1.0, 10.0, 100.0], False), w), [111, 110, 100])
+
+
+# ---------------------------------------------------------------- errors
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: tg.zeros(2, 3).sum(2), IndexError, "dim 2 is out of range"),
+    (lambda: tg.zeros(2, 3).softmax(-3), IndexError, "softmax"),
+    (lambda: tg.zeros(2, 3).max(5), IndexError, "max"),
+    (lambda: tg.zeros(2, 3).squeeze(3), IndexError, "squeeze"),
+    (lambda: tg.zeros(2, 3).flatten(1, 0), RuntimeError, "start_dim"),
+    (lambda: tg.cat([tg.zeros(2, 3), tg.zeros(2, 4)]), RuntimeError, r"Sizes of tensors must match.*\(2, 3\)"),
+    (lambda: tg.cat([tg.zeros(2, 3), tg.zeros(3)]), RuntimeError, "same number of dimensions"),
+    (lambda: tg.cat([]), RuntimeError, "non-empty"),
+    (lambda: tg.stack([tg.zeros(2), tg.zeros(3)]), RuntimeError, "equal size"),
+    (lambda: tg.zeros(2, 3).gather(1, tg.tensor([[3]])), RuntimeError, "index 3 is out of bounds for dimension 1 with size 3"),
+    (lambda: tg.zeros(2, 3).gather(1, tg.tensor([0])), RuntimeError, "same number of dimensions"),
+    (lambda: tg.zeros(2, 3).gather(1, tg.tensor([[0.0]])), RuntimeError, "int64"),
+    (lambda: tg.zeros(3).scatter_add(0, tg.tensor([5]), tg.ones(1)), RuntimeError, "out of bounds"),
+    (lambda: tg.zeros(3).index_select(0, tg.tensor([3])), IndexError, "out of range"),
+    (lambda: tg.zeros(3).masked_fill(tg.tensor([1, 0, 1]), 1.0), RuntimeError, "boolean"),
+    (lambda: tg.zeros(3).masked_fill(tg.tensor([[True]] * 2), 1.0), RuntimeError, "broadcastable"),
+    (lambda: tg.zeros(4).split([1, 2]), RuntimeError, "sum exactly to 4"),
+    (lambda: tg.zeros(4).narrow(0, 2, 3), RuntimeError, "exceeds"),
+    (lambda: tg.zeros(4).repeat(2, 2).repeat(2), RuntimeError, "can not be smaller"),
+    (lambda: tg.pad(tg.zeros(2), (3, 0), mode="reflect"), RuntimeError, "too large"),
+    (lambda: tg.one_hot(tg.tensor([0.0])), RuntimeError, "index tensor"),
+    (lambda: tg.one_hot(tg.tensor([3]), 2), RuntimeError, "smaller than num_classes"),
+    (lambda: tg.zeros(0).amax(), IndexError, "non-zero size"),
+    (lambda: tg.zeros(2, 0).max(1), IndexError, "non-zero size"),
+    (lambda: tg.tensor([1, 2]).softmax(0), RuntimeError, "softmax"),
+    (lambda: tg.gelu(tg.zeros(1), approximate="fast"), RuntimeError, "approximate"),
+])
+def test_errors_name_the_op_and_the_culprit(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_tensor_methods_exist():
+    names = ("max min amax amin argmax argmin prod var std norm logsumexp cumsum all any softmax log_softmax "
+             "flatten unflatten squeeze unsqueeze chunk split narrow movedim swapaxes flip repeat tile roll "
+             "gather scatter scatter_add index_select masked_fill nonzero clamp clip clamp_ square reciprocal "
+             "floor ceil round trunc silu view_as type_as").split()
+    missing = [n for n in names if not callable(getattr(tg.Tensor, n, None))]
+    assert not missing
+    top = ("leaky_relu elu gelu softplus silu logsigmoid hardtanh softmax log_softmax one_hot clamp clip "
+           "square reciprocal atan2 prod var std amax logsumexp norm cumsum cat concat stack split chunk pad "
+           "flip gather scatter_add scatter index_select masked_fill nonzero take_along_dim").split()
+    assert not [n for n in top if not callable(getattr(tg, n, None))]
