@@ -19,7 +19,6 @@ def _as_seq(x):
 
 
 def _grad_outputs(outputs, grad_outputs, opname):
-    from ..tensor import Tensor
     grads = [None] * len(outputs) if grad_outputs is None else list(_as_seq(grad_outputs))
     if len(grads) != len(outputs):
         raise RuntimeError(f"{opname}: got {len(grads)} gradients for {len(outputs)} outputs")
@@ -47,7 +46,6 @@ def _grad_outputs(outputs, grad_outputs, opname):
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """Accumulate gradients of ``tensors`` into the ``.grad`` of the leaves they depend on."""
-    from .engine import run_backward
     outputs = _as_seq(tensors)
     grads = _grad_outputs(outputs, grad_tensors, "backward")
     if retain_graph is None:
@@ -56,7 +54,6 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         inputs = _as_seq(inputs)
         for t, g in zip(inputs, run_backward(outputs, grads, retain_graph, create_graph, inputs, True)):
             if g is not None:
-                from .engine import _to_leaf
                 _to_leaf(t, g, create_graph)
         return
     run_backward(outputs, grads, retain_graph, create_graph)
@@ -70,8 +67,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     >>> (g,) = tapegrad.autograd.grad(x ** 3, x, create_graph=True)   # 27
     >>> tapegrad.autograd.grad(g, x)                                  # (18,)
     """
-    from .engine import run_backward
-    from ..tensor import Tensor
     outputs = _as_seq(outputs)
     inputs = _as_seq(inputs)
     for t in inputs:
@@ -129,7 +124,9 @@ def register_hook(t, hook):
     return h
 
 
+from .engine import _to_leaf, run_backward  # noqa: E402
 from .introspect import dump, to_dot  # noqa: E402,F401
+from ..tensor import Tensor  # noqa: E402
 
 __all__ = ["backward", "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "Node", "dump",
            "to_dot", "grad_mode"]

@@ -20,30 +20,33 @@ _FREED_MSG = (
 )
 
 
-def _unpack(node: Node, create_graph: bool):
-    """The saved inputs and output for the VJPs, after checking nothing was modified in place."""
-    if node.released:
-        raise RuntimeError(f"{node.op.name}: {_FREED_MSG}")
+def _check_versions(node: Node):
+    """Refuse to use saved inputs that were modified in place after they were recorded."""
     for t, v in zip(node.saved, node.versions):
         if t is not None and t._version[0] != v:
             raise RuntimeError(
                 f"one of the tensors needed for the gradient of {node.op.name} (shape {tuple(t.shape)}) "
                 f"has been modified by an in-place operation: it is at version {t._version[0]}, "
                 f"expected version {v}. Don't modify it in place, or clone() it first.")
-    out = None
-    if node.out_version is not None:
-        box, v = node.out_version
-        if box[0] != v:
-            raise RuntimeError(
-                f"the output of {node.op.name} (needed for its gradient) has been modified by an "
-                f"in-place operation: it is at version {box[0]}, expected version {v}. "
-                f"Use an out-of-place op, or clone() the output first.")
-        out = Tensor._wrap(node.out_data)
-        if create_graph:  # the output is a function of the inputs through this very node
-            out._requires_grad = True
-            out.grad_fn = node
-    saved = tuple(t if t is not None else Meta(*m) for t, m in zip(node.saved, node.meta))
-    return saved, out
+
+
+def _saved_output(node: Node, create_graph: bool):
+    box, v = node.out_version
+    if box[0] != v:
+        raise RuntimeError(
+            f"the output of {node.op.name} (needed for its gradient) has been modified by an "
+            f"in-place operation: it is at version {box[0]}, expected version {v}. "
+            f"Use an out-of-place op, or clone() the output first.")
+    out = Tensor._wrap(node.out_data)
+    if create_graph:  # the output is a function of the inputs through this very node
+        out._requires_grad = True
+        out.grad_fn = node
+    return out
+
+
+def _stand_ins(node: Node):
+    """The saved inputs, with shape-and-dtype stand-ins for those the op did not keep."""
+    return tuple(t if t is not None else Meta(*m) for t, m in zip(node.saved, node.meta))
 
 
 def _graph(roots):
@@ -67,12 +70,20 @@ def _accumulate(store: dict, key, g):
     store[key] = g if prev is None else prev + g
 
 
-def _fit(g, shape, dtype):
-    """Reduce a gradient over broadcast dimensions and cast it to its input's dtype."""
-    if g.shape != shape:
-        g = g.sum_to_size(shape)
-    if g.dtype != dtype:
-        g = g.to(dtype)
+def _arrive(node: Node, g, nonleaf_wanted, captured):
+    """A non-leaf tensor's gradient is complete: run its hooks, retain or capture it."""
+    if node.pre_hooks:
+        for hook in tuple(node.pre_hooks.values()):
+            r = hook(g)
+            if r is not None:
+                g = r
+    if node.retained is not None:
+        t = node.retained()
+        if t is not None:
+            t.grad = g if t.grad is None else t.grad + g
+    if nonleaf_wanted and node in nonleaf_wanted:
+        for t in nonleaf_wanted[node]:
+            captured[id(t)] = g
     return g
 
 
@@ -86,10 +97,10 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool,
     """
     pending: dict = {}  # Node -> summed upstream gradient
     leaf_grads: dict = {}  # id(leaf) -> gradient (autograd.grad only)
-    wanted = None
+    wanted = captured = None
     if inputs is not None:
         wanted = {id(t): t for t in inputs}
-        captured: dict[int, object] = {}
+        captured = {}  # id(non-leaf input) -> its gradient
     roots = []
     for out, g in zip(outputs, grad_outputs):
         if out.grad_fn is None:
@@ -116,32 +127,36 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool,
         while ready:
             node = ready.pop()
             g = pending.pop(node)
-            if node.pre_hooks:
-                for hook in node.pre_hooks.values():
-                    r = hook(g)
-                    if r is not None:
-                        g = r
-            if node.retained is not None:
-                t = node.retained()
-                if t is not None:
-                    t.grad = g if t.grad is None else t.grad + g
-            if nonleaf_wanted is not None and node in nonleaf_wanted:
-                for t in nonleaf_wanted[node]:
-                    captured[id(t)] = g
-            saved, out = _unpack(node, create_graph)
+            if node.pre_hooks or node.retained is not None or nonleaf_wanted:
+                g = _arrive(node, g, nonleaf_wanted, captured)
+            op = node.op
+            if node.released:
+                raise RuntimeError(f"{op.name}: {_FREED_MSG}")
+            saved = node.saved
+            if op.saves:
+                _check_versions(node)
+            if len(op.saves) != len(saved):
+                saved = _stand_ins(node)
+            out = None if node.out_version is None else _saved_output(node, create_graph)
             attrs = node.attrs if node.aux is None else {**node.attrs, "aux": node.aux}
+            vjps = op.vjps
             for i, e in enumerate(node.edges):
                 if e is None:
                     continue
-                gi = node.op.vjps[i](g, out, *saved, **attrs)
+                gi = vjps[i](g, out, *saved, **attrs)
                 if gi is None:
                     continue
                 shape, dtype = node.meta[i]
-                gi = _fit(gi, shape, dtype)
+                if gi._data.shape != shape:  # reduce broadcast dims, once for every op
+                    gi = gi.sum_to_size(shape)
+                if gi._data.dtype != dtype:
+                    gi = gi.to(dtype)
                 if type(e) is Node:
-                    _accumulate(pending, e, gi)
-                    deps[e] -= 1
-                    if deps[e] == 0:
+                    prev = pending.get(e)
+                    pending[e] = gi if prev is None else prev + gi
+                    left = deps[e] - 1
+                    deps[e] = left
+                    if not left:
                         ready.append(e)
                 elif inputs is None:
                     _to_leaf(e, gi, create_graph)
@@ -149,12 +164,9 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool,
                     if e._hooks:
                         gi = _run_hooks(e, gi)
                     _accumulate(leaf_grads, id(e), gi)
-            if not retain_graph:
-                node.released = bool(node.op.saves) or node.op.saves_output or node.aux is not None
+            if not retain_graph and (op.saves or op.saves_output or node.aux is not None):
+                node.released = True  # a node that saved nothing can be run again
                 node.saved = node.versions = node.out_data = node.aux = None
-                if not node.released:
-                    node.saved = (None,) * len(node.edges)
-                    node.versions = (0,) * len(node.edges)
     finally:
         grad_mode.state.enabled = prev_mode
 

@@ -31,21 +31,35 @@ class Node:
                  "seq", "released", "pre_hooks", "retained", "__weakref__")
 
     def __init__(self, op, inputs, attrs, out, out_version, aux, where):
-        out_data = out if op.saves_output else None
+        # One pass over the inputs (this runs for every recorded op: keep it lean).
+        edges, meta, versions = [], [], []
+        for t in inputs:
+            d = t._data
+            meta.append((d.shape, d.dtype))
+            versions.append(t._version[0])
+            edges.append((t.grad_fn or t) if t._requires_grad else None)
+        saves = op.saves
+        if len(saves) == len(inputs):  # the common cases first: all saved, or none
+            saved = inputs
+        elif not saves:
+            saved = (None,) * len(inputs)
+        else:
+            saved = tuple(t if i in saves else None for i, t in enumerate(inputs))
+        if not op.all_differentiable:
+            edges = [e if vjp is not None else None for e, vjp in zip(edges, op.vjps)]
         self.op = op
         self.attrs = attrs
-        saves = op.saves
-        self.saved = tuple(t if i in saves else None for i, t in enumerate(inputs))
-        self.versions = tuple(t._version[0] if i in saves else 0 for i, t in enumerate(inputs))
-        self.out_data = out_data
-        # the output's version box and its value now: an in-place change of the output is caught
-        self.out_version = (out_version, out_version[0]) if out_data is not None else None
+        self.saved = saved
+        self.versions = versions
+        if op.saves_output:
+            self.out_data = out
+            # the output's version box and its value now: an in-place change of the output is caught
+            self.out_version = (out_version, out_version[0])
+        else:
+            self.out_data = self.out_version = None
         self.aux = aux
-        self.edges = tuple(
-            (t.grad_fn if t.grad_fn is not None else t) if t._requires_grad and vjp is not None else None
-            for t, vjp in zip(inputs, op.vjps)
-        )
-        self.meta = tuple((t._data.shape, t._data.dtype) for t in inputs)
+        self.edges = edges
+        self.meta = meta
         self.out_meta = (out.shape, out.dtype)
         self.where = where
         self.seq = next(_seq)
