@@ -5,6 +5,8 @@
 //   input grad   col      (K, P)  = w[g]^T (K, Og) @ gy[n, g] (Og, P), then col2im into gx[n, g]
 //   weight grad  gw[g]    (Og, K) += gy[n, g] (Og, P) @ col(x[n, g])^T (P, K)
 // A 1x1, stride-1, unpadded convolution needs no im2col: col(x[n, g]) is x[n, g] itself.
+// When an image's P is small, a GEMM covers a few images side by side (P -> G*P columns,
+// see images_per_gemm): repacking w for every tiny GEMM would otherwise dominate.
 //
 // Threading: work is split into independent tasks (an image, or a chunk of images for the
 // weight gradient) whose count depends on the shapes only. With at least as many tasks as
@@ -30,6 +32,11 @@ namespace {
 // the thread count; large enough to keep 16 threads busy.
 constexpr int64_t kWeightGradMaxChunks = 16;
 
+// Images placed side by side in one GEMM: enough for about this many output columns.
+// (Measured on LeNet's conv2, P = 64: 1 image per GEMM 2.60 ms, 4 images 2.28 ms, all 64
+// images in one GEMM 3.19 ms as its col no longer fits in cache.)
+constexpr int64_t kGemmMinColumns = 256;
+
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Output columns ow whose input column ow*sw + off lies in [0, W): [lo, hi).
@@ -45,18 +52,33 @@ bool is_pointwise(const Conv2dShape& s) {
          s.Wo == s.W;
 }
 
-// col (Cg*kh*kw, Ho*Wo) <- patches of x (Cg, H, W), zeros where a tap falls in the padding.
+// G: how many images share one GEMM (depends on the shapes only). Pointwise convolutions
+// read x in place, one image per GEMM.
+int64_t images_per_gemm(const Conv2dShape& s) {
+  if (is_pointwise(s)) return 1;
+  return std::clamp<int64_t>(kGemmMinColumns / (s.Ho * s.Wo), 1, std::max<int64_t>(s.N, 1));
+}
+
+// col (Cg*kh*kw, Ho*Wo), row stride ld, <- patches of x (Cg, H, W), zeros where a tap falls
+// in the padding.
 template <typename T>
-void im2col(const Conv2dShape& s, int64_t Cg, const T* x, T* col) {
-  const int64_t P = s.Ho * s.Wo;
+void im2col(const Conv2dShape& s, int64_t Cg, const T* x, T* col, int64_t ld) {
   for (int64_t c = 0; c < Cg; ++c) {
     const T* xc = x + c * s.H * s.W;
     for (int64_t i = 0; i < s.kh; ++i) {
       for (int64_t j = 0; j < s.kw; ++j) {
-        T* row = col + ((c * s.kh + i) * s.kw + j) * P;
+        T* row = col + ((c * s.kh + i) * s.kw + j) * ld;
         const int64_t off = j * s.dw - s.pw;
         int64_t lo, hi;
         valid_range(off, s.sw, s.W, s.Wo, lo, hi);
+        const int64_t ih0 = i * s.dh - s.ph, ih_last = ih0 + (s.Ho - 1) * s.sh;
+        if (s.sw == 1 && lo == 0 && hi == s.Wo && ih0 >= 0 && ih_last < s.H) {
+          // the common case, every tap inside the input: a plain 2-D copy
+          const T* src = xc + ih0 * s.W + off;
+          for (int64_t oh = 0; oh < s.Ho; ++oh, src += s.sh * s.W, row += s.Wo)
+            for (int64_t ow = 0; ow < s.Wo; ++ow) row[ow] = src[ow];
+          continue;
+        }
         for (int64_t oh = 0; oh < s.Ho; ++oh) {
           T* r = row + oh * s.Wo;
           const int64_t ih = oh * s.sh - s.ph + i * s.dh;
@@ -78,15 +100,15 @@ void im2col(const Conv2dShape& s, int64_t Cg, const T* x, T* col) {
   }
 }
 
-// x (Cg, H, W) += the patches in col (Cg*kh*kw, Ho*Wo); taps in the padding are dropped.
+// x (Cg, H, W) += the patches in col (Cg*kh*kw, Ho*Wo), row stride ld; taps in the padding
+// are dropped.
 template <typename T>
-void col2im(const Conv2dShape& s, int64_t Cg, const T* col, T* x) {
-  const int64_t P = s.Ho * s.Wo;
+void col2im(const Conv2dShape& s, int64_t Cg, const T* col, int64_t ld, T* x) {
   for (int64_t c = 0; c < Cg; ++c) {
     T* xc = x + c * s.H * s.W;
     for (int64_t i = 0; i < s.kh; ++i) {
       for (int64_t j = 0; j < s.kw; ++j) {
-        const T* row = col + ((c * s.kh + i) * s.kw + j) * P;
+        const T* row = col + ((c * s.kh + i) * s.kw + j) * ld;
         const int64_t off = j * s.dw - s.pw;
         int64_t lo, hi;
         valid_range(off, s.sw, s.W, s.Wo, lo, hi);
@@ -129,19 +151,28 @@ template <typename T>
 void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y) {
   const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, K = Cg * s.kh * s.kw, P = s.Ho * s.Wo;
   const bool pointwise = is_pointwise(s);
-  for_each_task<T>(s.N, pointwise ? 0 : K * P, [&](int64_t n, T* col) {
+  const int64_t G = images_per_gemm(s);
+  // scratch: col (K, G*P), then the GEMM's (Og, G*P) result when G > 1
+  for_each_task<T>(ceil_div(s.N, G), pointwise ? 0 : K * G * P + (G > 1 ? Og * G * P : 0), [&](int64_t t, T* col) {
+    const int64_t n0 = t * G, gn = std::min(G, s.N - n0), ld = gn * P;
+    T* out = G > 1 ? col + K * G * P : nullptr;
     for (int64_t g = 0; g < s.groups; ++g) {
-      const T* xg = x + (n * s.C + g * Cg) * s.H * s.W;
-      if (!pointwise) im2col(s, Cg, xg, col);
-      gemm<T>(Og, P, K, T(1), w + g * Og * K, K, 1, pointwise ? xg : col, P, 1, T(0),
-              y + (n * s.O + g * Og) * P, P, 1);
+      const T* xg = x + (n0 * s.C + g * Cg) * s.H * s.W;
+      if (!pointwise)
+        for (int64_t i = 0; i < gn; ++i) im2col(s, Cg, xg + i * s.C * s.H * s.W, col + i * P, ld);
+      T* yg = y + (n0 * s.O + g * Og) * P;
+      gemm<T>(Og, ld, K, T(1), w + g * Og * K, K, 1, pointwise ? xg : col, ld, 1, T(0), gn > 1 ? out : yg, ld, 1);
+      // out (Og, gn*P) -> y[n0 + i, g*Og + o, :]
+      for (int64_t i = 0; i < gn && gn > 1; ++i)
+        for (int64_t o = 0; o < Og; ++o) std::memcpy(yg + (i * s.O + o) * P, out + o * ld + i * P, P * sizeof(T));
     }
     if (bias) {
-      for (int64_t o = 0; o < s.O; ++o) {
-        T* yo = y + (n * s.O + o) * P;
-        const T b = bias[o];
-        for (int64_t p = 0; p < P; ++p) yo[p] += b;
-      }
+      for (int64_t i = 0; i < gn; ++i)
+        for (int64_t o = 0; o < s.O; ++o) {
+          T* yo = y + ((n0 + i) * s.O + o) * P;
+          const T b = bias[o];
+          for (int64_t p = 0; p < P; ++p) yo[p] += b;
+        }
     }
   });
 }
@@ -150,15 +181,22 @@ template <typename T>
 void conv2d_input_grad(const Conv2dShape& s, const T* gy, const T* w, T* gx) {
   const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, K = Cg * s.kh * s.kw, P = s.Ho * s.Wo;
   const bool pointwise = is_pointwise(s);
-  for_each_task<T>(s.N, pointwise ? 0 : K * P, [&](int64_t n, T* col) {
-    T* gxn = gx + n * s.C * s.H * s.W;
-    if (!pointwise) std::fill(gxn, gxn + s.C * s.H * s.W, T(0));
+  const int64_t G = images_per_gemm(s), CHW = s.C * s.H * s.W;
+  // scratch: col (K, G*P), then gy's (Og, G*P) block when G > 1
+  for_each_task<T>(ceil_div(s.N, G), pointwise ? 0 : K * G * P + (G > 1 ? Og * G * P : 0), [&](int64_t t, T* col) {
+    const int64_t n0 = t * G, gn = std::min(G, s.N - n0), ld = gn * P;
+    T* in = G > 1 ? col + K * G * P : nullptr;
+    T* gxn = gx + n0 * CHW;
+    if (!pointwise) std::fill(gxn, gxn + gn * CHW, T(0));
     for (int64_t g = 0; g < s.groups; ++g) {
+      const T* gyg = gy + (n0 * s.O + g * Og) * P;
+      for (int64_t i = 0; i < gn && gn > 1; ++i)
+        for (int64_t o = 0; o < Og; ++o) std::memcpy(in + o * ld + i * P, gyg + (i * s.O + o) * P, P * sizeof(T));
       T* gxg = gxn + g * Cg * s.H * s.W;
       // w[g] is (Og, K) row-major, so its transpose has row stride 1, column stride K.
-      gemm<T>(K, P, Og, T(1), w + g * Og * K, 1, K, gy + (n * s.O + g * Og) * P, P, 1, T(0),
-              pointwise ? gxg : col, P, 1);
-      if (!pointwise) col2im(s, Cg, col, gxg);
+      gemm<T>(K, ld, Og, T(1), w + g * Og * K, 1, K, gn > 1 ? in : gyg, ld, 1, T(0), pointwise ? gxg : col, ld, 1);
+      if (!pointwise)
+        for (int64_t i = 0; i < gn; ++i) col2im(s, Cg, col + i * P, ld, gxg + i * CHW);
     }
   });
 }
@@ -166,26 +204,33 @@ void conv2d_input_grad(const Conv2dShape& s, const T* gy, const T* w, T* gx) {
 template <typename T>
 void conv2d_weight_grad(const Conv2dShape& s, const T* x, const T* gy, T* gw) {
   const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, K = Cg * s.kh * s.kw, P = s.Ho * s.Wo;
-  const int64_t W_len = s.O * K;
+  const int64_t W_len = s.O * K, CHW = s.C * s.H * s.W;
   if (s.N == 0) {
     std::fill(gw, gw + W_len, T(0));
     return;
   }
   const bool pointwise = is_pointwise(s);
   const int64_t nchunks = std::min(s.N, kWeightGradMaxChunks);
-  // Chunk c holds images [c*N/nchunks, (c+1)*N/nchunks); its partial sum goes to gw itself
-  // when there is a single chunk.
+  const int64_t G = images_per_gemm(s);
+  // Chunk c holds images [c*N/nchunks, (c+1)*N/nchunks), taken G at a time; its partial sum
+  // goes to gw itself when there is a single chunk.
   std::vector<T> partials(nchunks > 1 ? nchunks * W_len : 0);
-  for_each_task<T>(nchunks, pointwise ? 0 : K * P, [&](int64_t c, T* col) {
+  for_each_task<T>(nchunks, pointwise ? 0 : K * G * P + (G > 1 ? Og * G * P : 0), [&](int64_t c, T* col) {
     T* part = nchunks > 1 ? partials.data() + c * W_len : gw;
-    const int64_t n0 = c * s.N / nchunks, n1 = (c + 1) * s.N / nchunks;
-    for (int64_t n = n0; n < n1; ++n) {
+    T* in = G > 1 ? col + K * G * P : nullptr;
+    const int64_t n_begin = c * s.N / nchunks, n_end = (c + 1) * s.N / nchunks;
+    for (int64_t n0 = n_begin; n0 < n_end; n0 += G) {
+      const int64_t gn = std::min(G, n_end - n0), ld = gn * P;
       for (int64_t g = 0; g < s.groups; ++g) {
-        const T* xg = x + (n * s.C + g * Cg) * s.H * s.W;
-        if (!pointwise) im2col(s, Cg, xg, col);
-        // col is (K, P) row-major, so its transpose has row stride 1, column stride P.
-        gemm<T>(Og, K, P, T(1), gy + (n * s.O + g * Og) * P, P, 1, pointwise ? xg : col, 1, P,
-                n == n0 ? T(0) : T(1), part + g * Og * K, K, 1);
+        const T* xg = x + n0 * CHW + g * Cg * s.H * s.W;
+        const T* gyg = gy + (n0 * s.O + g * Og) * P;
+        if (!pointwise)
+          for (int64_t i = 0; i < gn; ++i) im2col(s, Cg, xg + i * CHW, col + i * P, ld);
+        for (int64_t i = 0; i < gn && gn > 1; ++i)
+          for (int64_t o = 0; o < Og; ++o) std::memcpy(in + o * ld + i * P, gyg + (i * s.O + o) * P, P * sizeof(T));
+        // col is (K, ld) row-major, so its transpose has row stride 1, column stride ld.
+        gemm<T>(Og, K, ld, T(1), gn > 1 ? in : gyg, ld, 1, pointwise ? xg : col, 1, ld,
+                n0 == n_begin ? T(0) : T(1), part + g * Og * K, K, 1);
       }
     }
   });

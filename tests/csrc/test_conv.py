@@ -164,6 +164,7 @@ LENET = [  # (x shape, w shape): LeNet's two convolutions at batch 64, plus a gr
     ((64, 20, 12, 12), (50, 20, 5, 5), (1, 1), (0, 0), 1),
     ((5, 6, 13, 11), (4, 3, 3, 2), (2, 1), (1, 2), 2),
     ((3, 8, 7, 7), (16, 8, 1, 1), (1, 1), (0, 0), 1),
+    ((40, 3, 10, 10), (4, 3, 3, 3), (1, 1), (1, 1), 1),  # 2 images per GEMM, chunks of 2 and 3
 ]
 
 
@@ -190,8 +191,12 @@ def test_bit_identical_across_thread_counts(dtype, xs, ws, stride, padding, grou
         _C.set_num_threads(before)
     for a, b_, c in zip(one, two, again):
         assert np.array_equal(a, b_) and np.array_equal(b_, c)
-    np.testing.assert_allclose(one[0], conv_ref(x.astype(float), w.astype(float), b.astype(float),
-                                                stride, padding, (1, 1), groups), rtol=1e-4, atol=1e-4)
+    x64, w64, gy64 = x.astype(float), w.astype(float), np.cos(one[0]).astype(float)
+    refs = [conv_ref(x64, w64, b.astype(float), *geo), input_grad_ref(gy64, w64, xs[2:], *geo),
+            weight_grad_ref(x64, gy64, ws[2:], *geo), gy64.sum((0, 2, 3))]
+    for got, ref in zip(one, refs):
+        scale = np.abs(ref).max()
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5 * scale)
 
 
 def test_bad_input_raises_value_error_naming_the_op():
