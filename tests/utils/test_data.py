@@ -112,7 +112,7 @@ def test_subset_keeps_fast_path_and_order():
     assert not hasattr(Subset(Squares(), [0]), "_batch")
 
 
-def _write_h5(path, flat):
+def _write_h5(path, flat, chunked=False):
     import h5py
     rng = np.random.default_rng(0)
     data = {}
@@ -120,23 +120,25 @@ def _write_h5(path, flat):
         for split, n in (("train", 40), ("val", 10), ("test", 12)):
             imgs = rng.integers(0, 256, (n, 784) if flat else (n, 1, 28, 28), dtype=np.uint8)
             labels = rng.integers(0, 10, n).astype(np.uint8)
-            f.create_dataset(f"{split}/images", data=imgs)
+            f.create_dataset(f"{split}/images", data=imgs, chunks=(4,) + imgs.shape[1:] if chunked else None)
             f.create_dataset(f"{split}/labels", data=labels)
             data[split] = (imgs, labels)
     return data
 
 
 @pytest.mark.parametrize("flat", [True, False])
-@pytest.mark.parametrize("in_memory", [True, False])
-def test_hdf5_dataset(tmp_path, flat, in_memory):
+@pytest.mark.parametrize("mode", ["memory", "lazy-mmap", "lazy-chunked"])
+def test_hdf5_dataset(tmp_path, flat, mode):
     path = tmp_path / "d.h5"
-    data = _write_h5(path, flat)
-    ds = HDF5Dataset(path, "val", load_into_memory=in_memory, shape=(1, 28, 28))
+    data = _write_h5(path, flat, chunked=mode == "lazy-chunked")
+    ds = HDF5Dataset(path, "val", load_into_memory=mode == "memory", shape=(1, 28, 28))
     assert len(ds) == 10
     x, y = ds[3]
     assert x.shape == (1, 28, 28) and x.dtype == tapegrad.float32 and y.dtype == tapegrad.int64
     np.testing.assert_allclose(x.numpy().ravel(), data["val"][0][3].ravel() / 255, rtol=1e-6)
     assert y.item() == data["val"][1][3]
+    if mode != "memory":
+        assert isinstance(ds._open()[0], np.memmap) == (mode == "lazy-mmap")
     # shuffled batches with unsorted, repeated indices come back in the asked order
     xb, yb = ds._batch(np.array([7, 2, 7, 0]))
     assert yb.tolist() == data["val"][1][[7, 2, 7, 0]].tolist()

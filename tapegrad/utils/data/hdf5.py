@@ -33,7 +33,7 @@ class HDF5Dataset(Dataset):
         self.path, self.split = str(path), split
         self.dtype = np.dtype(dtype)
         self.normalize = None if normalize is None else tuple(float(v) for v in normalize)
-        self._file = None
+        self._file = self._lazy = None
         with h5py.File(self.path, "r") as f:
             if split not in f:
                 raise KeyError(f"{self.path}: no split '{split}' (found: {', '.join(sorted(f.keys()))})")
@@ -55,14 +55,19 @@ class HDF5Dataset(Dataset):
             raise ValueError(f"HDF5Dataset: can't reshape images of shape {tuple(stored[1:])} to {self.shape}")
 
     def _open(self):
+        """The split's two arrays for lazy reads: memory maps when the datasets are stored
+        contiguous and uncompressed (as ``mnist.write_hdf5`` writes them; random batches then
+        cost a page-cache copy), else the h5py datasets."""
         if self._file is None:
             import h5py
             self._file = h5py.File(self.path, "r")
-        return self._file[self.split]
+            g = self._file[self.split]
+            self._lazy = tuple(_memmap(self.path, g[k]) for k in ("images", "labels"))
+        return self._lazy
 
     def __getstate__(self):  # an open h5py file can't be pickled; reopen on use
         state = self.__dict__.copy()
-        state["_file"] = None
+        state["_file"] = state["_lazy"] = None
         return state
 
     def __del__(self):
@@ -80,10 +85,12 @@ class HDF5Dataset(Dataset):
         """Raw uint8 images and labels at ``indices`` (an int64 array)."""
         if self._images is not None:
             return self._images[indices], self._labels[indices]
-        g = self._open()
+        images, labels = self._open()
+        if isinstance(images, np.ndarray):
+            return images[indices], labels[indices]
         # h5py wants increasing, unique indices: read those, then put them back in order.
         uniq, inverse = np.unique(indices, return_inverse=True)
-        return g["images"][uniq][inverse], g["labels"][uniq][inverse]
+        return images[uniq][inverse], labels[uniq][inverse]
 
     def _to_float(self, raw):
         x = raw.astype(self.dtype)
@@ -113,3 +120,11 @@ class HDF5Dataset(Dataset):
     def tensors(self):
         """The whole split as two tensors (images, labels)."""
         return self._batch(np.arange(self._len))
+
+
+def _memmap(path, dset):
+    """A read-only memory map of an h5py dataset stored contiguous and unfiltered, else ``dset``."""
+    offset = dset.id.get_offset()
+    if dset.chunks is not None or offset is None or dset.dtype.kind not in "biuf":
+        return dset
+    return np.memmap(path, dtype=dset.dtype, mode="r", offset=offset, shape=dset.shape)

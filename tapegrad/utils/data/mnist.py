@@ -242,8 +242,8 @@ def write_hdf5(path, splits: dict) -> Path:
             for split, (images, labels) in splits.items():
                 images = np.asarray(images, np.uint8)
                 g = f.create_group(split)
-                g.create_dataset("images", data=images.reshape(len(images), 1, *images.shape[-2:]),
-                                 chunks=(min(len(images), 256), 1, *images.shape[-2:]))
+                # contiguous, uncompressed: HDF5Dataset memory-maps it for fast random batches
+                g.create_dataset("images", data=images.reshape(len(images), 1, *images.shape[-2:]))
                 g.create_dataset("labels", data=np.asarray(labels, np.int64))
         os.replace(tmp, path)
     except BaseException:
