@@ -306,16 +306,14 @@ def index_select(input, dim, index):
 
 
 def masked_fill(input, mask, value):
-    """``value`` where ``mask`` (bool, broadcastable to ``input``) is True, ``input`` elsewhere."""
+    """``value`` where ``mask`` (bool, broadcastable with ``input``) is True, ``input`` elsewhere."""
     if not isinstance(mask, Tensor) or mask._data.dtype != np.bool_:
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {_dtype_name(mask)}")
-    try:
-        ok = np.broadcast_shapes(mask.shape, input.shape) == tuple(input.shape)
+    try:  # out of place, PyTorch broadcasts input and mask together
+        np.broadcast_shapes(mask.shape, input.shape)
     except ValueError:
-        ok = False
-    if not ok:
-        raise RuntimeError(f"masked_fill: the mask of shape {tuple(mask.shape)} is not broadcastable to the "
-                           f"input of shape {tuple(input.shape)}")
+        raise RuntimeError(f"masked_fill: the mask of shape {tuple(mask.shape)} is not broadcastable with the "
+                           f"input of shape {tuple(input.shape)}") from None
     if isinstance(value, Tensor):
         if value.ndim != 0:
             raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor with "

@@ -189,8 +189,15 @@ _amin = defop("amin", lambda x, dims, keepdim: np.amin(x, axis=dims, keepdims=ke
               saves_output=True)
 
 
-def _check_nonempty(input, dims, opname):
-    if input._data.size == 0 and (not dims or builtins.any(input.shape[d] == 0 for d in dims)):
+def _check_nonempty(input, dim, dims, opname):
+    if input._data.size and input.ndim:
+        return
+    if dim is None or dim == ():
+        if input._data.size == 0:
+            raise RuntimeError(f"{opname}(): Expected reduction dim to be specified for input.numel() == 0. "
+                               f"Specify the reduction dim with the 'dim' argument.")
+        return
+    if builtins.any(input.shape[d] == 0 for d in dims):
         raise IndexError(f"{opname}: Expected reduction dim to have non-zero size (input shape "
                          f"{tuple(input.shape)})")
 
@@ -198,13 +205,13 @@ def _check_nonempty(input, dims, opname):
 def amax(input, dim=(), keepdim=False):
     """Max over ``dim`` (all by default); the gradient is shared evenly among ties."""
     dims = norm_dims(dim, input.ndim, "amax")
-    _check_nonempty(input, dims, "amax")
+    _check_nonempty(input, dim, dims, "amax")
     return apply(_amax, input, dims=dims, keepdim=keepdim)
 
 
 def amin(input, dim=(), keepdim=False):
     dims = norm_dims(dim, input.ndim, "amin")
-    _check_nonempty(input, dims, "amin")
+    _check_nonempty(input, dim, dims, "amin")
     return apply(_amin, input, dims=dims, keepdim=keepdim)
 
 
