@@ -45,6 +45,8 @@ template <> struct Blocks<double, Isa::generic>{ enum {   MR = 4, NR = 4,  KC = 
 // Below this many multiply-adds a call runs on one thread (a parallel region costs more);
 // above it, one thread per kParallelMinWork / 2 multiply-adds, up to omp_get_max_threads().
 constexpr double kParallelMinWork = 64.0 * 64.0 * 64.0;
+// A is read in place, unpacked, when it meets at most this many NR-wide panels of B.
+constexpr int64_t kDirectAMaxPanels = 4;
 
 // ---------------------------------------------------------------- scratch buffers
 // Packed panels live in per-thread, grow-only, 64-byte aligned buffers, so a call does not
@@ -109,18 +111,22 @@ void pack_b(int64_t kc, int64_t nc, const T* B, int64_t rsb, int64_t csb, T* Bp)
 }
 
 // ---------------------------------------------------------------- micro-kernels
-// Contract for every micro-kernel: A is one packed MR x kc micro-panel, B one packed kc x NR
-// micro-panel (64-byte aligned), C a full MR x NR tile with unit column stride and row stride
-// rsc. C = alpha * (A @ B) + beta * C, and C is not read when beta == 0.
+// Contract for every micro-kernel: A is MR x kc with element (i, p) at A[i * ars + p * acs]:
+// a packed micro-panel, (ars, acs) = (1, MR), unless kDirectA, when A is read in place (a
+// row- or column-major operand too thin to be worth packing). B is one packed kc x NR
+// micro-panel (64-byte aligned). C is a full MR x NR tile with unit column stride and row
+// stride rsc. C = alpha * (A @ B) + beta * C; C is not read when beta == 0. The arithmetic is
+// the same whether A is packed or not, so that choice never changes a result.
 
 // Portable: plain loops the compiler vectorises for whatever the baseline ISA is.
-template <typename T, int MR, int NR>
-void ukernel_generic(int64_t kc, const T* __restrict A, const T* __restrict B, T* __restrict C,
-                     int64_t rsc, T alpha, T beta) {
+template <typename T, int MR, int NR, bool kDirectA>
+void ukernel_generic(int64_t kc, const T* __restrict A, int64_t ars, int64_t acs, const T* __restrict B,
+                     T* __restrict C, int64_t rsc, T alpha, T beta) {
+  if (!kDirectA) ars = 1, acs = MR;
   T acc[MR][NR] = {};
-  for (int64_t p = 0; p < kc; ++p, A += MR, B += NR)
+  for (int64_t p = 0; p < kc; ++p, A += acs, B += NR)
     for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) acc[i][j] += A[i] * B[j];
+      for (int j = 0; j < NR; ++j) acc[i][j] += A[i * ars] * B[j];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j)
       C[i * rsc + j] = beta == T(0) ? alpha * acc[i][j] : alpha * acc[i][j] + beta * C[i * rsc + j];
@@ -130,12 +136,15 @@ void ukernel_generic(int64_t kc, const T* __restrict A, const T* __restrict B, T
 #define TG_AVX2 __attribute__((target("avx2,fma")))
 
 // float 6 x 16: 12 ymm accumulators + 2 for the B row + 1 broadcast of A = 15 of 16 registers.
-TG_AVX2 void ukernel_avx2_f32(int64_t kc, const float* __restrict A, const float* __restrict B,
+template <bool kDirectA>
+TG_AVX2 void ukernel_avx2_f32(int64_t kc, const float* __restrict A, int64_t ars, int64_t acs,
+                              const float* __restrict B,
                               float* __restrict C, int64_t rsc, float alpha, float beta) {
+  if (!kDirectA) ars = 1, acs = 6;
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
 #define TG_ROW(i)                                              \
-  a = _mm256_broadcast_ss(A + i);                              \
+  a = _mm256_broadcast_ss(A + i * ars);                        \
   c##i##0 = _mm256_fmadd_ps(a, b0, c##i##0);                   \
   c##i##1 = _mm256_fmadd_ps(a, b1, c##i##1);
 #pragma GCC unroll 4
@@ -143,7 +152,7 @@ TG_AVX2 void ukernel_avx2_f32(int64_t kc, const float* __restrict A, const float
     const __m256 b0 = _mm256_load_ps(B), b1 = _mm256_load_ps(B + 8);
     __m256 a;
     TG_ROW(0) TG_ROW(1) TG_ROW(2) TG_ROW(3) TG_ROW(4) TG_ROW(5)
-    A += 6;
+    A += acs;
     B += 16;
   }
 #undef TG_ROW
@@ -163,12 +172,15 @@ TG_AVX2 void ukernel_avx2_f32(int64_t kc, const float* __restrict A, const float
 }
 
 // double 6 x 8: the same register budget with 4 lanes per ymm.
-TG_AVX2 void ukernel_avx2_f64(int64_t kc, const double* __restrict A, const double* __restrict B,
+template <bool kDirectA>
+TG_AVX2 void ukernel_avx2_f64(int64_t kc, const double* __restrict A, int64_t ars, int64_t acs,
+                              const double* __restrict B,
                               double* __restrict C, int64_t rsc, double alpha, double beta) {
+  if (!kDirectA) ars = 1, acs = 6;
   __m256d c00 = _mm256_setzero_pd(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256d c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
 #define TG_ROW(i)                                              \
-  a = _mm256_broadcast_sd(A + i);                              \
+  a = _mm256_broadcast_sd(A + i * ars);                        \
   c##i##0 = _mm256_fmadd_pd(a, b0, c##i##0);                   \
   c##i##1 = _mm256_fmadd_pd(a, b1, c##i##1);
 #pragma GCC unroll 4
@@ -176,7 +188,7 @@ TG_AVX2 void ukernel_avx2_f64(int64_t kc, const double* __restrict A, const doub
     const __m256d b0 = _mm256_load_pd(B), b1 = _mm256_load_pd(B + 4);
     __m256d a;
     TG_ROW(0) TG_ROW(1) TG_ROW(2) TG_ROW(3) TG_ROW(4) TG_ROW(5)
-    A += 6;
+    A += acs;
     B += 8;
   }
 #undef TG_ROW
@@ -200,38 +212,46 @@ TG_AVX2 void ukernel_avx2_f64(int64_t kc, const double* __restrict A, const doub
 // One kernel configuration: blocking from the table plus its micro-kernel.
 template <typename T, Isa I> struct Config;
 template <typename T> struct Config<T, Isa::generic> : Blocks<T, Isa::generic> {
-  static void ukernel(int64_t kc, const T* A, const T* B, T* C, int64_t rsc, T alpha, T beta) {
-    ukernel_generic<T, Blocks<T, Isa::generic>::MR, Blocks<T, Isa::generic>::NR>(kc, A, B, C, rsc,
-                                                                                   alpha, beta);
+  template <bool kDirectA>
+  static void ukernel(int64_t kc, const T* A, int64_t ars, int64_t acs, const T* B, T* C, int64_t rsc,
+                      T alpha, T beta) {
+    ukernel_generic<T, Blocks<T, Isa::generic>::MR, Blocks<T, Isa::generic>::NR, kDirectA>(
+        kc, A, ars, acs, B, C, rsc, alpha, beta);
   }
 };
 #if defined(__x86_64__)
 template <> struct Config<float, Isa::avx2> : Blocks<float, Isa::avx2> {
-  static void ukernel(int64_t kc, const float* A, const float* B, float* C, int64_t rsc, float alpha,
-                      float beta) { ukernel_avx2_f32(kc, A, B, C, rsc, alpha, beta); }
+  template <bool kDirectA>
+  static void ukernel(int64_t kc, const float* A, int64_t ars, int64_t acs, const float* B, float* C,
+                      int64_t rsc, float alpha, float beta) {
+    ukernel_avx2_f32<kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
+  }
 };
 template <> struct Config<double, Isa::avx2> : Blocks<double, Isa::avx2> {
-  static void ukernel(int64_t kc, const double* A, const double* B, double* C, int64_t rsc,
-                      double alpha, double beta) { ukernel_avx2_f64(kc, A, B, C, rsc, alpha, beta); }
+  template <bool kDirectA>
+  static void ukernel(int64_t kc, const double* A, int64_t ars, int64_t acs, const double* B, double* C,
+                      int64_t rsc, double alpha, double beta) {
+    ukernel_avx2_f64<kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
+  }
 };
 #endif
 
 // One micro-tile of C (m <= MR rows, n <= NR columns, column stride csc). Partial tiles and
 // tiles with non-unit column stride go through a temporary full tile, so the arithmetic is
 // always the micro-kernel's own and an element's value never depends on which tile it is in.
-template <typename T, class Cfg>
-inline void tile(int64_t m, int64_t n, int64_t kc, const T* Ap, const T* Bp, T* C, int64_t rsc,
-                 int64_t csc, T alpha, T beta) {
+template <typename T, class Cfg, bool kDirectA>
+inline void tile(int64_t m, int64_t n, int64_t kc, const T* Ap, int64_t ars, int64_t acs, const T* Bp,
+                 T* C, int64_t rsc, int64_t csc, T alpha, T beta) {
   constexpr int MR = Cfg::MR, NR = Cfg::NR;
   if (m == MR && n == NR && csc == 1) {
-    Cfg::ukernel(kc, Ap, Bp, C, rsc, alpha, beta);
+    Cfg::template ukernel<kDirectA>(kc, Ap, ars, acs, Bp, C, rsc, alpha, beta);
     return;
   }
   alignas(64) T t[MR * NR] = {};
   if (beta != T(0))
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) t[i * NR + j] = C[i * rsc + j * csc];
-  Cfg::ukernel(kc, Ap, Bp, t, NR, alpha, beta);
+  Cfg::template ukernel<kDirectA>(kc, Ap, ars, acs, Bp, t, NR, alpha, beta);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) C[i * rsc + j * csc] = t[i * NR + j];
 }
@@ -239,12 +259,21 @@ inline void tile(int64_t m, int64_t n, int64_t kc, const T* Ap, const T* Bp, T* 
 // The serial five-loop nest on one rectangle of C (the whole of C, or one thread's share).
 // Layout: A is M x K (strides rsa, csa), B is K x N (rsb, csb), C is M x N (rsc, csc); any
 // strides, as packing absorbs them; csc == 1 lets the micro-kernel store C rows directly.
+// Two shortcuts for thin products, neither of which changes the arithmetic:
+//  - direct A: with few NR panels (N <= kDirectAMaxPanels * NR) packing A would cost about as
+//    much as using it, so full MR-row panels of a row- or column-major A are read in place;
+//  - fused B: with one MC block of rows (M <= MC) each B micro-panel is used by one sweep of
+//    the micro-kernel only, so it is packed right before that sweep, into L1, instead of the
+//    whole KC x NC panel being packed to L3 first.
 template <typename T, class Cfg>
 void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa,
                  const T* B, int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
   constexpr int MR = Cfg::MR, NR = Cfg::NR, KC = Cfg::KC, MC = Cfg::MC, NC = Cfg::NC;
+  const bool direct_a = (csa == 1 || rsa == 1) && N <= kDirectAMaxPanels * NR;
+  const bool fused_b = M <= MC;
   const int64_t kc_max = std::min<int64_t>(K, KC);
-  T* Bp = static_cast<T*>(tls_pack_b.get(sizeof(T) * kc_max * ((std::min<int64_t>(N, NC) + NR - 1) / NR * NR)));
+  const int64_t b_cols = fused_b ? NR : (std::min<int64_t>(N, NC) + NR - 1) / NR * NR;
+  T* Bp = static_cast<T*>(tls_pack_b.get(sizeof(T) * kc_max * b_cols));
   T* Ap = static_cast<T*>(tls_pack_a.get(sizeof(T) * kc_max * ((std::min<int64_t>(M, MC) + MR - 1) / MR * MR)));
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = std::min<int64_t>(NC, N - jc);
@@ -252,15 +281,25 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
     for (int64_t pc = 0; pc < K; pc += KC) {
       const int64_t kc = std::min<int64_t>(KC, K - pc);
       const T beta_pc = pc == 0 ? beta : T(1);
-      pack_b<T, NR>(kc, nc, B + pc * rsb + jc * csb, rsb, csb, Bp);
+      if (!fused_b) pack_b<T, NR>(kc, nc, B + pc * rsb + jc * csb, rsb, csb, Bp);
       for (int64_t ic = 0; ic < M; ic += MC) {
         const int64_t mc = std::min<int64_t>(MC, M - ic);
-        pack_a<T, MR>(mc, kc, A + ic * rsa + pc * csa, rsa, csa, Ap);
+        const int64_t mfull = direct_a ? mc / MR * MR : 0;  // rows read in place
+        pack_a<T, MR>(mc - mfull, kc, A + (ic + mfull) * rsa + pc * csa, rsa, csa, Ap + mfull * kc);
         // Layout: packed micro-panels (pack_a / pack_b); tile (ir, jr) of C at (ic+ir, jc+jr).
-        for (int64_t jr = 0; jr < nc; jr += NR)
-          for (int64_t ir = 0; ir < mc; ir += MR)
-            tile<T, Cfg>(std::min<int64_t>(MR, mc - ir), std::min<int64_t>(NR, nc - jr), kc, Ap + ir * kc,
-                         Bp + jr * kc, C + (ic + ir) * rsc + (jc + jr) * csc, rsc, csc, alpha, beta_pc);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int64_t n = std::min<int64_t>(NR, nc - jr);
+          if (fused_b) pack_b<T, NR>(kc, n, B + pc * rsb + (jc + jr) * csb, rsb, csb, Bp);
+          const T* b = fused_b ? Bp : Bp + jr * kc;
+          T* c = C + ic * rsc + (jc + jr) * csc;
+          int64_t ir = 0;
+          for (; ir < mfull; ir += MR)
+            tile<T, Cfg, true>(MR, n, kc, A + (ic + ir) * rsa + pc * csa, rsa, csa, b, c + ir * rsc, rsc, csc,
+                               alpha, beta_pc);
+          for (; ir < mc; ir += MR)
+            tile<T, Cfg, false>(std::min<int64_t>(MR, mc - ir), n, kc, Ap + ir * kc, 1, MR, b, c + ir * rsc, rsc,
+                                csc, alpha, beta_pc);
+        }
       }
     }
   }
