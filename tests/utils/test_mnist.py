@@ -56,6 +56,9 @@ def test_prepare_from_idx_folder(tmp_path, gz):
     data = _idx_folder(src, gz=gz)
     h5 = mnist.prepare("mnist", data_dir=src, cache_dir=tmp_path / "cache", log=lambda *a: None)
     assert h5.parent == tmp_path / "cache" and not list(h5.parent.glob("*.tmp"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert h5.stat().st_mode & 0o777 == 0o666 & ~umask
     train, val, test = (HDF5Dataset(h5, s) for s in ("train", "val", "test"))
     assert (len(train), len(val), len(test)) == (100, 20, 30)
     x, y = val._batch(np.arange(20))

@@ -245,6 +245,9 @@ def write_hdf5(path, splits: dict) -> Path:
                 # contiguous, uncompressed: HDF5Dataset memory-maps it for fast random batches
                 g.create_dataset("images", data=images.reshape(len(images), 1, *images.shape[-2:]))
                 g.create_dataset("labels", data=np.asarray(labels, np.int64))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
