@@ -23,7 +23,6 @@ error mid-save leaves any earlier file untouched.
 """
 from __future__ import annotations
 
-import io
 import numbers
 import os
 import tempfile

@@ -13,7 +13,6 @@ tensor(0.2413, grad_fn=...)
 """
 from __future__ import annotations
 
-import math
 import numbers
 import warnings
 
@@ -72,13 +71,6 @@ def linear(input, weight, bias=None):
         raise RuntimeError(f"linear: input has {input.shape[-1]} features in its last dim (shape "
                            f"{_shape(input)}) but weight expects {weight.shape[-1]} (weight shape {_shape(weight)})")
     out = input @ weight.t()
-    return out if bias is None else out + bias
-
-
-def bilinear(input1, input2, weight, bias=None):
-    out = _ops.einsum("bi,oij,bj->bo", input1, weight, input2) if hasattr(_ops, "einsum") else None
-    if out is None:
-        raise NotImplementedError("bilinear needs tapegrad.einsum")
     return out if bias is None else out + bias
 
 

@@ -1,4 +1,4 @@
-"""Linear layers: ``Linear``, ``Bilinear``-free, ``Identity``."""
+"""``Linear`` and ``Identity``."""
 from __future__ import annotations
 
 import math

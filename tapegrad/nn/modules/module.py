@@ -8,7 +8,6 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ... import _dtype
-from ...autograd import grad_mode
 from ...tensor import Tensor
 from ..parameter import Buffer, Parameter
 

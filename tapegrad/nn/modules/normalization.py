@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import numbers
 
-import numpy as np
 
 from ... import creation
-from ...tensor import Tensor
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
