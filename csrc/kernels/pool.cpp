@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <vector>
 
 namespace tapegrad {
 namespace {
@@ -38,19 +39,19 @@ inline AvgWindow avg_window(const Pool2dShape& s, int64_t oh, int64_t ow, bool c
 
 template <typename T>
 void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, int64_t* idx) {
+  // Tap ranges per output row and column, computed once (they cost divisions).
+  std::vector<int64_t> ilo(s.Ho), ihi(s.Ho), jlo(s.Wo), jhi(s.Wo);
+  for (int64_t oh = 0; oh < s.Ho; ++oh) tap_range(oh * s.sh - s.ph, s.kh, s.dh, s.H, ilo[oh], ihi[oh]);
+  for (int64_t ow = 0; ow < s.Wo; ++ow) tap_range(ow * s.sw - s.pw, s.kw, s.dw, s.W, jlo[ow], jhi[ow]);
 #pragma omp parallel for schedule(static)
   for (int64_t p = 0; p < s.planes; ++p) {
     const T* xp = x + p * s.H * s.W;
     T* yp = y + p * s.Ho * s.Wo;
     int64_t* ip = idx + p * s.Ho * s.Wo;
     for (int64_t oh = 0; oh < s.Ho; ++oh) {
-      const int64_t hs = oh * s.sh - s.ph;
-      int64_t i0, i1;
-      tap_range(hs, s.kh, s.dh, s.H, i0, i1);
+      const int64_t hs = oh * s.sh - s.ph, i0 = ilo[oh], i1 = ihi[oh];
       for (int64_t ow = 0; ow < s.Wo; ++ow) {
-        const int64_t ws = ow * s.sw - s.pw;
-        int64_t j0, j1;
-        tap_range(ws, s.kw, s.dw, s.W, j0, j1);
+        const int64_t ws = ow * s.sw - s.pw, j0 = jlo[ow], j1 = jhi[ow];
         T best = -std::numeric_limits<T>::infinity();
         int64_t best_at = (i0 < i1 && j0 < j1) ? (hs + i0 * s.dh) * s.W + ws + j0 * s.dw : -1;
         for (int64_t i = i0; i < i1; ++i) {
