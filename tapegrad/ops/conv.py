@@ -385,10 +385,10 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
         out_hw = default
     else:
         out_hw = tuple(int(s) for s in tuple(output_size)[-2:])
-        for n, d, s in zip(out_hw, default, stride):
-            if not d - s < n < d + s:
-                raise RuntimeError(f"{op}: output_size {out_hw} must be within one stride {stride} of the "
-                                   f"default size {default}")
+        for i, (n, d, s) in enumerate(zip(out_hw, default, stride)):
+            if not d - s < n < d + s:  # ValueError, as PyTorch's
+                raise ValueError(f"{op}: invalid output_size {out_hw} (dim {i} must be between {d - s} and "
+                                 f"{d + s}, exclusive)")
     if min(out_hw) < 1:
         raise RuntimeError(f"{op}: calculated output size {out_hw} is too small")
     hw = out_hw[0] * out_hw[1]
