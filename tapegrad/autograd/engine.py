@@ -10,6 +10,8 @@
 """
 from __future__ import annotations
 
+from sys import getrefcount
+
 from . import grad_mode
 from .node import Meta, Node
 
@@ -191,12 +193,25 @@ def _run_hooks(t, g):
     return g
 
 
+def _unshared(g) -> bool:
+    """Whether ``g`` can become a leaf's ``.grad`` as is: nothing else can see it or its memory.
+
+    The references counted: the engine's local, ``_to_leaf``'s argument and ``getrefcount``'s
+    own (3 for the tensor); the tensor's slot and ``getrefcount``'s (2 for the array). A gradient
+    that is also an upstream gradient, a retained ``.grad``, a hook's capture or a view is
+    copied instead, as PyTorch's AccumulateGrad steals only unshared buffers.
+    """
+    d = g._data
+    return (g.grad_fn is None and d.base is None and d.flags.writeable and d.flags.c_contiguous
+            and getrefcount(g) <= 3 and getrefcount(d) <= 2)
+
+
 def _to_leaf(t, g, create_graph):
     """Accumulate into a leaf's ``.grad`` (a fresh tensor the first time: never an alias)."""
     if t._hooks:
         g = _run_hooks(t, g)
     if t.grad is None:
-        t.grad = g if create_graph else Tensor._wrap(g._data.copy())
+        t.grad = g if create_graph or _unshared(g) else Tensor._wrap(g._data.copy())
     elif create_graph:
         t.grad = t.grad + g
     else:

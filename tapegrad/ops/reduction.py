@@ -11,6 +11,7 @@ from ..tensor import Tensor
 from .registry import apply, defop
 from ._util import const, norm_dim, norm_dims
 from .elementwise import where
+from . import shape as _shape
 
 
 def _keep_shape(shape, dims):
@@ -19,14 +20,19 @@ def _keep_shape(shape, dims):
 
 def _unreduce(g, x, dims, keepdim):
     """Broadcast a reduced gradient back over the reduced dims of ``x``."""
+    # the shapes are right by construction: apply the view ops directly, skipping the
+    # argument checks of reshape()/expand() (this runs in every sum/mean backward)
     if not keepdim:
-        g = g.reshape(_keep_shape(x.shape, dims))
-    return g.expand(x.shape)
+        keep = _keep_shape(x.shape, dims)
+        if g._data.shape != keep:
+            g = apply(_shape._reshape, g, shape=keep)
+    return g if g._data.shape == x.shape else apply(_shape._expand, g, shape=tuple(x.shape))
 
 
 def _sum_fwd(x, dims, keepdim):
-    out = np.sum(x, axis=dims, keepdims=keepdim)
-    return np.asarray(out, dtype=x.dtype if x.dtype.kind == "f" else np.int64)
+    if x.dtype.kind == "f":
+        return np.add.reduce(x, axis=dims, keepdims=keepdim)  # np.sum minus its Python wrapper
+    return np.asarray(np.sum(x, axis=dims, keepdims=keepdim), dtype=np.int64)
 
 
 _sum = defop("sum", _sum_fwd, lambda g, out, x, dims, keepdim: _unreduce(g, x, dims, keepdim), saves=())
