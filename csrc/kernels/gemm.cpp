@@ -141,6 +141,10 @@ TG_AVX2 void ukernel_avx2_f32(int64_t kc, const float* __restrict A, int64_t ars
                               const float* __restrict B,
                               float* __restrict C, int64_t rsc, float alpha, float beta) {
   if (!kDirectA) ars = 1, acs = 6;
+  for (int i = 0; i < 6; ++i) {  // C is needed only at the end: start fetching it now
+    _mm_prefetch(reinterpret_cast<const char*>(C + i * rsc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(C + i * rsc + 15), _MM_HINT_T0);
+  }
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
 #define TG_ROW(i)                                              \
@@ -177,6 +181,10 @@ TG_AVX2 void ukernel_avx2_f64(int64_t kc, const double* __restrict A, int64_t ar
                               const double* __restrict B,
                               double* __restrict C, int64_t rsc, double alpha, double beta) {
   if (!kDirectA) ars = 1, acs = 6;
+  for (int i = 0; i < 6; ++i) {  // C is needed only at the end: start fetching it now
+    _mm_prefetch(reinterpret_cast<const char*>(C + i * rsc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(C + i * rsc + 7), _MM_HINT_T0);
+  }
   __m256d c00 = _mm256_setzero_pd(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256d c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
 #define TG_ROW(i)                                              \
