@@ -30,7 +30,7 @@ GEO = ((1, 1), (0, 0), (1, 1), 1)  # stride, padding, dilation, groups
 POOL = ((2, 2), (2, 2), (0, 0), (1, 1), False)  # kernel, stride, padding, dilation, ceil_mode
 
 
-def bench(fn, min_time=0.3, min_runs=10):
+def bench(fn, min_time=0.5, min_runs=10):
     fn()  # warm up (allocations, thread pool)
     times = []
     start = time.perf_counter()
@@ -97,7 +97,7 @@ def torch_cases(x, w, b):
 NAMES = ["conv fwd", "conv fwd+bwd (x, w, b grads)", "max_pool2d 2x2 fwd", "max_pool2d 2x2 fwd+bwd"]
 
 
-def measure(impl, threads, batch):
+def measure(impl, threads, batch, min_time):
     """{layer/dtype: [ms per case]} for one implementation, in this process."""
     if impl == "torch":
         torch.set_num_threads(threads)
@@ -112,7 +112,7 @@ def measure(impl, threads, batch):
             x = rng.standard_normal((batch, *xs)).astype(dtype)
             w = rng.standard_normal(ws).astype(dtype)
             b = rng.standard_normal(ws[0]).astype(dtype)
-            out[f"{layer}|{np.dtype(dtype).name}"] = [bench(f) for f in cases(x, w, b)]
+            out[f"{layer}|{np.dtype(dtype).name}"] = [bench(f, min_time) for f in cases(x, w, b)]
     return out
 
 
@@ -120,12 +120,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--min-time", type=float, default=0.5, help="seconds of runs per case (more: less noise)")
     ap.add_argument("--impl", choices=["tapegrad", "torch"], help="measure one side and print JSON")
     a = ap.parse_args()
     if a.impl:
-        print(json.dumps(measure(a.impl, a.threads, a.batch)))
+        print(json.dumps(measure(a.impl, a.threads, a.batch, a.min_time)))
         return
-    run = [sys.executable, __file__, "--threads", str(a.threads), "--batch", str(a.batch), "--impl"]
+    run = [sys.executable, __file__, "--threads", str(a.threads), "--batch", str(a.batch), "--min-time",
+           str(a.min_time), "--impl"]
     ours = json.loads(subprocess.run(run + ["tapegrad"], check=True, capture_output=True, text=True).stdout)
     theirs = (json.loads(subprocess.run(run + ["torch"], check=True, capture_output=True, text=True).stdout)
               if torch is not None else {})
