@@ -8,3 +8,12 @@ True
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: F401
 
 __all__ = ["gradcheck", "gradgradcheck", "GradcheckError"]
+
+try:  # the strategies need hypothesis (a test dependency, not a runtime one)
+    from . import strategies  # noqa: F401
+    from .strategies import (away_from_ties, broadcastable_shapes, elements, mutually_broadcastable_shapes,  # noqa: F401
+                             positive, shapes, tensors)
+    __all__ += ["strategies", "shapes", "broadcastable_shapes", "mutually_broadcastable_shapes", "tensors",
+                "elements", "positive", "away_from_ties"]
+except ImportError:
+    pass

@@ -1,0 +1,186 @@
+"""The engine: chain rule, accumulation, retained grads, hooks, freed graphs, deep chains."""
+import math
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+def f64(*values, requires_grad=True):
+    return tg.tensor(list(values), dtype=tg.float64, requires_grad=requires_grad)
+
+
+def test_chain_rule_example():
+    # y = x3 * exp(x1 + x2): dy/dx1 = dy/dx2 = y, dy/dx3 = exp(x1 + x2)
+    x1, x2, x3 = (tg.tensor(v, dtype=tg.float64, requires_grad=True) for v in (0.5, -1.0, 2.0))
+    y = x3 * (x1 + x2).exp()
+    y.backward()
+    e = math.exp(-0.5)
+    assert x1.grad.item() == pytest.approx(2.0 * e)
+    assert x2.grad.item() == pytest.approx(2.0 * e)
+    assert x3.grad.item() == pytest.approx(e)
+
+
+def test_leaf_grad_accumulates_across_backward_calls():
+    x = f64(1.0, 2.0)
+    (x * x).sum().backward()
+    g1 = x.grad
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [4.0, 8.0])
+    assert x.grad is g1  # accumulated in place: references to .grad stay valid
+    x.grad = None
+    (3 * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0])
+
+
+def test_same_leaf_used_twice_and_grad_not_aliased():
+    a, b = f64(1.0, 2.0), f64(3.0, 4.0)
+    (a + b).sum().backward()
+    assert a.grad._data is not b.grad._data
+    a.grad.zero_()
+    np.testing.assert_allclose(b.grad.numpy(), [1.0, 1.0])
+    x = f64(3.0)
+    (x + x + x * x).backward()
+    assert x.grad.item() == pytest.approx(8.0)
+
+
+def test_non_leaf_grad_is_none_unless_retained():
+    x = f64(1.0, 2.0)
+    h = x * 3
+    k = x * 2
+    k.retain_grad()
+    assert k.retains_grad and not h.retains_grad
+    (h * k).sum().backward()
+    assert h.grad is None
+    np.testing.assert_allclose(k.grad.numpy(), h.detach().numpy())
+    np.testing.assert_allclose(x.grad.numpy(), 12 * x.detach().numpy())
+
+
+def test_is_leaf_and_grad_fn():
+    x = f64(1.0)
+    c = tg.tensor([2.0])
+    assert x.is_leaf and c.is_leaf and x.grad_fn is None
+    y = x * 2
+    assert not y.is_leaf and y.requires_grad and y.grad_fn is not None
+    assert y.grad_fn.name() == "MulBackward0"
+    assert "grad_fn=<MulBackward0>" in repr(y)
+    z = c * 2  # nothing requires grad: no node
+    assert z.is_leaf and z.grad_fn is None and not z.requires_grad
+    # next_functions points at the leaf (and None for a constant)
+    assert any(e is x for e in y.grad_fn.next_functions)
+
+
+def test_detach_shares_memory_and_leaves_the_tape():
+    x = f64(1.0, 2.0)
+    y = x * 2
+    d = y.detach()
+    assert d.is_leaf and not d.requires_grad and d.grad_fn is None
+    assert np.shares_memory(d.numpy(), y.detach().numpy())
+    d.add_(1.0)  # shares the version counter, as PyTorch's detach does
+    assert y._version[0] == d._version[0] == 1
+
+
+def test_requires_grad_():
+    x = tg.tensor([1.0, 2.0])
+    assert x.requires_grad_() is x and x.requires_grad
+    x.requires_grad_(False)
+    assert not x.requires_grad
+    y = f64(1.0) * 2
+    with pytest.raises(RuntimeError, match="leaf"):
+        y.requires_grad_(False)
+    with pytest.raises(RuntimeError, match="floating point"):
+        tg.tensor([1, 2]).requires_grad_()
+
+
+def test_register_hook_on_leaf_and_non_leaf():
+    x = f64(1.0, 2.0)
+    seen = []
+    h = x.register_hook(lambda g: seen.append(g.numpy().copy()))
+    y = x * 3
+    y.register_hook(lambda g: g * 10)  # a replacement flows on
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [30.0, 30.0])
+    np.testing.assert_allclose(seen[0], [30.0, 30.0])
+    h.remove()
+    x.grad = None
+    (x * 3).sum().backward()
+    assert len(seen) == 1
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0])
+
+
+def test_leaf_hook_replacement_and_remove():
+    x = f64(1.0)
+    h = x.register_hook(lambda g: g * 0)
+    (x * 5).backward()
+    assert x.grad.item() == 0.0
+    h.remove()
+    (x * 5).backward()
+    assert x.grad.item() == 5.0
+    with pytest.raises(RuntimeError, match="doesn't require"):
+        tg.tensor([1.0]).register_hook(lambda g: g)
+
+
+def test_backward_twice_through_freed_graph_mentions_retain_graph():
+    x = f64(1.0, 2.0)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        y.backward()
+    z = (x.exp() * 2).sum()
+    z.backward(retain_graph=True)
+    z.backward()
+    # 2x from y, then 2 exp(x) from each of z's two backward calls
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.array([1.0, 2.0]) + 2 * 2 * np.exp([1.0, 2.0]))
+
+
+def test_backward_needs_scalar_or_gradient():
+    x = f64(1.0, 2.0)
+    y = x * 2
+    with pytest.raises(RuntimeError, match="scalar"):
+        y.backward()
+    y.backward(tg.tensor([1.0, 0.5], dtype=tg.float64))
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 1.0])
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        tg.tensor(1.0).backward()
+
+
+def test_broadcast_gradients_are_reduced_to_input_shapes():
+    a = tg.ones(3, 1, dtype=tg.float64, requires_grad=True)
+    b = tg.ones(4, dtype=tg.float64, requires_grad=True)
+    (a * b).sum().backward()
+    assert a.grad.shape == (3, 1) and b.grad.shape == (4,)
+    np.testing.assert_allclose(a.grad.numpy(), 4.0)
+    np.testing.assert_allclose(b.grad.numpy(), 3.0)
+
+
+def test_long_chain_backprops_without_recursion_error():
+    x = tg.tensor(1.0, dtype=tg.float64, requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0
+    y.backward()
+    assert x.grad.item() == 1.0
+    del y  # freeing the chain must not recurse either
+
+
+def test_diamond_graph_runs_each_node_once():
+    x = f64(2.0)
+    calls = []
+    h = x * 3
+    h.register_hook(lambda g: calls.append(1))
+    (h * h + h).backward()
+    assert len(calls) == 1
+    assert x.grad.item() == pytest.approx(3 * (2 * 6.0 + 1))
+
+
+def test_backward_inputs_restricts_accumulation():
+    a, b = f64(1.0), f64(2.0)
+    (a * b).backward(inputs=[a])
+    assert a.grad.item() == 2.0 and b.grad is None
+
+
+def test_float32_gradients_stay_float32():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    (x * 2.5).sum().backward()
+    assert x.grad.dtype == tg.float32
