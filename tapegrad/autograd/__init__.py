@@ -126,7 +126,8 @@ def register_hook(t, hook):
 
 from .engine import _to_leaf, run_backward  # noqa: E402
 from .introspect import dump, to_dot  # noqa: E402,F401
+from .function import Function, FunctionCtx  # noqa: E402,F401
 from ..tensor import Tensor  # noqa: E402
 
-__all__ = ["backward", "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "Node", "dump",
+__all__ = ["backward", "grad", "Function", "FunctionCtx", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "Node", "dump",
            "to_dot", "grad_mode"]

@@ -1,0 +1,163 @@
+"""Custom differentiable functions, written as PyTorch users write them.
+
+>>> class Exp(tapegrad.autograd.Function):
+...     @staticmethod
+...     def forward(ctx, x):
+...         y = x.exp()
+...         ctx.save_for_backward(y)
+...         return y
+...
+...     @staticmethod
+...     def backward(ctx, grad):
+...         (y,) = ctx.saved_tensors
+...         return grad * y
+>>> x = tapegrad.tensor([0.0, 1.0], requires_grad=True)
+>>> Exp.apply(x).sum().backward()
+
+``apply`` runs ``forward`` with recording off and records one node on the same tape as the
+built-in ops. Its op has one VJP per tensor argument; they share one call of the user's
+``backward`` per incoming gradient. The context rides on the node as its ``aux``, so the
+engine frees it (and what it saved) with the rest of the graph unless ``retain_graph``.
+With ``create_graph=True`` the user's ``backward`` is itself recorded, if it is written in
+tapegrad ops.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import grad_mode
+from .node import Node
+
+__all__ = ["Function", "FunctionCtx"]
+
+
+class FunctionCtx:
+    """The ``ctx`` given to ``forward`` and ``backward``."""
+
+    def __init__(self, needs_input_grad):
+        self.needs_input_grad = needs_input_grad
+        self._saved = ()
+        self._versions = ()
+        self._non_differentiable = set()
+        self.materialize_grads = True
+        self._cache = None  # (grad outputs, grads of the inputs) of the running backward
+        self._out_slots = {}  # saved position -> output index, for saved outputs
+        self._override = None  # saved position -> the recorded output (double backward)
+
+    def save_for_backward(self, *tensors):
+        """Keep tensors (inputs or outputs) for ``backward``; they are checked for in-place changes."""
+        self._saved = tensors
+        self._versions = tuple(None if t is None else t._version[0] for t in tensors)
+
+    @property
+    def saved_tensors(self):
+        for t, v in zip(self._saved, self._versions):
+            if t is not None and t._version[0] != v:
+                raise RuntimeError(
+                    f"one of the tensors saved by {self._name}.forward has been modified by an in-place "
+                    f"operation: it is at version {t._version[0]}, expected version {v}.")
+        if self._override:
+            return tuple(self._override.get(k, t) for k, t in enumerate(self._saved))
+        return self._saved
+
+    def mark_non_differentiable(self, *tensors):
+        self._non_differentiable.update(id(t) for t in tensors)
+
+    def set_materialize_grads(self, value: bool):
+        """With False, ``backward`` receives None (not zeros) for outputs that got no gradient."""
+        self.materialize_grads = bool(value)
+
+
+class Function:
+    """Subclass with ``@staticmethod forward(ctx, *args)`` and ``backward(ctx, *grads)``,
+    then call ``MyFunction.apply(*args)``. ``backward`` returns one gradient per argument
+    of ``forward`` (None for non-tensors or inputs that need none)."""
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError("a Function subclass must define forward(ctx, *args)")
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise NotImplementedError("a Function subclass must define backward(ctx, *grads)")
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        from ..ops.registry import _user_frame
+        positions = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+        tensors = tuple(args[i] for i in positions)
+        needs = tuple(isinstance(a, Tensor) and a._requires_grad for a in args)
+        ctx = FunctionCtx(needs)
+        ctx._name = cls.__name__
+        with grad_mode.no_grad():
+            raw = cls.forward(ctx, *args, **kwargs)
+        single = not isinstance(raw, (tuple, list))
+        outs = (raw,) if single else tuple(raw)
+        record = grad_mode.state.enabled and any(needs)
+        ctx._out_slots = {k: j for k, t in enumerate(ctx._saved) for j, o in enumerate(outs) if t is o}
+        results = []
+        for j, o in enumerate(outs):
+            if not isinstance(o, Tensor):
+                results.append(o)
+                continue
+            r = Tensor._wrap(o._data)  # a new tensor: forward may return an input as is
+            r._version = o._version
+            if record and o._data.dtype.kind == "f" and id(o) not in ctx._non_differentiable:
+                op = _function_op(cls, positions, len(outs), j)
+                r._requires_grad = True
+                r.grad_fn = Node(op, tensors, {}, o._data, r._version, ctx, _user_frame())
+            results.append(r)
+        ctx._outputs = tuple((o._data.shape, o._data.dtype) if isinstance(o, Tensor) else None for o in outs)
+        return results[0] if single else tuple(results)
+
+
+def _function_op(cls, positions, n_outputs, j):
+    """The op of output ``j`` of ``cls``: one VJP per tensor argument, sharing one backward call."""
+    from ..ops.registry import Op
+    n = len(positions)
+
+    def make_vjp(k):
+        def vjp(g, out, *inputs, aux):
+            return _run_backward(cls, aux, positions, n_outputs, j, g, out)[k]
+        return vjp
+
+    name = cls.__name__ if n_outputs == 1 else f"{cls.__name__}[{j}]"
+    return Op(name, None, [make_vjp(k) for k in range(n)], saves=(),
+              saves_output=True, view=False, aux=True)
+
+
+def _run_backward(cls, ctx, positions, n_outputs, j, g, out):
+    """The user's backward for gradient ``g`` of output ``j`` (once per ``g``: cached on ctx)."""
+    if ctx._cache is not None and ctx._cache[0] is g:
+        return ctx._cache[1]
+    if grad_mode.state.enabled:  # create_graph: a saved output is this node's recorded output
+        ctx._override = {k: out for k, jj in ctx._out_slots.items() if jj == j}
+    grads_out = []
+    for m in range(n_outputs):
+        if m == j:
+            grads_out.append(g)
+        elif ctx.materialize_grads and ctx._outputs[m] is not None:
+            shape, dtype = ctx._outputs[m]
+            grads_out.append(Tensor._wrap(np.zeros(shape, dtype)))
+        else:
+            grads_out.append(None)
+    try:
+        res = cls.backward(ctx, *grads_out)
+    finally:
+        ctx._override = None
+    res = res if isinstance(res, (tuple, list)) else (res,)
+    n_args = len(ctx.needs_input_grad)
+    if len(res) != n_args:
+        raise RuntimeError(f"function {cls.__name__}.backward returned an incorrect number of gradients "
+                           f"(expected {n_args}, got {len(res)})")
+    grads = []
+    for i in positions:
+        gi = res[i]
+        if gi is not None and not isinstance(gi, Tensor):
+            gi = Tensor._wrap(np.asarray(gi))
+        grads.append(gi if ctx.needs_input_grad[i] else None)
+    ctx._cache = (g, grads)  # released with the node (ctx is its aux) after this backward
+    return grads
+
+
+from ..tensor import Tensor  # noqa: E402
