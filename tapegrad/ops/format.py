@@ -11,8 +11,13 @@ _DEFAULT = {np.dtype(np.int64), np.dtype(np.bool_)}
 def format_tensor(t) -> str:
     a = t._data
     prefix = "tensor("
+    floatmode = "maxprec"
+    if a.dtype.kind == "f":
+        finite = a[np.isfinite(a)]
+        # PyTorch: whole numbers print as "1.", anything else with 4 decimals ("2.5000")
+        floatmode = "maxprec_equal" if np.all(finite == np.round(finite)) else "fixed"
     body = np.array2string(a, separator=", ", prefix=prefix, precision=4, threshold=1000, edgeitems=3,
-                           floatmode="maxprec_equal" if a.dtype.kind == "f" else "maxprec")
+                           floatmode=floatmode)
     extras = []
     if a.size == 0 and a.ndim != 1:
         extras.append(f"size={tuple(a.shape)}")

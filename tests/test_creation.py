@@ -1,0 +1,79 @@
+"""Creation functions, PyTorch's dtype defaults, numpy interop, seeding."""
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+def test_tensor_defaults():
+    assert tg.tensor([1.0, 2.0]).dtype == tg.float32
+    assert tg.tensor([1, 2]).dtype == tg.int64
+    assert tg.tensor(3.5).dtype == tg.float32 and tg.tensor(3.5).shape == ()
+    assert tg.tensor([True, False]).dtype == tg.bool
+    assert tg.tensor([1, 2], dtype=tg.float64).dtype == tg.float64
+    assert tg.tensor(0.1, dtype=tg.float64).item() == 0.1  # no float32 rounding on the way
+    t = tg.tensor([[1.0, 2.0]], requires_grad=True)
+    assert t.requires_grad and t.is_leaf
+
+
+def test_tensor_copies_and_from_numpy_shares():
+    a = np.arange(4.0)
+    t = tg.tensor(a)
+    a[0] = 10
+    assert t[0].item() == 0.0 and t.dtype == tg.float64  # numpy's dtype is kept
+    s = tg.from_numpy(a)
+    a[1] = 20
+    assert s[1].item() == 20.0
+    s.numpy()[2] = 30
+    assert a[2] == 30
+    with pytest.raises(TypeError):
+        tg.from_numpy([1, 2])
+
+
+def test_filled_and_ranges():
+    assert tg.zeros(2, 3).shape == (2, 3) and tg.zeros((2, 3)).dtype == tg.float32
+    assert tg.ones(2, dtype=tg.int64).tolist() == [1, 1]
+    assert tg.full((2,), 7).dtype == tg.int64 and tg.full((2,), 7.0).dtype == tg.float32
+    assert tg.full((1,), True).dtype == tg.bool
+    assert tg.empty(3, 0).shape == (3, 0)
+    assert tg.arange(5).tolist() == [0, 1, 2, 3, 4] and tg.arange(5).dtype == tg.int64
+    assert tg.arange(0, 1, 0.25).dtype == tg.float32 and tg.arange(0, 1, 0.25).shape == (4,)
+    np.testing.assert_allclose(tg.linspace(0, 1, 5).numpy(), [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_array_equal(tg.eye(2, 3).numpy(), np.eye(2, 3))
+    with pytest.raises(RuntimeError, match="negative"):
+        tg.zeros(-1)
+
+
+def test_like_functions():
+    x = tg.ones(2, 3, dtype=tg.float64)
+    for f in (tg.zeros_like, tg.ones_like, tg.empty_like, tg.rand_like, tg.randn_like):
+        y = f(x)
+        assert y.shape == (2, 3) and y.dtype == tg.float64
+    assert tg.full_like(x, 4.0).sum().item() == 24.0
+    assert tg.zeros_like(x, dtype=tg.int64).dtype == tg.int64
+    assert tg.randint_like(tg.zeros(3, dtype=tg.int64), 5).dtype == tg.int64
+
+
+def test_random_creation_and_seed():
+    tg.manual_seed(123)
+    a = (tg.rand(3), tg.randn(2, 2), tg.randint(0, 10, (4,)), tg.randperm(5))
+    tg.manual_seed(123)
+    b = (tg.rand(3), tg.randn(2, 2), tg.randint(0, 10, (4,)), tg.randperm(5))
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
+    assert a[0].dtype == tg.float32 and a[2].dtype == tg.int64 and sorted(a[3].tolist()) == [0, 1, 2, 3, 4]
+    assert 0 <= a[0].min().item() and a[0].max().item() < 1
+    g = tg.Generator().manual_seed(7)
+    r1 = tg.rand(3, generator=g)
+    g.manual_seed(7)
+    np.testing.assert_array_equal(r1.numpy(), tg.rand(3, generator=g).numpy())
+    state = tg.get_rng_state()
+    c = tg.randn(3)
+    tg.set_rng_state(state)
+    np.testing.assert_array_equal(c.numpy(), tg.randn(3).numpy())
+
+
+def test_device_arguments():
+    assert tg.zeros(2, device="cpu").device == tg.device("cpu")
+    with pytest.raises(RuntimeError, match="CPU only"):
+        tg.zeros(2, device="cuda")

@@ -1,0 +1,98 @@
+"""Tensor metadata, conversions, repr, dtype promotion and devices."""
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+def test_metadata():
+    x = tg.zeros(2, 3, 4)
+    assert x.shape == (2, 3, 4) and x.ndim == 3 and x.dim() == 3
+    assert x.size() == (2, 3, 4) and x.size(1) == 3 and x.numel() == 24
+    assert x.dtype == tg.float32 and x.T.shape == (4, 3, 2)
+    assert tg.zeros(2, 3).T.shape == (3, 2)
+    assert len(x) == 2 and x.is_floating_point() and not tg.zeros(2, dtype=tg.int64).is_floating_point()
+
+
+def test_conversions():
+    x = tg.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert isinstance(x.numpy(), np.ndarray) and x.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert np.asarray(x).dtype == np.float32 and np.array(x, dtype=np.float64).dtype == np.float64
+    assert tg.tensor([2.5]).item() == 2.5 and isinstance(tg.tensor(3).item(), int)
+    assert float(tg.tensor(1.5)) == 1.5 and int(tg.tensor(7)) == 7
+    with pytest.raises(RuntimeError, match="cannot be converted"):
+        x.item()
+    w = tg.tensor([1.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="detach"):
+        w.numpy()
+    assert w.detach().numpy()[0] == 1.0
+
+
+def test_repr_like_pytorch():
+    assert repr(tg.tensor([1.0, 2.5])) == "tensor([1.0000, 2.5000])"
+    assert repr(tg.tensor([1, 2])) == "tensor([1, 2])"
+    assert repr(tg.tensor([1.0], dtype=tg.float64)) == "tensor([1.], dtype=tapegrad.float64)"
+    assert repr(tg.tensor([1.0], requires_grad=True)) == "tensor([1.], requires_grad=True)"
+    assert "grad_fn=<MulBackward0>" in repr(tg.tensor([1.0], requires_grad=True) * 2)
+    assert repr(tg.tensor(3.0)) == "tensor(3.)"
+
+
+def test_python_scalars_never_upcast_float32():
+    x = tg.ones(2)
+    for y in (x * 2.0, x + 1, 2.5 - x, x / 3, x ** 2.0, 1.0 / x):
+        assert y.dtype == tg.float32
+    assert (tg.ones(2, dtype=tg.int64) * 2).dtype == tg.int64
+    assert (tg.ones(2, dtype=tg.int64) * 2.0).dtype == tg.float32
+    assert (tg.ones(2, dtype=tg.int64) / 2).dtype == tg.float32
+
+
+def test_tensor_promotion_like_pytorch():
+    f32, f64 = tg.ones(2), tg.ones(2, dtype=tg.float64)
+    i64, i32 = tg.ones(2, dtype=tg.int64), tg.ones(2, dtype=tg.int32)
+    assert (f32 + f64).dtype == tg.float64
+    assert (i64 + f32).dtype == tg.float32  # numpy would say float64
+    assert (i32 + i64).dtype == tg.int64
+    assert (f32 + tg.tensor(1.0, dtype=tg.float64)).dtype == tg.float32  # a 0-d tensor does not promote
+    assert (i64 + tg.tensor(1.5)).dtype == tg.float32  # ...unless it is of a higher category
+    assert (tg.tensor([True]) + i32).dtype == tg.int32
+
+
+def test_only_floats_require_grad():
+    with pytest.raises(RuntimeError, match="floating point"):
+        tg.tensor([1, 2], requires_grad=True)
+    with pytest.raises(RuntimeError, match="floating point"):
+        tg.zeros(2, dtype=tg.int64).requires_grad = True
+    assert tg.zeros(2, dtype=tg.float64, requires_grad=True).requires_grad
+
+
+def test_to_and_devices():
+    x = tg.ones(2)
+    assert x.to("cpu") is x and x.cpu() is x and x.device == tg.device("cpu")
+    assert x.to(tg.float64).dtype == tg.float64 and x.double().dtype == tg.float64
+    assert x.to("cpu", tg.float64).dtype == tg.float64 and x.to(tg.zeros(1, dtype=tg.int64)).dtype == tg.int64
+    assert str(tg.device("cpu")) == "cpu" and tg.device("cpu:0").type == "cpu"
+    assert tg.cuda.is_available() is False and tg.backends.mps.is_available() is False
+    for bad in ("cuda", "cuda:0", "mps"):
+        with pytest.raises(RuntimeError, match="CPU only"):
+            x.to(bad)
+        with pytest.raises(RuntimeError, match="CPU only"):
+            tg.device(bad)
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        x.cuda()
+
+
+def test_cast_is_differentiable():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = x.double() * 3
+    y.sum().backward()
+    assert x.grad.dtype == tg.float32 and x.grad.tolist() == [3.0, 3.0]
+
+
+def test_default_dtype():
+    tg.set_default_dtype(tg.float64)
+    try:
+        assert tg.tensor([1.0]).dtype == tg.float64 and tg.zeros(1).dtype == tg.float64
+        assert (tg.ones(1, dtype=tg.int64) * 1.5).dtype == tg.float64
+    finally:
+        tg.set_default_dtype(tg.float32)
+    assert tg.get_default_dtype() == tg.float32
