@@ -46,6 +46,13 @@ def _grad_outputs(outputs, grad_outputs, opname):
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """Accumulate gradients of ``tensors`` into the ``.grad`` of the leaves they depend on."""
+    if retain_graph is None:
+        retain_graph = create_graph
+    if (grad_tensors is None and inputs is None and type(tensors) is Tensor and tensors.grad_fn is not None
+            and tensors._data.size == 1):  # the usual loss.backward(): skip the general checks
+        d = tensors._data
+        run_backward((tensors,), (Tensor._wrap(np.ones(d.shape, d.dtype)),), retain_graph, create_graph)
+        return
     outputs = _as_seq(tensors)
     grads = _grad_outputs(outputs, grad_tensors, "backward")
     if retain_graph is None:

@@ -46,9 +46,19 @@ def _saved_output(node: Node, create_graph: bool):
     return out
 
 
+_META: dict = {}  # (shape, dtype) -> Meta: stand-ins are immutable, so they are shared
+
+
+def _new_meta(m):
+    if len(_META) > 4096:
+        _META.clear()
+    s = _META[m] = Meta(*m)
+    return s
+
+
 def _stand_ins(node: Node):
     """The saved inputs, with shape-and-dtype stand-ins for those the op did not keep."""
-    return tuple(t if t is not None else Meta(*m) for t, m in zip(node.saved, node.meta))
+    return [t if t is not None else (_META.get(m) or _new_meta(m)) for t, m in zip(node.saved, node.meta)]
 
 
 def _graph(roots):
