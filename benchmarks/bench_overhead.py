@@ -10,12 +10,15 @@ Run: python benchmarks/bench_overhead.py [--repeats 7] [--threads 2]
     numpy arrays (the same arithmetic for both frameworks, so the step times the tape).
 
 Each figure is the best of ``--repeats`` medians (a median over >= 0.2 s of iterations).
-ratio = tapegrad / PyTorch (below 1: tapegrad is faster).
+Each side runs in its own process, so the two OpenMP runtimes' spinning worker threads never
+compete for the cores. ratio = tapegrad / PyTorch (below 1: tapegrad is faster).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import time
 
@@ -110,24 +113,42 @@ def mlp_step(lib):
     return step
 
 
+CASES = [("tiny graph (a*b+a).exp().sum().backward()", tiny_step),
+         ("MLP 784-100-10 f64 step, batch 64", mlp_step)]
+
+
+def run_side(side, repeats, threads):
+    """Seconds per case for one framework, in this process."""
+    if side == "torch":
+        lib = torch
+        torch.set_num_threads(threads)
+    else:
+        lib = tg
+        tg.set_num_threads(threads)
+    return [best_of(make(lib), repeats) for _, make in CASES]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--side", choices=["tapegrad", "torch"], help="time one framework here and print JSON")
     args = ap.parse_args(argv)
-    tg.set_num_threads(args.threads)
-    if torch is not None:
-        torch.set_num_threads(args.threads)
-    rows = []
-    for name, make in [("tiny graph (a*b+a).exp().sum().backward()", tiny_step),
-                       ("MLP 784-100-10 f64 step, batch 64", mlp_step)]:
-        t_tg = best_of(make(tg), args.repeats)
-        t_pt = best_of(make(torch), args.repeats) if torch is not None else None
-        rows.append((name, t_tg, t_pt))
+    if args.side:
+        print(json.dumps(run_side(args.side, args.repeats, args.threads)))
+        return
+
+    def side(name):
+        cmd = [sys.executable, __file__, "--side", name, "--repeats", str(args.repeats),
+               "--threads", str(args.threads)]
+        return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+
+    ours = side("tapegrad")
+    theirs = side("torch") if torch is not None else [None] * len(CASES)
     pt_name = f"PyTorch {torch.__version__}" if torch is not None else "PyTorch (not installed)"
     print(f"| benchmark | tapegrad | {pt_name} | ratio |")
     print("|---|---:|---:|---:|")
-    for name, a, b in rows:
+    for (name, _), a, b in zip(CASES, ours, theirs):
         ratio = f"{a / b:.2f}" if b else "-"
         pt = f"{b * 1e6:.1f} µs" if b else "-"
         print(f"| {name} | {a * 1e6:.1f} µs | {pt} | {ratio} |")
