@@ -59,7 +59,8 @@ def parse_args(argv=None):
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
-                   help="learning rate over the run: cosine decay to 0 per step, or constant")
+                   help="learning rate after the warm-up: cosine decay to 0 per step, or constant")
+    p.add_argument("--warmup-steps", type=int, default=300, help="steps of linear learning-rate warm-up")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--seed", type=int, default=0)
@@ -77,9 +78,14 @@ def parse_args(argv=None):
 
 
 def lr_at(args, step, total):
+    """Linear warm-up over --warmup-steps (momentum SGD at the peak rate can blow up in the
+    first steps, on Fashion-MNIST especially), then cosine decay to 0 or constant."""
+    warm = min(args.warmup_steps, total // 4)
+    if step < warm:
+        return args.lr * (step + 1) / warm
     if args.schedule == "constant":
         return args.lr
-    return 0.5 * args.lr * (1 + math.cos(math.pi * step / total))
+    return 0.5 * args.lr * (1 + math.cos(math.pi * (step - warm) / max(total - warm, 1)))
 
 
 def evaluate(model, loader):
