@@ -114,9 +114,10 @@ void pack_b(int64_t kc, int64_t nc, const T* B, int64_t rsb, int64_t csb, T* Bp)
 // Contract for every micro-kernel: A is MR x kc with element (i, p) at A[i * ars + p * acs]:
 // a packed micro-panel, (ars, acs) = (1, MR), unless kDirectA, when A is read in place (a
 // row- or column-major operand too thin to be worth packing). B is one packed kc x NR
-// micro-panel (64-byte aligned). C is a full MR x NR tile with unit column stride and row
-// stride rsc. C = alpha * (A @ B) + beta * C; C is not read when beta == 0. The arithmetic is
-// the same whether A is packed or not, so that choice never changes a result.
+// micro-panel (64-byte aligned). C is an MR x NR tile (the first m rows of it where the kernel
+// takes a row count) with unit column stride and row stride rsc. C = alpha * (A @ B) + beta * C;
+// C is not read when beta == 0. Each element gets the same FMAs in the same order however A
+// is held and however many rows are computed, so those choices never change a result.
 
 // Portable: plain loops the compiler vectorises for whatever the baseline ISA is.
 template <typename T, int MR, int NR, bool kDirectA>
@@ -135,93 +136,58 @@ void ukernel_generic(int64_t kc, const T* __restrict A, int64_t ars, int64_t acs
 #if defined(__x86_64__)
 #define TG_AVX2 __attribute__((target("avx2,fma")))
 
-// float 6 x 16: 12 ymm accumulators + 2 for the B row + 1 broadcast of A = 15 of 16 registers.
-template <bool kDirectA>
-TG_AVX2 void ukernel_avx2_f32(int64_t kc, const float* __restrict A, int64_t ars, int64_t acs,
-                              const float* __restrict B,
-                              float* __restrict C, int64_t rsc, float alpha, float beta) {
-  if (!kDirectA) ars = 1, acs = 6;
-  for (int i = 0; i < 6; ++i) {  // C is needed only at the end: start fetching it now
-    _mm_prefetch(reinterpret_cast<const char*>(C + i * rsc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(C + i * rsc + 15), _MM_HINT_T0);
+// AVX2 micro-kernels, one template per dtype: float 6 x 16 and double 6 x 8, i.e. 12 ymm
+// accumulators + 2 for the B row + 1 broadcast of A = 15 of the 16 registers. kRows < 6
+// serves the last, partial row panel: fewer rows computed, the same arithmetic per element.
+#define TG_DEFINE_AVX2_KERNEL(NAME, T, V, W, LOAD, LOADU, STOREU, BCAST, FMADD, MUL, SET1, ZERO) \
+  template <int kRows, bool kDirectA>                                                              \
+  TG_AVX2 void NAME(int64_t kc, const T* __restrict A, int64_t ars, int64_t acs,                   \
+                    const T* __restrict B, T* __restrict C, int64_t rsc, T alpha, T beta) {        \
+    if (!kDirectA) ars = 1, acs = 6;                                                               \
+    for (int i = 0; i < kRows; ++i) { /* C is needed only at the end: start fetching it now */    \
+      _mm_prefetch(reinterpret_cast<const char*>(C + i * rsc), _MM_HINT_T0);                       \
+      _mm_prefetch(reinterpret_cast<const char*>(C + i * rsc + 2 * W - 1), _MM_HINT_T0);           \
+    }                                                                                              \
+    V c0[kRows], c1[kRows];                                                                        \
+    _Pragma("GCC unroll 6") for (int i = 0; i < kRows; ++i) c0[i] = c1[i] = ZERO();                \
+    _Pragma("GCC unroll 4") for (int64_t p = 0; p < kc; ++p) {                                     \
+      const V b0 = LOAD(B), b1 = LOAD(B + W);                                                      \
+      _Pragma("GCC unroll 6") for (int i = 0; i < kRows; ++i) {                                    \
+        const V a = BCAST(A + i * ars);                                                            \
+        c0[i] = FMADD(a, b0, c0[i]);                                                               \
+        c1[i] = FMADD(a, b1, c1[i]);                                                               \
+      }                                                                                            \
+      A += acs;                                                                                    \
+      B += 2 * W;                                                                                  \
+    }                                                                                              \
+    const V va = SET1(alpha), vb = SET1(beta);                                                     \
+    _Pragma("GCC unroll 6") for (int i = 0; i < kRows; ++i) {                                      \
+      T* c = C + i * rsc;                                                                          \
+      if (beta == T(0)) {                                                                          \
+        STOREU(c, MUL(va, c0[i]));                                                                 \
+        STOREU(c + W, MUL(va, c1[i]));                                                             \
+      } else {                                                                                     \
+        STOREU(c, FMADD(vb, LOADU(c), MUL(va, c0[i])));                                            \
+        STOREU(c + W, FMADD(vb, LOADU(c + W), MUL(va, c1[i])));                                    \
+      }                                                                                            \
+    }                                                                                              \
   }
-  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-#define TG_ROW(i)                                              \
-  a = _mm256_broadcast_ss(A + i * ars);                        \
-  c##i##0 = _mm256_fmadd_ps(a, b0, c##i##0);                   \
-  c##i##1 = _mm256_fmadd_ps(a, b1, c##i##1);
-#pragma GCC unroll 4
-  for (int64_t p = 0; p < kc; ++p) {
-    const __m256 b0 = _mm256_load_ps(B), b1 = _mm256_load_ps(B + 8);
-    __m256 a;
-    TG_ROW(0) TG_ROW(1) TG_ROW(2) TG_ROW(3) TG_ROW(4) TG_ROW(5)
-    A += acs;
-    B += 16;
-  }
-#undef TG_ROW
-  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-#define TG_STORE(i)                                                                        \
-  if (beta == 0.0f) {                                                                      \
-    _mm256_storeu_ps(C + i * rsc, _mm256_mul_ps(va, c##i##0));                             \
-    _mm256_storeu_ps(C + i * rsc + 8, _mm256_mul_ps(va, c##i##1));                         \
-  } else {                                                                                 \
-    _mm256_storeu_ps(C + i * rsc, _mm256_fmadd_ps(vb, _mm256_loadu_ps(C + i * rsc),        \
-                                                  _mm256_mul_ps(va, c##i##0)));            \
-    _mm256_storeu_ps(C + i * rsc + 8, _mm256_fmadd_ps(vb, _mm256_loadu_ps(C + i * rsc + 8), \
-                                                      _mm256_mul_ps(va, c##i##1)));        \
-  }
-  TG_STORE(0) TG_STORE(1) TG_STORE(2) TG_STORE(3) TG_STORE(4) TG_STORE(5)
-#undef TG_STORE
-}
-
-// double 6 x 8: the same register budget with 4 lanes per ymm.
-template <bool kDirectA>
-TG_AVX2 void ukernel_avx2_f64(int64_t kc, const double* __restrict A, int64_t ars, int64_t acs,
-                              const double* __restrict B,
-                              double* __restrict C, int64_t rsc, double alpha, double beta) {
-  if (!kDirectA) ars = 1, acs = 6;
-  for (int i = 0; i < 6; ++i) {  // C is needed only at the end: start fetching it now
-    _mm_prefetch(reinterpret_cast<const char*>(C + i * rsc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(C + i * rsc + 7), _MM_HINT_T0);
-  }
-  __m256d c00 = _mm256_setzero_pd(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-  __m256d c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-#define TG_ROW(i)                                              \
-  a = _mm256_broadcast_sd(A + i * ars);                        \
-  c##i##0 = _mm256_fmadd_pd(a, b0, c##i##0);                   \
-  c##i##1 = _mm256_fmadd_pd(a, b1, c##i##1);
-#pragma GCC unroll 4
-  for (int64_t p = 0; p < kc; ++p) {
-    const __m256d b0 = _mm256_load_pd(B), b1 = _mm256_load_pd(B + 4);
-    __m256d a;
-    TG_ROW(0) TG_ROW(1) TG_ROW(2) TG_ROW(3) TG_ROW(4) TG_ROW(5)
-    A += acs;
-    B += 8;
-  }
-#undef TG_ROW
-  const __m256d va = _mm256_set1_pd(alpha), vb = _mm256_set1_pd(beta);
-#define TG_STORE(i)                                                                        \
-  if (beta == 0.0) {                                                                       \
-    _mm256_storeu_pd(C + i * rsc, _mm256_mul_pd(va, c##i##0));                             \
-    _mm256_storeu_pd(C + i * rsc + 4, _mm256_mul_pd(va, c##i##1));                         \
-  } else {                                                                                 \
-    _mm256_storeu_pd(C + i * rsc, _mm256_fmadd_pd(vb, _mm256_loadu_pd(C + i * rsc),        \
-                                                  _mm256_mul_pd(va, c##i##0)));            \
-    _mm256_storeu_pd(C + i * rsc + 4, _mm256_fmadd_pd(vb, _mm256_loadu_pd(C + i * rsc + 4), \
-                                                      _mm256_mul_pd(va, c##i##1)));        \
-  }
-  TG_STORE(0) TG_STORE(1) TG_STORE(2) TG_STORE(3) TG_STORE(4) TG_STORE(5)
-#undef TG_STORE
-}
+TG_DEFINE_AVX2_KERNEL(ukernel_avx2_f32, float, __m256, 8, _mm256_load_ps, _mm256_loadu_ps, _mm256_storeu_ps,
+                      _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps)
+TG_DEFINE_AVX2_KERNEL(ukernel_avx2_f64, double, __m256d, 4, _mm256_load_pd, _mm256_loadu_pd, _mm256_storeu_pd,
+                      _mm256_broadcast_sd, _mm256_fmadd_pd, _mm256_mul_pd, _mm256_set1_pd, _mm256_setzero_pd)
+#undef TG_DEFINE_AVX2_KERNEL
 #undef TG_AVX2
 #endif  // __x86_64__
 
 // One kernel configuration: blocking from the table plus its micro-kernel.
 template <typename T, Isa I> struct Config;
+// kRowEdges: the micro-kernel can compute fewer than MR rows (ukernel's m), so partial row
+// panels need no temporary tile; otherwise m must be MR.
 template <typename T> struct Config<T, Isa::generic> : Blocks<T, Isa::generic> {
+  static constexpr bool kRowEdges = false;
   template <bool kDirectA>
-  static void ukernel(int64_t kc, const T* A, int64_t ars, int64_t acs, const T* B, T* C, int64_t rsc,
+  static void ukernel(int /*m*/, int64_t kc, const T* A, int64_t ars, int64_t acs, const T* B, T* C, int64_t rsc,
                       T alpha, T beta) {
     ukernel_generic<T, Blocks<T, Isa::generic>::MR, Blocks<T, Isa::generic>::NR, kDirectA>(
         kc, A, ars, acs, B, C, rsc, alpha, beta);
@@ -229,37 +195,55 @@ template <typename T> struct Config<T, Isa::generic> : Blocks<T, Isa::generic> {
 };
 #if defined(__x86_64__)
 template <> struct Config<float, Isa::avx2> : Blocks<float, Isa::avx2> {
+  static constexpr bool kRowEdges = true;
   template <bool kDirectA>
-  static void ukernel(int64_t kc, const float* A, int64_t ars, int64_t acs, const float* B, float* C,
+  static void ukernel(int m, int64_t kc, const float* A, int64_t ars, int64_t acs, const float* B, float* C,
                       int64_t rsc, float alpha, float beta) {
-    ukernel_avx2_f32<kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
+    switch (m) {
+      case 6: return ukernel_avx2_f32<6, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
+      case 5: return ukernel_avx2_f32<5, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
+      case 4: return ukernel_avx2_f32<4, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
+      case 3: return ukernel_avx2_f32<3, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
+      case 2: return ukernel_avx2_f32<2, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
+      default: return ukernel_avx2_f32<1, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
+    }
   }
 };
 template <> struct Config<double, Isa::avx2> : Blocks<double, Isa::avx2> {
+  static constexpr bool kRowEdges = true;
   template <bool kDirectA>
-  static void ukernel(int64_t kc, const double* A, int64_t ars, int64_t acs, const double* B, double* C,
+  static void ukernel(int m, int64_t kc, const double* A, int64_t ars, int64_t acs, const double* B, double* C,
                       int64_t rsc, double alpha, double beta) {
-    ukernel_avx2_f64<kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
+    switch (m) {
+      case 6: return ukernel_avx2_f64<6, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
+      case 5: return ukernel_avx2_f64<5, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
+      case 4: return ukernel_avx2_f64<4, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
+      case 3: return ukernel_avx2_f64<3, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
+      case 2: return ukernel_avx2_f64<2, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
+      default: return ukernel_avx2_f64<1, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
+    }
   }
 };
 #endif
 
-// One micro-tile of C (m <= MR rows, n <= NR columns, column stride csc). Partial tiles and
-// tiles with non-unit column stride go through a temporary full tile, so the arithmetic is
-// always the micro-kernel's own and an element's value never depends on which tile it is in.
+// One micro-tile of C (m <= MR rows, n <= NR columns, column stride csc). Tiles with partial
+// columns (or rows, without kRowEdges) or a non-unit column stride go through a temporary full
+// tile, so the arithmetic is always the micro-kernel's own and an element's value never
+// depends on which tile it is in.
 template <typename T, class Cfg, bool kDirectA>
 inline void tile(int64_t m, int64_t n, int64_t kc, const T* Ap, int64_t ars, int64_t acs, const T* Bp,
                  T* C, int64_t rsc, int64_t csc, T alpha, T beta) {
   constexpr int MR = Cfg::MR, NR = Cfg::NR;
-  if (m == MR && n == NR && csc == 1) {
-    Cfg::template ukernel<kDirectA>(kc, Ap, ars, acs, Bp, C, rsc, alpha, beta);
+  const int rows = Cfg::kRowEdges ? int(m) : MR;
+  if (n == NR && csc == 1 && rows == m) {
+    Cfg::template ukernel<kDirectA>(rows, kc, Ap, ars, acs, Bp, C, rsc, alpha, beta);
     return;
   }
   alignas(64) T t[MR * NR] = {};
   if (beta != T(0))
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) t[i * NR + j] = C[i * rsc + j * csc];
-  Cfg::template ukernel<kDirectA>(kc, Ap, ars, acs, Bp, t, NR, alpha, beta);
+  Cfg::template ukernel<kDirectA>(rows, kc, Ap, ars, acs, Bp, t, NR, alpha, beta);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) C[i * rsc + j * csc] = t[i * NR + j];
 }
