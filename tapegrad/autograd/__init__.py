@@ -51,7 +51,9 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     if (grad_tensors is None and inputs is None and type(tensors) is Tensor and tensors.grad_fn is not None
             and tensors._data.size == 1):  # the usual loss.backward(): skip the general checks
         d = tensors._data
-        run_backward((tensors,), (Tensor._wrap(np.ones(d.shape, d.dtype)),), retain_graph, create_graph)
+        one = np.empty(d.shape, d.dtype)
+        one.fill(1)  # np.ones costs 0.8 us here, empty + fill 0.35 us
+        run_backward((tensors,), (Tensor._wrap(one),), retain_graph, create_graph)
         return
     outputs = _as_seq(tensors)
     grads = _grad_outputs(outputs, grad_tensors, "backward")

@@ -36,7 +36,7 @@ class Op:
     """
 
     __slots__ = ("name", "forward", "vjps", "saves", "saves_output", "view", "aux", "differentiable",
-                 "all_differentiable")
+                 "all_differentiable", "partial_saves")
 
     def __init__(self, name, forward, vjps, saves, saves_output, view, aux, variadic=False):
         self.name = name
@@ -48,6 +48,8 @@ class Op:
         self.aux = aux
         self.differentiable = any(v is not None for v in vjps)
         self.all_differentiable = all(v is not None for v in vjps)
+        # some input is not kept: the engine passes its VJPs a shape-and-dtype stand-in
+        self.partial_saves = variadic or len(self.saves) < len(vjps)
 
     def __repr__(self):
         return f"<op {self.name}>"
@@ -83,12 +85,22 @@ def defop(name: str, forward: Callable, *vjps: Callable | None, saves: Sequence[
 _PKG_DIR = __file__.rsplit("/ops/", 1)[0]
 
 
+_INSIDE: dict[str, bool] = {}  # co_filename -> whether it is tapegrad's own code
+
+
 def _user_frame() -> tuple[str, int]:
     """(filename, line) of the first caller outside tapegrad: where the user created a node."""
     f = sys._getframe(2)
-    while f is not None and f.f_code.co_filename.startswith(_PKG_DIR):
+    inside = _INSIDE
+    while f is not None:
+        name = f.f_code.co_filename
+        own = inside.get(name)
+        if own is None:
+            own = inside[name] = name.startswith(_PKG_DIR)
+        if not own:
+            return name, f.f_lineno
         f = f.f_back
-    return (f.f_code.co_filename, f.f_lineno) if f is not None else ("?", 0)
+    return "?", 0
 
 
 def apply(op: Op, *inputs, **attrs):
