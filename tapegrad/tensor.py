@@ -45,8 +45,11 @@ class Tensor:
     def _wrap(cls, arr: np.ndarray) -> "Tensor":
         """A new leaf around ``arr`` (no copy)."""
         t = cls.__new__(cls)
-        t._data = arr
-        t._init_meta()
+        t._data = arr  # _init_meta's fields, written out: this runs for every intermediate
+        t._requires_grad = False
+        t.grad = t.grad_fn = t._base = t._hooks = None
+        t._version = [0]
+        t._retains_grad = False
         return t
 
     # ------------------------------------------------------------ metadata

@@ -32,12 +32,19 @@ class Node:
 
     def __init__(self, op, inputs, attrs, out, out_version, aux, where):
         # One pass over the inputs (this runs for every recorded op: keep it lean).
-        edges, meta, versions = [], [], []
-        for t in inputs:
+        if len(inputs) == 1:  # unary ops: no loop, no appends
+            t = inputs[0]
             d = t._data
-            meta.append((d.shape, d.dtype))
-            versions.append(t._version[0])
-            edges.append((t.grad_fn or t) if t._requires_grad else None)
+            meta = [(d.shape, d.dtype)]
+            versions = [t._version[0]]
+            edges = [(t.grad_fn or t) if t._requires_grad else None]
+        else:
+            edges, meta, versions = [], [], []
+            for t in inputs:
+                d = t._data
+                meta.append((d.shape, d.dtype))
+                versions.append(t._version[0])
+                edges.append((t.grad_fn or t) if t._requires_grad else None)
         saves = op.saves
         if len(saves) == len(inputs):  # the common cases first: all saved, or none
             saved = inputs
@@ -64,8 +71,7 @@ class Node:
         self.where = where
         self.seq = next(_seq)
         self.released = False
-        self.pre_hooks = None
-        self.retained = None
+        self.pre_hooks = self.retained = None
 
     @property
     def next_functions(self):

@@ -15,7 +15,10 @@ from . import shape as _shape
 
 
 def _keep_shape(shape, dims):
-    return tuple(1 if i in dims else s for i, s in enumerate(shape))
+    keep = list(shape)  # a loop over dims, not a generator over shape: it runs in every sum/mean backward
+    for d in dims:
+        keep[d] = 1
+    return tuple(keep)
 
 
 def _unreduce(g, x, dims, keepdim):
