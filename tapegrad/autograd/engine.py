@@ -10,7 +10,10 @@
 """
 from __future__ import annotations
 
+import sys
 from sys import getrefcount
+
+import numpy as np
 
 from . import grad_mode
 from .node import Meta, Node
@@ -159,6 +162,7 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool,
             attrs = node.attrs if node.aux is None else {**node.attrs, "aux": node.aux}
             vjps = op.vjps
             metas = node.meta
+            to_leaves = None
             for i, e in enumerate(node.edges):
                 if e is None:
                     continue
@@ -179,7 +183,9 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool,
                     if not left:
                         ready.append(e)
                 elif leaves_get_grad:
-                    _to_leaf(e, gi, create_graph)
+                    if to_leaves is None:
+                        to_leaves = []
+                    to_leaves.append((e, gi))
                 elif id(e) in wanted:
                     if e._hooks:
                         gi = _run_hooks(e, gi)
@@ -187,6 +193,14 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool,
             if not retain_graph and (op.saves or op.saves_output or node.aux is not None):
                 node.released = True  # a node that saved nothing can be run again
                 node.saved = node.versions = node.out_data = node.aux = None
+            if to_leaves is not None:
+                # Drop this node's references first: a leaf may then take over a gradient
+                # buffer that nothing else holds (see _unshared) instead of copying it.
+                g = gi = d = out = saved = None
+                while to_leaves:
+                    e, gi = to_leaves.pop()
+                    _to_leaf(e, gi, create_graph)
+                gi = None
     finally:
         grad_mode.state.enabled = prev_mode
 
@@ -211,17 +225,29 @@ def _run_hooks(t, g):
     return g
 
 
+# The reference counts below were verified on CPython 3.11-3.13; newer interpreters may pass
+# locals as borrowed references (fewer counts), so there every leaf gradient is copied.
+_COUNTS_VERIFIED = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
+
+
 def _unshared(g) -> bool:
     """Whether ``g`` can become a leaf's ``.grad`` as is: nothing else can see it or its memory.
 
-    The references counted: the engine's local, ``_to_leaf``'s argument and ``getrefcount``'s
-    own (3 for the tensor); the tensor's slot and ``getrefcount``'s (2 for the array). A gradient
-    that is also an upstream gradient, a retained ``.grad``, a hook's capture or a view is
-    copied instead, as PyTorch's AccumulateGrad steals only unshared buffers.
+    Counted as expected when called from the engine through ``_to_leaf``: the tensor is held
+    by the engine's local, ``_to_leaf``'s and this function's parameters and ``getrefcount``'s
+    argument (4); its array by the tensor's slot, the local ``d`` and the argument (3). A
+    reshape or transpose of a temporary that nothing else holds (its base held by the view,
+    the local ``base`` and the argument: 3) is owned too. A gradient that is also an upstream
+    gradient, a retained ``.grad``, a hook's capture or a view of part of an array is copied
+    instead, as PyTorch's AccumulateGrad steals only unshared buffers. Any holder more than
+    expected means a copy, so a miscount can only cost speed, never alias a ``.grad``.
     """
     d = g._data
-    return (g.grad_fn is None and d.base is None and d.flags.writeable and d.flags.c_contiguous
-            and getrefcount(g) <= 3 and getrefcount(d) <= 2)
+    if (not _COUNTS_VERIFIED or g.grad_fn is not None or not d.flags.writeable or not d.flags.c_contiguous
+            or getrefcount(g) > 4 or getrefcount(d) > 3):
+        return False
+    base = d.base
+    return base is None or (type(base) is np.ndarray and base.size == d.size and getrefcount(base) <= 3)
 
 
 def _to_leaf(t, g, create_graph):

@@ -21,9 +21,26 @@ def _mm_fwd(a, b):
     return out
 
 
+def _transposed(t) -> bool:
+    """A 2-D operand that is the transpose of a contiguous matrix (``w.T`` in ``x @ w.T``)."""
+    d = t._data
+    return d.ndim == 2 and not d.flags.c_contiguous and d.T.flags.c_contiguous
+
+
+def _mm_grad_a(g, a, b):
+    # Like PyTorch's mm backward, give the gradient its operand's layout: for a transposed
+    # operand compute the transposed product, so the leaf's gradient arrives contiguous
+    # and is not copied again.
+    return (b @ g.mT).mT if g.ndim == 2 and _transposed(a) else g @ b.mT
+
+
+def _mm_grad_b(g, a, b):
+    return (g.mT @ a).mT if g.ndim == 2 and _transposed(b) else a.mT @ g
+
+
 _matmul = defop("matmul", _mm_fwd,
-                lambda g, out, a, b: g @ b.transpose(-1, -2),
-                lambda g, out, a, b: a.transpose(-1, -2) @ g)
+                lambda g, out, a, b: _mm_grad_a(g, a, b),
+                lambda g, out, a, b: _mm_grad_b(g, a, b))
 
 
 def matmul(input, other):

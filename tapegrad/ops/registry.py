@@ -124,7 +124,9 @@ def apply(op: Op, *inputs, **attrs):
     result._hooks = None
     if op.view:
         result._version = inputs[0]._version
-        result._base = inputs[0] if inputs[0]._base is None else inputs[0]._base
+        base = inputs[0]
+        # only a view of a tensor that requires grad needs its base (to refuse in-place writes)
+        result._base = (base if base._base is None else base._base) if base._requires_grad else None
     else:
         result._version = [0]
         result._base = None

@@ -184,3 +184,42 @@ def test_float32_gradients_stay_float32():
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     (x * 2.5).sum().backward()
     assert x.grad.dtype == tg.float32
+
+
+def _alias(a, b):
+    return np.shares_memory(a.detach().numpy(), b.detach().numpy())
+
+
+def test_leaf_gradients_never_alias_each_other_or_retained_gradients():
+    # The engine lets a leaf take over a gradient buffer nothing else holds (no copy); these are
+    # the cases where something else does hold it.
+    a = tg.randn(3, 4, requires_grad=True)
+    b = tg.randn(3, 4, requires_grad=True)
+    (a + b).sum().backward()  # add's VJP hands the same gradient to both inputs
+    assert not _alias(a.grad, b.grad)
+    a.grad.zero_()
+    assert float(b.grad.sum()) == 12.0
+
+    w = tg.randn(5, 4, requires_grad=True)
+    x = tg.randn(2, 4)
+    wt = w.T
+    wt.retain_grad()
+    (x @ wt).sum().backward()  # w's gradient is the transpose of wt's
+    assert not _alias(w.grad, wt.grad)
+    np.testing.assert_allclose(w.grad.numpy(), wt.grad.numpy().T)
+
+    seen = []
+    v = tg.randn(3, requires_grad=True)
+    v.register_hook(lambda g: seen.append(g))
+    (v * 2).sum().backward()
+    assert not _alias(v.grad, seen[0])
+
+
+def test_linear_weight_gradient_is_contiguous_and_exact():
+    # x @ w.T: the gradient is computed in w's layout (PyTorch's mm backward does the same)
+    x = tg.randn(6, 4, dtype=tg.float64)
+    w = tg.randn(3, 4, dtype=tg.float64, requires_grad=True)
+    (x @ w.T).pow(2).sum().backward()
+    assert w.grad.is_contiguous()
+    xn, wn = x.numpy(), w.detach().numpy()
+    np.testing.assert_allclose(w.grad.numpy(), 2 * (xn @ wn.T).T @ xn, rtol=1e-12)
