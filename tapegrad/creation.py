@@ -43,7 +43,10 @@ def _infer(data, dtype=None):
         return data.copy()
     if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
         data = _to_nested(data)
-    arr = np.array(data)
+    try:
+        arr = np.array(data)
+    except ValueError as e:  # ragged nesting
+        raise ValueError(f"tensor: can't build a tensor from this data: {e}") from None
     if dtype is not None and arr.dtype.kind in "biuf":
         return arr.astype(_dtype.to_dtype(dtype))
     if arr.dtype.kind == "f":

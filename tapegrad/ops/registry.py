@@ -106,12 +106,16 @@ def _user_frame() -> tuple[str, int]:
 def apply(op: Op, *inputs, **attrs):
     """Run ``op`` on tensors; record a node when grad mode is on and an input requires grad."""
     n = len(inputs)  # unpacked by hand for the usual arities: this runs for every op
-    if n == 2:
-        out = op.forward(inputs[0]._data, inputs[1]._data, **attrs)
-    elif n == 1:
-        out = op.forward(inputs[0]._data, **attrs)
-    else:
-        out = op.forward(*[t._data for t in inputs], **attrs)
+    try:
+        if n == 2:
+            out = op.forward(inputs[0]._data, inputs[1]._data, **attrs)
+        elif n == 1:
+            out = op.forward(inputs[0]._data, **attrs)
+        else:
+            out = op.forward(*[t._data for t in inputs], **attrs)
+    except ValueError as e:  # numpy's words (e.g. broadcasting), said with the op and the shapes
+        shapes = ", ".join(str(tuple(t._data.shape)) for t in inputs)
+        raise RuntimeError(f"{op.name}: {e} (input shapes {shapes})") from None
     aux = None
     if op.aux:
         out, aux = out
