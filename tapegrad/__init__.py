@@ -33,6 +33,7 @@ from . import autograd  # noqa: F401
 from . import nn, optim  # noqa: F401,E402
 from . import utils, data  # noqa: F401,E402  (tapegrad.utils.data, as torch.utils.data; short alias)
 from .serialization import load, save  # noqa: F401
+from ._compat import *  # noqa: F401,F403  (Size, dtype, FloatTensor, inference_mode)
 
 __version__ = "0.1.0"
 

@@ -9,5 +9,10 @@ from .indexing import *  # noqa: F401,F403
 from .inplace import *  # noqa: F401,F403
 from .activation import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
+from .special import *  # noqa: F401,F403
+from .matrix import *  # noqa: F401,F403
+from .sorting import *  # noqa: F401,F403
+from .layout import *  # noqa: F401,F403
+from .inplace_ext import *  # noqa: F401,F403
 from .format import format_tensor  # noqa: F401
 from .conversion import to  # noqa: F401

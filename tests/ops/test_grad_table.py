@@ -641,6 +641,259 @@ def _pool(draw):
         a, (k, k), axis=(2, 3))[:, :, ::k, ::k].mean(axis=(-1, -2)))
 
 
+# ---------------------------------------------------------------- more math, linalg, sorting, layout
+MORE_UNARY = {  # name: (tapegrad fn, reference, value kind)
+    "exp2": (tg.exp2, np.exp2, "any"),
+    "log2": (tg.log2, np.log2, "pos"),
+    "log10": (tg.log10, np.log10, "pos"),
+    "sinh": (tg.sinh, np.sinh, "any"),
+    "cosh": (tg.cosh, np.cosh, "any"),
+    "asin": (lambda x: tg.asin(x * 0.4), lambda x: np.arcsin(x * 0.4), "any"),
+    "acos": (lambda x: tg.acos(x * 0.4), lambda x: np.arccos(x * 0.4), "any"),
+    "atan": (tg.atan, np.arctan, "any"),
+    "asinh": (tg.asinh, np.arcsinh, "any"),
+    "acosh": (lambda x: tg.acosh(x + 1), lambda x: np.arccosh(x + 1), "pos"),
+    "atanh": (lambda x: tg.atanh(x * 0.4), lambda x: np.arctanh(x * 0.4), "any"),
+    "erfc": (tg.erfc, sp.erfc, "any"),
+    "erfinv": (lambda x: tg.erfinv(x * 0.4), lambda x: sp.erfinv(x * 0.4), "any"),
+    "frac": (tg.frac, lambda x: x - np.trunc(x), "frac"),
+    "logit": (lambda x: tg.logit(x * 0.4), lambda x: sp.logit(x * 0.4), "pos"),
+    "nan_to_num": (tg.nan_to_num, np.nan_to_num, "any"),
+    "median_all": (tg.median, lambda x: np.sort(x.reshape(-1))[(x.size - 1) // 2], "distinct"),
+}
+for _name, (_fn, _ref, _kind) in MORE_UNARY.items():
+    def _make(fn=_fn, ref=_ref, kind=_kind):
+        return lambda draw: Sample(fn, [arr(draw, draw(SHAPES), kind)], ref)
+    OP_INFOS[_name] = OpInfo(_make(), _name not in ("frac", "nan_to_num", "median_all"))
+
+_binary("hypot", tg.hypot, np.hypot, "nonzero", "nonzero", gradgrad=True)
+_binary("logaddexp", tg.logaddexp, np.logaddexp, gradgrad=True)
+_binary("addcmul", lambda a, b: tg.addcmul(a, b, a, value=0.5), lambda a, b: a + 0.5 * b * a, gradgrad=True)
+_binary("addcdiv", lambda a, b: a.addcdiv(a, b, value=-2), lambda a, b: a - 2 * a / b, kb="nonzero", gradgrad=True)
+
+
+@entry("remainder", "fmod")
+def _remainder(draw):
+    shape = draw(SHAPES)
+    b = arr(draw, shape, "pos") * np.sign(arr(draw, shape, "nonzero"))
+    a = b * arr(draw, shape, "frac")  # the quotient stays away from integers
+    if draw(st.booleans()):
+        return Sample(tg.remainder, [a, b], np.remainder)
+    return Sample(tg.fmod, [a, b], np.fmod)
+
+
+@entry("lerp", gradgrad=True)
+def _lerp(draw):
+    sa, sb = binary_shapes(draw)
+    if draw(st.booleans()):
+        w = draw(st.sampled_from([0.25, 0.75, -0.5, 1.5]))
+        return Sample(lambda a, b: tg.lerp(a, b, w), [arr(draw, sa), arr(draw, sb)], lambda a, b: a + w * (b - a))
+    sw = np.broadcast_shapes(sa, sb)[-1:]
+    return Sample(tg.lerp, [arr(draw, sa), arr(draw, sb), arr(draw, sw)], lambda a, b, w: a + w * (b - a))
+
+
+@entry("tril", "triu")
+def _tri(draw):
+    x = arr(draw, draw(SHAPES).__add__((draw(st.integers(1, 3)), draw(st.integers(1, 3)))))
+    k = draw(st.integers(-2, 2))
+    which = draw(st.sampled_from(["tril", "triu"]))
+    return Sample(lambda t: getattr(tg, which)(t, k), [x], lambda a: getattr(np, which)(a, k))
+
+
+@entry("diagonal", "diag_embed", "diag", "trace")
+def _diagonal(draw):
+    how = draw(st.sampled_from(["diagonal", "diag_embed", "diag1", "diag2", "trace"]))
+    k = draw(st.integers(-2, 2))
+    if how == "diagonal":
+        x = arr(draw, draw(NONEMPTY_SHAPES).__add__((draw(st.integers(1, 3)),)))
+        d1, d2 = draw(st.permutations(range(x.ndim)))[:2]
+        return Sample(lambda t: t.diagonal(k, d1, d2), [x], lambda a: np.diagonal(a, k, d1, d2))
+    if how == "diag_embed":
+        x = arr(draw, draw(NONEMPTY_SHAPES))
+        return Sample(lambda t: tg.diag_embed(t, k), [x], lambda a: np.stack(
+            [np.diag(r, k) for r in a.reshape(-1, a.shape[-1])]).reshape(a.shape[:-1] + (a.shape[-1] + abs(k),) * 2))
+    if how == "diag1":
+        return Sample(lambda t: tg.diag(t, k), [arr(draw, (draw(st.integers(1, 3)),))], lambda a: np.diag(a, k))
+    x = arr(draw, (draw(st.integers(1, 3)), draw(st.integers(1, 3))))
+    if how == "trace":
+        return Sample(tg.trace, [x], np.trace)
+    return Sample(lambda t: t.diag(k), [x], lambda a: np.diag(a, k))
+
+
+def _well_conditioned(draw, batch):
+    n = draw(st.integers(1, 3))
+    return arr(draw, batch + (n, n)) * 0.3 + np.eye(n) * 2
+
+
+@entry("inverse", "det", gradgrad=True)
+def _inverse(draw):
+    x = _well_conditioned(draw, draw(st.sampled_from([(), (2,)])))
+    if draw(st.booleans()):
+        return Sample(tg.inverse, [x], np.linalg.inv)
+    return Sample(tg.det, [x], np.linalg.det)
+
+
+@entry("einsum", "dot", "mv", "outer", "addmm", "baddbmm", "cross", gradgrad=True)
+def _einsum(draw):
+    i, j, k, b = (draw(st.integers(1, 3)) for _ in range(4))
+    cases = {
+        "ij,jk->ik": [(i, j), (j, k)], "bij,bjk->bik": [(b, i, j), (b, j, k)], "ii->i": [(i, i)], "ij->": [(i, j)],
+        "...ij,...j": [(b, i, j), (j,)], "i,i": [(i,), (i,)], "ij,kj": [(i, j), (k, j)], "bi,bi->b": [(b, i), (b, i)],
+        "i,j,ij->": [(i,), (j,), (i, j)], "iij->ji": [(i, i, j)], "ji": [(j, i)],
+    }
+    how = draw(st.sampled_from(sorted(cases) + ["dot", "mv", "outer", "addmm", "baddbmm", "cross"]))
+    if how in cases:
+        return Sample(lambda *ts: tg.einsum(how, *ts), [arr(draw, s) for s in cases[how]],
+                      lambda *a: np.einsum(how, *a))
+    if how == "dot":
+        return Sample(tg.dot, [arr(draw, (i,)), arr(draw, (i,))], np.dot)
+    if how == "mv":
+        return Sample(tg.mv, [arr(draw, (i, j)), arr(draw, (j,))], np.matmul)
+    if how == "outer":
+        return Sample(tg.outer, [arr(draw, (i,)), arr(draw, (j,))], np.outer)
+    if how == "addmm":
+        return Sample(lambda c, a, m: tg.addmm(c, a, m, beta=0.5, alpha=2), [arr(draw, (k,)), arr(draw, (i, j)),
+                      arr(draw, (j, k))], lambda c, a, m: 0.5 * c + 2 * a @ m)
+    if how == "baddbmm":
+        return Sample(lambda c, a, m: tg.baddbmm(c, a, m, alpha=-1), [arr(draw, (b, i, k)), arr(draw, (b, i, j)),
+                      arr(draw, (b, j, k))], lambda c, a, m: c - a @ m)
+    return Sample(lambda a, c: tg.cross(a, c, dim=-1), [arr(draw, (b, 3)), arr(draw, (b, 3))],
+                  lambda a, c: np.cross(a, c))
+
+
+@entry("sort", "topk", "kthvalue", "median", "argsort", "msort")
+def _sort(draw):
+    x = arr(draw, draw(NONEMPTY_SHAPES), "distinct")
+    d = draw(st.integers(-x.ndim, x.ndim - 1))
+    n = x.shape[d]
+    how = draw(st.sampled_from(["sort", "sort_desc", "topk", "topk_small", "kthvalue", "median"]))
+    if how == "sort":
+        return Sample(lambda t: t.sort(d).values, [x], lambda a: np.sort(a, d))
+    if how == "sort_desc":
+        return Sample(lambda t: tg.sort(t, d, descending=True)[0], [x], lambda a: -np.sort(-a, d))
+    k = draw(st.integers(1, n))
+    if how == "topk":
+        return Sample(lambda t: t.topk(k, d).values, [x], lambda a: np.take(-np.sort(-a, d), range(k), d))
+    if how == "topk_small":
+        return Sample(lambda t: tg.topk(t, k, d, largest=False)[0], [x], lambda a: np.take(np.sort(a, d), range(k), d))
+    if how == "kthvalue":
+        return Sample(lambda t: t.kthvalue(k, d).values, [x], lambda a: np.take(np.sort(a, d), k - 1, d))
+    keep = draw(st.booleans())
+    return Sample(lambda t: tg.median(t, d, keep).values, [x],
+                  lambda a: np.take(np.sort(a, d), [(n - 1) // 2], d) if keep else np.take(np.sort(a, d), (n - 1) // 2, d))
+
+
+@entry("cumprod", gradgrad=True)
+def _cumprod(draw):
+    x = arr(draw, draw(SHAPES), "nonzero")
+    d = one_dim(draw, x.ndim)
+    return Sample(lambda t: t.cumprod(d), [x], lambda a: np.cumprod(a, axis=d) if a.ndim else a)
+
+
+@entry("cumprod_zeros")
+def _cumprod_zeros(draw):
+    """Exact zeros: the gradient is a polynomial in the inputs, so finite differences are exact."""
+    x = arr(draw, draw(NONEMPTY_SHAPES))
+    x = np.where(arr(draw, x.shape) > 0.3, 0.0, x)
+    d = one_dim(draw, x.ndim)
+    return Sample(lambda t: tg.cumprod(t, d), [x], lambda a: np.cumprod(a, axis=d))
+
+
+@entry("nansum", "nanmean")
+def _nansum(draw):
+    x = arr(draw, draw(NONEMPTY_SHAPES))
+    dim, keep = dims_and_keepdim(draw, x.ndim)
+    nan = tg.tensor(np.where(arr(draw, x.shape) > 1.0, np.nan, 0.0))
+    which = draw(st.sampled_from(["nansum", "nanmean"]))
+    npfn = np.nansum if which == "nansum" else np.nanmean
+    mask = np.isnan(nan.numpy())
+    if which == "nanmean":  # keep a non-NaN entry in every slice
+        mask.reshape(-1)[0] = False
+        mask = np.where(np.all(mask, axis=np_dims(dim, x.ndim), keepdims=True), False, mask)
+    nan = tg.tensor(np.where(mask, np.nan, 0.0))
+    return Sample(lambda t: getattr(tg, which)(t + nan, dim, keep), [x],
+                  lambda a: npfn(a + nan.numpy(), axis=np_dims(dim, a.ndim), keepdims=keep))
+
+
+@entry("hstack", "vstack", "dstack", "meshgrid", "broadcast_tensors", "rot90", "unfold", "repeat_interleave")
+def _layout(draw):
+    how = draw(st.sampled_from(["hstack", "vstack", "dstack", "meshgrid", "broadcast_tensors", "rot90", "unfold",
+                                "repeat_interleave"]))
+    x = arr(draw, draw(NONEMPTY_SHAPES))
+    if how in ("hstack", "vstack", "dstack"):
+        return Sample(lambda a, b: getattr(tg, how)([a, b]), [x, x * 2 + 0.1], lambda a, b: getattr(np, how)([a, b]))
+    if how == "meshgrid":
+        ind = draw(st.sampled_from(["ij", "xy"]))
+        ys = [arr(draw, (draw(st.integers(1, 3)),)) for _ in range(draw(st.integers(1, 3)))]
+        return Sample(lambda *ts: tg.meshgrid(*ts, indexing=ind), ys, lambda *a: tuple(np.meshgrid(*a, indexing=ind)))
+    if how == "broadcast_tensors":
+        sa, sb = binary_shapes(draw)
+        return Sample(tg.broadcast_tensors, [arr(draw, sa), arr(draw, sb)], np.broadcast_arrays)
+    if how == "rot90":
+        x = arr(draw, draw(NONEMPTY_SHAPES).__add__((2,)))
+        k = draw(st.integers(-1, 4))
+        return Sample(lambda t: t.rot90(k, (0, -1)), [x], lambda a: np.rot90(a, k, (0, -1)))
+    d = draw(st.integers(0, x.ndim - 1))
+    if how == "unfold":
+        size = draw(st.integers(1, x.shape[d]))
+        step = draw(st.integers(1, 2))
+        return Sample(lambda t: t.unfold(d, size, step), [x], lambda a: np.moveaxis(
+            np.lib.stride_tricks.sliding_window_view(a, size, axis=d).take(range(0, a.shape[d] - size + 1, step), d),
+            -1, -1))
+    reps = np.array(draw(st.lists(st.integers(0, 2), min_size=x.shape[d], max_size=x.shape[d])))
+    return Sample(lambda t: t.repeat_interleave(tg.tensor(reps), d), [x], lambda a: np.repeat(a, reps, d))
+
+
+@entry("masked_select", "take", "index_add", "index_fill")
+def _select_more(draw):
+    x = arr(draw, draw(NONEMPTY_SHAPES))
+    how = draw(st.sampled_from(["masked_select", "take", "index_add", "index_fill"]))
+    if how == "masked_select":
+        mask = arr(draw, x.shape[1:]) > 0
+        return Sample(lambda t: t.masked_select(tg.tensor(mask)), [x], lambda a: a[np.broadcast_to(mask, a.shape)])
+    if how == "take":
+        idx = np.array(draw(st.lists(st.integers(-x.size, x.size - 1), min_size=1, max_size=4))).reshape(-1, 1)
+        return Sample(lambda t: tg.take(t, tg.tensor(idx)), [x], lambda a: np.take(a, idx))
+    d = draw(st.integers(0, x.ndim - 1))
+    idx = np.array(draw(st.lists(st.integers(0, x.shape[d] - 1), min_size=1, max_size=4)))
+    if how == "index_fill":
+        return Sample(lambda t: t.index_fill(d, tg.tensor(idx), -0.5), [x],
+                      lambda a: np.where(np.isin(np.arange(a.shape[d]), idx).reshape((-1,) + (1,) * (a.ndim - d - 1)),
+                                         -0.5, a))
+    src = arr(draw, x.shape[:d] + (len(idx),) + x.shape[d + 1:])
+
+    def ref(a, s):
+        a = a.copy()
+        np.add.at(a, (slice(None),) * d + (idx,), 2 * s)
+        return a
+    return Sample(lambda t, s: tg.index_add(t, d, tg.tensor(idx), s, alpha=2), [x, src], ref)
+
+
+@entry("inplace_ext")
+def _inplace_ext(draw):
+    """The in-place variants record their out-of-place op on a non-leaf."""
+    how = draw(st.sampled_from(["exp_", "tanh_", "sigmoid_", "pow_", "addcmul_", "lerp_", "unsqueeze_", "t_"]))
+    x = arr(draw, (2, 3))
+
+    def fn(t, u):
+        y = t * 1.0
+        if how == "pow_":
+            y.pow_(2)
+        elif how == "addcmul_":
+            y.addcmul_(u, u, value=0.5)
+        elif how == "lerp_":
+            y.lerp_(u, 0.3)
+        elif how in ("unsqueeze_", "t_"):
+            y.unsqueeze_(0) if how == "unsqueeze_" else y.t_()
+        else:
+            getattr(y, how)()
+        return y
+    refs = {"exp_": lambda a, b: np.exp(a), "tanh_": lambda a, b: np.tanh(a), "sigmoid_": lambda a, b: sp.expit(a),
+            "pow_": lambda a, b: a ** 2, "addcmul_": lambda a, b: a + 0.5 * b * b, "lerp_": lambda a, b: a + 0.3 * (b - a),
+            "unsqueeze_": lambda a, b: a[None], "t_": lambda a, b: a.T}
+    return Sample(fn, [x, arr(draw, (2, 3))], refs[how])
+
+
 # ---------------------------------------------------------------- the tests
 def assert_forward(sample, inputs, out):
     """The one forward check: tapegrad's result against the numpy/scipy reference, in value and shape."""

@@ -1,0 +1,331 @@
+"""Sorting and selection (sort, topk, kthvalue, median, mode, unique), searches (bucketize,
+searchsorted), cumprod and the NaN-skipping reductions.
+
+The selections find indices in numpy and then ``gather`` by them, so their gradients scatter
+back through gather's VJP (and are differentiable again).
+"""
+from __future__ import annotations
+
+import builtins
+import collections
+
+import numpy as np
+
+from .. import _dtype
+from ..tensor import Tensor
+from .registry import apply, defop
+from ._util import const, norm_dim
+from .elementwise import where
+from .indexing import gather, getitem
+from . import reduction as _red
+from . import shape as _shape
+
+
+def _named(name, fields=("values", "indices")):
+    return collections.namedtuple(name, fields)
+
+
+_sort_t, _topk_t, _kth_t, _median_t, _mode_t = (_named(n) for n in ("sort", "topk", "kthvalue", "median", "mode"))
+
+
+def _argsort_np(a, axis, descending, stable=True):
+    """Indices sorting ``a`` along ``axis``; NaN counts as the largest value, as in PyTorch."""
+    if a.dtype == np.bool_:
+        a = a.astype(np.int8)
+    if not descending:
+        return np.argsort(a, axis=axis, kind="stable")
+    if a.dtype.kind == "f":  # NaNs first, then descending; lexsort is stable
+        return np.lexsort((-a, ~np.isnan(a)), axis=axis)
+    if a.dtype.kind == "u":
+        a = a.astype(np.int64)
+    return np.argsort(-a, axis=axis, kind="stable")
+
+
+def sort(input, dim=-1, descending=False, stable=False):
+    """``(values, indices)`` sorted along ``dim``; ties keep their order (always stable here).
+
+    >>> tapegrad.sort(tapegrad.tensor([3.0, 1.0, 2.0]))
+    sort(values=tensor([1., 2., 3.]), indices=tensor([1, 2, 0]))
+    """
+    if input.ndim == 0:
+        return _sort_t(_shape.clone(input), Tensor._wrap(np.zeros((), np.int64)))
+    d = norm_dim(dim, input.ndim, "sort")
+    idx = Tensor._wrap(_argsort_np(input._data, d, descending).astype(np.int64))
+    return _sort_t(gather(input, d, idx), idx)
+
+
+def argsort(input, dim=-1, descending=False, stable=False):
+    return sort(input, dim, descending, stable).indices
+
+
+def msort(input):
+    return sort(input, 0).values
+
+
+def topk(input, k, dim=-1, largest=True, sorted=True):
+    """The ``k`` largest (or smallest) entries along ``dim`` and their indices."""
+    d = norm_dim(dim, input.ndim, "topk")
+    n = input.shape[d] if input.ndim else 1
+    if not 0 <= k <= n:
+        raise RuntimeError(f"topk: selected index k ({k}) out of range for dimension {d} of size {n} "
+                           f"(input shape {tuple(input.shape)})")
+    if input.ndim == 0:
+        return _topk_t(_shape.clone(input), Tensor._wrap(np.zeros((), np.int64)))
+    idx = _argsort_np(input._data, d, largest)
+    idx = Tensor._wrap(np.ascontiguousarray(np.take(idx, np.arange(k), axis=d)).astype(np.int64))
+    return _topk_t(gather(input, d, idx), idx)
+
+
+def _select_kth(input, dim, keepdim, pos, opname, result):
+    """The entry of sorted rank ``pos(n)`` along ``dim``, with its index."""
+    if input.ndim == 0:
+        return result(_shape.clone(input), Tensor._wrap(np.zeros((), np.int64)))
+    d = norm_dim(dim, input.ndim, opname)
+    n = input.shape[d]
+    p = pos(n)
+    if not 0 <= p < n:
+        raise IndexError(f"{opname}(): selected number k out of range for dimension {d} of size {n} "
+                         f"(input shape {tuple(input.shape)})")
+    order = _argsort_np(input._data, d, False)
+    if input._data.dtype.kind == "f":  # a NaN in a slice is that slice's result, as in PyTorch
+        nan = np.isnan(input._data)
+        first_nan = np.argmax(nan, axis=d, keepdims=True)
+        pick = np.where(nan.any(axis=d, keepdims=True), first_nan, np.take(order, [p], axis=d))
+    else:
+        pick = np.take(order, [p], axis=d)
+    idx = Tensor._wrap(pick.astype(np.int64))
+    values = gather(input, d, idx)
+    if not keepdim:
+        values, idx = _shape.squeeze(values, d), Tensor._wrap(idx._data.squeeze(d))
+    return result(values, idx)
+
+
+def kthvalue(input, k, dim=-1, keepdim=False):
+    """The ``k``-th smallest entry (1-based) along ``dim``, and its index."""
+    return _select_kth(input, dim, keepdim, lambda n: k - 1, "kthvalue", _kth_t)
+
+
+def _median_all_vjp(g, out, x):
+    """Shared evenly among entries equal to the median (PyTorch's evenly_distribute_backward)."""
+    hit = x._data == out._data
+    return g * const(hit / builtins.max(int(hit.sum()), 1), g.dtype)
+
+
+_median_all = defop("median_all", lambda x: np.asarray(_lower_median(x), dtype=x.dtype), _median_all_vjp,
+                    saves_output=True)
+
+
+def _lower_median(x):
+    flat = x.reshape(-1)
+    if flat.dtype.kind == "f" and np.isnan(flat).any():
+        return np.nan
+    return np.sort(flat, kind="stable")[(flat.size - 1) // 2]
+
+
+def median(input, dim=None, keepdim=False):
+    """No ``dim``: the lower median of all entries; with ``dim``: ``(values, indices)`` along it."""
+    if dim is None:
+        if input._data.size == 0:
+            return Tensor._wrap(np.asarray(np.nan, dtype=input.dtype))
+        return apply(_median_all, input)
+    return _select_kth(input, dim, keepdim, lambda n: (n - 1) // 2, "median", _median_t)
+
+
+def nanmedian(input, dim=None, keepdim=False):
+    """``median`` ignoring NaNs (NaN only where a slice is all NaN)."""
+    if input._data.dtype.kind != "f" or not np.isnan(input._data).any():
+        return median(input, dim, keepdim)
+    if dim is None:
+        kept = getitem(input.reshape(-1), ~np.isnan(input._data.reshape(-1)))
+        return median(kept) if kept.numel() else Tensor._wrap(np.asarray(np.nan, input.dtype))
+    d = norm_dim(dim, input.ndim, "nanmedian")
+    counts = (~np.isnan(input._data)).sum(axis=d, keepdims=True)
+    order = _argsort_np(input._data, d, False)  # NaNs sort last
+    pick = np.take_along_axis(order, np.maximum(counts - 1, 0) // 2, axis=d).astype(np.int64)
+    idx = Tensor._wrap(pick)
+    values = gather(input, d, idx)
+    if not keepdim:
+        values, idx = _shape.squeeze(values, d), Tensor._wrap(pick.squeeze(d))
+    return _median_t(values, idx)
+
+
+def mode(input, dim=-1, keepdim=False):
+    """The most frequent value along ``dim`` (the smallest among equally frequent) and an index of it."""
+    if input.ndim == 0:
+        return _mode_t(_shape.clone(input), Tensor._wrap(np.zeros((), np.int64)))
+    d = norm_dim(dim, input.ndim, "mode")
+    a = np.moveaxis(input._data, d, -1)
+    rows = a.reshape(-1, a.shape[-1])
+    pick = np.empty(rows.shape[0], np.int64)
+    for r, row in enumerate(rows):
+        vals, counts = np.unique(row, return_counts=True)
+        v = vals[np.argmax(counts)]
+        pick[r] = np.flatnonzero(row == v)[-1]  # PyTorch reports the last occurrence
+    pick = np.expand_dims(pick.reshape(a.shape[:-1]), d)
+    idx = Tensor._wrap(pick)
+    values = gather(input, d, idx)
+    if not keepdim:
+        values, idx = _shape.squeeze(values, d), Tensor._wrap(pick.squeeze(d))
+    return _mode_t(values, idx)
+
+
+def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    """The distinct values (sorted), optionally with the inverse map and the counts. Not differentiable."""
+    a = input._data
+    if dim is None:
+        vals, inv, counts = np.unique(a.reshape(-1), return_inverse=True, return_counts=True)
+        inv = inv.reshape(a.shape)
+    else:
+        d = norm_dim(dim, a.ndim, "unique")
+        vals, inv, counts = np.unique(a, return_inverse=True, return_counts=True, axis=d)
+        inv = inv.reshape(-1)
+    out = [Tensor._wrap(vals)]
+    if return_inverse:
+        out.append(Tensor._wrap(inv.astype(np.int64)))
+    if return_counts:
+        out.append(Tensor._wrap(counts.astype(np.int64)))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def unique_consecutive(input, return_inverse=False, return_counts=False, dim=None):
+    """Collapse runs of equal consecutive values (of the flattened tensor)."""
+    if dim is not None:
+        raise NotImplementedError("unique_consecutive: dim is not supported by tapegrad")
+    a = input._data.reshape(-1)
+    start = np.ones(a.size, bool)
+    start[1:] = a[1:] != a[:-1]
+    out = [Tensor._wrap(a[start])]
+    if return_inverse:
+        out.append(Tensor._wrap((np.cumsum(start) - 1).reshape(input.shape).astype(np.int64)))
+    if return_counts:
+        out.append(Tensor._wrap(np.diff(np.append(np.flatnonzero(start), a.size)).astype(np.int64)))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+# ---------------------------------------------------------------- cumprod
+def _cumprod_fwd(x, dim):
+    return np.cumprod(x, axis=dim, dtype=x.dtype if x.dtype.kind == "f" else np.int64) if x.ndim else x.copy()
+
+
+def _cumprod_vjp(g, out, x, dim):
+    """``sum_{j >= i} g_j * out_j / x_i``; with zeros, the exact products of the others."""
+    if x.ndim == 0:
+        return g
+    if not (x._data == 0).any():
+        return _red._reverse_cumsum(g * out, dim) / x
+    return _cumprod_vjp_zeros(g, x, dim)
+
+
+def _cumprod_vjp_zeros(g, x, dim):
+    # P[..., i, j] = prod_{k <= j, k != i} x_k (the cumprod of x with entry i set to 1), then
+    # grad_i = sum_{j >= i} g_j P[i, j]. Quadratic in the dim's length, used only with zeros.
+    n = x.shape[dim]
+    xl = _shape.movedim(x, dim, -1)
+    gl = _shape.movedim(g, dim, -1)
+    eye = Tensor._wrap(np.eye(n, dtype=bool))
+    rows = where(eye, const(1, x.dtype), _shape.unsqueeze(xl, -2))  # (..., i, j)
+    p = cumprod(rows, -1)
+    upper = const(np.triu(np.ones((n, n))), x.dtype)
+    grad = (p * upper * _shape.unsqueeze(gl, -2)).sum(-1)
+    return _shape.movedim(grad, -1, dim)
+
+
+_cumprod = defop("cumprod", _cumprod_fwd, _cumprod_vjp, saves_output=True)
+
+
+def cumprod(input, dim, *, dtype=None):
+    """Running products along ``dim``; the gradient is exact when entries are zero."""
+    if dtype is not None:
+        input = input.to(dtype)
+    return apply(_cumprod, input, dim=norm_dim(dim, input.ndim, "cumprod"))
+
+
+def _cum_extreme(input, dim, npfn, name):
+    d = norm_dim(dim, input.ndim, name)
+    a = input._data
+    if a.ndim == 0:
+        return _named(name)(_shape.clone(input), Tensor._wrap(np.zeros((), np.int64)))
+    vals = npfn.accumulate(a, axis=d)
+    n = a.shape[d]
+    pos = np.arange(n).reshape((-1,) + (1,) * (a.ndim - d - 1))
+    hit = np.where(a == vals, pos, -1)
+    idx = Tensor._wrap(np.maximum.accumulate(hit, axis=d).astype(np.int64))
+    return _named(name)(gather(input, d, idx), idx)
+
+
+def cummax(input, dim):
+    """Running maxima along ``dim`` and where each was found."""
+    return _cum_extreme(input, dim, np.maximum, "cummax")
+
+
+def cummin(input, dim):
+    return _cum_extreme(input, dim, np.minimum, "cummin")
+
+
+# ---------------------------------------------------------------- NaN-skipping reductions
+def nansum(input, dim=None, keepdim=False, *, dtype=None):
+    """``sum`` treating NaN as zero (NaN entries get a zero gradient)."""
+    if input._data.dtype.kind == "f":
+        input = where(_isnan(input), const(0, input.dtype), input)
+    return _red.sum(input, dim, keepdim, dtype=dtype)
+
+
+def nanmean(input, dim=None, keepdim=False, *, dtype=None):
+    """``mean`` over the non-NaN entries."""
+    if dtype is not None:
+        input = input.to(dtype)
+    if input._data.dtype.kind != "f":
+        raise RuntimeError(f"nanmean(): expected input to have floating point dtype but got "
+                           f"{_dtype.name(input._data.dtype)}")
+    count = _red.sum((~_isnan(input)).to(input.dtype), dim, keepdim)
+    return nansum(input, dim, keepdim) / count
+
+
+def _isnan(t):
+    return Tensor._wrap(np.isnan(t._data))
+
+
+# ---------------------------------------------------------------- searches
+def _search_dtype(out_int32):
+    return np.int32 if out_int32 else np.int64
+
+
+def bucketize(input, boundaries, *, out_int32=False, right=False):
+    """The bucket of each value: ``boundaries[i-1] < x <= boundaries[i]`` (``right=True``: ``<= x <``)."""
+    if not isinstance(boundaries, Tensor) or boundaries.ndim != 1:
+        raise RuntimeError(f"bucketize: boundaries tensor must be 1 dimension, but got "
+                           f"{getattr(boundaries, 'shape', type(boundaries).__name__)}")
+    x = input._data if isinstance(input, Tensor) else np.asarray(input)
+    out = np.searchsorted(boundaries._data, x, side="right" if right else "left")
+    return Tensor._wrap(np.asarray(out, dtype=_search_dtype(out_int32)))
+
+
+def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=None, sorter=None):
+    """Where ``input``'s values would go in ``sorted_sequence``'s innermost dim to keep it sorted."""
+    if side is not None:
+        if side not in ("left", "right"):
+            raise RuntimeError(f"searchsorted: side can only be 'left' or 'right' but got {side!r}")
+        if right and side == "left":
+            raise RuntimeError("searchsorted: side and right can't be set to opposites, got side of left "
+                               "while right was True")
+        right = side == "right"
+    seq = sorted_sequence._data
+    if sorter is not None:
+        seq = np.take_along_axis(seq, sorter._data, axis=-1)
+    scalar = not isinstance(input, Tensor)
+    vals = np.asarray(input) if scalar else input._data
+    s = "right" if right else "left"
+    if seq.ndim == 1:
+        out = np.searchsorted(seq, vals, side=s)
+    else:
+        if vals.ndim != seq.ndim or vals.shape[:-1] != seq.shape[:-1]:
+            raise RuntimeError(f"searchsorted: boundaries tensor should be 1 dimension or the first N-1 dimensions "
+                               f"of boundaries tensor and input value tensor must match, but we got boundaries "
+                               f"tensor {list(seq.shape)} and input value tensor {list(vals.shape)}")
+        rs, rv = seq.reshape(-1, seq.shape[-1]), vals.reshape(-1, vals.shape[-1])
+        out = np.stack([np.searchsorted(a, v, side=s) for a, v in zip(rs, rv)]).reshape(vals.shape)
+    return Tensor._wrap(np.asarray(out, dtype=_search_dtype(out_int32)))
+
+
+__all__ = ["sort", "argsort", "msort", "topk", "kthvalue", "median", "nanmedian", "mode", "unique",
+           "unique_consecutive", "cumprod", "cummax", "cummin", "nansum", "nanmean", "bucketize", "searchsorted"]
