@@ -613,3 +613,128 @@ def accuracy(input, target, topk: int = 1):
         hit = (top == t[:, None]).any(1)
     dtype = x.dtype if x.dtype.kind == "f" else _dtype.get_default_dtype()
     return _const(np.asarray(hit.mean() if hit.size else np.nan, dtype=dtype))
+
+
+# ---------------------------------------------------------------- conv1d, adaptive max pooling, interpolate
+def softsign(input):
+    """``x / (1 + |x|)``."""
+    return input / (_ops.abs(input) + 1)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D cross-correlation over (N, C, L): conv2d on a unit-height image. weight (out, in/groups, k)."""
+    if input.ndim not in (2, 3) or weight.ndim != 3:
+        raise RuntimeError(f"conv1d: expected a 2-D (C, L) or 3-D (N, C, L) input and a 3-D weight, got shapes "
+                           f"{_shape(input)} and {_shape(weight)}")
+    one = lambda v: int(v[0]) if isinstance(v, (tuple, list)) else v  # noqa: E731
+    stride, dilation = one(stride), one(dilation)
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"conv1d: Invalid padding string {padding!r}, should be one of ['valid', 'same']")
+        total = dilation * (weight.shape[-1] - 1) if padding == "same" else 0
+        if total % 2:
+            input = _ops.pad(input, (total // 2, total - total // 2))
+        padding = total // 2 if not total % 2 else 0
+    y = conv2d(input.unsqueeze(-2), weight.unsqueeze(-2), bias, (1, stride), (0, one(padding)), (1, dilation),
+               groups)
+    return y.squeeze(-2)
+
+
+def _adaptive_index(n, m):
+    """(m, k) input indices of PyTorch's adaptive windows, short windows padded by repeating their end."""
+    starts = [(i * n) // m for i in range(m)]
+    ends = [-((-(i + 1) * n) // m) for i in range(m)]
+    k = max(e - s for s, e in zip(starts, ends))
+    return np.array([[min(s + j, e - 1) for j in range(k)] for s, e in zip(starts, ends)], dtype=np.int64)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
+    """Max pooling to a fixed ``output_size`` over PyTorch's adaptive windows (int or pair, None keeps a dim)."""
+    x = input
+    if x.ndim not in (3, 4):
+        raise RuntimeError(f"adaptive_max_pool2d: expected 3-D or 4-D input, got shape {_shape(x)}")
+    unbatched = x.ndim == 3
+    if unbatched:
+        x = x.unsqueeze(0)
+    H, W = x.shape[2:]
+    size = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * 2
+    size = tuple(d if s is None else int(s) for s, d in zip(size, (H, W)))
+    if min(size) < 1:
+        raise RuntimeError(f"adaptive_max_pool2d: output_size must be positive, got {size}")
+    ih, iw = _adaptive_index(H, size[0]), _adaptive_index(W, size[1])
+    win = x[:, :, _const(ih)][..., _const(iw)]  # (N, C, oh, kh, ow, kw); repeats only re-read a window's end
+    y = _ops.amax(win, (3, 5))
+    if return_indices:
+        a = win._data.transpose(0, 1, 2, 4, 3, 5).reshape(win.shape[:3] + (win.shape[4], -1))
+        best = a.argmax(-1)
+        kw = iw.shape[1]
+        r = ih[np.arange(size[0])[:, None], best // kw]  # the window row and column of each max
+        c = iw[np.arange(size[1]), best % kw]
+        idx = _const(r * W + c, np.int64)
+        return (y.squeeze(0), idx.squeeze(0)) if unbatched else (y, idx)
+    return y.squeeze(0) if unbatched else y
+
+
+def _source_index(n_in, n_out, scale, mode, align_corners):
+    """Source coordinates of each output position along one dim, PyTorch's conventions."""
+    i = np.arange(n_out, dtype=np.float64)
+    if mode in ("nearest", "nearest-exact"):
+        s = n_in / n_out if scale is None else 1.0 / scale
+        src = np.floor((i + 0.5) * s) if mode == "nearest-exact" else np.floor(i * s)
+        return np.minimum(src, n_in - 1).astype(np.int64)
+    if align_corners:
+        return i * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
+    s = n_in / n_out if scale is None else 1.0 / scale
+    return np.maximum((i + 0.5) * s - 0.5, 0.0)
+
+
+def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
+                recompute_scale_factor=None, antialias: bool = False):
+    """Resize the spatial dims of (N, C, *spatial): 'nearest', 'nearest-exact', or the separable
+    'linear'/'bilinear'/'trilinear' (``align_corners`` as in PyTorch).
+
+    >>> F.interpolate(tapegrad.ones(1, 1, 2, 2), scale_factor=2).shape
+    (1, 1, 4, 4)
+    """
+    nsp = input.ndim - 2
+    if nsp < 1:
+        raise ValueError(f"interpolate: expected an input of shape (N, C, *spatial), got {_shape(input)}")
+    linear = {"linear": 1, "bilinear": 2, "trilinear": 3}
+    if mode not in ("nearest", "nearest-exact") and mode not in linear:
+        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (nearest, nearest-exact, linear, "
+                                  f"bilinear, trilinear)")
+    if mode in linear and linear[mode] != nsp:
+        raise NotImplementedError(f"interpolate: got {input.ndim}D input, but {mode} mode needs "
+                                  f"{linear[mode] + 2}D input")
+    if mode not in linear and align_corners is not None:
+        raise ValueError("align_corners option can only be set with the interpolating modes: linear | bilinear | "
+                         "bicubic | trilinear")
+    if (size is None) == (scale_factor is None):
+        raise ValueError("interpolate: only one of size or scale_factor should be defined")
+    spatial = tuple(input.shape[2:])
+    if size is not None:
+        out = tuple(size) if isinstance(size, (tuple, list)) else (size,) * nsp
+        scales = (None,) * nsp
+    else:
+        scales = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * nsp
+        out = tuple(int(np.floor(n * s)) for n, s in zip(spatial, scales))
+        if recompute_scale_factor:
+            scales = (None,) * nsp
+    if len(out) != nsp:
+        raise ValueError(f"interpolate: size {out} does not match the {nsp} spatial dims of input {_shape(input)}")
+    y = input
+    for k, (n_in, n_out, s) in enumerate(zip(spatial, out, scales)):
+        d = 2 + k
+        src = _source_index(n_in, n_out, s, mode, bool(align_corners))
+        if mode not in linear:
+            y = _ops.index_select(y, d, _const(src))
+            continue
+        lo = np.floor(src).astype(np.int64)
+        hi = np.minimum(lo + 1, n_in - 1)
+        w = _const((src - lo).reshape((-1,) + (1,) * (input.ndim - d - 1)), input.dtype)
+        y = _ops.index_select(y, d, _const(lo)) * (1 - w) + _ops.index_select(y, d, _const(hi)) * w
+    return y
+
+
+def upsample(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None):
+    return interpolate(input, size, scale_factor, mode, align_corners)

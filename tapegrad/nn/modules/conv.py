@@ -10,12 +10,13 @@ from ..parameter import Parameter
 from .module import Module
 
 
-def _pair(v):
-    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+def _pair(v, n=2):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v,) * n
 
 
 class _ConvNd(Module):
     _transposed = False
+    _dims = 2
 
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                  padding_mode, output_padding=(0, 0), device=None, dtype=None):
@@ -32,16 +33,16 @@ class _ConvNd(Module):
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"Invalid padding string {padding!r}, should be one of ['valid', 'same']")
-            if padding == "same" and any(s != 1 for s in _pair(stride)):
+            if padding == "same" and any(s != 1 for s in _pair(stride, self._dims)):
                 raise ValueError("padding='same' is not supported for strided convolutions")
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.kernel_size = _pair(kernel_size)
-        self.stride = _pair(stride)
-        self.padding = padding if isinstance(padding, str) else _pair(padding)
-        self.dilation = _pair(dilation)
+        self.kernel_size = _pair(kernel_size, self._dims)
+        self.stride = _pair(stride, self._dims)
+        self.padding = padding if isinstance(padding, str) else _pair(padding, self._dims)
+        self.dilation = _pair(dilation, self._dims)
         self.transposed = self._transposed
-        self.output_padding = _pair(output_padding)
+        self.output_padding = _pair(output_padding, self._dims)
         self.groups = groups
         self.padding_mode = padding_mode
         shape = ((in_channels, out_channels // groups) if self._transposed else
@@ -132,3 +133,20 @@ class ConvTranspose2d(_ConvNd):
             output_padding = tuple(output_padding)
         return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
                                   self.groups, self.dilation)
+
+
+class Conv1d(_ConvNd):
+    """1-D cross-correlation over (N, C, L), PyTorch's ``nn.Conv1d``: weight (out, in/groups, k).
+
+    >>> tapegrad.nn.Conv1d(4, 8, 3, padding=1)(tapegrad.randn(2, 4, 10)).shape
+    (2, 8, 10)
+    """
+    _dims = 1
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, output_padding=(0,), device=device, dtype=dtype)
+
+    def forward(self, input):
+        return F.conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
