@@ -84,7 +84,7 @@ def _select_kth(input, dim, keepdim, pos, opname, result):
     n = input.shape[d]
     p = pos(n)
     if not 0 <= p < n:
-        raise IndexError(f"{opname}(): selected number k out of range for dimension {d} of size {n} "
+        raise (RuntimeError if opname == "kthvalue" else IndexError)(f"{opname}(): selected number k out of range for dimension {d} of size {n} "
                          f"(input shape {tuple(input.shape)})")
     order = _argsort_np(input._data, d, False)
     if input._data.dtype.kind == "f":  # a NaN in a slice is that slice's result, as in PyTorch
