@@ -63,11 +63,11 @@ class ByteTensor(_LegacyTensor):
 
 
 class inference_mode(_GradModeContext):  # noqa: N801  (PyTorch's name)
-    """``no_grad`` under PyTorch's other name (context manager or decorator); ``inference_mode(False)``
-    records as usual."""
+    """``no_grad`` under PyTorch's other name (context manager or decorator);
+    ``inference_mode(False)`` leaves grad mode as it is, as in PyTorch."""
 
     def __init__(self, mode: bool = True):
-        self.mode = not mode
+        self.mode = False if mode else None
 
 
 __all__ = ["dtype", "Size", "FloatTensor", "DoubleTensor", "LongTensor", "IntTensor", "BoolTensor", "ByteTensor",

@@ -27,11 +27,12 @@ def is_grad_enabled() -> bool:
 class _GradModeContext:
     """Base for the grad-mode context managers; also usable as a decorator."""
 
-    mode: bool
+    mode: bool | None  # None: leave the mode as it is
 
     def __enter__(self):
         self._prev = state.enabled
-        state.enabled = self.mode
+        if self.mode is not None:
+            state.enabled = self.mode
 
     def __exit__(self, *exc):
         state.enabled = self._prev
@@ -41,7 +42,8 @@ class _GradModeContext:
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             prev = state.enabled
-            state.enabled = self.mode
+            if self.mode is not None:
+                state.enabled = self.mode
             try:
                 return fn(*args, **kwargs)
             finally:
