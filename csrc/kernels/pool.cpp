@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 namespace tapegrad {
@@ -35,10 +36,119 @@ inline AvgWindow avg_window(const Pool2dShape& s, int64_t oh, int64_t ow, bool c
   return {h0, h1, w0, w1, divisor};
 }
 
+// ---- max_pool2d fast path: no padding, no dilation, every window inside the input.
+// Layout: one plane is H x W row-major; a window's taps are visited in row-major order, and
+// for each tap the whole block of up to kBlock outputs of one output row is updated with a
+// compare and a select (no branches, so random data costs no mispredictions and the compiler
+// vectorises over the outputs). The tap number is kept in an integer as wide as T so the select
+// on it vectorises alongside the one on the value; it becomes a flat index at the end.
+// The update rule is the general path's (strictly greater, or NaN), applied in the same order,
+// and the first tap's value seeds the maximum: -inf > -inf is false, so an all -inf window
+// keeps the first tap, as the general path does. Results are identical to it.
+constexpr int64_t kBlock = 64;  // outputs per block: values and taps stay in L1
+// Planes per thread chunk below which a fork costs more than it saves (elements read).
+constexpr int64_t kParallelMinElems = 1 << 15;
+
+template <typename T, int SW>  // SW > 0: the column stride known at compile time
+inline __attribute__((always_inline)) void max_pool_plane_fast(const Pool2dShape& s, const T* xp, T* yp,
+                                                               int64_t* ip) {
+  using Tap = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+  const int64_t sw = SW > 0 ? SW : s.sw, taps = s.kh * s.kw;
+  T best[kBlock];
+  Tap tap[kBlock];
+  for (int64_t oh = 0; oh < s.Ho; ++oh) {
+    const int64_t hs = oh * s.sh;
+    for (int64_t ow0 = 0; ow0 < s.Wo; ow0 += kBlock) {
+      const int64_t n = std::min(kBlock, s.Wo - ow0);
+      const T* r = xp + hs * s.W + ow0 * sw;
+      for (int64_t o = 0; o < n; ++o) {
+        best[o] = r[o * sw];
+        tap[o] = 0;
+      }
+      for (int64_t t = 1; t < taps; ++t) {
+        const T* q = r + (t / s.kw) * s.W + t % s.kw;
+        const Tap tt = Tap(t);
+        for (int64_t o = 0; o < n; ++o) {
+          const T v = q[o * sw];
+          const bool take = (v > best[o]) | (v != v);  // PyTorch: strictly greater, or NaN
+          best[o] = take ? v : best[o];
+          tap[o] = take ? tt : tap[o];
+        }
+      }
+      T* yo = yp + oh * s.Wo + ow0;
+      int64_t* io = ip + oh * s.Wo + ow0;
+      const int64_t base = hs * s.W + ow0 * sw;
+      for (int64_t o = 0; o < n; ++o) {
+        const int64_t t = int64_t(tap[o]);
+        yo[o] = best[o];
+        io[o] = base + o * sw + (t / s.kw) * s.W + t % s.kw;
+      }
+    }
+  }
+}
+
+template <typename T, int SW>
+void max_pool_planes_generic(const Pool2dShape& s, const T* x, T* y, int64_t* idx, int64_t p0, int64_t p1) {
+  for (int64_t p = p0; p < p1; ++p)
+    max_pool_plane_fast<T, SW>(s, x + p * s.H * s.W, y + p * s.Ho * s.Wo, idx + p * s.Ho * s.Wo);
+}
+
+#if defined(__x86_64__)
+template <typename T, int SW>
+__attribute__((target("avx2"))) void max_pool_planes_avx2(const Pool2dShape& s, const T* x, T* y, int64_t* idx,
+                                                          int64_t p0, int64_t p1) {
+  for (int64_t p = p0; p < p1; ++p)
+    max_pool_plane_fast<T, SW>(s, x + p * s.H * s.W, y + p * s.Ho * s.Wo, idx + p * s.Ho * s.Wo);
+}
+
+bool pool_use_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2");
+  return yes;
+}
+#endif
+
+template <typename T>
+using PlanesFn = void (*)(const Pool2dShape&, const T*, T*, int64_t*, int64_t, int64_t);
+
+template <typename T>
+PlanesFn<T> max_pool_fast_kernel(const Pool2dShape& s) {
+#if defined(__x86_64__)
+  if (pool_use_avx2())
+    return s.sw == 1 ? max_pool_planes_avx2<T, 1> : s.sw == 2 ? max_pool_planes_avx2<T, 2> : max_pool_planes_avx2<T, 0>;
+#endif
+  return s.sw == 1 ? max_pool_planes_generic<T, 1> : s.sw == 2 ? max_pool_planes_generic<T, 2>
+                                                                : max_pool_planes_generic<T, 0>;
+}
+
+// The fast path's preconditions: no padding, no dilation, and (ceil_mode can make the last
+// window overhang) every window wholly inside the input.
+inline bool max_pool_fast_applies(const Pool2dShape& s) {
+  return s.ph == 0 && s.pw == 0 && s.dh == 1 && s.dw == 1 && (s.Ho - 1) * s.sh + s.kh <= s.H &&
+         (s.Wo - 1) * s.sw + s.kw <= s.W;
+}
+
+// Any geometry: padding, dilation, windows clipped at the edges.
+template <typename T>
+void max_pool2d_forward_general(const Pool2dShape& s, const T* x, T* y, int64_t* idx);
+
 }  // namespace
 
 template <typename T>
 void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, int64_t* idx) {
+  if (max_pool_fast_applies(s)) {
+    const PlanesFn<T> kernel = max_pool_fast_kernel<T>(s);
+    // Each plane is one thread's work in a fixed order, so the thread count changes nothing.
+    const int64_t elems = s.planes * s.H * s.W;
+#pragma omp parallel for schedule(static) if (elems >= kParallelMinElems)
+    for (int64_t p = 0; p < s.planes; ++p) kernel(s, x, y, idx, p, p + 1);
+    return;
+  }
+  max_pool2d_forward_general(s, x, y, idx);
+}
+
+namespace {
+template <typename T>
+void max_pool2d_forward_general(const Pool2dShape& s, const T* x, T* y, int64_t* idx) {
   // Tap ranges per output row and column, computed once (they cost divisions).
   std::vector<int64_t> ilo(s.Ho), ihi(s.Ho), jlo(s.Wo), jhi(s.Wo);
   for (int64_t oh = 0; oh < s.Ho; ++oh) tap_range(oh * s.sh - s.ph, s.kh, s.dh, s.H, ilo[oh], ihi[oh]);
@@ -72,6 +182,7 @@ void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, int64_t* idx) {
     }
   }
 }
+}  // namespace
 
 template <typename T>
 void max_pool2d_backward(int64_t planes, int64_t HW, int64_t HWo, const T* gy, const int64_t* idx,

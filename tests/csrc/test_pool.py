@@ -226,3 +226,57 @@ def test_matches_torch(g, count_include_pad):
         ta = F.avg_pool2d(torch.from_numpy(x), g["k"], g["s"], g["p"], g["ceil_mode"], count_include_pad)
         np.testing.assert_allclose(_C.avg_pool2d(x, g["k"], g["s"], g["p"], g["ceil_mode"], count_include_pad, 0),
                                    ta.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def max_pool_torch_rule(x, k, s, ceil_mode):
+    """No padding or dilation: PyTorch's scan in row-major window order, keeping a tap if it is
+    strictly greater or NaN (so a later NaN replaces an earlier one); -inf for empty windows."""
+    N, C, H, W = x.shape
+    Ho, Wo = (pool_out(n, kk, ss, 0, 1, ceil_mode) for n, kk, ss in zip((H, W), k, s))
+    y = np.empty((N, C, Ho, Wo), x.dtype)
+    idx = np.empty((N, C, Ho, Wo), np.int64)
+    for n in range(N):
+        for c in range(C):
+            for oh in range(Ho):
+                for ow in range(Wo):
+                    best, at = -np.inf, oh * s[0] * W + ow * s[1]
+                    for ih in range(oh * s[0], min(oh * s[0] + k[0], H)):
+                        for iw in range(ow * s[1], min(ow * s[1] + k[1], W)):
+                            v = x[n, c, ih, iw]
+                            if v > best or np.isnan(v):
+                                best, at = v, ih * W + iw
+                    y[n, c, oh, ow], idx[n, c, oh, ow] = best, at
+    return y, idx
+
+
+# The unpadded, undilated fast path (and, with ceil_mode overhanging, the general path beside it):
+# ties, NaNs (the last NaN wins, as in PyTorch), all -inf windows, rows wider than one block.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k, s", [((2, 2), (2, 2)), ((3, 3), (2, 2)), ((2, 3), (1, 3)), ((1, 1), (1, 1)),
+                                  ((3, 2), (3, 1)), ((2, 2), (1, 1))])
+@pytest.mark.parametrize("hw", [(7, 9), (8, 8), (5, 150)])
+@pytest.mark.parametrize("ceil_mode", [False, True])
+def test_max_pool2d_fast_path_semantics(dtype, k, s, hw, ceil_mode):
+    rng = np.random.default_rng(hash((k, s, hw, ceil_mode)) % 2**32)
+    x = np.round(rng.standard_normal((2, 3, *hw)))  # few values: many ties
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[rng.random(x.shape) < 0.1] = -np.inf
+    x[1, 2] = -np.inf  # a whole plane of -inf: the first tap's index
+    x = x.astype(dtype)
+    ry, ridx = max_pool_torch_rule(x, k, s, ceil_mode)
+    before = _C.get_num_threads()
+    try:
+        for threads in (1, 2):
+            _C.set_num_threads(threads)
+            y, idx = _C.max_pool2d(x, k, s, (0, 0), (1, 1), ceil_mode)
+            np.testing.assert_array_equal(y, ry)
+            np.testing.assert_array_equal(idx, ridx)
+            gy = np.arange(y.size, dtype=dtype).reshape(y.shape)
+            gx = _C.max_pool2d_backward(gy, idx, hw)
+            ref = np.zeros((*x.shape[:2], hw[0] * hw[1]), dtype)
+            for n in range(x.shape[0]):
+                for c in range(x.shape[1]):
+                    np.add.at(ref[n, c], idx[n, c].ravel(), gy[n, c].ravel())
+            np.testing.assert_array_equal(gx, ref.reshape(x.shape))
+    finally:
+        _C.set_num_threads(before)
