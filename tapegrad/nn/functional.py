@@ -231,25 +231,9 @@ def unflatten(input, dim: int, sizes):
 
 
 def pad(input, pad, mode: str = "constant", value=None):
-    """Pad the last ``len(pad) // 2`` dims: ``pad = (left, right, top, bottom, ...)``."""
-    if hasattr(_ops, "pad"):
-        return _ops.pad(input, pad, mode=mode, value=value)
-    if mode != "constant":
-        raise NotImplementedError(f"pad: mode {mode!r} needs tapegrad.pad")
-    if len(pad) % 2 or len(pad) // 2 > input.ndim:
-        raise ValueError(f"pad: padding length {len(pad)} must be even and cover at most {input.ndim} dims")
-    shape = list(input.shape)
-    index = [slice(None)] * input.ndim
-    for i in range(len(pad) // 2):
-        d = input.ndim - 1 - i
-        lo, hi = pad[2 * i], pad[2 * i + 1]
-        if lo < 0 or hi < 0:
-            raise NotImplementedError("pad: negative padding needs tapegrad.pad")
-        shape[d] += lo + hi
-        index[d] = slice(lo, lo + input.shape[d])
-    out = Tensor._wrap(np.full(shape, 0 if value is None else value, dtype=input.dtype))
-    out[tuple(index)] = input
-    return out
+    """Pad the last ``len(pad) // 2`` dims: ``pad = (left, right, top, bottom, ...)``; modes
+    'constant', 'reflect', 'replicate', 'circular'."""
+    return _ops.pad(input, pad, mode=mode, value=value)
 
 
 # ---------------------------------------------------------------- losses: helpers

@@ -27,9 +27,10 @@ class _ConvNd(Module):
             raise ValueError("in_channels must be divisible by groups")
         if out_channels % groups:
             raise ValueError("out_channels must be divisible by groups")
-        if padding_mode != "zeros":
-            raise NotImplementedError(f"{type(self).__name__}: padding_mode={padding_mode!r} is not supported "
-                                      f"(only 'zeros')")
+        modes = ("zeros",) if self._transposed else ("zeros", "reflect", "replicate", "circular")
+        if padding_mode not in modes:
+            raise ValueError(f"{type(self).__name__}: padding_mode must be one of {list(modes)}, "
+                             f"got {padding_mode!r}")
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"Invalid padding string {padding!r}, should be one of ['valid', 'same']")
@@ -91,19 +92,23 @@ class Conv2d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          padding_mode, device=device, dtype=dtype)
 
-    def _padding(self):
-        if self.padding == "valid":
-            return (0, 0)
-        if self.padding == "same":
-            totals = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
-            if any(t % 2 for t in totals):
-                raise NotImplementedError("Conv2d: padding='same' with an even total padding on one side is not "
-                                          "supported (asymmetric padding)")
-            return tuple(t // 2 for t in totals)
-        return self.padding
-
     def forward(self, input):
-        return F.conv2d(input, self.weight, self.bias, self.stride, self._padding(), self.dilation, self.groups)
+        if self.padding_mode == "zeros":
+            return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        # as PyTorch: pad explicitly in the requested mode, then convolve without padding
+        return F.conv2d(F.pad(input, self._explicit_padding(), mode=self.padding_mode), self.weight, self.bias,
+                        self.stride, 0, self.dilation, self.groups)
+
+    def _explicit_padding(self):
+        """F.pad's (left, right, top, bottom) for this layer's padding."""
+        if self.padding == "valid":
+            return (0, 0, 0, 0)
+        if self.padding == "same":  # any odd extra row/column goes at the bottom/right, as in PyTorch
+            totals = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
+            (th, tw) = totals
+            return (tw // 2, tw - tw // 2, th // 2, th - th // 2)
+        ph, pw = self.padding
+        return (pw, pw, ph, ph)
 
 
 class ConvTranspose2d(_ConvNd):
@@ -149,4 +154,14 @@ class Conv1d(_ConvNd):
                          padding_mode, output_padding=(0,), device=device, dtype=dtype)
 
     def forward(self, input):
-        return F.conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        if self.padding_mode == "zeros":
+            return F.conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        if self.padding == "valid":
+            pads = (0, 0)
+        elif self.padding == "same":
+            total = self.dilation[0] * (self.kernel_size[0] - 1)
+            pads = (total // 2, total - total // 2)
+        else:
+            pads = (self.padding[0], self.padding[0])
+        return F.conv1d(F.pad(input, pads, mode=self.padding_mode), self.weight, self.bias, self.stride, 0,
+                        self.dilation, self.groups)
