@@ -12,11 +12,14 @@ from ._util import pair
 
 def _mm_fwd(a, b):
     """a (..., M, K) @ b (..., K, N), both at least 2-D, batch dims broadcast."""
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    shape = batch + (a.shape[-2], b.shape[-1])
     if a.dtype.kind != "f" or a.dtype == np.float16:
         return np.matmul(a, b)
-    out = np.empty(shape, dtype=a.dtype)
+    if a.ndim == 2 and b.ndim == 2:  # the common case, without the broadcasting machinery
+        out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
+        _C.matmul(a, b, out)
+        return out
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    out = np.empty(batch + (a.shape[-2], b.shape[-1]), dtype=a.dtype)
     _C.matmul(np.broadcast_to(a, batch + a.shape[-2:]), np.broadcast_to(b, batch + b.shape[-2:]), out)
     return out
 
