@@ -8,27 +8,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 import tapegrad as tg  # noqa: E402
+from torch_oracle import check_double_backward, check_forward_and_gradients  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
 
 def F(M):
     return torch.nn.functional if M is torch else tg
-
-
-def _inputs(M, arrays):
-    mk = (lambda a: torch.tensor(a, requires_grad=True)) if M is torch else (lambda a: tg.tensor(a, requires_grad=True))
-    return [mk(a) for a in arrays]
-
-
-def _np(t):
-    return t.detach().numpy() if hasattr(t, "detach") else np.asarray(t)
-
-
-def _values(out):
-    if hasattr(out, "values") and hasattr(out, "indices") and not callable(out.values):
-        return [out.values, out.indices]
-    return list(out) if isinstance(out, (tuple, list)) else [out]
 
 
 rng = np.random.default_rng(0)
@@ -110,42 +96,13 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_forward_and_gradients_match_torch(name):
     fn, arrays = CASES[name]
-    outs = {}
-    for M in (torch, tg):
-        xs = _inputs(M, arrays)
-        res = _values(fn(M, *xs))
-        diff = [o for o in res if o.dtype in (torch.float64, tg.float64) and o.requires_grad]
-        grads = []
-        if diff:
-            cot = [np.random.default_rng(1).standard_normal(tuple(o.shape)) for o in diff]
-            wrap = torch.tensor if M is torch else tg.tensor
-            gs = (torch.autograd.grad if M is torch else tg.autograd.grad)(
-                diff, xs, [wrap(c) for c in cot], allow_unused=True)
-            grads = [None if g is None else _np(g) for g in gs]
-        outs[M] = ([_np(o) for o in res], [str(o.dtype).split(".")[-1] for o in res], grads)
-    (tv, td, tgr), (gv, gd, ggr) = outs[torch], outs[tg]
-    assert gd == td, f"dtypes {gd} vs torch {td}"
-    for a, b in zip(gv, tv):
-        assert a.shape == b.shape
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
-    for a, b in zip(ggr, tgr):
-        if b is None:
-            assert a is None or not np.any(a)
-        else:
-            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+    check_forward_and_gradients(fn, arrays)
 
 
 def test_double_backward_matches_torch():
     for name in ("softmax", "log_softmax", "gelu", "logsumexp", "prod", "var", "norm", "softplus", "silu"):
         fn, arrays = CASES[name]
-        res = {}
-        for M in (torch, tg):
-            (x, *rest) = _inputs(M, arrays)
-            out = _values(fn(M, x, *rest))[0]
-            (g,) = (torch.autograd.grad if M is torch else tg.autograd.grad)(out.sum(), x, create_graph=True)
-            (gg,) = (torch.autograd.grad if M is torch else tg.autograd.grad)((g * g).sum(), x)
-            res[M] = _np(gg)
-        np.testing.assert_allclose(res[tg], res[torch], rtol=1e-8, atol=1e-8, err_msg=name)
+        check_double_backward(fn, arrays, name, reduce=lambda outs: outs[0].sum())
 
 
 @pytest.mark.parametrize("call", [
