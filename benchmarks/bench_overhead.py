@@ -93,7 +93,7 @@ def _cross_entropy(lib, logits, onehot):
     return -(logp * onehot).sum() / logits.shape[0]
 
 
-def mlp_step(lib):
+def mlp_step(lib, optimizer=True):
     params = [lib.tensor(p, dtype=lib.float64, requires_grad=True) for p in _mlp_params()]
     arrays = [p.detach().numpy() for p in params]  # shared memory: Adam updates in place
     x_np, y_np = _batch()
@@ -108,13 +108,20 @@ def mlp_step(lib):
         h = (x @ w1.T + b1).relu()
         loss = _cross_entropy(lib, h @ w2.T + b2, onehot)
         loss.backward()
-        _adam(arrays, [p.grad.numpy() for p in params], state)
+        if optimizer:
+            _adam(arrays, [p.grad.numpy() for p in params], state)
 
     return step
 
 
+def mlp_forward_backward(lib):
+    """The MLP step without the (identical, numpy) Adam update: the frameworks' own share."""
+    return mlp_step(lib, optimizer=False)
+
+
 CASES = [("tiny graph (a*b+a).exp().sum().backward()", tiny_step),
-         ("MLP 784-100-10 f64 step, batch 64", mlp_step)]
+         ("MLP 784-100-10 f64 step, batch 64", mlp_step),
+         ("MLP forward+backward only (no Adam)", mlp_forward_backward)]
 
 
 def run_side(side, repeats, threads):

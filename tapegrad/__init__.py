@@ -20,6 +20,11 @@ if _os.environ.get("TAPEGRAD_C_PATH"):
     _spec.loader.exec_module(_C)
 else:
     from . import _C
+if _os.environ.get("TAPEGRAD_MALLOC_TUNING", "1") != "0":
+    # Keep freed memory for reuse instead of page-faulting large temporaries in every training
+    # step (see csrc/bindings.cpp); TAPEGRAD_MALLOC_TUNING=0 leaves glibc's defaults alone.
+    _C.keep_freed_memory(32 << 20, 256 << 20)
+
 from ._dtype import (bool_ as bool, double, float, float16, float32, float64, get_default_dtype, half,  # noqa: A004
                      int, int8, int16, int32, int64, long, set_default_dtype, uint8)
 from .tensor import Tensor

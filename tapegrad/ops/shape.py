@@ -91,32 +91,47 @@ def broadcast_to(input, shape):
     return expand(input, shape)
 
 
+def _inverse(dims):
+    inv = [0] * len(dims)
+    for i, d in enumerate(dims):
+        inv[d] = i
+    return tuple(inv)
+
+
 _permute = defop("permute", lambda x, dims: x.transpose(dims),
-                 lambda g, out, x, dims: g.permute(tuple(np.argsort(dims))), saves=(), view=True)
+                 lambda g, out, x, dims: apply(_permute, g, dims=_inverse(dims)), saves=(), view=True)
 
 
 def permute(input, *dims):
-    dims = _shape_arg(dims)
-    nd = input.ndim
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = dims[0]
+    nd = input._data.ndim
+    norm = tuple(d + nd if d < 0 else d for d in dims)
+    if sorted(norm) != list(range(nd)):  # not a permutation: find out why, for the message
+        _check_permutation(dims, nd)
+    if norm == tuple(range(nd)):
+        return input
+    return apply(_permute, input, dims=norm)
+
+
+def _check_permutation(dims, nd):
     if len(dims) != nd:
         raise RuntimeError(f"permute: number of dims don't match: got {len(dims)} dims for a tensor of "
                            f"{nd} dimensions")
-    dims = tuple(norm_dim(d, nd, "permute") for d in dims)
-    if len(set(dims)) != nd:
-        raise RuntimeError(f"permute: repeated dim in {dims}")
-    if dims == tuple(range(nd)):
-        return input
-    return apply(_permute, input, dims=dims)
+    norm = tuple(norm_dim(d, nd, "permute") for d in dims)
+    raise RuntimeError(f"permute: repeated dim in {norm}")
 
 
 def transpose(input, dim0, dim1):
-    nd = input.ndim
+    nd = input._data.ndim
     if nd == 0:
         return input
     d0, d1 = norm_dim(dim0, nd, "transpose"), norm_dim(dim1, nd, "transpose")
+    if d0 == d1:
+        return input
     dims = list(range(nd))
-    dims[d0], dims[d1] = dims[d1], dims[d0]
-    return permute(input, dims)
+    dims[d0], dims[d1] = d1, d0
+    return apply(_permute, input, dims=tuple(dims))
 
 
 def t(input):
