@@ -44,3 +44,15 @@ class Buffer(Tensor):
         self._data = arr
         self._init_meta()
         self.persistent = persistent
+
+
+def zero_grads(params, set_to_none: bool = True) -> None:
+    """``Module.zero_grad`` and ``Optimizer.zero_grad``: drop each ``.grad`` or zero it in place."""
+    for p in params:
+        if p.grad is None:
+            continue
+        if set_to_none:
+            p.grad = None
+        else:
+            p.grad = p.grad.detach()
+            p.grad._data.fill(0)

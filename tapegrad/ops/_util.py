@@ -79,8 +79,3 @@ def norm_dims(dim, ndim: int, opname: str) -> tuple[int, ...]:
             raise RuntimeError(f"{opname}: dim {tuple(dim)} appears multiple times in the list of dims")
         return tuple(sorted(dims)) if ndim else ()
     return (norm_dim(dim, ndim, opname),) if ndim else ()
-
-
-def require_float(x: Tensor, opname: str):
-    if x._data.dtype.kind != "f":
-        raise TypeError(f"{opname}: expected a floating-point tensor, got {_dtype.name(x._data.dtype)}")

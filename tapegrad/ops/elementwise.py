@@ -10,7 +10,7 @@ import scipy.special as _sp
 
 from ..tensor import Tensor
 from .registry import apply, defop
-from ._util import const, pair, require_float, as_tensor
+from ._util import const, pair, as_tensor
 
 # ---------------------------------------------------------------- binary arithmetic
 _add = defop("add", np.add, lambda g, out, x, y: g, lambda g, out, x, y: g, saves=())

@@ -10,7 +10,7 @@ import numpy as np
 from ..autograd import grad_mode
 from ..tensor import Tensor
 from .registry import apply, defop
-from ._util import as_tensor, norm_dim
+from ._util import norm_dim
 from .elementwise import where
 
 

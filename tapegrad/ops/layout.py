@@ -6,7 +6,6 @@ so their gradients come from those ops' VJPs.
 """
 from __future__ import annotations
 
-import builtins
 
 import numpy as np
 

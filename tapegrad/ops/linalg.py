@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _C
-from ..tensor import Tensor
 from .registry import apply, defop
 from ._util import pair
 

@@ -11,6 +11,7 @@ from collections import defaultdict
 import numpy as np
 
 from ..autograd import grad_mode
+from ..nn.parameter import zero_grads
 from ..tensor import Tensor
 
 
@@ -88,15 +89,7 @@ class Optimizer:
         self.param_groups.append(param_group)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad = p.grad.detach()
-                    p.grad._data.fill(0)
+        zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     # ------------------------------------------------------------ stepping
     def step(self, closure=None):

@@ -2,6 +2,7 @@
 ``pytest.importorskip("torch")``). A case is written once against a module ``M``, ``tapegrad``
 or ``torch``, whose APIs agree, and run on both."""
 import numpy as np
+import pytest
 import torch
 
 import tapegrad as tg
@@ -64,3 +65,13 @@ def check_double_backward(fn, arrays, name, reduce):
         (gg,) = _grad(M)((g * g).sum(), x)
         res[M] = as_numpy(gg)
     np.testing.assert_allclose(res[tg], res[torch], rtol=1e-8, atol=1e-8, err_msg=name)
+
+
+def check_same_exception_type(call):
+    """``call(M)`` raises in both, and tapegrad's exception is (a sibling of) PyTorch's type."""
+    with pytest.raises(Exception) as want:
+        call(torch)
+    with pytest.raises(Exception) as got:
+        call(tg)
+    assert isinstance(got.value, type(want.value)) or issubclass(type(want.value), type(got.value)), (
+        f"torch raises {type(want.value).__name__}, tapegrad {type(got.value).__name__}: {got.value}")

@@ -1,8 +1,6 @@
 """Convolutions over (N, C, H, W): ``Conv2d`` and ``ConvTranspose2d`` on the native kernels."""
 from __future__ import annotations
 
-import math
-
 from ... import creation
 from .. import functional as F
 from .. import init
@@ -56,12 +54,7 @@ class _ConvNd(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            if fan_in != 0:
-                bound = 1 / math.sqrt(fan_in)
-                init.uniform_(self.bias, -bound, bound)
+        init._default_linear_init_(self.weight, self.bias)
 
     def extra_repr(self) -> str:
         s = "{in_channels}, {out_channels}, kernel_size={kernel_size}, stride={stride}"
