@@ -556,15 +556,98 @@ def triplet_margin_loss(anchor, positive, negative, margin: float = 1.0, p: floa
     return _reduce(_relu_op(d_ap - d_an + margin), reduction)
 
 
-def margin_ranking_loss(input1, input2, target, margin: float = 0.0, reduction: str = "mean"):
-    return _reduce(_relu_op(-target * (input1 - input2) + margin), _reduction(reduction))
+def margin_ranking_loss(input1, input2, target, margin: float = 0.0, size_average=None, reduce=None,
+                        reduction: str = "mean"):
+    """``max(0, -y (x1 - x2) + margin)``."""
+    reduction = _reduction(reduction, size_average, reduce)
+    return _reduce(_relu_op(-target * (input1 - input2) + margin), reduction)
 
 
-def soft_margin_loss(input, target, reduction: str = "mean"):
-    return _reduce(-logsigmoid(target * input), _reduction(reduction))
+def soft_margin_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
+    """``log(1 + exp(-y x))``."""
+    reduction = _reduction(reduction, size_average, reduce)
+    return _reduce(-logsigmoid(target * input), reduction)
 
 
-def poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, reduction="mean"):
+def hinge_embedding_loss(input, target, margin: float = 1.0, size_average=None, reduce=None,
+                         reduction: str = "mean"):
+    """``x`` where ``y == 1``, ``max(0, margin - x)`` where ``y == -1`` (PyTorch's masks: other
+    labels count in neither or both terms)."""
+    reduction = _reduction(reduction, size_average, reduce)
+    zero = _const(0.0, input.dtype)
+    hinge = _ops.where(target != 1, _relu_op(margin - input), zero)
+    self_term = _ops.where(target != -1, input, zero)
+    return _reduce(hinge + self_term, reduction)
+
+
+def cosine_embedding_loss(input1, input2, target, margin: float = 0.0, size_average=None, reduce=None,
+                          reduction: str = "mean"):
+    """``1 - cos(x1, x2)`` where ``y == 1``, ``max(0, cos(x1, x2) - margin)`` where ``y == -1``."""
+    reduction = _reduction(reduction, size_average, reduce)
+    if input1.shape != input2.shape:
+        raise RuntimeError(f"cosine_embedding_loss: input1 {_shape(input1)} and input2 {_shape(input2)} must have "
+                           f"the same shape")
+    if input1.ndim not in (1, 2) or target.ndim != input1.ndim - 1:
+        raise RuntimeError(f"cosine_embedding_loss: expected 1-D inputs with a 0-D target or 2-D inputs with a 1-D "
+                           f"target, got inputs {_shape(input1)} and target {_shape(target)}")
+    d = input1.ndim - 1
+    eps = 1e-12  # PyTorch's EPSILON inside the magnitudes
+    cos = (input1 * input2).sum(d) / _ops.sqrt(((input1 * input1).sum(d) + eps) * ((input2 * input2).sum(d) + eps))
+    zero = _const(0.0, cos.dtype)
+    pos = _ops.where(target == 1, 1 - cos, zero)
+    neg = _ops.where(target == -1, _relu_op(cos - margin), zero)
+    return _reduce(pos + neg, reduction)
+
+
+def multi_margin_loss(input, target, p: int = 1, margin: float = 1.0, weight=None, size_average=None, reduce=None,
+                      reduction: str = "mean"):
+    """Multi-class hinge loss: ``sum_{i != y} max(0, margin - x[y] + x[i])^p / C`` per sample,
+    times ``weight[y]``."""
+    reduction = _reduction(reduction, size_average, reduce)
+    if p not in (1, 2):
+        raise ValueError(f"multi_margin_loss: only p == 1 and p == 2 supported, got {p}")
+    _check_float(input, "multi_margin_loss")
+    x = input.reshape(1, -1) if input.ndim == 1 else input
+    if x.ndim != 2:
+        raise RuntimeError(f"multi_margin_loss: expected 1-D or 2-D input, got shape {_shape(input)}")
+    n, c = x.shape
+    t = target._data.reshape(-1)
+    if t.shape != (n,):
+        raise RuntimeError(f"multi_margin_loss: target of shape {_shape(target)} does not match input of shape "
+                           f"{_shape(input)}")
+    if ((t < 0) | (t >= c)).any():
+        raise IndexError(f"multi_margin_loss: target out of range: expected class indices in [0, {c - 1}]")
+    x_y = _ops.gather(x, 1, Tensor._wrap(t.reshape(-1, 1).astype(np.int64)))
+    z = _relu_op(x - x_y + margin)
+    if p == 2:
+        z = z * z
+    if weight is not None:
+        z = z * _const(weight._data.astype(x.dtype)[t].reshape(-1, 1))
+    not_target = np.ones((n, c), dtype=x.dtype)
+    not_target[np.arange(n), t] = 0
+    loss = (z * _const(not_target)).sum(1) / c
+    if input.ndim == 1:
+        loss = loss.reshape(())
+    return _reduce(loss, reduction)
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None,
+                                reduction: str = "mean"):
+    """One-vs-all logistic loss averaged over the classes (the last dim)."""
+    reduction = _reduction(reduction, size_average, reduce)
+    _check_pointwise(input, target, "multilabel_soft_margin_loss", strict=True)
+    y = _as_float_target(target, input)
+    loss = -(y * logsigmoid(input) + (1 - y) * logsigmoid(-input))
+    if weight is not None:
+        loss = loss * weight
+    loss = loss.sum(-1) / input.shape[-1]
+    return _reduce(loss, reduction)
+
+
+def poisson_nll_loss(input, target, log_input: bool = True, full: bool = False, size_average=None,
+                     eps: float = 1e-8, reduce=None, reduction: str = "mean"):
+    """``exp(x) - y x`` (``log_input``) or ``x - y log(x + eps)``; ``full`` adds Stirling's term."""
+    reduction = _reduction(reduction, size_average, reduce)
     if log_input:
         loss = _ops.exp(input) - target * input
     else:
@@ -574,7 +657,29 @@ def poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, reduct
         stirling = np.where(t > 1, t * np.log(np.where(t > 1, t, 1)) - t + 0.5 * np.log(2 * np.pi * np.where(
             t > 1, t, 1)), 0).astype(input.dtype)
         loss = loss + _const(stirling)
-    return _reduce(loss, _reduction(reduction))
+    return _reduce(loss, reduction)
+
+
+def gaussian_nll_loss(input, target, var, full: bool = False, eps: float = 1e-6, reduction: str = "mean"):
+    """``0.5 (log(max(var, eps)) + (x - y)^2 / max(var, eps))`` (+ ``0.5 log(2 pi)`` with ``full``).
+    ``var`` has the input's shape, or it with the last dim 1 or dropped (one variance per sample);
+    the clamp at ``eps`` passes the gradient through unchanged, as PyTorch's does."""
+    reduction = _reduction(reduction)
+    if not isinstance(var, Tensor):
+        var = _const(float(var), input.dtype) * _ops.ones_like(input)
+    if _shape(var) != _shape(input):
+        if _shape(input)[:-1] == _shape(var):
+            var = var.unsqueeze(-1)
+        elif not (_shape(input)[:-1] == _shape(var)[:-1] and var.shape[-1] == 1):
+            raise ValueError(f"gaussian_nll_loss: var of shape {_shape(var)} is incompatible with input of shape "
+                             f"{_shape(input)}")
+    if (var._data < 0).any():
+        raise ValueError("gaussian_nll_loss: var has negative entry/entries")
+    var = var + (_ops.clamp(var, min=eps) - var).detach()
+    loss = 0.5 * (_ops.log(var) + (input - _as_float_target(target, input)) ** 2 / var)
+    if full:
+        loss = loss + 0.5 * float(np.log(2 * np.pi))
+    return _reduce(loss, reduction)
 
 
 # ---------------------------------------------------------------- metrics

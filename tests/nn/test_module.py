@@ -137,7 +137,7 @@ def test_parameter_and_repr():
     assert not nn.Parameter(tapegrad.zeros(2), requires_grad=False).requires_grad
     assert repr(Net()) == """Net(
   (conv): Conv2d(1, 2, kernel_size=(3, 3), stride=(1, 1))
-  (bn): BatchNorm2d(2, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
+  (bn): BatchNorm2d(2, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)
   (head): Sequential(
     (0): Flatten(start_dim=1, end_dim=-1)
     (1): Linear(in_features=32, out_features=3, bias=True)

@@ -9,6 +9,7 @@ from .flatten import Flatten, Unflatten  # noqa: F401
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm  # noqa: F401
 from .sparse import Embedding  # noqa: F401
 from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential  # noqa: F401
-from .loss import (BCELoss, BCEWithLogitsLoss, ClassAccuracy, CosineSimilarity, CrossEntropyLoss,  # noqa: F401
-                   HuberLoss, KLDivLoss, L1Loss, MSELoss, NLLLoss, PairwiseDistance, SmoothL1Loss,
-                   TripletMarginLoss)
+from .loss import (BCELoss, BCEWithLogitsLoss, ClassAccuracy, CosineEmbeddingLoss, CosineSimilarity,  # noqa: F401
+                   CrossEntropyLoss, GaussianNLLLoss, HingeEmbeddingLoss, HuberLoss, KLDivLoss, L1Loss,
+                   MarginRankingLoss, MSELoss, MultiLabelSoftMarginLoss, MultiMarginLoss, NLLLoss,
+                   PairwiseDistance, PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss, TripletMarginLoss)
