@@ -19,6 +19,7 @@
 #include "kernels/gemm.h"
 #include "kernels/conv.h"
 #include "kernels/pool.h"
+#include "tape.h"
 
 namespace py = pybind11;
 
@@ -477,7 +478,8 @@ bool keep_freed_memory(int64_t mmap_threshold, int64_t trim_threshold) {
 }
 
 PYBIND11_MODULE(_C, m) {
-  m.doc() = "tapegrad's native kernels (GEMM, convolution, pooling)";
+  m.doc() = "tapegrad's native kernels (GEMM, convolution, pooling) and the tape's hot paths";
+  if (tapegrad::tape::add_to_module(m.ptr()) < 0) throw py::error_already_set();
   m.def("keep_freed_memory", &keep_freed_memory, py::arg("mmap_threshold"), py::arg("trim_threshold"),
         "glibc only: serve allocations up to mmap_threshold bytes from the heap and keep up to "
         "trim_threshold bytes of freed heap memory; returns whether it took effect.");

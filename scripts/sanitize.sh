@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the kernels once more with AddressSanitizer + UndefinedBehaviorSanitizer (separate build
-# directory) and run the kernel tests against that build. Expects scripts/test.sh's .venv.
+# directory) and run the kernel and tape tests against that build (csrc/tape.cpp is the tape's
+# hot path). Expects scripts/test.sh's .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -18,4 +19,4 @@ export TAPEGRAD_C_PATH="$PWD/$LIB"
 export LD_PRELOAD="$(g++ -print-file-name=libasan.so) $(g++ -print-file-name=libubsan.so)"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-exec "$PY" -m pytest -q -p no:cacheprovider tests/csrc "$@"
+exec "$PY" -m pytest -q -p no:cacheprovider tests/csrc tests/autograd -m "not slow" "$@"

@@ -35,13 +35,18 @@ def _check_versions(node: Node):
                 f"expected version {v}. Don't modify it in place, or clone() it first.")
 
 
+def _saved_output_changed(node: Node):
+    box, v = node.out_version
+    raise RuntimeError(
+        f"the output of {node.op.name} (needed for its gradient) has been modified by an "
+        f"in-place operation: it is at version {box[0]}, expected version {v}. "
+        f"Use an out-of-place op, or clone() the output first.")
+
+
 def _saved_output(node: Node, create_graph: bool):
     box, v = node.out_version
     if box[0] != v:
-        raise RuntimeError(
-            f"the output of {node.op.name} (needed for its gradient) has been modified by an "
-            f"in-place operation: it is at version {box[0]}, expected version {v}. "
-            f"Use an out-of-place op, or clone() the output first.")
+        _saved_output_changed(node)
     out = Tensor._wrap(node.out_data)
     if create_graph:  # the output is a function of the inputs through this very node
         out._requires_grad = True
@@ -112,6 +117,25 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool,
     otherwise the gradients w.r.t. ``inputs`` are returned and no ``.grad`` is touched
     (``autograd.grad``).
     """
+    found = _backward_pass(outputs, grad_outputs, retain_graph, create_graph, inputs)
+    if inputs is None:
+        return None
+    leaf_grads, captured = found
+    result = []
+    for t in inputs:
+        g = leaf_grads.get(id(t)) if t.grad_fn is None else captured.get(id(t))
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                "One of the differentiated tensors appears to not have been used in the graph "
+                f"(shape {tuple(t.shape)}). Set allow_unused=True if this is the desired behavior.")
+        result.append(g)
+    return tuple(result)
+
+
+def _backward_pass(outputs, grad_outputs, retain_graph, create_graph, inputs):
+    """The pass itself: None, or with ``inputs`` the gradients found, as
+    ``({id(leaf): grad}, {id(non-leaf input): grad})``. Runs in C++ unless TAPEGRAD_PURE_PYTHON=1
+    (csrc/tape.cpp translates this function line for line)."""
     pending: dict = {}  # Node -> summed upstream gradient
     leaf_grads: dict = {}  # id(leaf) -> gradient (autograd.grad only)
     wanted = captured = None
@@ -204,17 +228,7 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool,
     finally:
         grad_mode.state.enabled = prev_mode
 
-    if inputs is None:
-        return None
-    result = []
-    for t in inputs:
-        g = leaf_grads.get(id(t)) if t.grad_fn is None else captured.get(id(t))
-        if g is None and not allow_unused:
-            raise RuntimeError(
-                "One of the differentiated tensors appears to not have been used in the graph "
-                f"(shape {tuple(t.shape)}). Set allow_unused=True if this is the desired behavior.")
-        result.append(g)
-    return tuple(result)
+    return None if inputs is None else (leaf_grads, captured)
 
 
 def _run_hooks(t, g):
@@ -268,3 +282,12 @@ def _to_leaf(t, g, create_graph):
 
 
 from ..tensor import Tensor  # noqa: E402
+from .. import _C, _native_tape  # noqa: E402
+
+if _native_tape:  # the same pass in C++ (csrc/tape.cpp)
+    for _name, _obj in (("arrive", _arrive), ("check_versions", _check_versions),
+                        ("saved_output_changed", _saved_output_changed), ("new_meta", _new_meta),
+                        ("meta_cache", _META), ("to_leaf", _to_leaf), ("run_hooks", _run_hooks),
+                        ("freed_msg", _FREED_MSG)):
+        _C.tape_register(_name, _obj)
+    _backward_pass = _C.run_backward  # noqa: F811

@@ -103,6 +103,12 @@ def _user_frame() -> tuple[str, int]:
     return "?", 0
 
 
+def _forward_failed(op: Op, inputs, e: ValueError):
+    """numpy's words (e.g. broadcasting), said with the op and the shapes."""
+    shapes = ", ".join(str(tuple(t._data.shape)) for t in inputs)
+    raise RuntimeError(f"{op.name}: {e} (input shapes {shapes})") from None
+
+
 def apply(op: Op, *inputs, **attrs):
     """Run ``op`` on tensors; record a node when grad mode is on and an input requires grad."""
     n = len(inputs)  # unpacked by hand for the usual arities: this runs for every op
@@ -113,9 +119,8 @@ def apply(op: Op, *inputs, **attrs):
             out = op.forward(inputs[0]._data, **attrs)
         else:
             out = op.forward(*[t._data for t in inputs], **attrs)
-    except ValueError as e:  # numpy's words (e.g. broadcasting), said with the op and the shapes
-        shapes = ", ".join(str(tuple(t._data.shape)) for t in inputs)
-        raise RuntimeError(f"{op.name}: {e} (input shapes {shapes})") from None
+    except ValueError as e:
+        _forward_failed(op, inputs, e)
     aux = None
     if op.aux:
         out, aux = out
@@ -147,3 +152,12 @@ def apply(op: Op, *inputs, **attrs):
 
 
 from ..tensor import Tensor  # noqa: E402  (tensor.py imports the ops lazily)
+from .. import _C, _native_tape  # noqa: E402
+from ..autograd import node as _node  # noqa: E402
+
+if _native_tape:  # the same function in C++ (csrc/tape.cpp): no interpreter cost per op
+    for _name, _obj in (("Tensor", Tensor), ("Node", Node), ("Op", Op), ("grad_state", _grad_state),
+                        ("ndarray", np.ndarray), ("asarray", np.asarray), ("seq", _node._seq),
+                        ("pkg_dir", _PKG_DIR), ("inside", _INSIDE), ("forward_failed", _forward_failed)):
+        _C.tape_register(_name, _obj)
+    apply = _C.apply  # noqa: F811
