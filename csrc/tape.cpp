@@ -52,6 +52,7 @@ struct Registry {
   bool apply_ready = false, engine_ready = false;
   PyTypeObject* tensor = nullptr;  // tapegrad.Tensor (exact type of results)
   PyTypeObject* node = nullptr;    // autograd.node.Node
+  PyTypeObject* op = nullptr;      // ops.registry.Op
   PyObject* ndarray = nullptr;
   PyObject* asarray = nullptr;
   PyObject* grad_state = nullptr;  // grad_mode.state
@@ -85,12 +86,6 @@ PyObject* s_shape; PyObject* s_dtype; PyObject* s_sum_to_size; PyObject* s_to; P
 // A field at a slot offset: borrowed, never null once the object is initialised.
 inline PyObject*& slot(PyObject* obj, Py_ssize_t off) { return *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(obj) + off); }
 
-inline PyObject* get(PyObject* obj, Py_ssize_t off, const char* what) {
-  PyObject* v = slot(obj, off);
-  if (v == nullptr) PyErr_Format(PyExc_AttributeError, "tapegrad: %s is not set on this %s", what, Py_TYPE(obj)->tp_name);
-  return v;
-}
-
 inline void set(PyObject* obj, Py_ssize_t off, PyObject* value) {  // new reference to value
   Py_INCREF(value);
   Py_XSETREF(slot(obj, off), value);
@@ -114,7 +109,74 @@ bool slot_offset(PyObject* cls, const char* name, Py_ssize_t* off) {
   return ok;
 }
 
-bool is_tensor(PyObject* x) { return PyObject_TypeCheck(x, R.tensor); }
+// The fields this file reads, checked before it reads them: a half-built object (a subclass
+// that skipped __init__, a field deleted by hand) raises instead of crashing.
+bool all_set(PyObject* obj, const Py_ssize_t* offs, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (slot(obj, offs[i]) == nullptr) {
+      PyErr_Format(PyExc_AttributeError, "tapegrad: this %s is missing one of its fields (was __init__ skipped?)",
+                   Py_TYPE(obj)->tp_name);
+      return false;
+    }
+  }
+  return true;
+}
+
+bool checked_tensor(PyObject* x, const char* what) {
+  if (!PyObject_TypeCheck(x, R.tensor)) {
+    PyErr_Format(PyExc_TypeError, "%s must be a Tensor, got %s", what, Py_TYPE(x)->tp_name);
+    return false;
+  }
+  const Py_ssize_t offs[] = {T.data, T.requires_grad, T.grad, T.grad_fn, T.version, T.base, T.retains_grad, T.hooks};
+  if (!all_set(x, offs, sizeof offs / sizeof *offs)) return false;
+  PyObject* box = slot(x, T.version);
+  if (!PyList_Check(box) || PyList_GET_SIZE(box) < 1) {
+    PyErr_Format(PyExc_TypeError, "%s: its version counter is not a one-element list", what);
+    return false;
+  }
+  return true;
+}
+
+bool checked_op(PyObject* op) {
+  if (!PyObject_TypeCheck(op, R.op)) {
+    PyErr_Format(PyExc_TypeError, "apply: expected an op from the op table, got %s", Py_TYPE(op)->tp_name);
+    return false;
+  }
+  const Py_ssize_t offs[] = {O.name, O.forward, O.vjps, O.saves, O.saves_output, O.view, O.aux, O.differentiable,
+                             O.all_differentiable, O.partial_saves};
+  if (!all_set(op, offs, sizeof offs / sizeof *offs)) return false;
+  if (!PyAnySet_Check(slot(op, O.saves))) {
+    PyErr_SetString(PyExc_TypeError, "apply: an op's saves must be a frozenset");
+    return false;
+  }
+  return true;
+}
+
+bool checked_node(PyObject* node) {
+  const Py_ssize_t offs[] = {N.op, N.attrs, N.saved, N.versions, N.out_data, N.out_version, N.aux, N.edges, N.meta,
+                             N.out_meta, N.where, N.seq, N.released, N.pre_hooks, N.retained};
+  if (!all_set(node, offs, sizeof offs / sizeof *offs) || !checked_op(slot(node, N.op))) return false;
+  PyObject* edges = slot(node, N.edges);
+  PyObject* meta = slot(node, N.meta);
+  PyObject* saved = slot(node, N.saved);
+  PyObject* versions = slot(node, N.versions);
+  PyObject* ov = slot(node, N.out_version);
+  bool ok = PyList_Check(edges) && PyList_Check(meta) && PyDict_Check(slot(node, N.attrs)) &&
+            PyList_GET_SIZE(meta) == PyList_GET_SIZE(edges);
+  for (Py_ssize_t i = 0; ok && i < PyList_GET_SIZE(meta); ++i) {
+    PyObject* m = PyList_GET_ITEM(meta, i);
+    ok = PyTuple_Check(m) && PyTuple_GET_SIZE(m) == 2;
+  }
+  if (ok && slot(node, N.released) != Py_True) {  // a released node is refused later, with its own message
+    ok = PyTuple_Check(saved) && PyTuple_GET_SIZE(saved) == PyList_GET_SIZE(edges) &&
+         (PySet_GET_SIZE(slot(slot(node, N.op), O.saves)) == 0 ||
+          (PyList_Check(versions) && PyList_GET_SIZE(versions) == PyList_GET_SIZE(edges))) &&
+         (ov == Py_None || (PyTuple_Check(ov) && PyTuple_GET_SIZE(ov) == 2 && PyList_Check(PyTuple_GET_ITEM(ov, 0)) &&
+                            PyList_GET_SIZE(PyTuple_GET_ITEM(ov, 0)) >= 1));
+  }
+  if (!ok) PyErr_Format(PyExc_TypeError, "tapegrad engine: a %S node is malformed", slot(slot(node, N.op), O.name));
+  return ok;
+}
 
 // ----------------------------------------------------------------- apply
 // (filename, line) of the first frame outside tapegrad: where the user created a node.
@@ -166,12 +228,7 @@ PyObject* make_node(PyObject* op, PyObject* const* inputs, Py_ssize_t n, PyObjec
     PyObject* m = PyTuple_Pack(2, shape.get(), dtype.get());
     if (m == nullptr) return nullptr;
     PyList_SET_ITEM(meta.get(), i, m);
-    PyObject* box = slot(t, T.version);
-    if (!PyList_Check(box) || PyList_GET_SIZE(box) < 1) {
-      PyErr_SetString(PyExc_TypeError, "tapegrad: a tensor's version counter is not a one-element list");
-      return nullptr;
-    }
-    PyObject* v = PyList_GET_ITEM(box, 0);
+    PyObject* v = PyList_GET_ITEM(slot(t, T.version), 0);  // checked by apply
     Py_INCREF(v);
     PyList_SET_ITEM(versions.get(), i, v);
     PyObject* e = Py_None;
@@ -255,6 +312,7 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
     return nullptr;
   }
   PyObject* op = args[0];
+  if (!checked_op(op)) return nullptr;
   PyObject* const* inputs = args + 1;
   Py_ssize_t n = nargs - 1;
   Py_ssize_t nkw = kwnames == nullptr ? 0 : PyTuple_GET_SIZE(kwnames);
@@ -267,14 +325,12 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
     stack = big.data();
   }
   for (Py_ssize_t i = 0; i < n; ++i) {
-    if (!is_tensor(inputs[i])) {
-      Ref name = Ref::borrow(slot(op, O.name));
-      PyErr_Format(PyExc_TypeError, "%S: input %zd must be a Tensor, got %s", name.get(), i, Py_TYPE(inputs[i])->tp_name);
+    if (!PyObject_TypeCheck(inputs[i], R.tensor)) {
+      PyErr_Format(PyExc_TypeError, "%S: input %zd must be a Tensor, got %s", slot(op, O.name), i, Py_TYPE(inputs[i])->tp_name);
       return nullptr;
     }
-    PyObject* d = get(inputs[i], T.data, "_data");
-    if (d == nullptr) return nullptr;
-    stack[1 + i] = d;
+    if (!checked_tensor(inputs[i], "apply: an input")) return nullptr;
+    stack[1 + i] = slot(inputs[i], T.data);
   }
   for (Py_ssize_t k = 0; k < nkw; ++k) stack[1 + n + k] = args[nargs + k];
   Ref out(PyObject_Vectorcall(slot(op, O.forward), stack + 1, n | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames));
@@ -313,7 +369,7 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
   set(r, T.hooks, Py_None);
   if (slot(op, O.view) == Py_True && n >= 1) {
     PyObject* base = inputs[0];
-    set(r, T.version, get(base, T.version, "_version"));
+    set(r, T.version, slot(base, T.version));
     PyObject* b = Py_None;
     if (truth(slot(base, T.requires_grad))) {  // only a view of a tensor that requires grad needs its base
       PyObject* bb = slot(base, T.base);
@@ -410,11 +466,8 @@ struct Engine {
     while (!stack.empty()) {
       PyObject* node = stack.back();
       stack.pop_back();
+      if (!checked_node(node)) return false;
       PyObject* edges = slot(node, N.edges);
-      if (edges == nullptr || !PyList_Check(edges)) {
-        PyErr_SetString(PyExc_TypeError, "tapegrad: a node's edges must be a list");
-        return false;
-      }
       for (Py_ssize_t i = 0; i < PyList_GET_SIZE(edges); ++i) {
         PyObject* e = PyList_GET_ITEM(edges, i);
         if (!is_node(e)) continue;
@@ -482,6 +535,7 @@ PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyOb
     if (!wanted || !captured || !nonleaf_wanted) return nullptr;
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq.get()); ++i) {
       PyObject* t = PySequence_Fast_GET_ITEM(seq.get(), i);
+      if (!checked_tensor(t, "autograd.grad: an input")) return nullptr;
       Ref key(PyLong_FromVoidPtr(t));
       if (!key || PyDict_SetItem(wanted.get(), key.get(), t) < 0) return nullptr;
       PyObject* fn = slot(t, T.grad_fn);
@@ -528,11 +582,12 @@ PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyOb
   for (Py_ssize_t i = 0; i < n_out; ++i) {
     PyObject* out = PySequence_Fast_GET_ITEM(outputs.get(), i);
     PyObject* g = PySequence_Fast_GET_ITEM(grads.get(), i);
-    if (!is_tensor(out)) {
-      PyErr_Format(PyExc_TypeError, "backward: outputs must be tensors, got %s", Py_TYPE(out)->tp_name);
+    if (!checked_tensor(out, "backward: an output")) return nullptr;
+    PyObject* fn = slot(out, T.grad_fn);
+    if (fn != Py_None && !is_node(fn)) {
+      PyErr_Format(PyExc_TypeError, "backward: an output's grad_fn is a %s, not a Node", Py_TYPE(fn)->tp_name);
       return nullptr;
     }
-    PyObject* fn = slot(out, T.grad_fn);
     if (fn == Py_None) {
       if (!leaves_get_grad) {
         int w = is_wanted(out);
@@ -562,6 +617,7 @@ PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyOb
     Ref node(eng.ready.back());
     eng.ready.pop_back();
     PyObject* nd = node.get();
+    if (!checked_node(nd)) { ok = false; break; }
     Ref g;
     {
       auto it = eng.pending.find(nd);
@@ -589,6 +645,7 @@ PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyOb
       for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(saved.get()); ++i) {
         PyObject* t = PyTuple_GET_ITEM(saved.get(), i);
         if (t == Py_None) continue;
+        if (!checked_tensor(t, "a saved input")) { ok = false; break; }
         int same = PyObject_RichCompareBool(PyList_GET_ITEM(slot(t, T.version), 0), PyList_GET_ITEM(versions, i), Py_EQ);
         if (same <= 0) {
           if (same == 0) Ref r(PyObject_CallOneArg(R.check_versions, nd));  // raises
@@ -649,11 +706,12 @@ PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyOb
                                           : PyObject_Vectorcall(vjp.get(), call.data(), 2 + n_in, nullptr));
       if (!gi) { ok = false; break; }
       if (gi.get() == Py_None) continue;
-      if (!is_tensor(gi.get())) {
+      if (!PyObject_TypeCheck(gi.get(), R.tensor)) {
         PyErr_Format(PyExc_TypeError, "%S: a gradient formula returned %s, not a Tensor", slot(op, O.name), Py_TYPE(gi.get())->tp_name);
         ok = false;
         break;
       }
+      if (!checked_tensor(gi.get(), "a gradient")) { ok = false; break; }
       PyObject* m = PyList_GET_ITEM(metas, i);
       PyObject* shape = PyTuple_GET_ITEM(m, 0);
       PyObject* dtype = PyTuple_GET_ITEM(m, 1);
@@ -690,6 +748,7 @@ PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyOb
         int w = is_wanted(e);
         if (w < 0) { ok = false; break; }
         if (w) {
+          if (!checked_tensor(e, "a leaf")) { ok = false; break; }
           PyObject* hooks = slot(e, T.hooks);
           if (hooks != Py_None && truth(hooks)) {
             gi.reset(PyObject_CallFunctionObjArgs(R.run_hooks, e, gi.get(), nullptr));
@@ -757,6 +816,7 @@ PyObject* tape_register(PyObject*, PyObject* args) {
         {"saves_output", &O.saves_output}, {"view", &O.view}, {"aux", &O.aux}, {"differentiable", &O.differentiable},
         {"all_differentiable", &O.all_differentiable}, {"partial_saves", &O.partial_saves}};
     for (auto& [f, off] : fields) if (!slot_offset(obj, f, off)) return nullptr;
+    keep(reinterpret_cast<PyObject**>(&R.op));
   } else if (k == "grad_state") {
     if (!slot_offset(reinterpret_cast<PyObject*>(Py_TYPE(obj)), "enabled", &state_enabled)) return nullptr;
     keep(&R.grad_state);
@@ -771,7 +831,7 @@ PyObject* tape_register(PyObject*, PyObject* args) {
     for (auto& [f, field] : objects) if (k == f) { keep(field); found = true; }
     if (!found) { PyErr_Format(PyExc_KeyError, "tape_register: unknown name %s", name); return nullptr; }
   }
-  R.apply_ready = R.tensor && R.node && O.forward && state_enabled >= 0 && R.ndarray && R.asarray && R.seq &&
+  R.apply_ready = R.tensor && R.node && R.op && state_enabled >= 0 && R.ndarray && R.asarray && R.seq &&
                   R.pkg_dir && R.inside && R.forward_failed;
   R.engine_ready = R.apply_ready && R.arrive && R.check_versions && R.saved_output_changed && R.new_meta &&
                    R.meta_cache && R.to_leaf && R.run_hooks && R.freed_msg;

@@ -121,3 +121,21 @@ def test_python_reference_passes_the_autograd_tests():
 def test_apply_refuses_non_tensors():
     with pytest.raises(TypeError, match="mul: input 1 must be a Tensor"):
         registry.apply(registry.OPS["mul"], tg.ones(2), [1.0, 2.0])
+
+
+def test_half_built_objects_raise_instead_of_crashing():
+    class Bare(tg.Tensor):
+        def __init__(self):  # skips Tensor.__init__: its fields are unset
+            pass
+
+    with pytest.raises(AttributeError, match="missing one of its fields"):
+        registry.apply(registry.OPS["neg"], Bare())
+    x = tg.ones(3, requires_grad=True)
+    y = (x * x).sum()
+    y.grad_fn.edges = (None,)  # a tuple where the engine expects its list
+    with pytest.raises(TypeError, match="sum node is malformed"):
+        y.backward()
+    z = (x * 2).sum()
+    del z.grad_fn.attrs
+    with pytest.raises(AttributeError, match="missing one of its fields"):
+        z.backward()
