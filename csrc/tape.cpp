@@ -101,7 +101,11 @@ bool slot_offset(PyObject* cls, const char* name, Py_ssize_t* off) {
   bool ok = Py_IS_TYPE(d, &PyMemberDescr_Type);
   if (ok) {
     PyMemberDef* m = reinterpret_cast<PyMemberDescrObject*>(d)->d_member;
+#ifdef Py_T_OBJECT_EX  // 3.12+ names it so; structmember.h's T_OBJECT_EX is the same value
+    ok = m->type == Py_T_OBJECT_EX;
+#else
     ok = m->type == T_OBJECT_EX;
+#endif
     *off = m->offset;
   }
   Py_DECREF(d);
@@ -336,10 +340,14 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
   Ref out(PyObject_Vectorcall(slot(op, O.forward), stack + 1, n | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames));
   if (!out) {
     if (PyErr_ExceptionMatches(PyExc_ValueError)) {  // numpy's words, said with the op and the shapes
+#if PY_VERSION_HEX >= 0x030C0000
+      Ref v(PyErr_GetRaisedException());
+#else
       PyObject *type, *value, *tb;
       PyErr_Fetch(&type, &value, &tb);
       PyErr_NormalizeException(&type, &value, &tb);
       Ref t(type), v(value), trace(tb);
+#endif
       Ref tup(PyTuple_New(n));
       if (!tup) return nullptr;
       for (Py_ssize_t i = 0; i < n; ++i) { Py_INCREF(inputs[i]); PyTuple_SET_ITEM(tup.get(), i, inputs[i]); }
