@@ -191,6 +191,36 @@ class Tensor:
     def __reduce_ex__(self, protocol):
         raise TypeError("tapegrad tensors are not pickled; save them with tapegrad.save (HDF5/safetensors)")
 
+    def __deepcopy__(self, memo):
+        """``copy.deepcopy`` of a leaf (a Parameter stays a Parameter; ``.grad`` is copied too), as in
+        PyTorch: ``best = copy.deepcopy(model.state_dict())``, ``ema = copy.deepcopy(model)``."""
+        if self.grad_fn is not None:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support the deepcopy "
+                               "protocol at the moment. If you were attempting to deepcopy a module, this may be "
+                               "because of a torch.nn.utils.weight_norm usage, see "
+                               "https://github.com/pytorch/pytorch/pull/103001")
+        if id(self) in memo:
+            return memo[id(self)]
+        new = type(self).__new__(type(self))
+        new._data = self._data.copy()
+        new._init_meta()
+        if hasattr(self, "persistent"):  # a Buffer
+            new.persistent = self.persistent
+        new._requires_grad = self._requires_grad
+        memo[id(self)] = new
+        if self.grad is not None:
+            new.grad = self.grad.__deepcopy__(memo)
+        return new
+
+    def __copy__(self):
+        """``copy.copy``: a new leaf on the same data, as PyTorch's shallow copy."""
+        new = type(self).__new__(type(self))
+        new._data = self._data
+        new._init_meta()
+        new._version = self._version
+        new._requires_grad = self._requires_grad
+        return new
+
     def to(self, *args, **kwargs) -> "Tensor":
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(other_tensor)``."""
         return _ops.to(self, *args, **kwargs)

@@ -827,3 +827,324 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
 
 def upsample(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None):
     return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+# ---------------------------------------------------------------- more of PyTorch's functional API
+from ..ops.composite import pdist  # noqa: E402,F401
+
+
+def _inplace_result(input, out, inplace):
+    """``inplace=True``: write ``out`` into ``input`` (tapegrad's in-place rules) and return it."""
+    if not inplace:
+        return out
+    return input.copy_(out)
+
+
+def relu_(input):
+    return input.copy_(_relu_op(input))
+
+
+def elu_(input, alpha: float = 1.0):
+    return input.copy_(elu(input, alpha))
+
+
+def leaky_relu_(input, negative_slope: float = 0.01):
+    return input.copy_(leaky_relu(input, negative_slope))
+
+
+def hardtanh_(input, min_val: float = -1.0, max_val: float = 1.0):
+    return input.copy_(hardtanh(input, min_val, max_val))
+
+
+def hardsigmoid(input, inplace: bool = False):
+    return _inplace_result(input, relu6(input + 3) / 6, inplace)
+
+
+def hardshrink(input, lambd: float = 0.5):
+    return _ops.where(_ops.abs(input) > lambd, input, input * 0)
+
+
+def softshrink(input, lambd: float = 0.5):
+    return _ops.where(input > lambd, input - lambd, _ops.where(input < -lambd, input + lambd, input * 0))
+
+
+def tanhshrink(input):
+    return input - tanh(input)
+
+
+def threshold(input, threshold: float, value: float, inplace: bool = False):
+    """``input`` where ``input > threshold``, else ``value``."""
+    out = _ops.where(input > threshold, input, _const(value, input.dtype))
+    return _inplace_result(input, out, inplace)
+
+
+def threshold_(input, threshold: float, value: float):
+    return globals()["threshold"](input, threshold, value, inplace=True)
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input, inplace: bool = False):
+    return _inplace_result(input, elu(input, _SELU_ALPHA) * _SELU_SCALE, inplace)
+
+
+def celu(input, alpha: float = 1.0, inplace: bool = False):
+    """``max(0, x) + min(0, alpha (exp(x / alpha) - 1))``."""
+    return _inplace_result(input, elu(input / alpha, 1.0) * alpha, inplace)
+
+
+def prelu(input, weight):
+    """``x`` where positive, ``weight * x`` elsewhere; ``weight`` has 1 or C (dim 1) entries."""
+    w = weight
+    if weight.numel() > 1:
+        if input.ndim < 2 or input.shape[1] != weight.numel():
+            raise RuntimeError(f"prelu: weight of {weight.numel()} parameters does not match the {input.shape[1] if input.ndim > 1 else 1} "
+                               f"channels of input {_shape(input)}")
+        w = weight.reshape((-1,) + (1,) * (input.ndim - 2))
+    elif input.ndim:
+        w = weight.reshape(())
+    return _ops.where(input > 0, input, input * w)
+
+
+def rrelu(input, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False, inplace: bool = False):
+    """Leaky ReLU with a random slope in [lower, upper] per element when training, their mean otherwise."""
+    if training:
+        slope = _const(_random.rng().uniform(lower, upper, input.shape).astype(input.dtype))
+        out = _ops.where(input >= 0, input, input * slope)
+    else:
+        out = leaky_relu(input, (lower + upper) / 2)
+    return _inplace_result(input, out, inplace)
+
+
+def glu(input, dim: int = -1):
+    """``a * sigmoid(b)`` with ``a, b`` the two halves of ``input`` along ``dim``."""
+    if input.shape[dim] % 2:
+        raise RuntimeError(f"glu: Halving dimension must be even, but dimension {dim} is size {input.shape[dim]}")
+    a, b = _ops.chunk(input, 2, dim)
+    return a * sigmoid(b)
+
+
+def gumbel_softmax(logits, tau: float = 1.0, hard: bool = False, eps: float = 1e-10, dim: int = -1):
+    """A sample from the Gumbel-softmax distribution; ``hard`` gives one-hot values with the soft
+    sample's gradient (straight-through)."""
+    u = _random.rng().random(logits.shape)
+    gumbels = _const(-np.log(-np.log(u + eps) + eps) if eps else -np.log(-np.log(u)), logits.dtype)
+    y = softmax((logits + gumbels) / tau, dim)
+    if not hard:
+        return y
+    idx = y._data.argmax(dim)
+    onehot = np.zeros(y.shape, y.dtype)
+    np.put_along_axis(onehot, np.expand_dims(idx, dim), 1.0, dim)
+    return _const(onehot) - y.detach() + y
+
+
+def bilinear(input1, input2, weight, bias=None):
+    """``y_k = x1^T W_k x2 + b_k`` with weight (out, in1, in2)."""
+    y = _ops.einsum("...i,kij,...j->...k", input1, weight, input2)
+    return y if bias is None else y + bias
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """``x / sqrt(mean(x^2) + eps)`` over the trailing dims (eps: the dtype's machine epsilon by default)."""
+    ns = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+    if _shape(input)[input.ndim - len(ns):] != ns or len(ns) > input.ndim:
+        raise RuntimeError(f"rms_norm: given normalized_shape={list(ns)}, expected input with shape "
+                           f"[*, {', '.join(map(str, ns))}], but got input of size {list(input.shape)}")
+    dims = tuple(range(input.ndim - len(ns), input.ndim))
+    e = float(np.finfo(input.dtype).eps) if eps is None else eps
+    out = input * _ops.rsqrt((input * input).mean(dims, keepdim=True) + e)
+    return out if weight is None else out * weight
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5):
+    """Normalise each (sample, channel) over its spatial dims."""
+    if input.ndim < 3:
+        raise ValueError(f"instance_norm: expected input of at least 3 dims (N, C, ...), got {_shape(input)}")
+    dims = tuple(range(2, input.ndim))
+    cshape = (1, -1) + (1,) * (input.ndim - 2)
+    if use_input_stats:
+        mean = input.mean(dims, keepdim=True)
+        xc = input - mean
+        var = (xc * xc).mean(dims, keepdim=True)
+        if running_mean is not None:
+            n = int(np.prod(input.shape[2:]))
+            bm = mean.detach()._data.mean(axis=0).reshape(-1)
+            bv = var.detach()._data.mean(axis=0).reshape(-1) * (n / max(n - 1, 1))
+            running_mean._data[...] = (1 - momentum) * running_mean._data + momentum * bm
+            running_var._data[...] = (1 - momentum) * running_var._data + momentum * bv
+            running_mean._version[0] += 1
+            running_var._version[0] += 1
+        out = xc * _ops.rsqrt(var + eps)
+    else:
+        out = (input - running_mean.reshape(cshape)) * _ops.rsqrt(running_var.reshape(cshape) + eps)
+    if weight is not None:
+        out = out * weight.reshape(cshape)
+    if bias is not None:
+        out = out + bias.reshape(cshape)
+    return out
+
+
+def local_response_norm(input, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
+    """Divide by ``(k + alpha / size * sum of squares over ``size`` neighbouring channels) ** beta``."""
+    if input.ndim < 3:
+        raise ValueError(f"local_response_norm: expected 3D or higher input, got {_shape(input)}")
+    sq = (input * input).unsqueeze(1)
+    pads = (0, 0) * (input.ndim - 2) + (size // 2, (size - 1) // 2)
+    sq = _ops.pad(sq, pads)
+    c = input.shape[1]
+    div = sum(_ops.narrow(sq, 2, i, c) for i in range(size)).squeeze(1) / size
+    return input / (div * alpha + k) ** beta
+
+
+def pixel_shuffle(input, upscale_factor: int):
+    """(*, C r^2, H, W) -> (*, C, H r, W r)."""
+    r = upscale_factor
+    *lead, c, h, w = input.shape
+    if c % (r * r):
+        raise RuntimeError(f"pixel_shuffle expects its input's 'channel' dimension to be divisible by the square of "
+                           f"upscale_factor, but input.size(-3)={c} is not divisible by {r * r}")
+    n = len(lead)
+    x = input.reshape(*lead, c // (r * r), r, r, h, w)
+    x = x.permute(*range(n), n, n + 3, n + 1, n + 4, n + 2)
+    return x.reshape(*lead, c // (r * r), h * r, w * r)
+
+
+def pixel_unshuffle(input, downscale_factor: int):
+    """(*, C, H r, W r) -> (*, C r^2, H, W)."""
+    r = downscale_factor
+    *lead, c, h, w = input.shape
+    if h % r or w % r:
+        raise RuntimeError(f"pixel_unshuffle expects height and width divisible by downscale_factor {r}, got "
+                           f"{_shape(input)}")
+    n = len(lead)
+    x = input.reshape(*lead, c, h // r, r, w // r, r)
+    x = x.permute(*range(n), n, n + 2, n + 4, n + 1, n + 3)
+    return x.reshape(*lead, c * r * r, h // r, w // r)
+
+
+def _one(v, name):
+    if isinstance(v, (tuple, list)):
+        if len(v) != 1:
+            raise ValueError(f"{name}: expected a single value, got {v}")
+        return int(v[0])
+    return v
+
+
+def _as_2d(input, name):
+    if input.ndim not in (2, 3):
+        raise RuntimeError(f"{name}: expected a 2-D (C, L) or 3-D (N, C, L) input, got shape {_shape(input)}")
+    return input.unsqueeze(-2)
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """1-D max pooling over (N, C, L): max_pool2d on a unit-height image."""
+    k = _one(kernel_size, "max_pool1d")
+    s = k if stride is None or (isinstance(stride, (tuple, list)) and not stride) else _one(stride, "max_pool1d")
+    out = max_pool2d(_as_2d(input, "max_pool1d"), (1, k), (1, s), (0, _one(padding, "max_pool1d")),
+                     (1, _one(dilation, "max_pool1d")), ceil_mode, return_indices)
+    if return_indices:
+        return out[0].squeeze(-2), out[1].squeeze(-2)
+    return out.squeeze(-2)
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
+    k = _one(kernel_size, "avg_pool1d")
+    s = k if stride is None or (isinstance(stride, (tuple, list)) and not stride) else _one(stride, "avg_pool1d")
+    return avg_pool2d(_as_2d(input, "avg_pool1d"), (1, k), (1, s), (0, _one(padding, "avg_pool1d")), ceil_mode,
+                      count_include_pad).squeeze(-2)
+
+
+def adaptive_avg_pool1d(input, output_size):
+    return adaptive_avg_pool2d(_as_2d(input, "adaptive_avg_pool1d"), (1, _one(output_size, "adaptive_avg_pool1d"))
+                               ).squeeze(-2)
+
+
+def adaptive_max_pool1d(input, output_size, return_indices: bool = False):
+    out = adaptive_max_pool2d(_as_2d(input, "adaptive_max_pool1d"), (1, _one(output_size, "adaptive_max_pool1d")),
+                              return_indices)
+    if return_indices:
+        return out[0].squeeze(-2), out[1].squeeze(-2)
+    return out.squeeze(-2)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """1-D transposed convolution: conv_transpose2d on a unit-height image. weight (in, out/groups, k)."""
+    if weight.ndim != 3:
+        raise RuntimeError(f"conv_transpose1d: expected a 3-D weight, got shape {_shape(weight)}")
+    y = conv_transpose2d(_as_2d(input, "conv_transpose1d"), weight.unsqueeze(-2), bias,
+                         (1, _one(stride, "conv_transpose1d")), (0, _one(padding, "conv_transpose1d")),
+                         (0, _one(output_padding, "conv_transpose1d")), groups, (1, _one(dilation, "conv_transpose1d")))
+    return y.squeeze(-2)
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """im2col: (N, C, H, W) -> (N, C kh kw, L), the sliding blocks as columns."""
+    pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)  # noqa: E731
+    (kh, kw), (dh, dw), (ph, pw), (sh, sw) = pair(kernel_size), pair(dilation), pair(padding), pair(stride)
+    if input.ndim not in (3, 4):
+        raise RuntimeError(f"unfold: expected 3-D or 4-D input, got shape {_shape(input)}")
+    x = input if input.ndim == 4 else input.unsqueeze(0)
+    x = _ops.pad(x, (pw, pw, ph, ph))
+    n, c, h, w = x.shape
+    oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
+    if oh <= 0 or ow <= 0:
+        raise RuntimeError(f"unfold: the kernel {(kh, kw)} with dilation {(dh, dw)} does not fit the padded input "
+                           f"{(h, w)}")
+    rows = (np.arange(kh) * dh)[:, None] + (np.arange(oh) * sh)[None, :]  # (kh, oh)
+    cols = (np.arange(kw) * dw)[:, None] + (np.arange(ow) * sw)[None, :]  # (kw, ow)
+    blocks = x[:, :, _const(rows)][..., _const(cols)]  # (n, c, kh, oh, kw, ow)
+    out = blocks.permute(0, 1, 2, 4, 3, 5).reshape(n, c * kh * kw, oh * ow)
+    return out if input.ndim == 4 else out.squeeze(0)
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """col2im, the adjoint of ``unfold``: (N, C kh kw, L) -> (N, C, H, W), overlapping blocks summed."""
+    pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)  # noqa: E731
+    (H, W), (kh, kw), (dh, dw), (ph, pw), (sh, sw) = (pair(output_size), pair(kernel_size), pair(dilation),
+                                                      pair(padding), pair(stride))
+    x = input if input.ndim == 3 else input.unsqueeze(0)
+    n, ckk, L = x.shape
+    c = ckk // (kh * kw)
+    hp, wp = H + 2 * ph, W + 2 * pw
+    oh, ow = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+    if c * kh * kw != ckk or oh * ow != L:
+        raise RuntimeError(f"fold: input of shape {_shape(input)} does not match output_size {(H, W)} and kernel "
+                           f"{(kh, kw)} ({oh * ow} blocks of {kh * kw} expected)")
+    rows = (np.arange(kh) * dh)[:, None, None, None] + (np.arange(oh) * sh)[None, None, :, None]
+    cols = (np.arange(kw) * dw)[None, :, None, None] + (np.arange(ow) * sw)[None, None, None, :]
+    flat_idx = (rows * wp + cols).reshape(-1)  # (kh, kw, oh, ow) positions in the padded image
+    vals = x.reshape(n, c, kh * kw * oh * ow)
+    out = _const(np.zeros((n, c, hp * wp), input.dtype)).index_add(2, _const(flat_idx), vals)
+    out = out.reshape(n, c, hp, wp)[:, :, ph:ph + H, pw:pw + W]
+    return out if input.ndim == 3 else out.squeeze(0)
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False,
+                                 scale=None, enable_gqa: bool = False):
+    """``softmax(q k^T * scale + mask) v`` over the last two dims; a bool ``attn_mask`` marks the
+    positions that may be attended to, a float one is added to the scores."""
+    L, S_ = query.shape[-2], key.shape[-2]
+    scale = 1.0 / float(np.sqrt(query.shape[-1])) if scale is None else scale
+    if enable_gqa and key.ndim >= 3 and key.shape[-3] != query.shape[-3]:
+        rep = query.shape[-3] // key.shape[-3]
+        key = _ops.repeat_interleave(key, rep, -3)
+        value = _ops.repeat_interleave(value, rep, -3)
+    scores = (query @ key.transpose(-2, -1)) * scale
+    if is_causal:
+        if attn_mask is not None:
+            raise RuntimeError("scaled_dot_product_attention: is_causal and attn_mask cannot both be given")
+        causal = np.tril(np.ones((L, S_), dtype=bool))
+        scores = scores.masked_fill(_const(~causal), float("-inf"))
+    if attn_mask is not None:
+        if attn_mask.dtype == np.bool_:
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+        else:
+            scores = scores + attn_mask
+    attn = softmax(scores, -1)
+    if dropout_p > 0.0:
+        attn = dropout(attn, dropout_p, True)
+    return attn @ value

@@ -14,5 +14,6 @@ from .matrix import *  # noqa: F401,F403
 from .sorting import *  # noqa: F401,F403
 from .layout import *  # noqa: F401,F403
 from .inplace_ext import *  # noqa: F401,F403
+from .composite import *  # noqa: F401,F403
 from .format import format_tensor  # noqa: F401
 from .conversion import to  # noqa: F401

@@ -145,12 +145,21 @@ def sign(input):
     return apply(_sign, input)
 
 
-def where(condition, input, other):
-    """Elementwise ``input if condition else other``; ``condition`` is a bool tensor."""
+def where(condition, input=None, other=None):
+    """Elementwise ``input if condition else other``; ``condition`` is a bool tensor.
+    ``where(condition)`` alone is ``nonzero(condition, as_tuple=True)``."""
+    if input is None and other is None:
+        from .indexing import nonzero
+        return nonzero(as_tensor(condition, "where"), as_tuple=True)
+    if input is None or other is None:
+        raise TypeError("where: expected where(condition, input, other) or where(condition)")
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):  # two scalars, as PyTorch allows
+        input, other = as_tensor(input, "where"), as_tensor(other, "where")
     x, y = pair(input, other, "where")
     cond = as_tensor(condition, "where")
     if cond._data.dtype != np.bool_:
-        raise TypeError(f"where: condition must be a bool tensor, got {cond._data.dtype}")
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype "
+                           f"{cond._data.dtype}")
     return apply(_where, cond, x, y)
 
 

@@ -49,8 +49,9 @@ def check_forward_and_gradients(fn, arrays, grad_rtol=1e-10):
         assert a.shape == b.shape
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
     for a, b in zip(ggr, tgr):
-        if b is None:
+        if b is None or a is None:  # unused on one side: the other's gradient must be all zeros
             assert a is None or not np.any(a)
+            assert b is None or not np.any(b), "tapegrad's gradient is None where PyTorch's is nonzero"
         else:
             np.testing.assert_allclose(a, b, rtol=grad_rtol, atol=1e-10)
 

@@ -158,3 +158,29 @@ class Conv1d(_ConvNd):
             pads = (self.padding[0], self.padding[0])
         return F.conv1d(F.pad(input, pads, mode=self.padding_mode), self.weight, self.bias, self.stride, 0,
                         self.dilation, self.groups)
+
+
+class ConvTranspose1d(_ConvNd):
+    """The gradient of ``Conv1d`` w.r.t. its input, as a layer: weight (in, out/groups, k)."""
+
+    _transposed = True
+    _dims = 1
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None,
+                 dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, output_padding=output_padding, device=device, dtype=dtype)
+
+    def forward(self, input, output_size=None):
+        output_padding = self.output_padding
+        if output_size is not None:
+            base = ((input.shape[-1] - 1) * self.stride[0] - 2 * self.padding[0] +
+                    self.dilation[0] * (self.kernel_size[0] - 1) + 1)
+            extra = tuple(output_size)[-1] - base
+            if not 0 <= extra < max(self.stride[0], self.dilation[0]):
+                raise ValueError(f"ConvTranspose1d: requested output size {tuple(output_size)} is not reachable "
+                                 f"from input size {input.shape[-1]}")
+            output_padding = (extra,)
+        return F.conv_transpose1d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
+                                  self.groups, self.dilation)
