@@ -1,6 +1,10 @@
-"""Names a ported PyTorch script touches that are types, not ops: ``Size``, ``dtype``, the legacy
-``FloatTensor``-style constructors and ``inference_mode``."""
+"""Names a ported PyTorch script touches that are not ops: ``Size``, ``dtype``, the legacy
+``FloatTensor``-style constructors, ``inference_mode``, ``finfo``/``iinfo``, the switches that
+are no-ops on a deterministic CPU library (``use_deterministic_algorithms``, ``compile``, ...),
+and the ``out=`` argument of the top-level functions (``torch.matmul(a, b, out=c)``)."""
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -70,5 +74,175 @@ class inference_mode(_GradModeContext):  # noqa: N801  (PyTorch's name)
         self.mode = False if mode else None
 
 
+def is_inference_mode_enabled() -> bool:
+    from .autograd import grad_mode
+    return not grad_mode.state.enabled
+
+
+class finfo:
+    """Machine limits of a floating dtype (the default one when none is given): ``eps``, ``max``,
+    ``min``, ``tiny``/``smallest_normal``, ``resolution``, ``bits``, as Python floats."""
+
+    def __init__(self, type=None):
+        d = _dtype.to_dtype(type) if type is not None else _dtype.get_default_dtype()
+        if d.kind != "f":
+            raise TypeError(f"finfo: expected a floating point dtype, got {_dtype.name(d)}")
+        info = np.finfo(d)
+        self.dtype = _dtype.name(d).removeprefix("tapegrad.")
+        self.bits = info.bits
+        self.eps = float(info.eps)
+        self.max = float(info.max)
+        self.min = float(info.min)
+        self.tiny = self.smallest_normal = float(info.smallest_normal)
+        self.resolution = float(info.resolution)
+
+    def __repr__(self):
+        return (f"finfo(resolution={self.resolution}, min={self.min:g}, max={self.max:g}, eps={self.eps:g}, "
+                f"smallest_normal={self.smallest_normal:g}, tiny={self.tiny:g}, dtype={self.dtype})")
+
+
+class iinfo:
+    """Limits of an integer dtype: ``min``, ``max``, ``bits``."""
+
+    def __init__(self, type):
+        d = _dtype.to_dtype(type)
+        if d.kind not in "iub":
+            raise TypeError(f"iinfo: expected an integer dtype, got {_dtype.name(d)}")
+        info = np.iinfo(np.uint8 if d.kind == "b" else d)
+        self.dtype = _dtype.name(d).removeprefix("tapegrad.")
+        self.bits, self.min, self.max = info.bits, int(info.min), int(info.max)
+
+    def __repr__(self):
+        return f"iinfo(min={self.min}, max={self.max}, dtype={self.dtype})"
+
+
+def is_floating_point(input) -> bool:
+    return input.dtype.kind == "f"
+
+
+def is_complex(input) -> bool:
+    return False
+
+
+def is_nonzero(input) -> bool:
+    if input.numel() != 1:
+        raise RuntimeError(f"Boolean value of Tensor with {'no values' if input.numel() == 0 else 'more than one value'} "
+                           f"is ambiguous")
+    return bool(input.item())
+
+
+def result_type(tensor1, tensor2) -> np.dtype:
+    """The dtype PyTorch's promotion gives ``tensor1 op tensor2`` (tensors or Python numbers)."""
+    a = tensor1._data if isinstance(tensor1, Tensor) else tensor1
+    b = tensor2._data if isinstance(tensor2, Tensor) else tensor2
+    if not isinstance(a, np.ndarray) and not isinstance(b, np.ndarray):
+        a = np.asarray(a, dtype=_dtype.get_default_dtype() if isinstance(a, float) else None)
+        if a.dtype.kind == "i":
+            a = a.astype(np.int64)
+    return _dtype.result_type(a, b)
+
+
+def promote_types(type1, type2) -> np.dtype:
+    return _dtype.result_type(np.empty(1, _dtype.to_dtype(type1)), np.empty(1, _dtype.to_dtype(type2)))
+
+
+def can_cast(from_, to) -> bool:
+    """Whether PyTorch's same-kind rule allows casting ``from_`` to ``to``."""
+    return bool(np.can_cast(_dtype.to_dtype(from_), _dtype.to_dtype(to), casting="same_kind"))
+
+
+def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None, sci_mode=None):
+    """How tensors print (``precision`` digits, ``threshold`` elements before summarising, ...)."""
+    from .ops import format as _format
+    _format.set_printoptions(precision, threshold, edgeitems, linewidth, profile, sci_mode)
+
+
+_deterministic = [False]
+
+
+def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
+    """Accepted for compatibility: tapegrad's kernels are always deterministic."""
+    _deterministic[0] = bool(mode)
+
+
+def are_deterministic_algorithms_enabled() -> bool:
+    return _deterministic[0]
+
+
+def set_float32_matmul_precision(precision: str) -> None:
+    if precision not in ("highest", "high", "medium"):
+        raise RuntimeError(f"set_float32_matmul_precision: expected 'highest', 'high' or 'medium', got {precision!r}")
+
+
+def get_float32_matmul_precision() -> str:
+    return "highest"
+
+
+def compile(model=None, **kwargs):  # noqa: A001  (PyTorch's name)
+    """``torch.compile``: tapegrad runs eagerly, so the model (or function) comes back unchanged;
+    usable as ``compile(model)``, ``@compile`` and ``@compile(mode=...)``."""
+    if model is None:
+        return lambda m: m
+    return model
+
+
+# ---------------------------------------------------------------- out=
+def _write_out(out, result, name):
+    if isinstance(result, tuple):
+        if not isinstance(out, (tuple, list)) or len(out) != len(result):
+            raise TypeError(f"{name}(): out= must be a tuple of {len(result)} tensors")
+        for o, r in zip(out, result):
+            _write_out(o, r, name)
+        return type(result)(*out) if hasattr(result, "_fields") else tuple(out)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{name}(): argument 'out' must be a Tensor, not {type(out).__name__}")
+    from .autograd import grad_mode
+    if grad_mode.state.enabled and (result.requires_grad or out.requires_grad):
+        raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic differentiation, "
+                           f"but one of the arguments requires grad.")
+    r = result._data
+    if not np.can_cast(r.dtype, out._data.dtype, casting="same_kind"):
+        raise RuntimeError(f"{name}(): result type {_dtype.name(r.dtype)} can't be cast to the desired output type "
+                           f"{_dtype.name(out._data.dtype)}")
+    if out._data.shape != r.shape:  # PyTorch resizes the out tensor
+        out._data = np.empty(r.shape, out._data.dtype)
+    np.copyto(out._data, r, casting="same_kind")
+    out._version[0] += 1
+    return out
+
+
+def _with_out(fn):
+    @functools.wraps(fn)
+    def call(*args, out=None, **kwargs):
+        result = fn(*args, **kwargs)
+        return result if out is None else _write_out(out, result, fn.__name__)
+    return call
+
+
+def _out_functions():
+    """The top-level functions that accept ``out=`` in PyTorch and that tapegrad wraps: every op
+    of these families (the Tensor methods call the unwrapped ops, so the hot path is unchanged)."""
+    from .ops import compare, composite, elementwise, linalg, matrix, reduction, shape, sorting, special
+    names = {}
+    for mod in (elementwise, compare, reduction, linalg, matrix, special, sorting, composite):
+        for n in mod.__all__:
+            f = getattr(mod, n)
+            if callable(f) and not isinstance(f, type) and not n.endswith("_") and n not in _NO_OUT:
+                names[n] = _with_out(f)
+    for n in ("cat", "concat", "concatenate", "stack", "narrow", "flip"):
+        names[n] = _with_out(getattr(shape, n))
+    return names
+
+
+_NO_OUT = {"where", "allclose", "equal", "return_types", "select", "positive", "tensor_split", "hsplit", "vsplit",
+           "dsplit", "aminmax", "var_mean", "std_mean", "unique", "unique_consecutive", "tril_indices",
+           "triu_indices", "histc", "isin"}
+_OUT = _out_functions()
+globals().update(_OUT)
+
+
 __all__ = ["dtype", "Size", "FloatTensor", "DoubleTensor", "LongTensor", "IntTensor", "BoolTensor", "ByteTensor",
-           "inference_mode"]
+           "inference_mode", "is_inference_mode_enabled", "finfo", "iinfo", "is_floating_point", "is_complex",
+           "is_nonzero", "result_type", "promote_types", "can_cast", "set_printoptions",
+           "use_deterministic_algorithms", "are_deterministic_algorithms_enabled", "set_float32_matmul_precision",
+           "get_float32_matmul_precision", "compile"] + sorted(_OUT)

@@ -579,6 +579,96 @@ class Tensor:
     def t_(self): return _ops.t_(self)
     def transpose_(self, dim0, dim1): return _ops.transpose_(self, dim0, dim1)
 
+    # more of PyTorch's Tensor API (tapegrad.ops.composite)
+    def absolute(self): return _ops.abs(self)
+    def negative(self): return _ops.neg(self)
+    def positive(self): return self
+    def multiply(self, other): return _ops.mul(self, other)
+    def subtract(self, other, *, alpha=1): return _ops.sub(self, other, alpha=alpha)
+    def divide(self, other, *, rounding_mode=None): return _ops.div(self, other, rounding_mode=rounding_mode)
+    def true_divide(self, other): return _ops.div(self, other)
+    def clamp_min(self, min): return _ops.clamp(self, min=min)
+    def clamp_max(self, max): return _ops.clamp(self, max=max)
+    def tan(self): return _ops.tan(self)
+    def deg2rad(self): return _ops.deg2rad(self)
+    def rad2deg(self): return _ops.rad2deg(self)
+    def sinc(self): return _ops.sinc(self)
+    def signbit(self): return _ops.signbit(self)
+    def copysign(self, other): return _ops.copysign(self, other)
+    def float_power(self, exponent): return _ops.float_power(self, exponent)
+    def heaviside(self, values): return _ops.heaviside(self, values)
+    def xlogy(self, other): return _ops.xlogy(self, other)
+    def logaddexp2(self, other): return _ops.logaddexp2(self, other)
+    def fmax(self, other): return _ops.fmax(self, other)
+    def fmin(self, other): return _ops.fmin(self, other)
+    def isneginf(self): return _ops.isneginf(self)
+    def isposinf(self): return _ops.isposinf(self)
+    def logical_xor(self, other): return _ops.logical_xor(self, other)
+    def count_nonzero(self, dim=None): return _ops.count_nonzero(self, dim)
+    def aminmax(self, *, dim=None, keepdim=False): return _ops.aminmax(self, dim=dim, keepdim=keepdim)
+    def logcumsumexp(self, dim): return _ops.logcumsumexp(self, dim)
+    def diff(self, n=1, dim=-1, prepend=None, append=None): return _ops.diff(self, n, dim, prepend, append)
+    def bincount(self, weights=None, minlength=0): return _ops.bincount(self, weights, minlength)
+    def histc(self, bins=100, min=0, max=0): return _ops.histc(self, bins, min, max)
+    def quantile(self, q, dim=None, keepdim=False, *, interpolation="linear"): return _ops.quantile(self, q, dim, keepdim, interpolation=interpolation)
+    def msort(self): return _ops.msort(self)
+    def tensor_split(self, indices_or_sections, dim=0): return _ops.tensor_split(self, indices_or_sections, dim)
+    def hsplit(self, sections): return _ops.hsplit(self, sections)
+    def vsplit(self, sections): return _ops.vsplit(self, sections)
+    def select(self, dim, index): return _ops.select(self, dim, index)
+    def inner(self, other): return _ops.inner(self, other)
+    def kron(self, other): return _ops.kron(self, other)
+    def addr(self, vec1, vec2, *, beta=1, alpha=1): return _ops.addr(self, vec1, vec2, beta=beta, alpha=alpha)
+    def ger(self, vec2): return _ops.outer(self, vec2)
+    def matrix_power(self, n): return _ops.matrix_power(self, n)
+    def dist(self, other, p=2): return _ops.dist(self, other, p)
+    def cov(self, *, correction=1, fweights=None, aweights=None): return _ops.cov(self, correction=correction, fweights=fweights, aweights=aweights)
+    def corrcoef(self): return _ops.corrcoef(self)
+    def index_copy(self, dim, index, source): return _ops.index_copy(self, dim, index, source)
+    def unique_consecutive(self, return_inverse=False, return_counts=False, dim=None): return _ops.unique_consecutive(self, return_inverse, return_counts, dim)
+    def bernoulli(self, *, generator=None): return _ops_creation().bernoulli(self, generator=generator)
+    def multinomial(self, num_samples, replacement=False, *, generator=None): return _ops_creation().multinomial(self, num_samples, replacement, generator=generator)
+    def ndimension(self) -> int: return self._data.ndim
+    def get_device(self) -> int: return -1
+    def pin_memory(self, device=None): return self
+    def share_memory_(self): return self
+    def is_shared(self) -> bool: return False
+    def is_pinned(self, device=None) -> bool: return False
+    @property
+    def H(self): return _ops.transpose(self, 0, 1) if self.ndim == 2 else self
+    @property
+    def mH(self): return _ops.transpose(self, -2, -1)
+    def ceil_(self): return _ops.ceil_(self)
+    def trunc_(self): return _ops.trunc_(self)
+    def fix_(self): return _ops.fix_(self)
+    def erf_(self): return _ops.erf_(self)
+    def tan_(self): return _ops.tan_(self)
+    def clamp_min_(self, min): return _ops.clamp_min_(self, min)
+    def clamp_max_(self, max): return _ops.clamp_max_(self, max)
+    def cumsum_(self, dim): return _ops.cumsum_(self, dim)
+    def xlogy_(self, other): return _ops.xlogy_(self, other)
+    def copysign_(self, other): return _ops.copysign_(self, other)
+    def deg2rad_(self): return _ops.deg2rad_(self)
+    def rad2deg_(self): return _ops.rad2deg_(self)
+    def index_copy_(self, dim, index, source): return _ops.index_copy_(self, dim, index, source)
+    def remainder_(self, other): return _ops.remainder_(self, other)
+    def fmod_(self, other): return _ops.fmod_(self, other)
+    def eq_(self, other): return _ops.eq_(self, other)
+    def ne_(self, other): return _ops.ne_(self, other)
+    def lt_(self, other): return _ops.lt_(self, other)
+    def le_(self, other): return _ops.le_(self, other)
+    def gt_(self, other): return _ops.gt_(self, other)
+    def ge_(self, other): return _ops.ge_(self, other)
+    def logical_not_(self): return _ops.logical_not_(self)
+    def fill_diagonal_(self, fill_value, wrap=False): return _ops.fill_diagonal_(self, fill_value, wrap)
+
 
 from . import ops as _ops  # noqa: E402
+
+
+def _ops_creation():
+    from . import creation
+    return creation
+
+
 from . import autograd as _autograd  # noqa: E402

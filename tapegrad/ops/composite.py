@@ -539,10 +539,86 @@ def index_copy(input, dim, index, source):
     return index_add(index_fill(input, dim, index, 0), dim, index, source)
 
 
+# ---------------------------------------------------------------- more in-place variants
+def _inplace_of(fn, name):
+    from .inplace import inplace
+
+    def method(self, *args, **kwargs):
+        tensors = [a for a in args if isinstance(a, Tensor)]
+        rest = [a for a in args if not isinstance(a, Tensor)]
+        if rest or kwargs:  # non-tensor arguments bound in a closure, tensor ones passed to be recorded
+            pos = [(i, a) for i, a in enumerate(args)]
+
+            def call(s, *ts):
+                it = iter(ts)
+                return fn(s, *[next(it) if isinstance(a, Tensor) else a for _, a in pos], **kwargs)
+            return inplace(self, call, name, *tensors)
+        return inplace(self, lambda s, *ts: fn(s, *ts), name, *tensors)
+    method.__name__ = name
+    return method
+
+
+def _cmp(fn):
+    return lambda s, o: fn(s, o).to(s.dtype)
+
+
+ceil_ = _inplace_of(E.ceil, "ceil_")
+trunc_ = _inplace_of(E.trunc, "trunc_")
+fix_ = _inplace_of(E.trunc, "fix_")
+erf_ = _inplace_of(E.erf, "erf_")
+tan_ = _inplace_of(tan, "tan_")
+clamp_min_ = _inplace_of(clamp_min, "clamp_min_")
+clamp_max_ = _inplace_of(clamp_max, "clamp_max_")
+cumsum_ = _inplace_of(R.cumsum, "cumsum_")
+xlogy_ = _inplace_of(xlogy, "xlogy_")
+copysign_ = _inplace_of(copysign, "copysign_")
+deg2rad_ = _inplace_of(deg2rad, "deg2rad_")
+rad2deg_ = _inplace_of(rad2deg, "rad2deg_")
+index_copy_ = _inplace_of(index_copy, "index_copy_")
+eq_ = _inplace_of(_cmp(C.eq), "eq_")
+ne_ = _inplace_of(_cmp(C.ne), "ne_")
+lt_ = _inplace_of(_cmp(C.lt), "lt_")
+le_ = _inplace_of(_cmp(C.le), "le_")
+gt_ = _inplace_of(_cmp(C.gt), "gt_")
+ge_ = _inplace_of(_cmp(C.ge), "ge_")
+logical_not_ = _inplace_of(lambda s: C.logical_not(s).to(s.dtype), "logical_not_")
+
+
+def remainder_(self, other):
+    from .special import remainder
+    return _inplace_of(remainder, "remainder_")(self, other)
+
+
+def fmod_(self, other):
+    from .special import fmod
+    return _inplace_of(fmod, "fmod_")(self, other)
+
+
+def fill_diagonal_(self, fill_value, wrap=False):
+    """Write ``fill_value`` on the main diagonal (all dims equal, or a tall matrix with ``wrap``)."""
+    from .inplace import _check_leaf, _write
+    from ..autograd import grad_mode
+    if self.ndim < 2 or (self.ndim > 2 and len(set(self.shape)) != 1):
+        raise RuntimeError(f"fill_diagonal_: dimensions must all be equal for tensors of more than 2 dims, got "
+                           f"{tuple(self.shape)}")
+    if grad_mode.state.enabled and self._requires_grad:
+        _check_leaf(self, "fill_diagonal_")
+    a = self._data.copy()
+    if self.ndim == 2:
+        np.fill_diagonal(a, fill_value, wrap=wrap)
+    else:
+        np.fill_diagonal(a, fill_value)
+    _write(self, a, "fill_diagonal_")
+    return self
+
+
 __all__ = ["true_divide", "divide", "multiply", "subtract", "negative", "positive", "absolute", "clamp_min",
            "clamp_max", "ravel", "select", "tan", "deg2rad", "rad2deg", "sinc", "signbit", "copysign", "float_power",
            "heaviside", "xlogy", "logaddexp2", "fmax", "fmin", "isneginf", "isposinf", "isreal", "isin",
            "count_nonzero", "aminmax", "var_mean", "std_mean", "logcumsumexp", "diff", "bincount", "histc",
            "quantile", "tensor_split", "hsplit", "vsplit", "dsplit", "tensordot", "inner", "vdot", "kron", "addr",
            "matrix_power", "chain_matmul", "cdist", "dist", "pdist", "cartesian_prod", "block_diag", "tril_indices",
-           "triu_indices", "diagflat", "vander", "trapezoid", "trapz", "cov", "corrcoef", "index_copy"]
+           "triu_indices", "diagflat", "vander", "trapezoid", "trapz", "cov", "corrcoef", "index_copy", "ceil_", "trunc_",
+           "fix_", "erf_", "tan_", "clamp_min_", "clamp_max_", "cumsum_", "xlogy_", "copysign_", "deg2rad_",
+           "rad2deg_", "index_copy_", "eq_", "ne_", "lt_", "le_", "gt_", "ge_", "logical_not_", "remainder_", "fmod_",
+           "fill_diagonal_"]

@@ -6,6 +6,23 @@ import numpy as np
 from .. import _dtype
 
 _DEFAULT = {np.dtype(np.int64), np.dtype(np.bool_)}
+_PROFILES = {"default": dict(precision=4, threshold=1000, edgeitems=3, linewidth=80),
+             "short": dict(precision=2, threshold=1000, edgeitems=2, linewidth=80),
+             "full": dict(precision=4, threshold=np.inf, edgeitems=3, linewidth=80)}
+_options = dict(_PROFILES["default"], sci_mode=None)
+
+
+def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None, sci_mode=None):
+    """``tapegrad.set_printoptions``: PyTorch's arguments (``profile`` 'default', 'short' or 'full')."""
+    if profile is not None:
+        if profile not in _PROFILES:
+            raise ValueError(f"set_printoptions: profile must be one of {list(_PROFILES)}, got {profile!r}")
+        _options.update(_PROFILES[profile])
+    for k, v in (("precision", precision), ("threshold", threshold), ("edgeitems", edgeitems),
+                 ("linewidth", linewidth)):
+        if v is not None:
+            _options[k] = v
+    _options["sci_mode"] = sci_mode
 
 
 def format_tensor(t) -> str:
@@ -16,8 +33,14 @@ def format_tensor(t) -> str:
         finite = a[np.isfinite(a)]
         # PyTorch: whole numbers print as "1.", anything else with 4 decimals ("2.5000")
         floatmode = "maxprec_equal" if np.all(finite == np.round(finite)) else "fixed"
-    body = np.array2string(a, separator=", ", prefix=prefix, precision=4, threshold=1000, edgeitems=3,
-                           floatmode=floatmode)
+    opts = _options
+    formatter = None
+    if opts["sci_mode"] is not None and a.dtype.kind == "f":
+        p = opts["precision"]
+        formatter = {"float_kind": (lambda v: f"{v:.{p}e}") if opts["sci_mode"] else (lambda v: f"{v:.{p}f}")}
+    body = np.array2string(a, separator=", ", prefix=prefix, precision=opts["precision"],
+                           threshold=opts["threshold"], edgeitems=opts["edgeitems"],
+                           max_line_width=opts["linewidth"], floatmode=floatmode, formatter=formatter)
     extras = []
     if a.size == 0 and a.ndim != 1:
         extras.append(f"size={tuple(a.shape)}")
