@@ -137,6 +137,9 @@ from .engine import _backward_pass, _to_leaf, run_backward  # noqa: E402
 from .introspect import dump, to_dot  # noqa: E402,F401
 from .function import Function, FunctionCtx  # noqa: E402,F401
 from ..tensor import Tensor  # noqa: E402
+from .compat import (Variable, detect_anomaly, gradcheck, gradgradcheck, is_anomaly_enabled,  # noqa: E402,F401
+                     set_detect_anomaly)
+from . import functional  # noqa: E402,F401
 
 __all__ = ["backward", "grad", "Function", "FunctionCtx", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "Node", "dump",
            "to_dot", "grad_mode"]

@@ -76,7 +76,13 @@ class DataLoader:
         if batch_sampler is not None and (batch_size != 1 or shuffle or sampler is not None or drop_last):
             raise ValueError("batch_sampler option is mutually exclusive with batch_size, shuffle, sampler, "
                              "and drop_last")
+        from .dataset import IterableDataset
+        if isinstance(dataset, IterableDataset) and (shuffle or sampler is not None or batch_sampler is not None):
+            raise ValueError(f"DataLoader with IterableDataset: expected unspecified shuffle, sampler and "
+                             f"batch_sampler options, got shuffle={shuffle}, sampler={sampler}, "
+                             f"batch_sampler={batch_sampler}")
         self.dataset = dataset
+        self.pin_memory = pin_memory
         self.batch_size = None if batch_sampler is not None else batch_size
         self.shuffle = shuffle
         self.sampler = sampler
@@ -104,7 +110,25 @@ class DataLoader:
         n = len(self.dataset)
         return _random.rng(self.generator).permutation(n) if self.shuffle else np.arange(n)
 
+    def _iter_stream(self):
+        """An IterableDataset: its samples in order, in batches of ``batch_size``."""
+        if self.batch_size is None:
+            yield from self.dataset
+            return
+        batch = []
+        for sample in self.dataset:
+            batch.append(sample)
+            if len(batch) == self.batch_size:
+                yield self.collate_fn(batch)
+                batch = []
+        if batch and not self.drop_last:
+            yield self.collate_fn(batch)
+
     def __iter__(self):
+        from .dataset import IterableDataset
+        if isinstance(self.dataset, IterableDataset):
+            yield from self._iter_stream()
+            return
         fast = self.collate_fn is default_collate and hasattr(self.dataset, "_batch")
         for idx in self._index_batches():
             if self.batch_size is None and self.batch_sampler is None:
@@ -115,9 +139,33 @@ class DataLoader:
                 yield self.collate_fn([self.dataset[int(i)] for i in idx])
 
     def __len__(self):
+        from .dataset import IterableDataset
+        if isinstance(self.dataset, IterableDataset):
+            n = len(self.dataset)  # a TypeError when the stream has no length, as in PyTorch
+            if self.batch_size is None:
+                return n
+            return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
         if self.batch_sampler is not None:
             return len(self.batch_sampler)
         n = len(self.sampler) if self.sampler is not None else len(self.dataset)
         if self.batch_size is None:
             return n
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+
+def default_convert(data):
+    """numpy arrays (and containers of them) to tensors, leaving everything else as it is."""
+    if isinstance(data, np.ndarray) and data.dtype.kind in "biuf":
+        return Tensor._wrap(data)
+    if isinstance(data, collections.abc.Mapping):
+        return {k: default_convert(v) for k, v in data.items()}
+    if isinstance(data, tuple) and hasattr(data, "_fields"):
+        return type(data)(*(default_convert(d) for d in data))
+    if isinstance(data, (list, tuple)):
+        return type(data)(default_convert(d) for d in data)
+    return data
+
+
+def get_worker_info():
+    """None: tapegrad's DataLoader loads in the calling process (no worker processes)."""
+    return None

@@ -82,3 +82,30 @@ class BatchSampler(Sampler):
     def __len__(self):
         n = len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+
+class WeightedRandomSampler(Sampler):
+    """``num_samples`` indices drawn with probability proportional to ``weights`` (for imbalanced
+    classes: ``WeightedRandomSampler(1 / class_count[labels], len(labels))``)."""
+
+    def __init__(self, weights, num_samples, replacement=True, generator=None):
+        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples <= 0:
+            raise ValueError(f"num_samples should be a positive integer value, but got num_samples={num_samples}")
+        w = np.asarray(weights.tolist() if hasattr(weights, "tolist") else weights, dtype=np.float64)
+        if w.ndim != 1:
+            raise ValueError(f"weights should be a 1d sequence but given weights have shape {w.shape}")
+        if (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
+            raise RuntimeError("WeightedRandomSampler: weights must be non-negative, finite and not all zero")
+        if not replacement and num_samples > (w > 0).sum():
+            raise RuntimeError("WeightedRandomSampler: cannot draw more samples than non-zero weights without "
+                               "replacement")
+        self.weights, self.num_samples, self.replacement, self.generator = w, num_samples, replacement, generator
+
+    def __iter__(self):
+        g = _random.rng(self.generator)
+        idx = g.choice(len(self.weights), size=self.num_samples, replace=self.replacement,
+                       p=self.weights / self.weights.sum())
+        return iter(idx.tolist())
+
+    def __len__(self):
+        return self.num_samples
