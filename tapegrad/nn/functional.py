@@ -834,10 +834,9 @@ from ..ops.composite import pdist  # noqa: E402,F401
 
 
 def _inplace_result(input, out, inplace):
-    """``inplace=True``: write ``out`` into ``input`` (tapegrad's in-place rules) and return it."""
-    if not inplace:
-        return out
-    return input.copy_(out)
+    """``inplace=True`` is accepted and computed out of place, as ``F.relu`` does (README: the
+    deliberate differences); the ``*_`` functions below are the ones that write in place."""
+    return out
 
 
 def relu_(input):
@@ -879,7 +878,7 @@ def threshold(input, threshold: float, value: float, inplace: bool = False):
 
 
 def threshold_(input, threshold: float, value: float):
-    return globals()["threshold"](input, threshold, value, inplace=True)
+    return input.copy_(globals()["threshold"](input, threshold, value))
 
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
