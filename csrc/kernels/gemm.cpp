@@ -47,6 +47,9 @@ template <> struct Blocks<double, Isa::generic>{ enum {   MR = 4, NR = 4,  KC = 
 constexpr double kParallelMinWork = 64.0 * 64.0 * 64.0;
 // A is read in place, unpacked, when it meets at most this many NR-wide panels of B.
 constexpr int64_t kDirectAMaxPanels = 4;
+// Fused B packs groups of B micro-panels of at most this many bytes (half of L1): with a small
+// K, C is then written in long runs per row instead of NR columns at a time across all rows.
+constexpr int64_t kFusedBBytes = 16384;
 
 // ---------------------------------------------------------------- scratch buffers
 // Packed panels live in per-thread, grow-only, 64-byte aligned buffers, so a call does not
@@ -70,23 +73,19 @@ class Scratch {
 thread_local Scratch tls_pack_a, tls_pack_b;
 
 // ---------------------------------------------------------------- packing
-// A block (mc x kc, any strides) -> ceil(mc/MR) micro-panels; panel r holds rows r*MR..r*MR+MR-1
-// column after column: element (i, p) at r*MR*kc + p*MR + i. Rows past mc are zero.
+// One A micro-panel (m <= MR rows x kc, any strides) -> element (i, p) at p*MR + i; rows past m
+// are zero.
 template <typename T, int MR>
-void pack_a(int64_t mc, int64_t kc, const T* A, int64_t rsa, int64_t csa, T* Ap) {
-  for (int64_t ir = 0; ir < mc; ir += MR, Ap += MR * kc) {
-    const T* a = A + ir * rsa;
-    const int64_t m = std::min<int64_t>(MR, mc - ir);
-    if (m == MR && rsa == 1) {            // column-major A: each column slice is contiguous
-      for (int64_t p = 0; p < kc; ++p)
-        for (int i = 0; i < MR; ++i) Ap[p * MR + i] = a[p * csa + i];
-    } else if (m == MR && csa == 1) {     // row-major A: MR contiguous row streams
-      for (int64_t p = 0; p < kc; ++p)
-        for (int i = 0; i < MR; ++i) Ap[p * MR + i] = a[i * rsa + p];
-    } else {
-      for (int64_t p = 0; p < kc; ++p)
-        for (int i = 0; i < MR; ++i) Ap[p * MR + i] = i < m ? a[i * rsa + p * csa] : T(0);
-    }
+void pack_a(int64_t m, int64_t kc, const T* a, int64_t rsa, int64_t csa, T* Ap) {
+  if (m == MR && rsa == 1) {            // column-major A: each column slice is contiguous
+    for (int64_t p = 0; p < kc; ++p)
+      for (int i = 0; i < MR; ++i) Ap[p * MR + i] = a[p * csa + i];
+  } else if (m == MR && csa == 1) {     // row-major A: MR contiguous row streams
+    for (int64_t p = 0; p < kc; ++p)
+      for (int i = 0; i < MR; ++i) Ap[p * MR + i] = a[i * rsa + p];
+  } else {
+    for (int64_t p = 0; p < kc; ++p)
+      for (int i = 0; i < MR; ++i) Ap[p * MR + i] = i < m ? a[i * rsa + p * csa] : T(0);
   }
 }
 
@@ -138,24 +137,25 @@ void ukernel_generic(int64_t kc, const T* __restrict A, int64_t ars, int64_t acs
 
 // AVX2 micro-kernels, one template per dtype: float 6 x 16 and double 6 x 8, i.e. 12 ymm
 // accumulators + 2 for the B row + 1 broadcast of A = 15 of the 16 registers. kRows < 6
-// serves the last, partial row panel: fewer rows computed, the same arithmetic per element.
+// serves shorter row panels and kVecs = 1 a column edge of at most half a tile: fewer rows or
+// columns computed, the same arithmetic per element.
 #define TG_DEFINE_AVX2_KERNEL(NAME, T, V, W, LOAD, LOADU, STOREU, BCAST, FMADD, MUL, SET1, ZERO) \
-  template <int kRows, bool kDirectA>                                                              \
+  template <int kRows, int kVecs, bool kDirectA>                                                   \
   TG_AVX2 void NAME(int64_t kc, const T* __restrict A, int64_t ars, int64_t acs,                   \
                     const T* __restrict B, T* __restrict C, int64_t rsc, T alpha, T beta) {        \
     if (!kDirectA) ars = 1, acs = 6;                                                               \
     for (int i = 0; i < kRows; ++i) { /* C is needed only at the end: start fetching it now */    \
       _mm_prefetch(reinterpret_cast<const char*>(C + i * rsc), _MM_HINT_T0);                       \
-      _mm_prefetch(reinterpret_cast<const char*>(C + i * rsc + 2 * W - 1), _MM_HINT_T0);           \
+      _mm_prefetch(reinterpret_cast<const char*>(C + i * rsc + kVecs * W - 1), _MM_HINT_T0);       \
     }                                                                                              \
     V c0[kRows], c1[kRows];                                                                        \
     _Pragma("GCC unroll 6") for (int i = 0; i < kRows; ++i) c0[i] = c1[i] = ZERO();                \
     _Pragma("GCC unroll 4") for (int64_t p = 0; p < kc; ++p) {                                     \
-      const V b0 = LOAD(B), b1 = LOAD(B + W);                                                      \
+      const V b0 = LOAD(B), b1 = kVecs == 2 ? LOAD(B + W) : b0;                                    \
       _Pragma("GCC unroll 6") for (int i = 0; i < kRows; ++i) {                                    \
         const V a = BCAST(A + i * ars);                                                            \
         c0[i] = FMADD(a, b0, c0[i]);                                                               \
-        c1[i] = FMADD(a, b1, c1[i]);                                                               \
+        if (kVecs == 2) c1[i] = FMADD(a, b1, c1[i]);                                               \
       }                                                                                            \
       A += acs;                                                                                    \
       B += 2 * W;                                                                                  \
@@ -165,10 +165,10 @@ void ukernel_generic(int64_t kc, const T* __restrict A, int64_t ars, int64_t acs
       T* c = C + i * rsc;                                                                          \
       if (beta == T(0)) {                                                                          \
         STOREU(c, MUL(va, c0[i]));                                                                 \
-        STOREU(c + W, MUL(va, c1[i]));                                                             \
+        if (kVecs == 2) STOREU(c + W, MUL(va, c1[i]));                                             \
       } else {                                                                                     \
         STOREU(c, FMADD(vb, LOADU(c), MUL(va, c0[i])));                                            \
-        STOREU(c + W, FMADD(vb, LOADU(c + W), MUL(va, c1[i])));                                    \
+        if (kVecs == 2) STOREU(c + W, FMADD(vb, LOADU(c + W), MUL(va, c1[i])));                    \
       }                                                                                            \
     }                                                                                              \
   }
@@ -183,67 +183,58 @@ TG_DEFINE_AVX2_KERNEL(ukernel_avx2_f64, double, __m256d, 4, _mm256_load_pd, _mm2
 // One kernel configuration: blocking from the table plus its micro-kernel.
 template <typename T, Isa I> struct Config;
 // kRowEdges: the micro-kernel can compute fewer than MR rows (ukernel's m), so partial row
-// panels need no temporary tile; otherwise m must be MR.
+// panels need no temporary tile; otherwise m must be MR. kHalfCols: it can compute the left
+// NR/2 columns only (ukernel's half); otherwise it computes all NR.
 template <typename T> struct Config<T, Isa::generic> : Blocks<T, Isa::generic> {
-  static constexpr bool kRowEdges = false;
+  static constexpr bool kRowEdges = false, kHalfCols = false;
   template <bool kDirectA>
-  static void ukernel(int /*m*/, int64_t kc, const T* A, int64_t ars, int64_t acs, const T* B, T* C, int64_t rsc,
+  static void ukernel(int /*m*/, bool /*half*/, int64_t kc, const T* A, int64_t ars, int64_t acs, const T* B, T* C, int64_t rsc,
                       T alpha, T beta) {
     ukernel_generic<T, Blocks<T, Isa::generic>::MR, Blocks<T, Isa::generic>::NR, kDirectA>(
         kc, A, ars, acs, B, C, rsc, alpha, beta);
   }
 };
 #if defined(__x86_64__)
-template <> struct Config<float, Isa::avx2> : Blocks<float, Isa::avx2> {
-  static constexpr bool kRowEdges = true;
-  template <bool kDirectA>
-  static void ukernel(int m, int64_t kc, const float* A, int64_t ars, int64_t acs, const float* B, float* C,
-                      int64_t rsc, float alpha, float beta) {
-    switch (m) {
-      case 6: return ukernel_avx2_f32<6, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
-      case 5: return ukernel_avx2_f32<5, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
-      case 4: return ukernel_avx2_f32<4, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
-      case 3: return ukernel_avx2_f32<3, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
-      case 2: return ukernel_avx2_f32<2, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
-      default: return ukernel_avx2_f32<1, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
-    }
-  }
-};
-template <> struct Config<double, Isa::avx2> : Blocks<double, Isa::avx2> {
-  static constexpr bool kRowEdges = true;
-  template <bool kDirectA>
-  static void ukernel(int m, int64_t kc, const double* A, int64_t ars, int64_t acs, const double* B, double* C,
-                      int64_t rsc, double alpha, double beta) {
-    switch (m) {
-      case 6: return ukernel_avx2_f64<6, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
-      case 5: return ukernel_avx2_f64<5, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
-      case 4: return ukernel_avx2_f64<4, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
-      case 3: return ukernel_avx2_f64<3, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
-      case 2: return ukernel_avx2_f64<2, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
-      default: return ukernel_avx2_f64<1, kDirectA>(kc, A, ars, acs, B, C, rsc, alpha, beta);
-    }
-  }
-};
+// The AVX2 kernel for m rows (1..MR) and one (half) or two vectors of columns, from a table.
+#define TG_DEFINE_AVX2_CONFIG(T, KERNEL)                                                                      \
+  template <> struct Config<T, Isa::avx2> : Blocks<T, Isa::avx2> {                                            \
+    static constexpr bool kRowEdges = true, kHalfCols = true;                                                 \
+    template <bool kDirectA>                                                                                  \
+    static void ukernel(int m, bool half, int64_t kc, const T* A, int64_t ars, int64_t acs, const T* B, T* C, \
+                        int64_t rsc, T alpha, T beta) {                                                       \
+      using Fn = void (*)(int64_t, const T*, int64_t, int64_t, const T*, T*, int64_t, T, T);                  \
+      static constexpr Fn kTable[2][6] = {                                                                    \
+          {KERNEL<1, 2, kDirectA>, KERNEL<2, 2, kDirectA>, KERNEL<3, 2, kDirectA>, KERNEL<4, 2, kDirectA>,    \
+           KERNEL<5, 2, kDirectA>, KERNEL<6, 2, kDirectA>},                                                   \
+          {KERNEL<1, 1, kDirectA>, KERNEL<2, 1, kDirectA>, KERNEL<3, 1, kDirectA>, KERNEL<4, 1, kDirectA>,    \
+           KERNEL<5, 1, kDirectA>, KERNEL<6, 1, kDirectA>}};                                                  \
+      kTable[half][m - 1](kc, A, ars, acs, B, C, rsc, alpha, beta);                                           \
+    }                                                                                                         \
+  };
+TG_DEFINE_AVX2_CONFIG(float, ukernel_avx2_f32)
+TG_DEFINE_AVX2_CONFIG(double, ukernel_avx2_f64)
+#undef TG_DEFINE_AVX2_CONFIG
 #endif
 
 // One micro-tile of C (m <= MR rows, n <= NR columns, column stride csc). Tiles with partial
 // columns (or rows, without kRowEdges) or a non-unit column stride go through a temporary full
 // tile, so the arithmetic is always the micro-kernel's own and an element's value never
-// depends on which tile it is in.
+// depends on which tile it is in. A tile of at most NR/2 columns computes only that half.
 template <typename T, class Cfg, bool kDirectA>
 inline void tile(int64_t m, int64_t n, int64_t kc, const T* Ap, int64_t ars, int64_t acs, const T* Bp,
                  T* C, int64_t rsc, int64_t csc, T alpha, T beta) {
   constexpr int MR = Cfg::MR, NR = Cfg::NR;
   const int rows = Cfg::kRowEdges ? int(m) : MR;
-  if (n == NR && csc == 1 && rows == m) {
-    Cfg::template ukernel<kDirectA>(rows, kc, Ap, ars, acs, Bp, C, rsc, alpha, beta);
+  const bool half = Cfg::kHalfCols && 2 * n <= NR;
+  if ((n == NR || (half && 2 * n == NR)) && csc == 1 && rows == m) {
+    Cfg::template ukernel<kDirectA>(rows, half, kc, Ap, ars, acs, Bp, C, rsc, alpha, beta);
     return;
   }
   alignas(64) T t[MR * NR] = {};
   if (beta != T(0))
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) t[i * NR + j] = C[i * rsc + j * csc];
-  Cfg::template ukernel<kDirectA>(rows, kc, Ap, ars, acs, Bp, t, NR, alpha, beta);
+  Cfg::template ukernel<kDirectA>(rows, half, kc, Ap, ars, acs, Bp, t, NR, alpha, beta);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) C[i * rsc + j * csc] = t[i * NR + j];
 }
@@ -251,9 +242,12 @@ inline void tile(int64_t m, int64_t n, int64_t kc, const T* Ap, int64_t ars, int
 // The serial five-loop nest on one rectangle of C (the whole of C, or one thread's share).
 // Layout: A is M x K (strides rsa, csa), B is K x N (rsb, csb), C is M x N (rsc, csc); any
 // strides, as packing absorbs them; csc == 1 lets the micro-kernel store C rows directly.
+// The K blocks are of equal depth (<= KC) and, with kRowEdges, the row panels of an MC block
+// of equal height (<= MR, differing by one): a short last block or panel would cost as much
+// per row as a full one (the micro-kernel's FMA latency) and carry the same C traffic.
 // Two shortcuts for thin products, neither of which changes the arithmetic:
 //  - direct A: with few NR panels (N <= kDirectAMaxPanels * NR) packing A would cost about as
-//    much as using it, so full MR-row panels of a row- or column-major A are read in place;
+//    much as using it, so the row panels of a row- or column-major A are read in place;
 //  - fused B: with one MC block of rows (M <= MC) each B micro-panel is used by one sweep of
 //    the micro-kernel only, so it is packed right before that sweep, into L1, instead of the
 //    whole KC x NC panel being packed to L3 first.
@@ -263,34 +257,45 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   constexpr int MR = Cfg::MR, NR = Cfg::NR, KC = Cfg::KC, MC = Cfg::MC, NC = Cfg::NC;
   const bool direct_a = (csa == 1 || rsa == 1) && N <= kDirectAMaxPanels * NR;
   const bool fused_b = M <= MC;
-  const int64_t kc_max = std::min<int64_t>(K, KC);
-  const int64_t b_cols = fused_b ? NR : (std::min<int64_t>(N, NC) + NR - 1) / NR * NR;
+  const int64_t kblocks = (K + KC - 1) / KC, kc_max = (K + kblocks - 1) / kblocks;
+  const int64_t group = std::max<int64_t>(1, kFusedBBytes / int64_t(sizeof(T) * NR * kc_max));
+  const int64_t b_cols = fused_b ? group * NR : (std::min<int64_t>(N, NC) + NR - 1) / NR * NR;
   T* Bp = static_cast<T*>(tls_pack_b.get(sizeof(T) * kc_max * b_cols));
   T* Ap = static_cast<T*>(tls_pack_a.get(sizeof(T) * kc_max * ((std::min<int64_t>(M, MC) + MR - 1) / MR * MR)));
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = std::min<int64_t>(NC, N - jc);
     // K blocks run in order, the first applying beta and the rest accumulating onto C.
-    for (int64_t pc = 0; pc < K; pc += KC) {
-      const int64_t kc = std::min<int64_t>(KC, K - pc);
-      const T beta_pc = pc == 0 ? beta : T(1);
+    for (int64_t kb = 0; kb < kblocks; ++kb) {
+      const int64_t pc = K * kb / kblocks, kc = K * (kb + 1) / kblocks - pc;
+      const T beta_pc = kb == 0 ? beta : T(1);
       if (!fused_b) pack_b<T, NR>(kc, nc, B + pc * rsb + jc * csb, rsb, csb, Bp);
       for (int64_t ic = 0; ic < M; ic += MC) {
-        const int64_t mc = std::min<int64_t>(MC, M - ic);
-        const int64_t mfull = direct_a ? mc / MR * MR : 0;  // rows read in place
-        pack_a<T, MR>(mc - mfull, kc, A + (ic + mfull) * rsa + pc * csa, rsa, csa, Ap + mfull * kc);
-        // Layout: packed micro-panels (pack_a / pack_b); tile (ir, jr) of C at (ic+ir, jc+jr).
-        for (int64_t jr = 0; jr < nc; jr += NR) {
-          const int64_t n = std::min<int64_t>(NR, nc - jr);
-          if (fused_b) pack_b<T, NR>(kc, n, B + pc * rsb + (jc + jr) * csb, rsb, csb, Bp);
-          const T* b = fused_b ? Bp : Bp + jr * kc;
-          T* c = C + ic * rsc + (jc + jr) * csc;
-          int64_t ir = 0;
-          for (; ir < mfull; ir += MR)
-            tile<T, Cfg, true>(MR, n, kc, A + (ic + ir) * rsa + pc * csa, rsa, csa, b, c + ir * rsc, rsc, csc,
-                               alpha, beta_pc);
-          for (; ir < mc; ir += MR)
-            tile<T, Cfg, false>(std::min<int64_t>(MR, mc - ir), n, kc, Ap + ir * kc, 1, MR, b, c + ir * rsc, rsc,
-                                csc, alpha, beta_pc);
+        const int64_t mc = std::min<int64_t>(MC, M - ic), panels = (mc + MR - 1) / MR;
+        // Row panel r: rows [row(r), row(r + 1)) of this block; read in place or packed at Ap + r*MR*kc.
+        const auto row = [&](int64_t r) { return Cfg::kRowEdges ? mc * r / panels : std::min<int64_t>(mc, r * MR); };
+        const auto in_place = [&](int64_t r) { return direct_a && (Cfg::kRowEdges || row(r + 1) - row(r) == MR); };
+        for (int64_t r = 0; r < panels; ++r)
+          if (!in_place(r))
+            pack_a<T, MR>(row(r + 1) - row(r), kc, A + (ic + row(r)) * rsa + pc * csa, rsa, csa, Ap + r * MR * kc);
+        // Layout: packed micro-panels (pack_a / pack_b); tile (r, jr) of C at (ic+row(r), jc+jr).
+        // With fused B, a group of B micro-panels that fits in L1 is packed at a time and each
+        // row panel sweeps the whole group, so C is written in runs of group * NR per row.
+        const int64_t step = fused_b ? group * NR : nc;
+        for (int64_t jg = 0; jg < nc; jg += step) {
+          const int64_t ng = std::min<int64_t>(step, nc - jg);
+          if (fused_b) pack_b<T, NR>(kc, ng, B + pc * rsb + (jc + jg) * csb, rsb, csb, Bp);
+          for (int64_t r = 0; r < panels; ++r) {
+            const int64_t i0 = row(r), m = row(r + 1) - i0;
+            for (int64_t jr = 0; jr < ng; jr += NR) {
+              const int64_t n = std::min<int64_t>(NR, ng - jr);
+              const T* b = Bp + (fused_b ? jr : jg + jr) * kc;
+              T* c = C + (ic + i0) * rsc + (jc + jg + jr) * csc;
+              if (in_place(r))
+                tile<T, Cfg, true>(m, n, kc, A + (ic + i0) * rsa + pc * csa, rsa, csa, b, c, rsc, csc, alpha, beta_pc);
+              else
+                tile<T, Cfg, false>(m, n, kc, Ap + r * MR * kc, 1, MR, b, c, rsc, csc, alpha, beta_pc);
+            }
+          }
         }
       }
     }
