@@ -69,6 +69,7 @@ struct Registry {
   PyObject* to_leaf = nullptr;
   PyObject* run_hooks = nullptr;
   PyObject* freed_msg = nullptr;
+  PyObject* nan_gradient = nullptr;
 };
 Registry R;
 
@@ -79,7 +80,7 @@ struct NodeSlots {
 } N;
 struct OpSlots { Py_ssize_t name, forward, vjps, saves, saves_output, view, aux, differentiable, all_differentiable,
                  partial_saves; } O;
-Py_ssize_t state_enabled = -1;
+Py_ssize_t state_enabled = -1, state_check_nan = -1;
 
 PyObject* s_shape; PyObject* s_dtype; PyObject* s_sum_to_size; PyObject* s_to; PyObject* s_aux;
 
@@ -616,6 +617,8 @@ PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyOb
     if (eng.deps.find(r) == eng.deps.end()) { Py_INCREF(r); eng.ready.push_back(r); }
 
   int nonleaf_any = nonleaf_wanted && PyDict_GET_SIZE(nonleaf_wanted.get()) > 0;
+  int check_nan = truth(slot(R.grad_state, state_check_nan));
+  if (check_nan < 0) return nullptr;
   PyObject* prev_mode = slot(R.grad_state, state_enabled);
   Py_INCREF(prev_mode);
   set(R.grad_state, state_enabled, create_graph ? Py_True : Py_False);
@@ -720,6 +723,11 @@ PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyOb
         break;
       }
       if (!checked_tensor(gi.get(), "a gradient")) { ok = false; break; }
+      if (check_nan) {
+        Ref index(PyLong_FromSsize_t(i));
+        Ref r(index ? PyObject_CallFunctionObjArgs(R.nan_gradient, nd, index.get(), gi.get(), nullptr) : nullptr);
+        if (!r) { ok = false; break; }
+      }
       PyObject* m = PyList_GET_ITEM(metas, i);
       PyObject* shape = PyTuple_GET_ITEM(m, 0);
       PyObject* dtype = PyTuple_GET_ITEM(m, 1);
@@ -826,7 +834,9 @@ PyObject* tape_register(PyObject*, PyObject* args) {
     for (auto& [f, off] : fields) if (!slot_offset(obj, f, off)) return nullptr;
     keep(reinterpret_cast<PyObject**>(&R.op));
   } else if (k == "grad_state") {
-    if (!slot_offset(reinterpret_cast<PyObject*>(Py_TYPE(obj)), "enabled", &state_enabled)) return nullptr;
+    if (!slot_offset(reinterpret_cast<PyObject*>(Py_TYPE(obj)), "enabled", &state_enabled) ||
+        !slot_offset(reinterpret_cast<PyObject*>(Py_TYPE(obj)), "check_nan", &state_check_nan))
+      return nullptr;
     keep(&R.grad_state);
   } else {
     const std::pair<const char*, PyObject**> objects[] = {
@@ -834,7 +844,7 @@ PyObject* tape_register(PyObject*, PyObject* args) {
         {"inside", &R.inside}, {"forward_failed", &R.forward_failed}, {"arrive", &R.arrive},
         {"check_versions", &R.check_versions}, {"saved_output_changed", &R.saved_output_changed},
         {"new_meta", &R.new_meta}, {"meta_cache", &R.meta_cache}, {"to_leaf", &R.to_leaf},
-        {"run_hooks", &R.run_hooks}, {"freed_msg", &R.freed_msg}};
+        {"run_hooks", &R.run_hooks}, {"freed_msg", &R.freed_msg}, {"nan_gradient", &R.nan_gradient}};
     bool found = false;
     for (auto& [f, field] : objects) if (k == f) { keep(field); found = true; }
     if (!found) { PyErr_Format(PyExc_KeyError, "tape_register: unknown name %s", name); return nullptr; }
@@ -842,7 +852,7 @@ PyObject* tape_register(PyObject*, PyObject* args) {
   R.apply_ready = R.tensor && R.node && R.op && state_enabled >= 0 && R.ndarray && R.asarray && R.seq &&
                   R.pkg_dir && R.inside && R.forward_failed;
   R.engine_ready = R.apply_ready && R.arrive && R.check_versions && R.saved_output_changed && R.new_meta &&
-                   R.meta_cache && R.to_leaf && R.run_hooks && R.freed_msg;
+                   R.meta_cache && R.to_leaf && R.run_hooks && R.freed_msg && R.nan_gradient;
   Py_RETURN_NONE;
 }
 

@@ -1,5 +1,5 @@
 """Names from ``torch.autograd`` that ported scripts import: ``Variable`` (a plain tensor since
-PyTorch 0.4), anomaly detection (tapegrad's errors already name the op and the user's line),
+PyTorch 0.4), anomaly detection (NaN gradients raise, naming the op and where it was recorded),
 ``gradcheck``/``gradgradcheck`` and ``functional.jacobian``/``hessian``/``vjp``/``jvp``."""
 from __future__ import annotations
 
@@ -19,27 +19,32 @@ _anomaly = [False]
 
 
 class detect_anomaly:  # noqa: N801
-    """Context manager accepted for compatibility: tapegrad's backward errors already name the op
-    and the file:line that recorded it (``tapegrad.autograd.dump`` shows the whole graph)."""
+    """``with detect_anomaly():`` backward raises as soon as an op's gradient formula returns NaN,
+    naming the op and the file:line of your code that recorded it (as PyTorch's, which also
+    needs this mode to report where the op was recorded; tapegrad always records that)."""
 
     def __init__(self, check_nan: bool = True):
-        self.check_nan = check_nan
+        self.check_nan = bool(check_nan)
 
     def __enter__(self):
-        self._prev = _anomaly[0]
+        self._prev = _anomaly[0], grad_mode.state.check_nan
         _anomaly[0] = True
+        grad_mode.state.check_nan = self.check_nan
         return self
 
     def __exit__(self, *exc):
-        _anomaly[0] = self._prev
+        _anomaly[0], grad_mode.state.check_nan = self._prev
         return False
 
 
 class set_detect_anomaly(detect_anomaly):  # noqa: N801
+    """``set_detect_anomaly(mode)`` switches it at once; as a context manager it restores on exit."""
+
     def __init__(self, mode: bool, check_nan: bool = True):
         super().__init__(check_nan)
-        self._prev = _anomaly[0]
+        self._prev = _anomaly[0], grad_mode.state.check_nan
         _anomaly[0] = bool(mode)
+        grad_mode.state.check_nan = bool(mode) and self.check_nan
 
     def __enter__(self):
         return self

@@ -87,6 +87,15 @@ def _graph(roots):
     return deps
 
 
+def _nan_gradient(node: Node, i: int, g):
+    """Anomaly mode: refuse a gradient with NaNs, naming the op and where it was recorded."""
+    d = g._data
+    if d.dtype.kind in "fc" and np.isnan(d).any():
+        fname, line = node.where
+        raise RuntimeError(f"Function '{node.name()}' returned nan values in its {i}th output "
+                           f"(the {node.op.name} was recorded at {fname}:{line}).")
+
+
 def _accumulate(store: dict, key, g):
     prev = store.get(key)
     store[key] = g if prev is None else prev + g
@@ -163,6 +172,7 @@ def _backward_pass(outputs, grad_outputs, retain_graph, create_graph, inputs):
     deps = _graph(roots)
     ready = [n for n in roots if n not in deps]
     leaves_get_grad = inputs is None
+    check_nan = grad_mode.state.check_nan
     meta_get = _META.get
     prev_mode = grad_mode.state.enabled
     grad_mode.state.enabled = create_graph
@@ -193,6 +203,8 @@ def _backward_pass(outputs, grad_outputs, retain_graph, create_graph, inputs):
                 gi = vjps[i](g, out, *saved, **attrs) if attrs else vjps[i](g, out, *saved)
                 if gi is None:
                     continue
+                if check_nan:
+                    _nan_gradient(node, i, gi)
                 shape, dtype = metas[i]
                 d = gi._data
                 if d.shape != shape:  # reduce broadcast dims, once for every op
@@ -288,6 +300,6 @@ if _native_tape:  # the same pass in C++ (csrc/tape.cpp)
     for _name, _obj in (("arrive", _arrive), ("check_versions", _check_versions),
                         ("saved_output_changed", _saved_output_changed), ("new_meta", _new_meta),
                         ("meta_cache", _META), ("to_leaf", _to_leaf), ("run_hooks", _run_hooks),
-                        ("freed_msg", _FREED_MSG)):
+                        ("freed_msg", _FREED_MSG), ("nan_gradient", _nan_gradient)):
         _C.tape_register(_name, _obj)
     _backward_pass = _C.run_backward  # noqa: F811

@@ -10,10 +10,12 @@ import functools
 
 
 class _State:
-    __slots__ = ("enabled",)
+    # check_nan: backward refuses a NaN gradient (anomaly detection, see autograd/compat.py)
+    __slots__ = ("enabled", "check_nan")
 
     def __init__(self):
         self.enabled = True
+        self.check_nan = False
 
 
 state = _State()

@@ -75,8 +75,9 @@ class Node:
 
     @property
     def next_functions(self):
-        """Like PyTorch's: the nodes (or leaf tensors) this node sends gradients to."""
-        return self.edges
+        """As PyTorch's: one ``(node, 0)`` pair per input: the producing node, an
+        ``AccumulateGrad`` for a leaf that requires grad, ``None`` where no gradient flows."""
+        return tuple((e if e is None or type(e) is Node else AccumulateGrad(e), 0) for e in self.edges)
 
     def name(self) -> str:
         """PyTorch-style node name: ``mul`` -> ``MulBackward0``."""
@@ -84,3 +85,25 @@ class Node:
 
     def __repr__(self):
         return f"<{self.name()}>"
+
+
+class AccumulateGrad:
+    """What ``next_functions`` shows for a leaf: its ``.variable`` receives the gradient."""
+
+    __slots__ = ("variable",)
+    next_functions = ()
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    def name(self) -> str:
+        return "torch::autograd::AccumulateGrad"
+
+    def __eq__(self, other):
+        return type(other) is AccumulateGrad and other.variable is self.variable
+
+    def __hash__(self):
+        return id(self.variable)
+
+    def __repr__(self):
+        return "<AccumulateGrad>"

@@ -1,4 +1,5 @@
 """The engine: chain rule, accumulation, retained grads, hooks, freed graphs, deep chains."""
+import inspect
 import math
 
 import numpy as np
@@ -68,7 +69,7 @@ def test_is_leaf_and_grad_fn():
     z = c * 2  # nothing requires grad: no node
     assert z.is_leaf and z.grad_fn is None and not z.requires_grad
     # next_functions points at the leaf (and None for a constant)
-    assert any(e is x for e in y.grad_fn.next_functions)
+    assert any(e is not None and getattr(e, "variable", None) is x for e, _ in y.grad_fn.next_functions)
 
 
 def test_detach_shares_memory_and_leaves_the_tape():
@@ -223,3 +224,38 @@ def test_linear_weight_gradient_is_contiguous_and_exact():
     assert w.grad.is_contiguous()
     xn, wn = x.numpy(), w.detach().numpy()
     np.testing.assert_allclose(w.grad.numpy(), 2 * (xn @ wn.T).T @ xn, rtol=1e-12)
+
+
+def test_next_functions_like_pytorch():
+    x = f64(1.0, 2.0)
+    w = f64(3.0, 4.0)
+    y = (x * w).exp() * 2
+    (exp_fn, i), (none, j) = y.grad_fn.next_functions
+    assert exp_fn.name() == "ExpBackward0" and none is None and i == j == 0
+    (mul_fn, _), = exp_fn.next_functions
+    (acc_x, _), (acc_w, _) = mul_fn.next_functions
+    assert acc_x.variable is x and acc_w.variable is w
+    assert acc_x.name() == "torch::autograd::AccumulateGrad" and acc_x.next_functions == ()
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_detect_anomaly_names_the_op_that_made_a_nan():
+    x = f64(0.0, 1.0)
+    line = inspect.currentframe().f_lineno + 1
+    y = x.sqrt() * 0  # d/dx sqrt at 0 is inf; times 0: nan
+    with tg.autograd.detect_anomaly():
+        assert tg.autograd.is_anomaly_enabled()
+        with pytest.raises(RuntimeError, match=rf"Function 'SqrtBackward0' returned nan values in its 0th "
+                                               rf"output \(the sqrt was recorded at .*test_engine.py:{line}\)"):
+            y.sum().backward(retain_graph=True)
+    assert not tg.autograd.is_anomaly_enabled()
+    y.sum().backward()  # outside anomaly mode: NaN gradients flow as in PyTorch
+    assert np.isnan(x.grad.numpy()[0])
+    with tg.autograd.detect_anomaly(check_nan=False):
+        (x.sqrt() * 0).sum().backward()
+    tg.autograd.set_detect_anomaly(True)
+    try:
+        with pytest.raises(RuntimeError, match="returned nan"):
+            (x.sqrt() * 0).sum().backward()
+    finally:
+        tg.autograd.set_detect_anomaly(False)
