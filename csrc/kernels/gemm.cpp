@@ -46,7 +46,7 @@ template <> struct Blocks<double, Isa::generic>{ enum {   MR = 4, NR = 4,  KC = 
 // above it, one thread per kParallelMinWork / 2 multiply-adds, up to omp_get_max_threads().
 constexpr double kParallelMinWork = 64.0 * 64.0 * 64.0;
 // A is read in place, unpacked, when it meets at most this many NR-wide panels of B.
-constexpr int64_t kDirectAMaxPanels = 4;
+constexpr int64_t kDirectAMaxPanels = 8;
 // Fused B packs groups of B micro-panels of at most this many bytes (half of L1): with a small
 // K, C is then written in long runs per row instead of NR columns at a time across all rows.
 constexpr int64_t kFusedBBytes = 16384;
