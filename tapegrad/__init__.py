@@ -39,6 +39,10 @@ from .ops import OPS  # noqa: F401
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from . import autograd  # noqa: F401
 from . import nn, optim  # noqa: F401,E402
+import importlib as _importlib
+# torch.linalg's namespace; an attribute import, because ``from .ops import *`` bound the name
+# to ops/linalg.py (matmul), whose names tapegrad.linalg keeps
+linalg = _importlib.import_module(".linalg", __name__)
 from . import utils, data  # noqa: F401,E402  (tapegrad.utils.data, as torch.utils.data; short alias)
 from .serialization import load, save  # noqa: F401
 from ._compat import *  # noqa: F401,F403  (Size, dtype, FloatTensor, inference_mode)

@@ -11,6 +11,7 @@ from .activation import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .special import *  # noqa: F401,F403
 from .matrix import *  # noqa: F401,F403
+from .decomp import *  # noqa: F401,F403
 from .sorting import *  # noqa: F401,F403
 from .layout import *  # noqa: F401,F403
 from .inplace_ext import *  # noqa: F401,F403

@@ -733,6 +733,66 @@ def _inverse(draw):
     return Sample(tg.det, [x], np.linalg.det)
 
 
+def _distinct_sv(draw, batch, m, n):
+    """A (batch, m, n) matrix whose singular values (about 3, 2, 1) stay well apart and away from 0."""
+    base = np.zeros((m, n))
+    k = min(m, n)
+    base[range(k), range(k)] = [3.0, 2.0, 1.0][:k]
+    return base + arr(draw, batch + (m, n)) * 0.1
+
+
+@entry("linalg_solve", "slogdet", "cholesky", "pinv", gradgrad=True)
+def _solve(draw):
+    batch = draw(st.sampled_from([(), (2,)]))
+    x = _well_conditioned(draw, batch)
+    n = x.shape[-1]
+    how = draw(st.sampled_from(["solve", "solve_vec", "slogdet", "logdet", "cholesky", "cholesky_upper", "pinv",
+                                "pinv_herm"]))
+    if how == "solve":
+        b = arr(draw, (n, draw(st.integers(1, 3))))
+        return Sample(tg.linalg.solve, [x, b], np.linalg.solve)
+    if how == "solve_vec":
+        return Sample(tg.linalg.solve, [x, arr(draw, batch + (n,))], lambda a, b: np.linalg.solve(a, b[..., None])[..., 0])
+    if how == "slogdet":
+        return Sample(lambda a: tg.linalg.slogdet(a).logabsdet, [x], lambda a: np.linalg.slogdet(a)[1])
+    if how == "logdet":
+        return Sample(lambda a: tg.logdet(a @ a.mT), [x], lambda a: np.linalg.slogdet(a @ np.swapaxes(a, -1, -2))[1])
+    if how.startswith("cholesky"):
+        up = how == "cholesky_upper"
+        ref = (lambda a: np.linalg.cholesky(a @ np.swapaxes(a, -1, -2)))
+        return Sample(lambda a: tg.linalg.cholesky(a @ a.mT, upper=up), [x],
+                      (lambda a: np.swapaxes(ref(a), -1, -2)) if up else ref)
+    if how == "pinv_herm":  # eigenvalues about 2 +- 0.6: nonzero, and the gradient is symmetric-agnostic
+        return Sample(lambda a: tg.linalg.pinv(a + a.mT, hermitian=True), [x],
+                      lambda a: np.linalg.pinv(a + np.swapaxes(a, -1, -2)))
+    m, n = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    return Sample(tg.linalg.pinv, [_distinct_sv(draw, batch, m, n)], np.linalg.pinv)
+
+
+@entry("qr", "svd", "eigh", gradgrad=True)
+def _decompositions(draw):
+    """Outputs whose sign (gauge) convention is LAPACK's in both numpy and tapegrad, or squared away."""
+    batch = draw(st.sampled_from([(), (2,)]))
+    m, n = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    x = _distinct_sv(draw, batch, m, n)
+    how = draw(st.sampled_from(["qr", "qr_complete", "svd", "svd_full", "eigh"]))
+    if how.startswith("qr"):
+        mode = "complete" if how == "qr_complete" and m <= n else "reduced"
+        return Sample(lambda a: tuple(tg.linalg.qr(a, mode)), [x], lambda a: tuple(np.linalg.qr(a, mode)))
+    k = min(m, n)
+    if how.startswith("svd"):
+        full = how == "svd_full"
+
+        def fn(a):
+            U, S, Vh = tg.linalg.svd(a, full_matrices=full)
+            return U[..., :k] ** 2, S, Vh[..., :k, :] ** 2
+        ref = (lambda a: (lambda U, S, Vh: (U ** 2, S, Vh ** 2))(*np.linalg.svd(a, full_matrices=False)))
+        return Sample(fn, [x], ref)
+    x = x[..., :k, :k]
+    return Sample(lambda a: (lambda L, V: (L, V ** 2))(*tg.linalg.eigh(a + a.mT)), [x],
+                  lambda a: (lambda L, V: (L, V ** 2))(*np.linalg.eigh(a + np.swapaxes(a, -1, -2))))
+
+
 @entry("einsum", "dot", "mv", "outer", "addmm", "baddbmm", "cross", gradgrad=True)
 def _einsum(draw):
     i, j, k, b = (draw(st.integers(1, 3)) for _ in range(4))
