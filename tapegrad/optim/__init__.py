@@ -9,6 +9,10 @@ from .adam import Adam, AdamW  # noqa: F401
 from .adagrad import Adagrad  # noqa: F401
 from .adadelta import Adadelta  # noqa: F401
 from .rmsprop import RMSprop  # noqa: F401
+from .nadam import NAdam, RAdam, Adamax  # noqa: F401
+from .rprop import Rprop, ASGD  # noqa: F401
+from .lbfgs import LBFGS  # noqa: F401
 from . import lr_scheduler  # noqa: F401
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adagrad", "Adadelta", "RMSprop", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adagrad", "Adadelta", "RMSprop", "NAdam", "RAdam", "Adamax", "Rprop",
+           "ASGD", "LBFGS", "lr_scheduler"]

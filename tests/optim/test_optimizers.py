@@ -198,7 +198,10 @@ def _make(cls, **kw):
 @pytest.mark.parametrize("cls,kw", [(optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True)),
                                     (optim.Adam, dict(lr=0.01, amsgrad=True)), (optim.AdamW, dict(lr=0.01)),
                                     (optim.Adagrad, dict(lr=0.1)), (optim.Adadelta, dict()),
-                                    (optim.RMSprop, dict(lr=0.01, momentum=0.5, centered=True))])
+                                    (optim.RMSprop, dict(lr=0.01, momentum=0.5, centered=True)),
+                                    (optim.NAdam, dict(lr=0.01)), (optim.RAdam, dict(lr=0.01, betas=(0.9, 0.9))),
+                                    (optim.Adamax, dict(lr=0.01)), (optim.Rprop, dict(lr=0.01)),
+                                    (optim.ASGD, dict(lr=0.01, t0=2))])
 def test_resume_from_checkpoint_reproduces_trajectory(tmp_path, cls, kw):
     model, opt = _make(cls, **kw)
     _train(model, opt, 3, seed=1)
