@@ -43,6 +43,7 @@ import importlib as _importlib
 # torch.linalg's namespace; an attribute import, because ``from .ops import *`` bound the name
 # to ops/linalg.py (matmul), whose names tapegrad.linalg keeps
 linalg = _importlib.import_module(".linalg", __name__)
+special = _importlib.import_module(".special", __name__)  # torch.special's names (same reason)
 from . import utils, data  # noqa: F401,E402  (tapegrad.utils.data, as torch.utils.data; short alias)
 from .serialization import load, save  # noqa: F401
 from ._compat import *  # noqa: F401,F403  (Size, dtype, FloatTensor, inference_mode)

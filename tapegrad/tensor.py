@@ -661,6 +661,9 @@ class Tensor:
     def ge_(self, other): return _ops.ge_(self, other)
     def logical_not_(self): return _ops.logical_not_(self)
     def fill_diagonal_(self, fill_value, wrap=False): return _ops.fill_diagonal_(self, fill_value, wrap)
+    def lgamma(self): return _ops.lgamma(self)
+    def digamma(self): return _ops.digamma(self)
+    def polygamma(self, n): return _ops.polygamma(n, self)
 
 
 from . import ops as _ops  # noqa: E402

@@ -51,6 +51,25 @@ _atanh, atanh = _unary("atanh", np.arctanh, lambda g, out, x: g / (1 - x * x))
 _erfc, erfc = _unary("erfc", _sp.erfc, lambda g, out, x: -g * exp(-x * x) * _2_SQRTPI)
 _erfinv, erfinv = _unary("erfinv", _sp.erfinv, lambda g, out, x: g * exp(out * out) * (math.sqrt(math.pi) / 2),
                          saves_output=True, saves=())
+_lgamma, lgamma = _unary("lgamma", _sp.gammaln, lambda g, out, x: g * digamma(x),
+                         doc="``log|Gamma(x)|``; its derivative is ``digamma``.")
+_digamma, digamma = _unary("digamma", _sp.digamma, lambda g, out, x: g * polygamma(1, x),
+                           doc="``d/dx log Gamma(x)``; its derivative is ``polygamma(1, x)``.")
+_polygamma = defop("polygamma", _same(lambda x, n: _sp.polygamma(n, x)),
+                   lambda g, out, x, n: g * apply(_polygamma, x, n=n + 1))
+
+
+def polygamma(n, input):
+    """The ``n``-th derivative of ``digamma`` (``n = 0``: digamma itself).
+
+    >>> tapegrad.polygamma(1, tapegrad.tensor([1.0]))   # pi^2 / 6
+    tensor([1.6449])
+    """
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+        raise RuntimeError(f"polygamma(n, x) does not support negative or non-integer n, got n = {n!r}")
+    return apply(_polygamma, _to_float(as_tensor(input, "polygamma")), n=int(n))
+
+
 _frac, frac = _unary("frac", lambda x: x - np.trunc(x), lambda g, out, x: g, saves=())
 arcsin, arccos, arctan, arcsinh, arccosh, arctanh = asin, acos, atan, asinh, acosh, atanh
 special_erfinv = erfinv
@@ -179,6 +198,7 @@ def sgn(input):
 
 
 __all__ = ["exp2", "log2", "log10", "sinh", "cosh", "asin", "acos", "atan", "asinh", "acosh", "atanh",
-           "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "erfc", "erfinv", "frac", "logit",
+           "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "erfc", "erfinv", "lgamma", "digamma",
+           "polygamma", "frac", "logit",
            "hypot", "logaddexp", "remainder", "fmod", "floor_divide", "lerp", "addcmul", "addcdiv", "nan_to_num",
            "sgn"]

@@ -793,6 +793,16 @@ def _decompositions(draw):
                   lambda a: (lambda L, V: (L, V ** 2))(*np.linalg.eigh(a + np.swapaxes(a, -1, -2))))
 
 
+@entry("lgamma", "digamma", "polygamma", gradgrad=True)
+def _gamma_family(draw):
+    x = arr(draw, draw(SHAPES), "pos") + 0.2  # away from the poles at 0, -1, ...
+    how = draw(st.sampled_from(["lgamma", "digamma", "polygamma"]))
+    if how == "polygamma":
+        n = draw(st.integers(0, 3))
+        return Sample(lambda t: t.polygamma(n), [x], lambda a: sp.polygamma(n, a))
+    return Sample(getattr(tg, how), [x], {"lgamma": sp.gammaln, "digamma": sp.digamma}[how])
+
+
 @entry("einsum", "dot", "mv", "outer", "addmm", "baddbmm", "cross", gradgrad=True)
 def _einsum(draw):
     i, j, k, b = (draw(st.integers(1, 3)) for _ in range(4))
