@@ -131,8 +131,8 @@ def relu6(input, inplace=False):
 # ---------------------------------------------------------------- softmax family
 def _shifted(x, dim):
     """``x - max(x, dim)``, with rows that are entirely -inf (or +inf) shifted by 0."""
-    m = np.max(x, axis=dim, keepdims=True)
-    return x - np.where(np.isfinite(m), m, 0)
+    m = np.maximum.reduce(x, axis=dim, keepdims=True)  # np.max minus its Python wrapper
+    return x - (m if np.isfinite(m).all() else np.where(np.isfinite(m), m, 0))
 
 
 def _softmax_fwd(x, dim):
@@ -146,7 +146,8 @@ def _log_softmax_fwd(x, dim):
     if x.size == 0:
         return x.copy()
     z = _shifted(x, dim)
-    return z - np.log(np.sum(np.exp(z), axis=dim, keepdims=True))
+    z -= np.log(np.add.reduce(np.exp(z), axis=dim, keepdims=True))  # z is a fresh array
+    return z
 
 
 _softmax = defop("softmax", _softmax_fwd,

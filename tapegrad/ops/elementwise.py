@@ -135,7 +135,11 @@ _abs, abs = _unary("abs", np.abs, lambda g, out, x: g * sign(x))
 _erf, erf = _unary("erf", lambda x: _sp.erf(x).astype(x.dtype, copy=False),
                    lambda g, out, x: g * exp(-x * x) * (2 / np.sqrt(np.pi)))
 _relu, relu = _unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype, copy=False),
-                     lambda g, out, x: g * (out > 0).to(g.dtype), saves_output=True, saves=())
+                     lambda g, out, x: apply(_relu_backward, g, out), saves_output=True, saves=())
+# relu's VJP as one op (PyTorch's threshold_backward), not three (gt, to, mul): ``g`` where
+# ``out > 0``. Linear in ``g``, so its own VJP is itself; piecewise constant in ``out``.
+_relu_backward = defop("relu_backward", lambda g, out: np.multiply(g, out > 0),
+                       lambda gg, res, g, out: apply(_relu_backward, gg, out), None, saves=(1,))
 
 # sign has a zero gradient everywhere (as in PyTorch), which keeps it usable inside VJPs.
 _sign = defop("sign", np.sign, _zero_vjp, saves=())

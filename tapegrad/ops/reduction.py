@@ -72,7 +72,7 @@ def mean(input, dim=None, keepdim=False, *, dtype=None):
 def _sum_to_size_fwd(x, shape):
     lead = x.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1)
-    out = np.sum(x, axis=axes, keepdims=True) if axes else x
+    out = np.add.reduce(x, axis=axes, keepdims=True) if axes else x  # np.sum minus its wrapper
     return np.asarray(out.reshape(shape), dtype=x.dtype)
 
 
@@ -82,14 +82,11 @@ _sum_to_size = defop("sum_to_size", _sum_to_size_fwd, lambda g, out, x, shape: g
 def sum_to_size(input, *size):
     """Sum ``input`` down to ``size`` (the reverse of broadcasting ``size`` up to ``input.shape``)."""
     shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
-    if tuple(input.shape) == shape:
+    have = input._data.shape
+    if have == shape:
         return input
-    try:
-        np.broadcast_shapes(shape, input.shape)
-        ok = len(shape) <= input.ndim and np.broadcast_shapes(shape, input.shape) == tuple(input.shape)
-    except ValueError:
-        ok = False
-    if not ok:
+    # expandable: no more dims than the input, each trailing size equal to the input's or 1
+    if len(shape) > len(have) or builtins.any(s != h and s != 1 for s, h in zip(reversed(shape), reversed(have))):
         raise RuntimeError(f"sum_to_size: size {shape} is not expandable to tensor size {tuple(input.shape)}")
     return apply(_sum_to_size, input, shape=shape)
 

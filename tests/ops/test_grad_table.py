@@ -172,7 +172,7 @@ UNARY = {  # name: (tapegrad fn, reference, value kind, non-linear VJP)
     "sigmoid": (tg.sigmoid, sp.expit, "any", True),
     "abs": (tg.abs, np.abs, "nonzero", False),
     "erf": (tg.erf, sp.erf, "any", True),
-    "relu": (tg.relu, lambda x: np.maximum(x, 0), "nonzero", False),
+    "relu": (tg.relu, lambda x: np.maximum(x, 0), "nonzero", True),  # gradgrad: relu_backward's VJP
     "sign": (tg.sign, np.sign, "nonzero", False),
     "square": (tg.square, np.square, "any", True),
     "reciprocal": (tg.reciprocal, np.reciprocal, "nonzero", True),
@@ -191,6 +191,7 @@ for _name, (_fn, _ref, _kind, _gg) in UNARY.items():
     def _make(fn=_fn, ref=_ref, kind=_kind):
         return lambda draw: Sample(fn, [arr(draw, draw(SHAPES), kind)], ref)
     OP_INFOS[_name] = OpInfo(_make(), _gg)
+OP_INFOS["relu_backward"] = OP_INFOS["relu"]  # relu's VJP: checked by relu's gradgradcheck
 
 
 @entry("gelu", gradgrad=True)
