@@ -664,6 +664,10 @@ class Tensor:
     def lgamma(self): return _ops.lgamma(self)
     def digamma(self): return _ops.digamma(self)
     def polygamma(self, n): return _ops.polygamma(n, self)
+    def scatter_reduce(self, dim, index, src, reduce, *, include_self=True): return _ops.scatter_reduce(self, dim, index, src, reduce, include_self=include_self)  # noqa: E501
+    def scatter_reduce_(self, dim, index, src, reduce, *, include_self=True): return _ops.scatter_reduce_(self, dim, index, src, reduce, include_self=include_self)  # noqa: E501
+    def masked_scatter(self, mask, source): return _ops.masked_scatter(self, mask, source)
+    def masked_scatter_(self, mask, source): return _ops.masked_scatter_(self, mask, source)
 
 
 from . import ops as _ops  # noqa: E402

@@ -12,6 +12,7 @@ from .conv import *  # noqa: F401,F403
 from .special import *  # noqa: F401,F403
 from .matrix import *  # noqa: F401,F403
 from .decomp import *  # noqa: F401,F403
+from .scatter_more import *  # noqa: F401,F403
 from .sorting import *  # noqa: F401,F403
 from .layout import *  # noqa: F401,F403
 from .inplace_ext import *  # noqa: F401,F403

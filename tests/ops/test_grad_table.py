@@ -804,6 +804,42 @@ def _gamma_family(draw):
     return Sample(getattr(tg, how), [x], {"lgamma": sp.gammaln, "digamma": sp.digamma}[how])
 
 
+@entry("scatter_reduce", "masked_scatter", gradgrad=True)
+def _scatter_reduce(draw):
+    x = arr(draw, draw(NONEMPTY_SHAPES), "distinct")
+    d = draw(st.integers(0, x.ndim - 1))
+    how = draw(st.sampled_from(["sum", "prod", "mean", "amax", "amin", "masked_scatter"]))
+    if how == "masked_scatter":
+        mask = arr(draw, x.shape) > 0
+        src = arr(draw, (x.size + 1,))
+
+        def ref(a, s):
+            a = a.copy()
+            a[mask] = s[:mask.sum()]
+            return a
+        return Sample(lambda t, u: t.masked_scatter(tg.tensor(mask), u), [x, src], ref)
+    rows = draw(st.integers(1, 3))
+    idx = np.random.default_rng(draw(st.integers(0, 99))).integers(0, x.shape[d], x.shape[:d] + (rows,) + x.shape[d + 1:])
+    src = arr(draw, idx.shape, "distinct") + 0.05  # off self's grid: no ties for amax/amin
+    if how == "prod":
+        x, src = arr(draw, x.shape, "nonzero"), arr(draw, idx.shape, "nonzero")
+    inc = draw(st.booleans())
+    ufunc = {"sum": np.add, "mean": np.add, "prod": np.multiply, "amax": np.maximum, "amin": np.minimum}[how]
+
+    def ref(a, s):
+        out = a.copy()
+        at = tuple(idx if k == d else np.indices(idx.shape, sparse=True)[k] for k in range(a.ndim))
+        if not inc:
+            out[at] = {"sum": 0, "mean": 0, "prod": 1, "amax": -np.inf, "amin": np.inf}[how]
+        ufunc.at(out, at, s)
+        if how == "mean":
+            count = np.full(a.shape, int(inc))
+            np.add.at(count, at, 1)
+            out = out / np.maximum(count, 1)
+        return out
+    return Sample(lambda t, u: t.scatter_reduce(d, tg.tensor(idx), u, how, include_self=inc), [x, src], ref)
+
+
 @entry("einsum", "dot", "mv", "outer", "addmm", "baddbmm", "cross", gradgrad=True)
 def _einsum(draw):
     i, j, k, b = (draw(st.integers(1, 3)) for _ in range(4))
