@@ -11,6 +11,24 @@ from ..parameter import Parameter
 from .module import Module
 
 
+def _affine_and_running_stats(m: Module, num_features, affine, bias, track_running_stats, dtype):
+    """weight (ones) and bias (zeros) when ``affine``, running statistics when tracked: the
+    batch and instance norms' parameters and buffers (None where absent, as PyTorch registers them)."""
+    weight = bias_ = mean = var = count = None
+    if affine:
+        weight = Parameter(creation.ones(num_features, dtype=dtype))
+        bias_ = Parameter(creation.zeros(num_features, dtype=dtype)) if bias else None
+    if track_running_stats:
+        mean = creation.zeros(num_features, dtype=dtype)
+        var = creation.ones(num_features, dtype=dtype)
+        count = creation.tensor(0, dtype="int64")
+    m.register_parameter("weight", weight)
+    m.register_parameter("bias", bias_)
+    m.register_buffer("running_mean", mean)
+    m.register_buffer("running_var", var)
+    m.register_buffer("num_batches_tracked", count)
+
+
 class _BatchNorm(Module):
     _expected_dims: tuple = ()
 
@@ -22,23 +40,7 @@ class _BatchNorm(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = Parameter(creation.empty(num_features, dtype=dtype))
-            if bias:
-                self.bias = Parameter(creation.empty(num_features, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", creation.zeros(num_features, dtype=dtype))
-            self.register_buffer("running_var", creation.ones(num_features, dtype=dtype))
-            self.register_buffer("num_batches_tracked", creation.tensor(0, dtype="int64"))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        _affine_and_running_stats(self, num_features, affine, bias, track_running_stats, dtype)
         self.reset_parameters()
 
     def reset_running_stats(self) -> None:
@@ -165,23 +167,7 @@ class _InstanceNorm(Module):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        if affine:
-            self.weight = Parameter(creation.ones(num_features, dtype=dtype))
-            if bias:
-                self.bias = Parameter(creation.zeros(num_features, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", creation.zeros(num_features, dtype=dtype))
-            self.register_buffer("running_var", creation.ones(num_features, dtype=dtype))
-            self.register_buffer("num_batches_tracked", creation.tensor(0, dtype="int64"))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        _affine_and_running_stats(self, num_features, affine, bias, track_running_stats, dtype)
 
     def forward(self, input):
         if input.ndim not in self._expected_dims:
