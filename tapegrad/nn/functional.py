@@ -131,6 +131,66 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
     return out
 
 
+def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type: float = 2, scale_grad_by_freq=False,
+                  mode: str = "mean", sparse=False, per_sample_weights=None, include_last_offset=False,
+                  padding_idx=None):
+    """Sums, means or maxima of bags of embedding rows, without building the (bags, size, dim)
+    intermediate: a 2-D ``input`` is one bag per row; a 1-D ``input`` is cut into bags at
+    ``offsets``. Entries equal to ``padding_idx`` are left out; an empty bag gives zeros.
+
+    >>> F.embedding_bag(tapegrad.tensor([1, 2, 4, 5, 4, 3]), w, tapegrad.tensor([0, 3]), mode="sum")  # 2 bags
+    """
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"embedding_bag: mode has to be one of sum, mean or max, got {mode!r}")
+    if per_sample_weights is not None and mode != "sum":
+        raise NotImplementedError(f"embedding_bag: per_sample_weights was not None. per_sample_weights is only "
+                                  f"supported for mode='sum' (got mode='{mode}'). Please open a feature request on "
+                                  f"GitHub.")
+    idx = input._data if isinstance(input, Tensor) else np.asarray(input)
+    if input.ndim == 2:
+        if offsets is not None:
+            raise ValueError(f"embedding_bag: if input is 2D, then offsets has to be None, as input is treated is a "
+                             f"mini-batch of fixed length sequences. However, found offsets of type "
+                             f"{type(offsets).__name__}")
+        bags, size = idx.shape
+        bag_of = np.repeat(np.arange(bags), size)
+        idx = idx.reshape(-1)
+        if per_sample_weights is not None:
+            per_sample_weights = per_sample_weights.reshape(-1)
+    elif input.ndim == 1:
+        if offsets is None:
+            raise ValueError("embedding_bag: offsets has to be a 1D Tensor but got None")
+        off = (offsets._data if isinstance(offsets, Tensor) else np.asarray(offsets)).astype(np.int64)
+        if off.ndim != 1:
+            raise ValueError(f"embedding_bag: offsets has to be a 1D Tensor, got shape {off.shape}")
+        if off.size and (off[0] != 0 or np.any(np.diff(off) < 0) or off[-1] > idx.size):
+            raise RuntimeError(f"embedding_bag: offsets must start at 0, be non-decreasing and not exceed the "
+                               f"input's length {idx.size}, got {off.tolist()}")
+        bounds = np.append(off, idx.size) if not include_last_offset else off
+        bags = len(bounds) - 1
+        bag_of = np.repeat(np.arange(bags), np.diff(bounds))
+        idx = idx[:bounds[-1]]
+    else:
+        raise ValueError(f"embedding_bag: input has to be 1D or 2D Tensor, but got Tensor of dimension {input.ndim}")
+    keep = np.ones(idx.shape, bool)
+    if padding_idx is not None:
+        n = weight.shape[0]
+        keep = idx != (padding_idx + n if padding_idx < 0 else padding_idx)
+    rows = embedding(Tensor._wrap(idx[keep]), weight, None, max_norm, norm_type)
+    if per_sample_weights is not None:
+        rows = rows * per_sample_weights[_const(np.nonzero(keep)[0])].unsqueeze(-1)
+    bag_ix = _const(bag_of[:idx.size][keep].astype(np.int64))
+    zeros = Tensor._wrap(np.zeros((bags, weight.shape[1]), dtype=weight._data.dtype))
+    if mode == "max":
+        index = _const(np.broadcast_to(bag_ix._data[:, None], tuple(rows.shape)).copy())
+        return zeros.scatter_reduce(0, index, rows, "amax", include_self=False)
+    out = _ops.index_add(zeros, 0, bag_ix, rows)
+    if mode == "mean":
+        count = np.bincount(bag_ix._data, minlength=bags).astype(weight._data.dtype)
+        out = out / _const(np.maximum(count, 1)[:, None])
+    return out
+
+
 def _embedding_renorm_(weight, idx, max_norm, norm_type):
     rows = np.unique(idx)
     w = weight._data
