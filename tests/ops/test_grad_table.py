@@ -750,7 +750,7 @@ def _solve(draw):
     how = draw(st.sampled_from(["solve", "solve_vec", "slogdet", "logdet", "cholesky", "cholesky_upper", "pinv",
                                 "pinv_herm"]))
     if how == "solve":
-        b = arr(draw, (n, draw(st.integers(1, 3))))
+        b = arr(draw, batch + (n, draw(st.integers(1, 3))))  # batched: numpy and torch read it alike
         return Sample(tg.linalg.solve, [x, b], np.linalg.solve)
     if how == "solve_vec":
         return Sample(tg.linalg.solve, [x, arr(draw, batch + (n,))], lambda a, b: np.linalg.solve(a, b[..., None])[..., 0])
