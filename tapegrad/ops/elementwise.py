@@ -138,7 +138,8 @@ _relu, relu = _unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype, copy=Fal
                      lambda g, out, x: apply(_relu_backward, g, out), saves_output=True, saves=())
 # relu's VJP as one op (PyTorch's threshold_backward), not three (gt, to, mul): ``g`` where
 # ``out > 0``. Linear in ``g``, so its own VJP is itself; piecewise constant in ``out``.
-_relu_backward = defop("relu_backward", lambda g, out: np.multiply(g, out > 0),
+# A select, not a product, as PyTorch's: an inf or NaN upstream gradient where out <= 0 gives 0.
+_relu_backward = defop("relu_backward", lambda g, out: np.where(out > 0, g, g.dtype.type(0)),
                        lambda gg, res, g, out: apply(_relu_backward, gg, out), None, saves=(1,))
 
 # sign has a zero gradient everywhere (as in PyTorch), which keeps it usable inside VJPs.

@@ -238,3 +238,12 @@ def test_tensor_methods_exist():
            "square reciprocal atan2 prod var std amax logsumexp norm cumsum cat concat stack split chunk pad "
            "flip gather scatter_add scatter index_select masked_fill nonzero take_along_dim").split()
     assert not [n for n in top if not callable(getattr(tg, n, None))]
+
+
+def test_relu_gradient_selects_like_pytorch():
+    """PyTorch's threshold_backward is a select: an inf/NaN upstream gradient where the
+    output is 0 gives 0, not NaN (a product would give inf * 0 = NaN)."""
+    x = tg.tensor([-1.0, 2.0, 0.0], requires_grad=True)
+    x.relu().backward(tg.tensor([float("inf"), float("nan"), float("inf")]))
+    g = x.grad.numpy()
+    assert g[0] == 0 and np.isnan(g[1]) and g[2] == 0
