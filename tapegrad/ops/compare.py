@@ -10,7 +10,10 @@ from ._util import pair
 def _cmp(npfn, name):
     def fn(input, other):
         a, b = pair(input, other, name)
-        return Tensor._wrap(npfn(a._data, b._data))
+        try:
+            return Tensor._wrap(npfn(a._data, b._data))
+        except ValueError as e:  # shapes that don't broadcast: PyTorch's RuntimeError
+            raise RuntimeError(f"{name}: {e}") from None
 
     fn.__name__ = name
     return fn
@@ -26,6 +29,26 @@ logical_and = _cmp(np.logical_and, "logical_and")
 logical_or = _cmp(np.logical_or, "logical_or")
 logical_xor = _cmp(np.logical_xor, "logical_xor")
 greater, less, greater_equal, less_equal, not_equal = gt, lt, ge, le, ne
+
+
+def _bitwise(npfn, name):
+    def fn(input, other):
+        a, b = pair(input, other, name)
+        if a._data.dtype.kind == "f":
+            raise RuntimeError(f"{name}: not implemented for floating-point tensors (got {a._data.dtype})")
+        try:
+            return Tensor._wrap(npfn(a._data, b._data))
+        except ValueError as e:
+            raise RuntimeError(f"{name}: {e}") from None
+
+    fn.__name__ = name
+    return fn
+
+
+# ``&``, ``|``, ``^``: bitwise on integers (logical on bools), as in PyTorch
+bitwise_and = _bitwise(np.bitwise_and, "bitwise_and")
+bitwise_or = _bitwise(np.bitwise_or, "bitwise_or")
+bitwise_xor = _bitwise(np.bitwise_xor, "bitwise_xor")
 
 
 def logical_not(input):
@@ -64,5 +87,6 @@ def isclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False):
 
 
 __all__ = ["eq", "ne", "lt", "le", "gt", "ge", "greater", "less", "greater_equal", "less_equal",
-           "not_equal", "logical_and", "logical_or", "logical_xor", "logical_not", "bitwise_not",
+           "not_equal", "logical_and", "logical_or", "logical_xor", "logical_not", "bitwise_not", "bitwise_and",
+           "bitwise_or", "bitwise_xor",
            "isnan", "isinf", "isfinite", "equal", "allclose", "isclose"]

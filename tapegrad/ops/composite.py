@@ -208,6 +208,10 @@ def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 def logcumsumexp(input, dim):
     """``log(cumsum(exp(input)))`` along ``dim``, shifted by the maximum for stability."""
     d = norm_dim(dim, input.ndim, "logcumsumexp")
+    if input.dtype.kind != "f":
+        raise RuntimeError(f"logcumsumexp: not implemented for {input.dtype} tensors")
+    if input.numel() == 0:
+        return input * 1
     m = R.amax(input.detach(), d, True) if input.ndim else input.detach()
     m = E.where(C.isfinite(m), m, const(0.0, input.dtype))
     return E.log(R.cumsum(E.exp(input - m), d)) + m
@@ -215,6 +219,8 @@ def logcumsumexp(input, dim):
 
 def diff(input, n=1, dim=-1, prepend=None, append=None):
     """The ``n``-th forward difference along ``dim`` (``prepend``/``append`` joined first)."""
+    if input.ndim == 0:
+        raise RuntimeError("diff expects input to be at least one-dimensional")
     d = norm_dim(dim, input.ndim, "diff")
     parts = [p for p in (prepend, input, append) if p is not None]
     x = S.cat(parts, d) if len(parts) > 1 else input

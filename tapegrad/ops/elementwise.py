@@ -47,9 +47,16 @@ def add(input, other, *, alpha=1):
 
 
 def sub(input, other, *, alpha=1):
+    if _is_bool(input) or _is_bool(other):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+                           "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
     if alpha != 1:
         other = mul(other, alpha)
     return apply(_sub, *pair(input, other, "sub"))
+
+
+def _is_bool(x):
+    return isinstance(x, (bool, np.bool_)) or (isinstance(x, Tensor) and x._data.dtype == np.bool_)
 
 
 def mul(input, other):
@@ -64,6 +71,13 @@ def div(input, other, *, rounding_mode=None):
             from .. import _dtype
             a, b = a.to(_dtype.get_default_dtype()), b.to(_dtype.get_default_dtype())
         return apply(_div, a, b)
+    if rounding_mode not in ("floor", "trunc"):
+        raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+    if a._data.dtype.kind != "f":
+        if a._data.dtype == np.bool_:
+            raise RuntimeError(f"div(rounding_mode={rounding_mode!r}): not implemented for 'Bool' tensors")
+        if (b._data == 0).any():  # numpy would give 0 with a warning
+            raise RuntimeError("ZeroDivisionError: integer division by zero")
     if rounding_mode == "floor":
         return apply(_floor_divide, a, b)
     if rounding_mode == "trunc":
@@ -87,7 +101,10 @@ def pow(input, exponent):
             from .. import _dtype
             input = input.to(_dtype.get_default_dtype())
         return apply(_pow_scalar, input, exponent=exponent)
-    return apply(_pow, *pair(input, exponent, "pow"))
+    a, b = pair(input, exponent, "pow")
+    if a._data.dtype == np.bool_:
+        raise RuntimeError("pow: not implemented for 'Bool' tensors")
+    return apply(_pow, a, b)
 
 
 def _pow_scalar_fwd(x, exponent):
@@ -108,34 +125,60 @@ def minimum(input, other):
 
 
 # ---------------------------------------------------------------- unary
-def _unary(name, fwd, vjp, saves_output=False, saves=None):
+def _unary(name, fwd, vjp, saves_output=False, saves=None, floating=False):
+    """``floating``: a float-valued function, so integer and bool inputs become the default float
+    dtype first (PyTorch's rule: ``exp(int_tensor)`` is float32, never numpy's float64/float16)."""
     op = defop(name, fwd, vjp, saves_output=saves_output, saves=saves)
 
-    def fn(input):
-        return apply(op, input)
+    if floating:
+        def fn(input):
+            return apply(op, _to_float(input))
+    else:
+        def fn(input):
+            return apply(op, input)
 
     fn.__name__ = name
     return op, fn
 
 
-_neg, neg = _unary("neg", np.negative, lambda g, out, x: -g, saves=())
-_exp, exp = _unary("exp", np.exp, lambda g, out, x: g * out, saves_output=True, saves=())
-_log, log = _unary("log", np.log, lambda g, out, x: g / x)
-_log1p, log1p = _unary("log1p", np.log1p, lambda g, out, x: g / (x + 1))
-_expm1, expm1 = _unary("expm1", np.expm1, lambda g, out, x: g * (out + 1), saves_output=True, saves=())
-_sqrt, sqrt = _unary("sqrt", np.sqrt, lambda g, out, x: g / (out * 2), saves_output=True, saves=())
+_neg, _neg_fn = _unary("neg", np.negative, lambda g, out, x: -g, saves=())
+
+
+def neg(input):
+    _no_bool(input, "neg")
+    return apply(_neg, input)
+
+
+def _no_bool(input, opname, hint=""):
+    if input._data.dtype == np.bool_:
+        raise RuntimeError(f"{opname}: not implemented for 'Bool' tensors{hint}")
+_exp, exp = _unary("exp", np.exp, lambda g, out, x: g * out, saves_output=True, saves=(), floating=True)
+_log, log = _unary("log", np.log, lambda g, out, x: g / x, floating=True)
+_log1p, log1p = _unary("log1p", np.log1p, lambda g, out, x: g / (x + 1), floating=True)
+_expm1, expm1 = _unary("expm1", np.expm1, lambda g, out, x: g * (out + 1), saves_output=True, saves=(), floating=True)
+_sqrt, sqrt = _unary("sqrt", np.sqrt, lambda g, out, x: g / (out * 2), saves_output=True, saves=(), floating=True)
 _rsqrt, rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda g, out, x: g * out ** 3 * -0.5,
-                       saves_output=True, saves=())
-_sin, sin = _unary("sin", np.sin, lambda g, out, x: g * cos(x))
-_cos, cos = _unary("cos", np.cos, lambda g, out, x: -g * sin(x))
-_tanh, tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves_output=True, saves=())
+                       saves_output=True, saves=(), floating=True)
+_sin, sin = _unary("sin", np.sin, lambda g, out, x: g * cos(x), floating=True)
+_cos, cos = _unary("cos", np.cos, lambda g, out, x: -g * sin(x), floating=True)
+_tanh, tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves_output=True, saves=(), floating=True)
 _sigmoid, sigmoid = _unary("sigmoid", lambda x: _sp.expit(x).astype(x.dtype, copy=False),
-                           lambda g, out, x: g * out * (1 - out), saves_output=True, saves=())
-_abs, abs = _unary("abs", np.abs, lambda g, out, x: g * sign(x))
+                           lambda g, out, x: g * out * (1 - out), saves_output=True, saves=(), floating=True)
+_abs, _abs_fn = _unary("abs", np.abs, lambda g, out, x: g * sign(x))
+
+
+def abs(input):
+    _no_bool(input, "abs")
+    return apply(_abs, input)
 _erf, erf = _unary("erf", lambda x: _sp.erf(x).astype(x.dtype, copy=False),
-                   lambda g, out, x: g * exp(-x * x) * (2 / np.sqrt(np.pi)))
-_relu, relu = _unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype, copy=False),
+                   lambda g, out, x: g * exp(-x * x) * (2 / np.sqrt(np.pi)), floating=True)
+_relu, _relu_fn = _unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype, copy=False),
                      lambda g, out, x: apply(_relu_backward, g, out), saves_output=True, saves=())
+def relu(input):
+    _no_bool(input, "relu")
+    return apply(_relu, input)
+
+
 # relu's VJP as one op (PyTorch's threshold_backward), not three (gt, to, mul): ``g`` where
 # ``out > 0``. Linear in ``g``, so its own VJP is itself; piecewise constant in ``out``.
 # A select, not a product, as PyTorch's: an inf or NaN upstream gradient where out <= 0 gives 0.
@@ -147,6 +190,8 @@ _sign = defop("sign", np.sign, _zero_vjp, saves=())
 
 
 def sign(input):
+    if input._data.dtype == np.bool_:  # numpy has no bool sign; PyTorch's is the identity
+        return Tensor._wrap(input._data.copy())
     return apply(_sign, input)
 
 
@@ -230,6 +275,8 @@ _reciprocal = defop("reciprocal", np.reciprocal, lambda g, out, x: -g * out * ou
 
 
 def square(input):
+    if input._data.dtype == np.bool_:  # PyTorch: bool squares to int64 (numpy would say int8)
+        input = input.to(np.int64)
     return apply(_square, input)
 
 
@@ -247,6 +294,7 @@ _round = defop("round", lambda x, decimals: np.round(x, decimals), _zero_vjp, sa
 
 def _rounding(op):
     def fn(input):
+        _no_bool(input, op.name)
         if input._data.dtype.kind != "f":  # integers are already whole: a copy, as PyTorch
             return Tensor._wrap(input._data.copy())
         return apply(op, input)
@@ -260,6 +308,7 @@ fix = trunc
 
 def round(input, *, decimals=0):
     """Round half to even (as PyTorch and numpy), to ``decimals`` places."""
+    _no_bool(input, "round")
     if input._data.dtype.kind != "f" and decimals >= 0:
         return Tensor._wrap(input._data.copy())
     return apply(_round, _to_float(input), decimals=int(decimals))

@@ -26,6 +26,8 @@ def _norm_index(index):
                 raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         elif isinstance(i, list):
             i = np.asarray(i)
+            if i.size == 0 and i.dtype.kind == "f":  # ``x[[]]``: an empty int index, as PyTorch reads it
+                i = i.astype(np.int64)
             if i.dtype.kind == "f":
                 raise IndexError("lists used as indices must hold ints or bools")
         out.append(i)

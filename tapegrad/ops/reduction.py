@@ -280,9 +280,11 @@ def _nan_argmin(a, axis=None, keepdims=False):
 
 def _arg(input, dim, keepdim, fn, name):
     a = input._data
+    if a.dtype == np.bool_:
+        raise RuntimeError(f"{name}(): does not support bool input")
     if dim is None:
-        if a.size == 0:
-            raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
+        if a.size == 0:  # PyTorch raises an IndexError here
+            raise IndexError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
         r = np.asarray(fn(a.reshape(-1)), dtype=np.int64)
         return Tensor._wrap(r.reshape((1,) * a.ndim) if keepdim else r)
     d = norm_dim(dim, a.ndim, name)
@@ -382,6 +384,8 @@ def cumsum(input, dim, *, dtype=None):
     """Running sums along ``dim``; the gradient is the reversed running sum of the upstream gradient."""
     if dtype is not None:
         input = input.to(dtype)
+    elif input._data.dtype.kind in "biu":  # PyTorch: integer and bool inputs accumulate in int64
+        input = input.to(np.int64)
     return apply(_cumsum, input, dim=norm_dim(dim, input.ndim, "cumsum"))
 
 

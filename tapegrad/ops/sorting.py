@@ -237,6 +237,8 @@ def cumprod(input, dim, *, dtype=None):
     """Running products along ``dim``; the gradient is exact when entries are zero."""
     if dtype is not None:
         input = input.to(dtype)
+    elif input._data.dtype.kind in "biu":  # PyTorch: integer and bool inputs accumulate in int64
+        input = input.to(np.int64)
     return apply(_cumprod, input, dim=norm_dim(dim, input.ndim, "cumprod"))
 
 

@@ -70,7 +70,14 @@ def polygamma(n, input):
     return apply(_polygamma, _to_float(as_tensor(input, "polygamma")), n=int(n))
 
 
-_frac, frac = _unary("frac", lambda x: x - np.trunc(x), lambda g, out, x: g, saves=())
+_frac, _frac_fn = _unary("frac", lambda x: x - np.trunc(x), lambda g, out, x: g, saves=())
+
+
+def frac(input):
+    """``input - trunc(input)``; floats only, as in PyTorch."""
+    if input._data.dtype.kind != "f":
+        raise RuntimeError(f"frac: not implemented for {input._data.dtype} tensors")
+    return apply(_frac, input)
 arcsin, arccos, arctan, arcsinh, arccosh, arctanh = asin, acos, atan, asinh, acosh, atanh
 special_erfinv = erfinv
 
