@@ -31,7 +31,7 @@ _native_tape = _os.environ.get("TAPEGRAD_PURE_PYTHON", "0") in ("", "0")
 from ._dtype import (bool_ as bool, double, float, float16, float32, float64, get_default_dtype, half,  # noqa: A004
                      int, int8, int16, int32, int64, long, set_default_dtype, uint8)
 from .tensor import Tensor
-from .device import device, cuda, backends
+from .device import device
 from .creation import *  # noqa: F401,F403
 from .random import Generator, manual_seed, seed, initial_seed, get_rng_state, set_rng_state  # noqa: F401
 from .ops import *  # noqa: F401,F403
@@ -46,6 +46,8 @@ linalg = _importlib.import_module(".linalg", __name__)
 special = _importlib.import_module(".special", __name__)  # torch.special's names (same reason)
 from . import utils, data  # noqa: F401,E402  (tapegrad.utils.data, as torch.utils.data; short alias)
 from .serialization import load, save  # noqa: F401
+from . import amp, backends, cpu, cuda, distributions, jit  # noqa: F401,E402
+from .amp import autocast, get_autocast_dtype, is_autocast_enabled, set_autocast_dtype, set_autocast_enabled  # noqa: F401
 from ._compat import *  # noqa: F401,F403  (Size, dtype, FloatTensor, inference_mode)
 
 __version__ = "0.1.0"
@@ -66,3 +68,11 @@ def is_tensor(obj) -> bool:
 
 def numel(t) -> int:
     return t.numel()
+
+
+def __getattr__(name):
+    # tapegrad.testing on first use (as torch.testing after ``import torch``): its hypothesis
+    # strategies would add ~0.1 s to every import
+    if name == "testing":
+        return _importlib.import_module(".testing", __name__)
+    raise AttributeError(f"module 'tapegrad' has no attribute {name!r}")

@@ -1,7 +1,8 @@
 """Devices: tapegrad computes on the CPU, and says so clearly when asked for anything else.
 
 PyTorch scripts always mention a device (``device = "cuda" if torch.cuda.is_available() else
-"cpu"``); these objects let such scripts run unchanged on the CPU.
+"cpu"``); these objects, with ``tapegrad.cuda`` and ``tapegrad.backends`` (never available),
+let such scripts run unchanged on the CPU.
 """
 from __future__ import annotations
 
@@ -40,36 +41,3 @@ class device:
 
 
 cpu = device("cpu")
-
-
-class _Unavailable:
-    """``tapegrad.cuda`` / ``tapegrad.backends.mps``: present, and never available."""
-
-    def __init__(self, name):
-        self._name = name
-
-    def is_available(self) -> bool:
-        return False
-
-    def device_count(self) -> int:
-        return 0
-
-    def is_built(self) -> bool:
-        return False
-
-    def manual_seed(self, seed) -> None:  # PyTorch scripts call torch.cuda.manual_seed(...) unconditionally
-        return None
-
-    def manual_seed_all(self, seed) -> None:
-        return None
-
-    def synchronize(self, *args) -> None:
-        return None
-
-
-cuda = _Unavailable("cuda")
-
-
-class backends:
-    mps = _Unavailable("mps")
-    cuda = cuda

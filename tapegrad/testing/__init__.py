@@ -5,9 +5,10 @@
 >>> gradcheck(lambda t: (t * t.exp()).sum(), (x,))
 True
 """
+from .comparison import assert_close  # noqa: F401
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: F401
 
-__all__ = ["gradcheck", "gradgradcheck", "GradcheckError"]
+__all__ = ["assert_close", "gradcheck", "gradgradcheck", "GradcheckError"]
 
 try:  # the strategies need hypothesis (a test dependency, not a runtime one)
     from . import strategies  # noqa: F401

@@ -1,2 +1,3 @@
-"""Utilities under PyTorch's names: ``tapegrad.utils.data`` (Dataset, DataLoader, ...)."""
-from . import data  # noqa: F401
+"""Utilities under PyTorch's names: ``tapegrad.utils.data`` (Dataset, DataLoader, ...) and
+``tapegrad.utils.checkpoint`` (activation checkpointing)."""
+from . import checkpoint, data  # noqa: F401

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from numbers import Number
+
+import numpy as np
+
+from .._compat import Size
+from ..autograd import grad_mode
+from ..tensor import Tensor
+from . import constraints
+from .distribution import Distribution, broadcast_all, lazy_property, logits_to_probs, probs_to_logits
+
+
+class Bernoulli(Distribution):
+    """``Bernoulli(probs=p)`` or ``Bernoulli(logits=l)``: 1 with probability ``p``; samples are
+    floats of the parameter's dtype, as PyTorch's."""
+
+    arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
+    support = constraints.boolean
+    has_enumerate_support = True
+
+    def __init__(self, probs=None, logits=None, validate_args=None):
+        if (probs is None) == (logits is None):
+            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+        if probs is not None:
+            is_scalar = isinstance(probs, Number)
+            (self.probs,) = broadcast_all(probs)
+        else:
+            is_scalar = isinstance(logits, Number)
+            (self.logits,) = broadcast_all(logits)
+        self._param = self.probs if probs is not None else self.logits
+        super().__init__(Size() if is_scalar else Size(self._param.shape), validate_args=validate_args)
+
+    @lazy_property
+    def logits(self):
+        return probs_to_logits(self.probs, is_binary=True)
+
+    @lazy_property
+    def probs(self):
+        return logits_to_probs(self.logits, is_binary=True)
+
+    @property
+    def param_shape(self):
+        return Size(self._param.shape)
+
+    @property
+    def mean(self):
+        return self.probs
+
+    @property
+    def mode(self):
+        p = self.probs._data
+        return Tensor._wrap(np.where(p == 0.5, np.nan, (p >= 0.5).astype(p.dtype)).astype(p.dtype))
+
+    @property
+    def variance(self):
+        return self.probs * (1 - self.probs)
+
+    def sample(self, sample_shape=()):
+        from ..random import rng
+        shape = self._extended_shape(sample_shape)
+        with grad_mode.no_grad():
+            p = np.broadcast_to(self.probs._data, shape)
+            return Tensor._wrap((rng().random(shape) < p).astype(p.dtype))
+
+    def log_prob(self, value):
+        from ..nn.functional import binary_cross_entropy_with_logits
+        if self._validate_args:
+            self._validate_sample(value)
+        logits, value = broadcast_all(self.logits, value)
+        return -binary_cross_entropy_with_logits(logits, value, reduction="none")
+
+    def entropy(self):
+        from ..nn.functional import binary_cross_entropy_with_logits
+        return binary_cross_entropy_with_logits(self.logits, self.probs, reduction="none")
+
+    def enumerate_support(self, expand=True):
+        from ..creation import arange
+        values = arange(2, dtype=self._param.dtype).reshape((-1,) + (1,) * len(self._batch_shape))
+        return values.expand((-1,) + tuple(self._batch_shape)) if expand else values

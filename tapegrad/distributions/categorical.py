@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import numpy as np
+
+from .._compat import Size
+from ..autograd import grad_mode
+from ..tensor import Tensor
+from . import constraints
+from .distribution import Distribution, lazy_property, logits_to_probs, probs_to_logits
+
+
+class Categorical(Distribution):
+    """``Categorical(probs=p)`` or ``Categorical(logits=l)`` over ``0 .. K-1`` (the last dimension);
+    ``probs`` are normalised to sum to 1, ``logits`` to log-sum-exp 0. Samples are int64."""
+
+    arg_constraints = {"probs": constraints.simplex, "logits": constraints.independent(constraints.real, 1)}
+    has_enumerate_support = True
+
+    def __init__(self, probs=None, logits=None, validate_args=None):
+        if (probs is None) == (logits is None):
+            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+        if probs is not None:
+            if probs.ndim < 1:
+                raise ValueError("`probs` parameter must be at least one-dimensional.")
+            self.probs = probs / probs.sum(-1, keepdim=True)
+        else:
+            if logits.ndim < 1:
+                raise ValueError("`logits` parameter must be at least one-dimensional.")
+            self.logits = logits - logits.logsumexp(dim=-1, keepdim=True)
+        self._param = self.probs if probs is not None else self.logits
+        self._num_events = self._param.shape[-1]
+        batch_shape = Size(self._param.shape[:-1]) if self._param.ndim > 1 else Size()
+        super().__init__(batch_shape, validate_args=validate_args)
+
+    @constraints.dependent_property(is_discrete=True, event_dim=0)
+    def support(self):
+        return constraints.integer_interval(0, self._num_events - 1)
+
+    @lazy_property
+    def logits(self):
+        return probs_to_logits(self.probs)
+
+    @lazy_property
+    def probs(self):
+        return logits_to_probs(self.logits)
+
+    @property
+    def param_shape(self):
+        return Size(self._param.shape)
+
+    @property
+    def mean(self):
+        return Tensor._wrap(np.full(self._extended_shape(), np.nan, self.probs.dtype))
+
+    @property
+    def mode(self):
+        return self.probs.argmax(-1)
+
+    @property
+    def variance(self):
+        return Tensor._wrap(np.full(self._extended_shape(), np.nan, self.probs.dtype))
+
+    def sample(self, sample_shape=()):
+        """Inverse-CDF draws from the global generator (``tapegrad.manual_seed``)."""
+        from ..random import rng
+        sample_shape = Size(sample_shape)
+        with grad_mode.no_grad():
+            p = self.probs._data.reshape(-1, self._num_events).astype(np.float64)
+            cdf = np.cumsum(p, -1)
+            u = rng().random((sample_shape.numel(), p.shape[0])) * cdf[:, -1]
+            idx = (cdf[None, :, :] <= u[:, :, None]).sum(-1)
+            idx = np.minimum(idx, self._num_events - 1).astype(np.int64)
+            return Tensor._wrap(idx.reshape(self._extended_shape(sample_shape)))
+
+    def log_prob(self, value):
+        from ..ops import broadcast_tensors
+        if self._validate_args:
+            self._validate_sample(value)
+        value = value.long().unsqueeze(-1)
+        value, log_pmf = broadcast_tensors(value, self.logits)
+        value = value[..., :1]
+        return log_pmf.gather(-1, value).squeeze(-1)
+
+    def entropy(self):
+        min_real = float(np.finfo(self.logits.dtype).min)
+        logits = self.logits.clamp(min=min_real)
+        return -(logits * self.probs).sum(-1)
+
+    def enumerate_support(self, expand=True):
+        from ..creation import arange
+        values = arange(self._num_events).reshape((-1,) + (1,) * len(self._batch_shape))
+        return values.expand((-1,) + tuple(self._batch_shape)) if expand else values

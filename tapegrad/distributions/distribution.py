@@ -1,0 +1,192 @@
+"""The base class and helpers shared by the distributions (``torch.distributions.Distribution``)."""
+from __future__ import annotations
+
+import math
+from numbers import Number
+
+import numpy as np
+
+from .. import _dtype
+from .._compat import Size
+from ..autograd import grad_mode
+from ..tensor import Tensor
+from . import constraints
+
+__all__ = ["Distribution"]
+
+
+class lazy_property:  # noqa: N801
+    """Computed on first access, then kept on the instance (``probs`` from ``logits`` and back)."""
+
+    def __init__(self, wrapped):
+        self.wrapped = wrapped
+        self.__doc__ = wrapped.__doc__
+
+    def __get__(self, instance, obj_type=None):
+        if instance is None:
+            return self
+        with grad_mode.enable_grad():
+            value = self.wrapped(instance)
+        instance.__dict__[self.wrapped.__name__] = value
+        return value
+
+
+def broadcast_all(*values):
+    """Tensors broadcast to one shape; numbers become tensors of the first tensor's dtype (or the
+    default dtype)."""
+    from ..creation import tensor
+    from ..ops import broadcast_tensors
+    if not all(isinstance(v, (Tensor, Number)) for v in values):
+        raise ValueError("Input arguments must all be instances of numbers.Number or tapegrad.Tensor.")
+    dtype = next((v.dtype for v in values if isinstance(v, Tensor)), _dtype.get_default_dtype())
+    ts = [v if isinstance(v, Tensor) else tensor(v, dtype=dtype) for v in values]
+    return tuple(broadcast_tensors(*ts))
+
+
+def _sum_rightmost(value, dim: int):
+    return value if dim == 0 else value.reshape(value.shape[:value.ndim - dim] + (-1,)).sum(-1)
+
+
+def _standard_normal(shape, dtype):
+    from ..random import rng
+    return Tensor._wrap(rng().standard_normal(tuple(shape)).astype(dtype, copy=False))
+
+
+def _uniform(shape, dtype):
+    from ..random import rng
+    return Tensor._wrap(rng().random(tuple(shape)).astype(dtype, copy=False))
+
+
+def clamp_probs(probs):
+    eps = float(np.finfo(probs.dtype).eps)
+    return probs.clamp(min=eps, max=1 - eps)
+
+
+def probs_to_logits(probs, is_binary=False):
+    ps = clamp_probs(probs)
+    return ps.log() - ps.neg().log1p() if is_binary else ps.log()
+
+
+def logits_to_probs(logits, is_binary=False):
+    return logits.sigmoid() if is_binary else logits.softmax(-1)
+
+
+LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
+
+
+class Distribution:
+    """``batch_shape`` (independent, not identically distributed draws) and ``event_shape`` (one
+    draw), ``sample`` / ``rsample`` (differentiable, where ``has_rsample``), ``log_prob``,
+    ``entropy``, ``mean``, ``variance``, ``stddev``. With ``validate_args`` (on by default, as
+    PyTorch's under ``__debug__``) parameters and ``log_prob``'s values are checked against
+    ``arg_constraints`` and ``support``, raising ``ValueError`` with PyTorch's messages."""
+
+    has_rsample = False
+    has_enumerate_support = False
+    _validate_args = __debug__
+    arg_constraints: dict = {}
+    support = None
+
+    @staticmethod
+    def set_default_validate_args(value: bool) -> None:
+        if value not in (True, False):
+            raise ValueError
+        Distribution._validate_args = value
+
+    def __init__(self, batch_shape=(), event_shape=(), validate_args=None):
+        self._batch_shape = Size(batch_shape)
+        self._event_shape = Size(event_shape)
+        if validate_args is not None:
+            self._validate_args = validate_args
+        if self._validate_args:
+            for param, constraint in self.arg_constraints.items():
+                if constraints.is_dependent(constraint):
+                    continue
+                if param not in self.__dict__ and isinstance(getattr(type(self), param, None), lazy_property):
+                    continue  # skip the parameter that was not given (probs vs logits)
+                value = getattr(self, param)
+                if not bool(constraint.check(value).all()):
+                    raise ValueError(f"Expected parameter {param} ({type(value).__name__} of shape "
+                                     f"{tuple(value.shape)}) of distribution {self!r} to satisfy the constraint "
+                                     f"{constraint!r}, but found invalid values:\n{value}")
+
+    @property
+    def batch_shape(self) -> Size:
+        return self._batch_shape
+
+    @property
+    def event_shape(self) -> Size:
+        return self._event_shape
+
+    @property
+    def mean(self):
+        raise NotImplementedError
+
+    @property
+    def mode(self):
+        raise NotImplementedError(f"{self.__class__} does not implement mode")
+
+    @property
+    def variance(self):
+        raise NotImplementedError
+
+    @property
+    def stddev(self):
+        return self.variance.sqrt()
+
+    def sample(self, sample_shape=()):
+        """A draw of shape ``sample_shape + batch_shape + event_shape``, without gradient."""
+        with grad_mode.no_grad():
+            return self.rsample(sample_shape)
+
+    def rsample(self, sample_shape=()):
+        raise NotImplementedError
+
+    def sample_n(self, n: int):
+        return self.sample(Size((n,)))
+
+    def log_prob(self, value):
+        raise NotImplementedError
+
+    def cdf(self, value):
+        raise NotImplementedError
+
+    def icdf(self, value):
+        raise NotImplementedError
+
+    def entropy(self):
+        raise NotImplementedError
+
+    def perplexity(self):
+        return self.entropy().exp()
+
+    def _extended_shape(self, sample_shape=()) -> Size:
+        if not isinstance(sample_shape, tuple):
+            sample_shape = tuple(sample_shape)
+        return Size(sample_shape + self._batch_shape + self._event_shape)
+
+    def _validate_sample(self, value) -> None:
+        if not isinstance(value, Tensor):
+            raise ValueError("The value argument to log_prob must be a Tensor")
+        event_dim_start = value.ndim - len(self._event_shape)
+        if Size(value.shape[event_dim_start:]) != self._event_shape:
+            raise ValueError(f"The right-most size of value must match event_shape: {Size(value.shape)} vs "
+                             f"{self._event_shape}.")
+        actual_shape, expected_shape = Size(value.shape), self._batch_shape + self._event_shape
+        for i, j in zip(reversed(actual_shape), reversed(expected_shape)):
+            if i != 1 and j != 1 and i != j:
+                raise ValueError(f"Value is not broadcastable with batch_shape+event_shape: {actual_shape} vs "
+                                 f"{Size(expected_shape)}.")
+        support = self.support
+        if support is None:
+            return
+        if not bool(support.check(value).all()):
+            raise ValueError(f"Expected value argument ({type(value).__name__} of shape {tuple(value.shape)}) to be "
+                             f"within the support ({support!r}) of the distribution {self!r}, but found invalid "
+                             f"values:\n{value}")
+
+    def __repr__(self):
+        names = [k for k in self.arg_constraints if k in self.__dict__]
+        args = ", ".join(f"{p}: {self.__dict__[p] if self.__dict__[p].numel() == 1 else Size(self.__dict__[p].shape)}"
+                         for p in names)
+        return f"{self.__class__.__name__}({args})"

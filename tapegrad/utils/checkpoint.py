@@ -1,0 +1,166 @@
+"""Activation checkpointing (``torch.utils.checkpoint``): run a block without keeping its
+intermediate activations, and run it again during backward to get its gradients.
+
+``checkpoint(fn, *args)`` runs ``fn`` with recording off and records one node (an
+``autograd.Function``) whose inputs are the tensor arguments and, when ``fn`` is a module or a
+module's method, the module's parameters. Its backward restores the random state the forward
+saw (so dropout draws the same mask), reruns ``fn`` with recording on from detached copies of
+the inputs, and differentiates that graph: the gradients are the ones without checkpointing.
+Tensors that ``fn`` reaches some other way (a closure over a leaf) get their gradient
+accumulated into ``.grad`` during that backward, as PyTorch's reentrant variant does.
+
+>>> h = checkpoint(self.block, x, use_reentrant=False)
+"""
+from __future__ import annotations
+
+import warnings
+
+from ..autograd import grad_mode
+from ..autograd.function import Function
+from ..tensor import Tensor
+
+__all__ = ["checkpoint", "checkpoint_sequential"]
+
+
+def _module_parameters(owner):
+    """The parameters of ``owner``: a module, a module's bound method, or a list of modules."""
+    from ..nn import Module
+    owner = getattr(owner, "__self__", owner)
+    mods = owner if isinstance(owner, (list, tuple)) else [owner]
+    params, seen = [], set()
+    for m in mods:
+        if isinstance(m, Module):
+            for p in m.parameters():
+                if p.requires_grad and id(p) not in seen:
+                    seen.add(id(p))
+                    params.append(p)
+    return params
+
+
+def _leaves(outputs, start_seq):
+    """The leaf tensors that require grad under the nodes recorded since ``start_seq``."""
+    from ..autograd.node import Node
+    seen, leaves, stack = set(), {}, [o.grad_fn for o in outputs if o.grad_fn is not None]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen or node.seq < start_seq:
+            continue
+        seen.add(id(node))
+        for e in node.edges:
+            if type(e) is Node:
+                stack.append(e)
+            elif e is not None:
+                leaves[id(e)] = e
+    return list(leaves.values())
+
+
+class _Checkpoint(Function):
+    @staticmethod
+    def forward(ctx, run, preserve_rng_state, n_args, *tensors):
+        from ..random import get_rng_state
+        ctx.run, ctx.n_args = run, n_args
+        ctx.rng_state = get_rng_state() if preserve_rng_state else None
+        ctx.save_for_backward(*tensors)
+        return run(*tensors[:n_args])
+
+    @staticmethod
+    def backward(ctx, *grads):
+        from .. import autograd
+        from ..autograd.node import _seq
+        from ..random import get_rng_state, set_rng_state
+        saved = ctx.saved_tensors
+        inputs = [t.detach().requires_grad_(t.requires_grad) if t.dtype.kind == "f" else t.detach()
+                  for t in saved[:ctx.n_args]]
+        params = list(saved[ctx.n_args:])
+        outer_rng = get_rng_state()
+        if ctx.rng_state is not None:
+            set_rng_state(ctx.rng_state)
+        try:
+            start = next(_seq)
+            with grad_mode.enable_grad():
+                outputs = ctx.run(*inputs)
+        finally:
+            set_rng_state(outer_rng)
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        pairs = [(o, g) for o, g in zip(outputs, grads) if isinstance(o, Tensor) and o.requires_grad and g is not None]
+        wanted = [t for t in inputs if t.requires_grad] + params
+        known = {id(t) for t in wanted}
+        others = [t for t in _leaves([o for o, _ in pairs], start) if id(t) not in known]
+        result = [None] * len(saved)
+        if pairs:
+            gs = autograd.grad([o for o, _ in pairs], wanted + others, [g for _, g in pairs], allow_unused=True)
+            by_id = {id(t): g for t, g in zip(wanted, gs)}
+            result = [by_id.get(id(t)) for t in inputs] + list(gs[len(wanted) - len(params):len(wanted)])
+            for t, g in zip(others, gs[len(wanted):]):  # reached by closure: accumulate, as reentrant backward
+                if g is not None:
+                    t.grad = g if t.grad is None else t.grad + g
+        return (None, None, None, *result)
+
+
+def _apply(function, preserve, args, owner):
+    tensors = list(args)
+    if not all(isinstance(a, Tensor) for a in args):
+        idx = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+        fixed = list(args)
+
+        def run(*ts):
+            call = list(fixed)
+            for i, t in zip(idx, ts):
+                call[i] = t
+            return function(*call)
+        tensors = [args[i] for i in idx]
+    else:
+        run = function
+    return _Checkpoint.apply(run, preserve, len(tensors), *tensors, *_module_parameters(owner))
+
+
+def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism_check="default", debug=False,
+               preserve_rng_state=True, **kwargs):
+    """``function(*args, **kwargs)`` without keeping its activations; recomputed in backward.
+
+    ``use_reentrant`` should be given, as PyTorch asks (a warning otherwise); both variants take the
+    same path here. ``preserve_rng_state`` (default True) replays the forward's random draws."""
+    if use_reentrant is None:
+        warnings.warn("tapegrad.utils.checkpoint: the use_reentrant parameter should be passed explicitly "
+                      "(use_reentrant=False is recommended, as in PyTorch).", stacklevel=2)
+        use_reentrant = True
+    if kwargs and use_reentrant:
+        raise ValueError("Unexpected keyword arguments: " + ",".join(arg for arg in kwargs))
+    if context_fn is not None or debug:
+        if use_reentrant:
+            raise ValueError("Passing `context_fn` or `debug` is only supported when use_reentrant=False.")
+        raise NotImplementedError("tapegrad.utils.checkpoint: context_fn and debug are not supported")
+    if not grad_mode.is_grad_enabled():
+        return function(*args, **kwargs)
+    return _apply(lambda *a: function(*a, **kwargs), preserve_rng_state, args, function)
+
+
+def checkpoint_sequential(functions, segments, input, use_reentrant=None, **kwargs):
+    """Runs ``functions`` (an ``nn.Sequential`` or a list of modules) in ``segments`` chunks,
+    checkpointing every chunk but the last."""
+    from ..nn import Sequential
+    if use_reentrant is None:
+        warnings.warn("tapegrad.utils.checkpoint_sequential: the use_reentrant parameter should be passed "
+                      "explicitly (use_reentrant=False is recommended, as in PyTorch).", stacklevel=2)
+        use_reentrant = True
+    preserve = kwargs.pop("preserve_rng_state", True)
+    if kwargs:
+        raise ValueError("Unexpected keyword arguments: " + ",".join(arg for arg in kwargs))
+    if isinstance(functions, Sequential):
+        functions = list(functions.children())
+
+    def run_function(start, end):
+        def forward(x):
+            for j in range(start, end + 1):
+                x = functions[j](x)
+            return x
+        forward.modules = functions[start:end + 1]
+        return forward
+
+    segment_size = len(functions) // segments
+    end = -1
+    for start in range(0, segment_size * (segments - 1), segment_size):
+        end = start + segment_size - 1
+        run = run_function(start, end)
+        input = _apply(run, preserve, (input,), run.modules) if grad_mode.is_grad_enabled() else run(input)
+    return run_function(end + 1, len(functions) - 1)(input)
