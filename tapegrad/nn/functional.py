@@ -1084,6 +1084,19 @@ def pixel_unshuffle(input, downscale_factor: int):
     return x.reshape(*lead, c * r * r, h // r, w // r)
 
 
+def channel_shuffle(input, groups: int):
+    """(N, g*k, *) -> (N, k*g, *): channel ``i*k + j`` moves to ``j*g + i`` (ShuffleNet)."""
+    if input.ndim <= 2:
+        raise RuntimeError(f"channel_shuffle expects input to have at least 3 dimensions, but got input with sizes "
+                           f"{list(input.shape)}")
+    if groups <= 0:
+        raise RuntimeError(f"Number of groups to divide channels in must be positive. Value of groups:{groups}")
+    n, c, *rest = input.shape
+    if c % groups:
+        raise RuntimeError(f"Number of channels must be divisible by groups. Got {c} channels and {groups} groups.")
+    return input.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(input.shape)
+
+
 def _one(v, name):
     if isinstance(v, (tuple, list)):
         if len(v) != 1:

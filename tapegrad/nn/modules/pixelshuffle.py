@@ -1,4 +1,4 @@
-"""``PixelShuffle``/``PixelUnshuffle`` and ``Fold``/``Unfold`` (col2im/im2col) as layers."""
+"""``PixelShuffle``/``PixelUnshuffle``, ``ChannelShuffle`` and ``Fold``/``Unfold`` (col2im/im2col) as layers."""
 from __future__ import annotations
 
 from .. import functional as F
@@ -15,6 +15,18 @@ class PixelShuffle(Module):
 
     def extra_repr(self) -> str:
         return f"upscale_factor={self.upscale_factor}"
+
+
+class ChannelShuffle(Module):
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, input):
+        return F.channel_shuffle(input, self.groups)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
 
 
 class PixelUnshuffle(Module):
