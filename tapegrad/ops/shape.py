@@ -173,9 +173,9 @@ _contiguous = defop("contiguous", np.ascontiguousarray, lambda g, out, x: g, sav
 def flatten(input, start_dim=0, end_dim=-1):
     """Merge dims ``start_dim..end_dim`` into one (a 0-d tensor becomes 1-d)."""
     nd = input.ndim
+    s, e = norm_dim(start_dim, nd, "flatten"), norm_dim(end_dim, nd, "flatten")
     if nd == 0:
         return reshape(input, (1,))
-    s, e = norm_dim(start_dim, nd, "flatten"), norm_dim(end_dim, nd, "flatten")
     if s > e:
         raise RuntimeError(f"flatten() has invalid args: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
     shape = input.shape
@@ -238,6 +238,7 @@ swapdims = swapaxes
 
 def narrow(input, dim, start, length):
     """The slice ``start:start+length`` of dim ``dim`` (a view)."""
+    _has_dims(input, "narrow")
     d = norm_dim(dim, input.ndim, "narrow")
     n = input.shape[d]
     start = int(start)
@@ -251,12 +252,13 @@ def narrow(input, dim, start, length):
 
 
 # ---------------------------------------------------------------- joining and splitting
-def _cat_vjp(g, out, *xs, dim, index):
-    start = builtins.sum(xs[j].shape[dim] for j in range(index))
-    return narrow(g, dim, start, xs[index].shape[dim])
+def _cat_vjp(g, out, *xs, dim, starts, index):
+    # starts: where each input begins along dim, computed once by cat() (summing the sizes
+    # here, per input, made the backward of a cat of n pieces O(n^2))
+    return narrow(g, dim, starts[index], starts[index + 1] - starts[index])
 
 
-_cat = defop("cat", lambda *xs, dim: np.concatenate(xs, axis=dim), _cat_vjp, saves=(), variadic=True)
+_cat = defop("cat", lambda *xs, dim, starts: np.concatenate(xs, axis=dim), _cat_vjp, saves=(), variadic=True)
 
 
 def cat(tensors, dim=0):
@@ -288,7 +290,10 @@ def cat(tensors, dim=0):
                 raise RuntimeError(f"cat(): Sizes of tensors must match except in dimension {dim}. Expected size "
                                    f"{ref.shape[k]} but got size {t.shape[k]} for tensor number {i} in the list "
                                    f"(shapes {tuple(ref.shape)} and {tuple(t.shape)})")
-    return apply(_cat, *[cast(t, d) for t in kept], dim=dim)
+    starts = [0]
+    for t in kept:
+        starts.append(starts[-1] + t._data.shape[dim])
+    return apply(_cat, *[cast(t, d) for t in kept], dim=dim, starts=tuple(starts))
 
 
 concat = concatenate = cat
@@ -309,6 +314,7 @@ def stack(tensors, dim=0):
 
 def split(tensor, split_size_or_sections, dim=0):
     """Views of ``tensor`` along ``dim``: chunks of one size (the last may be smaller) or given sizes."""
+    _has_dims(tensor, "split")
     d = norm_dim(dim, tensor.ndim, "split")
     n = tensor.shape[d]
     if isinstance(split_size_or_sections, (int, np.integer)):
@@ -332,8 +338,18 @@ def chunk(input, chunks, dim=0):
     """Split into ``chunks`` pieces of ``ceil(size / chunks)`` (fewer if the size runs out)."""
     if chunks <= 0:
         raise RuntimeError(f"chunk: chunk expects `chunks` to be greater than 0, got: {chunks}")
-    n = input.shape[norm_dim(dim, input.ndim, "chunk")]
-    return split(input, builtins.max(1, -(-n // chunks)), dim)
+    _has_dims(input, "chunk")
+    d = norm_dim(dim, input.ndim, "chunk")
+    n = input.shape[d]
+    if n == 0:  # PyTorch: ``chunks`` empty pieces
+        return tuple(narrow(input, d, 0, 0) for _ in range(chunks))
+    return split(input, -(-n // chunks), dim)
+
+
+def _has_dims(input, opname):
+    """PyTorch's dim-wise slicing ops refuse 0-d tensors (with a RuntimeError)."""
+    if input.ndim == 0:
+        raise RuntimeError(f"{opname}: dimension specified as 0 but tensor has no dimensions")
 
 
 def unbind(input, dim=0):
