@@ -89,7 +89,8 @@ class _IntegerInterval(Constraint):
         self.lower_bound, self.upper_bound = lower_bound, upper_bound
 
     def check(self, value):
-        return (value % 1 == 0) & (self.lower_bound <= value) & (value <= self.upper_bound)
+        v = value._data  # numpy: tapegrad's % gives a 0-d int tensor a non-array payload
+        return _t((v % 1 == 0) & (self.lower_bound <= v) & (v <= self.upper_bound))
 
     def __repr__(self):
         return f"IntegerInterval(lower_bound={self.lower_bound}, upper_bound={self.upper_bound})"
@@ -102,7 +103,8 @@ class _IntegerGreaterThan(Constraint):
         self.lower_bound = lower_bound
 
     def check(self, value):
-        return (value % 1 == 0) & (value >= self.lower_bound)
+        v = value._data
+        return _t((v % 1 == 0) & (v >= self.lower_bound))
 
     def __repr__(self):
         return f"IntegerGreaterThan(lower_bound={self.lower_bound})"
