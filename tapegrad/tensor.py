@@ -43,9 +43,9 @@ class Tensor:
 
     @classmethod
     def _wrap(cls, arr: np.ndarray) -> "Tensor":
-        """A new leaf around ``arr`` (no copy)."""
+        """A new leaf around ``arr`` (no copy; a numpy scalar from 0-d work becomes a 0-d array)."""
         t = cls.__new__(cls)
-        t._data = arr  # _init_meta's fields, written out: this runs for every intermediate
+        t._data = arr if type(arr) is np.ndarray else np.asarray(arr)  # _init_meta's fields, written out: hot
         t._requires_grad = False
         t.grad = t.grad_fn = t._base = t._hooks = None
         t._version = [0]

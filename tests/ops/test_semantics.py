@@ -247,3 +247,10 @@ def test_relu_gradient_selects_like_pytorch():
     x.relu().backward(tg.tensor([float("inf"), float("nan"), float("inf")]))
     g = x.grad.numpy()
     assert g[0] == 0 and np.isnan(g[1]) and g[2] == 0
+
+
+def test_zero_d_integer_results_are_tensors_of_arrays():
+    """0-d integer arithmetic (numpy returns scalars there) still gives a usable tensor."""
+    r = tg.tensor(3) % 2
+    assert isinstance(r.numpy(), np.ndarray) and r.item() == 1
+    assert bool(r == 1) and (tg.tensor(-7) // 2).item() == -4 and tg.fmod(tg.tensor(-7), 2).item() == -1
