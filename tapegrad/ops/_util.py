@@ -78,4 +78,5 @@ def norm_dims(dim, ndim: int, opname: str) -> tuple[int, ...]:
         if len(set(dims)) != len(dims):
             raise RuntimeError(f"{opname}: dim {tuple(dim)} appears multiple times in the list of dims")
         return tuple(sorted(dims)) if ndim else ()
-    return (norm_dim(dim, ndim, opname),) if ndim else ()
+    d = norm_dim(dim, ndim, opname)  # checked on 0-d tensors too (only 0 and -1 are valid there)
+    return (d,) if ndim else ()

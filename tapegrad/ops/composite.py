@@ -302,6 +302,8 @@ def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
 # ---------------------------------------------------------------- splitting
 def tensor_split(input, indices_or_sections, dim=0):
     """Split into ``n`` nearly equal parts (the first ones one larger) or at the given indices."""
+    if input.ndim == 0:
+        raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a tensor with 0 dims")
     d = norm_dim(dim, input.ndim, "tensor_split")
     size = input.shape[d]
     if isinstance(indices_or_sections, Tensor):

@@ -18,8 +18,8 @@ _sub = defop("sub", np.subtract, lambda g, out, x, y: g, lambda g, out, x, y: -g
 _mul = defop("mul", np.multiply, lambda g, out, x, y: g * y, lambda g, out, x, y: g * x)
 _div = defop("div", np.true_divide, lambda g, out, x, y: g / y, lambda g, out, x, y: -g * x / (y * y))
 _pow = defop("pow", np.power,
-             lambda g, out, x, y: g * y * x ** (y - 1),
-             lambda g, out, x, y: g * out * _safe_log_base(x),
+             lambda g, out, x, y: where(y == 0, const(0.0, g.dtype), g * y * x ** (y - 1)),  # PyTorch: 0 at y == 0
+             lambda g, out, x, y: _pow_exponent_grad(g, out, x, y),
              saves_output=True)
 _maximum = defop("maximum", np.maximum,
                  lambda g, out, x, y: g * _tie_mask(x, y),
@@ -34,9 +34,11 @@ def _tie_mask(x, y):
     return (x > y).to(x.dtype) + (x == y).to(x.dtype) * 0.5
 
 
-def _safe_log_base(x):
-    # d(x**y)/dy = x**y * log(x); PyTorch takes it as 0 where x == 0 (and y >= 0)
-    return where(x == 0, const(0.0, x.dtype), log(where(x == 0, const(1.0, x.dtype), x)))
+def _pow_exponent_grad(g, out, x, y):
+    # d(x**y)/dy = x**y * log(x); PyTorch takes it as 0 where x == 0 and y >= 0 (where x == 0 and
+    # y < 0 it is inf * -inf = -inf). log's argument is made safe there, so double backward has no 0/0.
+    zero = (x == 0) & (y >= 0)
+    return where(zero, const(0.0, out.dtype), g * out * log(where(zero, const(1.0, x.dtype), x)))
 
 
 def add(input, other, *, alpha=1):
@@ -76,7 +78,7 @@ def div(input, other, *, rounding_mode=None):
     if a._data.dtype.kind != "f":
         if a._data.dtype == np.bool_:
             raise RuntimeError(f"div(rounding_mode={rounding_mode!r}): not implemented for 'Bool' tensors")
-        if (b._data == 0).any():  # numpy would give 0 with a warning
+        if (b._data == 0).any() and np.broadcast(a._data, b._data).size:  # numpy: 0 with a warning
             raise RuntimeError("ZeroDivisionError: integer division by zero")
     if rounding_mode == "floor":
         return apply(_floor_divide, a, b)
@@ -97,6 +99,8 @@ _trunc_divide = defop("trunc_divide", lambda a, b: np.trunc(np.true_divide(a, b)
 def pow(input, exponent):
     """``input ** exponent``; either may be a scalar."""
     if isinstance(input, Tensor) and not isinstance(exponent, Tensor):
+        if input._data.dtype.kind in "iu" and isinstance(exponent, (int, np.integer)) and exponent < 0:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
         if input._data.dtype.kind != "f" and isinstance(exponent, float):
             from .. import _dtype
             input = input.to(_dtype.get_default_dtype())
@@ -104,7 +108,18 @@ def pow(input, exponent):
     a, b = pair(input, exponent, "pow")
     if a._data.dtype == np.bool_:
         raise RuntimeError("pow: not implemented for 'Bool' tensors")
+    if a._data.dtype.kind in "iu":  # numpy refuses negative integer powers; PyTorch truncates them
+        if not isinstance(exponent, Tensor) and exponent < 0:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
+        return Tensor._wrap(_int_pow(a._data, b._data))
     return apply(_pow, a, b)
+
+
+def _int_pow(x, e):
+    """C-style integer power: a negative exponent gives 1 for 1, +-1 for -1 and 0 otherwise."""
+    pos = np.power(x, np.maximum(e, 0))
+    neg = np.where(x == 1, 1, np.where(x == -1, np.where(e % 2 == 0, 1, -1), 0))
+    return np.where(e < 0, neg, pos).astype(pos.dtype)
 
 
 def _pow_scalar_fwd(x, exponent):
@@ -315,7 +330,9 @@ def round(input, *, decimals=0):
 
 
 def _atan2_denominator(y, x):
-    return x * x + y * y
+    # at the origin PyTorch's gradient is 0, not 0/0: divide by 1 there (the numerator is 0)
+    d = x * x + y * y
+    return where(d == 0, const(1.0, d.dtype), d)
 
 
 _atan2 = defop("atan2", np.arctan2,

@@ -173,8 +173,11 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Standard deviation: ``sqrt(var(...))``."""
-    from .elementwise import sqrt
-    return sqrt(apply(_var, input, **_var_args(input, dim, unbiased, keepdim, correction, "std")))
+    from .elementwise import sqrt, where
+    v = apply(_var, input, **_var_args(input, dim, unbiased, keepdim, correction, "std"))
+    # PyTorch's std_backward is 0 where std is 0 (not inf * 0 = nan): sqrt only sees nonzero variances
+    zero = v == 0
+    return where(zero, const(0.0, v.dtype), sqrt(where(zero, const(1.0, v.dtype), v)))
 
 
 # ---------------------------------------------------------------- max / min

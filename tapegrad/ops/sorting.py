@@ -47,9 +47,9 @@ def sort(input, dim=-1, descending=False, stable=False):
     >>> tapegrad.sort(tapegrad.tensor([3.0, 1.0, 2.0]))
     sort(values=tensor([1., 2., 3.]), indices=tensor([1, 2, 0]))
     """
+    d = norm_dim(dim, input.ndim, "sort")
     if input.ndim == 0:
         return _sort_t(_shape.clone(input), Tensor._wrap(np.zeros((), np.int64)))
-    d = norm_dim(dim, input.ndim, "sort")
     idx = Tensor._wrap(_argsort_np(input._data, d, descending).astype(np.int64))
     return _sort_t(gather(input, d, idx), idx)
 

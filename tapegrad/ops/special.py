@@ -123,7 +123,7 @@ _fmod = defop("fmod", np.fmod, lambda g, out, a, b: g, lambda g, out, a, b: -g *
 
 
 def _int_mod(npfn, a, b, opname):
-    if (b._data == 0).any():
+    if (b._data == 0).any() and np.broadcast(a._data, b._data).size:  # an empty result can't divide
         raise RuntimeError(f"{opname}: ZeroDivisionError (integer division by zero, divisor shape "
                            f"{tuple(b.shape)})")
     return Tensor._wrap(npfn(a._data, b._data))
@@ -166,6 +166,8 @@ def lerp(input, end, weight):
     >>> tapegrad.lerp(tapegrad.zeros(2), tapegrad.ones(2), 0.25)
     tensor([0.2500, 0.2500])
     """
+    if isinstance(end, Tensor) and isinstance(input, Tensor) and end.dtype != input.dtype:
+        raise RuntimeError(f"lerp: expected dtype {input.dtype} for `end` but got dtype {end.dtype}")
     a, b = pair(input, end, "lerp")
     if a._data.dtype.kind != "f":
         raise RuntimeError(f"lerp: expected floating-point input and end, got {a._data.dtype}")
@@ -174,8 +176,16 @@ def lerp(input, end, weight):
 
 
 def addcmul(input, tensor1, tensor2, *, value=1):
-    """``input + value * tensor1 * tensor2``."""
-    return add(input, mul(mul(tensor1, tensor2), value) if value != 1 else mul(tensor1, tensor2))
+    """``input + value * tensor1 * tensor2``; the tensors alone set the dtype (PyTorch casts ``value``)."""
+    from .. import _dtype
+    prod = mul(tensor1, tensor2)
+    d = _dtype.result_type(input._data, prod._data)
+    if d == np.bool_:
+        raise RuntimeError("addcmul: not implemented for 'Bool' tensors")
+    prod = prod.to(d)
+    if value != 1:
+        prod = mul(prod, int(value) if d.kind != "f" else value)
+    return add(input.to(d), prod)
 
 
 def addcdiv(input, tensor1, tensor2, *, value=1):
