@@ -89,10 +89,60 @@ void pack_a(int64_t m, int64_t kc, const T* a, int64_t rsa, int64_t csa, T* Ap) 
   }
 }
 
+#if defined(__x86_64__)
+// A full micro-panel of a column-major B (NR columns, each contiguous in p): an in-register
+// transpose of 4 x 4 (double) or 8 x 8 (float) blocks instead of NR scattered column streams.
+__attribute__((target("avx2,fma"))) void pack_b_colmajor_avx2(int64_t kc, const double* b, int64_t csb,
+                                                                double* Bp) {
+  int64_t p = 0;
+  for (; p + 4 <= kc; p += 4)
+    for (int j = 0; j < 8; j += 4) {
+      const __m256d r0 = _mm256_loadu_pd(b + (j + 0) * csb + p), r1 = _mm256_loadu_pd(b + (j + 1) * csb + p);
+      const __m256d r2 = _mm256_loadu_pd(b + (j + 2) * csb + p), r3 = _mm256_loadu_pd(b + (j + 3) * csb + p);
+      const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+      const __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+      _mm256_store_pd(Bp + (p + 0) * 8 + j, _mm256_permute2f128_pd(t0, t2, 0x20));
+      _mm256_store_pd(Bp + (p + 1) * 8 + j, _mm256_permute2f128_pd(t1, t3, 0x20));
+      _mm256_store_pd(Bp + (p + 2) * 8 + j, _mm256_permute2f128_pd(t0, t2, 0x31));
+      _mm256_store_pd(Bp + (p + 3) * 8 + j, _mm256_permute2f128_pd(t1, t3, 0x31));
+    }
+  for (; p < kc; ++p)
+    for (int j = 0; j < 8; ++j) Bp[p * 8 + j] = b[j * csb + p];
+}
+__attribute__((target("avx2,fma"))) void pack_b_colmajor_avx2(int64_t kc, const float* b, int64_t csb,
+                                                                float* Bp) {
+  int64_t p = 0;
+  for (; p + 8 <= kc; p += 8)
+    for (int j = 0; j < 16; j += 8) {
+      __m256 r[8], t[8];
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(b + (j + i) * csb + p);
+      for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+      }
+      for (int i = 0; i < 8; i += 4) {
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+      }
+      // r[0..3]: p-offsets (0,4), (1,5), (2,6), (3,7) of columns j..j+3; r[4..7]: of j+4..j+7
+      for (int k = 0; k < 4; ++k) {
+        _mm256_store_ps(Bp + (p + k) * 16 + j, _mm256_permute2f128_ps(r[k], r[k + 4], 0x20));
+        _mm256_store_ps(Bp + (p + k + 4) * 16 + j, _mm256_permute2f128_ps(r[k], r[k + 4], 0x31));
+      }
+    }
+  for (; p < kc; ++p)
+    for (int j = 0; j < 16; ++j) Bp[p * 16 + j] = b[j * csb + p];
+}
+#endif
+
 // B panel (kc x nc, any strides) -> ceil(nc/NR) micro-panels; panel r holds columns
 // r*NR..r*NR+NR-1 row after row: element (p, j) at r*NR*kc + p*NR + j. Columns past nc are zero.
-template <typename T, int NR>
+// kAvx2: full panels of a column-major B are transposed with AVX2 (the AVX2 kernels' NR only).
+template <typename T, int NR, bool kAvx2>
 void pack_b(int64_t kc, int64_t nc, const T* B, int64_t rsb, int64_t csb, T* Bp) {
+  static_assert(!kAvx2 || NR * sizeof(T) == 64, "the AVX2 transposes fill 64-byte panel rows");
   for (int64_t jr = 0; jr < nc; jr += NR, Bp += NR * kc) {
     const T* b = B + jr * csb;
     const int64_t n = std::min<int64_t>(NR, nc - jr);
@@ -100,6 +150,12 @@ void pack_b(int64_t kc, int64_t nc, const T* B, int64_t rsb, int64_t csb, T* Bp)
       for (int64_t p = 0; p < kc; ++p)
         for (int j = 0; j < NR; ++j) Bp[p * NR + j] = b[p * rsb + j];
     } else if (n == NR && rsb == 1) {     // column-major B: NR contiguous column streams
+#if defined(__x86_64__)
+      if constexpr (kAvx2) {
+        pack_b_colmajor_avx2(kc, b, csb, Bp);
+        continue;
+      }
+#endif
       for (int j = 0; j < NR; ++j)
         for (int64_t p = 0; p < kc; ++p) Bp[p * NR + j] = b[j * csb + p];
     } else {
@@ -186,6 +242,7 @@ template <typename T, Isa I> struct Config;
 // panels need no temporary tile; otherwise m must be MR. kHalfCols: it can compute the left
 // NR/2 columns only (ukernel's half); otherwise it computes all NR.
 template <typename T> struct Config<T, Isa::generic> : Blocks<T, Isa::generic> {
+  static constexpr Isa kIsa = Isa::generic;
   static constexpr bool kRowEdges = false, kHalfCols = false;
   template <bool kDirectA>
   static void ukernel(int /*m*/, bool /*half*/, int64_t kc, const T* A, int64_t ars, int64_t acs, const T* B, T* C, int64_t rsc,
@@ -198,6 +255,7 @@ template <typename T> struct Config<T, Isa::generic> : Blocks<T, Isa::generic> {
 // The AVX2 kernel for m rows (1..MR) and one (half) or two vectors of columns, from a table.
 #define TG_DEFINE_AVX2_CONFIG(T, KERNEL)                                                                      \
   template <> struct Config<T, Isa::avx2> : Blocks<T, Isa::avx2> {                                            \
+    static constexpr Isa kIsa = Isa::avx2;                                                                    \
     static constexpr bool kRowEdges = true, kHalfCols = true;                                                 \
     template <bool kDirectA>                                                                                  \
     static void ukernel(int m, bool half, int64_t kc, const T* A, int64_t ars, int64_t acs, const T* B, T* C, \
@@ -268,7 +326,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
     for (int64_t kb = 0; kb < kblocks; ++kb) {
       const int64_t pc = K * kb / kblocks, kc = K * (kb + 1) / kblocks - pc;
       const T beta_pc = kb == 0 ? beta : T(1);
-      if (!fused_b) pack_b<T, NR>(kc, nc, B + pc * rsb + jc * csb, rsb, csb, Bp);
+      if (!fused_b) pack_b<T, NR, Cfg::kIsa == Isa::avx2>(kc, nc, B + pc * rsb + jc * csb, rsb, csb, Bp);
       for (int64_t ic = 0; ic < M; ic += MC) {
         const int64_t mc = std::min<int64_t>(MC, M - ic), panels = (mc + MR - 1) / MR;
         // Row panel r: rows [row(r), row(r + 1)) of this block; read in place or packed at Ap + r*MR*kc.
@@ -283,7 +341,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
         const int64_t step = fused_b ? group * NR : nc;
         for (int64_t jg = 0; jg < nc; jg += step) {
           const int64_t ng = std::min<int64_t>(step, nc - jg);
-          if (fused_b) pack_b<T, NR>(kc, ng, B + pc * rsb + (jc + jg) * csb, rsb, csb, Bp);
+          if (fused_b) pack_b<T, NR, Cfg::kIsa == Isa::avx2>(kc, ng, B + pc * rsb + (jc + jg) * csb, rsb, csb, Bp);
           for (int64_t r = 0; r < panels; ++r) {
             const int64_t i0 = row(r), m = row(r + 1) - i0;
             for (int64_t jr = 0; jr < ng; jr += NR) {
