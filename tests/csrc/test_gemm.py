@@ -153,6 +153,24 @@ def test_deterministic_across_threads(dtype, m, n, k, tb):
     check(a, b)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("offset", [0, 8, 16, 40, 56])
+def test_misaligned_rows(dtype, offset):
+    """A row-major B starting `offset` bytes past a cache line (its panel grid is shifted to
+    align the panels): right, and bit-identical for 1 and 2 threads."""
+    rng = np.random.default_rng(7)
+    m, k, n = 20, 25, 1000
+    size = np.dtype(dtype).itemsize
+    buf = np.zeros(k * n * size + 128, np.uint8)
+    start = (-buf.ctypes.data) % 64 + offset
+    b = buf[start:start + k * n * size].view(dtype).reshape(k, n)
+    b[:] = rng.uniform(-1, 1, (k, n))
+    a = operand(rng, (m, k), dtype)
+    one, two = _run(a, b, 1), _run(a, b, 2)
+    assert one.tobytes() == two.tobytes()
+    check(a, b)
+
+
 def test_threads_setting():
     old = _C.get_num_threads()
     _C.set_num_threads(1)
