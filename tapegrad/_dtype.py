@@ -63,33 +63,59 @@ def to_dtype(d) -> np.dtype:
         raise TypeError(f"not a dtype: {d!r}") from None
 
 
-def result_type(a, b) -> np.dtype:
-    """PyTorch's promotion of two operands, each an ndarray or a Python scalar."""
-    a_arr, b_arr = isinstance(a, np.ndarray), isinstance(b, np.ndarray)
-    if a_arr and b_arr:
-        da, db = a.dtype, b.dtype
-        if da == db:
-            return da
-        # a 0-d tensor does not promote a higher category of dimensioned tensor: torch's rule
-        if a.ndim == 0 and b.ndim > 0 and _category(da) <= _category(db):
-            return db
-        if b.ndim == 0 and a.ndim > 0 and _category(db) <= _category(da):
-            return da
-        if _category(da) != _category(db):  # int64 + float32 is float32 in PyTorch (numpy says float64)
-            return da if _category(da) > _category(db) else db
-        return np.promote_types(da, db)
-    arr, scalar = (a, b) if a_arr else (b, a)
-    d = arr.dtype
-    cat = _category(d)
-    if isinstance(scalar, (bool, np.bool_)):
-        return d
-    if isinstance(scalar, (builtins_int, np.integer)):
-        return d if cat >= 1 else int64
-    if isinstance(scalar, (builtins_float, np.floating)):
-        return d if cat >= 2 else _default_float[0]
-    if isinstance(scalar, complex):
+def result_type(*operands) -> np.dtype:
+    """PyTorch's type promotion over operands, each an ndarray or a Python scalar.
+
+    Three groups, each promoted within itself: dimensioned tensors, 0-d tensors, Python
+    scalars (int -> int64, float -> the default dtype). A lower group only counts when its
+    category (bool < integer < floating) is higher: ``int64[3] + 2.5`` is float32, but
+    ``float32[3] + float64[]`` stays float32. Taking operands two at a time gets this wrong
+    for three (``clamp``'s input and bounds), so all of them go in at once.
+    """
+    dim = zero = wrapped = None
+    for x in operands:
+        if isinstance(x, np.ndarray):
+            if x.ndim:
+                dim = _promote(dim, x.dtype)
+            else:
+                zero = _promote(zero, x.dtype)
+        else:
+            wrapped = _promote(wrapped, _scalar_dtype(x))
+    return _combine(dim, _combine(zero, wrapped))
+
+
+def _scalar_dtype(x) -> np.dtype:
+    if isinstance(x, (bool, np.bool_)):
+        return bool_
+    if isinstance(x, (builtins_int, np.integer)):
+        return int64
+    if isinstance(x, (builtins_float, np.floating)):
+        return _default_float[0]
+    if isinstance(x, complex):
         raise TypeError("complex numbers are not supported by tapegrad")
-    raise TypeError(f"unsupported operand type {type(scalar).__name__}")
+    raise TypeError(f"unsupported operand type {type(x).__name__}")
+
+
+def _promote(a, b) -> np.dtype:
+    """torch.promote_types: across categories the higher one's dtype (int64 + float32 is
+    float32, where numpy says float64), within one numpy's rule."""
+    if a is None or a == b:
+        return b
+    ca, cb = _category(a), _category(b)
+    if ca != cb:
+        return a if ca > cb else b
+    return np.promote_types(a, b)
+
+
+def _combine(higher, lower) -> np.dtype:
+    """A higher-priority group's dtype, unless the lower group's category beats it."""
+    if higher is None:
+        return lower
+    if lower is None or higher.kind == "f":
+        return higher
+    if higher == bool_ or lower.kind == "f":
+        return _promote(higher, lower)
+    return higher
 
 
 def _category(d) -> int:

@@ -32,6 +32,18 @@ def pair(a, b, opname: str):
     raise TypeError(f"{opname}: expected at least one tensor operand, got {type(a).__name__} and {type(b).__name__}")
 
 
+def integer_division_checked(a: Tensor, b: Tensor, opname: str):
+    """Integer division refuses a zero divisor (numpy gives 0 and a warning) where the
+    result has elements, and shapes that don't broadcast, in PyTorch's words."""
+    try:
+        shape = np.broadcast_shapes(a._data.shape, b._data.shape)
+    except ValueError:
+        raise RuntimeError(f"{opname}: the size of tensor a {tuple(a.shape)} must match the size of tensor b "
+                           f"{tuple(b.shape)} at a non-singleton dimension") from None
+    if (b._data == 0).any() and np.prod(shape, dtype=np.int64):
+        raise RuntimeError(f"{opname}: ZeroDivisionError (integer division by zero, divisor shape {tuple(b.shape)})")
+
+
 def _coerce_scalar(t: Tensor, s, opname):
     if isinstance(s, np.ndarray):
         raise TypeError(f"{opname}: wrap numpy arrays with tapegrad.tensor() or tapegrad.from_numpy() first")

@@ -10,7 +10,7 @@ import scipy.special as _sp
 
 from ..tensor import Tensor
 from .registry import apply, defop
-from ._util import const, pair, as_tensor
+from ._util import const, pair, as_tensor, integer_division_checked
 
 # ---------------------------------------------------------------- binary arithmetic
 _add = defop("add", np.add, lambda g, out, x, y: g, lambda g, out, x, y: g, saves=())
@@ -78,8 +78,7 @@ def div(input, other, *, rounding_mode=None):
     if a._data.dtype.kind != "f":
         if a._data.dtype == np.bool_:
             raise RuntimeError(f"div(rounding_mode={rounding_mode!r}): not implemented for 'Bool' tensors")
-        if (b._data == 0).any() and np.broadcast(a._data, b._data).size:  # numpy: 0 with a warning
-            raise RuntimeError("ZeroDivisionError: integer division by zero")
+        integer_division_checked(a, b, f"div(rounding_mode={rounding_mode!r})")
     if rounding_mode == "floor":
         return apply(_floor_divide, a, b)
     if rounding_mode == "trunc":
@@ -263,10 +262,7 @@ def _clamp_args(input, min, max, opname):
     x = as_tensor(input, opname)
     if x._data.dtype == np.bool_:
         raise RuntimeError(f"{opname}: not implemented for 'Bool' tensors")
-    d = x._data.dtype
-    for b in (min, max):
-        if b is not None:
-            d = _dtype.result_type(np.broadcast_to(np.empty((), d), x.shape), b._data if isinstance(b, Tensor) else b)
+    d = _dtype.result_type(x._data, *[b._data if isinstance(b, Tensor) else b for b in (min, max) if b is not None])
     info = np.finfo(d) if d.kind == "f" else np.iinfo(d)
     lo_default, hi_default = (-np.inf, np.inf) if d.kind == "f" else (info.min, info.max)
     lo = const(lo_default, d) if min is None else (min.to(d) if isinstance(min, Tensor) else const(min, d))

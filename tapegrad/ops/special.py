@@ -13,7 +13,7 @@ import scipy.special as _sp
 
 from ..tensor import Tensor
 from .registry import apply, defop
-from ._util import const, pair, as_tensor
+from ._util import const, pair, as_tensor, integer_division_checked
 from .compare import isfinite
 from .elementwise import _to_float, add, clamp, div, exp, floor, mul, rsqrt, sign, trunc
 
@@ -123,9 +123,7 @@ _fmod = defop("fmod", np.fmod, lambda g, out, a, b: g, lambda g, out, a, b: -g *
 
 
 def _int_mod(npfn, a, b, opname):
-    if (b._data == 0).any() and np.broadcast(a._data, b._data).size:  # an empty result can't divide
-        raise RuntimeError(f"{opname}: ZeroDivisionError (integer division by zero, divisor shape "
-                           f"{tuple(b.shape)})")
+    integer_division_checked(a, b, opname)
     return Tensor._wrap(npfn(a._data, b._data))
 
 

@@ -254,3 +254,19 @@ def test_zero_d_integer_results_are_tensors_of_arrays():
     r = tg.tensor(3) % 2
     assert isinstance(r.numpy(), np.ndarray) and r.item() == 1
     assert bool(r == 1) and (tg.tensor(-7) // 2).item() == -4 and tg.fmod(tg.tensor(-7), 2).item() == -1
+
+
+def test_promotion_takes_all_operands_at_once():
+    """clamp's input and both bounds promote together, as PyTorch's result_type: a 0-d float64
+    bound does not outrank a dimensioned float32 one (pairwise promotion said float64)."""
+    x = tg.tensor(3)
+    out = tg.clamp(x, tg.tensor([1.0]), tg.tensor(5.0, dtype=tg.float64))
+    assert out.dtype == tg.float32 and out.tolist() == [3.0]
+    assert tg.clamp(tg.tensor([1, 5]), 2, 4.5).dtype == tg.float32
+    assert tg.clamp(tg.tensor([1, 5], dtype=tg.int32), tg.tensor(2), 4).dtype == tg.int32
+
+
+def test_integer_division_of_unbroadcastable_shapes_is_a_runtime_error():
+    for f in (lambda a, b: a // b, lambda a, b: a % b, tg.fmod):
+        with pytest.raises(RuntimeError, match=r"\(0, 0, 0\) must match the size of tensor b \(2,\)"):
+            f(tg.zeros(0, 0, 0, dtype=tg.int64), tg.ones(2, dtype=tg.int64))
