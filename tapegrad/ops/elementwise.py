@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.special as _sp
 
+from .. import _dtype
 from ..tensor import Tensor
 from .registry import apply, defop
 from ._util import const, pair, as_tensor, integer_division_checked
@@ -70,7 +71,6 @@ def div(input, other, *, rounding_mode=None):
     a, b = pair(input, other, "div")
     if rounding_mode is None:
         if a._data.dtype.kind != "f":
-            from .. import _dtype
             a, b = a.to(_dtype.get_default_dtype()), b.to(_dtype.get_default_dtype())
         return apply(_div, a, b)
     if rounding_mode not in ("floor", "trunc"):
@@ -101,7 +101,6 @@ def pow(input, exponent):
         if input._data.dtype.kind in "iu" and isinstance(exponent, (int, np.integer)) and exponent < 0:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
         if input._data.dtype.kind != "f" and isinstance(exponent, float):
-            from .. import _dtype
             input = input.to(_dtype.get_default_dtype())
         return apply(_pow_scalar, input, exponent=exponent)
     a, b = pair(input, exponent, "pow")
@@ -239,7 +238,6 @@ def _masked(g, cond):
 
 def _to_float(input):
     """Integer and bool tensors become the default float dtype (PyTorch's rule for float-valued ops)."""
-    from .. import _dtype
     return input if input._data.dtype.kind == "f" else input.to(_dtype.get_default_dtype())
 
 
@@ -256,7 +254,6 @@ _clamp = defop("clamp", _clamp_fwd,
 
 
 def _clamp_args(input, min, max, opname):
-    from .. import _dtype
     if min is None and max is None:
         raise RuntimeError(f"{opname}: At least one of 'min' or 'max' must not be None")
     x = as_tensor(input, opname)
