@@ -1,4 +1,4 @@
-"""``BatchNorm1d``/``BatchNorm2d`` (running statistics) and ``LayerNorm``."""
+"""Normalisation layers: batch, instance, layer, group and RMS norms, local response norm."""
 from __future__ import annotations
 
 import numbers
@@ -11,37 +11,32 @@ from ..parameter import Parameter
 from .module import Module
 
 
-def _affine_and_running_stats(m: Module, num_features, affine, bias, track_running_stats, dtype):
-    """weight (ones) and bias (zeros) when ``affine``, running statistics when tracked: the
-    batch and instance norms' parameters and buffers (None where absent, as PyTorch registers them)."""
-    weight = bias_ = mean = var = count = None
-    if affine:
-        weight = Parameter(creation.ones(num_features, dtype=dtype))
-        bias_ = Parameter(creation.zeros(num_features, dtype=dtype)) if bias else None
-    if track_running_stats:
-        mean = creation.zeros(num_features, dtype=dtype)
-        var = creation.ones(num_features, dtype=dtype)
-        count = creation.tensor(0, dtype="int64")
-    m.register_parameter("weight", weight)
-    m.register_parameter("bias", bias_)
-    m.register_buffer("running_mean", mean)
-    m.register_buffer("running_var", var)
-    m.register_buffer("num_batches_tracked", count)
+class _NormBase(Module):
+    """What batch and instance norms share (as PyTorch's ``_NormBase``): weight (ones) and bias
+    (zeros) when ``affine``, running statistics when tracked (registered as None otherwise),
+    the input-rank check and the repr."""
 
-
-class _BatchNorm(Module):
     _expected_dims: tuple = ()
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-                 track_running_stats: bool = True, device=None, dtype=None, *, bias: bool = True):
+    def __init__(self, num_features: int, eps: float, momentum: float | None, affine: bool,
+                 track_running_stats: bool, dtype, bias: bool):
         super().__init__()
-        self.num_features = num_features
-        self.eps = eps
-        self.momentum = momentum
-        self.affine = affine
-        self.track_running_stats = track_running_stats
-        _affine_and_running_stats(self, num_features, affine, bias, track_running_stats, dtype)
-        self.reset_parameters()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        weight = bias_ = mean = var = count = None
+        if affine:
+            weight = Parameter(creation.ones(num_features, dtype=dtype))
+            bias_ = Parameter(creation.zeros(num_features, dtype=dtype)) if bias else None
+        if track_running_stats:
+            mean = creation.zeros(num_features, dtype=dtype)
+            var = creation.ones(num_features, dtype=dtype)
+            count = creation.tensor(0, dtype="int64")
+        self.register_parameter("weight", weight)
+        self.register_parameter("bias", bias_)
+        self.register_buffer("running_mean", mean)
+        self.register_buffer("running_var", var)
+        self.register_buffer("num_batches_tracked", count)
+        self.reset_parameters()  # as PyTorch: a subclass's override runs at construction
 
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
@@ -56,10 +51,23 @@ class _BatchNorm(Module):
             if self.bias is not None:
                 init.zeros_(self.bias)
 
-    def _check_input_dim(self, input):
+    def _check_rank(self, input):
         if input.ndim not in self._expected_dims:
             raise ValueError(f"{type(self).__name__}: expected {' or '.join(f'{d}D' for d in self._expected_dims)} "
                              f"input (got {input.ndim}D input of shape {tuple(input.shape)})")
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
+
+
+class _BatchNorm(_NormBase):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, device=None, dtype=None, *, bias: bool = True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype, bias)
+
+    def _check_input_dim(self, input):
+        self._check_rank(input)
         if input.shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}: expected {self.num_features} channels in dim 1, got input of "
                              f"shape {tuple(input.shape)}")
@@ -77,10 +85,6 @@ class _BatchNorm(Module):
         return F.batch_norm(input, self.running_mean if tracking else None,
                             self.running_var if tracking else None, self.weight, self.bias,
                             use_batch_stats, factor, self.eps)
-
-    def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
@@ -159,30 +163,19 @@ class GroupNorm(Module):
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, bias={self.bias is not None}"
 
 
-class _InstanceNorm(Module):
-    _expected_dims: tuple = ()
-
+class _InstanceNorm(_NormBase):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = False,
                  track_running_stats: bool = False, device=None, dtype=None, *, bias: bool = True):
-        super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        _affine_and_running_stats(self, num_features, affine, bias, track_running_stats, dtype)
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype, bias)
 
     def forward(self, input):
-        if input.ndim not in self._expected_dims:
-            raise ValueError(f"{type(self).__name__}: expected {' or '.join(f'{d}D' for d in self._expected_dims)} "
-                             f"input (got {input.ndim}D input of shape {tuple(input.shape)})")
+        self._check_rank(input)
         unbatched = input.ndim == self._expected_dims[0]
         x = input.unsqueeze(0) if unbatched else input
         use_stats = self.training or not self.track_running_stats
         y = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias, use_stats,
                             self.momentum, self.eps)
         return y.squeeze(0) if unbatched else y
-
-    def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
 
 class InstanceNorm1d(_InstanceNorm):
