@@ -56,6 +56,21 @@ class _ConvNd(Module):
     def reset_parameters(self) -> None:
         init._default_linear_init_(self.weight, self.bias)
 
+    def _output_padding(self, input, output_size):
+        """A transposed conv's output_padding: the layer's own, or what reaches ``output_size``."""
+        if output_size is None:
+            return self.output_padding
+        n = self._dims
+        want, have = tuple(output_size)[-n:], tuple(input.shape[-n:])
+        extra = []
+        for i in range(n):
+            base = (have[i] - 1) * self.stride[i] - 2 * self.padding[i] + self.dilation[i] * (self.kernel_size[i] - 1) + 1
+            if not 0 <= want[i] - base < max(self.stride[i], self.dilation[i]):
+                raise ValueError(f"{type(self).__name__}: requested output size {want} is not reachable from input "
+                                 f"size {have}")
+            extra.append(want[i] - base)
+        return tuple(extra)
+
     def extra_repr(self) -> str:
         s = "{in_channels}, {out_channels}, kernel_size={kernel_size}, stride={stride}"
         if self.padding != (0,) * len(self.kernel_size):
@@ -116,21 +131,8 @@ class ConvTranspose2d(_ConvNd):
                          padding_mode, output_padding=output_padding, device=device, dtype=dtype)
 
     def forward(self, input, output_size=None):
-        output_padding = self.output_padding
-        if output_size is not None:
-            hw = tuple(output_size)[-2:]
-            output_padding = []
-            for i in range(2):
-                base = ((input.shape[-2 + i] - 1) * self.stride[i] - 2 * self.padding[i] +
-                        self.dilation[i] * (self.kernel_size[i] - 1) + 1)
-                extra = hw[i] - base
-                if not 0 <= extra < max(self.stride[i], self.dilation[i]):
-                    raise ValueError(f"ConvTranspose2d: requested output size {tuple(hw)} is not reachable "
-                                     f"from input size {tuple(input.shape[-2:])}")
-                output_padding.append(extra)
-            output_padding = tuple(output_padding)
-        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
-                                  self.groups, self.dilation)
+        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
+                                  self._output_padding(input, output_size), self.groups, self.dilation)
 
 
 class Conv1d(_ConvNd):
@@ -173,14 +175,5 @@ class ConvTranspose1d(_ConvNd):
                          padding_mode, output_padding=output_padding, device=device, dtype=dtype)
 
     def forward(self, input, output_size=None):
-        output_padding = self.output_padding
-        if output_size is not None:
-            base = ((input.shape[-1] - 1) * self.stride[0] - 2 * self.padding[0] +
-                    self.dilation[0] * (self.kernel_size[0] - 1) + 1)
-            extra = tuple(output_size)[-1] - base
-            if not 0 <= extra < max(self.stride[0], self.dilation[0]):
-                raise ValueError(f"ConvTranspose1d: requested output size {tuple(output_size)} is not reachable "
-                                 f"from input size {input.shape[-1]}")
-            output_padding = (extra,)
-        return F.conv_transpose1d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
-                                  self.groups, self.dilation)
+        return F.conv_transpose1d(input, self.weight, self.bias, self.stride, self.padding,
+                                  self._output_padding(input, output_size), self.groups, self.dilation)
