@@ -23,7 +23,15 @@ class Tensor:
                  "_hooks", "__weakref__")
     __array_priority__ = 1000  # numpy defers to our operators: ndarray * Tensor -> Tensor
 
-    def __init__(self, data=None, *, requires_grad=False):
+    def __init__(self, data=None, *sizes, requires_grad=False):
+        if sizes or (type(data) is int) or type(data).__name__ == "Size":
+            # PyTorch's legacy constructor Tensor(2, 3) / Tensor(Size): a float tensor of that shape
+            # (old custom layers write nn.Parameter(torch.Tensor(out, in)) and then initialise it).
+            # Zeros here, where PyTorch leaves memory uninitialised.
+            shape = tuple(data) if not sizes and type(data) is not int else (data, *sizes)
+            if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+                raise TypeError(f"Tensor(*sizes): sizes must be non-negative ints, got {shape}")
+            data = np.zeros(shape, _dtype.get_default_dtype())
         arr = np.asarray([] if data is None else data)
         if arr.dtype.kind in "fiu" and not isinstance(data, np.ndarray):
             arr = arr.astype(_dtype.get_default_dtype())

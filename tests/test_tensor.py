@@ -96,3 +96,17 @@ def test_default_dtype():
     finally:
         tg.set_default_dtype(tg.float32)
     assert tg.get_default_dtype() == tg.float32
+
+
+def test_legacy_sizes_constructor():
+    """Tensor(2, 3) / Tensor(Size) make a float tensor of that shape, as PyTorch's legacy
+    constructor (old custom layers build nn.Parameter(torch.Tensor(out, in)) and init it);
+    zeros here rather than uninitialised memory. Tensor(list) is still data."""
+    assert tg.Tensor(2, 3).shape == (2, 3) and tg.Tensor(2, 3).dtype == tg.float32
+    assert tg.Tensor(3).shape == (3,) and tg.Tensor(tg.Size([2, 4])).shape == (2, 4)
+    assert tg.Tensor([2, 3]).tolist() == [2.0, 3.0] and tg.Tensor((2, 3)).tolist() == [2.0, 3.0]
+    w = tg.nn.Parameter(tg.Tensor(4, 5))
+    tg.nn.init.kaiming_uniform_(w)
+    assert w.shape == (4, 5) and w.requires_grad
+    with pytest.raises(TypeError, match="non-negative ints"):
+        tg.Tensor(2, -1)
