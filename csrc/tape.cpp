@@ -22,6 +22,7 @@
 
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -467,11 +468,10 @@ struct Engine {
   // engine._graph: consumer counts of every node reachable from roots (iterative DFS)
   bool count(const std::vector<PyObject*>& roots) {
     std::vector<PyObject*> stack(roots.begin(), roots.end());
-    auto is_root = [&](PyObject* e) {
-      if (roots.size() <= 1) return false;  // one root: no edge can reach it
-      for (PyObject* r : roots) if (r == e) return true;
-      return false;
-    };
+    // one root: no edge can reach it; several: a set, as engine._graph (autograd.grad may get many)
+    std::unordered_set<PyObject*> root_set;
+    if (roots.size() > 1) root_set.insert(roots.begin(), roots.end());
+    auto is_root = [&](PyObject* e) { return !root_set.empty() && root_set.count(e) > 0; };
     while (!stack.empty()) {
       PyObject* node = stack.back();
       stack.pop_back();
