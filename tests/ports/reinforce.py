@@ -4,6 +4,8 @@
 # gym's CartPole. Categorical comes from <framework>.distributions; m.sample() really runs (its
 # draws differ between frameworks), and the action taken is the inverse-CDF pick of a numpy
 # uniform, so both frameworks follow the same trajectory. Dropout is 0 (its masks would differ).
+# The end is actor_critic.py's loss (namedtuple SavedAction, torch.tensor([R]) of a 0-d tensor,
+# smooth_l1_loss, torch.stack(...).sum()).
 from collections import deque
 
 Categorical = torch.distributions.Categorical
@@ -128,3 +130,65 @@ out["log_prob"] = m.log_prob(torch.tensor([1, 0]))
 out["batch_shape"] = tuple(m.batch_shape)
 out["sample_n_shape"] = tuple(m.sample((3,)).shape)
 out["logits_probs"] = Categorical(logits=torch.log(probs)).probs
+
+# ---------------------------------------------------------------- actor_critic.py's finish_episode
+from collections import namedtuple
+SavedAction = namedtuple('SavedAction', ['log_prob', 'value'])
+
+
+class ActorCritic(nn.Module):
+    def __init__(self):
+        super(ActorCritic, self).__init__()
+        self.affine1 = nn.Linear(4, 32)
+        self.action_head = nn.Linear(32, 2)
+        self.value_head = nn.Linear(32, 1)
+        self.saved_actions = []
+        self.rewards = []
+
+    def forward(self, x):
+        x = F.relu(self.affine1(x))
+        action_prob = F.softmax(self.action_head(x), dim=-1)
+        state_values = self.value_head(x)
+        return action_prob, state_values
+
+
+model = ActorCritic()
+with torch.no_grad():
+    for i, p in enumerate(model.parameters()):
+        p.copy_(torch.from_numpy(np.random.default_rng(60 + i).uniform(-0.3, 0.3, tuple(p.shape)).astype(np.float32)))
+optimizer = optim.Adam(model.parameters(), lr=3e-2)
+ac_log = []
+for i_episode in range(3):
+    state, _ = env.reset()
+    for t in range(1, 10000):
+        probs, state_value = model(torch.from_numpy(state).float())
+        m = Categorical(probs)
+        action = torch.tensor(int(picks.uniform() > probs[0].item()))
+        model.saved_actions.append(SavedAction(m.log_prob(action), state_value))
+        state, reward, done, truncated, _ = env.step(action.item())
+        model.rewards.append(reward)
+        if done or truncated:
+            break
+    R = 0
+    saved_actions = model.saved_actions
+    policy_losses = []  # list to save actor (policy) loss
+    value_losses = []  # list to save critic (value) loss
+    returns = []  # list to save the true values
+    for r in model.rewards[::-1]:
+        R = r + gamma * R
+        returns.insert(0, R)
+    returns = torch.tensor(returns)
+    returns = (returns - returns.mean()) / (returns.std() + eps)
+    for (log_prob, value), R in zip(saved_actions, returns):
+        advantage = R - value.item()
+        policy_losses.append(-log_prob * advantage)
+        value_losses.append(F.smooth_l1_loss(value, torch.tensor([R])))
+    optimizer.zero_grad()
+    loss = torch.stack(policy_losses).sum() + torch.stack(value_losses).sum()
+    loss.backward()
+    optimizer.step()
+    ac_log.append([t, torch.stack(value_losses).sum().item(), torch.stack(policy_losses).detach()])
+    del model.rewards[:]
+    del model.saved_actions[:]
+out["ac_log"] = ac_log
+out["ac_params"] = [p.detach() for p in model.parameters()]
