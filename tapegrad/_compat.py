@@ -10,19 +10,9 @@ import numpy as np
 
 from . import _dtype
 from .autograd.grad_mode import _GradModeContext
-from .tensor import Tensor
+from .tensor import Size, Tensor  # noqa: F401  (Size: tapegrad.Size)
 
 dtype = np.dtype  # tapegrad's dtypes are numpy dtypes: isinstance(x.dtype, tapegrad.dtype) holds
-
-
-class Size(tuple):
-    """A shape: a tuple of ints (``x.shape`` is a plain tuple, which compares equal to it)."""
-
-    def numel(self) -> int:
-        return int(np.prod(self, dtype=np.int64))
-
-    def __repr__(self):
-        return f"tapegrad.Size({list(self)})"
 
 
 class _LegacyMeta(type):

@@ -10,6 +10,21 @@ import numpy as np
 from . import _dtype
 
 
+class Size(tuple):
+    """A shape, as ``torch.Size``: what ``x.size()`` returns (``x.shape`` is the plain tuple,
+    which compares equal to it)."""
+
+    def numel(self) -> int:
+        return int(np.prod(self, dtype=np.int64))
+
+    def __getitem__(self, index):
+        item = tuple.__getitem__(self, index)
+        return Size(item) if isinstance(index, slice) else item
+
+    def __repr__(self):
+        return f"tapegrad.Size({list(self)})"
+
+
 class Tensor:
     """An n-dimensional array that can record the ops applied to it.
 
@@ -24,7 +39,7 @@ class Tensor:
     __array_priority__ = 1000  # numpy defers to our operators: ndarray * Tensor -> Tensor
 
     def __init__(self, data=None, *sizes, requires_grad=False):
-        if sizes or (type(data) is int) or type(data).__name__ == "Size":
+        if sizes or type(data) is int or type(data) is Size:
             # PyTorch's legacy constructor Tensor(2, 3) / Tensor(Size): a float tensor of that shape
             # (old custom layers write nn.Parameter(torch.Tensor(out, in)) and then initialise it).
             # Zeros here, where PyTorch leaves memory uninitialised.
@@ -124,7 +139,7 @@ class Tensor:
         return self._data.nbytes
 
     def size(self, dim=None):
-        return self._data.shape if dim is None else self._data.shape[dim]
+        return Size(self._data.shape) if dim is None else self._data.shape[dim]
 
     def dim(self) -> int:
         return self._data.ndim

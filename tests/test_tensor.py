@@ -110,3 +110,11 @@ def test_legacy_sizes_constructor():
     assert w.shape == (4, 5) and w.requires_grad
     with pytest.raises(TypeError, match="non-negative ints"):
         tg.Tensor(2, -1)
+
+
+def test_size_returns_a_size():
+    x = tg.ones(2, 3, 4)
+    s = x.size()
+    assert isinstance(s, tg.Size) and s == (2, 3, 4) == x.shape and s.numel() == 24
+    assert isinstance(s[1:], tg.Size) and s[1:] == (3, 4) and s[-1] == 4 and x.size(1) == 3
+    assert repr(s) == "tapegrad.Size([2, 3, 4])"
