@@ -163,5 +163,5 @@ def test_saving_a_whole_module_says_to_save_its_state_dict(tmp_path):
     """torch.save(model, f) pickles the module; tapegrad never pickles, and says what to do."""
     path = tmp_path / "model.pt"
     with pytest.raises(TypeError, match=r"Linear, which cannot be saved .* save its state_dict\(\) instead"):
-        tg.save(tg.nn.Linear(2, 2), path)
+        tapegrad.save(tapegrad.nn.Linear(2, 2), path)
     assert not path.exists()
