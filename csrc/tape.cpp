@@ -80,7 +80,7 @@ struct NodeSlots {
       pre_hooks, retained;
 } N;
 struct OpSlots { Py_ssize_t name, forward, vjps, saves, saves_output, view, aux, differentiable, all_differentiable,
-                 partial_saves; } O;
+                 partial_saves, node_type; } O;
 Py_ssize_t state_enabled = -1, state_check_nan = -1;
 
 PyObject* s_shape; PyObject* s_dtype; PyObject* s_sum_to_size; PyObject* s_to; PyObject* s_aux;
@@ -149,8 +149,13 @@ bool checked_op(PyObject* op) {
     return false;
   }
   const Py_ssize_t offs[] = {O.name, O.forward, O.vjps, O.saves, O.saves_output, O.view, O.aux, O.differentiable,
-                             O.all_differentiable, O.partial_saves};
+                             O.all_differentiable, O.partial_saves, O.node_type};
   if (!all_set(op, offs, sizeof offs / sizeof *offs)) return false;
+  PyObject* nt = slot(op, O.node_type);
+  if (!PyType_Check(nt) || !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(nt), R.node)) {
+    PyErr_SetString(PyExc_TypeError, "apply: an op's node_type must be a Node subclass");
+    return false;
+  }
   if (!PyAnySet_Check(slot(op, O.saves))) {
     PyErr_SetString(PyExc_TypeError, "apply: an op's saves must be a frozenset");
     return false;
@@ -215,10 +220,11 @@ PyObject* user_frame() {
   return Py_BuildValue("(si)", "?", 0);
 }
 
-// registry.Node.__init__ for a node recorded by apply.
+// Node.__init__ for a node recorded by apply (of the op's Node subclass, e.g. MulBackward0).
 PyObject* make_node(PyObject* op, PyObject* const* inputs, Py_ssize_t n, PyObject* attrs, PyObject* out,
                     PyObject* out_version, PyObject* aux) {
-  Ref node(R.node->tp_alloc(R.node, 0));
+  PyTypeObject* type = reinterpret_cast<PyTypeObject*>(slot(op, O.node_type));  // checked by apply
+  Ref node(type->tp_alloc(type, 0));
   if (!node) return nullptr;
   Ref meta(PyList_New(n)), versions(PyList_New(n)), edges(PyList_New(n));
   if (!meta || !versions || !edges) return nullptr;
@@ -434,7 +440,7 @@ PyObject* wrap(PyObject* arr) {  // Tensor._wrap(arr)
   return t;
 }
 
-inline bool is_node(PyObject* e) { return Py_TYPE(e) == R.node; }
+inline bool is_node(PyObject* e) { return PyObject_TypeCheck(e, R.node); }
 
 // `a + b` of two gradients (the tapegrad op, recorded when create_graph)
 PyObject* add(PyObject* a, PyObject* b) { return PyNumber_Add(a, b); }
@@ -830,7 +836,8 @@ PyObject* tape_register(PyObject*, PyObject* args) {
     const std::pair<const char*, Py_ssize_t*> fields[] = {
         {"name", &O.name}, {"forward", &O.forward}, {"vjps", &O.vjps}, {"saves", &O.saves},
         {"saves_output", &O.saves_output}, {"view", &O.view}, {"aux", &O.aux}, {"differentiable", &O.differentiable},
-        {"all_differentiable", &O.all_differentiable}, {"partial_saves", &O.partial_saves}};
+        {"all_differentiable", &O.all_differentiable}, {"partial_saves", &O.partial_saves},
+        {"node_type", &O.node_type}};
     for (auto& [f, off] : fields) if (!slot_offset(obj, f, off)) return nullptr;
     keep(reinterpret_cast<PyObject**>(&R.op));
   } else if (k == "grad_state") {

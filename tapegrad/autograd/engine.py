@@ -76,7 +76,7 @@ def _graph(roots):
     get = deps.get
     while stack:
         for e in stack.pop().edges:
-            if type(e) is Node:
+            if isinstance(e, Node):
                 n = get(e)
                 if n is None:
                     deps[e] = 1
@@ -211,7 +211,7 @@ def _backward_pass(outputs, grad_outputs, retain_graph, create_graph, inputs):
                     gi = gi.sum_to_size(shape)
                 if d.dtype is not dtype and d.dtype != dtype:
                     gi = gi.to(dtype)
-                if type(e) is Node:
+                if isinstance(e, Node):
                     prev = pending.get(e)
                     pending[e] = gi if prev is None else prev + gi
                     left = deps[e] - 1

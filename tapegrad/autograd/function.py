@@ -105,7 +105,7 @@ class Function:
             if record and o._data.dtype.kind == "f" and id(o) not in ctx._non_differentiable:
                 op = _function_op(cls, positions, len(outs), j)
                 r._requires_grad = True
-                r.grad_fn = Node(op, tensors, {}, o._data, r._version, ctx, _user_frame())
+                r.grad_fn = op.node_type(op, tensors, {}, o._data, r._version, ctx, _user_frame())
             results.append(r)
         ctx._outputs = tuple((o._data.shape, o._data.dtype) if isinstance(o, Tensor) else None for o in outs)
         return results[0] if single else tuple(results)

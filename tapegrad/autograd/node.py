@@ -77,14 +77,27 @@ class Node:
     def next_functions(self):
         """As PyTorch's: one ``(node, 0)`` pair per input: the producing node, an
         ``AccumulateGrad`` for a leaf that requires grad, ``None`` where no gradient flows."""
-        return tuple((e if e is None or type(e) is Node else AccumulateGrad(e), 0) for e in self.edges)
+        return tuple((e if e is None or isinstance(e, Node) else AccumulateGrad(e), 0) for e in self.edges)
 
     def name(self) -> str:
-        """PyTorch-style node name: ``mul`` -> ``MulBackward0``."""
-        return "".join(p.capitalize() for p in self.op.name.split("_")) + "Backward0"
+        """PyTorch-style node name: ``mul`` -> ``MulBackward0`` (also its class's name)."""
+        return type(self).__name__
 
     def __repr__(self):
         return f"<{self.name()}>"
+
+
+_NODE_TYPES: dict = {}  # op name -> its Node subclass
+
+
+def node_type(op_name: str) -> type:
+    """The Node subclass an op records, named as PyTorch names grad_fn classes, so that
+    ``type(y.grad_fn).__name__`` reads ``MulBackward0``; one per op name, made once."""
+    cls = _NODE_TYPES.get(op_name)
+    if cls is None:
+        name = "".join(p[:1].upper() + p[1:] for p in op_name.split("_")) + "Backward0"
+        cls = _NODE_TYPES[op_name] = type(name, (Node,), {"__slots__": (), "__module__": __name__})
+    return cls
 
 
 class AccumulateGrad:

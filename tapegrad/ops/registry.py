@@ -18,7 +18,7 @@ import numpy as np
 from typing import Callable, Sequence
 
 from ..autograd import grad_mode
-from ..autograd.node import Node
+from ..autograd.node import Node, node_type
 
 OPS: dict[str, "Op"] = {}
 _grad_state = grad_mode.state
@@ -36,7 +36,7 @@ class Op:
     """
 
     __slots__ = ("name", "forward", "vjps", "saves", "saves_output", "view", "aux", "differentiable",
-                 "all_differentiable", "partial_saves")
+                 "all_differentiable", "partial_saves", "node_type")
 
     def __init__(self, name, forward, vjps, saves, saves_output, view, aux, variadic=False):
         self.name = name
@@ -50,6 +50,7 @@ class Op:
         self.all_differentiable = all(v is not None for v in vjps)
         # some input is not kept: the engine passes its VJPs a shape-and-dtype stand-in
         self.partial_saves = variadic or len(self.saves) < len(vjps)
+        self.node_type = node_type(name)  # the Node subclass it records (MulBackward0 for mul)
 
     def __repr__(self):
         return f"<op {self.name}>"
@@ -143,7 +144,7 @@ def apply(op: Op, *inputs, **attrs):
         for t in inputs:
             if t._requires_grad:
                 result._requires_grad = True
-                result.grad_fn = Node(op, inputs, attrs, out, result._version,
+                result.grad_fn = op.node_type(op, inputs, attrs, out, result._version,
                                       aux, _user_frame())
                 return result
     result._requires_grad = False

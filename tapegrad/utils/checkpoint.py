@@ -47,7 +47,7 @@ def _leaves(outputs, start_seq):
             continue
         seen.add(id(node))
         for e in node.edges:
-            if type(e) is Node:
+            if isinstance(e, Node):
                 stack.append(e)
             elif e is not None:
                 leaves[id(e)] = e

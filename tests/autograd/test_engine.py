@@ -64,7 +64,8 @@ def test_is_leaf_and_grad_fn():
     assert x.is_leaf and c.is_leaf and x.grad_fn is None
     y = x * 2
     assert not y.is_leaf and y.requires_grad and y.grad_fn is not None
-    assert y.grad_fn.name() == "MulBackward0"
+    assert y.grad_fn.name() == "MulBackward0" and type(y.grad_fn).__name__ == "MulBackward0"
+    assert isinstance(y.grad_fn, tg.autograd.Node) and type((y * y).grad_fn) is type(y.grad_fn)
     assert "grad_fn=<MulBackward0>" in repr(y)
     z = c * 2  # nothing requires grad: no node
     assert z.is_leaf and z.grad_fn is None and not z.requires_grad
