@@ -206,8 +206,8 @@ def _write_node(group, name, obj, where):
     else:
         hint = ""
         if hasattr(obj, "state_dict"):  # torch.save(model, f) pickles the object; tapegrad never pickles
-            hint = (f"; save its state_dict() instead (tapegrad.save(model.state_dict(), f), then "
-                    f"model.load_state_dict(tapegrad.load(f))): checkpoints hold data, never code")
+            hint = ("; save its state_dict() instead (tapegrad.save(model.state_dict(), f), then "
+                    "model.load_state_dict(tapegrad.load(f))): checkpoints hold data, never code")
         raise TypeError(f"tapegrad.save: {where} is of type {type(obj).__name__}, which cannot be saved (supported: "
                         f"tensors, numpy arrays, numbers, strings, bools, None, and dicts/lists/tuples of them){hint}")
 

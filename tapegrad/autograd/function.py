@@ -26,7 +26,6 @@ from __future__ import annotations
 import numpy as np
 
 from . import grad_mode
-from .node import Node
 
 __all__ = ["Function", "FunctionCtx"]
 

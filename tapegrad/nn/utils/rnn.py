@@ -121,7 +121,7 @@ def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.
             raise RuntimeError(f"pad_sequence: every sequence must have shape (L, *{trailing}), got "
                                f"{tuple(s.shape)} at position {i} (and {tuple(sequences[0].shape)} at 0)")
     lengths = np.array([s.shape[0] for s in sequences], dtype=np.int64)
-    b, t = len(sequences), int(lengths.max())
+    t = int(lengths.max())
     data = _ops.cat(sequences, 0)
     pad_row = creation.full((1,) + trailing, padding_value, dtype=data.dtype)
     n = data.shape[0]
