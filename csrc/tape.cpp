@@ -52,8 +52,8 @@ class Ref {  // an owned reference; nullptr when empty
 struct Registry {
   bool apply_ready = false, engine_ready = false;
   PyTypeObject* tensor = nullptr;  // tapegrad.Tensor (exact type of results)
-  PyTypeObject* node = nullptr;    // autograd.node.Node
-  PyTypeObject* op = nullptr;      // ops.registry.Op
+  PyTypeObject* node = nullptr;    // _tape.node.Node
+  PyTypeObject* op = nullptr;      // _tape.registry.Op
   PyObject* ndarray = nullptr;
   PyObject* asarray = nullptr;
   PyObject* grad_state = nullptr;  // grad_mode.state

@@ -9,7 +9,7 @@ import functools
 import numpy as np
 
 from . import _dtype
-from .autograd.grad_mode import _GradModeContext
+from ._tape.grad_mode import _GradModeContext
 from .tensor import Size, Tensor  # noqa: F401  (Size: tapegrad.Size)
 
 dtype = np.dtype  # tapegrad's dtypes are numpy dtypes: isinstance(x.dtype, tapegrad.dtype) holds

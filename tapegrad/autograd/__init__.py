@@ -11,7 +11,7 @@ import numpy as np
 
 from . import grad_mode
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .node import Node
+from .._tape.node import Node
 
 
 def _as_seq(x):
@@ -133,7 +133,7 @@ def register_hook(t, hook):
     return h
 
 
-from .engine import _backward_pass, _to_leaf, run_backward  # noqa: E402
+from .._tape.engine import _backward_pass, _to_leaf, run_backward  # noqa: E402
 from .introspect import dump, to_dot  # noqa: E402,F401
 from .function import Function, FunctionCtx  # noqa: E402,F401
 from ..tensor import Tensor  # noqa: E402

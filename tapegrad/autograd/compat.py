@@ -3,7 +3,7 @@ PyTorch 0.4), anomaly detection (NaN gradients raise, naming the op and where it
 ``gradcheck``/``gradgradcheck`` (``functional.py`` has ``jacobian``/``hessian``/``vjp``/``jvp``)."""
 from __future__ import annotations
 
-from . import grad_mode
+from .._tape import grad_mode
 
 
 def Variable(data, requires_grad: bool = False, volatile: bool = False):  # noqa: N802  (PyTorch's name)

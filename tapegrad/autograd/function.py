@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import grad_mode
+from .._tape import grad_mode
 
 __all__ = ["Function", "FunctionCtx"]
 
@@ -82,7 +82,7 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        from ..ops.registry import _user_frame
+        from .._tape.registry import _user_frame
         positions = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
         tensors = tuple(args[i] for i in positions)
         needs = tuple(isinstance(a, Tensor) and a._requires_grad for a in args)
@@ -112,7 +112,7 @@ class Function:
 
 def _function_op(cls, positions, n_outputs, j):
     """The op of output ``j`` of ``cls``: one VJP per tensor argument, sharing one backward call."""
-    from ..ops.registry import Op
+    from .._tape.registry import Op
     n = len(positions)
 
     def make_vjp(k):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import grad_mode
+from .._tape import grad_mode
 
 
 def vjp(func, inputs, v=None, create_graph=False, strict=False):

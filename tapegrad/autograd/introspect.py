@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from .engine import _graph
-from .node import Node
+from .._tape.engine import _graph
+from .._tape.node import Node
 
 
 def _nodes(t):

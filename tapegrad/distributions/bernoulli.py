@@ -5,7 +5,7 @@ from numbers import Number
 import numpy as np
 
 from .._compat import Size
-from ..autograd import grad_mode
+from .._tape import grad_mode
 from ..tensor import Tensor
 from . import constraints
 from .distribution import Distribution, broadcast_all, lazy_property, logits_to_probs, probs_to_logits

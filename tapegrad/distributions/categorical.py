@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._compat import Size
-from ..autograd import grad_mode
+from .._tape import grad_mode
 from ..tensor import Tensor
 from . import constraints
 from .distribution import Distribution, lazy_property, logits_to_probs, probs_to_logits

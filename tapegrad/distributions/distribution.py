@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _dtype
 from .._compat import Size
-from ..autograd import grad_mode
+from .._tape import grad_mode
 from ..tensor import Tensor
 from . import constraints
 

@@ -4,7 +4,7 @@ import math
 from numbers import Number
 
 from .._compat import Size
-from ..autograd import grad_mode
+from .._tape import grad_mode
 from . import constraints
 from .distribution import LOG_SQRT_2PI, Distribution, _standard_normal, broadcast_all
 

@@ -1,5 +1,5 @@
 """tapegrad's ops, by family. The table itself is ``registry.OPS``."""
-from .registry import OPS, Op, apply, defop  # noqa: F401
+from .._tape.registry import OPS, Op, apply, defop  # noqa: F401
 from .elementwise import *  # noqa: F401,F403
 from .compare import *  # noqa: F401,F403
 from .reduction import *  # noqa: F401,F403

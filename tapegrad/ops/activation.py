@@ -12,7 +12,7 @@ import scipy.special as _sp
 
 from .. import _dtype
 from ..tensor import Tensor
-from .registry import apply, defop
+from .._tape.registry import apply, defop
 from ._util import norm_dim
 from .elementwise import _masked, erf, exp, sigmoid, tanh, where
 

@@ -605,7 +605,7 @@ def fmod_(self, other):
 def fill_diagonal_(self, fill_value, wrap=False):
     """Write ``fill_value`` on the main diagonal (all dims equal, or a tall matrix with ``wrap``)."""
     from .inplace import _check_leaf, _write
-    from ..autograd import grad_mode
+    from .._tape import grad_mode
     if self.ndim < 2 or (self.ndim > 2 and len(set(self.shape)) != 1):
         raise RuntimeError(f"fill_diagonal_: dimensions must all be equal for tensors of more than 2 dims, got "
                            f"{tuple(self.shape)}")

@@ -20,9 +20,9 @@ import numbers
 import numpy as np
 
 from .. import _C, _dtype
-from ..autograd import grad_mode
+from .._tape import grad_mode
 from ..tensor import Tensor
-from .registry import apply, defop
+from .._tape.registry import apply, defop
 from .linalg import matmul
 
 _c = np.ascontiguousarray

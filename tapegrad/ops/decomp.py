@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor
-from .registry import apply, defop
+from .._tape.registry import apply, defop
 from .matrix import diag_embed, inverse, tril
 from .linalg import matmul
 

@@ -10,7 +10,7 @@ import scipy.special as _sp
 
 from .. import _dtype
 from ..tensor import Tensor
-from .registry import apply, defop
+from .._tape.registry import apply, defop
 from ._util import const, pair, as_tensor, integer_division_checked
 
 # ---------------------------------------------------------------- binary arithmetic

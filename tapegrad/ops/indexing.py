@@ -7,9 +7,9 @@ import builtins
 
 import numpy as np
 
-from ..autograd import grad_mode
+from .._tape import grad_mode
 from ..tensor import Tensor
-from .registry import apply, defop
+from .._tape.registry import apply, defop
 from ._util import norm_dim
 from .elementwise import where
 

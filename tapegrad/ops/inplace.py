@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _dtype
-from ..autograd import grad_mode
+from .._tape import grad_mode
 from ..tensor import Tensor
 from . import elementwise as E
 from ._util import as_tensor

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import random as _random
-from ..autograd import grad_mode
+from .._tape import grad_mode
 from ..tensor import Tensor
 from . import elementwise as E
 from . import activation as A

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import _dtype
 from ..tensor import Tensor
-from .registry import apply
+from .._tape.registry import apply
 from ._util import norm_dim
 from .elementwise import add, mul, where
 from .indexing import _index_put_add, getitem, index_select

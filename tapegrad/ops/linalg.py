@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _C
-from .registry import apply, defop
+from .._tape.registry import apply, defop
 from ._util import pair
 
 

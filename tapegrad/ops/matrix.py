@@ -9,7 +9,7 @@ import string
 import numpy as np
 
 from ..tensor import Tensor
-from .registry import apply, defop
+from .._tape.registry import apply, defop
 from ._util import norm_dim, pair
 from .elementwise import add, mul
 from .linalg import matmul

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _dtype
 from ..tensor import Tensor
-from .registry import apply, defop
+from .._tape.registry import apply, defop
 from ._util import const, norm_dim, norm_dims
 from .elementwise import where
 from . import shape as _shape

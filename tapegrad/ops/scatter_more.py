@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor
-from .registry import apply, defop
+from .._tape.registry import apply, defop
 from .indexing import _along, _gather, _region, _scatter_add, _scatter_args, _src_grad
 from .elementwise import where
 from ._util import const

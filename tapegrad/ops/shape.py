@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import _dtype
 from ..tensor import Tensor
-from .registry import apply, defop
+from .._tape.registry import apply, defop
 from ._util import norm_dim, norm_dims
 
 

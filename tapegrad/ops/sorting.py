@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import _dtype
 from ..tensor import Tensor
-from .registry import apply, defop
+from .._tape.registry import apply, defop
 from ._util import const, norm_dim
 from .elementwise import where
 from .indexing import gather, getitem

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.special as _sp
 
 from ..tensor import Tensor
-from .registry import apply, defop
+from .._tape.registry import apply, defop
 from ._util import const, pair, as_tensor, integer_division_checked
 from .compare import isfinite
 from .elementwise import _to_float, add, clamp, div, exp, floor, mul, rsqrt, sign, trunc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import grad_mode
+from .._tape import grad_mode
 from ..tensor import Tensor
 from .optimizer import Optimizer
 

@@ -10,7 +10,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from ..autograd import grad_mode
+from .._tape import grad_mode
 from ..nn.parameter import zero_grads
 from ..tensor import Tensor
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import autograd
-from ..autograd import grad_mode
+from .._tape import grad_mode
 from ..tensor import Tensor
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 
-from ..autograd import grad_mode
+from .._tape import grad_mode
 from ..autograd.function import Function
 from ..tensor import Tensor
 
@@ -39,7 +39,7 @@ def _module_parameters(owner):
 
 def _leaves(outputs, start_seq):
     """The leaf tensors that require grad under the nodes recorded since ``start_seq``."""
-    from ..autograd.node import Node
+    from .._tape.node import Node
     seen, leaves, stack = set(), {}, [o.grad_fn for o in outputs if o.grad_fn is not None]
     while stack:
         node = stack.pop()
@@ -66,7 +66,7 @@ class _Checkpoint(Function):
     @staticmethod
     def backward(ctx, *grads):
         from .. import autograd
-        from ..autograd.node import _seq
+        from .._tape.node import _seq
         from ..random import get_rng_state, set_rng_state
         saved = ctx.saved_tensors
         inputs = [t.detach().requires_grad_(t.requires_grad) if t.dtype.kind == "f" else t.detach()

@@ -9,8 +9,8 @@ import textwrap
 import pytest
 
 import tapegrad as tg
-from tapegrad.autograd import engine
-from tapegrad.ops import registry
+from tapegrad._tape import engine
+from tapegrad._tape import registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 
 import tapegrad as tg
-from tapegrad.ops.registry import apply, Op
+from tapegrad._tape.registry import apply, Op
 from tapegrad.testing import GradcheckError, gradcheck, gradgradcheck
 from tapegrad.testing import strategies as tst
 

@@ -3,7 +3,7 @@ parametrizations (``module.parametrizations.weight.original0`` / ``original1`` .
 from __future__ import annotations
 
 from ... import creation, ops as _ops
-from ...autograd import grad_mode
+from ..._tape import grad_mode
 from ..modules.module import Module
 from .. import functional as F
 from . import parametrize

@@ -15,7 +15,7 @@ from ...tensor import Tensor
 from ..modules.container import ModuleDict, ModuleList
 from ..modules.module import Module
 from ..parameter import Parameter
-from ...autograd import grad_mode
+from ..._tape import grad_mode
 
 _cache_enabled = 0
 _cache: dict = {}

@@ -17,8 +17,8 @@ import sys
 import numpy as np
 from typing import Callable, Sequence
 
-from ..autograd import grad_mode
-from ..autograd.node import Node, node_type
+from . import grad_mode
+from .node import Node, node_type
 
 OPS: dict[str, "Op"] = {}
 _grad_state = grad_mode.state
@@ -83,7 +83,7 @@ def defop(name: str, forward: Callable, *vjps: Callable | None, saves: Sequence[
     return op
 
 
-_PKG_DIR = __file__.rsplit("/ops/", 1)[0]
+_PKG_DIR = __file__.rsplit("/_tape/", 1)[0]
 
 
 _INSIDE: dict[str, bool] = {}  # co_filename -> whether it is tapegrad's own code
@@ -154,7 +154,7 @@ def apply(op: Op, *inputs, **attrs):
 
 from ..tensor import Tensor  # noqa: E402  (tensor.py imports the ops lazily)
 from .. import _C, _native_tape  # noqa: E402
-from ..autograd import node as _node  # noqa: E402
+from . import node as _node  # noqa: E402
 
 if _native_tape:  # the same function in C++ (csrc/tape.cpp): no interpreter cost per op
     for _name, _obj in (("Tensor", Tensor), ("Node", Node), ("Op", Op), ("grad_state", _grad_state),
