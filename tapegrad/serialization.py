@@ -74,13 +74,18 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
     if pickle_module is not None:
         raise ValueError("tapegrad.load never unpickles: pickle_module is not supported")
     _check_map_location(map_location)
+    from . import _torch_format  # PyTorch's .pt files: its own module, which imports this one
     if not isinstance(f, (str, os.PathLike)):
         if not hasattr(f, "read"):
             raise TypeError(f"tapegrad.load: expected a path or a binary file object, got {type(f).__name__}")
+        if _torch_format.sniff(f):  # a PyTorch checkpoint (torch.save), read without torch
+            return _torch_format.load(f, "<file object>")
         return _read_h5(f, "<file object>")
     path = os.fspath(f)
     if not os.path.exists(path):
         raise FileNotFoundError(f"tapegrad.load: no such file: {path!r}")
+    if _torch_format.sniff(path):
+        return _torch_format.load(path, path)
     if path.endswith(".safetensors"):
         return _read_safetensors(path)
     return _read_h5(path, path)
