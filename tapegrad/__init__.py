@@ -45,6 +45,7 @@ import importlib as _importlib
 linalg = _importlib.import_module(".linalg", __name__)
 special = _importlib.import_module(".special", __name__)  # torch.special's names (same reason)
 from . import utils, data  # noqa: F401,E402  (tapegrad.utils.data, as torch.utils.data; short alias)
+from .utils.dlpack import from_dlpack  # noqa: F401,E402
 from .serialization import load, save  # noqa: F401
 from . import amp, backends, cpu, cuda, distributions, jit  # noqa: F401,E402
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled, set_autocast_dtype, set_autocast_enabled  # noqa: F401

@@ -179,6 +179,12 @@ class Tensor:
     def __array__(self, dtype=None, copy=None):
         return self._data if dtype is None else self._data.astype(dtype, copy=False)
 
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        from .utils import dlpack  # zero-copy export to torch/jax/numpy (``from_dlpack``)
+        return dlpack.export(self, stream, max_version, dl_device, copy)
+
+    def __dlpack_device__(self): return self._data.__dlpack_device__()
+
     def item(self):
         if self._data.size != 1:
             raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
