@@ -17,6 +17,9 @@ Every storage is checked against the archive (present, stored uncompressed, exac
 bounds) before numpy reads a byte of it; every tensor is then copied out of its storage, so a
 loaded tensor owns its memory (PyTorch keeps views that share a storage; tapegrad does not,
 which only matters for tensors saved as views of each other).
+
+``save`` writes the same format (``tapegrad.save(obj, f, format="pt")``), naming only globals
+that ``torch.load(f, weights_only=True)`` allows, with storages aligned as torch aligns them.
 """
 from __future__ import annotations
 
@@ -716,6 +719,159 @@ def _children(obj):
     if isinstance(obj, (list, tuple, set, frozenset)):
         return list(obj)
     return None
+
+
+# ---------------------------------------------------------------- writing
+_STORAGE_OF = {np.dtype(v): k for k, v in _STORAGES.items() if v in _SUPPORTED}
+_DTYPE_NAME = {v: k for k, v in _SUPPORTED.items()}
+
+
+class _Pickler:
+    """Writes protocol 2 opcodes for the values tapegrad.save takes, naming only the globals that
+    torch.load(weights_only=True) allows; tensors go to ``data/<key>`` records, little-endian."""
+
+    def __init__(self):
+        self.out = bytearray(b"\x80\x02")
+        self.storages: list[np.ndarray] = []
+        self.keys: dict[int, tuple] = {}  # id(array) -> (key, array): a tensor saved twice, one storage
+
+    def glob(self, module, name):
+        self.out += b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+    def save(self, obj, where, depth=0):
+        from .device import device
+        from .nn.parameter import Parameter
+        out = self.out
+        if depth > MAX_DEPTH:
+            raise ValueError(f"tapegrad.save: {where} nests containers more than {MAX_DEPTH} deep")
+        if obj is None:
+            out += b"N"
+        elif obj is True or obj is False:
+            out += b"\x88" if obj else b"\x89"
+        elif isinstance(obj, (int, np.integer)) and not isinstance(obj, (bool, np.bool_)):
+            v = int(obj)
+            if -2 ** 31 <= v < 2 ** 31:
+                out += b"J" + struct.pack("<i", v)
+            else:
+                b = v.to_bytes((v.bit_length() + 8) // 8, "little", signed=True)
+                out += (b"\x8a" + bytes([len(b)]) if len(b) < 256 else b"\x8b" + struct.pack("<I", len(b))) + b
+        elif isinstance(obj, np.bool_):
+            out += b"\x88" if obj else b"\x89"
+        elif isinstance(obj, (float, np.floating)):
+            out += b"G" + struct.pack(">d", float(obj))
+        elif isinstance(obj, str):
+            b = obj.encode("utf-8", "surrogatepass")
+            out += b"X" + struct.pack("<I", len(b)) + b
+        elif isinstance(obj, bytes):  # as Python 3 pickles bytes at protocol 2
+            self.glob("_codecs", "encode")
+            self.save((obj.decode("latin1"), "latin1"), where, depth + 1)
+            out += b"R"
+        elif isinstance(obj, Size):
+            self.glob("torch", "Size")
+            self.save((tuple(obj),), where, depth + 1)
+            out += b"R"
+        elif isinstance(obj, np.dtype) and obj in _DTYPE_NAME:
+            self.glob("torch", _DTYPE_NAME[obj])
+        elif isinstance(obj, device):
+            self.glob("torch", "device")
+            self.save(("cpu",), where, depth + 1)
+            out += b"R"
+        elif isinstance(obj, Parameter):
+            self.glob("torch._utils", "_rebuild_parameter")
+            out += b"("
+            self.tensor(Tensor._wrap(obj._data), where, False)
+            self.save(obj.requires_grad, where)
+            self.hooks()
+            out += b"tR"
+        elif isinstance(obj, Tensor):
+            self.tensor(obj, where, obj.requires_grad)
+        elif isinstance(obj, dict):
+            if isinstance(obj, OrderedDict):
+                self.glob("collections", "OrderedDict")
+                out += b")R"
+            else:
+                out += b"}"
+            if obj:
+                out += b"("
+                for k, v in obj.items():
+                    if not isinstance(k, (str, int, float, bool, type(None))):
+                        raise TypeError(f"tapegrad.save: {where} has a key of type {type(k).__name__}; keys must be "
+                                        f"str, int, float, bool or None")
+                    self.save(k, where, depth + 1)
+                    self.save(v, f"{where}[{k!r}]", depth + 1)
+                out += b"u"
+        elif isinstance(obj, list):
+            out += b"]"
+            if obj:
+                out += b"("
+                for i, v in enumerate(obj):
+                    self.save(v, f"{where}[{i}]", depth + 1)
+                out += b"e"
+        elif isinstance(obj, tuple):
+            out += b"("
+            for i, v in enumerate(obj):
+                self.save(v, f"{where}[{i}]", depth + 1)
+            out += b"t"
+        else:
+            raise TypeError(f"tapegrad.save(format='pt'): {where} is of type {type(obj).__name__}, which a PyTorch "
+                            f"checkpoint cannot hold for torch.load(weights_only=True) (supported: tensors, "
+                            f"numbers, strings, bytes, None, dtypes, Size, and dicts/lists/tuples of them)")
+
+    def hooks(self):
+        self.glob("collections", "OrderedDict")
+        self.out += b")R"
+
+    def tensor(self, t, where, requires_grad):
+        arr = t._data
+        if arr.dtype not in _STORAGE_OF:
+            raise TypeError(f"tapegrad.save(format='pt'): {where} has dtype {arr.dtype}, which PyTorch lacks")
+        entry = self.keys.get(id(arr))
+        if entry is None:
+            entry = self.keys[id(arr)] = (str(len(self.storages)), arr)
+            self.storages.append(np.ascontiguousarray(arr, arr.dtype.newbyteorder("<")).reshape(-1))
+        key = entry[0]
+        self.glob("torch._utils", "_rebuild_tensor_v2")
+        self.out += b"(("
+        self.save("storage", where)
+        self.glob("torch", _STORAGE_OF[arr.dtype])
+        self.save(key, where)
+        self.save("cpu", where)
+        self.save(int(arr.size), where)
+        self.out += b"tQ"
+        self.save(0, where)
+        self.save(tuple(int(n) for n in arr.shape), where)
+        stride, step = [], 1
+        for n in reversed(arr.shape):  # C order, as the storage was written
+            stride.append(step)
+            step *= max(int(n), 1)
+        self.save(tuple(reversed(stride)), where)
+        self.save(bool(requires_grad), where)
+        self.hooks()
+        self.out += b"tR"
+
+
+def save(obj, f) -> None:
+    """Write ``obj`` as ``torch.save`` does (zip of data.pkl + storages), for torch.load(weights_only=True)."""
+    p = _Pickler()
+    p.save(obj, "obj")
+    p.out += b"."
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+        def record(name, data, align=False):
+            info = zipfile.ZipInfo("archive/" + name, date_time=(1980, 1, 1, 0, 0, 0))
+            if align:  # storages start on 64-byte boundaries, as torch writes them (torch.load(mmap=True) needs it)
+                start = zf.fp.tell() + 30 + len(info.filename) + 4
+                pad = -start % 64
+                info.extra = struct.pack("<HH", 0x4246, pad) + b"Z" * pad  # torch's "FB" padding field
+            zf.writestr(info, data)
+
+        record("data.pkl", bytes(p.out))
+        record(".format_version", b"1")
+        record(".storage_alignment", b"64")
+        record("byteorder", b"little")
+        for i, arr in enumerate(p.storages):
+            record(f"data/{i}", arr.tobytes(), align=True)
+        record("version", b"3\n")
+        record(".data/serialization_id", b"0" * 40)
 
 
 # ---------------------------------------------------------------- entry point

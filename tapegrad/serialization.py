@@ -42,14 +42,21 @@ class CheckpointError(RuntimeError):
 
 
 # ---------------------------------------------------------------- public API
-def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_serialization=True) -> None:
+def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_serialization=True, *,
+         format=None) -> None:
     """Save ``obj`` to the path ``f`` (HDF5, or safetensors for ``*.safetensors``) atomically.
 
     ``f`` may also be a writable binary file object (HDF5 only, written directly). The
     ``pickle_*`` arguments exist for PyTorch compatibility and must be left at None.
+    ``format="pt"`` writes PyTorch's own format instead, for ``torch.load(f, weights_only=True)``.
     """
     if pickle_module is not None:
         raise ValueError("tapegrad.save never pickles: pickle_module is not supported")
+    if format is not None:  # PyTorch's zip format (tapegrad/_torch_format.py)
+        from ._torch_format import save as save_pt
+        if format != "pt":
+            raise ValueError(f"tapegrad.save: format must be None or 'pt', got {format!r}")
+        return save_pt(obj, f) if hasattr(f, "write") else _atomic_write(os.fspath(f), lambda t: save_pt(obj, t))
     if not isinstance(f, (str, os.PathLike)):
         if not hasattr(f, "write"):
             raise TypeError(f"tapegrad.save: expected a path or a binary file object, got {type(f).__name__}")

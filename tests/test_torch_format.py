@@ -348,3 +348,57 @@ def test_pytorch_files_tapegrad_cannot_hold_are_refused_clearly(tmp_path):
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), tmp_path / "script.pt")
     with pytest.raises(CheckpointError, match="TorchScript"):
         tapegrad.load(tmp_path / "script.pt")
+
+
+# ---------------------------------------------------------------- tapegrad.save(..., format="pt")
+def test_save_pt_round_trips_through_tapegrad(tmp_path):
+    w = tapegrad.arange(6.0).reshape(2, 3)
+    obj = {"w": w, "wt": w.t(), "same": w, "p": nn.Parameter(tapegrad.ones(2)), "grad": tapegrad.ones(1,
+           requires_grad=True), "ints": tapegrad.tensor([1, -2], dtype=tapegrad.int16), "flags": tapegrad.tensor([True]),
+           "scalar": tapegrad.tensor(4.5, dtype=tapegrad.float64), "empty": tapegrad.zeros(0, 2),
+           "meta": [1, 2 ** 80, -7, 0.25, None, False, "ü", b"\x00\xff", (3, (4,))], "dtype": tapegrad.float16,
+           "size": tapegrad.Size([2, 3]), "np": np.float32(1.5)}
+    tapegrad.save(obj, tmp_path / "x.pt", format="pt")
+    back = tapegrad.load(tmp_path / "x.pt")
+    for k in ("w", "wt", "same", "ints", "flags", "scalar", "empty"):
+        assert back[k].dtype == obj[k].dtype and np.array_equal(back[k].numpy(), obj[k].detach().numpy()), k
+    assert type(back["p"]) is nn.Parameter and back["p"].requires_grad and back["grad"].requires_grad
+    assert back["meta"] == obj["meta"] and back["dtype"] == tapegrad.float16 and back["size"] == (2, 3)
+    assert back["np"] == 1.5
+    buf = io.BytesIO()
+    tapegrad.save({"w": w}, buf, format="pt")
+    assert tapegrad.load(io.BytesIO(buf.getvalue()))["w"].tolist() == w.tolist()
+
+
+def test_save_pt_refuses_what_torch_load_would_refuse(tmp_path):
+    with pytest.raises(TypeError, match=r"obj\['a'\] is of type ndarray"):
+        tapegrad.save({"a": np.ones(2)}, tmp_path / "a.pt", format="pt")
+    with pytest.raises(TypeError, match="set"):
+        tapegrad.save({1, 2}, tmp_path / "b.pt", format="pt")
+    with pytest.raises(ValueError, match="format must be None or 'pt'"):
+        tapegrad.save({}, tmp_path / "c.pt", format="pickle")
+    assert not list(tmp_path.iterdir())  # no file, not even a temporary one
+
+
+def test_save_pt_is_read_by_torch_load_weights_only(tmp_path):
+    torch = pytest.importorskip("torch")
+    tapegrad.manual_seed(0)
+    model = TapegradLeNet()
+    sd = model.state_dict()
+    sd["tied"] = sd["fc2.weight"]
+    tapegrad.save(sd, tmp_path / "lenet.pt", format="pt")
+    for mmap in (False, True):  # mmap needs the 64-byte storage alignment torch writes
+        loaded = torch.load(tmp_path / "lenet.pt", weights_only=True, mmap=mmap)
+        assert loaded["tied"].untyped_storage().data_ptr() == loaded["fc2.weight"].untyped_storage().data_ptr()
+    del loaded["tied"]
+    tmodel = _torch_lenet(torch)
+    tmodel.load_state_dict(loaded)
+    x = np.random.default_rng(1).standard_normal((3, 1, 28, 28)).astype(np.float32)
+    with torch.no_grad():
+        got = tmodel(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, model(tapegrad.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-5)
+    tapegrad.save({"p": nn.Parameter(tapegrad.ones(2)), "b": b"\x01", "s": tapegrad.Size([1]),
+                   "d": tapegrad.int8, "big": 2 ** 90}, tmp_path / "misc.pt", format="pt")
+    misc = torch.load(tmp_path / "misc.pt", weights_only=True)
+    assert isinstance(misc["p"], torch.nn.Parameter) and misc["p"].requires_grad
+    assert misc["b"] == b"\x01" and misc["s"] == torch.Size([1]) and misc["d"] is torch.int8 and misc["big"] == 2 ** 90
