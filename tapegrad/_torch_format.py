@@ -161,7 +161,8 @@ class _Archive:
 
     def storage(self, pid) -> _Storage:
         """``BINPERSID``: ``('storage', storage_type, key, location, numel)``, checked, read once."""
-        if type(pid) is not tuple or len(pid) != 5 or pid[0] not in ("storage", b"storage"):
+        tag = pid[0] if type(pid) is tuple and pid else None
+        if type(pid) is not tuple or len(pid) != 5 or not (tag == "storage" if type(tag) is str else tag == b"storage"):
             raise _error(self.label, f"persistent id {_short(pid)} is not a storage reference "
                                      f"('storage', type, key, location, numel)")
         _, stype, key, location, numel = pid
@@ -253,7 +254,8 @@ class _Loader:
             raise self.fail(f"tensor requires_grad is {_short(requires_grad)}, not a bool")
         if hooks is not None and (not isinstance(hooks, dict) or hooks):
             raise self.fail("a tensor carries backward hooks (code); tapegrad loads data only")
-        if metadata is not None and (not isinstance(metadata, dict) or any(metadata.values())):
+        if metadata is not None and (not isinstance(metadata, dict)
+                                     or any(type(v) is not bool or v for v in metadata.values())):
             raise self.fail(f"a tensor carries metadata {_short(metadata)} (conj/neg bits), not supported")
         if dtype is None:
             dtype, buf_numel = storage.dtype, storage.numel
@@ -366,7 +368,7 @@ class _Loader:
         raise self.fail(f"Counter({_short(items)}): expected a dict")
 
     def encode(self, text, encoding="utf-8"):  # how protocol 2 pickles bytes under Python 3
-        if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        if not isinstance(text, str) or type(encoding) is not str or encoding not in ("latin1", "latin-1"):
             raise self.fail(f"_codecs.encode({_short(text)}, {_short(encoding)}): only (str, 'latin1') is allowed")
         return text.encode("latin1")
 
@@ -896,7 +898,11 @@ def load(f, label: str):
             obj = _Unpickler(pkl, _Loader(archive)).load()
     except zipfile.BadZipFile as e:
         raise _error(label, f"not a readable zip archive (truncated or corrupt): {e}") from None
-    except (UnicodeDecodeError, OverflowError, ValueError) as e:
+    except CheckpointError:
+        raise
+    except (UnicodeDecodeError, OverflowError, ValueError, TypeError, RuntimeError, IndexError, KeyError,
+            AttributeError, struct.error) as e:
+        # only this module's code runs while loading, so whatever else a crafted file trips is reported as such
         raise _error(label, f"data.pkl is corrupt: {type(e).__name__}: {e}") from None
     _check_depth(obj, label)
     return obj

@@ -210,6 +210,36 @@ def test_zip_headers_that_lie_or_compress_are_refused(tmp_path):
         tapegrad.load(tmp_path / "deflate.pt")
 
 
+def test_mutated_files_raise_checkpoint_error_only(tmp_path):
+    """Random byte flips in a valid file: each load either succeeds or raises CheckpointError."""
+    obj = {"w": tapegrad.randn(3, 4), "i": tapegrad.arange(5), "p": nn.Parameter(tapegrad.ones(2)),
+           "meta": [1, 2.5, None, "s", b"b", (3, 4), {"k": tapegrad.Size([2])}], "dt": tapegrad.float16}
+    buf = io.BytesIO()
+    tapegrad.save(obj, buf, format="pt")
+    raw = buf.getvalue()
+    records = {n: zipfile.ZipFile(io.BytesIO(raw)).read(n) for n in zipfile.ZipFile(io.BytesIO(raw)).namelist()}
+    pkl = bytearray(records["archive/data.pkl"])
+    rng = np.random.default_rng(0)
+    loaded = 0
+    for trial in range(400):
+        whole = trial % 4 == 0  # flip bytes anywhere in the file, or only inside the pickle
+        b = bytearray(raw if whole else pkl)
+        for j in rng.integers(0, len(b), rng.integers(1, 5)):
+            b[j] = rng.integers(0, 256)
+        if not whole:
+            out = io.BytesIO()
+            with zipfile.ZipFile(out, "w") as z:
+                for n, data in records.items():
+                    z.writestr(n, bytes(b) if n == "archive/data.pkl" else data)
+            b = out.getvalue()
+        try:
+            tapegrad.load(io.BytesIO(bytes(b)))
+            loaded += 1
+        except CheckpointError:
+            pass
+    assert 0 < loaded < 400
+
+
 def test_truncated_and_foreign_files(tmp_path):
     path = _pt(tmp_path / "t.pt", _tensor(), _F4)
     (tmp_path / "cut.pt").write_bytes(path.read_bytes()[:-60])
