@@ -161,8 +161,8 @@ class _Archive:
 
     def storage(self, pid) -> _Storage:
         """``BINPERSID``: ``('storage', storage_type, key, location, numel)``, checked, read once."""
-        tag = pid[0] if type(pid) is tuple and pid else None
-        if type(pid) is not tuple or len(pid) != 5 or not (tag == "storage" if type(tag) is str else tag == b"storage"):
+        if (type(pid) is not tuple or len(pid) != 5 or type(pid[0]) not in (str, bytes)
+                or pid[0] not in ("storage", b"storage")):
             raise _error(self.label, f"persistent id {_short(pid)} is not a storage reference "
                                      f"('storage', type, key, location, numel)")
         _, stype, key, location, numel = pid
