@@ -270,3 +270,85 @@ def test_integer_division_of_unbroadcastable_shapes_is_a_runtime_error():
     for f in (lambda a, b: a // b, lambda a, b: a % b, tg.fmod):
         with pytest.raises(RuntimeError, match=r"\(0, 0, 0\) must match the size of tensor b \(2,\)"):
             f(tg.zeros(0, 0, 0, dtype=tg.int64), tg.ones(2, dtype=tg.int64))
+
+
+# ---------------------------------------------------------------- moved from the *_vs_torch files: not per-op claims
+def test_tensor_helpers_match_torch():
+    torch = pytest.importorskip("torch")
+    for M in (torch, tg):
+        x = M.tensor([[1.5, -2.0], [3.0, 0.25]])
+        assert x.new_zeros(2, 3).dtype == x.dtype and tuple(x.new_ones((2,)).shape) == (2,)
+        assert x.new_full((2,), 7).dtype == x.dtype and x.new_tensor([1, 2]).dtype == x.dtype
+        assert x.new_empty(3).shape[0] == 3
+        assert str(x.byte().dtype).endswith("uint8") and str(x.char().dtype).endswith("int8")
+        assert str(x.short().dtype).endswith("int16") and not x.is_complex()
+        assert x.data_ptr() != 0 and tuple(x.ravel().shape) == (4,)
+        assert x.equal(x.clone()) and x.allclose(x + 1e-9) and bool(x.isclose(x).all())
+        assert not bool(x.isinf().any())
+        assert M.broadcast_shapes((2, 1), (3,)) == (2, 3)
+        assert isinstance(x, M.FloatTensor) and not isinstance(x, M.LongTensor)
+        assert isinstance(x.dtype, M.dtype)
+        with M.inference_mode():
+            assert not M.is_grad_enabled()
+        assert np.allclose(M.logspace(0, 2, 3).numpy(), [1, 10, 100])
+
+
+def test_random_fills_are_seeded_and_allowed_on_leaves_under_no_grad():
+    w = tg.zeros(1000, requires_grad=True)
+    with tg.no_grad():
+        tg.manual_seed(0)
+        w.uniform_(-2, 3)
+        a = w.detach().numpy().copy()
+        tg.manual_seed(0)
+        w.uniform_(-2, 3)
+    assert np.array_equal(a, w.detach().numpy()) and a.min() >= -2 and a.max() < 3 and w._version[0] == 2
+    with tg.no_grad():
+        w.normal_(1.0, 0.5)
+        assert abs(float(w.mean()) - 1.0) < 0.1 and abs(float(w.std()) - 0.5) < 0.1
+        w.bernoulli_(0.3)
+        assert set(np.unique(w.detach().numpy())) <= {0.0, 1.0}
+    with pytest.raises(RuntimeError, match="leaf"):
+        w.normal_()
+    with pytest.raises(RuntimeError, match="leaf"):
+        w.exp_()
+
+
+def test_inplace_on_a_saved_tensor_is_caught():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 1
+    z = y.sigmoid()  # saves its output
+    z.exp_()
+    with pytest.raises(RuntimeError):
+        (y.sigmoid() * z).sum().backward() or z.sum().backward() or z.grad_fn.next_functions  # noqa: B018
+    zz = x.sigmoid()
+    w = zz * zz  # saves zz
+    zz.mul_(2)
+    with pytest.raises(RuntimeError):
+        w.sum().backward()
+
+
+def test_linalg_results_are_named_tuples_like_torch():
+    a = np.random.default_rng(0).standard_normal((2, 5, 3))
+    assert tg.linalg.svd(tg.tensor(a))._fields == ("U", "S", "Vh")
+    assert tg.linalg.eigh(tg.tensor(a[:, :3] + a[:, :3].transpose(0, 2, 1)))._fields == ("eigenvalues", "eigenvectors")
+    r = tg.linalg.lstsq(tg.tensor(a), tg.tensor(a[..., :1]))
+    assert r._fields == ("solution", "residuals", "rank", "singular_values")
+
+
+def test_complete_qr_of_a_tall_matrix_says_it_is_not_differentiable():
+    a = tg.tensor(np.random.default_rng(0).standard_normal((2, 5, 3)), requires_grad=True)
+    Q, R = tg.linalg.qr(a, mode="complete")
+    assert tuple(Q.shape) == (2, 5, 5) and tuple(R.shape) == (2, 5, 3)
+    with pytest.raises(RuntimeError, match="not differentiable when mode='complete'"):
+        Q.sum().backward()
+
+
+def test_linalg_errors_are_runtime_errors_that_name_the_culprit():
+    sing = np.ones((3, 3))
+    assert issubclass(tg.linalg.LinAlgError, RuntimeError)
+    with pytest.raises(tg.linalg.LinAlgError, match=r"linalg.solve.*\(3, 3\).*singular"):
+        tg.linalg.solve(tg.tensor(sing), tg.ones(3, dtype=tg.float64))
+    with pytest.raises(tg.linalg.LinAlgError, match="cholesky.*positive-definite"):
+        tg.linalg.cholesky(-tg.eye(3))
+    with pytest.raises(RuntimeError, match="polygamma"):
+        tg.polygamma(-1, tg.ones(2))
