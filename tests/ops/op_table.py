@@ -306,7 +306,8 @@ UNARY = {  # name: (call, reference, value kind, non-linear VJP)
 # the pointwise functions of one tensor the differential test runs on every dtype
 DIFFERENTIAL_UNARY = {"abs", "neg", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "sign", "floor",
                       "ceil", "round", "trunc", "square", "reciprocal", "exp2", "log2", "expm1", "log1p", "rsqrt",
-                      "frac", "erf", "atan", "sinh"}
+                      "frac", "erf", "atan", "sinh", "log10", "cosh", "asin", "acos", "asinh", "acosh", "atanh",
+                      "erfc", "erfinv", "logit", "nan_to_num"}
 for _name, (_fn, _ref, _kind, _gg) in UNARY.items():
     def _make(fn=_fn, ref=_ref, kind=_kind):
         return lambda draw: Sample(fn, [arr(draw, draw(SHAPES), kind)], ref)
