@@ -456,6 +456,13 @@ errors("sum", lambda M: M.zeros(2, 3).sum(2))
 errors("amax", lambda M: M.zeros(2, 0).amax(1), lambda M: M.zeros(0).amax())
 
 
+def _torch_prod(dim, keep):
+    """PyTorch's prod takes one dim or none: a tuple of dims (and None with keepdim) is tapegrad's extension."""
+    if isinstance(dim, int):
+        return None
+    return (lambda M, t: M.prod(t)) if dim is None and not keep else False
+
+
 @entry("prod")
 def _prod(draw):
     """Exact zeros included: the gradient is the product of the others (a polynomial, so exact)."""
@@ -463,9 +470,8 @@ def _prod(draw):
     if draw(st.booleans()):
         x = np.where(arr(draw, x.shape) > 0.5, 0.0, x)
     dim, keep = dims_and_keepdim(draw, x.ndim)
-    portable = isinstance(dim, int) or (dim is None and not keep)  # PyTorch's prod takes one dim or none
-    return Sample(lambda M, t: t.prod(dim, keep) if dim is not None or keep else t.prod(), [x],
-                  lambda a: np.prod(a, axis=np_dims(dim, a.ndim), keepdims=keep), torch_fn=None if portable else False)
+    return Sample(lambda M, t: t.prod(dim, keep), [x], lambda a: np.prod(a, axis=np_dims(dim, a.ndim), keepdims=keep),
+                  torch_fn=_torch_prod(dim, keep))
 
 
 @entry("prod_nonzero", gradgrad=True, op="prod")
@@ -473,7 +479,7 @@ def _prod_nonzero(draw):
     x = arr(draw, draw(SHAPES), "nonzero")
     dim, keep = dims_and_keepdim(draw, x.ndim)
     return Sample(lambda M, t: M.prod(t, dim, keep), [x], lambda a: np.prod(a, axis=np_dims(dim, a.ndim), keepdims=keep),
-                  torch_fn=False)  # a tuple of dims is tapegrad's extension
+                  torch_fn=_torch_prod(dim, keep))
 
 
 cases("prod", Case(lambda M, x: M.prod(x, 1), [Z], double=True,
@@ -1082,11 +1088,11 @@ def _scatter_reduce_inplace_and_ints(M):
     y = M.tensor(SR_X.copy())
     y.masked_scatter_(M.tensor(SR_MASK), M.tensor(SR_SRC))
     z = M.tensor([1, 2, 3, 4]).scatter_reduce(0, M.tensor([0, 0, 1, 1]), M.tensor([5, 6, 7, 9]), "mean")
-    w = M.zeros(3).scatter_reduce(0, M.tensor([0, 1]), -M.ones(2), "min" if M is tg else "amin")
+    w = M.zeros(3).scatter_reduce(0, M.tensor([0, 1]), -M.ones(2), "min")
     return x, y, z, w
 
 
-cases("scatter_reduce", Case(lambda M: _scatter_reduce_inplace_and_ints(M), []))
+cases("scatter_reduce", Case(_scatter_reduce_inplace_and_ints, []))
 cases("masked_scatter", Case(lambda M, x, s: (x.masked_scatter(M.tensor(SR_MASK), s),
                                               M.masked_scatter(x, M.tensor(SR_MASK[0]), s),
                                               x.masked_scatter(M.tensor(SR_MASK[:, :1]), s[:3]),
