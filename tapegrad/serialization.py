@@ -338,6 +338,14 @@ _MAX_RATIO = 1100  # deflate's worst case is 1032:1
 _SLACK = 1 << 20   # small datasets: a chunk's overhead can exceed its data
 
 
+def _link_kind(link_or_type) -> str:
+    h5py = _h5py()
+    kinds = {h5py.SoftLink: "a soft link", h5py.ExternalLink: "an external link",
+             h5py.h5l.TYPE_SOFT: "a soft link", h5py.h5l.TYPE_EXTERNAL: "an external link"}
+    key = link_or_type if isinstance(link_or_type, int) else type(link_or_type)
+    return kinds.get(key, "a user-defined link")
+
+
 def check_h5_link(group, name, label):
     """Refuse a link that is not a hard link inside the file (soft, external or user-defined)."""
     h5py = _h5py()
@@ -345,8 +353,8 @@ def check_h5_link(group, name, label):
     if link is None:
         raise CheckpointError(f"{label!r}: {group.name.rstrip('/')}/{name} is missing")
     if not isinstance(link, h5py.HardLink):
-        raise CheckpointError(f"{label!r}: {group.name.rstrip('/')}/{name} is a {type(link).__name__}; links that "
-                              f"may lead outside the file are refused")
+        raise CheckpointError(f"{label!r}: {group.name.rstrip('/')}/{name} is {_link_kind(link)}; links that may "
+                              f"lead outside the file are refused")
 
 
 def check_h5_links(root, label):
@@ -356,14 +364,14 @@ def check_h5_links(root, label):
 
     def visit(name, info):
         if info.type != h5py.h5l.TYPE_HARD:
-            bad.append(name.decode("utf-8", "replace") if isinstance(name, bytes) else name)
+            bad.append((name.decode("utf-8", "replace") if isinstance(name, bytes) else name, info.type))
             return 1  # stop the walk
         return None
 
     root.id.links.visit(visit, info=True)
     if bad:
-        raise CheckpointError(f"{label!r}: /{bad[0]} is a soft, external or user-defined link; links that may lead "
-                              f"outside the file are refused")
+        raise CheckpointError(f"{label!r}: /{bad[0][0]} is {_link_kind(bad[0][1])}; links that may lead outside "
+                              f"the file are refused")
 
 
 def check_h5_dataset(dset, label, max_bytes=None) -> int:
@@ -426,7 +434,8 @@ def _read_h5(source, label):
                 raise CheckpointError(f"tapegrad.load: {label!r} has format version {version}; this tapegrad reads "
                                       f"up to version {FORMAT_VERSION}")
             check_h5_links(root, label)
-            return _H5Reader(label, checksummed=version >= 2).read(root, "data", "obj", {}, 0)
+            reader = _H5Reader(label, checksummed=version >= 2)
+            return reader.read(*reader.child(root, "data", "obj"), "data", "obj", 0)
     except CheckpointError as e:
         msg = str(e)
         raise CheckpointError(msg if msg.startswith("tapegrad.load") else f"tapegrad.load: {msg}") from None
@@ -477,19 +486,20 @@ class _H5Reader:
     def fail(self, where, what):
         return CheckpointError(f"tapegrad.load: {self.label!r}: {where} {what}")
 
-    def read(self, group, name, where, attrs, depth):
+    def child(self, group, name, where):
+        """``group[name]`` and its attributes (read once: attribute reads dominate the load time),
+        reached by a hard link and never seen before."""
         check_h5_link(group, name, self.label)
         node = group[name]
         if node.id in self.seen:  # h5py's ObjectID compares by file and address
             raise self.fail(where, "is a second link to an object already read (a cycle or a crafted file)")
         self.seen.add(node.id)
-        attrs = dict(attrs)
-        for k in ("kind", "length", "requires_grad", "parameter"):
-            if k in node.attrs:
-                attrs[k] = node.attrs[k]
+        return node, dict(node.attrs)
+
+    def read(self, node, attrs, name, where, depth):
         kind = attrs["kind"] = _attr_str(attrs.get("kind", "<none>"))
         header = _node_header(name, attrs)
-        stored_crc = node.attrs.get("crc32")
+        stored_crc = attrs.get("crc32")
         if stored_crc is None and self.checksummed:
             raise self.fail(where, "has no checksum (the file is corrupt)")
 
@@ -509,15 +519,15 @@ class _H5Reader:
             if kind == "dict":
                 out = {}
                 for i in range(length):
-                    check_h5_link(node, str(i), self.label)
-                    child = node[str(i)]
-                    kk, ks = _attr_str(child.attrs.get("key_kind")), _attr_str(child.attrs.get("key"))
-                    key = _decode_key(kk, ks)
+                    child, a = self.child(node, str(i), f"{where}[entry {i}]")
+                    a["key_kind"], a["key"] = _attr_str(a.get("key_kind")), _attr_str(a.get("key"))
+                    key = _decode_key(a["key_kind"], a["key"])
                     if key in out:
                         raise self.fail(where, f"has the key {key!r} twice")
-                    out[key] = self.read(node, str(i), f"{where}[{key!r}]", {"key_kind": kk, "key": ks}, depth + 1)
+                    out[key] = self.read(child, a, str(i), f"{where}[{key!r}]", depth + 1)
                 return out
-            items = [self.read(node, str(i), f"{where}[{i}]", {}, depth + 1) for i in range(length)]
+            items = [self.read(*self.child(node, str(i), f"{where}[{i}]"), str(i), f"{where}[{i}]", depth + 1)
+                     for i in range(length)]
             return tuple(items) if kind == "tuple" else items
 
         if not isinstance(node, _h5py().Dataset):
