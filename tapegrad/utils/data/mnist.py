@@ -10,8 +10,9 @@ Sources, in the order ``prepare`` tries them:
   allowed, so a tampered file cannot run code;
 * Fashion-MNIST: Debian's ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``).
 
-The result is one HDF5 file (``/train``, ``/val``, ``/test``, uint8 images N x 1 x 28 x 28,
-int64 labels), cached under ``cache_dir`` and read with ``HDF5Dataset``. Train/val split:
+The result is one HDF5 file (``/train``, ``/val``, ``/test``, images N x 1 x 28 x 28 in the
+source's dtype, uint8 for MNIST; int64 labels), cached under ``cache_dir`` and read with
+``HDF5Dataset``. Train/val split:
 the first 50,000 training images train, the last 10,000 validate (the split ``mnist.pkl.gz``
 ships with).
 """
