@@ -19,7 +19,7 @@ A checkpoint is untrusted input. Loading never executes code from the file, neve
 it (HDF5 external storage, virtual datasets, soft and external links are refused), never
 decompresses more than the declared shapes allow, and never returns values that differ from
 what was saved: a corrupt file raises ``CheckpointError`` naming the file and the entry. Files
-without checksums (written by other tools or tapegrad < 0.2) still load, unverified.
+without checksums (format 1, or written by other tools) still load, unverified.
 
 Saving is atomic: the data goes to a temporary file next to the target (``.NAME.PID.XXXX.tmp``),
 is fsync'ed, and replaces the target with ``os.replace``; an error mid-save leaves any earlier
@@ -374,7 +374,7 @@ def check_h5_links(root, label):
                               f"the file are refused")
 
 
-def check_h5_dataset(dset, label, max_bytes=None) -> int:
+def check_h5_dataset(dset, label) -> int:
     """Refuse a dataset whose data is not stored inside the file itself, or whose declared size the
     file cannot back; return its size in bytes once read.
 
@@ -412,8 +412,6 @@ def check_h5_dataset(dset, label, max_bytes=None) -> int:
         chunk_bytes = math.prod(dcpl.get_chunk()) * itemsize
         if chunk_bytes > max(nbytes, _SLACK):
             raise CheckpointError(f"{where} has chunks of {chunk_bytes} bytes for {nbytes} bytes of data; refused")
-    if max_bytes is not None and nbytes > max_bytes:
-        raise CheckpointError(f"{where} declares {nbytes} bytes, more than the {max_bytes} allowed")
     return nbytes
 
 
