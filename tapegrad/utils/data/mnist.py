@@ -237,7 +237,7 @@ class RestrictedUnpickler:
     """
 
     max_depth = 32          # nesting of containers
-    max_stack = 1 << 16     # items on the stack and the mark stack
+    max_stack = 1 << 16     # items on the stack above the last MARK
     max_memo = 1 << 16
     max_items = 1 << 20     # container elements in all
 
