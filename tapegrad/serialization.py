@@ -73,7 +73,7 @@ def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_seri
         from ._torch_format import save as save_pt
         if format != "pt":
             raise ValueError(f"tapegrad.save: format must be None or 'pt', got {format!r}")
-        return save_pt(obj, f) if hasattr(f, "write") else _atomic_write(os.fspath(f), lambda t: save_pt(obj, t))
+        return save_pt(obj, f) if hasattr(f, "write") else atomic_write(os.fspath(f), lambda t: save_pt(obj, t))
     if not isinstance(f, (str, os.PathLike)):
         if not hasattr(f, "write"):
             raise TypeError(f"tapegrad.save: expected a path or a binary file object, got {type(f).__name__}")
