@@ -294,7 +294,8 @@ bool accumulate_grad(PyObject* t, Ref g, bool create_graph) {
     return true;
   }
   if (create_graph) {
-    PyObject* sum = PyNumber_Add(tt->grad, g.get());
+    Ref prev = Ref::borrow(tt->grad);  // ours: __add__ runs Python code
+    PyObject* sum = PyNumber_Add(prev.get(), g.get());
     if (sum == nullptr) return false;
     Py_SETREF(tt->grad, sum);
     return true;
@@ -305,15 +306,15 @@ bool accumulate_grad(PyObject* t, Ref g, bool create_graph) {
     PyErr_SetString(PyExc_TypeError, "a tensor's .grad is not a Tensor");
     return false;
   }
-  Ref d = Ref::borrow(T(grad.get())->data);
+  Ref d = Ref::borrow(T(grad.get())->data), gd = Ref::borrow(T(g.get())->data);  // numpy may release the GIL
   Ref size(PyObject_GetAttr(d.get(), s_size));
   if (!size) return false;
   if (PyLong_Check(size.get()) && PyLong_AsLong(size.get()) == 1) {
     // numpy's in-place ufuncs take a slow path on one element: 0.79 us vs 0.45 us
-    Ref sum(PyNumber_Add(d.get(), T(g.get())->data));
+    Ref sum(PyNumber_Add(d.get(), gd.get()));
     if (!sum || PyObject_SetItem(d.get(), Py_Ellipsis, sum.get()) < 0) return false;
   } else {
-    Ref r(PyNumber_InPlaceAdd(d.get(), T(g.get())->data));
+    Ref r(PyNumber_InPlaceAdd(d.get(), gd.get()));
     if (!r) return false;
   }
   return bump_version(grad.get());
@@ -538,7 +539,8 @@ struct Pass {
     NodeObject* n = N(node);
     if (!run_hooks(n->pre_hooks, g)) return false;
     if (n->retained != Py_None) {
-      Ref t(PyObject_CallNoArgs(n->retained));  // the weakref
+      Ref retained = Ref::borrow(n->retained);  // ours: the call may run code that replaces it
+      Ref t(PyObject_CallNoArgs(retained.get()));  // the weakref
       if (!t) return false;
       if (is_tensor(t.get())) {
         TensorObject* tt = T(t.get());
@@ -547,7 +549,8 @@ struct Pass {
         if (tt->grad == Py_None) {
           Py_SETREF(tt->grad, Py_NewRef(g.get()));
         } else {
-          PyObject* sum = PyNumber_Add(tt->grad, g.get());
+          Ref prev = Ref::borrow(tt->grad);
+          PyObject* sum = PyNumber_Add(prev.get(), g.get());
           if (sum == nullptr) return false;
           Py_SETREF(tt->grad, sum);
         }
@@ -651,6 +654,10 @@ bool Pass::run_node(PyObject* node) {
   }
   Ref op_ref = Ref::borrow(n->op);
   OpObject* op = O(op_ref.get());
+  if (!op->ready) {
+    PyErr_SetString(PyExc_RuntimeError, "backward: a node's Op was cleared");
+    return false;
+  }
   if (n->released) {
     PyErr_Format(PyExc_RuntimeError, "%U: %s", op->name, kFreedMsg);
     return false;

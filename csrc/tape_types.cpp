@@ -288,14 +288,20 @@ int op_traverse(PyObject* self, visitproc visit, void* arg) {
   return 0;
 }
 
-void op_dealloc(PyObject* self) {
-  PyObject_GC_UnTrack(self);
+int op_clear(PyObject* self) {
   OpObject* op = O(self);
+  op->ready = false;  // apply and the engine refuse it from now on
   Py_CLEAR(op->name);
   Py_CLEAR(op->forward);
   Py_CLEAR(op->vjps);
   Py_CLEAR(op->saves);
   Py_CLEAR(op->node_type);
+  return 0;
+}
+
+void op_dealloc(PyObject* self) {
+  PyObject_GC_UnTrack(self);
+  op_clear(self);
   Py_TYPE(self)->tp_free(self);
 }
 
@@ -758,6 +764,7 @@ int add_to_module(PyObject* module) {
   OpType.tp_init = op_init;
   OpType.tp_dealloc = op_dealloc;
   OpType.tp_traverse = op_traverse;
+  OpType.tp_clear = op_clear;
   OpType.tp_getset = op_getset;
 
   NodeType.tp_name = "tapegrad._C.Node";
