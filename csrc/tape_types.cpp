@@ -12,8 +12,6 @@
 // have to follow CPython's field order exactly).
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
-#include <string>
-
 namespace tapegrad::tape {
 
 PyTypeObject* tensor_class = nullptr;
@@ -190,15 +188,17 @@ PyGetSetDef tensor_getset[] = {
 
 // Tensor._wrap(arr): a new leaf of this class around arr (no copy; a numpy scalar from 0-d
 // work becomes a 0-d array).
-PyObject* tensor_wrap_method(PyObject* cls, PyObject* arr) {
-  Ref data(is_exact_ndarray(arr) ? Py_NewRef(arr) : PyObject_CallOneArg(np_asarray, arr));
-  if (!data) return nullptr;
-  PyTypeObject* type = reinterpret_cast<PyTypeObject*>(cls);
+PyObject* new_tensor(PyTypeObject* type, PyObject* arr) {
   PyObject* self = type->tp_alloc(type, 0);
   if (self == nullptr) return nullptr;
   if (!tensor_init_fields(T(self))) { Py_DECREF(self); return nullptr; }
-  Py_SETREF(T(self)->data, data.release());
+  Py_SETREF(T(self)->data, Py_NewRef(arr));
   return self;
+}
+
+PyObject* tensor_wrap_method(PyObject* cls, PyObject* arr) {
+  Ref data(is_exact_ndarray(arr) ? Py_NewRef(arr) : PyObject_CallOneArg(np_asarray, arr));
+  return data ? new_tensor(reinterpret_cast<PyTypeObject*>(cls), data.get()) : nullptr;
 }
 
 PyObject* tensor_init_meta(PyObject* self, PyObject*) {
@@ -224,14 +224,7 @@ PyMethodDef tensor_methods[] = {
 
 PyTypeObject TensorBaseType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
-PyObject* wrap(PyObject* arr) {
-  PyTypeObject* type = tensor_class;
-  PyObject* self = type->tp_alloc(type, 0);
-  if (self == nullptr) return nullptr;
-  if (!tensor_init_fields(T(self))) { Py_DECREF(self); return nullptr; }
-  Py_SETREF(T(self)->data, Py_NewRef(arr));
-  return self;
-}
+PyObject* wrap(PyObject* arr) { return new_tensor(tensor_class, arr); }
 
 // ============================================================ Op
 namespace {
