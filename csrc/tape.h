@@ -1,11 +1,123 @@
-// The tape's hot paths (apply, run_backward) written against the CPython API; see tape.cpp.
+// The tape's types, owned by C++: the tensor base (the fields the tape reads), Node (one recorded
+// op application), Op (an entry of the op table), Meta (a shape-and-dtype stand-in) and the
+// thread-local grad mode. tape_types.cpp defines the Python types; tape.cpp records (apply) and
+// runs the backward pass. Both read these structs directly: Python writes them only through
+// setters that check what they store.
 #pragma once
 
+#define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pthread.h>
+
+#include <atomic>
 
 namespace tapegrad::tape {
 
-// Adds apply, run_backward and tape_register to the module. Returns -1 with an exception set on failure.
+// An owned reference; nullptr when empty.
+class Ref {
+ public:
+  Ref() = default;
+  explicit Ref(PyObject* p) : p_(p) {}  // steals
+  static Ref borrow(PyObject* p) { Py_XINCREF(p); return Ref(p); }
+  Ref(const Ref&) = delete;
+  Ref& operator=(const Ref&) = delete;
+  Ref(Ref&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
+  Ref& operator=(Ref&& o) noexcept { if (this != &o) { Py_XDECREF(p_); p_ = o.p_; o.p_ = nullptr; } return *this; }
+  ~Ref() { Py_XDECREF(p_); }
+  PyObject* get() const { return p_; }
+  PyObject* release() { PyObject* p = p_; p_ = nullptr; return p; }
+  void reset(PyObject* p = nullptr) { Py_XDECREF(p_); p_ = p; }  // steals p
+  explicit operator bool() const { return p_ != nullptr; }
+ private:
+  PyObject* p_ = nullptr;
+};
+
+// Every PyObject* field below is a strong reference and never null once the object exists
+// (None stands for "nothing"), except where noted.
+struct TensorObject {
+  PyObject_HEAD
+  PyObject* data;      // the numpy array
+  PyObject* grad;      // None or a tensor
+  PyObject* grad_fn;   // None or a Node: the node that produced this tensor
+  PyObject* version;   // the version box: a list whose item 0 counts in-place writes (shared by views)
+  PyObject* base;      // None, or the tensor (requiring grad) this is a view of
+  PyObject* hooks;     // None or {handle id: hook} (hooks of a leaf; a non-leaf's live on its node)
+  PyObject* weakreflist;  // may be null
+  bool requires_grad;
+  bool retains_grad;
+  // Serialises accumulation into .grad across threads (PyTorch's AccumulateGrad holds a lock
+  // too): numpy releases the GIL during `grad += g`. Never waited on while holding the GIL.
+  pthread_mutex_t grad_lock;
+  std::atomic<unsigned long> lock_owner;  // thread ident holding grad_lock, 0 when free
+};
+
+struct OpObject {
+  PyObject_HEAD
+  PyObject* name;       // str
+  PyObject* forward;    // callable on numpy arrays
+  PyObject* vjps;       // a tuple (one VJP or None per input), or a sequence for variadic ops
+  PyObject* saves;      // frozenset of the input indices the VJPs read
+  PyObject* node_type;  // the Node subclass recorded (MulBackward0 for mul)
+  Py_ssize_t n_saves;
+  bool saves_output, view, aux, differentiable, all_differentiable, partial_saves;
+  bool ready;           // __init__ ran (fields above set)
+};
+
+struct NodeObject {
+  PyObject_HEAD
+  PyObject* op;         // OpObject
+  PyObject* attrs;      // dict: the op's keyword arguments
+  PyObject* saved;      // tuple (an input, or None where not saved), None once released
+  PyObject* versions;   // tuple of the inputs' versions at record time, None once released
+  PyObject* out_data;   // the output array when the op saves it, else None
+  PyObject* out_box;    // the output's version box when saved, else None
+  PyObject* out_ver;    // the output's version at record time (an int), else None
+  PyObject* aux;        // the forward's auxiliary result (e.g. argmax indices), else None
+  PyObject* edges;      // tuple, per input: the producing Node, the leaf tensor, or None
+  PyObject* meta;       // tuple, per input: (shape, dtype)
+  PyObject* out_meta;   // (shape, dtype) of the output
+  PyObject* where;      // (filename, line) of the user's code that recorded it
+  PyObject* pre_hooks;  // None or {handle id: hook} (hooks of the tensor this node produced)
+  PyObject* retained;   // None or a weakref to the tensor that called retain_grad()
+  PyObject* weakreflist;  // may be null
+  long long seq;        // recording order
+  bool released;        // saved values freed by a backward pass
+  bool ready;           // __init__ ran (fields above set)
+};
+
+extern PyTypeObject TensorBaseType, NodeType, OpType, MetaType;
+extern PyTypeObject* tensor_class;  // tapegrad.Tensor: what apply and the engine create
+extern PyObject* pkg_dir;           // tapegrad's directory: frames inside it are not the user's
+extern PyObject* ndarray_type;      // numpy.ndarray
+extern PyObject* np_asarray;        // numpy.asarray
+inline bool is_exact_ndarray(PyObject* o) { return reinterpret_cast<PyObject*>(Py_TYPE(o)) == ndarray_type; }
+
+// Thread-local modes (new threads start with grad enabled and anomaly detection off).
+struct Modes { bool grad_enabled = true; bool check_nan = false; bool anomaly = false; };
+Modes& modes();
+
+inline bool is_tensor(PyObject* o) { return PyObject_TypeCheck(o, &TensorBaseType); }
+inline bool is_node(PyObject* o) { return PyObject_TypeCheck(o, &NodeType); }
+inline TensorObject* T(PyObject* o) { return reinterpret_cast<TensorObject*>(o); }
+inline NodeObject* N(PyObject* o) { return reinterpret_cast<NodeObject*>(o); }
+inline OpObject* O(PyObject* o) { return reinterpret_cast<OpObject*>(o); }
+
+// A new tensor of tensor_class around arr (no copy), outside the tape. New reference.
+PyObject* wrap(PyObject* arr);
+// A fresh version box [0]. New reference.
+PyObject* new_version_box();
+// Fill a Node from an op application; where may be nullptr (then the user's frame is looked up).
+bool node_fill(NodeObject* node, PyObject* op, PyObject* const* inputs, Py_ssize_t n, PyObject* attrs,
+               PyObject* out, PyObject* out_version, PyObject* aux, PyObject* where);
+long long next_seq();
+
+// tape.cpp
+PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames);
+PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames);
+PyObject* user_frame();
+bool engine_init();
+
+// Adds the tape's types and functions to the module. Returns -1 with an exception set on failure.
 int add_to_module(PyObject* module);
 
 }  // namespace tapegrad::tape

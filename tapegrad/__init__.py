@@ -24,9 +24,6 @@ if _os.environ.get("TAPEGRAD_MALLOC_TUNING", "1") != "0":
     # Keep freed memory for reuse instead of page-faulting large temporaries in every training
     # step (see csrc/bindings.cpp); TAPEGRAD_MALLOC_TUNING=0 leaves glibc's defaults alone.
     _C.keep_freed_memory(32 << 20, 256 << 20)
-# The tape's hot paths (recording an op, the backward loop) run in C++ (csrc/tape.cpp);
-# TAPEGRAD_PURE_PYTHON=1 runs their Python reference (ops/registry.py, autograd/engine.py).
-_native_tape = _os.environ.get("TAPEGRAD_PURE_PYTHON", "0") in ("", "0")
 
 from ._dtype import (bool_ as bool, double, float, float16, float32, float64, get_default_dtype, half,  # noqa: A004
                      int, int8, int16, int32, int64, long, set_default_dtype, uint8)

@@ -66,7 +66,7 @@ class inference_mode(_GradModeContext):  # noqa: N801  (PyTorch's name)
 
 def is_inference_mode_enabled() -> bool:
     from .autograd import grad_mode
-    return not grad_mode.state.enabled
+    return not grad_mode.is_grad_enabled()
 
 
 class finfo:

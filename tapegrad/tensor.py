@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _dtype
+from . import _C, _dtype
 
 
 class Size(tuple):
@@ -25,7 +25,7 @@ class Size(tuple):
         return f"tapegrad.Size({list(self)})"
 
 
-class Tensor:
+class Tensor(_C.TensorBase):
     """An n-dimensional array that can record the ops applied to it.
 
     >>> x = tapegrad.tensor([1.0, 2.0], requires_grad=True)
@@ -34,8 +34,9 @@ class Tensor:
     tensor([2., 4.])
     """
 
-    __slots__ = ("_data", "_requires_grad", "grad", "grad_fn", "_version", "_base", "_retains_grad",
-                 "_hooks", "__weakref__")
+    # The tape's fields (_data, _requires_grad, grad, grad_fn, _version, _base, _retains_grad,
+    # _hooks, weak references) and _wrap/_init_meta are C++'s: _C.TensorBase (csrc/tape.h).
+    __slots__ = ()
     __array_priority__ = 1000  # numpy defers to our operators: ndarray * Tensor -> Tensor
 
     def __init__(self, data=None, *sizes, requires_grad=False):
@@ -54,26 +55,6 @@ class Tensor:
         self._init_meta()
         if requires_grad:
             self.requires_grad_(True)
-
-    def _init_meta(self):
-        self._requires_grad = False
-        self.grad = None
-        self.grad_fn = None
-        self._version = [0]
-        self._base = None
-        self._retains_grad = False
-        self._hooks = None
-
-    @classmethod
-    def _wrap(cls, arr: np.ndarray) -> "Tensor":
-        """A new leaf around ``arr`` (no copy; a numpy scalar from 0-d work becomes a 0-d array)."""
-        t = cls.__new__(cls)
-        t._data = arr if type(arr) is np.ndarray else np.asarray(arr)  # _init_meta's fields, written out: hot
-        t._requires_grad = False
-        t.grad = t.grad_fn = t._base = t._hooks = None
-        t._version = [0]
-        t._retains_grad = False
-        return t
 
     # ------------------------------------------------------------ metadata
     @property
@@ -704,6 +685,8 @@ class Tensor:
     def masked_scatter(self, mask, source): return _ops.masked_scatter(self, mask, source)
     def masked_scatter_(self, mask, source): return _ops.masked_scatter_(self, mask, source)
 
+
+_C._set_tensor_class(Tensor)  # what the tape creates (apply's results, gradients)
 
 from . import ops as _ops  # noqa: E402
 

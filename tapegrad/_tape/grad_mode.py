@@ -1,29 +1,19 @@
-"""Grad mode: whether ops record onto the tape.
+"""Grad mode: whether ops record onto the tape, per thread (as PyTorch's).
 
-One process-wide flag (not thread-local: tapegrad has no worker threads that run ops).
-``no_grad``, ``enable_grad`` and ``set_grad_enabled`` work as context managers and as
-decorators, like PyTorch's.
+The flags live in C++ (``_C.grad_state``), thread-local: a new thread starts with grad
+enabled and anomaly detection off, and ``backward`` switches the mode for its own thread
+only, so a thread recording while another runs backward still records. ``no_grad``,
+``enable_grad`` and ``set_grad_enabled`` work as context managers and as decorators.
+Read the mode with ``is_grad_enabled()`` (``state.enabled`` is the same flag).
 """
 from __future__ import annotations
 
 import functools
 
+from .. import _C
 
-class _State:
-    # check_nan: backward refuses a NaN gradient (anomaly detection, see autograd/compat.py)
-    __slots__ = ("enabled", "check_nan")
-
-    def __init__(self):
-        self.enabled = True
-        self.check_nan = False
-
-
-state = _State()
-
-
-def is_grad_enabled() -> bool:
-    """True when ops record onto the tape."""
-    return state.enabled
+state = _C.grad_state  # .enabled, .check_nan (anomaly mode refuses NaN gradients), .anomaly
+is_grad_enabled = _C.is_grad_enabled  # True when ops record onto the tape (in this thread)
 
 
 class _GradModeContext:

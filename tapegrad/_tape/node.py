@@ -1,83 +1,28 @@
-"""A node of the tape: one recorded op application.
+"""A node of the tape: one recorded op application (its fields are C++'s, ``_C.Node``).
 
 A node keeps what its VJPs need (the inputs named by the op's ``saves``, the output when
 ``saves_output``), the version of each saved tensor at record time, and its edges: per
 input, the producing node (non-leaf), the leaf tensor itself (a leaf that requires grad),
-or None (no gradient flows there). It never references its own output tensor, so there
-are no reference cycles between tensors and the tape.
+or None (no gradient flows there). Edges are a tuple, fixed when the node is recorded. A
+node never references its own output tensor, so there are no reference cycles between
+tensors and the tape.
 """
 from __future__ import annotations
 
-import itertools
+from .. import _C
 
-_seq = itertools.count()
-
-
-class Meta:
-    """Stands in for an input the op did not save: its VJPs may still read shape and dtype."""
-
-    __slots__ = ("shape", "dtype")
-
-    def __init__(self, shape, dtype):
-        self.shape, self.dtype = shape, dtype
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
+Meta = _C.Meta  # stands in for an input the op did not save: its VJPs may still read shape and dtype
+next_seq = _C._next_sequence_nr  # the seq of the next node recorded (and skips it): nodes after it have a larger one
 
 
-class Node:
-    __slots__ = ("op", "attrs", "saved", "versions", "out_data", "out_version", "aux", "edges", "meta", "out_meta", "where",
-                 "seq", "released", "pre_hooks", "retained", "__weakref__")
-
-    def __init__(self, op, inputs, attrs, out, out_version, aux, where):
-        # One pass over the inputs (this runs for every recorded op: keep it lean).
-        if len(inputs) == 1:  # unary ops: no loop, no appends
-            t = inputs[0]
-            d = t._data
-            meta = [(d.shape, d.dtype)]
-            versions = [t._version[0]]
-            edges = [(t.grad_fn or t) if t._requires_grad else None]
-        else:
-            edges, meta, versions = [], [], []
-            for t in inputs:
-                d = t._data
-                meta.append((d.shape, d.dtype))
-                versions.append(t._version[0])
-                edges.append((t.grad_fn or t) if t._requires_grad else None)
-        saves = op.saves
-        if len(saves) == len(inputs):  # the common cases first: all saved, or none
-            saved = inputs
-        elif not saves:
-            saved = (None,) * len(inputs)
-        else:
-            saved = tuple(t if i in saves else None for i, t in enumerate(inputs))
-        if not op.all_differentiable:
-            edges = [e if vjp is not None else None for e, vjp in zip(edges, op.vjps)]
-        self.op = op
-        self.attrs = attrs
-        self.saved = saved
-        self.versions = versions
-        if op.saves_output:
-            self.out_data = out
-            # the output's version box and its value now: an in-place change of the output is caught
-            self.out_version = (out_version, out_version[0])
-        else:
-            self.out_data = self.out_version = None
-        self.aux = aux
-        self.edges = edges
-        self.meta = meta
-        self.out_meta = (out.shape, out.dtype)
-        self.where = where
-        self.seq = next(_seq)
-        self.released = False
-        self.pre_hooks = self.retained = None
+class Node(_C.Node):
+    __slots__ = ()
 
     @property
     def next_functions(self):
         """As PyTorch's: one ``(node, 0)`` pair per input: the producing node, an
         ``AccumulateGrad`` for a leaf that requires grad, ``None`` where no gradient flows."""
-        return tuple((e if e is None or isinstance(e, Node) else AccumulateGrad(e), 0) for e in self.edges)
+        return tuple((e if e is None or isinstance(e, _C.Node) else AccumulateGrad(e), 0) for e in self.edges)
 
     def name(self) -> str:
         """PyTorch-style node name: ``mul`` -> ``MulBackward0`` (also its class's name)."""
@@ -96,7 +41,8 @@ def node_type(op_name: str) -> type:
     cls = _NODE_TYPES.get(op_name)
     if cls is None:
         name = "".join(p[:1].upper() + p[1:] for p in op_name.split("_")) + "Backward0"
-        cls = _NODE_TYPES[op_name] = type(name, (Node,), {"__slots__": (), "__module__": __name__})
+        # setdefault: two threads making the same op's class at once keep one of them
+        cls = _NODE_TYPES.setdefault(op_name, type(name, (Node,), {"__slots__": (), "__module__": __name__}))
     return cls
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from .._tape import grad_mode
 
+_state = grad_mode.state  # thread-local: .anomaly, .check_nan
+
 
 def Variable(data, requires_grad: bool = False, volatile: bool = False):  # noqa: N802  (PyTorch's name)
     """The pre-0.4 wrapper: returns ``data`` itself, with ``requires_grad`` set when asked."""
@@ -13,25 +15,23 @@ def Variable(data, requires_grad: bool = False, volatile: bool = False):  # noqa
     return data
 
 
-_anomaly = [False]
-
-
 class detect_anomaly:  # noqa: N801
     """``with detect_anomaly():`` backward raises as soon as an op's gradient formula returns NaN,
     naming the op and the file:line of your code that recorded it (as PyTorch's, which also
-    needs this mode to report where the op was recorded; tapegrad always records that)."""
+    needs this mode to report where the op was recorded; tapegrad always records that).
+    The mode is per thread, as PyTorch's."""
 
     def __init__(self, check_nan: bool = True):
         self.check_nan = bool(check_nan)
 
     def __enter__(self):
-        self._prev = _anomaly[0], grad_mode.state.check_nan
-        _anomaly[0] = True
-        grad_mode.state.check_nan = self.check_nan
+        self._prev = _state.anomaly, _state.check_nan
+        _state.anomaly = True
+        _state.check_nan = self.check_nan
         return self
 
     def __exit__(self, *exc):
-        _anomaly[0], grad_mode.state.check_nan = self._prev
+        _state.anomaly, _state.check_nan = self._prev
         return False
 
 
@@ -40,16 +40,16 @@ class set_detect_anomaly(detect_anomaly):  # noqa: N801
 
     def __init__(self, mode: bool, check_nan: bool = True):
         super().__init__(check_nan)
-        self._prev = _anomaly[0], grad_mode.state.check_nan
-        _anomaly[0] = bool(mode)
-        grad_mode.state.check_nan = bool(mode) and self.check_nan
+        self._prev = _state.anomaly, _state.check_nan
+        _state.anomaly = bool(mode)
+        _state.check_nan = bool(mode) and self.check_nan
 
     def __enter__(self):
         return self
 
 
 def is_anomaly_enabled() -> bool:
-    return _anomaly[0]
+    return _state.anomaly
 
 
 def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, **kwargs) -> bool:

@@ -82,7 +82,6 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        from .._tape.registry import _user_frame
         positions = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
         tensors = tuple(args[i] for i in positions)
         needs = tuple(isinstance(a, Tensor) and a._requires_grad for a in args)
@@ -92,7 +91,7 @@ class Function:
             raw = cls.forward(ctx, *args, **kwargs)
         single = not isinstance(raw, (tuple, list))
         outs = (raw,) if single else tuple(raw)
-        record = grad_mode.state.enabled and any(needs)
+        record = grad_mode.is_grad_enabled() and any(needs)
         ctx._out_slots = {k: j for k, t in enumerate(ctx._saved) for j, o in enumerate(outs) if t is o}
         results = []
         for j, o in enumerate(outs):
@@ -104,7 +103,7 @@ class Function:
             if record and o._data.dtype.kind == "f" and id(o) not in ctx._non_differentiable:
                 op = _function_op(cls, positions, len(outs), j)
                 r._requires_grad = True
-                r.grad_fn = op.node_type(op, tensors, {}, o._data, r._version, ctx, _user_frame())
+                r.grad_fn = op.node_type(op, tensors, {}, o._data, r._version, ctx)  # where: the user's frame
             results.append(r)
         ctx._outputs = tuple((o._data.shape, o._data.dtype) if isinstance(o, Tensor) else None for o in outs)
         return results[0] if single else tuple(results)
@@ -129,7 +128,7 @@ def _run_backward(cls, ctx, positions, n_outputs, j, g, out):
     """The user's backward for gradient ``g`` of output ``j`` (once per ``g``: cached on ctx)."""
     if ctx._cache is not None and ctx._cache[0] is g:
         return ctx._cache[1]
-    if grad_mode.state.enabled:  # create_graph: a saved output is this node's recorded output
+    if grad_mode.is_grad_enabled():  # create_graph: a saved output is this node's recorded output
         ctx._override = {k: out for k, jj in ctx._out_slots.items() if jj == j}
     grads_out = []
     for m in range(n_outputs):

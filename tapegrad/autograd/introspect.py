@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import os
 
-from .._tape.engine import _graph
 from .._tape.node import Node
+
+
+def _graph(roots):
+    """The nodes reachable from ``roots`` (iterative walk), each once."""
+    seen, stack = {}, list(roots)
+    while stack:
+        for e in stack.pop().edges:
+            if isinstance(e, Node) and e not in seen:
+                seen[e] = True
+                stack.append(e)
+    return seen
 
 
 def _nodes(t):
@@ -13,8 +23,7 @@ def _nodes(t):
     if t.grad_fn is None:
         return []
     root = t.grad_fn
-    deps = _graph([root])
-    return sorted([root, *deps], key=lambda n: n.seq)
+    return sorted({root: True, **_graph([root])}, key=lambda n: n.seq)
 
 
 def _saved_bytes(n: Node) -> int:

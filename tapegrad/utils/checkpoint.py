@@ -66,7 +66,7 @@ class _Checkpoint(Function):
     @staticmethod
     def backward(ctx, *grads):
         from .. import autograd
-        from .._tape.node import _seq
+        from .._tape.node import next_seq
         from ..random import get_rng_state, set_rng_state
         saved = ctx.saved_tensors
         inputs = [t.detach().requires_grad_(t.requires_grad) if t.dtype.kind == "f" else t.detach()
@@ -76,7 +76,7 @@ class _Checkpoint(Function):
         if ctx.rng_state is not None:
             set_rng_state(ctx.rng_state)
         try:
-            start = next(_seq)
+            start = next_seq()
             with grad_mode.enable_grad():
                 outputs = ctx.run(*inputs)
         finally:

@@ -1,0 +1,803 @@
+// The tape's Python types (see tape.h for their fields): _C.TensorBase, _C.Node, _C.Op, _C.Meta,
+// and the thread-local grad mode (_C.grad_state, _C.is_grad_enabled).
+//
+// Python reads every field through a getter and writes only the ones it owns through a setter
+// that checks the value, so the engine (tape.cpp) can trust what it reads: an edge tuple is
+// fixed at record time and read-only, a version box is a list, a grad_fn is a Node or None.
+#include "tape.h"
+
+#include <structmember.h>
+
+// The types are filled in field by field in add_to_module (designated initialisers would
+// have to follow CPython's field order exactly).
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
+namespace tapegrad::tape {
+
+PyTypeObject* tensor_class = nullptr;
+PyObject* pkg_dir = nullptr;
+PyObject* ndarray_type = nullptr;
+PyObject* np_asarray = nullptr;
+
+Modes& modes() {
+  static thread_local Modes m;
+  return m;
+}
+
+namespace {
+std::atomic<long long> seq_counter{0};
+
+PyObject* none_if_null(PyObject* p) { return Py_NewRef(p != nullptr ? p : Py_None); }
+
+int refuse_delete(PyObject* value, const char* name) {
+  if (value == nullptr) {
+    PyErr_Format(PyExc_AttributeError, "can't delete the tensor's %s", name);
+    return -1;
+  }
+  return 0;
+}
+
+void replace(PyObject** field, PyObject* value) { Py_XSETREF(*field, Py_NewRef(value)); }
+}  // namespace
+
+long long next_seq() { return seq_counter.fetch_add(1, std::memory_order_relaxed); }
+
+PyObject* new_version_box() {
+  PyObject* box = PyList_New(1);
+  if (box != nullptr) PyList_SET_ITEM(box, 0, PyLong_FromLong(0));
+  return box;
+}
+
+// ============================================================ TensorBase
+namespace {
+
+bool tensor_init_fields(TensorObject* t) {
+  t->data = Py_NewRef(Py_None);
+  t->grad = Py_NewRef(Py_None);
+  t->grad_fn = Py_NewRef(Py_None);
+  t->base = Py_NewRef(Py_None);
+  t->hooks = Py_NewRef(Py_None);
+  t->version = new_version_box();
+  t->requires_grad = t->retains_grad = false;
+  pthread_mutex_init(&t->grad_lock, nullptr);
+  t->lock_owner.store(0);
+  return t->version != nullptr;
+}
+
+PyObject* tensor_new(PyTypeObject* type, PyObject*, PyObject*) {
+  PyObject* self = type->tp_alloc(type, 0);
+  if (self == nullptr) return nullptr;
+  if (!tensor_init_fields(T(self))) { Py_DECREF(self); return nullptr; }
+  return self;
+}
+
+int tensor_traverse(PyObject* self, visitproc visit, void* arg) {
+  TensorObject* t = T(self);
+  Py_VISIT(t->data);
+  Py_VISIT(t->grad);
+  Py_VISIT(t->grad_fn);
+  Py_VISIT(t->version);
+  Py_VISIT(t->base);
+  Py_VISIT(t->hooks);
+  return 0;
+}
+
+int tensor_clear(PyObject* self) {  // fields become None (the engine checks a box is a list)
+  TensorObject* t = T(self);
+  PyObject** fields[] = {&t->data, &t->grad, &t->grad_fn, &t->version, &t->base, &t->hooks};
+  for (PyObject** f : fields) replace(f, Py_None);
+  return 0;
+}
+
+void tensor_dealloc(PyObject* self) {
+  PyObject_GC_UnTrack(self);
+  Py_TRASHCAN_BEGIN(self, tensor_dealloc)
+  TensorObject* t = T(self);
+  if (t->weakreflist != nullptr) PyObject_ClearWeakRefs(self);
+  Py_CLEAR(t->data);
+  Py_CLEAR(t->grad);
+  Py_CLEAR(t->grad_fn);
+  Py_CLEAR(t->version);
+  Py_CLEAR(t->base);
+  Py_CLEAR(t->hooks);
+  pthread_mutex_destroy(&t->grad_lock);
+  Py_TYPE(self)->tp_free(self);
+  Py_TRASHCAN_END
+}
+
+PyObject* get_data(PyObject* self, void*) { return Py_NewRef(T(self)->data); }
+int set_data(PyObject* self, PyObject* v, void*) {
+  if (refuse_delete(v, "_data") < 0) return -1;
+  replace(&T(self)->data, v);
+  return 0;
+}
+PyObject* get_grad(PyObject* self, void*) { return Py_NewRef(T(self)->grad); }
+int set_grad(PyObject* self, PyObject* v, void*) {
+  if (v == nullptr) v = Py_None;  // `del x.grad`, as PyTorch
+  if (v != Py_None && !is_tensor(v)) {
+    PyErr_Format(PyExc_TypeError, "assigned grad expected to be a Tensor or None but got grad of type %s",
+                 Py_TYPE(v)->tp_name);
+    return -1;
+  }
+  replace(&T(self)->grad, v);
+  return 0;
+}
+PyObject* get_grad_fn(PyObject* self, void*) { return Py_NewRef(T(self)->grad_fn); }
+int set_grad_fn(PyObject* self, PyObject* v, void*) {
+  if (refuse_delete(v, "grad_fn") < 0) return -1;
+  if (v != Py_None && !is_node(v)) {
+    PyErr_Format(PyExc_TypeError, "a tensor's grad_fn must be a Node or None, got %s", Py_TYPE(v)->tp_name);
+    return -1;
+  }
+  replace(&T(self)->grad_fn, v);
+  return 0;
+}
+PyObject* get_version(PyObject* self, void*) { return Py_NewRef(T(self)->version); }
+int set_version(PyObject* self, PyObject* v, void*) {
+  if (refuse_delete(v, "_version") < 0) return -1;
+  if (!PyList_Check(v) || PyList_GET_SIZE(v) < 1) {
+    PyErr_SetString(PyExc_TypeError, "a tensor's _version must be a version box (a one-element list)");
+    return -1;
+  }
+  replace(&T(self)->version, v);
+  return 0;
+}
+PyObject* get_base(PyObject* self, void*) { return Py_NewRef(T(self)->base); }
+int set_base(PyObject* self, PyObject* v, void*) {
+  if (refuse_delete(v, "_base") < 0) return -1;
+  replace(&T(self)->base, v);
+  return 0;
+}
+PyObject* get_hooks(PyObject* self, void*) { return Py_NewRef(T(self)->hooks); }
+int set_hooks(PyObject* self, PyObject* v, void*) {
+  if (refuse_delete(v, "_hooks") < 0) return -1;
+  if (v != Py_None && !PyDict_Check(v)) {
+    PyErr_SetString(PyExc_TypeError, "a tensor's _hooks must be a dict or None");
+    return -1;
+  }
+  replace(&T(self)->hooks, v);
+  return 0;
+}
+PyObject* get_requires_grad(PyObject* self, void*) { return PyBool_FromLong(T(self)->requires_grad); }
+int set_requires_grad(PyObject* self, PyObject* v, void*) {
+  if (refuse_delete(v, "_requires_grad") < 0) return -1;
+  int b = PyObject_IsTrue(v);
+  if (b < 0) return -1;
+  T(self)->requires_grad = b;
+  return 0;
+}
+PyObject* get_retains_grad(PyObject* self, void*) { return PyBool_FromLong(T(self)->retains_grad); }
+int set_retains_grad(PyObject* self, PyObject* v, void*) {
+  if (refuse_delete(v, "_retains_grad") < 0) return -1;
+  int b = PyObject_IsTrue(v);
+  if (b < 0) return -1;
+  T(self)->retains_grad = b;
+  return 0;
+}
+
+PyGetSetDef tensor_getset[] = {
+    {"_data", get_data, set_data, "the numpy array", nullptr},
+    {"grad", get_grad, set_grad, "the accumulated gradient (None until backward reaches this tensor)", nullptr},
+    {"grad_fn", get_grad_fn, set_grad_fn, "the Node that produced this tensor (None for a leaf)", nullptr},
+    {"_version", get_version, set_version, "version box: [number of in-place writes], shared with views", nullptr},
+    {"_base", get_base, set_base, "the tensor this is a view of (when it requires grad)", nullptr},
+    {"_hooks", get_hooks, set_hooks, "a leaf's gradient hooks {id: hook}", nullptr},
+    {"_requires_grad", get_requires_grad, set_requires_grad, nullptr, nullptr},
+    {"_retains_grad", get_retains_grad, set_retains_grad, nullptr, nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+// Tensor._wrap(arr): a new leaf of this class around arr (no copy; a numpy scalar from 0-d
+// work becomes a 0-d array).
+PyObject* new_tensor(PyTypeObject* type, PyObject* arr) {
+  PyObject* self = type->tp_alloc(type, 0);
+  if (self == nullptr) return nullptr;
+  if (!tensor_init_fields(T(self))) { Py_DECREF(self); return nullptr; }
+  Py_SETREF(T(self)->data, Py_NewRef(arr));
+  return self;
+}
+
+PyObject* tensor_wrap_method(PyObject* cls, PyObject* arr) {
+  Ref data(is_exact_ndarray(arr) ? Py_NewRef(arr) : PyObject_CallOneArg(np_asarray, arr));
+  return data ? new_tensor(reinterpret_cast<PyTypeObject*>(cls), data.get()) : nullptr;
+}
+
+PyObject* tensor_init_meta(PyObject* self, PyObject*) {
+  TensorObject* t = T(self);
+  PyObject* box = new_version_box();
+  if (box == nullptr) return nullptr;
+  Py_SETREF(t->version, box);
+  replace(&t->grad, Py_None);
+  replace(&t->grad_fn, Py_None);
+  replace(&t->base, Py_None);
+  replace(&t->hooks, Py_None);
+  t->requires_grad = t->retains_grad = false;
+  Py_RETURN_NONE;
+}
+
+PyMethodDef tensor_methods[] = {
+    {"_wrap", tensor_wrap_method, METH_O | METH_CLASS,
+     "_wrap(arr): a new leaf around arr (no copy; a numpy scalar becomes a 0-d array)"},
+    {"_init_meta", tensor_init_meta, METH_NOARGS, "reset the tape's fields: a leaf that does not require grad"},
+    {nullptr, nullptr, 0, nullptr}};
+
+}  // namespace
+
+PyTypeObject TensorBaseType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+PyObject* wrap(PyObject* arr) { return new_tensor(tensor_class, arr); }
+
+// ============================================================ Op
+namespace {
+
+int op_init(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kw[] = {"name", "forward", "vjps", "saves", "node_type", "saves_output", "view", "aux",
+                             "differentiable", "all_differentiable", "partial_saves", nullptr};
+  OpObject* op = O(self);
+  if (op->ready) {
+    PyErr_SetString(PyExc_TypeError, "an Op is initialised once (the tape may be using its fields)");
+    return -1;
+  }
+  PyObject *name, *forward, *vjps, *saves, *node_type;
+  int saves_output = 0, view = 0, aux = 0, differentiable = 1, all_differentiable = 1, partial_saves = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UOOOO|pppppp", const_cast<char**>(kw), &name, &forward, &vjps,
+                                   &saves, &node_type, &saves_output, &view, &aux, &differentiable,
+                                   &all_differentiable, &partial_saves))
+    return -1;
+  if (!PyFrozenSet_Check(saves)) {
+    PyErr_SetString(PyExc_TypeError, "Op: saves must be a frozenset of input indices");
+    return -1;
+  }
+  if (!PyType_Check(node_type) || !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(node_type), &NodeType)) {
+    PyErr_SetString(PyExc_TypeError, "Op: node_type must be a Node subclass");
+    return -1;
+  }
+  if (!PySequence_Check(vjps)) {
+    PyErr_SetString(PyExc_TypeError, "Op: vjps must be a sequence");
+    return -1;
+  }
+  op->name = Py_NewRef(name);
+  op->forward = Py_NewRef(forward);
+  op->vjps = Py_NewRef(vjps);
+  op->saves = Py_NewRef(saves);
+  op->node_type = Py_NewRef(node_type);
+  op->n_saves = PySet_GET_SIZE(saves);
+  op->saves_output = saves_output;
+  op->view = view;
+  op->aux = aux;
+  op->differentiable = differentiable;
+  op->all_differentiable = all_differentiable;
+  op->partial_saves = partial_saves;
+  op->ready = true;
+  return 0;
+}
+
+int op_traverse(PyObject* self, visitproc visit, void* arg) {
+  OpObject* op = O(self);
+  Py_VISIT(op->name);
+  Py_VISIT(op->forward);
+  Py_VISIT(op->vjps);
+  Py_VISIT(op->saves);
+  Py_VISIT(op->node_type);
+  return 0;
+}
+
+int op_clear(PyObject* self) {
+  OpObject* op = O(self);
+  op->ready = false;  // apply and the engine refuse it from now on
+  Py_CLEAR(op->name);
+  Py_CLEAR(op->forward);
+  Py_CLEAR(op->vjps);
+  Py_CLEAR(op->saves);
+  Py_CLEAR(op->node_type);
+  return 0;
+}
+
+void op_dealloc(PyObject* self) {
+  PyObject_GC_UnTrack(self);
+  op_clear(self);
+  Py_TYPE(self)->tp_free(self);
+}
+
+#define OP_FIELD(f)                                                                         \
+  PyObject* op_get_##f(PyObject* self, void*) { return none_if_null(O(self)->f); }
+OP_FIELD(name)
+OP_FIELD(forward)
+OP_FIELD(vjps)
+OP_FIELD(saves)
+OP_FIELD(node_type)
+#define OP_FLAG(f) \
+  PyObject* op_get_##f(PyObject* self, void*) { return PyBool_FromLong(O(self)->f); }
+OP_FLAG(saves_output)
+OP_FLAG(view)
+OP_FLAG(aux)
+OP_FLAG(differentiable)
+OP_FLAG(all_differentiable)
+OP_FLAG(partial_saves)
+
+PyGetSetDef op_getset[] = {
+    {"name", op_get_name, nullptr, nullptr, nullptr},
+    {"forward", op_get_forward, nullptr, "the forward on numpy arrays", nullptr},
+    {"vjps", op_get_vjps, nullptr, "one VJP (or None) per input", nullptr},
+    {"saves", op_get_saves, nullptr, "indices of the inputs the VJPs read", nullptr},
+    {"node_type", op_get_node_type, nullptr, "the Node subclass recorded", nullptr},
+    {"saves_output", op_get_saves_output, nullptr, nullptr, nullptr},
+    {"view", op_get_view, nullptr, nullptr, nullptr},
+    {"aux", op_get_aux, nullptr, nullptr, nullptr},
+    {"differentiable", op_get_differentiable, nullptr, nullptr, nullptr},
+    {"all_differentiable", op_get_all_differentiable, nullptr, nullptr, nullptr},
+    {"partial_saves", op_get_partial_saves, nullptr, nullptr, nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+}  // namespace
+
+PyTypeObject OpType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+// ============================================================ Node
+namespace {
+
+PyObject* pair(PyObject* a, PyObject* b) { return PyTuple_Pack(2, a, b); }
+
+PyObject* shape_dtype(PyObject* arr) {  // (arr.shape, arr.dtype)
+  static PyObject* s_shape = PyUnicode_InternFromString("shape");
+  static PyObject* s_dtype = PyUnicode_InternFromString("dtype");
+  Ref shape(PyObject_GetAttr(arr, s_shape));
+  if (!shape) return nullptr;
+  Ref dtype(PyObject_GetAttr(arr, s_dtype));
+  if (!dtype) return nullptr;
+  return pair(shape.get(), dtype.get());
+}
+
+}  // namespace
+
+bool node_fill(NodeObject* node, PyObject* op_obj, PyObject* const* inputs, Py_ssize_t n, PyObject* attrs,
+               PyObject* out, PyObject* out_version, PyObject* aux, PyObject* where) {
+  OpObject* op = O(op_obj);
+  Ref meta(PyTuple_New(n)), versions(PyTuple_New(n)), edges(PyTuple_New(n)), saved(PyTuple_New(n));
+  if (!meta || !versions || !edges || !saved) return false;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    TensorObject* t = T(inputs[i]);
+    PyObject* m = shape_dtype(t->data);
+    if (m == nullptr) return false;
+    PyTuple_SET_ITEM(meta.get(), i, m);
+    if (!PyList_Check(t->version) || PyList_GET_SIZE(t->version) < 1) {
+      PyErr_SetString(PyExc_TypeError, "a tensor's version box is not a one-element list");
+      return false;
+    }
+    PyTuple_SET_ITEM(versions.get(), i, Py_NewRef(PyList_GET_ITEM(t->version, 0)));
+    PyObject* e = Py_None;
+    if (t->requires_grad) {
+      e = t->grad_fn != Py_None ? t->grad_fn : inputs[i];
+      if (!op->all_differentiable) {
+        Ref vjp(PySequence_GetItem(op->vjps, i));
+        if (!vjp) return false;
+        if (vjp.get() == Py_None) e = Py_None;
+      }
+    }
+    PyTuple_SET_ITEM(edges.get(), i, Py_NewRef(e));
+    PyObject* s = Py_None;
+    if (op->n_saves == n) {
+      s = inputs[i];
+    } else if (op->n_saves) {
+      Ref key(PyLong_FromSsize_t(i));
+      int has = key ? PySet_Contains(op->saves, key.get()) : -1;
+      if (has < 0) return false;
+      if (has) s = inputs[i];
+    }
+    PyTuple_SET_ITEM(saved.get(), i, Py_NewRef(s));
+  }
+  Ref out_meta(shape_dtype(out));
+  if (!out_meta) return false;
+  Ref w;
+  if (where == nullptr || where == Py_None) {
+    w.reset(user_frame());
+    if (!w) return false;
+  } else {
+    w = Ref::borrow(where);
+  }
+  replace(&node->op, op_obj);
+  replace(&node->attrs, attrs);
+  Py_XSETREF(node->saved, saved.release());
+  Py_XSETREF(node->versions, versions.release());
+  if (op->saves_output) {
+    replace(&node->out_data, out);
+    replace(&node->out_box, out_version);
+    replace(&node->out_ver, PyList_GET_ITEM(out_version, 0));
+  } else {
+    replace(&node->out_data, Py_None);
+    replace(&node->out_box, Py_None);
+    replace(&node->out_ver, Py_None);
+  }
+  replace(&node->aux, aux);
+  Py_XSETREF(node->edges, edges.release());
+  Py_XSETREF(node->meta, meta.release());
+  Py_XSETREF(node->out_meta, out_meta.release());
+  Py_XSETREF(node->where, w.release());
+  replace(&node->pre_hooks, Py_None);
+  replace(&node->retained, Py_None);
+  node->seq = next_seq();
+  node->released = false;
+  node->ready = true;
+  return true;
+}
+
+namespace {
+
+// Node(op, inputs, attrs, out, out_version, aux, where=None): what apply records (custom
+// autograd.Function builds its nodes this way).
+int node_init(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kw[] = {"op", "inputs", "attrs", "out", "out_version", "aux", "where", nullptr};
+  NodeObject* node = N(self);
+  if (node->ready) {
+    PyErr_SetString(PyExc_TypeError, "a Node is initialised once");
+    return -1;
+  }
+  PyObject *op, *inputs, *attrs, *out, *out_version, *aux, *where = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OO!OOO|O", const_cast<char**>(kw), &OpType, &op, &inputs,
+                                   &PyDict_Type, &attrs, &out, &out_version, &aux, &where))
+    return -1;
+  if (!O(op)->ready) {
+    PyErr_SetString(PyExc_TypeError, "Node: the op was not initialised");
+    return -1;
+  }
+  if (!PyList_Check(out_version) || PyList_GET_SIZE(out_version) < 1) {
+    PyErr_SetString(PyExc_TypeError, "Node: out_version must be the output's version box (a one-element list)");
+    return -1;
+  }
+  Ref seq(PySequence_Tuple(inputs));
+  if (!seq) return -1;
+  Py_ssize_t n = PyTuple_GET_SIZE(seq.get());
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    if (!is_tensor(PyTuple_GET_ITEM(seq.get(), i))) {
+      PyErr_Format(PyExc_TypeError, "Node: input %zd must be a Tensor", i);
+      return -1;
+    }
+  }
+  return node_fill(node, op, &PyTuple_GET_ITEM(seq.get(), 0), n, attrs, out, out_version, aux, where) ? 0 : -1;
+}
+
+#define NODE_FIELDS(X) \
+  X(op) X(attrs) X(saved) X(versions) X(out_data) X(out_box) X(out_ver) X(aux) X(edges) X(meta) X(out_meta) \
+  X(where) X(pre_hooks) X(retained)
+
+int node_traverse(PyObject* self, visitproc visit, void* arg) {
+  NodeObject* n = N(self);
+#define VISIT(f) Py_VISIT(n->f);
+  NODE_FIELDS(VISIT)
+#undef VISIT
+  return 0;
+}
+
+int node_clear(PyObject* self) {
+  NodeObject* n = N(self);
+  n->ready = false;  // the engine refuses it from now on
+#define CLEAR(f) Py_CLEAR(n->f);
+  NODE_FIELDS(CLEAR)
+#undef CLEAR
+  return 0;
+}
+
+void node_dealloc(PyObject* self) {
+  PyObject_GC_UnTrack(self);
+  Py_TRASHCAN_BEGIN(self, node_dealloc)
+  if (N(self)->weakreflist != nullptr) PyObject_ClearWeakRefs(self);
+  node_clear(self);
+  Py_TYPE(self)->tp_free(self);
+  Py_TRASHCAN_END
+}
+
+#define NODE_FIELD(f) \
+  PyObject* node_get_##f(PyObject* self, void*) { return none_if_null(N(self)->f); }
+NODE_FIELD(op)
+NODE_FIELD(attrs)
+NODE_FIELD(saved)
+NODE_FIELD(versions)
+NODE_FIELD(out_data)
+NODE_FIELD(aux)
+NODE_FIELD(edges)
+NODE_FIELD(meta)
+NODE_FIELD(out_meta)
+NODE_FIELD(where)
+NODE_FIELD(pre_hooks)
+NODE_FIELD(retained)
+
+PyObject* node_get_seq(PyObject* self, void*) { return PyLong_FromLongLong(N(self)->seq); }
+PyObject* node_get_released(PyObject* self, void*) { return PyBool_FromLong(N(self)->released); }
+
+PyObject* node_get_out_version(PyObject* self, void*) {  // (box, version at record time) or None
+  NodeObject* n = N(self);
+  if (n->out_box == nullptr || n->out_box == Py_None) Py_RETURN_NONE;
+  return pair(n->out_box, n->out_ver);
+}
+
+bool node_writable(NodeObject* n, PyObject* v, const char* name) {
+  if (v == nullptr) {
+    PyErr_Format(PyExc_AttributeError, "can't delete a Node's %s", name);
+    return false;
+  }
+  if (!n->ready) {
+    PyErr_SetString(PyExc_TypeError, "this Node was not initialised");
+    return false;
+  }
+  return true;
+}
+
+// An in-place op that overwrote a node's saved output points the node at the new output.
+int node_set_out_version(PyObject* self, PyObject* v, void*) {
+  NodeObject* n = N(self);
+  if (!node_writable(n, v, "out_version")) return -1;
+  if (v == Py_None) {
+    replace(&n->out_box, Py_None);
+    replace(&n->out_ver, Py_None);
+    return 0;
+  }
+  if (!PyTuple_Check(v) || PyTuple_GET_SIZE(v) != 2 || !PyList_Check(PyTuple_GET_ITEM(v, 0)) ||
+      PyList_GET_SIZE(PyTuple_GET_ITEM(v, 0)) < 1) {
+    PyErr_SetString(PyExc_TypeError, "out_version must be (version box, version) or None");
+    return -1;
+  }
+  replace(&n->out_box, PyTuple_GET_ITEM(v, 0));
+  replace(&n->out_ver, PyTuple_GET_ITEM(v, 1));
+  return 0;
+}
+
+int node_set_out_data(PyObject* self, PyObject* v, void*) {
+  NodeObject* n = N(self);
+  if (!node_writable(n, v, "out_data")) return -1;
+  replace(&n->out_data, v);
+  return 0;
+}
+
+int node_set_pre_hooks(PyObject* self, PyObject* v, void*) {
+  NodeObject* n = N(self);
+  if (!node_writable(n, v, "pre_hooks")) return -1;
+  if (v != Py_None && !PyDict_Check(v)) {
+    PyErr_SetString(PyExc_TypeError, "a Node's pre_hooks must be a dict or None");
+    return -1;
+  }
+  replace(&n->pre_hooks, v);
+  return 0;
+}
+
+int node_set_retained(PyObject* self, PyObject* v, void*) {
+  NodeObject* n = N(self);
+  if (!node_writable(n, v, "retained")) return -1;
+  if (v != Py_None && !PyCallable_Check(v)) {
+    PyErr_SetString(PyExc_TypeError, "a Node's retained must be a weak reference or None");
+    return -1;
+  }
+  replace(&n->retained, v);
+  return 0;
+}
+
+PyGetSetDef node_getset[] = {
+    {"op", node_get_op, nullptr, "the Op applied", nullptr},
+    {"attrs", node_get_attrs, nullptr, "the op's keyword arguments", nullptr},
+    {"saved", node_get_saved, nullptr, "the inputs kept for the VJPs (None where not kept; None once freed)", nullptr},
+    {"versions", node_get_versions, nullptr, "the inputs' versions at record time", nullptr},
+    {"out_data", node_get_out_data, node_set_out_data, "the output array, when the VJPs read it", nullptr},
+    {"out_version", node_get_out_version, node_set_out_version, "(output's version box, version) or None",
+     nullptr},
+    {"aux", node_get_aux, nullptr, "the forward's auxiliary result", nullptr},
+    {"edges", node_get_edges, nullptr, "per input: the producing Node, the leaf tensor, or None (fixed)", nullptr},
+    {"meta", node_get_meta, nullptr, "per input: (shape, dtype)", nullptr},
+    {"out_meta", node_get_out_meta, nullptr, "(shape, dtype) of the output", nullptr},
+    {"where", node_get_where, nullptr, "(filename, line) of the code that recorded it", nullptr},
+    {"seq", node_get_seq, nullptr, "recording order", nullptr},
+    {"released", node_get_released, nullptr, "whether backward freed what it saved", nullptr},
+    {"pre_hooks", node_get_pre_hooks, node_set_pre_hooks, "hooks of the tensor this node produced", nullptr},
+    {"retained", node_get_retained, node_set_retained, "weakref to the tensor that retains its grad", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+}  // namespace
+
+PyTypeObject NodeType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+// ============================================================ Meta
+namespace {
+
+struct MetaObject {
+  PyObject_HEAD
+  PyObject* shape;
+  PyObject* dtype;
+};
+
+PyObject* meta_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+  static const char* kw[] = {"shape", "dtype", nullptr};
+  PyObject *shape, *dtype;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO", const_cast<char**>(kw), &shape, &dtype)) return nullptr;
+  PyObject* self = type->tp_alloc(type, 0);
+  if (self == nullptr) return nullptr;
+  auto* m = reinterpret_cast<MetaObject*>(self);
+  m->shape = Py_NewRef(shape);
+  m->dtype = Py_NewRef(dtype);
+  return self;
+}
+
+void meta_dealloc(PyObject* self) {
+  auto* m = reinterpret_cast<MetaObject*>(self);
+  Py_CLEAR(m->shape);
+  Py_CLEAR(m->dtype);
+  Py_TYPE(self)->tp_free(self);
+}
+
+PyObject* meta_ndim(PyObject* self, void*) {
+  Py_ssize_t n = PyObject_Length(reinterpret_cast<MetaObject*>(self)->shape);
+  return n < 0 ? nullptr : PyLong_FromSsize_t(n);
+}
+
+PyMemberDef meta_members[] = {
+    {"shape", T_OBJECT, offsetof(MetaObject, shape), READONLY, nullptr},
+    {"dtype", T_OBJECT, offsetof(MetaObject, dtype), READONLY, nullptr},
+    {nullptr, 0, 0, 0, nullptr}};
+
+PyGetSetDef meta_getset[] = {{"ndim", meta_ndim, nullptr, nullptr, nullptr},
+                             {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+}  // namespace
+
+PyTypeObject MetaType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+// ============================================================ grad mode
+namespace {
+
+PyTypeObject GradStateType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+template <bool Modes::*F>
+PyObject* mode_get(PyObject*, void*) { return PyBool_FromLong(modes().*F); }
+
+template <bool Modes::*F>
+int mode_set(PyObject*, PyObject* v, void*) {
+  if (v == nullptr) {
+    PyErr_SetString(PyExc_AttributeError, "can't delete a mode");
+    return -1;
+  }
+  int b = PyObject_IsTrue(v);
+  if (b < 0) return -1;
+  modes().*F = b;
+  return 0;
+}
+
+PyGetSetDef state_getset[] = {
+    {"enabled", mode_get<&Modes::grad_enabled>, mode_set<&Modes::grad_enabled>,
+     "whether ops record onto the tape (this thread)", nullptr},
+    {"check_nan", mode_get<&Modes::check_nan>, mode_set<&Modes::check_nan>,
+     "whether backward refuses NaN gradients (this thread)", nullptr},
+    {"anomaly", mode_get<&Modes::anomaly>, mode_set<&Modes::anomaly>, "anomaly detection (this thread)", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+PyObject* is_grad_enabled(PyObject*, PyObject*) { return PyBool_FromLong(modes().grad_enabled); }
+
+PyObject* set_tensor_class(PyObject*, PyObject* cls) {
+  if (!PyType_Check(cls) || !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls), &TensorBaseType)) {
+    PyErr_SetString(PyExc_TypeError, "_set_tensor_class: expected a subclass of TensorBase");
+    return nullptr;
+  }
+  // tapegrad's directory (frames inside it are not the user's): the class's module's package
+  Ref modname(PyObject_GetAttrString(cls, "__module__"));
+  if (!modname) return nullptr;
+  Ref module(PyImport_GetModule(modname.get()));
+  if (!module) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "_set_tensor_class: the class's module is not loaded");
+    return nullptr;
+  }
+  Ref file(PyObject_GetAttrString(module.get(), "__file__"));
+  if (!file) return nullptr;
+  Ref os_path(PyImport_ImportModule("os.path"));
+  if (!os_path) return nullptr;
+  Ref dir(PyObject_CallMethod(os_path.get(), "dirname", "O", file.get()));
+  if (!dir) return nullptr;
+  Py_XSETREF(pkg_dir, dir.release());
+  Py_INCREF(cls);
+  Py_XSETREF(tensor_class, reinterpret_cast<PyTypeObject*>(cls));
+  Py_RETURN_NONE;
+}
+
+PyObject* next_sequence_nr(PyObject*, PyObject*) { return PyLong_FromLongLong(next_seq()); }
+
+PyObject* py_user_frame(PyObject*, PyObject*) { return user_frame(); }
+
+PyObject* py_wrap(PyObject*, PyObject* arr) {
+  if (tensor_class == nullptr) {
+    PyErr_SetString(PyExc_RuntimeError, "tapegrad: the Tensor class is not set (_C._set_tensor_class)");
+    return nullptr;
+  }
+  return tensor_wrap_method(reinterpret_cast<PyObject*>(tensor_class), arr);
+}
+
+PyMethodDef methods[] = {
+    {"apply", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(apply)), METH_FASTCALL | METH_KEYWORDS,
+     "apply(op, *tensors, **attrs): run an op and record it when grad mode is on"},
+    {"run_backward", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(run_backward)),
+     METH_FASTCALL | METH_KEYWORDS,
+     "run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None, accumulate=True)"},
+    {"is_grad_enabled", is_grad_enabled, METH_NOARGS, "True when ops record onto the tape (in this thread)"},
+    {"_set_tensor_class", set_tensor_class, METH_O, "the Tensor class that apply and backward create"},
+    {"_next_sequence_nr", next_sequence_nr, METH_NOARGS, "the seq the next recorded node gets (and skip it)"},
+    {"_wrap", py_wrap, METH_O, "a new tapegrad.Tensor leaf around an array (no copy)"},
+    {"_user_frame", py_user_frame, METH_NOARGS, "(filename, line) of the first caller outside tapegrad"},
+    {nullptr, nullptr, 0, nullptr}};
+
+bool ready_type(PyTypeObject* t, PyObject* module, const char* name) {
+  if (PyType_Ready(t) < 0) return false;
+  Py_INCREF(t);
+  if (PyModule_AddObject(module, name, reinterpret_cast<PyObject*>(t)) < 0) {
+    Py_DECREF(t);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int add_to_module(PyObject* module) {
+  {
+    Ref np(PyImport_ImportModule("numpy"));
+    if (!np) return -1;
+    ndarray_type = PyObject_GetAttrString(np.get(), "ndarray");
+    np_asarray = PyObject_GetAttrString(np.get(), "asarray");
+    if (ndarray_type == nullptr || np_asarray == nullptr) return -1;
+  }
+  TensorBaseType.tp_name = "tapegrad._C.TensorBase";
+  TensorBaseType.tp_doc = "The fields of a tensor that the tape reads and writes (tapegrad.Tensor subclasses it).";
+  TensorBaseType.tp_basicsize = sizeof(TensorObject);
+  TensorBaseType.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC;
+  TensorBaseType.tp_new = tensor_new;
+  TensorBaseType.tp_dealloc = tensor_dealloc;
+  TensorBaseType.tp_traverse = tensor_traverse;
+  TensorBaseType.tp_clear = tensor_clear;
+  TensorBaseType.tp_getset = tensor_getset;
+  TensorBaseType.tp_methods = tensor_methods;
+  TensorBaseType.tp_weaklistoffset = offsetof(TensorObject, weakreflist);
+
+  OpType.tp_name = "tapegrad._C.Op";
+  OpType.tp_doc = "An entry of the op table: forward, VJPs and what the tape keeps for them.";
+  OpType.tp_basicsize = sizeof(OpObject);
+  OpType.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC;
+  OpType.tp_new = PyType_GenericNew;
+  OpType.tp_init = op_init;
+  OpType.tp_dealloc = op_dealloc;
+  OpType.tp_traverse = op_traverse;
+  OpType.tp_clear = op_clear;
+  OpType.tp_getset = op_getset;
+
+  NodeType.tp_name = "tapegrad._C.Node";
+  NodeType.tp_doc = "One recorded op application: what its VJPs need and where its gradients go.";
+  NodeType.tp_basicsize = sizeof(NodeObject);
+  NodeType.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC;
+  NodeType.tp_new = PyType_GenericNew;
+  NodeType.tp_init = node_init;
+  NodeType.tp_dealloc = node_dealloc;
+  NodeType.tp_traverse = node_traverse;
+  NodeType.tp_clear = node_clear;
+  NodeType.tp_getset = node_getset;
+  NodeType.tp_weaklistoffset = offsetof(NodeObject, weakreflist);
+
+  MetaType.tp_name = "tapegrad._C.Meta";
+  MetaType.tp_doc = "Stands in for an input the op did not save: its VJPs may still read shape and dtype.";
+  MetaType.tp_basicsize = sizeof(MetaObject);
+  MetaType.tp_flags = Py_TPFLAGS_DEFAULT;
+  MetaType.tp_new = meta_new;
+  MetaType.tp_dealloc = meta_dealloc;
+  MetaType.tp_members = meta_members;
+  MetaType.tp_getset = meta_getset;
+
+  GradStateType.tp_name = "tapegrad._C.GradState";
+  GradStateType.tp_doc = "The calling thread's grad mode and anomaly mode (each thread has its own).";
+  GradStateType.tp_basicsize = sizeof(PyObject);
+  GradStateType.tp_flags = Py_TPFLAGS_DEFAULT;
+  GradStateType.tp_getset = state_getset;
+
+  if (!ready_type(&TensorBaseType, module, "TensorBase") || !ready_type(&OpType, module, "Op") ||
+      !ready_type(&NodeType, module, "Node") || !ready_type(&MetaType, module, "Meta") ||
+      !ready_type(&GradStateType, module, "GradState"))
+    return -1;
+  PyObject* state = PyType_GenericAlloc(&GradStateType, 0);
+  if (state == nullptr || PyModule_AddObject(module, "grad_state", state) < 0) {
+    Py_XDECREF(state);
+    return -1;
+  }
+  if (!engine_init()) return -1;
+  return PyModule_AddFunctions(module, methods);
+}
+
+}  // namespace tapegrad::tape

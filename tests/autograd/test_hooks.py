@@ -1,0 +1,179 @@
+"""Hooks and the engine's trust in Python callbacks (issue 10 §2).
+
+A tensor's hooks run once per pass, on its complete (summed) gradient, as PyTorch's: for a
+leaf, a non-leaf and retain_grad, under backward, backward(inputs=...) and autograd.grad. A
+hook may not change the gradient's shape or dtype. Nothing a callback does (hooks, VJPs, a
+custom Function's backward) can crash the engine."""
+import gc
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from tapegrad import autograd
+
+
+def _clamp_case(lib, mode):
+    """The issue's example: x used twice, a hook clamping its gradient; the calls it got."""
+    x = lib.tensor([1.0, 1.5, 1.5], dtype=lib.float64, requires_grad=True)
+    calls = []
+    x.register_hook(lambda g: (calls.append(g.detach().clone()), g.clamp(max=1.5))[1])
+    y = (x * x).sum()
+    if mode == "backward":
+        y.backward()
+        got = x.grad
+    elif mode == "inputs":
+        y.backward(inputs=[x])
+        got = x.grad
+    else:
+        (got,) = lib.autograd.grad(y, x)
+    return got.detach().numpy(), [c.numpy() for c in calls]
+
+
+@pytest.mark.parametrize("mode", ["backward", "inputs", "grad"])
+def test_leaf_hook_runs_once_on_the_summed_gradient(mode):
+    got, calls = _clamp_case(tg, mode)
+    np.testing.assert_array_equal(got, [1.5, 1.5, 1.5])  # not [2, 3, 3]: once, on 2x
+    assert len(calls) == 1
+    np.testing.assert_array_equal(calls[0], [2.0, 3.0, 3.0])
+
+
+@pytest.mark.parametrize("mode", ["backward", "inputs", "grad"])
+def test_leaf_hook_once_as_torch(mode):
+    torch = pytest.importorskip("torch")
+    got, calls = _clamp_case(tg, mode)
+    want, want_calls = _clamp_case(torch, mode)
+    np.testing.assert_array_equal(got, want)
+    assert len(calls) == len(want_calls) == 1
+
+
+def _nonleaf_case(lib):
+    x = lib.tensor([1.0, -2.0, 3.0], dtype=lib.float64, requires_grad=True)
+    h = x * 2
+    h.retain_grad()
+    calls = []
+    h.register_hook(lambda g: (calls.append(1), g * 10)[1])
+    (h * h + h.sin()).sum().backward()
+    return x.grad.numpy(), h.grad.numpy(), len(calls)
+
+
+def test_nonleaf_hook_and_retain_grad_once_as_torch():
+    gx, gh, n = _nonleaf_case(tg)
+    assert n == 1
+    torch = pytest.importorskip("torch")
+    tx, th, tn = _nonleaf_case(torch)
+    np.testing.assert_allclose(gx, tx, rtol=1e-12)
+    np.testing.assert_allclose(gh, th, rtol=1e-12)  # retained: after the hook, as PyTorch 2.x
+    assert n == tn
+
+
+def test_hook_changing_the_shape_raises_naming_the_hook():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+
+    def widen(g):
+        return tg.zeros(5)
+
+    x.register_hook(widen)
+    with pytest.raises(RuntimeError, match=r"hook 'widen' has changed the size of value"):
+        (x * x).sum().backward()
+    assert x.grad is None
+
+
+def test_hook_changing_the_dtype_raises():
+    x = tg.tensor([1.0, 2.0], dtype=tg.float32, requires_grad=True)
+    x.register_hook(lambda g: g.double())
+    with pytest.raises(RuntimeError, match=r"hook '<lambda>' has changed the type of value"):
+        (x * 3).sum().backward()
+    h = tg.tensor([1.0, 2.0], dtype=tg.float32, requires_grad=True) * 1
+    h.register_hook(lambda g: g.reshape(2, 1))
+    with pytest.raises(RuntimeError, match="has changed the size of value"):
+        h.sum().backward()
+
+
+def test_hook_returning_a_non_tensor_raises():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    x.register_hook(lambda g: g.numpy())
+    with pytest.raises(TypeError, match="expected a Tensor or None"):
+        (x * 3).sum().backward()
+
+
+def test_custom_backward_that_clears_its_node_edges_raises_instead_of_crashing():
+    box = {}
+
+    class Meddle(autograd.Function):
+        @staticmethod
+        def forward(ctx, t):
+            return t * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            box["node"].edges.clear()
+            return g * 2
+
+    x = tg.ones(3, requires_grad=True)
+    y = Meddle.apply(x)
+    box["node"] = y.grad_fn
+    with pytest.raises(AttributeError):
+        y.sum().backward()
+
+
+def test_callbacks_that_rewrite_or_drop_the_graph_cannot_crash_it():
+    x = tg.tensor([0.5, 1.0], dtype=tg.float64, requires_grad=True)
+    e = x.exp()  # saves its output
+    h = e * 3
+    node = e.grad_fn
+    refs = {"e": e, "h": h}
+
+    def vandal(g):
+        node.out_data = None  # the output the exp VJP reads
+        node.out_version = None
+        node.pre_hooks = None
+        refs.clear()  # drop every Python reference to the graph
+        gc.collect()
+        return g
+
+    h.register_hook(vandal)
+    loss = h.sum()
+    del e, h
+    with pytest.raises(Exception):  # the exp VJP gets no output: a Python error, not a crash
+        loss.backward()
+
+    x.grad = None
+    y = x * x
+    y.register_hook(lambda g: setattr(y.grad_fn, "retained", None) or g)
+    y.sum().backward()  # harmless
+    np.testing.assert_allclose(x.grad.numpy(), [1.0, 2.0])
+
+
+def test_hooks_added_or_removed_during_backward_run_or_not_without_crashing():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    calls = []
+    handles = []
+
+    def first(g):
+        calls.append("first")
+        handles[1].remove()  # the snapshot of hooks for this pass is already taken
+        x.register_hook(lambda g: calls.append("late"))
+        return None
+
+    handles.append(x.register_hook(first))
+    handles.append(x.register_hook(lambda g: calls.append("second")))
+    (x * x).sum().backward()
+    assert calls == ["first", "second"]
+    calls.clear()
+    (x * 1).sum().backward()
+    assert calls == ["first", "late"]
+
+
+def test_a_hook_may_run_another_backward():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    other = tg.tensor([3.0], requires_grad=True)
+
+    def reenter(g):
+        with tg.enable_grad():  # hooks run in backward's mode (recording off), as PyTorch's
+            (other * other).sum().backward()
+
+    x.register_hook(reenter)
+    (x * x).sum().backward()
+    np.testing.assert_allclose(other.grad.numpy(), [6.0])
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
