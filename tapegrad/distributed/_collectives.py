@@ -145,11 +145,11 @@ def check_same(pg, opname, values, show):
     _exchange(pg, opname, values, show=lambda row: show(row))
 
 
-def _own_flags(table, pg, opname, problem):
-    """Raise on every rank if some rank flagged a local problem in its first own slot."""
+def _own_flags(table, pg, opname, problem, what):
+    """Raise on every rank if some rank flagged a local problem (``what``) in its first own slot."""
     for r in range(table.shape[0]):
         if table[r, 12]:
-            detail = problem if r == pg.rank() else "see the error on that rank"
+            detail = problem if r == pg.rank() else f"its {what} does not fit (the error on that rank says why)"
             raise RuntimeError(f"{opname}: rank {pg.ranks[r]}: {detail}")
 
 
@@ -324,7 +324,7 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
     typ = _mpi_type(a.dtype)
     with pg.lock:
         table = _exchange(pg, "all_gather", _describe(a), own=[problem is not None])
-        _own_flags(table, pg, "all_gather", problem)
+        _own_flags(table, pg, "all_gather", problem, "tensor_list")
         flat = np.empty((pg.size(),) + a.shape, a.dtype)
         _bump(*tensor_list)
 
@@ -345,7 +345,7 @@ def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=Fal
     typ = _mpi_type(a.dtype)
     with pg.lock:
         table = _exchange(pg, "all_gather_into_tensor", _describe(a), own=[problem is not None])
-        _own_flags(table, pg, "all_gather_into_tensor", problem)
+        _own_flags(table, pg, "all_gather_into_tensor", problem, "output_tensor")
         _bump(output_tensor)
         return _run("all_gather_into_tensor", async_op,
                     lambda nb: (pg.comm.Iallgather if nb else pg.comm.Allgather)([a, typ], [out, typ]))
@@ -370,7 +370,7 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=F
     with pg.lock:
         table = _exchange(pg, "reduce_scatter_tensor", _describe(a) + [op.code], own=[problem is not None],
                           show=_show_op)
-        _own_flags(table, pg, "reduce_scatter_tensor", problem)
+        _own_flags(table, pg, "reduce_scatter_tensor", problem, "input/output sizes")
         _bump(output)
         return _run("reduce_scatter_tensor", async_op,
                     lambda nb: (pg.comm.Ireduce_scatter_block if nb else pg.comm.Reduce_scatter_block)(
@@ -391,7 +391,7 @@ def gather(tensor, gather_list=None, dst=None, group=None, async_op=False, group
     with pg.lock:
         table = _exchange(pg, "gather", _describe(a) + [pg.ranks[root]], own=[problem is not None],
                           show=_show_root("dst"))
-        _own_flags(table, pg, "gather", problem)
+        _own_flags(table, pg, "gather", problem, "gather_list")
         flat = np.empty((pg.size(),) + a.shape, a.dtype) if at_root else None
         if at_root:
             _bump(*gather_list)
@@ -418,7 +418,7 @@ def scatter(tensor, scatter_list=None, src=None, group=None, async_op=False, gro
     with pg.lock:
         table = _exchange(pg, "scatter", _describe(a) + [pg.ranks[root]], own=[problem is not None],
                           show=_show_root("src"))
-        _own_flags(table, pg, "scatter", problem)
+        _own_flags(table, pg, "scatter", problem, "scatter_list")
         flat = np.stack([t._data for t in scatter_list]) if at_root else None
         _bump(tensor)
         send = [flat, typ] if at_root else None
@@ -512,6 +512,9 @@ def _encode(obj, opname):
                      f"str, int, float, bool or None")
 
 
+_NOT_JSON = "its object is not JSON-serializable (objects travel as JSON, never pickle; the error on that rank says which)"
+
+
 def all_gather_object(object_list, obj, group=None) -> None:
     """``object_list[i]`` receives rank i's ``obj``, sent as JSON (so tuples come back as lists
     and dict keys as strings). Objects that JSON cannot hold raise TypeError on every rank."""
@@ -524,7 +527,7 @@ def all_gather_object(object_list, obj, group=None) -> None:
         for r in range(pg.size()):
             if table[r, 12]:
                 raise TypeError(f"all_gather_object: rank {pg.ranks[r]}: "
-                                f"{problem if r == pg.rank() else 'see the error on that rank'}")
+                                f"{problem if r == pg.rank() else _NOT_JSON}")
         counts = table[:, 13].astype(np.int64)
         buf = bytearray(int(counts.sum()))
         displ = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -550,7 +553,7 @@ def broadcast_object_list(object_list, src=None, group=None, device=None, group_
         for r in range(pg.size()):
             if table[r, 12]:
                 raise TypeError(f"broadcast_object_list: rank {pg.ranks[r]}: "
-                                f"{problem if r == pg.rank() else 'see the error on that rank'}")
+                                f"{problem if r == pg.rank() else _NOT_JSON}")
         buf = bytearray(data) if at_root else bytearray(int(table[root, 13]))
         pg.comm.Bcast([buf, _group._MPI.BYTE], root)
     if not at_root:
