@@ -9,10 +9,17 @@ tapegrad/utils/data/mnist.py for the sources). Each epoch prints a progress bar,
 and saves a checkpoint (model, optimizer, epoch, random state) to --out; --resume continues
 from one exactly (checkpoint.h5 is the latest, checkpoint-epochN.h5 each epoch's). At the end the loss/accuracy curves go to --out as CSV and PNG, and the
 last line printed is ``test accuracy: 0.XXXX``. Same seed and thread count, same numbers.
+
+    mpiexec -n 2 python examples/lenet.py --distributed --threads 1
+
+trains data-parallel over MPI (docs/distributed.md): --batch-size is the global batch, split
+over the ranks, so the run follows the one-process run; only rank 0 prints progress and writes
+files, and every rank prints the same final ``test accuracy:``.
 """
 from __future__ import annotations
 
 import argparse
+import builtins
 import csv
 import json
 import math
@@ -26,7 +33,8 @@ import tapegrad
 import tapegrad.nn as nn
 import tapegrad.optim
 import tapegrad.nn.functional as F
-from tapegrad.utils.data import DataLoader, HDF5Dataset, mnist
+from tapegrad.nn.parallel import DistributedDataParallel
+from tapegrad.utils.data import DataLoader, DistributedSampler, HDF5Dataset, mnist
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,6 +78,8 @@ def parse_args(argv=None):
     p.add_argument("--out", default=str(ROOT / "runs" / "lenet"), help="checkpoint, curves.csv, curves.png")
     p.add_argument("--resume", default=None, metavar="CHECKPOINT", help="continue from a saved checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI: start with mpiexec -n N (needs tapegrad[distributed])")
     args = p.parse_args(argv)
     if args.lr is None:
         args.lr = 0.05 if args.optimizer == "sgd" else 1e-3
@@ -138,8 +148,22 @@ def save_curves(history, out: Path):
     plt.close(fig)
 
 
+def _quiet(*args, **kwargs):
+    pass
+
+
 def main(argv=None):
     args = parse_args(argv)
+    rank, world = 0, 1
+    if args.distributed:
+        import tapegrad.distributed as dist
+        dist.init_process_group("mpi")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if args.batch_size % world:
+            raise ValueError(f"--batch-size {args.batch_size} must be a multiple of the {world} ranks")
+        args.no_progress = args.no_progress or rank > 0
+    # one voice: the other ranks print only the final test accuracy
+    print = builtins.print if rank == 0 else _quiet  # noqa: A001
     tapegrad.set_num_threads(args.threads)
     tapegrad.manual_seed(args.seed)
     dtype = {"float32": tapegrad.float32, "float64": tapegrad.float64}[args.dtype]
@@ -147,18 +171,27 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
 
     try:
+        if rank:  # rank 0 converts the data first: no two ranks write the cache file at once
+            dist.barrier()
         path = mnist.prepare(args.dataset, data_dir=args.data_dir, cache_dir=args.cache_dir)
+        if args.distributed and rank == 0:
+            dist.barrier()
     except mnist.DataNotFoundError as e:
+        if args.distributed:
+            raise  # an uncaught exception aborts every rank; sys.exit would leave the others waiting
         sys.exit(f"error: {e}")
     data = {split: HDF5Dataset(path, split, load_into_memory=True, dtype=dtype, shape=(1, 28, 28),
                                limit=args.limit if split == "train" else None)
             for split in ("train", "val", "test")}
     shuffle = tapegrad.Generator().manual_seed(args.seed)
     train_loader = DataLoader(data["train"], batch_size=args.batch_size, shuffle=True, generator=shuffle)
+    if args.distributed:  # each rank its share of every epoch's permutation
+        sampler = DistributedSampler(data["train"], seed=args.seed)
+        train_loader = DataLoader(data["train"], batch_size=args.batch_size // world, sampler=sampler)
     val_loader = DataLoader(data["val"], batch_size=1000)
     test_loader = DataLoader(data["test"], batch_size=1000)
 
-    model = LeNet().to(dtype)
+    model = net = LeNet().to(dtype)
     if args.optimizer == "sgd":
         opt = tapegrad.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                                  weight_decay=args.weight_decay)
@@ -168,7 +201,7 @@ def main(argv=None):
     start_epoch, history = 0, []
     if args.resume:
         ckpt = tapegrad.load(args.resume)
-        model.load_state_dict(ckpt["model"])
+        net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         start_epoch = int(ckpt["epoch"])
         state = json.loads(str(ckpt["state"]))
@@ -176,6 +209,8 @@ def main(argv=None):
         shuffle.set_state(state["shuffle"])
         history = state["history"]
         print(f"resumed from {args.resume} after epoch {start_epoch}")
+    if args.distributed:  # after a resume: every rank starts from rank 0's weights
+        model = DistributedDataParallel(net)
 
     print(f"LeNet on {args.dataset}: {len(data['train'])} train / {len(data['val'])} val / "
           f"{len(data['test'])} test images, {args.optimizer} lr {args.lr}, batch {args.batch_size}, "
@@ -183,6 +218,8 @@ def main(argv=None):
     steps_per_epoch = len(train_loader)
     total = args.epochs * steps_per_epoch
     for epoch in range(start_epoch, args.epochs):
+        if args.distributed:
+            sampler.set_epoch(epoch)
         t0 = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
         bar = progress(train_loader, args, desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch")
@@ -202,7 +239,11 @@ def main(argv=None):
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
                                 img_s=f"{seen / (time.perf_counter() - t0):.0f}", refresh=False)
         seconds = time.perf_counter() - t0
-        val_loss, val_acc = evaluate(model, val_loader)
+        if args.distributed:  # the whole batch's figures, not this rank's share
+            totals = tapegrad.tensor([loss_sum, correct, seen], dtype=tapegrad.float64)
+            dist.all_reduce(totals)
+            loss_sum, correct, seen = totals.tolist()
+        val_loss, val_acc = evaluate(net, val_loader)
         history.append({"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                         "val_loss": val_loss, "val_acc": val_acc, "lr": lr, "seconds": seconds})
         print(f"epoch {epoch + 1}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f} | "
@@ -210,15 +251,18 @@ def main(argv=None):
         state = {"rng": tapegrad.get_rng_state(), "shuffle": shuffle.get_state(), "history": history,
                  "args": vars(args)}
         ckpt = out / f"checkpoint-epoch{epoch + 1}.h5"
-        tapegrad.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                       "state": json.dumps(state)}, ckpt)
-        shutil.copyfile(ckpt, out / "checkpoint.h5")  # the latest, under a fixed name
+        if rank == 0:
+            tapegrad.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+                           "state": json.dumps(state)}, ckpt)
+            shutil.copyfile(ckpt, out / "checkpoint.h5")  # the latest, under a fixed name
+        if args.distributed:
+            dist.barrier()  # the checkpoint is complete before any rank can read it
 
-    if history:
+    if history and rank == 0:
         save_curves(history, out)
-    test_loss, test_acc = evaluate(model, test_loader)
+    test_loss, test_acc = evaluate(net, test_loader)
     print(f"checkpoint, curves.csv and curves.png in {out}")
-    print(f"test accuracy: {test_acc:.4f}")
+    builtins.print(f"test accuracy: {test_acc:.4f}")
     return test_acc
 
 

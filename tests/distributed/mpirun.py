@@ -26,15 +26,17 @@ def require_mpi():
         pytest.skip("MPI is not installed (pip install 'tapegrad[distributed]')")
 
 
-def run(n: int, script: str, *args, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
-    """``mpiexec -n n python workers/script args``; returns the finished process (output in .stdout)."""
+def run(n: int, script: str, *args, timeout: float = 60, check: bool = True,
+        python_args=()) -> subprocess.CompletedProcess:
+    """``mpiexec -n n python [python_args] workers/script args``; returns the finished process
+    (output in .stdout)."""
     require_mpi()
     # One thread per rank (the ranks share this machine's cores); ranks on one host talk through
     # shared memory and hydra starts them with fork, so no network interface is involved. Waiting
     # ranks poll: on an oversubscribed machine let them sleep between polls instead of spinning.
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", HYDRA_LAUNCHER="fork",
                MPIR_CVAR_CH4_PROGRESS_THROTTLE="1" if n > (os.cpu_count() or 1) else "0")
-    cmd = [mpiexec(), "-n", str(n), sys.executable, str(WORKERS / script), *map(str, args)]
+    cmd = [mpiexec(), "-n", str(n), sys.executable, *python_args, str(WORKERS / script), *map(str, args)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             start_new_session=True)
     try:

@@ -59,7 +59,7 @@ for async_op in (False, True):
             t = tapegrad.tensor(data(rank, dtype))
             finish(dist.all_reduce(t, op=op, async_op=async_op), async_op)
             expect(t.numpy(), want, f"all_reduce {op.name} {dtype} async={async_op}")
-            for dst in range(n):
+            for dst in {op.code % n, n - 1}:  # every root over the ops, not every pair
                 t = tapegrad.tensor(data(rank, dtype))
                 finish(dist.reduce(t, dst=dst, op=op, async_op=async_op), async_op)
                 expect(t.numpy(), want if rank == dst else data(rank, dtype), f"reduce {op.name} to {dst}")

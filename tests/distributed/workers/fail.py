@@ -10,6 +10,8 @@ dist.init_process_group("mpi")
 if dist.get_rank() == 1:
     if sys.argv[1] == "raise":
         raise ValueError("boom on rank 1")
+    if sys.argv[1] == "exit":
+        sys.exit("rank 1 gives up")
     os.kill(os.getpid(), signal.SIGKILL)
 dist.all_reduce(tapegrad.ones(3))  # the others wait here for rank 1, which never comes
 dist.barrier()
