@@ -11,16 +11,23 @@ per call (measured in benchmarks/bench_ddp.py against raw ``Allreduce``).
 
 ``async_op=True`` returns a ``Work`` on MPI's non-blocking call; the description is still
 exchanged at the call, so a mismatch raises there, never later in ``wait()``.
+
+``TAPEGRAD_DISTRIBUTED_CHECK=0`` in the environment skips the exchange for the tensor
+collectives (each rank still checks its own arguments): for a program known to be consistent,
+at the price of MPI's behaviour (a hang or garbage) if it is not. The object collectives always
+exchange, as they need each rank's byte count.
 """
 from __future__ import annotations
 
 import json
+import os
 import zlib
 
 import numpy as np
 
 from . import _group
 from ._group import resolve
+from ..tensor import Tensor
 
 
 class ReduceOp:
@@ -53,16 +60,36 @@ _OPS = ("barrier", "all_reduce", "broadcast", "reduce", "all_gather", "all_gathe
 _META_LEN = 16  # [op, 11 slots every rank must agree on, 4 slots of the rank's own]
 _SAME, _OWN = slice(1, 12), slice(12, 16)
 _MAXDIM = 7
+_CHECK = os.environ.get("TAPEGRAD_DISTRIBUTED_CHECK", "1") not in ("0", "")
+
+
+_TYPES: dict = {}  # numpy dtype -> MPI datatype, filled on first use (MPI is loaded by then)
 
 
 def _mpi_type(dtype):
-    MPI = _group._MPI
-    return {"float32": MPI.FLOAT, "float64": MPI.DOUBLE, "float16": MPI.FLOAT16_T, "int8": MPI.INT8_T,
-            "int16": MPI.INT16_T, "int32": MPI.INT32_T, "int64": MPI.INT64_T, "uint8": MPI.UINT8_T,
-            "bool": MPI.C_BOOL}[dtype.name]
+    if not _TYPES:
+        MPI = _group._MPI
+        _TYPES.update({np.dtype(k): v for k, v in (
+            ("float32", MPI.FLOAT), ("float64", MPI.DOUBLE), ("float16", MPI.FLOAT16_T), ("int8", MPI.INT8_T),
+            ("int16", MPI.INT16_T), ("int32", MPI.INT32_T), ("int64", MPI.INT64_T), ("uint8", MPI.UINT8_T),
+            ("bool", MPI.C_BOOL))})
+    return _TYPES[dtype]
+
+
+_OPS_CACHE: dict = {}
 
 
 def _mpi_op(op, dtype, opname):
+    try:
+        m = _OPS_CACHE.get((op, dtype))
+    except TypeError:  # an unhashable op: let _mpi_op_for say what is wrong with it
+        m = None
+    if m is None:
+        m = _OPS_CACHE[(op, dtype)] = _mpi_op_for(op, dtype, opname)
+    return m
+
+
+def _mpi_op_for(op, dtype, opname):
     MPI = _group._MPI
     if op not in _REDUCE_OPS:
         raise TypeError(f"{opname}: op must be a tapegrad.distributed.ReduceOp (SUM, AVG, PRODUCT, MIN, MAX, BAND, "
@@ -84,17 +111,17 @@ def _mpi_op(op, dtype, opname):
 
 def _array(t, opname, what="tensor"):
     """The tensor's own buffer, which MPI reads and writes: contiguous and writeable, or refused."""
-    from ..tensor import Tensor
     if not isinstance(t, Tensor):
         raise TypeError(f"{opname}: {what} must be a tapegrad.Tensor, got {type(t).__name__}")
     a = t._data
     if a.dtype not in _DTYPES:
         raise TypeError(f"{opname}: {what} has dtype {a.dtype.name}; collectives take "
                         f"{', '.join(d.name for d in _DTYPES)}")
-    if not a.flags.c_contiguous:
+    flags = a.flags
+    if not flags.c_contiguous:
         raise ValueError(f"{opname}: {what} of shape {tuple(a.shape)} is not contiguous (strides {a.strides}); "
                          f"call .contiguous() first, as PyTorch requires")
-    if not a.flags.writeable:
+    if not flags.writeable:
         raise ValueError(f"{opname}: {what} of shape {tuple(a.shape)} is a read-only view (from expand or "
                          f"broadcasting); pass a tensor that owns its memory (.clone())")
     return a
@@ -119,15 +146,43 @@ def _show(row) -> str:
     return f"a {dtype} tensor of shape {tuple(int(d) for d in row[3:3 + ndim])}"
 
 
-def _exchange(pg, opname, same, own=(), show=_show):
+def _exchange(pg, opname, same, own=(), show=_show, needed=False):
     """Allgather every rank's description of this call; raise the same error on every rank
-    if they disagree. Returns the (world, 16) table for checks of per-rank fields."""
-    mine = np.zeros(_META_LEN, np.int64)
-    mine[0] = _OPS.index(opname)
-    mine[1:1 + len(same)] = same
-    mine[12:12 + len(own)] = own
+    if they disagree. Returns the (world, 16) table for checks of per-rank fields (None when
+    checks are off and the caller does not need the table)."""
+    if not (_CHECK or needed):
+        return None
+    return _exchange_row(pg, opname, _row(opname, same, own), show)
+
+
+def _row(opname, same, own=()):
+    row = [_OPS.index(opname), *same]
+    row += [0] * (12 - len(row))
+    row += own
+    row += [0] * (_META_LEN - len(row))
+    return np.array(row, np.int64)
+
+
+_ROWS: dict = {}  # (op, shape, dtype, op/root) -> its row: the hot collectives skip rebuilding it
+
+
+def _cached_row(opname, a, extra):
+    key = (opname, a.shape, a.dtype, extra)
+    mine = _ROWS.get(key)
+    if mine is None:
+        if len(_ROWS) > 4096:
+            _ROWS.clear()
+        mine = _ROWS[key] = _row(opname, _describe(a) + [extra])
+    return mine
+
+
+def _exchange_row(pg, opname, mine, show=_show):
     table = np.empty((pg.size(), _META_LEN), np.int64)
     pg.comm.Allgather(mine, table)
+    if table.tobytes() == mine.tobytes() * len(table):
+        return table  # the common case, in one comparison of bytes: every rank sent the same row
+    if not ((table[:, 0] != mine[0]).any() or (table[:, _SAME] != mine[_SAME]).any()):
+        return table  # rows differ in their per-rank fields only
     for r in range(table.shape[0]):
         if table[r, 0] != mine[0]:
             raise RuntimeError(f"{opname}: ranks called different collectives at the same point: rank "
@@ -142,11 +197,15 @@ def _exchange(pg, opname, same, own=(), show=_show):
 
 def check_same(pg, opname, values, show):
     """Every rank of ``pg`` passed the same ``values`` (up to 11 ints), else the same error everywhere."""
-    _exchange(pg, opname, values, show=lambda row: show(row))
+    _exchange(pg, opname, values, show=show, needed=True)
 
 
 def _own_flags(table, pg, opname, problem, what):
     """Raise on every rank if some rank flagged a local problem (``what``) in its first own slot."""
+    if table is None:  # checks off: only this rank knows
+        if problem is not None:
+            raise RuntimeError(f"{opname}: rank {pg.ranks[pg.rank()]}: {problem}")
+        return
     for r in range(table.shape[0]):
         if table[r, 12]:
             detail = problem if r == pg.rank() else f"its {what} does not fit (the error on that rank says why)"
@@ -225,7 +284,10 @@ def barrier(group=None, async_op=False, device_ids=None):
     """Wait until every rank of the group has reached this call."""
     pg = resolve(group, "barrier")
     with pg.lock:
-        _exchange(pg, "barrier", [])  # the allgather is the barrier, and checks nobody is elsewhere
+        if _CHECK:
+            _exchange(pg, "barrier", [])  # the allgather is the barrier, and checks nobody is elsewhere
+        else:
+            pg.comm.Barrier()
     return Work("barrier", []) if async_op else None
 
 
@@ -235,16 +297,23 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     >>> t = tapegrad.tensor([float(dist.get_rank())])
     >>> dist.all_reduce(t)        # every rank now holds 0 + 1 + ... + (world - 1)
     """
-    pg = resolve(group, "all_reduce")
+    pg = _group._WORLD if group is None and _group._WORLD is not None else resolve(group, "all_reduce")
     a = _array(tensor, "all_reduce")
     mop, typ = _mpi_op(op, a.dtype, "all_reduce"), _mpi_type(a.dtype)
     MPI = _group._MPI
     with pg.lock:
-        _exchange(pg, "all_reduce", _describe(a) + [op.code], show=_show_op)
-        _bump(tensor)
-        return _run("all_reduce", async_op,
-                    lambda nb: (pg.comm.Iallreduce if nb else pg.comm.Allreduce)(MPI.IN_PLACE, [a, typ], mop),
-                    _avg(a, pg.size()) if op is ReduceOp.AVG else None)
+        if _CHECK:
+            _exchange_row(pg, "all_reduce", _cached_row("all_reduce", a, op.code), _show_op)
+        tensor._version[0] += 1
+        if async_op:
+            return Work("all_reduce", [pg.comm.Iallreduce(MPI.IN_PLACE, [a, typ], mop)],
+                        _avg(a, pg.size()) if op is ReduceOp.AVG else None)
+        try:
+            pg.comm.Allreduce(MPI.IN_PLACE, [a, typ], mop)
+        except MPI.Exception as e:
+            raise RuntimeError(f"all_reduce: MPI failed: {e}") from e
+    if op is ReduceOp.AVG:
+        np.divide(a, pg.size(), out=a)
 
 
 def _show_op(row):
@@ -264,7 +333,8 @@ def broadcast(tensor, src=None, group=None, async_op=False, group_src=None):
     a = _array(tensor, "broadcast")
     typ = _mpi_type(a.dtype)
     with pg.lock:
-        _exchange(pg, "broadcast", _describe(a) + [pg.ranks[root]], show=_show_root("src"))
+        if _CHECK:
+            _exchange_row(pg, "broadcast", _cached_row("broadcast", a, pg.ranks[root]), _show_root("src"))
         _bump(tensor)
         return _run("broadcast", async_op, lambda nb: (pg.comm.Ibcast if nb else pg.comm.Bcast)([a, typ], root))
 
@@ -303,7 +373,6 @@ def reduce(tensor, dst=None, op=ReduceOp.SUM, group=None, async_op=False, group_
 
 def _list_problem(tensors, a, n, what):
     """Why a list of tensors does not fit ``n`` copies of ``a`` (None if it does)."""
-    from ..tensor import Tensor
     if tensors is None or len(tensors) != n:
         return f"{what} must be a list of {n} tensors (one per rank), got " + (
             "None" if tensors is None else f"{len(tensors)}")
@@ -523,7 +592,7 @@ def all_gather_object(object_list, obj, group=None) -> None:
     if problem is None and (not isinstance(object_list, list) or len(object_list) != pg.size()):
         problem = f"object_list must be a list of world_size ({pg.size()}) entries"
     with pg.lock:
-        table = _exchange(pg, "all_gather_object", [], own=[problem is not None, len(data)])
+        table = _exchange(pg, "all_gather_object", [], own=[problem is not None, len(data)], needed=True)
         for r in range(pg.size()):
             if table[r, 12]:
                 raise TypeError(f"all_gather_object: rank {pg.ranks[r]}: "
@@ -549,7 +618,7 @@ def broadcast_object_list(object_list, src=None, group=None, device=None, group_
     n = len(object_list) if isinstance(object_list, list) else -1
     with pg.lock:
         table = _exchange(pg, "broadcast_object_list", [n, pg.ranks[root]], own=[problem is not None, len(data)],
-                          show=lambda row: f"a list of {int(row[1])} objects with src={int(row[2])}")
+                          show=lambda row: f"a list of {int(row[1])} objects with src={int(row[2])}", needed=True)
         for r in range(pg.size()):
             if table[r, 12]:
                 raise TypeError(f"broadcast_object_list: rank {pg.ranks[r]}: "

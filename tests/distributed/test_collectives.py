@@ -16,6 +16,12 @@ def test_collectives_against_numpy(n):
     assert out.count(": ok") == n, out
 
 
+def test_collectives_without_the_metadata_exchange(monkeypatch):
+    monkeypatch.setenv("TAPEGRAD_DISTRIBUTED_CHECK", "0")
+    out = run(2, "collectives.py", "nocheck", timeout=120).stdout
+    assert out.count(": ok") == 2, out
+
+
 def test_import_tapegrad_needs_no_mpi():
     code = "import sys, tapegrad, tapegrad.distributed, tapegrad.nn.parallel; print('mpi4py' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
