@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import zlib
 
 import numpy as np
@@ -232,6 +233,15 @@ class Work:
                 raise
 
     def wait(self, timeout=None) -> bool:
+        """Block until done (``timeout``: seconds or a timedelta, then RuntimeError)."""
+        if not self._done and timeout is not None:
+            seconds = timeout.total_seconds() if hasattr(timeout, "total_seconds") else float(timeout)
+            deadline = time.monotonic() + seconds
+            while not self.is_completed():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self._opname}: not completed within {seconds:g} s (is a rank missing "
+                                       f"from this collective?)")
+                time.sleep(1e-4)
         if not self._done:
             try:
                 _group._MPI.Request.Waitall(self._requests)
