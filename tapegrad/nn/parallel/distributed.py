@@ -21,6 +21,7 @@ How a step runs (as PyTorch's reducer):
 from __future__ import annotations
 
 import contextlib
+import time
 import zlib
 
 import numpy as np
@@ -70,10 +71,14 @@ class DistributedDataParallel(Module):
         d["_comm"] = pg.comm.Dup()  # the buckets' messages never match a user's collective
         self._sync_module_states()
         cap = 25 * (1 << 20) if bucket_cap_mb is None else int(bucket_cap_mb * (1 << 20))
+        d["_cap"] = cap
         self._build_buckets(cap)
         d["_hooks"] = [p.register_hook(self._make_hook(i)) for i, p in enumerate(self._params)]
         d["_expect_hooks"] = False  # set by a forward whose backward must synchronise
         d["_fired"] = 0
+        d["_times"] = None  # this iteration's [forward start, forward end, first bucket out]
+        d["_timing_sums"] = np.zeros(4)  # sums over iterations: forward, backward compute, comm, overlap
+        d["_timed"] = 0
 
     # ------------------------------------------------------------ construction
     def _check_same_model(self, pg):
@@ -152,9 +157,12 @@ class DistributedDataParallel(Module):
             for b in self.module.buffers():
                 if b is not None:
                     self._comm.Bcast([b._data, _collectives._mpi_type(b._data.dtype)], 0)
+        t0 = time.perf_counter()
         out = self.module(*inputs, **kwargs)
-        if self._expect_hooks and self.find_unused_parameters:
-            self._mark_unused(out)
+        if self._expect_hooks:
+            d["_times"] = [t0, time.perf_counter(), None]
+            if self.find_unused_parameters:
+                self._mark_unused(out)
         return out
 
     def _prepare(self):
@@ -239,6 +247,8 @@ class DistributedDataParallel(Module):
         self.__dict__["_left"] = self._left - 1
         MPI = _group._MPI
         if self._pending[b] == 0:
+            if self._next == 0 and self._times is not None:
+                self._times[2] = time.perf_counter()
             while self._next < len(self._pending) and self._pending[self._next] == 0:
                 flat, typ = self._buffers_flat[self._next]
                 self._requests[self._next] = self._comm.Iallreduce(MPI.IN_PLACE, [flat, typ], MPI.SUM)
@@ -252,6 +262,7 @@ class DistributedDataParallel(Module):
         """Every bucket is reduced: average and write into ``.grad``; returns the last parameter's."""
         from ...tensor import Tensor
         MPI = _group._MPI
+        compute_end = time.perf_counter()
         MPI.Request.Waitall([r for r in self._requests if r is not None])
         self.__dict__["_requests"] = [None] * len(self._requests)
         used = self._used
@@ -269,10 +280,33 @@ class DistributedDataParallel(Module):
                 np.copyto(p.grad._data, self._views[i])
                 p.grad._version[0] += 1
         self.__dict__["_expect_hooks"] = False
+        self._record_times(compute_end)
         p = self._params[last]
         if p.grad is not None:  # the engine adds our value to it next: 0 + average is exact
             p.grad._data[...] = 0
         return Tensor._wrap(self._views[last].copy())
+
+    def _record_times(self, compute_end):
+        t = self._times
+        if t is None or t[2] is None:
+            return
+        fwd_start, fwd_end, comm_start = t[0], t[1], t[2]
+        comm_end = time.perf_counter()
+        self._timing_sums[:] += (fwd_end - fwd_start, compute_end - fwd_end, comm_end - comm_start,
+                                 max(compute_end - comm_start, 0.0))
+        self.__dict__["_timed"] = self._timed + 1
+        self.__dict__["_times"] = None
+
+    def _get_ddp_logging_data(self) -> dict:
+        """Average times per synchronised iteration in ns, under PyTorch's keys: forward, backward
+        compute (forward's end to the last gradient), communication (first bucket out to all
+        reduced) and their overlap (first bucket out to the last gradient)."""
+        n = max(self._timed, 1)
+        fwd, compute, comm, overlap = (int(v / n * 1e9) for v in self._timing_sums)
+        return {"avg_forward_compute_time": fwd, "avg_backward_compute_time": compute,
+                "avg_backward_comm_time": comm, "avg_backward_compute_comm_overlap_time": overlap,
+                "world_size": self._world, "bucket_cap_bytes": self._cap, "num_buckets": len(self._bucket_params),
+                "iterations_timed": self._timed}
 
     # ------------------------------------------------------------ user-facing
     @contextlib.contextmanager

@@ -86,6 +86,9 @@ for _ in range(3):
     opt.zero_grad()
     loss.backward()
     opt.step()
+log = net._get_ddp_logging_data()
+check(log["iterations_timed"] == 3 and log["num_buckets"] >= 1, f"logging data: {log}")
+check(0 <= log["avg_backward_compute_comm_overlap_time"] <= log["avg_backward_compute_time"], f"overlap: {log}")
 state = np.concatenate([v.numpy().ravel().astype(np.float64) for v in net.module.state_dict().values()])
 every = [None] * n
 dist.all_gather_object(every, [float(state.sum()), float((state * np.arange(state.size)).sum())])
