@@ -213,6 +213,8 @@ class DistributedDataParallel(Module):
                 else:
                     np.copyto(view, p.grad._data)
                 self._mark_ready(i)
+        if self._left == 0:  # nothing here needs a gradient: no hook will finish the reduction
+            self._finalize(None)
 
     # ------------------------------------------------------------ backward
     def _make_hook(self, i):
@@ -281,6 +283,8 @@ class DistributedDataParallel(Module):
                 p.grad._version[0] += 1
         self.__dict__["_expect_hooks"] = False
         self._record_times(compute_end)
+        if last is None:
+            return None
         p = self._params[last]
         if p.grad is not None:  # the engine adds our value to it next: 0 + average is exact
             p.grad._data[...] = 0

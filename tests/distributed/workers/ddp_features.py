@@ -56,6 +56,25 @@ for step in range(2):  # twice: the second step starts from the first's bookkeep
         check(p.grad is not None and np.allclose(p.grad.numpy(), g.numpy() / n, atol=1e-14),
               f"step {step}: {k}: DDP's gradient is not the average of the ranks' gradients")
 
+# a rank whose forward uses no parameter at all still takes part in the reduction
+class Gate(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 3)
+
+    def forward(self, x, use):
+        return self.lin(x) if use else x[:, :3] * 2.0
+
+
+if n > 1:
+    tiny = DDP(Gate(), find_unused_parameters=True)
+    tiny.zero_grad()
+    tiny(tapegrad.tensor(x.numpy(), requires_grad=True), rank == 0).sum().backward()
+    g = tapegrad.tensor(np.full(3, 5.0) if rank == 0 else np.zeros(3))
+    dist.all_reduce(g)
+    check(np.allclose(tiny.module.lin.bias.grad.numpy(), g.numpy() / n), f"bias grad with idle ranks: "
+          f"{tiny.module.lin.bias.grad}")
+
 # without find_unused_parameters, a backward that leaves parameters out is named at the next forward
 strict = DDP(Branchy())
 (strict(x, True) ** 2).mean().backward()
