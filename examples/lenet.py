@@ -11,10 +11,17 @@ and saves a checkpoint (model, optimizer, epoch, random state, the run's configu
 optimizer or dtype (checkpoint.h5 is the latest, checkpoint-epochN.h5 each epoch's). At the end
 the loss/accuracy curves go to --out as CSV and PNG, and the last line printed is
 ``test accuracy: 0.XXXX``. Same seed and thread count, same numbers.
+
+    mpiexec -n 2 python examples/lenet.py --distributed --threads 1
+
+trains data-parallel over MPI (docs/distributed.md): --batch-size is the global batch, split
+over the ranks, so the run follows the one-process run; only rank 0 prints progress and writes
+files, and every rank prints the same final ``test accuracy:``.
 """
 from __future__ import annotations
 
 import argparse
+import builtins
 import csv
 import json
 import math
@@ -27,8 +34,9 @@ import tapegrad
 import tapegrad.nn as nn
 import tapegrad.optim
 import tapegrad.nn.functional as F
+from tapegrad.nn.parallel import DistributedDataParallel
 from tapegrad.serialization import CheckpointError, atomic_write
-from tapegrad.utils.data import DataLoader, HDF5Dataset, mnist
+from tapegrad.utils.data import DataLoader, DistributedSampler, HDF5Dataset, mnist
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,6 +112,8 @@ def parse_args(argv=None):
     p.add_argument("--out", default=str(ROOT / "runs" / "lenet"), help="checkpoint, curves.csv, curves.png")
     p.add_argument("--resume", default=None, metavar="CHECKPOINT", help="continue from a saved checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI: start with mpiexec -n N (needs tapegrad[distributed])")
     args = p.parse_args(argv)
     if args.lr is None:
         args.lr = 0.05 if args.optimizer == "sgd" else 1e-3
@@ -215,8 +225,22 @@ def load_resume(args):
     return ckpt, state
 
 
+def _quiet(*args, **kwargs):
+    pass
+
+
 def main(argv=None):
     args = parse_args(argv)
+    rank, world = 0, 1
+    if args.distributed:
+        import tapegrad.distributed as dist
+        dist.init_process_group("mpi")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if args.batch_size % world:
+            raise ValueError(f"--batch-size {args.batch_size} must be a multiple of the {world} ranks")
+        args.no_progress = args.no_progress or rank > 0
+    # one voice: the other ranks print only the final test accuracy
+    print = builtins.print if rank == 0 else _quiet  # noqa: A001
     ckpt = state = None
     if args.resume:  # before anything is prepared or written: a mismatch says so at once
         ckpt, state = load_resume(args)
@@ -227,18 +251,27 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
 
     try:
+        if rank:  # rank 0 converts the data first: no two ranks write the cache file at once
+            dist.barrier()
         path = mnist.prepare(args.dataset, data_dir=args.data_dir, cache_dir=args.cache_dir)
+        if args.distributed and rank == 0:
+            dist.barrier()
     except mnist.DataNotFoundError as e:
+        if args.distributed:
+            raise  # an uncaught exception aborts every rank; sys.exit would leave the others waiting
         sys.exit(f"error: {e}")
     data = {split: HDF5Dataset(path, split, load_into_memory=True, dtype=dtype, shape=(1, 28, 28),
                                limit=args.limit if split == "train" else None)
             for split in ("train", "val", "test")}
     shuffle = tapegrad.Generator().manual_seed(args.seed)
     train_loader = DataLoader(data["train"], batch_size=args.batch_size, shuffle=True, generator=shuffle)
+    if args.distributed:  # each rank its share of every epoch's permutation
+        sampler = DistributedSampler(data["train"], seed=args.seed)
+        train_loader = DataLoader(data["train"], batch_size=args.batch_size // world, sampler=sampler)
     val_loader = DataLoader(data["val"], batch_size=1000)
     test_loader = DataLoader(data["test"], batch_size=1000)
 
-    model = LeNet().to(dtype)
+    model = net = LeNet().to(dtype)
     if args.optimizer == "sgd":
         opt = tapegrad.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                                  weight_decay=args.weight_decay)
@@ -248,7 +281,7 @@ def main(argv=None):
     start_epoch, history = 0, []
     if ckpt is not None:
         try:
-            model.load_state_dict(ckpt["model"])
+            net.load_state_dict(ckpt["model"])
             expected = set(opt.param_groups[0])
             opt.load_state_dict(ckpt["optimizer"])  # takes any optimizer's groups; step() would then fail
             for group in opt.param_groups:
@@ -266,6 +299,8 @@ def main(argv=None):
         if start_epoch >= args.epochs:
             print(f"note: the checkpoint is at epoch {start_epoch}, --epochs is {args.epochs}: nothing to train, "
                   f"evaluating only")
+    if args.distributed:  # after a resume: every rank starts from rank 0's weights
+        model = DistributedDataParallel(net)
 
     print(f"LeNet on {args.dataset}: {len(data['train'])} train / {len(data['val'])} val / "
           f"{len(data['test'])} test images, {args.optimizer} lr {args.lr}, batch {args.batch_size}, "
@@ -273,6 +308,8 @@ def main(argv=None):
     steps_per_epoch = len(train_loader)
     total = args.epochs * steps_per_epoch
     for epoch in range(start_epoch, args.epochs):
+        if args.distributed:
+            sampler.set_epoch(epoch)
         t0 = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
         bar = progress(train_loader, args, desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch")
@@ -292,7 +329,11 @@ def main(argv=None):
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
                                 img_s=f"{seen / (time.perf_counter() - t0):.0f}", refresh=False)
         seconds = time.perf_counter() - t0
-        val_loss, val_acc = evaluate(model, val_loader)
+        if args.distributed:  # the whole batch's figures, not this rank's share
+            totals = tapegrad.tensor([loss_sum, correct, seen], dtype=tapegrad.float64)
+            dist.all_reduce(totals)
+            loss_sum, correct, seen = totals.tolist()
+        val_loss, val_acc = evaluate(net, val_loader)
         history.append({"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                         "val_loss": val_loss, "val_acc": val_acc, "lr": lr, "seconds": seconds})
         print(f"epoch {epoch + 1}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f} | "
@@ -300,17 +341,20 @@ def main(argv=None):
         state = {"rng": tapegrad.get_rng_state(), "shuffle": shuffle.get_state(), "history": history,
                  "args": vars(args), "config": run_config(args)}
         ckpt = out / f"checkpoint-epoch{epoch + 1}.h5"
-        tapegrad.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                       "state": json.dumps(state)}, ckpt)
-        # the latest, under a fixed name: copied to a temporary file and renamed, so a kill
-        # mid-copy leaves the previous checkpoint.h5 whole
-        atomic_write(out / "checkpoint.h5", lambda tmp: shutil.copyfile(ckpt, tmp))
+        if rank == 0:
+            tapegrad.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+                           "state": json.dumps(state)}, ckpt)
+            # the latest, under a fixed name: copied to a temporary file and renamed, so a kill
+            # mid-copy leaves the previous checkpoint.h5 whole
+            atomic_write(out / "checkpoint.h5", lambda tmp: shutil.copyfile(ckpt, tmp))
+        if args.distributed:
+            dist.barrier()  # the checkpoint is complete before any rank can read it
 
-    if history:
+    if history and rank == 0:
         save_curves(history, out)
-    test_loss, test_acc = evaluate(model, test_loader)
+    test_loss, test_acc = evaluate(net, test_loader)
     print(f"checkpoint, curves.csv and curves.png in {out}")
-    print(f"test accuracy: {test_acc:.4f}")
+    builtins.print(f"test accuracy: {test_acc:.4f}")
     return test_acc
 
 

@@ -7,3 +7,4 @@
 from .parameter import Buffer, Parameter  # noqa: F401
 from .modules import *  # noqa: F401,F403
 from . import functional, init, utils  # noqa: F401
+from . import parallel  # noqa: F401,E402  (DistributedDataParallel; MPI is loaded only by init_process_group)

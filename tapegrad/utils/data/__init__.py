@@ -10,8 +10,9 @@ from .hdf5 import HDF5Dataset
 from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
                       WeightedRandomSampler)
 from . import mnist  # noqa: F401
+from .distributed import DistributedSampler  # noqa: F401
 
 __all__ = ["Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "DataLoader", "default_collate",
            "HDF5Dataset", "mnist", "Sampler", "SequentialSampler", "RandomSampler",
            "SubsetRandomSampler", "BatchSampler", "WeightedRandomSampler", "IterableDataset", "ChainDataset",
-           "StackDataset", "default_convert", "get_worker_info"]
+           "StackDataset", "default_convert", "get_worker_info", "DistributedSampler"]
