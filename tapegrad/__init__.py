@@ -32,7 +32,6 @@ from ._dtype import (bool_ as bool, double, float, float16, float32, float64, ge
                      int, int8, int16, int32, int64, long, set_default_dtype, uint8)
 from .tensor import Tensor
 from .device import device
-from .creation import *  # noqa: F401,F403
 from .random import Generator, manual_seed, seed, initial_seed, get_rng_state, set_rng_state  # noqa: F401
 from .ops import *  # noqa: F401,F403
 from .ops import OPS  # noqa: F401

@@ -9,8 +9,12 @@ import functools
 import numpy as np
 
 from . import _dtype
+from .ops import creation
+from ._tape import grad_mode
 from ._tape.grad_mode import _GradModeContext
 from .tensor import Size, Tensor  # noqa: F401  (Size: tapegrad.Size)
+from .ops import format as _format
+from .ops import compare, composite, elementwise, linalg, matrix, reduction, shape, sorting, special
 
 dtype = np.dtype  # tapegrad's dtypes are numpy dtypes: isinstance(x.dtype, tapegrad.dtype) holds
 
@@ -26,7 +30,6 @@ class _LegacyTensor(metaclass=_LegacyMeta):
     _dtype = _dtype.float32
 
     def __new__(cls, *args):
-        from . import creation
         if len(args) == 1 and not isinstance(args[0], (int, np.integer)):
             return creation.tensor(args[0], dtype=cls._dtype)
         return creation.zeros(*args, dtype=cls._dtype)
@@ -65,7 +68,6 @@ class inference_mode(_GradModeContext):  # noqa: N801  (PyTorch's name)
 
 
 def is_inference_mode_enabled() -> bool:
-    from .autograd import grad_mode
     return not grad_mode.state.enabled
 
 
@@ -143,7 +145,6 @@ def can_cast(from_, to) -> bool:
 
 def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None, sci_mode=None):
     """How tensors print (``precision`` digits, ``threshold`` elements before summarising, ...)."""
-    from .ops import format as _format
     _format.set_printoptions(precision, threshold, edgeitems, linewidth, profile, sci_mode)
 
 
@@ -186,7 +187,6 @@ def _write_out(out, result, name):
         return type(result)(*out) if hasattr(result, "_fields") else tuple(out)
     if not isinstance(out, Tensor):
         raise TypeError(f"{name}(): argument 'out' must be a Tensor, not {type(out).__name__}")
-    from .autograd import grad_mode
     if grad_mode.state.enabled and (result.requires_grad or out.requires_grad):
         raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic differentiation, "
                            f"but one of the arguments requires grad.")
@@ -212,7 +212,6 @@ def _with_out(fn):
 def _out_functions():
     """The top-level functions that accept ``out=`` in PyTorch and that tapegrad wraps: every op
     of these families (the Tensor methods call the unwrapped ops, so the hot path is unchanged)."""
-    from .ops import compare, composite, elementwise, linalg, matrix, reduction, shape, sorting, special
     names = {}
     for mod in (elementwise, compare, reduction, linalg, matrix, special, sorting, composite):
         for n in mod.__all__:

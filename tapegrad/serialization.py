@@ -30,6 +30,8 @@ import tempfile
 import numpy as np
 
 from .tensor import Tensor
+from .device import device
+from .nn.parameter import Parameter
 
 FORMAT = "tapegrad"
 FORMAT_VERSION = 1
@@ -89,7 +91,6 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
 def _check_map_location(map_location):
     if map_location is None or callable(map_location):
         return
-    from .device import device
     if isinstance(map_location, dict):
         for v in map_location.values():
             device(v)
@@ -284,7 +285,6 @@ def _read_node(node):
         return arr
     if kind == "tensor":
         if node.attrs.get("parameter", False):
-            from .nn.parameter import Parameter
             return Parameter(Tensor._wrap(arr), requires_grad=bool(node.attrs.get("requires_grad", False)))
         t = Tensor._wrap(arr)
         if node.attrs.get("requires_grad", False):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _dtype
+from . import ops as _ops
+from .device import cpu as _cpu
 
 
 class Size(tuple):
@@ -90,8 +92,7 @@ class Tensor:
 
     @property
     def device(self):
-        from .device import cpu
-        return cpu
+        return _cpu
 
     @property
     def is_cuda(self) -> bool:
@@ -655,8 +656,8 @@ class Tensor:
     def corrcoef(self): return _ops.corrcoef(self)
     def index_copy(self, dim, index, source): return _ops.index_copy(self, dim, index, source)
     def unique_consecutive(self, return_inverse=False, return_counts=False, dim=None): return _ops.unique_consecutive(self, return_inverse, return_counts, dim)
-    def bernoulli(self, *, generator=None): return _ops_creation().bernoulli(self, generator=generator)
-    def multinomial(self, num_samples, replacement=False, *, generator=None): return _ops_creation().multinomial(self, num_samples, replacement, generator=generator)
+    def bernoulli(self, *, generator=None): return _ops.creation.bernoulli(self, generator=generator)
+    def multinomial(self, num_samples, replacement=False, *, generator=None): return _ops.creation.multinomial(self, num_samples, replacement, generator=generator)
     def ndimension(self) -> int: return self._data.ndim
     def get_device(self) -> int: return -1
     def pin_memory(self, device=None): return self
@@ -699,12 +700,7 @@ class Tensor:
     def masked_scatter_(self, mask, source): return _ops.masked_scatter_(self, mask, source)
 
 
-from . import ops as _ops  # noqa: E402
-
-
-def _ops_creation():
-    from . import creation
-    return creation
+_ops.bind_tensor(Tensor)
 
 
 from . import autograd as _autograd  # noqa: E402

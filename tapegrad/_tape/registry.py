@@ -152,12 +152,22 @@ def apply(op: Op, *inputs, **attrs):
     return result
 
 
-from ..tensor import Tensor  # noqa: E402  (tensor.py imports the ops lazily)
+Tensor = None  # the class ``apply`` creates; tensor.py hands it down (bind_tensor): the tape sits below it
+
+
+def bind_tensor(cls) -> None:
+    """Called once, by tensor.py through ``ops.bind_tensor``, when ``Tensor`` is defined."""
+    global Tensor
+    Tensor = cls
+    if _native_tape:
+        _C.tape_register("Tensor", cls)
+
+
 from .. import _C, _native_tape  # noqa: E402
 from . import node as _node  # noqa: E402
 
 if _native_tape:  # the same function in C++ (csrc/tape.cpp): no interpreter cost per op
-    for _name, _obj in (("Tensor", Tensor), ("Node", Node), ("Op", Op), ("grad_state", _grad_state),
+    for _name, _obj in (("Node", Node), ("Op", Op), ("grad_state", _grad_state),
                         ("ndarray", np.ndarray), ("asarray", np.asarray), ("seq", _node._seq),
                         ("pkg_dir", _PKG_DIR), ("inside", _INSIDE), ("forward_failed", _forward_failed)):
         _C.tape_register(_name, _obj)

@@ -1,7 +1,7 @@
 """Reverse-mode automatic differentiation: the tape's public face.
 
-``Tensor.backward`` and ``autograd.grad`` run the engine (``engine.py``); nodes are
-recorded by the op table (``tapegrad/ops/registry.py``) as ops run in grad mode.
+``Tensor.backward`` and ``autograd.grad`` run the engine (``_tape/engine.py``); nodes are
+recorded by the op table (``_tape/registry.py``) as ops run in grad mode.
 """
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ import numpy as np
 
 from . import grad_mode
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .._tape.engine import _backward_pass, _to_leaf, run_backward
 from .._tape.node import Node
+from ..tensor import Tensor
+from . import functional  # noqa: F401
+from .compat import Variable, detect_anomaly, is_anomaly_enabled, set_detect_anomaly  # noqa: F401
+from .function import Function, FunctionCtx  # noqa: F401
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: F401
+from .introspect import dump, to_dot  # noqa: F401
 
 
 def _as_seq(x):
@@ -133,13 +140,6 @@ def register_hook(t, hook):
     return h
 
 
-from .._tape.engine import _backward_pass, _to_leaf, run_backward  # noqa: E402
-from .introspect import dump, to_dot  # noqa: E402,F401
-from .function import Function, FunctionCtx  # noqa: E402,F401
-from ..tensor import Tensor  # noqa: E402
-from .compat import (Variable, detect_anomaly, gradcheck, gradgradcheck, is_anomaly_enabled,  # noqa: E402,F401
-                     set_detect_anomaly)
-from . import functional  # noqa: E402,F401
 
 __all__ = ["backward", "grad", "Function", "FunctionCtx", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "Node", "dump",
-           "to_dot", "grad_mode"]
+           "to_dot", "grad_mode", "gradcheck", "gradgradcheck"]

@@ -26,6 +26,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._tape import grad_mode
+from ..tensor import Tensor
+from .._tape.registry import Op
+from .._tape.registry import _user_frame
 
 __all__ = ["Function", "FunctionCtx"]
 
@@ -82,7 +85,6 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        from .._tape.registry import _user_frame
         positions = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
         tensors = tuple(args[i] for i in positions)
         needs = tuple(isinstance(a, Tensor) and a._requires_grad for a in args)
@@ -112,7 +114,6 @@ class Function:
 
 def _function_op(cls, positions, n_outputs, j):
     """The op of output ``j`` of ``cls``: one VJP per tensor argument, sharing one backward call."""
-    from .._tape.registry import Op
     n = len(positions)
 
     def make_vjp(k):
@@ -158,5 +159,3 @@ def _run_backward(cls, ctx, positions, n_outputs, j, g, out):
     ctx._cache = (g, grads)  # released with the node (ctx is its aux) after this backward
     return grads
 
-
-from ..tensor import Tensor  # noqa: E402

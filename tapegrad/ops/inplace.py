@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _dtype
 from .._tape import grad_mode
-from ..tensor import Tensor
+Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 from . import elementwise as E
 from ._util import as_tensor
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _dtype
-from ..tensor import Tensor
+Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 from .._tape.registry import apply
 from ._util import norm_dim
 from .elementwise import add, mul, where
 from .indexing import _index_put_add, getitem, index_select
 from . import shape as _shape
+from . import creation as C
 
 
 def _tensors(tensors, opname):
@@ -256,7 +257,6 @@ __all__ = ["atleast_1d", "atleast_2d", "atleast_3d", "hstack", "vstack", "row_st
 
 def new_like(self, kind, arg, dtype, requires_grad, fill_value=None):
     """``Tensor.new_zeros/new_ones/new_empty/new_full/new_tensor``: ``self``'s dtype unless ``dtype`` is given."""
-    from .. import creation as C
     d = self.dtype if dtype is None else _dtype.to_dtype(dtype)
     if kind == "tensor":
         return C.tensor(arg, dtype=d, requires_grad=requires_grad)

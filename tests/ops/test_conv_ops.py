@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import tapegrad
 from tapegrad.ops import OPS
 from tapegrad.ops import conv as C
-from tapegrad.testing.gradcheck import gradcheck, gradgradcheck
+from tapegrad.testing import gradcheck, gradgradcheck
 
 FAST = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])

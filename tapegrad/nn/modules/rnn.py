@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 
-from ... import creation
+from ...ops import creation
 from ... import ops as _ops
 from ...tensor import Tensor
 from .. import functional as F

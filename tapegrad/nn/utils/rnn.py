@@ -19,7 +19,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ... import creation
+from ...ops import creation
 from ... import ops as _ops
 from ...tensor import Tensor
 

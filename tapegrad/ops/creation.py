@@ -5,14 +5,14 @@ import numbers
 
 import numpy as np
 
-from . import _dtype
-from . import random as _random
-from .tensor import Tensor
+from .. import _dtype
+from .. import random as _random
+from ..device import device as _device
+Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
 
 def _check_device(device):
     if device is not None:
-        from .device import device as _device
         _device(device)
 
 
@@ -242,3 +242,6 @@ def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None) -> Tensor:
 __all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "zeros_like", "ones_like",
            "empty_like", "full_like", "arange", "linspace", "eye", "rand", "randn", "randint", "randperm",
            "rand_like", "randn_like", "randint_like", "bernoulli", "multinomial", "normal"]
+
+
+__all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like", "full_like", "arange", "linspace", "eye", "rand", "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like", "bernoulli", "multinomial", "normal"]
