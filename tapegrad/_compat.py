@@ -14,7 +14,7 @@ from ._tape import grad_mode
 from ._tape.grad_mode import _GradModeContext
 from .tensor import Size, Tensor  # noqa: F401  (Size: tapegrad.Size)
 from .ops import format as _format
-from .ops import compare, composite, elementwise, linalg, matrix, reduction, shape, sorting, special
+from . import ops
 
 dtype = np.dtype  # tapegrad's dtypes are numpy dtypes: isinstance(x.dtype, tapegrad.dtype) holds
 
@@ -209,24 +209,25 @@ def _with_out(fn):
     return call
 
 
-def _out_functions():
-    """The top-level functions that accept ``out=`` in PyTorch and that tapegrad wraps: every op
-    of these families (the Tensor methods call the unwrapped ops, so the hot path is unchanged)."""
-    names = {}
-    for mod in (elementwise, compare, reduction, linalg, matrix, special, sorting, composite):
-        for n in mod.__all__:
-            f = getattr(mod, n)
-            if callable(f) and not isinstance(f, type) and not n.endswith("_") and n not in _NO_OUT:
-                names[n] = _with_out(f)
-    for n in ("cat", "concat", "concatenate", "stack", "narrow", "flip"):
-        names[n] = _with_out(getattr(shape, n))
-    return names
-
-
-_NO_OUT = {"where", "allclose", "equal", "return_types", "select", "positive", "tensor_split", "hsplit", "vsplit",
-           "dsplit", "aminmax", "var_mean", "std_mean", "unique", "unique_consecutive", "tril_indices",
-           "triu_indices", "histc", "isin"}
-_OUT = _out_functions()
+# The top-level functions that accept ``out=`` in PyTorch and that tapegrad wraps (the Tensor
+# methods call the unwrapped ops, so the hot path is unchanged).
+_OUT_NAMES = """
+    abs absolute acos acosh add addbmm addcdiv addcmul addmm addmv addr all amax amin any arccos arccosh arcsin
+    arcsinh arctan arctan2 arctanh argmax argmin argsort asin asinh atan atan2 atanh baddbmm bincount
+    bitwise_and bitwise_not bitwise_or bitwise_xor block_diag bmm bucketize cartesian_prod cat cdist ceil
+    chain_matmul clamp clamp_max clamp_min clip concat concatenate copysign corrcoef cos cosh count_nonzero cov
+    cross cummax cummin cumprod cumsum deg2rad det diag diag_embed diagflat diagonal diff digamma dist div
+    divide dot einsum eq erf erfc erfinv exp exp2 expm1 fix flip float_power floor floor_divide fmax fmin fmod
+    frac ge ger greater greater_equal gt heaviside hypot index_copy inner inverse isclose isfinite isinf isnan
+    isneginf isposinf isreal kron kthvalue le lerp less less_equal lgamma log log10 log1p log2 logaddexp
+    logaddexp2 logcumsumexp logical_and logical_not logical_or logical_xor logit logsumexp lt matmul
+    matrix_power max maximum mean median min minimum mm mode msort mul multiply mv nan_to_num nanmean nanmedian
+    nansum narrow ne neg negative norm not_equal outer pdist polygamma pow prod quantile rad2deg ravel
+    reciprocal relu remainder round rsqrt searchsorted sgn sigmoid sign signbit sin sinc sinh sort sqrt square
+    stack std sub subtract sum sum_to_size tan tanh tensordot topk trace trapezoid trapz tril triu true_divide
+    trunc vander var vdot xlogy
+""".split()
+_OUT = {n: _with_out(getattr(ops, n)) for n in _OUT_NAMES}
 globals().update(_OUT)
 
 

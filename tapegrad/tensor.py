@@ -487,11 +487,11 @@ class Tensor:
     def copy_(self, src): return _ops.copy_(self, src)
 
     # ------------------------------------------------------------ PyTorch API for ported scripts
-    def new_zeros(self, *size, dtype=None, requires_grad=False): return _ops.layout.new_like(self, "zeros", size, dtype, requires_grad)
-    def new_ones(self, *size, dtype=None, requires_grad=False): return _ops.layout.new_like(self, "ones", size, dtype, requires_grad)
-    def new_empty(self, *size, dtype=None, requires_grad=False): return _ops.layout.new_like(self, "empty", size, dtype, requires_grad)
-    def new_full(self, size, fill_value, dtype=None, requires_grad=False): return _ops.layout.new_like(self, "full", size, dtype, requires_grad, fill_value)
-    def new_tensor(self, data, dtype=None, requires_grad=False): return _ops.layout.new_like(self, "tensor", data, dtype, requires_grad)
+    def new_zeros(self, *size, dtype=None, requires_grad=False): return _ops.creation.new_like(self, "zeros", size, dtype, requires_grad)
+    def new_ones(self, *size, dtype=None, requires_grad=False): return _ops.creation.new_like(self, "ones", size, dtype, requires_grad)
+    def new_empty(self, *size, dtype=None, requires_grad=False): return _ops.creation.new_like(self, "empty", size, dtype, requires_grad)
+    def new_full(self, size, fill_value, dtype=None, requires_grad=False): return _ops.creation.new_like(self, "full", size, dtype, requires_grad, fill_value)
+    def new_tensor(self, data, dtype=None, requires_grad=False): return _ops.creation.new_like(self, "tensor", data, dtype, requires_grad)
     def byte(self): return _ops.cast(self, _dtype.uint8)
     def char(self): return _ops.cast(self, _dtype.int8)
     def short(self): return _ops.cast(self, _dtype.int16)
@@ -609,7 +609,7 @@ class Tensor:
     def t_(self): return _ops.t_(self)
     def transpose_(self, dim0, dim1): return _ops.transpose_(self, dim0, dim1)
 
-    # more of PyTorch's Tensor API (tapegrad.ops.composite)
+    # more of PyTorch's Tensor API
     def absolute(self): return _ops.abs(self)
     def negative(self): return _ops.neg(self)
     def positive(self): return self

@@ -24,9 +24,11 @@ from ..tensor import Tensor
 from .. import ops as _ops
 from ..ops.activation import (elu, gelu, hardtanh, leaky_relu, log_softmax, logsigmoid, one_hot,  # noqa: F401
                               relu6, silu, softmax, softplus)
+from ..ops.linalg import pdist  # noqa: F401
 from ..ops.conv import (adaptive_avg_pool2d, avg_pool2d, conv2d, conv_transpose2d, max_pool2d,  # noqa: F401
                         max_unpool2d)
-from ..ops.elementwise import relu as _relu_op, sigmoid, tanh  # noqa: F401
+from ..ops.activation import relu as _relu_op
+from ..ops.pointwise import sigmoid, tanh  # noqa: F401
 
 
 def _const(arr, dtype=None) -> Tensor:
@@ -890,7 +892,6 @@ def upsample(input, size=None, scale_factor=None, mode: str = "nearest", align_c
 
 
 # ---------------------------------------------------------------- more of PyTorch's functional API
-from ..ops.composite import pdist  # noqa: E402,F401
 
 
 def _inplace_result(input, out, inplace):

@@ -1,8 +1,4 @@
-"""Activations and the nn-flavoured ops (softmax, log_softmax, one_hot), with PyTorch's semantics.
-
-``tapegrad.nn.functional`` re-exports these. Forwards are numerically stable (softmax and
-friends subtract the max; softplus and logsigmoid go through ``logaddexp``).
-"""
+"""Activation functions (``relu``, ``gelu``, ``silu``, ``softmax``, ...) and ``one_hot``."""
 from __future__ import annotations
 
 import math
@@ -11,10 +7,12 @@ import numpy as np
 import scipy.special as _sp
 
 from .. import _dtype
-Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 from .._tape.registry import apply, defop
 from ._util import norm_dim
-from .elementwise import _masked, erf, exp, sigmoid, tanh, where
+from .inplace import _unary_
+from .pointwise import _masked, _no_bool, _unary, erf, exp, sigmoid, tanh, where
+
+Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
 
 def _float_input(input, opname):
@@ -203,5 +201,25 @@ def one_hot(tensor, num_classes=-1):
     return Tensor._wrap(out)
 
 
-__all__ = ["leaky_relu", "elu", "gelu", "softplus", "silu", "logsigmoid", "hardtanh", "relu6", "softmax",
-           "log_softmax", "one_hot"]
+_relu, _relu_fn = _unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype, copy=False),
+                     lambda g, out, x: apply(_relu_backward, g, out), saves_output=True, saves=())
+def relu(input):
+    _no_bool(input, "relu")
+    return apply(_relu, input)
+
+
+# relu's VJP as one op (PyTorch's threshold_backward), not three (gt, to, mul): ``g`` where
+# ``out > 0``. Linear in ``g``, so its own VJP is itself; piecewise constant in ``out``.
+# A select, not a product, as PyTorch's: an inf or NaN upstream gradient where out <= 0 gives 0.
+_relu_backward = defop("relu_backward", lambda g, out: np.where(out > 0, g, g.dtype.type(0)),
+                       lambda gg, res, g, out: apply(_relu_backward, gg, out), None, saves=(1,))
+
+
+relu_ = _unary_(relu, "relu_")
+
+
+silu_ = _unary_(silu, "silu_")
+
+
+__all__ = ["leaky_relu", "elu", "gelu", "softplus", "silu", "logsigmoid", "hardtanh", "relu6", "softmax", "log_softmax",
+           "one_hot", "relu", "relu_", "silu_"]

@@ -21,9 +21,11 @@ import numpy as np
 
 from .. import _C, _dtype
 from .._tape import grad_mode
-Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 from .._tape.registry import apply, defop
-from .linalg import matmul
+from .matmul import matmul
+
+Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
+
 
 _c = np.ascontiguousarray
 

@@ -1,13 +1,20 @@
-"""Tensor creation, with PyTorch's names and dtype defaults (floats float32, ints int64)."""
+"""Tensor creation with PyTorch's names and dtype defaults (floats float32, ints int64), and
+random sampling: the new tensors (``rand``, ``randn``, ...) and the in-place fills (``uniform_``,
+``normal_``, ...).
+"""
 from __future__ import annotations
 
 import numbers
 
 import numpy as np
 
-from .. import _dtype
-from .. import random as _random
+from .. import _dtype, random as _random
+from .._tape import grad_mode
 from ..device import device as _device
+from .inplace import inplace
+from .pointwise import _replace, mul
+from .shape import stack
+
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
 
@@ -239,9 +246,90 @@ def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None) -> Tensor:
     return Tensor._wrap((_random.rng(generator).standard_normal(shape) * s + m).astype(d))
 
 
+def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_grad=False):
+    """``steps`` points ``base ** linspace(start, end)``."""
+    d = _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype()
+    t = Tensor._wrap(np.power(float(base), np.linspace(float(start), float(end), int(steps))).astype(d))
+    return t.requires_grad_() if requires_grad else t
+
+
+def new_like(self, kind, arg, dtype, requires_grad, fill_value=None):
+    """``Tensor.new_zeros/new_ones/new_empty/new_full/new_tensor``: ``self``'s dtype unless ``dtype`` is given."""
+    d = self.dtype if dtype is None else _dtype.to_dtype(dtype)
+    if kind == "tensor":
+        return tensor(arg, dtype=d, requires_grad=requires_grad)
+    if kind == "full":
+        return full(arg, fill_value, dtype=d, requires_grad=requires_grad)
+    return globals()[kind](*arg, dtype=d, requires_grad=requires_grad)
+
+
+# ---------------------------------------------------------------- random fills
+def _fill_random(self, values: np.ndarray, opname):
+    """Overwrite ``self`` with fresh values; while recording, ``self`` gets a zero gradient."""
+    if grad_mode.state.enabled and self._requires_grad:
+        return inplace(self, lambda s: _replace(s, Tensor._wrap(values)), opname)
+    if not self._data.flags.writeable:
+        raise RuntimeError(f"{opname}: the tensor is a read-only (expanded) view; clone() it first")
+    self._data[...] = values
+    self._version[0] += 1
+    return self
+
+
+def _float_self(self, opname):
+    if self._data.dtype.kind != "f":
+        raise RuntimeError(f"{opname}: expected a floating-point tensor, got {self._data.dtype}")
+
+
+def uniform_(self, a=0.0, b=1.0, *, generator=None):
+    """Fill with draws from U(a, b), from tapegrad's global generator (or ``generator``)."""
+    _float_self(self, "uniform_")
+    v = _random.rng(generator).uniform(a, b, self.shape).astype(self.dtype)
+    return _fill_random(self, v, "uniform_")
+
+
+def normal_(self, mean=0.0, std=1.0, *, generator=None):
+    """Fill with draws from N(mean, std**2)."""
+    _float_self(self, "normal_")
+    if std < 0:
+        raise RuntimeError(f"normal_ expects std >= 0.0, but found std {std}")
+    v = (_random.rng(generator).standard_normal(self.shape) * std + mean).astype(self.dtype)
+    return _fill_random(self, v, "normal_")
+
+
+def bernoulli_(self, p=0.5, *, generator=None):
+    """Fill with 1 with probability ``p`` (a number or a tensor), else 0."""
+    prob = p._data if isinstance(p, Tensor) else p
+    v = (_random.rng(generator).random(self.shape) < prob).astype(self.dtype)
+    return _fill_random(self, v, "bernoulli_")
+
+
+def exponential_(self, lambd=1.0, *, generator=None):
+    _float_self(self, "exponential_")
+    return _fill_random(self, _random.rng(generator).exponential(1 / lambd, self.shape).astype(self.dtype),
+                        "exponential_")
+
+
+def random_(self, from_=0, to=None, *, generator=None):
+    lo, hi = (0, from_) if to is None else (from_, to)
+    return _fill_random(self, _random.rng(generator).integers(lo, hi, self.shape).astype(self.dtype), "random_")
+
+
+def tril_indices(row, col, offset=0, *, dtype=None, device=None):
+    return Tensor._wrap(np.stack(np.tril_indices(row, offset, col)).astype(_dtype.to_dtype(dtype or "int64")))
+
+
+def triu_indices(row, col, offset=0, *, dtype=None, device=None):
+    return Tensor._wrap(np.stack(np.triu_indices(row, offset, col)).astype(_dtype.to_dtype(dtype or "int64")))
+
+
+def vander(x, N=None, increasing=False):
+    n = x.shape[0] if N is None else N
+    powers = [x ** k if k else mul(x, 0) + 1 for k in range(n)]
+    cols = powers if increasing else powers[::-1]
+    return stack(cols, 1) if cols else Tensor._wrap(np.zeros((x.shape[0], 0), x.dtype))
+
+
 __all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "zeros_like", "ones_like",
-           "empty_like", "full_like", "arange", "linspace", "eye", "rand", "randn", "randint", "randperm",
-           "rand_like", "randn_like", "randint_like", "bernoulli", "multinomial", "normal"]
-
-
-__all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like", "full_like", "arange", "linspace", "eye", "rand", "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like", "bernoulli", "multinomial", "normal"]
+           "empty_like", "full_like", "arange", "linspace", "eye", "rand", "randn", "randint", "randperm", "rand_like",
+           "randn_like", "randint_like", "bernoulli", "multinomial", "normal", "logspace", "uniform_", "normal_",
+           "bernoulli_", "exponential_", "random_", "tril_indices", "triu_indices", "vander"]

@@ -1,4 +1,8 @@
-"""Shape ops: views (sharing memory and the version counter with their input) and copies."""
+"""Shape and movement: views (``view``/``reshape``/``permute``/``transpose``/``expand``), joining and
+splitting (``cat``/``stack``/``split``/``chunk``), ``flip``/``roll``/``repeat``, padding, the
+triangles and diagonals (``tril``, ``diagonal``, ``diag_embed``, ``trace``) and the in-place
+shape changes (``unsqueeze_``, ``t_``, ...).
+"""
 from __future__ import annotations
 
 import builtins
@@ -6,9 +10,12 @@ import builtins
 import numpy as np
 
 from .. import _dtype
-Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
+from .._tape import grad_mode
 from .._tape.registry import apply, defop
 from ._util import norm_dim, norm_dims
+from .inplace import _check_leaf, inplace
+
+Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
 
 def _shape_arg(shape):
@@ -405,7 +412,6 @@ def pad(input, pad, mode="constant", value=None):
         raise NotImplementedError(f"pad: mode {mode!r} is not supported (use constant, reflect, replicate, circular)")
     if value not in (None, 0):
         raise RuntimeError(f"pad: padding mode {mode!r} doesn't take in value argument")
-    from .indexing import index_select
     for d, (lo, hi) in enumerate(widths):
         if lo or hi:
             n = input.shape[d]
@@ -413,7 +419,7 @@ def pad(input, pad, mode="constant", value=None):
             if builtins.max(lo, hi) > limit or (mode == "replicate" and n == 0):
                 raise RuntimeError(f"pad: padding ({lo}, {hi}) of dim {d} is too large for mode {mode!r} and an "
                                    f"input of shape {tuple(input.shape)}")
-            input = index_select(input, d, Tensor._wrap(_pad_index(n, lo, hi, mode)))
+            input = input.index_select(d, Tensor._wrap(_pad_index(n, lo, hi, mode)))
     return input
 
 
@@ -494,7 +500,375 @@ def roll(input, shifts, dims=None):
     return apply(_roll, input, shifts=shifts, dims=dims)
 
 
-__all__ = ["reshape", "view", "expand", "broadcast_to", "permute", "transpose", "t", "cast", "clone",
-           "contiguous", "flatten", "unflatten", "squeeze", "unsqueeze", "movedim", "moveaxis", "swapaxes",
-           "swapdims", "narrow", "cat", "concat", "concatenate", "stack", "split", "chunk", "unbind", "pad",
-           "flip", "fliplr", "flipud", "repeat", "tile", "roll"]
+def _tensors(tensors, opname):
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{opname}(): expected Tensors, got {type(t).__name__} at position {i}")
+    return tensors
+
+
+def atleast_1d(*tensors):
+    ts = _tensors(tensors, "atleast_1d")
+    out = tuple(t.reshape(1) if t.ndim == 0 else t for t in ts)
+    return out[0] if len(out) == 1 else out
+
+
+def atleast_2d(*tensors):
+    ts = _tensors(tensors, "atleast_2d")
+    out = tuple(t.reshape((1,) * (2 - t.ndim) + tuple(t.shape)) if t.ndim < 2 else t for t in ts)
+    return out[0] if len(out) == 1 else out
+
+
+def atleast_3d(*tensors):
+    """0-d -> (1, 1, 1), 1-d (n,) -> (1, n, 1), 2-d (m, n) -> (m, n, 1), as numpy."""
+    def up(t):
+        if t.ndim == 0:
+            return t.reshape(1, 1, 1)
+        if t.ndim == 1:
+            return t.reshape(1, -1, 1)
+        if t.ndim == 2:
+            return t.unsqueeze(-1)
+        return t
+    out = tuple(up(t) for t in _tensors(tensors, "atleast_3d"))
+    return out[0] if len(out) == 1 else out
+
+
+def hstack(tensors):
+    """Concatenate along dim 1 (dim 0 for 1-D tensors)."""
+    ts = [atleast_1d(t) for t in _tensors((tensors,), "hstack")]
+    return cat(ts, 0 if ts[0].ndim == 1 else 1)
+
+
+def vstack(tensors):
+    """Concatenate along dim 0, after making every tensor at least 2-D."""
+    return cat([atleast_2d(t) for t in _tensors((tensors,), "vstack")], 0)
+
+
+row_stack = vstack
+
+
+def dstack(tensors):
+    """Concatenate along dim 2, after making every tensor at least 3-D."""
+    return cat([atleast_3d(t) for t in _tensors((tensors,), "dstack")], 2)
+
+
+def column_stack(tensors):
+    ts = _tensors((tensors,), "column_stack")
+    return hstack([t.reshape(-1, 1) if t.ndim < 2 else t for t in ts])
+
+
+def broadcast_shapes(*shapes):
+    """The shape all ``shapes`` broadcast to (ints count as 1-D shapes)."""
+    shapes = [(s,) if isinstance(s, (int, np.integer)) else tuple(s) for s in shapes]
+    try:
+        return tuple(int(s) for s in np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise RuntimeError(f"broadcast_shapes: shapes {shapes} cannot be broadcast together") from None
+
+
+def broadcast_tensors(*tensors):
+    """Every tensor expanded (a view) to their common broadcast shape."""
+    ts = _tensors(tensors, "broadcast_tensors")
+    shape = broadcast_shapes(*[t.shape for t in ts])
+    return tuple(t.expand(shape) for t in ts)
+
+
+def meshgrid(*tensors, indexing="ij"):
+    """Coordinate grids from 1-D tensors; ``indexing='xy'`` swaps the first two dims (numpy's default)."""
+    ts = _tensors(tensors, "meshgrid")
+    if indexing not in ("ij", "xy"):
+        raise RuntimeError(f"meshgrid: indexing must be one of 'xy' or 'ij', but received: {indexing}")
+    for t in ts:
+        if t.ndim > 1:
+            raise RuntimeError(f"meshgrid: Expected 0D or 1D tensor in the tensor list but got a tensor of "
+                               f"shape {tuple(t.shape)}")
+    ts = [t.reshape(-1) for t in ts]
+    shape = tuple(t.shape[0] for t in ts)
+    out = [t.reshape(tuple(-1 if k == i else 1 for k in range(len(ts)))).expand(shape) for i, t in enumerate(ts)]
+    if indexing == "xy" and len(ts) >= 2:  # numpy's convention: the first two dims swapped
+        out = [o.transpose(0, 1) for o in out]
+    return tuple(out)
+
+
+def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
+    """Repeat each element ``repeats`` times (an int or a 1-D tensor of counts) along ``dim``.
+
+    ``repeat_interleave(counts)`` alone gives ``arange(len(counts))`` repeated by ``counts``.
+    """
+    if repeats is None:
+        counts = input._data
+        return Tensor._wrap(np.repeat(np.arange(counts.size, dtype=np.int64), counts))
+    if dim is None:
+        input, d = input.reshape(-1), 0
+    else:
+        d = norm_dim(dim, input.ndim, "repeat_interleave")
+    n = input.shape[d] if input.ndim else 1
+    r = repeats._data if isinstance(repeats, Tensor) else np.asarray(repeats)
+    if r.ndim > 1 or (r.ndim == 1 and r.size not in (1, n)):
+        raise RuntimeError(f"repeat_interleave: repeats must have the same size as input along dim {d} "
+                           f"(got {r.size} repeats for size {n})")
+    if (r < 0).any():
+        raise RuntimeError("repeat_interleave: repeats can not be negative")
+    if input.ndim == 0:
+        input = input.reshape(1)
+    idx = np.repeat(np.arange(n, dtype=np.int64), r.reshape(-1) if r.ndim else int(r))
+    return input.index_select(d, Tensor._wrap(idx))
+
+
+def rot90(input, k=1, dims=(0, 1)):
+    """Rotate by 90 degrees ``k`` times in the plane ``dims`` (from the first towards the second)."""
+    if len(dims) != 2:
+        raise RuntimeError(f"rot90: expected total rotation dims == 2, but got dims = {len(dims)}")
+    if input.ndim < 2:
+        raise RuntimeError(f"rot90: expected total dims >= 2, but got total dims = {input.ndim}")
+    d0, d1 = (norm_dim(d, input.ndim, "rot90") for d in dims)
+    if d0 == d1:
+        raise RuntimeError(f"rot90: expected rotation dims to be different, but got dim0 = {d0} and dim1 = {d1}")
+    k %= 4
+    if k == 1:
+        return transpose(flip(input, (d1,)), d0, d1)
+    if k == 2:
+        return flip(input, (d0, d1))
+    if k == 3:
+        return transpose(flip(input, (d0,)), d0, d1)
+    return clone(input)
+
+
+def unfold(input, dimension, size, step):
+    """All windows of ``size`` along ``dimension``, ``step`` apart, as a new last dim.
+
+    >>> tapegrad.arange(5.0).unfold(0, 2, 2)
+    tensor([[0., 1.],
+            [2., 3.]])
+    """
+    x = input.reshape(1) if input.ndim == 0 else input
+    d = norm_dim(dimension, x.ndim, "unfold")
+    n = x.shape[d]
+    if size > n or size < 0:
+        raise RuntimeError(f"unfold: maximum size for tensor at dimension {d} is {n} but size is {size}")
+    if step <= 0:
+        raise RuntimeError(f"unfold: step is {step} but must be > 0")
+    count = (n - size) // step + 1
+    idx = (np.arange(count)[:, None] * step + np.arange(size)[None, :]).reshape(-1)
+    picked = x.index_select(d, Tensor._wrap(idx.astype(np.int64)))
+    picked = picked.reshape(tuple(x.shape[:d]) + (count, size) + tuple(x.shape[d + 1:]))
+    out = movedim(picked, d + 1, -1)
+    return out.reshape(size) if input.ndim == 0 else out
+
+
+# ---------------------------------------------------------------- triangles, diagonals, trace
+_tril = defop("tril", lambda x, diagonal: np.tril(x, diagonal),
+              lambda g, out, x, diagonal: apply(_tril, g, diagonal=diagonal), saves=())
+_triu = defop("triu", lambda x, diagonal: np.triu(x, diagonal),
+              lambda g, out, x, diagonal: apply(_triu, g, diagonal=diagonal), saves=())
+
+
+def _tri(op, input, diagonal, opname):
+    if input.ndim < 2:
+        raise RuntimeError(f"{opname}: input tensor must have at least 2 dimensions, got shape {tuple(input.shape)}")
+    return apply(op, input, diagonal=int(diagonal))
+
+
+def tril(input, diagonal=0):
+    """The lower triangle (on and below ``diagonal``) of the last two dims; zeros above."""
+    return _tri(_tril, input, diagonal, "tril")
+
+
+def triu(input, diagonal=0):
+    """The upper triangle (on and above ``diagonal``) of the last two dims; zeros below."""
+    return _tri(_triu, input, diagonal, "triu")
+
+
+def _diag_index(n1, n2, offset):
+    k = builtins.max(0, builtins.min(n1 + builtins.min(offset, 0), n2 - builtins.max(offset, 0)))
+    i = np.arange(k)
+    return i + builtins.max(-offset, 0), i + builtins.max(offset, 0)
+
+
+def _diag_embed_fwd(g, shape, offset, dim1, dim2):
+    """Zeros of ``shape`` with ``g``'s last dim written on the ``offset`` diagonal of (dim1, dim2)."""
+    z = np.zeros(shape, dtype=g.dtype)
+    zm = np.moveaxis(z, (dim1, dim2), (-2, -1))
+    rows, cols = _diag_index(shape[dim1], shape[dim2], offset)
+    zm[..., rows, cols] = g
+    return z
+
+
+_diagonal = defop("diagonal", lambda x, offset, dim1, dim2: np.diagonal(x, offset, dim1, dim2).copy(),
+                  lambda g, out, x, offset, dim1, dim2: apply(_diag_embed, g, shape=tuple(x.shape), offset=offset,
+                                                             dim1=dim1, dim2=dim2), saves=())
+_diag_embed = defop("diag_embed", _diag_embed_fwd,
+                    lambda g, out, v, shape, offset, dim1, dim2: apply(_diagonal, g, offset=offset, dim1=dim1,
+                                                                      dim2=dim2), saves=())
+
+
+def diagonal(input, offset=0, dim1=0, dim2=1):
+    """The ``offset`` diagonal of dims (dim1, dim2), as a new last dim (a copy in tapegrad)."""
+    d1, d2 = norm_dim(dim1, input.ndim, "diagonal"), norm_dim(dim2, input.ndim, "diagonal")
+    if d1 == d2:
+        raise RuntimeError(f"diagonal: dim1 and dim2 cannot be identical, but got dim1 = dim2 = {dim1}")
+    return apply(_diagonal, input, offset=int(offset), dim1=d1, dim2=d2)
+
+
+def diag_embed(input, offset=0, dim1=-2, dim2=-1):
+    """A tensor whose ``offset`` diagonal over (dim1, dim2) holds ``input``'s last dim; zeros elsewhere."""
+    nd = input.ndim + 1
+    d1, d2 = norm_dim(dim1, nd, "diag_embed"), norm_dim(dim2, nd, "diag_embed")
+    if d1 == d2:
+        raise RuntimeError(f"diag_embed: dim1 and dim2 cannot be identical, but got {dim1}")
+    n = input.shape[-1] + builtins.abs(int(offset))
+    rest = list(input.shape[:-1])
+    shape = []
+    for k in range(nd):
+        shape.append(n if k in (d1, d2) else rest.pop(0))
+    return apply(_diag_embed, input, shape=tuple(shape), offset=int(offset), dim1=d1, dim2=d2)
+
+
+def diag(input, diagonal=0):
+    """1-D input: a square matrix with it on the ``diagonal``; 2-D input: that diagonal, 1-D."""
+    if input.ndim == 1:
+        return diag_embed(input, diagonal, 0, 1)
+    if input.ndim == 2:
+        return globals()["diagonal"](input, diagonal, 0, 1)
+    raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {input.ndim}D (shape {tuple(input.shape)})")
+
+
+def trace(input):
+    """The sum of the main diagonal of a 2-D tensor."""
+    if input.ndim != 2:
+        raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input.ndim}")
+    return diagonal(input).sum()
+
+
+def tril_(self, diagonal=0):
+    return inplace(self, lambda s: tril(s, diagonal), "tril_")
+
+
+def triu_(self, diagonal=0):
+    return inplace(self, lambda s: triu(s, diagonal), "triu_")
+
+
+# ---------------------------------------------------------------- in-place shape changes
+def _reshape_inplace(self, fn, opname):
+    """Make ``self`` the result of the view op ``fn`` (its data and, while recording, its node)."""
+    if not (grad_mode.state.enabled and self._requires_grad):
+        self._data = fn(self.detach())._data
+        return self
+    _check_leaf(self, opname)
+    before = Tensor._wrap(self._data)
+    before._version, before.grad_fn, before._requires_grad = self._version, self.grad_fn, True
+    res = fn(before)
+    self._data, self.grad_fn = res._data, res.grad_fn
+    return self
+
+
+def unsqueeze_(self, dim):
+    return _reshape_inplace(self, lambda s: unsqueeze(s, dim), "unsqueeze_")
+
+
+def squeeze_(self, dim=None):
+    return _reshape_inplace(self, lambda s: squeeze(s, dim), "squeeze_")
+
+
+def t_(self):
+    return _reshape_inplace(self, t, "t_")
+
+
+def transpose_(self, dim0, dim1):
+    return _reshape_inplace(self, lambda s: transpose(s, dim0, dim1), "transpose_")
+
+
+def ravel(input):
+    return reshape(input, -1)
+
+
+def select(input, dim, index):
+    """``input[..., index, ...]`` with ``index`` at ``dim`` (that dim removed)."""
+    d = norm_dim(dim, input.ndim, "select")
+    n = input.shape[d]
+    if not -n <= index < n:
+        raise IndexError(f"select(): index {index} out of range for tensor of size {tuple(input.shape)} at "
+                         f"dimension {dim}")
+    return input[(slice(None),) * d + (int(index),)]  # the operator: indexing sits above shape
+
+
+# ---------------------------------------------------------------- splitting
+def tensor_split(input, indices_or_sections, dim=0):
+    """Split into ``n`` nearly equal parts (the first ones one larger) or at the given indices."""
+    if input.ndim == 0:
+        raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a tensor with 0 dims")
+    d = norm_dim(dim, input.ndim, "tensor_split")
+    size = input.shape[d]
+    if isinstance(indices_or_sections, Tensor):
+        indices_or_sections = indices_or_sections.tolist()
+    if isinstance(indices_or_sections, (builtins.int, np.integer)):
+        n = builtins.int(indices_or_sections)
+        if n <= 0:
+            raise RuntimeError(f"tensor_split: number of sections must be larger than 0, got {n}")
+        q, r = divmod(size, n)
+        bounds = np.cumsum([0] + [q + 1] * r + [q] * (n - r))
+    else:
+        idx = [builtins.min(builtins.max(builtins.int(i), 0), size) for i in indices_or_sections]
+        bounds = [0] + idx + [size]
+    return tuple(narrow(input, d, builtins.int(a), builtins.max(builtins.int(b) - builtins.int(a), 0))
+                 for a, b in zip(bounds[:-1], bounds[1:]))
+
+
+def hsplit(input, indices_or_sections):
+    return _nsplit(input, indices_or_sections, 1 if input.ndim > 1 else 0, "hsplit")
+
+
+def vsplit(input, indices_or_sections):
+    return _nsplit(input, indices_or_sections, 0, "vsplit")
+
+
+def dsplit(input, indices_or_sections):
+    return _nsplit(input, indices_or_sections, 2, "dsplit")
+
+
+def _nsplit(input, sections, dim, name):
+    if isinstance(sections, (builtins.int, np.integer)) and input.shape[dim] % sections:
+        raise RuntimeError(f"torch.{name} attempted to split along dimension {dim}, but the size of the dimension "
+                           f"{input.shape[dim]} is not divisible by the split_size {sections}!")
+    return tensor_split(input, sections, dim)
+
+
+def cartesian_prod(*tensors):
+    if len(tensors) == 1:
+        return tensors[0]
+    grids = meshgrid(*tensors, indexing="ij")
+    return stack([reshape(g, -1) for g in grids], 1)
+
+
+def block_diag(*tensors):
+    """A block-diagonal matrix of the (0-, 1- or 2-D) tensors."""
+    mats = [reshape(t, (1, -1)) if t.ndim < 2 else t for t in tensors]
+    if not mats:
+        return Tensor._wrap(np.zeros((1, 0), dtype=_dtype.get_default_dtype()))
+    dtype = mats[0].dtype
+    for m in mats[1:]:
+        dtype = _dtype.result_type(np.empty(0, dtype), np.empty(0, m.dtype))
+    cols = builtins.sum(m.shape[1] for m in mats)
+    rows, start = [], 0
+    for m in mats:
+        m = m.to(dtype)
+        w = m.shape[1]
+        rows.append(pad(m, (start, cols - start - w)))
+        start += w
+    return cat(rows, 0)
+
+
+def diagflat(input, offset=0):
+    return diag(reshape(input, -1), offset)
+
+
+__all__ = ["reshape", "view", "expand", "broadcast_to", "permute", "transpose", "t", "cast", "clone", "contiguous",
+           "flatten", "unflatten", "squeeze", "unsqueeze", "movedim", "moveaxis", "swapaxes", "swapdims", "narrow",
+           "cat", "concat", "concatenate", "stack", "split", "chunk", "unbind", "pad", "flip", "fliplr", "flipud",
+           "repeat", "tile", "roll", "atleast_1d", "atleast_2d", "atleast_3d", "hstack", "vstack", "row_stack",
+           "dstack", "column_stack", "broadcast_shapes", "broadcast_tensors", "meshgrid", "repeat_interleave", "rot90",
+           "unfold", "tril", "triu", "diagonal", "diag_embed", "diag", "trace", "tril_", "triu_", "unsqueeze_",
+           "squeeze_", "t_", "transpose_", "ravel", "select", "tensor_split", "hsplit", "vsplit", "dsplit",
+           "cartesian_prod", "block_diag", "diagflat"]

@@ -1,10 +1,14 @@
-"""Comparisons and logical ops: bool results, no gradient, never recorded."""
+"""Comparisons, logical and bitwise ops, and the predicates (``isnan``, ``isin``, ``allclose``, ...).
+None of them is differentiable: their results are bool tensors.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 from ._util import pair
+from .inplace import _inplace_of
+
+Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
 
 def _cmp(npfn, name):
@@ -86,7 +90,38 @@ def isclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False):
     return Tensor._wrap(np.isclose(input._data, other._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
-__all__ = ["eq", "ne", "lt", "le", "gt", "ge", "greater", "less", "greater_equal", "less_equal",
-           "not_equal", "logical_and", "logical_or", "logical_xor", "logical_not", "bitwise_not", "bitwise_and",
-           "bitwise_or", "bitwise_xor",
-           "isnan", "isinf", "isfinite", "equal", "allclose", "isclose"]
+def isneginf(input):
+    return Tensor._wrap(np.isneginf(input._data))
+
+
+def isposinf(input):
+    return Tensor._wrap(np.isposinf(input._data))
+
+
+def isreal(input):
+    return Tensor._wrap(np.ones(input.shape, dtype=bool))
+
+
+def isin(elements, test_elements, *, assume_unique=False, invert=False):
+    e = elements._data if isinstance(elements, Tensor) else np.asarray(elements)
+    t = test_elements._data if isinstance(test_elements, Tensor) else np.asarray(test_elements)
+    return Tensor._wrap(np.isin(e, t, assume_unique=assume_unique, invert=invert))
+
+
+def _cmp_inplace(fn):
+    return lambda s, o: fn(s, o).to(s.dtype)
+
+
+eq_ = _inplace_of(_cmp_inplace(eq), "eq_")
+ne_ = _inplace_of(_cmp_inplace(ne), "ne_")
+lt_ = _inplace_of(_cmp_inplace(lt), "lt_")
+le_ = _inplace_of(_cmp_inplace(le), "le_")
+gt_ = _inplace_of(_cmp_inplace(gt), "gt_")
+ge_ = _inplace_of(_cmp_inplace(ge), "ge_")
+logical_not_ = _inplace_of(lambda s: logical_not(s).to(s.dtype), "logical_not_")
+
+
+__all__ = ["eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor", "greater", "less",
+           "greater_equal", "less_equal", "not_equal", "bitwise_and", "bitwise_or", "bitwise_xor", "logical_not",
+           "bitwise_not", "isnan", "isinf", "isfinite", "equal", "allclose", "isclose", "isneginf", "isposinf",
+           "isreal", "isin", "eq_", "ne_", "lt_", "le_", "gt_", "ge_", "logical_not_"]
