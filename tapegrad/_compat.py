@@ -1,10 +1,9 @@
 """Names a ported PyTorch script touches that are not ops: ``Size``, ``dtype``, the legacy
 ``FloatTensor``-style constructors, ``inference_mode``, ``finfo``/``iinfo``, the switches that
-are no-ops on a deterministic CPU library (``use_deterministic_algorithms``, ``compile``, ...),
-and the ``out=`` argument of the top-level functions (``torch.matmul(a, b, out=c)``)."""
+are no-ops on a deterministic CPU library (``use_deterministic_algorithms``, ``compile``, ...).
+(``out=`` is part of each op's declaration: see ``ops/surface.py``.)"""
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 
@@ -14,7 +13,6 @@ from ._tape import grad_mode
 from ._tape.grad_mode import _GradModeContext
 from .tensor import Size, Tensor  # noqa: F401  (Size: tapegrad.Size)
 from .ops import format as _format
-from . import ops
 
 dtype = np.dtype  # tapegrad's dtypes are numpy dtypes: isinstance(x.dtype, tapegrad.dtype) holds
 
@@ -177,62 +175,8 @@ def compile(model=None, **kwargs):  # noqa: A001  (PyTorch's name)
     return model
 
 
-# ---------------------------------------------------------------- out=
-def _write_out(out, result, name):
-    if isinstance(result, tuple):
-        if not isinstance(out, (tuple, list)) or len(out) != len(result):
-            raise TypeError(f"{name}(): out= must be a tuple of {len(result)} tensors")
-        for o, r in zip(out, result):
-            _write_out(o, r, name)
-        return type(result)(*out) if hasattr(result, "_fields") else tuple(out)
-    if not isinstance(out, Tensor):
-        raise TypeError(f"{name}(): argument 'out' must be a Tensor, not {type(out).__name__}")
-    if grad_mode.state.enabled and (result.requires_grad or out.requires_grad):
-        raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic differentiation, "
-                           f"but one of the arguments requires grad.")
-    r = result._data
-    if not np.can_cast(r.dtype, out._data.dtype, casting="same_kind"):
-        raise RuntimeError(f"{name}(): result type {_dtype.name(r.dtype)} can't be cast to the desired output type "
-                           f"{_dtype.name(out._data.dtype)}")
-    if out._data.shape != r.shape:  # PyTorch resizes the out tensor
-        out._data = np.empty(r.shape, out._data.dtype)
-    np.copyto(out._data, r, casting="same_kind")
-    out._version[0] += 1
-    return out
-
-
-def _with_out(fn):
-    @functools.wraps(fn)
-    def call(*args, out=None, **kwargs):
-        result = fn(*args, **kwargs)
-        return result if out is None else _write_out(out, result, fn.__name__)
-    return call
-
-
-# The top-level functions that accept ``out=`` in PyTorch and that tapegrad wraps (the Tensor
-# methods call the unwrapped ops, so the hot path is unchanged).
-_OUT_NAMES = """
-    abs absolute acos acosh add addbmm addcdiv addcmul addmm addmv addr all amax amin any arccos arccosh arcsin
-    arcsinh arctan arctan2 arctanh argmax argmin argsort asin asinh atan atan2 atanh baddbmm bincount
-    bitwise_and bitwise_not bitwise_or bitwise_xor block_diag bmm bucketize cartesian_prod cat cdist ceil
-    chain_matmul clamp clamp_max clamp_min clip concat concatenate copysign corrcoef cos cosh count_nonzero cov
-    cross cummax cummin cumprod cumsum deg2rad det diag diag_embed diagflat diagonal diff digamma dist div
-    divide dot einsum eq erf erfc erfinv exp exp2 expm1 fix flip float_power floor floor_divide fmax fmin fmod
-    frac ge ger greater greater_equal gt heaviside hypot index_copy inner inverse isclose isfinite isinf isnan
-    isneginf isposinf isreal kron kthvalue le lerp less less_equal lgamma log log10 log1p log2 logaddexp
-    logaddexp2 logcumsumexp logical_and logical_not logical_or logical_xor logit logsumexp lt matmul
-    matrix_power max maximum mean median min minimum mm mode msort mul multiply mv nan_to_num nanmean nanmedian
-    nansum narrow ne neg negative norm not_equal outer pdist polygamma pow prod quantile rad2deg ravel
-    reciprocal relu remainder round rsqrt searchsorted sgn sigmoid sign signbit sin sinc sinh sort sqrt square
-    stack std sub subtract sum sum_to_size tan tanh tensordot topk trace trapezoid trapz tril triu true_divide
-    trunc vander var vdot xlogy
-""".split()
-_OUT = {n: _with_out(getattr(ops, n)) for n in _OUT_NAMES}
-globals().update(_OUT)
-
-
 __all__ = ["dtype", "Size", "FloatTensor", "DoubleTensor", "LongTensor", "IntTensor", "BoolTensor", "ByteTensor",
            "inference_mode", "is_inference_mode_enabled", "finfo", "iinfo", "is_floating_point", "is_complex",
            "is_nonzero", "result_type", "promote_types", "can_cast", "set_printoptions",
            "use_deterministic_algorithms", "are_deterministic_algorithms_enabled", "set_float32_matmul_precision",
-           "get_float32_matmul_precision", "compile"] + sorted(_OUT)
+           "get_float32_matmul_precision", "compile"]

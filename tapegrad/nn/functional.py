@@ -21,7 +21,7 @@ import numpy as np
 from .. import _dtype
 from .. import random as _random
 from ..tensor import Tensor
-from .. import ops as _ops
+from ..ops import plain as _ops  # the ops without their out= wrappers
 from ..ops.activation import (elu, gelu, hardtanh, leaky_relu, log_softmax, logsigmoid, one_hot,  # noqa: F401
                               relu6, silu, softmax, softplus)
 from ..ops.linalg import pdist  # noqa: F401

@@ -9,8 +9,8 @@ import scipy.special as _sp
 from .. import _dtype
 from .._tape.registry import apply, defop
 from ._util import norm_dim
-from .inplace import _unary_
 from .pointwise import _masked, _no_bool, _unary, erf, exp, sigmoid, tanh, where
+from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
@@ -32,6 +32,7 @@ _leaky_relu = defop("leaky_relu", _same(lambda x, negative_slope: np.where(x > 0
                     lambda g, out, x, negative_slope: where(x > 0, g, g * negative_slope))
 
 
+@public
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     """``x`` where ``x > 0``, else ``negative_slope * x``."""
     return apply(_leaky_relu, _float_input(input, "leaky_relu"), negative_slope=float(negative_slope))
@@ -41,6 +42,7 @@ _elu = defop("elu", _same(lambda x, alpha: np.where(x > 0, x, alpha * np.expm1(n
              lambda g, out, x, alpha: where(x > 0, g, g * exp(x) * alpha))
 
 
+@public
 def elu(input, alpha=1.0, inplace=False):
     """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)``."""
     return apply(_elu, _float_input(input, "elu"), alpha=float(alpha))
@@ -69,6 +71,7 @@ def _gelu_vjp(g, out, x, approximate):
 _gelu = defop("gelu", _same(_gelu_fwd), _gelu_vjp)
 
 
+@public
 def gelu(input, approximate="none"):
     """``x * Phi(x)`` (``approximate='tanh'``: the tanh approximation)."""
     if approximate not in ("none", "tanh"):
@@ -85,6 +88,7 @@ _softplus = defop("softplus", _same(_softplus_fwd),
                   lambda g, out, x, beta, threshold: where(x * beta > threshold, g, g * sigmoid(x * beta)))
 
 
+@public
 def softplus(input, beta=1.0, threshold=20.0):
     """``log(1 + exp(beta * x)) / beta``, linear where ``beta * x > threshold``."""
     return apply(_softplus, _float_input(input, "softplus"), beta=float(beta), threshold=float(threshold))
@@ -98,6 +102,7 @@ def _silu_vjp(g, x):
     return g * s * (x * (1 - s) + 1)
 
 
+@public(inplace=True)
 def silu(input, inplace=False):
     """``x * sigmoid(x)`` (a.k.a. swish)."""
     return apply(_silu, _float_input(input, "silu"))
@@ -106,6 +111,7 @@ def silu(input, inplace=False):
 _logsigmoid = defop("logsigmoid", _same(lambda x: -np.logaddexp(0, -x)), lambda g, out, x: g * sigmoid(-x))
 
 
+@public
 def logsigmoid(input):
     """``log(sigmoid(x))``, computed without overflow for large ``|x|``."""
     return apply(_logsigmoid, _float_input(input, "logsigmoid"))
@@ -116,12 +122,14 @@ _hardtanh = defop("hardtanh", lambda x, min_val, max_val: np.clip(x, min_val, ma
                   lambda g, out, x, min_val, max_val: _masked(g, (x > min_val) & (x < max_val)))
 
 
+@public
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
     return apply(_hardtanh, _float_input(input, "hardtanh"), min_val=float(min_val), max_val=float(max_val))
 
 
+@public
 def relu6(input, inplace=False):
     return hardtanh(input, 0.0, 6.0)
 
@@ -166,6 +174,7 @@ def _softmax_args(input, dim, dtype, opname):
     return input, (d if input.ndim else None)
 
 
+@public
 def softmax(input, dim=None, _stacklevel=3, dtype=None):
     """``exp(x) / exp(x).sum(dim)``, computed stably.
 
@@ -176,12 +185,14 @@ def softmax(input, dim=None, _stacklevel=3, dtype=None):
     return apply(_softmax, input, dim=d)
 
 
+@public
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     """``x - logsumexp(x, dim)``: exact and finite even for logits of magnitude 1e4."""
     input, d = _softmax_args(input, dim, dtype, "log_softmax")
     return apply(_log_softmax, input, dim=d)
 
 
+@public
 def one_hot(tensor, num_classes=-1):
     """Class indices (int64) to one-hot rows: shape ``tensor.shape + (num_classes,)``, int64."""
     a = tensor._data
@@ -203,6 +214,7 @@ def one_hot(tensor, num_classes=-1):
 
 _relu, _relu_fn = _unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype, copy=False),
                      lambda g, out, x: apply(_relu_backward, g, out), saves_output=True, saves=())
+@public(method=True, inplace=True, out=True)
 def relu(input):
     _no_bool(input, "relu")
     return apply(_relu, input)
@@ -213,13 +225,3 @@ def relu(input):
 # A select, not a product, as PyTorch's: an inf or NaN upstream gradient where out <= 0 gives 0.
 _relu_backward = defop("relu_backward", lambda g, out: np.where(out > 0, g, g.dtype.type(0)),
                        lambda gg, res, g, out: apply(_relu_backward, gg, out), None, saves=(1,))
-
-
-relu_ = _unary_(relu, "relu_")
-
-
-silu_ = _unary_(silu, "silu_")
-
-
-__all__ = ["leaky_relu", "elu", "gelu", "softplus", "silu", "logsigmoid", "hardtanh", "relu6", "softmax", "log_softmax",
-           "one_hot", "relu", "relu_", "silu_"]

@@ -7,6 +7,7 @@ import numpy as np
 
 from ._util import pair
 from .inplace import _inplace_of
+from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
@@ -24,15 +25,29 @@ def _cmp(npfn, name):
 
 
 eq = _cmp(np.equal, "eq")
+public(eq, method=True, out=True)
 ne = _cmp(np.not_equal, "ne")
+public(ne, method=True, out=True)
 lt = _cmp(np.less, "lt")
+public(lt, method=True, out=True)
 le = _cmp(np.less_equal, "le")
+public(le, method=True, out=True)
 gt = _cmp(np.greater, "gt")
+public(gt, method=True, out=True)
 ge = _cmp(np.greater_equal, "ge")
+public(ge, method=True, out=True)
 logical_and = _cmp(np.logical_and, "logical_and")
+public(logical_and, method=True, out=True)
 logical_or = _cmp(np.logical_or, "logical_or")
+public(logical_or, method=True, out=True)
 logical_xor = _cmp(np.logical_xor, "logical_xor")
+public(logical_xor, method=True, out=True)
 greater, less, greater_equal, less_equal, not_equal = gt, lt, ge, le, ne
+public(greater, name="greater", out=True)
+public(less, name="less", out=True)
+public(greater_equal, name="greater_equal", out=True)
+public(less_equal, name="less_equal", out=True)
+public(not_equal, name="not_equal", out=True)
 
 
 def _bitwise(npfn, name):
@@ -51,57 +66,72 @@ def _bitwise(npfn, name):
 
 # ``&``, ``|``, ``^``: bitwise on integers (logical on bools), as in PyTorch
 bitwise_and = _bitwise(np.bitwise_and, "bitwise_and")
+public(bitwise_and, method=True, out=True)
 bitwise_or = _bitwise(np.bitwise_or, "bitwise_or")
+public(bitwise_or, method=True, out=True)
 bitwise_xor = _bitwise(np.bitwise_xor, "bitwise_xor")
+public(bitwise_xor, method=True, out=True)
 
 
+@public(method=True, out=True)
 def logical_not(input):
     return Tensor._wrap(np.logical_not(input._data))
 
 
+@public(out=True)
 def bitwise_not(input):
     if input._data.dtype.kind == "f":
         raise TypeError("bitwise_not: not defined for floating-point tensors (use logical_not)")
     return Tensor._wrap(np.invert(input._data))
 
 
+@public(method=True, out=True)
 def isnan(input):
     return Tensor._wrap(np.isnan(input._data))
 
 
+@public(method=True, out=True)
 def isinf(input):
     return Tensor._wrap(np.isinf(input._data))
 
 
+@public(method=True, out=True)
 def isfinite(input):
     return Tensor._wrap(np.isfinite(input._data))
 
 
+@public(method=True)
 def equal(input, other) -> bool:
     """True when both tensors have the same shape and elements."""
     return input.shape == other.shape and bool(np.array_equal(input._data, other._data))
 
 
+@public(method=True)
 def allclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
     return bool(np.allclose(input._data, other._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
+@public(method=True, out=True)
 def isclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False):
     return Tensor._wrap(np.isclose(input._data, other._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
+@public(method=True, out=True)
 def isneginf(input):
     return Tensor._wrap(np.isneginf(input._data))
 
 
+@public(method=True, out=True)
 def isposinf(input):
     return Tensor._wrap(np.isposinf(input._data))
 
 
+@public(out=True)
 def isreal(input):
     return Tensor._wrap(np.ones(input.shape, dtype=bool))
 
 
+@public
 def isin(elements, test_elements, *, assume_unique=False, invert=False):
     e = elements._data if isinstance(elements, Tensor) else np.asarray(elements)
     t = test_elements._data if isinstance(test_elements, Tensor) else np.asarray(test_elements)
@@ -113,15 +143,16 @@ def _cmp_inplace(fn):
 
 
 eq_ = _inplace_of(_cmp_inplace(eq), "eq_")
+public(eq_)
 ne_ = _inplace_of(_cmp_inplace(ne), "ne_")
+public(ne_)
 lt_ = _inplace_of(_cmp_inplace(lt), "lt_")
+public(lt_)
 le_ = _inplace_of(_cmp_inplace(le), "le_")
+public(le_)
 gt_ = _inplace_of(_cmp_inplace(gt), "gt_")
+public(gt_)
 ge_ = _inplace_of(_cmp_inplace(ge), "ge_")
+public(ge_)
 logical_not_ = _inplace_of(lambda s: logical_not(s).to(s.dtype), "logical_not_")
-
-
-__all__ = ["eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor", "greater", "less",
-           "greater_equal", "less_equal", "not_equal", "bitwise_and", "bitwise_or", "bitwise_xor", "logical_not",
-           "bitwise_not", "isnan", "isinf", "isfinite", "equal", "allclose", "isclose", "isneginf", "isposinf",
-           "isreal", "isin", "eq_", "ne_", "lt_", "le_", "gt_", "ge_", "logical_not_"]
+public(logical_not_)

@@ -14,6 +14,7 @@ from ..device import device as _device
 from .inplace import inplace
 from .pointwise import _replace, mul
 from .shape import stack
+from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
@@ -84,6 +85,7 @@ def _to_nested(data):
     return data
 
 
+@public
 def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
     """A new tensor holding a copy of ``data`` (nested lists, numbers, numpy arrays, tensors)."""
     _check_device(device)
@@ -93,6 +95,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _finish(arr, requires_grad)
 
 
+@public
 def as_tensor(data, dtype=None, device=None) -> Tensor:
     """Like ``tensor``, but shares memory with a numpy array of the right dtype."""
     _check_device(device)
@@ -103,6 +106,7 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
     return tensor(data, dtype=dtype)
 
 
+@public
 def from_numpy(array: np.ndarray) -> Tensor:
     """A tensor sharing memory with ``array``."""
     if not isinstance(array, np.ndarray):
@@ -116,21 +120,25 @@ def _dt(dtype, default=None):
     return _dtype.to_dtype(dtype) if dtype is not None else (default or _dtype.get_default_dtype())
 
 
+@public
 def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     _check_device(device)
     return _finish(np.zeros(_size(size), _dt(dtype)), requires_grad)
 
 
+@public
 def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     _check_device(device)
     return _finish(np.ones(_size(size), _dt(dtype)), requires_grad)
 
 
+@public
 def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     _check_device(device)
     return _finish(np.empty(_size(size), _dt(dtype)), requires_grad)
 
 
+@public
 def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
     _check_device(device)
     if dtype is None:
@@ -139,22 +147,27 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tens
     return _finish(np.full(_size((size,)), fill_value, _dtype.to_dtype(dtype)), requires_grad)
 
 
+@public
 def zeros_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _finish(np.zeros(input.shape, _dt(dtype, input.dtype)), requires_grad)
 
 
+@public
 def ones_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _finish(np.ones(input.shape, _dt(dtype, input.dtype)), requires_grad)
 
 
+@public
 def empty_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _finish(np.empty(input.shape, _dt(dtype, input.dtype)), requires_grad)
 
 
+@public
 def full_like(input, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _finish(np.full(input.shape, fill_value, _dt(dtype, input.dtype)), requires_grad)
 
 
+@public
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Like PyTorch: integer arguments give int64, any float argument gives the default float dtype."""
     _check_device(device)
@@ -170,28 +183,33 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     return _finish(np.arange(*args).astype(_dtype.to_dtype(dtype)), requires_grad)
 
 
+@public
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
     _check_device(device)
     return _finish(np.linspace(start, end, int(steps)).astype(_dt(dtype)), requires_grad)
 
 
+@public
 def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     _check_device(device)
     return _finish(np.eye(n, m, dtype=_dt(dtype)), requires_grad)
 
 
+@public
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     _check_device(device)
     d = _dt(dtype)
     return _finish(_random.rng(generator).random(_size(size), dtype=np.float64).astype(d), requires_grad)
 
 
+@public
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     _check_device(device)
     d = _dt(dtype)
     return _finish(_random.rng(generator).standard_normal(_size(size)).astype(d), requires_grad)
 
 
+@public
 def randint(low, high=None, size=None, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """``randint(high, size)`` or ``randint(low, high, size)``: ints in [low, high)."""
     _check_device(device)
@@ -205,31 +223,37 @@ def randint(low, high=None, size=None, generator=None, dtype=None, device=None, 
     return _finish(arr.astype(_dt(dtype, _dtype.int64)), requires_grad)
 
 
+@public
 def randperm(n, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     _check_device(device)
     return _finish(_random.rng(generator).permutation(int(n)).astype(_dt(dtype, _dtype.int64)), requires_grad)
 
 
+@public
 def rand_like(input, dtype=None, requires_grad=False) -> Tensor:
     return rand(*input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
 
 
+@public
 def randn_like(input, dtype=None, requires_grad=False) -> Tensor:
     return randn(*input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
 
 
+@public
 def randint_like(input, low, high=None, dtype=None) -> Tensor:
     if high is None:
         low, high = 0, low
     return randint(low, high, tuple(input.shape), dtype=dtype or input.dtype)
 
 
+@public
 def bernoulli(input, generator=None) -> Tensor:
     """1 with probability ``input`` (elementwise), else 0."""
     p = input._data
     return Tensor._wrap((_random.rng(generator).random(p.shape) < p).astype(p.dtype))
 
 
+@public
 def multinomial(input, num_samples, replacement=False, generator=None) -> Tensor:
     p = np.asarray(input._data, dtype=np.float64)
     rows = p.reshape(-1, p.shape[-1])
@@ -238,6 +262,7 @@ def multinomial(input, num_samples, replacement=False, generator=None) -> Tensor
     return Tensor._wrap(out.reshape(p.shape[:-1] + (num_samples,)).astype(np.int64))
 
 
+@public
 def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None) -> Tensor:
     m = mean._data if isinstance(mean, Tensor) else mean
     s = std._data if isinstance(std, Tensor) else std
@@ -246,6 +271,7 @@ def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None) -> Tensor:
     return Tensor._wrap((_random.rng(generator).standard_normal(shape) * s + m).astype(d))
 
 
+@public
 def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_grad=False):
     """``steps`` points ``base ** linspace(start, end)``."""
     d = _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype()
@@ -280,6 +306,7 @@ def _float_self(self, opname):
         raise RuntimeError(f"{opname}: expected a floating-point tensor, got {self._data.dtype}")
 
 
+@public(method=True)
 def uniform_(self, a=0.0, b=1.0, *, generator=None):
     """Fill with draws from U(a, b), from tapegrad's global generator (or ``generator``)."""
     _float_self(self, "uniform_")
@@ -287,6 +314,7 @@ def uniform_(self, a=0.0, b=1.0, *, generator=None):
     return _fill_random(self, v, "uniform_")
 
 
+@public(method=True)
 def normal_(self, mean=0.0, std=1.0, *, generator=None):
     """Fill with draws from N(mean, std**2)."""
     _float_self(self, "normal_")
@@ -296,6 +324,7 @@ def normal_(self, mean=0.0, std=1.0, *, generator=None):
     return _fill_random(self, v, "normal_")
 
 
+@public(method=True)
 def bernoulli_(self, p=0.5, *, generator=None):
     """Fill with 1 with probability ``p`` (a number or a tensor), else 0."""
     prob = p._data if isinstance(p, Tensor) else p
@@ -303,33 +332,32 @@ def bernoulli_(self, p=0.5, *, generator=None):
     return _fill_random(self, v, "bernoulli_")
 
 
+@public(method=True)
 def exponential_(self, lambd=1.0, *, generator=None):
     _float_self(self, "exponential_")
     return _fill_random(self, _random.rng(generator).exponential(1 / lambd, self.shape).astype(self.dtype),
                         "exponential_")
 
 
+@public(method=True)
 def random_(self, from_=0, to=None, *, generator=None):
     lo, hi = (0, from_) if to is None else (from_, to)
     return _fill_random(self, _random.rng(generator).integers(lo, hi, self.shape).astype(self.dtype), "random_")
 
 
+@public
 def tril_indices(row, col, offset=0, *, dtype=None, device=None):
     return Tensor._wrap(np.stack(np.tril_indices(row, offset, col)).astype(_dtype.to_dtype(dtype or "int64")))
 
 
+@public
 def triu_indices(row, col, offset=0, *, dtype=None, device=None):
     return Tensor._wrap(np.stack(np.triu_indices(row, offset, col)).astype(_dtype.to_dtype(dtype or "int64")))
 
 
+@public(out=True)
 def vander(x, N=None, increasing=False):
     n = x.shape[0] if N is None else N
     powers = [x ** k if k else mul(x, 0) + 1 for k in range(n)]
     cols = powers if increasing else powers[::-1]
     return stack(cols, 1) if cols else Tensor._wrap(np.zeros((x.shape[0], 0), x.dtype))
-
-
-__all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "zeros_like", "ones_like",
-           "empty_like", "full_like", "arange", "linspace", "eye", "rand", "randn", "randint", "randperm", "rand_like",
-           "randn_like", "randint_like", "bernoulli", "multinomial", "normal", "logspace", "uniform_", "normal_",
-           "bernoulli_", "exponential_", "random_", "tril_indices", "triu_indices", "vander"]

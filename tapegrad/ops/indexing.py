@@ -15,6 +15,7 @@ from ._util import const, norm_dim
 from .inplace import _check_leaf, _inplace_of, _tensors, _write, inplace
 from .pointwise import add, mul, where
 from .shape import broadcast_shapes, pad
+from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
@@ -65,10 +66,12 @@ _index_put_add = defop("index_put_add", _index_put_add_fwd,
                        saves=())
 
 
+@public
 def index_put_add(g, shape, index, basic):
     return apply(_index_put_add, g, shape=tuple(shape), index=index, basic=basic)
 
 
+@public
 def getitem(x: Tensor, index):
     idx = _norm_index(index)
     basic = _is_basic(idx)
@@ -109,6 +112,7 @@ _setitem = defop("setitem", _setitem_fwd,
                  lambda g, out, x, v, index: g[index], saves=())
 
 
+@public
 def setitem(x: Tensor, index, value):
     """``x[index] = value``: in place, recorded when ``x`` or ``value`` is in the graph."""
     idx = _norm_index(index)
@@ -127,8 +131,6 @@ def setitem(x: Tensor, index, value):
         x._version[0] += 1
         return
     inplace(x, lambda s, val: apply(_setitem, s, val.to(s.dtype), index=idx), "setitem", v)
-
-
 
 
 # ---------------------------------------------------------------- gather / scatter along a dim
@@ -185,6 +187,7 @@ def _gather_vjp(g, out, x, dim, index):
 _gather = defop("gather", _gather_fwd, _gather_vjp, saves=())
 
 
+@public
 def gather(input, dim, index, *, sparse_grad=False):
     """``out[i][j] = input[index[i][j]][j]`` (for dim 0): pick along ``dim`` by ``index``.
 
@@ -229,6 +232,7 @@ def _scatter_args(input, dim, index, src, opname):
     return src, d, idx
 
 
+@public(method=True, inplace=True)
 def scatter_add(input, dim, index, src):
     """``out = input.clone(); out[index[i][j]][j] += src[i][j]`` (for dim 0); repeats accumulate."""
     src, d, idx = _scatter_args(input, dim, index, src, "scatter_add")
@@ -252,6 +256,7 @@ _scatter = defop("scatter", _scatter_fwd,
                  lambda g, out, x, src, dim, index: _src_grad(g, src, dim, index), saves=())
 
 
+@public(method=True, inplace=True)
 def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     """``out = input.clone(); out[index[i][j]][j] = src[i][j]`` (for dim 0); ``src`` may be a scalar.
 
@@ -271,6 +276,7 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     return apply(_scatter, input, src, dim=d, index=idx)
 
 
+@public(method=True)
 def take_along_dim(input, indices, dim=None):
     """``gather`` with the non-``dim`` dims of ``input`` and ``indices`` broadcast together."""
     if dim is None:
@@ -292,6 +298,7 @@ def take_along_dim(input, indices, dim=None):
     return gather(input.expand(xs), d, indices.expand(ids))
 
 
+@public(method=True)
 def index_select(input, dim, index):
     """The slices ``index`` (1-D, int) of ``input`` along ``dim``."""
     if not isinstance(index, Tensor) or index._data.dtype.kind not in "iu" or index.ndim > 1:
@@ -309,6 +316,7 @@ def index_select(input, dim, index):
     return out
 
 
+@public(method=True)
 def masked_fill(input, mask, value):
     """``value`` where ``mask`` (bool, broadcastable with ``input``) is True, ``input`` elsewhere."""
     if not isinstance(mask, Tensor) or mask._data.dtype != np.bool_:
@@ -328,6 +336,7 @@ def masked_fill(input, mask, value):
     return where(mask, value, input)
 
 
+@public(method=True)
 def nonzero(input, *, as_tuple=False):
     """Indices of the non-zero elements: an int64 ``(n, ndim)`` tensor, or a tuple of 1-D tensors."""
     idx = np.argwhere(input._data).astype(np.int64)
@@ -336,6 +345,7 @@ def nonzero(input, *, as_tuple=False):
     return Tensor._wrap(idx)
 
 
+@public
 def argwhere(input):
     return nonzero(input)
 
@@ -441,6 +451,7 @@ def _prod_src_grad(g, out, x, src, dim, index, include_self):
 _scatter_reduce = defop("scatter_reduce", _scatter_reduce_fwd, _self_vjp, _src_vjp, saves_output=True)
 
 
+@public(method=True)
 def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
     """Reduce ``src`` into ``input`` at ``index`` along ``dim`` with 'sum', 'prod', 'mean', 'amax'
     or 'amin'; ``include_self=False`` leaves ``input``'s value out where something is scattered.
@@ -476,6 +487,7 @@ _masked_scatter = defop("masked_scatter", _masked_scatter_fwd,
                         lambda g, out, x, source, mask: _masked_scatter_source_vjp(g, source, mask), saves=())
 
 
+@public(method=True)
 def masked_scatter(input, mask, source):
     """``input`` with the positions where ``mask`` holds filled, in order, from ``source``'s elements.
 
@@ -503,15 +515,18 @@ def _inplace(fn, name):
     return _inplace_of(fn, name)
 
 
+@public(method=True)
 def scatter_reduce_(self, dim, index, src, reduce, *, include_self=True):
     return _inplace(lambda s, t: scatter_reduce(s, dim, index, t, reduce, include_self=include_self),
                     "scatter_reduce_")(self, src)
 
 
+@public(method=True)
 def masked_scatter_(self, mask, source):
     return _inplace(lambda s, t: masked_scatter(s, mask, t), "masked_scatter_")(self, source)
 
 
+@public(method=True)
 def masked_select(input, mask):
     """The entries of ``input`` where the bool ``mask`` holds (both broadcast), as a 1-D tensor."""
     if not isinstance(mask, Tensor) or mask._data.dtype != np.bool_:
@@ -525,6 +540,7 @@ def masked_select(input, mask):
     return getitem(input.expand(shape), Tensor._wrap(np.broadcast_to(mask._data, shape)))
 
 
+@public(method=True)
 def take(input, index):
     """``input`` as 1-D, indexed by ``index`` (the result has ``index``'s shape); negative indices wrap."""
     n = input._data.size
@@ -547,6 +563,7 @@ def _index_1d(index, input, d, opname):
     return a
 
 
+@public(method=True, inplace=True)
 def index_add(input, dim, index, source, *, alpha=1):
     """``input`` plus ``alpha * source`` added at ``index`` along ``dim`` (repeats accumulate)."""
     d = norm_dim(dim, input.ndim, "index_add")
@@ -562,6 +579,7 @@ def index_add(input, dim, index, source, *, alpha=1):
     return add(input, placed)
 
 
+@public(method=True, inplace=True)
 def index_fill(input, dim, index, value):
     """``input`` with the slices ``index`` along ``dim`` set to ``value`` (a number or 0-d tensor)."""
     d = norm_dim(dim, input.ndim, "index_fill")
@@ -578,6 +596,7 @@ def index_fill(input, dim, index, value):
     return where(Tensor._wrap(mask), value, input)
 
 
+@public(method=True)
 def masked_fill_(self, mask, value):
     if mask.ndim > self.ndim or np.broadcast_shapes(mask.shape, self.shape) != tuple(self.shape):
         raise RuntimeError(f"masked_fill_: the mask of shape {tuple(mask.shape)} is not broadcastable to the "
@@ -585,31 +604,13 @@ def masked_fill_(self, mask, value):
     return inplace(self, lambda s, *_: masked_fill(s, mask, value), "masked_fill_", *_tensors(value))
 
 
-def scatter_(self, dim, index, src=None, *, value=None, reduce=None):
-    return inplace(self, lambda s, *_: scatter(s, dim, index, src, value=value, reduce=reduce), "scatter_",
-                   *_tensors(src))
-
-
-def scatter_add_(self, dim, index, src):
-    return inplace(self, lambda s, o: scatter_add(s, dim, index, o), "scatter_add_", src)
-
-
-def index_add_(self, dim, index, source, *, alpha=1):
-    return inplace(self, lambda s, o: index_add(s, dim, index, o, alpha=alpha), "index_add_", source)
-
-
-def index_fill_(self, dim, index, value):
-    return inplace(self, lambda s, *_: index_fill(s, dim, index, value), "index_fill_", *_tensors(value))
-
-
+@public(method=True, inplace=True, out=True)
 def index_copy(input, dim, index, source):
     """``input`` with the slices at ``index`` along ``dim`` replaced by ``source``'s."""
     return index_add(index_fill(input, dim, index, 0), dim, index, source)
 
 
-index_copy_ = _inplace_of(index_copy, "index_copy_")
-
-
+@public(method=True)
 def fill_diagonal_(self, fill_value, wrap=False):
     """Write ``fill_value`` on the main diagonal (all dims equal, or a tall matrix with ``wrap``)."""
     if self.ndim < 2 or (self.ndim > 2 and len(set(self.shape)) != 1):
@@ -624,9 +625,3 @@ def fill_diagonal_(self, fill_value, wrap=False):
         np.fill_diagonal(a, fill_value)
     _write(self, a, "fill_diagonal_")
     return self
-
-
-__all__ = ["index_put_add", "getitem", "setitem", "gather", "scatter_add", "scatter", "take_along_dim", "index_select",
-           "masked_fill", "nonzero", "argwhere", "scatter_reduce", "masked_scatter", "scatter_reduce_",
-           "masked_scatter_", "masked_select", "take", "index_add", "index_fill", "masked_fill_", "scatter_",
-           "scatter_add_", "index_add_", "index_fill_", "index_copy", "index_copy_", "fill_diagonal_"]

@@ -66,13 +66,6 @@ def inplace(self: Tensor, result_fn, opname: str, *others):
     return self
 
 
-def _unary_(fn, name):
-    def method(self):
-        return inplace(self, fn, name)
-    method.__name__ = name
-    return method
-
-
 def _tensors(*xs):
     return [x for x in xs if isinstance(x, Tensor)]
 

@@ -22,6 +22,7 @@ from .shape import cat, diag_embed, diagonal, movedim, reshape, stack, tril, unb
 from .indexing import getitem
 from .matmul import matmul
 from .reduction import amax, amin, norm, sum
+from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
@@ -139,6 +140,7 @@ def _slogdet_fwd(x):
 _slogdet = defop("slogdet", _slogdet_fwd, lambda g, out, x: g[..., None, None] * inverse(x).mT)
 
 
+@public
 def slogdet(A):
     """``(sign, logabsdet)`` of each square matrix: ``det(A) = sign * exp(logabsdet)``."""
     _check_matrix(A, "linalg.slogdet", square=True)
@@ -146,6 +148,7 @@ def slogdet(A):
     return _SlogdetResult(sign, apply(_slogdet, A))
 
 
+@public
 def logdet(input):
     """``log(det(A))``: nan for a negative determinant, -inf for a singular matrix (as PyTorch)."""
     sign, logabs = slogdet(input)
@@ -356,6 +359,7 @@ def pinv(A, *, atol=None, rtol=None, hermitian=False):
     return apply(_pinv, A, atol=atol, rtol=rtol, hermitian=bool(hermitian))
 
 
+@public
 def pinverse(input, rcond=1e-15):
     """``torch.pinverse``: ``linalg.pinv`` with a relative cutoff ``rcond``."""
     return pinv(input, rtol=rcond)
@@ -538,6 +542,7 @@ def lstsq(A, B, rcond=None, *, driver=None):
 
 
 # ---------------------------------------------------------------- small compositions
+@public(method=True, out=True)
 def matrix_power(A, n):
     """``A`` multiplied by itself ``n`` times (``n < 0``: powers of the inverse; 0: the identity)."""
     _check_matrix(A, "linalg.matrix_power", square=True)
@@ -586,6 +591,7 @@ def linalg_diagonal(A, *, offset=0, dim1=-2, dim2=-1):
 
 
 # ---------------------------------------------------------------- cross, det, inverse
+@public(method=True, out=True)
 def cross(input, other, dim=None):
     """The 3-vector cross product along ``dim`` (default: the first dim of size 3, as PyTorch)."""
     a, b = pair(input, other, "cross")
@@ -626,22 +632,26 @@ _det = defop("det", lambda x: np.linalg.det(x).astype(x.dtype, copy=False),
              lambda g, out, x: (g * out)[..., None, None] * inverse(x).mT, saves_output=True)
 
 
+@public(method=True, out=True)
 def inverse(input):
     """The inverse of each square matrix in the last two dims."""
     _check_square(input, "inverse")
     return apply(_inverse, input)
 
 
+@public(method=True, out=True)
 def det(input):
     """The determinant of each square matrix in the last two dims (the gradient needs it invertible)."""
     _check_square(input, "det")
     return apply(_det, input)
 
 
+@public(out=True)
 def chain_matmul(*matrices):
     return multi_dot(matrices)
 
 
+@public(out=True)
 def cdist(x1, x2, p=2.0, compute_mode=None):
     """Pairwise p-norm distances between the rows of ``x1`` (..., P, M) and ``x2`` (..., R, M)."""
     if x1.ndim < 2 or x2.ndim < 2 or x1.shape[-1] != x2.shape[-1]:
@@ -665,18 +675,16 @@ def _pnorm_last(diff, p):
     return where(zero, const(0.0, s.dtype), safe ** (1.0 / p))
 
 
+@public(method=True, out=True)
 def dist(input, other, p=2):
     x, y = pair(input, other, "dist")
     return _pnorm_last(reshape(x - y, -1), p)
 
 
+@public(out=True)
 def pdist(input, p=2):
     """The upper-triangle (i < j) of ``cdist(input, input)``, flattened."""
     n = input.shape[0]
     i, j = np.triu_indices(n, 1)
     diff = getitem(input, Tensor._wrap(i)) - getitem(input, Tensor._wrap(j))
     return _pnorm_last(diff, p)
-
-
-__all__ = ["slogdet", "logdet", "pinverse", "cross", "inverse", "det", "chain_matmul", "cdist", "dist", "pdist",
-           "matrix_power"]

@@ -11,9 +11,9 @@ import numpy as np
 from .. import _C
 from .._tape.registry import apply, defop
 from ._util import norm_dim, pair
-from .inplace import inplace
 from .pointwise import add, mul
 from .shape import diagonal, permute, reshape
+from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
@@ -54,6 +54,7 @@ _matmul = defop("matmul", _mm_fwd,
                 lambda g, out, a, b: _mm_grad_b(g, a, b))
 
 
+@public(method=True, out=True)
 def matmul(input, other):
     """Matrix product with numpy's ``matmul`` rules (1-D, 2-D, batched, broadcast batch dims)."""
     a, b = pair(input, other, "matmul")
@@ -79,12 +80,14 @@ def matmul(input, other):
     return apply(_matmul, a, b)
 
 
+@public(out=True)
 def mm(input, mat2):
     if input.ndim != 2 or mat2.ndim != 2:
         raise RuntimeError(f"mm: expected 2-D tensors, got {tuple(input.shape)} and {tuple(mat2.shape)}")
     return matmul(input, mat2)
 
 
+@public(out=True)
 def bmm(input, mat2):
     if input.ndim != 3 or mat2.ndim != 3 or input.shape[0] != mat2.shape[0]:
         raise RuntimeError(f"bmm: expected 3-D tensors with equal batch, got {tuple(input.shape)} and "
@@ -99,6 +102,7 @@ def _check_nd(t, nd, opname, what="input"):
         raise RuntimeError(f"{opname}: {what} must be {nd}-D, got shape {tuple(t.shape)}")
 
 
+@public(method=True, out=True)
 def dot(input, other):
     """The inner product of two 1-D tensors of the same length."""
     _check_nd(input, 1, "dot")
@@ -112,7 +116,7 @@ def dot(input, other):
     return matmul(input, other)
 
 
-
+@public(method=True, out=True)
 def mv(input, vec):
     """Matrix (n, m) times vector (m,)."""
     _check_nd(input, 2, "mv")
@@ -120,6 +124,7 @@ def mv(input, vec):
     return matmul(input, vec)
 
 
+@public(method=True, out=True)
 def outer(input, vec2):
     """``out[i, j] = input[i] * vec2[j]`` for 1-D tensors."""
     _check_nd(input, 1, "outer")
@@ -128,6 +133,7 @@ def outer(input, vec2):
 
 
 ger = outer
+public(ger, name="ger", method=True, out=True)
 
 
 def _scaled_sum(input, prod, beta, alpha):
@@ -138,6 +144,7 @@ def _scaled_sum(input, prod, beta, alpha):
     return add(mul(input, beta) if beta != 1 else input, prod)
 
 
+@public(method=True, inplace=True, out=True)
 def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     """``beta * input + alpha * (mat1 @ mat2)`` (``input`` broadcasts to the product's shape)."""
     _check_nd(mat1, 2, "addmm", "mat1")
@@ -147,12 +154,14 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     return _scaled_sum(input, prod, beta, alpha)
 
 
+@public(out=True)
 def addmv(input, mat, vec, *, beta=1, alpha=1):
     prod = mv(mat, vec)
     _check_broadcast(input, prod, "addmv")
     return _scaled_sum(input, prod, beta, alpha)
 
 
+@public(method=True, inplace=True, out=True)
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
     """``beta * input + alpha * (batch1 @ batch2)`` for 3-D batches."""
     _check_nd(batch1, 3, "baddbmm", "batch1")
@@ -162,6 +171,7 @@ def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
     return _scaled_sum(input, prod, beta, alpha)
 
 
+@public(out=True)
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
     _check_nd(batch1, 3, "addbmm", "batch1")
     prod = _linalg_bmm(batch1, batch2).sum(0)
@@ -184,6 +194,7 @@ def _check_broadcast(input, prod, opname):
 
 
 # ---------------------------------------------------------------- einsum
+@public(out=True)
 def einsum(equation, *operands):
     """Einstein summation: ``einsum('ij,jk->ik', a, b)``; '...' and implicit outputs are supported.
 
@@ -292,15 +303,8 @@ def _contract(sa, a, sb, b, later, sizes):
     return "".join(batch + left + right), r
 
 
-def addmm_(self, mat1, mat2, *, beta=1, alpha=1):
-    return inplace(self, lambda s, a, b: addmm(s, a, b, beta=beta, alpha=alpha), "addmm_", mat1, mat2)
-
-
-def baddbmm_(self, batch1, batch2, *, beta=1, alpha=1):
-    return inplace(self, lambda s, a, b: baddbmm(s, a, b, beta=beta, alpha=alpha), "baddbmm_", batch1, batch2)
-
-
 # ---------------------------------------------------------------- products and distances
+@public(out=True)
 def tensordot(a, b, dims=2):
     """Contract ``a``'s last ``dims`` dims with ``b``'s first (or the listed dim pairs)."""
     if isinstance(dims, Tensor):
@@ -324,16 +328,19 @@ def tensordot(a, b, dims=2):
     return reshape(matmul(am, bm), tuple(a.shape[i] for i in free_a) + tuple(b.shape[i] for i in free_b))
 
 
+@public(method=True, out=True)
 def inner(input, other):
     if input.ndim == 0 or other.ndim == 0:
         return mul(input, other)
     return tensordot(input, other, ([-1], [-1]))
 
 
+@public(out=True)
 def vdot(input, other):
     return dot(input, other)
 
 
+@public(method=True, out=True)
 def kron(input, other):
     """The Kronecker product."""
     nd = builtins.max(input.ndim, other.ndim)
@@ -344,12 +351,9 @@ def kron(input, other):
     return reshape(a_ex * b_ex, tuple(p * q for p, q in zip(a.shape, b.shape)))
 
 
+@public(method=True, out=True)
 def addr(input, vec1, vec2, *, beta=1, alpha=1):
     out = outer(vec1, vec2)
     if alpha != 1:
         out = out * alpha
     return out if beta == 0 else (input if beta == 1 else input * beta) + out
-
-
-__all__ = ["matmul", "mm", "bmm", "dot", "mv", "outer", "ger", "addmm", "addmv", "baddbmm", "addbmm", "einsum",
-           "addmm_", "baddbmm_", "tensordot", "inner", "vdot", "kron", "addr"]

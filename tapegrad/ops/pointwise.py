@@ -16,8 +16,9 @@ from .. import _dtype
 from .._tape import grad_mode
 from .._tape.registry import apply, defop
 from ._util import as_tensor, const, integer_division_checked, pair
-from .inplace import _inplace_of, _tensors, _unary_, inplace
+from .inplace import inplace
 from .comparison import isfinite, isnan
+from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
@@ -51,6 +52,7 @@ def _pow_exponent_grad(g, out, x, y):
     return where(zero, const(0.0, out.dtype), g * out * log(where(zero, const(1.0, x.dtype), x)))
 
 
+@public(method=True, inplace=True, out=True)
 def add(input, other, *, alpha=1):
     """``input + alpha * other`` with broadcasting."""
     if alpha != 1:
@@ -58,6 +60,7 @@ def add(input, other, *, alpha=1):
     return apply(_add, *pair(input, other, "add"))
 
 
+@public(method=True, inplace=True, out=True)
 def sub(input, other, *, alpha=1):
     if _is_bool(input) or _is_bool(other):
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
@@ -71,10 +74,12 @@ def _is_bool(x):
     return isinstance(x, (bool, np.bool_)) or (isinstance(x, Tensor) and x._data.dtype == np.bool_)
 
 
+@public(method=True, inplace=True, out=True)
 def mul(input, other):
     return apply(_mul, *pair(input, other, "mul"))
 
 
+@public(method=True, inplace=True, out=True)
 def div(input, other, *, rounding_mode=None):
     """True division (integers give floats, as in PyTorch); ``rounding_mode`` 'trunc' or 'floor'."""
     a, b = pair(input, other, "div")
@@ -104,6 +109,7 @@ _trunc_divide = defop("trunc_divide", lambda a, b: np.trunc(np.true_divide(a, b)
     np.result_type(a, b)), _zero_vjp, _zero_vjp, saves=())
 
 
+@public(method=True, inplace=True, out=True)
 def pow(input, exponent):
     """``input ** exponent``; either may be a scalar."""
     if isinstance(input, Tensor) and not isinstance(exponent, Tensor):
@@ -138,10 +144,12 @@ _pow_scalar = defop("pow_scalar", _pow_scalar_fwd,
                     lambda g, out, x, exponent: g * 0.0 if exponent == 0 else g * exponent * x ** (exponent - 1))
 
 
+@public(method=True, out=True)
 def maximum(input, other):
     return apply(_maximum, *pair(input, other, "maximum"))
 
 
+@public(method=True, out=True)
 def minimum(input, other):
     return apply(_minimum, *pair(input, other, "minimum"))
 
@@ -166,6 +174,7 @@ def _unary(name, fwd, vjp, saves_output=False, saves=None, floating=False):
 _neg, _neg_fn = _unary("neg", np.negative, lambda g, out, x: -g, saves=())
 
 
+@public(method=True, inplace=True, out=True)
 def neg(input):
     _no_bool(input, "neg")
     return apply(_neg, input)
@@ -175,37 +184,51 @@ def _no_bool(input, opname, hint=""):
     if input._data.dtype == np.bool_:
         raise RuntimeError(f"{opname}: not implemented for 'Bool' tensors{hint}")
 _exp, exp = _unary("exp", np.exp, lambda g, out, x: g * out, saves_output=True, saves=(), floating=True)
+public(exp, method=True, inplace=True, out=True)
 _log, log = _unary("log", np.log, lambda g, out, x: g / x, floating=True)
+public(log, method=True, inplace=True, out=True)
 _log1p, log1p = _unary("log1p", np.log1p, lambda g, out, x: g / (x + 1), floating=True)
+public(log1p, method=True, inplace=True, out=True)
 _expm1, expm1 = _unary("expm1", np.expm1, lambda g, out, x: g * (out + 1), saves_output=True, saves=(), floating=True)
+public(expm1, method=True, inplace=True, out=True)
 _sqrt, sqrt = _unary("sqrt", np.sqrt, lambda g, out, x: g / (out * 2), saves_output=True, saves=(), floating=True)
+public(sqrt, method=True, inplace=True, out=True)
 _rsqrt, rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda g, out, x: g * out ** 3 * -0.5,
                        saves_output=True, saves=(), floating=True)
+public(rsqrt, method=True, inplace=True, out=True)
 _sin, sin = _unary("sin", np.sin, lambda g, out, x: g * cos(x), floating=True)
+public(sin, method=True, inplace=True, out=True)
 _cos, cos = _unary("cos", np.cos, lambda g, out, x: -g * sin(x), floating=True)
+public(cos, method=True, inplace=True, out=True)
 _tanh, tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves_output=True, saves=(), floating=True)
+public(tanh, method=True, inplace=True, out=True)
 _sigmoid, sigmoid = _unary("sigmoid", lambda x: _sp.expit(x).astype(x.dtype, copy=False),
                            lambda g, out, x: g * out * (1 - out), saves_output=True, saves=(), floating=True)
+public(sigmoid, method=True, inplace=True, out=True)
 _abs, _abs_fn = _unary("abs", np.abs, lambda g, out, x: g * sign(x))
 
 
+@public(method=True, inplace=True, out=True)
 def abs(input):
     _no_bool(input, "abs")
     return apply(_abs, input)
 _erf, erf = _unary("erf", lambda x: _sp.erf(x).astype(x.dtype, copy=False),
                    lambda g, out, x: g * exp(-x * x) * (2 / np.sqrt(np.pi)), floating=True)
+public(erf, method=True, inplace=True, out=True)
 
 
 # sign has a zero gradient everywhere (as in PyTorch), which keeps it usable inside VJPs.
 _sign = defop("sign", np.sign, _zero_vjp, saves=())
 
 
+@public(method=True, inplace=True, out=True)
 def sign(input):
     if input._data.dtype == np.bool_:  # numpy has no bool sign; PyTorch's is the identity
         return Tensor._wrap(input._data.copy())
     return apply(_sign, input)
 
 
+@public
 def where(condition, input=None, other=None):
     """Elementwise ``input if condition else other``; ``condition`` is a bool tensor.
     ``where(condition)`` alone is ``nonzero(condition, as_tuple=True)``."""
@@ -264,6 +287,7 @@ def _clamp_args(input, min, max, opname):
     return x.to(d), lo, hi
 
 
+@public(method=True, inplace=True, out=True)
 def clamp(input, min=None, max=None):
     """Limit ``input`` to ``[min, max]`` (scalars or broadcastable tensors; either may be None).
 
@@ -274,17 +298,20 @@ def clamp(input, min=None, max=None):
 
 
 clip = clamp
+public(clip, name="clip", method=True, inplace=True, out=True)
 
 _square = defop("square", np.square, lambda g, out, x: g * x * 2)
 _reciprocal = defop("reciprocal", np.reciprocal, lambda g, out, x: -g * out * out, saves_output=True, saves=())
 
 
+@public(method=True, inplace=True, out=True)
 def square(input):
     if input._data.dtype == np.bool_:  # PyTorch: bool squares to int64 (numpy would say int8)
         input = input.to(np.int64)
     return apply(_square, input)
 
 
+@public(method=True, inplace=True, out=True)
 def reciprocal(input):
     """``1 / input``; integer tensors give floats."""
     return apply(_reciprocal, _to_float(input))
@@ -308,9 +335,14 @@ def _rounding(op):
 
 
 floor, ceil, trunc = _rounding(_floor), _rounding(_ceil), _rounding(_trunc)
+public(floor, method=True, inplace=True, out=True)
+public(ceil, method=True, inplace=True, out=True)
+public(trunc, method=True, inplace=True, out=True)
 fix = trunc
+public(fix, name="fix", inplace=True, out=True)
 
 
+@public(method=True, inplace=True, out=True)
 def round(input, *, decimals=0):
     """Round half to even (as PyTorch and numpy), to ``decimals`` places."""
     _no_bool(input, "round")
@@ -330,6 +362,7 @@ _atan2 = defop("atan2", np.arctan2,
                lambda g, out, y, x: -g * y / _atan2_denominator(y, x))
 
 
+@public(method=True, out=True)
 def atan2(input, other):
     """The angle of the point ``(other, input)``: ``atan(input / other)`` in the right quadrant."""
     y, x = pair(input, other, "atan2")
@@ -337,6 +370,7 @@ def atan2(input, other):
 
 
 arctan2 = atan2
+public(arctan2, name="arctan2", out=True)
 
 
 _LN2, _LN10 = math.log(2.0), math.log(10.0)
@@ -360,27 +394,43 @@ def _float_unary(name, fwd, vjp, saves_output=False, saves=None, doc=None):
 
 
 _exp2, exp2 = _float_unary("exp2", np.exp2, lambda g, out, x: g * out * _LN2, saves_output=True, saves=())
+public(exp2, method=True, out=True)
 _log2, log2 = _float_unary("log2", np.log2, lambda g, out, x: g / (x * _LN2))
+public(log2, method=True, out=True)
 _log10, log10 = _float_unary("log10", np.log10, lambda g, out, x: g / (x * _LN10))
+public(log10, method=True, out=True)
 _sinh, sinh = _float_unary("sinh", np.sinh, lambda g, out, x: g * cosh(x))
+public(sinh, method=True, out=True)
 _cosh, cosh = _float_unary("cosh", np.cosh, lambda g, out, x: g * sinh(x))
+public(cosh, method=True, out=True)
 _asin, asin = _float_unary("asin", np.arcsin, lambda g, out, x: g * rsqrt(1 - x * x))
+public(asin, method=True, out=True)
 _acos, acos = _float_unary("acos", np.arccos, lambda g, out, x: -g * rsqrt(1 - x * x))
+public(acos, method=True, out=True)
 _atan, atan = _float_unary("atan", np.arctan, lambda g, out, x: g / (x * x + 1))
+public(atan, method=True, out=True)
 _asinh, asinh = _float_unary("asinh", np.arcsinh, lambda g, out, x: g * rsqrt(x * x + 1))
+public(asinh, method=True, out=True)
 _acosh, acosh = _float_unary("acosh", np.arccosh, lambda g, out, x: g * rsqrt(x * x - 1))
+public(acosh, method=True, out=True)
 _atanh, atanh = _float_unary("atanh", np.arctanh, lambda g, out, x: g / (1 - x * x))
+public(atanh, method=True, out=True)
 _erfc, erfc = _float_unary("erfc", _sp.erfc, lambda g, out, x: -g * exp(-x * x) * _2_SQRTPI)
+public(erfc, method=True, out=True)
 _erfinv, erfinv = _float_unary("erfinv", _sp.erfinv, lambda g, out, x: g * exp(out * out) * (math.sqrt(math.pi) / 2),
                          saves_output=True, saves=())
+public(erfinv, method=True, out=True)
 _lgamma, lgamma = _float_unary("lgamma", _sp.gammaln, lambda g, out, x: g * digamma(x),
                          doc="``log|Gamma(x)|``; its derivative is ``digamma``.")
+public(lgamma, method=True, out=True)
 _digamma, digamma = _float_unary("digamma", _sp.digamma, lambda g, out, x: g * polygamma(1, x),
                            doc="``d/dx log Gamma(x)``; its derivative is ``polygamma(1, x)``.")
+public(digamma, method=True, out=True)
 _polygamma = defop("polygamma", _keep_dtype(lambda x, n: _sp.polygamma(n, x)),
                    lambda g, out, x, n: g * apply(_polygamma, x, n=n + 1))
 
 
+@public(out=True)
 def polygamma(n, input):
     """The ``n``-th derivative of ``digamma`` (``n = 0``: digamma itself).
 
@@ -395,17 +445,25 @@ def polygamma(n, input):
 _frac, _frac_fn = _float_unary("frac", lambda x: x - np.trunc(x), lambda g, out, x: g, saves=())
 
 
+@public(method=True, inplace=True, out=True)
 def frac(input):
     """``input - trunc(input)``; floats only, as in PyTorch."""
     if input._data.dtype.kind != "f":
         raise RuntimeError(f"frac: not implemented for {input._data.dtype} tensors")
     return apply(_frac, input)
 arcsin, arccos, arctan, arcsinh, arccosh, arctanh = asin, acos, atan, asinh, acosh, atanh
+public(arcsin, name="arcsin", method=True, out=True)
+public(arccos, name="arccos", method=True, out=True)
+public(arctan, name="arctan", method=True, out=True)
+public(arcsinh, name="arcsinh", out=True)
+public(arccosh, name="arccosh", out=True)
+public(arctanh, name="arctanh", out=True)
 special_erfinv = erfinv
 
 _logit = defop("logit", _keep_dtype(lambda x: np.log(x / (1 - x))), lambda g, out, x: g / (x * (1 - x)))
 
 
+@public(method=True, out=True)
 def logit(input, eps=None):
     """``log(p / (1 - p))``; with ``eps``, ``p`` is first clamped to ``[eps, 1 - eps]``.
 
@@ -429,11 +487,13 @@ _logaddexp = defop("logaddexp", np.logaddexp, lambda g, out, a, b: g * exp(a - o
                    lambda g, out, a, b: g * exp(b - out), saves_output=True)
 
 
+@public(method=True, out=True)
 def hypot(input, other):
     """``sqrt(input**2 + other**2)`` without overflow."""
     return apply(_hypot, *_float_pair(input, other, "hypot"))
 
 
+@public(method=True, out=True)
 def logaddexp(input, other):
     """``log(exp(input) + exp(other))`` without overflow."""
     return apply(_logaddexp, *_float_pair(input, other, "logaddexp"))
@@ -449,6 +509,7 @@ def _int_mod(npfn, a, b, opname):
     return Tensor._wrap(npfn(a._data, b._data))
 
 
+@public(method=True, inplace=True, out=True)
 def remainder(input, other):
     """Python's ``%``: the result has the sign of the divisor."""
     a, b = pair(input, other, "remainder")
@@ -457,6 +518,7 @@ def remainder(input, other):
     return apply(_remainder, a, b)
 
 
+@public(method=True, inplace=True, out=True)
 def fmod(input, other):
     """C's ``fmod``: the result has the sign of the dividend."""
     a, b = pair(input, other, "fmod")
@@ -465,6 +527,7 @@ def fmod(input, other):
     return apply(_fmod, a, b)
 
 
+@public(method=True, out=True)
 def floor_divide(input, other):
     """``floor(input / other)`` (PyTorch >= 1.13 rounds down, like Python's ``//``)."""
     return div(input, other, rounding_mode="floor")
@@ -480,6 +543,7 @@ _lerp = defop("lerp", _lerp_fwd, lambda g, out, a, b, w: g * (1 - w), lambda g, 
               lambda g, out, a, b, w: g * (b - a))
 
 
+@public(method=True, inplace=True, out=True)
 def lerp(input, end, weight):
     """``input + weight * (end - input)``; ``weight`` a number or a tensor (differentiable).
 
@@ -495,6 +559,7 @@ def lerp(input, end, weight):
     return apply(_lerp, a, b, w)
 
 
+@public(method=True, inplace=True, out=True)
 def addcmul(input, tensor1, tensor2, *, value=1):
     """``input + value * tensor1 * tensor2``; the tensors alone set the dtype (PyTorch casts ``value``)."""
     prod = mul(tensor1, tensor2)
@@ -507,6 +572,7 @@ def addcmul(input, tensor1, tensor2, *, value=1):
     return add(input.to(d), prod)
 
 
+@public(method=True, inplace=True, out=True)
 def addcdiv(input, tensor1, tensor2, *, value=1):
     """``input + value * tensor1 / tensor2``."""
     if tensor1._data.dtype.kind != "f" and tensor2._data.dtype.kind != "f":
@@ -521,6 +587,7 @@ _nan_to_num = defop("nan_to_num", lambda x, nan, posinf, neginf: np.nan_to_num(x
                     lambda g, out, x, nan, posinf, neginf: g * isfinite(x).to(g.dtype))
 
 
+@public(method=True, inplace=True, out=True)
 def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
     """NaN to ``nan``, +-inf to ``posinf``/``neginf`` (default: the dtype's largest/smallest finite)."""
     if input._data.dtype.kind != "f":
@@ -528,6 +595,7 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
     return apply(_nan_to_num, input, nan=float(nan), posinf=posinf, neginf=neginf)
 
 
+@public(method=True, out=True)
 def sgn(input):
     """``sign`` (tapegrad has no complex tensors)."""
     return sign(input)
@@ -558,35 +626,12 @@ def multigammaln(input, p):
     return out + p * (p - 1) / 4 * math.log(math.pi)
 
 
-def add_(self, other, *, alpha=1):
-    return inplace(self, lambda s, o: add(s, o, alpha=alpha), "add_", other)
-
-
-def sub_(self, other, *, alpha=1):
-    return inplace(self, lambda s, o: sub(s, o, alpha=alpha), "sub_", other)
-
-
-def mul_(self, other):
-    return inplace(self, mul, "mul_", other)
-
-
-def div_(self, other):
-    return inplace(self, div, "div_", other)
-
-
-def clamp_(self, min=None, max=None):
-    """In-place ``clamp``; tensor bounds are differentiable like the out-of-place op's."""
-    bounds = [b for b in (min, max) if isinstance(b, Tensor)]
-    return inplace(self, lambda s, *_: clamp(s, min, max), "clamp_", *bounds)
-
-
-clip_ = clamp_
-
-
+@public(method=True)
 def zero_(self):
     return fill_(self, 0)
 
 
+@public(method=True)
 def fill_(self, value):
     if isinstance(value, Tensor):
         value = value.item()
@@ -597,6 +642,7 @@ def fill_(self, value):
     return self
 
 
+@public(method=True)
 def copy_(self, src):
     src = as_tensor(src, "copy_")
     return inplace(self, lambda s, o: _replace(s, o.to(s.dtype)), "copy_", src)
@@ -607,95 +653,65 @@ def _replace(s: Tensor, value: Tensor) -> Tensor:
     return where(Tensor._wrap(np.broadcast_to(np.True_, s.shape)), value, s)
 
 
-exp_ = _unary_(exp, "exp_")
-log_ = _unary_(log, "log_")
-sqrt_ = _unary_(sqrt, "sqrt_")
-abs_ = _unary_(abs, "abs_")
-neg_ = _unary_(neg, "neg_")
-sigmoid_ = _unary_(sigmoid, "sigmoid_")
-tanh_ = _unary_(tanh, "tanh_")
-sin_ = _unary_(sin, "sin_")
-cos_ = _unary_(cos, "cos_")
-floor_ = _unary_(floor, "floor_")
-round_ = _unary_(round, "round_")
-reciprocal_ = _unary_(reciprocal, "reciprocal_")
-square_ = _unary_(square, "square_")
-sign_ = _unary_(sign, "sign_")
-log1p_ = _unary_(log1p, "log1p_")
-expm1_ = _unary_(expm1, "expm1_")
-rsqrt_ = _unary_(rsqrt, "rsqrt_")
-
-
-frac_ = _unary_(frac, "frac_")
-
-
-def pow_(self, exponent):
-    return inplace(self, lambda s, *_: pow(s, exponent), "pow_", *_tensors(exponent))
-
-
-def addcmul_(self, tensor1, tensor2, *, value=1):
-    return inplace(self, lambda s, a, b: addcmul(s, a, b, value=value), "addcmul_", tensor1, tensor2)
-
-
-def addcdiv_(self, tensor1, tensor2, *, value=1):
-    return inplace(self, lambda s, a, b: addcdiv(s, a, b, value=value), "addcdiv_", tensor1, tensor2)
-
-
-def lerp_(self, end, weight):
-    return inplace(self, lambda s, e, *_: lerp(s, e, weight), "lerp_", end, *_tensors(weight))
-
-
-def nan_to_num_(self, nan=0.0, posinf=None, neginf=None):
-    return inplace(self, lambda s: nan_to_num(s, nan, posinf, neginf), "nan_to_num_")
-
-
 # ---------------------------------------------------------------- aliases PyTorch keeps
+@public(out=True)
 def true_divide(input, other):
     return div(input, other)
 
 
+@public(method=True, out=True)
 def divide(input, other, *, rounding_mode=None):
     return div(input, other, rounding_mode=rounding_mode)
 
 
+@public(method=True, out=True)
 def multiply(input, other):
     return mul(input, other)
 
 
+@public(method=True, out=True)
 def subtract(input, other, *, alpha=1):
     return sub(input, other, alpha=alpha)
 
 
+@public(method=True, out=True)
 def negative(input):
     return neg(input)
 
 
+@public
 def positive(input):
     return input
 
 
+@public(method=True, out=True)
 def absolute(input):
     return abs(input)
 
 
+@public(inplace=True, out=True)
 def clamp_min(input, min):
     return clamp(input, min=min)
 
 
+@public(inplace=True, out=True)
 def clamp_max(input, max):
     return clamp(input, max=max)
 
 
 # ---------------------------------------------------------------- elementwise
+@public(method=True, inplace=True, out=True)
 def tan(input):
     return sin(input) / cos(input)
 
 
+@public(method=True, inplace=True, out=True)
 def deg2rad(input):
     x = _float(input)
     return x * (math.pi / 180.0)
 
 
+@public(method=True, inplace=True, out=True)
 def rad2deg(input):
     x = _float(input)
     return x * (180.0 / math.pi)
@@ -705,6 +721,7 @@ def _float(x):
     return x if x.dtype.kind == "f" else x.to(_dtype.get_default_dtype())
 
 
+@public(method=True, out=True)
 def sinc(input):
     """``sin(pi x) / (pi x)``, 1 at 0."""
     x = _float(input)
@@ -713,10 +730,12 @@ def sinc(input):
     return where(zero, const(1.0, x.dtype), sin(safe) / safe)
 
 
+@public(method=True, out=True)
 def signbit(input):
     return Tensor._wrap(np.signbit(input._data))
 
 
+@public(method=True, inplace=True, out=True)
 def copysign(input, other):
     """``|input|`` with the sign of ``other`` (floats, as in PyTorch)."""
     x, y = pair(input, other, "copysign")
@@ -725,6 +744,7 @@ def copysign(input, other):
     return abs(x) * sign
 
 
+@public(method=True, out=True)
 def float_power(input, exponent):
     """``input ** exponent`` in float64."""
     x = input.to(_dtype.float64) if isinstance(input, Tensor) else input
@@ -734,12 +754,14 @@ def float_power(input, exponent):
     return pow(x, e)
 
 
+@public(method=True, out=True)
 def heaviside(input, values):
     """0 where ``input < 0``, ``values`` where ``input == 0``, 1 where ``input > 0``."""
     x, v = pair(input, values, "heaviside")
     return Tensor._wrap(np.heaviside(x._data, v._data).astype(x.dtype))
 
 
+@public(method=True, inplace=True, out=True)
 def xlogy(input, other):
     """``input * log(other)``, 0 where ``input == 0`` (unless ``other`` is NaN)."""
     x, y = pair(input, other, "xlogy")
@@ -749,11 +771,13 @@ def xlogy(input, other):
     return x * log(where(fix, const(1.0, y.dtype), y))
 
 
+@public(method=True, out=True)
 def logaddexp2(input, other):
     ln2 = math.log(2.0)
     return logaddexp(input * ln2, other * ln2) / ln2
 
 
+@public(method=True, out=True)
 def fmax(input, other):
     """Elementwise maximum that ignores NaN (NaN only where both are NaN)."""
     x, y = pair(input, other, "fmax")
@@ -761,45 +785,8 @@ def fmax(input, other):
     return where(yn, x, where(xn, y, maximum(x, y)))
 
 
+@public(method=True, out=True)
 def fmin(input, other):
     x, y = pair(input, other, "fmin")
     xn, yn = isnan(x), isnan(y)
     return where(yn, x, where(xn, y, minimum(x, y)))
-
-
-ceil_ = _inplace_of(ceil, "ceil_")
-trunc_ = _inplace_of(trunc, "trunc_")
-fix_ = _inplace_of(trunc, "fix_")
-erf_ = _inplace_of(erf, "erf_")
-tan_ = _inplace_of(tan, "tan_")
-clamp_min_ = _inplace_of(clamp_min, "clamp_min_")
-clamp_max_ = _inplace_of(clamp_max, "clamp_max_")
-
-
-xlogy_ = _inplace_of(xlogy, "xlogy_")
-copysign_ = _inplace_of(copysign, "copysign_")
-deg2rad_ = _inplace_of(deg2rad, "deg2rad_")
-rad2deg_ = _inplace_of(rad2deg, "rad2deg_")
-
-
-def remainder_(self, other):
-    return _inplace_of(remainder, "remainder_")(self, other)
-
-
-def fmod_(self, other):
-    return _inplace_of(fmod, "fmod_")(self, other)
-
-
-__all__ = ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "neg", "exp", "log", "log1p", "expm1", "sqrt",
-           "rsqrt", "sin", "cos", "tanh", "sigmoid", "abs", "erf", "sign", "where", "clamp", "clip", "square",
-           "reciprocal", "floor", "ceil", "trunc", "fix", "round", "atan2", "arctan2", "exp2", "log2", "log10", "sinh",
-           "cosh", "asin", "acos", "atan", "asinh", "acosh", "atanh", "erfc", "erfinv", "lgamma", "digamma",
-           "polygamma", "frac", "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "logit", "hypot",
-           "logaddexp", "remainder", "fmod", "floor_divide", "lerp", "addcmul", "addcdiv", "nan_to_num", "sgn", "add_",
-           "sub_", "mul_", "div_", "clamp_", "clip_", "zero_", "fill_", "copy_", "exp_", "log_", "sqrt_", "abs_",
-           "neg_", "sigmoid_", "tanh_", "sin_", "cos_", "floor_", "round_", "reciprocal_", "square_", "sign_", "log1p_",
-           "expm1_", "rsqrt_", "frac_", "pow_", "addcmul_", "addcdiv_", "lerp_", "nan_to_num_", "true_divide", "divide",
-           "multiply", "subtract", "negative", "positive", "absolute", "clamp_min", "clamp_max", "tan", "deg2rad",
-           "rad2deg", "sinc", "signbit", "copysign", "float_power", "heaviside", "xlogy", "logaddexp2", "fmax", "fmin",
-           "ceil_", "trunc_", "fix_", "erf_", "tan_", "clamp_min_", "clamp_max_", "xlogy_", "copysign_", "deg2rad_",
-           "rad2deg_", "remainder_", "fmod_"]

@@ -13,12 +13,12 @@ import numpy as np
 from .. import _dtype
 from .._tape.registry import apply, defop
 from ._util import const, norm_dim, norm_dims
-from .inplace import _inplace_of
 from .comparison import isfinite, ne
 from .pointwise import abs, clamp, exp, log, maximum, minimum, pow, sqrt, where
 from .shape import _expand, _reshape, cat, clone, diagonal, flip, movedim, narrow, reshape, unsqueeze
 from .indexing import gather
 from .matmul import matmul
+from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
@@ -62,6 +62,7 @@ def _mean_vjp(g, out, x, dims, keepdim):
 _mean = defop("mean", _mean_fwd, _mean_vjp, saves=())
 
 
+@public(method=True, out=True)
 def sum(input, dim=None, keepdim=False, *, dtype=None):
     """Sum over ``dim`` (all dims by default). Integer and bool tensors sum to int64."""
     if dtype is not None:
@@ -69,6 +70,7 @@ def sum(input, dim=None, keepdim=False, *, dtype=None):
     return apply(_sum, input, dims=norm_dims(dim, input.ndim, "sum"), keepdim=keepdim)
 
 
+@public(method=True, out=True)
 def mean(input, dim=None, keepdim=False, *, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
@@ -88,6 +90,7 @@ def _sum_to_size_fwd(x, shape):
 _sum_to_size = defop("sum_to_size", _sum_to_size_fwd, lambda g, out, x, shape: g.expand(x.shape), saves=())
 
 
+@public(out=True)
 def sum_to_size(input, *size):
     """Sum ``input`` down to ``size`` (the reverse of broadcasting ``size`` up to ``input.shape``)."""
     shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
@@ -100,7 +103,6 @@ def sum_to_size(input, *size):
     return apply(_sum_to_size, input, shape=shape)
 
 
-
 def _count(shape, dims):
     return int(np.prod([shape[d] for d in dims]))
 
@@ -111,6 +113,7 @@ def _full_result(name):
 
 
 return_types = type("return_types", (), {n: _full_result(n) for n in ("max", "min", "mode", "median", "kthvalue")})
+public(return_types)
 
 
 # ---------------------------------------------------------------- prod
@@ -140,6 +143,7 @@ def prod_dims(input, dims, keepdim=False):
     return apply(_prod, input, dims=dims, keepdim=keepdim)
 
 
+@public(method=True, out=True)
 def prod(input, dim=None, keepdim=False, *, dtype=None):
     """Product over ``dim`` (all by default); the gradient is exact when entries are zero."""
     if dtype is not None:
@@ -175,11 +179,13 @@ def _var_args(input, dim, unbiased, keepdim, correction, opname):
     return dict(dims=norm_dims(dim, input.ndim, opname), keepdim=bool(keepdim), correction=float(correction))
 
 
+@public(method=True, out=True)
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Variance over ``dim`` with Bessel's correction by default (``correction=1``, ``unbiased=True``)."""
     return apply(_var, input, **_var_args(input, dim, unbiased, keepdim, correction, "var"))
 
 
+@public(method=True, out=True)
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Standard deviation: ``sqrt(var(...))``."""
     v = apply(_var, input, **_var_args(input, dim, unbiased, keepdim, correction, "std"))
@@ -219,6 +225,7 @@ def _check_nonempty(input, dim, dims, opname):
                          f"{tuple(input.shape)})")
 
 
+@public(method=True, out=True)
 def amax(input, dim=(), keepdim=False):
     """Max over ``dim`` (all by default); the gradient is shared evenly among ties."""
     dims = norm_dims(dim, input.ndim, "amax")
@@ -226,6 +233,7 @@ def amax(input, dim=(), keepdim=False):
     return apply(_amax, input, dims=dims, keepdim=keepdim)
 
 
+@public(method=True, out=True)
 def amin(input, dim=(), keepdim=False):
     dims = norm_dims(dim, input.ndim, "amin")
     _check_nonempty(input, dim, dims, "amin")
@@ -261,6 +269,7 @@ def _reduce_select(input, dim, keepdim, argfn, op, name):
     return getattr(return_types, name)(values, Tensor._wrap(idx if keepdim or not input.ndim else idx.squeeze(d)))
 
 
+@public(out=True)
 def max(input, dim=None, keepdim=False, *, other=None):
     """``max(x)``: the largest value; ``max(x, dim)``: ``(values, indices)``; ``max(x, y)``: maximum."""
     if isinstance(dim, Tensor) or other is not None:
@@ -270,6 +279,7 @@ def max(input, dim=None, keepdim=False, *, other=None):
     return _reduce_select(input, dim, keepdim, _nan_argmax, _max_dim, "max")
 
 
+@public(out=True)
 def min(input, dim=None, keepdim=False, *, other=None):
     """``min(x)``: the smallest value; ``min(x, dim)``: ``(values, indices)``; ``min(x, y)``: minimum."""
     if isinstance(dim, Tensor) or other is not None:
@@ -304,11 +314,13 @@ def _arg(input, dim, keepdim, fn, name):
     return Tensor._wrap(np.asarray(fn(a, axis=d, keepdims=keepdim), dtype=np.int64))
 
 
+@public(method=True, out=True)
 def argmax(input, dim=None, keepdim=False):
     """Index of the first maximal value (over the flattened tensor when ``dim`` is None)."""
     return _arg(input, dim, keepdim, _nan_argmax, "argmax")
 
 
+@public(method=True, out=True)
 def argmin(input, dim=None, keepdim=False):
     return _arg(input, dim, keepdim, _nan_argmin, "argmin")
 
@@ -328,6 +340,7 @@ _logsumexp = defop("logsumexp", _logsumexp_fwd,
                    saves_output=True)
 
 
+@public(method=True, out=True)
 def logsumexp(input, dim=None, keepdim=False):
     """``log(sum(exp(x), dim))`` without overflow."""
     if input._data.dtype.kind != "f":
@@ -349,6 +362,7 @@ def _norm2_vjp(g, out, x, dims, keepdim):
 _norm2 = defop("norm2", _norm2_fwd, _norm2_vjp, saves_output=True)
 
 
+@public(method=True, out=True)
 def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     """Vector p-norm over ``dim`` (all by default): p = 2 / 'fro', 1, inf, -inf, 0 or any number."""
     if dtype is not None:
@@ -387,6 +401,7 @@ def _reverse_cumsum(g, dim):
 _cumsum = defop("cumsum", _cumsum_fwd, lambda g, out, x, dim: _reverse_cumsum(g, dim), saves=())
 
 
+@public(method=True, inplace=True, out=True)
 def cumsum(input, dim, *, dtype=None):
     """Running sums along ``dim``; the gradient is the reversed running sum of the upstream gradient."""
     if dtype is not None:
@@ -405,7 +420,9 @@ def _logical_reduce(fn, name):
 
 
 all = _logical_reduce(np.all, "all")
+public(all, method=True, out=True)
 any = _logical_reduce(np.any, "any")
+public(any, method=True, out=True)
 
 
 def _named(name, fields=("values", "indices")):
@@ -443,6 +460,7 @@ def _cumprod_vjp_zeros(g, x, dim):
 _cumprod = defop("cumprod", _cumprod_fwd, _cumprod_vjp, saves_output=True)
 
 
+@public(method=True, out=True)
 def cumprod(input, dim, *, dtype=None):
     """Running products along ``dim``; the gradient is exact when entries are zero."""
     if dtype is not None:
@@ -465,16 +483,19 @@ def _cum_extreme(input, dim, npfn, name):
     return _named(name)(gather(input, d, idx), idx)
 
 
+@public(method=True, out=True)
 def cummax(input, dim):
     """Running maxima along ``dim`` and where each was found."""
     return _cum_extreme(input, dim, np.maximum, "cummax")
 
 
+@public(method=True, out=True)
 def cummin(input, dim):
     return _cum_extreme(input, dim, np.minimum, "cummin")
 
 
 # ---------------------------------------------------------------- NaN-skipping reductions
+@public(method=True, out=True)
 def nansum(input, dim=None, keepdim=False, *, dtype=None):
     """``sum`` treating NaN as zero (NaN entries get a zero gradient)."""
     if input._data.dtype.kind == "f":
@@ -482,6 +503,7 @@ def nansum(input, dim=None, keepdim=False, *, dtype=None):
     return sum(input, dim, keepdim, dtype=dtype)
 
 
+@public(method=True, out=True)
 def nanmean(input, dim=None, keepdim=False, *, dtype=None):
     """``mean`` over the non-NaN entries."""
     if dtype is not None:
@@ -498,6 +520,7 @@ def _isnan(t):
 
 
 # ---------------------------------------------------------------- reductions
+@public(method=True, out=True)
 def count_nonzero(input, dim=None):
     return sum(ne(input, 0), dim)
 
@@ -505,6 +528,7 @@ def count_nonzero(input, dim=None):
 _minmax = collections.namedtuple("aminmax", ["min", "max"])
 
 
+@public(method=True)
 def aminmax(input, *, dim=None, keepdim=False):
     """``(min, max)`` over ``dim`` (all elements when None), as a namedtuple."""
     d = () if dim is None else dim
@@ -518,16 +542,19 @@ def _var_mean_args(unbiased, correction, dim):
     return unbiased, correction, dim
 
 
+@public
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     unbiased, correction, dim = _var_mean_args(unbiased, correction, dim)
     return (var(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim))
 
 
+@public
 def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     unbiased, correction, dim = _var_mean_args(unbiased, correction, dim)
     return (std(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim))
 
 
+@public(method=True, out=True)
 def logcumsumexp(input, dim):
     """``log(cumsum(exp(input)))`` along ``dim``, shifted by the maximum for stability."""
     d = norm_dim(dim, input.ndim, "logcumsumexp")
@@ -540,6 +567,7 @@ def logcumsumexp(input, dim):
     return log(cumsum(exp(input - m), d)) + m
 
 
+@public(method=True, out=True)
 def diff(input, n=1, dim=-1, prepend=None, append=None):
     """The ``n``-th forward difference along ``dim`` (``prepend``/``append`` joined first)."""
     if input.ndim == 0:
@@ -557,6 +585,7 @@ def diff(input, n=1, dim=-1, prepend=None, append=None):
     return x
 
 
+@public(method=True, out=True)
 def bincount(input, weights=None, minlength=0):
     """Counts of each value in a 1-D tensor of non-negative ints (sums of ``weights`` if given)."""
     a = input._data
@@ -572,6 +601,7 @@ def bincount(input, weights=None, minlength=0):
     return Tensor._wrap(np.bincount(a, weights=w, minlength=minlength).astype(out_dtype))
 
 
+@public(method=True)
 def histc(input, bins=100, min=0, max=0):
     """A histogram of ``bins`` equal bins over [min, max] (the data's range when both are 0)."""
     a = input._data
@@ -586,6 +616,7 @@ def histc(input, bins=100, min=0, max=0):
     return Tensor._wrap(counts.astype(a.dtype))
 
 
+@public(out=True)
 def trapezoid(y, x=None, *, dx=None, dim=-1):
     d = norm_dim(dim, y.ndim, "trapezoid")
     n = y.shape[d]
@@ -603,8 +634,10 @@ def trapezoid(y, x=None, *, dx=None, dim=-1):
 
 
 trapz = trapezoid
+public(trapz, name="trapz", out=True)
 
 
+@public(method=True, out=True)
 def cov(input, *, correction=1, fweights=None, aweights=None):
     """The covariance of the rows (variables) of ``input`` over its columns (observations)."""
     if fweights is not None or aweights is not None:
@@ -616,18 +649,10 @@ def cov(input, *, correction=1, fweights=None, aweights=None):
     return reshape(c, ()) if input.ndim < 2 else c
 
 
+@public(method=True, out=True)
 def corrcoef(input):
     c = cov(input)
     if c.ndim == 0:
         return c / c
     d = sqrt(diagonal(c))
     return clamp(c / unsqueeze(d, 1) / unsqueeze(d, 0), -1, 1)
-
-
-cumsum_ = _inplace_of(cumsum, "cumsum_")
-
-
-__all__ = ["sum", "mean", "sum_to_size", "return_types", "prod", "var", "std", "amax", "amin", "max", "min", "argmax",
-           "argmin", "logsumexp", "norm", "cumsum", "all", "any", "cumprod", "cummax", "cummin", "nansum", "nanmean",
-           "count_nonzero", "aminmax", "var_mean", "std_mean", "logcumsumexp", "diff", "bincount", "histc", "trapezoid",
-           "trapz", "cov", "corrcoef", "cumsum_"]

@@ -13,7 +13,8 @@ from .. import _dtype
 from .._tape import grad_mode
 from .._tape.registry import apply, defop
 from ._util import norm_dim, norm_dims
-from .inplace import _check_leaf, inplace
+from .inplace import _check_leaf
+from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
@@ -47,6 +48,7 @@ _reshape = defop("reshape", lambda x, shape: x.reshape(shape), lambda g, out, x,
                  saves=(), view=True)
 
 
+@public
 def reshape(input, *shape):
     """Same data, new shape (a view when the layout allows, a copy otherwise); one dim may be -1."""
     shape = _infer_shape(_shape_arg(shape), input._data.size, "reshape", input.shape)
@@ -55,6 +57,7 @@ def reshape(input, *shape):
     return apply(_reshape, input, shape=shape)
 
 
+@public
 def view(input, *shape):
     """Like ``reshape``, but refuses (as PyTorch does) when the result cannot share memory."""
     shape = _infer_shape(_shape_arg(shape), input._data.size, "view", input.shape)
@@ -74,6 +77,7 @@ def _expand_fwd(x, shape):
 _expand = defop("expand", _expand_fwd, lambda g, out, x, shape: g.sum_to_size(x.shape), saves=(), view=True)
 
 
+@public
 def expand(input, *sizes):
     """Broadcast to ``sizes`` without copying; -1 keeps a dim."""
     sizes = _shape_arg(sizes)
@@ -94,6 +98,7 @@ def expand(input, *sizes):
     return apply(_expand, input, shape=shape)
 
 
+@public
 def broadcast_to(input, shape):
     return expand(input, shape)
 
@@ -109,6 +114,7 @@ _permute = defop("permute", lambda x, dims: x.transpose(dims),
                  lambda g, out, x, dims: apply(_permute, g, dims=_inverse(dims)), saves=(), view=True)
 
 
+@public
 def permute(input, *dims):
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = dims[0]
@@ -129,6 +135,7 @@ def _check_permutation(dims, nd):
     raise RuntimeError(f"permute: repeated dim in {norm}")
 
 
+@public(method=True)
 def transpose(input, dim0, dim1):
     nd = input._data.ndim
     if nd == 0:
@@ -141,6 +148,7 @@ def transpose(input, dim0, dim1):
     return apply(_permute, input, dims=tuple(dims))
 
 
+@public(method=True)
 def t(input):
     """Transpose a tensor of at most 2 dims."""
     if input.ndim > 2:
@@ -151,6 +159,7 @@ def t(input):
 _cast = defop("to", lambda x, dtype: x.astype(dtype), lambda g, out, x, dtype: g.to(x.dtype), saves=())
 
 
+@public
 def cast(input, dtype):
     dtype = _dtype.to_dtype(dtype)
     if input._data.dtype == dtype:
@@ -161,11 +170,13 @@ def cast(input, dtype):
 _clone = defop("clone", lambda x: np.array(x, copy=True), lambda g, out, x: g, saves=())
 
 
+@public(method=True)
 def clone(input):
     """A copy that stays in the graph."""
     return apply(_clone, input)
 
 
+@public(method=True)
 def contiguous(input):
     if input._data.flags.c_contiguous:
         return input
@@ -175,8 +186,8 @@ def contiguous(input):
 _contiguous = defop("contiguous", np.ascontiguousarray, lambda g, out, x: g, saves=())
 
 
-
 # ---------------------------------------------------------------- reshapes (all through reshape)
+@public(method=True)
 def flatten(input, start_dim=0, end_dim=-1):
     """Merge dims ``start_dim..end_dim`` into one (a 0-d tensor becomes 1-d)."""
     nd = input.ndim
@@ -189,6 +200,7 @@ def flatten(input, start_dim=0, end_dim=-1):
     return reshape(input, shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:])
 
 
+@public(method=True)
 def unflatten(input, dim, sizes):
     """Split dim ``dim`` into ``sizes`` (one of which may be -1)."""
     d = norm_dim(dim, input.ndim, "unflatten")
@@ -202,6 +214,7 @@ def unflatten(input, dim, sizes):
     return reshape(input, input.shape[:d] + sizes + input.shape[d + 1:])
 
 
+@public(method=True)
 def squeeze(input, dim=None):
     """Drop size-1 dims (only those in ``dim``, an int or tuple, when given)."""
     dims = range(input.ndim) if dim is None else norm_dims(dim, input.ndim, "squeeze")
@@ -209,12 +222,14 @@ def squeeze(input, dim=None):
     return reshape(input, shape)
 
 
+@public(method=True)
 def unsqueeze(input, dim):
     """Insert a size-1 dim at ``dim`` (in ``[-ndim-1, ndim]``)."""
     d = norm_dim(dim, input.ndim + 1, "unsqueeze")
     return reshape(input, input.shape[:d] + (1,) + input.shape[d:])
 
 
+@public(method=True)
 def movedim(input, source, destination):
     """Move dims ``source`` to positions ``destination`` (ints or tuples), keeping the others' order."""
     nd = input.ndim
@@ -234,15 +249,19 @@ def movedim(input, source, destination):
 
 
 moveaxis = movedim
+public(moveaxis, name="moveaxis", method=True)
 
 
+@public
 def swapaxes(input, axis0, axis1):
     return transpose(input, axis0, axis1)
 
 
 swapdims = swapaxes
+public(swapdims, name="swapdims")
 
 
+@public(method=True, out=True)
 def narrow(input, dim, start, length):
     """The slice ``start:start+length`` of dim ``dim`` (a view)."""
     _has_dims(input, "narrow")
@@ -268,6 +287,7 @@ def _cat_vjp(g, out, *xs, dim, starts, index):
 _cat = defop("cat", lambda *xs, dim, starts: np.concatenate(xs, axis=dim), _cat_vjp, saves=(), variadic=True)
 
 
+@public(out=True)
 def cat(tensors, dim=0):
     """Join tensors along ``dim``; dtypes promote as in PyTorch; 1-D empty tensors are skipped.
 
@@ -304,8 +324,11 @@ def cat(tensors, dim=0):
 
 
 concat = concatenate = cat
+public(concat, name="concat", out=True)
+public(concatenate, name="concatenate", out=True)
 
 
+@public(out=True)
 def stack(tensors, dim=0):
     """Join equal-shaped tensors along a new dim ``dim``."""
     tensors = list(tensors)
@@ -319,6 +342,7 @@ def stack(tensors, dim=0):
     return cat([unsqueeze(t, d) for t in tensors], d)
 
 
+@public
 def split(tensor, split_size_or_sections, dim=0):
     """Views of ``tensor`` along ``dim``: chunks of one size (the last may be smaller) or given sizes."""
     _has_dims(tensor, "split")
@@ -341,6 +365,7 @@ def split(tensor, split_size_or_sections, dim=0):
     return tuple(out)
 
 
+@public(method=True)
 def chunk(input, chunks, dim=0):
     """Split into ``chunks`` pieces of ``ceil(size / chunks)`` (fewer if the size runs out)."""
     if chunks <= 0:
@@ -359,6 +384,7 @@ def _has_dims(input, opname):
         raise RuntimeError(f"{opname}: dimension specified as 0 but tensor has no dimensions")
 
 
+@public(method=True)
 def unbind(input, dim=0):
     d = norm_dim(dim, input.ndim, "unbind")
     return tuple(squeeze(p, d) for p in split(input, 1, d))
@@ -384,6 +410,7 @@ def _pad_index(n, lo, hi, mode):
     return i % n  # circular
 
 
+@public
 def pad(input, pad, mode="constant", value=None):
     """Pad the last dims: ``pad = (left, right, top, bottom, ...)``, last dim first (negative crops).
 
@@ -426,6 +453,7 @@ def pad(input, pad, mode="constant", value=None):
 _flip = defop("flip", lambda x, dims: np.flip(x, dims).copy(), lambda g, out, x, dims: flip(g, dims), saves=())
 
 
+@public(out=True)
 def flip(input, dims):
     """Reverse the order of elements along ``dims`` (a copy, as in PyTorch)."""
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
@@ -435,10 +463,12 @@ def flip(input, dims):
     return apply(_flip, input, dims=dims)
 
 
+@public
 def fliplr(input):
     return flip(input, (1,))
 
 
+@public
 def flipud(input):
     return flip(input, (0,))
 
@@ -457,6 +487,7 @@ def _repeat_vjp(g, out, x, sizes):
 _repeat = defop("repeat", _repeat_fwd, _repeat_vjp, saves=())
 
 
+@public
 def repeat(input, *sizes):
     """Tile the tensor ``sizes[i]`` times along dim i (``sizes`` may add leading dims)."""
     sizes = _shape_arg(sizes)
@@ -468,6 +499,7 @@ def repeat(input, *sizes):
     return apply(_repeat, input, sizes=sizes)
 
 
+@public
 def tile(input, dims):
     dims = tuple(dims)
     return repeat(input, (1,) * (input.ndim - len(dims)) + dims)
@@ -481,6 +513,7 @@ _roll = defop("roll", lambda x, shifts, dims: np.roll(x, shifts, axis=dims),
               lambda g, out, x, shifts, dims: apply(_roll, g, shifts=_neg_shifts(shifts), dims=dims), saves=())
 
 
+@public(method=True)
 def roll(input, shifts, dims=None):
     """Shift elements cyclically along ``dims`` (over the flattened tensor when ``dims`` is None)."""
     if isinstance(shifts, (list, tuple)):
@@ -509,18 +542,21 @@ def _tensors(tensors, opname):
     return tensors
 
 
+@public
 def atleast_1d(*tensors):
     ts = _tensors(tensors, "atleast_1d")
     out = tuple(t.reshape(1) if t.ndim == 0 else t for t in ts)
     return out[0] if len(out) == 1 else out
 
 
+@public
 def atleast_2d(*tensors):
     ts = _tensors(tensors, "atleast_2d")
     out = tuple(t.reshape((1,) * (2 - t.ndim) + tuple(t.shape)) if t.ndim < 2 else t for t in ts)
     return out[0] if len(out) == 1 else out
 
 
+@public
 def atleast_3d(*tensors):
     """0-d -> (1, 1, 1), 1-d (n,) -> (1, n, 1), 2-d (m, n) -> (m, n, 1), as numpy."""
     def up(t):
@@ -535,30 +571,36 @@ def atleast_3d(*tensors):
     return out[0] if len(out) == 1 else out
 
 
+@public
 def hstack(tensors):
     """Concatenate along dim 1 (dim 0 for 1-D tensors)."""
     ts = [atleast_1d(t) for t in _tensors((tensors,), "hstack")]
     return cat(ts, 0 if ts[0].ndim == 1 else 1)
 
 
+@public
 def vstack(tensors):
     """Concatenate along dim 0, after making every tensor at least 2-D."""
     return cat([atleast_2d(t) for t in _tensors((tensors,), "vstack")], 0)
 
 
 row_stack = vstack
+public(row_stack, name="row_stack")
 
 
+@public
 def dstack(tensors):
     """Concatenate along dim 2, after making every tensor at least 3-D."""
     return cat([atleast_3d(t) for t in _tensors((tensors,), "dstack")], 2)
 
 
+@public
 def column_stack(tensors):
     ts = _tensors((tensors,), "column_stack")
     return hstack([t.reshape(-1, 1) if t.ndim < 2 else t for t in ts])
 
 
+@public
 def broadcast_shapes(*shapes):
     """The shape all ``shapes`` broadcast to (ints count as 1-D shapes)."""
     shapes = [(s,) if isinstance(s, (int, np.integer)) else tuple(s) for s in shapes]
@@ -568,6 +610,7 @@ def broadcast_shapes(*shapes):
         raise RuntimeError(f"broadcast_shapes: shapes {shapes} cannot be broadcast together") from None
 
 
+@public
 def broadcast_tensors(*tensors):
     """Every tensor expanded (a view) to their common broadcast shape."""
     ts = _tensors(tensors, "broadcast_tensors")
@@ -575,6 +618,7 @@ def broadcast_tensors(*tensors):
     return tuple(t.expand(shape) for t in ts)
 
 
+@public
 def meshgrid(*tensors, indexing="ij"):
     """Coordinate grids from 1-D tensors; ``indexing='xy'`` swaps the first two dims (numpy's default)."""
     ts = _tensors(tensors, "meshgrid")
@@ -592,6 +636,7 @@ def meshgrid(*tensors, indexing="ij"):
     return tuple(out)
 
 
+@public
 def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     """Repeat each element ``repeats`` times (an int or a 1-D tensor of counts) along ``dim``.
 
@@ -617,6 +662,7 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     return input.index_select(d, Tensor._wrap(idx))
 
 
+@public(method=True)
 def rot90(input, k=1, dims=(0, 1)):
     """Rotate by 90 degrees ``k`` times in the plane ``dims`` (from the first towards the second)."""
     if len(dims) != 2:
@@ -636,6 +682,7 @@ def rot90(input, k=1, dims=(0, 1)):
     return clone(input)
 
 
+@public(method=True)
 def unfold(input, dimension, size, step):
     """All windows of ``size`` along ``dimension``, ``step`` apart, as a new last dim.
 
@@ -671,11 +718,13 @@ def _tri(op, input, diagonal, opname):
     return apply(op, input, diagonal=int(diagonal))
 
 
+@public(method=True, inplace=True, out=True)
 def tril(input, diagonal=0):
     """The lower triangle (on and below ``diagonal``) of the last two dims; zeros above."""
     return _tri(_tril, input, diagonal, "tril")
 
 
+@public(method=True, inplace=True, out=True)
 def triu(input, diagonal=0):
     """The upper triangle (on and above ``diagonal``) of the last two dims; zeros below."""
     return _tri(_triu, input, diagonal, "triu")
@@ -704,6 +753,7 @@ _diag_embed = defop("diag_embed", _diag_embed_fwd,
                                                                       dim2=dim2), saves=())
 
 
+@public(method=True, out=True)
 def diagonal(input, offset=0, dim1=0, dim2=1):
     """The ``offset`` diagonal of dims (dim1, dim2), as a new last dim (a copy in tapegrad)."""
     d1, d2 = norm_dim(dim1, input.ndim, "diagonal"), norm_dim(dim2, input.ndim, "diagonal")
@@ -712,6 +762,7 @@ def diagonal(input, offset=0, dim1=0, dim2=1):
     return apply(_diagonal, input, offset=int(offset), dim1=d1, dim2=d2)
 
 
+@public(method=True, out=True)
 def diag_embed(input, offset=0, dim1=-2, dim2=-1):
     """A tensor whose ``offset`` diagonal over (dim1, dim2) holds ``input``'s last dim; zeros elsewhere."""
     nd = input.ndim + 1
@@ -726,6 +777,7 @@ def diag_embed(input, offset=0, dim1=-2, dim2=-1):
     return apply(_diag_embed, input, shape=tuple(shape), offset=int(offset), dim1=d1, dim2=d2)
 
 
+@public(method=True, out=True)
 def diag(input, diagonal=0):
     """1-D input: a square matrix with it on the ``diagonal``; 2-D input: that diagonal, 1-D."""
     if input.ndim == 1:
@@ -735,19 +787,12 @@ def diag(input, diagonal=0):
     raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {input.ndim}D (shape {tuple(input.shape)})")
 
 
+@public(method=True, out=True)
 def trace(input):
     """The sum of the main diagonal of a 2-D tensor."""
     if input.ndim != 2:
         raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input.ndim}")
     return diagonal(input).sum()
-
-
-def tril_(self, diagonal=0):
-    return inplace(self, lambda s: tril(s, diagonal), "tril_")
-
-
-def triu_(self, diagonal=0):
-    return inplace(self, lambda s: triu(s, diagonal), "triu_")
 
 
 # ---------------------------------------------------------------- in-place shape changes
@@ -764,26 +809,32 @@ def _reshape_inplace(self, fn, opname):
     return self
 
 
+@public(method=True)
 def unsqueeze_(self, dim):
     return _reshape_inplace(self, lambda s: unsqueeze(s, dim), "unsqueeze_")
 
 
+@public(method=True)
 def squeeze_(self, dim=None):
     return _reshape_inplace(self, lambda s: squeeze(s, dim), "squeeze_")
 
 
+@public(method=True)
 def t_(self):
     return _reshape_inplace(self, t, "t_")
 
 
+@public(method=True)
 def transpose_(self, dim0, dim1):
     return _reshape_inplace(self, lambda s: transpose(s, dim0, dim1), "transpose_")
 
 
+@public(out=True)
 def ravel(input):
     return reshape(input, -1)
 
 
+@public(method=True)
 def select(input, dim, index):
     """``input[..., index, ...]`` with ``index`` at ``dim`` (that dim removed)."""
     d = norm_dim(dim, input.ndim, "select")
@@ -795,6 +846,7 @@ def select(input, dim, index):
 
 
 # ---------------------------------------------------------------- splitting
+@public(method=True)
 def tensor_split(input, indices_or_sections, dim=0):
     """Split into ``n`` nearly equal parts (the first ones one larger) or at the given indices."""
     if input.ndim == 0:
@@ -816,14 +868,17 @@ def tensor_split(input, indices_or_sections, dim=0):
                  for a, b in zip(bounds[:-1], bounds[1:]))
 
 
+@public
 def hsplit(input, indices_or_sections):
     return _nsplit(input, indices_or_sections, 1 if input.ndim > 1 else 0, "hsplit")
 
 
+@public
 def vsplit(input, indices_or_sections):
     return _nsplit(input, indices_or_sections, 0, "vsplit")
 
 
+@public
 def dsplit(input, indices_or_sections):
     return _nsplit(input, indices_or_sections, 2, "dsplit")
 
@@ -835,6 +890,7 @@ def _nsplit(input, sections, dim, name):
     return tensor_split(input, sections, dim)
 
 
+@public(out=True)
 def cartesian_prod(*tensors):
     if len(tensors) == 1:
         return tensors[0]
@@ -842,6 +898,7 @@ def cartesian_prod(*tensors):
     return stack([reshape(g, -1) for g in grids], 1)
 
 
+@public(out=True)
 def block_diag(*tensors):
     """A block-diagonal matrix of the (0-, 1- or 2-D) tensors."""
     mats = [reshape(t, (1, -1)) if t.ndim < 2 else t for t in tensors]
@@ -860,15 +917,6 @@ def block_diag(*tensors):
     return cat(rows, 0)
 
 
+@public(out=True)
 def diagflat(input, offset=0):
     return diag(reshape(input, -1), offset)
-
-
-__all__ = ["reshape", "view", "expand", "broadcast_to", "permute", "transpose", "t", "cast", "clone", "contiguous",
-           "flatten", "unflatten", "squeeze", "unsqueeze", "movedim", "moveaxis", "swapaxes", "swapdims", "narrow",
-           "cat", "concat", "concatenate", "stack", "split", "chunk", "unbind", "pad", "flip", "fliplr", "flipud",
-           "repeat", "tile", "roll", "atleast_1d", "atleast_2d", "atleast_3d", "hstack", "vstack", "row_stack",
-           "dstack", "column_stack", "broadcast_shapes", "broadcast_tensors", "meshgrid", "repeat_interleave", "rot90",
-           "unfold", "tril", "triu", "diagonal", "diag_embed", "diag", "trace", "tril_", "triu_", "unsqueeze_",
-           "squeeze_", "t_", "transpose_", "ravel", "select", "tensor_split", "hsplit", "vsplit", "dsplit",
-           "cartesian_prod", "block_diag", "diagflat"]

@@ -13,6 +13,7 @@ from ._util import const, norm_dim
 from .shape import clone, narrow, reshape, squeeze, stack
 from .indexing import gather, getitem
 from .reduction import _named
+from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
@@ -33,6 +34,7 @@ def _argsort_np(a, axis, descending, stable=True):
     return np.argsort(-a, axis=axis, kind="stable")
 
 
+@public(method=True, out=True)
 def sort(input, dim=-1, descending=False, stable=False):
     """``(values, indices)`` sorted along ``dim``; ties keep their order (always stable here).
 
@@ -46,14 +48,17 @@ def sort(input, dim=-1, descending=False, stable=False):
     return _sort_t(gather(input, d, idx), idx)
 
 
+@public(method=True, out=True)
 def argsort(input, dim=-1, descending=False, stable=False):
     return sort(input, dim, descending, stable).indices
 
 
+@public(method=True, out=True)
 def msort(input):
     return sort(input, 0).values
 
 
+@public(method=True, out=True)
 def topk(input, k, dim=-1, largest=True, sorted=True):
     """The ``k`` largest (or smallest) entries along ``dim`` and their indices."""
     d = norm_dim(dim, input.ndim, "topk")
@@ -92,6 +97,7 @@ def _select_kth(input, dim, keepdim, pos, opname, result):
     return result(values, idx)
 
 
+@public(method=True, out=True)
 def kthvalue(input, k, dim=-1, keepdim=False):
     """The ``k``-th smallest entry (1-based) along ``dim``, and its index."""
     return _select_kth(input, dim, keepdim, lambda n: k - 1, "kthvalue", _kth_t)
@@ -114,6 +120,7 @@ def _lower_median(x):
     return np.sort(flat, kind="stable")[(flat.size - 1) // 2]
 
 
+@public(method=True, out=True)
 def median(input, dim=None, keepdim=False):
     """No ``dim``: the lower median of all entries; with ``dim``: ``(values, indices)`` along it."""
     if dim is None:
@@ -123,6 +130,7 @@ def median(input, dim=None, keepdim=False):
     return _select_kth(input, dim, keepdim, lambda n: (n - 1) // 2, "median", _median_t)
 
 
+@public(method=True, out=True)
 def nanmedian(input, dim=None, keepdim=False):
     """``median`` ignoring NaNs (NaN only where a slice is all NaN)."""
     if input._data.dtype.kind != "f" or not np.isnan(input._data).any():
@@ -141,6 +149,7 @@ def nanmedian(input, dim=None, keepdim=False):
     return _median_t(values, idx)
 
 
+@public(method=True, out=True)
 def mode(input, dim=-1, keepdim=False):
     """The most frequent value along ``dim`` (the smallest among equally frequent) and an index of it."""
     if input.ndim == 0:
@@ -161,6 +170,7 @@ def mode(input, dim=-1, keepdim=False):
     return _mode_t(values, idx)
 
 
+@public(method=True)
 def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
     """The distinct values (sorted), optionally with the inverse map and the counts. Not differentiable."""
     a = input._data
@@ -179,6 +189,7 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
     return out[0] if len(out) == 1 else tuple(out)
 
 
+@public(method=True)
 def unique_consecutive(input, return_inverse=False, return_counts=False, dim=None):
     """Collapse runs of equal consecutive values (of the flattened tensor)."""
     if dim is not None:
@@ -199,6 +210,7 @@ def _search_dtype(out_int32):
     return np.int32 if out_int32 else np.int64
 
 
+@public(out=True)
 def bucketize(input, boundaries, *, out_int32=False, right=False):
     """The bucket of each value: ``boundaries[i-1] < x <= boundaries[i]`` (``right=True``: ``<= x <``)."""
     if not isinstance(boundaries, Tensor) or boundaries.ndim != 1:
@@ -209,6 +221,7 @@ def bucketize(input, boundaries, *, out_int32=False, right=False):
     return Tensor._wrap(np.asarray(out, dtype=_search_dtype(out_int32)))
 
 
+@public(out=True)
 def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=None, sorter=None):
     """Where ``input``'s values would go in ``sorted_sequence``'s innermost dim to keep it sorted."""
     if side is not None:
@@ -236,6 +249,7 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
     return Tensor._wrap(np.asarray(out, dtype=_search_dtype(out_int32)))
 
 
+@public(method=True, out=True)
 def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
     """The ``q``-th quantiles along ``dim`` (all elements when None), PyTorch's interpolation modes."""
     if interpolation not in ("linear", "lower", "higher", "midpoint", "nearest"):
@@ -270,7 +284,3 @@ def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
             v = squeeze(v, d)
         outs.append(v)
     return outs[0] if np.ndim(qs) == 0 else stack(outs, 0)
-
-
-__all__ = ["sort", "argsort", "msort", "topk", "kthvalue", "median", "nanmedian", "mode", "unique",
-           "unique_consecutive", "bucketize", "searchsorted", "quantile"]

@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 
 from ...ops import creation
-from ... import ops as _ops
+from ...ops import plain as _ops  # the ops without their out= wrappers
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init

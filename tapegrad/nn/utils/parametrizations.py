@@ -2,7 +2,7 @@
 parametrizations (``module.parametrizations.weight.original0`` / ``original1`` ...), as PyTorch's."""
 from __future__ import annotations
 
-from ... import ops as _ops
+from ...ops import plain as _ops  # the ops without their out= wrappers
 from ...ops import creation
 from ..._tape import grad_mode
 from ..modules.module import Module
