@@ -349,7 +349,7 @@ class Tensor:
     def __neg__(self): return _plain.neg(self)
     def __pos__(self): return self
     def __abs__(self): return _plain.abs(self)
-    def __invert__(self): return _plain.bitwise_not(self) if self._data.dtype != np.bool_ else _plain.logical_not(self)
+    def __invert__(self): return _plain.bitwise_not(self)
     def __and__(self, other): return _plain.bitwise_and(self, other)
     def __or__(self, other): return _plain.bitwise_or(self, other)
     def __xor__(self, other): return _plain.bitwise_xor(self, other)
@@ -434,13 +434,6 @@ class Tensor:
     def fix_(self): return _plain.fix_(self)
     def clamp_min_(self, min): return _plain.clamp_min_(self, min)
     def clamp_max_(self, max): return _plain.clamp_max_(self, max)
-    def eq_(self, other): return _plain.eq_(self, other)
-    def ne_(self, other): return _plain.ne_(self, other)
-    def lt_(self, other): return _plain.lt_(self, other)
-    def le_(self, other): return _plain.le_(self, other)
-    def gt_(self, other): return _plain.gt_(self, other)
-    def ge_(self, other): return _plain.ge_(self, other)
-    def logical_not_(self): return _plain.logical_not_(self)
     def polygamma(self, n): return _plain.polygamma(n, self)
 
 

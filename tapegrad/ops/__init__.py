@@ -16,7 +16,7 @@ from . import (activation, comparison, conv, creation, indexing, linalg, matmul,
                reduction, shape, sorting)
 from .conversion import to  # noqa: F401
 from .format import format_tensor  # noqa: F401
-from .surface import FUNCTIONS as _FUNCTIONS, METHODS as _METHODS, PLAIN as _PLAIN
+from .surface import FUNCTIONS as _FUNCTIONS, PLAIN as _PLAIN, install_methods as _install_methods
 
 globals().update(_FUNCTIONS)
 __all__ = sorted(_FUNCTIONS)
@@ -28,12 +28,8 @@ def bind_tensor(cls) -> None:
     """Hand the ``Tensor`` class down to the ops and the tape, and give it the declared methods:
     called once by tensor.py, which imports the ops (they sit below ``Tensor`` and cannot import
     it, yet create and recognise tensors). Each op module names the class ``Tensor``."""
+    _install_methods(cls)
     _registry.bind_tensor(cls)
     for name, mod in list(_sys.modules.items()):
         if name.startswith(__name__ + ".") and "Tensor" in vars(mod):
             mod.Tensor = cls
-    for name, fn in _METHODS.items():
-        if name in vars(cls):
-            raise TypeError(f"Tensor.{name} is written out in tensor.py and declared public(method=True) by "
-                            f"{fn.__module__}: keep one")
-        setattr(cls, name, fn)

@@ -124,6 +124,7 @@ _hardtanh = defop("hardtanh", lambda x, min_val, max_val: np.clip(x, min_val, ma
 
 @public
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """``input`` clamped to ``[min_val, max_val]``."""
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
     return apply(_hardtanh, _float_input(input, "hardtanh"), min_val=float(min_val), max_val=float(max_val))
@@ -131,6 +132,7 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
 
 @public
 def relu6(input, inplace=False):
+    """``min(max(input, 0), 6)``."""
     return hardtanh(input, 0.0, 6.0)
 
 
@@ -214,8 +216,11 @@ def one_hot(tensor, num_classes=-1):
 
 _relu, _relu_fn = _unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype, copy=False),
                      lambda g, out, x: apply(_relu_backward, g, out), saves_output=True, saves=())
+
+
 @public(method=True, inplace=True, out=True)
 def relu(input):
+    """``max(input, 0)``, elementwise."""
     _no_bool(input, "relu")
     return apply(_relu, input)
 

@@ -122,24 +122,28 @@ def _dt(dtype, default=None):
 
 @public
 def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A tensor of zeros of the given size."""
     _check_device(device)
     return _finish(np.zeros(_size(size), _dt(dtype)), requires_grad)
 
 
 @public
 def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A tensor of ones of the given size."""
     _check_device(device)
     return _finish(np.ones(_size(size), _dt(dtype)), requires_grad)
 
 
 @public
 def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A tensor of the given size (zero-filled: tapegrad never hands out uninitialised memory)."""
     _check_device(device)
     return _finish(np.empty(_size(size), _dt(dtype)), requires_grad)
 
 
 @public
 def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A tensor of ``size`` filled with ``fill_value``."""
     _check_device(device)
     if dtype is None:
         dtype = (_dtype.bool_ if isinstance(fill_value, bool) else
@@ -149,21 +153,25 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tens
 
 @public
 def zeros_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Zeros with ``input``'s shape (and dtype unless given)."""
     return _finish(np.zeros(input.shape, _dt(dtype, input.dtype)), requires_grad)
 
 
 @public
 def ones_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Ones with ``input``'s shape (and dtype unless given)."""
     return _finish(np.ones(input.shape, _dt(dtype, input.dtype)), requires_grad)
 
 
 @public
 def empty_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A tensor with ``input``'s shape (and dtype unless given), zero-filled."""
     return _finish(np.empty(input.shape, _dt(dtype, input.dtype)), requires_grad)
 
 
 @public
 def full_like(input, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """``fill_value`` with ``input``'s shape (and dtype unless given)."""
     return _finish(np.full(input.shape, fill_value, _dt(dtype, input.dtype)), requires_grad)
 
 
@@ -185,18 +193,21 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
 
 @public
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
     _check_device(device)
     return _finish(np.linspace(start, end, int(steps)).astype(_dt(dtype)), requires_grad)
 
 
 @public
 def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """The ``n`` x ``m`` identity matrix (square by default)."""
     _check_device(device)
     return _finish(np.eye(n, m, dtype=_dt(dtype)), requires_grad)
 
 
 @public
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Uniform samples from [0, 1) of the given size."""
     _check_device(device)
     d = _dt(dtype)
     return _finish(_random.rng(generator).random(_size(size), dtype=np.float64).astype(d), requires_grad)
@@ -204,6 +215,7 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) ->
 
 @public
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Standard normal samples of the given size."""
     _check_device(device)
     d = _dt(dtype)
     return _finish(_random.rng(generator).standard_normal(_size(size)).astype(d), requires_grad)
@@ -225,22 +237,26 @@ def randint(low, high=None, size=None, generator=None, dtype=None, device=None, 
 
 @public
 def randperm(n, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A random permutation of ``0 .. n-1`` (int64)."""
     _check_device(device)
     return _finish(_random.rng(generator).permutation(int(n)).astype(_dt(dtype, _dtype.int64)), requires_grad)
 
 
 @public
 def rand_like(input, dtype=None, requires_grad=False) -> Tensor:
+    """Uniform samples from [0, 1) with ``input``'s shape."""
     return rand(*input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
 
 
 @public
 def randn_like(input, dtype=None, requires_grad=False) -> Tensor:
+    """Standard normal samples with ``input``'s shape."""
     return randn(*input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
 
 
 @public
 def randint_like(input, low, high=None, dtype=None) -> Tensor:
+    """Random integers in [low, high) with ``input``'s shape."""
     if high is None:
         low, high = 0, low
     return randint(low, high, tuple(input.shape), dtype=dtype or input.dtype)
@@ -255,6 +271,7 @@ def bernoulli(input, generator=None) -> Tensor:
 
 @public
 def multinomial(input, num_samples, replacement=False, generator=None) -> Tensor:
+    """``num_samples`` indices drawn per row with probabilities proportional to ``input``."""
     p = np.asarray(input._data, dtype=np.float64)
     rows = p.reshape(-1, p.shape[-1])
     g = _random.rng(generator)
@@ -264,6 +281,7 @@ def multinomial(input, num_samples, replacement=False, generator=None) -> Tensor
 
 @public
 def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None) -> Tensor:
+    """Normal samples with the given ``mean`` and ``std`` (numbers or tensors, broadcast)."""
     m = mean._data if isinstance(mean, Tensor) else mean
     s = std._data if isinstance(std, Tensor) else std
     shape = size if size is not None else np.broadcast_shapes(np.shape(m), np.shape(s))
@@ -334,6 +352,7 @@ def bernoulli_(self, p=0.5, *, generator=None):
 
 @public(method=True)
 def exponential_(self, lambd=1.0, *, generator=None):
+    """Fill ``self`` with samples from the exponential distribution of rate ``lambd``."""
     _float_self(self, "exponential_")
     return _fill_random(self, _random.rng(generator).exponential(1 / lambd, self.shape).astype(self.dtype),
                         "exponential_")
@@ -341,22 +360,26 @@ def exponential_(self, lambd=1.0, *, generator=None):
 
 @public(method=True)
 def random_(self, from_=0, to=None, *, generator=None):
+    """Fill ``self`` with random integers in ``[from_, to)`` (``[0, from_)`` with one bound)."""
     lo, hi = (0, from_) if to is None else (from_, to)
     return _fill_random(self, _random.rng(generator).integers(lo, hi, self.shape).astype(self.dtype), "random_")
 
 
 @public
 def tril_indices(row, col, offset=0, *, dtype=None, device=None):
+    """The (row, column) indices of the lower triangle of a ``row`` x ``col`` matrix, as 2 x N."""
     return Tensor._wrap(np.stack(np.tril_indices(row, offset, col)).astype(_dtype.to_dtype(dtype or "int64")))
 
 
 @public
 def triu_indices(row, col, offset=0, *, dtype=None, device=None):
+    """The (row, column) indices of the upper triangle of a ``row`` x ``col`` matrix, as 2 x N."""
     return Tensor._wrap(np.stack(np.triu_indices(row, offset, col)).astype(_dtype.to_dtype(dtype or "int64")))
 
 
 @public(out=True)
 def vander(x, N=None, increasing=False):
+    """The Vandermonde matrix of the 1-D ``x`` (decreasing powers unless ``increasing``)."""
     n = x.shape[0] if N is None else N
     powers = [x ** k if k else mul(x, 0) + 1 for k in range(n)]
     cols = powers if increasing else powers[::-1]

@@ -68,11 +68,13 @@ _index_put_add = defop("index_put_add", _index_put_add_fwd,
 
 @public
 def index_put_add(g, shape, index, basic):
+    """A zero tensor of ``shape`` with ``g`` added at ``index``: the VJP of indexing."""
     return apply(_index_put_add, g, shape=tuple(shape), index=index, basic=basic)
 
 
 @public
 def getitem(x: Tensor, index):
+    """``x[index]``: basic indexing gives a view, advanced indexing a copy."""
     idx = _norm_index(index)
     basic = _is_basic(idx)
     try:
@@ -347,6 +349,7 @@ def nonzero(input, *, as_tuple=False):
 
 @public
 def argwhere(input):
+    """The indices of the non-zero elements, one row each (``nonzero``)."""
     return nonzero(input)
 
 
@@ -517,12 +520,14 @@ def _inplace(fn, name):
 
 @public(method=True)
 def scatter_reduce_(self, dim, index, src, reduce, *, include_self=True):
+    """``scatter_reduce``, in place."""
     return _inplace(lambda s, t: scatter_reduce(s, dim, index, t, reduce, include_self=include_self),
                     "scatter_reduce_")(self, src)
 
 
 @public(method=True)
 def masked_scatter_(self, mask, source):
+    """``masked_scatter``, in place."""
     return _inplace(lambda s, t: masked_scatter(s, mask, t), "masked_scatter_")(self, source)
 
 
@@ -598,6 +603,7 @@ def index_fill(input, dim, index, value):
 
 @public(method=True)
 def masked_fill_(self, mask, value):
+    """``masked_fill``, in place: ``value`` where ``mask`` holds."""
     if mask.ndim > self.ndim or np.broadcast_shapes(mask.shape, self.shape) != tuple(self.shape):
         raise RuntimeError(f"masked_fill_: the mask of shape {tuple(mask.shape)} is not broadcastable to the "
                            f"tensor of shape {tuple(self.shape)}")

@@ -85,6 +85,7 @@ def _inplace_of(fn, name):
             return inplace(self, call, name, *tensors)
         return inplace(self, lambda s, *ts: fn(s, *ts), name, *tensors)
     method.__name__ = name
+    method.__doc__ = f"``{name[:-1]}``, in place."
     return method
 
 

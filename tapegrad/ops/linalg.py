@@ -648,6 +648,7 @@ def det(input):
 
 @public(out=True)
 def chain_matmul(*matrices):
+    """The product of the matrices, left to right (``linalg.multi_dot``)."""
     return multi_dot(matrices)
 
 
@@ -677,6 +678,7 @@ def _pnorm_last(diff, p):
 
 @public(method=True, out=True)
 def dist(input, other, p=2):
+    """The ``p``-norm of ``input - other``."""
     x, y = pair(input, other, "dist")
     return _pnorm_last(reshape(x - y, -1), p)
 

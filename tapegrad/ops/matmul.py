@@ -82,6 +82,7 @@ def matmul(input, other):
 
 @public(out=True)
 def mm(input, mat2):
+    """The matrix product of two 2-D tensors."""
     if input.ndim != 2 or mat2.ndim != 2:
         raise RuntimeError(f"mm: expected 2-D tensors, got {tuple(input.shape)} and {tuple(mat2.shape)}")
     return matmul(input, mat2)
@@ -89,6 +90,7 @@ def mm(input, mat2):
 
 @public(out=True)
 def bmm(input, mat2):
+    """Batched matrix product of two 3-D tensors."""
     if input.ndim != 3 or mat2.ndim != 3 or input.shape[0] != mat2.shape[0]:
         raise RuntimeError(f"bmm: expected 3-D tensors with equal batch, got {tuple(input.shape)} and "
                            f"{tuple(mat2.shape)}")
@@ -156,6 +158,7 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1):
 
 @public(out=True)
 def addmv(input, mat, vec, *, beta=1, alpha=1):
+    """``beta * input + alpha * (mat @ vec)``."""
     prod = mv(mat, vec)
     _check_broadcast(input, prod, "addmv")
     return _scaled_sum(input, prod, beta, alpha)
@@ -173,6 +176,7 @@ def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
 
 @public(out=True)
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    """``beta * input + alpha * sum_b(batch1[b] @ batch2[b])``."""
     _check_nd(batch1, 3, "addbmm", "batch1")
     prod = _linalg_bmm(batch1, batch2).sum(0)
     _check_broadcast(input, prod, "addbmm")
@@ -330,6 +334,7 @@ def tensordot(a, b, dims=2):
 
 @public(method=True, out=True)
 def inner(input, other):
+    """The inner product over the last dimension of both tensors."""
     if input.ndim == 0 or other.ndim == 0:
         return mul(input, other)
     return tensordot(input, other, ([-1], [-1]))
@@ -337,6 +342,7 @@ def inner(input, other):
 
 @public(out=True)
 def vdot(input, other):
+    """The dot product of two 1-D tensors."""
     return dot(input, other)
 
 
@@ -353,6 +359,7 @@ def kron(input, other):
 
 @public(method=True, out=True)
 def addr(input, vec1, vec2, *, beta=1, alpha=1):
+    """``beta * input + alpha * outer(vec1, vec2)``."""
     out = outer(vec1, vec2)
     if alpha != 1:
         out = out * alpha

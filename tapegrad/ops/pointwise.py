@@ -62,6 +62,7 @@ def add(input, other, *, alpha=1):
 
 @public(method=True, inplace=True, out=True)
 def sub(input, other, *, alpha=1):
+    """``input - alpha * other``, broadcast and type-promoted as in PyTorch."""
     if _is_bool(input) or _is_bool(other):
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
                            "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
@@ -76,6 +77,7 @@ def _is_bool(x):
 
 @public(method=True, inplace=True, out=True)
 def mul(input, other):
+    """``input * other``, broadcast and type-promoted as in PyTorch."""
     return apply(_mul, *pair(input, other, "mul"))
 
 
@@ -146,11 +148,13 @@ _pow_scalar = defop("pow_scalar", _pow_scalar_fwd,
 
 @public(method=True, out=True)
 def maximum(input, other):
+    """Elementwise maximum of ``input`` and ``other`` (NaN propagates)."""
     return apply(_maximum, *pair(input, other, "maximum"))
 
 
 @public(method=True, out=True)
 def minimum(input, other):
+    """Elementwise minimum of ``input`` and ``other`` (NaN propagates)."""
     return apply(_minimum, *pair(input, other, "minimum"))
 
 
@@ -176,6 +180,7 @@ _neg, _neg_fn = _unary("neg", np.negative, lambda g, out, x: -g, saves=())
 
 @public(method=True, inplace=True, out=True)
 def neg(input):
+    """``-input``."""
     _no_bool(input, "neg")
     return apply(_neg, input)
 
@@ -183,38 +188,54 @@ def neg(input):
 def _no_bool(input, opname, hint=""):
     if input._data.dtype == np.bool_:
         raise RuntimeError(f"{opname}: not implemented for 'Bool' tensors{hint}")
+
+
 _exp, exp = _unary("exp", np.exp, lambda g, out, x: g * out, saves_output=True, saves=(), floating=True)
-public(exp, method=True, inplace=True, out=True)
+public(exp, method=True, inplace=True, out=True,
+       doc="``e ** input``, elementwise.")
 _log, log = _unary("log", np.log, lambda g, out, x: g / x, floating=True)
-public(log, method=True, inplace=True, out=True)
+public(log, method=True, inplace=True, out=True,
+       doc="The natural logarithm, elementwise.")
 _log1p, log1p = _unary("log1p", np.log1p, lambda g, out, x: g / (x + 1), floating=True)
-public(log1p, method=True, inplace=True, out=True)
+public(log1p, method=True, inplace=True, out=True,
+       doc="``log(1 + input)``, accurate for small ``input``.")
 _expm1, expm1 = _unary("expm1", np.expm1, lambda g, out, x: g * (out + 1), saves_output=True, saves=(), floating=True)
-public(expm1, method=True, inplace=True, out=True)
+public(expm1, method=True, inplace=True, out=True,
+       doc="``exp(input) - 1``, accurate for small ``input``.")
 _sqrt, sqrt = _unary("sqrt", np.sqrt, lambda g, out, x: g / (out * 2), saves_output=True, saves=(), floating=True)
-public(sqrt, method=True, inplace=True, out=True)
+public(sqrt, method=True, inplace=True, out=True,
+       doc="The square root, elementwise.")
 _rsqrt, rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda g, out, x: g * out ** 3 * -0.5,
                        saves_output=True, saves=(), floating=True)
-public(rsqrt, method=True, inplace=True, out=True)
+public(rsqrt, method=True, inplace=True, out=True,
+       doc="``1 / sqrt(input)``, elementwise.")
 _sin, sin = _unary("sin", np.sin, lambda g, out, x: g * cos(x), floating=True)
-public(sin, method=True, inplace=True, out=True)
+public(sin, method=True, inplace=True, out=True,
+       doc="The sine, elementwise (radians).")
 _cos, cos = _unary("cos", np.cos, lambda g, out, x: -g * sin(x), floating=True)
-public(cos, method=True, inplace=True, out=True)
+public(cos, method=True, inplace=True, out=True,
+       doc="The cosine, elementwise (radians).")
 _tanh, tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves_output=True, saves=(), floating=True)
-public(tanh, method=True, inplace=True, out=True)
+public(tanh, method=True, inplace=True, out=True,
+       doc="The hyperbolic tangent, elementwise.")
 _sigmoid, sigmoid = _unary("sigmoid", lambda x: _sp.expit(x).astype(x.dtype, copy=False),
                            lambda g, out, x: g * out * (1 - out), saves_output=True, saves=(), floating=True)
-public(sigmoid, method=True, inplace=True, out=True)
+public(sigmoid, method=True, inplace=True, out=True,
+       doc="The logistic function ``1 / (1 + exp(-input))``, elementwise.")
 _abs, _abs_fn = _unary("abs", np.abs, lambda g, out, x: g * sign(x))
 
 
 @public(method=True, inplace=True, out=True)
 def abs(input):
+    """``|input|``."""
     _no_bool(input, "abs")
     return apply(_abs, input)
+
+
 _erf, erf = _unary("erf", lambda x: _sp.erf(x).astype(x.dtype, copy=False),
                    lambda g, out, x: g * exp(-x * x) * (2 / np.sqrt(np.pi)), floating=True)
-public(erf, method=True, inplace=True, out=True)
+public(erf, method=True, inplace=True, out=True,
+       doc="The error function, elementwise.")
 
 
 # sign has a zero gradient everywhere (as in PyTorch), which keeps it usable inside VJPs.
@@ -223,6 +244,7 @@ _sign = defop("sign", np.sign, _zero_vjp, saves=())
 
 @public(method=True, inplace=True, out=True)
 def sign(input):
+    """-1, 0 or 1 by the sign of each element (its gradient is zero)."""
     if input._data.dtype == np.bool_:  # numpy has no bool sign; PyTorch's is the identity
         return Tensor._wrap(input._data.copy())
     return apply(_sign, input)
@@ -306,6 +328,7 @@ _reciprocal = defop("reciprocal", np.reciprocal, lambda g, out, x: -g * out * ou
 
 @public(method=True, inplace=True, out=True)
 def square(input):
+    """``input * input``."""
     if input._data.dtype == np.bool_:  # PyTorch: bool squares to int64 (numpy would say int8)
         input = input.to(np.int64)
     return apply(_square, input)
@@ -335,9 +358,12 @@ def _rounding(op):
 
 
 floor, ceil, trunc = _rounding(_floor), _rounding(_ceil), _rounding(_trunc)
-public(floor, method=True, inplace=True, out=True)
-public(ceil, method=True, inplace=True, out=True)
-public(trunc, method=True, inplace=True, out=True)
+public(floor, method=True, inplace=True, out=True,
+       doc="The largest integer not above each element (integers are returned as a copy).")
+public(ceil, method=True, inplace=True, out=True,
+       doc="The smallest integer not below each element (integers are returned as a copy).")
+public(trunc, method=True, inplace=True, out=True,
+       doc="Each element rounded toward zero (integers are returned as a copy).")
 fix = trunc
 public(fix, name="fix", inplace=True, out=True)
 
@@ -394,32 +420,45 @@ def _float_unary(name, fwd, vjp, saves_output=False, saves=None, doc=None):
 
 
 _exp2, exp2 = _float_unary("exp2", np.exp2, lambda g, out, x: g * out * _LN2, saves_output=True, saves=())
-public(exp2, method=True, out=True)
+public(exp2, method=True, out=True,
+       doc="``2 ** input``, elementwise.")
 _log2, log2 = _float_unary("log2", np.log2, lambda g, out, x: g / (x * _LN2))
-public(log2, method=True, out=True)
+public(log2, method=True, out=True,
+       doc="The base-2 logarithm, elementwise.")
 _log10, log10 = _float_unary("log10", np.log10, lambda g, out, x: g / (x * _LN10))
-public(log10, method=True, out=True)
+public(log10, method=True, out=True,
+       doc="The base-10 logarithm, elementwise.")
 _sinh, sinh = _float_unary("sinh", np.sinh, lambda g, out, x: g * cosh(x))
-public(sinh, method=True, out=True)
+public(sinh, method=True, out=True,
+       doc="The hyperbolic sine, elementwise.")
 _cosh, cosh = _float_unary("cosh", np.cosh, lambda g, out, x: g * sinh(x))
-public(cosh, method=True, out=True)
+public(cosh, method=True, out=True,
+       doc="The hyperbolic cosine, elementwise.")
 _asin, asin = _float_unary("asin", np.arcsin, lambda g, out, x: g * rsqrt(1 - x * x))
-public(asin, method=True, out=True)
+public(asin, method=True, out=True,
+       doc="The inverse sine, elementwise (``arcsin``).")
 _acos, acos = _float_unary("acos", np.arccos, lambda g, out, x: -g * rsqrt(1 - x * x))
-public(acos, method=True, out=True)
+public(acos, method=True, out=True,
+       doc="The inverse cosine, elementwise (``arccos``).")
 _atan, atan = _float_unary("atan", np.arctan, lambda g, out, x: g / (x * x + 1))
-public(atan, method=True, out=True)
+public(atan, method=True, out=True,
+       doc="The inverse tangent, elementwise (``arctan``).")
 _asinh, asinh = _float_unary("asinh", np.arcsinh, lambda g, out, x: g * rsqrt(x * x + 1))
-public(asinh, method=True, out=True)
+public(asinh, method=True, out=True,
+       doc="The inverse hyperbolic sine, elementwise (``arcsinh``).")
 _acosh, acosh = _float_unary("acosh", np.arccosh, lambda g, out, x: g * rsqrt(x * x - 1))
-public(acosh, method=True, out=True)
+public(acosh, method=True, out=True,
+       doc="The inverse hyperbolic cosine, elementwise (``arccosh``).")
 _atanh, atanh = _float_unary("atanh", np.arctanh, lambda g, out, x: g / (1 - x * x))
-public(atanh, method=True, out=True)
+public(atanh, method=True, out=True,
+       doc="The inverse hyperbolic tangent, elementwise (``arctanh``).")
 _erfc, erfc = _float_unary("erfc", _sp.erfc, lambda g, out, x: -g * exp(-x * x) * _2_SQRTPI)
-public(erfc, method=True, out=True)
+public(erfc, method=True, out=True,
+       doc="The complementary error function ``1 - erf(input)``, elementwise.")
 _erfinv, erfinv = _float_unary("erfinv", _sp.erfinv, lambda g, out, x: g * exp(out * out) * (math.sqrt(math.pi) / 2),
                          saves_output=True, saves=())
-public(erfinv, method=True, out=True)
+public(erfinv, method=True, out=True,
+       doc="The inverse error function, elementwise.")
 _lgamma, lgamma = _float_unary("lgamma", _sp.gammaln, lambda g, out, x: g * digamma(x),
                          doc="``log|Gamma(x)|``; its derivative is ``digamma``.")
 public(lgamma, method=True, out=True)
@@ -442,7 +481,7 @@ def polygamma(n, input):
     return apply(_polygamma, _to_float(as_tensor(input, "polygamma")), n=int(n))
 
 
-_frac, _frac_fn = _float_unary("frac", lambda x: x - np.trunc(x), lambda g, out, x: g, saves=())
+_frac = defop("frac", _keep_dtype(lambda x: x - np.trunc(x)), lambda g, out, x: g, saves=())
 
 
 @public(method=True, inplace=True, out=True)
@@ -451,6 +490,8 @@ def frac(input):
     if input._data.dtype.kind != "f":
         raise RuntimeError(f"frac: not implemented for {input._data.dtype} tensors")
     return apply(_frac, input)
+
+
 arcsin, arccos, arctan, arcsinh, arccosh, arctanh = asin, acos, atan, asinh, acosh, atanh
 public(arcsin, name="arcsin", method=True, out=True)
 public(arccos, name="arccos", method=True, out=True)
@@ -628,11 +669,13 @@ def multigammaln(input, p):
 
 @public(method=True)
 def zero_(self):
+    """Fill ``self`` with zeros, in place."""
     return fill_(self, 0)
 
 
 @public(method=True)
 def fill_(self, value):
+    """Fill ``self`` with ``value``, in place."""
     if isinstance(value, Tensor):
         value = value.item()
     if grad_mode.state.enabled and self._requires_grad:
@@ -644,6 +687,7 @@ def fill_(self, value):
 
 @public(method=True)
 def copy_(self, src):
+    """Copy ``src`` (broadcast, cast to ``self``'s dtype) into ``self``; differentiable in ``src``."""
     src = as_tensor(src, "copy_")
     return inplace(self, lambda s, o: _replace(s, o.to(s.dtype)), "copy_", src)
 
@@ -656,63 +700,75 @@ def _replace(s: Tensor, value: Tensor) -> Tensor:
 # ---------------------------------------------------------------- aliases PyTorch keeps
 @public(out=True)
 def true_divide(input, other):
+    """``input / other`` (true division, as ``div``)."""
     return div(input, other)
 
 
 @public(method=True, out=True)
 def divide(input, other, *, rounding_mode=None):
+    """``div`` under NumPy's name."""
     return div(input, other, rounding_mode=rounding_mode)
 
 
 @public(method=True, out=True)
 def multiply(input, other):
+    """``mul`` under NumPy's name."""
     return mul(input, other)
 
 
 @public(method=True, out=True)
 def subtract(input, other, *, alpha=1):
+    """``sub`` under NumPy's name."""
     return sub(input, other, alpha=alpha)
 
 
 @public(method=True, out=True)
 def negative(input):
+    """``neg`` under NumPy's name."""
     return neg(input)
 
 
 @public
 def positive(input):
+    """``input`` itself (the unary plus)."""
     return input
 
 
 @public(method=True, out=True)
 def absolute(input):
+    """``abs`` under NumPy's name."""
     return abs(input)
 
 
 @public(inplace=True, out=True)
 def clamp_min(input, min):
+    """``clamp(input, min=min)``."""
     return clamp(input, min=min)
 
 
 @public(inplace=True, out=True)
 def clamp_max(input, max):
+    """``clamp(input, max=max)``."""
     return clamp(input, max=max)
 
 
 # ---------------------------------------------------------------- elementwise
 @public(method=True, inplace=True, out=True)
 def tan(input):
+    """The tangent, elementwise (radians)."""
     return sin(input) / cos(input)
 
 
 @public(method=True, inplace=True, out=True)
 def deg2rad(input):
+    """Degrees to radians, elementwise."""
     x = _float(input)
     return x * (math.pi / 180.0)
 
 
 @public(method=True, inplace=True, out=True)
 def rad2deg(input):
+    """Radians to degrees, elementwise."""
     x = _float(input)
     return x * (180.0 / math.pi)
 
@@ -732,6 +788,7 @@ def sinc(input):
 
 @public(method=True, out=True)
 def signbit(input):
+    """True where the sign bit is set (negative numbers and -0.0)."""
     return Tensor._wrap(np.signbit(input._data))
 
 
@@ -773,6 +830,7 @@ def xlogy(input, other):
 
 @public(method=True, out=True)
 def logaddexp2(input, other):
+    """``log2(2 ** input + 2 ** other)``, without overflow."""
     ln2 = math.log(2.0)
     return logaddexp(input * ln2, other * ln2) / ln2
 
@@ -787,6 +845,7 @@ def fmax(input, other):
 
 @public(method=True, out=True)
 def fmin(input, other):
+    """Elementwise minimum that ignores NaN (NaN only where both are NaN)."""
     x, y = pair(input, other, "fmin")
     xn, yn = isnan(x), isnan(y)
     return where(yn, x, where(xn, y, minimum(x, y)))

@@ -72,6 +72,7 @@ def sum(input, dim=None, keepdim=False, *, dtype=None):
 
 @public(method=True, out=True)
 def mean(input, dim=None, keepdim=False, *, dtype=None):
+    """The mean over ``dim`` (all elements by default)."""
     if dtype is not None:
         input = input.to(dtype)
     if input._data.dtype.kind != "f":
@@ -235,6 +236,7 @@ def amax(input, dim=(), keepdim=False):
 
 @public(method=True, out=True)
 def amin(input, dim=(), keepdim=False):
+    """The smallest value over ``dim`` (all elements by default); the gradient is shared between ties."""
     dims = norm_dims(dim, input.ndim, "amin")
     _check_nonempty(input, dim, dims, "amin")
     return apply(_amin, input, dims=dims, keepdim=keepdim)
@@ -322,6 +324,7 @@ def argmax(input, dim=None, keepdim=False):
 
 @public(method=True, out=True)
 def argmin(input, dim=None, keepdim=False):
+    """The index of the smallest value (over ``dim``, or of the flattened tensor)."""
     return _arg(input, dim, keepdim, _nan_argmin, "argmin")
 
 
@@ -420,9 +423,11 @@ def _logical_reduce(fn, name):
 
 
 all = _logical_reduce(np.all, "all")
-public(all, method=True, out=True)
+public(all, method=True, out=True,
+       doc="Whether every element is true (over ``dim``, or of the whole tensor).")
 any = _logical_reduce(np.any, "any")
-public(any, method=True, out=True)
+public(any, method=True, out=True,
+       doc="Whether some element is true (over ``dim``, or of the whole tensor).")
 
 
 def _named(name, fields=("values", "indices")):
@@ -491,6 +496,7 @@ def cummax(input, dim):
 
 @public(method=True, out=True)
 def cummin(input, dim):
+    """The running minimum along ``dim`` and where it was found: ``(values, indices)``."""
     return _cum_extreme(input, dim, np.minimum, "cummin")
 
 
@@ -522,6 +528,7 @@ def _isnan(t):
 # ---------------------------------------------------------------- reductions
 @public(method=True, out=True)
 def count_nonzero(input, dim=None):
+    """The number of non-zero elements over ``dim`` (all by default)."""
     return sum(ne(input, 0), dim)
 
 
@@ -544,12 +551,14 @@ def _var_mean_args(unbiased, correction, dim):
 
 @public
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """``(var, mean)`` over ``dim``, as ``torch.var_mean``."""
     unbiased, correction, dim = _var_mean_args(unbiased, correction, dim)
     return (var(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim))
 
 
 @public
 def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """``(std, mean)`` over ``dim``, as ``torch.std_mean``."""
     unbiased, correction, dim = _var_mean_args(unbiased, correction, dim)
     return (std(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim))
 
@@ -618,6 +627,7 @@ def histc(input, bins=100, min=0, max=0):
 
 @public(out=True)
 def trapezoid(y, x=None, *, dx=None, dim=-1):
+    """The trapezoidal-rule integral of ``y`` along ``dim`` (spacing ``x`` or ``dx``)."""
     d = norm_dim(dim, y.ndim, "trapezoid")
     n = y.shape[d]
     if n == 0:
@@ -651,6 +661,7 @@ def cov(input, *, correction=1, fweights=None, aweights=None):
 
 @public(method=True, out=True)
 def corrcoef(input):
+    """The Pearson correlation coefficients of the rows of ``input``."""
     c = cov(input)
     if c.ndim == 0:
         return c / c

@@ -100,6 +100,7 @@ def expand(input, *sizes):
 
 @public
 def broadcast_to(input, shape):
+    """A view of ``input`` expanded to ``shape`` (broadcasting rules)."""
     return expand(input, shape)
 
 
@@ -116,6 +117,7 @@ _permute = defop("permute", lambda x, dims: x.transpose(dims),
 
 @public
 def permute(input, *dims):
+    """A view with the dimensions reordered by ``dims``."""
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = dims[0]
     nd = input._data.ndim
@@ -137,6 +139,7 @@ def _check_permutation(dims, nd):
 
 @public(method=True)
 def transpose(input, dim0, dim1):
+    """A view with dimensions ``dim0`` and ``dim1`` swapped."""
     nd = input._data.ndim
     if nd == 0:
         return input
@@ -161,6 +164,7 @@ _cast = defop("to", lambda x, dtype: x.astype(dtype), lambda g, out, x, dtype: g
 
 @public
 def cast(input, dtype):
+    """``input`` converted to ``dtype`` (differentiable between float dtypes)."""
     dtype = _dtype.to_dtype(dtype)
     if input._data.dtype == dtype:
         return input
@@ -178,6 +182,7 @@ def clone(input):
 
 @public(method=True)
 def contiguous(input):
+    """``input`` if it is C-contiguous, else a contiguous copy."""
     if input._data.flags.c_contiguous:
         return input
     return apply(_contiguous, input)
@@ -254,6 +259,7 @@ public(moveaxis, name="moveaxis", method=True)
 
 @public
 def swapaxes(input, axis0, axis1):
+    """``transpose`` under NumPy's name."""
     return transpose(input, axis0, axis1)
 
 
@@ -386,6 +392,7 @@ def _has_dims(input, opname):
 
 @public(method=True)
 def unbind(input, dim=0):
+    """The slices of ``input`` along ``dim``, as a tuple (that dimension removed)."""
     d = norm_dim(dim, input.ndim, "unbind")
     return tuple(squeeze(p, d) for p in split(input, 1, d))
 
@@ -465,11 +472,13 @@ def flip(input, dims):
 
 @public
 def fliplr(input):
+    """``input`` reversed along dimension 1."""
     return flip(input, (1,))
 
 
 @public
 def flipud(input):
+    """``input`` reversed along dimension 0."""
     return flip(input, (0,))
 
 
@@ -501,6 +510,7 @@ def repeat(input, *sizes):
 
 @public
 def tile(input, dims):
+    """``input`` repeated ``dims`` times along each dimension (NumPy's ``tile``)."""
     dims = tuple(dims)
     return repeat(input, (1,) * (input.ndim - len(dims)) + dims)
 
@@ -544,6 +554,7 @@ def _tensors(tensors, opname):
 
 @public
 def atleast_1d(*tensors):
+    """Each tensor viewed with at least 1 dimension."""
     ts = _tensors(tensors, "atleast_1d")
     out = tuple(t.reshape(1) if t.ndim == 0 else t for t in ts)
     return out[0] if len(out) == 1 else out
@@ -551,6 +562,7 @@ def atleast_1d(*tensors):
 
 @public
 def atleast_2d(*tensors):
+    """Each tensor viewed with at least 2 dimensions."""
     ts = _tensors(tensors, "atleast_2d")
     out = tuple(t.reshape((1,) * (2 - t.ndim) + tuple(t.shape)) if t.ndim < 2 else t for t in ts)
     return out[0] if len(out) == 1 else out
@@ -596,6 +608,7 @@ def dstack(tensors):
 
 @public
 def column_stack(tensors):
+    """1-D and 2-D tensors stacked as the columns of one matrix."""
     ts = _tensors((tensors,), "column_stack")
     return hstack([t.reshape(-1, 1) if t.ndim < 2 else t for t in ts])
 
@@ -811,26 +824,31 @@ def _reshape_inplace(self, fn, opname):
 
 @public(method=True)
 def unsqueeze_(self, dim):
+    """``unsqueeze``, in place: ``self`` gains a dimension of size 1 at ``dim``."""
     return _reshape_inplace(self, lambda s: unsqueeze(s, dim), "unsqueeze_")
 
 
 @public(method=True)
 def squeeze_(self, dim=None):
+    """``squeeze``, in place: ``self`` loses its dimensions of size 1 (or ``dim``)."""
     return _reshape_inplace(self, lambda s: squeeze(s, dim), "squeeze_")
 
 
 @public(method=True)
 def t_(self):
+    """``t``, in place: ``self`` becomes its transpose (at most 2-D)."""
     return _reshape_inplace(self, t, "t_")
 
 
 @public(method=True)
 def transpose_(self, dim0, dim1):
+    """``transpose``, in place: ``self`` has ``dim0`` and ``dim1`` swapped."""
     return _reshape_inplace(self, lambda s: transpose(s, dim0, dim1), "transpose_")
 
 
 @public(out=True)
 def ravel(input):
+    """``input`` flattened to 1-D (a view when possible)."""
     return reshape(input, -1)
 
 
@@ -870,16 +888,19 @@ def tensor_split(input, indices_or_sections, dim=0):
 
 @public
 def hsplit(input, indices_or_sections):
+    """``input`` split along dimension 1 (0 for 1-D) into sections or at indices."""
     return _nsplit(input, indices_or_sections, 1 if input.ndim > 1 else 0, "hsplit")
 
 
 @public
 def vsplit(input, indices_or_sections):
+    """``input`` split along dimension 0 into sections or at indices."""
     return _nsplit(input, indices_or_sections, 0, "vsplit")
 
 
 @public
 def dsplit(input, indices_or_sections):
+    """``input`` split along dimension 2 into sections or at indices."""
     return _nsplit(input, indices_or_sections, 2, "dsplit")
 
 
@@ -892,6 +913,7 @@ def _nsplit(input, sections, dim, name):
 
 @public(out=True)
 def cartesian_prod(*tensors):
+    """The cartesian product of 1-D tensors, one row per combination."""
     if len(tensors) == 1:
         return tensors[0]
     grids = meshgrid(*tensors, indexing="ij")
@@ -919,4 +941,5 @@ def block_diag(*tensors):
 
 @public(out=True)
 def diagflat(input, offset=0):
+    """A 2-D tensor with the flattened ``input`` on its ``offset``-th diagonal."""
     return diag(reshape(input, -1), offset)

@@ -50,11 +50,13 @@ def sort(input, dim=-1, descending=False, stable=False):
 
 @public(method=True, out=True)
 def argsort(input, dim=-1, descending=False, stable=False):
+    """The indices that sort ``input`` along ``dim``."""
     return sort(input, dim, descending, stable).indices
 
 
 @public(method=True, out=True)
 def msort(input):
+    """``input`` sorted along dimension 0."""
     return sort(input, 0).values
 
 

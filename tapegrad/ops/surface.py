@@ -42,15 +42,19 @@ PLAIN: dict = {}  # public name -> the op itself (no out= wrapper): what tensor.
 METHODS: dict = {}  # method name -> function, installed on Tensor by ops.bind_tensor
 
 
-def public(*fns, method: bool = False, inplace: bool = False, out: bool = False, name: str | None = None):
+def public(*fns, method: bool = False, inplace: bool = False, out: bool = False, name: str | None = None,
+           doc: str | None = None):
     """Declare the public surface of the op(s) ``fns`` (a decorator when called without them).
 
     ``name``: the public name when it is not the function's (an alias, such as ``arcsin``).
+    ``doc``: the docstring of an op made by a factory (a ``def`` has its own).
     Returns the function itself: the module keeps the plain op, which the others call.
     """
     if not fns:
-        return lambda fn: public(fn, method=method, inplace=inplace, out=out, name=name)
+        return lambda fn: public(fn, method=method, inplace=inplace, out=out, name=name, doc=doc)
     for fn in fns:
+        if doc is not None:
+            fn.__doc__ = doc
         n = name or fn.__name__
         if n in FUNCTIONS:
             raise ValueError(f"public: {n!r} is declared twice")
@@ -64,6 +68,16 @@ def public(*fns, method: bool = False, inplace: bool = False, out: bool = False,
             if method:
                 METHODS[n + "_"] = fn_
     return fns[0]
+
+
+def install_methods(cls) -> None:
+    """Give ``cls`` (``Tensor``) the declared methods; a name it already defines is an error."""
+    clash = sorted(n for n in METHODS if n in vars(cls))
+    if clash:
+        raise TypeError(f"Tensor.{clash[0]} is written out in tensor.py and declared public(method=True) by "
+                        f"{METHODS[clash[0]].__module__}: keep one (all clashes: {clash})")
+    for name, fn in METHODS.items():
+        setattr(cls, name, fn)
 
 
 # ---------------------------------------------------------------- generated variants
