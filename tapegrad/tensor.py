@@ -1,7 +1,9 @@
 """``Tensor``: a numpy array plus what the tape needs. Thin by design.
 
-This file dispatches: every method is a one-liner into ``tapegrad.ops`` (the math and its
-gradients) or ``tapegrad.autograd`` (the tape). It holds no math and walks no graph.
+This file dispatches and holds no math and walks no graph. The methods that are ops (``x.exp()``,
+``x.add_(y)``) are the ops' own functions, installed from their declarations (``ops/surface.py``);
+written out here are the operators, the metadata, conversion and autograd methods, and the
+methods whose signature differs from their op's (``x.view(2, 3)``, ``x.max(dim)``).
 """
 from __future__ import annotations
 
@@ -370,9 +372,7 @@ class Tensor:
     def __imul__(self, other): return _plain.mul_(self, other)
     def __itruediv__(self, other): return _plain.div_(self, other)
 
-    # ------------------------------------------------------------ methods (see tapegrad.ops)
-    def mm(self, other): return _plain.mm(self, other)
-    def bmm(self, other): return _plain.bmm(self, other)
+    # ------------------------------------------------------------ methods whose signature differs from their op's
     def sum_to_size(self, *size): return _plain.sum_to_size(self, *size)
     def reshape(self, *shape): return _plain.reshape(self, *shape)
     def view(self, *shape): return _plain.view(self, *shape)
@@ -394,8 +394,6 @@ class Tensor:
     def swapdims(self, dim0, dim1): return _plain.transpose(self, dim0, dim1)
     def gather(self, dim, index): return _plain.gather(self, dim, index)
 
-    # in place (bump the version counter; refused on leaves that require grad while recording)
-
     # ------------------------------------------------------------ PyTorch API for ported scripts
     def new_zeros(self, *size, dtype=None, requires_grad=False): return _ops.creation.new_like(self, "zeros", size, dtype, requires_grad)
     def new_ones(self, *size, dtype=None, requires_grad=False): return _ops.creation.new_like(self, "ones", size, dtype, requires_grad)
@@ -412,11 +410,6 @@ class Tensor:
     def __rmod__(self, other): return _plain.remainder(other, self)
     def repeat_interleave(self, repeats=None, dim=None, *, output_size=None): return _plain.repeat_interleave(self, repeats, dim)
 
-    # more of PyTorch's Tensor API
-    def positive(self): return self
-    def true_divide(self, other): return _plain.div(self, other)
-    def clamp_min(self, min): return _plain.clamp(self, min=min)
-    def clamp_max(self, max): return _plain.clamp(self, max=max)
     def hsplit(self, sections): return _plain.hsplit(self, sections)
     def vsplit(self, sections): return _plain.vsplit(self, sections)
     def bernoulli(self, *, generator=None): return _ops.creation.bernoulli(self, generator=generator)
@@ -431,9 +424,6 @@ class Tensor:
     def H(self): return _plain.transpose(self, 0, 1) if self.ndim == 2 else self
     @property
     def mH(self): return _plain.transpose(self, -2, -1)
-    def fix_(self): return _plain.fix_(self)
-    def clamp_min_(self, min): return _plain.clamp_min_(self, min)
-    def clamp_max_(self, max): return _plain.clamp_max_(self, max)
     def polygamma(self, n): return _plain.polygamma(n, self)
 
 

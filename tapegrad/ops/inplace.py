@@ -2,6 +2,9 @@
 the tape saved was overwritten. While recording, an in-place op on a tensor in the graph is
 recorded as its out-of-place op, and the tensor is moved onto the new node ("rebased").
 In-place ops on leaves that require grad are refused outside ``no_grad()``.
+
+``inplace`` is the rule every in-place form follows: the ones ``surface.public(inplace=True)``
+generates and the few written out beside their ops (``fill_``, ``masked_fill_``, ``unsqueeze_``, ...).
 """
 from __future__ import annotations
 
@@ -70,7 +73,7 @@ def _tensors(*xs):
     return [x for x in xs if isinstance(x, Tensor)]
 
 
-# ---------------------------------------------------------------- more in-place variants
+# ---------------------------------------------------------------- the in-place form of a function that is not a declared op
 def _inplace_of(fn, name):
 
     def method(self, *args, **kwargs):

@@ -485,7 +485,7 @@ def linalg_norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):
     return vector_norm(A, 2 if ord is None else ord, dim, keepdim, dtype=dtype)
 
 
-# ---------------------------------------------------------------- pinv, rank, lstsq
+# ---------------------------------------------------------------- rank, lstsq
 def _tolerance(S, m, n, atol, rtol):
     """PyTorch's rule: tol = max(atol, rtol * S.max()); rtol defaults to eps * max(m, n) unless atol > 0."""
     if rtol is None:

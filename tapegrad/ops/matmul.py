@@ -80,7 +80,7 @@ def matmul(input, other):
     return apply(_matmul, a, b)
 
 
-@public(out=True)
+@public(method=True, out=True)
 def mm(input, mat2):
     """The matrix product of two 2-D tensors."""
     if input.ndim != 2 or mat2.ndim != 2:
@@ -88,7 +88,7 @@ def mm(input, mat2):
     return matmul(input, mat2)
 
 
-@public(out=True)
+@public(method=True, out=True)
 def bmm(input, mat2):
     """Batched matrix product of two 3-D tensors."""
     if input.ndim != 3 or mat2.ndim != 3 or input.shape[0] != mat2.shape[0]:
@@ -307,7 +307,7 @@ def _contract(sa, a, sb, b, later, sizes):
     return "".join(batch + left + right), r
 
 
-# ---------------------------------------------------------------- products and distances
+# ---------------------------------------------------------------- more products
 @public(out=True)
 def tensordot(a, b, dims=2):
     """Contract ``a``'s last ``dims`` dims with ``b``'s first (or the listed dim pairs)."""

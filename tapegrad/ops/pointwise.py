@@ -365,7 +365,7 @@ public(ceil, method=True, inplace=True, out=True,
 public(trunc, method=True, inplace=True, out=True,
        doc="Each element rounded toward zero (integers are returned as a copy).")
 fix = trunc
-public(fix, name="fix", inplace=True, out=True)
+public(fix, name="fix", method=True, inplace=True, out=True)
 
 
 @public(method=True, inplace=True, out=True)
@@ -698,7 +698,7 @@ def _replace(s: Tensor, value: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------- aliases PyTorch keeps
-@public(out=True)
+@public(method=True, out=True)
 def true_divide(input, other):
     """``input / other`` (true division, as ``div``)."""
     return div(input, other)
@@ -728,7 +728,7 @@ def negative(input):
     return neg(input)
 
 
-@public
+@public(method=True)
 def positive(input):
     """``input`` itself (the unary plus)."""
     return input
@@ -740,19 +740,19 @@ def absolute(input):
     return abs(input)
 
 
-@public(inplace=True, out=True)
+@public(method=True, inplace=True, out=True)
 def clamp_min(input, min):
     """``clamp(input, min=min)``."""
     return clamp(input, min=min)
 
 
-@public(inplace=True, out=True)
+@public(method=True, inplace=True, out=True)
 def clamp_max(input, max):
     """``clamp(input, max=max)``."""
     return clamp(input, max=max)
 
 
-# ---------------------------------------------------------------- elementwise
+# ---------------------------------------------------------------- more pointwise functions
 @public(method=True, inplace=True, out=True)
 def tan(input):
     """The tangent, elementwise (radians)."""

@@ -525,7 +525,7 @@ def _isnan(t):
     return Tensor._wrap(np.isnan(t._data))
 
 
-# ---------------------------------------------------------------- reductions
+# ---------------------------------------------------------------- counting and statistics
 @public(method=True, out=True)
 def count_nonzero(input, dim=None):
     """The number of non-zero elements over ``dim`` (all by default)."""

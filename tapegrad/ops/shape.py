@@ -863,7 +863,7 @@ def select(input, dim, index):
     return input[(slice(None),) * d + (int(index),)]  # the operator: indexing sits above shape
 
 
-# ---------------------------------------------------------------- splitting
+# ---------------------------------------------------------------- splitting by sections (NumPy's names)
 @public(method=True)
 def tensor_split(input, indices_or_sections, dim=0):
     """Split into ``n`` nearly equal parts (the first ones one larger) or at the given indices."""
