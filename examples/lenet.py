@@ -6,9 +6,11 @@
 
 The data is found and converted to HDF5 under --cache-dir on first use (see
 tapegrad/utils/data/mnist.py for the sources). Each epoch prints a progress bar, validates,
-and saves a checkpoint (model, optimizer, epoch, random state) to --out; --resume continues
-from one exactly (checkpoint.h5 is the latest, checkpoint-epochN.h5 each epoch's). At the end the loss/accuracy curves go to --out as CSV and PNG, and the
-last line printed is ``test accuracy: 0.XXXX``. Same seed and thread count, same numbers.
+and saves a checkpoint (model, optimizer, epoch, random state, the run's configuration) to
+--out; --resume continues from one exactly, and refuses a checkpoint of another model, dataset,
+optimizer or dtype (checkpoint.h5 is the latest, checkpoint-epochN.h5 each epoch's). At the end
+the loss/accuracy curves go to --out as CSV and PNG, and the last line printed is
+``test accuracy: 0.XXXX``. Same seed and thread count, same numbers.
 """
 from __future__ import annotations
 
@@ -21,11 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-
 import tapegrad
 import tapegrad.nn as nn
 import tapegrad.optim
 import tapegrad.nn.functional as F
+from tapegrad.serialization import CheckpointError, atomic_write
 from tapegrad.utils.data import DataLoader, HDF5Dataset, mnist
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,25 +50,57 @@ class LeNet(nn.Module):
         return self.fc2(x)
 
 
+def integer(lo, hi=None):
+    """An argparse type: an integer in [lo, hi]."""
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if v < lo or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f"must be {f'between {lo} and {hi}' if hi is not None else f'>= {lo}'}, "
+                                             f"got {v}")
+        return v
+    return parse
+
+
+def real(lo, hi=None, lo_open=False, hi_open=False):
+    """An argparse type: a finite number in the interval from lo to hi (open ends as asked)."""
+    def parse(text):
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        above = v > lo if lo_open else v >= lo
+        below = hi is None or (v < hi if hi_open else v <= hi)
+        if not (math.isfinite(v) and above and below):
+            interval = "(" if lo_open else "["
+            interval += f"{lo}, inf)" if hi is None else f"{lo}, {hi}" + (")" if hi_open else "]")
+            raise argparse.ArgumentTypeError(f"must be a finite number in {interval}, got {text}")
+        return v
+    return parse
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--epochs", type=integer(1), default=3)
+    p.add_argument("--batch-size", type=integer(1), default=64)
     p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 0.05 sgd, 1e-3 adam)")
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--lr", type=real(0, lo_open=True), default=None,
+                   help="peak learning rate (default: 0.05 sgd, 1e-3 adam)")
+    p.add_argument("--momentum", type=real(0, 1, hi_open=True), default=0.9, help="SGD momentum")
+    p.add_argument("--weight-decay", type=real(0), default=5e-4)
     p.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
                    help="learning rate after the warm-up: cosine decay to 0 per step, or constant")
-    p.add_argument("--warmup-steps", type=int, default=300, help="steps of linear learning-rate warm-up")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--warmup-steps", type=integer(0), default=300, help="steps of linear learning-rate warm-up")
+    p.add_argument("--threads", type=integer(1, 1024), default=2)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=integer(0, 2 ** 63 - 1), default=0)
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
     p.add_argument("--data-dir", default=None, help="a folder with the four standard IDX files")
     p.add_argument("--cache-dir", default=str(ROOT / "data"), help="where the converted HDF5 file is kept")
-    p.add_argument("--limit", type=int, default=None, help="train on the first N training images only")
+    p.add_argument("--limit", type=integer(1), default=None, help="train on the first N training images only")
     p.add_argument("--out", default=str(ROOT / "runs" / "lenet"), help="checkpoint, curves.csv, curves.png")
     p.add_argument("--resume", default=None, metavar="CHECKPOINT", help="continue from a saved checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -138,8 +172,54 @@ def save_curves(history, out: Path):
     plt.close(fig)
 
 
+# What a checkpoint must share with the run that resumes it (else the weights or the optimizer
+# state mean something else), and what may change with a note (the run then differs from an
+# uninterrupted one).
+MUST_MATCH = ("model", "dataset", "optimizer", "dtype")
+MAY_DIFFER = ("lr", "momentum", "weight_decay", "batch_size", "schedule", "warmup_steps", "limit", "seed", "data_dir")
+
+
+def run_config(args):
+    """The run's configuration, stored in each checkpoint."""
+    config = {"model": "LeNet", **{k: getattr(args, k) for k in MUST_MATCH[1:] + MAY_DIFFER}}
+    if args.optimizer != "sgd":
+        config.pop("momentum")
+    return config
+
+
+def load_resume(args):
+    """The checkpoint to resume, checked against this run's configuration; exits with a message
+    saying what does not match."""
+    try:
+        ckpt = tapegrad.load(args.resume)
+        state = json.loads(str(ckpt["state"]))
+        for key in ("model", "optimizer", "epoch"):
+            ckpt[key]
+    except (OSError, CheckpointError) as e:
+        sys.exit(f"error: --resume: {e}")
+    except (KeyError, TypeError, ValueError):
+        sys.exit(f"error: --resume: {args.resume} is not a checkpoint of examples/lenet.py (it needs 'model', "
+                 f"'optimizer', 'epoch' and 'state' entries)")
+    # checkpoints from before the configuration was stored still have the arguments
+    saved = state.get("config") or {"model": "LeNet", **state.get("args", {})}
+    now = run_config(args)
+    wrong = [f"{k}: the checkpoint has {saved[k]!r}, this run {now[k]!r}" for k in MUST_MATCH
+             if k in saved and saved[k] != now[k]]
+    if wrong:
+        sys.exit(f"error: --resume {args.resume} does not match this run:\n  " + "\n  ".join(wrong) +
+                 "\nresume with the same --dataset/--optimizer/--dtype, or start a new run without --resume")
+    for k in MAY_DIFFER:
+        if k in saved and k in now and saved[k] != now[k]:
+            print(f"note: --{k.replace('_', '-')} is {now[k]!r}, the checkpoint's run used {saved[k]!r}: the "
+                  f"resumed run will differ from an uninterrupted one")
+    return ckpt, state
+
+
 def main(argv=None):
     args = parse_args(argv)
+    ckpt = state = None
+    if args.resume:  # before anything is prepared or written: a mismatch says so at once
+        ckpt, state = load_resume(args)
     tapegrad.set_num_threads(args.threads)
     tapegrad.manual_seed(args.seed)
     dtype = {"float32": tapegrad.float32, "float64": tapegrad.float64}[args.dtype]
@@ -166,16 +246,26 @@ def main(argv=None):
         opt = tapegrad.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
 
     start_epoch, history = 0, []
-    if args.resume:
-        ckpt = tapegrad.load(args.resume)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        start_epoch = int(ckpt["epoch"])
-        state = json.loads(str(ckpt["state"]))
-        tapegrad.set_rng_state(state["rng"])
-        shuffle.set_state(state["shuffle"])
-        history = state["history"]
+    if ckpt is not None:
+        try:
+            model.load_state_dict(ckpt["model"])
+            expected = set(opt.param_groups[0])
+            opt.load_state_dict(ckpt["optimizer"])  # takes any optimizer's groups; step() would then fail
+            for group in opt.param_groups:
+                if expected - set(group):
+                    raise KeyError(f"the optimizer state lacks {sorted(expected - set(group))} (saved by another "
+                                   f"optimizer?)")
+            start_epoch = int(ckpt["epoch"])
+            tapegrad.set_rng_state(state["rng"])
+            shuffle.set_state(state["shuffle"])
+            history = state["history"]
+        except (KeyError, ValueError, TypeError, RuntimeError) as e:
+            sys.exit(f"error: --resume {args.resume}: its model or optimizer state does not fit this run "
+                     f"({type(e).__name__}: {e})")
         print(f"resumed from {args.resume} after epoch {start_epoch}")
+        if start_epoch >= args.epochs:
+            print(f"note: the checkpoint is at epoch {start_epoch}, --epochs is {args.epochs}: nothing to train, "
+                  f"evaluating only")
 
     print(f"LeNet on {args.dataset}: {len(data['train'])} train / {len(data['val'])} val / "
           f"{len(data['test'])} test images, {args.optimizer} lr {args.lr}, batch {args.batch_size}, "
@@ -208,11 +298,13 @@ def main(argv=None):
         print(f"epoch {epoch + 1}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f} | "
               f"val loss {val_loss:.4f} acc {val_acc:.4f} | {seconds:.1f} s, {seen / seconds:.0f} images/s")
         state = {"rng": tapegrad.get_rng_state(), "shuffle": shuffle.get_state(), "history": history,
-                 "args": vars(args)}
+                 "args": vars(args), "config": run_config(args)}
         ckpt = out / f"checkpoint-epoch{epoch + 1}.h5"
         tapegrad.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
                        "state": json.dumps(state)}, ckpt)
-        shutil.copyfile(ckpt, out / "checkpoint.h5")  # the latest, under a fixed name
+        # the latest, under a fixed name: copied to a temporary file and renamed, so a kill
+        # mid-copy leaves the previous checkpoint.h5 whole
+        atomic_write(out / "checkpoint.h5", lambda tmp: shutil.copyfile(ckpt, tmp))
 
     if history:
         save_curves(history, out)

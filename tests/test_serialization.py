@@ -45,7 +45,7 @@ def test_nested_round_trip_is_exact(tmp_path):
     assert back[7] == "int key" and back[2.5] == "float key" and back[None] == "none key"
     assert back["a/b.c"]["nested"]["deep"].item() == 1.0
     with h5py.File(path, "r") as f:
-        assert f.attrs["format"] == "tapegrad" and f.attrs["format_version"] == serialization.FORMAT_VERSION
+        assert f.attrs["format"] == b"tapegrad" and f.attrs["format_version"] == serialization.FORMAT_VERSION
 
 
 def test_model_and_optimizer_state_round_trip_bit_exact(tmp_path):
@@ -91,11 +91,11 @@ def test_atomic_save_keeps_previous_file_on_error(tmp_path, monkeypatch):
     real = serialization._write_node
     calls = {"n": 0}
 
-    def failing(group, name, obj, where):
+    def failing(group, name, obj, where, *args):
         calls["n"] += 1
         if calls["n"] == 3:  # fail midway, after part of the file was written
             raise RuntimeError("disk on fire")
-        return real(group, name, obj, where)
+        return real(group, name, obj, where, *args)
 
     monkeypatch.setattr(serialization, "_write_node", failing)
     with pytest.raises(RuntimeError, match="disk on fire"):

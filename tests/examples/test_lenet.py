@@ -2,6 +2,7 @@
 the test writes (so it runs without MNIST): training learns, checkpoint/CSV/PNG are written,
 resuming continues exactly, and the last line is the test accuracy."""
 import csv
+import os
 import importlib.util
 import sys
 from pathlib import Path
@@ -127,3 +128,85 @@ def test_mlp_example(idx_dir, tmp_path, capsys):
     acc = mlp.main(["--data-dir", str(idx_dir), "--cache-dir", str(tmp_path), "--epochs", "2", "--hidden", "32"])
     assert capsys.readouterr().out.strip().splitlines()[-1] == f"test accuracy: {acc:.4f}"
     assert acc > 0.3
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--epochs", "-1", "must be >= 1, got -1"), ("--epochs", "0", "must be >= 1"), ("--epochs", "2.5", "an integer"),
+    ("--batch-size", "0", "must be >= 1"), ("--lr", "0", r"in \(0, inf\)"), ("--lr", "nan", "finite"),
+    ("--lr", "-1e-3", "finite number"), ("--momentum", "1", r"\[0, 1\)"), ("--momentum", "-0.5", r"\[0, 1\)"),
+    ("--weight-decay", "-1", r"\[0, inf\)"), ("--weight-decay", "inf", "finite"), ("--warmup-steps", "-1", ">= 0"),
+    ("--threads", "0", "between 1 and 1024"), ("--seed", "-1", "between 0"), ("--limit", "0", ">= 1"),
+])
+def test_lenet_refuses_bad_numbers_before_doing_anything(tmp_path, capsys, flag, value, message):
+    lenet = _load("lenet")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        lenet.main([f"{flag}={value}", "--out", str(out), "--cache-dir", str(tmp_path / "cache")])
+    assert e.value.code == 2  # argparse's usage error
+    err = capsys.readouterr().err
+    assert f"argument {flag}:" in err and __import__("re").search(message, err), err
+    assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+def _quick(lenet, idx_dir, tmp_path, out, *extra):
+    return lenet.main(["--data-dir", str(idx_dir), "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
+                       "--limit", "64", "--batch-size", "32", "--warmup-steps", "0", "--no-progress", *extra])
+
+
+def test_lenet_resume_says_what_does_not_match(idx_dir, tmp_path, capsys):
+    lenet = _load("lenet")
+    _quick(lenet, idx_dir, tmp_path, tmp_path / "run", "--epochs", "1")
+    ckpt = tmp_path / "run" / "checkpoint.h5"
+    capsys.readouterr()
+    for extra, message in [(["--optimizer", "adam"], "optimizer: the checkpoint has 'sgd', this run 'adam'"),
+                           (["--dataset", "fashion-mnist"], "dataset: the checkpoint has 'mnist', this run 'fashion-mnist'"),
+                           (["--dtype", "float64"], "dtype: the checkpoint has 'float32', this run 'float64'")]:
+        with pytest.raises(SystemExit, match=f"does not match this run:\n  {message}"):
+            _quick(lenet, idx_dir, tmp_path, tmp_path / "b", "--epochs", "2", "--resume", str(ckpt), *extra)
+        assert not (tmp_path / "b").exists()  # refused before anything was written
+    # a changed learning rate is allowed, with a note; nothing left to train at --epochs 1
+    _quick(lenet, idx_dir, tmp_path, tmp_path / "c", "--epochs", "1", "--lr", "0.01", "--resume", str(ckpt))
+    out = capsys.readouterr().out
+    assert "note: --lr is 0.01, the checkpoint's run used 0.05" in out and "nothing to train" in out
+
+    # a checkpoint from before the configuration was stored: its arguments are compared, and a state
+    # that doesn't fit the optimizer says so (it was KeyError: 'momentum')
+    import json
+    old = tapegrad.load(ckpt)
+    state = json.loads(old["state"])
+    del state["config"]
+    tapegrad.save({**old, "state": json.dumps(state)}, tmp_path / "old.h5")
+    with pytest.raises(SystemExit, match="optimizer: the checkpoint has 'sgd', this run 'adam'"):
+        _quick(lenet, idx_dir, tmp_path, tmp_path / "d", "--resume", str(tmp_path / "old.h5"), "--optimizer", "adam")
+    del state["args"]
+    adam = tapegrad.optim.Adam(lenet.LeNet().parameters()).state_dict()
+    tapegrad.save({**old, "optimizer": adam, "state": json.dumps(state)}, tmp_path / "older.h5")
+    with pytest.raises(SystemExit, match="older.h5: its model or optimizer state does not fit this run"):
+        _quick(lenet, idx_dir, tmp_path, tmp_path / "e", "--resume", str(tmp_path / "older.h5"))
+    tapegrad.save({"model": old["model"]}, tmp_path / "weights.h5")
+    with pytest.raises(SystemExit, match="weights.h5 is not a checkpoint of examples/lenet.py"):
+        _quick(lenet, idx_dir, tmp_path, tmp_path / "f", "--resume", str(tmp_path / "weights.h5"))
+    (tmp_path / "junk.h5").write_bytes(b"junk" * 100)
+    with pytest.raises(SystemExit, match="error: --resume: tapegrad.load: .*junk.h5"):
+        _quick(lenet, idx_dir, tmp_path, tmp_path / "g", "--resume", str(tmp_path / "junk.h5"))
+
+
+def test_lenet_latest_checkpoint_is_replaced_atomically(idx_dir, tmp_path, capsys, monkeypatch):
+    """A kill while checkpoint.h5 is being copied leaves the previous one whole."""
+    lenet = _load("lenet")
+    out = tmp_path / "run"
+    _quick(lenet, idx_dir, tmp_path, out, "--epochs", "1")
+    before = (out / "checkpoint.h5").read_bytes()
+
+    def killed_halfway(src, dst):
+        with open(src, "rb") as f, open(dst, "wb") as g:
+            g.write(f.read()[:1000])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lenet.shutil, "copyfile", killed_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        _quick(lenet, idx_dir, tmp_path, out, "--epochs", "2", "--resume", str(out / "checkpoint-epoch1.h5"))
+    assert (out / "checkpoint.h5").read_bytes() == before
+    assert tapegrad.load(out / "checkpoint.h5")["epoch"] == 1
+    assert tapegrad.load(out / "checkpoint-epoch2.h5")["epoch"] == 2
+    assert not [p for p in os.listdir(out) if p.endswith(".tmp")]

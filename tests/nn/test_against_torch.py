@@ -130,3 +130,23 @@ def test_safetensors_interop_with_torch(tmp_path):
     back = nn.Linear(3, 2)
     back.load_state_dict(tapegrad.load(tmp_path / "b.safetensors"))
     assert np.array_equal(back.weight.detach().numpy(), tl.weight.detach().numpy())
+
+
+def test_conv1d_adaptive_max_pool_and_upsample_modules_match_torch():
+    x = R.standard_normal((2, 4, 9))
+    tm = torch.nn.Conv1d(4, 6, 3, stride=2, padding=1, groups=2).double()
+    m = nn.Conv1d(4, 6, 3, stride=2, padding=1, groups=2)
+    assert tuple(m.weight.shape) == tuple(tm.weight.shape)
+    with tapegrad.no_grad():
+        m.weight.copy_(tapegrad.tensor(tm.weight.detach().numpy()))
+        m.bias.copy_(tapegrad.tensor(tm.bias.detach().numpy()))
+    np.testing.assert_allclose(m(tapegrad.tensor(x, dtype=tapegrad.float32)).detach().numpy(),
+                               tm(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-5)
+    img = R.standard_normal((1, 2, 5, 7))
+    a = torch.nn.AdaptiveMaxPool2d((2, 3), return_indices=True)(torch.tensor(img))
+    b = nn.AdaptiveMaxPool2d((2, 3), return_indices=True)(tapegrad.tensor(img))
+    np.testing.assert_array_equal(b[0].numpy(), a[0].numpy())
+    np.testing.assert_array_equal(b[1].numpy(), a[1].numpy())
+    for kw in (dict(scale_factor=2), dict(size=(3, 4), mode="bilinear"), dict(scale_factor=0.6, mode="bilinear")):
+        np.testing.assert_allclose(nn.Upsample(**kw)(tapegrad.tensor(img)).numpy(),
+                                   torch.nn.Upsample(**kw)(torch.tensor(img)).numpy(), atol=1e-12)

@@ -117,16 +117,25 @@ def test_clamp_in_place():
     np.testing.assert_array_equal(w.grad.numpy(), [0, 2, 2])
 
 
-def test_rounding_and_small_functions():
+def test_rounding_goes_half_to_even_and_floor_ceil_trunc_toward_their_integer():
     x = tg.tensor([-1.5, -0.5, 0.5, 1.5, 2.5])
-    assert x.round().tolist() == [-2, -0, 0, 2, 2]  # half to even
+    assert x.round().tolist() == [-2, -0, 0, 2, 2]
     assert x.floor().tolist() == [-2, -1, 0, 1, 2] and x.ceil().tolist() == [-1, -0, 1, 2, 3]
     assert x.trunc().tolist() == [-1, 0, 0, 1, 2]
     assert tg.round(tg.tensor([1.2345]), decimals=2).tolist() == [pytest.approx(1.23)]
+
+
+def test_rounding_gradient_is_zero():
+    np.testing.assert_array_equal(grad_of(lambda t: t.round(), t64([0.3, 1.7])), [0, 0])
+
+
+def test_integer_floor_reciprocal_and_square_keep_or_promote_like_pytorch():
     assert tg.tensor([2, 3]).floor().dtype == tg.int64
     assert tg.tensor([2, 4]).reciprocal().tolist() == [0.5, 0.25]
     assert tg.tensor([2, 3]).square().tolist() == [4, 9]
-    np.testing.assert_array_equal(grad_of(lambda t: t.round(), t64([0.3, 1.7])), [0, 0])
+
+
+def test_atan2_gelu_and_leaky_relu_defaults_give_pytorchs_values():
     np.testing.assert_allclose(tg.atan2(tg.tensor([1.0]), tg.tensor([-1.0])).item(), 3 * np.pi / 4, rtol=1e-6)
     np.testing.assert_allclose(tg.gelu(tg.tensor([1.0])).item(), 0.8413447, rtol=1e-6)
     np.testing.assert_allclose(tg.gelu(tg.tensor([1.0]), approximate="tanh").item(), 0.8411920, rtol=1e-6)
@@ -134,7 +143,7 @@ def test_rounding_and_small_functions():
 
 
 # ---------------------------------------------------------------- shape
-def test_shape_functions():
+def test_squeeze_unsqueeze_flatten_unflatten_movedim_give_pytorchs_shapes():
     x = tg.zeros(2, 1, 3, 1)
     assert x.squeeze().shape == (2, 3) and x.squeeze(1).shape == (2, 3, 1)
     assert x.squeeze((1, 3)).shape == (2, 3) and x.squeeze(0).shape == x.shape
@@ -142,17 +151,24 @@ def test_shape_functions():
     assert x.flatten().shape == (6,) and tg.tensor(1.0).flatten().shape == (1,)
     assert x.unflatten(2, (3, 1)).shape == (2, 1, 3, 1, 1) and x.unflatten(0, (-1, 1)).shape == (2, 1, 1, 3, 1)
     assert tg.movedim(x, 0, -1).shape == (1, 3, 1, 2) and x.swapaxes(0, 2).shape == (3, 1, 2, 1)
+
+
+def test_split_chunk_and_narrow_cut_where_pytorch_does():
     y = tg.arange(10)
     assert [p.tolist() for p in y.split(4)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     assert [len(p) for p in y.split([3, 7])] == [3, 7]
     assert [len(p) for p in y.chunk(3)] == [4, 4, 2] and len(tg.arange(5).chunk(4)) == 3
     assert y.narrow(0, 2, 3).tolist() == [2, 3, 4] and y.narrow(0, -2, 2).tolist() == [8, 9]
+
+
+def test_flip_roll_repeat_and_tile_move_values_like_pytorch():
+    y = tg.arange(10)
     assert y.flip(0).tolist() == list(range(9, -1, -1)) and y.roll(2).tolist()[:3] == [8, 9, 0]
     assert tg.tensor([1, 2]).repeat(2, 2).tolist() == [[1, 2, 1, 2], [1, 2, 1, 2]]
     assert tg.tile(tg.tensor([[1, 2]]), (2,)).tolist() == [[1, 2, 1, 2]]
 
 
-def test_cat_stack_pad():
+def test_cat_promotes_dtypes_and_skips_legacy_empty_tensors():
     a, b = tg.ones(2, 3), tg.zeros(1, 3, dtype=tg.float64)
     c = tg.cat([a, b])
     assert c.shape == (3, 3) and c.dtype == tg.float64
@@ -161,6 +177,9 @@ def test_cat_stack_pad():
     assert tg.tensor([0.1], dtype=tg.float64).item() == 0.1
     assert tg.concat([a, tg.tensor([])]).shape == (2, 3)  # legacy: 1-D empty tensors are skipped
     assert tg.stack([a, a], dim=-1).shape == (2, 3, 2)
+
+
+def test_pad_modes_place_values_like_pytorch():
     p = tg.pad(tg.ones(2, 2), (1, 0, 0, 2), value=5.0)
     assert p.shape == (4, 3) and p.tolist()[0] == [5, 1, 1] and p.tolist()[3] == [5, 5, 5]
     assert tg.pad(tg.arange(4.0), (-1, -1)).tolist() == [1, 2]
@@ -170,7 +189,7 @@ def test_cat_stack_pad():
 
 
 # ---------------------------------------------------------------- indexing and nn
-def test_indexing_functions():
+def test_gather_scatter_index_select_and_masked_fill_keep_integer_dtypes():
     x = tg.tensor([[1, 2], [3, 4]])
     assert x.gather(1, tg.tensor([[0, 0], [1, 0]])).tolist() == [[1, 1], [4, 3]]
     z = tg.zeros(3, dtype=tg.int64).scatter_add(0, tg.tensor([0, 0, 2]), tg.tensor([1, 2, 3]))
@@ -180,13 +199,23 @@ def test_indexing_functions():
     m = x.masked_fill(tg.tensor([True, False]), 0.5)
     assert m.dtype == tg.int64 and m.tolist() == [[0, 2], [0, 4]]
     assert tg.take_along_dim(x, tg.tensor([[1], [0]]), 1).tolist() == [[2], [3]]
+
+
+def test_nonzero_and_one_hot_return_int64():
+    x = tg.tensor([[1, 2], [3, 4]])
     assert x.nonzero().tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]] and x.nonzero().dtype == tg.int64
     assert [t.tolist() for t in tg.tensor([0, 3, 0, 1]).nonzero(as_tuple=True)] == [[1, 3]]
     oh = tg.one_hot(tg.tensor([0, 2]))
     assert oh.dtype == tg.int64 and oh.tolist() == [[1, 0, 0], [0, 0, 1]]
     assert tg.one_hot(tg.tensor([1]), num_classes=4).shape == (1, 4)
+
+
+def test_all_and_any_reduce_bools_with_dims():
     b = tg.tensor([[True, False], [True, True]])
     assert b.all().item() is False and b.all(1).tolist() == [False, True] and b.any(0, keepdim=True).shape == (1, 2)
+
+
+def test_cumsum_of_bools_counts_in_int64_and_its_gradient_is_a_reversed_cumsum():
     assert tg.tensor([1, 2, 3]).cumsum(0).tolist() == [1, 3, 6] and tg.tensor([True, True]).cumsum(0).dtype == tg.int64
     w = t64([1.0, 2.0, 3.0])
     np.testing.assert_array_equal(grad_of(lambda t: t.cumsum(0) * t64([1.0, 10.0, 100.0], False), w), [111, 110, 100])
@@ -270,3 +299,85 @@ def test_integer_division_of_unbroadcastable_shapes_is_a_runtime_error():
     for f in (lambda a, b: a // b, lambda a, b: a % b, tg.fmod):
         with pytest.raises(RuntimeError, match=r"\(0, 0, 0\) must match the size of tensor b \(2,\)"):
             f(tg.zeros(0, 0, 0, dtype=tg.int64), tg.ones(2, dtype=tg.int64))
+
+
+# ---------------------------------------------------------------- moved from the *_vs_torch files: not per-op claims
+def test_tensor_helpers_match_torch():
+    torch = pytest.importorskip("torch")
+    for M in (torch, tg):
+        x = M.tensor([[1.5, -2.0], [3.0, 0.25]])
+        assert x.new_zeros(2, 3).dtype == x.dtype and tuple(x.new_ones((2,)).shape) == (2,)
+        assert x.new_full((2,), 7).dtype == x.dtype and x.new_tensor([1, 2]).dtype == x.dtype
+        assert x.new_empty(3).shape[0] == 3
+        assert str(x.byte().dtype).endswith("uint8") and str(x.char().dtype).endswith("int8")
+        assert str(x.short().dtype).endswith("int16") and not x.is_complex()
+        assert x.data_ptr() != 0 and tuple(x.ravel().shape) == (4,)
+        assert x.equal(x.clone()) and x.allclose(x + 1e-9) and bool(x.isclose(x).all())
+        assert not bool(x.isinf().any())
+        assert M.broadcast_shapes((2, 1), (3,)) == (2, 3)
+        assert isinstance(x, M.FloatTensor) and not isinstance(x, M.LongTensor)
+        assert isinstance(x.dtype, M.dtype)
+        with M.inference_mode():
+            assert not M.is_grad_enabled()
+        assert np.allclose(M.logspace(0, 2, 3).numpy(), [1, 10, 100])
+
+
+def test_random_fills_are_seeded_and_allowed_on_leaves_under_no_grad():
+    w = tg.zeros(1000, requires_grad=True)
+    with tg.no_grad():
+        tg.manual_seed(0)
+        w.uniform_(-2, 3)
+        a = w.detach().numpy().copy()
+        tg.manual_seed(0)
+        w.uniform_(-2, 3)
+    assert np.array_equal(a, w.detach().numpy()) and a.min() >= -2 and a.max() < 3 and w._version[0] == 2
+    with tg.no_grad():
+        w.normal_(1.0, 0.5)
+        assert abs(float(w.mean()) - 1.0) < 0.1 and abs(float(w.std()) - 0.5) < 0.1
+        w.bernoulli_(0.3)
+        assert set(np.unique(w.detach().numpy())) <= {0.0, 1.0}
+    with pytest.raises(RuntimeError, match="leaf"):
+        w.normal_()
+    with pytest.raises(RuntimeError, match="leaf"):
+        w.exp_()
+
+
+def test_inplace_on_a_saved_tensor_is_caught():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 1
+    z = y.sigmoid()  # saves its output
+    z.exp_()
+    with pytest.raises(RuntimeError):
+        (y.sigmoid() * z).sum().backward() or z.sum().backward() or z.grad_fn.next_functions  # noqa: B018
+    zz = x.sigmoid()
+    w = zz * zz  # saves zz
+    zz.mul_(2)
+    with pytest.raises(RuntimeError):
+        w.sum().backward()
+
+
+def test_linalg_results_are_named_tuples_like_torch():
+    a = np.random.default_rng(0).standard_normal((2, 5, 3))
+    assert tg.linalg.svd(tg.tensor(a))._fields == ("U", "S", "Vh")
+    assert tg.linalg.eigh(tg.tensor(a[:, :3] + a[:, :3].transpose(0, 2, 1)))._fields == ("eigenvalues", "eigenvectors")
+    r = tg.linalg.lstsq(tg.tensor(a), tg.tensor(a[..., :1]))
+    assert r._fields == ("solution", "residuals", "rank", "singular_values")
+
+
+def test_complete_qr_of_a_tall_matrix_says_it_is_not_differentiable():
+    a = tg.tensor(np.random.default_rng(0).standard_normal((2, 5, 3)), requires_grad=True)
+    Q, R = tg.linalg.qr(a, mode="complete")
+    assert tuple(Q.shape) == (2, 5, 5) and tuple(R.shape) == (2, 5, 3)
+    with pytest.raises(RuntimeError, match="not differentiable when mode='complete'"):
+        Q.sum().backward()
+
+
+def test_linalg_errors_are_runtime_errors_that_name_the_culprit():
+    sing = np.ones((3, 3))
+    assert issubclass(tg.linalg.LinAlgError, RuntimeError)
+    with pytest.raises(tg.linalg.LinAlgError, match=r"linalg.solve.*\(3, 3\).*singular"):
+        tg.linalg.solve(tg.tensor(sing), tg.ones(3, dtype=tg.float64))
+    with pytest.raises(tg.linalg.LinAlgError, match="cholesky.*positive-definite"):
+        tg.linalg.cholesky(-tg.eye(3))
+    with pytest.raises(RuntimeError, match="polygamma"):
+        tg.polygamma(-1, tg.ones(2))

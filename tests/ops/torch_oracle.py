@@ -1,5 +1,5 @@
 """The harness shared by the tests that compare tapegrad with PyTorch (imported after
-``pytest.importorskip("torch")``). A case is written once against a module ``M``, ``tapegrad``
+``pytest.importorskip("torch")``). A call is written once against a module ``M``, ``tapegrad``
 or ``torch``, whose APIs agree, and run on both."""
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ import tapegrad as tg
 
 
 def inputs(M, arrays):
-    """Each array as a float64 leaf that requires grad, in ``M``."""
+    """Each array as a leaf that requires grad (float arrays keep their dtype), in ``M``."""
     return [M.tensor(a, requires_grad=True) for a in arrays]
 
 
@@ -18,7 +18,7 @@ def as_numpy(t):
 
 
 def values(out):
-    """A case's result as a flat list of tensors ((values, indices) pairs and tuples opened)."""
+    """A result as a flat list of tensors ((values, indices) pairs and tuples opened)."""
     if hasattr(out, "values") and hasattr(out, "indices") and not callable(out.values):
         return [out.values, out.indices]
     if not isinstance(out, (tuple, list)):
@@ -30,42 +30,86 @@ def _grad(M):
     return torch.autograd.grad if M is torch else tg.autograd.grad
 
 
-def check_forward_and_gradients(fn, arrays, grad_rtol=1e-10):
-    """Values, dtypes and the gradients of every float64 output (a fixed random cotangent) agree."""
-    outs = {}
-    for M in (torch, tg):
-        xs = inputs(M, arrays)
-        res = values(fn(M, *xs))
-        diff = [o for o in res if o.dtype in (torch.float64, tg.float64) and o.requires_grad]
-        grads = []
-        if diff:
-            cot = [np.random.default_rng(1).standard_normal(tuple(o.shape)) for o in diff]
-            gs = _grad(M)(diff, xs, [M.tensor(c) for c in cot], allow_unused=True)
-            grads = [None if g is None else as_numpy(g) for g in gs]
-        outs[M] = ([as_numpy(o) for o in res], [str(o.dtype).split(".")[-1] for o in res], grads)
-    (tv, td, tgr), (gv, gd, ggr) = outs[torch], outs[tg]
-    assert gd == td, f"dtypes {gd} vs torch {td}"
-    for a, b in zip(gv, tv):
-        assert a.shape == b.shape
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
-    for a, b in zip(ggr, tgr):
+def _is_float(t):
+    return str(t.dtype).split(".")[-1] in ("float32", "float64")
+
+
+def _differentiable(res):
+    return [o for o in res if hasattr(o, "requires_grad") and _is_float(o) and o.requires_grad]
+
+
+def _cotangents(M, outs, requires_grad=False):
+    rng = np.random.default_rng(1)
+    return [M.tensor(rng.standard_normal(tuple(o.shape)), dtype=o.dtype, requires_grad=requires_grad) for o in outs]
+
+
+def _assert_grads_agree(got, want, rtol, atol, what):
+    for i, (a, b) in enumerate(zip(got, want)):
         if b is None or a is None:  # unused on one side: the other's gradient must be all zeros
-            assert a is None or not np.any(a)
-            assert b is None or not np.any(b), "tapegrad's gradient is None where PyTorch's is nonzero"
+            assert a is None or not np.any(a), f"{what} {i}: PyTorch has none, tapegrad's is nonzero"
+            assert b is None or not np.any(b), f"{what} {i}: tapegrad's is None where PyTorch's is nonzero"
         else:
-            np.testing.assert_allclose(a, b, rtol=grad_rtol, atol=1e-10)
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"{what} {i}")
 
 
-def check_double_backward(fn, arrays, name, reduce):
-    """d/dx |d reduce(fn(x)) / dx|^2 agrees: second derivatives through create_graph=True."""
+def check_forward_and_gradients(fn, arrays, grad_rtol=1e-10, rtol=1e-10, atol=1e-10, torch_fn=None):
+    """Values, dtypes and the gradients of every float output (a fixed random cotangent) agree.
+
+    ``fn(M, *leaves)`` runs in both; ``torch_fn`` replaces it on PyTorch's side where the
+    spellings differ. An output only one library records (tapegrad returns a constant such as
+    ``matrix_power(a, 0)`` untracked) must then have a zero gradient in the other."""
+    xs, res = {}, {}
+    for M in (torch, tg):
+        xs[M] = inputs(M, arrays)
+        res[M] = values((torch_fn or fn)(M, *xs[M]) if M is torch else fn(M, *xs[M]))
+    (tv, gv) = ([as_numpy(o) for o in res[M]] for M in (torch, tg))
+    td, gd = ([str(o.dtype).split(".")[-1] if hasattr(o, "dtype") else type(o).__name__ for o in res[M]]
+              for M in (torch, tg))
+    assert gd == td, f"dtypes {gd} vs torch {td}"
+    for i, (a, b) in enumerate(zip(gv, tv)):
+        assert a.shape == b.shape, f"output {i}: shape {a.shape} vs torch {b.shape}"
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"output {i}")
+    tracked = [i for i, (a, b) in enumerate(zip(res[tg], res[torch]))
+               if _differentiable([a]) or _differentiable([b])]
+    if not tracked or not arrays:
+        return
+    rng = np.random.default_rng(1)
+    cots = {i: rng.standard_normal(tv[i].shape) for i in tracked}
+    grads = {}
+    for M in (torch, tg):
+        outs = [i for i in tracked if _differentiable([res[M][i]])]
+        gs = _grad(M)([res[M][i] for i in outs], xs[M], [M.tensor(cots[i], dtype=res[M][i].dtype) for i in outs],
+                      allow_unused=True) if outs else [None] * len(arrays)
+        grads[M] = [None if g is None else as_numpy(g) for g in gs]
+    _assert_grads_agree(grads[tg], grads[torch], grad_rtol, atol, "gradient of input")
+
+
+def check_second_derivatives(fn, arrays, rtol=1e-8, atol=1e-8):
+    """Second derivatives agree: of s = sum_i <g_i, v_i>, where g = vjp(fn, cotangent) is taken with
+    create_graph=True, with respect to the inputs and the cotangent."""
     res = {}
     for M in (torch, tg):
-        (x, *rest) = inputs(M, arrays)
-        out = reduce(values(fn(M, x, *rest)))
-        (g,) = _grad(M)(out, x, create_graph=True)
-        (gg,) = _grad(M)((g * g).sum(), x)
-        res[M] = as_numpy(gg)
-    np.testing.assert_allclose(res[tg], res[torch], rtol=1e-8, atol=1e-8, err_msg=name)
+        xs = inputs(M, arrays)
+        outs = _differentiable(values(fn(M, *xs)))
+        cots = _cotangents(M, outs, requires_grad=True)
+        gs = _grad(M)(outs, xs, cots, create_graph=True, allow_unused=True)
+        rng = np.random.default_rng(2)
+        terms = [(g * M.tensor(rng.standard_normal(tuple(g.shape)), dtype=g.dtype)).sum()
+                 for g in gs if g is not None and g.requires_grad]
+        if not terms:  # every gradient is constant: second derivatives are all zero
+            res[M] = [None] * (len(xs) + len(cots))
+            continue
+        second = _grad(M)(sum(terms), xs + cots, allow_unused=True)
+        res[M] = [None if g is None else as_numpy(g) for g in second]
+    _assert_grads_agree(res[tg], res[torch], rtol, atol, "second derivative w.r.t. input/cotangent")
+
+
+def same_failure(want, got):
+    """tapegrad's exception counts as PyTorch's: the same type or a sibling, or each library's own
+    ``linalg.LinAlgError``."""
+    if isinstance(want, torch.linalg.LinAlgError):
+        return isinstance(got, tg.linalg.LinAlgError)
+    return isinstance(got, type(want)) or issubclass(type(want), type(got))
 
 
 def check_same_exception_type(call):
@@ -74,5 +118,5 @@ def check_same_exception_type(call):
         call(torch)
     with pytest.raises(Exception) as got:
         call(tg)
-    assert isinstance(got.value, type(want.value)) or issubclass(type(want.value), type(got.value)), (
+    assert same_failure(want.value, got.value), (
         f"torch raises {type(want.value).__name__}, tapegrad {type(got.value).__name__}: {got.value}")

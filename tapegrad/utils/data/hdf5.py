@@ -1,15 +1,20 @@
 """``HDF5Dataset``: image/label splits read lazily from one HDF5 file.
 
-The layout (the heritage framework's, and what ``mnist.convert`` writes)::
+The layout (the heritage framework's, and what ``mnist.write_hdf5`` writes)::
 
-    /train/images  uint8, N x 784 or N x 1 x 28 x 28     /train/labels  integer, N
-    /val/images    ...                                    /val/labels    ...
-    /test/images   ...                                    /test/labels   ...
+    /train/images  uint8 (or float), N x 784 or N x 1 x 28 x 28     /train/labels  integer, N
+    /val/images    ...                                               /val/labels    ...
+    /test/images   ...                                               /test/labels   ...
+
+The file is untrusted input, checked as ``tapegrad.load`` checks a checkpoint: soft and
+external links, external raw storage, virtual datasets, plugin filters and sizes the file
+cannot back are refused with a ``ValueError`` naming the file.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ... import serialization
 from ...tensor import Tensor
 from .dataset import Dataset
 
@@ -17,8 +22,8 @@ from .dataset import Dataset
 class HDF5Dataset(Dataset):
     """One split (``"train"``, ``"val"`` or ``"test"``) of an HDF5 image file.
 
-    Images come back as ``dtype`` (float32 by default) scaled from uint8 to [0, 1], then
-    normalised as ``(x - mean) / std`` if ``normalize=(mean, std)``; labels as int64. The file
+    Images come back as ``dtype`` (float32 by default), uint8 ones scaled to [0, 1] (float ones
+    as stored), then normalised as ``(x - mean) / std`` if ``normalize=(mean, std)``; labels as int64. The file
     is opened on first use and samples are read on demand, unless ``load_into_memory=True``
     reads the split once. ``shape`` reshapes each image, e.g. ``(1, 28, 28)`` or ``(784,)``.
 
@@ -34,13 +39,12 @@ class HDF5Dataset(Dataset):
         self.dtype = np.dtype(dtype)
         self.normalize = None if normalize is None else tuple(float(v) for v in normalize)
         self._file = self._lazy = None
+        if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 0):
+            raise ValueError(f"HDF5Dataset: limit must be a non-negative integer, got {limit!r}")
         with h5py.File(self.path, "r") as f:
-            if split not in f:
-                raise KeyError(f"{self.path}: no split '{split}' (found: {', '.join(sorted(f.keys()))})")
-            for key in ("images", "labels"):
-                if key not in f[split]:
-                    raise KeyError(f"{self.path}: /{split}/{key} is missing")
+            _check(f, split, self.path)
             stored = f[split]["images"].shape
+            self._scale = f[split]["images"].dtype == np.uint8
             n = stored[0]
             if f[split]["labels"].shape[0] != n:
                 raise ValueError(f"{self.path}: /{split} has {n} images but {f[split]['labels'].shape[0]} labels")
@@ -61,6 +65,7 @@ class HDF5Dataset(Dataset):
         if self._file is None:
             import h5py
             self._file = h5py.File(self.path, "r")
+            _check(self._file, self.split, self.path)  # the file may have changed since __init__
             g = self._file[self.split]
             self._lazy = tuple(_memmap(self.path, g[k]) for k in ("images", "labels"))
         return self._lazy
@@ -94,7 +99,8 @@ class HDF5Dataset(Dataset):
 
     def _to_float(self, raw):
         x = raw.astype(self.dtype)
-        x *= self.dtype.type(1 / 255)
+        if self._scale:
+            x *= self.dtype.type(1 / 255)
         if self.normalize is not None:
             mean, std = self.normalize
             x -= self.dtype.type(mean)
@@ -120,6 +126,32 @@ class HDF5Dataset(Dataset):
     def tensors(self):
         """The whole split as two tensors (images, labels)."""
         return self._batch(np.arange(self._len))
+
+
+def _check(f, split, path):
+    """Refuse a file that reads outside itself or declares more than it holds (see the module doc)."""
+    try:
+        serialization.check_h5_links(f, path)  # first: a name lookup could open a linked file
+    except serialization.CheckpointError as e:
+        raise ValueError(f"HDF5Dataset: {e}") from None
+    if split not in f:
+        raise KeyError(f"{path}: no split '{split}' (found: {', '.join(sorted(f.keys()))})")
+    for key in ("images", "labels"):
+        if key not in f[split]:
+            raise KeyError(f"{path}: /{split}/{key} is missing")
+    try:
+        for key in ("images", "labels"):
+            serialization.check_h5_link(f[split], key, path)
+            serialization.check_h5_dataset(f[split][key], path)
+    except serialization.CheckpointError as e:
+        raise ValueError(f"HDF5Dataset: {e}") from None
+    images, labels = f[split]["images"], f[split]["labels"]
+    if images.dtype.kind not in "biuf" or images.ndim < 2:
+        raise ValueError(f"HDF5Dataset: {path}: /{split}/images should be N x ... numbers, got {images.dtype} "
+                         f"of shape {images.shape}")
+    if labels.dtype.kind not in "biu" or labels.ndim != 1:
+        raise ValueError(f"HDF5Dataset: {path}: /{split}/labels should be N integers, got {labels.dtype} of "
+                         f"shape {labels.shape}")
 
 
 def _memmap(path, dset):
