@@ -92,4 +92,3 @@ def _inplace_of(fn, name):
     return method
 
 
-__all__ = ["inplace"]
