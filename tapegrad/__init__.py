@@ -6,6 +6,7 @@
 >>> y.backward()
 >>> x.grad          # (1 + x) * exp(x)
 """
+import importlib as _importlib
 import os as _os
 
 if _os.environ.get("TAPEGRAD_C_PATH"):
@@ -29,18 +30,13 @@ from ._dtype import (bool_ as bool, double, float, float16, float32, float64, ge
                      int, int8, int16, int32, int64, long, set_default_dtype, uint8)
 from .tensor import Tensor
 from .device import device
-from .creation import *  # noqa: F401,F403
 from .random import Generator, manual_seed, seed, initial_seed, get_rng_state, set_rng_state  # noqa: F401
 from .ops import *  # noqa: F401,F403
 from .ops import OPS  # noqa: F401
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from . import autograd  # noqa: F401
 from . import nn, optim  # noqa: F401,E402
-import importlib as _importlib
-# torch.linalg's namespace; an attribute import, because ``from .ops import *`` bound the name
-# to ops/linalg.py (matmul), whose names tapegrad.linalg keeps
-linalg = _importlib.import_module(".linalg", __name__)
-special = _importlib.import_module(".special", __name__)  # torch.special's names (same reason)
+from . import linalg, special  # noqa: F401  (torch.linalg's and torch.special's namespaces)
 from . import utils, data  # noqa: F401,E402  (tapegrad.utils.data, as torch.utils.data; short alias)
 from .utils.dlpack import from_dlpack  # noqa: F401,E402
 from .serialization import load, save  # noqa: F401

@@ -1,16 +1,18 @@
 """Names a ported PyTorch script touches that are not ops: ``Size``, ``dtype``, the legacy
 ``FloatTensor``-style constructors, ``inference_mode``, ``finfo``/``iinfo``, the switches that
-are no-ops on a deterministic CPU library (``use_deterministic_algorithms``, ``compile``, ...),
-and the ``out=`` argument of the top-level functions (``torch.matmul(a, b, out=c)``)."""
+are no-ops on a deterministic CPU library (``use_deterministic_algorithms``, ``compile``, ...).
+(``out=`` is part of each op's declaration: see ``ops/surface.py``.)"""
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 
 from . import _dtype
+from .ops import creation
+from ._tape import grad_mode
 from ._tape.grad_mode import _GradModeContext
 from .tensor import Size, Tensor  # noqa: F401  (Size: tapegrad.Size)
+from .ops import format as _format
 
 dtype = np.dtype  # tapegrad's dtypes are numpy dtypes: isinstance(x.dtype, tapegrad.dtype) holds
 
@@ -26,7 +28,6 @@ class _LegacyTensor(metaclass=_LegacyMeta):
     _dtype = _dtype.float32
 
     def __new__(cls, *args):
-        from . import creation
         if len(args) == 1 and not isinstance(args[0], (int, np.integer)):
             return creation.tensor(args[0], dtype=cls._dtype)
         return creation.zeros(*args, dtype=cls._dtype)
@@ -65,7 +66,6 @@ class inference_mode(_GradModeContext):  # noqa: N801  (PyTorch's name)
 
 
 def is_inference_mode_enabled() -> bool:
-    from .autograd import grad_mode
     return not grad_mode.is_grad_enabled()
 
 
@@ -143,7 +143,6 @@ def can_cast(from_, to) -> bool:
 
 def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None, sci_mode=None):
     """How tensors print (``precision`` digits, ``threshold`` elements before summarising, ...)."""
-    from .ops import format as _format
     _format.set_printoptions(precision, threshold, edgeitems, linewidth, profile, sci_mode)
 
 
@@ -176,63 +175,8 @@ def compile(model=None, **kwargs):  # noqa: A001  (PyTorch's name)
     return model
 
 
-# ---------------------------------------------------------------- out=
-def _write_out(out, result, name):
-    if isinstance(result, tuple):
-        if not isinstance(out, (tuple, list)) or len(out) != len(result):
-            raise TypeError(f"{name}(): out= must be a tuple of {len(result)} tensors")
-        for o, r in zip(out, result):
-            _write_out(o, r, name)
-        return type(result)(*out) if hasattr(result, "_fields") else tuple(out)
-    if not isinstance(out, Tensor):
-        raise TypeError(f"{name}(): argument 'out' must be a Tensor, not {type(out).__name__}")
-    from .autograd import grad_mode
-    if grad_mode.state.enabled and (result.requires_grad or out.requires_grad):
-        raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic differentiation, "
-                           f"but one of the arguments requires grad.")
-    r = result._data
-    if not np.can_cast(r.dtype, out._data.dtype, casting="same_kind"):
-        raise RuntimeError(f"{name}(): result type {_dtype.name(r.dtype)} can't be cast to the desired output type "
-                           f"{_dtype.name(out._data.dtype)}")
-    if out._data.shape != r.shape:  # PyTorch resizes the out tensor
-        out._data = np.empty(r.shape, out._data.dtype)
-    np.copyto(out._data, r, casting="same_kind")
-    out._version[0] += 1
-    return out
-
-
-def _with_out(fn):
-    @functools.wraps(fn)
-    def call(*args, out=None, **kwargs):
-        result = fn(*args, **kwargs)
-        return result if out is None else _write_out(out, result, fn.__name__)
-    return call
-
-
-def _out_functions():
-    """The top-level functions that accept ``out=`` in PyTorch and that tapegrad wraps: every op
-    of these families (the Tensor methods call the unwrapped ops, so the hot path is unchanged)."""
-    from .ops import compare, composite, elementwise, linalg, matrix, reduction, shape, sorting, special
-    names = {}
-    for mod in (elementwise, compare, reduction, linalg, matrix, special, sorting, composite):
-        for n in mod.__all__:
-            f = getattr(mod, n)
-            if callable(f) and not isinstance(f, type) and not n.endswith("_") and n not in _NO_OUT:
-                names[n] = _with_out(f)
-    for n in ("cat", "concat", "concatenate", "stack", "narrow", "flip"):
-        names[n] = _with_out(getattr(shape, n))
-    return names
-
-
-_NO_OUT = {"where", "allclose", "equal", "return_types", "select", "positive", "tensor_split", "hsplit", "vsplit",
-           "dsplit", "aminmax", "var_mean", "std_mean", "unique", "unique_consecutive", "tril_indices",
-           "triu_indices", "histc", "isin"}
-_OUT = _out_functions()
-globals().update(_OUT)
-
-
 __all__ = ["dtype", "Size", "FloatTensor", "DoubleTensor", "LongTensor", "IntTensor", "BoolTensor", "ByteTensor",
            "inference_mode", "is_inference_mode_enabled", "finfo", "iinfo", "is_floating_point", "is_complex",
            "is_nonzero", "result_type", "promote_types", "can_cast", "set_printoptions",
            "use_deterministic_algorithms", "are_deterministic_algorithms_enabled", "set_float32_matmul_precision",
-           "get_float32_matmul_precision", "compile"] + sorted(_OUT)
+           "get_float32_matmul_precision", "compile"]

@@ -6,6 +6,8 @@ Python scalars are "weak": ``float32_tensor * 2.0`` stays float32, as in PyTorch
 """
 from __future__ import annotations
 
+import builtins as _b
+
 import numpy as np
 
 float32 = np.dtype(np.float32)
@@ -121,8 +123,6 @@ def _combine(higher, lower) -> np.dtype:
 def _category(d) -> int:
     return {"b": 0, "u": 1, "i": 1, "f": 2}.get(d.kind, 3)
 
-
-import builtins as _b  # noqa: E402
 
 builtins_int = _b.int
 builtins_float = _b.float

@@ -34,8 +34,10 @@ from collections import Counter, OrderedDict
 import numpy as np
 
 from ._dtype import bool_, float16, float32, float64, int8, int16, int32, int64, uint8
-from .serialization import CheckpointError
+from . import serialization as _serialization  # serialization imports this module: read at call time
 from .tensor import Size, Tensor
+from .nn.parameter import Parameter
+from .device import device
 
 # The legacy format (torch < 1.6, or _use_new_zipfile_serialization=False) starts with this
 # number, pickled; it interleaves pickles with raw storage data.
@@ -73,7 +75,7 @@ _REFUSED = {  # names PyTorch allows that tapegrad cannot represent: say why
 
 
 def _error(label, msg):
-    return CheckpointError(f"tapegrad.load: {label!r}: {msg}")
+    return _serialization.CheckpointError(f"tapegrad.load: {label!r}: {msg}")
 
 
 # ---------------------------------------------------------------- detection
@@ -313,7 +315,6 @@ class _Loader:
         return self.tensor(storage, offset, size, stride, requires_grad, hooks, metadata, dtype=dtype)
 
     def rebuild_parameter(self, data, requires_grad, hooks, state=None):
-        from .nn.parameter import Parameter
         if not isinstance(data, Tensor) or type(requires_grad) is not bool:
             raise self.fail(f"_rebuild_parameter got {_short(data)}, {_short(requires_grad)}; expected a tensor "
                             f"and a bool")
@@ -350,7 +351,6 @@ class _Loader:
         return Size(dims)
 
     def device(self, kind, index=None):
-        from .device import device
         if not isinstance(kind, str) or not (index is None or type(index) is int):
             raise self.fail(f"torch.device({_short(kind)}, {_short(index)}): expected a string and an int")
         spec = kind if index is None else f"{kind}:{index}"
@@ -741,8 +741,6 @@ class _Pickler:
         self.out += b"c" + module.encode() + b"\n" + name.encode() + b"\n"
 
     def save(self, obj, where, depth=0):
-        from .device import device
-        from .nn.parameter import Parameter
         out = self.out
         if depth > MAX_DEPTH:
             raise ValueError(f"tapegrad.save: {where} nests containers more than {MAX_DEPTH} deep")
@@ -898,7 +896,7 @@ def load(f, label: str):
             obj = _Unpickler(pkl, _Loader(archive)).load()
     except zipfile.BadZipFile as e:
         raise _error(label, f"not a readable zip archive (truncated or corrupt): {e}") from None
-    except CheckpointError:
+    except _serialization.CheckpointError:
         raise
     except (UnicodeDecodeError, OverflowError, ValueError, TypeError, RuntimeError, IndexError, KeyError,
             AttributeError, struct.error) as e:

@@ -45,6 +45,9 @@ import zlib
 import numpy as np
 
 from .tensor import Tensor
+from . import _torch_format
+from .device import device
+from .nn.parameter import Parameter
 
 FORMAT = "tapegrad"
 FORMAT_VERSION = 2  # 2: every entry has a crc32 attribute; 1 (no checksums) still loads
@@ -70,10 +73,9 @@ def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_seri
     if pickle_module is not None:
         raise ValueError("tapegrad.save never pickles: pickle_module is not supported")
     if format is not None:  # PyTorch's zip format (tapegrad/_torch_format.py)
-        from ._torch_format import save as save_pt
         if format != "pt":
             raise ValueError(f"tapegrad.save: format must be None or 'pt', got {format!r}")
-        return save_pt(obj, f) if hasattr(f, "write") else atomic_write(os.fspath(f), lambda t: save_pt(obj, t))
+        return _torch_format.save(obj, f) if hasattr(f, "write") else atomic_write(os.fspath(f), lambda t: _torch_format.save(obj, t))
     if not isinstance(f, (str, os.PathLike)):
         if not hasattr(f, "write"):
             raise TypeError(f"tapegrad.save: expected a path or a binary file object, got {type(f).__name__}")
@@ -98,7 +100,6 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
     if pickle_module is not None:
         raise ValueError("tapegrad.load never unpickles: pickle_module is not supported")
     _check_map_location(map_location)
-    from . import _torch_format  # PyTorch's .pt files: its own module, which imports this one
     if not isinstance(f, (str, os.PathLike)):
         if not hasattr(f, "read"):
             raise TypeError(f"tapegrad.load: expected a path or a binary file object, got {type(f).__name__}")
@@ -118,7 +119,6 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
 def _check_map_location(map_location):
     if map_location is None or callable(map_location):
         return
-    from .device import device
     if isinstance(map_location, dict):
         for v in map_location.values():
             device(v)
@@ -576,7 +576,6 @@ class _H5Reader:
         if kind == "ndarray":
             return arr
         if attrs.get("parameter", False):
-            from .nn.parameter import Parameter
             return Parameter(Tensor._wrap(arr), requires_grad=bool(attrs.get("requires_grad", False)))
         t = Tensor._wrap(arr)
         if attrs.get("requires_grad", False):

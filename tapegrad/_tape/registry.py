@@ -79,3 +79,9 @@ def defop(name: str, forward: Callable, *vjps: Callable | None, saves: Sequence[
 # apply(op, *tensors, **attrs): run ``op`` on tensors; record a node when grad mode is on (in
 # this thread) and an input requires grad. In C++ (csrc/tape.cpp): it runs for every op.
 apply = _C.apply
+
+
+def bind_tensor(cls) -> None:
+    """Called once, by tensor.py through ``ops.bind_tensor``: the class the tape creates (apply's
+    results, gradients), handed down so that the tape never imports tensor.py."""
+    _C._set_tensor_class(cls)

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 
 from .. import _dtype
+from ..tensor import Tensor
 
 BFLOAT16 = "bfloat16"  # tapegrad has no bfloat16 dtype; this name stands for PyTorch's
 _GPU_TYPES = ("cuda", "mps", "xpu", "hpu", "mtia", "maia", "xla")  # never available here
@@ -115,7 +116,6 @@ class autocast:  # noqa: N801  (PyTorch's name)
 
 
 def _cast(value, dtype):
-    from ..tensor import Tensor
     if isinstance(value, Tensor):
         return value.to(dtype) if value.dtype.kind == "f" else value
     if isinstance(value, (str, bytes)):

@@ -13,6 +13,8 @@ from collections import abc, defaultdict
 from enum import Enum
 
 import numpy as np
+from ..tensor import Tensor
+from ..autograd import no_grad
 
 
 class OptState(Enum):
@@ -61,7 +63,6 @@ class GradScaler:
         """``outputs * scale`` (a tensor, or tensors in lists/tuples); unchanged when disabled."""
         if not self._enabled:
             return outputs
-        from ..tensor import Tensor
         if self._scale is None:
             self._scale = np.float32(self._init_scale)
             self._growth_tracker = int(self._init_growth_tracker)
@@ -76,8 +77,6 @@ class GradScaler:
         return apply_scale(outputs)
 
     def _unscale_grads_(self, optimizer, inv_scale, allow_fp16):
-        from ..autograd import no_grad
-        from ..tensor import Tensor
         found_inf = False
         with no_grad():
             for group in optimizer.param_groups:
@@ -135,7 +134,6 @@ class GradScaler:
             return
         self._check_scale_growth_tracker("update")
         if new_scale is not None:
-            from ..tensor import Tensor
             if isinstance(new_scale, float):
                 self._scale = np.float32(new_scale)
             else:

@@ -10,13 +10,13 @@ from . import grad_mode
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .._tape.engine import RemovableHandle, backward, grad, register_hook, retain_grad  # noqa: F401
 from .._tape.node import Node
+from ..tensor import Tensor
+from . import functional  # noqa: F401
+from .compat import Variable, detect_anomaly, is_anomaly_enabled, set_detect_anomaly  # noqa: F401
+from .function import Function, FunctionCtx  # noqa: F401
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: F401
+from .introspect import dump, to_dot  # noqa: F401
 
-from .introspect import dump, to_dot  # noqa: E402,F401
-from .function import Function, FunctionCtx  # noqa: E402,F401
-from ..tensor import Tensor  # noqa: E402
-from .compat import (Variable, detect_anomaly, gradcheck, gradgradcheck, is_anomaly_enabled,  # noqa: E402,F401
-                     set_detect_anomaly)
-from . import functional  # noqa: E402,F401
 
 __all__ = ["backward", "grad", "Function", "FunctionCtx", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "Node", "dump",
-           "to_dot", "grad_mode"]
+           "to_dot", "grad_mode", "gradcheck", "gradgradcheck"]

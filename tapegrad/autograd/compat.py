@@ -1,6 +1,6 @@
 """Names from ``torch.autograd`` that ported scripts import: ``Variable`` (a plain tensor since
-PyTorch 0.4), anomaly detection (NaN gradients raise, naming the op and where it was recorded),
-``gradcheck``/``gradgradcheck`` (``functional.py`` has ``jacobian``/``hessian``/``vjp``/``jvp``)."""
+PyTorch 0.4), anomaly detection (NaN gradients raise, naming the op and where it was recorded)
+(``gradcheck.py`` has ``gradcheck``/``gradgradcheck``, ``functional.py`` ``jacobian``/``hessian``/``vjp``/``jvp``)."""
 from __future__ import annotations
 
 from .._tape import grad_mode
@@ -52,16 +52,4 @@ def is_anomaly_enabled() -> bool:
     return _state.anomaly
 
 
-def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, **kwargs) -> bool:
-    """``torch.autograd.gradcheck``: tapegrad.testing.gradcheck (extra PyTorch options ignored)."""
-    from ..testing import gradcheck as _gc
-    return _gc(func, inputs, eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception)
-
-
-def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True,
-                  **kwargs) -> bool:
-    from ..testing import gradgradcheck as _ggc
-    return _ggc(func, inputs, grad_outputs, eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception)
-
-
-__all__ = ["Variable", "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled", "gradcheck", "gradgradcheck"]
+__all__ = ["Variable", "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled"]

@@ -26,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._tape import grad_mode
+from ..tensor import Tensor
+from .._tape.registry import Op
 
 __all__ = ["Function", "FunctionCtx"]
 
@@ -111,7 +113,6 @@ class Function:
 
 def _function_op(cls, positions, n_outputs, j):
     """The op of output ``j`` of ``cls``: one VJP per tensor argument, sharing one backward call."""
-    from .._tape.registry import Op
     n = len(positions)
 
     def make_vjp(k):
@@ -157,5 +158,3 @@ def _run_backward(cls, ctx, positions, n_outputs, j, g, out):
     ctx._cache = (g, grads)  # released with the node (ctx is its aux) after this backward
     return grads
 
-
-from ..tensor import Tensor  # noqa: E402

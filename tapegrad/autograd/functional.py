@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import autograd  # the package being initialised: autograd.grad is read at call time
+from .. import ops
 from .._tape import grad_mode
+from ..tensor import Tensor
 
 
 def vjp(func, inputs, v=None, create_graph=False, strict=False):
-    from . import grad as _grad
     single = not isinstance(inputs, (tuple, list))
     xs = _prep(inputs, create_graph)
     with grad_mode.enable_grad():
         out = func(*xs)
-        g = _grad(out, xs, v, create_graph=create_graph, allow_unused=True)
+        g = autograd.grad(out, xs, v, create_graph=create_graph, allow_unused=True)
     g = tuple(_zeros_if_none(gi, x) for gi, x in zip(g, xs))
     out = out if create_graph else out.detach()
     return out, (g[0] if single else g)
 
 
 def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, strategy="reverse-mode"):
-    from . import grad as _grad
-    from ..tensor import Tensor
     single_in = not isinstance(inputs, (tuple, list))
     xs = _prep(inputs, create_graph)
     with grad_mode.enable_grad():
@@ -34,13 +34,12 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
             for k in range(o.numel()):
                 e = np.zeros(o.shape, o.dtype)
                 e.reshape(-1)[k] = 1
-                g = _grad(o, xs, Tensor._wrap(e), retain_graph=True, create_graph=create_graph,
+                g = autograd.grad(o, xs, Tensor._wrap(e), retain_graph=True, create_graph=create_graph,
                           allow_unused=True)
                 for i, (gi, x) in enumerate(zip(g, xs)):
                     rows[i].append(_zeros_if_none(gi, x))
             per_input = []
             for i, x in enumerate(xs):
-                from .. import ops
                 if rows[i]:
                     j = ops.stack(rows[i], 0).reshape(tuple(o.shape) + tuple(x.shape))
                 else:
@@ -51,12 +50,11 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
 
 
 def hessian(func, inputs, create_graph=False, strict=False, vectorize=False, outer_jacobian_strategy="reverse-mode"):
-    from . import grad as _grad
     single_in = not isinstance(inputs, (tuple, list))
 
     def gradient(*xs):
         out = func(*xs)
-        g = _grad(out, xs, create_graph=True, allow_unused=True)
+        g = autograd.grad(out, xs, create_graph=True, allow_unused=True)
         g = tuple(_zeros_if_none(gi, x) for gi, x in zip(g, xs))
         return g[0] if single_in else g
     return jacobian(gradient, inputs, create_graph=create_graph)
@@ -64,29 +62,26 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False, out
 
 def jvp(func, inputs, v=None, create_graph=False, strict=False):
     """``J v`` by the double-vjp trick (two reverse passes)."""
-    from . import grad as _grad
-    from ..tensor import Tensor
     single = not isinstance(inputs, (tuple, list))
     xs = _prep(inputs, True)
     vs = (v,) if single else tuple(v)
     with grad_mode.enable_grad():
         out = func(*xs)
         u = Tensor._wrap(np.zeros(out.shape, out.dtype)).requires_grad_(True)
-        g = _grad(out, xs, u, create_graph=True, allow_unused=True)
+        g = autograd.grad(out, xs, u, create_graph=True, allow_unused=True)
         pairs = [(gi, vi) for gi, vi in zip(g, vs) if gi is not None]
-        jv = _grad([p[0] for p in pairs], u, [p[1] for p in pairs], create_graph=create_graph)[0]
+        jv = autograd.grad([p[0] for p in pairs], u, [p[1] for p in pairs], create_graph=create_graph)[0]
     return (out if create_graph else out.detach()), (jv if create_graph else jv.detach())
 
 
 def hvp(func, inputs, v=None, create_graph=False, strict=False):
-    from . import grad as _grad
     single = not isinstance(inputs, (tuple, list))
     xs = _prep(inputs, True)
     vs = (v,) if single else tuple(v)
     with grad_mode.enable_grad():
         out = func(*xs)
-        g = _grad(out, xs, create_graph=True)
-        hv = _grad(g, xs, vs, create_graph=create_graph, allow_unused=True)
+        g = autograd.grad(out, xs, create_graph=True)
+        hv = autograd.grad(g, xs, vs, create_graph=create_graph, allow_unused=True)
     hv = tuple(_zeros_if_none(h, x) for h, x in zip(hv, xs))
     return (out if create_graph else out.detach()), (hv[0] if single else hv)
 
@@ -100,7 +95,6 @@ def _prep(inputs, create_graph):
 
 
 def _zeros_if_none(g, x):
-    from ..tensor import Tensor
     return Tensor._wrap(np.zeros(x.shape, x.dtype)) if g is None else g
 
 

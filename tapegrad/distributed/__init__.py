@@ -12,8 +12,8 @@ Importing this module needs no MPI; ``init_process_group`` loads ``mpi4py`` (the
 """
 from ._group import (GroupMember, ProcessGroup, destroy_process_group, get_backend, get_process_group_ranks,
                      get_rank, get_world_size, init_process_group, is_available, is_gloo_available,
-                     is_initialized, is_mpi_available, is_nccl_available, new_group)
-from ._collectives import (ReduceOp, Work, all_gather, all_gather_into_tensor, all_gather_object, all_reduce,
+                     is_initialized, is_mpi_available, is_nccl_available)
+from ._collectives import (new_group, ReduceOp, Work, all_gather, all_gather_into_tensor, all_gather_object, all_reduce,
                            barrier, broadcast, broadcast_object_list, gather, irecv, isend, recv, reduce,
                            reduce_scatter_tensor, scatter, send)
 

@@ -637,3 +637,26 @@ def broadcast_object_list(object_list, src=None, group=None, device=None, group_
         pg.comm.Bcast([buf, _group._MPI.BYTE], root)
     if not at_root:
         object_list[:] = json.loads(bytes(buf))
+
+
+def new_group(ranks=None, timeout=None, backend=None, pg_options=None, use_local_synchronization=False):
+    """A group of some of the world's ranks. Every rank of the world calls it with the same
+    ``ranks`` (as PyTorch requires); a rank outside receives a marker that collectives refuse."""
+    world = _group._default("new_group")
+    size = world.size()
+    ranks = list(range(size)) if ranks is None else [int(r) for r in ranks]
+    bad = [r for r in ranks if not 0 <= r < size]
+    if bad or len(set(ranks)) != len(ranks):
+        raise ValueError(f"new_group: ranks must be distinct ranks of the world (0..{size - 1}), got {ranks}")
+    ranks = sorted(ranks)
+    with world.lock:
+        # every rank must ask for the same group: checked like a collective
+        check_same(world, "new_group", [len(ranks), hash(tuple(ranks))],
+                                lambda row: f"a list of {int(row[1])} ranks (hash {int(row[2])})")
+    mpi_group = world.comm.Get_group().Incl(ranks)
+    comm = world.comm.Create(mpi_group)  # collective over the world; COMM_NULL outside the group
+    mpi_group.Free()
+    if comm == _group._MPI.COMM_NULL:
+        return _group._NonMember(ranks)
+    comm.Set_errhandler(_group._MPI.ERRORS_RETURN)
+    return _group.ProcessGroup(comm, ranks)

@@ -193,26 +193,3 @@ def get_process_group_ranks(group) -> list[int]:
 def get_backend(group=None) -> str:
     resolve(group, "get_backend")
     return "mpi"
-
-
-def new_group(ranks=None, timeout=None, backend=None, pg_options=None, use_local_synchronization=False):
-    """A group of some of the world's ranks. Every rank of the world calls it with the same
-    ``ranks`` (as PyTorch requires); a rank outside receives a marker that collectives refuse."""
-    world = _default("new_group")
-    size = world.size()
-    ranks = list(range(size)) if ranks is None else [int(r) for r in ranks]
-    bad = [r for r in ranks if not 0 <= r < size]
-    if bad or len(set(ranks)) != len(ranks):
-        raise ValueError(f"new_group: ranks must be distinct ranks of the world (0..{size - 1}), got {ranks}")
-    ranks = sorted(ranks)
-    from . import _collectives  # every rank must ask for the same group: checked like a collective
-    with world.lock:
-        _collectives.check_same(world, "new_group", [len(ranks), hash(tuple(ranks))],
-                                lambda row: f"a list of {int(row[1])} ranks (hash {int(row[2])})")
-    mpi_group = world.comm.Get_group().Incl(ranks)
-    comm = world.comm.Create(mpi_group)  # collective over the world; COMM_NULL outside the group
-    mpi_group.Free()
-    if comm == _MPI.COMM_NULL:
-        return _NonMember(ranks)
-    comm.Set_errhandler(_MPI.ERRORS_RETURN)
-    return ProcessGroup(comm, ranks)

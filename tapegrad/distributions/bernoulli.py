@@ -9,6 +9,9 @@ from .._tape import grad_mode
 from ..tensor import Tensor
 from . import constraints
 from .distribution import Distribution, broadcast_all, lazy_property, logits_to_probs, probs_to_logits
+from ..random import rng
+from ..nn.functional import binary_cross_entropy_with_logits
+from ..ops.creation import arange
 
 
 class Bernoulli(Distribution):
@@ -57,24 +60,20 @@ class Bernoulli(Distribution):
         return self.probs * (1 - self.probs)
 
     def sample(self, sample_shape=()):
-        from ..random import rng
         shape = self._extended_shape(sample_shape)
         with grad_mode.no_grad():
             p = np.broadcast_to(self.probs._data, shape)
             return Tensor._wrap((rng().random(shape) < p).astype(p.dtype))
 
     def log_prob(self, value):
-        from ..nn.functional import binary_cross_entropy_with_logits
         if self._validate_args:
             self._validate_sample(value)
         logits, value = broadcast_all(self.logits, value)
         return -binary_cross_entropy_with_logits(logits, value, reduction="none")
 
     def entropy(self):
-        from ..nn.functional import binary_cross_entropy_with_logits
         return binary_cross_entropy_with_logits(self.logits, self.probs, reduction="none")
 
     def enumerate_support(self, expand=True):
-        from ..creation import arange
         values = arange(2, dtype=self._param.dtype).reshape((-1,) + (1,) * len(self._batch_shape))
         return values.expand((-1,) + tuple(self._batch_shape)) if expand else values

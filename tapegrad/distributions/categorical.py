@@ -7,6 +7,9 @@ from .._tape import grad_mode
 from ..tensor import Tensor
 from . import constraints
 from .distribution import Distribution, lazy_property, logits_to_probs, probs_to_logits
+from ..random import rng
+from ..ops import broadcast_tensors
+from ..ops.creation import arange
 
 
 class Categorical(Distribution):
@@ -62,7 +65,6 @@ class Categorical(Distribution):
 
     def sample(self, sample_shape=()):
         """Inverse-CDF draws from the global generator (``tapegrad.manual_seed``)."""
-        from ..random import rng
         sample_shape = Size(sample_shape)
         with grad_mode.no_grad():
             p = self.probs._data.reshape(-1, self._num_events).astype(np.float64)
@@ -73,7 +75,6 @@ class Categorical(Distribution):
             return Tensor._wrap(idx.reshape(self._extended_shape(sample_shape)))
 
     def log_prob(self, value):
-        from ..ops import broadcast_tensors
         if self._validate_args:
             self._validate_sample(value)
         value = value.long().unsqueeze(-1)
@@ -87,6 +88,5 @@ class Categorical(Distribution):
         return -(logits * self.probs).sum(-1)
 
     def enumerate_support(self, expand=True):
-        from ..creation import arange
         values = arange(self._num_events).reshape((-1,) + (1,) * len(self._batch_shape))
         return values.expand((-1,) + tuple(self._batch_shape)) if expand else values

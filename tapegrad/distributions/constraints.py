@@ -4,6 +4,7 @@ what the validation errors print."""
 from __future__ import annotations
 
 import numpy as np
+from ..tensor import Tensor
 
 __all__ = ["Constraint", "boolean", "dependent", "dependent_property", "greater_than", "greater_than_eq",
            "half_open_interval", "independent", "integer_interval", "interval", "is_dependent", "less_than",
@@ -12,7 +13,6 @@ __all__ = ["Constraint", "boolean", "dependent", "dependent_property", "greater_
 
 
 def _t(x):
-    from ..tensor import Tensor
     return x if isinstance(x, Tensor) else Tensor._wrap(np.asarray(x))
 
 
@@ -184,7 +184,6 @@ class _PositiveDefinite(Constraint):
     event_dim = 2
 
     def check(self, value):
-        from ..tensor import Tensor
         a = value._data
         sym = np.isclose(a, np.swapaxes(a, -1, -2), atol=1e-6).all((-1, -2))
         pd = np.zeros(a.shape[:-2], bool)

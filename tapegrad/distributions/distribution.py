@@ -11,6 +11,9 @@ from .._compat import Size
 from .._tape import grad_mode
 from ..tensor import Tensor
 from . import constraints
+from ..ops.creation import tensor
+from ..ops import broadcast_tensors
+from ..random import rng
 
 __all__ = ["Distribution"]
 
@@ -34,8 +37,6 @@ class lazy_property:  # noqa: N801
 def broadcast_all(*values):
     """Tensors broadcast to one shape; numbers become tensors of the first tensor's dtype (or the
     default dtype)."""
-    from ..creation import tensor
-    from ..ops import broadcast_tensors
     if not all(isinstance(v, (Tensor, Number)) for v in values):
         raise ValueError("Input arguments must all be instances of numbers.Number or tapegrad.Tensor.")
     dtype = next((v.dtype for v in values if isinstance(v, Tensor)), _dtype.get_default_dtype())
@@ -48,12 +49,10 @@ def _sum_rightmost(value, dim: int):
 
 
 def _standard_normal(shape, dtype):
-    from ..random import rng
     return Tensor._wrap(rng().standard_normal(tuple(shape)).astype(dtype, copy=False))
 
 
 def _uniform(shape, dtype):
-    from ..random import rng
     return Tensor._wrap(rng().random(tuple(shape)).astype(dtype, copy=False))
 
 

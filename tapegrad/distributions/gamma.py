@@ -9,12 +9,13 @@ from ..autograd.function import Function
 from ..tensor import Tensor
 from . import constraints
 from .distribution import Distribution, broadcast_all
+from scipy import special
+from ..random import rng
 
 
 def _standard_gamma_grad(alpha, x):
     """d x / d alpha of a Gamma(alpha, 1) draw x, by implicit differentiation of its CDF
     F(x; alpha) = gammainc(alpha, x): -(dF/dalpha) / (dF/dx), dF/dalpha by central differences."""
-    from scipy import special
     alpha, x = np.asarray(alpha, np.float64), np.asarray(x, np.float64)
     h = 1e-5 * np.maximum(alpha, 1.0)
     dF_dalpha = (special.gammainc(alpha + h, x) - special.gammainc(np.maximum(alpha - h, 1e-300), x)) / (2 * h)
@@ -30,7 +31,6 @@ class _StandardGamma(Function):
 
     @staticmethod
     def forward(ctx, alpha):
-        from ..random import rng
         a = alpha._data
         x = rng().standard_gamma(a.astype(np.float64))
         x = np.maximum(x, np.finfo(a.dtype).tiny).astype(a.dtype)

@@ -14,6 +14,9 @@ from .independent import Independent
 from .multivariate_normal import MultivariateNormal, _batch_mahalanobis
 from .normal import Normal
 from .uniform import Uniform
+from ..ops import where
+from ..nn.functional import softplus
+from .. import linalg
 
 __all__ = ["kl_divergence", "register_kl"]
 
@@ -46,7 +49,6 @@ def kl_divergence(p, q):
 
 
 def _where_inf(mask, x, fill=math.inf):
-    from ..ops import where
     return where(mask, fill, x)
 
 
@@ -67,7 +69,6 @@ def _kl_categorical_categorical(p, q):
 
 @register_kl(Bernoulli, Bernoulli)
 def _kl_bernoulli_bernoulli(p, q):
-    from ..nn.functional import softplus
     t1 = p.probs * (softplus(-q.logits) - softplus(-p.logits))
     t1 = _where_inf(p.probs == 0, _where_inf(q.probs == 0, t1), 0.0)
     t2 = (1 - p.probs) * (softplus(q.logits) - softplus(p.logits))
@@ -104,7 +105,6 @@ def _kl_beta_beta(p, q):
 
 @register_kl(MultivariateNormal, MultivariateNormal)
 def _kl_mvn_mvn(p, q):
-    from .. import linalg
     if p.event_shape != q.event_shape:
         raise ValueError("KL-divergence between two Multivariate Normals with different event shapes cannot be "
                          "computed")

@@ -4,16 +4,16 @@ import math
 
 from . import constraints
 from .distribution import Distribution, _standard_normal, lazy_property
+from .. import linalg
+from ..ops import broadcast_shapes
 
 
 def _batch_mahalanobis(L, x):
     """``|L^-1 x|^2`` over the last dimension, batch dimensions broadcast."""
-    from .. import linalg
     return linalg.solve(L, x.unsqueeze(-1)).squeeze(-1).pow(2).sum(-1)
 
 
 def _broadcast_shape(*shapes):
-    from ..ops import broadcast_shapes
     return tuple(broadcast_shapes(*shapes))
 
 
@@ -27,7 +27,6 @@ class MultivariateNormal(Distribution):
     has_rsample = True
 
     def __init__(self, loc, covariance_matrix=None, precision_matrix=None, scale_tril=None, validate_args=None):
-        from .. import linalg
         if loc.ndim < 1:
             raise ValueError("loc must be at least one-dimensional.")
         if (covariance_matrix is not None) + (scale_tril is not None) + (precision_matrix is not None) != 1:
@@ -59,7 +58,6 @@ class MultivariateNormal(Distribution):
 
     @lazy_property
     def precision_matrix(self):
-        from .. import linalg
         return linalg.inv(self.covariance_matrix)
 
     @property

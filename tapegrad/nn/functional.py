@@ -21,12 +21,14 @@ import numpy as np
 from .. import _dtype
 from .. import random as _random
 from ..tensor import Tensor
-from .. import ops as _ops
+from ..ops import plain as _ops  # the ops without their out= wrappers
 from ..ops.activation import (elu, gelu, hardtanh, leaky_relu, log_softmax, logsigmoid, one_hot,  # noqa: F401
                               relu6, silu, softmax, softplus)
+from ..ops.linalg import pdist  # noqa: F401
 from ..ops.conv import (adaptive_avg_pool2d, avg_pool2d, conv2d, conv_transpose2d, max_pool2d,  # noqa: F401
                         max_unpool2d)
-from ..ops.elementwise import relu as _relu_op, sigmoid, tanh  # noqa: F401
+from ..ops.activation import relu as _relu_op
+from ..ops.pointwise import sigmoid, tanh  # noqa: F401
 
 
 def _const(arr, dtype=None) -> Tensor:
@@ -58,13 +60,120 @@ def mish(input):
     return input * tanh(softplus(input))
 
 
-def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12):
-    """``input / max(||input||_p, eps)`` along ``dim``."""
-    n = _ops.norm(input, p, dim, keepdim=True)
-    return input / _ops.clamp(n, min=eps)
+def softsign(input):
+    """``x / (1 + |x|)``."""
+    return input / (_ops.abs(input) + 1)
 
 
-# ---------------------------------------------------------------- linear, dropout, embedding
+def _inplace_result(input, out, inplace):
+    """``inplace=True`` is accepted and computed out of place, as ``F.relu`` does (README: the
+    deliberate differences); the ``*_`` functions below are the ones that write in place."""
+    return out
+
+
+def relu_(input):
+    return input.copy_(_relu_op(input))
+
+
+def elu_(input, alpha: float = 1.0):
+    return input.copy_(elu(input, alpha))
+
+
+def leaky_relu_(input, negative_slope: float = 0.01):
+    return input.copy_(leaky_relu(input, negative_slope))
+
+
+def hardtanh_(input, min_val: float = -1.0, max_val: float = 1.0):
+    return input.copy_(hardtanh(input, min_val, max_val))
+
+
+def hardsigmoid(input, inplace: bool = False):
+    return _inplace_result(input, relu6(input + 3) / 6, inplace)
+
+
+def hardshrink(input, lambd: float = 0.5):
+    return _ops.where(_ops.abs(input) > lambd, input, input * 0)
+
+
+def softshrink(input, lambd: float = 0.5):
+    return _ops.where(input > lambd, input - lambd, _ops.where(input < -lambd, input + lambd, input * 0))
+
+
+def tanhshrink(input):
+    return input - tanh(input)
+
+
+def threshold(input, threshold: float, value: float, inplace: bool = False):
+    """``input`` where ``input > threshold``, else ``value``."""
+    out = _ops.where(input > threshold, input, _const(value, input.dtype))
+    return _inplace_result(input, out, inplace)
+
+
+def threshold_(input, threshold: float, value: float):
+    return input.copy_(globals()["threshold"](input, threshold, value))
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+
+
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input, inplace: bool = False):
+    return _inplace_result(input, elu(input, _SELU_ALPHA) * _SELU_SCALE, inplace)
+
+
+def celu(input, alpha: float = 1.0, inplace: bool = False):
+    """``max(0, x) + min(0, alpha (exp(x / alpha) - 1))``."""
+    return _inplace_result(input, elu(input / alpha, 1.0) * alpha, inplace)
+
+
+def prelu(input, weight):
+    """``x`` where positive, ``weight * x`` elsewhere; ``weight`` has 1 or C (dim 1) entries."""
+    w = weight
+    if weight.numel() > 1:
+        if input.ndim < 2 or input.shape[1] != weight.numel():
+            raise RuntimeError(f"prelu: weight of {weight.numel()} parameters does not match the {input.shape[1] if input.ndim > 1 else 1} "
+                               f"channels of input {_shape(input)}")
+        w = weight.reshape((-1,) + (1,) * (input.ndim - 2))
+    elif input.ndim:
+        w = weight.reshape(())
+    return _ops.where(input > 0, input, input * w)
+
+
+def rrelu(input, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False, inplace: bool = False):
+    """Leaky ReLU with a random slope in [lower, upper] per element when training, their mean otherwise."""
+    if training:
+        slope = _const(_random.rng().uniform(lower, upper, input.shape).astype(input.dtype))
+        out = _ops.where(input >= 0, input, input * slope)
+    else:
+        out = leaky_relu(input, (lower + upper) / 2)
+    return _inplace_result(input, out, inplace)
+
+
+def glu(input, dim: int = -1):
+    """``a * sigmoid(b)`` with ``a, b`` the two halves of ``input`` along ``dim``."""
+    if input.shape[dim] % 2:
+        raise RuntimeError(f"glu: Halving dimension must be even, but dimension {dim} is size {input.shape[dim]}")
+    a, b = _ops.chunk(input, 2, dim)
+    return a * sigmoid(b)
+
+
+def gumbel_softmax(logits, tau: float = 1.0, hard: bool = False, eps: float = 1e-10, dim: int = -1):
+    """A sample from the Gumbel-softmax distribution; ``hard`` gives one-hot values with the soft
+    sample's gradient (straight-through)."""
+    u = _random.rng().random(logits.shape)
+    gumbels = _const(-np.log(-np.log(u + eps) + eps) if eps else -np.log(-np.log(u)), logits.dtype)
+    y = softmax((logits + gumbels) / tau, dim)
+    if not hard:
+        return y
+    idx = y._data.argmax(dim)
+    onehot = np.zeros(y.shape, y.dtype)
+    np.put_along_axis(onehot, np.expand_dims(idx, dim), 1.0, dim)
+    return _const(onehot) - y.detach() + y
+
+
+# ---------------------------------------------------------------- linear and attention
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias``; weight has shape (out_features, in_features)."""
     if input.shape[-1] != weight.shape[-1]:
@@ -74,6 +183,40 @@ def linear(input, weight, bias=None):
     return out if bias is None else out + bias
 
 
+def bilinear(input1, input2, weight, bias=None):
+    """``y_k = x1^T W_k x2 + b_k`` with weight (out, in1, in2)."""
+    y = _ops.einsum("...i,kij,...j->...k", input1, weight, input2)
+    return y if bias is None else y + bias
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False,
+                                 scale=None, enable_gqa: bool = False):
+    """``softmax(q k^T * scale + mask) v`` over the last two dims; a bool ``attn_mask`` marks the
+    positions that may be attended to, a float one is added to the scores."""
+    L, S_ = query.shape[-2], key.shape[-2]
+    scale = 1.0 / float(np.sqrt(query.shape[-1])) if scale is None else scale
+    if enable_gqa and key.ndim >= 3 and key.shape[-3] != query.shape[-3]:
+        rep = query.shape[-3] // key.shape[-3]
+        key = _ops.repeat_interleave(key, rep, -3)
+        value = _ops.repeat_interleave(value, rep, -3)
+    scores = (query @ key.transpose(-2, -1)) * scale
+    if is_causal:
+        if attn_mask is not None:
+            raise RuntimeError("scaled_dot_product_attention: is_causal and attn_mask cannot both be given")
+        causal = np.tril(np.ones((L, S_), dtype=bool))
+        scores = scores.masked_fill(_const(~causal), float("-inf"))
+    if attn_mask is not None:
+        if attn_mask.dtype == np.bool_:
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+        else:
+            scores = scores + attn_mask
+    attn = softmax(scores, -1)
+    if dropout_p > 0.0:
+        attn = dropout(attn, dropout_p, True)
+    return attn @ value
+
+
+# ---------------------------------------------------------------- dropout
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False):
     """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)``; the identity
     when not training. Draws from tapegrad's global generator (``tapegrad.manual_seed``)."""
@@ -109,6 +252,7 @@ def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = Fals
     return _feature_dropout(input, p, training, 2, "dropout1d")
 
 
+# ---------------------------------------------------------------- embeddings
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float = 2.0, scale_grad_by_freq=False,
               sparse=False):
     """Rows of ``weight`` picked by the integer tensor ``input``; the row at ``padding_idx``
@@ -200,7 +344,166 @@ def _embedding_renorm_(weight, idx, max_norm, norm_type):
     weight._version[0] += 1
 
 
+# ---------------------------------------------------------------- convolution and pooling (2-d: ops/conv.py)
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D cross-correlation over (N, C, L): conv2d on a unit-height image. weight (out, in/groups, k)."""
+    if input.ndim not in (2, 3) or weight.ndim != 3:
+        raise RuntimeError(f"conv1d: expected a 2-D (C, L) or 3-D (N, C, L) input and a 3-D weight, got shapes "
+                           f"{_shape(input)} and {_shape(weight)}")
+    one = lambda v: int(v[0]) if isinstance(v, (tuple, list)) else v  # noqa: E731
+    stride, dilation = one(stride), one(dilation)
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"conv1d: Invalid padding string {padding!r}, should be one of ['valid', 'same']")
+        total = dilation * (weight.shape[-1] - 1) if padding == "same" else 0
+        if total % 2:
+            input = _ops.pad(input, (total // 2, total - total // 2))
+        padding = total // 2 if not total % 2 else 0
+    y = conv2d(input.unsqueeze(-2), weight.unsqueeze(-2), bias, (1, stride), (0, one(padding)), (1, dilation),
+               groups)
+    return y.squeeze(-2)
+
+
+def _adaptive_index(n, m):
+    """(m, k) input indices of PyTorch's adaptive windows, short windows padded by repeating their end."""
+    starts = [(i * n) // m for i in range(m)]
+    ends = [-((-(i + 1) * n) // m) for i in range(m)]
+    k = max(e - s for s, e in zip(starts, ends))
+    return np.array([[min(s + j, e - 1) for j in range(k)] for s, e in zip(starts, ends)], dtype=np.int64)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
+    """Max pooling to a fixed ``output_size`` over PyTorch's adaptive windows (int or pair, None keeps a dim)."""
+    x = input
+    if x.ndim not in (3, 4):
+        raise RuntimeError(f"adaptive_max_pool2d: expected 3-D or 4-D input, got shape {_shape(x)}")
+    unbatched = x.ndim == 3
+    if unbatched:
+        x = x.unsqueeze(0)
+    H, W = x.shape[2:]
+    size = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * 2
+    size = tuple(d if s is None else int(s) for s, d in zip(size, (H, W)))
+    if min(size) < 1:
+        raise RuntimeError(f"adaptive_max_pool2d: output_size must be positive, got {size}")
+    ih, iw = _adaptive_index(H, size[0]), _adaptive_index(W, size[1])
+    win = x[:, :, _const(ih)][..., _const(iw)]  # (N, C, oh, kh, ow, kw); repeats only re-read a window's end
+    y = _ops.amax(win, (3, 5))
+    if return_indices:
+        a = win._data.transpose(0, 1, 2, 4, 3, 5).reshape(win.shape[:3] + (win.shape[4], -1))
+        best = a.argmax(-1)
+        kw = iw.shape[1]
+        r = ih[np.arange(size[0])[:, None], best // kw]  # the window row and column of each max
+        c = iw[np.arange(size[1]), best % kw]
+        idx = _const(r * W + c, np.int64)
+        return (y.squeeze(0), idx.squeeze(0)) if unbatched else (y, idx)
+    return y.squeeze(0) if unbatched else y
+
+
+def _one(v, name):
+    if isinstance(v, (tuple, list)):
+        if len(v) != 1:
+            raise ValueError(f"{name}: expected a single value, got {v}")
+        return int(v[0])
+    return v
+
+
+def _as_2d(input, name):
+    if input.ndim not in (2, 3):
+        raise RuntimeError(f"{name}: expected a 2-D (C, L) or 3-D (N, C, L) input, got shape {_shape(input)}")
+    return input.unsqueeze(-2)
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """1-D max pooling over (N, C, L): max_pool2d on a unit-height image."""
+    k = _one(kernel_size, "max_pool1d")
+    s = k if stride is None or (isinstance(stride, (tuple, list)) and not stride) else _one(stride, "max_pool1d")
+    out = max_pool2d(_as_2d(input, "max_pool1d"), (1, k), (1, s), (0, _one(padding, "max_pool1d")),
+                     (1, _one(dilation, "max_pool1d")), ceil_mode, return_indices)
+    if return_indices:
+        return out[0].squeeze(-2), out[1].squeeze(-2)
+    return out.squeeze(-2)
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
+    k = _one(kernel_size, "avg_pool1d")
+    s = k if stride is None or (isinstance(stride, (tuple, list)) and not stride) else _one(stride, "avg_pool1d")
+    return avg_pool2d(_as_2d(input, "avg_pool1d"), (1, k), (1, s), (0, _one(padding, "avg_pool1d")), ceil_mode,
+                      count_include_pad).squeeze(-2)
+
+
+def adaptive_avg_pool1d(input, output_size):
+    return adaptive_avg_pool2d(_as_2d(input, "adaptive_avg_pool1d"), (1, _one(output_size, "adaptive_avg_pool1d"))
+                               ).squeeze(-2)
+
+
+def adaptive_max_pool1d(input, output_size, return_indices: bool = False):
+    out = adaptive_max_pool2d(_as_2d(input, "adaptive_max_pool1d"), (1, _one(output_size, "adaptive_max_pool1d")),
+                              return_indices)
+    if return_indices:
+        return out[0].squeeze(-2), out[1].squeeze(-2)
+    return out.squeeze(-2)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """1-D transposed convolution: conv_transpose2d on a unit-height image. weight (in, out/groups, k)."""
+    if weight.ndim != 3:
+        raise RuntimeError(f"conv_transpose1d: expected a 3-D weight, got shape {_shape(weight)}")
+    y = conv_transpose2d(_as_2d(input, "conv_transpose1d"), weight.unsqueeze(-2), bias,
+                         (1, _one(stride, "conv_transpose1d")), (0, _one(padding, "conv_transpose1d")),
+                         (0, _one(output_padding, "conv_transpose1d")), groups, (1, _one(dilation, "conv_transpose1d")))
+    return y.squeeze(-2)
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """im2col: (N, C, H, W) -> (N, C kh kw, L), the sliding blocks as columns."""
+    pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)  # noqa: E731
+    (kh, kw), (dh, dw), (ph, pw), (sh, sw) = pair(kernel_size), pair(dilation), pair(padding), pair(stride)
+    if input.ndim not in (3, 4):
+        raise RuntimeError(f"unfold: expected 3-D or 4-D input, got shape {_shape(input)}")
+    x = input if input.ndim == 4 else input.unsqueeze(0)
+    x = _ops.pad(x, (pw, pw, ph, ph))
+    n, c, h, w = x.shape
+    oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
+    if oh <= 0 or ow <= 0:
+        raise RuntimeError(f"unfold: the kernel {(kh, kw)} with dilation {(dh, dw)} does not fit the padded input "
+                           f"{(h, w)}")
+    rows = (np.arange(kh) * dh)[:, None] + (np.arange(oh) * sh)[None, :]  # (kh, oh)
+    cols = (np.arange(kw) * dw)[:, None] + (np.arange(ow) * sw)[None, :]  # (kw, ow)
+    blocks = x[:, :, _const(rows)][..., _const(cols)]  # (n, c, kh, oh, kw, ow)
+    out = blocks.permute(0, 1, 2, 4, 3, 5).reshape(n, c * kh * kw, oh * ow)
+    return out if input.ndim == 4 else out.squeeze(0)
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """col2im, the adjoint of ``unfold``: (N, C kh kw, L) -> (N, C, H, W), overlapping blocks summed."""
+    pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)  # noqa: E731
+    (H, W), (kh, kw), (dh, dw), (ph, pw), (sh, sw) = (pair(output_size), pair(kernel_size), pair(dilation),
+                                                      pair(padding), pair(stride))
+    x = input if input.ndim == 3 else input.unsqueeze(0)
+    n, ckk, L = x.shape
+    c = ckk // (kh * kw)
+    hp, wp = H + 2 * ph, W + 2 * pw
+    oh, ow = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+    if c * kh * kw != ckk or oh * ow != L:
+        raise RuntimeError(f"fold: input of shape {_shape(input)} does not match output_size {(H, W)} and kernel "
+                           f"{(kh, kw)} ({oh * ow} blocks of {kh * kw} expected)")
+    rows = (np.arange(kh) * dh)[:, None, None, None] + (np.arange(oh) * sh)[None, None, :, None]
+    cols = (np.arange(kw) * dw)[None, :, None, None] + (np.arange(ow) * sw)[None, None, None, :]
+    flat_idx = (rows * wp + cols).reshape(-1)  # (kh, kw, oh, ow) positions in the padded image
+    vals = x.reshape(n, c, kh * kw * oh * ow)
+    out = _const(np.zeros((n, c, hp * wp), input.dtype)).index_add(2, _const(flat_idx), vals)
+    out = out.reshape(n, c, hp, wp)[:, :, ph:ph + H, pw:pw + W]
+    return out if input.ndim == 3 else out.squeeze(0)
+
+
 # ---------------------------------------------------------------- normalization
+def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12):
+    """``input / max(||input||_p, eps)`` along ``dim``."""
+    n = _ops.norm(input, p, dim, keepdim=True)
+    return input / _ops.clamp(n, min=eps)
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5):
     """Normalise over every dim but the channel dim 1, with batch statistics when training
@@ -274,7 +577,60 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
     return out
 
 
-# ---------------------------------------------------------------- shape helpers
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """``x / sqrt(mean(x^2) + eps)`` over the trailing dims (eps: the dtype's machine epsilon by default)."""
+    ns = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+    if _shape(input)[input.ndim - len(ns):] != ns or len(ns) > input.ndim:
+        raise RuntimeError(f"rms_norm: given normalized_shape={list(ns)}, expected input with shape "
+                           f"[*, {', '.join(map(str, ns))}], but got input of size {list(input.shape)}")
+    dims = tuple(range(input.ndim - len(ns), input.ndim))
+    e = float(np.finfo(input.dtype).eps) if eps is None else eps
+    out = input * _ops.rsqrt((input * input).mean(dims, keepdim=True) + e)
+    return out if weight is None else out * weight
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5):
+    """Normalise each (sample, channel) over its spatial dims."""
+    if input.ndim < 3:
+        raise ValueError(f"instance_norm: expected input of at least 3 dims (N, C, ...), got {_shape(input)}")
+    dims = tuple(range(2, input.ndim))
+    cshape = (1, -1) + (1,) * (input.ndim - 2)
+    if use_input_stats:
+        mean = input.mean(dims, keepdim=True)
+        xc = input - mean
+        var = (xc * xc).mean(dims, keepdim=True)
+        if running_mean is not None:
+            n = int(np.prod(input.shape[2:]))
+            bm = mean.detach()._data.mean(axis=0).reshape(-1)
+            bv = var.detach()._data.mean(axis=0).reshape(-1) * (n / max(n - 1, 1))
+            running_mean._data[...] = (1 - momentum) * running_mean._data + momentum * bm
+            running_var._data[...] = (1 - momentum) * running_var._data + momentum * bv
+            running_mean._version[0] += 1
+            running_var._version[0] += 1
+        out = xc * _ops.rsqrt(var + eps)
+    else:
+        out = (input - running_mean.reshape(cshape)) * _ops.rsqrt(running_var.reshape(cshape) + eps)
+    if weight is not None:
+        out = out * weight.reshape(cshape)
+    if bias is not None:
+        out = out + bias.reshape(cshape)
+    return out
+
+
+def local_response_norm(input, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
+    """Divide by ``(k + alpha / size * sum of squares over ``size`` neighbouring channels) ** beta``."""
+    if input.ndim < 3:
+        raise ValueError(f"local_response_norm: expected 3D or higher input, got {_shape(input)}")
+    sq = (input * input).unsqueeze(1)
+    pads = (0, 0) * (input.ndim - 2) + (size // 2, (size - 1) // 2)
+    sq = _ops.pad(sq, pads)
+    c = input.shape[1]
+    div = sum(_ops.narrow(sq, 2, i, c) for i in range(size)).squeeze(1) / size
+    return input / (div * alpha + k) ** beta
+
+
+# ---------------------------------------------------------------- shape and resampling
 def flatten(input, start_dim: int = 0, end_dim: int = -1):
     if hasattr(_ops, "flatten"):
         return _ops.flatten(input, start_dim, end_dim)
@@ -294,6 +650,110 @@ def pad(input, pad, mode: str = "constant", value=None):
     """Pad the last ``len(pad) // 2`` dims: ``pad = (left, right, top, bottom, ...)``; modes
     'constant', 'reflect', 'replicate', 'circular'."""
     return _ops.pad(input, pad, mode=mode, value=value)
+
+
+def _source_index(n_in, n_out, scale, mode, align_corners):
+    """Source coordinates of each output position along one dim, PyTorch's conventions."""
+    i = np.arange(n_out, dtype=np.float64)
+    if mode in ("nearest", "nearest-exact"):
+        s = n_in / n_out if scale is None else 1.0 / scale
+        src = np.floor((i + 0.5) * s) if mode == "nearest-exact" else np.floor(i * s)
+        return np.minimum(src, n_in - 1).astype(np.int64)
+    if align_corners:
+        return i * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
+    s = n_in / n_out if scale is None else 1.0 / scale
+    return np.maximum((i + 0.5) * s - 0.5, 0.0)
+
+
+def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
+                recompute_scale_factor=None, antialias: bool = False):
+    """Resize the spatial dims of (N, C, *spatial): 'nearest', 'nearest-exact', or the separable
+    'linear'/'bilinear'/'trilinear' (``align_corners`` as in PyTorch).
+
+    >>> F.interpolate(tapegrad.ones(1, 1, 2, 2), scale_factor=2).shape
+    (1, 1, 4, 4)
+    """
+    nsp = input.ndim - 2
+    if nsp < 1:
+        raise ValueError(f"interpolate: expected an input of shape (N, C, *spatial), got {_shape(input)}")
+    linear = {"linear": 1, "bilinear": 2, "trilinear": 3}
+    if mode not in ("nearest", "nearest-exact") and mode not in linear:
+        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (nearest, nearest-exact, linear, "
+                                  f"bilinear, trilinear)")
+    if mode in linear and linear[mode] != nsp:
+        raise NotImplementedError(f"interpolate: got {input.ndim}D input, but {mode} mode needs "
+                                  f"{linear[mode] + 2}D input")
+    if mode not in linear and align_corners is not None:
+        raise ValueError("align_corners option can only be set with the interpolating modes: linear | bilinear | "
+                         "bicubic | trilinear")
+    if (size is None) == (scale_factor is None):
+        raise ValueError("interpolate: only one of size or scale_factor should be defined")
+    spatial = tuple(input.shape[2:])
+    if size is not None:
+        out = tuple(size) if isinstance(size, (tuple, list)) else (size,) * nsp
+        scales = (None,) * nsp
+    else:
+        scales = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * nsp
+        out = tuple(int(np.floor(n * s)) for n, s in zip(spatial, scales))
+        if recompute_scale_factor:
+            scales = (None,) * nsp
+    if len(out) != nsp:
+        raise ValueError(f"interpolate: size {out} does not match the {nsp} spatial dims of input {_shape(input)}")
+    y = input
+    for k, (n_in, n_out, s) in enumerate(zip(spatial, out, scales)):
+        d = 2 + k
+        src = _source_index(n_in, n_out, s, mode, bool(align_corners))
+        if mode not in linear:
+            y = _ops.index_select(y, d, _const(src))
+            continue
+        lo = np.floor(src).astype(np.int64)
+        hi = np.minimum(lo + 1, n_in - 1)
+        w = _const((src - lo).reshape((-1,) + (1,) * (input.ndim - d - 1)), input.dtype)
+        y = _ops.index_select(y, d, _const(lo)) * (1 - w) + _ops.index_select(y, d, _const(hi)) * w
+    return y
+
+
+def upsample(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None):
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def pixel_shuffle(input, upscale_factor: int):
+    """(*, C r^2, H, W) -> (*, C, H r, W r)."""
+    r = upscale_factor
+    *lead, c, h, w = input.shape
+    if c % (r * r):
+        raise RuntimeError(f"pixel_shuffle expects its input's 'channel' dimension to be divisible by the square of "
+                           f"upscale_factor, but input.size(-3)={c} is not divisible by {r * r}")
+    n = len(lead)
+    x = input.reshape(*lead, c // (r * r), r, r, h, w)
+    x = x.permute(*range(n), n, n + 3, n + 1, n + 4, n + 2)
+    return x.reshape(*lead, c // (r * r), h * r, w * r)
+
+
+def pixel_unshuffle(input, downscale_factor: int):
+    """(*, C, H r, W r) -> (*, C r^2, H, W)."""
+    r = downscale_factor
+    *lead, c, h, w = input.shape
+    if h % r or w % r:
+        raise RuntimeError(f"pixel_unshuffle expects height and width divisible by downscale_factor {r}, got "
+                           f"{_shape(input)}")
+    n = len(lead)
+    x = input.reshape(*lead, c, h // r, r, w // r, r)
+    x = x.permute(*range(n), n, n + 2, n + 4, n + 1, n + 3)
+    return x.reshape(*lead, c * r * r, h // r, w // r)
+
+
+def channel_shuffle(input, groups: int):
+    """(N, g*k, *) -> (N, k*g, *): channel ``i*k + j`` moves to ``j*g + i`` (ShuffleNet)."""
+    if input.ndim <= 2:
+        raise RuntimeError(f"channel_shuffle expects input to have at least 3 dimensions, but got input with sizes "
+                           f"{list(input.shape)}")
+    if groups <= 0:
+        raise RuntimeError(f"Number of groups to divide channels in must be positive. Value of groups:{groups}")
+    n, c, *rest = input.shape
+    if c % groups:
+        raise RuntimeError(f"Number of channels must be divisible by groups. Got {c} channels and {groups} groups.")
+    return input.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(input.shape)
 
 
 # ---------------------------------------------------------------- losses: helpers
@@ -577,7 +1037,45 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
     return _reduce(loss if weight is None else loss * weight, reduction)
 
 
-# ---------------------------------------------------------------- distance losses
+def poisson_nll_loss(input, target, log_input: bool = True, full: bool = False, size_average=None,
+                     eps: float = 1e-8, reduce=None, reduction: str = "mean"):
+    """``exp(x) - y x`` (``log_input``) or ``x - y log(x + eps)``; ``full`` adds Stirling's term."""
+    reduction = _reduction(reduction, size_average, reduce)
+    if log_input:
+        loss = _ops.exp(input) - target * input
+    else:
+        loss = input - target * _ops.log(input + eps)
+    if full:
+        t = target._data
+        stirling = np.where(t > 1, t * np.log(np.where(t > 1, t, 1)) - t + 0.5 * np.log(2 * np.pi * np.where(
+            t > 1, t, 1)), 0).astype(input.dtype)
+        loss = loss + _const(stirling)
+    return _reduce(loss, reduction)
+
+
+def gaussian_nll_loss(input, target, var, full: bool = False, eps: float = 1e-6, reduction: str = "mean"):
+    """``0.5 (log(max(var, eps)) + (x - y)^2 / max(var, eps))`` (+ ``0.5 log(2 pi)`` with ``full``).
+    ``var`` has the input's shape, or it with the last dim 1 or dropped (one variance per sample);
+    the clamp at ``eps`` passes the gradient through unchanged, as PyTorch's does."""
+    reduction = _reduction(reduction)
+    if not isinstance(var, Tensor):
+        var = _const(float(var), input.dtype) * _ops.ones_like(input)
+    if _shape(var) != _shape(input):
+        if _shape(input)[:-1] == _shape(var):
+            var = var.unsqueeze(-1)
+        elif not (_shape(input)[:-1] == _shape(var)[:-1] and var.shape[-1] == 1):
+            raise ValueError(f"gaussian_nll_loss: var of shape {_shape(var)} is incompatible with input of shape "
+                             f"{_shape(input)}")
+    if (var._data < 0).any():
+        raise ValueError("gaussian_nll_loss: var has negative entry/entries")
+    var = var + (_ops.clamp(var, min=eps) - var).detach()
+    loss = 0.5 * (_ops.log(var) + (input - _as_float_target(target, input)) ** 2 / var)
+    if full:
+        loss = loss + 0.5 * float(np.log(2 * np.pi))
+    return _reduce(loss, reduction)
+
+
+# ---------------------------------------------------------------- distances
 def pairwise_distance(x1, x2, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False):
     """``||x1 - x2 + eps||_p`` over the last dim."""
     d = x1 - x2 + eps
@@ -598,6 +1096,7 @@ def cosine_similarity(x1, x2, dim: int = 1, eps: float = 1e-8):
     return dot / _ops.clamp(n1 * n2, min=eps)
 
 
+# ---------------------------------------------------------------- margin and embedding losses
 def triplet_margin_loss(anchor, positive, negative, margin: float = 1.0, p: float = 2, eps: float = 1e-6,
                         swap: bool = False, size_average=None, reduce=None, reduction: str = "mean"):
     """``max(d(a, p) - d(a, n) + margin, 0)`` with ``d`` the pairwise p-norm distance."""
@@ -704,44 +1203,6 @@ def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, r
     return _reduce(loss, reduction)
 
 
-def poisson_nll_loss(input, target, log_input: bool = True, full: bool = False, size_average=None,
-                     eps: float = 1e-8, reduce=None, reduction: str = "mean"):
-    """``exp(x) - y x`` (``log_input``) or ``x - y log(x + eps)``; ``full`` adds Stirling's term."""
-    reduction = _reduction(reduction, size_average, reduce)
-    if log_input:
-        loss = _ops.exp(input) - target * input
-    else:
-        loss = input - target * _ops.log(input + eps)
-    if full:
-        t = target._data
-        stirling = np.where(t > 1, t * np.log(np.where(t > 1, t, 1)) - t + 0.5 * np.log(2 * np.pi * np.where(
-            t > 1, t, 1)), 0).astype(input.dtype)
-        loss = loss + _const(stirling)
-    return _reduce(loss, reduction)
-
-
-def gaussian_nll_loss(input, target, var, full: bool = False, eps: float = 1e-6, reduction: str = "mean"):
-    """``0.5 (log(max(var, eps)) + (x - y)^2 / max(var, eps))`` (+ ``0.5 log(2 pi)`` with ``full``).
-    ``var`` has the input's shape, or it with the last dim 1 or dropped (one variance per sample);
-    the clamp at ``eps`` passes the gradient through unchanged, as PyTorch's does."""
-    reduction = _reduction(reduction)
-    if not isinstance(var, Tensor):
-        var = _const(float(var), input.dtype) * _ops.ones_like(input)
-    if _shape(var) != _shape(input):
-        if _shape(input)[:-1] == _shape(var):
-            var = var.unsqueeze(-1)
-        elif not (_shape(input)[:-1] == _shape(var)[:-1] and var.shape[-1] == 1):
-            raise ValueError(f"gaussian_nll_loss: var of shape {_shape(var)} is incompatible with input of shape "
-                             f"{_shape(input)}")
-    if (var._data < 0).any():
-        raise ValueError("gaussian_nll_loss: var has negative entry/entries")
-    var = var + (_ops.clamp(var, min=eps) - var).detach()
-    loss = 0.5 * (_ops.log(var) + (input - _as_float_target(target, input)) ** 2 / var)
-    if full:
-        loss = loss + 0.5 * float(np.log(2 * np.pi))
-    return _reduce(loss, reduction)
-
-
 # ---------------------------------------------------------------- metrics
 def accuracy(input, target, topk: int = 1):
     """Fraction of rows whose target class is among the ``topk`` highest scores (the
@@ -762,461 +1223,3 @@ def accuracy(input, target, topk: int = 1):
         hit = (top == t[:, None]).any(1)
     dtype = x.dtype if x.dtype.kind == "f" else _dtype.get_default_dtype()
     return _const(np.asarray(hit.mean() if hit.size else np.nan, dtype=dtype))
-
-
-# ---------------------------------------------------------------- conv1d, adaptive max pooling, interpolate
-def softsign(input):
-    """``x / (1 + |x|)``."""
-    return input / (_ops.abs(input) + 1)
-
-
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """1-D cross-correlation over (N, C, L): conv2d on a unit-height image. weight (out, in/groups, k)."""
-    if input.ndim not in (2, 3) or weight.ndim != 3:
-        raise RuntimeError(f"conv1d: expected a 2-D (C, L) or 3-D (N, C, L) input and a 3-D weight, got shapes "
-                           f"{_shape(input)} and {_shape(weight)}")
-    one = lambda v: int(v[0]) if isinstance(v, (tuple, list)) else v  # noqa: E731
-    stride, dilation = one(stride), one(dilation)
-    if isinstance(padding, str):
-        if padding not in ("same", "valid"):
-            raise ValueError(f"conv1d: Invalid padding string {padding!r}, should be one of ['valid', 'same']")
-        total = dilation * (weight.shape[-1] - 1) if padding == "same" else 0
-        if total % 2:
-            input = _ops.pad(input, (total // 2, total - total // 2))
-        padding = total // 2 if not total % 2 else 0
-    y = conv2d(input.unsqueeze(-2), weight.unsqueeze(-2), bias, (1, stride), (0, one(padding)), (1, dilation),
-               groups)
-    return y.squeeze(-2)
-
-
-def _adaptive_index(n, m):
-    """(m, k) input indices of PyTorch's adaptive windows, short windows padded by repeating their end."""
-    starts = [(i * n) // m for i in range(m)]
-    ends = [-((-(i + 1) * n) // m) for i in range(m)]
-    k = max(e - s for s, e in zip(starts, ends))
-    return np.array([[min(s + j, e - 1) for j in range(k)] for s, e in zip(starts, ends)], dtype=np.int64)
-
-
-def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
-    """Max pooling to a fixed ``output_size`` over PyTorch's adaptive windows (int or pair, None keeps a dim)."""
-    x = input
-    if x.ndim not in (3, 4):
-        raise RuntimeError(f"adaptive_max_pool2d: expected 3-D or 4-D input, got shape {_shape(x)}")
-    unbatched = x.ndim == 3
-    if unbatched:
-        x = x.unsqueeze(0)
-    H, W = x.shape[2:]
-    size = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * 2
-    size = tuple(d if s is None else int(s) for s, d in zip(size, (H, W)))
-    if min(size) < 1:
-        raise RuntimeError(f"adaptive_max_pool2d: output_size must be positive, got {size}")
-    ih, iw = _adaptive_index(H, size[0]), _adaptive_index(W, size[1])
-    win = x[:, :, _const(ih)][..., _const(iw)]  # (N, C, oh, kh, ow, kw); repeats only re-read a window's end
-    y = _ops.amax(win, (3, 5))
-    if return_indices:
-        a = win._data.transpose(0, 1, 2, 4, 3, 5).reshape(win.shape[:3] + (win.shape[4], -1))
-        best = a.argmax(-1)
-        kw = iw.shape[1]
-        r = ih[np.arange(size[0])[:, None], best // kw]  # the window row and column of each max
-        c = iw[np.arange(size[1]), best % kw]
-        idx = _const(r * W + c, np.int64)
-        return (y.squeeze(0), idx.squeeze(0)) if unbatched else (y, idx)
-    return y.squeeze(0) if unbatched else y
-
-
-def _source_index(n_in, n_out, scale, mode, align_corners):
-    """Source coordinates of each output position along one dim, PyTorch's conventions."""
-    i = np.arange(n_out, dtype=np.float64)
-    if mode in ("nearest", "nearest-exact"):
-        s = n_in / n_out if scale is None else 1.0 / scale
-        src = np.floor((i + 0.5) * s) if mode == "nearest-exact" else np.floor(i * s)
-        return np.minimum(src, n_in - 1).astype(np.int64)
-    if align_corners:
-        return i * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
-    s = n_in / n_out if scale is None else 1.0 / scale
-    return np.maximum((i + 0.5) * s - 0.5, 0.0)
-
-
-def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
-                recompute_scale_factor=None, antialias: bool = False):
-    """Resize the spatial dims of (N, C, *spatial): 'nearest', 'nearest-exact', or the separable
-    'linear'/'bilinear'/'trilinear' (``align_corners`` as in PyTorch).
-
-    >>> F.interpolate(tapegrad.ones(1, 1, 2, 2), scale_factor=2).shape
-    (1, 1, 4, 4)
-    """
-    nsp = input.ndim - 2
-    if nsp < 1:
-        raise ValueError(f"interpolate: expected an input of shape (N, C, *spatial), got {_shape(input)}")
-    linear = {"linear": 1, "bilinear": 2, "trilinear": 3}
-    if mode not in ("nearest", "nearest-exact") and mode not in linear:
-        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (nearest, nearest-exact, linear, "
-                                  f"bilinear, trilinear)")
-    if mode in linear and linear[mode] != nsp:
-        raise NotImplementedError(f"interpolate: got {input.ndim}D input, but {mode} mode needs "
-                                  f"{linear[mode] + 2}D input")
-    if mode not in linear and align_corners is not None:
-        raise ValueError("align_corners option can only be set with the interpolating modes: linear | bilinear | "
-                         "bicubic | trilinear")
-    if (size is None) == (scale_factor is None):
-        raise ValueError("interpolate: only one of size or scale_factor should be defined")
-    spatial = tuple(input.shape[2:])
-    if size is not None:
-        out = tuple(size) if isinstance(size, (tuple, list)) else (size,) * nsp
-        scales = (None,) * nsp
-    else:
-        scales = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * nsp
-        out = tuple(int(np.floor(n * s)) for n, s in zip(spatial, scales))
-        if recompute_scale_factor:
-            scales = (None,) * nsp
-    if len(out) != nsp:
-        raise ValueError(f"interpolate: size {out} does not match the {nsp} spatial dims of input {_shape(input)}")
-    y = input
-    for k, (n_in, n_out, s) in enumerate(zip(spatial, out, scales)):
-        d = 2 + k
-        src = _source_index(n_in, n_out, s, mode, bool(align_corners))
-        if mode not in linear:
-            y = _ops.index_select(y, d, _const(src))
-            continue
-        lo = np.floor(src).astype(np.int64)
-        hi = np.minimum(lo + 1, n_in - 1)
-        w = _const((src - lo).reshape((-1,) + (1,) * (input.ndim - d - 1)), input.dtype)
-        y = _ops.index_select(y, d, _const(lo)) * (1 - w) + _ops.index_select(y, d, _const(hi)) * w
-    return y
-
-
-def upsample(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None):
-    return interpolate(input, size, scale_factor, mode, align_corners)
-
-
-# ---------------------------------------------------------------- more of PyTorch's functional API
-from ..ops.composite import pdist  # noqa: E402,F401
-
-
-def _inplace_result(input, out, inplace):
-    """``inplace=True`` is accepted and computed out of place, as ``F.relu`` does (README: the
-    deliberate differences); the ``*_`` functions below are the ones that write in place."""
-    return out
-
-
-def relu_(input):
-    return input.copy_(_relu_op(input))
-
-
-def elu_(input, alpha: float = 1.0):
-    return input.copy_(elu(input, alpha))
-
-
-def leaky_relu_(input, negative_slope: float = 0.01):
-    return input.copy_(leaky_relu(input, negative_slope))
-
-
-def hardtanh_(input, min_val: float = -1.0, max_val: float = 1.0):
-    return input.copy_(hardtanh(input, min_val, max_val))
-
-
-def hardsigmoid(input, inplace: bool = False):
-    return _inplace_result(input, relu6(input + 3) / 6, inplace)
-
-
-def hardshrink(input, lambd: float = 0.5):
-    return _ops.where(_ops.abs(input) > lambd, input, input * 0)
-
-
-def softshrink(input, lambd: float = 0.5):
-    return _ops.where(input > lambd, input - lambd, _ops.where(input < -lambd, input + lambd, input * 0))
-
-
-def tanhshrink(input):
-    return input - tanh(input)
-
-
-def threshold(input, threshold: float, value: float, inplace: bool = False):
-    """``input`` where ``input > threshold``, else ``value``."""
-    out = _ops.where(input > threshold, input, _const(value, input.dtype))
-    return _inplace_result(input, out, inplace)
-
-
-def threshold_(input, threshold: float, value: float):
-    return input.copy_(globals()["threshold"](input, threshold, value))
-
-
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_SELU_SCALE = 1.0507009873554804934193349852946
-
-
-def selu(input, inplace: bool = False):
-    return _inplace_result(input, elu(input, _SELU_ALPHA) * _SELU_SCALE, inplace)
-
-
-def celu(input, alpha: float = 1.0, inplace: bool = False):
-    """``max(0, x) + min(0, alpha (exp(x / alpha) - 1))``."""
-    return _inplace_result(input, elu(input / alpha, 1.0) * alpha, inplace)
-
-
-def prelu(input, weight):
-    """``x`` where positive, ``weight * x`` elsewhere; ``weight`` has 1 or C (dim 1) entries."""
-    w = weight
-    if weight.numel() > 1:
-        if input.ndim < 2 or input.shape[1] != weight.numel():
-            raise RuntimeError(f"prelu: weight of {weight.numel()} parameters does not match the {input.shape[1] if input.ndim > 1 else 1} "
-                               f"channels of input {_shape(input)}")
-        w = weight.reshape((-1,) + (1,) * (input.ndim - 2))
-    elif input.ndim:
-        w = weight.reshape(())
-    return _ops.where(input > 0, input, input * w)
-
-
-def rrelu(input, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False, inplace: bool = False):
-    """Leaky ReLU with a random slope in [lower, upper] per element when training, their mean otherwise."""
-    if training:
-        slope = _const(_random.rng().uniform(lower, upper, input.shape).astype(input.dtype))
-        out = _ops.where(input >= 0, input, input * slope)
-    else:
-        out = leaky_relu(input, (lower + upper) / 2)
-    return _inplace_result(input, out, inplace)
-
-
-def glu(input, dim: int = -1):
-    """``a * sigmoid(b)`` with ``a, b`` the two halves of ``input`` along ``dim``."""
-    if input.shape[dim] % 2:
-        raise RuntimeError(f"glu: Halving dimension must be even, but dimension {dim} is size {input.shape[dim]}")
-    a, b = _ops.chunk(input, 2, dim)
-    return a * sigmoid(b)
-
-
-def gumbel_softmax(logits, tau: float = 1.0, hard: bool = False, eps: float = 1e-10, dim: int = -1):
-    """A sample from the Gumbel-softmax distribution; ``hard`` gives one-hot values with the soft
-    sample's gradient (straight-through)."""
-    u = _random.rng().random(logits.shape)
-    gumbels = _const(-np.log(-np.log(u + eps) + eps) if eps else -np.log(-np.log(u)), logits.dtype)
-    y = softmax((logits + gumbels) / tau, dim)
-    if not hard:
-        return y
-    idx = y._data.argmax(dim)
-    onehot = np.zeros(y.shape, y.dtype)
-    np.put_along_axis(onehot, np.expand_dims(idx, dim), 1.0, dim)
-    return _const(onehot) - y.detach() + y
-
-
-def bilinear(input1, input2, weight, bias=None):
-    """``y_k = x1^T W_k x2 + b_k`` with weight (out, in1, in2)."""
-    y = _ops.einsum("...i,kij,...j->...k", input1, weight, input2)
-    return y if bias is None else y + bias
-
-
-def rms_norm(input, normalized_shape, weight=None, eps=None):
-    """``x / sqrt(mean(x^2) + eps)`` over the trailing dims (eps: the dtype's machine epsilon by default)."""
-    ns = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
-    if _shape(input)[input.ndim - len(ns):] != ns or len(ns) > input.ndim:
-        raise RuntimeError(f"rms_norm: given normalized_shape={list(ns)}, expected input with shape "
-                           f"[*, {', '.join(map(str, ns))}], but got input of size {list(input.shape)}")
-    dims = tuple(range(input.ndim - len(ns), input.ndim))
-    e = float(np.finfo(input.dtype).eps) if eps is None else eps
-    out = input * _ops.rsqrt((input * input).mean(dims, keepdim=True) + e)
-    return out if weight is None else out * weight
-
-
-def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats: bool = True,
-                  momentum: float = 0.1, eps: float = 1e-5):
-    """Normalise each (sample, channel) over its spatial dims."""
-    if input.ndim < 3:
-        raise ValueError(f"instance_norm: expected input of at least 3 dims (N, C, ...), got {_shape(input)}")
-    dims = tuple(range(2, input.ndim))
-    cshape = (1, -1) + (1,) * (input.ndim - 2)
-    if use_input_stats:
-        mean = input.mean(dims, keepdim=True)
-        xc = input - mean
-        var = (xc * xc).mean(dims, keepdim=True)
-        if running_mean is not None:
-            n = int(np.prod(input.shape[2:]))
-            bm = mean.detach()._data.mean(axis=0).reshape(-1)
-            bv = var.detach()._data.mean(axis=0).reshape(-1) * (n / max(n - 1, 1))
-            running_mean._data[...] = (1 - momentum) * running_mean._data + momentum * bm
-            running_var._data[...] = (1 - momentum) * running_var._data + momentum * bv
-            running_mean._version[0] += 1
-            running_var._version[0] += 1
-        out = xc * _ops.rsqrt(var + eps)
-    else:
-        out = (input - running_mean.reshape(cshape)) * _ops.rsqrt(running_var.reshape(cshape) + eps)
-    if weight is not None:
-        out = out * weight.reshape(cshape)
-    if bias is not None:
-        out = out + bias.reshape(cshape)
-    return out
-
-
-def local_response_norm(input, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
-    """Divide by ``(k + alpha / size * sum of squares over ``size`` neighbouring channels) ** beta``."""
-    if input.ndim < 3:
-        raise ValueError(f"local_response_norm: expected 3D or higher input, got {_shape(input)}")
-    sq = (input * input).unsqueeze(1)
-    pads = (0, 0) * (input.ndim - 2) + (size // 2, (size - 1) // 2)
-    sq = _ops.pad(sq, pads)
-    c = input.shape[1]
-    div = sum(_ops.narrow(sq, 2, i, c) for i in range(size)).squeeze(1) / size
-    return input / (div * alpha + k) ** beta
-
-
-def pixel_shuffle(input, upscale_factor: int):
-    """(*, C r^2, H, W) -> (*, C, H r, W r)."""
-    r = upscale_factor
-    *lead, c, h, w = input.shape
-    if c % (r * r):
-        raise RuntimeError(f"pixel_shuffle expects its input's 'channel' dimension to be divisible by the square of "
-                           f"upscale_factor, but input.size(-3)={c} is not divisible by {r * r}")
-    n = len(lead)
-    x = input.reshape(*lead, c // (r * r), r, r, h, w)
-    x = x.permute(*range(n), n, n + 3, n + 1, n + 4, n + 2)
-    return x.reshape(*lead, c // (r * r), h * r, w * r)
-
-
-def pixel_unshuffle(input, downscale_factor: int):
-    """(*, C, H r, W r) -> (*, C r^2, H, W)."""
-    r = downscale_factor
-    *lead, c, h, w = input.shape
-    if h % r or w % r:
-        raise RuntimeError(f"pixel_unshuffle expects height and width divisible by downscale_factor {r}, got "
-                           f"{_shape(input)}")
-    n = len(lead)
-    x = input.reshape(*lead, c, h // r, r, w // r, r)
-    x = x.permute(*range(n), n, n + 2, n + 4, n + 1, n + 3)
-    return x.reshape(*lead, c * r * r, h // r, w // r)
-
-
-def channel_shuffle(input, groups: int):
-    """(N, g*k, *) -> (N, k*g, *): channel ``i*k + j`` moves to ``j*g + i`` (ShuffleNet)."""
-    if input.ndim <= 2:
-        raise RuntimeError(f"channel_shuffle expects input to have at least 3 dimensions, but got input with sizes "
-                           f"{list(input.shape)}")
-    if groups <= 0:
-        raise RuntimeError(f"Number of groups to divide channels in must be positive. Value of groups:{groups}")
-    n, c, *rest = input.shape
-    if c % groups:
-        raise RuntimeError(f"Number of channels must be divisible by groups. Got {c} channels and {groups} groups.")
-    return input.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(input.shape)
-
-
-def _one(v, name):
-    if isinstance(v, (tuple, list)):
-        if len(v) != 1:
-            raise ValueError(f"{name}: expected a single value, got {v}")
-        return int(v[0])
-    return v
-
-
-def _as_2d(input, name):
-    if input.ndim not in (2, 3):
-        raise RuntimeError(f"{name}: expected a 2-D (C, L) or 3-D (N, C, L) input, got shape {_shape(input)}")
-    return input.unsqueeze(-2)
-
-
-def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
-               return_indices: bool = False):
-    """1-D max pooling over (N, C, L): max_pool2d on a unit-height image."""
-    k = _one(kernel_size, "max_pool1d")
-    s = k if stride is None or (isinstance(stride, (tuple, list)) and not stride) else _one(stride, "max_pool1d")
-    out = max_pool2d(_as_2d(input, "max_pool1d"), (1, k), (1, s), (0, _one(padding, "max_pool1d")),
-                     (1, _one(dilation, "max_pool1d")), ceil_mode, return_indices)
-    if return_indices:
-        return out[0].squeeze(-2), out[1].squeeze(-2)
-    return out.squeeze(-2)
-
-
-def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
-    k = _one(kernel_size, "avg_pool1d")
-    s = k if stride is None or (isinstance(stride, (tuple, list)) and not stride) else _one(stride, "avg_pool1d")
-    return avg_pool2d(_as_2d(input, "avg_pool1d"), (1, k), (1, s), (0, _one(padding, "avg_pool1d")), ceil_mode,
-                      count_include_pad).squeeze(-2)
-
-
-def adaptive_avg_pool1d(input, output_size):
-    return adaptive_avg_pool2d(_as_2d(input, "adaptive_avg_pool1d"), (1, _one(output_size, "adaptive_avg_pool1d"))
-                               ).squeeze(-2)
-
-
-def adaptive_max_pool1d(input, output_size, return_indices: bool = False):
-    out = adaptive_max_pool2d(_as_2d(input, "adaptive_max_pool1d"), (1, _one(output_size, "adaptive_max_pool1d")),
-                              return_indices)
-    if return_indices:
-        return out[0].squeeze(-2), out[1].squeeze(-2)
-    return out.squeeze(-2)
-
-
-def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-    """1-D transposed convolution: conv_transpose2d on a unit-height image. weight (in, out/groups, k)."""
-    if weight.ndim != 3:
-        raise RuntimeError(f"conv_transpose1d: expected a 3-D weight, got shape {_shape(weight)}")
-    y = conv_transpose2d(_as_2d(input, "conv_transpose1d"), weight.unsqueeze(-2), bias,
-                         (1, _one(stride, "conv_transpose1d")), (0, _one(padding, "conv_transpose1d")),
-                         (0, _one(output_padding, "conv_transpose1d")), groups, (1, _one(dilation, "conv_transpose1d")))
-    return y.squeeze(-2)
-
-
-def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
-    """im2col: (N, C, H, W) -> (N, C kh kw, L), the sliding blocks as columns."""
-    pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)  # noqa: E731
-    (kh, kw), (dh, dw), (ph, pw), (sh, sw) = pair(kernel_size), pair(dilation), pair(padding), pair(stride)
-    if input.ndim not in (3, 4):
-        raise RuntimeError(f"unfold: expected 3-D or 4-D input, got shape {_shape(input)}")
-    x = input if input.ndim == 4 else input.unsqueeze(0)
-    x = _ops.pad(x, (pw, pw, ph, ph))
-    n, c, h, w = x.shape
-    oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
-    if oh <= 0 or ow <= 0:
-        raise RuntimeError(f"unfold: the kernel {(kh, kw)} with dilation {(dh, dw)} does not fit the padded input "
-                           f"{(h, w)}")
-    rows = (np.arange(kh) * dh)[:, None] + (np.arange(oh) * sh)[None, :]  # (kh, oh)
-    cols = (np.arange(kw) * dw)[:, None] + (np.arange(ow) * sw)[None, :]  # (kw, ow)
-    blocks = x[:, :, _const(rows)][..., _const(cols)]  # (n, c, kh, oh, kw, ow)
-    out = blocks.permute(0, 1, 2, 4, 3, 5).reshape(n, c * kh * kw, oh * ow)
-    return out if input.ndim == 4 else out.squeeze(0)
-
-
-def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
-    """col2im, the adjoint of ``unfold``: (N, C kh kw, L) -> (N, C, H, W), overlapping blocks summed."""
-    pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)  # noqa: E731
-    (H, W), (kh, kw), (dh, dw), (ph, pw), (sh, sw) = (pair(output_size), pair(kernel_size), pair(dilation),
-                                                      pair(padding), pair(stride))
-    x = input if input.ndim == 3 else input.unsqueeze(0)
-    n, ckk, L = x.shape
-    c = ckk // (kh * kw)
-    hp, wp = H + 2 * ph, W + 2 * pw
-    oh, ow = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
-    if c * kh * kw != ckk or oh * ow != L:
-        raise RuntimeError(f"fold: input of shape {_shape(input)} does not match output_size {(H, W)} and kernel "
-                           f"{(kh, kw)} ({oh * ow} blocks of {kh * kw} expected)")
-    rows = (np.arange(kh) * dh)[:, None, None, None] + (np.arange(oh) * sh)[None, None, :, None]
-    cols = (np.arange(kw) * dw)[None, :, None, None] + (np.arange(ow) * sw)[None, None, None, :]
-    flat_idx = (rows * wp + cols).reshape(-1)  # (kh, kw, oh, ow) positions in the padded image
-    vals = x.reshape(n, c, kh * kw * oh * ow)
-    out = _const(np.zeros((n, c, hp * wp), input.dtype)).index_add(2, _const(flat_idx), vals)
-    out = out.reshape(n, c, hp, wp)[:, :, ph:ph + H, pw:pw + W]
-    return out if input.ndim == 3 else out.squeeze(0)
-
-
-def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False,
-                                 scale=None, enable_gqa: bool = False):
-    """``softmax(q k^T * scale + mask) v`` over the last two dims; a bool ``attn_mask`` marks the
-    positions that may be attended to, a float one is added to the scores."""
-    L, S_ = query.shape[-2], key.shape[-2]
-    scale = 1.0 / float(np.sqrt(query.shape[-1])) if scale is None else scale
-    if enable_gqa and key.ndim >= 3 and key.shape[-3] != query.shape[-3]:
-        rep = query.shape[-3] // key.shape[-3]
-        key = _ops.repeat_interleave(key, rep, -3)
-        value = _ops.repeat_interleave(value, rep, -3)
-    scores = (query @ key.transpose(-2, -1)) * scale
-    if is_causal:
-        if attn_mask is not None:
-            raise RuntimeError("scaled_dot_product_attention: is_causal and attn_mask cannot both be given")
-        causal = np.tril(np.ones((L, S_), dtype=bool))
-        scores = scores.masked_fill(_const(~causal), float("-inf"))
-    if attn_mask is not None:
-        if attn_mask.dtype == np.bool_:
-            scores = scores.masked_fill(~attn_mask, float("-inf"))
-        else:
-            scores = scores + attn_mask
-    attn = softmax(scores, -1)
-    if dropout_p > 0.0:
-        attn = dropout(attn, dropout_p, True)
-    return attn @ value

@@ -1,21 +1,35 @@
-"""tapegrad's ops, by family. The table itself is ``registry.OPS``."""
+"""tapegrad's ops, one file per domain. The table itself is ``registry.OPS``.
+
+Each op declares its public surface where it is written (``surface.public``): the top-level
+function, the ``Tensor`` method, the in-place form and ``out=``. This package's namespace is
+that table (``__all__``), generated variants included.
+
+Layers: the ops import only the tape (``tapegrad._tape``), numpy/scipy, ``_C``, ``_dtype`` and each
+other; ``tensor.py`` imports them and hands its class down (``bind_tensor``).
+"""
+import sys as _sys
+import types as _types
+
+from .._tape import registry as _registry
 from .._tape.registry import OPS, Op, apply, defop  # noqa: F401
-from .elementwise import *  # noqa: F401,F403
-from .compare import *  # noqa: F401,F403
-from .reduction import *  # noqa: F401,F403
-from .shape import *  # noqa: F401,F403
-from .linalg import *  # noqa: F401,F403
-from .indexing import *  # noqa: F401,F403
-from .inplace import *  # noqa: F401,F403
-from .activation import *  # noqa: F401,F403
-from .conv import *  # noqa: F401,F403
-from .special import *  # noqa: F401,F403
-from .matrix import *  # noqa: F401,F403
-from .decomp import *  # noqa: F401,F403
-from .scatter_more import *  # noqa: F401,F403
-from .sorting import *  # noqa: F401,F403
-from .layout import *  # noqa: F401,F403
-from .inplace_ext import *  # noqa: F401,F403
-from .composite import *  # noqa: F401,F403
-from .format import format_tensor  # noqa: F401
+from . import (activation, comparison, conv, creation, indexing, linalg, matmul, pointwise,  # noqa: F401
+               reduction, shape, sorting)
 from .conversion import to  # noqa: F401
+from .format import format_tensor  # noqa: F401
+from .surface import FUNCTIONS as _FUNCTIONS, PLAIN as _PLAIN, install_methods as _install_methods
+
+globals().update(_FUNCTIONS)
+__all__ = sorted(_FUNCTIONS)
+# the ops without their out= wrappers, for tensor.py's operators and methods (one frame less)
+plain = _types.SimpleNamespace(**_PLAIN)
+
+
+def bind_tensor(cls) -> None:
+    """Hand the ``Tensor`` class down to the ops and the tape, and give it the declared methods:
+    called once by tensor.py, which imports the ops (they sit below ``Tensor`` and cannot import
+    it, yet create and recognise tensors). Each op module names the class ``Tensor``."""
+    _install_methods(cls)
+    _registry.bind_tensor(cls)
+    for name, mod in list(_sys.modules.items()):
+        if name.startswith(__name__ + ".") and "Tensor" in vars(mod):
+            mod.Tensor = cls

@@ -1,8 +1,4 @@
-"""Activations and the nn-flavoured ops (softmax, log_softmax, one_hot), with PyTorch's semantics.
-
-``tapegrad.nn.functional`` re-exports these. Forwards are numerically stable (softmax and
-friends subtract the max; softplus and logsigmoid go through ``logaddexp``).
-"""
+"""Activation functions (``relu``, ``gelu``, ``silu``, ``softmax``, ...) and ``one_hot``."""
 from __future__ import annotations
 
 import math
@@ -11,10 +7,12 @@ import numpy as np
 import scipy.special as _sp
 
 from .. import _dtype
-from ..tensor import Tensor
 from .._tape.registry import apply, defop
 from ._util import norm_dim
-from .elementwise import _masked, erf, exp, sigmoid, tanh, where
+from .pointwise import _masked, _no_bool, _unary, erf, exp, sigmoid, tanh, where
+from .surface import public
+
+Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
 
 def _float_input(input, opname):
@@ -34,6 +32,7 @@ _leaky_relu = defop("leaky_relu", _same(lambda x, negative_slope: np.where(x > 0
                     lambda g, out, x, negative_slope: where(x > 0, g, g * negative_slope))
 
 
+@public
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     """``x`` where ``x > 0``, else ``negative_slope * x``."""
     return apply(_leaky_relu, _float_input(input, "leaky_relu"), negative_slope=float(negative_slope))
@@ -43,6 +42,7 @@ _elu = defop("elu", _same(lambda x, alpha: np.where(x > 0, x, alpha * np.expm1(n
              lambda g, out, x, alpha: where(x > 0, g, g * exp(x) * alpha))
 
 
+@public
 def elu(input, alpha=1.0, inplace=False):
     """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)``."""
     return apply(_elu, _float_input(input, "elu"), alpha=float(alpha))
@@ -71,6 +71,7 @@ def _gelu_vjp(g, out, x, approximate):
 _gelu = defop("gelu", _same(_gelu_fwd), _gelu_vjp)
 
 
+@public
 def gelu(input, approximate="none"):
     """``x * Phi(x)`` (``approximate='tanh'``: the tanh approximation)."""
     if approximate not in ("none", "tanh"):
@@ -87,6 +88,7 @@ _softplus = defop("softplus", _same(_softplus_fwd),
                   lambda g, out, x, beta, threshold: where(x * beta > threshold, g, g * sigmoid(x * beta)))
 
 
+@public
 def softplus(input, beta=1.0, threshold=20.0):
     """``log(1 + exp(beta * x)) / beta``, linear where ``beta * x > threshold``."""
     return apply(_softplus, _float_input(input, "softplus"), beta=float(beta), threshold=float(threshold))
@@ -100,6 +102,7 @@ def _silu_vjp(g, x):
     return g * s * (x * (1 - s) + 1)
 
 
+@public(inplace=True)
 def silu(input, inplace=False):
     """``x * sigmoid(x)`` (a.k.a. swish)."""
     return apply(_silu, _float_input(input, "silu"))
@@ -108,6 +111,7 @@ def silu(input, inplace=False):
 _logsigmoid = defop("logsigmoid", _same(lambda x: -np.logaddexp(0, -x)), lambda g, out, x: g * sigmoid(-x))
 
 
+@public
 def logsigmoid(input):
     """``log(sigmoid(x))``, computed without overflow for large ``|x|``."""
     return apply(_logsigmoid, _float_input(input, "logsigmoid"))
@@ -118,13 +122,17 @@ _hardtanh = defop("hardtanh", lambda x, min_val, max_val: np.clip(x, min_val, ma
                   lambda g, out, x, min_val, max_val: _masked(g, (x > min_val) & (x < max_val)))
 
 
+@public
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """``input`` clamped to ``[min_val, max_val]``."""
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
     return apply(_hardtanh, _float_input(input, "hardtanh"), min_val=float(min_val), max_val=float(max_val))
 
 
+@public
 def relu6(input, inplace=False):
+    """``min(max(input, 0), 6)``."""
     return hardtanh(input, 0.0, 6.0)
 
 
@@ -168,6 +176,7 @@ def _softmax_args(input, dim, dtype, opname):
     return input, (d if input.ndim else None)
 
 
+@public
 def softmax(input, dim=None, _stacklevel=3, dtype=None):
     """``exp(x) / exp(x).sum(dim)``, computed stably.
 
@@ -178,12 +187,14 @@ def softmax(input, dim=None, _stacklevel=3, dtype=None):
     return apply(_softmax, input, dim=d)
 
 
+@public
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     """``x - logsumexp(x, dim)``: exact and finite even for logits of magnitude 1e4."""
     input, d = _softmax_args(input, dim, dtype, "log_softmax")
     return apply(_log_softmax, input, dim=d)
 
 
+@public
 def one_hot(tensor, num_classes=-1):
     """Class indices (int64) to one-hot rows: shape ``tensor.shape + (num_classes,)``, int64."""
     a = tensor._data
@@ -203,5 +214,19 @@ def one_hot(tensor, num_classes=-1):
     return Tensor._wrap(out)
 
 
-__all__ = ["leaky_relu", "elu", "gelu", "softplus", "silu", "logsigmoid", "hardtanh", "relu6", "softmax",
-           "log_softmax", "one_hot"]
+_relu, _relu_fn = _unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype, copy=False),
+                     lambda g, out, x: apply(_relu_backward, g, out), saves_output=True, saves=())
+
+
+@public(method=True, inplace=True, out=True)
+def relu(input):
+    """``max(input, 0)``, elementwise."""
+    _no_bool(input, "relu")
+    return apply(_relu, input)
+
+
+# relu's VJP as one op (PyTorch's threshold_backward), not three (gt, to, mul): ``g`` where
+# ``out > 0``. Linear in ``g``, so its own VJP is itself; piecewise constant in ``out``.
+# A select, not a product, as PyTorch's: an inf or NaN upstream gradient where out <= 0 gives 0.
+_relu_backward = defop("relu_backward", lambda g, out: np.where(out > 0, g, g.dtype.type(0)),
+                       lambda gg, res, g, out: apply(_relu_backward, gg, out), None, saves=(1,))

@@ -21,9 +21,12 @@ import numpy as np
 
 from .. import _C, _dtype
 from .._tape import grad_mode
-from ..tensor import Tensor
 from .._tape.registry import apply, defop
-from .linalg import matmul
+from .matmul import matmul
+from .surface import public
+
+Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
+
 
 _c = np.ascontiguousarray
 
@@ -205,6 +208,7 @@ def _conv_out(n, k, s, p, d):
 
 
 # ---------------------------------------------------------------- convolution
+@public
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D cross-correlation of ``input`` (N, C, H, W) or (C, H, W) with ``weight``
     (out_channels, C/groups, kH, kW), plus ``bias`` (out_channels,); PyTorch's semantics.
@@ -263,6 +267,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return y.reshape(tuple(y.shape[1:])) if unbatched else y
 
 
+@public
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """2-D transposed convolution (the adjoint of ``conv2d`` in its input), PyTorch's semantics:
     ``weight`` is (in_channels, out_channels/groups, kH, kW) and the output size is
@@ -337,6 +342,7 @@ def _pool_args(x, kernel_size, stride, padding, dilation, ceil_mode, op):
     return kernel, stride, padding, dilation
 
 
+@public
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """2-D max pooling over (N, C, H, W) or (C, H, W); PyTorch's semantics (padding counts as
     -inf, the first maximum wins ties). With ``return_indices`` also returns the int64 flat
@@ -362,6 +368,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return (y, idx) if return_indices else y
 
 
+@public
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
     """Places each value of ``input`` at its ``indices`` (from ``max_pool2d(return_indices=True)``)
     in a zero tensor of the unpooled size; values sharing an index are summed.
@@ -401,6 +408,7 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     return y.reshape(tuple(y.shape[1:])) if unbatched else y
 
 
+@public
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
     """2-D average pooling over (N, C, H, W) or (C, H, W); PyTorch's semantics for
@@ -432,6 +440,7 @@ def _adaptive_matrix(n, m, dtype):
     return a
 
 
+@public
 def adaptive_avg_pool2d(input, output_size):
     """Average pooling to a fixed ``output_size`` (int, or pair whose None entries keep the
     input's size), PyTorch's windows. Windows are separable, so the general case is
@@ -460,6 +469,3 @@ def adaptive_avg_pool2d(input, output_size):
         awt = Tensor._wrap(np.ascontiguousarray(_adaptive_matrix(W, size[1], x.dtype).T))
         y = matmul(matmul(ah, x), awt)
     return y.reshape(tuple(y.shape[1:])) if unbatched else y
-
-
-__all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "max_unpool2d", "avg_pool2d", "adaptive_avg_pool2d"]

@@ -1,17 +1,23 @@
-"""Indexing: ``x[index]`` with ints, slices (with steps), None, Ellipsis, integer arrays or
-tensors and boolean masks, and ``x[index] = value``. Gradients scatter-add, so repeated
-indices accumulate."""
+"""Indexing and scatter: ``getitem``/``setitem``, ``gather``, ``scatter``/``scatter_add``/
+``scatter_reduce``, ``index_select``/``index_add``/``index_copy``/``index_fill``, the masked ops,
+``take``, ``nonzero`` and ``where``.
+"""
 from __future__ import annotations
 
 import builtins
 
 import numpy as np
 
+from .. import _dtype
 from .._tape import grad_mode
-from ..tensor import Tensor
 from .._tape.registry import apply, defop
-from ._util import norm_dim
-from .elementwise import where
+from ._util import const, norm_dim
+from .inplace import _check_leaf, _inplace_of, _tensors, _write, inplace
+from .pointwise import add, mul, where
+from .shape import broadcast_shapes, pad
+from .surface import public
+
+Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
 
 def _norm_index(index):
@@ -60,11 +66,15 @@ _index_put_add = defop("index_put_add", _index_put_add_fwd,
                        saves=())
 
 
+@public
 def index_put_add(g, shape, index, basic):
+    """A zero tensor of ``shape`` with ``g`` added at ``index``: the VJP of indexing."""
     return apply(_index_put_add, g, shape=tuple(shape), index=index, basic=basic)
 
 
+@public
 def getitem(x: Tensor, index):
+    """``x[index]``: basic indexing gives a view, advanced indexing a copy."""
     idx = _norm_index(index)
     basic = _is_basic(idx)
     try:
@@ -104,9 +114,9 @@ _setitem = defop("setitem", _setitem_fwd,
                  lambda g, out, x, v, index: g[index], saves=())
 
 
+@public
 def setitem(x: Tensor, index, value):
     """``x[index] = value``: in place, recorded when ``x`` or ``value`` is in the graph."""
-    from .inplace import inplace
     idx = _norm_index(index)
     v = value if isinstance(value, Tensor) else Tensor._wrap(np.asarray(value, dtype=x.dtype))
     try:
@@ -123,8 +133,6 @@ def setitem(x: Tensor, index, value):
         x._version[0] += 1
         return
     inplace(x, lambda s, val: apply(_setitem, s, val.to(s.dtype), index=idx), "setitem", v)
-
-
 
 
 # ---------------------------------------------------------------- gather / scatter along a dim
@@ -167,7 +175,6 @@ def _check_index(input, dim, index, opname, src=None):
 
 
 def _dtype_name(t):
-    from .. import _dtype
     return _dtype.name(t._data.dtype) if isinstance(t, Tensor) else type(t).__name__
 
 
@@ -182,6 +189,7 @@ def _gather_vjp(g, out, x, dim, index):
 _gather = defop("gather", _gather_fwd, _gather_vjp, saves=())
 
 
+@public
 def gather(input, dim, index, *, sparse_grad=False):
     """``out[i][j] = input[index[i][j]][j]`` (for dim 0): pick along ``dim`` by ``index``.
 
@@ -203,7 +211,6 @@ def _scatter_add_fwd(x, src, dim, index):
 
 def _src_grad(g, src, dim, index):
     """d/d src of a scatter: the gathered gradient, zero where ``src`` was not read."""
-    from .shape import pad
     got = apply(_gather, g, dim=dim, index=index)
     if tuple(src.shape) == index.shape:
         return got
@@ -227,6 +234,7 @@ def _scatter_args(input, dim, index, src, opname):
     return src, d, idx
 
 
+@public(method=True, inplace=True)
 def scatter_add(input, dim, index, src):
     """``out = input.clone(); out[index[i][j]][j] += src[i][j]`` (for dim 0); repeats accumulate."""
     src, d, idx = _scatter_args(input, dim, index, src, "scatter_add")
@@ -250,6 +258,7 @@ _scatter = defop("scatter", _scatter_fwd,
                  lambda g, out, x, src, dim, index: _src_grad(g, src, dim, index), saves=())
 
 
+@public(method=True, inplace=True)
 def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     """``out = input.clone(); out[index[i][j]][j] = src[i][j]`` (for dim 0); ``src`` may be a scalar.
 
@@ -269,6 +278,7 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     return apply(_scatter, input, src, dim=d, index=idx)
 
 
+@public(method=True)
 def take_along_dim(input, indices, dim=None):
     """``gather`` with the non-``dim`` dims of ``input`` and ``indices`` broadcast together."""
     if dim is None:
@@ -290,6 +300,7 @@ def take_along_dim(input, indices, dim=None):
     return gather(input.expand(xs), d, indices.expand(ids))
 
 
+@public(method=True)
 def index_select(input, dim, index):
     """The slices ``index`` (1-D, int) of ``input`` along ``dim``."""
     if not isinstance(index, Tensor) or index._data.dtype.kind not in "iu" or index.ndim > 1:
@@ -307,6 +318,7 @@ def index_select(input, dim, index):
     return out
 
 
+@public(method=True)
 def masked_fill(input, mask, value):
     """``value`` where ``mask`` (bool, broadcastable with ``input``) is True, ``input`` elsewhere."""
     if not isinstance(mask, Tensor) or mask._data.dtype != np.bool_:
@@ -326,6 +338,7 @@ def masked_fill(input, mask, value):
     return where(mask, value, input)
 
 
+@public(method=True)
 def nonzero(input, *, as_tuple=False):
     """Indices of the non-zero elements: an int64 ``(n, ndim)`` tensor, or a tuple of 1-D tensors."""
     idx = np.argwhere(input._data).astype(np.int64)
@@ -334,9 +347,287 @@ def nonzero(input, *, as_tuple=False):
     return Tensor._wrap(idx)
 
 
+@public
 def argwhere(input):
+    """The indices of the non-zero elements, one row each (``nonzero``)."""
     return nonzero(input)
 
 
-__all__ = ["getitem", "setitem", "index_put_add", "gather", "scatter_add", "scatter", "take_along_dim",
-           "index_select", "masked_fill", "nonzero", "argwhere"]
+_UFUNC = {"sum": np.add, "mean": np.add, "prod": np.multiply, "amax": np.maximum, "amin": np.minimum}
+
+
+def _identity(reduce, dtype):
+    if reduce in ("sum", "mean"):
+        return 0
+    if reduce == "prod":
+        return 1
+    big = np.inf if dtype.kind == "f" else np.iinfo(dtype).max
+    return -big if reduce == "amax" else big
+
+
+def _hit(shape, dim, index):
+    """Where the scatter writes (bool, ``shape``)."""
+    hit = np.zeros(shape, dtype=bool)
+    hit[_along(index, dim)] = True
+    return hit
+
+
+def _counts(shape, dim, index, include_self):
+    """The number of values reduced into each position (1 where nothing lands, as PyTorch divides)."""
+    count = np.full(shape, 1 if include_self else 0, dtype=np.int64)
+    np.add.at(count, _along(index, dim), 1)
+    count[count == 0] = 1
+    return count
+
+
+def _scatter_reduce_fwd(x, src, dim, index, reduce, include_self):
+    out = x.copy()
+    where_ = _along(index, dim)
+    if not include_self:
+        out[where_] = _identity(reduce, x.dtype)
+    _UFUNC[reduce].at(out, where_, src[_region(index.shape)])
+    if reduce == "mean":
+        count = _counts(x.shape, dim, index, include_self)
+        out = out / count if out.dtype.kind == "f" else out // count
+    return out.astype(x.dtype, copy=False)
+
+
+def _not_hit(g, dim, index, include_self):
+    """The self gradient is zero where ``include_self=False`` replaced self."""
+    return g if include_self else where(Tensor._wrap(_hit(g.shape, dim, index)), const(0, g.dtype), g)
+
+
+def _self_vjp(g, out, x, src, dim, index, reduce, include_self):
+    if reduce == "sum":
+        gs = g
+    elif reduce == "mean":
+        gs = g / const(_counts(x.shape, dim, index, include_self), g.dtype)
+    elif reduce == "prod":  # the product of the others, exact where self is 0
+        masked = where(x == 0, const(1, x.dtype), x)
+        gs = g * scatter_reduce(masked, dim, Tensor._wrap(index), src, "prod", include_self=include_self) / masked
+    else:
+        gs = _extremum_grads(g, out, x, src, dim, index)[0]
+    return _not_hit(gs, dim, index, include_self)
+
+
+def _src_vjp(g, out, x, src, dim, index, reduce, include_self):
+    if reduce == "sum":
+        return _src_grad(g, src, dim, index)
+    if reduce == "mean":
+        return _src_grad(g / const(_counts(x.shape, dim, index, include_self), g.dtype), src, dim, index)
+    if reduce == "prod":
+        return _prod_src_grad(g, out, x, src, dim, index, include_self)
+    return _pad_src(_extremum_grads(g, out, x, src, dim, index)[1], src, index)
+
+
+def _pad_src(got, src, index):
+    if tuple(src.shape) == index.shape:
+        return got
+    return pad(got, tuple(w for n, k in reversed(list(zip(src.shape, index.shape))) for w in (0, n - k)))
+
+
+def _extremum_grads(g, out, x, src, dim, index):
+    """amax/amin: the gradient is shared evenly among self and src entries equal to the result."""
+    s = src[_region(index.shape)] if tuple(src.shape) != index.shape else src
+    value = apply(_gather, out, dim=dim, index=index)
+    self_is = (x == out).to(g.dtype)
+    src_is = (s == value).to(g.dtype)
+    n = apply(_scatter_add, self_is, src_is, dim=dim, index=index)
+    share = g / n
+    return self_is * share, src_is * apply(_gather, share, dim=dim, index=index)
+
+
+def _prod_src_grad(g, out, x, src, dim, index, include_self):
+    """PyTorch's: ``g * result / src`` gathered, with a lone zero in a group handled exactly."""
+    s = src[_region(index.shape)] if tuple(src.shape) != index.shape else src
+    zero = s == 0
+    zeros_here = np.zeros(x.shape, np.int64)
+    np.add.at(zeros_here, _along(index, dim), zero._data)
+    single = Tensor._wrap(zero._data & (zeros_here[_along(index, dim)] == 1))
+    masked_src = where(single, const(1, s.dtype), s)
+    masked_result = scatter_reduce(x, dim, Tensor._wrap(index), masked_src, "prod", include_self=include_self)
+    got = where(single, apply(_gather, g * masked_result, dim=dim, index=index),
+                apply(_gather, g * out, dim=dim, index=index) / where(zero, const(1, s.dtype), s))
+    return _pad_src(got, src, index)
+
+
+_scatter_reduce = defop("scatter_reduce", _scatter_reduce_fwd, _self_vjp, _src_vjp, saves_output=True)
+
+
+@public(method=True)
+def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
+    """Reduce ``src`` into ``input`` at ``index`` along ``dim`` with 'sum', 'prod', 'mean', 'amax'
+    or 'amin'; ``include_self=False`` leaves ``input``'s value out where something is scattered.
+
+    >>> tapegrad.tensor([1., 2., 3.]).scatter_reduce(0, tapegrad.tensor([0, 0, 2]), tapegrad.tensor([5., 7., 1.]), "amax")
+    tensor([7., 2., 3.])
+    """
+    reduce = {"max": "amax", "min": "amin"}.get(reduce, reduce)  # PyTorch accepts these spellings too
+    if reduce not in _UFUNC:
+        raise RuntimeError(f"scatter_reduce(): reduce argument must be either sum, prod, mean, amax or amin, got "
+                           f"{reduce!r}")
+    if not isinstance(src, Tensor):
+        raise TypeError(f"scatter_reduce(): src must be a Tensor, got {type(src).__name__}")
+    src, d, idx = _scatter_args(input, dim, index, src, "scatter_reduce")
+    return apply(_scatter_reduce, input, src, dim=d, index=idx, reduce=reduce, include_self=bool(include_self))
+
+
+# ---------------------------------------------------------------- masked_scatter
+def _masked_scatter_fwd(x, source, mask):
+    out = x.copy()
+    m = np.broadcast_to(mask, x.shape)
+    out[m] = source.reshape(-1)[:int(m.sum())]
+    return out
+
+
+def _masked_scatter_source_vjp(g, source, mask):
+    got = masked_select(g, Tensor._wrap(np.broadcast_to(mask, g.shape)))
+    return pad(got, (0, int(np.prod(source.shape)) - got.numel())).reshape(tuple(source.shape))
+
+
+_masked_scatter = defop("masked_scatter", _masked_scatter_fwd,
+                        lambda g, out, x, source, mask: where(Tensor._wrap(mask), const(0, g.dtype), g),
+                        lambda g, out, x, source, mask: _masked_scatter_source_vjp(g, source, mask), saves=())
+
+
+@public(method=True)
+def masked_scatter(input, mask, source):
+    """``input`` with the positions where ``mask`` holds filled, in order, from ``source``'s elements.
+
+    >>> tapegrad.zeros(4).masked_scatter(tapegrad.tensor([True, False, True, False]), tapegrad.tensor([1., 2.]))
+    tensor([1., 0., 2., 0.])
+    """
+    if not isinstance(mask, Tensor) or mask._data.dtype != np.bool_:
+        raise RuntimeError(f"masked_scatter_: expected BoolTensor for mask, got "
+                           f"{mask.dtype if isinstance(mask, Tensor) else type(mask).__name__}")
+    try:
+        m = np.broadcast_to(mask._data, tuple(input.shape))
+    except ValueError:
+        raise RuntimeError(f"masked_scatter: the mask of shape {tuple(mask.shape)} is not broadcastable to the input "
+                           f"of shape {tuple(input.shape)}") from None
+    if source._data.dtype != input._data.dtype:
+        raise RuntimeError(f"masked_scatter_: expected self and source to have same dtypes but got "
+                           f"{input.dtype} and {source.dtype}")
+    if int(m.sum()) > source.numel():
+        raise RuntimeError(f"masked_scatter: Number of elements of source < number of ones in mask "
+                           f"({source.numel()} < {int(m.sum())})")
+    return apply(_masked_scatter, input, source, mask=np.ascontiguousarray(m))
+
+
+def _inplace(fn, name):
+    return _inplace_of(fn, name)
+
+
+@public(method=True)
+def scatter_reduce_(self, dim, index, src, reduce, *, include_self=True):
+    """``scatter_reduce``, in place."""
+    return _inplace(lambda s, t: scatter_reduce(s, dim, index, t, reduce, include_self=include_self),
+                    "scatter_reduce_")(self, src)
+
+
+@public(method=True)
+def masked_scatter_(self, mask, source):
+    """``masked_scatter``, in place."""
+    return _inplace(lambda s, t: masked_scatter(s, mask, t), "masked_scatter_")(self, source)
+
+
+@public(method=True)
+def masked_select(input, mask):
+    """The entries of ``input`` where the bool ``mask`` holds (both broadcast), as a 1-D tensor."""
+    if not isinstance(mask, Tensor) or mask._data.dtype != np.bool_:
+        raise RuntimeError(f"masked_select: expected a bool mask, got "
+                           f"{_dtype.name(mask.dtype) if isinstance(mask, Tensor) else type(mask).__name__}")
+    try:
+        shape = broadcast_shapes(input.shape, mask.shape)
+    except RuntimeError:
+        raise RuntimeError(f"masked_select: the mask of shape {tuple(mask.shape)} is not broadcastable with the "
+                           f"input of shape {tuple(input.shape)}") from None
+    return getitem(input.expand(shape), Tensor._wrap(np.broadcast_to(mask._data, shape)))
+
+
+@public(method=True)
+def take(input, index):
+    """``input`` as 1-D, indexed by ``index`` (the result has ``index``'s shape); negative indices wrap."""
+    n = input._data.size
+    a = index._data
+    if a.size and (a.min() < -n or a.max() >= n):
+        bad = int(a.max()) if a.max() >= n else int(a.min())
+        raise IndexError(f"take: out of range: tried to access index {bad} on a tensor of {n} elements")
+    return getitem(input.reshape(-1), Tensor._wrap(a.astype(np.int64)))
+
+
+def _index_1d(index, input, d, opname):
+    if not isinstance(index, Tensor) or index._data.dtype.kind not in "iu" or index.ndim > 1:
+        raise RuntimeError(f"{opname}(): Index is supposed to be a vector of integers, got "
+                           f"{getattr(index, 'shape', type(index).__name__)}")
+    a = index._data.reshape(-1).astype(np.int64)
+    n = input.shape[d] if input.ndim else 1
+    if a.size and (a.min() < -n or a.max() >= n):
+        raise IndexError(f"{opname}(): index out of range in self: index {int(a.max() if a.max() >= n else a.min())} "
+                         f"for dimension {d} of size {n}")
+    return a
+
+
+@public(method=True, inplace=True)
+def index_add(input, dim, index, source, *, alpha=1):
+    """``input`` plus ``alpha * source`` added at ``index`` along ``dim`` (repeats accumulate)."""
+    d = norm_dim(dim, input.ndim, "index_add")
+    a = _index_1d(index, input, d, "index_add")
+    if source.ndim != input.ndim or source.shape[d] != a.size:
+        expect = tuple(input.shape[:d]) + (a.size,) + tuple(input.shape[d + 1:])
+        if tuple(source.shape) != expect:
+            raise RuntimeError(f"index_add(): source of shape {tuple(source.shape)} does not match the expected "
+                               f"shape {expect} (input {tuple(input.shape)}, index of {a.size} entries)")
+    src = mul(source, alpha) if alpha != 1 else source
+    src = src.to(input.dtype)
+    placed = apply(_index_put_add, src, shape=tuple(input.shape), index=(slice(None),) * d + (a,), basic=False)
+    return add(input, placed)
+
+
+@public(method=True, inplace=True)
+def index_fill(input, dim, index, value):
+    """``input`` with the slices ``index`` along ``dim`` set to ``value`` (a number or 0-d tensor)."""
+    d = norm_dim(dim, input.ndim, "index_fill")
+    a = _index_1d(index, input, d, "index_fill")
+    mask = np.zeros(input.shape[d] if input.ndim else 1, bool)
+    mask[a] = True
+    mask = mask.reshape((-1,) + (1,) * (input.ndim - d - 1)) if input.ndim else mask.reshape(())
+    if isinstance(value, Tensor):
+        if value.ndim:
+            raise RuntimeError(f"index_fill_(): Expected 0-dim value tensor, got shape {tuple(value.shape)}")
+        value = value.to(input.dtype)
+    else:
+        value = Tensor._wrap(np.asarray(value, dtype=input.dtype))
+    return where(Tensor._wrap(mask), value, input)
+
+
+@public(method=True)
+def masked_fill_(self, mask, value):
+    """``masked_fill``, in place: ``value`` where ``mask`` holds."""
+    if mask.ndim > self.ndim or np.broadcast_shapes(mask.shape, self.shape) != tuple(self.shape):
+        raise RuntimeError(f"masked_fill_: the mask of shape {tuple(mask.shape)} is not broadcastable to the "
+                           f"tensor of shape {tuple(self.shape)}")
+    return inplace(self, lambda s, *_: masked_fill(s, mask, value), "masked_fill_", *_tensors(value))
+
+
+@public(method=True, inplace=True, out=True)
+def index_copy(input, dim, index, source):
+    """``input`` with the slices at ``index`` along ``dim`` replaced by ``source``'s."""
+    return index_add(index_fill(input, dim, index, 0), dim, index, source)
+
+
+@public(method=True)
+def fill_diagonal_(self, fill_value, wrap=False):
+    """Write ``fill_value`` on the main diagonal (all dims equal, or a tall matrix with ``wrap``)."""
+    if self.ndim < 2 or (self.ndim > 2 and len(set(self.shape)) != 1):
+        raise RuntimeError(f"fill_diagonal_: dimensions must all be equal for tensors of more than 2 dims, got "
+                           f"{tuple(self.shape)}")
+    if grad_mode.state.enabled and self._requires_grad:
+        _check_leaf(self, "fill_diagonal_")
+    a = self._data.copy()
+    if self.ndim == 2:
+        np.fill_diagonal(a, fill_value, wrap=wrap)
+    else:
+        np.fill_diagonal(a, fill_value)
+    _write(self, a, "fill_diagonal_")
+    return self

@@ -1,16 +1,19 @@
 """In-place ops. Each bumps the tensor's version counter, so the engine can tell when a tensor
 the tape saved was overwritten. While recording, an in-place op on a tensor in the graph is
 recorded as its out-of-place op, and the tensor is moved onto the new node ("rebased").
-In-place ops on leaves that require grad are refused outside ``no_grad()``."""
+In-place ops on leaves that require grad are refused outside ``no_grad()``.
+
+``inplace`` is the rule every in-place form follows: the ones ``surface.public(inplace=True)``
+generates and the few written out beside their ops (``fill_``, ``masked_fill_``, ``unsqueeze_``, ...).
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from .. import _dtype
 from .._tape import grad_mode
-from ..tensor import Tensor
-from . import elementwise as E
-from ._util import as_tensor
+
+Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
 
 def _check_leaf(self: Tensor, opname: str):
@@ -66,53 +69,26 @@ def inplace(self: Tensor, result_fn, opname: str, *others):
     return self
 
 
-def add_(self, other, *, alpha=1):
-    return inplace(self, lambda s, o: E.add(s, o, alpha=alpha), "add_", other)
+def _tensors(*xs):
+    return [x for x in xs if isinstance(x, Tensor)]
 
 
-def sub_(self, other, *, alpha=1):
-    return inplace(self, lambda s, o: E.sub(s, o, alpha=alpha), "sub_", other)
+# ---------------------------------------------------------------- the in-place form of a function that is not a declared op
+def _inplace_of(fn, name):
+
+    def method(self, *args, **kwargs):
+        tensors = [a for a in args if isinstance(a, Tensor)]
+        rest = [a for a in args if not isinstance(a, Tensor)]
+        if rest or kwargs:  # non-tensor arguments bound in a closure, tensor ones passed to be recorded
+            pos = [(i, a) for i, a in enumerate(args)]
+
+            def call(s, *ts):
+                it = iter(ts)
+                return fn(s, *[next(it) if isinstance(a, Tensor) else a for _, a in pos], **kwargs)
+            return inplace(self, call, name, *tensors)
+        return inplace(self, lambda s, *ts: fn(s, *ts), name, *tensors)
+    method.__name__ = name
+    method.__doc__ = f"``{name[:-1]}``, in place."
+    return method
 
 
-def mul_(self, other):
-    return inplace(self, E.mul, "mul_", other)
-
-
-def div_(self, other):
-    return inplace(self, E.div, "div_", other)
-
-
-def clamp_(self, min=None, max=None):
-    """In-place ``clamp``; tensor bounds are differentiable like the out-of-place op's."""
-    bounds = [b for b in (min, max) if isinstance(b, Tensor)]
-    return inplace(self, lambda s, *_: E.clamp(s, min, max), "clamp_", *bounds)
-
-
-clip_ = clamp_
-
-
-def zero_(self):
-    return fill_(self, 0)
-
-
-def fill_(self, value):
-    if isinstance(value, Tensor):
-        value = value.item()
-    if grad_mode.state.enabled and self._requires_grad:
-        return inplace(self, lambda s: _replace(s, Tensor._wrap(np.asarray(value, s.dtype))), "fill_")
-    self._data.fill(value)
-    self._version[0] += 1
-    return self
-
-
-def copy_(self, src):
-    src = as_tensor(src, "copy_")
-    return inplace(self, lambda s, o: _replace(s, o.to(s.dtype)), "copy_", src)
-
-
-def _replace(s: Tensor, value: Tensor) -> Tensor:
-    """``value`` broadcast to ``s``'s shape, recorded so that ``s`` gets a zero gradient."""
-    return E.where(Tensor._wrap(np.broadcast_to(np.True_, s.shape)), value, s)
-
-
-__all__ = ["add_", "sub_", "mul_", "div_", "clamp_", "clip_", "zero_", "fill_", "copy_", "inplace"]

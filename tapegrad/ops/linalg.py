@@ -1,86 +1,692 @@
-"""matmul with numpy's rules: 1-D operands are promoted and squeezed, batch dims broadcast.
-The 2-D and batched products run in the native GEMM (``tapegrad._C.matmul``)."""
+"""Linear algebra (what ``tapegrad.linalg`` exposes): decompositions (Cholesky, QR, SVD, eigh) with
+their VJPs, ``solve``, ``inverse``/``det``/``slogdet``, ``pinv``, ``lstsq``, ``matrix_rank``,
+vector and matrix norms, ``matrix_power``, ``multi_dot``, ``cross`` and the distances
+(``cdist``, ``pdist``, ``dist``).
+
+Functions whose ``torch.linalg`` signature differs from the top-level one carry a ``linalg_``
+prefix here (``linalg_norm`` is ``tapegrad.linalg.norm``; ``norm`` is ``tapegrad.norm``).
+"""
 from __future__ import annotations
+
+import builtins
+import collections
+import math
 
 import numpy as np
 
-from .. import _C
 from .._tape.registry import apply, defop
-from ._util import pair
+from ._util import const, norm_dim, pair
+from .comparison import ne
+from .pointwise import abs, log, where
+from .shape import cat, diag_embed, diagonal, movedim, reshape, stack, tril, unbind, unsqueeze
+from .indexing import getitem
+from .matmul import matmul
+from .reduction import amax, amin, norm, sum
+from .surface import public
+
+Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
 
-def _mm_fwd(a, b):
-    """a (..., M, K) @ b (..., K, N), both at least 2-D, batch dims broadcast."""
-    if a.dtype.kind != "f" or a.dtype == np.float16:
-        return np.matmul(a, b)
-    if a.ndim == 2 and b.ndim == 2:  # the common case, without the broadcasting machinery
-        out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
-        _C.matmul(a, b, out)
+class LinAlgError(RuntimeError):
+    """A numerical failure (singular matrix, not positive-definite), as ``torch.linalg.LinAlgError``."""
+
+
+def _check_matrix(x, opname, square=False):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{opname}: expected a Tensor, got {type(x).__name__}")
+    if x.ndim < 2:
+        raise RuntimeError(f"{opname}: The input tensor A must have at least 2 dimensions (got shape "
+                           f"{tuple(x.shape)})")
+    if square and x.shape[-1] != x.shape[-2]:
+        raise RuntimeError(f"{opname}: A must be batches of square matrices, but they are {x.shape[-2]} by "
+                           f"{x.shape[-1]} matrices (shape {tuple(x.shape)})")
+    if x._data.dtype.kind != "f" or x._data.dtype == np.float16:
+        raise RuntimeError(f"{opname}: Expected a floating point tensor as input (float32 or float64), got "
+                           f"{x._data.dtype}")
+
+
+def _cast(fn):
+    """numpy.linalg computes float32 in float32 but returns float64 for some routines: keep the dtype."""
+    def fwd(x, *rest, **kw):
+        outs = fn(x, *rest, **kw)
+        if isinstance(outs, tuple):
+            return tuple(np.asarray(o, dtype=x.dtype) for o in outs)
+        return np.asarray(outs, dtype=x.dtype)
+    return fwd
+
+
+# ---------------------------------------------------------------- packing several outputs
+def _pack_fwd(fn):
+    def fwd(x, shapes, **kw):
+        outs = fn(x, **kw)
+        batch = x.shape[:-2]
+        return np.concatenate([np.broadcast_to(o, batch + s).reshape(batch + (-1,)).astype(x.dtype, copy=False)
+                               for o, s in zip(outs, shapes)], axis=-1)
+    return fwd
+
+
+def _unpack(t, shapes):
+    """The packed tensor's pieces, each reshaped to ``batch + shape`` (differentiable slices)."""
+    batch = tuple(t.shape[:-1])
+    pieces, start = [], 0
+    for s in shapes:
+        n = int(np.prod(s))
+        pieces.append(t[..., start:start + n].reshape(batch + tuple(s)))
+        start += n
+    return tuple(pieces)
+
+
+def _packed(name, fwd, vjp, saves=()):
+    """Declare a one-input op whose forward returns several arrays; ``vjp(gs, outs, x, **attrs)``."""
+    return defop(name, _pack_fwd(fwd),
+                 lambda g, out, x, shapes, **kw: vjp(_unpack(g, shapes), _unpack(out, shapes), x, **kw),
+                 saves_output=True, saves=saves)
+
+
+def _eye_like(n, t):
+    return Tensor._wrap(np.eye(n, dtype=t._data.dtype))
+
+
+# ---------------------------------------------------------------- solve
+def _solve_fwd(a, b):
+    try:
+        return np.linalg.solve(a, b)
+    except np.linalg.LinAlgError:
+        raise LinAlgError(f"linalg.solve: The solver failed because the input matrix A (shape {a.shape}) is "
+                          f"singular.") from None
+
+
+# X = A^-1 B:  gB = A^-T g,  gA = -gB X^T
+_solve = defop("linalg_solve", _cast(_solve_fwd),
+               lambda g, out, a, b: -matmul(solve(a.mT, g), out.mT),
+               lambda g, out, a, b: solve(a.mT, g), saves_output=True, saves=(0,))
+
+
+def solve(A, B, *, left=True):
+    """The solution X of ``A @ X = B`` (``left=False``: ``X @ A = B``), batched; B may be a (batch of) vector(s).
+
+    >>> tapegrad.linalg.solve(A, b)         # A (n, n), b (n,) -> (n,)
+    """
+    _check_matrix(A, "linalg.solve", square=True)
+    if not isinstance(B, Tensor):
+        raise TypeError(f"linalg.solve: expected B to be a Tensor, got {type(B).__name__}")
+    if B._data.dtype != A._data.dtype:
+        raise RuntimeError(f"linalg.solve: Expected A and B to have the same dtype, but found A of type "
+                           f"{A._data.dtype} and B of type {B._data.dtype} instead")
+    if not left:
+        return solve(A.mT, B.mT).mT
+    n = A.shape[-1]
+    vector = B.ndim == 1 or (B.ndim == A.ndim - 1 and tuple(B.shape) == tuple(A.shape[:-1]))
+    Bm = B.unsqueeze(-1) if vector else B
+    if Bm.ndim < 2 or Bm.shape[-2] != n:
+        raise RuntimeError(f"linalg.solve: Incompatible shapes of A and B for the equation AX = B "
+                           f"({tuple(A.shape)} and {tuple(B.shape)})")
+    try:
+        np.broadcast_shapes(tuple(A.shape[:-2]), tuple(Bm.shape[:-2]))
+    except ValueError:
+        raise RuntimeError(f"linalg.solve: batch dimensions of A {tuple(A.shape)} and B {tuple(B.shape)} "
+                           f"do not broadcast") from None
+    X = apply(_solve, A, Bm)
+    return X.squeeze(-1) if vector else X
+
+
+# ---------------------------------------------------------------- slogdet
+def _slogdet_fwd(x):
+    sign, logabs = np.linalg.slogdet(x)
+    return np.asarray(logabs, dtype=x.dtype)
+
+
+# d log|det A| / dA = A^-T
+_slogdet = defop("slogdet", _slogdet_fwd, lambda g, out, x: g[..., None, None] * inverse(x).mT)
+
+
+@public
+def slogdet(A):
+    """``(sign, logabsdet)`` of each square matrix: ``det(A) = sign * exp(logabsdet)``."""
+    _check_matrix(A, "linalg.slogdet", square=True)
+    sign = Tensor._wrap(np.asarray(np.linalg.slogdet(A._data)[0], dtype=A._data.dtype))
+    return _SlogdetResult(sign, apply(_slogdet, A))
+
+
+@public
+def logdet(input):
+    """``log(det(A))``: nan for a negative determinant, -inf for a singular matrix (as PyTorch)."""
+    sign, logabs = slogdet(input)
+    return log(sign) + logabs
+
+
+# ---------------------------------------------------------------- cholesky
+def _cholesky_fwd(x, upper):
+    try:
+        L = np.linalg.cholesky(x)
+    except np.linalg.LinAlgError:
+        raise LinAlgError(f"linalg.cholesky: The factorization could not be completed because the input "
+                          f"(shape {x.shape}) is not positive-definite.") from None
+    return np.swapaxes(L, -1, -2).copy() if upper else L
+
+
+def _cholesky_vjp(g, L, upper):
+    """gA = L^-T phi(L^T gL) L^-1, with phi taking the lower triangle (half diagonal), symmetrised."""
+    if upper:
+        L, g = L.mT, g.mT
+    P = tril(matmul(L.mT, g))
+    P = 0.5 * (P + tril(P, -1).mT)
+    Linv = inverse(L)
+    return matmul(matmul(Linv.mT, P), Linv)
+
+
+_cholesky = defop("cholesky", _cast(_cholesky_fwd), lambda g, out, x, upper: _cholesky_vjp(g, out, upper),
+                  saves_output=True, saves=())
+
+
+def cholesky(A, *, upper=False):
+    """The Cholesky factor L (``A = L @ L.mT``) of symmetric positive-definite matrices (reads A's
+    lower triangle); ``upper=True`` gives ``L.mT``."""
+    _check_matrix(A, "linalg.cholesky", square=True)
+    return apply(_cholesky, A, upper=bool(upper))
+
+
+# ---------------------------------------------------------------- qr
+def _copyltu(M):
+    return tril(M) + tril(M, -1).mT
+
+
+def _qr_square_vjp(gQ, gR, Q, R):
+    """A = QR with R square (m >= n): gA = (gQ + Q copyltu(R gR^T - gQ^T Q)) R^-T."""
+    M = matmul(R, gR.mT) - matmul(gQ.mT, Q)
+    b = gQ + matmul(Q, _copyltu(M))
+    return solve(R, b.mT).mT
+
+
+def _qr_vjp(gs, outs, x, mode):
+    (gQ, gR), (Q, R) = gs, outs
+    m, n = x.shape[-2], x.shape[-1]
+    if mode == "complete" and m > n:  # as PyTorch
+        raise RuntimeError(f"The QR decomposition is not differentiable when mode='complete' and nrows > ncols "
+                           f"(input of shape {tuple(x.shape)}): the extra columns of Q are not determined by A")
+    if m >= n:
+        return _qr_square_vjp(gQ, gR, Q, R)
+    # wide: A = [X | Y] with X = Q U square, Y = Q V
+    U, gU, gV = R[..., :m], gR[..., :m], gR[..., m:]
+    Y = x[..., m:]
+    gX = _qr_square_vjp(gQ + matmul(Y, gV.mT), gU, Q, U)
+    return cat([gX, matmul(Q, gV)], -1)
+
+
+_qr = _packed("qr", lambda x, mode: np.linalg.qr(x, mode=mode), _qr_vjp, saves=(0,))  # wide A: its extra columns
+
+
+def qr(A, mode="reduced"):
+    """``(Q, R)`` with ``A = Q @ R``, Q orthonormal columns, R upper triangular; mode 'reduced'
+    (k = min(m, n) columns), 'complete' (Q square) or 'r' (Q empty)."""
+    _check_matrix(A, "linalg.qr")
+    if mode not in ("reduced", "complete", "r"):
+        raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of 'reduced' (default), "
+                           f"'r', or 'complete'")
+    m, n = A.shape[-2], A.shape[-1]
+    if mode == "r":  # R from the reduced factorisation, so that (unlike PyTorch) it has a gradient
+        return _QRResult(Tensor._wrap(np.empty((0,), A._data.dtype)), qr(A).R)
+    k = m if mode == "complete" else min(m, n)
+    shapes = ((m, k), (k, n))
+    return _QRResult(*_unpack(apply(_qr, A, shapes=shapes, mode=mode), shapes))
+
+
+# ---------------------------------------------------------------- svd
+def _svd_fwd(x, full_matrices):
+    try:
+        return np.linalg.svd(x, full_matrices=full_matrices)
+    except np.linalg.LinAlgError:
+        raise LinAlgError(f"linalg.svd: The algorithm failed to converge (input of shape {x.shape})") from None
+
+
+def _skew(X):
+    return X - X.mT
+
+
+def _svd_vjp(gs, outs, x, full_matrices):
+    """PyTorch's svd_backward for real matrices (the extra columns of full U/Vh get no gradient)."""
+    (gU, gS, gVh), (U, S, Vh) = gs, outs
+    m, n = x.shape[-2], x.shape[-1]
+    k = min(m, n)
+    if full_matrices:
+        gU, U, gVh, Vh = gU[..., :k], U[..., :k], gVh[..., :k, :], Vh[..., :k, :]
+    V, gV = Vh.mT, gVh.mT
+    S2 = S * S
+    E = S2.unsqueeze(-2) - S2.unsqueeze(-1) + _eye_like(k, S)  # E[j, i] = S_i^2 - S_j^2, 1 on the diagonal
+    gA = (_skew(matmul(U.mT, gU)) * S.unsqueeze(-2) + S.unsqueeze(-1) * _skew(matmul(Vh, gV))) / E + diag_embed(gS)
+    if m > n:
+        gA = matmul(U, gA)
+        gUSinv = gU / S.unsqueeze(-2)
+        gA = gA + gUSinv - matmul(U, matmul(U.mT, gUSinv))
+        return matmul(gA, Vh)
+    if m < n:
+        gA = matmul(gA, Vh)
+        gVSinv = gV / S.unsqueeze(-2)
+        gA = gA + gVSinv.mT - matmul(matmul(gVSinv.mT, V), Vh)
+        return matmul(U, gA)
+    return matmul(matmul(U, gA), Vh)
+
+
+_svd = _packed("svd", _svd_fwd, _svd_vjp)
+
+
+def svd(A, full_matrices=True, *, driver=None):
+    """``(U, S, Vh)`` with ``A = U @ diag(S) @ Vh``, S descending. Gradients need distinct singular
+    values (and nonzero ones for the non-square parts), as in PyTorch."""
+    _check_matrix(A, "linalg.svd")
+    m, n = A.shape[-2], A.shape[-1]
+    k = min(m, n)
+    shapes = ((m, m), (k,), (n, n)) if full_matrices else ((m, k), (k,), (k, n))
+    return _SVDResult(*_unpack(apply(_svd, A, shapes=shapes, full_matrices=bool(full_matrices)), shapes))
+
+
+def svdvals(A, *, driver=None):
+    """The singular values of A, descending (the gradient is ``U @ diag(g) @ Vh``)."""
+    return svd(A, full_matrices=False).S
+
+
+# ---------------------------------------------------------------- eigh
+def _eigh_vjp(gs, outs, x, UPLO):
+    (gL, gV), (L, V) = gs, outs
+    n = x.shape[-1]
+    VhgV = matmul(V.mT, gV)
+    VhgV = 0.5 * (VhgV - VhgV.mT)  # only the skew part moves V along its tangent space
+    E = L.unsqueeze(-2) - L.unsqueeze(-1) + _eye_like(n, L)  # E[i, j] = L_j - L_i, 1 on the diagonal
+    return matmul(matmul(V, VhgV / E + diag_embed(gL)), V.mT)
+
+
+_eigh = _packed("eigh", lambda x, UPLO: np.linalg.eigh(x, UPLO=UPLO), _eigh_vjp)
+
+
+def eigh(A, UPLO="L"):
+    """``(eigenvalues, eigenvectors)`` of symmetric matrices (reading the ``UPLO`` triangle),
+    eigenvalues ascending. Gradients need distinct eigenvalues, as in PyTorch."""
+    _check_matrix(A, "linalg.eigh", square=True)
+    if UPLO not in ("L", "U"):
+        raise RuntimeError(f"linalg.eigh: Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
+    n = A.shape[-1]
+    shapes = ((n,), (n, n))
+    return _EighResult(*_unpack(apply(_eigh, A, shapes=shapes, UPLO=UPLO), shapes))
+
+
+def eigvalsh(A, UPLO="L"):
+    """The eigenvalues of symmetric matrices, ascending (the gradient is ``V @ diag(g) @ V.mT``)."""
+    return eigh(A, UPLO).eigenvalues
+
+
+# ---------------------------------------------------------------- pinv
+def _pinv_fwd(x, atol, rtol, hermitian):
+    """V diag(1/S) U^T over the singular values above max(atol, rtol * S_max) (eigenvalues' |.|
+    for ``hermitian``), as PyTorch."""
+    if hermitian:
+        L, V = np.linalg.eigh(x)
+        S = np.abs(L)
+        U, Vh = V * np.sign(np.where(L == 0, 1, L))[..., None, :], np.swapaxes(V, -1, -2)
+    else:
+        U, S, Vh = np.linalg.svd(x, full_matrices=False)
+    smax = S.max(axis=-1, keepdims=True) if S.shape[-1] else np.zeros(S.shape[:-1] + (1,), S.dtype)
+    tol = np.maximum(np.asarray(atol)[..., None], np.asarray(rtol)[..., None] * smax)
+    keep = S > tol
+    Sinv = np.where(keep, 1 / np.where(keep, S, 1), 0)
+    return np.swapaxes(Vh, -1, -2) * Sinv[..., None, :] @ np.swapaxes(U, -1, -2)
+
+
+def _pinv_vjp(g, P, A):
+    """PyTorch's pinv_backward (the derivative of the pseudo-inverse at constant rank)."""
+    m, n = A.shape[-2], A.shape[-1]
+    Ph, gh = P.mT, g.mT
+    if m <= n:
+        K = matmul(gh, P)
+        KPh = matmul(K, Ph)
+        return -matmul(P, K).mT + KPh - matmul(matmul(A, P), KPh) + matmul(matmul(Ph, P), gh - matmul(K, A))
+    K = matmul(P, gh)
+    PhK = matmul(Ph, K)
+    return -matmul(K, P).mT + matmul(matmul(gh - matmul(A, K), P), Ph) + PhK - matmul(matmul(PhK, P), A)
+
+
+_pinv = defop("pinv", _cast(_pinv_fwd), lambda g, out, x, atol, rtol, hermitian: _pinv_vjp(g, out, x),
+              saves_output=True)
+
+
+def pinv(A, *, atol=None, rtol=None, hermitian=False):
+    """The Moore-Penrose pseudo-inverse: singular values at or below ``max(atol, rtol * largest)``
+    count as zero; ``rtol`` defaults to ``eps * max(m, n)`` unless ``atol`` > 0 is given."""
+    _check_matrix(A, "linalg.pinv")
+    atol = 0.0 if atol is None else (atol._data if isinstance(atol, Tensor) else np.asarray(atol))
+    if rtol is None:
+        rtol = 0.0 if np.any(np.asarray(atol) > 0) else np.finfo(A._data.dtype).eps * max(A.shape[-2], A.shape[-1])
+    rtol = rtol._data if isinstance(rtol, Tensor) else np.asarray(rtol)
+    return apply(_pinv, A, atol=atol, rtol=rtol, hermitian=bool(hermitian))
+
+
+@public
+def pinverse(input, rcond=1e-15):
+    """``torch.pinverse``: ``linalg.pinv`` with a relative cutoff ``rcond``."""
+    return pinv(input, rtol=rcond)
+
+
+_SlogdetResult = collections.namedtuple("slogdet", ["sign", "logabsdet"])
+_QRResult = collections.namedtuple("qr", ["Q", "R"])
+_SVDResult = collections.namedtuple("svd", ["U", "S", "Vh"])
+_EighResult = collections.namedtuple("eigh", ["eigenvalues", "eigenvectors"])
+
+
+def inv(A):
+    """The inverse of each square matrix; a singular one raises ``LinAlgError`` (a RuntimeError)."""
+    _check_matrix(A, "linalg.inv", square=True)
+    try:
+        return inverse(A)
+    except RuntimeError:
+        raise LinAlgError(f"linalg.inv: The input matrix (shape {tuple(A.shape)}) is singular, it is not "
+                          f"invertible.") from None
+
+
+def linalg_det(A):
+    """The determinant of each square matrix (the gradient needs it invertible)."""
+    _check_matrix(A, "linalg.det", square=True)
+    return det(A)
+
+
+_Ex = collections.namedtuple("inv_ex", ["inverse", "info"])
+_CholEx = collections.namedtuple("cholesky_ex", ["L", "info"])
+_SolveEx = collections.namedtuple("solve_ex", ["result", "info"])
+
+
+def _info(A, ok):
+    return Tensor._wrap(np.zeros(A.shape[:-2], np.int32) if ok else np.ones(A.shape[:-2], np.int32))
+
+
+def inv_ex(A, *, check_errors=False):
+    try:
+        return _Ex(inv(A), _info(A, True))
+    except LinAlgError:
+        if check_errors:
+            raise
+        return _Ex(Tensor._wrap(np.full(A.shape, np.nan, A._data.dtype)), _info(A, False))
+
+
+def cholesky_ex(A, *, upper=False, check_errors=False):
+    try:
+        return _CholEx(cholesky(A, upper=upper), _info(A, True))
+    except LinAlgError:
+        if check_errors:
+            raise
+        return _CholEx(Tensor._wrap(np.full(A.shape, np.nan, A._data.dtype)), _info(A, False))
+
+
+def solve_ex(A, B, *, left=True, check_errors=False):
+    try:
+        return _SolveEx(solve(A, B, left=left), _info(A, True))
+    except LinAlgError:
+        if check_errors:
+            raise
+        return _SolveEx(Tensor._wrap(np.full(B.shape, np.nan, B._data.dtype)), _info(A, False))
+
+
+# ---------------------------------------------------------------- norms
+def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
+    """``sum(|x|^ord)^(1/ord)`` over ``dim`` (all elements by default); ord may be inf, -inf or 0."""
+    if isinstance(ord, str):
+        raise RuntimeError(f"linalg.vector_norm: ord must be a number, got {ord!r}")
+    return norm(x, float(ord), dim, keepdim, dtype)
+
+
+def _matrix_dims(A, dim, opname):
+    if not isinstance(dim, (tuple, list)) or len(dim) != 2:
+        raise RuntimeError(f"{opname}: dim must be a 2-tuple, got {dim!r}")
+    d0, d1 = (d % A.ndim if -A.ndim <= d < A.ndim else None for d in dim)
+    if d0 is None or d1 is None:
+        raise IndexError(f"{opname}: dim {dim} out of range for a tensor of shape {tuple(A.shape)}")
+    if d0 == d1:
+        raise RuntimeError(f"{opname}: dims must be different, got {dim}")
+    return d0, d1
+
+
+def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
+    """Matrix norms over the two ``dim``: 'fro', 'nuc', 1, -1, 2, -2, inf, -inf (PyTorch's meanings)."""
+    if dtype is not None:
+        A = A.to(dtype)
+    if A.ndim < 2:
+        raise RuntimeError(f"linalg.matrix_norm: The input tensor A must have at least 2 dimensions (got shape "
+                           f"{tuple(A.shape)})")
+    d0, d1 = _matrix_dims(A, dim, "linalg.matrix_norm")
+    if ord == "fro":
+        return norm(A, 2.0, (d0, d1), keepdim)
+    if ord in ("nuc", 2, -2):
+        S = svdvals(movedim(A, (d0, d1), (-2, -1)))
+        out = S.sum(-1) if ord == "nuc" else amax(S, -1) if ord == 2 else amin(S, -1)
+        if keepdim:
+            for d in sorted((d0, d1)):
+                out = out.unsqueeze(d)
         return out
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    out = np.empty(batch + (a.shape[-2], b.shape[-1]), dtype=a.dtype)
-    _C.matmul(np.broadcast_to(a, batch + a.shape[-2:]), np.broadcast_to(b, batch + b.shape[-2:]), out)
+    if ord in (1, -1, math.inf, -math.inf):
+        summed, reduced = (d0, d1) if builtins.abs(ord) == 1 else (d1, d0)
+        red = amax if ord > 0 else amin
+        out = red(abs(A).sum(summed, keepdim=True), reduced, keepdim=True)
+        return out if keepdim else out.squeeze(max(d0, d1)).squeeze(min(d0, d1))
+    raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
+
+
+def linalg_norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):
+    """A vector norm (``dim`` an int, or ``dim`` None and ``ord`` None: all elements) or a matrix norm
+    (``dim`` a 2-tuple, or a 2-D input with ``ord`` given), as ``torch.linalg.norm``."""
+    if isinstance(dim, int):
+        dim = (dim,)
+    if dim is not None and len(dim) == 2:
+        return matrix_norm(A, "fro" if ord is None else ord, tuple(dim), keepdim, dtype=dtype)
+    if dim is None and ord is not None:
+        if A.ndim == 2:
+            return matrix_norm(A, ord, (-2, -1), keepdim, dtype=dtype)
+        if A.ndim != 1:
+            raise RuntimeError(f"linalg.norm: If dim is not specified but ord is, the input must be 1D or 2D. "
+                               f"Got {A.ndim}D (shape {tuple(A.shape)}).")
+    if dim is not None and len(dim) != 1:
+        raise RuntimeError(f"linalg.norm: If dim is specified, it must be of length 1 or 2. Got {list(dim)}")
+    return vector_norm(A, 2 if ord is None else ord, dim, keepdim, dtype=dtype)
+
+
+# ---------------------------------------------------------------- rank, lstsq
+def _tolerance(S, m, n, atol, rtol):
+    """PyTorch's rule: tol = max(atol, rtol * S.max()); rtol defaults to eps * max(m, n) unless atol > 0."""
+    if rtol is None:
+        rtol = 0.0 if atol is not None and np.any(np.asarray(_data(atol)) > 0) else np.finfo(S.dtype).eps * max(m, n)
+    atol = 0.0 if atol is None else atol
+    smax = S.max(axis=-1, keepdims=True) if S.shape[-1] else np.zeros(S.shape[:-1] + (1,), S.dtype)
+    return np.maximum(np.asarray(_data(atol))[..., None], np.asarray(_data(rtol))[..., None] * smax)
+
+
+def _data(v):
+    return v._data if isinstance(v, Tensor) else v
+
+
+def matrix_rank(A, *, atol=None, rtol=None, hermitian=False, tol=None):
+    """The number of singular values above ``max(atol, rtol * largest)`` (int64, not differentiable)."""
+    _check_matrix(A, "linalg.matrix_rank")
+    if tol is not None:
+        atol, rtol = tol, 0.0
+    m, n = A.shape[-2], A.shape[-1]
+    S = np.abs(np.linalg.eigvalsh(A._data)) if hermitian else np.linalg.svd(A._data, compute_uv=False)
+    tolv = _tolerance(S, m, n, atol, rtol)
+    return Tensor._wrap(np.asarray((S > tolv).sum(-1), dtype=np.int64))
+
+
+_Lstsq = collections.namedtuple("lstsq", ["solution", "residuals", "rank", "singular_values"])
+
+
+def lstsq(A, B, rcond=None, *, driver=None):
+    """The least-squares solution of ``A @ X = B`` (``pinv(A) @ B``, differentiable in A and B).
+
+    As PyTorch's default CPU driver 'gelsy': ``residuals`` and ``singular_values`` are empty and
+    ``rank`` is the numerical rank; 'gelsd'/'gelss' also fill ``singular_values`` and, for tall
+    full-rank A, ``residuals`` (the squared residual norms per column)."""
+    _check_matrix(A, "linalg.lstsq")
+    if driver not in (None, "gels", "gelsy", "gelsd", "gelss"):
+        raise RuntimeError(f"linalg.lstsq: parameter `driver` should be one of (gels, gelsy, gelsd, gelss), got "
+                           f"{driver}")
+    vector = B.ndim == A.ndim - 1
+    Bm = B.unsqueeze(-1) if vector else B
+    if Bm.shape[-2] != A.shape[-2]:
+        raise RuntimeError(f"linalg.lstsq: input.size(-2) should match other.size(-2), got A {tuple(A.shape)} and "
+                           f"B {tuple(B.shape)}")
+    m, n = A.shape[-2], A.shape[-1]
+    rtol = rcond if rcond is not None else np.finfo(A._data.dtype).eps * max(m, n)
+    X = matmul(pinv(A, rtol=rtol), Bm)
+    empty = Tensor._wrap(np.empty((0,), A._data.dtype))
+    rank = matrix_rank(A, rtol=rtol) if driver != "gels" else Tensor._wrap(np.empty((0,), np.int64))
+    S, res = empty, empty
+    if driver in ("gelsd", "gelss"):
+        S = Tensor._wrap(np.linalg.svd(A._data, compute_uv=False))
+        if m > n and np.all(rank._data == n):
+            res = ((matmul(A, X) - Bm) ** 2).sum(-2)
+    return _Lstsq(X.squeeze(-1) if vector else X, res, rank, S)
+
+
+# ---------------------------------------------------------------- small compositions
+@public(method=True, out=True)
+def matrix_power(A, n):
+    """``A`` multiplied by itself ``n`` times (``n < 0``: powers of the inverse; 0: the identity)."""
+    _check_matrix(A, "linalg.matrix_power", square=True)
+    if not isinstance(n, (int, np.integer)):
+        raise TypeError(f"linalg.matrix_power: n must be an int, got {type(n).__name__}")
+    if n == 0:
+        return Tensor._wrap(np.broadcast_to(np.eye(A.shape[-1], dtype=A._data.dtype), A.shape).copy())
+    if n < 0:
+        A, n = inv(A), -n
+    result, base = None, A
+    while n:  # binary powering, as PyTorch
+        if n & 1:
+            result = base if result is None else matmul(result, base)
+        n >>= 1
+        if n:
+            base = matmul(base, base)
+    return result
+
+
+def multi_dot(tensors):
+    """The product of a chain of matrices (the first may be 1-D, as may the last), left to right."""
+    ts = list(tensors)
+    if len(ts) < 2:
+        raise RuntimeError(f"multi_dot(): expected at least 2 tensors but got {len(ts)}")
+    for i, t in enumerate(ts):
+        if t.ndim not in ((1, 2) if i in (0, len(ts) - 1) else (2,)):
+            raise RuntimeError(f"multi_dot(): tensor {i} must be 2D{' or 1D' if i in (0, len(ts) - 1) else ''} "
+                               f"but got {t.ndim}D (shape {tuple(t.shape)})")
+    out = ts[0]
+    for t in ts[1:]:
+        out = matmul(out, t)
     return out
 
 
-def _transposed(t) -> bool:
-    """A 2-D operand that is the transpose of a contiguous matrix (``w.T`` in ``x @ w.T``)."""
-    d = t._data
-    return d.ndim == 2 and not d.flags.c_contiguous and d.T.flags.c_contiguous
+def vecdot(x, y, *, dim=-1):
+    """``sum(x * y, dim)`` with broadcasting."""
+    return (x * y).sum(dim)
 
 
-def _mm_grad_a(g, a, b):
-    # Like PyTorch's mm backward, give the gradient its operand's layout: for a transposed
-    # operand compute the transposed product, so the leaf's gradient arrives contiguous
-    # and is not copied again.
-    return (b @ g.mT).mT if g.ndim == 2 and _transposed(a) else g @ b.mT
+def linalg_cross(input, other, *, dim=-1):
+    return cross(input, other, dim)
 
 
-def _mm_grad_b(g, a, b):
-    return (g.mT @ a).mT if g.ndim == 2 and _transposed(b) else a.mT @ g
+def linalg_diagonal(A, *, offset=0, dim1=-2, dim2=-1):
+    return diagonal(A, offset, dim1, dim2)
 
 
-_matmul = defop("matmul", _mm_fwd,
-                lambda g, out, a, b: _mm_grad_a(g, a, b),
-                lambda g, out, a, b: _mm_grad_b(g, a, b))
+# ---------------------------------------------------------------- cross, det, inverse
+@public(method=True, out=True)
+def cross(input, other, dim=None):
+    """The 3-vector cross product along ``dim`` (default: the first dim of size 3, as PyTorch)."""
+    a, b = pair(input, other, "cross")
+    shape = np.broadcast_shapes(tuple(a.shape), tuple(b.shape))
+    a, b = a.expand(shape), b.expand(shape)
+    if dim is None:
+        dim = next((i for i, s in enumerate(shape) if s == 3), None)
+        if dim is None:
+            raise RuntimeError(f"cross: no dimension of size 3 in input of shape {tuple(shape)}")
+    d = norm_dim(dim, len(shape), "cross")
+    if shape[d] != 3:
+        raise RuntimeError(f"cross: inputs dimension {dim} must have length 3, got shapes {tuple(input.shape)} "
+                           f"and {tuple(other.shape)}")
+    a0, a1, a2 = unbind(a, d)
+    b0, b1, b2 = unbind(b, d)
+    return stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], d)
 
 
-def matmul(input, other):
-    """Matrix product with numpy's ``matmul`` rules (1-D, 2-D, batched, broadcast batch dims)."""
-    a, b = pair(input, other, "matmul")
-    if a.ndim == 0 or b.ndim == 0:
-        raise RuntimeError(f"matmul: both arguments need at least 1 dimension, got {a.ndim}D and {b.ndim}D")
-    ka, kb = a.shape[-1], (b.shape[0] if b.ndim == 1 else b.shape[-2])
-    if ka != kb:
-        raise RuntimeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied "
-                           f"({ka} != {kb})")
-    if a.ndim > 2 and b.ndim > 2:
-        try:
-            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-        except ValueError:
-            raise RuntimeError(f"matmul: batch dimensions of {tuple(a.shape)} and {tuple(b.shape)} do not "
-                               f"broadcast") from None
-    if a.ndim == 1 and b.ndim == 1:  # a dot product: 0-d, as in PyTorch and numpy
-        return matmul(a.reshape(1, -1), b.reshape(-1, 1)).reshape(())
-    if a.ndim == 1:
-        r = matmul(a.reshape(1, -1), b)
-        return r.reshape(r.shape[:-2] + r.shape[-1:])
-    if b.ndim == 1:
-        return matmul(a, b.reshape(-1, 1)).reshape(*a.shape[:-1])
-    return apply(_matmul, a, b)
+def _check_square(x, opname):
+    if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
+        raise RuntimeError(f"{opname}: A must be batches of square matrices, but they are "
+                           f"{x.shape[-2] if x.ndim >= 2 else ''} by {x.shape[-1] if x.ndim else ''} "
+                           f"matrices (shape {tuple(x.shape)})")
+    if x._data.dtype.kind != "f":
+        raise RuntimeError(f"{opname}: expected a floating point tensor, got {x._data.dtype}")
 
 
-def mm(input, mat2):
-    if input.ndim != 2 or mat2.ndim != 2:
-        raise RuntimeError(f"mm: expected 2-D tensors, got {tuple(input.shape)} and {tuple(mat2.shape)}")
-    return matmul(input, mat2)
+def _inv_fwd(x):
+    try:
+        return np.linalg.inv(x)
+    except np.linalg.LinAlgError:
+        raise RuntimeError(f"inverse: the input (shape {x.shape}) is singular, it is not invertible") from None
 
 
-def bmm(input, mat2):
-    if input.ndim != 3 or mat2.ndim != 3 or input.shape[0] != mat2.shape[0]:
-        raise RuntimeError(f"bmm: expected 3-D tensors with equal batch, got {tuple(input.shape)} and "
-                           f"{tuple(mat2.shape)}")
-    return matmul(input, mat2)
+_inverse = defop("inverse", _inv_fwd, lambda g, out, x: -(out.mT @ g @ out.mT), saves_output=True, saves=())
+# d det(A) / dA = det(A) * inv(A)^T (A must be invertible)
+_det = defop("det", lambda x: np.linalg.det(x).astype(x.dtype, copy=False),
+             lambda g, out, x: (g * out)[..., None, None] * inverse(x).mT, saves_output=True)
 
 
-__all__ = ["matmul", "mm", "bmm"]
+@public(method=True, out=True)
+def inverse(input):
+    """The inverse of each square matrix in the last two dims."""
+    _check_square(input, "inverse")
+    return apply(_inverse, input)
+
+
+@public(method=True, out=True)
+def det(input):
+    """The determinant of each square matrix in the last two dims (the gradient needs it invertible)."""
+    _check_square(input, "det")
+    return apply(_det, input)
+
+
+@public(out=True)
+def chain_matmul(*matrices):
+    """The product of the matrices, left to right (``linalg.multi_dot``)."""
+    return multi_dot(matrices)
+
+
+@public(out=True)
+def cdist(x1, x2, p=2.0, compute_mode=None):
+    """Pairwise p-norm distances between the rows of ``x1`` (..., P, M) and ``x2`` (..., R, M)."""
+    if x1.ndim < 2 or x2.ndim < 2 or x1.shape[-1] != x2.shape[-1]:
+        raise RuntimeError(f"cdist: X1 and X2 must have the same number of columns, got shapes "
+                           f"{tuple(x1.shape)} and {tuple(x2.shape)}")
+    diff = unsqueeze(x1, -2) - unsqueeze(x2, -3)
+    return _pnorm_last(diff, p)
+
+
+def _pnorm_last(diff, p):
+    ad = abs(diff)
+    if p == 0:
+        return sum(ne(diff, 0).to(diff.dtype), -1)
+    if p == builtins.float("inf"):
+        return amax(ad, -1)
+    if p == 1:
+        return sum(ad, -1)
+    s = sum(ad ** p, -1)
+    zero = s == 0  # the gradient of a zero distance is 0, as in PyTorch
+    safe = where(zero, const(1.0, s.dtype), s)
+    return where(zero, const(0.0, s.dtype), safe ** (1.0 / p))
+
+
+@public(method=True, out=True)
+def dist(input, other, p=2):
+    """The ``p``-norm of ``input - other``."""
+    x, y = pair(input, other, "dist")
+    return _pnorm_last(reshape(x - y, -1), p)
+
+
+@public(out=True)
+def pdist(input, p=2):
+    """The upper-triangle (i < j) of ``cdist(input, input)``, flattened."""
+    n = input.shape[0]
+    i, j = np.triu_indices(n, 1)
+    diff = getitem(input, Tensor._wrap(i)) - getitem(input, Tensor._wrap(j))
+    return _pnorm_last(diff, p)

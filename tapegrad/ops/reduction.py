@@ -1,4 +1,8 @@
-"""Reductions over dims (``dim`` int or tuple, ``keepdim``), with PyTorch's semantics."""
+"""Reductions and scans: ``sum``/``mean``/``prod``/``var``/``std``, ``max``/``min`` and their
+arg-forms, ``logsumexp``, norms, ``all``/``any``, the cumulative ops (``cumsum``, ``cumprod``,
+``cummax``, ``logcumsumexp``, ``diff``) and the counting and statistics helpers (``bincount``,
+``histc``, ``cov``, ``trapezoid``).
+"""
 from __future__ import annotations
 
 import builtins
@@ -7,11 +11,16 @@ import collections
 import numpy as np
 
 from .. import _dtype
-from ..tensor import Tensor
 from .._tape.registry import apply, defop
 from ._util import const, norm_dim, norm_dims
-from .elementwise import where
-from . import shape as _shape
+from .comparison import isfinite, ne
+from .pointwise import abs, clamp, exp, log, maximum, minimum, pow, sqrt, where
+from .shape import _expand, _reshape, cat, clone, diagonal, flip, movedim, narrow, reshape, unsqueeze
+from .indexing import gather
+from .matmul import matmul
+from .surface import public
+
+Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
 
 def _keep_shape(shape, dims):
@@ -28,8 +37,8 @@ def _unreduce(g, x, dims, keepdim):
     if not keepdim:
         keep = _keep_shape(x.shape, dims)
         if g._data.shape != keep:
-            g = apply(_shape._reshape, g, shape=keep)
-    return g if g._data.shape == x.shape else apply(_shape._expand, g, shape=tuple(x.shape))
+            g = apply(_reshape, g, shape=keep)
+    return g if g._data.shape == x.shape else apply(_expand, g, shape=tuple(x.shape))
 
 
 def _sum_fwd(x, dims, keepdim):
@@ -53,6 +62,7 @@ def _mean_vjp(g, out, x, dims, keepdim):
 _mean = defop("mean", _mean_fwd, _mean_vjp, saves=())
 
 
+@public(method=True, out=True)
 def sum(input, dim=None, keepdim=False, *, dtype=None):
     """Sum over ``dim`` (all dims by default). Integer and bool tensors sum to int64."""
     if dtype is not None:
@@ -60,7 +70,9 @@ def sum(input, dim=None, keepdim=False, *, dtype=None):
     return apply(_sum, input, dims=norm_dims(dim, input.ndim, "sum"), keepdim=keepdim)
 
 
+@public(method=True, out=True)
 def mean(input, dim=None, keepdim=False, *, dtype=None):
+    """The mean over ``dim`` (all elements by default)."""
     if dtype is not None:
         input = input.to(dtype)
     if input._data.dtype.kind != "f":
@@ -79,6 +91,7 @@ def _sum_to_size_fwd(x, shape):
 _sum_to_size = defop("sum_to_size", _sum_to_size_fwd, lambda g, out, x, shape: g.expand(x.shape), saves=())
 
 
+@public(out=True)
 def sum_to_size(input, *size):
     """Sum ``input`` down to ``size`` (the reverse of broadcasting ``size`` up to ``input.shape``)."""
     shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
@@ -91,7 +104,6 @@ def sum_to_size(input, *size):
     return apply(_sum_to_size, input, shape=shape)
 
 
-
 def _count(shape, dims):
     return int(np.prod([shape[d] for d in dims]))
 
@@ -102,6 +114,7 @@ def _full_result(name):
 
 
 return_types = type("return_types", (), {n: _full_result(n) for n in ("max", "min", "mode", "median", "kthvalue")})
+public(return_types)
 
 
 # ---------------------------------------------------------------- prod
@@ -131,6 +144,7 @@ def prod_dims(input, dims, keepdim=False):
     return apply(_prod, input, dims=dims, keepdim=keepdim)
 
 
+@public(method=True, out=True)
 def prod(input, dim=None, keepdim=False, *, dtype=None):
     """Product over ``dim`` (all by default); the gradient is exact when entries are zero."""
     if dtype is not None:
@@ -166,14 +180,15 @@ def _var_args(input, dim, unbiased, keepdim, correction, opname):
     return dict(dims=norm_dims(dim, input.ndim, opname), keepdim=bool(keepdim), correction=float(correction))
 
 
+@public(method=True, out=True)
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Variance over ``dim`` with Bessel's correction by default (``correction=1``, ``unbiased=True``)."""
     return apply(_var, input, **_var_args(input, dim, unbiased, keepdim, correction, "var"))
 
 
+@public(method=True, out=True)
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Standard deviation: ``sqrt(var(...))``."""
-    from .elementwise import sqrt, where
     v = apply(_var, input, **_var_args(input, dim, unbiased, keepdim, correction, "std"))
     # PyTorch's std_backward is 0 where std is 0 (not inf * 0 = nan): sqrt only sees nonzero variances
     zero = v == 0
@@ -211,6 +226,7 @@ def _check_nonempty(input, dim, dims, opname):
                          f"{tuple(input.shape)})")
 
 
+@public(method=True, out=True)
 def amax(input, dim=(), keepdim=False):
     """Max over ``dim`` (all by default); the gradient is shared evenly among ties."""
     dims = norm_dims(dim, input.ndim, "amax")
@@ -218,7 +234,9 @@ def amax(input, dim=(), keepdim=False):
     return apply(_amax, input, dims=dims, keepdim=keepdim)
 
 
+@public(method=True, out=True)
 def amin(input, dim=(), keepdim=False):
+    """The smallest value over ``dim`` (all elements by default); the gradient is shared between ties."""
     dims = norm_dims(dim, input.ndim, "amin")
     _check_nonempty(input, dim, dims, "amin")
     return apply(_amin, input, dims=dims, keepdim=keepdim)
@@ -253,20 +271,20 @@ def _reduce_select(input, dim, keepdim, argfn, op, name):
     return getattr(return_types, name)(values, Tensor._wrap(idx if keepdim or not input.ndim else idx.squeeze(d)))
 
 
+@public(out=True)
 def max(input, dim=None, keepdim=False, *, other=None):
     """``max(x)``: the largest value; ``max(x, dim)``: ``(values, indices)``; ``max(x, y)``: maximum."""
     if isinstance(dim, Tensor) or other is not None:
-        from .elementwise import maximum
         return maximum(input, dim if other is None else other)
     if dim is None:
         return amax(input)
     return _reduce_select(input, dim, keepdim, _nan_argmax, _max_dim, "max")
 
 
+@public(out=True)
 def min(input, dim=None, keepdim=False, *, other=None):
     """``min(x)``: the smallest value; ``min(x, dim)``: ``(values, indices)``; ``min(x, y)``: minimum."""
     if isinstance(dim, Tensor) or other is not None:
-        from .elementwise import minimum
         return minimum(input, dim if other is None else other)
     if dim is None:
         return amin(input)
@@ -298,12 +316,15 @@ def _arg(input, dim, keepdim, fn, name):
     return Tensor._wrap(np.asarray(fn(a, axis=d, keepdims=keepdim), dtype=np.int64))
 
 
+@public(method=True, out=True)
 def argmax(input, dim=None, keepdim=False):
     """Index of the first maximal value (over the flattened tensor when ``dim`` is None)."""
     return _arg(input, dim, keepdim, _nan_argmax, "argmax")
 
 
+@public(method=True, out=True)
 def argmin(input, dim=None, keepdim=False):
+    """The index of the smallest value (over ``dim``, or of the flattened tensor)."""
     return _arg(input, dim, keepdim, _nan_argmin, "argmin")
 
 
@@ -322,6 +343,7 @@ _logsumexp = defop("logsumexp", _logsumexp_fwd,
                    saves_output=True)
 
 
+@public(method=True, out=True)
 def logsumexp(input, dim=None, keepdim=False):
     """``log(sum(exp(x), dim))`` without overflow."""
     if input._data.dtype.kind != "f":
@@ -343,9 +365,9 @@ def _norm2_vjp(g, out, x, dims, keepdim):
 _norm2 = defop("norm2", _norm2_fwd, _norm2_vjp, saves_output=True)
 
 
+@public(method=True, out=True)
 def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     """Vector p-norm over ``dim`` (all by default): p = 2 / 'fro', 1, inf, -inf, 0 or any number."""
-    from .elementwise import abs, pow
     if dtype is not None:
         input = input.to(dtype)
     if input._data.dtype.kind != "f":
@@ -376,13 +398,13 @@ def _cumsum_fwd(x, dim):
 def _reverse_cumsum(g, dim):
     if g.ndim == 0:
         return g
-    from .shape import flip
     return flip(cumsum(flip(g, (dim,)), dim), (dim,))
 
 
 _cumsum = defop("cumsum", _cumsum_fwd, lambda g, out, x, dim: _reverse_cumsum(g, dim), saves=())
 
 
+@public(method=True, inplace=True, out=True)
 def cumsum(input, dim, *, dtype=None):
     """Running sums along ``dim``; the gradient is the reversed running sum of the upstream gradient."""
     if dtype is not None:
@@ -401,7 +423,247 @@ def _logical_reduce(fn, name):
 
 
 all = _logical_reduce(np.all, "all")
+public(all, method=True, out=True,
+       doc="Whether every element is true (over ``dim``, or of the whole tensor).")
 any = _logical_reduce(np.any, "any")
+public(any, method=True, out=True,
+       doc="Whether some element is true (over ``dim``, or of the whole tensor).")
 
-__all__ = ["sum", "mean", "sum_to_size", "prod", "var", "std", "max", "min", "amax", "amin", "argmax",
-           "argmin", "logsumexp", "norm", "cumsum", "all", "any", "return_types"]
+
+def _named(name, fields=("values", "indices")):
+    return collections.namedtuple(name, fields)
+
+
+# ---------------------------------------------------------------- cumprod
+def _cumprod_fwd(x, dim):
+    return np.cumprod(x, axis=dim, dtype=x.dtype if x.dtype.kind == "f" else np.int64) if x.ndim else x.copy()
+
+
+def _cumprod_vjp(g, out, x, dim):
+    """``sum_{j >= i} g_j * out_j / x_i``; with zeros, the exact products of the others."""
+    if x.ndim == 0:
+        return g
+    if not (x._data == 0).any():
+        return _reverse_cumsum(g * out, dim) / x
+    return _cumprod_vjp_zeros(g, x, dim)
+
+
+def _cumprod_vjp_zeros(g, x, dim):
+    # P[..., i, j] = prod_{k <= j, k != i} x_k (the cumprod of x with entry i set to 1), then
+    # grad_i = sum_{j >= i} g_j P[i, j]. Quadratic in the dim's length, used only with zeros.
+    n = x.shape[dim]
+    xl = movedim(x, dim, -1)
+    gl = movedim(g, dim, -1)
+    eye = Tensor._wrap(np.eye(n, dtype=bool))
+    rows = where(eye, const(1, x.dtype), unsqueeze(xl, -2))  # (..., i, j)
+    p = cumprod(rows, -1)
+    upper = const(np.triu(np.ones((n, n))), x.dtype)
+    grad = (p * upper * unsqueeze(gl, -2)).sum(-1)
+    return movedim(grad, -1, dim)
+
+
+_cumprod = defop("cumprod", _cumprod_fwd, _cumprod_vjp, saves_output=True)
+
+
+@public(method=True, out=True)
+def cumprod(input, dim, *, dtype=None):
+    """Running products along ``dim``; the gradient is exact when entries are zero."""
+    if dtype is not None:
+        input = input.to(dtype)
+    elif input._data.dtype.kind in "biu":  # PyTorch: integer and bool inputs accumulate in int64
+        input = input.to(np.int64)
+    return apply(_cumprod, input, dim=norm_dim(dim, input.ndim, "cumprod"))
+
+
+def _cum_extreme(input, dim, npfn, name):
+    d = norm_dim(dim, input.ndim, name)
+    a = input._data
+    if a.ndim == 0:
+        return _named(name)(clone(input), Tensor._wrap(np.zeros((), np.int64)))
+    vals = npfn.accumulate(a, axis=d)
+    n = a.shape[d]
+    pos = np.arange(n).reshape((-1,) + (1,) * (a.ndim - d - 1))
+    hit = np.where(a == vals, pos, -1)
+    idx = Tensor._wrap(np.maximum.accumulate(hit, axis=d).astype(np.int64))
+    return _named(name)(gather(input, d, idx), idx)
+
+
+@public(method=True, out=True)
+def cummax(input, dim):
+    """Running maxima along ``dim`` and where each was found."""
+    return _cum_extreme(input, dim, np.maximum, "cummax")
+
+
+@public(method=True, out=True)
+def cummin(input, dim):
+    """The running minimum along ``dim`` and where it was found: ``(values, indices)``."""
+    return _cum_extreme(input, dim, np.minimum, "cummin")
+
+
+# ---------------------------------------------------------------- NaN-skipping reductions
+@public(method=True, out=True)
+def nansum(input, dim=None, keepdim=False, *, dtype=None):
+    """``sum`` treating NaN as zero (NaN entries get a zero gradient)."""
+    if input._data.dtype.kind == "f":
+        input = where(_isnan(input), const(0, input.dtype), input)
+    return sum(input, dim, keepdim, dtype=dtype)
+
+
+@public(method=True, out=True)
+def nanmean(input, dim=None, keepdim=False, *, dtype=None):
+    """``mean`` over the non-NaN entries."""
+    if dtype is not None:
+        input = input.to(dtype)
+    if input._data.dtype.kind != "f":
+        raise RuntimeError(f"nanmean(): expected input to have floating point dtype but got "
+                           f"{_dtype.name(input._data.dtype)}")
+    count = sum((~_isnan(input)).to(input.dtype), dim, keepdim)
+    return nansum(input, dim, keepdim) / count
+
+
+def _isnan(t):
+    return Tensor._wrap(np.isnan(t._data))
+
+
+# ---------------------------------------------------------------- counting and statistics
+@public(method=True, out=True)
+def count_nonzero(input, dim=None):
+    """The number of non-zero elements over ``dim`` (all by default)."""
+    return sum(ne(input, 0), dim)
+
+
+_minmax = collections.namedtuple("aminmax", ["min", "max"])
+
+
+@public(method=True)
+def aminmax(input, *, dim=None, keepdim=False):
+    """``(min, max)`` over ``dim`` (all elements when None), as a namedtuple."""
+    d = () if dim is None else dim
+    return _minmax(amin(input, d, keepdim), amax(input, d, keepdim))
+
+
+def _var_mean_args(unbiased, correction, dim):
+    # var_mean(x, dim, unbiased) or var_mean(x, True): a bool in dim's place is ``unbiased``
+    if isinstance(dim, bool):
+        unbiased, dim = dim, None
+    return unbiased, correction, dim
+
+
+@public
+def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """``(var, mean)`` over ``dim``, as ``torch.var_mean``."""
+    unbiased, correction, dim = _var_mean_args(unbiased, correction, dim)
+    return (var(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim))
+
+
+@public
+def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """``(std, mean)`` over ``dim``, as ``torch.std_mean``."""
+    unbiased, correction, dim = _var_mean_args(unbiased, correction, dim)
+    return (std(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim))
+
+
+@public(method=True, out=True)
+def logcumsumexp(input, dim):
+    """``log(cumsum(exp(input)))`` along ``dim``, shifted by the maximum for stability."""
+    d = norm_dim(dim, input.ndim, "logcumsumexp")
+    if input.dtype.kind != "f":
+        raise RuntimeError(f"logcumsumexp: not implemented for {input.dtype} tensors")
+    if input.numel() == 0:
+        return input * 1
+    m = amax(input.detach(), d, True) if input.ndim else input.detach()
+    m = where(isfinite(m), m, const(0.0, input.dtype))
+    return log(cumsum(exp(input - m), d)) + m
+
+
+@public(method=True, out=True)
+def diff(input, n=1, dim=-1, prepend=None, append=None):
+    """The ``n``-th forward difference along ``dim`` (``prepend``/``append`` joined first)."""
+    if input.ndim == 0:
+        raise RuntimeError("diff expects input to be at least one-dimensional")
+    d = norm_dim(dim, input.ndim, "diff")
+    parts = [p for p in (prepend, input, append) if p is not None]
+    x = cat(parts, d) if len(parts) > 1 else input
+    for _ in range(n):
+        length = x.shape[d]
+        if length == 0:
+            break
+        hi = narrow(x, d, 1, length - 1)
+        lo = narrow(x, d, 0, length - 1)
+        x = ne(hi, lo) if x.dtype == np.bool_ else hi - lo
+    return x
+
+
+@public(method=True, out=True)
+def bincount(input, weights=None, minlength=0):
+    """Counts of each value in a 1-D tensor of non-negative ints (sums of ``weights`` if given)."""
+    a = input._data
+    if a.ndim != 1 or a.dtype.kind not in "iu":
+        raise RuntimeError(f"bincount only supports 1-d non-negative integral inputs, got shape "
+                           f"{tuple(a.shape)} and dtype {_dtype.name(a.dtype)}")
+    if a.size and a.min() < 0:
+        raise RuntimeError(f"bincount only supports 1-d non-negative integral inputs (got {int(a.min())})")
+    if weights is None:
+        return Tensor._wrap(np.bincount(a, minlength=minlength).astype(np.int64))
+    w = weights._data
+    out_dtype = w.dtype if w.dtype.kind == "f" else np.float64
+    return Tensor._wrap(np.bincount(a, weights=w, minlength=minlength).astype(out_dtype))
+
+
+@public(method=True)
+def histc(input, bins=100, min=0, max=0):
+    """A histogram of ``bins`` equal bins over [min, max] (the data's range when both are 0)."""
+    a = input._data
+    lo, hi = builtins.float(min), builtins.float(max)
+    if lo == hi and a.size:
+        lo, hi = builtins.float(a.min()), builtins.float(a.max())
+    if lo == hi:
+        lo, hi = lo - 1, hi + 1
+    if lo > hi:
+        raise RuntimeError(f"histc: max must be larger than min (got min={min}, max={max})")
+    counts, _ = np.histogram(a[(a >= lo) & (a <= hi)], bins=bins, range=(lo, hi))
+    return Tensor._wrap(counts.astype(a.dtype))
+
+
+@public(out=True)
+def trapezoid(y, x=None, *, dx=None, dim=-1):
+    """The trapezoidal-rule integral of ``y`` along ``dim`` (spacing ``x`` or ``dx``)."""
+    d = norm_dim(dim, y.ndim, "trapezoid")
+    n = y.shape[d]
+    if n == 0:
+        return sum(y, d)
+    avg = (narrow(y, d, 1, n - 1) + narrow(y, d, 0, n - 1)) * 0.5
+    if x is not None:
+        spacing = diff(x, dim=-1 if x.ndim == 1 else d)
+        if x.ndim == 1:
+            shape = [1] * y.ndim
+            shape[d] = n - 1
+            spacing = reshape(spacing, shape)
+        return sum(avg * spacing, d)
+    return sum(avg, d) * (1.0 if dx is None else dx)
+
+
+trapz = trapezoid
+public(trapz, name="trapz", out=True)
+
+
+@public(method=True, out=True)
+def cov(input, *, correction=1, fweights=None, aweights=None):
+    """The covariance of the rows (variables) of ``input`` over its columns (observations)."""
+    if fweights is not None or aweights is not None:
+        raise NotImplementedError("cov: fweights/aweights are not supported by tapegrad")
+    x = reshape(input, (1, -1)) if input.ndim < 2 else input
+    n = x.shape[1]
+    xc = x - mean(x, 1, True)
+    c = matmul(xc, xc.mT) / builtins.max(n - correction, 0)
+    return reshape(c, ()) if input.ndim < 2 else c
+
+
+@public(method=True, out=True)
+def corrcoef(input):
+    """The Pearson correlation coefficients of the rows of ``input``."""
+    c = cov(input)
+    if c.ndim == 0:
+        return c / c
+    d = sqrt(diagonal(c))
+    return clamp(c / unsqueeze(d, 1) / unsqueeze(d, 0), -1, 1)

@@ -1,4 +1,8 @@
-"""Shape ops: views (sharing memory and the version counter with their input) and copies."""
+"""Shape and movement: views (``view``/``reshape``/``permute``/``transpose``/``expand``), joining and
+splitting (``cat``/``stack``/``split``/``chunk``), ``flip``/``roll``/``repeat``, padding, the
+triangles and diagonals (``tril``, ``diagonal``, ``diag_embed``, ``trace``) and the in-place
+shape changes (``unsqueeze_``, ``t_``, ...).
+"""
 from __future__ import annotations
 
 import builtins
@@ -6,9 +10,13 @@ import builtins
 import numpy as np
 
 from .. import _dtype
-from ..tensor import Tensor
+from .._tape import grad_mode
 from .._tape.registry import apply, defop
 from ._util import norm_dim, norm_dims
+from .inplace import _check_leaf
+from .surface import public
+
+Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
 
 def _shape_arg(shape):
@@ -40,6 +48,7 @@ _reshape = defop("reshape", lambda x, shape: x.reshape(shape), lambda g, out, x,
                  saves=(), view=True)
 
 
+@public
 def reshape(input, *shape):
     """Same data, new shape (a view when the layout allows, a copy otherwise); one dim may be -1."""
     shape = _infer_shape(_shape_arg(shape), input._data.size, "reshape", input.shape)
@@ -48,6 +57,7 @@ def reshape(input, *shape):
     return apply(_reshape, input, shape=shape)
 
 
+@public
 def view(input, *shape):
     """Like ``reshape``, but refuses (as PyTorch does) when the result cannot share memory."""
     shape = _infer_shape(_shape_arg(shape), input._data.size, "view", input.shape)
@@ -67,6 +77,7 @@ def _expand_fwd(x, shape):
 _expand = defop("expand", _expand_fwd, lambda g, out, x, shape: g.sum_to_size(x.shape), saves=(), view=True)
 
 
+@public
 def expand(input, *sizes):
     """Broadcast to ``sizes`` without copying; -1 keeps a dim."""
     sizes = _shape_arg(sizes)
@@ -87,7 +98,9 @@ def expand(input, *sizes):
     return apply(_expand, input, shape=shape)
 
 
+@public
 def broadcast_to(input, shape):
+    """A view of ``input`` expanded to ``shape`` (broadcasting rules)."""
     return expand(input, shape)
 
 
@@ -102,7 +115,9 @@ _permute = defop("permute", lambda x, dims: x.transpose(dims),
                  lambda g, out, x, dims: apply(_permute, g, dims=_inverse(dims)), saves=(), view=True)
 
 
+@public
 def permute(input, *dims):
+    """A view with the dimensions reordered by ``dims``."""
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = dims[0]
     nd = input._data.ndim
@@ -122,7 +137,9 @@ def _check_permutation(dims, nd):
     raise RuntimeError(f"permute: repeated dim in {norm}")
 
 
+@public(method=True)
 def transpose(input, dim0, dim1):
+    """A view with dimensions ``dim0`` and ``dim1`` swapped."""
     nd = input._data.ndim
     if nd == 0:
         return input
@@ -134,6 +151,7 @@ def transpose(input, dim0, dim1):
     return apply(_permute, input, dims=tuple(dims))
 
 
+@public(method=True)
 def t(input):
     """Transpose a tensor of at most 2 dims."""
     if input.ndim > 2:
@@ -144,7 +162,9 @@ def t(input):
 _cast = defop("to", lambda x, dtype: x.astype(dtype), lambda g, out, x, dtype: g.to(x.dtype), saves=())
 
 
+@public
 def cast(input, dtype):
+    """``input`` converted to ``dtype`` (differentiable between float dtypes)."""
     dtype = _dtype.to_dtype(dtype)
     if input._data.dtype == dtype:
         return input
@@ -154,12 +174,15 @@ def cast(input, dtype):
 _clone = defop("clone", lambda x: np.array(x, copy=True), lambda g, out, x: g, saves=())
 
 
+@public(method=True)
 def clone(input):
     """A copy that stays in the graph."""
     return apply(_clone, input)
 
 
+@public(method=True)
 def contiguous(input):
+    """``input`` if it is C-contiguous, else a contiguous copy."""
     if input._data.flags.c_contiguous:
         return input
     return apply(_contiguous, input)
@@ -168,8 +191,8 @@ def contiguous(input):
 _contiguous = defop("contiguous", np.ascontiguousarray, lambda g, out, x: g, saves=())
 
 
-
 # ---------------------------------------------------------------- reshapes (all through reshape)
+@public(method=True)
 def flatten(input, start_dim=0, end_dim=-1):
     """Merge dims ``start_dim..end_dim`` into one (a 0-d tensor becomes 1-d)."""
     nd = input.ndim
@@ -182,6 +205,7 @@ def flatten(input, start_dim=0, end_dim=-1):
     return reshape(input, shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:])
 
 
+@public(method=True)
 def unflatten(input, dim, sizes):
     """Split dim ``dim`` into ``sizes`` (one of which may be -1)."""
     d = norm_dim(dim, input.ndim, "unflatten")
@@ -195,6 +219,7 @@ def unflatten(input, dim, sizes):
     return reshape(input, input.shape[:d] + sizes + input.shape[d + 1:])
 
 
+@public(method=True)
 def squeeze(input, dim=None):
     """Drop size-1 dims (only those in ``dim``, an int or tuple, when given)."""
     dims = range(input.ndim) if dim is None else norm_dims(dim, input.ndim, "squeeze")
@@ -202,12 +227,14 @@ def squeeze(input, dim=None):
     return reshape(input, shape)
 
 
+@public(method=True)
 def unsqueeze(input, dim):
     """Insert a size-1 dim at ``dim`` (in ``[-ndim-1, ndim]``)."""
     d = norm_dim(dim, input.ndim + 1, "unsqueeze")
     return reshape(input, input.shape[:d] + (1,) + input.shape[d:])
 
 
+@public(method=True)
 def movedim(input, source, destination):
     """Move dims ``source`` to positions ``destination`` (ints or tuples), keeping the others' order."""
     nd = input.ndim
@@ -227,15 +254,20 @@ def movedim(input, source, destination):
 
 
 moveaxis = movedim
+public(moveaxis, name="moveaxis", method=True)
 
 
+@public
 def swapaxes(input, axis0, axis1):
+    """``transpose`` under NumPy's name."""
     return transpose(input, axis0, axis1)
 
 
 swapdims = swapaxes
+public(swapdims, name="swapdims")
 
 
+@public(method=True, out=True)
 def narrow(input, dim, start, length):
     """The slice ``start:start+length`` of dim ``dim`` (a view)."""
     _has_dims(input, "narrow")
@@ -261,6 +293,7 @@ def _cat_vjp(g, out, *xs, dim, starts, index):
 _cat = defop("cat", lambda *xs, dim, starts: np.concatenate(xs, axis=dim), _cat_vjp, saves=(), variadic=True)
 
 
+@public(out=True)
 def cat(tensors, dim=0):
     """Join tensors along ``dim``; dtypes promote as in PyTorch; 1-D empty tensors are skipped.
 
@@ -297,8 +330,11 @@ def cat(tensors, dim=0):
 
 
 concat = concatenate = cat
+public(concat, name="concat", out=True)
+public(concatenate, name="concatenate", out=True)
 
 
+@public(out=True)
 def stack(tensors, dim=0):
     """Join equal-shaped tensors along a new dim ``dim``."""
     tensors = list(tensors)
@@ -312,6 +348,7 @@ def stack(tensors, dim=0):
     return cat([unsqueeze(t, d) for t in tensors], d)
 
 
+@public
 def split(tensor, split_size_or_sections, dim=0):
     """Views of ``tensor`` along ``dim``: chunks of one size (the last may be smaller) or given sizes."""
     _has_dims(tensor, "split")
@@ -334,6 +371,7 @@ def split(tensor, split_size_or_sections, dim=0):
     return tuple(out)
 
 
+@public(method=True)
 def chunk(input, chunks, dim=0):
     """Split into ``chunks`` pieces of ``ceil(size / chunks)`` (fewer if the size runs out)."""
     if chunks <= 0:
@@ -352,7 +390,9 @@ def _has_dims(input, opname):
         raise RuntimeError(f"{opname}: dimension specified as 0 but tensor has no dimensions")
 
 
+@public(method=True)
 def unbind(input, dim=0):
+    """The slices of ``input`` along ``dim``, as a tuple (that dimension removed)."""
     d = norm_dim(dim, input.ndim, "unbind")
     return tuple(squeeze(p, d) for p in split(input, 1, d))
 
@@ -377,6 +417,7 @@ def _pad_index(n, lo, hi, mode):
     return i % n  # circular
 
 
+@public
 def pad(input, pad, mode="constant", value=None):
     """Pad the last dims: ``pad = (left, right, top, bottom, ...)``, last dim first (negative crops).
 
@@ -405,7 +446,6 @@ def pad(input, pad, mode="constant", value=None):
         raise NotImplementedError(f"pad: mode {mode!r} is not supported (use constant, reflect, replicate, circular)")
     if value not in (None, 0):
         raise RuntimeError(f"pad: padding mode {mode!r} doesn't take in value argument")
-    from .indexing import index_select
     for d, (lo, hi) in enumerate(widths):
         if lo or hi:
             n = input.shape[d]
@@ -413,13 +453,14 @@ def pad(input, pad, mode="constant", value=None):
             if builtins.max(lo, hi) > limit or (mode == "replicate" and n == 0):
                 raise RuntimeError(f"pad: padding ({lo}, {hi}) of dim {d} is too large for mode {mode!r} and an "
                                    f"input of shape {tuple(input.shape)}")
-            input = index_select(input, d, Tensor._wrap(_pad_index(n, lo, hi, mode)))
+            input = input.index_select(d, Tensor._wrap(_pad_index(n, lo, hi, mode)))
     return input
 
 
 _flip = defop("flip", lambda x, dims: np.flip(x, dims).copy(), lambda g, out, x, dims: flip(g, dims), saves=())
 
 
+@public(out=True)
 def flip(input, dims):
     """Reverse the order of elements along ``dims`` (a copy, as in PyTorch)."""
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
@@ -429,11 +470,15 @@ def flip(input, dims):
     return apply(_flip, input, dims=dims)
 
 
+@public
 def fliplr(input):
+    """``input`` reversed along dimension 1."""
     return flip(input, (1,))
 
 
+@public
 def flipud(input):
+    """``input`` reversed along dimension 0."""
     return flip(input, (0,))
 
 
@@ -451,6 +496,7 @@ def _repeat_vjp(g, out, x, sizes):
 _repeat = defop("repeat", _repeat_fwd, _repeat_vjp, saves=())
 
 
+@public
 def repeat(input, *sizes):
     """Tile the tensor ``sizes[i]`` times along dim i (``sizes`` may add leading dims)."""
     sizes = _shape_arg(sizes)
@@ -462,7 +508,9 @@ def repeat(input, *sizes):
     return apply(_repeat, input, sizes=sizes)
 
 
+@public
 def tile(input, dims):
+    """``input`` repeated ``dims`` times along each dimension (NumPy's ``tile``)."""
     dims = tuple(dims)
     return repeat(input, (1,) * (input.ndim - len(dims)) + dims)
 
@@ -475,6 +523,7 @@ _roll = defop("roll", lambda x, shifts, dims: np.roll(x, shifts, axis=dims),
               lambda g, out, x, shifts, dims: apply(_roll, g, shifts=_neg_shifts(shifts), dims=dims), saves=())
 
 
+@public(method=True)
 def roll(input, shifts, dims=None):
     """Shift elements cyclically along ``dims`` (over the flattened tensor when ``dims`` is None)."""
     if isinstance(shifts, (list, tuple)):
@@ -494,7 +543,403 @@ def roll(input, shifts, dims=None):
     return apply(_roll, input, shifts=shifts, dims=dims)
 
 
-__all__ = ["reshape", "view", "expand", "broadcast_to", "permute", "transpose", "t", "cast", "clone",
-           "contiguous", "flatten", "unflatten", "squeeze", "unsqueeze", "movedim", "moveaxis", "swapaxes",
-           "swapdims", "narrow", "cat", "concat", "concatenate", "stack", "split", "chunk", "unbind", "pad",
-           "flip", "fliplr", "flipud", "repeat", "tile", "roll"]
+def _tensors(tensors, opname):
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{opname}(): expected Tensors, got {type(t).__name__} at position {i}")
+    return tensors
+
+
+@public
+def atleast_1d(*tensors):
+    """Each tensor viewed with at least 1 dimension."""
+    ts = _tensors(tensors, "atleast_1d")
+    out = tuple(t.reshape(1) if t.ndim == 0 else t for t in ts)
+    return out[0] if len(out) == 1 else out
+
+
+@public
+def atleast_2d(*tensors):
+    """Each tensor viewed with at least 2 dimensions."""
+    ts = _tensors(tensors, "atleast_2d")
+    out = tuple(t.reshape((1,) * (2 - t.ndim) + tuple(t.shape)) if t.ndim < 2 else t for t in ts)
+    return out[0] if len(out) == 1 else out
+
+
+@public
+def atleast_3d(*tensors):
+    """0-d -> (1, 1, 1), 1-d (n,) -> (1, n, 1), 2-d (m, n) -> (m, n, 1), as numpy."""
+    def up(t):
+        if t.ndim == 0:
+            return t.reshape(1, 1, 1)
+        if t.ndim == 1:
+            return t.reshape(1, -1, 1)
+        if t.ndim == 2:
+            return t.unsqueeze(-1)
+        return t
+    out = tuple(up(t) for t in _tensors(tensors, "atleast_3d"))
+    return out[0] if len(out) == 1 else out
+
+
+@public
+def hstack(tensors):
+    """Concatenate along dim 1 (dim 0 for 1-D tensors)."""
+    ts = [atleast_1d(t) for t in _tensors((tensors,), "hstack")]
+    return cat(ts, 0 if ts[0].ndim == 1 else 1)
+
+
+@public
+def vstack(tensors):
+    """Concatenate along dim 0, after making every tensor at least 2-D."""
+    return cat([atleast_2d(t) for t in _tensors((tensors,), "vstack")], 0)
+
+
+row_stack = vstack
+public(row_stack, name="row_stack")
+
+
+@public
+def dstack(tensors):
+    """Concatenate along dim 2, after making every tensor at least 3-D."""
+    return cat([atleast_3d(t) for t in _tensors((tensors,), "dstack")], 2)
+
+
+@public
+def column_stack(tensors):
+    """1-D and 2-D tensors stacked as the columns of one matrix."""
+    ts = _tensors((tensors,), "column_stack")
+    return hstack([t.reshape(-1, 1) if t.ndim < 2 else t for t in ts])
+
+
+@public
+def broadcast_shapes(*shapes):
+    """The shape all ``shapes`` broadcast to (ints count as 1-D shapes)."""
+    shapes = [(s,) if isinstance(s, (int, np.integer)) else tuple(s) for s in shapes]
+    try:
+        return tuple(int(s) for s in np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise RuntimeError(f"broadcast_shapes: shapes {shapes} cannot be broadcast together") from None
+
+
+@public
+def broadcast_tensors(*tensors):
+    """Every tensor expanded (a view) to their common broadcast shape."""
+    ts = _tensors(tensors, "broadcast_tensors")
+    shape = broadcast_shapes(*[t.shape for t in ts])
+    return tuple(t.expand(shape) for t in ts)
+
+
+@public
+def meshgrid(*tensors, indexing="ij"):
+    """Coordinate grids from 1-D tensors; ``indexing='xy'`` swaps the first two dims (numpy's default)."""
+    ts = _tensors(tensors, "meshgrid")
+    if indexing not in ("ij", "xy"):
+        raise RuntimeError(f"meshgrid: indexing must be one of 'xy' or 'ij', but received: {indexing}")
+    for t in ts:
+        if t.ndim > 1:
+            raise RuntimeError(f"meshgrid: Expected 0D or 1D tensor in the tensor list but got a tensor of "
+                               f"shape {tuple(t.shape)}")
+    ts = [t.reshape(-1) for t in ts]
+    shape = tuple(t.shape[0] for t in ts)
+    out = [t.reshape(tuple(-1 if k == i else 1 for k in range(len(ts)))).expand(shape) for i, t in enumerate(ts)]
+    if indexing == "xy" and len(ts) >= 2:  # numpy's convention: the first two dims swapped
+        out = [o.transpose(0, 1) for o in out]
+    return tuple(out)
+
+
+@public
+def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
+    """Repeat each element ``repeats`` times (an int or a 1-D tensor of counts) along ``dim``.
+
+    ``repeat_interleave(counts)`` alone gives ``arange(len(counts))`` repeated by ``counts``.
+    """
+    if repeats is None:
+        counts = input._data
+        return Tensor._wrap(np.repeat(np.arange(counts.size, dtype=np.int64), counts))
+    if dim is None:
+        input, d = input.reshape(-1), 0
+    else:
+        d = norm_dim(dim, input.ndim, "repeat_interleave")
+    n = input.shape[d] if input.ndim else 1
+    r = repeats._data if isinstance(repeats, Tensor) else np.asarray(repeats)
+    if r.ndim > 1 or (r.ndim == 1 and r.size not in (1, n)):
+        raise RuntimeError(f"repeat_interleave: repeats must have the same size as input along dim {d} "
+                           f"(got {r.size} repeats for size {n})")
+    if (r < 0).any():
+        raise RuntimeError("repeat_interleave: repeats can not be negative")
+    if input.ndim == 0:
+        input = input.reshape(1)
+    idx = np.repeat(np.arange(n, dtype=np.int64), r.reshape(-1) if r.ndim else int(r))
+    return input.index_select(d, Tensor._wrap(idx))
+
+
+@public(method=True)
+def rot90(input, k=1, dims=(0, 1)):
+    """Rotate by 90 degrees ``k`` times in the plane ``dims`` (from the first towards the second)."""
+    if len(dims) != 2:
+        raise RuntimeError(f"rot90: expected total rotation dims == 2, but got dims = {len(dims)}")
+    if input.ndim < 2:
+        raise RuntimeError(f"rot90: expected total dims >= 2, but got total dims = {input.ndim}")
+    d0, d1 = (norm_dim(d, input.ndim, "rot90") for d in dims)
+    if d0 == d1:
+        raise RuntimeError(f"rot90: expected rotation dims to be different, but got dim0 = {d0} and dim1 = {d1}")
+    k %= 4
+    if k == 1:
+        return transpose(flip(input, (d1,)), d0, d1)
+    if k == 2:
+        return flip(input, (d0, d1))
+    if k == 3:
+        return transpose(flip(input, (d0,)), d0, d1)
+    return clone(input)
+
+
+@public(method=True)
+def unfold(input, dimension, size, step):
+    """All windows of ``size`` along ``dimension``, ``step`` apart, as a new last dim.
+
+    >>> tapegrad.arange(5.0).unfold(0, 2, 2)
+    tensor([[0., 1.],
+            [2., 3.]])
+    """
+    x = input.reshape(1) if input.ndim == 0 else input
+    d = norm_dim(dimension, x.ndim, "unfold")
+    n = x.shape[d]
+    if size > n or size < 0:
+        raise RuntimeError(f"unfold: maximum size for tensor at dimension {d} is {n} but size is {size}")
+    if step <= 0:
+        raise RuntimeError(f"unfold: step is {step} but must be > 0")
+    count = (n - size) // step + 1
+    idx = (np.arange(count)[:, None] * step + np.arange(size)[None, :]).reshape(-1)
+    picked = x.index_select(d, Tensor._wrap(idx.astype(np.int64)))
+    picked = picked.reshape(tuple(x.shape[:d]) + (count, size) + tuple(x.shape[d + 1:]))
+    out = movedim(picked, d + 1, -1)
+    return out.reshape(size) if input.ndim == 0 else out
+
+
+# ---------------------------------------------------------------- triangles, diagonals, trace
+_tril = defop("tril", lambda x, diagonal: np.tril(x, diagonal),
+              lambda g, out, x, diagonal: apply(_tril, g, diagonal=diagonal), saves=())
+_triu = defop("triu", lambda x, diagonal: np.triu(x, diagonal),
+              lambda g, out, x, diagonal: apply(_triu, g, diagonal=diagonal), saves=())
+
+
+def _tri(op, input, diagonal, opname):
+    if input.ndim < 2:
+        raise RuntimeError(f"{opname}: input tensor must have at least 2 dimensions, got shape {tuple(input.shape)}")
+    return apply(op, input, diagonal=int(diagonal))
+
+
+@public(method=True, inplace=True, out=True)
+def tril(input, diagonal=0):
+    """The lower triangle (on and below ``diagonal``) of the last two dims; zeros above."""
+    return _tri(_tril, input, diagonal, "tril")
+
+
+@public(method=True, inplace=True, out=True)
+def triu(input, diagonal=0):
+    """The upper triangle (on and above ``diagonal``) of the last two dims; zeros below."""
+    return _tri(_triu, input, diagonal, "triu")
+
+
+def _diag_index(n1, n2, offset):
+    k = builtins.max(0, builtins.min(n1 + builtins.min(offset, 0), n2 - builtins.max(offset, 0)))
+    i = np.arange(k)
+    return i + builtins.max(-offset, 0), i + builtins.max(offset, 0)
+
+
+def _diag_embed_fwd(g, shape, offset, dim1, dim2):
+    """Zeros of ``shape`` with ``g``'s last dim written on the ``offset`` diagonal of (dim1, dim2)."""
+    z = np.zeros(shape, dtype=g.dtype)
+    zm = np.moveaxis(z, (dim1, dim2), (-2, -1))
+    rows, cols = _diag_index(shape[dim1], shape[dim2], offset)
+    zm[..., rows, cols] = g
+    return z
+
+
+_diagonal = defop("diagonal", lambda x, offset, dim1, dim2: np.diagonal(x, offset, dim1, dim2).copy(),
+                  lambda g, out, x, offset, dim1, dim2: apply(_diag_embed, g, shape=tuple(x.shape), offset=offset,
+                                                             dim1=dim1, dim2=dim2), saves=())
+_diag_embed = defop("diag_embed", _diag_embed_fwd,
+                    lambda g, out, v, shape, offset, dim1, dim2: apply(_diagonal, g, offset=offset, dim1=dim1,
+                                                                      dim2=dim2), saves=())
+
+
+@public(method=True, out=True)
+def diagonal(input, offset=0, dim1=0, dim2=1):
+    """The ``offset`` diagonal of dims (dim1, dim2), as a new last dim (a copy in tapegrad)."""
+    d1, d2 = norm_dim(dim1, input.ndim, "diagonal"), norm_dim(dim2, input.ndim, "diagonal")
+    if d1 == d2:
+        raise RuntimeError(f"diagonal: dim1 and dim2 cannot be identical, but got dim1 = dim2 = {dim1}")
+    return apply(_diagonal, input, offset=int(offset), dim1=d1, dim2=d2)
+
+
+@public(method=True, out=True)
+def diag_embed(input, offset=0, dim1=-2, dim2=-1):
+    """A tensor whose ``offset`` diagonal over (dim1, dim2) holds ``input``'s last dim; zeros elsewhere."""
+    nd = input.ndim + 1
+    d1, d2 = norm_dim(dim1, nd, "diag_embed"), norm_dim(dim2, nd, "diag_embed")
+    if d1 == d2:
+        raise RuntimeError(f"diag_embed: dim1 and dim2 cannot be identical, but got {dim1}")
+    n = input.shape[-1] + builtins.abs(int(offset))
+    rest = list(input.shape[:-1])
+    shape = []
+    for k in range(nd):
+        shape.append(n if k in (d1, d2) else rest.pop(0))
+    return apply(_diag_embed, input, shape=tuple(shape), offset=int(offset), dim1=d1, dim2=d2)
+
+
+@public(method=True, out=True)
+def diag(input, diagonal=0):
+    """1-D input: a square matrix with it on the ``diagonal``; 2-D input: that diagonal, 1-D."""
+    if input.ndim == 1:
+        return diag_embed(input, diagonal, 0, 1)
+    if input.ndim == 2:
+        return globals()["diagonal"](input, diagonal, 0, 1)
+    raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {input.ndim}D (shape {tuple(input.shape)})")
+
+
+@public(method=True, out=True)
+def trace(input):
+    """The sum of the main diagonal of a 2-D tensor."""
+    if input.ndim != 2:
+        raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input.ndim}")
+    return diagonal(input).sum()
+
+
+# ---------------------------------------------------------------- in-place shape changes
+def _reshape_inplace(self, fn, opname):
+    """Make ``self`` the result of the view op ``fn`` (its data and, while recording, its node)."""
+    if not (grad_mode.state.enabled and self._requires_grad):
+        self._data = fn(self.detach())._data
+        return self
+    _check_leaf(self, opname)
+    before = Tensor._wrap(self._data)
+    before._version, before.grad_fn, before._requires_grad = self._version, self.grad_fn, True
+    res = fn(before)
+    self._data, self.grad_fn = res._data, res.grad_fn
+    return self
+
+
+@public(method=True)
+def unsqueeze_(self, dim):
+    """``unsqueeze``, in place: ``self`` gains a dimension of size 1 at ``dim``."""
+    return _reshape_inplace(self, lambda s: unsqueeze(s, dim), "unsqueeze_")
+
+
+@public(method=True)
+def squeeze_(self, dim=None):
+    """``squeeze``, in place: ``self`` loses its dimensions of size 1 (or ``dim``)."""
+    return _reshape_inplace(self, lambda s: squeeze(s, dim), "squeeze_")
+
+
+@public(method=True)
+def t_(self):
+    """``t``, in place: ``self`` becomes its transpose (at most 2-D)."""
+    return _reshape_inplace(self, t, "t_")
+
+
+@public(method=True)
+def transpose_(self, dim0, dim1):
+    """``transpose``, in place: ``self`` has ``dim0`` and ``dim1`` swapped."""
+    return _reshape_inplace(self, lambda s: transpose(s, dim0, dim1), "transpose_")
+
+
+@public(out=True)
+def ravel(input):
+    """``input`` flattened to 1-D (a view when possible)."""
+    return reshape(input, -1)
+
+
+@public(method=True)
+def select(input, dim, index):
+    """``input[..., index, ...]`` with ``index`` at ``dim`` (that dim removed)."""
+    d = norm_dim(dim, input.ndim, "select")
+    n = input.shape[d]
+    if not -n <= index < n:
+        raise IndexError(f"select(): index {index} out of range for tensor of size {tuple(input.shape)} at "
+                         f"dimension {dim}")
+    return input[(slice(None),) * d + (int(index),)]  # the operator: indexing sits above shape
+
+
+# ---------------------------------------------------------------- splitting by sections (NumPy's names)
+@public(method=True)
+def tensor_split(input, indices_or_sections, dim=0):
+    """Split into ``n`` nearly equal parts (the first ones one larger) or at the given indices."""
+    if input.ndim == 0:
+        raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a tensor with 0 dims")
+    d = norm_dim(dim, input.ndim, "tensor_split")
+    size = input.shape[d]
+    if isinstance(indices_or_sections, Tensor):
+        indices_or_sections = indices_or_sections.tolist()
+    if isinstance(indices_or_sections, (builtins.int, np.integer)):
+        n = builtins.int(indices_or_sections)
+        if n <= 0:
+            raise RuntimeError(f"tensor_split: number of sections must be larger than 0, got {n}")
+        q, r = divmod(size, n)
+        bounds = np.cumsum([0] + [q + 1] * r + [q] * (n - r))
+    else:
+        idx = [builtins.min(builtins.max(builtins.int(i), 0), size) for i in indices_or_sections]
+        bounds = [0] + idx + [size]
+    return tuple(narrow(input, d, builtins.int(a), builtins.max(builtins.int(b) - builtins.int(a), 0))
+                 for a, b in zip(bounds[:-1], bounds[1:]))
+
+
+@public
+def hsplit(input, indices_or_sections):
+    """``input`` split along dimension 1 (0 for 1-D) into sections or at indices."""
+    return _nsplit(input, indices_or_sections, 1 if input.ndim > 1 else 0, "hsplit")
+
+
+@public
+def vsplit(input, indices_or_sections):
+    """``input`` split along dimension 0 into sections or at indices."""
+    return _nsplit(input, indices_or_sections, 0, "vsplit")
+
+
+@public
+def dsplit(input, indices_or_sections):
+    """``input`` split along dimension 2 into sections or at indices."""
+    return _nsplit(input, indices_or_sections, 2, "dsplit")
+
+
+def _nsplit(input, sections, dim, name):
+    if isinstance(sections, (builtins.int, np.integer)) and input.shape[dim] % sections:
+        raise RuntimeError(f"torch.{name} attempted to split along dimension {dim}, but the size of the dimension "
+                           f"{input.shape[dim]} is not divisible by the split_size {sections}!")
+    return tensor_split(input, sections, dim)
+
+
+@public(out=True)
+def cartesian_prod(*tensors):
+    """The cartesian product of 1-D tensors, one row per combination."""
+    if len(tensors) == 1:
+        return tensors[0]
+    grids = meshgrid(*tensors, indexing="ij")
+    return stack([reshape(g, -1) for g in grids], 1)
+
+
+@public(out=True)
+def block_diag(*tensors):
+    """A block-diagonal matrix of the (0-, 1- or 2-D) tensors."""
+    mats = [reshape(t, (1, -1)) if t.ndim < 2 else t for t in tensors]
+    if not mats:
+        return Tensor._wrap(np.zeros((1, 0), dtype=_dtype.get_default_dtype()))
+    dtype = mats[0].dtype
+    for m in mats[1:]:
+        dtype = _dtype.result_type(np.empty(0, dtype), np.empty(0, m.dtype))
+    cols = builtins.sum(m.shape[1] for m in mats)
+    rows, start = [], 0
+    for m in mats:
+        m = m.to(dtype)
+        w = m.shape[1]
+        rows.append(pad(m, (start, cols - start - w)))
+        start += w
+    return cat(rows, 0)
+
+
+@public(out=True)
+def diagflat(input, offset=0):
+    """A 2-D tensor with the flattened ``input`` on its ``offset``-th diagonal."""
+    return diag(reshape(input, -1), offset)

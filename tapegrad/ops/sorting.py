@@ -1,28 +1,21 @@
-"""Sorting and selection (sort, topk, kthvalue, median, mode, unique), searches (bucketize,
-searchsorted), cumprod and the NaN-skipping reductions.
-
-The selections find indices in numpy and then ``gather`` by them, so their gradients scatter
-back through gather's VJP (and are differentiable again).
+"""Sorting and order statistics: ``sort``/``argsort``/``topk``, ``kthvalue``/``median``/``mode``/
+``quantile``, ``unique`` and ``searchsorted``/``bucketize``.
 """
 from __future__ import annotations
 
 import builtins
-import collections
+import math
 
 import numpy as np
 
-from .. import _dtype
-from ..tensor import Tensor
 from .._tape.registry import apply, defop
 from ._util import const, norm_dim
-from .elementwise import where
+from .shape import clone, narrow, reshape, squeeze, stack
 from .indexing import gather, getitem
-from . import reduction as _red
-from . import shape as _shape
+from .reduction import _named
+from .surface import public
 
-
-def _named(name, fields=("values", "indices")):
-    return collections.namedtuple(name, fields)
+Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
 
 _sort_t, _topk_t, _kth_t, _median_t, _mode_t = (_named(n) for n in ("sort", "topk", "kthvalue", "median", "mode"))
@@ -41,6 +34,7 @@ def _argsort_np(a, axis, descending, stable=True):
     return np.argsort(-a, axis=axis, kind="stable")
 
 
+@public(method=True, out=True)
 def sort(input, dim=-1, descending=False, stable=False):
     """``(values, indices)`` sorted along ``dim``; ties keep their order (always stable here).
 
@@ -49,19 +43,24 @@ def sort(input, dim=-1, descending=False, stable=False):
     """
     d = norm_dim(dim, input.ndim, "sort")
     if input.ndim == 0:
-        return _sort_t(_shape.clone(input), Tensor._wrap(np.zeros((), np.int64)))
+        return _sort_t(clone(input), Tensor._wrap(np.zeros((), np.int64)))
     idx = Tensor._wrap(_argsort_np(input._data, d, descending).astype(np.int64))
     return _sort_t(gather(input, d, idx), idx)
 
 
+@public(method=True, out=True)
 def argsort(input, dim=-1, descending=False, stable=False):
+    """The indices that sort ``input`` along ``dim``."""
     return sort(input, dim, descending, stable).indices
 
 
+@public(method=True, out=True)
 def msort(input):
+    """``input`` sorted along dimension 0."""
     return sort(input, 0).values
 
 
+@public(method=True, out=True)
 def topk(input, k, dim=-1, largest=True, sorted=True):
     """The ``k`` largest (or smallest) entries along ``dim`` and their indices."""
     d = norm_dim(dim, input.ndim, "topk")
@@ -70,7 +69,7 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
         raise RuntimeError(f"topk: selected index k ({k}) out of range for dimension {d} of size {n} "
                            f"(input shape {tuple(input.shape)})")
     if input.ndim == 0:
-        return _topk_t(_shape.clone(input), Tensor._wrap(np.zeros((), np.int64)))
+        return _topk_t(clone(input), Tensor._wrap(np.zeros((), np.int64)))
     idx = _argsort_np(input._data, d, largest)
     idx = Tensor._wrap(np.ascontiguousarray(np.take(idx, np.arange(k), axis=d)).astype(np.int64))
     return _topk_t(gather(input, d, idx), idx)
@@ -79,7 +78,7 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
 def _select_kth(input, dim, keepdim, pos, opname, result):
     """The entry of sorted rank ``pos(n)`` along ``dim``, with its index."""
     if input.ndim == 0:
-        return result(_shape.clone(input), Tensor._wrap(np.zeros((), np.int64)))
+        return result(clone(input), Tensor._wrap(np.zeros((), np.int64)))
     d = norm_dim(dim, input.ndim, opname)
     n = input.shape[d]
     p = pos(n)
@@ -96,10 +95,11 @@ def _select_kth(input, dim, keepdim, pos, opname, result):
     idx = Tensor._wrap(pick.astype(np.int64))
     values = gather(input, d, idx)
     if not keepdim:
-        values, idx = _shape.squeeze(values, d), Tensor._wrap(idx._data.squeeze(d))
+        values, idx = squeeze(values, d), Tensor._wrap(idx._data.squeeze(d))
     return result(values, idx)
 
 
+@public(method=True, out=True)
 def kthvalue(input, k, dim=-1, keepdim=False):
     """The ``k``-th smallest entry (1-based) along ``dim``, and its index."""
     return _select_kth(input, dim, keepdim, lambda n: k - 1, "kthvalue", _kth_t)
@@ -122,6 +122,7 @@ def _lower_median(x):
     return np.sort(flat, kind="stable")[(flat.size - 1) // 2]
 
 
+@public(method=True, out=True)
 def median(input, dim=None, keepdim=False):
     """No ``dim``: the lower median of all entries; with ``dim``: ``(values, indices)`` along it."""
     if dim is None:
@@ -131,6 +132,7 @@ def median(input, dim=None, keepdim=False):
     return _select_kth(input, dim, keepdim, lambda n: (n - 1) // 2, "median", _median_t)
 
 
+@public(method=True, out=True)
 def nanmedian(input, dim=None, keepdim=False):
     """``median`` ignoring NaNs (NaN only where a slice is all NaN)."""
     if input._data.dtype.kind != "f" or not np.isnan(input._data).any():
@@ -145,14 +147,15 @@ def nanmedian(input, dim=None, keepdim=False):
     idx = Tensor._wrap(pick)
     values = gather(input, d, idx)
     if not keepdim:
-        values, idx = _shape.squeeze(values, d), Tensor._wrap(pick.squeeze(d))
+        values, idx = squeeze(values, d), Tensor._wrap(pick.squeeze(d))
     return _median_t(values, idx)
 
 
+@public(method=True, out=True)
 def mode(input, dim=-1, keepdim=False):
     """The most frequent value along ``dim`` (the smallest among equally frequent) and an index of it."""
     if input.ndim == 0:
-        return _mode_t(_shape.clone(input), Tensor._wrap(np.zeros((), np.int64)))
+        return _mode_t(clone(input), Tensor._wrap(np.zeros((), np.int64)))
     d = norm_dim(dim, input.ndim, "mode")
     a = np.moveaxis(input._data, d, -1)
     rows = a.reshape(-1, a.shape[-1])
@@ -165,10 +168,11 @@ def mode(input, dim=-1, keepdim=False):
     idx = Tensor._wrap(pick)
     values = gather(input, d, idx)
     if not keepdim:
-        values, idx = _shape.squeeze(values, d), Tensor._wrap(pick.squeeze(d))
+        values, idx = squeeze(values, d), Tensor._wrap(pick.squeeze(d))
     return _mode_t(values, idx)
 
 
+@public(method=True)
 def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
     """The distinct values (sorted), optionally with the inverse map and the counts. Not differentiable."""
     a = input._data
@@ -187,6 +191,7 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
     return out[0] if len(out) == 1 else tuple(out)
 
 
+@public(method=True)
 def unique_consecutive(input, return_inverse=False, return_counts=False, dim=None):
     """Collapse runs of equal consecutive values (of the flattened tensor)."""
     if dim is not None:
@@ -202,96 +207,12 @@ def unique_consecutive(input, return_inverse=False, return_counts=False, dim=Non
     return out[0] if len(out) == 1 else tuple(out)
 
 
-# ---------------------------------------------------------------- cumprod
-def _cumprod_fwd(x, dim):
-    return np.cumprod(x, axis=dim, dtype=x.dtype if x.dtype.kind == "f" else np.int64) if x.ndim else x.copy()
-
-
-def _cumprod_vjp(g, out, x, dim):
-    """``sum_{j >= i} g_j * out_j / x_i``; with zeros, the exact products of the others."""
-    if x.ndim == 0:
-        return g
-    if not (x._data == 0).any():
-        return _red._reverse_cumsum(g * out, dim) / x
-    return _cumprod_vjp_zeros(g, x, dim)
-
-
-def _cumprod_vjp_zeros(g, x, dim):
-    # P[..., i, j] = prod_{k <= j, k != i} x_k (the cumprod of x with entry i set to 1), then
-    # grad_i = sum_{j >= i} g_j P[i, j]. Quadratic in the dim's length, used only with zeros.
-    n = x.shape[dim]
-    xl = _shape.movedim(x, dim, -1)
-    gl = _shape.movedim(g, dim, -1)
-    eye = Tensor._wrap(np.eye(n, dtype=bool))
-    rows = where(eye, const(1, x.dtype), _shape.unsqueeze(xl, -2))  # (..., i, j)
-    p = cumprod(rows, -1)
-    upper = const(np.triu(np.ones((n, n))), x.dtype)
-    grad = (p * upper * _shape.unsqueeze(gl, -2)).sum(-1)
-    return _shape.movedim(grad, -1, dim)
-
-
-_cumprod = defop("cumprod", _cumprod_fwd, _cumprod_vjp, saves_output=True)
-
-
-def cumprod(input, dim, *, dtype=None):
-    """Running products along ``dim``; the gradient is exact when entries are zero."""
-    if dtype is not None:
-        input = input.to(dtype)
-    elif input._data.dtype.kind in "biu":  # PyTorch: integer and bool inputs accumulate in int64
-        input = input.to(np.int64)
-    return apply(_cumprod, input, dim=norm_dim(dim, input.ndim, "cumprod"))
-
-
-def _cum_extreme(input, dim, npfn, name):
-    d = norm_dim(dim, input.ndim, name)
-    a = input._data
-    if a.ndim == 0:
-        return _named(name)(_shape.clone(input), Tensor._wrap(np.zeros((), np.int64)))
-    vals = npfn.accumulate(a, axis=d)
-    n = a.shape[d]
-    pos = np.arange(n).reshape((-1,) + (1,) * (a.ndim - d - 1))
-    hit = np.where(a == vals, pos, -1)
-    idx = Tensor._wrap(np.maximum.accumulate(hit, axis=d).astype(np.int64))
-    return _named(name)(gather(input, d, idx), idx)
-
-
-def cummax(input, dim):
-    """Running maxima along ``dim`` and where each was found."""
-    return _cum_extreme(input, dim, np.maximum, "cummax")
-
-
-def cummin(input, dim):
-    return _cum_extreme(input, dim, np.minimum, "cummin")
-
-
-# ---------------------------------------------------------------- NaN-skipping reductions
-def nansum(input, dim=None, keepdim=False, *, dtype=None):
-    """``sum`` treating NaN as zero (NaN entries get a zero gradient)."""
-    if input._data.dtype.kind == "f":
-        input = where(_isnan(input), const(0, input.dtype), input)
-    return _red.sum(input, dim, keepdim, dtype=dtype)
-
-
-def nanmean(input, dim=None, keepdim=False, *, dtype=None):
-    """``mean`` over the non-NaN entries."""
-    if dtype is not None:
-        input = input.to(dtype)
-    if input._data.dtype.kind != "f":
-        raise RuntimeError(f"nanmean(): expected input to have floating point dtype but got "
-                           f"{_dtype.name(input._data.dtype)}")
-    count = _red.sum((~_isnan(input)).to(input.dtype), dim, keepdim)
-    return nansum(input, dim, keepdim) / count
-
-
-def _isnan(t):
-    return Tensor._wrap(np.isnan(t._data))
-
-
 # ---------------------------------------------------------------- searches
 def _search_dtype(out_int32):
     return np.int32 if out_int32 else np.int64
 
 
+@public(out=True)
 def bucketize(input, boundaries, *, out_int32=False, right=False):
     """The bucket of each value: ``boundaries[i-1] < x <= boundaries[i]`` (``right=True``: ``<= x <``)."""
     if not isinstance(boundaries, Tensor) or boundaries.ndim != 1:
@@ -302,6 +223,7 @@ def bucketize(input, boundaries, *, out_int32=False, right=False):
     return Tensor._wrap(np.asarray(out, dtype=_search_dtype(out_int32)))
 
 
+@public(out=True)
 def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=None, sorter=None):
     """Where ``input``'s values would go in ``sorted_sequence``'s innermost dim to keep it sorted."""
     if side is not None:
@@ -329,5 +251,38 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
     return Tensor._wrap(np.asarray(out, dtype=_search_dtype(out_int32)))
 
 
-__all__ = ["sort", "argsort", "msort", "topk", "kthvalue", "median", "nanmedian", "mode", "unique",
-           "unique_consecutive", "cumprod", "cummax", "cummin", "nansum", "nanmean", "bucketize", "searchsorted"]
+@public(method=True, out=True)
+def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
+    """The ``q``-th quantiles along ``dim`` (all elements when None), PyTorch's interpolation modes."""
+    if interpolation not in ("linear", "lower", "higher", "midpoint", "nearest"):
+        raise ValueError(f"quantile() interpolation must be one of linear, lower, higher, midpoint or nearest. "
+                         f"Got {interpolation}")
+    qs = q._data if isinstance(q, Tensor) else np.asarray(q, dtype=np.float64)
+    if qs.ndim > 1:
+        raise RuntimeError(f"quantile() q must be a scalar or 1D tensor, got {qs.ndim}D")
+    if ((qs < 0) | (qs > 1)).any():
+        raise RuntimeError("quantile() q values must be in the range [0, 1]")
+    x = reshape(input, -1) if dim is None else input
+    d = 0 if dim is None else norm_dim(dim, input.ndim, "quantile")
+    srt = sort(x, d).values
+    n = srt.shape[d]
+    outs = []
+    for qv in np.atleast_1d(qs):
+        pos = builtins.float(qv) * (n - 1)
+        lo_i, hi_i = math.floor(pos), math.ceil(pos)
+        if interpolation == "lower":
+            hi_i = lo_i
+        elif interpolation == "higher":
+            lo_i = hi_i
+        elif interpolation == "nearest":
+            lo_i = hi_i = builtins.int(np.round(pos))  # round half to even, as PyTorch
+        lo = narrow(srt, d, lo_i, 1)
+        hi = narrow(srt, d, hi_i, 1)
+        frac = 0.5 if interpolation == "midpoint" else pos - lo_i
+        v = lo if lo_i == hi_i else lo + (hi - lo) * frac
+        if dim is None:
+            v = reshape(v, (1,) * input.ndim if keepdim else ())
+        elif not keepdim:
+            v = squeeze(v, d)
+        outs.append(v)
+    return outs[0] if np.ndim(qs) == 0 else stack(outs, 0)

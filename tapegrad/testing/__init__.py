@@ -1,4 +1,5 @@
-"""Gradient checking for users and for tapegrad's own tests.
+"""Testing helpers: ``assert_close``, the gradient checks (``tapegrad.autograd.gradcheck``,
+re-exported as PyTorch users find them in tests) and hypothesis strategies.
 
 >>> from tapegrad.testing import gradcheck
 >>> x = tapegrad.randn(3, dtype=tapegrad.float64, requires_grad=True)
@@ -6,7 +7,7 @@
 True
 """
 from .comparison import assert_close  # noqa: F401
-from .gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: F401
+from ..autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: F401
 
 __all__ = ["assert_close", "gradcheck", "gradgradcheck", "GradcheckError"]
 

@@ -8,6 +8,7 @@ from collections import abc
 import numpy as np
 
 from .. import _dtype
+from ..tensor import Tensor
 
 __all__ = ["assert_close"]
 
@@ -110,7 +111,6 @@ def _compare_tensors(actual, expected, rtol, atol, equal_nan, check_dtype):
 
 
 def _compare(actual, expected, rtol, atol, equal_nan, check_dtype, id_=()):
-    from ..tensor import Tensor
     if isinstance(actual, Tensor) or isinstance(expected, Tensor):
         if not (isinstance(actual, Tensor) and isinstance(expected, Tensor)):
             if isinstance(actual, Tensor) and _is_number(expected) or isinstance(expected, Tensor) and _is_number(actual):

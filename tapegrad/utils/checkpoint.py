@@ -18,13 +18,18 @@ import warnings
 from .._tape import grad_mode
 from ..autograd.function import Function
 from ..tensor import Tensor
+from ..nn import Module
+from .._tape.node import Node
+from ..nn import Sequential
+from .. import autograd
+from .._tape.node import next_seq
+from ..random import get_rng_state, set_rng_state
 
 __all__ = ["checkpoint", "checkpoint_sequential"]
 
 
 def _module_parameters(owner):
     """The parameters of ``owner``: a module, a module's bound method, or a list of modules."""
-    from ..nn import Module
     owner = getattr(owner, "__self__", owner)
     mods = owner if isinstance(owner, (list, tuple)) else [owner]
     params, seen = [], set()
@@ -39,7 +44,6 @@ def _module_parameters(owner):
 
 def _leaves(outputs, start_seq):
     """The leaf tensors that require grad under the nodes recorded since ``start_seq``."""
-    from .._tape.node import Node
     seen, leaves, stack = set(), {}, [o.grad_fn for o in outputs if o.grad_fn is not None]
     while stack:
         node = stack.pop()
@@ -57,7 +61,6 @@ def _leaves(outputs, start_seq):
 class _Checkpoint(Function):
     @staticmethod
     def forward(ctx, run, preserve_rng_state, n_args, *tensors):
-        from ..random import get_rng_state
         ctx.run, ctx.n_args = run, n_args
         ctx.rng_state = get_rng_state() if preserve_rng_state else None
         ctx.save_for_backward(*tensors)
@@ -65,9 +68,6 @@ class _Checkpoint(Function):
 
     @staticmethod
     def backward(ctx, *grads):
-        from .. import autograd
-        from .._tape.node import next_seq
-        from ..random import get_rng_state, set_rng_state
         saved = ctx.saved_tensors
         inputs = [t.detach().requires_grad_(t.requires_grad) if t.dtype.kind == "f" else t.detach()
                   for t in saved[:ctx.n_args]]
@@ -138,7 +138,6 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism
 def checkpoint_sequential(functions, segments, input, use_reentrant=None, **kwargs):
     """Runs ``functions`` (an ``nn.Sequential`` or a list of modules) in ``segments`` chunks,
     checkpointing every chunk but the last."""
-    from ..nn import Sequential
     if use_reentrant is None:
         warnings.warn("tapegrad.utils.checkpoint_sequential: the use_reentrant parameter should be passed "
                       "explicitly (use_reentrant=False is recommended, as in PyTorch).", stacklevel=2)

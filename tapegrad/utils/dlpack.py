@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor
+from ..device import device as _device
 
 # DLDeviceType codes, for messages (the DLPack header's enum)
 _DEVICE_NAMES = {1: "CPU", 2: "CUDA", 3: "CUDA host memory", 4: "OpenCL", 7: "Vulkan", 8: "Metal", 9: "VPI",
@@ -25,13 +26,8 @@ _DEVICE_NAMES = {1: "CPU", 2: "CUDA", 3: "CUDA host memory", 4: "OpenCL", 7: "Vu
 
 
 def export(tensor: Tensor, stream=None, max_version=None, dl_device=None, copy=None):
-    """``Tensor.__dlpack__``: numpy's capsule for the tensor's array (PyTorch's checks first)."""
-    if tensor.requires_grad:
-        raise RuntimeError("Can't export tensors that require gradient, use tensor.detach()")
-    if stream not in (None, -1):  # -1: "no synchronisation", what PyTorch passes for CPU tensors
-        raise BufferError(f"Tensor.__dlpack__: stream={stream!r}, but tapegrad tensors live on the CPU, which has no "
-                          f"streams (pass stream=None)")
-    return tensor._data.__dlpack__(stream=None, max_version=max_version, dl_device=dl_device, copy=copy)
+    """``Tensor.__dlpack__`` (the checks live there: tensor.py sits below utils)."""
+    return tensor.__dlpack__(stream=stream, max_version=max_version, dl_device=dl_device, copy=copy)
 
 
 def to_dlpack(tensor: Tensor):
@@ -71,7 +67,6 @@ def from_dlpack(ext_tensor, *, device=None, copy=None) -> Tensor:
     array([5., 1., 2.])
     """
     if device is not None:
-        from ..device import device as _device
         _device(device)  # raises for anything but the CPU
     if type(ext_tensor).__name__ == "PyCapsule":
         producer = _Capsule(ext_tensor)

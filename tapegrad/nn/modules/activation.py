@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from .. import functional as F
 from .module import Module
+from ...ops import creation
+from ..parameter import Parameter
+from .. import init as _init
 
 
 class ReLU(Module):
@@ -208,14 +211,11 @@ class PReLU(Module):
     """``x`` where positive, ``a x`` elsewhere, with ``a`` learned (one, or one per channel)."""
 
     def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None):
-        from ... import creation
-        from ..parameter import Parameter
         super().__init__()
         self.num_parameters, self.init = num_parameters, init
         self.weight = Parameter(creation.full((num_parameters,), init, dtype=dtype or creation._dt(None)))
 
     def reset_parameters(self) -> None:
-        from .. import init as _init
         _init.constant_(self.weight, self.init)
 
     def forward(self, input):

@@ -5,6 +5,7 @@ import operator
 from collections import OrderedDict
 
 from .module import Module
+from ..parameter import Parameter
 
 
 def _index(idx, n, kind):
@@ -215,7 +216,6 @@ class ParameterList(Module):
         return iter(self._parameters.values())
 
     def append(self, value) -> "ParameterList":
-        from ..parameter import Parameter
         if not isinstance(value, Parameter):
             value = Parameter(value)
         self.register_parameter(str(len(self)), value)
@@ -239,7 +239,6 @@ class ParameterDict(Module):
         return self._parameters[key]
 
     def __setitem__(self, key, value):
-        from ..parameter import Parameter
         self.register_parameter(key, value if isinstance(value, Parameter) else Parameter(value))
 
     def __len__(self):

@@ -1,7 +1,7 @@
 """Convolutions over (N, C, H, W): ``Conv2d`` and ``ConvTranspose2d`` on the native kernels."""
 from __future__ import annotations
 
-from ... import creation
+from ...ops import creation
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter

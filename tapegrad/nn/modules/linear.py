@@ -1,7 +1,7 @@
 """``Linear`` and ``Identity``."""
 from __future__ import annotations
 
-from ... import creation
+from ...ops import creation
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter

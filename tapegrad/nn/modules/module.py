@@ -11,6 +11,7 @@ from ... import _dtype
 from ...autograd import RemovableHandle
 from ...tensor import Tensor
 from ..parameter import Buffer, Parameter, zero_grads
+from ...device import device as _device
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -341,7 +342,6 @@ class Module:
     def to(self, *args, **kwargs) -> "Module":
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(tensor)``: floating parameters
         and buffers are cast; CPU is the only device."""
-        from ...device import device as _device
         dtype = kwargs.pop("dtype", None)
         dev = kwargs.pop("device", None)
         kwargs.pop("non_blocking", None)

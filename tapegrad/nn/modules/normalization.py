@@ -4,7 +4,7 @@ from __future__ import annotations
 import numbers
 
 
-from ... import creation
+from ...ops import creation
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter

@@ -19,8 +19,8 @@ import warnings
 
 import numpy as np
 
-from ... import creation
-from ... import ops as _ops
+from ...ops import creation
+from ...ops import plain as _ops  # the ops without their out= wrappers
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init

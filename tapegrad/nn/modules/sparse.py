@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import creation
+from ...ops import creation
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init

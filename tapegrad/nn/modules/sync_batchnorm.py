@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import distributed as dist
 from ...autograd import Function
+from ...distributed import _collectives
+from ...tensor import Tensor
 from .normalization import _BatchNorm
 
 
 class _SyncBatchNormFn(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, eps, momentum, pg):
-        from ...distributed import _collectives
-        from ...tensor import Tensor
         a = x._data
         c = a.shape[1]
         axes = (0,) + tuple(range(2, a.ndim))
@@ -60,8 +61,6 @@ class _SyncBatchNormFn(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        from ...distributed import _collectives
-        from ...tensor import Tensor
         dy = grad._data.astype(np.float64, copy=False)
         xhat, shape, axes = ctx.xhat, ctx.shape, ctx.axes
         sum_dy = dy.sum(axis=axes)
@@ -97,7 +96,6 @@ class SyncBatchNorm(_BatchNorm):
         self.process_group = process_group
 
     def forward(self, input):
-        from ... import distributed as dist
         self._check_input_dim(input)
         if not (self.training and dist.is_initialized()):
             return super().forward(input)

@@ -6,7 +6,7 @@ import copy
 
 import numpy as np
 
-from ... import creation
+from ...ops import creation
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
@@ -16,6 +16,7 @@ from .dropout import Dropout
 from .linear import Linear
 from .module import Module
 from .normalization import LayerNorm
+from ... import _dtype
 
 
 def _additive_mask(mask, dtype):
@@ -312,6 +313,5 @@ class Transformer(Module):
     @staticmethod
     def generate_square_subsequent_mask(sz: int, device=None, dtype=None):
         """A float mask with -inf above the diagonal: position i may attend to positions <= i."""
-        from ... import _dtype
         d = _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype()
         return Tensor._wrap(np.triu(np.full((sz, sz), -np.inf), 1).astype(d))

@@ -29,6 +29,7 @@ import numpy as np
 from ... import autograd
 from ...distributed import _collectives, _group
 from ..modules.module import Module
+from ...tensor import Tensor
 
 _FIRST_BUCKET_BYTES = 1 << 20
 
@@ -176,7 +177,6 @@ class DistributedDataParallel(Module):
 
     def _mark_unused(self, out):
         """Parameters that the graph from ``out`` does not reach are ready now."""
-        from ...tensor import Tensor
         stack, seen, reached = [], set(), set()
 
         def collect(o):
@@ -262,7 +262,6 @@ class DistributedDataParallel(Module):
 
     def _finalize(self, last):
         """Every bucket is reduced: average and write into ``.grad``; returns the last parameter's."""
-        from ...tensor import Tensor
         MPI = _group._MPI
         compute_end = time.perf_counter()
         MPI.Request.Waitall([r for r in self._requests if r is not None])

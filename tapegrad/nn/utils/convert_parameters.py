@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from ...tensor import Tensor
+from ... import ops
 
 
 def parameters_to_vector(parameters) -> Tensor:
     """Concatenate the parameters, flattened, into one 1-D tensor (differentiable)."""
-    from ... import ops
     params = list(parameters)
     if not params:
         raise RuntimeError("parameters_to_vector: got no parameters")

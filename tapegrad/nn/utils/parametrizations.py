@@ -2,11 +2,13 @@
 parametrizations (``module.parametrizations.weight.original0`` / ``original1`` ...), as PyTorch's."""
 from __future__ import annotations
 
-from ... import creation, ops as _ops
+from ...ops import plain as _ops  # the ops without their out= wrappers
+from ...ops import creation
 from ..._tape import grad_mode
 from ..modules.module import Module
 from .. import functional as F
 from . import parametrize
+from ..modules.conv import ConvTranspose1d, ConvTranspose2d
 
 
 def _norm_except_dim(v, dim):
@@ -100,7 +102,6 @@ def spectral_norm(module: Module, name: str = "weight", n_power_iterations: int 
     if weight is None:
         raise ValueError(f"Module '{type(module).__name__}' has no parameter or buffer with name '{name}'")
     if dim is None:
-        from ..modules.conv import ConvTranspose1d, ConvTranspose2d
         dim = 1 if isinstance(module, (ConvTranspose1d, ConvTranspose2d)) else 0
     parametrize.register_parametrization(module, name, _SpectralNorm(weight, n_power_iterations, dim, eps))
     return module

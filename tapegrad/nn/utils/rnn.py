@@ -19,8 +19,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from ... import creation
-from ... import ops as _ops
+from ...ops import creation
+from ...ops import plain as _ops  # the ops without their out= wrappers
 from ...tensor import Tensor
 
 __all__ = ["PackedSequence", "invert_permutation", "pack_padded_sequence", "pad_packed_sequence", "pad_sequence",

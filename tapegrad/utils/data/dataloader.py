@@ -8,6 +8,7 @@ import numpy as np
 
 from ... import random as _random
 from ...tensor import Tensor
+from .dataset import IterableDataset
 
 
 def default_collate(batch):
@@ -76,7 +77,6 @@ class DataLoader:
         if batch_sampler is not None and (batch_size != 1 or shuffle or sampler is not None or drop_last):
             raise ValueError("batch_sampler option is mutually exclusive with batch_size, shuffle, sampler, "
                              "and drop_last")
-        from .dataset import IterableDataset
         if isinstance(dataset, IterableDataset) and (shuffle or sampler is not None or batch_sampler is not None):
             raise ValueError(f"DataLoader with IterableDataset: expected unspecified shuffle, sampler and "
                              f"batch_sampler options, got shuffle={shuffle}, sampler={sampler}, "
@@ -125,7 +125,6 @@ class DataLoader:
             yield self.collate_fn(batch)
 
     def __iter__(self):
-        from .dataset import IterableDataset
         if isinstance(self.dataset, IterableDataset):
             yield from self._iter_stream()
             return
@@ -139,7 +138,6 @@ class DataLoader:
                 yield self.collate_fn([self.dataset[int(i)] for i in idx])
 
     def __len__(self):
-        from .dataset import IterableDataset
         if isinstance(self.dataset, IterableDataset):
             n = len(self.dataset)  # a TypeError when the stream has no length, as in PyTorch
             if self.batch_size is None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from ... import distributed as dist
 from ... import random as _random
 from .sampler import Sampler
 
@@ -26,7 +27,6 @@ class DistributedSampler(Sampler):
     def __init__(self, dataset, num_replicas: int | None = None, rank: int | None = None, shuffle: bool = True,
                  seed: int = 0, drop_last: bool = False):
         if num_replicas is None or rank is None:
-            from ... import distributed as dist
             if not dist.is_initialized():
                 raise RuntimeError("DistributedSampler: pass num_replicas and rank, or call "
                                    "tapegrad.distributed.init_process_group() first")

@@ -26,6 +26,8 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+from ...serialization import atomic_write
+import pickletools
 
 VAL_SIZE = 10_000
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
@@ -249,7 +251,6 @@ class RestrictedUnpickler:
         return pickle.UnpicklingError(f"{self.name}: refusing {what}")
 
     def load(self):
-        import pickletools
         stack, marks, memo, depth = [], [], {}, {}
         self.items = 0
 
@@ -538,7 +539,6 @@ def write_hdf5(path, splits: dict) -> Path:
     file of float32 images holds them); labels must be integers."""
     import h5py
 
-    from ...serialization import atomic_write
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

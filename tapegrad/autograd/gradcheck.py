@@ -1,4 +1,4 @@
-"""Finite-difference checks of the tape's gradients, in float64.
+"""Finite-difference checks of the tape's gradients, in float64 (``torch.autograd.gradcheck``).
 
 ``gradcheck`` compares the analytical vector-Jacobian product of every output with a
 central-difference estimate, element by element; ``gradgradcheck`` does the same for the
@@ -9,9 +9,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import autograd
+from .. import autograd  # the package being initialised: autograd.grad is read at call time
 from .._tape import grad_mode
 from ..tensor import Tensor
+
+# PyTorch's options that tapegrad's check has no use for (it is always exact and single-mode);
+# accepted so ported calls run, while a misspelt option still raises TypeError
+_TORCH_OPTIONS = frozenset({"nondet_tol", "check_undefined_grad", "check_grad_dtypes", "check_batched_grad",
+                            "check_batched_forward_grad", "check_forward_ad", "check_backward_ad", "fast_mode",
+                            "masked"})
+
+
+def _check_options(name, options):
+    unknown = set(options) - _TORCH_OPTIONS
+    if unknown:
+        raise TypeError(f"{name}() got unexpected keyword argument(s) {sorted(unknown)}")
 
 
 class GradcheckError(AssertionError):
@@ -44,12 +56,17 @@ def _numerical(fn, inputs, i, t, cotangents, eps):
     return grad.reshape(t.shape)
 
 
-def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, seed=0) -> bool:
+def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, seed=0, **torch_options) -> bool:
     """Check the gradients of ``fn(*inputs)`` w.r.t. every input that requires grad.
 
     Inputs should be float64 for a meaningful check. Each output is contracted with a fixed
     random cotangent, so one backward pass checks every output at once.
+
+    >>> x = tapegrad.randn(3, dtype=tapegrad.float64, requires_grad=True)
+    >>> tapegrad.autograd.gradcheck(lambda t: (t * t.exp()).sum(), (x,))
+    True
     """
+    _check_options("gradcheck", torch_options)
     inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
     for i, t in _diff_inputs(inputs):
         if t.dtype != np.float64:
@@ -87,8 +104,9 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=Tru
 
 
 def gradgradcheck(fn, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True,
-                  seed=0) -> bool:
+                  seed=0, **torch_options) -> bool:
     """Check second derivatives: gradcheck of ``(inputs, v) -> d<fn(inputs), v>/d inputs``."""
+    _check_options("gradgradcheck", torch_options)
     inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
     rng = np.random.default_rng(seed + 1)
     outs = _outputs(fn, inputs)

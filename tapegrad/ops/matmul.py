@@ -1,6 +1,6 @@
-"""Linear algebra beyond matmul: dot/mv/outer, addmm/baddbmm, einsum, triangles and diagonals,
-cross, det and inverse. Most compose matmul and the shape ops; the primitives here are the
-triangle masks, the diagonal and its adjoint (``diag_embed``), det and inverse."""
+"""Products: ``matmul``/``mm``/``bmm`` on the native GEMM, ``dot``/``mv``/``outer``, the fused
+``addmm``-family, ``einsum``, ``tensordot``, ``kron``.
+"""
 from __future__ import annotations
 
 import builtins
@@ -8,12 +8,93 @@ import string
 
 import numpy as np
 
-from ..tensor import Tensor
+from .. import _C
 from .._tape.registry import apply, defop
 from ._util import norm_dim, pair
-from .elementwise import add, mul
-from .linalg import matmul
-from . import shape as _shape
+from .pointwise import add, mul
+from .shape import diagonal, permute, reshape
+from .surface import public
+
+Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
+
+
+def _mm_fwd(a, b):
+    """a (..., M, K) @ b (..., K, N), both at least 2-D, batch dims broadcast."""
+    if a.dtype.kind != "f" or a.dtype == np.float16:
+        return np.matmul(a, b)
+    if a.ndim == 2 and b.ndim == 2:  # the common case, without the broadcasting machinery
+        out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
+        _C.matmul(a, b, out)
+        return out
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    out = np.empty(batch + (a.shape[-2], b.shape[-1]), dtype=a.dtype)
+    _C.matmul(np.broadcast_to(a, batch + a.shape[-2:]), np.broadcast_to(b, batch + b.shape[-2:]), out)
+    return out
+
+
+def _transposed(t) -> bool:
+    """A 2-D operand that is the transpose of a contiguous matrix (``w.T`` in ``x @ w.T``)."""
+    d = t._data
+    return d.ndim == 2 and not d.flags.c_contiguous and d.T.flags.c_contiguous
+
+
+def _mm_grad_a(g, a, b):
+    # Like PyTorch's mm backward, give the gradient its operand's layout: for a transposed
+    # operand compute the transposed product, so the leaf's gradient arrives contiguous
+    # and is not copied again.
+    return (b @ g.mT).mT if g.ndim == 2 and _transposed(a) else g @ b.mT
+
+
+def _mm_grad_b(g, a, b):
+    return (g.mT @ a).mT if g.ndim == 2 and _transposed(b) else a.mT @ g
+
+
+_matmul = defop("matmul", _mm_fwd,
+                lambda g, out, a, b: _mm_grad_a(g, a, b),
+                lambda g, out, a, b: _mm_grad_b(g, a, b))
+
+
+@public(method=True, out=True)
+def matmul(input, other):
+    """Matrix product with numpy's ``matmul`` rules (1-D, 2-D, batched, broadcast batch dims)."""
+    a, b = pair(input, other, "matmul")
+    if a.ndim == 0 or b.ndim == 0:
+        raise RuntimeError(f"matmul: both arguments need at least 1 dimension, got {a.ndim}D and {b.ndim}D")
+    ka, kb = a.shape[-1], (b.shape[0] if b.ndim == 1 else b.shape[-2])
+    if ka != kb:
+        raise RuntimeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied "
+                           f"({ka} != {kb})")
+    if a.ndim > 2 and b.ndim > 2:
+        try:
+            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        except ValueError:
+            raise RuntimeError(f"matmul: batch dimensions of {tuple(a.shape)} and {tuple(b.shape)} do not "
+                               f"broadcast") from None
+    if a.ndim == 1 and b.ndim == 1:  # a dot product: 0-d, as in PyTorch and numpy
+        return matmul(a.reshape(1, -1), b.reshape(-1, 1)).reshape(())
+    if a.ndim == 1:
+        r = matmul(a.reshape(1, -1), b)
+        return r.reshape(r.shape[:-2] + r.shape[-1:])
+    if b.ndim == 1:
+        return matmul(a, b.reshape(-1, 1)).reshape(*a.shape[:-1])
+    return apply(_matmul, a, b)
+
+
+@public(method=True, out=True)
+def mm(input, mat2):
+    """The matrix product of two 2-D tensors."""
+    if input.ndim != 2 or mat2.ndim != 2:
+        raise RuntimeError(f"mm: expected 2-D tensors, got {tuple(input.shape)} and {tuple(mat2.shape)}")
+    return matmul(input, mat2)
+
+
+@public(method=True, out=True)
+def bmm(input, mat2):
+    """Batched matrix product of two 3-D tensors."""
+    if input.ndim != 3 or mat2.ndim != 3 or input.shape[0] != mat2.shape[0]:
+        raise RuntimeError(f"bmm: expected 3-D tensors with equal batch, got {tuple(input.shape)} and "
+                           f"{tuple(mat2.shape)}")
+    return matmul(input, mat2)
 
 
 def _check_nd(t, nd, opname, what="input"):
@@ -23,6 +104,7 @@ def _check_nd(t, nd, opname, what="input"):
         raise RuntimeError(f"{opname}: {what} must be {nd}-D, got shape {tuple(t.shape)}")
 
 
+@public(method=True, out=True)
 def dot(input, other):
     """The inner product of two 1-D tensors of the same length."""
     _check_nd(input, 1, "dot")
@@ -36,7 +118,7 @@ def dot(input, other):
     return matmul(input, other)
 
 
-
+@public(method=True, out=True)
 def mv(input, vec):
     """Matrix (n, m) times vector (m,)."""
     _check_nd(input, 2, "mv")
@@ -44,6 +126,7 @@ def mv(input, vec):
     return matmul(input, vec)
 
 
+@public(method=True, out=True)
 def outer(input, vec2):
     """``out[i, j] = input[i] * vec2[j]`` for 1-D tensors."""
     _check_nd(input, 1, "outer")
@@ -52,6 +135,7 @@ def outer(input, vec2):
 
 
 ger = outer
+public(ger, name="ger", method=True, out=True)
 
 
 def _scaled_sum(input, prod, beta, alpha):
@@ -62,6 +146,7 @@ def _scaled_sum(input, prod, beta, alpha):
     return add(mul(input, beta) if beta != 1 else input, prod)
 
 
+@public(method=True, inplace=True, out=True)
 def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     """``beta * input + alpha * (mat1 @ mat2)`` (``input`` broadcasts to the product's shape)."""
     _check_nd(mat1, 2, "addmm", "mat1")
@@ -71,12 +156,15 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     return _scaled_sum(input, prod, beta, alpha)
 
 
+@public(out=True)
 def addmv(input, mat, vec, *, beta=1, alpha=1):
+    """``beta * input + alpha * (mat @ vec)``."""
     prod = mv(mat, vec)
     _check_broadcast(input, prod, "addmv")
     return _scaled_sum(input, prod, beta, alpha)
 
 
+@public(method=True, inplace=True, out=True)
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
     """``beta * input + alpha * (batch1 @ batch2)`` for 3-D batches."""
     _check_nd(batch1, 3, "baddbmm", "batch1")
@@ -86,7 +174,9 @@ def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
     return _scaled_sum(input, prod, beta, alpha)
 
 
+@public(out=True)
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    """``beta * input + alpha * sum_b(batch1[b] @ batch2[b])``."""
     _check_nd(batch1, 3, "addbmm", "batch1")
     prod = _linalg_bmm(batch1, batch2).sum(0)
     _check_broadcast(input, prod, "addbmm")
@@ -94,7 +184,6 @@ def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
 
 
 def _linalg_bmm(a, b):
-    from .linalg import bmm
     return bmm(a, b)
 
 
@@ -109,6 +198,7 @@ def _check_broadcast(input, prod, opname):
 
 
 # ---------------------------------------------------------------- einsum
+@public(out=True)
 def einsum(equation, *operands):
     """Einstein summation: ``einsum('ij,jk->ik', a, b)``; '...' and implicit outputs are supported.
 
@@ -164,7 +254,7 @@ def einsum(equation, *operands):
         later = set(out).union(*[set(x) for x, _ in labelled[k + 1:]])
         s, t = _contract(s, t, s2, t2, later, sizes)
     s, t = _sum_out(s, t, set(out))
-    return _shape.permute(t, [s.index(c) for c in out]) if s != out else t
+    return permute(t, [s.index(c) for c in out]) if s != out else t
 
 
 def _promote(operands):
@@ -207,7 +297,7 @@ def _contract(sa, a, sb, b, later, sizes):
     right = [c for c in sb if c not in sa]
 
     def arrange(s, t, order):
-        t = _shape.permute(t, [s.index(c) for c in order]) if order else t
+        t = permute(t, [s.index(c) for c in order]) if order else t
         return t.expand(tuple(sizes[c] for c in order)) if tuple(t.shape) != tuple(sizes[c] for c in order) else t
 
     n = lambda cs: int(np.prod([sizes[c] for c in cs]))  # noqa: E731
@@ -217,142 +307,60 @@ def _contract(sa, a, sb, b, later, sizes):
     return "".join(batch + left + right), r
 
 
-# ---------------------------------------------------------------- triangles, diagonals, trace
-_tril = defop("tril", lambda x, diagonal: np.tril(x, diagonal),
-              lambda g, out, x, diagonal: apply(_tril, g, diagonal=diagonal), saves=())
-_triu = defop("triu", lambda x, diagonal: np.triu(x, diagonal),
-              lambda g, out, x, diagonal: apply(_triu, g, diagonal=diagonal), saves=())
+# ---------------------------------------------------------------- more products
+@public(out=True)
+def tensordot(a, b, dims=2):
+    """Contract ``a``'s last ``dims`` dims with ``b``'s first (or the listed dim pairs)."""
+    if isinstance(dims, Tensor):
+        dims = dims.tolist()
+    if isinstance(dims, (builtins.int, np.integer)):
+        da = list(range(a.ndim - dims, a.ndim))
+        db = list(range(dims))
+    else:
+        da, db = ([dims[0]] if isinstance(dims[0], builtins.int) else list(dims[0]),
+                  [dims[1]] if isinstance(dims[1], builtins.int) else list(dims[1]))
+        da = [norm_dim(x, a.ndim, "tensordot") for x in da]
+        db = [norm_dim(x, b.ndim, "tensordot") for x in db]
+    if [a.shape[i] for i in da] != [b.shape[i] for i in db]:
+        raise RuntimeError(f"tensordot: contracted dimensions of shapes {tuple(a.shape)} (dims {da}) and "
+                           f"{tuple(b.shape)} (dims {db}) do not match")
+    free_a = [i for i in range(a.ndim) if i not in da]
+    free_b = [i for i in range(b.ndim) if i not in db]
+    k = builtins.int(np.prod([a.shape[i] for i in da], dtype=np.int64))
+    am = reshape(permute(a, free_a + da), (-1, k))
+    bm = reshape(permute(b, db + free_b), (k, -1))
+    return reshape(matmul(am, bm), tuple(a.shape[i] for i in free_a) + tuple(b.shape[i] for i in free_b))
 
 
-def _tri(op, input, diagonal, opname):
-    if input.ndim < 2:
-        raise RuntimeError(f"{opname}: input tensor must have at least 2 dimensions, got shape {tuple(input.shape)}")
-    return apply(op, input, diagonal=int(diagonal))
+@public(method=True, out=True)
+def inner(input, other):
+    """The inner product over the last dimension of both tensors."""
+    if input.ndim == 0 or other.ndim == 0:
+        return mul(input, other)
+    return tensordot(input, other, ([-1], [-1]))
 
 
-def tril(input, diagonal=0):
-    """The lower triangle (on and below ``diagonal``) of the last two dims; zeros above."""
-    return _tri(_tril, input, diagonal, "tril")
+@public(out=True)
+def vdot(input, other):
+    """The dot product of two 1-D tensors."""
+    return dot(input, other)
 
 
-def triu(input, diagonal=0):
-    """The upper triangle (on and above ``diagonal``) of the last two dims; zeros below."""
-    return _tri(_triu, input, diagonal, "triu")
+@public(method=True, out=True)
+def kron(input, other):
+    """The Kronecker product."""
+    nd = builtins.max(input.ndim, other.ndim)
+    a = reshape(input, (1,) * (nd - input.ndim) + tuple(input.shape))
+    b = reshape(other, (1,) * (nd - other.ndim) + tuple(other.shape))
+    a_ex = reshape(a, tuple(x for s in a.shape for x in (s, 1)))
+    b_ex = reshape(b, tuple(x for s in b.shape for x in (1, s)))
+    return reshape(a_ex * b_ex, tuple(p * q for p, q in zip(a.shape, b.shape)))
 
 
-def _diag_index(n1, n2, offset):
-    k = builtins.max(0, builtins.min(n1 + builtins.min(offset, 0), n2 - builtins.max(offset, 0)))
-    i = np.arange(k)
-    return i + builtins.max(-offset, 0), i + builtins.max(offset, 0)
-
-
-def _diag_embed_fwd(g, shape, offset, dim1, dim2):
-    """Zeros of ``shape`` with ``g``'s last dim written on the ``offset`` diagonal of (dim1, dim2)."""
-    z = np.zeros(shape, dtype=g.dtype)
-    zm = np.moveaxis(z, (dim1, dim2), (-2, -1))
-    rows, cols = _diag_index(shape[dim1], shape[dim2], offset)
-    zm[..., rows, cols] = g
-    return z
-
-
-_diagonal = defop("diagonal", lambda x, offset, dim1, dim2: np.diagonal(x, offset, dim1, dim2).copy(),
-                  lambda g, out, x, offset, dim1, dim2: apply(_diag_embed, g, shape=tuple(x.shape), offset=offset,
-                                                             dim1=dim1, dim2=dim2), saves=())
-_diag_embed = defop("diag_embed", _diag_embed_fwd,
-                    lambda g, out, v, shape, offset, dim1, dim2: apply(_diagonal, g, offset=offset, dim1=dim1,
-                                                                      dim2=dim2), saves=())
-
-
-def diagonal(input, offset=0, dim1=0, dim2=1):
-    """The ``offset`` diagonal of dims (dim1, dim2), as a new last dim (a copy in tapegrad)."""
-    d1, d2 = norm_dim(dim1, input.ndim, "diagonal"), norm_dim(dim2, input.ndim, "diagonal")
-    if d1 == d2:
-        raise RuntimeError(f"diagonal: dim1 and dim2 cannot be identical, but got dim1 = dim2 = {dim1}")
-    return apply(_diagonal, input, offset=int(offset), dim1=d1, dim2=d2)
-
-
-def diag_embed(input, offset=0, dim1=-2, dim2=-1):
-    """A tensor whose ``offset`` diagonal over (dim1, dim2) holds ``input``'s last dim; zeros elsewhere."""
-    nd = input.ndim + 1
-    d1, d2 = norm_dim(dim1, nd, "diag_embed"), norm_dim(dim2, nd, "diag_embed")
-    if d1 == d2:
-        raise RuntimeError(f"diag_embed: dim1 and dim2 cannot be identical, but got {dim1}")
-    n = input.shape[-1] + builtins.abs(int(offset))
-    rest = list(input.shape[:-1])
-    shape = []
-    for k in range(nd):
-        shape.append(n if k in (d1, d2) else rest.pop(0))
-    return apply(_diag_embed, input, shape=tuple(shape), offset=int(offset), dim1=d1, dim2=d2)
-
-
-def diag(input, diagonal=0):
-    """1-D input: a square matrix with it on the ``diagonal``; 2-D input: that diagonal, 1-D."""
-    if input.ndim == 1:
-        return diag_embed(input, diagonal, 0, 1)
-    if input.ndim == 2:
-        return globals()["diagonal"](input, diagonal, 0, 1)
-    raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {input.ndim}D (shape {tuple(input.shape)})")
-
-
-def trace(input):
-    """The sum of the main diagonal of a 2-D tensor."""
-    if input.ndim != 2:
-        raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input.ndim}")
-    return diagonal(input).sum()
-
-
-# ---------------------------------------------------------------- cross, det, inverse
-def cross(input, other, dim=None):
-    """The 3-vector cross product along ``dim`` (default: the first dim of size 3, as PyTorch)."""
-    a, b = pair(input, other, "cross")
-    shape = np.broadcast_shapes(tuple(a.shape), tuple(b.shape))
-    a, b = a.expand(shape), b.expand(shape)
-    if dim is None:
-        dim = next((i for i, s in enumerate(shape) if s == 3), None)
-        if dim is None:
-            raise RuntimeError(f"cross: no dimension of size 3 in input of shape {tuple(shape)}")
-    d = norm_dim(dim, len(shape), "cross")
-    if shape[d] != 3:
-        raise RuntimeError(f"cross: inputs dimension {dim} must have length 3, got shapes {tuple(input.shape)} "
-                           f"and {tuple(other.shape)}")
-    a0, a1, a2 = _shape.unbind(a, d)
-    b0, b1, b2 = _shape.unbind(b, d)
-    return _shape.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], d)
-
-
-def _check_square(x, opname):
-    if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
-        raise RuntimeError(f"{opname}: A must be batches of square matrices, but they are "
-                           f"{x.shape[-2] if x.ndim >= 2 else ''} by {x.shape[-1] if x.ndim else ''} "
-                           f"matrices (shape {tuple(x.shape)})")
-    if x._data.dtype.kind != "f":
-        raise RuntimeError(f"{opname}: expected a floating point tensor, got {x._data.dtype}")
-
-
-def _inv_fwd(x):
-    try:
-        return np.linalg.inv(x)
-    except np.linalg.LinAlgError:
-        raise RuntimeError(f"inverse: the input (shape {x.shape}) is singular, it is not invertible") from None
-
-
-_inverse = defop("inverse", _inv_fwd, lambda g, out, x: -(out.mT @ g @ out.mT), saves_output=True, saves=())
-# d det(A) / dA = det(A) * inv(A)^T (A must be invertible)
-_det = defop("det", lambda x: np.linalg.det(x).astype(x.dtype, copy=False),
-             lambda g, out, x: (g * out)[..., None, None] * inverse(x).mT, saves_output=True)
-
-
-def inverse(input):
-    """The inverse of each square matrix in the last two dims."""
-    _check_square(input, "inverse")
-    return apply(_inverse, input)
-
-
-def det(input):
-    """The determinant of each square matrix in the last two dims (the gradient needs it invertible)."""
-    _check_square(input, "det")
-    return apply(_det, input)
-
-
-__all__ = ["dot", "mv", "outer", "ger", "addmm", "addmv", "baddbmm", "addbmm", "einsum", "tril", "triu",
-           "diagonal", "diag_embed", "diag", "trace", "cross", "inverse", "det"]
+@public(method=True, out=True)
+def addr(input, vec1, vec2, *, beta=1, alpha=1):
+    """``beta * input + alpha * outer(vec1, vec2)``."""
+    out = outer(vec1, vec2)
+    if alpha != 1:
+        out = out * alpha
+    return out if beta == 0 else (input if beta == 1 else input * beta) + out

@@ -1,0 +1,187 @@
+"""Comparisons, logical and bitwise ops, and the predicates (``isnan``, ``isin``, ``allclose``, ...).
+None of them is differentiable: their results are bool tensors.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _dtype
+from ._util import pair
+from .inplace import _inplace_of
+from .surface import public
+
+Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
+
+
+def _cmp(npfn, name):
+    def fn(input, other):
+        a, b = pair(input, other, name)
+        try:
+            return Tensor._wrap(npfn(a._data, b._data))
+        except ValueError as e:  # shapes that don't broadcast: PyTorch's RuntimeError
+            raise RuntimeError(f"{name}: {e}") from None
+
+    fn.__name__ = name
+    return fn
+
+
+eq = _cmp(np.equal, "eq")
+public(eq, method=True, out=True,
+       doc="``input == other`` elementwise (broadcast), as a bool tensor.")
+ne = _cmp(np.not_equal, "ne")
+public(ne, method=True, out=True,
+       doc="``input != other`` elementwise (broadcast), as a bool tensor.")
+lt = _cmp(np.less, "lt")
+public(lt, method=True, out=True,
+       doc="``input < other`` elementwise (broadcast), as a bool tensor.")
+le = _cmp(np.less_equal, "le")
+public(le, method=True, out=True,
+       doc="``input <= other`` elementwise (broadcast), as a bool tensor.")
+gt = _cmp(np.greater, "gt")
+public(gt, method=True, out=True,
+       doc="``input > other`` elementwise (broadcast), as a bool tensor.")
+ge = _cmp(np.greater_equal, "ge")
+public(ge, method=True, out=True,
+       doc="``input >= other`` elementwise (broadcast), as a bool tensor.")
+logical_and = _cmp(np.logical_and, "logical_and")
+public(logical_and, method=True, out=True,
+       doc="Elementwise logical AND of the truth values of ``input`` and ``other``.")
+logical_or = _cmp(np.logical_or, "logical_or")
+public(logical_or, method=True, out=True,
+       doc="Elementwise logical OR of the truth values of ``input`` and ``other``.")
+logical_xor = _cmp(np.logical_xor, "logical_xor")
+public(logical_xor, method=True, out=True,
+       doc="Elementwise logical XOR of the truth values of ``input`` and ``other``.")
+greater, less, greater_equal, less_equal, not_equal = gt, lt, ge, le, ne
+public(greater, name="greater", out=True)
+public(less, name="less", out=True)
+public(greater_equal, name="greater_equal", out=True)
+public(less_equal, name="less_equal", out=True)
+public(not_equal, name="not_equal", out=True)
+
+
+def _bitwise(npfn, name):
+    def fn(input, other):
+        a, b = pair(input, other, name)
+        if a._data.dtype.kind == "f":
+            raise RuntimeError(f"{name}: not implemented for floating-point tensors (got {a._data.dtype})")
+        try:
+            return Tensor._wrap(npfn(a._data, b._data))
+        except ValueError as e:
+            raise RuntimeError(f"{name}: {e}") from None
+
+    fn.__name__ = name
+    return fn
+
+
+# ``&``, ``|``, ``^``: bitwise on integers (logical on bools), as in PyTorch
+bitwise_and = _bitwise(np.bitwise_and, "bitwise_and")
+public(bitwise_and, method=True, out=True,
+       doc="Elementwise bitwise AND of integer or bool tensors (``&``).")
+bitwise_or = _bitwise(np.bitwise_or, "bitwise_or")
+public(bitwise_or, method=True, out=True,
+       doc="Elementwise bitwise OR of integer or bool tensors (``|``).")
+bitwise_xor = _bitwise(np.bitwise_xor, "bitwise_xor")
+public(bitwise_xor, method=True, out=True,
+       doc="Elementwise bitwise XOR of integer or bool tensors (``^``).")
+
+
+@public(method=True, out=True)
+def logical_not(input):
+    """Elementwise logical NOT: True where ``input`` is zero (or False)."""
+    return Tensor._wrap(np.logical_not(input._data))
+
+
+@public(method=True, inplace=True, out=True)
+def bitwise_not(input):
+    """``~input``: the bitwise NOT of an integer tensor, the logical NOT of a bool one.
+
+    >>> tapegrad.bitwise_not(tapegrad.tensor([0, 5, -3]))
+    tensor([-1, -6,  2])
+    """
+    if input._data.dtype.kind not in "biu":  # PyTorch's error for floats is NotImplementedError
+        raise NotImplementedError(f"bitwise_not: not implemented for {_dtype.name(input._data.dtype)} tensors "
+                                  f"(integer or bool only; logical_not works on any dtype)")
+    return Tensor._wrap(np.invert(input._data))
+
+
+@public(method=True, out=True)
+def isnan(input):
+    """True where ``input`` is NaN."""
+    return Tensor._wrap(np.isnan(input._data))
+
+
+@public(method=True, out=True)
+def isinf(input):
+    """True where ``input`` is +inf or -inf."""
+    return Tensor._wrap(np.isinf(input._data))
+
+
+@public(method=True, out=True)
+def isfinite(input):
+    """True where ``input`` is neither NaN nor infinite."""
+    return Tensor._wrap(np.isfinite(input._data))
+
+
+@public(method=True)
+def equal(input, other) -> bool:
+    """True when both tensors have the same shape and elements."""
+    return input.shape == other.shape and bool(np.array_equal(input._data, other._data))
+
+
+@public(method=True)
+def allclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
+    """Whether ``|input - other| <= atol + rtol * |other|`` holds everywhere (a Python bool)."""
+    return bool(np.allclose(input._data, other._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+@public(method=True, out=True)
+def isclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False):
+    """Elementwise ``|input - other| <= atol + rtol * |other|``, as a bool tensor."""
+    return Tensor._wrap(np.isclose(input._data, other._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+@public(method=True, out=True)
+def isneginf(input):
+    """True where ``input`` is -inf."""
+    return Tensor._wrap(np.isneginf(input._data))
+
+
+@public(method=True, out=True)
+def isposinf(input):
+    """True where ``input`` is +inf."""
+    return Tensor._wrap(np.isposinf(input._data))
+
+
+@public(out=True)
+def isreal(input):
+    """True everywhere: tapegrad has no complex dtypes."""
+    return Tensor._wrap(np.ones(input.shape, dtype=bool))
+
+
+@public
+def isin(elements, test_elements, *, assume_unique=False, invert=False):
+    """True where an element of ``elements`` occurs in ``test_elements`` (False with ``invert``)."""
+    e = elements._data if isinstance(elements, Tensor) else np.asarray(elements)
+    t = test_elements._data if isinstance(test_elements, Tensor) else np.asarray(test_elements)
+    return Tensor._wrap(np.isin(e, t, assume_unique=assume_unique, invert=invert))
+
+
+def _cmp_inplace(fn):
+    return lambda s, o: fn(s, o).to(s.dtype)
+
+
+eq_ = _inplace_of(_cmp_inplace(eq), "eq_")
+public(eq_, method=True)
+ne_ = _inplace_of(_cmp_inplace(ne), "ne_")
+public(ne_, method=True)
+lt_ = _inplace_of(_cmp_inplace(lt), "lt_")
+public(lt_, method=True)
+le_ = _inplace_of(_cmp_inplace(le), "le_")
+public(le_, method=True)
+gt_ = _inplace_of(_cmp_inplace(gt), "gt_")
+public(gt_, method=True)
+ge_ = _inplace_of(_cmp_inplace(ge), "ge_")
+public(ge_, method=True)
+logical_not_ = _inplace_of(lambda s: logical_not(s).to(s.dtype), "logical_not_")
+public(logical_not_, method=True)

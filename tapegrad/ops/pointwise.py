@@ -1,0 +1,851 @@
+"""Pointwise math: arithmetic, powers, exp/log in every base, trigonometric and hyperbolic
+functions, rounding, clamping, and the special functions (``erf``, ``lgamma``, ``digamma``,
+``polygamma``, ``logit``, ...), with PyTorch's names, type promotion and gradients.
+
+Integer inputs of the floating functions become the default float dtype, as in PyTorch.
+"""
+from __future__ import annotations
+
+import builtins
+import math
+
+import numpy as np
+import scipy.special as _sp
+
+from .. import _dtype
+from .._tape import grad_mode
+from .._tape.registry import apply, defop
+from ._util import as_tensor, const, integer_division_checked, pair
+from .inplace import inplace
+from .comparison import isfinite, isnan
+from .surface import public
+
+Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
+
+
+# ---------------------------------------------------------------- binary arithmetic
+_add = defop("add", np.add, lambda g, out, x, y: g, lambda g, out, x, y: g, saves=())
+_sub = defop("sub", np.subtract, lambda g, out, x, y: g, lambda g, out, x, y: -g, saves=())
+_mul = defop("mul", np.multiply, lambda g, out, x, y: g * y, lambda g, out, x, y: g * x)
+_div = defop("div", np.true_divide, lambda g, out, x, y: g / y, lambda g, out, x, y: -g * x / (y * y))
+_pow = defop("pow", np.power,
+             lambda g, out, x, y: where(y == 0, const(0.0, g.dtype), g * y * x ** (y - 1)),  # PyTorch: 0 at y == 0
+             lambda g, out, x, y: _pow_exponent_grad(g, out, x, y),
+             saves_output=True)
+_maximum = defop("maximum", np.maximum,
+                 lambda g, out, x, y: g * _tie_mask(x, y),
+                 lambda g, out, x, y: g * _tie_mask(y, x))
+_minimum = defop("minimum", np.minimum,
+                 lambda g, out, x, y: g * _tie_mask(y, x),
+                 lambda g, out, x, y: g * _tie_mask(x, y))
+
+
+def _tie_mask(x, y):
+    """1 where x wins, 0.5 on ties (PyTorch splits the gradient evenly), 0 elsewhere."""
+    return (x > y).to(x.dtype) + (x == y).to(x.dtype) * 0.5
+
+
+def _pow_exponent_grad(g, out, x, y):
+    # d(x**y)/dy = x**y * log(x); PyTorch takes it as 0 where x == 0 and y >= 0 (where x == 0 and
+    # y < 0 it is inf * -inf = -inf). log's argument is made safe there, so double backward has no 0/0.
+    zero = (x == 0) & (y >= 0)
+    return where(zero, const(0.0, out.dtype), g * out * log(where(zero, const(1.0, x.dtype), x)))
+
+
+@public(method=True, inplace=True, out=True)
+def add(input, other, *, alpha=1):
+    """``input + alpha * other`` with broadcasting."""
+    if alpha != 1:
+        other = mul(other, alpha)
+    return apply(_add, *pair(input, other, "add"))
+
+
+@public(method=True, inplace=True, out=True)
+def sub(input, other, *, alpha=1):
+    """``input - alpha * other``, broadcast and type-promoted as in PyTorch."""
+    if _is_bool(input) or _is_bool(other):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+                           "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
+    if alpha != 1:
+        other = mul(other, alpha)
+    return apply(_sub, *pair(input, other, "sub"))
+
+
+def _is_bool(x):
+    return isinstance(x, (bool, np.bool_)) or (isinstance(x, Tensor) and x._data.dtype == np.bool_)
+
+
+@public(method=True, inplace=True, out=True)
+def mul(input, other):
+    """``input * other``, broadcast and type-promoted as in PyTorch."""
+    return apply(_mul, *pair(input, other, "mul"))
+
+
+@public(method=True, inplace=True, out=True)
+def div(input, other, *, rounding_mode=None):
+    """True division (integers give floats, as in PyTorch); ``rounding_mode`` 'trunc' or 'floor'."""
+    a, b = pair(input, other, "div")
+    if rounding_mode is None:
+        if a._data.dtype.kind != "f":
+            a, b = a.to(_dtype.get_default_dtype()), b.to(_dtype.get_default_dtype())
+        return apply(_div, a, b)
+    if rounding_mode not in ("floor", "trunc"):
+        raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+    if a._data.dtype.kind != "f":
+        if a._data.dtype == np.bool_:
+            raise RuntimeError(f"div(rounding_mode={rounding_mode!r}): not implemented for 'Bool' tensors")
+        integer_division_checked(a, b, f"div(rounding_mode={rounding_mode!r})")
+    if rounding_mode == "floor":
+        return apply(_floor_divide, a, b)
+    if rounding_mode == "trunc":
+        return apply(_trunc_divide, a, b)
+    raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+
+
+def _zero_vjp(g, out, *args, **kw):
+    return g * 0.0
+
+
+_floor_divide = defop("floor_divide", np.floor_divide, _zero_vjp, _zero_vjp, saves=())
+_trunc_divide = defop("trunc_divide", lambda a, b: np.trunc(np.true_divide(a, b)).astype(
+    np.result_type(a, b)), _zero_vjp, _zero_vjp, saves=())
+
+
+@public(method=True, inplace=True, out=True)
+def pow(input, exponent):
+    """``input ** exponent``; either may be a scalar."""
+    if isinstance(input, Tensor) and not isinstance(exponent, Tensor):
+        if input._data.dtype.kind in "iu" and isinstance(exponent, (int, np.integer)) and exponent < 0:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
+        if input._data.dtype.kind != "f" and isinstance(exponent, float):
+            input = input.to(_dtype.get_default_dtype())
+        return apply(_pow_scalar, input, exponent=exponent)
+    a, b = pair(input, exponent, "pow")
+    if a._data.dtype == np.bool_:
+        raise RuntimeError("pow: not implemented for 'Bool' tensors")
+    if a._data.dtype.kind in "iu":  # numpy refuses negative integer powers; PyTorch truncates them
+        if not isinstance(exponent, Tensor) and exponent < 0:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
+        return Tensor._wrap(_int_pow(a._data, b._data))
+    return apply(_pow, a, b)
+
+
+def _int_pow(x, e):
+    """C-style integer power: a negative exponent gives 1 for 1, +-1 for -1 and 0 otherwise."""
+    pos = np.power(x, np.maximum(e, 0))
+    neg = np.where(x == 1, 1, np.where(x == -1, np.where(e % 2 == 0, 1, -1), 0))
+    return np.where(e < 0, neg, pos).astype(pos.dtype)
+
+
+def _pow_scalar_fwd(x, exponent):
+    out = np.power(x, exponent)
+    return out.astype(x.dtype, copy=False) if x.dtype.kind == "f" else out
+
+
+_pow_scalar = defop("pow_scalar", _pow_scalar_fwd,
+                    lambda g, out, x, exponent: g * 0.0 if exponent == 0 else g * exponent * x ** (exponent - 1))
+
+
+@public(method=True, out=True)
+def maximum(input, other):
+    """Elementwise maximum of ``input`` and ``other`` (NaN propagates)."""
+    return apply(_maximum, *pair(input, other, "maximum"))
+
+
+@public(method=True, out=True)
+def minimum(input, other):
+    """Elementwise minimum of ``input`` and ``other`` (NaN propagates)."""
+    return apply(_minimum, *pair(input, other, "minimum"))
+
+
+# ---------------------------------------------------------------- unary
+def _unary(name, fwd, vjp, saves_output=False, saves=None, floating=False):
+    """``floating``: a float-valued function, so integer and bool inputs become the default float
+    dtype first (PyTorch's rule: ``exp(int_tensor)`` is float32, never numpy's float64/float16)."""
+    op = defop(name, fwd, vjp, saves_output=saves_output, saves=saves)
+
+    if floating:
+        def fn(input):
+            return apply(op, _to_float(input))
+    else:
+        def fn(input):
+            return apply(op, input)
+
+    fn.__name__ = name
+    return op, fn
+
+
+_neg, _neg_fn = _unary("neg", np.negative, lambda g, out, x: -g, saves=())
+
+
+@public(method=True, inplace=True, out=True)
+def neg(input):
+    """``-input``."""
+    _no_bool(input, "neg")
+    return apply(_neg, input)
+
+
+def _no_bool(input, opname, hint=""):
+    if input._data.dtype == np.bool_:
+        raise RuntimeError(f"{opname}: not implemented for 'Bool' tensors{hint}")
+
+
+_exp, exp = _unary("exp", np.exp, lambda g, out, x: g * out, saves_output=True, saves=(), floating=True)
+public(exp, method=True, inplace=True, out=True,
+       doc="``e ** input``, elementwise.")
+_log, log = _unary("log", np.log, lambda g, out, x: g / x, floating=True)
+public(log, method=True, inplace=True, out=True,
+       doc="The natural logarithm, elementwise.")
+_log1p, log1p = _unary("log1p", np.log1p, lambda g, out, x: g / (x + 1), floating=True)
+public(log1p, method=True, inplace=True, out=True,
+       doc="``log(1 + input)``, accurate for small ``input``.")
+_expm1, expm1 = _unary("expm1", np.expm1, lambda g, out, x: g * (out + 1), saves_output=True, saves=(), floating=True)
+public(expm1, method=True, inplace=True, out=True,
+       doc="``exp(input) - 1``, accurate for small ``input``.")
+_sqrt, sqrt = _unary("sqrt", np.sqrt, lambda g, out, x: g / (out * 2), saves_output=True, saves=(), floating=True)
+public(sqrt, method=True, inplace=True, out=True,
+       doc="The square root, elementwise.")
+_rsqrt, rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda g, out, x: g * out ** 3 * -0.5,
+                       saves_output=True, saves=(), floating=True)
+public(rsqrt, method=True, inplace=True, out=True,
+       doc="``1 / sqrt(input)``, elementwise.")
+_sin, sin = _unary("sin", np.sin, lambda g, out, x: g * cos(x), floating=True)
+public(sin, method=True, inplace=True, out=True,
+       doc="The sine, elementwise (radians).")
+_cos, cos = _unary("cos", np.cos, lambda g, out, x: -g * sin(x), floating=True)
+public(cos, method=True, inplace=True, out=True,
+       doc="The cosine, elementwise (radians).")
+_tanh, tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves_output=True, saves=(), floating=True)
+public(tanh, method=True, inplace=True, out=True,
+       doc="The hyperbolic tangent, elementwise.")
+_sigmoid, sigmoid = _unary("sigmoid", lambda x: _sp.expit(x).astype(x.dtype, copy=False),
+                           lambda g, out, x: g * out * (1 - out), saves_output=True, saves=(), floating=True)
+public(sigmoid, method=True, inplace=True, out=True,
+       doc="The logistic function ``1 / (1 + exp(-input))``, elementwise.")
+_abs, _abs_fn = _unary("abs", np.abs, lambda g, out, x: g * sign(x))
+
+
+@public(method=True, inplace=True, out=True)
+def abs(input):
+    """``|input|``."""
+    _no_bool(input, "abs")
+    return apply(_abs, input)
+
+
+_erf, erf = _unary("erf", lambda x: _sp.erf(x).astype(x.dtype, copy=False),
+                   lambda g, out, x: g * exp(-x * x) * (2 / np.sqrt(np.pi)), floating=True)
+public(erf, method=True, inplace=True, out=True,
+       doc="The error function, elementwise.")
+
+
+# sign has a zero gradient everywhere (as in PyTorch), which keeps it usable inside VJPs.
+_sign = defop("sign", np.sign, _zero_vjp, saves=())
+
+
+@public(method=True, inplace=True, out=True)
+def sign(input):
+    """-1, 0 or 1 by the sign of each element (its gradient is zero)."""
+    if input._data.dtype == np.bool_:  # numpy has no bool sign; PyTorch's is the identity
+        return Tensor._wrap(input._data.copy())
+    return apply(_sign, input)
+
+
+@public
+def where(condition, input=None, other=None):
+    """Elementwise ``input if condition else other``; ``condition`` is a bool tensor.
+    ``where(condition)`` alone is ``nonzero(condition, as_tuple=True)``."""
+    if input is None and other is None:
+        return as_tensor(condition, "where").nonzero(as_tuple=True)  # a method: indexing sits above pointwise
+    if input is None or other is None:
+        raise TypeError("where: expected where(condition, input, other) or where(condition)")
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):  # two scalars, as PyTorch allows
+        input, other = as_tensor(input, "where"), as_tensor(other, "where")
+    x, y = pair(input, other, "where")
+    cond = as_tensor(condition, "where")
+    if cond._data.dtype != np.bool_:
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype "
+                           f"{cond._data.dtype}")
+    return apply(_where, cond, x, y)
+
+
+_where = defop("where", np.where, None,
+               lambda g, out, c, x, y: g * c.to(g.dtype),
+               lambda g, out, c, x, y: g * (~c).to(g.dtype), saves=(0,))
+
+
+def _masked(g, cond):
+    """``g`` where ``cond`` holds, else 0 (a where, not a product: an inf upstream stays out)."""
+    return where(cond, g, const(0, g.dtype))
+
+
+def _to_float(input):
+    """Integer and bool tensors become the default float dtype (PyTorch's rule for float-valued ops)."""
+    return input if input._data.dtype.kind == "f" else input.to(_dtype.get_default_dtype())
+
+
+# ---------------------------------------------------------------- clamp and friends
+def _clamp_fwd(x, lo, hi):
+    return np.minimum(np.maximum(x, lo), hi)  # min > max gives max everywhere, as in PyTorch
+
+
+# PyTorch's clamp_backward_min_max: the gradient passes where min <= x <= max
+_clamp = defop("clamp", _clamp_fwd,
+               lambda g, out, x, lo, hi: _masked(g, (x >= lo) & (x <= hi)),
+               lambda g, out, x, lo, hi: _masked(g, (x < lo) & (lo < hi)),
+               lambda g, out, x, lo, hi: _masked(g, (x > hi) | (hi < lo)))
+
+
+def _clamp_args(input, min, max, opname):
+    if min is None and max is None:
+        raise RuntimeError(f"{opname}: At least one of 'min' or 'max' must not be None")
+    x = as_tensor(input, opname)
+    if x._data.dtype == np.bool_:
+        raise RuntimeError(f"{opname}: not implemented for 'Bool' tensors")
+    d = _dtype.result_type(x._data, *[b._data if isinstance(b, Tensor) else b for b in (min, max) if b is not None])
+    info = np.finfo(d) if d.kind == "f" else np.iinfo(d)
+    lo_default, hi_default = (-np.inf, np.inf) if d.kind == "f" else (info.min, info.max)
+    lo = const(lo_default, d) if min is None else (min.to(d) if isinstance(min, Tensor) else const(min, d))
+    hi = const(hi_default, d) if max is None else (max.to(d) if isinstance(max, Tensor) else const(max, d))
+    return x.to(d), lo, hi
+
+
+@public(method=True, inplace=True, out=True)
+def clamp(input, min=None, max=None):
+    """Limit ``input`` to ``[min, max]`` (scalars or broadcastable tensors; either may be None).
+
+    >>> tapegrad.clamp(tapegrad.tensor([-2.0, 0.5, 3.0]), min=0, max=1)
+    tensor([0.0000, 0.5000, 1.0000])
+    """
+    return apply(_clamp, *_clamp_args(input, min, max, "clamp"))
+
+
+clip = clamp
+public(clip, name="clip", method=True, inplace=True, out=True)
+
+_square = defop("square", np.square, lambda g, out, x: g * x * 2)
+_reciprocal = defop("reciprocal", np.reciprocal, lambda g, out, x: -g * out * out, saves_output=True, saves=())
+
+
+@public(method=True, inplace=True, out=True)
+def square(input):
+    """``input * input``."""
+    if input._data.dtype == np.bool_:  # PyTorch: bool squares to int64 (numpy would say int8)
+        input = input.to(np.int64)
+    return apply(_square, input)
+
+
+@public(method=True, inplace=True, out=True)
+def reciprocal(input):
+    """``1 / input``; integer tensors give floats."""
+    return apply(_reciprocal, _to_float(input))
+
+
+# rounding: piecewise constant, so the gradient is zero (as in PyTorch)
+_floor = defop("floor", np.floor, _zero_vjp, saves=())
+_ceil = defop("ceil", np.ceil, _zero_vjp, saves=())
+_trunc = defop("trunc", np.trunc, _zero_vjp, saves=())
+_round = defop("round", lambda x, decimals: np.round(x, decimals), _zero_vjp, saves=())  # half to even
+
+
+def _rounding(op):
+    def fn(input):
+        _no_bool(input, op.name)
+        if input._data.dtype.kind != "f":  # integers are already whole: a copy, as PyTorch
+            return Tensor._wrap(input._data.copy())
+        return apply(op, input)
+    fn.__name__ = op.name
+    return fn
+
+
+floor, ceil, trunc = _rounding(_floor), _rounding(_ceil), _rounding(_trunc)
+public(floor, method=True, inplace=True, out=True,
+       doc="The largest integer not above each element (integers are returned as a copy).")
+public(ceil, method=True, inplace=True, out=True,
+       doc="The smallest integer not below each element (integers are returned as a copy).")
+public(trunc, method=True, inplace=True, out=True,
+       doc="Each element rounded toward zero (integers are returned as a copy).")
+fix = trunc
+public(fix, name="fix", method=True, inplace=True, out=True)
+
+
+@public(method=True, inplace=True, out=True)
+def round(input, *, decimals=0):
+    """Round half to even (as PyTorch and numpy), to ``decimals`` places."""
+    _no_bool(input, "round")
+    if input._data.dtype.kind != "f" and decimals >= 0:
+        return Tensor._wrap(input._data.copy())
+    return apply(_round, _to_float(input), decimals=int(decimals))
+
+
+def _atan2_denominator(y, x):
+    # at the origin PyTorch's gradient is 0, not 0/0: divide by 1 there (the numerator is 0)
+    d = x * x + y * y
+    return where(d == 0, const(1.0, d.dtype), d)
+
+
+_atan2 = defop("atan2", np.arctan2,
+               lambda g, out, y, x: g * x / _atan2_denominator(y, x),
+               lambda g, out, y, x: -g * y / _atan2_denominator(y, x))
+
+
+@public(method=True, out=True)
+def atan2(input, other):
+    """The angle of the point ``(other, input)``: ``atan(input / other)`` in the right quadrant."""
+    y, x = pair(input, other, "atan2")
+    return apply(_atan2, _to_float(y), _to_float(x))
+
+
+arctan2 = atan2
+public(arctan2, name="arctan2", out=True)
+
+
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+_2_SQRTPI = 2 / math.sqrt(math.pi)
+
+
+def _keep_dtype(fn):
+    """A forward that keeps the input's float dtype (numpy/scipy may compute in float64)."""
+    return lambda *xs, **kw: np.asarray(fn(*xs, **kw), dtype=xs[0].dtype)
+
+
+def _float_unary(name, fwd, vjp, saves_output=False, saves=None, doc=None):
+    op = defop(name, _keep_dtype(fwd), vjp, saves_output=saves_output, saves=saves)
+
+    def fn(input):
+        return apply(op, _to_float(as_tensor(input, name)))
+
+    fn.__name__ = name
+    fn.__doc__ = doc
+    return op, fn
+
+
+_exp2, exp2 = _float_unary("exp2", np.exp2, lambda g, out, x: g * out * _LN2, saves_output=True, saves=())
+public(exp2, method=True, out=True,
+       doc="``2 ** input``, elementwise.")
+_log2, log2 = _float_unary("log2", np.log2, lambda g, out, x: g / (x * _LN2))
+public(log2, method=True, out=True,
+       doc="The base-2 logarithm, elementwise.")
+_log10, log10 = _float_unary("log10", np.log10, lambda g, out, x: g / (x * _LN10))
+public(log10, method=True, out=True,
+       doc="The base-10 logarithm, elementwise.")
+_sinh, sinh = _float_unary("sinh", np.sinh, lambda g, out, x: g * cosh(x))
+public(sinh, method=True, out=True,
+       doc="The hyperbolic sine, elementwise.")
+_cosh, cosh = _float_unary("cosh", np.cosh, lambda g, out, x: g * sinh(x))
+public(cosh, method=True, out=True,
+       doc="The hyperbolic cosine, elementwise.")
+_asin, asin = _float_unary("asin", np.arcsin, lambda g, out, x: g * rsqrt(1 - x * x))
+public(asin, method=True, out=True,
+       doc="The inverse sine, elementwise (``arcsin``).")
+_acos, acos = _float_unary("acos", np.arccos, lambda g, out, x: -g * rsqrt(1 - x * x))
+public(acos, method=True, out=True,
+       doc="The inverse cosine, elementwise (``arccos``).")
+_atan, atan = _float_unary("atan", np.arctan, lambda g, out, x: g / (x * x + 1))
+public(atan, method=True, out=True,
+       doc="The inverse tangent, elementwise (``arctan``).")
+_asinh, asinh = _float_unary("asinh", np.arcsinh, lambda g, out, x: g * rsqrt(x * x + 1))
+public(asinh, method=True, out=True,
+       doc="The inverse hyperbolic sine, elementwise (``arcsinh``).")
+_acosh, acosh = _float_unary("acosh", np.arccosh, lambda g, out, x: g * rsqrt(x * x - 1))
+public(acosh, method=True, out=True,
+       doc="The inverse hyperbolic cosine, elementwise (``arccosh``).")
+_atanh, atanh = _float_unary("atanh", np.arctanh, lambda g, out, x: g / (1 - x * x))
+public(atanh, method=True, out=True,
+       doc="The inverse hyperbolic tangent, elementwise (``arctanh``).")
+_erfc, erfc = _float_unary("erfc", _sp.erfc, lambda g, out, x: -g * exp(-x * x) * _2_SQRTPI)
+public(erfc, method=True, out=True,
+       doc="The complementary error function ``1 - erf(input)``, elementwise.")
+_erfinv, erfinv = _float_unary("erfinv", _sp.erfinv, lambda g, out, x: g * exp(out * out) * (math.sqrt(math.pi) / 2),
+                         saves_output=True, saves=())
+public(erfinv, method=True, out=True,
+       doc="The inverse error function, elementwise.")
+_lgamma, lgamma = _float_unary("lgamma", _sp.gammaln, lambda g, out, x: g * digamma(x),
+                         doc="``log|Gamma(x)|``; its derivative is ``digamma``.")
+public(lgamma, method=True, out=True)
+_digamma, digamma = _float_unary("digamma", _sp.digamma, lambda g, out, x: g * polygamma(1, x),
+                           doc="``d/dx log Gamma(x)``; its derivative is ``polygamma(1, x)``.")
+public(digamma, method=True, out=True)
+_polygamma = defop("polygamma", _keep_dtype(lambda x, n: _sp.polygamma(n, x)),
+                   lambda g, out, x, n: g * apply(_polygamma, x, n=n + 1))
+
+
+@public(out=True)
+def polygamma(n, input):
+    """The ``n``-th derivative of ``digamma`` (``n = 0``: digamma itself).
+
+    >>> tapegrad.polygamma(1, tapegrad.tensor([1.0]))   # pi^2 / 6
+    tensor([1.6449])
+    """
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+        raise RuntimeError(f"polygamma(n, x) does not support negative or non-integer n, got n = {n!r}")
+    return apply(_polygamma, _to_float(as_tensor(input, "polygamma")), n=int(n))
+
+
+_frac = defop("frac", _keep_dtype(lambda x: x - np.trunc(x)), lambda g, out, x: g, saves=())
+
+
+@public(method=True, inplace=True, out=True)
+def frac(input):
+    """``input - trunc(input)``; floats only, as in PyTorch."""
+    if input._data.dtype.kind != "f":
+        raise RuntimeError(f"frac: not implemented for {input._data.dtype} tensors")
+    return apply(_frac, input)
+
+
+arcsin, arccos, arctan, arcsinh, arccosh, arctanh = asin, acos, atan, asinh, acosh, atanh
+public(arcsin, name="arcsin", method=True, out=True)
+public(arccos, name="arccos", method=True, out=True)
+public(arctan, name="arctan", method=True, out=True)
+public(arcsinh, name="arcsinh", out=True)
+public(arccosh, name="arccosh", out=True)
+public(arctanh, name="arctanh", out=True)
+special_erfinv = erfinv
+
+_logit = defop("logit", _keep_dtype(lambda x: np.log(x / (1 - x))), lambda g, out, x: g / (x * (1 - x)))
+
+
+@public(method=True, out=True)
+def logit(input, eps=None):
+    """``log(p / (1 - p))``; with ``eps``, ``p`` is first clamped to ``[eps, 1 - eps]``.
+
+    >>> tapegrad.logit(tapegrad.tensor([0.5, 0.75]))
+    tensor([0.0000, 1.0986])
+    """
+    x = _to_float(as_tensor(input, "logit"))
+    if eps is not None:
+        x = clamp(x, eps, 1 - eps)
+    return apply(_logit, x)
+
+
+def _float_pair(a, b, opname):
+    a, b = pair(a, b, opname)
+    return _to_float(a), _to_float(b)
+
+
+_hypot = defop("hypot", np.hypot, lambda g, out, a, b: g * a / out, lambda g, out, a, b: g * b / out,
+               saves_output=True)
+_logaddexp = defop("logaddexp", np.logaddexp, lambda g, out, a, b: g * exp(a - out),
+                   lambda g, out, a, b: g * exp(b - out), saves_output=True)
+
+
+@public(method=True, out=True)
+def hypot(input, other):
+    """``sqrt(input**2 + other**2)`` without overflow."""
+    return apply(_hypot, *_float_pair(input, other, "hypot"))
+
+
+@public(method=True, out=True)
+def logaddexp(input, other):
+    """``log(exp(input) + exp(other))`` without overflow."""
+    return apply(_logaddexp, *_float_pair(input, other, "logaddexp"))
+
+
+# PyTorch: d remainder(a, b) / db = -floor(a / b), d fmod(a, b) / db = -trunc(a / b)
+_remainder = defop("remainder", np.remainder, lambda g, out, a, b: g, lambda g, out, a, b: -g * floor(a / b))
+_fmod = defop("fmod", np.fmod, lambda g, out, a, b: g, lambda g, out, a, b: -g * trunc(a / b))
+
+
+def _int_mod(npfn, a, b, opname):
+    integer_division_checked(a, b, opname)
+    return Tensor._wrap(npfn(a._data, b._data))
+
+
+@public(method=True, inplace=True, out=True)
+def remainder(input, other):
+    """Python's ``%``: the result has the sign of the divisor."""
+    a, b = pair(input, other, "remainder")
+    if a._data.dtype.kind != "f":
+        return _int_mod(np.remainder, a, b, "remainder")
+    return apply(_remainder, a, b)
+
+
+@public(method=True, inplace=True, out=True)
+def fmod(input, other):
+    """C's ``fmod``: the result has the sign of the dividend."""
+    a, b = pair(input, other, "fmod")
+    if a._data.dtype.kind != "f":
+        return _int_mod(np.fmod, a, b, "fmod")
+    return apply(_fmod, a, b)
+
+
+@public(method=True, out=True)
+def floor_divide(input, other):
+    """``floor(input / other)`` (PyTorch >= 1.13 rounds down, like Python's ``//``)."""
+    return div(input, other, rounding_mode="floor")
+
+
+def _lerp_fwd(a, b, w):
+    # PyTorch's two-sided formula: exact at w = 0 and w = 1
+    d = b - a
+    return np.asarray(np.where(np.abs(w) < 0.5, a + w * d, b - d * (1 - w)), dtype=np.result_type(a, b))
+
+
+_lerp = defop("lerp", _lerp_fwd, lambda g, out, a, b, w: g * (1 - w), lambda g, out, a, b, w: g * w,
+              lambda g, out, a, b, w: g * (b - a))
+
+
+@public(method=True, inplace=True, out=True)
+def lerp(input, end, weight):
+    """``input + weight * (end - input)``; ``weight`` a number or a tensor (differentiable).
+
+    >>> tapegrad.lerp(tapegrad.zeros(2), tapegrad.ones(2), 0.25)
+    tensor([0.2500, 0.2500])
+    """
+    if isinstance(end, Tensor) and isinstance(input, Tensor) and end.dtype != input.dtype:
+        raise RuntimeError(f"lerp: expected dtype {input.dtype} for `end` but got dtype {end.dtype}")
+    a, b = pair(input, end, "lerp")
+    if a._data.dtype.kind != "f":
+        raise RuntimeError(f"lerp: expected floating-point input and end, got {a._data.dtype}")
+    w = weight.to(a.dtype) if isinstance(weight, Tensor) else const(weight, a.dtype)
+    return apply(_lerp, a, b, w)
+
+
+@public(method=True, inplace=True, out=True)
+def addcmul(input, tensor1, tensor2, *, value=1):
+    """``input + value * tensor1 * tensor2``; the tensors alone set the dtype (PyTorch casts ``value``)."""
+    prod = mul(tensor1, tensor2)
+    d = _dtype.result_type(input._data, prod._data)
+    if d == np.bool_:
+        raise RuntimeError("addcmul: not implemented for 'Bool' tensors")
+    prod = prod.to(d)
+    if value != 1:
+        prod = mul(prod, int(value) if d.kind != "f" else value)
+    return add(input.to(d), prod)
+
+
+@public(method=True, inplace=True, out=True)
+def addcdiv(input, tensor1, tensor2, *, value=1):
+    """``input + value * tensor1 / tensor2``."""
+    if tensor1._data.dtype.kind != "f" and tensor2._data.dtype.kind != "f":
+        raise RuntimeError("addcdiv: integer division with addcdiv is no longer supported; use floating-point "
+                           f"tensors (got {tensor1._data.dtype} and {tensor2._data.dtype})")
+    q = div(tensor1, tensor2)
+    return add(input, mul(q, value) if value != 1 else q)
+
+
+_nan_to_num = defop("nan_to_num", lambda x, nan, posinf, neginf: np.nan_to_num(x, nan=nan, posinf=posinf,
+                                                                               neginf=neginf),
+                    lambda g, out, x, nan, posinf, neginf: g * isfinite(x).to(g.dtype))
+
+
+@public(method=True, inplace=True, out=True)
+def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
+    """NaN to ``nan``, +-inf to ``posinf``/``neginf`` (default: the dtype's largest/smallest finite)."""
+    if input._data.dtype.kind != "f":
+        return Tensor._wrap(input._data.copy())
+    return apply(_nan_to_num, input, nan=float(nan), posinf=posinf, neginf=neginf)
+
+
+@public(method=True, out=True)
+def sgn(input):
+    """``sign`` (tapegrad has no complex tensors)."""
+    return sign(input)
+
+
+def ndtr(input):
+    """The standard normal CDF, ``(1 + erf(x / sqrt(2))) / 2``."""
+    return 0.5 * erfc(-input * (1 / math.sqrt(2)))
+
+
+def ndtri(input):
+    """The inverse of ``ndtr``: ``sqrt(2) * erfinv(2p - 1)``."""
+    return math.sqrt(2) * erfinv(2 * input - 1)
+
+
+def log_ndtr(input):
+    return log(ndtr(input))
+
+
+def xlog1py(input, other):
+    """``input * log1p(other)``, 0 where ``input`` is 0."""
+    return where(input == 0, 0.0 * input, input * log1p(other))
+
+
+def multigammaln(input, p):
+    """The multivariate log-gamma ``sum_i lgamma(x - i/2) + p(p-1)/4 log(pi)``."""
+    out = sum(lgamma(input - j / 2) for j in range(p))
+    return out + p * (p - 1) / 4 * math.log(math.pi)
+
+
+@public(method=True)
+def zero_(self):
+    """Fill ``self`` with zeros, in place."""
+    return fill_(self, 0)
+
+
+@public(method=True)
+def fill_(self, value):
+    """Fill ``self`` with ``value``, in place."""
+    if isinstance(value, Tensor):
+        value = value.item()
+    if grad_mode.state.enabled and self._requires_grad:
+        return inplace(self, lambda s: _replace(s, Tensor._wrap(np.asarray(value, s.dtype))), "fill_")
+    self._data.fill(value)
+    self._version[0] += 1
+    return self
+
+
+@public(method=True)
+def copy_(self, src):
+    """Copy ``src`` (broadcast, cast to ``self``'s dtype) into ``self``; differentiable in ``src``."""
+    src = as_tensor(src, "copy_")
+    return inplace(self, lambda s, o: _replace(s, o.to(s.dtype)), "copy_", src)
+
+
+def _replace(s: Tensor, value: Tensor) -> Tensor:
+    """``value`` broadcast to ``s``'s shape, recorded so that ``s`` gets a zero gradient."""
+    return where(Tensor._wrap(np.broadcast_to(np.True_, s.shape)), value, s)
+
+
+# ---------------------------------------------------------------- aliases PyTorch keeps
+@public(method=True, out=True)
+def true_divide(input, other):
+    """``input / other`` (true division, as ``div``)."""
+    return div(input, other)
+
+
+@public(method=True, out=True)
+def divide(input, other, *, rounding_mode=None):
+    """``div`` under NumPy's name."""
+    return div(input, other, rounding_mode=rounding_mode)
+
+
+@public(method=True, out=True)
+def multiply(input, other):
+    """``mul`` under NumPy's name."""
+    return mul(input, other)
+
+
+@public(method=True, out=True)
+def subtract(input, other, *, alpha=1):
+    """``sub`` under NumPy's name."""
+    return sub(input, other, alpha=alpha)
+
+
+@public(method=True, out=True)
+def negative(input):
+    """``neg`` under NumPy's name."""
+    return neg(input)
+
+
+@public(method=True)
+def positive(input):
+    """``input`` itself (the unary plus)."""
+    return input
+
+
+@public(method=True, out=True)
+def absolute(input):
+    """``abs`` under NumPy's name."""
+    return abs(input)
+
+
+@public(method=True, inplace=True, out=True)
+def clamp_min(input, min):
+    """``clamp(input, min=min)``."""
+    return clamp(input, min=min)
+
+
+@public(method=True, inplace=True, out=True)
+def clamp_max(input, max):
+    """``clamp(input, max=max)``."""
+    return clamp(input, max=max)
+
+
+# ---------------------------------------------------------------- more pointwise functions
+@public(method=True, inplace=True, out=True)
+def tan(input):
+    """The tangent, elementwise (radians)."""
+    return sin(input) / cos(input)
+
+
+@public(method=True, inplace=True, out=True)
+def deg2rad(input):
+    """Degrees to radians, elementwise."""
+    x = _float(input)
+    return x * (math.pi / 180.0)
+
+
+@public(method=True, inplace=True, out=True)
+def rad2deg(input):
+    """Radians to degrees, elementwise."""
+    x = _float(input)
+    return x * (180.0 / math.pi)
+
+
+def _float(x):
+    return x if x.dtype.kind == "f" else x.to(_dtype.get_default_dtype())
+
+
+@public(method=True, out=True)
+def sinc(input):
+    """``sin(pi x) / (pi x)``, 1 at 0."""
+    x = _float(input)
+    zero = x == 0
+    safe = where(zero, const(1.0, x.dtype), x) * math.pi
+    return where(zero, const(1.0, x.dtype), sin(safe) / safe)
+
+
+@public(method=True, out=True)
+def signbit(input):
+    """True where the sign bit is set (negative numbers and -0.0)."""
+    return Tensor._wrap(np.signbit(input._data))
+
+
+@public(method=True, inplace=True, out=True)
+def copysign(input, other):
+    """``|input|`` with the sign of ``other`` (floats, as in PyTorch)."""
+    x, y = pair(input, other, "copysign")
+    x = _float(x)
+    sign = where(Tensor._wrap(np.signbit(y._data)), const(-1.0, x.dtype), const(1.0, x.dtype))
+    return abs(x) * sign
+
+
+@public(method=True, out=True)
+def float_power(input, exponent):
+    """``input ** exponent`` in float64."""
+    x = input.to(_dtype.float64) if isinstance(input, Tensor) else input
+    e = exponent.to(_dtype.float64) if isinstance(exponent, Tensor) else builtins.float(exponent)
+    if not isinstance(x, Tensor):
+        x = const(x, _dtype.float64)
+    return pow(x, e)
+
+
+@public(method=True, out=True)
+def heaviside(input, values):
+    """0 where ``input < 0``, ``values`` where ``input == 0``, 1 where ``input > 0``."""
+    x, v = pair(input, values, "heaviside")
+    return Tensor._wrap(np.heaviside(x._data, v._data).astype(x.dtype))
+
+
+@public(method=True, inplace=True, out=True)
+def xlogy(input, other):
+    """``input * log(other)``, 0 where ``input == 0`` (unless ``other`` is NaN)."""
+    x, y = pair(input, other, "xlogy")
+    x, y = _float(x), _float(y)
+    # log(other) is replaced only where input == 0 and other <= 0, so d/dinput stays log(other)
+    fix = (x == 0) & ~isnan(y) & (y <= 0)
+    return x * log(where(fix, const(1.0, y.dtype), y))
+
+
+@public(method=True, out=True)
+def logaddexp2(input, other):
+    """``log2(2 ** input + 2 ** other)``, without overflow."""
+    ln2 = math.log(2.0)
+    return logaddexp(input * ln2, other * ln2) / ln2
+
+
+@public(method=True, out=True)
+def fmax(input, other):
+    """Elementwise maximum that ignores NaN (NaN only where both are NaN)."""
+    x, y = pair(input, other, "fmax")
+    xn, yn = isnan(x), isnan(y)
+    return where(yn, x, where(xn, y, maximum(x, y)))
+
+
+@public(method=True, out=True)
+def fmin(input, other):
+    """Elementwise minimum that ignores NaN (NaN only where both are NaN)."""
+    x, y = pair(input, other, "fmin")
+    xn, yn = isnan(x), isnan(y)
+    return where(yn, x, where(xn, y, minimum(x, y)))

@@ -1,0 +1,175 @@
+"""An op's public surface, declared once where the op is written.
+
+    @public(method=True, inplace=True, out=True)
+    def exp(input):
+        ...
+
+gives ``tapegrad.exp`` (and ``tapegrad.ops.exp``) with PyTorch's ``out=``, the method
+``Tensor.exp``, and the in-place form ``exp_`` (``tapegrad.exp_`` and ``Tensor.exp_``), as PyTorch
+generates its variants from ``native_functions.yaml``. Ops made by a factory declare the same
+way with a call: ``public(exp, method=True, inplace=True, out=True)``.
+
+The rules, in one place:
+
+* **method**: ``Tensor.exp`` *is* the op's function (its first parameter is the tensor), so a
+  method call costs one Python frame, and ``help(Tensor.exp)`` shows the op's signature and
+  docstring. The function in its domain module is the same object.
+* **in-place** (``exp_``): the op computed out of place and written into ``self`` by
+  ``inplace.inplace``, which bumps the version counter and, while recording, records the op and
+  moves ``self`` onto its node. Generated with the op's exact signature.
+* **out=** (``tapegrad.exp(x, out=y)``): the top-level function gains a keyword ``out``; the result
+  is cast (PyTorch's same-kind rule) and written into ``out``, resized if its shape differs.
+  Refused when autograd would need the result. Methods never take ``out=``, so they skip it.
+
+Python's operators (``__add__``, ...) stay written out in ``tensor.py``.
+"""
+from __future__ import annotations
+
+import inspect
+import linecache
+import os
+
+import numpy as np
+
+from .. import _dtype
+from .._tape import grad_mode
+from .inplace import inplace as _inplace
+
+Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
+
+FUNCTIONS: dict = {}  # public name -> top-level function (with out= where declared)
+PLAIN: dict = {}  # public name -> the op itself (no out= wrapper): what tensor.py's operators call
+METHODS: dict = {}  # method name -> function, installed on Tensor by ops.bind_tensor
+
+
+def public(*fns, method: bool = False, inplace: bool = False, out: bool = False, name: str | None = None,
+           doc: str | None = None):
+    """Declare the public surface of the op(s) ``fns`` (a decorator when called without them).
+
+    ``name``: the public name when it is not the function's (an alias, such as ``arcsin``).
+    ``doc``: the docstring of an op made by a factory (a ``def`` has its own).
+    Returns the function itself: the module keeps the plain op, which the others call.
+    """
+    if not fns:
+        return lambda fn: public(fn, method=method, inplace=inplace, out=out, name=name, doc=doc)
+    for fn in fns:
+        if doc is not None:
+            fn.__doc__ = doc
+        n = name or fn.__name__
+        if n in FUNCTIONS:
+            raise ValueError(f"public: {n!r} is declared twice")
+        FUNCTIONS[n] = _with_out(fn, n) if out else fn
+        PLAIN[n] = fn
+        if method:
+            METHODS[n] = fn
+        if inplace:
+            fn_ = _inplace_form(fn, n + "_")
+            FUNCTIONS[n + "_"] = PLAIN[n + "_"] = fn_
+            if method:
+                METHODS[n + "_"] = fn_
+    return fns[0]
+
+
+def install_methods(cls) -> None:
+    """Give ``cls`` (``Tensor``) the declared methods; a name it already defines is an error."""
+    clash = sorted(n for n in METHODS if n in vars(cls))
+    if clash:
+        raise TypeError(f"Tensor.{clash[0]} is written out in tensor.py and declared public(method=True) by "
+                        f"{METHODS[clash[0]].__module__}: keep one (all clashes: {clash})")
+    for name, fn in METHODS.items():
+        setattr(cls, name, fn)
+
+
+# ---------------------------------------------------------------- generated variants
+def _params(fn):
+    """(parameter list for a def, the matching call's arguments, the names passed) of ``fn``."""
+    sig = inspect.signature(fn)
+    defaults, params, args, names = {}, [], [], []
+    star = False
+    for p in sig.parameters.values():
+        text = p.name
+        if p.default is not p.empty:
+            defaults[f"_d_{p.name}"] = p.default
+            text += f"=_d_{p.name}"
+        if p.kind is p.VAR_POSITIONAL:
+            params.append("*" + p.name)
+            args.append("*" + p.name)
+            star = True
+        elif p.kind is p.VAR_KEYWORD:
+            params.append("**" + p.name)
+            args.append("**" + p.name)
+        elif p.kind is p.KEYWORD_ONLY:
+            if not star:
+                params.append("*")
+                star = True
+            params.append(text)
+            args.append(f"{p.name}={p.name}")
+        else:
+            if p.kind is p.POSITIONAL_ONLY:
+                raise TypeError(f"public: {fn.__name__} has positional-only parameters")
+            params.append(text)
+            args.append(p.name)
+        names.append(p.name)
+    return params, args, names, star, defaults
+
+
+def _generate(fn, name, source, namespace):
+    """A real function (exact signature, name, docstring) compiled from ``source``. Its file name
+    lies inside the package, so tracebacks show the source (linecache) and the tape's search for
+    the user's frame passes over it, as over any tapegrad code."""
+    namespace = dict(namespace, _fn=fn)
+    filename = os.path.join(os.path.dirname(__file__), f"<generated {fn.__module__}.{name}>")
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), namespace)
+    made = namespace[name]
+    made.__module__ = fn.__module__
+    made.__qualname__ = name
+    return made
+
+
+def _with_out(fn, name):
+    params, args, _, star, defaults = _params(fn)
+    if not star:
+        params.append("*")
+    call = f"_fn({', '.join(args)})"
+    source = (f"def {name}({', '.join(params + ['out=None'])}):\n"
+              f"    if out is None:\n"
+              f"        return {call}\n"
+              f"    return _write_out(out, {call}, {name!r})\n")
+    made = _generate(fn, name, source, dict(defaults, _write_out=_write_out))
+    made.__doc__ = fn.__doc__
+    return made
+
+
+def _inplace_form(fn, name):
+    params, args, names, _, defaults = _params(fn)
+    first, rest = names[0], names[1:]
+    source = (f"def {name}({', '.join(params)}):\n"
+              f"    return _inplace({first}, lambda {first}, *_: _fn({', '.join(args)}), {name!r}, "
+              f"{''.join(r + ', ' for r in rest)})\n")
+    made = _generate(fn, name, source, dict(defaults, _inplace=_inplace))
+    made.__doc__ = f"In-place form of ``{fn.__name__}``: writes the result into ``{first}`` and returns it."
+    return made
+
+
+def _write_out(out, result, name):
+    if isinstance(result, tuple):
+        if not isinstance(out, (tuple, list)) or len(out) != len(result):
+            raise TypeError(f"{name}(): out= must be a tuple of {len(result)} tensors")
+        for o, r in zip(out, result):
+            _write_out(o, r, name)
+        return type(result)(*out) if hasattr(result, "_fields") else tuple(out)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{name}(): argument 'out' must be a Tensor, not {type(out).__name__}")
+    if grad_mode.state.enabled and (result.requires_grad or out.requires_grad):
+        raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic differentiation, "
+                           f"but one of the arguments requires grad.")
+    r = result._data
+    if not np.can_cast(r.dtype, out._data.dtype, casting="same_kind"):
+        raise RuntimeError(f"{name}(): result type {_dtype.name(r.dtype)} can't be cast to the desired output type "
+                           f"{_dtype.name(out._data.dtype)}")
+    if out._data.shape != r.shape:  # PyTorch resizes the out tensor
+        out._data = np.empty(r.shape, out._data.dtype)
+    np.copyto(out._data, r, casting="same_kind")
+    out._version[0] += 1
+    return out
