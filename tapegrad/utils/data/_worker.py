@@ -86,6 +86,7 @@ class ExceptionWrapper:
     def __init__(self, exc_info=None, where="in background"):
         exc_info = exc_info or sys.exc_info()
         self.exc_type = exc_info[0]
+        self.type_name = self.exc_type.__name__
         self.exc_msg = "".join(traceback.format_exception(*exc_info))
         self.where = where
 
@@ -97,10 +98,10 @@ class ExceptionWrapper:
             exc_type = self.exc_type
         except Exception:
             exc_type = RuntimeError
-        return _rebuild_exception_wrapper, (exc_type, self.exc_msg, self.where)
+        return _rebuild_exception_wrapper, (exc_type, self.type_name, self.exc_msg, self.where)
 
     def reraise(self):
-        msg = f"Caught {self.exc_type.__name__} {self.where}.\nOriginal {self.exc_msg}"
+        msg = f"Caught {self.type_name} {self.where}.\nOriginal {self.exc_msg}"
         if self.exc_type is KeyError:  # KeyError repr()s its argument: the traceback would be one line
             msg = _KeyErrorMessage(msg)
         try:
@@ -110,9 +111,9 @@ class ExceptionWrapper:
         raise exception
 
 
-def _rebuild_exception_wrapper(exc_type, exc_msg, where):
+def _rebuild_exception_wrapper(exc_type, type_name, exc_msg, where):
     w = ExceptionWrapper.__new__(ExceptionWrapper)
-    w.exc_type, w.exc_msg, w.where = exc_type, exc_msg, where
+    w.exc_type, w.type_name, w.exc_msg, w.where = exc_type, type_name, exc_msg, where
     return w
 
 
@@ -164,7 +165,8 @@ class MapFetcher:
         if not self.auto_collation:
             return self.collate_fn(self.dataset[index])
         if self.fast:
-            return self.dataset._batch(np.asarray(index, dtype=np.int64))
+            out = self.dataset._batch(np.asarray(index, dtype=np.int64))
+            return list(out) if type(out) is tuple else out  # what default_collate makes of tuple samples
         index = index.tolist() if isinstance(index, np.ndarray) else index
         getitems = getattr(self.dataset, "__getitems__", None)
         data = getitems(index) if getitems else [self.dataset[i] for i in index]
@@ -399,7 +401,10 @@ def worker_loop(kind, dataset, index_queue, conn, auto_collation, collate_fn, dr
             try:
                 r = index_queue.get(timeout=_STATUS_INTERVAL)
             except queue.Empty:
-                if os.getppid() != parent_pid:  # the main process is gone: nobody will ask again
+                if os.getppid() != parent_pid:
+                    # The main process is gone: nobody will ask again, nor take the batches sent
+                    # (it unlinks a segment as soon as it receives its name: what is left, it never got).
+                    unlink_leftovers(f"{shm_prefix}{worker_id}-")
                     return
                 continue
             if r is None:

@@ -26,10 +26,11 @@ def default_collate(batch):
 
     Tensors and numpy arrays are stacked on a new first dimension; Python floats become a
     float64 tensor and ints an int64 tensor (as in PyTorch); tuples, lists and dicts are
-    collated field by field; strings stay a list.
+    collated field by field (a tuple's fields come back as a list, as PyTorch's do; a namedtuple
+    stays one); strings stay a list.
 
     >>> default_collate([(tapegrad.zeros(2), 0), (tapegrad.ones(2), 1)])
-    (tensor([[0., 0.], [1., 1.]]), tensor([0, 1]))
+    [tensor([[0., 0.], [1., 1.]]), tensor([0, 1])]
     """
     elem = batch[0]
     if isinstance(elem, Tensor):
@@ -58,7 +59,12 @@ def default_collate(batch):
         if any(len(b) != len(elem) for b in batch):
             raise RuntimeError("default_collate: each element in list of batch should be of equal size")
         fields = [default_collate(list(f)) for f in zip(*batch)]
-        return tuple(fields) if isinstance(elem, tuple) else fields
+        if isinstance(elem, (tuple, list)):
+            return fields
+        try:
+            return type(elem)(fields)
+        except TypeError:  # a sequence type that can't be built from a list
+            return fields
     raise TypeError(f"default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; "
                     f"found {type(elem).__name__}")
 
@@ -271,7 +277,7 @@ def _shutdown(pool):
             q.put(None)
         except Exception:
             pass
-    deadline = time.monotonic() + _JOIN_TIMEOUT
+    deadline = time.monotonic() + _GRACE
     for w, conn in zip(pool.workers, pool.conns):
         while w.is_alive() and time.monotonic() < deadline:
             _drain(conn)  # a worker blocked on a full pipe must get its batch out to see the None
@@ -300,7 +306,10 @@ def _drain(conn):
         pass
 
 
-_JOIN_TIMEOUT = 5.0
+# How long an idle worker gets to exit on its own before it is terminated. A worker still inside
+# __getitem__ (a slow item, a hang) is terminated after this: it holds nothing that needs it to
+# finish (a half-written segment is unlinked by name afterwards). PyTorch waits 5 s.
+_GRACE = 1.0
 
 
 class _MultiProcessIter:
