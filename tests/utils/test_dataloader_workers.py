@@ -319,12 +319,29 @@ def test_big_batches_are_views_of_shared_memory_small_ones_come_by_pipe():
     def root(a):
         while isinstance(a, np.ndarray) and a.base is not None:
             a = a.base
-        return a
+        return a.obj if isinstance(a, memoryview) else a
 
     assert isinstance(root(big), mmap.mmap) and not isinstance(root(small), mmap.mmap)
     assert big.flags.writeable and small.flags.writeable
-    big += 1  # writable, and private to this process now that the segment is unlinked
+    big += 1  # writable; the worker reuses the segment only once this batch is collected
     assert big[1, 0] == 2.0
+
+
+def test_segments_are_recycled_only_once_their_batch_is_collected():
+    it = iter(DataLoader(Squares(80, width=30_000), batch_size=2, num_workers=2, timeout=T))
+    held, ids = [], set()
+    for k, batch in enumerate(it):
+        ids.add(batch["y"][0].item())
+        if k % 5 == 0:
+            held.append(batch)  # kept: its segment must not be written again
+        del batch
+        gc.collect() if k % 10 == 0 else None
+        assert all(len(m) <= 12 for m in it._pool.mappings)  # dropped batches' segments were reused
+    for b in held:
+        first = int(b["x"][0, 0].item())
+        np.testing.assert_array_equal(b["x"].numpy(), np.repeat([[first], [first + 1]], 30_000, axis=1))
+        assert b["y"].tolist() == [first * first, (first + 1) ** 2]
+    assert len(held) == 8
 
 
 def test_persistent_workers():

@@ -2,17 +2,19 @@
 
 A batch crosses the process boundary in two parts. Its structure (tuples, dicts, strings, numbers:
 whatever the collate function produced) is pickled, with every tensor and numpy array replaced by
-a reference (``persistent_id``). The arrays' bytes go separately, as raw buffers: in one POSIX
-shared-memory segment per batch, which the main process maps and unlinks at once (the arrays it
-hands out are views of that mapping: no copy on the receiving side), or, for small batches where
-a segment's syscalls cost more than the copy, through the worker's pipe, received straight into
-freshly allocated arrays. benchmarks/bench_dataloader.py measures both against pickling.
+a reference (``persistent_id``). The arrays' bytes go separately, as raw buffers: into one of the
+worker's shared-memory segments, which the main process maps once and whose arrays it hands out
+as views (no copy on the receiving side; the segment is reused for a later batch once they are
+all collected, see ``SegmentPool``), or, for batches under ``SHM_MIN_BYTES``, through the worker's
+pipe, received straight into fresh arrays. benchmarks/bench_dataloader.py measures both against
+pickling through a ``multiprocessing.Queue``.
 
-Segments are named ``tapegrad-dl-<main pid>-<token>-<worker>-<n>`` so the main process can find and
-unlink any a worker left behind when it died between creating one and sending its name.
+Segments are named ``tapegrad-dl-<main pid>-<token>-<worker>-<n>`` and unlinked by the main
+process as soon as it maps them; at shutdown it unlinks any name a worker made but never sent.
 """
 from __future__ import annotations
 
+import errno
 import io
 import mmap
 import os
@@ -22,6 +24,7 @@ import random
 import signal
 import sys
 import traceback
+import weakref
 
 from multiprocessing.reduction import ForkingPickler
 
@@ -35,9 +38,9 @@ except ImportError:  # not POSIX: batches go through the pipe
     shm_open = shm_unlink = None
 
 SHM_DIR = "/dev/shm"
-# Batches whose arrays hold fewer bytes than this go through the pipe (measured in
-# benchmarks/bench_dataloader.py: below ~64 KiB the segment's open/fallocate/mmap/unlink cost more
-# than copying the bytes through the pipe).
+# Batches whose arrays hold fewer bytes than this go through the pipe: measured in
+# benchmarks/bench_dataloader.py, the two cost the same at 64 KiB, the pipe wins below (no
+# segment bookkeeping) and the segment above (4 MiB: 0.5 ms against 6 ms; 32 MiB: 8 against 56).
 SHM_MIN_BYTES = 1 << 16
 _ALIGN = 64
 _STATUS_INTERVAL = 1.0  # how often an idle worker checks that the main process is still alive
@@ -263,7 +266,50 @@ def _layout(arrays):
     return metas, offset
 
 
-def _write_segment(name, arrays, metas, size):
+class SegmentPool:
+    """A worker's shared-memory segments, recycled.
+
+    Fresh memory costs a page fault per 4 KiB page on first touch, in each process (on this
+    project's CI VM, ~9 us each: 9 ms for a 4 MiB batch, more than copying it). So a segment is
+    mapped once in each process and reused: the main process hands a segment back (``("free",
+    id)`` on the worker's index queue) once the last array of the batch in it is collected, and
+    the worker writes a later batch into it. The segment's name is unlinked by the main process
+    when it first maps it; from then on only the two mappings keep the memory alive.
+    """
+
+    def __init__(self, prefix, keep_free=4):
+        self.prefix, self.keep_free = prefix, keep_free
+        self.free = {}  # id -> (mmap, size)
+        self.busy = {}
+        self.retired = []  # ids dropped from the pool, for the main process to drop too
+        self.next_id = 0
+
+    def acquire(self, need):
+        fits = [(size, i) for i, (_, size) in self.free.items() if need <= size <= 4 * need]
+        if fits:
+            _, i = min(fits)
+            self.busy[i] = self.free.pop(i)
+            return i, None
+        while len(self.free) >= self.keep_free:  # bound what sits unused: drop the largest
+            i = max(self.free, key=lambda k: self.free[k][1])
+            self.free.pop(i)[0].close()
+            self.retired.append(i)
+        size = -(-need // (1 << 16)) * (1 << 16)  # 64 KiB steps: a shorter last batch fits too
+        i, name = self.next_id, f"{self.prefix}{self.next_id}"
+        self.next_id += 1
+        self.busy[i] = (_create_segment(name, size), size)
+        return i, name
+
+    def release(self, i):
+        if i in self.busy:
+            self.free[i] = self.busy.pop(i)
+
+    def take_retired(self):
+        out, self.retired = self.retired, []
+        return out
+
+
+def _create_segment(name, size):
     fd = shm_open("/" + name, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
     try:
         try:
@@ -271,74 +317,78 @@ def _write_segment(name, arrays, metas, size):
             # ENOSPC here, not a SIGBUS on the first write to a page that has no memory behind it.
             os.posix_fallocate(fd, 0, size)
         except OSError as e:
-            if getattr(e, "errno", None) in (28,):  # ENOSPC
+            if e.errno != errno.ENOSPC:
+                os.ftruncate(fd, size)  # a file system without fallocate
+            else:
                 shm_unlink("/" + name)
                 raise ShmFull(e.errno, f"no room in {SHM_DIR} for a {size}-byte batch") from None
-            os.ftruncate(fd, size)  # a file system without fallocate
-        mm = mmap.mmap(fd, size)
-    except BaseException:
-        os.close(fd)
-        raise
-    os.close(fd)
-    try:
-        for (_, a), (dtype, shape, offset) in zip(arrays, metas):
-            np.ndarray(shape, dtype, buffer=mm, offset=offset)[...] = a
+        return mmap.mmap(fd, size)
     finally:
-        mm.close()
+        os.close(fd)
 
 
-def send_batch(conn, idx, data, shm_name=None):
-    """Send batch ``data`` of task ``idx``. ``shm_name``: the segment to use when the arrays are big
-    enough (None: always the pipe). Returns True when a segment was used."""
+def send_batch(conn, idx, data, segments=None):
+    """Send batch ``data`` of task ``idx``: its structure pickled, its arrays in a segment of
+    ``segments`` (a ``SegmentPool``) when they are big enough, else through the pipe."""
     buf = io.BytesIO()
     packer = _Packer(buf)
     packer.dump(data)
     arrays = packer.arrays
     metas, size = _layout(arrays)
-    use_shm = shm_name is not None and shm_open is not None and size >= SHM_MIN_BYTES
-    if use_shm:
+    seg = None
+    if segments is not None and shm_open is not None and size >= SHM_MIN_BYTES:
         try:
-            _write_segment(shm_name, arrays, metas, size)
+            seg_id, name = segments.acquire(size)
         except ShmFull:
-            use_shm = False
-    if use_shm:
-        try:
-            conn.send_bytes(pickle.dumps(("data", idx, buf.getvalue(), metas, shm_name, size)))
-        except BaseException:
-            shm_unlink("/" + shm_name)
-            raise
-        return True
-    conn.send_bytes(pickle.dumps(("data", idx, buf.getvalue(), metas, None, size)))
-    for _, a in arrays:
-        if a.nbytes:
-            conn.send_bytes(a.reshape(-1).view(np.uint8))
-    return False
+            pass  # the pipe, then
+        else:
+            mm = segments.busy[seg_id][0]
+            for (_, a), (dtype, shape, offset) in zip(arrays, metas):
+                np.ndarray(shape, dtype, buffer=mm, offset=offset)[...] = a
+            seg = (seg_id, name)
+    retired = segments.take_retired() if segments is not None else []
+    conn.send_bytes(pickle.dumps(("data", idx, buf.getvalue(), metas, size, seg, retired)))
+    if seg is None:
+        for _, a in arrays:
+            if a.nbytes:
+                conn.send_bytes(a.reshape(-1).view(np.uint8))
 
 
 def send_control(conn, *msg):
     conn.send_bytes(pickle.dumps(msg))
 
 
-def recv(conn, keep=True):
-    """The next message on ``conn``: ``("data", idx, batch)`` or a control tuple. ``keep=False``
-    drops a batch without mapping it (a stale batch after a reset, or at shutdown), unlinking its
-    segment all the same."""
+def recv(conn, mappings, give_back, keep=True):
+    """The next message on ``conn``: ``("data", idx, batch)`` or a control tuple.
+
+    ``mappings``: this process's maps of the worker's segments, by id; ``give_back(id)``: tells
+    the worker a segment is free again. ``keep=False`` drops a batch (a stale one after a reset,
+    or at shutdown) and gives its segment straight back."""
     msg = pickle.loads(conn.recv_bytes())
     if msg[0] != "data":
         return msg
-    _, idx, skeleton, metas, shm_name, size = msg
-    if shm_name is not None:
+    _, idx, skeleton, metas, size, seg, retired = msg
+    for i in retired:
+        mappings.pop(i, None)
+    if seg is not None:
+        seg_id, name = seg
+        if name is not None:
+            fd = shm_open("/" + name, os.O_RDWR, 0)
+            try:
+                mappings[seg_id] = mmap.mmap(fd, 0)
+            finally:
+                os.close(fd)
+                # Unlinked as soon as mapped: the memory lives exactly as long as the two mappings.
+                _unlink_quietly(name)
         if not keep:
-            _unlink_quietly(shm_name)
+            give_back(seg_id)
             return ("data", idx, None)
-        fd = shm_open("/" + shm_name, os.O_RDWR, 0)
-        try:
-            mm = mmap.mmap(fd, size)
-        finally:
-            os.close(fd)
-            # Unlinked as soon as mapped: the memory lives exactly as long as the arrays viewing it.
-            _unlink_quietly(shm_name)
-        arrays = [np.ndarray(shape, dtype, buffer=mm, offset=off) for dtype, shape, off in metas]
+        # The batch's arrays are views of ``holder``: when the last of them is collected, so is
+        # holder, and the segment goes back to the worker.
+        holder = np.frombuffer(mappings[seg_id], np.uint8, count=size)
+        weakref.finalize(holder, give_back, seg_id)
+        arrays = [holder[off:off + np.dtype(dtype).itemsize * int(np.prod(shape))].view(dtype).reshape(shape)
+                  for dtype, shape, off in metas]
     else:
         arrays = []
         for dtype, shape, _ in metas:
@@ -395,7 +445,8 @@ def worker_loop(kind, dataset, index_queue, conn, auto_collation, collate_fn, dr
         fetcher = new_fetcher()
     except Exception:
         init_error = ExceptionWrapper(where=where)
-    iteration_end, n_sent = False, 0
+    iteration_end = False
+    segments = SegmentPool(f"{shm_prefix}{worker_id}-")
     try:
         while True:
             try:
@@ -409,6 +460,10 @@ def worker_loop(kind, dataset, index_queue, conn, auto_collation, collate_fn, dr
                 continue
             if r is None:
                 return
+            if r[0] == "free":  # the main process is done with these batches: their segments are free
+                for i in r[1]:
+                    segments.release(i)
+                continue
             if r == "resume":  # persistent workers, next epoch: a fresh iterator over the dataset
                 send_control(conn, "resumed", worker_id)
                 iteration_end = False
@@ -435,8 +490,7 @@ def worker_loop(kind, dataset, index_queue, conn, auto_collation, collate_fn, dr
                 send_control(conn, "error", idx, ExceptionWrapper(where=where))
                 continue
             try:
-                send_batch(conn, idx, data, f"{shm_prefix}{worker_id}-{n_sent}")
-                n_sent += 1
+                send_batch(conn, idx, data, segments)
             except (BrokenPipeError, ConnectionResetError):
                 return
             except Exception:  # the batch did not pickle

@@ -262,6 +262,11 @@ class _Pool:
 
     def __init__(self):
         self.workers, self.index_queues, self.conns = [], [], []
+        self.mappings = []  # per worker: segment id -> this process's mmap of it
+        # Per worker: ids of segments whose batch was collected. Appended to by finalizers, which
+        # may run in any thread at any allocation (even inside a Queue.put holding its lock), so
+        # they only append here; the iterator passes the ids on (flush_freed) between its own puts.
+        self.freed = []
         self.prefix = f"tapegrad-dl-{os.getpid()}-{uuid.uuid4().hex[:8]}-"
         self.closed = False
 
@@ -278,9 +283,9 @@ def _shutdown(pool):
         except Exception:
             pass
     deadline = time.monotonic() + _GRACE
-    for w, conn in zip(pool.workers, pool.conns):
+    for i, w in enumerate(pool.workers):
         while w.is_alive() and time.monotonic() < deadline:
-            _drain(conn)  # a worker blocked on a full pipe must get its batch out to see the None
+            _drain(pool, i)  # a worker blocked on a full pipe must get its batch out to see the None
             w.join(0.01)
     for w in pool.workers:
         if w.is_alive():
@@ -289,21 +294,33 @@ def _shutdown(pool):
         if w.is_alive():
             w.kill()
             w.join()
-    for conn in pool.conns:
-        _drain(conn)
+    for i, conn in enumerate(pool.conns):
+        _drain(pool, i)
         conn.close()
+    for m in pool.mappings:
+        m.clear()  # batches still held keep their own segment's mapping alive
     for q in pool.index_queues:
         q.cancel_join_thread()
         q.close()
     _worker.unlink_leftovers(pool.prefix)
 
 
-def _drain(conn):
+def _drain(pool, i):
+    conn = pool.conns[i]
     try:
         while conn.poll(0):
-            _worker.recv(conn, keep=False)
+            _worker.recv(conn, pool.mappings[i], pool.freed[i].append, keep=False)
     except (EOFError, OSError):
         pass
+
+
+def _flush_freed(pool):
+    for q, freed in zip(pool.index_queues, pool.freed):
+        if freed:
+            ids = []
+            while freed:
+                ids.append(freed.popleft())
+            q.put(("free", ids))
 
 
 # How long an idle worker gets to exit on its own before it is terminated. A worker still inside
@@ -339,6 +356,8 @@ class _MultiProcessIter:
                 pool.workers.append(w)
                 pool.index_queues.append(q)
                 pool.conns.append(reader)
+                pool.mappings.append({})
+                pool.freed.append(collections.deque())
         except BaseException:
             self._finalizer()
             raise
@@ -375,6 +394,7 @@ class _MultiProcessIter:
             index = next(self._index)
         except StopIteration:
             return
+        _flush_freed(self._pool)
         for _ in range(self._num_workers):
             w = next(self._cycle)
             if self._active[w]:
@@ -444,6 +464,7 @@ class _MultiProcessIter:
         deadline = None if self._timeout == 0 else time.monotonic() + self._timeout
         sentinels = {w.sentinel: i for i, w in enumerate(pool.workers)}
         conns = {c: i for i, c in enumerate(pool.conns)}
+        _flush_freed(pool)
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready = mp_connection.wait(list(conns) + list(sentinels), timeout=left)
@@ -451,8 +472,9 @@ class _MultiProcessIter:
                 raise RuntimeError(f"DataLoader timed out after {self._timeout} seconds")
             for r in ready:
                 if r in conns:
+                    i = conns[r]
                     try:
-                        return _worker.recv(r, keep)
+                        return _worker.recv(r, pool.mappings[i], pool.freed[i].append, keep)
                     except (EOFError, OSError):
                         self._raise_dead(conns[r])
             for r in ready:
