@@ -294,8 +294,10 @@ def _shutdown(pool):
         if w.is_alive():
             w.kill()
             w.join()
-    for i, conn in enumerate(pool.conns):
-        _drain(pool, i)
+    for conn in pool.conns:
+        # Not drained: a worker killed mid-message leaves a message that would never complete.
+        # What the pipes still hold is dropped with them; the names of segments in it are unlinked
+        # below with the leftovers.
         conn.close()
     for m in pool.mappings:
         m.clear()  # batches still held keep their own segment's mapping alive
