@@ -509,13 +509,26 @@ class _WorkerError:
         self.wrapper = wrapper
 
 def default_convert(data):
-    """numpy arrays (and containers of them) to tensors, leaving everything else as it is."""
-    if isinstance(data, np.ndarray) and data.dtype.kind in "biuf":
-        return Tensor._wrap(data)
+    """numpy arrays and scalars (also inside dicts, lists, tuples) to tensors, everything else as
+    it is: what ``DataLoader`` applies to each sample when ``batch_size=None``. As in PyTorch, a
+    tuple comes back as a list (a namedtuple stays one), and arrays of strings or objects stay."""
+    if isinstance(data, Tensor):
+        return data
+    if isinstance(data, (np.ndarray, np.generic)):
+        return data if data.dtype.kind in "OSUV" else Tensor._wrap(np.asarray(data))
     if isinstance(data, collections.abc.Mapping):
-        return {k: default_convert(v) for k, v in data.items()}
+        out = {k: default_convert(v) for k, v in data.items()}
+        try:
+            return type(data)(out)
+        except TypeError:
+            return out
     if isinstance(data, tuple) and hasattr(data, "_fields"):
         return type(data)(*(default_convert(d) for d in data))
-    if isinstance(data, (list, tuple)):
-        return type(data)(default_convert(d) for d in data)
+    if isinstance(data, tuple):
+        return [default_convert(d) for d in data]
+    if isinstance(data, collections.abc.Sequence) and not isinstance(data, (str, bytes)):
+        try:
+            return type(data)([default_convert(d) for d in data])
+        except TypeError:
+            return [default_convert(d) for d in data]
     return data
