@@ -327,6 +327,16 @@ def test_big_batches_are_views_of_shared_memory_small_ones_come_by_pipe():
     assert big[1, 0] == 2.0
 
 
+def test_full_shared_memory_falls_back_to_the_pipe(monkeypatch):
+    """PyTorch's trap: a full /dev/shm (Docker's 64 MiB) kills its workers with SIGBUS."""
+    def full(name, size):
+        raise _worker.ShmFull(28, f"no room in {_worker.SHM_DIR} for a {size}-byte batch")
+
+    monkeypatch.setattr(_worker, "_create_segment", full)  # the forked workers inherit it
+    got = list(DataLoader(Squares(6, width=100_000), batch_size=2, num_workers=2, timeout=T))
+    assert _ints(got) == [i * i for i in range(6)] and got[2]["x"].numpy()[1, 5] == 5.0
+
+
 def test_segments_are_recycled_only_once_their_batch_is_collected():
     it = iter(DataLoader(Squares(80, width=30_000), batch_size=2, num_workers=2, timeout=T))
     held, ids = [], set()
@@ -394,7 +404,7 @@ def test_argument_checks_match_pytorch():
         with pytest.raises(ValueError) as ours:
             DataLoader(range(4), **kwargs)
         assert str(ours.value) == str(theirs.value)
-    with pytest.raises(ValueError, match="prefetch_factor"):  # PyTorch accepts 0 and yields nothing
+    with pytest.raises(ValueError, match="prefetch_factor"):  # PyTorch accepts 0, then fails on iter()
         DataLoader(range(4), num_workers=1, prefetch_factor=0)
     assert DataLoader(range(4), num_workers=2).prefetch_factor == 2
 

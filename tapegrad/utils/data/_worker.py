@@ -24,6 +24,7 @@ import random
 import signal
 import sys
 import traceback
+import warnings
 import weakref
 
 from multiprocessing.reduction import ForkingPickler
@@ -283,6 +284,7 @@ class SegmentPool:
         self.busy = {}
         self.retired = []  # ids dropped from the pool, for the main process to drop too
         self.next_id = 0
+        self.warned_full = False
 
     def acquire(self, need):
         fits = [(size, i) for i, (_, size) in self.free.items() if need <= size <= 4 * need]
@@ -339,8 +341,12 @@ def send_batch(conn, idx, data, segments=None):
     if segments is not None and shm_open is not None and size >= SHM_MIN_BYTES:
         try:
             seg_id, name = segments.acquire(size)
-        except ShmFull:
-            pass  # the pipe, then
+        except ShmFull as e:
+            if not segments.warned_full:  # once per worker: the batches still come, by the pipe
+                segments.warned_full = True
+                warnings.warn(f"DataLoader worker: {e.strerror}; batches go through a pipe instead (slower). "
+                              f"In a container, a larger /dev/shm helps (docker run --shm-size=...)",
+                              RuntimeWarning, stacklevel=2)
         else:
             mm = segments.busy[seg_id][0]
             for (_, a), (dtype, shape, offset) in zip(arrays, metas):

@@ -93,6 +93,13 @@ class DataLoader:
     of the epoch (``persistent_workers=True``: when the loader is collected), when the iterator is
     deleted, on an exception here (Ctrl-C included), and at exit. ``pin_memory`` is a no-op: there
     is no GPU to pin for.
+
+    Where PyTorch has a trap, this loader differs: ``prefetch_factor=0`` is refused when the loader
+    is built (PyTorch accepts it, then fails on ``iter`` with an AssertionError); a full
+    ``/dev/shm`` sends batches through a pipe with a warning (PyTorch's workers die of SIGBUS);
+    ``timeout`` with ``num_workers=0`` is accepted and has nothing to bound (PyTorch raises
+    AssertionError on ``iter``); ``WeightedRandomSampler`` draws lazily and checks its weights
+    when built.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=None, sampler=None, batch_sampler=None, num_workers=0,
@@ -110,7 +117,7 @@ class DataLoader:
         if num_workers > 0 and prefetch_factor is None:
             prefetch_factor = 2
         elif prefetch_factor is not None and prefetch_factor < 1:
-            # PyTorch accepts 0 and then yields no batch at all: refused here.
+            # PyTorch accepts 0 here and fails on iter() with an AssertionError: refused at once.
             raise ValueError(f"prefetch_factor option should be a positive integer (batches loaded in advance by "
                              f"each worker), got {prefetch_factor}")
         if persistent_workers and num_workers == 0:
