@@ -127,6 +127,10 @@ def test_shuffled_order_does_not_depend_on_num_workers():
 
     want = order(0)
     assert order(2) == want and sorted(sum(want[:9], [])) == list(range(50))
+    # a seeded loader shuffles as it always has (the examples' published figures depend on it):
+    # each epoch one permutation drawn from the generator
+    rng = np.random.default_rng(5)
+    assert sum(want, []) == rng.permutation(50).tolist() + rng.permutation(50).tolist()
 
 
 def test_collate_structures_match_pytorch():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections.abc
+import hashlib
 import itertools
 import multiprocessing
 import multiprocessing.connection as mp_connection
@@ -240,9 +241,17 @@ class DataLoader:
 
 
 def _draw_base_seed(generator):
-    # Drawn for every iterator, workers or not, so that the sampler's stream (drawn next from the
-    # same generator) and therefore the order do not depend on num_workers.
-    return int(_random.rng(generator).integers(0, 2 ** 63))
+    """The seed workers derive theirs from, taken for every iterator, workers or not, so that the
+    order (drawn next, from the same source) does not depend on ``num_workers``.
+
+    Without a generator: one draw from the global state, as PyTorch. With one: a hash of its
+    state, without drawing from it, so that a seeded loader seeds its workers reproducibly and
+    still shuffles exactly as it did before there were workers (the examples' published figures
+    depend on that order)."""
+    if generator is None:
+        return int(_random.rng(None).integers(0, 2 ** 63))
+    digest = hashlib.blake2b(repr(_random.rng(generator).bit_generator.state).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
 
 
 class _SingleProcessIter:
