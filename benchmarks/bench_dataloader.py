@@ -8,9 +8,11 @@ Run: python benchmarks/bench_dataloader.py [--repeats 5] [--items 64]
     ``persistent_workers=True`` (no start-up). PyTorch's DataLoader on the same dataset beside it
     when ``import torch`` works. speed-up = time with 0 workers / time with n.
 (b) transport: one worker hands back batches of one float32 array of the given size (no work
-    per item), so the time per batch is the cost of moving it: through a shared-memory segment,
-    through the worker's pipe as raw buffers, and, for reference, pickled through a
-    ``multiprocessing.Queue`` (what a loader that pickles its batches pays).
+    per item), so the time per batch is the loader's own cost (asking for the batch, moving it):
+    with the array in a shared-memory segment, or through the worker's pipe as raw buffers (the
+    loader picks by size; both forced here), and PyTorch's DataLoader on the same dataset. For
+    reference, the same arrays streamed one way, pickled, through a ``multiprocessing.Queue``
+    (no requests, no loader: what pickling the bytes alone costs).
 
 Each figure is the best of ``--repeats`` runs (other load on the machine only slows a run down).
 """
@@ -135,16 +137,26 @@ def loader_seconds(nbytes, n, shm_min):
         _worker.SHM_MIN_BYTES = saved
 
 
+def torch_seconds(nbytes, n):
+    it = iter(torch.utils.data.DataLoader(FixedBatch(n + WARM, nbytes), batch_size=None, num_workers=1))
+    for _ in range(WARM):
+        next(it)
+    t = time.perf_counter()
+    count = sum(1 for _ in it)
+    return (time.perf_counter() - t) / count
+
+
 def transport_table(repeats):
     print(f"\n(b) one worker, batches of one float32 array, time per batch in ms (best of {repeats})")
-    print(f"{'size':>9} {'shared memory':>13} {'pipe':>8} {'pickled Queue':>13}")
+    print(f"{'size':>9} {'shared memory':>13} {'pipe':>8} {'PyTorch':>8} {'bare pickled Queue':>18}")
     for nbytes in (16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 32 << 20):
         n = 200 if nbytes <= 1 << 20 else 50
         shm = min(loader_seconds(nbytes, n, 0) for _ in range(repeats))
         pipe = min(loader_seconds(nbytes, n, 1 << 62) for _ in range(repeats))
         pick = min(pickled_queue_seconds(nbytes, n) for _ in range(repeats))
+        theirs = f"{min(torch_seconds(nbytes, n) for _ in range(repeats)) * 1e3:8.3f}" if torch else f"{'-':>8}"
         size = f"{nbytes >> 10} KiB" if nbytes < 1 << 20 else f"{nbytes >> 20} MiB"
-        print(f"{size:>9} {shm * 1e3:13.3f} {pipe * 1e3:8.3f} {pick * 1e3:13.3f}")
+        print(f"{size:>9} {shm * 1e3:13.3f} {pipe * 1e3:8.3f} {theirs} {pick * 1e3:18.3f}")
 
 
 def main():

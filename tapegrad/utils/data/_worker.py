@@ -392,7 +392,7 @@ def recv(conn, mappings, give_back, keep=True):
         # The batch's arrays are views of ``holder``: when the last of them is collected, so is
         # holder, and the segment goes back to the worker.
         holder = np.frombuffer(mappings[seg_id], np.uint8, count=size)
-        weakref.finalize(holder, give_back, seg_id)
+        weakref.finalize(holder, give_back, seg_id).atexit = False  # at exit the workers are gone
         arrays = [holder[off:off + np.dtype(dtype).itemsize * int(np.prod(shape))].view(dtype).reshape(shape)
                   for dtype, shape, off in metas]
     else:
