@@ -479,9 +479,8 @@ def worker_loop(kind, dataset, index_queue, conn, auto_collation, collate_fn, dr
             if iteration_end:  # this worker's stream ended; the main process no longer waits on it
                 continue
             idx, index = r
-            if init_error is not None:
+            if init_error is not None:  # every batch of this worker fails with it: it has no fetcher
                 send_control(conn, "error", idx, init_error)
-                init_error = None
                 continue
             try:
                 data = fetcher.fetch(index)
