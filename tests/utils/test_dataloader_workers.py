@@ -189,6 +189,33 @@ def test_worker_info_and_seeding():
     assert len(set(rows[:, 4])) == 12 and len(set(rows[:, 5])) == 12
 
 
+class InfoKeys(Dataset):
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        info = get_worker_info()
+        return type(info).__name__ + ":" + ",".join(k for k in ("id", "num_workers", "seed", "dataset")
+                                                     if hasattr(info, k))
+
+
+def test_worker_info_fields_match_pytorch():
+    torch = pytest.importorskip("torch")
+
+    class TorchInfoKeys(torch.utils.data.Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            info = torch.utils.data.get_worker_info()
+            return type(info).__name__ + ":" + ",".join(k for k in ("id", "num_workers", "seed", "dataset")
+                                                         if hasattr(info, k))
+
+    ours = next(iter(DataLoader(InfoKeys(), batch_size=2, num_workers=1, timeout=T)))
+    theirs = next(iter(torch.utils.data.DataLoader(TorchInfoKeys(), batch_size=2, num_workers=1)))
+    assert ours == list(theirs) == ["WorkerInfo:id,num_workers,seed,dataset"] * 2
+
+
 def test_numpy_seed_is_pytorchs_hash():
     worker = pytest.importorskip("torch.utils.data._utils.worker")
     for seed in (0, 1, 12345678901234, 2 ** 63 - 1):
