@@ -5,7 +5,8 @@
 """
 from .dataset import (ChainDataset, ConcatDataset, Dataset, IterableDataset, StackDataset, Subset, TensorDataset,
                       random_split)
-from .dataloader import DataLoader, default_collate, default_convert, get_worker_info
+from .dataloader import DataLoader, default_collate, default_convert
+from ._worker import WorkerInfo, get_worker_info
 from .hdf5 import HDF5Dataset
 from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
                       WeightedRandomSampler)
@@ -15,4 +16,4 @@ from .distributed import DistributedSampler  # noqa: F401
 __all__ = ["Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "DataLoader", "default_collate",
            "HDF5Dataset", "mnist", "Sampler", "SequentialSampler", "RandomSampler",
            "SubsetRandomSampler", "BatchSampler", "WeightedRandomSampler", "IterableDataset", "ChainDataset",
-           "StackDataset", "default_convert", "get_worker_info", "DistributedSampler"]
+           "StackDataset", "default_convert", "get_worker_info", "WorkerInfo", "DistributedSampler"]
