@@ -172,8 +172,8 @@ void matmul(const py::array& a, const py::array& b, py::array& out, double alpha
   check_strides_aligned(op, "b", b);
   check_strides_aligned(op, "out", out);
   check_out_overlap(op, out, {{"a", &a}, {"b", &b}});
-  // A batch with a zero-sized dimension can still have other dimensions whose product
-  // overflows; the offset tables below have one entry per batch element.
+  // numpy bounds the product of an array's dimensions already; checked here all the same, as
+  // the offset tables below have one entry per batch element.
   int64_t batch = 1;
   for (int d = 0; d < nd - 2; ++d)
     if (!tapegrad::mul_ok(batch, a.shape(d), batch))
