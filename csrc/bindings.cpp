@@ -99,7 +99,7 @@ bool may_overlap_itself(const py::array& a) {
 // the input (garbage), and one whose elements alias each other is written by several threads.
 // Refused rather than computed into a temporary and copied: the copy would silently double the
 // call's memory, and the Python layer always passes a fresh out; a caller who wants the result
-// in place of an input can pass a copy of that input instead (PyTorch's out= ops refuse too).
+// in place of an input can pass a copy of that input instead.
 void check_out_overlap(const std::string& op, const py::array& out,
                        std::initializer_list<std::pair<const char*, const py::array*>> inputs) {
   if (may_overlap_itself(out))
