@@ -24,9 +24,19 @@ LIB=$(ls "$BUILD"/_C*.so | head -n 1)
 export TAPEGRAD_C_PATH="$PWD/$LIB"
 export LD_PRELOAD="$(g++ -print-file-name=libtsan.so)"
 # halt_on_error: the first report fails the run (exit code 66), as ASan's does in sanitize.sh.
-export TSAN_OPTIONS="halt_on_error=1:exitcode=66:second_deadlock_stack=1"
+# Reports go to files, as pytest's capture would swallow a halted process's stderr.
+REPORT="$PWD/$BUILD/report"
+rm -f "$REPORT".*
+export TSAN_OPTIONS="halt_on_error=1:exitcode=66:second_deadlock_stack=1:log_path=$REPORT"
 # OpenBLAS's own threads are uninstrumented and only add noise and time here.
 export OPENBLAS_NUM_THREADS=1
 TESTS=(tests/csrc)
 [ -d tests/autograd ] && TESTS+=(tests/autograd)
-exec "$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}" -m "threads and not slow" "$@"
+rc=0
+"$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}" -m "threads and not slow" "$@" || rc=$?
+if compgen -G "$REPORT.*" > /dev/null; then
+  cat "$REPORT".* >&2
+  echo "ThreadSanitizer reported the races above" >&2
+  exit 1
+fi
+exit "$rc"
