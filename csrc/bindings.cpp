@@ -48,14 +48,14 @@ void check_strides_aligned(const std::string& op, const char* name, const py::ar
 }
 
 // The product of dims, or a ValueError naming op and what when it exceeds int64.
-int64_t checked_numel(const std::string& op, const std::string& what, std::initializer_list<int64_t> dims) {
+int64_t checked_numel(const std::string& op, const char* what, std::initializer_list<int64_t> dims) {
   int64_t n = 1;
   bool ok = true;
   for (int64_t d : dims) ok = ok && tapegrad::mul_ok(n, d, n);
   if (!ok) {
     std::string s;
     for (int64_t d : dims) s += (s.empty() ? "" : ", ") + std::to_string(d);
-    fail(op, what + " = (" + s + ") has more elements than int64 can count");
+    fail(op, std::string(what) + " = (" + s + ") has more elements than int64 can count");
   }
   return n;
 }
@@ -83,14 +83,15 @@ bool may_share_memory(const py::array& a, const py::array& b) {
 // every slice, transpose and reshape of one array); a stride 0 over more than one element fails.
 bool may_overlap_itself(const py::array& a) {
   if (a.size() == 0) return false;
-  std::vector<std::pair<int64_t, int64_t>> dims;  // (|stride| in bytes, size)
-  for (py::ssize_t d = 0; d < a.ndim(); ++d)
-    if (a.shape(d) > 1) dims.emplace_back(std::abs(static_cast<int64_t>(a.strides(d))), a.shape(d));
-  std::sort(dims.begin(), dims.end());
+  std::array<std::pair<int64_t, int64_t>, 64> dims;  // (|stride| in bytes, size); numpy's NPY_MAXDIMS is 64
+  size_t n = 0;
+  for (py::ssize_t d = 0; d < a.ndim() && n < dims.size(); ++d)
+    if (a.shape(d) > 1) dims[n++] = {std::abs(static_cast<int64_t>(a.strides(d))), a.shape(d)};
+  std::sort(dims.begin(), dims.begin() + n);
   int64_t reach = static_cast<int64_t>(a.itemsize());
-  for (const auto& [stride, size] : dims) {
-    if (stride < reach) return true;
-    reach += stride * (size - 1);
+  for (size_t i = 0; i < n; ++i) {
+    if (dims[i].first < reach) return true;
+    reach += dims[i].first * (dims[i].second - 1);
   }
   return false;
 }
@@ -249,12 +250,14 @@ tapegrad::Conv2dShape conv_shape(const std::string& op, int64_t N, int64_t C, Pa
   s.N = N; s.C = C; s.H = in_hw[0]; s.W = in_hw[1]; s.O = O; s.kh = k[0]; s.kw = k[1];
   s.sh = stride[0]; s.sw = stride[1]; s.ph = padding[0]; s.pw = padding[1];
   s.dh = dilation[0]; s.dw = dilation[1]; s.groups = groups;
-  const std::string geometry = "input " + pair_str(in_hw) + ", kernel " + pair_str(k) + ", stride " +
-                               pair_str(stride) + ", padding " + pair_str(padding) + ", dilation " + pair_str(dilation);
+  const auto geometry = [&] {  // built only for an error: this runs on every call
+    return "input " + pair_str(in_hw) + ", kernel " + pair_str(k) + ", stride " + pair_str(stride) + ", padding " +
+           pair_str(padding) + ", dilation " + pair_str(dilation);
+  };
   if (!tapegrad::conv2d_out_size(s.H, s.kh, s.sh, s.ph, s.dh, s.Ho) ||
       !tapegrad::conv2d_out_size(s.W, s.kw, s.sw, s.pw, s.dw, s.Wo))
-    fail(op, "output size overflows int64: " + geometry);
-  if (s.Ho < 1 || s.Wo < 1) fail(op, "output would be empty: " + geometry);
+    fail(op, "output size overflows int64: " + geometry());
+  if (s.Ho < 1 || s.Wo < 1) fail(op, "output would be empty: " + geometry());
   checked_numel(op, "the output (N, O, Ho, Wo)", {N, O, s.Ho, s.Wo});
   return s;
 }
@@ -393,12 +396,14 @@ tapegrad::Pool2dShape pool_shape(const std::string& op, int64_t planes, Pair in_
   tapegrad::Pool2dShape s{};
   s.planes = planes; s.H = in_hw[0]; s.W = in_hw[1]; s.kh = k[0]; s.kw = k[1];
   s.sh = stride[0]; s.sw = stride[1]; s.ph = padding[0]; s.pw = padding[1]; s.dh = dilation[0]; s.dw = dilation[1];
-  const std::string geometry = "input " + pair_str(in_hw) + ", kernel_size " + pair_str(k) + ", stride " +
-                               pair_str(stride) + ", padding " + pair_str(padding) + ", dilation " + pair_str(dilation);
+  const auto geometry = [&] {  // built only for an error: this runs on every call
+    return "input " + pair_str(in_hw) + ", kernel_size " + pair_str(k) + ", stride " + pair_str(stride) +
+           ", padding " + pair_str(padding) + ", dilation " + pair_str(dilation);
+  };
   if (!tapegrad::pool2d_out_size(s.H, s.kh, s.sh, s.ph, s.dh, ceil_mode, s.Ho) ||
       !tapegrad::pool2d_out_size(s.W, s.kw, s.sw, s.pw, s.dw, ceil_mode, s.Wo))
-    fail(op, "output size overflows int64: " + geometry);
-  if (s.Ho < 1 || s.Wo < 1) fail(op, "output would be empty: " + geometry);
+    fail(op, "output size overflows int64: " + geometry());
+  if (s.Ho < 1 || s.Wo < 1) fail(op, "output would be empty: " + geometry());
   checked_numel(op, "the output (N*C, Ho, Wo)", {planes, s.Ho, s.Wo});
   checked_numel(op, "the input (N*C, H, W)", {planes, s.H, s.W});
   return s;
