@@ -5,7 +5,6 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
-#include <omp.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -16,8 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "kernels/checked.h"
 #include "kernels/gemm.h"
 #include "kernels/conv.h"
+#include "kernels/parallel.h"
 #include "kernels/pool.h"
 #include "tape.h"
 
@@ -46,6 +47,71 @@ void check_strides_aligned(const std::string& op, const char* name, const py::ar
       fail(op, std::string(name) + " has a stride that is not a multiple of its item size");
 }
 
+// The product of dims, or a ValueError naming op and what when it exceeds int64.
+int64_t checked_numel(const std::string& op, const char* what, std::initializer_list<int64_t> dims) {
+  int64_t n = 1;
+  bool ok = true;
+  for (int64_t d : dims) ok = ok && tapegrad::mul_ok(n, d, n);
+  if (!ok) {
+    std::string s;
+    for (int64_t d : dims) s += (s.empty() ? "" : ", ") + std::to_string(d);
+    fail(op, std::string(what) + " = (" + s + ") has more elements than int64 can count");
+  }
+  return n;
+}
+
+// The bytes [lo, hi) that a's elements span (numpy's may_share_memory works on these bounds);
+// lo == hi for an empty array.
+std::pair<intptr_t, intptr_t> byte_bounds(const py::array& a) {
+  if (a.size() == 0) return {0, 0};
+  intptr_t lo = reinterpret_cast<intptr_t>(a.data()), hi = lo;
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    const intptr_t reach = static_cast<intptr_t>(a.shape(d) - 1) * a.strides(d);
+    (reach < 0 ? lo : hi) += reach;
+  }
+  return {lo, hi + static_cast<intptr_t>(a.itemsize())};
+}
+
+bool may_share_memory(const py::array& a, const py::array& b) {
+  const auto [alo, ahi] = byte_bounds(a);
+  const auto [blo, bhi] = byte_bounds(b);
+  return alo < ahi && blo < bhi && alo < bhi && blo < ahi;
+}
+
+// Whether two elements of a may be one memory location. Sufficient for "no": taken in order of
+// increasing |stride|, each dimension steps past everything the smaller ones reach (true of
+// every slice, transpose and reshape of one array); a stride 0 over more than one element fails.
+bool may_overlap_itself(const py::array& a) {
+  if (a.size() == 0) return false;
+  std::array<std::pair<int64_t, int64_t>, 64> dims;  // (|stride| in bytes, size); numpy's NPY_MAXDIMS is 64
+  size_t n = 0;
+  for (py::ssize_t d = 0; d < a.ndim() && n < dims.size(); ++d)
+    if (a.shape(d) > 1) dims[n++] = {std::abs(static_cast<int64_t>(a.strides(d))), a.shape(d)};
+  std::sort(dims.begin(), dims.begin() + n);
+  int64_t reach = static_cast<int64_t>(a.itemsize());
+  for (size_t i = 0; i < n; ++i) {
+    if (dims[i].first < reach) return true;
+    reach += dims[i].first * (dims[i].second - 1);
+  }
+  return false;
+}
+
+// out= operands: an out that overlaps an input would be written while the kernel still reads
+// the input (garbage), and one whose elements alias each other is written by several threads.
+// Refused rather than computed into a temporary and copied: the copy would silently double the
+// call's memory, and the Python layer always passes a fresh out; a caller who wants the result
+// in place of an input can pass a copy of that input instead.
+void check_out_overlap(const std::string& op, const py::array& out,
+                       std::initializer_list<std::pair<const char*, const py::array*>> inputs) {
+  if (may_overlap_itself(out))
+    fail(op, "out " + shape_str(out) + " has elements that share memory (a stride-0 or self-overlapping view); "
+             "pass an out array whose elements are distinct");
+  for (const auto& [name, a] : inputs)
+    if (may_share_memory(out, *a))
+      fail(op, std::string("out overlaps ") + name + " in memory; pass an out array that shares no memory with " +
+                   "the inputs (e.g. a copy)");
+}
+
 // ---------------------------------------------------------------- GEMM
 // matmul(a, b, out, alpha=1, beta=0): a (..., M, K), b (..., K, N), out (..., M, N) with the
 // same leading batch shape (broadcast batch dims arrive as stride-0 views). Any strides.
@@ -53,7 +119,7 @@ template <typename T>
 void matmul_impl(const py::array& a, const py::array& b, py::array& out, double alpha, double beta) {
   const int nd = static_cast<int>(a.ndim());
   const int64_t M = a.shape(nd - 2), K = a.shape(nd - 1), N = b.shape(nd - 1);
-  int64_t batch = 1;
+  int64_t batch = 1;  // fits: matmul() checked it
   for (int d = 0; d < nd - 2; ++d) batch *= a.shape(d);
   std::vector<int64_t> offa(batch), offb(batch), offc(batch);
   for (int64_t i = 0; i < batch; ++i) {
@@ -74,23 +140,17 @@ void matmul_impl(const py::array& a, const py::array& b, py::array& out, double 
   const int64_t rsb = estride(b, nd - 2), csb = estride(b, nd - 1);
   const int64_t rsc = estride(out, nd - 2), csc = estride(out, nd - 1);
   // Many small products: one per thread (each gemm then runs single-threaded inside the
-  // region, so every product is computed exactly as it would be alone: deterministic). Only
-  // when no two batch entries share out (a stride-0 out batch dim would race).
+  // region, so every product is computed exactly as it would be alone: deterministic). No two
+  // batch entries share out (matmul() refuses an out whose elements alias).
   const double work = double(M) * double(N) * double(K);
-  bool distinct_out = true;
-  for (int d = 0; d < nd - 2; ++d) distinct_out = distinct_out && (a.shape(d) == 1 || estride(out, d) != 0);
-  const bool over_batch = batch > 1 && distinct_out && work < 64.0 * 64.0 * 64.0 && work * batch >= 64.0 * 64.0 * 64.0;
-  auto one = [&](int64_t i) {
-    tapegrad::gemm<T>(M, N, K, static_cast<T>(alpha), pa + offa[i], rsa, csa, pb + offb[i], rsb, csb,
-                      static_cast<T>(beta), pc + offc[i], rsc, csc);
-  };
+  const bool over_batch = work < 64.0 * 64.0 * 64.0 && work * double(batch) >= 64.0 * 64.0 * 64.0;
   py::gil_scoped_release nogil;
-  if (over_batch) {
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < batch; ++i) one(i);
-  } else {
-    for (int64_t i = 0; i < batch; ++i) one(i);  // each gemm parallelises itself if large enough
-  }
+  // Otherwise the products run in turn and each gemm parallelises itself if large enough.
+  tapegrad::parallel_for(batch, over_batch, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      tapegrad::gemm<T>(M, N, K, static_cast<T>(alpha), pa + offa[i], rsa, csa, pb + offb[i], rsb, csb,
+                        static_cast<T>(beta), pc + offc[i], rsc, csc);
+  });
 }
 
 void matmul(const py::array& a, const py::array& b, py::array& out, double alpha, double beta) {
@@ -112,6 +172,13 @@ void matmul(const py::array& a, const py::array& b, py::array& out, double alpha
   check_strides_aligned(op, "a", a);
   check_strides_aligned(op, "b", b);
   check_strides_aligned(op, "out", out);
+  check_out_overlap(op, out, {{"a", &a}, {"b", &b}});
+  // numpy bounds the product of an array's dimensions already; checked here all the same, as
+  // the offset tables below have one entry per batch element.
+  int64_t batch = 1;
+  for (int d = 0; d < nd - 2; ++d)
+    if (!tapegrad::mul_ok(batch, a.shape(d), batch))
+      fail(op, "the batch dimensions of " + shape_str(a) + " have more elements than int64 can count");
   if (a.dtype().is(py::dtype::of<float>())) matmul_impl<float>(a, b, out, alpha, beta);
   else if (a.dtype().is(py::dtype::of<double>())) matmul_impl<double>(a, b, out, alpha, beta);
   else fail(op, "only float32 and float64 are supported, got " + std::string(py::str(a.dtype())));
@@ -183,11 +250,15 @@ tapegrad::Conv2dShape conv_shape(const std::string& op, int64_t N, int64_t C, Pa
   s.N = N; s.C = C; s.H = in_hw[0]; s.W = in_hw[1]; s.O = O; s.kh = k[0]; s.kw = k[1];
   s.sh = stride[0]; s.sw = stride[1]; s.ph = padding[0]; s.pw = padding[1];
   s.dh = dilation[0]; s.dw = dilation[1]; s.groups = groups;
-  s.Ho = tapegrad::conv2d_out_size(s.H, s.kh, s.sh, s.ph, s.dh);
-  s.Wo = tapegrad::conv2d_out_size(s.W, s.kw, s.sw, s.pw, s.dw);
-  if (s.Ho < 1 || s.Wo < 1)
-    fail(op, "output would be empty: input " + pair_str(in_hw) + ", kernel " + pair_str(k) + ", stride " +
-                 pair_str(stride) + ", padding " + pair_str(padding) + ", dilation " + pair_str(dilation));
+  const auto geometry = [&] {  // built only for an error: this runs on every call
+    return "input " + pair_str(in_hw) + ", kernel " + pair_str(k) + ", stride " + pair_str(stride) + ", padding " +
+           pair_str(padding) + ", dilation " + pair_str(dilation);
+  };
+  if (!tapegrad::conv2d_out_size(s.H, s.kh, s.sh, s.ph, s.dh, s.Ho) ||
+      !tapegrad::conv2d_out_size(s.W, s.kw, s.sw, s.pw, s.dw, s.Wo))
+    fail(op, "output size overflows int64: " + geometry());
+  if (s.Ho < 1 || s.Wo < 1) fail(op, "output would be empty: " + geometry());
+  checked_numel(op, "the output (N, O, Ho, Wo)", {N, O, s.Ho, s.Wo});
   return s;
 }
 
@@ -245,6 +316,7 @@ py::array conv2d_input_grad(const py::array& gy, const py::array& w, Pair input_
     fail(op, "grad_output " + shape_str(gy) + " has " + std::to_string(gy.shape(1)) + " channels, weight " +
                  shape_str(w) + " has " + std::to_string(O) + " output channels");
   auto s = conv_shape(op, N, C, input_hw, O, {w.shape(2), w.shape(3)}, stride, padding, dilation, groups);
+  checked_numel(op, "the input gradient (N, C, H, W)", {N, C, s.H, s.W});
   check_grad_output_hw(op, gy, s);
   s.Ho = gy.shape(2);
   s.Wo = gy.shape(3);
@@ -273,6 +345,7 @@ py::array conv2d_weight_grad(const py::array& x, const py::array& gy, Pair kerne
   if (gy.shape(0) != N)
     fail(op, "batch sizes differ: x " + shape_str(x) + ", grad_output " + shape_str(gy));
   auto s = conv_shape(op, N, C, {x.shape(2), x.shape(3)}, O, kernel_hw, stride, padding, dilation, groups);
+  checked_numel(op, "the weight gradient (O, C/groups, kh, kw)", {O, C / groups, s.kh, s.kw});
   check_grad_output_hw(op, gy, s);
   s.Ho = gy.shape(2);
   s.Wo = gy.shape(3);
@@ -319,14 +392,20 @@ tapegrad::Pool2dShape pool_shape(const std::string& op, int64_t planes, Pair in_
   check_positive(op, "input size", in_hw);
   if (padding[0] > k[0] / 2 || padding[1] > k[1] / 2)
     fail(op, "padding " + pair_str(padding) + " must be at most half of kernel_size " + pair_str(k));
+  checked_numel(op, "a window of kernel_size (kh, kw)", {k[0], k[1]});  // its tap count, avg_pool2d's divisor
   tapegrad::Pool2dShape s{};
   s.planes = planes; s.H = in_hw[0]; s.W = in_hw[1]; s.kh = k[0]; s.kw = k[1];
   s.sh = stride[0]; s.sw = stride[1]; s.ph = padding[0]; s.pw = padding[1]; s.dh = dilation[0]; s.dw = dilation[1];
-  s.Ho = tapegrad::pool2d_out_size(s.H, s.kh, s.sh, s.ph, s.dh, ceil_mode);
-  s.Wo = tapegrad::pool2d_out_size(s.W, s.kw, s.sw, s.pw, s.dw, ceil_mode);
-  if (s.Ho < 1 || s.Wo < 1)
-    fail(op, "output would be empty: input " + pair_str(in_hw) + ", kernel_size " + pair_str(k) + ", stride " +
-                 pair_str(stride) + ", padding " + pair_str(padding) + ", dilation " + pair_str(dilation));
+  const auto geometry = [&] {  // built only for an error: this runs on every call
+    return "input " + pair_str(in_hw) + ", kernel_size " + pair_str(k) + ", stride " + pair_str(stride) +
+           ", padding " + pair_str(padding) + ", dilation " + pair_str(dilation);
+  };
+  if (!tapegrad::pool2d_out_size(s.H, s.kh, s.sh, s.ph, s.dh, ceil_mode, s.Ho) ||
+      !tapegrad::pool2d_out_size(s.W, s.kw, s.sw, s.pw, s.dw, ceil_mode, s.Wo))
+    fail(op, "output size overflows int64: " + geometry());
+  if (s.Ho < 1 || s.Wo < 1) fail(op, "output would be empty: " + geometry());
+  checked_numel(op, "the output (N*C, Ho, Wo)", {planes, s.Ho, s.Wo});
+  checked_numel(op, "the input (N*C, H, W)", {planes, s.H, s.W});
   return s;
 }
 
@@ -370,7 +449,9 @@ py::array max_pool2d_backward(const py::array& gy, const py::array& indices, Pai
     fail(op, "indices " + shape_str(indices) + " must have grad_output's shape " + shape_str(gy));
   check_contiguous(op, "grad_output", gy);
   check_contiguous(op, "indices", indices);
-  const int64_t N = gy.shape(0), C = gy.shape(1), HW = input_hw[0] * input_hw[1], HWo = gy.shape(2) * gy.shape(3);
+  const int64_t N = gy.shape(0), C = gy.shape(1), HWo = gy.shape(2) * gy.shape(3);
+  const int64_t HW = checked_numel(op, "an input plane (H, W)", {input_hw[0], input_hw[1]});
+  checked_numel(op, "the input gradient (N, C, H, W)", {N, C, input_hw[0], input_hw[1]});
   const int64_t* pidx = static_cast<const int64_t*>(indices.data());
   for (int64_t i = 0, n = N * C * HWo; i < n; ++i)
     if (pidx[i] < -1 || pidx[i] >= HW)
@@ -488,10 +569,23 @@ PYBIND11_MODULE(_C, m) {
         "out = alpha * a @ b + beta * out for (..., M, K) @ (..., K, N) with equal batch shapes; any strides.");
   m.def("gemm_kernel", &tapegrad::gemm_kernel_name,
         "Name of the GEMM micro-kernel in use: 'avx2' or 'generic' (TAPEGRAD_GEMM_KERNEL=generic forces it).");
-  m.def("set_num_threads", [](int n) {
-    if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
-    omp_set_num_threads(n);
+  tapegrad::install_fork_handler();
+  m.def("set_num_threads", &tapegrad::set_num_threads, py::arg("n"),
+        "Threads of every kernel call from any thread (process-wide); see csrc/kernels/parallel.h for fork.");
+  m.def("get_num_threads", &tapegrad::num_threads, "The process-wide kernel thread count.");
+#ifdef TAPEGRAD_TSAN
+  // Debug-only (the ThreadSanitizer build): a deliberate data race, so scripts/tsan.sh can show
+  // that TSan sees races in this module at all. Every thread adds to one unsynchronised counter.
+  m.def("_tsan_racy_count", [](int64_t per_thread) {
+    int64_t counter = 0;
+    {
+      py::gil_scoped_release nogil;
+      tapegrad::parallel(2, [&](int, int) {
+        for (int64_t i = 0; i < per_thread; ++i) *static_cast<volatile int64_t*>(&counter) += 1;
+      });
+    }
+    return counter;
   });
-  m.def("get_num_threads", []() { return omp_get_max_threads(); });
+#endif
   convpool::define(m);
 }

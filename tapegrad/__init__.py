@@ -48,11 +48,21 @@ __version__ = "0.1.0"
 
 
 def set_num_threads(n: int) -> None:
-    """Threads used by the native kernels (OpenMP); results are bit-identical for any count."""
+    """Threads used by the native kernels (OpenMP); results are bit-identical for any count.
+
+    Process-wide, as in PyTorch: the count set in one thread is the one every thread's kernels use.
+    A child forked (multiprocessing's default on Linux) from a thread that had run parallel kernels
+    runs its kernels on one thread, as GNU OpenMP cannot start threads there (PyTorch's child hangs);
+    ``set_num_threads(n > 1)`` in such a child raises RuntimeError. Use the 'spawn' or 'forkserver'
+    start method for multi-threaded kernels in worker processes.
+
+    >>> tapegrad.set_num_threads(2)
+    """
     _C.set_num_threads(n)
 
 
 def get_num_threads() -> int:
+    """The kernels' process-wide thread count (see :func:`set_num_threads`)."""
     return _C.get_num_threads()
 
 

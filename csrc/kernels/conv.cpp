@@ -16,13 +16,13 @@
 // thread count (given a GEMM whose result does not depend on it either).
 #include "kernels/conv.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
+#include "kernels/checked.h"
 #include "kernels/gemm.h"
+#include "kernels/parallel.h"
 
 namespace tapegrad {
 namespace {
@@ -36,8 +36,6 @@ constexpr int64_t kWeightGradMaxChunks = 16;
 // (Measured on LeNet's conv2, P = 64: 1 image per GEMM 2.60 ms, 4 images 2.28 ms, all 64
 // images in one GEMM 3.19 ms as its col no longer fits in cache.)
 constexpr int64_t kGemmMinColumns = 256;
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Output columns ow whose input column ow*sw + off lies in [0, W): [lo, hi).
 void valid_range(int64_t off, int64_t stride, int64_t W, int64_t Wo, int64_t& lo, int64_t& hi) {
@@ -57,6 +55,19 @@ bool is_pointwise(const Conv2dShape& s) {
 int64_t images_per_gemm(const Conv2dShape& s) {
   if (is_pointwise(s)) return 1;
   return std::clamp<int64_t>(kGemmMinColumns / (s.Ho * s.Wo), 1, std::max<int64_t>(s.N, 1));
+}
+
+// Elements of a task's scratch: col (K, G*P), then an (Og, G*P) block when G > 1; none for a
+// pointwise convolution. K * G * P can exceed int64 for shapes whose operands all fit in memory.
+int64_t scratch_len(const Conv2dShape& s, const char* op) {
+  if (is_pointwise(s)) return 0;
+  const int64_t K = s.C / s.groups * s.kh * s.kw, Og = s.O / s.groups, G = images_per_gemm(s);
+  const int64_t cols = checked_mul(G, s.Ho * s.Wo, op, "im2col buffer");
+  int64_t len = checked_mul(K, cols, op, "im2col buffer"), block;
+  if (G > 1 && (!mul_ok(Og, cols, block) || !add_ok(len, block, len)))
+    throw SizeOverflow(std::string(op) + ": scratch of " + std::to_string(K) + " + " + std::to_string(Og) +
+                       " rows of " + std::to_string(cols) + " elements overflows int64");
+  return len;
 }
 
 // col (Cg*kh*kw, Ho*Wo), row stride ld, <- patches of x (Cg, H, W), zeros where a tap falls
@@ -128,21 +139,15 @@ void col2im(const Conv2dShape& s, int64_t Cg, const T* col, int64_t ld, T* x) {
   }
 }
 
-// Runs fn(task, scratch) for task in [0, ntasks), each with its own scratch buffer of
-// `scratch_len` elements (see the threading note at the top of the file).
+// Runs fn(task, scratch) for task in [0, ntasks), each with its own scratch buffer of `len`
+// elements (see the threading note at the top of the file). A thread's allocation failure is
+// raised on the caller (parallel_for) after the others have finished.
 template <typename T, typename Fn>
-void for_each_task(int64_t ntasks, int64_t scratch_len, Fn fn) {
-  if (ntasks >= omp_get_max_threads() && ntasks > 1 && !omp_in_parallel()) {
-#pragma omp parallel
-    {
-      std::vector<T> scratch(scratch_len);
-#pragma omp for schedule(static)
-      for (int64_t t = 0; t < ntasks; ++t) fn(t, scratch.data());
-    }
-  } else {
-    std::vector<T> scratch(scratch_len);
-    for (int64_t t = 0; t < ntasks; ++t) fn(t, scratch.data());
-  }
+void for_each_task(int64_t ntasks, int64_t len, Fn fn) {
+  parallel_for(ntasks, ntasks >= num_threads(), [&](int64_t begin, int64_t end) {
+    std::vector<T> scratch(len);
+    for (int64_t t = begin; t < end; ++t) fn(t, scratch.data());
+  });
 }
 
 }  // namespace
@@ -153,7 +158,7 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias,
   const bool pointwise = is_pointwise(s);
   const int64_t G = images_per_gemm(s);
   // scratch: col (K, G*P), then the GEMM's (Og, G*P) result when G > 1
-  for_each_task<T>(ceil_div(s.N, G), pointwise ? 0 : K * G * P + (G > 1 ? Og * G * P : 0), [&](int64_t t, T* col) {
+  for_each_task<T>(ceil_div(s.N, G), scratch_len(s, "conv2d"), [&](int64_t t, T* col) {
     const int64_t n0 = t * G, gn = std::min(G, s.N - n0), ld = gn * P;
     T* out = G > 1 ? col + K * G * P : nullptr;
     for (int64_t g = 0; g < s.groups; ++g) {
@@ -183,7 +188,7 @@ void conv2d_input_grad(const Conv2dShape& s, const T* gy, const T* w, T* gx) {
   const bool pointwise = is_pointwise(s);
   const int64_t G = images_per_gemm(s), CHW = s.C * s.H * s.W;
   // scratch: col (K, G*P), then gy's (Og, G*P) block when G > 1
-  for_each_task<T>(ceil_div(s.N, G), pointwise ? 0 : K * G * P + (G > 1 ? Og * G * P : 0), [&](int64_t t, T* col) {
+  for_each_task<T>(ceil_div(s.N, G), scratch_len(s, "conv2d_input_grad"), [&](int64_t t, T* col) {
     const int64_t n0 = t * G, gn = std::min(G, s.N - n0), ld = gn * P;
     T* in = G > 1 ? col + K * G * P : nullptr;
     T* gxn = gx + n0 * CHW;
@@ -214,8 +219,8 @@ void conv2d_weight_grad(const Conv2dShape& s, const T* x, const T* gy, T* gw) {
   const int64_t G = images_per_gemm(s);
   // Chunk c holds images [c*N/nchunks, (c+1)*N/nchunks), taken G at a time; its partial sum
   // goes to gw itself when there is a single chunk.
-  std::vector<T> partials(nchunks > 1 ? nchunks * W_len : 0);
-  for_each_task<T>(nchunks, pointwise ? 0 : K * G * P + (G > 1 ? Og * G * P : 0), [&](int64_t c, T* col) {
+  std::vector<T> partials(nchunks > 1 ? checked_mul(nchunks, W_len, "conv2d_weight_grad", "chunk partials") : 0);
+  for_each_task<T>(nchunks, scratch_len(s, "conv2d_weight_grad"), [&](int64_t c, T* col) {
     T* part = nchunks > 1 ? partials.data() + c * W_len : gw;
     T* in = G > 1 ? col + K * G * P : nullptr;
     const int64_t n_begin = c * s.N / nchunks, n_end = (c + 1) * s.N / nchunks;
@@ -236,12 +241,13 @@ void conv2d_weight_grad(const Conv2dShape& s, const T* x, const T* gy, T* gw) {
   });
   if (nchunks > 1) {
     const T* parts = partials.data();
-#pragma omp parallel for schedule(static)
-    for (int64_t e = 0; e < W_len; ++e) {
-      T acc = parts[e];
-      for (int64_t c = 1; c < nchunks; ++c) acc += parts[c * W_len + e];
-      gw[e] = acc;
-    }
+    parallel_for(W_len, true, [&](int64_t begin, int64_t end) {
+      for (int64_t e = begin; e < end; ++e) {
+        T acc = parts[e];
+        for (int64_t c = 1; c < nchunks; ++c) acc += parts[c * W_len + e];
+        gw[e] = acc;
+      }
+    });
   }
 }
 
@@ -249,22 +255,23 @@ template <typename T>
 void conv2d_bias_grad(int64_t N, int64_t O, int64_t HW, const T* gy, T* gb) {
   // Eight interleaved partial sums per row (vectorisable, fixed order), rows summed in order.
   constexpr int kLanes = 8;
-#pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < O; ++o) {
-    T total = 0;
-    for (int64_t n = 0; n < N; ++n) {
-      const T* r = gy + (n * O + o) * HW;
-      T lane[kLanes] = {};
-      int64_t p = 0;
-      for (; p + kLanes <= HW; p += kLanes)
-        for (int l = 0; l < kLanes; ++l) lane[l] += r[p + l];
-      for (int l = 0; p < HW; ++p, ++l) lane[l] += r[p];
-      T row = 0;
-      for (int l = 0; l < kLanes; ++l) row += lane[l];
-      total += row;
+  parallel_for(O, true, [&](int64_t o_begin, int64_t o_end) {
+    for (int64_t o = o_begin; o < o_end; ++o) {
+      T total = 0;
+      for (int64_t n = 0; n < N; ++n) {
+        const T* r = gy + (n * O + o) * HW;
+        T lane[kLanes] = {};
+        int64_t p = 0;
+        for (; p + kLanes <= HW; p += kLanes)
+          for (int l = 0; l < kLanes; ++l) lane[l] += r[p + l];
+        for (int l = 0; p < HW; ++p, ++l) lane[l] += r[p];
+        T row = 0;
+        for (int l = 0; l < kLanes; ++l) row += lane[l];
+        total += row;
+      }
+      gb[o] = total;
     }
-    gb[o] = total;
-  }
+  });
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                              \

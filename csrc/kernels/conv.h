@@ -11,6 +11,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/checked.h"
+
 namespace tapegrad {
 
 struct Conv2dShape {
@@ -21,10 +23,16 @@ struct Conv2dShape {
   int64_t sh, sw, ph, pw, dh, dw, groups;
 };
 
-// PyTorch's rule: floor((in + 2 pad - dil (k - 1) - 1) / stride) + 1; may be <= 0.
-inline int64_t conv2d_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil) {
-  const int64_t span = in + 2 * pad - dil * (k - 1) - 1;
-  return span < 0 ? 0 : span / stride + 1;
+// PyTorch's rule: floor((in + 2 pad - dil (k - 1) - 1) / stride) + 1, or 0 for an empty output;
+// false when an intermediate overflows int64. in, k, stride, dil > 0, pad >= 0. The kernels'
+// index arithmetic stays within [-pad, in + pad] once this has succeeded.
+inline bool conv2d_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil, int64_t& out) {
+  int64_t padded, reach, span;
+  if (!mul_ok(pad, 2, padded) || !add_ok(in, padded, padded) || !mul_ok(dil, k - 1, reach) ||
+      !sub_ok(padded, reach, span))
+    return false;
+  out = span < 1 ? 0 : (span - 1) / stride + 1;
+  return true;
 }
 
 // y = conv2d(x, w) + bias; bias may be null.

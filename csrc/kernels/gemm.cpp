@@ -16,12 +16,12 @@
 // a portable micro-kernel serves other CPUs (TAPEGRAD_GEMM_KERNEL=generic forces it).
 #include "kernels/gemm.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+
+#include "kernels/parallel.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -43,7 +43,7 @@ template <> struct Blocks<float, Isa::generic> { enum {   MR = 4, NR = 8,  KC = 
 template <> struct Blocks<double, Isa::generic>{ enum {   MR = 4, NR = 4,  KC = 256, MC = 64,  NC = 2048 }; };
 
 // Below this many multiply-adds a call runs on one thread; above it, one thread per
-// kParallelMinWork / 2 multiply-adds, up to omp_get_max_threads(). Measured on 2 cores, two
+// kParallelMinWork / 2 multiply-adds, up to num_threads(). Measured on 2 cores, two
 // threads gain 0.9-1.4x at 0.26 M multiply-adds and 1.5-1.7x from 1 M; but when another process
 // holds the other core, a parallel region can wait a whole scheduler time slice for its second
 // thread (a 13 us product took up to 9 ms), so small products, the common case in recurrent
@@ -394,23 +394,22 @@ void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t 
   constexpr int MR = Cfg::MR, NR = Cfg::NR;
   const double work = double(M) * double(N) * double(K);
   int nt = 1;
-  if (!omp_in_parallel() && work >= kParallelMinWork)
-    nt = int(std::min<double>(omp_get_max_threads(), work / (kParallelMinWork / 2)));
+  if (!in_parallel_region() && work >= kParallelMinWork)
+    nt = int(std::min<double>(num_threads(), work / (kParallelMinWork / 2)));
   if (nt <= 1)
     return gemm_serial<T, Cfg>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
-  int tm = 1, tn = 1;
-  partition(nt, M, N, MR, NR, tm, tn);
   const int64_t mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
-#pragma omp parallel num_threads(nt)
-  {
-    const int tid = omp_get_thread_num(), it = tid / tn, jt = tid % tn;
+  parallel(nt, [&](int tid, int team) {
+    int tm = 1, tn = 1;
+    partition(team, M, N, MR, NR, tm, tn);
+    const int it = tid / tn, jt = tid % tn;
     // This thread's rectangle [m0, m1) x [n0, n1), on the global MR x NR tile grid.
     const int64_t m0 = std::min(M, mp * it / tm * MR), m1 = std::min(M, mp * (it + 1) / tm * MR);
     const int64_t n0 = std::min(N, np * jt / tn * NR), n1 = std::min(N, np * (jt + 1) / tn * NR);
     if (m1 > m0 && n1 > n0)
       gemm_serial<T, Cfg>(m1 - m0, n1 - n0, K, alpha, A + m0 * rsa, rsa, csa, B + n0 * csb, rsb, csb, beta,
                           C + m0 * rsc + n0 * csc, rsc, csc);
-  }
+  });
 }
 
 // C = beta * C, for K == 0 or alpha == 0 (A and B are not read, as in BLAS).

@@ -6,6 +6,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/checked.h"
+
 namespace tapegrad {
 
 struct Pool2dShape {
@@ -15,13 +17,19 @@ struct Pool2dShape {
 
 // PyTorch's rule: floor (or ceil) of (in + 2 pad - dil (k - 1) - 1) / stride, plus one; in
 // ceil mode the last window must start inside the input or the left padding. May be <= 0.
-inline int64_t pool2d_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil,
-                               bool ceil_mode) {
-  const int64_t num = in + 2 * pad - dil * (k - 1) - 1 + (ceil_mode ? stride - 1 : 0);
-  // floor division (num may be negative)
-  int64_t out = (num >= 0 ? num / stride : -((-num + stride - 1) / stride)) + 1;
-  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
-  return out;
+// false when an intermediate overflows int64. in, k, stride, dil > 0, pad >= 0.
+inline bool pool2d_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil, bool ceil_mode,
+                            int64_t& out) {
+  int64_t padded, reach, num;
+  if (!mul_ok(pad, 2, padded) || !add_ok(in, padded, padded) || !mul_ok(dil, k - 1, reach) ||
+      !sub_ok(padded, reach, num) || !sub_ok(num, 1, num))
+    return false;
+  // floor or ceil of num / stride; num may be negative (but not INT64_MIN: padded >= 1)
+  const int64_t q = num >= 0 ? (ceil_mode ? ceil_div(num, stride) : num / stride)
+                             : (ceil_mode ? -(-num / stride) : -ceil_div(-num, stride));
+  out = q + 1;
+  if (ceil_mode && q > 0 && q >= ceil_div(in + pad, stride)) --out;  // q * stride >= in + pad
+  return true;
 }
 
 // y = max over each window (padding is -inf); idx = flat index into its H*W plane of the

@@ -260,3 +260,24 @@ def test_matches_torch(g, op):
         ref = F.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(wt), None, g["s"], g["p"], op,
                                  g["groups"], g["d"]).numpy()
         np.testing.assert_allclose(_C.conv2d_input_grad(x, wt, hw, *args(g)), ref, rtol=1e-10, atol=1e-10)
+
+
+def test_huge_geometry_is_exact_or_refused():
+    """Sizes from huge strides, paddings and dilations are computed without int64 overflow:
+    exact when the output is small, else a ValueError naming the op and the values (the
+    unchecked arithmetic returned an output of the input's size for a dilation of 2**62)."""
+    x, w = np.ones((1, 1, 5, 13)), np.ones((1, 1, 5, 5))
+    for stride in (2**62, 2**63 - 1):
+        y = _C.conv2d(x, w[..., :1, :1], None, (stride, stride), (0, 0), (1, 1), 1)
+        assert y.shape == (1, 1, 1, 1) and y[0, 0, 0, 0] == 1
+    with pytest.raises(ValueError, match=r"^conv2d: output size overflows int64: .*dilation \(4611686018427387904,"):
+        _C.conv2d(x, w, None, (1, 1), (0, 0), (2**62, 1), 1)
+    with pytest.raises(ValueError, match=r"^conv2d: output size overflows int64: .*padding \(4611686018427387904,"):
+        _C.conv2d(x, w, None, (1, 1), (2**62, 0), (1, 1), 1)
+    with pytest.raises(ValueError, match=r"^conv2d: the output \(N, O, Ho, Wo\) = \(1, 1, 2199023255553, .* int64"):
+        _C.conv2d(x, w, None, (1, 1), (2**40, 2**40), (1, 1), 1)
+    gy = np.ones((1, 1, 1, 9))
+    with pytest.raises(ValueError, match=r"^conv2d_input_grad: the input gradient .* int64"):
+        _C.conv2d_input_grad(gy, w, (2**40, 2**40), (2**41, 1), (0, 0), (1, 1), 1)
+    with pytest.raises(ValueError, match=r"^conv2d_weight_grad: output size overflows int64"):
+        _C.conv2d_weight_grad(x, gy, (5, 5), (1, 1), (2**62, 0), (1, 1), 1)

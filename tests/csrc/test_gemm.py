@@ -230,3 +230,33 @@ def test_kernel_name():
 def test_bad_input(args, msg):
     with pytest.raises(ValueError, match=f"matmul: .*{msg}"):
         _C.matmul(*args)
+
+
+def test_out_overlapping_an_input_is_refused():
+    """out is written while a and b are still read: any overlap (numpy's may_share_memory, i.e.
+    of the memory bounds) is refused instead of computing garbage."""
+    rng = np.random.default_rng(8)
+    a = rng.uniform(-1, 1, (40, 40))
+    b = rng.uniform(-1, 1, (40, 40))
+    cases = [(a, b, a, "a"), (a, b, b, "b"), (a, b, a.T, "a"), (a, b, a[::-1], "a"),
+             (a[:30, :30], b[:30, :30], b[10:, 5:35], "b"), (a[:30, :30], b[:30, :30], a[10:, 10:], "a")]
+    for x, y, out, name in cases:
+        saved = (a.copy(), b.copy())
+        with pytest.raises(ValueError, match=f"matmul: out overlaps {name} in memory"):
+            _C.matmul(x, y, out)
+        assert np.array_equal(a, saved[0]) and np.array_equal(b, saved[1])  # nothing written
+    buf = rng.uniform(-1, 1, (80, 40))  # disjoint rows of one buffer are fine
+    check(buf[:40], b, out=buf[40:])
+
+
+def test_out_whose_elements_alias_is_refused():
+    """An out with a stride-0 (or self-overlapping) dimension would be written by several threads
+    at once and hold one arbitrary product."""
+    a, b = np.ones((4, 8, 8)), np.ones((4, 8, 8))
+    base = np.zeros((8, 8))
+    for out in (np.lib.stride_tricks.as_strided(base, (4, 8, 8), (0, 64, 8)),   # stride-0 batch
+                np.lib.stride_tricks.as_strided(base, (4, 8, 8), (8, 64, 8))):  # batches overlap
+        with pytest.raises(ValueError, match="matmul: out .* has elements that share memory"):
+            _C.matmul(a, b, out)
+    check(a, b, out=np.zeros((8, 4, 8)).transpose(1, 0, 2))  # a permuted out is distinct
+

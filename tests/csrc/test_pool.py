@@ -280,3 +280,39 @@ def test_max_pool2d_fast_path_semantics(dtype, k, s, hw, ceil_mode):
             np.testing.assert_array_equal(gx, ref.reshape(x.shape))
     finally:
         _C.set_num_threads(before)
+
+
+def test_huge_geometry_is_exact_or_refused():
+    """Output sizes from huge strides and dilations are exact (the Python reference has no
+    overflow) or a ValueError naming the op; before, a dilation of 2**62 pooled to (1, 1, 5, 13)."""
+    x = np.arange(65.0).reshape(1, 1, 5, 13)
+    for stride in (2**62, 2**63 - 1):
+        for ceil_mode in (False, True):
+            y, idx = _C.max_pool2d(x, (2, 3), (stride, stride), (1, 1), (1, 1), ceil_mode)
+            assert y.shape[2:] == (pool_out(5, 2, stride, 1, 1, ceil_mode), pool_out(13, 3, stride, 1, 1, ceil_mode))
+            assert y.ravel().tolist() == [1.0] and idx.ravel().tolist() == [1]  # x[0, :2] in the first window
+            a = _C.avg_pool2d(x, (2, 3), (stride, stride), (1, 1), ceil_mode, False, 0)
+            assert a.ravel().tolist() == [0.5]
+    for op in (lambda d: _C.max_pool2d(x, (5, 5), (1, 1), (0, 0), d, False),
+               lambda d: _C.max_pool2d(x, (3, 3), (1, 1), (1, 1), d, True)):
+        with pytest.raises(ValueError, match=r"^max_pool2d: output size overflows int64: .*dilation \(4611686018427387904"):
+            op((2**62, 2**62))
+    with pytest.raises(ValueError, match=r"^avg_pool2d: a window of kernel_size \(kh, kw\) = \(4611686018427387904, "):
+        _C.avg_pool2d(x, (2**62, 2**62), (1, 1), (2**61, 2**61), False, True, 0)
+    with pytest.raises(ValueError, match=r"^max_pool2d_backward: an input plane \(H, W\) = \(4294967296, .* int64"):
+        _C.max_pool2d_backward(np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int64), (2**32, 2**32))
+
+
+@pytest.mark.slow
+def test_max_pool2d_window_of_more_than_int32_taps():
+    """A window of 2**31 + 2**16 taps: the fast path's tap counter is 64-bit for it (it was int32
+    for float32 and returned a negative index). The input is zero pages but one element, so it
+    costs address space, not memory (about 10 s)."""
+    H, W = 2**16, 2**15 + 1
+    try:
+        x = np.zeros((1, 1, H, W), np.float32)
+    except MemoryError:
+        pytest.skip("no 8.6 GB of address space for the input")
+    x[0, 0, -1, -1] = 1
+    y, idx = _C.max_pool2d(x, (H, W), (1, 1), (0, 0), (1, 1), False)
+    assert y.ravel().tolist() == [1.0] and idx.ravel().tolist() == [H * W - 1]

@@ -1,0 +1,104 @@
+// Every parallel region of the kernels goes through this file: the thread count, the team, and
+// what happens to an exception or a fork.
+//
+//  - The thread count is process-wide (PyTorch's at::set_num_threads), not OpenMP's per-thread
+//    setting: set_num_threads in one thread is what every other thread's kernels use.
+//  - No exception crosses a region: parallel() runs each thread's share under a catch, keeps the
+//    first exception and rethrows it on the calling thread once all threads are done (an
+//    exception escaping an OpenMP region is std::terminate). Failing to start the team's threads
+//    is an exception too (GNU libgomp itself would exit(1)).
+//  - fork: GNU libgomp's worker threads do not exist in a child, but its pool says they do, so the
+//    child's first parallel region would wait for them forever. A pthread_atfork child handler
+//    makes a child forked from a thread that had started a pool run its kernels on one thread,
+//    and refuses set_num_threads(n > 1) there (see set_num_threads). A child forked from a thread
+//    that never started a pool has a usable OpenMP and keeps the parent's count.
+//  - In the ThreadSanitizer build (TAPEGRAD_TSAN) a team is std::threads instead of OpenMP:
+//    libgomp's synchronisation is invisible to TSan and would flood it with false reports, while
+//    thread creation and join are intercepted. The partition of work over threads is the same.
+#pragma once
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <utility>
+
+namespace tapegrad {
+
+// The kernels' thread count, process-wide. Starts at OpenMP's default (OMP_NUM_THREADS, else
+// the number of CPUs) or 1 in a fork child whose parent's pool was lost.
+int num_threads();
+
+// Throws std::invalid_argument for n < 1, std::runtime_error for n > 1 in a fork child that
+// lost its parent's OpenMP pool (its parallel regions would hang).
+void set_num_threads(int n);
+
+// Registers the pthread_atfork child handler; idempotent (the bindings call it at import).
+void install_fork_handler();
+
+// True inside a region started by parallel(): nested regions run on the calling thread.
+bool in_parallel_region();
+
+// The first exception thrown by any thread of a region, rethrown on the caller afterwards.
+class FirstException {
+ public:
+  template <class F>
+  void run(F&& f) noexcept {
+    try {
+      f();
+    } catch (...) {
+      capture();
+    }
+  }
+  bool failed() const { return failed_.load(std::memory_order_relaxed); }
+  void rethrow() {
+    if (failed_.load(std::memory_order_acquire)) std::rethrow_exception(first_);
+  }
+
+ private:
+  void capture() noexcept {
+    std::lock_guard<std::mutex> lock(m_);
+    if (!first_) first_ = std::current_exception();
+    failed_.store(true, std::memory_order_release);
+  }
+  std::mutex m_;
+  std::exception_ptr first_;
+  std::atomic<bool> failed_{false};
+};
+
+namespace detail {
+using TeamFn = void (*)(void* ctx, int tid, int nthreads);
+// Runs fn(ctx, tid, nthreads) on a team of nt > 1 threads (the caller is thread 0); fn must not
+// throw. Throws std::system_error if the team's threads cannot be started.
+void run_team(int nt, TeamFn fn, void* ctx);
+}  // namespace detail
+
+// Runs body(tid, nthreads) on up to nt threads (nthreads is the team's actual size; on one
+// thread, or nested in a region, body(0, 1) runs on the caller). Rethrows the first exception
+// any thread threw, after all threads have finished their share.
+template <class F>
+void parallel(int nt, F&& body) {
+  if (nt <= 1 || in_parallel_region()) {
+    body(0, 1);
+    return;
+  }
+  FirstException error;
+  auto share = [&](int tid, int nthreads) { error.run([&] { body(tid, nthreads); }); };
+  detail::run_team(
+      nt, [](void* ctx, int tid, int nthreads) { (*static_cast<decltype(share)*>(ctx))(tid, nthreads); }, &share);
+  error.rethrow();
+}
+
+// fn(begin, end) over contiguous static shares of [0, n), thread tid taking
+// [n * tid / nthreads, n * (tid + 1) / nthreads); at most num_threads() threads, one if !enable.
+template <class F>
+void parallel_for(int64_t n, bool enable, F&& fn) {
+  if (n <= 0) return;
+  const int nt = enable && n > 1 ? int(std::min<int64_t>(n, num_threads())) : 1;
+  parallel(nt, [&](int tid, int nthreads) {
+    const int64_t begin = int64_t(__int128(n) * tid / nthreads), end = int64_t(__int128(n) * (tid + 1) / nthreads);
+    if (begin < end) fn(begin, end);
+  });
+}
+
+}  // namespace tapegrad
