@@ -9,6 +9,8 @@ import pytest
 import tapegrad as tg
 from tapegrad import autograd
 
+pytestmark = pytest.mark.threads  # scripts/tsan.sh runs these against a ThreadSanitizer build
+
 
 def run_threads(target, n):
     errors = []
