@@ -1,6 +1,6 @@
-"""Probability distributions under ``torch.distributions``' names: ``Normal``, ``Categorical``,
-``Bernoulli``, ``Uniform``, ``MultivariateNormal``, ``Independent``, ``Gamma``, ``Beta``, and
-``kl_divergence`` (with ``register_kl``). ``log_prob``, ``entropy`` and ``kl_divergence`` are
+"""Probability distributions under ``torch.distributions``' names and signatures: the families,
+``TransformedDistribution`` with its transforms, ``biject_to`` / ``transform_to``, and
+``kl_divergence`` (with ``register_kl``). ``log_prob``, ``entropy``, ``cdf`` and ``kl_divergence`` are
 tapegrad ops, so they are differentiable in the parameters; ``rsample`` is reparameterised
 (differentiable) where PyTorch's is; draws come from the global generator (``tapegrad.manual_seed``),
 so they are reproducible but not the same numbers as PyTorch's.
@@ -10,17 +10,43 @@ so they are reproducible but not the same numbers as PyTorch's.
 >>> action = dist.sample()
 >>> loss = -(dist.log_prob(action) * advantage).mean() - 0.01 * dist.entropy().mean()
 """
-from . import constraints  # noqa: F401
+from . import constraints, transforms  # noqa: F401
 from .bernoulli import Bernoulli
 from .beta import Beta
+from .binomial import Binomial
 from .categorical import Categorical
+from .cauchy import Cauchy
+from .chi2 import Chi2
+from .constraint_registry import biject_to, transform_to
+from .dirichlet import Dirichlet
 from .distribution import Distribution
+from .exponential import Exponential
 from .gamma import Gamma
+from .geometric import Geometric
 from .independent import Independent
 from .kl import kl_divergence, register_kl
+from .laplace import Laplace
+from .log_normal import LogNormal
+from .lowrank_multivariate_normal import LowRankMultivariateNormal
+from .mixture_same_family import MixtureSameFamily
 from .multivariate_normal import MultivariateNormal
 from .normal import Normal
+from .one_hot_categorical import OneHotCategorical
+from .poisson import Poisson
+from .relaxed_bernoulli import LogitRelaxedBernoulli, RelaxedBernoulli
+from .relaxed_categorical import ExpRelaxedCategorical, RelaxedOneHotCategorical
+from .studentT import StudentT
+from .transformed_distribution import TransformedDistribution
+from .transforms import (AbsTransform, AffineTransform, ComposeTransform, ExpTransform, IndependentTransform,
+                         LowerCholeskyTransform, PowerTransform, SigmoidTransform, SoftmaxTransform,
+                         StickBreakingTransform, TanhTransform, Transform)
 from .uniform import Uniform
 
-__all__ = ["Bernoulli", "Beta", "Categorical", "Distribution", "Gamma", "Independent", "MultivariateNormal", "Normal",
-           "Uniform", "constraints", "kl_divergence", "register_kl"]
+__all__ = ["AbsTransform", "AffineTransform", "Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2",
+           "ComposeTransform", "Dirichlet", "Distribution", "ExpRelaxedCategorical", "ExpTransform", "Exponential",
+           "Gamma", "Geometric", "Independent", "IndependentTransform", "Laplace", "LogNormal",
+           "LogitRelaxedBernoulli", "LowRankMultivariateNormal", "LowerCholeskyTransform", "MixtureSameFamily",
+           "MultivariateNormal", "Normal", "OneHotCategorical", "Poisson", "PowerTransform", "RelaxedBernoulli",
+           "RelaxedOneHotCategorical", "SigmoidTransform", "SoftmaxTransform", "StickBreakingTransform", "StudentT",
+           "TanhTransform", "Transform", "TransformedDistribution", "Uniform", "biject_to", "constraints",
+           "kl_divergence", "register_kl", "transform_to"]

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
+import tapegrad
+
 from .._compat import Size
 from .._tape import grad_mode
 from ..tensor import Tensor
@@ -73,11 +75,10 @@ class Categorical(Distribution):
             return Tensor._wrap(idx.reshape(self._extended_shape(sample_shape)))
 
     def log_prob(self, value):
-        from ..ops import broadcast_tensors
         if self._validate_args:
             self._validate_sample(value)
         value = value.long().unsqueeze(-1)
-        value, log_pmf = broadcast_tensors(value, self.logits)
+        value, log_pmf = tapegrad.broadcast_tensors(value, self.logits)
         value = value[..., :1]
         return log_pmf.gather(-1, value).squeeze(-1)
 

@@ -7,7 +7,7 @@ import numpy as np
 
 __all__ = ["Constraint", "boolean", "dependent", "dependent_property", "greater_than", "greater_than_eq",
            "half_open_interval", "independent", "integer_interval", "interval", "is_dependent", "less_than",
-           "lower_cholesky", "nonnegative", "nonnegative_integer", "positive", "positive_definite", "real",
+           "lower_cholesky", "nonnegative", "nonnegative_integer", "one_hot", "positive", "positive_definite", "real",
            "real_vector", "simplex", "unit_interval"]
 
 
@@ -90,7 +90,8 @@ class _IntegerInterval(Constraint):
 
     def check(self, value):
         v = value._data  # numpy: tapegrad's % gives a 0-d int tensor a non-array payload
-        return _t((v % 1 == 0) & (self.lower_bound <= v) & (v <= self.upper_bound))
+        lo, hi = (getattr(b, "_data", b) for b in (self.lower_bound, self.upper_bound))  # Binomial's total_count
+        return _t((v % 1 == 0) & (lo <= v) & (v <= hi))
 
     def __repr__(self):
         return f"IntegerInterval(lower_bound={self.lower_bound}, upper_bound={self.upper_bound})"
@@ -171,6 +172,14 @@ class _Simplex(Constraint):
         return (value >= 0).all(-1) & ((value.sum(-1) - 1).abs() < 1e-6)
 
 
+class _OneHot(Constraint):
+    is_discrete = True
+    event_dim = 1
+
+    def check(self, value):
+        return ((value == 0) | (value == 1)).all(-1) & (value.sum(-1) == 1)
+
+
 class _LowerCholesky(Constraint):
     event_dim = 2
 
@@ -209,6 +218,7 @@ unit_interval = _Interval(0.0, 1.0)
 interval = _Interval
 half_open_interval = _HalfOpenInterval
 simplex = _Simplex()
+one_hot = _OneHot()
 lower_cholesky = _LowerCholesky()
 positive_definite = _PositiveDefinite()
 independent = _IndependentConstraint

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import math
 
+import tapegrad
+
 from . import constraints
 from .distribution import Distribution, _standard_normal, lazy_property
 
@@ -13,8 +15,7 @@ def _batch_mahalanobis(L, x):
 
 
 def _broadcast_shape(*shapes):
-    from ..ops import broadcast_shapes
-    return tuple(broadcast_shapes(*shapes))
+    return tuple(tapegrad.broadcast_shapes(*shapes))
 
 
 class MultivariateNormal(Distribution):

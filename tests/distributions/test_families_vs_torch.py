@@ -1,0 +1,129 @@
+"""The families added for issue 11 against torch.distributions in float64: log_prob, entropy,
+mean, mode, variance, stddev, cdf and icdf on the same parameters (to 1e-12), which of them raise
+NotImplementedError, the gradients of log_prob in the parameters, batch/event/sample shapes and
+expand. tapegrad's random stream is its own, so samples are checked by their moments instead."""
+import numpy as np
+import pytest
+
+import tapegrad as tg
+import tapegrad.distributions as D
+
+R = np.random.default_rng(11)
+LOC, SCALE = R.standard_normal((3, 2)), R.uniform(0.5, 2.0, (3, 2))
+VALUE, U = R.standard_normal((3, 2)), R.uniform(0.05, 0.95, (3, 2))
+DF = np.array([[0.8, 1.5], [2.5, 4.0], [10.0, 0.5]])  # StudentT's mean/variance: nan, inf and finite
+CONC4 = np.vstack([R.uniform(0.5, 3.0, (2, 4)), [[0.3, 0.6, 0.9, 0.5]]])  # last row all < 1: Dirichlet's vertex mode
+SIMPLEX4 = R.dirichlet(np.ones(4), 3)
+LOGITS4 = R.standard_normal((3, 4))
+COUNTS = np.array([[0.0, 1.0], [2.0, 3.0], [5.0, 0.0]])
+ONEHOT = np.eye(4)[[1, 3, 0]]
+W = R.standard_normal((2, 3, 2))
+
+
+def _t(M, a):
+    return M.tensor(a)
+
+
+def _cases(M):
+    d, tr = M.distributions, M.distributions.transforms
+    return {
+        "exponential": (lambda p: d.Exponential(p[0]), [SCALE], SCALE * 1.3),
+        "studentT": (lambda p: d.StudentT(p[0], p[1], p[2]), [DF, LOC, SCALE], VALUE),
+        "studentT_scalar_loc": (lambda p: d.StudentT(p[0]), [DF], VALUE),
+        "laplace": (lambda p: d.Laplace(p[0], p[1]), [LOC, SCALE], VALUE),
+        "lognormal": (lambda p: d.LogNormal(p[0], p[1]), [LOC, SCALE], np.exp(VALUE)),
+        "poisson": (lambda p: d.Poisson(p[0]), [SCALE * 2], COUNTS),
+        "dirichlet": (lambda p: d.Dirichlet(p[0]), [CONC4], SIMPLEX4),
+        "binomial_probs": (lambda p: d.Binomial(6, probs=p[0].sigmoid()), [LOC], COUNTS),
+        "binomial_logits": (lambda p: d.Binomial(M.tensor([[5.0, 6.0]] * 3, dtype=M.float64), logits=p[0]), [LOC],
+                            COUNTS),
+        "geometric_probs": (lambda p: d.Geometric(probs=p[0].sigmoid()), [LOC], COUNTS),
+        "geometric_logits": (lambda p: d.Geometric(logits=p[0]), [LOC], COUNTS),
+        "cauchy": (lambda p: d.Cauchy(p[0], p[1]), [LOC, SCALE], VALUE),
+        "chi2": (lambda p: d.Chi2(p[0]), [SCALE * 3], SCALE * 1.3),
+        "onehot_logits": (lambda p: d.OneHotCategorical(logits=p[0]), [LOGITS4], ONEHOT),
+        "onehot_probs": (lambda p: d.OneHotCategorical(probs=p[0].exp()), [LOGITS4], ONEHOT),
+        "relaxed_bernoulli": (lambda p: d.RelaxedBernoulli(p[1].sum() * 0 + 0.7, probs=p[0].sigmoid()),
+                              [LOC, SCALE], 1 / (1 + np.exp(-VALUE))),
+        "relaxed_bernoulli_logits": (lambda p: d.RelaxedBernoulli(p[1], logits=p[0]), [LOC, SCALE],
+                                     1 / (1 + np.exp(-VALUE))),
+        "relaxed_onehot": (lambda p: d.RelaxedOneHotCategorical(p[1][0, 0], logits=p[0]), [LOGITS4, SCALE],
+                           SIMPLEX4),
+        "lowrank_mvn": (lambda p: d.LowRankMultivariateNormal(p[0], p[1], p[2]), [LOC[:2].repeat(2, 1)[:, :3],
+                        W, SCALE[:2].repeat(2, 1)[:, :3]], VALUE[:2].repeat(2, 1)[:, :3]),
+        "lowrank_mvn_broadcast": (lambda p: d.LowRankMultivariateNormal(p[0][0], p[1], p[2][0]),
+                                  [LOC[:2].repeat(2, 1)[:, :3], W, SCALE[:2].repeat(2, 1)[:, :3]], VALUE.reshape(-1)[None, :3]
+                                  .repeat(2, 0)),
+        "mixture_normal": (lambda p: d.MixtureSameFamily(d.Categorical(logits=p[0][:, :2]), d.Normal(p[1], p[2])),
+                           [LOGITS4, LOC, SCALE], VALUE[:, 0]),
+        "mixture_independent": (lambda p: d.MixtureSameFamily(d.Categorical(logits=p[0][0, :3]),
+                                                              d.Independent(d.Normal(p[1], p[2]), 1)),
+                                [LOGITS4, LOC, SCALE], VALUE),
+        "transformed_sigmoid_affine": (lambda p: d.TransformedDistribution(
+            d.Normal(p[0], p[1]), [tr.SigmoidTransform(), tr.AffineTransform(p[0] * 0 + 1.0, p[1])]),
+            [LOC, SCALE], 1.0 + SCALE * U),
+        "transformed_exp_power": (lambda p: d.TransformedDistribution(
+            d.Normal(p[0], p[1]), [tr.ExpTransform(), tr.PowerTransform(M.tensor(2.0, dtype=M.float64))]),
+            [LOC, SCALE], np.exp(VALUE)),
+        "transformed_tanh_negative_affine": (lambda p: d.TransformedDistribution(
+            d.Laplace(p[0], p[1]), [tr.TanhTransform(), tr.AffineTransform(0.5, -2.0)]), [LOC, SCALE], 0.5 - 1.8 * (U - 0.5)),
+        "transformed_stickbreaking": (lambda p: d.TransformedDistribution(
+            d.Independent(d.Normal(p[0], p[1]), 1), tr.StickBreakingTransform()),
+            [LOGITS4[:, :3], SCALE.repeat(2, 1)[:, :3]], SIMPLEX4),
+        "transformed_compose_affine_event": (lambda p: d.TransformedDistribution(
+            d.Normal(p[0], p[1]), tr.ComposeTransform([tr.AffineTransform(p[0], p[1], event_dim=1),
+                                                       tr.ExpTransform()])), [LOC, SCALE], np.exp(VALUE)),
+    }
+
+
+METHODS = ("log_prob", "entropy", "mean", "mode", "variance", "stddev", "cdf", "icdf")
+
+
+def _evaluate(M, name):
+    make, params, value = _cases(M)[name]
+    ps = [M.tensor(p, requires_grad=True) for p in params]
+    dist = make(ps)
+    v = M.tensor(value)
+    calls = {"log_prob": lambda: dist.log_prob(v), "entropy": dist.entropy, "mean": lambda: dist.mean,
+             "mode": lambda: dist.mode, "variance": lambda: dist.variance, "stddev": lambda: dist.stddev,
+             "cdf": lambda: dist.cdf(v), "icdf": lambda: dist.icdf(M.tensor(U[..., :1] if v.ndim > 1 and
+                                                                           len(dist.event_shape) else U))}
+    res = {}
+    for k in METHODS:
+        try:
+            out = calls[k]()
+        except NotImplementedError:
+            res[k] = "NotImplementedError"
+            continue
+        res[k] = out.detach().numpy()
+        if k == "log_prob":
+            gs = M.autograd.grad(out.sum(), ps, allow_unused=True)
+            res["log_prob_grad"] = [None if g is None else g.numpy() for g in gs]
+    res["shapes"] = (tuple(dist.batch_shape), tuple(dist.event_shape), tuple(dist.sample((5,)).shape),
+                     dist.has_rsample, dist.support.event_dim if hasattr(dist.support, "event_dim") else None)
+    ex = dist.expand((4, 1) + tuple(dist.batch_shape))  # the 1 lets sample dims of v (mixtures) broadcast
+    res["expand"] = (tuple(ex.batch_shape), tuple(ex.event_shape), ex.log_prob(v).detach().numpy())
+    return res
+
+
+@pytest.mark.parametrize("name", sorted(_cases(tg)))
+def test_family_matches_torch(name):
+    torch = pytest.importorskip("torch")
+    got, want = _evaluate(tg, name), _evaluate(torch, name)
+    assert got.pop("shapes") == want.pop("shapes")
+    (gb, ge, gl), (wb, we, wl) = got.pop("expand"), want.pop("expand")
+    assert (gb, ge) == (wb, we)
+    np.testing.assert_allclose(gl, wl, rtol=1e-12, atol=1e-12)
+    assert sorted(got) == sorted(want)
+    for k in want:
+        if isinstance(want[k], str) or isinstance(got[k], str):
+            assert str(got[k]) == str(want[k]), (k, got[k], want[k])
+        elif k.endswith("_grad"):
+            for g, w in zip(got[k], want[k]):
+                if w is None or g is None:
+                    assert not np.any(w) and not np.any(g), k
+                else:
+                    np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12, err_msg=k)
+        else:
+            assert got[k].shape == want[k].shape, k
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-12, err_msg=k)
