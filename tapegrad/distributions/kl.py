@@ -69,7 +69,8 @@ def _infinite_like(t):
 
 
 def _x_log_x(t):
-    return t.xlogy(t)  # 0 at t = 0
+    with np.errstate(invalid="ignore"):  # t < 0 (p's support outside q's): nan, replaced by inf by the caller
+        return t.xlogy(t)  # 0 at t = 0
 
 
 def _batch_trace_XXT(bmat):

@@ -58,8 +58,10 @@ class LowRankMultivariateNormal(Distribution):
         batch_shape = Size(self.loc.shape[:-1])
         self._unbroadcasted_cov_factor = cov_factor
         self._unbroadcasted_cov_diag = cov_diag
-        self._capacitance_tril = _batch_capacitance_tril(cov_factor, cov_diag)
+        # validated before factoring: PyTorch factors first, so a negative cov_diag surfaces there as a
+        # LinAlgError from cholesky instead of naming the parameter at fault
         super().__init__(batch_shape, event_shape, validate_args=validate_args)
+        self._capacitance_tril = _batch_capacitance_tril(cov_factor, cov_diag)
 
     @property
     def mean(self):
