@@ -47,7 +47,7 @@ special = _importlib.import_module(".special", __name__)  # torch.special's name
 from . import utils, data  # noqa: F401,E402  (tapegrad.utils.data, as torch.utils.data; short alias)
 from .utils.dlpack import from_dlpack  # noqa: F401,E402
 from .serialization import load, save  # noqa: F401
-from . import amp, backends, cpu, cuda, distributions, jit  # noqa: F401,E402
+from . import accelerator, amp, backends, cpu, cuda, distributions, jit  # noqa: F401,E402
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled, set_autocast_dtype, set_autocast_enabled  # noqa: F401
 from ._compat import *  # noqa: F401,F403  (Size, dtype, FloatTensor, inference_mode)
 
@@ -61,6 +61,36 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     return _C.get_num_threads()
+
+
+import builtins as _builtins  # noqa: E402  (``int`` and ``bool`` here are tapegrad dtypes)
+import threading as _threading  # noqa: E402
+
+_interop = {"threads": None}  # tapegrad has no inter-op pool: the value is only kept, for scripts that read it
+_interop_lock = _threading.Lock()
+
+
+def set_num_interop_threads(n: int) -> None:
+    """PyTorch's inter-op thread count. tapegrad runs ops one after another (its only parallelism is
+    the kernels' OpenMP, ``set_num_threads``), so the value is stored, not used. As in PyTorch it
+    may be set once: a second call raises ``RuntimeError``.
+
+    >>> tapegrad.set_num_interop_threads(4)   # before the training loop, as in a PyTorch script
+    """
+    if not isinstance(n, _builtins.int) or isinstance(n, _builtins.bool):
+        raise RuntimeError(f"set_num_interop_threads expects an int, but got {type(n).__name__}")
+    if n <= 0:
+        raise RuntimeError("set_num_interop_threads expects a positive integer")
+    with _interop_lock:
+        if _interop["threads"] is not None:
+            raise RuntimeError("Error: cannot set number of interop threads after parallel work has started or "
+                               "set_num_interop_threads called")
+        _interop["threads"] = n
+
+
+def get_num_interop_threads() -> int:
+    """The value given to ``set_num_interop_threads``, else PyTorch's default, the CPU count."""
+    return _interop["threads"] or _os.cpu_count() or 1
 
 
 def is_tensor(obj) -> bool:
