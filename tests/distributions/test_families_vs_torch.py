@@ -127,3 +127,51 @@ def test_family_matches_torch(name):
         else:
             assert got[k].shape == want[k].shape, k
             np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-12, err_msg=k)
+
+
+EXISTING = {
+    "normal": lambda d, M: d.Normal(_t(M, LOC), _t(M, SCALE)),
+    "bernoulli": lambda d, M: d.Bernoulli(logits=_t(M, LOC)),
+    "categorical": lambda d, M: d.Categorical(probs=_t(M, SIMPLEX4)),
+    "uniform": lambda d, M: d.Uniform(_t(M, LOC) - 3, _t(M, LOC + SCALE)),
+    "beta": lambda d, M: d.Beta(_t(M, SCALE), _t(M, SCALE) + 1),
+    "gamma": lambda d, M: d.Gamma(_t(M, SCALE), _t(M, SCALE) + 1),
+    "mvn": lambda d, M: d.MultivariateNormal(_t(M, LOC[0]), scale_tril=_t(M, np.diag(SCALE[0]))),
+    "independent": lambda d, M: d.Independent(d.Normal(_t(M, LOC), _t(M, SCALE)), 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXISTING))
+def test_expand_of_the_earlier_families_matches_torch(name):
+    torch = pytest.importorskip("torch")
+    out = []
+    tg.manual_seed(0)
+    v0 = EXISTING[name](D, tg).sample().numpy()  # one value, scored by both
+    for M in (tg, torch):
+        dist = EXISTING[name](M.distributions, M)
+        ex = dist.expand((5,) + tuple(dist.batch_shape))
+        v = M.tensor(v0)
+        out.append((tuple(ex.batch_shape), tuple(ex.event_shape), tuple(ex.sample((2,)).shape),
+                    ex.log_prob(M.tensor(v.numpy())).numpy(), ex.entropy().numpy()))
+    for g, w in zip(*out):
+        if isinstance(w, tuple):
+            assert g == w
+        else:
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+
+
+def test_enumerate_support_matches_torch():
+    torch = pytest.importorskip("torch")
+    for make in (lambda d, M: d.Binomial(4, probs=M.tensor(U)), lambda d, M: d.OneHotCategorical(M.tensor(SIMPLEX4))):
+        got, want = make(D, tg), make(torch.distributions, torch)
+        for expand in (True, False):
+            np.testing.assert_array_equal(got.enumerate_support(expand).numpy(), want.enumerate_support(expand).numpy())
+        assert got.has_enumerate_support and want.has_enumerate_support
+
+
+def test_float32_parameters_give_float32_draws_and_scores():
+    for dist in (D.StudentT(3.0), D.Exponential(2.0), D.Laplace(0.0, 1.0), D.Poisson(3.0), D.Geometric(0.3),
+                 D.Binomial(5, probs=tg.tensor(0.3)), D.Dirichlet(tg.ones(3)), D.Chi2(2.0), D.Cauchy(0.0, 1.0),
+                 D.LogNormal(0.0, 1.0), D.RelaxedBernoulli(tg.tensor(0.5), probs=tg.tensor(0.3))):
+        s = dist.sample((4,))
+        assert s.dtype == tg.float32 and dist.log_prob(s).dtype == tg.float32, dist
