@@ -101,6 +101,8 @@ def _evaluate(M, name):
             res["log_prob_grad"] = [None if g is None else g.numpy() for g in gs]
     res["shapes"] = (tuple(dist.batch_shape), tuple(dist.event_shape), tuple(dist.sample((5,)).shape),
                      dist.has_rsample, dist.support.event_dim if hasattr(dist.support, "event_dim") else None)
+    res["constraints"] = (type(dist.support).__name__, dist.support.event_dim, dist.support.is_discrete,
+                          sorted((k, repr(c)) for k, c in dist.arg_constraints.items()))
     ex = dist.expand((4, 1) + tuple(dist.batch_shape))  # the 1 lets sample dims of v (mixtures) broadcast
     res["expand"] = (tuple(ex.batch_shape), tuple(ex.event_shape), ex.log_prob(v).detach().numpy())
     return res
@@ -111,6 +113,7 @@ def test_family_matches_torch(name):
     torch = pytest.importorskip("torch")
     got, want = _evaluate(tg, name), _evaluate(torch, name)
     assert got.pop("shapes") == want.pop("shapes")
+    assert got.pop("constraints") == want.pop("constraints")
     (gb, ge, gl), (wb, we, wl) = got.pop("expand"), want.pop("expand")
     assert (gb, ge) == (wb, we)
     np.testing.assert_allclose(gl, wl, rtol=1e-12, atol=1e-12)
@@ -175,3 +178,13 @@ def test_float32_parameters_give_float32_draws_and_scores():
                  D.LogNormal(0.0, 1.0), D.RelaxedBernoulli(tg.tensor(0.5), probs=tg.tensor(0.3))):
         s = dist.sample((4,))
         assert s.dtype == tg.float32 and dist.log_prob(s).dtype == tg.float32, dist
+
+
+def test_mixture_support_checks_every_component_as_torch():
+    torch = pytest.importorskip("torch")
+    for M in (torch, tg):
+        d = M.distributions
+        mix = d.MixtureSameFamily(d.Categorical(M.ones(2)), d.Uniform(M.tensor([0.0, 1.0]), M.tensor([2.0, 3.0])))
+        assert mix.support.check(M.tensor([1.5, 0.5, 2.5])).tolist() == [True, False, False]
+        with pytest.raises(ValueError):
+            mix.log_prob(M.tensor(0.5))

@@ -159,3 +159,23 @@ def test_gamma_cdf_gradient_in_the_concentration_raises_as_torch():
     (g,) = tg.autograd.grad(D.Gamma(_t(2.0, 3.0), _t(1.5, 0.5)).cdf(x).sum(), [x])
     np.testing.assert_allclose(g.numpy(), D.Gamma(_t(2.0, 3.0), _t(1.5, 0.5)).log_prob(x).exp().detach().numpy(),
                                rtol=1e-12)
+
+
+def test_shared_distributions_and_cached_transforms_from_threads():
+    from concurrent.futures import ThreadPoolExecutor
+    geo = D.Geometric(probs=_t(0.2, 0.7))  # logits derived lazily, on first use, by whichever thread is first
+    t = D.transforms.ComposeTransform([D.transforms.AffineTransform(1.0, 2.0), D.transforms.ExpTransform()],
+                                      cache_size=1)
+    xs = [tg.tensor([float(i), -float(i)], dtype=F64) for i in range(64)]
+    want = [(geo.entropy().numpy(), np.exp(1 + 2 * x.numpy())) for x in xs]
+
+    def work(i):
+        y = t(xs[i])
+        return geo.entropy().numpy(), y.numpy(), t.inv(y).numpy()
+
+    with ThreadPoolExecutor(8) as ex:
+        got = list(ex.map(work, range(64)))
+    for (ent, y, x_back), (w_ent, w_y), x in zip(got, want, xs):
+        np.testing.assert_array_equal(ent, w_ent)
+        np.testing.assert_allclose(y, w_y, rtol=1e-15)
+        np.testing.assert_allclose(x_back, x.numpy(), rtol=1e-12, atol=1e-12)
