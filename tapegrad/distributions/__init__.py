@@ -10,7 +10,7 @@ so they are reproducible but not the same numbers as PyTorch's.
 >>> action = dist.sample()
 >>> loss = -(dist.log_prob(action) * advantage).mean() - 0.01 * dist.entropy().mean()
 """
-from . import constraints, transforms  # noqa: F401
+from . import constraints, transforms, utils  # noqa: F401
 from .bernoulli import Bernoulli
 from .beta import Beta
 from .binomial import Binomial

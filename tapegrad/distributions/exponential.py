@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from numbers import Number
 
+import tapegrad
+
 from .._compat import Size
 from . import constraints
 from .distribution import Distribution, _uniform, broadcast_all
@@ -27,7 +29,7 @@ class Exponential(Distribution):
 
     @property
     def mode(self):
-        return self.rate * 0
+        return tapegrad.zeros_like(self.rate)
 
     @property
     def stddev(self):

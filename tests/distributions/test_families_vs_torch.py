@@ -188,3 +188,16 @@ def test_mixture_support_checks_every_component_as_torch():
         assert mix.support.check(M.tensor([1.5, 0.5, 2.5])).tolist() == [True, False, False]
         with pytest.raises(ValueError):
             mix.log_prob(M.tensor(0.5))
+
+
+def test_utils_helpers_match_torch():
+    torch = pytest.importorskip("torch")
+    x = LOGITS4
+    for binary in (False, True):
+        p = 1 / (1 + np.exp(-x)) if binary else np.exp(x) / np.exp(x).sum(-1, keepdims=True)
+        np.testing.assert_allclose(D.utils.probs_to_logits(tg.tensor(p), binary).numpy(),
+                                   torch.distributions.utils.probs_to_logits(torch.tensor(p), binary).numpy(), rtol=1e-12)
+        np.testing.assert_allclose(D.utils.logits_to_probs(tg.tensor(x), binary).numpy(),
+                                   torch.distributions.utils.logits_to_probs(torch.tensor(x), binary).numpy(), rtol=1e-12)
+    a, b = D.utils.broadcast_all(tg.tensor(LOC), 2.0)
+    assert tuple(b.shape) == (3, 2) and b.dtype == tg.float64
