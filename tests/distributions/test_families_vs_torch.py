@@ -54,6 +54,12 @@ def _cases(M):
         "lowrank_mvn_broadcast": (lambda p: d.LowRankMultivariateNormal(p[0][0], p[1], p[2][0]),
                                   [LOC[:2].repeat(2, 1)[:, :3], W, SCALE[:2].repeat(2, 1)[:, :3]], VALUE.reshape(-1)[None, :3]
                                   .repeat(2, 0)),
+        "half_normal": (lambda p: d.HalfNormal(p[0]), [SCALE], np.abs(VALUE)),
+        "half_cauchy": (lambda p: d.HalfCauchy(p[0]), [SCALE], np.abs(VALUE)),
+        "gumbel": (lambda p: d.Gumbel(p[0], p[1]), [LOC, SCALE], VALUE),
+        "gumbel_scalar": (lambda p: d.Gumbel(0.5, 2.0), [LOC], np.array(VALUE[0, 0])),
+        "pareto": (lambda p: d.Pareto(p[0], p[1] * 2), [SCALE, DF], SCALE + np.abs(VALUE)),
+        "weibull": (lambda p: d.Weibull(p[0], p[1]), [SCALE, DF], np.abs(VALUE)),
         "mixture_normal": (lambda p: d.MixtureSameFamily(d.Categorical(logits=p[0][:, :2]), d.Normal(p[1], p[2])),
                            [LOGITS4, LOC, SCALE], VALUE[:, 0]),
         "mixture_independent": (lambda p: d.MixtureSameFamily(d.Categorical(logits=p[0][0, :3]),
@@ -96,7 +102,7 @@ def _evaluate(M, name):
             res[k] = "NotImplementedError"
             continue
         res[k] = out.detach().numpy()
-        if k == "log_prob":
+        if k == "log_prob" and out.requires_grad:
             gs = M.autograd.grad(out.sum(), ps, allow_unused=True)
             res["log_prob_grad"] = [None if g is None else g.numpy() for g in gs]
     res["shapes"] = (tuple(dist.batch_shape), tuple(dist.event_shape), tuple(dist.sample((5,)).shape),
