@@ -38,8 +38,14 @@ def _moments(dist, n=N):
     lambda: D.MixtureSameFamily(D.Categorical(probs=_t(0.3, 0.7)), D.Normal(_t(-2.0, 3.0), _t(0.5, 1.0))),
     lambda: D.TransformedDistribution(D.Normal(_t(0.0, 1.0), _t(1.0, 0.5)), [D.transforms.SigmoidTransform(),
                                                                            D.transforms.AffineTransform(2.0, 3.0)]),
+    lambda: D.Gumbel(_t(1.0, -2.0), _t(0.5, 2.0)),
+    lambda: D.Pareto(_t(1.0, 2.0), _t(9.0, 12.0)),
+    lambda: D.Weibull(_t(1.0, 2.0), _t(0.8, 3.0)),
+    lambda: D.HalfNormal(_t(1.0, 2.0)),
+    lambda: D.NegativeBinomial(_t(3.0, 0.5), probs=_t(0.4, 0.8)),
+    lambda: D.Multinomial(7, probs=_t(0.2, 0.5, 0.3)),
 ], ids=["exponential", "laplace", "lognormal", "poisson", "binomial", "geometric", "chi2", "studentT", "dirichlet",
-        "onehot", "lowrank_mvn", "mixture", "transformed"])
+        "onehot", "lowrank_mvn", "mixture", "transformed", "gumbel", "pareto", "weibull", "half_normal", "negative_binomial", "multinomial"])
 def test_sample_moments(make):
     dist = make()
     s = _moments(dist)
