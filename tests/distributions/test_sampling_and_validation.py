@@ -44,8 +44,12 @@ def _moments(dist, n=N):
     lambda: D.HalfNormal(_t(1.0, 2.0)),
     lambda: D.NegativeBinomial(_t(3.0, 0.5), probs=_t(0.4, 0.8)),
     lambda: D.Multinomial(7, probs=_t(0.2, 0.5, 0.3)),
+    lambda: D.Kumaraswamy(_t(0.7, 3.0), _t(2.0, 1.5)),
+    lambda: D.FisherSnedecor(_t(5.0, 12.0), _t(30.0, 40.0)),
+    lambda: D.InverseGamma(_t(8.0, 12.0), _t(2.0, 0.5)),
 ], ids=["exponential", "laplace", "lognormal", "poisson", "binomial", "geometric", "chi2", "studentT", "dirichlet",
-        "onehot", "lowrank_mvn", "mixture", "transformed", "gumbel", "pareto", "weibull", "half_normal", "negative_binomial", "multinomial"])
+        "onehot", "lowrank_mvn", "mixture", "transformed", "gumbel", "pareto", "weibull", "half_normal", "negative_binomial", "multinomial",
+        "kumaraswamy", "fishersnedecor", "inverse_gamma"])
 def test_sample_moments(make):
     dist = make()
     s = _moments(dist)
