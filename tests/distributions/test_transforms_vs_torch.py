@@ -28,6 +28,12 @@ def _transforms(M):
                                               t.StickBreakingTransform()]), X),
         "independent": (t.IndependentTransform(t.SigmoidTransform(), 1), X),
         "inverse_of_exp": (t.ExpTransform().inv, np.exp(X)),
+        "softplus": (t.SoftplusTransform(), X),
+        "reshape": (t.ReshapeTransform((4,), (2, 2)), X),
+        "cdf_of_normal": (t.CumulativeDistributionTransform(M.distributions.Normal(M.tensor(X[0]), M.tensor(SCALE[0]))),
+                          X),
+        "cdf_of_laplace_inverse": (t.CumulativeDistributionTransform(M.distributions.Laplace(0.0, 2.0)).inv,
+                                   np.abs(np.tanh(X))),
     }
 
 
