@@ -7,7 +7,7 @@ import numpy as np
 
 __all__ = ["Constraint", "MixtureSameFamilyConstraint", "boolean", "dependent", "dependent_property", "greater_than", "greater_than_eq",
            "half_open_interval", "independent", "integer_interval", "interval", "is_dependent", "less_than",
-           "lower_cholesky", "multinomial", "nonnegative", "nonnegative_integer", "one_hot", "positive", "positive_definite", "real",
+           "lower_cholesky", "lower_triangular", "positive_integer", "positive_semidefinite", "square", "symmetric", "multinomial", "nonnegative", "nonnegative_integer", "one_hot", "positive", "positive_definite", "real",
            "real_vector", "simplex", "unit_interval"]
 
 
@@ -222,6 +222,38 @@ class _OneHot(Constraint):
         return ((value == 0) | (value == 1)).all(-1) & (value.sum(-1) == 1)
 
 
+class _LowerTriangular(Constraint):
+    event_dim = 2
+
+    def check(self, value):
+        return (value.tril() == value).all(-1).all(-1)
+
+
+class _Square(Constraint):
+    event_dim = 2
+
+    def check(self, value):
+        return _t(np.full(tuple(value.shape[:-2]), value.shape[-2] == value.shape[-1]))
+
+
+class _Symmetric(_Square):
+    def check(self, value):
+        square = super().check(value)
+        if not bool(square.all()):
+            return square
+        a = value._data
+        return _t(np.isclose(a, np.swapaxes(a, -1, -2), atol=1e-6).all((-2, -1)))
+
+
+class _PositiveSemidefinite(_Symmetric):
+    def check(self, value):
+        sym = super().check(value)
+        if not bool(sym.all()):
+            return sym
+        with np.errstate(all="ignore"):
+            return _t(np.linalg.eigvalsh(value._data).min(-1) >= 0)
+
+
 class _LowerCholesky(Constraint):
     event_dim = 2
 
@@ -248,6 +280,7 @@ class _PositiveDefinite(Constraint):
 dependent = _Dependent()
 boolean = _Boolean()
 nonnegative_integer = _IntegerGreaterThan(0)
+positive_integer = _IntegerGreaterThan(1)
 integer_interval = _IntegerInterval
 real = _Real()
 real_vector = _IndependentConstraint(real, 1)
@@ -263,5 +296,9 @@ simplex = _Simplex()
 one_hot = _OneHot()
 multinomial = _Multinomial
 lower_cholesky = _LowerCholesky()
+lower_triangular = _LowerTriangular()
+square = _Square()
+symmetric = _Symmetric()
+positive_semidefinite = _PositiveSemidefinite()
 positive_definite = _PositiveDefinite()
 independent = _IndependentConstraint

@@ -78,3 +78,18 @@ class OneHotCategorical(Distribution):
         n = self._event_shape[0]
         values = tapegrad.eye(n, dtype=self._param.dtype).reshape((n,) + (1,) * len(self._batch_shape) + (n,))
         return values.expand((n,) + tuple(self._batch_shape) + (n,)) if expand else values
+
+
+class OneHotCategoricalStraightThrough(OneHotCategorical):
+    """A ``OneHotCategorical`` whose ``rsample`` is the straight-through estimator: the one-hot draw in
+    the forward pass, the gradient of ``probs`` in the backward pass (Bengio et al., 2013).
+
+    >>> OneHotCategoricalStraightThrough(logits=logits).rsample()   # one-hot, differentiable in logits
+    """
+
+    has_rsample = True
+
+    def rsample(self, sample_shape=()):
+        samples = self.sample(sample_shape)
+        probs = self._categorical.probs
+        return samples + (probs - probs.detach())

@@ -233,3 +233,21 @@ def test_multinomial_entropy_is_exact():
             lp = lgamma(n + 1) - sum(lgamma(k + 1) for k in x) + sum(k * np.log(q) for k, q in zip(x, p))
             h -= np.exp(lp) * lp
     np.testing.assert_allclose(D.Multinomial(n, probs=tg.tensor(p)).entropy().item(), h, rtol=1e-13)
+
+
+def test_straight_through_gradient_and_matrix_constraints_match_torch():
+    torch = pytest.importorskip("torch")
+    res = []
+    for M in (tg, torch):
+        logits = M.tensor(LOGITS4, requires_grad=True)
+        s = M.distributions.OneHotCategoricalStraightThrough(logits=logits).rsample((2,))
+        w = M.tensor(np.arange(24.0).reshape(2, 3, 4))
+        (g,) = M.autograd.grad((s * w).sum(), [logits])
+        C = M.distributions.constraints
+        mats = M.tensor(np.stack([np.eye(3), np.tril(np.ones((3, 3))), np.ones((3, 3)), -np.eye(3)]))
+        checks = [c.check(mats).tolist() for c in (C.lower_triangular, C.square, C.symmetric, C.positive_semidefinite)]
+        checks.append(C.square.check(M.zeros(2, 3)).tolist())
+        checks.append(C.positive_integer.check(M.tensor([0.0, 1.0, 2.5, 3.0])).tolist())
+        res.append((tuple(s.shape), bool(((s == 0) | (s == 1)).all()), g.numpy(), checks))
+    assert res[0][:2] == res[1][:2] and res[0][3] == res[1][3]
+    np.testing.assert_allclose(res[0][2], res[1][2], rtol=1e-12, atol=1e-12)  # the gradient does not depend on the draw
