@@ -18,6 +18,7 @@ LOGITS4 = R.standard_normal((3, 4))
 COUNTS = np.array([[0.0, 1.0], [2.0, 3.0], [5.0, 0.0]])
 ONEHOT = np.eye(4)[[1, 3, 0]]
 W = R.standard_normal((2, 3, 2))
+CB_P = np.array([[0.2, 0.5], [0.4995, 0.5008], [0.9, 0.03]])  # inside and outside the Taylor region (0.499, 0.501]
 
 
 def _t(M, a):
@@ -71,6 +72,8 @@ def _cases(M):
         "inverse_gamma": (lambda p: d.InverseGamma(p[0], p[1]), [DF, SCALE], SCALE),
         "logistic_normal": (lambda p: d.LogisticNormal(p[0], p[1]), [LOGITS4[:, :3], SCALE.repeat(2, 1)[:, :3]],
                             SIMPLEX4),
+        "continuous_bernoulli": (lambda p: d.ContinuousBernoulli(probs=p[0]), [CB_P], U),
+        "continuous_bernoulli_logits": (lambda p: d.ContinuousBernoulli(logits=p[0]), [LOC], U),
         "mixture_normal": (lambda p: d.MixtureSameFamily(d.Categorical(logits=p[0][:, :2]), d.Normal(p[1], p[2])),
                            [LOGITS4, LOC, SCALE], VALUE[:, 0]),
         "mixture_independent": (lambda p: d.MixtureSameFamily(d.Categorical(logits=p[0][0, :3]),

@@ -72,6 +72,13 @@ PAIRS = {
     "uniform_pareto": lambda d, a, b: (d.Uniform(b, b + 1), d.Pareto(b * 0.9 + 0.05 * a, a.exp())),
     "gumbel_pareto": lambda d, a, b: (d.Gumbel(a, b), d.Pareto(b, b)),
     "normal_pareto": lambda d, a, b: (d.Normal(a, b), d.Pareto(b, b)),
+    "cb_cb": lambda d, a, b: (d.ContinuousBernoulli(logits=a), d.ContinuousBernoulli(probs=b)),
+    "beta_cb": lambda d, a, b: (d.Beta(a.exp(), b), d.ContinuousBernoulli(probs=b)),
+    "uniform_cb": lambda d, a, b: (d.Uniform(b * 0.5, b), d.ContinuousBernoulli(logits=a)),
+    "cb_exponential": lambda d, a, b: (d.ContinuousBernoulli(logits=a), d.Exponential(b)),
+    "cb_normal": lambda d, a, b: (d.ContinuousBernoulli(logits=a), d.Normal(a, b)),
+    "cb_uniform": lambda d, a, b: (d.ContinuousBernoulli(logits=a), d.Uniform(a - 2, a + 2)),
+    "normal_cb": lambda d, a, b: (d.Normal(a, b), d.ContinuousBernoulli(probs=b)),
     "transformed": lambda d, a, b: (d.TransformedDistribution(d.Normal(a, b), d.transforms.ExpTransform()),
                                     d.TransformedDistribution(d.Normal(b, b), d.transforms.ExpTransform())),
 }

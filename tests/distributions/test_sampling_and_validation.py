@@ -47,9 +47,10 @@ def _moments(dist, n=N):
     lambda: D.Kumaraswamy(_t(0.7, 3.0), _t(2.0, 1.5)),
     lambda: D.FisherSnedecor(_t(5.0, 12.0), _t(30.0, 40.0)),
     lambda: D.InverseGamma(_t(8.0, 12.0), _t(2.0, 0.5)),
+    lambda: D.ContinuousBernoulli(probs=_t(0.1, 0.5, 0.8)),
 ], ids=["exponential", "laplace", "lognormal", "poisson", "binomial", "geometric", "chi2", "studentT", "dirichlet",
         "onehot", "lowrank_mvn", "mixture", "transformed", "gumbel", "pareto", "weibull", "half_normal", "negative_binomial", "multinomial",
-        "kumaraswamy", "fishersnedecor", "inverse_gamma"])
+        "kumaraswamy", "fishersnedecor", "inverse_gamma", "continuous_bernoulli"])
 def test_sample_moments(make):
     dist = make()
     s = _moments(dist)
