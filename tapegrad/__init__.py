@@ -20,7 +20,15 @@ if _os.environ.get("TAPEGRAD_C_PATH"):
     _sys.modules["tapegrad._C"] = _C
     _spec.loader.exec_module(_C)
 else:
-    from . import _C
+    try:
+        from . import _C
+    except ImportError as _e:  # a source checkout that was never built: say how, not "circular import"
+        if "_C" not in str(_e):
+            raise
+        raise ImportError(
+            "tapegrad's C++ extension (tapegrad._C) is not built. From the repository root run "
+            "`bash scripts/test.sh` (or `pip install -e .`), then use that environment: "
+            "`.venv/bin/python`, or `source .venv/bin/activate`.") from _e
 if _os.environ.get("TAPEGRAD_MALLOC_TUNING", "1") != "0":
     # Keep freed memory for reuse instead of page-faulting large temporaries in every training
     # step (see csrc/bindings.cpp); TAPEGRAD_MALLOC_TUNING=0 leaves glibc's defaults alone.
@@ -40,30 +48,12 @@ from . import linalg, special  # noqa: F401  (torch.linalg's and torch.special's
 from . import utils, data  # noqa: F401,E402  (tapegrad.utils.data, as torch.utils.data; short alias)
 from .utils.dlpack import from_dlpack  # noqa: F401,E402
 from .serialization import load, save  # noqa: F401
-from . import amp, backends, cpu, cuda, distributions, jit  # noqa: F401,E402
+from . import accelerator, amp, backends, cpu, cuda, distributions, jit  # noqa: F401,E402
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled, set_autocast_dtype, set_autocast_enabled  # noqa: F401
 from ._compat import *  # noqa: F401,F403  (Size, dtype, FloatTensor, inference_mode)
+from ._parallel import get_num_interop_threads, get_num_threads, set_num_interop_threads, set_num_threads  # noqa: F401
 
 __version__ = "0.1.0"
-
-
-def set_num_threads(n: int) -> None:
-    """Threads used by the native kernels (OpenMP); results are bit-identical for any count.
-
-    Process-wide, as in PyTorch: the count set in one thread is the one every thread's kernels use.
-    A child forked (multiprocessing's default on Linux) from a thread that had run parallel kernels
-    runs its kernels on one thread, as GNU OpenMP cannot start threads there (PyTorch's child hangs);
-    ``set_num_threads(n > 1)`` in such a child raises RuntimeError. Use the 'spawn' or 'forkserver'
-    start method for multi-threaded kernels in worker processes.
-
-    >>> tapegrad.set_num_threads(2)
-    """
-    _C.set_num_threads(n)
-
-
-def get_num_threads() -> int:
-    """The kernels' process-wide thread count (see :func:`set_num_threads`)."""
-    return _C.get_num_threads()
 
 
 def is_tensor(obj) -> bool:

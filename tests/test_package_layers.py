@@ -24,11 +24,6 @@ LAYERS = [  # (name, module prefixes), lowest first; a module belongs to the fir
 OPTIONAL = ("mpi4py", "h5py", "safetensors", "hypothesis", "tqdm", "matplotlib", "importlib", "numpy._core", "numpy.core")
 MAX_CYCLE = 4
 
-# Edges the engine rewrite (issue 9, section 4) removes: the tape reads a flag and the compiled
-# module from the package root and imports Tensor, and Tensor's grad plumbing (backward, hooks)
-# calls the public autograd API. Each must still exist, so this list is emptied when they go.
-
-
 def _modules():
     mods = {"tapegrad._C": None}
     for path in sorted(PKG.rglob("*.py")):

@@ -10,6 +10,7 @@ from .distribution import Distribution, lazy_property, logits_to_probs, probs_to
 from ..random import rng
 from ..ops import broadcast_tensors
 from ..ops.creation import arange
+from .. import ops
 
 
 class Categorical(Distribution):
@@ -78,7 +79,7 @@ class Categorical(Distribution):
         if self._validate_args:
             self._validate_sample(value)
         value = value.long().unsqueeze(-1)
-        value, log_pmf = broadcast_tensors(value, self.logits)
+        value, log_pmf = ops.broadcast_tensors(value, self.logits)
         value = value[..., :1]
         return log_pmf.gather(-1, value).squeeze(-1)
 

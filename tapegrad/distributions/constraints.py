@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 from ..tensor import Tensor
 
-__all__ = ["Constraint", "boolean", "dependent", "dependent_property", "greater_than", "greater_than_eq",
+__all__ = ["Constraint", "MixtureSameFamilyConstraint", "boolean", "dependent", "dependent_property", "greater_than", "greater_than_eq",
            "half_open_interval", "independent", "integer_interval", "interval", "is_dependent", "less_than",
-           "lower_cholesky", "nonnegative", "nonnegative_integer", "positive", "positive_definite", "real",
+           "lower_cholesky", "lower_triangular", "positive_integer", "positive_semidefinite", "square", "symmetric", "multinomial", "nonnegative", "nonnegative_integer", "one_hot", "positive", "positive_definite", "real",
            "real_vector", "simplex", "unit_interval"]
 
 
@@ -75,6 +75,34 @@ class _IndependentConstraint(Constraint):
         return f"IndependentConstraint({self.base_constraint!r}, {self.reinterpreted_batch_ndims})"
 
 
+class MixtureSameFamilyConstraint(Constraint):
+    """A mixture's support: the component's, checked with the component dimension put back (so a
+    per-component support such as Uniform's bounds is checked against every component)."""
+
+    def __init__(self, base_constraint):
+        if not isinstance(base_constraint, Constraint):
+            raise AssertionError(f"base_constraint must be a Constraint, got {type(base_constraint).__name__}")
+        self.base_constraint = base_constraint
+
+    @property
+    def is_discrete(self):
+        return self.base_constraint.is_discrete
+
+    @property
+    def event_dim(self):
+        return self.base_constraint.event_dim
+
+    def check(self, value):
+        if value.ndim < self.event_dim:
+            raise ValueError(f"Expected value.dim() >= {self.event_dim} but got {value.ndim}")
+        result = self.base_constraint.check(value.unsqueeze(-1 - self.event_dim))
+        keep = value.ndim - self.event_dim
+        return result.reshape(tuple(result.shape[:keep]) + (-1,)).all(-1)
+
+    def __repr__(self):
+        return f"{self.__class__.__name__}({self.base_constraint!r})"
+
+
 class _Boolean(Constraint):
     is_discrete = True
 
@@ -90,7 +118,8 @@ class _IntegerInterval(Constraint):
 
     def check(self, value):
         v = value._data  # numpy: tapegrad's % gives a 0-d int tensor a non-array payload
-        return _t((v % 1 == 0) & (self.lower_bound <= v) & (v <= self.upper_bound))
+        lo, hi = (getattr(b, "_data", b) for b in (self.lower_bound, self.upper_bound))  # Binomial's total_count
+        return _t((v % 1 == 0) & (lo <= v) & (v <= hi))
 
     def __repr__(self):
         return f"IntegerInterval(lower_bound={self.lower_bound}, upper_bound={self.upper_bound})"
@@ -171,6 +200,60 @@ class _Simplex(Constraint):
         return (value >= 0).all(-1) & ((value.sum(-1) - 1).abs() < 1e-6)
 
 
+class _Multinomial(Constraint):
+    is_discrete = True
+    event_dim = 1
+
+    def __init__(self, upper_bound):
+        self.upper_bound = upper_bound
+
+    def check(self, x):
+        return (x >= 0).all(-1) & (x.sum(-1) <= self.upper_bound)
+
+    def __repr__(self):
+        return f"Multinomial(upper_bound={self.upper_bound})"
+
+
+class _OneHot(Constraint):
+    is_discrete = True
+    event_dim = 1
+
+    def check(self, value):
+        return ((value == 0) | (value == 1)).all(-1) & (value.sum(-1) == 1)
+
+
+class _LowerTriangular(Constraint):
+    event_dim = 2
+
+    def check(self, value):
+        return (value.tril() == value).all(-1).all(-1)
+
+
+class _Square(Constraint):
+    event_dim = 2
+
+    def check(self, value):
+        return _t(np.full(tuple(value.shape[:-2]), value.shape[-2] == value.shape[-1]))
+
+
+class _Symmetric(_Square):
+    def check(self, value):
+        square = super().check(value)
+        if not bool(square.all()):
+            return square
+        a = value._data
+        return _t(np.isclose(a, np.swapaxes(a, -1, -2), atol=1e-6).all((-2, -1)))
+
+
+class _PositiveSemidefinite(_Symmetric):
+    def check(self, value):
+        sym = super().check(value)
+        if not bool(sym.all()):
+            return sym
+        with np.errstate(all="ignore"):
+            return _t(np.linalg.eigvalsh(value._data).min(-1) >= 0)
+
+
 class _LowerCholesky(Constraint):
     event_dim = 2
 
@@ -196,6 +279,7 @@ class _PositiveDefinite(Constraint):
 dependent = _Dependent()
 boolean = _Boolean()
 nonnegative_integer = _IntegerGreaterThan(0)
+positive_integer = _IntegerGreaterThan(1)
 integer_interval = _IntegerInterval
 real = _Real()
 real_vector = _IndependentConstraint(real, 1)
@@ -208,6 +292,12 @@ unit_interval = _Interval(0.0, 1.0)
 interval = _Interval
 half_open_interval = _HalfOpenInterval
 simplex = _Simplex()
+one_hot = _OneHot()
+multinomial = _Multinomial
 lower_cholesky = _LowerCholesky()
+lower_triangular = _LowerTriangular()
+square = _Square()
+symmetric = _Symmetric()
+positive_semidefinite = _PositiveSemidefinite()
 positive_definite = _PositiveDefinite()
 independent = _IndependentConstraint

@@ -11,8 +11,8 @@ from .._compat import Size
 from .._tape import grad_mode
 from ..tensor import Tensor
 from . import constraints
+from .. import ops
 from ..ops.creation import tensor
-from ..ops import broadcast_tensors
 from ..random import rng
 
 __all__ = ["Distribution"]
@@ -41,7 +41,7 @@ def broadcast_all(*values):
         raise ValueError("Input arguments must all be instances of numbers.Number or tapegrad.Tensor.")
     dtype = next((v.dtype for v in values if isinstance(v, Tensor)), _dtype.get_default_dtype())
     ts = [v if isinstance(v, Tensor) else tensor(v, dtype=dtype) for v in values]
-    return tuple(broadcast_tensors(*ts))
+    return tuple(ops.broadcast_tensors(*ts))
 
 
 def _sum_rightmost(value, dim: int):
@@ -132,6 +132,33 @@ class Distribution:
     @property
     def stddev(self):
         return self.variance.sqrt()
+
+    def expand(self, batch_shape, _instance=None):
+        """The same distribution with its batch broadcast to ``batch_shape`` (no copy: the
+        parameters are expanded views), as PyTorch's ``Distribution.expand``."""
+        new = self._get_checked_instance(type(self), _instance)
+        batch_shape = Size(batch_shape)
+        new.__dict__.update(self.__dict__)
+        for name in self._expand_names():
+            value = self.__dict__[name]
+            event = tuple(value.shape[len(self._batch_shape):])  # a parameter's own event dims (loc of an MVN)
+            new.__dict__[name] = value.expand(tuple(batch_shape) + event)
+        if "_param" in self.__dict__:
+            new._param = new.__dict__["probs" if self.__dict__.get("probs") is self._param else "logits"]
+        Distribution.__init__(new, batch_shape, self._event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    def _expand_names(self):
+        """The tensors expand broadcasts: the parameters this instance holds (``probs`` or ``logits``, or
+        both once one was derived)."""
+        return [k for k in self.arg_constraints if isinstance(self.__dict__.get(k), Tensor)]
+
+    def _get_checked_instance(self, cls, _instance=None):
+        if _instance is None and type(self).__init__ != cls.__init__:
+            raise NotImplementedError(f"Subclass {self.__class__.__name__} of {cls.__name__} that defines a custom "
+                                      "__init__() method must also define a custom .expand() method.")
+        return self.__new__(type(self)) if _instance is None else _instance
 
     def sample(self, sample_shape=()):
         """A draw of shape ``sample_shape + batch_shape + event_shape``, without gradient."""

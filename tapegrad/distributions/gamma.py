@@ -49,6 +49,24 @@ def _standard_gamma(alpha):
     return _StandardGamma.apply(alpha)
 
 
+class _GammaInc(Function):
+    """The regularised lower incomplete gamma function P(a, x) (scipy's ``gammainc``), differentiable
+    in ``x`` (its derivative is the Gamma(a, 1) density); in ``a`` it raises, as PyTorch's does."""
+
+    @staticmethod
+    def forward(ctx, a, x):
+        ctx.save_for_backward(a, x)
+        return Tensor._wrap(np.asarray(special.gammainc(a._data, x._data)).astype(x._data.dtype))
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, x = ctx.saved_tensors
+        if ctx.needs_input_grad[0]:
+            raise NotImplementedError("the derivative of gammainc (Gamma.cdf) in the concentration is not "
+                                      "implemented, as in PyTorch")
+        return None, grad * ((a - 1).xlogy(x) - x - a.lgamma()).exp()
+
+
 class Gamma(Distribution):
     """``Gamma(concentration, rate)``; ``rsample`` is differentiable in both parameters."""
 
@@ -82,6 +100,12 @@ class Gamma(Distribution):
             self._validate_sample(value)
         c, r = self.concentration, self.rate
         return c.xlogy(r) + (c - 1).xlogy(value) - r * value - c.lgamma()
+
+    def cdf(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        c, x = broadcast_all(self.concentration, self.rate * value)
+        return _GammaInc.apply(c, x)
 
     def entropy(self):
         c = self.concentration

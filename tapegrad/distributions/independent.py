@@ -3,13 +3,14 @@ from __future__ import annotations
 from .._compat import Size
 from . import constraints
 from .distribution import Distribution, _sum_rightmost
+from .. import ops
 
 
 class Independent(Distribution):
     """Reads the rightmost ``reinterpreted_batch_ndims`` batch dimensions of ``base_distribution``
     as event dimensions: ``log_prob`` and ``entropy`` sum over them.
 
-    >>> Independent(Normal(tapegrad.zeros(3, 2), 1.0), 1).log_prob(tapegrad.zeros(3, 2)).shape
+    >>> Independent(Normal(ops.zeros(3, 2), 1.0), 1).log_prob(ops.zeros(3, 2)).shape
     (3,)
     """
 
@@ -25,6 +26,15 @@ class Independent(Distribution):
         self.reinterpreted_batch_ndims = reinterpreted_batch_ndims
         super().__init__(Size(shape[:len(shape) - event_dim]), Size(shape[len(shape) - event_dim:]),
                          validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(Independent, _instance)
+        batch_shape = Size(batch_shape)
+        new.base_dist = self.base_dist.expand(batch_shape + self._event_shape[:self.reinterpreted_batch_ndims])
+        new.reinterpreted_batch_ndims = self.reinterpreted_batch_ndims
+        Distribution.__init__(new, batch_shape, self._event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
 
     @property
     def has_rsample(self):

@@ -5,7 +5,7 @@ import math
 from . import constraints
 from .distribution import Distribution, _standard_normal, lazy_property
 from .. import linalg
-from ..ops import broadcast_shapes
+from .. import ops
 
 
 def _batch_mahalanobis(L, x):
@@ -14,7 +14,7 @@ def _batch_mahalanobis(L, x):
 
 
 def _broadcast_shape(*shapes):
-    return tuple(broadcast_shapes(*shapes))
+    return tuple(ops.broadcast_shapes(*shapes))
 
 
 class MultivariateNormal(Distribution):

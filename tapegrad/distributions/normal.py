@@ -7,12 +7,13 @@ from .._compat import Size
 from .._tape import grad_mode
 from . import constraints
 from .distribution import LOG_SQRT_2PI, Distribution, _standard_normal, broadcast_all
+from .. import ops
 
 
 class Normal(Distribution):
     """``Normal(loc, scale)``; ``rsample`` is ``loc + scale * eps``, differentiable in both.
 
-    >>> Normal(tapegrad.zeros(2), 1.0).log_prob(tapegrad.tensor([0.0, 1.0]))
+    >>> Normal(ops.zeros(2), 1.0).log_prob(ops.tensor([0.0, 1.0]))
     """
 
     arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
