@@ -13,7 +13,7 @@ from ..ops.creation import arange
 
 
 class Categorical(Distribution):
-    """``Categorical(probs=p)`` or ``Categorical(logits=l)`` over ``0 .. K-1`` (the last dimension);
+    """``Categorical(probs=p)`` or ``Categorical(logits=l)`` over the classes ``range(K)`` (the last dimension);
     ``probs`` are normalised to sum to 1, ``logits`` to log-sum-exp 0. Samples are int64."""
 
     arg_constraints = {"probs": constraints.simplex, "logits": constraints.independent(constraints.real, 1)}

@@ -667,7 +667,7 @@ def _source_index(n_in, n_out, scale, mode, align_corners):
 
 def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
                 recompute_scale_factor=None, antialias: bool = False):
-    """Resize the spatial dims of (N, C, *spatial): 'nearest', 'nearest-exact', or the separable
+    """Resize the spatial dims of ``(N, C, *spatial)``: 'nearest', 'nearest-exact', or the separable
     'linear'/'bilinear'/'trilinear' (``align_corners`` as in PyTorch).
 
     >>> F.interpolate(tapegrad.ones(1, 1, 2, 2), scale_factor=2).shape
@@ -744,7 +744,7 @@ def pixel_unshuffle(input, downscale_factor: int):
 
 
 def channel_shuffle(input, groups: int):
-    """(N, g*k, *) -> (N, k*g, *): channel ``i*k + j`` moves to ``j*g + i`` (ShuffleNet)."""
+    """``(N, g*k, *) -> (N, k*g, *)``: channel ``i*k + j`` moves to ``j*g + i`` (ShuffleNet)."""
     if input.ndim <= 2:
         raise RuntimeError(f"channel_shuffle expects input to have at least 3 dimensions, but got input with sizes "
                            f"{list(input.shape)}")
@@ -1089,7 +1089,7 @@ def pairwise_distance(x1, x2, p: float = 2.0, eps: float = 1e-6, keepdim: bool =
 
 
 def cosine_similarity(x1, x2, dim: int = 1, eps: float = 1e-8):
-    """``x1 . x2 / max(||x1|| ||x2||, eps)`` along ``dim``."""
+    """``(x1 * x2).sum(dim) / max(||x1|| ||x2||, eps)``: the cosine of the angle along ``dim``."""
     dot = (x1 * x2).sum(dim)
     n1 = _ops.sqrt((x1 * x1).sum(dim))
     n2 = _ops.sqrt((x2 * x2).sum(dim))
