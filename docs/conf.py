@@ -111,7 +111,8 @@ def _page(modname: str, homes: dict) -> str:
     lines = [title, "=" * len(title), ""]
     if modname == "tapegrad.Tensor":
         lines += [".. currentmodule:: tapegrad", "",
-                  ".. autoclass:: Tensor", "   :members:", "   :undoc-members:", "   :special-members: __getitem__", ""]
+                  ".. autoclass:: Tensor", "   :members:", "   :inherited-members:", "   :undoc-members:",
+                  "   :special-members: __getitem__", ""]
         return "\n".join(lines)
     lines += [f".. automodule:: {modname}", "   :no-members:", "", f".. currentmodule:: {modname}", ""]
     mods, classes, funcs = _public(modname)

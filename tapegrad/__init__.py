@@ -43,24 +43,37 @@ from .serialization import load, save  # noqa: F401
 from . import amp, backends, cpu, cuda, distributions, jit  # noqa: F401,E402
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled, set_autocast_dtype, set_autocast_enabled  # noqa: F401
 from ._compat import *  # noqa: F401,F403  (Size, dtype, FloatTensor, inference_mode)
+from . import _tensor_docs  # noqa: F401,E402  (docstrings of tensor.py's one-line methods)
 
 __version__ = "0.1.0"
 
 
 def set_num_threads(n: int) -> None:
-    """Threads used by the native kernels (OpenMP); results are bit-identical for any count."""
+    """Threads used by the native kernels (OpenMP); results are bit-identical for any count.
+
+    Process-wide, as in PyTorch: the count set in one thread is the one every thread's kernels use.
+    A child forked (multiprocessing's default on Linux) from a thread that had run parallel kernels
+    runs its kernels on one thread, as GNU OpenMP cannot start threads there (PyTorch's child hangs);
+    ``set_num_threads(n > 1)`` in such a child raises RuntimeError. Use the 'spawn' or 'forkserver'
+    start method for multi-threaded kernels in worker processes.
+
+    >>> tapegrad.set_num_threads(2)
+    """
     _C.set_num_threads(n)
 
 
 def get_num_threads() -> int:
+    """The kernels' process-wide thread count (see :func:`set_num_threads`)."""
     return _C.get_num_threads()
 
 
 def is_tensor(obj) -> bool:
+    """Whether ``obj`` is a :class:`tapegrad.Tensor` (a Parameter too)."""
     return isinstance(obj, Tensor)
 
 
 def numel(t) -> int:
+    """The number of elements of the tensor ``t``."""
     return t.numel()
 
 

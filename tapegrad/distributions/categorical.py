@@ -1,3 +1,4 @@
+"""``Categorical``: one of K classes with probabilities ``probs`` (or ``softmax(logits)``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -37,6 +38,7 @@ class Categorical(Distribution):
 
     @constraints.dependent_property(is_discrete=True, event_dim=0)
     def support(self):
+        """The integers ``range(K)``."""
         return constraints.integer_interval(0, self._num_events - 1)
 
     @lazy_property
@@ -49,6 +51,7 @@ class Categorical(Distribution):
 
     @property
     def param_shape(self):
+        """The shape of the parameter (``probs`` or ``logits``)."""
         return Size(self._param.shape)
 
     @property
@@ -88,5 +91,7 @@ class Categorical(Distribution):
         return -(logits * self.probs).sum(-1)
 
     def enumerate_support(self, expand=True):
+        """The classes ``range(K)``, as a tensor of shape ``(K,) + batch_shape`` (``(K, 1, ...)`` unless
+        ``expand``)."""
         values = arange(self._num_events).reshape((-1,) + (1,) * len(self._batch_shape))
         return values.expand((-1,) + tuple(self._batch_shape)) if expand else values
