@@ -264,8 +264,7 @@ def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = Fals
 
 
 def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
-    """Zero whole channels of ``(N, C, L)`` (or ``(C, L)``) with probability ``p`` in training, scaling the
-    rest by ``1 / (1 - p)``."""
+    """Zero whole channels of (N, C, L), or of an unbatched (C, L), with probability ``p``."""
     return _feature_dropout(input, p, training, 2, "dropout1d")
 
 
