@@ -52,15 +52,18 @@ from . import accelerator, amp, backends, cpu, cuda, distributions, jit  # noqa:
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled, set_autocast_dtype, set_autocast_enabled  # noqa: F401
 from ._compat import *  # noqa: F401,F403  (Size, dtype, FloatTensor, inference_mode)
 from ._parallel import get_num_interop_threads, get_num_threads, set_num_interop_threads, set_num_threads  # noqa: F401
+from . import _tensor_docs  # noqa: F401,E402  (docstrings of tensor.py's one-line methods)
 
 __version__ = "0.1.0"
 
 
 def is_tensor(obj) -> bool:
+    """Whether ``obj`` is a :class:`tapegrad.Tensor` (a Parameter too)."""
     return isinstance(obj, Tensor)
 
 
 def numel(t) -> int:
+    """The number of elements of the tensor ``t``."""
     return t.numel()
 
 

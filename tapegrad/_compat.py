@@ -66,6 +66,7 @@ class inference_mode(_GradModeContext):  # noqa: N801  (PyTorch's name)
 
 
 def is_inference_mode_enabled() -> bool:
+    """Whether inference mode is on: here, whether grad mode is off (``inference_mode`` is ``no_grad``)."""
     return not grad_mode.is_grad_enabled()
 
 
@@ -107,14 +108,17 @@ class iinfo:
 
 
 def is_floating_point(input) -> bool:
+    """Whether ``input``'s dtype is a floating type."""
     return input.dtype.kind == "f"
 
 
 def is_complex(input) -> bool:
+    """False: tapegrad has no complex dtypes."""
     return False
 
 
 def is_nonzero(input) -> bool:
+    """The truth of a one-element tensor; raises RuntimeError for any other size, as PyTorch."""
     if input.numel() != 1:
         raise RuntimeError(f"Boolean value of Tensor with {'no values' if input.numel() == 0 else 'more than one value'} "
                            f"is ambiguous")
@@ -133,6 +137,11 @@ def result_type(tensor1, tensor2) -> np.dtype:
 
 
 def promote_types(type1, type2) -> np.dtype:
+    """The dtype that an op on ``type1`` and ``type2`` returns (PyTorch's promotion rules).
+
+    >>> tapegrad.promote_types(tapegrad.int64, tapegrad.float32)
+    dtype('float32')
+    """
     return _dtype.result_type(np.empty(1, _dtype.to_dtype(type1)), np.empty(1, _dtype.to_dtype(type2)))
 
 
@@ -155,15 +164,19 @@ def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None
 
 
 def are_deterministic_algorithms_enabled() -> bool:
+    """What ``use_deterministic_algorithms`` last set; the kernels are deterministic either way."""
     return _deterministic[0]
 
 
 def set_float32_matmul_precision(precision: str) -> None:
+    """Accepted for compatibility (``'highest'``, ``'high'`` or ``'medium'``): float32 products
+    always run in full float32 precision."""
     if precision not in ("highest", "high", "medium"):
         raise RuntimeError(f"set_float32_matmul_precision: expected 'highest', 'high' or 'medium', got {precision!r}")
 
 
 def get_float32_matmul_precision() -> str:
+    """``'highest'``: float32 products always run in full float32 precision."""
     return "highest"
 
 

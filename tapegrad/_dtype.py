@@ -33,10 +33,15 @@ _default_float = [float32]
 
 
 def get_default_dtype() -> np.dtype:
+    """The floating dtype that factories such as ``tensor([1.0])`` and ``zeros`` use (float32 at start)."""
     return _default_float[0]
 
 
 def set_default_dtype(d) -> None:
+    """Set the default floating dtype: float32 or float64.
+
+    >>> tapegrad.set_default_dtype(tapegrad.float64)
+    """
     d = np.dtype(d)
     if d not in (float32, float64):
         raise TypeError(f"set_default_dtype: only float32 and float64 are supported, got {d}")

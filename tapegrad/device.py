@@ -10,7 +10,7 @@ from __future__ import annotations
 class device:
     """``tapegrad.device("cpu")``; any other device type raises a clear error."""
 
-    __slots__ = ("type", "index")
+    __slots__ = {"type": "The device type: always ``'cpu'``.", "index": "The device index given (``cpu:0``), or None."}
 
     def __init__(self, type="cpu", index=None):
         if isinstance(type, device):

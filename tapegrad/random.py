@@ -19,6 +19,7 @@ seed = manual_seed
 
 
 def initial_seed():
+    """The seed the global generator was last seeded with."""
     return _state["seed"]
 
 
@@ -49,24 +50,30 @@ class Generator:
         return g
 
     def manual_seed(self, seed: int) -> "Generator":
+        """Reseed this generator; returns it."""
         self._seed = int(seed)
         self._rng = np.random.default_rng(self._seed)
         return self
 
     def initial_seed(self):
+        """The seed this generator was last seeded with."""
         return self._seed
 
     def get_state(self):
+        """The generator's state (numpy's bit-generator state dict), for ``set_state``."""
         return self._rng.bit_generator.state
 
     def set_state(self, state):
+        """Restore a state ``get_state`` returned; returns the generator."""
         self._rng.bit_generator.state = state
         return self
 
 
 def get_rng_state():
+    """The global generator's state (numpy's bit-generator state dict), for ``set_rng_state``."""
     return _state["gen"].bit_generator.state
 
 
 def set_rng_state(state):
+    """Restore the global generator's state that ``get_rng_state`` returned."""
     _state["gen"].bit_generator.state = state

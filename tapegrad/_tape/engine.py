@@ -115,6 +115,7 @@ class RemovableHandle:
         self.id = next(_handle_ids)
 
     def remove(self):
+        """Remove the hook (again: nothing happens)."""
         self._store.pop(self.id, None)
 
     def __enter__(self):

@@ -29,6 +29,7 @@ def _name(d):
 
 
 def is_autocast_available(device_type: str) -> bool:
+    """Whether ``device_type`` is one autocast knows (``'cpu'``, ``'cuda'``, ...)."""
     return device_type in _state
 
 
@@ -39,10 +40,12 @@ def _check(device_type):
 
 
 def is_autocast_enabled(device_type: str = "cuda") -> bool:
+    """Whether autocast is on for ``device_type``."""
     return _check(device_type)[0]
 
 
 def set_autocast_enabled(device_type: str, enabled: bool) -> None:
+    """Turn autocast on or off for ``device_type`` (what ``autocast`` does on entry and exit)."""
     _check(device_type)[0] = bool(enabled)
 
 
@@ -52,6 +55,7 @@ def get_autocast_dtype(device_type: str):
 
 
 def set_autocast_dtype(device_type: str, dtype) -> None:
+    """Set the dtype that autocast casts to on ``device_type``."""
     _check(device_type)[1] = _fast_dtype(dtype)
 
 

@@ -166,21 +166,27 @@ class GradScaler:
         return 1.0
 
     def get_growth_factor(self) -> float:
+        """The factor the scale grows by after ``growth_interval`` steps without inf/NaN."""
         return self._growth_factor
 
     def set_growth_factor(self, new_factor: float) -> None:
+        """Set the growth factor."""
         self._growth_factor = new_factor
 
     def get_backoff_factor(self) -> float:
+        """The factor the scale shrinks by when a step finds inf/NaN gradients."""
         return self._backoff_factor
 
     def set_backoff_factor(self, new_factor: float) -> None:
+        """Set the backoff factor."""
         self._backoff_factor = new_factor
 
     def get_growth_interval(self) -> int:
+        """The number of steps without inf/NaN after which the scale grows."""
         return self._growth_interval
 
     def set_growth_interval(self, new_interval: int) -> None:
+        """Set the growth interval."""
         self._growth_interval = new_interval
 
     def _get_growth_tracker(self) -> int:
@@ -189,6 +195,7 @@ class GradScaler:
         return 0
 
     def is_enabled(self) -> bool:
+        """Whether the scaler scales (``enabled=True`` when made)."""
         return self._enabled
 
     def state_dict(self) -> dict:
@@ -201,6 +208,7 @@ class GradScaler:
                 "_growth_tracker": self._get_growth_tracker()}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the state ``state_dict()`` returned (nothing happens when disabled)."""
         if not self._enabled:
             return
         if len(state_dict) == 0:

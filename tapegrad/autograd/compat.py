@@ -49,6 +49,7 @@ class set_detect_anomaly(detect_anomaly):  # noqa: N801
 
 
 def is_anomaly_enabled() -> bool:
+    """Whether anomaly detection (``detect_anomaly``) is on in this thread."""
     return _state.anomaly
 
 

@@ -52,6 +52,7 @@ class FunctionCtx:
 
     @property
     def saved_tensors(self):
+        """The tensors ``save_for_backward`` kept; raises if one was modified in place since."""
         for t, v in zip(self._saved, self._versions):
             if t is not None and t._version[0] != v:
                 raise RuntimeError(
@@ -62,6 +63,7 @@ class FunctionCtx:
         return self._saved
 
     def mark_non_differentiable(self, *tensors):
+        """Mark outputs that get no gradient (e.g. indices): they do not require grad."""
         self._non_differentiable.update(id(t) for t in tensors)
 
     def set_materialize_grads(self, value: bool):
@@ -76,14 +78,21 @@ class Function:
 
     @staticmethod
     def forward(ctx, *args, **kwargs):
+        """The computation: ``forward(ctx, *args)`` runs with recording off and returns the output(s)."""
         raise NotImplementedError("a Function subclass must define forward(ctx, *args)")
 
     @staticmethod
     def backward(ctx, *grads):
+        """``backward(ctx, *grads)``: one gradient per output in, one per ``forward`` argument out
+        (None where there is none)."""
         raise NotImplementedError("a Function subclass must define backward(ctx, *grads)")
 
     @classmethod
     def apply(cls, *args, **kwargs):
+        """Run the function on ``args`` and record one node for backward: how a ``Function`` is called.
+
+        >>> y = Exp.apply(x)
+        """
         positions = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
         tensors = tuple(args[i] for i in positions)
         needs = tuple(isinstance(a, Tensor) and a._requires_grad for a in args)

@@ -11,6 +11,9 @@ from ..tensor import Tensor
 
 
 def vjp(func, inputs, v=None, create_graph=False, strict=False):
+    """``(func(inputs), v^T J)``: the output and the vector-Jacobian product at ``inputs``.
+
+    ``v`` may be omitted for a one-element output."""
     single = not isinstance(inputs, (tuple, list))
     xs = _prep(inputs, create_graph)
     with grad_mode.enable_grad():
@@ -22,6 +25,13 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
 
 
 def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, strategy="reverse-mode"):
+    """The Jacobian of ``func`` at ``inputs``, of shape ``output.shape + input.shape`` (a tuple of
+    tuples for several inputs or outputs), one reverse pass per output element.
+
+    >>> tapegrad.autograd.functional.jacobian(lambda x: x ** 2, tapegrad.tensor([1.0, 2.0]))
+    tensor([[2., 0.],
+            [0., 4.]])
+    """
     single_in = not isinstance(inputs, (tuple, list))
     xs = _prep(inputs, create_graph)
     with grad_mode.enable_grad():
@@ -50,6 +60,7 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
 
 
 def hessian(func, inputs, create_graph=False, strict=False, vectorize=False, outer_jacobian_strategy="reverse-mode"):
+    """The Hessian of the scalar function ``func`` at ``inputs`` (the Jacobian of its gradient)."""
     single_in = not isinstance(inputs, (tuple, list))
 
     def gradient(*xs):
@@ -75,6 +86,8 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
 
 
 def hvp(func, inputs, v=None, create_graph=False, strict=False):
+    """``(func(inputs), H v)``: the output and the Hessian-vector product at ``inputs``, without
+    forming the Hessian (two reverse passes)."""
     single = not isinstance(inputs, (tuple, list))
     xs = _prep(inputs, True)
     vs = (v,) if single else tuple(v)

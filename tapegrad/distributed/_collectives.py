@@ -35,6 +35,7 @@ class ReduceOp:
     """How ``all_reduce`` and friends combine values (``ReduceOp.SUM``, ...), PyTorch's names."""
 
     class RedOpType:
+        """One reduction (``ReduceOp.SUM``, ...): its name and its code."""
         def __init__(self, name, code):
             self.name, self.code = name, code
 
@@ -254,17 +255,21 @@ class Work:
         return True
 
     def is_completed(self) -> bool:
+        """Whether the collective has finished, without blocking."""
         if not self._done and _group._MPI.Request.Testall(self._requests):
             self._complete()
         return self._done
 
     def is_success(self) -> bool:
+        """Whether the collective finished without an error."""
         return self._done and self._error is None
 
     def exception(self):
+        """The error the collective raised, or None."""
         return self._error
 
     def result(self):
+        """An empty list (PyTorch's answer for the collectives implemented here)."""
         return []
 
 

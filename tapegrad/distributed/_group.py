@@ -35,12 +35,15 @@ class ProcessGroup:
         self.lock = threading.RLock()
 
     def rank(self) -> int:
+        """This process's rank in the group."""
         return self._rank
 
     def size(self) -> int:
+        """The number of ranks in the group."""
         return self._size
 
     def group_rank(self, global_rank: int, what: str, op: str) -> int:
+        """The group rank of the world rank ``global_rank``; raises naming ``op`` when it is not a member."""
         try:
             return self.ranks.index(global_rank)
         except ValueError:
@@ -62,6 +65,8 @@ class _NonMember:
 
 
 class GroupMember:
+    """``GroupMember.WORLD`` (the default group once ``init_process_group`` ran) and
+    ``GroupMember.NON_GROUP_MEMBER``, as in PyTorch."""
     WORLD = None  # set to the default group by init_process_group, as in PyTorch
     NON_GROUP_MEMBER = _NonMember(())
 
@@ -72,18 +77,22 @@ def is_available() -> bool:
 
 
 def is_initialized() -> bool:
+    """Whether ``init_process_group`` has run (and ``destroy_process_group`` has not)."""
     return _WORLD is not None
 
 
 def is_mpi_available() -> bool:
+    """Whether the MPI backend can be used (``mpi4py`` is installed)."""
     return is_available()
 
 
 def is_gloo_available() -> bool:
+    """False: tapegrad's only backend is MPI."""
     return False
 
 
 def is_nccl_available() -> bool:
+    """False: tapegrad's only backend is MPI."""
     return False
 
 
@@ -181,15 +190,18 @@ def get_rank(group=None) -> int:
 
 
 def get_world_size(group=None) -> int:
+    """The number of ranks in ``group`` (the world by default); -1 on a rank outside it."""
     if isinstance(group, _NonMember):
         return -1
     return resolve(group, "get_world_size").size()
 
 
 def get_process_group_ranks(group) -> list[int]:
+    """The world ranks of ``group``'s members, in group-rank order."""
     return list(resolve(group, "get_process_group_ranks").ranks)
 
 
 def get_backend(group=None) -> str:
+    """``'mpi'``, the backend of every group."""
     resolve(group, "get_backend")
     return "mpi"

@@ -1,3 +1,4 @@
+"""``Bernoulli``: 0/1 draws with probability ``probs`` (or ``sigmoid(logits)``)."""
 from __future__ import annotations
 
 from numbers import Number
@@ -44,6 +45,7 @@ class Bernoulli(Distribution):
 
     @property
     def param_shape(self):
+        """The shape of the parameter (``probs`` or ``logits``)."""
         return Size(self._param.shape)
 
     @property
@@ -75,5 +77,6 @@ class Bernoulli(Distribution):
         return binary_cross_entropy_with_logits(self.logits, self.probs, reduction="none")
 
     def enumerate_support(self, expand=True):
+        """The values 0 and 1, as a tensor of shape ``(2,) + batch_shape`` (``(2, 1, ...)`` unless ``expand``)."""
         values = arange(2, dtype=self._param.dtype).reshape((-1,) + (1,) * len(self._batch_shape))
         return values.expand((-1,) + tuple(self._batch_shape)) if expand else values

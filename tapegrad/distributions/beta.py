@@ -1,3 +1,4 @@
+"""``Beta``: the Beta distribution on (0, 1), reparameterised through two Gamma draws."""
 from __future__ import annotations
 
 from numbers import Number

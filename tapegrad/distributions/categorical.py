@@ -1,3 +1,4 @@
+"""``Categorical``: one of K classes with probabilities ``probs`` (or ``softmax(logits)``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +15,7 @@ from .. import ops
 
 
 class Categorical(Distribution):
-    """``Categorical(probs=p)`` or ``Categorical(logits=l)`` over ``0 .. K-1`` (the last dimension);
+    """``Categorical(probs=p)`` or ``Categorical(logits=l)`` over the classes ``range(K)`` (the last dimension);
     ``probs`` are normalised to sum to 1, ``logits`` to log-sum-exp 0. Samples are int64."""
 
     arg_constraints = {"probs": constraints.simplex, "logits": constraints.independent(constraints.real, 1)}
@@ -38,6 +39,7 @@ class Categorical(Distribution):
 
     @constraints.dependent_property(is_discrete=True, event_dim=0)
     def support(self):
+        """The integers ``range(K)``."""
         return constraints.integer_interval(0, self._num_events - 1)
 
     @lazy_property
@@ -50,6 +52,7 @@ class Categorical(Distribution):
 
     @property
     def param_shape(self):
+        """The shape of the parameter (``probs`` or ``logits``)."""
         return Size(self._param.shape)
 
     @property
@@ -89,5 +92,7 @@ class Categorical(Distribution):
         return -(logits * self.probs).sum(-1)
 
     def enumerate_support(self, expand=True):
+        """The classes ``range(K)``, as a tensor of shape ``(K,) + batch_shape`` (``(K, 1, ...)`` unless
+        ``expand``)."""
         values = arange(self._num_events).reshape((-1,) + (1,) * len(self._batch_shape))
         return values.expand((-1,) + tuple(self._batch_shape)) if expand else values

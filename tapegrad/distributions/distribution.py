@@ -88,6 +88,7 @@ class Distribution:
 
     @staticmethod
     def set_default_validate_args(value: bool) -> None:
+        """Turn argument validation on or off for distributions made from now on (on by default)."""
         if value not in (True, False):
             raise ValueError
         Distribution._validate_args = value
@@ -111,26 +112,32 @@ class Distribution:
 
     @property
     def batch_shape(self) -> Size:
+        """The shape of the batch of independent distributions (from the parameters' shapes)."""
         return self._batch_shape
 
     @property
     def event_shape(self) -> Size:
+        """The shape of one draw of one distribution (``()`` for a scalar distribution)."""
         return self._event_shape
 
     @property
     def mean(self):
+        """The mean, of shape ``batch_shape + event_shape``."""
         raise NotImplementedError
 
     @property
     def mode(self):
+        """The mode (the most likely value), of shape ``batch_shape + event_shape``."""
         raise NotImplementedError(f"{self.__class__} does not implement mode")
 
     @property
     def variance(self):
+        """The variance, of shape ``batch_shape + event_shape``."""
         raise NotImplementedError
 
     @property
     def stddev(self):
+        """The standard deviation (``variance.sqrt()``)."""
         return self.variance.sqrt()
 
     def expand(self, batch_shape, _instance=None):
@@ -166,24 +173,36 @@ class Distribution:
             return self.rsample(sample_shape)
 
     def rsample(self, sample_shape=()):
+        """A reparameterised draw of shape ``sample_shape + batch_shape + event_shape``: gradients
+        flow to the parameters.
+
+        >>> mu = tapegrad.tensor(0.0, requires_grad=True)
+        >>> Normal(mu, 1.0).rsample((100,)).mean().backward()
+        """
         raise NotImplementedError
 
     def sample_n(self, n: int):
+        """``n`` draws (``sample((n,))``)."""
         return self.sample(Size((n,)))
 
     def log_prob(self, value):
+        """The log of the probability (density or mass) of ``value``, differentiable in the parameters."""
         raise NotImplementedError
 
     def cdf(self, value):
+        """The cumulative distribution function at ``value``."""
         raise NotImplementedError
 
     def icdf(self, value):
+        """The inverse cumulative distribution function (quantile) at ``value`` in [0, 1]."""
         raise NotImplementedError
 
     def entropy(self):
+        """The entropy (in nats), of shape ``batch_shape``."""
         raise NotImplementedError
 
     def perplexity(self):
+        """``exp(entropy)``."""
         return self.entropy().exp()
 
     def _extended_shape(self, sample_shape=()) -> Size:

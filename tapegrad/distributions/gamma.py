@@ -1,3 +1,4 @@
+"""``Gamma``: the Gamma distribution, reparameterised (implicit gradients of the draws)."""
 from __future__ import annotations
 
 from numbers import Number

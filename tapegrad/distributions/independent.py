@@ -1,3 +1,4 @@
+"""``Independent``: reinterpret batch dims of a distribution as event dims."""
 from __future__ import annotations
 
 from .._compat import Size
@@ -46,6 +47,7 @@ class Independent(Distribution):
 
     @property
     def support(self):
+        """The base distribution's support, its last ``reinterpreted_batch_ndims`` dims as one event."""
         result = self.base_dist.support
         return constraints.independent(result, self.reinterpreted_batch_ndims) if self.reinterpreted_batch_ndims \
             else result

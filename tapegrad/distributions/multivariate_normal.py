@@ -1,3 +1,5 @@
+"""``MultivariateNormal``: the Gaussian with a mean vector and a covariance, precision or
+Cholesky factor."""
 from __future__ import annotations
 
 import math

@@ -1,3 +1,4 @@
+"""``Normal``: the Gaussian N(loc, scale**2), reparameterised."""
 from __future__ import annotations
 
 import math

@@ -1,3 +1,4 @@
+"""``Uniform``: the uniform distribution on [low, high), reparameterised."""
 from __future__ import annotations
 
 from numbers import Number
@@ -23,6 +24,7 @@ class Uniform(Distribution):
 
     @constraints.dependent_property(is_discrete=False, event_dim=0)
     def support(self):
+        """The interval ``[low, high)``."""
         return constraints.interval(self.low, self.high)
 
     @property

@@ -41,22 +41,27 @@ def _shape(t) -> tuple:
 
 # ---------------------------------------------------------------- activations
 def relu(input, inplace: bool = False):
+    """``max(x, 0)``. ``inplace=True`` is accepted and computed out of place (``relu_`` writes in place)."""
     return _relu_op(input)
 
 
 def logsoftmax(input, dim=None):
+    """``log_softmax`` under its old name."""
     return log_softmax(input, dim)
 
 
 def softmin(input, dim=None, dtype=None):
+    """``softmax(-input, dim)``."""
     return softmax(-input, dim, dtype=dtype)
 
 
 def hardswish(input):
+    """``x * relu6(x + 3) / 6``."""
     return input * relu6(input + 3) / 6
 
 
 def mish(input):
+    """``x * tanh(softplus(x))``."""
     return input * tanh(softplus(input))
 
 
@@ -72,34 +77,42 @@ def _inplace_result(input, out, inplace):
 
 
 def relu_(input):
+    """``relu`` written into ``input`` (in place); returns ``input``."""
     return input.copy_(_relu_op(input))
 
 
 def elu_(input, alpha: float = 1.0):
+    """``elu`` written into ``input`` (in place); returns ``input``."""
     return input.copy_(elu(input, alpha))
 
 
 def leaky_relu_(input, negative_slope: float = 0.01):
+    """``leaky_relu`` written into ``input`` (in place); returns ``input``."""
     return input.copy_(leaky_relu(input, negative_slope))
 
 
 def hardtanh_(input, min_val: float = -1.0, max_val: float = 1.0):
+    """``hardtanh`` written into ``input`` (in place); returns ``input``."""
     return input.copy_(hardtanh(input, min_val, max_val))
 
 
 def hardsigmoid(input, inplace: bool = False):
+    """``relu6(x + 3) / 6``."""
     return _inplace_result(input, relu6(input + 3) / 6, inplace)
 
 
 def hardshrink(input, lambd: float = 0.5):
+    """``x`` where ``|x| > lambd``, else 0."""
     return _ops.where(_ops.abs(input) > lambd, input, input * 0)
 
 
 def softshrink(input, lambd: float = 0.5):
+    """``x - lambd`` above ``lambd``, ``x + lambd`` below ``-lambd``, else 0."""
     return _ops.where(input > lambd, input - lambd, _ops.where(input < -lambd, input + lambd, input * 0))
 
 
 def tanhshrink(input):
+    """``x - tanh(x)``."""
     return input - tanh(input)
 
 
@@ -110,6 +123,7 @@ def threshold(input, threshold: float, value: float, inplace: bool = False):
 
 
 def threshold_(input, threshold: float, value: float):
+    """``threshold`` written into ``input`` (in place); returns ``input``."""
     return input.copy_(globals()["threshold"](input, threshold, value))
 
 
@@ -120,6 +134,7 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def selu(input, inplace: bool = False):
+    """``scale * elu(x, alpha)`` with the self-normalising constants (alpha 1.6733, scale 1.0507)."""
     return _inplace_result(input, elu(input, _SELU_ALPHA) * _SELU_SCALE, inplace)
 
 
@@ -249,6 +264,7 @@ def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = Fals
 
 
 def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zero whole channels of (N, C, L), or of an unbatched (C, L), with probability ``p``."""
     return _feature_dropout(input, p, training, 2, "dropout1d")
 
 
@@ -426,6 +442,7 @@ def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
+    """Average over windows of ``kernel_size`` along the last dim of ``(N, C, L)`` (or ``(C, L)``)."""
     k = _one(kernel_size, "avg_pool1d")
     s = k if stride is None or (isinstance(stride, (tuple, list)) and not stride) else _one(stride, "avg_pool1d")
     return avg_pool2d(_as_2d(input, "avg_pool1d"), (1, k), (1, s), (0, _one(padding, "avg_pool1d")), ceil_mode,
@@ -433,11 +450,13 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = Fal
 
 
 def adaptive_avg_pool1d(input, output_size):
+    """Average pooling of ``(N, C, L)`` to length ``output_size``, windows chosen as PyTorch does."""
     return adaptive_avg_pool2d(_as_2d(input, "adaptive_avg_pool1d"), (1, _one(output_size, "adaptive_avg_pool1d"))
                                ).squeeze(-2)
 
 
 def adaptive_max_pool1d(input, output_size, return_indices: bool = False):
+    """Max pooling of ``(N, C, L)`` to length ``output_size`` (with the indices if ``return_indices``)."""
     out = adaptive_max_pool2d(_as_2d(input, "adaptive_max_pool1d"), (1, _one(output_size, "adaptive_max_pool1d")),
                               return_indices)
     if return_indices:
@@ -562,6 +581,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
 
 
 def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5):
+    """Normalise ``(N, C, *)`` over groups of ``C // num_groups`` channels (and the spatial dims),
+    then scale by ``weight`` and shift by ``bias`` per channel."""
     n, c = input.shape[:2]
     if c % num_groups:
         raise RuntimeError(f"group_norm: num_channels {c} must be divisible by num_groups {num_groups}")
@@ -632,6 +653,7 @@ def local_response_norm(input, size: int, alpha: float = 1e-4, beta: float = 0.7
 
 # ---------------------------------------------------------------- shape and resampling
 def flatten(input, start_dim: int = 0, end_dim: int = -1):
+    """Merge dims ``start_dim`` to ``end_dim`` into one (``tapegrad.flatten``)."""
     if hasattr(_ops, "flatten"):
         return _ops.flatten(input, start_dim, end_dim)
     nd = max(input.ndim, 1)
@@ -641,6 +663,11 @@ def flatten(input, start_dim: int = 0, end_dim: int = -1):
 
 
 def unflatten(input, dim: int, sizes):
+    """Split dim ``dim`` into ``sizes`` (the reverse of ``flatten``).
+
+    >>> F.unflatten(tapegrad.zeros(2, 12), 1, (3, 4)).shape
+    (2, 3, 4)
+    """
     d = dim % input.ndim
     shape = _shape(input)
     return input.reshape(shape[:d] + tuple(sizes) + shape[d + 1:])
@@ -667,7 +694,7 @@ def _source_index(n_in, n_out, scale, mode, align_corners):
 
 def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
                 recompute_scale_factor=None, antialias: bool = False):
-    """Resize the spatial dims of (N, C, *spatial): 'nearest', 'nearest-exact', or the separable
+    """Resize the spatial dims of ``(N, C, *spatial)``: 'nearest', 'nearest-exact', or the separable
     'linear'/'bilinear'/'trilinear' (``align_corners`` as in PyTorch).
 
     >>> F.interpolate(tapegrad.ones(1, 1, 2, 2), scale_factor=2).shape
@@ -714,6 +741,7 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
 
 
 def upsample(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None):
+    """``interpolate`` under its deprecated name."""
     return interpolate(input, size, scale_factor, mode, align_corners)
 
 
@@ -744,7 +772,7 @@ def pixel_unshuffle(input, downscale_factor: int):
 
 
 def channel_shuffle(input, groups: int):
-    """(N, g*k, *) -> (N, k*g, *): channel ``i*k + j`` moves to ``j*g + i`` (ShuffleNet)."""
+    """``(N, g*k, *) -> (N, k*g, *)``: channel ``i*k + j`` moves to ``j*g + i`` (ShuffleNet)."""
     if input.ndim <= 2:
         raise RuntimeError(f"channel_shuffle expects input to have at least 3 dimensions, but got input with sizes "
                            f"{list(input.shape)}")
@@ -998,6 +1026,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean
 
 # ---------------------------------------------------------------- regression losses
 def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):
+    """The mean (``reduction``) squared error ``(input - target)**2``, optionally weighted."""
     reduction = _reduction(reduction, size_average, reduce)
     _check_pointwise(input, target, "mse_loss")
     d = input - _as_float_target(target, input)
@@ -1006,6 +1035,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
+    """The mean (``reduction``) absolute error ``|input - target|``."""
     reduction = _reduction(reduction, size_average, reduce)
     _check_pointwise(input, target, "l1_loss")
     return _reduce(_ops.abs(input - _as_float_target(target, input)), reduction)
@@ -1089,7 +1119,7 @@ def pairwise_distance(x1, x2, p: float = 2.0, eps: float = 1e-6, keepdim: bool =
 
 
 def cosine_similarity(x1, x2, dim: int = 1, eps: float = 1e-8):
-    """``x1 . x2 / max(||x1|| ||x2||, eps)`` along ``dim``."""
+    """``(x1 * x2).sum(dim) / max(||x1|| ||x2||, eps)``: the cosine of the angle along ``dim``."""
     dot = (x1 * x2).sum(dim)
     n1 = _ops.sqrt((x1 * x1).sum(dim))
     n2 = _ops.sqrt((x2 * x2).sum(dim))

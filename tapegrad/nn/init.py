@@ -63,10 +63,12 @@ def _fill(tensor: Tensor, values) -> Tensor:
 
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
+    """Fill ``tensor`` in place with draws from U(a, b); returns it."""
     return _fill(tensor, _random.rng(generator).uniform(a, b, tensor.shape))
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
+    """Fill ``tensor`` in place with draws from N(mean, std**2); returns it."""
     return _fill(tensor, _random.rng(generator).normal(mean, std, tensor.shape))
 
 
@@ -82,26 +84,31 @@ def trunc_normal_(tensor: Tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=No
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
+    """Fill ``tensor`` in place with ``val``; returns it."""
     tensor._data.fill(val)
     tensor._version[0] += 1
     return tensor
 
 
 def zeros_(tensor: Tensor) -> Tensor:
+    """Fill ``tensor`` with zeros in place; returns it."""
     return constant_(tensor, 0)
 
 
 def ones_(tensor: Tensor) -> Tensor:
+    """Fill ``tensor`` with ones in place; returns it."""
     return constant_(tensor, 1)
 
 
 def eye_(tensor: Tensor) -> Tensor:
+    """Fill the 2-D ``tensor`` with the identity matrix in place; returns it."""
     if tensor.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
     return _fill(tensor, np.eye(*tensor.shape))
 
 
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
+    """Glorot's uniform init: U(-a, a) with ``a = gain * sqrt(6 / (fan_in + fan_out))``, in place."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
     a = math.sqrt(3.0) * std
@@ -109,6 +116,7 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor
 
 
 def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
+    """Glorot's normal init: N(0, std**2) with ``std = gain * sqrt(2 / (fan_in + fan_out))``, in place."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
     return normal_(tensor, 0.0, std, generator)

@@ -36,7 +36,7 @@ class Parameter(Tensor):
 class Buffer(Tensor):
     """Marks a tensor as a buffer when assigned to a module attribute (``torch.nn.Buffer``)."""
 
-    __slots__ = ("persistent",)
+    __slots__ = {"persistent": "Whether the buffer goes into the module's ``state_dict`` (True by default)."}
 
     def __init__(self, data=None, *, persistent: bool = True):
         arr = np.empty(0, dtype=np.float32) if data is None else (

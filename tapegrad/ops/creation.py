@@ -237,7 +237,7 @@ def randint(low, high=None, size=None, generator=None, dtype=None, device=None, 
 
 @public
 def randperm(n, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
-    """A random permutation of ``0 .. n-1`` (int64)."""
+    """A random permutation of ``range(n)`` (int64)."""
     _check_device(device)
     return _finish(_random.rng(generator).permutation(int(n)).astype(_dt(dtype, _dtype.int64)), requires_grad)
 

@@ -397,6 +397,8 @@ def _info(A, ok):
 
 
 def inv_ex(A, *, check_errors=False):
+    """``(inverse, info)``: the inverse and, per matrix, 0 or (singular) 1 with a NaN result, instead of
+    raising (unless ``check_errors``)."""
     try:
         return _Ex(inv(A), _info(A, True))
     except LinAlgError:
@@ -406,6 +408,8 @@ def inv_ex(A, *, check_errors=False):
 
 
 def cholesky_ex(A, *, upper=False, check_errors=False):
+    """``(L, info)``: the Cholesky factor and, per matrix, 0 or (not positive-definite) 1 with a NaN
+    result, instead of raising (unless ``check_errors``)."""
     try:
         return _CholEx(cholesky(A, upper=upper), _info(A, True))
     except LinAlgError:
@@ -415,6 +419,8 @@ def cholesky_ex(A, *, upper=False, check_errors=False):
 
 
 def solve_ex(A, B, *, left=True, check_errors=False):
+    """``(result, info)``: ``solve(A, B)`` and, per matrix, 0 or (singular) 1 with a NaN result,
+    instead of raising (unless ``check_errors``)."""
     try:
         return _SolveEx(solve(A, B, left=left), _info(A, True))
     except LinAlgError:
@@ -583,10 +589,12 @@ def vecdot(x, y, *, dim=-1):
 
 
 def linalg_cross(input, other, *, dim=-1):
+    """``torch.linalg.cross``: the cross product of 3-vectors along ``dim`` (default the last)."""
     return cross(input, other, dim)
 
 
 def linalg_diagonal(A, *, offset=0, dim1=-2, dim2=-1):
+    """``torch.linalg.diagonal``: the diagonals of the matrices in the dims ``dim1``, ``dim2``."""
     return diagonal(A, offset, dim1, dim2)
 
 

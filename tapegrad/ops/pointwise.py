@@ -653,6 +653,7 @@ def ndtri(input):
 
 
 def log_ndtr(input):
+    """``log(ndtr(x))``: the log of the standard normal CDF."""
     return log(ndtr(input))
 
 

@@ -114,6 +114,8 @@ def _full_result(name):
 
 
 return_types = type("return_types", (), {n: _full_result(n) for n in ("max", "min", "mode", "median", "kthvalue")})
+return_types.__doc__ = """The ``(values, indices)`` named tuples that ``max(x, dim)``, ``min``, ``mode``, ``median`` and
+``kthvalue`` return (``torch.return_types``): ``tapegrad.return_types.max(values, indices)``."""
 public(return_types)
 
 

@@ -7,7 +7,9 @@ from .optimizer import Optimizer
 
 
 class Adadelta(Optimizer):
-    """PyTorch's Adadelta::
+    """PyTorch's Adadelta.
+
+    Each step, per parameter::
 
         g = (-grad if maximize else grad) + weight_decay * p
         v = rho * v + (1 - rho) * g * g

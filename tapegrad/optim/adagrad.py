@@ -8,7 +8,9 @@ from .optimizer import Optimizer
 
 
 class Adagrad(Optimizer):
-    """PyTorch's Adagrad::
+    """PyTorch's Adagrad.
+
+    Each step, per parameter::
 
         t += 1;  g = (-grad if maximize else grad) + weight_decay * p
         clr = lr / (1 + (t - 1) * lr_decay)

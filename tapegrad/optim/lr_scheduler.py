@@ -55,9 +55,11 @@ class LRScheduler:
             self._is_initial = False
 
     def state_dict(self) -> dict:
+        """The scheduler's state (everything but the optimizer), for checkpoints."""
         return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the state ``state_dict()`` returned."""
         self.__dict__.update(state_dict)
 
     def get_last_lr(self) -> list:
@@ -65,9 +67,16 @@ class LRScheduler:
         return self._last_lr
 
     def get_lr(self) -> list:
+        """The learning rates for the current step, one per parameter group (each scheduler's rule)."""
         raise NotImplementedError
 
     def step(self, epoch=None) -> None:
+        """Advance one step (usually once per epoch, after ``optimizer.step()``) and set the groups' ``lr``.
+
+        >>> for epoch in range(epochs):
+        ...     train_one_epoch(model, opt)
+        ...     scheduler.step()
+        """
         self._step_count += 1
         if epoch is not None:
             warnings.warn("The epoch parameter in `scheduler.step()` is deprecated", UserWarning, stacklevel=2)
@@ -363,6 +372,8 @@ class CyclicLR(LRScheduler):
             self.scale_mode = "iterations"
 
     def scale_fn(self, x) -> float:
+        """The amplitude factor of cycle (or iteration) ``x``: 1 (triangular), ``1 / 2**(x - 1)``
+        (triangular2), ``gamma**x`` (exp_range), or the user's ``scale_fn``."""
         if self._scale_fn_custom is not None:
             return self._scale_fn_custom(x)
         if self.mode == "triangular":
@@ -584,6 +595,7 @@ class SequentialLR(LRScheduler):
             sched.last_epoch -= 1
 
     def step(self) -> None:
+        """Advance one step, switching to the next scheduler at each milestone."""
         self.last_epoch += 1
         idx = bisect_right(self._milestones, self.last_epoch)
         scheduler = self._schedulers[idx]
@@ -617,6 +629,7 @@ class ChainedScheduler(LRScheduler):
         self._last_lr = self._group_lrs()
 
     def step(self) -> None:
+        """Step every chained scheduler once, in order."""
         for s in self._schedulers:
             s.step()
         self._last_lr = self._group_lrs()
@@ -660,6 +673,8 @@ class ReduceLROnPlateau(LRScheduler):
         self.num_bad_epochs = 0
 
     def step(self, metrics, epoch=None) -> None:
+        """Record ``metrics`` (e.g. the validation loss) and lower the lr after ``patience`` epochs
+        without improvement."""
         current = float(metrics)
         self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
         if self._is_better(current, self.best):
@@ -690,6 +705,7 @@ class ReduceLROnPlateau(LRScheduler):
 
     @property
     def in_cooldown(self) -> bool:
+        """True during the ``cooldown`` epochs that follow a reduction (no reduction then)."""
         return self.cooldown_counter > 0
 
     def _is_better(self, a, best):

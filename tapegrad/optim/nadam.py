@@ -36,7 +36,9 @@ class _AdamFamily(Optimizer):
 
 
 class NAdam(_AdamFamily):
-    """PyTorch's NAdam (Adam with Nesterov momentum and a momentum-decay schedule)::
+    """PyTorch's NAdam (Adam with Nesterov momentum and a momentum-decay schedule).
+
+    Each step, per parameter::
 
         mu_t = beta1 * (1 - 0.5 * 0.96^(t * momentum_decay));  mu_product *= mu_t
         m, v as Adam;  denom = sqrt(v / (1 - beta2^t)) + eps

@@ -7,7 +7,9 @@ from .optimizer import Optimizer
 
 
 class RMSprop(Optimizer):
-    """PyTorch's RMSprop::
+    """PyTorch's RMSprop.
+
+    Each step, per parameter::
 
         g = (-grad if maximize else grad) + weight_decay * p
         v = alpha * v + (1 - alpha) * g * g

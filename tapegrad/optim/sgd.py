@@ -8,7 +8,9 @@ from .optimizer import Optimizer, required
 
 
 class SGD(Optimizer):
-    """PyTorch's SGD::
+    """PyTorch's SGD.
+
+    Each step, per parameter::
 
         g = -grad if maximize else grad;  g += weight_decay * p
         b = g (first step) or momentum * b + (1 - dampening) * g

@@ -1,3 +1,5 @@
+"""The layers of ``tapegrad.nn``, one file per family (linear, conv, pooling, losses, ...); all
+re-exported by ``tapegrad.nn``."""
 from .module import Module  # noqa: F401
 from .linear import Bilinear, Identity, Linear  # noqa: F401
 from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d  # noqa: F401

@@ -216,6 +216,7 @@ class PReLU(Module):
         self.weight = Parameter(creation.full((num_parameters,), init, dtype=dtype or creation._dt(None)))
 
     def reset_parameters(self) -> None:
+        """Set every slope back to ``init``."""
         _init.constant_(self.weight, self.init)
 
     def forward(self, input):

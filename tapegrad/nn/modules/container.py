@@ -63,10 +63,12 @@ class Sequential(Module):
         return Sequential(*self, *other)
 
     def append(self, module: Module) -> "Sequential":
+        """Add ``module`` at the end; returns ``self``."""
         self.add_module(str(len(self)), module)
         return self
 
     def insert(self, index: int, module: Module) -> "Sequential":
+        """Insert ``module`` at position ``index``; returns ``self``."""
         n = len(self)
         if not -n <= index <= n:
             raise IndexError(f"Index out of range: {index}")
@@ -78,6 +80,7 @@ class Sequential(Module):
         return self
 
     def extend(self, sequential) -> "Sequential":
+        """Append every module of ``sequential`` (any iterable of modules); returns ``self``."""
         for m in sequential:
             self.append(m)
         return self
@@ -124,15 +127,18 @@ class ModuleList(Module):
         return ModuleList(list(self) + list(other))
 
     def append(self, module: Module) -> "ModuleList":
+        """Add ``module`` at the end; returns ``self``."""
         self.add_module(str(len(self)), module)
         return self
 
     def extend(self, modules) -> "ModuleList":
+        """Append every module of the iterable ``modules``; returns ``self``."""
         for m in modules:
             self.append(m)
         return self
 
     def insert(self, index: int, module: Module) -> None:
+        """Insert ``module`` at position ``index``."""
         items = list(self._modules.values())
         items.insert(index, module)
         self._modules.clear()
@@ -170,23 +176,29 @@ class ModuleDict(Module):
         return key in self._modules
 
     def clear(self) -> None:
+        """Remove every module."""
         self._modules.clear()
 
     def pop(self, key: str) -> Module:
+        """Remove the module under ``key`` and return it."""
         v = self[key]
         del self[key]
         return v
 
     def keys(self):
+        """The names, in insertion order."""
         return self._modules.keys()
 
     def items(self):
+        """The ``(name, module)`` pairs, in insertion order."""
         return self._modules.items()
 
     def values(self):
+        """The modules, in insertion order."""
         return self._modules.values()
 
     def update(self, modules) -> None:
+        """Add (or replace) the modules of a mapping or an iterable of ``(name, module)`` pairs."""
         items = modules.items() if hasattr(modules, "items") else modules
         for k, m in items:
             self[k] = m
@@ -216,12 +228,14 @@ class ParameterList(Module):
         return iter(self._parameters.values())
 
     def append(self, value) -> "ParameterList":
+        """Add ``value`` (wrapped in a Parameter if it is not one) at the end; returns ``self``."""
         if not isinstance(value, Parameter):
             value = Parameter(value)
         self.register_parameter(str(len(self)), value)
         return self
 
     def extend(self, values) -> "ParameterList":
+        """Append every value of the iterable ``values``; returns ``self``."""
         for v in values:
             self.append(v)
         return self
@@ -251,14 +265,18 @@ class ParameterDict(Module):
         return key in self._parameters
 
     def keys(self):
+        """The names, in insertion order."""
         return self._parameters.keys()
 
     def items(self):
+        """The ``(name, parameter)`` pairs, in insertion order."""
         return self._parameters.items()
 
     def values(self):
+        """The parameters, in insertion order."""
         return self._parameters.values()
 
     def update(self, parameters):
+        """Add (or replace) the parameters of a mapping or an iterable of ``(name, value)`` pairs."""
         for k, v in (parameters.items() if hasattr(parameters, "items") else parameters):
             self[k] = v

@@ -54,6 +54,7 @@ class _ConvNd(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Draw new weights and bias: U(-b, b) with ``b = 1 / sqrt(fan_in)`` (PyTorch's default)."""
         init._default_linear_init_(self.weight, self.bias)
 
     def _output_padding(self, input, output_size):

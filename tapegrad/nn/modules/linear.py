@@ -38,6 +38,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Draw new weights and bias: U(-b, b) with ``b = 1 / sqrt(in_features)`` (PyTorch's default)."""
         init._default_linear_init_(self.weight, self.bias)
 
     def forward(self, input):
@@ -62,6 +63,7 @@ class Bilinear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Draw new weights and bias: U(-b, b) with ``b = 1 / sqrt(in1_features)``."""
         bound = 1 / self.weight.shape[1] ** 0.5
         init.uniform_(self.weight, -bound, bound)
         if self.bias is not None:

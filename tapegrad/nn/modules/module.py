@@ -65,6 +65,8 @@ class Module:
         d["_forward_pre_hooks_with_kwargs"] = set()
 
     def forward(self, *args, **kwargs):
+        """The computation of the module, defined by every subclass: call the module (``model(x)``), not
+        ``forward``, so that hooks run."""
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     # ------------------------------------------------------------ calling and hooks
@@ -187,6 +189,7 @@ class Module:
             raise KeyError(f"attribute '{name}' already exists")
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Add a parameter (a :class:`~tapegrad.nn.Parameter` or None) under ``name``; as ``self.name = param``."""
         if "_parameters" not in self.__dict__:
             raise AttributeError("cannot assign parameter before Module.__init__() call")
         self._check_name(name, "parameter")
@@ -214,6 +217,7 @@ class Module:
             self._non_persistent_buffers_set.add(name)
 
     def add_module(self, name: str, module: "Module | None") -> None:
+        """Add a child module under ``name`` (as ``self.name = module``); ``register_module`` is the same."""
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
         self._check_name(name, "module")
@@ -222,6 +226,7 @@ class Module:
     register_module = add_module
 
     def get_submodule(self, target: str) -> "Module":
+        """The submodule at the dotted path ``target`` (``"features.0"``); ``""`` is the module itself."""
         mod = self
         for item in target.split(".") if target else []:
             if item not in mod._modules:
@@ -230,6 +235,7 @@ class Module:
         return mod
 
     def get_parameter(self, target: str) -> Parameter:
+        """The parameter at the dotted path ``target`` (``"fc1.weight"``)."""
         mod_path, _, name = target.rpartition(".")
         mod = self.get_submodule(mod_path)
         if name not in mod._parameters:
@@ -237,6 +243,7 @@ class Module:
         return mod._parameters[name]
 
     def get_buffer(self, target: str) -> Tensor:
+        """The buffer at the dotted path ``target`` (``"bn.running_mean"``)."""
         mod_path, _, name = target.rpartition(".")
         mod = self.get_submodule(mod_path)
         if name not in mod._buffers:
@@ -245,6 +252,11 @@ class Module:
 
     # ------------------------------------------------------------ traversal
     def named_modules(self, memo=None, prefix: str = "", remove_duplicate: bool = True):
+        """Yield ``(dotted name, module)`` for this module (name ``prefix``) and every submodule, each once.
+
+        >>> [name for name, _ in nn.Sequential(nn.Linear(2, 2), nn.ReLU()).named_modules()]
+        ['', '0', '1']
+        """
         if memo is None:
             memo = set()
         if remove_duplicate:
@@ -258,10 +270,12 @@ class Module:
             yield from m.named_modules(memo, prefix + ("." if prefix else "") + name, remove_duplicate)
 
     def modules(self) -> Iterator["Module"]:
+        """Yield this module and every submodule, each once."""
         for _, m in self.named_modules():
             yield m
 
     def named_children(self):
+        """Yield ``(name, module)`` for the direct children."""
         seen = set()
         for name, m in self._modules.items():
             if m is not None and id(m) not in seen:
@@ -269,6 +283,7 @@ class Module:
                 yield name, m
 
     def children(self) -> Iterator["Module"]:
+        """Yield the direct children."""
         for _, m in self.named_children():
             yield m
 
@@ -283,21 +298,35 @@ class Module:
                 yield mod_prefix + ("." if mod_prefix else "") + name, v
 
     def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        """Yield ``(dotted name, parameter)`` for the parameters of this module and (``recurse``) of its
+        submodules, a shared parameter once.
+
+        >>> [name for name, _ in nn.Linear(3, 2).named_parameters()]
+        ['weight', 'bias']
+        """
         yield from self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """Yield the parameters (of the submodules too, unless ``recurse=False``): what an optimizer takes.
+
+        >>> opt = tapegrad.optim.SGD(model.parameters(), lr=0.1)
+        """
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
     def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        """Yield ``(dotted name, buffer)`` for the buffers of this module and its submodules."""
         yield from self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        """Yield the buffers (of the submodules too, unless ``recurse=False``)."""
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
     # ------------------------------------------------------------ modes and conversions
     def train(self, mode: bool = True) -> "Module":
+        """Set training mode (``mode=True``) or evaluation mode on this module and every submodule;
+        returns ``self``. Dropout and batch normalisation behave differently in the two."""
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
         self.training = mode
@@ -306,14 +335,17 @@ class Module:
         return self
 
     def eval(self) -> "Module":
+        """Set evaluation mode (``train(False)``); returns ``self``."""
         return self.train(False)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        """Set ``requires_grad`` on every parameter (False freezes the module); returns ``self``."""
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradients of every parameter: to None (``set_to_none=True``, the default) or to zeros."""
         zero_grads(self.parameters(), set_to_none)
 
     def apply(self, fn: Callable[["Module"], None]) -> "Module":
@@ -365,24 +397,31 @@ class Module:
         return self._apply(lambda a: a if a.dtype == dtype else a.astype(dtype))
 
     def cpu(self) -> "Module":
+        """Returns ``self``: the CPU is the only device."""
         return self
 
     def cuda(self, device=None) -> "Module":
+        """Raises: tapegrad runs on the CPU only."""
         raise RuntimeError("tapegrad runs on the CPU only: CUDA is not available")
 
     def float(self) -> "Module":
+        """Cast floating parameters and buffers to float32; returns ``self``."""
         return self.to(_dtype.float32)
 
     def double(self) -> "Module":
+        """Cast floating parameters and buffers to float64; returns ``self``."""
         return self.to(_dtype.float64)
 
     def half(self) -> "Module":
+        """Cast floating parameters and buffers to float16; returns ``self``."""
         return self.to(_dtype.float16)
 
     def type(self, dst_type) -> "Module":
+        """Cast every parameter and buffer (integer ones too) to ``dst_type``; returns ``self``."""
         return self._apply(lambda a: a.astype(_dtype.to_dtype(dst_type)), floating_only=False)
 
     def share_memory(self) -> "Module":
+        """A no-op kept for compatibility (no tensor moves); returns ``self``."""
         return self
 
     # ------------------------------------------------------------ state_dict
@@ -468,6 +507,7 @@ class Module:
         return type(self).__name__
 
     def extra_repr(self) -> str:
+        """The text inside the parentheses of the module's ``repr`` (its settings); subclasses override it."""
         return ""
 
     def __repr__(self) -> str:

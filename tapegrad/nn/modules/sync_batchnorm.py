@@ -80,7 +80,7 @@ class _SyncBatchNormFn(Function):
 
 
 class SyncBatchNorm(_BatchNorm):
-    """Batch normalisation over the union of every rank's batch (N, C, *) in training.
+    """Batch normalisation over the union of every rank's batch ``(N, C, *)`` in training.
 
     >>> model = tapegrad.nn.SyncBatchNorm.convert_sync_batchnorm(model)   # BatchNorm*d -> SyncBatchNorm
     >>> model = DistributedDataParallel(model)

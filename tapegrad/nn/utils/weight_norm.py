@@ -38,6 +38,7 @@ def weight_norm(module: Module, name: str = "weight", dim: int | None = 0) -> Mo
 
 
 def remove_weight_norm(module: Module, name: str = "weight") -> Module:
+    """Undo ``weight_norm``: fold ``g`` and ``v`` back into a plain ``weight`` parameter."""
     for k, hook in list(module._forward_pre_hooks.items()):
         if isinstance(hook, WeightNorm) and hook.name == name:
             weight = hook.compute_weight(module)

@@ -182,6 +182,8 @@ class DataLoader:
 
     @property
     def multiprocessing_context(self):
+        """The start method of the workers (None: the platform's default, ``fork`` on Linux), or a
+        ``multiprocessing`` context; only with ``num_workers > 0``."""
         return self._mp_context
 
     @multiprocessing_context.setter

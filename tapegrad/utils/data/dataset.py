@@ -94,7 +94,7 @@ class ConcatDataset(Dataset):
 
 
 def random_split(dataset, lengths, generator=None):
-    """Split into non-overlapping ``Subset``s of the given lengths, or of fractions summing to 1
+    """Split into non-overlapping subsets (``Subset``) of the given lengths, or of fractions summing to 1
     (the remainder goes round-robin to the first splits, as PyTorch does).
 
     >>> train, val = random_split(ds, [0.8, 0.2], generator=tapegrad.Generator().manual_seed(0))

@@ -85,6 +85,7 @@ class RandomSampler(Sampler):
 
     @property
     def num_samples(self):
+        """The number of indices an epoch draws (the dataset's length unless given)."""
         return len(self.data_source) if self._num_samples is None else self._num_samples
 
     def _chunks(self):
