@@ -155,6 +155,14 @@ class Tensor(_C.TensorBase):
     def __repr__(self) -> str:
         return _ops.format_tensor(self)
 
+    def __format__(self, spec: str) -> str:
+        """``f"{loss:.4f}"`` formats the number of a 0-d tensor, as PyTorch does; any other tensor
+        takes only the empty spec (its repr). Unlike PyTorch, a 0-d ``Parameter`` formats too
+        (PyTorch refuses every subclass)."""
+        if self._data.ndim == 0:
+            return self._data.item().__format__(spec)
+        return object.__format__(self, spec)
+
     # ------------------------------------------------------------ conversion
     def numpy(self, *, force=False) -> np.ndarray:
         """The underlying array (shared memory). Refused on a tensor that requires grad, as in PyTorch."""
