@@ -230,26 +230,68 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
     return input * _const(keep.astype(input.dtype) * np.asarray(1.0 / (1.0 - p), input.dtype))
 
 
-def _feature_dropout(input, p, training, min_dim, opname):
+def _feature_dropout(input, p, training):
+    """PyTorch's ``feature_dropout``: one draw per (N, C) pair, broadcast over the remaining dims
+    (a 2-D input thus drops single elements)."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-    if not training or p == 0.0:
+    if not training or p == 0.0 or input._data.size == 0:
         return input
-    if input.ndim < min_dim:
-        raise RuntimeError(f"{opname}: expected a batched input of at least {min_dim} dims, got {_shape(input)}")
+    if p == 1.0:  # PyTorch checks no dims on this path
+        return input * _const(np.zeros((), input.dtype))
+    if input.ndim < 2:
+        raise RuntimeError(f"Feature dropout requires at least 2 dimensions in the input (got shape {_shape(input)})")
     mask_shape = input.shape[:2] + (1,) * (input.ndim - 2)
     keep = _random.rng().random(mask_shape, dtype=np.float32) >= p
-    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
-    return input * _const(keep.astype(input.dtype) * np.asarray(scale, input.dtype))
+    return input * _const(keep.astype(input.dtype) * np.asarray(1.0 / (1.0 - p), input.dtype))
 
 
-def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
-    """Zero whole channels (N, C, H, W) with probability ``p``."""
-    return _feature_dropout(input, p, training, 3, "dropout2d")
+def _unbatched_feature_dropout(input, p, training):
+    return _feature_dropout(input.unsqueeze(0), p, training).squeeze(0)
+
+
+def _warn_feature_dims(input, n, opname):
+    if input.ndim not in (n + 1, n + 2):
+        warnings.warn(f"{opname}: Received a {input.ndim}-D input to {opname}, which is deprecated and will result in "
+                      f"an error in a future release. To retain the behavior and silence this warning, please use "
+                      f"dropout instead. Note that {opname} exists to provide channel-wise dropout on inputs with {n} "
+                      f"spatial dimensions, a channel dimension, and an optional batch dimension (i.e. {n + 1}D or "
+                      f"{n + 2}D inputs).", stacklevel=3)
 
 
 def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
-    return _feature_dropout(input, p, training, 2, "dropout1d")
+    """Zero whole channels of (N, C, L), or of an unbatched (C, L), with probability ``p``."""
+    if input.ndim not in (2, 3):
+        raise RuntimeError(f"dropout1d: Expected 2D or 3D input, but received a {input.ndim}D input. Note that "
+                           f"dropout1d exists to provide channel-wise dropout on inputs with 1 spatial dimension, a "
+                           f"channel dimension, and an optional batch dimension (i.e. 2D or 3D inputs).")
+    if input.ndim == 2:
+        return _unbatched_feature_dropout(input, p, training)
+    return _feature_dropout(input, p, training)
+
+
+def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zero whole channels of (N, C, H, W) with probability ``p``.
+
+    A 3-D input is read as (N, C, L), as PyTorch still does (it warns that this will change to
+    an unbatched (C, H, W)); other dims warn and get PyTorch's per-(dim 0, dim 1) draw.
+    """
+    _warn_feature_dims(input, 2, "dropout2d")
+    if input.ndim == 3:
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout "
+                      "behavior is desired - input is interpreted as shape (N, C, L), where C is the channel dim. "
+                      "This behavior will change in a future release to interpret the input as one without a "
+                      "batch dimension, i.e. shape (C, H, W). To maintain the 1D channel-wise dropout behavior, "
+                      "please switch to using dropout1d instead.", stacklevel=2)
+    return _feature_dropout(input, p, training)
+
+
+def dropout3d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zero whole channels of (N, C, D, H, W), or of an unbatched (C, D, H, W), with probability ``p``."""
+    _warn_feature_dims(input, 3, "dropout3d")
+    if input.ndim == 5:
+        return _feature_dropout(input, p, training)
+    return _unbatched_feature_dropout(input, p, training)
 
 
 # ---------------------------------------------------------------- embeddings
