@@ -56,8 +56,10 @@ class Tensor(_C.TensorBase):
                 raise TypeError(f"Tensor(*sizes): sizes must be non-negative ints, got {shape}")
             data = np.zeros(shape, _dtype.get_default_dtype())
         arr = np.asarray([] if data is None else data)
-        if arr.dtype.kind in "fiu" and not isinstance(data, np.ndarray):
-            arr = arr.astype(_dtype.get_default_dtype())
+        if arr.dtype.kind in "biuf" and not isinstance(data, Tensor):
+            # PyTorch's legacy constructor: numbers and arrays become the default dtype (sharing an
+            # array already of it); a tensor keeps its own
+            arr = arr.astype(_dtype.get_default_dtype(), copy=False)
         self._data = arr
         self._init_meta()
         if requires_grad:
