@@ -24,6 +24,7 @@ from ..tensor import Tensor
 from ..ops import plain as _ops  # the ops without their out= wrappers
 from ..ops.activation import (elu, gelu, hardtanh, leaky_relu, log_softmax, logsigmoid, one_hot,  # noqa: F401
                               relu6, silu, softmax, softplus)
+from ..ops.activation import binary_cross_entropy_pointwise as _bce_pointwise
 from ..ops.linalg import pdist  # noqa: F401
 from ..ops.conv import (adaptive_avg_pool2d, avg_pool2d, conv2d, conv_transpose2d, max_pool2d,  # noqa: F401
                         max_unpool2d)
@@ -980,7 +981,8 @@ def _cross_entropy_probs(logp, target, weight, reduction, label_smoothing, class
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
     """``-w (y log x + (1 - y) log(1 - x))`` for probabilities ``x``; each log is clamped at
-    -100 as PyTorch does, so ``x = 0`` or ``1`` gives a finite loss."""
+    -100 and the gradient's denominator ``x (1 - x)`` at 1e-12 as PyTorch does, so ``x = 0`` or
+    ``1`` gives a finite loss and gradient."""
     reduction = _reduction(reduction, size_average, reduce)
     _check_pointwise(input, target, "binary_cross_entropy", strict=True)
     x = input._data
@@ -988,11 +990,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         raise RuntimeError(f"binary_cross_entropy: all elements of input should be between 0 and 1 (got "
                            f"values in [{np.nanmin(x):g}, {np.nanmax(x):g}]); for logits use "
                            f"binary_cross_entropy_with_logits")
-    y = _as_float_target(target, input)
-    with np.errstate(divide="ignore"):  # log(0) = -inf, clamped just below
-        log_x = _ops.clamp(_ops.log(input), min=-100.0)
-        log_1mx = _ops.clamp(_ops.log(1 - input), min=-100.0)
-    loss = -(y * log_x + (1 - y) * log_1mx)
+    loss = _bce_pointwise(input, _as_float_target(target, input))
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
