@@ -26,6 +26,7 @@ from ..ops.activation import (elu, gelu, hardtanh, leaky_relu, log_softmax, logs
                               relu6, silu, softmax, softplus)
 from ..ops.activation import binary_cross_entropy_pointwise as _bce_pointwise
 from ..ops.linalg import pdist  # noqa: F401
+from ..ops.matmul import cpp_name as _cpp_name, scalar_name as _scalar_name
 from ..ops.conv import (adaptive_avg_pool2d, avg_pool2d, conv2d, conv_transpose2d, max_pool2d,  # noqa: F401
                         max_unpool2d)
 from ..ops.activation import relu as _relu_op
@@ -180,12 +181,21 @@ def linear(input, weight, bias=None):
     if input.shape[-1] != weight.shape[-1]:
         raise RuntimeError(f"linear: input has {input.shape[-1]} features in its last dim (shape "
                            f"{_shape(input)}) but weight expects {weight.shape[-1]} (weight shape {_shape(weight)})")
+    if bias is not None and input.dtype != weight.dtype:  # without a bias, matmul's own check words it
+        raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {_scalar_name(input)} and "
+                           f"{_scalar_name(weight)}")
+    if bias is not None and isinstance(bias, Tensor) and bias.dtype != weight.dtype:
+        raise RuntimeError(f"self and mat2 must have the same dtype, but got {_scalar_name(bias)} and "
+                           f"{_scalar_name(weight)}")
     out = input @ weight.t()
     return out if bias is None else out + bias
 
 
 def bilinear(input1, input2, weight, bias=None):
     """``y_k = x1^T W_k x2 + b_k`` with weight (out, in1, in2)."""
+    if not input1.dtype == input2.dtype == weight.dtype:
+        raise RuntimeError(f"All tensors must have the same dtype, got input1: {_cpp_name(input1)}, input2: "
+                           f"{_cpp_name(input2)}, weight: {_cpp_name(weight)}")
     y = _ops.einsum("...i,kij,...j->...k", input1, weight, input2)
     return y if bias is None else y + bias
 
