@@ -18,18 +18,43 @@ _plain = _ops.plain  # the ops without their out= wrappers
 
 
 class Size(tuple):
-    """A shape, as ``torch.Size``: what ``x.size()`` returns (``x.shape`` is the plain tuple,
-    which compares equal to it)."""
+    """A shape, as ``torch.Size``: what ``x.shape`` and ``x.size()`` return. A tuple (equal and
+    hashing alike to the plain one, accepted wherever numpy or h5py take a shape) whose slices,
+    sums and repeats stay ``Size``, as PyTorch's do.
+
+    ``x.shape`` runs everywhere, so it is built as ``Size(array.shape)`` with no checks of its own
+    (one tuple copy). The price of slices staying ``Size`` is a Python ``__getitem__``: indexing
+    (``x.shape[-1]``) costs a frame more than a plain tuple's."""
+
+    __slots__ = ()
 
     def numel(self) -> int:
         return int(np.prod(self, dtype=np.int64))
 
-    def __getitem__(self, index):
-        item = tuple.__getitem__(self, index)
-        return Size(item) if isinstance(index, slice) else item
+    def __getitem__(self, index, _get=tuple.__getitem__):
+        item = _get(self, index)
+        return Size(item) if index.__class__ is slice else item
+
+    def __add__(self, other):
+        if not isinstance(other, tuple):
+            raise TypeError(f"can only concatenate tuple (not {type(other).__name__}) to tapegrad.Size")
+        return Size(tuple.__add__(self, other))
+
+    def __radd__(self, other):
+        if not isinstance(other, tuple):
+            return NotImplemented
+        return Size(tuple.__add__(other, self))
+
+    def __mul__(self, n):
+        return Size(tuple.__mul__(self, n))
+
+    __rmul__ = __mul__
 
     def __repr__(self):
         return f"tapegrad.Size({list(self)})"
+
+    def __reduce__(self):
+        return Size, (tuple(self),)
 
 
 class Tensor(_C.TensorBase):
@@ -67,8 +92,8 @@ class Tensor(_C.TensorBase):
 
     # ------------------------------------------------------------ metadata
     @property
-    def shape(self) -> tuple:
-        return self._data.shape
+    def shape(self) -> Size:
+        return Size(self._data.shape)
 
     @property
     def dtype(self) -> np.dtype:
