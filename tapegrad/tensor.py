@@ -410,8 +410,6 @@ class Tensor(_C.TensorBase):
     def silu(self): return _plain.silu(self)
     def softmax(self, dim, dtype=None): return _plain.softmax(self, dim, dtype=dtype)
     def log_softmax(self, dim, dtype=None): return _plain.log_softmax(self, dim, dtype=dtype)
-    def max(self, dim=None, keepdim=False): return _plain.max(self, dim, keepdim)
-    def min(self, dim=None, keepdim=False): return _plain.min(self, dim, keepdim)
     def split(self, split_size, dim=0): return _plain.split(self, split_size, dim)
     def flip(self, *dims): return _plain.flip(self, dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims)
     def repeat(self, *sizes): return _plain.repeat(self, *sizes)
