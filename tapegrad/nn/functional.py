@@ -888,8 +888,12 @@ def _class_layout(input, target, name):
         if target.ndim and target.shape[0] != n:
             raise ValueError(f"{name}: Expected input batch_size ({n}) to match target batch_size "
                              f"({target.shape[0]}) (input shape {_shape(input)}, target shape {_shape(target)})")
-        raise ValueError(f"{name}: expected target of shape {expected} for input of shape {_shape(input)}, got "
-                         f"{_shape(target)}")
+        # RuntimeError, as PyTorch raises for a wrong-shaped class-index target
+        if input.ndim == 2:
+            raise RuntimeError(f"{name}: 0D or 1D target tensor expected, multi-target not supported (input shape "
+                               f"{_shape(input)}, target shape {_shape(target)})")
+        raise RuntimeError(f"{name}: Expected target size {list(expected)}, got {list(_shape(target))} (input shape "
+                           f"{_shape(input)})")
     flat = input if input.ndim == 2 else _ops.permute(input, (0,) + tuple(range(2, input.ndim)) + (1,))
     return flat.reshape(-1, c), target._data.reshape(-1), _shape(target)
 
@@ -970,8 +974,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
 
 def _cross_entropy_probs(logp, target, weight, reduction, label_smoothing, class_dim):
     if _shape(target) != _shape(logp):
-        raise ValueError(f"cross_entropy: class-probability targets must have the input's shape "
-                         f"{_shape(logp)}, got {_shape(target)}")
+        raise RuntimeError(f"cross_entropy: class-probability targets must have the input's shape "
+                           f"{_shape(logp)}, got {_shape(target)}")
     c = logp.shape[class_dim]
     target = _as_float_target(target, logp)
     if label_smoothing > 0:

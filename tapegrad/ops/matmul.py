@@ -261,8 +261,9 @@ def einsum(equation, *operands):
     lhs, arrow, out = eq.partition("->")
     terms = lhs.split(",")
     if len(terms) != len(operands):
-        raise ValueError(f"einsum(): {len(terms)} operand subscripts in {equation!r} but {len(operands)} "
-                         f"operands were given")
+        raise RuntimeError(f"einsum(): {'fewer' if len(operands) < len(terms) else 'more'} operands were provided "
+                           f"than specified in the equation ({len(terms)} operand subscripts in {equation!r}, "
+                           f"{len(operands)} operands given)")
     operands = _promote(operands)
     # '...' becomes private labels (upper-case-free letters are the user's), right-aligned
     free = [c for c in string.ascii_uppercase + string.ascii_lowercase if c not in eq]
