@@ -38,7 +38,7 @@ def _const(arr, dtype=None) -> Tensor:
 
 
 def _shape(t) -> tuple:
-    return tuple(t.shape)
+    return t._data.shape if isinstance(t, Tensor) else tuple(t.shape)  # a plain tuple, without building a Size
 
 
 # ---------------------------------------------------------------- activations
@@ -178,7 +178,7 @@ def gumbel_softmax(logits, tau: float = 1.0, hard: bool = False, eps: float = 1e
 # ---------------------------------------------------------------- linear and attention
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias``; weight has shape (out_features, in_features)."""
-    if input.shape[-1] != weight.shape[-1]:
+    if input._data.shape[-1] != weight._data.shape[-1]:
         raise RuntimeError(f"linear: input has {input.shape[-1]} features in its last dim (shape "
                            f"{_shape(input)}) but weight expects {weight.shape[-1]} (weight shape {_shape(weight)})")
     if bias is not None and input.dtype != weight.dtype:  # without a bias, matmul's own check words it

@@ -102,7 +102,8 @@ def matmul(input, other):
     a, b = pair(input, other, "matmul")
     if a.ndim == 0 or b.ndim == 0:
         raise RuntimeError(f"matmul: both arguments need at least 1 dimension, got {a.ndim}D and {b.ndim}D")
-    ka, kb = a.shape[-1], (b.shape[0] if b.ndim == 1 else b.shape[-2])
+    sa, sb = a._data.shape, b._data.shape  # plain tuples: the hot path skips building Size
+    ka, kb = sa[-1], (sb[0] if b.ndim == 1 else sb[-2])
     if ka != kb:
         raise RuntimeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied "
                            f"({ka} != {kb})")
