@@ -18,18 +18,43 @@ _plain = _ops.plain  # the ops without their out= wrappers
 
 
 class Size(tuple):
-    """A shape, as ``torch.Size``: what ``x.size()`` returns (``x.shape`` is the plain tuple,
-    which compares equal to it)."""
+    """A shape, as ``torch.Size``: what ``x.shape`` and ``x.size()`` return. A tuple (equal and
+    hashing alike to the plain one, accepted wherever numpy or h5py take a shape) whose slices,
+    sums and repeats stay ``Size``, as PyTorch's do.
+
+    ``x.shape`` runs everywhere, so it is built as ``Size(array.shape)`` with no checks of its own
+    (one tuple copy). The price of slices staying ``Size`` is a Python ``__getitem__``: indexing
+    (``x.shape[-1]``) costs a frame more than a plain tuple's."""
+
+    __slots__ = ()
 
     def numel(self) -> int:
         return int(np.prod(self, dtype=np.int64))
 
-    def __getitem__(self, index):
-        item = tuple.__getitem__(self, index)
-        return Size(item) if isinstance(index, slice) else item
+    def __getitem__(self, index, _get=tuple.__getitem__):
+        item = _get(self, index)
+        return Size(item) if index.__class__ is slice else item
+
+    def __add__(self, other):
+        if not isinstance(other, tuple):
+            raise TypeError(f"can only concatenate tuple (not {type(other).__name__}) to tapegrad.Size")
+        return Size(tuple.__add__(self, other))
+
+    def __radd__(self, other):
+        if not isinstance(other, tuple):
+            return NotImplemented
+        return Size(tuple.__add__(other, self))
+
+    def __mul__(self, n):
+        return Size(tuple.__mul__(self, n))
+
+    __rmul__ = __mul__
 
     def __repr__(self):
         return f"tapegrad.Size({list(self)})"
+
+    def __reduce__(self):
+        return Size, (tuple(self),)
 
 
 class Tensor(_C.TensorBase):
@@ -56,8 +81,10 @@ class Tensor(_C.TensorBase):
                 raise TypeError(f"Tensor(*sizes): sizes must be non-negative ints, got {shape}")
             data = np.zeros(shape, _dtype.get_default_dtype())
         arr = np.asarray([] if data is None else data)
-        if arr.dtype.kind in "fiu" and not isinstance(data, np.ndarray):
-            arr = arr.astype(_dtype.get_default_dtype())
+        if arr.dtype.kind in "biuf" and not isinstance(data, Tensor):
+            # PyTorch's legacy constructor: numbers and arrays become the default dtype (sharing an
+            # array already of it); a tensor keeps its own
+            arr = arr.astype(_dtype.get_default_dtype(), copy=False)
         self._data = arr
         self._init_meta()
         if requires_grad:
@@ -65,8 +92,8 @@ class Tensor(_C.TensorBase):
 
     # ------------------------------------------------------------ metadata
     @property
-    def shape(self) -> tuple:
-        return self._data.shape
+    def shape(self) -> Size:
+        return Size(self._data.shape)
 
     @property
     def dtype(self) -> np.dtype:
@@ -154,6 +181,14 @@ class Tensor(_C.TensorBase):
 
     def __repr__(self) -> str:
         return _ops.format_tensor(self)
+
+    def __format__(self, spec: str) -> str:
+        """``f"{loss:.4f}"`` formats the number of a 0-d tensor, as PyTorch does; any other tensor
+        takes only the empty spec (its repr). Unlike PyTorch, a 0-d ``Parameter`` formats too
+        (PyTorch refuses every subclass)."""
+        if self._data.ndim == 0:
+            return self._data.item().__format__(spec)
+        return object.__format__(self, spec)
 
     # ------------------------------------------------------------ conversion
     def numpy(self, *, force=False) -> np.ndarray:
@@ -375,8 +410,6 @@ class Tensor(_C.TensorBase):
     def silu(self): return _plain.silu(self)
     def softmax(self, dim, dtype=None): return _plain.softmax(self, dim, dtype=dtype)
     def log_softmax(self, dim, dtype=None): return _plain.log_softmax(self, dim, dtype=dtype)
-    def max(self, dim=None, keepdim=False): return _plain.max(self, dim, keepdim)
-    def min(self, dim=None, keepdim=False): return _plain.min(self, dim, keepdim)
     def split(self, split_size, dim=0): return _plain.split(self, split_size, dim)
     def flip(self, *dims): return _plain.flip(self, dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims)
     def repeat(self, *sizes): return _plain.repeat(self, *sizes)

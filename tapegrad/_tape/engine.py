@@ -9,11 +9,13 @@ its summed gradient, and accumulates into ``.grad`` under the tensor's lock. The
 from __future__ import annotations
 
 import itertools
+import warnings
 import weakref
 
 import numpy as np
 
 from .. import _C
+from .registry import OPS
 
 _wrap = _C._wrap  # a tapegrad.Tensor leaf around an array
 _run_backward = _C.run_backward
@@ -66,32 +68,95 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     _run_backward(outputs, grads, retain_graph, create_graph, None if inputs is None else _as_seq(inputs), True)
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False,
-         materialize_grads=False):
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
+         allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """The gradients of ``outputs`` w.r.t. ``inputs``, returned as a tuple; no ``.grad`` is touched.
+
+    PyTorch's signature: ``allow_unused`` gives ``None`` for an input the outputs don't depend on
+    (``materialize_grads`` zeros instead); ``is_grads_batched`` reads the leading dim of each
+    grad_output as a batch and returns gradients with that leading dim (one pass per row here,
+    where PyTorch vmaps); ``only_inputs`` is deprecated and ignored, as in PyTorch.
 
     >>> x = tapegrad.tensor(3.0, requires_grad=True)
     >>> (g,) = tapegrad.autograd.grad(x ** 3, x, create_graph=True)   # 27
     >>> tapegrad.autograd.grad(g, x)                                  # (18,)
     """
+    if not only_inputs:
+        warnings.warn("only_inputs argument is deprecated and is ignored now (defaults to True). To accumulate "
+                      "gradient for other parts of the graph, please use tapegrad.autograd.backward.",
+                      FutureWarning, stacklevel=2)
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    elif materialize_grads and not allow_unused:
+        raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, but got: "
+                         "allow_unused=False.")
     outputs = _as_seq(outputs)
     inputs = _as_seq(inputs)
     for t in inputs:
         if not isinstance(t, _C.TensorBase) or not t._requires_grad:
             raise RuntimeError("grad: one of the differentiated tensors does not require grad")
-    grads = _grad_outputs(outputs, grad_outputs, "grad")
     if retain_graph is None:
         retain_graph = create_graph
-    res = _run_backward(outputs, grads, retain_graph, create_graph, inputs, False)
-    if not (allow_unused or materialize_grads):
-        for t, g in zip(inputs, res):
+    if is_grads_batched:
+        res = _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph)
+    else:
+        grads = _grad_outputs(outputs, grad_outputs, "grad")
+        res = _run_backward(outputs, grads, retain_graph, create_graph, inputs, False)
+    if not allow_unused:
+        for i, (t, g) in enumerate(zip(inputs, res)):
             if g is None:
                 raise RuntimeError(
-                    "One of the differentiated tensors appears to not have been used in the graph "
+                    f"The differentiated tensor at index {i} appears to not have been used in the graph "
                     f"(shape {tuple(t._data.shape)}). Set allow_unused=True if this is the desired behavior.")
     if materialize_grads:
-        res = tuple(_wrap(np.zeros(t._data.shape, t._data.dtype)) if g is None else g for t, g in zip(inputs, res))
+        lead = () if not is_grads_batched else (_batch_size(outputs, grad_outputs),)
+        res = tuple(_wrap(np.zeros(lead + t._data.shape, t._data.dtype)) if g is None else g
+                    for t, g in zip(inputs, res))
     return res
+
+
+def _batch_size(outputs, grad_outputs):
+    return _as_seq(grad_outputs)[0]._data.shape[0]
+
+
+def _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph):
+    """``grad`` with ``is_grads_batched``: one backward pass per row of the grad_outputs, the
+    gradients stacked through the op table's ``cat`` (the tape sits below the ops), so that
+    ``create_graph`` differentiates through the stacking too."""
+    if grad_outputs is None:
+        raise RuntimeError("grad: is_grads_batched=True needs grad_outputs, each with a leading batch dimension")
+    batched = list(_as_seq(grad_outputs))
+    if len(batched) != len(outputs):
+        raise RuntimeError(f"grad: got {len(batched)} gradients for {len(outputs)} outputs")
+    sizes = set()
+    for i, (t, g) in enumerate(zip(outputs, batched)):
+        if not isinstance(g, _C.TensorBase):
+            raise TypeError(f"grad: with is_grads_batched=True, grad_outputs must be tensors, got {type(g).__name__}")
+        if g._data.ndim == 0 or g._data.shape[1:] != t._data.shape:
+            raise RuntimeError(
+                "If `is_grads_batched=True`, we interpret the first dimension of each grad_output as the batch "
+                "dimension. The sizes of the remaining dimensions are expected to match the shape of corresponding "
+                f"output, but a mismatch was detected: grad_output[{i}] has a shape of {list(g._data.shape[1:])} "
+                f"and output[{i}] has a shape of {list(t._data.shape)}. If you only want some tensors in "
+                "`grad_output` to be considered batched, consider using vmap.")
+        sizes.add(g._data.shape[0])
+    if len(sizes) != 1:
+        raise RuntimeError(f"grad: the grad_outputs' batch dimensions differ: {sorted(sizes)}")
+    n = sizes.pop()
+    if n == 0:
+        raise RuntimeError("grad: is_grads_batched=True with a batch dimension of size 0")
+    rows = []
+    for b in range(n):
+        grads = _grad_outputs(outputs, [g[b] for g in batched], "grad")
+        rows.append(_run_backward(outputs, grads, retain_graph or b < n - 1, create_graph, inputs, False))
+    out = []
+    for per_input in zip(*rows):
+        if per_input[0] is None:  # the graph is the same in every pass: unused in one, unused in all
+            out.append(None)
+            continue
+        starts = tuple(range(n + 1))
+        out.append(_C.apply(OPS["cat"], *[g.unsqueeze(0) for g in per_input], dim=0, starts=starts))
+    return tuple(out)
 
 
 def retain_grad(t) -> None:

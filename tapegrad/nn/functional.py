@@ -24,7 +24,9 @@ from ..tensor import Tensor
 from ..ops import plain as _ops  # the ops without their out= wrappers
 from ..ops.activation import (elu, gelu, hardtanh, leaky_relu, log_softmax, logsigmoid, one_hot,  # noqa: F401
                               relu6, silu, softmax, softplus)
+from ..ops.activation import binary_cross_entropy_pointwise as _bce_pointwise
 from ..ops.linalg import pdist  # noqa: F401
+from ..ops.matmul import cpp_name as _cpp_name, scalar_name as _scalar_name
 from ..ops.conv import (adaptive_avg_pool2d, avg_pool2d, conv2d, conv_transpose2d, max_pool2d,  # noqa: F401
                         max_unpool2d)
 from ..ops.activation import relu as _relu_op
@@ -36,7 +38,7 @@ def _const(arr, dtype=None) -> Tensor:
 
 
 def _shape(t) -> tuple:
-    return tuple(t.shape)
+    return t._data.shape if isinstance(t, Tensor) else tuple(t.shape)  # a plain tuple, without building a Size
 
 
 # ---------------------------------------------------------------- activations
@@ -191,15 +193,24 @@ def gumbel_softmax(logits, tau: float = 1.0, hard: bool = False, eps: float = 1e
 # ---------------------------------------------------------------- linear and attention
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias``; weight has shape (out_features, in_features)."""
-    if input.shape[-1] != weight.shape[-1]:
+    if input._data.shape[-1] != weight._data.shape[-1]:
         raise RuntimeError(f"linear: input has {input.shape[-1]} features in its last dim (shape "
                            f"{_shape(input)}) but weight expects {weight.shape[-1]} (weight shape {_shape(weight)})")
+    if bias is not None and input.dtype != weight.dtype:  # without a bias, matmul's own check words it
+        raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {_scalar_name(input)} and "
+                           f"{_scalar_name(weight)}")
+    if bias is not None and isinstance(bias, Tensor) and bias.dtype != weight.dtype:
+        raise RuntimeError(f"self and mat2 must have the same dtype, but got {_scalar_name(bias)} and "
+                           f"{_scalar_name(weight)}")
     out = input @ weight.t()
     return out if bias is None else out + bias
 
 
 def bilinear(input1, input2, weight, bias=None):
     """``y_k = x1^T W_k x2 + b_k`` with weight (out, in1, in2)."""
+    if not input1.dtype == input2.dtype == weight.dtype:
+        raise RuntimeError(f"All tensors must have the same dtype, got input1: {_cpp_name(input1)}, input2: "
+                           f"{_cpp_name(input2)}, weight: {_cpp_name(weight)}")
     y = _ops.einsum("...i,kij,...j->...k", input1, weight, input2)
     return y if bias is None else y + bias
 
@@ -245,27 +256,68 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
     return input * _const(keep.astype(input.dtype) * np.asarray(1.0 / (1.0 - p), input.dtype))
 
 
-def _feature_dropout(input, p, training, min_dim, opname):
+def _feature_dropout(input, p, training):
+    """PyTorch's ``feature_dropout``: one draw per (N, C) pair, broadcast over the remaining dims
+    (a 2-D input thus drops single elements)."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-    if not training or p == 0.0:
+    if not training or p == 0.0 or input._data.size == 0:
         return input
-    if input.ndim < min_dim:
-        raise RuntimeError(f"{opname}: expected a batched input of at least {min_dim} dims, got {_shape(input)}")
+    if p == 1.0:  # PyTorch checks no dims on this path
+        return input * _const(np.zeros((), input.dtype))
+    if input.ndim < 2:
+        raise RuntimeError(f"Feature dropout requires at least 2 dimensions in the input (got shape {_shape(input)})")
     mask_shape = input.shape[:2] + (1,) * (input.ndim - 2)
     keep = _random.rng().random(mask_shape, dtype=np.float32) >= p
-    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
-    return input * _const(keep.astype(input.dtype) * np.asarray(scale, input.dtype))
+    return input * _const(keep.astype(input.dtype) * np.asarray(1.0 / (1.0 - p), input.dtype))
 
 
-def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
-    """Zero whole channels (N, C, H, W) with probability ``p``."""
-    return _feature_dropout(input, p, training, 3, "dropout2d")
+def _unbatched_feature_dropout(input, p, training):
+    return _feature_dropout(input.unsqueeze(0), p, training).squeeze(0)
+
+
+def _warn_feature_dims(input, n, opname):
+    if input.ndim not in (n + 1, n + 2):
+        warnings.warn(f"{opname}: Received a {input.ndim}-D input to {opname}, which is deprecated and will result in "
+                      f"an error in a future release. To retain the behavior and silence this warning, please use "
+                      f"dropout instead. Note that {opname} exists to provide channel-wise dropout on inputs with {n} "
+                      f"spatial dimensions, a channel dimension, and an optional batch dimension (i.e. {n + 1}D or "
+                      f"{n + 2}D inputs).", stacklevel=3)
 
 
 def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
     """Zero whole channels of (N, C, L), or of an unbatched (C, L), with probability ``p``."""
-    return _feature_dropout(input, p, training, 2, "dropout1d")
+    if input.ndim not in (2, 3):
+        raise RuntimeError(f"dropout1d: Expected 2D or 3D input, but received a {input.ndim}D input. Note that "
+                           f"dropout1d exists to provide channel-wise dropout on inputs with 1 spatial dimension, a "
+                           f"channel dimension, and an optional batch dimension (i.e. 2D or 3D inputs).")
+    if input.ndim == 2:
+        return _unbatched_feature_dropout(input, p, training)
+    return _feature_dropout(input, p, training)
+
+
+def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zero whole channels of (N, C, H, W) with probability ``p``.
+
+    A 3-D input is read as (N, C, L), as PyTorch still does (it warns that this will change to
+    an unbatched (C, H, W)); other dims warn and get PyTorch's per-(dim 0, dim 1) draw.
+    """
+    _warn_feature_dims(input, 2, "dropout2d")
+    if input.ndim == 3:
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout "
+                      "behavior is desired - input is interpreted as shape (N, C, L), where C is the channel dim. "
+                      "This behavior will change in a future release to interpret the input as one without a "
+                      "batch dimension, i.e. shape (C, H, W). To maintain the 1D channel-wise dropout behavior, "
+                      "please switch to using dropout1d instead.", stacklevel=2)
+    return _feature_dropout(input, p, training)
+
+
+def dropout3d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zero whole channels of (N, C, D, H, W), or of an unbatched (C, D, H, W), with probability ``p``."""
+    _warn_feature_dims(input, 3, "dropout3d")
+    if input.ndim == 5:
+        return _feature_dropout(input, p, training)
+    return _unbatched_feature_dropout(input, p, training)
 
 
 # ---------------------------------------------------------------- embeddings
@@ -863,8 +915,12 @@ def _class_layout(input, target, name):
         if target.ndim and target.shape[0] != n:
             raise ValueError(f"{name}: Expected input batch_size ({n}) to match target batch_size "
                              f"({target.shape[0]}) (input shape {_shape(input)}, target shape {_shape(target)})")
-        raise ValueError(f"{name}: expected target of shape {expected} for input of shape {_shape(input)}, got "
-                         f"{_shape(target)}")
+        # RuntimeError, as PyTorch raises for a wrong-shaped class-index target
+        if input.ndim == 2:
+            raise RuntimeError(f"{name}: 0D or 1D target tensor expected, multi-target not supported (input shape "
+                               f"{_shape(input)}, target shape {_shape(target)})")
+        raise RuntimeError(f"{name}: Expected target size {list(expected)}, got {list(_shape(target))} (input shape "
+                           f"{_shape(input)})")
     flat = input if input.ndim == 2 else _ops.permute(input, (0,) + tuple(range(2, input.ndim)) + (1,))
     return flat.reshape(-1, c), target._data.reshape(-1), _shape(target)
 
@@ -945,8 +1001,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
 
 def _cross_entropy_probs(logp, target, weight, reduction, label_smoothing, class_dim):
     if _shape(target) != _shape(logp):
-        raise ValueError(f"cross_entropy: class-probability targets must have the input's shape "
-                         f"{_shape(logp)}, got {_shape(target)}")
+        raise RuntimeError(f"cross_entropy: class-probability targets must have the input's shape "
+                           f"{_shape(logp)}, got {_shape(target)}")
     c = logp.shape[class_dim]
     target = _as_float_target(target, logp)
     if label_smoothing > 0:
@@ -966,7 +1022,8 @@ def _cross_entropy_probs(logp, target, weight, reduction, label_smoothing, class
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
     """``-w (y log x + (1 - y) log(1 - x))`` for probabilities ``x``; each log is clamped at
-    -100 as PyTorch does, so ``x = 0`` or ``1`` gives a finite loss."""
+    -100 and the gradient's denominator ``x (1 - x)`` at 1e-12 as PyTorch does, so ``x = 0`` or
+    ``1`` gives a finite loss and gradient."""
     reduction = _reduction(reduction, size_average, reduce)
     _check_pointwise(input, target, "binary_cross_entropy", strict=True)
     x = input._data
@@ -974,11 +1031,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         raise RuntimeError(f"binary_cross_entropy: all elements of input should be between 0 and 1 (got "
                            f"values in [{np.nanmin(x):g}, {np.nanmax(x):g}]); for logits use "
                            f"binary_cross_entropy_with_logits")
-    y = _as_float_target(target, input)
-    with np.errstate(divide="ignore"):  # log(0) = -inf, clamped just below
-        log_x = _ops.clamp(_ops.log(input), min=-100.0)
-        log_1mx = _ops.clamp(_ops.log(1 - input), min=-100.0)
-    loss = -(y * log_x + (1 - y) * log_1mx)
+    loss = _bce_pointwise(input, _as_float_target(target, input))
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)

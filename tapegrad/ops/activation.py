@@ -9,7 +9,7 @@ import scipy.special as _sp
 from .. import _dtype
 from .._tape.registry import apply, defop
 from ._util import norm_dim
-from .pointwise import _masked, _no_bool, _unary, erf, exp, sigmoid, tanh, where
+from .pointwise import _masked, _no_bool, _unary, erf, exp, log, log1p, sigmoid, tanh, where
 from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
@@ -230,3 +230,51 @@ def relu(input):
 # A select, not a product, as PyTorch's: an inf or NaN upstream gradient where out <= 0 gives 0.
 _relu_backward = defop("relu_backward", lambda g, out: np.where(out > 0, g, g.dtype.type(0)),
                        lambda gg, res, g, out: apply(_relu_backward, gg, out), None, saves=(1,))
+
+
+# ---------------------------------------------------------------- binary cross entropy
+# PyTorch's pointwise core of binary_cross_entropy, with its saturation rules: each log clamped
+# at -100 in the forward, and a gradient (x - y) / max(x (1 - x), 1e-12) that stays finite at
+# x = 0 or 1 (the derivative of the clamped logs would be 0 or nan there; the true one is
+# infinite). Its VJP is an op of its own (binary_cross_entropy_backward), whose own VJPs are
+# PyTorch's double-backward formulas (their denominator is (x + eps)(1 - x + eps), not the
+# first backward's max), so second derivatives match PyTorch's too.
+_BCE_EPS = 1e-12
+_BCE_EPS_F = float(np.float32(1e-12))  # the first backward's eps is a C float in PyTorch's kernel
+
+
+def _bce_fwd(x, y):
+    with np.errstate(divide="ignore"):
+        log_x = np.maximum(np.log(x), -100)
+        log_1mx = np.maximum(np.log1p(-x), -100)
+    return (-(y * log_x + (1 - y) * log_1mx)).astype(x.dtype, copy=False)
+
+
+def _bce_target_vjp(g, x):
+    with np.errstate(divide="ignore"):  # infinite at x = 0 or 1, as PyTorch's
+        return g * (log1p(-x) - log(x))
+
+
+_bce = defop("binary_cross_entropy", _bce_fwd,
+             lambda g, out, x, y: apply(_bce_backward, g, x, y),
+             lambda g, out, x, y: _bce_target_vjp(g, x))
+
+
+def _bce_backward_fwd(g, x, y):
+    return (g * (x - y) / np.maximum((1 - x) * x, _BCE_EPS_F)).astype(x.dtype, copy=False)
+
+
+def _bce_backward_x_vjp(gg, g, x, y):
+    return gg * g * (x * x - x * y * 2 + y) / ((x + _BCE_EPS) ** 2 * (1 - x + _BCE_EPS) ** 2)
+
+
+_bce_backward = defop("binary_cross_entropy_backward", _bce_backward_fwd,
+                      lambda gg, res, g, x, y: gg * (x - y) / ((x + _BCE_EPS) * (1 - x + _BCE_EPS)),
+                      lambda gg, res, g, x, y: _bce_backward_x_vjp(gg, g, x, y),
+                      lambda gg, res, g, x, y: -gg * g / ((x + _BCE_EPS) * (1 - x + _BCE_EPS)))
+
+
+def binary_cross_entropy_pointwise(input, target):
+    """``-(y log x + (1 - y) log(1 - x))`` elementwise, as PyTorch's (see above); the checks,
+    weight and reduction are ``nn.functional.binary_cross_entropy``'s."""
+    return apply(_bce, input, target)

@@ -151,27 +151,34 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tens
     return _finish(np.full(_size((size,)), fill_value, _dtype.to_dtype(dtype)), requires_grad)
 
 
+# The *_like functions take PyTorch's keywords: dtype, device, requires_grad, and layout /
+# memory_format, which change nothing here (every tapegrad tensor is strided and contiguous).
 @public
-def zeros_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
+def zeros_like(input, dtype=None, device=None, requires_grad=False, *, layout=None, memory_format=None) -> Tensor:
     """Zeros with ``input``'s shape (and dtype unless given)."""
+    _check_device(device)
     return _finish(np.zeros(input.shape, _dt(dtype, input.dtype)), requires_grad)
 
 
 @public
-def ones_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
+def ones_like(input, dtype=None, device=None, requires_grad=False, *, layout=None, memory_format=None) -> Tensor:
     """Ones with ``input``'s shape (and dtype unless given)."""
+    _check_device(device)
     return _finish(np.ones(input.shape, _dt(dtype, input.dtype)), requires_grad)
 
 
 @public
-def empty_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
+def empty_like(input, dtype=None, device=None, requires_grad=False, *, layout=None, memory_format=None) -> Tensor:
     """A tensor with ``input``'s shape (and dtype unless given), zero-filled."""
+    _check_device(device)
     return _finish(np.empty(input.shape, _dt(dtype, input.dtype)), requires_grad)
 
 
 @public
-def full_like(input, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+def full_like(input, fill_value, dtype=None, device=None, requires_grad=False, *, layout=None,
+              memory_format=None) -> Tensor:
     """``fill_value`` with ``input``'s shape (and dtype unless given)."""
+    _check_device(device)
     return _finish(np.full(input.shape, fill_value, _dt(dtype, input.dtype)), requires_grad)
 
 
@@ -195,7 +202,14 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
     """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
     _check_device(device)
-    return _finish(np.linspace(start, end, int(steps)).astype(_dt(dtype)), requires_grad)
+    return _finish(np.linspace(start, end, int(steps)).astype(_spaced_dt(dtype, "linspace")), requires_grad)
+
+
+def _spaced_dt(dtype, opname):
+    d = _dt(dtype)
+    if d == np.bool_:  # PyTorch: '"linspace_cpu" not implemented for 'Bool''
+        raise NotImplementedError(f"{opname}: not implemented for dtype tapegrad.bool")
+    return d
 
 
 @public
@@ -205,11 +219,18 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _finish(np.eye(n, m, dtype=_dt(dtype)), requires_grad)
 
 
+def _float_dt(dtype, opname):
+    d = _dt(dtype)
+    if d.kind != "f":  # PyTorch: '"check_uniform_bounds" not implemented for 'Long''
+        raise RuntimeError(f"{opname}: samples need a floating dtype, got {_dtype.name(d)}")
+    return d
+
+
 @public
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform samples from [0, 1) of the given size."""
     _check_device(device)
-    d = _dt(dtype)
+    d = _float_dt(dtype, "rand")
     return _finish(_random.rng(generator).random(_size(size), dtype=np.float64).astype(d), requires_grad)
 
 
@@ -217,7 +238,7 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) ->
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Standard normal samples of the given size."""
     _check_device(device)
-    d = _dt(dtype)
+    d = _float_dt(dtype, "randn")
     return _finish(_random.rng(generator).standard_normal(_size(size)).astype(d), requires_grad)
 
 
@@ -243,23 +264,32 @@ def randperm(n, generator=None, dtype=None, device=None, requires_grad=False) ->
 
 
 @public
-def rand_like(input, dtype=None, requires_grad=False) -> Tensor:
-    """Uniform samples from [0, 1) with ``input``'s shape."""
-    return rand(*input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
+def rand_like(input, dtype=None, requires_grad=False, *, generator=None, device=None, layout=None,
+              memory_format=None) -> Tensor:
+    """Uniform samples from [0, 1) with ``input``'s shape (and dtype unless given)."""
+    return rand(*input.shape, generator=generator, dtype=dtype or input.dtype, device=device,
+                requires_grad=requires_grad)
 
 
 @public
-def randn_like(input, dtype=None, requires_grad=False) -> Tensor:
-    """Standard normal samples with ``input``'s shape."""
-    return randn(*input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
+def randn_like(input, dtype=None, requires_grad=False, *, generator=None, device=None, layout=None,
+               memory_format=None) -> Tensor:
+    """Standard normal samples with ``input``'s shape (and dtype unless given)."""
+    return randn(*input.shape, generator=generator, dtype=dtype or input.dtype, device=device,
+                 requires_grad=requires_grad)
 
 
 @public
-def randint_like(input, low, high=None, dtype=None) -> Tensor:
-    """Random integers in [low, high) with ``input``'s shape."""
+def randint_like(input, low=0, high=None, dtype=None, *, generator=None, device=None, requires_grad=False,
+                 layout=None, memory_format=None) -> Tensor:
+    """Random integers in [low, high) with ``input``'s shape (and dtype unless given):
+    ``randint_like(t, high)``, ``randint_like(t, high=h)`` or ``randint_like(t, low, high)``."""
     if high is None:
+        if low == 0:
+            raise TypeError("randint_like() missing required argument 'high'")
         low, high = 0, low
-    return randint(low, high, tuple(input.shape), dtype=dtype or input.dtype)
+    return randint(low, high, tuple(input.shape), generator=generator, dtype=dtype or input.dtype, device=device,
+                   requires_grad=requires_grad)
 
 
 @public
@@ -292,7 +322,7 @@ def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None) -> Tensor:
 @public
 def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_grad=False):
     """``steps`` points ``base ** linspace(start, end)``."""
-    d = _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype()
+    d = _spaced_dt(dtype, "logspace")
     t = Tensor._wrap(np.power(float(base), np.linspace(float(start), float(end), int(steps))).astype(d))
     return t.requires_grad_() if requires_grad else t
 

@@ -49,6 +49,45 @@ def _mm_grad_b(g, a, b):
     return (g.mT @ a).mT if g.ndim == 2 and _transposed(b) else a.mT @ g
 
 
+# PyTorch's products never promote: float32 @ float64 (or float @ int) raises where elementwise
+# ops would promote. Its messages name dtypes two ways: the C++ type ("float != double") in the
+# GEMM check, the ScalarType ("Float") elsewhere.
+_CPP_NAME = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int", "int32": "int",
+             "int16": "short int", "int8": "signed char", "uint8": "unsigned char", "bool": "bool"}
+_SCALAR_NAME = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
+                "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+
+
+def cpp_name(t):
+    return _CPP_NAME.get(t.dtype.name, t.dtype.name)
+
+
+def scalar_name(t):
+    return _SCALAR_NAME.get(t.dtype.name, t.dtype.name)
+
+
+def _check_same_dtype(a, b):
+    """matmul's operands, with the message PyTorch gives for the kernel it would pick."""
+    if a.dtype == b.dtype:
+        return
+    if a.ndim == 1 and b.ndim == 1:
+        raise RuntimeError(f"dot : expected both vectors to have same dtype, but found {scalar_name(a)} and "
+                           f"{scalar_name(b)}")
+    if b.ndim == 1 and a.ndim == 2:
+        raise RuntimeError(f"addmv input tensors must have the same dtype, but got {scalar_name(b)}, "
+                           f"{scalar_name(a)}, and {scalar_name(b)}")
+    if b.ndim > 2:
+        raise RuntimeError(f"expected scalar type {scalar_name(a)} but found {scalar_name(b)}")
+    raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {cpp_name(a)} != {cpp_name(b)}")
+
+
+def _check_self_dtype(input, mat2):
+    """The ``input`` of addmm and its family against the product's second operand, as PyTorch checks first."""
+    if isinstance(input, Tensor) and isinstance(mat2, Tensor) and input.dtype != mat2.dtype:
+        raise RuntimeError(f"self and mat2 must have the same dtype, but got {scalar_name(input)} and "
+                           f"{scalar_name(mat2)}")
+
+
 _matmul = defop("matmul", _mm_fwd,
                 lambda g, out, a, b: _mm_grad_a(g, a, b),
                 lambda g, out, a, b: _mm_grad_b(g, a, b))
@@ -56,11 +95,15 @@ _matmul = defop("matmul", _mm_fwd,
 
 @public(method=True, out=True)
 def matmul(input, other):
-    """Matrix product with numpy's ``matmul`` rules (1-D, 2-D, batched, broadcast batch dims)."""
+    """Matrix product with numpy's ``matmul`` rules (1-D, 2-D, batched, broadcast batch dims);
+    both operands of one dtype, as in PyTorch."""
+    if isinstance(input, Tensor) and isinstance(other, Tensor):
+        _check_same_dtype(input, other)
     a, b = pair(input, other, "matmul")
     if a.ndim == 0 or b.ndim == 0:
         raise RuntimeError(f"matmul: both arguments need at least 1 dimension, got {a.ndim}D and {b.ndim}D")
-    ka, kb = a.shape[-1], (b.shape[0] if b.ndim == 1 else b.shape[-2])
+    sa, sb = a._data.shape, b._data.shape  # plain tuples: the hot path skips building Size
+    ka, kb = sa[-1], (sb[0] if b.ndim == 1 else sb[-2])
     if ka != kb:
         raise RuntimeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied "
                            f"({ka} != {kb})")
@@ -113,8 +156,8 @@ def dot(input, other):
         raise RuntimeError(f"dot: inconsistent tensor size, expected tensors of equal length, got "
                            f"{tuple(input.shape)} and {tuple(other.shape)}")
     if input.dtype != other.dtype:
-        raise RuntimeError(f"dot: expected both vectors to have same dtype, but found {input.dtype} and "
-                           f"{other.dtype}")
+        raise RuntimeError(f"dot : expected both vectors to have same dtype, but found {scalar_name(input)} and "
+                           f"{scalar_name(other)}")
     return matmul(input, other)
 
 
@@ -151,6 +194,7 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     """``beta * input + alpha * (mat1 @ mat2)`` (``input`` broadcasts to the product's shape)."""
     _check_nd(mat1, 2, "addmm", "mat1")
     _check_nd(mat2, 2, "addmm", "mat2")
+    _check_self_dtype(input, mat2)
     prod = matmul(mat1, mat2)
     _check_broadcast(input, prod, "addmm")
     return _scaled_sum(input, prod, beta, alpha)
@@ -159,6 +203,9 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1):
 @public(out=True)
 def addmv(input, mat, vec, *, beta=1, alpha=1):
     """``beta * input + alpha * (mat @ vec)``."""
+    if isinstance(input, Tensor) and not input.dtype == mat.dtype == vec.dtype:
+        raise RuntimeError(f"addmv input tensors must have the same dtype, but got {scalar_name(input)}, "
+                           f"{scalar_name(mat)}, and {scalar_name(vec)}")
     prod = mv(mat, vec)
     _check_broadcast(input, prod, "addmv")
     return _scaled_sum(input, prod, beta, alpha)
@@ -169,7 +216,8 @@ def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
     """``beta * input + alpha * (batch1 @ batch2)`` for 3-D batches."""
     _check_nd(batch1, 3, "baddbmm", "batch1")
     _check_nd(batch2, 3, "baddbmm", "batch2")
-    prod = _linalg_bmm(batch1, batch2)
+    prod = _linalg_bmm(batch1, batch2)  # PyTorch checks the batches first
+    _check_self_dtype(input, batch2)
     _check_broadcast(input, prod, "baddbmm")
     return _scaled_sum(input, prod, beta, alpha)
 
@@ -178,6 +226,7 @@ def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
     """``beta * input + alpha * sum_b(batch1[b] @ batch2[b])``."""
     _check_nd(batch1, 3, "addbmm", "batch1")
+    _check_self_dtype(input, batch2)
     prod = _linalg_bmm(batch1, batch2).sum(0)
     _check_broadcast(input, prod, "addbmm")
     return _scaled_sum(input, prod, beta, alpha)
@@ -213,8 +262,9 @@ def einsum(equation, *operands):
     lhs, arrow, out = eq.partition("->")
     terms = lhs.split(",")
     if len(terms) != len(operands):
-        raise ValueError(f"einsum(): {len(terms)} operand subscripts in {equation!r} but {len(operands)} "
-                         f"operands were given")
+        raise RuntimeError(f"einsum(): {'fewer' if len(operands) < len(terms) else 'more'} operands were provided "
+                           f"than specified in the equation ({len(terms)} operand subscripts in {equation!r}, "
+                           f"{len(operands)} operands given)")
     operands = _promote(operands)
     # '...' becomes private labels (upper-case-free letters are the user's), right-aligned
     free = [c for c in string.ascii_uppercase + string.ascii_lowercase if c not in eq]
@@ -262,10 +312,10 @@ def _promote(operands):
     for i, t in enumerate(operands):
         if not isinstance(t, Tensor):
             raise TypeError(f"einsum(): operand {i} is a {type(t).__name__}, not a Tensor")
-    d = operands[0].dtype
-    for t in operands[1:]:
-        d = pair(Tensor._wrap(np.empty((0,), d)), t, "einsum")[0].dtype
-    return [t.to(d) for t in operands]
+    for t in operands[1:]:  # PyTorch's einsum never promotes
+        if t.dtype != operands[0].dtype:
+            raise RuntimeError(f"expected scalar type {scalar_name(operands[0])} but found {scalar_name(t)}")
+    return operands
 
 
 def _take_diagonals(t, s):
@@ -311,6 +361,9 @@ def _contract(sa, a, sb, b, later, sizes):
 @public(out=True)
 def tensordot(a, b, dims=2):
     """Contract ``a``'s last ``dims`` dims with ``b``'s first (or the listed dim pairs)."""
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"both inputs should have same dtype (tensordot: got {scalar_name(a)} and "
+                           f"{scalar_name(b)})")
     if isinstance(dims, Tensor):
         dims = dims.tolist()
     if isinstance(dims, (builtins.int, np.integer)):

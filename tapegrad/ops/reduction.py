@@ -273,7 +273,7 @@ def _reduce_select(input, dim, keepdim, argfn, op, name):
     return getattr(return_types, name)(values, Tensor._wrap(idx if keepdim or not input.ndim else idx.squeeze(d)))
 
 
-@public(out=True)
+@public(method=True, out=True)
 def max(input, dim=None, keepdim=False, *, other=None):
     """``max(x)``: the largest value; ``max(x, dim)``: ``(values, indices)``; ``max(x, y)``: maximum."""
     if isinstance(dim, Tensor) or other is not None:
@@ -283,7 +283,7 @@ def max(input, dim=None, keepdim=False, *, other=None):
     return _reduce_select(input, dim, keepdim, _nan_argmax, _max_dim, "max")
 
 
-@public(out=True)
+@public(method=True, out=True)
 def min(input, dim=None, keepdim=False, *, other=None):
     """``min(x)``: the smallest value; ``min(x, dim)``: ``(values, indices)``; ``min(x, y)``: minimum."""
     if isinstance(dim, Tensor) or other is not None:

@@ -17,6 +17,10 @@ The rules, in one place:
 * **in-place** (``exp_``): the op computed out of place and written into ``self`` by
   ``inplace.inplace``, which bumps the version counter and, while recording, records the op and
   moves ``self`` onto its node. Generated with the op's exact signature.
+* **axis=** / **keepdims=**: numpy's names, which PyTorch's native functions accept for ``dim`` /
+  ``keepdim`` (``torch.sum(x, axis=0)``); every declared op with such a parameter takes them,
+  through a generated wrapper (one frame) on its public surface only; the ops call each other
+  without it.
 * **out=** (``tapegrad.exp(x, out=y)``): the top-level function gains a keyword ``out``; the result
   is cast (PyTorch's same-kind rule) and written into ``out``, resized if its shape differs.
   Refused when autograd would need the result. Methods never take ``out=``, so they skip it.
@@ -25,6 +29,7 @@ Python's operators (``__add__``, ...) stay written out in ``tensor.py``.
 """
 from __future__ import annotations
 
+import builtins
 import inspect
 import linecache
 import os
@@ -52,12 +57,13 @@ def public(*fns, method: bool = False, inplace: bool = False, out: bool = False,
     """
     if not fns:
         return lambda fn: public(fn, method=method, inplace=inplace, out=out, name=name, doc=doc)
-    for fn in fns:
+    for op in fns:
         if doc is not None:
-            fn.__doc__ = doc
-        n = name or fn.__name__
+            op.__doc__ = doc
+        n = name or op.__name__
         if n in FUNCTIONS:
             raise ValueError(f"public: {n!r} is declared twice")
+        fn = _with_aliases(op, n)
         FUNCTIONS[n] = _with_out(fn, n) if out else fn
         PLAIN[n] = fn
         if method:
@@ -124,6 +130,70 @@ def _generate(fn, name, source, namespace):
     made = namespace[name]
     made.__module__ = fn.__module__
     made.__qualname__ = name
+    return made
+
+
+_ALIASES = {"dim": "axis", "keepdim": "keepdims"}
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self):
+        return "<not given>"
+
+
+_NOT_GIVEN = _Missing()
+
+
+def _with_aliases(fn, name):
+    """``fn`` taking ``axis=`` for ``dim`` and ``keepdims=`` for ``keepdim`` (as keywords), or
+    ``fn`` itself when it has neither parameter."""
+    sig = inspect.signature(fn)
+    ps = list(sig.parameters.values())
+    names = [p.name for p in ps]
+    aliased = [(p, a) for p, a in _ALIASES.items() if p in names and a not in names]
+    if not aliased or any(p.kind in (p.VAR_KEYWORD, p.POSITIONAL_ONLY) for p in ps):
+        return fn
+    # a required parameter from the first aliased one on becomes optional (``cumsum(x, axis=0)``
+    # leaves ``dim`` out), and is checked in the body instead
+    first = builtins.min(names.index(p) for p, _ in aliased)
+    params, args, defaults, required, star = [], [], {}, [], False
+    for i, p in enumerate(ps):
+        if p.kind is p.VAR_POSITIONAL:
+            params.append("*" + p.name)
+            args.append("*" + p.name)
+            star = True
+            continue
+        if p.kind is p.KEYWORD_ONLY and not star:
+            params.append("*")
+            star = True
+        if p.default is not p.empty:
+            defaults[f"_d_{p.name}"] = p.default
+            params.append(f"{p.name}=_d_{p.name}")
+        elif i >= first and p.kind is not p.KEYWORD_ONLY:
+            required.append(p.name)
+            params.append(f"{p.name}=_NOT_GIVEN")
+        else:
+            params.append(p.name)
+        args.append(f"{p.name}={p.name}" if p.kind is p.KEYWORD_ONLY else p.name)
+    if not star:
+        params.append("*")
+    body = []
+    for p, a in aliased:
+        params.append(f"{a}=_NOT_GIVEN")
+        given = f"{p} is not _NOT_GIVEN" if p in required else f"{p} is not _d_{p}"
+        body += [f"    if {a} is not _NOT_GIVEN:",
+                 f"        if {given}:",
+                 f"            raise TypeError(\"{name}() got values for both '{p}' and its alias '{a}'\")",
+                 f"        {p} = {a}"]
+    for p in required:
+        body += [f"    if {p} is _NOT_GIVEN:",
+                 f"        raise TypeError(\"{name}() missing required argument '{p}'\")"]
+    source = (f"def {name}({', '.join(params)}):\n" + "\n".join(body) + "\n"
+              f"    return _fn({', '.join(args)})\n")
+    made = _generate(fn, name, source, dict(defaults, _NOT_GIVEN=_NOT_GIVEN))
+    made.__doc__ = fn.__doc__
     return made
 
 

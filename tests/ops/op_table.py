@@ -1585,3 +1585,23 @@ errors("conv2d", lambda M: F(M).conv2d(M.zeros(1, 3, 6, 6), M.zeros(2, 4, 3, 3))
 errors("conv_transpose2d", lambda M: F(M).conv_transpose2d(M.zeros(1, 4, 4, 4), M.zeros(4, 2, 3, 3), output_padding=1))
 errors("max_pool2d", lambda M: F(M).max_pool2d(M.zeros(1, 1, 5, 5), 3, padding=2),
        lambda M: F(M).max_pool2d(M.zeros(1, 1, 2, 2), 3))
+
+
+# ---------------------------------------------------------------- binary cross entropy (PyTorch's saturation rules)
+@entry("binary_cross_entropy", "binary_cross_entropy_backward", gradgrad=True)
+def _bce(draw):
+    shape = draw(NONEMPTY_SHAPES)
+    x = arr(draw, shape, "pos") * 0.4 + 0.02   # inside (0.1, 0.9)
+    y = arr(draw, shape, "pos") / 2
+    return Sample(lambda M, a, b: F(M).binary_cross_entropy(a, b, reduction="none"), [x, y],
+                  lambda a, b: -(b * np.log(a) + (1 - b) * np.log1p(-a)))
+
+
+info("binary_cross_entropy_backward").op = "binary_cross_entropy"
+_SAT_X, _SAT_Y = np.array([0.0, 1.0, 1e-30, 0.5, 1e-7, 1 - 1e-7]), np.array([1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
+cases("binary_cross_entropy",
+      # saturated probabilities: logs clamped at -100, gradient denominators at 1e-12 (x = 0 gives -1e12, not nan)
+      Case(lambda M, x, y: F(M).binary_cross_entropy(x, y.detach(), reduction="none"), [_SAT_X, _SAT_Y], double=True),
+      Case(lambda M, x, y, w: F(M).binary_cross_entropy(x, y.detach(), w.detach()), [_SAT_X, _SAT_Y, P2[0, :3].repeat(2)],
+           double=True),
+      Case(lambda M, x, y: F(M).binary_cross_entropy(M.sigmoid(x), y, reduction="sum"), [A, Q2], double=True))

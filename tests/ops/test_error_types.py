@@ -1,0 +1,38 @@
+"""Bad input raises PyTorch's exception type (code written against PyTorch catches that type):
+a bad rounding_mode, a wrong-shaped class-index target, einsum arity, linspace to bool."""
+import pytest
+
+import tapegrad
+
+CALLS = {
+    "div_rounding_mode": (RuntimeError, lambda M: M.div(M.ones(2), 2, rounding_mode="round")),
+    "method_rounding_mode": (RuntimeError, lambda M: M.ones(2).div(M.ones(2), rounding_mode="bad")),
+    "cross_entropy_2d_target": (RuntimeError, lambda M: M.nn.functional.cross_entropy(M.ones(2, 3), M.zeros(2, 2, dtype=M.int64))),
+    "nll_loss_2d_target": (RuntimeError, lambda M: M.nn.functional.nll_loss(M.ones(2, 3), M.zeros(2, 2, dtype=M.int64))),
+    "cross_entropy_spatial_target": (RuntimeError, lambda M: M.nn.functional.cross_entropy(M.ones(2, 3, 4), M.zeros(2, 5, dtype=M.int64))),
+    "cross_entropy_prob_target": (RuntimeError, lambda M: M.nn.functional.cross_entropy(M.ones(2, 3), M.zeros(2, 4))),
+    "cross_entropy_batch": (ValueError, lambda M: M.nn.functional.cross_entropy(M.ones(2, 3), M.zeros(3, dtype=M.int64))),
+    "einsum_fewer": (RuntimeError, lambda M: M.einsum("ij,jk->ik", M.ones(2, 3))),
+    "einsum_more": (RuntimeError, lambda M: M.einsum("ij->ij", M.ones(2, 3), M.ones(2, 3))),
+    "linspace_bool": (NotImplementedError, lambda M: M.linspace(0, 1, 5, dtype=M.bool)),
+    "logspace_bool": (NotImplementedError, lambda M: M.logspace(0, 1, 5, dtype=M.bool)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_raises_pytorchs_type(name):
+    expected, call = CALLS[name]
+    with pytest.raises(expected) as e:
+        call(tapegrad)
+    assert type(e.value) is expected
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_same_type_as_torch(name):
+    torch = pytest.importorskip("torch")
+    types = []
+    for M in (tapegrad, torch):
+        with pytest.raises(Exception) as e:
+            CALLS[name][1](M)
+        types.append(type(e.value))
+    assert types[0] is types[1]
