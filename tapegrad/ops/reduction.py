@@ -365,6 +365,11 @@ def _norm2_vjp(g, out, x, dims, keepdim):
 _norm2 = defop("norm2", _norm2_fwd, _norm2_vjp, saves_output=True)
 
 
+# the count of nonzeros, in the graph with a zero gradient: PyTorch's result requires grad too
+_norm0 = defop("norm0", lambda x, dims, keepdim: np.count_nonzero(x, axis=dims, keepdims=keepdim).astype(x.dtype),
+               lambda g, out, x, dims, keepdim: const(np.zeros(x.shape), g.dtype), saves=())
+
+
 @public(method=True, out=True)
 def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     """Vector p-norm over ``dim`` (all by default): p = 2 / 'fro', 1, inf, -inf, 0 or any number."""
@@ -386,7 +391,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     if p == -np.inf:
         return amin(abs(input), dims, keepdim)
     if p == 0:
-        return sum((input != 0).to(input.dtype), dims, keepdim)
+        return apply(_norm0, input, dims=dims, keepdim=keepdim)
     return pow(sum(pow(abs(input), p), dims, keepdim), 1.0 / p)
 
 

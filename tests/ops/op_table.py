@@ -237,6 +237,11 @@ for _n in ("true_divide", "floor_divide", "remainder", "fmod", "eq", "ne", "lt",
     info(_n).family = "binary"
 
 
+_binary("copysign", call("copysign"), np.copysign, "nonzero", "nonzero")
+cases("copysign", Case(lambda M, x, y: M.copysign(x, y) + M.copysign(x, -0.0),  # the sign's gradient: zeros
+                       [np.array([1.0, 0.0, -0.0, -3.0, 2.0]), np.array([-1.0, 2.0, -0.0, 0.0, np.inf])]))
+
+
 @entry("remainder", "fmod")
 def _remainder(draw):
     shape = draw(SHAPES)
@@ -1388,6 +1393,17 @@ cases("matrix_rank", Case(lambda M, a: [M.linalg.matrix_rank(a, **kw) for kw in 
     {}, {"hermitian": True}, {"atol": 2.5}, {"rtol": 0.5})], [np.diag([3.0, 2.0, 1e-20, 0.0])]),
       Case(lambda M, a: (lambda r: (r.rank, tuple(r.residuals.shape), tuple(r.singular_values.shape)))(
           M.linalg.lstsq(a, a[..., :1].detach())), [TALL]))
+
+
+@entry("norm0", op="linalg.vector_norm")
+def _norm0(draw):
+    """ord=0 counts the nonzeros: its gradient is zero (drawn values stay away from 0)."""
+    x = arr(draw, draw(SHAPES), "nonzero")
+    dim, keep = dims_and_keepdim(draw, x.ndim)
+    return Sample(lambda M, t: M.linalg.vector_norm(t, 0, dim, keep), [x],
+                  lambda a: np.count_nonzero(a, axis=np_dims(dim, a.ndim), keepdims=keep).astype(a.dtype))
+
+
 info("linalg_norm").op, info("matrix_power").op, info("matrix_rank").op = "linalg.norm", "linalg.matrix_power", \
     "linalg.matrix_rank"
 errors("inverse", lambda M: M.inverse(M.zeros(2, 3)), lambda M: M.linalg.inv(M.tensor(SING)))

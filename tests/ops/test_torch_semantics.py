@@ -87,3 +87,31 @@ def test_shifts_and_bitwise_ops_refuse_floats_and_shifts_refuse_bools():
         _raises_like(call)
     with pytest.raises(NotImplementedError, match="bitwise_left_shift"):
         tg.tensor([1.5]) << 1
+
+
+# ---------------------------------------------------------------- gradients of constant-valued results
+def test_copysign_gives_the_sign_input_a_zero_gradient():
+    x, y = tg.tensor([1.0, 0.0, -3.0], requires_grad=True), tg.tensor([-1.0, 2.0, 0.0], requires_grad=True)
+    tg.copysign(x, y).sum().backward()
+    assert y.grad is not None and y.grad.tolist() == [0.0, 0.0, 0.0]
+    assert x.grad.tolist() == [-1.0, 0.0, -1.0]
+
+
+def test_constant_valued_results_require_grad_as_in_torch():
+    a = tg.tensor([[2.0, 1.0], [0.5, 3.0]], requires_grad=True)
+    v = tg.tensor([0.0, float("nan"), 2.0], requires_grad=True)
+    outs = [tg.linalg.matrix_power(a, 0), tg.linalg.vector_norm(v, 0), tg.linalg.slogdet(a).sign]
+    assert all(o.requires_grad for o in outs)
+    assert outs[0].tolist() == [[1.0, 0.0], [0.0, 1.0]] and outs[1].item() == 2.0
+    sum(o.sum() for o in outs).backward()
+    assert not a.grad.numpy().any() and not v.grad.numpy().any()
+
+
+def test_heaviside_refuses_mixed_dtypes_and_scalar_values():
+    for call in (lambda M: M.heaviside(M.tensor([True, False]), M.tensor([1])),
+                 lambda M: M.heaviside(M.tensor([1.0]), M.tensor([1.0], dtype=M.float64)),
+                 lambda M: M.heaviside(M.tensor([1.0]), 0.5)):
+        _raises_like(call)
+    torch = _torch()
+    f = lambda M: M.heaviside(M.tensor([-1, 0, 2, 0]), M.tensor([7, 7, 7, 9]))  # noqa: E731
+    _same(f(tg), f(torch))
