@@ -468,7 +468,7 @@ def _torch_prod(dim, keep):
     return (lambda M, t: M.prod(t)) if dim is None and not keep else False
 
 
-@entry("prod")
+@entry("prod", gradgrad=True)
 def _prod(draw):
     """Exact zeros included: the gradient is the product of the others (a polynomial, so exact)."""
     x = arr(draw, draw(SHAPES))
@@ -487,9 +487,11 @@ def _prod_nonzero(draw):
                   torch_fn=_torch_prod(dim, keep))
 
 
-cases("prod", Case(lambda M, x: M.prod(x, 1), [Z], double=True,
-                   known_failure="prod's VJP is not differentiable at exact zeros: tapegrad's second derivative "
-                                 "misses the terms through a zero factor"),
+# rows of Z hold one zero, two zeros and none: the second derivative passes through the zero factors
+cases("prod", Case(lambda M, x: M.prod(x, 1), [Z], double=True),
+      Case(lambda M, x: M.prod(x, 0, keepdim=True), [Z], double=True),
+      Case(lambda M, x: M.prod(x), [np.array([2.0, 0.0, 3.0, 0.5])], double=True),
+      Case(lambda M, x: M.prod(x), [np.array([2.0, 0.0, 3.0, 0.0])], double=True),
       Case(lambda M, x: M.prod(x), [np.array([2.0, 0.0, 3.0])]))
 
 
@@ -560,6 +562,18 @@ def _cumprod_zeros(draw):
 
 
 cases("cumprod", Case(lambda M, x: M.cumprod(x, 1), [A2], double=True), grad_rtol=1e-9)
+
+
+@entry("logcumsumexp", gradgrad=True)
+def _logcumsumexp(draw):
+    x = arr(draw, draw(SHAPES)) * 3
+    d = one_dim(draw, x.ndim)
+    return Sample(lambda M, t: M.logcumsumexp(t, d), [x], lambda a: np.logaddexp.accumulate(a, axis=d) if a.ndim else a)
+
+
+# each prefix stable on its own: a later large element must not swamp the earlier ones
+cases("logcumsumexp", Case(lambda M, x: M.logcumsumexp(x, 0), [np.array([0.0, 100.0, -50.0, 101.0])], double=True),
+      Case(lambda M, x: M.logcumsumexp(x * 40, 1), [A2], double=True), grad_rtol=1e-9)
 cases("cumprod_zeros", Case(lambda M, x: M.cumprod(x, 1) + M.cumprod(x, 0), [Z2]), grad_rtol=1e-9)
 
 
