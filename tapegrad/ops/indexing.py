@@ -262,18 +262,20 @@ _scatter = defop("scatter", _scatter_fwd,
 def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     """``out = input.clone(); out[index[i][j]][j] = src[i][j]`` (for dim 0); ``src`` may be a scalar.
 
-    With repeated indices the element written is unspecified (as in PyTorch).
+    With repeated indices the element written is unspecified (as in PyTorch). PyTorch's deprecated
+    ``reduce='add'``/``'multiply'`` accumulate repeats, as ``scatter_reduce`` with 'sum'/'prod' and
+    ``include_self=True``; their gradients (which PyTorch does not implement) are scatter_reduce's.
     """
     if src is None:
         src = value
     if src is None:
         raise TypeError("scatter(): expected src (a tensor) or value (a number)")
-    if reduce == "add":
-        if not isinstance(src, Tensor):
-            src = Tensor._wrap(np.broadcast_to(np.asarray(src, input.dtype), index.shape))
-        return scatter_add(input, dim, index, src)
     if reduce is not None:
-        raise NotImplementedError(f"scatter(): reduce={reduce!r} is not supported (use None or 'add')")
+        if reduce not in ("add", "multiply"):
+            raise RuntimeError(f"scatter(): reduce argument must be either add or multiply, got {reduce!r}")
+        if not isinstance(src, Tensor):
+            src = Tensor._wrap(np.full(tuple(index.shape), src, dtype=input._data.dtype))
+        return scatter_reduce(input, dim, index, src, "sum" if reduce == "add" else "prod")
     src, d, idx = _scatter_args(input, dim, index, src, "scatter")
     return apply(_scatter, input, src, dim=d, index=idx)
 

@@ -52,7 +52,8 @@ def test_shifts_match_torch_for_every_count_including_negative_and_too_large(dty
 def test_shift_operator_forms_promotion_and_in_place():
     torch = _torch()
     forms = [lambda M: 3 << M.tensor([1, 2]), lambda M: 64 >> M.tensor([1, 2]),
-             lambda M: M.tensor([True, False]) << 1, lambda M: M.tensor([2, 3], dtype=M.int32) << M.tensor([1, 2], dtype=M.uint8),
+             lambda M: M.tensor([True, False]) << 1,
+             lambda M: M.tensor([2, 3], dtype=M.int32) << M.tensor([1, 2], dtype=M.uint8),
              lambda M: M.tensor([2, 3], dtype=M.uint8) << M.tensor([1, 2], dtype=M.int8),
              lambda M: M.bitwise_right_shift(M.tensor([-7, 9], dtype=M.int16), M.tensor(1, dtype=M.int16))]
     for f in forms:
@@ -115,3 +116,34 @@ def test_heaviside_refuses_mixed_dtypes_and_scalar_values():
     torch = _torch()
     f = lambda M: M.heaviside(M.tensor([-1, 0, 2, 0]), M.tensor([7, 7, 7, 9]))  # noqa: E731
     _same(f(tg), f(torch))
+
+
+# ---------------------------------------------------------------- scatter(reduce=)
+def _scatter_calls():
+    index = [[0, 0, 1], [2, 3, 3]]
+    src = np.arange(1.0, 7.0, dtype=np.float32).reshape(2, 3)
+    return [lambda M: M.full((2, 4), 2.0).scatter(1, M.tensor(index), M.tensor(src), reduce="multiply"),
+            lambda M: M.full((2, 4), 2.0).scatter(1, M.tensor(index), M.tensor(src), reduce="add"),
+            lambda M: M.full((2, 4), 2.0).scatter(1, M.tensor(index), 3.0, reduce="multiply"),
+            lambda M: M.scatter(M.full((2, 4), 2.0), 1, M.tensor(index), value=-1.5, reduce="add"),
+            lambda M: M.full((3, 2), 2, dtype=M.int64).scatter_(0, M.tensor([[0, 2], [0, 0]]), 3, reduce="multiply"),
+            lambda M: M.full((3, 2), 2, dtype=M.int32).scatter_(
+                0, M.tensor([[0, 2], [0, 0]]), M.tensor([[5, 6], [7, 8]], dtype=M.int32), reduce="add")]
+
+
+@pytest.mark.filterwarnings("ignore:The reduce argument of torch.scatter")
+@pytest.mark.parametrize("i", range(6))
+def test_scatter_reduce_add_and_multiply_accumulate_repeats_as_torch(i):
+    torch = _torch()
+    call = _scatter_calls()[i]
+    _same(call(tg), call(torch))
+
+
+def test_scatter_reduce_gradients_and_bad_reduce():
+    index = tg.tensor([[0, 0, 1], [2, 3, 3]])
+    x = tg.tensor(np.random.default_rng(0).uniform(0.5, 2, (2, 4)), requires_grad=True)
+    s = tg.tensor(np.random.default_rng(1).uniform(0.5, 2, (2, 3)), requires_grad=True)
+    for reduce in ("add", "multiply"):
+        assert tg.autograd.gradcheck(lambda a, b: a.scatter(1, index, b, reduce=reduce), [x, s])
+        assert tg.autograd.gradgradcheck(lambda a, b: a.scatter(1, index, b, reduce=reduce), [x, s])
+    _raises_like(lambda M: M.zeros(2, 4).scatter(1, M.tensor([[0]]), 1.0, reduce="sum"))
