@@ -147,3 +147,45 @@ def test_scatter_reduce_gradients_and_bad_reduce():
         assert tg.autograd.gradcheck(lambda a, b: a.scatter(1, index, b, reduce=reduce), [x, s])
         assert tg.autograd.gradgradcheck(lambda a, b: a.scatter(1, index, b, reduce=reduce), [x, s])
     _raises_like(lambda M: M.zeros(2, 4).scatter(1, M.tensor([[0]]), 1.0, reduce="sum"))
+
+
+# ---------------------------------------------------------------- view(dtype)
+def _views():
+    return [lambda M: M.arange(6.0).view(M.int32), lambda M: M.arange(6.0).view(M.int16),
+            lambda M: M.arange(6.0).view(M.uint8), lambda M: M.arange(8, dtype=M.int16).reshape(2, 4).view(M.int32),
+            lambda M: M.arange(8, dtype=M.int16).reshape(2, 4).view(M.int64),
+            lambda M: M.arange(8, dtype=M.int16).reshape(2, 4).view(M.float64),
+            lambda M: M.arange(12, dtype=M.int16).reshape(3, 4)[:, :2].view(M.int32),
+            lambda M: M.arange(12, dtype=M.int16).reshape(3, 4)[:, :2].view(M.int8),
+            lambda M: M.tensor([True, False]).view(M.uint8), lambda M: M.tensor(3, dtype=M.int16).view(M.int16),
+            lambda M: M.tensor([1.5, -2.0], dtype=M.float64).view(M.int64),
+            lambda M: M.zeros(2, 0).view(M.int32), lambda M: M.tensor([1.0, 2.0], requires_grad=True).view(M.int32),
+            lambda M: M.tensor([1.0, 2.0], requires_grad=True).view(M.float32)]
+
+
+@pytest.mark.parametrize("i", range(14))
+def test_view_dtype_reinterprets_the_bits_as_torch(i):
+    torch = _torch()
+    call = _views()[i]
+    got, want = call(tg), call(torch)
+    _same(got, want)
+    assert got.requires_grad == want.requires_grad
+
+
+@pytest.mark.parametrize("call", [
+    lambda M: M.arange(6, dtype=M.int16).reshape(2, 3).view(M.int32),             # size(-1) not divisible
+    lambda M: M.arange(8, dtype=M.int16).reshape(2, 4).t().view(M.int32),          # stride(-1) != 1
+    lambda M: M.arange(8, dtype=M.int16).reshape(2, 4).t().view(M.int8),
+    lambda M: M.arange(12, dtype=M.int16)[1:9].reshape(2, 4).view(M.int32),        # storage offset
+    lambda M: M.arange(12, dtype=M.int16).reshape(2, 6)[:, :4].view(M.int64),      # stride(0) not divisible
+    lambda M: M.tensor(3, dtype=M.int16).view(M.int8),                              # 0-d
+    lambda M: M.arange(6, dtype=M.int16).reshape(2, 3).t()[:, :1].view(M.int8)])
+def test_view_dtype_refuses_what_torch_refuses(call):
+    _raises_like(call)
+
+
+def test_view_dtype_shares_memory_and_the_version_counter():
+    w = tg.zeros(4, dtype=tg.int16)
+    v = w.view(tg.int8)
+    v[0] = 1
+    assert w.tolist() == [1, 0, 0, 0] and w._version[0] == 1
