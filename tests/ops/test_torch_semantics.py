@@ -189,3 +189,42 @@ def test_view_dtype_shares_memory_and_the_version_counter():
     v = w.view(tg.int8)
     v[0] = 1
     assert w.tolist() == [1, 0, 0, 0] and w._version[0] == 1
+
+
+# ---------------------------------------------------------------- max pooling of integer tensors
+def test_integer_max_pool2d_values_and_indices_match_torch():
+    """Drawn shapes, kernels, strides, paddings, dilations and ceil_mode; values near each dtype's
+    minimum too (padding must never win a tie), and windows that dilation carries past the input."""
+    torch = _torch()
+    rng = np.random.default_rng(0)
+    F = torch.nn.functional
+    for _ in range(120):
+        dt = str(rng.choice(["int64", "uint8", "int8", "int16", "int32"]))
+        H, W = rng.integers(1, 7, 2)
+        k, s, d = (tuple(int(v) for v in rng.integers(1, 4, 2)) for _ in range(3))
+        p = tuple(int(rng.integers(0, kk // 2 + 1)) for kk in k)
+        ceil = bool(rng.integers(2))
+        lo = np.iinfo(dt).min
+        a = rng.integers(lo, lo + 3 if rng.integers(2) else np.iinfo(dt).max, (2, 2, H, W), endpoint=True).astype(dt)
+        args = (k, s, p, d, ceil)
+        try:
+            want = F.max_pool2d(torch.tensor(a), *args, return_indices=True)
+        except RuntimeError:
+            with pytest.raises(RuntimeError):
+                tg.nn.functional.max_pool2d(tg.tensor(a), *args, return_indices=True)
+            continue
+        got = tg.nn.functional.max_pool2d(tg.tensor(a), *args, return_indices=True)
+        _same(got[0], want[0])
+        _same(got[1], want[1])
+        _same(tg.nn.functional.max_pool2d(tg.tensor(a[0]), *args), F.max_pool2d(torch.tensor(a[0]), *args))
+
+
+def test_integer_max_pool1d_matches_torch():
+    torch = _torch()
+    a = np.random.default_rng(1).integers(-9, 9, (2, 3, 7))
+    for kw in ({"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1}, {"kernel_size": 2, "dilation": 2,
+                                                                                   "ceil_mode": True}):
+        got = tg.nn.functional.max_pool1d(tg.tensor(a), return_indices=True, **kw)
+        want = torch.nn.functional.max_pool1d(torch.tensor(a), return_indices=True, **kw)
+        _same(got[0], want[0])
+        _same(got[1], want[1])
