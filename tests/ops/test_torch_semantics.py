@@ -228,3 +228,57 @@ def test_integer_max_pool1d_matches_torch():
         want = torch.nn.functional.max_pool1d(torch.tensor(a), return_indices=True, **kw)
         _same(got[0], want[0])
         _same(got[1], want[1])
+
+
+# ---------------------------------------------------------------- interpolate on uint8
+def test_uint8_bilinear_matches_torch_bit_for_bit():
+    """PyTorch's uint8 kernel (up to 4 channels on CPU) uses int16 fixed-point weights, the width pass
+    first, each rounded back to uint8: reproduced exactly, for drawn sizes, scales and align_corners."""
+    torch = _torch()
+    rng = np.random.default_rng(0)
+    for _ in range(80):
+        C, H, W = int(rng.integers(1, 5)), *(int(v) for v in rng.integers(1, 9, 2))
+        a = rng.integers(0, 256, (2, C, H, W)).astype(np.uint8)
+        kw = {"align_corners": bool(rng.integers(2))}
+        if rng.integers(2):
+            kw["size"] = tuple(int(v) for v in rng.integers(1, 13, 2))
+        else:
+            kw["scale_factor"] = tuple(float(v) for v in rng.choice([0.5, 0.7, 1.3, 2.0, 2.5], 2))
+            if min(int(n * s) for n, s in zip((H, W), kw["scale_factor"])) < 1:
+                continue
+        for mode in ("bilinear", "nearest", "nearest-exact"):
+            if mode != "bilinear":
+                kw.pop("align_corners", None)
+            _same(tg.nn.functional.interpolate(tg.tensor(a), mode=mode, **kw),
+                  torch.nn.functional.interpolate(torch.tensor(a), mode=mode, **kw))
+
+
+def test_uint8_bilinear_stays_within_one_of_the_exact_value():
+    """With more than 4 channels PyTorch takes another kernel, which gets some shrinking widths
+    wrong (2x2 -> 3x1 gives [105, 105, 105] for [[10, 200], [50, 60]]; the exact answer is
+    [105, 80, 55]): tapegrad's result does not depend on the channel count."""
+    a = np.broadcast_to(np.array([[10, 200], [50, 60]], np.uint8), (1, 5, 2, 2))
+    got = tg.nn.functional.interpolate(tg.tensor(a), size=(3, 1), mode="bilinear")
+    assert got.dtype == tg.uint8 and got[0, :, :, 0].tolist() == [[105, 80, 55]] * 5
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (1, 6, 5, 7)).astype(np.uint8)
+    for size in ((9, 3), (2, 12), (5, 7)):
+        exact = tg.nn.functional.interpolate(tg.tensor(a.astype(np.float64)), size=size, mode="bilinear").numpy()
+        got = tg.nn.functional.interpolate(tg.tensor(a), size=size, mode="bilinear").numpy()
+        assert np.abs(got - exact).max() <= 1
+
+
+def test_interpolate_refuses_the_integer_modes_torch_refuses():
+    for call in (lambda M: M.nn.functional.interpolate(M.zeros(1, 2, 4, dtype=M.uint8), size=6, mode="linear"),
+                 lambda M: M.nn.functional.interpolate(M.zeros(1, 1, 2, 3, 4, dtype=M.uint8), size=5, mode="trilinear"),
+                 lambda M: M.nn.functional.interpolate(M.zeros(1, 1, 3, 4, dtype=M.int64), size=5, mode="bilinear")):
+        _raises_like(call)
+
+
+def test_interpolate_leaves_a_dim_of_unchanged_size_alone_whatever_the_scale():
+    torch = _torch()
+    a = np.arange(12.0).reshape(1, 1, 6, 2)
+    for mode in ("nearest", "nearest-exact", "bilinear"):
+        for scale in ((0.7, 1.3), (1.0, 1.3), (1.2, 1.0)):
+            f = lambda M: M.nn.functional.interpolate(M.tensor(a), scale_factor=scale, mode=mode)  # noqa: E731
+            np.testing.assert_allclose(f(tg).numpy(), f(torch).numpy(), rtol=1e-12, err_msg=f"{mode} {scale}")
