@@ -493,6 +493,15 @@ def pad(input, pad, mode="constant", value=None):
     if value not in (None, 0):
         raise RuntimeError(f"pad: padding mode {mode!r} doesn't take in value argument")
     for d, (lo, hi) in enumerate(widths):
+        if (lo or hi) and input.shape[d] + lo + hi < (0 if mode == "circular" else 1):
+            raise RuntimeError(f"pad: padding ({lo}, {hi}) of dim {d} leaves no element of the input of shape "
+                               f"{tuple(input.shape)} (mode {mode!r})")
+    if mode == "circular" and builtins.any(lo < 0 or hi < 0 for lo, hi in widths):
+        # PyTorch crops first and wraps what is left (its padding copies from the cropped core)
+        input = input[tuple(slice(builtins.max(-lo, 0), n - builtins.max(-hi, 0))
+                            for (lo, hi), n in zip(widths, input.shape))]
+        widths = [(builtins.max(lo, 0), builtins.max(hi, 0)) for lo, hi in widths]
+    for d, (lo, hi) in enumerate(widths):
         if lo or hi:
             n = input.shape[d]
             limit = n - 1 if mode == "reflect" else n if mode == "circular" else np.inf

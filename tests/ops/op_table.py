@@ -738,22 +738,31 @@ errors("split", lambda M: M.zeros(4).split([1, 2]))
 
 @entry("constant_pad", "pad_modes")
 def _pad(draw):
+    """Negative pads crop. PyTorch's circular mode crops first and wraps what is left; reflect and
+    replicate pad the whole input and then crop."""
     x = arr(draw, draw(NONEMPTY_SHAPES))
     k = draw(st.integers(1, x.ndim))
     mode = draw(st.sampled_from(["constant", "reflect", "replicate", "circular"]))
-    lo_pad = {"constant": -1, "reflect": 0, "replicate": 0, "circular": 0}[mode]
     pads = []
     for i in range(k):
         n = x.shape[x.ndim - 1 - i]
         hi = {"constant": 2, "reflect": n - 1, "replicate": 2, "circular": n}[mode]
-        pads += [draw(st.integers(max(lo_pad, 1 - n) if mode == "constant" else 0, hi)) for _ in range(2)]
+        lo, hi_ = (draw(st.integers(1 - n if mode == "constant" else -n, hi)) for _ in range(2))
+        core = n - max(-lo, 0) - max(-hi_, 0)
+        if n + lo + hi_ < 1 or mode == "circular" and max(lo, hi_) > core:
+            lo, hi_ = max(lo, 0), max(hi_, 0)  # nothing would be left, or it would wrap twice
+        pads += [lo, hi_]
     widths = [(0, 0)] * (x.ndim - k) + [(pads[2 * i], pads[2 * i + 1]) for i in reversed(range(k))]
 
     def ref(a):
-        crop = tuple(slice(max(-lo, 0), a.shape[j] - max(-hi, 0)) for j, (lo, hi) in enumerate(widths))
+        crop = [slice(max(-lo, 0), a.shape[j] - max(-hi, 0)) for j, (lo, hi) in enumerate(widths)]
         pos = [(max(lo, 0), max(hi, 0)) for lo, hi in widths]
         npmode = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}[mode]
-        return np.pad(a[crop], pos, mode=npmode, **({"constant_values": 0.5} if mode == "constant" else {}))
+        kw = {"constant_values": 0.5} if mode == "constant" else {}
+        if mode in ("constant", "circular"):
+            return np.pad(a[tuple(crop)], pos, mode=npmode, **kw)
+        padded = np.pad(a, pos, mode=npmode)
+        return padded[tuple(slice(max(-lo, 0), n - max(-hi, 0)) for (lo, hi), n in zip(widths, padded.shape))]
     kw = {"value": 0.5} if mode == "constant" else {}
     # PyTorch pads only the last 1-3 dims of a batched input in the non-constant modes: tapegrad any
     portable = mode == "constant" or x.ndim in (k + 1, k + 2)
@@ -764,7 +773,13 @@ info("constant_pad").op = info("pad_modes").op = "nn.functional.pad"
 cases("constant_pad", Case(lambda M, x: F(M).pad(x, (1, -1, 2, 0), value=0.5), [A]))
 cases("pad_modes", Case(lambda M, x: F(M).pad(x.reshape(1, 3, 4), (2, 1), mode="reflect"), [A]),
       Case(lambda M, x: F(M).pad(x.reshape(1, 1, 3, 4), (1, 2, 2, 1), mode="replicate"), [A]),
-      Case(lambda M, x: F(M).pad(x.reshape(1, 3, 4), (2, 3), mode="circular"), [A]))
+      Case(lambda M, x: F(M).pad(x.reshape(1, 3, 4), (2, 3), mode="circular"), [A]),
+      Case(lambda M, x: [F(M).pad(x.reshape(1, 3, 4), p, mode=m) for m in ("circular", "reflect", "replicate")
+                         for p in ((-1, 2), (2, -1), (-2, 1), (1, -3), (2, -2))], [A]),
+      Case(lambda M, x: [F(M).pad(x.reshape(1, 1, 3, 4), p, mode=m) for m in ("circular", "reflect", "replicate")
+                         for p in ((-1, 2, 1, -1), (1, 1, -1, -1), (-2, 1, 0, 2))], [A]))
+errors("pad_modes", lambda M: F(M).pad(M.ones(1, 1, 5), (0, -5), mode="reflect"),
+       lambda M: F(M).pad(M.ones(1, 1, 5), (-5, 0), mode="replicate"))
 
 
 @entry("flip")

@@ -282,3 +282,15 @@ def test_interpolate_leaves_a_dim_of_unchanged_size_alone_whatever_the_scale():
         for scale in ((0.7, 1.3), (1.0, 1.3), (1.2, 1.0)):
             f = lambda M: M.nn.functional.interpolate(M.tensor(a), scale_factor=scale, mode=mode)  # noqa: E731
             np.testing.assert_allclose(f(tg).numpy(), f(torch).numpy(), rtol=1e-12, err_msg=f"{mode} {scale}")
+
+
+# ---------------------------------------------------------------- pad with negative widths
+def test_circular_pad_refuses_to_wrap_an_empty_or_too_small_core():
+    """PyTorch returns uninitialized memory here (it copies the padding from a cropped core that is
+    empty, or smaller than the padding): tapegrad raises instead."""
+    x = tg.arange(1.0, 6.0).reshape(1, 1, 5)
+    for p in ((-5, 1), (-3, 3), (2, -4)):
+        with pytest.raises(RuntimeError, match="pad"):
+            tg.nn.functional.pad(x, p, mode="circular")
+    assert tg.nn.functional.pad(x, (-1, 2), mode="circular").tolist() == [[[2.0, 3.0, 4.0, 5.0, 2.0, 3.0]]]
+    assert tg.nn.functional.pad(x, (0, -5), mode="circular").shape == (1, 1, 0)
