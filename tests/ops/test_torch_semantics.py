@@ -294,3 +294,117 @@ def test_circular_pad_refuses_to_wrap_an_empty_or_too_small_core():
             tg.nn.functional.pad(x, p, mode="circular")
     assert tg.nn.functional.pad(x, (-1, 2), mode="circular").tolist() == [[[2.0, 3.0, 4.0, 5.0, 2.0, 3.0]]]
     assert tg.nn.functional.pad(x, (0, -5), mode="circular").shape == (1, 1, 0)
+
+
+# ---------------------------------------------------------------- where advanced-index dims go
+def test_an_int_is_a_basic_index_as_in_torch():
+    z = tg.zeros(2, 3, 4)
+    assert z[1, :, tg.tensor([0, 2])].shape == (3, 2)  # numpy's rule gives (2, 3)
+    assert z[tg.tensor(1), :, [0, 2]].shape == (3, 2) and z[[1, 0], :, 1].shape == (2, 3)
+    assert z[True, :, tg.tensor([0, 2])].shape == (2, 2, 4) and z[:, True, [0, 2]].shape == (2, 2, 4)
+    # an Ellipsis spans the dims the other indices leave: one per index tensor, k per k-dim mask
+    assert z[..., tg.tensor([[0, 1], [2, 3]])].shape == (2, 3, 2, 2) and z[1, ..., [[0], [2]]].shape == (3, 2, 1)
+    assert z[..., tg.ones(3, 4, dtype=tg.bool)].shape == (2, 12) and z[tg.tensor([True, False]), ..., 0].shape == (1, 3)
+    z[1, :, tg.tensor([0, 2])] = tg.arange(6.0).reshape(3, 2)
+    assert z[1].tolist() == [[0, 0, 1, 0], [2, 0, 3, 0], [4, 0, 5, 0]]
+
+
+def _draw_index(draw, shape):
+    """A PyTorch index for ``shape``: a mix of ints, slices, None, one Ellipsis, bool scalars, a
+    bool mask or int index tensors (lists or tensors, with negative entries), as numpy arrays and
+    their kinds, to be built in either library."""
+    from hypothesis import strategies as st
+    items, dim, ellipsis = [], 0, False
+    adv_shape = draw(st.sampled_from([(2,), (1,), (2, 2), (3,)]))
+    for _ in range(draw(st.integers(1, len(shape) + 2))):
+        left = len(shape) - dim
+        kind = draw(st.sampled_from(["int", "slice", "none", "ellipsis", "bool", "mask", "tensor", "list", "int0d"]))
+        if kind in ("int", "int0d", "tensor", "list", "slice", "mask") and left == 0:
+            kind = "none"
+        if kind == "ellipsis" and ellipsis:
+            kind = "slice" if left else "none"
+        n = shape[dim] if dim < len(shape) else 1
+        if kind in ("int", "int0d"):
+            items.append((kind, draw(st.integers(-n, n - 1))))
+            dim += 1
+        elif kind == "slice":
+            items.append((kind, slice(draw(st.sampled_from([None, 0, 1, -1])), draw(st.sampled_from([None, 2, -1])),
+                                      draw(st.sampled_from([None, 1, 2])))))
+            dim += 1
+        elif kind == "none":
+            items.append((kind, None))
+        elif kind == "ellipsis":
+            items.append((kind, Ellipsis))
+            ellipsis = True
+            dim = len(shape) - min(left, draw(st.integers(0, left)))
+        elif kind == "bool":
+            items.append((kind, True))
+        elif kind == "mask":
+            k = min(left, draw(st.integers(1, 2)))
+            rng = np.random.default_rng(draw(st.integers(0, 99)))
+            items.append((kind, rng.random(shape[dim:dim + k]) > 0.4))
+            dim += k
+        else:
+            rng = np.random.default_rng(draw(st.integers(0, 99)))
+            items.append((kind, rng.integers(-n, n, adv_shape)))
+            dim += 1
+    return items
+
+
+def _build(M, items):
+    out = []
+    for kind, v in items:
+        if kind in ("mask", "tensor"):
+            out.append(M.tensor(v))
+        elif kind == "list":
+            out.append(v.tolist())
+        elif kind == "int0d":
+            out.append(M.tensor(v))
+        else:
+            out.append(v)
+    return tuple(out)
+
+
+def test_getitem_and_setitem_place_advanced_dims_as_torch():
+    """Values, shapes and gradients of ``x[index]``, and ``x[index] = v`` (values and gradients,
+    when no position is written twice), against PyTorch over drawn indices."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+    torch = _torch()
+
+    @settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(data=st.data())
+    def check(data):
+        shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=4))
+        items = _draw_index(data.draw, shape)
+        a = np.arange(float(np.prod(shape))).reshape(shape)
+        xt = torch.tensor(a, requires_grad=True)
+        try:
+            yt = xt[_build(torch, items)]
+        except (IndexError, RuntimeError):
+            with pytest.raises((IndexError, RuntimeError)):
+                tg.tensor(a)[_build(tg, items)]
+            return
+        xg = tg.tensor(a, requires_grad=True)
+        yg = xg[_build(tg, items)]
+        _same(yg, yt)
+        c = np.random.default_rng(0).standard_normal(tuple(yt.shape))
+        (yt * torch.tensor(c)).sum().backward()
+        (yg * tg.tensor(c)).sum().backward()
+        np.testing.assert_array_equal(xg.grad.numpy(), xt.grad.numpy())
+        hits = torch.zeros(shape)
+        hits[_build(torch, items)] = 1.0
+        if hits.sum().item() != yt.numel():  # a position written twice: which write wins is unspecified
+            return
+        vt, vg = torch.tensor(-c, requires_grad=True), tg.tensor(-c, requires_grad=True)
+        xt2, xg2 = torch.tensor(a, requires_grad=True), tg.tensor(a, requires_grad=True)
+        st_, sg = xt2 * 2, xg2 * 2
+        st_[_build(torch, items)] = vt
+        sg[_build(tg, items)] = vg
+        _same(sg, st_)
+        (st_ * st_).sum().backward()
+        (sg * sg).sum().backward()
+        np.testing.assert_allclose(xg2.grad.numpy(), xt2.grad.numpy())
+        np.testing.assert_allclose(vg.grad.numpy(), vt.grad.numpy())
+    check()
