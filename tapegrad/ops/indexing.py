@@ -42,12 +42,26 @@ def _region_of(a, index):
     return (a[index[0]], index[1]) if isinstance(index, _TwoStep) else (a, index)
 
 
+_BASIC = frozenset((int, slice, type(None), type(Ellipsis)))
+
+
 def _norm_index(index, ndim):
     """A numpy index (or a ``_TwoStep``) that picks what PyTorch's ``x[index]`` picks."""
     if not isinstance(index, tuple):
         index = (index,)
-    items = [_index_item(i) for i in index]
-    if not builtins.any(isinstance(i, (np.ndarray, bool)) for i in items):
+    if builtins.all(type(i) in _BASIC for i in index):  # the common case, kept cheap
+        return index
+    items, advanced, one_step = [], False, True
+    for i in index:
+        i = _index_item(i)
+        items.append(i)
+        if type(i) is np.ndarray:
+            advanced = True
+        elif type(i) is bool:
+            advanced, one_step = True, False
+        elif i is not None and type(i) is not slice:  # an int or Ellipsis
+            one_step = False
+    if not advanced or one_step:  # no int, bool scalar or Ellipsis beside a tensor: numpy's rule is PyTorch's
         return tuple(items)
     # the basic step: each tensor index kept as full slices, each bool scalar a new dim
     used = builtins.sum(i.ndim if isinstance(i, np.ndarray) and i.dtype == np.bool_ else 1 for i in items
@@ -76,12 +90,13 @@ def _index_item(i):
     a 0-d bool one a bool, a uint8 tensor a mask, as in PyTorch)."""
     if isinstance(i, Tensor):
         i = i._data
-        if i.dtype.kind == "f":
+        kind = i.dtype.kind
+        if kind == "f":
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
-        if i.dtype == np.uint8:  # PyTorch's legacy byte masks
-            i = i.astype(bool)
-        if i.ndim == 0:
-            return bool(i) if i.dtype == np.bool_ else int(i)
+        if kind == "u" and i.dtype.itemsize == 1:  # PyTorch's legacy byte masks
+            i, kind = i.astype(bool), "b"
+        if not i.ndim:
+            return bool(i) if kind == "b" else int(i)
         return i
     if isinstance(i, list):
         i = np.asarray(i)
