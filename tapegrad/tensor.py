@@ -384,6 +384,10 @@ class Tensor(_C.TensorBase):
     def __rand__(self, other): return _plain.bitwise_and(other, self)
     def __ror__(self, other): return _plain.bitwise_or(other, self)
     def __rxor__(self, other): return _plain.bitwise_xor(other, self)
+    def __lshift__(self, other): return _plain.bitwise_left_shift(self, other)
+    def __rshift__(self, other): return _plain.bitwise_right_shift(self, other)
+    def __rlshift__(self, other): return _plain.bitwise_left_shift(other, self)
+    def __rrshift__(self, other): return _plain.bitwise_right_shift(other, self)
     def __eq__(self, other): return _plain.eq(self, other)
     def __ne__(self, other): return _plain.ne(self, other)
     def __lt__(self, other): return _plain.lt(self, other)
@@ -397,6 +401,11 @@ class Tensor(_C.TensorBase):
     def __isub__(self, other): return _plain.sub_(self, other)
     def __imul__(self, other): return _plain.mul_(self, other)
     def __itruediv__(self, other): return _plain.div_(self, other)
+    def __iand__(self, other): return _plain.bitwise_and_(self, other)
+    def __ior__(self, other): return _plain.bitwise_or_(self, other)
+    def __ixor__(self, other): return _plain.bitwise_xor_(self, other)
+    def __ilshift__(self, other): return _plain.bitwise_left_shift_(self, other)
+    def __irshift__(self, other): return _plain.bitwise_right_shift_(self, other)
 
     # ------------------------------------------------------------ methods whose signature differs from their op's
     def sum_to_size(self, *size): return _plain.sum_to_size(self, *size)

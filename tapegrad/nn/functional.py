@@ -734,6 +734,8 @@ def pad(input, pad, mode: str = "constant", value=None):
 def _source_index(n_in, n_out, scale, mode, align_corners):
     """Source coordinates of each output position along one dim, PyTorch's conventions."""
     i = np.arange(n_out, dtype=np.float64)
+    if n_in == n_out:  # PyTorch leaves a dim whose size does not change alone, whatever scale_factor says
+        return i.astype(np.int64) if mode in ("nearest", "nearest-exact") else i
     if mode in ("nearest", "nearest-exact"):
         s = n_in / n_out if scale is None else 1.0 / scale
         src = np.floor((i + 0.5) * s) if mode == "nearest-exact" else np.floor(i * s)
@@ -778,6 +780,11 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
             scales = (None,) * nsp
     if len(out) != nsp:
         raise ValueError(f"interpolate: size {out} does not match the {nsp} spatial dims of input {_shape(input)}")
+    if mode in linear and input.dtype.kind in "biu":
+        if input.dtype != np.uint8 or mode != "bilinear":  # as PyTorch's CPU kernels
+            raise NotImplementedError(f"interpolate: mode {mode!r} is not implemented for {_dtype.name(input.dtype)} "
+                                      f"tensors (integers: bilinear on uint8 only)")
+        return _bilinear_uint8(input, out, scales, bool(align_corners))
     y = input
     for k, (n_in, n_out, s) in enumerate(zip(spatial, out, scales)):
         d = 2 + k
@@ -790,6 +797,44 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
         w = _const((src - lo).reshape((-1,) + (1,) * (input.ndim - d - 1)), input.dtype)
         y = _ops.index_select(y, d, _const(lo)) * (1 - w) + _ops.index_select(y, d, _const(hi)) * w
     return y
+
+
+def _int16_weights(n_in, n_out, scale, align_corners):
+    """PyTorch's fixed-point bilinear weights for uint8 along one dim: a dense (n_out, n_in) int
+    matrix and its precision in bits (aten's _compute_index_ranges_int16_weights, antialias off)."""
+    if align_corners:
+        s = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+    else:
+        s = 1.0 / scale if scale is not None and scale > 0 else n_in / n_out
+    delta = 0.5 if align_corners else 0.0
+    w = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        center = s * (i + 0.5 - delta)
+        lo = max(int(center - 1.0 + 0.5 + delta), 0)  # int(): truncation toward zero, as C's cast
+        hi = min(int(center + 1.0 + 0.5 + delta), n_in)
+        j = np.arange(lo, max(hi, lo))[:3]
+        tri = np.maximum(1.0 - np.abs(j - center + 0.5 - delta), 0.0)
+        if tri.sum():
+            w[i, j] = tri / tri.sum()
+    bits = 0
+    while bits < 22 and int(0.5 + w.max() * (1 << (bits + 1))) < (1 << 15):
+        bits += 1
+    v = w * (1 << bits)
+    return np.where(v < 0, np.trunc(v - 0.5), np.trunc(v + 0.5)).astype(np.int64), bits
+
+
+def _bilinear_uint8(input, out, scales, align_corners):
+    """Bilinear resize of uint8 images as PyTorch's CPU kernel computes it: int16 fixed-point
+    weights, the width first, each pass rounded (half up) and clamped back to uint8."""
+    y = input._data
+    for d, n_out, s in ((3, out[1], scales[1]), (2, out[0], scales[0])):
+        n_in = y.shape[d]
+        if n_in == n_out:  # PyTorch skips a pass whose size does not change
+            continue
+        w, bits = _int16_weights(n_in, n_out, s, align_corners)
+        acc = np.moveaxis(np.moveaxis(y, d, -1).astype(np.int64) @ w.T, -1, d)
+        y = np.clip((acc + (1 << (bits - 1))) >> bits, 0, 255).astype(np.uint8)
+    return _const(np.ascontiguousarray(y), np.uint8)
 
 
 def upsample(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None):

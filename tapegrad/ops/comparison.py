@@ -60,11 +60,12 @@ public(less_equal, name="less_equal", out=True)
 public(not_equal, name="not_equal", out=True)
 
 
-def _bitwise(npfn, name):
+def _bitwise(npfn, name, kinds="biu"):
     def fn(input, other):
         a, b = pair(input, other, name)
-        if a._data.dtype.kind == "f":
-            raise RuntimeError(f"{name}: not implemented for floating-point tensors (got {a._data.dtype})")
+        if a._data.dtype.kind not in kinds:  # PyTorch's error here is NotImplementedError (a RuntimeError)
+            raise NotImplementedError(f"{name}: not implemented for {_dtype.name(a._data.dtype)} tensors "
+                                      f"(integer{' or bool' if 'b' in kinds else ''} only)")
         try:
             return Tensor._wrap(npfn(a._data, b._data))
         except ValueError as e:
@@ -76,14 +77,24 @@ def _bitwise(npfn, name):
 
 # ``&``, ``|``, ``^``: bitwise on integers (logical on bools), as in PyTorch
 bitwise_and = _bitwise(np.bitwise_and, "bitwise_and")
-public(bitwise_and, method=True, out=True,
+public(bitwise_and, method=True, inplace=True, out=True,
        doc="Elementwise bitwise AND of integer or bool tensors (``&``).")
 bitwise_or = _bitwise(np.bitwise_or, "bitwise_or")
-public(bitwise_or, method=True, out=True,
+public(bitwise_or, method=True, inplace=True, out=True,
        doc="Elementwise bitwise OR of integer or bool tensors (``|``).")
 bitwise_xor = _bitwise(np.bitwise_xor, "bitwise_xor")
-public(bitwise_xor, method=True, out=True,
+public(bitwise_xor, method=True, inplace=True, out=True,
        doc="Elementwise bitwise XOR of integer or bool tensors (``^``).")
+# ``<<``, ``>>``: integers only (bool too is refused, as in PyTorch). numpy's shifts already agree
+# with PyTorch's where C leaves them undefined: a count that is negative or at least the bit width
+# shifts everything out (0 for ``<<``; the sign, 0 or -1, for ``>>``).
+bitwise_left_shift = _bitwise(np.left_shift, "bitwise_left_shift", kinds="iu")
+public(bitwise_left_shift, method=True, inplace=True, out=True,
+       doc="``input << other`` elementwise, on integer tensors: ``input * 2**other`` wrapped to the dtype.")
+bitwise_right_shift = _bitwise(np.right_shift, "bitwise_right_shift", kinds="iu")
+public(bitwise_right_shift, method=True, inplace=True, out=True,
+       doc="``input >> other`` elementwise, on integer tensors: an arithmetic shift (floor division by "
+           "``2**other``) for signed dtypes.")
 
 
 @public(method=True, out=True)

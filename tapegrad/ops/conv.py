@@ -316,6 +316,43 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 
 # ---------------------------------------------------------------- pooling
+def _pool_out_size(hw, kernel, stride, padding, dilation, ceil_mode):
+    out = []
+    for n, k, s, p, d in zip(hw, kernel, stride, padding, dilation):
+        num = n + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)
+        o = num // s + 1
+        if ceil_mode and (o - 1) * s >= n + p:  # the last window must start inside the input
+            o -= 1
+        out.append(o)
+    return out
+
+
+def _max_pool2d_int_fwd(a, kernel, stride, padding, dilation, ceil_mode):
+    """max_pool2d of an integer array (N, C, H, W), exactly (no float round trip): values and flat
+    indices, the first maximum among the in-bounds elements of each window, as PyTorch's CPU kernel."""
+    N, C, H, W = a.shape
+    oh, ow = _pool_out_size((H, W), kernel, stride, padding, dilation, ceil_mode)
+    # each window's rows and columns in input coordinates, (o, k); out of range: padding
+    rows = np.arange(oh)[:, None] * stride[0] - padding[0] + np.arange(kernel[0]) * dilation[0]
+    cols = np.arange(ow)[:, None] * stride[1] - padding[1] + np.arange(kernel[1]) * dilation[1]
+    valid = ((rows >= 0) & (rows < H))[:, :, None, None] & ((cols >= 0) & (cols < W))[None, None]  # (oh, kh, ow, kw)
+    win = a[:, :, np.clip(rows, 0, H - 1)[:, :, None, None], np.clip(cols, 0, W - 1)[None, None]]
+    win = np.where(valid, win, np.iinfo(a.dtype).min)  # (N, C, oh, kh, ow, kw)
+    win, valid = win.transpose(0, 1, 2, 4, 3, 5), valid.transpose(0, 2, 1, 3)
+    win = win.reshape(N, C, oh, ow, -1)
+    valid = valid.reshape(oh, ow, -1)
+    top = win.max(-1, keepdims=True)
+    best = np.argmax((win == top) & valid, -1)  # the first in-bounds maximum (padding never wins a tie)
+    r = rows[np.arange(oh)[:, None], best // kernel[1]]  # the input row and column of each maximum
+    c = cols[np.arange(ow), best % kernel[1]]
+    # a window that dilation carries over the whole input holds no element: PyTorch reports the
+    # lowest value at its first non-negative row and column
+    r0, c0 = (np.where(v[:, 0] < 0, v[:, 0] - v[:, 0] // dl * dl, v[:, 0]) for v, dl in ((rows, dilation[0]),
+                                                                                       (cols, dilation[1])))
+    idx = np.where(valid.any(-1), r * W + c, r0[:, None] * W + c0[None, :])
+    return top[..., 0], idx.astype(np.int64)
+
+
 def _pool_args(x, kernel_size, stride, padding, dilation, ceil_mode, op):
     kernel = _pair(kernel_size, "kernel_size", op)
     stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) \
@@ -328,13 +365,7 @@ def _pool_args(x, kernel_size, stride, padding, dilation, ceil_mode, op):
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise RuntimeError(f"{op}: pad should be smaller than or equal to half of kernel size, but got "
                            f"padding={padding}, kernel_size={kernel}")
-    out = []
-    for n, k, s, p, d in zip(x.shape[2:], kernel, stride, padding, dilation):
-        num = n + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)
-        o = num // s + 1
-        if ceil_mode and (o - 1) * s >= n + p:  # the last window must start inside the input
-            o -= 1
-        out.append(o)
+    out = _pool_out_size(x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
     if min(out) < 1:
         C, H, W = x.shape[1:]
         raise RuntimeError(f"{op}: given input size: ({C}x{H}x{W}). Calculated output size: "
@@ -353,6 +384,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     (1, 1, 2, 2)
     """
     op = "max_pool2d"
+    if isinstance(input, Tensor) and input.dtype.kind in "iu":  # integers: forward only, as PyTorch
+        return _max_pool2d_int(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
     x, unbatched = _float_input(input, op)
     kernel, stride, padding, dilation = _pool_args(x, kernel_size, stride, padding, dilation, ceil_mode, op)
     attrs = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=bool(ceil_mode))
@@ -366,6 +399,19 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         y = y.reshape(tuple(y.shape[1:]))
         idx = idx.reshape(tuple(idx.shape[1:])) if idx is not None else None
     return (y, idx) if return_indices else y
+
+
+def _max_pool2d_int(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    if input.ndim not in (3, 4):
+        raise RuntimeError(f"max_pool2d: expected input with 3 dims (C, H, W) or 4 dims (N, C, H, W), "
+                           f"got shape {tuple(input.shape)}")
+    x = input.reshape((1,) + tuple(input.shape)) if input.ndim == 3 else input
+    kernel, stride, padding, dilation = _pool_args(x, kernel_size, stride, padding, dilation, ceil_mode,
+                                                   "max_pool2d")
+    y, idx = _max_pool2d_int_fwd(x._data, kernel, stride, padding, dilation, ceil_mode)
+    if input.ndim == 3:
+        y, idx = y[0], idx[0]
+    return (Tensor._wrap(y), Tensor._wrap(idx)) if return_indices else Tensor._wrap(y)
 
 
 @public

@@ -20,33 +20,106 @@ from .surface import public
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
 
-def _norm_index(index):
-    """A numpy index from a user's: tensors become arrays; lists of ints become int arrays."""
+class _TwoStep(tuple):
+    """PyTorch's indexing as two numpy indices, ``(basic, advanced)``: ``a[basic][advanced]``.
+
+    numpy counts an integer as an advanced index, PyTorch as a basic one (a ``select``): in
+    ``zeros(2, 3, 4)[1, :, tensor([0, 2])]`` numpy sees two advanced indices separated by a slice
+    and puts their dim first, (2, 3); PyTorch selects first and indexes what is left, (3, 2). So
+    the ints, slices, None and Ellipsis go first (a bool scalar adds a dim, as None), and the
+    tensors, lists and masks then index the remaining dims, where numpy's rule (adjacent: in
+    place; separated: first) is PyTorch's."""
+
+    __slots__ = ()
+
+
+def _take(a, index):
+    return a[index[0]][index[1]] if isinstance(index, _TwoStep) else a[index]
+
+
+def _region_of(a, index):
+    """The array that ``index``'s last step writes into (a view of ``a``), and that step's index."""
+    return (a[index[0]], index[1]) if isinstance(index, _TwoStep) else (a, index)
+
+
+_BASIC = frozenset((int, slice, type(None), type(Ellipsis)))
+
+
+def _norm_index(index, ndim):
+    """A numpy index (or a ``_TwoStep``) that picks what PyTorch's ``x[index]`` picks."""
     if not isinstance(index, tuple):
         index = (index,)
-    out = []
+    if builtins.all(type(i) in _BASIC for i in index):  # the common case, kept cheap
+        return index
+    items, advanced, one_step = [], False, True
     for i in index:
-        if isinstance(i, Tensor):
-            i = i._data
-            if i.dtype.kind == "f":
-                raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
-        elif isinstance(i, list):
-            i = np.asarray(i)
-            if i.size == 0 and i.dtype.kind == "f":  # ``x[[]]``: an empty int index, as PyTorch reads it
-                i = i.astype(np.int64)
-            if i.dtype.kind == "f":
-                raise IndexError("lists used as indices must hold ints or bools")
-        out.append(i)
-    return tuple(out)
+        i = _index_item(i)
+        items.append(i)
+        if type(i) is np.ndarray:
+            advanced = True
+        elif type(i) is bool:
+            advanced, one_step = True, False
+        elif i is not None and type(i) is not slice:  # an int or Ellipsis
+            one_step = False
+    if not advanced or one_step:  # no int, bool scalar or Ellipsis beside a tensor: numpy's rule is PyTorch's
+        return tuple(items)
+    # the basic step: each tensor index kept as full slices, each bool scalar a new dim
+    used = builtins.sum(i.ndim if isinstance(i, np.ndarray) and i.dtype == np.bool_ else 1 for i in items
+                        if i is not None and i is not Ellipsis and not isinstance(i, bool))
+    basic, adv = [], []
+    for i in items:
+        if isinstance(i, bool):
+            basic.append(None)
+            adv.append(np.zeros(1 if i else 0, np.int64))
+        elif isinstance(i, np.ndarray):
+            basic.extend([slice(None)] * i.ndim if i.dtype == np.bool_ else [slice(None)])
+            adv.append(i)
+        elif i is Ellipsis:
+            basic.append(i)
+            adv.extend([slice(None)] * builtins.max(ndim - used, 0))
+        elif i is None or isinstance(i, slice):
+            basic.append(i)
+            adv.append(slice(None))
+        else:  # an int selects: its dim is gone before the tensors apply
+            basic.append(i)
+    return _TwoStep((tuple(basic), tuple(adv)))
+
+
+def _index_item(i):
+    """One index as numpy takes it: tensors and lists become arrays (a 0-d integer tensor an int,
+    a 0-d bool one a bool, a uint8 tensor a mask, as in PyTorch)."""
+    if isinstance(i, Tensor):
+        i = i._data
+        kind = i.dtype.kind
+        if kind == "f":
+            raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+        if kind == "u" and i.dtype.itemsize == 1:  # PyTorch's legacy byte masks
+            i, kind = i.astype(bool), "b"
+        if not i.ndim:
+            return bool(i) if kind == "b" else int(i)
+        return i
+    if isinstance(i, list):
+        i = np.asarray(i)
+        if i.size == 0 and i.dtype.kind == "f":  # ``x[[]]``: an empty int index, as PyTorch reads it
+            i = i.astype(np.int64)
+        if i.dtype.kind == "f":
+            raise IndexError("lists used as indices must hold ints or bools")
+        return i
+    if isinstance(i, (bool, np.bool_)):
+        return bool(i)
+    if isinstance(i, np.ndarray) and i.ndim == 0 and i.dtype.kind in "iu":
+        return int(i)
+    return i
 
 
 def _is_basic(index) -> bool:
-    return all(i is None or i is Ellipsis or isinstance(i, (int, np.integer, slice)) and not isinstance(i, bool)
-               for i in index)
+    return not isinstance(index, _TwoStep) and all(
+        i is None or i is Ellipsis or isinstance(i, (int, np.integer, slice)) and not isinstance(i, bool)
+        for i in index)
 
 
 def _getitem_fwd(x, index, basic):
-    return x[index]
+    return _take(x, index)
 
 
 def _index_put_add_fwd(g, shape, index, basic):
@@ -55,7 +128,7 @@ def _index_put_add_fwd(g, shape, index, basic):
     if basic:
         z[index] = g
     else:
-        np.add.at(z, index, g)
+        np.add.at(*_region_of(z, index), g)
     return z
 
 
@@ -75,7 +148,7 @@ def index_put_add(g, shape, index, basic):
 @public
 def getitem(x: Tensor, index):
     """``x[index]``: basic indexing gives a view, advanced indexing a copy."""
-    idx = _norm_index(index)
+    idx = _norm_index(index, x.ndim)
     basic = _is_basic(idx)
     try:
         if basic:  # validate cheaply before recording
@@ -101,7 +174,8 @@ def _describe(index):
 
 def _setitem_fwd(x, v, index):
     out = x.copy()
-    out[index] = v
+    region, last = _region_of(out, index)
+    region[last] = v
     return out
 
 
@@ -111,25 +185,26 @@ def _zero_at(g, index):
 
 _setitem = defop("setitem", _setitem_fwd,
                  lambda g, out, x, v, index: _zero_at(g, index),
-                 lambda g, out, x, v, index: g[index], saves=())
+                 lambda g, out, x, v, index: apply(_getitem, g, index=index, basic=_is_basic(index)), saves=())
 
 
 @public
 def setitem(x: Tensor, index, value):
     """``x[index] = value``: in place, recorded when ``x`` or ``value`` is in the graph."""
-    idx = _norm_index(index)
+    idx = _norm_index(index, x.ndim)
     v = value if isinstance(value, Tensor) else Tensor._wrap(np.asarray(value, dtype=x.dtype))
     try:
-        np.broadcast_to(v._data, x._data[idx].shape)
+        np.broadcast_to(v._data, _take(x._data, idx).shape)
     except IndexError as e:
         raise IndexError(f"index {_describe(index)} is invalid for a tensor of shape {tuple(x.shape)}: {e}") from None
     except ValueError:
         raise RuntimeError(f"setitem: shape mismatch: value of shape {tuple(v.shape)} cannot be broadcast to "
-                           f"indexing result of shape {x._data[idx].shape}") from None
+                           f"indexing result of shape {_take(x._data, idx).shape}") from None
     if not (grad_mode.state.enabled and (x._requires_grad or v._requires_grad)):
         if x._data.flags.writeable is False:
             raise RuntimeError("setitem: the tensor is a read-only (expanded) view; clone() it first")
-        x._data[idx] = v._data
+        region, last = _region_of(x._data, idx)
+        region[last] = v._data
         x._version[0] += 1
         return
     inplace(x, lambda s, val: apply(_setitem, s, val.to(s.dtype), index=idx), "setitem", v)
@@ -262,18 +337,20 @@ _scatter = defop("scatter", _scatter_fwd,
 def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     """``out = input.clone(); out[index[i][j]][j] = src[i][j]`` (for dim 0); ``src`` may be a scalar.
 
-    With repeated indices the element written is unspecified (as in PyTorch).
+    With repeated indices the element written is unspecified (as in PyTorch). PyTorch's deprecated
+    ``reduce='add'``/``'multiply'`` accumulate repeats, as ``scatter_reduce`` with 'sum'/'prod' and
+    ``include_self=True``; their gradients (which PyTorch does not implement) are scatter_reduce's.
     """
     if src is None:
         src = value
     if src is None:
         raise TypeError("scatter(): expected src (a tensor) or value (a number)")
-    if reduce == "add":
-        if not isinstance(src, Tensor):
-            src = Tensor._wrap(np.broadcast_to(np.asarray(src, input.dtype), index.shape))
-        return scatter_add(input, dim, index, src)
     if reduce is not None:
-        raise NotImplementedError(f"scatter(): reduce={reduce!r} is not supported (use None or 'add')")
+        if reduce not in ("add", "multiply"):
+            raise RuntimeError(f"scatter(): reduce argument must be either add or multiply, got {reduce!r}")
+        if not isinstance(src, Tensor):
+            src = Tensor._wrap(np.full(tuple(index.shape), src, dtype=input._data.dtype))
+        return scatter_reduce(input, dim, index, src, "sum" if reduce == "add" else "prod")
     src, d, idx = _scatter_args(input, dim, index, src, "scatter")
     return apply(_scatter, input, src, dim=d, index=idx)
 

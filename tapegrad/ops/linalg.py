@@ -144,8 +144,15 @@ _slogdet = defop("slogdet", _slogdet_fwd, lambda g, out, x: g[..., None, None] *
 def slogdet(A):
     """``(sign, logabsdet)`` of each square matrix: ``det(A) = sign * exp(logabsdet)``."""
     _check_matrix(A, "linalg.slogdet", square=True)
-    sign = Tensor._wrap(np.asarray(np.linalg.slogdet(A._data)[0], dtype=A._data.dtype))
-    return _SlogdetResult(sign, apply(_slogdet, A))
+    logabs = apply(_slogdet, A)
+    sign = _in_graph(const(np.linalg.slogdet(A._data)[0], A.dtype), logabs)  # requires grad, as PyTorch's
+    return _SlogdetResult(sign, logabs)
+
+
+def _in_graph(value, like):
+    """The constant ``value`` recorded as a function of ``like`` (of its shape) with a zero gradient:
+    PyTorch's piecewise-constant results (slogdet's sign, ``matrix_power(A, 0)``) require grad."""
+    return where(const(np.ones(like.shape, bool), bool), value, like)
 
 
 @public
@@ -554,8 +561,8 @@ def matrix_power(A, n):
     _check_matrix(A, "linalg.matrix_power", square=True)
     if not isinstance(n, (int, np.integer)):
         raise TypeError(f"linalg.matrix_power: n must be an int, got {type(n).__name__}")
-    if n == 0:
-        return Tensor._wrap(np.broadcast_to(np.eye(A.shape[-1], dtype=A._data.dtype), A.shape).copy())
+    if n == 0:  # PyTorch's A.clone().copy_(eye): in the graph, with a zero gradient
+        return _in_graph(const(np.eye(A.shape[-1]), A.dtype), A)
     if n < 0:
         A, n = inv(A), -n
     result, base = None, A

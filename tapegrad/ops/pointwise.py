@@ -794,13 +794,21 @@ def signbit(input):
     return Tensor._wrap(np.signbit(input._data))
 
 
+def _copysign_ratio(x, y):
+    """d copysign(x, y) / dx: +-1 (the sign flip), 0 where x is 0 (PyTorch's copysign backward)."""
+    flip = np.where(np.signbit(x._data) != np.signbit(y._data), -1, 1)
+    return const(np.where(x._data == 0, 0, flip), x.dtype)
+
+
+# the sign input's gradient is zero (not None), as PyTorch's: copysign is constant in it almost everywhere
+_copysign = defop("copysign", np.copysign, lambda g, out, x, y: g * _copysign_ratio(x, y),
+                  lambda g, out, x, y: const(np.zeros(g.shape), g.dtype))
+
+
 @public(method=True, inplace=True, out=True)
 def copysign(input, other):
     """``|input|`` with the sign of ``other`` (floats, as in PyTorch)."""
-    x, y = pair(input, other, "copysign")
-    x = _float(x)
-    sign = where(Tensor._wrap(np.signbit(y._data)), const(-1.0, x.dtype), const(1.0, x.dtype))
-    return abs(x) * sign
+    return apply(_copysign, *_float_pair(input, other, "copysign"))
 
 
 @public(method=True, out=True)
@@ -815,7 +823,14 @@ def float_power(input, exponent):
 
 @public(method=True, out=True)
 def heaviside(input, values):
-    """0 where ``input < 0``, ``values`` where ``input == 0``, 1 where ``input > 0``."""
+    """0 where ``input < 0``, ``values`` where ``input == 0``, 1 where ``input > 0``.
+
+    Both are tensors of one dtype, as in PyTorch (which refuses to promote here)."""
+    if not isinstance(values, Tensor):
+        raise TypeError(f"heaviside(): argument 'values' must be Tensor, not {type(values).__name__}")
+    if input.dtype != values.dtype:
+        raise RuntimeError(f"heaviside is not yet implemented for tensors with different dtypes "
+                           f"({_dtype.name(input.dtype)} and {_dtype.name(values.dtype)})")
     x, v = pair(input, values, "heaviside")
     return Tensor._wrap(np.heaviside(x._data, v._data).astype(x.dtype))
 

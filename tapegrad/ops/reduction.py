@@ -13,7 +13,7 @@ import numpy as np
 from .. import _dtype
 from .._tape.registry import apply, defop
 from ._util import const, norm_dim, norm_dims
-from .comparison import isfinite, ne
+from .comparison import ne
 from .pointwise import abs, clamp, exp, log, maximum, minimum, pow, sqrt, where
 from .shape import _expand, _reshape, cat, clone, diagonal, flip, movedim, narrow, reshape, unsqueeze
 from .indexing import gather
@@ -125,18 +125,30 @@ def _prod_fwd(x, dims, keepdim):
 
 
 def _prod_vjp(g, out, x, dims, keepdim):
-    """d prod / d x_i = prod of the others: ``out / x_i`` when no zeros, else by zero counting."""
+    """d prod / d x_i = prod of the others: ``out / x_i`` when no zeros, else the exclusive products."""
     g = _unreduce(g, x, dims, keepdim)
     if not (x._data == 0).any():
         return g * _unreduce(out, x, dims, keepdim) / x
-    # one zero in a slice: only it gets the product of the rest; two or more: nothing does
-    zero = x == 0
-    nonzero_prod = prod_dims(where(zero, const(1, x.dtype), x), dims, keepdim=True)
-    zeros_in_slice = zero._data.sum(axis=dims, keepdims=True)
-    others = where(zero & Tensor._wrap(zeros_in_slice == 1), nonzero_prod.expand(x.shape), const(0, x.dtype))
-    others = where(Tensor._wrap(np.broadcast_to(zeros_in_slice == 0, x.shape)),
-                   _unreduce(out, x, dims, keepdim) / where(zero, const(1, x.dtype), x), others)
-    return g * others
+    return g * _prod_of_others(x, dims)
+
+
+def _prod_of_others(x, dims):
+    """``prod_{j != i} x_j`` over each slice of ``dims``, exact at zeros: the running products from
+    the left and from the right, each excluding x_i (PyTorch's prod_safe_zeros_backward). Written
+    with cumprod, it differentiates again, so second derivatives at zeros are right too (masking
+    the zeros out would make them constants)."""
+    if x.ndim == 0:
+        return const(1, x.dtype)
+    rest = [d for d in range(x.ndim) if d not in dims]
+    order = rest + list(dims)
+    moved = x.permute(*order)
+    flat = moved.reshape(*moved.shape[:len(rest)], -1)
+    n = flat.shape[-1]
+    one = const(np.ones(flat.shape[:-1] + (1,)), x.dtype)
+    left = cumprod(cat([one, narrow(flat, -1, 0, n - 1)], -1), -1)
+    right = flip(cumprod(cat([one, flip(narrow(flat, -1, 1, n - 1), (-1,))], -1), -1), (-1,))
+    others = (left * right).reshape(moved.shape)
+    return others.permute(*np.argsort(order).tolist())
 
 
 _prod = defop("prod", _prod_fwd, _prod_vjp, saves_output=True)
@@ -367,6 +379,11 @@ def _norm2_vjp(g, out, x, dims, keepdim):
 _norm2 = defop("norm2", _norm2_fwd, _norm2_vjp, saves_output=True)
 
 
+# the count of nonzeros, in the graph with a zero gradient: PyTorch's result requires grad too
+_norm0 = defop("norm0", lambda x, dims, keepdim: np.count_nonzero(x, axis=dims, keepdims=keepdim).astype(x.dtype),
+               lambda g, out, x, dims, keepdim: const(np.zeros(x.shape), g.dtype), saves=())
+
+
 @public(method=True, out=True)
 def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     """Vector p-norm over ``dim`` (all by default): p = 2 / 'fro', 1, inf, -inf, 0 or any number."""
@@ -388,7 +405,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     if p == -np.inf:
         return amin(abs(input), dims, keepdim)
     if p == 0:
-        return sum((input != 0).to(input.dtype), dims, keepdim)
+        return apply(_norm0, input, dims=dims, keepdim=keepdim)
     return pow(sum(pow(abs(input), p), dims, keepdim), 1.0 / p)
 
 
@@ -565,17 +582,42 @@ def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return (std(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim))
 
 
+def _logcumsumexp_fwd(x, dim):
+    # a running log-add-exp: each prefix is shifted by its own running maximum, so a large later
+    # element cannot swamp the earlier prefixes (logcumsumexp([0, 100]) is [0, 100])
+    return np.logaddexp.accumulate(x, axis=dim) if x.ndim else x.copy()
+
+
+def _reverse_logcumsumexp(x, dim):
+    return flip(logcumsumexp(flip(x, (dim,)), dim), (dim,))
+
+
+def _logcumsumexp_vjp(g, out, x, dim):
+    """``sum_{j >= i} g_j exp(x_i - out_j)``, in log space split by the sign of ``g`` (PyTorch's
+    logcumsumexp_backward), written with logcumsumexp itself so that it differentiates again."""
+    if x.ndim == 0:
+        return g
+    lowest = const(np.finfo(g._data.dtype).min, g.dtype)
+    log_abs = log(abs(g))
+    pos = exp(_reverse_logcumsumexp(where(g > 0, log_abs, lowest) - out, dim) + x)
+    neg = exp(_reverse_logcumsumexp(where(g < 0, log_abs, lowest) - out, dim) + x)
+    return pos - neg
+
+
+_logcumsumexp = defop("logcumsumexp", _logcumsumexp_fwd, _logcumsumexp_vjp, saves_output=True)
+
+
 @public(method=True, out=True)
 def logcumsumexp(input, dim):
-    """``log(cumsum(exp(input)))`` along ``dim``, shifted by the maximum for stability."""
+    """``log(cumsum(exp(input)))`` along ``dim``, stable for every prefix.
+
+    >>> tapegrad.logcumsumexp(tapegrad.tensor([0.0, 100.0]), 0)
+    tensor([  0., 100.])
+    """
     d = norm_dim(dim, input.ndim, "logcumsumexp")
     if input.dtype.kind != "f":
         raise RuntimeError(f"logcumsumexp: not implemented for {input.dtype} tensors")
-    if input.numel() == 0:
-        return input * 1
-    m = amax(input.detach(), d, True) if input.ndim else input.detach()
-    m = where(isfinite(m), m, const(0.0, input.dtype))
-    return log(cumsum(exp(input - m), d)) + m
+    return apply(_logcumsumexp, input, dim=d)
 
 
 @public(method=True, out=True)

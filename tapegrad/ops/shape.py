@@ -59,7 +59,12 @@ def reshape(input, *shape):
 
 @public
 def view(input, *shape):
-    """Like ``reshape``, but refuses (as PyTorch does) when the result cannot share memory."""
+    """Like ``reshape``, but refuses (as PyTorch does) when the result cannot share memory.
+
+    ``view(dtype)`` reinterprets the bits instead (see ``view_dtype``)."""
+    if len(shape) == 1 and (isinstance(shape[0], np.dtype) or isinstance(shape[0], type)
+                            and issubclass(shape[0], np.generic)):
+        return view_dtype(input, shape[0])
     shape = _infer_shape(_shape_arg(shape), input._data.size, "view", input.shape)
     try:
         np.ndarray.view(input._data).shape = shape  # raises when a copy would be needed
@@ -68,6 +73,47 @@ def view(input, *shape):
                            f"(shape {tuple(input.shape)}): at least one dimension spans across two "
                            f"contiguous subspaces. Use .reshape(...) instead.") from None
     return reshape(input, shape)
+
+
+def view_dtype(input, dtype):
+    """The same memory read as ``dtype`` (PyTorch's ``Tensor.view(dtype)``): outside autograd, as
+    in PyTorch, sharing ``input``'s version counter. With a different element size the last dim
+    must be contiguous and is rescaled; a larger element also needs the last size, the storage
+    offset and the other strides divisible by the ratio (PyTorch's rules, in elements).
+
+    >>> tapegrad.tensor([1.0]).view(tapegrad.int32)
+    tensor([1065353216], dtype=tapegrad.int32)
+    """
+    a, d = input._data, _dtype.to_dtype(dtype)
+    old, new = a.dtype.itemsize, d.itemsize
+    if old != new:
+        what = f"to view {_dtype.name(a.dtype)} as {_dtype.name(d)} (different element sizes)"
+        if a.ndim == 0:
+            raise RuntimeError(f"view: self.dim() cannot be 0 {what}")
+        if a.strides[-1] != old:
+            raise RuntimeError(f"view: self.stride(-1) must be 1 {what}, but got {a.strides[-1] // old}")
+        if new > old:
+            ratio = new // old
+            if a.shape[-1] % ratio:
+                raise RuntimeError(f"view: self.size(-1) must be divisible by {ratio} {what}, but got {a.shape[-1]}")
+            offset = (a.__array_interface__["data"][0] - _owner(a).__array_interface__["data"][0]) // old
+            if offset % ratio:
+                raise RuntimeError(f"view: self.storage_offset() must be divisible by {ratio} {what}, but got "
+                                   f"{offset}")
+            for i, st in enumerate(a.strides[:-1]):
+                if (st // old) % ratio:
+                    raise RuntimeError(f"view: self.stride({i}) must be divisible by {ratio} {what}, but got "
+                                       f"{st // old}")
+    out = Tensor._wrap(a.view(d))
+    out._version = input._version
+    return out
+
+
+def _owner(a):
+    """The array that owns ``a``'s memory (its storage, in PyTorch's terms)."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
 
 
 def _expand_fwd(x, shape):
@@ -446,6 +492,15 @@ def pad(input, pad, mode="constant", value=None):
         raise NotImplementedError(f"pad: mode {mode!r} is not supported (use constant, reflect, replicate, circular)")
     if value not in (None, 0):
         raise RuntimeError(f"pad: padding mode {mode!r} doesn't take in value argument")
+    for d, (lo, hi) in enumerate(widths):
+        if (lo or hi) and input.shape[d] + lo + hi < (0 if mode == "circular" else 1):
+            raise RuntimeError(f"pad: padding ({lo}, {hi}) of dim {d} leaves no element of the input of shape "
+                               f"{tuple(input.shape)} (mode {mode!r})")
+    if mode == "circular" and builtins.any(lo < 0 or hi < 0 for lo, hi in widths):
+        # PyTorch crops first and wraps what is left (its padding copies from the cropped core)
+        input = input[tuple(slice(builtins.max(-lo, 0), n - builtins.max(-hi, 0))
+                            for (lo, hi), n in zip(widths, input.shape))]
+        widths = [(builtins.max(lo, 0), builtins.max(hi, 0)) for lo, hi in widths]
     for d, (lo, hi) in enumerate(widths):
         if lo or hi:
             n = input.shape[d]

@@ -237,6 +237,11 @@ for _n in ("true_divide", "floor_divide", "remainder", "fmod", "eq", "ne", "lt",
     info(_n).family = "binary"
 
 
+_binary("copysign", call("copysign"), np.copysign, "nonzero", "nonzero")
+cases("copysign", Case(lambda M, x, y: M.copysign(x, y) + M.copysign(x, -0.0),  # the sign's gradient: zeros
+                       [np.array([1.0, 0.0, -0.0, -3.0, 2.0]), np.array([-1.0, 2.0, -0.0, 0.0, np.inf])]))
+
+
 @entry("remainder", "fmod")
 def _remainder(draw):
     shape = draw(SHAPES)
@@ -463,7 +468,7 @@ def _torch_prod(dim, keep):
     return (lambda M, t: M.prod(t)) if dim is None and not keep else False
 
 
-@entry("prod")
+@entry("prod", gradgrad=True)
 def _prod(draw):
     """Exact zeros included: the gradient is the product of the others (a polynomial, so exact)."""
     x = arr(draw, draw(SHAPES))
@@ -482,9 +487,11 @@ def _prod_nonzero(draw):
                   torch_fn=_torch_prod(dim, keep))
 
 
-cases("prod", Case(lambda M, x: M.prod(x, 1), [Z], double=True,
-                   known_failure="prod's VJP is not differentiable at exact zeros: tapegrad's second derivative "
-                                 "misses the terms through a zero factor"),
+# rows of Z hold one zero, two zeros and none: the second derivative passes through the zero factors
+cases("prod", Case(lambda M, x: M.prod(x, 1), [Z], double=True),
+      Case(lambda M, x: M.prod(x, 0, keepdim=True), [Z], double=True),
+      Case(lambda M, x: M.prod(x), [np.array([2.0, 0.0, 3.0, 0.5])], double=True),
+      Case(lambda M, x: M.prod(x), [np.array([2.0, 0.0, 3.0, 0.0])], double=True),
       Case(lambda M, x: M.prod(x), [np.array([2.0, 0.0, 3.0])]))
 
 
@@ -555,6 +562,18 @@ def _cumprod_zeros(draw):
 
 
 cases("cumprod", Case(lambda M, x: M.cumprod(x, 1), [A2], double=True), grad_rtol=1e-9)
+
+
+@entry("logcumsumexp", gradgrad=True)
+def _logcumsumexp(draw):
+    x = arr(draw, draw(SHAPES)) * 3
+    d = one_dim(draw, x.ndim)
+    return Sample(lambda M, t: M.logcumsumexp(t, d), [x], lambda a: np.logaddexp.accumulate(a, axis=d) if a.ndim else a)
+
+
+# each prefix stable on its own: a later large element must not swamp the earlier ones
+cases("logcumsumexp", Case(lambda M, x: M.logcumsumexp(x, 0), [np.array([0.0, 100.0, -50.0, 101.0])], double=True),
+      Case(lambda M, x: M.logcumsumexp(x * 40, 1), [A2], double=True), grad_rtol=1e-9)
 cases("cumprod_zeros", Case(lambda M, x: M.cumprod(x, 1) + M.cumprod(x, 0), [Z2]), grad_rtol=1e-9)
 
 
@@ -719,22 +738,31 @@ errors("split", lambda M: M.zeros(4).split([1, 2]))
 
 @entry("constant_pad", "pad_modes")
 def _pad(draw):
+    """Negative pads crop. PyTorch's circular mode crops first and wraps what is left; reflect and
+    replicate pad the whole input and then crop."""
     x = arr(draw, draw(NONEMPTY_SHAPES))
     k = draw(st.integers(1, x.ndim))
     mode = draw(st.sampled_from(["constant", "reflect", "replicate", "circular"]))
-    lo_pad = {"constant": -1, "reflect": 0, "replicate": 0, "circular": 0}[mode]
     pads = []
     for i in range(k):
         n = x.shape[x.ndim - 1 - i]
         hi = {"constant": 2, "reflect": n - 1, "replicate": 2, "circular": n}[mode]
-        pads += [draw(st.integers(max(lo_pad, 1 - n) if mode == "constant" else 0, hi)) for _ in range(2)]
+        lo, hi_ = (draw(st.integers(1 - n if mode == "constant" else -n, hi)) for _ in range(2))
+        core = n - max(-lo, 0) - max(-hi_, 0)
+        if n + lo + hi_ < 1 or mode == "circular" and max(lo, hi_) > core:
+            lo, hi_ = max(lo, 0), max(hi_, 0)  # nothing would be left, or it would wrap twice
+        pads += [lo, hi_]
     widths = [(0, 0)] * (x.ndim - k) + [(pads[2 * i], pads[2 * i + 1]) for i in reversed(range(k))]
 
     def ref(a):
-        crop = tuple(slice(max(-lo, 0), a.shape[j] - max(-hi, 0)) for j, (lo, hi) in enumerate(widths))
+        crop = [slice(max(-lo, 0), a.shape[j] - max(-hi, 0)) for j, (lo, hi) in enumerate(widths)]
         pos = [(max(lo, 0), max(hi, 0)) for lo, hi in widths]
         npmode = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}[mode]
-        return np.pad(a[crop], pos, mode=npmode, **({"constant_values": 0.5} if mode == "constant" else {}))
+        kw = {"constant_values": 0.5} if mode == "constant" else {}
+        if mode in ("constant", "circular"):
+            return np.pad(a[tuple(crop)], pos, mode=npmode, **kw)
+        padded = np.pad(a, pos, mode=npmode)
+        return padded[tuple(slice(max(-lo, 0), n - max(-hi, 0)) for (lo, hi), n in zip(widths, padded.shape))]
     kw = {"value": 0.5} if mode == "constant" else {}
     # PyTorch pads only the last 1-3 dims of a batched input in the non-constant modes: tapegrad any
     portable = mode == "constant" or x.ndim in (k + 1, k + 2)
@@ -745,7 +773,13 @@ info("constant_pad").op = info("pad_modes").op = "nn.functional.pad"
 cases("constant_pad", Case(lambda M, x: F(M).pad(x, (1, -1, 2, 0), value=0.5), [A]))
 cases("pad_modes", Case(lambda M, x: F(M).pad(x.reshape(1, 3, 4), (2, 1), mode="reflect"), [A]),
       Case(lambda M, x: F(M).pad(x.reshape(1, 1, 3, 4), (1, 2, 2, 1), mode="replicate"), [A]),
-      Case(lambda M, x: F(M).pad(x.reshape(1, 3, 4), (2, 3), mode="circular"), [A]))
+      Case(lambda M, x: F(M).pad(x.reshape(1, 3, 4), (2, 3), mode="circular"), [A]),
+      Case(lambda M, x: [F(M).pad(x.reshape(1, 3, 4), p, mode=m) for m in ("circular", "reflect", "replicate")
+                         for p in ((-1, 2), (2, -1), (-2, 1), (1, -3), (2, -2))], [A]),
+      Case(lambda M, x: [F(M).pad(x.reshape(1, 1, 3, 4), p, mode=m) for m in ("circular", "reflect", "replicate")
+                         for p in ((-1, 2, 1, -1), (1, 1, -1, -1), (-2, 1, 0, 2))], [A]))
+errors("pad_modes", lambda M: F(M).pad(M.ones(1, 1, 5), (0, -5), mode="reflect"),
+       lambda M: F(M).pad(M.ones(1, 1, 5), (-5, 0), mode="replicate"))
 
 
 @entry("flip")
@@ -1388,6 +1422,17 @@ cases("matrix_rank", Case(lambda M, a: [M.linalg.matrix_rank(a, **kw) for kw in 
     {}, {"hermitian": True}, {"atol": 2.5}, {"rtol": 0.5})], [np.diag([3.0, 2.0, 1e-20, 0.0])]),
       Case(lambda M, a: (lambda r: (r.rank, tuple(r.residuals.shape), tuple(r.singular_values.shape)))(
           M.linalg.lstsq(a, a[..., :1].detach())), [TALL]))
+
+
+@entry("norm0", op="linalg.vector_norm")
+def _norm0(draw):
+    """ord=0 counts the nonzeros: its gradient is zero (drawn values stay away from 0)."""
+    x = arr(draw, draw(SHAPES), "nonzero")
+    dim, keep = dims_and_keepdim(draw, x.ndim)
+    return Sample(lambda M, t: M.linalg.vector_norm(t, 0, dim, keep), [x],
+                  lambda a: np.count_nonzero(a, axis=np_dims(dim, a.ndim), keepdims=keep).astype(a.dtype))
+
+
 info("linalg_norm").op, info("matrix_power").op, info("matrix_rank").op = "linalg.norm", "linalg.matrix_power", \
     "linalg.matrix_rank"
 errors("inverse", lambda M: M.inverse(M.zeros(2, 3)), lambda M: M.linalg.inv(M.tensor(SING)))

@@ -56,8 +56,8 @@ def check_forward_and_gradients(fn, arrays, grad_rtol=1e-10, rtol=1e-10, atol=1e
     """Values, dtypes and the gradients of every float output (a fixed random cotangent) agree.
 
     ``fn(M, *leaves)`` runs in both; ``torch_fn`` replaces it on PyTorch's side where the
-    spellings differ. An output only one library records (tapegrad returns a constant such as
-    ``matrix_power(a, 0)`` untracked) must then have a zero gradient in the other."""
+    spellings differ. A float output requires grad in both or in neither (PyTorch records
+    ``matrix_power(a, 0)`` and ``vector_norm(v, 0)``, whose gradients are zero)."""
     xs, res = {}, {}
     for M in (torch, tg):
         xs[M] = inputs(M, arrays)
@@ -69,8 +69,9 @@ def check_forward_and_gradients(fn, arrays, grad_rtol=1e-10, rtol=1e-10, atol=1e
     for i, (a, b) in enumerate(zip(gv, tv)):
         assert a.shape == b.shape, f"output {i}: shape {a.shape} vs torch {b.shape}"
         np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"output {i}")
-    tracked = [i for i, (a, b) in enumerate(zip(res[tg], res[torch]))
-               if _differentiable([a]) or _differentiable([b])]
+    needs = [[bool(_differentiable([o])) for o in res[M]] for M in (tg, torch)]
+    assert needs[0] == needs[1], f"requires_grad of the float outputs {needs[0]} vs torch {needs[1]}"
+    tracked = [i for i, n in enumerate(needs[0]) if n]
     if not tracked or not arrays:
         return
     rng = np.random.default_rng(1)

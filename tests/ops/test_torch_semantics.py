@@ -1,0 +1,410 @@
+"""Operator semantics checked against PyTorch where they used to differ (issue 11): shifts and the
+in-place bitwise ops, ``scatter(reduce=)``, integer pooling, ``view(dtype)``, ``logcumsumexp``,
+``interpolate`` on uint8, negative pads, advanced indexing's dimension order, and the
+``requires_grad`` of constant-valued results. Each compares with PyTorch when it is installed
+and states the expected values otherwise."""
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+def _torch():
+    return pytest.importorskip("torch")
+
+
+def _same(got, want):
+    """A tapegrad tensor equals a PyTorch one: dtype, shape and values (NaN where NaN)."""
+    assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1], f"dtype {got.dtype} vs {want.dtype}"
+    assert tuple(got.shape) == tuple(want.shape), f"shape {tuple(got.shape)} vs {tuple(want.shape)}"
+    np.testing.assert_array_equal(got.detach().numpy(), want.detach().numpy())
+
+
+def _raises_like(call):
+    """``call(M)`` raises in both libraries, tapegrad's exception being (a subclass of) PyTorch's type."""
+    torch = _torch()
+    with pytest.raises(Exception) as want:
+        call(torch)
+    with pytest.raises(type(want.value)):
+        call(tg)
+
+
+# ---------------------------------------------------------------- shifts and bitwise ops
+INT_DTYPES = ["uint8", "int8", "int16", "int32", "int64"]
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES)
+def test_shifts_match_torch_for_every_count_including_negative_and_too_large(dtype):
+    torch = _torch()
+    bits = np.dtype(dtype).itemsize * 8
+    lo = 0 if dtype == "uint8" else -(2 ** (bits - 1))
+    hi = 2 ** (bits - 1) - 1 if dtype != "uint8" else 255
+    values = np.array([lo, lo + 1, -3 if lo else 3, -1 if lo else 1, 0, 1, 5, hi], dtype)
+    counts = np.array([-2, -1, 0, 1, 3, bits - 1, bits, bits + 1, 100])
+    counts = counts[(counts >= lo) & (counts <= hi)].astype(dtype)  # those the dtype can hold
+    x, c = np.repeat(values, len(counts)), np.tile(counts, len(values))
+    _same(tg.tensor(x) << tg.tensor(c), torch.tensor(x) << torch.tensor(c))
+    _same(tg.tensor(x) >> tg.tensor(c), torch.tensor(x) >> torch.tensor(c))
+    _same(tg.bitwise_left_shift(tg.tensor(x), 2), torch.bitwise_left_shift(torch.tensor(x), 2))
+    _same(tg.tensor(x).bitwise_right_shift(tg.tensor(c)), torch.tensor(x).bitwise_right_shift(torch.tensor(c)))
+
+
+def test_shift_operator_forms_promotion_and_in_place():
+    torch = _torch()
+    forms = [lambda M: 3 << M.tensor([1, 2]), lambda M: 64 >> M.tensor([1, 2]),
+             lambda M: M.tensor([True, False]) << 1,
+             lambda M: M.tensor([2, 3], dtype=M.int32) << M.tensor([1, 2], dtype=M.uint8),
+             lambda M: M.tensor([2, 3], dtype=M.uint8) << M.tensor([1, 2], dtype=M.int8),
+             lambda M: M.bitwise_right_shift(M.tensor([-7, 9], dtype=M.int16), M.tensor(1, dtype=M.int16))]
+    for f in forms:
+        _same(f(tg), f(torch))
+
+    def inplace(M):
+        a = M.tensor([1, -2, 3], dtype=M.int8)
+        alias = a
+        a <<= 2
+        a >>= M.tensor([1, 0, 9])
+        a.bitwise_left_shift_(1)
+        a.bitwise_right_shift_(M.tensor([0, 1, 2], dtype=M.int8))
+        b = M.tensor([12, 10, 7])
+        b &= 6
+        b |= M.tensor([1, 0, 0])
+        b ^= 3
+        b.bitwise_and_(M.tensor([7, 7, 1]))
+        return alias, b
+    for got, want in zip(inplace(tg), inplace(torch)):
+        _same(got, want)
+    x = tg.tensor([1, 2], dtype=tg.int16)
+    v = x._version[0]
+    x <<= 1
+    assert x._version[0] == v + 1 and x.tolist() == [2, 4]
+
+
+def test_shifts_and_bitwise_ops_refuse_floats_and_shifts_refuse_bools():
+    for call in (lambda M: M.tensor([1.0]) << 1, lambda M: M.tensor([1, 2]) >> M.tensor([1.5]),
+                 lambda M: M.tensor([True]) << M.tensor([True]), lambda M: M.bitwise_left_shift(M.tensor([1.0]), 1),
+                 lambda M: M.tensor([1.0]) & 1, lambda M: M.bitwise_xor(M.tensor([1.0]), M.tensor([2.0])),
+                 lambda M: M.tensor([1, 2]).bitwise_or_(M.tensor([1.5]))):
+        _raises_like(call)
+    with pytest.raises(NotImplementedError, match="bitwise_left_shift"):
+        tg.tensor([1.5]) << 1
+
+
+# ---------------------------------------------------------------- gradients of constant-valued results
+def test_copysign_gives_the_sign_input_a_zero_gradient():
+    x, y = tg.tensor([1.0, 0.0, -3.0], requires_grad=True), tg.tensor([-1.0, 2.0, 0.0], requires_grad=True)
+    tg.copysign(x, y).sum().backward()
+    assert y.grad is not None and y.grad.tolist() == [0.0, 0.0, 0.0]
+    assert x.grad.tolist() == [-1.0, 0.0, -1.0]
+
+
+def test_constant_valued_results_require_grad_as_in_torch():
+    a = tg.tensor([[2.0, 1.0], [0.5, 3.0]], requires_grad=True)
+    v = tg.tensor([0.0, float("nan"), 2.0], requires_grad=True)
+    outs = [tg.linalg.matrix_power(a, 0), tg.linalg.vector_norm(v, 0), tg.linalg.slogdet(a).sign]
+    assert all(o.requires_grad for o in outs)
+    assert outs[0].tolist() == [[1.0, 0.0], [0.0, 1.0]] and outs[1].item() == 2.0
+    sum(o.sum() for o in outs).backward()
+    assert not a.grad.numpy().any() and not v.grad.numpy().any()
+
+
+def test_heaviside_refuses_mixed_dtypes_and_scalar_values():
+    for call in (lambda M: M.heaviside(M.tensor([True, False]), M.tensor([1])),
+                 lambda M: M.heaviside(M.tensor([1.0]), M.tensor([1.0], dtype=M.float64)),
+                 lambda M: M.heaviside(M.tensor([1.0]), 0.5)):
+        _raises_like(call)
+    torch = _torch()
+    f = lambda M: M.heaviside(M.tensor([-1, 0, 2, 0]), M.tensor([7, 7, 7, 9]))  # noqa: E731
+    _same(f(tg), f(torch))
+
+
+# ---------------------------------------------------------------- scatter(reduce=)
+def _scatter_calls():
+    index = [[0, 0, 1], [2, 3, 3]]
+    src = np.arange(1.0, 7.0, dtype=np.float32).reshape(2, 3)
+    return [lambda M: M.full((2, 4), 2.0).scatter(1, M.tensor(index), M.tensor(src), reduce="multiply"),
+            lambda M: M.full((2, 4), 2.0).scatter(1, M.tensor(index), M.tensor(src), reduce="add"),
+            lambda M: M.full((2, 4), 2.0).scatter(1, M.tensor(index), 3.0, reduce="multiply"),
+            lambda M: M.scatter(M.full((2, 4), 2.0), 1, M.tensor(index), value=-1.5, reduce="add"),
+            lambda M: M.full((3, 2), 2, dtype=M.int64).scatter_(0, M.tensor([[0, 2], [0, 0]]), 3, reduce="multiply"),
+            lambda M: M.full((3, 2), 2, dtype=M.int32).scatter_(
+                0, M.tensor([[0, 2], [0, 0]]), M.tensor([[5, 6], [7, 8]], dtype=M.int32), reduce="add")]
+
+
+@pytest.mark.filterwarnings("ignore:The reduce argument of torch.scatter")
+@pytest.mark.parametrize("i", range(6))
+def test_scatter_reduce_add_and_multiply_accumulate_repeats_as_torch(i):
+    torch = _torch()
+    call = _scatter_calls()[i]
+    _same(call(tg), call(torch))
+
+
+def test_scatter_reduce_gradients_and_bad_reduce():
+    index = tg.tensor([[0, 0, 1], [2, 3, 3]])
+    x = tg.tensor(np.random.default_rng(0).uniform(0.5, 2, (2, 4)), requires_grad=True)
+    s = tg.tensor(np.random.default_rng(1).uniform(0.5, 2, (2, 3)), requires_grad=True)
+    for reduce in ("add", "multiply"):
+        assert tg.autograd.gradcheck(lambda a, b: a.scatter(1, index, b, reduce=reduce), [x, s])
+        assert tg.autograd.gradgradcheck(lambda a, b: a.scatter(1, index, b, reduce=reduce), [x, s])
+    _raises_like(lambda M: M.zeros(2, 4).scatter(1, M.tensor([[0]]), 1.0, reduce="sum"))
+
+
+# ---------------------------------------------------------------- view(dtype)
+def _views():
+    return [lambda M: M.arange(6.0).view(M.int32), lambda M: M.arange(6.0).view(M.int16),
+            lambda M: M.arange(6.0).view(M.uint8), lambda M: M.arange(8, dtype=M.int16).reshape(2, 4).view(M.int32),
+            lambda M: M.arange(8, dtype=M.int16).reshape(2, 4).view(M.int64),
+            lambda M: M.arange(8, dtype=M.int16).reshape(2, 4).view(M.float64),
+            lambda M: M.arange(12, dtype=M.int16).reshape(3, 4)[:, :2].view(M.int32),
+            lambda M: M.arange(12, dtype=M.int16).reshape(3, 4)[:, :2].view(M.int8),
+            lambda M: M.tensor([True, False]).view(M.uint8), lambda M: M.tensor(3, dtype=M.int16).view(M.int16),
+            lambda M: M.tensor([1.5, -2.0], dtype=M.float64).view(M.int64),
+            lambda M: M.zeros(2, 0).view(M.int32), lambda M: M.tensor([1.0, 2.0], requires_grad=True).view(M.int32),
+            lambda M: M.tensor([1.0, 2.0], requires_grad=True).view(M.float32)]
+
+
+@pytest.mark.parametrize("i", range(14))
+def test_view_dtype_reinterprets_the_bits_as_torch(i):
+    torch = _torch()
+    call = _views()[i]
+    got, want = call(tg), call(torch)
+    _same(got, want)
+    assert got.requires_grad == want.requires_grad
+
+
+@pytest.mark.parametrize("call", [
+    lambda M: M.arange(6, dtype=M.int16).reshape(2, 3).view(M.int32),             # size(-1) not divisible
+    lambda M: M.arange(8, dtype=M.int16).reshape(2, 4).t().view(M.int32),          # stride(-1) != 1
+    lambda M: M.arange(8, dtype=M.int16).reshape(2, 4).t().view(M.int8),
+    lambda M: M.arange(12, dtype=M.int16)[1:9].reshape(2, 4).view(M.int32),        # storage offset
+    lambda M: M.arange(12, dtype=M.int16).reshape(2, 6)[:, :4].view(M.int64),      # stride(0) not divisible
+    lambda M: M.tensor(3, dtype=M.int16).view(M.int8),                              # 0-d
+    lambda M: M.arange(6, dtype=M.int16).reshape(2, 3).t()[:, :1].view(M.int8)])
+def test_view_dtype_refuses_what_torch_refuses(call):
+    _raises_like(call)
+
+
+def test_view_dtype_shares_memory_and_the_version_counter():
+    w = tg.zeros(4, dtype=tg.int16)
+    v = w.view(tg.int8)
+    v[0] = 1
+    assert w.tolist() == [1, 0, 0, 0] and w._version[0] == 1
+
+
+# ---------------------------------------------------------------- max pooling of integer tensors
+def test_integer_max_pool2d_values_and_indices_match_torch():
+    """Drawn shapes, kernels, strides, paddings, dilations and ceil_mode; values near each dtype's
+    minimum too (padding must never win a tie), and windows that dilation carries past the input."""
+    torch = _torch()
+    rng = np.random.default_rng(0)
+    F = torch.nn.functional
+    for _ in range(120):
+        dt = str(rng.choice(["int64", "uint8", "int8", "int16", "int32"]))
+        H, W = rng.integers(1, 7, 2)
+        k, s, d = (tuple(int(v) for v in rng.integers(1, 4, 2)) for _ in range(3))
+        p = tuple(int(rng.integers(0, kk // 2 + 1)) for kk in k)
+        ceil = bool(rng.integers(2))
+        lo = np.iinfo(dt).min
+        a = rng.integers(lo, lo + 3 if rng.integers(2) else np.iinfo(dt).max, (2, 2, H, W), endpoint=True).astype(dt)
+        args = (k, s, p, d, ceil)
+        try:
+            want = F.max_pool2d(torch.tensor(a), *args, return_indices=True)
+        except RuntimeError:
+            with pytest.raises(RuntimeError):
+                tg.nn.functional.max_pool2d(tg.tensor(a), *args, return_indices=True)
+            continue
+        got = tg.nn.functional.max_pool2d(tg.tensor(a), *args, return_indices=True)
+        _same(got[0], want[0])
+        _same(got[1], want[1])
+        _same(tg.nn.functional.max_pool2d(tg.tensor(a[0]), *args), F.max_pool2d(torch.tensor(a[0]), *args))
+
+
+def test_integer_max_pool1d_matches_torch():
+    torch = _torch()
+    a = np.random.default_rng(1).integers(-9, 9, (2, 3, 7))
+    for kw in ({"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1}, {"kernel_size": 2, "dilation": 2,
+                                                                                   "ceil_mode": True}):
+        got = tg.nn.functional.max_pool1d(tg.tensor(a), return_indices=True, **kw)
+        want = torch.nn.functional.max_pool1d(torch.tensor(a), return_indices=True, **kw)
+        _same(got[0], want[0])
+        _same(got[1], want[1])
+
+
+# ---------------------------------------------------------------- interpolate on uint8
+def test_uint8_bilinear_matches_torch_bit_for_bit():
+    """PyTorch's uint8 kernel (up to 4 channels on CPU) uses int16 fixed-point weights, the width pass
+    first, each rounded back to uint8: reproduced exactly, for drawn sizes, scales and align_corners."""
+    torch = _torch()
+    rng = np.random.default_rng(0)
+    for _ in range(80):
+        C, H, W = int(rng.integers(1, 5)), *(int(v) for v in rng.integers(1, 9, 2))
+        a = rng.integers(0, 256, (2, C, H, W)).astype(np.uint8)
+        kw = {"align_corners": bool(rng.integers(2))}
+        if rng.integers(2):
+            kw["size"] = tuple(int(v) for v in rng.integers(1, 13, 2))
+        else:
+            kw["scale_factor"] = tuple(float(v) for v in rng.choice([0.5, 0.7, 1.3, 2.0, 2.5], 2))
+            if min(int(n * s) for n, s in zip((H, W), kw["scale_factor"])) < 1:
+                continue
+        for mode in ("bilinear", "nearest", "nearest-exact"):
+            if mode != "bilinear":
+                kw.pop("align_corners", None)
+            _same(tg.nn.functional.interpolate(tg.tensor(a), mode=mode, **kw),
+                  torch.nn.functional.interpolate(torch.tensor(a), mode=mode, **kw))
+
+
+def test_uint8_bilinear_stays_within_one_of_the_exact_value():
+    """With more than 4 channels PyTorch takes another kernel, which gets some shrinking widths
+    wrong (2x2 -> 3x1 gives [105, 105, 105] for [[10, 200], [50, 60]]; the exact answer is
+    [105, 80, 55]): tapegrad's result does not depend on the channel count."""
+    a = np.broadcast_to(np.array([[10, 200], [50, 60]], np.uint8), (1, 5, 2, 2))
+    got = tg.nn.functional.interpolate(tg.tensor(a), size=(3, 1), mode="bilinear")
+    assert got.dtype == tg.uint8 and got[0, :, :, 0].tolist() == [[105, 80, 55]] * 5
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (1, 6, 5, 7)).astype(np.uint8)
+    for size in ((9, 3), (2, 12), (5, 7)):
+        exact = tg.nn.functional.interpolate(tg.tensor(a.astype(np.float64)), size=size, mode="bilinear").numpy()
+        got = tg.nn.functional.interpolate(tg.tensor(a), size=size, mode="bilinear").numpy()
+        assert np.abs(got - exact).max() <= 1
+
+
+def test_interpolate_refuses_the_integer_modes_torch_refuses():
+    for call in (lambda M: M.nn.functional.interpolate(M.zeros(1, 2, 4, dtype=M.uint8), size=6, mode="linear"),
+                 lambda M: M.nn.functional.interpolate(M.zeros(1, 1, 2, 3, 4, dtype=M.uint8), size=5, mode="trilinear"),
+                 lambda M: M.nn.functional.interpolate(M.zeros(1, 1, 3, 4, dtype=M.int64), size=5, mode="bilinear")):
+        _raises_like(call)
+
+
+def test_interpolate_leaves_a_dim_of_unchanged_size_alone_whatever_the_scale():
+    torch = _torch()
+    a = np.arange(12.0).reshape(1, 1, 6, 2)
+    for mode in ("nearest", "nearest-exact", "bilinear"):
+        for scale in ((0.7, 1.3), (1.0, 1.3), (1.2, 1.0)):
+            f = lambda M: M.nn.functional.interpolate(M.tensor(a), scale_factor=scale, mode=mode)  # noqa: E731
+            np.testing.assert_allclose(f(tg).numpy(), f(torch).numpy(), rtol=1e-12, err_msg=f"{mode} {scale}")
+
+
+# ---------------------------------------------------------------- pad with negative widths
+def test_circular_pad_refuses_to_wrap_an_empty_or_too_small_core():
+    """PyTorch returns uninitialized memory here (it copies the padding from a cropped core that is
+    empty, or smaller than the padding): tapegrad raises instead."""
+    x = tg.arange(1.0, 6.0).reshape(1, 1, 5)
+    for p in ((-5, 1), (-3, 3), (2, -4)):
+        with pytest.raises(RuntimeError, match="pad"):
+            tg.nn.functional.pad(x, p, mode="circular")
+    assert tg.nn.functional.pad(x, (-1, 2), mode="circular").tolist() == [[[2.0, 3.0, 4.0, 5.0, 2.0, 3.0]]]
+    assert tg.nn.functional.pad(x, (0, -5), mode="circular").shape == (1, 1, 0)
+
+
+# ---------------------------------------------------------------- where advanced-index dims go
+def test_an_int_is_a_basic_index_as_in_torch():
+    z = tg.zeros(2, 3, 4)
+    assert z[1, :, tg.tensor([0, 2])].shape == (3, 2)  # numpy's rule gives (2, 3)
+    assert z[tg.tensor(1), :, [0, 2]].shape == (3, 2) and z[[1, 0], :, 1].shape == (2, 3)
+    assert z[True, :, tg.tensor([0, 2])].shape == (2, 2, 4) and z[:, True, [0, 2]].shape == (2, 2, 4)
+    # an Ellipsis spans the dims the other indices leave: one per index tensor, k per k-dim mask
+    assert z[..., tg.tensor([[0, 1], [2, 3]])].shape == (2, 3, 2, 2) and z[1, ..., [[0], [2]]].shape == (3, 2, 1)
+    assert z[..., tg.ones(3, 4, dtype=tg.bool)].shape == (2, 12) and z[tg.tensor([True, False]), ..., 0].shape == (1, 3)
+    z[1, :, tg.tensor([0, 2])] = tg.arange(6.0).reshape(3, 2)
+    assert z[1].tolist() == [[0, 0, 1, 0], [2, 0, 3, 0], [4, 0, 5, 0]]
+
+
+def _draw_index(draw, shape):
+    """A PyTorch index for ``shape``: a mix of ints, slices, None, one Ellipsis, bool scalars, a
+    bool mask or int index tensors (lists or tensors, with negative entries), as numpy arrays and
+    their kinds, to be built in either library."""
+    from hypothesis import strategies as st
+    items, dim, ellipsis = [], 0, False
+    adv_shape = draw(st.sampled_from([(2,), (1,), (2, 2), (3,)]))
+    for _ in range(draw(st.integers(1, len(shape) + 2))):
+        left = len(shape) - dim
+        kind = draw(st.sampled_from(["int", "slice", "none", "ellipsis", "bool", "mask", "tensor", "list", "int0d"]))
+        if kind in ("int", "int0d", "tensor", "list", "slice", "mask") and left == 0:
+            kind = "none"
+        if kind == "ellipsis" and ellipsis:
+            kind = "slice" if left else "none"
+        n = shape[dim] if dim < len(shape) else 1
+        if kind in ("int", "int0d"):
+            items.append((kind, draw(st.integers(-n, n - 1))))
+            dim += 1
+        elif kind == "slice":
+            items.append((kind, slice(draw(st.sampled_from([None, 0, 1, -1])), draw(st.sampled_from([None, 2, -1])),
+                                      draw(st.sampled_from([None, 1, 2])))))
+            dim += 1
+        elif kind == "none":
+            items.append((kind, None))
+        elif kind == "ellipsis":
+            items.append((kind, Ellipsis))
+            ellipsis = True
+            dim = len(shape) - min(left, draw(st.integers(0, left)))
+        elif kind == "bool":
+            items.append((kind, True))
+        elif kind == "mask":
+            k = min(left, draw(st.integers(1, 2)))
+            rng = np.random.default_rng(draw(st.integers(0, 99)))
+            items.append((kind, rng.random(shape[dim:dim + k]) > 0.4))
+            dim += k
+        else:
+            rng = np.random.default_rng(draw(st.integers(0, 99)))
+            items.append((kind, rng.integers(-n, n, adv_shape)))
+            dim += 1
+    return items
+
+
+def _build(M, items):
+    out = []
+    for kind, v in items:
+        if kind in ("mask", "tensor"):
+            out.append(M.tensor(v))
+        elif kind == "list":
+            out.append(v.tolist())
+        elif kind == "int0d":
+            out.append(M.tensor(v))
+        else:
+            out.append(v)
+    return tuple(out)
+
+
+def test_getitem_and_setitem_place_advanced_dims_as_torch():
+    """Values, shapes and gradients of ``x[index]``, and ``x[index] = v`` (values and gradients,
+    when no position is written twice), against PyTorch over drawn indices."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+    torch = _torch()
+
+    @settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(data=st.data())
+    def check(data):
+        shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=4))
+        items = _draw_index(data.draw, shape)
+        a = np.arange(float(np.prod(shape))).reshape(shape)
+        xt = torch.tensor(a, requires_grad=True)
+        try:
+            yt = xt[_build(torch, items)]
+        except (IndexError, RuntimeError):
+            with pytest.raises((IndexError, RuntimeError)):
+                tg.tensor(a)[_build(tg, items)]
+            return
+        xg = tg.tensor(a, requires_grad=True)
+        yg = xg[_build(tg, items)]
+        _same(yg, yt)
+        c = np.random.default_rng(0).standard_normal(tuple(yt.shape))
+        (yt * torch.tensor(c)).sum().backward()
+        (yg * tg.tensor(c)).sum().backward()
+        np.testing.assert_array_equal(xg.grad.numpy(), xt.grad.numpy())
+        hits = torch.zeros(shape)
+        hits[_build(torch, items)] = 1.0
+        if hits.sum().item() != yt.numel():  # a position written twice: which write wins is unspecified
+            return
+        vt, vg = torch.tensor(-c, requires_grad=True), tg.tensor(-c, requires_grad=True)
+        xt2, xg2 = torch.tensor(a, requires_grad=True), tg.tensor(a, requires_grad=True)
+        st_, sg = xt2 * 2, xg2 * 2
+        st_[_build(torch, items)] = vt
+        sg[_build(tg, items)] = vg
+        _same(sg, st_)
+        (st_ * st_).sum().backward()
+        (sg * sg).sum().backward()
+        np.testing.assert_allclose(xg2.grad.numpy(), xt2.grad.numpy())
+        np.testing.assert_allclose(vg.grad.numpy(), vt.grad.numpy())
+    check()
