@@ -1,0 +1,15 @@
+"""Test-suite settings shared by every directory.
+
+Under CI (``CI`` set, as .ci/run's runner does) hypothesis draws a fixed, derandomized sample
+with no example database: a run's verdict depends on the code alone, never on a lucky draw or
+on the machine's load (no deadlines). Locally it keeps drawing new examples, which is where
+new counterexamples are found.
+"""
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", derandomize=True, database=None, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+if os.environ.get("CI"):
+    settings.load_profile("ci")
