@@ -320,6 +320,25 @@ bool accumulate_grad(PyObject* t, Ref g, bool create_graph) {
   return bump_version(grad.get());
 }
 
+// Run a leaf's post-accumulate-grad hooks (PyTorch 2.1's): once per pass, after .grad was
+// updated, outside the grad lock (a hook may read or replace .grad, as an optimizer step does).
+bool run_post_hooks(PyObject* t) {
+  PyObject* hooks = T(t)->post_hooks;
+  if (!PyDict_Check(hooks) || PyDict_GET_SIZE(hooks) == 0) return true;
+  Ref keep = Ref::borrow(t);
+  Ref values(PyDict_Values(hooks));  // a snapshot: a hook may add or remove hooks
+  if (!values) return false;
+  for (Py_ssize_t k = 0; k < PyList_GET_SIZE(values.get()); ++k) {
+    Ref r(PyObject_CallOneArg(PyList_GET_ITEM(values.get(), k), t));
+    if (!r) return false;
+    if (r.get() != Py_None) {
+      PyErr_Format(PyExc_RuntimeError, "post accumulate grad hooks should return None, got %s", Py_TYPE(r.get())->tp_name);
+      return false;
+    }
+  }
+  return true;
+}
+
 PyObject* hook_name(PyObject* hook) {
   PyObject* name = PyObject_GetAttr(hook, s_name);
   if (name != nullptr && PyUnicode_Check(name)) return name;
@@ -507,6 +526,7 @@ struct Pass {
     for (Py_ssize_t k : positions) {
       if (accumulate) {
         if (!accumulate_grad(inputs[k], Ref::borrow(g.get()), create_graph)) return false;
+        if (!run_post_hooks(inputs[k])) return false;
       } else {
         Py_XSETREF(results[k], Py_NewRef(g.get()));
       }
@@ -520,7 +540,7 @@ struct Pass {
     s.grad = nullptr;
     if (!g) return true;
     if (!run_hooks(T(leaf)->hooks, g)) return false;
-    if (all_leaves) return accumulate_grad(leaf, std::move(g), create_graph);
+    if (all_leaves) return accumulate_grad(leaf, std::move(g), create_graph) && run_post_hooks(leaf);
     auto it = wanted_leaf.find(leaf);
     return it == wanted_leaf.end() || deliver(it->second, g);
   }

@@ -315,6 +315,11 @@ class Tensor(_C.TensorBase):
         from .autograd import register_hook
         return register_hook(self, hook)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(self)`` after backward has accumulated into this leaf's ``.grad``."""
+        from .autograd import register_post_accumulate_grad_hook
+        return register_post_accumulate_grad_hook(self, hook)
+
     # ------------------------------------------------------------ operators
     def __add__(self, other): return _ops.add(self, other)
     def __radd__(self, other): return _ops.add(other, self)

@@ -140,3 +140,19 @@ def register_hook(t, hook):
     h = RemovableHandle(store)
     store[h.id] = hook
     return h
+
+
+def register_post_accumulate_grad_hook(t, hook):
+    """Call ``hook(t)`` after a backward pass has accumulated into ``t.grad`` (once per pass, on
+    leaves only; ``autograd.grad`` does not call it), as PyTorch 2.1's: an optimizer step can
+    run there, as soon as the parameter's gradient is ready."""
+    if not t._requires_grad:
+        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    if t.grad_fn is not None:
+        raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+    if t._post_accumulate_grad_hooks is None:
+        t._post_accumulate_grad_hooks = {}
+    store = t._post_accumulate_grad_hooks
+    h = RemovableHandle(store)
+    store[h.id] = hook
+    return h
