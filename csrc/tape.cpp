@@ -494,10 +494,13 @@ bool refuse_nan(PyObject* node, Py_ssize_t i, PyObject* g) {  // anomaly mode
   if (has <= 0) return has == 0;
   NodeObject* n = N(node);
   Ref name(PyType_GetName(Py_TYPE(node)));
-  PyObject* file = PyTuple_Check(n->where) && PyTuple_GET_SIZE(n->where) == 2 ? PyTuple_GET_ITEM(n->where, 0) : Py_None;
-  PyObject* line = PyTuple_Check(n->where) && PyTuple_GET_SIZE(n->where) == 2 ? PyTuple_GET_ITEM(n->where, 1) : Py_None;
+  Ref where = Ref::borrow(n->where);  // ours: formatting may run a __repr__ that replaces it
+  Ref op = Ref::borrow(n->op);
+  PyObject* w = where.get();
+  PyObject* file = PyTuple_Check(w) && PyTuple_GET_SIZE(w) == 2 ? PyTuple_GET_ITEM(w, 0) : Py_None;
+  PyObject* line = PyTuple_Check(w) && PyTuple_GET_SIZE(w) == 2 ? PyTuple_GET_ITEM(w, 1) : Py_None;
   PyErr_Format(PyExc_RuntimeError, "Function '%S' returned nan values in its %zdth output (the %U was recorded at %S:%S).",
-               name.get(), i, O(n->op)->name, file, line);
+               name.get(), i, O(op.get())->name, file, line);
   return false;
 }
 

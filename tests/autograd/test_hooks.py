@@ -261,3 +261,93 @@ def test_post_accumulate_grad_hook_matches_torch():
         (y * 3).sum().backward()
         out[lib.__name__] = seen
     assert out["tapegrad"] == out["torch"]
+
+
+# ---------------------------------------------------------------- hostile callbacks, in a subprocess
+_HOSTILE = r'''
+import gc
+import numpy as np
+import tapegrad as tg
+
+def expect_error_or_value(fn):
+    try:
+        fn()
+    except (RuntimeError, TypeError, ValueError, AttributeError):
+        pass
+
+def leaf_data_gone():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * x
+    def h(g):
+        x._data = None
+    y.register_hook(h)
+    y.sum().backward()
+
+def grad_data_reshaped():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    (x * 1).sum().backward()
+    x.register_post_accumulate_grad_hook(lambda t: setattr(t.grad, "_data", np.zeros(5)))
+    (x * 1).sum().backward()
+    (x * 1).sum().backward()
+
+def hooks_replaced_inside_hooks():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    def h(g):
+        y.grad_fn.pre_hooks = {}
+        x._hooks = None
+        gc.collect()
+        return g * 2
+    for _ in range(3):
+        y.register_hook(h)
+        x.register_hook(h)
+    (y * y).sum().backward()
+
+def graph_dropped_inside_hook():
+    holder = {}
+    x = tg.tensor(np.ones(3), requires_grad=True)
+    holder["y"] = x.exp()
+    loss = (holder["y"] * holder["y"]).sum()
+    def h(g):
+        holder.clear()
+        gc.collect()
+    holder["y"].register_hook(h)
+    loss.backward()
+    assert x.grad is not None
+
+def function_backward_mutates_ctx():
+    class F(tg.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            ctx.save_for_backward(a)
+            return a * 2
+        @staticmethod
+        def backward(ctx, g):
+            for k in list(vars(ctx)):
+                setattr(ctx, k, None)
+            gc.collect()
+            return g * 2
+    x = tg.tensor([1.0], requires_grad=True)
+    F.apply(x).sum().backward()
+
+def version_box_swapped():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = x.exp()
+    z = y * y
+    def h(g):
+        y._version = [10 ** 30]
+    z.register_hook(h)
+    z.sum().backward()
+
+for case in [leaf_data_gone, grad_data_reshaped, hooks_replaced_inside_hooks, graph_dropped_inside_hook,
+             function_backward_mutates_ctx, version_box_swapped]:
+    expect_error_or_value(case)
+print("survived")
+'''
+
+
+def test_hostile_callbacks_raise_or_run_but_never_crash():
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", _HOSTILE], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "survived" in r.stdout, r.stderr[-2000:]

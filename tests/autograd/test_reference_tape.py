@@ -80,13 +80,16 @@ def test_engine_matches_the_reference_tape(graph):
     expected = reference_tape.gradients(loss, leaves)
     got = tg.autograd.grad(loss, leaves, retain_graph=True, allow_unused=True)
     loss.backward()
+    # A float64 leaf's gradient may pass through float32 intermediates (a float32 leaf promotes
+    # them), where the engine and the oracle sum in different orders: float32's tolerance then.
+    low = np.float32 if any(leaf.dtype == np.float32 for leaf in leaves) else np.float64
     for leaf, e, g in zip(leaves, expected, got):
         if e is None:
             assert g is None and leaf.grad is None
             continue
         assert g.shape == leaf.shape and g.dtype == leaf.dtype and leaf.grad.dtype == leaf.dtype
-        _close(g, e, leaf.dtype)
-        _close(leaf.grad, e, leaf.dtype)
+        _close(g, e, low)
+        _close(leaf.grad, e, low)
 
 
 def test_the_reference_checks_something():
