@@ -35,13 +35,17 @@ except ImportError:  # the table then shows tapegrad alone
     torch = None
 
 
+CLOCK = time.perf_counter  # --clock cpu: time.process_time (the process's CPU time, all threads)
+
+
 def median_seconds(fn, min_time=0.2, min_runs=20):
     fn()  # warm up
+    clock = CLOCK
     times, start = [], time.perf_counter()
     while len(times) < min_runs or time.perf_counter() - start < min_time:
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return float(np.median(times))
 
 
@@ -142,15 +146,20 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--rounds", type=int, default=3, help="alternating process rounds per side; best per case")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="cpu: the process's CPU time, steadier than wall time on a loaded machine "
+                         "(use with --threads 1: spinning OpenMP workers count too)")
     ap.add_argument("--side", choices=["tapegrad", "torch"], help="time one framework here and print JSON")
     args = ap.parse_args(argv)
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.side:
         print(json.dumps(run_side(args.side, args.repeats, args.threads)))
         return
 
     def side(name):
         cmd = [sys.executable, __file__, "--side", name, "--repeats", str(args.repeats),
-               "--threads", str(args.threads)]
+               "--threads", str(args.threads), "--clock", args.clock]
         return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
 
     ours, theirs = [float("inf")] * len(CASES), [None] * len(CASES)

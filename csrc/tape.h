@@ -42,6 +42,7 @@ struct TensorObject {
   PyObject* version;   // the version box: a list whose item 0 counts in-place writes (shared by views)
   PyObject* base;      // None, or the tensor (requiring grad) this is a view of
   PyObject* hooks;     // None or {handle id: hook} (hooks of a leaf; a non-leaf's live on its node)
+  PyObject* post_hooks;  // None or {handle id: hook(tensor)}: run after backward updated .grad
   PyObject* weakreflist;  // may be null
   bool requires_grad;
   bool retains_grad;

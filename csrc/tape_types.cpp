@@ -57,6 +57,7 @@ bool tensor_init_fields(TensorObject* t) {
   t->grad_fn = Py_NewRef(Py_None);
   t->base = Py_NewRef(Py_None);
   t->hooks = Py_NewRef(Py_None);
+  t->post_hooks = Py_NewRef(Py_None);
   t->version = new_version_box();
   t->requires_grad = t->retains_grad = false;
   pthread_mutex_init(&t->grad_lock, nullptr);
@@ -79,12 +80,13 @@ int tensor_traverse(PyObject* self, visitproc visit, void* arg) {
   Py_VISIT(t->version);
   Py_VISIT(t->base);
   Py_VISIT(t->hooks);
+  Py_VISIT(t->post_hooks);
   return 0;
 }
 
 int tensor_clear(PyObject* self) {  // fields become None (the engine checks a box is a list)
   TensorObject* t = T(self);
-  PyObject** fields[] = {&t->data, &t->grad, &t->grad_fn, &t->version, &t->base, &t->hooks};
+  PyObject** fields[] = {&t->data, &t->grad, &t->grad_fn, &t->version, &t->base, &t->hooks, &t->post_hooks};
   for (PyObject** f : fields) replace(f, Py_None);
   return 0;
 }
@@ -100,6 +102,7 @@ void tensor_dealloc(PyObject* self) {
   Py_CLEAR(t->version);
   Py_CLEAR(t->base);
   Py_CLEAR(t->hooks);
+  Py_CLEAR(t->post_hooks);
   pthread_mutex_destroy(&t->grad_lock);
   Py_TYPE(self)->tp_free(self);
   Py_TRASHCAN_END
@@ -111,6 +114,32 @@ int set_data(PyObject* self, PyObject* v, void*) {
   replace(&T(self)->data, v);
   return 0;
 }
+// A .grad assigned by the user has the tensor's shape and dtype (as PyTorch checks): the
+// engine then accumulates into it in place, where a wrong shape would broadcast silently.
+bool grad_fits(PyObject* self, PyObject* g) {
+  PyObject *d = T(self)->data, *gd = T(g)->data;
+  if (!is_exact_ndarray(d) || !is_exact_ndarray(gd)) return true;  // a tensor being built
+  Ref shape(PyObject_GetAttrString(d, "shape")), gshape(PyObject_GetAttrString(gd, "shape"));
+  if (!shape || !gshape) return false;
+  int same = PyObject_RichCompareBool(shape.get(), gshape.get(), Py_EQ);
+  if (same <= 0) {
+    if (same == 0)
+      PyErr_Format(PyExc_RuntimeError,
+                   "attempting to assign a gradient of shape %S to a tensor of shape %S: the gradient and the "
+                   "tensor must have the same shape",
+                   gshape.get(), shape.get());
+    return false;
+  }
+  Ref dtype(PyObject_GetAttrString(d, "dtype")), gdtype(PyObject_GetAttrString(gd, "dtype"));
+  if (!dtype || !gdtype) return false;
+  same = dtype.get() == gdtype.get() ? 1 : PyObject_RichCompareBool(dtype.get(), gdtype.get(), Py_EQ);
+  if (same == 0)
+    PyErr_Format(PyExc_RuntimeError,
+                 "attempting to assign a gradient of dtype %S to a tensor of dtype %S: the gradient and the tensor "
+                 "must have the same dtype",
+                 gdtype.get(), dtype.get());
+  return same == 1;
+}
 PyObject* get_grad(PyObject* self, void*) { return Py_NewRef(T(self)->grad); }
 int set_grad(PyObject* self, PyObject* v, void*) {
   if (v == nullptr) v = Py_None;  // `del x.grad`, as PyTorch
@@ -119,6 +148,7 @@ int set_grad(PyObject* self, PyObject* v, void*) {
                  Py_TYPE(v)->tp_name);
     return -1;
   }
+  if (v != Py_None && !grad_fits(self, v)) return -1;
   replace(&T(self)->grad, v);
   return 0;
 }
@@ -158,6 +188,16 @@ int set_hooks(PyObject* self, PyObject* v, void*) {
   replace(&T(self)->hooks, v);
   return 0;
 }
+PyObject* get_post_hooks(PyObject* self, void*) { return Py_NewRef(T(self)->post_hooks); }
+int set_post_hooks(PyObject* self, PyObject* v, void*) {
+  if (refuse_delete(v, "_post_accumulate_grad_hooks") < 0) return -1;
+  if (v != Py_None && !PyDict_Check(v)) {
+    PyErr_SetString(PyExc_TypeError, "a tensor's _post_accumulate_grad_hooks must be a dict or None");
+    return -1;
+  }
+  replace(&T(self)->post_hooks, v);
+  return 0;
+}
 PyObject* get_requires_grad(PyObject* self, void*) { return PyBool_FromLong(T(self)->requires_grad); }
 int set_requires_grad(PyObject* self, PyObject* v, void*) {
   if (refuse_delete(v, "_requires_grad") < 0) return -1;
@@ -182,6 +222,8 @@ PyGetSetDef tensor_getset[] = {
     {"_version", get_version, set_version, "version box: [number of in-place writes], shared with views", nullptr},
     {"_base", get_base, set_base, "the tensor this is a view of (when it requires grad)", nullptr},
     {"_hooks", get_hooks, set_hooks, "a leaf's gradient hooks {id: hook}", nullptr},
+    {"_post_accumulate_grad_hooks", get_post_hooks, set_post_hooks,
+     "a leaf's hooks {id: hook(tensor)}, run once per backward after .grad was updated", nullptr},
     {"_requires_grad", get_requires_grad, set_requires_grad, nullptr, nullptr},
     {"_retains_grad", get_retains_grad, set_retains_grad, nullptr, nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr}};
@@ -210,6 +252,7 @@ PyObject* tensor_init_meta(PyObject* self, PyObject*) {
   replace(&t->grad_fn, Py_None);
   replace(&t->base, Py_None);
   replace(&t->hooks, Py_None);
+  replace(&t->post_hooks, Py_None);
   t->requires_grad = t->retains_grad = false;
   Py_RETURN_NONE;
 }

@@ -359,6 +359,11 @@ class Tensor(_C.TensorBase):
         """Call ``hook(grad)`` when this tensor's gradient is computed; it may return a replacement."""
         return _engine.register_hook(self, hook)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(self)`` after backward has accumulated into this leaf's ``.grad``."""
+        from .autograd import register_post_accumulate_grad_hook
+        return register_post_accumulate_grad_hook(self, hook)
+
     # ------------------------------------------------------------ operators
     def __add__(self, other): return _plain.add(self, other)
     def __radd__(self, other): return _plain.add(other, self)

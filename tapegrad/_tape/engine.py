@@ -58,10 +58,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         retain_graph = create_graph
     if (grad_tensors is None and inputs is None and isinstance(tensors, _C.TensorBase)
             and tensors.grad_fn is not None and tensors._data.size == 1):  # the usual loss.backward()
-        d = tensors._data
-        one = np.empty(d.shape, d.dtype)
-        one.fill(1)  # np.ones costs 0.8 us here, empty + fill 0.35 us
-        _run_backward((tensors,), (_wrap(one),), retain_graph, create_graph)
+        _run_backward((tensors,), (None,), retain_graph, create_graph)  # None: the engine makes the ones
         return
     outputs = _as_seq(tensors)
     grads = _grad_outputs(outputs, grad_tensors, "backward")
@@ -203,6 +200,22 @@ def register_hook(t, hook):
         if t._hooks is None:
             t._hooks = {}
         store = t._hooks
+    h = RemovableHandle(store)
+    store[h.id] = hook
+    return h
+
+
+def register_post_accumulate_grad_hook(t, hook):
+    """Call ``hook(t)`` after a backward pass has accumulated into ``t.grad`` (once per pass, on
+    leaves only; ``autograd.grad`` does not call it), as PyTorch 2.1's: an optimizer step can
+    run there, as soon as the parameter's gradient is ready."""
+    if not t._requires_grad:
+        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    if t.grad_fn is not None:
+        raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+    if t._post_accumulate_grad_hooks is None:
+        t._post_accumulate_grad_hooks = {}
+    store = t._post_accumulate_grad_hooks
     h = RemovableHandle(store)
     store[h.id] = hook
     return h

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from . import grad_mode
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .._tape.engine import RemovableHandle, backward, grad, register_hook, retain_grad  # noqa: F401
+from .._tape.engine import (RemovableHandle, backward, grad, register_hook,  # noqa: F401
+                            register_post_accumulate_grad_hook, retain_grad)
 from .._tape.node import Node
 from ..tensor import Tensor
 from . import functional  # noqa: F401

@@ -260,3 +260,39 @@ def test_detect_anomaly_names_the_op_that_made_a_nan():
             (x.sqrt() * 0).sum().backward()
     finally:
         tg.autograd.set_detect_anomaly(False)
+
+
+# ---------------------------------------------------------------- accumulation fast paths
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(), (1,), (3, 4), (200, 30)])
+def test_repeated_backward_accumulates_exactly_as_numpy(dtype, shape):
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal(shape).astype(dtype)
+    w0 = rng.standard_normal(shape).astype(dtype)
+    x = tg.tensor(x0, requires_grad=True)
+    w = tg.tensor(w0)
+    expected = np.zeros(shape, dtype)
+    for _ in range(3):
+        (x * w + x * x).sum().backward()
+        expected += w0 + 2 * x0
+    assert x.grad.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-6)
+
+
+def test_accumulating_into_a_user_assigned_strided_grad_writes_through_it():
+    x = tg.tensor(np.ones((3, 2)), requires_grad=True)
+    base = np.zeros((2, 3))
+    x.grad = tg.from_numpy(base.T)  # a transposed view: not C-contiguous
+    (x * 2).sum().backward()
+    np.testing.assert_allclose(base, np.full((2, 3), 2.0))  # in place, as PyTorch's .grad
+    assert x.grad._data.base is base
+
+
+def test_implicit_gradient_of_a_scalar_loss_is_one_in_its_dtype():
+    for dtype in (tg.float32, tg.float64):
+        x = tg.tensor([[2.0]], dtype=dtype, requires_grad=True)
+        y = x.T * 3  # a size-1 view
+        y.backward()
+        assert x.grad.dtype == dtype and x.grad.numpy().tolist() == [[3.0]]
+    with pytest.raises(RuntimeError, match="implicitly created only for scalar outputs"):
+        (tg.tensor([1.0, 2.0], requires_grad=True) * 2).backward()

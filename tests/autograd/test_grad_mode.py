@@ -84,3 +84,80 @@ def test_backward_restores_grad_mode():
     x = leaf()
     (x * 2).sum().backward()
     assert tg.is_grad_enabled()
+
+
+def test_a_shared_instance_entered_twice_restores_grad_mode():
+    # PyTorch keeps one `prev` per instance: after this, its grad mode stays off for good
+    ng = tg.no_grad()
+    with ng:
+        with ng:
+            pass
+        assert not tg.is_grad_enabled()
+    assert tg.is_grad_enabled()
+
+
+def test_a_shared_instance_in_several_threads_restores_each_threads_mode():
+    import threading
+    ng = tg.no_grad()
+    barrier = threading.Barrier(4)
+    after = []
+
+    def work():
+        with ng:
+            barrier.wait()  # all four inside at once: entries interleave across threads
+        after.append(tg.is_grad_enabled())
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert after == [True] * 4 and tg.is_grad_enabled()
+
+
+@pytest.mark.parametrize("ctx,inside", [(tg.no_grad, False), (tg.inference_mode, False)])
+def test_decorator_without_parentheses(ctx, inside):
+    @ctx
+    def f():
+        return tg.is_grad_enabled()
+
+    assert f() is inside and tg.is_grad_enabled()
+
+
+def test_a_decorated_generator_runs_its_steps_in_the_mode_and_gives_the_caller_its_own():
+    @tg.no_grad()
+    def gen():
+        for _ in range(2):
+            yield tg.is_grad_enabled()
+
+    g = gen()
+    assert next(g) is False
+    assert tg.is_grad_enabled()  # between steps the caller's mode holds
+    assert next(g) is False
+    with tg.no_grad():
+        @tg.enable_grad()
+        def gen2():
+            yield tg.is_grad_enabled()
+        assert next(gen2()) is True
+        assert not tg.is_grad_enabled()
+
+
+def test_a_decorated_generator_forwards_send_throw_and_close():
+    seen = []
+
+    @tg.no_grad()
+    def gen():
+        try:
+            x = yield 1
+            seen.append((x, tg.is_grad_enabled()))
+            yield 2
+        except KeyError:
+            seen.append(("thrown", tg.is_grad_enabled()))
+            yield 3
+        finally:
+            seen.append(("closed", tg.is_grad_enabled()))
+
+    g = gen()
+    assert next(g) == 1 and g.send("hi") == 2 and g.throw(KeyError) == 3
+    g.close()
+    assert seen == [("hi", False), ("thrown", False), ("closed", False)] and tg.is_grad_enabled()

@@ -177,3 +177,177 @@ def test_a_hook_may_run_another_backward():
     (x * x).sum().backward()
     np.testing.assert_allclose(other.grad.numpy(), [6.0])
     np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
+
+
+# ---------------------------------------------------------------- .grad assigned by the user
+@pytest.mark.parametrize("value", [lambda: tg.zeros(3), lambda: tg.zeros(2, dtype=tg.float64), lambda: tg.zeros(())])
+def test_assigning_a_grad_of_another_shape_or_dtype_raises(value):
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="attempting to assign a gradient"):
+        x.grad = value()
+    assert x.grad is None
+
+
+def test_a_grad_replaced_between_passes_is_accumulated_into():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    (x * x).sum().backward()
+    first = x.grad
+    x.grad = tg.tensor([1.0, 1.0])
+    (x * x).sum().backward()
+    np.testing.assert_allclose(first.numpy(), [2.0, 4.0])
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 5.0])
+
+
+# ---------------------------------------------------------------- post-accumulate-grad hooks
+def test_post_accumulate_grad_hook_runs_once_per_pass_after_grad_is_updated():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    seen = []
+    h = x.register_post_accumulate_grad_hook(lambda p: seen.append(p.grad.numpy().copy()))
+    (x * x + x).sum().backward()  # x reaches the loss three times: one call, on the summed gradient
+    (x * x).sum().backward()
+    assert len(seen) == 2
+    np.testing.assert_allclose(seen[0], [3.0, 5.0])
+    np.testing.assert_allclose(seen[1], [5.0, 9.0])
+    h.remove()
+    (x * x).sum().backward()
+    assert len(seen) == 2
+
+
+def test_post_accumulate_grad_hook_not_called_by_autograd_grad_and_refused_on_non_leaves():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    calls = []
+    x.register_post_accumulate_grad_hook(calls.append)
+    autograd.grad((x * x).sum(), x)
+    assert calls == []
+    (x * x).sum().backward(inputs=[x])
+    assert calls == [x]
+    with pytest.raises(RuntimeError, match="non-leaf"):
+        (x * 2).register_post_accumulate_grad_hook(calls.append)
+    with pytest.raises(RuntimeError, match="doesn't require gradient"):
+        tg.zeros(2).register_post_accumulate_grad_hook(calls.append)
+
+
+def test_post_accumulate_grad_hook_may_step_and_clear_grad():
+    # DDP / optimizer-in-backward style: update the parameter and drop .grad inside the hook
+    w = tg.tensor([1.0, 2.0], requires_grad=True)
+
+    def step(p):
+        with tg.no_grad():
+            p -= 0.5 * p.grad
+        p.grad = None
+
+    w.register_post_accumulate_grad_hook(step)
+    (w * w).sum().backward()
+    assert w.grad is None
+    np.testing.assert_allclose(w.detach().numpy(), [0.0, 0.0])
+
+
+def test_post_accumulate_grad_hook_returning_a_value_raises():
+    x = tg.tensor([1.0], requires_grad=True)
+    x.register_post_accumulate_grad_hook(lambda p: p.grad)
+    with pytest.raises(RuntimeError, match="should return None"):
+        (x * 2).sum().backward()
+
+
+def test_post_accumulate_grad_hook_matches_torch():
+    torch = pytest.importorskip("torch")
+    out = {}
+    for lib in (tg, torch):
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        seen = []
+        x.register_post_accumulate_grad_hook(lambda p: seen.append(p.grad.detach().clone().numpy().tolist()))
+        y = x * x
+        (y + x).sum().backward(retain_graph=True)
+        (y * 3).sum().backward()
+        out[lib.__name__] = seen
+    assert out["tapegrad"] == out["torch"]
+
+
+# ---------------------------------------------------------------- hostile callbacks, in a subprocess
+_HOSTILE = r'''
+import gc
+import numpy as np
+import tapegrad as tg
+
+def expect_error_or_value(fn):
+    try:
+        fn()
+    except (RuntimeError, TypeError, ValueError, AttributeError):
+        pass
+
+def leaf_data_gone():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * x
+    def h(g):
+        x._data = None
+    y.register_hook(h)
+    y.sum().backward()
+
+def grad_data_reshaped():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    (x * 1).sum().backward()
+    x.register_post_accumulate_grad_hook(lambda t: setattr(t.grad, "_data", np.zeros(5)))
+    (x * 1).sum().backward()
+    (x * 1).sum().backward()
+
+def hooks_replaced_inside_hooks():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    def h(g):
+        y.grad_fn.pre_hooks = {}
+        x._hooks = None
+        gc.collect()
+        return g * 2
+    for _ in range(3):
+        y.register_hook(h)
+        x.register_hook(h)
+    (y * y).sum().backward()
+
+def graph_dropped_inside_hook():
+    holder = {}
+    x = tg.tensor(np.ones(3), requires_grad=True)
+    holder["y"] = x.exp()
+    loss = (holder["y"] * holder["y"]).sum()
+    def h(g):
+        holder.clear()
+        gc.collect()
+    holder["y"].register_hook(h)
+    loss.backward()
+    assert x.grad is not None
+
+def function_backward_mutates_ctx():
+    class F(tg.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            ctx.save_for_backward(a)
+            return a * 2
+        @staticmethod
+        def backward(ctx, g):
+            for k in list(vars(ctx)):
+                setattr(ctx, k, None)
+            gc.collect()
+            return g * 2
+    x = tg.tensor([1.0], requires_grad=True)
+    F.apply(x).sum().backward()
+
+def version_box_swapped():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = x.exp()
+    z = y * y
+    def h(g):
+        y._version = [10 ** 30]
+    z.register_hook(h)
+    z.sum().backward()
+
+for case in [leaf_data_gone, grad_data_reshaped, hooks_replaced_inside_hooks, graph_dropped_inside_hook,
+             function_backward_mutates_ctx, version_box_swapped]:
+    expect_error_or_value(case)
+print("survived")
+'''
+
+
+def test_hostile_callbacks_raise_or_run_but_never_crash():
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", _HOSTILE], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "survived" in r.stdout, r.stderr[-2000:]

@@ -141,3 +141,91 @@ def test_stress_threads_with_own_graphs_and_a_shared_leaf(threads):
     assert len(got) == threads
     # the shared leaf got threads x reps contributions, in some order: equal up to rounding
     np.testing.assert_allclose(shared.grad.numpy(), shared_expected, rtol=1e-12, atol=1e-12)
+
+
+def test_double_backward_with_create_graph_in_several_threads_is_exact():
+    def work(k):
+        x = tg.tensor([1.0 + k, 2.0], dtype=tg.float64, requires_grad=True)
+        for _ in range(50):
+            (g,) = autograd.grad((x ** 3).sum(), x, create_graph=True)
+            (gg,) = autograd.grad(g.sum(), x)
+            np.testing.assert_array_equal(g.detach().numpy(), 3 * x.detach().numpy() ** 2)
+            np.testing.assert_array_equal(gg.numpy(), 6 * x.detach().numpy())
+
+    run_threads(work, 4)
+
+
+def test_hooks_added_and_removed_while_other_threads_run_backward():
+    w = tg.tensor(np.ones(8), requires_grad=True)
+    stop = threading.Event()
+
+    def churn(_):
+        while not stop.is_set():
+            h = w.register_hook(lambda g: None)
+            p = w.register_post_accumulate_grad_hook(lambda t: None)
+            h.remove()
+            p.remove()
+
+    def backprop(_):
+        try:
+            for _ in range(200):
+                (w * 2).sum().backward()
+        finally:
+            stop.set()
+
+    run_threads(lambda k: churn(k) if k == 0 else backprop(k), 3)
+    np.testing.assert_array_equal(w.grad.numpy(), np.full(8, 2.0 * 200 * 2))
+
+
+def test_retain_grad_and_post_accumulate_hooks_under_threads_count_every_pass():
+    shared = tg.tensor(np.zeros(4), requires_grad=True)
+    calls = []
+    shared.register_post_accumulate_grad_hook(lambda t: calls.append(1))  # list.append is atomic
+
+    def work(k):
+        for _ in range(100):
+            y = shared * (k + 1)
+            y.retain_grad()
+            (y * y).sum().backward()
+            np.testing.assert_array_equal(y.grad.numpy(), 2 * y.detach().numpy())
+
+    run_threads(work, 4)
+    assert len(calls) == 400
+    np.testing.assert_array_equal(shared.grad.numpy(), np.zeros(4))  # y = 0: d(y^2) = 0, exactly
+
+
+def test_a_thread_whose_backward_raises_releases_the_shared_leaf():
+    w = tg.tensor(np.ones(3), requires_grad=True)
+
+    def fail(g):
+        raise ValueError("hook failed mid-backward")
+
+    def work(k):
+        for i in range(100):
+            y = w * 1.0
+            if k == 0 and i % 2 == 0:
+                y.register_hook(fail)
+                with pytest.raises(ValueError, match="mid-backward"):
+                    y.sum().backward()
+            else:
+                y.sum().backward()
+
+    run_threads(work, 3)
+    np.testing.assert_array_equal(w.grad.numpy(), np.full(3, 250.0))  # 50 + 2 * 100 passes that ran
+
+
+def test_grad_mode_decorators_in_threads_and_generators_stay_per_thread():
+    @tg.no_grad()
+    def steps():
+        for _ in range(3):
+            yield tg.is_grad_enabled()
+
+    def work(k):
+        for _ in range(50):
+            gen = steps()
+            assert next(gen) is False and tg.is_grad_enabled()
+            with tg.set_grad_enabled(k % 2 == 0):
+                assert next(gen) is False and tg.is_grad_enabled() is (k % 2 == 0)
+            assert tg.is_grad_enabled()
+
+    run_threads(work, 4)
