@@ -361,8 +361,7 @@ class Tensor(_C.TensorBase):
 
     def register_post_accumulate_grad_hook(self, hook):
         """Call ``hook(self)`` after backward has accumulated into this leaf's ``.grad``."""
-        from .autograd import register_post_accumulate_grad_hook
-        return register_post_accumulate_grad_hook(self, hook)
+        return _engine.register_post_accumulate_grad_hook(self, hook)
 
     # ------------------------------------------------------------ operators
     def __add__(self, other): return _plain.add(self, other)
