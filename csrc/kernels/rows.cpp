@@ -1,8 +1,9 @@
 // GELU, softmax / log_softmax, layer_norm and cross_entropy kernels (see rows.h for layouts).
 //
-// Every kernel is a loop body written once (a template, inlined) and compiled twice: for the
-// baseline ISA and, through a target attribute, for AVX2+FMA, chosen at run time as gemm.cpp
-// does. The bodies are plain loops under `omp simd` that the compiler vectorises; the only
+// Every kernel is a loop body written once (a template, inlined) and compiled three times: for
+// the baseline ISA and, through target attributes, for AVX2+FMA and AVX-512, chosen at run time
+// by CPU feature as gemm.cpp does (results may differ by an ulp between ISAs, never between
+// thread counts). The bodies are plain loops under `omp simd` that the compiler vectorises; the only
 // transcendental in a float inner loop is exp_f below, which is branch-free so it vectorises.
 #include "kernels/rows.h"
 
@@ -17,6 +18,7 @@ namespace {
 
 #define TG_INLINE inline __attribute__((always_inline))
 #define TG_AVX2 __attribute__((target("avx2,fma")))
+#define TG_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512")))
 
 // Elements (rows x columns) below which a fork costs more than it saves.
 constexpr int64_t kParallelMinElems = 1 << 15;
@@ -25,9 +27,15 @@ constexpr int64_t kBlock = 4096;
 // layer_norm's parameter gradients sum rows in chunks of this many, then the chunks in order.
 constexpr int64_t kRowsPerChunk = 16;
 
-bool use_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
+enum class Isa { base, avx2, avx512 };
+
+Isa isa() {
+  static const Isa best = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                                  __builtin_cpu_supports("avx512vl")
+                              ? Isa::avx512
+                          : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? Isa::avx2
+                                                                                             : Isa::base;
+  return best;
 }
 
 TG_INLINE float bits_to_float(uint32_t u) {
@@ -330,12 +338,14 @@ TG_INLINE void cross_entropy_backward_body(int64_t r0, int64_t r1, int64_t C, co
   }
 }
 
-// Each body compiled for the baseline ISA and for AVX2+FMA.
-#define TG_VARIANTS(name, params, args)                                      \
-  template <typename T>                                                     \
-  __attribute__((noinline)) void name##_base params { name##_body<T> args; } \
-  template <typename T>                                                     \
-  TG_AVX2 __attribute__((noinline)) void name##_avx2 params { name##_body<T> args; }
+// Each body compiled for the baseline ISA, AVX2+FMA and AVX-512 (16 floats a vector).
+#define TG_VARIANTS(name, params, args)                                                \
+  template <typename T>                                                               \
+  __attribute__((noinline)) void name##_base params { name##_body<T> args; }           \
+  template <typename T>                                                               \
+  TG_AVX2 __attribute__((noinline)) void name##_avx2 params { name##_body<T> args; }   \
+  template <typename T>                                                               \
+  TG_AVX512 __attribute__((noinline)) void name##_avx512 params { name##_body<T> args; }
 
 TG_VARIANTS(gelu_forward, (int64_t n, const T* x, T* y, bool th), (n, x, y, th))
 TG_VARIANTS(gelu_backward, (int64_t n, const T* g, const T* x, T* gx, bool th), (n, g, x, gx, th))
@@ -364,7 +374,10 @@ TG_VARIANTS(cross_entropy_backward,
             (r0, r1, C, g, x, t, w, rmax, logsum, gx))
 #undef TG_VARIANTS
 
-#define TG_CALL(name, T, ...) (use_avx2() ? name##_avx2<T>(__VA_ARGS__) : name##_base<T>(__VA_ARGS__))
+#define TG_CALL(name, T, ...)                                    \
+  (isa() == Isa::avx512 ? name##_avx512<T>(__VA_ARGS__)         \
+   : isa() == Isa::avx2 ? name##_avx2<T>(__VA_ARGS__)           \
+                        : name##_base<T>(__VA_ARGS__))
 
 // Rows per task: whole rows, about kBlock elements, fixed by the shape alone.
 inline int64_t rows_per_task(int64_t D) { return std::max<int64_t>(1, kBlock / std::max<int64_t>(D, 1)); }
