@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <vector>
 
 namespace tapegrad {
@@ -24,8 +25,10 @@ namespace {
 constexpr int64_t kParallelMinElems = 1 << 15;
 // Elementwise kernels hand out blocks of this many elements (a multiple of every vector width).
 constexpr int64_t kBlock = 4096;
-// layer_norm's parameter gradients sum rows in chunks of this many, then the chunks in order.
+// layer_norm's parameter gradients sum rows in chunks of at least this many (and at most
+// kMaxChunks chunks), then the chunks in order.
 constexpr int64_t kRowsPerChunk = 16;
+constexpr int64_t kMaxChunks = 64;
 
 enum class Isa { base, avx2, avx512 };
 
@@ -438,26 +441,43 @@ template <typename T>
 void layer_norm_backward_params(int64_t R, int64_t D, const T* g, const T* x, const T* mean, const T* rstd, T* gw,
                                 T* gb) {
   if (!gw && !gb) return;
-  const int64_t nchunks = (R + kRowsPerChunk - 1) / kRowsPerChunk;
-  // Chunk c's sums at part[(c * 2 + k) * D], k = 0 for gw and 1 for gb.
-  std::vector<T> part(static_cast<size_t>(nchunks * 2 * D));
+  // Chunks of rows fixed by R alone (at least kRowsPerChunk rows, at most kMaxChunks chunks).
+  const int64_t rows = std::max(kRowsPerChunk, (R + kMaxChunks - 1) / kMaxChunks);
+  const int64_t nchunks = (R + rows - 1) / rows;
+  // Chunk c's sums at part[(c * 2 + k) * D], k = 0 for gw and 1 for gb; every one is written.
+  std::unique_ptr<T[]> part(new T[static_cast<size_t>(nchunks * 2 * D)]);
   const bool par = R * D >= kParallelMinElems;
 #pragma omp parallel for schedule(static) if (par && nchunks > 1)
   for (int64_t c = 0; c < nchunks; ++c) {
-    T* pw = gw ? part.data() + (c * 2) * D : nullptr;
-    T* pb = gb ? part.data() + (c * 2 + 1) * D : nullptr;
-    TG_CALL(layer_norm_params_chunk, T, c * kRowsPerChunk, std::min(R, (c + 1) * kRowsPerChunk), D, g, x, mean,
-            rstd, pw, pb);
+    T* pw = gw ? part.get() + (c * 2) * D : nullptr;
+    T* pb = gb ? part.get() + (c * 2 + 1) * D : nullptr;
+    TG_CALL(layer_norm_params_chunk, T, c * rows, std::min(R, (c + 1) * rows), D, g, x, mean, rstd, pw, pb);
   }
-#pragma omp parallel for schedule(static) if (par && D > 1)
-  for (int64_t j = 0; j < D; ++j) {
-    double sw = 0, sb = 0;
+  // The chunks in order, columns in blocks (each thread a block): contiguous, vectorised adds.
+  constexpr int64_t kCols = 256;
+  const int64_t nblocks = (D + kCols - 1) / kCols;
+#pragma omp parallel for schedule(static) if (par && nblocks > 1)
+  for (int64_t blk = 0; blk < nblocks; ++blk) {
+    const int64_t j0 = blk * kCols, n = std::min(kCols, D - j0);
+    double sw[kCols], sb[kCols];
+    std::fill(sw, sw + n, 0.0);
+    std::fill(sb, sb + n, 0.0);
     for (int64_t c = 0; c < nchunks; ++c) {
-      sw += double(part[(c * 2) * D + j]);
-      sb += double(part[(c * 2 + 1) * D + j]);
+      const T* pw = part.get() + (c * 2) * D + j0;
+      const T* pb = part.get() + (c * 2 + 1) * D + j0;
+      if (gw) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) sw[j] += double(pw[j]);
+      }
+      if (gb) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) sb[j] += double(pb[j]);
+      }
     }
-    if (gw) gw[j] = T(sw);
-    if (gb) gb[j] = T(sb);
+    for (int64_t j = 0; j < n; ++j) {
+      if (gw) gw[j0 + j] = T(sw[j]);
+      if (gb) gb[j0 + j] = T(sb[j]);
+    }
   }
 }
 
