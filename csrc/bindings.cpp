@@ -20,6 +20,7 @@
 #include "kernels/conv.h"
 #include "kernels/parallel.h"
 #include "kernels/pool.h"
+#include "kernels/rows.h"
 #include "tape.h"
 
 namespace py = pybind11;
@@ -543,6 +544,267 @@ void define(py::module_& m) {
 
 }  // namespace convpool
 
+// ---------------------------------------------------------------- activations and row kernels
+// GELU, softmax / log_softmax over the last dim, layer_norm over the trailing D elements and
+// cross_entropy over (R, C) logits (csrc/kernels/rows.cpp). C-contiguous float32/float64
+// operands of one dtype; results are new arrays of the input's dtype.
+namespace rows {
+
+using convpool::check_contiguous;
+using convpool::check_float_dtypes;
+
+void check_same_shape(const std::string& op, const char* an, const py::array& a, const char* bn,
+                      const py::array& b) {
+  if (a.ndim() != b.ndim() || !std::equal(a.shape(), a.shape() + a.ndim(), b.shape()))
+    fail(op, std::string(an) + " " + shape_str(a) + " and " + bn + " " + shape_str(b) + " must have one shape");
+}
+
+py::array empty_like(const py::array& a) {
+  return py::array(a.dtype(), std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+}
+
+template <typename T>
+T* ptr(py::array& a) { return static_cast<T*>(a.mutable_data()); }
+template <typename T>
+const T* cptr(const py::array& a) { return static_cast<const T*>(a.data()); }
+template <typename T>
+const T* cptr(const std::optional<py::array>& a) { return a ? static_cast<const T*>(a->data()) : nullptr; }
+
+// (rows, last-dim size) of an array of rank >= 1 with a non-empty last dim.
+std::pair<int64_t, int64_t> row_shape(const std::string& op, const py::array& x) {
+  if (x.ndim() < 1 || x.shape(x.ndim() - 1) < 1)
+    fail(op, "expected an input of rank >= 1 with a non-empty last dim, got " + shape_str(x));
+  const int64_t D = x.shape(x.ndim() - 1);
+  return {static_cast<int64_t>(x.size()) / D, D};
+}
+
+py::array gelu(const py::array& x, bool tanh_approx) {
+  const std::string op = "gelu";
+  const bool f64 = check_float_dtypes(op, {{"x", &x}});
+  check_contiguous(op, "x", x);
+  py::array y = empty_like(x);
+  const int64_t n = static_cast<int64_t>(x.size());
+  py::gil_scoped_release nogil;
+  if (f64) tapegrad::gelu_forward<double>(n, cptr<double>(x), ptr<double>(y), tanh_approx);
+  else tapegrad::gelu_forward<float>(n, cptr<float>(x), ptr<float>(y), tanh_approx);
+  return y;
+}
+
+py::array gelu_backward(const py::array& g, const py::array& x, bool tanh_approx) {
+  const std::string op = "gelu_backward";
+  const bool f64 = check_float_dtypes(op, {{"grad_output", &g}, {"x", &x}});
+  check_same_shape(op, "grad_output", g, "x", x);
+  check_contiguous(op, "grad_output", g);
+  check_contiguous(op, "x", x);
+  py::array gx = empty_like(x);
+  const int64_t n = static_cast<int64_t>(x.size());
+  py::gil_scoped_release nogil;
+  if (f64) tapegrad::gelu_backward<double>(n, cptr<double>(g), cptr<double>(x), ptr<double>(gx), tanh_approx);
+  else tapegrad::gelu_backward<float>(n, cptr<float>(g), cptr<float>(x), ptr<float>(gx), tanh_approx);
+  return gx;
+}
+
+py::array softmax(const py::array& x, bool log) {
+  const std::string op = log ? "log_softmax" : "softmax";
+  const bool f64 = check_float_dtypes(op, {{"x", &x}});
+  check_contiguous(op, "x", x);
+  const auto [R, D] = row_shape(op, x);
+  py::array y = empty_like(x);
+  py::gil_scoped_release nogil;
+  if (f64) tapegrad::softmax_forward<double>(R, D, cptr<double>(x), ptr<double>(y), log);
+  else tapegrad::softmax_forward<float>(R, D, cptr<float>(x), ptr<float>(y), log);
+  return y;
+}
+
+py::array softmax_backward(const py::array& g, const py::array& y, bool log) {
+  const std::string op = log ? "log_softmax_backward" : "softmax_backward";
+  const bool f64 = check_float_dtypes(op, {{"grad_output", &g}, {"output", &y}});
+  check_same_shape(op, "grad_output", g, "output", y);
+  check_contiguous(op, "grad_output", g);
+  check_contiguous(op, "output", y);
+  const auto [R, D] = row_shape(op, y);
+  py::array gx = empty_like(y);
+  py::gil_scoped_release nogil;
+  if (f64) tapegrad::softmax_backward<double>(R, D, cptr<double>(g), cptr<double>(y), ptr<double>(gx), log);
+  else tapegrad::softmax_backward<float>(R, D, cptr<float>(g), cptr<float>(y), ptr<float>(gx), log);
+  return gx;
+}
+
+// Rows of a layer_norm input normalised over its trailing D elements.
+int64_t norm_rows(const std::string& op, const py::array& x, int64_t D) {
+  if (D < 1) fail(op, "normalized size must be positive, got " + std::to_string(D));
+  if (static_cast<int64_t>(x.size()) % D != 0)
+    fail(op, "input " + shape_str(x) + " does not end in " + std::to_string(D) + " normalized elements");
+  return static_cast<int64_t>(x.size()) / D;
+}
+
+void check_vector(const std::string& op, const char* name, const std::optional<py::array>& v, int64_t n) {
+  if (!v) return;
+  if (static_cast<int64_t>(v->size()) != n)
+    fail(op, std::string(name) + " " + shape_str(*v) + " must hold " + std::to_string(n) + " elements");
+  check_contiguous(op, name, *v);
+}
+
+py::tuple layer_norm(const py::array& x, int64_t D, const std::optional<py::array>& w,
+                     const std::optional<py::array>& b, double eps) {
+  const std::string op = "layer_norm";
+  bool f64 = check_float_dtypes(op, {{"x", &x}});
+  if (w) check_float_dtypes(op, {{"x", &x}, {"weight", &*w}});
+  if (b) check_float_dtypes(op, {{"x", &x}, {"bias", &*b}});
+  check_contiguous(op, "x", x);
+  const int64_t R = norm_rows(op, x, D);
+  check_vector(op, "weight", w, D);
+  check_vector(op, "bias", b, D);
+  if (!(eps >= 0)) fail(op, "eps must be >= 0, got " + std::to_string(eps));
+  py::array y = empty_like(x);
+  py::array mean(x.dtype(), std::vector<py::ssize_t>{R}), rstd(x.dtype(), std::vector<py::ssize_t>{R});
+  {
+    py::gil_scoped_release nogil;
+    if (f64)
+      tapegrad::layer_norm_forward<double>(R, D, cptr<double>(x), cptr<double>(w), cptr<double>(b), eps,
+                                           ptr<double>(y), ptr<double>(mean), ptr<double>(rstd));
+    else
+      tapegrad::layer_norm_forward<float>(R, D, cptr<float>(x), cptr<float>(w), cptr<float>(b), eps,
+                                          ptr<float>(y), ptr<float>(mean), ptr<float>(rstd));
+  }
+  return py::make_tuple(y, mean, rstd);
+}
+
+// The checks the two backward entry points share; returns (R, float64?).
+std::pair<int64_t, bool> layer_norm_backward_checks(const std::string& op, const py::array& g, const py::array& x,
+                                                    const py::array& mean, const py::array& rstd, int64_t D) {
+  const bool f64 =
+      check_float_dtypes(op, {{"grad_output", &g}, {"x", &x}, {"mean", &mean}, {"rstd", &rstd}});
+  check_same_shape(op, "grad_output", g, "x", x);
+  check_contiguous(op, "grad_output", g);
+  check_contiguous(op, "x", x);
+  const int64_t R = norm_rows(op, x, D);
+  check_vector(op, "mean", mean, R);
+  check_vector(op, "rstd", rstd, R);
+  return {R, f64};
+}
+
+py::array layer_norm_backward_input(const py::array& g, const py::array& x, const py::array& mean,
+                                    const py::array& rstd, int64_t D, const std::optional<py::array>& w) {
+  const std::string op = "layer_norm_backward_input";
+  const auto [R, f64] = layer_norm_backward_checks(op, g, x, mean, rstd, D);
+  if (w) check_float_dtypes(op, {{"x", &x}, {"weight", &*w}});
+  check_vector(op, "weight", w, D);
+  py::array gx = empty_like(x);
+  py::gil_scoped_release nogil;
+  if (f64)
+    tapegrad::layer_norm_backward_input<double>(R, D, cptr<double>(g), cptr<double>(x), cptr<double>(mean),
+                                                cptr<double>(rstd), cptr<double>(w), ptr<double>(gx));
+  else
+    tapegrad::layer_norm_backward_input<float>(R, D, cptr<float>(g), cptr<float>(x), cptr<float>(mean),
+                                               cptr<float>(rstd), cptr<float>(w), ptr<float>(gx));
+  return gx;
+}
+
+py::tuple layer_norm_backward_params(const py::array& g, const py::array& x, const py::array& mean,
+                                     const py::array& rstd, int64_t D, bool weight, bool bias) {
+  const std::string op = "layer_norm_backward_params";
+  const auto [R, f64] = layer_norm_backward_checks(op, g, x, mean, rstd, D);
+  std::optional<py::array> gw, gb;
+  if (weight) gw = py::array(x.dtype(), std::vector<py::ssize_t>{D});
+  if (bias) gb = py::array(x.dtype(), std::vector<py::ssize_t>{D});
+  {
+    py::gil_scoped_release nogil;
+    if (f64)
+      tapegrad::layer_norm_backward_params<double>(R, D, cptr<double>(g), cptr<double>(x), cptr<double>(mean),
+                                                   cptr<double>(rstd), gw ? ptr<double>(*gw) : nullptr,
+                                                   gb ? ptr<double>(*gb) : nullptr);
+    else
+      tapegrad::layer_norm_backward_params<float>(R, D, cptr<float>(g), cptr<float>(x), cptr<float>(mean),
+                                                  cptr<float>(rstd), gw ? ptr<float>(*gw) : nullptr,
+                                                  gb ? ptr<float>(*gb) : nullptr);
+  }
+  return py::make_tuple(gw ? py::object(*gw) : py::none(), gb ? py::object(*gb) : py::none());
+}
+
+// Logits (R, C), targets (R,) int64 in [0, C) or -1 (ignored), per-row weights (R,).
+std::pair<int64_t, int64_t> cross_entropy_checks(const std::string& op, const py::array& x, const py::array& t,
+                                                 const py::array& w) {
+  if (x.ndim() != 2 || x.shape(1) < 1)
+    fail(op, "expected logits of shape (N, C) with C >= 1, got " + shape_str(x));
+  const int64_t R = x.shape(0), C = x.shape(1);
+  check_contiguous(op, "logits", x);
+  if (!t.dtype().is(py::dtype::of<int64_t>())) fail(op, "target must be int64, got " + std::string(py::str(t.dtype())));
+  if (t.ndim() != 1 || t.shape(0) != R) fail(op, "target " + shape_str(t) + " must have shape (" + std::to_string(R) + ",)");
+  check_contiguous(op, "target", t);
+  check_vector(op, "weight", w, R);
+  if (w.ndim() != 1) fail(op, "weight must be 1-d, got " + shape_str(w));
+  const int64_t* pt = static_cast<const int64_t*>(t.data());
+  for (int64_t i = 0; i < R; ++i)
+    if (pt[i] < -1 || pt[i] >= C)
+      fail(op, "target " + std::to_string(pt[i]) + " is out of bounds for " + std::to_string(C) + " classes");
+  return {R, C};
+}
+
+py::tuple cross_entropy(const py::array& x, const py::array& t, const py::array& w) {
+  const std::string op = "cross_entropy";
+  const bool f64 = check_float_dtypes(op, {{"logits", &x}, {"weight", &w}});
+  const auto [R, C] = cross_entropy_checks(op, x, t, w);
+  const std::vector<py::ssize_t> rshape{R};
+  py::array loss(x.dtype(), rshape), rmax(x.dtype(), rshape), logsum(x.dtype(), rshape);
+  {
+    py::gil_scoped_release nogil;
+    if (f64)
+      tapegrad::cross_entropy_forward<double>(R, C, cptr<double>(x), cptr<int64_t>(t), cptr<double>(w),
+                                              ptr<double>(loss), ptr<double>(rmax), ptr<double>(logsum));
+    else
+      tapegrad::cross_entropy_forward<float>(R, C, cptr<float>(x), cptr<int64_t>(t), cptr<float>(w),
+                                             ptr<float>(loss), ptr<float>(rmax), ptr<float>(logsum));
+  }
+  return py::make_tuple(loss, rmax, logsum);
+}
+
+py::array cross_entropy_backward(const py::array& g, const py::array& x, const py::array& t, const py::array& w,
+                                 const py::array& rmax, const py::array& logsum) {
+  const std::string op = "cross_entropy_backward";
+  const bool f64 = check_float_dtypes(
+      op, {{"logits", &x}, {"grad_output", &g}, {"weight", &w}, {"rmax", &rmax}, {"logsum", &logsum}});
+  const auto [R, C] = cross_entropy_checks(op, x, t, w);
+  check_vector(op, "grad_output", g, R);
+  check_vector(op, "rmax", rmax, R);
+  check_vector(op, "logsum", logsum, R);
+  py::array gx = empty_like(x);
+  py::gil_scoped_release nogil;
+  if (f64)
+    tapegrad::cross_entropy_backward<double>(R, C, cptr<double>(g), cptr<double>(x), cptr<int64_t>(t),
+                                             cptr<double>(w), cptr<double>(rmax), cptr<double>(logsum),
+                                             ptr<double>(gx));
+  else
+    tapegrad::cross_entropy_backward<float>(R, C, cptr<float>(g), cptr<float>(x), cptr<int64_t>(t), cptr<float>(w),
+                                            cptr<float>(rmax), cptr<float>(logsum), ptr<float>(gx));
+  return gx;
+}
+
+void define(py::module_& m) {
+  m.def("gelu", &gelu, py::arg("x"), py::arg("tanh_approx"), "gelu(x), exact (erf) or the tanh approximation.");
+  m.def("gelu_backward", &gelu_backward, py::arg("grad_output"), py::arg("x"), py::arg("tanh_approx"),
+        "grad_output * gelu'(x), in one pass.");
+  m.def("softmax", &softmax, py::arg("x"), py::arg("log"), "softmax (or log_softmax) over the last dim.");
+  m.def("softmax_backward", &softmax_backward, py::arg("grad_output"), py::arg("output"), py::arg("log"),
+        "Gradient of softmax (log_softmax) over the last dim, from its output.");
+  m.def("layer_norm", &layer_norm, py::arg("x"), py::arg("normalized_size"), py::arg("weight"), py::arg("bias"),
+        py::arg("eps"), "(y, mean, rstd) of layer_norm over the trailing normalized_size elements.");
+  m.def("layer_norm_backward_input", &layer_norm_backward_input, py::arg("grad_output"), py::arg("x"),
+        py::arg("mean"), py::arg("rstd"), py::arg("normalized_size"), py::arg("weight"),
+        "Gradient of layer_norm w.r.t. its input.");
+  m.def("layer_norm_backward_params", &layer_norm_backward_params, py::arg("grad_output"), py::arg("x"),
+        py::arg("mean"), py::arg("rstd"), py::arg("normalized_size"), py::arg("weight"), py::arg("bias"),
+        "(grad_weight or None, grad_bias or None) of layer_norm; deterministic over the row sum.");
+  m.def("cross_entropy", &cross_entropy, py::arg("logits"), py::arg("target"), py::arg("weight"),
+        "(per-row loss, row max, log sum exp(x - max)) for (N, C) logits, int64 targets (-1: ignored) and "
+        "per-row weights; logsumexp = max + log sum.");
+  m.def("cross_entropy_backward", &cross_entropy_backward, py::arg("grad_output"), py::arg("logits"),
+        py::arg("target"), py::arg("weight"), py::arg("rmax"), py::arg("logsum"),
+        "Gradient of cross_entropy w.r.t. the logits.");
+}
+
+}  // namespace rows
+
 // glibc returns large freed blocks to the OS (mmap'd chunks, heap trimming), so a training
 // loop that allocates the same large temporaries every step page-faults on them every step.
 // Raising both thresholds keeps freed memory for reuse (bench_overhead.py's MLP step: 2.17 ->
@@ -588,4 +850,5 @@ PYBIND11_MODULE(_C, m) {
   });
 #endif
   convpool::define(m);
+  rows::define(m);
 }

@@ -206,12 +206,33 @@ void conv2d_input_grad(const Conv2dShape& s, const T* gy, const T* w, T* gx) {
   });
 }
 
+// A 1x1 input whose output is 1x1 (ResNet's last stages on small images): at most one tap
+// (i, j) of the kernel reads the input, the one at -pad + tap * dilation = 0 in both dims; the
+// others see only padding. Its gradient is gy^T x, one (Og, N) @ (N, Cg) GEMM per group,
+// written at that tap with column stride kh*kw; every other tap's gradient is zero. The
+// general path would build (and sum per chunk) a K = C*kh*kw column matrix of zeros instead.
+template <typename T>
+void conv2d_weight_grad_single_pixel(const Conv2dShape& s, const T* x, const T* gy, T* gw) {
+  const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, taps = s.kh * s.kw;
+  std::fill(gw, gw + s.O * Cg * taps, T(0));
+  if (s.ph % s.dh || s.pw % s.dw || s.ph / s.dh >= s.kh || s.pw / s.dw >= s.kw) return;
+  const int64_t tap = (s.ph / s.dh) * s.kw + s.pw / s.dw;
+  for (int64_t g = 0; g < s.groups; ++g)
+    // gy (N, O) row-major: its transpose's group block has row stride 1, column stride O.
+    gemm<T>(Og, Cg, s.N, T(1), gy + g * Og, 1, s.O, x + g * Cg, s.C, 1, T(0), gw + g * Og * Cg * taps + tap,
+            Cg * taps, taps);
+}
+
 template <typename T>
 void conv2d_weight_grad(const Conv2dShape& s, const T* x, const T* gy, T* gw) {
   const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, K = Cg * s.kh * s.kw, P = s.Ho * s.Wo;
   const int64_t W_len = s.O * K, CHW = s.C * s.H * s.W;
   if (s.N == 0) {
     std::fill(gw, gw + W_len, T(0));
+    return;
+  }
+  if (s.H == 1 && s.W == 1 && P == 1 && (s.kh > 1 || s.kw > 1)) {
+    conv2d_weight_grad_single_pixel(s, x, gy, gw);
     return;
   }
   const bool pointwise = is_pointwise(s);

@@ -29,6 +29,8 @@ from ..ops.linalg import pdist  # noqa: F401
 from ..ops.matmul import cpp_name as _cpp_name, scalar_name as _scalar_name
 from ..ops.conv import (adaptive_avg_pool2d, avg_pool2d, conv2d, conv_transpose2d, max_pool2d,  # noqa: F401
                         max_unpool2d)
+from ..ops import apply as _apply
+from ..ops.activation import _cross_entropy, _layer_norm
 from ..ops.activation import relu as _relu_op
 from ..ops.pointwise import sigmoid, tanh  # noqa: F401
 
@@ -620,6 +622,10 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     if _shape(input)[input.ndim - len(ns):] != ns or len(ns) > input.ndim:
         raise RuntimeError(f"layer_norm: given normalized_shape={list(ns)}, expected input with shape "
                            f"[*, {', '.join(map(str, ns))}], but got input of size {list(input.shape)}")
+    params = [p for p in (weight, bias) if p is not None]
+    if (bias is None or weight is not None) and input._data.size and all(
+            _shape(p) == ns for p in params) and _same_float(input, *params):
+        return _apply(_layer_norm, input, *params, nd=len(ns), eps=float(eps))  # one fused kernel
     dims = tuple(range(input.ndim - len(ns), input.ndim))
     mean = input.mean(dims, keepdim=True)
     xc = input - mean
@@ -1019,9 +1025,12 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
         raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
     _check_float(input, "cross_entropy")
     class_dim = 0 if input.ndim == 1 else 1
-    logp = log_softmax(input, class_dim)
     if isinstance(target, Tensor) and target.dtype.kind == "f":
-        return _cross_entropy_probs(logp, target, weight, reduction, label_smoothing, class_dim)
+        return _cross_entropy_probs(log_softmax(input, class_dim), target, weight, reduction, label_smoothing,
+                                    class_dim)
+    if label_smoothing == 0.0 and isinstance(target, Tensor) and _same_float(input) and input._data.size:
+        return _fused_cross_entropy(input, target, weight, ignore_index, reduction)
+    logp = log_softmax(input, class_dim)
     nll = _nll(logp, target, weight, ignore_index, reduction, "cross_entropy")
     if label_smoothing == 0.0:
         return nll
@@ -1042,6 +1051,25 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     elif reduction == "sum":
         smooth = smooth.sum()
     return nll * (1 - label_smoothing) + smooth * (label_smoothing / c)
+
+
+def _same_float(*tensors):
+    """float32 or float64 tensors of one dtype: what the fused C++ kernels take."""
+    dt = tensors[0]._data.dtype
+    return dt in (np.float32, np.float64) and all(t._data.dtype == dt for t in tensors)
+
+
+def _fused_cross_entropy(input, target, weight, ignore_index, reduction):
+    """Class-index cross_entropy as one fused log_softmax + nll kernel over (M, C) logits."""
+    flat, t, tshape = _class_layout(input, target, "cross_entropy")
+    w, safe, keep = _class_weights(t, flat.shape[1], weight, ignore_index, flat.dtype, "cross_entropy")
+    rows = np.where(keep, safe, -1).astype(np.int64)
+    losses = _apply(_cross_entropy, flat, target=rows, weight=np.ascontiguousarray(w, dtype=flat.dtype))
+    if reduction == "none":
+        return losses.reshape(tshape)
+    if reduction == "sum":
+        return losses.sum()
+    return losses.sum() / _const(w.sum(dtype=flat.dtype))
 
 
 def _cross_entropy_probs(logp, target, weight, reduction, label_smoothing, class_dim):

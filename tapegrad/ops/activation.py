@@ -6,10 +6,11 @@ import math
 import numpy as np
 import scipy.special as _sp
 
-from .. import _dtype
+from .. import _C, _dtype
+from .._tape import grad_mode
 from .._tape.registry import apply, defop
 from ._util import norm_dim
-from .pointwise import _masked, _no_bool, _unary, erf, exp, log, log1p, sigmoid, tanh, where
+from .pointwise import _masked, _no_bool, _unary, erf, exp, log, log1p, rsqrt, sigmoid, tanh, where
 from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
@@ -20,6 +21,19 @@ def _float_input(input, opname):
         raise RuntimeError(f"{opname}: not implemented for integer or bool tensors "
                            f"(got {_dtype.name(input._data.dtype)}); convert with .float() first")
     return input
+
+
+def _native(*arrays):
+    """Whether the C++ row kernels take these arrays: one dtype, float32 or float64, non-empty
+    (any layout: the callers pass C-contiguous copies)."""
+    dt = arrays[0].dtype
+    return dt in (np.float32, np.float64) and arrays[0].size > 0 and all(a.dtype == dt for a in arrays)
+
+
+def _first_order():
+    """True inside a backward pass without create_graph (recording off): a VJP may then call a
+    fused kernel on arrays; with create_graph it must stay in tapegrad ops to be differentiable."""
+    return not grad_mode.is_grad_enabled()
 
 
 def _same(fn):
@@ -54,12 +68,17 @@ _K_TANH = math.sqrt(2 / math.pi)
 
 
 def _gelu_fwd(x, approximate):
+    if _native(x):
+        return _C.gelu(np.ascontiguousarray(x), approximate == "tanh").reshape(x.shape)  # 0-d stays 0-d
     if approximate == "tanh":
         return 0.5 * x * (1 + np.tanh(_K_TANH * (x + 0.044715 * x ** 3)))
     return 0.5 * x * (1 + _sp.erf(x * _SQRT1_2))
 
 
 def _gelu_vjp(g, out, x, approximate):
+    if _first_order() and _native(x._data, g._data):
+        c = np.ascontiguousarray
+        return Tensor._wrap(_C.gelu_backward(c(g._data), c(x._data), approximate == "tanh").reshape(x.shape))
     if approximate == "tanh":
         t = tanh((x + x * x * x * 0.044715) * _K_TANH)
         return g * ((t + 1) * 0.5 + x * (1 - t * t) * (x * x * (3 * 0.044715) + 1) * (0.5 * _K_TANH))
@@ -143,7 +162,14 @@ def _shifted(x, dim):
     return x - (m if np.isfinite(m).all() else np.where(np.isfinite(m), m, 0))
 
 
+def _last_dim(x, dim):
+    """Whether softmax over ``dim`` can run on the C++ row kernel (the last dim of a float array)."""
+    return dim is not None and dim == x.ndim - 1 and _native(x)
+
+
 def _softmax_fwd(x, dim):
+    if _last_dim(x, dim):
+        return _C.softmax(np.ascontiguousarray(x), False)
     if x.size == 0:
         return x.copy()
     e = np.exp(_shifted(x, dim))
@@ -151,6 +177,8 @@ def _softmax_fwd(x, dim):
 
 
 def _log_softmax_fwd(x, dim):
+    if _last_dim(x, dim):
+        return _C.softmax(np.ascontiguousarray(x), True)
     if x.size == 0:
         return x.copy()
     z = _shifted(x, dim)
@@ -158,11 +186,18 @@ def _log_softmax_fwd(x, dim):
     return z
 
 
-_softmax = defop("softmax", _softmax_fwd,
-                 lambda g, out, x, dim: out * (g - (g * out).sum(dim, keepdim=True)),
+def _softmax_vjp(g, out, dim, log):
+    if _first_order() and _last_dim(out._data, dim) and _native(out._data, g._data):
+        c = np.ascontiguousarray
+        return Tensor._wrap(_C.softmax_backward(c(g._data), c(out._data), log))
+    if log:
+        return g - exp(out) * g.sum(dim, keepdim=True)
+    return out * (g - (g * out).sum(dim, keepdim=True))
+
+
+_softmax = defop("softmax", _softmax_fwd, lambda g, out, x, dim: _softmax_vjp(g, out, dim, False),
                  saves_output=True, saves=())
-_log_softmax = defop("log_softmax", _log_softmax_fwd,
-                     lambda g, out, x, dim: g - exp(out) * g.sum(dim, keepdim=True),
+_log_softmax = defop("log_softmax", _log_softmax_fwd, lambda g, out, x, dim: _softmax_vjp(g, out, dim, True),
                      saves_output=True, saves=())
 
 
@@ -192,6 +227,85 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     """``x - logsumexp(x, dim)``: exact and finite even for logits of magnitude 1e4."""
     input, d = _softmax_args(input, dim, dtype, "log_softmax")
     return apply(_log_softmax, input, dim=d)
+
+
+# ---------------------------------------------------------------- fused row ops
+# The primitives behind nn.functional.layer_norm and cross_entropy (which check their arguments
+# and choose them only for float32/float64 operands of one dtype): one C++ pass each way
+# instead of a chain of recorded ops. A first-order backward calls the fused backward kernel;
+# under create_graph the VJPs are the composite formulas in tapegrad ops, so they stay
+# differentiable.
+def _layer_norm_fwd(x, w=None, b=None, *, nd, eps):
+    """layer_norm over the trailing ``nd`` dims of x (w, b: their shape, or None)."""
+    c = np.ascontiguousarray
+    y, mean, rstd = _C.layer_norm(c(x), int(np.prod(x.shape[x.ndim - nd:])), None if w is None else c(w), None if b is None else c(b), eps)
+    return y, (mean, rstd)
+
+
+def _layer_norm_xhat(x, dims, eps):
+    """(x - mean) * rstd and rstd over ``dims``, recorded (the create_graph path)."""
+    xc = x - x.mean(dims, keepdim=True)
+    r = rsqrt((xc * xc).mean(dims, keepdim=True) + eps)
+    return xc * r, r
+
+
+def _norm_dims(x, nd):
+    return tuple(range(x.ndim - nd, x.ndim))
+
+
+def _layer_norm_vjp_x(g, out, x, w=None, b=None, *, nd, eps, aux):
+    if _first_order() and _native(x._data, g._data):
+        c = np.ascontiguousarray
+        n = int(np.prod(x.shape[x.ndim - nd:]))
+        gx = _C.layer_norm_backward_input(c(g._data), c(x._data), *aux, n, None if w is None else c(w._data))
+        return Tensor._wrap(gx)
+    dims = _norm_dims(x, nd)
+    xhat, r = _layer_norm_xhat(x, dims, eps)
+    gh = g if w is None else g * w
+    return (gh - gh.mean(dims, keepdim=True) - xhat * (gh * xhat).mean(dims, keepdim=True)) * r
+
+
+def _layer_norm_vjp_params(g, x, nd, eps, aux, weight):
+    """The gradient of layer_norm's weight (``weight``) or bias: g (times xhat) summed over the leading dims."""
+    lead = tuple(range(x.ndim - nd))
+    if _first_order() and _native(x._data, g._data):
+        c = np.ascontiguousarray
+        n = int(np.prod(x.shape[x.ndim - nd:]))
+        gw, gb = _C.layer_norm_backward_params(c(g._data), c(x._data), *aux, n, weight, not weight)
+        return Tensor._wrap((gw if weight else gb).reshape(x.shape[x.ndim - nd:]))
+    if not weight:
+        return g.sum(lead) if lead else g
+    xhat = _layer_norm_xhat(x, _norm_dims(x, nd), eps)[0]
+    return (g * xhat).sum(lead) if lead else g * xhat
+
+
+_layer_norm = defop(
+    "layer_norm", _layer_norm_fwd, _layer_norm_vjp_x,
+    lambda g, out, x, w, *b, nd, eps, aux: _layer_norm_vjp_params(g, x, nd, eps, aux, True),
+    lambda g, out, x, w, b, nd, eps, aux: _layer_norm_vjp_params(g, x, nd, eps, aux, False),
+    saves=(0, 1), aux=True)
+
+
+def _cross_entropy_fwd(x, *, target, weight):
+    loss, rmax, logsum = _C.cross_entropy(np.ascontiguousarray(x), target, weight)
+    return loss, (rmax, logsum)
+
+
+def _cross_entropy_vjp(g, out, x, *, target, weight, aux):
+    """d loss_i / d x_ij = w_i (softmax(x_i)_j - [j == t_i]); ignored rows (t_i = -1) get 0."""
+    if _first_order() and _native(x._data, g._data):
+        c = np.ascontiguousarray
+        return Tensor._wrap(_C.cross_entropy_backward(c(g._data), c(x._data), target, weight, *aux))
+    onehot = np.zeros(x.shape, dtype=x.dtype)
+    rows = np.flatnonzero(target >= 0)
+    onehot[rows, target[rows]] = 1
+    gw = (g * Tensor._wrap(weight)).reshape(-1, 1)
+    return (softmax(x, -1) - Tensor._wrap(onehot)) * gw
+
+
+# Per-row losses w_i (logsumexp(x_i) - x_i[t_i]) of (N, C) logits; int64 targets (-1: ignored),
+# per-row weights (float, the logits' dtype). nn.functional.cross_entropy reduces them.
+_cross_entropy = defop("cross_entropy", _cross_entropy_fwd, _cross_entropy_vjp, aux=True)
 
 
 @public

@@ -169,6 +169,33 @@ LENET = [  # (x shape, w shape): LeNet's two convolutions at batch 64, plus a gr
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k, p, d, s, groups", [
+    ((3, 3), (1, 1), (1, 1), (1, 1), 1),   # Conv2d(C, O, 3, padding=1) on 1x1: the centre tap
+    ((3, 5), (1, 2), (1, 1), (2, 1), 1),
+    ((3, 2), (2, 1), (2, 2), (1, 1), 2),   # in w no tap lands on the pixel: all zero
+    ((1, 3), (0, 1), (1, 1), (1, 3), 4),
+])
+def test_weight_grad_of_a_single_pixel(dtype, k, p, d, s, groups):
+    """1x1 input and output (the single-pixel GEMM path) against the reference, and bit-identical
+    for 1 and 2 threads."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((33, 8, 1, 1)).astype(dtype)
+    gy = rng.standard_normal((33, 12, 1, 1)).astype(dtype)
+    assert out_size(1, k[0], s[0], p[0], d[0]) == out_size(1, k[1], s[1], p[1], d[1]) == 1
+    ref = weight_grad_ref(x.astype(np.float64), gy.astype(np.float64), k, s, p, d, groups)
+    before = _C.get_num_threads()
+    try:
+        got = []
+        for threads in (1, 2):
+            _C.set_num_threads(threads)
+            got.append(_C.conv2d_weight_grad(x, gy, k, s, p, d, groups))
+    finally:
+        _C.set_num_threads(before)
+    np.testing.assert_allclose(got[0], ref, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+    np.testing.assert_array_equal(got[0], got[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("xs, ws, stride, padding, groups", LENET)
 def test_bit_identical_across_thread_counts(dtype, xs, ws, stride, padding, groups):
     rng = np.random.default_rng(0)

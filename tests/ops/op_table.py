@@ -622,6 +622,45 @@ cases("log_softmax", Case(lambda M, x: M.log_softmax(x * 1e4, 0), [A], double=Tr
 errors("softmax", lambda M: M.zeros(2, 3).softmax(-3))
 
 
+# ---------------------------------------------------------------- fused row ops (C++ kernels)
+@entry("layer_norm", gradgrad=True)
+def _layer_norm(draw):
+    x = arr(draw, draw(NONEMPTY_SHAPES)) * draw(st.sampled_from([1.0, 5.0]))
+    nd = draw(st.integers(1, x.ndim))
+    ns = x.shape[x.ndim - nd:]
+    params = draw(st.sampled_from(["none", "w", "wb"]))
+    args = [x] + [arr(draw, ns) for _ in range({"none": 0, "w": 1, "wb": 2}[params])]
+
+    def ref(a, w=None, b=None):
+        dims = tuple(range(a.ndim - nd, a.ndim))
+        y = (a - a.mean(dims, keepdims=True)) / np.sqrt(a.var(dims, keepdims=True) + 1e-5)
+        return y * (1 if w is None else w) + (0 if b is None else b)
+    return Sample(lambda M, a, *wb: F(M).layer_norm(a, ns, *wb), args, ref)
+
+
+@entry("cross_entropy", gradgrad=True)
+def _cross_entropy(draw):
+    n, c = draw(st.integers(1, 4)), draw(st.integers(1, 5))
+    x = arr(draw, (n, c)) * draw(st.sampled_from([1.0, 5.0]))
+    t = np.array([draw(st.integers(0, c - 1)) for _ in range(n)], dtype=np.int64)
+    if n > 1 and draw(st.booleans()):
+        t[0] = -100  # ignore_index
+    weight = arr(draw, (c,), "pos") if draw(st.booleans()) else None
+    reduction = draw(st.sampled_from(["mean", "sum", "none"]))
+
+    def ref(a):
+        logp = a - np.log(np.exp(a - a.max(1, keepdims=True)).sum(1, keepdims=True)) - a.max(1, keepdims=True)
+        keep = t >= 0
+        w = (np.ones(c) if weight is None else weight)[np.where(keep, t, 0)] * keep
+        losses = -w * logp[np.arange(n), np.where(keep, t, 0)]
+        return {"none": losses, "sum": losses.sum(), "mean": losses.sum() / w.sum()}[reduction]
+
+    def fn(M, a):
+        w = None if weight is None else M.tensor(weight)
+        return F(M).cross_entropy(a, M.tensor(t), w, reduction=reduction)
+    return Sample(fn, [x], ref)
+
+
 # ---------------------------------------------------------------- shape
 @entry("reshape", "flatten", "unflatten")
 def _reshape(draw):

@@ -1,0 +1,143 @@
+"""Single ops forward + backward, tapegrad against PyTorch CPU (when ``import torch`` works):
+the elementwise and row workloads of issue 12 (GELU, layer_norm, softmax, cross_entropy) and
+its single-pixel convolution weight gradient.
+
+Run: python benchmarks/bench_ops.py [--repeats 5] [--rounds 2] [--threads 1 2] [--only gelu]
+
+Each case times ``y = op(x); y.backward(g)`` on float32 inputs that require grad (g a fixed
+upstream gradient, so no reduction is timed). Each figure is wall time, the best of
+``--repeats`` medians (a median over >= 0.2 s and >= 10 iterations), and the best over
+``--rounds`` rounds in which the two sides alternate: on a machine shared with other work the
+best of many is the figure least disturbed by it. Each side runs in its own process per
+thread count, so the two OpenMP runtimes never compete for the cores. ratio = tapegrad /
+PyTorch (below 1: tapegrad is faster).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import tapegrad as tg  # noqa: E402
+
+try:
+    import torch
+except ImportError:  # the table then shows tapegrad alone
+    torch = None
+
+
+def median_seconds(fn, min_time=0.2, min_runs=10):
+    fn()  # warm up
+    times, start = [], time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - start < min_time:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def leaf(lib, a):
+    return lib.tensor(a, requires_grad=True)
+
+
+def fwd_bwd(lib, op, shape, seed=0, n_params=0, classes=None):
+    """A step running op(x, *params) forward and backward with a fixed upstream gradient."""
+    rng = np.random.default_rng(seed)
+    x = leaf(lib, rng.standard_normal(shape).astype(np.float32))
+    params = [leaf(lib, rng.standard_normal(shape[-1]).astype(np.float32)) for _ in range(n_params)]
+    out_shape = () if classes else shape
+    g = lib.tensor(rng.standard_normal(out_shape).astype(np.float32))
+    target = lib.tensor(rng.integers(0, shape[-1], shape[0])) if classes else None
+    F = lib.nn.functional
+
+    def step():
+        x.grad = None
+        for p in params:
+            p.grad = None
+        y = op(F, x, *params) if target is None else op(F, x, target)
+        y.backward(g)
+
+    return step
+
+
+def conv_weight_grad(lib):
+    """Conv2d(512, 512, 3, padding=1) on a 32x512x1x1 input, forward and the weight's gradient."""
+    rng = np.random.default_rng(0)
+    x = lib.tensor(rng.standard_normal((32, 512, 1, 1)).astype(np.float32))
+    w = leaf(lib, rng.standard_normal((512, 512, 3, 3)).astype(np.float32) * 0.02)
+    g = lib.tensor(rng.standard_normal((32, 512, 1, 1)).astype(np.float32))
+
+    def step():
+        w.grad = None
+        lib.nn.functional.conv2d(x, w, padding=1).backward(g)
+
+    return step
+
+
+CASES = {
+    "gelu": [("GELU 1e6 f32", lambda lib: fwd_bwd(lib, lambda F, x: F.gelu(x), (1000, 1000))),
+             ("GELU 1e7 f32", lambda lib: fwd_bwd(lib, lambda F, x: F.gelu(x), (10000, 1000))),
+             ("GELU tanh 1e6 f32", lambda lib: fwd_bwd(lib, lambda F, x: F.gelu(x, approximate="tanh"),
+                                                       (1000, 1000)))],
+    "layer_norm": [(f"layer_norm {n} f32 (rows of 1024, weight, bias)",
+                    lambda lib, r=r: fwd_bwd(lib, lambda F, x, w, b: F.layer_norm(x, (1024,), w, b), (r, 1024),
+                                             n_params=2))
+                   for n, r in (("1e6", 1024), ("1e7", 10240))],
+    "softmax": [("softmax rows of 1024, 1e6 f32", lambda lib: fwd_bwd(lib, lambda F, x: F.softmax(x, -1), (1024, 1024))),
+                ("log_softmax rows of 1024, 1e6 f32",
+                 lambda lib: fwd_bwd(lib, lambda F, x: F.log_softmax(x, -1), (1024, 1024)))],
+    "cross_entropy": [("cross_entropy 50k classes, batch 64, f32",
+                       lambda lib: fwd_bwd(lib, lambda F, x, t: F.cross_entropy(x, t), (64, 50000), classes=True))],
+    "conv": [("Conv2d(512, 512, 3, padding=1) on 32x512x1x1, forward + weight grad", conv_weight_grad)],
+}
+
+
+def run_side(side, repeats, threads, groups):
+    """Seconds per case for one framework, in this process."""
+    lib = torch if side == "torch" else tg
+    lib.set_num_threads(threads)
+    return [min(median_seconds(make(lib)) for _ in range(repeats)) for g in groups for _, make in CASES[g]]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=2, help="alternating process rounds per side; best per case")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--only", nargs="+", choices=sorted(CASES), default=sorted(CASES))
+    ap.add_argument("--side", choices=["tapegrad", "torch"], help="time one framework here and print JSON")
+    args = ap.parse_args(argv)
+    if args.side:
+        print(json.dumps(run_side(args.side, args.repeats, args.threads[0], args.only)))
+        return
+
+    def side(name, threads):
+        cmd = [sys.executable, __file__, "--side", name, "--repeats", str(args.repeats), "--threads", str(threads),
+               "--only", *args.only]
+        return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+
+    names = [name for g in args.only for name, _ in CASES[g]]
+    pt_name = f"PyTorch {torch.__version__}" if torch is not None else "PyTorch (not installed)"
+    print(f"wall time, best of {args.repeats} medians x {args.rounds} rounds; ratio = tapegrad / {pt_name}")
+    print("| workload (forward + backward) | threads | tapegrad | PyTorch | ratio |")
+    print("|---|---:|---:|---:|---:|")
+    for threads in args.threads:
+        ours, theirs = [float("inf")] * len(names), [None] * len(names)
+        for _ in range(args.rounds):
+            ours = [min(a, b) for a, b in zip(ours, side("tapegrad", threads))]
+            if torch is not None:
+                theirs = [min(a, b) if a else b for a, b in zip(theirs, side("torch", threads))]
+        for name, a, b in zip(names, ours, theirs):
+            ratio = f"{a / b:.2f}" if b else "-"
+            pt = f"{b * 1e3:.3f} ms" if b else "-"
+            print(f"| {name} | {threads} | {a * 1e3:.3f} ms | {pt} | {ratio} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

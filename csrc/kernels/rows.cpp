@@ -1,0 +1,517 @@
+// GELU, softmax / log_softmax, layer_norm and cross_entropy kernels (see rows.h for layouts).
+//
+// Every kernel is a loop body written once (a template, inlined) and compiled three times: for
+// the baseline ISA and, through target attributes, for AVX2+FMA and AVX-512, chosen at run time
+// by CPU feature as gemm.cpp does (results may differ by an ulp between ISAs, never between
+// thread counts). The bodies are plain loops under `omp simd` that the compiler vectorises; the only
+// transcendental in a float inner loop is exp_f below, which is branch-free so it vectorises.
+#include "kernels/rows.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <vector>
+
+namespace tapegrad {
+namespace {
+
+#define TG_INLINE inline __attribute__((always_inline))
+#define TG_AVX2 __attribute__((target("avx2,fma")))
+#define TG_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512")))
+
+// Elements (rows x columns) below which a fork costs more than it saves.
+constexpr int64_t kParallelMinElems = 1 << 15;
+// Elementwise kernels hand out blocks of this many elements (a multiple of every vector width).
+constexpr int64_t kBlock = 4096;
+// layer_norm's parameter gradients sum rows in chunks of at least this many (and at most
+// kMaxChunks chunks), then the chunks in order.
+constexpr int64_t kRowsPerChunk = 16;
+constexpr int64_t kMaxChunks = 64;
+
+enum class Isa { base, avx2, avx512 };
+
+Isa isa() {
+  static const Isa best = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                                  __builtin_cpu_supports("avx512vl")
+                              ? Isa::avx512
+                          : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? Isa::avx2
+                                                                                             : Isa::base;
+  return best;
+}
+
+TG_INLINE float bits_to_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// exp for float, within 2 ulp of the correctly rounded result over its whole range (denormal
+// results included): n = round(x / ln2), r = x - n ln2 in two parts (Cody-Waite), Cephes'
+// degree-6 polynomial for exp(r), then two power-of-two scalings (2^n may not be a normal
+// float by itself). Branch-free: the special cases are selects, so the loop vectorises.
+TG_INLINE float exp_f(float x) {
+  float xc = x < -104.0f ? -104.0f : x;
+  xc = xc > 88.8f ? 88.8f : xc;
+  xc = xc == xc ? xc : 0.0f;  // NaN never reaches the int cast
+  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
+  float r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t ni = static_cast<int32_t>(n), n1 = ni >> 1, n2 = ni - n1;
+  const float y = p * bits_to_float(static_cast<uint32_t>(n1 + 127) << 23) *
+                  bits_to_float(static_cast<uint32_t>(n2 + 127) << 23);
+  const float big = x > 88.72283935546875f ? std::numeric_limits<float>::infinity() : y;
+  const float out = x < -103.972084045410156f ? 0.0f : big;
+  return x != x ? x : out;
+}
+
+template <typename T>
+TG_INLINE T exp_t(T x);
+template <>
+TG_INLINE float exp_t<float>(float x) { return exp_f(x); }
+template <>
+TG_INLINE double exp_t<double>(double x) { return std::exp(x); }
+
+constexpr double kSqrt1_2 = 0.70710678118654752440;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+constexpr double kTanhK = 0.79788456080286535588;  // sqrt(2 / pi)
+constexpr double kTanhC = 0.044715;
+
+// Phi(x) (the normal CDF) and phi(x) (its density). float: Abramowitz-Stegun 7.1.26 for
+// erfc(|x| / sqrt 2) (absolute error below 1.5e-7, as PyTorch's vectorised erf), written as
+// erfc so that Phi keeps its relative accuracy in the left tail; double: the C library's erfc.
+TG_INLINE void normal_cdf_pdf(float x, float& cdf, float& pdf) {
+  const float z = std::fabs(x) * float(kSqrt1_2);
+  const float t = 1.0f / (1.0f + 0.3275911f * z);
+  const float poly =
+      t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+  const float e = exp_f(-z * z);
+  const float half_erfc = 0.5f * poly * e;
+  cdf = x >= 0.0f ? 1.0f - half_erfc : half_erfc;
+  cdf = x != x ? x : cdf;
+  pdf = e * float(kInvSqrt2Pi);
+}
+
+TG_INLINE void normal_cdf_pdf(double x, double& cdf, double& pdf) {
+  cdf = 0.5 * std::erfc(-x * kSqrt1_2);
+  pdf = std::exp(-0.5 * x * x) * kInvSqrt2Pi;
+}
+
+// The tanh form as x * sigmoid(2u): 0.5 (1 + tanh u) = 1 / (1 + exp(-2u)), which keeps its
+// relative accuracy where 1 + tanh u cancels (large negative x).
+template <typename T>
+TG_INLINE T gelu_tanh_sigmoid(T x, T& du_dx2) {
+  const T x2 = x * x;
+  const T u = T(kTanhK) * (x + T(kTanhC) * x2 * x);
+  du_dx2 = T(2 * kTanhK) * (T(1) + T(3 * kTanhC) * x2);
+  return T(1) / (T(1) + exp_t<T>(T(-2) * u));
+}
+
+// ---------------------------------------------------------------- loop bodies
+template <typename T>
+TG_INLINE void gelu_forward_body(int64_t n, const T* x, T* y, bool tanh_approx) {
+  if (tanh_approx) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      T d;
+      const T s = gelu_tanh_sigmoid<T>(x[i], d);
+      y[i] = s == T(0) ? T(-0.0) : x[i] * s;  // gelu(-inf) = -0, where PyTorch's gives NaN
+    }
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      T cdf, pdf;
+      normal_cdf_pdf(x[i], cdf, pdf);
+      y[i] = cdf == T(0) ? T(-0.0) : x[i] * cdf;  // gelu(-inf) = -0, where PyTorch's gives NaN
+    }
+  }
+}
+
+template <typename T>
+TG_INLINE void gelu_backward_body(int64_t n, const T* g, const T* x, T* gx, bool tanh_approx) {
+  if (tanh_approx) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      T d;
+      const T s = gelu_tanh_sigmoid<T>(x[i], d);
+      const T ds = s * (T(1) - s);  // 0 at +-inf, where x ds d would be 0 * inf
+      gx[i] = g[i] * (s + (ds == T(0) ? T(0) : x[i] * ds * d));
+    }
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      T cdf, pdf;
+      normal_cdf_pdf(x[i], cdf, pdf);
+      gx[i] = g[i] * (cdf + (pdf == T(0) ? T(0) : x[i] * pdf));  // gelu'(+-inf) = 1, 0 (PyTorch: NaN)
+    }
+  }
+}
+
+// Shifting by the row's maximum even when it is +-inf or NaN makes such rows NaN, as PyTorch.
+template <typename T>
+TG_INLINE T row_max(int64_t D, const T* x) {
+  T m = -std::numeric_limits<T>::infinity();
+  int nan = 0;
+#pragma omp simd reduction(max : m) reduction(| : nan)
+  for (int64_t j = 0; j < D; ++j) {
+    m = x[j] > m ? x[j] : m;
+    nan |= x[j] != x[j];
+  }
+  return nan ? std::numeric_limits<T>::quiet_NaN() : m;
+}
+
+template <typename T>
+TG_INLINE void softmax_forward_body(int64_t r0, int64_t r1, int64_t D, const T* x, T* y, bool log) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* xr = x + r * D;
+    T* yr = y + r * D;
+    const T m = row_max(D, xr);
+    T s = 0;
+    if (log) {
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = 0; j < D; ++j) s += exp_t<T>(xr[j] - m);
+      const T ls = std::log(s);  // (x - m) - log s, not x - (m + log s): exact where x is near m
+#pragma omp simd
+      for (int64_t j = 0; j < D; ++j) yr[j] = (xr[j] - m) - ls;
+    } else {
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = 0; j < D; ++j) {
+        const T e = exp_t<T>(xr[j] - m);
+        yr[j] = e;
+        s += e;
+      }
+      const T inv = T(1) / s;
+#pragma omp simd
+      for (int64_t j = 0; j < D; ++j) yr[j] *= inv;
+    }
+  }
+}
+
+template <typename T>
+TG_INLINE void softmax_backward_body(int64_t r0, int64_t r1, int64_t D, const T* g, const T* y, T* gx,
+                                     bool log) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* gr = g + r * D;
+    const T* yr = y + r * D;
+    T* o = gx + r * D;
+    T s = 0;
+    if (log) {
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = 0; j < D; ++j) s += gr[j];
+#pragma omp simd
+      for (int64_t j = 0; j < D; ++j) o[j] = gr[j] - exp_t<T>(yr[j]) * s;
+    } else {
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = 0; j < D; ++j) s += gr[j] * yr[j];
+#pragma omp simd
+      for (int64_t j = 0; j < D; ++j) o[j] = yr[j] * (gr[j] - s);
+    }
+  }
+}
+
+template <typename T>
+TG_INLINE void layer_norm_forward_body(int64_t r0, int64_t r1, int64_t D, const T* x, const T* w, const T* b,
+                                       double eps, T* y, T* mean, T* rstd) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* xr = x + r * D;
+    T* yr = y + r * D;
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < D; ++j) s += double(xr[j]);
+    const double mu = s / double(D);
+    double v = 0;
+#pragma omp simd reduction(+ : v)
+    for (int64_t j = 0; j < D; ++j) {
+      const double c = double(xr[j]) - mu;
+      v += c * c;
+    }
+    const double rs = 1.0 / std::sqrt(v / double(D) + eps);
+    mean[r] = T(mu);
+    rstd[r] = T(rs);
+    const T m = T(mu), q = T(rs);
+    if (w && b) {
+#pragma omp simd
+      for (int64_t j = 0; j < D; ++j) yr[j] = (xr[j] - m) * q * w[j] + b[j];
+    } else if (w) {
+#pragma omp simd
+      for (int64_t j = 0; j < D; ++j) yr[j] = (xr[j] - m) * q * w[j];
+    } else if (b) {
+#pragma omp simd
+      for (int64_t j = 0; j < D; ++j) yr[j] = (xr[j] - m) * q + b[j];
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < D; ++j) yr[j] = (xr[j] - m) * q;
+    }
+  }
+}
+
+template <typename T>
+TG_INLINE void layer_norm_backward_input_body(int64_t r0, int64_t r1, int64_t D, const T* g, const T* x,
+                                              const T* mean, const T* rstd, const T* w, T* gx) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* gr = g + r * D;
+    const T* xr = x + r * D;
+    T* o = gx + r * D;
+    const T m = mean[r], q = rstd[r];
+    double a = 0, c = 0;  // sum(g w), sum(g w xhat)
+    if (w) {
+#pragma omp simd reduction(+ : a, c)
+      for (int64_t j = 0; j < D; ++j) {
+        const T gw = gr[j] * w[j];
+        a += double(gw);
+        c += double(gw * ((xr[j] - m) * q));
+      }
+    } else {
+#pragma omp simd reduction(+ : a, c)
+      for (int64_t j = 0; j < D; ++j) {
+        a += double(gr[j]);
+        c += double(gr[j] * ((xr[j] - m) * q));
+      }
+    }
+    const T am = T(a / double(D)), cm = T(c / double(D));
+    if (w) {
+#pragma omp simd
+      for (int64_t j = 0; j < D; ++j) o[j] = q * (gr[j] * w[j] - am - (xr[j] - m) * q * cm);
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < D; ++j) o[j] = q * (gr[j] - am - (xr[j] - m) * q * cm);
+    }
+  }
+}
+
+// Partial sums of one chunk of rows into pw / pb (D each, either may be null).
+template <typename T>
+TG_INLINE void layer_norm_params_chunk_body(int64_t r0, int64_t r1, int64_t D, const T* g, const T* x, const T* mean,
+                                       const T* rstd, T* pw, T* pb) {
+  if (pw) std::fill(pw, pw + D, T(0));
+  if (pb) std::fill(pb, pb + D, T(0));
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* gr = g + r * D;
+    const T* xr = x + r * D;
+    const T m = mean[r], q = rstd[r];
+    if (pw) {
+#pragma omp simd
+      for (int64_t j = 0; j < D; ++j) pw[j] += gr[j] * ((xr[j] - m) * q);
+    }
+    if (pb) {
+#pragma omp simd
+      for (int64_t j = 0; j < D; ++j) pb[j] += gr[j];
+    }
+  }
+}
+
+template <typename T>
+TG_INLINE void cross_entropy_forward_body(int64_t r0, int64_t r1, int64_t C, const T* x, const int64_t* t,
+                                          const T* w, T* loss, T* rmax, T* logsum) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* xr = x + r * C;
+    const T m = row_max(C, xr);
+    T s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < C; ++j) s += exp_t<T>(xr[j] - m);
+    const T ls = std::log(s);
+    rmax[r] = m;
+    logsum[r] = ls;
+    loss[r] = t[r] < 0 ? T(0) : w[r] * (ls - (xr[t[r]] - m));
+  }
+}
+
+template <typename T>
+TG_INLINE void cross_entropy_backward_body(int64_t r0, int64_t r1, int64_t C, const T* g, const T* x,
+                                           const int64_t* t, const T* w, const T* rmax, const T* logsum, T* gx) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* xr = x + r * C;
+    T* o = gx + r * C;
+    if (t[r] < 0) {
+      std::fill(o, o + C, T(0));
+      continue;
+    }
+    const T k = g[r] * w[r], m = rmax[r], ls = logsum[r];
+#pragma omp simd
+    for (int64_t j = 0; j < C; ++j) o[j] = k * exp_t<T>((xr[j] - m) - ls);
+    o[t[r]] -= k;
+  }
+}
+
+// Each body compiled for the baseline ISA, AVX2+FMA and AVX-512 (16 floats a vector).
+#define TG_VARIANTS(name, params, args)                                                \
+  template <typename T>                                                               \
+  __attribute__((noinline)) void name##_base params { name##_body<T> args; }           \
+  template <typename T>                                                               \
+  TG_AVX2 __attribute__((noinline)) void name##_avx2 params { name##_body<T> args; }   \
+  template <typename T>                                                               \
+  TG_AVX512 __attribute__((noinline)) void name##_avx512 params { name##_body<T> args; }
+
+TG_VARIANTS(gelu_forward, (int64_t n, const T* x, T* y, bool th), (n, x, y, th))
+TG_VARIANTS(gelu_backward, (int64_t n, const T* g, const T* x, T* gx, bool th), (n, g, x, gx, th))
+TG_VARIANTS(softmax_forward, (int64_t r0, int64_t r1, int64_t D, const T* x, T* y, bool log),
+            (r0, r1, D, x, y, log))
+TG_VARIANTS(softmax_backward, (int64_t r0, int64_t r1, int64_t D, const T* g, const T* y, T* gx, bool log),
+            (r0, r1, D, g, y, gx, log))
+TG_VARIANTS(layer_norm_forward,
+            (int64_t r0, int64_t r1, int64_t D, const T* x, const T* w, const T* b, double eps, T* y, T* mean,
+             T* rstd),
+            (r0, r1, D, x, w, b, eps, y, mean, rstd))
+TG_VARIANTS(layer_norm_backward_input,
+            (int64_t r0, int64_t r1, int64_t D, const T* g, const T* x, const T* mean, const T* rstd, const T* w,
+             T* gx),
+            (r0, r1, D, g, x, mean, rstd, w, gx))
+TG_VARIANTS(layer_norm_params_chunk,
+            (int64_t r0, int64_t r1, int64_t D, const T* g, const T* x, const T* mean, const T* rstd, T* pw, T* pb),
+            (r0, r1, D, g, x, mean, rstd, pw, pb))
+TG_VARIANTS(cross_entropy_forward,
+            (int64_t r0, int64_t r1, int64_t C, const T* x, const int64_t* t, const T* w, T* loss, T* rmax,
+             T* logsum),
+            (r0, r1, C, x, t, w, loss, rmax, logsum))
+TG_VARIANTS(cross_entropy_backward,
+            (int64_t r0, int64_t r1, int64_t C, const T* g, const T* x, const int64_t* t, const T* w,
+             const T* rmax, const T* logsum, T* gx),
+            (r0, r1, C, g, x, t, w, rmax, logsum, gx))
+#undef TG_VARIANTS
+
+#define TG_CALL(name, T, ...)                                    \
+  (isa() == Isa::avx512 ? name##_avx512<T>(__VA_ARGS__)         \
+   : isa() == Isa::avx2 ? name##_avx2<T>(__VA_ARGS__)           \
+                        : name##_base<T>(__VA_ARGS__))
+
+// Rows per task: whole rows, about kBlock elements, fixed by the shape alone.
+inline int64_t rows_per_task(int64_t D) { return std::max<int64_t>(1, kBlock / std::max<int64_t>(D, 1)); }
+
+// Runs f(r0, r1) over [0, R) in tasks of rows_per_task(D) rows, in parallel when large enough.
+template <typename F>
+void for_rows(int64_t R, int64_t D, F f) {
+  const int64_t step = rows_per_task(D), ntasks = (R + step - 1) / step;
+#pragma omp parallel for schedule(static) if (R * D >= kParallelMinElems && ntasks > 1)
+  for (int64_t k = 0; k < ntasks; ++k) f(k * step, std::min(R, (k + 1) * step));
+}
+
+}  // namespace
+
+template <typename T>
+void gelu_forward(int64_t n, const T* x, T* y, bool tanh_approx) {
+  for_rows(n, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i += kBlock)
+      TG_CALL(gelu_forward, T, std::min(kBlock, i1 - i), x + i, y + i, tanh_approx);
+  });
+}
+
+template <typename T>
+void gelu_backward(int64_t n, const T* g, const T* x, T* gx, bool tanh_approx) {
+  for_rows(n, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i += kBlock)
+      TG_CALL(gelu_backward, T, std::min(kBlock, i1 - i), g + i, x + i, gx + i, tanh_approx);
+  });
+}
+
+template <typename T>
+void softmax_forward(int64_t R, int64_t D, const T* x, T* y, bool log) {
+  for_rows(R, D, [&](int64_t r0, int64_t r1) { TG_CALL(softmax_forward, T, r0, r1, D, x, y, log); });
+}
+
+template <typename T>
+void softmax_backward(int64_t R, int64_t D, const T* g, const T* y, T* gx, bool log) {
+  for_rows(R, D, [&](int64_t r0, int64_t r1) { TG_CALL(softmax_backward, T, r0, r1, D, g, y, gx, log); });
+}
+
+template <typename T>
+void layer_norm_forward(int64_t R, int64_t D, const T* x, const T* w, const T* b, double eps, T* y, T* mean,
+                        T* rstd) {
+  for_rows(R, D, [&](int64_t r0, int64_t r1) {
+    TG_CALL(layer_norm_forward, T, r0, r1, D, x, w, b, eps, y, mean, rstd);
+  });
+}
+
+template <typename T>
+void layer_norm_backward_input(int64_t R, int64_t D, const T* g, const T* x, const T* mean, const T* rstd,
+                               const T* w, T* gx) {
+  for_rows(R, D, [&](int64_t r0, int64_t r1) {
+    TG_CALL(layer_norm_backward_input, T, r0, r1, D, g, x, mean, rstd, w, gx);
+  });
+}
+
+template <typename T>
+void layer_norm_backward_params(int64_t R, int64_t D, const T* g, const T* x, const T* mean, const T* rstd, T* gw,
+                                T* gb) {
+  if (!gw && !gb) return;
+  // Chunks of rows fixed by R alone (at least kRowsPerChunk rows, at most kMaxChunks chunks).
+  const int64_t rows = std::max(kRowsPerChunk, (R + kMaxChunks - 1) / kMaxChunks);
+  const int64_t nchunks = (R + rows - 1) / rows;
+  // Chunk c's sums at part[(c * 2 + k) * D], k = 0 for gw and 1 for gb; every one is written.
+  std::unique_ptr<T[]> part(new T[static_cast<size_t>(nchunks * 2 * D)]);
+  const bool par = R * D >= kParallelMinElems;
+#pragma omp parallel for schedule(static) if (par && nchunks > 1)
+  for (int64_t c = 0; c < nchunks; ++c) {
+    T* pw = gw ? part.get() + (c * 2) * D : nullptr;
+    T* pb = gb ? part.get() + (c * 2 + 1) * D : nullptr;
+    TG_CALL(layer_norm_params_chunk, T, c * rows, std::min(R, (c + 1) * rows), D, g, x, mean, rstd, pw, pb);
+  }
+  // The chunks in order, columns in blocks (each thread a block): contiguous, vectorised adds.
+  constexpr int64_t kCols = 256;
+  const int64_t nblocks = (D + kCols - 1) / kCols;
+#pragma omp parallel for schedule(static) if (par && nblocks > 1)
+  for (int64_t blk = 0; blk < nblocks; ++blk) {
+    const int64_t j0 = blk * kCols, n = std::min(kCols, D - j0);
+    double sw[kCols], sb[kCols];
+    std::fill(sw, sw + n, 0.0);
+    std::fill(sb, sb + n, 0.0);
+    for (int64_t c = 0; c < nchunks; ++c) {
+      const T* pw = part.get() + (c * 2) * D + j0;
+      const T* pb = part.get() + (c * 2 + 1) * D + j0;
+      if (gw) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) sw[j] += double(pw[j]);
+      }
+      if (gb) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) sb[j] += double(pb[j]);
+      }
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      if (gw) gw[j0 + j] = T(sw[j]);
+      if (gb) gb[j0 + j] = T(sb[j]);
+    }
+  }
+}
+
+template <typename T>
+void cross_entropy_forward(int64_t R, int64_t C, const T* x, const int64_t* t, const T* w, T* loss, T* rmax,
+                           T* logsum) {
+  for_rows(R, C, [&](int64_t r0, int64_t r1) {
+    TG_CALL(cross_entropy_forward, T, r0, r1, C, x, t, w, loss, rmax, logsum);
+  });
+}
+
+template <typename T>
+void cross_entropy_backward(int64_t R, int64_t C, const T* g, const T* x, const int64_t* t, const T* w,
+                            const T* rmax, const T* logsum, T* gx) {
+  for_rows(R, C, [&](int64_t r0, int64_t r1) {
+    TG_CALL(cross_entropy_backward, T, r0, r1, C, g, x, t, w, rmax, logsum, gx);
+  });
+}
+
+#define TG_INSTANTIATE(T)                                                                                   \
+  template void gelu_forward<T>(int64_t, const T*, T*, bool);                                              \
+  template void gelu_backward<T>(int64_t, const T*, const T*, T*, bool);                                   \
+  template void softmax_forward<T>(int64_t, int64_t, const T*, T*, bool);                                  \
+  template void softmax_backward<T>(int64_t, int64_t, const T*, const T*, T*, bool);                       \
+  template void layer_norm_forward<T>(int64_t, int64_t, const T*, const T*, const T*, double, T*, T*, T*); \
+  template void layer_norm_backward_input<T>(int64_t, int64_t, const T*, const T*, const T*, const T*,     \
+                                             const T*, T*);                                                 \
+  template void layer_norm_backward_params<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, T*, \
+                                              T*);                                                          \
+  template void cross_entropy_forward<T>(int64_t, int64_t, const T*, const int64_t*, const T*, T*, T*, T*); \
+  template void cross_entropy_backward<T>(int64_t, int64_t, const T*, const T*, const int64_t*, const T*,  \
+                                          const T*, const T*, T*);
+TG_INSTANTIATE(float)
+TG_INSTANTIATE(double)
+#undef TG_INSTANTIATE
+
+}  // namespace tapegrad

@@ -1,0 +1,63 @@
+// Elementwise activations and row kernels: GELU, softmax / log_softmax, layer_norm and
+// cross_entropy, forward and backward.
+//
+// Layout: every operand is C-contiguous; a "row" kernel sees x as (R, D) with D the last
+// (innermost) dimension and works on whole rows. Each row (each element, for GELU) is computed
+// by one thread with arithmetic fixed by its position alone, and cross-row sums (layer_norm's
+// weight and bias gradients) add fixed chunks of rows in a fixed order: results are
+// bit-identical for any thread count. float uses a vectorised exp (range reduction plus a
+// polynomial, as Cephes/SLEEF); double uses the C library's exp/erfc (correctly rounded or
+// nearly), element by element.
+#pragma once
+#include <cstdint>
+
+namespace tapegrad {
+
+// y = gelu(x) for n elements; tanh_approx selects 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+template <typename T>
+void gelu_forward(int64_t n, const T* x, T* y, bool tanh_approx);
+
+// gx = g * gelu'(x), in one pass.
+template <typename T>
+void gelu_backward(int64_t n, const T* g, const T* x, T* gx, bool tanh_approx);
+
+// y = softmax(x) (log_softmax when log) over each row of x (R, D). A row whose maximum is
+// +-inf or NaN comes out NaN, as in PyTorch.
+template <typename T>
+void softmax_forward(int64_t R, int64_t D, const T* x, T* y, bool log);
+
+// gx from g and the forward's output y: y (g - sum(g y)) for softmax, g - exp(y) sum(g) for
+// log_softmax.
+template <typename T>
+void softmax_backward(int64_t R, int64_t D, const T* g, const T* y, T* gx, bool log);
+
+// y = (x - mean) * rstd * w + b over each row of x (R, D); w, b may be null. mean and rstd (R)
+// are written for the backward pass. Statistics accumulate in double.
+template <typename T>
+void layer_norm_forward(int64_t R, int64_t D, const T* x, const T* w, const T* b, double eps, T* y, T* mean,
+                        T* rstd);
+
+// gx = rstd (g w - mean(g w) - xhat mean(g w xhat)), xhat = (x - mean) rstd; w may be null.
+template <typename T>
+void layer_norm_backward_input(int64_t R, int64_t D, const T* g, const T* x, const T* mean, const T* rstd,
+                               const T* w, T* gx);
+
+// gw = sum over rows of g xhat, gb = sum over rows of g (D each); either may be null.
+template <typename T>
+void layer_norm_backward_params(int64_t R, int64_t D, const T* g, const T* x, const T* mean, const T* rstd, T* gw,
+                                T* gb);
+
+// loss[i] = w[i] (logsumexp(x[i]) - x[i, t[i]]) for x (R, C); t[i] in [0, C), or -1: ignored
+// (loss 0, gradient 0). logsumexp is kept in two parts for the backward pass, each row's max
+// (rmax) and log sum exp(x - rmax) (logsum), so that log_softmax = (x - rmax) - logsum keeps
+// its accuracy where x is near the max.
+template <typename T>
+void cross_entropy_forward(int64_t R, int64_t C, const T* x, const int64_t* t, const T* w, T* loss, T* rmax,
+                           T* logsum);
+
+// gx[i, j] = g[i] w[i] (exp((x[i, j] - rmax[i]) - logsum[i]) - [j == t[i]]).
+template <typename T>
+void cross_entropy_backward(int64_t R, int64_t C, const T* g, const T* x, const int64_t* t, const T* w,
+                            const T* rmax, const T* logsum, T* gx);
+
+}  // namespace tapegrad

@@ -1,0 +1,251 @@
+"""The activation and row kernels of tapegrad._C (csrc/kernels/rows.cpp) against float64 numpy
+references: GELU, softmax / log_softmax, layer_norm and cross_entropy, forward and backward."""
+import numpy as np
+import pytest
+import scipy.special as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tapegrad import _C
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+K = np.sqrt(2 / np.pi)
+# float32 tolerances: the kernels' exp is within 2 ulp; erf (as PyTorch's) within 1.5e-7 absolute
+TOL = {np.float32: dict(rtol=2e-6, atol=1e-6), np.float64: dict(rtol=1e-13, atol=1e-14)}
+
+
+def rows(draw, max_rows=7, max_cols=40):
+    """(R, D) odd sizes, a seed and a dtype."""
+    return (draw(st.integers(1, max_rows)), draw(st.integers(1, max_cols)), draw(st.integers(0, 2**32 - 1)),
+            draw(st.sampled_from([np.float32, np.float64])))
+
+
+def gelu_ref(x, tanh):
+    if tanh:
+        return 0.5 * x * (1 + np.tanh(K * (x + 0.044715 * x**3)))
+    return x * sp.ndtr(x)
+
+
+def gelu_grad_ref(x, tanh):
+    if tanh:
+        t = np.tanh(K * (x + 0.044715 * x**3))
+        return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * K * (1 + 3 * 0.044715 * x * x)
+    return sp.ndtr(x) + x * np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+
+
+@pytest.mark.parametrize("tanh", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_against_float64(dtype, tanh):
+    x = np.concatenate([np.linspace(-12, 12, 10001), np.random.default_rng(0).standard_normal(999) * 3])
+    xs = x.astype(dtype)
+    x64 = xs.astype(np.float64)
+    g = np.random.default_rng(1).standard_normal(x.size).astype(dtype)
+    y = _C.gelu(xs, tanh)
+    gx = _C.gelu_backward(g, xs, tanh)
+    assert y.dtype == dtype and gx.dtype == dtype
+    if dtype == np.float32 and not tanh:  # erf's absolute error enters scaled by |x|
+        tol = dict(rtol=2e-6, atol=2e-7 * np.abs(x64).max())
+    else:
+        tol = TOL[dtype] if dtype == np.float64 else dict(rtol=4e-6, atol=1e-6)
+    np.testing.assert_allclose(y, gelu_ref(x64, tanh), **tol)
+    np.testing.assert_allclose(gx, g * gelu_grad_ref(x64, tanh), **tol)
+
+
+@pytest.mark.parametrize("tanh", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_special_values(dtype, tanh):
+    """inf, -inf, NaN and deep tails: gelu(inf) = inf and gelu(-inf) = -0 (PyTorch's erf form
+    gives NaN for both), gradients 1 and 0 there (PyTorch: NaN); NaN stays NaN."""
+    x = np.array([np.inf, -np.inf, np.nan, 0.0, -60.0, 60.0, -1e30, 1e30], dtype)
+    y = _C.gelu(x, tanh)
+    gx = _C.gelu_backward(np.ones_like(x), x, tanh)
+    np.testing.assert_array_equal(y, np.array([np.inf, -0.0, np.nan, 0.0, -0.0, 60.0, -0.0, 1e30], dtype))
+    assert np.signbit(y[1]) and np.signbit(y[4])
+    np.testing.assert_array_equal(gx, np.array([1, 0, np.nan, 0.5, 0, 1, 0, 1], dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exp_over_the_whole_float_range(dtype):
+    """softmax([0, x])[1] = exp(x) / (1 + exp(x)): the vectorised exp from its underflow (denormal
+    results) to its overflow threshold, against float64."""
+    x = np.concatenate([np.linspace(-110, 0, 20001), [-103.9, -87.5, -87.3, -0.5]]).astype(dtype)
+    pairs = np.stack([np.zeros_like(x), x], 1)
+    y = _C.softmax(pairs, False)[:, 1]
+    x64 = x.astype(np.float64)
+    ref = np.exp(x64) / (1 + np.exp(x64))
+    tiny = np.finfo(dtype).tiny
+    np.testing.assert_allclose(y, ref, rtol=4 * np.finfo(dtype).eps, atol=tiny * 2 * np.finfo(dtype).eps)
+    big = np.array([[88.0, 88.7, 0.0]], dtype)  # exp(88.7) is near float32's maximum
+    np.testing.assert_allclose(_C.softmax(big, True), sp.log_softmax(big.astype(np.float64), 1),
+                               rtol=4 * np.finfo(dtype).eps)
+
+
+def softmax_refs(x):
+    return sp.softmax(x, -1), sp.log_softmax(x, -1)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_softmax_forward_and_backward(data):
+    R, D, seed, dtype = rows(data.draw)
+    rng = np.random.default_rng(seed)
+    scale = data.draw(st.sampled_from([1.0, 30.0]))
+    x = (rng.standard_normal((R, D)) * scale).astype(dtype)
+    g = rng.standard_normal((R, D)).astype(dtype)
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    s, ls = softmax_refs(x64)
+    np.testing.assert_allclose(_C.softmax(x, False), s, **TOL[dtype])
+    np.testing.assert_allclose(_C.softmax(x, True), ls, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * scale)
+    # backward from the (float64-exact) outputs cast to dtype, so only the backward's error shows
+    ys, yl = s.astype(dtype), ls.astype(dtype)
+    ys64, yl64 = ys.astype(np.float64), yl.astype(np.float64)
+    np.testing.assert_allclose(_C.softmax_backward(g, ys, False),
+                               ys64 * (g64 - (g64 * ys64).sum(-1, keepdims=True)), **TOL[dtype])
+    np.testing.assert_allclose(_C.softmax_backward(g, yl, True),
+                               g64 - np.exp(yl64) * g64.sum(-1, keepdims=True), rtol=TOL[dtype]["rtol"] * 4,
+                               atol=TOL[dtype]["atol"] * 4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_rows_with_inf_and_nan_follow_pytorch(dtype):
+    """A row whose maximum is +inf, -inf (all -inf) or that holds a NaN is NaN; -inf entries of a
+    finite row are exact zeros (masked attention)."""
+    inf = np.inf
+    x = np.array([[inf, 0.0], [-inf, -inf], [np.nan, 1.0], [-inf, 1.0]], dtype)
+    nan = np.nan
+    np.testing.assert_array_equal(_C.softmax(x, False), np.array([[nan, nan], [nan, nan], [nan, nan], [0, 1]], dtype))
+    np.testing.assert_array_equal(_C.softmax(x, True),
+                                  np.array([[nan, nan], [nan, nan], [nan, nan], [-inf, 0]], dtype))
+
+
+def layer_norm_ref(x, w, b, eps):
+    mu = x.mean(-1, keepdims=True)
+    r = 1 / np.sqrt(x.var(-1, keepdims=True) + eps)
+    xhat = (x - mu) * r
+    return xhat * (1 if w is None else w) + (0 if b is None else b), mu[:, 0], r[:, 0], xhat
+
+
+@SETTINGS
+@given(data=st.data(), params=st.sampled_from(["none", "w", "b", "wb"]))
+def test_layer_norm_forward_and_backward(data, params):
+    R, D, seed, dtype = rows(data.draw)
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((R, D)) * 3 + rng.standard_normal((R, 1)) * 5).astype(dtype)
+    w = rng.standard_normal(D).astype(dtype) if "w" in params else None
+    b = rng.standard_normal(D).astype(dtype) if "b" in params else None
+    g = rng.standard_normal((R, D)).astype(dtype)
+    eps = 1e-5
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    w64 = None if w is None else w.astype(np.float64)
+    y_ref, mu, r, xhat = layer_norm_ref(x64, w64, None if b is None else b.astype(np.float64), eps)
+    y, mean, rstd = _C.layer_norm(x, D, w, b, eps)
+    np.testing.assert_allclose(y, y_ref, rtol=TOL[dtype]["rtol"] * 4, atol=TOL[dtype]["atol"] * 4)
+    np.testing.assert_allclose(mean, mu, **TOL[dtype])
+    np.testing.assert_allclose(rstd, r, rtol=TOL[dtype]["rtol"] * 4)
+    gh = g64 * (1 if w64 is None else w64)
+    gx_ref = r[:, None] * (gh - gh.mean(-1, keepdims=True) - xhat * (gh * xhat).mean(-1, keepdims=True))
+    gx = _C.layer_norm_backward_input(g, x, mean, rstd, D, w)
+    scale = np.abs(gx_ref).max() + 1
+    np.testing.assert_allclose(gx, gx_ref, rtol=TOL[dtype]["rtol"] * 50, atol=TOL[dtype]["atol"] * 50 * scale)
+    gw, gb = _C.layer_norm_backward_params(g, x, mean, rstd, D, True, True)
+    np.testing.assert_allclose(gw, (g64 * xhat).sum(0), rtol=TOL[dtype]["rtol"] * 50, atol=TOL[dtype]["atol"] * 50 * R)
+    np.testing.assert_allclose(gb, g64.sum(0), rtol=TOL[dtype]["rtol"] * 10, atol=TOL[dtype]["atol"] * 10 * R)
+    assert _C.layer_norm_backward_params(g, x, mean, rstd, D, False, False) == (None, None)
+
+
+def test_layer_norm_of_a_constant_row_and_of_inf():
+    x = np.array([[2.0, 2.0, 2.0], [np.inf, 0.0, 1.0], [np.nan, 0.0, 1.0]])
+    y, mean, rstd = _C.layer_norm(x, 3, None, None, 1e-5)
+    np.testing.assert_array_equal(y[0], [0, 0, 0])
+    assert np.isnan(y[1:]).all()  # as PyTorch
+
+
+def ce_ref(x, t, w):
+    logp = sp.log_softmax(x, 1)
+    keep = t >= 0
+    safe = np.where(keep, t, 0)
+    loss = np.where(keep, -w * logp[np.arange(len(t)), safe], 0.0)
+    gx = (np.exp(logp) - np.eye(x.shape[1])[safe]) * (w * keep)[:, None]
+    return loss, gx
+
+
+@SETTINGS
+@given(data=st.data())
+def test_cross_entropy_forward_and_backward(data):
+    R, C, seed, dtype = rows(data.draw, max_cols=300)
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((R, C)) * data.draw(st.sampled_from([1.0, 20.0]))).astype(dtype)
+    t = rng.integers(-1, C, R)  # -1: ignored
+    w = rng.uniform(0.5, 2.0, R).astype(dtype)
+    g = rng.standard_normal(R).astype(dtype)
+    x64 = x.astype(np.float64)
+    loss_ref, gx_ref = ce_ref(x64, t, w.astype(np.float64))
+    loss, rmax, logsum = _C.cross_entropy(x, t, w)
+    np.testing.assert_allclose(loss, loss_ref, rtol=TOL[dtype]["rtol"] * 4, atol=TOL[dtype]["atol"] * 20)
+    np.testing.assert_array_equal(rmax, x.max(1))
+    np.testing.assert_allclose(rmax + logsum.astype(np.float64), sp.logsumexp(x64, 1), rtol=TOL[dtype]["rtol"] * 4)
+    gx = _C.cross_entropy_backward(g, x, t, w, rmax, logsum)
+    np.testing.assert_allclose(gx, gx_ref * g.astype(np.float64)[:, None], **TOL[dtype])
+
+
+def test_cross_entropy_bad_targets_raise():
+    x = np.zeros((2, 3))
+    w = np.ones(2)
+    for t in ([0, 3], [-2, 0]):
+        with pytest.raises(ValueError, match="cross_entropy: target .* out of bounds"):
+            _C.cross_entropy(x, np.array(t, np.int64), w)
+    with pytest.raises(ValueError, match="target must be int64"):
+        _C.cross_entropy(x, np.array([0, 1], np.int32), w)
+    with pytest.raises(ValueError, match="logits of shape"):
+        _C.cross_entropy(np.zeros(3), np.array([0], np.int64), np.ones(1))
+
+
+def test_bad_input_raises_naming_the_op():
+    x = np.zeros((4, 5), np.float32)
+    with pytest.raises(ValueError, match="gelu: only float32 and float64"):
+        _C.gelu(np.zeros(3, np.int64), False)
+    with pytest.raises(ValueError, match="softmax: x must be C-contiguous"):
+        _C.softmax(np.zeros((5, 4), np.float32).T, False)
+    with pytest.raises(ValueError, match="softmax: expected an input of rank >= 1 with a non-empty last dim"):
+        _C.softmax(np.zeros((3, 0), np.float32), False)
+    with pytest.raises(ValueError, match="gelu_backward: dtypes differ"):
+        _C.gelu_backward(x, x.astype(np.float64), False)
+    with pytest.raises(ValueError, match="softmax_backward: grad_output .* must have one shape"):
+        _C.softmax_backward(x, np.zeros((4, 6), np.float32), False)
+    with pytest.raises(ValueError, match="layer_norm: input .* does not end in 3 normalized elements"):
+        _C.layer_norm(x, 3, None, None, 1e-5)
+    with pytest.raises(ValueError, match="layer_norm: weight .* must hold 5 elements"):
+        _C.layer_norm(x, 5, np.ones(4, np.float32), None, 1e-5)
+    with pytest.raises(ValueError, match="layer_norm_backward_input: mean .* must hold 4 elements"):
+        _C.layer_norm_backward_input(x, x, np.zeros(3, np.float32), np.zeros(4, np.float32), 5, None)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_and_two_threads_are_bit_identical(dtype):
+    """Sizes above the parallel threshold, rows that do not split evenly over the threads."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((301, 257)).astype(dtype)
+    g = rng.standard_normal((301, 257)).astype(dtype)
+    w, b = rng.standard_normal(257).astype(dtype), rng.standard_normal(257).astype(dtype)
+    t = rng.integers(-1, 257, 301)
+    cw = np.ones(301, dtype)
+
+    def run():
+        y, mean, rstd = _C.layer_norm(x, 257, w, b, 1e-5)
+        loss, rmax, logsum = _C.cross_entropy(x, t, cw)
+        return [_C.gelu(x, False), _C.gelu(x, True), _C.gelu_backward(g, x, False), _C.gelu_backward(g, x, True),
+                _C.softmax(x, False), _C.softmax(x, True), _C.softmax_backward(g, x, False),
+                _C.softmax_backward(g, x, True), y, mean, rstd, _C.layer_norm_backward_input(g, x, mean, rstd, 257, w),
+                *_C.layer_norm_backward_params(g, x, mean, rstd, 257, True, True), loss, rmax, logsum,
+                _C.cross_entropy_backward(cw, x, t, cw, rmax, logsum)]
+
+    before = _C.get_num_threads()
+    try:
+        _C.set_num_threads(1)
+        one = run()
+        _C.set_num_threads(2)
+        two = run()
+    finally:
+        _C.set_num_threads(before)
+    for a, b_ in zip(one, two):
+        np.testing.assert_array_equal(a, b_)
