@@ -1,3 +1,4 @@
+"""The binomial distribution: the number of successes in ``total_count`` Bernoulli trials (``Binomial``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -44,6 +45,7 @@ class Binomial(Distribution):
 
     @constraints.dependent_property(is_discrete=True, event_dim=0)
     def support(self):
+        """The constraint that the distribution's values satisfy."""
         return constraints.integer_interval(0, self.total_count)
 
     @lazy_property
@@ -56,6 +58,7 @@ class Binomial(Distribution):
 
     @property
     def param_shape(self):
+        """The shape of the parameter tensor (``probs`` or ``logits``)."""
         return Size(self._param.shape)
 
     @property
@@ -96,6 +99,7 @@ class Binomial(Distribution):
         return -(log_prob.exp() * log_prob).sum(0)
 
     def enumerate_support(self, expand=True):
+        """Every value of the support along a new leading dimension, expanded over the batch shape unless ``expand=False``."""
         total_count = self._homogeneous_count("enumerate_support")
         values = ops.arange(1 + total_count, dtype=self._param.dtype).reshape((-1,) + (1,) * len(self._batch_shape))
         return values.expand((-1,) + tuple(self._batch_shape)) if expand else values

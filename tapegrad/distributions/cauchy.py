@@ -1,3 +1,4 @@
+"""The Cauchy (Lorentz) distribution, ``Cauchy(loc, scale)``."""
 from __future__ import annotations
 
 import math

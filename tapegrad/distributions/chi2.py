@@ -1,3 +1,4 @@
+"""The chi-squared distribution with ``df`` degrees of freedom (``Chi2``, a Gamma)."""
 from __future__ import annotations
 
 from . import constraints
@@ -27,4 +28,5 @@ class Chi2(Gamma):
 
     @property
     def df(self):
+        """Degrees of freedom: the Chi2 is ``Gamma(df / 2, 1 / 2)``."""
         return self.concentration * 2

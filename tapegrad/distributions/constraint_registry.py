@@ -15,6 +15,9 @@ __all__ = ["ConstraintRegistry", "biject_to", "transform_to"]
 
 
 class ConstraintRegistry:
+    """A registry of transform factories by constraint type: ``registry(constraint)`` returns a
+    transform from unconstrained reals onto the constraint's set (``biject_to``, ``transform_to``)."""
+
     def __init__(self):
         self._registry = {}
 
@@ -38,7 +41,11 @@ class ConstraintRegistry:
 
 
 biject_to = ConstraintRegistry()
+biject_to.__doc__ = ("``biject_to(constraint)``: a bijective transform from the reals onto the constraint's set, "
+                     "with its log-Jacobian (for samplers and reparameterised optimisation).")
 transform_to = ConstraintRegistry()
+transform_to.__doc__ = ("``transform_to(constraint)``: a transform from the reals onto the constraint's set, "
+                        "possibly not bijective (e.g. softmax onto the simplex): for optimising constrained parameters.")
 
 
 @biject_to.register(constraints.real)

@@ -1,3 +1,4 @@
+"""The continuous Bernoulli distribution on [0, 1] (``ContinuousBernoulli``, Loaiza-Ganem and Cunningham, 2019)."""
 from __future__ import annotations
 
 import math
@@ -50,6 +51,7 @@ class ContinuousBernoulli(Distribution):
 
     @property
     def param_shape(self):
+        """The shape of the parameter tensor (``probs`` or ``logits``)."""
         return Size(self._param.shape)
 
     def _outside_unstable_region(self):

@@ -1,3 +1,4 @@
+"""The Dirichlet distribution over the probability simplex (``Dirichlet(concentration)``)."""
 from __future__ import annotations
 
 import numpy as np

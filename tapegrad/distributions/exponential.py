@@ -1,3 +1,4 @@
+"""The exponential distribution, ``Exponential(rate)``."""
 from __future__ import annotations
 
 from numbers import Number

@@ -1,3 +1,4 @@
+"""The Fisher-Snedecor F distribution, ``FisherSnedecor(df1, df2)``."""
 from __future__ import annotations
 
 import math

@@ -1,3 +1,4 @@
+"""The geometric distribution: failures before the first success (``Geometric(probs | logits)``)."""
 from __future__ import annotations
 
 from numbers import Number

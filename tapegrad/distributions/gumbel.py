@@ -1,3 +1,4 @@
+"""The Gumbel (type-I extreme value) distribution, ``Gumbel(loc, scale)``."""
 from __future__ import annotations
 
 import math

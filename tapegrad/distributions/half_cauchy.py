@@ -1,3 +1,4 @@
+"""The half-Cauchy distribution: ``|x|`` for ``x ~ Cauchy(0, scale)`` (``HalfCauchy``)."""
 from __future__ import annotations
 
 import math
@@ -27,6 +28,7 @@ class HalfCauchy(TransformedDistribution):
 
     @property
     def scale(self):
+        """Scale of the Cauchy whose absolute value this is."""
         return self.base_dist.scale
 
     @property

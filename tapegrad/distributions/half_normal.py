@@ -1,3 +1,4 @@
+"""The half-normal distribution: ``|x|`` for ``x ~ Normal(0, scale)`` (``HalfNormal``)."""
 from __future__ import annotations
 
 import math
@@ -27,6 +28,7 @@ class HalfNormal(TransformedDistribution):
 
     @property
     def scale(self):
+        """Scale (standard deviation) of the Normal whose absolute value this is."""
         return self.base_dist.scale
 
     @property

@@ -1,3 +1,4 @@
+"""The inverse-gamma distribution: ``1 / x`` for ``x ~ Gamma(concentration, rate)`` (``InverseGamma``)."""
 from __future__ import annotations
 
 import math
@@ -29,10 +30,12 @@ class InverseGamma(TransformedDistribution):
 
     @property
     def concentration(self):
+        """Shape of the Gamma whose reciprocal this is."""
         return self.base_dist.concentration
 
     @property
     def rate(self):
+        """Rate of the Gamma whose reciprocal this is (the scale of this distribution)."""
         return self.base_dist.rate
 
     @property

@@ -1,3 +1,4 @@
+"""The Kumaraswamy distribution on (0, 1), ``Kumaraswamy(concentration1, concentration0)``."""
 from __future__ import annotations
 
 import math

@@ -1,3 +1,4 @@
+"""The Laplace (double exponential) distribution, ``Laplace(loc, scale)``."""
 from __future__ import annotations
 
 import math

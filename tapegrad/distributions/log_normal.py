@@ -1,3 +1,4 @@
+"""The log-normal distribution: ``exp(x)`` for ``x ~ Normal(loc, scale)`` (``LogNormal``)."""
 from __future__ import annotations
 
 from . import constraints
@@ -24,10 +25,12 @@ class LogNormal(TransformedDistribution):
 
     @property
     def loc(self):
+        """Mean of ``log(x)``, the underlying Normal."""
         return self.base_dist.loc
 
     @property
     def scale(self):
+        """Standard deviation of ``log(x)``, the underlying Normal."""
         return self.base_dist.scale
 
     @property

@@ -1,3 +1,4 @@
+"""The logistic-normal distribution: a Normal mapped onto the simplex by stick-breaking (``LogisticNormal``)."""
 from __future__ import annotations
 
 from . import constraints
@@ -29,8 +30,10 @@ class LogisticNormal(TransformedDistribution):
 
     @property
     def loc(self):
+        """Mean of the underlying Normal (of the logits before the stick-breaking)."""
         return self.base_dist.base_dist.loc
 
     @property
     def scale(self):
+        """Standard deviation of the underlying Normal."""
         return self.base_dist.base_dist.scale

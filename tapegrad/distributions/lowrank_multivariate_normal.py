@@ -1,3 +1,4 @@
+"""The multivariate normal with a low-rank-plus-diagonal covariance, ``LowRankMultivariateNormal(loc, cov_factor, cov_diag)``."""
 from __future__ import annotations
 
 import math

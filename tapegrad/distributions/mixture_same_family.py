@@ -1,3 +1,4 @@
+"""A mixture of distributions of one family, ``MixtureSameFamily(mixture_distribution, component_distribution)``."""
 from __future__ import annotations
 
 from .._compat import Size
@@ -56,14 +57,17 @@ class MixtureSameFamily(Distribution):
 
     @constraints.dependent_property
     def support(self):
+        """The constraint that the distribution's values satisfy."""
         return constraints.MixtureSameFamilyConstraint(self._component_distribution.support)
 
     @property
     def mixture_distribution(self):
+        """The Categorical that picks a component."""
         return self._mixture_distribution
 
     @property
     def component_distribution(self):
+        """The components: a distribution batched over the mixture's last batch dimension."""
         return self._component_distribution
 
     def _pad_mixture_dimensions(self, x):

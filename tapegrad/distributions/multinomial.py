@@ -1,3 +1,4 @@
+"""The multinomial distribution: category counts of ``total_count`` draws (``Multinomial``)."""
 from __future__ import annotations
 
 import math
@@ -44,18 +45,22 @@ class Multinomial(Distribution):
 
     @constraints.dependent_property(is_discrete=True, event_dim=1)
     def support(self):
+        """The constraint that the distribution's values satisfy."""
         return constraints.multinomial(self.total_count)
 
     @property
     def logits(self):
+        """Normalised log-probabilities of the categories."""
         return self._categorical.logits
 
     @property
     def probs(self):
+        """Probabilities of the categories (summing to 1 on the last dim)."""
         return self._categorical.probs
 
     @property
     def param_shape(self):
+        """The shape of the parameter tensor (``probs`` or ``logits``)."""
         return self._categorical.param_shape
 
     @property

@@ -1,3 +1,4 @@
+"""The negative binomial distribution: successes before ``total_count`` failures (``NegativeBinomial``)."""
 from __future__ import annotations
 
 from .._compat import Size
@@ -47,6 +48,7 @@ class NegativeBinomial(Distribution):
 
     @property
     def param_shape(self):
+        """The shape of the parameter tensor (``probs`` or ``logits``)."""
         return Size(self._param.shape)
 
     @property

@@ -1,3 +1,4 @@
+"""The categorical distribution with one-hot samples (``OneHotCategorical``, ``OneHotCategoricalStraightThrough``)."""
 from __future__ import annotations
 
 from .._compat import Size
@@ -38,10 +39,12 @@ class OneHotCategorical(Distribution):
 
     @property
     def probs(self):
+        """Probabilities of the categories (summing to 1 on the last dim)."""
         return self._categorical.probs
 
     @property
     def logits(self):
+        """Normalised log-probabilities of the categories."""
         return self._categorical.logits
 
     @property
@@ -59,6 +62,7 @@ class OneHotCategorical(Distribution):
 
     @property
     def param_shape(self):
+        """The shape of the parameter tensor (``probs`` or ``logits``)."""
         return self._categorical.param_shape
 
     def sample(self, sample_shape=()):
@@ -75,6 +79,7 @@ class OneHotCategorical(Distribution):
         return self._categorical.entropy()
 
     def enumerate_support(self, expand=True):
+        """Every value of the support along a new leading dimension, expanded over the batch shape unless ``expand=False``."""
         n = self._event_shape[0]
         values = ops.eye(n, dtype=self._param.dtype).reshape((n,) + (1,) * len(self._batch_shape) + (n,))
         return values.expand((n,) + tuple(self._batch_shape) + (n,)) if expand else values

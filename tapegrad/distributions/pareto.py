@@ -1,3 +1,4 @@
+"""The Pareto (type I) distribution, ``Pareto(scale, alpha)``."""
 from __future__ import annotations
 
 import numpy as np
@@ -46,6 +47,7 @@ class Pareto(TransformedDistribution):
 
     @constraints.dependent_property(is_discrete=False, event_dim=0)
     def support(self):
+        """The constraint that the distribution's values satisfy."""
         return constraints.greater_than_eq(self.scale)
 
     def entropy(self):

@@ -1,3 +1,4 @@
+"""The Poisson distribution, ``Poisson(rate)``."""
 from __future__ import annotations
 
 from numbers import Number

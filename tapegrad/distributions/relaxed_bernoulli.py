@@ -1,3 +1,4 @@
+"""The relaxed (Concrete) Bernoulli distributions: ``RelaxedBernoulli`` on (0, 1) and ``LogitRelaxedBernoulli`` on its logits."""
 from __future__ import annotations
 
 from numbers import Number
@@ -42,6 +43,7 @@ class LogitRelaxedBernoulli(Distribution):
 
     @property
     def param_shape(self):
+        """The shape of the parameter tensor (``probs`` or ``logits``)."""
         return Size(self._param.shape)
 
     def rsample(self, sample_shape=()):
@@ -77,12 +79,15 @@ class RelaxedBernoulli(TransformedDistribution):
 
     @property
     def temperature(self):
+        """Relaxation temperature: the lower, the closer samples are to 0 or 1."""
         return self.base_dist.temperature
 
     @property
     def logits(self):
+        """Log-odds of the Bernoulli that this relaxes."""
         return self.base_dist.logits
 
     @property
     def probs(self):
+        """Probability of 1 of the Bernoulli that this relaxes."""
         return self.base_dist.probs

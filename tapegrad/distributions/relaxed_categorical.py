@@ -1,3 +1,4 @@
+"""The relaxed (Concrete / Gumbel-softmax) categorical distributions: ``RelaxedOneHotCategorical`` and ``ExpRelaxedCategorical``."""
 from __future__ import annotations
 
 from .._compat import Size
@@ -33,14 +34,17 @@ class ExpRelaxedCategorical(Distribution):
 
     @property
     def param_shape(self):
+        """The shape of the parameter tensor (``probs`` or ``logits``)."""
         return self._categorical.param_shape
 
     @property
     def logits(self):
+        """Normalised log-probabilities of the categories (``logsumexp`` 0 on the last dim)."""
         return self._categorical.logits
 
     @property
     def probs(self):
+        """Probabilities of the categories."""
         return self._categorical.probs
 
     def rsample(self, sample_shape=()):
@@ -79,12 +83,15 @@ class RelaxedOneHotCategorical(TransformedDistribution):
 
     @property
     def temperature(self):
+        """Relaxation temperature: the lower, the closer samples are to one-hot."""
         return self.base_dist.temperature
 
     @property
     def logits(self):
+        """Normalised log-probabilities of the categories."""
         return self.base_dist.logits
 
     @property
     def probs(self):
+        """Probabilities of the categories."""
         return self.base_dist.probs

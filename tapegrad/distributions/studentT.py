@@ -1,3 +1,4 @@
+"""Student's t distribution, ``StudentT(df, loc, scale)``."""
 from __future__ import annotations
 
 import math

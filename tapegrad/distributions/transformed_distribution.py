@@ -1,3 +1,4 @@
+"""A base distribution pushed through a sequence of transforms (``TransformedDistribution``)."""
 from __future__ import annotations
 
 from .._compat import Size
@@ -59,6 +60,7 @@ class TransformedDistribution(Distribution):
 
     @constraints.dependent_property(is_discrete=False)
     def support(self):
+        """The constraint that the distribution's values satisfy."""
         if not self.transforms:
             return self.base_dist.support
         support = self.transforms[-1].codomain

@@ -40,21 +40,25 @@ class Transform:
 
     @property
     def event_dim(self) -> int:
+        """How many rightmost dimensions make one event of the transform."""
         if self.domain.event_dim == self.codomain.event_dim:
             return self.domain.event_dim
         raise ValueError("Please use either .domain.event_dim or .codomain.event_dim")
 
     @property
     def inv(self):
+        """The inverse transform: ``t.inv(t(x)) == x`` (cached, as PyTorch's)."""
         if self._inv is None:
             self._inv = _InverseTransform(self)
         return self._inv
 
     @property
     def sign(self):
+        """The sign (+1 or -1) of the Jacobian's determinant of this bijective transform."""
         raise NotImplementedError
 
     def with_cache(self, cache_size=1):
+        """This transform with a cache of the last ``cache_size`` (0 or 1) input/output pair."""
         if self._cache_size == cache_size:
             return self
         if type(self).__init__ is Transform.__init__:
@@ -96,12 +100,15 @@ class Transform:
         raise NotImplementedError
 
     def log_abs_det_jacobian(self, x, y):
+        """``log |det dy/dx|`` at the input ``x`` and its output ``y``, per event."""
         raise NotImplementedError
 
     def forward_shape(self, shape):
+        """The shape of the output for an input of shape ``shape``."""
         return shape
 
     def inverse_shape(self, shape):
+        """The shape of the input for an output of shape ``shape``."""
         return shape
 
     def __repr__(self):
@@ -174,6 +181,7 @@ class ComposeTransform(Transform):
 
     @property
     def domain(self):
+        """The constraint on the transform's inputs."""
         if not self.parts:
             return constraints.real
         domain = self.parts[0].domain
@@ -186,6 +194,7 @@ class ComposeTransform(Transform):
 
     @property
     def codomain(self):
+        """The constraint on the transform's outputs."""
         if not self.parts:
             return constraints.real
         codomain = self.parts[-1].codomain
@@ -202,10 +211,12 @@ class ComposeTransform(Transform):
 
     @property
     def sign(self):
+        """The sign (+1 or -1) of the Jacobian's determinant of this bijective transform."""
         return functools.reduce(operator.mul, (p.sign for p in self.parts), 1)
 
     @property
     def inv(self):
+        """The inverse transform: ``t.inv(t(x)) == x`` (cached, as PyTorch's)."""
         if self._inv is None:
             inv = ComposeTransform([p.inv for p in reversed(self.parts)])
             inv._inv = self
@@ -213,6 +224,7 @@ class ComposeTransform(Transform):
         return self._inv
 
     def with_cache(self, cache_size=1):
+        """This transform with a cache of the last ``cache_size`` (0 or 1) input/output pair."""
         return self if self._cache_size == cache_size else ComposeTransform(self.parts, cache_size=cache_size)
 
     def __call__(self, x):
@@ -221,6 +233,7 @@ class ComposeTransform(Transform):
         return x
 
     def log_abs_det_jacobian(self, x, y):
+        """``log |det dy/dx|`` at the input ``x`` and its output ``y``, per event."""
         if not self.parts:
             return ops.zeros_like(x)
         xs = [x]
@@ -234,11 +247,13 @@ class ComposeTransform(Transform):
         return functools.reduce(operator.add, terms)
 
     def forward_shape(self, shape):
+        """The shape of the output for an input of shape ``shape``."""
         for part in self.parts:
             shape = part.forward_shape(shape)
         return shape
 
     def inverse_shape(self, shape):
+        """The shape of the input for an output of shape ``shape``."""
         for part in reversed(self.parts):
             shape = part.inverse_shape(shape)
         return shape
@@ -260,16 +275,19 @@ class IndependentTransform(Transform):
         self.reinterpreted_batch_ndims = reinterpreted_batch_ndims
 
     def with_cache(self, cache_size=1):
+        """This transform with a cache of the last ``cache_size`` (0 or 1) input/output pair."""
         if self._cache_size == cache_size:
             return self
         return IndependentTransform(self.base_transform, self.reinterpreted_batch_ndims, cache_size=cache_size)
 
     @property
     def domain(self):
+        """The constraint on the transform's inputs."""
         return constraints.independent(self.base_transform.domain, self.reinterpreted_batch_ndims)
 
     @property
     def codomain(self):
+        """The constraint on the transform's outputs."""
         return constraints.independent(self.base_transform.codomain, self.reinterpreted_batch_ndims)
 
     @property
@@ -278,6 +296,7 @@ class IndependentTransform(Transform):
 
     @property
     def sign(self):
+        """The sign (+1 or -1) of the Jacobian's determinant of this bijective transform."""
         return self.base_transform.sign
 
     def _call(self, x):
@@ -291,12 +310,15 @@ class IndependentTransform(Transform):
         return self.base_transform.inv(y)
 
     def log_abs_det_jacobian(self, x, y):
+        """``log |det dy/dx|`` at the input ``x`` and its output ``y``, per event."""
         return _sum_rightmost(self.base_transform.log_abs_det_jacobian(x, y), self.reinterpreted_batch_ndims)
 
     def forward_shape(self, shape):
+        """The shape of the output for an input of shape ``shape``."""
         return self.base_transform.forward_shape(shape)
 
     def inverse_shape(self, shape):
+        """The shape of the input for an output of shape ``shape``."""
         return self.base_transform.inverse_shape(shape)
 
     def __repr__(self):
@@ -323,6 +345,7 @@ class ExpTransform(Transform):
         return y.log()
 
     def log_abs_det_jacobian(self, x, y):
+        """``log |det dy/dx|`` at the input ``x`` and its output ``y``, per event."""
         return x
 
 
@@ -338,10 +361,12 @@ class PowerTransform(Transform):
         (self.exponent,) = _broadcast(exponent)
 
     def with_cache(self, cache_size=1):
+        """This transform with a cache of the last ``cache_size`` (0 or 1) input/output pair."""
         return self if self._cache_size == cache_size else PowerTransform(self.exponent, cache_size=cache_size)
 
     @property
     def sign(self):
+        """The sign (+1 or -1) of the Jacobian's determinant of this bijective transform."""
         return self.exponent.sign()
 
     def __eq__(self, other):
@@ -356,9 +381,11 @@ class PowerTransform(Transform):
         return y.pow(1 / self.exponent)
 
     def log_abs_det_jacobian(self, x, y):
+        """``log |det dy/dx|`` at the input ``x`` and its output ``y``, per event."""
         return (self.exponent * y / x).abs().log()
 
     def forward_shape(self, shape):
+        """The shape of the output for an input of shape ``shape``."""
         return tuple(ops.broadcast_shapes(tuple(shape), tuple(self.exponent.shape)))
 
     inverse_shape = forward_shape
@@ -395,6 +422,7 @@ class SigmoidTransform(Transform):
         return y.log() - (-y).log1p()
 
     def log_abs_det_jacobian(self, x, y):
+        """``log |det dy/dx|`` at the input ``x`` and its output ``y``, per event."""
         softplus = F.softplus
         return -softplus(-x) - softplus(x)
 
@@ -419,6 +447,7 @@ class TanhTransform(Transform):
         return y.atanh()  # no clipping, as PyTorch's: cache_size=1 when the inverse of a draw is needed
 
     def log_abs_det_jacobian(self, x, y):
+        """``log |det dy/dx|`` at the input ``x`` and its output ``y``, per event."""
         return 2.0 * (math.log(2.0) - x - F.softplus(-2.0 * x))
 
 
@@ -451,16 +480,19 @@ class AffineTransform(Transform):
 
     @property
     def event_dim(self):
+        """How many rightmost dimensions make one event of the transform."""
         return self._event_dim
 
     @property
     def domain(self):
+        """The constraint on the inputs; ``codomain`` is the same object (real numbers, ``event_dim`` rightmost dims)."""
         return constraints.real if self._event_dim == 0 else constraints.independent(constraints.real,
                                                                                       self._event_dim)
 
     codomain = domain
 
     def with_cache(self, cache_size=1):
+        """This transform with a cache of the last ``cache_size`` (0 or 1) input/output pair."""
         if self._cache_size == cache_size:
             return self
         return AffineTransform(self.loc, self.scale, self._event_dim, cache_size=cache_size)
@@ -480,6 +512,7 @@ class AffineTransform(Transform):
 
     @property
     def sign(self):
+        """The sign (+1 or -1) of the Jacobian's determinant of this bijective transform."""
         if isinstance(self.scale, Number):
             return 1 if float(self.scale) > 0 else -1 if float(self.scale) < 0 else 0
         return self.scale.sign()
@@ -491,6 +524,7 @@ class AffineTransform(Transform):
         return (y - self.loc) / self.scale
 
     def log_abs_det_jacobian(self, x, y):
+        """``log |det dy/dx|`` at the input ``x`` and its output ``y``, per event."""
         shape = tuple(x.shape)
         if isinstance(self.scale, Number):
             result = ops.full_like(x, math.log(abs(self.scale)))
@@ -502,6 +536,7 @@ class AffineTransform(Transform):
         return result.expand(shape)
 
     def forward_shape(self, shape):
+        """The shape of the output for an input of shape ``shape``."""
         return tuple(ops.broadcast_shapes(tuple(shape), tuple(getattr(self.loc, "shape", ())),
                                                tuple(getattr(self.scale, "shape", ()))))
 
@@ -527,6 +562,7 @@ class SoftmaxTransform(Transform):
         return y.log()
 
     def forward_shape(self, shape):
+        """The shape of the output for an input of shape ``shape``."""
         if len(shape) < 1:
             raise ValueError("Too few dimensions on input")
         return shape
@@ -564,15 +600,18 @@ class StickBreakingTransform(Transform):
         return y_crop.log() - sf.log() + offset.log()
 
     def log_abs_det_jacobian(self, x, y):
+        """``log |det dy/dx|`` at the input ``x`` and its output ``y``, per event."""
         x = x - self._offset(x.shape[-1], x).log()
         return (-x + F.logsigmoid(x) + y[..., :-1].log()).sum(-1)
 
     def forward_shape(self, shape):
+        """The shape of the output for an input of shape ``shape``."""
         if len(shape) < 1:
             raise ValueError("Too few dimensions on input")
         return tuple(shape[:-1]) + (shape[-1] + 1,)
 
     def inverse_shape(self, shape):
+        """The shape of the input for an output of shape ``shape``."""
         if len(shape) < 1:
             raise ValueError("Too few dimensions on input")
         return tuple(shape[:-1]) + (shape[-1] - 1,)
@@ -617,6 +656,7 @@ class SoftplusTransform(Transform):
         return (-y).expm1().neg().log() + y
 
     def log_abs_det_jacobian(self, x, y):
+        """``log |det dy/dx|`` at the input ``x`` and its output ``y``, per event."""
         return -F.softplus(-x)
 
 
@@ -633,13 +673,16 @@ class ReshapeTransform(Transform):
 
     @property
     def domain(self):
+        """The constraint on the transform's inputs."""
         return constraints.independent(constraints.real, len(self.in_shape))
 
     @property
     def codomain(self):
+        """The constraint on the transform's outputs."""
         return constraints.independent(constraints.real, len(self.out_shape))
 
     def with_cache(self, cache_size=1):
+        """This transform with a cache of the last ``cache_size`` (0 or 1) input/output pair."""
         return self if self._cache_size == cache_size else ReshapeTransform(self.in_shape, self.out_shape, cache_size)
 
     def _call(self, x):
@@ -649,6 +692,7 @@ class ReshapeTransform(Transform):
         return y.reshape(tuple(y.shape[:y.ndim - len(self.out_shape)]) + self.in_shape)
 
     def log_abs_det_jacobian(self, x, y):
+        """``log |det dy/dx|`` at the input ``x`` and its output ``y``, per event."""
         return ops.zeros(tuple(x.shape[:x.ndim - len(self.in_shape)]), dtype=x.dtype)
 
     @staticmethod
@@ -662,9 +706,11 @@ class ReshapeTransform(Transform):
         return shape[:cut] + new
 
     def forward_shape(self, shape):
+        """The shape of the output for an input of shape ``shape``."""
         return self._swap(shape, self.in_shape, self.out_shape)
 
     def inverse_shape(self, shape):
+        """The shape of the input for an output of shape ``shape``."""
         return self._swap(shape, self.out_shape, self.in_shape)
 
 
@@ -682,9 +728,11 @@ class CumulativeDistributionTransform(Transform):
 
     @property
     def domain(self):
+        """The constraint on the transform's inputs."""
         return self.distribution.support
 
     def with_cache(self, cache_size=1):
+        """This transform with a cache of the last ``cache_size`` (0 or 1) input/output pair."""
         if self._cache_size == cache_size:
             return self
         return CumulativeDistributionTransform(self.distribution, cache_size=cache_size)
@@ -696,4 +744,5 @@ class CumulativeDistributionTransform(Transform):
         return self.distribution.icdf(y)
 
     def log_abs_det_jacobian(self, x, y):
+        """``log |det dy/dx|`` at the input ``x`` and its output ``y``, per event."""
         return self.distribution.log_prob(x)

@@ -1,3 +1,4 @@
+"""The Weibull distribution, ``Weibull(scale, concentration)``."""
 from __future__ import annotations
 
 import numpy as np
