@@ -10,18 +10,9 @@
 # test_tsan_detects_a_race checks that TSan does report a deliberate race in this build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=.venv/bin/python
-[ -x "$PY" ] || PY=${PYTHON:-python3}
-"$PY" -m pip install -q cmake ninja pybind11  # the build tools, into the same environment
-BIN=$(dirname "$("$PY" -c 'import sys; print(sys.executable)')")
-export PATH="$BIN:$PATH"
+. scripts/sanitizer_build.sh
 BUILD=build/tsan
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAPEGRAD_TSAN=ON \
-  -DPython_EXECUTABLE="$("$PY" -c 'import sys; print(sys.executable)')" \
-  -Dpybind11_DIR="$("$PY" -m pybind11 --cmakedir)" > /dev/null
-cmake --build "$BUILD" > /dev/null
-LIB=$(ls "$BUILD"/_C*.so | head -n 1)
-export TAPEGRAD_C_PATH="$PWD/$LIB"
+sanitizer_build "$BUILD" -DTAPEGRAD_TSAN=ON
 export LD_PRELOAD="$(g++ -print-file-name=libtsan.so)"
 # halt_on_error: the first report fails the run (exit code 66), as ASan's does in sanitize.sh.
 # Reports go to files, as pytest's capture would swallow a halted process's stderr.
