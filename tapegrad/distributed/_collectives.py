@@ -462,20 +462,28 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=F
                     _avg(out, pg.size()) if op is ReduceOp.AVG else None)
 
 
+def _rooted_list_call(pg, opname, tensor, lst, list_name, root_name, root_arg, group_root):
+    """The checks gather and scatter share, called under ``pg.lock``: the root, the tensor, the list
+    (given on the root only), exchanged with the other ranks so that every rank raises the same
+    error. Returns ``(root, array, mpi type, at_root)``."""
+    root = _root(pg, root_arg, group_root, root_name, opname)
+    a = _array(tensor, opname)
+    at_root = pg.rank() == root
+    problem = _list_problem(lst, a, pg.size(), list_name) if at_root else None
+    if not at_root and lst:
+        problem = f"{list_name} must be None or empty on ranks other than {root_name} ({pg.ranks[root]})"
+    table = _exchange(pg, opname, _describe(a) + [pg.ranks[root]], own=[problem is not None],
+                      show=_show_root(root_name))
+    _own_flags(table, pg, opname, problem, list_name)
+    return root, a, _mpi_type(a.dtype), at_root
+
+
 def gather(tensor, gather_list=None, dst=None, group=None, async_op=False, group_dst=None):
     """Rank ``dst``'s ``gather_list[i]`` receives rank i's ``tensor``; other ranks pass no list."""
     pg = resolve(group, "gather")
-    root = _root(pg, dst, group_dst, "dst", "gather")
-    a = _array(tensor, "gather")
-    at_root = pg.rank() == root
-    problem = _list_problem(gather_list, a, pg.size(), "gather_list") if at_root else None
-    if not at_root and gather_list:
-        problem = f"gather_list must be None or empty on ranks other than dst ({pg.ranks[root]})"
-    typ = _mpi_type(a.dtype)
     with pg.lock:
-        table = _exchange(pg, "gather", _describe(a) + [pg.ranks[root]], own=[problem is not None],
-                          show=_show_root("dst"))
-        _own_flags(table, pg, "gather", problem, "gather_list")
+        root, a, typ, at_root = _rooted_list_call(pg, "gather", tensor, gather_list, "gather_list", "dst", dst,
+                                                  group_dst)
         flat = np.empty((pg.size(),) + a.shape, a.dtype) if at_root else None
         if at_root:
             _bump(*gather_list)
@@ -492,17 +500,9 @@ def gather(tensor, gather_list=None, dst=None, group=None, async_op=False, group
 def scatter(tensor, scatter_list=None, src=None, group=None, async_op=False, group_src=None):
     """Rank i's ``tensor`` receives rank ``src``'s ``scatter_list[i]``; other ranks pass no list."""
     pg = resolve(group, "scatter")
-    root = _root(pg, src, group_src, "src", "scatter")
-    a = _array(tensor, "scatter")
-    at_root = pg.rank() == root
-    problem = _list_problem(scatter_list, a, pg.size(), "scatter_list") if at_root else None
-    if not at_root and scatter_list:
-        problem = f"scatter_list must be None or empty on ranks other than src ({pg.ranks[root]})"
-    typ = _mpi_type(a.dtype)
     with pg.lock:
-        table = _exchange(pg, "scatter", _describe(a) + [pg.ranks[root]], own=[problem is not None],
-                          show=_show_root("src"))
-        _own_flags(table, pg, "scatter", problem, "scatter_list")
+        root, a, typ, at_root = _rooted_list_call(pg, "scatter", tensor, scatter_list, "scatter_list", "src", src,
+                                                  group_src)
         flat = np.stack([t._data for t in scatter_list]) if at_root else None
         _bump(tensor)
         send = [flat, typ] if at_root else None
