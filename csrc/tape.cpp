@@ -71,7 +71,8 @@ class ModeGuard {
 }  // namespace
 
 // ============================================================ recording
-// (filename, line) of the first frame outside tapegrad: where the user created a node.
+// (filename, line) of the first frame outside tapegrad: where the user created a node; inside an
+// nn.Module's forward, (filename, line, weakref to the module).
 PyObject* user_frame() {
   if (inside == nullptr || pkg_dir == nullptr) return Py_BuildValue("(si)", "?", 0);
   PyFrameObject* f = PyEval_GetFrame();  // borrowed: the Python function that called apply
@@ -89,7 +90,9 @@ PyObject* user_frame() {
       if (PyDict_SetItem(inside, name, in_pkg ? Py_True : Py_False) < 0) { Py_DECREF(code); Py_DECREF(f); return nullptr; }
     }
     if (!in_pkg) {
-      PyObject* res = Py_BuildValue("(Oi)", name, PyFrame_GetLineNumber(f));
+      PyObject* scope = modes().scope;
+      PyObject* res = scope != nullptr ? Py_BuildValue("(OiO)", name, PyFrame_GetLineNumber(f), scope)
+                                       : Py_BuildValue("(Oi)", name, PyFrame_GetLineNumber(f));
       Py_DECREF(code);
       Py_DECREF(f);
       return res;
@@ -497,8 +500,8 @@ bool refuse_nan(PyObject* node, Py_ssize_t i, PyObject* g) {  // anomaly mode
   Ref where = Ref::borrow(n->where);  // ours: formatting may run a __repr__ that replaces it
   Ref op = Ref::borrow(n->op);
   PyObject* w = where.get();
-  PyObject* file = PyTuple_Check(w) && PyTuple_GET_SIZE(w) == 2 ? PyTuple_GET_ITEM(w, 0) : Py_None;
-  PyObject* line = PyTuple_Check(w) && PyTuple_GET_SIZE(w) == 2 ? PyTuple_GET_ITEM(w, 1) : Py_None;
+  PyObject* file = PyTuple_Check(w) && PyTuple_GET_SIZE(w) >= 2 ? PyTuple_GET_ITEM(w, 0) : Py_None;
+  PyObject* line = PyTuple_Check(w) && PyTuple_GET_SIZE(w) >= 2 ? PyTuple_GET_ITEM(w, 1) : Py_None;
   PyErr_Format(PyExc_RuntimeError, "Function '%S' returned nan values in its %zdth output (the %U was recorded at %S:%S).",
                name.get(), i, O(op.get())->name, file, line);
   return false;

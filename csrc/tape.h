@@ -77,7 +77,8 @@ struct NodeObject {
   PyObject* edges;      // tuple, per input: the producing Node, the leaf tensor, or None
   PyObject* meta;       // tuple, per input: (shape, dtype)
   PyObject* out_meta;   // (shape, dtype) of the output
-  PyObject* where;      // (filename, line) of the user's code that recorded it
+  PyObject* where;      // (filename, line) of the user's code that recorded it, and a weak
+                        // reference to the running nn.Module as a third item inside one
   PyObject* pre_hooks;  // None or {handle id: hook} (hooks of the tensor this node produced)
   PyObject* retained;   // None or a weakref to the tensor that called retain_grad()
   PyObject* weakreflist;  // may be null
@@ -94,7 +95,10 @@ extern PyObject* np_asarray;        // numpy.asarray
 inline bool is_exact_ndarray(PyObject* o) { return reinterpret_cast<PyObject*>(Py_TYPE(o)) == ndarray_type; }
 
 // Thread-local modes (new threads start with grad enabled and anomaly detection off).
-struct Modes { bool grad_enabled = true; bool check_nan = false; bool anomaly = false; };
+// `scope` is a weak reference to the nn.Module whose forward is running in this thread (set and
+// restored by Module.__call__ through _C._module_scope), or null: nodes note it beside their
+// user line, so a graph can say which module made each node.
+struct Modes { bool grad_enabled = true; bool check_nan = false; bool anomaly = false; PyObject* scope = nullptr; };
 Modes& modes();
 
 inline bool is_tensor(PyObject* o) { return PyObject_TypeCheck(o, &TensorBaseType); }

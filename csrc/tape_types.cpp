@@ -739,6 +739,25 @@ PyObject* next_sequence_nr(PyObject*, PyObject*) { return PyLong_FromLongLong(ne
 
 PyObject* py_user_frame(PyObject*, PyObject*) { return user_frame(); }
 
+// _module_scope(module or weakref or None) -> the previous scope (a weakref, or None): sets the
+// module whose forward runs in this thread. Module.__call__ sets it and puts the previous back
+// in a finally, so the scope nests with the calls. A weak reference: a node must not keep a
+// module alive or make a cycle through a module that holds a tensor.
+PyObject* module_scope(PyObject*, PyObject* obj) {
+  PyObject* next = nullptr;
+  if (obj == Py_None) {
+    next = nullptr;
+  } else if (PyWeakref_CheckRef(obj)) {
+    next = Py_NewRef(obj);
+  } else {
+    next = PyWeakref_NewRef(obj, nullptr);
+    if (next == nullptr) return nullptr;
+  }
+  PyObject* prev = modes().scope;
+  modes().scope = next;
+  return prev != nullptr ? prev : Py_NewRef(Py_None);
+}
+
 PyObject* py_wrap(PyObject*, PyObject* arr) {
   if (tensor_class == nullptr) {
     PyErr_SetString(PyExc_RuntimeError, "tapegrad: the Tensor class is not set (_C._set_tensor_class)");
@@ -758,6 +777,7 @@ PyMethodDef methods[] = {
     {"_next_sequence_nr", next_sequence_nr, METH_NOARGS, "the seq the next recorded node gets (and skip it)"},
     {"_wrap", py_wrap, METH_O, "a new tapegrad.Tensor leaf around an array (no copy)"},
     {"_user_frame", py_user_frame, METH_NOARGS, "(filename, line) of the first caller outside tapegrad"},
+    {"_module_scope", module_scope, METH_O, "set the nn.Module running in this thread; returns the previous"},
     {nullptr, nullptr, 0, nullptr}};
 
 bool ready_type(PyTypeObject* t, PyObject* module, const char* name) {

@@ -9,8 +9,13 @@ tapegrad/utils/data/mnist.py for the sources). Each epoch prints a progress bar,
 and saves a checkpoint (model, optimizer, epoch, random state, the run's configuration) to
 --out; --resume continues from one exactly, and refuses a checkpoint of another model, dataset,
 optimizer or dtype (checkpoint.h5 is the latest, checkpoint-epochN.h5 each epoch's). At the end
-the loss/accuracy curves go to --out as CSV and PNG, and the last line printed is
-``test accuracy: 0.XXXX``. Same seed and thread count, same numbers.
+the loss/accuracy curves go to --out as CSV and PNG (titled with the run and its test accuracy),
+and the last line printed is ``test accuracy: 0.XXXX``. Same seed and thread count, same numbers.
+
+Each run gets its own folder, runs/lenet/<date>-<time>-<dataset>-<optimizer>, and runs/lenet/latest
+points to the newest; a resumed run goes on writing in its checkpoint's folder. An --out that
+already holds another run's files is refused unless --overwrite is given (its old run files are
+then removed first, so no folder mixes two runs).
 
     mpiexec -n 2 python examples/lenet.py --distributed --threads 1
 
@@ -23,8 +28,10 @@ from __future__ import annotations
 import argparse
 import builtins
 import csv
+import importlib.util
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -109,7 +116,11 @@ def parse_args(argv=None):
     p.add_argument("--data-dir", default=None, help="a folder with the four standard IDX files")
     p.add_argument("--cache-dir", default=str(ROOT / "data"), help="where the converted HDF5 file is kept")
     p.add_argument("--limit", type=integer(1), default=None, help="train on the first N training images only")
-    p.add_argument("--out", default=str(ROOT / "runs" / "lenet"), help="checkpoint, curves.csv, curves.png")
+    p.add_argument("--out", default=None,
+                   help="folder for the checkpoints, curves.csv and curves.png (default: a new folder "
+                        "runs/lenet/<date>-<time>-<dataset>-<optimizer>, or the resumed checkpoint's folder)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="reuse an --out that holds another run's files (they are removed first)")
     p.add_argument("--resume", default=None, metavar="CHECKPOINT", help="continue from a saved checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--distributed", action="store_true",
@@ -155,18 +166,89 @@ def progress(iterable, args, **kw):
     return tqdm(iterable, dynamic_ncols=True, **kw)
 
 
-def save_curves(history, out: Path):
-    """history (one dict per epoch) -> curves.csv and curves.png."""
+RUNS = ROOT / "runs" / "lenet"
+RUN_FILES = ("checkpoint.h5", "curves.csv", "curves.png")  # with checkpoint-epoch*.h5
+
+
+def have_matplotlib():
+    """Whether curves.png can be drawn (matplotlib is in the "examples" extra)."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def run_files(folder: Path):
+    """The files in folder that a run of this script writes."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.name in RUN_FILES or (p.name.startswith("checkpoint-epoch") and p.suffix == ".h5"))
+
+
+def choose_out(args):
+    """The run's folder. A new one per run by default; an explicit --out holding another run's
+    files is refused (exit) unless --overwrite, which removes those files, or unless the run
+    resumes a checkpoint from that folder and so continues the same run there."""
+    if args.out is None:
+        if args.resume:
+            return Path(args.resume).resolve().parent
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out = RUNS / f"{stamp}-{args.dataset}-{args.optimizer}"
+        n = 1
+        while out.exists():  # two runs started in the same second
+            n += 1
+            out = RUNS / f"{stamp}-{args.dataset}-{args.optimizer}-{n}"
+        return out
+    out = Path(args.out)
+    old = run_files(out)
+    continues = args.resume and Path(args.resume).resolve().parent == out.resolve()
+    if old and not continues:
+        if not args.overwrite:
+            sys.exit(f"error: --out {out} already holds another run's files ({', '.join(p.name for p in old[:4])}"
+                     f"{', ...' if len(old) > 4 else ''}): pass --overwrite to replace them, or leave out --out "
+                     f"to start a new folder under {RUNS}")
+    return out
+
+
+def prepare_out(args, out: Path):
+    """Creates the run's folder (removing an overwritten run's files) and points runs/lenet/latest
+    at a new default folder."""
+    if args.overwrite and not (args.resume and Path(args.resume).resolve().parent == out.resolve()):
+        for p in run_files(out):
+            p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    if args.out is None and out.parent == RUNS:
+        link = RUNS / f".latest-{os.getpid()}"
+        try:
+            if link.is_symlink():
+                link.unlink()
+            link.symlink_to(out.name)
+            os.replace(link, RUNS / "latest")  # atomic: latest always names a whole folder
+        except OSError:  # a file system without symbolic links: the folder's name was printed
+            pass
+
+
+def describe(args):
+    """The run in one line, for the curves' title."""
+    opt = (f"SGD (lr {args.lr:g}, momentum {args.momentum:g})" if args.optimizer == "sgd"
+           else f"Adam (lr {args.lr:g})")
+    data = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}[args.dataset]
+    return f"LeNet on {data}, {opt}, batch {args.batch_size}, {args.dtype}"
+
+
+def save_curves(history, out: Path, title: str = ""):
+    """history (one dict per epoch) -> curves.csv, and curves.png when matplotlib is there."""
     with open(out / "curves.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(history[0]))
         w.writeheader()
         w.writerows(history)
+    if not have_matplotlib():
+        return False
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.4))
     ax1.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
     ax1.plot(epochs, [h["val_loss"] for h in history], "o-", label="validation")
     ax1.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
@@ -176,10 +258,19 @@ def save_curves(history, out: Path):
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
         ax.legend()
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        # whole epochs only: a tick per epoch for short runs (a one-epoch run would get ticks
+        # 0.5, 0.6, ... otherwise; MaxNLocator falls back to fractions below two integers)
+        if len(epochs) <= 20:
+            ax.set_xticks(epochs)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out / "curves.png", dpi=100)
     plt.close(fig)
+    return True
 
 
 # What a checkpoint must share with the run that resumes it (else the weights or the optimizer
@@ -231,6 +322,7 @@ def _quiet(*args, **kwargs):
 
 def main(argv=None):
     args = parse_args(argv)
+    out = choose_out(args)  # before anything is written (and on every rank, before they start)
     rank, world = 0, 1
     if args.distributed:
         import tapegrad.distributed as dist
@@ -241,14 +333,17 @@ def main(argv=None):
         args.no_progress = args.no_progress or rank > 0
     # one voice: the other ranks print only the final test accuracy
     print = builtins.print if rank == 0 else _quiet  # noqa: A001
+    if not have_matplotlib():
+        print("note: matplotlib is not installed, so curves.png will not be drawn (curves.csv will); "
+              "pip install matplotlib, or the 'examples' extra, for the picture")
     ckpt = state = None
     if args.resume:  # before anything is prepared or written: a mismatch says so at once
         ckpt, state = load_resume(args)
     tapegrad.set_num_threads(args.threads)
     tapegrad.manual_seed(args.seed)
     dtype = {"float32": tapegrad.float32, "float64": tapegrad.float64}[args.dtype]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        prepare_out(args, out)
 
     try:
         if rank:  # rank 0 converts the data first: no two ranks write the cache file at once
@@ -304,7 +399,7 @@ def main(argv=None):
 
     print(f"LeNet on {args.dataset}: {len(data['train'])} train / {len(data['val'])} val / "
           f"{len(data['test'])} test images, {args.optimizer} lr {args.lr}, batch {args.batch_size}, "
-          f"{args.dtype}, {args.threads} threads, seed {args.seed}")
+          f"{args.dtype}, {args.threads} threads, seed {args.seed}; writing to {out}")
     steps_per_epoch = len(train_loader)
     total = args.epochs * steps_per_epoch
     for epoch in range(start_epoch, args.epochs):
@@ -350,10 +445,11 @@ def main(argv=None):
         if args.distributed:
             dist.barrier()  # the checkpoint is complete before any rank can read it
 
-    if history and rank == 0:
-        save_curves(history, out)
     test_loss, test_acc = evaluate(net, test_loader)
-    print(f"checkpoint, curves.csv and curves.png in {out}")
+    drawn = False
+    if history and rank == 0:
+        drawn = save_curves(history, out, f"{describe(args)}: test accuracy {test_acc:.4f}")
+    print(f"checkpoint, curves.csv{' and curves.png' if drawn else ''} in {out}")
     builtins.print(f"test accuracy: {test_acc:.4f}")
     return test_acc
 

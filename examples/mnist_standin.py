@@ -6,16 +6,25 @@ and ``transforms``), so ``examples/pytorch_mnist_main.py`` keeps its data-loadin
 ``tapegrad.utils.data.mnist.prepare`` finds it (the test split for ``train=False``), otherwise
 random tensors of MNIST's shape, with a note on stderr. ``TAPEGRAD_MNIST_RANDOM=N`` forces N
 random samples (the tests use it).
+
+``root`` is where torchvision would download the raw files; the script passes ``'../data'``,
+which from the repository's root is a folder outside it. The stand-in downloads nothing and keeps
+its converted copy of the digits in the repository's ``data/`` folder whatever the working
+directory (the same ``data/mnist.h5`` that ``examples/lenet.py`` uses), so nothing is written
+outside the repository.
 """
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 
 import tapegrad
 from tapegrad.utils.data import TensorDataset
+
+DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 class transforms:
@@ -40,12 +49,12 @@ class transforms:
             return x
 
 
-def _real(root, train):
+def _real(train):
     try:
         import h5py
 
         from tapegrad.utils.data import mnist
-        path = mnist.prepare("mnist", cache_dir=root, log=lambda *a: None)
+        path = mnist.prepare("mnist", cache_dir=DATA, log=lambda *a: None)
     except Exception:  # noqa: BLE001  (no data here: fall back to random tensors)
         return None
     with h5py.File(path, "r") as f:
@@ -57,7 +66,7 @@ class datasets:
     class MNIST(TensorDataset):
         def __init__(self, root, train=True, download=False, transform=None):
             forced = os.environ.get("TAPEGRAD_MNIST_RANDOM")
-            data = None if forced else _real(root, train)
+            data = None if forced else _real(train)
             if data is None:
                 n = int(forced) if forced else (60000 if train else 10000)
                 print(f"[mnist_standin] no MNIST data found: using {n} random images of MNIST's shape",

@@ -13,6 +13,9 @@ from .. import _C
 
 Meta = _C.Meta  # stands in for an input the op did not save: its VJPs may still read shape and dtype
 next_seq = _C._next_sequence_nr  # the seq of the next node recorded (and skips it): nodes after it have a larger one
+# module_scope(module) -> previous: the nn.Module whose forward runs in this thread; nodes recorded
+# meanwhile keep a weak reference to it as the third item of their ``where``
+module_scope = _C._module_scope
 
 
 class Node(_C.Node):

@@ -16,8 +16,8 @@ from . import functional  # noqa: F401
 from .compat import Variable, detect_anomaly, is_anomaly_enabled, set_detect_anomaly  # noqa: F401
 from .function import Function, FunctionCtx  # noqa: F401
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: F401
-from .introspect import dump, to_dot  # noqa: F401
+from .introspect import dump, render, to_dot  # noqa: F401
 
 
-__all__ = ["backward", "grad", "Function", "FunctionCtx", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "Node", "dump",
+__all__ = ["backward", "grad", "Function", "FunctionCtx", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "Node", "dump", "render",
            "to_dot", "grad_mode", "gradcheck", "gradgradcheck"]

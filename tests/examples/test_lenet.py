@@ -210,3 +210,69 @@ def test_lenet_latest_checkpoint_is_replaced_atomically(idx_dir, tmp_path, capsy
     assert tapegrad.load(out / "checkpoint.h5")["epoch"] == 1
     assert tapegrad.load(out / "checkpoint-epoch2.h5")["epoch"] == 2
     assert not [p for p in os.listdir(out) if p.endswith(".tmp")]
+
+
+def test_lenet_each_run_has_its_own_folder(idx_dir, tmp_path, capsys, monkeypatch):
+    """The default --out is a new folder per run with runs/lenet/latest pointing at it; an
+    explicit --out that holds another run's files is refused unless --overwrite (which removes
+    them first), and a resumed run goes on in its checkpoint's folder."""
+    lenet = _load("lenet")
+    monkeypatch.setattr(lenet, "RUNS", tmp_path / "runs")
+    base = ["--data-dir", str(idx_dir), "--cache-dir", str(tmp_path / "cache"), "--limit", "64",
+            "--batch-size", "32", "--warmup-steps", "0", "--no-progress", "--epochs", "1"]
+    lenet.main(base)
+    lenet.main(base)
+    folders = sorted(p for p in (tmp_path / "runs").iterdir() if not p.is_symlink())
+    assert len(folders) == 2 and all(p.name.endswith("-mnist-sgd") or p.name.endswith("-mnist-sgd-2")
+                                     for p in folders), folders
+    latest = (tmp_path / "runs" / "latest").resolve()
+    assert latest in folders and (latest / "checkpoint.h5").exists()
+    assert not [p for p in (tmp_path / "runs").iterdir() if p.name.startswith(".latest")]
+
+    out = tmp_path / "mine"
+    _quick(lenet, idx_dir, tmp_path, out, "--epochs", "1")
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="already holds another run's files .*--overwrite"):
+        _quick(lenet, idx_dir, tmp_path, out, "--epochs", "1", "--optimizer", "adam")
+    assert tapegrad.load(out / "checkpoint.h5")["epoch"] == 1  # untouched
+    _quick(lenet, idx_dir, tmp_path, out, "--epochs", "1", "--overwrite", "--seed", "3")
+    assert (out / "notes.txt").read_text() == "mine"  # only the run's own files are replaced
+    assert sorted(p.name for p in lenet.run_files(out)) == ["checkpoint-epoch1.h5", "checkpoint.h5",
+                                                            "curves.csv", "curves.png"]
+    # resuming without --out continues in the checkpoint's folder
+    capsys.readouterr()
+    lenet.main(base[:-1] + ["2", "--resume", str(out / "checkpoint-epoch1.h5"), "--seed", "3"])
+    assert tapegrad.load(out / "checkpoint.h5")["epoch"] == 2
+    assert f"in {out}" in capsys.readouterr().out
+
+
+def test_lenet_trains_without_matplotlib(idx_dir, tmp_path, capsys, monkeypatch):
+    """Without matplotlib the run says so before training and writes the CSV, not a crash at the end."""
+    lenet = _load("lenet")
+    monkeypatch.setattr(lenet, "have_matplotlib", lambda: False)
+    acc = _quick(lenet, idx_dir, tmp_path, tmp_path / "run", "--epochs", "1")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("note: matplotlib is not installed") and lines[-1] == f"test accuracy: {acc:.4f}"
+    assert (tmp_path / "run" / "curves.csv").exists() and not (tmp_path / "run" / "curves.png").exists()
+
+
+def test_lenet_curves_have_a_title_and_whole_epoch_ticks(idx_dir, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import matplotlib.figure
+    lenet = _load("lenet")
+    seen = {}
+    real_savefig = matplotlib.figure.Figure.savefig
+
+    def spy(fig, *a, **kw):
+        seen["title"] = fig._suptitle.get_text()
+        seen["ticks"] = [list(ax.get_xticks()) for ax in fig.axes]
+        seen["xlim"] = fig.axes[0].get_xlim()
+        return real_savefig(fig, *a, **kw)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", spy)
+    acc = _quick(lenet, idx_dir, tmp_path, tmp_path / "run", "--epochs", "1")
+    assert seen["title"] == f"LeNet on MNIST, SGD (lr 0.05, momentum 0.9), batch 32, float32: test accuracy {acc:.4f}"
+    lo, hi = seen["xlim"]
+    for ticks in seen["ticks"]:
+        visible = [t for t in ticks if lo <= t <= hi]
+        assert visible == [1.0], ticks

@@ -8,6 +8,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ... import _dtype
+from ..._tape.node import module_scope
 from ...autograd import RemovableHandle
 from ...tensor import Tensor
 from ..parameter import Buffer, Parameter, zero_grads
@@ -71,8 +72,16 @@ class Module:
 
     # ------------------------------------------------------------ calling and hooks
     def __call__(self, *args, **kwargs):
-        if not self._forward_pre_hooks and not self._forward_hooks:
-            return self.forward(*args, **kwargs)
+        # the nodes recorded inside know this module (autograd.dump / to_dot name it)
+        prev = module_scope(self)
+        try:
+            if not self._forward_pre_hooks and not self._forward_hooks:
+                return self.forward(*args, **kwargs)
+            return self._call_with_hooks(args, kwargs)
+        finally:
+            module_scope(prev)
+
+    def _call_with_hooks(self, args, kwargs):
         for hid, hook in list(self._forward_pre_hooks.items()):
             if hid in self._forward_pre_hooks_with_kwargs:
                 res = hook(self, args, kwargs)
