@@ -55,6 +55,7 @@ NAMESPACES = {
     "tapegrad.distributions": "tapegrad.distributions",
     "tapegrad.utils.data": "tapegrad.utils.data",
     "tapegrad.distributed": "tapegrad.distributed",
+    "tapegrad.futures": "tapegrad.futures",
     "tapegrad.amp": "tapegrad.amp",
     "tapegrad.testing": "tapegrad.testing",
 }

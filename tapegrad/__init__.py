@@ -48,7 +48,7 @@ from . import linalg, special  # noqa: F401  (torch.linalg's and torch.special's
 from . import utils, data  # noqa: F401,E402  (tapegrad.utils.data, as torch.utils.data; short alias)
 from .utils.dlpack import from_dlpack  # noqa: F401,E402
 from .serialization import load, save  # noqa: F401
-from . import accelerator, amp, backends, cpu, cuda, distributions, jit  # noqa: F401,E402
+from . import accelerator, amp, backends, cpu, cuda, distributions, futures, jit  # noqa: F401,E402
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled, set_autocast_dtype, set_autocast_enabled  # noqa: F401
 from ._compat import *  # noqa: F401,F403  (Size, dtype, FloatTensor, inference_mode)
 from ._parallel import get_num_interop_threads, get_num_threads, set_num_interop_threads, set_num_threads  # noqa: F401

@@ -24,7 +24,7 @@ NAMESPACES = [
     "tapegrad", "tapegrad.nn", "tapegrad.nn.functional", "tapegrad.nn.init", "tapegrad.nn.utils",
     "tapegrad.nn.parallel", "tapegrad.optim", "tapegrad.optim.lr_scheduler", "tapegrad.autograd",
     "tapegrad.autograd.functional", "tapegrad.linalg", "tapegrad.special", "tapegrad.distributions",
-    "tapegrad.utils.data", "tapegrad.distributed", "tapegrad.amp", "tapegrad.testing",
+    "tapegrad.utils.data", "tapegrad.distributed", "tapegrad.futures", "tapegrad.amp", "tapegrad.testing",
 ]
 
 # Methods every class has, documented by Python itself, or the protocol of a base class.

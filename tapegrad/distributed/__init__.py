@@ -15,11 +15,11 @@ from ._group import (GroupMember, ProcessGroup, destroy_process_group, get_backe
                      is_initialized, is_mpi_available, is_nccl_available)
 from ._collectives import (new_group, ReduceOp, Work, all_gather, all_gather_into_tensor, all_gather_object, all_reduce,
                            barrier, broadcast, broadcast_object_list, gather, irecv, isend, recv, reduce,
-                           reduce_scatter_tensor, scatter, send)
+                           reduce_scatter, reduce_scatter_tensor, scatter, send)
 
 __all__ = ["GroupMember", "ProcessGroup", "ReduceOp", "Work", "all_gather", "all_gather_into_tensor",
            "all_gather_object", "all_reduce", "barrier", "broadcast", "broadcast_object_list",
            "destroy_process_group", "gather", "get_backend", "get_process_group_ranks", "get_rank",
            "get_world_size", "init_process_group", "irecv", "is_available", "is_gloo_available", "is_initialized",
-           "is_mpi_available", "is_nccl_available", "isend", "new_group", "recv", "reduce", "reduce_scatter_tensor",
+           "is_mpi_available", "is_nccl_available", "isend", "new_group", "recv", "reduce", "reduce_scatter", "reduce_scatter_tensor",
            "scatter", "send"]

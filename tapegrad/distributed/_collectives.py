@@ -28,6 +28,7 @@ import numpy as np
 
 from . import _group
 from ._group import resolve
+from ..futures import Future
 from ..tensor import Tensor
 
 
@@ -58,7 +59,7 @@ _DTYPES = tuple(np.dtype(d) for d in ("float32", "float64", "float16", "int8", "
                                       "bool"))
 _OPS = ("barrier", "all_reduce", "broadcast", "reduce", "all_gather", "all_gather_into_tensor",
         "reduce_scatter_tensor", "gather", "scatter", "all_gather_object", "broadcast_object_list", "new_group",
-        "ddp_init")
+        "ddp_init", "reduce_scatter")
 _META_LEN = 16  # [op, 11 slots every rank must agree on, 4 slots of the rank's own]
 _SAME, _OWN = slice(1, 12), slice(12, 16)
 _MAXDIM = 7
@@ -218,8 +219,9 @@ class Work:
     """A collective in flight (``async_op=True``): ``wait()`` blocks until it has finished and
     its result is in the tensors; ``is_completed()`` asks without blocking."""
 
-    def __init__(self, opname, requests, finish=None):
+    def __init__(self, opname, requests, finish=None, outputs=()):
         self._opname, self._requests, self._finish = opname, requests, finish
+        self._outputs = list(outputs)
         self._done = False
         self._error = None
 
@@ -272,12 +274,25 @@ class Work:
         """An empty list (PyTorch's answer for the collectives implemented here)."""
         return []
 
+    def get_future(self) -> Future:
+        """A :class:`tapegrad.futures.Future` completed with the collective's output tensors
+        (``[tensor]`` for ``all_reduce``, ``broadcast`` and ``reduce``; ``[tensor_list]`` for
+        ``all_gather``; ``[output]`` for the ``*_tensor`` forms and ``reduce_scatter``), as
+        PyTorch's ``Work.get_future()``: ``fut.then(callback)`` chains work on the result. MPI
+        advances in calls, so the future completes in its ``wait()`` or ``done()``.
 
-def _run(opname, async_op, start, finish=None):
-    """Start (non-blocking) or run (blocking) the MPI call; ``finish`` runs once the data is there."""
+        >>> fut = dist.all_reduce(t, async_op=True).get_future().then(lambda f: f.value()[0] / 2)
+        >>> halved = fut.wait()
+        """
+        return Future._of(lambda: (self.wait(), self._outputs)[1], self.is_completed)
+
+
+def _run(opname, async_op, start, finish=None, outputs=()):
+    """Start (non-blocking) or run (blocking) the MPI call; ``finish`` runs once the data is there;
+    ``outputs`` are what the work's future gives."""
     if async_op:
         req = start(True)
-        return Work(opname, [req] if not isinstance(req, list) else req, finish)
+        return Work(opname, [req] if not isinstance(req, list) else req, finish, outputs)
     try:
         start(False)
     except _group._MPI.Exception as e:
@@ -322,7 +337,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
         tensor._version[0] += 1
         if async_op:
             return Work("all_reduce", [pg.comm.Iallreduce(MPI.IN_PLACE, [a, typ], mop)],
-                        _avg(a, pg.size()) if op is ReduceOp.AVG else None)
+                        _avg(a, pg.size()) if op is ReduceOp.AVG else None, [tensor])
         try:
             pg.comm.Allreduce(MPI.IN_PLACE, [a, typ], mop)
         except MPI.Exception as e:
@@ -351,7 +366,8 @@ def broadcast(tensor, src=None, group=None, async_op=False, group_src=None):
         if _CHECK:
             _exchange_row(pg, "broadcast", _cached_row("broadcast", a, pg.ranks[root]), _show_root("src"))
         _bump(tensor)
-        return _run("broadcast", async_op, lambda nb: (pg.comm.Ibcast if nb else pg.comm.Bcast)([a, typ], root))
+        return _run("broadcast", async_op, lambda nb: (pg.comm.Ibcast if nb else pg.comm.Bcast)([a, typ], root),
+                    outputs=[tensor])
 
 
 def _root(pg, rank, group_rank, word, opname):
@@ -383,7 +399,7 @@ def reduce(tensor, dst=None, op=ReduceOp.SUM, group=None, async_op=False, group_
         send, recv = (MPI.IN_PLACE, [a, typ]) if at_root else ([a, typ], None)
         return _run("reduce", async_op,
                     lambda nb: (pg.comm.Ireduce if nb else pg.comm.Reduce)(send, recv, mop, root),
-                    _avg(a, pg.size()) if op is ReduceOp.AVG and at_root else None)
+                    _avg(a, pg.size()) if op is ReduceOp.AVG and at_root else None, [tensor])
 
 
 def _list_problem(tensors, a, n, what):
@@ -400,23 +416,77 @@ def _list_problem(tensors, a, n, what):
     return None
 
 
+def _per_rank_list(opname, tensors, a, n, rank, what, mine):
+    """Checks of a list with one tensor per rank whose shapes may differ between ranks (uneven
+    gathers and scatters): its length, each dtype, writeability, and that entry ``rank`` has this
+    rank's shape (``mine``). Returns (problem or None, the 11 ints every rank must agree on: the
+    dtype, the length and a digest of the list's shapes)."""
+    if tensors is None or len(tensors) != n or not all(isinstance(t, Tensor) for t in tensors):
+        got = "None" if tensors is None else f"{len(tensors)} entries" if len(tensors) != n else \
+            "a list with non-tensors"
+        return f"{what} must be a list of {n} tensors (one per rank), got {got}", [_DTYPES.index(a.dtype), -1]
+    shapes = [tuple(t._data.shape) for t in tensors]
+    same = [_DTYPES.index(a.dtype), len(tensors), zlib.crc32(repr(shapes).encode())]
+    for i, t in enumerate(tensors):
+        if t._data.dtype != a.dtype:
+            return f"{what}[{i}] is {t._data.dtype.name} but the tensor is {a.dtype.name}", same
+        if not t._data.flags.writeable:
+            return f"{what}[{i}] is a read-only view", same
+    if shapes[rank] != mine:
+        return f"{what}[{rank}] (this rank's entry) has shape {shapes[rank]} but this rank's tensor has shape {mine}", same
+    return None, same
+
+
+def _show_list(what):
+    def show(row):
+        return f"a {what} of {int(row[2])} {_DTYPES[int(row[1])].name} tensors (shapes digest {int(row[3])})"
+    return show
+
+
+def _flat_counts(tensors):
+    counts = [int(t._data.size) for t in tensors]
+    displs = [0] * len(counts)
+    for i in range(1, len(counts)):
+        displs[i] = displs[i - 1] + counts[i - 1]
+    return counts, displs
+
+
 def all_gather(tensor_list, tensor, group=None, async_op=False):
-    """``tensor_list[i]`` receives rank i's ``tensor`` (same shape and dtype on every rank)."""
+    """``tensor_list[i]`` receives rank i's ``tensor``.
+
+    The ranks' tensors may differ in shape (an uneven gather, as PyTorch allows): then
+    ``tensor_list[i]`` has rank i's shape, and every rank passes a list of the same shapes; a
+    rank whose list does not fit raises the same error on every rank.
+    """
     pg = resolve(group, "all_gather")
     a = _array(tensor, "all_gather")
-    problem = _list_problem(tensor_list, a, pg.size(), "tensor_list")
+    n, me = pg.size(), pg.rank()
+    problem, same = _per_rank_list("all_gather", tensor_list, a, n, me, "tensor_list", tuple(a.shape))
     typ = _mpi_type(a.dtype)
     with pg.lock:
-        table = _exchange(pg, "all_gather", _describe(a), own=[problem is not None])
+        table = _exchange(pg, "all_gather", same, own=[problem is not None],
+                          show=_show_list("tensor_list"))
         _own_flags(table, pg, "all_gather", problem, "tensor_list")
-        flat = np.empty((pg.size(),) + a.shape, a.dtype)
         _bump(*tensor_list)
+        even = all(t._data.shape == a.shape for t in tensor_list)
+        if even:  # one block per rank
+            flat = np.empty((n,) + a.shape, a.dtype)
+            recv = [flat, typ]
+            start = lambda nb: (pg.comm.Iallgather if nb else pg.comm.Allgather)([a, typ], recv)  # noqa: E731
+        else:
+            counts, displs = _flat_counts(tensor_list)
+            flat = np.empty(sum(counts), a.dtype)
+            recv = [flat, (counts, displs), typ]
+            start = lambda nb: (pg.comm.Iallgatherv if nb else pg.comm.Allgatherv)([a, typ], recv)  # noqa: E731
 
         def finish():
-            for t, part in zip(tensor_list, flat):
-                t._data[...] = part
-        return _run("all_gather", async_op,
-                    lambda nb: (pg.comm.Iallgather if nb else pg.comm.Allgather)([a, typ], [flat, typ]), finish)
+            if even:
+                for t, part in zip(tensor_list, flat):
+                    t._data[...] = part
+            else:
+                for t, c, d in zip(tensor_list, counts, displs):
+                    t._data[...] = flat[d:d + c].reshape(t._data.shape)
+        return _run("all_gather", async_op, start, finish, [tensor_list])
 
 
 def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=False):
@@ -432,7 +502,8 @@ def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=Fal
         _own_flags(table, pg, "all_gather_into_tensor", problem, "output_tensor")
         _bump(output_tensor)
         return _run("all_gather_into_tensor", async_op,
-                    lambda nb: (pg.comm.Iallgather if nb else pg.comm.Allgather)([a, typ], [out, typ]))
+                    lambda nb: (pg.comm.Iallgather if nb else pg.comm.Allgather)([a, typ], [out, typ]),
+                    outputs=[output_tensor])
 
 
 def _fits(big, small, n, big_name, small_name):
@@ -459,7 +530,35 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=F
         return _run("reduce_scatter_tensor", async_op,
                     lambda nb: (pg.comm.Ireduce_scatter_block if nb else pg.comm.Reduce_scatter_block)(
                         [a, typ], [out, typ], mop),
-                    _avg(out, pg.size()) if op is ReduceOp.AVG else None)
+                    _avg(out, pg.size()) if op is ReduceOp.AVG else None, [output])
+
+
+def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=False):
+    """Reduce ``input_list`` element-wise across ranks; rank i keeps the reduced
+    ``input_list[i]`` in ``output``.
+
+    ``input_list[i]`` has rank i's ``output`` shape, and every rank passes a list of the same
+    shapes (they may differ between ranks: an uneven scatter).
+    """
+    pg = resolve(group, "reduce_scatter")
+    out = _array(output, "reduce_scatter", "output")
+    n, me = pg.size(), pg.rank()
+    problem, same = _per_rank_list("reduce_scatter", input_list, out, n, me, "input_list", tuple(out.shape))
+    mop, typ = _mpi_op(op, out.dtype, "reduce_scatter"), _mpi_type(out.dtype)
+    with pg.lock:
+        table = _exchange(pg, "reduce_scatter", same + [0] * (9 - len(same)) + [op.code], own=[problem is not None],
+                          show=_show_list("input_list"))
+        _own_flags(table, pg, "reduce_scatter", problem, "input_list")
+        counts, _ = _flat_counts(input_list)
+        flat = np.concatenate([np.ascontiguousarray(t._data).reshape(-1) for t in input_list])
+        _bump(output)
+        if len(set(counts)) == 1:
+            start = lambda nb: (pg.comm.Ireduce_scatter_block if nb else pg.comm.Reduce_scatter_block)(  # noqa: E731
+                [flat, typ], [out, typ], mop)
+        else:
+            start = lambda nb: (pg.comm.Ireduce_scatter if nb else pg.comm.Reduce_scatter)(  # noqa: E731
+                [flat, typ], [out, typ], counts, mop)
+        return _run("reduce_scatter", async_op, start, _avg(out, n) if op is ReduceOp.AVG else None, [output])
 
 
 def _rooted_list_call(pg, opname, tensor, lst, list_name, root_name, root_arg, group_root):
@@ -494,7 +593,8 @@ def gather(tensor, gather_list=None, dst=None, group=None, async_op=False, group
                     t._data[...] = part
         recv = [flat, typ] if at_root else None
         return _run("gather", async_op,
-                    lambda nb: (pg.comm.Igather if nb else pg.comm.Gather)([a, typ], recv, root), finish)
+                    lambda nb: (pg.comm.Igather if nb else pg.comm.Gather)([a, typ], recv, root), finish,
+                    [gather_list] if at_root else [])
 
 
 def scatter(tensor, scatter_list=None, src=None, group=None, async_op=False, group_src=None):
@@ -507,7 +607,8 @@ def scatter(tensor, scatter_list=None, src=None, group=None, async_op=False, gro
         _bump(tensor)
         send = [flat, typ] if at_root else None
         return _run("scatter", async_op,
-                    lambda nb: (pg.comm.Iscatter if nb else pg.comm.Scatter)(send, [a, typ], root))
+                    lambda nb: (pg.comm.Iscatter if nb else pg.comm.Scatter)(send, [a, typ], root),
+                    outputs=[tensor])
 
 
 # ------------------------------------------------------------------ point to point

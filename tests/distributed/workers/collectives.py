@@ -108,6 +108,31 @@ for async_op in (False, True):
             dist.send(tapegrad.tensor(data(rank, dtype, (4,))), right)
         expect(t.numpy(), data(left, dtype, (4,)), "send/recv ring")
 
+# uneven all_gather: rank r passes r + 1 elements (PyTorch allows differing sizes)
+for async_op in (False, True):
+    for dtype in ("float32", "int64"):
+        lst = [tapegrad.zeros(r + 1, 2, dtype=dtype) for r in range(n)]
+        finish(dist.all_gather(lst, tapegrad.tensor(data(rank, dtype, (rank + 1, 2))), async_op=async_op), async_op)
+        for r in range(n):
+            expect(lst[r].numpy(), data(r, dtype, (r + 1, 2)), f"uneven all_gather[{r}] async={async_op}")
+        # reduce_scatter (the list form), even and uneven
+        for sizes in ([3] * n, [r + 2 for r in range(n)]):
+            for op in (R.SUM, R.MAX, R.AVG) if dtype == "float32" else (R.SUM, R.MAX):
+                out = tapegrad.zeros(sizes[rank], dtype=dtype)
+                ins = [tapegrad.tensor(data(rank, dtype, (sizes[k],)) * (k + 1)) for k in range(n)]
+                finish(dist.reduce_scatter(out, ins, op=op, async_op=async_op), async_op)
+                want = REDUCE[op](np.stack([data(r, dtype, (sizes[rank],)) * (rank + 1) for r in range(n)]))
+                expect(out.numpy(), want.astype(dtype), f"reduce_scatter {op.name} sizes={sizes} async={async_op}")
+
+# Work.get_future: the output tensors, and then() chains on them
+t = tapegrad.tensor([float(rank + 1)])
+fut = dist.all_reduce(t, async_op=True).get_future()
+halved = fut.then(lambda f: f.value()[0] / 2)
+check(abs(float(halved.wait()) - n * (n + 1) / 4) < 1e-6 and fut.done() and fut.value()[0] is t, "get_future/then")
+lst = [tapegrad.zeros(1) for _ in range(n)]
+got = dist.all_gather(lst, tapegrad.tensor([float(rank)]), async_op=True).get_future().wait()
+check(got[0] is lst and [float(x) for x in lst] == [float(r) for r in range(n)], "all_gather future")
+
 # bool: logical reductions
 t = tapegrad.tensor(np.array([rank == 0, True, False]))
 dist.all_reduce(t, op=R.MAX)
@@ -154,6 +179,11 @@ if rank == 0:
     dist.send(tapegrad.ones(3), 1)
 elif rank == 1:
     raises_everywhere(RuntimeError, ["recv", "shape (3,)", "shape (5,)"], lambda: dist.recv(tapegrad.zeros(5), 0))
+raises_everywhere(RuntimeError, ["all_gather", "tensor_list[0]", "this rank's entry"] if rank == 0 else
+                  ["all_gather", "rank 0"],
+                  lambda: dist.all_gather([tapegrad.zeros(2 if r else 3) for r in range(n)], tapegrad.ones(2)))
+raises_everywhere(RuntimeError, ["reduce_scatter", "input_list"],
+                  lambda: dist.reduce_scatter(tapegrad.zeros(2), [tapegrad.ones(2)] * (n + (rank == 1))))
 t = tapegrad.ones(2)
 dist.all_reduce(t)
 expect(t.numpy(), np.full(2, float(n), np.float32), "all_reduce after the errors")
