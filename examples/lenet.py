@@ -226,6 +226,12 @@ def prepare_out(args, out: Path):
             pass
 
 
+def shown(path: Path) -> str:
+    """The path as the user would type it: relative to the working directory when inside it."""
+    path = path.resolve()
+    return os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
+
+
 def describe(args):
     """The run in one line, for the curves' title."""
     opt = (f"SGD (lr {args.lr:g}, momentum {args.momentum:g})" if args.optimizer == "sgd"
@@ -399,7 +405,7 @@ def main(argv=None):
 
     print(f"LeNet on {args.dataset}: {len(data['train'])} train / {len(data['val'])} val / "
           f"{len(data['test'])} test images, {args.optimizer} lr {args.lr}, batch {args.batch_size}, "
-          f"{args.dtype}, {args.threads} threads, seed {args.seed}; writing to {out}")
+          f"{args.dtype}, {args.threads} threads, seed {args.seed}; writing to {shown(out)}")
     steps_per_epoch = len(train_loader)
     total = args.epochs * steps_per_epoch
     for epoch in range(start_epoch, args.epochs):
@@ -449,7 +455,7 @@ def main(argv=None):
     drawn = False
     if history and rank == 0:
         drawn = save_curves(history, out, f"{describe(args)}: test accuracy {test_acc:.4f}")
-    print(f"checkpoint, curves.csv{' and curves.png' if drawn else ''} in {out}")
+    print(f"checkpoint, curves.csv{' and curves.png' if drawn else ''} in {shown(out)}")
     builtins.print(f"test accuracy: {test_acc:.4f}")
     return test_acc
 
