@@ -9,6 +9,30 @@ from .. import _dtype
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
 
+_BITS = {2: np.int16, 4: np.int32, 8: np.int64}
+
+
+def blend(mask, a, b=None):
+    """``np.where(mask, a, b)`` (``b`` None: 0) for float arrays of ``mask``'s shape, as a bitwise
+    blend: numpy's where branches per element and takes 13 ns an element on a mask as
+    unpredictable as a ReLU's (7 ms for a ResNet activation), the blend 1 ns. Exact: the selected
+    values' bits are copied (NaN, inf and -0.0 included), as np.where does; other shapes, dtypes
+    or broadcasting go to np.where."""
+    t = _BITS.get(a.dtype.itemsize) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else None
+    if (t is None or not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or a.shape != mask.shape
+            or (b is not None and (not isinstance(b, np.ndarray) or b.dtype != a.dtype or b.shape != a.shape))):
+        return np.where(mask, a, a.dtype.type(0) if b is None else b)
+    m = mask.view(np.uint8).astype(t)  # 0 / 1
+    np.negative(m, out=m)  # 0 / all bits set
+    if b is None:
+        np.bitwise_and(m, a.view(t), out=m)
+    else:
+        rest = np.bitwise_and(np.invert(m), b.view(t))
+        np.bitwise_and(m, a.view(t), out=m)
+        np.bitwise_or(m, rest, out=m)
+    return m.view(a.dtype)
+
+
 def const(value, dtype) -> Tensor:
     """A constant tensor (never requires grad)."""
     return Tensor._wrap(np.asarray(value, dtype=dtype))

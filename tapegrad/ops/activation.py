@@ -9,7 +9,7 @@ import scipy.special as _sp
 from .. import _C, _dtype
 from .._tape import grad_mode
 from .._tape.registry import apply, defop
-from ._util import norm_dim
+from ._util import blend, norm_dim
 from .pointwise import _masked, _no_bool, _unary, erf, exp, log, log1p, rsqrt, sigmoid, tanh, where
 from .surface import public
 
@@ -42,7 +42,7 @@ def _same(fn):
 
 
 # ---------------------------------------------------------------- pointwise activations
-_leaky_relu = defop("leaky_relu", _same(lambda x, negative_slope: np.where(x > 0, x, x * negative_slope)),
+_leaky_relu = defop("leaky_relu", _same(lambda x, negative_slope: blend(x > 0, x, x * negative_slope)),
                     lambda g, out, x, negative_slope: where(x > 0, g, g * negative_slope))
 
 
@@ -342,7 +342,7 @@ def relu(input):
 # relu's VJP as one op (PyTorch's threshold_backward), not three (gt, to, mul): ``g`` where
 # ``out > 0``. Linear in ``g``, so its own VJP is itself; piecewise constant in ``out``.
 # A select, not a product, as PyTorch's: an inf or NaN upstream gradient where out <= 0 gives 0.
-_relu_backward = defop("relu_backward", lambda g, out: np.where(out > 0, g, g.dtype.type(0)),
+_relu_backward = defop("relu_backward", lambda g, out: blend(out > 0, g),
                        lambda gg, res, g, out: apply(_relu_backward, gg, out), None, saves=(1,))
 
 

@@ -15,9 +15,9 @@ import scipy.special as _sp
 from .. import _dtype
 from .._tape import grad_mode
 from .._tape.registry import apply, defop
-from ._util import as_tensor, const, integer_division_checked, pair
+from ._util import as_tensor, blend, const, integer_division_checked, pair
 from .inplace import inplace
-from .comparison import isfinite, isnan
+from .comparison import isfinite, isnan, logical_not
 from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
@@ -269,9 +269,11 @@ def where(condition, input=None, other=None):
     return apply(_where, cond, x, y)
 
 
-_where = defop("where", np.where, None,
-               lambda g, out, c, x, y: g * c.to(g.dtype),
-               lambda g, out, c, x, y: g * (~c).to(g.dtype), saves=(0,))
+# The VJPs select, as PyTorch's (where(c, g, 0)): an inf or NaN upstream gradient on the side
+# not taken gives 0 there, where a product with the mask would give NaN.
+_where = defop("where", blend, None,
+               lambda g, out, c, x, y: _masked(g, c),
+               lambda g, out, c, x, y: _masked(g, logical_not(c)), saves=(0,))
 
 
 def _masked(g, cond):
