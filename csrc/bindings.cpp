@@ -188,16 +188,42 @@ void matmul(const py::array& a, const py::array& b, py::array& out, double alpha
 }  // namespace
 
 // ---------------------------------------------------------------- convolution and pooling
-// NCHW, C-contiguous float32/float64 operands of one dtype; every size is checked here so
-// the kernels in conv.cpp / pool.cpp can trust their shapes. Results are new arrays.
+// NC + R spatial dims (R = 2: NCHW, R = 3: NCDHW), C-contiguous float32/float64 operands of one
+// dtype; every size is checked here so the kernels in conv.cpp / pool.cpp can trust their
+// shapes. The kernels are 3-D: a 2-D call is lifted to depth 1. Results are new arrays.
 namespace convpool {
 
-using Pair = std::array<int64_t, 2>;
+template <size_t R>
+using Dims = std::array<int64_t, R>;
 
-std::string pair_str(const Pair& p) { return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")"; }
+template <size_t R>
+std::string dims_str(const Dims<R>& p) {
+  std::string s = "(";
+  for (size_t i = 0; i < R; ++i) s += (i ? ", " : "") + std::to_string(p[i]);
+  return s + ")";
+}
 
-void check_rank4(const std::string& op, const char* name, const py::array& a, const char* layout) {
-  if (a.ndim() != 4)
+// The names of R spatial dims in an error message: kind "" for an input (D, H, W), "o" for an
+// output (Do, Ho, Wo), "k" for a kernel (kd, kh, kw).
+std::string spatial(size_t R, const std::string& kind) {
+  static const char* names[] = {"D", "H", "W"};
+  static const char* lower[] = {"d", "h", "w"};
+  std::string s;
+  for (size_t i = 3 - R; i < 3; ++i)
+    s += (s.empty() ? "" : ", ") + (kind == "k" ? "k" + std::string(lower[i]) : names[i] + kind);
+  return s;
+}
+
+// A 2-D geometry as a 3-D one of depth `fill` (1 for sizes, strides, dilations; 0 for padding).
+template <size_t R>
+Dims<3> lift(const Dims<R>& p, int64_t fill) {
+  Dims<3> out{fill, fill, fill};
+  std::copy(p.begin(), p.end(), out.begin() + (3 - R));
+  return out;
+}
+
+void check_rank(const std::string& op, const char* name, const py::array& a, size_t rank, const std::string& layout) {
+  if (a.ndim() != py::ssize_t(rank))
     fail(op, std::string("expected ") + name + " of shape " + layout + ", got " + shape_str(a));
 }
 
@@ -219,27 +245,66 @@ bool check_float_dtypes(const std::string& op, std::initializer_list<std::pair<c
   return f64;
 }
 
-void check_positive(const std::string& op, const char* what, const Pair& p) {
-  if (p[0] <= 0 || p[1] <= 0) fail(op, std::string(what) + " must be positive, got " + pair_str(p));
+template <size_t R>
+void check_positive(const std::string& op, const char* what, const Dims<R>& p) {
+  for (int64_t v : p)
+    if (v <= 0) fail(op, std::string(what) + " must be positive, got " + dims_str(p));
 }
 
-void check_nonnegative(const std::string& op, const char* what, const Pair& p) {
-  if (p[0] < 0 || p[1] < 0) fail(op, std::string(what) + " must be non-negative, got " + pair_str(p));
+template <size_t R>
+void check_nonnegative(const std::string& op, const char* what, const Dims<R>& p) {
+  for (int64_t v : p)
+    if (v < 0) fail(op, std::string(what) + " must be non-negative, got " + dims_str(p));
+}
+
+// The product of lead followed by the R spatial dims, or a ValueError naming op and what.
+template <size_t R>
+int64_t checked_numel_nd(const std::string& op, const std::string& what, std::initializer_list<int64_t> lead,
+                         const Dims<R>& dims) {
+  int64_t n = 1;
+  bool ok = true;
+  std::string s;
+  for (int64_t d : lead) ok = ok && tapegrad::mul_ok(n, d, n), s += (s.empty() ? "" : ", ") + std::to_string(d);
+  for (int64_t d : dims) ok = ok && tapegrad::mul_ok(n, d, n), s += (s.empty() ? "" : ", ") + std::to_string(d);
+  if (!ok) fail(op, what + " = (" + s + ") has more elements than int64 can count");
+  return n;
+}
+
+// The spatial sizes of an array's trailing R dims.
+template <size_t R>
+Dims<R> trailing(const py::array& a) {
+  Dims<R> d;
+  for (size_t i = 0; i < R; ++i) d[i] = a.shape(a.ndim() - R + i);
+  return d;
 }
 
 template <typename T>
-py::array_t<T> new_array(std::initializer_list<int64_t> shape) {
-  return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+py::array_t<T> new_array(std::initializer_list<int64_t> lead, const Dims<3>& spatial3, size_t R) {
+  std::vector<py::ssize_t> shape(lead.begin(), lead.end());
+  shape.insert(shape.end(), spatial3.end() - R, spatial3.end());
+  return py::array_t<T>(shape);
 }
 
+// The last R of three dims (a 3-D geometry seen as the R-D one it was lifted from).
+template <size_t R>
+Dims<R> last(const Dims<3>& d) {
+  Dims<R> out;
+  std::copy(d.end() - R, d.end(), out.begin());
+  return out;
+}
+
+Dims<3> out_dims(const tapegrad::ConvShape& s) { return {s.Do, s.Ho, s.Wo}; }
+Dims<3> in_dims(const tapegrad::ConvShape& s) { return {s.D, s.H, s.W}; }
+
 // Geometry shared by the three convolution entry points; checks what they have in common.
-tapegrad::Conv2dShape conv_shape(const std::string& op, int64_t N, int64_t C, Pair in_hw, int64_t O, Pair k,
-                                 Pair stride, Pair padding, Pair dilation, int64_t groups) {
+template <size_t R>
+tapegrad::ConvShape conv_shape(const std::string& op, int64_t N, int64_t C, Dims<R> in, int64_t O, Dims<R> k,
+                               Dims<R> stride, Dims<R> padding, Dims<R> dilation, int64_t groups) {
   check_positive(op, "stride", stride);
   check_nonnegative(op, "padding", padding);
   check_positive(op, "dilation", dilation);
   check_positive(op, "kernel size", k);
-  check_positive(op, "input size", in_hw);
+  check_positive(op, "input size", in);
   if (groups < 1) fail(op, "groups must be positive, got " + std::to_string(groups));
   if (C < 1 || O < 1)
     fail(op, "channel counts must be positive, got in_channels=" + std::to_string(C) +
@@ -247,42 +312,53 @@ tapegrad::Conv2dShape conv_shape(const std::string& op, int64_t N, int64_t C, Pa
   if (C % groups || O % groups)
     fail(op, "groups=" + std::to_string(groups) + " must divide in_channels=" + std::to_string(C) +
                  " and out_channels=" + std::to_string(O));
-  tapegrad::Conv2dShape s{};
-  s.N = N; s.C = C; s.H = in_hw[0]; s.W = in_hw[1]; s.O = O; s.kh = k[0]; s.kw = k[1];
-  s.sh = stride[0]; s.sw = stride[1]; s.ph = padding[0]; s.pw = padding[1];
-  s.dh = dilation[0]; s.dw = dilation[1]; s.groups = groups;
+  const Dims<3> in3 = lift(in, 1), k3 = lift(k, 1), st3 = lift(stride, 1), pad3 = lift(padding, 0),
+                dil3 = lift(dilation, 1);
+  tapegrad::ConvShape s{};
+  s.N = N; s.C = C; s.O = O; s.groups = groups;
+  s.D = in3[0]; s.H = in3[1]; s.W = in3[2]; s.kd = k3[0]; s.kh = k3[1]; s.kw = k3[2];
+  s.sd = st3[0]; s.sh = st3[1]; s.sw = st3[2]; s.pd = pad3[0]; s.ph = pad3[1]; s.pw = pad3[2];
+  s.dd = dil3[0]; s.dh = dil3[1]; s.dw = dil3[2];
   const auto geometry = [&] {  // built only for an error: this runs on every call
-    return "input " + pair_str(in_hw) + ", kernel " + pair_str(k) + ", stride " + pair_str(stride) + ", padding " +
-           pair_str(padding) + ", dilation " + pair_str(dilation);
+    return "input " + dims_str(in) + ", kernel " + dims_str(k) + ", stride " + dims_str(stride) + ", padding " +
+           dims_str(padding) + ", dilation " + dims_str(dilation);
   };
-  if (!tapegrad::conv2d_out_size(s.H, s.kh, s.sh, s.ph, s.dh, s.Ho) ||
-      !tapegrad::conv2d_out_size(s.W, s.kw, s.sw, s.pw, s.dw, s.Wo))
+  if (!tapegrad::conv_out_size(s.D, s.kd, s.sd, s.pd, s.dd, s.Do) ||
+      !tapegrad::conv_out_size(s.H, s.kh, s.sh, s.ph, s.dh, s.Ho) ||
+      !tapegrad::conv_out_size(s.W, s.kw, s.sw, s.pw, s.dw, s.Wo))
     fail(op, "output size overflows int64: " + geometry());
-  if (s.Ho < 1 || s.Wo < 1) fail(op, "output would be empty: " + geometry());
-  checked_numel(op, "the output (N, O, Ho, Wo)", {N, O, s.Ho, s.Wo});
+  if (s.Do < 1 || s.Ho < 1 || s.Wo < 1) fail(op, "output would be empty: " + geometry());
+  checked_numel_nd(op, "the output (N, O, " + spatial(R, "o") + ")", {N, O}, last<R>(out_dims(s)));
+  checked_numel_nd(op, "a weight group (C/groups, " + spatial(R, "k") + ")", {C / groups}, k);
   return s;
 }
 
-// gy's spatial size must fit the geometry: conv2d's own output size, or smaller (conv_transpose2d
-// with output_padding, whose extra rows/columns are taps that read no output).
-void check_grad_output_hw(const std::string& op, const py::array& gy, const tapegrad::Conv2dShape& s) {
-  const int64_t Ho = gy.shape(2), Wo = gy.shape(3);
-  if (Ho < 1 || Wo < 1 || Ho > s.Ho || Wo > s.Wo)
-    fail(op, "grad_output " + shape_str(gy) + " does not fit input size (" + std::to_string(s.H) + ", " +
-                 std::to_string(s.W) + ") whose convolution output is (" + std::to_string(s.Ho) + ", " +
-                 std::to_string(s.Wo) + ")");
+// gy's spatial size must fit the geometry: the convolution's own output size, or smaller (a
+// transposed convolution with output_padding, whose extra elements are taps that read no output).
+// Sets s's output size to gy's.
+template <size_t R>
+void fit_grad_output(const std::string& op, const py::array& gy, tapegrad::ConvShape& s) {
+  const Dims<R> have = trailing<R>(gy);
+  const Dims<3> want = out_dims(s), have3 = lift(have, 1);
+  for (size_t i = 0; i < 3; ++i)
+    if (have3[i] < 1 || have3[i] > want[i])
+      fail(op, "grad_output " + shape_str(gy) + " does not fit input size " + dims_str(last<R>(in_dims(s))) +
+                   " whose convolution output is " + dims_str(last<R>(want)));
+  s.Do = have3[0];
+  s.Ho = have3[1];
+  s.Wo = have3[2];
 }
 
-py::array conv2d(const py::array& x, const py::array& w, const std::optional<py::array>& bias, Pair stride,
-                 Pair padding, Pair dilation, int64_t groups) {
-  const std::string op = "conv2d";
-  check_rank4(op, "x", x, "(N, C, H, W)");
-  check_rank4(op, "weight", w, "(O, C/groups, kh, kw)");
+template <size_t R>
+py::array conv(const std::string& op, const py::array& x, const py::array& w, const std::optional<py::array>& bias,
+               Dims<R> stride, Dims<R> padding, Dims<R> dilation, int64_t groups) {
+  check_rank(op, "x", x, R + 2, "(N, C, " + spatial(R, "") + ")");
+  check_rank(op, "weight", w, R + 2, "(O, C/groups, " + spatial(R, "k") + ")");
   const bool f64 = bias ? check_float_dtypes(op, {{"x", &x}, {"weight", &w}, {"bias", &*bias}})
                         : check_float_dtypes(op, {{"x", &x}, {"weight", &w}});
   const int64_t N = x.shape(0), C = x.shape(1), O = w.shape(0);
-  const auto s = conv_shape(op, N, C, {x.shape(2), x.shape(3)}, O, {w.shape(2), w.shape(3)}, stride, padding,
-                            dilation, groups);
+  auto s = conv_shape<R>(op, N, C, trailing<R>(x), O, trailing<R>(w), stride, padding, dilation, groups);
+  s.op = R == 2 ? "conv2d" : "conv3d";
   if (w.shape(1) * groups != C)
     fail(op, "weight " + shape_str(w) + " with groups=" + std::to_string(groups) + " expects " +
                  std::to_string(w.shape(1) * groups) + " input channels, x " + shape_str(x) + " has " +
@@ -294,176 +370,193 @@ py::array conv2d(const py::array& x, const py::array& w, const std::optional<py:
   if (bias) check_contiguous(op, "bias", *bias);
   auto run = [&](auto tag) -> py::array {
     using T = decltype(tag);
-    auto y = new_array<T>({N, O, s.Ho, s.Wo});
+    auto y = new_array<T>({N, O}, out_dims(s), R);
     const T* px = static_cast<const T*>(x.data());
     const T* pw = static_cast<const T*>(w.data());
     const T* pb = bias ? static_cast<const T*>(bias->data()) : nullptr;
     T* py_ = y.mutable_data();
     py::gil_scoped_release nogil;
-    tapegrad::conv2d_forward<T>(s, px, pw, pb, py_);
+    tapegrad::conv_forward<T>(s, px, pw, pb, py_);
     return y;
   };
   return f64 ? run(double{}) : run(float{});
 }
 
-py::array conv2d_input_grad(const py::array& gy, const py::array& w, Pair input_hw, Pair stride, Pair padding,
-                            Pair dilation, int64_t groups) {
-  const std::string op = "conv2d_input_grad";
-  check_rank4(op, "grad_output", gy, "(N, O, Ho, Wo)");
-  check_rank4(op, "weight", w, "(O, C/groups, kh, kw)");
+template <size_t R>
+py::array conv_input_grad(const std::string& op, const py::array& gy, const py::array& w, Dims<R> input_size,
+                          Dims<R> stride, Dims<R> padding, Dims<R> dilation, int64_t groups) {
+  check_rank(op, "grad_output", gy, R + 2, "(N, O, " + spatial(R, "o") + ")");
+  check_rank(op, "weight", w, R + 2, "(O, C/groups, " + spatial(R, "k") + ")");
   const bool f64 = check_float_dtypes(op, {{"grad_output", &gy}, {"weight", &w}});
   const int64_t N = gy.shape(0), O = w.shape(0), C = w.shape(1) * groups;
   if (gy.shape(1) != O)
     fail(op, "grad_output " + shape_str(gy) + " has " + std::to_string(gy.shape(1)) + " channels, weight " +
                  shape_str(w) + " has " + std::to_string(O) + " output channels");
-  auto s = conv_shape(op, N, C, input_hw, O, {w.shape(2), w.shape(3)}, stride, padding, dilation, groups);
-  checked_numel(op, "the input gradient (N, C, H, W)", {N, C, s.H, s.W});
-  check_grad_output_hw(op, gy, s);
-  s.Ho = gy.shape(2);
-  s.Wo = gy.shape(3);
+  auto s = conv_shape<R>(op, N, C, input_size, O, trailing<R>(w), stride, padding, dilation, groups);
+  s.op = R == 2 ? "conv2d_input_grad" : "conv3d_input_grad";
+  checked_numel_nd(op, "the input gradient (N, C, " + spatial(R, "") + ")", {N, C}, input_size);
+  fit_grad_output<R>(op, gy, s);
   check_contiguous(op, "grad_output", gy);
   check_contiguous(op, "weight", w);
   auto run = [&](auto tag) -> py::array {
     using T = decltype(tag);
-    auto gx = new_array<T>({N, C, s.H, s.W});
+    auto gx = new_array<T>({N, C}, in_dims(s), R);
     const T* pgy = static_cast<const T*>(gy.data());
     const T* pw = static_cast<const T*>(w.data());
     T* pgx = gx.mutable_data();
     py::gil_scoped_release nogil;
-    tapegrad::conv2d_input_grad<T>(s, pgy, pw, pgx);
+    tapegrad::conv_input_grad<T>(s, pgy, pw, pgx);
     return gx;
   };
   return f64 ? run(double{}) : run(float{});
 }
 
-py::array conv2d_weight_grad(const py::array& x, const py::array& gy, Pair kernel_hw, Pair stride, Pair padding,
-                             Pair dilation, int64_t groups) {
-  const std::string op = "conv2d_weight_grad";
-  check_rank4(op, "x", x, "(N, C, H, W)");
-  check_rank4(op, "grad_output", gy, "(N, O, Ho, Wo)");
+template <size_t R>
+py::array conv_weight_grad(const std::string& op, const py::array& x, const py::array& gy, Dims<R> kernel_size,
+                           Dims<R> stride, Dims<R> padding, Dims<R> dilation, int64_t groups) {
+  check_rank(op, "x", x, R + 2, "(N, C, " + spatial(R, "") + ")");
+  check_rank(op, "grad_output", gy, R + 2, "(N, O, " + spatial(R, "o") + ")");
   const bool f64 = check_float_dtypes(op, {{"x", &x}, {"grad_output", &gy}});
   const int64_t N = x.shape(0), C = x.shape(1), O = gy.shape(1);
   if (gy.shape(0) != N)
     fail(op, "batch sizes differ: x " + shape_str(x) + ", grad_output " + shape_str(gy));
-  auto s = conv_shape(op, N, C, {x.shape(2), x.shape(3)}, O, kernel_hw, stride, padding, dilation, groups);
-  checked_numel(op, "the weight gradient (O, C/groups, kh, kw)", {O, C / groups, s.kh, s.kw});
-  check_grad_output_hw(op, gy, s);
-  s.Ho = gy.shape(2);
-  s.Wo = gy.shape(3);
+  auto s = conv_shape<R>(op, N, C, trailing<R>(x), O, kernel_size, stride, padding, dilation, groups);
+  s.op = R == 2 ? "conv2d_weight_grad" : "conv3d_weight_grad";
+  checked_numel_nd(op, "the weight gradient (O, C/groups, " + spatial(R, "k") + ")", {O, C / groups}, kernel_size);
+  fit_grad_output<R>(op, gy, s);
   check_contiguous(op, "x", x);
   check_contiguous(op, "grad_output", gy);
   auto run = [&](auto tag) -> py::array {
     using T = decltype(tag);
-    auto gw = new_array<T>({O, C / groups, s.kh, s.kw});
+    auto gw = new_array<T>({O, C / groups}, {s.kd, s.kh, s.kw}, R);
     const T* px = static_cast<const T*>(x.data());
     const T* pgy = static_cast<const T*>(gy.data());
     T* pgw = gw.mutable_data();
     py::gil_scoped_release nogil;
-    tapegrad::conv2d_weight_grad<T>(s, px, pgy, pgw);
+    tapegrad::conv_weight_grad<T>(s, px, pgy, pgw);
     return gw;
   };
   return f64 ? run(double{}) : run(float{});
 }
 
-py::array conv2d_bias_grad(const py::array& gy) {
-  const std::string op = "conv2d_bias_grad";
-  check_rank4(op, "grad_output", gy, "(N, O, Ho, Wo)");
+template <size_t R>
+py::array conv_bias_grad(const std::string& op, const py::array& gy) {
+  check_rank(op, "grad_output", gy, R + 2, "(N, O, " + spatial(R, "o") + ")");
   const bool f64 = check_float_dtypes(op, {{"grad_output", &gy}});
   check_contiguous(op, "grad_output", gy);
-  const int64_t N = gy.shape(0), O = gy.shape(1), HW = gy.shape(2) * gy.shape(3);
+  const int64_t N = gy.shape(0), O = gy.shape(1);
+  int64_t P = 1;
+  for (int64_t d : trailing<R>(gy)) P *= d;  // the array exists: its size fits
   auto run = [&](auto tag) -> py::array {
     using T = decltype(tag);
-    auto gb = new_array<T>({O});
+    auto gb = py::array_t<T>(std::vector<py::ssize_t>{O});
     const T* pgy = static_cast<const T*>(gy.data());
     T* pgb = gb.mutable_data();
     py::gil_scoped_release nogil;
-    tapegrad::conv2d_bias_grad<T>(N, O, HW, pgy, pgb);
+    tapegrad::conv_bias_grad<T>(N, O, P, pgy, pgb);
     return gb;
   };
   return f64 ? run(double{}) : run(float{});
 }
 
+Dims<3> out_dims(const tapegrad::PoolShape& s) { return {s.Do, s.Ho, s.Wo}; }
+Dims<3> in_dims(const tapegrad::PoolShape& s) { return {s.D, s.H, s.W}; }
+
 // Pooling geometry, with PyTorch's checks (pad at most half the kernel, non-empty output).
-tapegrad::Pool2dShape pool_shape(const std::string& op, int64_t planes, Pair in_hw, Pair k, Pair stride,
-                                 Pair padding, Pair dilation, bool ceil_mode) {
+template <size_t R>
+tapegrad::PoolShape pool_shape(const std::string& op, int64_t planes, Dims<R> in, Dims<R> k, Dims<R> stride,
+                               Dims<R> padding, Dims<R> dilation, bool ceil_mode) {
   check_positive(op, "kernel_size", k);
   check_positive(op, "stride", stride);
   check_nonnegative(op, "padding", padding);
   check_positive(op, "dilation", dilation);
-  check_positive(op, "input size", in_hw);
-  if (padding[0] > k[0] / 2 || padding[1] > k[1] / 2)
-    fail(op, "padding " + pair_str(padding) + " must be at most half of kernel_size " + pair_str(k));
-  checked_numel(op, "a window of kernel_size (kh, kw)", {k[0], k[1]});  // its tap count, avg_pool2d's divisor
-  tapegrad::Pool2dShape s{};
-  s.planes = planes; s.H = in_hw[0]; s.W = in_hw[1]; s.kh = k[0]; s.kw = k[1];
-  s.sh = stride[0]; s.sw = stride[1]; s.ph = padding[0]; s.pw = padding[1]; s.dh = dilation[0]; s.dw = dilation[1];
+  check_positive(op, "input size", in);
+  for (size_t i = 0; i < R; ++i)
+    if (padding[i] > k[i] / 2)
+      fail(op, "padding " + dims_str(padding) + " must be at most half of kernel_size " + dims_str(k));
+  // its tap count, avg_pool's divisor
+  checked_numel_nd(op, "a window of kernel_size (" + spatial(R, "k") + ")", {}, k);
+  const Dims<3> in3 = lift(in, 1), k3 = lift(k, 1), st3 = lift(stride, 1), pad3 = lift(padding, 0),
+                dil3 = lift(dilation, 1);
+  tapegrad::PoolShape s{};
+  s.planes = planes;
+  s.D = in3[0]; s.H = in3[1]; s.W = in3[2]; s.kd = k3[0]; s.kh = k3[1]; s.kw = k3[2];
+  s.sd = st3[0]; s.sh = st3[1]; s.sw = st3[2]; s.pd = pad3[0]; s.ph = pad3[1]; s.pw = pad3[2];
+  s.dd = dil3[0]; s.dh = dil3[1]; s.dw = dil3[2];
   const auto geometry = [&] {  // built only for an error: this runs on every call
-    return "input " + pair_str(in_hw) + ", kernel_size " + pair_str(k) + ", stride " + pair_str(stride) +
-           ", padding " + pair_str(padding) + ", dilation " + pair_str(dilation);
+    return "input " + dims_str(in) + ", kernel_size " + dims_str(k) + ", stride " + dims_str(stride) +
+           ", padding " + dims_str(padding) + ", dilation " + dims_str(dilation);
   };
-  if (!tapegrad::pool2d_out_size(s.H, s.kh, s.sh, s.ph, s.dh, ceil_mode, s.Ho) ||
-      !tapegrad::pool2d_out_size(s.W, s.kw, s.sw, s.pw, s.dw, ceil_mode, s.Wo))
+  if (!tapegrad::pool_out_size(s.D, s.kd, s.sd, s.pd, s.dd, ceil_mode, s.Do) ||
+      !tapegrad::pool_out_size(s.H, s.kh, s.sh, s.ph, s.dh, ceil_mode, s.Ho) ||
+      !tapegrad::pool_out_size(s.W, s.kw, s.sw, s.pw, s.dw, ceil_mode, s.Wo))
     fail(op, "output size overflows int64: " + geometry());
-  if (s.Ho < 1 || s.Wo < 1) fail(op, "output would be empty: " + geometry());
-  checked_numel(op, "the output (N*C, Ho, Wo)", {planes, s.Ho, s.Wo});
-  checked_numel(op, "the input (N*C, H, W)", {planes, s.H, s.W});
+  if (s.Do < 1 || s.Ho < 1 || s.Wo < 1) fail(op, "output would be empty: " + geometry());
+  checked_numel_nd(op, "the output (N*C, " + spatial(R, "o") + ")", {planes}, last<R>(out_dims(s)));
+  checked_numel_nd(op, "the input (N*C, " + spatial(R, "") + ")", {planes}, in);
   return s;
 }
 
-void check_pool_grad_output(const std::string& op, const py::array& gy, const tapegrad::Pool2dShape& s) {
-  if (gy.shape(2) != s.Ho || gy.shape(3) != s.Wo)
-    fail(op, "grad_output " + shape_str(gy) + " does not match the pooled size (" + std::to_string(s.Ho) + ", " +
-                 std::to_string(s.Wo) + ") of input size (" + std::to_string(s.H) + ", " + std::to_string(s.W) + ")");
+template <size_t R>
+void check_pool_grad_output(const std::string& op, const py::array& gy, const tapegrad::PoolShape& s) {
+  const Dims<3> want = out_dims(s);
+  if (lift(trailing<R>(gy), 1) != want)
+    fail(op, "grad_output " + shape_str(gy) + " does not match the pooled size " + dims_str(last<R>(want)) +
+                 " of input size " + dims_str(last<R>(in_dims(s))));
 }
 
-py::tuple max_pool2d(const py::array& x, Pair kernel, Pair stride, Pair padding, Pair dilation, bool ceil_mode) {
-  const std::string op = "max_pool2d";
-  check_rank4(op, "x", x, "(N, C, H, W)");
+template <size_t R>
+py::tuple max_pool(const std::string& op, const py::array& x, Dims<R> kernel, Dims<R> stride, Dims<R> padding,
+                   Dims<R> dilation, bool ceil_mode) {
+  check_rank(op, "x", x, R + 2, "(N, C, " + spatial(R, "") + ")");
   const bool f64 = check_float_dtypes(op, {{"x", &x}});
   check_contiguous(op, "x", x);
   const int64_t N = x.shape(0), C = x.shape(1);
-  const auto s = pool_shape(op, N * C, {x.shape(2), x.shape(3)}, kernel, stride, padding, dilation, ceil_mode);
+  const auto s = pool_shape<R>(op, N * C, trailing<R>(x), kernel, stride, padding, dilation, ceil_mode);
   auto run = [&](auto tag) -> py::tuple {
     using T = decltype(tag);
-    auto y = new_array<T>({N, C, s.Ho, s.Wo});
-    auto idx = new_array<int64_t>({N, C, s.Ho, s.Wo});
+    auto y = new_array<T>({N, C}, out_dims(s), R);
+    auto idx = new_array<int64_t>({N, C}, out_dims(s), R);
     const T* px = static_cast<const T*>(x.data());
     T* py_ = y.mutable_data();
     int64_t* pidx = idx.mutable_data();
     {
       py::gil_scoped_release nogil;
-      tapegrad::max_pool2d_forward<T>(s, px, py_, pidx);
+      tapegrad::max_pool_forward<T>(s, px, py_, pidx);
     }
     return py::make_tuple(y, idx);
   };
   return f64 ? run(double{}) : run(float{});
 }
 
-py::array max_pool2d_backward(const py::array& gy, const py::array& indices, Pair input_hw) {
-  const std::string op = "max_pool2d_backward";
-  check_rank4(op, "grad_output", gy, "(N, C, Ho, Wo)");
+template <size_t R>
+py::array max_pool_backward(const std::string& op, const py::array& gy, const py::array& indices,
+                            Dims<R> input_size) {
+  check_rank(op, "grad_output", gy, R + 2, "(N, C, " + spatial(R, "o") + ")");
   const bool f64 = check_float_dtypes(op, {{"grad_output", &gy}});
-  check_positive(op, "input size", input_hw);
+  check_positive(op, "input size", input_size);
   if (!indices.dtype().is(py::dtype::of<int64_t>()))
     fail(op, "indices must be int64, got " + std::string(py::str(indices.dtype())));
-  if (indices.ndim() != 4 || !std::equal(gy.shape(), gy.shape() + 4, indices.shape()))
+  if (indices.ndim() != gy.ndim() || !std::equal(gy.shape(), gy.shape() + gy.ndim(), indices.shape()))
     fail(op, "indices " + shape_str(indices) + " must have grad_output's shape " + shape_str(gy));
   check_contiguous(op, "grad_output", gy);
   check_contiguous(op, "indices", indices);
-  const int64_t N = gy.shape(0), C = gy.shape(1), HWo = gy.shape(2) * gy.shape(3);
-  const int64_t HW = checked_numel(op, "an input plane (H, W)", {input_hw[0], input_hw[1]});
-  checked_numel(op, "the input gradient (N, C, H, W)", {N, C, input_hw[0], input_hw[1]});
+  const int64_t N = gy.shape(0), C = gy.shape(1);
+  int64_t Vo = 1;
+  for (int64_t d : trailing<R>(gy)) Vo *= d;  // the array exists: its size fits
+  const int64_t V = checked_numel_nd(op, "an input plane (" + spatial(R, "") + ")", {}, input_size);
+  checked_numel_nd(op, "the input gradient (N, C, " + spatial(R, "") + ")", {N, C}, input_size);
   const int64_t* pidx = static_cast<const int64_t*>(indices.data());
-  for (int64_t i = 0, n = N * C * HWo; i < n; ++i)
-    if (pidx[i] < -1 || pidx[i] >= HW)
-      fail(op, "index " + std::to_string(pidx[i]) + " out of range for input size " + pair_str(input_hw));
+  for (int64_t i = 0, n = N * C * Vo; i < n; ++i)
+    if (pidx[i] < -1 || pidx[i] >= V)
+      fail(op, "index " + std::to_string(pidx[i]) + " out of range for input size " + dims_str(input_size));
   auto run = [&](auto tag) -> py::array {
     using T = decltype(tag);
-    auto gx = new_array<T>({N, C, input_hw[0], input_hw[1]});
+    auto gx = new_array<T>({N, C}, lift(input_size, 1), R);
     const T* pgy = static_cast<const T*>(gy.data());
     T* pgx = gx.mutable_data();
     py::gil_scoped_release nogil;
-    tapegrad::max_pool2d_backward<T>(N * C, HW, HWo, pgy, pidx, pgx);
+    tapegrad::max_pool_backward<T>(N * C, V, Vo, pgy, pidx, pgx);
     return gx;
   };
   return f64 ? run(double{}) : run(float{});
@@ -474,72 +567,144 @@ void check_divisor(const std::string& op, int64_t divisor_override) {
     fail(op, "divisor_override must be positive (or 0 for none), got " + std::to_string(divisor_override));
 }
 
-py::array avg_pool2d(const py::array& x, Pair kernel, Pair stride, Pair padding, bool ceil_mode,
-                     bool count_include_pad, int64_t divisor_override) {
-  const std::string op = "avg_pool2d";
-  check_rank4(op, "x", x, "(N, C, H, W)");
+template <size_t R>
+Dims<R> ones() {
+  Dims<R> d;
+  d.fill(1);
+  return d;
+}
+
+template <size_t R>
+py::array avg_pool(const std::string& op, const py::array& x, Dims<R> kernel, Dims<R> stride, Dims<R> padding,
+                   bool ceil_mode, bool count_include_pad, int64_t divisor_override) {
+  check_rank(op, "x", x, R + 2, "(N, C, " + spatial(R, "") + ")");
   const bool f64 = check_float_dtypes(op, {{"x", &x}});
   check_contiguous(op, "x", x);
   check_divisor(op, divisor_override);
   const int64_t N = x.shape(0), C = x.shape(1);
-  const auto s = pool_shape(op, N * C, {x.shape(2), x.shape(3)}, kernel, stride, padding, {1, 1}, ceil_mode);
+  const auto s = pool_shape<R>(op, N * C, trailing<R>(x), kernel, stride, padding, ones<R>(), ceil_mode);
   auto run = [&](auto tag) -> py::array {
     using T = decltype(tag);
-    auto y = new_array<T>({N, C, s.Ho, s.Wo});
+    auto y = new_array<T>({N, C}, out_dims(s), R);
     const T* px = static_cast<const T*>(x.data());
     T* py_ = y.mutable_data();
     py::gil_scoped_release nogil;
-    tapegrad::avg_pool2d_forward<T>(s, count_include_pad, divisor_override, px, py_);
+    tapegrad::avg_pool_forward<T>(s, count_include_pad, divisor_override, px, py_);
     return y;
   };
   return f64 ? run(double{}) : run(float{});
 }
 
-py::array avg_pool2d_backward(const py::array& gy, Pair input_hw, Pair kernel, Pair stride, Pair padding,
-                              bool ceil_mode, bool count_include_pad, int64_t divisor_override) {
-  const std::string op = "avg_pool2d_backward";
-  check_rank4(op, "grad_output", gy, "(N, C, Ho, Wo)");
+template <size_t R>
+py::array avg_pool_backward(const std::string& op, const py::array& gy, Dims<R> input_size, Dims<R> kernel,
+                            Dims<R> stride, Dims<R> padding, bool ceil_mode, bool count_include_pad,
+                            int64_t divisor_override) {
+  check_rank(op, "grad_output", gy, R + 2, "(N, C, " + spatial(R, "o") + ")");
   const bool f64 = check_float_dtypes(op, {{"grad_output", &gy}});
   check_contiguous(op, "grad_output", gy);
   check_divisor(op, divisor_override);
   const int64_t N = gy.shape(0), C = gy.shape(1);
-  const auto s = pool_shape(op, N * C, input_hw, kernel, stride, padding, {1, 1}, ceil_mode);
-  check_pool_grad_output(op, gy, s);
+  const auto s = pool_shape<R>(op, N * C, input_size, kernel, stride, padding, ones<R>(), ceil_mode);
+  check_pool_grad_output<R>(op, gy, s);
   auto run = [&](auto tag) -> py::array {
     using T = decltype(tag);
-    auto gx = new_array<T>({N, C, s.H, s.W});
+    auto gx = new_array<T>({N, C}, in_dims(s), R);
     const T* pgy = static_cast<const T*>(gy.data());
     T* pgx = gx.mutable_data();
     py::gil_scoped_release nogil;
-    tapegrad::avg_pool2d_backward<T>(s, count_include_pad, divisor_override, pgy, pgx);
+    tapegrad::avg_pool_backward<T>(s, count_include_pad, divisor_override, pgy, pgx);
     return gx;
   };
   return f64 ? run(double{}) : run(float{});
 }
 
+// The entry points of one spatial rank: conv2d, ..., avg_pool2d_backward for R = 2 and their
+// conv3d, ... counterparts for R = 3.
+template <size_t R>
+void define_rank(py::module_& m) {
+  using D = Dims<R>;
+  const std::string n = std::to_string(R) + "d";
+  const std::string in = "(N, C, " + spatial(R, "") + ")", k = spatial(R, "k");
+  auto name = [&](const std::string& base, const std::string& suffix = "") { return base + n + suffix; };
+  m.def(
+      name("conv").c_str(),
+      [op = name("conv")](const py::array& x, const py::array& w, const std::optional<py::array>& bias, D stride,
+                          D padding, D dilation, int64_t groups) {
+        return conv<R>(op, x, w, bias, stride, padding, dilation, groups);
+      },
+      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+      py::arg("groups"),
+      (("y = " + name("conv") + "(x, weight) + bias for x " + in + ", weight (O, C/groups, " + k +
+        "), bias (O,) or None.")
+           .c_str()));
+  m.def(
+      name("conv", "_input_grad").c_str(),
+      [op = name("conv", "_input_grad")](const py::array& gy, const py::array& w, D input_size, D stride,
+                                         D padding, D dilation, int64_t groups) {
+        return conv_input_grad<R>(op, gy, w, input_size, stride, padding, dilation, groups);
+      },
+      py::arg("grad_output"), py::arg("weight"), py::arg("input_size"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"),
+      ("Gradient of " + name("conv") + " w.r.t. its input of size input_size; also conv_transpose" + n +
+       "'s forward.")
+          .c_str());
+  m.def(
+      name("conv", "_weight_grad").c_str(),
+      [op = name("conv", "_weight_grad")](const py::array& x, const py::array& gy, D kernel_size, D stride,
+                                          D padding, D dilation, int64_t groups) {
+        return conv_weight_grad<R>(op, x, gy, kernel_size, stride, padding, dilation, groups);
+      },
+      py::arg("x"), py::arg("grad_output"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"),
+      ("Gradient of " + name("conv") + " w.r.t. its weight (O, C/groups, " + k +
+       "); deterministic over the batch sum.")
+          .c_str());
+  m.def(
+      name("conv", "_bias_grad").c_str(),
+      [op = name("conv", "_bias_grad")](const py::array& gy) { return conv_bias_grad<R>(op, gy); },
+      py::arg("grad_output"),
+      ("Gradient of " + name("conv") + " w.r.t. its bias: grad_output summed over all but dim 1.").c_str());
+  m.def(
+      name("max_pool").c_str(),
+      [op = name("max_pool")](const py::array& x, D kernel, D stride, D padding, D dilation, bool ceil_mode) {
+        return max_pool<R>(op, x, kernel, stride, padding, dilation, ceil_mode);
+      },
+      py::arg("x"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+      py::arg("ceil_mode"),
+      ("(values, int64 indices into each (" + spatial(R, "") + ") plane) of " + name("max_pool") +
+       ", PyTorch's first-max tie rule.")
+          .c_str());
+  m.def(
+      name("max_pool", "_backward").c_str(),
+      [op = name("max_pool", "_backward")](const py::array& gy, const py::array& indices, D input_size) {
+        return max_pool_backward<R>(op, gy, indices, input_size);
+      },
+      py::arg("grad_output"), py::arg("indices"), py::arg("input_size"),
+      ("Scatter-adds grad_output at " + name("max_pool") + "'s indices into an " + in + " gradient.").c_str());
+  m.def(
+      name("avg_pool").c_str(),
+      [op = name("avg_pool")](const py::array& x, D kernel, D stride, D padding, bool ceil_mode,
+                              bool count_include_pad, int64_t divisor_override) {
+        return avg_pool<R>(op, x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override);
+      },
+      py::arg("x"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"),
+      py::arg("count_include_pad"), py::arg("divisor_override"),
+      (name("avg_pool") + "; divisor_override 0 means none.").c_str());
+  m.def(
+      name("avg_pool", "_backward").c_str(),
+      [op = name("avg_pool", "_backward")](const py::array& gy, D input_size, D kernel, D stride, D padding,
+                                           bool ceil_mode, bool count_include_pad, int64_t divisor_override) {
+        return avg_pool_backward<R>(op, gy, input_size, kernel, stride, padding, ceil_mode, count_include_pad,
+                                    divisor_override);
+      },
+      py::arg("grad_output"), py::arg("input_size"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
+      py::arg("ceil_mode"), py::arg("count_include_pad"), py::arg("divisor_override"),
+      ("Gradient of " + name("avg_pool") + " w.r.t. its input.").c_str());
+}
+
 void define(py::module_& m) {
-  m.def("conv2d", &conv2d, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"),
-        py::arg("padding"), py::arg("dilation"), py::arg("groups"),
-        "y = conv2d(x, weight) + bias for x (N, C, H, W), weight (O, C/groups, kh, kw), bias (O,) or None.");
-  m.def("conv2d_input_grad", &conv2d_input_grad, py::arg("grad_output"), py::arg("weight"), py::arg("input_hw"),
-        py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
-        "Gradient of conv2d w.r.t. its input of size input_hw = (H, W); also conv_transpose2d's forward.");
-  m.def("conv2d_weight_grad", &conv2d_weight_grad, py::arg("x"), py::arg("grad_output"), py::arg("kernel_hw"),
-        py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
-        "Gradient of conv2d w.r.t. its weight (O, C/groups, kh, kw); deterministic over the batch sum.");
-  m.def("conv2d_bias_grad", &conv2d_bias_grad, py::arg("grad_output"),
-        "Gradient of conv2d w.r.t. its bias: grad_output summed over N, H and W.");
-  m.def("max_pool2d", &max_pool2d, py::arg("x"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
-        py::arg("dilation"), py::arg("ceil_mode"),
-        "(values, int64 indices into each H*W plane) of 2-D max pooling, PyTorch's first-max tie rule.");
-  m.def("max_pool2d_backward", &max_pool2d_backward, py::arg("grad_output"), py::arg("indices"),
-        py::arg("input_hw"), "Scatter-adds grad_output at max_pool2d's indices into an (N, C, H, W) gradient.");
-  m.def("avg_pool2d", &avg_pool2d, py::arg("x"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
-        py::arg("ceil_mode"), py::arg("count_include_pad"), py::arg("divisor_override"),
-        "2-D average pooling; divisor_override 0 means none.");
-  m.def("avg_pool2d_backward", &avg_pool2d_backward, py::arg("grad_output"), py::arg("input_hw"),
-        py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"),
-        py::arg("count_include_pad"), py::arg("divisor_override"), "Gradient of avg_pool2d w.r.t. its input.");
+  define_rank<2>(m);
+  define_rank<3>(m);
 }
 
 }  // namespace convpool

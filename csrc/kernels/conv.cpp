@@ -1,10 +1,11 @@
-// 2-D convolution by im2col + GEMM (see conv.h for layouts and the determinism contract).
+// 2-D and 3-D convolution by vol2col + GEMM (see conv.h for layouts and the determinism
+// contract; a 2-D convolution is a 3-D one of depth 1).
 //
-// Per image and group g, with Cg = C/groups, Og = O/groups, K = Cg*kh*kw, P = Ho*Wo:
+// Per image and group g, with Cg = C/groups, Og = O/groups, K = Cg*kd*kh*kw, P = Do*Ho*Wo:
 //   forward      y[n, g]  (Og, P) = w[g] (Og, K) @ col(x[n, g]) (K, P)
-//   input grad   col      (K, P)  = w[g]^T (K, Og) @ gy[n, g] (Og, P), then col2im into gx[n, g]
+//   input grad   col      (K, P)  = w[g]^T (K, Og) @ gy[n, g] (Og, P), then col2vol into gx[n, g]
 //   weight grad  gw[g]    (Og, K) += gy[n, g] (Og, P) @ col(x[n, g])^T (P, K)
-// A 1x1, stride-1, unpadded convolution needs no im2col: col(x[n, g]) is x[n, g] itself.
+// A 1x1(x1), stride-1, unpadded convolution needs no vol2col: col(x[n, g]) is x[n, g] itself.
 // When an image's P is small, a GEMM covers a few images side by side (P -> G*P columns,
 // see images_per_gemm): repacking w for every tiny GEMM would otherwise dominate.
 //
@@ -45,98 +46,126 @@ void valid_range(int64_t off, int64_t stride, int64_t W, int64_t Wo, int64_t& lo
   hi = std::clamp(hi, lo, Wo);
 }
 
-bool is_pointwise(const Conv2dShape& s) {
-  return s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && s.ph == 0 && s.pw == 0 && s.Ho == s.H &&
-         s.Wo == s.W;
+bool is_pointwise(const ConvShape& s) {
+  return s.kd == 1 && s.kh == 1 && s.kw == 1 && s.sd == 1 && s.sh == 1 && s.sw == 1 && s.pd == 0 && s.ph == 0 &&
+         s.pw == 0 && s.Do == s.D && s.Ho == s.H && s.Wo == s.W;
 }
+
+// Output positions of one image (Do*Ho*Wo) and input elements of one channel (D*H*W); the
+// bindings have checked that both products fit.
+int64_t out_positions(const ConvShape& s) { return s.Do * s.Ho * s.Wo; }
+int64_t in_volume(const ConvShape& s) { return s.D * s.H * s.W; }
+int64_t kernel_taps(const ConvShape& s) { return s.kd * s.kh * s.kw; }
 
 // G: how many images share one GEMM (depends on the shapes only). Pointwise convolutions
 // read x in place, one image per GEMM.
-int64_t images_per_gemm(const Conv2dShape& s) {
+int64_t images_per_gemm(const ConvShape& s) {
   if (is_pointwise(s)) return 1;
-  return std::clamp<int64_t>(kGemmMinColumns / (s.Ho * s.Wo), 1, std::max<int64_t>(s.N, 1));
+  return std::clamp<int64_t>(kGemmMinColumns / out_positions(s), 1, std::max<int64_t>(s.N, 1));
 }
 
 // Elements of a task's scratch: col (K, G*P), then an (Og, G*P) block when G > 1; none for a
 // pointwise convolution. K * G * P can exceed int64 for shapes whose operands all fit in memory.
-int64_t scratch_len(const Conv2dShape& s, const char* op) {
+int64_t scratch_len(const ConvShape& s) {
+  const char* op = s.op;
   if (is_pointwise(s)) return 0;
-  const int64_t K = s.C / s.groups * s.kh * s.kw, Og = s.O / s.groups, G = images_per_gemm(s);
-  const int64_t cols = checked_mul(G, s.Ho * s.Wo, op, "im2col buffer");
-  int64_t len = checked_mul(K, cols, op, "im2col buffer"), block;
+  const int64_t Og = s.O / s.groups, G = images_per_gemm(s);
+  const int64_t K = checked_mul(s.C / s.groups, kernel_taps(s), op, "vol2col rows");
+  const int64_t cols = checked_mul(G, out_positions(s), op, "vol2col buffer");
+  int64_t len = checked_mul(K, cols, op, "vol2col buffer"), block;
   if (G > 1 && (!mul_ok(Og, cols, block) || !add_ok(len, block, len)))
     throw SizeOverflow(std::string(op) + ": scratch of " + std::to_string(K) + " + " + std::to_string(Og) +
                        " rows of " + std::to_string(cols) + " elements overflows int64");
   return len;
 }
 
-// col (Cg*kh*kw, Ho*Wo), row stride ld, <- patches of x (Cg, H, W), zeros where a tap falls
-// in the padding.
+// dst (Ho*Wo) <- the taps (i, j) of one input plane (H, W) at every output position, zeros
+// where a tap falls in the padding.
 template <typename T>
-void im2col(const Conv2dShape& s, int64_t Cg, const T* x, T* col, int64_t ld) {
-  for (int64_t c = 0; c < Cg; ++c) {
-    const T* xc = x + c * s.H * s.W;
-    for (int64_t i = 0; i < s.kh; ++i) {
-      for (int64_t j = 0; j < s.kw; ++j) {
-        T* row = col + ((c * s.kh + i) * s.kw + j) * ld;
-        const int64_t off = j * s.dw - s.pw;
-        int64_t lo, hi;
-        valid_range(off, s.sw, s.W, s.Wo, lo, hi);
-        const int64_t ih0 = i * s.dh - s.ph, ih_last = ih0 + (s.Ho - 1) * s.sh;
-        if (s.sw == 1 && lo == 0 && hi == s.Wo && ih0 >= 0 && ih_last < s.H) {
-          // the common case, every tap inside the input: a plain 2-D copy
-          const T* src = xc + ih0 * s.W + off;
-          for (int64_t oh = 0; oh < s.Ho; ++oh, src += s.sh * s.W, row += s.Wo)
-            for (int64_t ow = 0; ow < s.Wo; ++ow) row[ow] = src[ow];
-          continue;
-        }
-        for (int64_t oh = 0; oh < s.Ho; ++oh) {
-          T* r = row + oh * s.Wo;
-          const int64_t ih = oh * s.sh - s.ph + i * s.dh;
-          if (ih < 0 || ih >= s.H) {
-            std::fill(r, r + s.Wo, T(0));
-            continue;
-          }
-          const T* xr = xc + ih * s.W;
-          std::fill(r, r + lo, T(0));
-          if (s.sw == 1) {
-            if (hi > lo) std::memcpy(r + lo, xr + lo + off, (hi - lo) * sizeof(T));
-          } else {
-            for (int64_t ow = lo; ow < hi; ++ow) r[ow] = xr[ow * s.sw + off];
-          }
-          std::fill(r + hi, r + s.Wo, T(0));
-        }
-      }
+void plane2col(const ConvShape& s, const T* xc, int64_t i, int64_t j, T* row) {
+  const int64_t off = j * s.dw - s.pw;
+  int64_t lo, hi;
+  valid_range(off, s.sw, s.W, s.Wo, lo, hi);
+  const int64_t ih0 = i * s.dh - s.ph, ih_last = ih0 + (s.Ho - 1) * s.sh;
+  if (s.sw == 1 && lo == 0 && hi == s.Wo && ih0 >= 0 && ih_last < s.H) {
+    // the common case, every tap inside the input: a plain 2-D copy
+    const T* src = xc + ih0 * s.W + off;
+    for (int64_t oh = 0; oh < s.Ho; ++oh, src += s.sh * s.W, row += s.Wo)
+      for (int64_t ow = 0; ow < s.Wo; ++ow) row[ow] = src[ow];
+    return;
+  }
+  for (int64_t oh = 0; oh < s.Ho; ++oh) {
+    T* r = row + oh * s.Wo;
+    const int64_t ih = oh * s.sh - s.ph + i * s.dh;
+    if (ih < 0 || ih >= s.H) {
+      std::fill(r, r + s.Wo, T(0));
+      continue;
+    }
+    const T* xr = xc + ih * s.W;
+    std::fill(r, r + lo, T(0));
+    if (s.sw == 1) {
+      if (hi > lo) std::memcpy(r + lo, xr + lo + off, (hi - lo) * sizeof(T));
+    } else {
+      for (int64_t ow = lo; ow < hi; ++ow) r[ow] = xr[ow * s.sw + off];
+    }
+    std::fill(r + hi, r + s.Wo, T(0));
+  }
+}
+
+// x plane (H, W) += the taps (i, j) in row (Ho*Wo); taps in the padding are dropped.
+template <typename T>
+void col2plane(const ConvShape& s, const T* row, int64_t i, int64_t j, T* xc) {
+  const int64_t off = j * s.dw - s.pw;
+  int64_t lo, hi;
+  valid_range(off, s.sw, s.W, s.Wo, lo, hi);
+  for (int64_t oh = 0; oh < s.Ho; ++oh) {
+    const int64_t ih = oh * s.sh - s.ph + i * s.dh;
+    if (ih < 0 || ih >= s.H) continue;
+    const T* r = row + oh * s.Wo;
+    T* xr = xc + ih * s.W;
+    if (s.sw == 1) {
+      for (int64_t ow = lo; ow < hi; ++ow) xr[ow + off] += r[ow];
+    } else {
+      for (int64_t ow = lo; ow < hi; ++ow) xr[ow * s.sw + off] += r[ow];
     }
   }
 }
 
-// x (Cg, H, W) += the patches in col (Cg*kh*kw, Ho*Wo), row stride ld; taps in the padding
-// are dropped.
+// col (Cg*kd*kh*kw, Do*Ho*Wo), row stride ld, <- patches of x (Cg, D, H, W), zeros where a tap
+// falls in the padding. Row (c, a, i, j) holds, per output depth, one plane's taps (i, j).
 template <typename T>
-void col2im(const Conv2dShape& s, int64_t Cg, const T* col, int64_t ld, T* x) {
-  for (int64_t c = 0; c < Cg; ++c) {
-    T* xc = x + c * s.H * s.W;
-    for (int64_t i = 0; i < s.kh; ++i) {
-      for (int64_t j = 0; j < s.kw; ++j) {
-        const T* row = col + ((c * s.kh + i) * s.kw + j) * ld;
-        const int64_t off = j * s.dw - s.pw;
-        int64_t lo, hi;
-        valid_range(off, s.sw, s.W, s.Wo, lo, hi);
-        for (int64_t oh = 0; oh < s.Ho; ++oh) {
-          const int64_t ih = oh * s.sh - s.ph + i * s.dh;
-          if (ih < 0 || ih >= s.H) continue;
-          const T* r = row + oh * s.Wo;
-          T* xr = xc + ih * s.W;
-          if (s.sw == 1) {
-            for (int64_t ow = lo; ow < hi; ++ow) xr[ow + off] += r[ow];
-          } else {
-            for (int64_t ow = lo; ow < hi; ++ow) xr[ow * s.sw + off] += r[ow];
+void vol2col(const ConvShape& s, int64_t Cg, const T* x, T* col, int64_t ld) {
+  const int64_t HW = s.H * s.W, HWo = s.Ho * s.Wo;
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t a = 0; a < s.kd; ++a)
+      for (int64_t i = 0; i < s.kh; ++i)
+        for (int64_t j = 0; j < s.kw; ++j) {
+          T* row = col + (((c * s.kd + a) * s.kh + i) * s.kw + j) * ld;
+          for (int64_t od = 0; od < s.Do; ++od) {
+            const int64_t id = od * s.sd - s.pd + a * s.dd;
+            if (id < 0 || id >= s.D)
+              std::fill(row + od * HWo, row + (od + 1) * HWo, T(0));
+            else
+              plane2col(s, x + (c * s.D + id) * HW, i, j, row + od * HWo);
           }
         }
-      }
-    }
-  }
+}
+
+// x (Cg, D, H, W) += the patches in col (Cg*kd*kh*kw, Do*Ho*Wo), row stride ld; taps in the
+// padding are dropped.
+template <typename T>
+void col2vol(const ConvShape& s, int64_t Cg, const T* col, int64_t ld, T* x) {
+  const int64_t HW = s.H * s.W, HWo = s.Ho * s.Wo;
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t a = 0; a < s.kd; ++a)
+      for (int64_t i = 0; i < s.kh; ++i)
+        for (int64_t j = 0; j < s.kw; ++j) {
+          const T* row = col + (((c * s.kd + a) * s.kh + i) * s.kw + j) * ld;
+          for (int64_t od = 0; od < s.Do; ++od) {
+            const int64_t id = od * s.sd - s.pd + a * s.dd;
+            if (id >= 0 && id < s.D) col2plane(s, row + od * HWo, i, j, x + (c * s.D + id) * HW);
+          }
+        }
 }
 
 // Runs fn(task, scratch) for task in [0, ntasks), each with its own scratch buffer of `len`
@@ -153,18 +182,18 @@ void for_each_task(int64_t ntasks, int64_t len, Fn fn) {
 }  // namespace
 
 template <typename T>
-void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y) {
-  const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, K = Cg * s.kh * s.kw, P = s.Ho * s.Wo;
+void conv_forward(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
+  const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, K = Cg * kernel_taps(s), P = out_positions(s);
   const bool pointwise = is_pointwise(s);
   const int64_t G = images_per_gemm(s);
   // scratch: col (K, G*P), then the GEMM's (Og, G*P) result when G > 1
-  for_each_task<T>(ceil_div(s.N, G), scratch_len(s, "conv2d"), [&](int64_t t, T* col) {
+  for_each_task<T>(ceil_div(s.N, G), scratch_len(s), [&](int64_t t, T* col) {
     const int64_t n0 = t * G, gn = std::min(G, s.N - n0), ld = gn * P;
     T* out = G > 1 ? col + K * G * P : nullptr;
     for (int64_t g = 0; g < s.groups; ++g) {
-      const T* xg = x + (n0 * s.C + g * Cg) * s.H * s.W;
+      const T* xg = x + (n0 * s.C + g * Cg) * in_volume(s);
       if (!pointwise)
-        for (int64_t i = 0; i < gn; ++i) im2col(s, Cg, xg + i * s.C * s.H * s.W, col + i * P, ld);
+        for (int64_t i = 0; i < gn; ++i) vol2col(s, Cg, xg + i * s.C * in_volume(s), col + i * P, ld);
       T* yg = y + (n0 * s.O + g * Og) * P;
       gemm<T>(Og, ld, K, T(1), w + g * Og * K, K, 1, pointwise ? xg : col, ld, 1, T(0), gn > 1 ? out : yg, ld, 1);
       // out (Og, gn*P) -> y[n0 + i, g*Og + o, :]
@@ -183,12 +212,12 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias,
 }
 
 template <typename T>
-void conv2d_input_grad(const Conv2dShape& s, const T* gy, const T* w, T* gx) {
-  const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, K = Cg * s.kh * s.kw, P = s.Ho * s.Wo;
+void conv_input_grad(const ConvShape& s, const T* gy, const T* w, T* gx) {
+  const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, K = Cg * kernel_taps(s), P = out_positions(s);
   const bool pointwise = is_pointwise(s);
-  const int64_t G = images_per_gemm(s), CHW = s.C * s.H * s.W;
+  const int64_t G = images_per_gemm(s), CHW = s.C * in_volume(s);
   // scratch: col (K, G*P), then gy's (Og, G*P) block when G > 1
-  for_each_task<T>(ceil_div(s.N, G), scratch_len(s, "conv2d_input_grad"), [&](int64_t t, T* col) {
+  for_each_task<T>(ceil_div(s.N, G), scratch_len(s), [&](int64_t t, T* col) {
     const int64_t n0 = t * G, gn = std::min(G, s.N - n0), ld = gn * P;
     T* in = G > 1 ? col + K * G * P : nullptr;
     T* gxn = gx + n0 * CHW;
@@ -197,26 +226,28 @@ void conv2d_input_grad(const Conv2dShape& s, const T* gy, const T* w, T* gx) {
       const T* gyg = gy + (n0 * s.O + g * Og) * P;
       for (int64_t i = 0; i < gn && gn > 1; ++i)
         for (int64_t o = 0; o < Og; ++o) std::memcpy(in + o * ld + i * P, gyg + (i * s.O + o) * P, P * sizeof(T));
-      T* gxg = gxn + g * Cg * s.H * s.W;
+      T* gxg = gxn + g * Cg * in_volume(s);
       // w[g] is (Og, K) row-major, so its transpose has row stride 1, column stride K.
       gemm<T>(K, ld, Og, T(1), w + g * Og * K, 1, K, gn > 1 ? in : gyg, ld, 1, T(0), pointwise ? gxg : col, ld, 1);
       if (!pointwise)
-        for (int64_t i = 0; i < gn; ++i) col2im(s, Cg, col + i * P, ld, gxg + i * CHW);
+        for (int64_t i = 0; i < gn; ++i) col2vol(s, Cg, col + i * P, ld, gxg + i * CHW);
     }
   });
 }
 
-// A 1x1 input whose output is 1x1 (ResNet's last stages on small images): at most one tap
-// (i, j) of the kernel reads the input, the one at -pad + tap * dilation = 0 in both dims; the
-// others see only padding. Its gradient is gy^T x, one (Og, N) @ (N, Cg) GEMM per group,
-// written at that tap with column stride kh*kw; every other tap's gradient is zero. The
-// general path would build (and sum per chunk) a K = C*kh*kw column matrix of zeros instead.
+// A 1x1(x1) input whose output is 1x1(x1) (ResNet's last stages on small images): at most one
+// tap (a, i, j) of the kernel reads the input, the one at -pad + tap * dilation = 0 in every dim;
+// the others see only padding. Its gradient is gy^T x, one (Og, N) @ (N, Cg) GEMM per group,
+// written at that tap with column stride kd*kh*kw; every other tap's gradient is zero. The
+// general path would build (and sum per chunk) a K = C*kd*kh*kw column matrix of zeros instead.
 template <typename T>
-void conv2d_weight_grad_single_pixel(const Conv2dShape& s, const T* x, const T* gy, T* gw) {
-  const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, taps = s.kh * s.kw;
+void conv_weight_grad_single_pixel(const ConvShape& s, const T* x, const T* gy, T* gw) {
+  const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, taps = kernel_taps(s);
   std::fill(gw, gw + s.O * Cg * taps, T(0));
-  if (s.ph % s.dh || s.pw % s.dw || s.ph / s.dh >= s.kh || s.pw / s.dw >= s.kw) return;
-  const int64_t tap = (s.ph / s.dh) * s.kw + s.pw / s.dw;
+  if (s.pd % s.dd || s.ph % s.dh || s.pw % s.dw || s.pd / s.dd >= s.kd || s.ph / s.dh >= s.kh ||
+      s.pw / s.dw >= s.kw)
+    return;
+  const int64_t tap = ((s.pd / s.dd) * s.kh + s.ph / s.dh) * s.kw + s.pw / s.dw;
   for (int64_t g = 0; g < s.groups; ++g)
     // gy (N, O) row-major: its transpose's group block has row stride 1, column stride O.
     gemm<T>(Og, Cg, s.N, T(1), gy + g * Og, 1, s.O, x + g * Cg, s.C, 1, T(0), gw + g * Og * Cg * taps + tap,
@@ -224,15 +255,15 @@ void conv2d_weight_grad_single_pixel(const Conv2dShape& s, const T* x, const T* 
 }
 
 template <typename T>
-void conv2d_weight_grad(const Conv2dShape& s, const T* x, const T* gy, T* gw) {
-  const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, K = Cg * s.kh * s.kw, P = s.Ho * s.Wo;
-  const int64_t W_len = s.O * K, CHW = s.C * s.H * s.W;
+void conv_weight_grad(const ConvShape& s, const T* x, const T* gy, T* gw) {
+  const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, K = Cg * kernel_taps(s), P = out_positions(s);
+  const int64_t W_len = s.O * K, CHW = s.C * in_volume(s);
   if (s.N == 0) {
     std::fill(gw, gw + W_len, T(0));
     return;
   }
-  if (s.H == 1 && s.W == 1 && P == 1 && (s.kh > 1 || s.kw > 1)) {
-    conv2d_weight_grad_single_pixel(s, x, gy, gw);
+  if (in_volume(s) == 1 && P == 1 && kernel_taps(s) > 1) {
+    conv_weight_grad_single_pixel(s, x, gy, gw);
     return;
   }
   const bool pointwise = is_pointwise(s);
@@ -240,18 +271,18 @@ void conv2d_weight_grad(const Conv2dShape& s, const T* x, const T* gy, T* gw) {
   const int64_t G = images_per_gemm(s);
   // Chunk c holds images [c*N/nchunks, (c+1)*N/nchunks), taken G at a time; its partial sum
   // goes to gw itself when there is a single chunk.
-  std::vector<T> partials(nchunks > 1 ? checked_mul(nchunks, W_len, "conv2d_weight_grad", "chunk partials") : 0);
-  for_each_task<T>(nchunks, scratch_len(s, "conv2d_weight_grad"), [&](int64_t c, T* col) {
+  std::vector<T> partials(nchunks > 1 ? checked_mul(nchunks, W_len, s.op, "chunk partials") : 0);
+  for_each_task<T>(nchunks, scratch_len(s), [&](int64_t c, T* col) {
     T* part = nchunks > 1 ? partials.data() + c * W_len : gw;
     T* in = G > 1 ? col + K * G * P : nullptr;
     const int64_t n_begin = c * s.N / nchunks, n_end = (c + 1) * s.N / nchunks;
     for (int64_t n0 = n_begin; n0 < n_end; n0 += G) {
       const int64_t gn = std::min(G, n_end - n0), ld = gn * P;
       for (int64_t g = 0; g < s.groups; ++g) {
-        const T* xg = x + n0 * CHW + g * Cg * s.H * s.W;
+        const T* xg = x + n0 * CHW + g * Cg * in_volume(s);
         const T* gyg = gy + (n0 * s.O + g * Og) * P;
         if (!pointwise)
-          for (int64_t i = 0; i < gn; ++i) im2col(s, Cg, xg + i * CHW, col + i * P, ld);
+          for (int64_t i = 0; i < gn; ++i) vol2col(s, Cg, xg + i * CHW, col + i * P, ld);
         for (int64_t i = 0; i < gn && gn > 1; ++i)
           for (int64_t o = 0; o < Og; ++o) std::memcpy(in + o * ld + i * P, gyg + (i * s.O + o) * P, P * sizeof(T));
         // col is (K, ld) row-major, so its transpose has row stride 1, column stride ld.
@@ -273,19 +304,19 @@ void conv2d_weight_grad(const Conv2dShape& s, const T* x, const T* gy, T* gw) {
 }
 
 template <typename T>
-void conv2d_bias_grad(int64_t N, int64_t O, int64_t HW, const T* gy, T* gb) {
+void conv_bias_grad(int64_t N, int64_t O, int64_t P, const T* gy, T* gb) {
   // Eight interleaved partial sums per row (vectorisable, fixed order), rows summed in order.
   constexpr int kLanes = 8;
   parallel_for(O, true, [&](int64_t o_begin, int64_t o_end) {
     for (int64_t o = o_begin; o < o_end; ++o) {
       T total = 0;
       for (int64_t n = 0; n < N; ++n) {
-        const T* r = gy + (n * O + o) * HW;
+        const T* r = gy + (n * O + o) * P;
         T lane[kLanes] = {};
         int64_t p = 0;
-        for (; p + kLanes <= HW; p += kLanes)
+        for (; p + kLanes <= P; p += kLanes)
           for (int l = 0; l < kLanes; ++l) lane[l] += r[p + l];
-        for (int l = 0; p < HW; ++p, ++l) lane[l] += r[p];
+        for (int l = 0; p < P; ++p, ++l) lane[l] += r[p];
         T row = 0;
         for (int l = 0; l < kLanes; ++l) row += lane[l];
         total += row;
@@ -296,10 +327,10 @@ void conv2d_bias_grad(int64_t N, int64_t O, int64_t HW, const T* gy, T* gb) {
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                              \
-  template void conv2d_forward<T>(const Conv2dShape&, const T*, const T*, const T*, T*);    \
-  template void conv2d_input_grad<T>(const Conv2dShape&, const T*, const T*, T*);           \
-  template void conv2d_weight_grad<T>(const Conv2dShape&, const T*, const T*, T*);          \
-  template void conv2d_bias_grad<T>(int64_t, int64_t, int64_t, const T*, T*);
+  template void conv_forward<T>(const ConvShape&, const T*, const T*, const T*, T*);    \
+  template void conv_input_grad<T>(const ConvShape&, const T*, const T*, T*);           \
+  template void conv_weight_grad<T>(const ConvShape&, const T*, const T*, T*);          \
+  template void conv_bias_grad<T>(int64_t, int64_t, int64_t, const T*, T*);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

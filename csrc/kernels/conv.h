@@ -1,8 +1,9 @@
-// 2-D convolution (NCHW) by im2col + GEMM, and its two adjoints.
+// 2-D and 3-D convolution (NCHW, NCDHW) by vol2col + GEMM, and its two adjoints.
 //
-// Layout: x (N, C, H, W), w (O, C/groups, kh, kw), y (N, O, Ho, Wo), all contiguous.
-// One kernel, conv2d_input_grad, serves both conv2d's input gradient and
-// conv_transpose2d's forward (they are the same linear map).
+// Layout: x (N, C, D, H, W), w (O, C/groups, kd, kh, kw), y (N, O, Do, Ho, Wo), all contiguous.
+// A 2-D convolution is the case D = kd = Do = 1 (stride, dilation 1 and padding 0 in depth), so
+// one set of kernels serves both. One kernel, conv_input_grad, serves both the input gradient
+// and the transposed convolution's forward (they are the same linear map).
 //
 // Determinism: every output element is summed in an order fixed by the shapes alone,
 // so results are bit-identical for any thread count. The weight gradient, which sums
@@ -15,18 +16,19 @@
 
 namespace tapegrad {
 
-struct Conv2dShape {
-  int64_t N, C, H, W;       // input
-  int64_t O, kh, kw;        // weight is (O, C / groups, kh, kw)
-  int64_t Ho, Wo;           // output; conv2d's own is conv2d_out_size(), conv_transpose2d
-                            // passes Ho <= that (the taps beyond the input read zeros)
-  int64_t sh, sw, ph, pw, dh, dw, groups;
+struct ConvShape {
+  int64_t N, C, D, H, W;    // input
+  int64_t O, kd, kh, kw;    // weight is (O, C / groups, kd, kh, kw)
+  int64_t Do, Ho, Wo;       // output; the convolution's own is conv_out_size(), the transposed
+                            // one passes Ho <= that (the taps beyond the input read zeros)
+  int64_t sd, sh, sw, pd, ph, pw, dd, dh, dw, groups;
+  const char* op = "conv";  // the entry point, named in the errors a kernel raises (sizes too large)
 };
 
 // PyTorch's rule: floor((in + 2 pad - dil (k - 1) - 1) / stride) + 1, or 0 for an empty output;
 // false when an intermediate overflows int64. in, k, stride, dil > 0, pad >= 0. The kernels'
 // index arithmetic stays within [-pad, in + pad] once this has succeeded.
-inline bool conv2d_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil, int64_t& out) {
+inline bool conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil, int64_t& out) {
   int64_t padded, reach, span;
   if (!mul_ok(pad, 2, padded) || !add_ok(in, padded, padded) || !mul_ok(dil, k - 1, reach) ||
       !sub_ok(padded, reach, span))
@@ -35,20 +37,20 @@ inline bool conv2d_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, 
   return true;
 }
 
-// y = conv2d(x, w) + bias; bias may be null.
+// y = conv(x, w) + bias; bias may be null.
 template <typename T>
-void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y);
+void conv_forward(const ConvShape& s, const T* x, const T* w, const T* bias, T* y);
 
-// gx (N, C, H, W) = adjoint of conv2d w.r.t. x, applied to gy (N, O, Ho, Wo).
+// gx (N, C, D, H, W) = adjoint of conv w.r.t. x, applied to gy (N, O, Do, Ho, Wo).
 template <typename T>
-void conv2d_input_grad(const Conv2dShape& s, const T* gy, const T* w, T* gx);
+void conv_input_grad(const ConvShape& s, const T* gy, const T* w, T* gx);
 
-// gw (O, C/groups, kh, kw) = adjoint of conv2d w.r.t. w, applied to gy, at x.
+// gw (O, C/groups, kd, kh, kw) = adjoint of conv w.r.t. w, applied to gy, at x.
 template <typename T>
-void conv2d_weight_grad(const Conv2dShape& s, const T* x, const T* gy, T* gw);
+void conv_weight_grad(const ConvShape& s, const T* x, const T* gy, T* gw);
 
-// gb (O) = sum of gy (N, O, HW) over N and HW.
+// gb (O) = sum of gy (N, O, P) over N and the P output positions.
 template <typename T>
-void conv2d_bias_grad(int64_t N, int64_t O, int64_t HW, const T* gy, T* gb);
+void conv_bias_grad(int64_t N, int64_t O, int64_t P, const T* gy, T* gb);
 
 }  // namespace tapegrad

@@ -27,8 +27,9 @@ from ..ops.activation import (elu, gelu, hardtanh, leaky_relu, log_softmax, logs
 from ..ops.activation import binary_cross_entropy_pointwise as _bce_pointwise
 from ..ops.linalg import pdist  # noqa: F401
 from ..ops.matmul import cpp_name as _cpp_name, scalar_name as _scalar_name
-from ..ops.conv import (adaptive_avg_pool2d, avg_pool2d, conv2d, conv_transpose2d, max_pool2d,  # noqa: F401
-                        max_unpool2d)
+from ..ops.conv import (adaptive_avg_pool2d, adaptive_avg_pool3d, avg_pool2d, avg_pool3d, conv2d,  # noqa: F401
+                        conv3d, conv_transpose2d, conv_transpose3d, max_pool2d, max_pool3d, max_unpool2d,
+                        max_unpool3d)
 from ..ops import apply as _apply
 from ..ops.activation import _cross_entropy, _layer_norm
 from ..ops.activation import relu as _relu_op
@@ -442,31 +443,54 @@ def _adaptive_index(n, m):
     return np.array([[min(s + j, e - 1) for j in range(k)] for s, e in zip(starts, ends)], dtype=np.int64)
 
 
-def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
-    """Max pooling to a fixed ``output_size`` over PyTorch's adaptive windows (int or pair, None keeps a dim)."""
+def _adaptive_max_pool(nd, input, output_size, return_indices):
+    """Max pooling of (N, C, *spatial) or (C, *spatial) to ``output_size`` over PyTorch's adaptive
+    windows: each dim indexed by its (out, k) window matrix, then the max over the k axes."""
+    op = f"adaptive_max_pool{nd}d"
     x = input
-    if x.ndim not in (3, 4):
-        raise RuntimeError(f"adaptive_max_pool2d: expected 3-D or 4-D input, got shape {_shape(x)}")
-    unbatched = x.ndim == 3
+    if x.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"{op}: expected {nd + 1}-D or {nd + 2}-D input, got shape {_shape(x)}")
+    unbatched = x.ndim == nd + 1
     if unbatched:
         x = x.unsqueeze(0)
-    H, W = x.shape[2:]
-    size = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * 2
-    size = tuple(d if s is None else int(s) for s, d in zip(size, (H, W)))
+    spatial = _shape(x)[2:]
+    size = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * nd
+    if len(size) != nd:
+        raise RuntimeError(f"{op}: output_size must be an int or a tuple of {nd}, got {output_size!r}")
+    size = tuple(d if s is None else int(s) for s, d in zip(size, spatial))
     if min(size) < 1:
-        raise RuntimeError(f"adaptive_max_pool2d: output_size must be positive, got {size}")
-    ih, iw = _adaptive_index(H, size[0]), _adaptive_index(W, size[1])
-    win = x[:, :, _const(ih)][..., _const(iw)]  # (N, C, oh, kh, ow, kw); repeats only re-read a window's end
-    y = _ops.amax(win, (3, 5))
+        raise RuntimeError(f"{op}: output_size must be positive, got {size}")
+    idx = [_adaptive_index(n, m) for n, m in zip(spatial, size)]
+    win = x
+    for i, ix in enumerate(idx):  # dim 2 + 2i becomes (out_i, k_i); repeats only re-read a window's end
+        win = win[(slice(None),) * (2 + 2 * i) + (_const(ix),)]
+    k_axes = tuple(3 + 2 * i for i in range(nd))
+    y = _ops.amax(win, k_axes)
     if return_indices:
-        a = win._data.transpose(0, 1, 2, 4, 3, 5).reshape(win.shape[:3] + (win.shape[4], -1))
-        best = a.argmax(-1)
-        kw = iw.shape[1]
-        r = ih[np.arange(size[0])[:, None], best // kw]  # the window row and column of each max
-        c = iw[np.arange(size[1]), best % kw]
-        idx = _const(r * W + c, np.int64)
-        return (y.squeeze(0), idx.squeeze(0)) if unbatched else (y, idx)
+        n, c = win.shape[:2]
+        order = (0, 1) + tuple(2 + 2 * i for i in range(nd)) + k_axes  # (N, C, *out, *k)
+        best = win._data.transpose(order).reshape(n, c, *size, -1).argmax(-1)
+        ks = [ix.shape[1] for ix in idx]
+        flat = np.zeros(best.shape, np.int64)
+        rem = best
+        for i in reversed(range(nd)):  # the window tap of each max, last dim fastest
+            tap, rem = rem % ks[i], rem // ks[i]
+            out_i = np.arange(size[i]).reshape((-1,) + (1,) * (nd - 1 - i))
+            flat += idx[i][out_i, tap] * int(np.prod(spatial[i + 1:]))
+        ind = _const(flat, np.int64)
+        return (y.squeeze(0), ind.squeeze(0)) if unbatched else (y, ind)
     return y.squeeze(0) if unbatched else y
+
+
+def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
+    """Max pooling to a fixed ``output_size`` over PyTorch's adaptive windows (int or pair, None keeps a dim)."""
+    return _adaptive_max_pool(2, input, output_size, return_indices)
+
+
+def adaptive_max_pool3d(input, output_size, return_indices: bool = False):
+    """Max pooling of (N, C, D, H, W) to a fixed ``output_size`` over PyTorch's adaptive windows (int or
+    triple, None keeps a dim); with ``return_indices`` also the flat index of each max in its D*H*W volume."""
+    return _adaptive_max_pool(3, input, output_size, return_indices)
 
 
 def _one(v, name):

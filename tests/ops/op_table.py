@@ -1671,6 +1671,105 @@ errors("max_pool2d", lambda M: F(M).max_pool2d(M.zeros(1, 1, 5, 5), 3, padding=2
        lambda M: F(M).max_pool2d(M.zeros(1, 1, 2, 2), 3))
 
 
+
+# 3-D convolution and pooling: the 2-D entries' twins (tests/ops/test_conv3d_ops.py checks them in depth)
+def _conv3d_ref(x, w, stride, padding):
+    xp = np.pad(x, ((0, 0), (0, 0)) + ((padding, padding),) * 3)
+    win = np.lib.stride_tricks.sliding_window_view(xp, w.shape[2:], axis=(2, 3, 4))[:, :, ::stride, ::stride, ::stride]
+    return np.einsum("ncdhwijk,ocijk->nodhw", win, w)
+
+
+@entry("conv3d", "conv3d_weight", "conv_transpose3d", gradgrad=True)
+def _conv3d(draw):
+    n, c, o = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    k, s, p = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(0, 1))
+    d, h = draw(st.integers(k, 3)), draw(st.integers(k, 3))
+    x, w = arr(draw, (n, c, d, h, h + 1)), arr(draw, (o, c, k, k, k))
+    if draw(st.booleans()):
+        return Sample(lambda M, a, b: F(M).conv3d(a, b, stride=s, padding=p), [x, w],
+                      lambda a, b: _conv3d_ref(a, b, s, p))
+    # conv_transpose3d is the adjoint of conv3d in its input: <conv_t(y, w), x> = <y, conv(x, w)>
+    y = arr(draw, _conv3d_ref(x, w, s, 0).shape)
+    op = tuple((m - k) % s for m in x.shape[2:])
+    return Sample(lambda M, a, b: (F(M).conv_transpose3d(a, b, stride=s, output_padding=op) * M.tensor(x)).sum(),
+                  [y, w], lambda a, b: np.sum(a * _conv3d_ref(x, b, s, 0)))
+
+
+info("conv3d_weight").op = "conv3d"
+
+
+@entry("max_pool3d", "max_pool3d_backward", "max_pool3d_gather", "avg_pool3d", "avg_pool3d_backward")
+def _pool3d(draw):
+    h = draw(st.integers(2, 3))
+    x = arr(draw, (1, draw(st.integers(1, 2)), h, h + 1, h), "distinct")
+    k = draw(st.integers(1, 2))
+    windows = (lambda a: np.lib.stride_tricks.sliding_window_view(a, (k, k, k), axis=(2, 3, 4))[:, :, ::k, ::k, ::k])
+    if draw(st.booleans()):
+        return Sample(lambda M, a: F(M).max_pool3d(a, k), [x], lambda a: windows(a).max(axis=(-1, -2, -3)))
+    return Sample(lambda M, a: F(M).avg_pool3d(a, k), [x], lambda a: windows(a).mean(axis=(-1, -2, -3)))
+
+
+for _n in ("max_pool3d_backward", "max_pool3d_gather"):
+    info(_n).op = "max_pool3d"
+info("avg_pool3d_backward").op = "avg_pool3d"
+
+for _xs, _ws, _kw in [
+    ((2, 4, 5, 4, 6), (6, 2, 3, 2, 2), dict(stride=(2, 1, 2), padding=(1, 0, 1), dilation=(1, 2, 1), groups=2)),
+    ((1, 2, 3, 4, 5), (2, 2, 2, 3, 2), dict(padding="same", dilation=(2, 1, 1))),
+    ((2, 2, 3, 4, 4), (3, 2, 1, 1, 1), dict(stride=2)),
+    ((3, 3, 4, 3), (2, 3, 2, 2, 2), dict(padding="valid")),  # unbatched
+]:
+    cases("conv3d", Case(lambda M, x, w, b, kw=_kw: F(M).conv3d(x, w, b, **kw),
+                         [_r.standard_normal(_xs), _r.standard_normal(_ws), _r.standard_normal(_ws[0])], **CONV))
+for _xs, _ws, _kw in [
+    ((2, 4, 2, 3, 3), (4, 3, 3, 2, 2), dict(stride=(2, 1, 2), padding=1, output_padding=(1, 0, 1), groups=2,
+                                           dilation=(1, 2, 1))),
+    ((1, 2, 2, 3, 2), (2, 2, 2, 2, 2), dict(stride=1, output_padding=1, dilation=2)),  # output_padding >= stride
+    ((2, 2, 3, 3), (2, 2, 2, 2, 2), dict(stride=2)),  # unbatched
+]:
+    cases("conv_transpose3d", Case(lambda M, x, w, b, kw=_kw: F(M).conv_transpose3d(x, w, b, **kw),
+                                   [_r.standard_normal(_xs), _r.standard_normal(_ws),
+                                    _r.standard_normal(_ws[1] * _kw.get("groups", 1))], **CONV))
+POOL3_X = np.random.default_rng(4).permutation(2 * 2 * 5 * 6 * 5).reshape(2, 2, 5, 6, 5) * 0.1  # distinct: no ties
+for _kw in [dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+            dict(kernel_size=(2, 3, 2), stride=(1, 2, 2), dilation=(2, 1, 1)),
+            dict(kernel_size=2, ceil_mode=True),
+            dict(kernel_size=3, stride=1, padding=1, dilation=2, ceil_mode=True)]:
+    cases("max_pool3d", Case(lambda M, x, kw=_kw: F(M).max_pool3d(x, **kw), [POOL3_X], **CONV),
+          Case(lambda M, x, kw=_kw: F(M).max_pool3d(x, return_indices=True, **kw)[1], [POOL3_X]))
+for _kw in [dict(kernel_size=2, ceil_mode=True), dict(kernel_size=(2, 3, 1))]:  # non-overlapping: unique indices
+    cases("max_unpool3d", Case(lambda M, x, kw=_kw: F(M).max_unpool3d(
+        *F(M).max_pool3d(x, return_indices=True, **kw), kw["kernel_size"], output_size=x.shape[2:]), [POOL3_X]))
+info("max_unpool3d").op = "nn.functional.max_unpool3d"
+for _kw in [dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=True),
+            dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+            dict(kernel_size=(2, 3, 1), stride=(2, 1, 1), padding=(1, 1, 0), count_include_pad=False),
+            dict(kernel_size=2, stride=3, ceil_mode=True),
+            dict(kernel_size=3, padding=1, divisor_override=5)]:
+    cases("avg_pool3d", Case(lambda M, x, kw=_kw: F(M).avg_pool3d(x, **kw), [_r.standard_normal((2, 2, 5, 6, 4))],
+                             **CONV))
+for _size in [(3, 2, 2), (2, None, 1), 4, (5, 6, 4), 1]:
+    cases("adaptive_avg_pool3d", Case(lambda M, x, size=_size: F(M).adaptive_avg_pool3d(x, size),
+                                      [_r.standard_normal((2, 2, 5, 6, 4))], **CONV))
+info("adaptive_avg_pool3d").op = "nn.functional.adaptive_avg_pool3d"
+for _size in [(3, 2, 2), (2, None, 1), 1]:
+    cases("adaptive_max_pool3d", Case(lambda M, x, size=_size: F(M).adaptive_max_pool3d(x, size), [POOL3_X], **CONV),
+          Case(lambda M, x, size=_size: F(M).adaptive_max_pool3d(x, size, return_indices=True)[1], [POOL3_X]))
+info("adaptive_max_pool3d").op = "nn.functional.adaptive_max_pool3d"
+cases("conv3d", Case(lambda M, x, w: F(M).max_pool3d(F(M).conv3d(x, w, padding=1), 2, ceil_mode=True),
+                     [_r.standard_normal((2, 3, 5, 6, 5)).astype(np.float32),
+                      _r.standard_normal((4, 3, 3, 3, 3)).astype(np.float32)], rtol=1e-4, grad_rtol=1e-4, atol=1e-4))
+errors("conv3d", lambda M: F(M).conv3d(M.zeros(1, 3, 4, 6, 6), M.zeros(2, 4, 3, 3, 3)),
+       lambda M: F(M).conv3d(M.zeros(1, 4, 2, 6, 6), M.zeros(2, 4, 3, 3, 3)),
+       lambda M: F(M).conv3d(M.zeros(1, 4, 6, 6, 6), M.zeros(3, 2, 3, 3, 3), groups=2),
+       lambda M: F(M).conv3d(M.zeros(1, 4, 6, 6, 6), M.zeros(2, 4, 3, 3, 3), padding="same", stride=2),
+       lambda M: F(M).conv3d(M.zeros(1, 4, 6, 6, 6), M.zeros(2, 4, 3, 3)))
+errors("conv_transpose3d",
+       lambda M: F(M).conv_transpose3d(M.zeros(1, 4, 4, 4, 4), M.zeros(4, 2, 3, 3, 3), output_padding=1))
+errors("max_pool3d", lambda M: F(M).max_pool3d(M.zeros(1, 1, 5, 5, 5), 3, padding=2),
+       lambda M: F(M).max_pool3d(M.zeros(1, 1, 2, 4, 4), 3))
+errors("avg_pool3d", lambda M: F(M).avg_pool3d(M.zeros(1, 1, 4, 4), 3))
+
 # ---------------------------------------------------------------- binary cross entropy (PyTorch's saturation rules)
 @entry("binary_cross_entropy", "binary_cross_entropy_backward", gradgrad=True)
 def _bce(draw):

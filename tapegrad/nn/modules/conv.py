@@ -1,4 +1,4 @@
-"""Convolutions over (N, C, H, W): ``Conv2d`` and ``ConvTranspose2d`` on the native kernels."""
+"""Convolutions over (N, C, L), (N, C, H, W) and (N, C, D, H, W) on the native kernels."""
 from __future__ import annotations
 
 from ...ops import creation
@@ -72,6 +72,19 @@ class _ConvNd(Module):
             extra.append(want[i] - base)
         return tuple(extra)
 
+    def _explicit_padding(self):
+        """F.pad's (left, right, top, bottom, ...) for this layer's padding, last dim first."""
+        if self.padding == "valid":
+            return (0, 0) * self._dims
+        pads = []
+        for i in reversed(range(self._dims)):
+            if self.padding == "same":  # any odd extra element goes at the end, as in PyTorch
+                total = self.dilation[i] * (self.kernel_size[i] - 1)
+                pads += [total // 2, total - total // 2]
+            else:
+                pads += [self.padding[i], self.padding[i]]
+        return tuple(pads)
+
     def extra_repr(self) -> str:
         s = "{in_channels}, {out_channels}, kernel_size={kernel_size}, stride={stride}"
         if self.padding != (0,) * len(self.kernel_size):
@@ -108,17 +121,6 @@ class Conv2d(_ConvNd):
         return F.conv2d(F.pad(input, self._explicit_padding(), mode=self.padding_mode), self.weight, self.bias,
                         self.stride, 0, self.dilation, self.groups)
 
-    def _explicit_padding(self):
-        """F.pad's (left, right, top, bottom) for this layer's padding."""
-        if self.padding == "valid":
-            return (0, 0, 0, 0)
-        if self.padding == "same":  # any odd extra row/column goes at the bottom/right, as in PyTorch
-            totals = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
-            (th, tw) = totals
-            return (tw // 2, tw - tw // 2, th // 2, th - th // 2)
-        ph, pw = self.padding
-        return (pw, pw, ph, ph)
-
 
 class ConvTranspose2d(_ConvNd):
     """The gradient of ``Conv2d`` w.r.t. its input, as a layer: weight (in, out/groups, kh, kw)."""
@@ -152,15 +154,8 @@ class Conv1d(_ConvNd):
     def forward(self, input):
         if self.padding_mode == "zeros":
             return F.conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-        if self.padding == "valid":
-            pads = (0, 0)
-        elif self.padding == "same":
-            total = self.dilation[0] * (self.kernel_size[0] - 1)
-            pads = (total // 2, total - total // 2)
-        else:
-            pads = (self.padding[0], self.padding[0])
-        return F.conv1d(F.pad(input, pads, mode=self.padding_mode), self.weight, self.bias, self.stride, 0,
-                        self.dilation, self.groups)
+        return F.conv1d(F.pad(input, self._explicit_padding(), mode=self.padding_mode), self.weight, self.bias,
+                        self.stride, 0, self.dilation, self.groups)
 
 
 class ConvTranspose1d(_ConvNd):
@@ -177,4 +172,43 @@ class ConvTranspose1d(_ConvNd):
 
     def forward(self, input, output_size=None):
         return F.conv_transpose1d(input, self.weight, self.bias, self.stride, self.padding,
+                                  self._output_padding(input, output_size), self.groups, self.dilation)
+
+
+class Conv3d(_ConvNd):
+    """3-D cross-correlation over (N, C, D, H, W) or (C, D, H, W), PyTorch's ``nn.Conv3d``: weight
+    (out, in/groups, kd, kh, kw).
+
+    >>> tapegrad.nn.Conv3d(2, 4, 3, padding=1)(tapegrad.randn(1, 2, 4, 6, 6)).shape
+    (1, 4, 4, 6, 6)
+    """
+    _dims = 3
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, output_padding=(0, 0, 0), device=device, dtype=dtype)
+
+    def forward(self, input):
+        if self.padding_mode == "zeros":
+            return F.conv3d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        # as PyTorch: pad explicitly in the requested mode, then convolve without padding
+        return F.conv3d(F.pad(input, self._explicit_padding(), mode=self.padding_mode), self.weight, self.bias,
+                        self.stride, 0, self.dilation, self.groups)
+
+
+class ConvTranspose3d(_ConvNd):
+    """The gradient of ``Conv3d`` w.r.t. its input, as a layer: weight (in, out/groups, kd, kh, kw)."""
+
+    _transposed = True
+    _dims = 3
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None,
+                 dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, output_padding=output_padding, device=device, dtype=dtype)
+
+    def forward(self, input, output_size=None):
+        return F.conv_transpose3d(input, self.weight, self.bias, self.stride, self.padding,
                                   self._output_padding(input, output_size), self.groups, self.dilation)

@@ -105,6 +105,16 @@ class BatchNorm2d(_BatchNorm):
     _expected_dims = (4,)
 
 
+class BatchNorm3d(_BatchNorm):
+    """Batch normalisation over (N, C, D, H, W), per channel.
+
+    >>> tapegrad.nn.BatchNorm3d(3)(tapegrad.randn(2, 3, 4, 5, 5)).shape
+    (2, 3, 4, 5, 5)
+    """
+
+    _expected_dims = (5,)
+
+
 class LayerNorm(Module):
     """Normalise over the trailing ``normalized_shape`` dims, with elementwise affine parameters."""
 
@@ -191,6 +201,12 @@ class InstanceNorm2d(_InstanceNorm):
     """Normalise each (sample, channel) of (N, C, H, W) over H, W."""
 
     _expected_dims = (3, 4)
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Normalise each (sample, channel) of (N, C, D, H, W), or of an unbatched (C, D, H, W), over D, H, W."""
+
+    _expected_dims = (4, 5)
 
 
 class RMSNorm(Module):
