@@ -37,7 +37,8 @@ if _os.environ.get("TAPEGRAD_MALLOC_TUNING", "1") != "0":
 from ._dtype import (bool_ as bool, double, float, float16, float32, float64, get_default_dtype, half,  # noqa: A004
                      int, int8, int16, int32, int64, long, set_default_dtype, uint8)
 from .tensor import Tensor
-from .device import device
+from .device import (channels_last, channels_last_3d, contiguous_format, device, layout, memory_format,  # noqa: F401
+                     preserve_format, strided)
 from .random import Generator, manual_seed, seed, initial_seed, get_rng_state, set_rng_state  # noqa: F401
 from .ops import *  # noqa: F401,F403
 from .ops import OPS  # noqa: F401
@@ -51,6 +52,8 @@ from .serialization import load, save  # noqa: F401
 from . import accelerator, amp, backends, cpu, cuda, distributions, futures, jit  # noqa: F401,E402
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled, set_autocast_dtype, set_autocast_enabled  # noqa: F401
 from ._compat import *  # noqa: F401,F403  (Size, dtype, FloatTensor, inference_mode)
+from ._functions import *  # noqa: F401,F403  (switches, predicates, legacy constructors, vmap)
+from ._nn_forms import *  # noqa: F401,F403  (torch.conv1d, torch.dropout, ...: ATen's signatures)
 from ._parallel import get_num_interop_threads, get_num_threads, set_num_interop_threads, set_num_threads  # noqa: F401
 from . import _tensor_docs  # noqa: F401,E402  (docstrings of tensor.py's one-line methods)
 

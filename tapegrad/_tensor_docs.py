@@ -18,6 +18,11 @@ _SAME_AS_OP = ["bernoulli", "broadcast_to", "expand", "flip", "gather", "hsplit"
 
 _DOCS = {
     # metadata
+    "is_signed": "Whether the dtype is signed (floats and signed integers; not bool or uint8).",
+    "is_inference": "False: tapegrad has no inference tensors (``inference_mode`` is ``no_grad``).",
+    "is_distributed": "False, as PyTorch's for every ordinary tensor.",
+    "is_same_size": "Whether ``self`` and ``other`` have the same shape.",
+    "polygamma_": "``polygamma(n, self)`` written into ``self``.",
     "shape": "The shape, as a tuple of ints (``size()`` returns it as a :class:`tapegrad.Size`).",
     "dtype": "The element type (a numpy dtype: ``tapegrad.float32`` is ``numpy.dtype('float32')``).",
     "ndim": "The number of dimensions.",

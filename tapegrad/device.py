@@ -41,3 +41,67 @@ class device:
 
 
 cpu = device("cpu")
+
+
+class memory_format:  # noqa: N801  (PyTorch's name)
+    """A memory layout request, as ``torch.memory_format``: ``tapegrad.contiguous_format``,
+    ``preserve_format``, ``channels_last``, ``channels_last_3d``. Accepted wherever PyTorch takes
+    one (``x.to(memory_format=...)``, ``x.contiguous(memory_format=...)``, the ``*_like``
+    functions). tapegrad's results are C-contiguous whatever is asked: the values and shapes are
+    PyTorch's, only ``stride()`` differs for ``channels_last``."""
+
+    __slots__ = {"name": "The format's name (``'channels_last'``).",
+                 "ndim": "The rank the format requires (4 for ``channels_last``), or None for any."}
+
+    def __init__(self, name, ndim=None):
+        self.name = name
+        self.ndim = ndim  # the rank the format requires (channels_last: 4), or None
+
+    def __repr__(self):
+        return f"tapegrad.{self.name}"
+
+    def __reduce__(self):
+        return self.name  # pickles as the module attribute of that name
+
+
+contiguous_format = memory_format("contiguous_format")
+preserve_format = memory_format("preserve_format")
+channels_last = memory_format("channels_last", 4)
+channels_last_3d = memory_format("channels_last_3d", 5)
+
+
+class layout:  # noqa: N801  (PyTorch's name)
+    """How a tensor's elements are stored, as ``torch.layout``: ``tapegrad.strided`` (dense)."""
+
+    __slots__ = {"name": "The layout's name (``'strided'``)."}
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"tapegrad.{self.name}"
+
+    def __reduce__(self):
+        return self.name
+
+
+strided = layout("strided")
+
+
+def check_memory_format(value, opname: str, ndim=None) -> None:
+    """Refuse what is not a ``memory_format`` (None means the op's default), and a format whose
+    rank ``ndim`` does not have, as PyTorch does (``channels_last`` wants a 4-D tensor)."""
+    if value is None:
+        return
+    if not isinstance(value, memory_format):
+        raise TypeError(f"{opname}: memory_format must be a tapegrad.memory_format (tapegrad.contiguous_format, "
+                        f"preserve_format, channels_last, channels_last_3d), got {type(value).__name__}")
+    if ndim is not None and value.ndim is not None and ndim != value.ndim:
+        raise RuntimeError(f"{opname}: required rank {value.ndim} tensor to use {value.name} format, "
+                           f"got a {ndim}-D tensor")
+
+
+def check_layout(value, opname: str) -> None:
+    """Refuse a layout other than ``strided`` (None means strided)."""
+    if value is not None and value is not strided:
+        raise TypeError(f"{opname}: layout must be tapegrad.strided, got {value!r}")

@@ -7,12 +7,14 @@ methods whose signature differs from their op's (``x.view(2, 3)``, ``x.max(dim)`
 """
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from . import _C, _dtype
 from . import ops as _ops
 from ._tape import engine as _engine
-from .device import cpu as _cpu
+from .device import check_memory_format as _check_memory_format, cpu as _cpu
 
 _plain = _ops.plain  # the ops without their out= wrappers
 
@@ -22,31 +24,44 @@ class Size(tuple):
     hashing alike to the plain one, accepted wherever numpy or h5py take a shape) whose slices,
     sums and repeats stay ``Size``, as PyTorch's do.
 
-    ``x.shape`` runs everywhere, so it is built as ``Size(array.shape)`` with no checks of its own
-    (one tuple copy). The price of slices staying ``Size`` is a Python ``__getitem__``: indexing
+    ``Size(sizes)`` checks that every item is an integer (``__index__``: ints, numpy integers,
+    one-element integer tensors), as PyTorch's does. ``x.shape`` runs everywhere, so it is built
+    from numpy's shape without those checks (one tuple copy). The price of slices staying ``Size`` is a Python ``__getitem__``: indexing
     (``x.shape[-1]``) costs a frame more than a plain tuple's."""
 
     __slots__ = ()
+
+    def __new__(cls, sizes=()):
+        items = []
+        for i, n in enumerate(sizes):
+            if isinstance(n, int) or hasattr(type(n), "__index__") and not isinstance(n, (float, np.floating)):
+                try:
+                    items.append(operator.index(n))
+                    continue
+                except TypeError:
+                    pass
+            raise TypeError(f"tapegrad.Size() takes an iterable of 'int' (item {i} is '{type(n).__name__}')")
+        return tuple.__new__(cls, items)
 
     def numel(self) -> int:
         return int(np.prod(self, dtype=np.int64))
 
     def __getitem__(self, index, _get=tuple.__getitem__):
         item = _get(self, index)
-        return Size(item) if index.__class__ is slice else item
+        return tuple.__new__(Size, item) if index.__class__ is slice else item
 
     def __add__(self, other):
         if not isinstance(other, tuple):
             raise TypeError(f"can only concatenate tuple (not {type(other).__name__}) to tapegrad.Size")
-        return Size(tuple.__add__(self, other))
+        return tuple.__new__(Size, tuple.__add__(self, other))
 
     def __radd__(self, other):
         if not isinstance(other, tuple):
             return NotImplemented
-        return Size(tuple.__add__(other, self))
+        return tuple.__new__(Size, tuple.__add__(other, self))
 
     def __mul__(self, n):
-        return Size(tuple.__mul__(self, n))
+        return tuple.__new__(Size, tuple.__mul__(self, n))
 
     __rmul__ = __mul__
 
@@ -55,6 +70,9 @@ class Size(tuple):
 
     def __reduce__(self):
         return Size, (tuple(self),)
+
+
+_new_size = tuple.__new__  # x.shape: a Size from numpy's tuple of ints, without __new__'s checks
 
 
 class Tensor(_C.TensorBase):
@@ -93,7 +111,7 @@ class Tensor(_C.TensorBase):
     # ------------------------------------------------------------ metadata
     @property
     def shape(self) -> Size:
-        return Size(self._data.shape)
+        return _new_size(Size, self._data.shape)
 
     @property
     def dtype(self) -> np.dtype:
@@ -115,9 +133,8 @@ class Tensor(_C.TensorBase):
     def is_leaf(self) -> bool:
         return self.grad_fn is None
 
-    @property
-    def is_floating_point(self):
-        return lambda: self._data.dtype.kind == "f"
+    def is_floating_point(self) -> bool:
+        return self._data.dtype.kind == "f"
 
     @property
     def requires_grad(self) -> bool:
@@ -153,7 +170,7 @@ class Tensor(_C.TensorBase):
         return self._data.nbytes
 
     def size(self, dim=None):
-        return Size(self._data.shape) if dim is None else self._data.shape[dim]
+        return _new_size(Size, self._data.shape) if dim is None else self._data.shape[dim]
 
     def dim(self) -> int:
         return self._data.ndim
@@ -171,8 +188,13 @@ class Tensor(_C.TensorBase):
         s = tuple(b // self._data.itemsize for b in self._data.strides)
         return s if dim is None else s[dim]
 
-    def is_contiguous(self) -> bool:
-        return self._data.flags.c_contiguous
+    def is_contiguous(self, memory_format=None) -> bool:
+        """Whether the elements lie in memory in the order of ``memory_format`` (C order by
+        default; ``channels_last``: N, H, W, C)."""
+        _check_memory_format(memory_format, "is_contiguous")
+        if memory_format is None or memory_format.ndim is None:
+            return self._data.flags.c_contiguous
+        return self._data.ndim == memory_format.ndim and np.moveaxis(self._data, 1, -1).flags.c_contiguous
 
     def __len__(self) -> int:
         if self._data.ndim == 0:
@@ -414,7 +436,7 @@ class Tensor(_C.TensorBase):
     # ------------------------------------------------------------ methods whose signature differs from their op's
     def sum_to_size(self, *size): return _plain.sum_to_size(self, *size)
     def reshape(self, *shape): return _plain.reshape(self, *shape)
-    def view(self, *shape): return _plain.view(self, *shape)
+    def view(self, *shape, dtype=None): return _plain.view(self, *shape, dtype=dtype)
     def expand(self, *sizes): return _plain.expand(self, *sizes)
     def broadcast_to(self, shape): return _plain.expand(self, shape)
     def permute(self, *dims): return _plain.permute(self, *dims)
@@ -462,6 +484,11 @@ class Tensor(_C.TensorBase):
     @property
     def mH(self): return _plain.transpose(self, -2, -1)
     def polygamma(self, n): return _plain.polygamma(n, self)
+    def polygamma_(self, n): return _ops.inplace.inplace(self, lambda s: _plain.polygamma(n, s), "polygamma_")
+    def is_signed(self) -> bool: return self._data.dtype.kind in "fic"
+    def is_inference(self) -> bool: return False
+    def is_distributed(self) -> bool: return False
+    def is_same_size(self, other) -> bool: return self._data.shape == other._data.shape
 
 
 _ops.bind_tensor(Tensor)  # the ops and the tape create this class (apply's results, gradients)

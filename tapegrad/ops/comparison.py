@@ -53,11 +53,11 @@ logical_xor = _cmp(np.logical_xor, "logical_xor")
 public(logical_xor, method=True, out=True,
        doc="Elementwise logical XOR of the truth values of ``input`` and ``other``.")
 greater, less, greater_equal, less_equal, not_equal = gt, lt, ge, le, ne
-public(greater, name="greater", out=True)
-public(less, name="less", out=True)
-public(greater_equal, name="greater_equal", out=True)
-public(less_equal, name="less_equal", out=True)
-public(not_equal, name="not_equal", out=True)
+public(greater, name="greater", method=True, out=True)
+public(less, name="less", method=True, out=True)
+public(greater_equal, name="greater_equal", method=True, out=True)
+public(less_equal, name="less_equal", method=True, out=True)
+public(not_equal, name="not_equal", method=True, out=True)
 
 
 def _bitwise(npfn, name, kinds="biu"):
@@ -196,3 +196,15 @@ ge_ = _inplace_of(_cmp_inplace(ge), "ge_")
 public(ge_, method=True)
 logical_not_ = _inplace_of(lambda s: logical_not(s).to(s.dtype), "logical_not_")
 public(logical_not_, method=True)
+logical_and_ = _inplace_of(_cmp_inplace(logical_and), "logical_and_")
+public(logical_and_, method=True)
+logical_or_ = _inplace_of(_cmp_inplace(logical_or), "logical_or_")
+public(logical_or_, method=True)
+logical_xor_ = _inplace_of(_cmp_inplace(logical_xor), "logical_xor_")
+public(logical_xor_, method=True)
+greater_, less_, greater_equal_, less_equal_, not_equal_ = gt_, lt_, ge_, le_, ne_
+public(greater_, name="greater_", method=True)
+public(less_, name="less_", method=True)
+public(greater_equal_, name="greater_equal_", method=True)
+public(less_equal_, name="less_equal_", method=True)
+public(not_equal_, name="not_equal_", method=True)

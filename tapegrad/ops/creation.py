@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import _dtype, random as _random
 from .._tape import grad_mode
-from ..device import device as _device
+from ..device import check_layout, check_memory_format, device as _device
 from .inplace import inplace
 from .pointwise import _replace, mul
 from .shape import stack
@@ -156,6 +156,7 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tens
 @public
 def zeros_like(input, dtype=None, device=None, requires_grad=False, *, layout=None, memory_format=None) -> Tensor:
     """Zeros with ``input``'s shape (and dtype unless given)."""
+    _check_like(layout, memory_format, "zeros_like", input)
     _check_device(device)
     return _finish(np.zeros(input.shape, _dt(dtype, input.dtype)), requires_grad)
 
@@ -163,6 +164,7 @@ def zeros_like(input, dtype=None, device=None, requires_grad=False, *, layout=No
 @public
 def ones_like(input, dtype=None, device=None, requires_grad=False, *, layout=None, memory_format=None) -> Tensor:
     """Ones with ``input``'s shape (and dtype unless given)."""
+    _check_like(layout, memory_format, "ones_like", input)
     _check_device(device)
     return _finish(np.ones(input.shape, _dt(dtype, input.dtype)), requires_grad)
 
@@ -170,6 +172,7 @@ def ones_like(input, dtype=None, device=None, requires_grad=False, *, layout=Non
 @public
 def empty_like(input, dtype=None, device=None, requires_grad=False, *, layout=None, memory_format=None) -> Tensor:
     """A tensor with ``input``'s shape (and dtype unless given), zero-filled."""
+    _check_like(layout, memory_format, "empty_like", input)
     _check_device(device)
     return _finish(np.empty(input.shape, _dt(dtype, input.dtype)), requires_grad)
 
@@ -178,6 +181,7 @@ def empty_like(input, dtype=None, device=None, requires_grad=False, *, layout=No
 def full_like(input, fill_value, dtype=None, device=None, requires_grad=False, *, layout=None,
               memory_format=None) -> Tensor:
     """``fill_value`` with ``input``'s shape (and dtype unless given)."""
+    _check_like(layout, memory_format, "full_like", input)
     _check_device(device)
     return _finish(np.full(input.shape, fill_value, _dt(dtype, input.dtype)), requires_grad)
 
@@ -267,6 +271,7 @@ def randperm(n, generator=None, dtype=None, device=None, requires_grad=False) ->
 def rand_like(input, dtype=None, requires_grad=False, *, generator=None, device=None, layout=None,
               memory_format=None) -> Tensor:
     """Uniform samples from [0, 1) with ``input``'s shape (and dtype unless given)."""
+    _check_like(layout, memory_format, "rand_like", input)
     return rand(*input.shape, generator=generator, dtype=dtype or input.dtype, device=device,
                 requires_grad=requires_grad)
 
@@ -275,21 +280,38 @@ def rand_like(input, dtype=None, requires_grad=False, *, generator=None, device=
 def randn_like(input, dtype=None, requires_grad=False, *, generator=None, device=None, layout=None,
                memory_format=None) -> Tensor:
     """Standard normal samples with ``input``'s shape (and dtype unless given)."""
+    _check_like(layout, memory_format, "randn_like", input)
     return randn(*input.shape, generator=generator, dtype=dtype or input.dtype, device=device,
                  requires_grad=requires_grad)
 
 
 @public
-def randint_like(input, low=0, high=None, dtype=None, *, generator=None, device=None, requires_grad=False,
+def randint_like(input, *args, low=None, high=None, dtype=None, generator=None, device=None, requires_grad=False,
                  layout=None, memory_format=None) -> Tensor:
-    """Random integers in [low, high) with ``input``'s shape (and dtype unless given):
-    ``randint_like(t, high)``, ``randint_like(t, high=h)`` or ``randint_like(t, low, high)``."""
-    if high is None:
-        if low == 0:
-            raise TypeError("randint_like() missing required argument 'high'")
-        low, high = 0, low
-    return randint(low, high, tuple(input.shape), generator=generator, dtype=dtype or input.dtype, device=device,
-                   requires_grad=requires_grad)
+    """Random integers in [low, high) with ``input``'s shape (and dtype unless given), in
+    PyTorch's forms: ``randint_like(t, high)``, ``randint_like(t, low, high)``,
+    ``randint_like(t, high=h)``, ``randint_like(t, low=l, high=h)``. ``low`` alone is refused
+    (TypeError), as in PyTorch: it would read as an upper bound."""
+    if len(args) > 2 or (len(args) == 2 and (low is not None or high is not None)) or (
+            len(args) == 1 and low is not None):
+        raise TypeError(f"randint_like() received an invalid combination of arguments: {len(args)} positional "
+                        f"bound(s), low={low!r}, high={high!r}; expected (input, high), (input, low, high) or "
+                        f"keywords low=/high=")
+    if len(args) == 2:
+        low, high = args
+    elif len(args) == 1:
+        low, high = (args[0], high) if high is not None else (0, args[0])
+    elif high is None:
+        raise TypeError("randint_like() missing required argument 'high'" +
+                        (f" (low={low!r} was given alone)" if low is not None else ""))
+    _check_like(layout, memory_format, "randint_like", input)
+    return randint(0 if low is None else low, high, tuple(input.shape), generator=generator,
+                   dtype=dtype or input.dtype, device=device, requires_grad=requires_grad)
+
+
+def _check_like(layout, memory_format, opname, input):
+    check_layout(layout, opname)
+    check_memory_format(memory_format, opname, input.ndim)
 
 
 @public

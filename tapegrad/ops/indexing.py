@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import builtins
+import itertools
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from .._tape.registry import apply, defop
 from ._util import const, norm_dim
 from .inplace import _check_leaf, _inplace_of, _tensors, _write, inplace
 from .pointwise import add, mul, where
-from .shape import broadcast_shapes, pad
+from .shape import broadcast_shapes, clone, expand, movedim, pad, reshape
 from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
@@ -424,7 +425,7 @@ def nonzero(input, *, as_tuple=False):
     return Tensor._wrap(idx)
 
 
-@public
+@public(method=True)
 def argwhere(input):
     """The indices of the non-zero elements, one row each (``nonzero``)."""
     return nonzero(input)
@@ -708,3 +709,151 @@ def fill_diagonal_(self, fill_value, wrap=False):
         np.fill_diagonal(a, fill_value)
     _write(self, a, "fill_diagonal_")
     return self
+
+
+# ---------------------------------------------------------------- scatters into a copy
+# Each writes ``src`` into a copy of ``input`` with ``setitem``, which records the write, so the
+# gradient reaches ``input`` (zero where written) and ``src`` (the written part).
+@public(method=True)
+def select_scatter(input, src, dim, index):
+    """A copy of ``input`` with ``src`` written at ``index`` along ``dim`` (``input.select(dim, index)``'s place)."""
+    d = norm_dim(dim, input.ndim, "select_scatter")
+    y = clone(movedim(input, d, 0))
+    setitem(y, index, src)
+    return movedim(y, 0, d)
+
+
+@public(method=True)
+def slice_scatter(input, src, dim=0, start=None, end=None, step=1):
+    """A copy of ``input`` with ``src`` written at ``start:end:step`` along ``dim``."""
+    d = norm_dim(dim, input.ndim, "slice_scatter")
+    y = clone(movedim(input, d, 0))
+    setitem(y, slice(start, end, step), movedim(src, d, 0))
+    return movedim(y, 0, d)
+
+
+@public(method=True)
+def diagonal_scatter(input, src, offset=0, dim1=0, dim2=1):
+    """A copy of ``input`` with ``src`` written on the diagonal that ``input.diagonal(offset,
+    dim1, dim2)`` reads (the diagonal as ``src``'s last dim, as ``diagonal`` returns it)."""
+    d1, d2 = norm_dim(dim1, input.ndim, "diagonal_scatter"), norm_dim(dim2, input.ndim, "diagonal_scatter")
+    y = clone(movedim(input, (d1, d2), (-2, -1)))
+    n1, n2 = y.shape[-2], y.shape[-1]
+    k = builtins.max(0, builtins.min(n1 + builtins.min(offset, 0), n2 - builtins.max(offset, 0)))
+    i = np.arange(k) + builtins.max(-offset, 0)
+    setitem(y, (Ellipsis, Tensor._wrap(i), Tensor._wrap(i + offset)), src)
+    return movedim(y, (-2, -1), (d1, d2))
+
+
+def _index_tensors(indices, opname):
+    """``indices`` (a tuple of integer or bool tensors) as integer arrays (bool masks expanded)."""
+    out = []
+    for t in indices:
+        a = t._data if isinstance(t, Tensor) else np.asarray(t)
+        if a.dtype == bool:
+            out.extend(np.nonzero(a))
+        elif a.dtype.kind in "iu":
+            out.append(a.astype(np.int64))
+        else:
+            raise IndexError(f"{opname}: tensors used as indices must be long, int, byte or bool tensors, got {a.dtype}")
+    return out
+
+
+@public(method=True, inplace=True)
+def index_put(input, indices, values, accumulate=False):
+    """A copy of ``input`` with ``input[indices] = values`` (``indices`` a tuple of tensors);
+    ``accumulate=True`` adds instead, repeated positions adding up, as in PyTorch."""
+    idx = _index_tensors(indices, "index_put")
+    if len(idx) > input.ndim:
+        raise IndexError(f"index_put: too many indices ({len(idx)}) for a tensor of shape {tuple(input.shape)}")
+    v = values if isinstance(values, Tensor) else const(values, input.dtype)
+    if not accumulate:
+        out = clone(input)
+        setitem(out, tuple(Tensor._wrap(a) for a in idx), v)
+        return out
+    lead, rest = tuple(input.shape[:len(idx)]), tuple(input.shape[len(idx):])
+    try:
+        arrays = np.broadcast_arrays(*idx)
+        lin = np.ravel_multi_index(tuple(np.where(a < 0, a + n, a) for a, n in zip(arrays, lead)), lead)
+    except ValueError as e:
+        raise IndexError(f"index_put: {e} (indices for shape {lead})") from None
+    n = int(np.prod(lead, dtype=np.int64))
+    flat_v = reshape(expand(v, lin.shape + rest), (lin.size,) + rest)
+    return reshape(index_add(reshape(input, (n,) + rest), 0, Tensor._wrap(lin.reshape(-1)), flat_v), input.shape)
+
+
+@public(method=True, inplace=True)
+def put(input, index, source, accumulate=False):
+    """A copy of ``input`` with ``source`` written at the flat (C-order) positions ``index``;
+    ``accumulate=True`` adds instead. Negative positions count from the end."""
+    n = input.numel()
+    i = index._data.reshape(-1).astype(np.int64)
+    if ((i >= n) | (i < -n)).any():
+        raise IndexError(f"put: index out of range for a tensor of {n} elements (indices {i.min()}..{i.max()})")
+    if source.numel() != i.size:
+        raise RuntimeError(f"put: index ({i.size} elements) and source ({source.numel()} elements) must have the "
+                           f"same number of elements")
+    flat = reshape(input, -1)
+    src = reshape(source, -1)
+    idx = Tensor._wrap(i % builtins.max(n, 1))
+    if accumulate:
+        return reshape(index_add(flat, 0, idx, src), input.shape)
+    out = clone(flat)
+    setitem(out, idx, src)
+    return reshape(out, input.shape)
+
+
+@public(method=True, inplace=True)
+def index_reduce(input, dim, index, source, reduce, *, include_self=True):
+    """Reduce the slices of ``source`` into ``input`` at ``index`` along ``dim`` with 'prod',
+    'mean', 'amax' or 'amin' (``scatter_reduce`` with the index spread over each slice)."""
+    if reduce not in ("prod", "mean", "amax", "amin"):
+        raise RuntimeError(f"index_reduce: reduce argument must be one of prod, mean, amax, amin, got {reduce!r}")
+    d = norm_dim(dim, input.ndim, "index_reduce")
+    i = index._data
+    if i.ndim > 1 or i.size != source.shape[d]:
+        raise IndexError(f"index_reduce: index must be 1-D with source.shape[{d}] = {source.shape[d]} elements, "
+                         f"got shape {tuple(index.shape)}")
+    full = np.broadcast_to(i.reshape([-1 if k == d else 1 for k in range(source.ndim)]), source.shape)
+    return scatter_reduce(input, d, Tensor._wrap(np.ascontiguousarray(full, dtype=np.int64)), source, reduce,
+                          include_self=include_self)
+
+
+@public(method=True)
+def nonzero_static(input, *, size, fill_value=-1):
+    """``nonzero`` with exactly ``size`` rows: truncated, or padded with ``fill_value``."""
+    if size < 0:
+        raise RuntimeError(f"nonzero_static: 'size' must be a non-negative integer, got {size}")
+    idx = np.argwhere(input._data).astype(np.int64)[:size]
+    out = np.full((size, input.ndim), fill_value, dtype=np.int64)
+    out[:len(idx)] = idx
+    return Tensor._wrap(out)
+
+
+@public
+def unravel_index(indices, shape):
+    """The coordinates in an array of ``shape`` of the flat (C-order) ``indices``: a tuple of
+    int64 tensors, one per dimension."""
+    a = indices._data if isinstance(indices, Tensor) else np.asarray(indices)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"unravel_index: expected 'indices' to be an integer tensor, got {a.dtype}")
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    n = int(np.prod(shape, dtype=np.int64))
+    if a.size and (a.min() < -n or a.max() >= n):
+        raise RuntimeError(f"unravel_index: 'indices' must be in range [{-n}, {n - 1}] for shape {shape}")
+    return tuple(Tensor._wrap(np.asarray(c, dtype=np.int64)) for c in np.unravel_index(a % builtins.max(n, 1), shape))
+
+
+@public
+def combinations(input, r=2, with_replacement=False):
+    """The length-``r`` combinations of a 1-D tensor's elements, as rows (``itertools.combinations``,
+    or ``combinations_with_replacement``); differentiable."""
+    if input.ndim != 1:
+        raise RuntimeError(f"combinations: expect a 1D vector, but got shape {tuple(input.shape)}")
+    if r < 0:
+        raise RuntimeError(f"combinations: expect a non-negative number, but got {r}")
+    if r == 0:  # PyTorch: an empty 1-D tensor
+        return Tensor._wrap(np.empty((0,), dtype=input.dtype))
+    make = itertools.combinations_with_replacement if with_replacement else itertools.combinations
+    rows = np.array(list(make(range(input.shape[0]), r)), dtype=np.int64).reshape(-1, r)
+    return getitem(input, Tensor._wrap(rows))

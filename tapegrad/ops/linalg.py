@@ -140,7 +140,7 @@ def _slogdet_fwd(x):
 _slogdet = defop("slogdet", _slogdet_fwd, lambda g, out, x: g[..., None, None] * inverse(x).mT)
 
 
-@public
+@public(method=True)
 def slogdet(A):
     """``(sign, logabsdet)`` of each square matrix: ``det(A) = sign * exp(logabsdet)``."""
     _check_matrix(A, "linalg.slogdet", square=True)
@@ -155,7 +155,7 @@ def _in_graph(value, like):
     return where(const(np.ones(like.shape, bool), bool), value, like)
 
 
-@public
+@public(method=True)
 def logdet(input):
     """``log(det(A))``: nan for a negative determinant, -inf for a singular matrix (as PyTorch)."""
     sign, logabs = slogdet(input)
@@ -366,7 +366,7 @@ def pinv(A, *, atol=None, rtol=None, hermitian=False):
     return apply(_pinv, A, atol=atol, rtol=rtol, hermitian=bool(hermitian))
 
 
-@public
+@public(method=True)
 def pinverse(input, rcond=1e-15):
     """``torch.pinverse``: ``linalg.pinv`` with a relative cutoff ``rcond``."""
     return pinv(input, rtol=rcond)

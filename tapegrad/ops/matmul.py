@@ -200,7 +200,7 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     return _scaled_sum(input, prod, beta, alpha)
 
 
-@public(out=True)
+@public(method=True, inplace=True, out=True)
 def addmv(input, mat, vec, *, beta=1, alpha=1):
     """``beta * input + alpha * (mat @ vec)``."""
     if isinstance(input, Tensor) and not input.dtype == mat.dtype == vec.dtype:
@@ -222,7 +222,7 @@ def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
     return _scaled_sum(input, prod, beta, alpha)
 
 
-@public(out=True)
+@public(method=True, inplace=True, out=True)
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
     """``beta * input + alpha * sum_b(batch1[b] @ batch2[b])``."""
     _check_nd(batch1, 3, "addbmm", "batch1")
@@ -393,7 +393,7 @@ def inner(input, other):
     return tensordot(input, other, ([-1], [-1]))
 
 
-@public(out=True)
+@public(method=True, out=True)
 def vdot(input, other):
     """The dot product of two 1-D tensors."""
     return dot(input, other)
@@ -410,7 +410,7 @@ def kron(input, other):
     return reshape(a_ex * b_ex, tuple(p * q for p, q in zip(a.shape, b.shape)))
 
 
-@public(method=True, out=True)
+@public(method=True, inplace=True, out=True)
 def addr(input, vec1, vec2, *, beta=1, alpha=1):
     """``beta * input + alpha * outer(vec1, vec2)``."""
     out = outer(vec1, vec2)

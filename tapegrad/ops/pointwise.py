@@ -7,6 +7,7 @@ Integer inputs of the floating functions become the default float dtype, as in P
 from __future__ import annotations
 
 import builtins
+import collections
 import math
 
 import numpy as np
@@ -391,7 +392,7 @@ _atan2 = defop("atan2", np.arctan2,
                lambda g, out, y, x: -g * y / _atan2_denominator(y, x))
 
 
-@public(method=True, out=True)
+@public(method=True, inplace=True, out=True)
 def atan2(input, other):
     """The angle of the point ``(other, input)``: ``atan(input / other)`` in the right quadrant."""
     y, x = pair(input, other, "atan2")
@@ -399,7 +400,7 @@ def atan2(input, other):
 
 
 arctan2 = atan2
-public(arctan2, name="arctan2", out=True)
+public(arctan2, name="arctan2", method=True, inplace=True, out=True)
 
 
 _LN2, _LN10 = math.log(2.0), math.log(10.0)
@@ -423,51 +424,51 @@ def _float_unary(name, fwd, vjp, saves_output=False, saves=None, doc=None):
 
 
 _exp2, exp2 = _float_unary("exp2", np.exp2, lambda g, out, x: g * out * _LN2, saves_output=True, saves=())
-public(exp2, method=True, out=True,
+public(exp2, method=True, inplace=True, out=True,
        doc="``2 ** input``, elementwise.")
 _log2, log2 = _float_unary("log2", np.log2, lambda g, out, x: g / (x * _LN2))
-public(log2, method=True, out=True,
+public(log2, method=True, inplace=True, out=True,
        doc="The base-2 logarithm, elementwise.")
 _log10, log10 = _float_unary("log10", np.log10, lambda g, out, x: g / (x * _LN10))
-public(log10, method=True, out=True,
+public(log10, method=True, inplace=True, out=True,
        doc="The base-10 logarithm, elementwise.")
 _sinh, sinh = _float_unary("sinh", np.sinh, lambda g, out, x: g * cosh(x))
-public(sinh, method=True, out=True,
+public(sinh, method=True, inplace=True, out=True,
        doc="The hyperbolic sine, elementwise.")
 _cosh, cosh = _float_unary("cosh", np.cosh, lambda g, out, x: g * sinh(x))
-public(cosh, method=True, out=True,
+public(cosh, method=True, inplace=True, out=True,
        doc="The hyperbolic cosine, elementwise.")
 _asin, asin = _float_unary("asin", np.arcsin, lambda g, out, x: g * rsqrt(1 - x * x))
-public(asin, method=True, out=True,
+public(asin, method=True, inplace=True, out=True,
        doc="The inverse sine, elementwise (``arcsin``).")
 _acos, acos = _float_unary("acos", np.arccos, lambda g, out, x: -g * rsqrt(1 - x * x))
-public(acos, method=True, out=True,
+public(acos, method=True, inplace=True, out=True,
        doc="The inverse cosine, elementwise (``arccos``).")
 _atan, atan = _float_unary("atan", np.arctan, lambda g, out, x: g / (x * x + 1))
-public(atan, method=True, out=True,
+public(atan, method=True, inplace=True, out=True,
        doc="The inverse tangent, elementwise (``arctan``).")
 _asinh, asinh = _float_unary("asinh", np.arcsinh, lambda g, out, x: g * rsqrt(x * x + 1))
-public(asinh, method=True, out=True,
+public(asinh, method=True, inplace=True, out=True,
        doc="The inverse hyperbolic sine, elementwise (``arcsinh``).")
 _acosh, acosh = _float_unary("acosh", np.arccosh, lambda g, out, x: g * rsqrt(x * x - 1))
-public(acosh, method=True, out=True,
+public(acosh, method=True, inplace=True, out=True,
        doc="The inverse hyperbolic cosine, elementwise (``arccosh``).")
 _atanh, atanh = _float_unary("atanh", np.arctanh, lambda g, out, x: g / (1 - x * x))
-public(atanh, method=True, out=True,
+public(atanh, method=True, inplace=True, out=True,
        doc="The inverse hyperbolic tangent, elementwise (``arctanh``).")
 _erfc, erfc = _float_unary("erfc", _sp.erfc, lambda g, out, x: -g * exp(-x * x) * _2_SQRTPI)
-public(erfc, method=True, out=True,
+public(erfc, method=True, inplace=True, out=True,
        doc="The complementary error function ``1 - erf(input)``, elementwise.")
 _erfinv, erfinv = _float_unary("erfinv", _sp.erfinv, lambda g, out, x: g * exp(out * out) * (math.sqrt(math.pi) / 2),
                          saves_output=True, saves=())
-public(erfinv, method=True, out=True,
+public(erfinv, method=True, inplace=True, out=True,
        doc="The inverse error function, elementwise.")
 _lgamma, lgamma = _float_unary("lgamma", _sp.gammaln, lambda g, out, x: g * digamma(x),
                          doc="``log|Gamma(x)|``; its derivative is ``digamma``.")
-public(lgamma, method=True, out=True)
+public(lgamma, method=True, inplace=True, out=True)
 _digamma, digamma = _float_unary("digamma", _sp.digamma, lambda g, out, x: g * polygamma(1, x),
                            doc="``d/dx log Gamma(x)``; its derivative is ``polygamma(1, x)``.")
-public(digamma, method=True, out=True)
+public(digamma, method=True, inplace=True, out=True)
 _polygamma = defop("polygamma", _keep_dtype(lambda x, n: _sp.polygamma(n, x)),
                    lambda g, out, x, n: g * apply(_polygamma, x, n=n + 1))
 
@@ -496,18 +497,18 @@ def frac(input):
 
 
 arcsin, arccos, arctan, arcsinh, arccosh, arctanh = asin, acos, atan, asinh, acosh, atanh
-public(arcsin, name="arcsin", method=True, out=True)
-public(arccos, name="arccos", method=True, out=True)
-public(arctan, name="arctan", method=True, out=True)
-public(arcsinh, name="arcsinh", out=True)
-public(arccosh, name="arccosh", out=True)
-public(arctanh, name="arctanh", out=True)
+public(arcsin, name="arcsin", method=True, inplace=True, out=True)
+public(arccos, name="arccos", method=True, inplace=True, out=True)
+public(arctan, name="arctan", method=True, inplace=True, out=True)
+public(arcsinh, name="arcsinh", method=True, inplace=True, out=True)
+public(arccosh, name="arccosh", method=True, inplace=True, out=True)
+public(arctanh, name="arctanh", method=True, inplace=True, out=True)
 special_erfinv = erfinv
 
 _logit = defop("logit", _keep_dtype(lambda x: np.log(x / (1 - x))), lambda g, out, x: g / (x * (1 - x)))
 
 
-@public(method=True, out=True)
+@public(method=True, inplace=True, out=True)
 def logit(input, eps=None):
     """``log(p / (1 - p))``; with ``eps``, ``p`` is first clamped to ``[eps, 1 - eps]``.
 
@@ -531,7 +532,7 @@ _logaddexp = defop("logaddexp", np.logaddexp, lambda g, out, a, b: g * exp(a - o
                    lambda g, out, a, b: g * exp(b - out), saves_output=True)
 
 
-@public(method=True, out=True)
+@public(method=True, inplace=True, out=True)
 def hypot(input, other):
     """``sqrt(input**2 + other**2)`` without overflow."""
     return apply(_hypot, *_float_pair(input, other, "hypot"))
@@ -571,7 +572,7 @@ def fmod(input, other):
     return apply(_fmod, a, b)
 
 
-@public(method=True, out=True)
+@public(method=True, inplace=True, out=True)
 def floor_divide(input, other):
     """``floor(input / other)`` (PyTorch >= 1.13 rounds down, like Python's ``//``)."""
     return div(input, other, rounding_mode="floor")
@@ -639,7 +640,7 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
     return apply(_nan_to_num, input, nan=float(nan), posinf=posinf, neginf=neginf)
 
 
-@public(method=True, out=True)
+@public(method=True, inplace=True, out=True)
 def sgn(input):
     """``sign`` (tapegrad has no complex tensors)."""
     return sign(input)
@@ -702,31 +703,31 @@ def _replace(s: Tensor, value: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------- aliases PyTorch keeps
-@public(method=True, out=True)
+@public(method=True, inplace=True, out=True)
 def true_divide(input, other):
     """``input / other`` (true division, as ``div``)."""
     return div(input, other)
 
 
-@public(method=True, out=True)
+@public(method=True, inplace=True, out=True)
 def divide(input, other, *, rounding_mode=None):
     """``div`` under NumPy's name."""
     return div(input, other, rounding_mode=rounding_mode)
 
 
-@public(method=True, out=True)
+@public(method=True, inplace=True, out=True)
 def multiply(input, other):
     """``mul`` under NumPy's name."""
     return mul(input, other)
 
 
-@public(method=True, out=True)
+@public(method=True, inplace=True, out=True)
 def subtract(input, other, *, alpha=1):
     """``sub`` under NumPy's name."""
     return sub(input, other, alpha=alpha)
 
 
-@public(method=True, out=True)
+@public(method=True, inplace=True, out=True)
 def negative(input):
     """``neg`` under NumPy's name."""
     return neg(input)
@@ -738,7 +739,7 @@ def positive(input):
     return input
 
 
-@public(method=True, out=True)
+@public(method=True, inplace=True, out=True)
 def absolute(input):
     """``abs`` under NumPy's name."""
     return abs(input)
@@ -781,7 +782,7 @@ def _float(x):
     return x if x.dtype.kind == "f" else x.to(_dtype.get_default_dtype())
 
 
-@public(method=True, out=True)
+@public(method=True, inplace=True, out=True)
 def sinc(input):
     """``sin(pi x) / (pi x)``, 1 at 0."""
     x = _float(input)
@@ -813,7 +814,7 @@ def copysign(input, other):
     return apply(_copysign, *_float_pair(input, other, "copysign"))
 
 
-@public(method=True, out=True)
+@public(method=True, inplace=True, out=True)
 def float_power(input, exponent):
     """``input ** exponent`` in float64."""
     x = input.to(_dtype.float64) if isinstance(input, Tensor) else input
@@ -823,7 +824,7 @@ def float_power(input, exponent):
     return pow(x, e)
 
 
-@public(method=True, out=True)
+@public(method=True, inplace=True, out=True)
 def heaviside(input, values):
     """0 where ``input < 0``, ``values`` where ``input == 0``, 1 where ``input > 0``.
 
@@ -868,3 +869,76 @@ def fmin(input, other):
     x, y = pair(input, other, "fmin")
     xn, yn = isnan(x), isnan(y)
     return where(yn, x, where(xn, y, minimum(x, y)))
+
+
+@public(method=True, inplace=True, out=True)
+def mvlgamma(input, p):
+    """The multivariate log-gamma function of dimension ``p`` (``special.multigammaln``);
+    PyTorch refuses elements not above ``(p - 1) / 2``, where it is undefined, and so does this."""
+    x = _to_float(as_tensor(input, "mvlgamma"))
+    if not isinstance(p, (int, np.integer)) or p < 1:
+        raise RuntimeError(f"mvlgamma: p has to be greater than or equal to 1, got {p!r}")
+    if (x._data <= (p - 1) / 2).any():
+        raise RuntimeError(f"mvlgamma: all elements must be greater than (p-1)/2 = {(p - 1) / 2}")
+    return multigammaln(x, int(p))
+
+
+@public(method=True, inplace=True, out=True)
+def ldexp(input, other):
+    """``input * 2 ** other`` (a float result, integer inputs included, as in PyTorch).
+
+    >>> tapegrad.ldexp(tapegrad.tensor([1.0, 3.0]), tapegrad.tensor([2, -1]))
+    tensor([4.0000, 1.5000])
+    """
+    x, e = as_tensor(input, "ldexp"), as_tensor(other, "ldexp")
+    return mul(_to_float(x), exp2(_to_float(e)))
+
+
+@public(method=True, out=True)
+def rsub(input, other, *, alpha=1):
+    """``other - alpha * input``: ``sub`` with its operands swapped."""
+    return sub(other, input, alpha=alpha)
+
+
+def _integer_binary(npfn, name):
+    def fn(input, other):
+        a, b = pair(input, other, name)
+        if a._data.dtype.kind not in "iu":
+            raise RuntimeError(f"{name}: not implemented for {_dtype.name(a._data.dtype)} tensors (integers only)")
+        try:
+            return Tensor._wrap(np.asarray(npfn(a._data, b._data), dtype=a._data.dtype))
+        except ValueError as e:
+            raise RuntimeError(f"{name}: {e}") from None
+
+    fn.__name__ = name
+    return fn
+
+
+gcd = _integer_binary(np.gcd, "gcd")
+public(gcd, method=True, inplace=True, out=True,
+       doc="The greatest common divisor of ``input`` and ``other``, elementwise (integers; ``gcd(0, 0) = 0``).")
+lcm = _integer_binary(np.lcm, "lcm")
+public(lcm, method=True, inplace=True, out=True,
+       doc="The least common multiple of ``input`` and ``other``, elementwise (integers; 0 if either is 0).")
+
+
+@public(method=True, inplace=True, out=True)
+def nextafter(input, other):
+    """The next float after ``input`` towards ``other``, elementwise (not differentiable)."""
+    a, b = pair(input, other, "nextafter")
+    if a._data.dtype.kind != "f":
+        raise RuntimeError(f"nextafter: not implemented for {_dtype.name(a._data.dtype)} tensors (floats only)")
+    return Tensor._wrap(np.nextafter(a._data, b._data))
+
+
+_Frexp = collections.namedtuple("frexp", ["mantissa", "exponent"])
+
+
+@public(method=True)
+def frexp(input):
+    """``(mantissa, exponent)`` with ``input = mantissa * 2 ** exponent``, ``0.5 <= |mantissa| < 1``
+    (an int32 exponent); floats only, as in PyTorch."""
+    if input._data.dtype.kind != "f":
+        raise RuntimeError(f"frexp: only supports floating-point dtypes, got {_dtype.name(input._data.dtype)}")
+    m, e = np.frexp(input._data)
+    return _Frexp(Tensor._wrap(m), Tensor._wrap(e.astype(np.int32)))

@@ -484,7 +484,7 @@ def _cumprod_vjp_zeros(g, x, dim):
 _cumprod = defop("cumprod", _cumprod_fwd, _cumprod_vjp, saves_output=True)
 
 
-@public(method=True, out=True)
+@public(method=True, inplace=True, out=True)
 def cumprod(input, dim, *, dtype=None):
     """Running products along ``dim``; the gradient is exact when entries are zero."""
     if dtype is not None:

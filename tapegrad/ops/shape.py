@@ -12,6 +12,7 @@ import numpy as np
 from .. import _dtype
 from .._tape import grad_mode
 from .._tape.registry import apply, defop
+from ..device import check_memory_format
 from ._util import norm_dim, norm_dims
 from .inplace import _check_leaf
 from .surface import public
@@ -58,10 +59,14 @@ def reshape(input, *shape):
 
 
 @public
-def view(input, *shape):
+def view(input, *shape, dtype=None):
     """Like ``reshape``, but refuses (as PyTorch does) when the result cannot share memory.
 
-    ``view(dtype)`` reinterprets the bits instead (see ``view_dtype``)."""
+    ``view(dtype)`` (or ``view(dtype=...)``) reinterprets the bits instead (see ``view_dtype``)."""
+    if dtype is not None:
+        if shape:
+            raise TypeError(f"view: takes a shape or dtype=, not both (got shape {shape} and dtype {dtype})")
+        return view_dtype(input, dtype)
     if len(shape) == 1 and (isinstance(shape[0], np.dtype) or isinstance(shape[0], type)
                             and issubclass(shape[0], np.generic)):
         return view_dtype(input, shape[0])
@@ -227,8 +232,11 @@ def clone(input):
 
 
 @public(method=True)
-def contiguous(input):
-    """``input`` if it is C-contiguous, else a contiguous copy."""
+def contiguous(input, memory_format=None):
+    """``input`` if it is C-contiguous, else a contiguous copy. ``memory_format`` is accepted as
+    in PyTorch (``channels_last`` on a 4-D tensor only) and the result is C-contiguous whichever
+    is asked: the same values, other strides."""
+    check_memory_format(memory_format, "contiguous", input.ndim)
     if input._data.flags.c_contiguous:
         return input
     return apply(_contiguous, input)
@@ -525,13 +533,13 @@ def flip(input, dims):
     return apply(_flip, input, dims=dims)
 
 
-@public
+@public(method=True)
 def fliplr(input):
     """``input`` reversed along dimension 1."""
     return flip(input, (1,))
 
 
-@public
+@public(method=True)
 def flipud(input):
     """``input`` reversed along dimension 0."""
     return flip(input, (0,))
@@ -901,6 +909,18 @@ def transpose_(self, dim0, dim1):
     return _reshape_inplace(self, lambda s: transpose(s, dim0, dim1), "transpose_")
 
 
+@public(method=True)
+def swapaxes_(self, axis0, axis1):
+    """``transpose_`` under NumPy's name: ``self`` has ``axis0`` and ``axis1`` swapped."""
+    return _reshape_inplace(self, lambda s: transpose(s, axis0, axis1), "swapaxes_")
+
+
+@public(method=True)
+def swapdims_(self, dim0, dim1):
+    """``transpose_`` under NumPy's name: ``self`` has ``dim0`` and ``dim1`` swapped."""
+    return _reshape_inplace(self, lambda s: transpose(s, dim0, dim1), "swapdims_")
+
+
 @public(out=True)
 def ravel(input):
     """``input`` flattened to 1-D (a view when possible)."""
@@ -953,7 +973,7 @@ def vsplit(input, indices_or_sections):
     return _nsplit(input, indices_or_sections, 0, "vsplit")
 
 
-@public
+@public(method=True)
 def dsplit(input, indices_or_sections):
     """``input`` split along dimension 2 into sections or at indices."""
     return _nsplit(input, indices_or_sections, 2, "dsplit")
@@ -994,7 +1014,31 @@ def block_diag(*tensors):
     return cat(rows, 0)
 
 
-@public(out=True)
+@public(method=True, out=True)
 def diagflat(input, offset=0):
     """A 2-D tensor with the flattened ``input`` on its ``offset``-th diagonal."""
     return diag(reshape(input, -1), offset)
+
+
+@public(method=True)
+def split_with_sizes(input, split_sizes, dim=0):
+    """Views of ``input`` along ``dim`` of the given sizes (``split`` with a list)."""
+    return split(input, list(split_sizes), dim)
+
+
+@public(method=True)
+def unsafe_split(input, split_size, dim=0):
+    """``split``: PyTorch's form that skips its view bookkeeping; the same views here."""
+    return split(input, split_size, dim)
+
+
+@public(method=True)
+def unsafe_split_with_sizes(input, split_sizes, dim=0):
+    """``split_with_sizes`` (see ``unsafe_split``)."""
+    return split(input, list(split_sizes), dim)
+
+
+@public(method=True)
+def unsafe_chunk(input, chunks, dim=0):
+    """``chunk`` (see ``unsafe_split``)."""
+    return chunk(input, chunks, dim)

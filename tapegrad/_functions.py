@@ -1,0 +1,349 @@
+"""Top-level names of ``torch`` that are not ops: process-wide switches (warnings, determinism
+debug mode, default device and tensor type, anomaly mode, the legacy CPU autocast functions),
+predicates and helpers over tensors (``typename``, ``is_same_size``, ``detach``, ...), legacy
+constructors (``range``, ``scalar_tensor``, ``asarray``, ``frombuffer``, ``empty_strided``) and
+``vmap``. Each behaves as PyTorch's on a CPU-only machine; where a switch has nothing to act on
+here (every kernel is deterministic, numpy cannot flush denormals) its docstring says so.
+"""
+from __future__ import annotations
+
+import builtins
+import threading
+import warnings
+
+import numpy as np
+
+from . import _dtype, amp
+from .autograd import compat as _anomaly
+from .amp import autocast_mode as _autocast_mode
+from .device import check_layout, device as _device
+from .ops import creation as _creation
+from .ops import shape as _shape
+from .tensor import Tensor
+from .utils.dlpack import to_dlpack  # noqa: F401  (torch.to_dlpack)
+from .amp import GradScaler  # noqa: F401  (torch.GradScaler, torch.amp.GradScaler's alias)
+
+_lock = threading.Lock()
+_settings = {"warn_always": False, "debug_mode": 0}
+
+
+# ---------------------------------------------------------------- switches
+def set_warn_always(b: bool) -> None:
+    """Make warnings that PyTorch shows once per process show every time (``warnings``'
+    ``"always"`` filter for tapegrad's UserWarnings while on)."""
+    with _lock:
+        _settings["warn_always"] = bool(b)
+        warnings.filterwarnings("always" if b else "default", category=UserWarning, module=r"tapegrad\b")
+
+
+def is_warn_always_enabled() -> bool:
+    """What ``set_warn_always`` last set."""
+    return _settings["warn_always"]
+
+
+_DEBUG_MODES = {"default": 0, "warn": 1, "error": 2}
+
+
+def set_deterministic_debug_mode(debug_mode) -> None:
+    """``0``/``"default"``, ``1``/``"warn"`` or ``2``/``"error"``: what a nondeterministic op
+    should do. Recorded and reported; tapegrad has no nondeterministic op to warn about."""
+    mode = _DEBUG_MODES.get(debug_mode, debug_mode) if isinstance(debug_mode, str) else debug_mode
+    if isinstance(debug_mode, str) and debug_mode not in _DEBUG_MODES:
+        raise RuntimeError(f"invalid value of debug_mode, expected one of `default`, `warn`, `error`, "
+                           f"but got {debug_mode}")
+    if mode not in (0, 1, 2) or isinstance(mode, bool):
+        raise RuntimeError(f"invalid value of debug_mode, expected 0, 1, or 2, but got {debug_mode!r}")
+    with _lock:
+        _settings["debug_mode"] = int(mode)
+
+
+def get_deterministic_debug_mode() -> int:
+    """What ``set_deterministic_debug_mode`` last set, as 0, 1 or 2."""
+    return _settings["debug_mode"]
+
+
+def set_flush_denormal(mode: bool) -> bool:
+    """Returns False: flushing denormals to zero is not supported (numpy computes with them), so
+    the mode is unchanged, as PyTorch reports on a CPU without the SSE3 switch."""
+    return False
+
+
+def set_default_device(device) -> None:
+    """Accepts the CPU (or None) and raises for any other device, as ``tapegrad.device`` does:
+    every tensor is created on the CPU."""
+    if device is not None:
+        _device(device)
+
+
+def get_default_device():
+    """``device(type='cpu')``: where every tapegrad tensor lives."""
+    return _device("cpu")
+
+
+_TENSOR_TYPES = {"torch.FloatTensor": _dtype.float32, "torch.DoubleTensor": _dtype.float64,
+                 "tapegrad.FloatTensor": _dtype.float32, "tapegrad.DoubleTensor": _dtype.float64}
+
+
+def set_default_tensor_type(t) -> None:
+    """The deprecated form of ``set_default_dtype``: ``FloatTensor``/``DoubleTensor`` (the classes
+    or their ``"torch.FloatTensor"`` names) set the default float dtype."""
+    name = t if isinstance(t, str) else f"tapegrad.{getattr(t, '__name__', type(t).__name__)}"
+    if name not in _TENSOR_TYPES:
+        raise TypeError(f"set_default_tensor_type: only FloatTensor and DoubleTensor (CPU) are supported, got {t!r}")
+    _dtype.set_default_dtype(_TENSOR_TYPES[name])
+
+
+def is_anomaly_enabled() -> bool:
+    """Whether anomaly detection is on in this thread (``autograd.detect_anomaly``)."""
+    return _anomaly.is_anomaly_enabled()
+
+
+def is_anomaly_check_nan_enabled() -> bool:
+    """Whether anomaly mode, when on, also raises on NaN gradients (its ``check_nan``)."""
+    return bool(_anomaly._state.anomaly and _anomaly._state.check_nan)
+
+
+def set_anomaly_enabled(enabled: bool, check_nan: bool = True) -> None:
+    """Switch anomaly detection on or off in this thread (``autograd.set_detect_anomaly``)."""
+    _anomaly.set_detect_anomaly(enabled, check_nan)
+
+
+# the legacy per-device autocast functions, over amp's device_type forms
+def is_autocast_cpu_enabled() -> bool:
+    """``amp.is_autocast_enabled("cpu")``."""
+    return amp.is_autocast_enabled("cpu")
+
+
+def set_autocast_cpu_enabled(enabled: bool) -> None:
+    """``amp.set_autocast_enabled("cpu", enabled)``."""
+    amp.set_autocast_enabled("cpu", enabled)
+
+
+def get_autocast_cpu_dtype():
+    """``amp.get_autocast_dtype("cpu")``."""
+    return amp.get_autocast_dtype("cpu")
+
+
+def set_autocast_cpu_dtype(dtype) -> None:
+    """``amp.set_autocast_dtype("cpu", dtype)``."""
+    amp.set_autocast_dtype("cpu", dtype)
+
+
+def is_autocast_cache_enabled() -> bool:
+    """Whether autocast would cache the casts of weights (nothing is cast and cached here)."""
+    return _autocast_mode.is_autocast_cache_enabled()
+
+
+def set_autocast_cache_enabled(enabled: bool) -> None:
+    """Recorded for ``is_autocast_cache_enabled``; tapegrad keeps no cast cache."""
+    _autocast_mode._cache_enabled[0] = bool(enabled)
+
+
+def clear_autocast_cache() -> None:
+    """Nothing to clear: tapegrad's autocast keeps no cache of cast weights."""
+
+
+# ---------------------------------------------------------------- predicates and helpers
+_LEGACY_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+                 "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor", "int8": "CharTensor",
+                 "uint8": "ByteTensor", "bool": "BoolTensor"}
+
+
+def typename(obj) -> str:
+    """PyTorch's legacy type name of a tensor's dtype under tapegrad's name
+    (``'tapegrad.FloatTensor'``), the qualified class name of anything else (``'int'``)."""
+    if isinstance(obj, Tensor):
+        return "tapegrad." + _LEGACY_NAMES.get(obj.dtype.name, obj.dtype.name)
+    cls = obj if isinstance(obj, type) else type(obj)
+    module = cls.__module__
+    return cls.__qualname__ if module in (None, "builtins") else f"{module}.{cls.__qualname__}"
+
+
+def is_same_size(input, other) -> bool:
+    """Whether the two tensors have the same shape."""
+    return input.shape == other.shape
+
+
+def is_signed(input) -> bool:
+    """Whether ``input``'s dtype is signed (floats and signed integers; not bool or uint8)."""
+    return input.dtype.kind in "fic"
+
+
+def is_inference(input) -> bool:
+    """False: tapegrad has no inference tensors (``inference_mode`` is ``no_grad``)."""
+    return False
+
+
+def is_distributed(input) -> bool:
+    """False, as PyTorch's for every ordinary tensor."""
+    return False
+
+
+def get_device(input) -> int:
+    """-1: the device index of a CPU tensor."""
+    return -1
+
+
+def detach(input):
+    """``input.detach()``: the same storage, cut from the graph."""
+    return input.detach()
+
+
+def detach_(input):
+    """``input.detach_()``: cut ``input`` itself from the graph."""
+    return input.detach_()
+
+
+def fill(input, value):
+    """A new tensor of ``input``'s shape and dtype filled with ``value`` (``fill_`` out of place;
+    its gradient reaches ``value`` when that is a tensor)."""
+    return input.detach() * 0 + value if isinstance(value, Tensor) else _creation.full_like(input, value)
+
+
+# ---------------------------------------------------------------- constructors
+def scalar_tensor(s, *, dtype=None, device=None, requires_grad=False):
+    """A 0-d tensor holding ``s``, of the default float dtype unless ``dtype`` says otherwise."""
+    return _creation.tensor(s, dtype=dtype or _dtype.get_default_dtype(), device=device,
+                            requires_grad=requires_grad)
+
+
+def range(start, end, step=1, *, dtype=None, device=None, requires_grad=False):  # noqa: A001
+    """The deprecated ``torch.range``: ``start`` to ``end`` *inclusive*, of the default float dtype
+    (``arange`` excludes ``end``)."""
+    if step == 0:
+        raise RuntimeError("range: step must be nonzero")
+    if (end - start) * step < 0:
+        raise RuntimeError(f"range: upper bound and larger bound inconsistent with step sign "
+                           f"(start={start}, end={end}, step={step})")
+    n = int(np.floor((end - start) / step)) + 1
+    dt = _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype()
+    return _creation.tensor(start + step * np.arange(n, dtype=np.float64), dtype=dt, device=device,
+                            requires_grad=requires_grad)
+
+
+def asarray(obj, *, dtype=None, device=None, copy=None, requires_grad=False):
+    """``obj`` as a tensor, sharing memory when it can (a tensor, a numpy array or a DLPack/buffer
+    producer of a matching dtype) unless ``copy=True``; ``copy=False`` raises when a copy would be
+    needed. Python numbers and lists are copied (a float list gets the default dtype)."""
+    dt = _dtype.to_dtype(dtype) if dtype is not None else None
+    if isinstance(obj, Tensor):
+        out = obj if dt is None or obj.dtype == dt else obj.to(dt)
+        if copy and out is obj:
+            out = obj.clone()
+    elif isinstance(obj, np.ndarray) or hasattr(obj, "__array_interface__") or hasattr(obj, "__dlpack__"):
+        arr = np.from_dlpack(obj) if not isinstance(obj, np.ndarray) and hasattr(obj, "__dlpack__") else np.asarray(obj)
+        if copy is False and dt is not None and arr.dtype != dt:
+            raise ValueError(f"asarray: copy=False, but converting {arr.dtype} to {dt} needs a copy")
+        arr = np.array(arr, dtype=dt, copy=True) if copy else np.asarray(arr, dtype=dt)
+        out = Tensor._wrap(arr)
+    else:
+        if copy is False:
+            raise ValueError(f"asarray: copy=False, but a {type(obj).__name__} has to be copied")
+        out = _creation.tensor(obj, dtype=dt)
+    if device is not None:
+        _device(device)
+    if requires_grad:
+        out.requires_grad_(True)
+    return out
+
+
+def frombuffer(buffer, *, dtype, count=-1, offset=0, requires_grad=False):
+    """A 1-D tensor over the memory of an object with the buffer protocol (``bytearray``,
+    ``array.array``, ``mmap``): no copy, writes go through, as in PyTorch."""
+    arr = np.frombuffer(buffer, dtype=_dtype.to_dtype(dtype), count=count, offset=offset)
+    if arr.size == 0:
+        raise ValueError(f"frombuffer: both buffer length ({len(memoryview(buffer).cast('B'))}) and count "
+                         f"({count}) must not be 0")
+    t = Tensor._wrap(arr)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def empty_strided(size, stride, *, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False):
+    """A zero-filled tensor of shape ``size``. ``stride`` is checked (one per dimension, none
+    negative) but the result is C-contiguous: tapegrad tensors are numpy arrays, and PyTorch's
+    strides only change where the elements lie, not any value."""
+    size, stride = tuple(size), tuple(stride)
+    if len(size) != len(stride):
+        raise RuntimeError(f"empty_strided: mismatch in length of strides and shape ({len(stride)} and {len(size)})")
+    if any(s < 0 for s in stride):
+        raise RuntimeError(f"empty_strided: negative strides are not supported, got {stride}")
+    check_layout(layout, "empty_strided")
+    return _creation.zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def empty_permuted(size, physical_layout, *, dtype=None, layout=None, device=None, requires_grad=False,
+                   pin_memory=False):
+    """A zero-filled tensor of shape ``size`` (``physical_layout`` is checked to be a permutation;
+    the result is C-contiguous, as ``empty_strided``'s)."""
+    size = tuple(size)
+    if sorted(physical_layout) != list(builtins.range(len(size))):
+        raise RuntimeError(f"empty_permuted: physical_layout {tuple(physical_layout)} is not a permutation of "
+                           f"the {len(size)} dims")
+    check_layout(layout, "empty_permuted")
+    return _creation.zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+# ---------------------------------------------------------------- vmap
+def _tree_map(fn, tree):
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_tree_map(fn, t) for t in tree)
+    if isinstance(tree, dict):
+        return {k: _tree_map(fn, v) for k, v in tree.items()}
+    return fn(tree)
+
+
+def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
+    """``func`` mapped over a dimension of its inputs, as ``torch.vmap``: ``in_dims`` says which
+    dimension of each argument is the batch (an int for all, or one entry per argument, None
+    for an argument passed whole); the results are stacked along ``out_dims``.
+
+    tapegrad runs ``func`` once per batch element and stacks the results (PyTorch traces it
+    once with batched tensors), so results and gradients are the same, the speed is a loop's,
+    and ``func`` may even use data-dependent Python control flow, which PyTorch's vmap refuses.
+
+    >>> tapegrad.vmap(tapegrad.dot)(tapegrad.ones(4, 3), tapegrad.ones(4, 3))
+    tensor([3., 3., 3., 3.])
+    """
+    if randomness not in ("error", "different", "same"):
+        raise RuntimeError(f"vmap: randomness must be 'error', 'different' or 'same', got {randomness!r}")
+
+    def batched(*args, **kwargs):
+        dims = in_dims if isinstance(in_dims, (tuple, list)) else (in_dims,) * len(args)
+        if len(dims) != len(args):
+            raise ValueError(f"vmap: in_dims has {len(dims)} entries but the function got {len(args)} positional "
+                             f"arguments")
+        sizes = set()
+        for a, d in zip(args, dims):
+            if d is not None:
+                _tree_map(lambda t: sizes.add(t.shape[d]) if isinstance(t, Tensor) else None, a)
+        if not sizes:
+            raise ValueError("vmap: at least one argument must be mapped over (in_dims all None, or no tensor "
+                             "argument)")
+        if len(sizes) > 1:
+            raise ValueError(f"vmap: the mapped dimensions have different sizes {sorted(sizes)}")
+        n = sizes.pop()
+        results = []
+        for i in builtins.range(n):
+            call = [a if d is None else _tree_map(lambda t: _shape.select(t, d, i) if isinstance(t, Tensor) else t, a)
+                    for a, d in zip(args, dims)]
+            results.append(func(*call, **kwargs))
+        first = results[0]
+        if isinstance(first, (tuple, list)):
+            outs = out_dims if isinstance(out_dims, (tuple, list)) else (out_dims,) * len(first)
+            return type(first)(_shape.stack([r[k] for r in results], dim=outs[k]) for k in builtins.range(len(first)))
+        return _shape.stack([r if isinstance(r, Tensor) else _creation.tensor(r) for r in results], dim=out_dims)
+
+    batched.__doc__ = getattr(func, "__doc__", None)
+    return batched
+
+
+__all__ = ["set_warn_always", "is_warn_always_enabled", "set_deterministic_debug_mode",
+           "get_deterministic_debug_mode", "set_flush_denormal", "set_default_device", "get_default_device",
+           "set_default_tensor_type", "is_anomaly_enabled", "is_anomaly_check_nan_enabled", "set_anomaly_enabled",
+           "is_autocast_cpu_enabled", "set_autocast_cpu_enabled", "get_autocast_cpu_dtype", "set_autocast_cpu_dtype",
+           "is_autocast_cache_enabled", "set_autocast_cache_enabled", "clear_autocast_cache", "typename",
+           "is_same_size", "is_signed", "is_inference", "is_distributed", "get_device", "detach", "detach_", "fill",
+           "scalar_tensor", "range", "asarray", "frombuffer", "empty_strided", "empty_permuted", "vmap",
+           "to_dlpack", "GradScaler"]
