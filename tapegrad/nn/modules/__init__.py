@@ -4,7 +4,8 @@ from .module import Module  # noqa: F401
 from .linear import Bilinear, Identity, Linear  # noqa: F401
 from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d  # noqa: F401
 from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,  # noqa: F401
-                      AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d, MaxUnpool2d, Upsample, UpsamplingBilinear2d,
+                      AvgPool1d, AvgPool2d, FractionalMaxPool2d, LPPool1d, LPPool2d, MaxPool1d, MaxPool2d,
+                      MaxUnpool1d, MaxUnpool2d, Upsample, UpsamplingBilinear2d,
                       UpsamplingNearest2d)
 from .activation import (CELU, ELU, GELU, GLU, Hardshrink, Hardsigmoid, Hardswish, Hardtanh,  # noqa: F401
                          LeakyReLU, LogSigmoid, LogSoftmax, Mish, PReLU, ReLU, ReLU6, RReLU, SELU, Sigmoid, SiLU,
@@ -13,15 +14,17 @@ from .padding import *  # noqa: F401,F403
 from .pixelshuffle import ChannelShuffle, Fold, PixelShuffle, PixelUnshuffle, Unfold  # noqa: F401
 from .transformer import (MultiheadAttention, Transformer, TransformerDecoder,  # noqa: F401
                           TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer)
-from .dropout import Dropout, Dropout1d, Dropout2d, Dropout3d  # noqa: F401
+from .dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d, FeatureAlphaDropout  # noqa: F401
 from .flatten import Flatten, Unflatten  # noqa: F401
-from .normalization import (BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm1d, InstanceNorm2d,  # noqa: F401
+from .normalization import (BatchNorm1d, BatchNorm2d, CrossMapLRN2d, GroupNorm, InstanceNorm1d, InstanceNorm2d,  # noqa: F401
                             LayerNorm, LocalResponseNorm, RMSNorm)
 from .sync_batchnorm import SyncBatchNorm  # noqa: F401
 from .sparse import Embedding, EmbeddingBag  # noqa: F401
-from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential  # noqa: F401
-from .loss import (BCELoss, BCEWithLogitsLoss, ClassAccuracy, CosineEmbeddingLoss, CosineSimilarity,  # noqa: F401
+from .container import Container, ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential  # noqa: F401
+from .loss import (BCELoss, BCEWithLogitsLoss, ClassAccuracy, CosineEmbeddingLoss, CosineSimilarity, CTCLoss,  # noqa: F401
                    CrossEntropyLoss, GaussianNLLLoss, HingeEmbeddingLoss, HuberLoss, KLDivLoss, L1Loss,
-                   MarginRankingLoss, MSELoss, MultiLabelSoftMarginLoss, MultiMarginLoss, NLLLoss,
-                   PairwiseDistance, PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss, TripletMarginLoss)
+                   MarginRankingLoss, MSELoss, MultiLabelMarginLoss, MultiLabelSoftMarginLoss, MultiMarginLoss, NLLLoss,
+                   NLLLoss2d,
+                   PairwiseDistance, PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss, TripletMarginLoss,
+                   TripletMarginWithDistanceLoss)
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase  # noqa: F401
