@@ -752,10 +752,80 @@ def _source_index(n_in, n_out, scale, mode, align_corners):
     return np.maximum((i + 0.5) * s - 0.5, 0.0)
 
 
+def _cubic_coeffs(t, a):
+    """Keys' cubic-convolution weights of the 4 taps at offsets -1, 0, 1, 2 for fraction ``t``."""
+    def near(x):
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return np.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], -1)
+
+
+def _resample_matrix(n_in, n_out, scale_factor, align_corners, mode, antialias):
+    """The (n_out, n_in) matrix of one dim's bicubic, or antialiased bilinear/bicubic, resampling,
+    with PyTorch's source coordinates and (antialiased) its separable filters scaled to the
+    downsampling factor."""
+    if align_corners:
+        scale = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+    else:
+        scale = 1.0 / scale_factor if scale_factor else n_in / n_out
+    m = np.zeros((n_out, n_in))
+    i = np.arange(n_out)
+    if antialias:
+        interp = 2 if mode == "bilinear" else 4
+        support = interp * 0.5 * scale if scale >= 1.0 else interp * 0.5
+        inv = 1.0 / scale if scale >= 1.0 else 1.0
+        for o in range(n_out):
+            center = scale * (o + 0.5)
+            lo = max(int(center - support + 0.5), 0)
+            hi = min(int(center + support + 0.5), n_in)
+            x = np.abs((np.arange(lo, hi) - center + 0.5) * inv)
+            if mode == "bilinear":
+                w = np.maximum(1 - x, 0)
+            else:  # PIL's a = -0.5 for the antialiasing filter, as PyTorch
+                a = -0.5
+                w = np.where(x < 1, ((a + 2) * x - (a + 3)) * x * x + 1,
+                             np.where(x < 2, ((a * x - 5 * a) * x + 8 * a) * x - 4 * a, 0.0))
+            total = w.sum()
+            m[o, lo:hi] = w / total if total != 0 else w
+        return m
+    src = i * scale if align_corners else (i + 0.5) * scale - 0.5
+    lo = np.floor(src)
+    taps = np.clip(lo[:, None].astype(np.int64) + np.arange(-1, 3), 0, n_in - 1)
+    np.add.at(m, (np.repeat(i, 4), taps.reshape(-1)), _cubic_coeffs(src - lo, -0.75).reshape(-1))
+    return m
+
+
+def _interpolate_separable(input, out, scales, mode, align_corners, antialias):
+    """bicubic and antialiased modes (4-D input) as one resampling matrix per spatial dim."""
+    if input.ndim != 4:
+        raise NotImplementedError(f"interpolate: {mode!r}{' with antialias' if antialias else ''} needs a 4-D "
+                                  f"input (N, C, H, W), got {_shape(input)}")
+    _check_float(input, "interpolate")
+    y = input
+    for k, (n_in, n_out, s) in enumerate(zip(input.shape[2:], out, scales)):
+        if n_in == n_out and not antialias:
+            continue
+        w = _const(_resample_matrix(n_in, n_out, s, align_corners, mode, antialias).astype(input.dtype))
+        y = _ops.matmul(w, y) if k == 0 else _ops.matmul(y, w.mT)
+    return y
+
+
+def _interpolate_area(input, out):
+    if input.ndim == 3:
+        return adaptive_avg_pool1d(input, out)
+    if input.ndim == 4:
+        return adaptive_avg_pool2d(input, out)
+    raise NotImplementedError(f"interpolate: 'area' on {input.ndim}-D input needs adaptive_avg_pool3d")
+
+
 def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
                 recompute_scale_factor=None, antialias: bool = False):
-    """Resize the spatial dims of ``(N, C, *spatial)``: 'nearest', 'nearest-exact', or the separable
-    'linear'/'bilinear'/'trilinear' (``align_corners`` as in PyTorch).
+    """Resize the spatial dims of ``(N, C, *spatial)``: 'nearest', 'nearest-exact', the separable
+    'linear'/'bilinear'/'bicubic'/'trilinear' (``align_corners`` as in PyTorch), or 'area'
+    (adaptive average pooling); ``antialias=True`` (bilinear, bicubic) low-pass filters when
+    downsampling, with PyTorch's (and PIL's) filters.
 
     >>> F.interpolate(tapegrad.ones(1, 1, 2, 2), scale_factor=2).shape
     (1, 1, 4, 4)
@@ -764,13 +834,16 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
     if nsp < 1:
         raise ValueError(f"interpolate: expected an input of shape (N, C, *spatial), got {_shape(input)}")
     linear = {"linear": 1, "bilinear": 2, "trilinear": 3}
-    if mode not in ("nearest", "nearest-exact") and mode not in linear:
+    if mode not in ("nearest", "nearest-exact", "bicubic", "area") and mode not in linear:
         raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (nearest, nearest-exact, linear, "
-                                  f"bilinear, trilinear)")
+                                  f"bilinear, bicubic, trilinear, area)")
+    if antialias and not (mode in ("bilinear", "bicubic") and input.ndim == 4):
+        raise ValueError("Anti-alias option is restricted to bilinear and bicubic modes and requires a 4-D tensor "
+                         "as input")
     if mode in linear and linear[mode] != nsp:
         raise NotImplementedError(f"interpolate: got {input.ndim}D input, but {mode} mode needs "
                                   f"{linear[mode] + 2}D input")
-    if mode not in linear and align_corners is not None:
+    if mode not in linear and mode != "bicubic" and align_corners is not None:
         raise ValueError("align_corners option can only be set with the interpolating modes: linear | bilinear | "
                          "bicubic | trilinear")
     if (size is None) == (scale_factor is None):
@@ -786,6 +859,10 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
             scales = (None,) * nsp
     if len(out) != nsp:
         raise ValueError(f"interpolate: size {out} does not match the {nsp} spatial dims of input {_shape(input)}")
+    if mode == "area":
+        return _interpolate_area(input, out)
+    if mode == "bicubic" or antialias:
+        return _interpolate_separable(input, out, scales, mode, bool(align_corners), antialias)
     if mode in linear and input.dtype.kind in "biu":
         if input.dtype != np.uint8 or mode != "bilinear":  # as PyTorch's CPU kernels
             raise NotImplementedError(f"interpolate: mode {mode!r} is not implemented for {_dtype.name(input.dtype)} "

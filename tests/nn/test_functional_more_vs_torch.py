@@ -229,3 +229,42 @@ def test_deprecated_container_and_nllloss2d():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _run(lambda M, a, t: M.nn.NLLLoss2d()(a, t), [x, y], (0,))
+
+
+@pytest.mark.parametrize("mode,antialias", [("bicubic", False), ("bicubic", True), ("bilinear", True)])
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("size,scale", [((4, 3), None), ((13, 5), None), (None, (0.4, 1.7)), ((9, 7), None)])
+def test_interpolate_bicubic_and_antialias_match_torch(mode, antialias, align_corners, size, scale):
+    x = R.standard_normal((2, 3, 9, 7))
+    _run(lambda M, a: M.nn.functional.interpolate(a, size=size, scale_factor=scale, mode=mode,
+                                                  align_corners=align_corners, antialias=antialias), [x], (0,))
+
+
+def test_interpolate_area_matches_torch():
+    x = R.standard_normal((2, 3, 9, 7))
+    _run(lambda M, a: M.nn.functional.interpolate(a, size=(4, 3), mode="area"), [x], (0,))
+    _run(lambda M, a: M.nn.functional.interpolate(a[:, :, 0], scale_factor=0.5, mode="area"), [x], (0,))
+    with pytest.raises(ValueError, match="Anti-alias"):
+        F.interpolate(tg.zeros(1, 1, 4), size=2, mode="linear", antialias=True)
+
+
+@pytest.mark.parametrize("bias_kv,zero_attn,batch_first,kdim", [(True, False, False, None), (False, True, True, None),
+                                                                (True, True, True, 5)])
+def test_multihead_attention_bias_kv_and_zero_attn_match_torch(bias_kv, zero_attn, batch_first, kdim):
+    E, H = 6, 3
+    tm = torch.nn.MultiheadAttention(E, H, add_bias_kv=bias_kv, add_zero_attn=zero_attn, batch_first=batch_first,
+                                     kdim=kdim, vdim=kdim).double()
+    gm = tg.nn.MultiheadAttention(E, H, add_bias_kv=bias_kv, add_zero_attn=zero_attn, batch_first=batch_first,
+                                  kdim=kdim, vdim=kdim).double()
+    assert sorted(gm.state_dict()) == sorted(tm.state_dict())
+    gm.load_state_dict({k: tg.tensor(v.detach().numpy().copy()) for k, v in tm.state_dict().items()})
+    q = R.standard_normal((2, 3, E) if batch_first else (3, 2, E))
+    kv = R.standard_normal((2, 4, kdim or E) if batch_first else (4, 2, kdim or E))
+    kpm = np.zeros((2, 4), bool)
+    kpm[:, -1] = True
+
+    def fn(M, m, q, kv):
+        return m(q, kv, kv, key_padding_mask=M.tensor(kpm))
+    res = [fn(torch, tm, torch.tensor(q), torch.tensor(kv)), fn(tg, gm, tg.tensor(q), tg.tensor(kv))]
+    for a, b in zip(*res):
+        np.testing.assert_allclose(_np(b), _np(a), rtol=1e-10, atol=1e-12)
