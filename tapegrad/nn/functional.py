@@ -776,10 +776,80 @@ def _source_index(n_in, n_out, scale, mode, align_corners):
     return np.maximum((i + 0.5) * s - 0.5, 0.0)
 
 
+def _cubic_coeffs(t, a):
+    """Keys' cubic-convolution weights of the 4 taps at offsets -1, 0, 1, 2 for fraction ``t``."""
+    def near(x):
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return np.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], -1)
+
+
+def _resample_matrix(n_in, n_out, scale_factor, align_corners, mode, antialias):
+    """The (n_out, n_in) matrix of one dim's bicubic, or antialiased bilinear/bicubic, resampling,
+    with PyTorch's source coordinates and (antialiased) its separable filters scaled to the
+    downsampling factor."""
+    if align_corners:
+        scale = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+    else:
+        scale = 1.0 / scale_factor if scale_factor else n_in / n_out
+    m = np.zeros((n_out, n_in))
+    i = np.arange(n_out)
+    if antialias:
+        interp = 2 if mode == "bilinear" else 4
+        support = interp * 0.5 * scale if scale >= 1.0 else interp * 0.5
+        inv = 1.0 / scale if scale >= 1.0 else 1.0
+        for o in range(n_out):
+            center = scale * (o + 0.5)
+            lo = max(int(center - support + 0.5), 0)
+            hi = min(int(center + support + 0.5), n_in)
+            x = np.abs((np.arange(lo, hi) - center + 0.5) * inv)
+            if mode == "bilinear":
+                w = np.maximum(1 - x, 0)
+            else:  # PIL's a = -0.5 for the antialiasing filter, as PyTorch
+                a = -0.5
+                w = np.where(x < 1, ((a + 2) * x - (a + 3)) * x * x + 1,
+                             np.where(x < 2, ((a * x - 5 * a) * x + 8 * a) * x - 4 * a, 0.0))
+            total = w.sum()
+            m[o, lo:hi] = w / total if total != 0 else w
+        return m
+    src = i * scale if align_corners else (i + 0.5) * scale - 0.5
+    lo = np.floor(src)
+    taps = np.clip(lo[:, None].astype(np.int64) + np.arange(-1, 3), 0, n_in - 1)
+    np.add.at(m, (np.repeat(i, 4), taps.reshape(-1)), _cubic_coeffs(src - lo, -0.75).reshape(-1))
+    return m
+
+
+def _interpolate_separable(input, out, scales, mode, align_corners, antialias):
+    """bicubic and antialiased modes (4-D input) as one resampling matrix per spatial dim."""
+    if input.ndim != 4:
+        raise NotImplementedError(f"interpolate: {mode!r}{' with antialias' if antialias else ''} needs a 4-D "
+                                  f"input (N, C, H, W), got {_shape(input)}")
+    _check_float(input, "interpolate")
+    y = input
+    for k, (n_in, n_out, s) in enumerate(zip(input.shape[2:], out, scales)):
+        if n_in == n_out and not antialias:
+            continue
+        w = _const(_resample_matrix(n_in, n_out, s, align_corners, mode, antialias).astype(input.dtype))
+        y = _ops.matmul(w, y) if k == 0 else _ops.matmul(y, w.mT)
+    return y
+
+
+def _interpolate_area(input, out):
+    if input.ndim == 3:
+        return adaptive_avg_pool1d(input, out)
+    if input.ndim == 4:
+        return adaptive_avg_pool2d(input, out)
+    raise NotImplementedError(f"interpolate: 'area' on {input.ndim}-D input needs adaptive_avg_pool3d")
+
+
 def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
                 recompute_scale_factor=None, antialias: bool = False):
-    """Resize the spatial dims of ``(N, C, *spatial)``: 'nearest', 'nearest-exact', or the separable
-    'linear'/'bilinear'/'trilinear' (``align_corners`` as in PyTorch).
+    """Resize the spatial dims of ``(N, C, *spatial)``: 'nearest', 'nearest-exact', the separable
+    'linear'/'bilinear'/'bicubic'/'trilinear' (``align_corners`` as in PyTorch), or 'area'
+    (adaptive average pooling); ``antialias=True`` (bilinear, bicubic) low-pass filters when
+    downsampling, with PyTorch's (and PIL's) filters.
 
     >>> F.interpolate(tapegrad.ones(1, 1, 2, 2), scale_factor=2).shape
     (1, 1, 4, 4)
@@ -788,13 +858,16 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
     if nsp < 1:
         raise ValueError(f"interpolate: expected an input of shape (N, C, *spatial), got {_shape(input)}")
     linear = {"linear": 1, "bilinear": 2, "trilinear": 3}
-    if mode not in ("nearest", "nearest-exact") and mode not in linear:
+    if mode not in ("nearest", "nearest-exact", "bicubic", "area") and mode not in linear:
         raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (nearest, nearest-exact, linear, "
-                                  f"bilinear, trilinear)")
+                                  f"bilinear, bicubic, trilinear, area)")
+    if antialias and not (mode in ("bilinear", "bicubic") and input.ndim == 4):
+        raise ValueError("Anti-alias option is restricted to bilinear and bicubic modes and requires a 4-D tensor "
+                         "as input")
     if mode in linear and linear[mode] != nsp:
         raise NotImplementedError(f"interpolate: got {input.ndim}D input, but {mode} mode needs "
                                   f"{linear[mode] + 2}D input")
-    if mode not in linear and align_corners is not None:
+    if mode not in linear and mode != "bicubic" and align_corners is not None:
         raise ValueError("align_corners option can only be set with the interpolating modes: linear | bilinear | "
                          "bicubic | trilinear")
     if (size is None) == (scale_factor is None):
@@ -810,6 +883,10 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
             scales = (None,) * nsp
     if len(out) != nsp:
         raise ValueError(f"interpolate: size {out} does not match the {nsp} spatial dims of input {_shape(input)}")
+    if mode == "area":
+        return _interpolate_area(input, out)
+    if mode == "bicubic" or antialias:
+        return _interpolate_separable(input, out, scales, mode, bool(align_corners), antialias)
     if mode in linear and input.dtype.kind in "biu":
         if input.dtype != np.uint8 or mode != "bilinear":  # as PyTorch's CPU kernels
             raise NotImplementedError(f"interpolate: mode {mode!r} is not implemented for {_dtype.name(input.dtype)} "
@@ -1384,6 +1461,623 @@ def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, r
 
 
 # ---------------------------------------------------------------- metrics
+# ---------------------------------------------------------------- more of PyTorch's functional API
+def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+                            return_indices: bool = False):
+    """``max_pool1d(..., return_indices=True)``: the pooled values and their indices."""
+    return max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+                            return_indices: bool = False):
+    """``max_pool2d(..., return_indices=True)``: the pooled values and their indices."""
+    return max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def adaptive_max_pool1d_with_indices(input, output_size, return_indices: bool = False):
+    """``adaptive_max_pool1d(..., return_indices=True)``."""
+    return adaptive_max_pool1d(input, output_size, True)
+
+
+def adaptive_max_pool2d_with_indices(input, output_size, return_indices: bool = False):
+    """``adaptive_max_pool2d(..., return_indices=True)``."""
+    return adaptive_max_pool2d(input, output_size, True)
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """The inverse of ``max_pool1d(return_indices=True)`` on ``(N, C, L)`` or ``(C, L)``: each value
+    goes to its index in a zero tensor of the unpooled length."""
+    k = _one(kernel_size, "max_unpool1d")
+    s = k if stride is None else _one(stride, "max_unpool1d")
+    size = None
+    if output_size is not None:
+        size = tuple(output_size)[-1:]
+        size = (1, int(size[0]))
+    y = max_unpool2d(_as_2d(input, "max_unpool1d"), indices.unsqueeze(-2), (1, k), (1, s),
+                     (0, _one(padding, "max_unpool1d")), size)
+    return y.squeeze(-2)
+
+
+def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode: bool = False):
+    """Power-average pooling: ``(sum over each window of x**p) ** (1/p)`` along the last dim."""
+    k = _one(kernel_size, "lp_pool1d")
+    out = avg_pool1d(input.pow(norm_type), k, stride, 0, ceil_mode)
+    return (_ops.sign(out) * _relu_op(_ops.abs(out))).mul(k).pow(1.0 / norm_type)
+
+
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode: bool = False):
+    """Power-average pooling over 2-D windows: ``(sum of x**p) ** (1/p)`` per window."""
+    kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, numbers.Integral) else tuple(kernel_size)
+    out = avg_pool2d(input.pow(norm_type), (kh, kw), stride, 0, ceil_mode)
+    return (_ops.sign(out) * _relu_op(_ops.abs(out))).mul(kh * kw).pow(1.0 / norm_type)
+
+
+def celu_(input, alpha: float = 1.0):
+    """``celu`` written into ``input`` (in place); returns ``input``."""
+    return input.copy_(celu(input, alpha))
+
+
+def selu_(input):
+    """``selu`` written into ``input`` (in place); returns ``input``."""
+    return input.copy_(selu(input))
+
+
+def rrelu_(input, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False):
+    """``rrelu`` written into ``input`` (in place); returns ``input``."""
+    return input.copy_(rrelu(input, lower, upper, training))
+
+
+_ALPHA_DROPOUT = 1.7580993408473766  # SELU's -scale * alpha: the value a dropped unit takes
+
+
+def _alpha_dropout(input, p, training, feature, name):
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if p == 0 or not training or input.numel() == 0:
+        return input
+    if p == 1:
+        return input * 0
+    if feature and input.ndim < 2:
+        raise RuntimeError(f"{name}: Feature dropout requires at least 2 dimensions in the input, got shape "
+                           f"{_shape(input)}")
+    shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2) if feature else tuple(input.shape)
+    keep = _random.rng().random(shape) >= p
+    a = 1.0 / np.sqrt((_ALPHA_DROPOUT ** 2 * p + 1) * (1 - p))
+    mult = _const(np.where(keep, a, 0.0).astype(input.dtype))
+    add = _const(np.where(keep, _ALPHA_DROPOUT * a * p, _ALPHA_DROPOUT * a * (p - 1)).astype(input.dtype))
+    return input * mult + add
+
+
+def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False):
+    """Dropout for SELU networks: dropped units take SELU's negative saturation value and the result
+    is rescaled so that mean and variance are kept (PyTorch's formula)."""
+    return _inplace_result(input, _alpha_dropout(input, p, training, False, "alpha_dropout"), inplace)
+
+
+def feature_alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False):
+    """``alpha_dropout`` of whole channels (dim 1) of ``(N, C, ...)``."""
+    return _inplace_result(input, _alpha_dropout(input, p, training, True, "feature_alpha_dropout"), inplace)
+
+
+def upsample_nearest(input, size=None, scale_factor=None):
+    """Deprecated: ``interpolate(input, size, scale_factor, mode='nearest')`` (warns, as PyTorch does)."""
+    warnings.warn("`nn.functional.upsample_nearest` is deprecated. Use `nn.functional.interpolate` instead.",
+                  stacklevel=2)
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input, size=None, scale_factor=None):
+    """Deprecated: ``interpolate(input, size, scale_factor, mode='bilinear', align_corners=True)``."""
+    warnings.warn("`nn.functional.upsample_bilinear` is deprecated. Use `nn.functional.interpolate` instead.",
+                  stacklevel=2)
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
+def native_channel_shuffle(input, groups: int):
+    """``channel_shuffle`` (PyTorch's name for its kernel without the fallback)."""
+    return channel_shuffle(input, groups)
+
+
+def conv_tbc(input, weight, bias, pad: int = 0):
+    """1-D convolution on time-batch-channel input ``(T, N, C_in)`` with weight ``(K, C_in, C_out)``
+    and bias ``(C_out,)``, zero-padded by ``pad`` on both ends: returns ``(T', N, C_out)``."""
+    if input.ndim != 3 or weight.ndim != 3 or bias is None or bias.ndim != 1:
+        raise RuntimeError(f"conv_tbc: expected input (T, N, C_in), weight (K, C_in, C_out) and bias (C_out,), got "
+                           f"{_shape(input)}, {_shape(weight)} and {None if bias is None else _shape(bias)}")
+    if input.shape[2] != weight.shape[1] or weight.shape[2] != bias.shape[0]:
+        raise RuntimeError(f"conv_tbc: input channels {input.shape[2]} / weight {_shape(weight)} / bias "
+                           f"{_shape(bias)} do not match")
+    y = conv1d(input.permute(1, 2, 0), weight.permute(2, 1, 0), bias, padding=pad)
+    return y.permute(2, 0, 1)
+
+
+def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
+    """Multi-class multi-label hinge loss: for each target class ``j`` (the leading entries of
+    ``target`` up to the first -1) and each non-target class ``i``, ``max(0, 1 - (x[j] - x[i]))``,
+    summed and divided by the number of classes C. ``input`` and ``target`` are ``(C,)`` or ``(N, C)``."""
+    reduction = _reduction(reduction, size_average, reduce)
+    _check_float(input, "multilabel_margin_loss")
+    if input.ndim not in (0, 1, 2) or _shape(target) != _shape(input):
+        raise RuntimeError(f"multilabel_margin_loss: expected input (C) or (N, C) and a target of the same shape, "
+                           f"got {_shape(input)} and {_shape(target)}")
+    x = input.reshape(1, -1) if input.ndim < 2 else input
+    t = np.asarray(target._data if isinstance(target, Tensor) else target).reshape(x.shape)
+    n, c = x.shape
+    if t.dtype.kind not in "iu":
+        raise RuntimeError(f"multilabel_margin_loss: expected an integer target, got {t.dtype}")
+    if t.size and ((t < -1).any() or (t >= c).any()):
+        raise RuntimeError(f"multilabel_margin_loss: target values must be in [-1, {c - 1}], got "
+                           f"[{t.min()}, {t.max()}]")
+    valid = np.cumprod(t != -1, axis=1).astype(bool)  # the targets are the entries before the first -1
+    is_target = np.zeros((n, c), bool)
+    rows, cols = np.nonzero(valid)
+    is_target[rows, t[rows, cols]] = True
+    xt = _ops.gather(x, 1, _const(np.where(valid, t, 0).astype(np.int64)))
+    margins = _relu_op(1 - xt.unsqueeze(2) + x.unsqueeze(1))
+    mask = _const((valid[:, :, None] & ~is_target[:, None, :]).astype(x.dtype))
+    loss = (margins * mask).sum((1, 2)) / c
+    if input.ndim < 2:
+        loss = loss.reshape(())
+    return _reduce(loss, reduction)
+
+
+def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None, margin: float = 1.0,
+                                      swap: bool = False, reduction: str = "mean"):
+    """``max(0, margin + d(a, p) - d(a, n))`` with any distance ``d`` (``pairwise_distance`` by
+    default); ``swap`` uses ``min(d(a, n), d(p, n))`` as the negative distance."""
+    if margin <= 0:
+        raise ValueError(f"triplet_margin_with_distance_loss: expected margin to be greater than 0, got {margin}")
+    if not anchor.ndim == positive.ndim == negative.ndim:
+        raise RuntimeError(f"The anchor, positive, and negative tensors are expected to have the same number of "
+                           f"dimensions, but got: anchor {anchor.ndim}D, positive {positive.ndim}D, and negative "
+                           f"{negative.ndim}D inputs")
+    dist = distance_function if distance_function is not None else pairwise_distance
+    d_pos, d_neg = dist(anchor, positive), dist(anchor, negative)
+    if swap:
+        d_neg = _ops.minimum(d_neg, dist(positive, negative))
+    return _reduce(_ops.clamp_min(margin + d_pos - d_neg, 0), _reduction(reduction))
+
+
+def _default_align_corners(align_corners, name):
+    if align_corners is None:
+        warnings.warn(f"Default {name} behavior has changed to align_corners=False since 1.3.0. Please specify "
+                      f"align_corners=True if the old behavior is desired.", stacklevel=3)
+        return False
+    return bool(align_corners)
+
+
+def affine_grid(theta, size, align_corners=None):
+    """The sampling grid of an affine transform: for ``size`` ``(N, C, H, W)`` and ``theta``
+    ``(N, 2, 3)`` a grid ``(N, H, W, 2)`` of normalised ``(x, y)`` source coordinates (``(N, C, D,
+    H, W)`` and ``(N, 3, 4)`` give ``(N, D, H, W, 3)``), for :func:`grid_sample`.
+
+    >>> grid = F.affine_grid(tapegrad.tensor([[[1.0, 0, 0], [0, 1, 0]]]), (1, 1, 2, 2), align_corners=False)
+    >>> grid.shape
+    (1, 2, 2, 2)
+    """
+    align_corners = _default_align_corners(align_corners, "grid_sample and affine_grid")
+    if theta.dtype.kind != "f":
+        raise ValueError(f"Expected theta to have floating point type, but got {theta.dtype}")
+    size = tuple(int(s) for s in size)
+    if len(size) not in (4, 5):
+        raise NotImplementedError(f"affine_grid only supports 4D and 5D sizes, for 2D and 3D affine transforms, "
+                                  f"respectively. Got size {size}.")
+    k = len(size) - 2
+    if theta.ndim != 3 or tuple(theta.shape[1:]) != (k, k + 1):
+        raise ValueError(f"Expected a batch of {k}D affine matrices of shape Nx{k}x{k + 1} for size {size}. "
+                         f"Got {_shape(theta)}.")
+    if min(size) <= 0:
+        raise ValueError(f"Expected non-zero, positive output size. Got {size}")
+    if theta.shape[0] != size[0]:
+        raise RuntimeError(f"affine_grid: theta has {theta.shape[0]} matrices but size asks for a batch of {size[0]}")
+    spatial = size[2:]
+    dt = theta._data.dtype
+
+    def axis(n):
+        if n == 1:
+            return np.zeros(1, dt)
+        lin = np.linspace(-1, 1, n, dtype=dt)
+        return lin if align_corners else lin * ((n - 1) / n)
+
+    coords = np.meshgrid(*[axis(n) for n in spatial], indexing="ij")  # (D,) H, W order
+    base = np.stack(list(coords[::-1]) + [np.ones(spatial, dt)], -1).reshape(1, -1, k + 1)  # x, y, (z,) 1
+    grid = _ops.matmul(_const(base), theta.transpose(1, 2))
+    return grid.reshape((size[0],) + spatial + (k,))
+
+
+def _grid_reflect(x, twice_low, twice_high):
+    """PyTorch's reflect_coordinates, in ops so that the gradient flips sign on reflected stretches."""
+    if twice_low == twice_high:
+        return x * 0
+    low = twice_low / 2
+    span = (twice_high - twice_low) / 2
+    x = _ops.abs(x - low)
+    flips = np.floor(x._data / span)
+    extra = x - _const(flips * span, x._data.dtype)
+    return _ops.where(_const(flips % 2 == 0), extra + low, (span + low) - extra)
+
+
+def _grid_coordinates(x, size, padding_mode, align_corners):
+    """Map unnormalised coordinates into range per ``padding_mode`` (zeros: unchanged)."""
+    if padding_mode == "border":
+        return _ops.clamp(x, 0, size - 1)
+    if padding_mode == "reflection":
+        x = _grid_reflect(x, 0, 2 * (size - 1)) if align_corners else _grid_reflect(x, -1, 2 * size - 1)
+        return _ops.clamp(x, 0, size - 1)
+    return x
+
+
+def _grid_unnormalize(g, size, align_corners):
+    return (g + 1) * ((size - 1) / 2) if align_corners else ((g + 1) * size - 1) / 2
+
+
+def _gather_points(flat, idx, valid):
+    """``flat`` (N, C, P_in) read at integer positions ``idx`` (N, P_out), 0 where not ``valid``."""
+    n, c = flat.shape[:2]
+    safe = np.where(valid, idx, 0).astype(np.int64)
+    vals = _ops.gather(flat, 2, _const(np.broadcast_to(safe[:, None, :], (n, c, safe.shape[1])).copy()))
+    return vals * _const(valid[:, None, :].astype(flat._data.dtype))
+
+
+def _cubic_weights(t):
+    """The 4 cubic-convolution weights (A = -0.75, as PyTorch) at fractional offset ``t``."""
+    a = -0.75
+
+    def near(x):
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return far(t + 1), near(t), near(1 - t), far(2 - t)
+
+
+def grid_sample(input, grid, mode: str = "bilinear", padding_mode: str = "zeros", align_corners=None):
+    """Sample ``input`` ``(N, C, H, W)`` at the normalised ``(x, y)`` locations of ``grid``
+    ``(N, H_out, W_out, 2)`` (-1 and 1 are the outer pixels' centres with ``align_corners=True``,
+    their outer edges otherwise); ``(N, C, D, H, W)`` inputs take grids ``(N, D_o, H_o, W_o, 3)``.
+    ``mode`` bilinear (trilinear in 3-D), nearest or bicubic (2-D); ``padding_mode`` zeros, border
+    or reflection. Gradients flow to ``input`` and (bilinear, bicubic) to ``grid``."""
+    if mode not in ("bilinear", "nearest", "bicubic"):
+        raise ValueError(f"nn.functional.grid_sample(): expected mode to be 'bilinear', 'nearest' or 'bicubic', but "
+                         f"got: '{mode}'")
+    if padding_mode not in ("zeros", "border", "reflection"):
+        raise ValueError(f"nn.functional.grid_sample(): expected padding_mode to be 'zeros', 'border', or "
+                         f"'reflection', but got: '{padding_mode}'")
+    align_corners = _default_align_corners(align_corners, "grid_sample and affine_grid")
+    if input.ndim not in (4, 5) or grid.ndim != input.ndim or grid.shape[-1] != input.ndim - 2 \
+            or grid.shape[0] != input.shape[0]:
+        raise RuntimeError(f"grid_sample: expected input (N, C, H, W) with grid (N, H_out, W_out, 2), or input "
+                           f"(N, C, D, H, W) with grid (N, D_out, H_out, W_out, 3), got {_shape(input)} and "
+                           f"{_shape(grid)}")
+    if mode == "bicubic" and input.ndim != 4:
+        raise RuntimeError("grid_sample: bicubic interpolation only supports 4D input")
+    _check_float(input, "grid_sample")
+    _same_float(input, grid)
+    n, c = input.shape[:2]
+    spatial = tuple(input.shape[2:])
+    out_sp = tuple(grid.shape[1:-1])
+    k = len(spatial)
+    flat = input.reshape(n, c, -1)
+    strides = [int(np.prod(spatial[d + 1:])) for d in range(k)]
+    g = grid.reshape(n, -1, k)
+    # grid's last dim is (x, y[, z]): x indexes the last spatial dim
+    raw = [_grid_unnormalize(g[..., k - 1 - d], spatial[d], align_corners) for d in range(k)]
+    if mode == "bicubic":
+        out = _bicubic(flat, raw, spatial, padding_mode, align_corners)
+    else:
+        pos = [_grid_coordinates(r, s, padding_mode, align_corners) for r, s in zip(raw, spatial)]
+        if mode == "nearest":
+            idx = [np.rint(p._data) for p in pos]  # round half to even, as PyTorch's nearbyint
+            valid = np.logical_and.reduce([(i >= 0) & (i < s) for i, s in zip(idx, spatial)])
+            flat_idx = sum(np.where(valid, i, 0).astype(np.int64) * st for i, st in zip(idx, strides))
+            out = _gather_points(flat, flat_idx, valid)
+        else:
+            lo = [np.floor(p._data) for p in pos]
+            frac = [p - _const(f, p._data.dtype) for p, f in zip(pos, lo)]
+            out = None
+            for corner in range(2 ** k):
+                bits = [(corner >> (k - 1 - d)) & 1 for d in range(k)]
+                idx = [f + b for f, b in zip(lo, bits)]
+                valid = np.logical_and.reduce([(i >= 0) & (i < s) for i, s in zip(idx, spatial)])
+                flat_idx = sum(np.where(valid, i, 0).astype(np.int64) * st for i, st in zip(idx, strides))
+                w = None
+                for fr, b in zip(frac, bits):
+                    wd = fr if b else 1 - fr
+                    w = wd if w is None else w * wd
+                term = _gather_points(flat, flat_idx, valid) * w.unsqueeze(1)
+                out = term if out is None else out + term
+    return out.reshape((n, c) + out_sp)
+
+
+def _bicubic(flat, raw, spatial, padding_mode, align_corners):
+    (iy, ix), (h, w) = raw, spatial
+    y0, x0 = np.floor(iy._data), np.floor(ix._data)
+    wy = _cubic_weights(iy - _const(y0, y0.dtype))
+    wx = _cubic_weights(ix - _const(x0, x0.dtype))
+
+    def tap(coord, size):
+        # each tap's coordinate is padded on its own (PyTorch's get_value_bounded); no gradient flows
+        # through an integer tap position
+        c = _grid_coordinates(_const(coord), size, padding_mode, align_corners)._data
+        return c.astype(np.int64) if padding_mode != "zeros" else c
+    out = None
+    for i in range(4):
+        yi = tap(y0 - 1 + i, h)
+        row = None
+        for j in range(4):
+            xj = tap(x0 - 1 + j, w)
+            valid = (yi >= 0) & (yi < h) & (xj >= 0) & (xj < w)
+            v = _gather_points(flat, (np.where(valid, yi, 0) * w + np.where(valid, xj, 0)).astype(np.int64), valid)
+            term = v * wx[j].unsqueeze(1)
+            row = term if row is None else row + term
+        term = row * wy[i].unsqueeze(1)
+        out = term if out is None else out + term
+    return out
+
+
+def _fractional_starts(sample, n_in, n_out, k):
+    """PyTorch's pseudo-random window starts for fractional max pooling (generate_intervals)."""
+    if n_out == 1:
+        return np.full(sample.shape + (1,), n_in - k, np.int64)
+    dt = sample.dtype
+    alpha = dt.type(n_in - k) / dt.type(n_out - 1)
+    i = np.arange(n_out - 1, dtype=dt)
+    starts = ((i + sample[..., None]) * alpha).astype(np.int64) - (sample[..., None] * alpha).astype(np.int64)
+    return np.concatenate([starts, np.full(sample.shape + (1,), n_in - k, np.int64)], -1)
+
+
+def fractional_max_pool2d(input, kernel_size, output_size=None, output_ratio=None, return_indices: bool = False,
+                          _random_samples=None):
+    """Max pooling over pseudo-randomly placed ``kernel_size`` windows that shrink ``(N, C, H, W)``
+    (or ``(C, H, W)``) to ``output_size`` (or ``output_ratio`` times the input size); Graham's
+    fractional max pooling with PyTorch's window placement, one random pair per (batch, channel)."""
+    if output_size is None and output_ratio is None:
+        raise ValueError("fractional_max_pool2d requires specifying either an output_size or an output_ratio")
+    if input.ndim not in (3, 4):
+        raise RuntimeError(f"fractional_max_pool2d: expected a 3-D or 4-D input, got shape {_shape(input)}")
+    x = input.unsqueeze(0) if input.ndim == 3 else input
+    n, c, h, w = x.shape
+    kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, numbers.Integral) else tuple(kernel_size)
+    if output_size is None:
+        rh, rw = (output_ratio, output_ratio) if isinstance(output_ratio, numbers.Real) else tuple(output_ratio)
+        if not (0 < rh < 1 and 0 < rw < 1):
+            raise ValueError(f"fractional_max_pool2d requires output_ratio to either be a single Int or tuple of Ints. "
+                             f"in (0, 1), got {output_ratio}")
+        output_size = (int(h * rh), int(w * rw))
+    oh, ow = (output_size, output_size) if isinstance(output_size, numbers.Integral) else tuple(output_size)
+    if oh + kh - 1 > h or ow + kw - 1 > w:
+        raise RuntimeError(f"fractional_max_pool2d(): pool size ({kh}, {kw}) too large relative to input size "
+                           f"({h}, {w}) for output size ({oh}, {ow})")
+    if _random_samples is None:
+        samples = _random.rng().random((n, c, 2)).astype(x._data.dtype)
+    else:
+        samples = np.asarray(_random_samples._data if isinstance(_random_samples, Tensor) else _random_samples)
+        if samples.shape != (n, c, 2):
+            raise RuntimeError(f"fractional_max_pool2d: expected _random_samples of shape {(n, c, 2)}, got "
+                               f"{samples.shape}")
+    ws = _fractional_starts(samples[..., 0], w, ow, kw)  # (N, C, ow); sample 0 places the columns
+    hs = _fractional_starts(samples[..., 1], h, oh, kh)
+    rows = hs[:, :, :, None, None, None] + np.arange(kh)[:, None]  # (N, C, oh, 1, kh, 1)
+    cols = ws[:, :, None, :, None, None] + np.arange(kw)  # (N, C, 1, ow, 1, kw)
+    win = (rows * w + cols).reshape(n, c, oh, ow, kh * kw)
+    vals = np.take_along_axis(x._data.reshape(n, c, -1), win.reshape(n, c, -1), 2).reshape(win.shape)
+    best = np.where(np.isnan(vals).any(-1), np.isnan(vals).argmax(-1), vals.argmax(-1))  # NaN wins, as in PyTorch
+    idx = np.take_along_axis(win, best[..., None], -1)[..., 0]
+    y = _ops.gather(x.reshape(n, c, -1), 2, _const(idx.reshape(n, c, -1))).reshape(n, c, oh, ow)
+    ind = _const(idx)
+    if input.ndim == 3:
+        y, ind = y.squeeze(0), ind.squeeze(0)
+    return (y, ind) if return_indices else y
+
+
+def fractional_max_pool2d_with_indices(input, kernel_size, output_size=None, output_ratio=None,
+                                       return_indices: bool = False, _random_samples=None):
+    """``fractional_max_pool2d(..., return_indices=True)``."""
+    return fractional_max_pool2d(input, kernel_size, output_size, output_ratio, True, _random_samples)
+
+
+def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank: int = 0, reduction: str = "mean",
+             zero_infinity: bool = False):
+    """Connectionist Temporal Classification loss: ``-log`` of the total probability of all
+    alignments of ``targets`` to ``log_probs`` ``(T, N, C)`` (or ``(T, C)``), by the forward
+    recursion in log space. ``targets`` is ``(N, S)`` padded or the 1-D concatenation of all
+    targets; 'mean' divides each loss by its target length, then averages. An impossible alignment
+    costs inf (0 with ``zero_infinity``).
+
+    PyTorch's backward returns ``exp(log_probs) - posterior``: the gradient with respect to the
+    logits *if* log_probs came from log_softmax, not the gradient of the loss with respect to
+    log_probs. tapegrad differentiates the recursion itself, so ``log_probs.grad`` is the true
+    derivative (``-posterior``); through ``log_softmax`` both give the same logit gradients."""
+    reduction = _reduction(reduction)
+    _check_float(log_probs, "ctc_loss", "log_probs")
+    unbatched = log_probs.ndim == 2
+    lp = log_probs.unsqueeze(1) if unbatched else log_probs
+    if lp.ndim != 3:
+        raise RuntimeError(f"ctc_loss: expected log_probs (T, N, C) or (T, C), got {_shape(log_probs)}")
+    t_max, n, c = lp.shape
+
+    def ints(v, what):
+        a = np.asarray(v._data if isinstance(v, Tensor) else v).reshape(-1)
+        if a.dtype.kind not in "iu" or a.shape != (n,):
+            raise RuntimeError(f"ctc_loss: expected {what} to hold {n} integers, got {a.dtype} of shape {a.shape}")
+        return a.astype(np.int64)
+    il, tl = ints(input_lengths, "input_lengths"), ints(target_lengths, "target_lengths")
+    tg = np.asarray(targets._data if isinstance(targets, Tensor) else targets)
+    if tg.dtype.kind not in "iu":
+        raise RuntimeError(f"ctc_loss: expected integer targets, got {tg.dtype}")
+    if (il < 0).any() or (il > t_max).any():
+        raise RuntimeError(f"ctc_loss: input_lengths must be in [0, {t_max}], got {il.tolist()}")
+    if (tl < 0).any():
+        raise RuntimeError(f"ctc_loss: target_lengths must be non-negative, got {tl.tolist()}")
+    if tg.ndim == 2:
+        if tg.shape[0] != n or (tl > tg.shape[1]).any():
+            raise RuntimeError(f"ctc_loss: targets {tg.shape} do not hold {n} rows of target_lengths {tl.tolist()}")
+        padded = tg
+    elif tg.ndim == 1:
+        if tl.sum() > tg.size:
+            raise RuntimeError(f"ctc_loss: the concatenated targets hold {tg.size} labels, target_lengths sum to "
+                               f"{tl.sum()}")
+        padded = np.zeros((n, max(int(tl.max(initial=0)), 1)), np.int64)
+        ends = np.cumsum(tl)
+        for b in range(n):
+            padded[b, :tl[b]] = tg[ends[b] - tl[b]:ends[b]]
+    else:
+        raise RuntimeError(f"ctc_loss: expected targets (N, S) or 1-D, got shape {tg.shape}")
+    length = int(tl.max(initial=0))
+    labels = padded[:, :length].astype(np.int64)
+    if labels.size and ((labels < 0).any() or (labels >= c).any()):
+        raise RuntimeError(f"ctc_loss: target labels must be in [0, {c - 1}]")
+    s = 2 * length + 1
+    ext = np.full((n, s), blank, np.int64)
+    ext[:, 1::2] = labels
+    pos = np.arange(s)
+    skip = np.zeros((n, s), bool)
+    skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
+    inside = pos[None, :] < (2 * tl[:, None] + 1)
+    dt = lp._data.dtype
+    neg = np.asarray(-np.finfo(dt).max / 8, dt)  # finite "log 0": keeps every gradient finite
+    NEG = _const(neg)
+    lpe = _ops.gather(lp, 2, _const(np.broadcast_to(ext, (t_max, n, s)).copy()))  # (T, N, S')
+    if t_max:
+        start = _ops.where(_const(inside & (pos < 2) & (il[:, None] > 0)), lpe[0], NEG)
+    else:
+        start = NEG.expand(n, s)
+    alpha = _ops.where(_const((pos[None, :] == 0) & (il[:, None] == 0)), _const(np.zeros((), dt)), start)
+    keep2 = _const(skip)
+    for t in range(1, t_max):
+        a1 = _ops.pad(alpha, (1, 0), value=float(neg))[:, :s]
+        a2 = _ops.where(keep2, _ops.pad(alpha, (2, 0), value=float(neg))[:, :s], NEG)
+        new = _ops.logsumexp(_ops.stack([alpha, a1, a2]), 0) + lpe[t]
+        new = _ops.where(_const(inside), new, NEG)
+        alpha = _ops.where(_const(np.broadcast_to((t < il)[:, None], (n, s)).copy()), new, alpha)
+    end = 2 * tl
+    last = _ops.gather(alpha, 1, _const(end[:, None]))
+    prev = _ops.where(_const(tl[:, None] > 0), _ops.gather(alpha, 1, _const(np.maximum(end - 1, 0)[:, None])), NEG)
+    nll = -_ops.logsumexp(_ops.cat([last, prev], 1), 1)
+    impossible = _const(nll._data > -neg / 2)
+    nll = _ops.where(impossible, _const(np.asarray(0.0 if zero_infinity else np.inf, dt)), nll)
+    if reduction == "mean":
+        out = (nll / _const(np.maximum(tl, 1).astype(dt))).mean()
+    elif reduction == "sum":
+        out = nll.sum()
+    else:
+        out = nll.squeeze(0) if unbatched else nll
+    return out
+
+
+def _mask_as_float(mask, dtype, name):
+    if mask is None:
+        return None
+    if mask.dtype == np.bool_:
+        return _const(np.where(mask._data, -np.inf, 0.0).astype(dtype))
+    if mask.dtype.kind != "f":
+        raise AssertionError(f"only bool and floating types of {name} are supported, got {mask.dtype}")
+    return mask.to(dtype)
+
+
+def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num_heads: int, in_proj_weight,
+                                 in_proj_bias, bias_k, bias_v, add_zero_attn: bool, dropout_p: float, out_proj_weight,
+                                 out_proj_bias, training: bool = True, key_padding_mask=None, need_weights: bool = True,
+                                 attn_mask=None, use_separate_proj_weight: bool = False, q_proj_weight=None,
+                                 k_proj_weight=None, v_proj_weight=None, static_k=None, static_v=None,
+                                 average_attn_weights: bool = True, is_causal: bool = False):
+    """``nn.MultiheadAttention``'s computation as a function, with PyTorch's arguments: query
+    ``(L, N, E)``, key/value ``(S, N, E_k/E_v)`` (or unbatched ``(L, E)``); packed or separate input
+    projections, ``bias_k``/``bias_v`` appended to the keys and values, ``add_zero_attn``, static
+    keys/values ``(N * heads, S, E / heads)``; bool masks (True: may not attend) or additive float
+    masks. Returns ``(output, weights)``, weights averaged over heads unless told otherwise."""
+    unbatched = query.ndim == 2
+    if unbatched:
+        if key.ndim != 2 or value.ndim != 2:
+            raise AssertionError(f"For unbatched (2-D) `query`, expected `key` and `value` to be 2-D but found "
+                                 f"{key.ndim}-D and {value.ndim}-D tensors respectively")
+        query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
+        if key_padding_mask is not None:
+            key_padding_mask = key_padding_mask.unsqueeze(0)
+    elif query.ndim != 3 or key.ndim != 3 or value.ndim != 3:
+        raise AssertionError(f"query should be unbatched 2D or batched 3D tensor but received {query.ndim}-D query "
+                             f"tensor")
+    tgt_len, bsz, embed_dim = query.shape
+    if embed_dim != embed_dim_to_check:
+        raise AssertionError(f"was expecting embedding dimension of {embed_dim_to_check}, but got {embed_dim}")
+    if embed_dim % num_heads:
+        raise AssertionError(f"embed_dim {embed_dim} not divisible by num_heads {num_heads}")
+    if is_causal and attn_mask is None:
+        raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the Transformer module "
+                           "method `generate_square_subsequent_mask` to create this mask.")
+    head_dim = embed_dim // num_heads
+    dt = query.dtype
+    kpm = _mask_as_float(key_padding_mask, dt, "key_padding_mask")
+    mask = _mask_as_float(attn_mask, dt, "attn_mask")
+    e = embed_dim
+    bq, bk, bv = (None, None, None) if in_proj_bias is None else (in_proj_bias[:e], in_proj_bias[e:2 * e],
+                                                                 in_proj_bias[2 * e:])
+    if use_separate_proj_weight:
+        if q_proj_weight is None or k_proj_weight is None or v_proj_weight is None:
+            raise AssertionError("use_separate_proj_weight is True but q_proj_weight, k_proj_weight or v_proj_weight "
+                                 "is None")
+        wq, wk, wv = q_proj_weight, k_proj_weight, v_proj_weight
+    else:
+        if in_proj_weight is None:
+            raise AssertionError("use_separate_proj_weight is False but in_proj_weight is None")
+        wq, wk, wv = in_proj_weight[:e], in_proj_weight[e:2 * e], in_proj_weight[2 * e:]
+    q, k, v = linear(query, wq, bq), linear(key, wk, bk), linear(value, wv, bv)
+    if mask is not None:
+        if mask.ndim == 2:
+            if tuple(mask.shape) != (tgt_len, key.shape[0]):
+                raise RuntimeError(f"The shape of the 2D attn_mask is {_shape(mask)}, but should be "
+                                   f"{(tgt_len, key.shape[0])}.")
+            mask = mask.unsqueeze(0)
+        elif mask.ndim == 3:
+            if tuple(mask.shape) != (bsz * num_heads, tgt_len, key.shape[0]):
+                raise RuntimeError(f"The shape of the 3D attn_mask is {_shape(mask)}, but should be "
+                                   f"{(bsz * num_heads, tgt_len, key.shape[0])}.")
+        else:
+            raise RuntimeError(f"attn_mask's dimension {mask.ndim} is not supported")
+    if bias_k is not None and bias_v is not None:
+        if static_k is not None or static_v is not None:
+            raise AssertionError("bias cannot be added to static key or value.")
+        k = _ops.cat([k, bias_k.reshape(1, 1, -1).expand(1, bsz, e)])
+        v = _ops.cat([v, bias_v.reshape(1, 1, -1).expand(1, bsz, e)])
+        mask = None if mask is None else _ops.pad(mask, (0, 1))
+        kpm = None if kpm is None else _ops.pad(kpm, (0, 1))
+    elif (bias_k is None) != (bias_v is None):
+        raise AssertionError("bias_k and bias_v must both be given or both be None")
+    q = q.reshape(tgt_len, bsz * num_heads, head_dim).transpose(0, 1)
+    k = k.reshape(k.shape[0], bsz * num_heads, head_dim).transpose(0, 1) if static_k is None else static_k
+    v = v.reshape(v.shape[0], bsz * num_heads, head_dim).transpose(0, 1) if static_v is None else static_v
+    for name, st in (("static_k", static_k), ("static_v", static_v)):
+        if st is not None and (st.shape[0] != bsz * num_heads or st.shape[2] != head_dim):
+            raise AssertionError(f"expecting {name} of shape ({bsz * num_heads}, S, {head_dim}), got {_shape(st)}")
+    if add_zero_attn:
+        zeros = _const(np.zeros((bsz * num_heads, 1, head_dim), dt))
+        k, v = _ops.cat([k, zeros], 1), _ops.cat([v, zeros], 1)
+        mask = None if mask is None else _ops.pad(mask, (0, 1))
+        kpm = None if kpm is None else _ops.pad(kpm, (0, 1))
+    src_len = k.shape[1]
+    if kpm is not None:
+        if tuple(kpm.shape) != (bsz, src_len):
+            raise AssertionError(f"expecting key_padding_mask shape of {(bsz, src_len)}, but got {_shape(kpm)}")
+        kpm = kpm.reshape(bsz, 1, 1, src_len).expand(bsz, num_heads, 1, src_len).reshape(bsz * num_heads, 1, src_len)
+        mask = kpm if mask is None else mask + kpm
+    scores = _ops.bmm(q * (1.0 / float(np.sqrt(head_dim))), k.transpose(1, 2))
+    if mask is not None:
+        scores = scores + mask
+    weights = softmax(scores, -1)
+    if training and dropout_p > 0.0:
+        weights = dropout(weights, dropout_p)
+    out = _ops.bmm(weights, v).transpose(0, 1).reshape(tgt_len * bsz, embed_dim)
+    out = linear(out, out_proj_weight, out_proj_bias).reshape(tgt_len, bsz, -1)
+    if unbatched:
+        out = out.squeeze(1)
+    if not need_weights:
+        return out, None
+    weights = weights.reshape(bsz, num_heads, tgt_len, src_len)
+    if average_attn_weights:
+        weights = weights.mean(1)
+    return out, weights.squeeze(0) if unbatched else weights
+
+
 def accuracy(input, target, topk: int = 1):
     """Fraction of rows whose target class is among the ``topk`` highest scores (the
     heritage's ClassAccuracy), as a 0-d float tensor; never recorded on the tape.

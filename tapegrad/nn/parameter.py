@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _dtype
 from ..tensor import Tensor
 
 
@@ -44,6 +45,48 @@ class Buffer(Tensor):
         self._data = arr
         self._init_meta()
         self.persistent = persistent
+
+
+class UninitializedParameter(Parameter):
+    """A parameter whose shape is not known yet (the lazy modules' weights): ``materialize(shape)``
+    gives it uninitialised storage of that shape and turns it into a plain :class:`Parameter`."""
+
+    __slots__ = ()
+    cls_to_become = Parameter
+
+    def __init__(self, requires_grad: bool = True, device=None, dtype=None):
+        super().__init__(np.empty(0, dtype=_dtype.to_dtype(dtype) if dtype is not None
+                                  else _dtype.get_default_dtype()), requires_grad)
+
+    def materialize(self, shape, device=None, dtype=None) -> None:
+        """Allocate (uninitialised) storage of ``shape`` in place; the object becomes a Parameter."""
+        self._data = np.empty(tuple(shape), dtype=_dtype.to_dtype(dtype) if dtype is not None else self._data.dtype)
+        self._version[0] += 1
+        self.__class__ = self.cls_to_become
+
+    def __repr__(self) -> str:
+        return "<UninitializedParameter>"
+
+
+class UninitializedBuffer(Tensor):
+    """A buffer whose shape is not known yet (the lazy norms' running statistics):
+    ``materialize(shape)`` allocates it and turns it into a plain tensor."""
+
+    __slots__ = ()
+    cls_to_become = Tensor
+
+    def __init__(self, requires_grad: bool = False, device=None, dtype=None):
+        self._data = np.empty(0, dtype=_dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype())
+        self._init_meta()
+
+    def materialize(self, shape, device=None, dtype=None) -> None:
+        """Allocate (uninitialised) storage of ``shape`` in place; the object becomes a Tensor."""
+        self._data = np.empty(tuple(shape), dtype=_dtype.to_dtype(dtype) if dtype is not None else self._data.dtype)
+        self._version[0] += 1
+        self.__class__ = self.cls_to_become
+
+    def __repr__(self) -> str:
+        return "<UninitializedBuffer>"
 
 
 def zero_grads(params, set_to_none: bool = True) -> None:

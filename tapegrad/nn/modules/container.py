@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import operator
+import warnings
 from collections import OrderedDict
 
 from .module import Module
@@ -13,6 +14,18 @@ def _index(idx, n, kind):
     if not -n <= idx < n:
         raise IndexError(f"index {idx} is out of range for a {kind} of length {n}")
     return idx % n
+
+
+class Container(Module):
+    """Deprecated: a Module whose keyword arguments become its children (use Module and
+    ``add_module``); warns, as PyTorch does."""
+
+    def __init__(self, **kwargs):
+        super().__init__()
+        warnings.warn("nn.Container is deprecated. All of it's functionality is now implemented in nn.Module. "
+                      "Subclass that instead.", stacklevel=2)
+        for key, value in kwargs.items():
+            self.add_module(key, value)
 
 
 class Sequential(Module):

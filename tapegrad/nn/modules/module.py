@@ -483,6 +483,8 @@ class Module:
                     continue
                 value = state_dict[key]
                 arr = value._data if isinstance(value, Tensor) else np.asarray(value)
+                if hasattr(t, "materialize"):  # a lazy module's parameter takes the checkpoint's shape
+                    t.materialize(arr.shape)
                 if tuple(arr.shape) != tuple(t.shape):
                     errors.append(f"size mismatch for {key}: copying a param with shape {tuple(arr.shape)} from "
                                   f"checkpoint, the shape in current model is {tuple(t.shape)}.")

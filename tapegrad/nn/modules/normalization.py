@@ -5,6 +5,7 @@ import numbers
 
 
 from ...ops import creation
+from ...ops import plain as _ops  # the ops without their out= wrappers
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
@@ -243,6 +244,39 @@ class LocalResponseNorm(Module):
 
     def forward(self, input):
         return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+class CrossMapLRN2d(Module):
+    """The legacy (Lua Torch) cross-channel normalisation of ``(N, C, H, W)``:
+    ``x / (k + alpha / size * sum of x**2 over a window of channels) ** beta``.
+
+    Its window is PyTorch's as it is, quirk included: channel 0 never leaves the running sum, so
+    it counts in every channel's window (``LocalResponseNorm`` has the symmetric window). PyTorch's
+    hand-written backward assumes the symmetric window and so disagrees with its own forward;
+    tapegrad differentiates the forward that is actually computed."""
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, input):
+        if input.ndim != 4:
+            raise ValueError(f"CrossMapLRN2d: Expected input to be 4D, got {input.ndim}D instead.")
+        channels = input.shape[1]
+        pre_pad = int((self.size - 1) / 2 + 1)
+        sq = input * input
+        cum = sq.cumsum(1)
+        scales = []
+        for c in range(channels):
+            hi = min(c + pre_pad - 1, channels - 1)
+            lo = max(1, c - pre_pad + 1)  # the running sum drops channels from 1 on, never 0
+            s = cum[:, hi] - cum[:, lo - 1] + sq[:, 0] if lo > 1 else cum[:, hi]
+            scales.append(s)
+        scale = _ops.stack(scales, 1) * (self.alpha / self.size) + self.k
+        return input * scale.pow(-self.beta)
 
     def extra_repr(self) -> str:
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
