@@ -18,6 +18,7 @@ from .._tape.registry import apply, defop
 from ._util import as_tensor, const, integer_division_checked, pair
 from .inplace import inplace
 from .comparison import isfinite, isnan
+from .complex import complex as _complex_fn, conj_if_complex as _cj, refuse_complex
 from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
@@ -26,10 +27,10 @@ Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops
 # ---------------------------------------------------------------- binary arithmetic
 _add = defop("add", np.add, lambda g, out, x, y: g, lambda g, out, x, y: g, saves=())
 _sub = defop("sub", np.subtract, lambda g, out, x, y: g, lambda g, out, x, y: -g, saves=())
-_mul = defop("mul", np.multiply, lambda g, out, x, y: g * y, lambda g, out, x, y: g * x)
-_div = defop("div", np.true_divide, lambda g, out, x, y: g / y, lambda g, out, x, y: -g * x / (y * y))
+_mul = defop("mul", np.multiply, lambda g, out, x, y: g * _cj(y), lambda g, out, x, y: g * _cj(x))
+_div = defop("div", np.true_divide, lambda g, out, x, y: g / _cj(y), lambda g, out, x, y: -g * _cj(x / (y * y)))
 _pow = defop("pow", np.power,
-             lambda g, out, x, y: where(y == 0, const(0.0, g.dtype), g * y * x ** (y - 1)),  # PyTorch: 0 at y == 0
+             lambda g, out, x, y: where(y == 0, const(0.0, g.dtype), g * _cj(y * x ** (y - 1))),  # PyTorch: 0 at y == 0
              lambda g, out, x, y: _pow_exponent_grad(g, out, x, y),
              saves_output=True)
 _maximum = defop("maximum", np.maximum,
@@ -49,7 +50,7 @@ def _pow_exponent_grad(g, out, x, y):
     # d(x**y)/dy = x**y * log(x); PyTorch takes it as 0 where x == 0 and y >= 0 (where x == 0 and
     # y < 0 it is inf * -inf = -inf). log's argument is made safe there, so double backward has no 0/0.
     zero = (x == 0) & (y >= 0)
-    return where(zero, const(0.0, out.dtype), g * out * log(where(zero, const(1.0, x.dtype), x)))
+    return where(zero, const(0.0, out.dtype), g * _cj(out * log(where(zero, const(1.0, x.dtype), x))))
 
 
 @public(method=True, inplace=True, out=True)
@@ -86,7 +87,7 @@ def div(input, other, *, rounding_mode=None):
     """True division (integers give floats, as in PyTorch); ``rounding_mode`` 'trunc' or 'floor'."""
     a, b = pair(input, other, "div")
     if rounding_mode is None:
-        if a._data.dtype.kind != "f":
+        if a._data.dtype.kind not in "fc":
             a, b = a.to(_dtype.get_default_dtype()), b.to(_dtype.get_default_dtype())
         return apply(_div, a, b)
     if rounding_mode not in ("floor", "trunc"):
@@ -114,11 +115,11 @@ _trunc_divide = defop("trunc_divide", lambda a, b: np.trunc(np.true_divide(a, b)
 
 @public(method=True, inplace=True, out=True)
 def pow(input, exponent):
-    """``input ** exponent``; either may be a scalar."""
+    """``input ** exponent``; either may be a scalar (a complex one gives a complex result)."""
     if isinstance(input, Tensor) and not isinstance(exponent, Tensor):
         if input._data.dtype.kind in "iu" and isinstance(exponent, (int, np.integer)) and exponent < 0:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
-        if input._data.dtype.kind != "f" and isinstance(exponent, float):
+        if input._data.dtype.kind not in "fc" and isinstance(exponent, (float, builtins.complex)):
             input = input.to(_dtype.get_default_dtype())
         return apply(_pow_scalar, input, exponent=exponent)
     a, b = pair(input, exponent, "pow")
@@ -140,32 +141,56 @@ def _int_pow(x, e):
 
 def _pow_scalar_fwd(x, exponent):
     out = np.power(x, exponent)
-    return out.astype(x.dtype, copy=False) if x.dtype.kind == "f" else out
+    return out.astype(x.dtype, copy=False) if x.dtype.kind == "f" or x.dtype.kind == out.dtype.kind == "c" else out
 
 
 _pow_scalar = defop("pow_scalar", _pow_scalar_fwd,
-                    lambda g, out, x, exponent: g * 0.0 if exponent == 0 else g * exponent * x ** (exponent - 1))
+                    lambda g, out, x, exponent: g * 0.0 if exponent == 0 else g * _cj(x ** (exponent - 1) * exponent))
 
 
 @public(method=True, out=True)
 def maximum(input, other):
     """Elementwise maximum of ``input`` and ``other`` (NaN propagates)."""
+    _refuse_either(input, other, "maximum")
     return apply(_maximum, *pair(input, other, "maximum"))
 
 
 @public(method=True, out=True)
 def minimum(input, other):
     """Elementwise minimum of ``input`` and ``other`` (NaN propagates)."""
+    _refuse_either(input, other, "minimum")
     return apply(_minimum, *pair(input, other, "minimum"))
 
 
+def _refuse_either(input, other, opname):
+    for t in (input, other):
+        if isinstance(t, Tensor):
+            refuse_complex(t, opname)
+        elif isinstance(t, builtins.complex):
+            raise RuntimeError(f"{opname}: not implemented for complex numbers (got {t!r})")
+
+
 # ---------------------------------------------------------------- unary
+# the floating unary functions with a complex kernel here (as in PyTorch); the others refuse complex input
+_COMPLEX_OK = frozenset({"exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid"})
+
+
+def _sigmoid_fwd(x):
+    if x.dtype.kind == "c":  # scipy's expit has no complex loop
+        return 1 / (1 + np.exp(-x))
+    return _sp.expit(x).astype(x.dtype, copy=False)
+
+
 def _unary(name, fwd, vjp, saves_output=False, saves=None, floating=False):
     """``floating``: a float-valued function, so integer and bool inputs become the default float
     dtype first (PyTorch's rule: ``exp(int_tensor)`` is float32, never numpy's float64/float16)."""
     op = defop(name, fwd, vjp, saves_output=saves_output, saves=saves)
 
-    if floating:
+    if floating and name not in _COMPLEX_OK:
+        def fn(input):
+            refuse_complex(input, name)
+            return apply(op, _to_float(input))
+    elif floating:
         def fn(input):
             return apply(op, _to_float(input))
     else:
@@ -191,39 +216,39 @@ def _no_bool(input, opname, hint=""):
         raise RuntimeError(f"{opname}: not implemented for 'Bool' tensors{hint}")
 
 
-_exp, exp = _unary("exp", np.exp, lambda g, out, x: g * out, saves_output=True, saves=(), floating=True)
+_exp, exp = _unary("exp", np.exp, lambda g, out, x: g * _cj(out), saves_output=True, saves=(), floating=True)
 public(exp, method=True, inplace=True, out=True,
        doc="``e ** input``, elementwise.")
-_log, log = _unary("log", np.log, lambda g, out, x: g / x, floating=True)
+_log, log = _unary("log", np.log, lambda g, out, x: g / _cj(x), floating=True)
 public(log, method=True, inplace=True, out=True,
        doc="The natural logarithm, elementwise.")
-_log1p, log1p = _unary("log1p", np.log1p, lambda g, out, x: g / (x + 1), floating=True)
+_log1p, log1p = _unary("log1p", np.log1p, lambda g, out, x: g / _cj(x + 1), floating=True)
 public(log1p, method=True, inplace=True, out=True,
        doc="``log(1 + input)``, accurate for small ``input``.")
-_expm1, expm1 = _unary("expm1", np.expm1, lambda g, out, x: g * (out + 1), saves_output=True, saves=(), floating=True)
+_expm1, expm1 = _unary("expm1", np.expm1, lambda g, out, x: g * _cj(out + 1), saves_output=True, saves=(), floating=True)
 public(expm1, method=True, inplace=True, out=True,
        doc="``exp(input) - 1``, accurate for small ``input``.")
-_sqrt, sqrt = _unary("sqrt", np.sqrt, lambda g, out, x: g / (out * 2), saves_output=True, saves=(), floating=True)
+_sqrt, sqrt = _unary("sqrt", np.sqrt, lambda g, out, x: g / _cj(out * 2), saves_output=True, saves=(), floating=True)
 public(sqrt, method=True, inplace=True, out=True,
        doc="The square root, elementwise.")
-_rsqrt, rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda g, out, x: g * out ** 3 * -0.5,
+_rsqrt, rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda g, out, x: g * _cj(out ** 3 * -0.5),
                        saves_output=True, saves=(), floating=True)
 public(rsqrt, method=True, inplace=True, out=True,
        doc="``1 / sqrt(input)``, elementwise.")
-_sin, sin = _unary("sin", np.sin, lambda g, out, x: g * cos(x), floating=True)
+_sin, sin = _unary("sin", np.sin, lambda g, out, x: g * _cj(cos(x)), floating=True)
 public(sin, method=True, inplace=True, out=True,
        doc="The sine, elementwise (radians).")
-_cos, cos = _unary("cos", np.cos, lambda g, out, x: -g * sin(x), floating=True)
+_cos, cos = _unary("cos", np.cos, lambda g, out, x: -g * _cj(sin(x)), floating=True)
 public(cos, method=True, inplace=True, out=True,
        doc="The cosine, elementwise (radians).")
-_tanh, tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves_output=True, saves=(), floating=True)
+_tanh, tanh = _unary("tanh", np.tanh, lambda g, out, x: g * _cj(1 - out * out), saves_output=True, saves=(), floating=True)
 public(tanh, method=True, inplace=True, out=True,
        doc="The hyperbolic tangent, elementwise.")
-_sigmoid, sigmoid = _unary("sigmoid", lambda x: _sp.expit(x).astype(x.dtype, copy=False),
-                           lambda g, out, x: g * out * (1 - out), saves_output=True, saves=(), floating=True)
+_sigmoid, sigmoid = _unary("sigmoid", lambda x: _sigmoid_fwd(x),
+                           lambda g, out, x: g * _cj(out * (1 - out)), saves_output=True, saves=(), floating=True)
 public(sigmoid, method=True, inplace=True, out=True,
        doc="The logistic function ``1 / (1 + exp(-input))``, elementwise.")
-_abs, _abs_fn = _unary("abs", np.abs, lambda g, out, x: g * sign(x))
+_abs, _abs_fn = _unary("abs", np.abs, lambda g, out, x: g * sign(x) if x.dtype.kind != "c" else g * sgn(x))
 
 
 @public(method=True, inplace=True, out=True)
@@ -231,6 +256,71 @@ def abs(input):
     """``|input|``."""
     _no_bool(input, "abs")
     return apply(_abs, input)
+
+
+def _sgn_fwd(x):
+    if x.dtype.kind != "c":
+        return np.sign(x)
+    r = np.abs(x)
+    return np.where(r == 0, 0, x / np.where(r == 0, 1, r)).astype(x.dtype, copy=False)
+
+
+def _sgn_vjp(g, out, x):
+    # PyTorch's sgn_backward: (g - Re(g * conj(sgn)) * sgn) / |z|, and 0 at z == 0
+    if x.dtype.kind != "c":
+        return g * 0.0
+    r = abs(x)
+    zero = r == 0
+    sg = where(zero, const(0, x.dtype), x / where(zero, const(1, r.dtype), r))
+    return where(zero, const(0, x.dtype), (g - (g * _cj(sg)).real * sg) / where(zero, const(1, r.dtype), r))
+
+
+_sgn = defop("sgn", _sgn_fwd, _sgn_vjp)
+
+
+@public(method=True, inplace=True, out=True)
+def sgn(input):
+    """``z / |z|`` for complex ``z`` (0 at 0); ``sign`` for real tensors.
+
+    >>> tapegrad.sgn(tapegrad.tensor([3 + 4j, 0j]))
+    tensor([0.6000+0.8000j, 0.0000+0.0000j])
+    """
+    if input._data.dtype == np.bool_:
+        return Tensor._wrap(input._data.copy())
+    return apply(_sgn, input)
+
+
+def _angle_vjp(g, out, x):
+    if x.dtype.kind != "c":
+        return g * 0.0  # piecewise constant on the reals (0 or pi), as PyTorch
+    # d angle = (x dy - y dx) / |z|^2, packed as PyTorch's gradient: g * i z / |z|^2 (0 at z == 0)
+    r2 = (x * _cj(x)).real
+    zero = r2 == 0
+    return where(zero, const(0, x.dtype), g * x * 1j / where(zero, const(1, r2.dtype), r2))
+
+
+_angle = defop("angle", lambda x: np.angle(x).astype(_dtype.real_of(x.dtype) if x.dtype.kind in "fc" else
+                                                    _dtype.get_default_dtype(), copy=False), _angle_vjp)
+
+
+@public(method=True, out=True)
+def angle(input):
+    """The argument of each complex element, in radians (-pi, pi]; 0 or pi for real ones.
+
+    >>> tapegrad.angle(tapegrad.tensor([1j, -1.0 + 0j]))
+    tensor([1.5708, 3.1416])
+    """
+    return apply(_angle, input)
+
+
+@public(out=True)
+def polar(abs, angle):
+    """The complex tensor ``abs * (cos(angle) + 1j * sin(angle))`` (float32 parts give complex64).
+
+    >>> tapegrad.polar(tapegrad.tensor([2.0]), tapegrad.tensor([0.0]))
+    tensor([2.+0.j])
+    """
+    return _complex_fn(abs * cos(angle), abs * sin(angle))
 
 
 _erf, erf = _unary("erf", lambda x: _sp.erf(x).astype(x.dtype, copy=False),
@@ -246,6 +336,9 @@ _sign = defop("sign", np.sign, _zero_vjp, saves=())
 @public(method=True, inplace=True, out=True)
 def sign(input):
     """-1, 0 or 1 by the sign of each element (its gradient is zero)."""
+    if input._data.dtype.kind == "c":
+        raise NotImplementedError("Unlike NumPy, torch.sign is not intended to support complex numbers. Please use "
+                                  "torch.sgn instead.")
     if input._data.dtype == np.bool_:  # numpy has no bool sign; PyTorch's is the identity
         return Tensor._wrap(input._data.copy())
     return apply(_sign, input)
@@ -281,7 +374,7 @@ def _masked(g, cond):
 
 def _to_float(input):
     """Integer and bool tensors become the default float dtype (PyTorch's rule for float-valued ops)."""
-    return input if input._data.dtype.kind == "f" else input.to(_dtype.get_default_dtype())
+    return input if input._data.dtype.kind in "fc" else input.to(_dtype.get_default_dtype())
 
 
 # ---------------------------------------------------------------- clamp and friends
@@ -302,6 +395,8 @@ def _clamp_args(input, min, max, opname):
     x = as_tensor(input, opname)
     if x._data.dtype == np.bool_:
         raise RuntimeError(f"{opname}: not implemented for 'Bool' tensors")
+    if x._data.dtype.kind == "c":
+        raise NotImplementedError(f"{opname} is not supported for complex types")
     d = _dtype.result_type(x._data, *[b._data if isinstance(b, Tensor) else b for b in (min, max) if b is not None])
     info = np.finfo(d) if d.kind == "f" else np.iinfo(d)
     lo_default, hi_default = (-np.inf, np.inf) if d.kind == "f" else (info.min, info.max)
@@ -323,8 +418,8 @@ def clamp(input, min=None, max=None):
 clip = clamp
 public(clip, name="clip", method=True, inplace=True, out=True)
 
-_square = defop("square", np.square, lambda g, out, x: g * x * 2)
-_reciprocal = defop("reciprocal", np.reciprocal, lambda g, out, x: -g * out * out, saves_output=True, saves=())
+_square = defop("square", np.square, lambda g, out, x: g * _cj(x) * 2)
+_reciprocal = defop("reciprocal", np.reciprocal, lambda g, out, x: -g * _cj(out * out), saves_output=True, saves=())
 
 
 @public(method=True, inplace=True, out=True)
@@ -351,6 +446,8 @@ _round = defop("round", lambda x, decimals: np.round(x, decimals), _zero_vjp, sa
 def _rounding(op):
     def fn(input):
         _no_bool(input, op.name)
+        if input._data.dtype.kind == "c":
+            raise NotImplementedError(f"{op.name} is not supported for complex inputs")
         if input._data.dtype.kind != "f":  # integers are already whole: a copy, as PyTorch
             return Tensor._wrap(input._data.copy())
         return apply(op, input)
@@ -373,6 +470,8 @@ public(fix, name="fix", method=True, inplace=True, out=True)
 def round(input, *, decimals=0):
     """Round half to even (as PyTorch and numpy), to ``decimals`` places."""
     _no_bool(input, "round")
+    if input._data.dtype.kind == "c":
+        raise NotImplementedError("round is not supported for complex inputs")
     if input._data.dtype.kind != "f" and decimals >= 0:
         return Tensor._wrap(input._data.copy())
     return apply(_round, _to_float(input), decimals=int(decimals))
@@ -393,6 +492,7 @@ _atan2 = defop("atan2", np.arctan2,
 def atan2(input, other):
     """The angle of the point ``(other, input)``: ``atan(input / other)`` in the right quadrant."""
     y, x = pair(input, other, "atan2")
+    refuse_complex(y, "atan2_cpu")
     return apply(_atan2, _to_float(y), _to_float(x))
 
 
@@ -413,7 +513,9 @@ def _float_unary(name, fwd, vjp, saves_output=False, saves=None, doc=None):
     op = defop(name, _keep_dtype(fwd), vjp, saves_output=saves_output, saves=saves)
 
     def fn(input):
-        return apply(op, _to_float(as_tensor(input, name)))
+        input = as_tensor(input, name)
+        refuse_complex(input, name)
+        return apply(op, _to_float(input))
 
     fn.__name__ = name
     fn.__doc__ = doc
@@ -635,12 +737,6 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
     if input._data.dtype.kind != "f":
         return Tensor._wrap(input._data.copy())
     return apply(_nan_to_num, input, nan=float(nan), posinf=posinf, neginf=neginf)
-
-
-@public(method=True, out=True)
-def sgn(input):
-    """``sign`` (tapegrad has no complex tensors)."""
-    return sign(input)
 
 
 def ndtr(input):
