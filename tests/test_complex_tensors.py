@@ -141,6 +141,11 @@ COMPLEX_FUNCTIONS = {
     "matmul": lambda z: z @ z.mH + z.mT @ z,
     "parts": lambda z: _M(z).complex(z.imag, z.real * 2) + _M(z).view_as_complex(_M(z).view_as_real(z) * 3),
     "reciprocal_square": lambda z: z.reciprocal() + z.square() + z.rsqrt() + z.expm1() + z.log1p(),
+    "norms_var": lambda z: (_M(z).linalg.vector_norm(z, dim=1) + z.var(0)[:3] + z.std(1) + z.norm(p=1)
+                            + _M(z).linalg.norm(z)),
+    "linalg": lambda z: (_M(z).linalg.inv(z) + _M(z).linalg.det(z) + _M(z).linalg.solve(z, z[0])
+                         + _M(z).vdot(z[1], z[2])),
+    "einsum_cumsum": lambda z: _M(z).einsum("ij,kj->ik", z, z.cumsum(0)) + _M(z).stack([z, z.flip(0)]).sum(0),
 }
 
 
@@ -157,7 +162,7 @@ def test_complex_gradients_match_torch(name):
     torch = pytest.importorskip("torch")
     a = RNG.uniform(0.5, 1.5, (3, 3)) + 1j * RNG.uniform(0.5, 1.5, (3, 3))
     fn_src = COMPLEX_FUNCTIONS[name]
-    for loss in (lambda o: (o.abs() ** 2).sum(), lambda o: o.real.sum() + 2 * o.imag.sum()):
+    for loss in (lambda o: (o.abs() ** 2).sum(), lambda o: o.real.sum() + 2 * (o.imag.sum() if o.is_complex() else 0)):
         z, t = tg.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
         o1, o2 = fn_src(z), fn_src(t)
         np.testing.assert_allclose(o1.detach().numpy(), o2.detach().resolve_conj().numpy(), rtol=1e-10)

@@ -440,7 +440,7 @@ _EighResult = collections.namedtuple("eigh", ["eigenvalues", "eigenvectors"])
 
 def inv(A):
     """The inverse of each square matrix; a singular one raises ``LinAlgError`` (a RuntimeError)."""
-    _check_matrix(A, "linalg.inv", square=True)
+    _check_matrix(A, "linalg.inv", square=True, complex_ok=True)
     try:
         return inverse(A)
     except RuntimeError:
@@ -450,7 +450,7 @@ def inv(A):
 
 def linalg_det(A):
     """The determinant of each square matrix (the gradient needs it invertible)."""
-    _check_matrix(A, "linalg.det", square=True)
+    _check_matrix(A, "linalg.det", square=True, complex_ok=True)
     return det(A)
 
 
@@ -690,8 +690,8 @@ def _check_square(x, opname):
         raise RuntimeError(f"{opname}: A must be batches of square matrices, but they are "
                            f"{x.shape[-2] if x.ndim >= 2 else ''} by {x.shape[-1] if x.ndim else ''} "
                            f"matrices (shape {tuple(x.shape)})")
-    if x._data.dtype.kind != "f":
-        raise RuntimeError(f"{opname}: expected a floating point tensor, got {x._data.dtype}")
+    if x._data.dtype.kind not in "fc":
+        raise RuntimeError(f"{opname}: expected a floating point or complex tensor, got {x._data.dtype}")
 
 
 def _inv_fwd(x):
@@ -701,10 +701,11 @@ def _inv_fwd(x):
         raise RuntimeError(f"inverse: the input (shape {x.shape}) is singular, it is not invertible") from None
 
 
-_inverse = defop("inverse", _inv_fwd, lambda g, out, x: -(out.mT @ g @ out.mT), saves_output=True, saves=())
-# d det(A) / dA = det(A) * inv(A)^T (A must be invertible)
+# (the conjugate transposes are plain transposes for real matrices)
+_inverse = defop("inverse", _inv_fwd, lambda g, out, x: -(out.mH @ g @ out.mH), saves_output=True, saves=())
+# d det(A) / dA = det(A) * inv(A)^T (A must be invertible); complex: g * conj(det) * inv(A)^H
 _det = defop("det", lambda x: np.linalg.det(x).astype(x.dtype, copy=False),
-             lambda g, out, x: (g * out)[..., None, None] * inverse(x).mT, saves_output=True)
+             lambda g, out, x: (g * out.conj())[..., None, None] * inverse(x).mH, saves_output=True)
 
 
 @public(method=True, out=True)

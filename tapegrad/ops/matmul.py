@@ -401,8 +401,8 @@ def inner(input, other):
 
 @public(out=True)
 def vdot(input, other):
-    """The dot product of two 1-D tensors."""
-    return dot(input, other)
+    """The dot product of two 1-D tensors, the first one conjugated (``sum(conj(input) * other)``)."""
+    return dot(_cj(input), other)
 
 
 @public(method=True, out=True)

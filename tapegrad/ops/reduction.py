@@ -197,14 +197,21 @@ def _var_args(input, dim, unbiased, keepdim, correction, opname):
 
 @public(method=True, out=True)
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    """Variance over ``dim`` with Bessel's correction by default (``correction=1``, ``unbiased=True``)."""
+    """Variance over ``dim`` with Bessel's correction by default (``correction=1``, ``unbiased=True``);
+    of a complex tensor, the mean of ``|z - mean|^2`` (the real and imaginary parts' variances summed)."""
+    if input._data.dtype.kind == "c":
+        return var(input.real, dim, unbiased, keepdim, correction=correction) + \
+            var(input.imag, dim, unbiased, keepdim, correction=correction)
     return apply(_var, input, **_var_args(input, dim, unbiased, keepdim, correction, "var"))
 
 
 @public(method=True, out=True)
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    """Standard deviation: ``sqrt(var(...))``."""
-    v = apply(_var, input, **_var_args(input, dim, unbiased, keepdim, correction, "std"))
+    """Standard deviation: ``sqrt(var(...))`` (real for a complex tensor)."""
+    if input._data.dtype.kind == "c":
+        v = var(input, dim, unbiased, keepdim, correction=correction)
+    else:
+        v = apply(_var, input, **_var_args(input, dim, unbiased, keepdim, correction, "std"))
     # PyTorch's std_backward is 0 where std is 0 (not inf * 0 = nan): sqrt only sees nonzero variances
     zero = v == 0
     return where(zero, const(0.0, v.dtype), sqrt(where(zero, const(1.0, v.dtype), v)))
@@ -394,6 +401,8 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     """Vector p-norm over ``dim`` (all by default): p = 2 / 'fro', 1, inf, -inf, 0 or any number."""
     if dtype is not None:
         input = input.to(dtype)
+    if input._data.dtype.kind == "c":  # every p-norm of z is that of |z|
+        input = abs(input)
     if input._data.dtype.kind != "f":
         raise RuntimeError(f"norm(): input dtype should be floating point, got {_dtype.name(input.dtype)}")
     if isinstance(dim, int) and not isinstance(dim, bool):
