@@ -250,3 +250,4 @@ def test_complex_backward_from_several_threads():
     want = results[0]
     for r in results:
         np.testing.assert_array_equal(r, want)
+

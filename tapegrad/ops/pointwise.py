@@ -49,7 +49,9 @@ def _tie_mask(x, y):
 def _pow_exponent_grad(g, out, x, y):
     # d(x**y)/dy = x**y * log(x); PyTorch takes it as 0 where x == 0 and y >= 0 (where x == 0 and
     # y < 0 it is inf * -inf = -inf). log's argument is made safe there, so double backward has no 0/0.
-    zero = (x == 0) & (y >= 0)
+    # A complex y counts as >= 0 when it is real and non-negative, as in PyTorch.
+    nonneg = (y.real >= 0) & (y.imag == 0) if y._data.dtype.kind == "c" else y >= 0
+    zero = (x == 0) & nonneg
     return where(zero, const(0.0, out.dtype), g * _cj(out * log(where(zero, const(1.0, x.dtype), x))))
 
 
@@ -509,12 +511,26 @@ def _keep_dtype(fn):
     return lambda *xs, **kw: np.asarray(fn(*xs, **kw), dtype=xs[0].dtype)
 
 
+def _holomorphic(vjp):
+    """The VJP ``g * conj(f'(z))`` of a holomorphic f from one written ``g * f'(x)`` (linear in g):
+    ``conj(vjp(conj(g)))``; for real tensors the conjugations are no-ops."""
+    return lambda g, out, x: _cj(vjp(_cj(g), out, x))
+
+
+# the functions of _float_unary that take complex input (their VJPs made holomorphic), as PyTorch's
+_COMPLEX_FLOAT_UNARY = frozenset({"exp2", "log2", "log10", "sinh", "cosh", "asin", "acos", "atan", "asinh", "acosh",
+                                  "atanh"})
+
+
 def _float_unary(name, fwd, vjp, saves_output=False, saves=None, doc=None):
-    op = defop(name, _keep_dtype(fwd), vjp, saves_output=saves_output, saves=saves)
+    complex_ok = name in _COMPLEX_FLOAT_UNARY
+    op = defop(name, _keep_dtype(fwd), _holomorphic(vjp) if complex_ok else vjp, saves_output=saves_output,
+               saves=saves)
 
     def fn(input):
         input = as_tensor(input, name)
-        refuse_complex(input, name)
+        if not complex_ok:
+            refuse_complex(input, name)
         return apply(op, _to_float(input))
 
     fn.__name__ = name
@@ -549,7 +565,8 @@ public(atan, method=True, out=True,
 _asinh, asinh = _float_unary("asinh", np.arcsinh, lambda g, out, x: g * rsqrt(x * x + 1))
 public(asinh, method=True, out=True,
        doc="The inverse hyperbolic sine, elementwise (``arcsinh``).")
-_acosh, acosh = _float_unary("acosh", np.arccosh, lambda g, out, x: g * rsqrt(x * x - 1))
+# rsqrt(x + 1) * rsqrt(x - 1), not rsqrt(x * x - 1): the same for real x, and the right branch for complex
+_acosh, acosh = _float_unary("acosh", np.arccosh, lambda g, out, x: g * rsqrt(x + 1) * rsqrt(x - 1))
 public(acosh, method=True, out=True,
        doc="The inverse hyperbolic cosine, elementwise (``arccosh``).")
 _atanh, atanh = _float_unary("atanh", np.arctanh, lambda g, out, x: g / (1 - x * x))
@@ -615,6 +632,7 @@ def logit(input, eps=None):
     tensor([0.0000, 1.0986])
     """
     x = _to_float(as_tensor(input, "logit"))
+    refuse_complex(x, "logit_cpu")
     if eps is not None:
         x = clamp(x, eps, 1 - eps)
     return apply(_logit, x)
@@ -639,8 +657,10 @@ def hypot(input, other):
 
 @public(method=True, out=True)
 def logaddexp(input, other):
-    """``log(exp(input) + exp(other))`` without overflow."""
-    return apply(_logaddexp, *_float_pair(input, other, "logaddexp"))
+    """``log(exp(input) + exp(other))`` without overflow (real tensors only here)."""
+    a, b = _float_pair(input, other, "logaddexp")
+    refuse_complex(a, "logaddexp")
+    return apply(_logaddexp, a, b)
 
 
 # PyTorch: d remainder(a, b) / db = -floor(a / b), d fmod(a, b) / db = -trunc(a / b)
@@ -860,25 +880,26 @@ def tan(input):
 @public(method=True, inplace=True, out=True)
 def deg2rad(input):
     """Degrees to radians, elementwise."""
-    x = _float(input)
+    x = _float(input, "deg2rad")
     return x * (math.pi / 180.0)
 
 
 @public(method=True, inplace=True, out=True)
 def rad2deg(input):
     """Radians to degrees, elementwise."""
-    x = _float(input)
+    x = _float(input, "rad2deg")
     return x * (180.0 / math.pi)
 
 
-def _float(x):
+def _float(x, opname="this function"):
+    refuse_complex(x, opname)  # (the composites written with _float are real-valued)
     return x if x.dtype.kind == "f" else x.to(_dtype.get_default_dtype())
 
 
 @public(method=True, out=True)
 def sinc(input):
     """``sin(pi x) / (pi x)``, 1 at 0."""
-    x = _float(input)
+    x = _float(input, "sinc")
     zero = x == 0
     safe = where(zero, const(1.0, x.dtype), x) * math.pi
     return where(zero, const(1.0, x.dtype), sin(safe) / safe)
@@ -909,11 +930,14 @@ def copysign(input, other):
 
 @public(method=True, out=True)
 def float_power(input, exponent):
-    """``input ** exponent`` in float64."""
-    x = input.to(_dtype.float64) if isinstance(input, Tensor) else input
-    e = exponent.to(_dtype.float64) if isinstance(exponent, Tensor) else builtins.float(exponent)
+    """``input ** exponent`` in float64 (complex128 when either is complex)."""
+    cplx = builtins.any(isinstance(v, builtins.complex) or isinstance(v, Tensor) and v._data.dtype.kind == "c"
+                        for v in (input, exponent))
+    d = _dtype.complex128 if cplx else _dtype.float64
+    x = input.to(d) if isinstance(input, Tensor) else input
+    e = exponent.to(d) if isinstance(exponent, Tensor) else (builtins.complex if cplx else builtins.float)(exponent)
     if not isinstance(x, Tensor):
-        x = const(x, _dtype.float64)
+        x = const(x, d)
     return pow(x, e)
 
 
@@ -935,7 +959,7 @@ def heaviside(input, values):
 def xlogy(input, other):
     """``input * log(other)``, 0 where ``input == 0`` (unless ``other`` is NaN)."""
     x, y = pair(input, other, "xlogy")
-    x, y = _float(x), _float(y)
+    x, y = _float(x, "xlogy_cpu"), _float(y, "xlogy_cpu")
     # log(other) is replaced only where input == 0 and other <= 0, so d/dinput stays log(other)
     fix = (x == 0) & ~isnan(y) & (y <= 0)
     return x * log(where(fix, const(1.0, y.dtype), y))
