@@ -81,6 +81,8 @@ class Tensor(_C.TensorBase):
                 raise TypeError(f"Tensor(*sizes): sizes must be non-negative ints, got {shape}")
             data = np.zeros(shape, _dtype.get_default_dtype())
         arr = np.asarray([] if data is None else data)
+        if arr.dtype.kind == "c" and not isinstance(data, Tensor):  # the legacy constructor is real-only
+            raise TypeError("Tensor(): must be real number, not complex (use tapegrad.tensor for complex data)")
         if arr.dtype.kind in "biuf" and not isinstance(data, Tensor):
             # PyTorch's legacy constructor: numbers and arrays become the default dtype (sharing an
             # array already of it); a tensor keeps its own

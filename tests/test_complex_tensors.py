@@ -2,6 +2,7 @@
 complex finite differences and against PyTorch), and the ops that refuse complex input."""
 from __future__ import annotations
 
+import io
 import sys
 import threading
 
@@ -251,3 +252,22 @@ def test_complex_backward_from_several_threads():
     for r in results:
         np.testing.assert_array_equal(r, want)
 
+
+
+def test_creation_save_load_and_formatting():
+    z = tg.tensor([1 + 2j, 3 - 1j])
+    assert tg.full((2,), 1j).tolist() == [1j, 1j] and tg.full((2,), 1j).dtype == tg.complex64
+    assert tg.zeros_like(z).dtype == tg.complex64 and tg.tensor([tg.tensor(1j), tg.tensor(2.0)]).dtype == tg.complex64
+    with pytest.raises(TypeError, match="not complex"):
+        tg.Tensor([1j])
+    buf = io.BytesIO()
+    tg.save({"z": z, "p": tg.nn.Parameter(z * 2)}, buf)
+    buf.seek(0)
+    back = tg.load(buf)
+    assert back["z"].dtype == tg.complex64 and back["z"].tolist() == z.tolist() and back["p"].requires_grad
+    assert f"{tg.tensor(1 + 2j):.2f}" == "1.00+2.00j"
+    tg.set_printoptions(sci_mode=True)
+    try:
+        assert repr(z) == "tensor([1.0000e+00+2.0000e+00j, 3.0000e+00-1.0000e+00j])"
+    finally:
+        tg.set_printoptions(profile="default")

@@ -150,7 +150,9 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tens
     _check_device(device)
     if dtype is None:
         dtype = (_dtype.bool_ if isinstance(fill_value, bool) else
-                 _dtype.int64 if isinstance(fill_value, numbers.Integral) else _dtype.get_default_dtype())
+                 _dtype.int64 if isinstance(fill_value, numbers.Integral) else
+                 _dtype.complex_of(_dtype.get_default_dtype()) if isinstance(fill_value, numbers.Complex)
+                 and not isinstance(fill_value, numbers.Real) else _dtype.get_default_dtype())
     return _finish(np.full(_size((size,)), fill_value, _dtype.to_dtype(dtype)), requires_grad)
 
 

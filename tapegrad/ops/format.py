@@ -44,7 +44,10 @@ def _part_strings(part, opts, sign):
     body = np.array2string(flat, separator="|", precision=opts["precision"], threshold=flat.size + 1,
                            max_line_width=1 << 30, floatmode=_floatmode(flat), sign=sign,
                            formatter=_float_formatter(opts) if opts["sci_mode"] is not None else None)
-    return [s.strip() for s in body[1:-1].split("|")]
+    cells = [s.strip() for s in body[1:-1].split("|")]
+    if sign == "+":  # a custom formatter (sci_mode) ignores numpy's sign option
+        cells = [s if s.startswith(("+", "-")) else "+" + s for s in cells]
+    return cells
 
 
 def _complex_strings(a, opts):
