@@ -271,3 +271,15 @@ def test_creation_save_load_and_formatting():
         assert repr(z) == "tensor([1.0000e+00+2.0000e+00j, 3.0000e+00-1.0000e+00j])"
     finally:
         tg.set_printoptions(profile="default")
+
+
+def test_pytorch_checkpoints_with_complex_tensors_load():
+    torch = pytest.importorskip("torch")
+    z = torch.tensor([[1 + 2j, 3 - 1j]], dtype=torch.complex128)
+    w = torch.randn(3, dtype=torch.cfloat)
+    buf = io.BytesIO()
+    torch.save({"z": z, "w": w[1:], "p": torch.nn.Parameter(w)}, buf)
+    buf.seek(0)
+    got = tg.load(buf)
+    assert got["z"].dtype == tg.complex128 and np.array_equal(got["z"].numpy(), z.numpy())
+    assert np.array_equal(got["w"].numpy(), w[1:].numpy()) and got["p"].requires_grad
