@@ -39,7 +39,7 @@
 namespace tapegrad::tape {
 namespace {
 
-PyObject *s_shape, *s_dtype, *s_sum_to_size, *s_to, *s_aux, *s_base, *s_size, *s_kind, *s_copy, *s_name;
+PyObject *s_shape, *s_dtype, *s_sum_to_size, *s_to, *s_aux, *s_base, *s_size, *s_kind, *s_copy, *s_name, *s_real;
 PyObject* np_isnan = nullptr;
 PyObject* np_ones = nullptr;
 PyObject* meta_cache = nullptr;  // (shape, dtype) -> Meta: stand-ins are immutable, so they are shared
@@ -840,6 +840,14 @@ bool Pass::run_node(PyObject* node) {
       int eq = PyObject_RichCompareBool(ddtype.get(), dtype, Py_EQ);
       if (eq < 0) return false;
       if (!eq) {
+        // A real input's gradient is the real part of a complex one (PyTorch's engine does the
+        // same): taken here, without the warning that a user's complex-to-real cast gives.
+        Ref gkind(PyObject_GetAttr(ddtype.get(), s_kind)), kind(PyObject_GetAttr(dtype, s_kind));
+        if (!gkind || !kind) return false;
+        if (PyUnicode_CompareWithASCIIString(gkind.get(), "c") == 0 && PyUnicode_CompareWithASCIIString(kind.get(), "c") != 0) {
+          gi.reset(PyObject_GetAttr(gi.get(), s_real));
+          if (!gi) return false;
+        }
         gi.reset(PyObject_CallMethodOneArg(gi.get(), s_to, dtype));
         if (!gi) return false;
       }
@@ -1010,7 +1018,8 @@ PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyOb
 bool engine_init() {
   const std::pair<PyObject**, const char*> names[] = {
       {&s_shape, "shape"}, {&s_dtype, "dtype"}, {&s_sum_to_size, "sum_to_size"}, {&s_to, "to"}, {&s_aux, "aux"},
-      {&s_base, "base"},   {&s_size, "size"},   {&s_kind, "kind"},               {&s_copy, "copy"}, {&s_name, "__name__"}};
+      {&s_base, "base"},   {&s_size, "size"},   {&s_kind, "kind"},               {&s_copy, "copy"}, {&s_name, "__name__"},
+      {&s_real, "real"}};
   for (auto& [field, name] : names) {
     *field = PyUnicode_InternFromString(name);
     if (*field == nullptr) return false;

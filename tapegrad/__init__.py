@@ -36,6 +36,7 @@ if _os.environ.get("TAPEGRAD_MALLOC_TUNING", "1") != "0":
 
 from ._dtype import (bool_ as bool, double, float, float16, float32, float64, get_default_dtype, half,  # noqa: A004
                      int, int8, int16, int32, int64, long, set_default_dtype, uint8)
+from ._dtype import cdouble, cfloat, complex64, complex128  # noqa: F401
 from .tensor import Tensor
 from .device import (channels_last, channels_last_3d, contiguous_format, device, layout, memory_format,  # noqa: F401
                      preserve_format, strided)
@@ -45,7 +46,7 @@ from .ops import OPS  # noqa: F401
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from . import autograd  # noqa: F401
 from . import nn, optim  # noqa: F401,E402
-from . import linalg, special  # noqa: F401  (torch.linalg's and torch.special's namespaces)
+from . import fft, linalg, special  # noqa: F401  (torch.fft's, torch.linalg's and torch.special's namespaces)
 from . import utils, data  # noqa: F401,E402  (tapegrad.utils.data, as torch.utils.data; short alias)
 from .utils.dlpack import from_dlpack  # noqa: F401,E402
 from .serialization import load, save  # noqa: F401

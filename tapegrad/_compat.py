@@ -112,11 +112,6 @@ def is_floating_point(input) -> bool:
     return input.dtype.kind == "f"
 
 
-def is_complex(input) -> bool:
-    """False: tapegrad has no complex dtypes."""
-    return False
-
-
 def is_nonzero(input) -> bool:
     """The truth of a one-element tensor; raises RuntimeError for any other size, as PyTorch."""
     if input.numel() != 1:
@@ -189,7 +184,7 @@ def compile(model=None, **kwargs):  # noqa: A001  (PyTorch's name)
 
 
 __all__ = ["dtype", "Size", "FloatTensor", "DoubleTensor", "LongTensor", "IntTensor", "BoolTensor", "ByteTensor",
-           "inference_mode", "is_inference_mode_enabled", "finfo", "iinfo", "is_floating_point", "is_complex",
+           "inference_mode", "is_inference_mode_enabled", "finfo", "iinfo", "is_floating_point",
            "is_nonzero", "result_type", "promote_types", "can_cast", "set_printoptions",
            "use_deterministic_algorithms", "are_deterministic_algorithms_enabled", "set_float32_matmul_precision",
            "get_float32_matmul_precision", "compile"]

@@ -19,15 +19,20 @@ int16 = np.dtype(np.int16)
 int8 = np.dtype(np.int8)
 uint8 = np.dtype(np.uint8)
 bool_ = np.dtype(np.bool_)
+complex64 = np.dtype(np.complex64)
+complex128 = np.dtype(np.complex128)
 
 float = float32  # noqa: A001  (PyTorch's aliases)
 double = float64
 half = float16
 long = int64
 int = int32  # noqa: A001
+cfloat = complex64
+cdouble = complex128
 
 _NAMES = {float32: "float32", float64: "float64", float16: "float16", int64: "int64", int32: "int32",
           int16: "int16", int8: "int8", uint8: "uint8", bool_: "bool"}
+_NAMES.update({complex64: "complex64", complex128: "complex128"})
 
 _default_float = [float32]
 
@@ -64,6 +69,8 @@ def to_dtype(d) -> np.dtype:
         d = d.removeprefix("tapegrad.").removeprefix("torch.")
     if d is bool or d == "bool":
         return bool_
+    if isinstance(d, str) and d in ("cfloat", "cdouble"):  # numpy reads "cfloat" as complex128
+        return complex64 if d == "cfloat" else complex128
     try:
         return np.dtype(d)
     except TypeError:
@@ -98,8 +105,8 @@ def _scalar_dtype(x) -> np.dtype:
         return int64
     if isinstance(x, (builtins_float, np.floating)):
         return _default_float[0]
-    if isinstance(x, complex):
-        raise TypeError("complex numbers are not supported by tapegrad")
+    if isinstance(x, (complex, np.complexfloating)):
+        return complex_of(_default_float[0])
     raise TypeError(f"unsupported operand type {type(x).__name__}")
 
 
@@ -110,6 +117,8 @@ def _promote(a, b) -> np.dtype:
         return b
     ca, cb = _category(a), _category(b)
     if ca != cb:
+        if ca == 3 and cb == 2 or ca == 2 and cb == 3:  # float64 + complex64 is complex128
+            return np.promote_types(a, b)
         return a if ca > cb else b
     return np.promote_types(a, b)
 
@@ -118,7 +127,10 @@ def _combine(higher, lower) -> np.dtype:
     """A higher-priority group's dtype, unless the lower group's category beats it."""
     if higher is None:
         return lower
-    if lower is None or higher.kind == "f":
+    if lower is not None and lower.kind == "c" and higher.kind != "c":
+        # a complex 0-d tensor or scalar keeps a floating tensor's precision: float32[3] + 1j is complex64
+        return complex_of(higher) if higher.kind == "f" else lower
+    if lower is None or higher.kind in "fc":
         return higher
     if higher == bool_ or lower.kind == "f":
         return _promote(higher, lower)
@@ -127,6 +139,23 @@ def _combine(higher, lower) -> np.dtype:
 
 def _category(d) -> int:
     return {"b": 0, "u": 1, "i": 1, "f": 2}.get(d.kind, 3)
+
+
+# ---------------------------------------------------------------- complex dtypes
+def is_complex(d) -> bool:
+    return np.dtype(d).kind == "c"
+
+
+def complex_of(d) -> np.dtype:
+    """The complex dtype whose parts are the floating dtype ``d`` (float64 -> complex128)."""
+    d = np.dtype(d)
+    return d if d.kind == "c" else complex128 if d == float64 else complex64
+
+
+def real_of(d) -> np.dtype:
+    """The floating dtype of a complex dtype's parts (complex64 -> float32); others unchanged."""
+    d = np.dtype(d)
+    return np.dtype(d.char.lower()) if d.kind == "c" else d
 
 
 builtins_int = _b.int

@@ -56,6 +56,10 @@ _UNSUPPORTED = ("bfloat16", "complex32", "complex64", "complex128", "cfloat", "c
                 "float4_e2m1fn_x2", "qint8", "quint8", "qint32", "quint4x2", "quint2x4", "bits8", "bits16",
                 "bits1x8", "bits2x4", "bits4x2", "int1", "int2", "int3", "int4", "int5", "int6", "int7", "uint1",
                 "uint2", "uint3", "uint4", "uint5", "uint6", "uint7")
+# complex tensors (kept apart from the lists above, which other dtypes' work edits)
+_SUPPORTED.update(complex64=np.dtype(np.complex64), complex128=np.dtype(np.complex128))
+_ALIASES.update(cfloat="complex64", cdouble="complex128")
+_UNSUPPORTED = tuple(n for n in _UNSUPPORTED if n not in _SUPPORTED and n not in _ALIASES)
 _STORAGES = {"FloatStorage": "float32", "DoubleStorage": "float64", "HalfStorage": "float16",
              "LongStorage": "int64", "IntStorage": "int32", "ShortStorage": "int16", "CharStorage": "int8",
              "ByteStorage": "uint8", "BoolStorage": "bool", "BFloat16Storage": "bfloat16",

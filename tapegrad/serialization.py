@@ -559,7 +559,7 @@ class _H5Reader:
             return text if kind == "str" else int(text)
         if kind not in ("tensor", "ndarray") and kind not in _SCALAR_KINDS:
             raise self.fail(where, f"has an unknown kind {kind!r}")
-        if node.dtype.kind not in _SCALAR_KINDS.get(kind, "biuf") or node.dtype.fields is not None:
+        if node.dtype.kind not in _SCALAR_KINDS.get(kind, "biufc") or node.dtype.fields is not None:
             raise self.fail(where, f"has dtype {node.dtype}, not allowed for a {kind}")
         if kind in _SCALAR_KINDS and node.shape != ():
             raise self.fail(where, f"should be a scalar but has shape {node.shape}")

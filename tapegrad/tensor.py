@@ -99,6 +99,8 @@ class Tensor(_C.TensorBase):
                 raise TypeError(f"Tensor(*sizes): sizes must be non-negative ints, got {shape}")
             data = np.zeros(shape, _dtype.get_default_dtype())
         arr = np.asarray([] if data is None else data)
+        if arr.dtype.kind == "c" and not isinstance(data, Tensor):  # the legacy constructor is real-only
+            raise TypeError("Tensor(): must be real number, not complex (use tapegrad.tensor for complex data)")
         if arr.dtype.kind in "biuf" and not isinstance(data, Tensor):
             # PyTorch's legacy constructor: numbers and arrays become the default dtype (sharing an
             # array already of it); a tensor keeps its own
@@ -348,8 +350,8 @@ class Tensor(_C.TensorBase):
         _engine.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        if requires_grad and self._data.dtype.kind != "f":
-            raise RuntimeError(f"only Tensors of floating point dtype can require gradients, got "
+        if requires_grad and self._data.dtype.kind not in "fc":
+            raise RuntimeError(f"only Tensors of floating point and complex dtype can require gradients, got "
                                f"{_dtype.name(self._data.dtype)}")
         if not requires_grad and self.grad_fn is not None:
             raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want to use "
@@ -462,7 +464,6 @@ class Tensor(_C.TensorBase):
     def byte(self): return _plain.cast(self, _dtype.uint8)
     def char(self): return _plain.cast(self, _dtype.int8)
     def short(self): return _plain.cast(self, _dtype.int16)
-    def is_complex(self): return False
     def data_ptr(self): return self._data.ctypes.data
     def ravel(self): return _plain.reshape(self, -1)
     def __mod__(self, other): return _plain.remainder(self, other)
@@ -480,9 +481,13 @@ class Tensor(_C.TensorBase):
     def is_shared(self) -> bool: return False
     def is_pinned(self, device=None) -> bool: return False
     @property
-    def H(self): return _plain.transpose(self, 0, 1) if self.ndim == 2 else self
+    def H(self): return _plain.conj(_plain.transpose(self, 0, 1) if self.ndim == 2 else self)
     @property
-    def mH(self): return _plain.transpose(self, -2, -1)
+    def mH(self): return _plain.conj(_plain.transpose(self, -2, -1))
+    @property
+    def real(self): return _plain.real(self)
+    @property
+    def imag(self): return _plain.imag(self)
     def polygamma(self, n): return _plain.polygamma(n, self)
     def polygamma_(self, n): return _ops.inplace.inplace(self, lambda s: _plain.polygamma(n, s), "polygamma_")
     def is_signed(self) -> bool: return self._data.dtype.kind in "fic"

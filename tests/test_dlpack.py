@@ -74,8 +74,7 @@ def test_errors_are_clear():
         tapegrad.ones(2).__dlpack__(stream=1)
     with pytest.raises(TypeError, match="expected an object with __dlpack__"):
         tapegrad.from_dlpack([1, 2])
-    with pytest.raises(TypeError, match="no complex128 dtype"):
-        tapegrad.from_dlpack(np.ones(2, complex))
+    assert tapegrad.from_dlpack(np.ones(2, complex)).dtype == tapegrad.complex128
     with pytest.raises(RuntimeError, match="CPU only"):
         tapegrad.from_dlpack(np.ones(2), device="cuda")
     with pytest.raises(TypeError, match="tapegrad Tensor"):

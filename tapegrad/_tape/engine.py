@@ -41,6 +41,9 @@ def _grad_outputs(outputs, grad_outputs, opname):
             if t._data.size != 1:
                 raise RuntimeError(f"{opname}: grad can be implicitly created only for scalar outputs; the "
                                    f"output has shape {tuple(t._data.shape)}: pass a gradient of that shape")
+            if t._data.dtype.kind == "c":
+                raise RuntimeError(f"{opname}: grad can be implicitly created only for real scalar outputs but got "
+                                   f"{t._data.dtype} (take .real, .abs() or pass a gradient)")
             g = _wrap(np.ones(t._data.shape, dtype=t._data.dtype))
         elif not isinstance(g, _C.TensorBase):
             g = _wrap(np.asarray(g, dtype=t._data.dtype))
@@ -57,7 +60,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     if retain_graph is None:
         retain_graph = create_graph
     if (grad_tensors is None and inputs is None and isinstance(tensors, _C.TensorBase)
-            and tensors.grad_fn is not None and tensors._data.size == 1):  # the usual loss.backward()
+            and tensors.grad_fn is not None and tensors._data.size == 1
+            and tensors._data.dtype.kind != "c"):  # the usual loss.backward()
         _run_backward((tensors,), (None,), retain_graph, create_graph)  # None: the engine makes the ones
         return
     outputs = _as_seq(tensors)

@@ -4,6 +4,10 @@
 central-difference estimate, element by element; ``gradgradcheck`` does the same for the
 gradients themselves (through ``create_graph=True``). A failure names the input, the
 element and both values.
+
+Complex inputs (complex128) and outputs are checked under PyTorch's convention: with the real
+loss L = sum Re(conj(v) * out) over the outputs (v the cotangents), an input z = x + iy has
+the gradient dL/dx + i dL/dy, each part estimated by its own central difference.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ class GradcheckError(AssertionError):
 def _outputs(fn, inputs):
     out = fn(*inputs)
     outs = out if isinstance(out, (tuple, list)) else (out,)
-    return [o for o in outs if isinstance(o, Tensor) and o.dtype.kind == "f"]
+    return [o for o in outs if isinstance(o, Tensor) and o.dtype.kind in "fc"]
 
 
 def _diff_inputs(inputs):
@@ -41,25 +45,36 @@ def _diff_inputs(inputs):
 
 
 def _numerical(fn, inputs, i, t, cotangents, eps):
-    """d<outputs, cotangents>/d t by central differences."""
+    """dL/dt by central differences, L = sum Re(conj(cotangent) * output) (dL/dx + i dL/dy for complex t)."""
     flat = t._data.reshape(-1)  # a view: t must be contiguous (checked by the caller)
-    grad = np.zeros(flat.size, dtype=np.float64)
+    steps = (eps, 1j * eps) if flat.dtype.kind == "c" else (eps,)
+    grad = np.zeros(flat.size, dtype=flat.dtype)
     with grad_mode.no_grad():
         for k in range(flat.size):
             orig = flat[k]
-            flat[k] = orig + eps
-            plus = [o._data.astype(np.float64) for o in _outputs(fn, inputs)]
-            flat[k] = orig - eps
-            minus = [o._data.astype(np.float64) for o in _outputs(fn, inputs)]
-            flat[k] = orig
-            grad[k] = sum(np.sum((p - m) * c) for p, m, c in zip(plus, minus, cotangents)) / (2 * eps)
+            for unit, step in zip((1, 1j), steps):
+                flat[k] = orig + step
+                plus = _loss(_outputs(fn, inputs), cotangents)
+                flat[k] = orig - step
+                minus = _loss(_outputs(fn, inputs), cotangents)
+                flat[k] = orig
+                grad[k] += unit * (plus - minus) / (2 * eps)
     return grad.reshape(t.shape)
+
+
+def _loss(outs, cotangents):
+    return sum(np.sum((np.conj(c) * o._data).real) for o, c in zip(outs, cotangents))
+
+
+def _cotangent(rng, o):
+    c = rng.standard_normal(o.shape)
+    return c + 1j * rng.standard_normal(o.shape) if o.dtype.kind == "c" else c
 
 
 def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, seed=0, **torch_options) -> bool:
     """Check the gradients of ``fn(*inputs)`` w.r.t. every input that requires grad.
 
-    Inputs should be float64 for a meaningful check. Each output is contracted with a fixed
+    Inputs should be float64 (or complex128) for a meaningful check. Each output is contracted with a fixed
     random cotangent, so one backward pass checks every output at once.
 
     >>> x = tapegrad.randn(3, dtype=tapegrad.float64, requires_grad=True)
@@ -69,15 +84,16 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=Tru
     _check_options("gradcheck", torch_options)
     inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
     for i, t in _diff_inputs(inputs):
-        if t.dtype != np.float64:
-            raise GradcheckError(f"gradcheck: input {i} is {t.dtype}; finite differences need float64 inputs")
+        if t.dtype not in (np.float64, np.complex128):
+            raise GradcheckError(f"gradcheck: input {i} is {t.dtype}; finite differences need float64 or "
+                                 f"complex128 inputs")
         if not t._data.flags.c_contiguous or not t._data.flags.writeable:
             raise GradcheckError(f"gradcheck: input {i} must be a contiguous, writable tensor")
     rng = np.random.default_rng(seed)
     outs = _outputs(fn, inputs)
     if not outs:
-        raise GradcheckError("gradcheck: fn returned no floating-point tensor")
-    cotangents = [rng.standard_normal(o.shape) for o in outs]
+        raise GradcheckError("gradcheck: fn returned no floating-point or complex tensor")
+    cotangents = [_cotangent(rng, o) for o in outs]
     diff = _diff_inputs(inputs)
     needs = [o for o in outs if o._requires_grad]
     if needs:
@@ -88,7 +104,7 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=Tru
     else:
         analytical = [None] * len(diff)
     for (i, t), a in zip(diff, analytical):
-        a = np.zeros(t.shape) if a is None else a._data.astype(np.float64)
+        a = np.zeros(t.shape, t.dtype) if a is None else a._data.astype(t.dtype)
         if a.shape != t.shape:
             raise GradcheckError(f"gradcheck: gradient for input {i} has shape {a.shape}, expected {t.shape}")
         n = _numerical(fn, inputs, i, t, cotangents, eps)
@@ -111,7 +127,7 @@ def gradgradcheck(fn, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e
     rng = np.random.default_rng(seed + 1)
     outs = _outputs(fn, inputs)
     if grad_outputs is None:
-        grad_outputs = [Tensor._wrap(rng.standard_normal(o.shape)).requires_grad_() for o in outs]
+        grad_outputs = [Tensor._wrap(_cotangent(rng, o)).requires_grad_() for o in outs]
     grad_outputs = list(grad_outputs)
     n_in = len(inputs)
     diff_idx = [i for i, _ in _diff_inputs(inputs)]

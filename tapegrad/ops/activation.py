@@ -336,6 +336,8 @@ _relu, _relu_fn = _unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype, copy
 def relu(input):
     """``max(input, 0)``, elementwise."""
     _no_bool(input, "relu")
+    if input._data.dtype.kind == "c":
+        raise NotImplementedError("clamp is not supported for complex types")
     return apply(_relu, input)
 
 

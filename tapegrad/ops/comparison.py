@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import _dtype
 from ._util import pair
+from .complex import refuse_complex
 from .inplace import _inplace_of
 from .surface import public
 
@@ -14,8 +15,12 @@ Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops
 
 
 def _cmp(npfn, name):
+    ordered = name in ("lt", "le", "gt", "ge")  # complex numbers have no order
+
     def fn(input, other):
         a, b = pair(input, other, name)
+        if ordered:
+            refuse_complex(a, f"{name}_cpu")
         try:
             return Tensor._wrap(npfn(a._data, b._data))
         except ValueError as e:  # shapes that don't broadcast: PyTorch's RuntimeError
@@ -166,7 +171,9 @@ def isposinf(input):
 
 @public(out=True)
 def isreal(input):
-    """True everywhere: tapegrad has no complex dtypes."""
+    """True where an element is real: its imaginary part is 0 (everywhere for a real tensor)."""
+    if input._data.dtype.kind == "c":
+        return Tensor._wrap(input._data.imag == 0)
     return Tensor._wrap(np.ones(input.shape, dtype=bool))
 
 

@@ -55,13 +55,16 @@ def _infer(data, dtype=None):
         arr = np.array(data)
     except ValueError as e:  # ragged nesting
         raise ValueError(f"tensor: can't build a tensor from this data: {e}") from None
-    if dtype is not None and arr.dtype.kind in "biuf":
+    if dtype is not None and arr.dtype.kind in "biufc":
         return arr.astype(_dtype.to_dtype(dtype))
     if arr.dtype.kind == "f":
         if not isinstance(data, np.generic):
             arr = arr.astype(_dtype.get_default_dtype())
     elif arr.dtype.kind in "iu" and not isinstance(data, np.generic):
         arr = arr.astype(np.int64)
+    elif arr.dtype.kind == "c":
+        if not isinstance(data, np.generic):  # Python complex numbers: the default dtype's complex (complex64)
+            arr = arr.astype(_dtype.complex_of(_dtype.get_default_dtype()))
     elif arr.dtype.kind not in "biuf":
         raise TypeError(f"tensor: can't convert data of type {arr.dtype} (from {type(data).__name__})")
     return arr
@@ -111,7 +114,7 @@ def from_numpy(array: np.ndarray) -> Tensor:
     """A tensor sharing memory with ``array``."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy: expected np.ndarray (got {type(array).__name__})")
-    if array.dtype.kind not in "biuf":
+    if array.dtype.kind not in "biufc":
         raise TypeError(f"from_numpy: can't convert np.ndarray of type {array.dtype}")
     return Tensor._wrap(array)
 
@@ -147,7 +150,9 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tens
     _check_device(device)
     if dtype is None:
         dtype = (_dtype.bool_ if isinstance(fill_value, bool) else
-                 _dtype.int64 if isinstance(fill_value, numbers.Integral) else _dtype.get_default_dtype())
+                 _dtype.int64 if isinstance(fill_value, numbers.Integral) else
+                 _dtype.complex_of(_dtype.get_default_dtype()) if isinstance(fill_value, numbers.Complex)
+                 and not isinstance(fill_value, numbers.Real) else _dtype.get_default_dtype())
     return _finish(np.full(_size((size,)), fill_value, _dtype.to_dtype(dtype)), requires_grad)
 
 
@@ -225,7 +230,7 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
 
 def _float_dt(dtype, opname):
     d = _dt(dtype)
-    if d.kind != "f":  # PyTorch: '"check_uniform_bounds" not implemented for 'Long''
+    if d.kind not in "fc":  # PyTorch: '"check_uniform_bounds" not implemented for 'Long''
         raise RuntimeError(f"{opname}: samples need a floating dtype, got {_dtype.name(d)}")
     return d
 
@@ -235,7 +240,11 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) ->
     """Uniform samples from [0, 1) of the given size."""
     _check_device(device)
     d = _float_dt(dtype, "rand")
-    return _finish(_random.rng(generator).random(_size(size), dtype=np.float64).astype(d), requires_grad)
+    shape = _size(size)
+    if d.kind == "c":  # PyTorch: each part uniform on [0, 1)
+        parts = _random.rng(generator).random((2,) + shape, dtype=np.float64)
+        return _finish((parts[0] + 1j * parts[1]).astype(d), requires_grad)
+    return _finish(_random.rng(generator).random(shape, dtype=np.float64).astype(d), requires_grad)
 
 
 @public
@@ -243,7 +252,11 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -
     """Standard normal samples of the given size."""
     _check_device(device)
     d = _float_dt(dtype, "randn")
-    return _finish(_random.rng(generator).standard_normal(_size(size)).astype(d), requires_grad)
+    shape = _size(size)
+    if d.kind == "c":  # PyTorch: E|z|^2 = 1, each part normal with variance 1/2
+        parts = _random.rng(generator).standard_normal((2,) + shape) * np.sqrt(0.5)
+        return _finish((parts[0] + 1j * parts[1]).astype(d), requires_grad)
+    return _finish(_random.rng(generator).standard_normal(shape).astype(d), requires_grad)
 
 
 @public

@@ -25,27 +25,62 @@ def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=N
     _options["sci_mode"] = sci_mode
 
 
+def _floatmode(a) -> str:
+    finite = a[np.isfinite(a)]
+    # PyTorch: whole numbers print as "1.", anything else with 4 decimals ("2.5000")
+    return "maxprec_equal" if np.all(finite == np.round(finite)) else "fixed"
+
+
+def _float_formatter(opts):
+    p = opts["precision"]
+    return {"float_kind": (lambda v: f"{v:.{p}e}") if opts["sci_mode"] else (lambda v: f"{v:.{p}f}")}
+
+
+def _part_strings(part, opts, sign):
+    """Each element of a float array as PyTorch prints it among the others (one style for all)."""
+    flat = part.ravel()
+    if flat.size == 0:
+        return []
+    body = np.array2string(flat, separator="|", precision=opts["precision"], threshold=flat.size + 1,
+                           max_line_width=1 << 30, floatmode=_floatmode(flat), sign=sign,
+                           formatter=_float_formatter(opts) if opts["sci_mode"] is not None else None)
+    cells = [s.strip() for s in body[1:-1].split("|")]
+    if sign == "+":  # a custom formatter (sci_mode) ignores numpy's sign option
+        cells = [s if s.startswith(("+", "-")) else "+" + s for s in cells]
+    return cells
+
+
+def _complex_strings(a, opts):
+    """PyTorch prints a complex number as its real and imaginary parts, each styled among its
+    own kind (``1.0000+2.j``); the real parts are padded to one width, the imaginary ones not."""
+    re = _part_strings(a.real, opts, "-")
+    im = _part_strings(a.imag, opts, "+")
+    width = max(map(len, re), default=0)
+    return np.array([r.rjust(width) + i + "j" for r, i in zip(re, im)], dtype=object).reshape(a.shape)
+
+
 def format_tensor(t) -> str:
     a = t._data
     prefix = "tensor("
     floatmode = "maxprec"
     if a.dtype.kind == "f":
-        finite = a[np.isfinite(a)]
-        # PyTorch: whole numbers print as "1.", anything else with 4 decimals ("2.5000")
-        floatmode = "maxprec_equal" if np.all(finite == np.round(finite)) else "fixed"
+        floatmode = _floatmode(a)
     opts = _options
     formatter = None
     if opts["sci_mode"] is not None and a.dtype.kind == "f":
-        p = opts["precision"]
-        formatter = {"float_kind": (lambda v: f"{v:.{p}e}") if opts["sci_mode"] else (lambda v: f"{v:.{p}f}")}
+        formatter = _float_formatter(opts)
+    if a.dtype.kind == "c":
+        a, formatter = _complex_strings(a, opts), {"object": str}
     body = np.array2string(a, separator=", ", prefix=prefix, precision=opts["precision"],
                            threshold=opts["threshold"], edgeitems=opts["edgeitems"],
                            max_line_width=opts["linewidth"], floatmode=floatmode, formatter=formatter)
     extras = []
     if a.size == 0 and a.ndim != 1:
         extras.append(f"size={tuple(a.shape)}")
-    if a.dtype not in _DEFAULT and a.dtype != _dtype.get_default_dtype():
-        extras.append(f"dtype={_dtype.name(a.dtype)}")
+    dt = t._data.dtype
+    if (dt not in _DEFAULT and dt != _dtype.complex_of(_dtype.get_default_dtype()) or a.size == 0) \
+            and dt != _dtype.get_default_dtype():  # an empty tensor shows any dtype but the default, as PyTorch
+        extras.append(f"dtype={_dtype.name(dt)}")
     if t.grad_fn is not None:
         extras.append(f"grad_fn={t.grad_fn!r}")
     elif t._requires_grad:

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from .. import _dtype
 from .._tape.registry import apply, defop
 from ._util import const, norm_dim, pair
 from .comparison import ne
@@ -31,7 +32,7 @@ class LinAlgError(RuntimeError):
     """A numerical failure (singular matrix, not positive-definite), as ``torch.linalg.LinAlgError``."""
 
 
-def _check_matrix(x, opname, square=False):
+def _check_matrix(x, opname, square=False, complex_ok=False):
     if not isinstance(x, Tensor):
         raise TypeError(f"{opname}: expected a Tensor, got {type(x).__name__}")
     if x.ndim < 2:
@@ -40,7 +41,10 @@ def _check_matrix(x, opname, square=False):
     if square and x.shape[-1] != x.shape[-2]:
         raise RuntimeError(f"{opname}: A must be batches of square matrices, but they are {x.shape[-2]} by "
                            f"{x.shape[-1]} matrices (shape {tuple(x.shape)})")
+    if complex_ok and x._data.dtype.kind == "c":
+        return
     if x._data.dtype.kind != "f" or x._data.dtype == np.float16:
+        # (complex matrices: only the ops whose gradients conjugate take them, complex_ok)
         raise RuntimeError(f"{opname}: Expected a floating point tensor as input (float32 or float64), got "
                            f"{x._data.dtype}")
 
@@ -96,10 +100,10 @@ def _solve_fwd(a, b):
                           f"singular.") from None
 
 
-# X = A^-1 B:  gB = A^-T g,  gA = -gB X^T
+# X = A^-1 B:  gB = A^-H g,  gA = -gB X^H
 _solve = defop("linalg_solve", _cast(_solve_fwd),
-               lambda g, out, a, b: -matmul(solve(a.mT, g), out.mT),
-               lambda g, out, a, b: solve(a.mT, g), saves_output=True, saves=(0,))
+               lambda g, out, a, b: -matmul(solve(a.mH, g), out.mH),
+               lambda g, out, a, b: solve(a.mH, g), saves_output=True, saves=(0,))
 
 
 def solve(A, B, *, left=True):
@@ -107,7 +111,7 @@ def solve(A, B, *, left=True):
 
     >>> tapegrad.linalg.solve(A, b)         # A (n, n), b (n,) -> (n,)
     """
-    _check_matrix(A, "linalg.solve", square=True)
+    _check_matrix(A, "linalg.solve", square=True, complex_ok=True)
     if not isinstance(B, Tensor):
         raise TypeError(f"linalg.solve: expected B to be a Tensor, got {type(B).__name__}")
     if B._data.dtype != A._data.dtype:
@@ -321,6 +325,62 @@ def eigvalsh(A, UPLO="L"):
     return eigh(A, UPLO).eigenvalues
 
 
+# ---------------------------------------------------------------- eig (general matrices: complex results)
+def _eig_fwd(x, shapes):
+    try:
+        L, V = np.linalg.eig(x)
+    except np.linalg.LinAlgError as e:
+        raise LinAlgError(f"linalg.eig: the algorithm failed to converge ({e}); input shape {x.shape}") from None
+    cd = _dtype.complex_of(x.dtype)
+    batch = x.shape[:-2]
+    return np.concatenate([L.astype(cd, copy=False).reshape(batch + (-1,)),
+                           V.astype(cd, copy=False).reshape(batch + (-1,))], axis=-1)
+
+
+def _eig_vjp(g, out, x, shapes):
+    """PyTorch's linalg_eig_backward: with E[i, j] = conj(L_j - L_i),
+    gA = V^-H (diag(gL) + offdiag((V^H gV - V^H V diag(Re diag(V^H gV))) / E)) V^H;
+    a real A takes the real part (the engine)."""
+    (gL, gV), (L, V) = _unpack(g, shapes), _unpack(out, shapes)
+    Vh = V.mH
+    VhgV = matmul(Vh, gV)
+    diag = diagonal(VhgV, 0, -2, -1)
+    if (abs(diag.imag)._data > 1e-2 * (1 + abs(diag)._data)).any():
+        raise RuntimeError("linalg_eig_backward: The eigenvectors in the complex case are specified up to "
+                           "multiplication by e^{i phi}. The specified loss function depends on this quantity, so "
+                           "it is ill-defined.")
+    VhgV = VhgV - matmul(Vh, V * diag.real.unsqueeze(-2))
+    Lc = L.conj()
+    n = L.shape[-1]
+    E = Lc.unsqueeze(-2) - Lc.unsqueeze(-1) + _eye_like(n, Lc)
+    gA = VhgV / E
+    gA = gA - diag_embed(diagonal(gA, 0, -2, -1)) + diag_embed(gL)
+    return solve(Vh, matmul(gA, Vh))
+
+
+_eig = defop("linalg_eig", _eig_fwd, _eig_vjp, saves_output=True, saves=())
+_EigResult = collections.namedtuple("eig", ["eigenvalues", "eigenvectors"])
+
+
+def eig(A):
+    """``(eigenvalues, eigenvectors)`` of general square matrices, both complex (complex64 for
+    float32), eigenvectors of unit norm as LAPACK's geev gives them. Differentiable where the
+    eigenvalues are distinct, for losses that do not depend on each eigenvector's phase (else
+    RuntimeError, as PyTorch).
+
+    >>> L, V = tapegrad.linalg.eig(tapegrad.tensor([[0.0, -1.0], [1.0, 0.0]]))   # L: [0+1j, 0-1j]
+    """
+    _check_matrix(A, "linalg.eig", square=True, complex_ok=True)
+    n = A.shape[-1]
+    shapes = ((n,), (n, n))
+    return _EigResult(*_unpack(apply(_eig, A, shapes=shapes), shapes))
+
+
+def eigvals(A):
+    """The eigenvalues of general square matrices, complex (the gradient needs them distinct)."""
+    return eig(A).eigenvalues
+
+
 # ---------------------------------------------------------------- pinv
 def _pinv_fwd(x, atol, rtol, hermitian):
     """V diag(1/S) U^T over the singular values above max(atol, rtol * S_max) (eigenvalues' |.|
@@ -380,7 +440,7 @@ _EighResult = collections.namedtuple("eigh", ["eigenvalues", "eigenvectors"])
 
 def inv(A):
     """The inverse of each square matrix; a singular one raises ``LinAlgError`` (a RuntimeError)."""
-    _check_matrix(A, "linalg.inv", square=True)
+    _check_matrix(A, "linalg.inv", square=True, complex_ok=True)
     try:
         return inverse(A)
     except RuntimeError:
@@ -390,7 +450,7 @@ def inv(A):
 
 def linalg_det(A):
     """The determinant of each square matrix (the gradient needs it invertible)."""
-    _check_matrix(A, "linalg.det", square=True)
+    _check_matrix(A, "linalg.det", square=True, complex_ok=True)
     return det(A)
 
 
@@ -630,8 +690,8 @@ def _check_square(x, opname):
         raise RuntimeError(f"{opname}: A must be batches of square matrices, but they are "
                            f"{x.shape[-2] if x.ndim >= 2 else ''} by {x.shape[-1] if x.ndim else ''} "
                            f"matrices (shape {tuple(x.shape)})")
-    if x._data.dtype.kind != "f":
-        raise RuntimeError(f"{opname}: expected a floating point tensor, got {x._data.dtype}")
+    if x._data.dtype.kind not in "fc":
+        raise RuntimeError(f"{opname}: expected a floating point or complex tensor, got {x._data.dtype}")
 
 
 def _inv_fwd(x):
@@ -641,10 +701,11 @@ def _inv_fwd(x):
         raise RuntimeError(f"inverse: the input (shape {x.shape}) is singular, it is not invertible") from None
 
 
-_inverse = defop("inverse", _inv_fwd, lambda g, out, x: -(out.mT @ g @ out.mT), saves_output=True, saves=())
-# d det(A) / dA = det(A) * inv(A)^T (A must be invertible)
+# (the conjugate transposes are plain transposes for real matrices)
+_inverse = defop("inverse", _inv_fwd, lambda g, out, x: -(out.mH @ g @ out.mH), saves_output=True, saves=())
+# d det(A) / dA = det(A) * inv(A)^T (A must be invertible); complex: g * conj(det) * inv(A)^H
 _det = defop("det", lambda x: np.linalg.det(x).astype(x.dtype, copy=False),
-             lambda g, out, x: (g * out)[..., None, None] * inverse(x).mT, saves_output=True)
+             lambda g, out, x: (g * out.conj())[..., None, None] * inverse(x).mH, saves_output=True)
 
 
 @public(method=True, out=True)

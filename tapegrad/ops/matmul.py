@@ -11,6 +11,7 @@ import numpy as np
 from .. import _C
 from .._tape.registry import apply, defop
 from ._util import norm_dim, pair
+from .complex import conj_if_complex as _cj
 from .pointwise import add, mul
 from .shape import diagonal, permute, reshape
 from .surface import public
@@ -42,10 +43,13 @@ def _mm_grad_a(g, a, b):
     # Like PyTorch's mm backward, give the gradient its operand's layout: for a transposed
     # operand compute the transposed product, so the leaf's gradient arrives contiguous
     # and is not copied again.
+    # complex operands: g @ b^H, a^H @ g (PyTorch's convention for complex gradients)
+    b = _cj(b)
     return (b @ g.mT).mT if g.ndim == 2 and _transposed(a) else g @ b.mT
 
 
 def _mm_grad_b(g, a, b):
+    a = _cj(a)
     return (g.mT @ a).mT if g.ndim == 2 and _transposed(b) else a.mT @ g
 
 
@@ -53,9 +57,11 @@ def _mm_grad_b(g, a, b):
 # ops would promote. Its messages name dtypes two ways: the C++ type ("float != double") in the
 # GEMM check, the ScalarType ("Float") elsewhere.
 _CPP_NAME = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int", "int32": "int",
-             "int16": "short int", "int8": "signed char", "uint8": "unsigned char", "bool": "bool"}
+             "int16": "short int", "int8": "signed char", "uint8": "unsigned char", "bool": "bool",
+             "complex64": "c10::complex<float>", "complex128": "c10::complex<double>"}
 _SCALAR_NAME = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
-                "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+                "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool", "complex64": "ComplexFloat",
+                "complex128": "ComplexDouble"}
 
 
 def cpp_name(t):
@@ -395,8 +401,8 @@ def inner(input, other):
 
 @public(method=True, out=True)
 def vdot(input, other):
-    """The dot product of two 1-D tensors."""
-    return dot(input, other)
+    """The dot product of two 1-D tensors, the first one conjugated (``sum(conj(input) * other)``)."""
+    return dot(_cj(input), other)
 
 
 @public(method=True, out=True)

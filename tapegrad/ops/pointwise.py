@@ -19,6 +19,7 @@ from .._tape.registry import apply, defop
 from ._util import as_tensor, blend, const, integer_division_checked, pair
 from .inplace import inplace
 from .comparison import isfinite, isnan, logical_not
+from .complex import complex as _complex_fn, conj_if_complex as _cj, refuse_complex
 from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
@@ -27,10 +28,10 @@ Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops
 # ---------------------------------------------------------------- binary arithmetic
 _add = defop("add", np.add, lambda g, out, x, y: g, lambda g, out, x, y: g, saves=())
 _sub = defop("sub", np.subtract, lambda g, out, x, y: g, lambda g, out, x, y: -g, saves=())
-_mul = defop("mul", np.multiply, lambda g, out, x, y: g * y, lambda g, out, x, y: g * x)
-_div = defop("div", np.true_divide, lambda g, out, x, y: g / y, lambda g, out, x, y: -g * x / (y * y))
+_mul = defop("mul", np.multiply, lambda g, out, x, y: g * _cj(y), lambda g, out, x, y: g * _cj(x))
+_div = defop("div", np.true_divide, lambda g, out, x, y: g / _cj(y), lambda g, out, x, y: -g * _cj(x / (y * y)))
 _pow = defop("pow", np.power,
-             lambda g, out, x, y: where(y == 0, const(0.0, g.dtype), g * y * x ** (y - 1)),  # PyTorch: 0 at y == 0
+             lambda g, out, x, y: where(y == 0, const(0.0, g.dtype), g * _cj(y * x ** (y - 1))),  # PyTorch: 0 at y == 0
              lambda g, out, x, y: _pow_exponent_grad(g, out, x, y),
              saves_output=True)
 _maximum = defop("maximum", np.maximum,
@@ -49,8 +50,10 @@ def _tie_mask(x, y):
 def _pow_exponent_grad(g, out, x, y):
     # d(x**y)/dy = x**y * log(x); PyTorch takes it as 0 where x == 0 and y >= 0 (where x == 0 and
     # y < 0 it is inf * -inf = -inf). log's argument is made safe there, so double backward has no 0/0.
-    zero = (x == 0) & (y >= 0)
-    return where(zero, const(0.0, out.dtype), g * out * log(where(zero, const(1.0, x.dtype), x)))
+    # A complex y counts as >= 0 when it is real and non-negative, as in PyTorch.
+    nonneg = (y.real >= 0) & (y.imag == 0) if y._data.dtype.kind == "c" else y >= 0
+    zero = (x == 0) & nonneg
+    return where(zero, const(0.0, out.dtype), g * _cj(out * log(where(zero, const(1.0, x.dtype), x))))
 
 
 @public(method=True, inplace=True, out=True)
@@ -87,7 +90,7 @@ def div(input, other, *, rounding_mode=None):
     """True division (integers give floats, as in PyTorch); ``rounding_mode`` 'trunc' or 'floor'."""
     a, b = pair(input, other, "div")
     if rounding_mode is None:
-        if a._data.dtype.kind != "f":
+        if a._data.dtype.kind not in "fc":
             a, b = a.to(_dtype.get_default_dtype()), b.to(_dtype.get_default_dtype())
         return apply(_div, a, b)
     if rounding_mode not in ("floor", "trunc"):
@@ -115,11 +118,11 @@ _trunc_divide = defop("trunc_divide", lambda a, b: np.trunc(np.true_divide(a, b)
 
 @public(method=True, inplace=True, out=True)
 def pow(input, exponent):
-    """``input ** exponent``; either may be a scalar."""
+    """``input ** exponent``; either may be a scalar (a complex one gives a complex result)."""
     if isinstance(input, Tensor) and not isinstance(exponent, Tensor):
         if input._data.dtype.kind in "iu" and isinstance(exponent, (int, np.integer)) and exponent < 0:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
-        if input._data.dtype.kind != "f" and isinstance(exponent, float):
+        if input._data.dtype.kind not in "fc" and isinstance(exponent, (float, builtins.complex)):
             input = input.to(_dtype.get_default_dtype())
         return apply(_pow_scalar, input, exponent=exponent)
     a, b = pair(input, exponent, "pow")
@@ -141,32 +144,56 @@ def _int_pow(x, e):
 
 def _pow_scalar_fwd(x, exponent):
     out = np.power(x, exponent)
-    return out.astype(x.dtype, copy=False) if x.dtype.kind == "f" else out
+    return out.astype(x.dtype, copy=False) if x.dtype.kind == "f" or x.dtype.kind == out.dtype.kind == "c" else out
 
 
 _pow_scalar = defop("pow_scalar", _pow_scalar_fwd,
-                    lambda g, out, x, exponent: g * 0.0 if exponent == 0 else g * exponent * x ** (exponent - 1))
+                    lambda g, out, x, exponent: g * 0.0 if exponent == 0 else g * _cj(x ** (exponent - 1) * exponent))
 
 
 @public(method=True, out=True)
 def maximum(input, other):
     """Elementwise maximum of ``input`` and ``other`` (NaN propagates)."""
+    _refuse_either(input, other, "maximum")
     return apply(_maximum, *pair(input, other, "maximum"))
 
 
 @public(method=True, out=True)
 def minimum(input, other):
     """Elementwise minimum of ``input`` and ``other`` (NaN propagates)."""
+    _refuse_either(input, other, "minimum")
     return apply(_minimum, *pair(input, other, "minimum"))
 
 
+def _refuse_either(input, other, opname):
+    for t in (input, other):
+        if isinstance(t, Tensor):
+            refuse_complex(t, opname)
+        elif isinstance(t, builtins.complex):
+            raise RuntimeError(f"{opname}: not implemented for complex numbers (got {t!r})")
+
+
 # ---------------------------------------------------------------- unary
+# the floating unary functions with a complex kernel here (as in PyTorch); the others refuse complex input
+_COMPLEX_OK = frozenset({"exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid"})
+
+
+def _sigmoid_fwd(x):
+    if x.dtype.kind == "c":  # scipy's expit has no complex loop
+        return 1 / (1 + np.exp(-x))
+    return _sp.expit(x).astype(x.dtype, copy=False)
+
+
 def _unary(name, fwd, vjp, saves_output=False, saves=None, floating=False):
     """``floating``: a float-valued function, so integer and bool inputs become the default float
     dtype first (PyTorch's rule: ``exp(int_tensor)`` is float32, never numpy's float64/float16)."""
     op = defop(name, fwd, vjp, saves_output=saves_output, saves=saves)
 
-    if floating:
+    if floating and name not in _COMPLEX_OK:
+        def fn(input):
+            refuse_complex(input, name)
+            return apply(op, _to_float(input))
+    elif floating:
         def fn(input):
             return apply(op, _to_float(input))
     else:
@@ -192,39 +219,39 @@ def _no_bool(input, opname, hint=""):
         raise RuntimeError(f"{opname}: not implemented for 'Bool' tensors{hint}")
 
 
-_exp, exp = _unary("exp", np.exp, lambda g, out, x: g * out, saves_output=True, saves=(), floating=True)
+_exp, exp = _unary("exp", np.exp, lambda g, out, x: g * _cj(out), saves_output=True, saves=(), floating=True)
 public(exp, method=True, inplace=True, out=True,
        doc="``e ** input``, elementwise.")
-_log, log = _unary("log", np.log, lambda g, out, x: g / x, floating=True)
+_log, log = _unary("log", np.log, lambda g, out, x: g / _cj(x), floating=True)
 public(log, method=True, inplace=True, out=True,
        doc="The natural logarithm, elementwise.")
-_log1p, log1p = _unary("log1p", np.log1p, lambda g, out, x: g / (x + 1), floating=True)
+_log1p, log1p = _unary("log1p", np.log1p, lambda g, out, x: g / _cj(x + 1), floating=True)
 public(log1p, method=True, inplace=True, out=True,
        doc="``log(1 + input)``, accurate for small ``input``.")
-_expm1, expm1 = _unary("expm1", np.expm1, lambda g, out, x: g * (out + 1), saves_output=True, saves=(), floating=True)
+_expm1, expm1 = _unary("expm1", np.expm1, lambda g, out, x: g * _cj(out + 1), saves_output=True, saves=(), floating=True)
 public(expm1, method=True, inplace=True, out=True,
        doc="``exp(input) - 1``, accurate for small ``input``.")
-_sqrt, sqrt = _unary("sqrt", np.sqrt, lambda g, out, x: g / (out * 2), saves_output=True, saves=(), floating=True)
+_sqrt, sqrt = _unary("sqrt", np.sqrt, lambda g, out, x: g / _cj(out * 2), saves_output=True, saves=(), floating=True)
 public(sqrt, method=True, inplace=True, out=True,
        doc="The square root, elementwise.")
-_rsqrt, rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda g, out, x: g * out ** 3 * -0.5,
+_rsqrt, rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda g, out, x: g * _cj(out ** 3 * -0.5),
                        saves_output=True, saves=(), floating=True)
 public(rsqrt, method=True, inplace=True, out=True,
        doc="``1 / sqrt(input)``, elementwise.")
-_sin, sin = _unary("sin", np.sin, lambda g, out, x: g * cos(x), floating=True)
+_sin, sin = _unary("sin", np.sin, lambda g, out, x: g * _cj(cos(x)), floating=True)
 public(sin, method=True, inplace=True, out=True,
        doc="The sine, elementwise (radians).")
-_cos, cos = _unary("cos", np.cos, lambda g, out, x: -g * sin(x), floating=True)
+_cos, cos = _unary("cos", np.cos, lambda g, out, x: -g * _cj(sin(x)), floating=True)
 public(cos, method=True, inplace=True, out=True,
        doc="The cosine, elementwise (radians).")
-_tanh, tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves_output=True, saves=(), floating=True)
+_tanh, tanh = _unary("tanh", np.tanh, lambda g, out, x: g * _cj(1 - out * out), saves_output=True, saves=(), floating=True)
 public(tanh, method=True, inplace=True, out=True,
        doc="The hyperbolic tangent, elementwise.")
-_sigmoid, sigmoid = _unary("sigmoid", lambda x: _sp.expit(x).astype(x.dtype, copy=False),
-                           lambda g, out, x: g * out * (1 - out), saves_output=True, saves=(), floating=True)
+_sigmoid, sigmoid = _unary("sigmoid", lambda x: _sigmoid_fwd(x),
+                           lambda g, out, x: g * _cj(out * (1 - out)), saves_output=True, saves=(), floating=True)
 public(sigmoid, method=True, inplace=True, out=True,
        doc="The logistic function ``1 / (1 + exp(-input))``, elementwise.")
-_abs, _abs_fn = _unary("abs", np.abs, lambda g, out, x: g * sign(x))
+_abs, _abs_fn = _unary("abs", np.abs, lambda g, out, x: g * sign(x) if x.dtype.kind != "c" else g * sgn(x))
 
 
 @public(method=True, inplace=True, out=True)
@@ -232,6 +259,71 @@ def abs(input):
     """``|input|``."""
     _no_bool(input, "abs")
     return apply(_abs, input)
+
+
+def _sgn_fwd(x):
+    if x.dtype.kind != "c":
+        return np.sign(x)
+    r = np.abs(x)
+    return np.where(r == 0, 0, x / np.where(r == 0, 1, r)).astype(x.dtype, copy=False)
+
+
+def _sgn_vjp(g, out, x):
+    # PyTorch's sgn_backward: (g - Re(g * conj(sgn)) * sgn) / |z|, and 0 at z == 0
+    if x.dtype.kind != "c":
+        return g * 0.0
+    r = abs(x)
+    zero = r == 0
+    sg = where(zero, const(0, x.dtype), x / where(zero, const(1, r.dtype), r))
+    return where(zero, const(0, x.dtype), (g - (g * _cj(sg)).real * sg) / where(zero, const(1, r.dtype), r))
+
+
+_sgn = defop("sgn", _sgn_fwd, _sgn_vjp)
+
+
+@public(method=True, inplace=True, out=True)
+def sgn(input):
+    """``z / |z|`` for complex ``z`` (0 at 0); ``sign`` for real tensors.
+
+    >>> tapegrad.sgn(tapegrad.tensor([3 + 4j, 0j]))
+    tensor([0.6000+0.8000j, 0.0000+0.0000j])
+    """
+    if input._data.dtype == np.bool_:
+        return Tensor._wrap(input._data.copy())
+    return apply(_sgn, input)
+
+
+def _angle_vjp(g, out, x):
+    if x.dtype.kind != "c":
+        return g * 0.0  # piecewise constant on the reals (0 or pi), as PyTorch
+    # d angle = (x dy - y dx) / |z|^2, packed as PyTorch's gradient: g * i z / |z|^2 (0 at z == 0)
+    r2 = (x * _cj(x)).real
+    zero = r2 == 0
+    return where(zero, const(0, x.dtype), g * x * 1j / where(zero, const(1, r2.dtype), r2))
+
+
+_angle = defop("angle", lambda x: np.angle(x).astype(_dtype.real_of(x.dtype) if x.dtype.kind in "fc" else
+                                                    _dtype.get_default_dtype(), copy=False), _angle_vjp)
+
+
+@public(method=True, out=True)
+def angle(input):
+    """The argument of each complex element, in radians (-pi, pi]; 0 or pi for real ones.
+
+    >>> tapegrad.angle(tapegrad.tensor([1j, -1.0 + 0j]))
+    tensor([1.5708, 3.1416])
+    """
+    return apply(_angle, input)
+
+
+@public(out=True)
+def polar(abs, angle):
+    """The complex tensor ``abs * (cos(angle) + 1j * sin(angle))`` (float32 parts give complex64).
+
+    >>> tapegrad.polar(tapegrad.tensor([2.0]), tapegrad.tensor([0.0]))
+    tensor([2.+0.j])
+    """
+    return _complex_fn(abs * cos(angle), abs * sin(angle))
 
 
 _erf, erf = _unary("erf", lambda x: _sp.erf(x).astype(x.dtype, copy=False),
@@ -247,6 +339,9 @@ _sign = defop("sign", np.sign, _zero_vjp, saves=())
 @public(method=True, inplace=True, out=True)
 def sign(input):
     """-1, 0 or 1 by the sign of each element (its gradient is zero)."""
+    if input._data.dtype.kind == "c":
+        raise NotImplementedError("Unlike NumPy, torch.sign is not intended to support complex numbers. Please use "
+                                  "torch.sgn instead.")
     if input._data.dtype == np.bool_:  # numpy has no bool sign; PyTorch's is the identity
         return Tensor._wrap(input._data.copy())
     return apply(_sign, input)
@@ -284,7 +379,7 @@ def _masked(g, cond):
 
 def _to_float(input):
     """Integer and bool tensors become the default float dtype (PyTorch's rule for float-valued ops)."""
-    return input if input._data.dtype.kind == "f" else input.to(_dtype.get_default_dtype())
+    return input if input._data.dtype.kind in "fc" else input.to(_dtype.get_default_dtype())
 
 
 # ---------------------------------------------------------------- clamp and friends
@@ -305,6 +400,8 @@ def _clamp_args(input, min, max, opname):
     x = as_tensor(input, opname)
     if x._data.dtype == np.bool_:
         raise RuntimeError(f"{opname}: not implemented for 'Bool' tensors")
+    if x._data.dtype.kind == "c":
+        raise NotImplementedError(f"{opname} is not supported for complex types")
     d = _dtype.result_type(x._data, *[b._data if isinstance(b, Tensor) else b for b in (min, max) if b is not None])
     info = np.finfo(d) if d.kind == "f" else np.iinfo(d)
     lo_default, hi_default = (-np.inf, np.inf) if d.kind == "f" else (info.min, info.max)
@@ -326,8 +423,8 @@ def clamp(input, min=None, max=None):
 clip = clamp
 public(clip, name="clip", method=True, inplace=True, out=True)
 
-_square = defop("square", np.square, lambda g, out, x: g * x * 2)
-_reciprocal = defop("reciprocal", np.reciprocal, lambda g, out, x: -g * out * out, saves_output=True, saves=())
+_square = defop("square", np.square, lambda g, out, x: g * _cj(x) * 2)
+_reciprocal = defop("reciprocal", np.reciprocal, lambda g, out, x: -g * _cj(out * out), saves_output=True, saves=())
 
 
 @public(method=True, inplace=True, out=True)
@@ -354,6 +451,8 @@ _round = defop("round", lambda x, decimals: np.round(x, decimals), _zero_vjp, sa
 def _rounding(op):
     def fn(input):
         _no_bool(input, op.name)
+        if input._data.dtype.kind == "c":
+            raise NotImplementedError(f"{op.name} is not supported for complex inputs")
         if input._data.dtype.kind != "f":  # integers are already whole: a copy, as PyTorch
             return Tensor._wrap(input._data.copy())
         return apply(op, input)
@@ -376,6 +475,8 @@ public(fix, name="fix", method=True, inplace=True, out=True)
 def round(input, *, decimals=0):
     """Round half to even (as PyTorch and numpy), to ``decimals`` places."""
     _no_bool(input, "round")
+    if input._data.dtype.kind == "c":
+        raise NotImplementedError("round is not supported for complex inputs")
     if input._data.dtype.kind != "f" and decimals >= 0:
         return Tensor._wrap(input._data.copy())
     return apply(_round, _to_float(input), decimals=int(decimals))
@@ -396,6 +497,7 @@ _atan2 = defop("atan2", np.arctan2,
 def atan2(input, other):
     """The angle of the point ``(other, input)``: ``atan(input / other)`` in the right quadrant."""
     y, x = pair(input, other, "atan2")
+    refuse_complex(y, "atan2_cpu")
     return apply(_atan2, _to_float(y), _to_float(x))
 
 
@@ -412,11 +514,27 @@ def _keep_dtype(fn):
     return lambda *xs, **kw: np.asarray(fn(*xs, **kw), dtype=xs[0].dtype)
 
 
+def _holomorphic(vjp):
+    """The VJP ``g * conj(f'(z))`` of a holomorphic f from one written ``g * f'(x)`` (linear in g):
+    ``conj(vjp(conj(g)))``; for real tensors the conjugations are no-ops."""
+    return lambda g, out, x: _cj(vjp(_cj(g), out, x))
+
+
+# the functions of _float_unary that take complex input (their VJPs made holomorphic), as PyTorch's
+_COMPLEX_FLOAT_UNARY = frozenset({"exp2", "log2", "log10", "sinh", "cosh", "asin", "acos", "atan", "asinh", "acosh",
+                                  "atanh"})
+
+
 def _float_unary(name, fwd, vjp, saves_output=False, saves=None, doc=None):
-    op = defop(name, _keep_dtype(fwd), vjp, saves_output=saves_output, saves=saves)
+    complex_ok = name in _COMPLEX_FLOAT_UNARY
+    op = defop(name, _keep_dtype(fwd), _holomorphic(vjp) if complex_ok else vjp, saves_output=saves_output,
+               saves=saves)
 
     def fn(input):
-        return apply(op, _to_float(as_tensor(input, name)))
+        input = as_tensor(input, name)
+        if not complex_ok:
+            refuse_complex(input, name)
+        return apply(op, _to_float(input))
 
     fn.__name__ = name
     fn.__doc__ = doc
@@ -450,7 +568,8 @@ public(atan, method=True, inplace=True, out=True,
 _asinh, asinh = _float_unary("asinh", np.arcsinh, lambda g, out, x: g * rsqrt(x * x + 1))
 public(asinh, method=True, inplace=True, out=True,
        doc="The inverse hyperbolic sine, elementwise (``arcsinh``).")
-_acosh, acosh = _float_unary("acosh", np.arccosh, lambda g, out, x: g * rsqrt(x * x - 1))
+# rsqrt(x + 1) * rsqrt(x - 1), not rsqrt(x * x - 1): the same for real x, and the right branch for complex
+_acosh, acosh = _float_unary("acosh", np.arccosh, lambda g, out, x: g * rsqrt(x + 1) * rsqrt(x - 1))
 public(acosh, method=True, inplace=True, out=True,
        doc="The inverse hyperbolic cosine, elementwise (``arccosh``).")
 _atanh, atanh = _float_unary("atanh", np.arctanh, lambda g, out, x: g / (1 - x * x))
@@ -516,6 +635,7 @@ def logit(input, eps=None):
     tensor([0.0000, 1.0986])
     """
     x = _to_float(as_tensor(input, "logit"))
+    refuse_complex(x, "logit_cpu")
     if eps is not None:
         x = clamp(x, eps, 1 - eps)
     return apply(_logit, x)
@@ -540,8 +660,10 @@ def hypot(input, other):
 
 @public(method=True, out=True)
 def logaddexp(input, other):
-    """``log(exp(input) + exp(other))`` without overflow."""
-    return apply(_logaddexp, *_float_pair(input, other, "logaddexp"))
+    """``log(exp(input) + exp(other))`` without overflow (real tensors only here)."""
+    a, b = _float_pair(input, other, "logaddexp")
+    refuse_complex(a, "logaddexp")
+    return apply(_logaddexp, a, b)
 
 
 # PyTorch: d remainder(a, b) / db = -floor(a / b), d fmod(a, b) / db = -trunc(a / b)
@@ -638,12 +760,6 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
     if input._data.dtype.kind != "f":
         return Tensor._wrap(input._data.copy())
     return apply(_nan_to_num, input, nan=float(nan), posinf=posinf, neginf=neginf)
-
-
-@public(method=True, inplace=True, out=True)
-def sgn(input):
-    """``sign`` (tapegrad has no complex tensors)."""
-    return sign(input)
 
 
 def ndtr(input):
@@ -767,25 +883,26 @@ def tan(input):
 @public(method=True, inplace=True, out=True)
 def deg2rad(input):
     """Degrees to radians, elementwise."""
-    x = _float(input)
+    x = _float(input, "deg2rad")
     return x * (math.pi / 180.0)
 
 
 @public(method=True, inplace=True, out=True)
 def rad2deg(input):
     """Radians to degrees, elementwise."""
-    x = _float(input)
+    x = _float(input, "rad2deg")
     return x * (180.0 / math.pi)
 
 
-def _float(x):
+def _float(x, opname="this function"):
+    refuse_complex(x, opname)  # (the composites written with _float are real-valued)
     return x if x.dtype.kind == "f" else x.to(_dtype.get_default_dtype())
 
 
 @public(method=True, inplace=True, out=True)
 def sinc(input):
     """``sin(pi x) / (pi x)``, 1 at 0."""
-    x = _float(input)
+    x = _float(input, "sinc")
     zero = x == 0
     safe = where(zero, const(1.0, x.dtype), x) * math.pi
     return where(zero, const(1.0, x.dtype), sin(safe) / safe)
@@ -816,11 +933,14 @@ def copysign(input, other):
 
 @public(method=True, inplace=True, out=True)
 def float_power(input, exponent):
-    """``input ** exponent`` in float64."""
-    x = input.to(_dtype.float64) if isinstance(input, Tensor) else input
-    e = exponent.to(_dtype.float64) if isinstance(exponent, Tensor) else builtins.float(exponent)
+    """``input ** exponent`` in float64 (complex128 when either is complex)."""
+    cplx = builtins.any(isinstance(v, builtins.complex) or isinstance(v, Tensor) and v._data.dtype.kind == "c"
+                        for v in (input, exponent))
+    d = _dtype.complex128 if cplx else _dtype.float64
+    x = input.to(d) if isinstance(input, Tensor) else input
+    e = exponent.to(d) if isinstance(exponent, Tensor) else (builtins.complex if cplx else builtins.float)(exponent)
     if not isinstance(x, Tensor):
-        x = const(x, _dtype.float64)
+        x = const(x, d)
     return pow(x, e)
 
 
@@ -842,7 +962,7 @@ def heaviside(input, values):
 def xlogy(input, other):
     """``input * log(other)``, 0 where ``input == 0`` (unless ``other`` is NaN)."""
     x, y = pair(input, other, "xlogy")
-    x, y = _float(x), _float(y)
+    x, y = _float(x, "xlogy_cpu"), _float(y, "xlogy_cpu")
     # log(other) is replaced only where input == 0 and other <= 0, so d/dinput stays log(other)
     fix = (x == 0) & ~isnan(y) & (y <= 0)
     return x * log(where(fix, const(1.0, y.dtype), y))

@@ -14,6 +14,7 @@ from .. import _dtype
 from .._tape.registry import apply, defop
 from ._util import const, norm_dim, norm_dims
 from .comparison import ne
+from .complex import conj_if_complex as _cj, refuse_complex
 from .pointwise import abs, clamp, exp, log, maximum, minimum, pow, sqrt, where
 from .shape import _expand, _reshape, cat, clone, diagonal, flip, movedim, narrow, reshape, unsqueeze
 from .indexing import gather
@@ -42,7 +43,7 @@ def _unreduce(g, x, dims, keepdim):
 
 
 def _sum_fwd(x, dims, keepdim):
-    if x.dtype.kind == "f":
+    if x.dtype.kind in "fc":
         return np.add.reduce(x, axis=dims, keepdims=keepdim)  # np.sum minus its Python wrapper
     return np.asarray(np.sum(x, axis=dims, keepdims=keepdim), dtype=np.int64)
 
@@ -75,7 +76,7 @@ def mean(input, dim=None, keepdim=False, *, dtype=None):
     """The mean over ``dim`` (all elements by default)."""
     if dtype is not None:
         input = input.to(dtype)
-    if input._data.dtype.kind != "f":
+    if input._data.dtype.kind not in "fc":
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be floating point, "
                            f"got {_dtype.name(input._data.dtype)}")
     return apply(_mean, input, dims=norm_dims(dim, input.ndim, "mean"), keepdim=keepdim)
@@ -121,15 +122,15 @@ public(return_types)
 
 # ---------------------------------------------------------------- prod
 def _prod_fwd(x, dims, keepdim):
-    return np.asarray(np.prod(x, axis=dims, keepdims=keepdim), dtype=x.dtype if x.dtype.kind == "f" else np.int64)
+    return np.asarray(np.prod(x, axis=dims, keepdims=keepdim), dtype=x.dtype if x.dtype.kind in "fc" else np.int64)
 
 
 def _prod_vjp(g, out, x, dims, keepdim):
     """d prod / d x_i = prod of the others: ``out / x_i`` when no zeros, else the exclusive products."""
     g = _unreduce(g, x, dims, keepdim)
     if not (x._data == 0).any():
-        return g * _unreduce(out, x, dims, keepdim) / x
-    return g * _prod_of_others(x, dims)
+        return g * _cj(_unreduce(out, x, dims, keepdim) / x)
+    return g * _cj(_prod_of_others(x, dims))
 
 
 def _prod_of_others(x, dims):
@@ -196,14 +197,21 @@ def _var_args(input, dim, unbiased, keepdim, correction, opname):
 
 @public(method=True, out=True)
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    """Variance over ``dim`` with Bessel's correction by default (``correction=1``, ``unbiased=True``)."""
+    """Variance over ``dim`` with Bessel's correction by default (``correction=1``, ``unbiased=True``);
+    of a complex tensor, the mean of ``|z - mean|^2`` (the real and imaginary parts' variances summed)."""
+    if input._data.dtype.kind == "c":
+        return var(input.real, dim, unbiased, keepdim, correction=correction) + \
+            var(input.imag, dim, unbiased, keepdim, correction=correction)
     return apply(_var, input, **_var_args(input, dim, unbiased, keepdim, correction, "var"))
 
 
 @public(method=True, out=True)
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    """Standard deviation: ``sqrt(var(...))``."""
-    v = apply(_var, input, **_var_args(input, dim, unbiased, keepdim, correction, "std"))
+    """Standard deviation: ``sqrt(var(...))`` (real for a complex tensor)."""
+    if input._data.dtype.kind == "c":
+        v = var(input, dim, unbiased, keepdim, correction=correction)
+    else:
+        v = apply(_var, input, **_var_args(input, dim, unbiased, keepdim, correction, "std"))
     # PyTorch's std_backward is 0 where std is 0 (not inf * 0 = nan): sqrt only sees nonzero variances
     zero = v == 0
     return where(zero, const(0.0, v.dtype), sqrt(where(zero, const(1.0, v.dtype), v)))
@@ -243,6 +251,7 @@ def _check_nonempty(input, dim, dims, opname):
 @public(method=True, out=True)
 def amax(input, dim=(), keepdim=False):
     """Max over ``dim`` (all by default); the gradient is shared evenly among ties."""
+    refuse_complex(input, "max_all" if dim in ((), None) else "amax")
     dims = norm_dims(dim, input.ndim, "amax")
     _check_nonempty(input, dim, dims, "amax")
     return apply(_amax, input, dims=dims, keepdim=keepdim)
@@ -251,6 +260,7 @@ def amax(input, dim=(), keepdim=False):
 @public(method=True, out=True)
 def amin(input, dim=(), keepdim=False):
     """The smallest value over ``dim`` (all elements by default); the gradient is shared between ties."""
+    refuse_complex(input, "min_all" if dim in ((), None) else "amin")
     dims = norm_dims(dim, input.ndim, "amin")
     _check_nonempty(input, dim, dims, "amin")
     return apply(_amin, input, dims=dims, keepdim=keepdim)
@@ -275,6 +285,7 @@ _min_dim = defop("min_dim", _select_fwd, _select_vjp, saves=())
 
 
 def _reduce_select(input, dim, keepdim, argfn, op, name):
+    refuse_complex(input, name)
     d = norm_dim(dim, input.ndim, name)
     if input.ndim and input.shape[d] == 0:
         raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size (input shape "
@@ -317,6 +328,7 @@ def _arg(input, dim, keepdim, fn, name):
     a = input._data
     if a.dtype == np.bool_:
         raise RuntimeError(f"{name}(): does not support bool input")
+    refuse_complex(input, name)
     if dim is None:
         if a.size == 0:  # PyTorch raises an IndexError here
             raise IndexError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
@@ -389,6 +401,8 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     """Vector p-norm over ``dim`` (all by default): p = 2 / 'fro', 1, inf, -inf, 0 or any number."""
     if dtype is not None:
         input = input.to(dtype)
+    if input._data.dtype.kind == "c":  # every p-norm of z is that of |z|
+        input = abs(input)
     if input._data.dtype.kind != "f":
         raise RuntimeError(f"norm(): input dtype should be floating point, got {_dtype.name(input.dtype)}")
     if isinstance(dim, int) and not isinstance(dim, bool):
@@ -411,7 +425,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
 
 # ---------------------------------------------------------------- cumsum, all / any
 def _cumsum_fwd(x, dim):
-    return np.cumsum(x, axis=dim, dtype=x.dtype if x.dtype.kind == "f" else np.int64) if x.ndim else x.copy()
+    return np.cumsum(x, axis=dim, dtype=x.dtype if x.dtype.kind in "fc" else np.int64) if x.ndim else x.copy()
 
 
 def _reverse_cumsum(g, dim):
@@ -491,6 +505,7 @@ def cumprod(input, dim, *, dtype=None):
         input = input.to(dtype)
     elif input._data.dtype.kind in "biu":  # PyTorch: integer and bool inputs accumulate in int64
         input = input.to(np.int64)
+    refuse_complex(input, "cumprod")  # (PyTorch has one; its gradient here would need conjugating)
     return apply(_cumprod, input, dim=norm_dim(dim, input.ndim, "cumprod"))
 
 

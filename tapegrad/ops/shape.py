@@ -6,6 +6,7 @@ shape changes (``unsqueeze_``, ``t_``, ...).
 from __future__ import annotations
 
 import builtins
+import warnings
 
 import numpy as np
 
@@ -210,7 +211,18 @@ def t(input):
     return transpose(input, 0, 1) if input.ndim == 2 else input
 
 
-_cast = defop("to", lambda x, dtype: x.astype(dtype), lambda g, out, x, dtype: g.to(x.dtype), saves=())
+def _cast_fwd(x, dtype):
+    if x.dtype.kind == "c" and dtype.kind != "c":  # the real part (cast() has warned), without numpy's warning
+        x = x.real
+    return x.astype(dtype)
+
+
+def _cast_vjp(g, out, x, dtype):
+    # complex -> real as a gradient: the real part, without the user-facing warning
+    return g if g._data.dtype == x.dtype else apply(_cast, g, dtype=x.dtype)
+
+
+_cast = defop("to", _cast_fwd, _cast_vjp, saves=())
 
 
 @public
@@ -219,6 +231,8 @@ def cast(input, dtype):
     dtype = _dtype.to_dtype(dtype)
     if input._data.dtype == dtype:
         return input
+    if input._data.dtype.kind == "c" and dtype.kind != "c":
+        warnings.warn("Casting complex values to real discards the imaginary part", UserWarning, stacklevel=3)
     return apply(_cast, input, dtype=dtype)
 
 

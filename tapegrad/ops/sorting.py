@@ -12,6 +12,7 @@ from .._tape.registry import apply, defop
 from ._util import const, norm_dim
 from .shape import clone, narrow, reshape, squeeze, stack
 from .indexing import gather, getitem
+from .complex import refuse_complex
 from .reduction import _named
 from .surface import public
 
@@ -41,6 +42,7 @@ def sort(input, dim=-1, descending=False, stable=False):
     >>> tapegrad.sort(tapegrad.tensor([3.0, 1.0, 2.0]))
     sort(values=tensor([1., 2., 3.]), indices=tensor([1, 2, 0]))
     """
+    refuse_complex(input, "sort")
     d = norm_dim(dim, input.ndim, "sort")
     if input.ndim == 0:
         return _sort_t(clone(input), Tensor._wrap(np.zeros((), np.int64)))
@@ -63,6 +65,7 @@ def msort(input):
 @public(method=True, out=True)
 def topk(input, k, dim=-1, largest=True, sorted=True):
     """The ``k`` largest (or smallest) entries along ``dim`` and their indices."""
+    refuse_complex(input, "topk")
     d = norm_dim(dim, input.ndim, "topk")
     n = input.shape[d] if input.ndim else 1
     if not 0 <= k <= n:

@@ -90,7 +90,7 @@ def from_dlpack(ext_tensor, *, device=None, copy=None) -> Tensor:
             dtype = getattr(ext_tensor, "dtype", None)
             what = type(ext_tensor).__name__ + (f" of dtype {dtype}" if dtype is not None else "")
         raise type(e)(f"from_dlpack: {what} could not be shared: {e}") from None
-    if arr.dtype.kind not in "biuf":
+    if arr.dtype.kind not in "biufc":
         raise TypeError(f"from_dlpack: tapegrad has no {arr.dtype} dtype")
     return Tensor._wrap(arr)
 

@@ -24,6 +24,7 @@ import dataclasses
 from typing import Callable
 
 import numpy as np
+import scipy.fft as sfft
 import scipy.special as sp
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -1788,3 +1789,155 @@ cases("binary_cross_entropy",
       Case(lambda M, x, y, w: F(M).binary_cross_entropy(x, y.detach(), w.detach()), [_SAT_X, _SAT_Y, P2[0, :3].repeat(2)],
            double=True),
       Case(lambda M, x, y: F(M).binary_cross_entropy(M.sigmoid(x), y, reduction="sum"), [A, Q2], double=True))
+
+
+# ---------------------------------------------------------------- complex numbers, FFT, eig
+# The table's inputs and outputs are real: a complex input is M.complex(re, im) of two drawn
+# arrays and a complex output is read through view_as_real, so gradcheck, the numpy reference and
+# PyTorch all see real tensors while every complex VJP in between is exercised (a missing
+# conjugation shows up as a wrong gradient for re or im). tests/test_complex.py gradchecks
+# complex128 leaves directly.
+def _z(M, re, im):
+    return M.complex(re, im)
+
+
+def _zr(M, z):
+    return M.view_as_real(z.resolve_conj()) if z.is_complex() else z  # PyTorch's conj is a lazy view
+
+
+def _npz(re, im):
+    return re + 1j * im
+
+
+def _npzr(z):
+    z = np.asarray(z)
+    return np.stack([z.real, z.imag], axis=-1) if np.iscomplexobj(z) else z
+
+
+_COMPLEX_UNARY = {
+    "real": (lambda M, z: z.real, np.real),
+    "imag": (lambda M, z: z.imag, np.imag),
+    "conj": (lambda M, z: z.conj(), np.conj),
+    "sgn": (lambda M, z: M.sgn(z), lambda z: z / np.abs(z)),
+    "angle": (lambda M, z: M.angle(z), np.angle),
+    "abs": (lambda M, z: M.abs(z), np.abs),
+    "exp": (lambda M, z: M.exp(z), np.exp),
+    "log": (lambda M, z: M.log(z), np.log),
+    "sqrt": (lambda M, z: M.sqrt(z), np.sqrt),
+    "mul": (lambda M, z: z * z.conj() * (2 - 1j), lambda z: z * np.conj(z) * (2 - 1j)),
+    "div": (lambda M, z: (1 + 2j) / z, lambda z: (1 + 2j) / z),
+    "pow": (lambda M, z: z ** 2.5, lambda z: z ** 2.5),
+    "sin": (lambda M, z: M.sin(z) + M.cos(z), lambda z: np.sin(z) + np.cos(z)),
+    "reciprocal": (lambda M, z: M.reciprocal(z), np.reciprocal),
+    "mean": (lambda M, z: z.mean(-1) + z.sum(), lambda z: z.mean(-1) + z.sum()),
+}
+
+
+@entry("complex", "view_as_complex", "view_as_real", gradgrad=True)
+def _complex_parts(draw):
+    """``complex``/``view_as_real``/``view_as_complex`` and a complex function of their result."""
+    shape = draw(NONEMPTY_SHAPES)
+    name = draw(st.sampled_from(sorted(_COMPLEX_UNARY)))
+    fn, ref = _COMPLEX_UNARY[name]
+    if draw(st.booleans()):  # through view_as_complex of a (..., 2) real tensor
+        return Sample(lambda M, a: _zr(M, fn(M, M.view_as_complex(a))), [arr(draw, shape + (2,), "nonzero")],
+                      lambda a: _npzr(ref(a[..., 0] + 1j * a[..., 1])))
+    return Sample(lambda M, re, im: _zr(M, fn(M, _z(M, re, im))),
+                  [arr(draw, shape, "nonzero"), arr(draw, shape, "nonzero")],
+                  lambda re, im: _npzr(ref(_npz(re, im))))
+
+
+for _n in ("real", "imag", "conj", "sgn", "angle"):
+    entry(_n, gradgrad=True)(lambda draw: _complex_parts(draw))
+info("angle").family = "unary"
+cases("complex", Case(lambda M, re, im: M.view_as_real(M.complex(re, im) @ M.complex(im, re).mH), [A2, B2]),
+      Case(lambda M, x: M.view_as_real(M.polar(x.abs(), x)), [A]),
+      Case(lambda M, x: M.view_as_real(x * (2 - 3j) + 1j), [A]))
+errors("complex", lambda M: M.complex(M.zeros(2), M.zeros(2, dtype=M.float64)),
+       lambda M: M.zeros(2, dtype=M.complex64) < 1,
+       lambda M: M.zeros(2, dtype=M.complex64).max(),
+       lambda M: M.zeros(2, dtype=M.complex64).clamp(0, 1),
+       lambda M: M.zeros(2, dtype=M.complex64).sign(),
+       lambda M: M.zeros(2, dtype=M.complex64).sum().backward(),
+       lambda M: M.zeros(2).imag,
+       lambda M: M.view_as_complex(M.zeros(2, 3)),
+       lambda M: M.view_as_real(M.zeros(2)))
+
+# the transforms: (name, signal-size keyword, complex input?)
+_FFTS = [("fft", "n", True), ("ifft", "n", True), ("fft", "n", False), ("ifft", "n", False), ("rfft", "n", False),
+         ("irfft", "n", True), ("hfft", "n", True), ("ihfft", "n", False), ("fft2", "s", True), ("ifft2", "s", False),
+         ("fftn", "s", True), ("ifftn", "s", True), ("rfft2", "s", False), ("rfftn", "s", False),
+         ("irfft2", "s", True), ("irfftn", "s", True), ("hfftn", "s", True), ("ihfftn", "s", False)]
+
+
+@entry("fft_c2c", "fft_r2c", "fft_c2r", "fft_resize", gradgrad=False, torch_rtol=1e-8)
+def _fft(draw):
+    """Every transform, norm mode and signal size (cut, padded, odd, even); linear, so no gradgrad."""
+    name, size_kw, complex_in = draw(st.sampled_from(_FFTS))
+    nd = draw(st.integers(1, 3)) if size_kw == "s" else draw(st.integers(1, 2))
+    shape = tuple(draw(st.integers(1, 4)) for _ in range(nd))
+    if size_kw == "s" and nd < 2:
+        shape = (2,) + shape
+    norm = draw(st.sampled_from([None, "backward", "ortho", "forward"]))
+    kw = {"norm": norm}
+    if draw(st.booleans()):
+        sizes = [draw(st.integers(1, 5)) for _ in range(2 if size_kw == "s" else 1)]
+        kw[size_kw] = sizes[0] if size_kw == "n" else tuple(sizes)
+    elif name.startswith(("irfft", "hfft")) and shape[-1] == 1:
+        kw[size_kw] = 3 if size_kw == "n" else (shape[-2], 3)  # the default 2 * (m - 1) would be 0
+    if size_kw == "n" and nd == 2 and draw(st.booleans()):
+        kw["dim"] = 0
+
+    def call(M, *xs):
+        x = _z(M, *xs) if complex_in else xs[0]
+        return _zr(M, getattr(M.fft, name)(x, **kw))
+
+    def ref(*xs):
+        x = _npz(*xs) if complex_in else xs[0]
+        k = {{"dim": "axis"}.get(a, a): v for a, v in kw.items()}
+        return _npzr(getattr(sfft, name)(x, **dict(k, norm=norm or "backward")))
+
+    args = [arr(draw, shape), arr(draw, shape)] if complex_in else [arr(draw, shape)]
+    return Sample(call, args, ref)
+
+
+for _n in ("fft_c2c", "fft_r2c", "fft_c2r", "fft_resize"):
+    info(_n).op = "fft.fft"
+cases("fft_c2c", *[Case(lambda M, x, f=f: _zr(M, f(M, x)), [_r.standard_normal((3, 5))], rtol=1e-9, grad_rtol=1e-9)
+                   for f in (lambda M, x: M.fft.fft(x * (1 + 1j), n=7, norm="ortho"),
+                             lambda M, x: M.fft.ifft2(x.to(M.complex128), s=(2, 8), norm="forward"),
+                             lambda M, x: M.fft.rfftn(x, s=(4, 4)),
+                             lambda M, x: M.fft.ihfft(x, n=6, dim=0),
+                             lambda M, x: M.fft.fftshift(M.fft.fftn(x), dim=(0, 1)),
+                             lambda M, x: M.fft.ifftshift(M.fft.fft(x, dim=0)))],
+      Case(lambda M, x: M.fft.irfft(M.fft.rfft(x) * (1 - 2j), n=9), [_r.standard_normal((3, 5))], rtol=1e-9),
+      Case(lambda M, x: M.fft.hfft(x.to(M.complex128) * 1j, n=8, norm="ortho"), [_r.standard_normal((3, 5))], rtol=1e-9),
+      Case(lambda M, x: (M.fft.fft2(x).abs() ** 2).sum() + M.fft.fft(x).real.sum(), [_r.standard_normal((4, 6))],
+           rtol=1e-9, grad_rtol=1e-9))
+errors("fft_c2c", lambda M: M.fft.rfft(M.zeros(4, dtype=M.complex64)),
+       lambda M: M.fft.fft(M.zeros(4), n=0),
+       lambda M: M.fft.fft2(M.zeros(4, 4), s=(2,), dim=(0, 1)),
+       lambda M: M.fft.fft(M.zeros(4), dim=2))
+
+
+@entry("linalg_eig", gradgrad=False, torch_rtol=1e-6)
+def _eig(draw):
+    """Eigenvalues well apart (a similarity transform of 1, 2.5, 4 with a random conditioned basis),
+    and eigenvector functions that do not depend on each vector's phase (|V|^2)."""
+    batch = draw(st.sampled_from([(), (2,)]))
+    n = draw(st.integers(1, 3))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    P = np.eye(n) + 0.3 * rng.standard_normal(batch + (n, n))
+    a = P @ np.diag([1.0, 2.5, 4.0][:n]) @ np.linalg.inv(P)
+    if draw(st.booleans()):
+        return Sample(lambda M, x: (M.linalg.eigvals(x) ** 2).real, [a], lambda x: (np.linalg.eigvals(x) ** 2).real)
+    return Sample(lambda M, x: (lambda L, V: (L.real, V.abs() ** 2))(*M.linalg.eig(x)), [a],
+                  lambda x: (lambda L, V: (L.real, np.abs(V) ** 2))(*np.linalg.eig(x)))
+
+
+info("linalg_eig").op = "linalg.eig"
+cases("linalg_eig", Case(lambda M, x: (lambda L, V: M.view_as_real(L))(*M.linalg.eig(x)),
+                         [np.array([[0.0, -2.0, 0.3], [1.0, 0.5, 0.0], [0.2, 0.0, 3.0]])], rtol=1e-9, grad_rtol=1e-8),
+      Case(lambda M, x: M.linalg.eig(x)[1].abs(), [np.array([[0.0, -2.0, 0.3], [1.0, 0.5, 0.0], [0.2, 0.0, 3.0]])],
+           rtol=1e-9, grad_rtol=1e-7))
+errors("linalg_eig", lambda M: M.linalg.eig(M.zeros(2, 3)), lambda M: M.linalg.eig(M.zeros(3)))
