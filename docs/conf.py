@@ -51,6 +51,7 @@ NAMESPACES = {
     "tapegrad.autograd": "tapegrad.autograd",
     "tapegrad.autograd.functional": "tapegrad.autograd.functional",
     "tapegrad.linalg": "tapegrad.linalg",
+    "tapegrad.sparse": "tapegrad.sparse",
     "tapegrad.special": "tapegrad.special",
     "tapegrad.distributions": "tapegrad.distributions",
     "tapegrad.utils.data": "tapegrad.utils.data",
