@@ -22,7 +22,8 @@ from .ops.sparse import addmm, log_softmax, mm, softmax, sparse_coo, spmm  # noq
 from .ops.sparse import sparse_sum as sum  # noqa: A001  (torch.sparse.sum)
 from .tensor import Tensor
 
-__all__ = ["SparseTensor", "addmm", "log_softmax", "mm", "softmax", "spmm", "sum"]
+__all__ = ["DoubleTensor", "FloatTensor", "LongTensor", "SparseTensor", "addmm", "log_softmax", "mm", "softmax", "spmm",
+           "sum"]
 
 
 class SparseTensor(Tensor):
@@ -178,6 +179,7 @@ class SparseTensor(Tensor):
     def mul(self, other): return _sp.mul(self, other)
     def __truediv__(self, other): return _sp.mul(self, 1 / other)
     def __neg__(self): return _sp.mul(self, -1)
+    def neg(self): return _sp.mul(self, -1)
     def __add__(self, other): return _sp.add(self, other)
     def __radd__(self, other): return _sp.add(other, self)
     def add(self, other, *, alpha=1): return _sp.add(self, other, alpha)
@@ -185,8 +187,43 @@ class SparseTensor(Tensor):
     def __rsub__(self, other): return _sp.add(-self, other)
     def sub(self, other, *, alpha=1): return _sp.add(self, other, -alpha)
 
+    def sum(self, dim=None, keepdim=False, dtype=None):
+        """As :func:`tapegrad.sparse.sum` (a dense 0-d tensor, or sparse while sparse dims are left)."""
+        if keepdim:
+            raise NotImplementedError("sum: keepdim=True is not supported for sparse tensors")
+        return _sp.sparse_sum(self, dim, dtype)
+
+    def pow(self, exponent):
+        """Each stored value to a positive scalar power (zero stays zero)."""
+        if not isinstance(exponent, (int, float)) or exponent <= 0:
+            raise NotImplementedError(f"pow: a sparse tensor to the power {exponent!r} (only positive scalars "
+                                      f"keep it sparse)")
+        return _valuewise(self, lambda v: v.pow(exponent))
+
+    __pow__ = pow
+
     def __repr__(self) -> str:
         return _repr(self)
+
+
+def _valuewise(t, fn):
+    st = _sp.coalesce(t)._data  # f(a + b) is not f(a) + f(b): duplicates are summed first, as in PyTorch
+    return _sp.make(st.indices, fn(st.values), st.shape, st.coalesced)
+
+
+def _method(name):
+    def method(self):
+        return _valuewise(self, lambda v: getattr(v, name)())
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"``{name}`` of each stored value: the ops that map zero to zero keep a tensor sparse."
+    return method
+
+
+# torch's value-wise ops on sparse COO tensors (each maps 0 to 0, so the pattern stays)
+for _name in ("abs", "sqrt", "square", "sign", "sgn", "sin", "sinh", "tan", "tanh", "asin", "asinh", "atan",
+              "atanh", "expm1", "log1p", "floor", "ceil", "round", "trunc", "frac", "relu", "deg2rad", "rad2deg",
+              "signbit", "isnan", "isinf"):
+    setattr(SparseTensor, _name, _method(_name))
 
 
 def _inner(t: Tensor, indent: int) -> str:
@@ -221,6 +258,21 @@ def _repr(t: SparseTensor) -> str:
             out.append(", " + s)
             last += len(s) + 2
     return "".join(out) + ")"
+
+
+def FloatTensor(indices, values, size=None):
+    """PyTorch's legacy ``torch.sparse.FloatTensor(indices, values, size)``: a float32 sparse tensor."""
+    return _sp.sparse_coo_tensor(indices, values, size, dtype=_sp._dtype.float32)
+
+
+def DoubleTensor(indices, values, size=None):
+    """PyTorch's legacy ``torch.sparse.DoubleTensor(indices, values, size)``: a float64 sparse tensor."""
+    return _sp.sparse_coo_tensor(indices, values, size, dtype=_sp._dtype.float64)
+
+
+def LongTensor(indices, values, size=None):
+    """PyTorch's legacy ``torch.sparse.LongTensor(indices, values, size)``: an int64 sparse tensor."""
+    return _sp.sparse_coo_tensor(indices, values, size, dtype=_sp._dtype.int64)
 
 
 _sp.SparseTensor = SparseTensor  # the ops create sparse tensors through this name
