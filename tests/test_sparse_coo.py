@@ -71,6 +71,8 @@ def test_size_is_inferred_and_hybrid_tensors_round_trip():
     (lambda: tg.sparse_coo_tensor([[0, 1]], [1.0, 2.0], (3, 4)), "len\\(size\\) = 2, sparse_dim = 1"),
     (lambda: tg.sparse_coo_tensor([[0, 1]], np.ones((2, 3)), (3, 4)), "dense dims"),
     (lambda: tg.sparse_coo_tensor([[0.5, 1]], [1.0, 2.0], (3,)), "int64"),
+    (lambda: tg.sparse_coo_tensor([[1, 0]], [1.0, 2.0], (3,), is_coalesced=True), "not sorted and unique"),
+    (lambda: tg.ones(3).sparse_mask(tg.ones(2).to_sparse()), "mask's size"),
 ])
 def test_bad_indices_raise_clear_errors(call, match):
     with pytest.raises(RuntimeError, match=match):
@@ -127,6 +129,8 @@ def test_against_torch(torch):
         lambda M: coo(M).sum(1), lambda M: coo(M).sum(), lambda M: coo(M).abs(), lambda M: (-coo(M)).relu(), lambda M: coo(M).neg(), lambda M: coo(M, val=VAL - 2).abs(),
         lambda M: coo(M).tanh().sin(), lambda M: coo(M) ** 2, lambda M: coo(M).coalesce().square().sign(),
         lambda M: M.sparse.DoubleTensor(M.tensor(IDX), M.tensor(VAL), M.Size([3, 3])),
+        lambda M: M.tensor(X[:, :3]).sparse_mask(coo(M).coalesce()), lambda M: coo(M).coalesce() * coo(M, IDX[::-1].copy()).coalesce(),
+        lambda M: M.sparse_coo_tensor(M.tensor(IDX[:, 1:3]), M.tensor(VAL[1:3]), (3, 3), is_coalesced=True),
     ]
     for call in calls:
         got, want = call(tg), call(torch)
@@ -195,7 +199,8 @@ def test_values_gradient_through_every_op(torch):
     fns = [lambda M, v, x: M.sparse.mm(coo_v(M, v), x), lambda M, v, x: (coo_v(M, v).t() @ x),
            lambda M, v, x: M.sparse.softmax(coo_v(M, v) * x, 1).to_dense(),
            lambda M, v, x: (coo_v(M, v) + x.to_sparse()).coalesce().values(),
-           lambda M, v, x: x @ coo_v(M, v), lambda M, v, x: M.sparse.addmm(x, coo_v(M, v), x, beta=2.0)]
+           lambda M, v, x: x @ coo_v(M, v), lambda M, v, x: M.sparse.addmm(x, coo_v(M, v), x, beta=2.0),
+           lambda M, v, x: (x.sparse_mask(coo_v(M, v).coalesce()) * coo_v(M, v)).to_dense()]
     for k, fn in enumerate(fns):
         out = {}
         for M in (tg, torch):

@@ -258,6 +258,9 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
     if requires_grad:
         v = v.detach().requires_grad_(True)  # a leaf: its gradient is the sparse tensor's .grad
     coalesced = nnz <= 1 if is_coalesced is None else bool(is_coalesced)
+    if coalesced and nnz > 1 and not np.all(np.diff(_linear(idx, size[:sparse_dim])) > 0):
+        # a wrong claim would make values() and the sums silently wrong later: checked always
+        raise RuntimeError("sparse_coo_tensor(): is_coalesced=True, but the indices are not sorted and unique")
     return make(idx, v, size, coalesced)
 
 
@@ -299,6 +302,19 @@ def to_dense(input, dtype=None, *, masked_grad=None):
     out = segment_sum(st.values, _linear(st.indices, st.shape[:sd]), int(np.prod(st.shape[:sd], dtype=np.int64)))
     out = out.reshape(st.shape)
     return out if dtype is None else out.to(dtype)
+
+
+@public(method=True)
+def sparse_mask(input, mask):
+    """The entries of the dense ``input`` at the (coalesced) pattern of the sparse ``mask``, as a
+    sparse tensor (differentiable in ``input``), as ``Tensor.sparse_mask``."""
+    _check_sparse(mask, "sparse_mask", "mask")
+    if is_sparse(input) or tuple(input.shape) != tuple(mask.shape):
+        raise RuntimeError(f"sparse_mask: expected a dense input of the mask's size {tuple(mask.shape)}, got "
+                           f"{'a sparse tensor' if is_sparse(input) else tuple(input.shape)}")
+    st = coalesce(mask)._data
+    values = input[tuple(_index(i) for i in st.indices)] if len(st.indices) else input.unsqueeze(0)
+    return make(st.indices, values, st.shape, True)
 
 
 def coalesce(t):
@@ -444,21 +460,36 @@ def add(a, b, alpha=1):
 
 
 def mul(a, b):
-    """sparse * scalar -> sparse; sparse * dense (same size) -> sparse on the sparse pattern."""
+    """sparse * scalar -> sparse; sparse * dense (same size) -> sparse on the sparse pattern;
+    sparse * sparse -> sparse on the common entries."""
     if not is_sparse(a):
         a, b = b, a
     st = a._data
     if isinstance(b, (numbers.Number, np.generic)) or (isinstance(b, Tensor) and not is_sparse(b) and b.ndim == 0):
         return make(st.indices, st.values * b, st.shape, st.coalesced)
-    if not isinstance(b, Tensor) or is_sparse(b):
-        raise NotImplementedError(f"mul: a sparse tensor times {'a sparse tensor' if is_sparse(b) else type(b).__name__}"
-                                  f" (densify one with .to_dense())")
+    if is_sparse(b):
+        return _mul_sparse(a, b)
+    if not isinstance(b, Tensor):
+        raise TypeError(f"mul: a sparse tensor times a {type(b).__name__}")
     if tuple(b.shape) != tuple(a.shape):
         raise RuntimeError(f"mul: a sparse tensor of size {tuple(a.shape)} times a dense one of size {tuple(b.shape)}"
                            f" (they must match)")
     sd = len(st.indices)
     at = b[tuple(_index(i) for i in st.indices)] if sd else b.unsqueeze(0).expand(st.values.shape)
     return make(st.indices, st.values * at, st.shape, st.coalesced)
+
+
+def _mul_sparse(a, b):
+    """Elementwise: nonzero only where both have an entry (their coalesced patterns intersected)."""
+    if tuple(a.shape) != tuple(b.shape) or a.sparse_dim() != b.sparse_dim():
+        raise RuntimeError(f"mul: sparse tensors of sizes {tuple(a.shape)} and {tuple(b.shape)} (sparse_dim "
+                           f"{a.sparse_dim()} and {b.sparse_dim()}): they must match")
+    sa, sb = coalesce(a)._data, coalesce(b)._data
+    sparse_shape = sa.shape[:len(sa.indices)]
+    _, ia, ib = np.intersect1d(_linear(sa.indices, sparse_shape), _linear(sb.indices, sparse_shape),
+                               assume_unique=True, return_indices=True)
+    values = index_select(sa.values, 0, _index(ia)) * index_select(sb.values, 0, _index(ib))
+    return make(sa.indices[:, ia], values, sa.shape, True)
 
 
 def sparse_sum(input, dim=None, dtype=None):
