@@ -79,6 +79,12 @@ def test_bad_indices_raise_clear_errors(call, match):
         call()
 
 
+def test_device_is_checked_as_for_dense_tensors():
+    assert coo(tg, device="cpu").device == tg.device("cpu")
+    with pytest.raises(RuntimeError):
+        coo(tg, device="cuda")
+
+
 def test_dense_only_ops_refuse_sparse_tensors_by_name():
     A = coo(tg)
     for call, name in [(lambda: tg.exp(A), "exp"), (lambda: tg.sum(A), "sum"), (lambda: A.mean(0), "mean"), (lambda: A[0], "getitem"),

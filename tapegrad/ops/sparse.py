@@ -24,6 +24,7 @@ import scipy.sparse as _sps
 
 from .. import _dtype
 from .._tape.registry import Op as _Op, apply, defop
+from .creation import _check_device
 from .indexing import index_select
 from .shape import cat
 from .surface import public
@@ -222,6 +223,7 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
     tensor([[0., 0., 3.],
             [4., 0., 5.]])
     """
+    _check_device(device)
     idx = np.asarray(indices._data if isinstance(indices, Tensor) and not is_sparse(indices) else indices)
     if idx.dtype.kind not in "iu" and not (idx.size == 0 and idx.dtype.kind == "f"):
         raise RuntimeError(f"sparse_coo_tensor(): indices must be an int64 tensor, got {idx.dtype}")
