@@ -52,6 +52,7 @@ NAMESPACES = {
     "tapegrad.autograd.functional": "tapegrad.autograd.functional",
     "tapegrad.linalg": "tapegrad.linalg",
     "tapegrad.fft": "tapegrad.fft",
+    "tapegrad.sparse": "tapegrad.sparse",
     "tapegrad.special": "tapegrad.special",
     "tapegrad.distributions": "tapegrad.distributions",
     "tapegrad.utils.data": "tapegrad.utils.data",

@@ -71,9 +71,10 @@ channels_last_3d = memory_format("channels_last_3d", 5)
 
 
 class layout:  # noqa: N801  (PyTorch's name)
-    """How a tensor's elements are stored, as ``torch.layout``: ``tapegrad.strided`` (dense)."""
+    """How a tensor's elements are stored, as ``torch.layout``: ``tapegrad.strided`` (dense) or
+    ``tapegrad.sparse_coo`` (tapegrad.sparse's COO tensors)."""
 
-    __slots__ = {"name": "The layout's name (``'strided'``)."}
+    __slots__ = {"name": "The layout's name (``'strided'`` or ``'sparse_coo'``)."}
 
     def __init__(self, name):
         self.name = name
@@ -86,6 +87,7 @@ class layout:  # noqa: N801  (PyTorch's name)
 
 
 strided = layout("strided")
+sparse_coo = layout("sparse_coo")
 
 
 def check_memory_format(value, opname: str, ndim=None) -> None:

@@ -132,6 +132,16 @@ class Tensor(_C.TensorBase):
         return False
 
     @property
+    def is_sparse(self) -> bool:
+        """Whether the layout is sparse COO (``tapegrad.sparse.SparseTensor`` overrides it)."""
+        return False
+
+    @property
+    def layout(self):
+        """``tapegrad.strided`` (dense), or ``tapegrad.sparse_coo`` for a sparse tensor."""
+        return _ops.sparse.strided
+
+    @property
     def is_leaf(self) -> bool:
         return self.grad_fn is None
 

@@ -14,6 +14,7 @@ from ._util import norm_dim, pair
 from .complex import conj_if_complex as _cj
 from .pointwise import add, mul
 from .shape import diagonal, permute, reshape
+from . import sparse
 from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
@@ -104,6 +105,8 @@ def matmul(input, other):
     """Matrix product with numpy's ``matmul`` rules (1-D, 2-D, batched, broadcast batch dims);
     both operands of one dtype, as in PyTorch."""
     if isinstance(input, Tensor) and isinstance(other, Tensor):
+        if input._data.__class__ is sparse.COOStorage or other._data.__class__ is sparse.COOStorage:
+            return sparse.matmul(input, other)
         _check_same_dtype(input, other)
     a, b = pair(input, other, "matmul")
     if a.ndim == 0 or b.ndim == 0:

@@ -1941,3 +1941,61 @@ cases("linalg_eig", Case(lambda M, x: (lambda L, V: M.view_as_real(L))(*M.linalg
       Case(lambda M, x: M.linalg.eig(x)[1].abs(), [np.array([[0.0, -2.0, 0.3], [1.0, 0.5, 0.0], [0.2, 0.0, 3.0]])],
            rtol=1e-9, grad_rtol=1e-7))
 errors("linalg_eig", lambda M: M.linalg.eig(M.zeros(2, 3)), lambda M: M.linalg.eig(M.zeros(3)))
+# ---------------------------------------------------------------- sparse COO (tapegrad/ops/sparse.py)
+def _coo_indices(draw, sparse_shape):
+    """1 to 6 entries of a sparse tensor of ``sparse_shape``, duplicates allowed (uncoalesced)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    nnz = draw(st.integers(1, 6))
+    return np.stack([rng.integers(0, n, nnz) for n in sparse_shape]).reshape(len(sparse_shape), nnz)
+
+
+def _coo_dense(idx, v, shape):
+    out = np.zeros(shape)
+    np.add.at(out, tuple(idx), v)
+    return out
+
+
+@entry("sparse_mm", gradgrad=True)
+def _sparse_mm(draw):
+    m, k, n = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    idx = _coo_indices(draw, (m, k))
+    return Sample(lambda M, v, x: M.sparse.mm(M.sparse_coo_tensor(M.tensor(idx), v, (m, k)), x),
+                  [arr(draw, (idx.shape[1],)), arr(draw, (k, n))], lambda v, x: _coo_dense(idx, v, (m, k)) @ x)
+
+
+@entry("segment_sum")
+def _segment_sum(draw):
+    shape = draw(st.sampled_from([(4,), (2, 3), (2, 3, 2), (3, 1, 2)]))
+    sd = draw(st.integers(1, len(shape)))
+    idx = _coo_indices(draw, shape[:sd])
+    return Sample(lambda M, v: M.sparse_coo_tensor(M.tensor(idx), v, shape).to_dense(),
+                  [arr(draw, (idx.shape[1],) + shape[sd:])], lambda v: _coo_dense(idx, v, shape))
+
+
+_COO = np.array([[0, 1, 1, 0, 2], [2, 0, 2, 2, 1]])  # (0, 2) twice
+_COO_V = np.append(B2, 0.5)
+# No second derivatives against PyTorch here: its sparse.mm gradient for the values does not record
+# (it comes back with requires_grad=False under create_graph=True, so its second derivatives are 0),
+# and sparse softmax has no double backward; tapegrad's are checked against finite differences
+# (gradgradcheck of the drawn samples).
+cases("sparse_mm", Case(lambda M, v, x: M.sparse.mm(M.sparse_coo_tensor(M.tensor(_COO), v, (3, 3)), x),
+                        [_COO_V, C2[:3]]),
+      Case(lambda M, v, x: M.sparse.addmm(x, M.sparse_coo_tensor(M.tensor(_COO), v, (3, 3)), x, beta=0.5,
+                                          alpha=2.0), [_COO_V, C2[:3]]),
+      Case(lambda M, v, x: M.mm(M.sparse_coo_tensor(M.tensor(_COO), v, (3, 3)).t(), x), [_COO_V,
+                                                                                         C2[:3]]))
+cases("segment_sum", Case(lambda M, v: M.sparse_coo_tensor(M.tensor(_COO), v, (3, 3)).coalesce().values(),
+                          [_COO_V]),
+      Case(lambda M, v: M.sparse.sum(M.sparse_coo_tensor(M.tensor(_COO), v, (3, 3)), 1).to_dense(),
+           [_COO_V]),
+      Case(lambda M, v: M.sparse.softmax(M.sparse_coo_tensor(M.tensor(_COO), v, (3, 3)), 1).to_dense(),
+           [_COO_V]),
+      Case(lambda M, v: M.sparse.log_softmax(M.sparse_coo_tensor(M.tensor(_COO), v, (3, 3)), 0).to_dense(),
+           [_COO_V]),
+      Case(lambda M, x: (x.to_sparse() * 3.0).to_dense(), [Z2]),
+      Case(lambda M, x: x.to_sparse(1).to_dense(), [Z2]))
+errors("sparse_mm", lambda M: M.sparse.mm(M.sparse_coo_tensor(M.tensor(_COO), M.ones(5), (3, 3)), M.ones(4, 2)),
+       lambda M: M.sparse_coo_tensor(M.tensor([1, 2]), M.ones(2), (3,)),
+       lambda M: M.sparse_coo_tensor(M.tensor([[1, 2]]), M.ones(3), (3,)),
+       lambda M: M.sparse_coo_tensor(M.tensor([[1, 2]]), M.ones(2), (3, 4)),
+       lambda M: M.sparse_coo_tensor(M.tensor(_COO), M.ones(5), (3, 3)).values())
