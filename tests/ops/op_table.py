@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tapegrad as tg
+from tapegrad.ops import recurrent
 
 
 # ---------------------------------------------------------------- the table
@@ -659,6 +660,55 @@ def _cross_entropy(draw):
         w = None if weight is None else M.tensor(weight)
         return F(M).cross_entropy(a, M.tensor(t), w, reduction=reduction)
     return Sample(fn, [x], ref)
+
+
+# ---------------------------------------------------------------- fused recurrent layers (C++ kernels)
+def _recurrent_ref(mode, sizes, reverse):
+    """numpy: the packed recurrence step by step -> (every step's h, the final states)."""
+    def ref(gi, h0, *rest):
+        sig = sp.expit
+        h, c = h0.copy(), (rest[0].copy() if mode == "LSTM" else None)
+        w = rest[1] if mode == "LSTM" else rest[0]
+        b = rest[1] if mode == "GRU" and len(rest) > 1 else 0
+        hs, bounds, out = w.shape[1], np.cumsum([0] + list(sizes)), np.zeros((gi.shape[0], w.shape[1]))
+        for t in (range(len(sizes))[::-1] if reverse else range(len(sizes))):
+            m, x = sizes[t], gi[bounds[t]:bounds[t + 1]]
+            if mode == "LSTM":
+                a = x + h[:m] @ w.T
+                c[:m] = sig(a[:, hs:2 * hs]) * c[:m] + sig(a[:, :hs]) * np.tanh(a[:, 2 * hs:3 * hs])
+                h[:m] = sig(a[:, 3 * hs:]) * np.tanh(c[:m])
+            else:
+                gh = h[:m] @ w.T + b
+                r, z = sig(x[:, :hs] + gh[:, :hs]), sig(x[:, hs:2 * hs] + gh[:, hs:2 * hs])
+                n = np.tanh(x[:, 2 * hs:] + r * gh[:, 2 * hs:])
+                h[:m] = n + z * (h[:m] - n)
+            out[bounds[t]:bounds[t + 1]] = h[:m]
+        return (out, h, c) if mode == "LSTM" else (out, h)
+    return ref
+
+
+def _recurrent(mode):
+    """One direction of an LSTM / GRU layer over a drawn packed batch (the op behind nn.LSTM/GRU
+    and the cells)."""
+    def sample(draw):
+        sizes = sorted((draw(st.integers(1, 3)) for _ in range(draw(st.integers(1, 3)))), reverse=True)
+        h, reverse, g = draw(st.integers(1, 3)), draw(st.booleans()), 4 if mode == "LSTM" else 3
+        b = sizes[0]
+        args = [arr(draw, (sum(sizes), g * h)), arr(draw, (b, h))] + ([arr(draw, (b, h))] if mode == "LSTM" else [])
+        args += [arr(draw, (g * h, h)) * 0.5] + ([arr(draw, (g * h,))] if mode == "GRU" and draw(st.booleans()) else [])
+
+        def fn(M, gi, h0, *rest):
+            if mode == "LSTM":
+                out, (hn, cn) = recurrent.layer(mode, gi, (h0, rest[0]), rest[1], None, sizes, reverse)
+                return out, hn, cn
+            out, (hn,) = recurrent.layer(mode, gi, (h0,), rest[0], rest[1] if len(rest) > 1 else None, sizes, reverse)
+            return out, hn
+        return Sample(fn, args, _recurrent_ref(mode, sizes, reverse), torch_fn=False)
+    return sample
+
+
+entry("lstm", gradgrad=True)(_recurrent("LSTM"))
+entry("gru", gradgrad=True)(_recurrent("GRU"))
 
 
 # ---------------------------------------------------------------- shape
