@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/attention.h"
 #include "kernels/checked.h"
 #include "kernels/gemm.h"
 #include "kernels/conv.h"
@@ -994,6 +995,105 @@ void define(py::module_& m) {
 
 }  // namespace rnn
 
+// ---------------------------------------------------------------- blocked attention
+// scaled_dot_product_attention over (BH, L, D) queries, (BH, S, D) keys, (BH, S, Dv) values
+// (csrc/kernels/attention.cpp); an optional additive float mask (1 or BH, L, S).
+namespace attention {
+
+using rows::check_contiguous;
+using rows::check_float_dtypes;
+using rows::cptr;
+using rows::ptr;
+
+struct Dims {
+  int64_t BH, L, S, D, Dv, MB;
+};
+
+Dims attention_checks(const std::string& op, const py::array& q, const py::array& k, const py::array& v,
+                      const std::optional<py::array>& mask) {
+  for (const auto& [name, a] : {std::pair<const char*, const py::array*>{"query", &q}, {"key", &k}, {"value", &v}}) {
+    if (a->ndim() != 3) fail(op, std::string("expected ") + name + " of shape (batch * heads, length, dim), got " + shape_str(*a));
+    check_contiguous(op, name, *a);
+  }
+  const Dims d{q.shape(0), q.shape(1), k.shape(1), q.shape(2), v.shape(2), 1};
+  if (k.shape(0) != d.BH || v.shape(0) != d.BH || k.shape(2) != d.D || v.shape(1) != d.S)
+    fail(op, "query " + shape_str(q) + ", key " + shape_str(k) + " and value " + shape_str(v) +
+                 " do not fit (BH, L, D), (BH, S, D), (BH, S, Dv)");
+  Dims out = d;
+  if (mask) {
+    check_float_dtypes(op, {{"query", &q}, {"attn_mask", &*mask}});
+    if (mask->ndim() != 3 || (mask->shape(0) != 1 && mask->shape(0) != d.BH) || mask->shape(1) != d.L ||
+        mask->shape(2) != d.S)
+      fail(op, "attn_mask must have shape (1 or " + std::to_string(d.BH) + ", " + std::to_string(d.L) + ", " +
+                   std::to_string(d.S) + "), got " + shape_str(*mask));
+    check_contiguous(op, "attn_mask", *mask);
+    out.MB = mask->shape(0);
+  }
+  return out;
+}
+
+py::tuple attention_forward(const py::array& q, const py::array& k, const py::array& v,
+                            const std::optional<py::array>& mask, bool causal, double scale) {
+  const std::string op = "scaled_dot_product_attention";
+  const bool f64 = check_float_dtypes(op, {{"query", &q}, {"key", &k}, {"value", &v}});
+  const Dims d = attention_checks(op, q, k, v, mask);
+  py::array out(q.dtype(), std::vector<py::ssize_t>{d.BH, d.L, d.Dv}), lse(q.dtype(), std::vector<py::ssize_t>{d.BH, d.L});
+  {
+    py::gil_scoped_release nogil;
+    if (f64)
+      tapegrad::attention_forward<double>(d.BH, d.L, d.S, d.D, d.Dv, cptr<double>(q), cptr<double>(k), cptr<double>(v),
+                                          cptr<double>(mask), d.MB, causal, scale, ptr<double>(out), ptr<double>(lse));
+    else
+      tapegrad::attention_forward<float>(d.BH, d.L, d.S, d.D, d.Dv, cptr<float>(q), cptr<float>(k), cptr<float>(v),
+                                         cptr<float>(mask), d.MB, causal, static_cast<float>(scale), ptr<float>(out),
+                                         ptr<float>(lse));
+  }
+  return py::make_tuple(out, lse);
+}
+
+py::tuple attention_backward(const py::array& g, const py::array& q, const py::array& k, const py::array& v,
+                             const std::optional<py::array>& mask, bool causal, double scale, const py::array& out,
+                             const py::array& lse) {
+  const std::string op = "scaled_dot_product_attention_backward";
+  const bool f64 = check_float_dtypes(
+      op, {{"query", &q}, {"key", &k}, {"value", &v}, {"grad_output", &g}, {"output", &out}, {"lse", &lse}});
+  const Dims d = attention_checks(op, q, k, v, mask);
+  for (const auto& [name, a] : {std::pair<const char*, const py::array*>{"grad_output", &g}, {"output", &out}}) {
+    if (a->ndim() != 3 || a->shape(0) != d.BH || a->shape(1) != d.L || a->shape(2) != d.Dv)
+      fail(op, std::string(name) + " must have shape (" + std::to_string(d.BH) + ", " + std::to_string(d.L) + ", " +
+                   std::to_string(d.Dv) + "), got " + shape_str(*a));
+    check_contiguous(op, name, *a);
+  }
+  if (lse.ndim() != 2 || lse.shape(0) != d.BH || lse.shape(1) != d.L)
+    fail(op, "lse must have shape (" + std::to_string(d.BH) + ", " + std::to_string(d.L) + "), got " + shape_str(lse));
+  check_contiguous(op, "lse", lse);
+  py::array dq(q.dtype(), std::vector<py::ssize_t>{d.BH, d.L, d.D}), dk(q.dtype(), std::vector<py::ssize_t>{d.BH, d.S, d.D}),
+      dv(q.dtype(), std::vector<py::ssize_t>{d.BH, d.S, d.Dv});
+  {
+    py::gil_scoped_release nogil;
+    if (f64)
+      tapegrad::attention_backward<double>(d.BH, d.L, d.S, d.D, d.Dv, cptr<double>(q), cptr<double>(k), cptr<double>(v),
+                                           cptr<double>(mask), d.MB, causal, scale, cptr<double>(out), cptr<double>(lse),
+                                           cptr<double>(g), ptr<double>(dq), ptr<double>(dk), ptr<double>(dv));
+    else
+      tapegrad::attention_backward<float>(d.BH, d.L, d.S, d.D, d.Dv, cptr<float>(q), cptr<float>(k), cptr<float>(v),
+                                          cptr<float>(mask), d.MB, causal, static_cast<float>(scale), cptr<float>(out),
+                                          cptr<float>(lse), cptr<float>(g), ptr<float>(dq), ptr<float>(dk), ptr<float>(dv));
+  }
+  return py::make_tuple(dq, dk, dv);
+}
+
+void define(py::module_& m) {
+  m.def("attention", &attention_forward, py::arg("query"), py::arg("key"), py::arg("value"), py::arg("attn_mask"),
+        py::arg("is_causal"), py::arg("scale"),
+        "(softmax(q k^T * scale + mask) v, the rows' log-sum-exp), blocked: the score matrix is never held whole.");
+  m.def("attention_backward", &attention_backward, py::arg("grad_output"), py::arg("query"), py::arg("key"),
+        py::arg("value"), py::arg("attn_mask"), py::arg("is_causal"), py::arg("scale"), py::arg("output"),
+        py::arg("lse"), "(dq, dk, dv) of attention, recomputing the scores tile by tile.");
+}
+
+}  // namespace attention
+
 // glibc returns large freed blocks to the OS (mmap'd chunks, heap trimming), so a training
 // loop that allocates the same large temporaries every step page-faults on them every step.
 // Raising both thresholds keeps freed memory for reuse (bench_overhead.py's MLP step: 2.17 ->
@@ -1041,4 +1141,5 @@ PYBIND11_MODULE(_C, m) {
   convpool::define(m);
   rows::define(m);
   rnn::define(m);
+  attention::define(m);
 }

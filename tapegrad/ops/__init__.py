@@ -12,7 +12,7 @@ import types as _types
 
 from .._tape import registry as _registry
 from .._tape.registry import OPS, Op, apply, defop  # noqa: F401
-from . import (activation, comparison, conv, creation, indexing, linalg, matmul, pointwise,  # noqa: F401
+from . import (activation, attention, comparison, conv, creation, indexing, linalg, matmul, pointwise,  # noqa: F401
                recurrent, reduction, shape, sorting)
 from .conversion import to  # noqa: F401
 from .format import format_tensor  # noqa: F401

@@ -711,6 +711,37 @@ entry("lstm", gradgrad=True)(_recurrent("LSTM"))
 entry("gru", gradgrad=True)(_recurrent("GRU"))
 
 
+@entry("sdpa", gradgrad=True)
+def _sdpa(draw):
+    """F.scaled_dot_product_attention through the blocked kernel: drawn batch dims, lengths and
+    head sizes, causal or a bool / float mask, a drawn scale."""
+    batch = tuple(draw(st.lists(st.integers(1, 2), max_size=2)))
+    L, S, D, Dv = (draw(st.integers(1, 4)) for _ in range(4))
+    kind = draw(st.sampled_from(["none", "causal", "bool", "float"]))
+    if kind == "causal":
+        S = L
+    scale = draw(st.sampled_from([None, 0.5]))
+    mask = None
+    if kind == "bool":
+        mask = (np.random.default_rng(draw(st.integers(0, 99))).random((L, S)) < 0.6) | np.eye(L, S, dtype=bool)
+    elif kind == "float":
+        mask = arr(draw, (L, S))
+    args = [arr(draw, batch + (L, D)), arr(draw, batch + (S, D)), arr(draw, batch + (S, Dv))]
+
+    def ref(q, k, v):
+        s = q @ np.swapaxes(k, -1, -2) * (1 / np.sqrt(D) if scale is None else scale)
+        if kind == "causal":
+            s = np.where(np.tri(L, S, dtype=bool), s, -np.inf)
+        elif mask is not None:
+            s = np.where(mask, s, -np.inf) if mask.dtype == bool else s + mask
+        return sp.softmax(s, -1) @ v
+
+    def fn(M, q, k, v):
+        m = None if mask is None else M.tensor(mask)
+        return F(M).scaled_dot_product_attention(q, k, v, attn_mask=m, is_causal=kind == "causal", scale=scale)
+    return Sample(fn, args, ref)
+
+
 # ---------------------------------------------------------------- shape
 @entry("reshape", "flatten", "unflatten")
 def _reshape(draw):
