@@ -134,3 +134,22 @@ def test_bad_input_raises_naming_the_op():
     with pytest.raises(RuntimeError, match="does not broadcast"):
         F.scaled_dot_product_attention(tg.zeros(2, 3, 4), tg.zeros(2, 5, 4), tg.zeros(2, 5, 3),
                                        attn_mask=tg.zeros(4, 5))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_multihead_attention_without_weights_takes_the_kernel_and_agrees(causal):
+    """need_weights=False goes through the blocked kernel; its output and gradients match the
+    path that materialises the weights, with an attention mask and a key padding mask."""
+    tg.manual_seed(0)
+    mha = tg.nn.MultiheadAttention(8, 2, batch_first=True).double()
+    x = tg.randn(3, 5, 8, dtype=tg.float64, requires_grad=True)
+    kpm = tg.tensor(np.array([[False] * 5, [False] * 4 + [True], [False] * 3 + [True] * 2]))
+    am = None if causal else tg.tensor(np.triu(np.ones((5, 5), dtype=bool), 2))
+    res = []
+    for need in (False, True):
+        out, w = mha(x, x, x, key_padding_mask=kpm, attn_mask=am, need_weights=need, is_causal=causal and am is None)
+        assert (w is None) == (not need)
+        (g,) = tg.autograd.grad((out * out).sum(), x)
+        res.append((out.detach().numpy(), g.numpy()))
+    np.testing.assert_allclose(res[0][0], res[1][0], rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(res[0][1], res[1][1], rtol=1e-11, atol=1e-12)
