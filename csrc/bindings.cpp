@@ -15,11 +15,13 @@
 #include <string>
 #include <vector>
 
+#include "kernels/attention.h"
 #include "kernels/checked.h"
 #include "kernels/gemm.h"
 #include "kernels/conv.h"
 #include "kernels/parallel.h"
 #include "kernels/pool.h"
+#include "kernels/rnn.h"
 #include "kernels/rows.h"
 #include "tape.h"
 
@@ -970,6 +972,293 @@ void define(py::module_& m) {
 
 }  // namespace rows
 
+// ---------------------------------------------------------------- fused recurrent layers
+// One direction of one LSTM or GRU layer over a packed sequence (csrc/kernels/rnn.cpp): the
+// per-step batch sizes as int64 (non-increasing, positive), C-contiguous float32/float64
+// operands of one dtype.
+namespace rnn {
+
+using rows::check_contiguous;
+using rows::check_float_dtypes;
+using rows::cptr;
+using rows::ptr;
+
+struct Packed {
+  std::vector<int64_t> n;
+  int64_t N = 0, B = 0;
+};
+
+Packed packed_sizes(const std::string& op, const py::array& batch_sizes) {
+  if (!batch_sizes.dtype().is(py::dtype::of<int64_t>()) || batch_sizes.ndim() != 1 || batch_sizes.shape(0) < 1)
+    fail(op, "batch_sizes must be a non-empty 1-d int64 array, got " + std::string(py::str(batch_sizes.dtype())) +
+                 " " + shape_str(batch_sizes));
+  check_contiguous(op, "batch_sizes", batch_sizes);
+  Packed p;
+  const int64_t* b = static_cast<const int64_t*>(batch_sizes.data());
+  p.n.assign(b, b + batch_sizes.shape(0));
+  for (size_t t = 0; t < p.n.size(); ++t) {
+    if (p.n[t] < 1 || (t && p.n[t] > p.n[t - 1]))
+      fail(op, "batch_sizes must be positive and non-increasing, got " + std::to_string(p.n[t]) + " at step " +
+                   std::to_string(t));
+    p.N += p.n[t];
+  }
+  p.B = p.n[0];
+  return p;
+}
+
+void check_shape(const std::string& op, const char* name, const py::array& a, int64_t rows, int64_t cols) {
+  if (a.ndim() != 2 || a.shape(0) != rows || a.shape(1) != cols)
+    fail(op, std::string(name) + " must have shape (" + std::to_string(rows) + ", " + std::to_string(cols) +
+                 "), got " + shape_str(a));
+  check_contiguous(op, name, a);
+}
+
+// The hidden size H from whh (gates * H, H).
+int64_t hidden_size(const std::string& op, const py::array& whh, int64_t gates) {
+  if (whh.ndim() != 2 || whh.shape(1) < 1 || whh.shape(0) != gates * whh.shape(1))
+    fail(op, "weight_hh must have shape (" + std::to_string(gates) + " * hidden_size, hidden_size), got " +
+                 shape_str(whh));
+  check_contiguous(op, "weight_hh", whh);
+  return whh.shape(1);
+}
+
+py::array new_like(const py::array& a, int64_t rows, int64_t cols) {
+  return py::array(a.dtype(), std::vector<py::ssize_t>{rows, cols});
+}
+
+py::tuple lstm_forward(const py::array& gi, const py::array& h0, const py::array& c0, const py::array& whh,
+                       const py::array& batch_sizes, bool reverse) {
+  const std::string op = "lstm";
+  const bool f64 = check_float_dtypes(op, {{"gates", &gi}, {"h0", &h0}, {"c0", &c0}, {"weight_hh", &whh}});
+  const Packed p = packed_sizes(op, batch_sizes);
+  const int64_t H = hidden_size(op, whh, 4);
+  check_shape(op, "gates", gi, p.N, 4 * H);
+  check_shape(op, "h0", h0, p.B, H);
+  check_shape(op, "c0", c0, p.B, H);
+  py::array out = new_like(gi, p.N + 2 * p.B, H), act = new_like(gi, p.N, 4 * H), hprev = new_like(gi, p.N, H),
+            cprev = new_like(gi, p.N, H), tc = new_like(gi, p.N, H);
+  {
+    py::gil_scoped_release nogil;
+    const int64_t S = static_cast<int64_t>(p.n.size());
+    if (f64)
+      tapegrad::lstm_forward<double>(S, p.n.data(), H, reverse, cptr<double>(gi), cptr<double>(h0), cptr<double>(c0),
+                                     cptr<double>(whh), ptr<double>(out), ptr<double>(act), ptr<double>(hprev),
+                                     ptr<double>(cprev), ptr<double>(tc));
+    else
+      tapegrad::lstm_forward<float>(S, p.n.data(), H, reverse, cptr<float>(gi), cptr<float>(h0), cptr<float>(c0),
+                                    cptr<float>(whh), ptr<float>(out), ptr<float>(act), ptr<float>(hprev),
+                                    ptr<float>(cprev), ptr<float>(tc));
+  }
+  return py::make_tuple(out, act, hprev, cprev, tc);
+}
+
+py::tuple lstm_backward(const py::array& gout, const py::array& whh, const py::array& act, const py::array& hprev,
+                        const py::array& cprev, const py::array& tc, const py::array& batch_sizes, bool reverse) {
+  const std::string op = "lstm_backward";
+  const bool f64 = check_float_dtypes(op, {{"grad_output", &gout}, {"weight_hh", &whh}, {"gates", &act},
+                                           {"h_prev", &hprev}, {"c_prev", &cprev}, {"tanh_c", &tc}});
+  const Packed p = packed_sizes(op, batch_sizes);
+  const int64_t H = hidden_size(op, whh, 4);
+  check_shape(op, "grad_output", gout, p.N + 2 * p.B, H);
+  check_shape(op, "gates", act, p.N, 4 * H);
+  check_shape(op, "h_prev", hprev, p.N, H);
+  check_shape(op, "c_prev", cprev, p.N, H);
+  check_shape(op, "tanh_c", tc, p.N, H);
+  py::array dgi = new_like(gout, p.N, 4 * H), dh0 = new_like(gout, p.B, H), dc0 = new_like(gout, p.B, H),
+            dwhh = new_like(gout, 4 * H, H);
+  {
+    py::gil_scoped_release nogil;
+    const int64_t S = static_cast<int64_t>(p.n.size());
+    if (f64)
+      tapegrad::lstm_backward<double>(S, p.n.data(), H, reverse, cptr<double>(whh), cptr<double>(act),
+                                      cptr<double>(hprev), cptr<double>(cprev), cptr<double>(tc), cptr<double>(gout),
+                                      ptr<double>(dgi), ptr<double>(dh0), ptr<double>(dc0), ptr<double>(dwhh));
+    else
+      tapegrad::lstm_backward<float>(S, p.n.data(), H, reverse, cptr<float>(whh), cptr<float>(act),
+                                     cptr<float>(hprev), cptr<float>(cprev), cptr<float>(tc), cptr<float>(gout),
+                                     ptr<float>(dgi), ptr<float>(dh0), ptr<float>(dc0), ptr<float>(dwhh));
+  }
+  return py::make_tuple(dgi, dh0, dc0, dwhh);
+}
+
+py::tuple gru_forward(const py::array& gi, const py::array& h0, const py::array& whh,
+                      const std::optional<py::array>& bhh, const py::array& batch_sizes, bool reverse) {
+  const std::string op = "gru";
+  const bool f64 = check_float_dtypes(op, {{"gates", &gi}, {"h0", &h0}, {"weight_hh", &whh}});
+  const Packed p = packed_sizes(op, batch_sizes);
+  const int64_t H = hidden_size(op, whh, 3);
+  check_shape(op, "gates", gi, p.N, 3 * H);
+  check_shape(op, "h0", h0, p.B, H);
+  if (bhh) {
+    check_float_dtypes(op, {{"gates", &gi}, {"bias_hh", &*bhh}});
+    if (bhh->ndim() != 1 || bhh->shape(0) != 3 * H)
+      fail(op, "bias_hh must have shape (" + std::to_string(3 * H) + ",), got " + shape_str(*bhh));
+    check_contiguous(op, "bias_hh", *bhh);
+  }
+  py::array out = new_like(gi, p.N + p.B, H), act = new_like(gi, p.N, 3 * H), ghn = new_like(gi, p.N, H),
+            hprev = new_like(gi, p.N, H);
+  {
+    py::gil_scoped_release nogil;
+    const int64_t S = static_cast<int64_t>(p.n.size());
+    if (f64)
+      tapegrad::gru_forward<double>(S, p.n.data(), H, reverse, cptr<double>(gi), cptr<double>(h0), cptr<double>(whh),
+                                    cptr<double>(bhh), ptr<double>(out), ptr<double>(act), ptr<double>(ghn),
+                                    ptr<double>(hprev));
+    else
+      tapegrad::gru_forward<float>(S, p.n.data(), H, reverse, cptr<float>(gi), cptr<float>(h0), cptr<float>(whh),
+                                   cptr<float>(bhh), ptr<float>(out), ptr<float>(act), ptr<float>(ghn),
+                                   ptr<float>(hprev));
+  }
+  return py::make_tuple(out, act, ghn, hprev);
+}
+
+py::tuple gru_backward(const py::array& gout, const py::array& whh, const py::array& act, const py::array& ghn,
+                       const py::array& hprev, const py::array& batch_sizes, bool reverse, bool bias) {
+  const std::string op = "gru_backward";
+  const bool f64 = check_float_dtypes(
+      op, {{"grad_output", &gout}, {"weight_hh", &whh}, {"gates", &act}, {"gh_n", &ghn}, {"h_prev", &hprev}});
+  const Packed p = packed_sizes(op, batch_sizes);
+  const int64_t H = hidden_size(op, whh, 3);
+  check_shape(op, "grad_output", gout, p.N + p.B, H);
+  check_shape(op, "gates", act, p.N, 3 * H);
+  check_shape(op, "gh_n", ghn, p.N, H);
+  check_shape(op, "h_prev", hprev, p.N, H);
+  py::array dgi = new_like(gout, p.N, 3 * H), dh0 = new_like(gout, p.B, H), dwhh = new_like(gout, 3 * H, H);
+  std::optional<py::array> dbhh;
+  if (bias) dbhh = py::array(gout.dtype(), std::vector<py::ssize_t>{3 * H});
+  {
+    py::gil_scoped_release nogil;
+    const int64_t S = static_cast<int64_t>(p.n.size());
+    if (f64)
+      tapegrad::gru_backward<double>(S, p.n.data(), H, reverse, cptr<double>(whh), cptr<double>(act),
+                                     cptr<double>(ghn), cptr<double>(hprev), cptr<double>(gout), ptr<double>(dgi),
+                                     ptr<double>(dh0), ptr<double>(dwhh), dbhh ? ptr<double>(*dbhh) : nullptr);
+    else
+      tapegrad::gru_backward<float>(S, p.n.data(), H, reverse, cptr<float>(whh), cptr<float>(act), cptr<float>(ghn),
+                                    cptr<float>(hprev), cptr<float>(gout), ptr<float>(dgi), ptr<float>(dh0),
+                                    ptr<float>(dwhh), dbhh ? ptr<float>(*dbhh) : nullptr);
+  }
+  return py::make_tuple(dgi, dh0, dwhh, dbhh ? py::object(*dbhh) : py::none());
+}
+
+void define(py::module_& m) {
+  m.def("lstm", &lstm_forward, py::arg("gates"), py::arg("h0"), py::arg("c0"), py::arg("weight_hh"),
+        py::arg("batch_sizes"), py::arg("reverse"),
+        "One LSTM layer-direction over packed input gates (N, 4H): (out (N + 2B, H) = every step's h, h_n, c_n; "
+        "then the activated gates, h_prev, c_prev and tanh(c) saved for the backward).");
+  m.def("lstm_backward", &lstm_backward, py::arg("grad_output"), py::arg("weight_hh"), py::arg("gates"),
+        py::arg("h_prev"), py::arg("c_prev"), py::arg("tanh_c"), py::arg("batch_sizes"), py::arg("reverse"),
+        "(d gates, d h0, d c0, d weight_hh) of lstm.");
+  m.def("gru", &gru_forward, py::arg("gates"), py::arg("h0"), py::arg("weight_hh"), py::arg("bias_hh"),
+        py::arg("batch_sizes"), py::arg("reverse"),
+        "One GRU layer-direction over packed input gates (N, 3H): (out (N + B, H) = every step's h, h_n; then the "
+        "activated gates, h W_hn^T + b_hn and h_prev saved for the backward).");
+  m.def("gru_backward", &gru_backward, py::arg("grad_output"), py::arg("weight_hh"), py::arg("gates"),
+        py::arg("gh_n"), py::arg("h_prev"), py::arg("batch_sizes"), py::arg("reverse"), py::arg("bias"),
+        "(d gates, d h0, d weight_hh, d bias_hh or None) of gru.");
+}
+
+}  // namespace rnn
+
+// ---------------------------------------------------------------- blocked attention
+// scaled_dot_product_attention over (BH, L, D) queries, (BH, S, D) keys, (BH, S, Dv) values
+// (csrc/kernels/attention.cpp); an optional additive float mask (1 or BH, L, S).
+namespace attention {
+
+using rows::check_contiguous;
+using rows::check_float_dtypes;
+using rows::cptr;
+using rows::ptr;
+
+struct Dims {
+  int64_t BH, L, S, D, Dv, MB;
+};
+
+Dims attention_checks(const std::string& op, const py::array& q, const py::array& k, const py::array& v,
+                      const std::optional<py::array>& mask) {
+  for (const auto& [name, a] : {std::pair<const char*, const py::array*>{"query", &q}, {"key", &k}, {"value", &v}}) {
+    if (a->ndim() != 3) fail(op, std::string("expected ") + name + " of shape (batch * heads, length, dim), got " + shape_str(*a));
+    check_contiguous(op, name, *a);
+  }
+  const Dims d{q.shape(0), q.shape(1), k.shape(1), q.shape(2), v.shape(2), 1};
+  if (k.shape(0) != d.BH || v.shape(0) != d.BH || k.shape(2) != d.D || v.shape(1) != d.S)
+    fail(op, "query " + shape_str(q) + ", key " + shape_str(k) + " and value " + shape_str(v) +
+                 " do not fit (BH, L, D), (BH, S, D), (BH, S, Dv)");
+  Dims out = d;
+  if (mask) {
+    check_float_dtypes(op, {{"query", &q}, {"attn_mask", &*mask}});
+    if (mask->ndim() != 3 || (mask->shape(0) != 1 && mask->shape(0) != d.BH) || mask->shape(1) != d.L ||
+        mask->shape(2) != d.S)
+      fail(op, "attn_mask must have shape (1 or " + std::to_string(d.BH) + ", " + std::to_string(d.L) + ", " +
+                   std::to_string(d.S) + "), got " + shape_str(*mask));
+    check_contiguous(op, "attn_mask", *mask);
+    out.MB = mask->shape(0);
+  }
+  return out;
+}
+
+py::tuple attention_forward(const py::array& q, const py::array& k, const py::array& v,
+                            const std::optional<py::array>& mask, bool causal, double scale) {
+  const std::string op = "scaled_dot_product_attention";
+  const bool f64 = check_float_dtypes(op, {{"query", &q}, {"key", &k}, {"value", &v}});
+  const Dims d = attention_checks(op, q, k, v, mask);
+  py::array out(q.dtype(), std::vector<py::ssize_t>{d.BH, d.L, d.Dv}), lse(q.dtype(), std::vector<py::ssize_t>{d.BH, d.L});
+  {
+    py::gil_scoped_release nogil;
+    if (f64)
+      tapegrad::attention_forward<double>(d.BH, d.L, d.S, d.D, d.Dv, cptr<double>(q), cptr<double>(k), cptr<double>(v),
+                                          cptr<double>(mask), d.MB, causal, scale, ptr<double>(out), ptr<double>(lse));
+    else
+      tapegrad::attention_forward<float>(d.BH, d.L, d.S, d.D, d.Dv, cptr<float>(q), cptr<float>(k), cptr<float>(v),
+                                         cptr<float>(mask), d.MB, causal, static_cast<float>(scale), ptr<float>(out),
+                                         ptr<float>(lse));
+  }
+  return py::make_tuple(out, lse);
+}
+
+py::tuple attention_backward(const py::array& g, const py::array& q, const py::array& k, const py::array& v,
+                             const std::optional<py::array>& mask, bool causal, double scale, const py::array& out,
+                             const py::array& lse) {
+  const std::string op = "scaled_dot_product_attention_backward";
+  const bool f64 = check_float_dtypes(
+      op, {{"query", &q}, {"key", &k}, {"value", &v}, {"grad_output", &g}, {"output", &out}, {"lse", &lse}});
+  const Dims d = attention_checks(op, q, k, v, mask);
+  for (const auto& [name, a] : {std::pair<const char*, const py::array*>{"grad_output", &g}, {"output", &out}}) {
+    if (a->ndim() != 3 || a->shape(0) != d.BH || a->shape(1) != d.L || a->shape(2) != d.Dv)
+      fail(op, std::string(name) + " must have shape (" + std::to_string(d.BH) + ", " + std::to_string(d.L) + ", " +
+                   std::to_string(d.Dv) + "), got " + shape_str(*a));
+    check_contiguous(op, name, *a);
+  }
+  if (lse.ndim() != 2 || lse.shape(0) != d.BH || lse.shape(1) != d.L)
+    fail(op, "lse must have shape (" + std::to_string(d.BH) + ", " + std::to_string(d.L) + "), got " + shape_str(lse));
+  check_contiguous(op, "lse", lse);
+  py::array dq(q.dtype(), std::vector<py::ssize_t>{d.BH, d.L, d.D}), dk(q.dtype(), std::vector<py::ssize_t>{d.BH, d.S, d.D}),
+      dv(q.dtype(), std::vector<py::ssize_t>{d.BH, d.S, d.Dv});
+  {
+    py::gil_scoped_release nogil;
+    if (f64)
+      tapegrad::attention_backward<double>(d.BH, d.L, d.S, d.D, d.Dv, cptr<double>(q), cptr<double>(k), cptr<double>(v),
+                                           cptr<double>(mask), d.MB, causal, scale, cptr<double>(out), cptr<double>(lse),
+                                           cptr<double>(g), ptr<double>(dq), ptr<double>(dk), ptr<double>(dv));
+    else
+      tapegrad::attention_backward<float>(d.BH, d.L, d.S, d.D, d.Dv, cptr<float>(q), cptr<float>(k), cptr<float>(v),
+                                          cptr<float>(mask), d.MB, causal, static_cast<float>(scale), cptr<float>(out),
+                                          cptr<float>(lse), cptr<float>(g), ptr<float>(dq), ptr<float>(dk), ptr<float>(dv));
+  }
+  return py::make_tuple(dq, dk, dv);
+}
+
+void define(py::module_& m) {
+  m.def("attention", &attention_forward, py::arg("query"), py::arg("key"), py::arg("value"), py::arg("attn_mask"),
+        py::arg("is_causal"), py::arg("scale"),
+        "(softmax(q k^T * scale + mask) v, the rows' log-sum-exp), blocked: the score matrix is never held whole.");
+  m.def("attention_backward", &attention_backward, py::arg("grad_output"), py::arg("query"), py::arg("key"),
+        py::arg("value"), py::arg("attn_mask"), py::arg("is_causal"), py::arg("scale"), py::arg("output"),
+        py::arg("lse"), "(dq, dk, dv) of attention, recomputing the scores tile by tile.");
+}
+
+}  // namespace attention
+
 // glibc returns large freed blocks to the OS (mmap'd chunks, heap trimming), so a training
 // loop that allocates the same large temporaries every step page-faults on them every step.
 // Raising both thresholds keeps freed memory for reuse (bench_overhead.py's MLP step: 2.17 ->
@@ -1016,4 +1305,6 @@ PYBIND11_MODULE(_C, m) {
 #endif
   convpool::define(m);
   rows::define(m);
+  rnn::define(m);
+  attention::define(m);
 }

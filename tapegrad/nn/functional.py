@@ -31,6 +31,7 @@ from ..ops.conv import (adaptive_avg_pool2d, adaptive_avg_pool3d, avg_pool2d, av
                         conv3d, conv_transpose2d, conv_transpose3d, max_pool2d, max_pool3d, max_unpool2d,
                         max_unpool3d)
 from ..ops import apply as _apply
+from ..ops import attention as _attention
 from ..ops.activation import _cross_entropy, _layer_norm
 from ..ops.activation import relu as _relu_op
 from ..ops.pointwise import sigmoid, tanh  # noqa: F401
@@ -221,17 +222,28 @@ def bilinear(input1, input2, weight, bias=None):
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False,
                                  scale=None, enable_gqa: bool = False):
     """``softmax(q k^T * scale + mask) v`` over the last two dims; a bool ``attn_mask`` marks the
-    positions that may be attended to, a float one is added to the scores."""
+    positions that may be attended to, a float one is added to the scores.
+
+    float32/float64 without dropout run a blocked kernel (``ops/attention.py``) that never holds
+    the whole (L, S) score matrix, forward or backward; a query row that may attend to no key
+    gives NaN, as the softmax over it does.
+
+    >>> q = k = v = tapegrad.randn(2, 4, 16, 8)
+    >>> F.scaled_dot_product_attention(q, k, v, is_causal=True).shape
+    (2, 4, 16, 8)
+    """
     L, S_ = query.shape[-2], key.shape[-2]
     scale = 1.0 / float(np.sqrt(query.shape[-1])) if scale is None else scale
     if enable_gqa and key.ndim >= 3 and key.shape[-3] != query.shape[-3]:
         rep = query.shape[-3] // key.shape[-3]
         key = _ops.repeat_interleave(key, rep, -3)
         value = _ops.repeat_interleave(value, rep, -3)
+    if is_causal and attn_mask is not None:
+        raise RuntimeError("scaled_dot_product_attention: is_causal and attn_mask cannot both be given")
+    if dropout_p == 0.0 and _attention.fused(query, key, value, attn_mask):
+        return _attention.sdpa(query, key, value, attn_mask, is_causal, scale)
     scores = (query @ key.transpose(-2, -1)) * scale
     if is_causal:
-        if attn_mask is not None:
-            raise RuntimeError("scaled_dot_product_attention: is_causal and attn_mask cannot both be given")
         causal = np.tril(np.ones((L, S_), dtype=bool))
         scores = scores.masked_fill(_const(~causal), float("-inf"))
     if attn_mask is not None:

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tapegrad as tg
+from tapegrad.ops import recurrent
 
 
 # ---------------------------------------------------------------- the table
@@ -660,6 +661,86 @@ def _cross_entropy(draw):
         w = None if weight is None else M.tensor(weight)
         return F(M).cross_entropy(a, M.tensor(t), w, reduction=reduction)
     return Sample(fn, [x], ref)
+
+
+# ---------------------------------------------------------------- fused recurrent layers (C++ kernels)
+def _recurrent_ref(mode, sizes, reverse):
+    """numpy: the packed recurrence step by step -> (every step's h, the final states)."""
+    def ref(gi, h0, *rest):
+        sig = sp.expit
+        h, c = h0.copy(), (rest[0].copy() if mode == "LSTM" else None)
+        w = rest[1] if mode == "LSTM" else rest[0]
+        b = rest[1] if mode == "GRU" and len(rest) > 1 else 0
+        hs, bounds, out = w.shape[1], np.cumsum([0] + list(sizes)), np.zeros((gi.shape[0], w.shape[1]))
+        for t in (range(len(sizes))[::-1] if reverse else range(len(sizes))):
+            m, x = sizes[t], gi[bounds[t]:bounds[t + 1]]
+            if mode == "LSTM":
+                a = x + h[:m] @ w.T
+                c[:m] = sig(a[:, hs:2 * hs]) * c[:m] + sig(a[:, :hs]) * np.tanh(a[:, 2 * hs:3 * hs])
+                h[:m] = sig(a[:, 3 * hs:]) * np.tanh(c[:m])
+            else:
+                gh = h[:m] @ w.T + b
+                r, z = sig(x[:, :hs] + gh[:, :hs]), sig(x[:, hs:2 * hs] + gh[:, hs:2 * hs])
+                n = np.tanh(x[:, 2 * hs:] + r * gh[:, 2 * hs:])
+                h[:m] = n + z * (h[:m] - n)
+            out[bounds[t]:bounds[t + 1]] = h[:m]
+        return (out, h, c) if mode == "LSTM" else (out, h)
+    return ref
+
+
+def _recurrent(mode):
+    """One direction of an LSTM / GRU layer over a drawn packed batch (the op behind nn.LSTM/GRU
+    and the cells)."""
+    def sample(draw):
+        sizes = sorted((draw(st.integers(1, 3)) for _ in range(draw(st.integers(1, 3)))), reverse=True)
+        h, reverse, g = draw(st.integers(1, 3)), draw(st.booleans()), 4 if mode == "LSTM" else 3
+        b = sizes[0]
+        args = [arr(draw, (sum(sizes), g * h)), arr(draw, (b, h))] + ([arr(draw, (b, h))] if mode == "LSTM" else [])
+        args += [arr(draw, (g * h, h)) * 0.5] + ([arr(draw, (g * h,))] if mode == "GRU" and draw(st.booleans()) else [])
+
+        def fn(M, gi, h0, *rest):
+            if mode == "LSTM":
+                out, (hn, cn) = recurrent.layer(mode, gi, (h0, rest[0]), rest[1], None, sizes, reverse)
+                return out, hn, cn
+            out, (hn,) = recurrent.layer(mode, gi, (h0,), rest[0], rest[1] if len(rest) > 1 else None, sizes, reverse)
+            return out, hn
+        return Sample(fn, args, _recurrent_ref(mode, sizes, reverse), torch_fn=False)
+    return sample
+
+
+entry("lstm", gradgrad=True)(_recurrent("LSTM"))
+entry("gru", gradgrad=True)(_recurrent("GRU"))
+
+
+@entry("sdpa", gradgrad=True)
+def _sdpa(draw):
+    """F.scaled_dot_product_attention through the blocked kernel: drawn batch dims, lengths and
+    head sizes, causal or a bool / float mask, a drawn scale."""
+    batch = tuple(draw(st.lists(st.integers(1, 2), max_size=2)))
+    L, S, D, Dv = (draw(st.integers(1, 4)) for _ in range(4))
+    kind = draw(st.sampled_from(["none", "causal", "bool", "float"]))
+    if kind == "causal":
+        S = L
+    scale = draw(st.sampled_from([None, 0.5]))
+    mask = None
+    if kind == "bool":
+        mask = (np.random.default_rng(draw(st.integers(0, 99))).random((L, S)) < 0.6) | np.eye(L, S, dtype=bool)
+    elif kind == "float":
+        mask = arr(draw, (L, S))
+    args = [arr(draw, batch + (L, D)), arr(draw, batch + (S, D)), arr(draw, batch + (S, Dv))]
+
+    def ref(q, k, v):
+        s = q @ np.swapaxes(k, -1, -2) * (1 / np.sqrt(D) if scale is None else scale)
+        if kind == "causal":
+            s = np.where(np.tri(L, S, dtype=bool), s, -np.inf)
+        elif mask is not None:
+            s = np.where(mask, s, -np.inf) if mask.dtype == bool else s + mask
+        return sp.softmax(s, -1) @ v
+
+    def fn(M, q, k, v):
+        m = None if mask is None else M.tensor(mask)
+        return F(M).scaled_dot_product_attention(q, k, v, attn_mask=m, is_causal=kind == "causal", scale=scale)
+    return Sample(fn, args, ref)
 
 
 # ---------------------------------------------------------------- shape

@@ -3,9 +3,11 @@ one-step cells, with PyTorch's constructor arguments, parameter names and shapes
 (``weight_ih_l0``, ``bias_hh_l1_reverse``, ``weight_hr_l0``, ...), initialisation, gate order
 (LSTM: i, f, g, o; GRU: r, z, n) and return values, so a torch ``state_dict`` loads as is.
 
-They are written in tapegrad ops, so gradients and double backward come from the op table.
-Each layer and direction computes its input projection for every time step in one GEMM and
-loops in Python only over the recurrent product ``h @ W_hh.T`` and the gates.
+Each layer and direction computes its input projection for every time step in one GEMM; the
+recurrence of an LSTM (without projection) or GRU in float32/float64 is then one fused op
+(``ops/recurrent.py``: a C++ loop over the steps, forward and backward), the others loop in
+Python over the one-step cells written in tapegrad ops. Gradients and double backward come
+from the op table either way.
 
 Internally a batch is always "packed": the rows of all time steps back to back (T * B rows
 for a padded batch) plus the number of sequences running at each step, so padded and
@@ -19,7 +21,7 @@ import warnings
 
 import numpy as np
 
-from ...ops import creation
+from ...ops import creation, recurrent
 from ...ops import plain as _ops  # the ops without their out= wrappers
 from ...tensor import Tensor
 from .. import functional as F
@@ -31,56 +33,7 @@ from .module import Module
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 
 
-# ---------------------------------------------------------------- one time step of each cell
-# ``gi`` is the step's input projection x @ W_ih.T with the biases that can be folded into it
-# (both for RNN and LSTM; b_ih only for GRU, whose b_hh sits inside r * (W_hn h + b_hn)).
-def _rnn_tanh_step(gi, state, w):
-    (h,) = state
-    return ((gi + h @ w.whh_t).tanh(),)
-
-
-def _rnn_relu_step(gi, state, w):
-    (h,) = state
-    return ((gi + h @ w.whh_t).relu(),)
-
-
-def _lstm_step(gi, state, w):
-    h, c = state
-    hs = w.hidden_size
-    gates = gi + h @ w.whh_t
-    s = gates.sigmoid()  # i, f, o from one sigmoid over all four gates (g's is unused)
-    c = s[:, hs:2 * hs] * c + s[:, :hs] * gates[:, 2 * hs:3 * hs].tanh()
-    h = s[:, 3 * hs:] * c.tanh()
-    if w.whr_t is not None:
-        h = h @ w.whr_t
-    return h, c
-
-
-def _gru_step(gi, state, w):
-    (h,) = state
-    hs = w.hidden_size
-    gh = h @ w.whh_t
-    if w.b_hh is not None:
-        gh = gh + w.b_hh
-    rz = (gi[:, :2 * hs] + gh[:, :2 * hs]).sigmoid()
-    n = (gi[:, 2 * hs:] + rz[:, :hs] * gh[:, 2 * hs:]).tanh()
-    return (n + rz[:, hs:] * (h - n),)
-
-
-_STEPS = {"RNN_TANH": _rnn_tanh_step, "RNN_RELU": _rnn_relu_step, "LSTM": _lstm_step, "GRU": _gru_step}
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
-
-
-class _Weights:
-    """One layer-direction's weights as the step functions read them (transposes taken once)."""
-
-    __slots__ = ("whh_t", "b_hh", "whr_t", "hidden_size")
-
-    def __init__(self, w_hh, b_hh, w_hr, hidden_size):
-        self.whh_t = w_hh.t()
-        self.b_hh = b_hh
-        self.whr_t = None if w_hr is None else w_hr.t()
-        self.hidden_size = hidden_size
 
 
 def _input_projection(mode, x, w_ih, b_ih, b_hh):
@@ -89,64 +42,6 @@ def _input_projection(mode, x, w_ih, b_ih, b_hh):
     if b_ih is None:
         return out
     return out + (b_ih if mode == "GRU" else b_ih + b_hh)
-
-
-def _row_blocks(x: Tensor, bounds: list[int]) -> list[Tensor]:
-    """``x[bounds[t]:bounds[t+1]]`` for every t. Halving first: a slice's gradient is a
-    zero-filled copy of what it was cut from, so cutting T steps straight from x would cost
-    T full-size copies in backward; halving keeps that to about log2(T) of them."""
-    out: list[Tensor] = []
-
-    def cut(t, lo, hi):
-        if hi - lo <= 4:
-            base = bounds[lo]
-            for k in range(lo, hi):
-                out.append(t if hi - lo == 1 else t[bounds[k] - base:bounds[k + 1] - base])
-            return
-        mid = (lo + hi) // 2
-        split = bounds[mid] - bounds[lo]
-        cut(t[:split], lo, mid)
-        cut(t[split:], mid, hi)
-
-    cut(x, 0, len(bounds) - 1)
-    return out
-
-
-def _run_direction(step, gi, batch_sizes, state0, w, reverse):
-    """Run one direction of one layer over packed steps. ``state0``: the initial (h,) or (h, c)
-    for the whole batch. Returns the outputs (one per step, in time order) and the final
-    state, each sequence's taken at its own last step."""
-    bounds = [0]
-    for n in batch_sizes:
-        bounds.append(bounds[-1] + n)
-    steps = _row_blocks(gi, bounds)
-    full = state0[0].shape[0]
-    outs = []
-    if not reverse:
-        # Sequences end longest-last-first: when the batch shrinks, the rows that drop out
-        # are finished; their states are kept and put back in batch order at the end.
-        state, finished = state0, []
-        for t, n in enumerate(batch_sizes):
-            if n < state[0].shape[0]:
-                finished.append(tuple(s[n:] for s in state))
-                state = tuple(s[:n] for s in state)
-            state = step(steps[t], state, w)
-            outs.append(state[0])
-        if finished:
-            finished.append(state)
-            state = tuple(_ops.cat([f[k] for f in reversed(finished)], 0) for k in range(len(state)))
-        return outs, state
-    # Backwards in time the batch grows: sequences join with their initial states.
-    n0 = batch_sizes[-1]
-    state = state0 if n0 == full else tuple(s[:n0] for s in state0)
-    for t in range(len(batch_sizes) - 1, -1, -1):
-        n, have = batch_sizes[t], state[0].shape[0]
-        if n > have:
-            state = tuple(_ops.cat([s, s0[have:n]], 0) for s, s0 in zip(state, state0))
-        state = step(steps[t], state, w)
-        outs.append(state[0])
-    outs.reverse()
-    return outs, state
 
 
 def _shape(t) -> tuple:
@@ -335,7 +230,7 @@ class RNNBase(Module):
     def _layers(self, data, batch_sizes, state0):
         """All layers and directions over packed ``data``; returns the last layer's output
         rows and the final states stacked as (layers * directions, batch, size)."""
-        step = _STEPS[self.mode]
+        step = recurrent.STEPS[self.mode]
         directions = 2 if self.bidirectional else 1
         finals = []
         x = data
@@ -349,10 +244,14 @@ class RNNBase(Module):
                 b_ih, b_hh = (params[2], params[3]) if self.bias else (None, None)
                 w_hr = params[-1] if self.proj_size > 0 else None
                 gi = _input_projection(self.mode, x, w_ih, b_ih, b_hh)
-                w = _Weights(w_hh, b_hh, w_hr, self.hidden_size)
-                steps, final = _run_direction(step, gi, batch_sizes, tuple(s[k] for s in state0), w,
-                                              reverse=direction == 1)
-                outs.append(_ops.cat(steps, 0) if len(steps) > 1 else steps[0])
+                s0 = tuple(s[k] for s in state0)
+                if recurrent.fused(self.mode, self.proj_size, gi, w_hh, b_hh, *s0):
+                    out, final = recurrent.layer(self.mode, gi, s0, w_hh, b_hh, batch_sizes, direction == 1)
+                else:
+                    w = recurrent.Weights(w_hh, b_hh, w_hr, self.hidden_size)
+                    steps, final = recurrent.run_direction(step, gi, batch_sizes, s0, w, reverse=direction == 1)
+                    out = _ops.cat(steps, 0) if len(steps) > 1 else steps[0]
+                outs.append(out)
                 finals.append(final)
             x = outs[0] if directions == 1 else _ops.cat(outs, 1)
             if self.dropout and self.training and layer < self.num_layers - 1:
@@ -496,7 +395,11 @@ class RNNCellBase(Module):
                 raise RuntimeError(f"{name}: Expected {what.format(k)} of shape {(batch, self.hidden_size)} "
                                    f"(batch, hidden_size), got {_shape(s)} (input shape {_shape(input)})")
         gi = _input_projection(self._mode, input, self.weight_ih, self.bias_ih, self.bias_hh)
-        out = _STEPS[self._mode](gi, states, _Weights(self.weight_hh, self.bias_hh, None, self.hidden_size))
+        if recurrent.fused(self._mode, 0, gi, self.weight_hh, self.bias_hh, *states):
+            out = recurrent.layer(self._mode, gi, states, self.weight_hh, self.bias_hh, (batch,), False)[1]
+        else:
+            w = recurrent.Weights(self.weight_hh, self.bias_hh, None, self.hidden_size)
+            out = recurrent.STEPS[self._mode](gi, states, w)
         return out if batched else tuple(s.squeeze(0) for s in out)
 
 

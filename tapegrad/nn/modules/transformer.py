@@ -120,21 +120,27 @@ class MultiheadAttention(Module):
         q = q.reshape(L, N, h, d).permute(1, 2, 0, 3)
         k = k.reshape(S, N, h, d).permute(1, 2, 0, 3)
         v = v.reshape(S, N, h, d).permute(1, 2, 0, 3)
-        scores = (q @ k.transpose(-2, -1)) * (1.0 / float(np.sqrt(d)))
         if is_causal and attn_mask is None:
             attn_mask = Tensor._wrap(np.triu(np.ones((L, S), dtype=bool), 1))
-        mask = _additive_mask(attn_mask, scores.dtype)
-        if mask is not None:
-            if mask.ndim == 3:  # (N * h, L, S)
-                mask = mask.reshape(N, h, L, S)
-            scores = scores + mask
+        mask = _additive_mask(attn_mask, q.dtype)
+        if mask is not None and mask.ndim == 3:  # (N * h, L, S)
+            mask = mask.reshape(N, h, L, S)
         if key_padding_mask is not None:
-            kpm = _additive_mask(key_padding_mask, scores.dtype)
-            scores = scores + kpm.reshape(N, 1, 1, S)
-        attn = F.softmax(scores, -1)
-        if self.dropout > 0.0 and self.training:
-            attn = F.dropout(attn, self.dropout, True)
-        out = (attn @ v).permute(2, 0, 1, 3).reshape(L, N, E)
+            kpm = _additive_mask(key_padding_mask, q.dtype).reshape(N, 1, 1, S)
+            mask = kpm if mask is None else mask + kpm
+        attn = None
+        if not need_weights and not (self.dropout > 0.0 and self.training):
+            # no weights wanted: the blocked kernel, which never holds the (N, h, L, S) scores
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0 / float(np.sqrt(d)))
+        else:
+            scores = (q @ k.transpose(-2, -1)) * (1.0 / float(np.sqrt(d)))
+            if mask is not None:
+                scores = scores + mask
+            attn = F.softmax(scores, -1)
+            if self.dropout > 0.0 and self.training:
+                attn = F.dropout(attn, self.dropout, True)
+            out = attn @ v
+        out = out.permute(2, 0, 1, 3).reshape(L, N, E)
         out = self.out_proj(out)
         if unbatched:
             out = out.squeeze(1)
