@@ -73,31 +73,56 @@ using TeamFn = void (*)(void* ctx, int tid, int nthreads);
 void run_team(int nt, TeamFn fn, void* ctx);
 }  // namespace detail
 
-// Runs body(tid, nthreads) on up to nt threads (nthreads is the team's actual size; on one
-// thread, or nested in a region, body(0, 1) runs on the caller). Rethrows the first exception
-// any thread threw, after all threads have finished their share.
+// Runs body(share, nshares) for every share in [0, nt), on up to nt threads: each thread takes
+// the next share from a shared counter until none is left, so a thread the OS has not scheduled
+// yet (another process busy on its core) costs nothing: the others take its share, and when it
+// does start there is nothing left for it. nshares is nt whichever threads run the shares, so a
+// body whose arithmetic depends only on (share, nshares) gives the same result for any timing.
+// On one thread, or nested in a region, the shares run in order on the caller. Rethrows the
+// first exception any share threw, after all have finished.
 template <class F>
 void parallel(int nt, F&& body) {
   if (nt <= 1 || in_parallel_region()) {
-    body(0, 1);
+    for (int s = 0; s < std::max(nt, 1); ++s) body(s, std::max(nt, 1));
     return;
   }
   FirstException error;
-  auto share = [&](int tid, int nthreads) { error.run([&] { body(tid, nthreads); }); };
+  std::atomic<int> next{0};
+  auto share = [&](int, int) {
+    for (int s; (s = next.fetch_add(1, std::memory_order_relaxed)) < nt;) error.run([&] { body(s, nt); });
+  };
   detail::run_team(
       nt, [](void* ctx, int tid, int nthreads) { (*static_cast<decltype(share)*>(ctx))(tid, nthreads); }, &share);
   error.rethrow();
 }
 
-// fn(begin, end) over contiguous static shares of [0, n), thread tid taking
-// [n * tid / nthreads, n * (tid + 1) / nthreads); at most num_threads() threads, one if !enable.
+// fn(begin, end) over contiguous shares of [0, n): share s is [n * s / k, n * (s + 1) / k) for
+// k = min(n, num_threads()) shares (one if !enable), run as parallel() runs them.
 template <class F>
 void parallel_for(int64_t n, bool enable, F&& fn) {
   if (n <= 0) return;
   const int nt = enable && n > 1 ? int(std::min<int64_t>(n, num_threads())) : 1;
-  parallel(nt, [&](int tid, int nthreads) {
-    const int64_t begin = int64_t(__int128(n) * tid / nthreads), end = int64_t(__int128(n) * (tid + 1) / nthreads);
+  parallel(nt, [&](int s, int k) {
+    const int64_t begin = int64_t(__int128(n) * s / k), end = int64_t(__int128(n) * (s + 1) / k);
     if (begin < end) fn(begin, end);
+  });
+}
+
+// fn(tile) for every tile in [0, ntiles), on up to num_threads() threads (one if !enable), each
+// thread taking the next tile from a shared counter. For work cut into many tiles whose
+// arithmetic is fixed by the tile alone: the result is then the same for any thread count, and
+// no thread waits for a slow or descheduled one while tiles are left.
+template <class F>
+void parallel_tiles(int64_t ntiles, bool enable, F&& fn) {
+  if (ntiles <= 0) return;
+  const int nt = enable && ntiles > 1 && !in_parallel_region() ? int(std::min<int64_t>(ntiles, num_threads())) : 1;
+  if (nt == 1) {
+    for (int64_t t = 0; t < ntiles; ++t) fn(t);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  parallel(nt, [&](int, int) {
+    for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < ntiles;) fn(t);
   });
 }
 
