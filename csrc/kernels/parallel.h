@@ -3,18 +3,21 @@
 //
 //  - The thread count is process-wide (PyTorch's at::set_num_threads), not OpenMP's per-thread
 //    setting: set_num_threads in one thread is what every other thread's kernels use.
-//  - No exception crosses a region: parallel() runs each thread's share under a catch, keeps the
-//    first exception and rethrows it on the calling thread once all threads are done (an
-//    exception escaping an OpenMP region is std::terminate). Failing to start the team's threads
-//    is an exception too (GNU libgomp itself would exit(1)).
-//  - fork: GNU libgomp's worker threads do not exist in a child, but its pool says they do, so the
-//    child's first parallel region would wait for them forever. A pthread_atfork child handler
-//    makes a child forked from a thread that had started a pool run its kernels on one thread,
-//    and refuses set_num_threads(n > 1) there (see set_num_threads). A child forked from a thread
-//    that never started a pool has a usable OpenMP and keeps the parent's count.
-//  - In the ThreadSanitizer build (TAPEGRAD_TSAN) a team is std::threads instead of OpenMP:
-//    libgomp's synchronisation is invisible to TSan and would flood it with false reports, while
-//    thread creation and join are intercepted. The partition of work over threads is the same.
+//  - The threads are a pool of workers (parallel.cpp) shared by all calling threads. Work is
+//    handed out dynamically: the caller starts on it at once, idle workers join, each takes the
+//    next share or tile from a shared counter, and a worker that the OS has not scheduled (on a
+//    machine busy with other processes) is never waited for: the caller takes its shares, so two
+//    threads are never much slower than one. Shares are fixed by the problem, not by who runs
+//    them, so results are bit-identical for any thread count and any timing. Idle workers poll
+//    for tens of microseconds, then sleep (no long spin-waits taking a busy core).
+//  - No exception crosses a region: parallel() runs each share under a catch, keeps the first
+//    exception and rethrows it on the calling thread once all shares are done. Failing to start
+//    the pool's threads is an exception too.
+//  - fork: the child has none of the parent's worker threads; a pthread_atfork child handler
+//    makes its next region start a new pool, so the child's kernels run, on as many threads as
+//    the parent's (GNU libgomp's own pool would hang there).
+//  - In the ThreadSanitizer build (TAPEGRAD_TSAN) a team is std::threads started and joined per
+//    call, which TSan sees through; the shares are the same.
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -26,12 +29,14 @@
 namespace tapegrad {
 
 // The kernels' thread count, process-wide. Starts at OpenMP's default (OMP_NUM_THREADS, else
-// the number of CPUs) or 1 in a fork child whose parent's pool was lost.
+// the number of CPUs).
 int num_threads();
 
-// Throws std::invalid_argument for n < 1, std::runtime_error for n > 1 in a fork child that
-// lost its parent's OpenMP pool (its parallel regions would hang).
+// Throws std::invalid_argument for n < 1.
 void set_num_threads(int n);
+
+// The worker threads the pool has started (0 in the ThreadSanitizer build): for tests.
+int kernel_pool_workers();
 
 // Registers the pthread_atfork child handler; idempotent (the bindings call it at import).
 void install_fork_handler();
@@ -68,8 +73,11 @@ class FirstException {
 
 namespace detail {
 using TeamFn = void (*)(void* ctx, int tid, int nthreads);
-// Runs fn(ctx, tid, nthreads) on a team of nt > 1 threads (the caller is thread 0); fn must not
-// throw. Throws std::system_error if the team's threads cannot be started.
+// Runs fn(ctx, tid, nthreads) on the caller (tid 0) and on up to nt - 1 pool workers that join
+// while the caller's fn runs (none if the pool is busy with another caller's job); returns once
+// the caller's fn has returned and no worker is inside fn. fn must not throw, and must get its
+// work done whichever of its calls run (parallel() claims shares from a counter). Throws
+// std::system_error if the pool's threads cannot be started.
 void run_team(int nt, TeamFn fn, void* ctx);
 }  // namespace detail
 
