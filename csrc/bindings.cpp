@@ -20,6 +20,7 @@
 #include "kernels/gemm.h"
 #include "kernels/conv.h"
 #include "kernels/parallel.h"
+#include "kernels/optim.h"
 #include "kernels/pool.h"
 #include "kernels/rnn.h"
 #include "kernels/rows.h"
@@ -1259,6 +1260,117 @@ void define(py::module_& m) {
 
 }  // namespace attention
 
+// ---------------------------------------------------------------- fused optimizer updates
+// Adam/AdamW and SGD over lists of parameters and their state (csrc/kernels/optim.cpp): every
+// array C-contiguous and writeable (grads only read), one float dtype for all, each state array
+// of its parameter's shape. The arrays are updated in place.
+namespace optim {
+
+using convpool::check_contiguous;
+
+// Checks list `name` (of parameters' companions) against params; returns whether float64.
+bool check_list(const std::string& op, const std::vector<py::array>& params, const std::vector<py::array>& list,
+                const char* name, bool writeable) {
+  if (list.size() != params.size())
+    fail(op, std::string(name) + " has " + std::to_string(list.size()) + " arrays for " +
+                 std::to_string(params.size()) + " parameters");
+  const bool f64 = !params.empty() && params[0].dtype().is(py::dtype::of<double>());
+  for (size_t i = 0; i < list.size(); ++i) {
+    const py::array& a = list[i];
+    const std::string what = std::string(name) + "[" + std::to_string(i) + "]";
+    if (!a.dtype().is(params[0].dtype()))
+      fail(op, "dtypes differ: params[0] is " + std::string(py::str(params[0].dtype())) + ", " + what + " is " +
+                   std::string(py::str(a.dtype())));
+    if (a.ndim() != params[i].ndim() || !std::equal(a.shape(), a.shape() + a.ndim(), params[i].shape()))
+      fail(op, what + " " + shape_str(a) + " and params[" + std::to_string(i) + "] " + shape_str(params[i]) +
+                   " must have one shape");
+    check_contiguous(op, what.c_str(), a);
+    if (writeable && !a.writeable()) fail(op, what + " is read-only");
+  }
+  return f64;
+}
+
+bool check_params(const std::string& op, const std::vector<py::array>& params) {
+  if (!params.empty() && !params[0].dtype().is(py::dtype::of<double>()) &&
+      !params[0].dtype().is(py::dtype::of<float>()))
+    fail(op, "only float32 and float64 are supported, got " + std::string(py::str(params[0].dtype())));
+  return check_list(op, params, params, "params", true);
+}
+
+template <typename T>
+T* wptr(const py::array& a) { return static_cast<T*>(const_cast<void*>(a.data())); }
+
+template <typename T>
+void run_adam(const std::vector<py::array>& ps, const std::vector<py::array>& gs, const std::vector<py::array>& ms,
+              const std::vector<py::array>& vs, const std::optional<std::vector<py::array>>& vmax,
+              const tapegrad::AdamHyper& h) {
+  std::vector<tapegrad::AdamTensors<T>> ts;
+  for (size_t i = 0; i < ps.size(); ++i)
+    ts.push_back({static_cast<int64_t>(ps[i].size()), wptr<T>(ps[i]), static_cast<const T*>(gs[i].data()),
+                  wptr<T>(ms[i]), wptr<T>(vs[i]), vmax ? wptr<T>((*vmax)[i]) : nullptr});
+  py::gil_scoped_release nogil;
+  tapegrad::adam_step<T>(ts, h);
+}
+
+void adam_step(const std::vector<py::array>& params, const std::vector<py::array>& grads,
+               const std::vector<py::array>& exp_avgs, const std::vector<py::array>& exp_avg_sqs,
+               const std::optional<std::vector<py::array>>& max_exp_avg_sqs, double lr, double beta1, double beta2,
+               double eps, double weight_decay, double step, bool maximize, bool decoupled) {
+  const std::string op = "adam_step";
+  const bool f64 = check_params(op, params);
+  check_list(op, params, grads, "grads", false);
+  check_list(op, params, exp_avgs, "exp_avgs", true);
+  check_list(op, params, exp_avg_sqs, "exp_avg_sqs", true);
+  if (max_exp_avg_sqs) check_list(op, params, *max_exp_avg_sqs, "max_exp_avg_sqs", true);
+  if (!(step >= 1)) fail(op, "step must be >= 1, got " + std::to_string(step));
+  const tapegrad::AdamHyper h{lr, beta1, beta2, eps, weight_decay, step, bool(max_exp_avg_sqs), maximize, decoupled};
+  if (f64) run_adam<double>(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, h);
+  else run_adam<float>(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, h);
+}
+
+template <typename T>
+void run_sgd(const std::vector<py::array>& ps, const std::vector<py::array>& gs,
+             const std::optional<std::vector<py::array>>& bufs, const std::vector<bool>& first,
+             const tapegrad::SgdHyper& h) {
+  std::vector<tapegrad::SgdTensors<T>> ts;
+  for (size_t i = 0; i < ps.size(); ++i)
+    ts.push_back({static_cast<int64_t>(ps[i].size()), wptr<T>(ps[i]), static_cast<const T*>(gs[i].data()),
+                  bufs ? wptr<T>((*bufs)[i]) : nullptr, bufs ? bool(first[i]) : false});
+  py::gil_scoped_release nogil;
+  tapegrad::sgd_step<T>(ts, h);
+}
+
+void sgd_step(const std::vector<py::array>& params, const std::vector<py::array>& grads,
+              const std::optional<std::vector<py::array>>& momentum_buffers, const std::vector<bool>& first,
+              double lr, double momentum, double dampening, double weight_decay, bool nesterov, bool maximize) {
+  const std::string op = "sgd_step";
+  const bool f64 = check_params(op, params);
+  check_list(op, params, grads, "grads", false);
+  if (momentum_buffers) {
+    check_list(op, params, *momentum_buffers, "momentum_buffers", true);
+    if (first.size() != params.size())
+      fail(op, "first has " + std::to_string(first.size()) + " flags for " + std::to_string(params.size()) +
+                   " parameters");
+  }
+  const tapegrad::SgdHyper h{lr, momentum, dampening, weight_decay, nesterov, maximize};
+  if (f64) run_sgd<double>(params, grads, momentum_buffers, first, h);
+  else run_sgd<float>(params, grads, momentum_buffers, first, h);
+}
+
+void define(py::module_& m) {
+  m.def("adam_step", &adam_step, py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"),
+        py::arg("max_exp_avg_sqs"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+        py::arg("weight_decay"), py::arg("step"), py::arg("maximize"), py::arg("decoupled"),
+        "One Adam/AdamW update of every parameter in place (max_exp_avg_sqs: amsgrad's, or None); bit-identical "
+        "to tapegrad.optim's numpy path.");
+  m.def("sgd_step", &sgd_step, py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"), py::arg("first"),
+        py::arg("lr"), py::arg("momentum"), py::arg("dampening"), py::arg("weight_decay"), py::arg("nesterov"),
+        py::arg("maximize"), "One SGD update of every parameter in place (momentum_buffers None without momentum; "
+        "first[i]: buffer i is new and takes the gradient); bit-identical to tapegrad.optim's numpy path.");
+}
+
+}  // namespace optim
+
 // glibc returns large freed blocks to the OS (mmap'd chunks, heap trimming), so a training
 // loop that allocates the same large temporaries every step page-faults on them every step.
 // Raising both thresholds keeps freed memory for reuse (bench_overhead.py's MLP step: 2.17 ->
@@ -1289,6 +1401,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_num_threads", &tapegrad::set_num_threads, py::arg("n"),
         "Threads of every kernel call from any thread (process-wide); see csrc/kernels/parallel.h for fork.");
   m.def("get_num_threads", &tapegrad::num_threads, "The process-wide kernel thread count.");
+  m.def("_kernel_pool_workers", &tapegrad::kernel_pool_workers,
+        "Worker threads the kernels' pool has started (tests; 0 in the ThreadSanitizer build).");
 #ifdef TAPEGRAD_TSAN
   // Debug-only (the ThreadSanitizer build): a deliberate data race, so scripts/tsan.sh can show
   // that TSan sees races in this module at all. Every thread adds to one unsynchronised counter.
@@ -1307,4 +1421,5 @@ PYBIND11_MODULE(_C, m) {
   rows::define(m);
   rnn::define(m);
   attention::define(m);
+  optim::define(m);
 }

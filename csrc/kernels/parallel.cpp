@@ -1,9 +1,10 @@
-// The kernels' thread count, teams, and fork handling (see parallel.h).
+// The kernels' thread count, their worker pool, and fork handling (see parallel.h).
 #include "kernels/parallel.h"
 
 #include <pthread.h>
 
 #include <cctype>
+#include <condition_variable>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -18,14 +19,8 @@
 namespace tapegrad {
 namespace {
 
-std::atomic<int> g_threads{0};         // 0: not read from the default yet
-std::atomic<bool> g_pool_lost{false};  // fork child of a thread whose OpenMP pool had started
+std::atomic<int> g_threads{0};  // 0: not read from the default yet
 thread_local bool t_in_region = false;
-// Whether this thread has started an OpenMP team: libgomp then keeps a pool of workers for it,
-// which a fork child inherits as bookkeeping without the threads.
-thread_local bool t_pool_started = false;
-// The size of this thread's last team: libgomp grows (and may shrink) the pool to each team.
-thread_local int t_pool_size = 1;
 
 int default_threads() {
 #ifdef TAPEGRAD_TSAN
@@ -37,58 +32,130 @@ int default_threads() {
 #endif
 }
 
-// Runs in the child's only thread, a copy of the thread that called fork: its thread_locals
-// are that thread's. Only stores to atomics (a fork handler must be async-signal-safe).
-void on_fork_child() {
-  if (t_pool_started) {
-    g_pool_lost.store(true);
-    g_threads.store(1);
-  }
-}
-
 #ifndef TAPEGRAD_TSAN
-// The stack size libgomp gives its threads: OMP_STACKSIZE or GOMP_STACKSIZE ("size[B|K|M|G]",
-// kilobytes without a unit), else 0 for pthread's default.
-size_t gomp_stack_size() {
-  for (const char* name : {"OMP_STACKSIZE", "GOMP_STACKSIZE"}) {
-    const char* env = std::getenv(name);
-    if (!env) continue;
-    char* end = nullptr;
-    const unsigned long long v = std::strtoull(env, &end, 10);
-    while (end && std::isspace(static_cast<unsigned char>(*end))) ++end;
-    const int unit = end && *end ? std::toupper(static_cast<unsigned char>(*end)) : 'K';
-    const int shift = unit == 'B' ? 0 : unit == 'K' ? 10 : unit == 'M' ? 20 : unit == 'G' ? 30 : -1;
-    if (end != env && shift >= 0) return size_t(v) << shift;
-  }
-  return 0;
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
 }
 
-void* idle(void*) { return nullptr; }
+// Polls of an idle worker for the next job before it sleeps (tens of microseconds: a training
+// step's kernels follow each other closer than that), and of the caller for the workers still
+// inside a finished job before it yields its core to them.
+constexpr int kWorkerSpins = 4000;
+constexpr int kCallerSpins = 2000;
 
-// libgomp ends the process (gomp_fatal, exit(1)) when it cannot create a pool thread. Before a
-// team grows the pool, start and join as many threads as it will add, with libgomp's stack
-// size, and throw if that fails. (Memory taken by another thread between this check and
-// libgomp's own pthread_create can still fail it: the window is a few microseconds.)
-void check_threads_startable(int count) {
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  if (const size_t stack = gomp_stack_size()) pthread_attr_setstacksize(&attr, stack);
-  std::vector<pthread_t> started;
-  started.reserve(count);
-  int err = 0;
-  for (int i = 0; i < count && !err; ++i) {
-    pthread_t t;
-    err = pthread_create(&t, &attr, idle, nullptr);
-    if (!err) started.push_back(t);
+// One team call. Lives on the caller's stack; `active` (below) says when no worker can still
+// be reading it.
+struct Job {
+  detail::TeamFn fn;
+  void* ctx;
+  int nt;
+  std::atomic<int> next_tid{1};  // the caller is 0
+};
+
+// The kernels' worker threads, shared by every calling thread, one job at a time (a caller that
+// finds the pool busy runs its shares itself). The caller works on its job from the start and
+// never waits for a worker that has not joined it: when the caller has run out of shares it
+// withdraws the job, and a worker that wakes later finds nothing. It only waits for workers
+// already inside the job (`active`), i.e. for shares being computed.
+//
+// Withdrawal: a worker increments `active` and then reads `job`; the caller stores null to `job`
+// and then reads `active` (all sequentially consistent). Either the caller sees the worker's
+// increment and waits for it, or the worker sees null (or a later job, which it may serve).
+class Pool {
+ public:
+  std::mutex submit;  // held by the caller whose job is posted
+  std::atomic<Job*> job{nullptr};
+  std::atomic<int> active{0};
+
+  int workers() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return int(threads_.size());
   }
-  for (pthread_t t : started) pthread_join(t, nullptr);
-  pthread_attr_destroy(&attr);
-  if (err)
-    throw std::system_error(err, std::generic_category(),
-                            "could not start " + std::to_string(count) +
-                                " more kernel thread(s); set_num_threads(1) runs the kernels on the calling thread");
+
+  // Starts workers until there are n; throws std::system_error if one cannot start.
+  void grow(int n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const int have = int(threads_.size());
+    for (int i = have; i < n; ++i) {
+      try {
+        threads_.emplace_back([this] { work(); });
+      } catch (const std::system_error& e) {
+        throw std::system_error(e.code(), "could not start " + std::to_string(n - i) +
+                                              " more kernel thread(s); set_num_threads(1) runs the kernels on the "
+                                              "calling thread");
+      }
+      threads_.back().detach();  // the pool is never destroyed: its threads end with the process
+    }
+  }
+
+  void post(Job* j) {
+    job.store(j);
+    gen_.fetch_add(1);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (sleepers_) cv_.notify_all();
+  }
+
+ private:
+  void work() {
+    uint64_t seen = gen_.load();
+    for (;;) {
+      uint64_t g = gen_.load(std::memory_order_acquire);
+      for (int spin = 0; g == seen; g = gen_.load(std::memory_order_acquire)) {
+        if (++spin < kWorkerSpins) {
+          cpu_relax();
+          continue;
+        }
+        std::unique_lock<std::mutex> lock(mu_);
+        ++sleepers_;
+        cv_.wait(lock, [&] { return gen_.load() != seen; });
+        --sleepers_;
+      }
+      seen = g;
+      active.fetch_add(1);
+      if (Job* j = job.load()) {
+        const int tid = j->next_tid.fetch_add(1);
+        if (tid < j->nt) {
+          t_in_region = true;
+          j->fn(j->ctx, tid, j->nt);
+          t_in_region = false;
+        }
+      }
+      active.fetch_sub(1);
+    }
+  }
+
+  std::mutex mu_;  // threads_, sleepers_ and the condition
+  std::condition_variable cv_;
+  std::atomic<uint64_t> gen_{0};
+  int sleepers_ = 0;
+  std::vector<std::thread> threads_;
+};
+
+// The pool, and whether a fork child must start a new one: the child has none of the parent's
+// threads, and the parent's pool may have been mid-job. The old one is leaked, never touched.
+std::atomic<Pool*> g_pool{nullptr};
+std::atomic<bool> g_pool_lost{false};
+
+Pool& pool() {
+  Pool* p = g_pool.load();
+  if (g_pool_lost.exchange(false) || !p) {
+    Pool* fresh = new Pool;
+    if (g_pool.compare_exchange_strong(p, fresh)) return *fresh;
+    delete fresh;  // another thread installed one first
+  }
+  return *g_pool.load();
 }
 #endif
+
+// Runs in the child's only thread. Only stores to an atomic (a fork handler must be
+// async-signal-safe); the child's next team starts a new pool.
+void on_fork_child() {
+#ifndef TAPEGRAD_TSAN
+  g_pool_lost.store(true);
+#endif
+}
 
 }  // namespace
 
@@ -104,13 +171,6 @@ int num_threads() {
 
 void set_num_threads(int n) {
   if (n < 1) throw std::invalid_argument("set_num_threads: n must be >= 1, got " + std::to_string(n));
-  if (n > 1 && g_pool_lost.load())
-    throw std::runtime_error(
-        "set_num_threads(" + std::to_string(n) +
-        "): this process was forked from a thread whose OpenMP thread pool had started; GNU libgomp cannot "
-        "run a parallel region in it any more (it would wait forever for the parent's threads), so the kernels "
-        "run on one thread here. Use multiprocessing's 'spawn' or 'forkserver' start method for multi-threaded "
-        "kernels in child processes.");
   g_threads.store(n);
 }
 
@@ -125,19 +185,33 @@ void install_fork_handler() {
 
 bool in_parallel_region() { return t_in_region; }
 
+int kernel_pool_workers() {
+#ifndef TAPEGRAD_TSAN
+  return pool().workers();
+#else
+  return 0;
+#endif
+}
+
 namespace detail {
 
 #ifndef TAPEGRAD_TSAN
 void run_team(int nt, TeamFn fn, void* ctx) {
-  if (nt > t_pool_size) check_threads_startable(nt - t_pool_size);
-  t_pool_started = true;
-#pragma omp parallel num_threads(nt)
-  {
-    t_in_region = true;
-    fn(ctx, omp_get_thread_num(), omp_get_num_threads());
-    t_in_region = false;
+  Pool& p = pool();
+  std::unique_lock<std::mutex> lock(p.submit, std::try_to_lock);
+  if (lock.owns_lock()) p.grow(nt - 1);  // may throw: nothing is posted yet
+  Job j{fn, ctx, nt};
+  if (lock.owns_lock()) p.post(&j);
+  // Busy pool (another thread's job): the caller's share loop takes every share itself.
+  t_in_region = true;
+  fn(ctx, 0, nt);
+  t_in_region = false;
+  if (!lock.owns_lock()) return;
+  p.job.store(nullptr);
+  for (int spin = 0; p.active.load() != 0; ++spin) {
+    if (spin < kCallerSpins) cpu_relax();
+    else std::this_thread::yield();
   }
-  t_pool_size = nt;
 }
 #else
 void run_team(int nt, TeamFn fn, void* ctx) {

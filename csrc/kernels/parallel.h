@@ -3,18 +3,21 @@
 //
 //  - The thread count is process-wide (PyTorch's at::set_num_threads), not OpenMP's per-thread
 //    setting: set_num_threads in one thread is what every other thread's kernels use.
-//  - No exception crosses a region: parallel() runs each thread's share under a catch, keeps the
-//    first exception and rethrows it on the calling thread once all threads are done (an
-//    exception escaping an OpenMP region is std::terminate). Failing to start the team's threads
-//    is an exception too (GNU libgomp itself would exit(1)).
-//  - fork: GNU libgomp's worker threads do not exist in a child, but its pool says they do, so the
-//    child's first parallel region would wait for them forever. A pthread_atfork child handler
-//    makes a child forked from a thread that had started a pool run its kernels on one thread,
-//    and refuses set_num_threads(n > 1) there (see set_num_threads). A child forked from a thread
-//    that never started a pool has a usable OpenMP and keeps the parent's count.
-//  - In the ThreadSanitizer build (TAPEGRAD_TSAN) a team is std::threads instead of OpenMP:
-//    libgomp's synchronisation is invisible to TSan and would flood it with false reports, while
-//    thread creation and join are intercepted. The partition of work over threads is the same.
+//  - The threads are a pool of workers (parallel.cpp) shared by all calling threads. Work is
+//    handed out dynamically: the caller starts on it at once, idle workers join, each takes the
+//    next share or tile from a shared counter, and a worker that the OS has not scheduled (on a
+//    machine busy with other processes) is never waited for: the caller takes its shares, so two
+//    threads are never much slower than one. Shares are fixed by the problem, not by who runs
+//    them, so results are bit-identical for any thread count and any timing. Idle workers poll
+//    for tens of microseconds, then sleep (no long spin-waits taking a busy core).
+//  - No exception crosses a region: parallel() runs each share under a catch, keeps the first
+//    exception and rethrows it on the calling thread once all shares are done. Failing to start
+//    the pool's threads is an exception too.
+//  - fork: the child has none of the parent's worker threads; a pthread_atfork child handler
+//    makes its next region start a new pool, so the child's kernels run, on as many threads as
+//    the parent's (GNU libgomp's own pool would hang there).
+//  - In the ThreadSanitizer build (TAPEGRAD_TSAN) a team is std::threads started and joined per
+//    call, which TSan sees through; the shares are the same.
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -26,12 +29,14 @@
 namespace tapegrad {
 
 // The kernels' thread count, process-wide. Starts at OpenMP's default (OMP_NUM_THREADS, else
-// the number of CPUs) or 1 in a fork child whose parent's pool was lost.
+// the number of CPUs).
 int num_threads();
 
-// Throws std::invalid_argument for n < 1, std::runtime_error for n > 1 in a fork child that
-// lost its parent's OpenMP pool (its parallel regions would hang).
+// Throws std::invalid_argument for n < 1.
 void set_num_threads(int n);
+
+// The worker threads the pool has started (0 in the ThreadSanitizer build): for tests.
+int kernel_pool_workers();
 
 // Registers the pthread_atfork child handler; idempotent (the bindings call it at import).
 void install_fork_handler();
@@ -68,36 +73,64 @@ class FirstException {
 
 namespace detail {
 using TeamFn = void (*)(void* ctx, int tid, int nthreads);
-// Runs fn(ctx, tid, nthreads) on a team of nt > 1 threads (the caller is thread 0); fn must not
-// throw. Throws std::system_error if the team's threads cannot be started.
+// Runs fn(ctx, tid, nthreads) on the caller (tid 0) and on up to nt - 1 pool workers that join
+// while the caller's fn runs (none if the pool is busy with another caller's job); returns once
+// the caller's fn has returned and no worker is inside fn. fn must not throw, and must get its
+// work done whichever of its calls run (parallel() claims shares from a counter). Throws
+// std::system_error if the pool's threads cannot be started.
 void run_team(int nt, TeamFn fn, void* ctx);
 }  // namespace detail
 
-// Runs body(tid, nthreads) on up to nt threads (nthreads is the team's actual size; on one
-// thread, or nested in a region, body(0, 1) runs on the caller). Rethrows the first exception
-// any thread threw, after all threads have finished their share.
+// Runs body(share, nshares) for every share in [0, nt), on up to nt threads: each thread takes
+// the next share from a shared counter until none is left, so a thread the OS has not scheduled
+// yet (another process busy on its core) costs nothing: the others take its share, and when it
+// does start there is nothing left for it. nshares is nt whichever threads run the shares, so a
+// body whose arithmetic depends only on (share, nshares) gives the same result for any timing.
+// On one thread, or nested in a region, the shares run in order on the caller. Rethrows the
+// first exception any share threw, after all have finished.
 template <class F>
 void parallel(int nt, F&& body) {
   if (nt <= 1 || in_parallel_region()) {
-    body(0, 1);
+    for (int s = 0; s < std::max(nt, 1); ++s) body(s, std::max(nt, 1));
     return;
   }
   FirstException error;
-  auto share = [&](int tid, int nthreads) { error.run([&] { body(tid, nthreads); }); };
+  std::atomic<int> next{0};
+  auto share = [&](int, int) {
+    for (int s; (s = next.fetch_add(1, std::memory_order_relaxed)) < nt;) error.run([&] { body(s, nt); });
+  };
   detail::run_team(
       nt, [](void* ctx, int tid, int nthreads) { (*static_cast<decltype(share)*>(ctx))(tid, nthreads); }, &share);
   error.rethrow();
 }
 
-// fn(begin, end) over contiguous static shares of [0, n), thread tid taking
-// [n * tid / nthreads, n * (tid + 1) / nthreads); at most num_threads() threads, one if !enable.
+// fn(begin, end) over contiguous shares of [0, n): share s is [n * s / k, n * (s + 1) / k) for
+// k = min(n, num_threads()) shares (one if !enable), run as parallel() runs them.
 template <class F>
 void parallel_for(int64_t n, bool enable, F&& fn) {
   if (n <= 0) return;
   const int nt = enable && n > 1 ? int(std::min<int64_t>(n, num_threads())) : 1;
-  parallel(nt, [&](int tid, int nthreads) {
-    const int64_t begin = int64_t(__int128(n) * tid / nthreads), end = int64_t(__int128(n) * (tid + 1) / nthreads);
+  parallel(nt, [&](int s, int k) {
+    const int64_t begin = int64_t(__int128(n) * s / k), end = int64_t(__int128(n) * (s + 1) / k);
     if (begin < end) fn(begin, end);
+  });
+}
+
+// fn(tile) for every tile in [0, ntiles), on up to num_threads() threads (one if !enable), each
+// thread taking the next tile from a shared counter. For work cut into many tiles whose
+// arithmetic is fixed by the tile alone: the result is then the same for any thread count, and
+// no thread waits for a slow or descheduled one while tiles are left.
+template <class F>
+void parallel_tiles(int64_t ntiles, bool enable, F&& fn) {
+  if (ntiles <= 0) return;
+  const int nt = enable && ntiles > 1 && !in_parallel_region() ? int(std::min<int64_t>(ntiles, num_threads())) : 1;
+  if (nt == 1) {
+    for (int64_t t = 0; t < ntiles; ++t) fn(t);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  parallel(nt, [&](int, int) {
+    for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < ntiles;) fn(t);
   });
 }
 

@@ -3,9 +3,12 @@
 // Every kernel is a loop body written once (a template, inlined) and compiled three times: for
 // the baseline ISA and, through target attributes, for AVX2+FMA and AVX-512, chosen at run time
 // by CPU feature as gemm.cpp does (results may differ by an ulp between ISAs, never between
-// thread counts). The bodies are plain loops under `omp simd` that the compiler vectorises; the only
-// transcendental in a float inner loop is exp_f below, which is branch-free so it vectorises.
+// thread counts). The bodies are plain loops under `omp simd` that the compiler vectorises; the
+// float transcendentals are the branch-free exp variants below (range reduction, a polynomial,
+// selects for the special cases), each with only the cases its callers can reach, so they vectorise.
 #include "kernels/rows.h"
+
+#include "kernels/parallel.h"
 
 #include <algorithm>
 #include <cmath>
@@ -47,6 +50,12 @@ TG_INLINE float bits_to_float(uint32_t u) {
   return f;
 }
 
+TG_INLINE uint32_t float_to_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
 // exp for float, within 2 ulp of the correctly rounded result over its whole range (denormal
 // results included): n = round(x / ln2), r = x - n ln2 in two parts (Cody-Waite), Cephes'
 // degree-6 polynomial for exp(r), then two power-of-two scalings (2^n may not be a normal
@@ -73,6 +82,38 @@ TG_INLINE float exp_f(float x) {
   return x != x ? x : out;
 }
 
+// exp_f for the softmax family, whose arguments are x - max(x) <= 0 (or NaN, in rows that hold a
+// NaN or +inf: the row is NaN then, through the sum): no overflow to handle, and a NaN argument
+// may give any value. Six selects fewer than exp_f, the same result for every a <= 0 (positive
+// a is taken as 0; the kernels never pass one).
+TG_INLINE float exp_nonpos_full_f(float a) {
+  float ac = a > -104.0f ? a : -104.0f;  // NaN too: the int conversion below stays defined
+  ac = ac < 0.0f ? ac : 0.0f;
+  const float fm = ac * 1.44269504088896341f + 12582912.0f;
+  const float n = fm - 12582912.0f;
+  float r = ac - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  // 2^n in two factors: for n < -126 one alone would not be a normal float.
+  const int32_t ni = static_cast<int32_t>(float_to_bits(fm) - 0x4B400000u), n1 = ni >> 1, n2 = ni - n1;
+  const float y = p * bits_to_float(static_cast<uint32_t>(n1 + 127) << 23) *
+                  bits_to_float(static_cast<uint32_t>(n2 + 127) << 23);
+  return a < -103.972084045410156f ? 0.0f : y;
+}
+
+template <typename T>
+TG_INLINE T exp_nonpos(T a);
+template <>
+TG_INLINE float exp_nonpos<float>(float a) { return exp_nonpos_full_f(a); }
+template <>
+TG_INLINE double exp_nonpos<double>(double a) { return std::exp(a); }
+
 template <typename T>
 TG_INLINE T exp_t(T x);
 template <>
@@ -85,18 +126,41 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 constexpr double kTanhK = 0.79788456080286535588;  // sqrt(2 / pi)
 constexpr double kTanhC = 0.044715;
 
+// exp(a) for a <= 0, 0 below -86 (where GELU's users of it no longer need it), within 2 ulp
+// elsewhere: exp_f without its overflow, denormal and NaN cases, and with one power-of-two
+// scaling (2^n stays a normal float for n >= -125). A NaN a gives a finite value: the callers
+// let NaN through another operand.
+TG_INLINE float exp_nonpos_f(float a) {
+  const float ac = a > -86.0f ? a : -86.0f;
+  const float fm = ac * 1.44269504088896341f + 12582912.0f;  // 1.5 * 2^23 + n: n in its low bits
+  const float n = fm - 12582912.0f;
+  float r = ac - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const float y = bits_to_float(float_to_bits(p) + ((float_to_bits(fm) - 0x4B400000u) << 23));
+  return a < -86.0f ? 0.0f : y;
+}
+
 // Phi(x) (the normal CDF) and phi(x) (its density). float: Abramowitz-Stegun 7.1.26 for
 // erfc(|x| / sqrt 2) (absolute error below 1.5e-7, as PyTorch's vectorised erf), written as
 // erfc so that Phi keeps its relative accuracy in the left tail; double: the C library's erfc.
+// exp(-x^2 / 2) is 0 beyond |x| = 13.1, so Phi is exactly 0 or 1 there; |x| / sqrt 2 is capped
+// at 16 so that t stays finite at +-inf. A NaN x makes Phi NaN (through t).
 TG_INLINE void normal_cdf_pdf(float x, float& cdf, float& pdf) {
-  const float z = std::fabs(x) * float(kSqrt1_2);
+  float z = std::fabs(x) * float(kSqrt1_2);
+  z = z > 16.0f ? 16.0f : z;
   const float t = 1.0f / (1.0f + 0.3275911f * z);
   const float poly =
       t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
-  const float e = exp_f(-z * z);
-  const float half_erfc = 0.5f * poly * e;
-  cdf = x >= 0.0f ? 1.0f - half_erfc : half_erfc;
-  cdf = x != x ? x : cdf;
+  const float e = exp_nonpos_f(x * x * -0.5f);
+  const float half_erfc = (0.5f * poly) * e;
+  cdf = x < 0.0f ? half_erfc : 1.0f - half_erfc;
   pdf = e * float(kInvSqrt2Pi);
 }
 
@@ -104,6 +168,10 @@ TG_INLINE void normal_cdf_pdf(double x, double& cdf, double& pdf) {
   cdf = 0.5 * std::erfc(-x * kSqrt1_2);
   pdf = std::exp(-0.5 * x * x) * kInvSqrt2Pi;
 }
+
+// |x| beyond which Phi(x) is exactly 0 or 1 and phi(x) exactly 0 (exp(-x^2 / 2) underflows).
+template <typename T>
+constexpr T gelu_flat() { return sizeof(T) == 4 ? T(16) : T(40); }
 
 // The tanh form as x * sigmoid(2u): 0.5 (1 + tanh u) = 1 / (1 + exp(-2u)), which keeps its
 // relative accuracy where 1 + tanh u cancels (large negative x).
@@ -130,7 +198,9 @@ TG_INLINE void gelu_forward_body(int64_t n, const T* x, T* y, bool tanh_approx) 
     for (int64_t i = 0; i < n; ++i) {
       T cdf, pdf;
       normal_cdf_pdf(x[i], cdf, pdf);
-      y[i] = cdf == T(0) ? T(-0.0) : x[i] * cdf;  // gelu(-inf) = -0, where PyTorch's gives NaN
+      // Phi is exactly 0 below -gelu_flat, where x * Phi would be -inf * 0 = NaN at -inf: gelu(-inf)
+      // = -0 (PyTorch's gives NaN). A NaN x stays NaN (through cdf).
+      y[i] = (x[i] < -gelu_flat<T>() ? -gelu_flat<T>() : x[i]) * cdf;
     }
   }
 }
@@ -150,7 +220,10 @@ TG_INLINE void gelu_backward_body(int64_t n, const T* g, const T* x, T* gx, bool
     for (int64_t i = 0; i < n; ++i) {
       T cdf, pdf;
       normal_cdf_pdf(x[i], cdf, pdf);
-      gx[i] = g[i] * (cdf + (pdf == T(0) ? T(0) : x[i] * pdf));  // gelu'(+-inf) = 1, 0 (PyTorch: NaN)
+      // phi is exactly 0 beyond gelu_flat, so clamping x there changes nothing but inf * 0:
+      // gelu'(+-inf) = 1, 0 (PyTorch: NaN).
+      const T xc = x[i] < -gelu_flat<T>() ? -gelu_flat<T>() : x[i] > gelu_flat<T>() ? gelu_flat<T>() : x[i];
+      gx[i] = g[i] * (cdf + xc * pdf);
     }
   }
 }
@@ -177,14 +250,14 @@ TG_INLINE void softmax_forward_body(int64_t r0, int64_t r1, int64_t D, const T* 
     T s = 0;
     if (log) {
 #pragma omp simd reduction(+ : s)
-      for (int64_t j = 0; j < D; ++j) s += exp_t<T>(xr[j] - m);
+      for (int64_t j = 0; j < D; ++j) s += exp_nonpos<T>(xr[j] - m);
       const T ls = std::log(s);  // (x - m) - log s, not x - (m + log s): exact where x is near m
 #pragma omp simd
       for (int64_t j = 0; j < D; ++j) yr[j] = (xr[j] - m) - ls;
     } else {
 #pragma omp simd reduction(+ : s)
       for (int64_t j = 0; j < D; ++j) {
-        const T e = exp_t<T>(xr[j] - m);
+        const T e = exp_nonpos<T>(xr[j] - m);
         yr[j] = e;
         s += e;
       }
@@ -207,7 +280,7 @@ TG_INLINE void softmax_backward_body(int64_t r0, int64_t r1, int64_t D, const T*
 #pragma omp simd reduction(+ : s)
       for (int64_t j = 0; j < D; ++j) s += gr[j];
 #pragma omp simd
-      for (int64_t j = 0; j < D; ++j) o[j] = gr[j] - exp_t<T>(yr[j]) * s;
+      for (int64_t j = 0; j < D; ++j) o[j] = gr[j] - exp_nonpos<T>(yr[j]) * s;
     } else {
 #pragma omp simd reduction(+ : s)
       for (int64_t j = 0; j < D; ++j) s += gr[j] * yr[j];
@@ -316,7 +389,7 @@ TG_INLINE void cross_entropy_forward_body(int64_t r0, int64_t r1, int64_t C, con
     const T m = row_max(C, xr);
     T s = 0;
 #pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < C; ++j) s += exp_t<T>(xr[j] - m);
+    for (int64_t j = 0; j < C; ++j) s += exp_nonpos<T>(xr[j] - m);
     const T ls = std::log(s);
     rmax[r] = m;
     logsum[r] = ls;
@@ -336,7 +409,7 @@ TG_INLINE void cross_entropy_backward_body(int64_t r0, int64_t r1, int64_t C, co
     }
     const T k = g[r] * w[r], m = rmax[r], ls = logsum[r];
 #pragma omp simd
-    for (int64_t j = 0; j < C; ++j) o[j] = k * exp_t<T>((xr[j] - m) - ls);
+    for (int64_t j = 0; j < C; ++j) o[j] = k * exp_nonpos<T>((xr[j] - m) - ls);
     o[t[r]] -= k;
   }
 }
@@ -385,12 +458,12 @@ TG_VARIANTS(cross_entropy_backward,
 // Rows per task: whole rows, about kBlock elements, fixed by the shape alone.
 inline int64_t rows_per_task(int64_t D) { return std::max<int64_t>(1, kBlock / std::max<int64_t>(D, 1)); }
 
-// Runs f(r0, r1) over [0, R) in tasks of rows_per_task(D) rows, in parallel when large enough.
+// Runs f(r0, r1) over [0, R) in tasks of rows_per_task(D) rows, tasks taken dynamically by the
+// threads when large enough (parallel_tiles): each task's arithmetic is fixed by the shape.
 template <typename F>
 void for_rows(int64_t R, int64_t D, F f) {
   const int64_t step = rows_per_task(D), ntasks = (R + step - 1) / step;
-#pragma omp parallel for schedule(static) if (R * D >= kParallelMinElems && ntasks > 1)
-  for (int64_t k = 0; k < ntasks; ++k) f(k * step, std::min(R, (k + 1) * step));
+  parallel_tiles(ntasks, R * D >= kParallelMinElems, [&](int64_t k) { f(k * step, std::min(R, (k + 1) * step)); });
 }
 
 }  // namespace
@@ -447,17 +520,15 @@ void layer_norm_backward_params(int64_t R, int64_t D, const T* g, const T* x, co
   // Chunk c's sums at part[(c * 2 + k) * D], k = 0 for gw and 1 for gb; every one is written.
   std::unique_ptr<T[]> part(new T[static_cast<size_t>(nchunks * 2 * D)]);
   const bool par = R * D >= kParallelMinElems;
-#pragma omp parallel for schedule(static) if (par && nchunks > 1)
-  for (int64_t c = 0; c < nchunks; ++c) {
+  parallel_tiles(nchunks, par, [&](int64_t c) {
     T* pw = gw ? part.get() + (c * 2) * D : nullptr;
     T* pb = gb ? part.get() + (c * 2 + 1) * D : nullptr;
     TG_CALL(layer_norm_params_chunk, T, c * rows, std::min(R, (c + 1) * rows), D, g, x, mean, rstd, pw, pb);
-  }
+  });
   // The chunks in order, columns in blocks (each thread a block): contiguous, vectorised adds.
   constexpr int64_t kCols = 256;
   const int64_t nblocks = (D + kCols - 1) / kCols;
-#pragma omp parallel for schedule(static) if (par && nblocks > 1)
-  for (int64_t blk = 0; blk < nblocks; ++blk) {
+  parallel_tiles(nblocks, par, [&](int64_t blk) {
     const int64_t j0 = blk * kCols, n = std::min(kCols, D - j0);
     double sw[kCols], sb[kCols];
     std::fill(sw, sw + n, 0.0);
@@ -478,7 +549,7 @@ void layer_norm_backward_params(int64_t R, int64_t D, const T* g, const T* x, co
       if (gw) gw[j0 + j] = T(sw[j]);
       if (gb) gb[j0 + j] = T(sb[j]);
     }
-  }
+  });
 }
 
 template <typename T>

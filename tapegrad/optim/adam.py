@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _C
 from .optimizer import Optimizer
+
+
+def _fits(state, param):
+    """Whether a state array can go to the fused kernel with its parameter's array."""
+    return state.dtype == param.dtype and state.shape == param.shape and state.flags.c_contiguous
 
 
 def check_adam_args(lr, betas, eps, weight_decay):
@@ -50,6 +56,36 @@ class Adam(Optimizer):
         state["exp_avg_sq"] = self._zeros_state(p)
         if group["amsgrad"]:
             state["max_exp_avg_sq"] = self._zeros_state(p)
+
+    def _fused_update(self, group, params):
+        arrays = self._fused_arrays(group, params)
+        if arrays is None:
+            return False
+        ps, gs = arrays
+        states = []
+        keys = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+        for p, a in zip(params, ps):
+            state = self.state[p]
+            if not state:
+                self._init_state(group, p, state)
+            if not all(k in state and _fits(state[k]._data, a) for k in keys):
+                return False  # e.g. state loaded in another dtype: the numpy path casts it
+            states.append(state)
+        for state in states:
+            state["step"]._data += 1
+        by_step = {}  # parameters added to the group later have their own step count
+        for i, state in enumerate(states):
+            by_step.setdefault(float(state["step"]._data), []).append(i)
+        (beta1, beta2), amsgrad = group["betas"], group["amsgrad"]
+        for step, idx in by_step.items():
+            _C.adam_step([ps[i] for i in idx], [gs[i] for i in idx], [states[i]["exp_avg"]._data for i in idx],
+                         [states[i]["exp_avg_sq"]._data for i in idx],
+                         [states[i]["max_exp_avg_sq"]._data for i in idx] if amsgrad else None,
+                         group["lr"], beta1, beta2, group["eps"], group["weight_decay"], step, group["maximize"],
+                         group["decoupled_weight_decay"])
+        for p in params:
+            p._version[0] += 1
+        return True
 
     def _update(self, group, p, g, state, scratch):
         buf, tmp = scratch

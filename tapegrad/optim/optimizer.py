@@ -3,6 +3,9 @@
 Subclasses implement ``_update(group, p, grad, state, scratch)`` on numpy arrays: the update
 runs in place on ``p._data`` with ``out=`` arguments into per-parameter scratch buffers that
 are allocated once, so a step allocates no parameter-sized temporaries and records no tape.
+A subclass may also implement ``_fused_update(group, params)``: one C++ call over every
+parameter of the group (``foreach``/``fused`` in PyTorch's terms), bit-identical to the
+per-parameter path, which runs where it declines.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from .. import _C
 from .._tape import grad_mode
 from ..nn.parameter import zero_grads
 from ..tensor import Tensor
@@ -102,6 +106,8 @@ class Optimizer:
         with grad_mode.no_grad():
             for group in self.param_groups:
                 self._prepare_group(group)
+                if self._fused_update(group, [p for p in group["params"] if p.grad is not None]):
+                    continue
                 for p in group["params"]:
                     if p.grad is None:
                         continue
@@ -125,6 +131,32 @@ class Optimizer:
 
     def _prepare_group(self, group) -> None:
         pass
+
+    def _fused_update(self, group, params) -> bool:
+        """Updates ``params`` (those of ``group`` with a gradient) in one fused call and returns
+        True, or returns False for the per-parameter path."""
+        return False
+
+    def _fused_arrays(self, group, params):
+        """The parameters' and gradients' arrays if the fused kernels take them (the group asks
+        for it, or leaves both ``fused`` and ``foreach`` unset; one float dtype; contiguous;
+        gradients of their parameters' shapes), else None. ``fused=True`` on parameters the
+        kernels cannot take is an error, as in PyTorch."""
+        fused, foreach = group.get("fused"), group.get("foreach")
+        if fused and foreach:
+            raise RuntimeError(f"{type(self).__name__}: `fused` and `foreach` cannot be `True` together.")
+        wanted = bool(fused or foreach) or (fused is None and foreach is None)
+        if not wanted or group.get("differentiable") or not params or not isinstance(group.get("lr"), (int, float)):
+            return None
+        ps, gs = [p._data for p in params], [p.grad._data for p in params]
+        dt = ps[0].dtype
+        ok = dt in (np.float32, np.float64) and all(
+            a.dtype == dt and b.dtype == dt and a.shape == b.shape and a.flags.c_contiguous and a.flags.writeable
+            and b.flags.c_contiguous for a, b in zip(ps, gs))
+        if not ok and fused:
+            raise RuntimeError(f"{type(self).__name__}: `fused=True` requires every parameter with a gradient to be "
+                               f"a contiguous float32 or float64 tensor of one dtype, with a gradient of its shape")
+        return (ps, gs) if ok else None
 
     def _init_state(self, group, p, state) -> None:
         pass

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _C
 from ..tensor import Tensor
 from .optimizer import Optimizer, required
 
@@ -34,6 +35,36 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                                       nesterov=nesterov, maximize=maximize, foreach=foreach,
                                       differentiable=differentiable, fused=fused))
+
+    def _fused_update(self, group, params):
+        arrays = self._fused_arrays(group, params)
+        if arrays is None:
+            return False
+        ps, gs = arrays
+        momentum, bufs, first = group["momentum"], None, []
+        if momentum != 0:
+            bufs = []
+            for p, a in zip(params, ps):
+                b = self.state[p].get("momentum_buffer")
+                if b is not None and not (b._data.dtype == a.dtype and b._data.shape == a.shape
+                                          and b._data.flags.c_contiguous):
+                    return False  # e.g. a buffer loaded in another dtype: the numpy path casts it
+            for p, a in zip(params, ps):
+                state = self.state[p]
+                if state.get("momentum_buffer") is None:  # the kernel fills it with the first gradient
+                    state["momentum_buffer"] = Tensor._wrap(np.empty_like(a))
+                    first.append(True)
+                else:
+                    first.append(False)
+                bufs.append(state["momentum_buffer"]._data)
+        else:
+            for p in params:
+                self.state[p]  # noqa: B018 - an (empty) state entry per stepped parameter, as the per-parameter path
+        _C.sgd_step(ps, gs, bufs, first, group["lr"], momentum, group["dampening"], group["weight_decay"],
+                    group["nesterov"], group["maximize"])
+        for p in params:
+            p._version[0] += 1
+        return True
 
     def _update(self, group, p, g, state, scratch):
         buf, tmp = scratch
