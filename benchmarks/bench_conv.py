@@ -1,10 +1,13 @@
-"""LeNet's convolution and pooling layers: tapegrad._C against PyTorch CPU, side by side.
+"""LeNet's convolution and pooling layers, and a C3D-like 3-D block (Conv3d(16, 32, 3, padding=1)
+on 8x16x16x32x32, then MaxPool3d(2)): tapegrad._C against PyTorch CPU, side by side.
 
-Run: python benchmarks/bench_conv.py [--threads 2] [--batch 64]
+Run: python benchmarks/bench_conv.py [--threads 2] [--batch 64] [--rounds 3] [--match C3D]
 Prints a markdown table of milliseconds, best of many runs (on a shared machine the minimum is
 the least noisy estimate); ratio = tapegrad / torch (below 1 is faster).
 Each side runs in its own process: torch ships its own OpenMP runtime, and two runtimes'
-spinning worker threads in one process steal the cores from each other.
+spinning worker threads in one process steal the cores from each other. With --rounds the two
+sides' processes alternate and each case keeps its best round, so a burst of load elsewhere on
+a shared machine hits both sides alike.
 """
 import argparse
 import json
@@ -22,12 +25,19 @@ try:
 except ImportError:  # the table then has tapegrad's column only
     torch = None
 
-LAYERS = [  # name, input (C, H, W), weight (O, C, kh, kw)
-    ("conv1 1->20 28x28 5x5", (1, 28, 28), (20, 1, 5, 5)),
-    ("conv2 20->50 12x12 5x5", (20, 12, 12), (50, 20, 5, 5)),
+LAYERS = [  # name, batch (None: --batch), input (C, *spatial), weight (O, C, *kernel), padding
+    ("conv1 1->20 28x28 5x5", None, (1, 28, 28), (20, 1, 5, 5), 0),
+    ("conv2 20->50 12x12 5x5", None, (20, 12, 12), (50, 20, 5, 5), 0),
+    ("C3D 16->32 16x32x32 3x3x3 pad 1, batch 8", 8, (16, 16, 32, 32), (32, 16, 3, 3, 3), 1),
 ]
-GEO = ((1, 1), (0, 0), (1, 1), 1)  # stride, padding, dilation, groups
-POOL = ((2, 2), (2, 2), (0, 0), (1, 1), False)  # kernel, stride, padding, dilation, ceil_mode
+
+
+def geo(nd, padding):  # stride, padding, dilation, groups
+    return (1,) * nd, (padding,) * nd, (1,) * nd, 1
+
+
+def pool_geo(nd):  # kernel, stride, padding, dilation, ceil_mode
+    return (2,) * nd, (2,) * nd, (0,) * nd, (1,) * nd, False
 
 
 def bench(fn, min_time=0.5, min_runs=10):
@@ -41,63 +51,70 @@ def bench(fn, min_time=0.5, min_runs=10):
     return 1e3 * min(times)
 
 
-def tapegrad_cases(x, w, b):
-    hw, k = x.shape[2:], w.shape[2:]
+def tapegrad_cases(x, w, b, padding):
+    size, k, nd = x.shape[2:], w.shape[2:], x.ndim - 2
+    conv, conv_input_grad, conv_weight_grad, conv_bias_grad, max_pool, max_pool_backward = (
+        getattr(_C, f"{name}{nd}d{suffix}") for name, suffix in (
+            ("conv", ""), ("conv", "_input_grad"), ("conv", "_weight_grad"), ("conv", "_bias_grad"),
+            ("max_pool", ""), ("max_pool", "_backward")))
+    conv_geo, pool_args = geo(nd, padding), pool_geo(nd)
 
     def fwd():
-        return _C.conv2d(x, w, b, *GEO)
+        return conv(x, w, b, *conv_geo)
 
     y = fwd()
     gy = np.ones_like(y)
 
     def fwd_bwd():
         fwd()
-        _C.conv2d_input_grad(gy, w, hw, *GEO)
-        _C.conv2d_weight_grad(x, gy, k, *GEO)
-        _C.conv2d_bias_grad(gy)
+        conv_input_grad(gy, w, size, *conv_geo)
+        conv_weight_grad(x, gy, k, *conv_geo)
+        conv_bias_grad(gy)
 
     def pool():
-        return _C.max_pool2d(y, *POOL)
+        return max_pool(y, *pool_args)
 
     py, idx = pool()
     gpy = np.ones_like(py)
 
     def pool_bwd():
         pool()
-        _C.max_pool2d_backward(gpy, idx, y.shape[2:])
+        max_pool_backward(gpy, idx, y.shape[2:])
 
     return [fwd, fwd_bwd, pool, pool_bwd]
 
 
-def torch_cases(x, w, b):
+def torch_cases(x, w, b, padding):
+    nd = x.ndim - 2
+    conv, max_pool = getattr(F, f"conv{nd}d"), getattr(F, f"max_pool{nd}d")
     tx, tw, tb = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
     with torch.no_grad():
-        y = F.conv2d(tx, tw, tb)
+        y = conv(tx, tw, tb, padding=padding)
     gy = torch.ones_like(y)
     ty = y.clone().requires_grad_()
-    gpy = torch.ones_like(F.max_pool2d(y, 2, 2))
+    gpy = torch.ones_like(max_pool(y, 2, 2))
 
     def fwd():
         with torch.no_grad():
-            return F.conv2d(tx, tw, tb)
+            return conv(tx, tw, tb, padding=padding)
 
     def fwd_bwd():
-        F.conv2d(tx, tw, tb).backward(gy)
+        conv(tx, tw, tb, padding=padding).backward(gy)
 
     def pool():
         with torch.no_grad():
-            return F.max_pool2d(y, 2, 2, return_indices=True)
+            return max_pool(y, 2, 2, return_indices=True)
 
     def pool_bwd():
-        F.max_pool2d(ty, 2, 2).backward(gpy)
+        max_pool(ty, 2, 2).backward(gpy)
 
     return [fwd, fwd_bwd, pool, pool_bwd]
 
 
-NAMES = ["conv fwd", "conv fwd+bwd (x, w, b grads)", "max_pool2d 2x2 fwd", "max_pool2d 2x2 fwd+bwd"]
+NAMES = ["conv fwd", "conv fwd+bwd (x, w, b grads)", "max_pool 2 fwd", "max_pool 2 fwd+bwd"]
 
 
-def measure(impl, threads, batch, min_time):
+def measure(impl, threads, batch, min_time, match):
     """{layer/dtype: [ms per case]} for one implementation, in this process."""
     if impl == "torch":
         torch.set_num_threads(threads)
@@ -106,13 +123,16 @@ def measure(impl, threads, batch, min_time):
         _C.set_num_threads(threads)
         cases = tapegrad_cases
     out = {}
-    for layer, xs, ws in LAYERS:
+    for layer, n, xs, ws, padding in LAYERS:
+        if match not in layer:
+            continue
         for dtype in (np.float32, np.float64):
             rng = np.random.default_rng(0)
-            x = rng.standard_normal((batch, *xs)).astype(dtype)
+            x = rng.standard_normal((n or batch, *xs)).astype(dtype)
             w = rng.standard_normal(ws).astype(dtype)
             b = rng.standard_normal(ws[0]).astype(dtype)
-            out[f"{layer}|{np.dtype(dtype).name}"] = [bench(f, min_time) for f in cases(x, w, b)]
+            runs = 10 if len(xs) == 3 else 3  # the 3-D block takes about a second a pass
+            out[f"{layer}|{np.dtype(dtype).name}"] = [bench(f, min_time, runs) for f in cases(x, w, b, padding)]
     return out
 
 
@@ -121,17 +141,24 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--min-time", type=float, default=0.5, help="seconds of runs per case (more: less noise)")
+    ap.add_argument("--rounds", type=int, default=1, help="alternating processes per side; best round kept")
+    ap.add_argument("--match", default="", help="only the layers whose name contains this")
     ap.add_argument("--impl", choices=["tapegrad", "torch"], help="measure one side and print JSON")
     a = ap.parse_args()
     if a.impl:
-        print(json.dumps(measure(a.impl, a.threads, a.batch, a.min_time)))
+        print(json.dumps(measure(a.impl, a.threads, a.batch, a.min_time, a.match)))
         return
     run = [sys.executable, __file__, "--threads", str(a.threads), "--batch", str(a.batch), "--min-time",
-           str(a.min_time), "--impl"]
-    ours = json.loads(subprocess.run(run + ["tapegrad"], check=True, capture_output=True, text=True).stdout)
-    theirs = (json.loads(subprocess.run(run + ["torch"], check=True, capture_output=True, text=True).stdout)
-              if torch is not None else {})
-    print(f"batch {a.batch}, {a.threads} threads" + (f", torch {torch.__version__}" if torch else ", no torch"))
+           str(a.min_time), "--match", a.match, "--impl"]
+    best = {"tapegrad": {}, "torch": {}}
+    for _ in range(a.rounds):
+        for impl in ("tapegrad", "torch") if torch is not None else ("tapegrad",):
+            got = json.loads(subprocess.run(run + [impl], check=True, capture_output=True, text=True).stdout)
+            for key, times in got.items():
+                best[impl][key] = [min(t, b) for t, b in zip(times, best[impl].get(key, times))]
+    ours, theirs = best["tapegrad"], best["torch"]
+    print(f"batch {a.batch}, {a.threads} threads, best of {a.rounds} alternating rounds"
+          + (f", torch {torch.__version__}" if torch else ", no torch"))
     print()
     print("| layer | dtype | op | tapegrad ms | torch ms | ratio |")
     print("|---|---|---|---:|---:|---:|")

@@ -38,6 +38,11 @@ constexpr int64_t kWeightGradMaxChunks = 16;
 // images in one GEMM 3.19 ms as its col no longer fits in cache.)
 constexpr int64_t kGemmMinColumns = 256;
 
+// The forward pass of a large 3-D image builds and multiplies its col a few output depth planes
+// at a time, about this many elements each: a whole image's col (C3D's 16->32 3x3x3 on 16x32x32:
+// 28 MB) would go to memory and back, a slice of it stays in cache.
+constexpr int64_t kForwardColElems = 1 << 18;
+
 // Output columns ow whose input column ow*sw + off lies in [0, W): [lo, hi).
 void valid_range(int64_t off, int64_t stride, int64_t W, int64_t Wo, int64_t& lo, int64_t& hi) {
   lo = off >= 0 ? 0 : ceil_div(-off, stride);
@@ -64,14 +69,24 @@ int64_t images_per_gemm(const ConvShape& s) {
   return std::clamp<int64_t>(kGemmMinColumns / out_positions(s), 1, std::max<int64_t>(s.N, 1));
 }
 
-// Elements of a task's scratch: col (K, G*P), then an (Og, G*P) block when G > 1; none for a
-// pointwise convolution. K * G * P can exceed int64 for shapes whose operands all fit in memory.
-int64_t scratch_len(const ConvShape& s) {
+// Output depth planes per vol2col + GEMM step of the forward pass (depends on the shapes only):
+// all of them unless one image fills a GEMM (G == 1) and its col is large.
+int64_t forward_step_planes(const ConvShape& s) {
+  if (is_pointwise(s) || images_per_gemm(s) > 1) return s.Do;
+  int64_t col_plane;  // K * Ho * Wo elements per output depth plane
+  if (!mul_ok(s.C / s.groups * kernel_taps(s), s.Ho * s.Wo, col_plane)) return 1;
+  return std::clamp<int64_t>(kForwardColElems / col_plane, 1, s.Do);
+}
+
+// Elements of a task's scratch: col (K, G * cols), then an (Og, G * cols) block when G > 1;
+// none for a pointwise convolution. cols is an image's output positions per step (P, or the
+// forward pass's slice of them). K * G * cols can exceed int64 for shapes whose operands all fit.
+int64_t scratch_len(const ConvShape& s, int64_t image_cols) {
   const char* op = s.op;
   if (is_pointwise(s)) return 0;
   const int64_t Og = s.O / s.groups, G = images_per_gemm(s);
   const int64_t K = checked_mul(s.C / s.groups, kernel_taps(s), op, "vol2col rows");
-  const int64_t cols = checked_mul(G, out_positions(s), op, "vol2col buffer");
+  const int64_t cols = checked_mul(G, image_cols, op, "vol2col buffer");
   int64_t len = checked_mul(K, cols, op, "vol2col buffer"), block;
   if (G > 1 && (!mul_ok(Og, cols, block) || !add_ok(len, block, len)))
     throw SizeOverflow(std::string(op) + ": scratch of " + std::to_string(K) + " + " + std::to_string(Og) +
@@ -131,17 +146,18 @@ void col2plane(const ConvShape& s, const T* row, int64_t i, int64_t j, T* xc) {
   }
 }
 
-// col (Cg*kd*kh*kw, Do*Ho*Wo), row stride ld, <- patches of x (Cg, D, H, W), zeros where a tap
-// falls in the padding. Row (c, a, i, j) holds, per output depth, one plane's taps (i, j).
+// col (Cg*kd*kh*kw, (od1 - od0)*Ho*Wo), row stride ld, <- patches of x (Cg, D, H, W) for output
+// depths [od0, od1), zeros where a tap falls in the padding. Row (c, a, i, j) holds, per output
+// depth, one plane's taps (i, j).
 template <typename T>
-void vol2col(const ConvShape& s, int64_t Cg, const T* x, T* col, int64_t ld) {
+void vol2col(const ConvShape& s, int64_t Cg, const T* x, T* col, int64_t ld, int64_t od0, int64_t od1) {
   const int64_t HW = s.H * s.W, HWo = s.Ho * s.Wo;
   for (int64_t c = 0; c < Cg; ++c)
     for (int64_t a = 0; a < s.kd; ++a)
       for (int64_t i = 0; i < s.kh; ++i)
         for (int64_t j = 0; j < s.kw; ++j) {
-          T* row = col + (((c * s.kd + a) * s.kh + i) * s.kw + j) * ld;
-          for (int64_t od = 0; od < s.Do; ++od) {
+          T* row = col + (((c * s.kd + a) * s.kh + i) * s.kw + j) * ld - od0 * HWo;
+          for (int64_t od = od0; od < od1; ++od) {
             const int64_t id = od * s.sd - s.pd + a * s.dd;
             if (id < 0 || id >= s.D)
               std::fill(row + od * HWo, row + (od + 1) * HWo, T(0));
@@ -185,16 +201,25 @@ template <typename T>
 void conv_forward(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
   const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, K = Cg * kernel_taps(s), P = out_positions(s);
   const bool pointwise = is_pointwise(s);
-  const int64_t G = images_per_gemm(s);
-  // scratch: col (K, G*P), then the GEMM's (Og, G*P) result when G > 1
-  for_each_task<T>(ceil_div(s.N, G), scratch_len(s), [&](int64_t t, T* col) {
+  const int64_t G = images_per_gemm(s), step = forward_step_planes(s), HWo = s.Ho * s.Wo;
+  // scratch: col (K, G*P), then the GEMM's (Og, G*P) result when G > 1; with G == 1, col holds
+  // `step` output depth planes (K, step*Ho*Wo) and the GEMM writes y's slice in place
+  for_each_task<T>(ceil_div(s.N, G), scratch_len(s, step * HWo), [&](int64_t t, T* col) {
     const int64_t n0 = t * G, gn = std::min(G, s.N - n0), ld = gn * P;
     T* out = G > 1 ? col + K * G * P : nullptr;
     for (int64_t g = 0; g < s.groups; ++g) {
       const T* xg = x + (n0 * s.C + g * Cg) * in_volume(s);
-      if (!pointwise)
-        for (int64_t i = 0; i < gn; ++i) vol2col(s, Cg, xg + i * s.C * in_volume(s), col + i * P, ld);
       T* yg = y + (n0 * s.O + g * Og) * P;
+      if (gn == 1 && !pointwise) {  // one image, `step` output depth planes at a time
+        for (int64_t od0 = 0; od0 < s.Do; od0 += step) {
+          const int64_t od1 = std::min(od0 + step, s.Do), cols = (od1 - od0) * HWo;
+          vol2col(s, Cg, xg, col, cols, od0, od1);
+          gemm<T>(Og, cols, K, T(1), w + g * Og * K, K, 1, col, cols, 1, T(0), yg + od0 * HWo, P, 1);
+        }
+        continue;
+      }
+      if (!pointwise)
+        for (int64_t i = 0; i < gn; ++i) vol2col(s, Cg, xg + i * s.C * in_volume(s), col + i * P, ld, 0, s.Do);
       gemm<T>(Og, ld, K, T(1), w + g * Og * K, K, 1, pointwise ? xg : col, ld, 1, T(0), gn > 1 ? out : yg, ld, 1);
       // out (Og, gn*P) -> y[n0 + i, g*Og + o, :]
       for (int64_t i = 0; i < gn && gn > 1; ++i)
@@ -217,7 +242,7 @@ void conv_input_grad(const ConvShape& s, const T* gy, const T* w, T* gx) {
   const bool pointwise = is_pointwise(s);
   const int64_t G = images_per_gemm(s), CHW = s.C * in_volume(s);
   // scratch: col (K, G*P), then gy's (Og, G*P) block when G > 1
-  for_each_task<T>(ceil_div(s.N, G), scratch_len(s), [&](int64_t t, T* col) {
+  for_each_task<T>(ceil_div(s.N, G), scratch_len(s, P), [&](int64_t t, T* col) {
     const int64_t n0 = t * G, gn = std::min(G, s.N - n0), ld = gn * P;
     T* in = G > 1 ? col + K * G * P : nullptr;
     T* gxn = gx + n0 * CHW;
@@ -272,7 +297,7 @@ void conv_weight_grad(const ConvShape& s, const T* x, const T* gy, T* gw) {
   // Chunk c holds images [c*N/nchunks, (c+1)*N/nchunks), taken G at a time; its partial sum
   // goes to gw itself when there is a single chunk.
   std::vector<T> partials(nchunks > 1 ? checked_mul(nchunks, W_len, s.op, "chunk partials") : 0);
-  for_each_task<T>(nchunks, scratch_len(s), [&](int64_t c, T* col) {
+  for_each_task<T>(nchunks, scratch_len(s, P), [&](int64_t c, T* col) {
     T* part = nchunks > 1 ? partials.data() + c * W_len : gw;
     T* in = G > 1 ? col + K * G * P : nullptr;
     const int64_t n_begin = c * s.N / nchunks, n_end = (c + 1) * s.N / nchunks;
@@ -282,7 +307,7 @@ void conv_weight_grad(const ConvShape& s, const T* x, const T* gy, T* gw) {
         const T* xg = x + n0 * CHW + g * Cg * in_volume(s);
         const T* gyg = gy + (n0 * s.O + g * Og) * P;
         if (!pointwise)
-          for (int64_t i = 0; i < gn; ++i) vol2col(s, Cg, xg + i * CHW, col + i * P, ld);
+          for (int64_t i = 0; i < gn; ++i) vol2col(s, Cg, xg + i * CHW, col + i * P, ld, 0, s.Do);
         for (int64_t i = 0; i < gn && gn > 1; ++i)
           for (int64_t o = 0; o < Og; ++o) std::memcpy(in + o * ld + i * P, gyg + (i * s.O + o) * P, P * sizeof(T));
         // col is (K, ld) row-major, so its transpose has row stride 1, column stride ld.

@@ -125,6 +125,8 @@ def _reference_ops(rng, dtype):
     w = rng.standard_normal((6, 3, 3, 3)).astype(dtype)
     a = rng.standard_normal((150, 130)).astype(dtype)
     b = rng.standard_normal((130, 170)).astype(dtype)
+    v = rng.standard_normal((2, 3, 5, 8, 7)).astype(dtype)
+    wv = rng.standard_normal((4, 3, 3, 2, 3)).astype(dtype)
 
     def run():
         out = np.empty((150, 170), dtype)
@@ -135,7 +137,13 @@ def _reference_ops(rng, dtype):
         p, idx = _C.max_pool2d(y, (2, 2), (2, 2), (0, 0), (1, 1), False)
         gp = _C.max_pool2d_backward(p, idx, (20, 20))
         q = _C.avg_pool2d(y, (3, 3), (2, 2), (1, 1), True, False, 0)
-        return [out, y, gx, gw, p, idx, gp, q]
+        geo3 = ((1, 2, 1), (1, 0, 1), (1, 1, 1), 1)
+        y3 = _C.conv3d(v, wv, None, *geo3)
+        gx3 = _C.conv3d_input_grad(y3, wv, (5, 8, 7), *geo3)
+        gw3 = _C.conv3d_weight_grad(v, y3, (3, 2, 3), *geo3)
+        p3, idx3 = _C.max_pool3d(v, (2, 3, 2), (1, 2, 2), (1, 1, 0), (1, 1, 1), True)
+        q3 = _C.avg_pool3d(v, (3, 3, 3), (2, 2, 2), (1, 1, 1), True, False, 0)
+        return [out, y, gx, gw, p, idx, gp, q, y3, gx3, gw3, p3, idx3, q3]
 
     return run
 

@@ -72,6 +72,13 @@ class _ConvNd(Module):
             extra.append(want[i] - base)
         return tuple(extra)
 
+    def _conv_forward(self, input, conv):
+        if self.padding_mode == "zeros":
+            return conv(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        # as PyTorch: pad explicitly in the requested mode, then convolve without padding
+        return conv(F.pad(input, self._explicit_padding(), mode=self.padding_mode), self.weight, self.bias,
+                    self.stride, 0, self.dilation, self.groups)
+
     def _explicit_padding(self):
         """F.pad's (left, right, top, bottom, ...) for this layer's padding, last dim first."""
         if self.padding == "valid":
@@ -115,11 +122,7 @@ class Conv2d(_ConvNd):
                          padding_mode, device=device, dtype=dtype)
 
     def forward(self, input):
-        if self.padding_mode == "zeros":
-            return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-        # as PyTorch: pad explicitly in the requested mode, then convolve without padding
-        return F.conv2d(F.pad(input, self._explicit_padding(), mode=self.padding_mode), self.weight, self.bias,
-                        self.stride, 0, self.dilation, self.groups)
+        return self._conv_forward(input, F.conv2d)
 
 
 class ConvTranspose2d(_ConvNd):
@@ -152,10 +155,7 @@ class Conv1d(_ConvNd):
                          padding_mode, output_padding=(0,), device=device, dtype=dtype)
 
     def forward(self, input):
-        if self.padding_mode == "zeros":
-            return F.conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-        return F.conv1d(F.pad(input, self._explicit_padding(), mode=self.padding_mode), self.weight, self.bias,
-                        self.stride, 0, self.dilation, self.groups)
+        return self._conv_forward(input, F.conv1d)
 
 
 class ConvTranspose1d(_ConvNd):
@@ -190,11 +190,7 @@ class Conv3d(_ConvNd):
                          padding_mode, output_padding=(0, 0, 0), device=device, dtype=dtype)
 
     def forward(self, input):
-        if self.padding_mode == "zeros":
-            return F.conv3d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-        # as PyTorch: pad explicitly in the requested mode, then convolve without padding
-        return F.conv3d(F.pad(input, self._explicit_padding(), mode=self.padding_mode), self.weight, self.bias,
-                        self.stride, 0, self.dilation, self.groups)
+        return self._conv_forward(input, F.conv3d)
 
 
 class ConvTranspose3d(_ConvNd):
