@@ -833,7 +833,8 @@ def nonzero_static(input, *, size, fill_value=-1):
 @public
 def unravel_index(indices, shape):
     """The coordinates in an array of ``shape`` of the flat (C-order) ``indices``: a tuple of
-    int64 tensors, one per dimension."""
+    int64 tensors, one per dimension. Negative indices count from the end, as in PyTorch; one
+    outside ``[-numel, numel)`` raises, where PyTorch silently wraps it around."""
     a = indices._data if isinstance(indices, Tensor) else np.asarray(indices)
     if a.dtype.kind not in "iu":
         raise TypeError(f"unravel_index: expected 'indices' to be an integer tensor, got {a.dtype}")
