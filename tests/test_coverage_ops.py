@@ -158,3 +158,43 @@ def test_legacy_linalg_forms():
     g = tg.triangular_solve(tg.ones(3, 1, dtype=tg.float64), tg.tensor(a))
     np.testing.assert_allclose(g.cloned_coefficient.numpy(), s.cloned_coefficient.numpy())
     assert tg.qr(tg.tensor(a)).Q.shape == (3, 3) and tg.tensor(a).svd().V.shape == (3, 3)
+
+
+@pytest.mark.parametrize("fn", [lambda M, x: M.hash_tensor(x), lambda M, x: x.hash_tensor(),
+                                lambda M, x: M.hash_tensor(x, 1), lambda M, x: M.hash_tensor(x, -1, keepdim=True),
+                                lambda M, x: M.hash_tensor(x.int()), lambda M, x: M.hash_tensor(x.float(), 0)])
+def test_hash_tensor(fn):
+    _same(*_both(fn, np.arange(12.0).reshape(3, 4) - 5.5))
+
+
+def test_histogramdd():
+    p = np.random.default_rng(1).random((60, 2))
+    for kw in ({"bins": [3, 4]}, {"bins": 3, "range": [0.0, 1.0, 0.0, 2.0], "density": True},
+               {"bins": 2, "weight": "w"}):
+        kw_t = dict(kw, weight=torch.tensor(p[:, 0])) if "weight" in kw else kw
+        kw_g = dict(kw, weight=tg.tensor(p[:, 0])) if "weight" in kw else kw
+        a, b = tg.histogramdd(tg.tensor(p), **kw_g), torch.histogramdd(torch.tensor(p), **kw_t)
+        np.testing.assert_allclose(a.hist.numpy(), b.hist.numpy())
+        assert isinstance(a.bin_edges, tuple) and len(a.bin_edges) == len(b.bin_edges) == 2
+        for x, y in zip(a.bin_edges, b.bin_edges):
+            np.testing.assert_allclose(x.numpy(), y.numpy())
+
+
+def test_as_strided_family():
+    x9 = np.arange(9.0)
+    for args in (((2, 2), (1, 2)), ((3, 3), (3, 1)), ((2, 2), (1, 2), 1), ((2, 3), (0, 1)), ((0, 2), (1, 1))):
+        _same(*_both(lambda M, x: M.as_strided(x, *args), x9))
+        _same(*_both(lambda M, x: x.clone().as_strided_(*args), x9))
+    _same(*_both(lambda M, x: M.as_strided_scatter(x, M.ones(2, 2, dtype=x.dtype), (2, 2), (1, 3)), x9))
+    for M in (tg, torch):
+        with pytest.raises(RuntimeError):
+            M.as_strided(M.arange(9.0), (3, 3), (3, 2))  # past the end
+    with pytest.raises(RuntimeError, match="starts its memory"):
+        tg.as_strided(tg.arange(9.0)[1:], (2,), (1,))  # PyTorch would index the base's storage
+
+
+def test_as_strided_gradient_sums_overlaps_as_pytorch():
+    a, b = tg.arange(4.0, requires_grad=True), torch.arange(4.0, requires_grad=True)
+    (tg.as_strided(a * 1, (3, 2), (1, 1)) * tg.tensor([1.0, 2.0])).sum().backward()
+    (torch.as_strided(b * 1, (3, 2), (1, 1)) * torch.tensor([1.0, 2.0])).sum().backward()
+    assert a.grad.tolist() == b.grad.tolist()

@@ -830,3 +830,33 @@ def renorm(input, p, dim, maxnorm):
     norms = norm(input, p, others, keepdim=True) if others else abs(input)
     factor = where(norms > maxnorm, maxnorm / (norms + 1e-7), const(1.0, input.dtype))
     return input * factor
+
+
+@public(method=True)
+def hash_tensor(input, dim=None, *, keepdim=False, mode=0):
+    """A uint64 hash of the elements (over ``dim``, all by default): each element widened to
+    float64 or int64, its bits read as uint64, and all XOR-ed (``mode=0``, the only mode, as in
+    PyTorch). Equal tensors hash equal; not differentiable."""
+    if mode != 0:
+        raise RuntimeError(f"hash_tensor: only mode=0 (xor reduction) is supported, got {mode}")
+    a = input._data
+    wide = a.astype(np.float64 if a.dtype.kind == "f" else np.int64).view(np.uint64)
+    axes = norm_dims(dim, a.ndim, "hash_tensor")
+    out = np.bitwise_xor.reduce(wide, axis=axes, keepdims=keepdim) if axes else wide.copy()
+    return Tensor._wrap(np.asarray(out, dtype=np.uint64))
+
+
+@public
+def histogramdd(input, bins=10, *, range=None, weight=None, density=False):
+    """``(hist, bin_edges)``: the histogram of the rows of ``input`` (N points of D coordinates,
+    the last dim) over ``bins`` per coordinate (an int, one int per coordinate, or edge
+    tensors); ``range`` is ``[lo0, hi0, lo1, hi1, ...]``. Not differentiable."""
+    a = input._data
+    if a.dtype.kind != "f":
+        raise RuntimeError(f"histogramdd: expected a floating point input, got {_dtype.name(a.dtype)}")
+    pts = a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
+    b = [t._data for t in bins] if isinstance(bins, (list, tuple)) and bins and isinstance(bins[0], Tensor) else bins
+    r = None if range is None else [(range[2 * k], range[2 * k + 1]) for k in builtins.range(len(range) // 2)]
+    w = None if weight is None else weight._data.reshape(-1)
+    hist, edges = np.histogramdd(pts, bins=b, range=r, weights=w, density=density)
+    return _Histogram(Tensor._wrap(hist.astype(a.dtype)), tuple(Tensor._wrap(e.astype(a.dtype)) for e in edges))
