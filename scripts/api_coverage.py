@@ -211,8 +211,8 @@ KEPT = [
 
 # The ratchet: no namespace may fall below its share here (measured on main, see the README).
 FLOORS = {
-    "torch": 0.649,
-    "Tensor": 0.664,
+    "torch": 0.921,
+    "Tensor": 0.918,
     "nn": 0.745,
     "nn.functional": 0.657,
     "linalg": 0.619,

@@ -57,6 +57,14 @@ class ByteTensor(_LegacyTensor):
     _dtype = _dtype.uint8
 
 
+class CharTensor(_LegacyTensor):
+    _dtype = _dtype.int8
+
+
+class ShortTensor(_LegacyTensor):
+    _dtype = _dtype.int16
+
+
 class inference_mode(_GradModeContext):  # noqa: N801  (PyTorch's name)
     """``no_grad`` under PyTorch's other name (context manager or decorator);
     ``inference_mode(False)`` leaves grad mode as it is, as in PyTorch."""
@@ -150,12 +158,17 @@ def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=N
     _format.set_printoptions(precision, threshold, edgeitems, linewidth, profile, sci_mode)
 
 
-_deterministic = [False]
+_deterministic = [False, False]  # mode, warn_only
 
 
 def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
     """Accepted for compatibility: tapegrad's kernels are always deterministic."""
-    _deterministic[0] = bool(mode)
+    _deterministic[:] = [bool(mode), bool(warn_only)]
+
+
+def is_deterministic_algorithms_warn_only_enabled() -> bool:
+    """The ``warn_only`` that ``use_deterministic_algorithms`` last set."""
+    return _deterministic[1]
 
 
 def are_deterministic_algorithms_enabled() -> bool:
@@ -184,7 +197,9 @@ def compile(model=None, **kwargs):  # noqa: A001  (PyTorch's name)
 
 
 __all__ = ["dtype", "Size", "FloatTensor", "DoubleTensor", "LongTensor", "IntTensor", "BoolTensor", "ByteTensor",
-           "inference_mode", "is_inference_mode_enabled", "finfo", "iinfo", "is_floating_point",
+           "CharTensor", "ShortTensor", "inference_mode", "is_inference_mode_enabled", "finfo", "iinfo",
+           "is_floating_point",
            "is_nonzero", "result_type", "promote_types", "can_cast", "set_printoptions",
-           "use_deterministic_algorithms", "are_deterministic_algorithms_enabled", "set_float32_matmul_precision",
+           "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
+           "is_deterministic_algorithms_warn_only_enabled", "set_float32_matmul_precision",
            "get_float32_matmul_precision", "compile"]

@@ -211,6 +211,48 @@ def feature_dropout_(input, p, train):
     return _inplace(input, feature_dropout, p, train) if train else input
 
 
+_SELU_NEG = -1.7580993408473766  # -scale * alpha of SELU: where a dropped unit sits
+
+
+def _alpha_dropout(input, p, train, feature, opname):
+    """Dropout that keeps SELU's zero mean and unit variance: dropped units become SELU's
+    negative saturation value, then ``a * x + b`` restores the moments (Klambauer et al. 2017),
+    with PyTorch's ``a = ((1 - p) (1 + p alpha'^2))^-1/2`` and ``b = -a alpha' p``."""
+    _check_p(p, opname)
+    if not train or p == 0:
+        return input
+    if feature and input.ndim < 2:
+        raise RuntimeError(f"{opname}: expected an input of at least 2 dims (N, C, ...), got shape {tuple(input.shape)}")
+    if p == 1:
+        return input * 0
+    shape = input.shape[:2] + (1,) * (input.ndim - 2) if feature else input.shape
+    keep = (_random.rng().random(shape) >= p).astype(input.dtype)
+    a = ((1 - p) * (1 + p * _SELU_NEG ** 2)) ** -0.5
+    b = -a * _SELU_NEG * p
+    k = Tensor._wrap(keep)
+    return input * (k * a) + Tensor._wrap((1 - keep) * (a * _SELU_NEG) + b)
+
+
+def alpha_dropout(input, p, train):
+    """``nn.functional.alpha_dropout(input, p, training=train)``: dropout for SELU networks."""
+    return _alpha_dropout(input, p, train, False, "alpha_dropout")
+
+
+def alpha_dropout_(input, p, train):
+    """``alpha_dropout``, written into ``input``."""
+    return _inplace(input, alpha_dropout, p, train) if train else input
+
+
+def feature_alpha_dropout(input, p, train):
+    """``alpha_dropout`` of whole feature maps (dim 1), as ``feature_dropout`` is of ``dropout``."""
+    return _alpha_dropout(input, p, train, True, "feature_alpha_dropout")
+
+
+def feature_alpha_dropout_(input, p, train):
+    """``feature_alpha_dropout``, written into ``input``."""
+    return _inplace(input, feature_alpha_dropout, p, train) if train else input
+
+
 # ---------------------------------------------------------------- normalisation: ATen's argument order
 def batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps, cudnn_enabled):
     """``nn.functional.batch_norm`` with ATen's argument order (weight and bias first)."""
@@ -285,6 +327,7 @@ __all__ = ["conv1d", "conv_transpose1d", "convolution", "bilinear", "cosine_simi
            "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "adaptive_avg_pool1d", "avg_pool1d", "max_pool1d",
            "max_pool1d_with_indices", "adaptive_max_pool1d", "hardshrink", "prelu", "constant_pad_nd", "rms_norm",
            "celu", "celu_", "selu", "selu_", "rrelu", "rrelu_", "threshold", "threshold_", "dropout", "dropout_",
-           "feature_dropout", "feature_dropout_", "batch_norm", "instance_norm", "layer_norm", "group_norm",
+           "feature_dropout", "feature_dropout_", "alpha_dropout", "alpha_dropout_",
+           "feature_alpha_dropout", "feature_alpha_dropout_", "batch_norm", "instance_norm", "layer_norm", "group_norm",
            "embedding", "binary_cross_entropy_with_logits", "kl_div", "hinge_embedding_loss",
            "margin_ranking_loss", "cosine_embedding_loss", "triplet_margin_loss", "poisson_nll_loss"]

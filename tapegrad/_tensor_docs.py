@@ -23,6 +23,16 @@ _DOCS = {
     "is_distributed": "False, as PyTorch's for every ordinary tensor.",
     "is_same_size": "Whether ``self`` and ``other`` have the same shape.",
     "polygamma_": "``polygamma(n, self)`` written into ``self``.",
+    "is_nonzero": "The truth of a one-element tensor; RuntimeError for any other size, as PyTorch.",
+    "const_data_ptr": "The address of the first element (``data_ptr``; tapegrad has no read-only pointers).",
+    "as_subclass": "The same memory as an instance of the ``Tensor`` subclass ``cls`` (no copy, no graph).",
+    "new": "PyTorch's legacy constructor in ``self``'s dtype: ``x.new(2, 3)`` (sizes; zeros here, uninitialised\n"
+           "in PyTorch), ``x.new([1, 2])`` (data) or ``x.new()`` (empty).",
+    "new_empty_strided": "Zeros of ``size`` in ``self``'s dtype (or ``dtype``); C-contiguous whatever ``stride`` says.",
+    "apply_": "Overwrite each element with ``callable(element)`` (a Python call per element; refused on tensors\n"
+              "that require grad).",
+    "map_": "Overwrite each element with ``callable(element, other_element)``, ``tensor`` broadcast to ``self``.",
+    "map2_": "Overwrite each element with ``callable(element, x_element, y_element)``, ``x`` and ``y`` broadcast.",
     "shape": "The shape, as a tuple of ints (``size()`` returns it as a :class:`tapegrad.Size`).",
     "dtype": "The element type (a numpy dtype: ``tapegrad.float32`` is ``numpy.dtype('float32')``).",
     "ndim": "The number of dimensions.",

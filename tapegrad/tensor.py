@@ -504,6 +504,26 @@ class Tensor(_C.TensorBase):
     def is_inference(self) -> bool: return False
     def is_distributed(self) -> bool: return False
     def is_same_size(self, other) -> bool: return self._data.shape == other._data.shape
+    def is_nonzero(self) -> bool: return _ops.comparison.is_nonzero(self)
+    def const_data_ptr(self): return self._data.ctypes.data
+    def as_subclass(self, cls): return cls._wrap(self._data)
+    def new(self, *args): return _ops.creation.legacy_new(self, args)
+    def new_empty_strided(self, size, stride, *, dtype=None, requires_grad=False): return _ops.creation.new_empty_strided(self, size, stride, dtype, requires_grad)
+    def apply_(self, callable): return _ops.inplace.python_fill(self, callable, (), "apply_")
+    def map_(self, tensor, callable): return _ops.inplace.python_fill(self, callable, (tensor,), "map_")
+    def map2_(self, x, y, callable): return _ops.inplace.python_fill(self, callable, (x, y), "map2_")
+
+    def storage_offset(self) -> int:
+        """Where this tensor's first element lies in the memory of the tensor it views, in
+        elements (0 for a tensor that owns its memory)."""
+        root = self._data
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        return (self._data.__array_interface__["data"][0] - root.__array_interface__["data"][0]) // max(self._data.itemsize, 1)
+
+    def dim_order(self):
+        """The dims from outermost to innermost in memory (``(0, 1, ..., n-1)`` when C-contiguous)."""
+        return tuple(sorted(range(self._data.ndim), key=lambda d: -abs(self._data.strides[d])))
 
 
 _ops.bind_tensor(Tensor)  # the ops and the tape create this class (apply's results, gradients)

@@ -196,3 +196,16 @@ def test_vmap_as_pytorch():
         tg.vmap(tg.dot)(tg.ones(4, 3), tg.ones(5, 3))
     with pytest.raises(ValueError, match="in_dims"):
         tg.vmap(tg.dot, in_dims=(0,))(tg.ones(4, 3), tg.ones(4, 3))
+
+
+def test_legacy_int_tensor_types_and_warn_only():
+    assert tg.CharTensor([1, 2]).dtype == tg.int8 and tg.ShortTensor(2, 3).dtype == tg.int16
+    assert isinstance(tg.zeros(2, dtype=tg.int8), tg.CharTensor) and not isinstance(tg.zeros(2), tg.ShortTensor)
+    try:
+        tg.use_deterministic_algorithms(True, warn_only=True)
+        assert tg.are_deterministic_algorithms_enabled() and tg.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        tg.use_deterministic_algorithms(False)
+    assert not tg.is_deterministic_algorithms_warn_only_enabled()
+    torch = pytest.importorskip("torch")
+    assert torch.CharTensor([1, 2]).dtype == torch.int8 and torch.ShortTensor(2, 3).dtype == torch.int16

@@ -123,3 +123,27 @@ def test_reduction_integers_are_checked():
         tg.kl_div(x, x, 3)
     with pytest.raises(RuntimeError, match="convolution"):
         tg.convolution(tg.ones(2, 3), tg.ones(2, 3), None, [1], [0], [1], False, [0], 1)
+
+
+def test_alpha_dropout_forms_match_pytorchs_values():
+    torch = pytest.importorskip("torch")
+    for name, shape in (("alpha_dropout", (1000,)), ("feature_alpha_dropout", (300, 3, 2))):
+        for fill in (0.0, 1.0):
+            got = getattr(tg, name)(tg.full(shape, fill, dtype=tg.float64), 0.3, True)
+            want = getattr(torch, name)(torch.full(shape, fill, dtype=torch.float64), 0.3, True)
+            np.testing.assert_allclose(np.unique(got.numpy()), np.unique(want.numpy()), rtol=1e-12)
+        assert getattr(tg, name)(tg.ones(*shape), 0.3, False).tolist() == tg.ones(*shape).tolist()
+    tg.manual_seed(1)
+    y = tg.alpha_dropout(tg.randn(100000, dtype=tg.float64), 0.2, True)  # SELU's moments are kept
+    assert abs(y.mean().item()) < 0.02 and abs(y.std().item() - 1) < 0.02
+    f = tg.feature_alpha_dropout(tg.ones(50, 4, 3), 0.5, True).numpy()
+    assert (f == f[:, :, :1]).all()
+    z = tg.ones(100)
+    assert tg.alpha_dropout_(z, 0.5, True) is z and len(np.unique(z.numpy())) == 2
+    w = tg.ones(10, 2, 2)
+    assert tg.feature_alpha_dropout_(w, 0.5, True) is w
+    with pytest.raises(RuntimeError):
+        tg.feature_alpha_dropout(tg.ones(3), 0.5, True)
+    a = tg.ones(20, dtype=tg.float64, requires_grad=True)
+    tg.alpha_dropout(a, 0.5, True).sum().backward()
+    assert set(np.round(a.grad.numpy(), 9)) <= {0.0, round(((0.5) * (1 + 0.5 * 1.7580993408473766 ** 2)) ** -0.5, 9)}

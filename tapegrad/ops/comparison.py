@@ -169,7 +169,7 @@ def isposinf(input):
     return Tensor._wrap(np.isposinf(input._data))
 
 
-@public(out=True)
+@public(method=True, out=True)
 def isreal(input):
     """True where an element is real: its imaginary part is 0 (everywhere for a real tensor)."""
     if input._data.dtype.kind == "c":
@@ -215,3 +215,11 @@ public(less_, name="less_", method=True)
 public(greater_equal_, name="greater_equal_", method=True)
 public(less_equal_, name="less_equal_", method=True)
 public(not_equal_, name="not_equal_", method=True)
+
+
+def is_nonzero(input) -> bool:
+    """The truth of a one-element tensor; raises RuntimeError for any other size, as PyTorch."""
+    if input.numel() != 1:
+        raise RuntimeError(f"Boolean value of Tensor with {'no values' if input.numel() == 0 else 'more than one value'} "
+                           f"is ambiguous")
+    return bool(input.item())

@@ -372,6 +372,22 @@ def new_like(self, kind, arg, dtype, requires_grad, fill_value=None):
     return globals()[kind](*arg, dtype=d, requires_grad=requires_grad)
 
 
+def legacy_new(self, args):
+    """``Tensor.new``: ``x.new(2, 3)`` (sizes), ``x.new([1, 2])`` (data) or ``x.new()`` (empty),
+    in ``x``'s dtype; uninitialised memory in PyTorch, zeros here."""
+    if len(args) == 1 and not isinstance(args[0], (int, np.integer)):
+        return tensor(args[0].detach() if isinstance(args[0], Tensor) else args[0], dtype=self.dtype)
+    return zeros(*args, dtype=self.dtype) if args else zeros(0, dtype=self.dtype)
+
+
+def new_empty_strided(self, size, stride, dtype, requires_grad):
+    """``Tensor.new_empty_strided``: zeros of ``size`` in ``self``'s dtype (C-contiguous whatever
+    ``stride`` says: tapegrad tensors are numpy arrays, the values are the same)."""
+    if len(tuple(size)) != len(tuple(stride)):
+        raise RuntimeError(f"new_empty_strided: mismatch in length of strides and shape ({len(stride)} and {len(size)})")
+    return zeros(*tuple(size), dtype=_dt(dtype, self.dtype), requires_grad=requires_grad)
+
+
 # ---------------------------------------------------------------- random fills
 def _fill_random(self, values: np.ndarray, opname):
     """Overwrite ``self`` with fresh values; while recording, ``self`` gets a zero gradient."""
@@ -449,3 +465,101 @@ def vander(x, N=None, increasing=False):
     powers = [x ** k if k else mul(x, 0) + 1 for k in range(n)]
     cols = powers if increasing else powers[::-1]
     return stack(cols, 1) if cols else Tensor._wrap(np.zeros((x.shape[0], 0), x.dtype))
+
+
+@public(method=True)
+def cauchy_(self, median=0.0, sigma=1.0, *, generator=None):
+    """Fill ``self`` with draws from the Cauchy distribution of ``median`` and scale ``sigma``."""
+    _float_self(self, "cauchy_")
+    v = median + sigma * np.tan(np.pi * (_random.rng(generator).random(self.shape) - 0.5))
+    return _fill_random(self, v.astype(self.dtype), "cauchy_")
+
+
+@public(method=True)
+def log_normal_(self, mean=1.0, std=2.0, *, generator=None):
+    """Fill ``self`` with ``exp(N(mean, std**2))`` draws (the log-normal distribution)."""
+    _float_self(self, "log_normal_")
+    if std <= 0:
+        raise RuntimeError(f"log_normal_ expects std > 0.0, but found std={std}")
+    return _fill_random(self, _random.rng(generator).lognormal(mean, std, self.shape).astype(self.dtype),
+                        "log_normal_")
+
+
+@public(method=True)
+def geometric_(self, p, *, generator=None):
+    """Fill ``self`` with the number of Bernoulli(``p``) trials up to the first success (1, 2, ...)."""
+    if not 0 < p < 1:
+        raise RuntimeError(f"geometric_ expects p to be in (0, 1), but got p={p}")
+    return _fill_random(self, _random.rng(generator).geometric(p, self.shape).astype(self.dtype), "geometric_")
+
+
+@public
+def poisson(input, generator=None) -> Tensor:
+    """A Poisson draw of rate ``input`` per element (``input``'s float dtype; not differentiable)."""
+    if input._data.dtype.kind != "f":
+        raise RuntimeError(f"poisson: expected a floating-point rate tensor, got {_dtype.name(input._data.dtype)}")
+    if (input._data < 0).any():
+        raise RuntimeError("poisson: invalid Poisson rate, expected rate to be non-negative")
+    return Tensor._wrap(_random.rng(generator).poisson(input._data).astype(input._data.dtype))
+
+
+@public
+def binomial(count, prob, generator=None) -> Tensor:
+    """A Binomial(``count``, ``prob``) draw per element (``count``'s float dtype; not differentiable)."""
+    n, p = np.broadcast_arrays(count._data, prob._data)
+    if ((p < 0) | (p > 1)).any() or (n < 0).any():
+        raise RuntimeError("binomial: expected 0 <= prob <= 1 and count >= 0")
+    return Tensor._wrap(_random.rng(generator).binomial(n.astype(np.int64), p).astype(count._data.dtype))
+
+
+def _make_window(name, window_length, periodic, dtype, device, requires_grad, values):
+    """A signal window in PyTorch's conventions: ``periodic`` drops the last point of a window
+    one longer (for spectral analysis); length 1 gives ``[1.]``."""
+    _check_device(device)
+    d = _dt(dtype)
+    if d.kind != "f":
+        raise RuntimeError(f"{name}: expected a floating point dtype, got {_dtype.name(d)}")
+    if not isinstance(window_length, (int, np.integer)) or window_length < 0:
+        raise RuntimeError(f"{name}: requires non-negative window_length, got window_length={window_length}")
+    if window_length <= 1:
+        return _finish(np.ones(window_length, d), requires_grad)
+    n = window_length + 1 if periodic else window_length
+    return _finish(np.asarray(values(n)[:window_length], dtype=d), requires_grad)
+
+
+@public
+def hann_window(window_length, periodic=True, *, dtype=None, layout=None, device=None, requires_grad=False):
+    """The Hann window ``0.5 - 0.5 cos(2 pi n / (N - 1))`` of ``window_length`` points.
+
+    >>> tapegrad.hann_window(4)
+    tensor([0.0000, 0.5000, 1.0000, 0.5000])
+    """
+    return _make_window("hann_window", window_length, periodic, dtype, device, requires_grad, np.hanning)
+
+
+@public
+def hamming_window(window_length, periodic=True, alpha=0.54, beta=0.46, *, dtype=None, layout=None, device=None,
+                   requires_grad=False):
+    """The Hamming window ``alpha - beta cos(2 pi n / (N - 1))`` of ``window_length`` points."""
+    return _make_window("hamming_window", window_length, periodic, dtype, device, requires_grad,
+                        lambda n: alpha - beta * np.cos(2 * np.pi * np.arange(n) / (n - 1)))
+
+
+@public
+def bartlett_window(window_length, periodic=True, *, dtype=None, layout=None, device=None, requires_grad=False):
+    """The Bartlett (triangular) window of ``window_length`` points."""
+    return _make_window("bartlett_window", window_length, periodic, dtype, device, requires_grad, np.bartlett)
+
+
+@public
+def blackman_window(window_length, periodic=True, *, dtype=None, layout=None, device=None, requires_grad=False):
+    """The Blackman window of ``window_length`` points."""
+    return _make_window("blackman_window", window_length, periodic, dtype, device, requires_grad, np.blackman)
+
+
+@public
+def kaiser_window(window_length, periodic=True, beta=12.0, *, dtype=None, layout=None, device=None,
+                  requires_grad=False):
+    """The Kaiser window of shape parameter ``beta`` (12.0 by default, as PyTorch's)."""
+    return _make_window("kaiser_window", window_length, periodic, dtype, device, requires_grad,
+                        lambda n: np.kaiser(n, beta))

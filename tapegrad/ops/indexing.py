@@ -15,7 +15,7 @@ from .._tape.registry import apply, defop
 from ._util import const, norm_dim
 from .inplace import _check_leaf, _inplace_of, _tensors, _write, inplace
 from .pointwise import add, mul, where
-from .shape import broadcast_shapes, clone, expand, movedim, pad, reshape
+from .shape import _reshape_inplace, broadcast_shapes, clone, expand, movedim, pad, reshape
 from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
@@ -833,7 +833,8 @@ def nonzero_static(input, *, size, fill_value=-1):
 @public
 def unravel_index(indices, shape):
     """The coordinates in an array of ``shape`` of the flat (C-order) ``indices``: a tuple of
-    int64 tensors, one per dimension."""
+    int64 tensors, one per dimension. Negative indices count from the end, as in PyTorch; one
+    outside ``[-numel, numel)`` raises, where PyTorch silently wraps it around."""
     a = indices._data if isinstance(indices, Tensor) else np.asarray(indices)
     if a.dtype.kind not in "iu":
         raise TypeError(f"unravel_index: expected 'indices' to be an integer tensor, got {a.dtype}")
@@ -857,3 +858,57 @@ def combinations(input, r=2, with_replacement=False):
     make = itertools.combinations_with_replacement if with_replacement else itertools.combinations
     rows = np.array(list(make(range(input.shape[0]), r)), dtype=np.int64).reshape(-1, r)
     return getitem(input, Tensor._wrap(rows))
+
+
+# ---------------------------------------------------------------- as_strided: strides over the tensor's own elements
+def _strided_positions(input, size, stride, storage_offset, opname):
+    """The flat (C-order) positions of ``input``'s elements that a view of ``size`` and
+    ``stride`` starting at ``storage_offset`` reads. PyTorch's strides address the storage
+    under a tensor; tapegrad's tensors are numpy arrays, so they address the tensor's own
+    elements in C order, which is the storage exactly when the tensor is contiguous and starts
+    its memory: any other view is refused rather than read differently."""
+    root = input._data
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    starts_storage = input._data.__array_interface__["data"][0] == root.__array_interface__["data"][0]
+    if not (starts_storage and input._data.flags.c_contiguous):
+        raise RuntimeError(f"{opname}: supported on a contiguous tensor that starts its memory (tapegrad has no "
+                           f"shared storage to index into); call .clone() on this view first")
+    size, stride = tuple(int(n) for n in size), tuple(int(s) for s in stride)
+    if len(size) != len(stride):
+        raise RuntimeError(f"{opname}: mismatch in length of strides and shape ({len(stride)} and {len(size)})")
+    if builtins.any(n < 0 for n in size) or builtins.any(s < 0 for s in stride):
+        raise RuntimeError(f"{opname}: sizes and strides must be non-negative, got size {size}, stride {stride}")
+    offset = int(storage_offset or 0)
+    pos = np.full(size, offset, dtype=np.int64)
+    for d, (n, s) in enumerate(zip(size, stride)):
+        shape = [1] * len(size)
+        shape[d] = n
+        pos = pos + (np.arange(n, dtype=np.int64) * s).reshape(shape)
+    if pos.size and (offset < 0 or pos.max() >= input.numel()):
+        raise RuntimeError(f"{opname}: size {list(size)}, stride {list(stride)}, storage offset {offset} are out "
+                           f"of bounds for a tensor of {input.numel()} elements")
+    return Tensor._wrap(pos)
+
+
+@public(method=True)
+def as_strided(input, size, stride, storage_offset=None):
+    """The elements at ``storage_offset + sum(i_k * stride_k)`` in the shape ``size`` (a copy
+    here, a view in PyTorch; overlapping positions sum their gradients, as PyTorch's)."""
+    return getitem(reshape(input, -1), _strided_positions(input, size, stride, storage_offset, "as_strided"))
+
+
+@public(method=True)
+def as_strided_(self, size, stride, storage_offset=None):
+    """``as_strided``, in place: ``self`` becomes that selection of its elements."""
+    pos = _strided_positions(self, size, stride, storage_offset, "as_strided_")
+    return _reshape_inplace(self, lambda s: getitem(reshape(s, -1), pos), "as_strided_")
+
+
+@public(method=True)
+def as_strided_scatter(input, src, size, stride, storage_offset=None):
+    """A copy of ``input`` with ``src`` written at the positions ``as_strided`` would read."""
+    pos = _strided_positions(input, size, stride, storage_offset, "as_strided_scatter")
+    out = clone(reshape(input, -1))
+    setitem(out, pos, src)
+    return reshape(out, input.shape)

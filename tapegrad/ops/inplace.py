@@ -92,3 +92,16 @@ def _inplace_of(fn, name):
     return method
 
 
+
+
+def python_fill(self, fn, others, opname):
+    """``apply_``/``map_``/``map2_``: ``self`` overwritten with a Python callable of its elements
+    (and of ``others``' broadcast elements), one call per element. Not differentiable, so
+    refused on tensors that require grad, as PyTorch refuses them."""
+    if self._requires_grad:
+        raise RuntimeError(f"{opname}: can't call it on a tensor that requires grad (a Python callback has no gradient)")
+    arrays = [self._data] + [np.broadcast_to(o._data, self._data.shape) for o in others]
+    values = np.array([fn(*(a.item() for a in items)) for items in zip(*(a.reshape(-1) for a in arrays))],
+                      dtype=self._data.dtype).reshape(self._data.shape)
+    _write(self, values, opname)
+    return self

@@ -993,13 +993,12 @@ def fmin(input, other):
 
 @public(method=True, inplace=True, out=True)
 def mvlgamma(input, p):
-    """The multivariate log-gamma function of dimension ``p`` (``special.multigammaln``);
-    PyTorch refuses elements not above ``(p - 1) / 2``, where it is undefined, and so does this."""
+    """The multivariate log-gamma function of dimension ``p`` (``special.multigammaln``): the sum
+    of ``lgamma(x - i / 2)``, so below ``(p - 1) / 2`` it is the log of the absolute value, as
+    PyTorch's (which no longer refuses those elements)."""
     x = _to_float(as_tensor(input, "mvlgamma"))
     if not isinstance(p, (int, np.integer)) or p < 1:
         raise RuntimeError(f"mvlgamma: p has to be greater than or equal to 1, got {p!r}")
-    if (x._data <= (p - 1) / 2).any():
-        raise RuntimeError(f"mvlgamma: all elements must be greater than (p-1)/2 = {(p - 1) / 2}")
     return multigammaln(x, int(p))
 
 
@@ -1014,7 +1013,7 @@ def ldexp(input, other):
     return mul(_to_float(x), exp2(_to_float(e)))
 
 
-@public(method=True, out=True)
+@public(out=True)
 def rsub(input, other, *, alpha=1):
     """``other - alpha * input``: ``sub`` with its operands swapped."""
     return sub(other, input, alpha=alpha)

@@ -726,3 +726,152 @@ def corrcoef(input):
         return c / c
     d = sqrt(diagonal(c))
     return clamp(c / unsqueeze(d, 1) / unsqueeze(d, 0), -1, 1)
+
+
+@public
+def cumulative_trapezoid(y, x=None, *, dx=None, dim=-1):
+    """The running trapezoidal-rule integral of ``y`` along ``dim`` (one element shorter than
+    ``y`` there), with spacing ``x`` or ``dx``; ``trapezoid``'s partial sums."""
+    d = norm_dim(dim, y.ndim, "cumulative_trapezoid")
+    n = y.shape[d]
+    if n == 0:
+        return y
+    avg = (narrow(y, d, 1, n - 1) + narrow(y, d, 0, n - 1)) * 0.5
+    if x is not None:
+        spacing = diff(x, dim=-1 if x.ndim == 1 else d)
+        if x.ndim == 1:
+            shape = [1] * y.ndim
+            shape[d] = n - 1
+            spacing = reshape(spacing, shape)
+        avg = avg * spacing
+    elif dx is not None:
+        avg = avg * dx
+    return cumsum(avg, d)
+
+
+def _gradient_1d(f, d, h, edge_order):
+    """numpy.gradient's second-order central differences along ``d`` of ``f``, spacing ``h``
+    (a number or the 1-D coordinates), written in ops so the result is differentiable."""
+    n = f.shape[d]
+    if n < edge_order + 1:
+        raise RuntimeError(f"torch.gradient expected each dimension size to be at least edge_order+1, "
+                           f"got size {n} at dim {d} with edge_order {edge_order}")
+    part = lambda s, length: narrow(f, d, s, length)  # noqa: E731
+    if not isinstance(h, Tensor):
+        h = builtins.float(h)
+        inner = (part(2, n - 2) - part(0, n - 2)) / (2 * h)
+        if edge_order == 1:
+            first, last = (part(1, 1) - part(0, 1)) / h, (part(n - 1, 1) - part(n - 2, 1)) / h
+        else:
+            first = (-1.5 * part(0, 1) + 2 * part(1, 1) - 0.5 * part(2, 1)) / h
+            last = (0.5 * part(n - 3, 1) - 2 * part(n - 2, 1) + 1.5 * part(n - 1, 1)) / h
+        return cat([first, inner, last], d)
+    c = h._data.astype(np.float64)
+    dxs = np.diff(c)
+    shape = [1] * f.ndim
+
+    def col(v):  # coefficients along d, broadcast over the other dims
+        shape[d] = len(v)
+        return const(np.asarray(v).reshape(shape), f.dtype)
+
+    h1, h2 = dxs[:-1], dxs[1:]
+    inner = (col(-h2 / (h1 * (h1 + h2))) * part(0, n - 2) + col((h2 - h1) / (h1 * h2)) * part(1, n - 2)
+             + col(h1 / (h2 * (h1 + h2))) * part(2, n - 2))
+    if edge_order == 1:
+        first = (part(1, 1) - part(0, 1)) / builtins.float(dxs[0])
+        last = (part(n - 1, 1) - part(n - 2, 1)) / builtins.float(dxs[-1])
+    else:
+        a, b = dxs[0], dxs[1]
+        first = (part(0, 1) * (-(2 * a + b) / (a * (a + b))) + part(1, 1) * ((a + b) / (a * b))
+                 + part(2, 1) * (-a / (b * (a + b))))
+        a, b = dxs[-2], dxs[-1]
+        last = (part(n - 3, 1) * (b / (a * (a + b))) + part(n - 2, 1) * (-(a + b) / (a * b))
+                + part(n - 1, 1) * ((2 * b + a) / (b * (a + b))))
+    return cat([first, inner, last], d)
+
+
+@public
+def gradient(input, *, spacing=1, dim=None, edge_order=1):
+    """The derivative of ``input`` estimated by central differences, one tensor per dim in
+    ``dim`` (all dims by default), as ``numpy.gradient``: ``spacing`` is a number, a list of
+    numbers (one per dim) or a list of coordinate tensors; ``edge_order`` 1 or 2 at the ends."""
+    if edge_order not in (1, 2):
+        raise RuntimeError(f"torch.gradient only supports edge_order=1 and edge_order=2, got {edge_order}")
+    dims = list(range(input.ndim)) if dim is None else [dim] if isinstance(dim, int) else list(dim)
+    dims = [norm_dim(d, input.ndim, "gradient") for d in dims]
+    if isinstance(spacing, (list, tuple)):
+        if len(spacing) != len(dims):
+            raise RuntimeError(f"torch.gradient expected spacing to be unspecified, a scalar or a list of length "
+                               f"{len(dims)} (one per dim), got a list of length {len(spacing)}")
+        hs = list(spacing)
+    else:
+        hs = [spacing] * len(dims)
+    f = input if input.dtype.kind == "f" else input.to(_dtype.get_default_dtype())
+    return tuple(_gradient_1d(f, d, h, edge_order) for d, h in zip(dims, hs))
+
+
+_Histogram = collections.namedtuple("histogram", ["hist", "bin_edges"])
+
+
+@public(method=True)
+def histogram(input, bins=100, *, range=None, weight=None, density=False):
+    """``(hist, bin_edges)``: ``bins`` equal bins over ``range`` (the data's min..max by default)
+    or the given increasing edges; ``weight`` per element, ``density`` to normalise to a
+    probability density (not differentiable)."""
+    a = input._data
+    if a.dtype.kind != "f":
+        raise RuntimeError(f"histogram: input tensor and bins tensors should have the same dtype (a float), "
+                           f"got {_dtype.name(a.dtype)}")
+    b = bins._data if isinstance(bins, Tensor) else int(bins)
+    w = weight._data if weight is not None else None
+    if isinstance(b, int) and range is None and a.size and a.min() == a.max():
+        range = (builtins.float(a.min()), builtins.float(a.max()))  # numpy widens by 0.5 each side, as PyTorch
+    hist, edges = np.histogram(a, bins=b, range=range, weights=w, density=density)
+    return _Histogram(Tensor._wrap(hist.astype(a.dtype)), Tensor._wrap(edges.astype(a.dtype)))
+
+
+@public(method=True, inplace=True, out=True)
+def renorm(input, p, dim, maxnorm):
+    """Each slice of ``input`` along ``dim`` whose ``p``-norm exceeds ``maxnorm`` scaled down to
+    norm ``maxnorm`` (PyTorch's ``maxnorm / (norm + 1e-7)``); the other slices unchanged."""
+    if input._data.dtype.kind != "f":
+        raise RuntimeError(f"renorm: expected a floating point tensor, got {_dtype.name(input.dtype)}")
+    if p <= 0:
+        raise RuntimeError(f"renorm: non-positive norm not supported, got p={p}")
+    if maxnorm < 0:
+        raise RuntimeError(f"renorm: expected maxnorm to be >= 0 but got {maxnorm}")
+    d = norm_dim(dim, input.ndim, "renorm")
+    others = tuple(k for k in range(input.ndim) if k != d)
+    norms = norm(input, p, others, keepdim=True) if others else abs(input)
+    factor = where(norms > maxnorm, maxnorm / (norms + 1e-7), const(1.0, input.dtype))
+    return input * factor
+
+
+@public(method=True)
+def hash_tensor(input, dim=None, *, keepdim=False, mode=0):
+    """A uint64 hash of the elements (over ``dim``, all by default): each element widened to
+    float64 or int64, its bits read as uint64, and all XOR-ed (``mode=0``, the only mode, as in
+    PyTorch). Equal tensors hash equal; not differentiable."""
+    if mode != 0:
+        raise RuntimeError(f"hash_tensor: only mode=0 (xor reduction) is supported, got {mode}")
+    a = input._data
+    wide = a.astype(np.float64 if a.dtype.kind == "f" else np.int64).view(np.uint64)
+    axes = norm_dims(dim, a.ndim, "hash_tensor")
+    out = np.bitwise_xor.reduce(wide, axis=axes, keepdims=keepdim) if axes else wide.copy()
+    return Tensor._wrap(np.asarray(out, dtype=np.uint64))
+
+
+@public
+def histogramdd(input, bins=10, *, range=None, weight=None, density=False):
+    """``(hist, bin_edges)``: the histogram of the rows of ``input`` (N points of D coordinates,
+    the last dim) over ``bins`` per coordinate (an int, one int per coordinate, or edge
+    tensors); ``range`` is ``[lo0, hi0, lo1, hi1, ...]``. Not differentiable."""
+    a = input._data
+    if a.dtype.kind != "f":
+        raise RuntimeError(f"histogramdd: expected a floating point input, got {_dtype.name(a.dtype)}")
+    pts = a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
+    b = [t._data for t in bins] if isinstance(bins, (list, tuple)) and bins and isinstance(bins[0], Tensor) else bins
+    r = None if range is None else [(range[2 * k], range[2 * k + 1]) for k in builtins.range(len(range) // 2)]
+    w = None if weight is None else weight._data.reshape(-1)
+    hist, edges = np.histogramdd(pts, bins=b, range=r, weights=w, density=density)
+    return _Histogram(Tensor._wrap(hist.astype(a.dtype)), tuple(Tensor._wrap(e.astype(a.dtype)) for e in edges))

@@ -1056,3 +1056,68 @@ def unsafe_split_with_sizes(input, split_sizes, dim=0):
 def unsafe_chunk(input, chunks, dim=0):
     """``chunk`` (see ``unsafe_split``)."""
     return chunk(input, chunks, dim)
+
+
+@public(method=True)
+def narrow_copy(input, dim, start, length):
+    """``narrow``, as a new tensor rather than a view."""
+    return clone(narrow(input, dim, start, length))
+
+
+@public(method=True)
+def adjoint(input):
+    """The last two dims swapped (the conjugate transpose of a batch of real matrices), a view."""
+    if input.ndim < 2:
+        raise RuntimeError(f"adjoint: tensor.adjoint() is only supported on matrices or batches of matrices. Got "
+                           f"{input.ndim}-D tensor.")
+    return transpose(input, -2, -1)
+
+
+def _resize_check(self, size, opname):
+    if self._requires_grad:
+        raise RuntimeError(f"{opname}: cannot resize variables that require grad")
+    size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
+    if not builtins.all(isinstance(n, (int, np.integer)) and n >= 0 for n in size):
+        raise RuntimeError(f"{opname}: sizes must be non-negative integers, got {size}")
+    return size
+
+
+@public(method=True)
+def resize_(self, *size, memory_format=None):
+    """Give ``self`` the shape ``size`` in place, keeping its first elements in C order: extra
+    elements are zeros (PyTorch leaves them uninitialised), surplus ones are dropped. Refused on
+    tensors that require grad, as in PyTorch."""
+    size = _resize_check(self, size, "resize_")
+    n = int(np.prod(size, dtype=np.int64))
+    flat = self._data.reshape(-1)
+    if n == flat.size:
+        self._data = self._data.reshape(size)  # a view of the same memory when it can be
+    else:
+        new = np.zeros(n, self._data.dtype)
+        new[:builtins.min(n, flat.size)] = flat[:n]
+        self._data = new.reshape(size)
+    self._version[0] += 1
+    return self
+
+
+@public(method=True)
+def resize(input, *sizes):
+    """The deprecated out-of-place ``resize``: ``input``'s elements in the shape ``sizes``, which
+    must hold as many elements (a differentiable reshape, as PyTorch's)."""
+    size = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else tuple(sizes)
+    if int(np.prod(size, dtype=np.int64)) != input.numel():
+        raise RuntimeError(f"resize: requested resize to {size} ({int(np.prod(size, dtype=np.int64))} elements) "
+                           f"in a tensor of size {tuple(input.shape)} ({input.numel()} elements)")
+    return reshape(input, size)
+
+
+@public(method=True)
+def resize_as_(self, the_template, *, memory_format=None):
+    """``resize_`` to ``the_template``'s shape."""
+    return resize_(self, tuple(the_template.shape))
+
+
+@public(method=True)
+def resize_as(input, tensor):
+    """``resize`` to ``tensor``'s shape (the same number of elements)."""
+    return resize(input, tuple(tensor.shape))

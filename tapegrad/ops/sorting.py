@@ -13,6 +13,7 @@ from ._util import const, norm_dim
 from .shape import clone, narrow, reshape, squeeze, stack
 from .indexing import gather, getitem
 from .complex import refuse_complex
+from .pointwise import where
 from .reduction import _named
 from .surface import public
 
@@ -283,6 +284,44 @@ def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
         hi = narrow(srt, d, hi_i, 1)
         frac = 0.5 if interpolation == "midpoint" else pos - lo_i
         v = lo if lo_i == hi_i else lo + (hi - lo) * frac
+        if dim is None:
+            v = reshape(v, (1,) * input.ndim if keepdim else ())
+        elif not keepdim:
+            v = squeeze(v, d)
+        outs.append(v)
+    return outs[0] if np.ndim(qs) == 0 else stack(outs, 0)
+
+
+@public(method=True, out=True)
+def nanquantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
+    """``quantile`` of the non-NaN values of each slice (NaN where a slice has none), as PyTorch's."""
+    if interpolation not in ("linear", "lower", "higher", "midpoint", "nearest"):
+        raise ValueError(f"quantile() interpolation must be one of linear, lower, higher, midpoint or nearest. "
+                         f"Got {interpolation}")
+    qs = q._data if isinstance(q, Tensor) else np.asarray(q, dtype=np.float64)
+    if qs.ndim > 1:
+        raise RuntimeError(f"quantile() q must be a scalar or 1D tensor, got {qs.ndim}D")
+    if ((qs < 0) | (qs > 1)).any():
+        raise RuntimeError("quantile() q values must be in the range [0, 1]")
+    x = reshape(input, -1) if dim is None else input
+    d = 0 if dim is None else norm_dim(dim, input.ndim, "nanquantile")
+    srt = sort(x, d).values  # NaNs sort last
+    count = (~np.isnan(srt._data)).sum(axis=d, keepdims=True)
+    outs = []
+    for qv in np.atleast_1d(qs):
+        pos = builtins.float(qv) * np.maximum(count - 1, 0)
+        lo_i, hi_i = np.floor(pos), np.ceil(pos)
+        if interpolation == "lower":
+            hi_i = lo_i
+        elif interpolation == "higher":
+            lo_i = hi_i
+        elif interpolation == "nearest":
+            lo_i = hi_i = np.round(pos)  # round half to even, as PyTorch
+        lo = gather(srt, d, Tensor._wrap(lo_i.astype(np.int64)))
+        hi = gather(srt, d, Tensor._wrap(hi_i.astype(np.int64)))
+        frac = np.full(pos.shape, 0.5) if interpolation == "midpoint" else pos - lo_i
+        v = lo + (hi - lo) * const(frac, srt.dtype)
+        v = where(Tensor._wrap(count == 0), const(np.nan, srt.dtype), v)
         if dim is None:
             v = reshape(v, (1,) * input.ndim if keepdim else ())
         elif not keepdim:

@@ -2080,3 +2080,58 @@ errors("sparse_mm", lambda M: M.sparse.mm(M.sparse_coo_tensor(M.tensor(_COO), M.
        lambda M: M.sparse_coo_tensor(M.tensor([[1, 2]]), M.ones(3), (3,)),
        lambda M: M.sparse_coo_tensor(M.tensor([[1, 2]]), M.ones(2), (3, 4)),
        lambda M: M.sparse_coo_tensor(M.tensor(_COO), M.ones(5), (3, 3)).values())
+# ---------------------------------------------------------------- composites added for PyTorch API coverage
+# non-negative exponents only: PyTorch's gradient is 0 for a negative integer one (its formula
+# takes pow(2, other) in integers); tapegrad's is 2 ** other (tests/test_coverage_ops.py)
+cases("ldexp", Case(lambda M, x: M.ldexp(x, M.tensor([[1, 2, 0, 3]])), [A2]),
+      Case(lambda M, x: M.ldexp(x, M.tensor([[1.0, -2.0, 0.5, 3.0]])), [A2]),
+      Case(lambda M, x: M.ldexp(x, M.tensor(2)) * x, [A2], double=True))
+cases("rsub", Case(lambda M, x, y: M.rsub(x, y, alpha=3), [A2, B2], double=True),
+      Case(lambda M, x: M.rsub(x, 2.5), [A2]))
+cases("mvlgamma", Case(lambda M, x: M.mvlgamma(x + 2, 3), [P2], double=True))
+cases("mvlgamma", Case(lambda M, x: M.mvlgamma(x * 0.1, 2), [P2]))
+errors("mvlgamma", lambda M: M.mvlgamma(M.tensor([3.0]), 0))
+cases("select_scatter", Case(lambda M, x, s: M.select_scatter(x * 2, s, 1, -1), [A2, B2[:3]], double=True))
+cases("slice_scatter", Case(lambda M, x, s: M.slice_scatter(x, s * s, 1, 1, None, 2), [A2, A2[:, :2]], double=True))
+cases("diagonal_scatter", Case(lambda M, x, s: M.diagonal_scatter(x, s, 1), [A2, B2[:3]]),
+      Case(lambda M, x, s: M.diagonal_scatter(x, s, -1, 1, 0), [A2, B2[:3]]),
+      Case(lambda M, x, s: M.diagonal_scatter(x, s, 0, 0, 2), [M3.reshape(2, 3, 3), V3.T.copy()]))
+cases("index_put", Case(lambda M, x, v: M.index_put(x, (M.tensor([0, 2, 0]), M.tensor([1, 1, 1])), v, True),
+                        [A2, B2[:3]]),
+      Case(lambda M, x, v: M.index_put(x, (M.tensor([2, 0]),), v), [A2, B2]),
+      Case(lambda M, x, v: M.index_put(x, (M.tensor(Z2 > 0),), v, True), [A2, B2[:1]]))
+errors("index_put", lambda M: M.index_put(M.zeros(2), (M.tensor([0]), M.tensor([0])), M.tensor(1.0)))
+cases("put", Case(lambda M, x, s: M.put(x, M.tensor([[0, -1], [5, 0]]), s, True), [A2, A2[:2, :2]]),
+      Case(lambda M, x, s: x.put(M.tensor([3, 7]), s), [A2, B2[:2]]))
+errors("put", lambda M: M.zeros(3).put(M.tensor([3]), M.tensor([1.0])))
+cases("index_reduce", *[Case(lambda M, x, s, r=r: M.index_reduce(x, 0, M.tensor([0, 2, 0, 0]), s, r, include_self=inc),
+                             [A2, np.vstack([A2, B2])]) for r in ("prod", "mean", "amax", "amin") for inc in (True, False)])
+cases("combinations", Case(lambda M, x: M.combinations(x, 3) ** 2, [B2], double=True),
+      Case(lambda M, x: M.combinations(x, with_replacement=True), [B2]))
+errors("combinations", lambda M: M.combinations(M.zeros(2, 2)))
+cases("cumulative_trapezoid", Case(lambda M, y, x: M.cumulative_trapezoid(y, x), [A2, np.sort(B2)], double=True),
+      Case(lambda M, y: M.cumulative_trapezoid(y, dx=0.5, dim=0), [A2]))
+cases("gradient", Case(lambda M, y: M.gradient(y, spacing=[0.5, 2.0], edge_order=2), [A2]),
+      Case(lambda M, y: M.gradient(y, dim=1), [A2]),
+      Case(lambda M, y, x: M.gradient(y, spacing=[x.detach()], dim=1, edge_order=2)[0] * y, [A2, np.sort(B2)],
+           double=True))
+errors("gradient", lambda M: M.gradient(M.zeros(1, 3), dim=0), lambda M: M.gradient(M.zeros(3), edge_order=3))
+cases("nanquantile", Case(lambda M, x: M.nanquantile(x, 0.3, 1), [NANS]),
+      Case(lambda M, x: M.nanquantile(x, M.tensor([0.25, 0.5], dtype=x.dtype), 0, True, interpolation="midpoint"),
+           [NANS]),
+      Case(lambda M, x: M.nanquantile(x, 0.7), [A2]))
+_SPD = M3 @ M3.transpose(0, 2, 1)
+cases("cholesky", Case(lambda M, a: M.cholesky(a @ a.mT, upper=True), [M3], double=True))
+cases("cholesky_solve", Case(lambda M, b, a: M.cholesky_solve(b, M.linalg.cholesky(a @ a.mT)), [V3[..., None], M3]),
+      Case(lambda M, b, a: M.cholesky_solve(b, M.linalg.cholesky(a @ a.mT).mT, True), [V3[..., None], M3]))
+cases("cholesky_inverse", Case(lambda M, a: M.cholesky_inverse(M.linalg.cholesky(a[0] @ a[0].mT)), [M3]))
+cases("qr", Case(lambda M, a: M.qr(a).R.abs(), [M3]), Case(lambda M, a: M.qr(a, False).R.abs(), [A2]))
+cases("svd", Case(lambda M, a: M.svd(a).S, [M3]), Case(lambda M, a: (lambda r: r.U @ M.diag_embed(r.S) @ r.V.mT)(M.svd(a)),
+                                                      [M3]))
+cases("triangular_solve", *[Case(lambda M, b, a, u=u, t=t, n=n: M.triangular_solve(b, a, u, t, n).solution,
+                                 [V3[..., None], M3]) for u in (True, False) for t in (True, False) for n in (True, False)])
+cases("frobenius_norm", Case(lambda M, a: M.frobenius_norm(a, (1, 2), True), [M3], double=True))
+cases("nuclear_norm", Case(lambda M, a: M.nuclear_norm(a), [A2]), Case(lambda M, a: M.nuclear_norm(a, (1, 2)), [M3]))
+cases("renorm", Case(lambda M, x: M.renorm(x, 2, 0, 1.0), [A2 * 2], double=True),
+      Case(lambda M, x: x.renorm(1, 1, 0.5), [A2]), Case(lambda M, x: M.renorm(x, 3, -1, 0.7), [M3]))
+errors("renorm", lambda M: M.renorm(M.ones(2, 2), 0, 0, 1.0), lambda M: M.renorm(M.ones(2, 2), 2, 0, -1.0))

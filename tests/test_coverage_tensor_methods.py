@@ -1,0 +1,94 @@
+"""Tensor methods added for PyTorch API coverage: resize, storage metadata, legacy ``new``,
+Python-callback fills, ``as_subclass``, ... against PyTorch when it is installed."""
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+def test_resize_in_place_keeps_the_leading_elements():
+    x = tg.arange(6.0)
+    v = x._version[0]
+    assert x.resize_(2, 2) is x and x.tolist() == [[0.0, 1.0], [2.0, 3.0]] and x._version[0] == v + 1
+    assert x.resize_((2, 3)).tolist() == [[0.0, 1.0, 2.0], [3.0, 0.0, 0.0]]  # grown: zeros
+    assert x.resize_as_(tg.zeros(3)).tolist() == [0.0, 1.0, 2.0]
+    with pytest.raises(RuntimeError, match="require grad"):
+        tg.ones(2, requires_grad=True).resize_(3)
+    with pytest.raises(RuntimeError):
+        x.resize_(-1)
+    torch = pytest.importorskip("torch")
+    t = torch.arange(6.0)
+    assert t.resize_(2, 2).tolist() == [[0.0, 1.0], [2.0, 3.0]]
+
+
+def test_out_of_place_resize_is_a_reshape():
+    a = tg.arange(6.0, requires_grad=True)
+    y = a.resize(2, 3)
+    assert y.shape == (2, 3) and a.resize_as(tg.zeros(3, 2)).shape == (3, 2)
+    (y * tg.arange(6.0).reshape(2, 3)).sum().backward()
+    assert a.grad.tolist() == list(range(6))
+    with pytest.raises(RuntimeError):
+        a.resize(4)
+    torch = pytest.importorskip("torch")
+    assert torch.arange(6.0).resize(2, 3).tolist() == tg.arange(6.0).resize(2, 3).tolist()
+
+
+def test_storage_offset_and_dim_order_as_pytorch():
+    torch = pytest.importorskip("torch")
+    x, t = tg.arange(24.0).reshape(2, 3, 4), torch.arange(24.0).reshape(2, 3, 4)
+    for f in (lambda z: z, lambda z: z[1], lambda z: z[:, 1:, 2:], lambda z: z.permute(2, 0, 1),
+              lambda z: z.transpose(0, 1)[1, :, 3]):
+        assert f(x).storage_offset() == f(t).storage_offset()
+        assert f(x).dim_order() == f(t).dim_order()
+    assert x.const_data_ptr() == x.data_ptr()
+
+
+def test_legacy_new_and_new_empty_strided():
+    torch = pytest.importorskip("torch")
+    x, t = tg.zeros(2, dtype=tg.float64), torch.zeros(2, dtype=torch.float64)
+    for args in ((2, 3), ([1, 2],), ()):
+        a, b = x.new(*args), t.new(*args)
+        assert a.shape == tuple(b.shape) and str(a.dtype) == str(b.dtype).replace("torch.", "")
+    assert x.new([1, 2]).tolist() == [1.0, 2.0]
+    s = x.new_empty_strided((2, 3), (3, 1))
+    assert s.shape == (2, 3) and s.dtype == tg.float64
+    assert x.new_empty_strided((2,), (1,), dtype=tg.int32).dtype == tg.int32
+    with pytest.raises(RuntimeError):
+        x.new_empty_strided((2, 3), (1,))
+
+
+def test_python_callback_fills():
+    torch = pytest.importorskip("torch")
+    x, t = tg.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 2.0, 3.0])
+    assert x.apply_(lambda v: v * v) is x
+    t.apply_(lambda v: v * v)
+    x.map_(tg.tensor([1.0]), lambda a, b: a - b)
+    t.map_(torch.tensor([1.0]), lambda a, b: a - b)
+    x.map2_(tg.ones(3), tg.tensor([2.0, 0.0, 1.0]), lambda a, b, c: a * c + b)
+    t.map2_(torch.ones(3), torch.tensor([2.0, 0.0, 1.0]), lambda a, b, c: a * c + b)
+    assert x.tolist() == t.tolist()
+    with pytest.raises(RuntimeError, match="requires grad"):
+        tg.ones(2, requires_grad=True).apply_(abs)
+
+
+def test_as_subclass_predicates_and_views():
+    class Marked(tg.Tensor):
+        pass
+
+    x = tg.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    m = x.as_subclass(Marked)
+    assert type(m) is Marked and m.data_ptr() == x.data_ptr()
+    assert tg.tensor([2]).is_nonzero() and not tg.tensor([0.0]).is_nonzero()
+    with pytest.raises(RuntimeError):
+        x.is_nonzero()
+    assert x.isreal().all().item()
+    assert x.narrow_copy(1, 1, 2).tolist() == [[2.0, 3.0], [5.0, 6.0]]
+    assert x.narrow_copy(1, 1, 2).data_ptr() != x.data_ptr()
+    assert x.adjoint().tolist() == x.T.tolist() and tg.adjoint(tg.zeros(4, 2, 3)).shape == (4, 3, 2)
+    with pytest.raises(RuntimeError):
+        tg.ones(3).adjoint()
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError):
+        torch.ones(3).adjoint()
+    with pytest.raises(RuntimeError):
+        torch.tensor([[1.0, 2.0]]).is_nonzero()
