@@ -1369,6 +1369,24 @@ def _solve(draw):
     return Sample(lambda M, a: M.linalg.pinv(a), [_distinct_sv(draw, batch, m, n)], np.linalg.pinv)
 
 
+@entry("special_i0", "special_i0e", "special_i1", "special_i1e", "special_erfcx", "special_entr", "special_zeta",
+       "special_gammainc", "special_gammaincc", gradgrad=True)
+def _special_more(draw):
+    how = draw(st.sampled_from(["i0", "i0e", "i1", "i1e", "erfcx", "entr", "zeta", "gammainc", "gammaincc"]))
+    shape = draw(st.sampled_from([(), (3,), (2, 3)]))
+    x = arr(draw, shape)
+    refs = {"i0": sp.i0, "i0e": sp.i0e, "i1": sp.i1, "i1e": sp.i1e, "erfcx": sp.erfcx, "entr": sp.entr}
+    if how in refs:
+        x = np.abs(x) + 0.1 if how == "entr" else x
+        return Sample(lambda M, a: getattr(M.special, how)(a), [x], refs[how])
+    if how == "zeta":  # differentiable in q only
+        return Sample(lambda M, q: M.special.zeta(M.tensor(2.5, dtype=M.float64), q), [np.abs(x) + 0.5],
+                      lambda q: sp.zeta(2.5, q))
+    ref = sp.gammainc if how == "gammainc" else sp.gammaincc
+    return Sample(lambda M, v: getattr(M.special, how)(M.tensor(1.7, dtype=M.float64), v), [np.abs(x) + 0.2],
+                  lambda v: ref(1.7, v))
+
+
 @entry("lu_factor", "matrix_exp", gradgrad=True, torch_rtol=1e-7)
 def _lu_expm(draw):
     batch = draw(st.sampled_from([(), (2,)]))
