@@ -58,9 +58,10 @@ from .transforms import (AbsTransform, AffineTransform, CatTransform, ComposeTra
                          Transform, identity_transform)
 from .uniform import Uniform
 from .von_mises import VonMises
+from .wishart import Wishart
 from .weibull import Weibull
 
-__all__ = ["CatTransform", "CorrCholeskyTransform", "ExponentialFamily", "GeneralizedPareto", "LKJCholesky", "PositiveDefiniteTransform", "StackTransform", "VonMises", "AbsTransform", "AffineTransform", "Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2",
+__all__ = ["CatTransform", "CorrCholeskyTransform", "ExponentialFamily", "GeneralizedPareto", "LKJCholesky", "PositiveDefiniteTransform", "StackTransform", "VonMises", "Wishart", "AbsTransform", "AffineTransform", "Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2",
            "ComposeTransform", "ContinuousBernoulli", "CumulativeDistributionTransform", "Dirichlet", "Distribution", "ExpRelaxedCategorical", "ExpTransform", "Exponential",
            "FisherSnedecor", "Gamma", "Geometric", "Gumbel", "HalfCauchy", "HalfNormal", "Independent", "IndependentTransform", "InverseGamma", "Kumaraswamy", "Laplace", "LogNormal", "LogisticNormal",
            "LogitRelaxedBernoulli", "LowRankMultivariateNormal", "LowerCholeskyTransform", "MixtureSameFamily",

@@ -153,3 +153,33 @@ def test_exponential_family_entropy_by_bregman():
     ent.sum().backward()
     _close(-1 / np.array([0.5, 2.0, 7.0]), rate.grad)
     assert issubclass(D.ExponentialFamily, D.Distribution)
+
+
+@pytest.mark.parametrize("param", ["covariance_matrix", "precision_matrix", "scale_tril"])
+def test_wishart_matches_torch(param):
+    A = R.standard_normal((2, 3, 3))
+    S = A @ np.swapaxes(A, -1, -2) + 3 * np.eye(3)
+    value = torch.distributions.Wishart(torch.tensor(6.0, dtype=torch.float64),
+                                        covariance_matrix=torch.tensor(S[0])).sample((4,)).unsqueeze(1)
+    arg = {"covariance_matrix": S, "precision_matrix": np.linalg.inv(S), "scale_tril": np.linalg.cholesky(S)}[param]
+    res = []
+    for M, Dm in ((torch, TD), (tg, D)):
+        df = M.tensor([4.5, 7.0], dtype=M.float64, requires_grad=True)
+        a = M.tensor(arg, requires_grad=True)
+        d = Dm.Wishart(df, **{param: a})
+        lp = d.log_prob(M.tensor(value.numpy()))
+        out = [lp, d.entropy(), d.mean, d.variance, d.mode, d.precision_matrix]
+        (lp.sum() + out[1].sum()).backward()
+        # scale_tril: only its lower triangle is read; PyTorch's cholesky_solve still sends
+        # gradient to the upper one, tapegrad gives the true derivative (zero there)
+        ga = a.grad.tril() if param == "scale_tril" else a.grad
+        res.append(out + [df.grad, ga])
+        raw = a.grad
+    for a, b in zip(*res):
+        _close(a, b, 1e-8)
+    if param == "scale_tril":
+        assert not np.triu(raw.numpy(), 1).any()  # raw: tapegrad's, the last one computed
+    s = D.Wishart(tg.tensor(8.0, dtype=tg.float64), covariance_matrix=tg.tensor(S[0])).rsample((4000,)).numpy()
+    np.testing.assert_allclose(s.mean(0), 8 * S[0], rtol=0.1, atol=0.5)
+    with pytest.raises(ValueError, match="df"):
+        D.Wishart(tg.tensor(1.0), covariance_matrix=tg.eye(3))
