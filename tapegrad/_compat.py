@@ -10,7 +10,8 @@ import numpy as np
 from . import _dtype
 from .ops import creation
 from ._tape import grad_mode
-from ._tape.grad_mode import _GradModeContext
+from ._tape.grad_mode import _GradModeContext  # noqa: F401
+from .autograd.grad_mode import inference_mode, is_inference_mode_enabled  # noqa: F401  (PyTorch's top-level names)
 from .tensor import Size, Tensor  # noqa: F401  (Size: tapegrad.Size)
 from .ops import format as _format
 
@@ -63,19 +64,6 @@ class CharTensor(_LegacyTensor):
 
 class ShortTensor(_LegacyTensor):
     _dtype = _dtype.int16
-
-
-class inference_mode(_GradModeContext):  # noqa: N801  (PyTorch's name)
-    """``no_grad`` under PyTorch's other name (context manager or decorator);
-    ``inference_mode(False)`` leaves grad mode as it is, as in PyTorch."""
-
-    def __init__(self, mode: bool = True):
-        self.mode = False if mode else None
-
-
-def is_inference_mode_enabled() -> bool:
-    """Whether inference mode is on: here, whether grad mode is off (``inference_mode`` is ``no_grad``)."""
-    return not grad_mode.is_grad_enabled()
 
 
 class finfo:

@@ -1,3 +1,67 @@
-"""``torch.autograd.grad_mode``'s public names (the implementation is the tape's, ``tapegrad/_tape``)."""
+"""``torch.autograd.grad_mode``'s public names (the implementation is the tape's, ``tapegrad/_tape``),
+with ``inference_mode`` and the engine switches PyTorch keeps there."""
+from __future__ import annotations
+
+import threading
+
 from .._tape.grad_mode import (_GradModeContext, enable_grad, is_grad_enabled, no_grad,  # noqa: F401
                                set_grad_enabled, state)
+
+
+class inference_mode(_GradModeContext):  # noqa: N801  (PyTorch's name)
+    """``no_grad`` under PyTorch's other name (context manager or decorator);
+    ``inference_mode(False)`` leaves grad mode as it is, as in PyTorch."""
+
+    def __init__(self, mode: bool = True):
+        self.mode = False if mode else None
+
+
+def is_inference_mode_enabled() -> bool:
+    """Whether inference mode is on: here, whether grad mode is off (``inference_mode`` is ``no_grad``)."""
+    return not state.enabled
+
+
+_switches = threading.local()
+
+
+class set_multithreading_enabled:  # noqa: N801  (PyTorch's name)
+    """PyTorch's switch for its backward worker threads (context manager, or a plain call). tapegrad
+    runs each backward on the calling thread, so results do not depend on it; the flag is kept
+    (per thread) so that :func:`is_multithreading_enabled` reports it."""
+
+    def __init__(self, mode: bool):
+        self.prev = is_multithreading_enabled()
+        _switches.multithreading = bool(mode)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _switches.multithreading = self.prev
+        return False
+
+
+def is_multithreading_enabled() -> bool:
+    """The flag of :class:`set_multithreading_enabled` (True by default, as in PyTorch)."""
+    return getattr(_switches, "multithreading", True)
+
+
+class _view_replay_enabled:  # noqa: N801
+    """PyTorch's ``_force_original_view_tracking``: tapegrad's views always record their base op,
+    so there is no replay to switch; the flag is kept for :func:`is_view_replay_enabled`."""
+
+    def __init__(self, mode: bool):
+        self.prev = is_view_replay_enabled()
+        _switches.view_replay = bool(mode)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _switches.view_replay = self.prev
+        return False
+
+
+def is_view_replay_enabled() -> bool:
+    """Whether view replay is switched on (False unless ``_view_replay_enabled(True)``)."""
+    return getattr(_switches, "view_replay", False)

@@ -4,9 +4,10 @@ what the validation errors print."""
 from __future__ import annotations
 
 import numpy as np
+from .. import ops
 from ..tensor import Tensor
 
-__all__ = ["Constraint", "MixtureSameFamilyConstraint", "boolean", "dependent", "dependent_property", "greater_than", "greater_than_eq",
+__all__ = ["Constraint", "cat", "corr_cholesky", "stack", "MixtureSameFamilyConstraint", "boolean", "dependent", "dependent_property", "greater_than", "greater_than_eq",
            "half_open_interval", "independent", "integer_interval", "interval", "is_dependent", "less_than",
            "lower_cholesky", "lower_triangular", "positive_integer", "positive_semidefinite", "square", "symmetric", "multinomial", "nonnegative", "nonnegative_integer", "one_hot", "positive", "positive_definite", "real",
            "real_vector", "simplex", "unit_interval"]
@@ -276,6 +277,69 @@ class _PositiveDefinite(Constraint):
         return Tensor._wrap(np.asarray(sym & pd & np.isfinite(a).all((-1, -2))))
 
 
+class _Cat(Constraint):
+    """Each of the pieces of ``dim`` (of ``lengths``, 1 each by default) satisfies its constraint
+    in ``cseq`` (``torch.distributions.constraints.cat``)."""
+
+    def __init__(self, cseq, dim=0, lengths=None):
+        self.cseq = list(cseq)
+        self.lengths = list(lengths) if lengths is not None else [1] * len(self.cseq)
+        if len(self.lengths) != len(self.cseq):
+            raise ValueError(f"cat: {len(self.cseq)} constraints but {len(self.lengths)} lengths")
+        self.dim = dim
+
+    @property
+    def is_discrete(self):
+        return any(c.is_discrete for c in self.cseq)
+
+    @property
+    def event_dim(self):
+        return max(c.event_dim for c in self.cseq)
+
+    def check(self, value):
+        checks, start = [], 0
+        for c, n in zip(self.cseq, self.lengths):
+            checks.append(c.check(value.narrow(self.dim, start, n)))
+            start += n
+        return ops.cat(checks, self.dim)
+
+
+class _Stack(Constraint):
+    """Each slice along ``dim`` satisfies its constraint in ``cseq`` (``constraints.stack``)."""
+
+    def __init__(self, cseq, dim=0):
+        self.cseq = list(cseq)
+        self.dim = dim
+
+    @property
+    def is_discrete(self):
+        return any(c.is_discrete for c in self.cseq)
+
+    @property
+    def event_dim(self):
+        event_dim = max(c.event_dim for c in self.cseq)
+        if self.dim + event_dim < 0:
+            event_dim += 1
+        return event_dim
+
+    def check(self, value):
+        vs = [value.select(self.dim, i) for i in range(value.shape[self.dim])]
+        return ops.stack([c.check(v) for v, c in zip(vs, self.cseq)], self.dim)
+
+
+class _CorrCholesky(Constraint):
+    """Lower Cholesky factors of correlation matrices: lower triangular, positive diagonal, rows of
+    unit Euclidean norm."""
+
+    event_dim = 2
+
+    def check(self, value):
+        tol = float(np.finfo(value._data.dtype).eps) * value.shape[-1] * 10
+        row_norm = Tensor._wrap(np.linalg.norm(value._data, axis=-1))
+        unit_rows = ((row_norm - 1).abs() <= tol).all(-1)
+        return lower_cholesky.check(value) & unit_rows
+
+
 dependent = _Dependent()
 boolean = _Boolean()
 nonnegative_integer = _IntegerGreaterThan(0)
@@ -300,4 +364,7 @@ square = _Square()
 symmetric = _Symmetric()
 positive_semidefinite = _PositiveSemidefinite()
 positive_definite = _PositiveDefinite()
+cat = _Cat
+corr_cholesky = _CorrCholesky()
+stack = _Stack
 independent = _IndependentConstraint

@@ -17,7 +17,7 @@ from .. import ops
 from ..nn import functional as F
 from .distribution import broadcast_all
 
-__all__ = ["AbsTransform", "AffineTransform", "ComposeTransform", "CumulativeDistributionTransform", "ExpTransform",
+__all__ = ["AbsTransform", "AffineTransform", "CatTransform", "CorrCholeskyTransform", "PositiveDefiniteTransform", "StackTransform", "tril_matrix_to_vec", "vec_to_tril_matrix", "ComposeTransform", "CumulativeDistributionTransform", "ExpTransform",
            "IndependentTransform", "LowerCholeskyTransform", "PowerTransform", "ReshapeTransform", "SigmoidTransform",
            "SoftmaxTransform", "SoftplusTransform", "StickBreakingTransform", "TanhTransform", "Transform",
            "identity_transform"]
@@ -746,3 +746,226 @@ class CumulativeDistributionTransform(Transform):
     def log_abs_det_jacobian(self, x, y):
         """``log |det dy/dx|`` at the input ``x`` and its output ``y``, per event."""
         return self.distribution.log_prob(x)
+
+
+# ---------------------------------------------------------------- transforms of pieces, correlation factors
+def vec_to_tril_matrix(vec, diag=0):
+    """The (..., n, n) matrix whose lower triangle (from diagonal ``diag``) holds ``vec``'s last dim,
+    row by row, zeros elsewhere (differentiable)."""
+    k = vec.shape[-1]
+    n = (-(1 + 2 * diag) + ((1 + 2 * diag) ** 2 + 8 * k + 4 * abs(diag) * (diag + 1)) ** 0.5) / 2
+    if round(n) - n > np.finfo(vec._data.dtype).eps:
+        raise ValueError(f"The size of last dimension is {k} which cannot be expressed as the lower triangular part "
+                         f"of a square D x D matrix.")
+    n = round(n)
+    rows, cols = np.nonzero(np.arange(n) < np.arange(n)[:, None] + (diag + 1))
+    place = np.zeros((k, n * n), vec._data.dtype)
+    place[np.arange(k), rows * n + cols] = 1
+    return ops.matmul(vec, ops.tensor(place)).reshape(*vec.shape[:-1], n, n)
+
+
+def tril_matrix_to_vec(mat, diag=0):
+    """The lower triangle (from diagonal ``diag``) of the last two dims of ``mat``, row by row."""
+    n = mat.shape[-1]
+    if diag < -n or diag >= n:
+        raise ValueError(f"diag ({diag}) provided is outside [{-n}, {n - 1}].")
+    rows, cols = np.nonzero(np.arange(n) < np.arange(n)[:, None] + (diag + 1))
+    return mat.reshape(*mat.shape[:-2], n * n)[..., ops.tensor(rows * n + cols)]
+
+
+class CorrCholeskyTransform(Transform):
+    """Unconstrained vectors of length D(D-1)/2 to Cholesky factors of D x D correlation matrices
+    (tanh, then stick-breaking on the squares, as PyTorch and Stan)."""
+
+    domain = constraints.real_vector
+    codomain = constraints.corr_cholesky
+    bijective = True
+
+    def __eq__(self, other):
+        return isinstance(other, CorrCholeskyTransform)
+
+    __hash__ = object.__hash__
+
+    def _call(self, x):
+        eps = float(np.finfo(x._data.dtype).eps)
+        r = vec_to_tril_matrix(x.tanh().clamp(-1 + eps, 1 - eps), diag=-1)
+        z1m_cumprod_sqrt = (1 - r * r).sqrt().cumprod(-1)
+        r = r + ops.tensor(np.eye(r.shape[-1], dtype=r._data.dtype))
+        return r * F.pad(z1m_cumprod_sqrt[..., :-1], (1, 0), value=1)
+
+    def _inverse(self, y):
+        y_cumsum = 1 - (y * y).cumsum(-1)
+        shifted = F.pad(y_cumsum[..., :-1], (1, 0), value=1)
+        t = tril_matrix_to_vec(y, diag=-1) / tril_matrix_to_vec(shifted, diag=-1).sqrt()
+        return (t.log1p() - (-t).log1p()) / 2
+
+    def log_abs_det_jacobian(self, x, y, intermediates=None):
+        """Of ``x`` and the flattened strict lower triangle of ``y`` (the spaces differ in size)."""
+        y1m_cumsum = 1 - (y * y).cumsum(-1)
+        stick = 0.5 * tril_matrix_to_vec(y1m_cumsum, diag=-2).log().sum(-1)
+        tanh = -2 * (x + F.softplus(-2 * x) - math.log(2.0)).sum(-1)
+        return stick + tanh
+
+    def forward_shape(self, shape):
+        if len(shape) < 1:
+            raise ValueError("Too few dimensions on input")
+        n = shape[-1]
+        d = round((0.25 + 2 * n) ** 0.5 + 0.5)
+        if d * (d - 1) // 2 != n:
+            raise ValueError("Input is not a flattend lower-diagonal number")
+        return tuple(shape[:-1]) + (d, d)
+
+    def inverse_shape(self, shape):
+        if len(shape) < 2:
+            raise ValueError("Too few dimensions on input")
+        if shape[-2] != shape[-1]:
+            raise ValueError("Input is not square")
+        d = shape[-1]
+        return tuple(shape[:-2]) + (d * (d - 1) // 2,)
+
+
+class PositiveDefiniteTransform(Transform):
+    """Square matrices to positive-definite ones: ``L L^T`` with ``L`` the LowerCholeskyTransform
+    of the input (not bijective, as PyTorch's)."""
+
+    domain = constraints.independent(constraints.real, 2)
+    codomain = constraints.positive_definite
+
+    def __eq__(self, other):
+        return isinstance(other, PositiveDefiniteTransform)
+
+    __hash__ = object.__hash__
+
+    def _call(self, x):
+        L = LowerCholeskyTransform()(x)
+        return L @ L.mT
+
+    def _inverse(self, y):
+        return LowerCholeskyTransform().inv(ops.linalg.cholesky(y))
+
+
+class CatTransform(Transform):
+    """Applies each transform of ``tseq`` to its piece of ``dim`` (``lengths``, 1 each by default)
+    and concatenates the results.
+
+    >>> t = CatTransform([ExpTransform(), identity_transform], dim=0, lengths=[2, 1])
+    """
+
+    def __init__(self, tseq, dim=0, lengths=None, cache_size=0):
+        if not all(isinstance(t, Transform) for t in tseq):
+            raise TypeError("CatTransform: every element of tseq must be a Transform")
+        if cache_size:
+            tseq = [t.with_cache(cache_size) for t in tseq]
+        super().__init__(cache_size=cache_size)
+        self.transforms = list(tseq)
+        self.lengths = list(lengths) if lengths is not None else [1] * len(self.transforms)
+        if len(self.lengths) != len(self.transforms):
+            raise ValueError(f"CatTransform: {len(self.transforms)} transforms but {len(self.lengths)} lengths")
+        self.dim = dim
+
+    @property
+    def event_dim(self):
+        return max(t.event_dim for t in self.transforms)
+
+    @property
+    def length(self):
+        """The total length of ``dim`` that the transforms cover."""
+        return sum(self.lengths)
+
+    def with_cache(self, cache_size=1):
+        if self._cache_size == cache_size:
+            return self
+        return CatTransform(self.transforms, self.dim, self.lengths, cache_size)
+
+    def _pieces(self, fn, x):
+        if not -x.ndim <= self.dim < x.ndim:
+            raise ValueError(f"CatTransform: dim {self.dim} is out of range for a {x.ndim}-D input")
+        if x.shape[self.dim] != self.length:
+            raise ValueError(f"CatTransform: expected size {self.length} along dim {self.dim}, got {x.shape[self.dim]}")
+        out, start = [], 0
+        for t, n in zip(self.transforms, self.lengths):
+            out.append(fn(t, x.narrow(self.dim, start, n)))
+            start += n
+        return ops.cat(out, self.dim)
+
+    def _call(self, x):
+        return self._pieces(lambda t, v: t(v), x)
+
+    def _inverse(self, y):
+        return self._pieces(lambda t, v: t.inv(v), y)
+
+    def log_abs_det_jacobian(self, x, y):
+        parts, start = [], 0
+        for t, n in zip(self.transforms, self.lengths):
+            ld = t.log_abs_det_jacobian(x.narrow(self.dim, start, n), y.narrow(self.dim, start, n))
+            if t.event_dim < self.event_dim:
+                ld = _sum_rightmost(ld, self.event_dim - t.event_dim)
+            parts.append(ld)
+            start += n
+        dim = self.dim - x.ndim if self.dim >= 0 else self.dim
+        dim += self.event_dim
+        return ops.cat(parts, dim) if dim < 0 else functools.reduce(operator.add, parts)
+
+    @property
+    def bijective(self):
+        return all(t.bijective for t in self.transforms)
+
+    @property
+    def domain(self):
+        """The pieces' domains, concatenated (``constraints.cat``)."""
+        return constraints.cat([t.domain for t in self.transforms], self.dim, self.lengths)
+
+    @property
+    def codomain(self):
+        """The pieces' codomains, concatenated (``constraints.cat``)."""
+        return constraints.cat([t.codomain for t in self.transforms], self.dim, self.lengths)
+
+
+class StackTransform(Transform):
+    """Applies the i-th transform of ``tseq`` to the i-th slice along ``dim`` and stacks the results."""
+
+    def __init__(self, tseq, dim=0, cache_size=0):
+        if not all(isinstance(t, Transform) for t in tseq):
+            raise TypeError("StackTransform: every element of tseq must be a Transform")
+        if cache_size:
+            tseq = [t.with_cache(cache_size) for t in tseq]
+        super().__init__(cache_size=cache_size)
+        self.transforms = list(tseq)
+        self.dim = dim
+
+    def with_cache(self, cache_size=1):
+        if self._cache_size == cache_size:
+            return self
+        return StackTransform(self.transforms, self.dim, cache_size)
+
+    def _slices(self, z):
+        if not -z.ndim <= self.dim < z.ndim:
+            raise ValueError(f"StackTransform: dim {self.dim} is out of range for a {z.ndim}-D input")
+        if z.shape[self.dim] != len(self.transforms):
+            raise ValueError(f"StackTransform: expected {len(self.transforms)} slices along dim {self.dim}, got "
+                             f"{z.shape[self.dim]}")
+        return [z.select(self.dim, i) for i in range(z.shape[self.dim])]
+
+    def _call(self, x):
+        return ops.stack([t(v) for v, t in zip(self._slices(x), self.transforms)], self.dim)
+
+    def _inverse(self, y):
+        return ops.stack([t.inv(v) for v, t in zip(self._slices(y), self.transforms)], self.dim)
+
+    def log_abs_det_jacobian(self, x, y):
+        return ops.stack([t.log_abs_det_jacobian(a, b)
+                          for a, b, t in zip(self._slices(x), self._slices(y), self.transforms)], self.dim)
+
+    @property
+    def bijective(self):
+        return all(t.bijective for t in self.transforms)
+
+    @property
+    def domain(self):
+        """The slices' domains, stacked (``constraints.stack``)."""
+        return constraints.stack([t.domain for t in self.transforms], self.dim)
+
+    @property
+    def codomain(self):
+        """The slices' codomains, stacked (``constraints.stack``)."""
+        return constraints.stack([t.codomain for t in self.transforms], self.dim)

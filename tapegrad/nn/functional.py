@@ -2090,6 +2090,38 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
     return out, weights.squeeze(0) if unbatched else weights
 
 
+def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weight=None, reduction: str = "mean",
+                         ignore_index=None, label_smoothing: float = 0.0, options=None):
+    """``cross_entropy(linear(input, linear_weight, linear_bias), target, ...)``: a classifier head
+    and its loss in one call. ``input`` is ``(N, in)`` or ``(in,)``; ``linear_weight`` ``(C, in)``
+    or ``(C, d_1, ..., d_K, in)`` for a K-dimensional loss. ``options`` (PyTorch's chunked
+    implementation, a memory saving) is accepted and the reference computation used, whose values
+    and gradients the chunked one reproduces."""
+    if input.ndim < 1 or input.ndim > 2:
+        raise RuntimeError(f"expected input with dimensionality 1 or 2, got {input.ndim}")
+    if linear_weight.ndim < 2:
+        raise RuntimeError(f"expected linear_weight with dimensionality at least 2, got {linear_weight.ndim}")
+    batches, in_features = tuple(input.shape[:-1]), input.shape[-1]
+    if in_features != linear_weight.shape[-1]:
+        raise RuntimeError(f"expected equal input and linear_weight last dimensions (in_features), got "
+                           f"{in_features} and {linear_weight.shape[-1]}, respectively")
+    classes, out_features = linear_weight.shape[0], tuple(linear_weight.shape[1:-1])
+    if linear_bias is not None and tuple(linear_bias.shape) != (classes,) + out_features:
+        raise RuntimeError(f"expected linear_bias shape {(classes,) + out_features}, got {_shape(linear_bias)}")
+    if out_features and not batches:
+        raise RuntimeError(f"K-dimensional loss defined by linear_weight shape {_shape(linear_weight)} requires "
+                           f"batched input, (N, {in_features}), got unbatched input with shape {_shape(input)}")
+    logits_shape = batches + (classes,) + out_features
+    if tuple(target.shape) == logits_shape and ignore_index is not None:
+        raise RuntimeError("ignore_index cannot be specified when target contains probabilities")
+    rows = int(np.prod((classes,) + out_features))
+    w = linear_weight.reshape(rows, in_features)
+    b = linear_bias.reshape(rows) if linear_bias is not None else None
+    logits = linear(input, w, b).reshape(logits_shape)
+    return cross_entropy(logits, target, weight=weight, reduction=reduction,
+                         ignore_index=-100 if ignore_index is None else ignore_index, label_smoothing=label_smoothing)
+
+
 def accuracy(input, target, topk: int = 1):
     """Fraction of rows whose target class is among the ``topk`` highest scores (the
     heritage's ClassAccuracy), as a 0-d float tensor; never recorded on the tape.

@@ -13,13 +13,14 @@ import collections
 import math
 
 import numpy as np
+import scipy.linalg as _sla
 
 from .. import _dtype
 from .._tape.registry import apply, defop
 from ._util import const, norm_dim, pair
 from .comparison import ne
 from .pointwise import abs, log, where
-from .shape import cat, diag_embed, diagonal, movedim, reshape, stack, tril, unbind, unsqueeze
+from .shape import cat, diag_embed, diagonal, movedim, reshape, stack, tril, triu, unbind, unsqueeze
 from .indexing import getitem
 from .matmul import matmul
 from .reduction import amax, amin, norm, sum
@@ -494,6 +495,100 @@ def solve_ex(A, B, *, left=True, check_errors=False):
         if check_errors:
             raise
         return _SolveEx(Tensor._wrap(np.full(B.shape, np.nan, B._data.dtype)), _info(A, False))
+
+
+# ---------------------------------------------------------------- LU and the matrix exponential
+def _batched(fn, x, *rest):
+    """``fn`` on each matrix of the batch ``x`` (scipy's LAPACK wrappers take one matrix)."""
+    batch = x.shape[:-2]
+    outs = [fn(x[i], *(r[i] for r in rest)) for i in np.ndindex(*batch)] if batch else [fn(x, *rest)]
+    if isinstance(outs[0], tuple):
+        return tuple(np.stack([o[k] for o in outs]).reshape(batch + outs[0][k].shape) for k in range(len(outs[0])))
+    return np.stack(outs).reshape(batch + outs[0].shape)
+
+
+def _lu_one(a):
+    """LAPACK getrf on one (m, n) matrix: packed LU, 1-based pivots (PyTorch's), info."""
+    lu, piv, info = _sla.lapack.get_lapack_funcs("getrf", (a,))(a)
+    return lu, (piv + 1).astype(np.int32), np.asarray(info, np.int32)
+
+
+def _lu_perm(piv, m):
+    """The permutation matrix P (A = P L U) of 1-based LAPACK row swaps ``piv``."""
+    perm = np.arange(m)
+    for i, p in enumerate(piv - 1):
+        perm[[i, p]] = perm[[p, i]]
+    P = np.zeros((m, m))
+    P[perm, np.arange(m)] = 1
+    return P
+
+
+def _lu_fwd(x):
+    lu, piv, _ = _batched(_lu_one, np.ascontiguousarray(x))
+    m = x.shape[-2]
+    P = np.zeros(x.shape[:-2] + (m, m))
+    for i in np.ndindex(*x.shape[:-2]):
+        P[i] = _lu_perm(piv[i], m)
+    return lu, P
+
+
+def _lu_vjp(gs, outs, x):
+    """PyTorch's linalg_lu_backward for the packed factor of a square A = P L U:
+    gA = P L^-T (tril(L^T gL, -1) + triu(gU U^T)) U^-T."""
+    (gLU, _), (LU, P) = gs, outs
+    n = x.shape[-1]
+    if x.shape[-2] != n:
+        raise RuntimeError(f"lu_factor: the gradient is implemented for square matrices only (got shape "
+                           f"{tuple(x.shape)})")
+    eye = _eye_like(n, LU)
+    L, U = tril(LU, -1) + eye, triu(LU)
+    phi = tril(matmul(L.mT, tril(gLU, -1)), -1) + triu(matmul(triu(gLU), U.mT))
+    X = solve(L.mT, phi)
+    return matmul(P, solve(U, X.mT).mT)
+
+
+_lu = _packed("lu_factor", _lu_fwd, _lu_vjp)
+
+
+def lu_factor_packed(A):
+    """``(LU, P)``: the packed LU factor (differentiable for square A) and the permutation matrix."""
+    m, n = A.shape[-2], A.shape[-1]
+    shapes = ((m, n), (m, m))
+    return _unpack(apply(_lu, A, shapes=shapes), shapes)
+
+
+def lu_pivots(A):
+    """``(pivots, info)`` of LAPACK's getrf on ``A`` (1-based int32 pivots, as PyTorch), unrecorded."""
+    _, piv, info = _batched(_lu_one, np.ascontiguousarray(A._data))
+    return Tensor._wrap(piv), Tensor._wrap(info)
+
+
+def _expm_fwd(x):
+    return _sla.expm(x) if x.size else x.copy()
+
+
+# d exp(A) = the top-right block of exp([[A, dA], [0, A]]); so gA = that block with A^T and g
+_matrix_exp = defop("matrix_exp", _cast(_expm_fwd), lambda g, out, x: _matrix_exp_vjp(g, x), saves=(0,))
+
+
+def _matrix_exp_vjp(g, x):
+    n = x.shape[-1]
+    zeros = x.mT * 0
+    big = cat([cat([x.mT, g], -1), cat([zeros, x.mT], -1)], -2)
+    return matrix_exp(big)[..., :n, n:]
+
+
+@public(method=True)
+def matrix_exp(A):
+    """The matrix exponential ``sum_k A^k / k!`` of (batches of) square matrices (scipy's Pade
+    approximation), differentiable to any order.
+
+    >>> tapegrad.linalg.matrix_exp(tapegrad.zeros(2, 2))
+    tensor([[1., 0.],
+            [0., 1.]])
+    """
+    _check_matrix(A, "linalg.matrix_exp", square=True)
+    return apply(_matrix_exp, A)
 
 
 # ---------------------------------------------------------------- norms

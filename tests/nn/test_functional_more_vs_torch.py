@@ -268,3 +268,30 @@ def test_multihead_attention_bias_kv_and_zero_attn_match_torch(bias_kv, zero_att
     res = [fn(torch, tm, torch.tensor(q), torch.tensor(kv)), fn(tg, gm, tg.tensor(q), tg.tensor(kv))]
     for a, b in zip(*res):
         np.testing.assert_allclose(_np(b), _np(a), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", ["plain", "bias_kdim", "probs", "unbatched", "module"])
+def test_linear_cross_entropy_matches_torch(case):
+    x = R.standard_normal((4, 5))
+    if case == "plain":
+        w, t = R.standard_normal((7, 5)), R.integers(0, 7, 4)
+        _run(lambda M, a, ww, tt: M.nn.functional.linear_cross_entropy(a, ww, tt, label_smoothing=0.1), [x, w, t],
+             (0, 1))
+    elif case == "bias_kdim":
+        w, b, t = R.standard_normal((3, 2, 5)), R.standard_normal((3, 2)), R.integers(0, 3, (4, 2))
+        _run(lambda M, a, ww, bb, tt: M.nn.functional.linear_cross_entropy(a, ww, tt, linear_bias=bb,
+                                                                           reduction="none"), [x, w, b, t], (0, 1, 2))
+    elif case == "probs":
+        w, t = R.standard_normal((3, 5)), R.dirichlet(np.ones(3), 4)
+        _run(lambda M, a, ww, tt: M.nn.functional.linear_cross_entropy(a, ww, tt), [x, w, t], (0, 1))
+    elif case == "unbatched":
+        w = R.standard_normal((3, 5))
+        _run(lambda M, a, ww, tt: M.nn.functional.linear_cross_entropy(a[0], ww, tt), [x, w, np.array(2)], (0, 1))
+    else:
+        tm = torch.nn.LinearCrossEntropyLoss(5, 3, out_features=(2,), bias=True).double()
+        gm = tg.nn.LinearCrossEntropyLoss(5, 3, out_features=(2,), bias=True, dtype=tg.float64)
+        assert sorted(gm.state_dict()) == sorted(tm.state_dict())
+        gm.load_state_dict({k: tg.tensor(v.detach().numpy().copy()) for k, v in tm.state_dict().items()})
+        t = R.integers(0, 3, (4, 2))
+        _run(lambda M, a, tt: (tm if M is torch else gm)(a, tt), [x, t], (0,))
+        assert gm.options is None and tg.nn.LinearCrossEntropyOptions(batch_chunk_size=2).batch_chunk_size == 2

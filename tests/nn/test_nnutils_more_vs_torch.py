@@ -194,3 +194,22 @@ def test_prune_global_custom_random_and_errors():
     assert isinstance(lin.weight, tg.nn.Parameter) and "weight_orig" not in dict(lin.named_parameters())
     with pytest.raises(ValueError, match="multidimensional"):
         prune.ln_structured(tg.nn.Linear(2, 2), "bias", 1, 2, 0)
+
+
+def test_transfer_parametrizations_and_factory_kwargs():
+    class Double(tg.nn.Module):
+        def forward(self, x):
+            return 2 * x
+
+    src = tg.nn.Linear(3, 2)
+    tg.nn.utils.parametrize.register_parametrization(src, "weight", Double())
+    dst = tg.nn.utils.parametrize.transfer_parametrizations_and_params(src, tg.nn.Linear(3, 2))
+    assert tg.nn.utils.parametrize.is_parametrized(dst, "weight")
+    assert dst.parametrizations.weight.original is src.parametrizations.weight.original
+    np.testing.assert_array_equal(dst.weight.detach().numpy(), src.weight.detach().numpy())
+    for kw in ({"dtype": "float64"}, {"factory_kwargs": {"device": "cpu"}, "dtype": "float32"}, None):
+        assert tg.nn.factory_kwargs(kw) == torch.nn.factory_kwargs(kw)
+    with pytest.raises(TypeError, match="unexpected"):
+        tg.nn.factory_kwargs({"bias": True})
+    with pytest.raises(TypeError, match="twice"):
+        tg.nn.factory_kwargs({"dtype": 1, "factory_kwargs": {"dtype": 2}})

@@ -1451,6 +1451,55 @@ def _solve(draw):
     return Sample(lambda M, a: M.linalg.pinv(a), [_distinct_sv(draw, batch, m, n)], np.linalg.pinv)
 
 
+@entry("special_i0", "special_i0e", "special_i1", "special_i1e", "special_erfcx", "special_entr", "special_zeta",
+       "special_gammainc", "special_gammaincc", gradgrad=True)
+def _special_more(draw):
+    how = draw(st.sampled_from(["i0", "i0e", "i1", "i1e", "erfcx", "entr", "zeta", "gammainc", "gammaincc"]))
+    shape = draw(st.sampled_from([(), (3,), (2, 3)]))
+    x = arr(draw, shape)
+    refs = {"i0": sp.i0, "i0e": sp.i0e, "i1": sp.i1, "i1e": sp.i1e, "erfcx": sp.erfcx, "entr": sp.entr}
+    if how in refs:
+        x = np.abs(x) + 0.1 if how == "entr" else x
+        return Sample(lambda M, a: getattr(M.special, how)(a), [x], refs[how])
+    if how == "zeta":  # differentiable in q only
+        return Sample(lambda M, q: M.special.zeta(M.tensor(2.5, dtype=M.float64), q), [np.abs(x) + 0.5],
+                      lambda q: sp.zeta(2.5, q))
+    ref = sp.gammainc if how == "gammainc" else sp.gammaincc
+    return Sample(lambda M, v: getattr(M.special, how)(M.tensor(1.7, dtype=M.float64), v), [np.abs(x) + 0.2],
+                  lambda v: ref(1.7, v))
+
+
+@entry("lu_factor", "matrix_exp", gradgrad=True, torch_rtol=1e-7)
+def _lu_expm(draw):
+    batch = draw(st.sampled_from([(), (2,)]))
+    x = _well_conditioned(draw, batch)
+    if draw(st.booleans()):  # reference: the Taylor series, far from scipy's Pade approximant
+        return Sample(lambda M, a: M.linalg.matrix_exp(a), [x * 0.5], _expm_taylor)
+    return Sample(lambda M, a: M.linalg.lu_factor(a).LU, [x], _lu_packed_ref)
+
+
+def _expm_taylor(a, terms=40):
+    out = term = np.broadcast_to(np.eye(a.shape[-1]), a.shape).copy()
+    for k in range(1, terms):
+        term = term @ a / k
+        out = out + term
+    return out
+
+
+def _lu_packed_ref(a):
+    """Doolittle with partial pivoting written out, the packed LU that LAPACK's getrf returns."""
+    def one(m):
+        m = m.copy()
+        n = m.shape[0]
+        for j in range(n):
+            p = j + np.argmax(np.abs(m[j:, j]))
+            m[[j, p]] = m[[p, j]]
+            m[j + 1:, j] /= m[j, j]
+            m[j + 1:, j + 1:] -= np.outer(m[j + 1:, j], m[j, j + 1:])
+        return m
+    return np.stack([one(m) for m in a.reshape(-1, *a.shape[-2:])]).reshape(a.shape)
+
+
 @entry("qr", "svd", "eigh", gradgrad=True, torch_rtol=1e-7)
 def _decompositions(draw):
     """Outputs whose sign (gauge) convention is LAPACK's in numpy, PyTorch and tapegrad, or squared away."""

@@ -26,7 +26,7 @@ from .loss import (BCELoss, BCEWithLogitsLoss, ClassAccuracy, CosineEmbeddingLos
                    MarginRankingLoss, MSELoss, MultiLabelMarginLoss, MultiLabelSoftMarginLoss, MultiMarginLoss, NLLLoss,
                    NLLLoss2d,
                    PairwiseDistance, PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss, TripletMarginLoss,
-                   TripletMarginWithDistanceLoss)
+                   TripletMarginWithDistanceLoss, LinearCrossEntropyLoss, LinearCrossEntropyOptions)
 from .lazy import (LazyBatchNorm1d, LazyBatchNorm2d, LazyConv1d, LazyConv2d, LazyConvTranspose1d,  # noqa: F401
                    LazyConvTranspose2d, LazyInstanceNorm1d, LazyInstanceNorm2d, LazyLinear)
 from .adaptive import AdaptiveLogSoftmaxWithLoss  # noqa: F401

@@ -1,9 +1,12 @@
 """Loss modules: each holds its options and calls its ``tapegrad.nn.functional`` loss."""
 from __future__ import annotations
 
+import dataclasses
+import math
 import warnings
 
 from .. import functional as F
+from .linear import Linear
 from .module import Module
 
 
@@ -226,6 +229,44 @@ class TripletMarginWithDistanceLoss(_Loss):
     def forward(self, anchor, positive, negative):
         return F.triplet_margin_with_distance_loss(anchor, positive, negative, distance_function=self.distance_function,
                                                    margin=self.margin, swap=self.swap, reduction=self.reduction)
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearCrossEntropyOptions:
+    """The settings of PyTorch's chunked ``linear_cross_entropy`` (batch chunk size, accumulation
+    policy, ...): accepted so that code passing them runs; tapegrad computes the reference path,
+    whose results the chunked one reproduces."""
+
+    allow_retain_graph: bool = False
+    batch_chunk_size: int | None = None
+    chunking_method: str | None = "auto"
+    acc_policy: str = "auto"
+    acc_dtype: object = None
+
+
+class LinearCrossEntropyLoss(_WeightedLoss):
+    """A classifier head and its cross-entropy in one module (``F.linear_cross_entropy``): a
+    ``linear`` layer of ``num_classes * prod(out_features)`` outputs (no bias by default), its
+    weight viewed as ``(num_classes, *out_features, in_features)``."""
+
+    def __init__(self, in_features: int, num_classes: int, *, out_features=(), bias: bool = False, device=None,
+                 dtype=None, reduction: str = "mean", weight=None, ignore_index=None, label_smoothing: float = 0.0,
+                 options=None):
+        if weight is not None and tuple(weight.shape) != (num_classes,):
+            raise RuntimeError(f"expected weight shape to be {(num_classes,)}, got {tuple(weight.shape)}")
+        if label_smoothing < 0 or label_smoothing > 1.0:
+            raise RuntimeError(f"expected label_smoothing to be in range [0, 1], got {label_smoothing}")
+        super().__init__(weight=weight, reduction=reduction)
+        self.num_classes, self.out_features = num_classes, tuple(out_features)
+        self.ignore_index, self.label_smoothing, self.options = ignore_index, label_smoothing, options
+        self.linear = Linear(in_features, math.prod(self.out_features, start=num_classes), bias=bias, dtype=dtype)
+
+    def forward(self, input, target):
+        w = self.linear.weight.reshape((self.num_classes,) + self.out_features + (self.linear.in_features,))
+        b = self.linear.bias.reshape((self.num_classes,) + self.out_features) if self.linear.bias is not None else None
+        return F.linear_cross_entropy(input, w, target, linear_bias=b, weight=self.weight, reduction=self.reduction,
+                                      ignore_index=self.ignore_index, label_smoothing=self.label_smoothing,
+                                      options=self.options)
 
 
 class CosineSimilarity(Module):

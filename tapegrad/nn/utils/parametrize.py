@@ -174,3 +174,27 @@ def remove_parametrizations(module: Module, tensor_name: str, leave_parametrized
 
 def type_before_parametrizations(module: Module) -> type:
     return module.__class__._tg_parametrized_base if is_parametrized(module) else type(module)
+
+
+def transfer_parametrizations_and_params(from_module: Module, to_module: Module, tensor_name: str | None = None
+                                         ) -> Module:
+    """Give ``to_module`` the parametrizations of ``from_module`` (all, or those of ``tensor_name``)
+    and the same original tensors (shared, as PyTorch does); returns ``to_module``."""
+    if not is_parametrized(from_module):
+        return to_module
+    names = list(from_module.parametrizations) if tensor_name is None else [tensor_name]
+    for name in names:
+        if not hasattr(to_module, name):
+            setattr(to_module, name, Parameter(getattr(from_module, name).detach()))
+        src = from_module.parametrizations[name]
+        for fn in src:
+            register_parametrization(to_module, name, fn)
+        dst = to_module.parametrizations[name]
+        if "original" in src._parameters or "original" in src._buffers:
+            dst.original = src.original
+        else:
+            i = 0
+            while hasattr(src, f"original{i}"):
+                setattr(dst, f"original{i}", getattr(src, f"original{i}"))
+                i += 1
+    return to_module

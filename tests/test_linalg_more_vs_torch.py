@@ -1,0 +1,100 @@
+"""The torch.linalg functions added for API coverage (LU family, solve_triangular, matrix_exp,
+vander, tensorinv/tensorsolve, cond, householder_product, LDL) against PyTorch: values and
+gradients in float64."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import tapegrad as tg  # noqa: E402
+
+R = np.random.default_rng(0)
+
+
+def _np(t):
+    return None if t is None else t.detach().numpy()
+
+
+def _run(fn, arrays, grad=(), tol=1e-9):
+    res = {}
+    for M in (torch, tg):
+        ts = [M.tensor(a.copy(), requires_grad=i in grad) if a.dtype.kind == "f" else M.tensor(a.copy())
+              for i, a in enumerate(arrays)]
+        out = fn(M, *ts)
+        outs = tuple(out) if isinstance(out, tuple) else (out,)
+        if grad:
+            sum((o * o).sum() for o in outs if o.requires_grad).backward()
+        res[M] = [_np(o) for o in outs] + [_np(ts[i].grad) for i in grad]
+    for a, b in zip(res[torch], res[tg]):
+        np.testing.assert_allclose(b, a, rtol=tol, atol=tol)
+
+
+def _mat(*shape):
+    return R.standard_normal(shape) + 3 * np.eye(shape[-1])
+
+
+@pytest.mark.parametrize("batch", [(), (2,)])
+def test_lu_family_matches_torch(batch):
+    A = _mat(*batch, 4, 4)
+    B = R.standard_normal(batch + (4, 2))
+    _run(lambda M, a: M.linalg.lu_factor(a), [A], (0,))
+    _run(lambda M, a: M.linalg.lu_factor_ex(a), [A], (0,))
+    _run(lambda M, a: M.linalg.lu(a), [A], (0,))
+    for left in (True, False):
+        for adjoint in (False, True):
+            b = B if left else np.swapaxes(B, -1, -2)
+            _run(lambda M, a, c: M.linalg.lu_solve(*M.linalg.lu_factor(a), c, left=left, adjoint=adjoint), [A, b],
+                 (0, 1))
+    _run(lambda M, a: M.linalg.lu(a)[1:], [R.standard_normal((3, 5))])  # wide: values only
+    with pytest.raises(RuntimeError, match="is zero"):
+        tg.linalg.lu_factor(tg.tensor([[1.0, 2.0], [2.0, 4.0]]))
+    _run(lambda M, a: M.linalg.lu_factor_ex(a), [np.array([[1.0, 2.0], [2.0, 4.0]])])
+
+
+@pytest.mark.parametrize("upper", [False, True])
+@pytest.mark.parametrize("left", [False, True])
+@pytest.mark.parametrize("unit", [False, True])
+def test_solve_triangular_matches_torch(upper, left, unit):
+    A = _mat(2, 3, 3)
+    B = R.standard_normal((2, 3, 4) if left else (2, 4, 3))
+    _run(lambda M, a, b: M.linalg.solve_triangular(a, b, upper=upper, left=left, unitriangular=unit), [A, B], (0, 1))
+
+
+def test_matrix_exp_vander_tensor_solves_match_torch():
+    _run(lambda M, a: M.linalg.matrix_exp(a), [R.standard_normal((2, 3, 3))], (0,))
+    _run(lambda M, a: M.matrix_exp(a), [R.standard_normal((4, 4))], (0,))
+    _run(lambda M, x: M.linalg.vander(x), [np.array([0.0, 2.0, -1.5])], (0,))
+    _run(lambda M, x: M.linalg.vander(x, N=5), [R.standard_normal((2, 3))], (0,))
+    _run(lambda M, a: M.linalg.tensorinv(a, ind=2), [_mat(6, 6).reshape(2, 3, 6)], (0,))
+    _run(lambda M, a, b: M.linalg.tensorsolve(a, b), [_mat(6, 6).reshape(2, 3, 6), R.standard_normal((2, 3))], (0, 1))
+    _run(lambda M, a, b: M.linalg.tensorsolve(a, b, dims=(0,)),
+         [_mat(6, 6).reshape(2, 3, 6).transpose(2, 0, 1).copy(), R.standard_normal((2, 3))], (0, 1))
+    with pytest.raises(RuntimeError, match="ind"):
+        tg.linalg.tensorinv(tg.zeros(2, 2), ind=0)
+
+
+@pytest.mark.parametrize("p", [None, 2, -2, "fro", "nuc", np.inf, -np.inf, 1, -1])
+def test_cond_matches_torch(p):
+    # PyTorch cannot differentiate cond through inv (its inv_ex output is modified in place)
+    _run(lambda M, a: M.linalg.cond(a, p), [_mat(2, 3, 3)], (0,) if p in (None, 2, -2, "nuc") else ())
+    if p not in (None, 2, -2, "nuc"):
+        assert tg.autograd.gradcheck(lambda a: tg.linalg.cond(a, p), (tg.tensor(_mat(3, 3), requires_grad=True),))
+
+
+def test_householder_product_matches_torch():
+    A = R.standard_normal((2, 5, 3))
+    tau = R.uniform(0.5, 1.5, (2, 2))
+    _run(lambda M, a, t: M.linalg.householder_product(a, t), [A, tau], (0, 1))
+    q = np.linalg.qr(R.standard_normal((4, 4)), mode="raw")  # numpy's Householder form, transposed
+    _run(lambda M, a, t: M.linalg.householder_product(a, t), [q[0].T.copy(), q[1]])
+
+
+def test_ldl_matches_torch():
+    S = R.standard_normal((2, 4, 4))
+    S = S + np.swapaxes(S, -1, -2)
+    B = R.standard_normal((2, 4, 2))
+    _run(lambda M, a: M.linalg.ldl_factor(a), [S])
+    _run(lambda M, a: M.linalg.ldl_factor_ex(a), [S])
+    _run(lambda M, a, b: M.linalg.ldl_solve(*M.linalg.ldl_factor(a), b), [S, B])
+    x = tg.linalg.ldl_solve(*tg.linalg.ldl_factor(tg.tensor(S)), tg.tensor(B))
+    np.testing.assert_allclose(S @ x.numpy(), B, atol=1e-10)
