@@ -283,3 +283,12 @@ def test_pytorch_checkpoints_with_complex_tensors_load():
     got = tg.load(buf)
     assert got["z"].dtype == tg.complex128 and np.array_equal(got["z"].numpy(), z.numpy())
     assert np.array_equal(got["w"].numpy(), w[1:].numpy()) and got["p"].requires_grad
+
+
+def test_a_real_tensor_to_a_complex_power_is_complex():
+    x = tg.tensor([2.0, 3.0], dtype=tg.float64, requires_grad=True)
+    y = x ** (1 + 1j)
+    assert y.dtype == tg.complex128 and tg.tensor([2.0]).pow(1j).dtype == tg.complex64
+    np.testing.assert_allclose(y.detach().numpy(), np.array([2.0, 3.0]) ** (1 + 1j))
+    assert gradcheck(lambda t: t ** (1 + 1j), (x,))
+    assert tg.float_power(tg.tensor([2.0]), 1j).dtype == tg.complex128
