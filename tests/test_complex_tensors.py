@@ -292,3 +292,12 @@ def test_a_real_tensor_to_a_complex_power_is_complex():
     np.testing.assert_allclose(y.detach().numpy(), np.array([2.0, 3.0]) ** (1 + 1j))
     assert gradcheck(lambda t: t ** (1 + 1j), (x,))
     assert tg.float_power(tg.tensor([2.0]), 1j).dtype == tg.complex128
+
+
+def test_in_place_ops_with_a_real_result_refuse_complex_tensors():
+    z = tg.tensor([3 + 4j, -1j])
+    with pytest.raises(RuntimeError, match="In-place abs is not supported for complex tensors"):
+        z.abs_()
+    z.mul_(2).add_(tg.ones(2))
+    z[0] = 2.0
+    assert z.tolist() == [2, 1 - 2j]
