@@ -265,7 +265,7 @@ def test_creation_save_load_and_formatting():
     buf.seek(0)
     back = tg.load(buf)
     assert back["z"].dtype == tg.complex64 and back["z"].tolist() == z.tolist() and back["p"].requires_grad
-    assert f"{tg.tensor(1 + 2j):.2f}" == "1.00+2.00j"
+    assert f"{tg.tensor(1 + 2j):.2f}" == "1.00+2.00j" and complex(tg.tensor(1 + 2j)) == 1 + 2j
     tg.set_printoptions(sci_mode=True)
     try:
         assert repr(z) == "tensor([1.0000e+00+2.0000e+00j, 3.0000e+00-1.0000e+00j])"
