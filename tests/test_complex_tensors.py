@@ -265,7 +265,7 @@ def test_creation_save_load_and_formatting():
     buf.seek(0)
     back = tg.load(buf)
     assert back["z"].dtype == tg.complex64 and back["z"].tolist() == z.tolist() and back["p"].requires_grad
-    assert f"{tg.tensor(1 + 2j):.2f}" == "1.00+2.00j"
+    assert f"{tg.tensor(1 + 2j):.2f}" == "1.00+2.00j" and complex(tg.tensor(1 + 2j)) == 1 + 2j
     tg.set_printoptions(sci_mode=True)
     try:
         assert repr(z) == "tensor([1.0000e+00+2.0000e+00j, 3.0000e+00-1.0000e+00j])"
@@ -283,3 +283,21 @@ def test_pytorch_checkpoints_with_complex_tensors_load():
     got = tg.load(buf)
     assert got["z"].dtype == tg.complex128 and np.array_equal(got["z"].numpy(), z.numpy())
     assert np.array_equal(got["w"].numpy(), w[1:].numpy()) and got["p"].requires_grad
+
+
+def test_a_real_tensor_to_a_complex_power_is_complex():
+    x = tg.tensor([2.0, 3.0], dtype=tg.float64, requires_grad=True)
+    y = x ** (1 + 1j)
+    assert y.dtype == tg.complex128 and tg.tensor([2.0]).pow(1j).dtype == tg.complex64
+    np.testing.assert_allclose(y.detach().numpy(), np.array([2.0, 3.0]) ** (1 + 1j))
+    assert gradcheck(lambda t: t ** (1 + 1j), (x,))
+    assert tg.float_power(tg.tensor([2.0]), 1j).dtype == tg.complex128
+
+
+def test_in_place_ops_with_a_real_result_refuse_complex_tensors():
+    z = tg.tensor([3 + 4j, -1j])
+    with pytest.raises(RuntimeError, match="In-place abs is not supported for complex tensors"):
+        z.abs_()
+    z.mul_(2).add_(tg.ones(2))
+    z[0] = 2.0
+    assert z.tolist() == [2, 1 - 2j]

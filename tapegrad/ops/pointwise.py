@@ -144,7 +144,8 @@ def _int_pow(x, e):
 
 def _pow_scalar_fwd(x, exponent):
     out = np.power(x, exponent)
-    return out.astype(x.dtype, copy=False) if x.dtype.kind == "f" or x.dtype.kind == out.dtype.kind == "c" else out
+    # numpy may widen (float16 ** 2.5): keep the input's dtype, unless a complex exponent made it complex
+    return out.astype(x.dtype, copy=False) if x.dtype.kind in "fc" and out.dtype.kind == x.dtype.kind else out
 
 
 _pow_scalar = defop("pow_scalar", _pow_scalar_fwd,
