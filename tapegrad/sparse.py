@@ -22,8 +22,8 @@ from .ops.sparse import addmm, log_softmax, mm, softmax, sparse_coo, spmm  # noq
 from .ops.sparse import sparse_sum as sum  # noqa: A001  (torch.sparse.sum)
 from .tensor import Tensor
 
-__all__ = ["DoubleTensor", "FloatTensor", "LongTensor", "SparseTensor", "addmm", "log_softmax", "mm", "softmax", "spmm",
-           "sum"]
+__all__ = ["DoubleTensor", "FloatTensor", "LongTensor", "SparseTensor", "addmm", "check_sparse_tensor_invariants",
+           "log_softmax", "mm", "softmax", "spmm", "sum"]
 
 
 class SparseTensor(Tensor):
@@ -273,6 +273,38 @@ def DoubleTensor(indices, values, size=None):
 def LongTensor(indices, values, size=None):
     """PyTorch's legacy ``torch.sparse.LongTensor(indices, values, size)``: an int64 sparse tensor."""
     return _sp.sparse_coo_tensor(indices, values, size, dtype=_sp._dtype.int64)
+
+
+class check_sparse_tensor_invariants:
+    """PyTorch's switch for checking sparse tensors' indices at construction (a context manager and
+    a decorator). tapegrad always checks them (out-of-range and negative indices, the index shape,
+    a false ``is_coalesced=True``), so the switch changes nothing: ``is_enabled()`` is always True,
+    and code that turns the checks on runs unchanged."""
+
+    def __init__(self, enable=True):
+        self.enable = enable
+
+    @staticmethod
+    def is_enabled() -> bool:
+        """Always True: tapegrad checks every sparse tensor it builds."""
+        return True
+
+    @staticmethod
+    def enable():
+        """Nothing to do: the checks are always on."""
+
+    @staticmethod
+    def disable():
+        """Refused quietly, as a no-op: tapegrad keeps checking (an unchecked index would read out of bounds)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def __call__(self, fn):
+        return fn
 
 
 _sp.SparseTensor = SparseTensor  # the ops create sparse tensors through this name

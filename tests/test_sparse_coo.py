@@ -85,6 +85,16 @@ def test_device_is_checked_as_for_dense_tensors():
         coo(tg, device="cuda")
 
 
+def test_invariants_are_checked_with_or_without_the_switch():
+    with tg.sparse.check_sparse_tensor_invariants():
+        assert tg.sparse.check_sparse_tensor_invariants.is_enabled()
+        with pytest.raises(RuntimeError, match="found index 5"):
+            tg.sparse_coo_tensor([[5]], [1.0], (3,))
+    tg.sparse.check_sparse_tensor_invariants.disable()
+    with pytest.raises(RuntimeError, match="found index 5"):
+        tg.sparse_coo_tensor([[5]], [1.0], (3,), check_invariants=False)
+
+
 def test_dense_only_ops_refuse_sparse_tensors_by_name():
     A = coo(tg)
     for call, name in [(lambda: tg.exp(A), "exp"), (lambda: tg.sum(A), "sum"), (lambda: A.mean(0), "mean"), (lambda: A[0], "getitem"),

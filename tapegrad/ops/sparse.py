@@ -153,23 +153,36 @@ def _sparse_mm_fwd(v, x, indices, shape):
     return np.asarray(a @ x, dtype=np.result_type(v, x))
 
 
-def _sampled_product(g, x, indices):
-    """d(sum g * (A @ x)) / d(A's values): (g @ x.T) at A's entries only, O(nnz * k)."""
-    return (index_select(g, 0, _index(indices[0])) * index_select(x, 0, _index(indices[1]))).sum(-1)
+def _transposed(indices):
+    return np.ascontiguousarray(indices[::-1])
 
 
-def _transposed_mm(g, v, indices, shape):
-    return sparse_mm_values(v, g, np.ascontiguousarray(indices[::-1]), (shape[1], shape[0]))
-
-
-# (sparse A with values v) @ dense x, for 2-D A and x
+# (sparse A with values v) @ dense x, for 2-D A and x. d/dv is (g @ x.T) at A's entries only
+# (sampled_mm, O(nnz * k)), d/dx is A.T @ g.
 _sparse_mm = defop("sparse_mm", _sparse_mm_fwd,
-                   lambda g, out, v, x, indices, shape: _sampled_product(g, x, indices),
-                   lambda g, out, v, x, indices, shape: _transposed_mm(g, v, indices, shape))
+                   lambda g, out, v, x, indices, shape: sampled_mm(g, x, indices, (shape[0], shape[1])),
+                   lambda g, out, v, x, indices, shape: sparse_mm_values(v, g, _transposed(indices),
+                                                                         (shape[1], shape[0])))
 
 
 def sparse_mm_values(values, dense, indices, shape):
     return apply(_sparse_mm, values, dense, indices=indices, shape=tuple(shape))
+
+
+def _sampled_mm_fwd(a, b, indices, shape):
+    return np.einsum("ij,ij->i", a[indices[0]], b[indices[1]])
+
+
+# out[e] = a[i_e] . b[j_e]: the product a @ b.T at the entries (i, j) of a sparse pattern of size
+# shape, never the whole product (the SDDMM of graph networks); its VJPs are sparse products
+_sampled_mm = defop("sampled_mm", _sampled_mm_fwd,
+                    lambda g, out, a, b, indices, shape: sparse_mm_values(g, b, indices, shape),
+                    lambda g, out, a, b, indices, shape: sparse_mm_values(g, a, _transposed(indices),
+                                                                          (shape[1], shape[0])))
+
+
+def sampled_mm(a, b, indices, shape):
+    return apply(_sampled_mm, a, b, indices=indices, shape=tuple(shape))
 
 
 # ---------------------------------------------------------------- construction

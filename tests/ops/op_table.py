@@ -2093,6 +2093,22 @@ def _sparse_mm(draw):
                   [arr(draw, (idx.shape[1],)), arr(draw, (k, n))], lambda v, x: _coo_dense(idx, v, (m, k)) @ x)
 
 
+@entry("sampled_mm", gradgrad=True)
+def _sampled_mm(draw):
+    # reached through sparse_mm's gradient for the values: checked here as a function of its own
+    m, k, n = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    idx = _coo_indices(draw, (m, n))
+
+    def fn(M, a, b):
+        with M.enable_grad():  # the finite differences run under no_grad
+            v = M.zeros(idx.shape[1], dtype=a.dtype, requires_grad=True)
+            y = M.sparse.mm(M.sparse_coo_tensor(M.tensor(idx), v, (m, n)), b)
+            return M.autograd.grad(y, v, a, create_graph=True)[0]
+    # PyTorch's gradient of the values does not record (see below): it computes the dense product
+    return Sample(fn, [arr(draw, (m, k)), arr(draw, (n, k))], lambda a, b: (a @ b.T)[tuple(idx)],
+                  torch_fn=lambda M, a, b: (a @ b.T)[tuple(M.tensor(i) for i in idx)])
+
+
 @entry("segment_sum")
 def _segment_sum(draw):
     shape = draw(st.sampled_from([(4,), (2, 3), (2, 3, 2), (3, 1, 2)]))
