@@ -156,13 +156,13 @@ void vol2col(const ConvShape& s, int64_t Cg, const T* x, T* col, int64_t ld, int
     for (int64_t a = 0; a < s.kd; ++a)
       for (int64_t i = 0; i < s.kh; ++i)
         for (int64_t j = 0; j < s.kw; ++j) {
-          T* row = col + (((c * s.kd + a) * s.kh + i) * s.kw + j) * ld - od0 * HWo;
-          for (int64_t od = od0; od < od1; ++od) {
+          T* row = col + (((c * s.kd + a) * s.kh + i) * s.kw + j) * ld;
+          for (int64_t od = od0; od < od1; ++od, row += HWo) {
             const int64_t id = od * s.sd - s.pd + a * s.dd;
             if (id < 0 || id >= s.D)
-              std::fill(row + od * HWo, row + (od + 1) * HWo, T(0));
+              std::fill(row, row + HWo, T(0));
             else
-              plane2col(s, x + (c * s.D + id) * HW, i, j, row + od * HWo);
+              plane2col(s, x + (c * s.D + id) * HW, i, j, row);
           }
         }
 }
