@@ -211,7 +211,7 @@ KEPT = [
 
 # The ratchet: no namespace may fall below its share here (measured on main, see the README).
 FLOORS = {
-    "torch": 0.921,
+    "torch": 0.926,
     "Tensor": 0.918,
     "nn": 0.745,
     "nn.functional": 0.657,

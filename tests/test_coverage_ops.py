@@ -198,3 +198,29 @@ def test_as_strided_gradient_sums_overlaps_as_pytorch():
     (tg.as_strided(a * 1, (3, 2), (1, 1)) * tg.tensor([1.0, 2.0])).sum().backward()
     (torch.as_strided(b * 1, (3, 2), (1, 1)) * torch.tensor([1.0, 2.0])).sum().backward()
     assert a.grad.tolist() == b.grad.tolist()
+
+
+def test_lowrank_and_lobpcg_are_the_exact_answers_pytorch_converges_to():
+    r = np.random.default_rng(0)
+    A, M = r.standard_normal((8, 6)), r.standard_normal((8, 6))
+    torch.manual_seed(0)
+    for f in (lambda m, x, y: m.svd_lowrank(x, 3, niter=40), lambda m, x, y: m.svd_lowrank(x, 2, niter=40, M=y),
+              lambda m, x, y: m.pca_lowrank(x, niter=40), lambda m, x, y: m.svd_lowrank(x)):
+        got, want = f(tg, tg.tensor(A), tg.tensor(M)), f(torch, torch.tensor(A), torch.tensor(M))
+        assert [tuple(g.shape) for g in got] == [tuple(w.shape) for w in want]
+        np.testing.assert_allclose(got.S.numpy(), want[1].numpy(), rtol=1e-8)
+        np.testing.assert_allclose(np.abs(got.U.numpy()), np.abs(want[0].numpy()), atol=1e-3)  # vectors converge slower
+    S, B = A.T @ A, np.eye(6) * 2 + 0.1
+    for kw_g, kw_t in (({"k": 1}, {"k": 1}), ({"k": 2, "B": tg.tensor(B)}, {"k": 2, "B": torch.tensor(B)})):
+        (e, x), (f, y) = tg.lobpcg(tg.tensor(S), **kw_g), torch.lobpcg(torch.tensor(S), **kw_t)
+        np.testing.assert_allclose(e.numpy(), f.numpy(), rtol=1e-8)
+        np.testing.assert_allclose(np.abs(x.numpy()), np.abs(y.numpy()), atol=1e-5)
+    e, x = tg.lobpcg(tg.tensor(S), 2, largest=False)
+    np.testing.assert_allclose(e.numpy(), np.linalg.eigvalsh(S)[:2])
+    for M_ in (tg, torch):
+        with pytest.raises(ValueError):
+            M_.lobpcg(M_.eye(4, dtype=M_.float64), 2)  # A must be at least 3k wide
+    a = tg.tensor(A, requires_grad=True)
+    tg.svd_lowrank(a, 2).S.sum().backward()  # differentiable: d(sum of top singular values)/dA = U V^T
+    u, s, vt = np.linalg.svd(A, full_matrices=False)
+    np.testing.assert_allclose(a.grad.numpy(), u[:, :2] @ vt[:2], atol=1e-10)

@@ -80,3 +80,50 @@ def frobenius_norm(input, dim, keepdim=False):
 def nuclear_norm(input, dim=None, keepdim=False):
     """The nuclear norm (sum of singular values) of the matrices in ``dim`` (the last two by default)."""
     return _la.matrix_norm(input, "nuc", (-2, -1) if dim is None else dim, keepdim)
+
+
+@public
+def svd_lowrank(A, q=6, niter=2, M=None):
+    """``(U, S, V)`` of rank ``q`` (at most ``min(m, n)``) with ``A - M ~ U diag(S) V^T``.
+    PyTorch approximates the leading singular triplets by randomized subspace iteration
+    (``niter`` rounds); tapegrad computes them exactly (the truncated SVD, which the randomized
+    one converges to), so results are deterministic and differentiable as ``linalg.svd``'s."""
+    X = A if M is None else A - M
+    k = min(6 if q is None else int(q), X.shape[-2], X.shape[-1])
+    U, S, Vh = _la.svd(X, full_matrices=False)
+    return _SVD(U[..., :k], S[..., :k], Vh[..., :k, :].mT)
+
+
+@public
+def pca_lowrank(A, q=None, center=True, niter=2):
+    """The principal components of the rows of ``A`` (observations): ``svd_lowrank`` of ``A``
+    with its column means subtracted when ``center``; ``q`` defaults to ``min(6, m, n)``."""
+    X = A - A.mean(-2, keepdim=True) if center else A
+    return svd_lowrank(X, 6 if q is None else q)
+
+
+@public
+def lobpcg(A, k=None, B=None, X=None, n=None, iK=None, niter=None, tol=None, largest=None, method=None,
+           tracker=None, ortho_iparams=None, ortho_fparams=None, ortho_bparams=None):
+    """``(E, X)``: the ``k`` largest (or smallest, ``largest=False``) eigenpairs of the symmetric
+    problem ``A x = E B x`` (``B`` symmetric positive definite, identity by default). PyTorch
+    iterates LOBPCG from ``X``; tapegrad solves the problem exactly with ``linalg.eigh`` (through
+    ``B``'s Cholesky factor), which LOBPCG converges to, so the iteration controls (``niter``,
+    ``tol``, ``iK``, ``method``, ...) have nothing to change. ``k`` defaults to ``X``'s columns, or 1."""
+    if k is None:
+        k = X.shape[-1] if X is not None else 1
+    if not 0 < k <= A.shape[-1]:
+        raise ValueError(f"lobpcg: k ({k}) must be between 1 and the matrix size ({A.shape[-1]})")
+    if 3 * k > A.shape[-1] and X is None:
+        # PyTorch's LOBPCG needs the matrix at least three times wider than the eigenpairs sought
+        raise ValueError(f"lobpcg: A size ({A.shape[-1]}) must be >= 3 * k ({3 * k}) (as PyTorch's)")
+    if B is None:
+        E, V = _la.eigh(A)
+    else:
+        L = _la.cholesky(B)
+        Li = _la.inv(L)
+        E, W = _la.eigh(Li @ A @ Li.mT)
+        V = Li.mT @ W
+    if largest is None or largest:
+        return E[..., -k:].flip(-1), V[..., -k:].flip(-1)
+    return E[..., :k], V[..., :k]
