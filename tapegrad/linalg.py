@@ -14,8 +14,9 @@ import scipy.linalg as _sla
 from .ops.linalg import (LinAlgError, cholesky, cholesky_ex, eig, eigh, eigvals, eigvalsh, inv, inv_ex, lstsq,  # noqa: F401
                          matrix_exp, matrix_norm, matrix_power, matrix_rank, multi_dot, pinv, qr, slogdet, solve,
                          solve_ex, svd, svdvals, vecdot, vector_norm)
-from .ops.linalg import _batched, _check_matrix, _lu_perm, lu_factor_packed, lu_pivots
-from .ops.shape import cat, tril, triu
+from .ops.linalg import _batched, _check_matrix, _lu_perm
+from .ops.linalg import lu_factor_packed as _lu_factor_packed, lu_pivots as _lu_pivots
+from .ops.shape import cat as _cat, tril as _tril, triu as _triu
 from .tensor import Tensor as _Tensor
 # torch.linalg's forms of names that mean something else at the top level (tapegrad.norm, .det, ...)
 from .ops.linalg import linalg_cross as cross, linalg_det as det, linalg_diagonal as diagonal  # noqa: F401
@@ -52,8 +53,8 @@ def lu_factor_ex(A, *, pivot=True, check_errors=False):
     first zero on U's diagonal. Differentiable in ``LU`` for square ``A``."""
     _check_matrix(A, "linalg.lu_factor_ex")
     _no_pivot(pivot, "linalg.lu_factor_ex")
-    LU, _ = lu_factor_packed(A)
-    pivots, info = lu_pivots(A)
+    LU, _ = _lu_factor_packed(A)
+    pivots, info = _lu_pivots(A)
     if check_errors and (info._data > 0).any():
         raise LinAlgError(f"linalg.lu_factor_ex: U[{int(info._data.max())},{int(info._data.max())}] is zero")
     return _LUFactorEx(LU, pivots, info)
@@ -79,8 +80,8 @@ def lu_factor(A, *, pivot=True):
 def _split_lu(LU):
     m, n = LU.shape[-2], LU.shape[-1]
     k = min(m, n)
-    L = tril(LU, -1)[..., :, :k] + _wrap(np.eye(m, k, dtype=LU._data.dtype))
-    U = triu(LU)[..., :k, :]
+    L = _tril(LU, -1)[..., :, :k] + _wrap(np.eye(m, k, dtype=LU._data.dtype))
+    U = _triu(LU)[..., :k, :]
     return L, U
 
 
@@ -89,7 +90,7 @@ def lu(A, *, pivot=True):
     upper triangular (k, n), k = min(m, n); differentiable for square A."""
     _check_matrix(A, "linalg.lu")
     _no_pivot(pivot, "linalg.lu")
-    LU, P = lu_factor_packed(A)
+    LU, P = _lu_factor_packed(A)
     L, U = _split_lu(LU)
     return _LU(P.detach(), L, U)
 
@@ -129,7 +130,7 @@ def solve_triangular(A, B, *, upper, left=True, unitriangular=False):
                            f"shape {tuple(B.shape)})")
     if not left:
         return solve_triangular(A.mT, B.mT, upper=not upper, unitriangular=unitriangular).mT
-    T = triu(A, 1 if unitriangular else 0) if upper else tril(A, -1 if unitriangular else 0)
+    T = _triu(A, 1 if unitriangular else 0) if upper else _tril(A, -1 if unitriangular else 0)
     if unitriangular:
         T = T + _wrap(np.eye(A.shape[-1], dtype=A._data.dtype))
     if B.shape[-2] != A.shape[-1]:
@@ -150,7 +151,7 @@ def vander(x, *, N=None):
     if n <= 1:
         return ones[..., :n]
     powers = x.unsqueeze(-1).expand(*x.shape, n - 1).cumprod(-1)
-    return cat([ones, powers], -1)
+    return _cat([ones, powers], -1)
 
 
 def tensorinv(A, ind=2):
@@ -201,7 +202,7 @@ def cond(A, p=None):
 
 
 def householder_product(A, tau):
-    """The first n columns of ``H_1 H_2 ... H_k`` with ``H_i = I - tau_i v_i v_i^T``, ``v_i`` the
+    """The first n columns of the product of the reflectors ``H_i = I - tau_i v_i v_i^T`` (i = 1 to k), ``v_i`` the
     i-th column of A below the diagonal with a 1 on it (LAPACK's orgqr; QR's Householder form);
     differentiable in both."""
     _check_matrix(A, "linalg.householder_product")
@@ -212,7 +213,7 @@ def householder_product(A, tau):
                            f"{tuple(A.shape)} and tau {tuple(tau.shape)}")
     dt = A._data.dtype
     Q = _wrap(np.broadcast_to(np.eye(m, n, dtype=dt), tuple(A.shape[:-2]) + (m, n)).copy())
-    below = tril(A, -1) + _wrap(np.eye(m, n, dtype=dt))
+    below = _tril(A, -1) + _wrap(np.eye(m, n, dtype=dt))
     for i in reversed(range(k)):  # Q = H_i Q, from the last reflector back
         v = below[..., :, i:i + 1]
         Q = Q - tau[..., i:i + 1].unsqueeze(-1) * matmul(v, matmul(v.mT, Q))

@@ -51,7 +51,7 @@ def exit_dual_level(*, level=None) -> None:
 
 
 class dual_level:  # noqa: N801  (PyTorch's name)
-    """Context manager for a dual level: ``with dual_level(): ... make_dual ... unpack_dual ...``."""
+    """Context manager for a dual level: ``make_dual`` and ``unpack_dual`` inside ``with dual_level():``."""
 
     def __enter__(self):
         return enter_dual_level()
