@@ -206,7 +206,14 @@ def linear(input, weight, bias=None):
     if bias is not None and isinstance(bias, Tensor) and bias.dtype != weight.dtype:
         raise RuntimeError(f"self and mat2 must have the same dtype, but got {_scalar_name(bias)} and "
                            f"{_scalar_name(weight)}")
-    out = input @ weight.t()
+    if input.ndim > 2 and weight.ndim == 2:
+        # The leading dims fold into the rows of one GEMM, as PyTorch does: a batched product
+        # would pack the weight once per leading index, and its weight gradient would be a
+        # stack of (in, out) products summed afterwards (35 MB for an LSTM decoder's step).
+        lead = tuple(input.shape[:-1])
+        out = (input.reshape(-1, input.shape[-1]) @ weight.t()).reshape(*lead, weight.shape[0])
+    else:
+        out = input @ weight.t()
     return out if bias is None else out + bias
 
 
