@@ -38,6 +38,10 @@ def const(value, dtype) -> Tensor:
     return Tensor._wrap(np.asarray(value, dtype=dtype))
 
 
+# Python scalars that never change a float tensor's dtype (bool is not one: type() is exact).
+_WEAK_NUMBERS = (float, int)
+
+
 def pair(a, b, opname: str):
     """Two operands as tensors of one dtype, promoted as PyTorch promotes (scalars are weak)."""
     if isinstance(a, Tensor):
@@ -48,9 +52,15 @@ def pair(a, b, opname: str):
                 a = a if da == d else a.to(d)
                 b = b if db == d else b.to(d)
             return a, b
+        d = a._data.dtype
+        if d.kind == "f" and type(b) in _WEAK_NUMBERS:  # `y * 1.0001`: the tensor's dtype, no promotion
+            return a, Tensor._wrap(np.array(b, d))
         d = _coerce_scalar(a, b, opname)
         return (a if a._data.dtype == d else a.to(d)), const(b, d)
     if isinstance(b, Tensor):
+        d = b._data.dtype
+        if d.kind == "f" and type(a) in _WEAK_NUMBERS:
+            return Tensor._wrap(np.array(a, d)), b
         d = _coerce_scalar(b, a, opname)
         return const(a, d), (b if b._data.dtype == d else b.to(d))
     raise TypeError(f"{opname}: expected at least one tensor operand, got {type(a).__name__} and {type(b).__name__}")

@@ -239,7 +239,9 @@ def _layer_norm_fwd(x, w=None, b=None, *, nd, eps):
     """layer_norm over the trailing ``nd`` dims of x (w, b: their shape, or None)."""
     c = np.ascontiguousarray
     y, mean, rstd = _C.layer_norm(c(x), int(np.prod(x.shape[x.ndim - nd:])), None if w is None else c(w), None if b is None else c(b), eps)
-    return y, (mean, rstd)
+    # The third entry holds the bias gradient that the weight's VJP computed in the same pass
+    # (one read of g and x for both), until the bias's VJP takes it.
+    return y, (mean, rstd, {})
 
 
 def _layer_norm_xhat(x, dims, eps):
@@ -257,7 +259,7 @@ def _layer_norm_vjp_x(g, out, x, w=None, b=None, *, nd, eps, aux):
     if _first_order() and _native(x._data, g._data):
         c = np.ascontiguousarray
         n = int(np.prod(x.shape[x.ndim - nd:]))
-        gx = _C.layer_norm_backward_input(c(g._data), c(x._data), *aux, n, None if w is None else c(w._data))
+        gx = _C.layer_norm_backward_input(c(g._data), c(x._data), *aux[:2], n, None if w is None else c(w._data))
         return Tensor._wrap(gx)
     dims = _norm_dims(x, nd)
     xhat, r = _layer_norm_xhat(x, dims, eps)
@@ -265,14 +267,22 @@ def _layer_norm_vjp_x(g, out, x, w=None, b=None, *, nd, eps, aux):
     return (gh - gh.mean(dims, keepdim=True) - xhat * (gh * xhat).mean(dims, keepdim=True)) * r
 
 
-def _layer_norm_vjp_params(g, x, nd, eps, aux, weight):
-    """The gradient of layer_norm's weight (``weight``) or bias: g (times xhat) summed over the leading dims."""
+def _layer_norm_vjp_params(g, x, nd, eps, aux, weight, has_bias=False):
+    """The gradient of layer_norm's weight (``weight``) or bias: g (times xhat) summed over the leading dims.
+    The weight's, when the bias has one too, computes both in one pass and leaves the bias's in aux[2]."""
     lead = tuple(range(x.ndim - nd))
     if _first_order() and _native(x._data, g._data):
+        shape = x.shape[x.ndim - nd:]
+        cached = None if weight else aux[2].pop("bias", None)
+        if cached is not None and cached[0] is g:
+            return Tensor._wrap(cached[1].reshape(shape))
         c = np.ascontiguousarray
-        n = int(np.prod(x.shape[x.ndim - nd:]))
-        gw, gb = _C.layer_norm_backward_params(c(g._data), c(x._data), *aux, n, weight, not weight)
-        return Tensor._wrap((gw if weight else gb).reshape(x.shape[x.ndim - nd:]))
+        both = weight and has_bias
+        gw, gb = _C.layer_norm_backward_params(c(g._data), c(x._data), *aux[:2], int(np.prod(shape)), weight,
+                                               not weight or both)
+        if both:  # with its upstream gradient: only this backward pass's bias takes it
+            aux[2]["bias"] = (g, gb)
+        return Tensor._wrap((gw if weight else gb).reshape(shape))
     if not weight:
         return g.sum(lead) if lead else g
     xhat = _layer_norm_xhat(x, _norm_dims(x, nd), eps)[0]
@@ -281,7 +291,7 @@ def _layer_norm_vjp_params(g, x, nd, eps, aux, weight):
 
 _layer_norm = defop(
     "layer_norm", _layer_norm_fwd, _layer_norm_vjp_x,
-    lambda g, out, x, w, *b, nd, eps, aux: _layer_norm_vjp_params(g, x, nd, eps, aux, True),
+    lambda g, out, x, w, *b, nd, eps, aux: _layer_norm_vjp_params(g, x, nd, eps, aux, True, bool(b)),
     lambda g, out, x, w, b, nd, eps, aux: _layer_norm_vjp_params(g, x, nd, eps, aux, False),
     saves=(0, 1), aux=True)
 

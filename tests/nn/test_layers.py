@@ -257,3 +257,26 @@ def test_clip_grad_and_vectors():
     np.testing.assert_array_equal(arr(vec)[:6], arr(lin.weight).ravel())
     nn.utils.vector_to_parameters(tapegrad.arange(8.0), lin.parameters())
     np.testing.assert_array_equal(arr(lin.bias), [6.0, 7.0])
+
+
+def test_layer_norm_weight_and_bias_gradients_from_one_pass_over_repeated_backwards():
+    """The weight's VJP computes the bias's gradient in the same pass and hands it over; with
+    retain_graph, a second backward (another upstream gradient), or a bias alone requiring grad,
+    every gradient is still its own pass's, as the composite formulas give."""
+    rng = np.random.default_rng(5)
+    x = tapegrad.tensor(rng.standard_normal((6, 5)), requires_grad=True)
+    w = tapegrad.tensor(rng.standard_normal(5), requires_grad=True)
+    b = tapegrad.tensor(rng.standard_normal(5), requires_grad=True)
+    y = F.layer_norm(x, (5,), w, b)
+    xhat = (x._data - x._data.mean(1, keepdims=True)) / np.sqrt(x._data.var(1, keepdims=True) + 1e-5)
+    for seed in (1, 2):
+        g = rng.standard_normal((6, 5))
+        w.grad = b.grad = None
+        y.backward(tapegrad.tensor(g), retain_graph=True)
+        np.testing.assert_allclose(w.grad._data, (g * xhat).sum(0), rtol=1e-12)
+        np.testing.assert_allclose(b.grad._data, g.sum(0), rtol=1e-12)
+    w.requires_grad_(False)
+    b.grad = None
+    g = rng.standard_normal((6, 5))
+    F.layer_norm(x, (5,), w, b).backward(tapegrad.tensor(g))
+    np.testing.assert_allclose(b.grad._data, g.sum(0), rtol=1e-12)
