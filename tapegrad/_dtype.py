@@ -3,12 +3,21 @@
 tapegrad's dtypes are ``numpy.dtype`` objects, so ``x.dtype == tapegrad.float32`` and
 ``x.dtype == np.float32`` both hold. Floating tensors default to float32, integers to int64.
 Python scalars are "weak": ``float32_tensor * 2.0`` stays float32, as in PyTorch.
+
+bfloat16 is ``ml_dtypes``'s (numpy has none); without that package ``tapegrad`` still imports and
+asking for bfloat16 says what to install. Its numpy ``kind`` is ``'V'``, so code that asks "is this
+floating?" asks ``is_floating`` (or ``kind_of``), never ``dtype.kind == 'f'``.
 """
 from __future__ import annotations
 
 import builtins as _b
 
 import numpy as np
+
+try:
+    import ml_dtypes
+except ImportError:  # optional at import time: only bfloat16 needs it
+    ml_dtypes = None
 
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
@@ -19,6 +28,9 @@ int16 = np.dtype(np.int16)
 int8 = np.dtype(np.int8)
 uint8 = np.dtype(np.uint8)
 bool_ = np.dtype(np.bool_)
+bfloat16 = np.dtype(ml_dtypes.bfloat16) if ml_dtypes is not None else None
+BFLOAT16_MISSING = ("tapegrad.bfloat16 needs the ml_dtypes package (numpy has no bfloat16): "
+                    "pip install ml_dtypes")
 
 float = float32  # noqa: A001  (PyTorch's aliases)
 double = float64
@@ -27,7 +39,8 @@ long = int64
 int = int32  # noqa: A001
 
 _NAMES = {float32: "float32", float64: "float64", float16: "float16", int64: "int64", int32: "int32",
-          int16: "int16", int8: "int8", uint8: "uint8", bool_: "bool"}
+          int16: "int16", int8: "int8", uint8: "uint8", bool_: "bool",
+          **({bfloat16: "bfloat16"} if bfloat16 is not None else {})}
 
 _default_float = [float32]
 
@@ -53,7 +66,25 @@ def name(d) -> str:
 
 
 def is_floating(d) -> bool:
-    return np.dtype(d).kind == "f"
+    """Whether ``d`` is a floating dtype (bfloat16 included, whose numpy kind is 'V')."""
+    d = np.dtype(d)
+    return d.kind == "f" or is_bfloat16(d)
+
+
+def kind_of(d) -> str:
+    """numpy's ``dtype.kind``, except ``'f'`` for bfloat16."""
+    return "f" if is_bfloat16(d) else d.kind
+
+
+def is_16bit_float(d) -> bool:
+    """float16 or bfloat16: the storage dtypes whose ops compute in float32 and round back."""
+    return d.itemsize == 2 and (d.kind == "f" or is_bfloat16(d))
+
+
+def is_bfloat16(d) -> bool:
+    """Whether ``d`` is ml_dtypes' bfloat16."""
+    # never ``d == bfloat16`` while it may be None: numpy reads ``dtype == None`` as float64
+    return d is bfloat16 or (d.kind == "V" and d.name == "bfloat16")
 
 
 def to_dtype(d) -> np.dtype:
@@ -64,6 +95,8 @@ def to_dtype(d) -> np.dtype:
         d = d.removeprefix("tapegrad.").removeprefix("torch.")
     if d is bool or d == "bool":
         return bool_
+    if isinstance(d, str) and d == "bfloat16" and bfloat16 is None:
+        raise TypeError(BFLOAT16_MISSING)
     try:
         return np.dtype(d)
     except TypeError:
@@ -111,22 +144,22 @@ def _promote(a, b) -> np.dtype:
     ca, cb = _category(a), _category(b)
     if ca != cb:
         return a if ca > cb else b
-    return np.promote_types(a, b)
+    return np.promote_types(a, b)  # ml_dtypes: bfloat16 + float16 is float32, as in PyTorch
 
 
 def _combine(higher, lower) -> np.dtype:
     """A higher-priority group's dtype, unless the lower group's category beats it."""
     if higher is None:
         return lower
-    if lower is None or higher.kind == "f":
+    if lower is None or kind_of(higher) == "f":
         return higher
-    if higher == bool_ or lower.kind == "f":
+    if higher == bool_ or kind_of(lower) == "f":
         return _promote(higher, lower)
     return higher
 
 
 def _category(d) -> int:
-    return {"b": 0, "u": 1, "i": 1, "f": 2}.get(d.kind, 3)
+    return {"b": 0, "u": 1, "i": 1, "f": 2}.get(kind_of(d), 3)
 
 
 builtins_int = _b.int

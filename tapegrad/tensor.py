@@ -81,7 +81,7 @@ class Tensor(_C.TensorBase):
                 raise TypeError(f"Tensor(*sizes): sizes must be non-negative ints, got {shape}")
             data = np.zeros(shape, _dtype.get_default_dtype())
         arr = np.asarray([] if data is None else data)
-        if arr.dtype.kind in "biuf" and not isinstance(data, Tensor):
+        if (_dtype.kind_of(arr.dtype) in "biuf" or _dtype.is_floating(arr.dtype)) and not isinstance(data, Tensor):
             # PyTorch's legacy constructor: numbers and arrays become the default dtype (sharing an
             # array already of it); a tensor keeps its own
             arr = arr.astype(_dtype.get_default_dtype(), copy=False)
@@ -117,7 +117,7 @@ class Tensor(_C.TensorBase):
 
     @property
     def is_floating_point(self):
-        return lambda: self._data.dtype.kind == "f"
+        return lambda: _dtype.is_floating(self._data.dtype)
 
     @property
     def requires_grad(self) -> bool:
@@ -296,6 +296,11 @@ class Tensor(_C.TensorBase):
     def half(self):
         return _plain.cast(self, _dtype.float16)
 
+    def bfloat16(self):
+        if _dtype.bfloat16 is None:
+            raise TypeError(_dtype.BFLOAT16_MISSING)
+        return _plain.cast(self, _dtype.bfloat16)
+
     def long(self):
         return _plain.cast(self, _dtype.int64)
 
@@ -326,7 +331,7 @@ class Tensor(_C.TensorBase):
         _engine.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        if requires_grad and self._data.dtype.kind != "f":
+        if requires_grad and not _dtype.is_floating(self._data.dtype):
             raise RuntimeError(f"only Tensors of floating point dtype can require gradients, got "
                                f"{_dtype.name(self._data.dtype)}")
         if not requires_grad and self.grad_fn is not None:

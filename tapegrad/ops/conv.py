@@ -24,6 +24,7 @@ from .._tape import grad_mode
 from .._tape.registry import apply, defop
 from .matmul import matmul
 from .surface import public
+from ._autocast import LOWER, cast_inputs
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
@@ -166,8 +167,9 @@ def _float_input(x, opname, layout="(N, C, H, W)"):
     if x.ndim not in (3, 4):
         raise RuntimeError(f"{opname}: expected input with 3 dims (C, H, W) or 4 dims {layout}, "
                            f"got shape {tuple(x.shape)}")
-    if x.dtype not in (np.float32, np.float64):
-        raise RuntimeError(f"{opname}: only float32 and float64 inputs are supported, got {_dtype.name(x.dtype)}")
+    if x.dtype not in (np.float32, np.float64) and not _dtype.is_16bit_float(x.dtype):  # 16-bit: via float32
+        raise RuntimeError(f"{opname}: only float32, float64, float16 and bfloat16 inputs are supported, got "
+                           f"{_dtype.name(x.dtype)}")
     if x.ndim == 3:
         return x.reshape((1,) + tuple(x.shape)), True
     return x, False
@@ -209,6 +211,7 @@ def _conv_out(n, k, s, p, d):
 
 # ---------------------------------------------------------------- convolution
 @public
+@cast_inputs(LOWER)
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D cross-correlation of ``input`` (N, C, H, W) or (C, H, W) with ``weight``
     (out_channels, C/groups, kH, kW), plus ``bias`` (out_channels,); PyTorch's semantics.
@@ -268,6 +271,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 
 @public
+@cast_inputs(LOWER)
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """2-D transposed convolution (the adjoint of ``conv2d`` in its input), PyTorch's semantics:
     ``weight`` is (in_channels, out_channels/groups, kH, kW) and the output size is

@@ -55,14 +55,14 @@ def _infer(data, dtype=None):
         arr = np.array(data)
     except ValueError as e:  # ragged nesting
         raise ValueError(f"tensor: can't build a tensor from this data: {e}") from None
-    if dtype is not None and arr.dtype.kind in "biuf":
+    if dtype is not None and _dtype.kind_of(arr.dtype) in "biuf":
         return arr.astype(_dtype.to_dtype(dtype))
-    if arr.dtype.kind == "f":
+    if _dtype.kind_of(arr.dtype) == "f":
         if not isinstance(data, np.generic):
             arr = arr.astype(_dtype.get_default_dtype())
     elif arr.dtype.kind in "iu" and not isinstance(data, np.generic):
         arr = arr.astype(np.int64)
-    elif arr.dtype.kind not in "biuf":
+    elif _dtype.kind_of(arr.dtype) not in "biuf":
         raise TypeError(f"tensor: can't convert data of type {arr.dtype} (from {type(data).__name__})")
     return arr
 
@@ -111,7 +111,7 @@ def from_numpy(array: np.ndarray) -> Tensor:
     """A tensor sharing memory with ``array``."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy: expected np.ndarray (got {type(array).__name__})")
-    if array.dtype.kind not in "biuf":
+    if _dtype.kind_of(array.dtype) not in "biuf":
         raise TypeError(f"from_numpy: can't convert np.ndarray of type {array.dtype}")
     return Tensor._wrap(array)
 
@@ -193,7 +193,7 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     args = (start, end, step)
     if dtype is None:
         dtype = (_dtype.get_default_dtype() if any(isinstance(a, float) or isinstance(a, Tensor) and
-                 a.dtype.kind == "f" for a in args) else _dtype.int64)
+                 _dtype.kind_of(a.dtype) == "f" for a in args) else _dtype.int64)
     args = tuple(a.item() if isinstance(a, Tensor) else a for a in args)
     return _finish(np.arange(*args).astype(_dtype.to_dtype(dtype)), requires_grad)
 
@@ -221,7 +221,7 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
 
 def _float_dt(dtype, opname):
     d = _dt(dtype)
-    if d.kind != "f":  # PyTorch: '"check_uniform_bounds" not implemented for 'Long''
+    if _dtype.kind_of(d) != "f":  # PyTorch: '"check_uniform_bounds" not implemented for 'Long''
         raise RuntimeError(f"{opname}: samples need a floating dtype, got {_dtype.name(d)}")
     return d
 
@@ -350,7 +350,7 @@ def _fill_random(self, values: np.ndarray, opname):
 
 
 def _float_self(self, opname):
-    if self._data.dtype.kind != "f":
+    if _dtype.kind_of(self._data.dtype) != "f":
         raise RuntimeError(f"{opname}: expected a floating-point tensor, got {self._data.dtype}")
 
 

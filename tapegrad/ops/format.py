@@ -29,16 +29,18 @@ def format_tensor(t) -> str:
     a = t._data
     prefix = "tensor("
     floatmode = "maxprec"
-    if a.dtype.kind == "f":
+    if _dtype.kind_of(a.dtype) == "f":
         finite = a[np.isfinite(a)]
         # PyTorch: whole numbers print as "1.", anything else with 4 decimals ("2.5000")
         floatmode = "maxprec_equal" if np.all(finite == np.round(finite)) else "fixed"
     opts = _options
     formatter = None
-    if opts["sci_mode"] is not None and a.dtype.kind == "f":
+    if opts["sci_mode"] is not None and _dtype.kind_of(a.dtype) == "f":
         p = opts["precision"]
         formatter = {"float_kind": (lambda v: f"{v:.{p}e}") if opts["sci_mode"] else (lambda v: f"{v:.{p}f}")}
-    body = np.array2string(a, separator=", ", prefix=prefix, precision=opts["precision"],
+    # numpy formats bfloat16 (kind 'V') element by element: show its (exact) float32 values
+    shown = a.astype(np.float32) if a.dtype.kind == "V" and _dtype.is_floating(a.dtype) else a
+    body = np.array2string(shown, separator=", ", prefix=prefix, precision=opts["precision"],
                            threshold=opts["threshold"], edgeitems=opts["edgeitems"],
                            max_line_width=opts["linewidth"], floatmode=floatmode, formatter=formatter)
     extras = []

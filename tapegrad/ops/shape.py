@@ -15,6 +15,7 @@ from .._tape.registry import apply, defop
 from ._util import norm_dim, norm_dims
 from .inplace import _check_leaf
 from .surface import public
+from ._autocast import FP32, cast_inputs
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
@@ -205,7 +206,8 @@ def t(input):
     return transpose(input, 0, 1) if input.ndim == 2 else input
 
 
-_cast = defop("to", lambda x, dtype: x.astype(dtype), lambda g, out, x, dtype: g.to(x.dtype), saves=())
+_cast = defop("to", lambda x, dtype: x.astype(dtype), lambda g, out, x, dtype: g.to(x.dtype), saves=(),
+               exact16=True)
 
 
 @public
@@ -217,7 +219,7 @@ def cast(input, dtype):
     return apply(_cast, input, dtype=dtype)
 
 
-_clone = defop("clone", lambda x: np.array(x, copy=True), lambda g, out, x: g, saves=())
+_clone = defop("clone", lambda x: np.array(x, copy=True), lambda g, out, x: g, saves=(), exact16=True)
 
 
 @public(method=True)
@@ -234,7 +236,7 @@ def contiguous(input):
     return apply(_contiguous, input)
 
 
-_contiguous = defop("contiguous", np.ascontiguousarray, lambda g, out, x: g, saves=())
+_contiguous = defop("contiguous", np.ascontiguousarray, lambda g, out, x: g, saves=(), exact16=True)
 
 
 # ---------------------------------------------------------------- reshapes (all through reshape)
@@ -336,7 +338,8 @@ def _cat_vjp(g, out, *xs, dim, starts, index):
     return narrow(g, dim, starts[index], starts[index + 1] - starts[index])
 
 
-_cat = defop("cat", lambda *xs, dim, starts: np.concatenate(xs, axis=dim), _cat_vjp, saves=(), variadic=True)
+_cat = defop("cat", lambda *xs, dim, starts: np.concatenate(xs, axis=dim), _cat_vjp, saves=(), variadic=True,
+              exact16=True)
 
 
 @public(out=True)
@@ -856,6 +859,7 @@ def diag(input, diagonal=0):
 
 
 @public(method=True, out=True)
+@cast_inputs(FP32)
 def trace(input):
     """The sum of the main diagonal of a 2-D tensor."""
     if input.ndim != 2:
