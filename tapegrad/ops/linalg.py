@@ -25,6 +25,7 @@ from .indexing import getitem
 from .matmul import matmul
 from .reduction import amax, amin, norm, sum
 from .surface import public
+from ._autocast import FP32, cast_inputs
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
@@ -191,6 +192,7 @@ _cholesky = defop("cholesky", _cast(_cholesky_fwd), lambda g, out, x, upper: _ch
                   saves_output=True, saves=())
 
 
+@cast_inputs(FP32)
 def cholesky(A, *, upper=False):
     """The Cholesky factor L (``A = L @ L.mT``) of symmetric positive-definite matrices (reads A's
     lower triangle); ``upper=True`` gives ``L.mT``."""
@@ -228,6 +230,7 @@ def _qr_vjp(gs, outs, x, mode):
 _qr = _packed("qr", lambda x, mode: np.linalg.qr(x, mode=mode), _qr_vjp, saves=(0,))  # wide A: its extra columns
 
 
+@cast_inputs(FP32)
 def qr(A, mode="reduced"):
     """``(Q, R)`` with ``A = Q @ R``, Q orthonormal columns, R upper triangular; mode 'reduced'
     (k = min(m, n) columns), 'complete' (Q square) or 'r' (Q empty)."""
@@ -282,6 +285,7 @@ def _svd_vjp(gs, outs, x, full_matrices):
 _svd = _packed("svd", _svd_fwd, _svd_vjp)
 
 
+@cast_inputs(FP32)
 def svd(A, full_matrices=True, *, driver=None):
     """``(U, S, Vh)`` with ``A = U @ diag(S) @ Vh``, S descending. Gradients need distinct singular
     values (and nonzero ones for the non-square parts), as in PyTorch."""
@@ -428,6 +432,7 @@ def pinv(A, *, atol=None, rtol=None, hermitian=False):
 
 
 @public(method=True)
+@cast_inputs(FP32)
 def pinverse(input, rcond=1e-15):
     """``torch.pinverse``: ``linalg.pinv`` with a relative cutoff ``rcond``."""
     return pinv(input, rtol=rcond)
@@ -785,7 +790,7 @@ def _check_square(x, opname):
         raise RuntimeError(f"{opname}: A must be batches of square matrices, but they are "
                            f"{x.shape[-2] if x.ndim >= 2 else ''} by {x.shape[-1] if x.ndim else ''} "
                            f"matrices (shape {tuple(x.shape)})")
-    if x._data.dtype.kind not in "fc":
+    if _dtype.kind_of(x._data.dtype) not in "fc":
         raise RuntimeError(f"{opname}: expected a floating point or complex tensor, got {x._data.dtype}")
 
 
@@ -804,6 +809,7 @@ _det = defop("det", lambda x: np.linalg.det(x).astype(x.dtype, copy=False),
 
 
 @public(method=True, out=True)
+@cast_inputs(FP32)
 def inverse(input):
     """The inverse of each square matrix in the last two dims."""
     _check_square(input, "inverse")
@@ -824,6 +830,7 @@ def chain_matmul(*matrices):
 
 
 @public(out=True)
+@cast_inputs(FP32)
 def cdist(x1, x2, p=2.0, compute_mode=None):
     """Pairwise p-norm distances between the rows of ``x1`` (..., P, M) and ``x2`` (..., R, M)."""
     if x1.ndim < 2 or x2.ndim < 2 or x1.shape[-1] != x2.shape[-1]:
