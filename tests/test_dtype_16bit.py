@@ -276,3 +276,16 @@ def test_bfloat16_without_ml_dtypes_says_what_to_install():
             "    assert (tg.ones(2, 3) @ tg.ones(3, 2)).dtype == tg.float16\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_16bit_dispatch_leaves_other_2_byte_dtypes_and_views_alone():
+    """apply sends any input with 2-byte elements to the op's forward16; int16 comes out of it
+    as the declared forward computes it, and view ops have none (a bfloat16 view shares memory)."""
+    a = tg.tensor([30000, -5, 7], dtype=tg.int16)
+    assert (a + a).dtype == tg.int16 and (a + a).tolist() == [-5536, -10, 14]  # int16 wraps, as PyTorch
+    assert tg.OPS["add"].forward16 is not None and tg.OPS["permute"].forward16 is None
+    assert tg.OPS["to"].forward16 is None  # casts handle 16-bit arrays themselves
+    x = tg.zeros(2, 3, dtype=tg.bfloat16)
+    v = x.T
+    v[0, 1] = 2.5
+    assert x[1, 0].item() == 2.5 and v.dtype == tg.bfloat16

@@ -108,6 +108,7 @@ _solve = defop("linalg_solve", _cast(_solve_fwd),
                lambda g, out, a, b: solve(a.mH, g), saves_output=True, saves=(0,))
 
 
+@cast_inputs(FP32)
 def solve(A, B, *, left=True):
     """The solution X of ``A @ X = B`` (``left=False``: ``X @ A = B``), batched; B may be a (batch of) vector(s).
 
@@ -296,6 +297,7 @@ def svd(A, full_matrices=True, *, driver=None):
     return _SVDResult(*_unpack(apply(_svd, A, shapes=shapes, full_matrices=bool(full_matrices)), shapes))
 
 
+@cast_inputs(FP32)
 def svdvals(A, *, driver=None):
     """The singular values of A, descending (the gradient is ``U @ diag(g) @ Vh``)."""
     return svd(A, full_matrices=False).S
@@ -314,6 +316,7 @@ def _eigh_vjp(gs, outs, x, UPLO):
 _eigh = _packed("eigh", lambda x, UPLO: np.linalg.eigh(x, UPLO=UPLO), _eigh_vjp)
 
 
+@cast_inputs(FP32)
 def eigh(A, UPLO="L"):
     """``(eigenvalues, eigenvectors)`` of symmetric matrices (reading the ``UPLO`` triangle),
     eigenvalues ascending. Gradients need distinct eigenvalues, as in PyTorch."""
@@ -325,6 +328,7 @@ def eigh(A, UPLO="L"):
     return _EighResult(*_unpack(apply(_eigh, A, shapes=shapes, UPLO=UPLO), shapes))
 
 
+@cast_inputs(FP32)
 def eigvalsh(A, UPLO="L"):
     """The eigenvalues of symmetric matrices, ascending (the gradient is ``V @ diag(g) @ V.mT``)."""
     return eigh(A, UPLO).eigenvalues
@@ -444,6 +448,7 @@ _SVDResult = collections.namedtuple("svd", ["U", "S", "Vh"])
 _EighResult = collections.namedtuple("eigh", ["eigenvalues", "eigenvectors"])
 
 
+@cast_inputs(FP32)
 def inv(A):
     """The inverse of each square matrix; a singular one raises ``LinAlgError`` (a RuntimeError)."""
     _check_matrix(A, "linalg.inv", square=True, complex_ok=True)
@@ -469,6 +474,7 @@ def _info(A, ok):
     return Tensor._wrap(np.zeros(A.shape[:-2], np.int32) if ok else np.ones(A.shape[:-2], np.int32))
 
 
+@cast_inputs(FP32)
 def inv_ex(A, *, check_errors=False):
     """``(inverse, info)``: the inverse and, per matrix, 0 or (singular) 1 with a NaN result, instead of
     raising (unless ``check_errors``)."""
@@ -480,6 +486,7 @@ def inv_ex(A, *, check_errors=False):
         return _Ex(Tensor._wrap(np.full(A.shape, np.nan, A._data.dtype)), _info(A, False))
 
 
+@cast_inputs(FP32)
 def cholesky_ex(A, *, upper=False, check_errors=False):
     """``(L, info)``: the Cholesky factor and, per matrix, 0 or (not positive-definite) 1 with a NaN
     result, instead of raising (unless ``check_errors``)."""
@@ -672,6 +679,7 @@ def _data(v):
     return v._data if isinstance(v, Tensor) else v
 
 
+@cast_inputs(FP32)
 def matrix_rank(A, *, atol=None, rtol=None, hermitian=False, tol=None):
     """The number of singular values above ``max(atol, rtol * largest)`` (int64, not differentiable)."""
     _check_matrix(A, "linalg.matrix_rank")
@@ -686,6 +694,7 @@ def matrix_rank(A, *, atol=None, rtol=None, hermitian=False, tol=None):
 _Lstsq = collections.namedtuple("lstsq", ["solution", "residuals", "rank", "singular_values"])
 
 
+@cast_inputs(FP32)
 def lstsq(A, B, rcond=None, *, driver=None):
     """The least-squares solution of ``A @ X = B`` (``pinv(A) @ B``, differentiable in A and B).
 

@@ -139,3 +139,20 @@ def test_autocast_cpu_trains_a_small_mlp_like_torch():
     for p, q in zip(theirs.parameters(), ours.parameters()):
         assert q.dtype == tg.float32
         np.testing.assert_allclose(q.detach().numpy(), p.detach().numpy(), atol=0.03)
+
+
+def test_autocast_cpu_runs_linear_algebra_in_float32_as_torch():
+    (x, tx), = [_pair((6, 8), 8)]
+    with tg.autocast("cpu"):
+        g = x.T.mm(x) + tg.eye(8).bfloat16() * 8  # a bfloat16 product, then float32 linear algebra
+        outs = [tg.linalg.inv(g), tg.linalg.eigh(g)[0], tg.linalg.solve(g, tg.ones(8)), tg.linalg.svdvals(g),
+                tg.linalg.cholesky(g), tg.inverse(g), tg.trace(g), tg.cdist(g, g)]
+    with torch.autocast("cpu"):
+        tg_ = tx.T.mm(tx) + torch.eye(8).bfloat16() * 8
+        touts = [torch.linalg.inv(tg_), torch.linalg.eigh(tg_)[0], torch.linalg.solve(tg_, torch.ones(8)),
+                 torch.linalg.svdvals(tg_), torch.linalg.cholesky(tg_), torch.inverse(tg_), torch.trace(tg_),
+                 torch.cdist(tg_, tg_)]
+    assert g.dtype == tg.bfloat16 and tg_.dtype == torch.bfloat16
+    for ours, theirs in zip(outs, touts):
+        assert _torch_dtype(ours.dtype) == theirs.dtype == torch.float32
+        np.testing.assert_allclose(_np(ours), _np(theirs), rtol=1e-4, atol=1e-4)
