@@ -68,6 +68,11 @@ def is_autocast_cache_enabled() -> bool:
     return _autocast.state.cache_enabled
 
 
+def set_autocast_cache_enabled(enabled: bool) -> None:
+    """Record whether autocast may cache casts (this thread; tapegrad casts each time)."""
+    _autocast.state.cache_enabled = bool(enabled)
+
+
 class autocast:  # noqa: N801  (PyTorch's name)
     """``with tapegrad.autocast("cpu"):`` / ``@tapegrad.autocast("cuda", enabled=False)``.
 
