@@ -56,6 +56,7 @@ struct OpObject {
   PyObject_HEAD
   PyObject* name;       // str
   PyObject* forward;    // callable on numpy arrays
+  PyObject* forward16;  // the forward for 2-byte inputs (float16/bfloat16 computed in float32), or nullptr
   PyObject* vjps;       // a tuple (one VJP or None per input), or a sequence for variadic ops
   PyObject* saves;      // frozenset of the input indices the VJPs read
   PyObject* node_type;  // the Node subclass recorded (MulBackward0 for mul)

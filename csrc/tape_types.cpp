@@ -274,17 +274,17 @@ namespace {
 
 int op_init(PyObject* self, PyObject* args, PyObject* kwargs) {
   static const char* kw[] = {"name", "forward", "vjps", "saves", "node_type", "saves_output", "view", "aux",
-                             "differentiable", "all_differentiable", "partial_saves", nullptr};
+                             "differentiable", "all_differentiable", "partial_saves", "forward16", nullptr};
   OpObject* op = O(self);
   if (op->ready) {
     PyErr_SetString(PyExc_TypeError, "an Op is initialised once (the tape may be using its fields)");
     return -1;
   }
-  PyObject *name, *forward, *vjps, *saves, *node_type;
+  PyObject *name, *forward, *vjps, *saves, *node_type, *forward16 = Py_None;
   int saves_output = 0, view = 0, aux = 0, differentiable = 1, all_differentiable = 1, partial_saves = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UOOOO|pppppp", const_cast<char**>(kw), &name, &forward, &vjps,
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UOOOO|ppppppO", const_cast<char**>(kw), &name, &forward, &vjps,
                                    &saves, &node_type, &saves_output, &view, &aux, &differentiable,
-                                   &all_differentiable, &partial_saves))
+                                   &all_differentiable, &partial_saves, &forward16))
     return -1;
   if (!PyFrozenSet_Check(saves)) {
     PyErr_SetString(PyExc_TypeError, "Op: saves must be a frozenset of input indices");
@@ -300,6 +300,7 @@ int op_init(PyObject* self, PyObject* args, PyObject* kwargs) {
   }
   op->name = Py_NewRef(name);
   op->forward = Py_NewRef(forward);
+  op->forward16 = forward16 == Py_None ? nullptr : Py_NewRef(forward16);
   op->vjps = Py_NewRef(vjps);
   op->saves = Py_NewRef(saves);
   op->node_type = Py_NewRef(node_type);
@@ -318,6 +319,7 @@ int op_traverse(PyObject* self, visitproc visit, void* arg) {
   OpObject* op = O(self);
   Py_VISIT(op->name);
   Py_VISIT(op->forward);
+  Py_VISIT(op->forward16);
   Py_VISIT(op->vjps);
   Py_VISIT(op->saves);
   Py_VISIT(op->node_type);
@@ -329,6 +331,7 @@ int op_clear(PyObject* self) {
   op->ready = false;  // apply and the engine refuse it from now on
   Py_CLEAR(op->name);
   Py_CLEAR(op->forward);
+  Py_CLEAR(op->forward16);
   Py_CLEAR(op->vjps);
   Py_CLEAR(op->saves);
   Py_CLEAR(op->node_type);
@@ -345,6 +348,7 @@ void op_dealloc(PyObject* self) {
   PyObject* op_get_##f(PyObject* self, void*) { return none_if_null(O(self)->f); }
 OP_FIELD(name)
 OP_FIELD(forward)
+OP_FIELD(forward16)
 OP_FIELD(vjps)
 OP_FIELD(saves)
 OP_FIELD(node_type)
@@ -360,6 +364,7 @@ OP_FLAG(partial_saves)
 PyGetSetDef op_getset[] = {
     {"name", op_get_name, nullptr, nullptr, nullptr},
     {"forward", op_get_forward, nullptr, "the forward on numpy arrays", nullptr},
+    {"forward16", op_get_forward16, nullptr, "the forward apply calls when an input has 2-byte elements", nullptr},
     {"vjps", op_get_vjps, nullptr, "one VJP (or None) per input", nullptr},
     {"saves", op_get_saves, nullptr, "indices of the inputs the VJPs read", nullptr},
     {"node_type", op_get_node_type, nullptr, "the Node subclass recorded", nullptr},

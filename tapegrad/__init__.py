@@ -37,6 +37,9 @@ if _os.environ.get("TAPEGRAD_MALLOC_TUNING", "1") != "0":
 from ._dtype import (bool_ as bool, double, float, float16, float32, float64, get_default_dtype, half,  # noqa: A004
                      int, int8, int16, int32, int64, long, set_default_dtype, uint8)
 from ._dtype import cdouble, cfloat, complex64, complex128  # noqa: F401
+from . import _dtype as _dtypes
+if _dtypes.bfloat16 is not None:  # else __getattr__ below says what to install
+    bfloat16 = _dtypes.bfloat16
 from .tensor import Tensor
 from .device import (channels_last, channels_last_3d, contiguous_format, device, layout, memory_format,  # noqa: F401
                      preserve_format, strided)
@@ -78,4 +81,6 @@ def __getattr__(name):
     # strategies would add ~0.1 s to every import
     if name == "testing":
         return _importlib.import_module(".testing", __name__)
+    if name == "bfloat16":
+        raise AttributeError(_dtypes.BFLOAT16_MISSING)
     raise AttributeError(f"module 'tapegrad' has no attribute {name!r}")

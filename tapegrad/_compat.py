@@ -72,7 +72,7 @@ class finfo:
 
     def __init__(self, type=None):
         d = _dtype.to_dtype(type) if type is not None else _dtype.get_default_dtype()
-        if d.kind != "f":
+        if _dtype.kind_of(d) != "f":
             raise TypeError(f"finfo: expected a floating point dtype, got {_dtype.name(d)}")
         info = np.finfo(d)
         self.dtype = _dtype.name(d).removeprefix("tapegrad.")
@@ -81,7 +81,7 @@ class finfo:
         self.max = float(info.max)
         self.min = float(info.min)
         self.tiny = self.smallest_normal = float(info.smallest_normal)
-        self.resolution = float(info.resolution)
+        self.resolution = 10.0 ** -info.precision  # PyTorch's, as a double (numpy rounds it to the dtype)
 
     def __repr__(self):
         return (f"finfo(resolution={self.resolution}, min={self.min:g}, max={self.max:g}, eps={self.eps:g}, "
@@ -105,7 +105,7 @@ class iinfo:
 
 def is_floating_point(input) -> bool:
     """Whether ``input``'s dtype is a floating type."""
-    return input.dtype.kind == "f"
+    return _dtype.kind_of(input.dtype) == "f"
 
 
 def is_nonzero(input) -> bool:

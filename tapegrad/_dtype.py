@@ -3,12 +3,21 @@
 tapegrad's dtypes are ``numpy.dtype`` objects, so ``x.dtype == tapegrad.float32`` and
 ``x.dtype == np.float32`` both hold. Floating tensors default to float32, integers to int64.
 Python scalars are "weak": ``float32_tensor * 2.0`` stays float32, as in PyTorch.
+
+bfloat16 is ``ml_dtypes``'s (numpy has none); without that package ``tapegrad`` still imports and
+asking for bfloat16 says what to install. Its numpy ``kind`` is ``'V'``, so code that asks "is this
+floating?" asks ``is_floating`` (or ``kind_of``), never ``dtype.kind == 'f'``.
 """
 from __future__ import annotations
 
 import builtins as _b
 
 import numpy as np
+
+try:
+    import ml_dtypes
+except ImportError:  # optional at import time: only bfloat16 needs it
+    ml_dtypes = None
 
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
@@ -21,6 +30,9 @@ uint8 = np.dtype(np.uint8)
 bool_ = np.dtype(np.bool_)
 complex64 = np.dtype(np.complex64)
 complex128 = np.dtype(np.complex128)
+bfloat16 = np.dtype(ml_dtypes.bfloat16) if ml_dtypes is not None else None
+BFLOAT16_MISSING = ("tapegrad.bfloat16 needs the ml_dtypes package (numpy has no bfloat16): "
+                    "pip install ml_dtypes")
 
 float = float32  # noqa: A001  (PyTorch's aliases)
 double = float64
@@ -31,7 +43,8 @@ cfloat = complex64
 cdouble = complex128
 
 _NAMES = {float32: "float32", float64: "float64", float16: "float16", int64: "int64", int32: "int32",
-          int16: "int16", int8: "int8", uint8: "uint8", bool_: "bool"}
+          int16: "int16", int8: "int8", uint8: "uint8", bool_: "bool",
+          **({bfloat16: "bfloat16"} if bfloat16 is not None else {})}
 _NAMES.update({complex64: "complex64", complex128: "complex128"})
 
 _default_float = [float32]
@@ -58,7 +71,25 @@ def name(d) -> str:
 
 
 def is_floating(d) -> bool:
-    return np.dtype(d).kind == "f"
+    """Whether ``d`` is a floating dtype (bfloat16 included, whose numpy kind is 'V')."""
+    d = np.dtype(d)
+    return d.kind == "f" or is_bfloat16(d)
+
+
+def kind_of(d) -> str:
+    """numpy's ``dtype.kind``, except ``'f'`` for bfloat16."""
+    return "f" if is_bfloat16(d) else d.kind
+
+
+def is_16bit_float(d) -> bool:
+    """float16 or bfloat16: the storage dtypes whose ops compute in float32 and round back."""
+    return d.itemsize == 2 and (d.kind == "f" or is_bfloat16(d))
+
+
+def is_bfloat16(d) -> bool:
+    """Whether ``d`` is ml_dtypes' bfloat16."""
+    # never ``d == bfloat16`` while it may be None: numpy reads ``dtype == None`` as float64
+    return d is bfloat16 or (d.kind == "V" and d.name == "bfloat16")
 
 
 def to_dtype(d) -> np.dtype:
@@ -71,6 +102,8 @@ def to_dtype(d) -> np.dtype:
         return bool_
     if isinstance(d, str) and d in ("cfloat", "cdouble"):  # numpy reads "cfloat" as complex128
         return complex64 if d == "cfloat" else complex128
+    if isinstance(d, str) and d == "bfloat16" and bfloat16 is None:
+        raise TypeError(BFLOAT16_MISSING)
     try:
         return np.dtype(d)
     except TypeError:
@@ -120,7 +153,7 @@ def _promote(a, b) -> np.dtype:
         if ca == 3 and cb == 2 or ca == 2 and cb == 3:  # float64 + complex64 is complex128
             return np.promote_types(a, b)
         return a if ca > cb else b
-    return np.promote_types(a, b)
+    return np.promote_types(a, b)  # ml_dtypes: bfloat16 + float16 is float32, as in PyTorch
 
 
 def _combine(higher, lower) -> np.dtype:
@@ -129,16 +162,16 @@ def _combine(higher, lower) -> np.dtype:
         return lower
     if lower is not None and lower.kind == "c" and higher.kind != "c":
         # a complex 0-d tensor or scalar keeps a floating tensor's precision: float32[3] + 1j is complex64
-        return complex_of(higher) if higher.kind == "f" else lower
-    if lower is None or higher.kind in "fc":
+        return complex_of(higher) if kind_of(higher) == "f" else lower
+    if lower is None or kind_of(higher) in "fc":
         return higher
-    if higher == bool_ or lower.kind == "f":
+    if higher == bool_ or kind_of(lower) == "f":
         return _promote(higher, lower)
     return higher
 
 
 def _category(d) -> int:
-    return {"b": 0, "u": 1, "i": 1, "f": 2}.get(d.kind, 3)
+    return {"b": 0, "u": 1, "i": 1, "f": 2}.get(kind_of(d), 3)
 
 
 # ---------------------------------------------------------------- complex dtypes

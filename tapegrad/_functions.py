@@ -136,7 +136,7 @@ def is_autocast_cache_enabled() -> bool:
 
 def set_autocast_cache_enabled(enabled: bool) -> None:
     """Recorded for ``is_autocast_cache_enabled``; tapegrad keeps no cast cache."""
-    _autocast_mode._cache_enabled[0] = bool(enabled)
+    _autocast_mode.set_autocast_cache_enabled(enabled)
 
 
 def clear_autocast_cache() -> None:

@@ -33,6 +33,7 @@ from collections import Counter, OrderedDict
 
 import numpy as np
 
+from . import _dtype
 from ._dtype import bool_, float16, float32, float64, int8, int16, int32, int64, uint8
 from . import serialization as _serialization  # serialization imports this module: read at call time
 from .tensor import Size, Tensor
@@ -49,6 +50,8 @@ MAX_EXPANDED_BYTES = 1 << 30  # a stride-0 view materialised beyond its storage'
 
 _SUPPORTED = {"float32": float32, "float64": float64, "float16": float16, "int64": int64, "int32": int32,
               "int16": int16, "int8": int8, "uint8": uint8, "bool": bool_}
+if _dtype.bfloat16 is not None:  # ml_dtypes' (numpy has none); without it bfloat16 files say what to install
+    _SUPPORTED["bfloat16"] = _dtype.bfloat16
 _ALIASES = {"float": "float32", "double": "float64", "half": "float16", "long": "int64", "int": "int32",
             "short": "int16"}
 _UNSUPPORTED = ("bfloat16", "complex32", "complex64", "complex128", "cfloat", "cdouble", "chalf", "uint16", "uint32",
@@ -227,6 +230,8 @@ def _tensor_dtype(name, label, what) -> np.dtype:
     if name in _SUPPORTED:
         return _SUPPORTED[name]
     hint = " (convert it in PyTorch first, e.g. {k: v.float() for k, v in state_dict.items()})"
+    if name == "bfloat16":
+        hint = f": {_dtype.BFLOAT16_MISSING}"
     raise _error(label, f"{what} has dtype torch.{name}, which tapegrad does not have{hint}")
 
 
@@ -295,16 +300,19 @@ class _Loader:
         if nbytes > max(MAX_EXPANDED_BYTES, len(storage.buffer)):
             raise self.fail(f"{where}: size {size} with stride {stride} would expand {len(storage.buffer)} stored "
                             f"bytes into {nbytes}; refusing")
-        native = dtype
-        stored = dtype.newbyteorder(self.archive.byteorder) if dtype.itemsize > 1 else dtype
+        # bfloat16 has no byte-swapped numpy form: its bits travel as uint16
+        native = np.dtype(np.uint16) if _dtype.is_bfloat16(dtype) else dtype
+        stored = native.newbyteorder(self.archive.byteorder) if dtype.itemsize > 1 else native
         view = np.ndarray(size, dtype=stored, buffer=storage.buffer, offset=offset * dtype.itemsize,
                           strides=tuple(s * dtype.itemsize for s in stride)) if numel else np.empty(size, native)
         arr = np.array(view, dtype=native, order="C")
+        if native is not dtype:
+            arr = arr.view(dtype)
         if dtype == bool_:  # any byte but 0 and 1 would be an invalid numpy bool
             arr = arr.view(np.uint8) != 0
         t = Tensor._wrap(arr)
         if requires_grad:
-            if dtype.kind != "f":
+            if _dtype.kind_of(dtype) != "f":
                 raise self.fail(f"{where}: a {dtype} tensor cannot require grad")
             t.requires_grad_(True)
         return t

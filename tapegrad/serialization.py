@@ -44,6 +44,7 @@ import zlib
 
 import numpy as np
 
+from . import _dtype
 from .tensor import Tensor
 from . import _torch_format
 from .device import device
@@ -265,9 +266,12 @@ def _key_kind(key, where):
 
 def _node_header(name, attrs) -> str:
     """What a node's checksum covers besides its data: its name and every attribute the reader uses."""
-    return json.dumps([name, str(attrs.get("kind")), str(attrs.get("key_kind", "")), str(attrs.get("key", "")),
-                       int(attrs.get("length", -1)), bool(attrs.get("requires_grad", False)),
-                       bool(attrs.get("parameter", False))], ensure_ascii=False)
+    fields = [name, str(attrs.get("kind")), str(attrs.get("key_kind", "")), str(attrs.get("key", "")),
+              int(attrs.get("length", -1)), bool(attrs.get("requires_grad", False)),
+              bool(attrs.get("parameter", False))]
+    if "dtype" in attrs:  # only bfloat16 data has it: older files' checksums stay as they were
+        fields.append(str(attrs["dtype"]))
+    return json.dumps(fields, ensure_ascii=False)
 
 
 def _write_node(group, name, obj, where, attrs, depth=0):
@@ -282,12 +286,12 @@ def _write_node(group, name, obj, where, attrs, depth=0):
         if type(obj).__name__ == "Parameter":
             attrs["parameter"] = True
     elif isinstance(obj, np.ndarray):
-        if obj.dtype.kind not in "biuf":
+        if _dtype.kind_of(obj.dtype) not in "biuf":
             raise TypeError(f"tapegrad.save: {where} is a numpy array of dtype {obj.dtype}; only bool, integer and "
                             f"float arrays can be saved")
         data, attrs["kind"] = _c_order(obj), "ndarray"
     elif isinstance(obj, np.generic):
-        if obj.dtype.kind not in "biuf":
+        if _dtype.kind_of(obj.dtype) not in "biuf":
             raise TypeError(f"tapegrad.save: {where} is a numpy scalar of dtype {obj.dtype}")
         data, attrs["kind"] = np.asarray(obj), "npscalar"
     elif obj is None:
@@ -328,6 +332,8 @@ def _write_node(group, name, obj, where, attrs, depth=0):
                     "model.load_state_dict(tapegrad.load(f))): checkpoints hold data, never code")
         raise TypeError(f"tapegrad.save: {where} is of type {type(obj).__name__}, which cannot be saved (supported: "
                         f"tensors, numpy arrays, numbers, strings, bools, None, and dicts/lists/tuples of them){hint}")
+    if _dtype.is_bfloat16(data.dtype):  # HDF5 has no bfloat16: its bits, as uint16, named by an attribute
+        data, attrs["dtype"] = data.view(np.uint16), "bfloat16"
     ds = group.create_dataset(name, data=data)
     return _finish(ds, name, attrs, _array_crc(_node_header(name, attrs), data))
 
@@ -506,8 +512,18 @@ class _H5Reader:
         self.seen.add(node.id)
         return node, dict(node.attrs)
 
+    def bfloat16(self, bits, name, kind, where):
+        """A bfloat16 array from the uint16 bits ``_write_node`` stored."""
+        if name != "bfloat16" or bits.dtype != np.uint16 or kind not in ("tensor", "ndarray", "npscalar"):
+            raise self.fail(where, f"says its dtype is {name!r} but holds a {kind} of {bits.dtype}")
+        if _dtype.bfloat16 is None:
+            raise self.fail(where, f"is bfloat16: {_dtype.BFLOAT16_MISSING}")
+        return bits.view(_dtype.bfloat16)
+
     def read(self, node, attrs, name, where, depth):
         kind = attrs["kind"] = _attr_str(attrs.get("kind", "<none>"))
+        if "dtype" in attrs:
+            attrs["dtype"] = _attr_str(attrs["dtype"])
         header = _node_header(name, attrs)
         stored_crc = attrs.get("crc32")
         if stored_crc is None and self.checksummed:
@@ -565,6 +581,8 @@ class _H5Reader:
             raise self.fail(where, f"should be a scalar but has shape {node.shape}")
         arr = np.asarray(node[()])
         verify(_array_crc(header, arr))
+        if "dtype" in attrs:
+            arr = self.bfloat16(arr, attrs["dtype"], kind, where)
         if kind == "bool":
             return bool(arr)
         if kind == "int":
@@ -605,7 +623,7 @@ def _flatten_for_safetensors(obj):
             elif not isinstance(v, np.ndarray):
                 raise TypeError(f"tapegrad.save: {name!r} is a {type(v).__name__}; .safetensors files hold only "
                                 f"tensors (save other content, e.g. optimizer state, to an HDF5 file)")
-            if v.dtype.kind not in "biuf":
+            if _dtype.kind_of(v.dtype) not in "biuf":
                 raise TypeError(f"tapegrad.save: {name!r} has dtype {v.dtype}, not supported")
             if name in flat:
                 raise ValueError(f"tapegrad.save: two entries flatten to the same safetensors name {name!r}")

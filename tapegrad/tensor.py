@@ -101,7 +101,7 @@ class Tensor(_C.TensorBase):
         arr = np.asarray([] if data is None else data)
         if arr.dtype.kind == "c" and not isinstance(data, Tensor):  # the legacy constructor is real-only
             raise TypeError("Tensor(): must be real number, not complex (use tapegrad.tensor for complex data)")
-        if arr.dtype.kind in "biuf" and not isinstance(data, Tensor):
+        if (_dtype.kind_of(arr.dtype) in "biuf" or _dtype.is_floating(arr.dtype)) and not isinstance(data, Tensor):
             # PyTorch's legacy constructor: numbers and arrays become the default dtype (sharing an
             # array already of it); a tensor keeps its own
             arr = arr.astype(_dtype.get_default_dtype(), copy=False)
@@ -146,7 +146,7 @@ class Tensor(_C.TensorBase):
         return self.grad_fn is None
 
     def is_floating_point(self) -> bool:
-        return self._data.dtype.kind == "f"
+        return _dtype.is_floating(self._data.dtype)
 
     @property
     def requires_grad(self) -> bool:
@@ -333,6 +333,11 @@ class Tensor(_C.TensorBase):
     def half(self):
         return _plain.cast(self, _dtype.float16)
 
+    def bfloat16(self):
+        if _dtype.bfloat16 is None:
+            raise TypeError(_dtype.BFLOAT16_MISSING)
+        return _plain.cast(self, _dtype.bfloat16)
+
     def long(self):
         return _plain.cast(self, _dtype.int64)
 
@@ -363,7 +368,7 @@ class Tensor(_C.TensorBase):
         _engine.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        if requires_grad and self._data.dtype.kind not in "fc":
+        if requires_grad and not (_dtype.is_floating(self._data.dtype) or self._data.dtype.kind == "c"):
             raise RuntimeError(f"only Tensors of floating point and complex dtype can require gradients, got "
                                f"{_dtype.name(self._data.dtype)}")
         if not requires_grad and self.grad_fn is not None:

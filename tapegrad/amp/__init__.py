@@ -1,11 +1,11 @@
 """Mixed precision under PyTorch's names: ``autocast`` and ``GradScaler``.
 
-tapegrad has no bfloat16 (numpy has none) and no float16 kernels, so ``autocast("cpu")`` keeps
-each op in its own dtype (float32 stays float32) and says so once with a warning; the autocast
-state (``is_autocast_enabled``) is still set, so code that asks sees PyTorch's answer.
-``autocast("cuda")`` warns and disables itself as CPU PyTorch does. ``GradScaler("cpu")`` is
-PyTorch's full loss scaler (skipped steps on inf/NaN gradients, backoff and growth), which works
-the same on float32 gradients; ``GradScaler("cuda")`` (the default device) disables itself.
+``autocast("cpu")`` casts as PyTorch's CPU autocast does, to ``tapegrad.bfloat16`` by default
+(float16 on request): linear, matmul, conv, bmm, ... run in the 16-bit dtype, accumulating in
+float32; the losses and linear algebra run in float32; other ops in their inputs' dtype. The
+state is per thread. ``autocast("cuda")`` warns and disables itself as CPU PyTorch does.
+``GradScaler("cpu")`` is PyTorch's full loss scaler (skipped steps on inf/NaN gradients, backoff
+and growth); ``GradScaler("cuda")`` (the default device) disables itself.
 
 >>> scaler = tapegrad.amp.GradScaler("cpu")
 >>> with tapegrad.autocast("cpu"):

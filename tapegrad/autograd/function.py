@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _dtype
 from .._tape import grad_mode
 from ..tensor import Tensor
 from .._tape.registry import Op
@@ -111,7 +112,7 @@ class Function:
                 continue
             r = Tensor._wrap(o._data)  # a new tensor: forward may return an input as is
             r._version = o._version
-            if record and o._data.dtype.kind == "f" and id(o) not in ctx._non_differentiable:
+            if record and _dtype.kind_of(o._data.dtype) == "f" and id(o) not in ctx._non_differentiable:
                 op = _function_op(cls, positions, len(outs), j)
                 r._requires_grad = True
                 r.grad_fn = op.node_type(op, tensors, {}, o._data, r._version, ctx)  # where: the user's frame

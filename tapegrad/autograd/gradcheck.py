@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import autograd  # the package being initialised: autograd.grad is read at call time
+from .. import _dtype
 from .._tape import grad_mode
 from ..tensor import Tensor
 
@@ -37,7 +38,7 @@ class GradcheckError(AssertionError):
 def _outputs(fn, inputs):
     out = fn(*inputs)
     outs = out if isinstance(out, (tuple, list)) else (out,)
-    return [o for o in outs if isinstance(o, Tensor) and o.dtype.kind in "fc"]
+    return [o for o in outs if isinstance(o, Tensor) and _dtype.kind_of(o.dtype) in "fc"]
 
 
 def _diff_inputs(inputs):

@@ -35,6 +35,7 @@ from ..ops import attention as _attention
 from ..ops.activation import _cross_entropy, _layer_norm
 from ..ops.activation import relu as _relu_op
 from ..ops.pointwise import sigmoid, tanh  # noqa: F401
+from ..ops._autocast import FP32, LOWER, cast_inputs, round_once
 
 
 def _const(arr, dtype=None) -> Tensor:
@@ -149,6 +150,7 @@ def celu(input, alpha: float = 1.0, inplace: bool = False):
     return _inplace_result(input, elu(input / alpha, 1.0) * alpha, inplace)
 
 
+@cast_inputs(LOWER)
 def prelu(input, weight):
     """``x`` where positive, ``weight * x`` elsewhere; ``weight`` has 1 or C (dim 1) entries."""
     w = weight
@@ -195,6 +197,8 @@ def gumbel_softmax(logits, tau: float = 1.0, hard: bool = False, eps: float = 1e
 
 
 # ---------------------------------------------------------------- linear and attention
+@cast_inputs(LOWER)
+@round_once
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias``; weight has shape (out_features, in_features)."""
     if input._data.shape[-1] != weight._data.shape[-1]:
@@ -226,6 +230,7 @@ def bilinear(input1, input2, weight, bias=None):
     return y if bias is None else y + bias
 
 
+@cast_inputs(LOWER)
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False,
                                  scale=None, enable_gqa: bool = False):
     """``softmax(q k^T * scale + mask) v`` over the last two dims; a bool ``attn_mask`` marks the
@@ -435,6 +440,7 @@ def _embedding_renorm_(weight, idx, max_norm, norm_type):
 
 
 # ---------------------------------------------------------------- convolution and pooling (2-d: ops/conv.py)
+@cast_inputs(LOWER)
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """1-D cross-correlation over (N, C, L): conv2d on a unit-height image. weight (out, in/groups, k)."""
     if input.ndim not in (2, 3) or weight.ndim != 3:
@@ -561,6 +567,7 @@ def adaptive_max_pool1d(input, output_size, return_indices: bool = False):
     return out.squeeze(-2)
 
 
+@cast_inputs(LOWER)
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """1-D transposed convolution: conv_transpose2d on a unit-height image. weight (in, out/groups, k)."""
     if weight.ndim != 3:
@@ -1030,7 +1037,7 @@ def _reduce(loss, reduction):
 def _check_float(x, name, what="input"):
     if not isinstance(x, Tensor):
         raise TypeError(f"{name}: {what} must be a tapegrad.Tensor, got {type(x).__name__}")
-    if x.dtype.kind != "f":
+    if _dtype.kind_of(x.dtype) != "f":
         raise RuntimeError(f"{name}: expected a floating-point {what}, got {_dtype.name(x.dtype)}")
 
 
@@ -1059,6 +1066,7 @@ def _as_float_target(target, input):
 
 
 # ---------------------------------------------------------------- classification losses
+@cast_inputs(FP32)
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
              reduction: str = "mean"):
     """Negative log likelihood of class indices, with input (N, C) or (N, C, d1, ...) holding
@@ -1132,6 +1140,7 @@ def _nll(input, target, weight, ignore_index, reduction, name):
     return losses.sum() / _const(w.sum(dtype=flat.dtype))
 
 
+@cast_inputs(FP32)
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
                   reduction: str = "mean", label_smoothing: float = 0.0):
     """Cross entropy between logits ``input`` (N, C, ...) and class indices (N, ...) or class
@@ -1145,7 +1154,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
         raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
     _check_float(input, "cross_entropy")
     class_dim = 0 if input.ndim == 1 else 1
-    if isinstance(target, Tensor) and target.dtype.kind == "f":
+    if isinstance(target, Tensor) and _dtype.kind_of(target.dtype) == "f":
         return _cross_entropy_probs(log_softmax(input, class_dim), target, weight, reduction, label_smoothing,
                                     class_dim)
     if label_smoothing == 0.0 and isinstance(target, Tensor) and _same_float(input) and input._data.size:
@@ -1213,6 +1222,7 @@ def _cross_entropy_probs(logp, target, weight, reduction, label_smoothing, class
     return -prod.sum() / (n if n else float("nan"))
 
 
+@cast_inputs(FP32)
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
     """``-w (y log x + (1 - y) log(1 - x))`` for probabilities ``x``; each log is clamped at
     -100 and the gradient's denominator ``x (1 - x)`` at 1e-12 as PyTorch does, so ``x = 0`` or
@@ -1230,6 +1240,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     return _reduce(loss, reduction)
 
 
+@cast_inputs(FP32)
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction: str = "mean", pos_weight=None):
     """Sigmoid + binary cross entropy in one stable expression:
@@ -1246,6 +1257,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     return _reduce(loss, reduction)
 
 
+@cast_inputs(FP32)
 def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False):
     """KL(target || exp(input)) pointwise: ``target * (log(target) - input)`` (0 where target is 0).
     ``reduction='batchmean'`` divides the sum by the batch size (the true KL divergence)."""
@@ -1271,6 +1283,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean
 
 
 # ---------------------------------------------------------------- regression losses
+@cast_inputs(FP32)
 def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):
     """The mean (``reduction``) squared error ``(input - target)**2``, optionally weighted."""
     reduction = _reduction(reduction, size_average, reduce)
@@ -1280,6 +1293,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
     return _reduce(loss if weight is None else loss * weight, reduction)
 
 
+@cast_inputs(FP32)
 def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
     """The mean (``reduction``) absolute error ``|input - target|``."""
     reduction = _reduction(reduction, size_average, reduce)
@@ -1287,6 +1301,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mea
     return _reduce(_ops.abs(input - _as_float_target(target, input)), reduction)
 
 
+@cast_inputs(FP32)
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0):
     """``0.5 d^2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta`` (L1 when beta is 0)."""
     reduction = _reduction(reduction, size_average, reduce)
@@ -1301,6 +1316,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str
     return _reduce(loss, reduction)
 
 
+@cast_inputs(FP32)
 def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weight=None):
     """``0.5 d^2`` where ``|d| < delta``, else ``delta (|d| - 0.5 delta)``."""
     reduction = _reduction(reduction)
@@ -1313,6 +1329,7 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
     return _reduce(loss if weight is None else loss * weight, reduction)
 
 
+@cast_inputs(FP32)
 def poisson_nll_loss(input, target, log_input: bool = True, full: bool = False, size_average=None,
                      eps: float = 1e-8, reduce=None, reduction: str = "mean"):
     """``exp(x) - y x`` (``log_input``) or ``x - y log(x + eps)``; ``full`` adds Stirling's term."""
@@ -1373,6 +1390,7 @@ def cosine_similarity(x1, x2, dim: int = 1, eps: float = 1e-8):
 
 
 # ---------------------------------------------------------------- margin and embedding losses
+@cast_inputs(FP32)
 def triplet_margin_loss(anchor, positive, negative, margin: float = 1.0, p: float = 2, eps: float = 1e-6,
                         swap: bool = False, size_average=None, reduce=None, reduction: str = "mean"):
     """``max(d(a, p) - d(a, n) + margin, 0)`` with ``d`` the pairwise p-norm distance."""
@@ -1391,6 +1409,7 @@ def triplet_margin_loss(anchor, positive, negative, margin: float = 1.0, p: floa
     return _reduce(_relu_op(d_ap - d_an + margin), reduction)
 
 
+@cast_inputs(FP32)
 def margin_ranking_loss(input1, input2, target, margin: float = 0.0, size_average=None, reduce=None,
                         reduction: str = "mean"):
     """``max(0, -y (x1 - x2) + margin)``."""
@@ -1398,12 +1417,14 @@ def margin_ranking_loss(input1, input2, target, margin: float = 0.0, size_averag
     return _reduce(_relu_op(-target * (input1 - input2) + margin), reduction)
 
 
+@cast_inputs(FP32)
 def soft_margin_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
     """``log(1 + exp(-y x))``."""
     reduction = _reduction(reduction, size_average, reduce)
     return _reduce(-logsigmoid(target * input), reduction)
 
 
+@cast_inputs(FP32)
 def hinge_embedding_loss(input, target, margin: float = 1.0, size_average=None, reduce=None,
                          reduction: str = "mean"):
     """``x`` where ``y == 1``, ``max(0, margin - x)`` where ``y == -1`` (PyTorch's masks: other
@@ -1415,6 +1436,7 @@ def hinge_embedding_loss(input, target, margin: float = 1.0, size_average=None, 
     return _reduce(hinge + self_term, reduction)
 
 
+@cast_inputs(FP32)
 def cosine_embedding_loss(input1, input2, target, margin: float = 0.0, size_average=None, reduce=None,
                           reduction: str = "mean"):
     """``1 - cos(x1, x2)`` where ``y == 1``, ``max(0, cos(x1, x2) - margin)`` where ``y == -1``."""
@@ -1434,6 +1456,7 @@ def cosine_embedding_loss(input1, input2, target, margin: float = 0.0, size_aver
     return _reduce(pos + neg, reduction)
 
 
+@cast_inputs(FP32)
 def multi_margin_loss(input, target, p: int = 1, margin: float = 1.0, weight=None, size_average=None, reduce=None,
                       reduction: str = "mean"):
     """Multi-class hinge loss: ``sum_{i != y} max(0, margin - x[y] + x[i])^p / C`` per sample,
@@ -2146,5 +2169,5 @@ def accuracy(input, target, topk: int = 1):
     else:
         top = np.argpartition(-x, min(topk, x.shape[1]) - 1, axis=1)[:, :topk]
         hit = (top == t[:, None]).any(1)
-    dtype = x.dtype if x.dtype.kind == "f" else _dtype.get_default_dtype()
+    dtype = x.dtype if _dtype.kind_of(x.dtype) == "f" else _dtype.get_default_dtype()
     return _const(np.asarray(hit.mean() if hit.size else np.nan, dtype=dtype))

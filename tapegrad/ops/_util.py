@@ -42,8 +42,12 @@ def const(value, dtype) -> Tensor:
 _WEAK_NUMBERS = (float, int)
 
 
-def pair(a, b, opname: str):
-    """Two operands as tensors of one dtype, promoted as PyTorch promotes (scalars are weak)."""
+def pair(a, b, opname: str, opmath: bool = False):
+    """Two operands as tensors of one dtype, promoted as PyTorch promotes (scalars are weak).
+
+    ``opmath``: keep a Python scalar beside a float16/bfloat16 tensor in float32, as PyTorch's
+    ``mul``/``div`` kernels do (``bf16 * 1.7`` multiplies by 1.7f, not by 1.7 rounded to bfloat16;
+    its ``add``/``sub`` round the scalar to the tensor's dtype first, and so do these)."""
     if isinstance(a, Tensor):
         if isinstance(b, Tensor):
             da, db = a._data.dtype, b._data.dtype
@@ -53,17 +57,22 @@ def pair(a, b, opname: str):
                 b = b if db == d else b.to(d)
             return a, b
         d = a._data.dtype
-        if d.kind == "f" and type(b) in _WEAK_NUMBERS:  # `y * 1.0001`: the tensor's dtype, no promotion
+        if d.kind == "f" and d.itemsize >= 4 and type(b) in _WEAK_NUMBERS:  # `y * 1.0001`: no promotion
             return a, Tensor._wrap(np.array(b, d))
         d = _coerce_scalar(a, b, opname)
-        return (a if a._data.dtype == d else a.to(d)), const(b, d)
+        return (a if a._data.dtype == d else a.to(d)), const(b, scalar_dtype(d, opmath))
     if isinstance(b, Tensor):
         d = b._data.dtype
-        if d.kind == "f" and type(a) in _WEAK_NUMBERS:
+        if d.kind == "f" and d.itemsize >= 4 and type(a) in _WEAK_NUMBERS:
             return Tensor._wrap(np.array(a, d)), b
         d = _coerce_scalar(b, a, opname)
-        return const(a, d), (b if b._data.dtype == d else b.to(d))
+        return const(a, scalar_dtype(d, opmath)), (b if b._data.dtype == d else b.to(d))
     raise TypeError(f"{opname}: expected at least one tensor operand, got {type(a).__name__} and {type(b).__name__}")
+
+
+def scalar_dtype(d, opmath: bool = True):
+    """The dtype of a number beside a ``d`` tensor: float32 for 16-bit ``d`` with ``opmath``."""
+    return _dtype.float32 if opmath and _dtype.is_16bit_float(d) else d
 
 
 def integer_division_checked(a: Tensor, b: Tensor, opname: str):
@@ -99,7 +108,7 @@ def _default_array(x):
     a = np.asarray(x)
     if a.dtype.kind == "i":
         return a.astype(np.int64)
-    if a.dtype.kind == "f":
+    if _dtype.kind_of(a.dtype) == "f":
         return a.astype(_dtype.get_default_dtype())
     return a
 

@@ -17,7 +17,7 @@ Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops
 
 
 def _float_input(input, opname):
-    if input._data.dtype.kind != "f":
+    if _dtype.kind_of(input._data.dtype) != "f":
         raise RuntimeError(f"{opname}: not implemented for integer or bool tensors "
                            f"(got {_dtype.name(input._data.dtype)}); convert with .float() first")
     return input

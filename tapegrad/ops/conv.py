@@ -26,6 +26,7 @@ from .._tape import grad_mode
 from .._tape.registry import apply, defop
 from .matmul import matmul
 from .surface import public
+from ._autocast import LOWER, cast_inputs
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
@@ -183,8 +184,9 @@ def _float_input(x, opname, layout=None, nd=2):
         layout = layout or f"(N, C, {_SPATIAL[nd]})"
         raise RuntimeError(f"{opname}: expected input with {nd + 1} dims (C, {_SPATIAL[nd]}) or {nd + 2} dims "
                            f"{layout}, got shape {tuple(x.shape)}")
-    if x.dtype not in (np.float32, np.float64):
-        raise RuntimeError(f"{opname}: only float32 and float64 inputs are supported, got {_dtype.name(x.dtype)}")
+    if x.dtype not in (np.float32, np.float64) and not _dtype.is_16bit_float(x.dtype):  # 16-bit: via float32
+        raise RuntimeError(f"{opname}: only float32, float64, float16 and bfloat16 inputs are supported, got "
+                           f"{_dtype.name(x.dtype)}")
     if x.ndim == nd + 1:
         return x.reshape((1,) + tuple(x.shape)), True
     return x, False
@@ -276,6 +278,7 @@ def _convolve(nd, input, weight, bias, stride, padding, dilation, groups):
 
 
 @public
+@cast_inputs(LOWER)
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D cross-correlation of ``input`` (N, C, H, W) or (C, H, W) with ``weight``
     (out_channels, C/groups, kH, kW), plus ``bias`` (out_channels,); PyTorch's semantics.
@@ -347,6 +350,7 @@ def _convolve_transpose(nd, input, weight, bias, stride, padding, output_padding
 
 
 @public
+@cast_inputs(LOWER)
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """2-D transposed convolution (the adjoint of ``conv2d`` in its input), PyTorch's semantics:
     ``weight`` is (in_channels, out_channels/groups, kH, kW) and the output size is

@@ -55,9 +55,9 @@ def _infer(data, dtype=None):
         arr = np.array(data)
     except ValueError as e:  # ragged nesting
         raise ValueError(f"tensor: can't build a tensor from this data: {e}") from None
-    if dtype is not None and arr.dtype.kind in "biufc":
+    if dtype is not None and _dtype.kind_of(arr.dtype) in "biufc":
         return arr.astype(_dtype.to_dtype(dtype))
-    if arr.dtype.kind == "f":
+    if _dtype.kind_of(arr.dtype) == "f":
         if not isinstance(data, np.generic):
             arr = arr.astype(_dtype.get_default_dtype())
     elif arr.dtype.kind in "iu" and not isinstance(data, np.generic):
@@ -65,7 +65,7 @@ def _infer(data, dtype=None):
     elif arr.dtype.kind == "c":
         if not isinstance(data, np.generic):  # Python complex numbers: the default dtype's complex (complex64)
             arr = arr.astype(_dtype.complex_of(_dtype.get_default_dtype()))
-    elif arr.dtype.kind not in "biuf":
+    elif _dtype.kind_of(arr.dtype) not in "biuf":
         raise TypeError(f"tensor: can't convert data of type {arr.dtype} (from {type(data).__name__})")
     return arr
 
@@ -114,7 +114,7 @@ def from_numpy(array: np.ndarray) -> Tensor:
     """A tensor sharing memory with ``array``."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy: expected np.ndarray (got {type(array).__name__})")
-    if array.dtype.kind not in "biufc":
+    if _dtype.kind_of(array.dtype) not in "biufc":
         raise TypeError(f"from_numpy: can't convert np.ndarray of type {array.dtype}")
     return Tensor._wrap(array)
 
@@ -202,7 +202,7 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     args = (start, end, step)
     if dtype is None:
         dtype = (_dtype.get_default_dtype() if any(isinstance(a, float) or isinstance(a, Tensor) and
-                 a.dtype.kind == "f" for a in args) else _dtype.int64)
+                 _dtype.kind_of(a.dtype) == "f" for a in args) else _dtype.int64)
     args = tuple(a.item() if isinstance(a, Tensor) else a for a in args)
     return _finish(np.arange(*args).astype(_dtype.to_dtype(dtype)), requires_grad)
 
@@ -230,7 +230,7 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
 
 def _float_dt(dtype, opname):
     d = _dt(dtype)
-    if d.kind not in "fc":  # PyTorch: '"check_uniform_bounds" not implemented for 'Long''
+    if _dtype.kind_of(d) not in "fc":  # PyTorch: '"check_uniform_bounds" not implemented for 'Long''
         raise RuntimeError(f"{opname}: samples need a floating dtype, got {_dtype.name(d)}")
     return d
 
@@ -401,7 +401,7 @@ def _fill_random(self, values: np.ndarray, opname):
 
 
 def _float_self(self, opname):
-    if self._data.dtype.kind != "f":
+    if _dtype.kind_of(self._data.dtype) != "f":
         raise RuntimeError(f"{opname}: expected a floating-point tensor, got {self._data.dtype}")
 
 

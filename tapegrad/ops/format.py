@@ -63,15 +63,17 @@ def format_tensor(t) -> str:
     a = t._data
     prefix = "tensor("
     floatmode = "maxprec"
-    if a.dtype.kind == "f":
+    if _dtype.kind_of(a.dtype) == "f":
         floatmode = _floatmode(a)
     opts = _options
     formatter = None
-    if opts["sci_mode"] is not None and a.dtype.kind == "f":
+    if opts["sci_mode"] is not None and _dtype.kind_of(a.dtype) == "f":
         formatter = _float_formatter(opts)
     if a.dtype.kind == "c":
         a, formatter = _complex_strings(a, opts), {"object": str}
-    body = np.array2string(a, separator=", ", prefix=prefix, precision=opts["precision"],
+    # numpy formats bfloat16 (kind 'V') element by element: show its (exact) float32 values
+    shown = a.astype(np.float32) if a.dtype.kind == "V" and _dtype.is_floating(a.dtype) else a
+    body = np.array2string(shown, separator=", ", prefix=prefix, precision=opts["precision"],
                            threshold=opts["threshold"], edgeitems=opts["edgeitems"],
                            max_line_width=opts["linewidth"], floatmode=floatmode, formatter=formatter)
     extras = []

@@ -101,9 +101,9 @@ def _index_item(i):
         return i
     if isinstance(i, list):
         i = np.asarray(i)
-        if i.size == 0 and i.dtype.kind == "f":  # ``x[[]]``: an empty int index, as PyTorch reads it
+        if i.size == 0 and _dtype.kind_of(i.dtype) == "f":  # ``x[[]]``: an empty int index, as PyTorch reads it
             i = i.astype(np.int64)
-        if i.dtype.kind == "f":
+        if _dtype.kind_of(i.dtype) == "f":
             raise IndexError("lists used as indices must hold ints or bools")
         return i
     if isinstance(i, (bool, np.bool_)):
@@ -439,7 +439,7 @@ def _identity(reduce, dtype):
         return 0
     if reduce == "prod":
         return 1
-    big = np.inf if dtype.kind == "f" else np.iinfo(dtype).max
+    big = np.inf if _dtype.kind_of(dtype) == "f" else np.iinfo(dtype).max
     return -big if reduce == "amax" else big
 
 
@@ -466,7 +466,7 @@ def _scatter_reduce_fwd(x, src, dim, index, reduce, include_self):
     _UFUNC[reduce].at(out, where_, src[_region(index.shape)])
     if reduce == "mean":
         count = _counts(x.shape, dim, index, include_self)
-        out = out / count if out.dtype.kind == "f" else out // count
+        out = out / count if _dtype.kind_of(out.dtype) == "f" else out // count
     return out.astype(x.dtype, copy=False)
 
 

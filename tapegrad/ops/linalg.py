@@ -25,6 +25,7 @@ from .indexing import getitem
 from .matmul import matmul
 from .reduction import amax, amin, norm, sum
 from .surface import public
+from ._autocast import FP32, cast_inputs
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
@@ -107,6 +108,7 @@ _solve = defop("linalg_solve", _cast(_solve_fwd),
                lambda g, out, a, b: solve(a.mH, g), saves_output=True, saves=(0,))
 
 
+@cast_inputs(FP32)
 def solve(A, B, *, left=True):
     """The solution X of ``A @ X = B`` (``left=False``: ``X @ A = B``), batched; B may be a (batch of) vector(s).
 
@@ -191,6 +193,7 @@ _cholesky = defop("cholesky", _cast(_cholesky_fwd), lambda g, out, x, upper: _ch
                   saves_output=True, saves=())
 
 
+@cast_inputs(FP32)
 def cholesky(A, *, upper=False):
     """The Cholesky factor L (``A = L @ L.mT``) of symmetric positive-definite matrices (reads A's
     lower triangle); ``upper=True`` gives ``L.mT``."""
@@ -228,6 +231,7 @@ def _qr_vjp(gs, outs, x, mode):
 _qr = _packed("qr", lambda x, mode: np.linalg.qr(x, mode=mode), _qr_vjp, saves=(0,))  # wide A: its extra columns
 
 
+@cast_inputs(FP32)
 def qr(A, mode="reduced"):
     """``(Q, R)`` with ``A = Q @ R``, Q orthonormal columns, R upper triangular; mode 'reduced'
     (k = min(m, n) columns), 'complete' (Q square) or 'r' (Q empty)."""
@@ -282,6 +286,7 @@ def _svd_vjp(gs, outs, x, full_matrices):
 _svd = _packed("svd", _svd_fwd, _svd_vjp)
 
 
+@cast_inputs(FP32)
 def svd(A, full_matrices=True, *, driver=None):
     """``(U, S, Vh)`` with ``A = U @ diag(S) @ Vh``, S descending. Gradients need distinct singular
     values (and nonzero ones for the non-square parts), as in PyTorch."""
@@ -292,6 +297,7 @@ def svd(A, full_matrices=True, *, driver=None):
     return _SVDResult(*_unpack(apply(_svd, A, shapes=shapes, full_matrices=bool(full_matrices)), shapes))
 
 
+@cast_inputs(FP32)
 def svdvals(A, *, driver=None):
     """The singular values of A, descending (the gradient is ``U @ diag(g) @ Vh``)."""
     return svd(A, full_matrices=False).S
@@ -310,6 +316,7 @@ def _eigh_vjp(gs, outs, x, UPLO):
 _eigh = _packed("eigh", lambda x, UPLO: np.linalg.eigh(x, UPLO=UPLO), _eigh_vjp)
 
 
+@cast_inputs(FP32)
 def eigh(A, UPLO="L"):
     """``(eigenvalues, eigenvectors)`` of symmetric matrices (reading the ``UPLO`` triangle),
     eigenvalues ascending. Gradients need distinct eigenvalues, as in PyTorch."""
@@ -321,6 +328,7 @@ def eigh(A, UPLO="L"):
     return _EighResult(*_unpack(apply(_eigh, A, shapes=shapes, UPLO=UPLO), shapes))
 
 
+@cast_inputs(FP32)
 def eigvalsh(A, UPLO="L"):
     """The eigenvalues of symmetric matrices, ascending (the gradient is ``V @ diag(g) @ V.mT``)."""
     return eigh(A, UPLO).eigenvalues
@@ -428,6 +436,7 @@ def pinv(A, *, atol=None, rtol=None, hermitian=False):
 
 
 @public(method=True)
+@cast_inputs(FP32)
 def pinverse(input, rcond=1e-15):
     """``torch.pinverse``: ``linalg.pinv`` with a relative cutoff ``rcond``."""
     return pinv(input, rtol=rcond)
@@ -439,6 +448,7 @@ _SVDResult = collections.namedtuple("svd", ["U", "S", "Vh"])
 _EighResult = collections.namedtuple("eigh", ["eigenvalues", "eigenvectors"])
 
 
+@cast_inputs(FP32)
 def inv(A):
     """The inverse of each square matrix; a singular one raises ``LinAlgError`` (a RuntimeError)."""
     _check_matrix(A, "linalg.inv", square=True, complex_ok=True)
@@ -464,6 +474,7 @@ def _info(A, ok):
     return Tensor._wrap(np.zeros(A.shape[:-2], np.int32) if ok else np.ones(A.shape[:-2], np.int32))
 
 
+@cast_inputs(FP32)
 def inv_ex(A, *, check_errors=False):
     """``(inverse, info)``: the inverse and, per matrix, 0 or (singular) 1 with a NaN result, instead of
     raising (unless ``check_errors``)."""
@@ -475,6 +486,7 @@ def inv_ex(A, *, check_errors=False):
         return _Ex(Tensor._wrap(np.full(A.shape, np.nan, A._data.dtype)), _info(A, False))
 
 
+@cast_inputs(FP32)
 def cholesky_ex(A, *, upper=False, check_errors=False):
     """``(L, info)``: the Cholesky factor and, per matrix, 0 or (not positive-definite) 1 with a NaN
     result, instead of raising (unless ``check_errors``)."""
@@ -667,6 +679,7 @@ def _data(v):
     return v._data if isinstance(v, Tensor) else v
 
 
+@cast_inputs(FP32)
 def matrix_rank(A, *, atol=None, rtol=None, hermitian=False, tol=None):
     """The number of singular values above ``max(atol, rtol * largest)`` (int64, not differentiable)."""
     _check_matrix(A, "linalg.matrix_rank")
@@ -681,6 +694,7 @@ def matrix_rank(A, *, atol=None, rtol=None, hermitian=False, tol=None):
 _Lstsq = collections.namedtuple("lstsq", ["solution", "residuals", "rank", "singular_values"])
 
 
+@cast_inputs(FP32)
 def lstsq(A, B, rcond=None, *, driver=None):
     """The least-squares solution of ``A @ X = B`` (``pinv(A) @ B``, differentiable in A and B).
 
@@ -785,7 +799,7 @@ def _check_square(x, opname):
         raise RuntimeError(f"{opname}: A must be batches of square matrices, but they are "
                            f"{x.shape[-2] if x.ndim >= 2 else ''} by {x.shape[-1] if x.ndim else ''} "
                            f"matrices (shape {tuple(x.shape)})")
-    if x._data.dtype.kind not in "fc":
+    if _dtype.kind_of(x._data.dtype) not in "fc":
         raise RuntimeError(f"{opname}: expected a floating point or complex tensor, got {x._data.dtype}")
 
 
@@ -804,6 +818,7 @@ _det = defop("det", lambda x: np.linalg.det(x).astype(x.dtype, copy=False),
 
 
 @public(method=True, out=True)
+@cast_inputs(FP32)
 def inverse(input):
     """The inverse of each square matrix in the last two dims."""
     _check_square(input, "inverse")
@@ -824,6 +839,7 @@ def chain_matmul(*matrices):
 
 
 @public(out=True)
+@cast_inputs(FP32)
 def cdist(x1, x2, p=2.0, compute_mode=None):
     """Pairwise p-norm distances between the rows of ``x1`` (..., P, M) and ``x2`` (..., R, M)."""
     if x1.ndim < 2 or x2.ndim < 2 or x1.shape[-1] != x2.shape[-1]:

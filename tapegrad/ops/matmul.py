@@ -16,6 +16,7 @@ from .pointwise import add, mul
 from .shape import diagonal, permute, reshape
 from . import sparse
 from .surface import public
+from ._autocast import LOWER, cast_inputs, round_once
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
@@ -101,6 +102,7 @@ _matmul = defop("matmul", _mm_fwd,
 
 
 @public(method=True, out=True)
+@cast_inputs(LOWER)
 def matmul(input, other):
     """Matrix product with numpy's ``matmul`` rules (1-D, 2-D, batched, broadcast batch dims);
     both operands of one dtype, as in PyTorch."""
@@ -133,6 +135,7 @@ def matmul(input, other):
 
 
 @public(method=True, out=True)
+@cast_inputs(LOWER)
 def mm(input, mat2):
     """The matrix product of two 2-D tensors."""
     if input.ndim != 2 or mat2.ndim != 2:
@@ -141,6 +144,7 @@ def mm(input, mat2):
 
 
 @public(method=True, out=True)
+@cast_inputs(LOWER)
 def bmm(input, mat2):
     """Batched matrix product of two 3-D tensors."""
     if input.ndim != 3 or mat2.ndim != 3 or input.shape[0] != mat2.shape[0]:
@@ -199,6 +203,8 @@ def _scaled_sum(input, prod, beta, alpha):
 
 
 @public(method=True, inplace=True, out=True)
+@cast_inputs(LOWER)
+@round_once
 def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     """``beta * input + alpha * (mat1 @ mat2)`` (``input`` broadcasts to the product's shape)."""
     _check_nd(mat1, 2, "addmm", "mat1")
@@ -221,6 +227,8 @@ def addmv(input, mat, vec, *, beta=1, alpha=1):
 
 
 @public(method=True, inplace=True, out=True)
+@cast_inputs(LOWER)
+@round_once
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
     """``beta * input + alpha * (batch1 @ batch2)`` for 3-D batches."""
     _check_nd(batch1, 3, "baddbmm", "batch1")
@@ -232,6 +240,8 @@ def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
 
 
 @public(method=True, inplace=True, out=True)
+@cast_inputs(LOWER)
+@round_once
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
     """``beta * input + alpha * sum_b(batch1[b] @ batch2[b])``."""
     _check_nd(batch1, 3, "addbmm", "batch1")

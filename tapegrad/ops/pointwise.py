@@ -16,7 +16,8 @@ import scipy.special as _sp
 from .. import _dtype
 from .._tape import grad_mode
 from .._tape.registry import apply, defop
-from ._util import as_tensor, blend, const, integer_division_checked, pair
+from ._autocast import round_once
+from ._util import as_tensor, blend, const, integer_division_checked, pair, scalar_dtype
 from .inplace import inplace
 from .comparison import isfinite, isnan, logical_not
 from .complex import complex as _complex_fn, conj_if_complex as _cj, refuse_complex
@@ -82,21 +83,21 @@ def _is_bool(x):
 @public(method=True, inplace=True, out=True)
 def mul(input, other):
     """``input * other``, broadcast and type-promoted as in PyTorch."""
-    return apply(_mul, *pair(input, other, "mul"))
+    return apply(_mul, *pair(input, other, "mul", opmath=True))
 
 
 @public(method=True, inplace=True, out=True)
 def div(input, other, *, rounding_mode=None):
     """True division (integers give floats, as in PyTorch); ``rounding_mode`` 'trunc' or 'floor'."""
-    a, b = pair(input, other, "div")
+    a, b = pair(input, other, "div", opmath=True)
     if rounding_mode is None:
-        if a._data.dtype.kind not in "fc":
+        if _dtype.kind_of(a._data.dtype) not in "fc":
             a, b = a.to(_dtype.get_default_dtype()), b.to(_dtype.get_default_dtype())
         return apply(_div, a, b)
     if rounding_mode not in ("floor", "trunc"):
         raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
                            f"{rounding_mode!r}")
-    if a._data.dtype.kind != "f":
+    if _dtype.kind_of(a._data.dtype) != "f":
         if a._data.dtype == np.bool_:
             raise RuntimeError(f"div(rounding_mode={rounding_mode!r}): not implemented for 'Bool' tensors")
         integer_division_checked(a, b, f"div(rounding_mode={rounding_mode!r})")
@@ -122,7 +123,7 @@ def pow(input, exponent):
     if isinstance(input, Tensor) and not isinstance(exponent, Tensor):
         if input._data.dtype.kind in "iu" and isinstance(exponent, (int, np.integer)) and exponent < 0:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
-        if input._data.dtype.kind not in "fc" and isinstance(exponent, (float, builtins.complex)):
+        if _dtype.kind_of(input._data.dtype) not in "fc" and isinstance(exponent, (float, builtins.complex)):
             input = input.to(_dtype.get_default_dtype())
         return apply(_pow_scalar, input, exponent=exponent)
     a, b = pair(input, exponent, "pow")
@@ -145,7 +146,7 @@ def _int_pow(x, e):
 def _pow_scalar_fwd(x, exponent):
     out = np.power(x, exponent)
     # numpy may widen (float16 ** 2.5): keep the input's dtype, unless a complex exponent made it complex
-    return out.astype(x.dtype, copy=False) if x.dtype.kind in "fc" and out.dtype.kind == x.dtype.kind else out
+    return out.astype(x.dtype, copy=False) if _dtype.kind_of(x.dtype) in "fc" and _dtype.kind_of(out.dtype) == _dtype.kind_of(x.dtype) else out
 
 
 _pow_scalar = defop("pow_scalar", _pow_scalar_fwd,
@@ -370,7 +371,7 @@ def where(condition, input=None, other=None):
 # not taken gives 0 there, where a product with the mask would give NaN.
 _where = defop("where", blend, None,
                lambda g, out, c, x, y: _masked(g, c),
-               lambda g, out, c, x, y: _masked(g, logical_not(c)), saves=(0,))
+               lambda g, out, c, x, y: _masked(g, logical_not(c)), saves=(0,), exact16=True)
 
 
 def _masked(g, cond):
@@ -380,7 +381,7 @@ def _masked(g, cond):
 
 def _to_float(input):
     """Integer and bool tensors become the default float dtype (PyTorch's rule for float-valued ops)."""
-    return input if input._data.dtype.kind in "fc" else input.to(_dtype.get_default_dtype())
+    return input if _dtype.kind_of(input._data.dtype) in "fc" else input.to(_dtype.get_default_dtype())
 
 
 # ---------------------------------------------------------------- clamp and friends
@@ -404,8 +405,8 @@ def _clamp_args(input, min, max, opname):
     if x._data.dtype.kind == "c":
         raise NotImplementedError(f"{opname} is not supported for complex types")
     d = _dtype.result_type(x._data, *[b._data if isinstance(b, Tensor) else b for b in (min, max) if b is not None])
-    info = np.finfo(d) if d.kind == "f" else np.iinfo(d)
-    lo_default, hi_default = (-np.inf, np.inf) if d.kind == "f" else (info.min, info.max)
+    info = np.finfo(d) if _dtype.kind_of(d) == "f" else np.iinfo(d)
+    lo_default, hi_default = (-np.inf, np.inf) if _dtype.kind_of(d) == "f" else (info.min, info.max)
     lo = const(lo_default, d) if min is None else (min.to(d) if isinstance(min, Tensor) else const(min, d))
     hi = const(hi_default, d) if max is None else (max.to(d) if isinstance(max, Tensor) else const(max, d))
     return x.to(d), lo, hi
@@ -454,7 +455,7 @@ def _rounding(op):
         _no_bool(input, op.name)
         if input._data.dtype.kind == "c":
             raise NotImplementedError(f"{op.name} is not supported for complex inputs")
-        if input._data.dtype.kind != "f":  # integers are already whole: a copy, as PyTorch
+        if _dtype.kind_of(input._data.dtype) != "f":  # integers are already whole: a copy, as PyTorch
             return Tensor._wrap(input._data.copy())
         return apply(op, input)
     fn.__name__ = op.name
@@ -478,7 +479,7 @@ def round(input, *, decimals=0):
     _no_bool(input, "round")
     if input._data.dtype.kind == "c":
         raise NotImplementedError("round is not supported for complex inputs")
-    if input._data.dtype.kind != "f" and decimals >= 0:
+    if _dtype.kind_of(input._data.dtype) != "f" and decimals >= 0:
         return Tensor._wrap(input._data.copy())
     return apply(_round, _to_float(input), decimals=int(decimals))
 
@@ -611,7 +612,7 @@ _frac = defop("frac", _keep_dtype(lambda x: x - np.trunc(x)), lambda g, out, x: 
 @public(method=True, inplace=True, out=True)
 def frac(input):
     """``input - trunc(input)``; floats only, as in PyTorch."""
-    if input._data.dtype.kind != "f":
+    if _dtype.kind_of(input._data.dtype) != "f":
         raise RuntimeError(f"frac: not implemented for {input._data.dtype} tensors")
     return apply(_frac, input)
 
@@ -681,7 +682,7 @@ def _int_mod(npfn, a, b, opname):
 def remainder(input, other):
     """Python's ``%``: the result has the sign of the divisor."""
     a, b = pair(input, other, "remainder")
-    if a._data.dtype.kind != "f":
+    if _dtype.kind_of(a._data.dtype) != "f":
         return _int_mod(np.remainder, a, b, "remainder")
     return apply(_remainder, a, b)
 
@@ -690,7 +691,7 @@ def remainder(input, other):
 def fmod(input, other):
     """C's ``fmod``: the result has the sign of the dividend."""
     a, b = pair(input, other, "fmod")
-    if a._data.dtype.kind != "f":
+    if _dtype.kind_of(a._data.dtype) != "f":
         return _int_mod(np.fmod, a, b, "fmod")
     return apply(_fmod, a, b)
 
@@ -721,13 +722,15 @@ def lerp(input, end, weight):
     if isinstance(end, Tensor) and isinstance(input, Tensor) and end.dtype != input.dtype:
         raise RuntimeError(f"lerp: expected dtype {input.dtype} for `end` but got dtype {end.dtype}")
     a, b = pair(input, end, "lerp")
-    if a._data.dtype.kind != "f":
+    if _dtype.kind_of(a._data.dtype) != "f":
         raise RuntimeError(f"lerp: expected floating-point input and end, got {a._data.dtype}")
-    w = weight.to(a.dtype) if isinstance(weight, Tensor) else const(weight, a.dtype)
+    # a number weight stays float32 beside 16-bit tensors (PyTorch's opmath), not rounded to them
+    w = weight.to(a.dtype) if isinstance(weight, Tensor) else const(weight, scalar_dtype(a.dtype))
     return apply(_lerp, a, b, w)
 
 
 @public(method=True, inplace=True, out=True)
+@round_once
 def addcmul(input, tensor1, tensor2, *, value=1):
     """``input + value * tensor1 * tensor2``; the tensors alone set the dtype (PyTorch casts ``value``)."""
     prod = mul(tensor1, tensor2)
@@ -736,14 +739,15 @@ def addcmul(input, tensor1, tensor2, *, value=1):
         raise RuntimeError("addcmul: not implemented for 'Bool' tensors")
     prod = prod.to(d)
     if value != 1:
-        prod = mul(prod, int(value) if d.kind != "f" else value)
+        prod = mul(prod, int(value) if _dtype.kind_of(d) != "f" else value)
     return add(input.to(d), prod)
 
 
 @public(method=True, inplace=True, out=True)
+@round_once
 def addcdiv(input, tensor1, tensor2, *, value=1):
     """``input + value * tensor1 / tensor2``."""
-    if tensor1._data.dtype.kind != "f" and tensor2._data.dtype.kind != "f":
+    if _dtype.kind_of(tensor1._data.dtype) != "f" and _dtype.kind_of(tensor2._data.dtype) != "f":
         raise RuntimeError("addcdiv: integer division with addcdiv is no longer supported; use floating-point "
                            f"tensors (got {tensor1._data.dtype} and {tensor2._data.dtype})")
     q = div(tensor1, tensor2)
@@ -758,7 +762,7 @@ _nan_to_num = defop("nan_to_num", lambda x, nan, posinf, neginf: np.nan_to_num(x
 @public(method=True, inplace=True, out=True)
 def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
     """NaN to ``nan``, +-inf to ``posinf``/``neginf`` (default: the dtype's largest/smallest finite)."""
-    if input._data.dtype.kind != "f":
+    if _dtype.kind_of(input._data.dtype) != "f":
         return Tensor._wrap(input._data.copy())
     return apply(_nan_to_num, input, nan=float(nan), posinf=posinf, neginf=neginf)
 
@@ -897,7 +901,7 @@ def rad2deg(input):
 
 def _float(x, opname="this function"):
     refuse_complex(x, opname)  # (the composites written with _float are real-valued)
-    return x if x.dtype.kind == "f" else x.to(_dtype.get_default_dtype())
+    return x if _dtype.kind_of(x.dtype) == "f" else x.to(_dtype.get_default_dtype())
 
 
 @public(method=True, inplace=True, out=True)

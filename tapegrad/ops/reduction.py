@@ -20,6 +20,7 @@ from .shape import _expand, _reshape, cat, clone, diagonal, flip, movedim, narro
 from .indexing import gather
 from .matmul import matmul
 from .surface import public
+from ._autocast import FP32, cast_inputs
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
@@ -43,7 +44,7 @@ def _unreduce(g, x, dims, keepdim):
 
 
 def _sum_fwd(x, dims, keepdim):
-    if x.dtype.kind in "fc":
+    if _dtype.kind_of(x.dtype) in "fc":
         return np.add.reduce(x, axis=dims, keepdims=keepdim)  # np.sum minus its Python wrapper
     return np.asarray(np.sum(x, axis=dims, keepdims=keepdim), dtype=np.int64)
 
@@ -76,7 +77,7 @@ def mean(input, dim=None, keepdim=False, *, dtype=None):
     """The mean over ``dim`` (all elements by default)."""
     if dtype is not None:
         input = input.to(dtype)
-    if input._data.dtype.kind not in "fc":
+    if _dtype.kind_of(input._data.dtype) not in "fc":
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be floating point, "
                            f"got {_dtype.name(input._data.dtype)}")
     return apply(_mean, input, dims=norm_dims(dim, input.ndim, "mean"), keepdim=keepdim)
@@ -122,7 +123,7 @@ public(return_types)
 
 # ---------------------------------------------------------------- prod
 def _prod_fwd(x, dims, keepdim):
-    return np.asarray(np.prod(x, axis=dims, keepdims=keepdim), dtype=x.dtype if x.dtype.kind in "fc" else np.int64)
+    return np.asarray(np.prod(x, axis=dims, keepdims=keepdim), dtype=x.dtype if _dtype.kind_of(x.dtype) in "fc" else np.int64)
 
 
 def _prod_vjp(g, out, x, dims, keepdim):
@@ -160,6 +161,7 @@ def prod_dims(input, dims, keepdim=False):
 
 
 @public(method=True, out=True)
+@cast_inputs(FP32)
 def prod(input, dim=None, keepdim=False, *, dtype=None):
     """Product over ``dim`` (all by default); the gradient is exact when entries are zero."""
     if dtype is not None:
@@ -190,7 +192,7 @@ def _var_args(input, dim, unbiased, keepdim, correction, opname):
         raise RuntimeError(f"{opname}: pass either unbiased or correction, not both")
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
-    if input._data.dtype.kind != "f":
+    if _dtype.kind_of(input._data.dtype) != "f":
         raise RuntimeError(f"{opname}: input dtype should be floating point, got {_dtype.name(input.dtype)}")
     return dict(dims=norm_dims(dim, input.ndim, opname), keepdim=bool(keepdim), correction=float(correction))
 
@@ -372,7 +374,7 @@ _logsumexp = defop("logsumexp", _logsumexp_fwd,
 @public(method=True, out=True)
 def logsumexp(input, dim=None, keepdim=False):
     """``log(sum(exp(x), dim))`` without overflow."""
-    if input._data.dtype.kind != "f":
+    if _dtype.kind_of(input._data.dtype) != "f":
         input = input.to(_dtype.get_default_dtype())
     return apply(_logsumexp, input, dims=norm_dims(dim, input.ndim, "logsumexp"), keepdim=keepdim)
 
@@ -403,7 +405,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
         input = input.to(dtype)
     if input._data.dtype.kind == "c":  # every p-norm of z is that of |z|
         input = abs(input)
-    if input._data.dtype.kind != "f":
+    if _dtype.kind_of(input._data.dtype) != "f":
         raise RuntimeError(f"norm(): input dtype should be floating point, got {_dtype.name(input.dtype)}")
     if isinstance(dim, int) and not isinstance(dim, bool):
         dim = (dim,)
@@ -425,7 +427,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
 
 # ---------------------------------------------------------------- cumsum, all / any
 def _cumsum_fwd(x, dim):
-    return np.cumsum(x, axis=dim, dtype=x.dtype if x.dtype.kind in "fc" else np.int64) if x.ndim else x.copy()
+    return np.cumsum(x, axis=dim, dtype=x.dtype if _dtype.kind_of(x.dtype) in "fc" else np.int64) if x.ndim else x.copy()
 
 
 def _reverse_cumsum(g, dim):
@@ -469,7 +471,7 @@ def _named(name, fields=("values", "indices")):
 
 # ---------------------------------------------------------------- cumprod
 def _cumprod_fwd(x, dim):
-    return np.cumprod(x, axis=dim, dtype=x.dtype if x.dtype.kind == "f" else np.int64) if x.ndim else x.copy()
+    return np.cumprod(x, axis=dim, dtype=x.dtype if _dtype.kind_of(x.dtype) == "f" else np.int64) if x.ndim else x.copy()
 
 
 def _cumprod_vjp(g, out, x, dim):
@@ -538,7 +540,7 @@ def cummin(input, dim):
 @public(method=True, out=True)
 def nansum(input, dim=None, keepdim=False, *, dtype=None):
     """``sum`` treating NaN as zero (NaN entries get a zero gradient)."""
-    if input._data.dtype.kind == "f":
+    if _dtype.kind_of(input._data.dtype) == "f":
         input = where(_isnan(input), const(0, input.dtype), input)
     return sum(input, dim, keepdim, dtype=dtype)
 
@@ -548,7 +550,7 @@ def nanmean(input, dim=None, keepdim=False, *, dtype=None):
     """``mean`` over the non-NaN entries."""
     if dtype is not None:
         input = input.to(dtype)
-    if input._data.dtype.kind != "f":
+    if _dtype.kind_of(input._data.dtype) != "f":
         raise RuntimeError(f"nanmean(): expected input to have floating point dtype but got "
                            f"{_dtype.name(input._data.dtype)}")
     count = sum((~_isnan(input)).to(input.dtype), dim, keepdim)
@@ -630,7 +632,7 @@ def logcumsumexp(input, dim):
     tensor([  0., 100.])
     """
     d = norm_dim(dim, input.ndim, "logcumsumexp")
-    if input.dtype.kind != "f":
+    if _dtype.kind_of(input.dtype) != "f":
         raise RuntimeError(f"logcumsumexp: not implemented for {input.dtype} tensors")
     return apply(_logcumsumexp, input, dim=d)
 
@@ -665,7 +667,7 @@ def bincount(input, weights=None, minlength=0):
     if weights is None:
         return Tensor._wrap(np.bincount(a, minlength=minlength).astype(np.int64))
     w = weights._data
-    out_dtype = w.dtype if w.dtype.kind == "f" else np.float64
+    out_dtype = w.dtype if _dtype.kind_of(w.dtype) == "f" else np.float64
     return Tensor._wrap(np.bincount(a, weights=w, minlength=minlength).astype(out_dtype))
 
 

@@ -17,6 +17,7 @@ from ..device import check_memory_format
 from ._util import norm_dim, norm_dims
 from .inplace import _check_leaf
 from .surface import public
+from ._autocast import FP32, cast_inputs
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
@@ -222,7 +223,7 @@ def _cast_vjp(g, out, x, dtype):
     return g if g._data.dtype == x.dtype else apply(_cast, g, dtype=x.dtype)
 
 
-_cast = defop("to", _cast_fwd, _cast_vjp, saves=())
+_cast = defop("to", _cast_fwd, _cast_vjp, saves=(), exact16=True)
 
 
 @public
@@ -236,7 +237,7 @@ def cast(input, dtype):
     return apply(_cast, input, dtype=dtype)
 
 
-_clone = defop("clone", lambda x: np.array(x, copy=True), lambda g, out, x: g, saves=())
+_clone = defop("clone", lambda x: np.array(x, copy=True), lambda g, out, x: g, saves=(), exact16=True)
 
 
 @public(method=True)
@@ -256,7 +257,7 @@ def contiguous(input, memory_format=None):
     return apply(_contiguous, input)
 
 
-_contiguous = defop("contiguous", np.ascontiguousarray, lambda g, out, x: g, saves=())
+_contiguous = defop("contiguous", np.ascontiguousarray, lambda g, out, x: g, saves=(), exact16=True)
 
 
 # ---------------------------------------------------------------- reshapes (all through reshape)
@@ -358,7 +359,8 @@ def _cat_vjp(g, out, *xs, dim, starts, index):
     return narrow(g, dim, starts[index], starts[index + 1] - starts[index])
 
 
-_cat = defop("cat", lambda *xs, dim, starts: np.concatenate(xs, axis=dim), _cat_vjp, saves=(), variadic=True)
+_cat = defop("cat", lambda *xs, dim, starts: np.concatenate(xs, axis=dim), _cat_vjp, saves=(), variadic=True,
+              exact16=True)
 
 
 @public(out=True)
@@ -878,6 +880,7 @@ def diag(input, diagonal=0):
 
 
 @public(method=True, out=True)
+@cast_inputs(FP32)
 def trace(input):
     """The sum of the main diagonal of a 2-D tensor."""
     if input.ndim != 2:

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from .. import _dtype
 from .._tape.registry import apply, defop
 from ._util import const, norm_dim
 from .shape import clone, narrow, reshape, squeeze, stack
@@ -29,7 +30,7 @@ def _argsort_np(a, axis, descending, stable=True):
         a = a.astype(np.int8)
     if not descending:
         return np.argsort(a, axis=axis, kind="stable")
-    if a.dtype.kind == "f":  # NaNs first, then descending; lexsort is stable
+    if _dtype.kind_of(a.dtype) == "f":  # NaNs first, then descending; lexsort is stable
         return np.lexsort((-a, ~np.isnan(a)), axis=axis)
     if a.dtype.kind == "u":
         a = a.astype(np.int64)
@@ -90,7 +91,7 @@ def _select_kth(input, dim, keepdim, pos, opname, result):
         raise (RuntimeError if opname == "kthvalue" else IndexError)(f"{opname}(): selected number k out of range for dimension {d} of size {n} "
                          f"(input shape {tuple(input.shape)})")
     order = _argsort_np(input._data, d, False)
-    if input._data.dtype.kind == "f":  # a NaN in a slice is that slice's result, as in PyTorch
+    if _dtype.kind_of(input._data.dtype) == "f":  # a NaN in a slice is that slice's result, as in PyTorch
         nan = np.isnan(input._data)
         first_nan = np.argmax(nan, axis=d, keepdims=True)
         pick = np.where(nan.any(axis=d, keepdims=True), first_nan, np.take(order, [p], axis=d))
@@ -121,7 +122,7 @@ _median_all = defop("median_all", lambda x: np.asarray(_lower_median(x), dtype=x
 
 def _lower_median(x):
     flat = x.reshape(-1)
-    if flat.dtype.kind == "f" and np.isnan(flat).any():
+    if _dtype.kind_of(flat.dtype) == "f" and np.isnan(flat).any():
         return np.nan
     return np.sort(flat, kind="stable")[(flat.size - 1) // 2]
 
@@ -139,7 +140,7 @@ def median(input, dim=None, keepdim=False):
 @public(method=True, out=True)
 def nanmedian(input, dim=None, keepdim=False):
     """``median`` ignoring NaNs (NaN only where a slice is all NaN)."""
-    if input._data.dtype.kind != "f" or not np.isnan(input._data).any():
+    if _dtype.kind_of(input._data.dtype) != "f" or not np.isnan(input._data).any():
         return median(input, dim, keepdim)
     if dim is None:
         kept = getitem(input.reshape(-1), ~np.isnan(input._data.reshape(-1)))

@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from .. import _C
+from .. import _C, _dtype
 from .._tape import grad_mode
 from ..nn.parameter import zero_grads
 from ..tensor import Tensor
@@ -259,6 +259,6 @@ def _cast_state(name, value, p):
         return value
     if name == "step":
         return Tensor._wrap(np.array(value._data, dtype=np.float32))
-    if value._data.dtype.kind == "f" and value._data.dtype != p._data.dtype:
+    if _dtype.kind_of(value._data.dtype) == "f" and value._data.dtype != p._data.dtype:
         return Tensor._wrap(value._data.astype(p._data.dtype))
     return Tensor._wrap(np.array(value._data))

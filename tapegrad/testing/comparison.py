@@ -76,7 +76,7 @@ def _compare_tensors(actual, expected, rtol, atol, equal_nan, check_dtype):
         common = np.promote_types(a.dtype, e.dtype)
         a, e = a.astype(common), e.astype(common)
     rtol, atol = _tolerances(a.dtype, rtol, atol)
-    if a.dtype.kind == "f":
+    if _dtype.kind_of(a.dtype) == "f":
         matches = np.isclose(a, e, rtol=rtol, atol=atol, equal_nan=equal_nan)
     else:
         matches = a == e if rtol == 0 and atol == 0 else np.isclose(a, e, rtol=rtol, atol=atol)
@@ -91,7 +91,7 @@ def _compare_tensors(actual, expected, rtol, atol, equal_nan, check_dtype):
     extra = f"Mismatched elements: {mism} / {n} ({mism / n:.1%})"
     af, ef, mf = a.ravel(), e.ravel(), matches.ravel()
     with np.errstate(all="ignore"):
-        if a.dtype.kind != "f":
+        if _dtype.kind_of(a.dtype) != "f":
             af, ef = af.astype(np.int64), ef.astype(np.int64)
             abs_diff = np.abs(af - ef)
             rel_diff = abs_diff.astype(np.float32) / np.abs(ef).astype(np.float32)
@@ -102,7 +102,7 @@ def _compare_tensors(actual, expected, rtol, atol, equal_nan, check_dtype):
     rel_diff[mf] = 0
 
     def greatest(d):  # as torch.max: a NaN wins
-        nan = np.flatnonzero(np.isnan(d)) if d.dtype.kind == "f" else ()
+        nan = np.flatnonzero(np.isnan(d)) if _dtype.kind_of(d.dtype) == "f" else ()
         i = int(nan[0]) if len(nan) else int(np.argmax(d))
         return d[i].item(), tuple(int(k) for k in np.unravel_index(i, a.shape))
 

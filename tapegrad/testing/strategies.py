@@ -109,7 +109,7 @@ def arrays(dtype=np.float64, shape=None, elements=None, unique_spacing: float | 
     shape = shapes() if shape is None else shape
     if elements is None:
         elements = (st.floats(-3.0, 3.0, allow_nan=False, allow_infinity=False, width=8 * dtype.itemsize)
-                    if dtype.kind == "f" else
+                    if _dtype.kind_of(dtype) == "f" else
                     st.booleans() if dtype.kind == "b" else st.integers(-10, 10) if dtype.kind == "i" else
                     st.integers(0, 10))
     strat = hnp.arrays(dtype, shape, elements=elements)

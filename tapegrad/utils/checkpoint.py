@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import warnings
 
+from .. import _dtype
 from .._tape import grad_mode
 from ..autograd.function import Function
 from ..tensor import Tensor
@@ -69,7 +70,7 @@ class _Checkpoint(Function):
     @staticmethod
     def backward(ctx, *grads):
         saved = ctx.saved_tensors
-        inputs = [t.detach().requires_grad_(t.requires_grad) if t.dtype.kind == "f" else t.detach()
+        inputs = [t.detach().requires_grad_(t.requires_grad) if _dtype.kind_of(t.dtype) == "f" else t.detach()
                   for t in saved[:ctx.n_args]]
         params = list(saved[ctx.n_args:])
         outer_rng = get_rng_state()

@@ -390,7 +390,7 @@ def T(*shape, dtype=np.float64):
     (lambda: tapegrad.conv2d(T(1, 4, 6, 6), T(2, 4, 3, 3), T(3)), r"expected bias of shape \(2,\)"),
     (lambda: tapegrad.conv2d(T(1, 4, 6, 6), T(2, 4, 3, 3, dtype=np.float32)), r"input type \(tapegrad.float64\) and "
                                                                               r"weight type \(tapegrad.float32\)"),
-    (lambda: tapegrad.conv2d(T(1, 4, 6, 6, dtype=np.int64), T(2, 4, 3, 3)), r"only float32 and float64"),
+    (lambda: tapegrad.conv2d(T(1, 4, 6, 6, dtype=np.int64), T(2, 4, 3, 3)), r"only float32, float64, float16 and bfloat16"),
     (lambda: tapegrad.conv2d(T(1, 4, 6, 6), T(2, 4, 3, 3), stride=0), r"stride must be positive"),
     (lambda: tapegrad.conv2d(T(1, 4, 6, 6), T(2, 4, 3, 3), padding=-1), r"padding must be non-negative"),
     (lambda: tapegrad.conv2d(T(1, 4, 6, 6), T(2, 4, 3, 3), stride=(1, 2, 3)), r"list of 2 values"),

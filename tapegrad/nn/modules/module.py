@@ -370,7 +370,7 @@ class Module:
         for m in self.modules():
             for store in ("_parameters", "_buffers"):
                 for t in m.__dict__[store].values():
-                    if t is None or (floating_only and t._data.dtype.kind != "f"):
+                    if t is None or (floating_only and _dtype.kind_of(t._data.dtype) != "f"):
                         continue
                     new = fn(t._data)
                     if new is not t._data:
@@ -400,7 +400,7 @@ class Module:
         if dtype is None:
             return self
         dtype = _dtype.to_dtype(dtype)
-        if dtype.kind != "f":
+        if _dtype.kind_of(dtype) != "f":
             raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype="
                             f"{_dtype.name(dtype)}")
         return self._apply(lambda a: a if a.dtype == dtype else a.astype(dtype))
@@ -424,6 +424,10 @@ class Module:
     def half(self) -> "Module":
         """Cast floating parameters and buffers to float16; returns ``self``."""
         return self.to(_dtype.float16)
+
+    def bfloat16(self) -> "Module":
+        """Cast floating parameters and buffers to bfloat16 (needs ml_dtypes); returns ``self``."""
+        return self.to("bfloat16")
 
     def type(self, dst_type) -> "Module":
         """Cast every parameter and buffer (integer ones too) to ``dst_type``; returns ``self``."""
