@@ -6,7 +6,7 @@ as ops run in grad mode.
 """
 from __future__ import annotations
 
-from . import grad_mode
+from . import grad_mode, variable  # noqa: F401  (variable: torch.autograd.variable)
 from .grad_mode import (enable_grad, inference_mode, is_grad_enabled, is_multithreading_enabled,  # noqa: F401
                         is_view_replay_enabled, no_grad, set_grad_enabled, set_multithreading_enabled)
 from .._tape.engine import (RemovableHandle, backward, grad, register_hook,  # noqa: F401

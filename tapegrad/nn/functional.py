@@ -1526,6 +1526,17 @@ def adaptive_max_pool2d_with_indices(input, output_size, return_indices: bool = 
     return adaptive_max_pool2d(input, output_size, True)
 
 
+def max_pool3d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+                            return_indices: bool = False):
+    """``max_pool3d(..., return_indices=True)``: the pooled values and their indices."""
+    return max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def adaptive_max_pool3d_with_indices(input, output_size, return_indices: bool = False):
+    """``adaptive_max_pool3d(..., return_indices=True)``."""
+    return adaptive_max_pool3d(input, output_size, True)
+
+
 def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
     """The inverse of ``max_pool1d(return_indices=True)`` on ``(N, C, L)`` or ``(C, L)``: each value
     goes to its index in a zero tensor of the unpooled length."""
