@@ -9,6 +9,7 @@
 #include "kernels/rows.h"
 
 #include "kernels/parallel.h"
+#include "kernels/vmath.h"
 
 #include <algorithm>
 #include <cmath>
@@ -44,43 +45,13 @@ Isa isa() {
   return best;
 }
 
-TG_INLINE float bits_to_float(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-
-TG_INLINE uint32_t float_to_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return u;
-}
+using vmath::bits_to_float;
+using vmath::exp_reduced;
+using vmath::float_to_bits;
 
 // exp for float, within 2 ulp of the correctly rounded result over its whole range (denormal
-// results included): n = round(x / ln2), r = x - n ln2 in two parts (Cody-Waite), Cephes'
-// degree-6 polynomial for exp(r), then two power-of-two scalings (2^n may not be a normal
-// float by itself). Branch-free: the special cases are selects, so the loop vectorises.
-TG_INLINE float exp_f(float x) {
-  float xc = x < -104.0f ? -104.0f : x;
-  xc = xc > 88.8f ? 88.8f : xc;
-  xc = xc == xc ? xc : 0.0f;  // NaN never reaches the int cast
-  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
-  float r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const int32_t ni = static_cast<int32_t>(n), n1 = ni >> 1, n2 = ni - n1;
-  const float y = p * bits_to_float(static_cast<uint32_t>(n1 + 127) << 23) *
-                  bits_to_float(static_cast<uint32_t>(n2 + 127) << 23);
-  const float big = x > 88.72283935546875f ? std::numeric_limits<float>::infinity() : y;
-  const float out = x < -103.972084045410156f ? 0.0f : big;
-  return x != x ? x : out;
-}
+// results included): vmath::exp (branch-free: the special cases are selects, so loops vectorise).
+TG_INLINE float exp_f(float x) { return vmath::exp(x); }
 
 // exp_f for the softmax family, whose arguments are x - max(x) <= 0 (or NaN, in rows that hold a
 // NaN or +inf: the row is NaN then, through the sum): no overflow to handle, and a NaN argument
@@ -91,15 +62,7 @@ TG_INLINE float exp_nonpos_full_f(float a) {
   ac = ac < 0.0f ? ac : 0.0f;
   const float fm = ac * 1.44269504088896341f + 12582912.0f;
   const float n = fm - 12582912.0f;
-  float r = ac - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
+  const float p = exp_reduced(ac, n);
   // 2^n in two factors: for n < -126 one alone would not be a normal float.
   const int32_t ni = static_cast<int32_t>(float_to_bits(fm) - 0x4B400000u), n1 = ni >> 1, n2 = ni - n1;
   const float y = p * bits_to_float(static_cast<uint32_t>(n1 + 127) << 23) *
@@ -134,15 +97,7 @@ TG_INLINE float exp_nonpos_f(float a) {
   const float ac = a > -86.0f ? a : -86.0f;
   const float fm = ac * 1.44269504088896341f + 12582912.0f;  // 1.5 * 2^23 + n: n in its low bits
   const float n = fm - 12582912.0f;
-  float r = ac - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
+  const float p = exp_reduced(ac, n);
   const float y = bits_to_float(float_to_bits(p) + ((float_to_bits(fm) - 0x4B400000u) << 23));
   return a < -86.0f ? 0.0f : y;
 }

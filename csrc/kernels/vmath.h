@@ -18,15 +18,16 @@ TG_VMATH_INLINE float bits_to_float(uint32_t u) {
   return f;
 }
 
-// exp within 2 ulp of the correctly rounded result over its whole range (the same reduction and
-// polynomial as rows.cpp's): n = round(x / ln2), r = x - n ln2 in two parts (Cody-Waite),
-// Cephes' degree-6 polynomial for exp(r), then two power-of-two scalings (2^n may not be a
-// normal float by itself).
-TG_VMATH_INLINE float exp(float x) {
-  float xc = x < -104.0f ? -104.0f : x;
-  xc = xc > 88.8f ? 88.8f : xc;
-  xc = xc == xc ? xc : 0.0f;  // NaN never reaches the int cast
-  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+TG_VMATH_INLINE uint32_t float_to_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+// exp(x - n ln2) for the n = round(x / ln2) of an x already clamped to where n is a normal int:
+// the Cody-Waite reduction (ln2 in two parts) and Cephes' degree-6 polynomial, the core that every
+// float exp here and in rows.cpp shares (they differ only in their clamps and the 2^n scaling).
+TG_VMATH_INLINE float exp_reduced(float xc, float n) {
   float r = xc - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -35,7 +36,18 @@ TG_VMATH_INLINE float exp(float x) {
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
+  return p * r * r + r + 1.0f;
+}
+
+// exp within 2 ulp of the correctly rounded result over its whole range (denormal results
+// included): n = round(x / ln2), exp_reduced, then two power-of-two scalings (2^n may not be a
+// normal float by itself). rows.cpp's exp_f is this one.
+TG_VMATH_INLINE float exp(float x) {
+  float xc = x < -104.0f ? -104.0f : x;
+  xc = xc > 88.8f ? 88.8f : xc;
+  xc = xc == xc ? xc : 0.0f;  // NaN never reaches the int cast
+  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const float p = exp_reduced(xc, n);
   const int32_t ni = static_cast<int32_t>(n), n1 = ni >> 1, n2 = ni - n1;
   const float y = p * bits_to_float(static_cast<uint32_t>(n1 + 127) << 23) *
                   bits_to_float(static_cast<uint32_t>(n2 + 127) << 23);
