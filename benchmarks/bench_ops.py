@@ -1,6 +1,6 @@
 """Single ops forward + backward, tapegrad against PyTorch CPU (when ``import torch`` works):
-the elementwise and row workloads of issue 12 (GELU, layer_norm, softmax, cross_entropy) and
-its single-pixel convolution weight gradient.
+the elementwise, row and normalisation workloads of issue 12 (GELU, layer_norm, softmax,
+cross_entropy, batch_norm, group_norm) and its single-pixel convolution weight gradient.
 
 Run: python benchmarks/bench_ops.py [--repeats 5] [--rounds 2] [--threads 1 2] [--only gelu]
 
@@ -46,11 +46,12 @@ def leaf(lib, a):
     return lib.tensor(a, requires_grad=True)
 
 
-def fwd_bwd(lib, op, shape, seed=0, n_params=0, classes=None):
-    """A step running op(x, *params) forward and backward with a fixed upstream gradient."""
+def fwd_bwd(lib, op, shape, seed=0, n_params=0, classes=None, param_dim=-1):
+    """A step running op(x, *params) forward and backward with a fixed upstream gradient; the
+    params are vectors the size of x's dim ``param_dim``."""
     rng = np.random.default_rng(seed)
     x = leaf(lib, rng.standard_normal(shape).astype(np.float32))
-    params = [leaf(lib, rng.standard_normal(shape[-1]).astype(np.float32)) for _ in range(n_params)]
+    params = [leaf(lib, rng.standard_normal(shape[param_dim]).astype(np.float32)) for _ in range(n_params)]
     out_shape = () if classes else shape
     g = lib.tensor(rng.standard_normal(out_shape).astype(np.float32))
     target = lib.tensor(rng.integers(0, shape[-1], shape[0])) if classes else None
@@ -95,7 +96,21 @@ CASES = {
     "cross_entropy": [("cross_entropy 50k classes, batch 64, f32",
                        lambda lib: fwd_bwd(lib, lambda F, x, t: F.cross_entropy(x, t), (64, 50000), classes=True))],
     "conv": [("Conv2d(512, 512, 3, padding=1) on 32x512x1x1, forward + weight grad", conv_weight_grad)],
+    "batch_norm": [(f"batch_norm {'x'.join(map(str, s))} f32 (training, running stats, weight, bias)",
+                    lambda lib, s=s: batch_norm_step(lib, s))
+                   for s in ((32, 16, 32, 32), (32, 64, 8, 8), (100, 16, 80, 80))],
+    "group_norm": [(f"group_norm {'x'.join(map(str, s))} f32, {g} groups (weight, bias)",
+                    lambda lib, s=s, g=g: fwd_bwd(lib, lambda F, x, w, b: F.group_norm(x, g, w, b), s, n_params=2,
+                                                  param_dim=1))
+                   for s, g in (((32, 16, 32, 32), 4), ((32, 64, 8, 8), 32), ((100, 16, 80, 80), 4))],
 }
+
+
+def batch_norm_step(lib, shape):
+    """batch_norm in training mode as BatchNorm2d runs it: batch statistics, running ones updated."""
+    c = shape[1]
+    rm, rv = lib.zeros(c), lib.ones(c)
+    return fwd_bwd(lib, lambda F, x, w, b: F.batch_norm(x, rm, rv, w, b, True), shape, n_params=2, param_dim=1)
 
 
 def run_side(side, repeats, threads, groups):

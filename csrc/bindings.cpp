@@ -18,6 +18,7 @@
 #include "kernels/attention.h"
 #include "kernels/checked.h"
 #include "kernels/gemm.h"
+#include "kernels/norm.h"
 #include "kernels/conv.h"
 #include "kernels/parallel.h"
 #include "kernels/optim.h"
@@ -973,6 +974,262 @@ void define(py::module_& m) {
 
 }  // namespace rows
 
+// ---------------------------------------------------------------- batch_norm and group_norm
+// (csrc/kernels/norm.cpp) over x seen as (N, C, S), S the product of the spatial dims.
+// C-contiguous float32/float64 operands of one dtype; per-channel vectors hold C elements.
+namespace norm {
+
+using rows::check_contiguous;
+using rows::check_float_dtypes;
+using rows::check_same_shape;
+using rows::check_vector;
+using rows::cptr;
+using rows::empty_like;
+using rows::ptr;
+
+struct Dims {
+  int64_t N, C, S;
+};
+
+Dims norm_dims(const std::string& op, const py::array& x) {
+  if (x.ndim() < 2 || x.size() == 0)
+    fail(op, "expected a non-empty input of shape (N, C, *), got " + shape_str(x));
+  check_contiguous(op, "x", x);
+  const int64_t N = x.shape(0), C = x.shape(1);
+  return {N, C, static_cast<int64_t>(x.size()) / (N * C)};
+}
+
+void check_optional_dtype(const std::string& op, const py::array& x, const char* name,
+                          const std::optional<py::array>& v) {
+  if (v) check_float_dtypes(op, {{"x", &x}, {name, &*v}});
+}
+
+py::array vec(const py::array& like, int64_t n) { return py::array(like.dtype(), std::vector<py::ssize_t>{n}); }
+
+template <typename T>
+void batch_norm_impl(const Dims& d, const py::array& x, const std::optional<py::array>& w,
+                     const std::optional<py::array>& b, std::optional<py::array>& rm, std::optional<py::array>& rv,
+                     bool training, double momentum, double eps, py::array& y, py::array& mean, py::array& rstd) {
+  std::vector<double> mu(d.C), var(d.C);
+  const int64_t M = d.N * d.S;
+  if (training) {
+    tapegrad::batch_norm_stats<T>(d.N, d.C, d.S, cptr<T>(x), mu.data(), var.data());
+    if (rm) {  // PyTorch's update: the unbiased variance, momentum the new statistic's weight
+      T* pm = ptr<T>(*rm);
+      T* pv = ptr<T>(*rv);
+      for (int64_t c = 0; c < d.C; ++c) {
+        pm[c] = T(momentum * mu[c] + (1 - momentum) * double(pm[c]));
+        pv[c] = T(momentum * var[c] * (double(M) / double(M - 1)) + (1 - momentum) * double(pv[c]));
+      }
+    }
+  } else {
+    for (int64_t c = 0; c < d.C; ++c) {
+      mu[c] = double(cptr<T>(*rm)[c]);
+      var[c] = double(cptr<T>(*rv)[c]);
+    }
+  }
+  std::vector<T> scale(d.C), shift(d.C);
+  T* pmean = ptr<T>(mean);
+  T* prstd = ptr<T>(rstd);
+  for (int64_t c = 0; c < d.C; ++c) {
+    const double rs = 1.0 / std::sqrt(var[c] + eps);
+    pmean[c] = T(mu[c]);
+    prstd[c] = T(rs);
+    scale[c] = T(w ? rs * double(cptr<T>(w)[c]) : rs);
+    shift[c] = b ? cptr<T>(b)[c] : T(0);
+  }
+  tapegrad::channel_affine<T>(d.N, d.C, d.S, cptr<T>(x), pmean, scale.data(), shift.data(), ptr<T>(y));
+}
+
+py::tuple batch_norm(const py::array& x, const std::optional<py::array>& w, const std::optional<py::array>& b,
+                     std::optional<py::array> running_mean, std::optional<py::array> running_var, bool training,
+                     double momentum, double eps) {
+  const std::string op = "batch_norm";
+  const bool f64 = check_float_dtypes(op, {{"x", &x}});
+  const Dims d = norm_dims(op, x);
+  check_optional_dtype(op, x, "weight", w);
+  check_optional_dtype(op, x, "bias", b);
+  check_optional_dtype(op, x, "running_mean", running_mean);
+  check_optional_dtype(op, x, "running_var", running_var);
+  check_vector(op, "weight", w, d.C);
+  check_vector(op, "bias", b, d.C);
+  check_vector(op, "running_mean", running_mean, d.C);
+  check_vector(op, "running_var", running_var, d.C);
+  if (bool(running_mean) != bool(running_var)) fail(op, "running_mean and running_var go together");
+  if (!training && !running_mean) fail(op, "running_mean and running_var are required when training=False");
+  if (training && d.N * d.S < 2)
+    fail(op, "expected more than 1 value per channel when training, got input " + shape_str(x));
+  if (!(eps >= 0)) fail(op, "eps must be >= 0, got " + std::to_string(eps));
+  if (running_mean && training)
+    for (const py::array* a : {&*running_mean, &*running_var})
+      if (!a->writeable()) fail(op, "the running statistics must be writeable");
+  py::array y = empty_like(x), mean = vec(x, d.C), rstd = vec(x, d.C);
+  {
+    py::gil_scoped_release nogil;
+    if (f64)
+      batch_norm_impl<double>(d, x, w, b, running_mean, running_var, training, momentum, eps, y, mean, rstd);
+    else
+      batch_norm_impl<float>(d, x, w, b, running_mean, running_var, training, momentum, eps, y, mean, rstd);
+  }
+  return py::make_tuple(y, mean, rstd);
+}
+
+template <typename T>
+void batch_norm_backward_impl(const Dims& d, const py::array& g, const py::array& x, const py::array& mean,
+                              const py::array& rstd, const std::optional<py::array>& w, bool training,
+                              std::optional<py::array>& gx, std::optional<py::array>& gw,
+                              std::optional<py::array>& gb) {
+  const T* pm = cptr<T>(mean);
+  const T* pr = cptr<T>(rstd);
+  std::vector<double> sg(d.C), sgx(d.C);
+  if ((gx && training) || gw || gb)
+    tapegrad::batch_norm_backward_reduce<T>(d.N, d.C, d.S, cptr<T>(g), cptr<T>(x), pm, sg.data(), sgx.data());
+  for (int64_t c = 0; c < d.C; ++c) {
+    if (gw) ptr<T>(*gw)[c] = T(sgx[c] * double(pr[c]));
+    if (gb) ptr<T>(*gb)[c] = T(sg[c]);
+  }
+  if (!gx) return;
+  const double M = double(d.N * d.S);
+  std::vector<T> a(d.C), mg(d.C), k(d.C);
+  for (int64_t c = 0; c < d.C; ++c) {
+    const double rs = double(pr[c]);
+    a[c] = T(w ? rs * double(cptr<T>(w)[c]) : rs);
+    mg[c] = T(sg[c] / M);
+    k[c] = T(sgx[c] * rs * rs / M);
+  }
+  tapegrad::batch_norm_backward_input<T>(d.N, d.C, d.S, cptr<T>(g), cptr<T>(x), pm, training ? mg.data() : nullptr,
+                                         k.data(), a.data(), ptr<T>(*gx));
+}
+
+py::tuple batch_norm_backward(const py::array& g, const py::array& x, const py::array& mean, const py::array& rstd,
+                              const std::optional<py::array>& w, bool training, bool input, bool weight, bool bias) {
+  const std::string op = "batch_norm_backward";
+  const bool f64 = check_float_dtypes(op, {{"grad_output", &g}, {"x", &x}, {"mean", &mean}, {"rstd", &rstd}});
+  check_optional_dtype(op, x, "weight", w);
+  check_same_shape(op, "grad_output", g, "x", x);
+  check_contiguous(op, "grad_output", g);
+  const Dims d = norm_dims(op, x);
+  check_vector(op, "mean", mean, d.C);
+  check_vector(op, "rstd", rstd, d.C);
+  check_vector(op, "weight", w, d.C);
+  std::optional<py::array> gx, gw, gb;
+  if (input) gx = empty_like(x);
+  if (weight) gw = vec(x, d.C);
+  if (bias) gb = vec(x, d.C);
+  {
+    py::gil_scoped_release nogil;
+    if (f64) batch_norm_backward_impl<double>(d, g, x, mean, rstd, w, training, gx, gw, gb);
+    else batch_norm_backward_impl<float>(d, g, x, mean, rstd, w, training, gx, gw, gb);
+  }
+  auto obj = [](const std::optional<py::array>& a) { return a ? py::object(*a) : py::none(); };
+  return py::make_tuple(obj(gx), obj(gw), obj(gb));
+}
+
+int64_t check_groups(const std::string& op, const Dims& d, int64_t G) {
+  if (G < 1 || d.C % G != 0)
+    fail(op, "num_channels " + std::to_string(d.C) + " must be divisible by num_groups " + std::to_string(G));
+  return G;
+}
+
+py::tuple group_norm(const py::array& x, int64_t G, const std::optional<py::array>& w,
+                     const std::optional<py::array>& b, double eps, bool want_var) {
+  const std::string op = "group_norm";
+  const bool f64 = check_float_dtypes(op, {{"x", &x}});
+  const Dims d = norm_dims(op, x);
+  check_groups(op, d, G);
+  check_optional_dtype(op, x, "weight", w);
+  check_optional_dtype(op, x, "bias", b);
+  check_vector(op, "weight", w, d.C);
+  check_vector(op, "bias", b, d.C);
+  if (!(eps >= 0)) fail(op, "eps must be >= 0, got " + std::to_string(eps));
+  py::array y = empty_like(x), mean = vec(x, d.N * G), rstd = vec(x, d.N * G);
+  std::optional<py::array> var;
+  if (want_var) var = py::array(py::dtype::of<double>(), std::vector<py::ssize_t>{d.N * G});
+  {
+    py::gil_scoped_release nogil;
+    double* pv = var ? static_cast<double*>(var->mutable_data()) : nullptr;
+    if (f64)
+      tapegrad::group_norm_forward<double>(d.N, d.C, d.S, G, cptr<double>(x), cptr<double>(w), cptr<double>(b), eps,
+                                           ptr<double>(y), ptr<double>(mean), ptr<double>(rstd), pv);
+    else
+      tapegrad::group_norm_forward<float>(d.N, d.C, d.S, G, cptr<float>(x), cptr<float>(w), cptr<float>(b), eps,
+                                          ptr<float>(y), ptr<float>(mean), ptr<float>(rstd), pv);
+  }
+  return py::make_tuple(y, mean, rstd, var ? py::object(*var) : py::none());
+}
+
+std::pair<Dims, bool> group_norm_backward_checks(const std::string& op, const py::array& g, const py::array& x,
+                                                 const py::array& mean, const py::array& rstd, int64_t G) {
+  const bool f64 = check_float_dtypes(op, {{"grad_output", &g}, {"x", &x}, {"mean", &mean}, {"rstd", &rstd}});
+  check_same_shape(op, "grad_output", g, "x", x);
+  check_contiguous(op, "grad_output", g);
+  const Dims d = norm_dims(op, x);
+  check_groups(op, d, G);
+  check_vector(op, "mean", mean, d.N * G);
+  check_vector(op, "rstd", rstd, d.N * G);
+  return {d, f64};
+}
+
+py::array group_norm_backward_input(const py::array& g, const py::array& x, const py::array& mean,
+                                    const py::array& rstd, int64_t G, const std::optional<py::array>& w) {
+  const std::string op = "group_norm_backward_input";
+  const auto [d, f64] = group_norm_backward_checks(op, g, x, mean, rstd, G);
+  check_optional_dtype(op, x, "weight", w);
+  check_vector(op, "weight", w, d.C);
+  py::array gx = empty_like(x);
+  py::gil_scoped_release nogil;
+  if (f64)
+    tapegrad::group_norm_backward_input<double>(d.N, d.C, d.S, G, cptr<double>(g), cptr<double>(x),
+                                                cptr<double>(mean), cptr<double>(rstd), cptr<double>(w),
+                                                ptr<double>(gx));
+  else
+    tapegrad::group_norm_backward_input<float>(d.N, d.C, d.S, G, cptr<float>(g), cptr<float>(x), cptr<float>(mean),
+                                               cptr<float>(rstd), cptr<float>(w), ptr<float>(gx));
+  return gx;
+}
+
+py::tuple group_norm_backward_params(const py::array& g, const py::array& x, const py::array& mean,
+                                     const py::array& rstd, int64_t G, bool weight, bool bias) {
+  const std::string op = "group_norm_backward_params";
+  const auto [d, f64] = group_norm_backward_checks(op, g, x, mean, rstd, G);
+  std::optional<py::array> gw, gb;
+  if (weight) gw = vec(x, d.C);
+  if (bias) gb = vec(x, d.C);
+  {
+    py::gil_scoped_release nogil;
+    if (f64)
+      tapegrad::group_norm_backward_params<double>(d.N, d.C, d.S, G, cptr<double>(g), cptr<double>(x),
+                                                   cptr<double>(mean), cptr<double>(rstd),
+                                                   gw ? ptr<double>(*gw) : nullptr, gb ? ptr<double>(*gb) : nullptr);
+    else
+      tapegrad::group_norm_backward_params<float>(d.N, d.C, d.S, G, cptr<float>(g), cptr<float>(x),
+                                                  cptr<float>(mean), cptr<float>(rstd), gw ? ptr<float>(*gw) : nullptr,
+                                                  gb ? ptr<float>(*gb) : nullptr);
+  }
+  return py::make_tuple(gw ? py::object(*gw) : py::none(), gb ? py::object(*gb) : py::none());
+}
+
+void define(py::module_& m) {
+  m.def("batch_norm", &batch_norm, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("running_mean"),
+        py::arg("running_var"), py::arg("training"), py::arg("momentum"), py::arg("eps"),
+        "(y, mean, rstd) of batch_norm over (N, C, *): batch statistics when training (the running ones updated "
+        "in place, PyTorch's rule), the running ones otherwise.");
+  m.def("batch_norm_backward", &batch_norm_backward, py::arg("grad_output"), py::arg("x"), py::arg("mean"),
+        py::arg("rstd"), py::arg("weight"), py::arg("training"), py::arg("input"), py::arg("grad_weight"),
+        py::arg("grad_bias"), "(grad_input, grad_weight, grad_bias) of batch_norm, each None unless asked for.");
+  m.def("group_norm", &group_norm, py::arg("x"), py::arg("num_groups"), py::arg("weight"), py::arg("bias"),
+        py::arg("eps"), py::arg("want_var"),
+        "(y, mean, rstd, biased variance in float64 or None) of group_norm over (N, C, *).");
+  m.def("group_norm_backward_input", &group_norm_backward_input, py::arg("grad_output"), py::arg("x"),
+        py::arg("mean"), py::arg("rstd"), py::arg("num_groups"), py::arg("weight"),
+        "Gradient of group_norm w.r.t. its input.");
+  m.def("group_norm_backward_params", &group_norm_backward_params, py::arg("grad_output"), py::arg("x"),
+        py::arg("mean"), py::arg("rstd"), py::arg("num_groups"), py::arg("grad_weight"), py::arg("grad_bias"),
+        "(grad_weight or None, grad_bias or None) of group_norm.");
+}
+
+}  // namespace norm
+
 // ---------------------------------------------------------------- fused recurrent layers
 // One direction of one LSTM or GRU layer over a packed sequence (csrc/kernels/rnn.cpp): the
 // per-step batch sizes as int64 (non-increasing, positive), C-contiguous float32/float64
@@ -1419,6 +1676,7 @@ PYBIND11_MODULE(_C, m) {
 #endif
   convpool::define(m);
   rows::define(m);
+  norm::define(m);
   rnn::define(m);
   attention::define(m);
   optim::define(m);

@@ -33,6 +33,7 @@ from ..ops.conv import (adaptive_avg_pool2d, adaptive_avg_pool3d, avg_pool2d, av
 from ..ops import apply as _apply
 from ..ops import attention as _attention
 from ..ops.activation import _cross_entropy, _layer_norm
+from ..ops import normalization as _norm
 from ..ops.activation import relu as _relu_op
 from ..ops.pointwise import sigmoid, tanh  # noqa: F401
 from ..ops._autocast import FP32, LOWER, cast_inputs, round_once
@@ -636,11 +637,22 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     c = input.shape[1]
     dims = (0,) + tuple(range(2, input.ndim))
     bshape = (1, c) + (1,) * (input.ndim - 2)
+    if training and input._data.size // max(c, 1) <= 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size "
+                         f"{list(input.shape)}")
+    stats = (running_mean, running_var) if running_mean is not None and running_var is not None else ()
+    if (input._data.size and momentum is not None and (training or stats)
+            and _fusable(input, c, weight, bias, *stats)):
+        params = [p for p in (weight, bias) if p is not None]
+        out = _apply(_norm.batch_norm, input, *params, training=bool(training), momentum=float(momentum),
+                     eps=float(eps), running_mean=stats[0]._data if stats else None,
+                     running_var=stats[1]._data if stats else None, affine=(weight is not None, bias is not None))
+        if training and stats:  # updated in place by the kernel
+            running_mean._version[0] += 1
+            running_var._version[0] += 1
+        return out
     if training:
         n = input._data.size // c
-        if n <= 1:
-            raise ValueError(f"Expected more than 1 value per channel when training, got input size "
-                             f"{list(input.shape)}")
         mean = input.mean(dims, keepdim=True)
         xc = input - mean
         var = (xc * xc).mean(dims, keepdim=True)
@@ -664,6 +676,15 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if bias is not None:
         out = out + bias.reshape(bshape)
     return out
+
+
+def _fusable(input, c, weight=None, bias=None, *stats):
+    """Whether the fused batch_norm / group_norm kernels take these operands: float32/float64 of one
+    dtype, the per-channel ones of shape (C,); running statistics (updated in place by the
+    kernel) also contiguous and not differentiated (the composite path differentiates them)."""
+    vectors = [v for v in (weight, bias, *stats) if v is not None]
+    return (input.ndim >= 2 and _same_float(input, *vectors) and all(_shape(v) == (c,) for v in vectors)
+            and all(v._data.flags.c_contiguous and not v.requires_grad for v in stats))
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
@@ -694,6 +715,10 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
     n, c = input.shape[:2]
     if c % num_groups:
         raise RuntimeError(f"group_norm: num_channels {c} must be divisible by num_groups {num_groups}")
+    if input._data.size and _fusable(input, c, weight, bias):
+        params = [p for p in (weight, bias) if p is not None]
+        return _apply(_norm.group_norm, input, *params, num_groups=int(num_groups), eps=float(eps),
+                      affine=(weight is not None, bias is not None))
     x = input.reshape(n, num_groups, -1)
     mean = x.mean(2, keepdim=True)
     xc = x - mean
@@ -725,6 +750,19 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         raise ValueError(f"instance_norm: expected input of at least 3 dims (N, C, ...), got {_shape(input)}")
     dims = tuple(range(2, input.ndim))
     cshape = (1, -1) + (1,) * (input.ndim - 2)
+    c = input.shape[1]
+    stats = (running_mean, running_var) if running_mean is not None and running_var is not None else ()
+    if (use_input_stats and input._data.size and (momentum is not None or not stats)
+            and _fusable(input, c, weight, bias, *stats)):
+        params = [p for p in (weight, bias) if p is not None]
+        out = _apply(_norm.group_norm, input, *params, num_groups=c, eps=float(eps),
+                     affine=(weight is not None, bias is not None),
+                     running_mean=stats[0]._data if stats else None, running_var=stats[1]._data if stats else None,
+                     momentum=None if momentum is None else float(momentum))
+        if stats:  # updated in place by the op
+            running_mean._version[0] += 1
+            running_var._version[0] += 1
+        return out
     if use_input_stats:
         mean = input.mean(dims, keepdim=True)
         xc = input - mean

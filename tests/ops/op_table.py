@@ -640,6 +640,118 @@ def _layer_norm(draw):
     return Sample(lambda M, a, *wb: F(M).layer_norm(a, ns, *wb), args, ref)
 
 
+NORM_SHAPES = st.sampled_from([(3, 2), (2, 3, 4), (2, 2, 3, 2), (2, 2, 1, 2, 2)])  # (N, C), (N, C, L), ...
+
+
+def _affine(draw, c):
+    """weight and bias of a normalisation: each present or not (None)."""
+    which = draw(st.sampled_from(["none", "w", "b", "wb"]))
+    return (arr(draw, (c,)) if "w" in which else None), (arr(draw, (c,)) if "b" in which else None)
+
+
+def _norm_call(fn, w, b):
+    """fn(M, x, weight, bias) as a sample's function of the present arrays."""
+    def call(M, a, *wb):
+        it = iter(wb)
+        return fn(M, a, next(it) if w is not None else None, next(it) if b is not None else None)
+    return call, [v for v in (w, b) if v is not None]
+
+
+def _norm_ref(a, axes, w, b, eps=1e-5):
+    shape = (1, -1) + (1,) * (a.ndim - 2)
+    y = (a - a.mean(axes, keepdims=True)) / np.sqrt(a.var(axes, keepdims=True) + eps)
+    return y * (1 if w is None else w.reshape(shape)) + (0 if b is None else b.reshape(shape))
+
+
+@entry("batch_norm", gradgrad=True)
+def _batch_norm(draw):
+    x = arr(draw, draw(NORM_SHAPES)) * draw(st.sampled_from([1.0, 5.0]))
+    c = x.shape[1]
+    w, b = _affine(draw, c)
+    training = draw(st.booleans())
+    rm, rv = arr(draw, (c,)), arr(draw, (c,), "pos")
+    axes = (0,) + tuple(range(2, x.ndim))
+
+    def ref(a, *wb):
+        ww, bb = (wb[0] if w is not None else None), (wb[-1] if b is not None else None)
+        if training:
+            return _norm_ref(a, axes, ww, bb)
+        shape = (1, -1) + (1,) * (a.ndim - 2)
+        y = (a - rm.reshape(shape)) / np.sqrt(rv.reshape(shape) + 1e-5)
+        return y * (1 if ww is None else ww.reshape(shape)) + (0 if bb is None else bb.reshape(shape))
+    fn, params = _norm_call(lambda M, a, ww, bb: F(M).batch_norm(a, M.tensor(rm), M.tensor(rv), ww, bb, training),
+                            w, b)
+    return Sample(fn, [x] + params, lambda a, *wb: ref(a, *wb))
+
+
+@entry("group_norm", gradgrad=True)
+def _group_norm(draw):
+    x = arr(draw, draw(NORM_SHAPES)) * draw(st.sampled_from([1.0, 5.0]))
+    n, c = x.shape[:2]
+    g = draw(st.sampled_from([d for d in (1, 2, 3) if c % d == 0]))
+    w, b = _affine(draw, c)
+    instance = x.ndim > 2 and draw(st.booleans())  # instance_norm: group_norm with one channel a group
+
+    def ref(a, *wb):
+        ww, bb = (wb[0] if w is not None else None), (wb[-1] if b is not None else None)
+        if instance:
+            return _norm_ref(a, tuple(range(2, a.ndim)), ww, bb)
+        shape = (1, -1) + (1,) * (a.ndim - 2)
+        xr = a.reshape(n, g, -1)
+        y = ((xr - xr.mean(2, keepdims=True)) / np.sqrt(xr.var(2, keepdims=True) + 1e-5)).reshape(a.shape)
+        return y * (1 if ww is None else ww.reshape(shape)) + (0 if bb is None else bb.reshape(shape))
+    if instance:
+        base = lambda M, a, ww, bb: F(M).instance_norm(a, weight=ww, bias=bb)  # noqa: E731
+    else:
+        base = lambda M, a, ww, bb: F(M).group_norm(a, g, ww, bb)  # noqa: E731
+    fn, params = _norm_call(base, w, b)
+    torch_fn = None
+    if w is None and b is not None:  # PyTorch's backward of a bias without a weight fails ("no device")
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        torch_fn = lambda M, a, bb: base(M, a, None, None) + bb.reshape(shape)  # noqa: E731
+    return Sample(fn, [x] + params, ref, torch_fn=torch_fn)
+
+
+_BN = np.random.default_rng(11)
+BN_X = _BN.standard_normal((4, 3, 5, 6)) * 3 + 20  # a mean large against the spread
+BN_W, BN_B = _BN.standard_normal(3), _BN.standard_normal(3)
+BN_RM, BN_RV = _BN.standard_normal(3), _BN.uniform(0.5, 2, 3)
+
+
+def _bn_with_stats(M, x, w, b, training, momentum=0.1):
+    """batch_norm's output and the running statistics it updated."""
+    rm, rv = M.tensor(BN_RM, dtype=x.dtype), M.tensor(BN_RV, dtype=x.dtype)
+    y = F(M).batch_norm(x, rm, rv, w, b, training, momentum, 1e-3)
+    return [y, rm, rv]
+
+
+def _in_with_stats(M, x, w, b):
+    rm, rv = M.tensor(BN_RM, dtype=x.dtype), M.tensor(BN_RV, dtype=x.dtype)
+    return [F(M).instance_norm(x, rm, rv, w, b, True, 0.3), rm, rv]
+
+
+cases("batch_norm",
+      Case(lambda M, x, w, b: _bn_with_stats(M, x, w, b, True), [BN_X, BN_W, BN_B], double=True),
+      Case(lambda M, x, w, b: _bn_with_stats(M, x, w, b, False), [BN_X, BN_W, BN_B], double=True),
+      Case(lambda M, x, w, b: _bn_with_stats(M, x[:, :, 0], w, b, True, 0.5) + _bn_with_stats(M, x[..., 1:4], w, b, True),
+           [BN_X, BN_W, BN_B]),  # (N, C, L) and non-contiguous inputs
+      Case(lambda M, x, w, b: _bn_with_stats(M, x.permute(0, 3, 1, 2)[:, :, :3].contiguous().permute(0, 2, 3, 1)[:, :3],
+                                             w, b, True), [BN_X, BN_W, BN_B]))
+cases("batch_norm",  # float32: statistics in double, as accurate as PyTorch's or more
+      Case(lambda M, x, w, b: _bn_with_stats(M, x, w, b, True), [BN_X.astype(np.float32), BN_W.astype(np.float32),
+                                                                  BN_B.astype(np.float32)]),
+      rtol=2e-5, grad_rtol=5e-4, atol=2e-5)
+cases("group_norm",
+      Case(lambda M, x, w, b: [F(M).group_norm(x, 3, w, b), F(M).group_norm(x[:, :, 1:], 1, w, None)],
+           [BN_X, BN_W, BN_B], double=True),
+      Case(lambda M, x, w, b: _in_with_stats(M, x, w, b), [BN_X, BN_W, BN_B], double=True))
+cases("group_norm", Case(lambda M, x, w, b: [F(M).group_norm(x, 1, w, b), *_in_with_stats(M, x, None, None)],
+                         [BN_X.astype(np.float32), BN_W.astype(np.float32), BN_B.astype(np.float32)]),
+      rtol=2e-5, grad_rtol=5e-4, atol=2e-5)
+errors("batch_norm", lambda M: F(M).batch_norm(M.ones(1, 3), None, None, training=True))
+errors("group_norm", lambda M: F(M).group_norm(M.ones(2, 3, 4), 2))
+
+
 @entry("cross_entropy", gradgrad=True)
 def _cross_entropy(draw):
     n, c = draw(st.integers(1, 4)), draw(st.integers(1, 5))

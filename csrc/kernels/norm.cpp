@@ -1,0 +1,316 @@
+// batch_norm and group_norm kernels (see norm.h for the layout).
+//
+// Every loop body is written once (a template, inlined) and compiled for the baseline ISA and,
+// through target attributes, for AVX2+FMA, chosen at run time by CPU feature as rows.cpp does.
+// Work is cut into tiles fixed by the shape (parallel_tiles hands them out): statistics of a
+// tile are written to their own slot and merged afterwards in slot order.
+#include "kernels/norm.h"
+
+#include "kernels/parallel.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace tapegrad {
+namespace {
+
+#define TG_INLINE inline __attribute__((always_inline))
+#define TG_AVX2 __attribute__((target("avx2,fma")))
+
+// Elements below which a fork costs more than it saves.
+constexpr int64_t kParallelMinElems = 1 << 15;
+// Elements a tile covers: a statistics tile is read twice (sum, then squares about its mean),
+// so it should stay in L2 between the passes (16384 floats: 64 KiB).
+constexpr int64_t kTile = 16384;
+
+bool has_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+
+// ---------------------------------------------------------------- loop bodies
+// Mean and sum of squared deviations of `planes` runs of `len` elements, `stride` apart.
+template <typename T>
+TG_INLINE void moments_body(const T* x, int64_t planes, int64_t stride, int64_t len, double* mean, double* m2) {
+  double s = 0;
+  for (int64_t p = 0; p < planes; ++p) {
+    const T* r = x + p * stride;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < len; ++i) s += double(r[i]);
+  }
+  const double mu = s / double(planes * len);
+  double v = 0;
+  for (int64_t p = 0; p < planes; ++p) {
+    const T* r = x + p * stride;
+#pragma omp simd reduction(+ : v)
+    for (int64_t i = 0; i < len; ++i) {
+      const double c = double(r[i]) - mu;
+      v += c * c;
+    }
+  }
+  *mean = mu;
+  *m2 = v;
+}
+
+// sum(g) and sum(g (x - m)) over `planes` runs of `len` elements, `stride` apart.
+template <typename T>
+TG_INLINE void sums_body(const T* g, const T* x, int64_t planes, int64_t stride, int64_t len, T m, double* sg,
+                         double* sgx) {
+  double a = 0, b = 0;
+  for (int64_t p = 0; p < planes; ++p) {
+    const T* gr = g + p * stride;
+    const T* xr = x + p * stride;
+#pragma omp simd reduction(+ : a, b)
+    for (int64_t i = 0; i < len; ++i) {
+      a += double(gr[i]);
+      b += double(gr[i]) * (double(xr[i]) - double(m));
+    }
+  }
+  *sg = a;
+  *sgx = b;
+}
+
+template <typename T>
+TG_INLINE void affine_body(int64_t n, const T* x, T m, T a, T b, T* y) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - m) * a + b;
+}
+
+template <typename T>
+TG_INLINE void backward_input_body(int64_t n, const T* g, const T* x, T m, T a, T k, T d, T* gx) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) gx[i] = g[i] * a + ((x[i] - m) * k + d);
+}
+
+#define TG_VARIANTS(name, params, args)                                              \
+  template <typename T>                                                             \
+  __attribute__((noinline)) void name##_base params { name##_body<T> args; }         \
+  template <typename T>                                                             \
+  TG_AVX2 __attribute__((noinline)) void name##_avx2 params { name##_body<T> args; }
+
+TG_VARIANTS(moments, (const T* x, int64_t planes, int64_t stride, int64_t len, double* mean, double* m2),
+            (x, planes, stride, len, mean, m2))
+TG_VARIANTS(sums, (const T* g, const T* x, int64_t planes, int64_t stride, int64_t len, T m, double* sg, double* sgx),
+            (g, x, planes, stride, len, m, sg, sgx))
+TG_VARIANTS(affine, (int64_t n, const T* x, T m, T a, T b, T* y), (n, x, m, a, b, y))
+TG_VARIANTS(backward_input, (int64_t n, const T* g, const T* x, T m, T a, T k, T d, T* gx), (n, g, x, m, a, k, d, gx))
+#undef TG_VARIANTS
+
+#define TG_CALL(name, T, ...) (has_avx2() ? name##_avx2<T>(__VA_ARGS__) : name##_base<T>(__VA_ARGS__))
+
+// Chan et al.'s pairwise update: (n, mean, m2) absorbs a block of nb elements.
+inline void merge_moments(double& n, double& mean, double& m2, double nb, double mean_b, double m2_b) {
+  const double tot = n + nb, d = mean_b - mean;
+  mean += d * (nb / tot);
+  m2 += m2_b + d * d * (n * nb / tot);
+  n = tot;
+}
+
+// fn(p, s0, s1) over every plane p of P planes of S elements, in tasks of about kTile elements
+// (whole planes, or pieces of one large plane); elementwise work, so any split gives one result.
+template <typename F>
+void for_planes(int64_t P, int64_t S, F fn) {
+  const bool par = P * S >= kParallelMinElems;
+  if (S >= kTile) {
+    const int64_t pieces = (S + kTile - 1) / kTile;
+    parallel_tiles(P * pieces, par, [&](int64_t t) {
+      const int64_t p = t / pieces, s0 = (t % pieces) * kTile;
+      fn(p, s0, std::min(S, s0 + kTile));
+    });
+  } else {
+    const int64_t per = kTile / S, ntasks = (P + per - 1) / per;
+    parallel_tiles(ntasks, par, [&](int64_t t) {
+      for (int64_t p = t * per, pe = std::min(P, (t + 1) * per); p < pe; ++p) fn(p, 0, S);
+    });
+  }
+}
+
+// batch_norm's tiles: channel c, samples [n0, n1) with about kTile elements (whole planes).
+struct ChannelTiles {
+  int64_t per, blocks;  // samples a tile, tiles a channel
+  ChannelTiles(int64_t N, int64_t S) : per(std::max<int64_t>(1, kTile / std::max<int64_t>(S, 1))), blocks((N + per - 1) / per) {}
+};
+
+}  // namespace
+
+template <typename T>
+void batch_norm_stats(int64_t N, int64_t C, int64_t S, const T* x, double* mean, double* var) {
+  const ChannelTiles tiles(N, S);
+  std::vector<double> tm(C * tiles.blocks), tv(C * tiles.blocks);
+  parallel_tiles(C * tiles.blocks, N * C * S >= kParallelMinElems, [&](int64_t t) {
+    const int64_t c = t / tiles.blocks, n0 = (t % tiles.blocks) * tiles.per, n1 = std::min(N, n0 + tiles.per);
+    TG_CALL(moments, T, x + (n0 * C + c) * S, n1 - n0, C * S, S, &tm[t], &tv[t]);
+  });
+  for (int64_t c = 0; c < C; ++c) {
+    double n = 0, mu = 0, m2 = 0;
+    for (int64_t b = 0; b < tiles.blocks; ++b) {
+      const int64_t n0 = b * tiles.per, cnt = (std::min(N, n0 + tiles.per) - n0) * S;
+      merge_moments(n, mu, m2, double(cnt), tm[c * tiles.blocks + b], tv[c * tiles.blocks + b]);
+    }
+    mean[c] = mu;
+    var[c] = m2 / n;
+  }
+}
+
+template <typename T>
+void channel_affine(int64_t N, int64_t C, int64_t S, const T* x, const T* mean, const T* scale, const T* shift,
+                    T* y) {
+  for_planes(N * C, S, [&](int64_t p, int64_t s0, int64_t s1) {
+    const int64_t c = p % C, o = p * S + s0;
+    TG_CALL(affine, T, s1 - s0, x + o, mean[c], scale[c], shift[c], y + o);
+  });
+}
+
+template <typename T>
+void batch_norm_backward_reduce(int64_t N, int64_t C, int64_t S, const T* g, const T* x, const T* mean,
+                                double* sum_g, double* sum_gxc) {
+  const ChannelTiles tiles(N, S);
+  std::vector<double> ta(C * tiles.blocks), tb(C * tiles.blocks);
+  parallel_tiles(C * tiles.blocks, N * C * S >= kParallelMinElems, [&](int64_t t) {
+    const int64_t c = t / tiles.blocks, n0 = (t % tiles.blocks) * tiles.per, n1 = std::min(N, n0 + tiles.per);
+    const int64_t o = (n0 * C + c) * S;
+    TG_CALL(sums, T, g + o, x + o, n1 - n0, C * S, S, mean[c], &ta[t], &tb[t]);
+  });
+  for (int64_t c = 0; c < C; ++c) {
+    double a = 0, b = 0;
+    for (int64_t k = 0; k < tiles.blocks; ++k) {
+      a += ta[c * tiles.blocks + k];
+      b += tb[c * tiles.blocks + k];
+    }
+    sum_g[c] = a;
+    sum_gxc[c] = b;
+  }
+}
+
+template <typename T>
+void batch_norm_backward_input(int64_t N, int64_t C, int64_t S, const T* g, const T* x, const T* mean,
+                               const T* mg, const T* k, const T* a, T* gx) {
+  // (g - mg - xc k) a as g a + (xc (-k a) + (-mg a)): one multiply-add chain per element
+  std::vector<T> kk(C), dd(C);
+  for (int64_t c = 0; c < C; ++c) {
+    kk[c] = mg ? T(-double(k[c]) * double(a[c])) : T(0);
+    dd[c] = mg ? T(-double(mg[c]) * double(a[c])) : T(0);
+  }
+  for_planes(N * C, S, [&](int64_t p, int64_t s0, int64_t s1) {
+    const int64_t c = p % C, o = p * S + s0;
+    TG_CALL(backward_input, T, s1 - s0, g + o, x + o, mean[c], a[c], kk[c], dd[c], gx + o);
+  });
+}
+
+template <typename T>
+void group_norm_forward(int64_t N, int64_t C, int64_t S, int64_t G, const T* x, const T* w, const T* b, double eps,
+                        T* y, T* mean, T* rstd, double* var) {
+  const int64_t Cg = C / G, D = Cg * S, R = N * G;
+  const int64_t pieces = (D + kTile - 1) / kTile;
+  std::vector<double> tm(R * pieces), tv(R * pieces);
+  const bool par = N * C * S >= kParallelMinElems;
+  parallel_tiles(R * pieces, par, [&](int64_t t) {
+    const int64_t r = t / pieces, d0 = (t % pieces) * kTile;
+    TG_CALL(moments, T, x + r * D + d0, 1, 0, std::min(D, d0 + kTile) - d0, &tm[t], &tv[t]);
+  });
+  std::vector<T> pm(N * C), ps(N * C), pb(N * C);  // each plane's centre, scale and shift
+  for (int64_t r = 0; r < R; ++r) {
+    double n = 0, mu = 0, m2 = 0;
+    for (int64_t k = 0; k < pieces; ++k)
+      merge_moments(n, mu, m2, double(std::min(D, (k + 1) * kTile) - k * kTile), tm[r * pieces + k],
+                    tv[r * pieces + k]);
+    const double v = m2 / n, rs = 1.0 / std::sqrt(v + eps);
+    mean[r] = T(mu);
+    rstd[r] = T(rs);
+    if (var) var[r] = v;
+    for (int64_t j = 0; j < Cg; ++j) {
+      const int64_t c = (r % G) * Cg + j, p = (r / G) * C + c;
+      pm[p] = T(mu);
+      ps[p] = T(w ? rs * double(w[c]) : rs);
+      pb[p] = b ? b[c] : T(0);
+    }
+  }
+  for_planes(N * C, S, [&](int64_t p, int64_t s0, int64_t s1) {
+    const int64_t o = p * S + s0;
+    TG_CALL(affine, T, s1 - s0, x + o, pm[p], ps[p], pb[p], y + o);
+  });
+}
+
+namespace {
+// Each plane's sum(g) and sum(g (x - mean of its group)), in double (N C each).
+template <typename T>
+void group_plane_sums(int64_t N, int64_t C, int64_t S, int64_t G, const T* g, const T* x, const T* mean,
+                      std::vector<double>& sg, std::vector<double>& sgx) {
+  const int64_t P = N * C, Cg = C / G;
+  sg.assign(P, 0.0);
+  sgx.assign(P, 0.0);
+  const int64_t per = std::max<int64_t>(1, kTile / S), ntasks = (P + per - 1) / per;
+  parallel_tiles(ntasks, P * S >= kParallelMinElems, [&](int64_t t) {
+    for (int64_t p = t * per, pe = std::min(P, (t + 1) * per); p < pe; ++p)
+      TG_CALL(sums, T, g + p * S, x + p * S, 1, 0, S, mean[p / Cg], &sg[p], &sgx[p]);
+  });
+}
+}  // namespace
+
+template <typename T>
+void group_norm_backward_input(int64_t N, int64_t C, int64_t S, int64_t G, const T* g, const T* x, const T* mean,
+                               const T* rstd, const T* w, T* gx) {
+  const int64_t Cg = C / G, R = N * G;
+  const double D = double(Cg * S);
+  std::vector<double> sg, sgx;
+  group_plane_sums(N, C, S, G, g, x, mean, sg, sgx);
+  std::vector<T> pa(N * C), pk(N * C), pd(N * C);
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t n = r / G, c0 = (r % G) * Cg;
+    double A = 0, B = 0;  // sum(g w), sum(g w (x - mean)) over the group
+    for (int64_t j = 0; j < Cg; ++j) {
+      const double wc = w ? double(w[c0 + j]) : 1.0;
+      A += wc * sg[n * C + c0 + j];
+      B += wc * sgx[n * C + c0 + j];
+    }
+    const double rs = double(rstd[r]);
+    for (int64_t j = 0; j < Cg; ++j) {
+      const int64_t p = n * C + c0 + j;
+      pa[p] = T(rs * (w ? double(w[c0 + j]) : 1.0));
+      pk[p] = T(-rs * rs * rs * B / D);
+      pd[p] = T(-rs * A / D);
+    }
+  }
+  for_planes(N * C, S, [&](int64_t p, int64_t s0, int64_t s1) {
+    const int64_t o = p * S + s0;
+    TG_CALL(backward_input, T, s1 - s0, g + o, x + o, mean[p / Cg], pa[p], pk[p], pd[p], gx + o);
+  });
+}
+
+template <typename T>
+void group_norm_backward_params(int64_t N, int64_t C, int64_t S, int64_t G, const T* g, const T* x, const T* mean,
+                                const T* rstd, T* gw, T* gb) {
+  if (!gw && !gb) return;
+  const int64_t Cg = C / G;
+  std::vector<double> sg, sgx;
+  group_plane_sums(N, C, S, G, g, x, mean, sg, sgx);
+  for (int64_t c = 0; c < C; ++c) {
+    double a = 0, b = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      a += sg[n * C + c];
+      b += sgx[n * C + c] * double(rstd[n * G + c / Cg]);
+    }
+    if (gw) gw[c] = T(b);
+    if (gb) gb[c] = T(a);
+  }
+}
+
+#define TG_INSTANTIATE(T)                                                                                      \
+  template void batch_norm_stats<T>(int64_t, int64_t, int64_t, const T*, double*, double*);                   \
+  template void channel_affine<T>(int64_t, int64_t, int64_t, const T*, const T*, const T*, const T*, T*);     \
+  template void batch_norm_backward_reduce<T>(int64_t, int64_t, int64_t, const T*, const T*, const T*, double*, \
+                                              double*);                                                       \
+  template void batch_norm_backward_input<T>(int64_t, int64_t, int64_t, const T*, const T*, const T*, const T*, \
+                                             const T*, const T*, T*);                                         \
+  template void group_norm_forward<T>(int64_t, int64_t, int64_t, int64_t, const T*, const T*, const T*, double, \
+                                      T*, T*, T*, double*);                                                   \
+  template void group_norm_backward_input<T>(int64_t, int64_t, int64_t, int64_t, const T*, const T*, const T*, \
+                                             const T*, const T*, T*);                                         \
+  template void group_norm_backward_params<T>(int64_t, int64_t, int64_t, int64_t, const T*, const T*, const T*, \
+                                              const T*, T*, T*);
+TG_INSTANTIATE(float)
+TG_INSTANTIATE(double)
+#undef TG_INSTANTIATE
+
+}  // namespace tapegrad
