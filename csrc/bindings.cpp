@@ -1158,55 +1158,35 @@ py::tuple group_norm(const py::array& x, int64_t G, const std::optional<py::arra
   return py::make_tuple(y, mean, rstd, var ? py::object(*var) : py::none());
 }
 
-std::pair<Dims, bool> group_norm_backward_checks(const std::string& op, const py::array& g, const py::array& x,
-                                                 const py::array& mean, const py::array& rstd, int64_t G) {
+py::tuple group_norm_backward(const py::array& g, const py::array& x, const py::array& mean, const py::array& rstd,
+                              int64_t G, const std::optional<py::array>& w, bool input, bool weight, bool bias) {
+  const std::string op = "group_norm_backward";
   const bool f64 = check_float_dtypes(op, {{"grad_output", &g}, {"x", &x}, {"mean", &mean}, {"rstd", &rstd}});
+  check_optional_dtype(op, x, "weight", w);
   check_same_shape(op, "grad_output", g, "x", x);
   check_contiguous(op, "grad_output", g);
   const Dims d = norm_dims(op, x);
   check_groups(op, d, G);
   check_vector(op, "mean", mean, d.N * G);
   check_vector(op, "rstd", rstd, d.N * G);
-  return {d, f64};
-}
-
-py::array group_norm_backward_input(const py::array& g, const py::array& x, const py::array& mean,
-                                    const py::array& rstd, int64_t G, const std::optional<py::array>& w) {
-  const std::string op = "group_norm_backward_input";
-  const auto [d, f64] = group_norm_backward_checks(op, g, x, mean, rstd, G);
-  check_optional_dtype(op, x, "weight", w);
   check_vector(op, "weight", w, d.C);
-  py::array gx = empty_like(x);
-  py::gil_scoped_release nogil;
-  if (f64)
-    tapegrad::group_norm_backward_input<double>(d.N, d.C, d.S, G, cptr<double>(g), cptr<double>(x),
-                                                cptr<double>(mean), cptr<double>(rstd), cptr<double>(w),
-                                                ptr<double>(gx));
-  else
-    tapegrad::group_norm_backward_input<float>(d.N, d.C, d.S, G, cptr<float>(g), cptr<float>(x), cptr<float>(mean),
-                                               cptr<float>(rstd), cptr<float>(w), ptr<float>(gx));
-  return gx;
-}
-
-py::tuple group_norm_backward_params(const py::array& g, const py::array& x, const py::array& mean,
-                                     const py::array& rstd, int64_t G, bool weight, bool bias) {
-  const std::string op = "group_norm_backward_params";
-  const auto [d, f64] = group_norm_backward_checks(op, g, x, mean, rstd, G);
-  std::optional<py::array> gw, gb;
+  std::optional<py::array> gx, gw, gb;
+  if (input) gx = empty_like(x);
   if (weight) gw = vec(x, d.C);
   if (bias) gb = vec(x, d.C);
   {
     py::gil_scoped_release nogil;
     if (f64)
-      tapegrad::group_norm_backward_params<double>(d.N, d.C, d.S, G, cptr<double>(g), cptr<double>(x),
-                                                   cptr<double>(mean), cptr<double>(rstd),
-                                                   gw ? ptr<double>(*gw) : nullptr, gb ? ptr<double>(*gb) : nullptr);
+      tapegrad::group_norm_backward<double>(d.N, d.C, d.S, G, cptr<double>(g), cptr<double>(x), cptr<double>(mean),
+                                            cptr<double>(rstd), cptr<double>(w), gx ? ptr<double>(*gx) : nullptr,
+                                            gw ? ptr<double>(*gw) : nullptr, gb ? ptr<double>(*gb) : nullptr);
     else
-      tapegrad::group_norm_backward_params<float>(d.N, d.C, d.S, G, cptr<float>(g), cptr<float>(x),
-                                                  cptr<float>(mean), cptr<float>(rstd), gw ? ptr<float>(*gw) : nullptr,
-                                                  gb ? ptr<float>(*gb) : nullptr);
+      tapegrad::group_norm_backward<float>(d.N, d.C, d.S, G, cptr<float>(g), cptr<float>(x), cptr<float>(mean),
+                                           cptr<float>(rstd), cptr<float>(w), gx ? ptr<float>(*gx) : nullptr,
+                                           gw ? ptr<float>(*gw) : nullptr, gb ? ptr<float>(*gb) : nullptr);
   }
-  return py::make_tuple(gw ? py::object(*gw) : py::none(), gb ? py::object(*gb) : py::none());
+  auto obj = [](const std::optional<py::array>& a) { return a ? py::object(*a) : py::none(); };
+  return py::make_tuple(obj(gx), obj(gw), obj(gb));
 }
 
 void define(py::module_& m) {
@@ -1220,12 +1200,9 @@ void define(py::module_& m) {
   m.def("group_norm", &group_norm, py::arg("x"), py::arg("num_groups"), py::arg("weight"), py::arg("bias"),
         py::arg("eps"), py::arg("want_var"),
         "(y, mean, rstd, biased variance in float64 or None) of group_norm over (N, C, *).");
-  m.def("group_norm_backward_input", &group_norm_backward_input, py::arg("grad_output"), py::arg("x"),
-        py::arg("mean"), py::arg("rstd"), py::arg("num_groups"), py::arg("weight"),
-        "Gradient of group_norm w.r.t. its input.");
-  m.def("group_norm_backward_params", &group_norm_backward_params, py::arg("grad_output"), py::arg("x"),
-        py::arg("mean"), py::arg("rstd"), py::arg("num_groups"), py::arg("grad_weight"), py::arg("grad_bias"),
-        "(grad_weight or None, grad_bias or None) of group_norm.");
+  m.def("group_norm_backward", &group_norm_backward, py::arg("grad_output"), py::arg("x"), py::arg("mean"),
+        py::arg("rstd"), py::arg("num_groups"), py::arg("weight"), py::arg("input"), py::arg("grad_weight"),
+        py::arg("grad_bias"), "(grad_input, grad_weight, grad_bias) of group_norm, each None unless asked for.");
 }
 
 }  // namespace norm

@@ -30,25 +30,34 @@ bool has_avx2() {
 }
 
 // ---------------------------------------------------------------- loop bodies
-// Mean and sum of squared deviations of `planes` runs of `len` elements, `stride` apart.
+// Mean and sum of squared deviations of `planes` runs of `len` elements, `stride` apart. Each run
+// is reduced on its own (an `omp simd` reduction vectorises only as an innermost loop's).
+template <typename T>
+TG_INLINE double run_sum(const T* r, int64_t len) {
+  double s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < len; ++i) s += double(r[i]);
+  return s;
+}
+
+template <typename T>
+TG_INLINE double run_sq_dev(const T* r, int64_t len, double mu) {
+  double v = 0;
+#pragma omp simd reduction(+ : v)
+  for (int64_t i = 0; i < len; ++i) {
+    const double c = double(r[i]) - mu;
+    v += c * c;
+  }
+  return v;
+}
+
 template <typename T>
 TG_INLINE void moments_body(const T* x, int64_t planes, int64_t stride, int64_t len, double* mean, double* m2) {
   double s = 0;
-  for (int64_t p = 0; p < planes; ++p) {
-    const T* r = x + p * stride;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < len; ++i) s += double(r[i]);
-  }
+  for (int64_t p = 0; p < planes; ++p) s += run_sum(x + p * stride, len);
   const double mu = s / double(planes * len);
   double v = 0;
-  for (int64_t p = 0; p < planes; ++p) {
-    const T* r = x + p * stride;
-#pragma omp simd reduction(+ : v)
-    for (int64_t i = 0; i < len; ++i) {
-      const double c = double(r[i]) - mu;
-      v += c * c;
-    }
-  }
+  for (int64_t p = 0; p < planes; ++p) v += run_sq_dev(x + p * stride, len, mu);
   *mean = mu;
   *m2 = v;
 }
@@ -58,14 +67,18 @@ template <typename T>
 TG_INLINE void sums_body(const T* g, const T* x, int64_t planes, int64_t stride, int64_t len, T m, double* sg,
                          double* sgx) {
   double a = 0, b = 0;
+  const double md = double(m);
   for (int64_t p = 0; p < planes; ++p) {
     const T* gr = g + p * stride;
     const T* xr = x + p * stride;
-#pragma omp simd reduction(+ : a, b)
+    double pa = 0, pb = 0;
+#pragma omp simd reduction(+ : pa, pb)
     for (int64_t i = 0; i < len; ++i) {
-      a += double(gr[i]);
-      b += double(gr[i]) * (double(xr[i]) - double(m));
+      pa += double(gr[i]);
+      pb += double(gr[i]) * (double(xr[i]) - md);
     }
+    a += pa;
+    b += pb;
   }
   *sg = a;
   *sgx = b;
@@ -85,9 +98,9 @@ TG_INLINE void backward_input_body(int64_t n, const T* g, const T* x, T m, T a, 
 
 #define TG_VARIANTS(name, params, args)                                              \
   template <typename T>                                                             \
-  __attribute__((noinline)) void name##_base params { name##_body<T> args; }         \
+  __attribute__((noinline, noclone)) void name##_base params { name##_body<T> args; }         \
   template <typename T>                                                             \
-  TG_AVX2 __attribute__((noinline)) void name##_avx2 params { name##_body<T> args; }
+  TG_AVX2 __attribute__((noinline, noclone)) void name##_avx2 params { name##_body<T> args; }
 
 TG_VARIANTS(moments, (const T* x, int64_t planes, int64_t stride, int64_t len, double* mean, double* m2),
             (x, planes, stride, len, mean, m2))
@@ -249,12 +262,25 @@ void group_plane_sums(int64_t N, int64_t C, int64_t S, int64_t G, const T* g, co
 }  // namespace
 
 template <typename T>
-void group_norm_backward_input(int64_t N, int64_t C, int64_t S, int64_t G, const T* g, const T* x, const T* mean,
-                               const T* rstd, const T* w, T* gx) {
+void group_norm_backward(int64_t N, int64_t C, int64_t S, int64_t G, const T* g, const T* x, const T* mean,
+                         const T* rstd, const T* w, T* gx, T* gw, T* gb) {
   const int64_t Cg = C / G, R = N * G;
   const double D = double(Cg * S);
   std::vector<double> sg, sgx;
   group_plane_sums(N, C, S, G, g, x, mean, sg, sgx);
+  if (gw || gb) {  // over the samples in order, per channel
+    for (int64_t c = 0; c < C; ++c) {
+      double a = 0, b = 0;
+      for (int64_t n = 0; n < N; ++n) {
+        a += sg[n * C + c];
+        b += sgx[n * C + c] * double(rstd[n * G + c / Cg]);
+      }
+      if (gw) gw[c] = T(b);
+      if (gb) gb[c] = T(a);
+    }
+  }
+  if (!gx) return;
+  // gx = rstd (g w - A / D - (x - mean) rstd^2 B / D) as g a + ((x - mean) k + d) per plane
   std::vector<T> pa(N * C), pk(N * C), pd(N * C);
   for (int64_t r = 0; r < R; ++r) {
     const int64_t n = r / G, c0 = (r % G) * Cg;
@@ -278,24 +304,6 @@ void group_norm_backward_input(int64_t N, int64_t C, int64_t S, int64_t G, const
   });
 }
 
-template <typename T>
-void group_norm_backward_params(int64_t N, int64_t C, int64_t S, int64_t G, const T* g, const T* x, const T* mean,
-                                const T* rstd, T* gw, T* gb) {
-  if (!gw && !gb) return;
-  const int64_t Cg = C / G;
-  std::vector<double> sg, sgx;
-  group_plane_sums(N, C, S, G, g, x, mean, sg, sgx);
-  for (int64_t c = 0; c < C; ++c) {
-    double a = 0, b = 0;
-    for (int64_t n = 0; n < N; ++n) {
-      a += sg[n * C + c];
-      b += sgx[n * C + c] * double(rstd[n * G + c / Cg]);
-    }
-    if (gw) gw[c] = T(b);
-    if (gb) gb[c] = T(a);
-  }
-}
-
 #define TG_INSTANTIATE(T)                                                                                      \
   template void batch_norm_stats<T>(int64_t, int64_t, int64_t, const T*, double*, double*);                   \
   template void channel_affine<T>(int64_t, int64_t, int64_t, const T*, const T*, const T*, const T*, T*);     \
@@ -305,10 +313,8 @@ void group_norm_backward_params(int64_t N, int64_t C, int64_t S, int64_t G, cons
                                              const T*, const T*, T*);                                         \
   template void group_norm_forward<T>(int64_t, int64_t, int64_t, int64_t, const T*, const T*, const T*, double, \
                                       T*, T*, T*, double*);                                                   \
-  template void group_norm_backward_input<T>(int64_t, int64_t, int64_t, int64_t, const T*, const T*, const T*, \
-                                             const T*, const T*, T*);                                         \
-  template void group_norm_backward_params<T>(int64_t, int64_t, int64_t, int64_t, const T*, const T*, const T*, \
-                                              const T*, T*, T*);
+  template void group_norm_backward<T>(int64_t, int64_t, int64_t, int64_t, const T*, const T*, const T*,       \
+                                       const T*, const T*, T*, T*, T*);
 TG_INSTANTIATE(float)
 TG_INSTANTIATE(double)
 #undef TG_INSTANTIATE

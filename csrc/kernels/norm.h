@@ -44,15 +44,11 @@ template <typename T>
 void group_norm_forward(int64_t N, int64_t C, int64_t S, int64_t G, const T* x, const T* w, const T* b, double eps,
                         T* y, T* mean, T* rstd, double* var);
 
-// gx = rstd (g w - mean(g w) - xhat mean(g w xhat)) over each (sample, group), xhat = (x - mean)
-// rstd; w may be null.
+// group_norm's gradients from one reduction pass: gx = rstd (g w - mean(g w) - xhat mean(g w xhat))
+// over each (sample, group), xhat = (x - mean) rstd; gw[c] = sum over (n, s) of g xhat, gb[c] =
+// sum of g (C each). w may be null; gx, gw, gb each null when not wanted.
 template <typename T>
-void group_norm_backward_input(int64_t N, int64_t C, int64_t S, int64_t G, const T* g, const T* x, const T* mean,
-                               const T* rstd, const T* w, T* gx);
-
-// gw[c] = sum over (n, s) of g xhat, gb[c] = sum of g (C each); either may be null.
-template <typename T>
-void group_norm_backward_params(int64_t N, int64_t C, int64_t S, int64_t G, const T* g, const T* x, const T* mean,
-                                const T* rstd, T* gw, T* gb);
+void group_norm_backward(int64_t N, int64_t C, int64_t S, int64_t G, const T* g, const T* x, const T* mean,
+                         const T* rstd, const T* w, T* gx, T* gw, T* gb);
 
 }  // namespace tapegrad

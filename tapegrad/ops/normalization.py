@@ -46,6 +46,18 @@ def _wants(t):
     return t is not None and t.requires_grad
 
 
+def _stashed(stash, g, which):
+    """The gradient ``which`` ('weight' or 'bias') that another VJP of this node computed for this
+    same upstream g, taken out of the stash (emptied once both are taken, so it holds no g); None
+    when there is none."""
+    if stash.get("g") is not g or stash.get(which) is None:
+        return None
+    grad = stash.pop(which)
+    if stash.get("weight") is None and stash.get("bias") is None:
+        stash.clear()
+    return Tensor._wrap(grad)
+
+
 # ---------------------------------------------------------------- batch_norm
 def _batch_norm_fwd(x, *wb, training, momentum, eps, running_mean, running_var, affine):
     """Per-channel normalisation of x (N, C, *); with ``training`` the batch statistics (the running
@@ -88,11 +100,9 @@ def _batch_norm_vjp_param(g, x, training, eps, aux, which):
     """grad_weight (``which`` 'weight': sum of g xhat) or grad_bias (sum of g) over every dim but 1."""
     mean, rstd, stash = aux
     if _fused(x, g):
-        if stash.get("g") is g and stash.get(which) is not None:
-            grad = stash.pop(which)
-            if stash.get("weight") is None and stash.get("bias") is None:
-                stash.clear()
-            return Tensor._wrap(grad)
+        grad = _stashed(stash, g, which)
+        if grad is not None:
+            return grad
         _, gw, gb = _C.batch_norm_backward(_c(g._data), _c(x._data), mean, rstd, None, training, False,
                                            which == "weight", which == "bias")
         return Tensor._wrap(gw if which == "weight" else gb)
@@ -150,8 +160,12 @@ def _group_norm_vjp_x(g, out, x, *wb, num_groups, eps, affine, aux, **_):
     w, b = _params(wb, affine)
     mean, rstd, stash = aux
     if _fused(x, g):
-        return Tensor._wrap(_C.group_norm_backward_input(_c(g._data), _c(x._data), mean, rstd, num_groups,
-                                                         None if w is None else _c(w._data)))
+        ww, wb_ = _wants(w), _wants(b)
+        gx, gw, gb = _C.group_norm_backward(_c(g._data), _c(x._data), mean, rstd, num_groups,
+                                            None if w is None else _c(w._data), True, ww, wb_)
+        if ww or wb_:  # for the parameters' VJPs, which come next with this same g
+            stash.update(g=g, weight=gw, bias=gb)
+        return Tensor._wrap(gx)
     xhat, r = _group_norm_xhat(x, num_groups, eps)
     gh = (g if w is None else g * w.reshape(_channel_shape(x))).reshape(xhat.shape)
     gx = (gh - gh.mean(2, keepdim=True) - xhat * (gh * xhat).mean(2, keepdim=True)) * r
@@ -159,17 +173,18 @@ def _group_norm_vjp_x(g, out, x, *wb, num_groups, eps, affine, aux, **_):
 
 
 def _group_norm_vjp_param(g, x, num_groups, eps, aux, which, both=False):
-    """grad_weight or grad_bias of group_norm; the weight's, when the bias wants one too, computes
-    both in one pass and leaves the bias's in the stash."""
+    """grad_weight (``which`` 'weight': sum of g xhat) or grad_bias (sum of g) over every dim but 1;
+    the weight's, when the bias wants one too and the input's VJP has not run, computes both in
+    one pass and leaves the bias's in the stash."""
     mean, rstd, stash = aux
     if _fused(x, g):
-        cached = stash.pop("bias", None) if which == "bias" else None
-        if cached is not None and cached[0] is g:
-            return Tensor._wrap(cached[1])
-        gw, gb = _C.group_norm_backward_params(_c(g._data), _c(x._data), mean, rstd, num_groups,
-                                               which == "weight", which == "bias" or both)
+        grad = _stashed(stash, g, which)
+        if grad is not None:
+            return grad
+        _, gw, gb = _C.group_norm_backward(_c(g._data), _c(x._data), mean, rstd, num_groups, None, False,
+                                           which == "weight", which == "bias" or both)
         if which == "weight" and both:
-            stash["bias"] = (g, gb)
+            stash.update(g=g, bias=gb)
         return Tensor._wrap(gw if which == "weight" else gb)
     dims = _channel_dims(x)
     if which == "bias":

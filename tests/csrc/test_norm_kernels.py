@@ -111,9 +111,11 @@ def test_group_norm_forward_and_backward(data):
     xh = xhat.reshape(n, groups, -1)
     ref = ((gh - gh.mean(2, keepdims=True) - xh * (gh * xh).mean(2, keepdims=True)) * r[..., None]).reshape(shape)
     scale = np.abs(g64).max() * r.max() * max(1, np.abs(w64).max())
-    np.testing.assert_allclose(_C.group_norm_backward_input(g, x, mean, rstd, groups, w), ref,
-                               rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["rtol"] * scale * 10)
-    gw, gb = _C.group_norm_backward_params(g, x, mean, rstd, groups, True, True)
+    gx, gw, gb = _C.group_norm_backward(g, x, mean, rstd, groups, w, True, True, True)
+    np.testing.assert_allclose(gx, ref, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["rtol"] * scale * 10)
+    alone = _C.group_norm_backward(g, x, mean, rstd, groups, None, False, True, False)
+    assert alone[0] is None and alone[2] is None
+    np.testing.assert_array_equal(alone[1], gw)
     np.testing.assert_allclose(gw, (g64 * xhat).sum(axes(x)), rtol=TOL[dtype]["rtol"],
                                atol=TOL[dtype]["rtol"] * np.abs(g64 * xhat).sum(axes(x)).max() * 10)
     np.testing.assert_allclose(gb, g64.sum(axes(x)), rtol=TOL[dtype]["rtol"],
@@ -150,9 +152,8 @@ def test_one_result_for_any_thread_count(restore_threads, dtype, shape):
         y, mean, rstd = _C.batch_norm(x, w, b, rm, rv, True, 0.1, 1e-5)
         bwd = _C.batch_norm_backward(g, x, mean, rstd, w, True, True, True, True)
         gy, gmean, grstd, gvar = _C.group_norm(x, groups, w, b, 1e-5, True)
-        gin = _C.group_norm_backward_input(g, x, gmean, grstd, groups, w)
-        gpar = _C.group_norm_backward_params(g, x, gmean, grstd, groups, True, True)
-        results.append([y, mean, rstd, rm, rv, *bwd, gy, gmean, grstd, gvar, gin, *gpar])
+        gbwd = _C.group_norm_backward(g, x, gmean, grstd, groups, w, True, True, True)
+        results.append([y, mean, rstd, rm, rv, *bwd, gy, gmean, grstd, gvar, *gbwd])
     for other in results[1:]:
         for a, b_ in zip(results[0], other):
             np.testing.assert_array_equal(a, b_)
@@ -180,8 +181,8 @@ def test_bad_operands_raise_naming_the_op():
         _C.batch_norm(x, None, None, frozen, np.ones(3, np.float32), True, 0.1, 1e-5)
     with pytest.raises(ValueError, match="group_norm.*divisible by num_groups 2"):
         _C.group_norm(x, 2, None, None, 1e-5, False)
-    with pytest.raises(ValueError, match="group_norm_backward_input.*one shape"):
-        _C.group_norm_backward_input(np.ones((4, 3, 4), np.float32), x, np.zeros(12, np.float32),
-                                     np.ones(12, np.float32), 3, None)
+    with pytest.raises(ValueError, match="group_norm_backward.*one shape"):
+        _C.group_norm_backward(np.ones((4, 3, 4), np.float32), x, np.zeros(12, np.float32),
+                               np.ones(12, np.float32), 3, None, True, False, False)
     with pytest.raises(ValueError, match="batch_norm_backward.*rstd.*3 elements"):
         _C.batch_norm_backward(x, x, np.zeros(3, np.float32), np.ones(2, np.float32), None, True, True, False, False)
