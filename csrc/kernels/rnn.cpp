@@ -42,9 +42,19 @@ bool use_avx2() {
 #endif
 }
 
+bool use_avx512() {
+#if defined(__x86_64__)
+  static const bool yes = use_avx2() && __builtin_cpu_supports("avx512f");
+  return yes;
+#else
+  return false;
+#endif
+}
+
 // Each gate pass is a loop body written once (an inlined template over rows [r0, r1)) and
-// compiled twice: for the baseline ISA and, through a target attribute, for AVX2+FMA, chosen
-// at run time as gemm.cpp and rows.cpp do. The pass over a step's rows is split over threads
+// compiled three times: for the baseline ISA and, through target attributes, for AVX2+FMA and
+// AVX-512 (twice the lanes for the exps and tanhs of the gates), chosen at run time as gemm.cpp
+// does. The choice is made once per process, so a result never depends on the thread count. The pass over a step's rows is split over threads
 // when there are enough elements.
 #if defined(__x86_64__)
 #define TG_GATE_PASS(NAME)                                                                        \
@@ -55,8 +65,13 @@ bool use_avx2() {
     NAME<T>(a, r0, r1);                                                                           \
   }                                                                                               \
   template <typename T>                                                                           \
+  __attribute__((target("avx512f,avx2,fma"))) void NAME##_avx512(const NAME##_args<T>& a, int64_t r0, \
+                                                                 int64_t r1) {                    \
+    NAME<T>(a, r0, r1);                                                                           \
+  }                                                                                               \
+  template <typename T>                                                                           \
   void NAME##_run(const NAME##_args<T>& a, int64_t rows, int64_t H) {                              \
-    const auto fn = use_avx2() ? NAME##_avx2<T> : NAME##_base<T>;                                 \
+    const auto fn = use_avx512() ? NAME##_avx512<T> : use_avx2() ? NAME##_avx2<T> : NAME##_base<T>; \
     parallel_for(rows, rows * H >= kParallelMinElems, [&](int64_t b, int64_t e) { fn(a, b, e); }); \
   }
 #else
