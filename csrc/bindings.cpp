@@ -1630,7 +1630,8 @@ PYBIND11_MODULE(_C, m) {
         py::arg("beta") = 0.0,
         "out = alpha * a @ b + beta * out for (..., M, K) @ (..., K, N) with equal batch shapes; any strides.");
   m.def("gemm_kernel", &tapegrad::gemm_kernel_name,
-        "Name of the GEMM micro-kernel in use: 'avx2' or 'generic' (TAPEGRAD_GEMM_KERNEL=generic forces it).");
+        "Name of the GEMM micro-kernel in use: 'avx512', 'avx2' or 'generic' (TAPEGRAD_GEMM_KERNEL=avx2 or "
+        "=generic caps the choice).");
   tapegrad::install_fork_handler();
   m.def("set_num_threads", &tapegrad::set_num_threads, py::arg("n"),
         "Threads of every kernel call from any thread (process-wide); see csrc/kernels/parallel.h for fork.");

@@ -12,14 +12,17 @@
 // rectangle with their own pack buffers (no barriers). K is never split and the blocking does
 // not depend on the thread count, so every C element is summed in the same order whatever the
 // partition: results are bit-identical for any number of threads.
-// The AVX2+FMA micro-kernels are compiled with target attributes and chosen at run time;
-// a portable micro-kernel serves other CPUs (TAPEGRAD_GEMM_KERNEL=generic forces it).
+// The AVX-512 and AVX2+FMA micro-kernels are compiled with target attributes and the widest the
+// CPU has is chosen at run time; a portable micro-kernel serves other CPUs
+// (TAPEGRAD_GEMM_KERNEL=avx2 or =generic caps the choice).
 #include "kernels/gemm.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <utility>
 
 #include "kernels/parallel.h"
 
@@ -33,10 +36,15 @@ namespace {
 // ---------------------------------------------------------------- block sizes (the one table)
 // MR x NR: micro-tile held in registers. KC: depth of a packed panel (a KC x NR B micro-panel
 // stays in L1). MC x KC: packed A block, kept in L2. KC x NC: packed B panel, in L3.
-// MC is a multiple of MR and NC of NR. Tuned on AMD EPYC (Zen 3/4: 32 KiB L1d, >= 512 KiB L2).
-enum class Isa { generic, avx2 };
+// MC is a multiple of MR and NC of NR. Tuned on AMD EPYC (Zen 3/4: 32 KiB L1d, >= 512 KiB L2;
+// AVX-512: Zen 5, 48 KiB L1d, 1 MiB L2, whose full-width 512-bit FMAs double AVX2's peak).
+// KC is the same for every kernel: it fixes how K is cut into blocks, so every kernel sums each
+// element in the same order and the AVX-512 and AVX2 kernels give bit-identical results.
+enum class Isa { generic, avx2, avx512 };
 template <typename T, Isa I> struct Blocks;
 //                                                        MR   NR    KC    MC    NC
+template <> struct Blocks<float, Isa::avx512>  { enum {   MR = 12, NR = 32, KC = 256, MC = 144, NC = 4064 }; };
+template <> struct Blocks<double, Isa::avx512> { enum {   MR = 12, NR = 16, KC = 256, MC = 72,  NC = 4064 }; };
 template <> struct Blocks<float, Isa::avx2>    { enum {   MR = 6, NR = 16, KC = 256, MC = 144, NC = 4080 }; };
 template <> struct Blocks<double, Isa::avx2>   { enum {   MR = 6, NR = 8,  KC = 256, MC = 72,  NC = 4080 }; };
 template <> struct Blocks<float, Isa::generic> { enum {   MR = 4, NR = 8,  KC = 256, MC = 128, NC = 2048 }; };
@@ -94,8 +102,11 @@ void pack_a(int64_t m, int64_t kc, const T* a, int64_t rsa, int64_t csa, T* Ap) 
 }
 
 #if defined(__x86_64__)
-// A full micro-panel of a column-major B (NR columns, each contiguous in p): an in-register
-// transpose of 4 x 4 (double) or 8 x 8 (float) blocks instead of NR scattered column streams.
+// 64 bytes' worth of columns (8 double or 16 float) of a column-major B (each column contiguous
+// in p) into a micro-panel whose rows are LD elements apart: an in-register transpose of 4 x 4
+// (double) or 8 x 8 (float) blocks instead of scattered column streams. The AVX2 kernels' panels
+// are one such strip (LD = 64 bytes), the AVX-512 kernels' two side by side.
+template <int LD>
 __attribute__((target("avx2,fma"))) void pack_b_colmajor_avx2(int64_t kc, const double* b, int64_t csb,
                                                                 double* Bp) {
   int64_t p = 0;
@@ -105,14 +116,15 @@ __attribute__((target("avx2,fma"))) void pack_b_colmajor_avx2(int64_t kc, const 
       const __m256d r2 = _mm256_loadu_pd(b + (j + 2) * csb + p), r3 = _mm256_loadu_pd(b + (j + 3) * csb + p);
       const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
       const __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
-      _mm256_store_pd(Bp + (p + 0) * 8 + j, _mm256_permute2f128_pd(t0, t2, 0x20));
-      _mm256_store_pd(Bp + (p + 1) * 8 + j, _mm256_permute2f128_pd(t1, t3, 0x20));
-      _mm256_store_pd(Bp + (p + 2) * 8 + j, _mm256_permute2f128_pd(t0, t2, 0x31));
-      _mm256_store_pd(Bp + (p + 3) * 8 + j, _mm256_permute2f128_pd(t1, t3, 0x31));
+      _mm256_store_pd(Bp + (p + 0) * LD + j, _mm256_permute2f128_pd(t0, t2, 0x20));
+      _mm256_store_pd(Bp + (p + 1) * LD + j, _mm256_permute2f128_pd(t1, t3, 0x20));
+      _mm256_store_pd(Bp + (p + 2) * LD + j, _mm256_permute2f128_pd(t0, t2, 0x31));
+      _mm256_store_pd(Bp + (p + 3) * LD + j, _mm256_permute2f128_pd(t1, t3, 0x31));
     }
   for (; p < kc; ++p)
-    for (int j = 0; j < 8; ++j) Bp[p * 8 + j] = b[j * csb + p];
+    for (int j = 0; j < 8; ++j) Bp[p * LD + j] = b[j * csb + p];
 }
+template <int LD>
 __attribute__((target("avx2,fma"))) void pack_b_colmajor_avx2(int64_t kc, const float* b, int64_t csb,
                                                                 float* Bp) {
   int64_t p = 0;
@@ -132,21 +144,22 @@ __attribute__((target("avx2,fma"))) void pack_b_colmajor_avx2(int64_t kc, const 
       }
       // r[0..3]: p-offsets (0,4), (1,5), (2,6), (3,7) of columns j..j+3; r[4..7]: of j+4..j+7
       for (int k = 0; k < 4; ++k) {
-        _mm256_store_ps(Bp + (p + k) * 16 + j, _mm256_permute2f128_ps(r[k], r[k + 4], 0x20));
-        _mm256_store_ps(Bp + (p + k + 4) * 16 + j, _mm256_permute2f128_ps(r[k], r[k + 4], 0x31));
+        _mm256_store_ps(Bp + (p + k) * LD + j, _mm256_permute2f128_ps(r[k], r[k + 4], 0x20));
+        _mm256_store_ps(Bp + (p + k + 4) * LD + j, _mm256_permute2f128_ps(r[k], r[k + 4], 0x31));
       }
     }
   for (; p < kc; ++p)
-    for (int j = 0; j < 16; ++j) Bp[p * 16 + j] = b[j * csb + p];
+    for (int j = 0; j < 16; ++j) Bp[p * LD + j] = b[j * csb + p];
 }
 #endif
 
 // B panel (kc x nc, any strides) -> ceil(nc/NR) micro-panels; panel r holds columns
 // r*NR..r*NR+NR-1 row after row: element (p, j) at r*NR*kc + p*NR + j. Columns past nc are zero.
-// kAvx2: full panels of a column-major B are transposed with AVX2 (the AVX2 kernels' NR only).
+// kAvx2: full panels of a column-major B are transposed with AVX2 (64 or 128-byte panel rows).
 template <typename T, int NR, bool kAvx2>
 void pack_b(int64_t kc, int64_t nc, const T* B, int64_t rsb, int64_t csb, T* Bp) {
-  static_assert(!kAvx2 || NR * sizeof(T) == 64, "the AVX2 transposes fill 64-byte panel rows");
+  constexpr int kStrip = 64 / sizeof(T);  // columns per AVX2 transpose strip
+  static_assert(!kAvx2 || NR % kStrip == 0, "the AVX2 transposes fill 64-byte strips of a panel row");
   for (int64_t jr = 0; jr < nc; jr += NR, Bp += NR * kc) {
     const T* b = B + jr * csb;
     const int64_t n = std::min<int64_t>(NR, nc - jr);
@@ -156,7 +169,7 @@ void pack_b(int64_t kc, int64_t nc, const T* B, int64_t rsb, int64_t csb, T* Bp)
     } else if (n == NR && rsb == 1) {     // column-major B: NR contiguous column streams
 #if defined(__x86_64__)
       if constexpr (kAvx2) {
-        pack_b_colmajor_avx2(kc, b, csb, Bp);
+        for (int j = 0; j < NR; j += kStrip) pack_b_colmajor_avx2<NR>(kc, b + j * csb, csb, Bp + j);
         continue;
       }
 #endif
@@ -194,25 +207,28 @@ void ukernel_generic(int64_t kc, const T* __restrict A, int64_t ars, int64_t acs
 
 #if defined(__x86_64__)
 #define TG_AVX2 __attribute__((target("avx2,fma")))
+#define TG_AVX512 __attribute__((target("avx512f,avx2,fma")))
 
-// AVX2 micro-kernels, one template per dtype: float 6 x 16 and double 6 x 8, i.e. 12 ymm
-// accumulators + 2 for the B row + 1 broadcast of A = 15 of the 16 registers. kRows < 6
-// serves shorter row panels and kVecs = 1 a column edge of at most half a tile: fewer rows or
-// columns computed, the same arithmetic per element.
-#define TG_DEFINE_AVX2_KERNEL(NAME, T, V, W, LOAD, LOADU, STOREU, BCAST, FMADD, MUL, SET1, ZERO) \
+// SIMD micro-kernels, one template per dtype and ISA: AVX2 float 6 x 16 and double 6 x 8 (12
+// ymm accumulators + 2 for the B row + 1 broadcast of A = 15 of the 16 registers), AVX-512 float
+// 12 x 32 and double 12 x 16 (24 zmm accumulators + 2 + 1 of 32). kRows < MR serves shorter row
+// panels and kVecs = 1 a column edge of at most half a tile: fewer rows or columns computed,
+// the same arithmetic per element (one FMA chain over p, then alpha and beta), which is also
+// the same for both ISAs.
+#define TG_DEFINE_SIMD_KERNEL(NAME, TARGET, MR, T, V, W, LOAD, LOADU, STOREU, BCAST, FMADD, MUL, SET1, ZERO) \
   template <int kRows, int kVecs, bool kDirectA>                                                   \
-  TG_AVX2 void NAME(int64_t kc, const T* __restrict A, int64_t ars, int64_t acs,                   \
-                    const T* __restrict B, T* __restrict C, int64_t rsc, T alpha, T beta) {        \
-    if (!kDirectA) ars = 1, acs = 6;                                                               \
+  TARGET void NAME(int64_t kc, const T* __restrict A, int64_t ars, int64_t acs,                    \
+                   const T* __restrict B, T* __restrict C, int64_t rsc, T alpha, T beta) {         \
+    if (!kDirectA) ars = 1, acs = MR;                                                              \
     for (int i = 0; i < kRows; ++i) { /* C is needed only at the end: start fetching it now */    \
       _mm_prefetch(reinterpret_cast<const char*>(C + i * rsc), _MM_HINT_T0);                       \
       _mm_prefetch(reinterpret_cast<const char*>(C + i * rsc + kVecs * W - 1), _MM_HINT_T0);       \
     }                                                                                              \
     V c0[kRows], c1[kRows];                                                                        \
-    _Pragma("GCC unroll 6") for (int i = 0; i < kRows; ++i) c0[i] = c1[i] = ZERO();                \
+    _Pragma("GCC unroll 16") for (int i = 0; i < kRows; ++i) c0[i] = c1[i] = ZERO();               \
     _Pragma("GCC unroll 4") for (int64_t p = 0; p < kc; ++p) {                                     \
       const V b0 = LOAD(B), b1 = kVecs == 2 ? LOAD(B + W) : b0;                                    \
-      _Pragma("GCC unroll 6") for (int i = 0; i < kRows; ++i) {                                    \
+      _Pragma("GCC unroll 16") for (int i = 0; i < kRows; ++i) {                                   \
         const V a = BCAST(A + i * ars);                                                            \
         c0[i] = FMADD(a, b0, c0[i]);                                                               \
         if (kVecs == 2) c1[i] = FMADD(a, b1, c1[i]);                                               \
@@ -221,7 +237,7 @@ void ukernel_generic(int64_t kc, const T* __restrict A, int64_t ars, int64_t acs
       B += 2 * W;                                                                                  \
     }                                                                                              \
     const V va = SET1(alpha), vb = SET1(beta);                                                     \
-    _Pragma("GCC unroll 6") for (int i = 0; i < kRows; ++i) {                                      \
+    _Pragma("GCC unroll 16") for (int i = 0; i < kRows; ++i) {                                     \
       T* c = C + i * rsc;                                                                          \
       if (beta == T(0)) {                                                                          \
         STOREU(c, MUL(va, c0[i]));                                                                 \
@@ -232,11 +248,24 @@ void ukernel_generic(int64_t kc, const T* __restrict A, int64_t ars, int64_t acs
       }                                                                                            \
     }                                                                                              \
   }
-TG_DEFINE_AVX2_KERNEL(ukernel_avx2_f32, float, __m256, 8, _mm256_load_ps, _mm256_loadu_ps, _mm256_storeu_ps,
-                      _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps)
-TG_DEFINE_AVX2_KERNEL(ukernel_avx2_f64, double, __m256d, 4, _mm256_load_pd, _mm256_loadu_pd, _mm256_storeu_pd,
-                      _mm256_broadcast_sd, _mm256_fmadd_pd, _mm256_mul_pd, _mm256_set1_pd, _mm256_setzero_pd)
-#undef TG_DEFINE_AVX2_KERNEL
+#define TG_BCAST512_PS(p) _mm512_set1_ps(*(p))
+#define TG_BCAST512_PD(p) _mm512_set1_pd(*(p))
+TG_DEFINE_SIMD_KERNEL(ukernel_avx2_f32, TG_AVX2, 6, float, __m256, 8, _mm256_load_ps, _mm256_loadu_ps,
+                      _mm256_storeu_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_mul_ps, _mm256_set1_ps,
+                      _mm256_setzero_ps)
+TG_DEFINE_SIMD_KERNEL(ukernel_avx2_f64, TG_AVX2, 6, double, __m256d, 4, _mm256_load_pd, _mm256_loadu_pd,
+                      _mm256_storeu_pd, _mm256_broadcast_sd, _mm256_fmadd_pd, _mm256_mul_pd, _mm256_set1_pd,
+                      _mm256_setzero_pd)
+TG_DEFINE_SIMD_KERNEL(ukernel_avx512_f32, TG_AVX512, 12, float, __m512, 16, _mm512_load_ps, _mm512_loadu_ps,
+                      _mm512_storeu_ps, TG_BCAST512_PS, _mm512_fmadd_ps, _mm512_mul_ps, _mm512_set1_ps,
+                      _mm512_setzero_ps)
+TG_DEFINE_SIMD_KERNEL(ukernel_avx512_f64, TG_AVX512, 12, double, __m512d, 8, _mm512_load_pd, _mm512_loadu_pd,
+                      _mm512_storeu_pd, TG_BCAST512_PD, _mm512_fmadd_pd, _mm512_mul_pd, _mm512_set1_pd,
+                      _mm512_setzero_pd)
+#undef TG_BCAST512_PS
+#undef TG_BCAST512_PD
+#undef TG_DEFINE_SIMD_KERNEL
+#undef TG_AVX512
 #undef TG_AVX2
 #endif  // __x86_64__
 
@@ -256,26 +285,39 @@ template <typename T> struct Config<T, Isa::generic> : Blocks<T, Isa::generic> {
   }
 };
 #if defined(__x86_64__)
-// The AVX2 kernel for m rows (1..MR) and one (half) or two vectors of columns, from a table.
-#define TG_DEFINE_AVX2_CONFIG(T, KERNEL)                                                                      \
-  template <> struct Config<T, Isa::avx2> : Blocks<T, Isa::avx2> {                                            \
-    static constexpr Isa kIsa = Isa::avx2;                                                                    \
-    static constexpr bool kRowEdges = true, kHalfCols = true;                                                 \
-    template <bool kDirectA>                                                                                  \
-    static void ukernel(int m, bool half, int64_t kc, const T* A, int64_t ars, int64_t acs, const T* B, T* C, \
-                        int64_t rsc, T alpha, T beta) {                                                       \
-      using Fn = void (*)(int64_t, const T*, int64_t, int64_t, const T*, T*, int64_t, T, T);                  \
-      static constexpr Fn kTable[2][6] = {                                                                    \
-          {KERNEL<1, 2, kDirectA>, KERNEL<2, 2, kDirectA>, KERNEL<3, 2, kDirectA>, KERNEL<4, 2, kDirectA>,    \
-           KERNEL<5, 2, kDirectA>, KERNEL<6, 2, kDirectA>},                                                   \
-          {KERNEL<1, 1, kDirectA>, KERNEL<2, 1, kDirectA>, KERNEL<3, 1, kDirectA>, KERNEL<4, 1, kDirectA>,    \
-           KERNEL<5, 1, kDirectA>, KERNEL<6, 1, kDirectA>}};                                                  \
-      kTable[half][m - 1](kc, A, ars, acs, B, C, rsc, alpha, beta);                                           \
-    }                                                                                                         \
+// A SIMD kernel for m rows (1..MR) and one (half) or two vectors of columns, from a table.
+template <typename T, Isa I, template <int, int, bool> class K>
+struct SimdConfig : Blocks<T, I> {
+  static constexpr Isa kIsa = I;
+  static constexpr bool kRowEdges = true, kHalfCols = true;
+  using Fn = void (*)(int64_t, const T*, int64_t, int64_t, const T*, T*, int64_t, T, T);
+  template <bool kDirectA, size_t... R>
+  static constexpr auto table(std::index_sequence<R...>) {
+    return std::array<std::array<Fn, sizeof...(R)>, 2>{{{K<int(R) + 1, 2, kDirectA>::run...},
+                                                        {K<int(R) + 1, 1, kDirectA>::run...}}};
+  }
+  template <bool kDirectA>
+  static void ukernel(int m, bool half, int64_t kc, const T* A, int64_t ars, int64_t acs, const T* B, T* C,
+                      int64_t rsc, T alpha, T beta) {
+    static constexpr auto kTable = table<kDirectA>(std::make_index_sequence<Blocks<T, I>::MR>());
+    kTable[half][m - 1](kc, A, ars, acs, B, C, rsc, alpha, beta);
+  }
+};
+// The kernel templates as class templates, so SimdConfig can take them as a parameter.
+#define TG_KERNEL_CLASS(CLASS, FN)                \
+  template <int kRows, int kVecs, bool kDirectA> \
+  struct CLASS {                                  \
+    static constexpr auto run = FN<kRows, kVecs, kDirectA>; \
   };
-TG_DEFINE_AVX2_CONFIG(float, ukernel_avx2_f32)
-TG_DEFINE_AVX2_CONFIG(double, ukernel_avx2_f64)
-#undef TG_DEFINE_AVX2_CONFIG
+TG_KERNEL_CLASS(Avx2F32, ukernel_avx2_f32)
+TG_KERNEL_CLASS(Avx2F64, ukernel_avx2_f64)
+TG_KERNEL_CLASS(Avx512F32, ukernel_avx512_f32)
+TG_KERNEL_CLASS(Avx512F64, ukernel_avx512_f64)
+#undef TG_KERNEL_CLASS
+template <> struct Config<float, Isa::avx2> : SimdConfig<float, Isa::avx2, Avx2F32> {};
+template <> struct Config<double, Isa::avx2> : SimdConfig<double, Isa::avx2, Avx2F64> {};
+template <> struct Config<float, Isa::avx512> : SimdConfig<float, Isa::avx512, Avx512F32> {};
+template <> struct Config<double, Isa::avx512> : SimdConfig<double, Isa::avx512, Avx512F64> {};
 #endif
 
 // One micro-tile of C (m <= MR rows, n <= NR columns, column stride csc). Tiles with partial
@@ -313,16 +355,28 @@ inline void tile(int64_t m, int64_t n, int64_t kc, const T* Ap, int64_t ars, int
 //  - fused B: with one MC block of rows (M <= MC) each B micro-panel is used by one sweep of
 //    the micro-kernel only, so it is packed right before that sweep, into L1, instead of the
 //    whole KC x NC panel being packed to L3 first.
+// With a pre-packed B (pre.data, gemm_pack_b's layout, this rectangle's columns starting at
+// global column pre.n0) B is not read and nothing of it is packed.
+template <typename T>
+struct Prepacked {
+  const T* data = nullptr;
+  int64_t npad = 0, n0 = 0;  // npad: the packed B's columns, a multiple of NR
+  // Block kb (rows pc.. of B, depth kc) holds ceil(N / NR) panels of kc x NR, column j's at
+  // (pc * npad + j / NR * NR * kc): a panel of the rectangle's local column `col`.
+  const T* panel(int64_t pc, int64_t kc, int64_t col) const { return data + pc * npad + (n0 + col) * kc; }
+};
+
 template <typename T, class Cfg>
 void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa,
-                 const T* B, int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
+                 const T* B, int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc,
+                 Prepacked<T> pre = {}) {
   constexpr int MR = Cfg::MR, NR = Cfg::NR, KC = Cfg::KC, MC = Cfg::MC, NC = Cfg::NC;
   const bool direct_a = (csa == 1 || rsa == 1) && N <= kDirectAMaxPanels * NR;
-  const bool fused_b = M <= MC;
+  const bool fused_b = M <= MC || pre.data;
   const int64_t kblocks = (K + KC - 1) / KC, kc_max = (K + kblocks - 1) / kblocks;
   const int64_t group = std::max<int64_t>(1, kFusedBBytes / int64_t(sizeof(T) * NR * kc_max));
   const int64_t b_cols = fused_b ? group * NR : (std::min<int64_t>(N, NC) + NR - 1) / NR * NR;
-  T* Bp = static_cast<T*>(tls_pack_b.get(sizeof(T) * kc_max * b_cols));
+  T* Bp = pre.data ? nullptr : static_cast<T*>(tls_pack_b.get(sizeof(T) * kc_max * b_cols));
   T* Ap = static_cast<T*>(tls_pack_a.get(sizeof(T) * kc_max * ((std::min<int64_t>(M, MC) + MR - 1) / MR * MR)));
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = std::min<int64_t>(NC, N - jc);
@@ -330,7 +384,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
     for (int64_t kb = 0; kb < kblocks; ++kb) {
       const int64_t pc = K * kb / kblocks, kc = K * (kb + 1) / kblocks - pc;
       const T beta_pc = kb == 0 ? beta : T(1);
-      if (!fused_b) pack_b<T, NR, Cfg::kIsa == Isa::avx2>(kc, nc, B + pc * rsb + jc * csb, rsb, csb, Bp);
+      if (!fused_b) pack_b<T, NR, Cfg::kIsa != Isa::generic>(kc, nc, B + pc * rsb + jc * csb, rsb, csb, Bp);
       for (int64_t ic = 0; ic < M; ic += MC) {
         const int64_t mc = std::min<int64_t>(MC, M - ic), panels = (mc + MR - 1) / MR;
         // Row panel r: rows [row(r), row(r + 1)) of this block; read in place or packed at Ap + r*MR*kc.
@@ -347,16 +401,17 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
         // misaligned panel row spans two lines, which costs up to a sixth of the throughput.
         const int64_t step = fused_b ? group * NR : nc;
         const uintptr_t b_addr = reinterpret_cast<uintptr_t>(B + pc * rsb + jc * csb);
-        const int64_t peel = fused_b && csb == 1 && (rsb * sizeof(T)) % 64 == 0 && b_addr % sizeof(T) == 0
+        const int64_t peel = fused_b && !pre.data && csb == 1 && (rsb * sizeof(T)) % 64 == 0 && b_addr % sizeof(T) == 0
                                  ? int64_t((64 - b_addr % 64) % 64 / sizeof(T)) : 0;
         for (int64_t jg = 0, ng = 0; jg < nc; jg += ng) {
           ng = std::min<int64_t>(jg == 0 && peel > 0 ? peel : step, nc - jg);
-          if (fused_b) pack_b<T, NR, Cfg::kIsa == Isa::avx2>(kc, ng, B + pc * rsb + (jc + jg) * csb, rsb, csb, Bp);
+          if (fused_b && !pre.data)
+            pack_b<T, NR, Cfg::kIsa != Isa::generic>(kc, ng, B + pc * rsb + (jc + jg) * csb, rsb, csb, Bp);
           for (int64_t r = 0; r < panels; ++r) {
             const int64_t i0 = row(r), m = row(r + 1) - i0;
             for (int64_t jr = 0; jr < ng; jr += NR) {
               const int64_t n = std::min<int64_t>(NR, ng - jr);
-              const T* b = Bp + (fused_b ? jr : jg + jr) * kc;
+              const T* b = pre.data ? pre.panel(pc, kc, jc + jg + jr) : Bp + (fused_b ? jr : jg + jr) * kc;
               T* c = C + (ic + i0) * rsc + (jc + jg + jr) * csc;
               if (in_place(r))
                 tile<T, Cfg, true>(m, n, kc, A + (ic + i0) * rsa + pc * csa, rsa, csa, b, c, rsc, csc, alpha, beta_pc);
@@ -390,14 +445,15 @@ void partition(int nt, int64_t M, int64_t N, int64_t MR, int64_t NR, int& tm, in
 // in the same order whatever the thread count: results are bit-identical.
 template <typename T, class Cfg>
 void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa,
-                  const T* B, int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
+                  const T* B, int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc,
+                  Prepacked<T> pre = {}) {
   constexpr int MR = Cfg::MR, NR = Cfg::NR;
   const double work = double(M) * double(N) * double(K);
   int nt = 1;
   if (!in_parallel_region() && work >= kParallelMinWork)
     nt = int(std::min<double>(num_threads(), work / (kParallelMinWork / 2)));
   if (nt <= 1)
-    return gemm_serial<T, Cfg>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+    return gemm_serial<T, Cfg>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, pre);
   const int64_t mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
   parallel(nt, [&](int tid, int team) {
     int tm = 1, tn = 1;
@@ -406,9 +462,11 @@ void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t 
     // This thread's rectangle [m0, m1) x [n0, n1), on the global MR x NR tile grid.
     const int64_t m0 = std::min(M, mp * it / tm * MR), m1 = std::min(M, mp * (it + 1) / tm * MR);
     const int64_t n0 = std::min(N, np * jt / tn * NR), n1 = std::min(N, np * (jt + 1) / tn * NR);
+    Prepacked<T> mine = pre;
+    mine.n0 += n0;
     if (m1 > m0 && n1 > n0)
       gemm_serial<T, Cfg>(m1 - m0, n1 - n0, K, alpha, A + m0 * rsa, rsa, csa, B + n0 * csb, rsb, csb, beta,
-                          C + m0 * rsc + n0 * csc, rsc, csc);
+                          C + m0 * rsc + n0 * csc, rsc, csc, mine);
   });
 }
 
@@ -420,22 +478,32 @@ void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t rsc, int64_t csc) {
     for (int64_t j = 0; j < N; ++j) C[i * rsc + j * csc] = beta == T(0) ? T(0) : beta * C[i * rsc + j * csc];
 }
 
-bool use_avx2() {
+// The widest kernel this CPU runs, chosen once; TAPEGRAD_GEMM_KERNEL=avx2 or =generic caps it
+// (tests compare the kernels; AVX-512 is only taken with AVX-512F, which also means AVX2+FMA).
+Isa chosen_isa() {
 #if defined(__x86_64__)
-  static const bool yes = [] {
+  static const Isa isa = [] {
     const char* env = std::getenv("TAPEGRAD_GEMM_KERNEL");
-    if (env && std::strcmp(env, "generic") == 0) return false;
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const bool cap_generic = env && std::strcmp(env, "generic") == 0, cap_avx2 = env && std::strcmp(env, "avx2") == 0;
+    if (cap_generic || !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return Isa::generic;
+    if (cap_avx2 || !__builtin_cpu_supports("avx512f")) return Isa::avx2;
+    return Isa::avx512;
   }();
-  return yes;
+  return isa;
 #else
-  return false;
+  return Isa::generic;
 #endif
 }
 
 }  // namespace
 
-const char* gemm_kernel_name() { return use_avx2() ? "avx2" : "generic"; }
+const char* gemm_kernel_name() {
+  switch (chosen_isa()) {
+    case Isa::avx512: return "avx512";
+    case Isa::avx2: return "avx2";
+    default: return "generic";
+  }
+}
 
 template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa,
@@ -451,14 +519,93 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int
     std::swap(rsc, csc);
   }
 #if defined(__x86_64__)
-  if (use_avx2())
-    return gemm_blocked<T, Config<T, Isa::avx2>>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C,
-                                                 rsc, csc);
+  switch (chosen_isa()) {
+    case Isa::avx512:
+      return gemm_blocked<T, Config<T, Isa::avx512>>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+    case Isa::avx2:
+      return gemm_blocked<T, Config<T, Isa::avx2>>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+    default:
+      break;
+  }
 #endif
   gemm_blocked<T, Config<T, Isa::generic>>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc,
                                            csc);
 }
 
+// ---------------------------------------------------------------- a B packed once for many products
+namespace {
+template <typename T, class Cfg>
+void pack_whole_b(int64_t K, int64_t N, const T* B, int64_t rsb, int64_t csb, T* Bp) {
+  constexpr int NR = Cfg::NR, KC = Cfg::KC;
+  const int64_t kblocks = (K + KC - 1) / KC, npad = (N + NR - 1) / NR * NR;
+  for (int64_t kb = 0; kb < kblocks; ++kb) {
+    const int64_t pc = K * kb / kblocks, kc = K * (kb + 1) / kblocks - pc;
+    pack_b<T, NR, Cfg::kIsa != Isa::generic>(kc, N, B + pc * rsb, rsb, csb, Bp + pc * npad);
+  }
+}
+template <typename T>
+int64_t padded_cols(int64_t N) {
+  int64_t nr = Blocks<T, Isa::generic>::NR;
+#if defined(__x86_64__)
+  if (chosen_isa() == Isa::avx512) nr = Blocks<T, Isa::avx512>::NR;
+  else if (chosen_isa() == Isa::avx2) nr = Blocks<T, Isa::avx2>::NR;
+#endif
+  return (N + nr - 1) / nr * nr;
+}
+}  // namespace
+
+template <typename T>
+void PackedB<T>::Free::operator()(T* p) const { std::free(p); }
+
+template <typename T>
+PackedB<T>::PackedB(int64_t K, int64_t N, const T* B, int64_t rsb, int64_t csb)
+    : K_(std::max<int64_t>(K, 0)), N_(std::max<int64_t>(N, 0)) {
+  const size_t bytes = (sizeof(T) * size_t(K_) * size_t(padded_cols<T>(N_)) + 63) / 64 * 64;
+  if (bytes == 0) return;
+  data_.reset(static_cast<T*>(std::aligned_alloc(64, bytes)));
+  if (!data_) throw std::bad_alloc();
+#if defined(__x86_64__)
+  switch (chosen_isa()) {
+    case Isa::avx512:
+      pack_whole_b<T, Config<T, Isa::avx512>>(K_, N_, B, rsb, csb, data_.get());
+      return;
+    case Isa::avx2:
+      pack_whole_b<T, Config<T, Isa::avx2>>(K_, N_, B, rsb, csb, data_.get());
+      return;
+    default: break;
+  }
+#endif
+  pack_whole_b<T, Config<T, Isa::generic>>(K_, N_, B, rsb, csb, data_.get());
+}
+
+template <typename T>
+void gemm(int64_t M, T alpha, const T* A, int64_t rsa, int64_t csa, const PackedB<T>& B, T beta, T* C,
+          int64_t rsc, int64_t csc) {
+  const int64_t N = B.cols(), K = B.rows();
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == T(0)) return scale_c(M, N, beta, C, rsc, csc);
+  const Prepacked<T> pre{B.data(), padded_cols<T>(N), 0};
+#if defined(__x86_64__)
+  switch (chosen_isa()) {
+    case Isa::avx512:
+      return gemm_blocked<T, Config<T, Isa::avx512>>(M, N, K, alpha, A, rsa, csa, nullptr, 0, 0, beta, C, rsc, csc,
+                                                     pre);
+    case Isa::avx2:
+      return gemm_blocked<T, Config<T, Isa::avx2>>(M, N, K, alpha, A, rsa, csa, nullptr, 0, 0, beta, C, rsc, csc,
+                                                   pre);
+    default:
+      break;
+  }
+#endif
+  gemm_blocked<T, Config<T, Isa::generic>>(M, N, K, alpha, A, rsa, csa, nullptr, 0, 0, beta, C, rsc, csc, pre);
+}
+
+template class PackedB<float>;
+template class PackedB<double>;
+template void gemm<float>(int64_t, float, const float*, int64_t, int64_t, const PackedB<float>&, float, float*,
+                          int64_t, int64_t);
+template void gemm<double>(int64_t, double, const double*, int64_t, int64_t, const PackedB<double>&, double,
+                           double*, int64_t, int64_t);
 template void gemm<float>(int64_t, int64_t, int64_t, float, const float*, int64_t, int64_t,
                           const float*, int64_t, int64_t, float, float*, int64_t, int64_t);
 template void gemm<double>(int64_t, int64_t, int64_t, double, const double*, int64_t, int64_t,

@@ -6,6 +6,7 @@
 // beta == 0 means C is write-only (NaNs in C are not propagated), as in BLAS.
 #pragma once
 #include <cstdint>
+#include <memory>
 
 namespace tapegrad {
 
@@ -15,8 +16,33 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha,
           const T* B, int64_t rsb, int64_t csb, T beta,
           T* C, int64_t rsc, int64_t csc);
 
-// Which micro-kernel gemm runs on this CPU: "avx2" or "generic". Chosen once, at the first
-// call, from the CPU's features; TAPEGRAD_GEMM_KERNEL=generic forces the portable one.
+// A B operand packed once for many products with it (an RNN's recurrent weight, used at every
+// time step): K x N, any strides, copied into the micro-kernel's panels for this CPU. gemm with
+// a PackedB gives bit for bit what gemm with the B it was packed from gives.
+template <typename T>
+class PackedB {
+ public:
+  PackedB(int64_t K, int64_t N, const T* B, int64_t rsb, int64_t csb);
+  int64_t rows() const { return K_; }
+  int64_t cols() const { return N_; }
+  const T* data() const { return data_.get(); }
+
+ private:
+  struct Free {
+    void operator()(T* p) const;
+  };
+  int64_t K_, N_;
+  std::unique_ptr<T[], Free> data_;
+};
+
+// C = alpha * A @ B + beta * C for a packed B (M x B.rows() times B.rows() x B.cols()).
+template <typename T>
+void gemm(int64_t M, T alpha, const T* A, int64_t rsa, int64_t csa, const PackedB<T>& B, T beta, T* C,
+          int64_t rsc, int64_t csc);
+
+// Which micro-kernel gemm runs on this CPU: "avx512", "avx2" or "generic". Chosen once, at the
+// first call, from the CPU's features; TAPEGRAD_GEMM_KERNEL=avx2 or =generic caps the choice.
+// The SIMD kernels give bit-identical results (the same FMA chain per element).
 const char* gemm_kernel_name();
 
 }  // namespace tapegrad

@@ -1,7 +1,9 @@
 // Fused LSTM and GRU layers (see rnn.h for the layout).
 //
-// Per step: copy the step's input-projection rows, add h W_hh^T with one GEMM (beta = 1), then
-// one pass over the step's rows applies the gates' nonlinearities and updates the state. The
+// Per step: one GEMM writes h W_hh^T, then one pass over the step's rows adds the input
+// projection, applies the gates' nonlinearities and updates the state. W_hh
+// is packed for the GEMM once per call (PackedB), not at every step: with B = 20 rows a step's
+// product is too short to pay for re-packing the whole weight. The
 // backward runs the steps in the opposite order with one pass per step for the gates'
 // gradients and one GEMM for the gradient flowing into the previous h; the weight's gradient
 // is a single (gates x N) @ (N x H) GEMM over all steps at the end, instead of a rank-B update
@@ -40,9 +42,19 @@ bool use_avx2() {
 #endif
 }
 
+bool use_avx512() {
+#if defined(__x86_64__)
+  static const bool yes = use_avx2() && __builtin_cpu_supports("avx512f");
+  return yes;
+#else
+  return false;
+#endif
+}
+
 // Each gate pass is a loop body written once (an inlined template over rows [r0, r1)) and
-// compiled twice: for the baseline ISA and, through a target attribute, for AVX2+FMA, chosen
-// at run time as gemm.cpp and rows.cpp do. The pass over a step's rows is split over threads
+// compiled three times: for the baseline ISA and, through target attributes, for AVX2+FMA and
+// AVX-512 (twice the lanes for the exps and tanhs of the gates), chosen at run time as gemm.cpp
+// does. The choice is made once per process, so a result never depends on the thread count. The pass over a step's rows is split over threads
 // when there are enough elements.
 #if defined(__x86_64__)
 #define TG_GATE_PASS(NAME)                                                                        \
@@ -53,8 +65,13 @@ bool use_avx2() {
     NAME<T>(a, r0, r1);                                                                           \
   }                                                                                               \
   template <typename T>                                                                           \
+  __attribute__((target("avx512f,avx2,fma"))) void NAME##_avx512(const NAME##_args<T>& a, int64_t r0, \
+                                                                 int64_t r1) {                    \
+    NAME<T>(a, r0, r1);                                                                           \
+  }                                                                                               \
+  template <typename T>                                                                           \
   void NAME##_run(const NAME##_args<T>& a, int64_t rows, int64_t H) {                              \
-    const auto fn = use_avx2() ? NAME##_avx2<T> : NAME##_base<T>;                                 \
+    const auto fn = use_avx512() ? NAME##_avx512<T> : use_avx2() ? NAME##_avx2<T> : NAME##_base<T>; \
     parallel_for(rows, rows * H >= kParallelMinElems, [&](int64_t b, int64_t e) { fn(a, b, e); }); \
   }
 #else
@@ -69,18 +86,20 @@ bool use_avx2() {
 template <typename T>
 struct lstm_fwd_rows_args {
   int64_t H, o;  // o: the step's first packed row
-  T *act, *hs, *cs, *tc, *out;
+  const T* gi;
+  T *act, *hs, *cs, *tc, *out;  // act holds h W_hh^T on entry
 };
 template <typename T>
 TG_INLINE void lstm_fwd_rows(const lstm_fwd_rows_args<T>& a, int64_t r0, int64_t r1) {
   const int64_t H = a.H, G = 4 * H;
   for (int64_t r = r0; r < r1; ++r) {
     T* ar = a.act + (a.o + r) * G;
+    const T* xr = a.gi + (a.o + r) * G;
     T *hr = a.hs + r * H, *cr = a.cs + r * H, *tr = a.tc + (a.o + r) * H, *yr = a.out + (a.o + r) * H;
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
-      const T i = vmath::sigmoid(ar[j]), f = vmath::sigmoid(ar[H + j]), g = vmath::tanh(ar[2 * H + j]),
-              og = vmath::sigmoid(ar[3 * H + j]);
+      const T i = vmath::sigmoid(xr[j] + ar[j]), f = vmath::sigmoid(xr[H + j] + ar[H + j]),
+              g = vmath::tanh(xr[2 * H + j] + ar[2 * H + j]), og = vmath::sigmoid(xr[3 * H + j] + ar[3 * H + j]);
       const T c = f * cr[j] + i * g, th = vmath::tanh(c);
       ar[j] = i;
       ar[H + j] = f;
@@ -197,14 +216,13 @@ void lstm_forward(int64_t S, const int64_t* n, int64_t H, bool reverse, const T*
   T* cs = hs + B * H;
   std::copy(h0, h0 + B * H, hs);
   std::copy(c0, c0 + B * H, cs);
+  const PackedB<T> whh_t(H, G, whh, 1, H);
   for (int64_t k = 0; k < S; ++k) {
     const int64_t t = reverse ? S - 1 - k : k, m = n[t], o = off[t];
     std::copy(hs, hs + m * H, hprev + o * H);
     std::copy(cs, cs + m * H, cprev + o * H);
-    T* a = act + o * G;
-    std::copy(gi + o * G, gi + (o + m) * G, a);
-    gemm<T>(m, G, H, T(1), hprev + o * H, H, 1, whh, 1, H, T(1), a, G, 1);
-    lstm_fwd_rows_run<T>({H, o, act, hs, cs, tc, out}, m, H);
+    gemm<T>(m, T(1), hprev + o * H, H, 1, whh_t, T(0), act + o * G, G, 1);
+    lstm_fwd_rows_run<T>({H, o, gi, act, hs, cs, tc, out}, m, H);
   }
 }
 
@@ -217,12 +235,13 @@ void lstm_backward(int64_t S, const int64_t* n, int64_t H, bool reverse, const T
   // dh0 and dc0 carry the gradient of the running state back through the steps.
   std::copy(gout + N * H, gout + (N + B) * H, dh0);
   std::copy(gout + (N + B) * H, gout + (N + 2 * B) * H, dc0);
+  const PackedB<T> w(G, H, whh, H, 1);
   for (int64_t k = S - 1; k >= 0; --k) {
     const int64_t t = reverse ? S - 1 - k : k, m = n[t], o = off[t];
     T* d = dgi + o * G;
     lstm_bwd_rows_run<T>({H, o, act, tc, cprev, gout, d, dh0, dc0}, m, H);
     // h entered this step only through the gates: dh_prev = dgates W_hh.
-    gemm<T>(m, H, G, T(1), d, G, 1, whh, H, 1, T(0), dh0, H, 1);
+    gemm<T>(m, T(1), d, G, 1, w, T(0), dh0, H, 1);
   }
   gemm<T>(G, H, N, T(1), dgi, 1, G, hprev, H, 1, T(0), dwhh, H, 1);
 }
@@ -239,10 +258,11 @@ void gru_forward(int64_t S, const int64_t* n, int64_t H, bool reverse, const T* 
   std::vector<T> gh(static_cast<size_t>(B * G));
   std::vector<T> zeros(bhh ? 0 : static_cast<size_t>(G), T(0));
   const T* bias = bhh ? bhh : zeros.data();
+  const PackedB<T> whh_t(H, G, whh, 1, H);
   for (int64_t k = 0; k < S; ++k) {
     const int64_t t = reverse ? S - 1 - k : k, m = n[t], o = off[t];
     std::copy(hs, hs + m * H, hprev + o * H);
-    gemm<T>(m, G, H, T(1), hprev + o * H, H, 1, whh, 1, H, T(0), gh.data(), G, 1);
+    gemm<T>(m, T(1), hprev + o * H, H, 1, whh_t, T(0), gh.data(), G, 1);
     gru_fwd_rows_run<T>({H, o, gi, gh.data(), bias, act, hs, out, ghn}, m, H);
   }
 }
@@ -255,11 +275,12 @@ void gru_backward(int64_t S, const int64_t* n, int64_t H, bool reverse, const T*
   const int64_t N = off[S];
   std::vector<T> dgh(static_cast<size_t>(N * G));
   std::copy(gout + N * H, gout + (N + B) * H, dh0);
+  const PackedB<T> w(G, H, whh, H, 1);
   for (int64_t k = S - 1; k >= 0; --k) {
     const int64_t t = reverse ? S - 1 - k : k, m = n[t], o = off[t];
     T* dh_gates = dgh.data() + o * G;
     gru_bwd_rows_run<T>({H, o, act, ghn, hprev, gout, dgi, dh_gates, dh0}, m, H);
-    gemm<T>(m, H, G, T(1), dh_gates, G, 1, whh, H, 1, T(1), dh0, H, 1);
+    gemm<T>(m, T(1), dh_gates, G, 1, w, T(1), dh0, H, 1);
   }
   gemm<T>(G, H, N, T(1), dgh.data(), 1, G, hprev, H, 1, T(0), dwhh, H, 1);
   if (dbhh) {

@@ -215,7 +215,58 @@ def test_generic_kernel_subprocess():
 
 
 def test_kernel_name():
-    assert _C.gemm_kernel() in ("avx2", "generic")
+    assert _C.gemm_kernel() in ("avx512", "avx2", "generic")
+
+
+# Shapes around the AVX-512 and AVX2 tiles' edges (MR 12 / 6, NR 32 / 16 float, 16 / 8 double),
+# the LSTM step (20 x 256 x 1024) and K over one block (KC = 256), as all four transposes and
+# with beta, in the layout the caller passes (column-major C included).
+KERNEL_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from tapegrad import _C
+    rng = np.random.default_rng(11)
+    outs = {}
+    for dtype in (np.float64, np.float32):
+        for (m, n, k) in [(1, 1, 1), (11, 15, 7), (12, 16, 256), (13, 33, 257), (20, 1024, 256), (20, 256, 1024),
+                          (25, 100, 600), (70, 48, 31), (130, 300, 270)]:
+            for ta in (False, True):
+                for tb in (False, True):
+                    a = rng.uniform(-1, 1, (k, m) if ta else (m, k)).astype(dtype)
+                    b = rng.uniform(-1, 1, (n, k) if tb else (k, n)).astype(dtype)
+                    a, b = (a.T if ta else a), (b.T if tb else b)
+                    c = rng.uniform(-1, 1, (m, n)).astype(dtype)
+                    for t in (1, 2):
+                        _C.set_num_threads(t)
+                        out = c.copy()
+                        _C.matmul(a, b, out, 1.5, 0.5)
+                        outs[f"{dtype.__name__} {m} {n} {k} {ta} {tb} C t{t}"] = out
+                        out = np.array(c, order="F")
+                        _C.matmul(a, b, out)
+                        outs[f"{dtype.__name__} {m} {n} {k} {ta} {tb} F t{t}"] = out
+    np.savez(sys.argv[1], kernel=_C.gemm_kernel(), **outs)
+""")
+
+
+@pytest.mark.skipif(_C.gemm_kernel() != "avx512", reason="needs the AVX-512 kernel")
+def test_avx512_matches_avx2_bitwise(tmp_path):
+    """The AVX-512 and AVX2 kernels sum every element in the same order (one FMA chain over the
+    same K blocks), so a result does not depend on which one the CPU runs."""
+    runs = {}
+    for kernel in ("avx512", "avx2"):
+        env = dict(os.environ, TAPEGRAD_GEMM_KERNEL=kernel)
+        path = tmp_path / f"{kernel}.npz"
+        res = subprocess.run([sys.executable, "-c", KERNEL_SCRIPT, str(path)], env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        runs[kernel] = np.load(path)
+    assert str(runs["avx512"]["kernel"]) == "avx512" and str(runs["avx2"]["kernel"]) == "avx2"
+    keys = [key for key in runs["avx512"].files if key != "kernel"]
+    assert len(keys) == 2 * 9 * 4 * 2 * 2
+    for key in keys:
+        assert runs["avx512"][key].tobytes() == runs["avx2"][key].tobytes(), key
+        if key.endswith("t2"):
+            assert runs["avx512"][key].tobytes() == runs["avx512"][key[:-1] + "1"].tobytes(), key
 
 
 @pytest.mark.parametrize("args,msg", [
