@@ -42,10 +42,19 @@ void replace(PyObject** field, PyObject* value) { Py_XSETREF(*field, Py_NewRef(v
 
 long long next_seq() { return seq_counter.fetch_add(1, std::memory_order_relaxed); }
 
+// A version box holds one int and nothing else (the engine refuses a tampered one), so it can
+// be in no reference cycle: it is left out of the cycle collector's lists, as CPython leaves out
+// tuples of atoms. Every tensor has one; tracking them made full collections longer.
 PyObject* new_version_box() {
   PyObject* box = PyList_New(1);
-  if (box != nullptr) PyList_SET_ITEM(box, 0, PyLong_FromLong(0));
+  if (box == nullptr) return nullptr;
+  PyList_SET_ITEM(box, 0, PyLong_FromLong(0));
+  PyObject_GC_UnTrack(box);
   return box;
+}
+
+void untrack_private(PyObject* tuple) {
+  if (PyObject_GC_IsTracked(tuple)) PyObject_GC_UnTrack(tuple);
 }
 
 // ============================================================ TensorBase
@@ -169,6 +178,8 @@ int set_version(PyObject* self, PyObject* v, void*) {
     PyErr_SetString(PyExc_TypeError, "a tensor's _version must be a version box (a one-element list)");
     return -1;
   }
+  if (PyList_GET_SIZE(v) == 1 && PyLong_CheckExact(PyList_GET_ITEM(v, 0)) && PyObject_GC_IsTracked(v))
+    PyObject_GC_UnTrack(v);  // a box made in Python (`[0]`): as new_version_box's
   replace(&T(self)->version, v);
   return 0;
 }
@@ -385,14 +396,29 @@ namespace {
 
 PyObject* pair(PyObject* a, PyObject* b) { return PyTuple_Pack(2, a, b); }
 
-PyObject* shape_dtype(PyObject* arr) {  // (arr.shape, arr.dtype)
+// Whether o can take part in no reference cycle whatever happens later: an object the collector
+// ignores (int, str, ndarray, dtype), or a tuple of such (immutable, so it stays that way).
+bool atomic(PyObject* o, int depth = 0) {
+  if (!PyObject_IS_GC(o)) return true;
+  if (!PyTuple_CheckExact(o) || depth > 2) return false;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(o); ++i)
+    if (!atomic(PyTuple_GET_ITEM(o, i), depth + 1)) return false;
+  return true;
+}
+
+PyObject* shape_dtype(PyObject* arr) {  // (arr.shape, arr.dtype), both left out of the collector
   static PyObject* s_shape = PyUnicode_InternFromString("shape");
   static PyObject* s_dtype = PyUnicode_InternFromString("dtype");
   Ref shape(PyObject_GetAttr(arr, s_shape));
   if (!shape) return nullptr;
   Ref dtype(PyObject_GetAttr(arr, s_dtype));
   if (!dtype) return nullptr;
-  return pair(shape.get(), dtype.get());
+  PyObject* p = pair(shape.get(), dtype.get());
+  if (p != nullptr && atomic(p)) {
+    untrack_private(shape.get());
+    untrack_private(p);
+  }
+  return p;
 }
 
 }  // namespace
@@ -435,10 +461,18 @@ bool node_fill(NodeObject* node, PyObject* op_obj, PyObject* const* inputs, Py_s
   }
   Ref out_meta(shape_dtype(out));
   if (!out_meta) return false;
+  // The node's own tuples are left out of the collector: node_traverse visits their items in
+  // their place (only the node holds them; the getters hand out copies). Seven fewer tracked
+  // objects per recorded op, which made full collections dominate long chains of small ops.
+  untrack_private(meta.get());
+  untrack_private(versions.get());
+  untrack_private(edges.get());
+  untrack_private(saved.get());
   Ref w;
   if (where == nullptr || where == Py_None) {
     w.reset(user_frame());
     if (!w) return false;
+    untrack_private(w.get());
   } else {
     w = Ref::borrow(where);
   }
@@ -507,9 +541,21 @@ int node_init(PyObject* self, PyObject* args, PyObject* kwargs) {
   X(op) X(attrs) X(saved) X(versions) X(out_data) X(out_box) X(out_ver) X(aux) X(edges) X(meta) X(out_meta) \
   X(where) X(pre_hooks) X(retained)
 
+// A tuple the node made and took out of the collector (see node_fill) is visited through its
+// items, as if the node held them directly; any other object is visited as usual.
+int visit_field(PyObject* o, visitproc visit, void* arg) {
+  if (o == nullptr) return 0;
+  if (PyTuple_CheckExact(o) && !PyObject_GC_IsTracked(o)) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(o); ++i) Py_VISIT(PyTuple_GET_ITEM(o, i));
+    return 0;
+  }
+  Py_VISIT(o);
+  return 0;
+}
+
 int node_traverse(PyObject* self, visitproc visit, void* arg) {
   NodeObject* n = N(self);
-#define VISIT(f) Py_VISIT(n->f);
+#define VISIT(f) if (int r = visit_field(n->f, visit, arg)) return r;
   NODE_FIELDS(VISIT)
 #undef VISIT
   return 0;
@@ -537,14 +583,26 @@ void node_dealloc(PyObject* self) {
   PyObject* node_get_##f(PyObject* self, void*) { return none_if_null(N(self)->f); }
 NODE_FIELD(op)
 NODE_FIELD(attrs)
-NODE_FIELD(saved)
 NODE_FIELD(versions)
 NODE_FIELD(out_data)
 NODE_FIELD(aux)
-NODE_FIELD(edges)
 NODE_FIELD(meta)
 NODE_FIELD(out_meta)
-NODE_FIELD(where)
+
+// The node's untracked tuples of tensors and nodes stay private (node_traverse visits their
+// items for them): Python gets a tracked copy, which may go into any cycle.
+PyObject* private_copy(PyObject* o) {
+  if (o == nullptr) Py_RETURN_NONE;
+  if (!PyTuple_CheckExact(o) || PyObject_GC_IsTracked(o)) return Py_NewRef(o);
+  Py_ssize_t n = PyTuple_GET_SIZE(o);
+  PyObject* copy = PyTuple_New(n);
+  if (copy == nullptr) return nullptr;
+  for (Py_ssize_t i = 0; i < n; ++i) PyTuple_SET_ITEM(copy, i, Py_NewRef(PyTuple_GET_ITEM(o, i)));
+  return copy;
+}
+PyObject* node_get_saved(PyObject* self, void*) { return private_copy(N(self)->saved); }
+PyObject* node_get_edges(PyObject* self, void*) { return private_copy(N(self)->edges); }
+PyObject* node_get_where(PyObject* self, void*) { return private_copy(N(self)->where); }
 NODE_FIELD(pre_hooks)
 NODE_FIELD(retained)
 
