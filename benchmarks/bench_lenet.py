@@ -6,6 +6,13 @@ update, batch fetched from a shuffled in-memory dataset), images/s, peak RSS of 
 and ratio = tapegrad / torch (below 1 is faster). Each side runs --rounds times, alternating,
 and its fastest round counts. Each framework runs in its own subprocess,
 so the peak RSS is its own and the two OpenMP runtimes don't fight over the cores.
+
+On a machine busy with other jobs the wall-clock times of both sides swing by tens of percent
+(PyTorch's more than tapegrad's); ``--clock cpu`` times each step by the CPU time of the whole
+process instead (``time.process_time``: every thread of the process, spinning or working), which
+a loaded machine disturbs far less. With one thread it measures the same work as the wall
+clock on a quiet machine; with more it adds the threads' times up, so it says nothing about
+their overlap: use the wall clock there.
 """
 import argparse
 import json
@@ -85,11 +92,12 @@ def _timed(step, loader, args):
     it = batches()
     for _ in range(args.warmup):
         step(*next(it))
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     times = []
     for _ in range(args.steps):
-        t0 = time.perf_counter()
+        t0 = clock()
         step(*next(it))  # fetching the batch is part of the step
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     ms = 1e3 * float(np.median(times))
     return {"ms": ms, "mean_ms": 1e3 * float(np.mean(times)), "images_s": args.batch * 1e3 / ms,
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -102,6 +110,8 @@ def main():
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--rounds", type=int, default=3, help="runs per framework, alternating; the best counts")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="time steps by the wall clock or by the process's CPU time (steadier on a busy machine)")
     p.add_argument("--dtype", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
     p.add_argument("--worker", choices=["tapegrad", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -112,7 +122,7 @@ def main():
         return
 
     print(f"LeNet training step, batch {args.batch}, {args.threads} threads, median of {args.steps} steps, "
-          f"best of {args.rounds} rounds\n")
+          f"best of {args.rounds} rounds{', CPU time' if args.clock == 'cpu' else ''}\n")
     print("| dtype | framework | ms/step | images/s | peak RSS (MB) | ratio tapegrad/torch |")
     print("|---|---|---:|---:|---:|---:|")
     for dtype in args.dtype:
@@ -122,7 +132,8 @@ def main():
                 if fw in failed:
                     continue
                 cmd = [sys.executable, __file__, "--worker", fw, "--dtype", dtype, "--threads", str(args.threads),
-                       "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup)]
+                       "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
+                       "--clock", args.clock]
                 r = subprocess.run(cmd, capture_output=True, text=True)
                 if r.returncode != 0:
                     last = (r.stderr.strip().splitlines() or ["?"])[-1]

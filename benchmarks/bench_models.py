@@ -1,6 +1,7 @@
 """Training steps of small models, tapegrad against PyTorch CPU, side by side in one process.
 
 Run: python benchmarks/bench_models.py WORKLOAD [--threads 1 2] [--rounds 7] [--steps 5]
+     python benchmarks/bench_models.py WORKLOAD --memory [--threads 1] [--memory-steps 3]
 
 Workloads (one training step each: forward, loss, backward, SGD update):
   lstm      Embedding 1000x128, LSTM 128->256, seq 35, batch 20, Linear to 1000, cross_entropy
@@ -18,21 +19,42 @@ went second in the last; the median step time of each side is reported, and the 
 tapegrad / torch (below 1: tapegrad is faster). Between blocks the process sleeps a little:
 OpenBLAS's and OpenMP's workers spin after a parallel region and would steal the other side's
 cores. Without PyTorch only tapegrad's times are printed.
+
+``--memory`` measures peak memory instead of time: for each workload and side, a fresh Python
+process imports only that side's library (tapegrad's import tunes glibc's malloc, which must not
+touch PyTorch's process, and each library's import is its own), builds the model, data and
+optimizer, records its resident set (VmRSS) as the baseline, resets the kernel's high-water mark
+(``/proc/self/clear_refs``), runs --memory-steps training steps and reads the new high-water
+mark (VmHWM). Reported: the peak growth over the baseline, i.e. the most memory training held at
+once beyond the model and data: the gradients (the same size on both sides), activations saved
+for backward, temporaries, scratch buffers, and whatever an allocator keeps cached instead of
+returning it to the OS (tapegrad keeps freed memory for reuse, PyTorch's CPU allocator gives
+large blocks back: RSS counts what the machine sees, whichever allocator holds the pages).
+Without /proc/self/clear_refs (not Linux) only the process's lifetime high-water mark is
+available, import included, and the table says so.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import resource
+import subprocess
+import sys
 import time
 
 import numpy as np
 
-try:
-    import torch
-except ImportError:  # PyTorch is optional: tapegrad's times alone
-    torch = None
-
-import tapegrad
+# A --memory worker process imports only the library it measures.
+_MEMORY_SIDE = sys.argv[sys.argv.index("--memory-worker") + 1] if "--memory-worker" in sys.argv[:-1] else None
+torch = tapegrad = None
+if _MEMORY_SIDE != "tapegrad":
+    try:
+        import torch
+    except ImportError:  # PyTorch is optional: tapegrad's times alone
+        torch = None
+if _MEMORY_SIDE != "torch":
+    import tapegrad
 
 PAUSE_S = 0.05
 VOCAB = 1000
@@ -148,44 +170,46 @@ def _model_and_data(workload, lib, rng):
     raise ValueError(workload)
 
 
+def _step(workload, lib):
+    """(model or None, a function running one training step of ``workload`` in ``lib``)."""
+    if workload.startswith("chain"):
+        n = {"chain10k": 10_000, "chain100k": 100_000}[workload]
+
+        def chain():
+            x = lib.tensor([1.0], requires_grad=True)
+            y = x
+            for _ in range(n):
+                y = y * 1.0001 + 0.0001
+            y.sum().backward()
+            return x.grad
+
+        return None, chain
+    rng = np.random.default_rng(0)
+    lib.manual_seed(0)
+    model, x, y, flat = _model_and_data(workload, lib, rng)
+    x, y = lib.from_numpy(x), lib.from_numpy(y)
+    opt = lib.optim.SGD(model.parameters(), lr=0.01)
+
+    def step():
+        out = model(x)
+        loss = lib.nn.functional.cross_entropy(out if flat is None else flat(out), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return model, step
+
+
 def _steps(workload):
     """{library name: a function running one training step}."""
     libs = {"tapegrad": tapegrad}
     if torch is not None:
         libs["torch"] = torch
-    if workload.startswith("chain"):
-        n = {"chain10k": 10_000, "chain100k": 100_000}[workload]
-
-        def chain(lib):
-            def step():
-                x = lib.tensor([1.0], requires_grad=True)
-                y = x
-                for _ in range(n):
-                    y = y * 1.0001 + 0.0001
-                y.sum().backward()
-                return x.grad
-            return step
-
-        return {name: chain(lib) for name, lib in libs.items()}
     out, models = {}, {}
     for name, lib in libs.items():
-        rng = np.random.default_rng(0)
-        lib.manual_seed(0)
-        model, x, y, flat = _model_and_data(workload, lib, rng)
-        models[name] = model
-        x, y = lib.from_numpy(x), lib.from_numpy(y)
-        opt = lib.optim.SGD(model.parameters(), lr=0.01)
-
-        def step(model=model, x=x, y=y, flat=flat, opt=opt, lib=lib):
-            out = model(x)
-            loss = lib.nn.functional.cross_entropy(out if flat is None else flat(out), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            return loss.item()
-
-        out[name] = step
-    if "torch" in models:
+        models[name], out[name] = _step(workload, lib)
+    if models.get("torch") is not None:
         _copy_weights(models["torch"], models["tapegrad"])
         # same weights, same data: the first losses agree (a check that the two sides run one model)
         a, b = out["torch"](), out["tapegrad"]()
@@ -219,6 +243,76 @@ def measure(workload, threads, rounds, steps, warmup=2):
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
+# ---------------------------------------------------------------- peak memory (--memory)
+def _proc_status_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def _reset_peak_rss():
+    """Resets the kernel's resident-set high-water mark (VmHWM); False where that is impossible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def memory_worker(side, workload, threads, steps):
+    """Runs in its own process (see the module docstring): the baseline RSS before the first
+    step and the peak RSS over ``steps`` steps, in MiB."""
+    lib = tapegrad if side == "tapegrad" else torch
+    lib.set_num_threads(threads)
+    _, step = _step(workload, lib)
+    base_kb = _proc_status_kb("VmRSS") if sys.platform.startswith("linux") else None
+    reset = base_kb is not None and _reset_peak_rss()
+    for _ in range(steps):
+        step()
+    peak_kb = _proc_status_kb("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"base_mib": None if base_kb is None else base_kb / 1024, "peak_mib": peak_kb / 1024,
+            "growth_mib": (peak_kb - base_kb) / 1024 if reset else None, "reset": reset}
+
+
+def memory(workload, threads, steps):
+    """{side: memory_worker's result} for each side, each in a fresh process."""
+    sides = ["tapegrad"] + (["torch"] if torch is not None else [])
+    out = {}
+    for side in sides:
+        cmd = [sys.executable, __file__, workload, "--memory-worker", side, "--threads", str(threads),
+               "--memory-steps", str(steps)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"{side} {workload}: " + (r.stderr.strip().splitlines() or ["?"])[-1])
+        out[side] = json.loads(r.stdout.strip().splitlines()[-1])
+    return out
+
+
+def _memory_table(workloads, threads, steps):
+    print("Peak memory of training: growth of the resident set over the built model's (MiB; "
+          f"{steps} steps, a fresh process per side)\n")
+    print("| workload | threads | tapegrad peak growth | torch peak growth | tapegrad / torch "
+          "| baseline RSS tapegrad / torch |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for w in workloads:
+        for n in threads:
+            m = memory(w, n, steps)
+            tg, th = m["tapegrad"], m.get("torch")
+            if not tg["reset"]:
+                other = "-" if th is None else f"{th['peak_mib']:.1f}"
+                print(f"| {w} | {n} | peak {tg['peak_mib']:.1f} (lifetime: no /proc/self/clear_refs) | {other} | | |",
+                      flush=True)
+                continue
+            other = "-" if th is None else f"{th['growth_mib']:.1f}"
+            ratio = f"{tg['growth_mib'] / th['growth_mib']:.2f}" if th and th["growth_mib"] > 0 else "-"
+            base = "-" if th is None else f"{th['base_mib']:.0f}"
+            print(f"| {w} | {n} | {tg['growth_mib']:.1f} | {other} | {ratio} | {tg['base_mib']:.0f} / {base} |",
+                  flush=True)
+
+
 WORKLOADS = ("lstm", "gru", "gpt", "gpt_sdpa", "resnet20", "chain10k", "chain100k")
 
 
@@ -228,8 +322,17 @@ def main():
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--steps", type=int, default=5, help="steps per block")
+    p.add_argument("--memory", action="store_true", help="peak memory of a training step instead of time")
+    p.add_argument("--memory-steps", type=int, default=3, help="steps over which --memory takes the peak")
+    p.add_argument("--memory-worker", choices=["tapegrad", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args()
     workloads = WORKLOADS if "all" in args.workload else args.workload
+    if args.memory_worker:
+        print(json.dumps(memory_worker(args.memory_worker, workloads[0], args.threads[0], args.memory_steps)))
+        return
+    if args.memory:
+        _memory_table(workloads, args.threads, args.memory_steps)
+        return
     print("| workload | threads | tapegrad ms | torch ms | tapegrad / torch |")
     print("|---|---:|---:|---:|---:|")
     for w in workloads:
