@@ -111,52 +111,44 @@ def _lazy_conv_init(self, out_channels, kernel_size, kwargs, dtype):
     self._initialize_hook = self.register_forward_pre_hook(self._infer_parameters, with_kwargs=True)
 
 
-class LazyConv1d(_LazyConvXdMixin, Conv1d):
+class _LazyConvPlain(_LazyConvXdMixin):
+    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1,
+                 bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
+        _lazy_conv_init(self, out_channels, kernel_size, dict(stride=stride, padding=padding, dilation=dilation,
+                                                              groups=groups, bias=bias, padding_mode=padding_mode),
+                        dtype)
+
+
+class _LazyConvTranspose(_LazyConvXdMixin):
+    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0, groups: int = 1,
+                 bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None, dtype=None):
+        _lazy_conv_init(self, out_channels, kernel_size, dict(stride=stride, padding=padding,
+                                                              output_padding=output_padding, groups=groups, bias=bias,
+                                                              dilation=dilation, padding_mode=padding_mode), dtype)
+
+
+class LazyConv1d(_LazyConvPlain, Conv1d):
     """``Conv1d`` whose ``in_channels`` is read from the first input."""
 
     cls_to_become = Conv1d
 
-    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1,
-                 bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
-        _lazy_conv_init(self, out_channels, kernel_size, dict(stride=stride, padding=padding, dilation=dilation,
-                                                              groups=groups, bias=bias, padding_mode=padding_mode),
-                        dtype)
 
-
-class LazyConv2d(_LazyConvXdMixin, Conv2d):
+class LazyConv2d(_LazyConvPlain, Conv2d):
     """``Conv2d`` whose ``in_channels`` is read from the first input."""
 
     cls_to_become = Conv2d
 
-    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1,
-                 bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
-        _lazy_conv_init(self, out_channels, kernel_size, dict(stride=stride, padding=padding, dilation=dilation,
-                                                              groups=groups, bias=bias, padding_mode=padding_mode),
-                        dtype)
 
-
-class LazyConvTranspose1d(_LazyConvXdMixin, ConvTranspose1d):
+class LazyConvTranspose1d(_LazyConvTranspose, ConvTranspose1d):
     """``ConvTranspose1d`` whose ``in_channels`` is read from the first input."""
 
     cls_to_become = ConvTranspose1d
 
-    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0, groups: int = 1,
-                 bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None, dtype=None):
-        _lazy_conv_init(self, out_channels, kernel_size, dict(stride=stride, padding=padding,
-                                                              output_padding=output_padding, groups=groups, bias=bias,
-                                                              dilation=dilation, padding_mode=padding_mode), dtype)
 
-
-class LazyConvTranspose2d(_LazyConvXdMixin, ConvTranspose2d):
+class LazyConvTranspose2d(_LazyConvTranspose, ConvTranspose2d):
     """``ConvTranspose2d`` whose ``in_channels`` is read from the first input."""
 
     cls_to_become = ConvTranspose2d
-
-    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0, groups: int = 1,
-                 bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None, dtype=None):
-        _lazy_conv_init(self, out_channels, kernel_size, dict(stride=stride, padding=padding,
-                                                              output_padding=output_padding, groups=groups, bias=bias,
-                                                              dilation=dilation, padding_mode=padding_mode), dtype)
 
 
 class _LazyNormMixin(LazyModuleMixin):
