@@ -236,15 +236,15 @@ KEPT = [
 
 # The ratchet: no namespace may fall below its share here (measured on main, see the README).
 FLOORS = {
-    "torch": 0.957,
-    "Tensor": 0.939,
-    "nn": 0.964,
-    "nn.functional": 0.969,
+    "torch": 0.972,
+    "Tensor": 0.958,
+    "nn": 1.0,
+    "nn.functional": 0.992,
     "linalg": 1.0,
     "fft": 1.0,
     "special": 1.0,
     "distributions": 1.0,
-    "optim": 0.941,
+    "optim": 1.0,
     "utils.data": 1.0,
     "autograd": 0.944,
     "nn.init": 1.0,

@@ -8,12 +8,14 @@ here (every kernel is deterministic, numpy cannot flush denormals) its docstring
 from __future__ import annotations
 
 import builtins
+import collections
 import threading
 import warnings
 
 import numpy as np
 
 from . import _dtype, amp
+from . import linalg as _linalg
 from .autograd import compat as _anomaly
 from .amp import autocast_mode as _autocast_mode
 from .device import check_layout, device as _device
@@ -339,6 +341,36 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
     return batched
 
 
+# ---------------------------------------------------------------- the LU factorisation's old names
+_LUUnpack = collections.namedtuple("lu_unpack", ["P", "L", "U"])
+
+
+def lu(A, pivot=True, get_infos=False):
+    """``(LU, pivots)`` (and ``infos`` with ``get_infos``): ``linalg.lu_factor_ex``'s factorisation
+    under its pre-``torch.linalg`` name; a singular matrix raises unless ``get_infos`` asks for its
+    ``infos``, as PyTorch's."""
+    LU, pivots, info = _linalg.lu_factor_ex(A, pivot=pivot, check_errors=not get_infos)
+    return (LU, pivots, info) if get_infos else (LU, pivots)
+
+
+def lu_solve(b, LU_data, LU_pivots):
+    """The solution of ``A X = b`` from ``lu(A)``: ``linalg.lu_solve`` with the old argument order."""
+    return _linalg.lu_solve(LU_data, LU_pivots, b)
+
+
+def lu_unpack(LU_data, LU_pivots, unpack_data=True, unpack_pivots=True):
+    """``(P, L, U)`` with ``A = P @ L @ U`` from ``lu(A)``'s packed result; what is not unpacked
+    comes back as an empty tensor, as PyTorch's.
+
+    >>> P, L, U = tapegrad.lu_unpack(*tapegrad.lu(A))
+    """
+    m = LU_data.shape[-2]
+    empty = _creation.empty(0, dtype=LU_data.dtype)
+    L, U = _linalg._split_lu(LU_data) if unpack_data else (empty, empty)
+    P = _linalg._perm_from_pivots(LU_pivots, m, LU_data._data.dtype) if unpack_pivots else empty
+    return _LUUnpack(P, L, U)
+
+
 __all__ = ["set_warn_always", "is_warn_always_enabled", "set_deterministic_debug_mode",
            "get_deterministic_debug_mode", "set_flush_denormal", "set_default_device", "get_default_device",
            "set_default_tensor_type", "is_anomaly_enabled", "is_anomaly_check_nan_enabled", "set_anomaly_enabled",
@@ -346,4 +378,4 @@ __all__ = ["set_warn_always", "is_warn_always_enabled", "set_deterministic_debug
            "is_autocast_cache_enabled", "set_autocast_cache_enabled", "clear_autocast_cache", "typename",
            "is_same_size", "is_signed", "is_inference", "is_distributed", "get_device", "detach", "detach_", "fill",
            "scalar_tensor", "range", "asarray", "frombuffer", "empty_strided", "empty_permuted", "vmap",
-           "to_dlpack", "GradScaler"]
+           "to_dlpack", "GradScaler", "lu", "lu_solve", "lu_unpack"]

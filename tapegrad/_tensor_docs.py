@@ -75,6 +75,8 @@ _DOCS = {
     "float": "A float32 copy (``self`` if already float32); differentiable.",
     "double": "A float64 copy (``self`` if already float64); differentiable.",
     "half": "A float16 copy (``self`` if already float16); differentiable.",
+    "cfloat": "A complex64 copy (``self`` if already complex64); differentiable.",
+    "cdouble": "A complex128 copy (``self`` if already complex128); differentiable.",
     "bfloat16": "A bfloat16 copy (``self`` if already bfloat16; needs the ml_dtypes package); differentiable.",
     "long": "An int64 copy.",
     "int": "An int32 copy.",

@@ -333,6 +333,12 @@ class Tensor(_C.TensorBase):
     def half(self):
         return _plain.cast(self, _dtype.float16)
 
+    def cfloat(self):
+        return _plain.cast(self, _dtype.complex64)
+
+    def cdouble(self):
+        return _plain.cast(self, _dtype.complex128)
+
     def bfloat16(self):
         if _dtype.bfloat16 is None:
             raise TypeError(_dtype.BFLOAT16_MISSING)

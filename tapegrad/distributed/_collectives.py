@@ -402,39 +402,34 @@ def reduce(tensor, dst=None, op=ReduceOp.SUM, group=None, async_op=False, group_
                     _avg(a, pg.size()) if op is ReduceOp.AVG and at_root else None, [tensor])
 
 
-def _list_problem(tensors, a, n, what):
-    """Why a list of tensors does not fit ``n`` copies of ``a`` (None if it does)."""
-    if tensors is None or len(tensors) != n:
-        return f"{what} must be a list of {n} tensors (one per rank), got " + (
-            "None" if tensors is None else f"{len(tensors)}")
-    for i, t in enumerate(tensors):
-        if not isinstance(t, Tensor) or t._data.shape != a.shape or t._data.dtype != a.dtype:
-            got = type(t).__name__ if not isinstance(t, Tensor) else f"{t._data.dtype.name} {tuple(t._data.shape)}"
-            return f"{what}[{i}] must be a {a.dtype.name} tensor of shape {tuple(a.shape)} like the input, got {got}"
-        if not t._data.flags.writeable:
-            return f"{what}[{i}] is a read-only view"
-    return None
-
-
-def _per_rank_list(opname, tensors, a, n, rank, what, mine):
-    """Checks of a list with one tensor per rank whose shapes may differ between ranks (uneven
-    gathers and scatters): its length, each dtype, writeability, and that entry ``rank`` has this
-    rank's shape (``mine``). Returns (problem or None, the 11 ints every rank must agree on: the
-    dtype, the length and a digest of the list's shapes)."""
+def _list_problem(tensors, a, n, what, rank=None):
+    """Why a list with one tensor per rank does not fit (None if it does): its length, and each entry a
+    writeable tensor of ``a``'s dtype and shape. With ``rank`` (uneven gathers and scatters, whose
+    entries may differ in shape) only that rank's entry must have ``a``'s shape."""
     if tensors is None or len(tensors) != n or not all(isinstance(t, Tensor) for t in tensors):
         got = "None" if tensors is None else f"{len(tensors)} entries" if len(tensors) != n else \
             "a list with non-tensors"
-        return f"{what} must be a list of {n} tensors (one per rank), got {got}", [_DTYPES.index(a.dtype), -1]
-    shapes = [tuple(t._data.shape) for t in tensors]
-    same = [_DTYPES.index(a.dtype), len(tensors), zlib.crc32(repr(shapes).encode())]
+        return f"{what} must be a list of {n} tensors (one per rank), got {got}"
     for i, t in enumerate(tensors):
         if t._data.dtype != a.dtype:
-            return f"{what}[{i}] is {t._data.dtype.name} but the tensor is {a.dtype.name}", same
+            return f"{what}[{i}] is {t._data.dtype.name} but the tensor is {a.dtype.name}"
         if not t._data.flags.writeable:
-            return f"{what}[{i}] is a read-only view", same
-    if shapes[rank] != mine:
-        return f"{what}[{rank}] (this rank's entry) has shape {shapes[rank]} but this rank's tensor has shape {mine}", same
-    return None, same
+            return f"{what}[{i}] is a read-only view"
+        if (rank is None or i == rank) and t._data.shape != a.shape:
+            whose = " (this rank's entry)" if rank is not None else ""
+            return (f"{what}[{i}]{whose} has shape {tuple(t._data.shape)} but this rank's tensor has shape "
+                    f"{tuple(a.shape)}")
+    return None
+
+
+def _per_rank_list(tensors, a, n, rank, what):
+    """``_list_problem`` for an uneven list, and the ints every rank must agree on: the dtype, the
+    length and a digest of the list's shapes. Returns (problem or None, those ints)."""
+    problem = _list_problem(tensors, a, n, what, rank)
+    if tensors is None or len(tensors) != n or not all(isinstance(t, Tensor) for t in tensors):
+        return problem, [_DTYPES.index(a.dtype), -1]
+    shapes = [tuple(t._data.shape) for t in tensors]
+    return problem, [_DTYPES.index(a.dtype), len(tensors), zlib.crc32(repr(shapes).encode())]
 
 
 def _show_list(what):
@@ -461,7 +456,7 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
     pg = resolve(group, "all_gather")
     a = _array(tensor, "all_gather")
     n, me = pg.size(), pg.rank()
-    problem, same = _per_rank_list("all_gather", tensor_list, a, n, me, "tensor_list", tuple(a.shape))
+    problem, same = _per_rank_list(tensor_list, a, n, me, "tensor_list")
     typ = _mpi_type(a.dtype)
     with pg.lock:
         table = _exchange(pg, "all_gather", same, own=[problem is not None],
@@ -543,7 +538,7 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=Fal
     pg = resolve(group, "reduce_scatter")
     out = _array(output, "reduce_scatter", "output")
     n, me = pg.size(), pg.rank()
-    problem, same = _per_rank_list("reduce_scatter", input_list, out, n, me, "input_list", tuple(out.shape))
+    problem, same = _per_rank_list(input_list, out, n, me, "input_list")
     mop, typ = _mpi_op(op, out.dtype, "reduce_scatter"), _mpi_type(out.dtype)
     with pg.lock:
         table = _exchange(pg, "reduce_scatter", same + [0] * (9 - len(same)) + [op.code], own=[problem is not None],

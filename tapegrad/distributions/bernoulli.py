@@ -1,21 +1,18 @@
 """``Bernoulli``: 0/1 draws with probability ``probs`` (or ``sigmoid(logits)``)."""
 from __future__ import annotations
 
-from numbers import Number
-
 import numpy as np
 
-from .._compat import Size
 from .._tape import grad_mode
 from ..tensor import Tensor
 from . import constraints
-from .distribution import Distribution, broadcast_all, lazy_property, logits_to_probs, probs_to_logits
+from .distribution import _ProbsOrLogits, broadcast_all
 from ..random import rng
 from ..nn.functional import binary_cross_entropy_with_logits
 from ..ops.creation import arange
 
 
-class Bernoulli(Distribution):
+class Bernoulli(_ProbsOrLogits):
     """``Bernoulli(probs=p)`` or ``Bernoulli(logits=l)``: 1 with probability ``p``; samples are
     floats of the parameter's dtype, as PyTorch's."""
 
@@ -24,29 +21,8 @@ class Bernoulli(Distribution):
     has_enumerate_support = True
 
     def __init__(self, probs=None, logits=None, validate_args=None):
-        if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
-        if probs is not None:
-            is_scalar = isinstance(probs, Number)
-            (self.probs,) = broadcast_all(probs)
-        else:
-            is_scalar = isinstance(logits, Number)
-            (self.logits,) = broadcast_all(logits)
-        self._param = self.probs if probs is not None else self.logits
-        super().__init__(Size() if is_scalar else Size(self._param.shape), validate_args=validate_args)
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
-
-    @property
-    def param_shape(self):
-        """The shape of the parameter (``probs`` or ``logits``)."""
-        return Size(self._param.shape)
+        self._set_probs_or_logits(probs, logits)
+        super().__init__(self.param_shape, validate_args=validate_args)
 
     @property
     def mean(self):

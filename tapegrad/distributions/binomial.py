@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._compat import Size
 from .._tape import grad_mode
 from ..tensor import Tensor
 from . import constraints
-from .distribution import Distribution, broadcast_all, lazy_property, logits_to_probs, probs_to_logits
+from .distribution import _ProbsOrLogits
 from .. import ops
 from ..random import rng
 
@@ -17,7 +16,7 @@ def _clamp_by_zero(x):
     return (x.clamp(min=0) + x - x.clamp(max=0)) / 2
 
 
-class Binomial(Distribution):
+class Binomial(_ProbsOrLogits):
     """``Binomial(total_count=1, probs=None, logits=None)``: successes in ``total_count`` trials;
     samples are floats of the parameter's dtype, as PyTorch's.
 
@@ -29,16 +28,8 @@ class Binomial(Distribution):
     has_enumerate_support = True
 
     def __init__(self, total_count=1, probs=None, logits=None, validate_args=None):
-        if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
-        if probs is not None:
-            self.total_count, self.probs = broadcast_all(total_count, probs)
-            self.total_count = self.total_count.to(self.probs.dtype)
-        else:
-            self.total_count, self.logits = broadcast_all(total_count, logits)
-            self.total_count = self.total_count.to(self.logits.dtype)
-        self._param = self.probs if probs is not None else self.logits
-        super().__init__(Size(self._param.shape), validate_args=validate_args)
+        (self.total_count,) = self._set_probs_or_logits(probs, logits, total_count)
+        super().__init__(self.param_shape, validate_args=validate_args)
 
     def _expand_names(self):
         return ["total_count"] + super()._expand_names()
@@ -47,19 +38,6 @@ class Binomial(Distribution):
     def support(self):
         """The constraint that the distribution's values satisfy."""
         return constraints.integer_interval(0, self.total_count)
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
-
-    @property
-    def param_shape(self):
-        """The shape of the parameter tensor (``probs`` or ``logits``)."""
-        return Size(self._param.shape)
 
     @property
     def mean(self):

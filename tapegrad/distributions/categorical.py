@@ -7,32 +7,23 @@ from .._compat import Size
 from .._tape import grad_mode
 from ..tensor import Tensor
 from . import constraints
-from .distribution import Distribution, lazy_property, logits_to_probs, probs_to_logits
+from .distribution import _ProbsOrLogits
 from ..random import rng
 from ..ops import broadcast_tensors
 from ..ops.creation import arange
 from .. import ops
 
 
-class Categorical(Distribution):
+class Categorical(_ProbsOrLogits):
     """``Categorical(probs=p)`` or ``Categorical(logits=l)`` over the classes ``range(K)`` (the last dimension);
     ``probs`` are normalised to sum to 1, ``logits`` to log-sum-exp 0. Samples are int64."""
 
     arg_constraints = {"probs": constraints.simplex, "logits": constraints.independent(constraints.real, 1)}
     has_enumerate_support = True
+    _binary = False
 
     def __init__(self, probs=None, logits=None, validate_args=None):
-        if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
-        if probs is not None:
-            if probs.ndim < 1:
-                raise ValueError("`probs` parameter must be at least one-dimensional.")
-            self.probs = probs / probs.sum(-1, keepdim=True)
-        else:
-            if logits.ndim < 1:
-                raise ValueError("`logits` parameter must be at least one-dimensional.")
-            self.logits = logits - logits.logsumexp(dim=-1, keepdim=True)
-        self._param = self.probs if probs is not None else self.logits
+        self._set_probs_or_logits(probs, logits)
         self._num_events = self._param.shape[-1]
         batch_shape = Size(self._param.shape[:-1]) if self._param.ndim > 1 else Size()
         super().__init__(batch_shape, validate_args=validate_args)
@@ -42,18 +33,10 @@ class Categorical(Distribution):
         """The integers ``range(K)``."""
         return constraints.integer_interval(0, self._num_events - 1)
 
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits)
-
-    @property
-    def param_shape(self):
-        """The shape of the parameter (``probs`` or ``logits``)."""
-        return Size(self._param.shape)
+    def _prepare_param(self, name, param):
+        if param.ndim < 1:
+            raise ValueError(f"`{name}` parameter must be at least one-dimensional.")
+        return param / param.sum(-1, keepdim=True) if name == "probs" else param - param.logsumexp(-1, keepdim=True)
 
     @property
     def mean(self):

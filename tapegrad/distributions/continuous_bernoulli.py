@@ -2,18 +2,15 @@
 from __future__ import annotations
 
 import math
-from numbers import Number
-
-from .._compat import Size
 from .._tape import grad_mode
 from . import constraints
-from .distribution import (Distribution, _uniform, broadcast_all, clamp_probs, lazy_property, logits_to_probs,
-                           probs_to_logits)
+from .distribution import (_ProbsOrLogits, _uniform, broadcast_all, clamp_probs, lazy_property,
+                           logits_to_probs)
 from .. import ops
 from ..nn.functional import binary_cross_entropy_with_logits
 
 
-class ContinuousBernoulli(Distribution):
+class ContinuousBernoulli(_ProbsOrLogits):
     """``ContinuousBernoulli(probs=None, logits=None, lims=(0.499, 0.501))`` on [0, 1] (Loaiza-Ganem &
     Cunningham, 2019). Near ``probs = 1/2`` the closed forms divide 0 by 0, so inside ``lims`` they are
     replaced by Taylor expansions, as PyTorch's; ``rsample`` inverts the CDF.
@@ -26,33 +23,22 @@ class ContinuousBernoulli(Distribution):
     has_rsample = True
 
     def __init__(self, probs=None, logits=None, lims=(0.499, 0.501), validate_args=None):
-        if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
-        if probs is not None:
-            is_scalar = isinstance(probs, Number)
-            (self.probs,) = broadcast_all(probs)
-            if validate_args is not None and not bool(self.arg_constraints["probs"].check(self.probs).all()):
-                raise ValueError("The parameter probs has invalid values")
-            self.probs = clamp_probs(self.probs)
-        else:
-            is_scalar = isinstance(logits, Number)
-            (self.logits,) = broadcast_all(logits)
-        self._param = self.probs if probs is not None else self.logits
+        self._check_probs = validate_args is not None
+        self._set_probs_or_logits(probs, logits)
         self._lims = lims
-        super().__init__(Size() if is_scalar else Size(self._param.shape), validate_args=validate_args)
+        super().__init__(self.param_shape, validate_args=validate_args)
 
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
+    def _prepare_param(self, name, param):
+        if name == "probs":
+            if self._check_probs and not bool(self.arg_constraints["probs"].check(param).all()):
+                raise ValueError("The parameter probs has invalid values")
+            param = clamp_probs(param)
+        return param
 
     @lazy_property
     def probs(self):
+        """Probabilities, from ``logits`` unless given, kept off 0 and 1 (the log normaliser's poles)."""
         return clamp_probs(logits_to_probs(self.logits, is_binary=True))
-
-    @property
-    def param_shape(self):
-        """The shape of the parameter tensor (``probs`` or ``logits``)."""
-        return Size(self._param.shape)
 
     def _outside_unstable_region(self):
         return (self.probs <= self._lims[0]) | (self.probs > self._lims[1])

@@ -235,3 +235,73 @@ class Distribution:
         args = ", ".join(f"{p}: {self.__dict__[p] if self.__dict__[p].numel() == 1 else Size(self.__dict__[p].shape)}"
                          for p in names)
         return f"{self.__class__.__name__}({args})"
+
+
+class _ProbsOrLogits(Distribution):
+    """The base of the distributions given by exactly one of ``probs`` and ``logits`` (Bernoulli,
+    Binomial, Categorical, ...): the one given is kept, the other derived on first use (``sigmoid`` /
+    ``logit`` when ``_binary``, else ``softmax`` / ``log`` over the last dim), as PyTorch's."""
+
+    _binary = True
+
+    def _set_probs_or_logits(self, probs, logits, *others):
+        """Keep the parameter given (broadcast with ``others``, which come back in its dtype) as
+        ``self.probs`` or ``self.logits`` and ``self._param``; PyTorch's error unless exactly one is given."""
+        if (probs is None) == (logits is None):
+            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+        name = "probs" if probs is not None else "logits"
+        *others, param = broadcast_all(*others, probs if probs is not None else logits)
+        param = self._prepare_param(name, param)
+        self.__dict__[name] = self._param = param
+        return [o.to(param.dtype) for o in others]
+
+    def _prepare_param(self, name, param):
+        """The given parameter as it is kept (Categorical normalises it)."""
+        return param
+
+    @lazy_property
+    def logits(self):
+        """Log-odds (``_binary``) or normalised log-probabilities, from ``probs`` unless given."""
+        return probs_to_logits(self.probs, is_binary=self._binary)
+
+    @lazy_property
+    def probs(self):
+        """Probabilities, from ``logits`` unless given."""
+        return logits_to_probs(self.logits, is_binary=self._binary)
+
+    @property
+    def param_shape(self):
+        """The shape of the parameter tensor (``probs`` or ``logits``)."""
+        return Size(self._param.shape)
+
+
+class _WrapsCategorical(Distribution):
+    """The base of the distributions built on a ``Categorical`` kept as ``self._categorical``
+    (OneHotCategorical, ExpRelaxedCategorical, Multinomial): its parameters read through."""
+
+    @property
+    def _param(self):
+        return self._categorical._param
+
+    @property
+    def probs(self):
+        """Probabilities of the categories (summing to 1 on the last dim)."""
+        return self._categorical.probs
+
+    @property
+    def logits(self):
+        """Normalised log-probabilities of the categories (``logsumexp`` 0 on the last dim)."""
+        return self._categorical.logits
+
+    @property
+    def param_shape(self):
+        """The shape of the parameter tensor (``probs`` or ``logits``)."""
+        return self._categorical.param_shape
+
+    def _expand_categorical(self, cls, batch_shape, _instance):
+        """A new ``cls`` on ``self._categorical.expand(batch_shape)``; the caller copies its other attributes."""
+        new = self._get_checked_instance(cls, _instance)
+        new._categorical = self._categorical.expand(batch_shape)
+        Distribution.__init__(new, Size(batch_shape), self._event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new

@@ -1,20 +1,16 @@
 """The geometric distribution: failures before the first success (``Geometric(probs | logits)``)."""
 from __future__ import annotations
 
-from numbers import Number
-
 import numpy as np
 
-from .._compat import Size
 from .._tape import grad_mode
 from . import constraints
-from .distribution import (Distribution, _uniform, broadcast_all, lazy_property, logits_to_probs,
-                           probs_to_logits)
+from .distribution import _ProbsOrLogits, _uniform, broadcast_all
 from .. import ops
 from ..nn.functional import binary_cross_entropy_with_logits
 
 
-class Geometric(Distribution):
+class Geometric(_ProbsOrLogits):
     """``Geometric(probs=p)`` or ``Geometric(logits=l)``: the number of failures before the first
     success, ``P(k) = (1 - p)^k p``.
 
@@ -25,28 +21,13 @@ class Geometric(Distribution):
     support = constraints.nonnegative_integer
 
     def __init__(self, probs=None, logits=None, validate_args=None):
-        if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
-        if probs is not None:
-            (self.probs,) = broadcast_all(probs)
-        else:
-            (self.logits,) = broadcast_all(logits)
-        given = probs if probs is not None else logits
-        self._param = self.probs if probs is not None else self.logits
-        super().__init__(Size() if isinstance(given, Number) else Size(self._param.shape), validate_args=validate_args)
+        self._set_probs_or_logits(probs, logits)
+        super().__init__(self.param_shape, validate_args=validate_args)
         if self._validate_args and probs is not None and not bool((self.probs > 0).all()):
             # p = 0 never succeeds, so it has no distribution (PyTorch's extra check)
             raise ValueError(f"Expected parameter probs ({type(self.probs).__name__} of shape "
                              f"{tuple(self.probs.shape)}) of distribution {self!r} to be positive but found "
                              f"invalid values:\n{self.probs}")
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
 
     @property
     def mean(self):

@@ -276,12 +276,6 @@ def _kl_bernoulli_poisson(p, q):
     return -p.entropy() - (p.probs * q.rate.log() - q.rate)
 
 
-@register_kl(Beta, Pareto)
-@register_kl(ContinuousBernoulli, Pareto)
-def _kl_beta_infinity(p, q):
-    return _infinite_like(p.concentration1 if isinstance(p, Beta) else p.probs)
-
-
 @register_kl(Beta, Exponential)
 def _kl_beta_exponential(p, q):
     return -p.entropy() - q.rate.log() + q.rate * (p.concentration1 / (p.concentration1 + p.concentration0))
@@ -296,13 +290,29 @@ def _kl_beta_gamma(p, q):
 
 
 @register_kl(Beta, Normal)
-def _kl_beta_normal(p, q):
-    a, b = p.concentration1, p.concentration0
-    e_beta = a / (a + b)
+@register_kl(ContinuousBernoulli, Normal)
+@register_kl(Exponential, Normal)
+@register_kl(Gamma, Normal)
+@register_kl(Gumbel, Normal)
+@register_kl(Laplace, Normal)
+@register_kl(Uniform, Normal)
+def _kl_to_normal(p, q):
+    # KL(p || N(m, s^2)) = -H(p) + E_p[-log q], and the cross-entropy needs only p's mean and variance:
+    # log(s sqrt(2 pi)) + (Var p + (E p - m)^2) / (2 s^2); PyTorch writes it out once per p
     var_normal = q.scale.pow(2)
-    t2 = 0.5 * (var_normal * 2 * math.pi).log()
-    t3 = (e_beta * (1 - e_beta) / (a + b + 1) + e_beta.pow(2)) * 0.5
-    return -p.entropy() + t2 + (t3 - q.loc * e_beta + q.loc.pow(2) * 0.5) / var_normal
+    cross_entropy = 0.5 * (2 * math.pi * var_normal).log() + (p.variance + (p.mean - q.loc).pow(2)) / (2 * var_normal)
+    return -p.entropy() + cross_entropy
+
+
+@register_kl(Pareto, Normal)
+def _kl_pareto_normal(p, q):
+    # written out, not _kl_to_normal: its infinite variance at alpha <= 2 makes the masked-out gradient nan
+    var_normal = 2 * q.scale.pow(2)
+    common = p.scale / (p.alpha - 1)
+    t1 = (math.sqrt(2 * math.pi) * q.scale * p.alpha / p.scale).log()
+    t3 = p.alpha * common.pow(2) / (p.alpha - 2)
+    t4 = (p.alpha * common - q.loc).pow(2)
+    return _where_inf(p.alpha <= 2, t1 - p.alpha.reciprocal() + (t3 + t4) / var_normal - 1)
 
 
 @register_kl(Beta, Uniform)
@@ -311,53 +321,16 @@ def _kl_beta_uniform(p, q):
     return _where_inf((q.low > 0.0) | (q.high < 1.0), result)
 
 
+@register_kl(Beta, Pareto)
+@register_kl(ContinuousBernoulli, Pareto)
 @register_kl(Exponential, Beta)
 @register_kl(Exponential, ContinuousBernoulli)
 @register_kl(Exponential, Pareto)
 @register_kl(Exponential, Uniform)
-def _kl_exponential_infinity(p, q):
-    return _infinite_like(p.rate)
-
-
-@register_kl(Exponential, Gamma)
-def _kl_exponential_gamma(p, q):
-    ratio = q.rate / p.rate
-    return (-q.concentration * ratio.log() + ratio + q.concentration.lgamma() + q.concentration * _EULER_GAMMA
-            - (1 + _EULER_GAMMA))
-
-
-@register_kl(Exponential, Normal)
-def _kl_exponential_normal(p, q):
-    var_normal = q.scale.pow(2)
-    rate_sqr = p.rate.pow(2)
-    t1 = 0.5 * (rate_sqr * var_normal * 2 * math.pi).log()
-    return t1 - 1 + (rate_sqr.reciprocal() - q.loc / p.rate + q.loc.pow(2) * 0.5) / var_normal
-
-
 @register_kl(Gamma, Beta)
 @register_kl(Gamma, ContinuousBernoulli)
 @register_kl(Gamma, Pareto)
 @register_kl(Gamma, Uniform)
-def _kl_gamma_infinity(p, q):
-    return _infinite_like(p.concentration)
-
-
-@register_kl(Gamma, Exponential)
-def _kl_gamma_exponential(p, q):
-    return -p.entropy() - q.rate.log() + q.rate * p.concentration / p.rate
-
-
-@register_kl(Gamma, Normal)
-def _kl_gamma_normal(p, q):
-    var_normal = q.scale.pow(2)
-    beta_sqr = p.rate.pow(2)
-    c = p.concentration
-    t1 = 0.5 * (beta_sqr * var_normal * 2 * math.pi).log() - c - c.lgamma()
-    t2 = 0.5 * (c.pow(2) + c) / beta_sqr
-    t3 = q.loc * c / p.rate
-    return t1 + (c - 1) * c.digamma() + (t2 - t3 + 0.5 * q.loc.pow(2)) / var_normal
-
-
 @register_kl(Gumbel, Beta)
 @register_kl(Gumbel, ContinuousBernoulli)
 @register_kl(Gumbel, Exponential)
@@ -370,27 +343,32 @@ def _kl_gamma_normal(p, q):
 @register_kl(Laplace, Gamma)
 @register_kl(Laplace, Pareto)
 @register_kl(Laplace, Uniform)
-def _kl_laplace_infinity(p, q):
-    return _infinite_like(p.loc)
-
-
-@register_kl(Laplace, Normal)
-def _kl_laplace_normal(p, q):
-    var_normal = q.scale.pow(2)
-    scale_sqr_var_ratio = p.scale.pow(2) / var_normal
-    t1 = 0.5 * (2 * scale_sqr_var_ratio / math.pi).log()
-    t2 = 0.5 * p.loc.pow(2) - p.loc * q.loc + 0.5 * q.loc.pow(2)
-    return -t1 + scale_sqr_var_ratio + t2 / var_normal - 1
-
-
 @register_kl(Normal, Beta)
 @register_kl(Normal, ContinuousBernoulli)
 @register_kl(Normal, Exponential)
 @register_kl(Normal, Gamma)
 @register_kl(Normal, Pareto)
 @register_kl(Normal, Uniform)
-def _kl_normal_infinity(p, q):
-    return _infinite_like(p.loc)
+@register_kl(Poisson, Bernoulli)
+@register_kl(Poisson, Binomial)
+@register_kl(Pareto, Beta)
+@register_kl(Pareto, ContinuousBernoulli)
+@register_kl(Pareto, Uniform)
+def _kl_infinity(p, q):
+    # p's support reaches where q has no mass (a real line against a half-line or an interval, say)
+    return _infinite_like(p.mean)
+
+
+@register_kl(Exponential, Gamma)
+def _kl_exponential_gamma(p, q):
+    ratio = q.rate / p.rate
+    return (-q.concentration * ratio.log() + ratio + q.concentration.lgamma() + q.concentration * _EULER_GAMMA
+            - (1 + _EULER_GAMMA))
+
+
+@register_kl(Gamma, Exponential)
+def _kl_gamma_exponential(p, q):
+    return -p.entropy() - q.rate.log() + q.rate * p.concentration / p.rate
 
 
 @register_kl(Normal, Laplace)
@@ -401,12 +379,6 @@ def _kl_normal_laplace(p, q):
     t2 = math.sqrt(2 / math.pi) * p.scale * (-0.5 * loc_diff_scale_ratio.pow(2)).exp()
     t3 = loc_diff * (math.sqrt(0.5) * loc_diff_scale_ratio).erf()
     return -scale_ratio.log() + (t2 + t3) / q.scale - (0.5 * (1 + math.log(0.5 * math.pi)))
-
-
-@register_kl(Poisson, Bernoulli)
-@register_kl(Poisson, Binomial)
-def _kl_poisson_infinity(p, q):
-    return _infinite_like(p.rate)
 
 
 @register_kl(Uniform, Beta)
@@ -434,15 +406,6 @@ def _kl_uniform_gamma(p, q):
     return _where_inf(p.low < 0.0, result)
 
 
-@register_kl(Uniform, Normal)
-def _kl_uniform_normal(p, q):
-    common = p.high - p.low
-    t1 = (math.sqrt(math.pi * 2) * q.scale / common).log()
-    t2 = common.pow(2) / 12
-    t3 = ((p.high + p.low - 2 * q.loc) / 2).pow(2)
-    return t1 + 0.5 * (t2 + t3) / q.scale.pow(2)
-
-
 @register_kl(Gumbel, Gumbel)
 def _kl_gumbel_gumbel(p, q):
     ct1, ct2, ct3 = p.scale / q.scale, q.loc / q.scale, p.loc / q.scale
@@ -462,13 +425,6 @@ def _kl_pareto_pareto(p, q):
     return _where_inf(p.scale < q.scale, result)
 
 
-@register_kl(Pareto, Beta)
-@register_kl(Pareto, ContinuousBernoulli)
-@register_kl(Pareto, Uniform)
-def _kl_pareto_infinity(p, q):
-    return _infinite_like(p.scale)
-
-
 @register_kl(Pareto, Exponential)
 def _kl_pareto_exponential(p, q):
     scale_rate_prod = p.scale * q.rate
@@ -484,16 +440,6 @@ def _kl_pareto_gamma(p, q):
     t4 = q.rate * p.alpha * p.scale / (p.alpha - 1)
     result = p.alpha.log() - common + t2 + (1 - q.concentration) * common + t4 - 1
     return _where_inf(p.alpha <= 1, result)
-
-
-@register_kl(Pareto, Normal)
-def _kl_pareto_normal(p, q):
-    var_normal = 2 * q.scale.pow(2)
-    common = p.scale / (p.alpha - 1)
-    t1 = (math.sqrt(2 * math.pi) * q.scale * p.alpha / p.scale).log()
-    t3 = p.alpha * common.pow(2) / (p.alpha - 2)
-    t4 = (p.alpha * common - q.loc).pow(2)
-    return _where_inf(p.alpha <= 2, t1 - p.alpha.reciprocal() + (t3 + t4) / var_normal - 1)
 
 
 @register_kl(Exponential, Gumbel)
@@ -513,15 +459,6 @@ def _kl_gamma_gumbel(p, q):
     t2 = beta_scale_prod.log() + c / beta_scale_prod
     t3 = loc_scale_ratio.exp() * (1 + beta_scale_prod.reciprocal()).pow(-c) - loc_scale_ratio
     return t1 + t2 + t3
-
-
-@register_kl(Gumbel, Normal)
-def _kl_gumbel_normal(p, q):
-    param_ratio = p.scale / q.scale
-    t1 = (param_ratio / math.sqrt(2 * math.pi)).log()
-    t2 = (math.pi * param_ratio * 0.5).pow(2) / 3
-    t3 = ((p.loc + p.scale * _EULER_GAMMA - q.loc) / q.scale).pow(2) * 0.5
-    return -t1 + t2 + t3 - (_EULER_GAMMA + 1)
 
 
 @register_kl(Normal, Gumbel)
@@ -569,13 +506,6 @@ def _kl_to_continuous_bernoulli(p, q):
 @register_kl(ContinuousBernoulli, Exponential)
 def _kl_continuous_bernoulli_exponential(p, q):
     return -p.entropy() - q.rate.log() + q.rate * p.mean
-
-
-@register_kl(ContinuousBernoulli, Normal)
-def _kl_continuous_bernoulli_normal(p, q):
-    t2 = 0.5 * (math.log(2.0 * math.pi) + (q.loc / q.scale).pow(2)) + q.scale.log()
-    t3 = (p.variance + p.mean.pow(2) - 2.0 * q.loc * p.mean) / (2.0 * q.scale.pow(2))
-    return -p.entropy() + t2 + t3
 
 
 @register_kl(ContinuousBernoulli, Uniform)

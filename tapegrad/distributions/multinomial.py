@@ -5,18 +5,17 @@ import math
 
 import numpy as np
 
-from .._compat import Size
 from .._tape import grad_mode
 from ..tensor import Tensor
 from . import constraints
 from .binomial import Binomial
 from .categorical import Categorical
-from .distribution import Distribution, broadcast_all
+from .distribution import _WrapsCategorical, broadcast_all
 from .. import ops
 from ..random import rng
 
 
-class Multinomial(Distribution):
+class Multinomial(_WrapsCategorical):
     """``Multinomial(total_count=1, probs=None, logits=None)``: counts of ``total_count`` categorical
     draws (an int, as PyTorch's); samples are floats of the parameter's dtype.
 
@@ -35,33 +34,15 @@ class Multinomial(Distribution):
                          validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Multinomial, _instance)
+        new = self._expand_categorical(Multinomial, batch_shape, _instance)
         new.total_count = self.total_count
-        new._categorical = self._categorical.expand(batch_shape)
         new._binomial = Binomial(total_count=self.total_count, probs=new._categorical.probs)
-        Distribution.__init__(new, Size(batch_shape), self._event_shape, validate_args=False)
-        new._validate_args = self._validate_args
         return new
 
     @constraints.dependent_property(is_discrete=True, event_dim=1)
     def support(self):
         """The constraint that the distribution's values satisfy."""
         return constraints.multinomial(self.total_count)
-
-    @property
-    def logits(self):
-        """Normalised log-probabilities of the categories."""
-        return self._categorical.logits
-
-    @property
-    def probs(self):
-        """Probabilities of the categories (summing to 1 on the last dim)."""
-        return self._categorical.probs
-
-    @property
-    def param_shape(self):
-        """The shape of the parameter tensor (``probs`` or ``logits``)."""
-        return self._categorical.param_shape
 
     @property
     def mean(self):

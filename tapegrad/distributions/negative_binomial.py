@@ -1,18 +1,17 @@
 """The negative binomial distribution: successes before ``total_count`` failures (``NegativeBinomial``)."""
 from __future__ import annotations
 
-from .._compat import Size
 from .._tape import grad_mode
 from ..tensor import Tensor
 from . import constraints
-from .distribution import Distribution, broadcast_all, lazy_property, logits_to_probs, probs_to_logits
+from .distribution import _ProbsOrLogits
 from .. import ops
 from ..nn import functional as F
 from ..random import rng
 from .gamma import Gamma
 
 
-class NegativeBinomial(Distribution):
+class NegativeBinomial(_ProbsOrLogits):
     """``NegativeBinomial(total_count, probs=None, logits=None)``: successes (probability ``probs``)
     before ``total_count`` failures; samples are Poisson draws at Gamma-distributed rates, as PyTorch's.
 
@@ -24,32 +23,11 @@ class NegativeBinomial(Distribution):
     support = constraints.nonnegative_integer
 
     def __init__(self, total_count, probs=None, logits=None, validate_args=None):
-        if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
-        if probs is not None:
-            self.total_count, self.probs = broadcast_all(total_count, probs)
-            self.total_count = self.total_count.to(self.probs.dtype)
-        else:
-            self.total_count, self.logits = broadcast_all(total_count, logits)
-            self.total_count = self.total_count.to(self.logits.dtype)
-        self._param = self.probs if probs is not None else self.logits
-        super().__init__(Size(self._param.shape), validate_args=validate_args)
+        (self.total_count,) = self._set_probs_or_logits(probs, logits, total_count)
+        super().__init__(self.param_shape, validate_args=validate_args)
 
     def _expand_names(self):
         return ["total_count"] + super()._expand_names()
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
-
-    @property
-    def param_shape(self):
-        """The shape of the parameter tensor (``probs`` or ``logits``)."""
-        return Size(self._param.shape)
 
     @property
     def mean(self):

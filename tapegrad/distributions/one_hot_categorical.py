@@ -1,15 +1,14 @@
 """The categorical distribution with one-hot samples (``OneHotCategorical``, ``OneHotCategoricalStraightThrough``)."""
 from __future__ import annotations
 
-from .._compat import Size
 from . import constraints
 from .categorical import Categorical
-from .distribution import Distribution
+from .distribution import _WrapsCategorical
 from .. import ops
 from ..nn import functional as F
 
 
-class OneHotCategorical(Distribution):
+class OneHotCategorical(_WrapsCategorical):
     """``OneHotCategorical(probs=p)`` or ``(logits=l)``: a ``Categorical`` whose draws are one-hot
     vectors of the parameter's dtype (event shape ``(K,)``).
 
@@ -27,25 +26,7 @@ class OneHotCategorical(Distribution):
         super().__init__(batch_shape, event_shape, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(OneHotCategorical, _instance)
-        new._categorical = self._categorical.expand(batch_shape)
-        Distribution.__init__(new, Size(batch_shape), self._event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
-
-    @property
-    def _param(self):
-        return self._categorical._param
-
-    @property
-    def probs(self):
-        """Probabilities of the categories (summing to 1 on the last dim)."""
-        return self._categorical.probs
-
-    @property
-    def logits(self):
-        """Normalised log-probabilities of the categories."""
-        return self._categorical.logits
+        return self._expand_categorical(OneHotCategorical, batch_shape, _instance)
 
     @property
     def mean(self):
@@ -59,11 +40,6 @@ class OneHotCategorical(Distribution):
     @property
     def variance(self):
         return self._categorical.probs * (1 - self._categorical.probs)
-
-    @property
-    def param_shape(self):
-        """The shape of the parameter tensor (``probs`` or ``logits``)."""
-        return self._categorical.param_shape
 
     def sample(self, sample_shape=()):
         probs = self._categorical.probs

@@ -1,18 +1,14 @@
 """The relaxed (Concrete) Bernoulli distributions: ``RelaxedBernoulli`` on (0, 1) and ``LogitRelaxedBernoulli`` on its logits."""
 from __future__ import annotations
 
-from numbers import Number
-
-from .._compat import Size
 from . import constraints
-from .distribution import (Distribution, _uniform, broadcast_all, clamp_probs, lazy_property, logits_to_probs,
-                           probs_to_logits)
+from .distribution import _ProbsOrLogits, _uniform, broadcast_all, clamp_probs
 from .transformed_distribution import TransformedDistribution
 from .transforms import SigmoidTransform
 from .. import ops
 
 
-class LogitRelaxedBernoulli(Distribution):
+class LogitRelaxedBernoulli(_ProbsOrLogits):
     """The logit of a ``RelaxedBernoulli`` draw: ``(logit(u) + logits) / temperature``, differentiable
     in ``logits`` / ``probs`` (the Concrete / Gumbel-sigmoid relaxation)."""
 
@@ -22,29 +18,8 @@ class LogitRelaxedBernoulli(Distribution):
 
     def __init__(self, temperature, probs=None, logits=None, validate_args=None):
         self.temperature = temperature
-        if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
-        if probs is not None:
-            is_scalar = isinstance(probs, Number)
-            (self.probs,) = broadcast_all(probs)
-        else:
-            is_scalar = isinstance(logits, Number)
-            (self.logits,) = broadcast_all(logits)
-        self._param = self.probs if probs is not None else self.logits
-        super().__init__(Size() if is_scalar else Size(self._param.shape), validate_args=validate_args)
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
-
-    @property
-    def param_shape(self):
-        """The shape of the parameter tensor (``probs`` or ``logits``)."""
-        return Size(self._param.shape)
+        self._set_probs_or_logits(probs, logits)
+        super().__init__(self.param_shape, validate_args=validate_args)
 
     def rsample(self, sample_shape=()):
         u = clamp_probs(_uniform(self._extended_shape(sample_shape), self._param.dtype))
@@ -58,7 +33,26 @@ class LogitRelaxedBernoulli(Distribution):
         return self.temperature.log() + diff - 2 * diff.exp().log1p()
 
 
-class RelaxedBernoulli(TransformedDistribution):
+class _RelaxedParams(TransformedDistribution):
+    """The parameters of a relaxed distribution, read from the base distribution it transforms."""
+
+    @property
+    def temperature(self):
+        """Relaxation temperature: the lower, the closer samples are to the discrete draws."""
+        return self.base_dist.temperature
+
+    @property
+    def logits(self):
+        """Log-odds (Bernoulli) or normalised log-probabilities (categorical) of the distribution relaxed."""
+        return self.base_dist.logits
+
+    @property
+    def probs(self):
+        """Probabilities of the distribution relaxed."""
+        return self.base_dist.probs
+
+
+class RelaxedBernoulli(_RelaxedParams):
     """``RelaxedBernoulli(temperature, probs=None, logits=None)``: a differentiable stand-in for a
     Bernoulli draw on (0, 1), the sigmoid of a ``LogitRelaxedBernoulli``; low temperatures push the
     draws towards 0 and 1.
@@ -76,18 +70,3 @@ class RelaxedBernoulli(TransformedDistribution):
 
     def expand(self, batch_shape, _instance=None):
         return super().expand(batch_shape, self._get_checked_instance(RelaxedBernoulli, _instance))
-
-    @property
-    def temperature(self):
-        """Relaxation temperature: the lower, the closer samples are to 0 or 1."""
-        return self.base_dist.temperature
-
-    @property
-    def logits(self):
-        """Log-odds of the Bernoulli that this relaxes."""
-        return self.base_dist.logits
-
-    @property
-    def probs(self):
-        """Probability of 1 of the Bernoulli that this relaxes."""
-        return self.base_dist.probs

@@ -1,16 +1,15 @@
 """The relaxed (Concrete / Gumbel-softmax) categorical distributions: ``RelaxedOneHotCategorical`` and ``ExpRelaxedCategorical``."""
 from __future__ import annotations
 
-from .._compat import Size
 from . import constraints
 from .categorical import Categorical
-from .distribution import Distribution, _uniform, clamp_probs
-from .transformed_distribution import TransformedDistribution
+from .distribution import _WrapsCategorical, _uniform, clamp_probs
+from .relaxed_bernoulli import _RelaxedParams
 from .transforms import ExpTransform
 from .. import ops
 
 
-class ExpRelaxedCategorical(Distribution):
+class ExpRelaxedCategorical(_WrapsCategorical):
     """The log of a ``RelaxedOneHotCategorical`` draw: ``log_softmax((logits + gumbel) / temperature)``."""
 
     arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
@@ -25,27 +24,9 @@ class ExpRelaxedCategorical(Distribution):
         super().__init__(batch_shape, event_shape, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(ExpRelaxedCategorical, _instance)
+        new = self._expand_categorical(ExpRelaxedCategorical, batch_shape, _instance)
         new.temperature = self.temperature
-        new._categorical = self._categorical.expand(batch_shape)
-        Distribution.__init__(new, Size(batch_shape), self._event_shape, validate_args=False)
-        new._validate_args = self._validate_args
         return new
-
-    @property
-    def param_shape(self):
-        """The shape of the parameter tensor (``probs`` or ``logits``)."""
-        return self._categorical.param_shape
-
-    @property
-    def logits(self):
-        """Normalised log-probabilities of the categories (``logsumexp`` 0 on the last dim)."""
-        return self._categorical.logits
-
-    @property
-    def probs(self):
-        """Probabilities of the categories."""
-        return self._categorical.probs
 
     def rsample(self, sample_shape=()):
         u = clamp_probs(_uniform(self._extended_shape(sample_shape), self.logits.dtype))
@@ -63,7 +44,7 @@ class ExpRelaxedCategorical(Distribution):
         return score + log_scale
 
 
-class RelaxedOneHotCategorical(TransformedDistribution):
+class RelaxedOneHotCategorical(_RelaxedParams):
     """``RelaxedOneHotCategorical(temperature, probs=None, logits=None)``: the Gumbel-softmax
     (Concrete) relaxation of a one-hot draw, on the simplex, differentiable in the parameters.
 
@@ -80,18 +61,3 @@ class RelaxedOneHotCategorical(TransformedDistribution):
 
     def expand(self, batch_shape, _instance=None):
         return super().expand(batch_shape, self._get_checked_instance(RelaxedOneHotCategorical, _instance))
-
-    @property
-    def temperature(self):
-        """Relaxation temperature: the lower, the closer samples are to one-hot."""
-        return self.base_dist.temperature
-
-    @property
-    def logits(self):
-        """Normalised log-probabilities of the categories."""
-        return self.base_dist.logits
-
-    @property
-    def probs(self):
-        """Probabilities of the categories."""
-        return self.base_dist.probs

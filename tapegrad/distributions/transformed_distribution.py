@@ -1,12 +1,15 @@
 """A base distribution pushed through a sequence of transforms (``TransformedDistribution``)."""
 from __future__ import annotations
 
+import math
+
 from .._compat import Size
 from .._tape import grad_mode
 from . import constraints
 from .distribution import Distribution, _sum_rightmost
 from .independent import Independent
 from .transforms import ComposeTransform, Transform
+from .. import ops
 
 
 class TransformedDistribution(Distribution):
@@ -118,3 +121,37 @@ class TransformedDistribution(Distribution):
         for transform in self.transforms:
             value = transform(value)
         return value
+
+
+class _FoldedAtZero(TransformedDistribution):
+    """``|X|`` for ``X`` of a distribution symmetric about 0 with a ``scale`` (HalfNormal, HalfCauchy):
+    the density, CDF and entropy fold the base's over 0 (which ``AbsTransform``, not bijective, cannot)."""
+
+    arg_constraints = {"scale": constraints.positive}
+    support = constraints.nonnegative
+    has_rsample = True
+
+    @property
+    def scale(self):
+        """Scale of the symmetric distribution whose absolute value this is."""
+        return self.base_dist.scale
+
+    @property
+    def mode(self):
+        return ops.zeros_like(self.scale)
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        return ops.where(value >= 0, self.base_dist.log_prob(value) + math.log(2), -math.inf)
+
+    def cdf(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        return 2 * self.base_dist.cdf(value) - 1
+
+    def icdf(self, prob):
+        return self.base_dist.icdf((prob + 1) / 2)
+
+    def entropy(self):
+        return self.base_dist.entropy() - math.log(2)

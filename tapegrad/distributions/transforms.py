@@ -115,6 +115,15 @@ class Transform:
         return self.__class__.__name__ + "()"
 
 
+class _ParameterFree(Transform):
+    """A transform without parameters: every instance of the class is equal to every other, as PyTorch's."""
+
+    def __eq__(self, other):
+        return isinstance(other, type(self))
+
+    __hash__ = object.__hash__
+
+
 class _InverseTransform(Transform):
     def __init__(self, transform):
         super().__init__(cache_size=transform._cache_size)
@@ -325,18 +334,13 @@ class IndependentTransform(Transform):
         return f"{self.__class__.__name__}({self.base_transform!r}, {self.reinterpreted_batch_ndims})"
 
 
-class ExpTransform(Transform):
+class ExpTransform(_ParameterFree):
     """``y = exp(x)``."""
 
     domain = constraints.real
     codomain = constraints.positive
     bijective = True
     sign = +1
-
-    def __eq__(self, other):
-        return isinstance(other, ExpTransform)
-
-    __hash__ = object.__hash__
 
     def _call(self, x):
         return x.exp()
@@ -400,18 +404,13 @@ def _clipped_sigmoid(x):
     return x.sigmoid().clamp(min=float(finfo.tiny), max=1.0 - float(finfo.eps))
 
 
-class SigmoidTransform(Transform):
+class SigmoidTransform(_ParameterFree):
     """``y = sigmoid(x)``, kept inside (0, 1) so the inverse stays finite."""
 
     domain = constraints.real
     codomain = constraints.unit_interval
     bijective = True
     sign = +1
-
-    def __eq__(self, other):
-        return isinstance(other, SigmoidTransform)
-
-    __hash__ = object.__hash__
 
     def _call(self, x):
         return _clipped_sigmoid(x)
@@ -427,18 +426,13 @@ class SigmoidTransform(Transform):
         return -softplus(-x) - softplus(x)
 
 
-class TanhTransform(Transform):
+class TanhTransform(_ParameterFree):
     """``y = tanh(x)``; the log-Jacobian ``2 (log 2 - x - softplus(-2x))`` stays finite for large ``|x|``."""
 
     domain = constraints.real
     codomain = constraints.interval(-1.0, 1.0)
     bijective = True
     sign = +1
-
-    def __eq__(self, other):
-        return isinstance(other, TanhTransform)
-
-    __hash__ = object.__hash__
 
     def _call(self, x):
         return x.tanh()
@@ -451,16 +445,11 @@ class TanhTransform(Transform):
         return 2.0 * (math.log(2.0) - x - F.softplus(-2.0 * x))
 
 
-class AbsTransform(Transform):
+class AbsTransform(_ParameterFree):
     """``y = |x|`` (not bijective: the inverse picks the non-negative root)."""
 
     domain = constraints.real
     codomain = constraints.positive
-
-    def __eq__(self, other):
-        return isinstance(other, AbsTransform)
-
-    __hash__ = object.__hash__
 
     def _call(self, x):
         return x.abs()
@@ -543,16 +532,11 @@ class AffineTransform(Transform):
     inverse_shape = forward_shape
 
 
-class SoftmaxTransform(Transform):
+class SoftmaxTransform(_ParameterFree):
     """Real vectors to the simplex by ``softmax`` (not bijective: the inverse is ``log``, up to a constant)."""
 
     domain = constraints.real_vector
     codomain = constraints.simplex
-
-    def __eq__(self, other):
-        return isinstance(other, SoftmaxTransform)
-
-    __hash__ = object.__hash__
 
     def _call(self, x):
         probs = (x - x.max(-1, keepdim=True)[0]).exp()
@@ -570,18 +554,13 @@ class SoftmaxTransform(Transform):
     inverse_shape = forward_shape
 
 
-class StickBreakingTransform(Transform):
+class StickBreakingTransform(_ParameterFree):
     """Real vectors of length K-1 to the K-simplex by stick breaking: bijective, with a log-Jacobian
     (what ``biject_to(constraints.simplex)`` uses)."""
 
     domain = constraints.real_vector
     codomain = constraints.simplex
     bijective = True
-
-    def __eq__(self, other):
-        return isinstance(other, StickBreakingTransform)
-
-    __hash__ = object.__hash__
 
     @staticmethod
     def _offset(n, like):
@@ -617,17 +596,12 @@ class StickBreakingTransform(Transform):
         return tuple(shape[:-1]) + (shape[-1] - 1,)
 
 
-class LowerCholeskyTransform(Transform):
+class LowerCholeskyTransform(_ParameterFree):
     """Square matrices to lower-triangular ones with a positive diagonal (strict lower part kept,
     diagonal exponentiated); not bijective, as PyTorch's."""
 
     domain = constraints.independent(constraints.real, 2)
     codomain = constraints.lower_cholesky
-
-    def __eq__(self, other):
-        return isinstance(other, LowerCholeskyTransform)
-
-    __hash__ = object.__hash__
 
     def _call(self, x):
         return x.tril(-1) + x.diagonal(dim1=-2, dim2=-1).exp().diag_embed()
@@ -636,18 +610,13 @@ class LowerCholeskyTransform(Transform):
         return y.tril(-1) + y.diagonal(dim1=-2, dim2=-1).log().diag_embed()
 
 
-class SoftplusTransform(Transform):
+class SoftplusTransform(_ParameterFree):
     """``y = softplus(x) = log(1 + exp(x))``, a smooth map onto the positive reals."""
 
     domain = constraints.real
     codomain = constraints.positive
     bijective = True
     sign = +1
-
-    def __eq__(self, other):
-        return isinstance(other, SoftplusTransform)
-
-    __hash__ = object.__hash__
 
     def _call(self, x):
         return F.softplus(x)
@@ -773,18 +742,13 @@ def tril_matrix_to_vec(mat, diag=0):
     return mat.reshape(*mat.shape[:-2], n * n)[..., ops.tensor(rows * n + cols)]
 
 
-class CorrCholeskyTransform(Transform):
+class CorrCholeskyTransform(_ParameterFree):
     """Unconstrained vectors of length D(D-1)/2 to Cholesky factors of D x D correlation matrices
     (tanh, then stick-breaking on the squares, as PyTorch and Stan)."""
 
     domain = constraints.real_vector
     codomain = constraints.corr_cholesky
     bijective = True
-
-    def __eq__(self, other):
-        return isinstance(other, CorrCholeskyTransform)
-
-    __hash__ = object.__hash__
 
     def _call(self, x):
         eps = float(np.finfo(x._data.dtype).eps)
@@ -824,17 +788,12 @@ class CorrCholeskyTransform(Transform):
         return tuple(shape[:-2]) + (d * (d - 1) // 2,)
 
 
-class PositiveDefiniteTransform(Transform):
+class PositiveDefiniteTransform(_ParameterFree):
     """Square matrices to positive-definite ones: ``L L^T`` with ``L`` the LowerCholeskyTransform
     of the input (not bijective, as PyTorch's)."""
 
     domain = constraints.independent(constraints.real, 2)
     codomain = constraints.positive_definite
-
-    def __eq__(self, other):
-        return isinstance(other, PositiveDefiniteTransform)
-
-    __hash__ = object.__hash__
 
     def _call(self, x):
         L = LowerCholeskyTransform()(x)

@@ -1592,15 +1592,24 @@ def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_siz
 def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode: bool = False):
     """Power-average pooling: ``(sum over each window of x**p) ** (1/p)`` along the last dim."""
     k = _one(kernel_size, "lp_pool1d")
-    out = avg_pool1d(input.pow(norm_type), k, stride, 0, ceil_mode)
-    return (_ops.sign(out) * _relu_op(_ops.abs(out))).mul(k).pow(1.0 / norm_type)
+    return _lp_from_mean(avg_pool1d(input.pow(norm_type), k, stride, 0, ceil_mode), norm_type, k)
 
 
 def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode: bool = False):
     """Power-average pooling over 2-D windows: ``(sum of x**p) ** (1/p)`` per window."""
-    kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, numbers.Integral) else tuple(kernel_size)
-    out = avg_pool2d(input.pow(norm_type), (kh, kw), stride, 0, ceil_mode)
-    return (_ops.sign(out) * _relu_op(_ops.abs(out))).mul(kh * kw).pow(1.0 / norm_type)
+    k = _per_dim(kernel_size, 2)
+    return _lp_from_mean(avg_pool2d(input.pow(norm_type), k, stride, 0, ceil_mode), norm_type, k[0] * k[1])
+
+
+def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode: bool = False):
+    """Power-average pooling over 3-D windows of ``(N, C, D, H, W)``: ``(sum of x**p) ** (1/p)`` per window."""
+    k = _per_dim(kernel_size, 3)
+    return _lp_from_mean(avg_pool3d(input.pow(norm_type), k, stride, 0, ceil_mode), norm_type, k[0] * k[1] * k[2])
+
+
+def _lp_from_mean(mean, norm_type, window):
+    # the window's sum of x**p from its mean; negative means (odd p) clamp to 0 before the root, as PyTorch
+    return (_ops.sign(mean) * _relu_op(_ops.abs(mean))).mul(window).pow(1.0 / norm_type)
 
 
 def celu_(input, alpha: float = 1.0):
@@ -1917,54 +1926,87 @@ def _fractional_starts(sample, n_in, n_out, k):
     return np.concatenate([starts, np.full(sample.shape + (1,), n_in - k, np.int64)], -1)
 
 
+def _per_dim(v, n):
+    return (v,) * n if isinstance(v, numbers.Real) else tuple(v)
+
+
+def _fractional_max_pool(input, kernel_size, output_size, output_ratio, return_indices, _random_samples, name,
+                         sample_of_dim):
+    """Fractional max pooling over the last ``len(sample_of_dim)`` dims; ``sample_of_dim[i]`` says which
+    of a plane's random numbers places the windows along dim i (PyTorch's order, which differs in 2-D)."""
+    nd = len(sample_of_dim)
+    if output_size is None and output_ratio is None:
+        raise ValueError(f"{name} requires specifying either an output_size or an output_ratio")
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"{name}: expected a {nd + 1}-D or {nd + 2}-D input, got shape {_shape(input)}")
+    x = input.unsqueeze(0) if input.ndim == nd + 1 else input
+    n, c, *size = x.shape
+    k = _per_dim(kernel_size, nd)
+    if output_size is None:
+        ratio = _per_dim(output_ratio, nd)
+        if not all(0 < r < 1 for r in ratio):
+            raise ValueError(f"{name} requires output_ratio to either be a single Int or tuple of Ints. "
+                             f"in (0, 1), got {output_ratio}")
+        output_size = tuple(int(s * r) for s, r in zip(size, ratio))
+    out = _per_dim(output_size, nd)
+    if any(o + kk - 1 > sz for o, kk, sz in zip(out, k, size)):
+        raise RuntimeError(f"{name}(): pool size {k} too large relative to input size {tuple(size)} for output "
+                           f"size {out}")
+    if _random_samples is None:
+        samples = _random.rng().random((n, c, nd)).astype(x._data.dtype)
+    else:
+        samples = np.asarray(_random_samples._data if isinstance(_random_samples, Tensor) else _random_samples)
+        if samples.shape != (n, c, nd):
+            raise RuntimeError(f"{name}: expected _random_samples of shape {(n, c, nd)}, got {samples.shape}")
+    # each window as flat indices into a plane: shape (N, C, *out, *k), one term per dim
+    win, stride = 0, 1
+    for i in reversed(range(nd)):
+        starts = _fractional_starts(samples[..., sample_of_dim[i]], size[i], out[i], k[i])  # (N, C, out[i])
+        at = [1] * nd
+        at[i] = -1
+        win = win + (starts.reshape((n, c) + tuple(at) + (1,) * nd)
+                     + np.arange(k[i]).reshape((1, 1) + (1,) * nd + tuple(at))) * stride
+        stride *= size[i]
+    win = win.reshape((n, c) + out + (-1,))
+    vals = np.take_along_axis(x._data.reshape(n, c, -1), win.reshape(n, c, -1), 2).reshape(win.shape)
+    best = np.where(np.isnan(vals).any(-1), np.isnan(vals).argmax(-1), vals.argmax(-1))  # NaN wins, as in PyTorch
+    idx = np.take_along_axis(win, best[..., None], -1)[..., 0]
+    y = _ops.gather(x.reshape(n, c, -1), 2, _const(idx.reshape(n, c, -1))).reshape((n, c) + out)
+    ind = _const(idx)
+    if input.ndim == nd + 1:
+        y, ind = y.squeeze(0), ind.squeeze(0)
+    return (y, ind) if return_indices else y
+
+
 def fractional_max_pool2d(input, kernel_size, output_size=None, output_ratio=None, return_indices: bool = False,
                           _random_samples=None):
     """Max pooling over pseudo-randomly placed ``kernel_size`` windows that shrink ``(N, C, H, W)``
     (or ``(C, H, W)``) to ``output_size`` (or ``output_ratio`` times the input size); Graham's
     fractional max pooling with PyTorch's window placement, one random pair per (batch, channel)."""
-    if output_size is None and output_ratio is None:
-        raise ValueError("fractional_max_pool2d requires specifying either an output_size or an output_ratio")
-    if input.ndim not in (3, 4):
-        raise RuntimeError(f"fractional_max_pool2d: expected a 3-D or 4-D input, got shape {_shape(input)}")
-    x = input.unsqueeze(0) if input.ndim == 3 else input
-    n, c, h, w = x.shape
-    kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, numbers.Integral) else tuple(kernel_size)
-    if output_size is None:
-        rh, rw = (output_ratio, output_ratio) if isinstance(output_ratio, numbers.Real) else tuple(output_ratio)
-        if not (0 < rh < 1 and 0 < rw < 1):
-            raise ValueError(f"fractional_max_pool2d requires output_ratio to either be a single Int or tuple of Ints. "
-                             f"in (0, 1), got {output_ratio}")
-        output_size = (int(h * rh), int(w * rw))
-    oh, ow = (output_size, output_size) if isinstance(output_size, numbers.Integral) else tuple(output_size)
-    if oh + kh - 1 > h or ow + kw - 1 > w:
-        raise RuntimeError(f"fractional_max_pool2d(): pool size ({kh}, {kw}) too large relative to input size "
-                           f"({h}, {w}) for output size ({oh}, {ow})")
-    if _random_samples is None:
-        samples = _random.rng().random((n, c, 2)).astype(x._data.dtype)
-    else:
-        samples = np.asarray(_random_samples._data if isinstance(_random_samples, Tensor) else _random_samples)
-        if samples.shape != (n, c, 2):
-            raise RuntimeError(f"fractional_max_pool2d: expected _random_samples of shape {(n, c, 2)}, got "
-                               f"{samples.shape}")
-    ws = _fractional_starts(samples[..., 0], w, ow, kw)  # (N, C, ow); sample 0 places the columns
-    hs = _fractional_starts(samples[..., 1], h, oh, kh)
-    rows = hs[:, :, :, None, None, None] + np.arange(kh)[:, None]  # (N, C, oh, 1, kh, 1)
-    cols = ws[:, :, None, :, None, None] + np.arange(kw)  # (N, C, 1, ow, 1, kw)
-    win = (rows * w + cols).reshape(n, c, oh, ow, kh * kw)
-    vals = np.take_along_axis(x._data.reshape(n, c, -1), win.reshape(n, c, -1), 2).reshape(win.shape)
-    best = np.where(np.isnan(vals).any(-1), np.isnan(vals).argmax(-1), vals.argmax(-1))  # NaN wins, as in PyTorch
-    idx = np.take_along_axis(win, best[..., None], -1)[..., 0]
-    y = _ops.gather(x.reshape(n, c, -1), 2, _const(idx.reshape(n, c, -1))).reshape(n, c, oh, ow)
-    ind = _const(idx)
-    if input.ndim == 3:
-        y, ind = y.squeeze(0), ind.squeeze(0)
-    return (y, ind) if return_indices else y
+    return _fractional_max_pool(input, kernel_size, output_size, output_ratio, return_indices, _random_samples,
+                                "fractional_max_pool2d", (1, 0))  # sample 0 places the columns
 
 
 def fractional_max_pool2d_with_indices(input, kernel_size, output_size=None, output_ratio=None,
                                        return_indices: bool = False, _random_samples=None):
     """``fractional_max_pool2d(..., return_indices=True)``."""
     return fractional_max_pool2d(input, kernel_size, output_size, output_ratio, True, _random_samples)
+
+
+def fractional_max_pool3d(input, kernel_size, output_size=None, output_ratio=None, return_indices: bool = False,
+                          _random_samples=None):
+    """``fractional_max_pool2d`` over ``(N, C, T, H, W)`` (or ``(C, T, H, W)``): one random triple per
+    (batch, channel) places the windows; indices are flat over ``T * H * W``. PyTorch refuses an
+    output whose last window ends exactly at the input's end (``out + k - 1 == size``), which fits;
+    tapegrad accepts it, as PyTorch's 2-D version does."""
+    return _fractional_max_pool(input, kernel_size, output_size, output_ratio, return_indices, _random_samples,
+                                "fractional_max_pool3d", (0, 1, 2))
+
+
+def fractional_max_pool3d_with_indices(input, kernel_size, output_size=None, output_ratio=None,
+                                       return_indices: bool = False, _random_samples=None):
+    """``fractional_max_pool3d(..., return_indices=True)``."""
+    return fractional_max_pool3d(input, kernel_size, output_size, output_ratio, True, _random_samples)
 
 
 def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank: int = 0, reduction: str = "mean",

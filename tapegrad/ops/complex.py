@@ -78,7 +78,7 @@ def conj(input):
     return conj_if_complex(input)
 
 
-@public(method=True)
+@public(method=True, inplace=True)
 def conj_physical(input):
     """The complex conjugate, materialised (what ``conj`` already does here)."""
     return conj_if_complex(input)
@@ -94,6 +94,12 @@ def resolve_conj(input):
 def resolve_neg(input):
     """``input``: tapegrad has no lazily negated views, so there is no negative bit to resolve."""
     return input
+
+
+@public(method=True)
+def is_neg(input) -> bool:
+    """False: tapegrad's ``neg`` materialises, so no tensor carries PyTorch's negative bit."""
+    return False
 
 
 @public(method=True)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import builtins
-import math
 
 import numpy as np
 
@@ -256,9 +255,8 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
     return Tensor._wrap(np.asarray(out, dtype=_search_dtype(out_int32)))
 
 
-@public(method=True, out=True)
-def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
-    """The ``q``-th quantiles along ``dim`` (all elements when None), PyTorch's interpolation modes."""
+def _quantile_q(q, interpolation):
+    """``q`` as an array, after PyTorch's checks of ``q`` and ``interpolation``."""
     if interpolation not in ("linear", "lower", "higher", "midpoint", "nearest"):
         raise ValueError(f"quantile() interpolation must be one of linear, lower, higher, midpoint or nearest. "
                          f"Got {interpolation}")
@@ -267,6 +265,31 @@ def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
         raise RuntimeError(f"quantile() q must be a scalar or 1D tensor, got {qs.ndim}D")
     if ((qs < 0) | (qs > 1)).any():
         raise RuntimeError("quantile() q values must be in the range [0, 1]")
+    return qs
+
+
+def _quantile_bracket(pos, interpolation):
+    """The sorted positions below and above ``pos`` (a float or an array) that ``interpolation`` reads."""
+    lo, hi = np.floor(pos), np.ceil(pos)
+    if interpolation == "lower":
+        hi = lo
+    elif interpolation == "higher":
+        lo = hi
+    elif interpolation == "nearest":
+        lo = hi = np.round(pos)  # round half to even, as PyTorch
+    return lo, hi
+
+
+def _quantile_keepdim(v, ndim, dim, d, keepdim):
+    if dim is None:
+        return reshape(v, (1,) * ndim if keepdim else ())
+    return v if keepdim else squeeze(v, d)
+
+
+@public(method=True, out=True)
+def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
+    """The ``q``-th quantiles along ``dim`` (all elements when None), PyTorch's interpolation modes."""
+    qs = _quantile_q(q, interpolation)
     x = reshape(input, -1) if dim is None else input
     d = 0 if dim is None else norm_dim(dim, input.ndim, "quantile")
     srt = sort(x, d).values
@@ -274,36 +297,19 @@ def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
     outs = []
     for qv in np.atleast_1d(qs):
         pos = builtins.float(qv) * (n - 1)
-        lo_i, hi_i = math.floor(pos), math.ceil(pos)
-        if interpolation == "lower":
-            hi_i = lo_i
-        elif interpolation == "higher":
-            lo_i = hi_i
-        elif interpolation == "nearest":
-            lo_i = hi_i = builtins.int(np.round(pos))  # round half to even, as PyTorch
+        lo_i, hi_i = (builtins.int(i) for i in _quantile_bracket(pos, interpolation))
         lo = narrow(srt, d, lo_i, 1)
         hi = narrow(srt, d, hi_i, 1)
         frac = 0.5 if interpolation == "midpoint" else pos - lo_i
         v = lo if lo_i == hi_i else lo + (hi - lo) * frac
-        if dim is None:
-            v = reshape(v, (1,) * input.ndim if keepdim else ())
-        elif not keepdim:
-            v = squeeze(v, d)
-        outs.append(v)
+        outs.append(_quantile_keepdim(v, input.ndim, dim, d, keepdim))
     return outs[0] if np.ndim(qs) == 0 else stack(outs, 0)
 
 
 @public(method=True, out=True)
 def nanquantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
     """``quantile`` of the non-NaN values of each slice (NaN where a slice has none), as PyTorch's."""
-    if interpolation not in ("linear", "lower", "higher", "midpoint", "nearest"):
-        raise ValueError(f"quantile() interpolation must be one of linear, lower, higher, midpoint or nearest. "
-                         f"Got {interpolation}")
-    qs = q._data if isinstance(q, Tensor) else np.asarray(q, dtype=np.float64)
-    if qs.ndim > 1:
-        raise RuntimeError(f"quantile() q must be a scalar or 1D tensor, got {qs.ndim}D")
-    if ((qs < 0) | (qs > 1)).any():
-        raise RuntimeError("quantile() q values must be in the range [0, 1]")
+    qs = _quantile_q(q, interpolation)
     x = reshape(input, -1) if dim is None else input
     d = 0 if dim is None else norm_dim(dim, input.ndim, "nanquantile")
     srt = sort(x, d).values  # NaNs sort last
@@ -311,21 +317,11 @@ def nanquantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
     outs = []
     for qv in np.atleast_1d(qs):
         pos = builtins.float(qv) * np.maximum(count - 1, 0)
-        lo_i, hi_i = np.floor(pos), np.ceil(pos)
-        if interpolation == "lower":
-            hi_i = lo_i
-        elif interpolation == "higher":
-            lo_i = hi_i
-        elif interpolation == "nearest":
-            lo_i = hi_i = np.round(pos)  # round half to even, as PyTorch
+        lo_i, hi_i = _quantile_bracket(pos, interpolation)
         lo = gather(srt, d, Tensor._wrap(lo_i.astype(np.int64)))
         hi = gather(srt, d, Tensor._wrap(hi_i.astype(np.int64)))
         frac = np.full(pos.shape, 0.5) if interpolation == "midpoint" else pos - lo_i
         v = lo + (hi - lo) * const(frac, srt.dtype)
         v = where(Tensor._wrap(count == 0), const(np.nan, srt.dtype), v)
-        if dim is None:
-            v = reshape(v, (1,) * input.ndim if keepdim else ())
-        elif not keepdim:
-            v = squeeze(v, d)
-        outs.append(v)
+        outs.append(_quantile_keepdim(v, input.ndim, dim, d, keepdim))
     return outs[0] if np.ndim(qs) == 0 else stack(outs, 0)

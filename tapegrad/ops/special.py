@@ -13,6 +13,7 @@ import scipy.special as _sp
 from .._tape.registry import apply, defop
 from ._util import as_tensor
 from .pointwise import _float_pair, _keep_dtype, _to_float, exp, lgamma, log, sign, where
+from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor)
 
@@ -77,3 +78,9 @@ def gammainc(input, other):
 def gammaincc(input, other):
     """The regularised upper incomplete gamma function ``Q(input, other) = 1 - P(input, other)``."""
     return apply(_gammaincc, *_float_pair(input, other, "gammaincc"))
+
+
+# PyTorch's top-level and Tensor-method names for three of them (torch.i0, torch.igamma, torch.igammac)
+public(i0, method=True, inplace=True, out=True)
+public(gammainc, name="igamma", method=True, inplace=True, out=True)
+public(gammaincc, name="igammac", method=True, inplace=True, out=True)

@@ -17,7 +17,9 @@ LAZY = [("LazyLinear", (5,), (3, 7)), ("LazyConv1d", (4, 3), (2, 6, 9)), ("LazyC
         ("LazyConv2d", (4, 3), (6, 7, 7)), ("LazyConvTranspose1d", (4, 3), (2, 6, 5)),
         ("LazyConvTranspose2d", (4, 2), (2, 3, 4, 4)), ("LazyBatchNorm1d", (), (4, 3)),
         ("LazyBatchNorm2d", (), (2, 3, 4, 4)), ("LazyInstanceNorm1d", (), (2, 3, 5)),
-        ("LazyInstanceNorm2d", (), (2, 3, 4, 4))]
+        ("LazyInstanceNorm2d", (), (2, 3, 4, 4)), ("LazyConv3d", (4, 2), (2, 3, 5, 4, 4)),
+        ("LazyConv3d", (4, 3), (3, 5, 5, 5)), ("LazyConvTranspose3d", (4, 2), (2, 3, 3, 4, 2)),
+        ("LazyBatchNorm3d", (), (2, 3, 2, 3, 4)), ("LazyInstanceNorm3d", (), (2, 3, 2, 3, 4))]
 
 
 @pytest.mark.parametrize("name,args,shape", LAZY)

@@ -109,102 +109,83 @@ class _ConvNd(Module):
         return s.format(**self.__dict__)
 
 
-class Conv2d(_ConvNd):
+class _ConvPlainNd(_ConvNd):
+    """Conv1d/2d/3d: PyTorch's signature; ``_conv`` is the functional form."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, output_padding=0, device=device, dtype=dtype)
+
+    def forward(self, input):
+        return self._conv_forward(input, self._conv)
+
+
+class _ConvTransposeNd(_ConvNd):
+    """ConvTranspose1d/2d/3d: PyTorch's signature (``output_padding`` before ``groups``, ``dilation``
+    after ``bias``); ``_conv`` is the functional form."""
+
+    _transposed = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None,
+                 dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, output_padding=output_padding, device=device, dtype=dtype)
+
+    def forward(self, input, output_size=None):
+        return self._conv(input, self.weight, self.bias, self.stride, self.padding,
+                          self._output_padding(input, output_size), self.groups, self.dilation)
+
+
+class Conv2d(_ConvPlainNd):
     """2-D cross-correlation, PyTorch's ``nn.Conv2d``: weight (out, in/groups, kh, kw).
 
     >>> tapegrad.nn.Conv2d(1, 32, 3, 1)(tapegrad.randn(8, 1, 28, 28)).shape
     (8, 32, 26, 26)
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         padding_mode, device=device, dtype=dtype)
-
-    def forward(self, input):
-        return self._conv_forward(input, F.conv2d)
+    _conv = staticmethod(F.conv2d)
 
 
-class ConvTranspose2d(_ConvNd):
+class ConvTranspose2d(_ConvTransposeNd):
     """The gradient of ``Conv2d`` w.r.t. its input, as a layer: weight (in, out/groups, kh, kw)."""
 
-    _transposed = True
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
-                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None,
-                 dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         padding_mode, output_padding=output_padding, device=device, dtype=dtype)
-
-    def forward(self, input, output_size=None):
-        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
-                                  self._output_padding(input, output_size), self.groups, self.dilation)
+    _conv = staticmethod(F.conv_transpose2d)
 
 
-class Conv1d(_ConvNd):
+class Conv1d(_ConvPlainNd):
     """1-D cross-correlation over (N, C, L), PyTorch's ``nn.Conv1d``: weight (out, in/groups, k).
 
     >>> tapegrad.nn.Conv1d(4, 8, 3, padding=1)(tapegrad.randn(2, 4, 10)).shape
     (2, 8, 10)
     """
+
     _dims = 1
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         padding_mode, output_padding=(0,), device=device, dtype=dtype)
-
-    def forward(self, input):
-        return self._conv_forward(input, F.conv1d)
+    _conv = staticmethod(F.conv1d)
 
 
-class ConvTranspose1d(_ConvNd):
+class ConvTranspose1d(_ConvTransposeNd):
     """The gradient of ``Conv1d`` w.r.t. its input, as a layer: weight (in, out/groups, k)."""
 
-    _transposed = True
     _dims = 1
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
-                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None,
-                 dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         padding_mode, output_padding=output_padding, device=device, dtype=dtype)
-
-    def forward(self, input, output_size=None):
-        return F.conv_transpose1d(input, self.weight, self.bias, self.stride, self.padding,
-                                  self._output_padding(input, output_size), self.groups, self.dilation)
+    _conv = staticmethod(F.conv_transpose1d)
 
 
-class Conv3d(_ConvNd):
+class Conv3d(_ConvPlainNd):
     """3-D cross-correlation over (N, C, D, H, W) or (C, D, H, W), PyTorch's ``nn.Conv3d``: weight
     (out, in/groups, kd, kh, kw).
 
     >>> tapegrad.nn.Conv3d(2, 4, 3, padding=1)(tapegrad.randn(1, 2, 4, 6, 6)).shape
     (1, 4, 4, 6, 6)
     """
+
     _dims = 3
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         padding_mode, output_padding=(0, 0, 0), device=device, dtype=dtype)
-
-    def forward(self, input):
-        return self._conv_forward(input, F.conv3d)
+    _conv = staticmethod(F.conv3d)
 
 
-class ConvTranspose3d(_ConvNd):
+class ConvTranspose3d(_ConvTransposeNd):
     """The gradient of ``Conv3d`` w.r.t. its input, as a layer: weight (in, out/groups, kd, kh, kw)."""
 
-    _transposed = True
     _dims = 3
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
-                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None,
-                 dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         padding_mode, output_padding=output_padding, device=device, dtype=dtype)
-
-    def forward(self, input, output_size=None):
-        return F.conv_transpose3d(input, self.weight, self.bias, self.stride, self.padding,
-                                  self._output_padding(input, output_size), self.groups, self.dilation)
+    _conv = staticmethod(F.conv_transpose3d)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from ..._tape import grad_mode
 from ..parameter import UninitializedBuffer, UninitializedParameter
-from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .linear import Linear
-from .normalization import BatchNorm1d, BatchNorm2d, InstanceNorm1d, InstanceNorm2d
+from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d
 
 
 class LazyModuleMixin:
@@ -111,52 +111,56 @@ def _lazy_conv_init(self, out_channels, kernel_size, kwargs, dtype):
     self._initialize_hook = self.register_forward_pre_hook(self._infer_parameters, with_kwargs=True)
 
 
-class LazyConv1d(_LazyConvXdMixin, Conv1d):
+class _LazyConvPlain(_LazyConvXdMixin):
+    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1,
+                 bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
+        _lazy_conv_init(self, out_channels, kernel_size, dict(stride=stride, padding=padding, dilation=dilation,
+                                                              groups=groups, bias=bias, padding_mode=padding_mode),
+                        dtype)
+
+
+class _LazyConvTranspose(_LazyConvXdMixin):
+    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0, groups: int = 1,
+                 bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None, dtype=None):
+        _lazy_conv_init(self, out_channels, kernel_size, dict(stride=stride, padding=padding,
+                                                              output_padding=output_padding, groups=groups, bias=bias,
+                                                              dilation=dilation, padding_mode=padding_mode), dtype)
+
+
+class LazyConv1d(_LazyConvPlain, Conv1d):
     """``Conv1d`` whose ``in_channels`` is read from the first input."""
 
     cls_to_become = Conv1d
 
-    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1,
-                 bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
-        _lazy_conv_init(self, out_channels, kernel_size, dict(stride=stride, padding=padding, dilation=dilation,
-                                                              groups=groups, bias=bias, padding_mode=padding_mode),
-                        dtype)
 
-
-class LazyConv2d(_LazyConvXdMixin, Conv2d):
+class LazyConv2d(_LazyConvPlain, Conv2d):
     """``Conv2d`` whose ``in_channels`` is read from the first input."""
 
     cls_to_become = Conv2d
 
-    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1,
-                 bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
-        _lazy_conv_init(self, out_channels, kernel_size, dict(stride=stride, padding=padding, dilation=dilation,
-                                                              groups=groups, bias=bias, padding_mode=padding_mode),
-                        dtype)
 
-
-class LazyConvTranspose1d(_LazyConvXdMixin, ConvTranspose1d):
+class LazyConvTranspose1d(_LazyConvTranspose, ConvTranspose1d):
     """``ConvTranspose1d`` whose ``in_channels`` is read from the first input."""
 
     cls_to_become = ConvTranspose1d
 
-    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0, groups: int = 1,
-                 bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None, dtype=None):
-        _lazy_conv_init(self, out_channels, kernel_size, dict(stride=stride, padding=padding,
-                                                              output_padding=output_padding, groups=groups, bias=bias,
-                                                              dilation=dilation, padding_mode=padding_mode), dtype)
 
-
-class LazyConvTranspose2d(_LazyConvXdMixin, ConvTranspose2d):
+class LazyConvTranspose2d(_LazyConvTranspose, ConvTranspose2d):
     """``ConvTranspose2d`` whose ``in_channels`` is read from the first input."""
 
     cls_to_become = ConvTranspose2d
 
-    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0, groups: int = 1,
-                 bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None, dtype=None):
-        _lazy_conv_init(self, out_channels, kernel_size, dict(stride=stride, padding=padding,
-                                                              output_padding=output_padding, groups=groups, bias=bias,
-                                                              dilation=dilation, padding_mode=padding_mode), dtype)
+
+class LazyConv3d(_LazyConvPlain, Conv3d):
+    """``Conv3d`` whose ``in_channels`` is read from the first input."""
+
+    cls_to_become = Conv3d
+
+
+class LazyConvTranspose3d(_LazyConvTranspose, ConvTranspose3d):
+    """``ConvTranspose3d`` whose ``in_channels`` is read from the first input."""
+
+    cls_to_become = ConvTranspose3d
 
 
 class _LazyNormMixin(LazyModuleMixin):
@@ -188,45 +192,48 @@ class _LazyNormMixin(LazyModuleMixin):
             self.reset_parameters()
 
 
-class LazyBatchNorm1d(_LazyNormMixin, BatchNorm1d):
+class _LazyNorm(_LazyNormMixin):
+    def __init__(self, eps: float = 1e-5, momentum=0.1, affine: bool = True, track_running_stats: bool = True,
+                 device=None, dtype=None, *, bias: bool = True):
+        self._lazy_init(eps, momentum, affine, track_running_stats, dtype, bias)
+
+
+class LazyBatchNorm1d(_LazyNorm, BatchNorm1d):
     """``BatchNorm1d`` whose ``num_features`` is read from the first input."""
 
     cls_to_become = BatchNorm1d
 
-    def __init__(self, eps: float = 1e-5, momentum=0.1, affine: bool = True, track_running_stats: bool = True,
-                 device=None, dtype=None, *, bias: bool = True):
-        self._lazy_init(eps, momentum, affine, track_running_stats, dtype, bias)
 
-
-class LazyBatchNorm2d(_LazyNormMixin, BatchNorm2d):
+class LazyBatchNorm2d(_LazyNorm, BatchNorm2d):
     """``BatchNorm2d`` whose ``num_features`` is read from the first input."""
 
     cls_to_become = BatchNorm2d
 
-    def __init__(self, eps: float = 1e-5, momentum=0.1, affine: bool = True, track_running_stats: bool = True,
-                 device=None, dtype=None, *, bias: bool = True):
-        self._lazy_init(eps, momentum, affine, track_running_stats, dtype, bias)
+
+class LazyBatchNorm3d(_LazyNorm, BatchNorm3d):
+    """``BatchNorm3d`` whose ``num_features`` is read from the first input."""
+
+    cls_to_become = BatchNorm3d
 
 
-class LazyInstanceNorm1d(_LazyNormMixin, InstanceNorm1d):
+class LazyInstanceNorm1d(_LazyNorm, InstanceNorm1d):
     """``InstanceNorm1d`` whose ``num_features`` is read from the first input."""
 
     cls_to_become = InstanceNorm1d
 
-    def __init__(self, eps: float = 1e-5, momentum=0.1, affine: bool = True, track_running_stats: bool = True,
-                 device=None, dtype=None, *, bias: bool = True):
-        self._lazy_init(eps, momentum, affine, track_running_stats, dtype, bias)
 
-
-class LazyInstanceNorm2d(_LazyNormMixin, InstanceNorm2d):
+class LazyInstanceNorm2d(_LazyNorm, InstanceNorm2d):
     """``InstanceNorm2d`` whose ``num_features`` is read from the first input."""
 
     cls_to_become = InstanceNorm2d
 
-    def __init__(self, eps: float = 1e-5, momentum=0.1, affine: bool = True, track_running_stats: bool = True,
-                 device=None, dtype=None, *, bias: bool = True):
-        self._lazy_init(eps, momentum, affine, track_running_stats, dtype, bias)
+
+class LazyInstanceNorm3d(_LazyNorm, InstanceNorm3d):
+    """``InstanceNorm3d`` whose ``num_features`` is read from the first input."""
+
+    cls_to_become = InstanceNorm3d
 
 
-__all__ = ["LazyModuleMixin", "LazyLinear", "LazyConv1d", "LazyConv2d", "LazyConvTranspose1d", "LazyConvTranspose2d",
-           "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyInstanceNorm1d", "LazyInstanceNorm2d"]
+__all__ = ["LazyModuleMixin", "LazyLinear", "LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyConvTranspose1d",
+           "LazyConvTranspose2d", "LazyConvTranspose3d", "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d",
+           "LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d"]

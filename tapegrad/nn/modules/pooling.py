@@ -111,18 +111,25 @@ class LPPool2d(_LPPoolNd):
         return F.lp_pool2d(input, float(self.norm_type), self.kernel_size, self.stride, self.ceil_mode)
 
 
-class FractionalMaxPool2d(Module):
-    """Fractional max pooling (``F.fractional_max_pool2d``) to ``output_size`` or ``output_ratio``."""
+class LPPool3d(_LPPoolNd):
+    """Power-average pooling over 3-D windows: ``(sum of x**p over each window) ** (1/p)``."""
+
+    def forward(self, input):
+        return F.lp_pool3d(input, float(self.norm_type), self.kernel_size, self.stride, self.ceil_mode)
+
+
+class _FractionalMaxPoolNd(Module):
+    _dims = 2
 
     def __init__(self, kernel_size, output_size=None, output_ratio=None, return_indices: bool = False,
                  _random_samples=None):
         super().__init__()
         if output_size is None and output_ratio is None:
-            raise ValueError("FractionalMaxPool2d requires specifying either an output size, or a pooling ratio")
+            raise ValueError(f"{type(self).__name__} requires specifying either an output size, or a pooling ratio")
         if output_size is not None and output_ratio is not None:
             raise ValueError("only one of output_size and output_ratio may be specified")
         if output_ratio is not None:
-            ratios = (output_ratio, output_ratio) if isinstance(output_ratio, (int, float)) else tuple(output_ratio)
+            ratios = (output_ratio,) * self._dims if isinstance(output_ratio, (int, float)) else tuple(output_ratio)
             if not all(0 < r < 1 for r in ratios):
                 raise ValueError(f"output_ratio must be between 0 and 1 (got {output_ratio})")
         self.kernel_size, self.output_size, self.output_ratio = kernel_size, output_size, output_ratio
@@ -130,8 +137,24 @@ class FractionalMaxPool2d(Module):
         self.register_buffer("_random_samples", _random_samples)
 
     def forward(self, input):
-        return F.fractional_max_pool2d(input, self.kernel_size, self.output_size, self.output_ratio,
-                                       self.return_indices, _random_samples=self._random_samples)
+        pool = F.fractional_max_pool2d if self._dims == 2 else F.fractional_max_pool3d
+        return pool(input, self.kernel_size, self.output_size, self.output_ratio, self.return_indices,
+                    _random_samples=self._random_samples)
+
+
+class FractionalMaxPool2d(_FractionalMaxPoolNd):
+    """Fractional max pooling (``F.fractional_max_pool2d``) to ``output_size`` or ``output_ratio``."""
+
+
+class FractionalMaxPool3d(_FractionalMaxPoolNd):
+    """Fractional max pooling over (N, C, T, H, W) (``F.fractional_max_pool3d``) to ``output_size`` or
+    ``output_ratio``.
+
+    >>> tapegrad.nn.FractionalMaxPool3d(2, output_ratio=0.5)(tapegrad.randn(1, 2, 6, 6, 6)).shape
+    (1, 2, 3, 3, 3)
+    """
+
+    _dims = 3
 
 
 class _AdaptiveMaxPoolNd(Module):
