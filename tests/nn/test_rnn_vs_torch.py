@@ -155,6 +155,7 @@ def test_state_dict_keys_shapes_and_repr_match_torch(make):
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        tg.manual_seed(0)  # the spread check below is statistical: a seed keeps it reproducible
         tm, gm = make(torch), make(tg)
     assert [(k, tuple(v.shape)) for k, v in gm.state_dict().items()] == \
         [(k, tuple(v.shape)) for k, v in tm.state_dict().items()]
@@ -162,7 +163,9 @@ def test_state_dict_keys_shapes_and_repr_match_torch(make):
     bound = 1 / 4 ** 0.5  # PyTorch's init: U(-1/sqrt(hidden), 1/sqrt(hidden)) for every parameter
     assert all(p.dtype == tg.float32 for p in gm.parameters())
     flat = np.concatenate([p.detach().numpy().reshape(-1) for p in gm.parameters()])
-    assert np.all(np.abs(flat) <= bound) and np.std(flat) > bound / 2
+    # U(-b, b) has std b/sqrt(3) = 0.58 b; with 32 parameters (RNNCell) the sample std falls
+    # below 0.5 b about one draw in twelve, below b/3 only past four standard errors.
+    assert np.all(np.abs(flat) <= bound) and np.std(flat) > bound / 3
     if hasattr(tm, "all_weights"):
         assert [[tuple(p.shape) for p in ws] for ws in gm.all_weights] == \
             [[tuple(p.shape) for p in ws] for ws in tm.all_weights]

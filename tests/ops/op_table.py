@@ -2123,13 +2123,14 @@ def _fft(draw):
         shape = (2,) + shape
     norm = draw(st.sampled_from([None, "backward", "ortho", "forward"]))
     kw = {"norm": norm}
+    if size_kw == "n" and nd == 2 and draw(st.booleans()):
+        kw["dim"] = 0
     if draw(st.booleans()):
         sizes = [draw(st.integers(1, 5)) for _ in range(2 if size_kw == "s" else 1)]
         kw[size_kw] = sizes[0] if size_kw == "n" else tuple(sizes)
-    elif name.startswith(("irfft", "hfft")) and shape[-1] == 1:
-        kw[size_kw] = 3 if size_kw == "n" else (shape[-2], 3)  # the default 2 * (m - 1) would be 0
-    if size_kw == "n" and nd == 2 and draw(st.booleans()):
-        kw["dim"] = 0
+    elif name.startswith(("irfft", "hfft")) and shape[kw.get("dim", -1)] == 1:
+        # the default output length 2 * (m - 1) along the transformed (last, or dim=0) axis would be 0
+        kw[size_kw] = 3 if size_kw == "n" else (shape[-2], 3)
 
     def call(M, *xs):
         x = _z(M, *xs) if complex_in else xs[0]
