@@ -17,6 +17,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/checked.h"
+#include "kernels/cpu.h"
 #include "kernels/gemm.h"
 #include "kernels/norm.h"
 #include "kernels/conv.h"
@@ -187,6 +188,58 @@ void matmul(const py::array& a, const py::array& b, py::array& out, double alpha
   if (a.dtype().is(py::dtype::of<float>())) matmul_impl<float>(a, b, out, alpha, beta);
   else if (a.dtype().is(py::dtype::of<double>())) matmul_impl<double>(a, b, out, alpha, beta);
   else fail(op, "only float32 and float64 are supported, got " + std::string(py::str(a.dtype())));
+}
+
+// _gemm_packed(b, as, outs, alpha=1, beta=0), for tests of PackedB: b (K, N) is packed once and
+// every outs[i] = alpha * as[i] @ b + beta * outs[i] is computed from that one packing, in turn.
+// Any strides; float32 or float64.
+template <typename T>
+void gemm_packed_impl(const py::array& b, const std::vector<py::array>& as, std::vector<py::array>& outs,
+                      double alpha, double beta) {
+  py::gil_scoped_release nogil;
+  const tapegrad::PackedB<T> pb(b.shape(0), b.shape(1), static_cast<const T*>(b.data()), estride(b, 0),
+                                estride(b, 1));
+  for (size_t i = 0; i < as.size(); ++i)
+    tapegrad::gemm<T>(as[i].shape(0), static_cast<T>(alpha), static_cast<const T*>(as[i].data()),
+                      estride(as[i], 0), estride(as[i], 1), pb, static_cast<T>(beta),
+                      static_cast<T*>(outs[i].mutable_data()), estride(outs[i], 0), estride(outs[i], 1));
+}
+
+void gemm_packed(const py::array& b, const std::vector<py::array>& as, std::vector<py::array>& outs, double alpha,
+                 double beta) {
+  const std::string op = "_gemm_packed";
+  if (b.ndim() != 2) fail(op, "expected b (K, N), got " + shape_str(b));
+  if (as.size() != outs.size())
+    fail(op, "as and outs differ in length: " + std::to_string(as.size()) + " and " + std::to_string(outs.size()));
+  const bool f32 = b.dtype().is(py::dtype::of<float>());
+  if (!f32 && !b.dtype().is(py::dtype::of<double>()))
+    fail(op, "only float32 and float64 are supported, got " + std::string(py::str(b.dtype())));
+  check_strides_aligned(op, "b", b);
+  for (size_t i = 0; i < as.size(); ++i) {
+    const py::array &a = as[i], &out = outs[i];
+    if (a.ndim() != 2 || out.ndim() != 2 || a.shape(1) != b.shape(0) || out.shape(0) != a.shape(0) ||
+        out.shape(1) != b.shape(1))
+      fail(op, "shapes do not chain: " + shape_str(a) + " @ " + shape_str(b) + " -> " + shape_str(out));
+    if (!a.dtype().is(b.dtype()) || !out.dtype().is(b.dtype()))
+      fail(op, "dtypes differ: " + std::string(py::str(a.dtype())) + ", " + std::string(py::str(b.dtype())) +
+                   ", " + std::string(py::str(out.dtype())));
+    if (!out.writeable()) fail(op, "out is read-only");
+    check_strides_aligned(op, "a", a);
+    check_strides_aligned(op, "out", out);
+    check_out_overlap(op, out, {{"a", &a}, {"b", &b}});
+  }
+  if (f32) gemm_packed_impl<float>(b, as, outs, alpha, beta);
+  else gemm_packed_impl<double>(b, as, outs, alpha, beta);
+}
+
+// {"cpu": the CPU's level, "cap": what TAPEGRAD_CPU allows, then each family's build}.
+py::dict cpu_isa() {
+  py::dict d;
+  d["cpu"] = tapegrad::isa_name(tapegrad::cpu_detected_isa());
+  d["cap"] = tapegrad::isa_name(tapegrad::cpu_isa());
+  for (int k = 0; k < tapegrad::kKernels; ++k)
+    d[tapegrad::kernel_name(tapegrad::Kernel(k))] = tapegrad::isa_name(tapegrad::kernel_isa(tapegrad::Kernel(k)));
+  return d;
 }
 
 }  // namespace
@@ -1621,6 +1674,9 @@ bool keep_freed_memory(int64_t mmap_threshold, int64_t trim_threshold) {
 }
 
 PYBIND11_MODULE(_C, m) {
+  // A mistyped TAPEGRAD_CPU would otherwise be ignored, and a run meant to test the AVX2 or
+  // generic kernels would silently test AVX-512's.
+  if (*tapegrad::cpu_config_error()) throw py::import_error(tapegrad::cpu_config_error());
   m.doc() = "tapegrad's native kernels (GEMM, convolution, pooling) and the tape's hot paths";
   if (tapegrad::tape::add_to_module(m.ptr()) < 0) throw py::error_already_set();
   m.def("keep_freed_memory", &keep_freed_memory, py::arg("mmap_threshold"), py::arg("trim_threshold"),
@@ -1630,8 +1686,15 @@ PYBIND11_MODULE(_C, m) {
         py::arg("beta") = 0.0,
         "out = alpha * a @ b + beta * out for (..., M, K) @ (..., K, N) with equal batch shapes; any strides.");
   m.def("gemm_kernel", &tapegrad::gemm_kernel_name,
-        "Name of the GEMM micro-kernel in use: 'avx512', 'avx2' or 'generic' (TAPEGRAD_GEMM_KERNEL=avx2 or "
-        "=generic caps the choice).");
+        "Name of the GEMM micro-kernel in use: 'avx512', 'avx2' or 'generic' (TAPEGRAD_CPU, or "
+        "TAPEGRAD_GEMM_KERNEL for gemm alone, =avx2 or =generic caps the choice).");
+  m.def("cpu_isa", &cpu_isa,
+        "The instruction set each kernel family runs: {'cpu': the CPU's level, 'cap': the level TAPEGRAD_CPU "
+        "allows, 'gemm': ..., 'conv': ..., ...}, each 'avx512', 'avx2' or 'generic' (conv's 'generic' is the "
+        "im2col + gemm route). TAPEGRAD_CPU=avx512|avx2|generic caps every family; see csrc/kernels/cpu.h.");
+  m.def("_gemm_packed", &gemm_packed, py::arg("b"), py::arg("as"), py::arg("outs"), py::arg("alpha") = 1.0,
+        py::arg("beta") = 0.0,
+        "Tests: packs b (K, N) once (gemm.h's PackedB) and sets outs[i] = alpha * as[i] @ b + beta * outs[i].");
   tapegrad::install_fork_handler();
   m.def("set_num_threads", &tapegrad::set_num_threads, py::arg("n"),
         "Threads of every kernel call from any thread (process-wide); see csrc/kernels/parallel.h for fork.");

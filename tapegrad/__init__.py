@@ -23,7 +23,7 @@ else:
     try:
         from . import _C
     except ImportError as _e:  # a source checkout that was never built: say how, not "circular import"
-        if "_C" not in str(_e):
+        if "_C" not in str(_e) or _e.name is None:  # name None: raised by _C's own init (a bad TAPEGRAD_CPU)
             raise
         raise ImportError(
             "tapegrad's C++ extension (tapegrad._C) is not built. From the repository root run "

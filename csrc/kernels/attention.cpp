@@ -10,6 +10,10 @@
 //
 // Scores, probabilities and their gradients exist one block x tile at a time (kQ x kK), so
 // memory does not grow with L x S.
+//
+// A head's passes are written once (inlined templates) and compiled for the baseline ISA and,
+// through target attributes, for AVX2+FMA and AVX-512 (16 floats a vector for the exps), chosen
+// at run time (cpu.h) as rnn.cpp's gate passes are; the GEMMs choose their own kernels.
 #include "kernels/attention.h"
 
 #include <algorithm>
@@ -17,12 +21,15 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu.h"
 #include "kernels/gemm.h"
 #include "kernels/parallel.h"
 #include "kernels/vmath.h"
 
 namespace tapegrad {
 namespace {
+
+#define TG_INLINE inline __attribute__((always_inline))
 
 // Query rows per block and keys per tile (the one table).
 constexpr int64_t kQ = 64, kK = 64;
@@ -31,7 +38,7 @@ constexpr double kParallelMinWork = 1 << 18;
 
 // s (rows x cols, row stride kK) = q_blk k_tile^T * scale + mask, -inf where causal hides a key.
 template <typename T>
-void scores(int64_t rows, int64_t cols, int64_t i0, int64_t j0, int64_t S, int64_t D, const T* q, const T* k,
+TG_INLINE void scores(int64_t rows, int64_t cols, int64_t i0, int64_t j0, int64_t S, int64_t D, const T* q, const T* k,
             const T* mask, bool causal, T scale, T* s) {
   gemm<T>(rows, cols, D, scale, q, D, 1, k, 1, D, T(0), s, kK, 1);
   const T ninf = -std::numeric_limits<T>::infinity();
@@ -52,7 +59,7 @@ inline int64_t key_end(int64_t i0, int64_t rows, int64_t S, bool causal) {
 }
 
 template <typename T>
-void head_forward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, const T* k, const T* v, const T* mask,
+TG_INLINE void head_forward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, const T* k, const T* v, const T* mask,
                   bool causal, T scale, T* out, T* lse) {
   std::vector<T> s(kQ * kK), m(kQ), l(kQ), acc(kQ * Dv);
   const T ninf = -std::numeric_limits<T>::infinity();
@@ -96,7 +103,7 @@ void head_forward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, const
 }
 
 template <typename T>
-void head_backward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, const T* k, const T* v, const T* mask,
+TG_INLINE void head_backward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, const T* k, const T* v, const T* mask,
                    bool causal, T scale, const T* out, const T* lse, const T* g, T* dq, T* dk, T* dv) {
   std::vector<T> p(kQ * kK), dp(kQ * kK), delta(L);
   const T ninf = -std::numeric_limits<T>::infinity();
@@ -138,6 +145,45 @@ void head_backward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, cons
   }
 }
 
+#define TG_FWD_PARAMS                                                                                       \
+  (int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, const T* k, const T* v, const T* mask, bool causal, \
+   T scale, T* out, T* lse)
+#define TG_FWD_ARGS (L, S, D, Dv, q, k, v, mask, causal, scale, out, lse)
+#define TG_BWD_PARAMS                                                                                       \
+  (int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, const T* k, const T* v, const T* mask, bool causal, \
+   T scale, const T* out, const T* lse, const T* g, T* dq, T* dk, T* dv)
+#define TG_BWD_ARGS (L, S, D, Dv, q, k, v, mask, causal, scale, out, lse, g, dq, dk, dv)
+#define TG_VARIANTS(name, params, args)                                                             \
+  template <typename T>                                                                            \
+  __attribute__((noinline)) void name##_base params { name<T> args; }                               \
+  template <typename T>                                                                            \
+  __attribute__((noinline, target("avx2,fma"))) void name##_avx2 params { name<T> args; }           \
+  template <typename T>                                                                            \
+  __attribute__((noinline, target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512"))) void \
+      name##_avx512 params {                                                                      \
+    name<T> args;                                                                                  \
+  }                                                                                                \
+  template <typename T>                                                                            \
+  void name##_run params {                                                                         \
+    switch (kernel_isa(Kernel::attention)) {                                                       \
+      case Isa::avx512: return name##_avx512<T> args;                                              \
+      case Isa::avx2: return name##_avx2<T> args;                                                  \
+      default: return name##_base<T> args;                                                         \
+    }                                                                                              \
+  }
+#if defined(__x86_64__)
+TG_VARIANTS(head_forward, TG_FWD_PARAMS, TG_FWD_ARGS)
+TG_VARIANTS(head_backward, TG_BWD_PARAMS, TG_BWD_ARGS)
+#else
+template <typename T> void head_forward_run TG_FWD_PARAMS { head_forward<T> TG_FWD_ARGS; }
+template <typename T> void head_backward_run TG_BWD_PARAMS { head_backward<T> TG_BWD_ARGS; }
+#endif
+#undef TG_VARIANTS
+#undef TG_FWD_PARAMS
+#undef TG_FWD_ARGS
+#undef TG_BWD_PARAMS
+#undef TG_BWD_ARGS
+
 bool parallel_heads(int64_t BH, int64_t L, int64_t S, int64_t D, int64_t Dv) {
   return double(BH) * double(L) * double(S) * double(D + Dv) >= kParallelMinWork;
 }
@@ -149,7 +195,7 @@ void attention_forward(int64_t BH, int64_t L, int64_t S, int64_t D, int64_t Dv, 
                        const T* v, const T* mask, int64_t MB, bool causal, T scale, T* out, T* lse) {
   parallel_for(BH, parallel_heads(BH, L, S, D, Dv), [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b)
-      head_forward<T>(L, S, D, Dv, q + b * L * D, k + b * S * D, v + b * S * Dv,
+      head_forward_run<T>(L, S, D, Dv, q + b * L * D, k + b * S * D, v + b * S * Dv,
                       mask ? mask + (MB == 1 ? 0 : b) * L * S : nullptr, causal, scale, out + b * L * Dv, lse + b * L);
   });
 }
@@ -160,7 +206,7 @@ void attention_backward(int64_t BH, int64_t L, int64_t S, int64_t D, int64_t Dv,
                         const T* gout, T* dq, T* dk, T* dv) {
   parallel_for(BH, parallel_heads(BH, L, S, D, Dv), [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b)
-      head_backward<T>(L, S, D, Dv, q + b * L * D, k + b * S * D, v + b * S * Dv,
+      head_backward_run<T>(L, S, D, Dv, q + b * L * D, k + b * S * D, v + b * S * Dv,
                        mask ? mask + (MB == 1 ? 0 : b) * L * S : nullptr, causal, scale, out + b * L * Dv, lse + b * L,
                        gout + b * L * Dv, dq + b * L * D, dk + b * S * D, dv + b * S * Dv);
   });

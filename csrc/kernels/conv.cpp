@@ -9,7 +9,7 @@
 // When an image's P is small, a GEMM covers a few images side by side (P -> G*P columns,
 // see images_per_gemm): repacking w for every tiny GEMM would otherwise dominate.
 //
-// On CPUs with AVX-512 (and unless TAPEGRAD_CONV_KERNEL=gemm), the three passes run on this
+// On CPUs with AVX-512 (unless cpu.h's TAPEGRAD_CPU or TAPEGRAD_CONV_KERNEL=gemm caps it), the three passes run on this
 // file's own AVX-512 products instead of gemm, shaped for convolutions (see "direct products"
 // below): the weights are packed once per call rather than per image, the image side (col, gy,
 // x) is read in place, unpacked, and the weight gradient is a dot product along the output
@@ -35,6 +35,7 @@
 #endif
 
 #include "kernels/checked.h"
+#include "kernels/cpu.h"
 #include "kernels/gemm.h"
 #include "kernels/parallel.h"
 
@@ -211,19 +212,9 @@ void col2vol(const ConvShape& s, int64_t Cg, const T* col, int64_t ld, T* x) {
 constexpr int kRowsMR = 8, kRowsNV = 2;  // rows: 8 x 2 vectors (16 accumulators)
 constexpr int kDotMI = 4, kDotNJ = 6;    // dots: 4 x 6 vectors (24 accumulators)
 
-bool use_direct() {
-#if defined(__x86_64__)
-  static const bool yes = [] {
-    const char* env = std::getenv("TAPEGRAD_CONV_KERNEL");
-    if (env && std::strcmp(env, "gemm") == 0) return false;
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma");
-  }();
-  return yes;
-#else
-  return false;
-#endif
-}
+// The direct products are conv's AVX-512 build; below that level (or with
+// TAPEGRAD_CONV_KERNEL=gemm) convolutions run as im2col + gemm (cpu.h).
+bool use_direct() { return kernel_isa(Kernel::conv) == Isa::avx512; }
 
 #if defined(__x86_64__)
 #define TG_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma")))

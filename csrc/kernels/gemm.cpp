@@ -13,8 +13,8 @@
 // not depend on the thread count, so every C element is summed in the same order whatever the
 // partition: results are bit-identical for any number of threads.
 // The AVX-512 and AVX2+FMA micro-kernels are compiled with target attributes and the widest the
-// CPU has is chosen at run time; a portable micro-kernel serves other CPUs
-// (TAPEGRAD_GEMM_KERNEL=avx2 or =generic caps the choice).
+// CPU has is chosen at run time; a portable micro-kernel serves other CPUs (cpu.h: TAPEGRAD_CPU,
+// or TAPEGRAD_GEMM_KERNEL for gemm alone, caps the choice).
 #include "kernels/gemm.h"
 
 #include <algorithm>
@@ -24,6 +24,7 @@
 #include <new>
 #include <utility>
 
+#include "kernels/cpu.h"
 #include "kernels/parallel.h"
 
 #if defined(__x86_64__)
@@ -40,7 +41,6 @@ namespace {
 // AVX-512: Zen 5, 48 KiB L1d, 1 MiB L2, whose full-width 512-bit FMAs double AVX2's peak).
 // KC is the same for every kernel: it fixes how K is cut into blocks, so every kernel sums each
 // element in the same order and the AVX-512 and AVX2 kernels give bit-identical results.
-enum class Isa { generic, avx2, avx512 };
 template <typename T, Isa I> struct Blocks;
 //                                                        MR   NR    KC    MC    NC
 template <> struct Blocks<float, Isa::avx512>  { enum {   MR = 12, NR = 32, KC = 256, MC = 144, NC = 4064 }; };
@@ -478,32 +478,13 @@ void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t rsc, int64_t csc) {
     for (int64_t j = 0; j < N; ++j) C[i * rsc + j * csc] = beta == T(0) ? T(0) : beta * C[i * rsc + j * csc];
 }
 
-// The widest kernel this CPU runs, chosen once; TAPEGRAD_GEMM_KERNEL=avx2 or =generic caps it
-// (tests compare the kernels; AVX-512 is only taken with AVX-512F, which also means AVX2+FMA).
-Isa chosen_isa() {
-#if defined(__x86_64__)
-  static const Isa isa = [] {
-    const char* env = std::getenv("TAPEGRAD_GEMM_KERNEL");
-    const bool cap_generic = env && std::strcmp(env, "generic") == 0, cap_avx2 = env && std::strcmp(env, "avx2") == 0;
-    if (cap_generic || !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return Isa::generic;
-    if (cap_avx2 || !__builtin_cpu_supports("avx512f")) return Isa::avx2;
-    return Isa::avx512;
-  }();
-  return isa;
-#else
-  return Isa::generic;
-#endif
-}
+// The widest kernel this CPU runs, chosen once (cpu.h: TAPEGRAD_CPU, or TAPEGRAD_GEMM_KERNEL for
+// gemm alone, caps it; tests compare the kernels).
+Isa chosen_isa() { return kernel_isa(Kernel::gemm); }
 
 }  // namespace
 
-const char* gemm_kernel_name() {
-  switch (chosen_isa()) {
-    case Isa::avx512: return "avx512";
-    case Isa::avx2: return "avx2";
-    default: return "generic";
-  }
-}
+const char* gemm_kernel_name() { return isa_name(chosen_isa()); }
 
 template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa,

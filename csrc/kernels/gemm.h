@@ -41,7 +41,8 @@ void gemm(int64_t M, T alpha, const T* A, int64_t rsa, int64_t csa, const Packed
           int64_t rsc, int64_t csc);
 
 // Which micro-kernel gemm runs on this CPU: "avx512", "avx2" or "generic". Chosen once, at the
-// first call, from the CPU's features; TAPEGRAD_GEMM_KERNEL=avx2 or =generic caps the choice.
+// first call, from the CPU's features; TAPEGRAD_CPU (every family) or TAPEGRAD_GEMM_KERNEL (gemm
+// alone) =avx2 or =generic caps the choice (cpu.h).
 // The SIMD kernels give bit-identical results (the same FMA chain per element).
 const char* gemm_kernel_name();
 

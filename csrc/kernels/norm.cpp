@@ -1,11 +1,12 @@
 // batch_norm and group_norm kernels (see norm.h for the layout).
 //
 // Every loop body is written once (a template, inlined) and compiled for the baseline ISA and,
-// through target attributes, for AVX2+FMA, chosen at run time by CPU feature as rows.cpp does.
+// through target attributes, for AVX2+FMA, chosen at run time by CPU feature (cpu.h).
 // Work is cut into tiles fixed by the shape (parallel_tiles hands them out): statistics of a
 // tile are written to their own slot and merged afterwards in slot order.
 #include "kernels/norm.h"
 
+#include "kernels/cpu.h"
 #include "kernels/parallel.h"
 
 #include <algorithm>
@@ -24,10 +25,7 @@ constexpr int64_t kParallelMinElems = 1 << 15;
 // so it should stay in L2 between the passes (16384 floats: 64 KiB).
 constexpr int64_t kTile = 16384;
 
-bool has_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
-}
+bool has_avx2() { return kernel_isa(Kernel::norm) >= Isa::avx2; }
 
 // ---------------------------------------------------------------- loop bodies
 // Mean and sum of squared deviations of `planes` runs of `len` elements, `stride` apart. Each run

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/cpu.h"
 #include "kernels/parallel.h"
 
 namespace tapegrad {
@@ -136,10 +137,7 @@ TG_AVX2 __attribute__((noinline)) void sgd_avx2(int64_t s, int64_t e, const SgdT
   sgd_dispatch<T>(s, e, t, h);
 }
 
-bool has_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
-}
+bool has_avx2() { return kernel_isa(Kernel::optim) >= Isa::avx2; }
 
 // Runs body(s, e, tensor) over every tile of ts, tiles taken dynamically by the threads.
 template <class Tensors, class Body>

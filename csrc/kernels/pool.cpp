@@ -6,6 +6,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu.h"
 #include "kernels/parallel.h"
 
 #if defined(__x86_64__)
@@ -140,10 +141,7 @@ __attribute__((target("avx2"))) void max_pool_planes_avx2(const PoolShape& s, co
   for (int64_t p = p0; p < p1; ++p) max_pool_plane_fast<T, SW, kWideTap>(s, x + p * V, y + p * Vo, idx + p * Vo);
 }
 
-bool pool_use_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2");
-  return yes;
-}
+bool pool_use_avx2() { return kernel_isa(Kernel::pool) >= Isa::avx2; }
 
 // ---- max_pool fast path for column stride 2 (2x2/s2, 3x3/s2, ...), AVX2.
 // The compiler does not vectorise the block loop above for a column stride of 2 (strided loads),

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu.h"
 #include "kernels/gemm.h"
 #include "kernels/parallel.h"
 #include "kernels/vmath.h"
@@ -33,29 +34,14 @@ std::vector<int64_t> offsets(int64_t S, const int64_t* n) {
 
 #define TG_INLINE inline __attribute__((always_inline))
 
-bool use_avx2() {
-#if defined(__x86_64__)
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
-#else
-  return false;
-#endif
-}
-
-bool use_avx512() {
-#if defined(__x86_64__)
-  static const bool yes = use_avx2() && __builtin_cpu_supports("avx512f");
-  return yes;
-#else
-  return false;
-#endif
-}
+bool use_avx2() { return kernel_isa(Kernel::rnn) >= Isa::avx2; }
+bool use_avx512() { return kernel_isa(Kernel::rnn) == Isa::avx512; }
 
 // Each gate pass is a loop body written once (an inlined template over rows [r0, r1)) and
 // compiled three times: for the baseline ISA and, through target attributes, for AVX2+FMA and
-// AVX-512 (twice the lanes for the exps and tanhs of the gates), chosen at run time as gemm.cpp
-// does. The choice is made once per process, so a result never depends on the thread count. The pass over a step's rows is split over threads
-// when there are enough elements.
+// AVX-512 (twice the lanes for the exps and tanhs of the gates), chosen at run time (cpu.h).
+// The choice is made once per process, so a result never depends on the thread count. The pass
+// over a step's rows is split over threads when there are enough elements.
 #if defined(__x86_64__)
 #define TG_GATE_PASS(NAME)                                                                        \
   template <typename T>                                                                           \

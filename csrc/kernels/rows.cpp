@@ -2,12 +2,13 @@
 //
 // Every kernel is a loop body written once (a template, inlined) and compiled three times: for
 // the baseline ISA and, through target attributes, for AVX2+FMA and AVX-512, chosen at run time
-// by CPU feature as gemm.cpp does (results may differ by an ulp between ISAs, never between
+// by CPU feature (cpu.h) (results may differ by an ulp between ISAs, never between
 // thread counts). The bodies are plain loops under `omp simd` that the compiler vectorises; the
 // float transcendentals are the branch-free exp variants below (range reduction, a polynomial,
 // selects for the special cases), each with only the cases its callers can reach, so they vectorise.
 #include "kernels/rows.h"
 
+#include "kernels/cpu.h"
 #include "kernels/parallel.h"
 #include "kernels/vmath.h"
 
@@ -34,16 +35,7 @@ constexpr int64_t kBlock = 4096;
 constexpr int64_t kRowsPerChunk = 16;
 constexpr int64_t kMaxChunks = 64;
 
-enum class Isa { base, avx2, avx512 };
-
-Isa isa() {
-  static const Isa best = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-                                  __builtin_cpu_supports("avx512vl")
-                              ? Isa::avx512
-                          : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? Isa::avx2
-                                                                                             : Isa::base;
-  return best;
-}
+Isa isa() { return kernel_isa(Kernel::rows); }
 
 using vmath::bits_to_float;
 using vmath::exp_reduced;
