@@ -1,0 +1,120 @@
+"""The AVX2 and generic builds of every kernel family, on whatever CPU runs the suite.
+
+Each family picks the widest build the CPU runs (csrc/kernels/cpu.h), so an AVX-512 machine
+never runs the AVX2 and generic code that an AVX2-only or non-x86 machine does. Here the kernel
+tests of each family (and the fused ops against numpy/PyTorch) run again in a subprocess with
+TAPEGRAD_CPU=avx2 and =generic. A level above the CPU's is skipped (the cap could only give the
+CPU's own level), and so is the CPU's own level (the rest of the suite runs it).
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tapegrad import _C
+
+ROOT = Path(__file__).resolve().parents[2]
+LEVELS = ["generic", "avx2", "avx512"]  # lowest first
+FAMILIES = ["gemm", "conv", "rows", "norm", "rnn", "attention", "pool", "optim"]
+CPU = _C.cpu_isa()["cpu"]
+
+# One file or more per family: together they run every build of every kernel, in about 15 s a level.
+KERNEL_TESTS = [
+    "tests/csrc/test_gemm.py",  # gemm
+    "tests/csrc/test_gemm_packed.py",  # gemm's PackedB
+    "tests/csrc/test_conv.py",  # conv (below avx512: im2col + gemm)
+    "tests/csrc/test_conv3d.py",
+    "tests/csrc/test_rows.py",  # rows: gelu, softmax, layer_norm, cross_entropy
+    "tests/csrc/test_norm_kernels.py",  # norm: batch_norm, group_norm
+    "tests/nn/test_norm_fused_vs_torch.py",
+    "tests/csrc/test_rnn_kernels.py",  # rnn
+    "tests/csrc/test_attention_kernel.py",  # attention
+    "tests/csrc/test_pool.py",  # pool
+    "tests/csrc/test_optim_kernels.py",  # optim
+]
+# Tests that start their own subprocesses with their own kernel choice, or take seconds without
+# exercising anything ISA-specific.
+SKIP = "not subprocess and not avx512_matches_avx2 and not more_than_int32_taps"
+
+
+def run_python(code, **env):
+    """Runs code in a fresh interpreter with env added (None removes a variable); the result."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("TAPEGRAD_")}
+    full.update({k: v for k, v in env.items() if v is not None})
+    return subprocess.run([sys.executable, "-c", code], env=full, cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+
+
+# _C alone, without tapegrad's import (a tenth of the time)
+CPU_ISA = f"""
+import importlib.util, json
+spec = importlib.util.spec_from_file_location("tapegrad._C", {_C.__file__!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps(module.cpu_isa()))
+"""
+
+
+def isa_under(**env):
+    """_C.cpu_isa() in a fresh process with env added."""
+    res = run_python(CPU_ISA, **env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return json.loads(res.stdout)
+
+
+def rank(level):
+    return LEVELS.index(level)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_every_family_runs_at_most_the_cap(level):
+    isa = isa_under(TAPEGRAD_CPU=level)
+    assert isa["cpu"] == CPU
+    assert isa["cap"] == LEVELS[min(rank(level), rank(CPU))]  # a cap above the CPU's level is its level
+    assert set(isa) == {"cpu", "cap", *FAMILIES}
+    for family in FAMILIES:
+        assert rank(isa[family]) <= rank(isa["cap"]), (family, isa)
+    if isa["cap"] == "avx2":  # every family has an AVX2 build but conv, which then runs as im2col + gemm
+        assert {f: isa[f] for f in FAMILIES} == dict.fromkeys(FAMILIES, "avx2") | {"conv": "generic"}
+
+
+def test_unset_is_the_widest_build():
+    isa = isa_under()
+    widest = {"norm": "avx2", "pool": "avx2", "optim": "avx2"}
+    for family in FAMILIES:
+        assert isa[family] == LEVELS[min(rank(CPU), rank(widest.get(family, "avx512")))] or (
+            family == "conv" and CPU != "avx512" and isa[family] == "generic"), (family, isa)
+
+
+def test_older_variables_cap_their_own_family():
+    full = isa_under()
+    isa = isa_under(TAPEGRAD_GEMM_KERNEL="generic")
+    assert isa["gemm"] == "generic" and {**isa, "gemm": full["gemm"]} == full
+    isa = isa_under(TAPEGRAD_CONV_KERNEL="gemm")
+    assert isa["conv"] == "generic" and {**isa, "conv": full["conv"]} == full
+    # with TAPEGRAD_CPU, the lower of the two caps
+    assert isa_under(TAPEGRAD_CPU="generic", TAPEGRAD_GEMM_KERNEL="avx2")["gemm"] == "generic"
+
+
+@pytest.mark.parametrize("var,value", [("TAPEGRAD_CPU", "avx3"), ("TAPEGRAD_CPU", "AVX2"),
+                                       ("TAPEGRAD_GEMM_KERNEL", "fast"), ("TAPEGRAD_CONV_KERNEL", "winograd")])
+def test_a_bad_value_fails_the_import_naming_it(var, value):
+    res = run_python("import tapegrad", **{var: value})
+    assert res.returncode != 0
+    assert f"ImportError: {var}='{value}' is not one of" in res.stderr, res.stderr[-2000:]
+
+
+@pytest.mark.parametrize("level", ["avx2", "generic"])
+def test_kernel_tests_pass_at(level):
+    if rank(level) > rank(CPU):
+        pytest.skip(f"this CPU has no {level}")
+    if level == CPU:
+        pytest.skip(f"{level} is this CPU's own level: the rest of the suite runs it")
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", SKIP, *KERNEL_TESTS],
+                         env={**{k: v for k, v in os.environ.items() if not k.startswith("TAPEGRAD_")},
+                              "TAPEGRAD_CPU": level},
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, f"TAPEGRAD_CPU={level}:\n" + res.stdout[-6000:] + res.stderr[-2000:]
