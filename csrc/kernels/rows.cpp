@@ -45,10 +45,11 @@ using vmath::float_to_bits;
 // results included): vmath::exp (branch-free: the special cases are selects, so loops vectorise).
 TG_INLINE float exp_f(float x) { return vmath::exp(x); }
 
-// exp_f for the softmax family, whose arguments are x - max(x) <= 0 (or NaN, in rows that hold a
-// NaN or +inf: the row is NaN then, through the sum): no overflow to handle, and a NaN argument
-// may give any value. Six selects fewer than exp_f, the same result for every a <= 0 (positive
-// a is taken as 0; the kernels never pass one).
+// exp_f for the softmax family, whose arguments are x - max(x) <= 0, or NaN (rows that hold a
+// NaN or +inf, and the backward passes' NaN outputs): no overflow to handle. Six selects fewer
+// than exp_f, the same result for every a <= 0 (positive a is taken as 0; the kernels never pass
+// one); a NaN argument gives NaN, through `a - a` (0 for every other a that gets there), so that
+// log_softmax's and cross_entropy's gradients of a NaN row are NaN, as in float64 and PyTorch.
 TG_INLINE float exp_nonpos_full_f(float a) {
   float ac = a > -104.0f ? a : -104.0f;  // NaN too: the int conversion below stays defined
   ac = ac < 0.0f ? ac : 0.0f;
@@ -59,7 +60,7 @@ TG_INLINE float exp_nonpos_full_f(float a) {
   const int32_t ni = static_cast<int32_t>(float_to_bits(fm) - 0x4B400000u), n1 = ni >> 1, n2 = ni - n1;
   const float y = p * bits_to_float(static_cast<uint32_t>(n1 + 127) << 23) *
                   bits_to_float(static_cast<uint32_t>(n2 + 127) << 23);
-  return a < -103.972084045410156f ? 0.0f : y;
+  return a < -103.972084045410156f ? 0.0f : y + (a - a);
 }
 
 template <typename T>

@@ -118,6 +118,21 @@ def test_softmax_rows_with_inf_and_nan_follow_pytorch(dtype):
                                   np.array([[nan, nan], [nan, nan], [nan, nan], [-inf, 0]], dtype))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gradients_of_nan_rows_are_nan(dtype):
+    """log_softmax's and cross_entropy's gradients of a row holding a NaN or +inf are NaN (as in
+    PyTorch); float32's exp took a NaN argument for 0 and gave the row the gradient of a finite one."""
+    x = np.array([[1.0, np.nan, 2.0], [1.0, np.inf, 2.0], [1.0, 3.0, 2.0]], dtype)
+    g = np.array([[1.0, 2.0, 3.0]] * 3, dtype)
+    gx = _C.softmax_backward(g, _C.softmax(x, True), True)
+    assert np.isnan(gx[:2]).all() and np.isfinite(gx[2]).all(), gx
+    t, w = np.array([0, 0, 1]), np.ones(3, dtype)
+    loss, rmax, logsum = _C.cross_entropy(x, t, w)
+    assert np.isnan(loss[:2]).all() and np.isfinite(loss[2]), loss
+    gx = _C.cross_entropy_backward(np.ones(3, dtype), x, t, w, rmax, logsum)
+    assert np.isnan(gx[:2]).all() and np.isfinite(gx[2]).all(), gx
+
+
 def layer_norm_ref(x, w, b, eps):
     mu = x.mean(-1, keepdims=True)
     r = 1 / np.sqrt(x.var(-1, keepdims=True) + eps)
