@@ -4,7 +4,7 @@ Each family picks the widest build the CPU runs (csrc/kernels/cpu.h), so an AVX-
 never runs the AVX2 and generic code that an AVX2-only or non-x86 machine does. Here the kernel
 tests of each family (and the fused ops against numpy/PyTorch) run again in a subprocess with
 TAPEGRAD_CPU=avx2 and =generic. A level above the CPU's is skipped (the cap could only give the
-CPU's own level), and so is the CPU's own level (the rest of the suite runs it).
+CPU's own level), and so is this run's own level (the rest of the suite runs it).
 """
 import json
 import os
@@ -21,12 +21,11 @@ LEVELS = ["generic", "avx2", "avx512"]  # lowest first
 FAMILIES = ["gemm", "conv", "rows", "norm", "rnn", "attention", "pool", "optim"]
 CPU = _C.cpu_isa()["cpu"]
 
-# One file or more per family: together they run every build of every kernel, in about 15 s a level.
+# A file or two per family: together they run every build of every kernel, in about 20 s a level.
 KERNEL_TESTS = [
     "tests/csrc/test_gemm.py",  # gemm
     "tests/csrc/test_gemm_packed.py",  # gemm's PackedB
     "tests/csrc/test_conv.py",  # conv (below avx512: im2col + gemm)
-    "tests/csrc/test_conv3d.py",
     "tests/csrc/test_rows.py",  # rows: gelu, softmax, layer_norm, cross_entropy
     "tests/csrc/test_norm_kernels.py",  # norm: batch_norm, group_norm
     "tests/nn/test_norm_fused_vs_torch.py",
@@ -38,13 +37,20 @@ KERNEL_TESTS = [
 # Tests that start their own subprocesses with their own kernel choice, or take seconds without
 # exercising anything ISA-specific.
 SKIP = "not subprocess and not avx512_matches_avx2 and not more_than_int32_taps"
+ISA_VARIABLES = ("TAPEGRAD_CPU", "TAPEGRAD_GEMM_KERNEL", "TAPEGRAD_CONV_KERNEL")
+
+
+def environment(**env):
+    """os.environ without the instruction-set variables (TAPEGRAD_C_PATH, a sanitizer build's, stays),
+    plus env (None removes a variable)."""
+    full = {k: v for k, v in os.environ.items() if k not in ISA_VARIABLES}
+    full.update({k: v for k, v in env.items() if v is not None})
+    return full
 
 
 def run_python(code, **env):
     """Runs code in a fresh interpreter with env added (None removes a variable); the result."""
-    full = {k: v for k, v in os.environ.items() if not k.startswith("TAPEGRAD_")}
-    full.update({k: v for k, v in env.items() if v is not None})
-    return subprocess.run([sys.executable, "-c", code], env=full, cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-c", code], env=environment(**env), cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
 
 
@@ -81,6 +87,10 @@ def test_every_family_runs_at_most_the_cap(level):
         assert {f: isa[f] for f in FAMILIES} == dict.fromkeys(FAMILIES, "avx2") | {"conv": "generic"}
 
 
+def test_this_process_reports_what_gemm_runs():
+    assert _C.cpu_isa()["gemm"] == _C.gemm_kernel()
+
+
 def test_unset_is_the_widest_build():
     isa = isa_under()
     widest = {"norm": "avx2", "pool": "avx2", "optim": "avx2"}
@@ -111,10 +121,9 @@ def test_a_bad_value_fails_the_import_naming_it(var, value):
 def test_kernel_tests_pass_at(level):
     if rank(level) > rank(CPU):
         pytest.skip(f"this CPU has no {level}")
-    if level == CPU:
-        pytest.skip(f"{level} is this CPU's own level: the rest of the suite runs it")
+    if level == _C.cpu_isa()["cap"]:
+        pytest.skip(f"{level} is this run's own level: the rest of the suite runs it")
     res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", SKIP, *KERNEL_TESTS],
-                         env={**{k: v for k, v in os.environ.items() if not k.startswith("TAPEGRAD_")},
-                              "TAPEGRAD_CPU": level},
+                         env=environment(TAPEGRAD_CPU=level),
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, f"TAPEGRAD_CPU={level}:\n" + res.stdout[-6000:] + res.stderr[-2000:]
