@@ -75,7 +75,8 @@ TG_INLINE void head_forward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T
       for (int64_t i = 0; i < rows; ++i) {
         T* si = s.data() + i * kK;
         T mx = m[i];
-        for (int64_t j = 0; j < cols; ++j) mx = std::max(mx, si[j]);
+#pragma omp simd reduction(max : mx)
+        for (int64_t j = 0; j < cols; ++j) mx = si[j] > mx ? si[j] : mx;
         if (mx == ninf) {  // nothing seen yet: this tile adds nothing
           std::fill(si, si + cols, T(0));
           continue;
