@@ -33,7 +33,7 @@ Isa highest_build_at_most(Kernel k, Isa cap) {
 }
 
 Isa detect() {
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__)  // the kernels' SIMD builds exist on x86-64 only
   __builtin_cpu_init();
   if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return Isa::generic;
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
