@@ -154,7 +154,11 @@ def test_layer_norm_forward_and_backward(data, params):
     w64 = None if w is None else w.astype(np.float64)
     y_ref, mu, r, xhat = layer_norm_ref(x64, w64, None if b is None else b.astype(np.float64), eps)
     y, mean, rstd = _C.layer_norm(x, D, w, b, eps)
-    np.testing.assert_allclose(y, y_ref, rtol=TOL[dtype]["rtol"] * 4, atol=TOL[dtype]["atol"] * 4)
+    # the mean is rounded to dtype, so x - mean is off by up to eps |mean|, times rstd: large where a
+    # row's spread is small next to its mean (x = [10.6565, 10.6207] in float32: 2.6e-5; PyTorch 3.9e-5)
+    cond = (np.finfo(dtype).eps * np.abs(mu) * r)[:, None] * (1 if w64 is None else np.abs(w64))
+    err = np.abs(y - y_ref)
+    assert (err <= TOL[dtype]["atol"] * 4 + TOL[dtype]["rtol"] * 4 * np.abs(y_ref) + cond).all(), (err, cond)
     np.testing.assert_allclose(mean, mu, **TOL[dtype])
     np.testing.assert_allclose(rstd, r, rtol=TOL[dtype]["rtol"] * 4)
     gh = g64 * (1 if w64 is None else w64)
