@@ -2,8 +2,10 @@
 #include "kernels/parallel.h"
 
 #include <pthread.h>
+#include <sched.h>
 
 #include <cctype>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <stdexcept>
@@ -39,11 +41,24 @@ inline void cpu_relax() {
 #endif
 }
 
-// Polls of an idle worker for the next job before it sleeps (tens of microseconds: a training
-// step's kernels follow each other closer than that), and of the caller for the workers still
-// inside a finished job before it yields its core to them.
-constexpr int kWorkerSpins = 4000;
-constexpr int kCallerSpins = 2000;
+using Clock = std::chrono::steady_clock;
+
+// How long an idle worker polls for the next job before it sleeps: a training step's kernels
+// follow each other closer than that (the interpreter's work between two ops), and a sleeping
+// worker takes 5-50 us (far more on a busy machine) to wake. Time, not a count of pauses: a
+// pause is 10 cycles on one x86 and 140 on another. And how long the caller polls for workers
+// still inside a finished job (finishing one tile) before it sleeps until the last one leaves.
+constexpr auto kWorkerSpin = std::chrono::microseconds(100);
+constexpr auto kCallerSpin = std::chrono::microseconds(20);
+
+// The CPU this thread runs on now, or -1 where that is unknown.
+inline int current_cpu() {
+#ifdef __linux__
+  return sched_getcpu();
+#else
+  return -1;
+#endif
+}
 
 // One team call. Lives on the caller's stack; `active` (below) says when no worker can still
 // be reading it.
@@ -51,6 +66,7 @@ struct Job {
   detail::TeamFn fn;
   void* ctx;
   int nt;
+  int caller_cpu;
   std::atomic<int> next_tid{1};  // the caller is 0
 };
 
@@ -58,11 +74,19 @@ struct Job {
 // finds the pool busy runs its shares itself). The caller works on its job from the start and
 // never waits for a worker that has not joined it: when the caller has run out of shares it
 // withdraws the job, and a worker that wakes later finds nothing. It only waits for workers
-// already inside the job (`active`), i.e. for shares being computed.
+// already inside the job (`active`), i.e. for shares being computed, and sleeps if that takes
+// long (a worker descheduled mid-share on a busy machine).
+//
+// A worker that finds itself on the caller's CPU takes no share and does not poll: the caller
+// cannot be running then (it was preempted by this worker, which the OS woke on the caller's
+// CPU because the other CPUs are busy), so a share taken there is a share the two time-slice,
+// and polling there only takes the caller's CPU from it.
 //
 // Withdrawal: a worker increments `active` and then reads `job`; the caller stores null to `job`
 // and then reads `active` (all sequentially consistent). Either the caller sees the worker's
-// increment and waits for it, or the worker sees null (or a later job, which it may serve).
+// increment and waits for it, or the worker sees null (or a later job, which it may serve). The
+// caller's sleep likewise: it sets `caller_asleep_` then reads `active`; a leaving worker
+// decrements `active` then reads `caller_asleep_`, and notifies under the mutex.
 class Pool {
  public:
   std::mutex submit;  // held by the caller whose job is posted
@@ -91,30 +115,54 @@ class Pool {
   }
 
   void post(Job* j) {
+    caller_cpu_.store(j->caller_cpu, std::memory_order_relaxed);
     job.store(j);
     gen_.fetch_add(1);
     std::lock_guard<std::mutex> lock(mu_);
-    if (sleepers_) cv_.notify_all();
+    // Sleepers beyond the nt - 1 a job can use stay asleep.
+    for (int k = std::min(sleepers_, j->nt - 1); k > 0; --k) cv_.notify_one();
+  }
+
+  // Returns once no worker is inside the withdrawn job.
+  void wait_idle() {
+    const auto until = Clock::now() + kCallerSpin;
+    for (int spin = 0; active.load() != 0; ++spin) {
+      if ((spin & 63) != 63 || Clock::now() < until) {
+        cpu_relax();
+        continue;
+      }
+      std::unique_lock<std::mutex> lock(mu_);
+      caller_asleep_.store(true);
+      done_.wait(lock, [&] { return active.load() == 0; });
+      caller_asleep_.store(false);
+      return;
+    }
   }
 
  private:
+  // Waits for a job after generation `seen`: polls, then sleeps; returns the new generation.
+  uint64_t next_job(uint64_t seen) {
+    const auto until = Clock::now() + kWorkerSpin;
+    uint64_t g;
+    for (int spin = 0; (g = gen_.load(std::memory_order_acquire)) == seen; ++spin) {
+      if ((spin & 63) != 63 || (Clock::now() < until && current_cpu() != caller_cpu_.load(std::memory_order_relaxed))) {
+        cpu_relax();
+        continue;
+      }
+      std::unique_lock<std::mutex> lock(mu_);
+      ++sleepers_;
+      cv_.wait(lock, [&] { return gen_.load() != seen; });
+      --sleepers_;
+    }
+    return g;
+  }
+
   void work() {
     uint64_t seen = gen_.load();
     for (;;) {
-      uint64_t g = gen_.load(std::memory_order_acquire);
-      for (int spin = 0; g == seen; g = gen_.load(std::memory_order_acquire)) {
-        if (++spin < kWorkerSpins) {
-          cpu_relax();
-          continue;
-        }
-        std::unique_lock<std::mutex> lock(mu_);
-        ++sleepers_;
-        cv_.wait(lock, [&] { return gen_.load() != seen; });
-        --sleepers_;
-      }
-      seen = g;
+      seen = next_job(seen);
       active.fetch_add(1);
-      if (Job* j = job.load()) {
+      if (Job* j = job.load(); j && current_cpu() != j->caller_cpu) {
         const int tid = j->next_tid.fetch_add(1);
         if (tid < j->nt) {
           t_in_region = true;
@@ -122,13 +170,19 @@ class Pool {
           t_in_region = false;
         }
       }
-      active.fetch_sub(1);
+      if (active.fetch_sub(1) == 1 && caller_asleep_.load()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        done_.notify_one();
+      }
     }
   }
 
-  std::mutex mu_;  // threads_, sleepers_ and the condition
-  std::condition_variable cv_;
+  std::mutex mu_;  // threads_, sleepers_ and both conditions
+  std::condition_variable cv_;     // a new job (gen_)
+  std::condition_variable done_;   // the last worker left a job (active == 0)
   std::atomic<uint64_t> gen_{0};
+  std::atomic<int> caller_cpu_{-1};  // of the latest job
+  std::atomic<bool> caller_asleep_{false};
   int sleepers_ = 0;
   std::vector<std::thread> threads_;
 };
@@ -200,7 +254,7 @@ void run_team(int nt, TeamFn fn, void* ctx) {
   Pool& p = pool();
   std::unique_lock<std::mutex> lock(p.submit, std::try_to_lock);
   if (lock.owns_lock()) p.grow(nt - 1);  // may throw: nothing is posted yet
-  Job j{fn, ctx, nt};
+  Job j{fn, ctx, nt, current_cpu()};
   if (lock.owns_lock()) p.post(&j);
   // Busy pool (another thread's job): the caller's share loop takes every share itself.
   t_in_region = true;
@@ -208,10 +262,7 @@ void run_team(int nt, TeamFn fn, void* ctx) {
   t_in_region = false;
   if (!lock.owns_lock()) return;
   p.job.store(nullptr);
-  for (int spin = 0; p.active.load() != 0; ++spin) {
-    if (spin < kCallerSpins) cpu_relax();
-    else std::this_thread::yield();
-  }
+  p.wait_idle();
 }
 #else
 void run_team(int nt, TeamFn fn, void* ctx) {
