@@ -1691,7 +1691,7 @@ PYBIND11_MODULE(_C, m) {
         "Threads of every kernel call from any thread (process-wide); see csrc/kernels/parallel.h for fork.");
   m.def("get_num_threads", &tapegrad::num_threads, "The process-wide kernel thread count.");
   m.def("_kernel_pool_workers", &tapegrad::kernel_pool_workers,
-        "Worker threads the kernels' pool has started (tests; 0 in the ThreadSanitizer build).");
+        "Worker threads the kernels' pool has started (tests).");
   m.def("_parallel_probe", &parallel_probe, py::arg("nthreads"), py::arg("regions"), py::arg("total_us"),
         py::arg("gap_us"),
         "(seconds per region, fraction of shares a worker ran, mean seconds until a worker joined) of "
@@ -1699,14 +1699,18 @@ PYBIND11_MODULE(_C, m) {
         "gap_us between regions (benchmarks/bench_parallel.py; tests).");
 #ifdef TAPEGRAD_TSAN
   // Debug-only (the ThreadSanitizer build): a deliberate data race, so scripts/tsan.sh can show
-  // that TSan sees races in this module at all. Every thread adds to one unsynchronised counter.
+  // that TSan sees races in this module at all. Two threads add to one unsynchronised counter
+  // (plain std::threads: a pool worker may come too late to race, or not at all).
   m.def("_tsan_racy_count", [](int64_t per_thread) {
     int64_t counter = 0;
     {
       py::gil_scoped_release nogil;
-      tapegrad::parallel(2, [&](int, int) {
+      const auto add = [&] {
         for (int64_t i = 0; i < per_thread; ++i) *static_cast<volatile int64_t*>(&counter) += 1;
-      });
+      };
+      std::thread other(add);
+      add();
+      other.join();
     }
     return counter;
   });

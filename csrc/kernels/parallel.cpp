@@ -34,7 +34,6 @@ int default_threads() {
 #endif
 }
 
-#ifndef TAPEGRAD_TSAN
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -59,6 +58,9 @@ inline int current_cpu() {
   return -1;
 #endif
 }
+
+// Whether this thread runs on `cpu` now (false where either is unknown).
+inline bool on_cpu(int cpu) { return cpu >= 0 && current_cpu() == cpu; }
 
 // One team call. Lives on the caller's stack; `active` (below) says when no worker can still
 // be reading it.
@@ -145,7 +147,7 @@ class Pool {
     const auto until = Clock::now() + kWorkerSpin;
     uint64_t g;
     for (int spin = 0; (g = gen_.load(std::memory_order_acquire)) == seen; ++spin) {
-      if ((spin & 63) != 63 || (Clock::now() < until && current_cpu() != caller_cpu_.load(std::memory_order_relaxed))) {
+      if ((spin & 63) != 63 || (Clock::now() < until && !on_cpu(caller_cpu_.load(std::memory_order_relaxed)))) {
         cpu_relax();
         continue;
       }
@@ -162,7 +164,7 @@ class Pool {
     for (;;) {
       seen = next_job(seen);
       active.fetch_add(1);
-      if (Job* j = job.load(); j && current_cpu() != j->caller_cpu) {
+      if (Job* j = job.load(); j && !on_cpu(j->caller_cpu)) {
         const int tid = j->next_tid.fetch_add(1);
         if (tid < j->nt) {
           t_in_region = true;
@@ -201,15 +203,10 @@ Pool& pool() {
   }
   return *g_pool.load();
 }
-#endif
 
 // Runs in the child's only thread. Only stores to an atomic (a fork handler must be
 // async-signal-safe); the child's next team starts a new pool.
-void on_fork_child() {
-#ifndef TAPEGRAD_TSAN
-  g_pool_lost.store(true);
-#endif
-}
+void on_fork_child() { g_pool_lost.store(true); }
 
 }  // namespace
 
@@ -239,17 +236,10 @@ void install_fork_handler() {
 
 bool in_parallel_region() { return t_in_region; }
 
-int kernel_pool_workers() {
-#ifndef TAPEGRAD_TSAN
-  return pool().workers();
-#else
-  return 0;
-#endif
-}
+int kernel_pool_workers() { return pool().workers(); }
 
 namespace detail {
 
-#ifndef TAPEGRAD_TSAN
 void run_team(int nt, TeamFn fn, void* ctx) {
   Pool& p = pool();
   std::unique_lock<std::mutex> lock(p.submit, std::try_to_lock);
@@ -264,26 +254,6 @@ void run_team(int nt, TeamFn fn, void* ctx) {
   p.job.store(nullptr);
   p.wait_idle();
 }
-#else
-void run_team(int nt, TeamFn fn, void* ctx) {
-  std::vector<std::thread> team;
-  team.reserve(nt - 1);
-  try {
-    for (int tid = 1; tid < nt; ++tid)
-      team.emplace_back([=] {
-        t_in_region = true;
-        fn(ctx, tid, nt);
-      });
-  } catch (const std::system_error& e) {
-    for (auto& t : team) t.join();
-    throw std::system_error(e.code(), "could not start " + std::to_string(nt - 1) + " kernel thread(s)");
-  }
-  t_in_region = true;
-  fn(ctx, 0, nt);
-  t_in_region = false;
-  for (auto& t : team) t.join();
-}
-#endif
 
 }  // namespace detail
 }  // namespace tapegrad
