@@ -46,9 +46,17 @@ using Clock = std::chrono::steady_clock;
 // follow each other closer than that (the interpreter's work between two ops), and a sleeping
 // worker takes 5-50 us (far more on a busy machine) to wake. Time, not a count of pauses: a
 // pause is 10 cycles on one x86 and 140 on another. And how long the caller polls for workers
-// still inside a finished job (finishing one tile) before it sleeps until the last one leaves.
+// still inside a finished job (finishing one tile) before it yields, and then sleeps until the
+// last one leaves.
 constexpr auto kWorkerSpin = std::chrono::microseconds(100);
 constexpr auto kCallerSpin = std::chrono::microseconds(20);
+constexpr auto kCallerYield = std::chrono::microseconds(500);
+// How long the callers on a CPU where a woken worker found itself leave the sleepers asleep (a
+// polling worker still joins). Such a wake-up cost the caller about 1 ms on a loaded 2-CPU
+// machine (each context switch there may hand its CPU to another program): on a machine that
+// stays busy one wasted wake-up per 20 ms, on one that turns quiet the second thread back
+// within 20 ms.
+constexpr auto kCrowded = std::chrono::milliseconds(20);
 
 // The CPU this thread runs on now, or -1 where that is unknown.
 inline int current_cpu() {
@@ -81,8 +89,9 @@ struct Job {
 //
 // A worker that finds itself on the caller's CPU takes no share and does not poll: the caller
 // cannot be running then (it was preempted by this worker, which the OS woke on the caller's
-// CPU because the other CPUs are busy), so a share taken there is a share the two time-slice,
-// and polling there only takes the caller's CPU from it.
+// CPU because the other CPUs are busy), so a share taken there would only time-slice that CPU
+// with the caller, and polling there only takes the CPU from it. Jobs posted from that CPU then
+// wake no sleeping worker for kCrowded.
 //
 // Withdrawal: a worker increments `active` and then reads `job`; the caller stores null to `job`
 // and then reads `active` (all sequentially consistent). Either the caller sees the worker's
@@ -120,17 +129,29 @@ class Pool {
     caller_cpu_.store(j->caller_cpu, std::memory_order_relaxed);
     job.store(j);
     gen_.fetch_add(1);
+    // A worker woken lately found itself on this CPU: another wake would only cost the caller
+    // two context switches and perhaps its CPU to another program; try again after kCrowded.
+    const bool crowded = j->caller_cpu >= 0 && j->caller_cpu == crowded_cpu_.load(std::memory_order_relaxed) &&
+                         now_ns() < crowded_until_ns_.load(std::memory_order_relaxed);
     std::lock_guard<std::mutex> lock(mu_);
     // Sleepers beyond the nt - 1 a job can use stay asleep.
-    for (int k = std::min(sleepers_, j->nt - 1); k > 0; --k) cv_.notify_one();
+    for (int k = crowded ? 0 : std::min(sleepers_, j->nt - 1); k > 0; --k) cv_.notify_one();
   }
 
-  // Returns once no worker is inside the withdrawn job.
+  // Returns once no worker is inside the withdrawn job: polls (a worker finishing its tile), then
+  // yields (a worker preempted on this CPU gets it; one elsewhere is waited for without this
+  // CPU going to another program), then sleeps (a worker descheduled for long).
   void wait_idle() {
-    const auto until = Clock::now() + kCallerSpin;
+    const auto start = Clock::now();
     for (int spin = 0; active.load() != 0; ++spin) {
-      if ((spin & 63) != 63 || Clock::now() < until) {
+      if ((spin & 63) != 63) {
         cpu_relax();
+        continue;
+      }
+      const auto waited = Clock::now() - start;
+      if (waited < kCallerSpin) continue;
+      if (waited < kCallerYield) {
+        std::this_thread::yield();
         continue;
       }
       std::unique_lock<std::mutex> lock(mu_);
@@ -142,6 +163,15 @@ class Pool {
   }
 
  private:
+  static int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+  }
+
+  void crowded(int cpu) {
+    crowded_cpu_.store(cpu, std::memory_order_relaxed);
+    crowded_until_ns_.store(now_ns() + std::chrono::nanoseconds(kCrowded).count(), std::memory_order_relaxed);
+  }
+
   // Waits for a job after generation `seen`: polls, then sleeps; returns the new generation.
   uint64_t next_job(uint64_t seen) {
     const auto until = Clock::now() + kWorkerSpin;
@@ -163,8 +193,15 @@ class Pool {
     uint64_t seen = gen_.load();
     for (;;) {
       seen = next_job(seen);
+      // On the caller's CPU (the job's, below; the pool's latest, here, saves entering at all).
+      if (const int cpu = caller_cpu_.load(std::memory_order_relaxed); on_cpu(cpu)) {
+        crowded(cpu);
+        continue;
+      }
       active.fetch_add(1);
-      if (Job* j = job.load(); j && !on_cpu(j->caller_cpu)) {
+      if (Job* j = job.load(); j && on_cpu(j->caller_cpu)) {
+        crowded(j->caller_cpu);
+      } else if (j) {
         const int tid = j->next_tid.fetch_add(1);
         if (tid < j->nt) {
           t_in_region = true;
@@ -184,6 +221,9 @@ class Pool {
   std::condition_variable done_;   // the last worker left a job (active == 0)
   std::atomic<uint64_t> gen_{0};
   std::atomic<int> caller_cpu_{-1};  // of the latest job
+  // A worker found itself on crowded_cpu_, the caller's, before crowded_until_ns_ - kCrowded.
+  std::atomic<int> crowded_cpu_{-1};
+  std::atomic<int64_t> crowded_until_ns_{0};
   std::atomic<bool> caller_asleep_{false};
   int sleepers_ = 0;
   std::vector<std::thread> threads_;
