@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -37,12 +38,18 @@ constexpr int64_t kMaxChunks = 64;
 
 enum class Isa { base, avx2, avx512 };
 
+// The widest variant this CPU runs, chosen once; TAPEGRAD_ROWS_KERNEL=avx2 or =generic caps it
+// (the tests run the kernels on each, as TAPEGRAD_GEMM_KERNEL does for the GEMM).
 Isa isa() {
-  static const Isa best = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-                                  __builtin_cpu_supports("avx512vl")
-                              ? Isa::avx512
-                          : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? Isa::avx2
-                                                                                             : Isa::base;
+  static const Isa best = [] {
+    const char* env = std::getenv("TAPEGRAD_ROWS_KERNEL");
+    const bool cap_generic = env && std::strcmp(env, "generic") == 0, cap_avx2 = env && std::strcmp(env, "avx2") == 0;
+    if (cap_generic || !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return Isa::base;
+    if (cap_avx2 || !__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512dq") ||
+        !__builtin_cpu_supports("avx512vl"))
+      return Isa::avx2;
+    return Isa::avx512;
+  }();
   return best;
 }
 

@@ -1,6 +1,10 @@
 """The activation and row kernels of tapegrad._C (csrc/kernels/rows.cpp) against float64 numpy
 references: GELU, SiLU, dropout, softmax / log_softmax, layer_norm, cross_entropy and embedding's
 backward, forward and backward."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import scipy.special as sp
@@ -340,3 +344,30 @@ def test_embedding_backward_is_an_index_add(dtype, pad, freq):
     assert gw.dtype == dtype and gw.shape == (num, D)
     np.testing.assert_allclose(gw, ref, **TOL[dtype])
     assert _C.embedding_backward(g[:0], idx[:0], num, pad, freq).tolist() == np.zeros((num, D)).tolist()
+
+
+DROPOUT_SCRIPT = """
+import sys
+import numpy as np
+from tapegrad import _C
+x = np.random.default_rng(0).standard_normal(70_001).astype(np.float32)
+np.save(sys.argv[1], _C.dropout(x, 0.3, 2024)[1])
+"""
+
+
+@pytest.mark.parametrize("kernel", ["avx2", "generic"])
+def test_new_kernels_on_the_narrower_isas(kernel, tmp_path):
+    """SiLU, dropout, embedding and layer_norm's tests with the kernels capped at AVX2 or the
+    baseline (TAPEGRAD_ROWS_KERNEL), as on a machine without AVX-512; the dropout mask (integer
+    arithmetic) is the same bit for bit on every ISA."""
+    env = dict(os.environ, TAPEGRAD_ROWS_KERNEL=kernel)
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
+                          "(silu or dropout or embedding or layer_norm or bit_identical or bad_input) and not isas"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    masks = []
+    for e in (os.environ, env):
+        path = tmp_path / f"{len(masks)}.npy"
+        subprocess.run([sys.executable, "-c", DROPOUT_SCRIPT, str(path)], env=dict(e), check=True, timeout=120)
+        masks.append(np.load(path))
+    np.testing.assert_array_equal(masks[0], masks[1])
