@@ -422,7 +422,7 @@ TG_INLINE void layer_norm_params_row_body(int64_t r, int64_t D, const T* g, cons
 // scale (per weight row) may be null.
 template <typename T>
 TG_INLINE void embedding_backward_body(int64_t N, const int64_t* idx, int64_t D, int64_t j0, int64_t nj,
-                                       const T* g, int64_t num_weights, int64_t pad, const T* scale, T* gw) {
+                                       const T* g, int64_t pad, const T* scale, T* gw) {
   for (int64_t i = 0; i < N; ++i) {
     const int64_t k = idx[i];
     if (k == pad) continue;
@@ -494,9 +494,9 @@ TG_VARIANTS(layer_norm_params_row,
             (int64_t r, int64_t D, const T* g, const T* x, const T* mean, const T* rstd, T* pw, T* pb),
             (r, D, g, x, mean, rstd, pw, pb))
 TG_VARIANTS(embedding_backward,
-            (int64_t N, const int64_t* idx, int64_t D, int64_t j0, int64_t nj, const T* g, int64_t num_weights,
-             int64_t pad, const T* scale, T* gw),
-            (N, idx, D, j0, nj, g, num_weights, pad, scale, gw))
+            (int64_t N, const int64_t* idx, int64_t D, int64_t j0, int64_t nj, const T* g, int64_t pad,
+             const T* scale, T* gw),
+            (N, idx, D, j0, nj, g, pad, scale, gw))
 TG_VARIANTS(softmax_forward, (int64_t r0, int64_t r1, int64_t D, const T* x, T* y, bool log),
             (r0, r1, D, x, y, log))
 TG_VARIANTS(softmax_backward, (int64_t r0, int64_t r1, int64_t D, const T* g, const T* y, T* gx, bool log),
@@ -702,7 +702,7 @@ void embedding_backward(int64_t N, const int64_t* idx, int64_t D, const T* g, in
   const T* s = scale_grad_by_freq ? scale.data() : nullptr;
   parallel_tiles(nblocks, N * D >= kParallelMinElems, [&](int64_t blk) {
     const int64_t j0 = blk * kEmbCols;
-    TG_CALL(embedding_backward, T, N, idx, D, j0, std::min(kEmbCols, D - j0), g, num_weights, padding_idx, s, gw);
+    TG_CALL(embedding_backward, T, N, idx, D, j0, std::min(kEmbCols, D - j0), g, padding_idx, s, gw);
   });
 }
 

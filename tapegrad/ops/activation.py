@@ -305,8 +305,7 @@ def _layer_norm_vjp_params(g, x, w, b, nd, eps, aux, weight):
     return (g * xhat).sum(lead) if lead else g * xhat
 
 
-# The VJPs get (x, w, b) or (x, w) (nn.functional.layer_norm passes a bias only with a weight;
-# a weight of ones stands in for a missing one).
+# The op takes (x), (x, w) or (x, w, b): nn.functional.layer_norm passes a bias only with a weight.
 _layer_norm = defop(
     "layer_norm", _layer_norm_fwd, _layer_norm_vjp_x,
     lambda g, out, x, w, *b, nd, eps, aux: _layer_norm_vjp_params(g, x, w, b[0] if b else None, nd, eps, aux, True),

@@ -196,6 +196,8 @@ def test_embedding_bad_input():
         F.embedding(tg.tensor([1, 4]), W)
     with pytest.raises(RuntimeError, match="embedding: indices must be an integer tensor"):
         F.embedding(tg.tensor([1.0]), W)
+    with pytest.raises(RuntimeError, match=r"embedding: 'weight' must be 2-D, got shape \(4,\)"):
+        F.embedding(tg.tensor([1]), tg.randn(4))
 
 
 # ---------------------------------------------------------------- layer_norm: one backward kernel call
