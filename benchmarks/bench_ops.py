@@ -1,6 +1,7 @@
 """Single ops forward + backward, tapegrad against PyTorch CPU (when ``import torch`` works):
-the elementwise, row and normalisation workloads of issue 12 (GELU, layer_norm, softmax,
-cross_entropy, batch_norm, group_norm) and its single-pixel convolution weight gradient.
+the elementwise, row and normalisation workloads of issue 12 (GELU, SiLU, dropout, layer_norm,
+softmax, cross_entropy, embedding, batch_norm, group_norm) and its single-pixel convolution
+weight gradient.
 
 Run: python benchmarks/bench_ops.py [--repeats 5] [--rounds 2] [--threads 1 2] [--only gelu]
 
@@ -81,7 +82,29 @@ def conv_weight_grad(lib):
     return step
 
 
+def embedding_step(lib, num, dim, idx_shape, **kw):
+    """Embedding(num, dim) looked up at random indices of idx_shape, forward and the weight's gradient."""
+    rng = np.random.default_rng(0)
+    w = leaf(lib, rng.standard_normal((num, dim)).astype(np.float32))
+    idx = lib.tensor(rng.integers(0, num, idx_shape))
+    g = lib.tensor(rng.standard_normal(idx_shape + (dim,)).astype(np.float32))
+
+    def step():
+        w.grad = None
+        lib.nn.functional.embedding(idx, w, **kw).backward(g)
+
+    return step
+
+
 CASES = {
+    "silu": [(f"SiLU {n} f32", lambda lib, s=s: fwd_bwd(lib, lambda F, x: F.silu(x), s))
+             for n, s in (("1e6", (1000, 1000)), ("1e7", (10000, 1000)))],
+    "dropout": [(f"dropout p=0.5 {n} f32 (training)", lambda lib, s=s: fwd_bwd(lib, lambda F, x: F.dropout(x, 0.5), s))
+                for n, s in (("1e6", (1000, 1000)), ("1e7", (10000, 1000)))],
+    "embedding": [("Embedding 1000x128 at 20x35 indices (the LSTM LM's)", lambda lib: embedding_step(lib, 1000, 128, (20, 35))),
+                  ("Embedding 50000x512 at 64x128 indices", lambda lib: embedding_step(lib, 50000, 512, (64, 128))),
+                  ("Embedding 1000x128 at 20x35, padding_idx=0, scale_grad_by_freq",
+                   lambda lib: embedding_step(lib, 1000, 128, (20, 35), padding_idx=0, scale_grad_by_freq=True))],
     "gelu": [("GELU 1e6 f32", lambda lib: fwd_bwd(lib, lambda F, x: F.gelu(x), (1000, 1000))),
              ("GELU 1e7 f32", lambda lib: fwd_bwd(lib, lambda F, x: F.gelu(x), (10000, 1000))),
              ("GELU tanh 1e6 f32", lambda lib: fwd_bwd(lib, lambda F, x: F.gelu(x, approximate="tanh"),

@@ -911,42 +911,132 @@ std::pair<int64_t, bool> layer_norm_backward_checks(const std::string& op, const
   return {R, f64};
 }
 
-py::array layer_norm_backward_input(const py::array& g, const py::array& x, const py::array& mean,
-                                    const py::array& rstd, int64_t D, const std::optional<py::array>& w) {
-  const std::string op = "layer_norm_backward_input";
+// (gx, gw, gb) of layer_norm, each None unless asked for (input, weight_grad, bias_grad), in one
+// pass over g and x.
+py::tuple layer_norm_backward(const py::array& g, const py::array& x, const py::array& mean, const py::array& rstd,
+                              int64_t D, const std::optional<py::array>& w, bool input, bool weight_grad,
+                              bool bias_grad) {
+  const std::string op = "layer_norm_backward";
   const auto [R, f64] = layer_norm_backward_checks(op, g, x, mean, rstd, D);
   if (w) check_float_dtypes(op, {{"x", &x}, {"weight", &*w}});
   check_vector(op, "weight", w, D);
-  py::array gx = empty_like(x);
-  py::gil_scoped_release nogil;
-  if (f64)
-    tapegrad::layer_norm_backward_input<double>(R, D, cptr<double>(g), cptr<double>(x), cptr<double>(mean),
-                                                cptr<double>(rstd), cptr<double>(w), ptr<double>(gx));
-  else
-    tapegrad::layer_norm_backward_input<float>(R, D, cptr<float>(g), cptr<float>(x), cptr<float>(mean),
-                                               cptr<float>(rstd), cptr<float>(w), ptr<float>(gx));
-  return gx;
-}
-
-py::tuple layer_norm_backward_params(const py::array& g, const py::array& x, const py::array& mean,
-                                     const py::array& rstd, int64_t D, bool weight, bool bias) {
-  const std::string op = "layer_norm_backward_params";
-  const auto [R, f64] = layer_norm_backward_checks(op, g, x, mean, rstd, D);
-  std::optional<py::array> gw, gb;
-  if (weight) gw = py::array(x.dtype(), std::vector<py::ssize_t>{D});
-  if (bias) gb = py::array(x.dtype(), std::vector<py::ssize_t>{D});
+  std::optional<py::array> gx, gw, gb;
+  if (input) gx = empty_like(x);
+  if (weight_grad) gw = py::array(x.dtype(), std::vector<py::ssize_t>{D});
+  if (bias_grad) gb = py::array(x.dtype(), std::vector<py::ssize_t>{D});
   {
     py::gil_scoped_release nogil;
     if (f64)
-      tapegrad::layer_norm_backward_params<double>(R, D, cptr<double>(g), cptr<double>(x), cptr<double>(mean),
-                                                   cptr<double>(rstd), gw ? ptr<double>(*gw) : nullptr,
-                                                   gb ? ptr<double>(*gb) : nullptr);
+      tapegrad::layer_norm_backward<double>(R, D, cptr<double>(g), cptr<double>(x), cptr<double>(mean),
+                                            cptr<double>(rstd), cptr<double>(w), gx ? ptr<double>(*gx) : nullptr,
+                                            gw ? ptr<double>(*gw) : nullptr, gb ? ptr<double>(*gb) : nullptr);
     else
-      tapegrad::layer_norm_backward_params<float>(R, D, cptr<float>(g), cptr<float>(x), cptr<float>(mean),
-                                                  cptr<float>(rstd), gw ? ptr<float>(*gw) : nullptr,
-                                                  gb ? ptr<float>(*gb) : nullptr);
+      tapegrad::layer_norm_backward<float>(R, D, cptr<float>(g), cptr<float>(x), cptr<float>(mean),
+                                           cptr<float>(rstd), cptr<float>(w), gx ? ptr<float>(*gx) : nullptr,
+                                           gw ? ptr<float>(*gw) : nullptr, gb ? ptr<float>(*gb) : nullptr);
   }
-  return py::make_tuple(gw ? py::object(*gw) : py::none(), gb ? py::object(*gb) : py::none());
+  auto opt = [](const std::optional<py::array>& a) { return a ? py::object(*a) : py::none(); };
+  return py::make_tuple(opt(gx), opt(gw), opt(gb));
+}
+
+py::array silu(const py::array& x) {
+  const std::string op = "silu";
+  const bool f64 = check_float_dtypes(op, {{"x", &x}});
+  check_contiguous(op, "x", x);
+  py::array y = empty_like(x);
+  const int64_t n = static_cast<int64_t>(x.size());
+  py::gil_scoped_release nogil;
+  if (f64) tapegrad::silu_forward<double>(n, cptr<double>(x), ptr<double>(y));
+  else tapegrad::silu_forward<float>(n, cptr<float>(x), ptr<float>(y));
+  return y;
+}
+
+py::array silu_backward(const py::array& g, const py::array& x) {
+  const std::string op = "silu_backward";
+  const bool f64 = check_float_dtypes(op, {{"grad_output", &g}, {"x", &x}});
+  check_same_shape(op, "grad_output", g, "x", x);
+  check_contiguous(op, "grad_output", g);
+  check_contiguous(op, "x", x);
+  py::array gx = empty_like(x);
+  const int64_t n = static_cast<int64_t>(x.size());
+  py::gil_scoped_release nogil;
+  if (f64) tapegrad::silu_backward<double>(n, cptr<double>(g), cptr<double>(x), ptr<double>(gx));
+  else tapegrad::silu_backward<float>(n, cptr<float>(g), cptr<float>(x), ptr<float>(gx));
+  return gx;
+}
+
+// dropout's keep scale 1 / (1 - p) in the dtype, for p in [0, 1).
+double dropout_scale(const std::string& op, double p) {
+  if (!(p >= 0 && p < 1)) fail(op, "p must be in [0, 1), got " + std::to_string(p));
+  return 1.0 / (1.0 - p);
+}
+
+py::tuple dropout(const py::array& x, double p, uint64_t seed) {
+  const std::string op = "dropout";
+  const bool f64 = check_float_dtypes(op, {{"x", &x}});
+  check_contiguous(op, "x", x);
+  const double scale = dropout_scale(op, p);
+  // Dropped where the 32-bit draw is below p 2^32 (kept with probability 1 - p, to 2^-32).
+  const uint32_t threshold = static_cast<uint32_t>(std::min(std::nearbyint(std::ldexp(p, 32)), 4294967295.0));
+  py::array y = empty_like(x);
+  py::array mask(py::dtype::of<uint8_t>(), std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+  const int64_t n = static_cast<int64_t>(x.size());
+  uint8_t* m = static_cast<uint8_t*>(mask.mutable_data());
+  {
+    py::gil_scoped_release nogil;
+    if (f64) tapegrad::dropout_forward<double>(n, cptr<double>(x), seed, threshold, scale, ptr<double>(y), m);
+    else tapegrad::dropout_forward<float>(n, cptr<float>(x), seed, threshold, float(scale), ptr<float>(y), m);
+  }
+  return py::make_tuple(y, mask);
+}
+
+py::array dropout_backward(const py::array& g, const py::array& mask, double p) {
+  const std::string op = "dropout_backward";
+  const bool f64 = check_float_dtypes(op, {{"grad_output", &g}});
+  if (!mask.dtype().is(py::dtype::of<uint8_t>()))
+    fail(op, "mask must be uint8, got " + std::string(py::str(mask.dtype())));
+  check_same_shape(op, "grad_output", g, "mask", mask);
+  check_contiguous(op, "grad_output", g);
+  check_contiguous(op, "mask", mask);
+  const double scale = dropout_scale(op, p);
+  py::array gx = empty_like(g);
+  const int64_t n = static_cast<int64_t>(g.size());
+  const uint8_t* m = static_cast<const uint8_t*>(mask.data());
+  py::gil_scoped_release nogil;
+  if (f64) tapegrad::dropout_backward<double>(n, cptr<double>(g), m, scale, ptr<double>(gx));
+  else tapegrad::dropout_backward<float>(n, cptr<float>(g), m, float(scale), ptr<float>(gx));
+  return gx;
+}
+
+// Embedding's weight gradient (num_weights, D) from g (..., D) and int64 indices of g's leading
+// shape's size.
+py::array embedding_backward(const py::array& g, const py::array& idx, int64_t num_weights, int64_t padding_idx,
+                             bool scale_grad_by_freq) {
+  const std::string op = "embedding_backward";
+  const bool f64 = check_float_dtypes(op, {{"grad_output", &g}});
+  check_contiguous(op, "grad_output", g);
+  if (!idx.dtype().is(py::dtype::of<int64_t>()))
+    fail(op, "indices must be int64, got " + std::string(py::str(idx.dtype())));
+  check_contiguous(op, "indices", idx);
+  if (num_weights < 0) fail(op, "num_weights must be >= 0, got " + std::to_string(num_weights));
+  if (g.ndim() < 1) fail(op, "grad_output must have rank >= 1, got " + shape_str(g));
+  const int64_t D = g.shape(g.ndim() - 1), N = static_cast<int64_t>(idx.size());
+  if (N * D != static_cast<int64_t>(g.size()))
+    fail(op, "grad_output " + shape_str(g) + " must be indices " + shape_str(idx) + " + (D,)");
+  const int64_t* pi = static_cast<const int64_t*>(idx.data());
+  for (int64_t i = 0; i < N; ++i)
+    if (pi[i] < 0 || pi[i] >= num_weights)
+      fail(op, "index " + std::to_string(pi[i]) + " is out of range for " + std::to_string(num_weights) + " rows");
+  // numpy's zeros (calloc): a large table's rows that no index names are never written
+  py::array gw = py::module_::import("numpy").attr("zeros")(py::make_tuple(num_weights, D), g.dtype());
+  py::gil_scoped_release nogil;
+  if (f64)
+    tapegrad::embedding_backward<double>(N, pi, D, cptr<double>(g), num_weights, padding_idx, scale_grad_by_freq,
+                                         ptr<double>(gw));
+  else
+    tapegrad::embedding_backward<float>(N, pi, D, cptr<float>(g), num_weights, padding_idx, scale_grad_by_freq,
+                                        ptr<float>(gw));
+  return gw;
 }
 
 // Logits (R, C), targets (R,) int64 in [0, C) or -1 (ignored), per-row weights (R,).
@@ -1016,12 +1106,22 @@ void define(py::module_& m) {
         "Gradient of softmax (log_softmax) over the last dim, from its output.");
   m.def("layer_norm", &layer_norm, py::arg("x"), py::arg("normalized_size"), py::arg("weight"), py::arg("bias"),
         py::arg("eps"), "(y, mean, rstd) of layer_norm over the trailing normalized_size elements.");
-  m.def("layer_norm_backward_input", &layer_norm_backward_input, py::arg("grad_output"), py::arg("x"),
-        py::arg("mean"), py::arg("rstd"), py::arg("normalized_size"), py::arg("weight"),
-        "Gradient of layer_norm w.r.t. its input.");
-  m.def("layer_norm_backward_params", &layer_norm_backward_params, py::arg("grad_output"), py::arg("x"),
-        py::arg("mean"), py::arg("rstd"), py::arg("normalized_size"), py::arg("weight"), py::arg("bias"),
-        "(grad_weight or None, grad_bias or None) of layer_norm; deterministic over the row sum.");
+  m.def("layer_norm_backward", &layer_norm_backward, py::arg("grad_output"), py::arg("x"), py::arg("mean"),
+        py::arg("rstd"), py::arg("normalized_size"), py::arg("weight"), py::arg("input") = true,
+        py::arg("weight_grad") = false, py::arg("bias_grad") = false,
+        "(grad_input, grad_weight, grad_bias) of layer_norm, each None unless asked for, in one pass; the "
+        "parameter gradients are deterministic over the row sum.");
+  m.def("silu", &silu, py::arg("x"), "silu(x) = x * sigmoid(x).");
+  m.def("silu_backward", &silu_backward, py::arg("grad_output"), py::arg("x"), "grad_output * silu'(x), in one pass.");
+  m.def("dropout", &dropout, py::arg("x"), py::arg("p"), py::arg("seed"),
+        "(y, uint8 mask) of dropout with probability p in [0, 1): a counter-based draw per element from seed, "
+        "the same for any thread count.");
+  m.def("dropout_backward", &dropout_backward, py::arg("grad_output"), py::arg("mask"), py::arg("p"),
+        "grad_output * mask / (1 - p).");
+  m.def("embedding_backward", &embedding_backward, py::arg("grad_output"), py::arg("indices"),
+        py::arg("num_weights"), py::arg("padding_idx"), py::arg("scale_grad_by_freq"),
+        "Embedding's weight gradient: the rows of grad_output added at indices (padding_idx, -1 for none, "
+        "skipped; scaled by 1 / frequency with scale_grad_by_freq).");
   m.def("cross_entropy", &cross_entropy, py::arg("logits"), py::arg("target"), py::arg("weight"),
         "(per-row loss, row max, log sum exp(x - max)) for (N, C) logits, int64 targets (-1: ignored) and "
         "per-row weights; logsumexp = max + log sum.");

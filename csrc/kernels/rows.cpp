@@ -1,4 +1,5 @@
-// GELU, softmax / log_softmax, layer_norm and cross_entropy kernels (see rows.h for layouts).
+// GELU, SiLU, dropout, softmax / log_softmax, layer_norm, cross_entropy and embedding-backward
+// kernels (see rows.h for layouts).
 //
 // Every kernel is a loop body written once (a template, inlined) and compiled three times: for
 // the baseline ISA and, through target attributes, for AVX2+FMA and AVX-512, chosen at run time
@@ -14,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -176,6 +178,79 @@ TG_INLINE void gelu_backward_body(int64_t n, const T* g, const T* x, T* gx, bool
   }
 }
 
+// 1 + exp(-x), inf where exp overflows (x < -88.72), for sigmoid as 1 / (1 + exp(-x)). float:
+// exp of -x clamped to [-86, 88.72] with one power-of-two scaling (2^(n-1) * 2 stays normal
+// there; below -86 exp(-x) vanishes next to 1), and the overflow as one select: a quarter faster
+// than 1 + exp_f(-x), the same values (a NaN x comes out NaN through the caller's x).
+template <typename T>
+TG_INLINE T one_plus_exp_neg(T x);
+template <>
+TG_INLINE float one_plus_exp_neg<float>(float x) {
+  constexpr float kOver = 88.72283935546875f;  // log(FLT_MAX)
+  const float z = -x;
+  float zc = z < kOver ? z : kOver;
+  zc = zc > -86.0f ? zc : -86.0f;
+  const float fm = zc * 1.44269504088896341f + 12582912.0f;  // 1.5 * 2^23 + n: n in its low bits
+  const float p = exp_reduced(zc, fm - 12582912.0f);
+  const float e = bits_to_float(float_to_bits(p) + ((float_to_bits(fm) - 0x4B400001u) << 23)) * 2.0f;
+  return z > kOver ? std::numeric_limits<float>::infinity() : 1.0f + e;
+}
+template <>
+TG_INLINE double one_plus_exp_neg<double>(double x) { return 1.0 + std::exp(-x); }
+
+// silu(-inf) = -inf / inf = NaN and silu(x < -88.7) = -0, as PyTorch's x / (1 + exp(-x)).
+template <typename T>
+TG_INLINE void silu_forward_body(int64_t n, const T* x, T* y) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] / one_plus_exp_neg<T>(x[i]);
+}
+
+template <typename T>
+TG_INLINE void silu_backward_body(int64_t n, const T* g, const T* x, T* gx) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const T s = T(1) / one_plus_exp_neg<T>(x[i]);
+    gx[i] = g[i] * s * (T(1) + x[i] * (T(1) - s));
+  }
+}
+
+// Dropout's draw for element lo of a block whose keys are (k0, k1): two rounds of Wellons'
+// lowbias32 integer hash with the second key between them (32-bit multiplies only, so the loop
+// vectorises on AVX2 as well). A bijection of lo for fixed keys.
+TG_INLINE uint32_t dropout_hash(uint32_t lo, uint32_t k0, uint32_t k1) {
+  uint32_t h = lo ^ k0;
+  h ^= h >> 16;
+  h *= 0x7feb352du;
+  h ^= h >> 15;
+  h *= 0x846ca68bu;
+  h ^= h >> 16;
+  h ^= k1;
+  h ^= h >> 16;
+  h *= 0x7feb352du;
+  h ^= h >> 15;
+  h *= 0x846ca68bu;
+  h ^= h >> 16;
+  return h;
+}
+
+// A dropped element is x * 0 (NaN for an inf or NaN x), as PyTorch's input * mask / (1 - p).
+template <typename T>
+TG_INLINE void dropout_forward_body(int64_t n, const T* x, uint32_t lo0, uint32_t k0, uint32_t k1, uint32_t thr,
+                                    T scale, T* y, uint8_t* mask) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const bool keep = dropout_hash(lo0 + static_cast<uint32_t>(i), k0, k1) >= thr;
+    mask[i] = keep;
+    y[i] = x[i] * (keep ? scale : T(0));
+  }
+}
+
+template <typename T>
+TG_INLINE void dropout_backward_body(int64_t n, const T* g, const uint8_t* mask, T scale, T* gx) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) gx[i] = g[i] * (mask[i] ? scale : T(0));
+}
+
 // Shifting by the row's maximum even when it is +-inf or NaN makes such rows NaN, as PyTorch.
 template <typename T>
 TG_INLINE T row_max(int64_t D, const T* x) {
@@ -308,23 +383,45 @@ TG_INLINE void layer_norm_backward_input_body(int64_t r0, int64_t r1, int64_t D,
   }
 }
 
-// Partial sums of one chunk of rows into pw / pb (D each, either may be null).
+// Adds row r's g xhat and g into pw / pb (D each, either may be null).
 template <typename T>
-TG_INLINE void layer_norm_params_chunk_body(int64_t r0, int64_t r1, int64_t D, const T* g, const T* x, const T* mean,
-                                       const T* rstd, T* pw, T* pb) {
-  if (pw) std::fill(pw, pw + D, T(0));
-  if (pb) std::fill(pb, pb + D, T(0));
-  for (int64_t r = r0; r < r1; ++r) {
-    const T* gr = g + r * D;
-    const T* xr = x + r * D;
-    const T m = mean[r], q = rstd[r];
-    if (pw) {
+TG_INLINE void layer_norm_params_row_body(int64_t r, int64_t D, const T* g, const T* x, const T* mean,
+                                          const T* rstd, T* pw, T* pb) {
+  const T* gr = g + r * D;
+  const T* xr = x + r * D;
+  const T m = mean[r], q = rstd[r];
+  if (pw && pb) {
 #pragma omp simd
-      for (int64_t j = 0; j < D; ++j) pw[j] += gr[j] * ((xr[j] - m) * q);
+    for (int64_t j = 0; j < D; ++j) {
+      pw[j] += gr[j] * ((xr[j] - m) * q);
+      pb[j] += gr[j];
     }
-    if (pb) {
+  } else if (pw) {
 #pragma omp simd
-      for (int64_t j = 0; j < D; ++j) pb[j] += gr[j];
+    for (int64_t j = 0; j < D; ++j) pw[j] += gr[j] * ((xr[j] - m) * q);
+  } else if (pb) {
+#pragma omp simd
+    for (int64_t j = 0; j < D; ++j) pb[j] += gr[j];
+  }
+}
+
+// Embedding's index-add for columns [j0, j0 + nj): the rows of g added into gw in index order.
+// scale (per weight row) may be null.
+template <typename T>
+TG_INLINE void embedding_backward_body(int64_t N, const int64_t* idx, int64_t D, int64_t j0, int64_t nj,
+                                       const T* g, int64_t pad, const T* scale, T* gw) {
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t k = idx[i];
+    if (k == pad) continue;
+    T* o = gw + k * D + j0;
+    const T* gi = g + i * D + j0;
+    if (scale) {
+      const T s = scale[k];
+#pragma omp simd
+      for (int64_t j = 0; j < nj; ++j) o[j] += gi[j] * s;
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < nj; ++j) o[j] += gi[j];
     }
   }
 }
@@ -373,6 +470,20 @@ TG_INLINE void cross_entropy_backward_body(int64_t r0, int64_t r1, int64_t C, co
 
 TG_VARIANTS(gelu_forward, (int64_t n, const T* x, T* y, bool th), (n, x, y, th))
 TG_VARIANTS(gelu_backward, (int64_t n, const T* g, const T* x, T* gx, bool th), (n, g, x, gx, th))
+TG_VARIANTS(silu_forward, (int64_t n, const T* x, T* y), (n, x, y))
+TG_VARIANTS(silu_backward, (int64_t n, const T* g, const T* x, T* gx), (n, g, x, gx))
+TG_VARIANTS(dropout_forward,
+            (int64_t n, const T* x, uint32_t lo0, uint32_t k0, uint32_t k1, uint32_t thr, T scale, T* y,
+             uint8_t* mask),
+            (n, x, lo0, k0, k1, thr, scale, y, mask))
+TG_VARIANTS(dropout_backward, (int64_t n, const T* g, const uint8_t* mask, T scale, T* gx), (n, g, mask, scale, gx))
+TG_VARIANTS(layer_norm_params_row,
+            (int64_t r, int64_t D, const T* g, const T* x, const T* mean, const T* rstd, T* pw, T* pb),
+            (r, D, g, x, mean, rstd, pw, pb))
+TG_VARIANTS(embedding_backward,
+            (int64_t N, const int64_t* idx, int64_t D, int64_t j0, int64_t nj, const T* g, int64_t pad,
+             const T* scale, T* gw),
+            (N, idx, D, j0, nj, g, pad, scale, gw))
 TG_VARIANTS(softmax_forward, (int64_t r0, int64_t r1, int64_t D, const T* x, T* y, bool log),
             (r0, r1, D, x, y, log))
 TG_VARIANTS(softmax_backward, (int64_t r0, int64_t r1, int64_t D, const T* g, const T* y, T* gx, bool log),
@@ -385,9 +496,6 @@ TG_VARIANTS(layer_norm_backward_input,
             (int64_t r0, int64_t r1, int64_t D, const T* g, const T* x, const T* mean, const T* rstd, const T* w,
              T* gx),
             (r0, r1, D, g, x, mean, rstd, w, gx))
-TG_VARIANTS(layer_norm_params_chunk,
-            (int64_t r0, int64_t r1, int64_t D, const T* g, const T* x, const T* mean, const T* rstd, T* pw, T* pb),
-            (r0, r1, D, g, x, mean, rstd, pw, pb))
 TG_VARIANTS(cross_entropy_forward,
             (int64_t r0, int64_t r1, int64_t C, const T* x, const int64_t* t, const T* w, T* loss, T* rmax,
              T* logsum),
@@ -433,6 +541,50 @@ void gelu_backward(int64_t n, const T* g, const T* x, T* gx, bool tanh_approx) {
 }
 
 template <typename T>
+void silu_forward(int64_t n, const T* x, T* y) {
+  for_rows(n, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i += kBlock) TG_CALL(silu_forward, T, std::min(kBlock, i1 - i), x + i, y + i);
+  });
+}
+
+template <typename T>
+void silu_backward(int64_t n, const T* g, const T* x, T* gx) {
+  for_rows(n, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i += kBlock)
+      TG_CALL(silu_backward, T, std::min(kBlock, i1 - i), g + i, x + i, gx + i);
+  });
+}
+
+// SplitMix64's finaliser: a block's two 32-bit hash keys from the seed and the block's high
+// index bits (blocks of kBlock elements never straddle a multiple of 2^32).
+inline uint64_t splitmix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+template <typename T>
+void dropout_forward(int64_t n, const T* x, uint64_t seed, uint32_t threshold, T scale, T* y, uint8_t* mask) {
+  static_assert((int64_t(1) << 32) % kBlock == 0, "a block must not straddle 2^32");
+  for_rows(n, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i += kBlock) {
+      const uint64_t key = splitmix64(seed ^ splitmix64(static_cast<uint64_t>(i) >> 32));
+      TG_CALL(dropout_forward, T, std::min(kBlock, i1 - i), x + i, static_cast<uint32_t>(i),
+              static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32), threshold, scale, y + i, mask + i);
+    }
+  });
+}
+
+template <typename T>
+void dropout_backward(int64_t n, const T* g, const uint8_t* mask, T scale, T* gx) {
+  for_rows(n, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i += kBlock)
+      TG_CALL(dropout_backward, T, std::min(kBlock, i1 - i), g + i, mask + i, scale, gx + i);
+  });
+}
+
+template <typename T>
 void softmax_forward(int64_t R, int64_t D, const T* x, T* y, bool log) {
   for_rows(R, D, [&](int64_t r0, int64_t r1) { TG_CALL(softmax_forward, T, r0, r1, D, x, y, log); });
 }
@@ -451,17 +603,15 @@ void layer_norm_forward(int64_t R, int64_t D, const T* x, const T* w, const T* b
 }
 
 template <typename T>
-void layer_norm_backward_input(int64_t R, int64_t D, const T* g, const T* x, const T* mean, const T* rstd,
-                               const T* w, T* gx) {
-  for_rows(R, D, [&](int64_t r0, int64_t r1) {
-    TG_CALL(layer_norm_backward_input, T, r0, r1, D, g, x, mean, rstd, w, gx);
-  });
-}
-
-template <typename T>
-void layer_norm_backward_params(int64_t R, int64_t D, const T* g, const T* x, const T* mean, const T* rstd, T* gw,
-                                T* gb) {
-  if (!gw && !gb) return;
+void layer_norm_backward(int64_t R, int64_t D, const T* g, const T* x, const T* mean, const T* rstd, const T* w,
+                         T* gx, T* gw, T* gb) {
+  if (!gw && !gb) {
+    if (gx)
+      for_rows(R, D, [&](int64_t r0, int64_t r1) {
+        TG_CALL(layer_norm_backward_input, T, r0, r1, D, g, x, mean, rstd, w, gx);
+      });
+    return;
+  }
   // Chunks of rows fixed by R alone (at least kRowsPerChunk rows, at most kMaxChunks chunks).
   const int64_t rows = std::max(kRowsPerChunk, (R + kMaxChunks - 1) / kMaxChunks);
   const int64_t nchunks = (R + rows - 1) / rows;
@@ -471,7 +621,14 @@ void layer_norm_backward_params(int64_t R, int64_t D, const T* g, const T* x, co
   parallel_tiles(nchunks, par, [&](int64_t c) {
     T* pw = gw ? part.get() + (c * 2) * D : nullptr;
     T* pb = gb ? part.get() + (c * 2 + 1) * D : nullptr;
-    TG_CALL(layer_norm_params_chunk, T, c * rows, std::min(R, (c + 1) * rows), D, g, x, mean, rstd, pw, pb);
+    if (pw) std::fill(pw, pw + D, T(0));
+    if (pb) std::fill(pb, pb + D, T(0));
+    // Row by row, each row's input gradient (the same code as without gw, gb) and its share of
+    // the sums while the row is in cache.
+    for (int64_t r = c * rows; r < std::min(R, (c + 1) * rows); ++r) {
+      if (gx) TG_CALL(layer_norm_backward_input, T, r, r + 1, D, g, x, mean, rstd, w, gx);
+      TG_CALL(layer_norm_params_row, T, r, D, g, x, mean, rstd, pw, pb);
+    }
   });
   // The chunks in order, columns in blocks (each thread a block): contiguous, vectorised adds.
   constexpr int64_t kCols = 256;
@@ -516,16 +673,39 @@ void cross_entropy_backward(int64_t R, int64_t C, const T* g, const T* x, const 
   });
 }
 
+template <typename T>
+void embedding_backward(int64_t N, const int64_t* idx, int64_t D, const T* g, int64_t num_weights,
+                        int64_t padding_idx, bool scale_grad_by_freq, T* gw) {
+  std::vector<T> scale;
+  if (scale_grad_by_freq) {  // 1 / count as PyTorch (in double, then the dtype)
+    std::vector<int64_t> count(static_cast<size_t>(num_weights), 0);
+    for (int64_t i = 0; i < N; ++i) ++count[static_cast<size_t>(idx[i])];
+    scale.resize(static_cast<size_t>(num_weights));
+    for (int64_t k = 0; k < num_weights; ++k) scale[k] = count[k] ? T(1.0 / double(count[k])) : T(0);
+  }
+  // Blocks of kEmbCols columns (a whole number of vectors), fixed by D alone.
+  constexpr int64_t kEmbCols = 64;
+  const int64_t nblocks = (D + kEmbCols - 1) / kEmbCols;
+  const T* s = scale_grad_by_freq ? scale.data() : nullptr;
+  parallel_tiles(nblocks, N * D >= kParallelMinElems, [&](int64_t blk) {
+    const int64_t j0 = blk * kEmbCols;
+    TG_CALL(embedding_backward, T, N, idx, D, j0, std::min(kEmbCols, D - j0), g, padding_idx, s, gw);
+  });
+}
+
 #define TG_INSTANTIATE(T)                                                                                   \
   template void gelu_forward<T>(int64_t, const T*, T*, bool);                                              \
   template void gelu_backward<T>(int64_t, const T*, const T*, T*, bool);                                   \
   template void softmax_forward<T>(int64_t, int64_t, const T*, T*, bool);                                  \
   template void softmax_backward<T>(int64_t, int64_t, const T*, const T*, T*, bool);                       \
   template void layer_norm_forward<T>(int64_t, int64_t, const T*, const T*, const T*, double, T*, T*, T*); \
-  template void layer_norm_backward_input<T>(int64_t, int64_t, const T*, const T*, const T*, const T*,     \
-                                             const T*, T*);                                                 \
-  template void layer_norm_backward_params<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, T*, \
-                                              T*);                                                          \
+  template void layer_norm_backward<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, const T*, T*, T*, \
+                                       T*);                                                                \
+  template void silu_forward<T>(int64_t, const T*, T*);                                                    \
+  template void silu_backward<T>(int64_t, const T*, const T*, T*);                                         \
+  template void dropout_forward<T>(int64_t, const T*, uint64_t, uint32_t, T, T*, uint8_t*);                \
+  template void dropout_backward<T>(int64_t, const T*, const uint8_t*, T, T*);                             \
+  template void embedding_backward<T>(int64_t, const int64_t*, int64_t, const T*, int64_t, int64_t, bool, T*); \
   template void cross_entropy_forward<T>(int64_t, int64_t, const T*, const int64_t*, const T*, T*, T*, T*); \
   template void cross_entropy_backward<T>(int64_t, int64_t, const T*, const T*, const int64_t*, const T*,  \
                                           const T*, const T*, T*);

@@ -1,5 +1,5 @@
-// Elementwise activations and row kernels: GELU, softmax / log_softmax, layer_norm and
-// cross_entropy, forward and backward.
+// Elementwise activations and row kernels: GELU, SiLU, dropout, softmax / log_softmax,
+// layer_norm, cross_entropy and embedding's backward (an index-add), forward and backward.
 //
 // Layout: every operand is C-contiguous; a "row" kernel sees x as (R, D) with D the last
 // (innermost) dimension and works on whole rows. Each row (each element, for GELU) is computed
@@ -21,6 +21,25 @@ void gelu_forward(int64_t n, const T* x, T* y, bool tanh_approx);
 template <typename T>
 void gelu_backward(int64_t n, const T* g, const T* x, T* gx, bool tanh_approx);
 
+// y = x sigmoid(x) (SiLU, swish) for n elements, as PyTorch: x / (1 + exp(-x)).
+template <typename T>
+void silu_forward(int64_t n, const T* x, T* y);
+
+// gx = g s (1 + x (1 - s)), s = sigmoid(x), in one pass.
+template <typename T>
+void silu_backward(int64_t n, const T* g, const T* x, T* gx);
+
+// Dropout of n elements: element i is kept when a 32-bit hash of (seed, i) is at least
+// threshold (keep probability 1 - threshold / 2^32), mask[i] = 1 and y[i] = x[i] scale then,
+// else mask[i] = 0 and y[i] = 0. A counter-based generator: element i's draw depends on seed
+// and i alone, so the result is the same for any thread count and any blocking.
+template <typename T>
+void dropout_forward(int64_t n, const T* x, uint64_t seed, uint32_t threshold, T scale, T* y, uint8_t* mask);
+
+// gx = g mask scale.
+template <typename T>
+void dropout_backward(int64_t n, const T* g, const uint8_t* mask, T scale, T* gx);
+
 // y = softmax(x) (log_softmax when log) over each row of x (R, D). A row whose maximum is
 // +-inf or NaN comes out NaN, as in PyTorch.
 template <typename T>
@@ -37,15 +56,13 @@ template <typename T>
 void layer_norm_forward(int64_t R, int64_t D, const T* x, const T* w, const T* b, double eps, T* y, T* mean,
                         T* rstd);
 
-// gx = rstd (g w - mean(g w) - xhat mean(g w xhat)), xhat = (x - mean) rstd; w may be null.
+// gx = rstd (g w - mean(g w) - xhat mean(g w xhat)), xhat = (x - mean) rstd (w may be null),
+// gw = sum over rows of g xhat and gb = sum over rows of g (D each), in one pass over g and x;
+// any of gx, gw, gb may be null (not computed). gw and gb add fixed chunks of rows, then the
+// chunks in order.
 template <typename T>
-void layer_norm_backward_input(int64_t R, int64_t D, const T* g, const T* x, const T* mean, const T* rstd,
-                               const T* w, T* gx);
-
-// gw = sum over rows of g xhat, gb = sum over rows of g (D each); either may be null.
-template <typename T>
-void layer_norm_backward_params(int64_t R, int64_t D, const T* g, const T* x, const T* mean, const T* rstd, T* gw,
-                                T* gb);
+void layer_norm_backward(int64_t R, int64_t D, const T* g, const T* x, const T* mean, const T* rstd, const T* w,
+                         T* gx, T* gw, T* gb);
 
 // loss[i] = w[i] (logsumexp(x[i]) - x[i, t[i]]) for x (R, C); t[i] in [0, C), or -1: ignored
 // (loss 0, gradient 0). logsumexp is kept in two parts for the backward pass, each row's max
@@ -59,5 +76,14 @@ void cross_entropy_forward(int64_t R, int64_t C, const T* x, const int64_t* t, c
 template <typename T>
 void cross_entropy_backward(int64_t R, int64_t C, const T* g, const T* x, const int64_t* t, const T* w,
                             const T* rmax, const T* logsum, T* gx);
+
+// Embedding's weight gradient, an index-add into gw (num_weights, D), which the caller zeroes
+// (calloc'd pages that no index touches then stay untouched): for each n in order with
+// idx[n] != padding_idx (-1: none), gw[idx[n]] += g[n] (times 1 / the number of times idx[n]
+// occurs in idx, with scale_grad_by_freq, as PyTorch). idx holds N values in [0, num_weights).
+// Parallel over blocks of columns: each element's sum runs in index order for any thread count.
+template <typename T>
+void embedding_backward(int64_t N, const int64_t* idx, int64_t D, const T* g, int64_t num_weights,
+                        int64_t padding_idx, bool scale_grad_by_freq, T* gw);
 
 }  // namespace tapegrad

@@ -32,7 +32,7 @@ from ..ops.conv import (adaptive_avg_pool2d, adaptive_avg_pool3d, avg_pool2d, av
                         max_unpool3d)
 from ..ops import apply as _apply
 from ..ops import attention as _attention
-from ..ops.activation import _cross_entropy, _layer_norm
+from ..ops.activation import _cross_entropy, _dropout, _embedding, _layer_norm
 from ..ops import normalization as _norm
 from ..ops.activation import relu as _relu_op
 from ..ops.pointwise import sigmoid, tanh  # noqa: F401
@@ -280,6 +280,10 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
         return input
     if p == 1.0:
         return input * _const(np.zeros((), input.dtype))
+    if input._data.dtype in (np.float32, np.float64) and input._data.size:
+        # one C++ pass (output and mask) from a counter-based generator keyed by one draw of ours
+        seed = int(_random.rng().integers(0, 2**63))
+        return _apply(_dropout, input, p=float(p), seed=seed)
     keep = _random.rng().random(input.shape, dtype=np.float32) >= p
     return input * _const(keep.astype(input.dtype) * np.asarray(1.0 / (1.0 - p), input.dtype))
 
@@ -352,23 +356,26 @@ def dropout3d(input, p: float = 0.5, training: bool = True, inplace: bool = Fals
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float = 2.0, scale_grad_by_freq=False,
               sparse=False):
     """Rows of ``weight`` picked by the integer tensor ``input``; the row at ``padding_idx``
-    gets no gradient."""
+    gets no gradient, and with ``scale_grad_by_freq`` each row's gradient is divided by how often
+    its index occurs in ``input``. The backward is one index-add kernel.
+
+    >>> F.embedding(tapegrad.tensor([[0, 2]]), tapegrad.randn(3, 4)).shape
+    (1, 2, 4)
+    """
     idx = input._data if isinstance(input, Tensor) else np.asarray(input)
     if idx.dtype.kind not in "iu":
         raise RuntimeError(f"embedding: indices must be an integer tensor, got {idx.dtype}")
+    if weight.ndim != 2:
+        raise RuntimeError(f"embedding: 'weight' must be 2-D, got shape {_shape(weight)}")
     n = weight.shape[0]
     if idx.size and (idx.min() < 0 or idx.max() >= n):
         bad = idx[(idx < 0) | (idx >= n)].flat[0]
         raise IndexError(f"embedding: index {int(bad)} is out of range for an embedding of {n} rows")
     if max_norm is not None:
         _embedding_renorm_(weight, idx, max_norm, norm_type)
-    out = weight[_const(idx)]
-    if padding_idx is not None:
-        pad = padding_idx + n if padding_idx < 0 else padding_idx
-        mask = (idx != pad)[..., None]
-        if not mask.all():
-            out = _ops.where(_const(mask), out, out.detach())
-    return out
+    pad = None if padding_idx is None else padding_idx + n if padding_idx < 0 else padding_idx
+    return _apply(_embedding, weight, idx=np.asarray(idx, dtype=np.int64, order="C"), padding_idx=pad,
+                  scale_grad_by_freq=bool(scale_grad_by_freq))
 
 
 def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type: float = 2, scale_grad_by_freq=False,

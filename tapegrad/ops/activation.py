@@ -113,12 +113,22 @@ def softplus(input, beta=1.0, threshold=20.0):
     return apply(_softplus, _float_input(input, "softplus"), beta=float(beta), threshold=float(threshold))
 
 
-_silu = defop("silu", _same(lambda x: x * _sp.expit(x)), lambda g, out, x: _silu_vjp(g, x))
+def _silu_fwd(x):
+    if _native(x):
+        return _C.silu(np.ascontiguousarray(x)).reshape(x.shape)
+    return x * _sp.expit(x)
 
 
-def _silu_vjp(g, x):
+def _silu_vjp(g, out, x):
+    """One C++ pass first-order; the composite ``g s (1 + x (1 - s))`` under create_graph."""
+    if _first_order() and _native(x._data, g._data):
+        c = np.ascontiguousarray
+        return Tensor._wrap(_C.silu_backward(c(g._data), c(x._data)).reshape(x.shape))
     s = sigmoid(x)
     return g * s * (x * (1 - s) + 1)
+
+
+_silu = defop("silu", _same(_silu_fwd), _silu_vjp)
 
 
 @public(inplace=True)
@@ -239,8 +249,8 @@ def _layer_norm_fwd(x, w=None, b=None, *, nd, eps):
     """layer_norm over the trailing ``nd`` dims of x (w, b: their shape, or None)."""
     c = np.ascontiguousarray
     y, mean, rstd = _C.layer_norm(c(x), int(np.prod(x.shape[x.ndim - nd:])), None if w is None else c(w), None if b is None else c(b), eps)
-    # The third entry holds the bias gradient that the weight's VJP computed in the same pass
-    # (one read of g and x for both), until the bias's VJP takes it.
+    # The third entry holds the gradients that an earlier VJP computed in the same pass (one read
+    # of g and x for all), until their own VJPs take them (_layer_norm_grads).
     return y, (mean, rstd, {})
 
 
@@ -255,45 +265,114 @@ def _norm_dims(x, nd):
     return tuple(range(x.ndim - nd, x.ndim))
 
 
+def _layer_norm_grads(g, x, w, b, nd, aux, start):
+    """The first-order gradients of layer_norm's inputs from index ``start`` (0 x, 1 weight,
+    2 bias) on, in one C++ pass: the engine calls the VJPs in input order, so the first one called
+    computes its own gradient and every later one that will be asked for (a weight or bias that
+    requires grad), and leaves those in aux[2] with their upstream gradient ``g``: only this
+    backward pass's VJPs take them."""
+    cached = aux[2].pop(start, None)
+    if cached is not None and cached[0] is g:
+        return cached[1]
+    want = [start == 0, start == 1 or (start == 0 and w is not None and w.requires_grad),
+            start == 2 or (b is not None and b.requires_grad)]
+    c = np.ascontiguousarray
+    n = int(np.prod(x.shape[x.ndim - nd:]))
+    grads = _C.layer_norm_backward(c(g._data), c(x._data), *aux[:2], n, None if w is None else c(w._data), *want)
+    for i in range(start + 1, 3):
+        if grads[i] is not None:
+            aux[2][i] = (g, grads[i].reshape(x.shape[x.ndim - nd:]))
+    return grads[start].reshape(x.shape if start == 0 else x.shape[x.ndim - nd:])
+
+
 def _layer_norm_vjp_x(g, out, x, w=None, b=None, *, nd, eps, aux):
     if _first_order() and _native(x._data, g._data):
-        c = np.ascontiguousarray
-        n = int(np.prod(x.shape[x.ndim - nd:]))
-        gx = _C.layer_norm_backward_input(c(g._data), c(x._data), *aux[:2], n, None if w is None else c(w._data))
-        return Tensor._wrap(gx)
+        return Tensor._wrap(_layer_norm_grads(g, x, w, b, nd, aux, 0))
     dims = _norm_dims(x, nd)
     xhat, r = _layer_norm_xhat(x, dims, eps)
     gh = g if w is None else g * w
     return (gh - gh.mean(dims, keepdim=True) - xhat * (gh * xhat).mean(dims, keepdim=True)) * r
 
 
-def _layer_norm_vjp_params(g, x, nd, eps, aux, weight, has_bias=False):
-    """The gradient of layer_norm's weight (``weight``) or bias: g (times xhat) summed over the leading dims.
-    The weight's, when the bias has one too, computes both in one pass and leaves the bias's in aux[2]."""
-    lead = tuple(range(x.ndim - nd))
+def _layer_norm_vjp_params(g, x, w, b, nd, eps, aux, weight):
+    """The gradient of layer_norm's weight (``weight``) or bias: g (times xhat) summed over the leading dims."""
     if _first_order() and _native(x._data, g._data):
-        shape = x.shape[x.ndim - nd:]
-        cached = None if weight else aux[2].pop("bias", None)
-        if cached is not None and cached[0] is g:
-            return Tensor._wrap(cached[1].reshape(shape))
-        c = np.ascontiguousarray
-        both = weight and has_bias
-        gw, gb = _C.layer_norm_backward_params(c(g._data), c(x._data), *aux[:2], int(np.prod(shape)), weight,
-                                               not weight or both)
-        if both:  # with its upstream gradient: only this backward pass's bias takes it
-            aux[2]["bias"] = (g, gb)
-        return Tensor._wrap((gw if weight else gb).reshape(shape))
+        return Tensor._wrap(_layer_norm_grads(g, x, w, b, nd, aux, 1 if weight else 2))
+    lead = tuple(range(x.ndim - nd))
     if not weight:
         return g.sum(lead) if lead else g
     xhat = _layer_norm_xhat(x, _norm_dims(x, nd), eps)[0]
     return (g * xhat).sum(lead) if lead else g * xhat
 
 
+# The op takes (x), (x, w) or (x, w, b): nn.functional.layer_norm passes a bias only with a weight.
 _layer_norm = defop(
     "layer_norm", _layer_norm_fwd, _layer_norm_vjp_x,
-    lambda g, out, x, w, *b, nd, eps, aux: _layer_norm_vjp_params(g, x, nd, eps, aux, True, bool(b)),
-    lambda g, out, x, w, b, nd, eps, aux: _layer_norm_vjp_params(g, x, nd, eps, aux, False),
-    saves=(0, 1), aux=True)
+    lambda g, out, x, w, *b, nd, eps, aux: _layer_norm_vjp_params(g, x, w, b[0] if b else None, nd, eps, aux, True),
+    lambda g, out, x, w, b, nd, eps, aux: _layer_norm_vjp_params(g, x, w, b, nd, eps, aux, False),
+    aux=True)
+
+
+def _dropout_fwd(x, *, p, seed):
+    """Output and uint8 keep-mask in one C++ pass; element i's draw depends only on (seed, i)."""
+    y, mask = _C.dropout(np.ascontiguousarray(x), p, seed)
+    return y.reshape(x.shape), mask.reshape(x.shape)  # 0-d stays 0-d
+
+
+def _dropout_vjp(g, out, x, *, p, seed, aux):
+    """g * mask / (1 - p) from the saved mask (linear in g: the composite is its own double backward)."""
+    if _first_order() and _native(g._data):
+        return Tensor._wrap(_C.dropout_backward(np.ascontiguousarray(g._data), np.ascontiguousarray(aux), p)
+                            .reshape(g.shape))
+    return g * Tensor._wrap(aux.astype(g.dtype) * np.asarray(1.0 / (1.0 - p), g.dtype))
+
+
+# dropout with 0 < p < 1 of a float32/float64 input (nn.functional.dropout handles the rest):
+# the forward saves only the mask (aux), not the input.
+_dropout = defop("dropout", _dropout_fwd, _dropout_vjp, saves=(), aux=True)
+
+
+def _embedding_row_scale(idx, num_weights, padding_idx, scale_grad_by_freq, dtype):
+    """Each index's factor in embedding's gradient: 0 at padding_idx, else 1 or (with
+    scale_grad_by_freq) 1 / how often it occurs in idx, as PyTorch."""
+    scale = np.ones(idx.shape, dtype)
+    if scale_grad_by_freq:
+        scale /= np.bincount(idx.reshape(-1), minlength=num_weights)[idx]
+    if padding_idx is not None:
+        scale[idx == padding_idx] = 0
+    return scale
+
+
+def _embedding_vjp(g, out, w, *, idx, padding_idx, scale_grad_by_freq):
+    return apply(_embedding_backward, g, idx=idx, num_weights=w.shape[0], padding_idx=padding_idx,
+                 scale_grad_by_freq=scale_grad_by_freq)
+
+
+# Rows of the weight (input 0) at int64 indices idx (any shape). The gradient is an index-add,
+# itself an op (embedding_backward) whose VJP is this gather again, so double backward works.
+_embedding = defop("embedding", lambda w, *, idx, padding_idx, scale_grad_by_freq: np.take(w, idx, axis=0),
+                   _embedding_vjp, saves=(), exact16=True)
+
+
+def _embedding_backward_fwd(g, *, idx, num_weights, padding_idx, scale_grad_by_freq):
+    if g.dtype in (np.float32, np.float64):  # one C++ index-add, parallel over columns
+        return _C.embedding_backward(np.ascontiguousarray(g), idx, num_weights,
+                                     -1 if padding_idx is None else padding_idx, scale_grad_by_freq)
+    gw = np.zeros((num_weights,) + g.shape[idx.ndim:], g.dtype)
+    rows = g * _embedding_row_scale(idx, num_weights, padding_idx, scale_grad_by_freq, g.dtype)[..., None]
+    np.add.at(gw, idx, rows)
+    return gw
+
+
+def _embedding_backward_vjp(gg, out, g, *, idx, num_weights, padding_idx, scale_grad_by_freq):
+    rows = apply(_embedding, gg, idx=idx, padding_idx=None, scale_grad_by_freq=False)
+    if padding_idx is None and not scale_grad_by_freq:
+        return rows
+    return rows * Tensor._wrap(_embedding_row_scale(idx, num_weights, padding_idx, scale_grad_by_freq,
+                                                    gg.dtype)[..., None])
+
+
+_embedding_backward = defop("embedding_backward", _embedding_backward_fwd, _embedding_backward_vjp, saves=())
 
 
 def _cross_entropy_fwd(x, *, target, weight):

@@ -183,6 +183,15 @@ def _reference_ops(rng, dtype):
     b = rng.standard_normal((130, 170)).astype(dtype)
     v = rng.standard_normal((2, 3, 5, 8, 7)).astype(dtype)
     wv = rng.standard_normal((4, 3, 3, 2, 3)).astype(dtype)
+    r = rng.standard_normal((70, 600)).astype(dtype)  # row kernels above their parallel threshold
+    emb_idx = rng.integers(0, 50, 70)
+    lw = rng.standard_normal(600).astype(dtype)
+
+    def rows():
+        ln, mean, rstd = _C.layer_norm(r, 600, lw, lw, 1e-5)
+        return [_C.silu(r), _C.silu_backward(r, r), *_C.dropout(r, 0.4, 11), ln,
+                *_C.layer_norm_backward(r, r, mean, rstd, 600, lw, True, True, True),
+                _C.embedding_backward(r, emb_idx, 50, 3, True)]
 
     def run():
         out = np.empty((150, 170), dtype)
@@ -199,7 +208,7 @@ def _reference_ops(rng, dtype):
         gw3 = _C.conv3d_weight_grad(v, y3, (3, 2, 3), *geo3)
         p3, idx3 = _C.max_pool3d(v, (2, 3, 2), (1, 2, 2), (1, 1, 0), (1, 1, 1), True)
         q3 = _C.avg_pool3d(v, (3, 3, 3), (2, 2, 2), (1, 1, 1), True, False, 0)
-        return [out, y, gx, gw, p, idx, gp, q, y3, gx3, gw3, p3, idx3, q3]
+        return [out, y, gx, gw, p, idx, gp, q, y3, gx3, gw3, p3, idx3, q3, *rows()]
 
     return run
 

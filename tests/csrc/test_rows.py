@@ -1,5 +1,10 @@
 """The activation and row kernels of tapegrad._C (csrc/kernels/rows.cpp) against float64 numpy
-references: GELU, softmax / log_softmax, layer_norm and cross_entropy, forward and backward."""
+references: GELU, SiLU, dropout, softmax / log_softmax, layer_norm, cross_entropy and embedding's
+backward, forward and backward."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import scipy.special as sp
@@ -163,15 +168,20 @@ def test_layer_norm_forward_and_backward(data, params):
     np.testing.assert_allclose(rstd, r, rtol=TOL[dtype]["rtol"] * 4)
     gh = g64 * (1 if w64 is None else w64)
     gx_ref = r[:, None] * (gh - gh.mean(-1, keepdims=True) - xhat * (gh * xhat).mean(-1, keepdims=True))
-    gx = _C.layer_norm_backward_input(g, x, mean, rstd, D, w)
+    gx, gw, gb = _C.layer_norm_backward(g, x, mean, rstd, D, w, True, True, True)
     # gx = rstd (g w - mean(g w) - ...) cancels: its rounding error is ~eps * rstd * |g w|, large
     # next to gx where rstd is (D = 1: rstd = 1 / sqrt(eps) and gx = 0 up to that error)
     scale = np.abs(gx_ref).max() + 1 + (r[:, None] * np.abs(gh)).max()
     np.testing.assert_allclose(gx, gx_ref, rtol=TOL[dtype]["rtol"] * 50, atol=TOL[dtype]["atol"] * 50 * scale)
-    gw, gb = _C.layer_norm_backward_params(g, x, mean, rstd, D, True, True)
     np.testing.assert_allclose(gw, (g64 * xhat).sum(0), rtol=TOL[dtype]["rtol"] * 50, atol=TOL[dtype]["atol"] * 50 * R)
     np.testing.assert_allclose(gb, g64.sum(0), rtol=TOL[dtype]["rtol"] * 10, atol=TOL[dtype]["atol"] * 10 * R)
-    assert _C.layer_norm_backward_params(g, x, mean, rstd, D, False, False) == (None, None)
+    # any subset in one call gives the same arrays, bit for bit
+    for want in [(True, False, False), (False, True, False), (False, False, True), (False, True, True)]:
+        got = _C.layer_norm_backward(g, x, mean, rstd, D, w, *want)
+        for a, ref, wanted in zip(got, (gx, gw, gb), want):
+            assert (a is None) == (not wanted)
+            if wanted:
+                np.testing.assert_array_equal(a, ref)
 
 
 def test_layer_norm_of_a_constant_row_and_of_inf():
@@ -237,8 +247,20 @@ def test_bad_input_raises_naming_the_op():
         _C.layer_norm(x, 3, None, None, 1e-5)
     with pytest.raises(ValueError, match="layer_norm: weight .* must hold 5 elements"):
         _C.layer_norm(x, 5, np.ones(4, np.float32), None, 1e-5)
-    with pytest.raises(ValueError, match="layer_norm_backward_input: mean .* must hold 4 elements"):
-        _C.layer_norm_backward_input(x, x, np.zeros(3, np.float32), np.zeros(4, np.float32), 5, None)
+    with pytest.raises(ValueError, match="layer_norm_backward: mean .* must hold 4 elements"):
+        _C.layer_norm_backward(x, x, np.zeros(3, np.float32), np.zeros(4, np.float32), 5, None)
+    with pytest.raises(ValueError, match="silu_backward: grad_output .* must have one shape"):
+        _C.silu_backward(x, np.zeros((4, 6), np.float32))
+    with pytest.raises(ValueError, match=r"dropout: p must be in \[0, 1\), got 1"):
+        _C.dropout(x, 1.0, 0)
+    with pytest.raises(ValueError, match="dropout_backward: mask must be uint8"):
+        _C.dropout_backward(x, x, 0.5)
+    with pytest.raises(ValueError, match="embedding_backward: index 7 is out of range for 5 rows"):
+        _C.embedding_backward(x, np.array([0, 1, 7, 2]), 5, -1, False)
+    with pytest.raises(ValueError, match=r"embedding_backward: grad_output \(4, 5\) must be indices \(3,\)"):
+        _C.embedding_backward(x, np.array([0, 1, 2]), 5, -1, False)
+    with pytest.raises(ValueError, match="embedding_backward: indices must be int64"):
+        _C.embedding_backward(x, np.array([0, 1, 2, 3], np.int32), 5, -1, False)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -250,15 +272,18 @@ def test_one_and_two_threads_are_bit_identical(dtype):
     w, b = rng.standard_normal(257).astype(dtype), rng.standard_normal(257).astype(dtype)
     t = rng.integers(-1, 257, 301)
     cw = np.ones(301, dtype)
+    drop_mask = (rng.random(x.shape) < 0.5).astype(np.uint8)
+    idx = rng.integers(0, 40, 301)
 
     def run():
         y, mean, rstd = _C.layer_norm(x, 257, w, b, 1e-5)
         loss, rmax, logsum = _C.cross_entropy(x, t, cw)
         return [_C.gelu(x, False), _C.gelu(x, True), _C.gelu_backward(g, x, False), _C.gelu_backward(g, x, True),
                 _C.softmax(x, False), _C.softmax(x, True), _C.softmax_backward(g, x, False),
-                _C.softmax_backward(g, x, True), y, mean, rstd, _C.layer_norm_backward_input(g, x, mean, rstd, 257, w),
-                *_C.layer_norm_backward_params(g, x, mean, rstd, 257, True, True), loss, rmax, logsum,
-                _C.cross_entropy_backward(cw, x, t, cw, rmax, logsum)]
+                _C.softmax_backward(g, x, True), y, mean, rstd, *_C.layer_norm_backward(g, x, mean, rstd, 257, w, True, True, True),
+                loss, rmax, logsum, _C.cross_entropy_backward(cw, x, t, cw, rmax, logsum), _C.silu(x),
+                _C.silu_backward(g, x), *_C.dropout(x, 0.3, 12345), _C.dropout_backward(g, drop_mask, 0.3),
+                _C.embedding_backward(g, idx, 40, 3, False), _C.embedding_backward(g, idx, 40, -1, True)]
 
     before = _C.get_num_threads()
     try:
@@ -270,3 +295,94 @@ def test_one_and_two_threads_are_bit_identical(dtype):
         _C.set_num_threads(before)
     for a, b_ in zip(one, two):
         np.testing.assert_array_equal(a, b_)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_silu_against_float64(dtype):
+    x = np.concatenate([np.linspace(-100, 100, 20001), np.random.default_rng(0).standard_normal(999) * 3,
+                        [0.0, -0.0, np.inf, -np.inf, np.nan, -1e30, 1e30]]).astype(dtype)
+    x64 = x.astype(np.float64)
+    g = np.random.default_rng(1).standard_normal(x.size).astype(dtype)
+    with np.errstate(all="ignore"):
+        s = sp.expit(x64)
+        y_ref = x64 / (1 + np.exp(-x64))  # PyTorch's form: silu(-inf) = NaN, as x * sigmoid(x)
+        gx_ref = g * s * (1 + x64 * (1 - s))
+    y, gx = _C.silu(x), _C.silu_backward(g, x)
+    assert y.dtype == dtype and gx.dtype == dtype
+    tol = TOL[dtype] if dtype == np.float64 else dict(rtol=4e-6, atol=1e-30)
+    np.testing.assert_allclose(y, y_ref, **tol)
+    # silu' = s (1 + x (1 - s)) cancels near x = -1.28 (where it is 0): error ~ eps |g| there
+    tol = TOL[dtype] if dtype == np.float64 else dict(rtol=4e-6, atol=1e-6)
+    np.testing.assert_allclose(gx, gx_ref, **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_dropout_mask_statistics_and_output(dtype, p):
+    """The keep rate is 1 - p within 5 sigma; kept elements are x / (1 - p), dropped ones x * 0
+    (NaN for inf, as PyTorch); the draw depends on (seed, index) only."""
+    n = 200_003
+    x = np.random.default_rng(2).standard_normal(n).astype(dtype)
+    y, mask = _C.dropout(x, p, 99)
+    assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1}
+    keep = mask.mean()
+    assert abs(keep - (1 - p)) < 5 * np.sqrt(p * (1 - p) / n)
+    scale = dtype(1 / (1 - p))
+    np.testing.assert_array_equal(y, np.where(mask == 1, x * scale, dtype(0)))
+    y2, mask2 = _C.dropout(x, p, 99)
+    np.testing.assert_array_equal(mask, mask2)
+    assert (_C.dropout(x, p, 100)[1] != mask).mean() > 0.1  # another seed, another mask
+    # a prefix gets the same draws: blocking and thread count do not enter
+    np.testing.assert_array_equal(_C.dropout(x[:5000], p, 99)[1], mask[:5000])
+    # neighbouring draws are not correlated (lag-1 agreement of the masks as for independent ones)
+    agree = (mask[1:] == mask[:-1]).mean()
+    assert abs(agree - (p * p + (1 - p) ** 2)) < 0.01
+    g = np.random.default_rng(3).standard_normal(n).astype(dtype)
+    np.testing.assert_array_equal(_C.dropout_backward(g, mask, p), g * (mask * scale))
+    special = np.array([np.inf, np.nan, 1.0] * 50, dtype)
+    ys, ms = _C.dropout(special, 0.5, 1)
+    assert np.isnan(ys[(ms == 0) & np.isinf(special)]).all()
+    assert (_C.dropout(x, 0.0, 5)[1] == 1).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pad", [-1, 2])
+@pytest.mark.parametrize("freq", [False, True])
+def test_embedding_backward_is_an_index_add(dtype, pad, freq):
+    rng = np.random.default_rng(4)
+    num, D = 11, 70  # D not a multiple of the column block
+    idx = rng.integers(0, num, (6, 9))
+    idx[0, :3] = 2
+    g = rng.standard_normal((6, 9, D)).astype(dtype)
+    count = np.bincount(idx.ravel(), minlength=num)
+    ref = np.zeros((num, D))
+    for i, k in enumerate(idx.ravel()):
+        if k != pad:
+            ref[k] += g.reshape(-1, D)[i] / (count[k] if freq else 1)
+    gw = _C.embedding_backward(g, idx, num, pad, freq)
+    assert gw.dtype == dtype and gw.shape == (num, D)
+    np.testing.assert_allclose(gw, ref, **TOL[dtype])
+    assert _C.embedding_backward(g[:0], idx[:0], num, pad, freq).tolist() == np.zeros((num, D)).tolist()
+
+
+DROPOUT_SCRIPT = """
+import sys
+import numpy as np
+from tapegrad import _C
+x = np.random.default_rng(0).standard_normal(70_001).astype(np.float32)
+np.save(sys.argv[1], _C.dropout(x, 0.3, 2024)[1])
+"""
+
+
+@pytest.mark.parametrize("kernel", ["avx2", "generic"])
+def test_dropout_mask_is_the_same_on_every_isa(kernel, tmp_path):
+    """The dropout mask is integer arithmetic: bit for bit the same with the kernels capped at
+    AVX2 or the baseline (TAPEGRAD_CPU), as on a machine without AVX-512. (The rest of this file
+    runs at each cap in tests/csrc/test_isa_paths.py.)"""
+    env = dict(os.environ, TAPEGRAD_CPU=kernel)
+    masks = []
+    for e in (os.environ, env):
+        path = tmp_path / f"{len(masks)}.npy"
+        subprocess.run([sys.executable, "-c", DROPOUT_SCRIPT, str(path)], env=dict(e), check=True, timeout=120)
+        masks.append(np.load(path))
+    np.testing.assert_array_equal(masks[0], masks[1])

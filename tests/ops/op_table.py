@@ -2314,3 +2314,51 @@ cases("nuclear_norm", Case(lambda M, a: M.nuclear_norm(a), [A2]), Case(lambda M,
 cases("renorm", Case(lambda M, x: M.renorm(x, 2, 0, 1.0), [A2 * 2], double=True),
       Case(lambda M, x: x.renorm(1, 1, 0.5), [A2]), Case(lambda M, x: M.renorm(x, 3, -1, 0.7), [M3]))
 errors("renorm", lambda M: M.renorm(M.ones(2, 2), 0, 0, 1.0), lambda M: M.renorm(M.ones(2, 2), 2, 0, -1.0))
+
+
+# ---------------------------------------------------------------- embedding and dropout (C++ kernels)
+@entry("embedding", "embedding_backward", gradgrad=True)
+def _embedding(draw):
+    """embedding's VJP is the op embedding_backward (an index-add), whose VJP is embedding again:
+    gradgradcheck runs both."""
+    n, d = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    idx = draw(hnp.arrays(np.int64, draw(SHAPES), elements=st.integers(0, n - 1)))
+    return Sample(lambda M, w: F(M).embedding(M.tensor(idx), w), [arr(draw, (n, d))], lambda w: w[idx])
+
+
+info("embedding").op = info("embedding_backward").op = "nn.functional.embedding"
+EMB_IDX = np.array([[0, 2, 2, 4], [1, 2, 0, 1]])  # repeats, and the padding row 1 twice
+cases("embedding",
+      Case(lambda M, w: F(M).embedding(M.tensor(EMB_IDX), w, padding_idx=1) * w[EMB_IDX[0]], [EB_W[:5]], double=True),
+      # no second derivatives here: PyTorch's embedding double backward drops the 1 / frequency
+      # scaling (its comment: "the first backward takes care of it"); tapegrad's is the transpose
+      # of the scaled index-add (embedding_backward's VJP), which gradgradcheck confirms
+      Case(lambda M, w: F(M).embedding(M.tensor(EMB_IDX), w, scale_grad_by_freq=True) ** 2, [EB_W[:5]]),
+      Case(lambda M, w: F(M).embedding(M.tensor(EMB_IDX), w, padding_idx=-4, scale_grad_by_freq=True), [EB_W[:5]]),
+      Case(lambda M, w: M.nn.Embedding(5, 3, padding_idx=2, scale_grad_by_freq=True, _weight=w)(M.tensor(EMB_IDX)),
+           [EB_W[:5]]))
+errors("embedding", lambda M: F(M).embedding(M.tensor([0, 5]), M.zeros(5, 3)))
+
+
+def _dropout_ref(p):
+    """The seed tapegrad's dropout draws after manual_seed(0), and the kernel's mask for it."""
+    def ref(a):
+        tg.manual_seed(0)
+        seed = int(tg.random.rng().integers(0, 2**63))
+        keep = tg._C.dropout(np.ascontiguousarray(a), p, seed)[1].reshape(a.shape)
+        return np.where(keep == 1, a * (1 / (1 - p)), 0.0)
+    return ref
+
+
+@entry("dropout", gradgrad=True)
+def _dropout(draw):
+    """The mask is drawn afresh from manual_seed(0) at every call, so finite differences see one mask."""
+    p = draw(st.sampled_from([0.2, 0.5, 0.8]))
+
+    def fn(M, a):
+        M.manual_seed(0)
+        return F(M).dropout(a, p)
+    return Sample(fn, [arr(draw, draw(NONEMPTY_SHAPES))], _dropout_ref(p), torch_fn=False)
+
+
+info("dropout").op = "nn.functional.dropout"
