@@ -197,6 +197,7 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
     if (base->requires_grad)  // only a view of a tensor that requires grad needs its base (to refuse in-place writes)
       Py_SETREF(r->base, Py_NewRef(base->base == Py_None ? inputs[0] : base->base));
   }
+  if (op->view && n >= 1) gc_settle(result.get());  // shares a box and maybe a base: settled again
   if (!modes().grad_enabled || !op->differentiable) return result.release();
   bool any = false;
   for (Py_ssize_t i = 0; i < n && !any; ++i) any = T(inputs[i])->requires_grad;
@@ -210,8 +211,10 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
   if (!node) return nullptr;
   if (!node_fill(N(node.get()), args[0], inputs, n, attrs.get(), out.get(), r->version, aux.get(), nullptr))
     return nullptr;
+  gc_settle(node.get());
   r->requires_grad = true;
   Py_SETREF(r->grad_fn, node.release());
+  gc_settle(result.get());  // after its node: nothing else refers to the result yet
   return result.release();
 }
 
@@ -347,6 +350,7 @@ bool accumulate_grad(PyObject* t, Ref g, bool create_graph) {
   if (tt->grad == Py_None) {
     if (create_graph || unshared(g.get())) {
       Py_SETREF(tt->grad, g.release());
+      gc_store(t, tt->grad);
       return true;
     }
     Ref copy(PyObject_CallMethodNoArgs(T(g.get())->data, s_copy));
@@ -354,6 +358,7 @@ bool accumulate_grad(PyObject* t, Ref g, bool create_graph) {
     PyObject* fresh = wrap(copy.get());
     if (fresh == nullptr) return false;
     Py_SETREF(tt->grad, fresh);
+    gc_store(t, tt->grad);
     return true;
   }
   if (create_graph) {
@@ -361,6 +366,7 @@ bool accumulate_grad(PyObject* t, Ref g, bool create_graph) {
     PyObject* sum = PyNumber_Add(prev.get(), g.get());
     if (sum == nullptr) return false;
     Py_SETREF(tt->grad, sum);
+    gc_store(t, tt->grad);
     return true;
   }
   // in place, as PyTorch: references to .grad and its memory stay valid
@@ -662,11 +668,13 @@ struct Pass {
         if (!lock.acquire()) return false;
         if (tt->grad == Py_None) {
           Py_SETREF(tt->grad, Py_NewRef(g.get()));
+          gc_store(t.get(), tt->grad);
         } else {
           Ref prev = Ref::borrow(tt->grad);
           PyObject* sum = PyNumber_Add(prev.get(), g.get());
           if (sum == nullptr) return false;
           Py_SETREF(tt->grad, sum);
+          gc_store(t.get(), tt->grad);
         }
       }
     }
@@ -793,6 +801,7 @@ bool Pass::run_node(PyObject* node) {
     if (create_graph) {  // the output is a function of the inputs through this very node
       T(out.get())->requires_grad = true;
       Py_SETREF(T(out.get())->grad_fn, Py_NewRef(node));
+      gc_store(out.get(), node);
     }
   }
   Ref attrs = Ref::borrow(n->attrs);
