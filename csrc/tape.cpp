@@ -72,9 +72,11 @@ class ModeGuard {
 }  // namespace
 
 // ============================================================ recording
-// (filename, line) of the first frame outside tapegrad: where the user created a node; inside an
-// nn.Module's forward, (filename, line, weakref to the module).
-PyObject* user_frame() {
+// (code, byte offset) of the first frame outside tapegrad: where the user created a node; inside
+// an nn.Module's forward, (code, offset, weakref to the module). Finding the line of an offset
+// scans the code's line table, which every recorded op paid and few nodes are ever asked:
+// resolve_where does it when someone asks.
+PyObject* user_frame_lazy() {
   if (inside == nullptr || pkg_dir == nullptr) return Py_BuildValue("(si)", "?", 0);
   PyFrameObject* f = PyEval_GetFrame();  // borrowed: the Python function that called apply
   Py_XINCREF(f);
@@ -92,8 +94,9 @@ PyObject* user_frame() {
     }
     if (!in_pkg) {
       PyObject* scope = modes().scope;
-      PyObject* res = scope != nullptr ? Py_BuildValue("(OiO)", name, PyFrame_GetLineNumber(f), scope)
-                                       : Py_BuildValue("(Oi)", name, PyFrame_GetLineNumber(f));
+      PyObject* c = reinterpret_cast<PyObject*>(code);
+      int lasti = PyFrame_GetLasti(f);
+      PyObject* res = scope != nullptr ? Py_BuildValue("(OiO)", c, lasti, scope) : Py_BuildValue("(Oi)", c, lasti);
       Py_DECREF(code);
       Py_DECREF(f);
       return res;
@@ -104,6 +107,30 @@ PyObject* user_frame() {
     f = back;
   }
   return Py_BuildValue("(si)", "?", 0);
+}
+
+// where as (filename, line[, module]): a lazy (code, offset[, module]) resolved, anything else as is.
+PyObject* resolve_where(PyObject* where) {
+  if (!PyTuple_CheckExact(where) || PyTuple_GET_SIZE(where) < 2 || !PyCode_Check(PyTuple_GET_ITEM(where, 0)))
+    return Py_NewRef(where);
+  auto* code = reinterpret_cast<PyCodeObject*>(PyTuple_GET_ITEM(where, 0));
+  long lasti = PyLong_AsLong(PyTuple_GET_ITEM(where, 1));
+  if (lasti == -1 && PyErr_Occurred()) return nullptr;
+  int line = lasti < 0 ? code->co_firstlineno : PyCode_Addr2Line(code, static_cast<int>(lasti));
+  Py_ssize_t n = PyTuple_GET_SIZE(where);
+  PyObject* res = PyTuple_New(n);
+  if (res == nullptr) return nullptr;
+  PyTuple_SET_ITEM(res, 0, Py_NewRef(code->co_filename));
+  PyObject* l = PyLong_FromLong(line);
+  if (l == nullptr) { Py_DECREF(res); return nullptr; }
+  PyTuple_SET_ITEM(res, 1, l);
+  for (Py_ssize_t i = 2; i < n; ++i) PyTuple_SET_ITEM(res, i, Py_NewRef(PyTuple_GET_ITEM(where, i)));
+  return res;
+}
+
+PyObject* user_frame() {
+  Ref lazy(user_frame_lazy());
+  return lazy ? resolve_where(lazy.get()) : nullptr;
 }
 
 namespace {
@@ -515,7 +542,8 @@ bool refuse_nan(PyObject* node, Py_ssize_t i, PyObject* g) {  // anomaly mode
   if (has <= 0) return has == 0;
   NodeObject* n = N(node);
   Ref name(PyType_GetName(Py_TYPE(node)));
-  Ref where = Ref::borrow(n->where);  // ours: formatting may run a __repr__ that replaces it
+  Ref where(resolve_where(n->where));  // ours: formatting may run a __repr__ that replaces it
+  if (!where) return false;
   Ref op = Ref::borrow(n->op);
   PyObject* w = where.get();
   PyObject* file = PyTuple_Check(w) && PyTuple_GET_SIZE(w) >= 2 ? PyTuple_GET_ITEM(w, 0) : Py_None;

@@ -118,7 +118,11 @@ inline bool is_exact_ndarray(PyObject* o) { return reinterpret_cast<PyObject*>(P
 struct Modes { bool grad_enabled = true; bool check_nan = false; bool anomaly = false; PyObject* scope = nullptr; };
 Modes& modes();
 
-inline bool is_tensor(PyObject* o) { return PyObject_TypeCheck(o, &TensorBaseType); }
+// tapegrad.Tensor itself first: a subclass check walks the MRO, and the engine asks per edge
+inline bool is_tensor(PyObject* o) {
+  return reinterpret_cast<PyObject*>(Py_TYPE(o)) == reinterpret_cast<PyObject*>(tensor_class) ||
+         PyObject_TypeCheck(o, &TensorBaseType);
+}
 inline bool is_node(PyObject* o) { return PyObject_TypeCheck(o, &NodeType); }
 inline TensorObject* T(PyObject* o) { return reinterpret_cast<TensorObject*>(o); }
 inline NodeObject* N(PyObject* o) { return reinterpret_cast<NodeObject*>(o); }
@@ -144,7 +148,9 @@ PyObject* gc_stats(PyObject*, PyObject*);
 // tape.cpp
 PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames);
 PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames);
-PyObject* user_frame();
+PyObject* user_frame();       // (filename, line[, module])
+PyObject* user_frame_lazy();  // (code, offset[, module]): resolve_where makes it the above
+PyObject* resolve_where(PyObject* where);
 bool engine_init();
 
 // Adds the tape's types and functions to the module. Returns -1 with an exception set on failure.

@@ -48,7 +48,7 @@ enum Kind { kAtomic, kUntracked, kTame, kWild };
 GcState* state_of(PyObject* o) {
   PyTypeObject* t = Py_TYPE(o);
   if (t->tp_dictoffset != 0) return nullptr;
-  if (PyObject_TypeCheck(o, &TensorBaseType))
+  if (is_tensor(o))
     return t->tp_basicsize == static_cast<Py_ssize_t>(sizeof(TensorObject)) ? &T(o)->gc : nullptr;
   if (PyObject_TypeCheck(o, &NodeType))
     return t->tp_basicsize == static_cast<Py_ssize_t>(sizeof(NodeObject)) ? &N(o)->gc : nullptr;

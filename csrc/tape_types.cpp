@@ -480,7 +480,7 @@ bool node_fill(NodeObject* node, PyObject* op_obj, PyObject* const* inputs, Py_s
   untrack_private(saved.get());
   Ref w;
   if (where == nullptr || where == Py_None) {
-    w.reset(user_frame());
+    w.reset(user_frame_lazy());
     if (!w) return false;
     untrack_private(w.get());
   } else {
@@ -617,7 +617,19 @@ PyObject* private_copy(PyObject* o) {
 }
 PyObject* node_get_saved(PyObject* self, void*) { return private_copy(N(self)->saved); }
 PyObject* node_get_edges(PyObject* self, void*) { return private_copy(N(self)->edges); }
-PyObject* node_get_where(PyObject* self, void*) { return private_copy(N(self)->where); }
+PyObject* node_get_where(PyObject* self, void*) {
+  NodeObject* n = N(self);
+  if (n->where == nullptr) Py_RETURN_NONE;
+  PyObject* w = resolve_where(n->where);  // once: the resolved tuple replaces the lazy one
+  if (w == nullptr) return nullptr;
+  if (w != n->where) {
+    untrack_private(w);  // as node_fill's: only the node holds it
+    Py_SETREF(n->where, w);
+  } else {
+    Py_DECREF(w);
+  }
+  return private_copy(n->where);
+}
 NODE_FIELD(pre_hooks)
 NODE_FIELD(retained)
 
