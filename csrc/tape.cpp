@@ -215,7 +215,7 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
     out.reset(PyObject_CallOneArg(np_asarray, out.get()));
     if (!out) return nullptr;
   }
-  Ref result(wrap(out.get()));
+  Ref result(wrap_unsettled(out.get()));
   if (!result) return nullptr;
   TensorObject* r = T(result.get());
   if (op->view && n >= 1) {  // shares memory with input 0, so it shares its version counter
@@ -224,11 +224,16 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
     if (base->requires_grad)  // only a view of a tensor that requires grad needs its base (to refuse in-place writes)
       Py_SETREF(r->base, Py_NewRef(base->base == Py_None ? inputs[0] : base->base));
   }
-  if (op->view && n >= 1) gc_settle(result.get());  // shares a box and maybe a base: settled again
-  if (!modes().grad_enabled || !op->differentiable) return result.release();
-  bool any = false;
-  for (Py_ssize_t i = 0; i < n && !any; ++i) any = T(inputs[i])->requires_grad;
-  if (!any) return result.release();
+  bool record = modes().grad_enabled && op->differentiable;
+  if (record) {
+    bool any = false;
+    for (Py_ssize_t i = 0; i < n && !any; ++i) any = T(inputs[i])->requires_grad;
+    record = any;
+  }
+  if (!record) {
+    gc_settle(result.get());  // once its fields are final
+    return result.release();
+  }
   Ref attrs(PyDict_New());
   if (!attrs) return nullptr;
   for (Py_ssize_t k = 0; k < nkw; ++k)

@@ -38,8 +38,9 @@ class Ref {
 // whenever they give one a new reference, and that puts back into the collector whatever a
 // cycle could now pass through. Zero-filled by tp_alloc: not listed, epoch 0 (wild).
 struct GcState {
-  PyObject* prev;            // neighbours in the list of untracked tape objects
-  PyObject* next;
+  GcState* prev;             // neighbours in the list of untracked tape objects
+  GcState* next;
+  PyObject* owner;           // the object this is part of (set when listed)
   unsigned long long stamp;  // order of settling: an untracked object refers to lower stamps only
   unsigned long long epoch;  // the flush epoch in which it was known tame; 0: never
   bool listed;               // in the list (exactly when untracked)
@@ -130,6 +131,8 @@ inline OpObject* O(PyObject* o) { return reinterpret_cast<OpObject*>(o); }
 
 // A new tensor of tensor_class around arr (no copy), outside the tape. New reference.
 PyObject* wrap(PyObject* arr);
+// The same, still tracked: the caller sets more fields, then calls gc_settle (apply).
+PyObject* wrap_unsettled(PyObject* arr);
 // A fresh version box [0]. New reference.
 PyObject* new_version_box();
 // Fill a Node from an op application; where may be nullptr (then the user's frame is looked up).

@@ -36,7 +36,7 @@
 namespace tapegrad::tape {
 namespace {
 
-PyObject* g_head = nullptr;  // the list of untracked tape objects
+GcState* g_head = nullptr;  // the list of untracked tape objects
 unsigned long long g_stamp = 0;
 unsigned long long g_epoch = 1;
 unsigned long long g_flushes = 0;
@@ -44,33 +44,42 @@ Py_ssize_t g_listed = 0;
 
 enum Kind { kAtomic, kUntracked, kTame, kWild };
 
+// The node type last found to be a Node subclass (a strong reference, so its address is not
+// reused): the op table's node types are few, and a subclass check walks the MRO.
+PyTypeObject* g_node_type = nullptr;
+
 // The state of a tape object whose type adds no fields (so the tape sees all it refers to), or null.
+// Only GC types get here (see kind).
 GcState* state_of(PyObject* o) {
   PyTypeObject* t = Py_TYPE(o);
   if (t->tp_dictoffset != 0) return nullptr;
-  if (is_tensor(o))
-    return t->tp_basicsize == static_cast<Py_ssize_t>(sizeof(TensorObject)) ? &T(o)->gc : nullptr;
-  if (PyObject_TypeCheck(o, &NodeType))
-    return t->tp_basicsize == static_cast<Py_ssize_t>(sizeof(NodeObject)) ? &N(o)->gc : nullptr;
+  if (t->tp_basicsize == static_cast<Py_ssize_t>(sizeof(TensorObject)))
+    return t == tensor_class || PyType_IsSubtype(t, &TensorBaseType) ? &T(o)->gc : nullptr;
+  if (t->tp_basicsize == static_cast<Py_ssize_t>(sizeof(NodeObject))) {
+    if (t == g_node_type) return &N(o)->gc;
+    if (!PyType_IsSubtype(t, &NodeType)) return nullptr;
+    Py_INCREF(t);
+    Py_XSETREF(g_node_type, t);
+    return &N(o)->gc;
+  }
   return nullptr;
 }
-
-GcState* listed_state(PyObject* o) { return is_tensor(o) ? &T(o)->gc : &N(o)->gc; }
 
 void link(PyObject* o, GcState* s) {
   s->prev = nullptr;
   s->next = g_head;
-  if (g_head != nullptr) listed_state(g_head)->prev = o;
-  g_head = o;
+  s->owner = o;
+  if (g_head != nullptr) g_head->prev = s;
+  g_head = s;
   s->listed = true;
   ++g_listed;
 }
 
-void unlink(PyObject* o, GcState* s) {
+void unlink(PyObject*, GcState* s) {
   if (!s->listed) return;
-  if (s->prev != nullptr) listed_state(s->prev)->next = s->next;
+  if (s->prev != nullptr) s->prev->next = s->next;
   else g_head = s->next;
-  if (s->next != nullptr) listed_state(s->next)->prev = s->prev;
+  if (s->next != nullptr) s->next->prev = s->prev;
   s->prev = s->next = nullptr;
   s->listed = false;
   --g_listed;
@@ -81,9 +90,14 @@ void track(PyObject* o, GcState* s) {
   if (!PyObject_GC_IsTracked(o)) PyObject_GC_Track(o);
 }
 
+bool not_gc(PyObject* o) { return !PyType_IS_GC(Py_TYPE(o)); }  // None, numbers, str, ndarray, dtype
+
 bool atomic(PyObject* o, int depth = 0) {
-  if (!PyObject_IS_GC(o)) return true;
+  if (not_gc(o) || !PyObject_IS_GC(o)) return true;
   if (PyTuple_CheckExact(o)) {
+    // CPython and shape_dtype untrack tuples of atomics; a node's own untracked tuples are
+    // never a value (each_ref looks inside them, the getters hand out copies)
+    if (!PyObject_GC_IsTracked(o)) return true;
     if (depth > 2) return false;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(o); ++i)
       if (!atomic(PyTuple_GET_ITEM(o, i), depth + 1)) return false;
@@ -150,9 +164,9 @@ void make_tame(PyObject* root) {
 bool retame(PyObject* root);
 
 Kind kind(PyObject* o) {
-  if (atomic(o)) return kAtomic;
+  if (not_gc(o)) return kAtomic;
   GcState* s = state_of(o);
-  if (s == nullptr) return kWild;
+  if (s == nullptr) return atomic(o) ? kAtomic : kWild;
   if (s->listed) return kUntracked;
   if (s->epoch == g_epoch) return kTame;
   return s->epoch != 0 && retame(o) ? kTame : kWild;
@@ -197,10 +211,7 @@ bool retame(PyObject* root) {
 }
 
 void flush() {
-  while (g_head != nullptr) {
-    PyObject* o = g_head;
-    track(o, listed_state(o));
-  }
+  while (g_head != nullptr) track(g_head->owner, g_head);
   ++g_epoch;
   ++g_flushes;
 }
@@ -219,16 +230,24 @@ void make_wild(PyObject* x, GcState* s) {
 void gc_settle(PyObject* o) {
   GcState* s = state_of(o);
   if (s == nullptr) return;
-  bool wild = !each_ref(o, [](PyObject* r) { return kind(r) != kWild; });
+  GcState* refs[24];  // the tape objects among its fields, marked referenced once it is settled
+  int n_refs = 0;
+  bool wild = !each_ref(o, [&](PyObject* r) {
+    Kind k = kind(r);
+    if (k == kWild) return false;
+    if (k != kAtomic) {
+      GcState* rs = state_of(r);
+      if (n_refs < 24) refs[n_refs++] = rs;
+      else rs->referenced = true;
+    }
+    return true;
+  });
   if (wild) {
     track(o, s);
     s->epoch = 0;
     return;
   }
-  each_ref(o, [](PyObject* r) {
-    if (GcState* rs = state_of(r)) rs->referenced = true;
-    return true;
-  });
+  for (int i = 0; i < n_refs; ++i) refs[i]->referenced = true;
   if (PyObject_GC_IsTracked(o)) PyObject_GC_UnTrack(o);
   if (!s->listed) link(o, s);
   s->stamp = ++g_stamp;
@@ -253,11 +272,9 @@ void gc_store(PyObject* x, PyObject* r) {
   make_tame(r);
 }
 
-void gc_forget(PyObject* o) {
-  if (is_tensor(o) || is_node(o)) {
-    GcState* s = listed_state(o);
-    unlink(o, s);
-  }
+void gc_forget(PyObject* o) {  // o's dealloc: o is a TensorBase or a Node
+  GcState* s = is_tensor(o) ? &T(o)->gc : &N(o)->gc;
+  unlink(o, s);
 }
 
 // _C._gc_stats() -> (untracked tape objects, flushes): for tests and benchmarks

@@ -250,12 +250,12 @@ PyGetSetDef tensor_getset[] = {
 
 // Tensor._wrap(arr): a new leaf of this class around arr (no copy; a numpy scalar from 0-d
 // work becomes a 0-d array).
-PyObject* new_tensor(PyTypeObject* type, PyObject* arr) {
+PyObject* new_tensor(PyTypeObject* type, PyObject* arr, bool settle = true) {
   PyObject* self = type->tp_alloc(type, 0);
   if (self == nullptr) return nullptr;
   if (!tensor_init_fields(T(self))) { Py_DECREF(self); return nullptr; }
   Py_SETREF(T(self)->data, Py_NewRef(arr));
-  gc_settle(self);
+  if (settle) gc_settle(self);
   return self;
 }
 
@@ -289,6 +289,7 @@ PyMethodDef tensor_methods[] = {
 PyTypeObject TensorBaseType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
 PyObject* wrap(PyObject* arr) { return new_tensor(tensor_class, arr); }
+PyObject* wrap_unsettled(PyObject* arr) { return new_tensor(tensor_class, arr, false); }
 
 // ============================================================ Op
 namespace {
