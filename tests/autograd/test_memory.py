@@ -276,3 +276,18 @@ def test_training_loop_with_hooks_stays_flat():
     gc.collect()
     assert len(gc.get_objects()) <= objects
     assert len(seen) == 200
+
+
+def test_graphs_after_a_hook_are_untracked_again(no_gc):
+    w = tg.randn(3, requires_grad=True)
+    y = w * 2
+    flushes = tg._C._gc_stats()[1]
+    y.register_hook(lambda g: g)  # a hook on a tensor in a graph: every tape object is tracked
+    assert tg._C._gc_stats()[1] == flushes + 1
+    y.sum().backward()
+    before = len(gc.get_objects())
+    z = w * 1.0
+    for _ in range(300):
+        z = z * 1.0001 + 0.0001  # w (a parameter of an older epoch) is found tame again
+    assert len(gc.get_objects()) - before < 20
+    z.sum().backward()
