@@ -72,9 +72,11 @@ class ModeGuard {
 }  // namespace
 
 // ============================================================ recording
-// (filename, line) of the first frame outside tapegrad: where the user created a node; inside an
-// nn.Module's forward, (filename, line, weakref to the module).
-PyObject* user_frame() {
+// (code, byte offset) of the first frame outside tapegrad: where the user created a node; inside
+// an nn.Module's forward, (code, offset, weakref to the module). Finding the line of an offset
+// scans the code's line table, which every recorded op paid and few nodes are ever asked:
+// resolve_where does it when someone asks.
+PyObject* user_frame_lazy() {
   if (inside == nullptr || pkg_dir == nullptr) return Py_BuildValue("(si)", "?", 0);
   PyFrameObject* f = PyEval_GetFrame();  // borrowed: the Python function that called apply
   Py_XINCREF(f);
@@ -92,8 +94,9 @@ PyObject* user_frame() {
     }
     if (!in_pkg) {
       PyObject* scope = modes().scope;
-      PyObject* res = scope != nullptr ? Py_BuildValue("(OiO)", name, PyFrame_GetLineNumber(f), scope)
-                                       : Py_BuildValue("(Oi)", name, PyFrame_GetLineNumber(f));
+      PyObject* c = reinterpret_cast<PyObject*>(code);
+      int lasti = PyFrame_GetLasti(f);
+      PyObject* res = scope != nullptr ? Py_BuildValue("(OiO)", c, lasti, scope) : Py_BuildValue("(Oi)", c, lasti);
       Py_DECREF(code);
       Py_DECREF(f);
       return res;
@@ -104,6 +107,30 @@ PyObject* user_frame() {
     f = back;
   }
   return Py_BuildValue("(si)", "?", 0);
+}
+
+// where as (filename, line[, module]): a lazy (code, offset[, module]) resolved, anything else as is.
+PyObject* resolve_where(PyObject* where) {
+  if (!PyTuple_CheckExact(where) || PyTuple_GET_SIZE(where) < 2 || !PyCode_Check(PyTuple_GET_ITEM(where, 0)))
+    return Py_NewRef(where);
+  auto* code = reinterpret_cast<PyCodeObject*>(PyTuple_GET_ITEM(where, 0));
+  long lasti = PyLong_AsLong(PyTuple_GET_ITEM(where, 1));
+  if (lasti == -1 && PyErr_Occurred()) return nullptr;
+  int line = lasti < 0 ? code->co_firstlineno : PyCode_Addr2Line(code, static_cast<int>(lasti));
+  Py_ssize_t n = PyTuple_GET_SIZE(where);
+  PyObject* res = PyTuple_New(n);
+  if (res == nullptr) return nullptr;
+  PyTuple_SET_ITEM(res, 0, Py_NewRef(code->co_filename));
+  PyObject* l = PyLong_FromLong(line);
+  if (l == nullptr) { Py_DECREF(res); return nullptr; }
+  PyTuple_SET_ITEM(res, 1, l);
+  for (Py_ssize_t i = 2; i < n; ++i) PyTuple_SET_ITEM(res, i, Py_NewRef(PyTuple_GET_ITEM(where, i)));
+  return res;
+}
+
+PyObject* user_frame() {
+  Ref lazy(user_frame_lazy());
+  return lazy ? resolve_where(lazy.get()) : nullptr;
 }
 
 namespace {
@@ -188,7 +215,7 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
     out.reset(PyObject_CallOneArg(np_asarray, out.get()));
     if (!out) return nullptr;
   }
-  Ref result(wrap(out.get()));
+  Ref result(wrap_unsettled(out.get()));
   if (!result) return nullptr;
   TensorObject* r = T(result.get());
   if (op->view && n >= 1) {  // shares memory with input 0, so it shares its version counter
@@ -197,10 +224,16 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
     if (base->requires_grad)  // only a view of a tensor that requires grad needs its base (to refuse in-place writes)
       Py_SETREF(r->base, Py_NewRef(base->base == Py_None ? inputs[0] : base->base));
   }
-  if (!modes().grad_enabled || !op->differentiable) return result.release();
-  bool any = false;
-  for (Py_ssize_t i = 0; i < n && !any; ++i) any = T(inputs[i])->requires_grad;
-  if (!any) return result.release();
+  bool record = modes().grad_enabled && op->differentiable;
+  if (record) {
+    bool any = false;
+    for (Py_ssize_t i = 0; i < n && !any; ++i) any = T(inputs[i])->requires_grad;
+    record = any;
+  }
+  if (!record) {
+    gc_settle(result.get());  // once its fields are final
+    return result.release();
+  }
   Ref attrs(PyDict_New());
   if (!attrs) return nullptr;
   for (Py_ssize_t k = 0; k < nkw; ++k)
@@ -210,8 +243,10 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
   if (!node) return nullptr;
   if (!node_fill(N(node.get()), args[0], inputs, n, attrs.get(), out.get(), r->version, aux.get(), nullptr))
     return nullptr;
+  gc_settle(node.get());
   r->requires_grad = true;
   Py_SETREF(r->grad_fn, node.release());
+  gc_settle(result.get());  // after its node: nothing else refers to the result yet
   return result.release();
 }
 
@@ -347,6 +382,7 @@ bool accumulate_grad(PyObject* t, Ref g, bool create_graph) {
   if (tt->grad == Py_None) {
     if (create_graph || unshared(g.get())) {
       Py_SETREF(tt->grad, g.release());
+      gc_store(t, tt->grad);
       return true;
     }
     Ref copy(PyObject_CallMethodNoArgs(T(g.get())->data, s_copy));
@@ -354,6 +390,7 @@ bool accumulate_grad(PyObject* t, Ref g, bool create_graph) {
     PyObject* fresh = wrap(copy.get());
     if (fresh == nullptr) return false;
     Py_SETREF(tt->grad, fresh);
+    gc_store(t, tt->grad);
     return true;
   }
   if (create_graph) {
@@ -361,6 +398,7 @@ bool accumulate_grad(PyObject* t, Ref g, bool create_graph) {
     PyObject* sum = PyNumber_Add(prev.get(), g.get());
     if (sum == nullptr) return false;
     Py_SETREF(tt->grad, sum);
+    gc_store(t, tt->grad);
     return true;
   }
   // in place, as PyTorch: references to .grad and its memory stay valid
@@ -509,7 +547,8 @@ bool refuse_nan(PyObject* node, Py_ssize_t i, PyObject* g) {  // anomaly mode
   if (has <= 0) return has == 0;
   NodeObject* n = N(node);
   Ref name(PyType_GetName(Py_TYPE(node)));
-  Ref where = Ref::borrow(n->where);  // ours: formatting may run a __repr__ that replaces it
+  Ref where(resolve_where(n->where));  // ours: formatting may run a __repr__ that replaces it
+  if (!where) return false;
   Ref op = Ref::borrow(n->op);
   PyObject* w = where.get();
   PyObject* file = PyTuple_Check(w) && PyTuple_GET_SIZE(w) >= 2 ? PyTuple_GET_ITEM(w, 0) : Py_None;
@@ -662,11 +701,13 @@ struct Pass {
         if (!lock.acquire()) return false;
         if (tt->grad == Py_None) {
           Py_SETREF(tt->grad, Py_NewRef(g.get()));
+          gc_store(t.get(), tt->grad);
         } else {
           Ref prev = Ref::borrow(tt->grad);
           PyObject* sum = PyNumber_Add(prev.get(), g.get());
           if (sum == nullptr) return false;
           Py_SETREF(tt->grad, sum);
+          gc_store(t.get(), tt->grad);
         }
       }
     }
@@ -793,6 +834,7 @@ bool Pass::run_node(PyObject* node) {
     if (create_graph) {  // the output is a function of the inputs through this very node
       T(out.get())->requires_grad = true;
       Py_SETREF(T(out.get())->grad_fn, Py_NewRef(node));
+      gc_store(out.get(), node);
     }
   }
   Ref attrs = Ref::borrow(n->attrs);

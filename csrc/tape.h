@@ -32,6 +32,21 @@ class Ref {
   PyObject* p_ = nullptr;
 };
 
+// How a tensor or node stands with the cycle collector (tape_gc.cpp). A tape object whose type
+// adds no fields starts out of the collector's lists ("untracked") when everything it refers to
+// is untracked too or cannot take part in a cycle; the setters and the engine call gc_store
+// whenever they give one a new reference, and that puts back into the collector whatever a
+// cycle could now pass through. Zero-filled by tp_alloc: not listed, epoch 0 (wild).
+struct GcState {
+  GcState* prev;             // neighbours in the list of untracked tape objects
+  GcState* next;
+  PyObject* owner;           // the object this is part of (set when listed)
+  unsigned long long stamp;  // order of settling: an untracked object refers to lower stamps only
+  unsigned long long epoch;  // the flush epoch in which it was known tame; 0: never
+  bool listed;               // in the list (exactly when untracked)
+  bool referenced;           // an untracked or tame tracked object may refer to it
+};
+
 // Every PyObject* field below is a strong reference and never null once the object exists
 // (None stands for "nothing"), except where noted.
 struct TensorObject {
@@ -44,6 +59,7 @@ struct TensorObject {
   PyObject* hooks;     // None or {handle id: hook} (hooks of a leaf; a non-leaf's live on its node)
   PyObject* post_hooks;  // None or {handle id: hook(tensor)}: run after backward updated .grad
   PyObject* weakreflist;  // may be null
+  GcState gc;
   bool requires_grad;
   bool retains_grad;
   // Serialises accumulation into .grad across threads (PyTorch's AccumulateGrad holds a lock
@@ -83,6 +99,7 @@ struct NodeObject {
   PyObject* pre_hooks;  // None or {handle id: hook} (hooks of the tensor this node produced)
   PyObject* retained;   // None or a weakref to the tensor that called retain_grad()
   PyObject* weakreflist;  // may be null
+  GcState gc;
   long long seq;        // recording order
   bool released;        // saved values freed by a backward pass
   bool ready;           // __init__ ran (fields above set)
@@ -102,7 +119,11 @@ inline bool is_exact_ndarray(PyObject* o) { return reinterpret_cast<PyObject*>(P
 struct Modes { bool grad_enabled = true; bool check_nan = false; bool anomaly = false; PyObject* scope = nullptr; };
 Modes& modes();
 
-inline bool is_tensor(PyObject* o) { return PyObject_TypeCheck(o, &TensorBaseType); }
+// tapegrad.Tensor itself first: a subclass check walks the MRO, and the engine asks per edge
+inline bool is_tensor(PyObject* o) {
+  return reinterpret_cast<PyObject*>(Py_TYPE(o)) == reinterpret_cast<PyObject*>(tensor_class) ||
+         PyObject_TypeCheck(o, &TensorBaseType);
+}
 inline bool is_node(PyObject* o) { return PyObject_TypeCheck(o, &NodeType); }
 inline TensorObject* T(PyObject* o) { return reinterpret_cast<TensorObject*>(o); }
 inline NodeObject* N(PyObject* o) { return reinterpret_cast<NodeObject*>(o); }
@@ -110,6 +131,8 @@ inline OpObject* O(PyObject* o) { return reinterpret_cast<OpObject*>(o); }
 
 // A new tensor of tensor_class around arr (no copy), outside the tape. New reference.
 PyObject* wrap(PyObject* arr);
+// The same, still tracked: the caller sets more fields, then calls gc_settle (apply).
+PyObject* wrap_unsettled(PyObject* arr);
 // A fresh version box [0]. New reference.
 PyObject* new_version_box();
 // Fill a Node from an op application; where may be nullptr (then the user's frame is looked up).
@@ -117,10 +140,20 @@ bool node_fill(NodeObject* node, PyObject* op, PyObject* const* inputs, Py_ssize
                PyObject* out, PyObject* out_version, PyObject* aux, PyObject* where);
 long long next_seq();
 
+// tape_gc.cpp: see GcState. gc_settle: o was just built and nothing but its maker refers to it
+// (it may be settled again after more fields are set). gc_store: x now refers to r through a
+// field the tape owns. gc_forget: o is being deallocated.
+void gc_settle(PyObject* o);
+void gc_store(PyObject* x, PyObject* r);
+void gc_forget(PyObject* o);
+PyObject* gc_stats(PyObject*, PyObject*);
+
 // tape.cpp
 PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames);
 PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames);
-PyObject* user_frame();
+PyObject* user_frame();       // (filename, line[, module])
+PyObject* user_frame_lazy();  // (code, offset[, module]): resolve_where makes it the above
+PyObject* resolve_where(PyObject* where);
 bool engine_init();
 
 // Adds the tape's types and functions to the module. Returns -1 with an exception set on failure.

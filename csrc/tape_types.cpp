@@ -78,6 +78,7 @@ PyObject* tensor_new(PyTypeObject* type, PyObject*, PyObject*) {
   PyObject* self = type->tp_alloc(type, 0);
   if (self == nullptr) return nullptr;
   if (!tensor_init_fields(T(self))) { Py_DECREF(self); return nullptr; }
+  gc_settle(self);
   return self;
 }
 
@@ -102,6 +103,7 @@ int tensor_clear(PyObject* self) {  // fields become None (the engine checks a b
 
 void tensor_dealloc(PyObject* self) {
   PyObject_GC_UnTrack(self);
+  gc_forget(self);
   Py_TRASHCAN_BEGIN(self, tensor_dealloc)
   TensorObject* t = T(self);
   if (t->weakreflist != nullptr) PyObject_ClearWeakRefs(self);
@@ -121,6 +123,7 @@ PyObject* get_data(PyObject* self, void*) { return Py_NewRef(T(self)->data); }
 int set_data(PyObject* self, PyObject* v, void*) {
   if (refuse_delete(v, "_data") < 0) return -1;
   replace(&T(self)->data, v);
+  gc_store(self, v);
   return 0;
 }
 // A .grad assigned by the user has the tensor's shape and dtype (as PyTorch checks): the
@@ -159,6 +162,7 @@ int set_grad(PyObject* self, PyObject* v, void*) {
   }
   if (v != Py_None && !grad_fits(self, v)) return -1;
   replace(&T(self)->grad, v);
+  gc_store(self, v);
   return 0;
 }
 PyObject* get_grad_fn(PyObject* self, void*) { return Py_NewRef(T(self)->grad_fn); }
@@ -169,6 +173,7 @@ int set_grad_fn(PyObject* self, PyObject* v, void*) {
     return -1;
   }
   replace(&T(self)->grad_fn, v);
+  gc_store(self, v);
   return 0;
 }
 PyObject* get_version(PyObject* self, void*) { return Py_NewRef(T(self)->version); }
@@ -181,12 +186,14 @@ int set_version(PyObject* self, PyObject* v, void*) {
   if (PyList_GET_SIZE(v) == 1 && PyLong_CheckExact(PyList_GET_ITEM(v, 0)) && PyObject_GC_IsTracked(v))
     PyObject_GC_UnTrack(v);  // a box made in Python (`[0]`): as new_version_box's
   replace(&T(self)->version, v);
+  gc_store(self, v);
   return 0;
 }
 PyObject* get_base(PyObject* self, void*) { return Py_NewRef(T(self)->base); }
 int set_base(PyObject* self, PyObject* v, void*) {
   if (refuse_delete(v, "_base") < 0) return -1;
   replace(&T(self)->base, v);
+  gc_store(self, v);
   return 0;
 }
 PyObject* get_hooks(PyObject* self, void*) { return Py_NewRef(T(self)->hooks); }
@@ -197,6 +204,7 @@ int set_hooks(PyObject* self, PyObject* v, void*) {
     return -1;
   }
   replace(&T(self)->hooks, v);
+  gc_store(self, v);
   return 0;
 }
 PyObject* get_post_hooks(PyObject* self, void*) { return Py_NewRef(T(self)->post_hooks); }
@@ -207,6 +215,7 @@ int set_post_hooks(PyObject* self, PyObject* v, void*) {
     return -1;
   }
   replace(&T(self)->post_hooks, v);
+  gc_store(self, v);
   return 0;
 }
 PyObject* get_requires_grad(PyObject* self, void*) { return PyBool_FromLong(T(self)->requires_grad); }
@@ -241,11 +250,12 @@ PyGetSetDef tensor_getset[] = {
 
 // Tensor._wrap(arr): a new leaf of this class around arr (no copy; a numpy scalar from 0-d
 // work becomes a 0-d array).
-PyObject* new_tensor(PyTypeObject* type, PyObject* arr) {
+PyObject* new_tensor(PyTypeObject* type, PyObject* arr, bool settle = true) {
   PyObject* self = type->tp_alloc(type, 0);
   if (self == nullptr) return nullptr;
   if (!tensor_init_fields(T(self))) { Py_DECREF(self); return nullptr; }
   Py_SETREF(T(self)->data, Py_NewRef(arr));
+  if (settle) gc_settle(self);
   return self;
 }
 
@@ -279,6 +289,7 @@ PyMethodDef tensor_methods[] = {
 PyTypeObject TensorBaseType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
 PyObject* wrap(PyObject* arr) { return new_tensor(tensor_class, arr); }
+PyObject* wrap_unsettled(PyObject* arr) { return new_tensor(tensor_class, arr, false); }
 
 // ============================================================ Op
 namespace {
@@ -470,7 +481,7 @@ bool node_fill(NodeObject* node, PyObject* op_obj, PyObject* const* inputs, Py_s
   untrack_private(saved.get());
   Ref w;
   if (where == nullptr || where == Py_None) {
-    w.reset(user_frame());
+    w.reset(user_frame_lazy());
     if (!w) return false;
     untrack_private(w.get());
   } else {
@@ -572,6 +583,7 @@ int node_clear(PyObject* self) {
 
 void node_dealloc(PyObject* self) {
   PyObject_GC_UnTrack(self);
+  gc_forget(self);
   Py_TRASHCAN_BEGIN(self, node_dealloc)
   if (N(self)->weakreflist != nullptr) PyObject_ClearWeakRefs(self);
   node_clear(self);
@@ -582,7 +594,11 @@ void node_dealloc(PyObject* self) {
 #define NODE_FIELD(f) \
   PyObject* node_get_##f(PyObject* self, void*) { return none_if_null(N(self)->f); }
 NODE_FIELD(op)
-NODE_FIELD(attrs)
+// a copy: the node's dict is its own (tape_gc.cpp counts what it holds as the node's)
+PyObject* node_get_attrs(PyObject* self, void*) {
+  PyObject* a = N(self)->attrs;
+  return a != nullptr && PyDict_CheckExact(a) ? PyDict_Copy(a) : none_if_null(a);
+}
 NODE_FIELD(versions)
 NODE_FIELD(out_data)
 NODE_FIELD(aux)
@@ -602,7 +618,19 @@ PyObject* private_copy(PyObject* o) {
 }
 PyObject* node_get_saved(PyObject* self, void*) { return private_copy(N(self)->saved); }
 PyObject* node_get_edges(PyObject* self, void*) { return private_copy(N(self)->edges); }
-PyObject* node_get_where(PyObject* self, void*) { return private_copy(N(self)->where); }
+PyObject* node_get_where(PyObject* self, void*) {
+  NodeObject* n = N(self);
+  if (n->where == nullptr) Py_RETURN_NONE;
+  PyObject* w = resolve_where(n->where);  // once: the resolved tuple replaces the lazy one
+  if (w == nullptr) return nullptr;
+  if (w != n->where) {
+    untrack_private(w);  // as node_fill's: only the node holds it
+    Py_SETREF(n->where, w);
+  } else {
+    Py_DECREF(w);
+  }
+  return private_copy(n->where);
+}
 NODE_FIELD(pre_hooks)
 NODE_FIELD(retained)
 
@@ -643,6 +671,8 @@ int node_set_out_version(PyObject* self, PyObject* v, void*) {
   }
   replace(&n->out_box, PyTuple_GET_ITEM(v, 0));
   replace(&n->out_ver, PyTuple_GET_ITEM(v, 1));
+  gc_store(self, n->out_box);
+  gc_store(self, n->out_ver);
   return 0;
 }
 
@@ -650,6 +680,7 @@ int node_set_out_data(PyObject* self, PyObject* v, void*) {
   NodeObject* n = N(self);
   if (!node_writable(n, v, "out_data")) return -1;
   replace(&n->out_data, v);
+  gc_store(self, v);
   return 0;
 }
 
@@ -661,6 +692,7 @@ int node_set_pre_hooks(PyObject* self, PyObject* v, void*) {
     return -1;
   }
   replace(&n->pre_hooks, v);
+  gc_store(self, v);
   return 0;
 }
 
@@ -672,6 +704,7 @@ int node_set_retained(PyObject* self, PyObject* v, void*) {
     return -1;
   }
   replace(&n->retained, v);
+  gc_store(self, v);
   return 0;
 }
 
@@ -841,6 +874,7 @@ PyMethodDef methods[] = {
     {"_wrap", py_wrap, METH_O, "a new tapegrad.Tensor leaf around an array (no copy)"},
     {"_user_frame", py_user_frame, METH_NOARGS, "(filename, line) of the first caller outside tapegrad"},
     {"_module_scope", module_scope, METH_O, "set the nn.Module running in this thread; returns the previous"},
+    {"_gc_stats", gc_stats, METH_NOARGS, "(tape objects out of the cycle collector, flushes so far)"},
     {nullptr, nullptr, 0, nullptr}};
 
 bool ready_type(PyTypeObject* t, PyObject* module, const char* name) {

@@ -78,7 +78,8 @@ def is_floating(d) -> bool:
 
 def kind_of(d) -> str:
     """numpy's ``dtype.kind``, except ``'f'`` for bfloat16."""
-    return "f" if is_bfloat16(d) else d.kind
+    k = d.kind  # every op asks: bfloat16 (kind 'V') is looked for only among 'V'
+    return "f" if k == "V" and is_bfloat16(d) else k
 
 
 def is_16bit_float(d) -> bool:

@@ -118,3 +118,43 @@ def test_size_returns_a_size():
     assert isinstance(s, tg.Size) and s == (2, 3, 4) == x.shape and s.numel() == 24
     assert isinstance(s[1:], tg.Size) and s[1:] == (3, 4) and s[-1] == 4 and x.size(1) == 3
     assert repr(s) == "tapegrad.Size([2, 3, 4])"
+
+
+# ---------------------------------------------------------------- Python-scalar operands
+def test_scalar_operands_share_a_read_only_constant():
+    from tapegrad.ops import _util
+    x = tg.tensor([1.0, -2.0], requires_grad=True)
+    y = x * 1.0001
+    z = x * 1.0001
+    (c1,), (c2,) = [t.grad_fn.saved[1:] for t in (y, z)]
+    assert c1 is c2 and not c1.requires_grad and not c1._data.flags.writeable
+    with pytest.raises(RuntimeError):
+        c1.add_(1.0)
+    assert c1.item() == np.float32(1.0001)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full(2, np.float32(1.0001)))
+    assert len(_util._SCALARS) <= _util._MAX_SCALARS
+
+
+@pytest.mark.parametrize("dtype", [tg.float32, tg.float64])
+def test_scalar_operands_keep_dtype_sign_and_nan(dtype):
+    x = tg.tensor([1.0, -1.0], dtype=dtype)
+    for _ in range(2):  # the second time from the cache
+        assert (x * 3).dtype == dtype and (x * 3.0).dtype == dtype
+        np.testing.assert_array_equal((x * 3).numpy(), (x * 3.0).numpy())
+        assert np.signbit((x * -0.0).numpy()).tolist() == [True, False]
+        assert np.signbit((x * 0.0).numpy()).tolist() == [False, True]
+        assert np.isnan((x + float("nan")).numpy()).all()
+        np.testing.assert_array_equal((x * 1e-40).numpy(), x.numpy() * np.asarray(1e-40, x.numpy().dtype))
+        assert (x * 2 ** 40).numpy().tolist() == [2.0 ** 40, -(2.0 ** 40)]
+
+
+def test_in_place_op_with_a_scalar_never_writes_the_constant():
+    x = tg.tensor([1.0, 2.0])
+    for _ in range(3):
+        x.mul_(2.5).add_(0.5)
+    y = tg.tensor([1.0, 2.0], requires_grad=True) * 1
+    y.mul_(2.5)
+    y.add_(0.5)
+    np.testing.assert_allclose((tg.tensor([1.0]) * 2.5).numpy(), [2.5])
+    np.testing.assert_allclose((tg.tensor([2.0]) + 0.5).numpy(), [2.5])

@@ -42,6 +42,30 @@ def const(value, dtype) -> Tensor:
 _WEAK_NUMBERS = (float, int)
 
 
+_SCALARS: dict = {}  # (number, dtype) -> read-only 0-d constant tensor
+_MAX_SCALARS = 256
+
+
+def scalar_tensor(value, dtype) -> Tensor:
+    """``value`` (a Python float or int) as a 0-d constant of ``dtype``: one shared tensor per
+    value and dtype, so ``y * 1.0001`` in a loop does not build a tensor and an array each time.
+    The array is read-only (an in-place op on it raises) and the tensor never requires grad.
+    Zeros (0.0 and -0.0 are equal keys of different bits) and NaN (never equal to itself) are
+    built fresh; the cache is emptied when full."""
+    key = (value, dtype)
+    t = _SCALARS.get(key)
+    if t is not None:
+        return t
+    arr = np.array(value, dtype)
+    if not value or value != value:
+        return Tensor._wrap(arr)
+    arr.flags.writeable = False
+    if len(_SCALARS) >= _MAX_SCALARS:
+        _SCALARS.clear()
+    t = _SCALARS[key] = Tensor._wrap(arr)
+    return t
+
+
 def pair(a, b, opname: str, opmath: bool = False):
     """Two operands as tensors of one dtype, promoted as PyTorch promotes (scalars are weak).
 
@@ -58,13 +82,13 @@ def pair(a, b, opname: str, opmath: bool = False):
             return a, b
         d = a._data.dtype
         if d.kind == "f" and d.itemsize >= 4 and type(b) in _WEAK_NUMBERS:  # `y * 1.0001`: no promotion
-            return a, Tensor._wrap(np.array(b, d))
+            return a, scalar_tensor(b, d)
         d = _coerce_scalar(a, b, opname)
         return (a if a._data.dtype == d else a.to(d)), const(b, scalar_dtype(d, opmath))
     if isinstance(b, Tensor):
         d = b._data.dtype
         if d.kind == "f" and d.itemsize >= 4 and type(a) in _WEAK_NUMBERS:
-            return Tensor._wrap(np.array(a, d)), b
+            return scalar_tensor(a, d), b
         d = _coerce_scalar(b, a, opname)
         return const(a, scalar_dtype(d, opmath)), (b if b._data.dtype == d else b.to(d))
     raise TypeError(f"{opname}: expected at least one tensor operand, got {type(a).__name__} and {type(b).__name__}")

@@ -381,7 +381,8 @@ def _masked(g, cond):
 
 def _to_float(input):
     """Integer and bool tensors become the default float dtype (PyTorch's rule for float-valued ops)."""
-    return input if _dtype.kind_of(input._data.dtype) in "fc" else input.to(_dtype.get_default_dtype())
+    d = input._data.dtype
+    return input if d.kind in "fc" or _dtype.kind_of(d) in "fc" else input.to(_dtype.get_default_dtype())
 
 
 # ---------------------------------------------------------------- clamp and friends

@@ -44,7 +44,7 @@ def _unreduce(g, x, dims, keepdim):
 
 
 def _sum_fwd(x, dims, keepdim):
-    if _dtype.kind_of(x.dtype) in "fc":
+    if x.dtype.kind in "fc" or _dtype.kind_of(x.dtype) == "f":
         return np.add.reduce(x, axis=dims, keepdims=keepdim)  # np.sum minus its Python wrapper
     return np.asarray(np.sum(x, axis=dims, keepdims=keepdim), dtype=np.int64)
 
