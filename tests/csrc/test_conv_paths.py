@@ -70,7 +70,7 @@ def check_shape(name, dtype):
     """Every pass against PyTorch (when installed) and as adjoints, in this process's kernel mode."""
     shape = SHAPES[name]
     x, w, b, gy, got = passes(shape, dtype)
-    y, gx, gw, _ = got
+    y, gx, gw, gb = got
     # <conv(x, w), gy> = <x, input_grad(gy, w)> = <w, weight_grad(x, gy)> (bias aside)
     f = lambda a, c: float(np.vdot(a.astype(np.float64), c.astype(np.float64)))  # noqa: E731
     bias_part = f(gy.sum(tuple(i for i in range(gy.ndim) if i != 1)), b)
@@ -86,7 +86,8 @@ def check_shape(name, dtype):
     ref_y = getattr(torch.nn.functional, f"conv{nd}d")(tx, tw, tb, stride, padding, dilation, groups)
     ref_gx, ref_gw, _ = torch.ops.aten.convolution_backward(
         tgy, tx, tw, None, list(stride), list(padding), list(dilation), False, [0] * nd, groups, [True, True, False])
-    for what, a, r in (("y", y, ref_y), ("gx", gx, ref_gx), ("gw", gw, ref_gw)):
+    ref_gb = tgy.sum((0,) + tuple(range(2, 2 + nd)))
+    for what, a, r in (("y", y, ref_y), ("gx", gx, ref_gx), ("gw", gw, ref_gw), ("gb", gb, ref_gb)):
         r = r.numpy()
         scale = np.abs(r).max() + 1
         assert a.dtype == dtype and a.shape == r.shape
