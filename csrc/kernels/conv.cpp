@@ -26,6 +26,8 @@
 #include "kernels/conv.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -198,6 +200,89 @@ void col2vol(const ConvShape& s, int64_t Cg, const T* col, int64_t ld, T* x) {
         }
 }
 
+
+// ---------------------------------------------------------------- non-finite values
+// A tap in the padding contributes no term to a sum, as in PyTorch's float32 (oneDNN) kernels and
+// in every input gradient: the fast paths instead multiply it as a zero (vol2col, the padded
+// grid, the gemm route), and the weight gradient on the padded grid also multiplies the grid's
+// filler zeros, which is the same as long as the other factor is finite (0 * inf is NaN). So a
+// non-finite weight (forward) or a non-finite weight gradient (which any non-finite product
+// leaves) sends the pass to the tap-by-tap sums below, which skip those taps. Slow, but only a
+// diverged model gets there. (PyTorch's float64 route, vol2col, gives NaN there instead.)
+
+// Whether some tap of some output reads outside the input (padding, or a transposed
+// convolution's taps past its input).
+bool reads_outside(const ConvShape& s) {
+  return s.pd > 0 || s.ph > 0 || s.pw > 0 || (s.Do - 1) * s.sd + (s.kd - 1) * s.dd >= s.D ||
+         (s.Ho - 1) * s.sh + (s.kh - 1) * s.dh >= s.H || (s.Wo - 1) * s.sw + (s.kw - 1) * s.dw >= s.W;
+}
+
+template <typename T>
+bool all_finite(const T* p, int64_t n) {
+  int bad = 0;
+  for (int64_t i = 0; i < n; ++i) bad |= !(std::abs(p[i]) <= std::numeric_limits<T>::max());
+  return !bad;
+}
+
+// y = conv(x, w) + bias summed over the taps that read the input, in tap order.
+template <typename T>
+void conv_forward_exact(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
+  const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, V = in_volume(s), P = out_positions(s);
+  parallel_for(s.N * s.O, true, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t n = t / s.O, o = t % s.O;
+      const T* xg = x + (n * s.C + o / Og * Cg) * V;
+      const T* wo = w + o * Cg * kernel_taps(s);
+      T* yo = y + t * P;
+      for (int64_t od = 0; od < s.Do; ++od)
+        for (int64_t oh = 0; oh < s.Ho; ++oh)
+          for (int64_t ow = 0; ow < s.Wo; ++ow) {
+            T acc = 0;
+            const T* wt = wo;
+            for (int64_t c = 0; c < Cg; ++c)
+              for (int64_t a = 0; a < s.kd; ++a)
+                for (int64_t i = 0; i < s.kh; ++i)
+                  for (int64_t j = 0; j < s.kw; ++j, ++wt) {
+                    const int64_t id = od * s.sd - s.pd + a * s.dd, ih = oh * s.sh - s.ph + i * s.dh,
+                                  iw = ow * s.sw - s.pw + j * s.dw;
+                    if (id >= 0 && id < s.D && ih >= 0 && ih < s.H && iw >= 0 && iw < s.W)
+                      acc += *wt * xg[((c * s.D + id) * s.H + ih) * s.W + iw];
+                  }
+            yo[(od * s.Ho + oh) * s.Wo + ow] = bias ? acc + bias[o] : acc;
+          }
+    }
+  });
+}
+
+// gw = the weight gradient summed over the (image, output position) pairs whose tap reads the input.
+template <typename T>
+void conv_weight_grad_exact(const ConvShape& s, const T* x, const T* gy, T* gw) {
+  const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, V = in_volume(s), P = out_positions(s);
+  const int64_t taps = kernel_taps(s);
+  parallel_for(s.O * Cg, true, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t o = t / Cg, c = t % Cg, ch = o / Og * Cg + c;
+      for (int64_t a = 0; a < s.kd; ++a)
+        for (int64_t i = 0; i < s.kh; ++i)
+          for (int64_t j = 0; j < s.kw; ++j) {
+            T acc = 0;
+            for (int64_t n = 0; n < s.N; ++n) {
+              const T* xc = x + (n * s.C + ch) * V;
+              const T* go = gy + (n * s.O + o) * P;
+              for (int64_t od = 0; od < s.Do; ++od)
+                for (int64_t oh = 0; oh < s.Ho; ++oh)
+                  for (int64_t ow = 0; ow < s.Wo; ++ow) {
+                    const int64_t id = od * s.sd - s.pd + a * s.dd, ih = oh * s.sh - s.ph + i * s.dh,
+                                  iw = ow * s.sw - s.pw + j * s.dw;
+                    if (id >= 0 && id < s.D && ih >= 0 && ih < s.H && iw >= 0 && iw < s.W)
+                      acc += go[(od * s.Ho + oh) * s.Wo + ow] * xc[(id * s.H + ih) * s.W + iw];
+                  }
+            }
+            gw[t * taps + (a * s.kh + i) * s.kw + j] = acc;
+          }
+    }
+  });
+}
 
 // ---------------------------------------------------------------- direct products (AVX-512)
 // Two register-blocked products for the convolution's own operand layouts, each element summed
@@ -558,7 +643,8 @@ template <typename T>
 void conv_input_grad_direct(const ConvShape& s, const T* gy, const T* w, T* gx) {
   const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, taps = kernel_taps(s), K = Cg * taps, P = out_positions(s);
   ConvShape t;
-  if (input_grad_as_forward(s, t)) {
+  // (the flipped convolution would multiply gy's padding by w: see "non-finite values")
+  if (input_grad_as_forward(s, t) && all_finite(w, s.O * K)) {
     // w2 (C, Og, taps): w2[g*Cg + c, o, taps-1-q] = w[g*Og + o, c, q]
     std::vector<T> w2(s.C * Og * taps);
     for (int64_t g = 0; g < s.groups; ++g)
@@ -696,6 +782,8 @@ void conv_input_grad_single_pixel(const ConvShape& s, const T* gy, const T* w, T
 template <typename T>
 void conv_forward(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
   if (is_single_pixel(s)) return conv_forward_single_pixel(s, x, w, bias, y);
+  if (reads_outside(s) && !all_finite(w, s.O * (s.C / s.groups) * kernel_taps(s)))
+    return conv_forward_exact(s, x, w, bias, y);
   if (use_direct() && out_positions(s) >= kDirectMinColumns) return conv_forward_direct(s, x, w, bias, y);
   const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, K = Cg * kernel_taps(s), P = out_positions(s);
   const bool pointwise = is_pointwise(s);
@@ -781,7 +869,7 @@ void conv_weight_grad_single_pixel(const ConvShape& s, const T* x, const T* gy, 
 }
 
 template <typename T>
-void conv_weight_grad(const ConvShape& s, const T* x, const T* gy, T* gw) {
+void conv_weight_grad_fast(const ConvShape& s, const T* x, const T* gy, T* gw) {
   const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, K = Cg * kernel_taps(s), P = out_positions(s);
   const int64_t W_len = s.O * K, CHW = s.C * in_volume(s);
   if (s.N == 0) {
@@ -828,6 +916,13 @@ void conv_weight_grad(const ConvShape& s, const T* x, const T* gy, T* gw) {
       }
     });
   }
+}
+
+template <typename T>
+void conv_weight_grad(const ConvShape& s, const T* x, const T* gy, T* gw) {
+  conv_weight_grad_fast(s, x, gy, gw);
+  // A finite result had only finite factors, so its padding terms were zeros (see "non-finite values").
+  if (!all_finite(gw, s.O * (s.C / s.groups) * kernel_taps(s))) conv_weight_grad_exact(s, x, gy, gw);
 }
 
 template <typename T>

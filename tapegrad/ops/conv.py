@@ -47,8 +47,8 @@ class _ConvOps:
     and ``conv{nd}d_weight``, each one's VJPs the other two (see the module docstring)."""
 
     def __init__(self, nd):
-        conv, input_grad, weight_grad = (getattr(_C, f"conv{nd}d{s}") for s in ("", "_input_grad", "_weight_grad"))
-        spatial = tuple(range(2, 2 + nd))
+        conv, input_grad, weight_grad, bias_grad = (getattr(_C, f"conv{nd}d{s}") for s in
+                                                    ("", "_input_grad", "_weight_grad", "_bias_grad"))
 
         def conv_fwd(x, w, b=None, *, stride, padding, dilation, groups):
             return conv(_c(x), _c(w), None if b is None else _c(b), stride, padding, dilation, groups)
@@ -63,8 +63,14 @@ class _ConvOps:
             f"conv{nd}d", conv_fwd,
             lambda g, out, x, w, *b, **geo: self.conv_t(g, w, x.shape[2:], **geo),
             lambda g, out, x, w, *b, **geo: self.conv_w(x, g, w.shape[2:], **geo),
-            lambda g, out, x, w, b, **geo: g.sum((0,) + spatial),
+            lambda g, out, x, w, b, **geo: apply(self.bias, g),
             saves=(0, 1))
+        # the bias gradient, gy summed over the batch and positions in one native pass (numpy's
+        # sum over axes (0, 2, 3) took 0.23 ms of a LeNet step); its VJP broadcasts back
+        self.bias = defop(
+            f"conv{nd}d_bias_grad", lambda gy: bias_grad(_c(gy)),
+            lambda g, out, gy: g.reshape((1, -1) + (1,) * nd).expand(*gy.shape),
+            saves=())
         self.transpose = defop(
             f"conv_transpose{nd}d", conv_t_fwd,
             lambda g, out, gy, w, input_size, **geo: _crop(self(g, w, **geo), gy),

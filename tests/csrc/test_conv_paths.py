@@ -70,7 +70,7 @@ def check_shape(name, dtype):
     """Every pass against PyTorch (when installed) and as adjoints, in this process's kernel mode."""
     shape = SHAPES[name]
     x, w, b, gy, got = passes(shape, dtype)
-    y, gx, gw, _ = got
+    y, gx, gw, gb = got
     # <conv(x, w), gy> = <x, input_grad(gy, w)> = <w, weight_grad(x, gy)> (bias aside)
     f = lambda a, c: float(np.vdot(a.astype(np.float64), c.astype(np.float64)))  # noqa: E731
     bias_part = f(gy.sum(tuple(i for i in range(gy.ndim) if i != 1)), b)
@@ -86,7 +86,8 @@ def check_shape(name, dtype):
     ref_y = getattr(torch.nn.functional, f"conv{nd}d")(tx, tw, tb, stride, padding, dilation, groups)
     ref_gx, ref_gw, _ = torch.ops.aten.convolution_backward(
         tgy, tx, tw, None, list(stride), list(padding), list(dilation), False, [0] * nd, groups, [True, True, False])
-    for what, a, r in (("y", y, ref_y), ("gx", gx, ref_gx), ("gw", gw, ref_gw)):
+    ref_gb = tgy.sum((0,) + tuple(range(2, 2 + nd)))
+    for what, a, r in (("y", y, ref_y), ("gx", gx, ref_gx), ("gw", gw, ref_gw), ("gb", gb, ref_gb)):
         r = r.numpy()
         scale = np.abs(r).max() + 1
         assert a.dtype == dtype and a.shape == r.shape
@@ -115,11 +116,14 @@ def test_each_method_bit_identical_for_1_and_2_threads(name, dtype):
 
 
 def test_gemm_path_when_forced():
-    """TAPEGRAD_CONV_KERNEL=gemm (what a CPU without AVX-512 runs) passes the same checks."""
+    """TAPEGRAD_CONV_KERNEL=gemm (what a CPU without AVX-512 runs) passes the same checks, non-finite
+    values included."""
     here = os.path.dirname(os.path.abspath(__file__))
     code = (f"import sys; sys.path.insert(0, {here!r}); import numpy as np, test_conv_paths as t\n"
             "for name in t.SHAPES:\n"
-            "    for dtype in (np.float32, np.float64): t.check_shape(name, dtype)\n")
+            "    for dtype in (np.float32, np.float64): t.check_shape(name, dtype)\n"
+            "for case in t.NONFINITE:\n"
+            "    for dtype in (np.float32, np.float64): t.check_nonfinite(case, dtype)\n")
     env = dict(os.environ, TAPEGRAD_CONV_KERNEL="gemm")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -149,3 +153,66 @@ def test_gradcheck_through_the_padded_grid_with_a_non_contiguous_input():
     fn = lambda x, w: F.conv2d(x.permute(0, 3, 1, 2), w, padding=1)  # noqa: E731
     assert tapegrad.autograd.gradcheck(fn, (x, w))
     assert tapegrad.autograd.gradgradcheck(fn, (x, w))
+
+
+# name of a SHAPES entry, operand, index, value: one non-finite value placed where a fast path
+# would multiply it by a padding or grid-filler zero (or at an ordinary position)
+NONFINITE = [
+    ("stride 1, padded grid (16x16)", "w", (0, 0, 0, 0), np.inf),
+    ("stride 1, padded grid (16x16)", "w", (6, 4, 2, 2), np.nan),
+    ("stride 1, padded grid (16x16)", "x", (0, 0, 0, 16), np.inf),
+    ("stride 1, padded grid (16x16)", "x", (1, 2, 7, 7), np.nan),
+    ("stride 1, padded grid (16x16)", "gy", (0, 0, 0, 0), -np.inf),
+    ("stride 1, unpadded 5x5", "w", (0, 0, 0, 0), np.inf),
+    ("stride 1, unpadded 5x5", "x", (0, 0, 0, 18), np.inf),
+    ("stride 1, small image (vol2col)", "w", (0, 0, 0, 0), np.inf),
+    ("stride 1, small image (vol2col)", "gy", (0, 0, 0, 0), np.inf),
+    ("stride 2", "w", (0, 0, 0, 0), np.inf),
+    ("stride 2", "gy", (1, 5, 0, 9), np.inf),
+    ("3-D stride 1", "w", (0, 0, 0, 0, 0), np.inf),
+    ("3-D stride 1", "gy", (0, 0, 0, 0, 0), np.inf),
+]  # (no grouped case: PyTorch 2.13's float32 grouped convolution does give NaN at 0 * inf in the padding)
+
+
+def check_nonfinite(case, dtype):
+    """A tap in the padding contributes no term (as PyTorch's float32 kernels and every input
+    gradient have it), so 0 * inf never makes a NaN there: the NaN/inf pattern and the finite values
+    match PyTorch's float32 run on the same values."""
+    name, where, index, value = case
+    shape = SHAPES[name]
+    nd = len(shape[2])
+    conv, input_grad, weight_grad = (getattr(_C, f"conv{nd}d{s}") for s in ("", "_input_grad", "_weight_grad"))
+    rng, x, w, _ = operands(shape, dtype)
+    geo = geometry(shape)
+    gy = rng.standard_normal(conv(x, w, None, *geo).shape).astype(dtype)
+    {"x": x, "w": w, "gy": gy}[where][index] = value
+    got = [conv(x, w, None, *geo), input_grad(gy, w, x.shape[2:], *geo), weight_grad(x, gy, w.shape[2:], *geo)]
+    if torch is None:
+        return got
+    stride, padding, dilation, groups = geometry(shape)
+    tx, tw, tgy = (torch.from_numpy(a.astype(np.float32)) for a in (x, w, gy))
+    ref = [getattr(torch.nn.functional, f"conv{nd}d")(tx, tw, None, stride, padding, dilation, groups)]
+    ref += torch.ops.aten.convolution_backward(tgy, tx, tw, None, list(stride), list(padding), list(dilation), False,
+                                               [0] * nd, groups, [True, True, False])[:2]
+    for what, a, r in zip(("y", "gx", "gw"), got, ref):
+        r = r.numpy()
+        for kind in (np.isnan, np.isposinf, np.isneginf):
+            assert np.array_equal(kind(a), kind(r)), (case, what, kind.__name__, kind(a).sum(), kind(r).sum())
+        fin = np.isfinite(r)
+        np.testing.assert_allclose(a[fin], r[fin], rtol=1e-4, atol=1e-3, err_msg=f"{case}: {what}")
+    return got
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", NONFINITE, ids=lambda c: f"{c[0]}-{c[1]}{c[2]}={c[3]}")
+def test_nonfinite_values_meet_no_padding_zero(case, dtype):
+    before = _C.get_num_threads()
+    try:
+        _C.set_num_threads(1)
+        one = check_nonfinite(case, dtype)
+        _C.set_num_threads(2)
+        two = check_nonfinite(case, dtype)
+    finally:
+        _C.set_num_threads(before)
+    for a, b in zip(one, two):
+        assert np.array_equal(a, b, equal_nan=True)

@@ -1841,6 +1841,17 @@ def _conv(draw):
 info("conv2d_weight").op = "conv2d"
 
 
+@entry("conv2d_bias_grad", gradgrad=True)  # conv2d's bias VJP, a native sum (its VJP broadcasts back)
+def _conv_bias(draw):
+    n, c, o, h = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(2, 4))
+    x, w, b = arr(draw, (n, c, h, h)), arr(draw, (o, c, 2, 2)), arr(draw, (o,))
+    return Sample(lambda M, a, wt, bias: F(M).conv2d(a, wt, bias, padding=1), [x, w, b],
+                  lambda a, wt, bias: _conv_ref(a, wt, 1, 1) + bias[:, None, None])
+
+
+info("conv2d_bias_grad").op = "conv2d"
+
+
 @entry("max_pool2d", "max_pool2d_backward", "max_pool2d_gather", "avg_pool2d", "avg_pool2d_backward")
 def _pool(draw):
     h = draw(st.integers(2, 4))
@@ -1940,6 +1951,17 @@ def _conv3d(draw):
 
 
 info("conv3d_weight").op = "conv3d"
+
+
+@entry("conv3d_bias_grad", gradgrad=True)  # conv3d's bias VJP, as conv2d_bias_grad
+def _conv3d_bias(draw):
+    n, c, o, h = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(2, 3))
+    x, w, b = arr(draw, (n, c, h, h, h + 1)), arr(draw, (o, c, 2, 2, 2)), arr(draw, (o,))
+    return Sample(lambda M, a, wt, bias: F(M).conv3d(a, wt, bias, padding=1), [x, w, b],
+                  lambda a, wt, bias: _conv3d_ref(a, wt, 1, 1) + bias[:, None, None, None])
+
+
+info("conv3d_bias_grad").op = "conv3d"
 
 
 @entry("max_pool3d", "max_pool3d_backward", "max_pool3d_gather", "avg_pool3d", "avg_pool3d_backward")
