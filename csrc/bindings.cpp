@@ -10,14 +10,9 @@
 #endif
 #include <algorithm>
 #include <array>
-#include <atomic>
-#include <chrono>
-#include <cmath>
 #include <optional>
 #include <sstream>
 #include <string>
-#include <thread>
-#include <tuple>
 #include <vector>
 
 #include "kernels/attention.h"
@@ -1778,55 +1773,6 @@ bool keep_freed_memory(int64_t mmap_threshold, int64_t trim_threshold) {
 #endif
 }
 
-namespace {
-
-// The pool's fork/join cost and wake-up, apart from any kernel: `regions` parallel() regions of
-// total_us of work cut into nthreads shares, the caller busy gap_us between regions (the
-// interpreter's work between two kernels, long enough or not for an idle worker to fall asleep).
-// Busy waits, not sleeps, so a share costs the same wall time on any thread and the region time
-// shows only how the shares were spread. Returns (seconds per region, fraction of shares a worker
-// ran, mean seconds from the region's start to a worker's first share in it).
-std::tuple<double, double, double> parallel_probe(int nthreads, int64_t regions, double total_us, double gap_us) {
-  if (nthreads < 1 || regions < 1 || total_us < 0 || gap_us < 0)
-    throw py::value_error("_parallel_probe: need nthreads >= 1, regions >= 1, total_us >= 0, gap_us >= 0");
-  using clock = std::chrono::steady_clock;
-  const auto busy = [](double us) {
-    const auto until = clock::now() + std::chrono::duration<double, std::micro>(us);
-    while (clock::now() < until) {
-    }
-  };
-  int64_t elsewhere = 0, joined = 0;
-  double in_regions = 0, to_join = 0;
-  {
-    py::gil_scoped_release nogil;
-    const auto caller = std::this_thread::get_id();
-    for (int64_t r = 0; r < regions; ++r) {
-      busy(gap_us);
-      std::atomic<int> off{0};
-      std::atomic<int64_t> first_ns{-1};
-      const auto t0 = clock::now();
-      tapegrad::parallel(nthreads, [&](int, int k) {
-        if (std::this_thread::get_id() != caller) {
-          int64_t none = -1;
-          first_ns.compare_exchange_strong(none, (clock::now() - t0) / std::chrono::nanoseconds(1));
-          off.fetch_add(1);
-        }
-        busy(total_us / k);
-      });
-      in_regions += std::chrono::duration<double>(clock::now() - t0).count();
-      elsewhere += off.load();
-      if (first_ns.load() >= 0) {
-        ++joined;
-        to_join += double(first_ns.load()) * 1e-9;
-      }
-    }
-  }
-  return {in_regions / double(regions), double(elsewhere) / double(regions * nthreads),
-          joined ? to_join / double(joined) : std::nan("")};
-}
-
-}  // namespace
-
 PYBIND11_MODULE(_C, m) {
   // A mistyped TAPEGRAD_CPU would otherwise be ignored, and a run meant to test the AVX2 or
   // generic kernels would silently test AVX-512's.
@@ -1854,26 +1800,17 @@ PYBIND11_MODULE(_C, m) {
         "Threads of every kernel call from any thread (process-wide); see csrc/kernels/parallel.h for fork.");
   m.def("get_num_threads", &tapegrad::num_threads, "The process-wide kernel thread count.");
   m.def("_kernel_pool_workers", &tapegrad::kernel_pool_workers,
-        "Worker threads the kernels' pool has started (tests).");
-  m.def("_parallel_probe", &parallel_probe, py::arg("nthreads"), py::arg("regions"), py::arg("total_us"),
-        py::arg("gap_us"),
-        "(seconds per region, fraction of shares a worker ran, mean seconds until a worker joined) of "
-        "`regions` parallel regions of total_us busy work cut into nthreads shares, the caller busy "
-        "gap_us between regions (benchmarks/bench_parallel.py; tests).");
+        "Worker threads the kernels' pool has started (tests; 0 in the ThreadSanitizer build).");
 #ifdef TAPEGRAD_TSAN
   // Debug-only (the ThreadSanitizer build): a deliberate data race, so scripts/tsan.sh can show
-  // that TSan sees races in this module at all. Two threads add to one unsynchronised counter
-  // (plain std::threads: a pool worker may come too late to race, or not at all).
+  // that TSan sees races in this module at all. Every thread adds to one unsynchronised counter.
   m.def("_tsan_racy_count", [](int64_t per_thread) {
     int64_t counter = 0;
     {
       py::gil_scoped_release nogil;
-      const auto add = [&] {
+      tapegrad::parallel(2, [&](int, int) {
         for (int64_t i = 0; i < per_thread; ++i) *static_cast<volatile int64_t*>(&counter) += 1;
-      };
-      std::thread other(add);
-      add();
-      other.join();
+      });
     }
     return counter;
   });

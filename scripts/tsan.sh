@@ -3,9 +3,9 @@
 # the thread tests (pytest marker `threads`) of tests/csrc and tests/autograd against that build.
 # Expects scripts/test.sh's .venv.
 #
-# The build has no OpenMP: GNU libgomp is not instrumented, so TSan could not see its barriers.
-# The kernels' pool (csrc/kernels/parallel.cpp) is std::thread, mutexes and atomics, which TSan
-# sees, so this build checks the very pool and handoffs the normal build runs. Only glibc
+# The build has no OpenMP: GNU libgomp is not instrumented, so TSan cannot see its barriers and
+# would report every handoff between a region's threads as a race; with TAPEGRAD_TSAN the kernels'
+# teams are std::threads (csrc/kernels/parallel.h), whose start and join TSan does see. Only glibc
 # internals are suppressed (scripts/tsan.supp). The uninstrumented interpreter gets the TSan runtime by LD_PRELOAD; the test
 # test_tsan_detects_a_race checks that TSan does report a deliberate race in this build.
 set -euo pipefail

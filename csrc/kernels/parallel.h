@@ -9,16 +9,15 @@
 //    machine busy with other processes) is never waited for: the caller takes its shares, so two
 //    threads are never much slower than one. Shares are fixed by the problem, not by who runs
 //    them, so results are bit-identical for any thread count and any timing. Idle workers poll
-//    for 100 microseconds, then sleep (no long spin-waits taking a busy core); a worker the OS
-//    runs on the caller's CPU leaves the work to the caller (parallel.cpp).
+//    for tens of microseconds, then sleep (no long spin-waits taking a busy core).
 //  - No exception crosses a region: parallel() runs each share under a catch, keeps the first
 //    exception and rethrows it on the calling thread once all shares are done. Failing to start
 //    the pool's threads is an exception too.
 //  - fork: the child has none of the parent's worker threads; a pthread_atfork child handler
 //    makes its next region start a new pool, so the child's kernels run, on as many threads as
 //    the parent's (GNU libgomp's own pool would hang there).
-//  - The pool is std::thread, std::mutex and atomics only (OpenMP gives just the default count),
-//    so the ThreadSanitizer build (TAPEGRAD_TSAN, no OpenMP) checks this very pool.
+//  - In the ThreadSanitizer build (TAPEGRAD_TSAN) a team is std::threads started and joined per
+//    call, which TSan sees through; the shares are the same.
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -36,7 +35,7 @@ int num_threads();
 // Throws std::invalid_argument for n < 1.
 void set_num_threads(int n);
 
-// The worker threads the pool has started: for tests.
+// The worker threads the pool has started (0 in the ThreadSanitizer build): for tests.
 int kernel_pool_workers();
 
 // Registers the pthread_atfork child handler; idempotent (the bindings call it at import).
