@@ -159,6 +159,19 @@ void matmul_impl(const py::array& a, const py::array& b, py::array& out, double 
   });
 }
 
+// The checks every product a @ b -> out shares once the shapes chain: one dtype, a writable out
+// whose strides are whole elements, and no overlap of out with a or b.
+void check_product_operands(const std::string& op, const py::array& a, const py::array& b, const py::array& out) {
+  if (!a.dtype().is(b.dtype()) || !a.dtype().is(out.dtype()))
+    fail(op, "dtypes differ: " + std::string(py::str(a.dtype())) + ", " + std::string(py::str(b.dtype())) +
+                 ", " + std::string(py::str(out.dtype())));
+  if (!out.writeable()) fail(op, "out is read-only");
+  check_strides_aligned(op, "a", a);
+  check_strides_aligned(op, "b", b);
+  check_strides_aligned(op, "out", out);
+  check_out_overlap(op, out, {{"a", &a}, {"b", &b}});
+}
+
 void matmul(const py::array& a, const py::array& b, py::array& out, double alpha, double beta) {
   const std::string op = "matmul";
   if (a.ndim() < 2 || b.ndim() != a.ndim() || out.ndim() != a.ndim())
@@ -171,14 +184,7 @@ void matmul(const py::array& a, const py::array& b, py::array& out, double alpha
   if (a.shape(nd - 1) != b.shape(nd - 2) || out.shape(nd - 2) != a.shape(nd - 2) ||
       out.shape(nd - 1) != b.shape(nd - 1))
     fail(op, "shapes do not chain: " + shape_str(a) + " @ " + shape_str(b) + " -> " + shape_str(out));
-  if (!a.dtype().is(b.dtype()) || !a.dtype().is(out.dtype()))
-    fail(op, "dtypes differ: " + std::string(py::str(a.dtype())) + ", " + std::string(py::str(b.dtype())) +
-                 ", " + std::string(py::str(out.dtype())));
-  if (!out.writeable()) fail(op, "out is read-only");
-  check_strides_aligned(op, "a", a);
-  check_strides_aligned(op, "b", b);
-  check_strides_aligned(op, "out", out);
-  check_out_overlap(op, out, {{"a", &a}, {"b", &b}});
+  check_product_operands(op, a, b, out);
   // numpy bounds the product of an array's dimensions already; checked here all the same, as
   // the offset tables below have one entry per batch element.
   int64_t batch = 1;
@@ -214,19 +220,13 @@ void gemm_packed(const py::array& b, const std::vector<py::array>& as, std::vect
   const bool f32 = b.dtype().is(py::dtype::of<float>());
   if (!f32 && !b.dtype().is(py::dtype::of<double>()))
     fail(op, "only float32 and float64 are supported, got " + std::string(py::str(b.dtype())));
-  check_strides_aligned(op, "b", b);
+  check_strides_aligned(op, "b", b);  // packed even when as is empty
   for (size_t i = 0; i < as.size(); ++i) {
     const py::array &a = as[i], &out = outs[i];
     if (a.ndim() != 2 || out.ndim() != 2 || a.shape(1) != b.shape(0) || out.shape(0) != a.shape(0) ||
         out.shape(1) != b.shape(1))
       fail(op, "shapes do not chain: " + shape_str(a) + " @ " + shape_str(b) + " -> " + shape_str(out));
-    if (!a.dtype().is(b.dtype()) || !out.dtype().is(b.dtype()))
-      fail(op, "dtypes differ: " + std::string(py::str(a.dtype())) + ", " + std::string(py::str(b.dtype())) +
-                   ", " + std::string(py::str(out.dtype())));
-    if (!out.writeable()) fail(op, "out is read-only");
-    check_strides_aligned(op, "a", a);
-    check_strides_aligned(op, "out", out);
-    check_out_overlap(op, out, {{"a", &a}, {"b", &b}});
+    check_product_operands(op, a, b, out);
   }
   if (f32) gemm_packed_impl<float>(b, as, outs, alpha, beta);
   else gemm_packed_impl<double>(b, as, outs, alpha, beta);
