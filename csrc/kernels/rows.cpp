@@ -53,7 +53,10 @@ TG_INLINE float exp_f(float x) { return vmath::exp(x); }
 // one); a NaN argument gives NaN, through `a - a` (0 for every other a that gets there), so that
 // log_softmax's and cross_entropy's gradients of a NaN row are NaN, as in float64 and PyTorch.
 TG_INLINE float exp_nonpos_full_f(float a) {
-  float ac = a > -104.0f ? a : -104.0f;  // NaN too: the int conversion below stays defined
+  // 0 (not the clamp -104) for the a that give 0 and for NaN: the int conversion below stays
+  // defined, and no denormal intermediate (a microcode assist on Intel) is made for the -inf of
+  // masked scores.
+  float ac = a > -103.972084045410156f ? a : 0.0f;
   ac = ac < 0.0f ? ac : 0.0f;
   const float fm = ac * 1.44269504088896341f + 12582912.0f;
   const float n = fm - 12582912.0f;
