@@ -11,18 +11,24 @@
 // Scores, probabilities and their gradients exist one block x tile at a time (kQ x kK), so
 // memory does not grow with L x S.
 //
+// The products are at most kQ x kK x head_dim (64 x 64 x 32 for GPT-2's small heads): too small
+// for the general GEMM's packing to pay (it took half the forward's time at that shape), so each
+// is written here as rows of C accumulated from rows of B scaled by broadcasts of A (`madd`), in
+// registers, B read where it lies; the two products whose B is a transposed tile (k^T for the
+// scores, v^T for dP) transpose that tile once into a scratch buffer.
+//
 // A head's passes are written once (inlined templates) and compiled for the baseline ISA and,
-// through target attributes, for AVX2+FMA and AVX-512 (16 floats a vector for the exps), chosen
-// at run time (cpu.h) as rnn.cpp's gate passes are; the GEMMs choose their own kernels.
+// through target attributes, for AVX2+FMA and AVX-512 (vector width VB bytes: 16, 32, 64),
+// chosen at run time (cpu.h) as rnn.cpp's gate passes are.
 #include "kernels/attention.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
 #include "kernels/cpu.h"
-#include "kernels/gemm.h"
 #include "kernels/parallel.h"
 #include "kernels/vmath.h"
 
@@ -36,11 +42,88 @@ constexpr int64_t kQ = 64, kK = 64;
 // Heads x L x S x (D + Dv) multiply-adds below which the heads stay on one thread.
 constexpr double kParallelMinWork = 1 << 18;
 
-// s (rows x cols, row stride kK) = q_blk k_tile^T * scale + mask, -inf where causal hides a key.
+// C[m0 .. m0 + rows) x [n0 .. n0 + nv vectors) += alpha * A B (madd's block, in registers).
+template <typename T, int VB, int rows, int nv>
+TG_INLINE void madd_block(int64_t K, T alpha, const T* A, int64_t ra, int64_t ca, const T* B, int64_t ldb, T* C,
+                          int64_t ldc, int64_t m0, int64_t n0) {
+  typedef T V __attribute__((vector_size(VB)));
+  constexpr int L = VB / int(sizeof(T));
+  V acc[rows][nv];
+#pragma GCC unroll 4
+  for (int i = 0; i < rows; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < nv; ++v) acc[i][v] = V{};
+  for (int64_t k = 0; k < K; ++k) {
+    V b[nv];
+#pragma GCC unroll 4
+    for (int v = 0; v < nv; ++v) std::memcpy(&b[v], B + k * ldb + n0 + v * L, sizeof(V));
+#pragma GCC unroll 4
+    for (int i = 0; i < rows; ++i) {
+      const T a = A[(m0 + i) * ra + k * ca];
+#pragma GCC unroll 4
+      for (int v = 0; v < nv; ++v) acc[i][v] += a * b[v];
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < rows; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < nv; ++v) {
+      V c;
+      T* cp = C + (m0 + i) * ldc + n0 + v * L;
+      std::memcpy(&c, cp, sizeof(V));
+      c += alpha * acc[i][v];
+      std::memcpy(cp, &c, sizeof(V));
+    }
+}
+
+// madd_block over every row of C for columns [n0, n0 + nv vectors), four rows at a time.
+template <typename T, int VB, int nv>
+TG_INLINE void madd_cols(int64_t M, int64_t K, T alpha, const T* A, int64_t ra, int64_t ca, const T* B, int64_t ldb,
+                         T* C, int64_t ldc, int64_t n0) {
+  int64_t m0 = 0;
+  for (; m0 + 4 <= M; m0 += 4) madd_block<T, VB, 4, nv>(K, alpha, A, ra, ca, B, ldb, C, ldc, m0, n0);
+  for (; m0 < M; ++m0) madd_block<T, VB, 1, nv>(K, alpha, A, ra, ca, B, ldb, C, ldc, m0, n0);
+}
+
+// C (M x N, row stride ldc) += alpha * A B, where A[m][k] = A[m * ra + k * ca] (any strides: a
+// transposed tile is read in place) and B is row-major with row stride ldb. Four rows of C at a
+// time, 4 (AVX-512), then 2, then 1 vectors of VB bytes a row, held in registers over the whole
+// K loop (4 x 2 vectors: 8 FMA chains, enough to hide the FMA latency); columns past the last
+// full vector by a scalar loop. Every C element is one FMA chain over k in order, so the result
+// does not depend on M or on the blocking. (Not the general gemm: at these sizes, a block of at
+// most kQ x kK x head dim, its packing cost as much as the products.)
+template <typename T, int VB>
+TG_INLINE void madd(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t ra, int64_t ca, const T* B,
+                    int64_t ldb, T* C, int64_t ldc) {
+  constexpr int L = VB / int(sizeof(T));
+  int64_t n0 = 0;
+  if constexpr (VB == 64)
+    for (; n0 + 4 * L <= N; n0 += 4 * L) madd_cols<T, VB, 4>(M, K, alpha, A, ra, ca, B, ldb, C, ldc, n0);
+  for (; n0 + 2 * L <= N; n0 += 2 * L) madd_cols<T, VB, 2>(M, K, alpha, A, ra, ca, B, ldb, C, ldc, n0);
+  for (; n0 + L <= N; n0 += L) madd_cols<T, VB, 1>(M, K, alpha, A, ra, ca, B, ldb, C, ldc, n0);
+  if (n0 < N)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = n0; n < N; ++n) {
+        T sum = T(0);
+        for (int64_t k = 0; k < K; ++k) sum += A[m * ra + k * ca] * B[k * ldb + n];
+        C[m * ldc + n] += alpha * sum;
+      }
+}
+
+// t (cols x rows, row stride kK) = the rows x cols block of src (row stride ld) transposed.
 template <typename T>
-TG_INLINE void scores(int64_t rows, int64_t cols, int64_t i0, int64_t j0, int64_t S, int64_t D, const T* q, const T* k,
+TG_INLINE void transpose_tile(int64_t rows, int64_t cols, const T* src, int64_t ld, T* t) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) t[c * kK + r] = src[r * ld + c];
+}
+
+// s (rows x cols, row stride kK) = q_blk k_tile^T * scale + mask, -inf where causal hides a key;
+// kt holds k_tile^T (D x cols, row stride kK).
+template <typename T, int VB>
+TG_INLINE void scores(int64_t rows, int64_t cols, int64_t i0, int64_t j0, int64_t S, int64_t D, const T* q, const T* kt,
             const T* mask, bool causal, T scale, T* s) {
-  gemm<T>(rows, cols, D, scale, q, D, 1, k, 1, D, T(0), s, kK, 1);
+  for (int64_t i = 0; i < rows; ++i) std::fill(s + i * kK, s + i * kK + cols, T(0));
+  madd<T, VB>(rows, cols, D, scale, q, D, 1, kt, kK, s, kK);
   const T ninf = -std::numeric_limits<T>::infinity();
   for (int64_t i = 0; i < rows; ++i) {
     T* si = s + i * kK;
@@ -58,10 +141,10 @@ inline int64_t key_end(int64_t i0, int64_t rows, int64_t S, bool causal) {
   return causal ? std::min<int64_t>(S, i0 + rows) : S;
 }
 
-template <typename T>
+template <typename T, int VB>
 TG_INLINE void head_forward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, const T* k, const T* v, const T* mask,
                   bool causal, T scale, T* out, T* lse) {
-  std::vector<T> s(kQ * kK), m(kQ), l(kQ), acc(kQ * Dv);
+  std::vector<T> s(kQ * kK), m(kQ), l(kQ), acc(kQ * Dv), kt(D * kK);
   const T ninf = -std::numeric_limits<T>::infinity();
   for (int64_t i0 = 0; i0 < L; i0 += kQ) {
     const int64_t rows = std::min(kQ, L - i0);
@@ -71,7 +154,8 @@ TG_INLINE void head_forward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T
     const int64_t send = key_end(i0, rows, S, causal);
     for (int64_t j0 = 0; j0 < send; j0 += kK) {
       const int64_t cols = std::min(kK, send - j0);
-      scores(rows, cols, i0, j0, S, D, q + i0 * D, k + j0 * D, mask, causal, scale, s.data());
+      transpose_tile(cols, D, k + j0 * D, D, kt.data());
+      scores<T, VB>(rows, cols, i0, j0, S, D, q + i0 * D, kt.data(), mask, causal, scale, s.data());
       for (int64_t i = 0; i < rows; ++i) {
         T* si = s.data() + i * kK;
         T mx = m[i];
@@ -93,7 +177,7 @@ TG_INLINE void head_forward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T
         T* ai = acc.data() + i * Dv;
         for (int64_t d = 0; d < Dv; ++d) ai[d] *= rescale;
       }
-      gemm<T>(rows, Dv, cols, T(1), s.data(), kK, 1, v + j0 * Dv, Dv, 1, T(1), acc.data(), Dv, 1);
+      madd<T, VB>(rows, Dv, cols, T(1), s.data(), kK, 1, v + j0 * Dv, Dv, acc.data(), Dv);
     }
     for (int64_t i = 0; i < rows; ++i) {
       const T inv = l[i] > T(0) ? T(1) / l[i] : std::numeric_limits<T>::quiet_NaN();
@@ -103,10 +187,10 @@ TG_INLINE void head_forward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T
   }
 }
 
-template <typename T>
+template <typename T, int VB>
 TG_INLINE void head_backward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, const T* k, const T* v, const T* mask,
                    bool causal, T scale, const T* out, const T* lse, const T* g, T* dq, T* dk, T* dv) {
-  std::vector<T> p(kQ * kK), dp(kQ * kK), delta(L);
+  std::vector<T> p(kQ * kK), dp(kQ * kK), delta(L), kt(D * kK), vt(Dv * kK);
   const T ninf = -std::numeric_limits<T>::infinity();
   for (int64_t i = 0; i < L; ++i) {
     T sum = T(0);
@@ -120,7 +204,8 @@ TG_INLINE void head_backward(int64_t L, int64_t S, int64_t D, int64_t Dv, const 
     const int64_t rows = std::min(kQ, L - i0), send = key_end(i0, rows, S, causal);
     for (int64_t j0 = 0; j0 < send; j0 += kK) {
       const int64_t cols = std::min(kK, send - j0);
-      scores(rows, cols, i0, j0, S, D, q + i0 * D, k + j0 * D, mask, causal, scale, p.data());
+      transpose_tile(cols, D, k + j0 * D, D, kt.data());
+      scores<T, VB>(rows, cols, i0, j0, S, D, q + i0 * D, kt.data(), mask, causal, scale, p.data());
       for (int64_t i = 0; i < rows; ++i) {
         T* pi = p.data() + i * kK;
         const T li = lse[i0 + i];
@@ -132,16 +217,18 @@ TG_INLINE void head_backward(int64_t L, int64_t S, int64_t D, int64_t Dv, const 
         for (int64_t j = 0; j < cols; ++j) pi[j] = vmath::exp(pi[j] - li);
       }
       // dv_tile += p^T g_blk; dp = g_blk v_tile^T
-      gemm<T>(cols, Dv, rows, T(1), p.data(), 1, kK, g + i0 * Dv, Dv, 1, T(1), dv + j0 * Dv, Dv, 1);
-      gemm<T>(rows, cols, Dv, T(1), g + i0 * Dv, Dv, 1, v + j0 * Dv, 1, Dv, T(0), dp.data(), kK, 1);
+      madd<T, VB>(cols, Dv, rows, T(1), p.data(), 1, kK, g + i0 * Dv, Dv, dv + j0 * Dv, Dv);
+      transpose_tile(cols, Dv, v + j0 * Dv, Dv, vt.data());
+      for (int64_t i = 0; i < rows; ++i) std::fill(dp.data() + i * kK, dp.data() + i * kK + cols, T(0));
+      madd<T, VB>(rows, cols, Dv, T(1), g + i0 * Dv, Dv, 1, vt.data(), kK, dp.data(), kK);
       for (int64_t i = 0; i < rows; ++i) {
         T *pi = p.data() + i * kK, *di = dp.data() + i * kK;
         const T dl = delta[i0 + i];
 #pragma omp simd
         for (int64_t j = 0; j < cols; ++j) di[j] = pi[j] * (di[j] - dl);
       }
-      gemm<T>(rows, D, cols, scale, dp.data(), kK, 1, k + j0 * D, D, 1, T(1), dq + i0 * D, D, 1);
-      gemm<T>(cols, D, rows, scale, dp.data(), 1, kK, q + i0 * D, D, 1, T(1), dk + j0 * D, D, 1);
+      madd<T, VB>(rows, D, cols, scale, dp.data(), kK, 1, k + j0 * D, D, dq + i0 * D, D);
+      madd<T, VB>(cols, D, rows, scale, dp.data(), 1, kK, q + i0 * D, D, dk + j0 * D, D);
     }
   }
 }
@@ -156,13 +243,13 @@ TG_INLINE void head_backward(int64_t L, int64_t S, int64_t D, int64_t Dv, const 
 #define TG_BWD_ARGS (L, S, D, Dv, q, k, v, mask, causal, scale, out, lse, g, dq, dk, dv)
 #define TG_VARIANTS(name, params, args)                                                             \
   template <typename T>                                                                            \
-  __attribute__((noinline)) void name##_base params { name<T> args; }                               \
+  __attribute__((noinline)) void name##_base params { name<T, 16> args; }                           \
   template <typename T>                                                                            \
-  __attribute__((noinline, target("avx2,fma"))) void name##_avx2 params { name<T> args; }           \
+  __attribute__((noinline, target("avx2,fma"))) void name##_avx2 params { name<T, 32> args; }       \
   template <typename T>                                                                            \
   __attribute__((noinline, target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512"))) void \
       name##_avx512 params {                                                                      \
-    name<T> args;                                                                                  \
+    name<T, 64> args;                                                                              \
   }                                                                                                \
   template <typename T>                                                                            \
   void name##_run params {                                                                         \
@@ -176,8 +263,8 @@ TG_INLINE void head_backward(int64_t L, int64_t S, int64_t D, int64_t Dv, const 
 TG_VARIANTS(head_forward, TG_FWD_PARAMS, TG_FWD_ARGS)
 TG_VARIANTS(head_backward, TG_BWD_PARAMS, TG_BWD_ARGS)
 #else
-template <typename T> void head_forward_run TG_FWD_PARAMS { head_forward<T> TG_FWD_ARGS; }
-template <typename T> void head_backward_run TG_BWD_PARAMS { head_backward<T> TG_BWD_ARGS; }
+template <typename T> void head_forward_run TG_FWD_PARAMS { head_forward<T, 16> TG_FWD_ARGS; }
+template <typename T> void head_backward_run TG_BWD_PARAMS { head_backward<T, 16> TG_BWD_ARGS; }
 #endif
 #undef TG_VARIANTS
 #undef TG_FWD_PARAMS

@@ -32,7 +32,10 @@ def grads_ref(q, k, v, mask, causal, scale, g):
     return ds @ k * scale, np.swapaxes(ds, -1, -2) @ q * scale, dv
 
 
-SHAPES = [(1, 1, 1, 1, 1), (2, 5, 7, 3, 4), (3, 70, 130, 9, 5), (1, 129, 65, 16, 16)]  # BH, L, S, D, Dv
+# BH, L, S, D, Dv: head dims that take each width of the products' register blocks (4, 2, 1
+# vectors of 16 floats / 8 doubles on AVX-512, 2 and 1 on AVX2) and the scalar tail
+SHAPES = [(1, 1, 1, 1, 1), (2, 5, 7, 3, 4), (3, 70, 130, 9, 5), (1, 129, 65, 16, 16), (2, 67, 66, 32, 40),
+          (1, 9, 70, 48, 33), (1, 6, 5, 64, 72)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
