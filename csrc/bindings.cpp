@@ -32,12 +32,21 @@ namespace py = pybind11;
 
 namespace {
 
-std::string shape_str(const py::array& a) {
+std::string shape_str(const std::vector<py::ssize_t>& shape) {
   std::ostringstream s;
   s << "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
-  s << (a.ndim() == 1 ? ",)" : ")");
+  for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
+  s << (shape.size() == 1 ? ",)" : ")");
   return s.str();
+}
+
+std::string shape_str(const py::array& a) {
+  return shape_str(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+}
+
+// A numpy array's strides in bytes, as "(s0, s1, ...)".
+std::string strides_str(const py::array& a) {
+  return shape_str(std::vector<py::ssize_t>(a.strides(), a.strides() + a.ndim()));
 }
 
 [[noreturn]] void fail(const std::string& op, const std::string& msg) {
@@ -1562,16 +1571,56 @@ struct Dims {
   int64_t BH, L, S, D, Dv, MB;
 };
 
+// An operand of shape (..., rows, cols) as the kernel's Heads: the element offset of every head
+// (the leading dims flattened in C order) and the row stride. Any strides but a unit one along
+// the last dim (a transposed (B, L, H, D) -> (B, H, L, D) view arrives as it is).
+template <typename T>
+struct HeadsOf {
+  std::vector<int64_t> offset;
+  int64_t ld = 0;
+  const T* data = nullptr;
+  tapegrad::Heads<T> view() const { return {data, offset.data(), ld}; }
+};
+
+template <typename T>
+HeadsOf<T> heads_of(const std::string& op, const char* name, const py::array& a) {
+  const int64_t item = sizeof(T), nd = a.ndim();
+  for (int64_t i = 0; i < nd; ++i)
+    if (a.strides(i) % item)
+      fail(op, std::string(name) + "'s strides " + strides_str(a) + " are not whole elements");
+  if (a.shape(nd - 1) > 1 && a.strides(nd - 1) != item)
+    fail(op, std::string(name) + " must have adjacent elements along its last dim, got strides " + strides_str(a));
+  HeadsOf<T> h;
+  h.data = static_cast<const T*>(a.data());
+  h.ld = a.strides(nd - 2) / item;
+  h.offset.assign(1, 0);
+  for (int64_t i = 0; i < nd - 2; ++i) {  // offsets of dims 0..i, from those of dims 0..i-1
+    std::vector<int64_t> next;
+    next.reserve(h.offset.size() * a.shape(i));
+    for (int64_t o : h.offset)
+      for (int64_t j = 0; j < a.shape(i); ++j) next.push_back(o + j * (a.strides(i) / item));
+    h.offset.swap(next);
+  }
+  return h;
+}
+
+// (batch dims, rows, cols) of an operand as "(..., rows, cols)" for messages.
+std::vector<py::ssize_t> lead_shape(const py::array& a) {
+  return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim() - 2);
+}
+
 Dims attention_checks(const std::string& op, const py::array& q, const py::array& k, const py::array& v,
                       const std::optional<py::array>& mask) {
-  for (const auto& [name, a] : {std::pair<const char*, const py::array*>{"query", &q}, {"key", &k}, {"value", &v}}) {
-    if (a->ndim() != 3) fail(op, std::string("expected ") + name + " of shape (batch * heads, length, dim), got " + shape_str(*a));
-    check_contiguous(op, name, *a);
-  }
-  const Dims d{q.shape(0), q.shape(1), k.shape(1), q.shape(2), v.shape(2), 1};
-  if (k.shape(0) != d.BH || v.shape(0) != d.BH || k.shape(2) != d.D || v.shape(1) != d.S)
+  for (const auto& [name, a] : {std::pair<const char*, const py::array*>{"query", &q}, {"key", &k}, {"value", &v}})
+    if (a->ndim() < 2) fail(op, std::string("expected ") + name + " of shape (..., length, dim), got " + shape_str(*a));
+  int64_t BH = 1;
+  for (py::ssize_t i = 0; i + 2 < q.ndim(); ++i) BH *= q.shape(i);
+  const int64_t n = q.ndim();
+  const Dims d{BH, q.shape(n - 2), k.shape(k.ndim() - 2), q.shape(n - 1), v.shape(v.ndim() - 1), 1};
+  if (lead_shape(k) != lead_shape(q) || lead_shape(v) != lead_shape(q) || k.shape(k.ndim() - 1) != d.D ||
+      v.shape(v.ndim() - 2) != d.S)
     fail(op, "query " + shape_str(q) + ", key " + shape_str(k) + " and value " + shape_str(v) +
-                 " do not fit (BH, L, D), (BH, S, D), (BH, S, Dv)");
+                 " do not fit (..., L, D), (..., S, D), (..., S, Dv)");
   Dims out = d;
   if (mask) {
     check_float_dtypes(op, {{"query", &q}, {"attn_mask", &*mask}});
@@ -1585,23 +1634,43 @@ Dims attention_checks(const std::string& op, const py::array& q, const py::array
   return out;
 }
 
+template <typename T>
+py::tuple attention_forward_t(const std::string& op, const py::array& q, const py::array& k, const py::array& v,
+                              const std::optional<py::array>& mask, bool causal, double scale, const Dims& d) {
+  const HeadsOf<T> hq = heads_of<T>(op, "query", q), hk = heads_of<T>(op, "key", k), hv = heads_of<T>(op, "value", v);
+  py::array out(q.dtype(), std::vector<py::ssize_t>{d.BH, d.L, d.Dv}), lse(q.dtype(), std::vector<py::ssize_t>{d.BH, d.L});
+  {
+    py::gil_scoped_release nogil;
+    tapegrad::attention_forward<T>(d.BH, d.L, d.S, d.D, d.Dv, hq.view(), hk.view(), hv.view(), cptr<T>(mask), d.MB,
+                                   causal, static_cast<T>(scale), ptr<T>(out), ptr<T>(lse));
+  }
+  return py::make_tuple(out, lse);
+}
+
 py::tuple attention_forward(const py::array& q, const py::array& k, const py::array& v,
                             const std::optional<py::array>& mask, bool causal, double scale) {
   const std::string op = "scaled_dot_product_attention";
   const bool f64 = check_float_dtypes(op, {{"query", &q}, {"key", &k}, {"value", &v}});
   const Dims d = attention_checks(op, q, k, v, mask);
-  py::array out(q.dtype(), std::vector<py::ssize_t>{d.BH, d.L, d.Dv}), lse(q.dtype(), std::vector<py::ssize_t>{d.BH, d.L});
+  return f64 ? attention_forward_t<double>(op, q, k, v, mask, causal, scale, d)
+             : attention_forward_t<float>(op, q, k, v, mask, causal, scale, d);
+}
+
+template <typename T>
+py::tuple attention_backward_t(const std::string& op, const py::array& g, const py::array& q, const py::array& k,
+                               const py::array& v, const std::optional<py::array>& mask, bool causal, double scale,
+                               const py::array& out, const py::array& lse, const Dims& d) {
+  const HeadsOf<T> hq = heads_of<T>(op, "query", q), hk = heads_of<T>(op, "key", k), hv = heads_of<T>(op, "value", v),
+                   hg = heads_of<T>(op, "grad_output", g);
+  py::array dq(q.dtype(), std::vector<py::ssize_t>{d.BH, d.L, d.D}), dk(q.dtype(), std::vector<py::ssize_t>{d.BH, d.S, d.D}),
+      dv(q.dtype(), std::vector<py::ssize_t>{d.BH, d.S, d.Dv});
   {
     py::gil_scoped_release nogil;
-    if (f64)
-      tapegrad::attention_forward<double>(d.BH, d.L, d.S, d.D, d.Dv, cptr<double>(q), cptr<double>(k), cptr<double>(v),
-                                          cptr<double>(mask), d.MB, causal, scale, ptr<double>(out), ptr<double>(lse));
-    else
-      tapegrad::attention_forward<float>(d.BH, d.L, d.S, d.D, d.Dv, cptr<float>(q), cptr<float>(k), cptr<float>(v),
-                                         cptr<float>(mask), d.MB, causal, static_cast<float>(scale), ptr<float>(out),
-                                         ptr<float>(lse));
+    tapegrad::attention_backward<T>(d.BH, d.L, d.S, d.D, d.Dv, hq.view(), hk.view(), hv.view(), cptr<T>(mask), d.MB,
+                                    causal, static_cast<T>(scale), cptr<T>(out), cptr<T>(lse), hg.view(), ptr<T>(dq),
+                                    ptr<T>(dk), ptr<T>(dv));
   }
-  return py::make_tuple(out, lse);
+  return py::make_tuple(dq, dk, dv);
 }
 
 py::tuple attention_backward(const py::array& g, const py::array& q, const py::array& k, const py::array& v,
@@ -1611,29 +1680,20 @@ py::tuple attention_backward(const py::array& g, const py::array& q, const py::a
   const bool f64 = check_float_dtypes(
       op, {{"query", &q}, {"key", &k}, {"value", &v}, {"grad_output", &g}, {"output", &out}, {"lse", &lse}});
   const Dims d = attention_checks(op, q, k, v, mask);
-  for (const auto& [name, a] : {std::pair<const char*, const py::array*>{"grad_output", &g}, {"output", &out}}) {
-    if (a->ndim() != 3 || a->shape(0) != d.BH || a->shape(1) != d.L || a->shape(2) != d.Dv)
-      fail(op, std::string(name) + " must have shape (" + std::to_string(d.BH) + ", " + std::to_string(d.L) + ", " +
-                   std::to_string(d.Dv) + "), got " + shape_str(*a));
-    check_contiguous(op, name, *a);
-  }
+  std::vector<py::ssize_t> want_g = lead_shape(q);
+  want_g.push_back(d.L);
+  want_g.push_back(d.Dv);
+  if (std::vector<py::ssize_t>(g.shape(), g.shape() + g.ndim()) != want_g)
+    fail(op, "grad_output must have shape " + shape_str(want_g) + " (the output's), got " + shape_str(g));
+  if (out.ndim() != 3 || out.shape(0) != d.BH || out.shape(1) != d.L || out.shape(2) != d.Dv)
+    fail(op, "output must have shape (" + std::to_string(d.BH) + ", " + std::to_string(d.L) + ", " +
+                 std::to_string(d.Dv) + "), got " + shape_str(out));
+  check_contiguous(op, "output", out);
   if (lse.ndim() != 2 || lse.shape(0) != d.BH || lse.shape(1) != d.L)
     fail(op, "lse must have shape (" + std::to_string(d.BH) + ", " + std::to_string(d.L) + "), got " + shape_str(lse));
   check_contiguous(op, "lse", lse);
-  py::array dq(q.dtype(), std::vector<py::ssize_t>{d.BH, d.L, d.D}), dk(q.dtype(), std::vector<py::ssize_t>{d.BH, d.S, d.D}),
-      dv(q.dtype(), std::vector<py::ssize_t>{d.BH, d.S, d.Dv});
-  {
-    py::gil_scoped_release nogil;
-    if (f64)
-      tapegrad::attention_backward<double>(d.BH, d.L, d.S, d.D, d.Dv, cptr<double>(q), cptr<double>(k), cptr<double>(v),
-                                           cptr<double>(mask), d.MB, causal, scale, cptr<double>(out), cptr<double>(lse),
-                                           cptr<double>(g), ptr<double>(dq), ptr<double>(dk), ptr<double>(dv));
-    else
-      tapegrad::attention_backward<float>(d.BH, d.L, d.S, d.D, d.Dv, cptr<float>(q), cptr<float>(k), cptr<float>(v),
-                                          cptr<float>(mask), d.MB, causal, static_cast<float>(scale), cptr<float>(out),
-                                          cptr<float>(lse), cptr<float>(g), ptr<float>(dq), ptr<float>(dk), ptr<float>(dv));
-  }
-  return py::make_tuple(dq, dk, dv);
+  return f64 ? attention_backward_t<double>(op, g, q, k, v, mask, causal, scale, out, lse, d)
+             : attention_backward_t<float>(op, g, q, k, v, mask, causal, scale, out, lse, d);
 }
 
 void define(py::module_& m) {

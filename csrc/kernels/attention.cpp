@@ -120,10 +120,10 @@ TG_INLINE void transpose_tile(int64_t rows, int64_t cols, const T* src, int64_t 
 // s (rows x cols, row stride kK) = q_blk k_tile^T * scale + mask, -inf where causal hides a key;
 // kt holds k_tile^T (D x cols, row stride kK).
 template <typename T, int VB>
-TG_INLINE void scores(int64_t rows, int64_t cols, int64_t i0, int64_t j0, int64_t S, int64_t D, const T* q, const T* kt,
-            const T* mask, bool causal, T scale, T* s) {
+TG_INLINE void scores(int64_t rows, int64_t cols, int64_t i0, int64_t j0, int64_t S, int64_t D, const T* q, int64_t ldq,
+                      const T* kt, const T* mask, bool causal, T scale, T* s) {
   for (int64_t i = 0; i < rows; ++i) std::fill(s + i * kK, s + i * kK + cols, T(0));
-  madd<T, VB>(rows, cols, D, scale, q, D, 1, kt, kK, s, kK);
+  madd<T, VB>(rows, cols, D, scale, q, ldq, 1, kt, kK, s, kK);
   const T ninf = -std::numeric_limits<T>::infinity();
   for (int64_t i = 0; i < rows; ++i) {
     T* si = s + i * kK;
@@ -142,8 +142,8 @@ inline int64_t key_end(int64_t i0, int64_t rows, int64_t S, bool causal) {
 }
 
 template <typename T, int VB>
-TG_INLINE void head_forward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, const T* k, const T* v, const T* mask,
-                  bool causal, T scale, T* out, T* lse) {
+TG_INLINE void head_forward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, int64_t ldq, const T* k,
+                            int64_t ldk, const T* v, int64_t ldv, const T* mask, bool causal, T scale, T* out, T* lse) {
   std::vector<T> s(kQ * kK), m(kQ), l(kQ), acc(kQ * Dv), kt(D * kK);
   const T ninf = -std::numeric_limits<T>::infinity();
   for (int64_t i0 = 0; i0 < L; i0 += kQ) {
@@ -154,8 +154,8 @@ TG_INLINE void head_forward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T
     const int64_t send = key_end(i0, rows, S, causal);
     for (int64_t j0 = 0; j0 < send; j0 += kK) {
       const int64_t cols = std::min(kK, send - j0);
-      transpose_tile(cols, D, k + j0 * D, D, kt.data());
-      scores<T, VB>(rows, cols, i0, j0, S, D, q + i0 * D, kt.data(), mask, causal, scale, s.data());
+      transpose_tile(cols, D, k + j0 * ldk, ldk, kt.data());
+      scores<T, VB>(rows, cols, i0, j0, S, D, q + i0 * ldq, ldq, kt.data(), mask, causal, scale, s.data());
       for (int64_t i = 0; i < rows; ++i) {
         T* si = s.data() + i * kK;
         T mx = m[i];
@@ -177,7 +177,7 @@ TG_INLINE void head_forward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T
         T* ai = acc.data() + i * Dv;
         for (int64_t d = 0; d < Dv; ++d) ai[d] *= rescale;
       }
-      madd<T, VB>(rows, Dv, cols, T(1), s.data(), kK, 1, v + j0 * Dv, Dv, acc.data(), Dv);
+      madd<T, VB>(rows, Dv, cols, T(1), s.data(), kK, 1, v + j0 * ldv, ldv, acc.data(), Dv);
     }
     for (int64_t i = 0; i < rows; ++i) {
       const T inv = l[i] > T(0) ? T(1) / l[i] : std::numeric_limits<T>::quiet_NaN();
@@ -188,13 +188,14 @@ TG_INLINE void head_forward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T
 }
 
 template <typename T, int VB>
-TG_INLINE void head_backward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, const T* k, const T* v, const T* mask,
-                   bool causal, T scale, const T* out, const T* lse, const T* g, T* dq, T* dk, T* dv) {
+TG_INLINE void head_backward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, int64_t ldq, const T* k,
+                             int64_t ldk, const T* v, int64_t ldv, const T* mask, bool causal, T scale, const T* out,
+                             const T* lse, const T* g, int64_t ldg, T* dq, T* dk, T* dv) {
   std::vector<T> p(kQ * kK), dp(kQ * kK), delta(L), kt(D * kK), vt(Dv * kK);
   const T ninf = -std::numeric_limits<T>::infinity();
   for (int64_t i = 0; i < L; ++i) {
     T sum = T(0);
-    for (int64_t d = 0; d < Dv; ++d) sum += g[i * Dv + d] * out[i * Dv + d];
+    for (int64_t d = 0; d < Dv; ++d) sum += g[i * ldg + d] * out[i * Dv + d];
     delta[i] = lse[i] == ninf ? T(0) : sum;
   }
   std::fill(dq, dq + L * D, T(0));
@@ -204,8 +205,8 @@ TG_INLINE void head_backward(int64_t L, int64_t S, int64_t D, int64_t Dv, const 
     const int64_t rows = std::min(kQ, L - i0), send = key_end(i0, rows, S, causal);
     for (int64_t j0 = 0; j0 < send; j0 += kK) {
       const int64_t cols = std::min(kK, send - j0);
-      transpose_tile(cols, D, k + j0 * D, D, kt.data());
-      scores<T, VB>(rows, cols, i0, j0, S, D, q + i0 * D, kt.data(), mask, causal, scale, p.data());
+      transpose_tile(cols, D, k + j0 * ldk, ldk, kt.data());
+      scores<T, VB>(rows, cols, i0, j0, S, D, q + i0 * ldq, ldq, kt.data(), mask, causal, scale, p.data());
       for (int64_t i = 0; i < rows; ++i) {
         T* pi = p.data() + i * kK;
         const T li = lse[i0 + i];
@@ -217,30 +218,31 @@ TG_INLINE void head_backward(int64_t L, int64_t S, int64_t D, int64_t Dv, const 
         for (int64_t j = 0; j < cols; ++j) pi[j] = vmath::exp(pi[j] - li);
       }
       // dv_tile += p^T g_blk; dp = g_blk v_tile^T
-      madd<T, VB>(cols, Dv, rows, T(1), p.data(), 1, kK, g + i0 * Dv, Dv, dv + j0 * Dv, Dv);
-      transpose_tile(cols, Dv, v + j0 * Dv, Dv, vt.data());
+      madd<T, VB>(cols, Dv, rows, T(1), p.data(), 1, kK, g + i0 * ldg, ldg, dv + j0 * Dv, Dv);
+      transpose_tile(cols, Dv, v + j0 * ldv, ldv, vt.data());
       for (int64_t i = 0; i < rows; ++i) std::fill(dp.data() + i * kK, dp.data() + i * kK + cols, T(0));
-      madd<T, VB>(rows, cols, Dv, T(1), g + i0 * Dv, Dv, 1, vt.data(), kK, dp.data(), kK);
+      madd<T, VB>(rows, cols, Dv, T(1), g + i0 * ldg, ldg, 1, vt.data(), kK, dp.data(), kK);
       for (int64_t i = 0; i < rows; ++i) {
         T *pi = p.data() + i * kK, *di = dp.data() + i * kK;
         const T dl = delta[i0 + i];
 #pragma omp simd
         for (int64_t j = 0; j < cols; ++j) di[j] = pi[j] * (di[j] - dl);
       }
-      madd<T, VB>(rows, D, cols, scale, dp.data(), kK, 1, k + j0 * D, D, dq + i0 * D, D);
-      madd<T, VB>(cols, D, rows, scale, dp.data(), 1, kK, q + i0 * D, D, dk + j0 * D, D);
+      madd<T, VB>(rows, D, cols, scale, dp.data(), kK, 1, k + j0 * ldk, ldk, dq + i0 * D, D);
+      madd<T, VB>(cols, D, rows, scale, dp.data(), 1, kK, q + i0 * ldq, ldq, dk + j0 * D, D);
     }
   }
 }
 
 #define TG_FWD_PARAMS                                                                                       \
-  (int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, const T* k, const T* v, const T* mask, bool causal, \
-   T scale, T* out, T* lse)
-#define TG_FWD_ARGS (L, S, D, Dv, q, k, v, mask, causal, scale, out, lse)
+  (int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, int64_t ldq, const T* k, int64_t ldk, const T* v, \
+   int64_t ldv, const T* mask, bool causal, T scale, T* out, T* lse)
+#define TG_FWD_ARGS (L, S, D, Dv, q, ldq, k, ldk, v, ldv, mask, causal, scale, out, lse)
 #define TG_BWD_PARAMS                                                                                       \
-  (int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, const T* k, const T* v, const T* mask, bool causal, \
-   T scale, const T* out, const T* lse, const T* g, T* dq, T* dk, T* dv)
-#define TG_BWD_ARGS (L, S, D, Dv, q, k, v, mask, causal, scale, out, lse, g, dq, dk, dv)
+  (int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, int64_t ldq, const T* k, int64_t ldk, const T* v, \
+   int64_t ldv, const T* mask, bool causal, T scale, const T* out, const T* lse, const T* g, int64_t ldg, T* dq,  \
+   T* dk, T* dv)
+#define TG_BWD_ARGS (L, S, D, Dv, q, ldq, k, ldk, v, ldv, mask, causal, scale, out, lse, g, ldg, dq, dk, dv)
 #define TG_VARIANTS(name, params, args)                                                             \
   template <typename T>                                                                            \
   __attribute__((noinline)) void name##_base params { name<T, 16> args; }                           \
@@ -279,32 +281,33 @@ bool parallel_heads(int64_t BH, int64_t L, int64_t S, int64_t D, int64_t Dv) {
 }  // namespace
 
 template <typename T>
-void attention_forward(int64_t BH, int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, const T* k,
-                       const T* v, const T* mask, int64_t MB, bool causal, T scale, T* out, T* lse) {
+void attention_forward(int64_t BH, int64_t L, int64_t S, int64_t D, int64_t Dv, Heads<T> q, Heads<T> k, Heads<T> v,
+                       const T* mask, int64_t MB, bool causal, T scale, T* out, T* lse) {
   parallel_for(BH, parallel_heads(BH, L, S, D, Dv), [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b)
-      head_forward_run<T>(L, S, D, Dv, q + b * L * D, k + b * S * D, v + b * S * Dv,
-                      mask ? mask + (MB == 1 ? 0 : b) * L * S : nullptr, causal, scale, out + b * L * Dv, lse + b * L);
+      head_forward_run<T>(L, S, D, Dv, q.head(b), q.ld, k.head(b), k.ld, v.head(b), v.ld,
+                          mask ? mask + (MB == 1 ? 0 : b) * L * S : nullptr, causal, scale, out + b * L * Dv,
+                          lse + b * L);
   });
 }
 
 template <typename T>
-void attention_backward(int64_t BH, int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, const T* k,
-                        const T* v, const T* mask, int64_t MB, bool causal, T scale, const T* out, const T* lse,
-                        const T* gout, T* dq, T* dk, T* dv) {
+void attention_backward(int64_t BH, int64_t L, int64_t S, int64_t D, int64_t Dv, Heads<T> q, Heads<T> k, Heads<T> v,
+                        const T* mask, int64_t MB, bool causal, T scale, const T* out, const T* lse, Heads<T> gout,
+                        T* dq, T* dk, T* dv) {
   parallel_for(BH, parallel_heads(BH, L, S, D, Dv), [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b)
-      head_backward_run<T>(L, S, D, Dv, q + b * L * D, k + b * S * D, v + b * S * Dv,
-                       mask ? mask + (MB == 1 ? 0 : b) * L * S : nullptr, causal, scale, out + b * L * Dv, lse + b * L,
-                       gout + b * L * Dv, dq + b * L * D, dk + b * S * D, dv + b * S * Dv);
+      head_backward_run<T>(L, S, D, Dv, q.head(b), q.ld, k.head(b), k.ld, v.head(b), v.ld,
+                           mask ? mask + (MB == 1 ? 0 : b) * L * S : nullptr, causal, scale, out + b * L * Dv,
+                           lse + b * L, gout.head(b), gout.ld, dq + b * L * D, dk + b * S * D, dv + b * S * Dv);
   });
 }
 
 #define TG_INSTANTIATE(T)                                                                                         \
-  template void attention_forward<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, const T*, const T*,   \
+  template void attention_forward<T>(int64_t, int64_t, int64_t, int64_t, int64_t, Heads<T>, Heads<T>, Heads<T>, \
                                      const T*, int64_t, bool, T, T*, T*);                                         \
-  template void attention_backward<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, const T*, const T*, \
-                                      const T*, int64_t, bool, T, const T*, const T*, const T*, T*, T*, T*);
+  template void attention_backward<T>(int64_t, int64_t, int64_t, int64_t, int64_t, Heads<T>, Heads<T>, Heads<T>, \
+                                      const T*, int64_t, bool, T, const T*, const T*, Heads<T>, T*, T*, T*);
 TG_INSTANTIATE(float)
 TG_INSTANTIATE(double)
 #undef TG_INSTANTIATE

@@ -3,10 +3,13 @@
 // query row and never holds more than one block x tile of scores; the backward recomputes the
 // scores tile by tile from the saved log-sum-exp.
 //
-// Layout: q (BH, L, D), k (BH, S, D), v (BH, S, Dv), out (BH, L, Dv), all C-contiguous; mask,
-// when not null, is an additive float mask (MB, L, S) with MB = 1 (shared) or BH; causal lets
-// query i see keys j <= i (PyTorch's top-left alignment). A query row that sees no key (every
-// score -inf) comes out NaN, as softmax over it does; its gradient is 0.
+// Layout: q (BH, L, D), k (BH, S, D), v (BH, S, Dv), each addressed as Heads (below): any head
+// and row strides, elements of a row adjacent, so the (B, H, L, D) view that a (B, L, H, D)
+// projection gives by transpose(1, 2) arrives without a copy. out (BH, L, Dv), lse (BH, L) and the
+// gradients are C-contiguous; mask, when not null, is an additive float mask (MB, L, S),
+// C-contiguous, with MB = 1 (shared) or BH; causal lets query i see keys j <= i (PyTorch's
+// top-left alignment). A query row that sees no key (every score -inf) comes out NaN, as softmax
+// over it does; its gradient is 0.
 // Each (batch, head) is computed by one thread in a fixed order: results are bit-identical for
 // any thread count.
 #pragma once
@@ -14,15 +17,24 @@
 
 namespace tapegrad {
 
+// BH heads of rows: head b's row i starts at data + offset[b] + i * ld (elements).
+template <typename T>
+struct Heads {
+  const T* data;
+  const int64_t* offset;
+  int64_t ld;
+  const T* head(int64_t b) const { return data + offset[b]; }
+};
+
 // out = softmax(q k^T * scale + mask) v; lse (BH, L) the log-sum-exp of each row's scores.
 template <typename T>
-void attention_forward(int64_t BH, int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, const T* k,
-                       const T* v, const T* mask, int64_t MB, bool causal, T scale, T* out, T* lse);
+void attention_forward(int64_t BH, int64_t L, int64_t S, int64_t D, int64_t Dv, Heads<T> q, Heads<T> k, Heads<T> v,
+                       const T* mask, int64_t MB, bool causal, T scale, T* out, T* lse);
 
 // dq, dk, dv from gout (BH, L, Dv), the forward's out and lse.
 template <typename T>
-void attention_backward(int64_t BH, int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, const T* k,
-                        const T* v, const T* mask, int64_t MB, bool causal, T scale, const T* out, const T* lse,
-                        const T* gout, T* dq, T* dk, T* dv);
+void attention_backward(int64_t BH, int64_t L, int64_t S, int64_t D, int64_t Dv, Heads<T> q, Heads<T> k, Heads<T> v,
+                        const T* mask, int64_t MB, bool causal, T scale, const T* out, const T* lse, Heads<T> gout,
+                        T* dq, T* dk, T* dv);
 
 }  // namespace tapegrad

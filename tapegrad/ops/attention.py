@@ -32,8 +32,11 @@ class _Saved:
 
 
 def _heads(a):
-    """(..., L, D) -> C-contiguous (BH, L, D)."""
-    return np.ascontiguousarray(a.reshape((-1,) + a.shape[-2:]))
+    """(..., L, D) as the kernel takes it: any strides (the (B, H, L, D) view of a (B, L, H, D)
+    projection is read in place) but adjacent elements along the last dim."""
+    if (a.strides[-1] == a.itemsize or a.shape[-1] == 1) and all(st % a.itemsize == 0 for st in a.strides):
+        return a
+    return np.ascontiguousarray(a)
 
 
 def _sdpa_fwd(q, k, v, *, mask, causal, scale):

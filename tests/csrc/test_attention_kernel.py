@@ -128,6 +128,51 @@ def test_sdpa_against_torch(dtype, kind):
         np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), **tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_attention_reads_strided_heads_in_place(dtype):
+    """Views as models make them: (B, L, H, D) projections transposed to (B, H, L, D), a reversed
+    sequence, a head dim sliced out of a wider buffer, a key broadcast over the heads: the same
+    result as C-contiguous copies, and the gradient of a transposed grad_output too."""
+    rng = np.random.default_rng(3)
+    B, H, L, S, D = 2, 3, 37, 41, 24
+    q = rng.standard_normal((B, L, H, D)).astype(dtype).transpose(0, 2, 1, 3)
+    k = rng.standard_normal((B, H, S, 2 * D)).astype(dtype)[:, :, ::-1, 5:5 + D]
+    v = np.broadcast_to(rng.standard_normal((B, 1, S, 20)).astype(dtype), (B, H, S, 20))
+    g = rng.standard_normal((B, L, H, 20)).astype(dtype).transpose(0, 2, 1, 3)
+    assert not any(a.flags.c_contiguous for a in (q, k, v, g))
+    dense = [np.ascontiguousarray(a).reshape(B * H, -1, a.shape[-1]) for a in (q, k, v, g)]
+    for causal in (False, True):
+        out, lse = _C.attention(q, k, v, None, causal, 0.3)
+        want, want_lse = _C.attention(*dense[:3], None, causal, 0.3)
+        np.testing.assert_array_equal(out, want)
+        np.testing.assert_array_equal(lse, want_lse)
+        got = _C.attention_backward(g, q, k, v, None, causal, 0.3, out, lse)
+        for a, b in zip(got, _C.attention_backward(dense[3], *dense[:3], None, causal, 0.3, out, lse)):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="adjacent elements along its last dim"):
+        _C.attention(q[..., ::2], k[..., ::2], v, None, False, 1.0)
+    with pytest.raises(ValueError, match="grad_output must have shape"):
+        _C.attention_backward(dense[3], q, k, v, None, False, 1.0, out, lse)
+
+
+def test_sdpa_of_transposed_projections_matches_torch():
+    """The GPT pattern: q, k, v split from one projection and transposed to (B, H, L, D), the
+    output transposed back; values and gradients as PyTorch's."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 13, 3 * 16)).astype(np.float32)
+    w = rng.standard_normal((2, 13, 16)).astype(np.float32)
+    res = []
+    for lib, fn in ((torch, torch.nn.functional), (tg, F)):
+        t = lib.tensor(x, requires_grad=True)
+        q, k, v = (a.reshape(2, 13, 4, 4).transpose(1, 2) for a in t.split(16, dim=2))
+        y = fn.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(2, 13, 16)
+        (y * lib.tensor(w)).sum().backward()
+        res.append((y.detach().numpy(), t.grad.numpy()))
+    for a, b in zip(*res):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+
+
 def test_bad_input_raises_naming_the_op():
     z = np.zeros
     with pytest.raises(ValueError, match="scaled_dot_product_attention: query"):
