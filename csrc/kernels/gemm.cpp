@@ -8,10 +8,10 @@
 //         for jr in NC step NR   B micro-panel (KC x NR) -> L1
 //           for ir in MC step MR micro-kernel: MR x NR accumulators in registers
 //
-// Threads split C into rectangles of whole MR x NR micro-tiles and run this nest on their own
-// rectangle with their own pack buffers (no barriers). K is never split and the blocking does
-// not depend on the thread count, so every C element is summed in the same order whatever the
-// partition: results are bit-identical for any number of threads.
+// Threads cut C into tiles, rectangles of whole MR x NR micro-tiles, take them from a shared
+// counter and run this nest on each with their own pack buffers (no barriers). K is never split
+// and the blocking does not depend on the tiling, so every C element is summed in the same
+// order whoever computes it: results are bit-identical for any number of threads.
 // The AVX-512 and AVX2+FMA micro-kernels are compiled with target attributes and the widest the
 // CPU has is chosen at run time; a portable micro-kernel serves other CPUs (cpu.h: TAPEGRAD_CPU,
 // or TAPEGRAD_GEMM_KERNEL for gemm alone, caps the choice).
@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -70,6 +71,10 @@ constexpr int64_t kPeelMinPanels = 16;
 // Fused B packs groups of B micro-panels of at most this many bytes (half of L1): with a small
 // K, C is then written in long runs per row instead of NR columns at a time across all rows.
 constexpr int64_t kFusedBBytes = 16384;
+// Threads take tiles of C from a counter: at most this many tiles per thread, and a tile's
+// fixed cost (a call of the serial nest, its buffers, the counter), in multiply-adds.
+constexpr int64_t kMaxTilesPerThread = 4;
+constexpr double kTileStartWork = 32768;
 // Packing a row-major B prefetches the row this many rows ahead.
 constexpr int64_t kPackAhead = 8;
 
@@ -447,24 +452,32 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   }
 }
 
-// Split nt threads into a tm (along M) x tn (along N) grid of rectangles of whole micro-tiles,
-// minimising the busiest thread's cost: its multiply-adds plus its packing (each thread packs
-// the A rows and B columns of its own rectangle, a few multiply-adds' worth per element).
-void partition(int nt, int64_t M, int64_t N, int64_t MR, int64_t NR, int& tm, int& tn) {
+// Cut C into a tm (along M) x tn (along N) grid of tiles of whole micro-tiles for nt threads
+// that take tiles from a shared counter. A tile costs its multiply-adds plus its packing (each
+// tile packs the B columns of its own rectangle and, unless A is read in place, its A rows: a
+// few multiply-adds' worth per element) plus a fixed start-up. More tiles than threads cost
+// more packing but keep both threads busy when one starts late (a worker waking up, or a core
+// busy with another process): the grid minimises the time of ceil((tiles + 1) / nt) tiles, as
+// if one thread lost a tile's time at the start.
+void tile_grid(int nt, int64_t M, int64_t N, int64_t K, int64_t MR, int64_t NR, bool a_row_major, int& tm,
+               int& tn) {
   const int64_t mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
+  const int64_t most = std::min<int64_t>(kMaxTilesPerThread * nt, mp * np);
   double best = -1;
-  for (int m = 1; m <= nt; ++m) {
-    if (nt % m) continue;
-    const int n = nt / m;
-    const double rows = double((mp + m - 1) / m * MR), cols = double((np + n - 1) / n * NR);
-    const double cost = rows * cols + 4.0 * (rows + cols);
-    if (best < 0 || cost < best) { best = cost; tm = m; tn = n; }
-  }
+  for (int64_t m = 1; m <= std::min<int64_t>(mp, most); ++m)
+    for (int64_t n = 1; n <= np && m * n <= most; ++n) {
+      const double rows = double((mp + m - 1) / m * MR), cols = double((np + n - 1) / n * NR);
+      const bool direct_a = a_row_major && cols <= double(kDirectAMaxPanels * NR);
+      const double tile = double(K) * (rows * cols + 4.0 * (cols + (direct_a ? 0.0 : rows))) + kTileStartWork;
+      const double cost = double((m * n + nt) / nt) * tile;  // ceil((m * n + 1) / nt) tiles
+      if (best < 0 || cost < best) { best = cost; tm = int(m); tn = int(n); }
+    }
 }
 
-// Threads take disjoint rectangles of C and run the serial nest on them: no barriers, no
-// shared buffers. K is never split and the blocking is fixed, so every C element is summed
-// in the same order whatever the thread count: results are bit-identical.
+// Threads take disjoint rectangles of C (tiles from a shared counter) and run the serial nest
+// on them: no barriers, no shared buffers. K is never split and the blocking is fixed, so every
+// C element is summed in the same order whatever the tiling and whoever runs a tile: results
+// are bit-identical for any thread count and any timing.
 template <typename T, class Cfg>
 void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa,
                   const T* B, int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc,
@@ -477,18 +490,22 @@ void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t 
   if (nt <= 1)
     return gemm_serial<T, Cfg>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, pre);
   const int64_t mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
-  parallel(nt, [&](int tid, int team) {
-    int tm = 1, tn = 1;
-    partition(team, M, N, MR, NR, tm, tn);
-    const int it = tid / tn, jt = tid % tn;
-    // This thread's rectangle [m0, m1) x [n0, n1), on the global MR x NR tile grid.
-    const int64_t m0 = std::min(M, mp * it / tm * MR), m1 = std::min(M, mp * (it + 1) / tm * MR);
-    const int64_t n0 = std::min(N, np * jt / tn * NR), n1 = std::min(N, np * (jt + 1) / tn * NR);
-    Prepacked<T> mine = pre;
-    mine.n0 += n0;
-    if (m1 > m0 && n1 > n0)
-      gemm_serial<T, Cfg>(m1 - m0, n1 - n0, K, alpha, A + m0 * rsa, rsa, csa, B + n0 * csb, rsb, csb, beta,
-                          C + m0 * rsc + n0 * csc, rsc, csc, mine);
+  int tm = 1, tn = 1;
+  tile_grid(nt, M, N, K, MR, NR, csa == 1, tm, tn);
+  const int64_t ntiles = int64_t(tm) * tn;
+  std::atomic<int64_t> next{0};
+  parallel(nt, [&](int, int) {
+    for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < ntiles;) {
+      const int64_t it = t / tn, jt = t % tn;
+      // Tile t's rectangle [m0, m1) x [n0, n1), on the global MR x NR micro-tile grid.
+      const int64_t m0 = std::min(M, mp * it / tm * MR), m1 = std::min(M, mp * (it + 1) / tm * MR);
+      const int64_t n0 = std::min(N, np * jt / tn * NR), n1 = std::min(N, np * (jt + 1) / tn * NR);
+      Prepacked<T> mine = pre;
+      mine.n0 += n0;
+      if (m1 > m0 && n1 > n0)
+        gemm_serial<T, Cfg>(m1 - m0, n1 - n0, K, alpha, A + m0 * rsa, rsa, csa, B + n0 * csb, rsb, csb, beta,
+                            C + m0 * rsc + n0 * csc, rsc, csc, mine);
+    }
   });
 }
 
