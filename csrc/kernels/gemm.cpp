@@ -428,7 +428,8 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
         // products); on 20 x 1024 @ 1024 x 256 float32 they cost half the time (85 -> 135 us).
         const int64_t step = fused_b ? group * NR : nc;
         const uintptr_t b_addr = reinterpret_cast<uintptr_t>(B + pc * rsb + jc * csb);
-        const int64_t peel = fused_b && !pre.data && nc >= kPeelMinPanels * NR && csb == 1 && (rsb * sizeof(T)) % 64 == 0 && b_addr % sizeof(T) == 0
+        const bool aligned_rows = csb == 1 && (rsb * sizeof(T)) % 64 == 0 && b_addr % sizeof(T) == 0;
+        const int64_t peel = fused_b && !pre.data && nc >= kPeelMinPanels * NR && aligned_rows
                                  ? int64_t((64 - b_addr % 64) % 64 / sizeof(T)) : 0;
         for (int64_t jg = 0, ng = 0; jg < nc; jg += ng) {
           ng = std::min<int64_t>(jg == 0 && peel > 0 ? peel : step, nc - jg);
