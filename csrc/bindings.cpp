@@ -154,17 +154,18 @@ void matmul_impl(const py::array& a, const py::array& b, py::array& out, double 
   const int64_t rsa = estride(a, nd - 2), csa = estride(a, nd - 1);
   const int64_t rsb = estride(b, nd - 2), csb = estride(b, nd - 1);
   const int64_t rsc = estride(out, nd - 2), csc = estride(out, nd - 1);
-  // Many small products: one per thread (each gemm then runs single-threaded inside the
-  // region, so every product is computed exactly as it would be alone: deterministic). No two
-  // batch entries share out (matmul() refuses an out whose elements alias).
+  // Many small products (attention's per-head products): threads take them one at a time from
+  // a shared counter, so a thread that starts late leaves no share behind (each gemm then runs
+  // single-threaded inside the region, so every product is computed exactly as it would be
+  // alone: deterministic). No two batch entries share out (matmul() refuses an out whose
+  // elements alias).
   const double work = double(M) * double(N) * double(K);
   const bool over_batch = work < 64.0 * 64.0 * 64.0 && work * double(batch) >= 64.0 * 64.0 * 64.0;
   py::gil_scoped_release nogil;
   // Otherwise the products run in turn and each gemm parallelises itself if large enough.
-  tapegrad::parallel_for(batch, over_batch, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      tapegrad::gemm<T>(M, N, K, static_cast<T>(alpha), pa + offa[i], rsa, csa, pb + offb[i], rsb, csb,
-                        static_cast<T>(beta), pc + offc[i], rsc, csc);
+  tapegrad::parallel_tiles(batch, over_batch, [&](int64_t i) {
+    tapegrad::gemm<T>(M, N, K, static_cast<T>(alpha), pa + offa[i], rsa, csa, pb + offb[i], rsb, csb,
+                      static_cast<T>(beta), pc + offc[i], rsc, csc);
   });
 }
 

@@ -8,10 +8,10 @@
 //         for jr in NC step NR   B micro-panel (KC x NR) -> L1
 //           for ir in MC step MR micro-kernel: MR x NR accumulators in registers
 //
-// Threads split C into rectangles of whole MR x NR micro-tiles and run this nest on their own
-// rectangle with their own pack buffers (no barriers). K is never split and the blocking does
-// not depend on the thread count, so every C element is summed in the same order whatever the
-// partition: results are bit-identical for any number of threads.
+// Threads cut C into tiles, rectangles of whole MR x NR micro-tiles, take them from a shared
+// counter and run this nest on each with their own pack buffers (no barriers). K is never split
+// and the blocking does not depend on the tiling, so every C element is summed in the same
+// order whoever computes it: results are bit-identical for any number of threads.
 // The AVX-512 and AVX2+FMA micro-kernels are compiled with target attributes and the widest the
 // CPU has is chosen at run time; a portable micro-kernel serves other CPUs (cpu.h: TAPEGRAD_CPU,
 // or TAPEGRAD_GEMM_KERNEL for gemm alone, caps the choice).
@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -57,11 +58,25 @@ template <> struct Blocks<double, Isa::generic>{ enum {   MR = 4, NR = 4,  KC = 
 // thread (a 13 us product took up to 9 ms), so small products, the common case in recurrent
 // loops, stay on one thread.
 constexpr double kParallelMinWork = 64.0 * 128.0 * 128.0;
-// A is read in place, unpacked, when it meets at most this many NR-wide panels of B.
+// A is read in place, unpacked, when it meets at most this many NR-wide panels of B, and, if
+// column-major, when it is at most this many bytes: a column-major panel is kc lines one
+// column stride apart, which for a power-of-two stride share a few cache sets and evict each
+// other between the panel's uses (the weight gradient X^T @ dY, 128 x 1024 @ 1024 x 128
+// float32: 314 us read in place, 237 packed; PyTorch 225).
 constexpr int64_t kDirectAMaxPanels = 8;
+constexpr double kDirectAColBytes = 16384;
+// Fused B aligns its panels to cache lines (`peel` in gemm_serial) when B is at least this
+// many NR-wide panels wide.
+constexpr int64_t kPeelMinPanels = 16;
 // Fused B packs groups of B micro-panels of at most this many bytes (half of L1): with a small
 // K, C is then written in long runs per row instead of NR columns at a time across all rows.
 constexpr int64_t kFusedBBytes = 16384;
+// Threads take tiles of C from a counter: at most this many tiles per thread, and a tile's
+// fixed cost (a call of the serial nest, its buffers, the counter), in multiply-adds.
+constexpr int64_t kMaxTilesPerThread = 4;
+constexpr double kTileStartWork = 32768;
+// Packing a row-major B prefetches the row this many rows ahead.
+constexpr int64_t kPackAhead = 8;
 
 // ---------------------------------------------------------------- scratch buffers
 // Packed panels live in per-thread, grow-only, 64-byte aligned buffers, so a call does not
@@ -164,8 +179,16 @@ void pack_b(int64_t kc, int64_t nc, const T* B, int64_t rsb, int64_t csb, T* Bp)
     const T* b = B + jr * csb;
     const int64_t n = std::min<int64_t>(NR, nc - jr);
     if (n == NR && csb == 1) {            // row-major B: each row slice is contiguous
-      for (int64_t p = 0; p < kc; ++p)
+      // The rows are rsb apart, a stride the hardware prefetchers follow poorly: without these
+      // prefetches the copy waited on memory for about a cycle per element (20 x 1024 @ 1024 x
+      // 256 float32 spent half its time here).
+      for (int64_t p = 0; p < kc; ++p) {
+        if (p + kPackAhead < kc) {
+          __builtin_prefetch(b + (p + kPackAhead) * rsb);
+          __builtin_prefetch(b + (p + kPackAhead) * rsb + NR - 1);
+        }
         for (int j = 0; j < NR; ++j) Bp[p * NR + j] = b[p * rsb + j];
+      }
     } else if (n == NR && rsb == 1) {     // column-major B: NR contiguous column streams
 #if defined(__x86_64__)
       if constexpr (kAvx2) {
@@ -351,7 +374,8 @@ inline void tile(int64_t m, int64_t n, int64_t kc, const T* Ap, int64_t ars, int
 // per row as a full one (the micro-kernel's FMA latency) and carry the same C traffic.
 // Two shortcuts for thin products, neither of which changes the arithmetic:
 //  - direct A: with few NR panels (N <= kDirectAMaxPanels * NR) packing A would cost about as
-//    much as using it, so the row panels of a row- or column-major A are read in place;
+//    much as using it, so the row panels of a row-major (or small column-major) A are read in
+//    place;
 //  - fused B: with one MC block of rows (M <= MC) each B micro-panel is used by one sweep of
 //    the micro-kernel only, so it is packed right before that sweep, into L1, instead of the
 //    whole KC x NC panel being packed to L3 first.
@@ -371,7 +395,8 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
                  const T* B, int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc,
                  Prepacked<T> pre = {}) {
   constexpr int MR = Cfg::MR, NR = Cfg::NR, KC = Cfg::KC, MC = Cfg::MC, NC = Cfg::NC;
-  const bool direct_a = (csa == 1 || rsa == 1) && N <= kDirectAMaxPanels * NR;
+  const bool direct_a = N <= kDirectAMaxPanels * NR &&
+                        (csa == 1 || (rsa == 1 && double(M) * double(K) * sizeof(T) <= kDirectAColBytes));
   const bool fused_b = M <= MC || pre.data;
   const int64_t kblocks = (K + KC - 1) / KC, kc_max = (K + kblocks - 1) / kblocks;
   const int64_t group = std::max<int64_t>(1, kFusedBBytes / int64_t(sizeof(T) * NR * kc_max));
@@ -399,9 +424,12 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
         // With fused B on a row-major B whose rows all share one alignment, a first group of
         // `peel` (< NR) columns makes every later micro-panel start on a cache line: a
         // misaligned panel row spans two lines, which costs up to a sixth of the throughput.
+        // The short first and last groups cost a panel each, so only for wide B (LeNet's im2col
+        // products); on 20 x 1024 @ 1024 x 256 float32 they cost half the time (85 -> 135 us).
         const int64_t step = fused_b ? group * NR : nc;
         const uintptr_t b_addr = reinterpret_cast<uintptr_t>(B + pc * rsb + jc * csb);
-        const int64_t peel = fused_b && !pre.data && csb == 1 && (rsb * sizeof(T)) % 64 == 0 && b_addr % sizeof(T) == 0
+        const bool aligned_rows = csb == 1 && (rsb * sizeof(T)) % 64 == 0 && b_addr % sizeof(T) == 0;
+        const int64_t peel = fused_b && !pre.data && nc >= kPeelMinPanels * NR && aligned_rows
                                  ? int64_t((64 - b_addr % 64) % 64 / sizeof(T)) : 0;
         for (int64_t jg = 0, ng = 0; jg < nc; jg += ng) {
           ng = std::min<int64_t>(jg == 0 && peel > 0 ? peel : step, nc - jg);
@@ -425,24 +453,32 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   }
 }
 
-// Split nt threads into a tm (along M) x tn (along N) grid of rectangles of whole micro-tiles,
-// minimising the busiest thread's cost: its multiply-adds plus its packing (each thread packs
-// the A rows and B columns of its own rectangle, a few multiply-adds' worth per element).
-void partition(int nt, int64_t M, int64_t N, int64_t MR, int64_t NR, int& tm, int& tn) {
+// Cut C into a tm (along M) x tn (along N) grid of tiles of whole micro-tiles for nt threads
+// that take tiles from a shared counter. A tile costs its multiply-adds plus its packing (each
+// tile packs the B columns of its own rectangle and, unless A is read in place, its A rows: a
+// few multiply-adds' worth per element) plus a fixed start-up. More tiles than threads cost
+// more packing but keep both threads busy when one starts late (a worker waking up, or a core
+// busy with another process): the grid minimises the time of ceil((tiles + 1) / nt) tiles, as
+// if one thread lost a tile's time at the start.
+void tile_grid(int nt, int64_t M, int64_t N, int64_t K, int64_t MR, int64_t NR, bool a_row_major, int& tm,
+               int& tn) {
   const int64_t mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
+  const int64_t most = std::min<int64_t>(kMaxTilesPerThread * nt, mp * np);
   double best = -1;
-  for (int m = 1; m <= nt; ++m) {
-    if (nt % m) continue;
-    const int n = nt / m;
-    const double rows = double((mp + m - 1) / m * MR), cols = double((np + n - 1) / n * NR);
-    const double cost = rows * cols + 4.0 * (rows + cols);
-    if (best < 0 || cost < best) { best = cost; tm = m; tn = n; }
-  }
+  for (int64_t m = 1; m <= std::min<int64_t>(mp, most); ++m)
+    for (int64_t n = 1; n <= np && m * n <= most; ++n) {
+      const double rows = double((mp + m - 1) / m * MR), cols = double((np + n - 1) / n * NR);
+      const bool direct_a = a_row_major && cols <= double(kDirectAMaxPanels * NR);
+      const double tile = double(K) * (rows * cols + 4.0 * (cols + (direct_a ? 0.0 : rows))) + kTileStartWork;
+      const double cost = double((m * n + nt) / nt) * tile;  // ceil((m * n + 1) / nt) tiles
+      if (best < 0 || cost < best) { best = cost; tm = int(m); tn = int(n); }
+    }
 }
 
-// Threads take disjoint rectangles of C and run the serial nest on them: no barriers, no
-// shared buffers. K is never split and the blocking is fixed, so every C element is summed
-// in the same order whatever the thread count: results are bit-identical.
+// Threads take disjoint rectangles of C (tiles from a shared counter) and run the serial nest
+// on them: no barriers, no shared buffers. K is never split and the blocking is fixed, so every
+// C element is summed in the same order whatever the tiling and whoever runs a tile: results
+// are bit-identical for any thread count and any timing.
 template <typename T, class Cfg>
 void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa,
                   const T* B, int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc,
@@ -455,18 +491,22 @@ void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t 
   if (nt <= 1)
     return gemm_serial<T, Cfg>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, pre);
   const int64_t mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
-  parallel(nt, [&](int tid, int team) {
-    int tm = 1, tn = 1;
-    partition(team, M, N, MR, NR, tm, tn);
-    const int it = tid / tn, jt = tid % tn;
-    // This thread's rectangle [m0, m1) x [n0, n1), on the global MR x NR tile grid.
-    const int64_t m0 = std::min(M, mp * it / tm * MR), m1 = std::min(M, mp * (it + 1) / tm * MR);
-    const int64_t n0 = std::min(N, np * jt / tn * NR), n1 = std::min(N, np * (jt + 1) / tn * NR);
-    Prepacked<T> mine = pre;
-    mine.n0 += n0;
-    if (m1 > m0 && n1 > n0)
-      gemm_serial<T, Cfg>(m1 - m0, n1 - n0, K, alpha, A + m0 * rsa, rsa, csa, B + n0 * csb, rsb, csb, beta,
-                          C + m0 * rsc + n0 * csc, rsc, csc, mine);
+  int tm = 1, tn = 1;
+  tile_grid(nt, M, N, K, MR, NR, csa == 1, tm, tn);
+  const int64_t ntiles = int64_t(tm) * tn;
+  std::atomic<int64_t> next{0};
+  parallel(nt, [&](int, int) {
+    for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < ntiles;) {
+      const int64_t it = t / tn, jt = t % tn;
+      // Tile t's rectangle [m0, m1) x [n0, n1), on the global MR x NR micro-tile grid.
+      const int64_t m0 = std::min(M, mp * it / tm * MR), m1 = std::min(M, mp * (it + 1) / tm * MR);
+      const int64_t n0 = std::min(N, np * jt / tn * NR), n1 = std::min(N, np * (jt + 1) / tn * NR);
+      Prepacked<T> mine = pre;
+      mine.n0 += n0;
+      if (m1 > m0 && n1 > n0)
+        gemm_serial<T, Cfg>(m1 - m0, n1 - n0, K, alpha, A + m0 * rsa, rsa, csa, B + n0 * csb, rsb, csb, beta,
+                            C + m0 * rsc + n0 * csc, rsc, csc, mine);
+    }
   });
 }
 

@@ -139,7 +139,8 @@ def _run(a, b, nthreads):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,n,k,tb", [(300, 500, 700, False), (500, 20, 300, True), (64, 4200, 260, False),
-                                      (8, 64, 500, True)], ids=["square", "tall", "wide", "batch"])
+                                      (64, 100, 784, True), (8, 64, 500, True)],
+                         ids=["square", "tall", "wide", "skinny", "batch"])
 def test_deterministic_across_threads(dtype, m, n, k, tb):
     """Bit-identical for 1 and 2 threads and across repeated runs (K is never split)."""
     rng = np.random.default_rng(6)
