@@ -167,7 +167,8 @@ class Tensor(_C.TensorBase):
 
     @property
     def T(self) -> "Tensor":
-        return _plain.permute(self, tuple(reversed(range(self.ndim))))
+        nd = self._data.ndim
+        return _plain.transpose(self, 0, 1) if nd == 2 else _plain.permute(self, tuple(reversed(range(nd))))
 
     @property
     def mT(self) -> "Tensor":

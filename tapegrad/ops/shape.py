@@ -190,10 +190,15 @@ def _check_permutation(dims, nd):
     raise RuntimeError(f"permute: repeated dim in {norm}")
 
 
+_SWAPS_2D = frozenset((a, b) for a in (0, 1, -1, -2) for b in (0, 1, -1, -2) if a % 2 != b % 2)
+
+
 @public(method=True)
 def transpose(input, dim0, dim1):
     """A view with dimensions ``dim0`` and ``dim1`` swapped."""
     nd = input._data.ndim
+    if nd == 2 and (dim0, dim1) in _SWAPS_2D:  # x.T, x.mT, w.t() of a matrix: no checks to make
+        return apply(_permute, input, dims=(1, 0))
     if nd == 0:
         return input
     d0, d1 = norm_dim(dim0, nd, "transpose"), norm_dim(dim1, nd, "transpose")
