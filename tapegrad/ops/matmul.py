@@ -41,18 +41,24 @@ def _transposed(t) -> bool:
     return d.ndim == 2 and not d.flags.c_contiguous and d.T.flags.c_contiguous
 
 
+def _mm(a, b):
+    """The product node itself: a gradient's operands are at least 2-D, of one dtype and of
+    shapes that multiply, so matmul()'s checks (and autocast's casts) have nothing to do."""
+    return apply(_matmul, a, b)
+
+
 def _mm_grad_a(g, a, b):
     # Like PyTorch's mm backward, give the gradient its operand's layout: for a transposed
     # operand compute the transposed product, so the leaf's gradient arrives contiguous
     # and is not copied again.
     # complex operands: g @ b^H, a^H @ g (PyTorch's convention for complex gradients)
     b = _cj(b)
-    return (b @ g.mT).mT if g.ndim == 2 and _transposed(a) else g @ b.mT
+    return _mm(b, g.mT).mT if g._data.ndim == 2 and _transposed(a) else _mm(g, b.mT)
 
 
 def _mm_grad_b(g, a, b):
     a = _cj(a)
-    return (g.mT @ a).mT if g.ndim == 2 and _transposed(b) else a.mT @ g
+    return _mm(g.mT, a).mT if g._data.ndim == 2 and _transposed(b) else _mm(a.mT, g)
 
 
 # PyTorch's products never promote: float32 @ float64 (or float @ int) raises where elementwise
