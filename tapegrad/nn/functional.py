@@ -26,7 +26,7 @@ from ..ops.activation import (elu, gelu, hardtanh, leaky_relu, log_softmax, logs
                               relu6, silu, softmax, softplus)
 from ..ops.activation import binary_cross_entropy_pointwise as _bce_pointwise
 from ..ops.linalg import pdist  # noqa: F401
-from ..ops.matmul import cpp_name as _cpp_name, scalar_name as _scalar_name
+from ..ops.matmul import _linear, cpp_name as _cpp_name, scalar_name as _scalar_name
 from ..ops.conv import (adaptive_avg_pool2d, adaptive_avg_pool3d, avg_pool2d, avg_pool3d, conv2d,  # noqa: F401
                         conv3d, conv_transpose2d, conv_transpose3d, max_pool2d, max_pool3d, max_unpool2d,
                         max_unpool3d)
@@ -198,6 +198,9 @@ def gumbel_softmax(logits, tau: float = 1.0, hard: bool = False, eps: float = 1e
 
 
 # ---------------------------------------------------------------- linear and attention
+_GEMM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 @cast_inputs(LOWER)
 @round_once
 def linear(input, weight, bias=None):
@@ -211,6 +214,12 @@ def linear(input, weight, bias=None):
     if bias is not None and isinstance(bias, Tensor) and bias.dtype != weight.dtype:
         raise RuntimeError(f"self and mat2 must have the same dtype, but got {_scalar_name(bias)} and "
                            f"{_scalar_name(weight)}")
+    x, w = input._data, weight._data
+    if (x.__class__ is np.ndarray and w.__class__ is np.ndarray and w.ndim == 2 and x.ndim and x.size and w.size
+            and x.dtype is w.dtype and x.dtype in _GEMM_DTYPES
+            and (bias is None or isinstance(bias, Tensor) and bias._data.dtype is x.dtype
+                 and bias._data.shape == w.shape[:1])):
+        return _apply(_linear, input, weight) if bias is None else _apply(_linear, input, weight, bias)  # one node
     if input.ndim > 2 and weight.ndim == 2:
         # The leading dims fold into the rows of one GEMM, as PyTorch does: a batched product
         # would pack the weight once per leading index, and its weight gradient would be a
