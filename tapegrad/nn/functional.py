@@ -202,9 +202,20 @@ _GEMM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 @cast_inputs(LOWER)
-@round_once
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias``; weight has shape (out_features, in_features)."""
+    x, w = input._data, weight._data
+    if (x.__class__ is np.ndarray and w.__class__ is np.ndarray and w.ndim == 2 and x.ndim
+            and x.shape[-1] == w.shape[1] and x.size and w.size and x.dtype is w.dtype and x.dtype in _GEMM_DTYPES
+            and (bias is None or isinstance(bias, Tensor) and bias._data.dtype is x.dtype
+                 and bias._data.shape == w.shape[:1])):
+        return _apply(_linear, input, weight) if bias is None else _apply(_linear, input, weight, bias)  # one node
+    return _linear_composite(input, weight, bias)
+
+
+@round_once
+def _linear_composite(input, weight, bias=None):
+    """linear's other cases (16-bit, empty, batched weights) and its errors, in tapegrad ops."""
     if input._data.shape[-1] != weight._data.shape[-1]:
         raise RuntimeError(f"linear: input has {input.shape[-1]} features in its last dim (shape "
                            f"{_shape(input)}) but weight expects {weight.shape[-1]} (weight shape {_shape(weight)})")
@@ -214,12 +225,6 @@ def linear(input, weight, bias=None):
     if bias is not None and isinstance(bias, Tensor) and bias.dtype != weight.dtype:
         raise RuntimeError(f"self and mat2 must have the same dtype, but got {_scalar_name(bias)} and "
                            f"{_scalar_name(weight)}")
-    x, w = input._data, weight._data
-    if (x.__class__ is np.ndarray and w.__class__ is np.ndarray and w.ndim == 2 and x.ndim and x.size and w.size
-            and x.dtype is w.dtype and x.dtype in _GEMM_DTYPES
-            and (bias is None or isinstance(bias, Tensor) and bias._data.dtype is x.dtype
-                 and bias._data.shape == w.shape[:1])):
-        return _apply(_linear, input, weight) if bias is None else _apply(_linear, input, weight, bias)  # one node
     if input.ndim > 2 and weight.ndim == 2:
         # The leading dims fold into the rows of one GEMM, as PyTorch does: a batched product
         # would pack the weight once per leading index, and its weight gradient would be a
