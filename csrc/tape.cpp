@@ -32,6 +32,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -45,6 +46,15 @@ PyObject* np_isnan = nullptr;
 PyObject* np_ones = nullptr;
 PyObject* meta_cache = nullptr;  // (shape, dtype) -> Meta: stand-ins are immutable, so they are shared
 PyObject* inside = nullptr;      // co_filename -> whether it is tapegrad's own code
+PyObject* wide_dtypes[6] = {};   // numpy's own float64, float32, int64, int32, bool, complex128 dtypes
+
+// Whether descr is one of numpy's dtypes above (not 2 bytes wide): a pointer test where
+// `arr.itemsize` makes an int per input of every op.
+bool is_wide_dtype(PyObject* descr) {
+  for (PyObject* d : wide_dtypes)
+    if (d == descr) return true;
+  return false;
+}
 
 const char* const kFreedMsg =
     "Trying to backward through the graph a second time (or to use saved tensors after they were freed). "
@@ -96,8 +106,16 @@ PyObject* user_frame_lazy() {
       PyObject* scope = modes().scope;
       PyObject* c = reinterpret_cast<PyObject*>(code);
       int lasti = PyFrame_GetLasti(f);
-      PyObject* res = scope != nullptr ? Py_BuildValue("(OiO)", c, lasti, scope) : Py_BuildValue("(Oi)", c, lasti);
-      Py_DECREF(code);
+      PyObject* offset = PyLong_FromLong(lasti);
+      PyObject* res = offset != nullptr ? PyTuple_New(scope != nullptr ? 3 : 2) : nullptr;
+      if (res != nullptr) {
+        PyTuple_SET_ITEM(res, 0, c);  // the frame's reference to its code becomes the tuple's
+        PyTuple_SET_ITEM(res, 1, offset);
+        if (scope != nullptr) PyTuple_SET_ITEM(res, 2, Py_NewRef(scope));
+      } else {
+        Py_XDECREF(offset);
+        Py_DECREF(code);
+      }
       Py_DECREF(f);
       return res;
     }
@@ -190,6 +208,7 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
   // one attribute per input, so every other op pays ~20 ns instead of a Python wrapper's ~1 us
   PyObject* forward = op->forward;
   for (Py_ssize_t i = 0; op->forward16 != nullptr && i < n; ++i) {
+    if (is_exact_ndarray(stack[1 + i]) && is_wide_dtype(array_head(stack[1 + i])->descr)) continue;
     Ref size(PyObject_GetAttr(stack[1 + i], s_itemsize));
     if (!size) return nullptr;
     if (PyLong_AsLong(size.get()) == 2) {
@@ -295,28 +314,18 @@ bool unshared(PyObject* g) {
   TensorObject* t = T(g);
   PyObject* d = t->data;
   if (Py_REFCNT(g) != 1 || t->grad_fn != Py_None || !is_exact_ndarray(d) || Py_REFCNT(d) != 1) return false;
-  Py_buffer view;
-  if (PyObject_GetBuffer(d, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
-    PyErr_Clear();
-    return false;
-  }
-  Py_ssize_t len = view.len;
-  PyBuffer_Release(&view);
-  Ref base(PyObject_GetAttr(d, s_base));
-  if (!base) {
-    PyErr_Clear();
-    return false;
-  }
-  if (base.get() == Py_None) return true;
-  // a reshape of a temporary that nothing else holds (held by d and by us) is owned too
-  if (!is_exact_ndarray(base.get()) || Py_REFCNT(base.get()) != 2) return false;
-  if (PyObject_GetBuffer(base.get(), &view, PyBUF_C_CONTIGUOUS) < 0) {
-    PyErr_Clear();
-    return false;
-  }
-  bool whole = view.len == len;
-  PyBuffer_Release(&view);
-  return whole;
+  ArrayHead* h = array_head(d);
+  if ((h->flags & (kArrayCContiguous | kArrayWriteable)) != (kArrayCContiguous | kArrayWriteable)) return false;
+  PyObject* base = h->base;
+  if (base == nullptr || base == Py_None) return true;
+  // a reshape of a temporary that nothing else holds (held by d alone) is owned too
+  if (!is_exact_ndarray(base) || Py_REFCNT(base) != 1) return false;
+  ArrayHead* b = array_head(base);
+  if (!(b->flags & kArrayCContiguous) || b->descr != h->descr || (b->base != nullptr && b->base != Py_None)) return false;
+  Py_ssize_t n = 1, nb = 1;
+  for (int k = 0; k < h->nd; ++k) n *= h->dims[k];
+  for (int k = 0; k < b->nd; ++k) nb *= b->dims[k];
+  return n == nb;  // all of it
 }
 
 bool bump_version(PyObject* t) {
@@ -343,35 +352,25 @@ void add_into_buffer(void* dst, const void* src, Py_ssize_t n) {
 int add_small_in_place(PyObject* d, PyObject* gd) {
   constexpr Py_ssize_t kSmallBytes = 1 << 14;
   if (!is_exact_ndarray(d) || !is_exact_ndarray(gd) || d == gd) return 0;
-  Py_buffer a, b;
-  if (PyObject_GetBuffer(d, &a, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
-    PyErr_Clear();
-    return 0;
+  ArrayHead *a = array_head(d), *b = array_head(gd);
+  bool f64 = a->descr == wide_dtypes[0], f32 = a->descr == wide_dtypes[1];  // numpy's own float64 / float32
+  if (!(f64 || f32) || b->descr != a->descr || a->nd != b->nd) return 0;
+  constexpr int kDense = kArrayCContiguous | kArrayAligned;
+  if ((a->flags & (kDense | kArrayWriteable)) != (kDense | kArrayWriteable) || (b->flags & kDense) != kDense) return 0;
+  Py_ssize_t n = 1;
+  for (int k = 0; k < a->nd; ++k) {
+    if (a->dims[k] != b->dims[k]) return 0;
+    n *= a->dims[k];
   }
-  int done = 0;
-  if (a.len <= kSmallBytes && a.format != nullptr && a.format[0] != '\0' && a.format[1] == '\0' &&
-      (a.format[0] == 'd' || a.format[0] == 'f')) {
-    if (PyObject_GetBuffer(gd, &b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-      PyErr_Clear();
-    } else {
-      bool same_shape = a.ndim == b.ndim;
-      for (int k = 0; same_shape && k < a.ndim; ++k) same_shape = a.shape[k] == b.shape[k];
-      const char* a_end = static_cast<char*>(a.buf) + a.len;
-      const char* b_end = static_cast<char*>(b.buf) + b.len;
-      bool overlap = static_cast<char*>(a.buf) < b_end && static_cast<char*>(b.buf) < a_end;
-      if (same_shape && !overlap && b.len == a.len && b.format != nullptr && strcmp(a.format, b.format) == 0) {
-        if (a.format[0] == 'd') {
-          add_into_buffer<double>(a.buf, b.buf, a.len / static_cast<Py_ssize_t>(sizeof(double)));
-        } else {
-          add_into_buffer<float>(a.buf, b.buf, a.len / static_cast<Py_ssize_t>(sizeof(float)));
-        }
-        done = 1;
-      }
-      PyBuffer_Release(&b);
-    }
+  Py_ssize_t bytes = n * (f64 ? 8 : 4);
+  if (bytes > kSmallBytes) return 0;
+  if (a->data < b->data + bytes && b->data < a->data + bytes) return 0;  // overlapping: numpy's business
+  if (f64) {
+    add_into_buffer<double>(a->data, b->data, n);
+  } else {
+    add_into_buffer<float>(a->data, b->data, n);
   }
-  PyBuffer_Release(&a);
-  return done;
+  return 1;
 }
 
 // Accumulate g into t.grad (a fresh tensor the first time: never an alias of another's).
@@ -504,11 +503,9 @@ bool add_into(PyObject** sum, PyObject* g) {  // steals g
   if (!modes().grad_enabled && Py_TYPE(*sum) == tensor_class && Py_TYPE(g) == tensor_class) {
     PyObject *a = T(*sum)->data, *b = T(g)->data;
     if (is_exact_ndarray(a) && is_exact_ndarray(b)) {
-      Ref sa(PyObject_GetAttr(a, s_shape)), sb(PyObject_GetAttr(b, s_shape));
-      Ref da(PyObject_GetAttr(a, s_dtype)), db(PyObject_GetAttr(b, s_dtype));
-      if (!sa || !sb || !da || !db) { Py_DECREF(g); return false; }
-      int same = da.get() == db.get() ? PyObject_RichCompareBool(sa.get(), sb.get(), Py_EQ) : 0;
-      if (same < 0) { Py_DECREF(g); return false; }
+      ArrayHead *ha = array_head(a), *hb = array_head(b);
+      bool same = ha->descr == hb->descr && ha->nd == hb->nd;
+      for (int k = 0; same && k < ha->nd; ++k) same = ha->dims[k] == hb->dims[k];
       if (same) {
         Ref r(PyNumber_Add(a, b));
         Py_DECREF(g);
@@ -876,7 +873,16 @@ bool Pass::run_node(PyObject* node) {
     PyObject* m = PyTuple_GET_ITEM(metas.get(), i);
     PyObject* shape = PyTuple_GET_ITEM(m, 0);
     PyObject* dtype = PyTuple_GET_ITEM(m, 1);
-    Ref dshape(PyObject_GetAttr(T(gi.get())->data, s_shape));
+    PyObject* gdata = T(gi.get())->data;
+    bool exact = is_exact_ndarray(gdata);
+    if (exact && array_head(gdata)->descr == dtype) {  // the usual gradient: right dtype, maybe right shape
+      int same = same_shape(gdata, shape);
+      if (same == 1) {
+        if (!report(e, gi.release())) return false;
+        continue;
+      }
+    }
+    Ref dshape(PyObject_GetAttr(gdata, s_shape));
     if (!dshape) return false;
     int same = PyObject_RichCompareBool(dshape.get(), shape, Py_EQ);
     if (same < 0) return false;
@@ -1083,6 +1089,13 @@ bool engine_init() {
   np_isnan = PyObject_GetAttrString(np.get(), "isnan");
   np_ones = PyObject_GetAttrString(np.get(), "ones");
   if (np_ones == nullptr) return false;
+  const char* wide[] = {"float64", "float32", "int64", "int32", "bool", "complex128"};
+  Ref np_dtype(PyObject_GetAttrString(np.get(), "dtype"));
+  if (!np_dtype) return false;
+  for (size_t k = 0; k < std::size(wide); ++k) {
+    wide_dtypes[k] = PyObject_CallFunction(np_dtype.get(), "s", wide[k]);
+    if (wide_dtypes[k] == nullptr) return false;
+  }
   meta_cache = PyDict_New();
   inside = PyDict_New();
   return np_isnan != nullptr && meta_cache != nullptr && inside != nullptr;

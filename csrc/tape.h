@@ -112,6 +112,39 @@ extern PyObject* ndarray_type;      // numpy.ndarray
 extern PyObject* np_asarray;        // numpy.asarray
 inline bool is_exact_ndarray(PyObject* o) { return reinterpret_cast<PyObject*>(Py_TYPE(o)) == ndarray_type; }
 
+// The head of numpy's array object (PyArrayObject_fields: part of numpy's ABI, read the same way
+// by pybind11's PyArray_Proxy), so that the tape can read an array's shape and dtype without
+// `arr.shape` building a tuple of ints per call (the engine checks every gradient it passes on).
+struct ArrayHead {
+  PyObject_HEAD
+  char* data;
+  int nd;
+  Py_ssize_t* dims;
+  Py_ssize_t* strides;
+  PyObject* base;
+  PyObject* descr;  // the dtype
+  int flags;
+};
+inline ArrayHead* array_head(PyObject* arr) { return reinterpret_cast<ArrayHead*>(arr); }
+constexpr int kArrayCContiguous = 0x0001, kArrayAligned = 0x0100, kArrayWriteable = 0x0400;  // numpy's NPY_ARRAY_*
+
+// Whether the exact ndarray arr has the shape `shape` (a tuple of ints as `arr.shape` gives):
+// 1 yes, 0 no, -1 when `shape` is not such a tuple (the caller compares the Python way).
+inline int same_shape(PyObject* arr, PyObject* shape) {
+  if (!PyTuple_CheckExact(shape)) return -1;
+  ArrayHead* a = array_head(arr);
+  if (a->nd != PyTuple_GET_SIZE(shape)) return 0;
+  for (int i = 0; i < a->nd; ++i) {
+    PyObject* d = PyTuple_GET_ITEM(shape, i);
+    if (!PyLong_CheckExact(d)) return -1;
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(d, &overflow);
+    if (overflow) return -1;
+    if (v != a->dims[i]) return 0;
+  }
+  return 1;
+}
+
 // Thread-local modes (new threads start with grad enabled and anomaly detection off).
 // `scope` is a weak reference to the nn.Module whose forward is running in this thread (set and
 // restored by Module.__call__ through _C._module_scope), or null: nodes note it beside their

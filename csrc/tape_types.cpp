@@ -432,6 +432,18 @@ PyObject* shape_dtype(PyObject* arr) {  // (arr.shape, arr.dtype), both left out
   return p;
 }
 
+// The producer's out_meta when it still describes arr (the usual input: the output of the node
+// that made it, unless its data was replaced since): the same immutable pair, not a new one.
+// Shared only while untracked, so node_traverse's visit of it stays a no-op.
+PyObject* producer_meta(TensorObject* t) {
+  if (t->grad_fn == Py_None || !is_node(t->grad_fn) || !is_exact_ndarray(t->data)) return nullptr;
+  PyObject* om = N(t->grad_fn)->out_meta;
+  if (om == nullptr || !PyTuple_CheckExact(om) || PyTuple_GET_SIZE(om) != 2 || PyObject_GC_IsTracked(om)) return nullptr;
+  if (PyTuple_GET_ITEM(om, 1) != array_head(t->data)->descr || same_shape(t->data, PyTuple_GET_ITEM(om, 0)) != 1)
+    return nullptr;
+  return Py_NewRef(om);
+}
+
 }  // namespace
 
 bool node_fill(NodeObject* node, PyObject* op_obj, PyObject* const* inputs, Py_ssize_t n, PyObject* attrs,
@@ -441,7 +453,8 @@ bool node_fill(NodeObject* node, PyObject* op_obj, PyObject* const* inputs, Py_s
   if (!meta || !versions || !edges || !saved) return false;
   for (Py_ssize_t i = 0; i < n; ++i) {
     TensorObject* t = T(inputs[i]);
-    PyObject* m = shape_dtype(t->data);
+    PyObject* m = producer_meta(t);
+    if (m == nullptr) m = shape_dtype(t->data);
     if (m == nullptr) return false;
     PyTuple_SET_ITEM(meta.get(), i, m);
     if (!PyList_Check(t->version) || PyList_GET_SIZE(t->version) < 1) {

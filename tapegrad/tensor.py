@@ -167,7 +167,8 @@ class Tensor(_C.TensorBase):
 
     @property
     def T(self) -> "Tensor":
-        return _plain.permute(self, tuple(reversed(range(self.ndim))))
+        nd = self._data.ndim
+        return _plain.transpose(self, 0, 1) if nd == 2 else _plain.permute(self, tuple(reversed(range(nd))))
 
     @property
     def mT(self) -> "Tensor":
@@ -371,7 +372,7 @@ class Tensor(_C.TensorBase):
     # ------------------------------------------------------------ autograd
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``."""
-        _engine.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
+        _engine.backward(self, gradient, retain_graph, create_graph, inputs)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         if requires_grad and not (_dtype.is_floating(self._data.dtype) or self._data.dtype.kind == "c"):

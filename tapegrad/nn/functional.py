@@ -26,7 +26,7 @@ from ..ops.activation import (elu, gelu, hardtanh, leaky_relu, log_softmax, logs
                               relu6, silu, softmax, softplus)
 from ..ops.activation import binary_cross_entropy_pointwise as _bce_pointwise
 from ..ops.linalg import pdist  # noqa: F401
-from ..ops.matmul import cpp_name as _cpp_name, scalar_name as _scalar_name
+from ..ops.matmul import _linear, cpp_name as _cpp_name, scalar_name as _scalar_name
 from ..ops.conv import (adaptive_avg_pool2d, adaptive_avg_pool3d, avg_pool2d, avg_pool3d, conv2d,  # noqa: F401
                         conv3d, conv_transpose2d, conv_transpose3d, max_pool2d, max_pool3d, max_unpool2d,
                         max_unpool3d)
@@ -198,10 +198,24 @@ def gumbel_softmax(logits, tau: float = 1.0, hard: bool = False, eps: float = 1e
 
 
 # ---------------------------------------------------------------- linear and attention
+_GEMM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 @cast_inputs(LOWER)
-@round_once
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias``; weight has shape (out_features, in_features)."""
+    x, w = input._data, weight._data
+    if (x.__class__ is np.ndarray and w.__class__ is np.ndarray and w.ndim == 2 and x.ndim
+            and x.shape[-1] == w.shape[1] and x.size and w.size and x.dtype is w.dtype and x.dtype in _GEMM_DTYPES
+            and (bias is None or isinstance(bias, Tensor) and bias._data.dtype is x.dtype
+                 and bias._data.shape == w.shape[:1])):
+        return _apply(_linear, input, weight) if bias is None else _apply(_linear, input, weight, bias)  # one node
+    return _linear_composite(input, weight, bias)
+
+
+@round_once
+def _linear_composite(input, weight, bias=None):
+    """linear's other cases (16-bit, empty, batched weights) and its errors, in tapegrad ops."""
     if input._data.shape[-1] != weight._data.shape[-1]:
         raise RuntimeError(f"linear: input has {input.shape[-1]} features in its last dim (shape "
                            f"{_shape(input)}) but weight expects {weight.shape[-1]} (weight shape {_shape(weight)})")

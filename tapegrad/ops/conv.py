@@ -154,6 +154,8 @@ _KERNEL = {2: "kH, kW", 3: "kD, kH, kW"}
 
 
 def _int(v, what, opname, nd=2):
+    if type(v) is int:  # the usual case, without the Integral ABC's instance check
+        return v
     if isinstance(v, bool) or not isinstance(v, (numbers.Integral,)):
         raise TypeError(f"{opname}: {what} must be an int or a {'pair' if nd == 2 else 'triple'} of ints, got {v!r}")
     return int(v)

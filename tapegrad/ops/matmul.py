@@ -13,7 +13,7 @@ from .._tape.registry import apply, defop
 from ._util import norm_dim, pair
 from .complex import conj_if_complex as _cj
 from .pointwise import add, mul
-from .shape import diagonal, permute, reshape
+from .shape import _reshape, diagonal, permute, reshape
 from . import sparse
 from .surface import public
 from ._autocast import LOWER, cast_inputs, round_once
@@ -29,9 +29,12 @@ def _mm_fwd(a, b):
         out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
         _C.matmul(a, b, out)
         return out
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    ba, bb = a.shape[:-2], b.shape[:-2]
+    batch = ba if ba == bb else np.broadcast_shapes(ba, bb)
     out = np.empty(batch + (a.shape[-2], b.shape[-1]), dtype=a.dtype)
-    _C.matmul(np.broadcast_to(a, batch + a.shape[-2:]), np.broadcast_to(b, batch + b.shape[-2:]), out)
+    # numpy's broadcast_to is a Python function of several us: only where the batch dims differ
+    _C.matmul(a if ba == batch else np.broadcast_to(a, batch + a.shape[-2:]),
+              b if bb == batch else np.broadcast_to(b, batch + b.shape[-2:]), out)
     return out
 
 
@@ -41,18 +44,24 @@ def _transposed(t) -> bool:
     return d.ndim == 2 and not d.flags.c_contiguous and d.T.flags.c_contiguous
 
 
+def _mm(a, b):
+    """The product node itself: a gradient's operands are at least 2-D, of one dtype and of
+    shapes that multiply, so matmul()'s checks (and autocast's casts) have nothing to do."""
+    return apply(_matmul, a, b)
+
+
 def _mm_grad_a(g, a, b):
     # Like PyTorch's mm backward, give the gradient its operand's layout: for a transposed
     # operand compute the transposed product, so the leaf's gradient arrives contiguous
     # and is not copied again.
     # complex operands: g @ b^H, a^H @ g (PyTorch's convention for complex gradients)
     b = _cj(b)
-    return (b @ g.mT).mT if g.ndim == 2 and _transposed(a) else g @ b.mT
+    return _mm(b, g.mT).mT if g._data.ndim == 2 and _transposed(a) else _mm(g, b.mT)
 
 
 def _mm_grad_b(g, a, b):
     a = _cj(a)
-    return (g.mT @ a).mT if g.ndim == 2 and _transposed(b) else a.mT @ g
+    return _mm(g.mT, a).mT if g._data.ndim == 2 and _transposed(b) else _mm(a.mT, g)
 
 
 # PyTorch's products never promote: float32 @ float64 (or float @ int) raises where elementwise
@@ -99,6 +108,42 @@ def _check_self_dtype(input, mat2):
 _matmul = defop("matmul", _mm_fwd,
                 lambda g, out, a, b: _mm_grad_a(g, a, b),
                 lambda g, out, a, b: _mm_grad_b(g, a, b))
+
+
+def _linear_fwd(x, w, b=None):
+    """x (..., K) @ w (N, K).T (+ b (N,)): the leading dims of x fold into the rows of one GEMM,
+    as PyTorch's linear does (a batched product would pack the weight once per leading index)."""
+    x2 = x.reshape(-1, x.shape[-1])
+    out = np.empty((x2.shape[0], w.shape[0]), dtype=x.dtype)
+    _C.matmul(x2, w.T, out)
+    if b is not None:
+        out += b
+    return out.reshape(x.shape[:-1] + (w.shape[0],))
+
+
+def _rows(t, n):
+    """t (..., n) as the matrix (rows, n)."""
+    d = t._data
+    return t if d.ndim == 2 else apply(_reshape, t, shape=(d.size // n, n))
+
+
+def _linear_grad_x(g, x, w):
+    gx = _mm(_rows(g, w._data.shape[0]), w)
+    return gx if x._data.ndim == 2 else apply(_reshape, gx, shape=x._data.shape)
+
+
+def _linear_grad_w(g, x, w):
+    return _mm(_rows(g, w._data.shape[0]).mT, _rows(x, w._data.shape[1]))  # (N, K), the weight's layout
+
+
+# nn.functional.linear on float32/float64 operands of one dtype, non-empty: one node instead of
+# reshape, transpose, product, reshape and bias add (and their five backward steps). The bias's
+# gradient is g itself: the engine sums it down to (N,), as for any broadcast input.
+_linear = defop("linear", _linear_fwd,
+                lambda g, out, x, w, b=None: _linear_grad_x(g, x, w),
+                lambda g, out, x, w, b=None: _linear_grad_w(g, x, w),
+                lambda g, out, x, w, b: g,
+                saves=(0, 1))
 
 
 @public(method=True, out=True)

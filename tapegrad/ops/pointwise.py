@@ -29,7 +29,8 @@ Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops
 # ---------------------------------------------------------------- binary arithmetic
 _add = defop("add", np.add, lambda g, out, x, y: g, lambda g, out, x, y: g, saves=())
 _sub = defop("sub", np.subtract, lambda g, out, x, y: g, lambda g, out, x, y: -g, saves=())
-_mul = defop("mul", np.multiply, lambda g, out, x, y: g * _cj(y), lambda g, out, x, y: g * _cj(x))
+# mul(g, ...) rather than g * ...: the VJPs of the commonest ops skip Tensor.__mul__'s frame
+_mul = defop("mul", np.multiply, lambda g, out, x, y: mul(g, _cj(y)), lambda g, out, x, y: mul(g, _cj(x)))
 _div = defop("div", np.true_divide, lambda g, out, x, y: g / _cj(y), lambda g, out, x, y: -g * _cj(x / (y * y)))
 _pow = defop("pow", np.power,
              lambda g, out, x, y: where(y == 0, const(0.0, g.dtype), g * _cj(y * x ** (y - 1))),  # PyTorch: 0 at y == 0
@@ -62,6 +63,8 @@ def add(input, other, *, alpha=1):
     """``input + alpha * other`` with broadcasting."""
     if alpha != 1:
         other = mul(other, alpha)
+    elif isinstance(input, Tensor) and isinstance(other, Tensor) and input._data.dtype is other._data.dtype:
+        return apply(_add, input, other)  # nothing for pair() to promote
     return apply(_add, *pair(input, other, "add"))
 
 
@@ -83,6 +86,8 @@ def _is_bool(x):
 @public(method=True, inplace=True, out=True)
 def mul(input, other):
     """``input * other``, broadcast and type-promoted as in PyTorch."""
+    if isinstance(input, Tensor) and isinstance(other, Tensor) and input._data.dtype is other._data.dtype:
+        return apply(_mul, input, other)  # nothing for pair() to promote
     return apply(_mul, *pair(input, other, "mul", opmath=True))
 
 
@@ -221,7 +226,7 @@ def _no_bool(input, opname, hint=""):
         raise RuntimeError(f"{opname}: not implemented for 'Bool' tensors{hint}")
 
 
-_exp, exp = _unary("exp", np.exp, lambda g, out, x: g * _cj(out), saves_output=True, saves=(), floating=True)
+_exp, exp = _unary("exp", np.exp, lambda g, out, x: mul(g, _cj(out)), saves_output=True, saves=(), floating=True)
 public(exp, method=True, inplace=True, out=True,
        doc="``e ** input``, elementwise.")
 _log, log = _unary("log", np.log, lambda g, out, x: g / _cj(x), floating=True)

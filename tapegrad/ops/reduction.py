@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import collections
+import math
 
 import numpy as np
 
@@ -36,11 +37,17 @@ def _unreduce(g, x, dims, keepdim):
     """Broadcast a reduced gradient back over the reduced dims of ``x``."""
     # the shapes are right by construction: apply the view ops directly, skipping the
     # argument checks of reshape()/expand() (this runs in every sum/mean backward)
-    if not keepdim:
-        keep = _keep_shape(x.shape, dims)
-        if g._data.shape != keep:
+    shape = x.shape
+    gd = g._data
+    if gd.shape == shape:
+        return g
+    if gd.size == math.prod(shape):  # only dims of size 1 were reduced: a reshape puts them back
+        return apply(_reshape, g, shape=tuple(shape))
+    if not keepdim and gd.ndim:  # a 0-d gradient (a full reduction's) broadcasts as it is
+        keep = _keep_shape(shape, dims)
+        if gd.shape != keep:
             g = apply(_reshape, g, shape=keep)
-    return g if g._data.shape == x.shape else apply(_expand, g, shape=tuple(x.shape))
+    return apply(_expand, g, shape=tuple(shape))
 
 
 def _sum_fwd(x, dims, keepdim):
@@ -57,7 +64,7 @@ def _mean_fwd(x, dims, keepdim):
 
 
 def _mean_vjp(g, out, x, dims, keepdim):
-    n = int(np.prod([x.shape[d] for d in dims]))
+    n = math.prod([x.shape[d] for d in dims])
     return _unreduce(g, x, dims, keepdim) / n
 
 

@@ -25,7 +25,7 @@ Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops
 def _shape_arg(shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
-    return tuple(int(s) for s in shape)
+    return tuple(map(int, shape))
 
 
 def _infer_shape(shape, numel, opname, src_shape):
@@ -47,14 +47,19 @@ def _infer_shape(shape, numel, opname, src_shape):
     return shape
 
 
-_reshape = defop("reshape", lambda x, shape: x.reshape(shape), lambda g, out, x, shape: g.reshape(x.shape),
+def _reshape_to(g, shape):
+    """g reshaped to its input's ``shape`` (valid by construction: reshape()'s checks are done)."""
+    return g if g._data.shape == shape else apply(_reshape, g, shape=tuple(shape))
+
+
+_reshape = defop("reshape", lambda x, shape: x.reshape(shape), lambda g, out, x, shape: _reshape_to(g, x.shape),
                  saves=(), view=True)
 
 
 @public
 def reshape(input, *shape):
     """Same data, new shape (a view when the layout allows, a copy otherwise); one dim may be -1."""
-    shape = _infer_shape(_shape_arg(shape), input._data.size, "reshape", input.shape)
+    shape = _infer_shape(_shape_arg(shape), input._data.size, "reshape", input._data.shape)
     if shape == input._data.shape:
         return input
     return apply(_reshape, input, shape=shape)
@@ -190,10 +195,15 @@ def _check_permutation(dims, nd):
     raise RuntimeError(f"permute: repeated dim in {norm}")
 
 
+_SWAPS_2D = frozenset((a, b) for a in (0, 1, -1, -2) for b in (0, 1, -1, -2) if a % 2 != b % 2)
+
+
 @public(method=True)
 def transpose(input, dim0, dim1):
     """A view with dimensions ``dim0`` and ``dim1`` swapped."""
     nd = input._data.ndim
+    if nd == 2 and (dim0, dim1) in _SWAPS_2D:  # x.T, x.mT, w.t() of a matrix: no checks to make
+        return apply(_permute, input, dims=(1, 0))
     if nd == 0:
         return input
     d0, d1 = norm_dim(dim0, nd, "transpose"), norm_dim(dim1, nd, "transpose")

@@ -1469,6 +1469,22 @@ def _matmul(draw):
 cases("matmul", Case(lambda M, x, y: M.matmul(x, y), [B, B]))
 
 
+@entry("linear", gradgrad=True)
+def _linear(draw):
+    """nn.functional.linear's one node: input of 1-3 dims, with and without a bias."""
+    k, n = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    lead = draw(st.sampled_from([(), (2,), (2, 3)]))
+    args = [arr(draw, lead + (k,)), arr(draw, (n, k))]
+    if draw(st.booleans()):
+        args.append(arr(draw, (n,)))
+    return Sample(lambda M, *ts: M.nn.functional.linear(*ts), args,
+                  lambda x, w, b=None: x @ w.T + (0 if b is None else b))
+
+
+cases("linear", Case(lambda M, x, w, b: M.nn.functional.linear(x, w, b), [P, P, P[:, 0]]),
+      Case(lambda M, x, w: M.nn.functional.linear(x, w), [np.stack([P, P]), P]))
+
+
 @entry("einsum", "dot", "mv", "outer", "addmm", "baddbmm", "cross", gradgrad=True)
 def _einsum(draw):
     i, j, k, b = (draw(st.integers(1, 3)) for _ in range(4))
