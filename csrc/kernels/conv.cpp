@@ -438,59 +438,28 @@ TG_AVX512 void dots_product(int64_t M, int64_t N, int64_t nseg, int64_t L, const
       dots_tile<T>(nseg, L, A + i * lda, lda, sa, B, boff + j, sb, C + i * ldc + j, ldc,
                    int(std::min<int64_t>(kDotMI, M - i)), int(std::min<int64_t>(kDotNJ, N - j)), acc);
 }
-// The shifted product (stride 1, output the input's size; see "shifted taps" below): the rows
-// product with row (t, c) of B the image's channel c itself, shifted by toff[t], loaded under
-// masks[b * taps + t] for each block b of W positions (the lanes whose tap t reads inside the
-// input; zero past the last position). Taps outer, channels inner: a tap's masks stay in registers
-// over its channels (a mask read per row cost more than vol2col saved). Ap packed [taps*Cg][MR].
+// col (Cg*taps rows (c, t), row stride ld, P columns) <- x (Cg, V) by shifted taps: vol2col's
+// col, one masked load and store per W positions instead of a copy and fills per output row
+// (on 8x8 images rows of 8, and vol2col's calls per row dominated the weight gradient's time).
 template <typename T>
-TG_AVX512 void shift_rows_tile(int64_t Cg, int64_t taps, int64_t V, const T* __restrict Ap, const T* __restrict B,
-                               const int64_t* toff, const uint16_t* masks, T* __restrict C, int64_t ldc, int m,
-                               int64_t n) {
+TG_AVX512 void shift_col(int64_t Cg, int64_t taps, int64_t V, int64_t P, const T* x, const int64_t* toff,
+                         const uint16_t* masks, T* col, int64_t ld) {
   using X = Vec<T>;
-  using Vr = typename X::V;
   using M = typename X::M;
   constexpr int W = X::W;
-  Vr c[kRowsMR][kRowsNV];
-  for (int i = 0; i < kRowsMR; ++i)
-    for (int v = 0; v < kRowsNV; ++v) c[i][v] = X::zero();
-  for (int64_t t = 0; t < taps; ++t) {
-    M mk[kRowsNV];
-    for (int v = 0; v < kRowsNV; ++v) mk[v] = M(masks[v * taps + t]);
-    const T* b_row = B + toff[t];
-#pragma GCC unroll 2
-    for (int64_t ch = 0; ch < Cg; ++ch, Ap += kRowsMR, b_row += V) {
-      Vr b[kRowsNV];
-      for (int v = 0; v < kRowsNV; ++v) b[v] = X::loadz(mk[v], b_row + v * W);
-      for (int i = 0; i < kRowsMR; ++i) {
-        const Vr a = X::set1(Ap[i]);
-        for (int v = 0; v < kRowsNV; ++v) c[i][v] = X::fma(a, b[v], c[i][v]);
-      }
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t t = 0; t < taps; ++t) {
+      const T* src = x + c * V + toff[t];
+      T* row = col + (c * taps + t) * ld;
+      for (int64_t p = 0, b = 0; p < P; p += W, ++b)
+        X::store(X::mask(P - p), row + p, X::loadz(M(masks[b * taps + t]), src + p));
     }
-  }
-  for (int i = 0; i < kRowsMR && i < m; ++i)
-    for (int v = 0; v < kRowsNV; ++v) X::store(X::mask(n - v * W), C + i * ldc + v * W, c[i][v]);
-}
-
-// C (M x N, row stride ldc) = Ap @ the shifted rows of B (N positions): one A panel at a time
-// across all column tiles, as rows_product.
-template <typename T>
-TG_AVX512 void shift_rows_product(int64_t M, int64_t N, int64_t Cg, int64_t taps, int64_t V, const T* Ap, const T* B,
-                                  const int64_t* toff, const uint16_t* masks, T* C, int64_t ldc) {
-  constexpr int64_t NB = kRowsNV * Vec<T>::W;
-  for (int64_t r = 0; r * kRowsMR < M; ++r) {
-    const int m = int(std::min<int64_t>(kRowsMR, M - r * kRowsMR));
-    for (int64_t j = 0; j < N; j += NB)
-      shift_rows_tile<T>(Cg, taps, V, Ap + r * Cg * taps * kRowsMR, B + j, toff, masks + j / Vec<T>::W * taps,
-                         C + r * kRowsMR * ldc + j, ldc, m, std::min(NB, N - j));
-  }
 }
 #undef TG_AVX512_INLINE
 #undef TG_AVX512
 #else
 template <typename T>
-void shift_rows_product(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, const T*, const int64_t*,
-                        const uint16_t*, T*, int64_t) {}
+void shift_col(int64_t, int64_t, int64_t, int64_t, const T*, const int64_t*, const uint16_t*, T*, int64_t) {}
 template <typename T>
 void rows_product(int64_t, int64_t, int64_t, const T*, const T*, const int64_t*, T*, int64_t) {}
 template <typename T>
@@ -619,11 +588,13 @@ void pad_volume(const ConvShape& s, int64_t Cg, const T* x, const Grid& g, T* xp
 // A stride-1 convolution whose output has its input's size ("same" padding) reads, at output
 // position p and tap t = (a, i, j), the input element p + toff[t] with toff[t] = (a*dd - pd)*H*W +
 // (i*dh - ph)*W + j*dw - pw, one offset for every p, except where the tap falls in the padding. So
-// its forward product reads x in place at that offset, under masks that zero those lanes: no
-// vol2col and no padded grid. Taken where the grid does not pay (ResNet's 64->64 on 8x8: forward
-// 2.14 -> 1.37 ms CPU time, batch 32, 1 thread, float32; on 16x16 the grid stays ahead, 1.31 ms
-// against 1.40, as the mask registers are reloaded per row). A masked-off lane is never read
-// (AVX-512 suppresses its faults), so the offsets may reach a padding's width before or after x.
+// its col's row (c, t) is x's channel c read at that offset, the padding's lanes zeroed by a
+// masked load (shift_col): a few vector loads and stores per row, where vol2col copies and fills
+// per output row (8 elements on ResNet's 8x8 images). Where the padded grid does not pay, the
+// forward product then runs on that col (ResNet's 64->64 on 8x8, batch 32, 1 thread, float32, CPU
+// time: 2.25 -> 1.13 ms; reading x in place under the masks instead, 1.55 ms). A masked-off lane
+// is never read (AVX-512 suppresses its faults), so the offsets may reach a padding's width
+// before or after x.
 bool is_shifted(const ConvShape& s) { return is_stride_one(s) && s.Do == s.D && s.Ho == s.H && s.Wo == s.W; }
 
 // toff[t] for each tap, and masks[b * taps + t]: bit l set when position b*lanes + l is an output
@@ -663,29 +634,6 @@ void conv_forward_direct(const ConvShape& s, const T* x, const T* w, const T* bi
       for (int64_t p = 0; p < P; ++p) yo[p] += b;
     }
   };
-  if (is_shifted(s) && !implicit) {
-    constexpr int64_t lanes = 64 / int64_t(sizeof(T));
-    const int64_t taps = kernel_taps(s);
-    std::vector<int64_t> toff;
-    std::vector<uint16_t> masks;
-    shift_taps(s, lanes, ceil_div(P, kRowsNV * lanes) * kRowsNV, toff, masks);
-    // the weights again, packed in the product's row order (tap, channel)
-    std::vector<T> wt(Og * K);
-    for (int64_t g = 0; g < s.groups; ++g) {
-      for (int64_t o = 0; o < Og; ++o)
-        for (int64_t c = 0; c < Cg; ++c)
-          for (int64_t t = 0; t < taps; ++t) wt[(o * taps + t) * Cg + c] = w[((g * Og + o) * Cg + c) * taps + t];
-      pack_rows_a(Og, K, wt.data(), K, 1, wp.data() + g * wlen);
-    }
-    for_each_task<T, true>(s.N * s.groups, 0, [&](int64_t t, T*) {
-      const int64_t n = t / s.groups, g = t % s.groups;
-      T* yg = y + (n * s.O + g * Og) * P;
-      shift_rows_product(Og, P, Cg, taps, in_volume(s), wp.data() + g * wlen, x + (n * s.C + g * Cg) * in_volume(s),
-                         toff.data(), masks.data(), yg, P);
-      add_bias(yg, g);
-    });
-    return;
-  }
   if (implicit) {
     // scratch: the padded image (Cg, Vp), then the output on the grid (Og, L)
     const Grid grid = padded_grid(s);
@@ -715,6 +663,10 @@ void conv_forward_direct(const ConvShape& s, const T* x, const T* w, const T* bi
   const int64_t ld = pointwise ? P : col_stride<T>(step * HWo);
   const std::vector<int64_t> off = strided_rows(K, ld);
   const int64_t len = pointwise ? 0 : checked_mul(K, ld, s.op, "vol2col buffer");
+  const bool shifted = is_shifted(s) && step == s.Do;  // col by shifted taps (one step: the whole image)
+  std::vector<int64_t> toff;
+  std::vector<uint16_t> masks;
+  if (shifted) shift_taps(s, 64 / int64_t(sizeof(T)), ceil_div(P, 64 / int64_t(sizeof(T))), toff, masks);
   for_each_task<T, true>(s.N * s.groups, len, [&](int64_t t, T* col) {
     const int64_t n = t / s.groups, g = t % s.groups;
     const T* xg = x + (n * s.C + g * Cg) * in_volume(s);
@@ -724,7 +676,10 @@ void conv_forward_direct(const ConvShape& s, const T* x, const T* w, const T* bi
     } else {
       for (int64_t od0 = 0; od0 < s.Do; od0 += step) {
         const int64_t od1 = std::min(od0 + step, s.Do), cols = (od1 - od0) * HWo;
-        vol2col(s, Cg, xg, col, ld, od0, od1);
+        if (shifted)
+          shift_col(Cg, kernel_taps(s), in_volume(s), P, xg, toff.data(), masks.data(), col, ld);
+        else
+          vol2col(s, Cg, xg, col, ld, od0, od1);
         rows_product(Og, cols, K, wp.data() + g * wlen, col, off.data(), yg + od0 * HWo, P);
       }
     }
@@ -996,14 +951,21 @@ void conv_weight_grad_fast(const ConvShape& s, const T* x, const T* gy, T* gw) {
     conv_weight_grad_single_pixel(s, x, gy, gw);
     return;
   }
-  // The dots pay on the padded grid and for 1x1 products; through vol2col on short images (8x8
-  // outputs: LeNet's conv2, ResNet's 64->64 and stride-2 layers) the gemm below was faster on an
-  // Intel Xeon with AVX-512 (LeNet conv2 float32 2.5 against 3.3 ms; ResNet 8x8 2.3 against 3.2).
-  if (use_direct() && out_positions(s) >= kDirectMinColumns / 2 && (implicit_pays(s) || is_pointwise(s)))
+  // The dots pay on the padded grid of a long image and for 1x1 products; through vol2col on short
+  // images (8x8 outputs: LeNet's conv2, ResNet's stride-2 layers) the gemm below was faster on an
+  // Intel Xeon with AVX-512 (LeNet conv2 float32 2.5 against 3.3 ms), and with its col by shifted
+  // taps also on images shorter than a dots chunk (CPU time, batch 32, float32: ResNet's 32->32
+  // on 16x16 1.75 against 2.2 ms by the grid's dots, 64->64 on 8x8 1.5 against 2.4 by vol2col;
+  // 16->16 on 32x32 stays on the dots, 1.95 against 3.1).
+  const bool pointwise = is_pointwise(s), shifted = use_direct() && is_shifted(s);
+  if (use_direct() && out_positions(s) >= kDirectMinColumns / 2 &&
+      ((implicit_pays(s) && !(shifted && out_positions(s) < kDotMinPositions)) || pointwise))
     return conv_weight_grad_direct(s, x, gy, gw);
-  const bool pointwise = is_pointwise(s);
   const int64_t nchunks = std::min(s.N, kWeightGradMaxChunks);
   const int64_t G = images_per_gemm(s);
+  std::vector<int64_t> toff;
+  std::vector<uint16_t> masks;
+  if (shifted) shift_taps(s, 64 / int64_t(sizeof(T)), ceil_div(P, 64 / int64_t(sizeof(T))), toff, masks);
   // Chunk c holds images [c*N/nchunks, (c+1)*N/nchunks), taken G at a time; its partial sum
   // goes to gw itself when there is a single chunk.
   std::vector<T> partials(nchunks > 1 ? checked_mul(nchunks, W_len, s.op, "chunk partials") : 0);
@@ -1016,8 +978,12 @@ void conv_weight_grad_fast(const ConvShape& s, const T* x, const T* gy, T* gw) {
       for (int64_t g = 0; g < s.groups; ++g) {
         const T* xg = x + n0 * CHW + g * Cg * in_volume(s);
         const T* gyg = gy + (n0 * s.O + g * Og) * P;
-        if (!pointwise)
-          for (int64_t i = 0; i < gn; ++i) vol2col(s, Cg, xg + i * CHW, col + i * P, ld, 0, s.Do);
+        for (int64_t i = 0; i < gn && !pointwise; ++i) {
+          if (shifted)
+            shift_col(Cg, kernel_taps(s), in_volume(s), P, xg + i * CHW, toff.data(), masks.data(), col + i * P, ld);
+          else
+            vol2col(s, Cg, xg + i * CHW, col + i * P, ld, 0, s.Do);
+        }
         for (int64_t i = 0; i < gn && gn > 1; ++i)
           for (int64_t o = 0; o < Og; ++o) std::memcpy(in + o * ld + i * P, gyg + (i * s.O + o) * P, P * sizeof(T));
         // col is (K, ld) row-major, so its transpose has row stride 1, column stride ld.
