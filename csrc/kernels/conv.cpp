@@ -133,13 +133,15 @@ void plane2col(const ConvShape& s, const T* xc, int64_t i, int64_t j, T* row) {
       continue;
     }
     const T* xr = xc + ih * s.W;
-    std::fill(r, r + lo, T(0));
+    for (int64_t ow = 0; ow < lo; ++ow) r[ow] = T(0);
     if (s.sw == 1) {
       if (hi > lo) std::memcpy(r + lo, xr + lo + off, (hi - lo) * sizeof(T));
+    } else if (s.sw == 2) {  // a constant stride vectorises (ResNet's stride-2 layers: vol2col took half their time)
+      for (int64_t ow = lo; ow < hi; ++ow) r[ow] = xr[ow * 2 + off];
     } else {
       for (int64_t ow = lo; ow < hi; ++ow) r[ow] = xr[ow * s.sw + off];
     }
-    std::fill(r + hi, r + s.Wo, T(0));
+    for (int64_t ow = hi; ow < s.Wo; ++ow) r[ow] = T(0);
   }
 }
 
