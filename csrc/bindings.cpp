@@ -956,6 +956,32 @@ py::array silu(const py::array& x) {
   return y;
 }
 
+py::array relu(const py::array& x) {
+  const std::string op = "relu";
+  const bool f64 = check_float_dtypes(op, {{"x", &x}});
+  check_contiguous(op, "x", x);
+  py::array y = empty_like(x);
+  const int64_t n = static_cast<int64_t>(x.size());
+  py::gil_scoped_release nogil;
+  if (f64) tapegrad::relu_forward<double>(n, cptr<double>(x), ptr<double>(y));
+  else tapegrad::relu_forward<float>(n, cptr<float>(x), ptr<float>(y));
+  return y;
+}
+
+py::array relu_backward(const py::array& g, const py::array& out) {
+  const std::string op = "relu_backward";
+  const bool f64 = check_float_dtypes(op, {{"grad_output", &g}, {"out", &out}});
+  check_same_shape(op, "grad_output", g, "out", out);
+  check_contiguous(op, "grad_output", g);
+  check_contiguous(op, "out", out);
+  py::array gx = empty_like(out);
+  const int64_t n = static_cast<int64_t>(out.size());
+  py::gil_scoped_release nogil;
+  if (f64) tapegrad::relu_backward<double>(n, cptr<double>(g), cptr<double>(out), ptr<double>(gx));
+  else tapegrad::relu_backward<float>(n, cptr<float>(g), cptr<float>(out), ptr<float>(gx));
+  return gx;
+}
+
 py::array silu_backward(const py::array& g, const py::array& x) {
   const std::string op = "silu_backward";
   const bool f64 = check_float_dtypes(op, {{"grad_output", &g}, {"x", &x}});
@@ -1118,6 +1144,9 @@ void define(py::module_& m) {
         "parameter gradients are deterministic over the row sum.");
   m.def("silu", &silu, py::arg("x"), "silu(x) = x * sigmoid(x).");
   m.def("silu_backward", &silu_backward, py::arg("grad_output"), py::arg("x"), "grad_output * silu'(x), in one pass.");
+  m.def("relu", &relu, py::arg("x"), "max(x, 0) as numpy's maximum (NaN kept), in one pass.");
+  m.def("relu_backward", &relu_backward, py::arg("grad_output"), py::arg("out"),
+        "grad_output where out > 0, else 0 (a select: inf or NaN there gives 0), in one pass.");
   m.def("dropout", &dropout, py::arg("x"), py::arg("p"), py::arg("seed"),
         "(y, uint8 mask) of dropout with probability p in [0, 1): a counter-based draw per element from seed, "
         "the same for any thread count.");

@@ -133,13 +133,15 @@ void plane2col(const ConvShape& s, const T* xc, int64_t i, int64_t j, T* row) {
       continue;
     }
     const T* xr = xc + ih * s.W;
-    std::fill(r, r + lo, T(0));
+    for (int64_t ow = 0; ow < lo; ++ow) r[ow] = T(0);
     if (s.sw == 1) {
       if (hi > lo) std::memcpy(r + lo, xr + lo + off, (hi - lo) * sizeof(T));
+    } else if (s.sw == 2) {  // a constant stride vectorises (ResNet's stride-2 layers: vol2col took half their time)
+      for (int64_t ow = lo; ow < hi; ++ow) r[ow] = xr[ow * 2 + off];
     } else {
       for (int64_t ow = lo; ow < hi; ++ow) r[ow] = xr[ow * s.sw + off];
     }
-    std::fill(r + hi, r + s.Wo, T(0));
+    for (int64_t ow = hi; ow < s.Wo; ++ow) r[ow] = T(0);
   }
 }
 
@@ -438,9 +440,28 @@ TG_AVX512 void dots_product(int64_t M, int64_t N, int64_t nseg, int64_t L, const
       dots_tile<T>(nseg, L, A + i * lda, lda, sa, B, boff + j, sb, C + i * ldc + j, ldc,
                    int(std::min<int64_t>(kDotMI, M - i)), int(std::min<int64_t>(kDotNJ, N - j)), acc);
 }
+// col (Cg*taps rows (c, t), row stride ld, P columns) <- x (Cg, V) by shifted taps: vol2col's
+// col, one masked load and store per W positions instead of a copy and fills per output row
+// (on 8x8 images rows of 8, and vol2col's calls per row dominated the weight gradient's time).
+template <typename T>
+TG_AVX512 void shift_col(int64_t Cg, int64_t taps, int64_t V, int64_t P, const T* x, const int64_t* toff,
+                         const uint16_t* masks, T* col, int64_t ld) {
+  using X = Vec<T>;
+  using M = typename X::M;
+  constexpr int W = X::W;
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t t = 0; t < taps; ++t) {
+      const T* src = x + c * V + toff[t];
+      T* row = col + (c * taps + t) * ld;
+      for (int64_t p = 0, b = 0; p < P; p += W, ++b)
+        X::store(X::mask(P - p), row + p, X::loadz(M(masks[b * taps + t]), src + p));
+    }
+}
 #undef TG_AVX512_INLINE
 #undef TG_AVX512
 #else
+template <typename T>
+void shift_col(int64_t, int64_t, int64_t, int64_t, const T*, const int64_t*, const uint16_t*, T*, int64_t) {}
 template <typename T>
 void rows_product(int64_t, int64_t, int64_t, const T*, const T*, const int64_t*, T*, int64_t) {}
 template <typename T>
@@ -565,6 +586,42 @@ void pad_volume(const ConvShape& s, int64_t Cg, const T* x, const Grid& g, T* xp
                     x + ((c * s.D + d) * s.H + h) * s.W, s.W * sizeof(T));
 }
 
+// ---------------------------------------------------------------- shifted taps
+// A stride-1 convolution whose output has its input's size ("same" padding) reads, at output
+// position p and tap t = (a, i, j), the input element p + toff[t] with toff[t] = (a*dd - pd)*H*W +
+// (i*dh - ph)*W + j*dw - pw, one offset for every p, except where the tap falls in the padding. So
+// its col's row (c, t) is x's channel c read at that offset, the padding's lanes zeroed by a
+// masked load (shift_col): a few vector loads and stores per row, where vol2col copies and fills
+// per output row (8 elements on ResNet's 8x8 images). Where the padded grid does not pay, the
+// forward product then runs on that col (ResNet's 64->64 on 8x8, batch 32, 1 thread, float32, CPU
+// time: 2.25 -> 1.13 ms; reading x in place under the masks instead, 1.55 ms). A masked-off lane
+// is never read (AVX-512 suppresses its faults), so the offsets may reach a padding's width
+// before or after x.
+bool is_shifted(const ConvShape& s) { return is_stride_one(s) && s.Do == s.D && s.Ho == s.H && s.Wo == s.W; }
+
+// toff[t] for each tap, and masks[b * taps + t]: bit l set when position b*lanes + l is an output
+// (< D*H*W) whose tap t reads inside the input, for nblocks blocks (those past the end are zero).
+void shift_taps(const ConvShape& s, int64_t lanes, int64_t nblocks, std::vector<int64_t>& toff,
+                std::vector<uint16_t>& masks) {
+  const int64_t taps = kernel_taps(s);
+  toff.clear();
+  for (int64_t a = 0; a < s.kd; ++a)
+    for (int64_t i = 0; i < s.kh; ++i)
+      for (int64_t j = 0; j < s.kw; ++j)
+        toff.push_back(((a * s.dd - s.pd) * s.H + i * s.dh - s.ph) * s.W + j * s.dw - s.pw);
+  masks.assign(nblocks * taps, 0);
+  const auto inside = [](int64_t at, int64_t shift, int64_t n) { return at + shift >= 0 && at + shift < n; };
+  for (int64_t p = 0; p < out_positions(s); ++p) {
+    const int64_t d = p / (s.H * s.W), h = p / s.W % s.H, w = p % s.W;
+    uint16_t* m = masks.data() + p / lanes * taps;
+    for (int64_t a = 0, t = 0; a < s.kd; ++a)
+      for (int64_t i = 0; i < s.kh; ++i)
+        for (int64_t j = 0; j < s.kw; ++j, ++t)
+          if (inside(d, a * s.dd - s.pd, s.D) && inside(h, i * s.dh - s.ph, s.H) && inside(w, j * s.dw - s.pw, s.W))
+            m[t] |= uint16_t(1u << (p % lanes));
+  }
+}
+
 template <typename T>
 void conv_forward_direct(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
   const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, K = Cg * kernel_taps(s), P = out_positions(s);
@@ -608,6 +665,10 @@ void conv_forward_direct(const ConvShape& s, const T* x, const T* w, const T* bi
   const int64_t ld = pointwise ? P : col_stride<T>(step * HWo);
   const std::vector<int64_t> off = strided_rows(K, ld);
   const int64_t len = pointwise ? 0 : checked_mul(K, ld, s.op, "vol2col buffer");
+  const bool shifted = is_shifted(s) && step == s.Do;  // col by shifted taps (one step: the whole image)
+  std::vector<int64_t> toff;
+  std::vector<uint16_t> masks;
+  if (shifted) shift_taps(s, 64 / int64_t(sizeof(T)), ceil_div(P, 64 / int64_t(sizeof(T))), toff, masks);
   for_each_task<T, true>(s.N * s.groups, len, [&](int64_t t, T* col) {
     const int64_t n = t / s.groups, g = t % s.groups;
     const T* xg = x + (n * s.C + g * Cg) * in_volume(s);
@@ -617,7 +678,10 @@ void conv_forward_direct(const ConvShape& s, const T* x, const T* w, const T* bi
     } else {
       for (int64_t od0 = 0; od0 < s.Do; od0 += step) {
         const int64_t od1 = std::min(od0 + step, s.Do), cols = (od1 - od0) * HWo;
-        vol2col(s, Cg, xg, col, ld, od0, od1);
+        if (shifted)
+          shift_col(Cg, kernel_taps(s), in_volume(s), P, xg, toff.data(), masks.data(), col, ld);
+        else
+          vol2col(s, Cg, xg, col, ld, od0, od1);
         rows_product(Og, cols, K, wp.data() + g * wlen, col, off.data(), yg + od0 * HWo, P);
       }
     }
@@ -889,14 +953,21 @@ void conv_weight_grad_fast(const ConvShape& s, const T* x, const T* gy, T* gw) {
     conv_weight_grad_single_pixel(s, x, gy, gw);
     return;
   }
-  // The dots pay on the padded grid and for 1x1 products; through vol2col on short images (8x8
-  // outputs: LeNet's conv2, ResNet's 64->64 and stride-2 layers) the gemm below was faster on an
-  // Intel Xeon with AVX-512 (LeNet conv2 float32 2.5 against 3.3 ms; ResNet 8x8 2.3 against 3.2).
-  if (use_direct() && out_positions(s) >= kDirectMinColumns / 2 && (implicit_pays(s) || is_pointwise(s)))
+  // The dots pay on the padded grid of a long image and for 1x1 products; through vol2col on short
+  // images (8x8 outputs: LeNet's conv2, ResNet's stride-2 layers) the gemm below was faster on an
+  // Intel Xeon with AVX-512 (LeNet conv2 float32 2.5 against 3.3 ms), and with its col by shifted
+  // taps also on images shorter than a dots chunk (CPU time, batch 32, float32: ResNet's 32->32
+  // on 16x16 1.75 against 2.2 ms by the grid's dots, 64->64 on 8x8 1.5 against 2.4 by vol2col;
+  // 16->16 on 32x32 stays on the dots, 1.95 against 3.1).
+  const bool pointwise = is_pointwise(s), shifted = use_direct() && is_shifted(s);
+  if (use_direct() && out_positions(s) >= kDirectMinColumns / 2 &&
+      ((implicit_pays(s) && !(shifted && out_positions(s) < kDotMinPositions)) || pointwise))
     return conv_weight_grad_direct(s, x, gy, gw);
-  const bool pointwise = is_pointwise(s);
   const int64_t nchunks = std::min(s.N, kWeightGradMaxChunks);
   const int64_t G = images_per_gemm(s);
+  std::vector<int64_t> toff;
+  std::vector<uint16_t> masks;
+  if (shifted) shift_taps(s, 64 / int64_t(sizeof(T)), ceil_div(P, 64 / int64_t(sizeof(T))), toff, masks);
   // Chunk c holds images [c*N/nchunks, (c+1)*N/nchunks), taken G at a time; its partial sum
   // goes to gw itself when there is a single chunk.
   std::vector<T> partials(nchunks > 1 ? checked_mul(nchunks, W_len, s.op, "chunk partials") : 0);
@@ -909,8 +980,12 @@ void conv_weight_grad_fast(const ConvShape& s, const T* x, const T* gy, T* gw) {
       for (int64_t g = 0; g < s.groups; ++g) {
         const T* xg = x + n0 * CHW + g * Cg * in_volume(s);
         const T* gyg = gy + (n0 * s.O + g * Og) * P;
-        if (!pointwise)
-          for (int64_t i = 0; i < gn; ++i) vol2col(s, Cg, xg + i * CHW, col + i * P, ld, 0, s.Do);
+        for (int64_t i = 0; i < gn && !pointwise; ++i) {
+          if (shifted)
+            shift_col(Cg, kernel_taps(s), in_volume(s), P, xg + i * CHW, toff.data(), masks.data(), col + i * P, ld);
+          else
+            vol2col(s, Cg, xg + i * CHW, col + i * P, ld, 0, s.Do);
+        }
         for (int64_t i = 0; i < gn && gn > 1; ++i)
           for (int64_t o = 0; o < Og; ++o) std::memcpy(in + o * ld + i * P, gyg + (i * s.O + o) * P, P * sizeof(T));
         // col is (K, ld) row-major, so its transpose has row stride 1, column stride ld.

@@ -217,6 +217,21 @@ TG_INLINE void silu_backward_body(int64_t n, const T* g, const T* x, T* gx) {
   }
 }
 
+// relu as numpy's maximum(x, 0) (NaN kept, -0.0 to 0), and its backward as a select (PyTorch's
+// threshold_backward): g where out > 0, else 0, so an inf or NaN g where out <= 0 gives 0. One
+// pass each, where numpy took one and five (ResNet-20's 19 relus: 11 of a step's 158 ms).
+template <typename T>
+TG_INLINE void relu_forward_body(int64_t n, const T* x, T* y) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) || x[i] != x[i] ? x[i] : T(0);
+}
+
+template <typename T>
+TG_INLINE void relu_backward_body(int64_t n, const T* g, const T* out, T* gx) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) gx[i] = out[i] > T(0) ? g[i] : T(0);
+}
+
 // Dropout's draw for element lo of a block whose keys are (k0, k1): two rounds of Wellons'
 // lowbias32 integer hash with the second key between them (32-bit multiplies only, so the loop
 // vectorises on AVX2 as well). A bijection of lo for fixed keys.
@@ -475,6 +490,8 @@ TG_VARIANTS(gelu_forward, (int64_t n, const T* x, T* y, bool th), (n, x, y, th))
 TG_VARIANTS(gelu_backward, (int64_t n, const T* g, const T* x, T* gx, bool th), (n, g, x, gx, th))
 TG_VARIANTS(silu_forward, (int64_t n, const T* x, T* y), (n, x, y))
 TG_VARIANTS(silu_backward, (int64_t n, const T* g, const T* x, T* gx), (n, g, x, gx))
+TG_VARIANTS(relu_forward, (int64_t n, const T* x, T* y), (n, x, y))
+TG_VARIANTS(relu_backward, (int64_t n, const T* g, const T* out, T* gx), (n, g, out, gx))
 TG_VARIANTS(dropout_forward,
             (int64_t n, const T* x, uint32_t lo0, uint32_t k0, uint32_t k1, uint32_t thr, T scale, T* y,
              uint8_t* mask),
@@ -555,6 +572,21 @@ void silu_backward(int64_t n, const T* g, const T* x, T* gx) {
   for_rows(n, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i += kBlock)
       TG_CALL(silu_backward, T, std::min(kBlock, i1 - i), g + i, x + i, gx + i);
+  });
+}
+
+template <typename T>
+void relu_forward(int64_t n, const T* x, T* y) {
+  for_rows(n, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i += kBlock) TG_CALL(relu_forward, T, std::min(kBlock, i1 - i), x + i, y + i);
+  });
+}
+
+template <typename T>
+void relu_backward(int64_t n, const T* g, const T* out, T* gx) {
+  for_rows(n, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i += kBlock)
+      TG_CALL(relu_backward, T, std::min(kBlock, i1 - i), g + i, out + i, gx + i);
   });
 }
 
@@ -706,6 +738,8 @@ void embedding_backward(int64_t N, const int64_t* idx, int64_t D, const T* g, in
                                        T*);                                                                \
   template void silu_forward<T>(int64_t, const T*, T*);                                                    \
   template void silu_backward<T>(int64_t, const T*, const T*, T*);                                         \
+  template void relu_forward<T>(int64_t, const T*, T*);                                                    \
+  template void relu_backward<T>(int64_t, const T*, const T*, T*);                                         \
   template void dropout_forward<T>(int64_t, const T*, uint64_t, uint32_t, T, T*, uint8_t*);                \
   template void dropout_backward<T>(int64_t, const T*, const uint8_t*, T, T*);                             \
   template void embedding_backward<T>(int64_t, const int64_t*, int64_t, const T*, int64_t, int64_t, bool, T*); \

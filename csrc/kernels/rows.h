@@ -29,6 +29,13 @@ void silu_forward(int64_t n, const T* x, T* y);
 template <typename T>
 void silu_backward(int64_t n, const T* g, const T* x, T* gx);
 
+// y = max(x, 0) for n elements as numpy's maximum (NaN kept); gx = g where out > 0, else 0 (a
+// select, as PyTorch's threshold_backward: an inf or NaN g where out <= 0 gives 0).
+template <typename T>
+void relu_forward(int64_t n, const T* x, T* y);
+template <typename T>
+void relu_backward(int64_t n, const T* g, const T* out, T* gx);
+
 // Dropout of n elements: element i is kept when a 32-bit hash of (seed, i) is at least
 // threshold (keep probability 1 - threshold / 2^32), mask[i] = 1 and y[i] = x[i] scale then,
 // else mask[i] = 0 and y[i] = 0. A counter-based generator: element i's draw depends on seed

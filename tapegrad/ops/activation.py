@@ -417,8 +417,21 @@ def one_hot(tensor, num_classes=-1):
     return Tensor._wrap(out)
 
 
-_relu, _relu_fn = _unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype, copy=False),
-                     lambda g, out, x: apply(_relu_backward, g, out), saves_output=True, saves=())
+def _relu_fwd(x):
+    if _native(x):
+        return _C.relu(np.ascontiguousarray(x)).reshape(x.shape)
+    return np.maximum(x, 0).astype(x.dtype, copy=False)
+
+
+def _relu_backward_fwd(g, out):
+    if _native(g, out) and g.shape == out.shape:
+        c = np.ascontiguousarray
+        return _C.relu_backward(c(g), c(out)).reshape(out.shape)
+    return blend(out > 0, g)
+
+
+_relu, _relu_fn = _unary("relu", _relu_fwd, lambda g, out, x: apply(_relu_backward, g, out), saves_output=True,
+                         saves=())
 
 
 @public(method=True, inplace=True, out=True)
@@ -433,7 +446,7 @@ def relu(input):
 # relu's VJP as one op (PyTorch's threshold_backward), not three (gt, to, mul): ``g`` where
 # ``out > 0``. Linear in ``g``, so its own VJP is itself; piecewise constant in ``out``.
 # A select, not a product, as PyTorch's: an inf or NaN upstream gradient where out <= 0 gives 0.
-_relu_backward = defop("relu_backward", lambda g, out: blend(out > 0, g),
+_relu_backward = defop("relu_backward", _relu_backward_fwd,
                        lambda gg, res, g, out: apply(_relu_backward, gg, out), None, saves=(1,))
 
 

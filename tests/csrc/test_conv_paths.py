@@ -1,5 +1,6 @@
 """The convolution kernels' per-shape methods (csrc/kernels/conv.cpp): on an AVX-512 CPU the direct
-products (stride 1 on the padded grid, vol2col otherwise, pointwise in place, dots for the weight
+products (stride 1 on the padded grid, by shifted taps where the output keeps the input's size
+and the grid does not pay, vol2col otherwise, pointwise in place, dots for the weight
 gradient), the single-pixel GEMMs, and the vol2col + gemm path (TAPEGRAD_CONV_KERNEL=gemm, and on
 other CPUs). Each shape below is chosen to land on one of them; every pass is checked against
 PyTorch and as an adjoint of the others, in float32 and float64, and for 1 and 2 threads."""
@@ -22,7 +23,8 @@ except ImportError:  # the adjoint checks still run
 SHAPES = {
     "stride 1, padded grid (16x16)": (3, 5, (16, 17), 7, (3, 3), 1, 1, 1, 1),
     "stride 1, groups": (2, 6, (15, 16), 10, (3, 3), 1, 1, 1, 2),
-    "stride 1, small image (vol2col)": (3, 8, (8, 8), 9, (3, 3), 1, 1, 1, 1),
+    "stride 1, small image (shifted taps)": (3, 8, (8, 8), 9, (3, 3), 1, 1, 1, 1),
+    "stride 1, shifted taps, dilated, odd sizes": (2, 8, (9, 7), 5, (3, 3), 1, 2, 2, 1),
     "stride 1, unpadded 5x5": (2, 3, (20, 19), 4, (5, 5), 1, 0, 1, 1),
     "stride 1, dilated, uneven padding": (2, 3, (15, 14), 5, (3, 5), 1, (2, 1), (2, 1), 1),
     "stride 1, padding past the kernel's reach": (2, 4, (16, 16), 3, (3, 3), 1, 3, 1, 1),
@@ -165,8 +167,11 @@ NONFINITE = [
     ("stride 1, padded grid (16x16)", "gy", (0, 0, 0, 0), -np.inf),
     ("stride 1, unpadded 5x5", "w", (0, 0, 0, 0), np.inf),
     ("stride 1, unpadded 5x5", "x", (0, 0, 0, 18), np.inf),
-    ("stride 1, small image (vol2col)", "w", (0, 0, 0, 0), np.inf),
-    ("stride 1, small image (vol2col)", "gy", (0, 0, 0, 0), np.inf),
+    ("stride 1, small image (shifted taps)", "w", (0, 0, 0, 0), np.inf),
+    ("stride 1, small image (shifted taps)", "gy", (0, 0, 0, 0), np.inf),
+    ("stride 1, small image (shifted taps)", "x", (0, 0, 0, 7), np.inf),
+    ("stride 1, small image (shifted taps)", "x", (2, 7, 7, 0), -np.inf),
+    ("stride 1, shifted taps, dilated, odd sizes", "x", (1, 3, 8, 6), np.nan),
     ("stride 2", "w", (0, 0, 0, 0), np.inf),
     ("stride 2", "gy", (1, 5, 0, 9), np.inf),
     ("3-D stride 1", "w", (0, 0, 0, 0, 0), np.inf),

@@ -386,3 +386,29 @@ def test_dropout_mask_is_the_same_on_every_isa(kernel, tmp_path):
         subprocess.run([sys.executable, "-c", DROPOUT_SCRIPT, str(path)], env=dict(e), check=True, timeout=120)
         masks.append(np.load(path))
     np.testing.assert_array_equal(masks[0], masks[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_is_numpys_maximum_and_its_backward_a_select(dtype):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(70001).astype(dtype)  # odd, over several blocks and both threads
+    x[:6] = [np.nan, -np.inf, np.inf, -0.0, 0.0, -1e-30]
+    g = rng.standard_normal(x.shape).astype(dtype)
+    g[6:10] = [np.inf, np.nan, -np.inf, np.nan]
+    x[6:10] = [-1.0, 0.0, 2.0, np.nan]
+    before = _C.get_num_threads()
+    try:
+        runs = []
+        for n in (1, 2):
+            _C.set_num_threads(n)
+            y = _C.relu(x)
+            runs.append((y, _C.relu_backward(g, y)))
+    finally:
+        _C.set_num_threads(before)
+    ref = np.maximum(x, 0)
+    np.testing.assert_array_equal(runs[0][0].view(np.uint8), ref.view(np.uint8))  # bits: NaN kept, -0.0 to 0
+    np.testing.assert_array_equal(runs[0][1].view(np.uint8), np.where(ref > 0, g, dtype(0)).view(np.uint8))
+    for a, b in zip(runs[0], runs[1]):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="relu_backward: grad_output .* must have one shape"):
+        _C.relu_backward(g[:5], x[:6])
