@@ -29,24 +29,47 @@ bool has_avx2() { return kernel_isa(Kernel::norm) >= Isa::avx2; }
 
 // ---------------------------------------------------------------- loop bodies
 // Mean and sum of squared deviations of `planes` runs of `len` elements, `stride` apart. Each run
-// is reduced on its own (an `omp simd` reduction vectorises only as an innermost loop's).
+// is reduced on its own into kLanes partial sums (several vectors' worth, so that one vector's
+// add does not wait for the previous one's, as a one-vector `omp simd` reduction does), added
+// pairwise in a fixed order: the same arithmetic for every ISA.
+constexpr int64_t kLanes = 16;
+
+TG_INLINE double lanes_total(double* s) {
+  for (int64_t w = kLanes / 2; w >= 1; w /= 2) {
+#pragma omp simd
+    for (int64_t l = 0; l < w; ++l) s[l] += s[l + w];
+  }
+  return s[0];
+}
+
 template <typename T>
 TG_INLINE double run_sum(const T* r, int64_t len) {
-  double s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < len; ++i) s += double(r[i]);
-  return s;
+  alignas(64) double s[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= len; i += kLanes) {
+#pragma omp simd aligned(s : 64)
+    for (int64_t l = 0; l < kLanes; ++l) s[l] += double(r[i + l]);
+  }
+  for (int64_t l = 0; i + l < len; ++l) s[l] += double(r[i + l]);
+  return lanes_total(s);
 }
 
 template <typename T>
 TG_INLINE double run_sq_dev(const T* r, int64_t len, double mu) {
-  double v = 0;
-#pragma omp simd reduction(+ : v)
-  for (int64_t i = 0; i < len; ++i) {
-    const double c = double(r[i]) - mu;
-    v += c * c;
+  alignas(64) double v[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= len; i += kLanes) {
+#pragma omp simd aligned(v : 64)
+    for (int64_t l = 0; l < kLanes; ++l) {
+      const double c = double(r[i + l]) - mu;
+      v[l] += c * c;
+    }
   }
-  return v;
+  for (int64_t l = 0; i + l < len; ++l) {
+    const double c = double(r[i + l]) - mu;
+    v[l] += c * c;
+  }
+  return lanes_total(v);
 }
 
 template <typename T>
@@ -69,14 +92,21 @@ TG_INLINE void sums_body(const T* g, const T* x, int64_t planes, int64_t stride,
   for (int64_t p = 0; p < planes; ++p) {
     const T* gr = g + p * stride;
     const T* xr = x + p * stride;
-    double pa = 0, pb = 0;
-#pragma omp simd reduction(+ : pa, pb)
-    for (int64_t i = 0; i < len; ++i) {
-      pa += double(gr[i]);
-      pb += double(gr[i]) * (double(xr[i]) - md);
+    alignas(64) double pa[kLanes] = {}, pb[kLanes] = {};
+    int64_t i = 0;
+    for (; i + kLanes <= len; i += kLanes) {
+#pragma omp simd aligned(pa, pb : 64)
+      for (int64_t l = 0; l < kLanes; ++l) {
+        pa[l] += double(gr[i + l]);
+        pb[l] += double(gr[i + l]) * (double(xr[i + l]) - md);
+      }
     }
-    a += pa;
-    b += pb;
+    for (int64_t l = 0; i + l < len; ++l) {
+      pa[l] += double(gr[i + l]);
+      pb[l] += double(gr[i + l]) * (double(xr[i + l]) - md);
+    }
+    a += lanes_total(pa);
+    b += lanes_total(pb);
   }
   *sg = a;
   *sgx = b;
