@@ -55,6 +55,17 @@ template <typename T, typename F1, typename F2>
 TG_INLINE void run_sums(int64_t len, F1 f1, F2 f2, double& s1, double& s2) {
   constexpr int64_t L = kLaneBytes / int64_t(sizeof(T));
   constexpr bool two = !std::is_same<F2, std::nullptr_t>::value;
+  if (len < 4 * L) {  // short runs (small planes): one double accumulator each costs less than the lanes
+    double a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+    for (int64_t i = 0; i < len; ++i) {
+      a += double(f1(i));
+      if constexpr (two) b += double(f2(i));
+    }
+    s1 = a;
+    s2 = b;
+    return;
+  }
   alignas(64) double t1[L], t2[L];
   for (int64_t l = 0; l < L; ++l) t1[l] = t2[l] = 0;
   for (int64_t c0 = 0; c0 < len; c0 += kChunk) {
@@ -188,6 +199,17 @@ void for_planes(int64_t P, int64_t S, F fn) {
   }
 }
 
+// fn(r) for every group r of R groups of D elements, in tasks of whole groups, about kTile
+// elements each (small groups share a task: one counter increment per group would cost more
+// than the group's work).
+template <typename F>
+void for_groups(int64_t R, int64_t D, bool par, F fn) {
+  const int64_t per = std::max<int64_t>(1, kTile / std::max<int64_t>(D, 1)), ntasks = (R + per - 1) / per;
+  parallel_tiles(ntasks, par, [&](int64_t t) {
+    for (int64_t r = t * per, re = std::min(R, (t + 1) * per); r < re; ++r) fn(r);
+  });
+}
+
 // batch_norm's tiles: channel c, samples [n0, n1) with about kTile elements (whole planes).
 struct ChannelTiles {
   int64_t per, blocks;  // samples a tile, tiles a channel
@@ -291,7 +313,7 @@ void group_norm_forward(int64_t N, int64_t C, int64_t S, int64_t G, const T* x, 
   if (R >= kMinGroupsFused) {
     // A group at a time: its statistics, then its output while its x is still in cache (one read
     // of x from memory instead of two). The same arithmetic as the path below.
-    parallel_tiles(R, par, [&](int64_t r) {
+    for_groups(R, D, par, [&](int64_t r) {
       for (int64_t k = 0; k < pieces; ++k) piece(r * pieces + k);
       statistics(r);
       for (int64_t p = (r / G) * C + (r % G) * Cg, pe = p + Cg; p < pe; ++p)
@@ -349,7 +371,7 @@ void group_norm_backward(int64_t N, int64_t C, int64_t S, int64_t G, const T* g,
   if (gx && R >= kMinGroupsFused) {
     // A group at a time: its sums, then its input gradient while its g and x are still in cache
     // (one read of them from memory instead of two). The same arithmetic as the path below.
-    parallel_tiles(R, N * C * S >= kParallelMinElems, [&](int64_t r) {
+    for_groups(R, Cg * S, N * C * S >= kParallelMinElems, [&](int64_t r) {
       const int64_t p0 = (r / G) * C + (r % G) * Cg;
       for (int64_t p = p0; p < p0 + Cg; ++p)
         TG_CALL(sums, T, g + p * S, x + p * S, 1, 0, S, mean[r], &sg[p], &sgx[p]);

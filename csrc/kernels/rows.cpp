@@ -163,6 +163,17 @@ template <typename T, typename F1, typename F2>
 TG_INLINE void row_sums(int64_t D, F1 f1, F2 f2, double& s1, double& s2) {
   constexpr int64_t L = lanes<T>();
   constexpr bool two = !std::is_same<F2, std::nullptr_t>::value;
+  if (D < 4 * L) {  // short rows (attention heads, small models): one double accumulator costs less
+    double a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+    for (int64_t j = 0; j < D; ++j) {
+      a += double(f1(j));
+      if constexpr (two) b += double(f2(j));
+    }
+    s1 = a;
+    s2 = b;
+    return;
+  }
   alignas(64) double t1[L], t2[L];
   for (int64_t l = 0; l < L; ++l) t1[l] = t2[l] = 0;
   for (int64_t c0 = 0; c0 < D; c0 += kChunk) {
@@ -204,6 +215,12 @@ TG_INLINE double row_sum(int64_t D, F f) {
 template <typename T>
 TG_INLINE T row_max(int64_t D, const T* x) {
   constexpr int64_t L = lanes<T>();
+  if (D < 4 * L) {
+    T mx = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = 0; j < D; ++j) mx = x[j] > mx ? x[j] : mx;
+    return mx;
+  }
   alignas(64) T m[L];
   for (int64_t l = 0; l < L; ++l) m[l] = -std::numeric_limits<T>::infinity();
   int64_t j = 0;
