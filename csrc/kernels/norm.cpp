@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <type_traits>
 #include <vector>
 
 namespace tapegrad {
@@ -24,28 +26,93 @@ constexpr int64_t kParallelMinElems = 1 << 15;
 // Elements a tile covers: a statistics tile is read twice (sum, then squares about its mean),
 // so it should stay in L2 between the passes (16384 floats: 64 KiB).
 constexpr int64_t kTile = 16384;
+// group_norm takes a group at a time (its statistics or sums, then its output or input gradient
+// from cache) when there are at least this many groups to share among the threads; with fewer it
+// splits the planes.
+constexpr int64_t kMinGroupsFused = 8;
 
 bool has_avx2() { return kernel_isa(Kernel::norm) >= Isa::avx2; }
 
 // ---------------------------------------------------------------- loop bodies
-// Mean and sum of squared deviations of `planes` runs of `len` elements, `stride` apart. Each run
-// is reduced on its own (an `omp simd` reduction vectorises only as an innermost loop's).
+// Each run of elements is reduced on its own into partial sums of T in lanes (kLaneBytes: several
+// vectors, so that one vector's add does not wait for the previous one's, as in a one-vector
+// `omp simd` reduction), moved into double lanes every kChunk elements (at most 32 terms a lane),
+// and the lanes added pairwise: a fixed order, the same arithmetic for every ISA.
+constexpr int64_t kLaneBytes = 128;
+constexpr int64_t kChunk = 1024;
+
+template <int64_t L>
+TG_INLINE double lanes_total(double* s) {
+  for (int64_t w = L / 2; w >= 1; w /= 2) {
+#pragma omp simd
+    for (int64_t l = 0; l < w; ++l) s[l] += s[l + w];
+  }
+  return s[0];
+}
+
+// s1 = sum over i in [0, len) of f1(i), s2 that of f2(i) (each a T) unless F2 is nullptr_t.
+template <typename T, typename F1, typename F2>
+TG_INLINE void run_sums(int64_t len, F1 f1, F2 f2, double& s1, double& s2) {
+  constexpr int64_t L = kLaneBytes / int64_t(sizeof(T));
+  constexpr bool two = !std::is_same<F2, std::nullptr_t>::value;
+  if (len < 4 * L) {  // short runs (small planes): one double accumulator each costs less than the lanes
+    double a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+    for (int64_t i = 0; i < len; ++i) {
+      a += double(f1(i));
+      if constexpr (two) b += double(f2(i));
+    }
+    s1 = a;
+    s2 = b;
+    return;
+  }
+  alignas(64) double t1[L], t2[L];
+  for (int64_t l = 0; l < L; ++l) t1[l] = t2[l] = 0;
+  for (int64_t c0 = 0; c0 < len; c0 += kChunk) {
+    const int64_t c1 = std::min(len, c0 + kChunk);
+    alignas(64) T a1[L], a2[L];
+    for (int64_t l = 0; l < L; ++l) a1[l] = a2[l] = T(0);
+    int64_t i = c0;
+    for (; i + L <= c1; i += L) {
+#pragma omp simd aligned(a1, a2 : 64)
+      for (int64_t l = 0; l < L; ++l) {
+        a1[l] += f1(i + l);
+        if constexpr (two) a2[l] += f2(i + l);
+      }
+    }
+    for (int64_t l = 0; i + l < c1; ++l) {
+      a1[l] += f1(i + l);
+      if constexpr (two) a2[l] += f2(i + l);
+    }
+#pragma omp simd
+    for (int64_t l = 0; l < L; ++l) {
+      t1[l] += double(a1[l]);
+      t2[l] += double(a2[l]);
+    }
+  }
+  s1 = lanes_total<L>(t1);
+  s2 = two ? lanes_total<L>(t2) : 0.0;
+}
+
+// The statistics in double throughout (the variance feeds the running statistics, which keep
+// float64 accuracy), in double lanes.
 template <typename T>
 TG_INLINE double run_sum(const T* r, int64_t len) {
-  double s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < len; ++i) s += double(r[i]);
+  double s, unused;
+  run_sums<double>(len, [&](int64_t i) { return double(r[i]); }, nullptr, s, unused);
   return s;
 }
 
 template <typename T>
 TG_INLINE double run_sq_dev(const T* r, int64_t len, double mu) {
-  double v = 0;
-#pragma omp simd reduction(+ : v)
-  for (int64_t i = 0; i < len; ++i) {
-    const double c = double(r[i]) - mu;
-    v += c * c;
-  }
+  double v, unused;
+  run_sums<double>(
+      len,
+      [&](int64_t i) {
+        const double c = double(r[i]) - mu;
+        return c * c;
+      },
+      nullptr, v, unused);
   return v;
 }
 
@@ -65,16 +132,11 @@ template <typename T>
 TG_INLINE void sums_body(const T* g, const T* x, int64_t planes, int64_t stride, int64_t len, T m, double* sg,
                          double* sgx) {
   double a = 0, b = 0;
-  const double md = double(m);
   for (int64_t p = 0; p < planes; ++p) {
     const T* gr = g + p * stride;
     const T* xr = x + p * stride;
-    double pa = 0, pb = 0;
-#pragma omp simd reduction(+ : pa, pb)
-    for (int64_t i = 0; i < len; ++i) {
-      pa += double(gr[i]);
-      pb += double(gr[i]) * (double(xr[i]) - md);
-    }
+    double pa, pb;
+    run_sums<T>(len, [&](int64_t i) { return gr[i]; }, [&](int64_t i) { return gr[i] * (xr[i] - m); }, pa, pb);
     a += pa;
     b += pb;
   }
@@ -135,6 +197,17 @@ void for_planes(int64_t P, int64_t S, F fn) {
       for (int64_t p = t * per, pe = std::min(P, (t + 1) * per); p < pe; ++p) fn(p, 0, S);
     });
   }
+}
+
+// fn(r) for every group r of R groups of D elements, in tasks of whole groups, about kTile
+// elements each (small groups share a task: one counter increment per group would cost more
+// than the group's work).
+template <typename F>
+void for_groups(int64_t R, int64_t D, bool par, F fn) {
+  const int64_t per = std::max<int64_t>(1, kTile / std::max<int64_t>(D, 1)), ntasks = (R + per - 1) / per;
+  parallel_tiles(ntasks, par, [&](int64_t t) {
+    for (int64_t r = t * per, re = std::min(R, (t + 1) * per); r < re; ++r) fn(r);
+  });
 }
 
 // batch_norm's tiles: channel c, samples [n0, n1) with about kTile elements (whole planes).
@@ -216,12 +289,12 @@ void group_norm_forward(int64_t N, int64_t C, int64_t S, int64_t G, const T* x, 
   const int64_t pieces = (D + kTile - 1) / kTile;
   std::vector<double> tm(R * pieces), tv(R * pieces);
   const bool par = N * C * S >= kParallelMinElems;
-  parallel_tiles(R * pieces, par, [&](int64_t t) {
+  auto piece = [&](int64_t t) {  // moments of piece t % pieces of group t / pieces
     const int64_t r = t / pieces, d0 = (t % pieces) * kTile;
     TG_CALL(moments, T, x + r * D + d0, 1, 0, std::min(D, d0 + kTile) - d0, &tm[t], &tv[t]);
-  });
+  };
   std::vector<T> pm(N * C), ps(N * C), pb(N * C);  // each plane's centre, scale and shift
-  for (int64_t r = 0; r < R; ++r) {
+  auto statistics = [&](int64_t r) {  // group r's pieces merged in order
     double n = 0, mu = 0, m2 = 0;
     for (int64_t k = 0; k < pieces; ++k)
       merge_moments(n, mu, m2, double(std::min(D, (k + 1) * kTile) - k * kTile), tm[r * pieces + k],
@@ -236,7 +309,20 @@ void group_norm_forward(int64_t N, int64_t C, int64_t S, int64_t G, const T* x, 
       ps[p] = T(w ? rs * double(w[c]) : rs);
       pb[p] = b ? b[c] : T(0);
     }
+  };
+  if (R >= kMinGroupsFused) {
+    // A group at a time: its statistics, then its output while its x is still in cache (one read
+    // of x from memory instead of two). The same arithmetic as the path below.
+    for_groups(R, D, par, [&](int64_t r) {
+      for (int64_t k = 0; k < pieces; ++k) piece(r * pieces + k);
+      statistics(r);
+      for (int64_t p = (r / G) * C + (r % G) * Cg, pe = p + Cg; p < pe; ++p)
+        TG_CALL(affine, T, S, x + p * S, pm[p], ps[p], pb[p], y + p * S);
+    });
+    return;
   }
+  parallel_tiles(R * pieces, par, piece);
+  for (int64_t r = 0; r < R; ++r) statistics(r);
   for_planes(N * C, S, [&](int64_t p, int64_t s0, int64_t s1) {
     const int64_t o = p * S + s0;
     TG_CALL(affine, T, s1 - s0, x + o, pm[p], ps[p], pb[p], y + o);
@@ -249,8 +335,6 @@ template <typename T>
 void group_plane_sums(int64_t N, int64_t C, int64_t S, int64_t G, const T* g, const T* x, const T* mean,
                       std::vector<double>& sg, std::vector<double>& sgx) {
   const int64_t P = N * C, Cg = C / G;
-  sg.assign(P, 0.0);
-  sgx.assign(P, 0.0);
   const int64_t per = std::max<int64_t>(1, kTile / S), ntasks = (P + per - 1) / per;
   parallel_tiles(ntasks, P * S >= kParallelMinElems, [&](int64_t t) {
     for (int64_t p = t * per, pe = std::min(P, (t + 1) * per); p < pe; ++p)
@@ -264,25 +348,13 @@ void group_norm_backward(int64_t N, int64_t C, int64_t S, int64_t G, const T* g,
                          const T* rstd, const T* w, T* gx, T* gw, T* gb) {
   const int64_t Cg = C / G, R = N * G;
   const double D = double(Cg * S);
-  std::vector<double> sg, sgx;
-  group_plane_sums(N, C, S, G, g, x, mean, sg, sgx);
-  if (gw || gb) {  // over the samples in order, per channel
-    for (int64_t c = 0; c < C; ++c) {
-      double a = 0, b = 0;
-      for (int64_t n = 0; n < N; ++n) {
-        a += sg[n * C + c];
-        b += sgx[n * C + c] * double(rstd[n * G + c / Cg]);
-      }
-      if (gw) gw[c] = T(b);
-      if (gb) gb[c] = T(a);
-    }
-  }
-  if (!gx) return;
-  // gx = rstd (g w - A / D - (x - mean) rstd^2 B / D) as g a + ((x - mean) k + d) per plane
+  std::vector<double> sg(N * C), sgx(N * C);
   std::vector<T> pa(N * C), pk(N * C), pd(N * C);
-  for (int64_t r = 0; r < R; ++r) {
+  // gx = rstd (g w - A / D - (x - mean) rstd^2 B / D) as g a + ((x - mean) k + d) per plane, A and
+  // B the group's sum(g w) and sum(g w (x - mean)); group r's coefficients from its planes' sums.
+  auto coefficients = [&](int64_t r) {
     const int64_t n = r / G, c0 = (r % G) * Cg;
-    double A = 0, B = 0;  // sum(g w), sum(g w (x - mean)) over the group
+    double A = 0, B = 0;
     for (int64_t j = 0; j < Cg; ++j) {
       const double wc = w ? double(w[c0 + j]) : 1.0;
       A += wc * sg[n * C + c0 + j];
@@ -295,11 +367,39 @@ void group_norm_backward(int64_t N, int64_t C, int64_t S, int64_t G, const T* g,
       pk[p] = T(-rs * rs * rs * B / D);
       pd[p] = T(-rs * A / D);
     }
+  };
+  if (gx && R >= kMinGroupsFused) {
+    // A group at a time: its sums, then its input gradient while its g and x are still in cache
+    // (one read of them from memory instead of two). The same arithmetic as the path below.
+    for_groups(R, Cg * S, N * C * S >= kParallelMinElems, [&](int64_t r) {
+      const int64_t p0 = (r / G) * C + (r % G) * Cg;
+      for (int64_t p = p0; p < p0 + Cg; ++p)
+        TG_CALL(sums, T, g + p * S, x + p * S, 1, 0, S, mean[r], &sg[p], &sgx[p]);
+      coefficients(r);
+      for (int64_t p = p0; p < p0 + Cg; ++p)
+        TG_CALL(backward_input, T, S, g + p * S, x + p * S, mean[r], pa[p], pk[p], pd[p], gx + p * S);
+    });
+  } else {
+    group_plane_sums(N, C, S, G, g, x, mean, sg, sgx);
+    if (gx) {
+      for (int64_t r = 0; r < R; ++r) coefficients(r);
+      for_planes(N * C, S, [&](int64_t p, int64_t s0, int64_t s1) {
+        const int64_t o = p * S + s0;
+        TG_CALL(backward_input, T, s1 - s0, g + o, x + o, mean[p / Cg], pa[p], pk[p], pd[p], gx + o);
+      });
+    }
   }
-  for_planes(N * C, S, [&](int64_t p, int64_t s0, int64_t s1) {
-    const int64_t o = p * S + s0;
-    TG_CALL(backward_input, T, s1 - s0, g + o, x + o, mean[p / Cg], pa[p], pk[p], pd[p], gx + o);
-  });
+  if (gw || gb) {  // over the samples in order, per channel
+    for (int64_t c = 0; c < C; ++c) {
+      double a = 0, b = 0;
+      for (int64_t n = 0; n < N; ++n) {
+        a += sg[n * C + c];
+        b += sgx[n * C + c] * double(rstd[n * G + c / Cg]);
+      }
+      if (gw) gw[c] = T(b);
+      if (gb) gb[c] = T(a);
+    }
+  }
 }
 
 #define TG_INSTANTIATE(T)                                                                                      \

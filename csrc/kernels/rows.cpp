@@ -19,6 +19,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 namespace tapegrad {
@@ -61,10 +62,10 @@ TG_INLINE float exp_nonpos_full_f(float a) {
   const float fm = ac * 1.44269504088896341f + 12582912.0f;
   const float n = fm - 12582912.0f;
   const float p = exp_reduced(ac, n);
-  // 2^n in two factors: for n < -126 one alone would not be a normal float.
-  const int32_t ni = static_cast<int32_t>(float_to_bits(fm) - 0x4B400000u), n1 = ni >> 1, n2 = ni - n1;
-  const float y = p * bits_to_float(static_cast<uint32_t>(n1 + 127) << 23) *
-                  bits_to_float(static_cast<uint32_t>(n2 + 127) << 23);
+  // p 2^n as (p 2^(n + 64)) 2^-64: the first product is exact (n + 64 into p's exponent field,
+  // normal for every n in [-150, 0]), the second rounds once, also to a denormal, so the result is
+  // that of two power-of-two factors (vmath::exp) in half the instructions.
+  const float y = bits_to_float(float_to_bits(p) + ((float_to_bits(fm) - (0x4B400000u - 64u)) << 23)) * 0x1p-64f;
   return a < -103.972084045410156f ? 0.0f : y + (a - a);
 }
 
@@ -134,6 +135,108 @@ TG_INLINE T gelu_tanh_sigmoid(T x, T& du_dx2) {
   const T u = T(kTanhK) * (x + T(kTanhC) * x2 * x);
   du_dx2 = T(2 * kTanhK) * (T(1) + T(3 * kTanhC) * x2);
   return T(1) / (T(1) + exp_t<T>(T(-2) * u));
+}
+
+// ---------------------------------------------------------------- row reductions
+// An `omp simd reduction` keeps one vector of partial sums, so each vector's add waits for the
+// previous one's (4 cycles): a row of 1024 floats then takes longer to sum than to load. These
+// keep kLaneBytes of partials (several independent vectors at every ISA) and combine them in a
+// fixed order, so the arithmetic is the same for every ISA and thread count. float partials go
+// into double ones every kChunk elements (at most 16 terms a lane), so that long rows keep the
+// accuracy of a double sum.
+constexpr int64_t kLaneBytes = 256;
+constexpr int64_t kChunk = 1024;
+
+template <typename T>
+constexpr int64_t lanes() { return kLaneBytes / int64_t(sizeof(T)); }
+
+// The lanes' total, pairwise (upper half added into the lower), in a fixed order.
+template <int64_t L>
+TG_INLINE double lanes_total(double* t) {
+  for (int64_t w = L / 2; w >= 1; w /= 2) {
+#pragma omp simd
+    for (int64_t l = 0; l < w; ++l) t[l] += t[l + w];
+  }
+  return t[0];
+}
+
+// s1 = sum over j in [0, D) of f1(j) (a T), and s2 that of f2(j) unless F2 is nullptr_t. The
+// terms run once per j, in order within a lane, so they may store as a side effect.
+template <typename T, typename F1, typename F2>
+TG_INLINE void row_sums(int64_t D, F1 f1, F2 f2, double& s1, double& s2) {
+  constexpr int64_t L = lanes<T>();
+  constexpr bool two = !std::is_same<F2, std::nullptr_t>::value;
+  if (D < 4 * L) {  // short rows (attention heads, small models): one double accumulator costs less
+    double a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+    for (int64_t j = 0; j < D; ++j) {
+      a += double(f1(j));
+      if constexpr (two) b += double(f2(j));
+    }
+    s1 = a;
+    s2 = b;
+    return;
+  }
+  alignas(64) double t1[L], t2[L];
+  for (int64_t l = 0; l < L; ++l) t1[l] = t2[l] = 0;
+  for (int64_t c0 = 0; c0 < D; c0 += kChunk) {
+    const int64_t c1 = std::min(D, c0 + kChunk);
+    alignas(64) T a1[L], a2[L];
+    for (int64_t l = 0; l < L; ++l) a1[l] = a2[l] = T(0);
+    int64_t j = c0;
+    for (; j + L <= c1; j += L) {
+#pragma omp simd aligned(a1, a2 : 64)
+      for (int64_t l = 0; l < L; ++l) {
+        a1[l] += f1(j + l);
+        if constexpr (two) a2[l] += f2(j + l);
+      }
+    }
+    for (int64_t l = 0; j + l < c1; ++l) {
+      a1[l] += f1(j + l);
+      if constexpr (two) a2[l] += f2(j + l);
+    }
+#pragma omp simd
+    for (int64_t l = 0; l < L; ++l) {
+      t1[l] += double(a1[l]);
+      t2[l] += double(a2[l]);
+    }
+  }
+  s1 = lanes_total<L>(t1);
+  s2 = two ? lanes_total<L>(t2) : 0.0;
+}
+
+template <typename T, typename F>
+TG_INLINE double row_sum(int64_t D, F f) {
+  double s, unused;
+  row_sums<T>(D, f, nullptr, s, unused);
+  return s;
+}
+
+// The maximum of the row's non-NaN values (-inf if none), in lanes as row_sums. Its users shift
+// the row by it and sum exp of the result: a NaN in the row, or a maximum of +-inf (inf - inf =
+// NaN), makes that sum NaN, and with it the whole row, as in PyTorch.
+template <typename T>
+TG_INLINE T row_max(int64_t D, const T* x) {
+  constexpr int64_t L = lanes<T>();
+  if (D < 4 * L) {
+    T mx = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = 0; j < D; ++j) mx = x[j] > mx ? x[j] : mx;
+    return mx;
+  }
+  alignas(64) T m[L];
+  for (int64_t l = 0; l < L; ++l) m[l] = -std::numeric_limits<T>::infinity();
+  int64_t j = 0;
+  for (; j + L <= D; j += L) {
+#pragma omp simd aligned(m : 64)
+    for (int64_t l = 0; l < L; ++l) m[l] = x[j + l] > m[l] ? x[j + l] : m[l];
+  }
+  for (int64_t l = 0; j + l < D; ++l) m[l] = x[j + l] > m[l] ? x[j + l] : m[l];
+  for (int64_t w = L / 2; w >= 1; w /= 2) {
+#pragma omp simd
+    for (int64_t l = 0; l < w; ++l) m[l] = m[l + w] > m[l] ? m[l + w] : m[l];
+  }
+  return m[0];
 }
 
 // ---------------------------------------------------------------- loop bodies
@@ -269,40 +372,24 @@ TG_INLINE void dropout_backward_body(int64_t n, const T* g, const uint8_t* mask,
   for (int64_t i = 0; i < n; ++i) gx[i] = g[i] * (mask[i] ? scale : T(0));
 }
 
-// Shifting by the row's maximum even when it is +-inf or NaN makes such rows NaN, as PyTorch.
-template <typename T>
-TG_INLINE T row_max(int64_t D, const T* x) {
-  T m = -std::numeric_limits<T>::infinity();
-  int nan = 0;
-#pragma omp simd reduction(max : m) reduction(| : nan)
-  for (int64_t j = 0; j < D; ++j) {
-    m = x[j] > m ? x[j] : m;
-    nan |= x[j] != x[j];
-  }
-  return nan ? std::numeric_limits<T>::quiet_NaN() : m;
-}
-
 template <typename T>
 TG_INLINE void softmax_forward_body(int64_t r0, int64_t r1, int64_t D, const T* x, T* y, bool log) {
   for (int64_t r = r0; r < r1; ++r) {
     const T* xr = x + r * D;
     T* yr = y + r * D;
     const T m = row_max(D, xr);
-    T s = 0;
     if (log) {
-#pragma omp simd reduction(+ : s)
-      for (int64_t j = 0; j < D; ++j) s += exp_nonpos<T>(xr[j] - m);
-      const T ls = std::log(s);  // (x - m) - log s, not x - (m + log s): exact where x is near m
+      const double s = row_sum<T>(D, [&](int64_t j) { return exp_nonpos<T>(xr[j] - m); });
+      const T ls = T(std::log(s));  // (x - m) - log s, not x - (m + log s): exact where x is near m
 #pragma omp simd
       for (int64_t j = 0; j < D; ++j) yr[j] = (xr[j] - m) - ls;
     } else {
-#pragma omp simd reduction(+ : s)
-      for (int64_t j = 0; j < D; ++j) {
+      const double s = row_sum<T>(D, [&](int64_t j) {
         const T e = exp_nonpos<T>(xr[j] - m);
         yr[j] = e;
-        s += e;
-      }
-      const T inv = T(1) / s;
+        return e;
+      });
+      const T inv = T(1.0 / s);
 #pragma omp simd
       for (int64_t j = 0; j < D; ++j) yr[j] *= inv;
     }
@@ -316,15 +403,12 @@ TG_INLINE void softmax_backward_body(int64_t r0, int64_t r1, int64_t D, const T*
     const T* gr = g + r * D;
     const T* yr = y + r * D;
     T* o = gx + r * D;
-    T s = 0;
     if (log) {
-#pragma omp simd reduction(+ : s)
-      for (int64_t j = 0; j < D; ++j) s += gr[j];
+      const T s = T(row_sum<T>(D, [&](int64_t j) { return gr[j]; }));
 #pragma omp simd
       for (int64_t j = 0; j < D; ++j) o[j] = gr[j] - exp_nonpos<T>(yr[j]) * s;
     } else {
-#pragma omp simd reduction(+ : s)
-      for (int64_t j = 0; j < D; ++j) s += gr[j] * yr[j];
+      const T s = T(row_sum<T>(D, [&](int64_t j) { return gr[j] * yr[j]; }));
 #pragma omp simd
       for (int64_t j = 0; j < D; ++j) o[j] = yr[j] * (gr[j] - s);
     }
@@ -337,20 +421,16 @@ TG_INLINE void layer_norm_forward_body(int64_t r0, int64_t r1, int64_t D, const 
   for (int64_t r = r0; r < r1; ++r) {
     const T* xr = x + r * D;
     T* yr = y + r * D;
-    double s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < D; ++j) s += double(xr[j]);
-    const double mu = s / double(D);
-    double v = 0;
-#pragma omp simd reduction(+ : v)
-    for (int64_t j = 0; j < D; ++j) {
-      const double c = double(xr[j]) - mu;
-      v += c * c;
-    }
-    const double rs = 1.0 / std::sqrt(v / double(D) + eps);
-    mean[r] = T(mu);
-    rstd[r] = T(rs);
-    const T m = T(mu), q = T(rs);
+    const T m = T(row_sum<T>(D, [&](int64_t j) { return xr[j]; }) / double(D));
+    // Squares about m, the mean rounded to T: the deviations are exact where x is near m, and
+    // the rounding adds (mean - m)^2 to the variance, far below T's resolution of it.
+    const double v = row_sum<T>(D, [&](int64_t j) {
+      const T c = xr[j] - m;
+      return c * c;
+    });
+    const T q = T(1.0 / std::sqrt(v / double(D) + eps));
+    mean[r] = m;
+    rstd[r] = q;
     if (w && b) {
 #pragma omp simd
       for (int64_t j = 0; j < D; ++j) yr[j] = (xr[j] - m) * q * w[j] + b[j];
@@ -367,59 +447,62 @@ TG_INLINE void layer_norm_forward_body(int64_t r0, int64_t r1, int64_t D, const 
   }
 }
 
+// mean(g w) and mean(g w xhat) over row r (w may be null: 1), in am and cm.
 template <typename T>
-TG_INLINE void layer_norm_backward_input_body(int64_t r0, int64_t r1, int64_t D, const T* g, const T* x,
-                                              const T* mean, const T* rstd, const T* w, T* gx) {
+TG_INLINE void layer_norm_row_means(int64_t D, const T* gr, const T* xr, const T* w, T m, T q, T& am, T& cm) {
+  double a, c;
+  if (w)
+    row_sums<T>(D, [&](int64_t j) { return gr[j] * w[j]; },
+                [&](int64_t j) { return (gr[j] * w[j]) * ((xr[j] - m) * q); }, a, c);
+  else
+    row_sums<T>(D, [&](int64_t j) { return gr[j]; }, [&](int64_t j) { return gr[j] * ((xr[j] - m) * q); }, a, c);
+  am = T(a / double(D));
+  cm = T(c / double(D));
+}
+
+// Rows [r0, r1): each row's input gradient into gx (when not null) and its g xhat and g added
+// into pw / pb (D each, when not null), in one pass over the row after its two sums.
+template <typename T>
+TG_INLINE void layer_norm_backward_body(int64_t r0, int64_t r1, int64_t D, const T* g, const T* x, const T* mean,
+                                        const T* rstd, const T* w, T* gx, T* pw, T* pb) {
   for (int64_t r = r0; r < r1; ++r) {
     const T* gr = g + r * D;
     const T* xr = x + r * D;
-    T* o = gx + r * D;
+    T* o = gx ? gx + r * D : nullptr;
     const T m = mean[r], q = rstd[r];
-    double a = 0, c = 0;  // sum(g w), sum(g w xhat)
-    if (w) {
-#pragma omp simd reduction(+ : a, c)
+    T am = 0, cm = 0;
+    if (o) layer_norm_row_means(D, gr, xr, w, m, q, am, cm);
+    // One loop per case, each vectorised without tests inside.
+    if (o && w && pw && pb) {
+#pragma omp simd
       for (int64_t j = 0; j < D; ++j) {
-        const T gw = gr[j] * w[j];
-        a += double(gw);
-        c += double(gw * ((xr[j] - m) * q));
+        const T xh = (xr[j] - m) * q;
+        o[j] = q * (gr[j] * w[j] - am - xh * cm);
+        pw[j] += gr[j] * xh;
+        pb[j] += gr[j];
       }
-    } else {
-#pragma omp simd reduction(+ : a, c)
-      for (int64_t j = 0; j < D; ++j) {
-        a += double(gr[j]);
-        c += double(gr[j] * ((xr[j] - m) * q));
-      }
+      continue;
     }
-    const T am = T(a / double(D)), cm = T(c / double(D));
-    if (w) {
+    if (o && w) {
 #pragma omp simd
       for (int64_t j = 0; j < D; ++j) o[j] = q * (gr[j] * w[j] - am - (xr[j] - m) * q * cm);
-    } else {
+    } else if (o) {
 #pragma omp simd
       for (int64_t j = 0; j < D; ++j) o[j] = q * (gr[j] - am - (xr[j] - m) * q * cm);
     }
-  }
-}
-
-// Adds row r's g xhat and g into pw / pb (D each, either may be null).
-template <typename T>
-TG_INLINE void layer_norm_params_row_body(int64_t r, int64_t D, const T* g, const T* x, const T* mean,
-                                          const T* rstd, T* pw, T* pb) {
-  const T* gr = g + r * D;
-  const T* xr = x + r * D;
-  const T m = mean[r], q = rstd[r];
-  if (pw && pb) {
+    if (pw && pb) {
 #pragma omp simd
-    for (int64_t j = 0; j < D; ++j) {
-      pw[j] += gr[j] * ((xr[j] - m) * q);
-      pb[j] += gr[j];
+      for (int64_t j = 0; j < D; ++j) {
+        pw[j] += gr[j] * ((xr[j] - m) * q);
+        pb[j] += gr[j];
+      }
+    } else if (pw) {
+#pragma omp simd
+      for (int64_t j = 0; j < D; ++j) pw[j] += gr[j] * ((xr[j] - m) * q);
+    } else if (pb) {
+#pragma omp simd
+      for (int64_t j = 0; j < D; ++j) pb[j] += gr[j];
     }
-  } else if (pw) {
-#pragma omp simd
-    for (int64_t j = 0; j < D; ++j) pw[j] += gr[j] * ((xr[j] - m) * q);
-  } else if (pb) {
-#pragma omp simd
-    for (int64_t j = 0; j < D; ++j) pb[j] += gr[j];
   }
 }
 
@@ -497,9 +580,6 @@ TG_VARIANTS(dropout_forward,
              uint8_t* mask),
             (n, x, lo0, k0, k1, thr, scale, y, mask))
 TG_VARIANTS(dropout_backward, (int64_t n, const T* g, const uint8_t* mask, T scale, T* gx), (n, g, mask, scale, gx))
-TG_VARIANTS(layer_norm_params_row,
-            (int64_t r, int64_t D, const T* g, const T* x, const T* mean, const T* rstd, T* pw, T* pb),
-            (r, D, g, x, mean, rstd, pw, pb))
 TG_VARIANTS(embedding_backward,
             (int64_t N, const int64_t* idx, int64_t D, int64_t j0, int64_t nj, const T* g, int64_t pad,
              const T* scale, T* gw),
@@ -512,10 +592,10 @@ TG_VARIANTS(layer_norm_forward,
             (int64_t r0, int64_t r1, int64_t D, const T* x, const T* w, const T* b, double eps, T* y, T* mean,
              T* rstd),
             (r0, r1, D, x, w, b, eps, y, mean, rstd))
-TG_VARIANTS(layer_norm_backward_input,
+TG_VARIANTS(layer_norm_backward,
             (int64_t r0, int64_t r1, int64_t D, const T* g, const T* x, const T* mean, const T* rstd, const T* w,
-             T* gx),
-            (r0, r1, D, g, x, mean, rstd, w, gx))
+             T* gx, T* pw, T* pb),
+            (r0, r1, D, g, x, mean, rstd, w, gx, pw, pb))
 TG_VARIANTS(cross_entropy_forward,
             (int64_t r0, int64_t r1, int64_t C, const T* x, const int64_t* t, const T* w, T* loss, T* rmax,
              T* logsum),
@@ -643,7 +723,7 @@ void layer_norm_backward(int64_t R, int64_t D, const T* g, const T* x, const T* 
   if (!gw && !gb) {
     if (gx)
       for_rows(R, D, [&](int64_t r0, int64_t r1) {
-        TG_CALL(layer_norm_backward_input, T, r0, r1, D, g, x, mean, rstd, w, gx);
+        TG_CALL(layer_norm_backward, T, r0, r1, D, g, x, mean, rstd, w, gx, nullptr, nullptr);
       });
     return;
   }
@@ -658,12 +738,9 @@ void layer_norm_backward(int64_t R, int64_t D, const T* g, const T* x, const T* 
     T* pb = gb ? part.get() + (c * 2 + 1) * D : nullptr;
     if (pw) std::fill(pw, pw + D, T(0));
     if (pb) std::fill(pb, pb + D, T(0));
-    // Row by row, each row's input gradient (the same code as without gw, gb) and its share of
-    // the sums while the row is in cache.
-    for (int64_t r = c * rows; r < std::min(R, (c + 1) * rows); ++r) {
-      if (gx) TG_CALL(layer_norm_backward_input, T, r, r + 1, D, g, x, mean, rstd, w, gx);
-      TG_CALL(layer_norm_params_row, T, r, D, g, x, mean, rstd, pw, pb);
-    }
+    // Each row's input gradient (the same arithmetic as without gw, gb) and its share of the
+    // sums in one pass over the row.
+    TG_CALL(layer_norm_backward, T, c * rows, std::min(R, (c + 1) * rows), D, g, x, mean, rstd, w, gx, pw, pb);
   });
   // The chunks in order, columns in blocks (each thread a block): contiguous, vectorised adds.
   constexpr int64_t kCols = 256;

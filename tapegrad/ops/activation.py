@@ -248,7 +248,7 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
 def _layer_norm_fwd(x, w=None, b=None, *, nd, eps):
     """layer_norm over the trailing ``nd`` dims of x (w, b: their shape, or None)."""
     c = np.ascontiguousarray
-    y, mean, rstd = _C.layer_norm(c(x), int(np.prod(x.shape[x.ndim - nd:])), None if w is None else c(w), None if b is None else c(b), eps)
+    y, mean, rstd = _C.layer_norm(c(x), math.prod(x.shape[x.ndim - nd:]), None if w is None else c(w), None if b is None else c(b), eps)
     # The third entry holds the gradients that an earlier VJP computed in the same pass (one read
     # of g and x for all), until their own VJPs take them (_layer_norm_grads).
     return y, (mean, rstd, {})
@@ -277,7 +277,7 @@ def _layer_norm_grads(g, x, w, b, nd, aux, start):
     want = [start == 0, start == 1 or (start == 0 and w is not None and w.requires_grad),
             start == 2 or (b is not None and b.requires_grad)]
     c = np.ascontiguousarray
-    n = int(np.prod(x.shape[x.ndim - nd:]))
+    n = math.prod(x.shape[x.ndim - nd:])
     grads = _C.layer_norm_backward(c(g._data), c(x._data), *aux[:2], n, None if w is None else c(w._data), *want)
     for i in range(start + 1, 3):
         if grads[i] is not None:

@@ -135,9 +135,35 @@ def test_statistics_keep_their_accuracy_far_from_zero(dtype):
     np.testing.assert_allclose(y, yref, atol=2e-3 if dtype == np.float32 else 1e-10)
 
 
+@pytest.mark.parametrize("shape, groups", [((8, 4, 20000), 2), ((2, 4, 20000), 2), ((16, 6, 7), 3)])
+def test_group_norm_a_group_at_a_time_and_split(shape, groups):
+    """Both of group_norm's routes (a group at a time for >= 8 groups, split planes for fewer),
+    with groups longer than a statistics tile (16384 elements), against float64."""
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal(shape) * 3 + 5).astype(np.float32)
+    g = rng.standard_normal(shape).astype(np.float32)
+    n, c = shape[:2]
+    w, b = rng.standard_normal(c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
+    x64, g64, w64 = x.astype(np.float64), g.astype(np.float64), w.astype(np.float64).reshape(cshape(x))
+    y, mean, rstd, var = _C.group_norm(x, groups, w, b, 1e-5, True)
+    xr = x64.reshape(n, groups, -1)
+    mu, v = xr.mean(2), xr.var(2)
+    r = 1 / np.sqrt(v + 1e-5)
+    xhat = ((xr - mu[..., None]) * r[..., None]).reshape(shape)
+    np.testing.assert_allclose(var, v.ravel(), rtol=1e-12)
+    np.testing.assert_allclose(y, xhat * w64 + b.astype(np.float64).reshape(cshape(x)), rtol=1e-5, atol=1e-5)
+    gh = (g64 * w64).reshape(n, groups, -1)
+    xh = xhat.reshape(n, groups, -1)
+    ref = ((gh - gh.mean(2, keepdims=True) - xh * (gh * xh).mean(2, keepdims=True)) * r[..., None]).reshape(shape)
+    gx, gw, gb = _C.group_norm_backward(g, x, mean, rstd, groups, w, True, True, True)
+    np.testing.assert_allclose(gx, ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+    np.testing.assert_allclose(gw, (g64 * xhat).sum(axes(x)), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(gb, g64.sum(axes(x)), rtol=1e-4, atol=1e-3)
+
+
 @pytest.mark.threads
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(32, 16, 32, 32), (4, 3, 80000), (3000, 40), (2, 8, 5000)])
+@pytest.mark.parametrize("shape", [(32, 16, 32, 32), (4, 3, 80000), (3000, 40), (2, 8, 5000), (8, 4, 20000)])
 def test_one_result_for_any_thread_count(restore_threads, dtype, shape):
     rng = np.random.default_rng(1)
     x = (rng.standard_normal(shape) + 1).astype(dtype)

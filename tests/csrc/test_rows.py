@@ -263,6 +263,38 @@ def test_bad_input_raises_naming_the_op():
         _C.embedding_backward(x, np.array([0, 1, 2, 3], np.int32), 5, -1, False)
 
 
+@pytest.mark.parametrize("D", [63, 64, 65, 1024, 2500])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_long_rows_against_float64(dtype, D):
+    """Rows past the row sums' lanes (64 floats, 32 doubles) and chunks (1024 elements), odd tails."""
+    rng = np.random.default_rng(D)
+    x = (rng.standard_normal((3, D)) * 4 + 2).astype(dtype)
+    g = rng.standard_normal((3, D)).astype(dtype)
+    w, b = rng.standard_normal(D).astype(dtype), rng.standard_normal(D).astype(dtype)
+    x64, g64, w64 = x.astype(np.float64), g.astype(np.float64), w.astype(np.float64)
+    tol = dict(rtol=TOL[dtype]["rtol"] * 4, atol=TOL[dtype]["atol"] * 4)
+    s, ls = softmax_refs(x64)
+    np.testing.assert_allclose(_C.softmax(x, False), s, **tol)
+    np.testing.assert_allclose(_C.softmax(x, True), ls, rtol=tol["rtol"], atol=tol["atol"] * 10)
+    ys, yl = s.astype(dtype), ls.astype(dtype)
+    ys64, yl64 = ys.astype(np.float64), yl.astype(np.float64)
+    np.testing.assert_allclose(_C.softmax_backward(g, ys, False), ys64 * (g64 - (g64 * ys64).sum(-1, keepdims=True)),
+                               **tol)
+    np.testing.assert_allclose(_C.softmax_backward(g, yl, True), g64 - np.exp(yl64) * g64.sum(-1, keepdims=True),
+                               rtol=tol["rtol"] * 4, atol=tol["atol"] * 4 * np.abs(g64).sum(-1).max())
+    y_ref, mu, r, xhat = layer_norm_ref(x64, w64, b.astype(np.float64), 1e-5)
+    y, mean, rstd = _C.layer_norm(x, D, w, b, 1e-5)
+    np.testing.assert_allclose(y, y_ref, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
+    np.testing.assert_allclose(mean, mu, **tol)
+    np.testing.assert_allclose(rstd, r, **tol)
+    gh = g64 * w64
+    gx_ref = r[:, None] * (gh - gh.mean(-1, keepdims=True) - xhat * (gh * xhat).mean(-1, keepdims=True))
+    gx, gw, gb = _C.layer_norm_backward(g, x, mean, rstd, D, w, True, True, True)
+    np.testing.assert_allclose(gx, gx_ref, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
+    np.testing.assert_allclose(gw, (g64 * xhat).sum(0), rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
+    np.testing.assert_allclose(gb, g64.sum(0), rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_one_and_two_threads_are_bit_identical(dtype):
     """Sizes above the parallel threshold, rows that do not split evenly over the threads."""
