@@ -53,7 +53,7 @@ inline void cpu_relax() {
 // one), and burns the CPU time the scheduler would let the worker run a share with. So a worker
 // polls long (kQuietPollNs) only while the machine has no more runnable threads than CPUs and the
 // worker is not descheduled while polling; else briefly (kBusyPollNs), as before.
-constexpr int64_t kQuietPollNs = 2'000'000;
+constexpr int64_t kQuietPollNs = 10'000'000;
 constexpr int64_t kBusyPollNs = 100'000;
 // A gap this long between two polls: the worker was descheduled, another thread wants its core.
 constexpr int64_t kDescheduledNs = 50'000;
@@ -69,12 +69,18 @@ int64_t now_ns() {
 
 // The machine's CPUs, and its runnable threads now: the fourth field of /proc/loadavg
 // ("0.31 0.97 1.08 3/150 12345"), the reader included. Read at most every kLoadEveryNs by
-// whichever thread asks first (a read costs a couple of microseconds); 0 where it cannot be read.
+// whichever thread asks first (a read costs a couple of microseconds); 0 where it cannot be read,
+// and with TAPEGRAD_THREADS_IGNORE_LOAD=1 (parallel.h).
 const int kCpus = get_nprocs();
 std::atomic<int> g_runnable{0};
 std::atomic<int64_t> g_runnable_at{INT64_MIN / 2};
 
 int runnable_threads(int64_t now) {
+  static const bool ignore_load = [] {
+    const char* env = std::getenv("TAPEGRAD_THREADS_IGNORE_LOAD");
+    return env && *env && std::string(env) != "0";
+  }();
+  if (ignore_load) return 0;
   if (now - g_runnable_at.load(std::memory_order_relaxed) < kLoadEveryNs) return g_runnable.load(std::memory_order_relaxed);
   g_runnable_at.store(now, std::memory_order_relaxed);
   static const int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
@@ -291,13 +297,9 @@ void run_team(int nt, TeamFn fn, void* ctx) {
 }
 
 bool room_for_team(int nt) {
-  static const bool ignore_load = [] {
-    const char* env = std::getenv("TAPEGRAD_THREADS_IGNORE_LOAD");
-    return env && *env && std::string(env) != "0";
-  }();
   Pool& p = pool();
   p.grow(nt - 1);  // may throw; the workers exist whatever the load
-  return ignore_load || p.room_for(nt);
+  return p.room_for(nt);
 }
 #else
 void run_team(int nt, TeamFn fn, void* ctx) {

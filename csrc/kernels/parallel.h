@@ -83,9 +83,10 @@ using TeamFn = void (*)(void* ctx, int tid, int nthreads);
 // std::system_error if the pool's threads cannot be started.
 void run_team(int nt, TeamFn fn, void* ctx);
 // False while the machine has more runnable threads than CPUs once a team of nt would be woken:
-// there a woken worker can be descheduled inside its share and the caller waits for it. Always
-// true with TAPEGRAD_THREADS_IGNORE_LOAD=1 (the tests: their 1- and 2-thread comparisons must
-// run teams however loaded the machine is). Starts the pool's workers (std::system_error).
+// there a woken worker can be descheduled inside its share and the caller waits for it. With
+// TAPEGRAD_THREADS_IGNORE_LOAD=1 the pool acts as on an idle machine whatever the load (the
+// tests: their 1- and 2-thread comparisons must run teams). Starts the pool's workers (may
+// throw std::system_error).
 bool room_for_team(int nt);
 }  // namespace detail
 
