@@ -11,7 +11,7 @@
 //    them, so results are bit-identical for any thread count and any timing. While the machine
 //    has more runnable threads than CPUs (/proc/loadavg) a region runs on the caller alone, as
 //    under set_num_threads(1): a woken worker could be descheduled inside its share there.
-//  - Idle workers poll for the next job for 2 ms while the machine has a CPU to spare (a training
+//  - Idle workers poll for the next job for 10 ms while the machine has a CPU to spare (a training
 //    step's kernels come that close), else for 0.1 ms, then sleep on a futex.
 //  - No exception crosses a region: parallel() runs each share under a catch, keeps the first
 //    exception and rethrows it on the calling thread once all shares are done. Failing to start
