@@ -259,8 +259,10 @@ def test_set_num_threads_while_kernels_run(restore_threads):
 @pytest.mark.skipif(not TSAN_BUILD, reason="the ThreadSanitizer build only (scripts/tsan.sh)")
 def test_tsan_detects_a_race():
     """The build's sanity check: ThreadSanitizer, preloaded into the uninstrumented interpreter,
-    does report the deliberate race of _C._tsan_racy_count (so silence elsewhere means something)."""
-    res = run_script("from tapegrad import _C; _C._tsan_racy_count(100000)",
+    does report the deliberate race of _C._tsan_racy_count (so silence elsewhere means something).
+    Each share is long enough that the team's second thread starts before the caller has taken
+    both shares, even on a loaded machine (the first report halts the run)."""
+    res = run_script("from tapegrad import _C; _C._tsan_racy_count(5_000_000)",
                      env={"TSAN_OPTIONS": "halt_on_error=1:exitcode=66"})
     assert res.returncode == 66, res.stderr[-3000:]
     assert "WARNING: ThreadSanitizer: data race" in res.stderr
