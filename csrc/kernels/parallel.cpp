@@ -1,11 +1,17 @@
 // The kernels' thread count, their worker pool, and fork handling (see parallel.h).
 #include "kernels/parallel.h"
 
+#include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
 
 #include <cctype>
-#include <condition_variable>
+#include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -39,11 +45,67 @@ inline void cpu_relax() {
 #endif
 }
 
-// Polls of an idle worker for the next job before it sleeps (tens of microseconds: a training
-// step's kernels follow each other closer than that), and of the caller for the workers still
-// inside a finished job before it yields its core to them.
-constexpr int kWorkerSpins = 4000;
+// An idle worker polls for the next job, then sleeps. Between two kernels of a training step the
+// caller runs Python for tens of microseconds to a few milliseconds; a worker still polling joins
+// the next job at once, a sleeping one only after the OS has woken it (tens of microseconds or
+// more), by when the caller has done most shares alone. Polling costs nothing while the machine
+// has a core to spare and costs someone's core time when it has not (the caller's, if they share
+// one), and burns the CPU time the scheduler would let the worker run a share with. So a worker
+// polls long (kQuietPollNs) only while the machine has no more runnable threads than CPUs and the
+// worker is not descheduled while polling; else briefly (kBusyPollNs), as before.
+constexpr int64_t kQuietPollNs = 10'000'000;
+constexpr int64_t kBusyPollNs = 100'000;
+// A gap this long between two polls: the worker was descheduled, another thread wants its core.
+constexpr int64_t kDescheduledNs = 50'000;
+// How often a polling worker reads the machine's load.
+constexpr int64_t kLoadEveryNs = 250'000;
+// Polls of the caller for the workers still inside a finished job before it yields its core.
 constexpr int kCallerSpins = 2000;
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The machine's CPUs, and its runnable threads now: the fourth field of /proc/loadavg
+// ("0.31 0.97 1.08 3/150 12345"), the reader included. Read at most every kLoadEveryNs by
+// whichever thread asks first (a read costs a couple of microseconds); 0 where it cannot be read,
+// and with TAPEGRAD_THREADS_IGNORE_LOAD=1 (parallel.h).
+const int kCpus = get_nprocs();
+std::atomic<int> g_runnable{0};
+std::atomic<int64_t> g_runnable_at{INT64_MIN / 2};
+
+int runnable_threads(int64_t now) {
+  static const bool ignore_load = [] {
+    const char* env = std::getenv("TAPEGRAD_THREADS_IGNORE_LOAD");
+    return env && *env && std::string(env) != "0";
+  }();
+  if (ignore_load) return 0;
+  if (now - g_runnable_at.load(std::memory_order_relaxed) < kLoadEveryNs) return g_runnable.load(std::memory_order_relaxed);
+  g_runnable_at.store(now, std::memory_order_relaxed);
+  static const int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+  char buf[128];
+  const ssize_t n = fd < 0 ? -1 : pread(fd, buf, sizeof buf - 1, 0);
+  int runnable = 0;
+  if (n > 0) {
+    buf[n] = 0;
+    if (const char* slash = std::strchr(buf, '/')) {
+      const char* p = slash;
+      while (p > buf && std::isdigit(static_cast<unsigned char>(p[-1]))) --p;
+      runnable = std::atoi(p);
+    }
+  }
+  g_runnable.store(runnable, std::memory_order_relaxed);
+  return runnable;
+}
+
+// Sleeps while *word == seen (or until woken), and wakes up to n threads sleeping on word.
+void futex_wait(std::atomic<uint32_t>& word, uint32_t seen) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, seen, nullptr, nullptr, 0);
+}
+void futex_wake(std::atomic<uint32_t>& word, int n) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, n, nullptr, nullptr, 0);
+}
 
 // One team call. Lives on the caller's stack; `active` (below) says when no worker can still
 // be reading it.
@@ -69,6 +131,14 @@ class Pool {
   std::atomic<Job*> job{nullptr};
   std::atomic<int> active{0};
 
+  // Whether a job for nt threads would find a CPU for each worker it wakes (or, where nt itself is
+  // more than the CPUs, no more runnable threads than nt): on an oversubscribed machine a woken
+  // worker may be descheduled inside its share, and the caller waits for it.
+  bool room_for(int nt) {
+    const int woken = std::min(sleepers_.load(std::memory_order_relaxed), nt - 1);
+    return runnable_threads(now_ns()) + woken <= std::max(kCpus, nt);
+  }
+
   int workers() {
     std::lock_guard<std::mutex> lock(mu_);
     return int(threads_.size());
@@ -90,29 +160,20 @@ class Pool {
     }
   }
 
+  // Wakes up to nt - 1 sleeping workers. A worker counts itself in sleepers_ and then reads gen_;
+  // post bumps gen_ and then reads sleepers_ (all sequentially consistent): either the worker sees
+  // the new job or post sees the sleeper, and futex_wait returns at once if gen_ moved.
   void post(Job* j) {
     job.store(j);
     gen_.fetch_add(1);
-    std::lock_guard<std::mutex> lock(mu_);
-    if (sleepers_) cv_.notify_all();
+    if (sleepers_.load() > 0) futex_wake(gen_, j->nt - 1);
   }
 
  private:
   void work() {
-    uint64_t seen = gen_.load();
+    uint32_t seen = gen_.load();
     for (;;) {
-      uint64_t g = gen_.load(std::memory_order_acquire);
-      for (int spin = 0; g == seen; g = gen_.load(std::memory_order_acquire)) {
-        if (++spin < kWorkerSpins) {
-          cpu_relax();
-          continue;
-        }
-        std::unique_lock<std::mutex> lock(mu_);
-        ++sleepers_;
-        cv_.wait(lock, [&] { return gen_.load() != seen; });
-        --sleepers_;
-      }
-      seen = g;
+      seen = next_job(seen);
       active.fetch_add(1);
       if (Job* j = job.load()) {
         const int tid = j->next_tid.fetch_add(1);
@@ -126,10 +187,31 @@ class Pool {
     }
   }
 
-  std::mutex mu_;  // threads_, sleepers_ and the condition
-  std::condition_variable cv_;
-  std::atomic<uint64_t> gen_{0};
-  int sleepers_ = 0;
+  // Polls for a job after generation `seen` (see kQuietPollNs), then sleeps; returns its generation.
+  uint32_t next_job(uint32_t seen) {
+    const int64_t start = now_ns();
+    int64_t last = start, budget = kQuietPollNs;
+    for (int spin = 1;; ++spin) {
+      if (const uint32_t g = gen_.load(std::memory_order_acquire); g != seen) return g;
+      cpu_relax();
+      if (spin % 64) continue;  // a clock read every ~2 us
+      const int64_t t = now_ns();
+      if (t - last > kDescheduledNs) break;
+      last = t;
+      if (runnable_threads(t) > kCpus) budget = kBusyPollNs;
+      if (t - start >= budget) break;
+    }
+    sleepers_.fetch_add(1);
+    g_runnable_at.store(INT64_MIN / 2, std::memory_order_relaxed);  // it counted this thread as runnable
+    uint32_t g;
+    while ((g = gen_.load()) == seen) futex_wait(gen_, seen);
+    sleepers_.fetch_sub(1);
+    return g;
+  }
+
+  std::mutex mu_;  // threads_
+  std::atomic<uint32_t> gen_{0};  // bumped by each post; the futex word
+  std::atomic<int> sleepers_{0};
   std::vector<std::thread> threads_;
 };
 
@@ -213,6 +295,12 @@ void run_team(int nt, TeamFn fn, void* ctx) {
     else std::this_thread::yield();
   }
 }
+
+bool room_for_team(int nt) {
+  Pool& p = pool();
+  p.grow(nt - 1);  // may throw; the workers exist whatever the load
+  return p.room_for(nt);
+}
 #else
 void run_team(int nt, TeamFn fn, void* ctx) {
   std::vector<std::thread> team;
@@ -232,6 +320,8 @@ void run_team(int nt, TeamFn fn, void* ctx) {
   t_in_region = false;
   for (auto& t : team) t.join();
 }
+
+bool room_for_team(int) { return true; }  // the threads race as they would in the pool, whatever the load
 #endif
 
 }  // namespace detail

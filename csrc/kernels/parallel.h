@@ -8,8 +8,11 @@
 //    next share or tile from a shared counter, and a worker that the OS has not scheduled (on a
 //    machine busy with other processes) is never waited for: the caller takes its shares, so two
 //    threads are never much slower than one. Shares are fixed by the problem, not by who runs
-//    them, so results are bit-identical for any thread count and any timing. Idle workers poll
-//    for tens of microseconds, then sleep (no long spin-waits taking a busy core).
+//    them, so results are bit-identical for any thread count and any timing. While the machine
+//    has more runnable threads than CPUs (/proc/loadavg) a region runs on the caller alone, as
+//    under set_num_threads(1): a woken worker could be descheduled inside its share there.
+//  - Idle workers poll for the next job for 10 ms while the machine has a CPU to spare (a training
+//    step's kernels come that close), else for 0.1 ms, then sleep on a futex.
 //  - No exception crosses a region: parallel() runs each share under a catch, keeps the first
 //    exception and rethrows it on the calling thread once all shares are done. Failing to start
 //    the pool's threads is an exception too.
@@ -79,6 +82,12 @@ using TeamFn = void (*)(void* ctx, int tid, int nthreads);
 // work done whichever of its calls run (parallel() claims shares from a counter). Throws
 // std::system_error if the pool's threads cannot be started.
 void run_team(int nt, TeamFn fn, void* ctx);
+// False while the machine has more runnable threads than CPUs once a team of nt would be woken:
+// there a woken worker can be descheduled inside its share and the caller waits for it. With
+// TAPEGRAD_THREADS_IGNORE_LOAD=1 the pool acts as on an idle machine whatever the load (the
+// tests: their 1- and 2-thread comparisons must run teams). Starts the pool's workers (may
+// throw std::system_error).
+bool room_for_team(int nt);
 }  // namespace detail
 
 // Runs body(share, nshares) for every share in [0, nt), on up to nt threads: each thread takes
@@ -86,10 +95,14 @@ void run_team(int nt, TeamFn fn, void* ctx);
 // yet (another process busy on its core) costs nothing: the others take its share, and when it
 // does start there is nothing left for it. nshares is nt whichever threads run the shares, so a
 // body whose arithmetic depends only on (share, nshares) gives the same result for any timing.
-// On one thread, or nested in a region, the shares run in order on the caller. Rethrows the
-// first exception any share threw, after all have finished.
+// On one thread, or nested in a region, the shares run in order on the caller. On a machine with
+// no CPU to spare for a team (detail::room_for_team) body(0, 1) runs alone, the call a kernel makes
+// under set_num_threads(1), so two threads are no slower than one there; a body must therefore
+// give the same result for any nshares, as every kernel's result is the same for any thread count.
+// Rethrows the first exception any share threw, after all have finished.
 template <class F>
 void parallel(int nt, F&& body) {
+  if (nt > 1 && !in_parallel_region() && !detail::room_for_team(nt)) nt = 1;
   if (nt <= 1 || in_parallel_region()) {
     for (int s = 0; s < std::max(nt, 1); ++s) body(s, std::max(nt, 1));
     return;

@@ -120,6 +120,43 @@ def test_two_threads_are_not_slower_than_one_next_to_a_busy_process(restore_thre
     assert two < 2.0 * one, f"2 threads {two * 1e3:.1f} ms, 1 thread {one * 1e3:.1f} ms"
 
 
+@pytest.mark.skipif(TSAN_BUILD or sys.platform != "linux", reason="pool threads; a busy core")
+def test_regions_on_an_oversubscribed_machine_give_the_same_results():
+    """With a process spinning on every core the kernels' regions run on the caller alone (the
+    load check this suite otherwise turns off, tests/conftest.py): the results are still those of
+    1 and of 2 threads, bit for bit, and the pool's worker is started all the same."""
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        res = run_script("""
+        import numpy as np
+        from tapegrad import _C
+        rng = np.random.default_rng(0)
+        a, b = rng.standard_normal((300, 200)), rng.standard_normal((200, 250)).astype(np.float32)
+        x, w = rng.standard_normal((4, 3, 20, 20)), rng.standard_normal((6, 3, 3, 3))
+        r = rng.standard_normal((256, 512)).astype(np.float32)
+
+        def run():
+            out = np.empty((300, 250), np.float32)
+            _C.matmul(a.astype(np.float32), b, out)
+            return out, _C.conv2d(x, w, None, (1, 1), (1, 1), (1, 1), 1), _C.softmax(r, False)
+
+        results = {}
+        for n in (1, 2, 1, 2):
+            _C.set_num_threads(n)
+            got = run()
+            results.setdefault(n, got)
+            assert all(np.array_equal(g, e) for g, e in zip(got, results[n])), n
+        assert all(np.array_equal(g, e) for g, e in zip(results[1], results[2]))
+        print("same", _C._kernel_pool_workers())
+        """, env={"TAPEGRAD_THREADS_IGNORE_LOAD": "0"})
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+    assert res.returncode == 0, res.stdout + res.stderr[-3000:]
+    assert "same 1" in res.stdout
+
+
 def _reference_ops(rng, dtype):
     x = rng.standard_normal((4, 3, 20, 20)).astype(dtype)
     w = rng.standard_normal((6, 3, 3, 3)).astype(dtype)
@@ -222,8 +259,10 @@ def test_set_num_threads_while_kernels_run(restore_threads):
 @pytest.mark.skipif(not TSAN_BUILD, reason="the ThreadSanitizer build only (scripts/tsan.sh)")
 def test_tsan_detects_a_race():
     """The build's sanity check: ThreadSanitizer, preloaded into the uninstrumented interpreter,
-    does report the deliberate race of _C._tsan_racy_count (so silence elsewhere means something)."""
-    res = run_script("from tapegrad import _C; _C._tsan_racy_count(100000)",
+    does report the deliberate race of _C._tsan_racy_count (so silence elsewhere means something).
+    Each share is long enough that the team's second thread starts before the caller has taken
+    both shares, even on a loaded machine (the first report halts the run)."""
+    res = run_script("from tapegrad import _C; _C._tsan_racy_count(5_000_000)",
                      env={"TSAN_OPTIONS": "halt_on_error=1:exitcode=66"})
     assert res.returncode == 66, res.stderr[-3000:]
     assert "WARNING: ThreadSanitizer: data race" in res.stderr
