@@ -7,6 +7,7 @@
 #include "kernels/norm.h"
 
 #include "kernels/cpu.h"
+#include "kernels/lane_sums.h"
 #include "kernels/parallel.h"
 
 #include <algorithm>
@@ -34,64 +35,15 @@ constexpr int64_t kMinGroupsFused = 8;
 bool has_avx2() { return kernel_isa(Kernel::norm) >= Isa::avx2; }
 
 // ---------------------------------------------------------------- loop bodies
-// Each run of elements is reduced on its own into partial sums of T in lanes (kLaneBytes: several
-// vectors, so that one vector's add does not wait for the previous one's, as in a one-vector
-// `omp simd` reduction), moved into double lanes every kChunk elements (at most 32 terms a lane),
-// and the lanes added pairwise: a fixed order, the same arithmetic for every ISA.
+// Each run of elements is reduced on its own in lanes (lane_sums.h: kLaneBytes of partials, moved
+// into double lanes every 1024 elements, added pairwise): a fixed order, the same arithmetic for
+// every ISA.
 constexpr int64_t kLaneBytes = 128;
-constexpr int64_t kChunk = 1024;
-
-template <int64_t L>
-TG_INLINE double lanes_total(double* s) {
-  for (int64_t w = L / 2; w >= 1; w /= 2) {
-#pragma omp simd
-    for (int64_t l = 0; l < w; ++l) s[l] += s[l + w];
-  }
-  return s[0];
-}
 
 // s1 = sum over i in [0, len) of f1(i), s2 that of f2(i) (each a T) unless F2 is nullptr_t.
 template <typename T, typename F1, typename F2>
 TG_INLINE void run_sums(int64_t len, F1 f1, F2 f2, double& s1, double& s2) {
-  constexpr int64_t L = kLaneBytes / int64_t(sizeof(T));
-  constexpr bool two = !std::is_same<F2, std::nullptr_t>::value;
-  if (len < 4 * L) {  // short runs (small planes): one double accumulator each costs less than the lanes
-    double a = 0, b = 0;
-#pragma omp simd reduction(+ : a, b)
-    for (int64_t i = 0; i < len; ++i) {
-      a += double(f1(i));
-      if constexpr (two) b += double(f2(i));
-    }
-    s1 = a;
-    s2 = b;
-    return;
-  }
-  alignas(64) double t1[L], t2[L];
-  for (int64_t l = 0; l < L; ++l) t1[l] = t2[l] = 0;
-  for (int64_t c0 = 0; c0 < len; c0 += kChunk) {
-    const int64_t c1 = std::min(len, c0 + kChunk);
-    alignas(64) T a1[L], a2[L];
-    for (int64_t l = 0; l < L; ++l) a1[l] = a2[l] = T(0);
-    int64_t i = c0;
-    for (; i + L <= c1; i += L) {
-#pragma omp simd aligned(a1, a2 : 64)
-      for (int64_t l = 0; l < L; ++l) {
-        a1[l] += f1(i + l);
-        if constexpr (two) a2[l] += f2(i + l);
-      }
-    }
-    for (int64_t l = 0; i + l < c1; ++l) {
-      a1[l] += f1(i + l);
-      if constexpr (two) a2[l] += f2(i + l);
-    }
-#pragma omp simd
-    for (int64_t l = 0; l < L; ++l) {
-      t1[l] += double(a1[l]);
-      t2[l] += double(a2[l]);
-    }
-  }
-  s1 = lanes_total<L>(t1);
-  s2 = two ? lanes_total<L>(t2) : 0.0;
+  lanes::sums<T, kLaneBytes>(len, f1, f2, s1, s2);
 }
 
 // The statistics in double throughout (the variance feeds the running statistics, which keep

@@ -10,6 +10,7 @@
 #include "kernels/rows.h"
 
 #include "kernels/cpu.h"
+#include "kernels/lane_sums.h"
 #include "kernels/parallel.h"
 #include "kernels/vmath.h"
 
@@ -138,71 +139,16 @@ TG_INLINE T gelu_tanh_sigmoid(T x, T& du_dx2) {
 }
 
 // ---------------------------------------------------------------- row reductions
-// An `omp simd reduction` keeps one vector of partial sums, so each vector's add waits for the
-// previous one's (4 cycles): a row of 1024 floats then takes longer to sum than to load. These
-// keep kLaneBytes of partials (several independent vectors at every ISA) and combine them in a
-// fixed order, so the arithmetic is the same for every ISA and thread count. float partials go
-// into double ones every kChunk elements (at most 16 terms a lane), so that long rows keep the
-// accuracy of a double sum.
+// In lanes (lane_sums.h): 256 bytes of partials, several independent vectors at every ISA.
 constexpr int64_t kLaneBytes = 256;
-constexpr int64_t kChunk = 1024;
 
 template <typename T>
 constexpr int64_t lanes() { return kLaneBytes / int64_t(sizeof(T)); }
 
-// The lanes' total, pairwise (upper half added into the lower), in a fixed order.
-template <int64_t L>
-TG_INLINE double lanes_total(double* t) {
-  for (int64_t w = L / 2; w >= 1; w /= 2) {
-#pragma omp simd
-    for (int64_t l = 0; l < w; ++l) t[l] += t[l + w];
-  }
-  return t[0];
-}
-
-// s1 = sum over j in [0, D) of f1(j) (a T), and s2 that of f2(j) unless F2 is nullptr_t. The
-// terms run once per j, in order within a lane, so they may store as a side effect.
+// s1 = sum over j in [0, D) of f1(j) (a T), and s2 that of f2(j) unless F2 is nullptr_t.
 template <typename T, typename F1, typename F2>
 TG_INLINE void row_sums(int64_t D, F1 f1, F2 f2, double& s1, double& s2) {
-  constexpr int64_t L = lanes<T>();
-  constexpr bool two = !std::is_same<F2, std::nullptr_t>::value;
-  if (D < 4 * L) {  // short rows (attention heads, small models): one double accumulator costs less
-    double a = 0, b = 0;
-#pragma omp simd reduction(+ : a, b)
-    for (int64_t j = 0; j < D; ++j) {
-      a += double(f1(j));
-      if constexpr (two) b += double(f2(j));
-    }
-    s1 = a;
-    s2 = b;
-    return;
-  }
-  alignas(64) double t1[L], t2[L];
-  for (int64_t l = 0; l < L; ++l) t1[l] = t2[l] = 0;
-  for (int64_t c0 = 0; c0 < D; c0 += kChunk) {
-    const int64_t c1 = std::min(D, c0 + kChunk);
-    alignas(64) T a1[L], a2[L];
-    for (int64_t l = 0; l < L; ++l) a1[l] = a2[l] = T(0);
-    int64_t j = c0;
-    for (; j + L <= c1; j += L) {
-#pragma omp simd aligned(a1, a2 : 64)
-      for (int64_t l = 0; l < L; ++l) {
-        a1[l] += f1(j + l);
-        if constexpr (two) a2[l] += f2(j + l);
-      }
-    }
-    for (int64_t l = 0; j + l < c1; ++l) {
-      a1[l] += f1(j + l);
-      if constexpr (two) a2[l] += f2(j + l);
-    }
-#pragma omp simd
-    for (int64_t l = 0; l < L; ++l) {
-      t1[l] += double(a1[l]);
-      t2[l] += double(a2[l]);
-    }
-  }
-  s1 = lanes_total<L>(t1);
-  s2 = two ? lanes_total<L>(t2) : 0.0;
+  lanes::sums<T, kLaneBytes>(D, f1, f2, s1, s2);
 }
 
 template <typename T, typename F>
