@@ -9,6 +9,7 @@ import importlib.util
 import os
 import sys
 import threading
+import time
 import traceback
 
 _MPI = None  # the mpi4py.MPI module once the group is initialised
@@ -142,6 +143,9 @@ def _abort_on_exception(exc_type, exc, tb):
     sys.stderr.write("".join(traceback.format_exception(exc_type, exc, tb)))
     sys.stderr.flush()
     if _MPI is not None and _WORLD is not None:
+        # mpiexec's proxy forwards this rank's output from a pipe; the abort's kill can outrun it
+        # and lose the traceback (seen once in CI), so give it a moment first
+        time.sleep(0.25)
         _MPI.COMM_WORLD.Abort(1)
         os._exit(1)  # MPI_Abort may return before mpiexec has killed this process
     (_EXCEPTHOOK or sys.__excepthook__)(exc_type, exc, tb)
