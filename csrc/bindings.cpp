@@ -1634,7 +1634,7 @@ HeadsOf<T> heads_of(const std::string& op, const char* name, const py::array& a)
   return h;
 }
 
-// (batch dims, rows, cols) of an operand as "(..., rows, cols)" for messages.
+// The leading (batch and head) dims of an operand of shape (..., rows, cols).
 std::vector<py::ssize_t> lead_shape(const py::array& a) {
   return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim() - 2);
 }

@@ -568,52 +568,44 @@ void for_rows(int64_t R, int64_t D, F f) {
   parallel_tiles(ntasks, R * D >= kParallelMinElems, [&](int64_t k) { f(k * step, std::min(R, (k + 1) * step)); });
 }
 
+// Runs f(i, len) over [0, n) in blocks of at most kBlock elements: an elementwise kernel's tasks.
+template <typename F>
+void for_blocks(int64_t n, F f) {
+  for_rows(n, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i += kBlock) f(i, std::min(kBlock, i1 - i));
+  });
+}
+
 }  // namespace
 
 template <typename T>
 void gelu_forward(int64_t n, const T* x, T* y, bool tanh_approx) {
-  for_rows(n, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i += kBlock)
-      TG_CALL(gelu_forward, T, std::min(kBlock, i1 - i), x + i, y + i, tanh_approx);
-  });
+  for_blocks(n, [&](int64_t i, int64_t len) { TG_CALL(gelu_forward, T, len, x + i, y + i, tanh_approx); });
 }
 
 template <typename T>
 void gelu_backward(int64_t n, const T* g, const T* x, T* gx, bool tanh_approx) {
-  for_rows(n, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i += kBlock)
-      TG_CALL(gelu_backward, T, std::min(kBlock, i1 - i), g + i, x + i, gx + i, tanh_approx);
-  });
+  for_blocks(n, [&](int64_t i, int64_t len) { TG_CALL(gelu_backward, T, len, g + i, x + i, gx + i, tanh_approx); });
 }
 
 template <typename T>
 void silu_forward(int64_t n, const T* x, T* y) {
-  for_rows(n, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i += kBlock) TG_CALL(silu_forward, T, std::min(kBlock, i1 - i), x + i, y + i);
-  });
+  for_blocks(n, [&](int64_t i, int64_t len) { TG_CALL(silu_forward, T, len, x + i, y + i); });
 }
 
 template <typename T>
 void silu_backward(int64_t n, const T* g, const T* x, T* gx) {
-  for_rows(n, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i += kBlock)
-      TG_CALL(silu_backward, T, std::min(kBlock, i1 - i), g + i, x + i, gx + i);
-  });
+  for_blocks(n, [&](int64_t i, int64_t len) { TG_CALL(silu_backward, T, len, g + i, x + i, gx + i); });
 }
 
 template <typename T>
 void relu_forward(int64_t n, const T* x, T* y) {
-  for_rows(n, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i += kBlock) TG_CALL(relu_forward, T, std::min(kBlock, i1 - i), x + i, y + i);
-  });
+  for_blocks(n, [&](int64_t i, int64_t len) { TG_CALL(relu_forward, T, len, x + i, y + i); });
 }
 
 template <typename T>
 void relu_backward(int64_t n, const T* g, const T* out, T* gx) {
-  for_rows(n, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i += kBlock)
-      TG_CALL(relu_backward, T, std::min(kBlock, i1 - i), g + i, out + i, gx + i);
-  });
+  for_blocks(n, [&](int64_t i, int64_t len) { TG_CALL(relu_backward, T, len, g + i, out + i, gx + i); });
 }
 
 // SplitMix64's finaliser: a block's two 32-bit hash keys from the seed and the block's high
@@ -628,21 +620,16 @@ inline uint64_t splitmix64(uint64_t z) {
 template <typename T>
 void dropout_forward(int64_t n, const T* x, uint64_t seed, uint32_t threshold, T scale, T* y, uint8_t* mask) {
   static_assert((int64_t(1) << 32) % kBlock == 0, "a block must not straddle 2^32");
-  for_rows(n, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i += kBlock) {
-      const uint64_t key = splitmix64(seed ^ splitmix64(static_cast<uint64_t>(i) >> 32));
-      TG_CALL(dropout_forward, T, std::min(kBlock, i1 - i), x + i, static_cast<uint32_t>(i),
-              static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32), threshold, scale, y + i, mask + i);
-    }
+  for_blocks(n, [&](int64_t i, int64_t len) {
+    const uint64_t key = splitmix64(seed ^ splitmix64(static_cast<uint64_t>(i) >> 32));
+    TG_CALL(dropout_forward, T, len, x + i, static_cast<uint32_t>(i), static_cast<uint32_t>(key),
+            static_cast<uint32_t>(key >> 32), threshold, scale, y + i, mask + i);
   });
 }
 
 template <typename T>
 void dropout_backward(int64_t n, const T* g, const uint8_t* mask, T scale, T* gx) {
-  for_rows(n, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i += kBlock)
-      TG_CALL(dropout_backward, T, std::min(kBlock, i1 - i), g + i, mask + i, scale, gx + i);
-  });
+  for_blocks(n, [&](int64_t i, int64_t len) { TG_CALL(dropout_backward, T, len, g + i, mask + i, scale, gx + i); });
 }
 
 template <typename T>
