@@ -50,6 +50,7 @@ NAMESPACES = {
     "tapegrad.optim.lr_scheduler": "tapegrad.optim.lr_scheduler",
     "tapegrad.autograd": "tapegrad.autograd",
     "tapegrad.autograd.functional": "tapegrad.autograd.functional",
+    "tapegrad.func": "tapegrad.func",
     "tapegrad.linalg": "tapegrad.linalg",
     "tapegrad.fft": "tapegrad.fft",
     "tapegrad.sparse": "tapegrad.sparse",

@@ -38,6 +38,7 @@ NAMESPACES = [
     ("utils.data", "torch.utils.data", "tapegrad.utils.data"),
     ("autograd", "torch.autograd", "tapegrad.autograd"),
     ("nn.init", "torch.nn.init", "tapegrad.nn.init"),
+    ("func", "torch.func", "tapegrad.func"),
 ]
 
 # What is deliberately left out: (namespaces, fnmatch pattern, reason), one entry a line, so that
@@ -248,6 +249,7 @@ FLOORS = {
     "utils.data": 1.0,
     "autograd": 0.944,
     "nn.init": 1.0,
+    "func": 1.0,
 }
 
 

@@ -58,7 +58,9 @@ from .serialization import load, save  # noqa: F401
 from . import accelerator, amp, backends, cpu, cuda, distributions, futures, jit  # noqa: F401,E402
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled, set_autocast_dtype, set_autocast_enabled  # noqa: F401
 from ._compat import *  # noqa: F401,F403  (Size, dtype, FloatTensor, inference_mode)
-from ._functions import *  # noqa: F401,F403  (switches, predicates, legacy constructors, vmap)
+from ._functions import *  # noqa: F401,F403  (switches, predicates, legacy constructors)
+from . import func  # noqa: F401,E402  (torch.func: grad, vjp, jvp, jacrev, jacfwd, hessian, vmap, functional_call)
+from .func import vmap  # noqa: F401,E402
 from ._nn_forms import *  # noqa: F401,F403  (torch.conv1d, torch.dropout, ...: ATen's signatures)
 from ._parallel import get_num_interop_threads, get_num_threads, set_num_interop_threads, set_num_threads  # noqa: F401
 from . import _tensor_docs  # noqa: F401,E402  (docstrings of tensor.py's one-line methods)

@@ -287,60 +287,6 @@ def empty_permuted(size, physical_layout, *, dtype=None, layout=None, device=Non
     return _creation.zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-# ---------------------------------------------------------------- vmap
-def _tree_map(fn, tree):
-    if isinstance(tree, (tuple, list)):
-        return type(tree)(_tree_map(fn, t) for t in tree)
-    if isinstance(tree, dict):
-        return {k: _tree_map(fn, v) for k, v in tree.items()}
-    return fn(tree)
-
-
-def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
-    """``func`` mapped over a dimension of its inputs, as ``torch.vmap``: ``in_dims`` says which
-    dimension of each argument is the batch (an int for all, or one entry per argument, None
-    for an argument passed whole); the results are stacked along ``out_dims``.
-
-    tapegrad runs ``func`` once per batch element and stacks the results (PyTorch traces it
-    once with batched tensors), so results and gradients are the same, the speed is a loop's,
-    and ``func`` may even use data-dependent Python control flow, which PyTorch's vmap refuses.
-
-    >>> tapegrad.vmap(tapegrad.dot)(tapegrad.ones(4, 3), tapegrad.ones(4, 3))
-    tensor([3., 3., 3., 3.])
-    """
-    if randomness not in ("error", "different", "same"):
-        raise RuntimeError(f"vmap: randomness must be 'error', 'different' or 'same', got {randomness!r}")
-
-    def batched(*args, **kwargs):
-        dims = in_dims if isinstance(in_dims, (tuple, list)) else (in_dims,) * len(args)
-        if len(dims) != len(args):
-            raise ValueError(f"vmap: in_dims has {len(dims)} entries but the function got {len(args)} positional "
-                             f"arguments")
-        sizes = set()
-        for a, d in zip(args, dims):
-            if d is not None:
-                _tree_map(lambda t: sizes.add(t.shape[d]) if isinstance(t, Tensor) else None, a)
-        if not sizes:
-            raise ValueError("vmap: at least one argument must be mapped over (in_dims all None, or no tensor "
-                             "argument)")
-        if len(sizes) > 1:
-            raise ValueError(f"vmap: the mapped dimensions have different sizes {sorted(sizes)}")
-        n = sizes.pop()
-        results = []
-        for i in builtins.range(n):
-            call = [a if d is None else _tree_map(lambda t: _shape.select(t, d, i) if isinstance(t, Tensor) else t, a)
-                    for a, d in zip(args, dims)]
-            results.append(func(*call, **kwargs))
-        first = results[0]
-        if isinstance(first, (tuple, list)):
-            outs = out_dims if isinstance(out_dims, (tuple, list)) else (out_dims,) * len(first)
-            return type(first)(_shape.stack([r[k] for r in results], dim=outs[k]) for k in builtins.range(len(first)))
-        return _shape.stack([r if isinstance(r, Tensor) else _creation.tensor(r) for r in results], dim=out_dims)
-
-    batched.__doc__ = getattr(func, "__doc__", None)
-    return batched
-
-
 # ---------------------------------------------------------------- the LU factorisation's old names
 _LUUnpack = collections.namedtuple("lu_unpack", ["P", "L", "U"])
 
@@ -377,5 +323,5 @@ __all__ = ["set_warn_always", "is_warn_always_enabled", "set_deterministic_debug
            "is_autocast_cpu_enabled", "set_autocast_cpu_enabled", "get_autocast_cpu_dtype", "set_autocast_cpu_dtype",
            "is_autocast_cache_enabled", "set_autocast_cache_enabled", "clear_autocast_cache", "typename",
            "is_same_size", "is_signed", "is_inference", "is_distributed", "get_device", "detach", "detach_", "fill",
-           "scalar_tensor", "range", "asarray", "frombuffer", "empty_strided", "empty_permuted", "vmap",
+           "scalar_tensor", "range", "asarray", "frombuffer", "empty_strided", "empty_permuted",
            "to_dlpack", "GradScaler", "lu", "lu_solve", "lu_unpack"]

@@ -13,3 +13,4 @@ from .init import skip_init  # noqa: F401
 from .memory_format import convert_conv2d_weight_memory_format, convert_conv3d_weight_memory_format  # noqa: F401
 from . import rnn  # noqa: F401,E402
 from . import prune  # noqa: F401,E402
+from . import stateless  # noqa: F401,E402
