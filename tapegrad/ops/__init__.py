@@ -13,7 +13,7 @@ import types as _types
 from .._tape import registry as _registry
 from .._tape.registry import OPS, Op, apply, defop  # noqa: F401
 from . import (activation, attention, comparison, complex, conv, creation, fft, indexing, linalg, linalg_legacy,  # noqa: F401
-               matmul, normalization, pointwise, recurrent, reduction, shape, sorting, sparse)
+               matmul, normalization, pointwise, recurrent, reduction, shape, sorting, sparse, spectral)
 from . import special as _special  # noqa: F401  (tapegrad.special's ops)
 from .conversion import to  # noqa: F401
 from .format import format_tensor  # noqa: F401
