@@ -32,6 +32,7 @@ from . import autograd
 from . import ops as _ops
 from ._tape import grad_mode
 from ._tape.registry import apply as _apply
+from .nn.modules.normalization import _BatchNorm
 from .ops.shape import _reshape
 from .tensor import Tensor
 
@@ -688,7 +689,6 @@ def functionalize(func, *, remove="mutations"):
 def replace_all_batch_norm_modules_(root):
     """Makes every batch-norm module under ``root`` stop tracking running statistics (in place), so
     it normalises with the batch's own statistics under a transform, as PyTorch's helper does."""
-    from .nn.modules.normalization import _BatchNorm  # noqa: PLC0415  (nn imports this package's parent)
     for m in root.modules():
         if isinstance(m, _BatchNorm):
             m.running_mean = None

@@ -300,3 +300,14 @@ def test_rearrange_stacks_a_list_and_names_bad_patterns():
             tfunc.rearrange(x, bad)
     with pytest.raises(ValueError, match="cannot be split"):
         tfunc.rearrange(x, "a (b c) -> a b c", b=4)
+
+
+def test_replace_all_batch_norm_modules_():
+    m = tnn.Sequential(tnn.Conv2d(1, 2, 3), tnn.BatchNorm2d(2))
+    tfunc.replace_all_batch_norm_modules_(m)
+    bn = m[1]
+    assert bn.running_mean is None and bn.running_var is None and not bn.track_running_stats
+    x = tg.tensor(R.standard_normal((3, 1, 5, 5)))
+    m.eval()  # without running statistics, eval mode normalises with the batch's own, as PyTorch's
+    out = m(x.float())
+    assert out.shape == (3, 2, 3, 3)
