@@ -13,10 +13,12 @@ import threading
 import warnings
 
 import numpy as np
+import scipy.linalg as _sla
 
 from . import _dtype, amp
 from . import linalg as _linalg
 from .autograd import compat as _anomaly
+from .autograd.function import Function as _Function
 from .amp import autocast_mode as _autocast_mode
 from .device import check_layout, device as _device
 from .ops import creation as _creation
@@ -317,6 +319,63 @@ def lu_unpack(LU_data, LU_pivots, unpack_data=True, unpack_pivots=True):
     return _LUUnpack(P, L, U)
 
 
+# ---------------------------------------------------------------- LAPACK's Householder QR, by its old names
+_Geqrf = collections.namedtuple("geqrf", ["a", "tau"])
+
+
+class _GeqrfFn(_Function):
+    """LAPACK's geqrf; its backward raises, as PyTorch's (the compact form has no derivative)."""
+
+    @staticmethod
+    def forward(ctx, A):
+        a = np.ascontiguousarray(A._data)
+        fn = _sla.lapack.get_lapack_funcs("geqrf", (a.reshape(-1, *a.shape[-2:])[0] if a.size else a,))
+        qr = np.empty_like(a)
+        tau = np.empty(a.shape[:-2] + (builtins.min(a.shape[-2:]),), a.dtype)
+        for idx in np.ndindex(*a.shape[:-2]):
+            q, t, _, info = fn(a[idx])
+            qr[idx], tau[idx] = q, t
+        return Tensor._wrap(qr), Tensor._wrap(tau)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError("the derivative for 'geqrf' is not implemented.")
+
+
+def geqrf(input):
+    """``(a, tau)``: LAPACK's Householder QR in its compact form (R on and above the diagonal of
+    ``a``, the reflectors below it with their scales ``tau``), batched; ``orgqr`` / ``ormqr`` use it.
+    Not differentiable (its backward raises, as PyTorch's)."""
+    if input.ndim < 2:
+        raise RuntimeError(f"geqrf: input must have at least 2 dimensions, got shape {tuple(input.shape)}")
+    if input.dtype.kind not in "fc":
+        raise RuntimeError(f"geqrf: expected a floating-point or complex input, got {input.dtype}")
+    return _Geqrf(*_GeqrfFn.apply(input))
+
+
+def orgqr(input, tau):
+    """The first ``n`` columns of Q from ``geqrf``'s ``(a, tau)``: ``linalg.householder_product``."""
+    return _linalg.householder_product(input, tau)
+
+
+def ormqr(input, tau, other, left=True, transpose=False):
+    """``Q @ other`` (``left``) or ``other @ Q``, with Q (m x m) the product of ``geqrf``'s reflectors
+    ``(input, tau)`` and its conjugate transpose with ``transpose``; differentiable in all three."""
+    m, n = input.shape[-2], input.shape[-1]
+    side = other.shape[-2] if left else other.shape[-1]
+    if side != m:
+        raise RuntimeError(f"ormqr: other's {'rows' if left else 'columns'} ({side}) must match input's rows ({m}): "
+                           f"input {tuple(input.shape)}, other {tuple(other.shape)}")
+    if tau.shape[-1] > builtins.min(m, n):
+        raise RuntimeError(f"ormqr: tau has {tau.shape[-1]} reflectors but input {tuple(input.shape)} holds at most "
+                           f"{builtins.min(m, n)}")
+    full = input if n >= m else _shape.cat([input, _creation.zeros(*input.shape[:-2], m, m - n, dtype=input.dtype)], -1)
+    Q = _linalg.householder_product(full[..., :, :m], tau)
+    if transpose:
+        Q = Q.mT.conj() if Q.dtype.kind == "c" else Q.mT
+    return Q @ other if left else other @ Q
+
+
 __all__ = ["set_warn_always", "is_warn_always_enabled", "set_deterministic_debug_mode",
            "get_deterministic_debug_mode", "set_flush_denormal", "set_default_device", "get_default_device",
            "set_default_tensor_type", "is_anomaly_enabled", "is_anomaly_check_nan_enabled", "set_anomaly_enabled",
@@ -324,4 +383,4 @@ __all__ = ["set_warn_always", "is_warn_always_enabled", "set_deterministic_debug
            "is_autocast_cache_enabled", "set_autocast_cache_enabled", "clear_autocast_cache", "typename",
            "is_same_size", "is_signed", "is_inference", "is_distributed", "get_device", "detach", "detach_", "fill",
            "scalar_tensor", "range", "asarray", "frombuffer", "empty_strided", "empty_permuted",
-           "to_dlpack", "GradScaler", "lu", "lu_solve", "lu_unpack"]
+           "to_dlpack", "GradScaler", "lu", "lu_solve", "lu_unpack", "geqrf", "orgqr", "ormqr"]

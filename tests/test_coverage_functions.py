@@ -209,3 +209,32 @@ def test_legacy_int_tensor_types_and_warn_only():
     assert not tg.is_deterministic_algorithms_warn_only_enabled()
     torch = pytest.importorskip("torch")
     assert torch.CharTensor([1, 2]).dtype == torch.int8 and torch.ShortTensor(2, 3).dtype == torch.int16
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (2, 5, 3), (3, 5), (4, 4)])
+def test_geqrf_orgqr_ormqr_as_pytorch(shape):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal(shape)
+    q, tau = tg.geqrf(tg.tensor(a))
+    tq, ttau = torch.geqrf(torch.tensor(a))
+    np.testing.assert_allclose(q.numpy(), tq.numpy(), atol=1e-12)
+    np.testing.assert_allclose(tau.numpy(), ttau.numpy(), atol=1e-12)
+    m = shape[-2]
+    if shape[-1] <= m:
+        np.testing.assert_allclose(tg.orgqr(q, tau).numpy(), torch.orgqr(tq, ttau).numpy(), atol=1e-12)
+    for left, other in [(True, rng.standard_normal(shape[:-2] + (m, 4))), (False, rng.standard_normal(shape[:-2] + (4, m)))]:
+        for transpose in (False, True):
+            o = tg.tensor(other, requires_grad=True)
+            to = torch.tensor(other, requires_grad=True)
+            got = tg.ormqr(q, tau, o, left=left, transpose=transpose)
+            want = torch.ormqr(tq, ttau, to, left=left, transpose=transpose)
+            np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), atol=1e-12)
+            got.sum().backward()
+            want.sum().backward()
+            np.testing.assert_allclose(o.grad.numpy(), to.grad.numpy(), atol=1e-12)
+    x = tg.tensor(a, requires_grad=True)
+    with pytest.raises(RuntimeError, match="derivative for 'geqrf' is not implemented"):
+        tg.geqrf(x).a.sum().backward()
+    with pytest.raises(RuntimeError, match="ormqr: other's rows"):
+        tg.ormqr(q, tau, tg.ones(m + 1, 2, dtype=tg.float64))
