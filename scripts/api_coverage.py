@@ -237,8 +237,8 @@ KEPT = [
 
 # The ratchet: no namespace may fall below its share here (measured on main, see the README).
 FLOORS = {
-    "torch": 0.972,
-    "Tensor": 0.958,
+    "torch": 0.981,
+    "Tensor": 0.962,
     "nn": 1.0,
     "nn.functional": 0.992,
     "linalg": 1.0,
