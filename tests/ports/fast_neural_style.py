@@ -136,7 +136,7 @@ images = torch.from_numpy(rng.uniform(0, 255, (4, 3, 16, 16)).astype(np.float64)
 train_loader = DataLoader(TensorDataset(images), batch_size=2, shuffle=False)
 losses = []
 transformer.train()
-for epoch in range(2):
+for epoch in range(1):
     for batch_id, (x,) in enumerate(train_loader):
         n_batch = len(x)
         optimizer.zero_grad()
