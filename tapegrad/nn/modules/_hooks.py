@@ -188,6 +188,10 @@ class BackwardHook:
             self.grad_outputs = out
         local = self.grad_outputs
         if self.input_index is None:  # no input requires grad: the full hooks run here, with None inputs
+            warnings.warn("Full backward hook is firing when gradients are computed with respect to module outputs "
+                          "since no inputs require gradients. See "
+                          "https://docs.pytorch.org/docs/main/generated/torch.nn.Module.html"
+                          "#torch.nn.Module.register_full_backward_hook for more details.", stacklevel=5)
             grad_inputs = (None,) * self.n_inputs
             for hook in self.user_hooks:
                 res = hook(self.module, grad_inputs, self.grad_outputs)
@@ -229,7 +233,7 @@ def call_with_hooks(module, args, kwargs):
         full += hooks
 
     for hid, hook in list(global_forward_pre_hooks.items()) + list(module._forward_pre_hooks.items()):
-        if hook is _MARKER:
+        if isinstance(hook, _BackwardMarker):
             continue
         if hid in module._forward_pre_hooks_with_kwargs:
             res = hook(module, args, kwargs)
