@@ -381,3 +381,21 @@ def test_set_submodule_to_empty_compile_and_memory_format():
         assert m[0].weight is w and tuple(w.shape) == (2, 2)
     with pytest.raises(TypeError, match="Module.to: memory_format"):
         tg.nn.Linear(2, 2).to(memory_format="channels_last")
+
+
+def test_non_tensor_outputs_and_unused_outputs():
+    logs = {}
+    for M in (torch, tg):
+        class A(M.nn.Module):
+            def forward(self, x, n):
+                return x * 2, n, x.sum()
+        m, log = A(), []
+        m.register_full_backward_hook(lambda mod, gi, go, log=log: log.append(
+            ([None if g is None else tuple(g.shape) for g in gi], [None if g is None else tuple(g.shape) for g in go])))
+        m.register_full_backward_pre_hook(lambda mod, go, log=log: log.append(len(go)))
+        x = M.ones(3, requires_grad=True)
+        o = m(x, 5)
+        (o[0].sum() + o[2]).backward()
+        m(x, 5)[2].backward()
+        logs[M] = (log, x.grad.tolist())
+    assert logs[tg] == logs[torch]
