@@ -30,11 +30,14 @@ NAMESPACES = [
     ("Tensor", "torch.Tensor", "tapegrad.Tensor"),
     ("nn", "torch.nn", "tapegrad.nn"),
     ("nn.functional", "torch.nn.functional", "tapegrad.nn.functional"),
+    ("nn.attention", "torch.nn.attention", "tapegrad.nn.attention"),
+    ("nn.attention.flex_attention", "torch.nn.attention.flex_attention", "tapegrad.nn.attention.flex_attention"),
     ("linalg", "torch.linalg", "tapegrad.linalg"),
     ("fft", "torch.fft", "tapegrad.fft"),
     ("special", "torch.special", "tapegrad.special"),
     ("distributions", "torch.distributions", "tapegrad.distributions"),
     ("optim", "torch.optim", "tapegrad.optim"),
+    ("optim.swa_utils", "torch.optim.swa_utils", "tapegrad.optim.swa_utils"),
     ("utils.data", "torch.utils.data", "tapegrad.utils.data"),
     ("autograd", "torch.autograd", "tapegrad.autograd"),
     ("nn.init", "torch.nn.init", "tapegrad.nn.init"),
@@ -48,6 +51,15 @@ NAMESPACES = [
 # ``_foreign``): names beginning with "_" (private by Python's convention) and objects PyTorch
 # merely re-exports from the standard library or typing (``nn.init.Callable``, ``autograd.cast``).
 EXCLUDED = [
+    # --- nn.attention: GPU kernel registries and the compiler's plumbing
+    ("nn.attention", "*flash_attention_impl*", "registry of GPU FlashAttention implementations"),
+    ("nn.attention", "can_use_*", "queries of the CUDA SDPA backends (torch.backends.cuda)"),
+    ("nn.attention", "SDPAParams", "argument bundle of the CUDA SDPA backend queries"),
+    ("nn.attention.flex_attention", "flex_attention_hop", "torch.compile's higher-order op"),
+    ("nn.attention.flex_attention", "setup_compilation_env", "torch.compile internals"),
+    ("nn.attention.flex_attention", "tree_*", "torch.utils._pytree, imported for PyTorch's own use"),
+    ("nn.attention.flex_attention", "GetAttrKey", "torch.utils._pytree, imported for PyTorch's own use"),
+    ("nn.attention.flex_attention", "TreeSpec", "torch.utils._pytree, imported for PyTorch's own use"),
     # --- accelerators and vendor backends: tapegrad computes on the CPU (tapegrad.cuda and
     # tapegrad.accelerator answer "not available", as PyTorch does on a CPU-only machine)
     ("*", "*cuda*", "CUDA: tapegrad has no GPU backend"),
@@ -246,6 +258,9 @@ FLOORS = {
     "special": 1.0,
     "distributions": 1.0,
     "optim": 1.0,
+    "optim.swa_utils": 1.0,
+    "nn.attention": 1.0,
+    "nn.attention.flex_attention": 1.0,
     "utils.data": 1.0,
     "autograd": 0.944,
     "nn.init": 1.0,

@@ -16,8 +16,8 @@ from .adafactor import Adafactor  # noqa: F401
 from .muon import Muon  # noqa: F401
 from .sparse_adam import SparseAdam  # noqa: F401
 from ._stateless import swap_in_optimizer_params_and_state  # noqa: F401
-from . import lr_scheduler  # noqa: F401
+from . import lr_scheduler, swa_utils  # noqa: F401
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adagrad", "Adadelta", "RMSprop", "NAdam", "RAdam", "Adamax", "Rprop",
-           "ASGD", "LBFGS", "Adafactor", "Muon", "SparseAdam", "lr_scheduler",
+           "ASGD", "LBFGS", "Adafactor", "Muon", "SparseAdam", "lr_scheduler", "swa_utils",
            "swap_in_optimizer_params_and_state"]

@@ -9,14 +9,70 @@ per-parameter path, which runs where it declines.
 """
 from __future__ import annotations
 
-from collections import defaultdict
+import functools
+from collections import OrderedDict, defaultdict
+from typing import Callable
 
 import numpy as np
 
 from .. import _C, _dtype
 from .._tape import grad_mode
 from ..nn.parameter import zero_grads
+from ..autograd import RemovableHandle
 from ..tensor import Tensor
+
+_global_optimizer_pre_hooks: OrderedDict = OrderedDict()
+_global_optimizer_post_hooks: OrderedDict = OrderedDict()
+
+
+def register_optimizer_step_pre_hook(hook: Callable) -> RemovableHandle:
+    """``hook(optimizer, args, kwargs)`` runs before every optimizer's ``step``; it may return
+    ``(new_args, new_kwargs)``.
+
+    >>> h = tapegrad.optim.optimizer.register_optimizer_step_pre_hook(lambda opt, args, kwargs: None)
+    """
+    h = RemovableHandle(_global_optimizer_pre_hooks)
+    _global_optimizer_pre_hooks[h.id] = hook
+    return h
+
+
+def register_optimizer_step_post_hook(hook: Callable) -> RemovableHandle:
+    """``hook(optimizer, args, kwargs)`` runs after every optimizer's ``step``.
+
+    >>> h = tapegrad.optim.optimizer.register_optimizer_step_post_hook(lambda opt, args, kwargs: None)
+    """
+    h = RemovableHandle(_global_optimizer_post_hooks)
+    _global_optimizer_post_hooks[h.id] = hook
+    return h
+
+
+def _hooked_step(step):
+    """``step`` with the step pre and post hooks around it (once, when a subclass's step calls its base's)."""
+    @functools.wraps(step)
+    def wrapper(self, *args, **kwargs):
+        d = self.__dict__
+        pre, post = d.get("_optimizer_step_pre_hooks"), d.get("_optimizer_step_post_hooks")
+        if d.get("_in_hooked_step") or not (pre or post or _global_optimizer_pre_hooks
+                                            or _global_optimizer_post_hooks):
+            return step(self, *args, **kwargs)
+        d["_in_hooked_step"] = True
+        args = (self,) + args  # as PyTorch's, the hooks see (and may replace) the optimizer among the args
+        try:
+            for hook in list(_global_optimizer_pre_hooks.values()) + list((pre or {}).values()):
+                res = hook(self, args, kwargs)
+                if res is not None:
+                    if not (isinstance(res, tuple) and len(res) == 2):
+                        raise RuntimeError(f"{type(self).__name__}.step: a step pre hook must return None or a "
+                                           f"tuple of (new_args, new_kwargs), but got {res!r}.")
+                    args, kwargs = res
+            out = step(*args, **kwargs)
+            for hook in list((post or {}).values()) + list(_global_optimizer_post_hooks.values()):
+                hook(self, args, kwargs)
+            return out
+        finally:
+            d["_in_hooked_step"] = False
+    wrapper._hooked = True
+    return wrapper
 
 
 class _RequiredParameter:
@@ -36,6 +92,69 @@ class Optimizer:
     """
 
     _n_scratch = 1  # parameter-sized buffers each subclass's update needs
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if step is not None and not getattr(step, "_hooked", False):
+            cls.step = _hooked_step(step)
+
+    def _hook_store(self, name):
+        store = self.__dict__.get(name)
+        if store is None:
+            store = self.__dict__[name] = OrderedDict()
+        return store
+
+    def _add_hook(self, name, hook, prepend=False):
+        store = self._hook_store(name)
+        h = RemovableHandle(store)
+        store[h.id] = hook
+        if prepend:
+            store.move_to_end(h.id, last=False)
+        return h
+
+    def register_step_pre_hook(self, hook: Callable) -> RemovableHandle:
+        """``hook(optimizer, args, kwargs)`` runs before ``step``; it may return ``(new_args, new_kwargs)``.
+
+        >>> h = opt.register_step_pre_hook(lambda opt, args, kwargs: None)
+        """
+        return self._add_hook("_optimizer_step_pre_hooks", hook)
+
+    def register_step_post_hook(self, hook: Callable) -> RemovableHandle:
+        """``hook(optimizer, args, kwargs)`` runs after ``step``.
+
+        >>> h = opt.register_step_post_hook(lambda opt, args, kwargs: None)
+        """
+        return self._add_hook("_optimizer_step_post_hooks", hook)
+
+    def register_state_dict_pre_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        """``hook(optimizer)`` runs before ``state_dict`` builds its result.
+
+        >>> h = opt.register_state_dict_pre_hook(lambda opt: None)
+        """
+        return self._add_hook("_optimizer_state_dict_pre_hooks", hook, prepend)
+
+    def register_state_dict_post_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        """``hook(optimizer, state_dict)`` runs on ``state_dict``'s result; it may return a replacement.
+
+        >>> h = opt.register_state_dict_post_hook(lambda opt, sd: None)
+        """
+        return self._add_hook("_optimizer_state_dict_post_hooks", hook, prepend)
+
+    def register_load_state_dict_pre_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        """``hook(optimizer, state_dict)`` runs before ``load_state_dict`` (on a copy of the caller's);
+        it may return a replacement.
+
+        >>> h = opt.register_load_state_dict_pre_hook(lambda opt, sd: None)
+        """
+        return self._add_hook("_optimizer_load_state_dict_pre_hooks", hook, prepend)
+
+    def register_load_state_dict_post_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        """``hook(optimizer)`` runs after ``load_state_dict``.
+
+        >>> h = opt.register_load_state_dict_post_hook(lambda opt: None)
+        """
+        return self._add_hook("_optimizer_load_state_dict_post_hooks", hook, prepend)
 
     def __init__(self, params, defaults: dict):
         self.defaults = defaults
@@ -192,6 +311,8 @@ class Optimizer:
         """``{'state': {index: {...}}, 'param_groups': [{..., 'params': [index, ...]}]}``, PyTorch's
         format, with parameters numbered in order across groups. Values are references: save it
         (``tapegrad.save``) or deep-copy it to keep a snapshot."""
+        for hook in list(self.__dict__.get("_optimizer_state_dict_pre_hooks", {}).values()):
+            hook(self)
         index: dict[int, int] = {}
         groups = []
         for group in self.param_groups:
@@ -202,12 +323,21 @@ class Optimizer:
             packed["params"] = [index[id(p)] for p in group["params"]]
             groups.append(packed)
         state = {index[id(p)]: s for p, s in self.state.items() if id(p) in index}
-        return {"state": state, "param_groups": groups}
+        result = {"state": state, "param_groups": groups}
+        for hook in list(self.__dict__.get("_optimizer_state_dict_post_hooks", {}).values()):
+            res = hook(self, result)
+            if res is not None:
+                result = res
+        return result
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore hyper-parameters and per-parameter state (copied, cast to each parameter's dtype
         except ``step``) from ``state_dict``; groups must match in number and size."""
         state_dict = _copy_tree(state_dict)
+        for hook in list(self.__dict__.get("_optimizer_load_state_dict_pre_hooks", {}).values()):
+            res = hook(self, state_dict)
+            if res is not None:
+                state_dict = res
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"loaded state dict has a different number of parameter groups "
@@ -237,6 +367,11 @@ class Optimizer:
                 ng["betas"] = tuple(ng["betas"])
             new_groups.append(ng)
         self.param_groups = new_groups
+        for hook in list(self.__dict__.get("_optimizer_load_state_dict_post_hooks", {}).values()):
+            hook(self)
+
+
+Optimizer.step = _hooked_step(Optimizer.step)
 
 
 def _copy_tree(obj):

@@ -12,7 +12,8 @@ from ..._tape.node import module_scope
 from ...autograd import RemovableHandle
 from ...tensor import Tensor
 from ..parameter import Buffer, Parameter, zero_grads
-from ...device import device as _device
+from . import _hooks
+from ...device import check_memory_format as _check_memory_format, device as _device
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -24,6 +25,9 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
         return super().__repr__()
 
     __str__ = __repr__
+
+
+_EXTRA_STATE_KEY_SUFFIX = "_extra_state"
 
 
 def _addindent(s: str, n: int) -> str:
@@ -64,6 +68,24 @@ class Module:
         d["_forward_hooks_with_kwargs"] = set()
         d["_forward_pre_hooks"] = OrderedDict()
         d["_forward_pre_hooks_with_kwargs"] = set()
+        d["_forward_hooks_always_called"] = {}
+        d["_backward_hooks"] = OrderedDict()
+        d["_backward_pre_hooks"] = OrderedDict()
+        d["_is_full_backward_hook"] = None
+        d["_state_dict_hooks"] = OrderedDict()
+        d["_state_dict_pre_hooks"] = OrderedDict()
+        d["_load_state_dict_pre_hooks"] = OrderedDict()
+        d["_load_state_dict_post_hooks"] = OrderedDict()
+
+    def __setstate__(self, state):
+        # modules pickled before the backward and state_dict hooks existed lack their dicts
+        self.__dict__.update(state)
+        for name in ("_forward_hooks_always_called",):
+            self.__dict__.setdefault(name, {})
+        for name in ("_backward_hooks", "_backward_pre_hooks", "_state_dict_hooks", "_state_dict_pre_hooks",
+                     "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks"):
+            self.__dict__.setdefault(name, OrderedDict())
+        self.__dict__.setdefault("_is_full_backward_hook", None)
 
     def forward(self, *args, **kwargs):
         """The computation of the module, defined by every subclass: call the module (``model(x)``), not
@@ -82,21 +104,7 @@ class Module:
             module_scope(prev)
 
     def _call_with_hooks(self, args, kwargs):
-        for hid, hook in list(self._forward_pre_hooks.items()):
-            if hid in self._forward_pre_hooks_with_kwargs:
-                res = hook(self, args, kwargs)
-                if res is not None:
-                    args, kwargs = res
-            else:
-                res = hook(self, args)
-                if res is not None:
-                    args = res if isinstance(res, tuple) else (res,)
-        out = self.forward(*args, **kwargs)
-        for hid, hook in list(self._forward_hooks.items()):
-            res = hook(self, args, kwargs, out) if hid in self._forward_hooks_with_kwargs else hook(self, args, out)
-            if res is not None:
-                out = res
-        return out
+        return _hooks.call_with_hooks(self, args, kwargs)
 
     def register_forward_pre_hook(self, hook: Callable, *, prepend: bool = False, with_kwargs: bool = False):
         """``hook(module, args)`` runs before ``forward``; it may return replacement args."""
@@ -115,8 +123,60 @@ class Module:
         self._forward_hooks[h.id] = hook
         if with_kwargs:
             self._forward_hooks_with_kwargs.add(h.id)
+        if always_call:
+            self._forward_hooks_always_called[h.id] = True
         if prepend:
             self._forward_hooks.move_to_end(h.id, last=False)
+        return h
+
+    def register_full_backward_pre_hook(self, hook: Callable, prepend: bool = False):
+        """``hook(module, grad_output)`` runs when the gradients of the module's outputs are known,
+        before they flow into it; it may return a replacement ``grad_output`` (a tuple, one entry
+        per output, None where one got no gradient).
+
+        >>> h = model.register_full_backward_pre_hook(lambda m, go: (go[0] * 2,))
+        """
+        h = _hooks.BackwardHandle(self, self._backward_pre_hooks)
+        self._backward_pre_hooks[h.id] = hook
+        if prepend:
+            self._backward_pre_hooks.move_to_end(h.id, last=False)
+        _hooks.sync_backward_marker(self)
+        return h
+
+    def register_full_backward_hook(self, hook: Callable, prepend: bool = False):
+        """``hook(module, grad_input, grad_output)`` runs once the gradients of the module's
+        positional inputs are computed (None for inputs that do not require grad); it may return a
+        replacement ``grad_input``. As PyTorch's, the module's tensor inputs and outputs pass
+        through identity nodes, so the gradients are those of the module as a whole.
+
+        >>> grads = {}
+        >>> h = model.register_full_backward_hook(lambda m, gi, go: grads.update(out=go[0]))
+        """
+        if self._is_full_backward_hook is False:
+            raise RuntimeError("Cannot use both regular backward hooks and full backward hooks on a single "
+                               "Module. Please use only one of them.")
+        self._is_full_backward_hook = True
+        h = _hooks.BackwardHandle(self, self._backward_hooks)
+        self._backward_hooks[h.id] = hook
+        if prepend:
+            self._backward_hooks.move_to_end(h.id, last=False)
+        _hooks.sync_backward_marker(self)
+        return h
+
+    def register_backward_hook(self, hook: Callable):
+        """Deprecated form of :meth:`register_full_backward_hook`: ``hook(module, grad_input,
+        grad_output)``. Here it gets the full hook's arguments, which are PyTorch's when the module
+        is a single op (PyTorch's differ for modules of several ops).
+
+        >>> h = model.register_backward_hook(lambda m, gi, go: None)
+        """
+        if self._is_full_backward_hook is True:
+            raise RuntimeError("Cannot use both regular backward hooks and full backward hooks on a single "
+                               "Module. Please use only one of them.")
+        self._is_full_backward_hook = False
+        h = _hooks.BackwardHandle(self, self._backward_hooks)
+        self._backward_hooks[h.id] = hook
+        _hooks.sync_backward_marker(self)
         return h
 
     # ------------------------------------------------------------ registration
@@ -140,13 +200,13 @@ class Module:
             if modules is None:
                 raise AttributeError("cannot assign module before Module.__init__() call")
             self._remove_from(name, d, exclude="_modules")
-            modules[name] = value
+            modules[name] = _run_registration_hooks(_hooks.global_module_registration_hooks, self, name, value)
             return
         if modules is not None and name in modules:
             if value is not None:
                 raise TypeError(f"cannot assign '{type(value).__name__}' as child module '{name}' "
                                 f"(tapegrad.nn.Module or None expected)")
-            modules[name] = value
+            modules[name] = _run_registration_hooks(_hooks.global_module_registration_hooks, self, name, value)
             return
         buffers = d.get("_buffers")
         if isinstance(value, Buffer) or (buffers is not None and name in buffers):
@@ -208,7 +268,8 @@ class Module:
         if param is not None and param.grad_fn is not None:
             raise ValueError(f"cannot assign non-leaf Tensor to parameter '{name}': parameters must be created "
                              f"explicitly (wrap the tensor's data: Parameter(t.detach()))")
-        self._parameters[name] = param
+        self._parameters[name] = _run_registration_hooks(_hooks.global_parameter_registration_hooks, self, name,
+                                                         param)
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """A tensor that is part of the module's state (saved in ``state_dict`` when persistent)
@@ -219,7 +280,7 @@ class Module:
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
                             f"(tapegrad.Tensor or None required)")
-        self._buffers[name] = tensor
+        self._buffers[name] = _run_registration_hooks(_hooks.global_buffer_registration_hooks, self, name, tensor)
         if persistent:
             self._non_persistent_buffers_set.discard(name)
         else:
@@ -230,7 +291,7 @@ class Module:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
         self._check_name(name, "module")
-        self._modules[name] = module
+        self._modules[name] = _run_registration_hooks(_hooks.global_module_registration_hooks, self, name, module)
 
     register_module = add_module
 
@@ -242,6 +303,32 @@ class Module:
                 raise AttributeError(f"{mod._get_name()} has no attribute `{item}` (looking up {target!r})")
             mod = mod._modules[item]
         return mod
+
+    def set_submodule(self, target: str, module: "Module", strict: bool = False) -> None:
+        """Put ``module`` at the dotted path ``target`` (``"features.0"``); the parent must exist, and
+        with ``strict=True`` so must a submodule at ``target``.
+
+        >>> model.set_submodule("fc", nn.Linear(4, 3))
+        """
+        if target == "":
+            raise ValueError("set_submodule: Cannot set the submodule without a target name!")
+        if not isinstance(module, Module):
+            raise ValueError(f"set_submodule: `module` is not an nn.Module, found {type(module)}")
+        parent_path, _, name = target.rpartition(".")
+        mod = self
+        for item in parent_path.split(".") if parent_path else []:
+            if not hasattr(mod, item):
+                raise AttributeError(f"set_submodule: {mod._get_name()} has no attribute `{item}` (target {target!r})")
+            mod = getattr(mod, item)
+            if not isinstance(mod, Module):
+                raise AttributeError(f"set_submodule: `{item}` is not an nn.Module (target {target!r})")
+        if strict and not hasattr(mod, name):
+            raise AttributeError(f"set_submodule: {mod._get_name()} has no attribute `{name}` (target {target!r}, "
+                                 f"strict=True)")
+        if hasattr(mod, name) and not isinstance(getattr(mod, name), Module) and (strict or name not in mod._modules):
+            if strict or getattr(mod, name) is not None:
+                raise AttributeError(f"set_submodule: `{name}` is not an nn.Module (target {target!r})")
+        setattr(mod, name, module)
 
     def get_parameter(self, target: str) -> Parameter:
         """The parameter at the dotted path ``target`` (``"fc1.weight"``)."""
@@ -386,6 +473,9 @@ class Module:
         dtype = kwargs.pop("dtype", None)
         dev = kwargs.pop("device", None)
         kwargs.pop("non_blocking", None)
+        mf = kwargs.pop("memory_format", None)
+        if mf is not None:  # the layout of 4-D tensors; tapegrad's modules keep C order
+            _check_memory_format(mf, "Module.to")
         if kwargs:
             raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
         for a in args:
@@ -404,6 +494,25 @@ class Module:
             raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype="
                             f"{_dtype.name(dtype)}")
         return self._apply(lambda a: a if a.dtype == dtype else a.astype(dtype))
+
+    def to_empty(self, *, device=None, recurse: bool = True) -> "Module":
+        """Give every parameter and buffer new uninitialised storage of the same shape and dtype on
+        ``device`` (the CPU); returns ``self``. PyTorch uses it to materialise meta-device modules."""
+        if device is not None:
+            _device(device)
+        mods = self.modules() if recurse else [self]
+        for m in mods:
+            for store in ("_parameters", "_buffers"):
+                for t in m.__dict__[store].values():
+                    if t is not None:
+                        t._data = np.empty_like(t._data)
+                        t._version[0] += 1
+        return self
+
+    def compile(self, *args, **kwargs) -> None:
+        """A no-op, as :func:`tapegrad.compile`: PyTorch's compiles ``forward`` in place; tapegrad
+        runs it as it is."""
+        return None
 
     def cpu(self) -> "Module":
         """Returns ``self``: the CPU is the only device."""
@@ -445,6 +554,80 @@ class Module:
         for name, b in self._buffers.items():
             if b is not None and name not in self._non_persistent_buffers_set:
                 destination[prefix + name] = b if keep_vars else b.detach()
+        if type(self).get_extra_state is not Module.get_extra_state:
+            destination[prefix + _EXTRA_STATE_KEY_SUFFIX] = self.get_extra_state()
+
+    def get_extra_state(self):
+        """The module's extra state (any picklable object), saved in ``state_dict`` under
+        ``"_extra_state"``; override it together with :meth:`set_extra_state`.
+
+        >>> class Counter(nn.Module):
+        ...     def get_extra_state(self):
+        ...         return {"calls": self.calls}
+        ...     def set_extra_state(self, state):
+        ...         self.calls = state["calls"]
+        """
+        raise RuntimeError("Reached a code path in Module.get_extra_state() that should never be called. Please "
+                           "override get_extra_state() to return the module's extra state.")
+
+    def set_extra_state(self, state) -> None:
+        """Restore what :meth:`get_extra_state` returned (``load_state_dict`` calls it with the
+        ``"_extra_state"`` entry); override it together with ``get_extra_state``."""
+        raise RuntimeError("Reached a code path in Module.set_extra_state() that should never be called. Please "
+                           "override set_extra_state() to restore the module's extra state.")
+
+    def register_state_dict_pre_hook(self, hook: Callable):
+        """``hook(module, prefix, keep_vars)`` runs before ``state_dict`` saves this module.
+
+        >>> h = model.register_state_dict_pre_hook(lambda m, prefix, keep_vars: None)
+        """
+        h = RemovableHandle(self._state_dict_pre_hooks)
+        self._state_dict_pre_hooks[h.id] = hook
+        return h
+
+    def register_state_dict_post_hook(self, hook: Callable):
+        """``hook(module, state_dict, prefix, local_metadata)`` runs after ``state_dict`` saved this
+        module (and its submodules); it may edit ``state_dict`` in place and must return None.
+
+        >>> h = model.register_state_dict_post_hook(lambda m, sd, prefix, meta: None)
+        """
+        h = RemovableHandle(self._state_dict_hooks)
+        self._state_dict_hooks[h.id] = hook
+        hook_public = getattr(hook, "__func__", hook)
+        try:
+            hook_public._from_public_api = True
+        except AttributeError:
+            pass
+        return h
+
+    def _register_state_dict_hook(self, hook: Callable):
+        """PyTorch's private form: as ``register_state_dict_post_hook``, but the hook may return a
+        replacement state dict."""
+        h = RemovableHandle(self._state_dict_hooks)
+        self._state_dict_hooks[h.id] = hook
+        return h
+
+    def register_load_state_dict_pre_hook(self, hook: Callable):
+        """``hook(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+        error_msgs)`` runs before ``load_state_dict`` loads this module; it may edit ``state_dict``
+        (a copy of the caller's), e.g. rename old keys.
+
+        >>> h = model.register_load_state_dict_pre_hook(lambda m, sd, prefix, *rest: None)
+        """
+        h = RemovableHandle(self._load_state_dict_pre_hooks)
+        self._load_state_dict_pre_hooks[h.id] = hook
+        return h
+
+    def register_load_state_dict_post_hook(self, hook: Callable):
+        """``hook(module, incompatible_keys)`` runs after ``load_state_dict``; it may edit
+        ``incompatible_keys.missing_keys`` / ``unexpected_keys`` in place (before the strict check)
+        and must return None.
+
+        >>> h = model.register_load_state_dict_post_hook(lambda m, keys: keys.missing_keys.clear())
+        """
+        h = RemovableHandle(self._load_state_dict_post_hooks)
+        self._load_state_dict_post_hooks[h.id] = hook
+        return h
 
     def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
         """An ordered dict from dotted names to the parameters and persistent buffers (detached,
@@ -455,10 +638,19 @@ class Module:
             keep_vars = args[2] if len(args) > 2 else keep_vars
         if destination is None:
             destination = OrderedDict()
+        for hook in self._state_dict_pre_hooks.values():
+            hook(self, prefix, keep_vars)
         self._save_to_state_dict(destination, prefix, keep_vars)
         for name, m in self._modules.items():
             if m is not None:
                 m.state_dict(destination=destination, prefix=prefix + name + ".", keep_vars=keep_vars)
+        for hook in self._state_dict_hooks.values():
+            res = hook(self, destination, prefix, {"version": self._version})
+            if res is not None:
+                if getattr(hook, "_from_public_api", False):
+                    raise RuntimeError(f"state_dict post-hook must return None, {hook!r} returned a "
+                                       f"{type(res).__name__}")
+                destination = res
         return destination
 
     def _local_state(self):
@@ -477,8 +669,20 @@ class Module:
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict).__name__}.")
         missing, unexpected, errors = [], [], []
         expected = set()
-        for mod_prefix, m in self.named_modules(remove_duplicate=False):
+        modules = list(self.named_modules(remove_duplicate=False))
+        if any(m._load_state_dict_pre_hooks for _, m in modules):
+            state_dict = OrderedDict(state_dict)  # the hooks may edit it; the caller's stays as it is
+        for mod_prefix, m in modules:
             prefix = mod_prefix + "." if mod_prefix else ""
+            for hook in m._load_state_dict_pre_hooks.values():
+                hook(m, state_dict, prefix, {"version": m._version}, strict, missing, unexpected, errors)
+            if type(m).set_extra_state is not Module.set_extra_state:
+                key = prefix + _EXTRA_STATE_KEY_SUFFIX
+                expected.add(key)
+                if key in state_dict:
+                    m.set_extra_state(state_dict[key])
+                else:
+                    missing.append(key)
             for name, t in m._local_state().items():
                 key = prefix + name
                 expected.add(key)
@@ -506,7 +710,13 @@ class Module:
                         continue
                 t._version[0] += 1
         # extra keys belonging to a known module prefix, or to none, are unexpected
-        unexpected = [k for k in state_dict if k not in expected]
+        unexpected += [k for k in state_dict if k not in expected and k not in unexpected]
+        keys = _IncompatibleKeys(missing, unexpected)
+        for _, m in reversed(modules):  # submodules first, as PyTorch's recursion
+            for hook in m._load_state_dict_post_hooks.values():
+                if hook(m, keys) is not None:
+                    raise RuntimeError(f"load_state_dict post hook {hook!r} should return None (it may edit "
+                                       f"incompatible_keys in place)")
         if strict:
             if unexpected:
                 errors.insert(0, "Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected)
@@ -515,7 +725,7 @@ class Module:
                 errors.insert(0, "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
         if errors:
             raise RuntimeError(f"Error(s) in loading state_dict for {self._get_name()}:\n\t" + "\n\t".join(errors))
-        return _IncompatibleKeys(missing, unexpected)
+        return keys
 
     # ------------------------------------------------------------ repr
     def _get_name(self) -> str:
@@ -547,3 +757,132 @@ def _is_dtype_name(a) -> bool:
         return a != "cpu" and not a.startswith(("cuda", "mps"))
     except TypeError:
         return False
+
+
+def _run_registration_hooks(hooks, module, name, value):
+    for hook in hooks.values():
+        out = hook(module, name, value)
+        if out is not None:
+            value = out
+    return value
+
+
+def _call_global(self, *args, **kwargs):
+    # Module.__call__ while a global hook is registered: the no-hook path stays free of the check
+    prev = module_scope(self)
+    try:
+        return _hooks.call_with_hooks(self, args, kwargs)
+    finally:
+        module_scope(prev)
+
+
+_plain_call = [None]  # Module.__call__ while no global call hook is registered
+
+
+class _GlobalHandle(RemovableHandle):
+    """A global call hook's handle: removing the last one restores the plain ``Module.__call__``."""
+
+    def remove(self):
+        """Remove the hook (again: nothing happens)."""
+        super().remove()
+        _hooks.global_forward_hooks_always_called.pop(self.id, None)
+        _sync_call()
+
+
+def _sync_call():
+    if _hooks.any_global_call_hooks():
+        if Module.__dict__["__call__"] is not _call_global:
+            _plain_call[0] = Module.__dict__["__call__"]
+            Module.__call__ = _call_global
+    elif _plain_call[0] is not None:
+        Module.__call__ = _plain_call[0]
+        _plain_call[0] = None
+
+
+def _add_global(store, hook, prepend=False):
+    if not callable(hook):
+        raise TypeError(f"hook must be callable, got {type(hook).__name__}")
+    h = _GlobalHandle(store)
+    store[h.id] = hook
+    if prepend:
+        store.move_to_end(h.id, last=False)
+    _sync_call()
+    return h
+
+
+def register_module_forward_pre_hook(hook: Callable) -> RemovableHandle:
+    """A forward pre hook ``hook(module, args)`` for every module (runs before the modules' own).
+
+    >>> h = tapegrad.nn.modules.module.register_module_forward_pre_hook(lambda m, args: None)
+    """
+    return _add_global(_hooks.global_forward_pre_hooks, hook)
+
+
+def register_module_forward_hook(hook: Callable, *, with_kwargs: bool = False,
+                                 always_call: bool = False) -> RemovableHandle:
+    """A forward hook ``hook(module, args, output)`` for every module (runs before the modules' own).
+
+    >>> h = tapegrad.nn.modules.module.register_module_forward_hook(lambda m, args, out: None)
+    """
+    h = _add_global(_hooks.global_forward_hooks, hook)
+    if with_kwargs:
+        _hooks.global_forward_hooks_with_kwargs.add(h.id)
+    if always_call:
+        _hooks.global_forward_hooks_always_called[h.id] = True
+    return h
+
+
+def register_module_full_backward_pre_hook(hook: Callable) -> RemovableHandle:
+    """A backward pre hook ``hook(module, grad_output)`` for every module (runs before the modules' own).
+
+    >>> h = tapegrad.nn.modules.module.register_module_full_backward_pre_hook(lambda m, go: None)
+    """
+    return _add_global(_hooks.global_backward_pre_hooks, hook)
+
+
+def register_module_full_backward_hook(hook: Callable) -> RemovableHandle:
+    """A full backward hook ``hook(module, grad_input, grad_output)`` for every module.
+
+    >>> h = tapegrad.nn.modules.module.register_module_full_backward_hook(lambda m, gi, go: None)
+    """
+    if _hooks.global_is_full_backward_hook[0] is False:
+        raise RuntimeError("Cannot use both regular backward hooks and full backward hooks as a global Module "
+                           "hook. Please use only one of them.")
+    _hooks.global_is_full_backward_hook[0] = True
+    return _add_global(_hooks.global_backward_hooks, hook)
+
+
+def register_module_backward_hook(hook: Callable) -> RemovableHandle:
+    """Deprecated global form of :meth:`Module.register_backward_hook` (here: a full backward hook).
+
+    >>> h = tapegrad.nn.modules.module.register_module_backward_hook(lambda m, gi, go: None)
+    """
+    if _hooks.global_is_full_backward_hook[0] is True:
+        raise RuntimeError("Cannot use both regular backward hooks and full backward hooks as a global Module "
+                           "hook. Please use only one of them.")
+    _hooks.global_is_full_backward_hook[0] = False
+    return _add_global(_hooks.global_backward_hooks, hook)
+
+
+def register_module_buffer_registration_hook(hook: Callable) -> RemovableHandle:
+    """``hook(module, name, buffer)`` runs in every ``register_buffer``; it may return a replacement.
+
+    >>> h = tapegrad.nn.modules.module.register_module_buffer_registration_hook(lambda m, n, b: None)
+    """
+    return _add_global(_hooks.global_buffer_registration_hooks, hook)
+
+
+def register_module_module_registration_hook(hook: Callable) -> RemovableHandle:
+    """``hook(module, name, submodule)`` runs whenever a submodule is registered; it may return a replacement.
+
+    >>> h = tapegrad.nn.modules.module.register_module_module_registration_hook(lambda m, n, s: None)
+    """
+    return _add_global(_hooks.global_module_registration_hooks, hook)
+
+
+def register_module_parameter_registration_hook(hook: Callable) -> RemovableHandle:
+    """``hook(module, name, param)`` runs in every ``register_parameter``; it may return a replacement.
+
+    >>> h = tapegrad.nn.modules.module.register_module_parameter_registration_hook(lambda m, n, p: None)
+    """
+    return _add_global(_hooks.global_parameter_registration_hooks, hook)

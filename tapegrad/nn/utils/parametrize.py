@@ -45,7 +45,10 @@ class ParametrizationList(ModuleList):
         with grad_mode.no_grad():
             for m in reversed(list(self)):
                 if hasattr(m, "right_inverse"):
-                    new = m.right_inverse(new)
+                    try:
+                        new = m.right_inverse(new)
+                    except NotImplementedError:  # as PyTorch's: the identity, e.g. orthogonal's matrix_exp
+                        pass
         self.is_tensor = isinstance(new, Tensor)
         self.ntensors = 1 if self.is_tensor else len(new)
         if self.is_tensor:  # the same Parameter object stays (an optimizer may hold it)
