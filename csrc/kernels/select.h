@@ -1,6 +1,6 @@
 // The elementwise glue around a training step's big kernels: a select with a broadcast
-// condition (where / masked_fill, forward and backward) and the sum over rows that reduces a
-// broadcast input's gradient (a bias's). Both are memory-bound single passes, threaded in tasks
+// condition (where / masked_fill, forward and backward), the sum over rows that reduces a
+// broadcast input's gradient (a bias's) and the bias add itself. Both are memory-bound single passes, threaded in tasks
 // fixed by the shape alone, so results are bit-identical for any thread count.
 #pragma once
 #include <cstdint>
@@ -19,5 +19,10 @@ void select_broadcast(int64_t outer, int64_t inner, int width, const uint8_t* co
 // fixed size (chunks run on the threads), then the chunks' partial sums are added in order.
 template <typename T>
 void sum_rows(int64_t R, int64_t C, const T* x, T* out);
+
+// x[i, j] += b[j] for a C-contiguous x (R, C): a bias added to a product's rows, one add per
+// element (numpy's `x += b`, bit for bit), rows in tasks on the threads.
+template <typename T>
+void add_rows(int64_t R, int64_t C, T* x, const T* b);
 
 }  // namespace tapegrad
