@@ -26,6 +26,7 @@
 #include "kernels/pool.h"
 #include "kernels/rnn.h"
 #include "kernels/rows.h"
+#include "kernels/select.h"
 #include "tape.h"
 
 namespace py = pybind11;
@@ -1737,6 +1738,100 @@ void define(py::module_& m) {
 
 }  // namespace attention
 
+// ---------------------------------------------------------------- select and row sums
+// The step's elementwise glue (csrc/kernels/select.cpp): where with a condition broadcast over
+// leading dims, and the column sums that reduce a bias's gradient.
+namespace glue {
+
+using convpool::check_contiguous;
+using convpool::check_float_dtypes;
+using convpool::check_rank;
+using rows::cptr;
+using rows::ptr;
+
+// select(cond, a, b, shape) -> where(cond, a, b) as a new C-contiguous array of `shape`: cond a
+// bool array whose shape, less leading 1s, is a suffix of `shape`; a and b of one dtype, each a
+// single element or a C-contiguous array of `shape`.
+py::array select_where(const py::array& cond, const py::array& a, const py::array& b, const std::vector<py::ssize_t>& shape) {
+  const std::string op = "select";
+  if (!cond.dtype().is(py::dtype::of<bool>())) fail(op, "cond must be bool, got " + std::string(py::str(cond.dtype())));
+  if (!a.dtype().is(b.dtype()))
+    fail(op, "dtypes differ: a is " + std::string(py::str(a.dtype())) + ", b is " + std::string(py::str(b.dtype())));
+  const int width = static_cast<int>(a.itemsize());
+  if (width != 1 && width != 2 && width != 4 && width != 8)
+    fail(op, "elements of " + std::to_string(width) + " bytes are not supported");
+  check_contiguous(op, "cond", cond);
+  py::ssize_t lead = 0;  // cond's leading 1s
+  while (lead < cond.ndim() && cond.shape(lead) == 1) ++lead;
+  const py::ssize_t rank = static_cast<py::ssize_t>(shape.size()), tail = cond.ndim() - lead;
+  bool suffix = tail <= rank;
+  for (py::ssize_t d = 0; suffix && d < tail; ++d) suffix = cond.shape(lead + d) == shape[rank - tail + d];
+  if (!suffix) fail(op, "cond " + shape_str(cond) + " is not a trailing block of the shape " + shape_str(shape));
+  int64_t n = 1;
+  for (py::ssize_t s : shape) {
+    if (s < 0) fail(op, "negative size in the shape " + shape_str(shape));
+    n *= s;
+  }
+  const auto full = [&](const char* name, const py::array& x) {
+    if (x.size() == 1) return false;
+    check_contiguous(op, name, x);
+    if (x.ndim() != rank || !std::equal(shape.begin(), shape.end(), x.shape()))
+      fail(op, std::string(name) + " " + shape_str(x) + " is neither one element nor of the shape " + shape_str(shape));
+    return true;
+  };
+  const bool af = full("a", a), bf = full("b", b);
+  py::array out(a.dtype(), shape);
+  const int64_t inner = static_cast<int64_t>(cond.size());
+  if (n == 0 || inner == 0) return out;
+  const auto* c = static_cast<const uint8_t*>(cond.data());
+  const void *pa = a.data(), *pb = b.data();
+  void* po = out.mutable_data();
+  py::gil_scoped_release nogil;
+  tapegrad::select_broadcast(n / inner, inner, width, c, pa, af, pb, bf, po);
+  return out;
+}
+
+// sum_rows(x) -> x (R, C) summed over its rows, (C,).
+py::array sum_rows(const py::array& x) {
+  const std::string op = "sum_rows";
+  const bool f64 = check_float_dtypes(op, {{"x", &x}});
+  check_rank(op, "x", x, 2, "(R, C)");
+  check_contiguous(op, "x", x);
+  const int64_t R = x.shape(0), C = x.shape(1);
+  py::array out(x.dtype(), std::vector<py::ssize_t>{static_cast<py::ssize_t>(C)});
+  py::gil_scoped_release nogil;
+  if (f64) tapegrad::sum_rows<double>(R, C, cptr<double>(x), ptr<double>(out));
+  else tapegrad::sum_rows<float>(R, C, cptr<float>(x), ptr<float>(out));
+  return out;
+}
+
+// add_rows(x, b): x (R, C) += b (C,), in place.
+void add_rows(py::array& x, const py::array& b) {
+  const std::string op = "add_rows";
+  const bool f64 = check_float_dtypes(op, {{"x", &x}, {"b", &b}});
+  check_rank(op, "x", x, 2, "(R, C)");
+  check_contiguous(op, "x", x);
+  check_contiguous(op, "b", b);
+  if (b.ndim() != 1 || b.shape(0) != x.shape(1))
+    fail(op, "expected b of shape (" + std::to_string(x.shape(1)) + ",), got " + shape_str(b));
+  if (!x.writeable()) fail(op, "x is read-only");
+  check_out_overlap(op, x, {{"b", &b}});
+  const int64_t R = x.shape(0), C = x.shape(1);
+  py::gil_scoped_release nogil;
+  if (f64) tapegrad::add_rows<double>(R, C, ptr<double>(x), cptr<double>(b));
+  else tapegrad::add_rows<float>(R, C, ptr<float>(x), cptr<float>(b));
+}
+
+void define(py::module_& m) {
+  m.def("add_rows", &add_rows, py::arg("x"), py::arg("b"), "x (R, C) += b (C,) in place, on the threads.");
+  m.def("select", &select_where, py::arg("cond"), py::arg("a"), py::arg("b"), py::arg("shape"),
+        "where(cond, a, b) as a new array of shape, bit for bit: cond bool, broadcast over leading dims; a and "
+        "b one element or of shape.");
+  m.def("sum_rows", &sum_rows, py::arg("x"), "x (R, C) summed over its rows: (C,).");
+}
+
+}  // namespace glue
+
 // ---------------------------------------------------------------- fused optimizer updates
 // Adam/AdamW and SGD over lists of parameters and their state (csrc/kernels/optim.cpp): every
 // array C-contiguous and writeable (grads only read), one float dtype for all, each state array
@@ -1911,4 +2006,5 @@ PYBIND11_MODULE(_C, m) {
   rnn::define(m);
   attention::define(m);
   optim::define(m);
+  glue::define(m);
 }

@@ -44,6 +44,7 @@ PyObject *s_shape, *s_dtype, *s_sum_to_size, *s_to, *s_aux, *s_base, *s_size, *s
     *s_itemsize;
 PyObject* np_isnan = nullptr;
 PyObject* np_ones = nullptr;
+PyObject* np_zeros = nullptr;
 PyObject* meta_cache = nullptr;  // (shape, dtype) -> Meta: stand-ins are immutable, so they are shared
 PyObject* inside = nullptr;      // co_filename -> whether it is tapegrad's own code
 PyObject* wide_dtypes[6] = {};   // numpy's own float64, float32, int64, int32, bool, complex128 dtypes
@@ -506,6 +507,11 @@ bool add_into(PyObject** sum, PyObject* g) {  // steals g
       ArrayHead *ha = array_head(a), *hb = array_head(b);
       bool same = ha->descr == hb->descr && ha->nd == hb->nd;
       for (int k = 0; same && k < ha->nd; ++k) same = ha->dims[k] == hb->dims[k];
+      if (same && unshared(*sum)) {  // the pending sum is the engine's alone: add onto it, no new array
+        Ref r(PyNumber_InPlaceAdd(a, b));
+        Py_DECREF(g);
+        return bool(r);
+      }
       if (same) {
         Ref r(PyNumber_Add(a, b));
         Py_DECREF(g);
@@ -526,6 +532,30 @@ bool add_into(PyObject** sum, PyObject* g) {  // steals g
   if (s == nullptr) return false;
   Py_SETREF(*sum, s);
   return true;
+}
+
+// g_sum = g_sum + (zeros of shape and dtype with `piece` at `index`): a basic-indexing VJP's
+// gradient (SliceGrad) without the full-size zeros where it can: written into a fresh array when
+// it is the first to arrive, added into the slice of the pending sum when that is the engine's
+// alone (split, unbind and q, k, v = qkv pieces of one tensor fill one array).
+bool add_slice_into(PyObject** sum, PyObject* index, PyObject* piece, PyObject* shape, PyObject* dtype) {
+  PyObject* pd = T(piece)->data;
+  if (*sum != nullptr && unshared(*sum)) {
+    PyObject* a = T(*sum)->data;
+    ArrayHead* h = array_head(a);
+    if (h->descr == dtype && same_shape(a, shape) == 1) {
+      Ref cur(PyObject_GetItem(a, index));  // a view (a scalar for a single element)
+      if (!cur) return false;
+      Ref r(PyNumber_InPlaceAdd(cur.get(), pd));
+      if (!r) return false;
+      return r.get() == cur.get() && is_exact_ndarray(cur.get()) ? true : PyObject_SetItem(a, index, r.get()) == 0;
+    }
+  }
+  Ref z(PyObject_CallFunctionObjArgs(np_zeros, shape, dtype, nullptr));
+  if (!z || PyObject_SetItem(z.get(), index, pd) < 0) return false;
+  PyObject* t = wrap(z.get());
+  if (t == nullptr) return false;
+  return add_into(sum, t);
 }
 
 bool refuse_nan(PyObject* node, Py_ssize_t i, PyObject* g) {  // anomaly mode
@@ -649,6 +679,26 @@ struct Pass {
     if (g != nullptr && !add_into(&it->second.grad, g)) return false;
     if (--it->second.deps == 0) done_leaves.push_back(e);
     return true;
+  }
+
+  // Consumer reports a SliceGrad (index, piece) along edge e, for an input of shape and dtype.
+  bool report_slice(PyObject* e, PyObject* sg, PyObject* shape, PyObject* dtype) {
+    PyObject* index = PyTuple_GET_ITEM(sg, 0);
+    PyObject* piece = PyTuple_GET_ITEM(sg, 1);
+    if (!is_tensor(piece)) {
+      PyErr_SetString(PyExc_TypeError, "a SliceGrad's gradient is not a Tensor");
+      return false;
+    }
+    PyObject** sum = nullptr;
+    if (is_node(e)) {
+      auto it = nodes.find(e);
+      if (it != nodes.end()) sum = &it->second.grad;
+    } else {
+      auto it = leaves.find(e);
+      if (it != leaves.end()) sum = &it->second.grad;
+    }
+    if (sum != nullptr && !add_slice_into(sum, index, piece, shape, dtype)) return false;
+    return report(e, nullptr);  // counts the report (and says what report says of a foreign edge)
   }
 
   // A tensor's gradient is complete: deliver it to the positions of `inputs` it is.
@@ -863,6 +913,13 @@ bool Pass::run_node(PyObject* node) {
     }
     if (!gi || gi.get() == Py_None) {
       if (!report(e, nullptr)) return false;
+      continue;
+    }
+    if (reinterpret_cast<PyObject*>(Py_TYPE(gi.get())) == slice_grad_class && slice_grad_class != nullptr &&
+        PyTuple_GET_SIZE(gi.get()) == 2) {  // a piece of the input's gradient, at an index
+      if (check_nan && !refuse_nan(node, i, PyTuple_GET_ITEM(gi.get(), 1))) return false;
+      PyObject* m = PyTuple_GET_ITEM(metas.get(), i);
+      if (!report_slice(e, gi.get(), PyTuple_GET_ITEM(m, 0), PyTuple_GET_ITEM(m, 1))) return false;
       continue;
     }
     if (!is_tensor(gi.get())) {
@@ -1088,7 +1145,8 @@ bool engine_init() {
   if (!np) return false;
   np_isnan = PyObject_GetAttrString(np.get(), "isnan");
   np_ones = PyObject_GetAttrString(np.get(), "ones");
-  if (np_ones == nullptr) return false;
+  np_zeros = PyObject_GetAttrString(np.get(), "zeros");
+  if (np_ones == nullptr || np_zeros == nullptr) return false;
   const char* wide[] = {"float64", "float32", "int64", "int32", "bool", "complex128"};
   Ref np_dtype(PyObject_GetAttrString(np.get(), "dtype"));
   if (!np_dtype) return false;

@@ -15,6 +15,7 @@
 namespace tapegrad::tape {
 
 PyTypeObject* tensor_class = nullptr;
+PyObject* slice_grad_class = nullptr;
 PyObject* pkg_dir = nullptr;
 PyObject* ndarray_type = nullptr;
 PyObject* np_asarray = nullptr;
@@ -844,6 +845,16 @@ PyObject* set_tensor_class(PyObject*, PyObject* cls) {
   Py_RETURN_NONE;
 }
 
+PyObject* set_slice_grad_class(PyObject*, PyObject* cls) {
+  if (!PyType_Check(cls) || !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls), &PyTuple_Type)) {
+    PyErr_SetString(PyExc_TypeError, "_set_slice_grad_class: expected a subclass of tuple");
+    return nullptr;
+  }
+  Py_INCREF(cls);
+  Py_XSETREF(slice_grad_class, cls);
+  Py_RETURN_NONE;
+}
+
 PyObject* next_sequence_nr(PyObject*, PyObject*) { return PyLong_FromLongLong(next_seq()); }
 
 PyObject* py_user_frame(PyObject*, PyObject*) { return user_frame(); }
@@ -883,6 +894,7 @@ PyMethodDef methods[] = {
      "run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None, accumulate=True)"},
     {"is_grad_enabled", is_grad_enabled, METH_NOARGS, "True when ops record onto the tape (in this thread)"},
     {"_set_tensor_class", set_tensor_class, METH_O, "the Tensor class that apply and backward create"},
+    {"_set_slice_grad_class", set_slice_grad_class, METH_O, "the class of a VJP's (index, piece) gradient"},
     {"_next_sequence_nr", next_sequence_nr, METH_NOARGS, "the seq the next recorded node gets (and skip it)"},
     {"_wrap", py_wrap, METH_O, "a new tapegrad.Tensor leaf around an array (no copy)"},
     {"_user_frame", py_user_frame, METH_NOARGS, "(filename, line) of the first caller outside tapegrad"},

@@ -133,6 +133,20 @@ def defop(name: str, forward: Callable, *vjps: Callable | None, saves: Sequence[
     return op
 
 
+class SliceGrad(tuple):
+    """``(index, grad)``: what a VJP may return, outside create_graph, for an input whose gradient
+    is ``grad`` at a basic ``index`` and zero elsewhere. The engine writes it into the input's
+    pending gradient (csrc/tape.cpp, add_slice_into): pieces of one tensor (split, unbind,
+    ``q, k, v = qkv``) fill one array instead of each making a full-size zero array to be summed."""
+    __slots__ = ()
+
+    def __new__(cls, index, grad):
+        return tuple.__new__(cls, (index, grad))
+
+
+_C._set_slice_grad_class(SliceGrad)
+
+
 # apply(op, *tensors, **attrs): run ``op`` on tensors; record a node when grad mode is on (in
 # this thread) and an input requires grad. In C++ (csrc/tape.cpp): it runs for every op.
 apply = _C.apply

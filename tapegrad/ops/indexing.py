@@ -9,9 +9,9 @@ import itertools
 
 import numpy as np
 
-from .. import _dtype
+from .. import _C, _dtype
 from .._tape import grad_mode
-from .._tape.registry import apply, defop
+from .._tape.registry import SliceGrad, apply, defop
 from ._util import const, norm_dim
 from .inplace import _check_leaf, _inplace_of, _tensors, _write, inplace
 from .pointwise import add, mul, where
@@ -133,8 +133,15 @@ def _index_put_add_fwd(g, shape, index, basic):
     return z
 
 
-_getitem = defop("getitem", _getitem_fwd,
-                 lambda g, out, x, index, basic: index_put_add(g, x.shape, index, basic), saves=(), view=True)
+def _getitem_vjp(g, out, x, index, basic):
+    """Zeros of x's shape with g at index; outside create_graph a basic index's is left to the
+    engine (SliceGrad), which puts the pieces of one tensor into one array."""
+    if basic and type(g._data) is np.ndarray and g._data.dtype == x.dtype and not _C.is_grad_enabled():
+        return SliceGrad(index, g)
+    return index_put_add(g, x.shape, index, basic)
+
+
+_getitem = defop("getitem", _getitem_fwd, _getitem_vjp, saves=(), view=True)
 _index_put_add = defop("index_put_add", _index_put_add_fwd,
                        lambda g, out, v, shape, index, basic: apply(_getitem, g, index=index, basic=basic),
                        saves=())

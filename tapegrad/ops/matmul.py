@@ -117,7 +117,10 @@ def _linear_fwd(x, w, b=None):
     out = np.empty((x2.shape[0], w.shape[0]), dtype=x.dtype)
     _C.matmul(x2, w.T, out)
     if b is not None:
-        out += b
+        if b.dtype == out.dtype and b.ndim == 1 and b.flags.c_contiguous:
+            _C.add_rows(out, b)  # numpy's out += b, on the threads
+        else:
+            out += b
     return out.reshape(x.shape[:-1] + (w.shape[0],))
 
 

@@ -373,10 +373,11 @@ def where(condition, input=None, other=None):
 
 
 # The VJPs select, as PyTorch's (where(c, g, 0)): an inf or NaN upstream gradient on the side
-# not taken gives 0 there, where a product with the mask would give NaN.
+# not taken gives 0 there, where a product with the mask would give NaN. The second input's is
+# where(c, 0, g), not where(!c, g, 0): no negated copy of the mask.
 _where = defop("where", blend, None,
                lambda g, out, c, x, y: _masked(g, c),
-               lambda g, out, c, x, y: _masked(g, logical_not(c)), saves=(0,), exact16=True)
+               lambda g, out, c, x, y: where(c, const(0, g.dtype), g), saves=(0,), exact16=True)
 
 
 def _masked(g, cond):

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .. import _dtype
+from .. import _C, _dtype
 from .._tape.registry import apply, defop
 from ._util import const, norm_dim, norm_dims
 from .comparison import ne
@@ -93,6 +93,10 @@ def mean(input, dim=None, keepdim=False, *, dtype=None):
 def _sum_to_size_fwd(x, shape):
     lead = x.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1)
+    k = len(axes)
+    if (k and axes[-1] == k - 1 and x.dtype.char in "fd" and x.size and x.flags.c_contiguous):
+        # leading dims only (a bias's gradient): a native threaded sum over rows, numpy's reduce on one thread
+        return _C.sum_rows(x.reshape(-1, x.size // math.prod(x.shape[:k]))).reshape(shape)
     out = np.add.reduce(x, axis=axes, keepdims=True) if axes else x  # np.sum minus its wrapper
     return np.asarray(out.reshape(shape), dtype=x.dtype)
 

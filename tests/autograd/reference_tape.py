@@ -12,6 +12,7 @@ import numpy as np
 
 import tapegrad as tg
 from tapegrad._tape.node import Meta, Node
+from tapegrad._tape.registry import SliceGrad
 
 
 def topological_order(root: Node) -> list:
@@ -59,6 +60,11 @@ def gradients(output: tg.Tensor, leaves) -> list:
                 if gi is None:
                     continue
                 shape, dtype = node.meta[i]
+                if isinstance(gi, SliceGrad):  # (index, piece): the piece at index of zeros
+                    index, piece = gi
+                    full = np.zeros(shape, dtype)
+                    full[index] = piece.numpy()
+                    gi = tg.Tensor._wrap(full)
                 if gi.shape != shape:
                     gi = gi.sum_to_size(shape)
                 if gi.dtype != dtype:

@@ -34,6 +34,7 @@ KERNEL_TESTS = [
     "tests/csrc/test_attention_kernel.py",  # attention
     "tests/csrc/test_pool.py",  # pool
     "tests/csrc/test_optim_kernels.py",  # optim
+    "tests/csrc/test_select.py",  # select and row sums (generic and avx2 builds)
 ]
 # Tests that start their own subprocesses with their own kernel choice, or take seconds without
 # exercising anything ISA-specific.

@@ -1,0 +1,184 @@
+// Layout: every operand C-contiguous. select_broadcast walks out as one flat range of
+// outer * inner elements cut into blocks of kBlock (fixed by the size alone); cond's index is the
+// flat index modulo inner, so a block restarts cond wherever it crosses a row. sum_rows cuts the
+// rows into chunks of kChunkRows and gives each chunk's column sums to one task; add_rows gives
+// each task whole rows, about kBlock elements.
+#include "kernels/select.h"
+
+#include "kernels/cpu.h"
+#include "kernels/parallel.h"
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+namespace tapegrad {
+namespace {
+
+#define TG_INLINE inline __attribute__((always_inline))
+#define TG_AVX2 __attribute__((target("avx2,fma")))
+
+constexpr int64_t kBlock = 1 << 14;               // elements per select task
+constexpr int64_t kParallelMinBytes = 1 << 17;    // smaller passes stay on the caller
+constexpr int64_t kChunkRows = 64;                // rows per sum_rows task
+
+// n elements of one cond row segment: the selected side's bits, as an all-ones or all-zeros mask
+// (a branch per element would mispredict on a mask as irregular as a ReLU's).
+template <typename U>
+TG_INLINE void select_body(int64_t n, const uint8_t* c, const U* a, bool af, const U* b, bool bf, U* out) {
+  if (af && bf) {
+    for (int64_t i = 0; i < n; ++i) {
+      const U m = U(0) - U(c[i] != 0);
+      out[i] = U((a[i] & m) | (b[i] & ~m));
+    }
+  } else if (af) {
+    const U bv = *b;
+    for (int64_t i = 0; i < n; ++i) {
+      const U m = U(0) - U(c[i] != 0);
+      out[i] = U((a[i] & m) | (bv & ~m));
+    }
+  } else if (bf) {
+    const U av = *a;
+    for (int64_t i = 0; i < n; ++i) {
+      const U m = U(0) - U(c[i] != 0);
+      out[i] = U((av & m) | (b[i] & ~m));
+    }
+  } else {
+    const U av = *a, bv = *b;
+    for (int64_t i = 0; i < n; ++i) {
+      const U m = U(0) - U(c[i] != 0);
+      out[i] = U((av & m) | (bv & ~m));
+    }
+  }
+}
+
+template <typename T>
+TG_INLINE void sum_rows_body(int64_t r0, int64_t r1, int64_t C, const T* x, T* out) {
+  std::memcpy(out, x + r0 * C, sizeof(T) * C);
+  for (int64_t r = r0 + 1; r < r1; ++r) {
+    const T* row = x + r * C;
+    for (int64_t j = 0; j < C; ++j) out[j] += row[j];
+  }
+}
+
+template <typename T>
+TG_INLINE void add_rows_body(int64_t r0, int64_t r1, int64_t C, T* x, const T* b) {
+  for (int64_t r = r0; r < r1; ++r) {
+    T* row = x + r * C;
+    for (int64_t j = 0; j < C; ++j) row[j] += b[j];
+  }
+}
+
+template <typename T>
+__attribute__((noinline)) void add_rows_base(int64_t r0, int64_t r1, int64_t C, T* x, const T* b) {
+  add_rows_body<T>(r0, r1, C, x, b);
+}
+template <typename T>
+TG_AVX2 __attribute__((noinline)) void add_rows_avx2(int64_t r0, int64_t r1, int64_t C, T* x, const T* b) {
+  add_rows_body<T>(r0, r1, C, x, b);
+}
+
+template <typename U>
+__attribute__((noinline)) void select_base(int64_t n, const uint8_t* c, const U* a, bool af, const U* b, bool bf,
+                                           U* out) {
+  select_body<U>(n, c, a, af, b, bf, out);
+}
+template <typename U>
+TG_AVX2 __attribute__((noinline)) void select_avx2(int64_t n, const uint8_t* c, const U* a, bool af, const U* b,
+                                                   bool bf, U* out) {
+  select_body<U>(n, c, a, af, b, bf, out);
+}
+template <typename T>
+__attribute__((noinline)) void sum_rows_base(int64_t r0, int64_t r1, int64_t C, const T* x, T* out) {
+  sum_rows_body<T>(r0, r1, C, x, out);
+}
+template <typename T>
+TG_AVX2 __attribute__((noinline)) void sum_rows_avx2(int64_t r0, int64_t r1, int64_t C, const T* x, T* out) {
+  sum_rows_body<T>(r0, r1, C, x, out);
+}
+
+// The AVX2 build serves the avx2 and avx512 levels: these loops are bound by memory, not width.
+bool use_avx2() { return cpu_isa() != Isa::generic; }
+
+template <typename U>
+void select_typed(int64_t outer, int64_t inner, const uint8_t* cond, const U* a, bool af, const U* b, bool bf,
+                  U* out) {
+  const int64_t n = outer * inner, nblocks = (n + kBlock - 1) / kBlock;
+  const bool avx2 = use_avx2();
+  parallel_tiles(nblocks, n * int64_t(sizeof(U)) >= kParallelMinBytes, [&](int64_t k) {
+    const int64_t e1 = std::min(n, (k + 1) * kBlock);
+    for (int64_t e = k * kBlock; e < e1;) {
+      const int64_t i = e % inner, len = std::min(e1 - e, inner - i);
+      const U* pa = af ? a + e : a;
+      const U* pb = bf ? b + e : b;
+      if (avx2) select_avx2<U>(len, cond + i, pa, af, pb, bf, out + e);
+      else select_base<U>(len, cond + i, pa, af, pb, bf, out + e);
+      e += len;
+    }
+  });
+}
+
+}  // namespace
+
+void select_broadcast(int64_t outer, int64_t inner, int width, const uint8_t* cond, const void* a, bool a_full,
+                      const void* b, bool b_full, void* out) {
+  if (outer <= 0 || inner <= 0) return;
+  switch (width) {
+    case 1:
+      return select_typed(outer, inner, cond, static_cast<const uint8_t*>(a), a_full, static_cast<const uint8_t*>(b),
+                          b_full, static_cast<uint8_t*>(out));
+    case 2:
+      return select_typed(outer, inner, cond, static_cast<const uint16_t*>(a), a_full,
+                          static_cast<const uint16_t*>(b), b_full, static_cast<uint16_t*>(out));
+    case 4:
+      return select_typed(outer, inner, cond, static_cast<const uint32_t*>(a), a_full,
+                          static_cast<const uint32_t*>(b), b_full, static_cast<uint32_t*>(out));
+    case 8:
+      return select_typed(outer, inner, cond, static_cast<const uint64_t*>(a), a_full,
+                          static_cast<const uint64_t*>(b), b_full, static_cast<uint64_t*>(out));
+  }
+}
+
+template <typename T>
+void sum_rows(int64_t R, int64_t C, const T* x, T* out) {
+  if (C <= 0) return;
+  if (R <= 0) {
+    std::fill(out, out + C, T(0));
+    return;
+  }
+  const bool avx2 = use_avx2();
+  const int64_t nchunks = (R + kChunkRows - 1) / kChunkRows;
+  if (nchunks == 1) {
+    if (avx2) sum_rows_avx2<T>(0, R, C, x, out);
+    else sum_rows_base<T>(0, R, C, x, out);
+    return;
+  }
+  // Partial sums per chunk, then added in chunk order: the same additions for any thread count.
+  std::unique_ptr<T[]> part(new T[nchunks * C]);
+  parallel_tiles(nchunks, R * C * int64_t(sizeof(T)) >= kParallelMinBytes, [&](int64_t k) {
+    const int64_t r0 = k * kChunkRows, r1 = std::min(R, r0 + kChunkRows);
+    if (avx2) sum_rows_avx2<T>(r0, r1, C, x, part.get() + k * C);
+    else sum_rows_base<T>(r0, r1, C, x, part.get() + k * C);
+  });
+  if (avx2) sum_rows_avx2<T>(0, nchunks, C, part.get(), out);
+  else sum_rows_base<T>(0, nchunks, C, part.get(), out);
+}
+
+template <typename T>
+void add_rows(int64_t R, int64_t C, T* x, const T* b) {
+  if (R <= 0 || C <= 0) return;
+  const bool avx2 = use_avx2();
+  const int64_t step = std::max<int64_t>(1, kBlock / C), ntasks = (R + step - 1) / step;
+  parallel_tiles(ntasks, R * C * int64_t(sizeof(T)) >= kParallelMinBytes, [&](int64_t k) {
+    const int64_t r0 = k * step, r1 = std::min(R, r0 + step);
+    if (avx2) add_rows_avx2<T>(r0, r1, C, x, b);
+    else add_rows_base<T>(r0, r1, C, x, b);
+  });
+}
+
+template void add_rows<float>(int64_t, int64_t, float*, const float*);
+template void add_rows<double>(int64_t, int64_t, double*, const double*);
+template void sum_rows<float>(int64_t, int64_t, const float*, float*);
+template void sum_rows<double>(int64_t, int64_t, const double*, double*);
+
+}  // namespace tapegrad
