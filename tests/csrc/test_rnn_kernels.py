@@ -69,7 +69,7 @@ def _draw(rng, sizes, H, G, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("sizes", SIZES)
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("H", [1, 7, 33])
+@pytest.mark.parametrize("H", [1, 7, 33, 100])  # 100: two blocks of hidden units per step
 def test_lstm_gru_forward_against_numpy(dtype, sizes, reverse, H):
     rng = np.random.default_rng(len(sizes) * 100 + H)
     gi, h0, c0, w, _ = _draw(rng, sizes, H, 4, dtype)
@@ -112,13 +112,15 @@ def test_fused_layer_gradients_and_double_backward(mode, sizes, reverse):
     assert gradgradcheck(fn, ts, eps=1e-6, atol=1e-5)
 
 
-def test_fused_layer_first_order_matches_composite_gradients():
+@pytest.mark.parametrize("H", [5, 100])  # 100: two blocks of hidden units per step
+@pytest.mark.parametrize("reverse", [False, True])
+def test_fused_layer_first_order_matches_composite_gradients(H, reverse):
     """The kernel's backward and the composite recurrence's (create_graph) agree."""
     rng = np.random.default_rng(2)
     sizes = (4, 3, 1)
-    gi, h0, c0, w, _ = _draw(rng, sizes, 5, 4, np.float64)
+    gi, h0, c0, w, _ = _draw(rng, sizes, H, 4, np.float64)
     ts = [tg.tensor(a, requires_grad=True) for a in (gi, h0, c0, w)]
-    out = _layer_fn("LSTM", sizes, False)(*ts)
+    out = _layer_fn("LSTM", sizes, reverse)(*ts)
     g = tg.tensor(rng.standard_normal(out.shape))
     first = tg.autograd.grad(out, ts, g, retain_graph=True)
     second = tg.autograd.grad(out, ts, g, create_graph=True)
@@ -127,9 +129,12 @@ def test_fused_layer_first_order_matches_composite_gradients():
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
-def test_fused_kernels_identical_for_1_and_2_threads(mode):
+@pytest.mark.parametrize("reverse", [False, True])
+def test_fused_kernels_identical_for_1_and_2_threads(mode, reverse):
     rng = np.random.default_rng(3)
-    sizes = (40, 40, 33, 20, 7)  # 40 x 260 elements per step: the gate pass splits over threads
+    # 40 x 260 elements per step: the gate pass splits over threads (GRU), the steps run on a
+    # team with four blocks of hidden units (LSTM)
+    sizes = (40, 40, 33, 20, 7)
     gi, h0, c0, w, b = _draw(rng, sizes, 260, 4 if mode == "LSTM" else 3, np.float32)
     bs = np.array(sizes, np.int64)
     before = tg.get_num_threads()
@@ -138,11 +143,11 @@ def test_fused_kernels_identical_for_1_and_2_threads(mode):
         for n in (1, 2):
             tg.set_num_threads(n)
             if mode == "LSTM":
-                out, *saved = _C.lstm(gi, h0, c0, w, bs, True)
-                grads = _C.lstm_backward(np.ones_like(out), w, *saved, bs, True)
+                out, *saved = _C.lstm(gi, h0, c0, w, bs, reverse)
+                grads = _C.lstm_backward(np.ones_like(out), w, *saved, bs, reverse)
             else:
-                out, *saved = _C.gru(gi, h0, w, b, bs, True)
-                grads = _C.gru_backward(np.ones_like(out), w, *saved, bs, True, True)
+                out, *saved = _C.gru(gi, h0, w, b, bs, reverse)
+                grads = _C.gru_backward(np.ones_like(out), w, *saved, bs, reverse, True)
             res.append([out, *grads])
     finally:
         tg.set_num_threads(before)

@@ -37,11 +37,11 @@ _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
 def _input_projection(mode, x, w_ih, b_ih, b_hh):
-    """x @ W_ih.T plus the biases the step does not add itself (one GEMM for all time steps)."""
-    out = x @ w_ih.t()
+    """x @ W_ih.T plus the biases the step does not add itself (one GEMM for all time steps, one
+    node with its bias: F.linear)."""
     if b_ih is None:
-        return out
-    return out + (b_ih if mode == "GRU" else b_ih + b_hh)
+        return F.linear(x, w_ih)
+    return F.linear(x, w_ih, b_ih if mode == "GRU" else b_ih + b_hh)
 
 
 def _shape(t) -> tuple:
