@@ -32,8 +32,12 @@ namespace {
 
 // Elements (rows x columns) below which a fork costs more than it saves.
 constexpr int64_t kParallelMinElems = 1 << 15;
-// Elementwise kernels hand out blocks of this many elements (a multiple of every vector width).
+// Elementwise kernels work in blocks of this many elements (a multiple of every vector width).
 constexpr int64_t kBlock = 4096;
+// A task (what a thread takes from the shared counter) covers about this many elements, whole
+// rows or kBlock blocks: every task costs a fetch_add on a cache line that both cores write, and
+// tasks of one block made a 1e6-element pass 245 of them.
+constexpr int64_t kTaskElems = 4 * kBlock;
 // layer_norm's parameter gradients sum rows in chunks of at least this many (and at most
 // kMaxChunks chunks), then the chunks in order.
 constexpr int64_t kRowsPerChunk = 16;
@@ -325,10 +329,17 @@ TG_INLINE void softmax_forward_body(int64_t r0, int64_t r1, int64_t D, const T* 
     T* yr = y + r * D;
     const T m = row_max(D, xr);
     if (log) {
-      const double s = row_sum<T>(D, [&](int64_t j) { return exp_nonpos<T>(xr[j] - m); });
+      // x - m stored by the exp pass, so that the row's stores (whose cache lines must first be
+      // read from memory) overlap the exp arithmetic instead of following it in a pass of their
+      // own: the same values, 0.51 -> 0.47 ms for 1e6 floats on one thread.
+      const double s = row_sum<T>(D, [&](int64_t j) {
+        const T c = xr[j] - m;
+        yr[j] = c;
+        return exp_nonpos<T>(c);
+      });
       const T ls = T(std::log(s));  // (x - m) - log s, not x - (m + log s): exact where x is near m
 #pragma omp simd
-      for (int64_t j = 0; j < D; ++j) yr[j] = (xr[j] - m) - ls;
+      for (int64_t j = 0; j < D; ++j) yr[j] -= ls;
     } else {
       const double s = row_sum<T>(D, [&](int64_t j) {
         const T e = exp_nonpos<T>(xr[j] - m);
@@ -557,8 +568,8 @@ TG_VARIANTS(cross_entropy_backward,
    : isa() == Isa::avx2 ? name##_avx2<T>(__VA_ARGS__)           \
                         : name##_base<T>(__VA_ARGS__))
 
-// Rows per task: whole rows, about kBlock elements, fixed by the shape alone.
-inline int64_t rows_per_task(int64_t D) { return std::max<int64_t>(1, kBlock / std::max<int64_t>(D, 1)); }
+// Rows per task: whole rows, about kTaskElems elements, fixed by the shape alone.
+inline int64_t rows_per_task(int64_t D) { return std::max<int64_t>(1, kTaskElems / std::max<int64_t>(D, 1)); }
 
 // Runs f(r0, r1) over [0, R) in tasks of rows_per_task(D) rows, tasks taken dynamically by the
 // threads when large enough (parallel_tiles): each task's arithmetic is fixed by the shape.
@@ -568,7 +579,8 @@ void for_rows(int64_t R, int64_t D, F f) {
   parallel_tiles(ntasks, R * D >= kParallelMinElems, [&](int64_t k) { f(k * step, std::min(R, (k + 1) * step)); });
 }
 
-// Runs f(i, len) over [0, n) in blocks of at most kBlock elements: an elementwise kernel's tasks.
+// Runs f(i, len) over [0, n) in blocks of at most kBlock elements, each starting at a multiple of
+// kBlock (tasks of kTaskElems hold whole blocks): an elementwise kernel's work.
 template <typename F>
 void for_blocks(int64_t n, F f) {
   for_rows(n, 1, [&](int64_t i0, int64_t i1) {
