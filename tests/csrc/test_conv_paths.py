@@ -1,7 +1,7 @@
 """The convolution kernels' per-shape methods (csrc/kernels/conv.cpp): on an AVX-512 CPU the direct
 products (stride 1 on the padded grid, by shifted taps where the output keeps the input's size
-and the grid does not pay, vol2col otherwise, pointwise in place, dots for the weight
-gradient), the single-pixel GEMMs, and the vol2col + gemm path (TAPEGRAD_CONV_KERNEL=gemm, and on
+and the grid does not pay, vol2col otherwise, pointwise in place, dots or kernel rows for the
+weight gradient), the single-pixel GEMMs, and the vol2col + gemm path (TAPEGRAD_CONV_KERNEL=gemm, and on
 other CPUs). Each shape below is chosen to land on one of them; every pass is checked against
 PyTorch and as an adjoint of the others, in float32 and float64, and for 1 and 2 threads."""
 import os
@@ -32,6 +32,8 @@ SHAPES = {
     "1x1 stride 2": (2, 5, (12, 13), 4, (1, 1), 2, 0, 1, 1),
     "pointwise": (2, 5, (12, 13), 4, (1, 1), 1, 0, 1, 1),
     "ResNet 64->64 8x8": (4, 64, (8, 8), 64, (3, 3), 1, 1, 1, 1),
+    "kernel rows, stride 2, odd sizes": (3, 16, (11, 21), 12, (3, 3), 2, 1, 1, 1),
+    "kernel rows, channels not a multiple of 8, groups": (2, 24, (9, 10), 20, (3, 3), 1, 1, (2, 1), 2),
     "single pixel": (5, 24, (1, 1), 20, (3, 3), 1, 1, 1, 1),
     "single pixel, no tap on it": (5, 8, (1, 1), 6, (3, 2), 1, (2, 1), 2, 2),
     "3-D stride 1": (2, 3, (6, 7, 8), 4, (3, 3, 3), 1, 1, 1, 1),
@@ -174,6 +176,8 @@ NONFINITE = [
     ("stride 1, shifted taps, dilated, odd sizes", "x", (1, 3, 8, 6), np.nan),
     ("stride 2", "w", (0, 0, 0, 0), np.inf),
     ("stride 2", "gy", (1, 5, 0, 9), np.inf),
+    ("kernel rows, stride 2, odd sizes", "x", (0, 3, 0, 20), np.inf),
+    ("kernel rows, stride 2, odd sizes", "gy", (2, 11, 5, 10), -np.inf),
     ("3-D stride 1", "w", (0, 0, 0, 0, 0), np.inf),
     ("3-D stride 1", "gy", (0, 0, 0, 0, 0), np.inf),
 ]  # (no grouped case: PyTorch 2.13's float32 grouped convolution does give NaN at 0 * inf in the padding)
