@@ -7,6 +7,7 @@
 // Layout and passes, for one call:
 //   weights  U[xi] (Cp x Op) = (G g G^T)[xi] for xi < (m+2)^2, computed in double, packed once as
 //            gemm's PackedB (Cp, Op: C and O rounded up to a 64-byte vector of channels, zeros)
+//            per call (the weights change at every training step)
 //   input    x (N, C, H, W) -> xp (N, Hp, Wp, Cp), zero-padded on every side, channels last, so
 //            a tile's patch is (m+2)^2 contiguous vectors of channels (and the finiteness check)
 //   blocks   the N * tiles tiles (images one after another, row-major within an image) in
@@ -22,7 +23,8 @@
 //
 // Accuracy: F(4x4)'s transforms have entries up to 8 (A) and 5 (B), so its rounding error is
 // larger than a direct sum's; measured against float64 direct convolutions (random normal data,
-// C = 16..256) its float32 error stays within ~1e-5 of the output scale (see
+// C = 3..64, weights scaled by 1/sqrt(9C)) its float32 error was 0.5e-7..8e-6 of the output's
+// largest magnitude (see
 // tests/csrc/test_conv_winograd.py), well inside what PyTorch's tests of float32 convolutions
 // accept.
 #include "kernels/winograd.h"
@@ -229,28 +231,39 @@ bool covers(const ConvShape& s) {
          s.O > 0;
 }
 
-// The output tile: F(4x4, 3x3). F(2x2) (a 4x4 patch, 16 products) measured slower on every
-// shape below but ResNet-50's 256 channels on 14x14 (batch 8), where both lost to the direct
-// products, and its float32 accuracy gain is not needed (F(4x4) within ~1e-5 of the scale).
+// The output tile: F(4x4, 3x3). F(2x2) (a 4x4 patch, 16 products; measured while the machine was
+// busy) took 1.4-2x F(4x4)'s time on ResNet-20's 16ch and 32ch layers and VGG's 64ch 56x56, and
+// its float32 accuracy is not needed (F(4x4) stays within ~1e-5 of the output scale).
 constexpr int kTile = 4;
 
-// Whether the route measured faster than the others, on an Intel Xeon (AVX-512), float32 and
-// float64, 1 and 2 threads (ms, Winograd against the direct products): it pays from 32 channels
-// in and out and enough tiles per call (N * tiles of 4x4) to share the per-call weight transform:
-//   ResNet-20 32ch 16x16 b32 (512 tiles) 0.83/1.04, VGG 64ch 56x56 b8 7.9/12.0,
-//   128ch 28x28 b8 (392 tiles) 6.8/13.1; it lost on ResNet-20 16ch 32x32 b32 1.31/1.01,
-//   64ch 8x8 b32 (128 tiles) 0.92/0.79, 256ch 14x14 b8 (128 tiles) 16.7/15.1.
+// Whether the route measured faster than the others (CPU time, 1 thread, on an Intel Xeon; ms,
+// Winograd against the other route; benchmarks/bench_winograd.py, batch 32 on ResNet-20's layers,
+// 8 on VGG's). With AVX-512 the other route is conv.cpp's direct products; there Winograd pays
+// from 32 channels in and out once a call has enough 4x4 tiles (N * tiles) to share its
+// per-call weight transform: float32 from 256 tiles (ResNet-20 32ch 16x16, 512 tiles, 0.83 against
+// 1.04; VGG 64ch 56x56 7.9 / 12.0; 128ch 28x28, 392 tiles, 6.8 / 13.1; lost: 16ch 32x32 1.31 /
+// 1.01, 64ch 8x8, 128 tiles, 0.92 / 0.79, 256ch 14x14, 128 tiles, 16.7 / 15.1), float64 from 128
+// (64ch 8x8 1.61 / 1.92, 256ch 14x14 25.8 / 29.5; 16ch 32x32 lost, 2.57 / 2.22). Below AVX-512
+// the other route is im2col + gemm, which it beat on every shape from 16 channels with AVX2
+// (0.44-0.89 of its time, both dtypes) and in float64 on the baseline build (0.37-0.60), not in
+// float32 there (0.96-1.09).
+template <typename T>
 bool winograd_pays(const ConvShape& s) {
-  const int64_t tiles = s.N * ceil_div(s.Ho, int64_t(kTile)) * ceil_div(s.Wo, int64_t(kTile));
-  return s.C >= 32 && s.O >= 32 && tiles >= 256;
+  const bool f64 = sizeof(T) == 8;
+  if (kernel_isa(Kernel::conv) == Isa::avx512) {
+    const int64_t tiles = s.N * ceil_div(s.Ho, int64_t(kTile)) * ceil_div(s.Wo, int64_t(kTile));
+    return s.C >= 32 && s.O >= 32 && tiles >= (f64 ? 128 : 256);
+  }
+  return s.C >= 16 && s.O >= 16 && (cpu_isa() != Isa::generic || f64);
 }
 
+template <typename T>
 bool taken(const ConvShape& s) {
   if (!covers(s)) return false;
   switch (route()) {
     case Route::forced: return true;
     case Route::never: return false;
-    default: return winograd_pays(s);
+    default: return winograd_pays<T>(s);
   }
 }
 
@@ -357,7 +370,7 @@ bool forward(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
 
 template <typename T>
 bool conv_forward_winograd(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
-  if (s.ph > 1 || !taken(s)) return false;
+  if (s.ph > 1 || !taken<T>(s)) return false;
   return forward<T, kTile>(s, x, w, bias, y);
 }
 
@@ -367,7 +380,7 @@ bool conv_input_grad_winograd(const ConvShape& s, const T* gy, const T* w, T* gx
   // the flipped convolution: gy (N, O, Ho, Wo) -> gx (N, C, H, W), padding 2 - pad
   ConvShape t = s;
   t.C = s.O, t.O = s.C, t.H = s.Ho, t.W = s.Wo, t.Ho = s.H, t.Wo = s.W, t.ph = t.pw = 2 - s.ph;
-  if (!taken(t)) return false;
+  if (!taken<T>(t)) return false;
   // w2 (C, O, 3, 3): w2[c, o, 8 - q] = w[o, c, q]
   std::vector<T> w2(s.C * s.O * 9);
   for (int64_t o = 0; o < s.O; ++o)
