@@ -42,6 +42,7 @@
 #include "kernels/cpu.h"
 #include "kernels/gemm.h"
 #include "kernels/parallel.h"
+#include "kernels/winograd.h"
 
 namespace tapegrad {
 namespace {
@@ -1016,6 +1017,7 @@ void conv_input_grad_single_pixel(const ConvShape& s, const T* gy, const T* w, T
 template <typename T>
 void conv_forward(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
   if (is_single_pixel(s)) return conv_forward_single_pixel(s, x, w, bias, y);
+  if (conv_forward_winograd(s, x, w, bias, y)) return;  // 3x3 stride 1 where it pays (winograd.cpp)
   if (reads_outside(s) && !all_finite(w, s.O * (s.C / s.groups) * kernel_taps(s)))
     return conv_forward_exact(s, x, w, bias, y);
   if (use_direct() && out_positions(s) >= kDirectMinColumns) return conv_forward_direct(s, x, w, bias, y);
@@ -1059,6 +1061,7 @@ void conv_forward(const ConvShape& s, const T* x, const T* w, const T* bias, T* 
 template <typename T>
 void conv_input_grad(const ConvShape& s, const T* gy, const T* w, T* gx) {
   if (is_single_pixel(s)) return conv_input_grad_single_pixel(s, gy, w, gx);
+  if (conv_input_grad_winograd(s, gy, w, gx)) return;
   if (use_direct() && out_positions(s) >= kDirectMinColumns && in_volume(s) >= kDirectMinColumns)
     return conv_input_grad_direct(s, gy, w, gx);
   const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, K = Cg * kernel_taps(s), P = out_positions(s);

@@ -75,10 +75,11 @@ const Config& config() {
     static const Isa cpu_levels[] = {Isa::avx512, Isa::avx2, Isa::generic};
     read_cap(c, "TAPEGRAD_CPU", cpu_names, cpu_levels, 3, c.cap);
     read_cap(c, "TAPEGRAD_GEMM_KERNEL", cpu_names, cpu_levels, 3, c.gemm_cap);
-    static const char* const conv_names[] = {"gemm", "direct"};
-    static const Isa conv_levels[] = {Isa::generic, Isa::avx512};
+    // winograd: that route wherever it applies (winograd.h), the others as unset
+    static const char* const conv_names[] = {"gemm", "direct", "winograd"};
+    static const Isa conv_levels[] = {Isa::generic, Isa::avx512, Isa::avx512};
     Isa conv_cap = Isa::avx512;
-    read_cap(c, "TAPEGRAD_CONV_KERNEL", conv_names, conv_levels, 2, conv_cap);
+    read_cap(c, "TAPEGRAD_CONV_KERNEL", conv_names, conv_levels, 3, conv_cap);
     c.conv_gemm = conv_cap == Isa::generic;
     return c;
   }();

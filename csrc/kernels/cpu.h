@@ -9,6 +9,8 @@
 //                                      CPU's level: the variable can only lower it)
 //   TAPEGRAD_GEMM_KERNEL=avx2|generic  caps gemm alone (older name, kept)
 //   TAPEGRAD_CONV_KERNEL=gemm          convolutions take the im2col + gemm route (older name, kept)
+//   TAPEGRAD_CONV_KERNEL=winograd      3x3 stride-1 convolutions take the Winograd route wherever
+//                                      it applies (winograd.h), not only where it pays
 // A value outside these is refused: cpu_config_error() says why, and importing tapegrad._C raises
 // it; C++ callers that ignore it get the CPU's own level.
 // Each family is compiled for the levels in the table in cpu.cpp and runs the highest one
