@@ -186,6 +186,25 @@ def _split_aux(out, has_aux, name):
     return out[0], out[1]
 
 
+def _call(func, args, kwargs, argnums, has_aux, name):
+    """Runs ``func`` on the transform's own copies of the arguments ``argnums`` (inside the
+    transform's context): ``(per_arg, own, out, aux)``, ``own`` the copies in order."""
+    call, per_arg = _prepare(args, argnums, name)
+    own = [x for leaves, _ in per_arg for x in leaves]
+    out, aux = _split_aux(func(*call, **kwargs), has_aux, name)
+    return per_arg, own, out, aux
+
+
+def _tensor_leaves(out, name):
+    """``(leaves, rebuild)`` of a function's output, which must hold only tensors."""
+    leaves, rebuild = _flatten(out)
+    for o in leaves:
+        if not isinstance(o, Tensor):
+            raise RuntimeError(f"{name}: expected the function to return only tensors (or tuples, lists or dicts "
+                               f"of them), got {type(o).__name__}")
+    return leaves, rebuild
+
+
 def _per_argnums(per_arg, values, argnums):
     """``values`` (one per own input, in order) rebuilt into each argument's structure; a single
     argument's structure for an int ``argnums``, a tuple of them for a tuple."""
@@ -208,9 +227,7 @@ def grad_and_value(func, argnums=0, has_aux=False):
     def wrapper(*args, **kwargs):
         nums = _check_argnums(argnums, len(args), "grad_and_value")
         with grad_mode.enable_grad(), _transform():
-            call, per_arg = _prepare(args, nums, "grad_and_value")
-            own = [x for leaves, _ in per_arg for x in leaves]
-            out, aux = _split_aux(func(*call, **kwargs), has_aux, "grad_and_value")
+            per_arg, own, out, aux = _call(func, args, kwargs, nums, has_aux, "grad_and_value")
             if not isinstance(out, Tensor):
                 raise RuntimeError(f"grad_and_value(f)(*args): Expected f(*args) to return a Tensor, got "
                                    f"{type(out).__name__}")
@@ -256,14 +273,8 @@ def vjp(func, *primals, has_aux=False):
     """
     nums = tuple(range(len(primals)))
     with grad_mode.enable_grad(), _transform():
-        call, per_arg = _prepare(primals, nums, "vjp")
-        own = [x for leaves, _ in per_arg for x in leaves]
-        out, aux = _split_aux(func(*call), has_aux, "vjp")
-    out_leaves, _ = _flatten(out)
-    for o in out_leaves:
-        if not isinstance(o, Tensor):
-            raise RuntimeError(f"vjp(f, *primals): expected f(*primals) to return only tensors, got "
-                               f"{type(o).__name__}")
+        per_arg, own, out, aux = _call(func, primals, {}, nums, has_aux, "vjp")
+    out_leaves, _ = _tensor_leaves(out, "vjp")
 
     def vjp_fn(cotangents, *, retain_graph=True, create_graph=None):
         cts, _ = _flatten(cotangents)
@@ -298,13 +309,8 @@ def _jvp_parts(func, primals, has_aux, name):
     """Calls ``func`` on the transform's inputs and prepares ``J v`` as a function of ``v``: returns
     ``(own, per_arg, outs, out, aux, jv)`` where ``jv(tangent_leaves)`` gives one tangent per output."""
     nums = tuple(range(len(primals)))
-    call, per_arg = _prepare(primals, nums, name)
-    own = [x for leaves, _ in per_arg for x in leaves]
-    out, aux = _split_aux(func(*call), has_aux, name)
-    outs, _ = _flatten(out)
-    for o in outs:
-        if not isinstance(o, Tensor):
-            raise RuntimeError(f"{name}: expected f(*primals) to return only tensors, got {type(o).__name__}")
+    per_arg, own, out, aux = _call(func, primals, {}, nums, has_aux, name)
+    outs, _ = _tensor_leaves(out, name)
     us = [_ops.zeros_like(o).requires_grad_(True) for o in outs]
     g = _grads(outs, own, us)  # u^T J, linear in u
 
@@ -387,14 +393,10 @@ def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None, _preallocate_and_
     def wrapper(*args, **kwargs):
         nums = _check_argnums(argnums, len(args), "jacrev")
         with grad_mode.enable_grad(), _transform():
-            call, per_arg = _prepare(args, nums, "jacrev")
-            own = [x for leaves, _ in per_arg for x in leaves]
-            out, aux = _split_aux(func(*call, **kwargs), has_aux, "jacrev")
-            outs, rebuild = _flatten(out)
+            per_arg, own, out, aux = _call(func, args, kwargs, nums, has_aux, "jacrev")
+            outs, rebuild = _tensor_leaves(out, "jacrev")
             rows = []  # rows[i][j]: output i against own input j
             for o in outs:
-                if not isinstance(o, Tensor):
-                    raise RuntimeError(f"jacrev: expected f(*args) to return only tensors, got {type(o).__name__}")
                 per_elem = [_grads([o], own, [_unit(o, k)], retain_graph=True) for k in range(o.numel())]
                 rows.append([_stack_rows([g[j] for g in per_elem], o, x) for j, x in enumerate(own)])
         jac = rebuild(_assemble(outs, own, per_arg, argnums, lambda i, j: rows[i][j]))
@@ -421,13 +423,8 @@ def jacfwd(func, argnums=0, has_aux=False, *, randomness="error"):
     def wrapper(*args, **kwargs):
         nums = _check_argnums(argnums, len(args), "jacfwd")
         with grad_mode.enable_grad(), _transform():
-            call, per_arg = _prepare(args, nums, "jacfwd")
-            own = [x for leaves, _ in per_arg for x in leaves]
-            out, aux = _split_aux(func(*call, **kwargs), has_aux, "jacfwd")
-            outs, rebuild = _flatten(out)
-            for o in outs:
-                if not isinstance(o, Tensor):
-                    raise RuntimeError(f"jacfwd: expected f(*args) to return only tensors, got {type(o).__name__}")
+            per_arg, own, out, aux = _call(func, args, kwargs, nums, has_aux, "jacfwd")
+            outs, rebuild = _tensor_leaves(out, "jacfwd")
             us = [_ops.zeros_like(o).requires_grad_(True) for o in outs]
             g = _grads(outs, own, us)  # u^T J, linear in u
             cols = []  # cols[j][i]: output i against own input j

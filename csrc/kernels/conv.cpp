@@ -526,6 +526,19 @@ int64_t col_stride(int64_t cols) {
   return (cols * int64_t(sizeof(T))) % 4096 == 0 ? cols + 64 / int64_t(sizeof(T)) : cols;
 }
 
+// gw = the sum of nchunks partial weight gradients (each W_len long, back to back), in chunk
+// order for every element, so the result does not depend on the thread count.
+template <typename T>
+void sum_chunk_partials(const T* parts, int64_t nchunks, int64_t W_len, T* gw) {
+  parallel_for(W_len, true, [&](int64_t begin, int64_t end) {
+    for (int64_t e = begin; e < end; ++e) {
+      T acc = parts[e];
+      for (int64_t c = 1; c < nchunks; ++c) acc += parts[c * W_len + e];
+      gw[e] = acc;
+    }
+  });
+}
+
 // Runs fn(task, scratch) for task in [0, ntasks), each with its own scratch buffer of `len`
 // elements (see the threading note at the top of the file; kAlways: the tasks run in parallel
 // however few, as for the direct products, which never start a region of their own). A
@@ -842,16 +855,7 @@ void conv_weight_grad_direct(const ConvShape& s, const T* x, const T* gy, T* gw)
       }
     }
   });
-  if (nchunks > 1) {
-    const T* parts = partials.data();
-    parallel_for(W_len, true, [&](int64_t begin, int64_t end) {
-      for (int64_t e = begin; e < end; ++e) {
-        T acc = parts[e];
-        for (int64_t c = 1; c < nchunks; ++c) acc += parts[c * W_len + e];
-        gw[e] = acc;
-      }
-    });
-  }
+  if (nchunks > 1) sum_chunk_partials(partials.data(), nchunks, W_len, gw);
 }
 
 // ---------------------------------------------------------------- weight gradient by kernel rows
@@ -968,16 +972,7 @@ void conv_weight_grad_rows(const ConvShape& s, const T* x, const T* gy, T* gw) {
             for (int64_t ch = 0; ch < Cg; ++ch) dst[ch * taps + j] = src[j * Cg + ch];
         }
   });
-  if (nchunks > 1) {
-    const T* parts = partials.data();
-    parallel_for(W_len, true, [&](int64_t begin, int64_t end) {
-      for (int64_t e = begin; e < end; ++e) {
-        T acc = parts[e];
-        for (int64_t c = 1; c < nchunks; ++c) acc += parts[c * W_len + e];
-        gw[e] = acc;
-      }
-    });
-  }
+  if (nchunks > 1) sum_chunk_partials(partials.data(), nchunks, W_len, gw);
 }
 
 // The single-pixel forward and input gradient: one GEMM per group at the one tap that reads the
@@ -1161,16 +1156,7 @@ void conv_weight_grad_fast(const ConvShape& s, const T* x, const T* gy, T* gw) {
       }
     }
   });
-  if (nchunks > 1) {
-    const T* parts = partials.data();
-    parallel_for(W_len, true, [&](int64_t begin, int64_t end) {
-      for (int64_t e = begin; e < end; ++e) {
-        T acc = parts[e];
-        for (int64_t c = 1; c < nchunks; ++c) acc += parts[c * W_len + e];
-        gw[e] = acc;
-      }
-    });
-  }
+  if (nchunks > 1) sum_chunk_partials(partials.data(), nchunks, W_len, gw);
 }
 
 template <typename T>

@@ -840,16 +840,21 @@ def register_module_full_backward_pre_hook(hook: Callable) -> RemovableHandle:
     return _add_global(_hooks.global_backward_pre_hooks, hook)
 
 
+def _add_global_backward(hook, full):
+    """Registers a global backward hook, full or regular: one kind for all of them, as PyTorch's."""
+    if _hooks.global_is_full_backward_hook[0] is (not full):
+        raise RuntimeError("Cannot use both regular backward hooks and full backward hooks as a global Module "
+                           "hook. Please use only one of them.")
+    _hooks.global_is_full_backward_hook[0] = full
+    return _add_global(_hooks.global_backward_hooks, hook)
+
+
 def register_module_full_backward_hook(hook: Callable) -> RemovableHandle:
     """A full backward hook ``hook(module, grad_input, grad_output)`` for every module.
 
     >>> h = tapegrad.nn.modules.module.register_module_full_backward_hook(lambda m, gi, go: None)
     """
-    if _hooks.global_is_full_backward_hook[0] is False:
-        raise RuntimeError("Cannot use both regular backward hooks and full backward hooks as a global Module "
-                           "hook. Please use only one of them.")
-    _hooks.global_is_full_backward_hook[0] = True
-    return _add_global(_hooks.global_backward_hooks, hook)
+    return _add_global_backward(hook, full=True)
 
 
 def register_module_backward_hook(hook: Callable) -> RemovableHandle:
@@ -857,11 +862,7 @@ def register_module_backward_hook(hook: Callable) -> RemovableHandle:
 
     >>> h = tapegrad.nn.modules.module.register_module_backward_hook(lambda m, gi, go: None)
     """
-    if _hooks.global_is_full_backward_hook[0] is True:
-        raise RuntimeError("Cannot use both regular backward hooks and full backward hooks as a global Module "
-                           "hook. Please use only one of them.")
-    _hooks.global_is_full_backward_hook[0] = False
-    return _add_global(_hooks.global_backward_hooks, hook)
+    return _add_global_backward(hook, full=False)
 
 
 def register_module_buffer_registration_hook(hook: Callable) -> RemovableHandle:
