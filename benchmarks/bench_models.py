@@ -13,6 +13,16 @@ Workloads (one training step each: forward, loss, backward, SGD update):
   chain10k  forward+backward of 10k ``y = y * 1.0001 + 0.0001`` on one element
   chain100k the same, 100k long
 
+Larger ones, beyond issue #12's table (the shapes real programs use, to catch a route that only
+the small shapes above exercise):
+  lstm_big  Embedding 10000x256, 2-layer LSTM 256->512, seq 50, batch 32, Linear to 10000
+  gpt_big   4 blocks, d 256, 8 heads, seq 128, batch 8, vocabulary 1000, through SDPA
+  vit       nn.TransformerEncoder (4 pre-LN layers of nn.TransformerEncoderLayer: d 192, 3 heads,
+            MLP 768, GELU, batch_first) over 64 patches of 4x4 from a Conv2d stem, 32x32 images,
+            batch 32, class token, 10 classes
+  resnet18  ResNet-18 (7x7 stem, max-pool, 4 stages of 2 basic blocks, 64-512 channels),
+            3x64x64, batch 16, 10 classes
+
 Both frameworks get the same weights and data. For each thread count (set in both), the sides
 run in alternating blocks of --steps steps, --rounds times, each round starting with the side that
 went second in the last; the median step time of each side is reported, and the ratio
@@ -61,15 +71,15 @@ VOCAB = 1000
 
 
 # ---------------------------------------------------------------- the models, written once for either library
-def _lm(lib, cell):
+def _lm(lib, cell, vocab=VOCAB, d=128, hidden=256, layers=1):
     nn = lib.nn
 
     class LM(nn.Module):
         def __init__(self):
             super().__init__()
-            self.emb = nn.Embedding(VOCAB, 128)
-            self.rnn = (nn.LSTM if cell == "lstm" else nn.GRU)(128, 256)
-            self.out = nn.Linear(256, VOCAB)
+            self.emb = nn.Embedding(vocab, d)
+            self.rnn = (nn.LSTM if cell == "lstm" else nn.GRU)(d, hidden, layers)
+            self.out = nn.Linear(hidden, vocab)
 
         def forward(self, x):
             h, _ = self.rnn(self.emb(x))
@@ -115,6 +125,52 @@ def _gpt(lib, sdpa, d=128, heads=4, layers=2, seq=64):
             return self.head(self.ln(h))
 
     return GPT()
+
+
+def _vit(lib, d=192, heads=3, layers=4, patch=4, img=32):
+    nn = lib.nn
+
+    class ViT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, d, patch, patch)
+            self.cls = nn.Parameter(lib.zeros(1, 1, d))
+            self.pos = nn.Parameter(lib.zeros(1, (img // patch) ** 2 + 1, d))
+            layer = nn.TransformerEncoderLayer(d, heads, 4 * d, dropout=0.0, activation="gelu", batch_first=True,
+                                               norm_first=True)
+            self.enc = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+            self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, 10)
+
+        def forward(self, x):
+            h = self.stem(x).flatten(2).transpose(1, 2)
+            h = lib.cat([self.cls.expand(h.shape[0], -1, -1), h], 1) + self.pos
+            return self.head(self.ln(self.enc(h)[:, 0]))
+
+    return ViT()
+
+
+def _resnet18(lib):
+    nn, F = lib.nn, lib.nn.functional
+
+    class BasicBlock(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.c1, self.b1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
+            self.c2, self.b2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+            self.short = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                          if stride != 1 or cin != cout else nn.Identity())
+
+        def forward(self, x):
+            y = F.relu(self.b1(self.c1(x)))
+            return F.relu(self.b2(self.c2(y)) + self.short(x))
+
+    layers, cin = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)], 64
+    for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        for k in range(2):
+            layers.append(BasicBlock(cin, cout, stride if k == 0 else 1))
+            cin = cout
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 10)]
+    return nn.Sequential(*layers)
 
 
 def _resnet20(lib):
@@ -167,6 +223,22 @@ def _model_and_data(workload, lib, rng):
     if workload == "resnet20":
         model = _resnet20(lib)
         return model, rng.standard_normal((32, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, (32,)), None
+    if workload == "lstm_big":
+        model = _lm(lib, "lstm", vocab=10_000, d=256, hidden=512, layers=2)
+        x = rng.integers(0, 10_000, (50, 32))
+        y = rng.integers(0, 10_000, (50 * 32,))
+        return model, x, y, lambda out: out.reshape(-1, 10_000)
+    if workload == "gpt_big":
+        model = _gpt(lib, True, d=256, heads=8, layers=4, seq=128)
+        x = rng.integers(0, VOCAB, (8, 128))
+        y = rng.integers(0, VOCAB, (8 * 128,))
+        return model, x, y, lambda out: out.reshape(-1, VOCAB)
+    if workload == "vit":
+        model = _vit(lib)
+        return model, rng.standard_normal((32, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, (32,)), None
+    if workload == "resnet18":
+        model = _resnet18(lib)
+        return model, rng.standard_normal((16, 3, 64, 64)).astype(np.float32), rng.integers(0, 10, (16,)), None
     raise ValueError(workload)
 
 
@@ -313,7 +385,8 @@ def _memory_table(workloads, threads, steps):
                   flush=True)
 
 
-WORKLOADS = ("lstm", "gru", "gpt", "gpt_sdpa", "resnet20", "chain10k", "chain100k")
+WORKLOADS = ("lstm", "gru", "gpt", "gpt_sdpa", "resnet20", "chain10k", "chain100k", "lstm_big", "gpt_big", "vit",
+             "resnet18")
 
 
 def main():
