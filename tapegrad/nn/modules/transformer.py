@@ -86,16 +86,32 @@ class MultiheadAttention(Module):
             init.xavier_normal_(self.bias_k)
             init.xavier_normal_(self.bias_v)
 
-    def _projections(self, query, key, value):
-        e = self.embed_dim
+    def _heads(self, query, key, value, batch_major):
+        """q, k, v as (N, h, L or S, d) from inputs laid out (N, L, E) when ``batch_major``, else
+        (L, N, E). Self-attention with one in-projection (``query is key is value``, as in every
+        encoder layer) is one product with the packed weight, split by views: three products with
+        its row blocks would each read the input, and each block's gradient would be scattered back
+        into a zero-filled copy of the whole weight."""
+        e, h, d = self.embed_dim, self.num_heads, self.head_dim
+        order = (0, 2, 1, 3) if batch_major else (1, 2, 0, 3)  # (N|L, L|N, h, d) -> (N, h, L, d)
         b = self.in_proj_bias
+        if self._qkv_same_embed_dim and query is key and key is value:
+            qkv = F.linear(query, self.in_proj_weight, b).reshape(*query.shape[:2], 3, h, d)
+            q, k, v = qkv.permute(2, *(i if i < 2 else i + 1 for i in order)).unbind(0)
+            return q, k, v
         bq, bk, bv = (None, None, None) if b is None else (b[:e], b[e:2 * e], b[2 * e:])
         if self._qkv_same_embed_dim:
             w = self.in_proj_weight
             wq, wk, wv = w[:e], w[e:2 * e], w[2 * e:]
         else:
             wq, wk, wv = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
-        return F.linear(query, wq, bq), F.linear(key, wk, bk), F.linear(value, wv, bv)
+        q = F.linear(query, wq, bq).reshape(*query.shape[:2], h, d).permute(*order)
+        if self._qkv_same_embed_dim and key is value:  # attention over a memory: k and v in one product
+            kv = F.linear(key, w[e:], None if b is None else b[e:]).reshape(*key.shape[:2], 2, h, d)
+            k, v = kv.permute(2, *(i if i < 2 else i + 1 for i in order)).unbind(0)
+            return q, k, v
+        return (q,) + tuple(F.linear(x, wx, bx).reshape(*x.shape[:2], h, d).permute(*order)
+                            for x, wx, bx in ((key, wk, bk), (value, wv, bv)))
 
     def forward(self, query, key, value, key_padding_mask=None, need_weights: bool = True, attn_mask=None,
                 average_attn_weights: bool = True, is_causal: bool = False):
@@ -104,22 +120,23 @@ class MultiheadAttention(Module):
                                             average_attn_weights, is_causal)
         unbatched = query.ndim == 2
         if unbatched:
-            query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
+            same_k, same_v = key is query, value is query  # keep self-attention's one projection
+            query = query.unsqueeze(1)
+            key = query if same_k else key.unsqueeze(1)
+            value = query if same_v else value.unsqueeze(1)
             if key_padding_mask is not None:
                 key_padding_mask = key_padding_mask.unsqueeze(0)
-        elif self.batch_first:
-            query, key, value = (x.transpose(0, 1) for x in (query, key, value))
         if query.ndim != 3 or query.shape[-1] != self.embed_dim:
             raise AssertionError(f"MultiheadAttention: was expecting embedding dimension of {self.embed_dim}, "
                                  f"but got query of shape {tuple(query.shape)}")
-        L, N, E = query.shape
-        S = key.shape[0]
-        h, d = self.num_heads, self.head_dim
-        q, k, v = self._projections(query, key, value)
-        # (L, N, E) -> (N, h, L, d)
-        q = q.reshape(L, N, h, d).permute(1, 2, 0, 3)
-        k = k.reshape(S, N, h, d).permute(1, 2, 0, 3)
-        v = v.reshape(S, N, h, d).permute(1, 2, 0, 3)
+        # batch_first inputs stay (N, L, E): the heads are views of the projections either way
+        batch_major = self.batch_first and not unbatched
+        if batch_major:
+            (N, L), S = query.shape[:2], key.shape[1]
+        else:
+            (L, N), S = query.shape[:2], key.shape[0]
+        E, h, d = self.embed_dim, self.num_heads, self.head_dim
+        q, k, v = self._heads(query, key, value, batch_major)
         if is_causal and attn_mask is None:
             attn_mask = Tensor._wrap(np.triu(np.ones((L, S), dtype=bool), 1))
         mask = _additive_mask(attn_mask, q.dtype)
@@ -129,9 +146,10 @@ class MultiheadAttention(Module):
             kpm = _additive_mask(key_padding_mask, q.dtype).reshape(N, 1, 1, S)
             mask = kpm if mask is None else mask + kpm
         attn = None
-        if not need_weights and not (self.dropout > 0.0 and self.training):
-            # no weights wanted: the blocked kernel, which never holds the (N, h, L, S) scores
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0 / float(np.sqrt(d)))
+        if not need_weights:
+            # no weights wanted: SDPA, whose blocked kernel never holds the (N, h, L, S) scores
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
+                                                 scale=1.0 / float(np.sqrt(d)))
         else:
             scores = (q @ k.transpose(-2, -1)) * (1.0 / float(np.sqrt(d)))
             if mask is not None:
@@ -140,12 +158,10 @@ class MultiheadAttention(Module):
             if self.dropout > 0.0 and self.training:
                 attn = F.dropout(attn, self.dropout, True)
             out = attn @ v
-        out = out.permute(2, 0, 1, 3).reshape(L, N, E)
+        out = out.permute(0, 2, 1, 3).reshape(N, L, E) if batch_major else out.permute(2, 0, 1, 3).reshape(L, N, E)
         out = self.out_proj(out)
         if unbatched:
             out = out.squeeze(1)
-        elif self.batch_first:
-            out = out.transpose(0, 1)
         weights = None
         if need_weights:
             weights = attn.mean(1) if average_attn_weights else attn
