@@ -22,6 +22,9 @@ the small shapes above exercise):
             batch 32, class token, 10 classes
   resnet18  ResNet-18 (7x7 stem, max-pool, 4 stages of 2 basic blocks, 64-512 channels),
             3x64x64, batch 16, 10 classes
+  unet      a small U-Net for segmentation: 3x3 conv + BatchNorm + ReLU blocks of 32/64/128
+            channels, max-pool down, ConvTranspose2d 2x2 up, skip connections by cat, 1x1 head
+            to 5 classes, per-pixel cross_entropy; 3x64x64, batch 8
 
 Both frameworks get the same weights and data. For each thread count (set in both), the sides
 run in alternating blocks of --steps steps, --rounds times, each round starting with the side that
@@ -173,6 +176,33 @@ def _resnet18(lib):
     return nn.Sequential(*layers)
 
 
+def _unet(lib, classes=5):
+    nn = lib.nn
+
+    def block(cin, cout):
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+                             nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+    class UNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc1, self.enc2, self.enc3 = block(3, 32), block(32, 64), block(64, 128)
+            self.pool = nn.MaxPool2d(2)
+            self.up2, self.dec2 = nn.ConvTranspose2d(128, 64, 2, 2), block(128, 64)
+            self.up1, self.dec1 = nn.ConvTranspose2d(64, 32, 2, 2), block(64, 32)
+            self.head = nn.Conv2d(32, classes, 1)
+
+        def forward(self, x):
+            e1 = self.enc1(x)
+            e2 = self.enc2(self.pool(e1))
+            e3 = self.enc3(self.pool(e2))
+            d2 = self.dec2(lib.cat([self.up2(e3), e2], 1))
+            d1 = self.dec1(lib.cat([self.up1(d2), e1], 1))
+            return self.head(d1)
+
+    return UNet()
+
+
 def _resnet20(lib):
     nn, F = lib.nn, lib.nn.functional
 
@@ -236,6 +266,9 @@ def _model_and_data(workload, lib, rng):
     if workload == "vit":
         model = _vit(lib)
         return model, rng.standard_normal((32, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, (32,)), None
+    if workload == "unet":
+        model = _unet(lib)
+        return model, rng.standard_normal((8, 3, 64, 64)).astype(np.float32), rng.integers(0, 5, (8, 64, 64)), None
     if workload == "resnet18":
         model = _resnet18(lib)
         return model, rng.standard_normal((16, 3, 64, 64)).astype(np.float32), rng.integers(0, 10, (16,)), None
@@ -386,7 +419,7 @@ def _memory_table(workloads, threads, steps):
 
 
 WORKLOADS = ("lstm", "gru", "gpt", "gpt_sdpa", "resnet20", "chain10k", "chain100k", "lstm_big", "gpt_big", "vit",
-             "resnet18")
+             "resnet18", "unet")
 
 
 def main():
