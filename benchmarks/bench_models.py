@@ -22,6 +22,8 @@ the small shapes above exercise):
             batch 32, class token, 10 classes
   resnet18  ResNet-18 (7x7 stem, max-pool, 4 stages of 2 basic blocks, 64-512 channels),
             3x64x64, batch 16, 10 classes
+  cells     the lstm workload written as a loop of nn.LSTMCell over the 35 steps (the unrolled
+            form of seq2seq decoders and hand-written RNNs), and a GRUCell beside it
   unet      a small U-Net for segmentation: 3x3 conv + BatchNorm + ReLU blocks of 32/64/128
             channels, max-pool down, ConvTranspose2d 2x2 up, skip connections by cat, 1x1 head
             to 5 classes, per-pixel cross_entropy; 3x64x64, batch 8
@@ -176,6 +178,29 @@ def _resnet18(lib):
     return nn.Sequential(*layers)
 
 
+def _cells(lib):
+    nn = lib.nn
+
+    class CellLM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(VOCAB, 128)
+            self.lstm, self.gru = nn.LSTMCell(128, 256), nn.GRUCell(128, 256)
+            self.out = nn.Linear(256, VOCAB)
+
+        def forward(self, x):
+            e = self.emb(x)
+            h = c = g = lib.zeros(x.shape[1], 256)
+            outs = []
+            for t in range(x.shape[0]):
+                h, c = self.lstm(e[t], (h, c))
+                g = self.gru(e[t], g)
+                outs.append(h + g)
+            return self.out(lib.stack(outs))
+
+    return CellLM()
+
+
 def _unet(lib, classes=5):
     nn = lib.nn
 
@@ -266,6 +291,11 @@ def _model_and_data(workload, lib, rng):
     if workload == "vit":
         model = _vit(lib)
         return model, rng.standard_normal((32, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, (32,)), None
+    if workload == "cells":
+        model = _cells(lib)
+        x = rng.integers(0, VOCAB, (35, 20))
+        y = rng.integers(0, VOCAB, (35 * 20,))
+        return model, x, y, lambda out: out.reshape(-1, VOCAB)
     if workload == "unet":
         model = _unet(lib)
         return model, rng.standard_normal((8, 3, 64, 64)).astype(np.float32), rng.integers(0, 5, (8, 64, 64)), None
@@ -419,7 +449,7 @@ def _memory_table(workloads, threads, steps):
 
 
 WORKLOADS = ("lstm", "gru", "gpt", "gpt_sdpa", "resnet20", "chain10k", "chain100k", "lstm_big", "gpt_big", "vit",
-             "resnet18", "unet")
+             "resnet18", "unet", "cells")
 
 
 def main():
