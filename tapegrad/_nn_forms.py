@@ -106,16 +106,6 @@ def adaptive_max_pool1d(input, output_size):
     return F.adaptive_max_pool1d(input, output_size, return_indices=True)
 
 
-def hardshrink(input, lambd=0.5):
-    """``nn.functional.hardshrink``: ``input`` where ``|input| > lambd``, else 0."""
-    return F.hardshrink(input, lambd)
-
-
-def prelu(input, weight):
-    """``nn.functional.prelu``: ``max(0, x) + weight * min(0, x)``, ``weight`` per channel (dim 1)."""
-    return F.prelu(input, weight)
-
-
 def constant_pad_nd(input, pad, value=0):
     """``nn.functional.pad(input, pad, "constant", value)``."""
     return F.pad(input, pad, "constant", value)
@@ -325,7 +315,7 @@ def poisson_nll_loss(input, target, log_input, full, eps, reduction):
 
 __all__ = ["conv1d", "conv_transpose1d", "convolution", "bilinear", "cosine_similarity", "pairwise_distance",
            "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "adaptive_avg_pool1d", "avg_pool1d", "max_pool1d",
-           "max_pool1d_with_indices", "adaptive_max_pool1d", "hardshrink", "prelu", "constant_pad_nd", "rms_norm",
+           "max_pool1d_with_indices", "adaptive_max_pool1d", "constant_pad_nd", "rms_norm",
            "celu", "celu_", "selu", "selu_", "rrelu", "rrelu_", "threshold", "threshold_", "dropout", "dropout_",
            "feature_dropout", "feature_dropout_", "alpha_dropout", "alpha_dropout_",
            "feature_alpha_dropout", "feature_alpha_dropout_", "batch_norm", "instance_norm", "layer_norm", "group_norm",

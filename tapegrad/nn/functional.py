@@ -22,8 +22,8 @@ from .. import _dtype
 from .. import random as _random
 from ..tensor import Tensor
 from ..ops import plain as _ops  # the ops without their out= wrappers
-from ..ops.activation import (elu, gelu, hardtanh, leaky_relu, log_softmax, logsigmoid, one_hot,  # noqa: F401
-                              relu6, silu, softmax, softplus)
+from ..ops.activation import (elu, gelu, hardshrink, hardtanh, leaky_relu, log_softmax, logsigmoid,  # noqa: F401
+                              one_hot, prelu, relu6, silu, softmax, softplus)
 from ..ops.activation import binary_cross_entropy_pointwise as _bce_pointwise
 from ..ops.linalg import pdist  # noqa: F401
 from ..ops.matmul import _linear, cpp_name as _cpp_name, scalar_name as _scalar_name
@@ -109,11 +109,6 @@ def hardsigmoid(input, inplace: bool = False):
     return _inplace_result(input, relu6(input + 3) / 6, inplace)
 
 
-def hardshrink(input, lambd: float = 0.5):
-    """``x`` where ``|x| > lambd``, else 0."""
-    return _ops.where(_ops.abs(input) > lambd, input, input * 0)
-
-
 def softshrink(input, lambd: float = 0.5):
     """``x - lambd`` above ``lambd``, ``x + lambd`` below ``-lambd``, else 0."""
     return _ops.where(input > lambd, input - lambd, _ops.where(input < -lambd, input + lambd, input * 0))
@@ -149,20 +144,6 @@ def selu(input, inplace: bool = False):
 def celu(input, alpha: float = 1.0, inplace: bool = False):
     """``max(0, x) + min(0, alpha (exp(x / alpha) - 1))``."""
     return _inplace_result(input, elu(input / alpha, 1.0) * alpha, inplace)
-
-
-@cast_inputs(LOWER)
-def prelu(input, weight):
-    """``x`` where positive, ``weight * x`` elsewhere; ``weight`` has 1 or C (dim 1) entries."""
-    w = weight
-    if weight.numel() > 1:
-        if input.ndim < 2 or input.shape[1] != weight.numel():
-            raise RuntimeError(f"prelu: weight of {weight.numel()} parameters does not match the {input.shape[1] if input.ndim > 1 else 1} "
-                               f"channels of input {_shape(input)}")
-        w = weight.reshape((-1,) + (1,) * (input.ndim - 2))
-    elif input.ndim:
-        w = weight.reshape(())
-    return _ops.where(input > 0, input, input * w)
 
 
 def rrelu(input, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False, inplace: bool = False):

@@ -10,7 +10,8 @@ from .. import _C, _dtype
 from .._tape import grad_mode
 from .._tape.registry import apply, defop
 from ._util import blend, norm_dim
-from .pointwise import _masked, _no_bool, _unary, erf, exp, log, log1p, rsqrt, sigmoid, tanh, where
+from .pointwise import _masked, _no_bool, _unary, abs, erf, exp, log, log1p, rsqrt, sigmoid, tanh, where
+from ._autocast import LOWER, cast_inputs
 from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
@@ -166,6 +167,28 @@ def relu6(input, inplace=False):
 
 
 # ---------------------------------------------------------------- softmax family
+@public(method=True)
+def hardshrink(input, lambd=0.5):
+    """``input`` where ``|input| > lambd``, else 0 (``nn.functional.hardshrink``, ``Tensor.hardshrink``)."""
+    return where(abs(input) > lambd, input, input * 0)
+
+
+@public(method=True)
+@cast_inputs(LOWER)
+def prelu(input, weight):
+    """``input`` where positive, ``weight * input`` elsewhere; ``weight`` has 1 entry or one per
+    channel (dim 1) (``nn.functional.prelu``, ``Tensor.prelu``)."""
+    w = weight
+    if weight.numel() > 1:
+        if input.ndim < 2 or input.shape[1] != weight.numel():
+            raise RuntimeError(f"prelu: weight of {weight.numel()} parameters does not match the "
+                               f"{input.shape[1] if input.ndim > 1 else 1} channels of input {tuple(input.shape)}")
+        w = weight.reshape((-1,) + (1,) * (input.ndim - 2))
+    elif input.ndim:
+        w = weight.reshape(())
+    return where(input > 0, input, input * w)
+
+
 def _shifted(x, dim):
     """``x - max(x, dim)``, with rows that are entirely -inf (or +inf) shifted by 0."""
     m = np.maximum.reduce(x, axis=dim, keepdims=True)  # np.max minus its Python wrapper
