@@ -249,7 +249,7 @@ KEPT = [
 
 # The ratchet: no namespace may fall below its share here (measured on main, see the README).
 FLOORS = {
-    "torch": 0.981,
+    "torch": 0.984,
     "Tensor": 0.966,
     "nn": 1.0,
     "nn.functional": 0.992,

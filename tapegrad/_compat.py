@@ -66,6 +66,22 @@ class ShortTensor(_LegacyTensor):
     _dtype = _dtype.int16
 
 
+class HalfTensor(_LegacyTensor):
+    _dtype = _dtype.float16
+
+
+class BFloat16Tensor(_LegacyTensor):
+    """bfloat16 comes from ml_dtypes (a dependency of tapegrad); where it is missing this
+    constructor says what to install, and no tensor is an instance of it."""
+
+    _dtype = _dtype.bfloat16
+
+    def __new__(cls, *args):
+        if cls._dtype is None:
+            raise RuntimeError("BFloat16Tensor: " + _dtype.BFLOAT16_MISSING)
+        return super().__new__(cls, *args)
+
+
 class finfo:
     """Machine limits of a floating dtype (the default one when none is given): ``eps``, ``max``,
     ``min``, ``tiny``/``smallest_normal``, ``resolution``, ``bits``, as Python floats."""
@@ -185,7 +201,7 @@ def compile(model=None, **kwargs):  # noqa: A001  (PyTorch's name)
 
 
 __all__ = ["dtype", "Size", "FloatTensor", "DoubleTensor", "LongTensor", "IntTensor", "BoolTensor", "ByteTensor",
-           "CharTensor", "ShortTensor", "inference_mode", "is_inference_mode_enabled", "finfo", "iinfo",
+           "CharTensor", "ShortTensor", "HalfTensor", "BFloat16Tensor", "inference_mode", "is_inference_mode_enabled", "finfo", "iinfo",
            "is_floating_point",
            "is_nonzero", "result_type", "promote_types", "can_cast", "set_printoptions",
            "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",

@@ -211,6 +211,15 @@ def test_legacy_int_tensor_types_and_warn_only():
     assert torch.CharTensor([1, 2]).dtype == torch.int8 and torch.ShortTensor(2, 3).dtype == torch.int16
 
 
+def test_legacy_half_and_bfloat16_tensor_types():
+    h = tg.HalfTensor([1.5, 2.0])
+    assert h.dtype == tg.float16 and h.tolist() == [1.5, 2.0] and isinstance(h, tg.HalfTensor)
+    assert tg.HalfTensor(2, 3).shape == (2, 3) and not isinstance(tg.zeros(2), tg.HalfTensor)
+    b = tg.BFloat16Tensor(3)
+    assert b.dtype == tg.bfloat16 and b.shape == (3,) and isinstance(b, tg.BFloat16Tensor)
+    assert not isinstance(h, tg.BFloat16Tensor)
+
+
 @pytest.mark.parametrize("shape", [(5, 3), (2, 5, 3), (3, 5), (4, 4)])
 def test_geqrf_orgqr_ormqr_as_pytorch(shape):
     torch = pytest.importorskip("torch")
