@@ -12,6 +12,7 @@ from .ops import creation
 from ._tape import grad_mode
 from ._tape.grad_mode import _GradModeContext  # noqa: F401
 from .autograd.grad_mode import inference_mode, is_inference_mode_enabled  # noqa: F401  (PyTorch's top-level names)
+from .nn.modules.module import Module
 from .tensor import Size, Tensor  # noqa: F401  (Size: tapegrad.Size)
 from .ops import format as _format
 
@@ -194,9 +195,16 @@ def get_float32_matmul_precision() -> str:
 
 def compile(model=None, **kwargs):  # noqa: A001  (PyTorch's name)
     """``torch.compile``: tapegrad runs eagerly, so the model (or function) comes back unchanged;
-    usable as ``compile(model)``, ``@compile`` and ``@compile(mode=...)``."""
+    usable as ``compile(model)``, ``@compile`` and ``@compile(mode=...)``.
+
+    A module gets an ``_orig_mod`` attribute that is the module itself, so code written for
+    PyTorch's wrapper (``model._orig_mod.state_dict()``) runs; unlike PyTorch's wrapper, the
+    module's own ``state_dict()`` keys carry no ``_orig_mod.`` prefix, so a checkpoint saved from a
+    "compiled" model loads into a plain one (and code that strips the prefix finds none)."""
     if model is None:
-        return lambda m: m
+        return compile
+    if isinstance(model, Module):
+        object.__setattr__(model, "_orig_mod", model)  # not a submodule: no second copy in state_dict
     return model
 
 

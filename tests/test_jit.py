@@ -28,3 +28,18 @@ def test_jit_save_load_point_at_tapegrad_save(tmp_path):
     for call in (lambda: tg.jit.save(tg.nn.Linear(1, 1), str(tmp_path / "m.pt")), lambda: tg.jit.load("m.pt")):
         with pytest.raises(NotImplementedError, match="tapegrad.save"):
             call()
+
+
+def test_compile_returns_the_model_with_orig_mod_and_no_state_dict_prefix():
+    m = tg.nn.Sequential(tg.nn.Linear(2, 3))
+    c = tg.compile(m, mode="max-autotune")
+    assert c is m and c._orig_mod is m
+    assert list(c._orig_mod.state_dict()) == list(m.state_dict()) == ["0.weight", "0.bias"]
+    fresh = tg.nn.Sequential(tg.nn.Linear(2, 3))
+    fresh.load_state_dict(c.state_dict())  # a checkpoint of a "compiled" model loads into a plain one
+    assert "_orig_mod" not in dict(m.named_modules(remove_duplicate=False))
+
+    @tg.compile(dynamic=True)
+    def twice(x):
+        return x * 2
+    assert twice(3) == 6 and tg.compile(twice) is twice
