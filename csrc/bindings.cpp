@@ -54,6 +54,13 @@ std::string strides_str(const py::array& a) {
   throw py::value_error(op + ": " + msg);
 }
 
+// Whether two dtypes are the same type. Never by identity alone: numpy makes a new descriptor
+// object for a dtype it unpickles (every batch a DataLoader worker sends), reads from a file or
+// gets through the buffer protocol, and float32 from a worker is still float32.
+bool same_dtype(const py::dtype& a, const py::dtype& b) {
+  return a.is(b) || py::detail::npy_api::get().PyArray_EquivTypes_(a.ptr(), b.ptr());
+}
+
 // Element strides of a numpy array (numpy reports bytes).
 int64_t estride(const py::array& a, int dim) { return a.strides(dim) / static_cast<int64_t>(a.itemsize()); }
 
@@ -173,7 +180,7 @@ void matmul_impl(const py::array& a, const py::array& b, py::array& out, double 
 // The checks every product a @ b -> out shares once the shapes chain: one dtype, a writable out
 // whose strides are whole elements, and no overlap of out with a or b.
 void check_product_operands(const std::string& op, const py::array& a, const py::array& b, const py::array& out) {
-  if (!a.dtype().is(b.dtype()) || !a.dtype().is(out.dtype()))
+  if (!same_dtype(a.dtype(), b.dtype()) || !same_dtype(a.dtype(), out.dtype()))
     fail(op, "dtypes differ: " + std::string(py::str(a.dtype())) + ", " + std::string(py::str(b.dtype())) +
                  ", " + std::string(py::str(out.dtype())));
   if (!out.writeable()) fail(op, "out is read-only");
@@ -202,8 +209,8 @@ void matmul(const py::array& a, const py::array& b, py::array& out, double alpha
   for (int d = 0; d < nd - 2; ++d)
     if (!tapegrad::mul_ok(batch, a.shape(d), batch))
       fail(op, "the batch dimensions of " + shape_str(a) + " have more elements than int64 can count");
-  if (a.dtype().is(py::dtype::of<float>())) matmul_impl<float>(a, b, out, alpha, beta);
-  else if (a.dtype().is(py::dtype::of<double>())) matmul_impl<double>(a, b, out, alpha, beta);
+  if (same_dtype(a.dtype(), py::dtype::of<float>())) matmul_impl<float>(a, b, out, alpha, beta);
+  else if (same_dtype(a.dtype(), py::dtype::of<double>())) matmul_impl<double>(a, b, out, alpha, beta);
   else fail(op, "only float32 and float64 are supported, got " + std::string(py::str(a.dtype())));
 }
 
@@ -228,8 +235,8 @@ void gemm_packed(const py::array& b, const std::vector<py::array>& as, std::vect
   if (b.ndim() != 2) fail(op, "expected b (K, N), got " + shape_str(b));
   if (as.size() != outs.size())
     fail(op, "as and outs differ in length: " + std::to_string(as.size()) + " and " + std::to_string(outs.size()));
-  const bool f32 = b.dtype().is(py::dtype::of<float>());
-  if (!f32 && !b.dtype().is(py::dtype::of<double>()))
+  const bool f32 = same_dtype(b.dtype(), py::dtype::of<float>());
+  if (!f32 && !same_dtype(b.dtype(), py::dtype::of<double>()))
     fail(op, "only float32 and float64 are supported, got " + std::string(py::str(b.dtype())));
   check_strides_aligned(op, "b", b);  // packed even when as is empty
   for (size_t i = 0; i < as.size(); ++i) {
@@ -302,12 +309,12 @@ void check_contiguous(const std::string& op, const char* name, const py::array& 
 // All operands share one float dtype; returns true for float64.
 bool check_float_dtypes(const std::string& op, std::initializer_list<std::pair<const char*, const py::array*>> ops) {
   const py::array& first = *ops.begin()->second;
-  const bool f64 = first.dtype().is(py::dtype::of<double>());
-  if (!f64 && !first.dtype().is(py::dtype::of<float>()))
+  const bool f64 = same_dtype(first.dtype(), py::dtype::of<double>());
+  if (!f64 && !same_dtype(first.dtype(), py::dtype::of<float>()))
     fail(op, "only float32 and float64 are supported, got " + std::string(py::str(first.dtype())) + " for " +
                  ops.begin()->first);
   for (const auto& [name, a] : ops)
-    if (!a->dtype().is(first.dtype()))
+    if (!same_dtype(a->dtype(), first.dtype()))
       fail(op, std::string("dtypes differ: ") + ops.begin()->first + " is " + std::string(py::str(first.dtype())) +
                    ", " + name + " is " + std::string(py::str(a->dtype())));
   return f64;
@@ -603,7 +610,7 @@ py::array max_pool_backward(const std::string& op, const py::array& gy, const py
   check_rank(op, "grad_output", gy, R + 2, "(N, C, " + spatial(R, "o") + ")");
   const bool f64 = check_float_dtypes(op, {{"grad_output", &gy}});
   check_positive(op, "input size", input_size);
-  if (!indices.dtype().is(py::dtype::of<int64_t>()))
+  if (!same_dtype(indices.dtype(), py::dtype::of<int64_t>()))
     fail(op, "indices must be int64, got " + std::string(py::str(indices.dtype())));
   if (indices.ndim() != gy.ndim() || !std::equal(gy.shape(), gy.shape() + gy.ndim(), indices.shape()))
     fail(op, "indices " + shape_str(indices) + " must have grad_output's shape " + shape_str(gy));
@@ -1025,7 +1032,7 @@ py::tuple dropout(const py::array& x, double p, uint64_t seed) {
 py::array dropout_backward(const py::array& g, const py::array& mask, double p) {
   const std::string op = "dropout_backward";
   const bool f64 = check_float_dtypes(op, {{"grad_output", &g}});
-  if (!mask.dtype().is(py::dtype::of<uint8_t>()))
+  if (!same_dtype(mask.dtype(), py::dtype::of<uint8_t>()))
     fail(op, "mask must be uint8, got " + std::string(py::str(mask.dtype())));
   check_same_shape(op, "grad_output", g, "mask", mask);
   check_contiguous(op, "grad_output", g);
@@ -1047,7 +1054,7 @@ py::array embedding_backward(const py::array& g, const py::array& idx, int64_t n
   const std::string op = "embedding_backward";
   const bool f64 = check_float_dtypes(op, {{"grad_output", &g}});
   check_contiguous(op, "grad_output", g);
-  if (!idx.dtype().is(py::dtype::of<int64_t>()))
+  if (!same_dtype(idx.dtype(), py::dtype::of<int64_t>()))
     fail(op, "indices must be int64, got " + std::string(py::str(idx.dtype())));
   check_contiguous(op, "indices", idx);
   if (num_weights < 0) fail(op, "num_weights must be >= 0, got " + std::to_string(num_weights));
@@ -1078,7 +1085,7 @@ std::pair<int64_t, int64_t> cross_entropy_checks(const std::string& op, const py
     fail(op, "expected logits of shape (N, C) with C >= 1, got " + shape_str(x));
   const int64_t R = x.shape(0), C = x.shape(1);
   check_contiguous(op, "logits", x);
-  if (!t.dtype().is(py::dtype::of<int64_t>())) fail(op, "target must be int64, got " + std::string(py::str(t.dtype())));
+  if (!same_dtype(t.dtype(), py::dtype::of<int64_t>())) fail(op, "target must be int64, got " + std::string(py::str(t.dtype())));
   if (t.ndim() != 1 || t.shape(0) != R) fail(op, "target " + shape_str(t) + " must have shape (" + std::to_string(R) + ",)");
   check_contiguous(op, "target", t);
   check_vector(op, "weight", w, R);
@@ -1417,7 +1424,7 @@ struct Packed {
 };
 
 Packed packed_sizes(const std::string& op, const py::array& batch_sizes) {
-  if (!batch_sizes.dtype().is(py::dtype::of<int64_t>()) || batch_sizes.ndim() != 1 || batch_sizes.shape(0) < 1)
+  if (!same_dtype(batch_sizes.dtype(), py::dtype::of<int64_t>()) || batch_sizes.ndim() != 1 || batch_sizes.shape(0) < 1)
     fail(op, "batch_sizes must be a non-empty 1-d int64 array, got " + std::string(py::str(batch_sizes.dtype())) +
                  " " + shape_str(batch_sizes));
   check_contiguous(op, "batch_sizes", batch_sizes);
@@ -1754,8 +1761,8 @@ using rows::ptr;
 // single element or a C-contiguous array of `shape`.
 py::array select_where(const py::array& cond, const py::array& a, const py::array& b, const std::vector<py::ssize_t>& shape) {
   const std::string op = "select";
-  if (!cond.dtype().is(py::dtype::of<bool>())) fail(op, "cond must be bool, got " + std::string(py::str(cond.dtype())));
-  if (!a.dtype().is(b.dtype()))
+  if (!same_dtype(cond.dtype(), py::dtype::of<bool>())) fail(op, "cond must be bool, got " + std::string(py::str(cond.dtype())));
+  if (!same_dtype(a.dtype(), b.dtype()))
     fail(op, "dtypes differ: a is " + std::string(py::str(a.dtype())) + ", b is " + std::string(py::str(b.dtype())));
   const int width = static_cast<int>(a.itemsize());
   if (width != 1 && width != 2 && width != 4 && width != 8)
@@ -1846,11 +1853,11 @@ bool check_list(const std::string& op, const std::vector<py::array>& params, con
   if (list.size() != params.size())
     fail(op, std::string(name) + " has " + std::to_string(list.size()) + " arrays for " +
                  std::to_string(params.size()) + " parameters");
-  const bool f64 = !params.empty() && params[0].dtype().is(py::dtype::of<double>());
+  const bool f64 = !params.empty() && same_dtype(params[0].dtype(), py::dtype::of<double>());
   for (size_t i = 0; i < list.size(); ++i) {
     const py::array& a = list[i];
     const std::string what = std::string(name) + "[" + std::to_string(i) + "]";
-    if (!a.dtype().is(params[0].dtype()))
+    if (!same_dtype(a.dtype(), params[0].dtype()))
       fail(op, "dtypes differ: params[0] is " + std::string(py::str(params[0].dtype())) + ", " + what + " is " +
                    std::string(py::str(a.dtype())));
     if (a.ndim() != params[i].ndim() || !std::equal(a.shape(), a.shape() + a.ndim(), params[i].shape()))
@@ -1863,8 +1870,8 @@ bool check_list(const std::string& op, const std::vector<py::array>& params, con
 }
 
 bool check_params(const std::string& op, const std::vector<py::array>& params) {
-  if (!params.empty() && !params[0].dtype().is(py::dtype::of<double>()) &&
-      !params[0].dtype().is(py::dtype::of<float>()))
+  if (!params.empty() && !same_dtype(params[0].dtype(), py::dtype::of<double>()) &&
+      !same_dtype(params[0].dtype(), py::dtype::of<float>()))
     fail(op, "only float32 and float64 are supported, got " + std::string(py::str(params[0].dtype())));
   return check_list(op, params, params, "params", true);
 }
