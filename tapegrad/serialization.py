@@ -593,6 +593,8 @@ class _H5Reader:
             return arr[()]
         if kind == "ndarray":
             return arr
+        if not arr.dtype.isnative:  # a file written on (or crafted for) another byte order
+            arr = arr.astype(arr.dtype.newbyteorder("="))
         if attrs.get("parameter", False):
             return Parameter(Tensor._wrap(arr), requires_grad=bool(attrs.get("requires_grad", False)))
         t = Tensor._wrap(arr)

@@ -48,7 +48,9 @@ def _infer(data, dtype=None):
     if isinstance(data, Tensor):
         return data._data.copy()
     if isinstance(data, np.ndarray):
-        return data.copy()
+        # a big-endian array (from a file written elsewhere) becomes the same values in this
+        # machine's byte order: the kernels compute in native order only
+        return data.astype(data.dtype.newbyteorder("=")) if not data.dtype.isnative else data.copy()
     if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
         data = _to_nested(data)
     try:
@@ -104,7 +106,7 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
     _check_device(device)
     if isinstance(data, Tensor):
         return data if dtype is None else data.to(dtype)
-    if isinstance(data, np.ndarray) and (dtype is None or data.dtype == _dtype.to_dtype(dtype)):
+    if isinstance(data, np.ndarray) and data.dtype.isnative and (dtype is None or data.dtype == _dtype.to_dtype(dtype)):
         return Tensor._wrap(data)
     return tensor(data, dtype=dtype)
 
@@ -116,6 +118,10 @@ def from_numpy(array: np.ndarray) -> Tensor:
         raise TypeError(f"from_numpy: expected np.ndarray (got {type(array).__name__})")
     if _dtype.kind_of(array.dtype) not in "biufc":
         raise TypeError(f"from_numpy: can't convert np.ndarray of type {array.dtype}")
+    if not array.dtype.isnative:
+        raise ValueError(f"from_numpy: the array's byte order ({array.dtype.str}) is not this machine's, and the "
+                         f"kernels compute in native order only; tapegrad.tensor(array) copies it into native order "
+                         f"(as does array.astype(array.dtype.newbyteorder('=')))")
     return Tensor._wrap(array)
 
 

@@ -56,3 +56,30 @@ def test_a_worker_batch_trains_a_linear_layer():
     for x, y in loader:
         F.cross_entropy(net(x), y).backward()
     assert net.weight.grad is not None
+
+
+def test_big_endian_arrays_become_native_or_are_refused_with_a_reason():
+    a = np.arange(12, dtype=">f4").reshape(3, 4)
+    for t in (tg.tensor(a), tg.as_tensor(a)):
+        assert t.dtype == tg.float32 and t._data.dtype.isnative
+        np.testing.assert_array_equal(t.numpy(), a)
+        assert F.linear(t, tg.ones(2, 4)).tolist() == [[6.0, 6.0], [22.0, 22.0], [38.0, 38.0]]
+    with pytest.raises(ValueError, match="byte order"):
+        tg.from_numpy(a)
+
+
+def test_a_big_endian_checkpoint_loads_in_native_order(tmp_path):
+    """A checkpoint written on a big-endian machine (its data and checksums in that order) loads
+    as native-order tensors: saving a tensor that wraps a big-endian array writes such a file."""
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "w.pt"
+    tg.save({"w": tg.Tensor._wrap(np.arange(6, dtype=">f4").reshape(2, 3))}, path)
+    with h5py.File(path, "r") as f:
+        orders = []
+        f.visititems(lambda n, o: orders.append(o.dtype.str) if isinstance(o, h5py.Dataset) and o.dtype.kind == "f"
+                     else None)
+    assert orders == [">f4"]
+    w = tg.load(path)["w"]
+    assert w._data.dtype.isnative and w.dtype == tg.float32
+    assert w.tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    assert F.linear(w, tg.ones(1, 3)).tolist() == [[3.0], [12.0]]
