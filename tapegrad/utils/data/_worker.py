@@ -242,6 +242,17 @@ class _Unpacker(pickle.Unpickler):
         return t.requires_grad_(True) if requires_grad else t
 
 
+def _canonical(dtype):
+    """numpy's own descriptor object for ``dtype`` where it has one (native byte order, no fields)."""
+    if dtype.isnative and dtype.fields is None and dtype.subdtype is None:
+        try:
+            canon = np.dtype(dtype.type)
+        except TypeError:
+            return dtype
+        return canon if canon == dtype else dtype
+    return dtype
+
+
 def _rebuild_tensor(cls, arr, requires_grad):
     t = cls._wrap(arr)
     return t.requires_grad_(True) if requires_grad else t
@@ -376,6 +387,10 @@ def recv(conn, mappings, give_back, keep=True):
     if msg[0] != "data":
         return msg
     _, idx, skeleton, metas, size, seg, retired = msg
+    # The dtypes came through pickle, which makes a descriptor object of its own for each: a
+    # batch built on them would miss every fast path that tests dtype identity (numpy's builtin
+    # types and ml_dtypes' have one canonical descriptor each).
+    metas = [(_canonical(dtype), shape, off) for dtype, shape, off in metas]
     for i in retired:
         mappings.pop(i, None)
     if seg is not None:
