@@ -154,7 +154,10 @@ def _vit(lib, d=192, heads=3, layers=4, patch=4, img=32):
     return ViT()
 
 
-def _resnet18(lib):
+def _resnet(lib, stem, widths, blocks):
+    """A ResNet of basic blocks (two 3x3 convs with BatchNorm, a 1x1 projection where the shape
+    changes) after ``stem`` (a list of layers ending at widths[0] channels): one stage per width,
+    the first block of each but the first at stride 2, global average pool, Linear to 10."""
     nn, F = lib.nn, lib.nn.functional
 
     class BasicBlock(nn.Module):
@@ -169,13 +172,20 @@ def _resnet18(lib):
             y = F.relu(self.b1(self.c1(x)))
             return F.relu(self.b2(self.c2(y)) + self.short(x))
 
-    layers, cin = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)], 64
-    for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-        for k in range(2):
-            layers.append(BasicBlock(cin, cout, stride if k == 0 else 1))
+    layers, cin = list(stem), widths[0]
+    for s, cout in enumerate(widths):
+        for k in range(blocks):
+            layers.append(BasicBlock(cin, cout, 2 if s and not k else 1))
             cin = cout
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 10)]
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 10)]
     return nn.Sequential(*layers)
+
+
+def _resnet18(lib):
+    """torchvision's ResNet-18 layout: 7x7 stride-2 stem, max-pool, 4 stages of 2 blocks."""
+    nn = lib.nn
+    stem = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
+    return _resnet(lib, stem, (64, 128, 256, 512), 2)
 
 
 def _cells(lib):
@@ -229,27 +239,9 @@ def _unet(lib, classes=5):
 
 
 def _resnet20(lib):
-    nn, F = lib.nn, lib.nn.functional
-
-    class BasicBlock(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.c1, self.b1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
-            self.c2, self.b2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
-            self.short = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                          if stride != 1 or cin != cout else nn.Identity())
-
-        def forward(self, x):
-            y = F.relu(self.b1(self.c1(x)))
-            return F.relu(self.b2(self.c2(y)) + self.short(x))
-
-    layers, cin = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()], 16
-    for cout, stride in ((16, 1), (32, 2), (64, 2)):
-        for k in range(3):
-            layers.append(BasicBlock(cin, cout, stride if k == 0 else 1))
-            cin = cout
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
-    return nn.Sequential(*layers)
+    """The CIFAR ResNet-20: 3x3 stem, 3 stages of 3 blocks."""
+    nn = lib.nn
+    return _resnet(lib, [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()], (16, 32, 64), 3)
 
 
 # ---------------------------------------------------------------- one training step per library
