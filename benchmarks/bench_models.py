@@ -256,44 +256,38 @@ def _copy_weights(src, dst):
             b.copy_(tapegrad.from_numpy(a.detach().numpy().copy()))
 
 
+def _tokens(model, rng, shape, vocab=VOCAB):
+    """A language-model workload: token ids of ``shape`` in, next-token targets, logits flattened."""
+    x = rng.integers(0, vocab, shape)
+    y = rng.integers(0, vocab, (shape[0] * shape[1],))
+    return model, x, y, lambda out: out.reshape(-1, vocab)
+
+
+def _images(model, rng, shape, classes, target_shape):
+    """An image workload: float32 images of ``shape``, integer class targets of ``target_shape``."""
+    return model, rng.standard_normal(shape).astype(np.float32), rng.integers(0, classes, target_shape), None
+
+
 def _model_and_data(workload, lib, rng):
+    """(model, input, target, how to flatten the output for cross_entropy or None)."""
     if workload in ("lstm", "gru"):
-        model = _lm(lib, workload)
-        x = rng.integers(0, VOCAB, (35, 20))
-        y = rng.integers(0, VOCAB, (35 * 20,))
-        return model, x, y, lambda out: out.reshape(-1, VOCAB)
+        return _tokens(_lm(lib, workload), rng, (35, 20))
     if workload in ("gpt", "gpt_sdpa"):
-        model = _gpt(lib, workload == "gpt_sdpa")
-        x = rng.integers(0, VOCAB, (16, 64))
-        y = rng.integers(0, VOCAB, (16 * 64,))
-        return model, x, y, lambda out: out.reshape(-1, VOCAB)
-    if workload == "resnet20":
-        model = _resnet20(lib)
-        return model, rng.standard_normal((32, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, (32,)), None
-    if workload == "lstm_big":
-        model = _lm(lib, "lstm", vocab=10_000, d=256, hidden=512, layers=2)
-        x = rng.integers(0, 10_000, (50, 32))
-        y = rng.integers(0, 10_000, (50 * 32,))
-        return model, x, y, lambda out: out.reshape(-1, 10_000)
-    if workload == "gpt_big":
-        model = _gpt(lib, True, d=256, heads=8, layers=4, seq=128)
-        x = rng.integers(0, VOCAB, (8, 128))
-        y = rng.integers(0, VOCAB, (8 * 128,))
-        return model, x, y, lambda out: out.reshape(-1, VOCAB)
-    if workload == "vit":
-        model = _vit(lib)
-        return model, rng.standard_normal((32, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, (32,)), None
+        return _tokens(_gpt(lib, workload == "gpt_sdpa"), rng, (16, 64))
     if workload == "cells":
-        model = _cells(lib)
-        x = rng.integers(0, VOCAB, (35, 20))
-        y = rng.integers(0, VOCAB, (35 * 20,))
-        return model, x, y, lambda out: out.reshape(-1, VOCAB)
-    if workload == "unet":
-        model = _unet(lib)
-        return model, rng.standard_normal((8, 3, 64, 64)).astype(np.float32), rng.integers(0, 5, (8, 64, 64)), None
+        return _tokens(_cells(lib), rng, (35, 20))
+    if workload == "lstm_big":
+        return _tokens(_lm(lib, "lstm", vocab=10_000, d=256, hidden=512, layers=2), rng, (50, 32), 10_000)
+    if workload == "gpt_big":
+        return _tokens(_gpt(lib, True, d=256, heads=8, layers=4, seq=128), rng, (8, 128))
+    if workload == "resnet20":
+        return _images(_resnet20(lib), rng, (32, 3, 32, 32), 10, (32,))
+    if workload == "vit":
+        return _images(_vit(lib), rng, (32, 3, 32, 32), 10, (32,))
     if workload == "resnet18":
-        model = _resnet18(lib)
-        return model, rng.standard_normal((16, 3, 64, 64)).astype(np.float32), rng.integers(0, 10, (16,)), None
+        return _images(_resnet18(lib), rng, (16, 3, 64, 64), 10, (16,))
+    if workload == "unet":
+        return _images(_unet(lib), rng, (8, 3, 64, 64), 5, (8, 64, 64))
     raise ValueError(workload)
 
 
