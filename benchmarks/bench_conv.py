@@ -130,6 +130,21 @@ RESNET20 = [
     ("64->64 8x8", 5, (64, 8, 8), (64, 64, 3, 3), 1, 1),
     ("issue: 512->512 1x1", 0, (512, 1, 1), (512, 512, 3, 3), 1, 1),
 ]
+# torchvision ResNet-18 on 3x64x64 (bench_models.py's resnet18 workload, batch 16).
+RESNET18 = [
+    ("stem 3->64 64x64 7x7 s2", 1, (3, 64, 64), (64, 3, 7, 7), 2, 3),
+    ("64->64 16x16", 4, (64, 16, 16), (64, 64, 3, 3), 1, 1),
+    ("64->128 16x16 s2", 1, (64, 16, 16), (128, 64, 3, 3), 2, 1),
+    ("1x1 64->128 16x16 s2", 1, (64, 16, 16), (128, 64, 1, 1), 2, 0),
+    ("128->128 8x8", 3, (128, 8, 8), (128, 128, 3, 3), 1, 1),
+    ("128->256 8x8 s2", 1, (128, 8, 8), (256, 128, 3, 3), 2, 1),
+    ("1x1 128->256 8x8 s2", 1, (128, 8, 8), (256, 128, 1, 1), 2, 0),
+    ("256->256 4x4", 3, (256, 4, 4), (256, 256, 3, 3), 1, 1),
+    ("256->512 4x4 s2", 1, (256, 4, 4), (512, 256, 3, 3), 2, 1),
+    ("1x1 256->512 4x4 s2", 1, (256, 4, 4), (512, 256, 1, 1), 2, 0),
+    ("512->512 2x2", 3, (512, 2, 2), (512, 512, 3, 3), 1, 1),
+]
+SHAPES = RESNET20  # the table --resnet20 measures; --resnet18 swaps in RESNET18
 PASSES = ["forward", "input grad", "weight grad"]
 
 
@@ -163,7 +178,7 @@ def measure_resnet20(impl, batch, min_time, match):
     """{shape/dtype: [ms per pass]} for one implementation, in this process."""
     cases = resnet20_torch if impl == "torch" else resnet20_tapegrad
     out = {}
-    for name, _, xs, ws, stride, padding in RESNET20:
+    for name, _, xs, ws, stride, padding in SHAPES:
         if match not in name:
             continue
         for dtype in (np.float32, np.float64):
@@ -180,7 +195,7 @@ def print_resnet20(ours, theirs):
     total = {}  # (dtype, pass) -> [tapegrad, torch], summed over the network's layers
     for key, times in ours.items():
         name, dtype = key.split("|")
-        count = next(c for n, c, *_ in RESNET20 if n == name)
+        count = next(c for n, c, *_ in SHAPES if n == name)
         for i, (p, t, r) in enumerate(zip(PASSES, times, theirs.get(key, [float("nan")] * 3))):
             print(f"| {name} | {count} | {dtype} | {p} | {t:.3f} | {r:.3f} | {t / r:.2f} |")
             if name.startswith("stem") and i == 1:
@@ -189,7 +204,7 @@ def print_resnet20(ours, theirs):
             acc[0] += count * t
             acc[1] += count * r
     print()
-    print("| ResNet-20 total (layers x shape) | dtype | tapegrad ms | torch ms | ratio |")
+    print(f"| {'ResNet-18' if SHAPES is RESNET18 else 'ResNet-20'} total (layers x shape) | dtype | tapegrad ms | torch ms | ratio |")
     print("|---|---|---:|---:|---:|")
     for (dtype, p), (t, r) in total.items():
         print(f"| {p} | {dtype} | {t:.2f} | {r:.2f} | {t / r:.2f} |")
@@ -234,15 +249,20 @@ def main():
     ap.add_argument("--rounds", type=int, default=1, help="alternating processes per side; best round kept")
     ap.add_argument("--match", default="", help="only the layers whose name contains this")
     ap.add_argument("--resnet20", action="store_true", help="ResNet-20's conv shapes, each pass on its own")
+    ap.add_argument("--resnet18", action="store_true", help="the same for ResNet-18's shapes (batch 16, 3x64x64)")
     ap.add_argument("--impl", choices=["tapegrad", "torch"], help="measure one side and print JSON")
     a = ap.parse_args()
+    global SHAPES
+    if a.resnet18:
+        SHAPES, a.resnet20 = RESNET18, True
+        a.batch = a.batch or 16
     if a.batch is None:
         a.batch = 32 if a.resnet20 else 64
     if a.impl:
         print(json.dumps(measure(a.impl, a.threads, a.batch, a.min_time, a.match, a.resnet20)))
         return
     run = [sys.executable, __file__, "--threads", str(a.threads), "--batch", str(a.batch), "--min-time",
-           str(a.min_time), "--match", a.match] + ["--resnet20"] * a.resnet20 + ["--impl"]
+           str(a.min_time), "--match", a.match] + (["--resnet18"] if SHAPES is RESNET18 else ["--resnet20"] * a.resnet20) + ["--impl"]
     best = {"tapegrad": {}, "torch": {}}
     for _ in range(a.rounds):
         for impl in ("tapegrad", "torch") if torch is not None else ("tapegrad",):

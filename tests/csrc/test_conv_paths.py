@@ -32,6 +32,14 @@ SHAPES = {
     "1x1 stride 2": (2, 5, (12, 13), 4, (1, 1), 2, 0, 1, 1),
     "pointwise": (2, 5, (12, 13), 4, (1, 1), 1, 0, 1, 1),
     "ResNet 64->64 8x8": (4, 64, (8, 8), 64, (3, 3), 1, 1, 1, 1),
+    # below 32 output positions per image the forward pass and input gradient go by vol2col + gemm
+    # over several images (ResNet-18's 4x4 stages), from 32 by direct products
+    "4x4 output, gemm over images, odd channels": (5, 19, (4, 4), 23, (3, 3), 1, 1, 1, 1),
+    "4x4 output of stride 2, odd channels": (3, 13, (8, 7), 17, (3, 3), 2, 1, 1, 1),
+    # one chunk of small images: the kernel-rows weight gradient splits its products over
+    # output channels (tiles of 32) for the threads
+    "kernel rows, one chunk, 45 output channels": (3, 13, (4, 5), 45, (3, 3), 1, 1, 1, 1),
+    "6x6 output (direct), odd channels": (3, 11, (6, 6), 9, (3, 3), 1, 1, 1, 1),
     "kernel rows, stride 2, odd sizes": (3, 16, (11, 21), 12, (3, 3), 2, 1, 1, 1),
     "kernel rows, channels not a multiple of 8, groups": (2, 24, (9, 10), 20, (3, 3), 1, 1, (2, 1), 2),
     "single pixel": (5, 24, (1, 1), 20, (3, 3), 1, 1, 1, 1),
