@@ -444,3 +444,37 @@ def test_relu_is_numpys_maximum_and_its_backward_a_select(dtype):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="relu_backward: grad_output .* must have one shape"):
         _C.relu_backward(g[:5], x[:6])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("D", [1024, 1000, 2048])
+@pytest.mark.parametrize("with_w", [True, False])
+def test_layer_norm_backward_param_sums_of_page_sized_rows(dtype, D, with_w):
+    """Rows of 4 KiB and more (the parameter sums' buffers are placed off gx's 4 KiB phase):
+    gw, gb against float64 sums, the same bits with or without gx asked for and for 1 or 2
+    threads, over several chunks of rows (R = 100 is not a multiple of the chunk size)."""
+    rng = np.random.default_rng(D)
+    R = 100
+    x = rng.standard_normal((R, D)).astype(dtype)
+    g = rng.standard_normal((R, D)).astype(dtype)
+    w = rng.standard_normal(D).astype(dtype) if with_w else None
+    y, mean, rstd = _C.layer_norm(x, D, w, None, 1e-5)
+    x64 = x.astype(np.float64)
+    xhat = (x64 - x64.mean(-1, keepdims=True)) / np.sqrt(x64.var(-1, keepdims=True) + 1e-5)
+    before = _C.get_num_threads()
+    try:
+        runs = []
+        for threads in (1, 2):
+            _C.set_num_threads(threads)
+            runs.append([_C.layer_norm_backward(g, x, mean, rstd, D, w, gx, True, True) for gx in (True, False)])
+    finally:
+        _C.set_num_threads(before)
+    gw, gb = runs[0][0][1], runs[0][0][2]
+    tol = TOL[dtype]
+    np.testing.assert_allclose(gw, (g.astype(np.float64) * xhat).sum(0), rtol=tol["rtol"] * 50, atol=tol["atol"] * 50 * R)
+    np.testing.assert_allclose(gb, g.astype(np.float64).sum(0), rtol=tol["rtol"] * 10, atol=tol["atol"] * 10 * R)
+    for per_threads in runs:
+        for got in per_threads:
+            np.testing.assert_array_equal(got[1], gw)
+            np.testing.assert_array_equal(got[2], gb)
+    np.testing.assert_array_equal(runs[1][0][0], runs[0][0][0])
