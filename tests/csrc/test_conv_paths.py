@@ -42,6 +42,8 @@ SHAPES = {
     "6x6 output (direct), odd channels": (3, 11, (6, 6), 9, (3, 3), 1, 1, 1, 1),
     "kernel rows, stride 2, odd sizes": (3, 16, (11, 21), 12, (3, 3), 2, 1, 1, 1),
     "kernel rows, channels not a multiple of 8, groups": (2, 24, (9, 10), 20, (3, 3), 1, 1, (2, 1), 2),
+    "kernel rows, output channels in two blocks, groups": (3, 24, (5, 6), 262, (3, 3), 1, 1, 1, 2),
+    "kernel rows, output channels in blocks, stride 2": (5, 16, (4, 5), 139, (3, 3), 2, 1, 1, 1),
     "single pixel": (5, 24, (1, 1), 20, (3, 3), 1, 1, 1, 1),
     "single pixel, no tap on it": (5, 8, (1, 1), 6, (3, 2), 1, (2, 1), 2, 2),
     "3-D stride 1": (2, 3, (6, 7, 8), 4, (3, 3, 3), 1, 1, 1, 1),
