@@ -94,24 +94,26 @@ class MultiheadAttention(Module):
         into a zero-filled copy of the whole weight."""
         e, h, d = self.embed_dim, self.num_heads, self.head_dim
         order = (0, 2, 1, 3) if batch_major else (1, 2, 0, 3)  # (N|L, L|N, h, d) -> (N, h, L, d)
+
+        def heads(y, n=0):
+            """A projection's (N|L, L|N, E) as (N, h, L, d) views; with n, n of them packed, unbound."""
+            if not n:
+                return y.reshape(*y.shape[:2], h, d).permute(*order)
+            return y.reshape(*y.shape[:2], n, h, d).permute(2, *(i if i < 2 else i + 1 for i in order)).unbind(0)
+
         b = self.in_proj_bias
         if self._qkv_same_embed_dim and query is key and key is value:
-            qkv = F.linear(query, self.in_proj_weight, b).reshape(*query.shape[:2], 3, h, d)
-            q, k, v = qkv.permute(2, *(i if i < 2 else i + 1 for i in order)).unbind(0)
-            return q, k, v
+            return tuple(heads(F.linear(query, self.in_proj_weight, b), 3))
         bq, bk, bv = (None, None, None) if b is None else (b[:e], b[e:2 * e], b[2 * e:])
         if self._qkv_same_embed_dim:
             w = self.in_proj_weight
             wq, wk, wv = w[:e], w[e:2 * e], w[2 * e:]
         else:
             wq, wk, wv = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
-        q = F.linear(query, wq, bq).reshape(*query.shape[:2], h, d).permute(*order)
+        q = heads(F.linear(query, wq, bq))
         if self._qkv_same_embed_dim and key is value:  # attention over a memory: k and v in one product
-            kv = F.linear(key, w[e:], None if b is None else b[e:]).reshape(*key.shape[:2], 2, h, d)
-            k, v = kv.permute(2, *(i if i < 2 else i + 1 for i in order)).unbind(0)
-            return q, k, v
-        return (q,) + tuple(F.linear(x, wx, bx).reshape(*x.shape[:2], h, d).permute(*order)
-                            for x, wx, bx in ((key, wk, bk), (value, wv, bv)))
+            return (q,) + tuple(heads(F.linear(key, w[e:], None if b is None else b[e:]), 2))
+        return q, heads(F.linear(key, wk, bk)), heads(F.linear(value, wv, bv))
 
     def forward(self, query, key, value, key_padding_mask=None, need_weights: bool = True, attn_mask=None,
                 average_attn_weights: bool = True, is_causal: bool = False):
