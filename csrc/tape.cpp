@@ -48,6 +48,39 @@ PyObject* np_zeros = nullptr;
 PyObject* meta_cache = nullptr;  // (shape, dtype) -> Meta: stand-ins are immutable, so they are shared
 PyObject* inside = nullptr;      // co_filename -> whether it is tapegrad's own code
 PyObject* wide_dtypes[6] = {};   // numpy's own float64, float32, int64, int32, bool, complex128 dtypes
+PyObject* np_errstate = nullptr; // numpy's floating-point error state (a ContextVar) ...
+PyObject* np_quiet = nullptr;    // ... and its value inside np.errstate(all="ignore")
+
+// numpy's floating-point warnings are off while an op's forward or VJP runs: log(0), 1/0, exp(100)
+// in float32 give -inf, inf, inf without a RuntimeWarning, as PyTorch's ops do (and a script run
+// with -W error does not stop on them). One ContextVar set per outermost op and per backward pass
+// (~0.15 us), so it holds in this thread and this context only; the user's own numpy calls keep their np.seterr/np.errstate.
+class QuietFloat {
+ public:
+  QuietFloat() {
+    if (np_errstate == nullptr) return;
+    PyObject* now = nullptr;
+    if (PyContextVar_Get(np_errstate, nullptr, &now) < 0) { PyErr_Clear(); return; }
+    bool quiet = now == np_quiet;
+    Py_XDECREF(now);
+    if (quiet) return;  // inside another op or a backward pass already
+    token_ = PyContextVar_Set(np_errstate, np_quiet);
+    if (token_ == nullptr) PyErr_Clear();
+  }
+  ~QuietFloat() {
+    if (token_ == nullptr) return;
+    PyObject *type, *value, *tb;  // an op's exception stays the one reported
+    PyErr_Fetch(&type, &value, &tb);
+    if (PyContextVar_Reset(np_errstate, token_) < 0) PyErr_Clear();
+    Py_DECREF(token_);
+    PyErr_Restore(type, value, tb);
+  }
+  QuietFloat(const QuietFloat&) = delete;
+  QuietFloat& operator=(const QuietFloat&) = delete;
+
+ private:
+  PyObject* token_ = nullptr;
+};
 
 // Whether descr is one of numpy's dtypes above (not 2 bytes wide): a pointer test where
 // `arr.itemsize` makes an int per input of every op.
@@ -217,7 +250,11 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
       break;
     }
   }
-  Ref out(PyObject_Vectorcall(forward, stack + 1, n | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames));
+  Ref out;
+  {
+    QuietFloat quiet;
+    out.reset(PyObject_Vectorcall(forward, stack + 1, n | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames));
+  }
   if (!out) {
     if (PyErr_ExceptionMatches(PyExc_ValueError)) forward_failed(op, inputs, n);
     return nullptr;
@@ -1120,6 +1157,7 @@ PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyOb
 
   {
     ModeGuard mode(create_graph);  // VJPs record only when create_graph; this thread only
+    QuietFloat quiet;              // one error-state switch for the whole pass
     if (!pass.flush_done_leaves() || !pass.run()) return nullptr;
   }
   if (pass.all_leaves || accumulate) Py_RETURN_NONE;
@@ -1154,6 +1192,23 @@ bool engine_init() {
     wide_dtypes[k] = PyObject_CallFunction(np_dtype.get(), "s", wide[k]);
     if (wide_dtypes[k] == nullptr) return false;
   }
+  // numpy's error-state ContextVar and its all-ignore value (numpy 2 keeps them in _ufunc_config);
+  // where that module differs the warnings stay on, nothing else changes
+  Ref config(PyImport_ImportModule("numpy._core._ufunc_config"));
+  Ref var(config ? PyObject_GetAttrString(config.get(), "_extobj_contextvar") : nullptr);
+  Ref errstate(var ? PyObject_GetAttrString(np.get(), "errstate") : nullptr);
+  Ref no_args(PyTuple_New(0)), all_ignore(Py_BuildValue("{s:s}", "all", "ignore"));
+  Ref state(errstate && no_args && all_ignore ? PyObject_Call(errstate.get(), no_args.get(), all_ignore.get()) : nullptr);
+  Ref entered(state ? PyObject_CallMethod(state.get(), "__enter__", nullptr) : nullptr);
+  if (entered) {
+    PyObject* quiet = nullptr;
+    if (PyContextVar_Get(var.get(), nullptr, &quiet) == 0 && quiet != nullptr) {
+      np_quiet = quiet;
+      np_errstate = var.release();
+    }
+    Ref exited(PyObject_CallMethod(state.get(), "__exit__", "OOO", Py_None, Py_None, Py_None));
+  }
+  PyErr_Clear();
   meta_cache = PyDict_New();
   inside = PyDict_New();
   return np_isnan != nullptr && meta_cache != nullptr && inside != nullptr;
