@@ -58,13 +58,21 @@ template <> struct Blocks<double, Isa::generic>{ enum {   MR = 4, NR = 4,  KC = 
 // thread (a 13 us product took up to 9 ms), so small products, the common case in recurrent
 // loops, stay on one thread.
 constexpr double kParallelMinWork = 64.0 * 128.0 * 128.0;
-// A is read in place, unpacked, when it meets at most this many NR-wide panels of B, and, if
-// column-major, when it is at most this many bytes: a column-major panel is kc lines one
-// column stride apart, which for a power-of-two stride share a few cache sets and evict each
-// other between the panel's uses (the weight gradient X^T @ dY, 128 x 1024 @ 1024 x 128
-// float32: 314 us read in place, 237 packed; PyTorch 225).
+// A is read in place, unpacked, when it meets at most this many NR-wide panels of B and at most
+// kDirectAMaxCols columns, and, if column-major, when it is at most this many bytes: a
+// column-major panel is kc lines one column stride apart, which for a power-of-two stride share
+// a few cache sets and evict each other between the panel's uses (the weight gradient X^T @ dY,
+// 128 x 1024 @ 1024 x 128 float32: 314 us read in place, 237 packed; PyTorch 225). Read in place,
+// A's rows stream from L2 for every panel: on a Xeon with AVX-512, 1024 x 128 @ 128 x N float32
+// ran at 183, 177, 175, 163 GFLOP/s for N = 32, 64, 128, 256 in place and 138, 160, 175, 185
+// packed (float64: in place at least as fast up to N = 256).
 constexpr int64_t kDirectAMaxPanels = 8;
+constexpr int64_t kDirectAMaxCols = 128;
 constexpr double kDirectAColBytes = 16384;
+// What packing costs, in multiply-adds per element, for the tile grid: an A element packed
+// (read, transposed, written, read again: fitted to the numbers above) or streamed in place, and
+// the in-place kernel's speed relative to the packed one's; a B element packed.
+constexpr double kPackAWork = 10, kDirectAWork = 2, kDirectASlowdown = 1.05, kPackBWork = 4;
 // Fused B aligns its panels to cache lines (`peel` in gemm_serial) when B is at least this
 // many NR-wide panels wide.
 constexpr int64_t kPeelMinPanels = 16;
@@ -103,14 +111,101 @@ class Scratch {
 thread_local Scratch tls_pack_a, tls_pack_b;
 
 // ---------------------------------------------------------------- packing
+#if defined(__x86_64__)
+// Full row-major A micro-panels (MR rows, each contiguous in p) -> element (i, p) at p*MR + i, by
+// in-register transposes: groups of 8 (float, AVX2) or 4 rows (float SSE, double AVX2), then 2.
+// The scalar copy this replaces moved about 2 elements per ns, a tenth of the time of the
+// products whose A is packed (1024 x 128 @ 128 x 384 float32, one thread: 1.12 -> 1.06 of PyTorch's time).
+template <int LD>
+__attribute__((target("avx2,fma"))) void pack_rows(int64_t kc, const float* a, int64_t rsa, float* Ap, int rows) {
+  int64_t p = 0;
+  if (rows == 8) {
+    for (; p + 8 <= kc; p += 8) {
+      __m256 r[8], t[8];
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(a + i * rsa + p);
+      for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+      }
+      for (int i = 0; i < 8; i += 4) {
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+      }
+      for (int k = 0; k < 4; ++k) {
+        _mm256_storeu_ps(Ap + (p + k) * LD, _mm256_permute2f128_ps(r[k], r[k + 4], 0x20));
+        _mm256_storeu_ps(Ap + (p + k + 4) * LD, _mm256_permute2f128_ps(r[k], r[k + 4], 0x31));
+      }
+    }
+  } else if (rows == 4) {
+    for (; p + 4 <= kc; p += 4) {
+      __m128 r0 = _mm_loadu_ps(a + p), r1 = _mm_loadu_ps(a + rsa + p);
+      __m128 r2 = _mm_loadu_ps(a + 2 * rsa + p), r3 = _mm_loadu_ps(a + 3 * rsa + p);
+      _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+      _mm_storeu_ps(Ap + p * LD, r0);
+      _mm_storeu_ps(Ap + (p + 1) * LD, r1);
+      _mm_storeu_ps(Ap + (p + 2) * LD, r2);
+      _mm_storeu_ps(Ap + (p + 3) * LD, r3);
+    }
+  } else {  // 2
+    for (; p + 4 <= kc; p += 4) {
+      const __m128 r0 = _mm_loadu_ps(a + p), r1 = _mm_loadu_ps(a + rsa + p);
+      const __m128 lo = _mm_unpacklo_ps(r0, r1), hi = _mm_unpackhi_ps(r0, r1);
+      _mm_storel_pi(reinterpret_cast<__m64*>(Ap + p * LD), lo);
+      _mm_storeh_pi(reinterpret_cast<__m64*>(Ap + (p + 1) * LD), lo);
+      _mm_storel_pi(reinterpret_cast<__m64*>(Ap + (p + 2) * LD), hi);
+      _mm_storeh_pi(reinterpret_cast<__m64*>(Ap + (p + 3) * LD), hi);
+    }
+  }
+  for (; p < kc; ++p)
+    for (int i = 0; i < rows; ++i) Ap[p * LD + i] = a[i * rsa + p];
+}
+template <int LD>
+__attribute__((target("avx2,fma"))) void pack_rows(int64_t kc, const double* a, int64_t rsa, double* Ap, int rows) {
+  int64_t p = 0;
+  if (rows == 4) {
+    for (; p + 4 <= kc; p += 4) {
+      const __m256d r0 = _mm256_loadu_pd(a + p), r1 = _mm256_loadu_pd(a + rsa + p);
+      const __m256d r2 = _mm256_loadu_pd(a + 2 * rsa + p), r3 = _mm256_loadu_pd(a + 3 * rsa + p);
+      const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+      const __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+      _mm256_storeu_pd(Ap + p * LD, _mm256_permute2f128_pd(t0, t2, 0x20));
+      _mm256_storeu_pd(Ap + (p + 1) * LD, _mm256_permute2f128_pd(t1, t3, 0x20));
+      _mm256_storeu_pd(Ap + (p + 2) * LD, _mm256_permute2f128_pd(t0, t2, 0x31));
+      _mm256_storeu_pd(Ap + (p + 3) * LD, _mm256_permute2f128_pd(t1, t3, 0x31));
+    }
+  } else {  // 2
+    for (; p + 2 <= kc; p += 2) {
+      const __m128d r0 = _mm_loadu_pd(a + p), r1 = _mm_loadu_pd(a + rsa + p);
+      _mm_storeu_pd(Ap + p * LD, _mm_unpacklo_pd(r0, r1));
+      _mm_storeu_pd(Ap + (p + 1) * LD, _mm_unpackhi_pd(r0, r1));
+    }
+  }
+  for (; p < kc; ++p)
+    for (int i = 0; i < rows; ++i) Ap[p * LD + i] = a[i * rsa + p];
+}
+#endif
+
 // One A micro-panel (m <= MR rows x kc, any strides) -> element (i, p) at p*MR + i; rows past m
-// are zero.
-template <typename T, int MR>
+// are zero. kSimd: full row-major panels go through pack_rows (x86 with AVX2 only).
+template <typename T, int MR, bool kSimd>
 void pack_a(int64_t m, int64_t kc, const T* a, int64_t rsa, int64_t csa, T* Ap) {
   if (m == MR && rsa == 1) {            // column-major A: each column slice is contiguous
     for (int64_t p = 0; p < kc; ++p)
       for (int i = 0; i < MR; ++i) Ap[p * MR + i] = a[p * csa + i];
   } else if (m == MR && csa == 1) {     // row-major A: MR contiguous row streams
+#if defined(__x86_64__)
+    if constexpr (kSimd) {
+      constexpr int kWide = sizeof(T) == 4 ? 8 : 4;
+      int i = 0;
+      for (; i + kWide <= MR; i += kWide) pack_rows<MR>(kc, a + i * rsa, rsa, Ap + i, kWide);
+      for (; i + 4 <= MR; i += 4) pack_rows<MR>(kc, a + i * rsa, rsa, Ap + i, 4);
+      for (; i + 2 <= MR; i += 2) pack_rows<MR>(kc, a + i * rsa, rsa, Ap + i, 2);
+      static_assert(!kSimd || MR % 2 == 0, "pack_rows takes rows in pairs at least");
+      return;
+    }
+#endif
     for (int64_t p = 0; p < kc; ++p)
       for (int i = 0; i < MR; ++i) Ap[p * MR + i] = a[i * rsa + p];
   } else {
@@ -398,7 +493,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
                  const T* B, int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc,
                  Prepacked<T> pre = {}) {
   constexpr int MR = Cfg::MR, NR = Cfg::NR, KC = Cfg::KC, MC = Cfg::MC, NC = Cfg::NC;
-  const bool direct_a = N <= kDirectAMaxPanels * NR &&
+  const bool direct_a = N <= std::min<int64_t>(kDirectAMaxPanels * NR, kDirectAMaxCols) &&
                         (csa == 1 || (rsa == 1 && double(M) * double(K) * sizeof(T) <= kDirectAColBytes));
   const bool fused_b = M <= MC || pre.data;
   const int64_t kblocks = (K + KC - 1) / KC, kc_max = (K + kblocks - 1) / kblocks;
@@ -420,7 +515,8 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
         const auto in_place = [&](int64_t r) { return direct_a && (Cfg::kRowEdges || row(r + 1) - row(r) == MR); };
         for (int64_t r = 0; r < panels; ++r)
           if (!in_place(r))
-            pack_a<T, MR>(row(r + 1) - row(r), kc, A + (ic + row(r)) * rsa + pc * csa, rsa, csa, Ap + r * MR * kc);
+            pack_a<T, MR, Cfg::kIsa != Isa::generic>(row(r + 1) - row(r), kc, A + (ic + row(r)) * rsa + pc * csa,
+                                                     rsa, csa, Ap + r * MR * kc);
         // Layout: packed micro-panels (pack_a / pack_b); tile (r, jr) of C at (ic+row(r), jc+jr).
         // With fused B, a group of B micro-panels that fits in L1 is packed at a time and each
         // row panel sweeps the whole group, so C is written in runs of group * NR per row.
@@ -458,13 +554,14 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
 
 // Cut C into a tm (along M) x tn (along N) grid of tiles of whole micro-tiles for nt threads
 // that take tiles from a shared counter. A tile costs its multiply-adds plus its packing (each
-// tile packs the B columns of its own rectangle and, unless A is read in place, its A rows: a
-// few multiply-adds' worth per element) plus a fixed start-up. The grid minimises the time the
-// last tile ends when the caller starts at once, the workers kJoinWork later, and each tile
-// goes to the thread free first. More tiles than threads cost more packing but keep both
-// threads busy when one starts late. (This used to assume a whole tile lost at the start, which
-// picked 7 tiles for 2 threads on most mid-size products, split 4:3: 1024x128 @ 128x512 float32
-// ran 1.39x faster on 2 threads than on 1.)
+// tile packs the B columns of its own rectangle and, unless A is read in place, its A rows; read
+// in place, A streams for every panel: kPackAWork and the rest) plus a fixed start-up. The grid
+// minimises the time the last tile ends when the caller starts at once, the workers kJoinWork
+// later, and each tile goes to the thread free first. More tiles than threads cost more packing
+// but keep both threads busy when one starts late. (Counting a packed A element as 4
+// multiply-adds, not 10, split most products along N: every tile then packed or streamed all of
+// A, and 2080 x 192 @ 192 x 576 float32 ran 1.74x faster on 2 threads than on 1, 2.09x when cut
+// along M; PyTorch 2.0x.)
 void tile_grid(int nt, int64_t M, int64_t N, int64_t K, int64_t MR, int64_t NR, bool a_row_major, int& tm,
                int& tn) {
   const int64_t mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
@@ -473,8 +570,10 @@ void tile_grid(int nt, int64_t M, int64_t N, int64_t K, int64_t MR, int64_t NR, 
   for (int64_t m = 1; m <= std::min<int64_t>(mp, most); ++m)
     for (int64_t n = 1; n <= np && m * n <= most; ++n) {
       const double rows = double((mp + m - 1) / m * MR), cols = double((np + n - 1) / n * NR);
-      const bool direct_a = a_row_major && cols <= double(kDirectAMaxPanels * NR);
-      const double tile = double(K) * (rows * cols + 4.0 * (cols + (direct_a ? 0.0 : rows))) + kTileStartWork;
+      const bool direct_a = a_row_major && cols <= double(std::min<int64_t>(kDirectAMaxPanels * NR, kDirectAMaxCols));
+      const double tile = double(K) * (rows * cols * (direct_a ? kDirectASlowdown : 1.0) + kPackBWork * cols +
+                                       (direct_a ? kDirectAWork : kPackAWork) * rows) +
+                          kTileStartWork;
       // When the caller and the nt - 1 workers (in step: equal tiles) are done with their tiles.
       double caller = 0, workers = kJoinWork;
       for (int64_t left = m * n; left > 0;) {

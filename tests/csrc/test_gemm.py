@@ -53,7 +53,9 @@ def check(a, b, out=None, alpha=1.0, beta=0.0):
 @pytest.mark.parametrize("tb", [False, True], ids=["B", "Bt"])
 def test_transposes_odd_sizes(threads, dtype, ta, tb):
     rng = np.random.default_rng(0)
-    for m, n, k in [(1, 1, 1), (7, 13, 17), (31, 67, 3), (129, 17, 67), (67, 129, 31), (2, 129, 300)]:
+    # the last two: wide enough that a row-major A is packed (pack_rows), depths with a tail
+    for m, n, k in [(1, 1, 1), (7, 13, 17), (31, 67, 3), (129, 17, 67), (67, 129, 31), (2, 129, 300),
+                    (50, 300, 29), (25, 277, 70)]:
         check(operand(rng, (m, k), dtype, ta), operand(rng, (k, n), dtype, tb))
 
 
