@@ -33,6 +33,7 @@
 #include <algorithm>
 #include <cstring>
 #include <iterator>
+#include <optional>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -252,7 +253,8 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
   }
   Ref out;
   {
-    QuietFloat quiet;
+    std::optional<QuietFloat> quiet;
+    if (!op->view) quiet.emplace();  // a view computes nothing
     out.reset(PyObject_Vectorcall(forward, stack + 1, n | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames));
   }
   if (!out) {
