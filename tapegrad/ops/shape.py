@@ -14,7 +14,7 @@ from .. import _dtype
 from .._tape import grad_mode
 from .._tape.registry import apply, defop
 from ..device import check_memory_format
-from ._util import norm_dim, norm_dims
+from ._util import broadcast_view, norm_dim, norm_dims
 from .inplace import _check_leaf
 from .surface import public
 from ._autocast import FP32, cast_inputs
@@ -129,7 +129,7 @@ def _owner(a):
 
 
 def _expand_fwd(x, shape):
-    return np.broadcast_to(x, shape)
+    return broadcast_view(x, shape)
 
 
 _expand = defop("expand", _expand_fwd, lambda g, out, x, shape: g.sum_to_size(x.shape), saves=(), view=True)
