@@ -112,14 +112,15 @@ thread_local Scratch tls_pack_a, tls_pack_b;
 
 // ---------------------------------------------------------------- packing
 #if defined(__x86_64__)
-// Full row-major A micro-panels (MR rows, each contiguous in p) -> element (i, p) at p*MR + i, by
-// in-register transposes: groups of 8 (float, AVX2) or 4 rows (float SSE, double AVX2), then 2.
-// The scalar copy this replaces moved about 2 elements per ns, a tenth of the time of the
-// products whose A is packed (1024 x 128 @ 128 x 384 float32, one thread: 1.12 -> 1.06 of PyTorch's time).
+// `count` contiguous streams `stride` apart (the rows of a row-major A panel, the columns of a
+// column-major B panel) -> element (i, p) of stream i at dst[p * LD + i], by in-register
+// transposes: 8 x 8 (float, AVX2), 4 x 4 (float SSE, double AVX2) or 2 x 2 blocks. For A this
+// replaced a scalar copy that moved about 2 elements per ns (1024 x 128 @ 128 x 384 float32, one
+// thread: 1.12 -> 1.06 of PyTorch's time).
 template <int LD>
-__attribute__((target("avx2,fma"))) void pack_rows(int64_t kc, const float* a, int64_t rsa, float* Ap, int rows) {
+__attribute__((target("avx2,fma"))) void pack_streams(int64_t kc, const float* a, int64_t rsa, float* Ap, int count) {
   int64_t p = 0;
-  if (rows == 8) {
+  if (count == 8) {
     for (; p + 8 <= kc; p += 8) {
       __m256 r[8], t[8];
       for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(a + i * rsa + p);
@@ -138,7 +139,7 @@ __attribute__((target("avx2,fma"))) void pack_rows(int64_t kc, const float* a, i
         _mm256_storeu_ps(Ap + (p + k + 4) * LD, _mm256_permute2f128_ps(r[k], r[k + 4], 0x31));
       }
     }
-  } else if (rows == 4) {
+  } else if (count == 4) {
     for (; p + 4 <= kc; p += 4) {
       __m128 r0 = _mm_loadu_ps(a + p), r1 = _mm_loadu_ps(a + rsa + p);
       __m128 r2 = _mm_loadu_ps(a + 2 * rsa + p), r3 = _mm_loadu_ps(a + 3 * rsa + p);
@@ -159,12 +160,12 @@ __attribute__((target("avx2,fma"))) void pack_rows(int64_t kc, const float* a, i
     }
   }
   for (; p < kc; ++p)
-    for (int i = 0; i < rows; ++i) Ap[p * LD + i] = a[i * rsa + p];
+    for (int i = 0; i < count; ++i) Ap[p * LD + i] = a[i * rsa + p];
 }
 template <int LD>
-__attribute__((target("avx2,fma"))) void pack_rows(int64_t kc, const double* a, int64_t rsa, double* Ap, int rows) {
+__attribute__((target("avx2,fma"))) void pack_streams(int64_t kc, const double* a, int64_t rsa, double* Ap, int count) {
   int64_t p = 0;
-  if (rows == 4) {
+  if (count == 4) {
     for (; p + 4 <= kc; p += 4) {
       const __m256d r0 = _mm256_loadu_pd(a + p), r1 = _mm256_loadu_pd(a + rsa + p);
       const __m256d r2 = _mm256_loadu_pd(a + 2 * rsa + p), r3 = _mm256_loadu_pd(a + 3 * rsa + p);
@@ -183,12 +184,22 @@ __attribute__((target("avx2,fma"))) void pack_rows(int64_t kc, const double* a, 
     }
   }
   for (; p < kc; ++p)
-    for (int i = 0; i < rows; ++i) Ap[p * LD + i] = a[i * rsa + p];
+    for (int i = 0; i < count; ++i) Ap[p * LD + i] = a[i * rsa + p];
+}
+// All N streams: groups of 8 (float) or 4 (double), then 4, then 2.
+template <int N, typename T>
+__attribute__((target("avx2,fma"))) void pack_all_streams(int64_t kc, const T* src, int64_t stride, T* dst) {
+  static_assert(N % 2 == 0, "pack_streams takes streams in pairs at least");
+  constexpr int kWide = sizeof(T) == 4 ? 8 : 4;
+  int i = 0;
+  for (; i + kWide <= N; i += kWide) pack_streams<N>(kc, src + i * stride, stride, dst + i, kWide);
+  for (; i + 4 <= N; i += 4) pack_streams<N>(kc, src + i * stride, stride, dst + i, 4);
+  for (; i + 2 <= N; i += 2) pack_streams<N>(kc, src + i * stride, stride, dst + i, 2);
 }
 #endif
 
 // One A micro-panel (m <= MR rows x kc, any strides) -> element (i, p) at p*MR + i; rows past m
-// are zero. kSimd: full row-major panels go through pack_rows (x86 with AVX2 only).
+// are zero. kSimd: full row-major panels go through pack_streams (x86 with AVX2 only).
 template <typename T, int MR, bool kSimd>
 void pack_a(int64_t m, int64_t kc, const T* a, int64_t rsa, int64_t csa, T* Ap) {
   if (m == MR && rsa == 1) {            // column-major A: each column slice is contiguous
@@ -197,12 +208,7 @@ void pack_a(int64_t m, int64_t kc, const T* a, int64_t rsa, int64_t csa, T* Ap) 
   } else if (m == MR && csa == 1) {     // row-major A: MR contiguous row streams
 #if defined(__x86_64__)
     if constexpr (kSimd) {
-      constexpr int kWide = sizeof(T) == 4 ? 8 : 4;
-      int i = 0;
-      for (; i + kWide <= MR; i += kWide) pack_rows<MR>(kc, a + i * rsa, rsa, Ap + i, kWide);
-      for (; i + 4 <= MR; i += 4) pack_rows<MR>(kc, a + i * rsa, rsa, Ap + i, 4);
-      for (; i + 2 <= MR; i += 2) pack_rows<MR>(kc, a + i * rsa, rsa, Ap + i, 2);
-      static_assert(!kSimd || MR % 2 == 0, "pack_rows takes rows in pairs at least");
+      pack_all_streams<MR>(kc, a, rsa, Ap);
       return;
     }
 #endif
@@ -214,65 +220,12 @@ void pack_a(int64_t m, int64_t kc, const T* a, int64_t rsa, int64_t csa, T* Ap) 
   }
 }
 
-#if defined(__x86_64__)
-// 64 bytes' worth of columns (8 double or 16 float) of a column-major B (each column contiguous
-// in p) into a micro-panel whose rows are LD elements apart: an in-register transpose of 4 x 4
-// (double) or 8 x 8 (float) blocks instead of scattered column streams. The AVX2 kernels' panels
-// are one such strip (LD = 64 bytes), the AVX-512 kernels' two side by side.
-template <int LD>
-__attribute__((target("avx2,fma"))) void pack_b_colmajor_avx2(int64_t kc, const double* b, int64_t csb,
-                                                                double* Bp) {
-  int64_t p = 0;
-  for (; p + 4 <= kc; p += 4)
-    for (int j = 0; j < 8; j += 4) {
-      const __m256d r0 = _mm256_loadu_pd(b + (j + 0) * csb + p), r1 = _mm256_loadu_pd(b + (j + 1) * csb + p);
-      const __m256d r2 = _mm256_loadu_pd(b + (j + 2) * csb + p), r3 = _mm256_loadu_pd(b + (j + 3) * csb + p);
-      const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
-      const __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
-      _mm256_store_pd(Bp + (p + 0) * LD + j, _mm256_permute2f128_pd(t0, t2, 0x20));
-      _mm256_store_pd(Bp + (p + 1) * LD + j, _mm256_permute2f128_pd(t1, t3, 0x20));
-      _mm256_store_pd(Bp + (p + 2) * LD + j, _mm256_permute2f128_pd(t0, t2, 0x31));
-      _mm256_store_pd(Bp + (p + 3) * LD + j, _mm256_permute2f128_pd(t1, t3, 0x31));
-    }
-  for (; p < kc; ++p)
-    for (int j = 0; j < 8; ++j) Bp[p * LD + j] = b[j * csb + p];
-}
-template <int LD>
-__attribute__((target("avx2,fma"))) void pack_b_colmajor_avx2(int64_t kc, const float* b, int64_t csb,
-                                                                float* Bp) {
-  int64_t p = 0;
-  for (; p + 8 <= kc; p += 8)
-    for (int j = 0; j < 16; j += 8) {
-      __m256 r[8], t[8];
-      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(b + (j + i) * csb + p);
-      for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-      }
-      for (int i = 0; i < 8; i += 4) {
-        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-      }
-      // r[0..3]: p-offsets (0,4), (1,5), (2,6), (3,7) of columns j..j+3; r[4..7]: of j+4..j+7
-      for (int k = 0; k < 4; ++k) {
-        _mm256_store_ps(Bp + (p + k) * LD + j, _mm256_permute2f128_ps(r[k], r[k + 4], 0x20));
-        _mm256_store_ps(Bp + (p + k + 4) * LD + j, _mm256_permute2f128_ps(r[k], r[k + 4], 0x31));
-      }
-    }
-  for (; p < kc; ++p)
-    for (int j = 0; j < 16; ++j) Bp[p * LD + j] = b[j * csb + p];
-}
-#endif
 
 // B panel (kc x nc, any strides) -> ceil(nc/NR) micro-panels; panel r holds columns
 // r*NR..r*NR+NR-1 row after row: element (p, j) at r*NR*kc + p*NR + j. Columns past nc are zero.
-// kAvx2: full panels of a column-major B are transposed with AVX2 (64 or 128-byte panel rows).
+// kAvx2: full panels of a column-major B go through pack_all_streams (x86 with AVX2 only).
 template <typename T, int NR, bool kAvx2>
 void pack_b(int64_t kc, int64_t nc, const T* B, int64_t rsb, int64_t csb, T* Bp) {
-  constexpr int kStrip = 64 / sizeof(T);  // columns per AVX2 transpose strip
-  static_assert(!kAvx2 || NR % kStrip == 0, "the AVX2 transposes fill 64-byte strips of a panel row");
   for (int64_t jr = 0; jr < nc; jr += NR, Bp += NR * kc) {
     const T* b = B + jr * csb;
     const int64_t n = std::min<int64_t>(NR, nc - jr);
@@ -290,7 +243,7 @@ void pack_b(int64_t kc, int64_t nc, const T* B, int64_t rsb, int64_t csb, T* Bp)
     } else if (n == NR && rsb == 1) {     // column-major B: NR contiguous column streams
 #if defined(__x86_64__)
       if constexpr (kAvx2) {
-        for (int j = 0; j < NR; j += kStrip) pack_b_colmajor_avx2<NR>(kc, b + j * csb, csb, Bp + j);
+        pack_all_streams<NR>(kc, b, csb, Bp);
         continue;
       }
 #endif
