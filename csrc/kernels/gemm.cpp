@@ -203,8 +203,16 @@ __attribute__((target("avx2,fma"))) void pack_all_streams(int64_t kc, const T* s
 template <typename T, int MR, bool kSimd>
 void pack_a(int64_t m, int64_t kc, const T* a, int64_t rsa, int64_t csa, T* Ap) {
   if (m == MR && rsa == 1) {            // column-major A: each column slice is contiguous
-    for (int64_t p = 0; p < kc; ++p)
+    // The slices are csa apart: prefetched as pack_b's rows are (a weight gradient's X^T @ dY,
+    // 512 x K @ K x 128 float32 on one thread: 135-138 -> 149-151 GFLOP/s at K = 1024, 134 ->
+    // 143-160 at K = 2048; read in place, a row-major A of the same shape runs at 160-190)
+    for (int64_t p = 0; p < kc; ++p) {
+      if (p + kPackAhead < kc) {
+        __builtin_prefetch(a + (p + kPackAhead) * csa);
+        __builtin_prefetch(a + (p + kPackAhead) * csa + MR - 1);
+      }
       for (int i = 0; i < MR; ++i) Ap[p * MR + i] = a[p * csa + i];
+    }
   } else if (m == MR && csa == 1) {     // row-major A: MR contiguous row streams
 #if defined(__x86_64__)
     if constexpr (kSimd) {
