@@ -55,18 +55,29 @@ PyObject* np_quiet = nullptr;    // ... and its value inside np.errstate(all="ig
 // numpy's floating-point warnings are off while an op's forward or VJP runs: log(0), 1/0, exp(100)
 // in float32 give -inf, inf, inf without a RuntimeWarning, as PyTorch's ops do (and a script run
 // with -W error does not stop on them). One ContextVar set per outermost op and per backward pass
-// (~0.15 us), so it holds in this thread and this context only; the user's own numpy calls keep their np.seterr/np.errstate.
+// (~0.15 us), so it holds in this thread and this context only; the user's own numpy calls keep
+// their np.seterr/np.errstate, in hooks and custom Functions' backward too (UserFloat).
+thread_local PyObject* t_user_state = nullptr;  // what the innermost QuietFloat replaced (it owns it)
+
 class QuietFloat {
  public:
   QuietFloat() {
     if (np_errstate == nullptr) return;
     PyObject* now = nullptr;
     if (PyContextVar_Get(np_errstate, nullptr, &now) < 0) { PyErr_Clear(); return; }
-    bool quiet = now == np_quiet;
-    Py_XDECREF(now);
-    if (quiet) return;  // inside another op or a backward pass already
+    if (now == np_quiet) {  // inside another op or a backward pass already
+      Py_XDECREF(now);
+      return;
+    }
     token_ = PyContextVar_Set(np_errstate, np_quiet);
-    if (token_ == nullptr) PyErr_Clear();
+    if (token_ == nullptr) {
+      PyErr_Clear();
+      Py_XDECREF(now);
+      return;
+    }
+    user_ = now;
+    outer_ = t_user_state;
+    t_user_state = user_;
   }
   ~QuietFloat() {
     if (token_ == nullptr) return;
@@ -74,10 +85,38 @@ class QuietFloat {
     PyErr_Fetch(&type, &value, &tb);
     if (PyContextVar_Reset(np_errstate, token_) < 0) PyErr_Clear();
     Py_DECREF(token_);
+    t_user_state = outer_;
+    Py_XDECREF(user_);
     PyErr_Restore(type, value, tb);
   }
   QuietFloat(const QuietFloat&) = delete;
   QuietFloat& operator=(const QuietFloat&) = delete;
+
+ private:
+  PyObject* token_ = nullptr;
+  PyObject* user_ = nullptr;   // the state replaced (None: numpy's default)
+  PyObject* outer_ = nullptr;
+};
+
+// Around user code called from inside a QuietFloat (a hook, a custom Function's backward): the
+// user's numpy state back for its duration.
+class UserFloat {
+ public:
+  UserFloat() {
+    if (np_errstate == nullptr || t_user_state == nullptr) return;
+    token_ = PyContextVar_Set(np_errstate, t_user_state);
+    if (token_ == nullptr) PyErr_Clear();
+  }
+  ~UserFloat() {
+    if (token_ == nullptr) return;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (PyContextVar_Reset(np_errstate, token_) < 0) PyErr_Clear();
+    Py_DECREF(token_);
+    PyErr_Restore(type, value, tb);
+  }
+  UserFloat(const UserFloat&) = delete;
+  UserFloat& operator=(const UserFloat&) = delete;
 
  private:
   PyObject* token_ = nullptr;
@@ -472,7 +511,11 @@ bool run_post_hooks(PyObject* t) {
   Ref values(PyDict_Values(hooks));  // a snapshot: a hook may add or remove hooks
   if (!values) return false;
   for (Py_ssize_t k = 0; k < PyList_GET_SIZE(values.get()); ++k) {
-    Ref r(PyObject_CallOneArg(PyList_GET_ITEM(values.get(), k), t));
+    Ref r;
+    {
+      UserFloat user;
+      r.reset(PyObject_CallOneArg(PyList_GET_ITEM(values.get(), k), t));
+    }
     if (!r) return false;
     if (r.get() != Py_None) {
       PyErr_Format(PyExc_RuntimeError, "post accumulate grad hooks should return None, got %s", Py_TYPE(r.get())->tp_name);
@@ -498,7 +541,11 @@ bool run_hooks(PyObject* hooks, Ref& g) {
   if (!values) return false;
   for (Py_ssize_t k = 0; k < PyList_GET_SIZE(values.get()); ++k) {
     PyObject* hook = PyList_GET_ITEM(values.get(), k);
-    Ref r(PyObject_CallOneArg(hook, g.get()));
+    Ref r;
+    {
+      UserFloat user;
+      r.reset(PyObject_CallOneArg(hook, g.get()));
+    }
     if (!r) return false;
     if (r.get() == Py_None) continue;
     if (!is_tensor(r.get())) {
@@ -946,6 +993,8 @@ bool Pass::run_node(PyObject* node) {
     }
     Ref gi;
     if (vjp.get() != Py_None) {
+      std::optional<UserFloat> user;
+      if (op->forward == Py_None) user.emplace();  // a custom Function: the user's backward
       gi.reset(PyDict_GET_SIZE(attrs.get()) ? PyObject_VectorcallDict(vjp.get(), call.data(), 2 + n_in, attrs.get())
                                             : PyObject_Vectorcall(vjp.get(), call.data(), 2 + n_in, nullptr));
       if (!gi) return false;

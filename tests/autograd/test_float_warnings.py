@@ -95,3 +95,30 @@ def test_threads_keep_their_own_state():
         stop.set()
         t.join()
     assert errors == []
+
+
+def test_user_code_inside_backward_keeps_the_users_numpy_state():
+    # a custom Function's forward and backward and a tensor hook are the user's numpy code: they
+    # warn as they would anywhere; the tapegrad ops around them stay quiet
+    calls = []
+
+    class LogZero(tg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            np.log(np.zeros(1))
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            calls.append("backward")
+            np.log(np.zeros(1))
+            return g * 2
+
+    x = tg.ones(2, requires_grad=True)
+    x.register_hook(lambda g: calls.append("hook") or np.log(np.zeros(1)) and None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        y = LogZero.apply(x)
+        (y * 0).log().sum().backward()  # log(0) in the op: quiet
+    assert calls == ["backward", "hook"]
+    assert [str(w.message) for w in caught] == ["divide by zero encountered in log"] * 3
