@@ -161,6 +161,17 @@ void steps_by_blocks(int64_t rounds, int64_t nb, int nt, F&& fn) {
   });
 }
 
+// The recurrent product C (M x N, row-major) = A (M x K, row-major, rows lda apart) @ B (B's
+// element (p, j) at b[p * rsb + j * csb]) of a call with a single step (LSTMCell, GRUCell): the
+// weight is used once, so it is not packed whole beforehand (PackedB: 1 MiB copied and
+// allocated at 256 x 1024 float32, longer than the product) but by gemm's own packing, a panel
+// at a time into L1 right before its use. The arithmetic is gemm's, the same as with a PackedB.
+template <typename T>
+void one_step_product(int64_t M, int64_t N, int64_t K, const T* a, int64_t lda, const T* b, int64_t rsb, int64_t csb,
+                      T* c) {
+  gemm<T>(M, N, K, T(1), a, lda, 1, b, rsb, csb, T(0), c, N, 1);
+}
+
 bool use_avx2() { return kernel_isa(Kernel::rnn) >= Isa::avx2; }
 bool use_avx512() { return kernel_isa(Kernel::rnn) == Isa::avx512; }
 
@@ -346,6 +357,12 @@ void lstm_forward(int64_t S, const int64_t* n, int64_t H, bool reverse, const T*
     std::copy(hs, hs + n[t] * H, hprev + off[t] * H);
     std::copy(cs, cs + n[t] * H, cprev + off[t] * H);
   }
+  if (S == 1) {  // one step (LSTMCell): see one_step_product
+    std::vector<T> hw(static_cast<size_t>(B * G));
+    one_step_product<T>(B, G, H, hprev, H, whh, 1, H, hw.data());
+    lstm_fwd_rows_pick<T>()({H, H, 0, 0, 0, gi, hw.data(), act, hs, cs, tc, out}, 0, B);
+    return;
+  }
   const UnitBlocks ub(H);
   const int rows_nt = row_team(B, G, H), nt = rows_nt > 1 ? rows_nt : ub.team(B, G);
   // W_hh's rows regrouped so that block b's four gates (its units' rows of i, f, g, o) are
@@ -395,6 +412,12 @@ void lstm_backward(int64_t S, const int64_t* n, int64_t H, bool reverse, const T
   // dh0 and dc0 carry the gradient of the running state back through the steps.
   std::copy(gout + N * H, gout + (N + B) * H, dh0);
   std::copy(gout + (N + B) * H, gout + (N + 2 * B) * H, dc0);
+  if (S == 1) {  // one step (LSTMCell): the gates' gradients, then dh0 = dgates W_hh
+    lstm_bwd_rows_pick<T>()({H, H, 0, 0, act, tc, cprev, gout, dgi, dh0, dc0}, 0, B);
+    one_step_product<T>(B, H, G, dgi, G, whh, H, 1, dh0);
+    gemm<T>(G, H, N, T(1), dgi, 1, G, hprev, H, 1, T(0), dwhh, H, 1);
+    return;
+  }
   const UnitBlocks ub(H);
   const int rows_nt = row_team(B, G, H), nt = rows_nt > 1 ? rows_nt : ub.team(B, G);
   // W_hh's columns of block b
@@ -439,11 +462,12 @@ void gru_forward(int64_t S, const int64_t* n, int64_t H, bool reverse, const T* 
   std::vector<T> gh(static_cast<size_t>(B * G));
   std::vector<T> zeros(bhh ? 0 : static_cast<size_t>(G), T(0));
   const T* bias = bhh ? bhh : zeros.data();
-  const PackedB<T> whh_t(H, G, whh, 1, H);
+  const std::unique_ptr<PackedB<T>> whh_t = S > 1 ? std::make_unique<PackedB<T>>(H, G, whh, 1, H) : nullptr;
   for (int64_t k = 0; k < S; ++k) {
     const int64_t t = reverse ? S - 1 - k : k, m = n[t], o = off[t];
     std::copy(hs, hs + m * H, hprev + o * H);
-    gemm<T>(m, T(1), hprev + o * H, H, 1, whh_t, T(0), gh.data(), G, 1);
+    if (whh_t) gemm<T>(m, T(1), hprev + o * H, H, 1, *whh_t, T(0), gh.data(), G, 1);
+    else one_step_product<T>(m, G, H, hprev + o * H, H, whh, 1, H, gh.data());
     gru_fwd_rows_run<T>({H, o, gi, gh.data(), bias, act, hs, out, ghn}, m, H);
   }
 }
@@ -456,12 +480,13 @@ void gru_backward(int64_t S, const int64_t* n, int64_t H, bool reverse, const T*
   const int64_t N = off[S];
   std::vector<T> dgh(static_cast<size_t>(N * G));
   std::copy(gout + N * H, gout + (N + B) * H, dh0);
-  const PackedB<T> w(G, H, whh, H, 1);
+  const std::unique_ptr<PackedB<T>> w = S > 1 ? std::make_unique<PackedB<T>>(G, H, whh, H, 1) : nullptr;
   for (int64_t k = S - 1; k >= 0; --k) {
     const int64_t t = reverse ? S - 1 - k : k, m = n[t], o = off[t];
     T* dh_gates = dgh.data() + o * G;
     gru_bwd_rows_run<T>({H, o, act, ghn, hprev, gout, dgi, dh_gates, dh0}, m, H);
-    gemm<T>(m, T(1), dh_gates, G, 1, w, T(1), dh0, H, 1);
+    if (w) gemm<T>(m, T(1), dh_gates, G, 1, *w, T(1), dh0, H, 1);
+    else gemm<T>(m, H, G, T(1), dh_gates, G, 1, whh, H, 1, T(1), dh0, H, 1);
   }
   gemm<T>(G, H, N, T(1), dgh.data(), 1, G, hprev, H, 1, T(0), dwhh, H, 1);
   if (dbhh) {
