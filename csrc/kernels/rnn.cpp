@@ -166,6 +166,12 @@ void steps_by_blocks(int64_t rounds, int64_t nb, int nt, F&& fn) {
 // weight is used once, so it is not packed whole beforehand (PackedB: 1 MiB copied and
 // allocated at 256 x 1024 float32, longer than the product) but by gemm's own packing, a panel
 // at a time into L1 right before its use. The arithmetic is gemm's, the same as with a PackedB.
+// n elements, not zeroed: for scratch that is written whole before it is read.
+template <typename T>
+std::unique_ptr<T[]> uninitialized(int64_t n) {
+  return std::unique_ptr<T[]>(new T[static_cast<size_t>(n)]);
+}
+
 template <typename T>
 void one_step_product(int64_t M, int64_t N, int64_t K, const T* a, int64_t lda, const T* b, int64_t rsb, int64_t csb,
                       T* c) {
@@ -358,9 +364,9 @@ void lstm_forward(int64_t S, const int64_t* n, int64_t H, bool reverse, const T*
     std::copy(cs, cs + n[t] * H, cprev + off[t] * H);
   }
   if (S == 1) {  // one step (LSTMCell): see one_step_product
-    std::vector<T> hw(static_cast<size_t>(B * G));
-    one_step_product<T>(B, G, H, hprev, H, whh, 1, H, hw.data());
-    lstm_fwd_rows_pick<T>()({H, H, 0, 0, 0, gi, hw.data(), act, hs, cs, tc, out}, 0, B);
+    const std::unique_ptr<T[]> hw = uninitialized<T>(B * G);
+    one_step_product<T>(B, G, H, hprev, H, whh, 1, H, hw.get());
+    lstm_fwd_rows_pick<T>()({H, H, 0, 0, 0, gi, hw.get(), act, hs, cs, tc, out}, 0, B);
     return;
   }
   const UnitBlocks ub(H);
@@ -459,16 +465,16 @@ void gru_forward(int64_t S, const int64_t* n, int64_t H, bool reverse, const T* 
   const int64_t N = off[S];
   T* hs = out + N * H;
   std::copy(h0, h0 + B * H, hs);
-  std::vector<T> gh(static_cast<size_t>(B * G));
+  const std::unique_ptr<T[]> gh = uninitialized<T>(B * G);  // written whole by each step's gemm
   std::vector<T> zeros(bhh ? 0 : static_cast<size_t>(G), T(0));
   const T* bias = bhh ? bhh : zeros.data();
   const std::unique_ptr<PackedB<T>> whh_t = S > 1 ? std::make_unique<PackedB<T>>(H, G, whh, 1, H) : nullptr;
   for (int64_t k = 0; k < S; ++k) {
     const int64_t t = reverse ? S - 1 - k : k, m = n[t], o = off[t];
     std::copy(hs, hs + m * H, hprev + o * H);
-    if (whh_t) gemm<T>(m, T(1), hprev + o * H, H, 1, *whh_t, T(0), gh.data(), G, 1);
-    else one_step_product<T>(m, G, H, hprev + o * H, H, whh, 1, H, gh.data());
-    gru_fwd_rows_run<T>({H, o, gi, gh.data(), bias, act, hs, out, ghn}, m, H);
+    if (whh_t) gemm<T>(m, T(1), hprev + o * H, H, 1, *whh_t, T(0), gh.get(), G, 1);
+    else one_step_product<T>(m, G, H, hprev + o * H, H, whh, 1, H, gh.get());
+    gru_fwd_rows_run<T>({H, o, gi, gh.get(), bias, act, hs, out, ghn}, m, H);
   }
 }
 
@@ -478,22 +484,22 @@ void gru_backward(int64_t S, const int64_t* n, int64_t H, bool reverse, const T*
   const int64_t B = S ? n[0] : 0, G = 3 * H;
   const std::vector<int64_t> off = offsets(S, n);
   const int64_t N = off[S];
-  std::vector<T> dgh(static_cast<size_t>(N * G));
+  const std::unique_ptr<T[]> dgh = uninitialized<T>(N * G);  // written whole by the gate passes
   std::copy(gout + N * H, gout + (N + B) * H, dh0);
   const std::unique_ptr<PackedB<T>> w = S > 1 ? std::make_unique<PackedB<T>>(G, H, whh, H, 1) : nullptr;
   for (int64_t k = S - 1; k >= 0; --k) {
     const int64_t t = reverse ? S - 1 - k : k, m = n[t], o = off[t];
-    T* dh_gates = dgh.data() + o * G;
+    T* dh_gates = dgh.get() + o * G;
     gru_bwd_rows_run<T>({H, o, act, ghn, hprev, gout, dgi, dh_gates, dh0}, m, H);
     if (w) gemm<T>(m, T(1), dh_gates, G, 1, *w, T(1), dh0, H, 1);
     else gemm<T>(m, H, G, T(1), dh_gates, G, 1, whh, H, 1, T(1), dh0, H, 1);
   }
-  gemm<T>(G, H, N, T(1), dgh.data(), 1, G, hprev, H, 1, T(0), dwhh, H, 1);
+  gemm<T>(G, H, N, T(1), dgh.get(), 1, G, hprev, H, 1, T(0), dwhh, H, 1);
   if (dbhh) {
     // Column sums in row order: fixed whatever the thread count.
     std::fill(dbhh, dbhh + G, T(0));
     for (int64_t r = 0; r < N; ++r) {
-      const T* row = dgh.data() + r * G;
+      const T* row = dgh.get() + r * G;
 #pragma omp simd
       for (int64_t j = 0; j < G; ++j) dbhh[j] += row[j];
     }
