@@ -153,6 +153,7 @@ def test_cell_matches_torch(kind, option):
 def test_cell_loop_odd_sizes_matches_torch(cls, dtype, batch, inp, hidden):
     """A cell stepped over 4 steps in Python, as a decoder does (each step one call of the fused
     kernel with a single step), odd sizes, a non-contiguous input; outputs and every gradient."""
+    torch.manual_seed(batch)  # the weights, whatever ran before
     tm = getattr(torch.nn, cls)(inp, hidden).to(getattr(torch, dtype))
     gm = getattr(tg.nn, cls)(inp, hidden).to(getattr(tg, dtype))
     gm.load_state_dict({k: tg.from_numpy(v.detach().numpy().copy()) for k, v in tm.state_dict().items()})
@@ -170,7 +171,8 @@ def test_cell_loop_odd_sizes_matches_torch(cls, dtype, batch, inp, hidden):
             loss = loss + sum(((o * (k + t + 1.5)) ** 2).sum() for k, o in enumerate(outs))
         loss.backward()
         res[M] = [o.detach().numpy() for o in outs] + [g.grad.numpy() for g in [x, *s, *m.parameters()]]
-    tol = dict(rtol=2e-4, atol=2e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
+    # float32: the gradients reach hundreds (the loss weights up to 7.5, squared, over 4 steps)
+    tol = dict(rtol=2e-4, atol=2e-4) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
     for a, b in zip(res[tg], res[torch], strict=True):
         assert a.shape == b.shape and a.dtype == b.dtype
         np.testing.assert_allclose(a, b, **tol)
