@@ -161,6 +161,41 @@ void steps_by_blocks(int64_t rounds, int64_t nb, int nt, F&& fn) {
   });
 }
 
+// The recurrent product C (M x N, row-major) = A (M x K, row-major, rows lda apart) @ B (B's
+// element (p, j) at b[p * rsb + j * csb]) of a call with a single step (LSTMCell, GRUCell): the
+// weight is used once, so it is not packed whole beforehand (PackedB: 1 MiB copied and
+// allocated at 256 x 1024 float32, longer than the product) but by gemm's own packing, a panel
+// at a time into L1 right before its use. The arithmetic is gemm's, the same as with a PackedB.
+// n elements, not zeroed: for scratch that is written whole before it is read.
+template <typename T>
+std::unique_ptr<T[]> uninitialized(int64_t n) {
+  return std::unique_ptr<T[]>(new T[static_cast<size_t>(n)]);
+}
+
+template <typename T>
+void one_step_product(int64_t M, int64_t N, int64_t K, const T* a, int64_t lda, const T* b, int64_t rsb, int64_t csb,
+                      T* c) {
+  gemm<T>(M, N, K, T(1), a, lda, 1, b, rsb, csb, T(0), c, N, 1);
+}
+
+// A one-step backward's two products, dh = dgates W_hh and W_hh's gradient dgates^T h, need
+// nothing of each other: below this many multiply-adds each, they run side by side, one per
+// thread (side_by_side), rather than one after the other with each split over the threads by
+// gemm, which at these sizes gains little (20 x 1024 @ 1024 x 256 float32: 74 us on 1 thread, 74
+// on 2; the weight's gradient 69 -> 50).
+constexpr double kPairMaxWork = 1 << 24;
+
+// a() and b() on two threads when `pair` (and the thread count allows), else one after the
+// other. Each is a serial computation inside the region, and gemm's result does not depend on
+// its thread count, so neither does the outcome.
+template <class A, class B>
+void side_by_side(bool pair, A&& a, B&& b) {
+  parallel_tiles(2, pair, [&](int64_t t) {
+    if (t == 0) a();
+    else b();
+  });
+}
+
 bool use_avx2() { return kernel_isa(Kernel::rnn) >= Isa::avx2; }
 bool use_avx512() { return kernel_isa(Kernel::rnn) == Isa::avx512; }
 
@@ -346,6 +381,12 @@ void lstm_forward(int64_t S, const int64_t* n, int64_t H, bool reverse, const T*
     std::copy(hs, hs + n[t] * H, hprev + off[t] * H);
     std::copy(cs, cs + n[t] * H, cprev + off[t] * H);
   }
+  if (S == 1) {  // one step (LSTMCell): see one_step_product
+    const std::unique_ptr<T[]> hw = uninitialized<T>(B * G);
+    one_step_product<T>(B, G, H, hprev, H, whh, 1, H, hw.get());
+    lstm_fwd_rows_pick<T>()({H, H, 0, 0, 0, gi, hw.get(), act, hs, cs, tc, out}, 0, B);
+    return;
+  }
   const UnitBlocks ub(H);
   const int rows_nt = row_team(B, G, H), nt = rows_nt > 1 ? rows_nt : ub.team(B, G);
   // W_hh's rows regrouped so that block b's four gates (its units' rows of i, f, g, o) are
@@ -395,6 +436,13 @@ void lstm_backward(int64_t S, const int64_t* n, int64_t H, bool reverse, const T
   // dh0 and dc0 carry the gradient of the running state back through the steps.
   std::copy(gout + N * H, gout + (N + B) * H, dh0);
   std::copy(gout + (N + B) * H, gout + (N + 2 * B) * H, dc0);
+  if (S == 1) {  // one step (LSTMCell): the gates' gradients, then dh0 = dgates W_hh
+    lstm_bwd_rows_pick<T>()({H, H, 0, 0, act, tc, cprev, gout, dgi, dh0, dc0}, 0, B);
+    side_by_side(double(B) * double(G) * double(H) < kPairMaxWork,
+                 [&] { one_step_product<T>(B, H, G, dgi, G, whh, H, 1, dh0); },
+                 [&] { gemm<T>(G, H, N, T(1), dgi, 1, G, hprev, H, 1, T(0), dwhh, H, 1); });
+    return;
+  }
   const UnitBlocks ub(H);
   const int rows_nt = row_team(B, G, H), nt = rows_nt > 1 ? rows_nt : ub.team(B, G);
   // W_hh's columns of block b
@@ -436,15 +484,16 @@ void gru_forward(int64_t S, const int64_t* n, int64_t H, bool reverse, const T* 
   const int64_t N = off[S];
   T* hs = out + N * H;
   std::copy(h0, h0 + B * H, hs);
-  std::vector<T> gh(static_cast<size_t>(B * G));
+  const std::unique_ptr<T[]> gh = uninitialized<T>(B * G);  // written whole by each step's gemm
   std::vector<T> zeros(bhh ? 0 : static_cast<size_t>(G), T(0));
   const T* bias = bhh ? bhh : zeros.data();
-  const PackedB<T> whh_t(H, G, whh, 1, H);
+  const std::unique_ptr<PackedB<T>> whh_t = S > 1 ? std::make_unique<PackedB<T>>(H, G, whh, 1, H) : nullptr;
   for (int64_t k = 0; k < S; ++k) {
     const int64_t t = reverse ? S - 1 - k : k, m = n[t], o = off[t];
     std::copy(hs, hs + m * H, hprev + o * H);
-    gemm<T>(m, T(1), hprev + o * H, H, 1, whh_t, T(0), gh.data(), G, 1);
-    gru_fwd_rows_run<T>({H, o, gi, gh.data(), bias, act, hs, out, ghn}, m, H);
+    if (whh_t) gemm<T>(m, T(1), hprev + o * H, H, 1, *whh_t, T(0), gh.get(), G, 1);
+    else one_step_product<T>(m, G, H, hprev + o * H, H, whh, 1, H, gh.get());
+    gru_fwd_rows_run<T>({H, o, gi, gh.get(), bias, act, hs, out, ghn}, m, H);
   }
 }
 
@@ -452,26 +501,41 @@ template <typename T>
 void gru_backward(int64_t S, const int64_t* n, int64_t H, bool reverse, const T* whh, const T* act, const T* ghn,
                   const T* hprev, const T* gout, T* dgi, T* dh0, T* dwhh, T* dbhh) {
   const int64_t B = S ? n[0] : 0, G = 3 * H;
+  if (S == 0) {  // the weight's gradients are computed with the last step's, below
+    std::fill(dwhh, dwhh + G * H, T(0));
+    if (dbhh) std::fill(dbhh, dbhh + G, T(0));
+    return;
+  }
   const std::vector<int64_t> off = offsets(S, n);
   const int64_t N = off[S];
-  std::vector<T> dgh(static_cast<size_t>(N * G));
+  const std::unique_ptr<T[]> dgh = uninitialized<T>(N * G);  // written whole by the gate passes
   std::copy(gout + N * H, gout + (N + B) * H, dh0);
-  const PackedB<T> w(G, H, whh, H, 1);
+  const std::unique_ptr<PackedB<T>> w = S > 1 ? std::make_unique<PackedB<T>>(G, H, whh, H, 1) : nullptr;
   for (int64_t k = S - 1; k >= 0; --k) {
     const int64_t t = reverse ? S - 1 - k : k, m = n[t], o = off[t];
-    T* dh_gates = dgh.data() + o * G;
+    T* dh_gates = dgh.get() + o * G;
     gru_bwd_rows_run<T>({H, o, act, ghn, hprev, gout, dgi, dh_gates, dh0}, m, H);
-    gemm<T>(m, T(1), dh_gates, G, 1, w, T(1), dh0, H, 1);
-  }
-  gemm<T>(G, H, N, T(1), dgh.data(), 1, G, hprev, H, 1, T(0), dwhh, H, 1);
-  if (dbhh) {
-    // Column sums in row order: fixed whatever the thread count.
-    std::fill(dbhh, dbhh + G, T(0));
-    for (int64_t r = 0; r < N; ++r) {
-      const T* row = dgh.data() + r * G;
-#pragma omp simd
-      for (int64_t j = 0; j < G; ++j) dbhh[j] += row[j];
+    const auto dh = [&] {
+      if (w) gemm<T>(m, T(1), dh_gates, G, 1, *w, T(1), dh0, H, 1);
+      else gemm<T>(m, H, G, T(1), dh_gates, G, 1, whh, H, 1, T(1), dh0, H, 1);
+    };
+    if (k > 0) {
+      dh();
+      continue;
     }
+    // Every step's dgh is known: the last dh product and the weight's gradients side by side.
+    side_by_side(double(N) * double(G) * double(H) < kPairMaxWork, dh, [&] {
+      gemm<T>(G, H, N, T(1), dgh.get(), 1, G, hprev, H, 1, T(0), dwhh, H, 1);
+      if (dbhh) {
+        // Column sums in row order: fixed whatever the thread count.
+        std::fill(dbhh, dbhh + G, T(0));
+        for (int64_t r = 0; r < N; ++r) {
+          const T* row = dgh.get() + r * G;
+#pragma omp simd
+          for (int64_t j = 0; j < G; ++j) dbhh[j] += row[j];
+        }
+      }
+    });
   }
 }
 

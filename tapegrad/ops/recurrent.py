@@ -165,8 +165,19 @@ def _composite_grads(saved, g, inputs, out_of):
     return grads
 
 
+_SIZES: dict = {}
+
+
 def _sizes(batch_sizes):
-    return np.asarray(batch_sizes, dtype=np.int64)
+    """batch_sizes (a tuple) as the kernels' int64 array, made once per distinct tuple (a cell
+    in a loop calls the kernels with the same one every step); read-only, as it is shared."""
+    a = _SIZES.get(batch_sizes)
+    if a is None:
+        if len(_SIZES) >= 256:
+            _SIZES.clear()
+        a = _SIZES[batch_sizes] = np.asarray(batch_sizes, dtype=np.int64)
+        a.flags.writeable = False
+    return a
 
 
 def _lstm_fwd(gi, h0, c0, w_hh, *, batch_sizes, reverse):
@@ -248,3 +259,14 @@ def layer(mode, gi, state0, w_hh, b_hh, batch_sizes, reverse):
     args = (gi, state0[0], w_hh) if b_hh is None else (gi, state0[0], w_hh, b_hh)
     out = apply(_gru, *args, batch_sizes=batch_sizes, reverse=reverse)
     return out[:n], (out[n:],)
+
+
+def cell(mode, gi, state, w_hh, b_hh):
+    """One step of an LSTM or GRU cell (B rows) through the fused op: the new state tuple only
+    (the op's output rows are the step's h, then h_n and c_n: the cell skips the first slice)."""
+    b = gi.shape[0]
+    if mode == "LSTM":
+        out = apply(_lstm, gi, state[0], state[1], w_hh, batch_sizes=(b,), reverse=False)
+        return out[b:2 * b], out[2 * b:]
+    args = (gi, state[0], w_hh) if b_hh is None else (gi, state[0], w_hh, b_hh)
+    return (apply(_gru, *args, batch_sizes=(b,), reverse=False)[b:],)

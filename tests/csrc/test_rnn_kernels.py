@@ -114,10 +114,10 @@ def test_fused_layer_gradients_and_double_backward(mode, sizes, reverse):
 
 @pytest.mark.parametrize("H", [5, 100])  # 100: two blocks of hidden units per step
 @pytest.mark.parametrize("reverse", [False, True])
-def test_fused_layer_first_order_matches_composite_gradients(H, reverse):
+@pytest.mark.parametrize("sizes", [(4, 3, 1), (5,)])  # (5,): one step, the cells' own path
+def test_fused_layer_first_order_matches_composite_gradients(H, reverse, sizes):
     """The kernel's backward and the composite recurrence's (create_graph) agree."""
     rng = np.random.default_rng(2)
-    sizes = (4, 3, 1)
     gi, h0, c0, w, _ = _draw(rng, sizes, H, 4, np.float64)
     ts = [tg.tensor(a, requires_grad=True) for a in (gi, h0, c0, w)]
     out = _layer_fn("LSTM", sizes, reverse)(*ts)
@@ -132,8 +132,9 @@ def test_fused_layer_first_order_matches_composite_gradients(H, reverse):
 @pytest.mark.parametrize("reverse", [False, True])
 # 40 x 260 elements per step: the gate pass splits over threads (GRU); the LSTM's threads split
 # the batch rows (20 each, the second with none left in the last step). 6 rows are too few to
-# split: the LSTM's threads split the steps' four blocks of hidden units instead.
-@pytest.mark.parametrize("sizes", [(40, 40, 33, 20, 7), (6, 6, 5, 3)])
+# split: the LSTM's threads split the steps' four blocks of hidden units instead. (21,): one
+# step (the cells), whose products gemm splits over the threads itself.
+@pytest.mark.parametrize("sizes", [(40, 40, 33, 20, 7), (6, 6, 5, 3), (21,)])
 def test_fused_kernels_identical_for_1_and_2_threads(mode, reverse, sizes):
     rng = np.random.default_rng(3)
     gi, h0, c0, w, b = _draw(rng, sizes, 260, 4 if mode == "LSTM" else 3, np.float32)

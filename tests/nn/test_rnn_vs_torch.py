@@ -147,6 +147,38 @@ def test_cell_matches_torch(kind, option):
 
 
 @needs_torch
+@pytest.mark.parametrize("cls", ["LSTMCell", "GRUCell"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch, inp, hidden", [(21, 13, 67), (1, 3, 100), (7, 130, 33)])
+def test_cell_loop_odd_sizes_matches_torch(cls, dtype, batch, inp, hidden):
+    """A cell stepped over 4 steps in Python, as a decoder does (each step one call of the fused
+    kernel with a single step), odd sizes, a non-contiguous input; outputs and every gradient."""
+    torch.manual_seed(batch)  # the weights, whatever ran before
+    tm = getattr(torch.nn, cls)(inp, hidden).to(getattr(torch, dtype))
+    gm = getattr(tg.nn, cls)(inp, hidden).to(getattr(tg, dtype))
+    gm.load_state_dict({k: tg.from_numpy(v.detach().numpy().copy()) for k, v in tm.state_dict().items()})
+    r = np.random.default_rng(batch * 1000 + hidden)
+    xa = r.standard_normal((inp, 4, batch)).astype(dtype)  # x[t] = xa[:, t].T: a strided view
+    sa = [r.standard_normal((batch, hidden)).astype(dtype) for _ in range(2 if cls == "LSTMCell" else 1)]
+    res = {}
+    for M, m in ((torch, tm), (tg, gm)):
+        x = M.tensor(xa, requires_grad=True)
+        s = [M.tensor(a, requires_grad=True) for a in sa]
+        state, loss = tuple(s) if cls == "LSTMCell" else s[0], 0
+        for t in range(4):
+            state = m(x[:, t].t(), state)
+            outs = state if cls == "LSTMCell" else (state,)
+            loss = loss + sum(((o * (k + t + 1.5)) ** 2).sum() for k, o in enumerate(outs))
+        loss.backward()
+        res[M] = [o.detach().numpy() for o in outs] + [g.grad.numpy() for g in [x, *s, *m.parameters()]]
+    # float32: the gradients reach hundreds (the loss weights up to 7.5, squared, over 4 steps)
+    tol = dict(rtol=2e-4, atol=2e-4) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
+    for a, b in zip(res[tg], res[torch], strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, **tol)
+
+
+@needs_torch
 @pytest.mark.parametrize("make", [
     lambda M: M.nn.LSTM(3, 4, 2, bidirectional=True, proj_size=2), lambda M: M.nn.GRU(3, 4, bias=False),
     lambda M: M.nn.RNN(3, 4, 3, "relu", True, True, 0.1), lambda M: M.nn.LSTMCell(3, 4),

@@ -396,7 +396,7 @@ class RNNCellBase(Module):
                                    f"(batch, hidden_size), got {_shape(s)} (input shape {_shape(input)})")
         gi = _input_projection(self._mode, input, self.weight_ih, self.bias_ih, self.bias_hh)
         if recurrent.fused(self._mode, 0, gi, self.weight_hh, self.bias_hh, *states):
-            out = recurrent.layer(self._mode, gi, states, self.weight_hh, self.bias_hh, (batch,), False)[1]
+            out = recurrent.cell(self._mode, gi, states, self.weight_hh, self.bias_hh)
         else:
             w = recurrent.Weights(self.weight_hh, self.bias_hh, None, self.hidden_size)
             out = recurrent.STEPS[self._mode](gi, states, w)
