@@ -58,17 +58,14 @@ PyObject* np_quiet = nullptr;    // ... and its value inside np.errstate(all="ig
 // (~0.15 us), so it holds in this thread and this context only; the user's own numpy calls keep
 // their np.seterr/np.errstate, in hooks and custom Functions' backward too (UserFloat).
 thread_local PyObject* t_user_state = nullptr;  // what the innermost QuietFloat replaced (it owns it)
+thread_local bool t_quiet = false;              // a QuietFloat holds, and no UserFloat inside it
 
 class QuietFloat {
  public:
   QuietFloat() {
-    if (np_errstate == nullptr) return;
+    if (np_errstate == nullptr || t_quiet) return;  // inside another op or a backward pass already
     PyObject* now = nullptr;
     if (PyContextVar_Get(np_errstate, nullptr, &now) < 0) { PyErr_Clear(); return; }
-    if (now == np_quiet) {  // inside another op or a backward pass already
-      Py_XDECREF(now);
-      return;
-    }
     token_ = PyContextVar_Set(np_errstate, np_quiet);
     if (token_ == nullptr) {
       PyErr_Clear();
@@ -78,6 +75,7 @@ class QuietFloat {
     user_ = now;
     outer_ = t_user_state;
     t_user_state = user_;
+    t_quiet = true;
   }
   ~QuietFloat() {
     if (token_ == nullptr) return;
@@ -86,6 +84,7 @@ class QuietFloat {
     if (PyContextVar_Reset(np_errstate, token_) < 0) PyErr_Clear();
     Py_DECREF(token_);
     t_user_state = outer_;
+    t_quiet = false;
     Py_XDECREF(user_);
     PyErr_Restore(type, value, tb);
   }
@@ -103,9 +102,13 @@ class QuietFloat {
 class UserFloat {
  public:
   UserFloat() {
-    if (np_errstate == nullptr || t_user_state == nullptr) return;
+    if (np_errstate == nullptr || !t_quiet || t_user_state == nullptr) return;
     token_ = PyContextVar_Set(np_errstate, t_user_state);
-    if (token_ == nullptr) PyErr_Clear();
+    if (token_ == nullptr) {
+      PyErr_Clear();
+      return;
+    }
+    t_quiet = false;  // ops inside the user's code switch it again
   }
   ~UserFloat() {
     if (token_ == nullptr) return;
@@ -113,6 +116,7 @@ class UserFloat {
     PyErr_Fetch(&type, &value, &tb);
     if (PyContextVar_Reset(np_errstate, token_) < 0) PyErr_Clear();
     Py_DECREF(token_);
+    t_quiet = true;
     PyErr_Restore(type, value, tb);
   }
   UserFloat(const UserFloat&) = delete;

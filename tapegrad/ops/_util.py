@@ -166,7 +166,10 @@ def broadcast_view(x: np.ndarray, shape: tuple) -> np.ndarray:
     runs in every sum/mean backward and every ``expand``). Non-contiguous or non-buffer inputs and
     shapes that do not broadcast go to numpy's, whose error names the shapes."""
     n, k = len(shape), x.ndim
-    if n >= k and x.flags.c_contiguous:
+    strides = None
+    if k == 0:  # a gradient reduced to a scalar, the common case
+        strides = (0,) * n
+    elif n >= k and x.flags.c_contiguous:
         strides = [0] * (n - k)
         for s, t, st in zip(x.shape, shape[n - k:], x.strides):
             if s == t:
@@ -174,14 +177,15 @@ def broadcast_view(x: np.ndarray, shape: tuple) -> np.ndarray:
             elif s == 1 and t >= 0:
                 strides.append(0)
             else:
+                strides = None
                 break
-        else:
-            try:
-                v = np.ndarray(shape, x.dtype, x, 0, tuple(strides))
-            except (TypeError, ValueError, BufferError):  # a dtype the buffer protocol cannot carry
-                return np.broadcast_to(x, shape)
-            v.flags.writeable = False
-            return v
+    if strides is not None:
+        try:
+            v = np.ndarray(shape, x.dtype, x, 0, tuple(strides))
+        except (TypeError, ValueError, BufferError):  # a negative size, or a dtype buffers cannot carry
+            return np.broadcast_to(x, shape)
+        v.flags.writeable = False
+        return v
     return np.broadcast_to(x, shape)
 
 
