@@ -198,70 +198,56 @@ __attribute__((target("avx2,fma"))) void pack_all_streams(int64_t kc, const T* s
 }
 #endif
 
-// One A micro-panel (m <= MR rows x kc, any strides) -> element (i, p) at p*MR + i; rows past m
-// are zero. kSimd: full row-major panels go through pack_streams (x86 with AVX2 only).
-template <typename T, int MR, bool kSimd>
-void pack_a(int64_t m, int64_t kc, const T* a, int64_t rsa, int64_t csa, T* Ap) {
-  if (m == MR && rsa == 1) {            // column-major A: each column slice is contiguous
-    // The slices are csa apart: prefetched as pack_b's rows are (a weight gradient's X^T @ dY,
-    // 512 x K @ K x 128 float32 on one thread: 135-138 -> 149-151 GFLOP/s at K = 1024, 134 ->
-    // 143-160 at K = 2048; read in place, a row-major A of the same shape runs at 160-190)
-    for (int64_t p = 0; p < kc; ++p) {
-      if (p + kPackAhead < kc) {
-        __builtin_prefetch(a + (p + kPackAhead) * csa);
-        __builtin_prefetch(a + (p + kPackAhead) * csa + MR - 1);
-      }
-      for (int i = 0; i < MR; ++i) Ap[p * MR + i] = a[p * csa + i];
+// kc slices of W contiguous elements, `stride` apart (a column-major A panel's columns, a
+// row-major B panel's rows) -> dst[p * W + i]. That stride is one the hardware prefetchers follow
+// poorly, so each slice is prefetched kPackAhead ahead: without, the copy waited on memory for
+// about a cycle per element (20 x 1024 @ 1024 x 256 float32 spent half its time packing B; a
+// weight gradient's X^T, 512 x 1024 @ 1024 x 128 float32, ran at 135-138 GFLOP/s, 149-151 with).
+template <int W, typename T>
+void copy_slices(int64_t kc, const T* src, int64_t stride, T* dst) {
+  for (int64_t p = 0; p < kc; ++p) {
+    if (p + kPackAhead < kc) {
+      __builtin_prefetch(src + (p + kPackAhead) * stride);
+      __builtin_prefetch(src + (p + kPackAhead) * stride + W - 1);
     }
-  } else if (m == MR && csa == 1) {     // row-major A: MR contiguous row streams
-#if defined(__x86_64__)
-    if constexpr (kSimd) {
-      pack_all_streams<MR>(kc, a, rsa, Ap);
-      return;
-    }
-#endif
-    for (int64_t p = 0; p < kc; ++p)
-      for (int i = 0; i < MR; ++i) Ap[p * MR + i] = a[i * rsa + p];
-  } else {
-    for (int64_t p = 0; p < kc; ++p)
-      for (int i = 0; i < MR; ++i) Ap[p * MR + i] = i < m ? a[i * rsa + p * csa] : T(0);
+    for (int i = 0; i < W; ++i) dst[p * W + i] = src[p * stride + i];
   }
 }
 
+// One micro-panel of W streams (A: MR rows; B: NR columns) and depth kc: element p of stream i,
+// at src[i * across + p * along], -> dst[p * W + i]; streams past `count` are zero. kSimd: full
+// panels whose streams are contiguous go through pack_all_streams (x86 with AVX2 only).
+template <typename T, int W, bool kSimd>
+void pack_panel(int64_t count, int64_t kc, const T* src, int64_t across, int64_t along, T* dst) {
+  if (count == W && across == 1) {         // contiguous slices across the streams
+    copy_slices<W>(kc, src, along, dst);
+  } else if (count == W && along == 1) {   // contiguous streams
+#if defined(__x86_64__)
+    if constexpr (kSimd) {
+      pack_all_streams<W>(kc, src, across, dst);
+      return;
+    }
+#endif
+    for (int i = 0; i < W; ++i)
+      for (int64_t p = 0; p < kc; ++p) dst[p * W + i] = src[i * across + p];
+  } else {
+    for (int64_t p = 0; p < kc; ++p)
+      for (int i = 0; i < W; ++i) dst[p * W + i] = i < count ? src[i * across + p * along] : T(0);
+  }
+}
+
+// A micro-panel (m <= MR rows x kc, any strides) -> element (i, p) at p*MR + i.
+template <typename T, int MR, bool kSimd>
+void pack_a(int64_t m, int64_t kc, const T* a, int64_t rsa, int64_t csa, T* Ap) {
+  pack_panel<T, MR, kSimd>(m, kc, a, rsa, csa, Ap);
+}
 
 // B panel (kc x nc, any strides) -> ceil(nc/NR) micro-panels; panel r holds columns
-// r*NR..r*NR+NR-1 row after row: element (p, j) at r*NR*kc + p*NR + j. Columns past nc are zero.
-// kAvx2: full panels of a column-major B go through pack_all_streams (x86 with AVX2 only).
-template <typename T, int NR, bool kAvx2>
+// r*NR..r*NR+NR-1 row after row: element (p, j) at r*NR*kc + p*NR + j.
+template <typename T, int NR, bool kSimd>
 void pack_b(int64_t kc, int64_t nc, const T* B, int64_t rsb, int64_t csb, T* Bp) {
-  for (int64_t jr = 0; jr < nc; jr += NR, Bp += NR * kc) {
-    const T* b = B + jr * csb;
-    const int64_t n = std::min<int64_t>(NR, nc - jr);
-    if (n == NR && csb == 1) {            // row-major B: each row slice is contiguous
-      // The rows are rsb apart, a stride the hardware prefetchers follow poorly: without these
-      // prefetches the copy waited on memory for about a cycle per element (20 x 1024 @ 1024 x
-      // 256 float32 spent half its time here).
-      for (int64_t p = 0; p < kc; ++p) {
-        if (p + kPackAhead < kc) {
-          __builtin_prefetch(b + (p + kPackAhead) * rsb);
-          __builtin_prefetch(b + (p + kPackAhead) * rsb + NR - 1);
-        }
-        for (int j = 0; j < NR; ++j) Bp[p * NR + j] = b[p * rsb + j];
-      }
-    } else if (n == NR && rsb == 1) {     // column-major B: NR contiguous column streams
-#if defined(__x86_64__)
-      if constexpr (kAvx2) {
-        pack_all_streams<NR>(kc, b, csb, Bp);
-        continue;
-      }
-#endif
-      for (int j = 0; j < NR; ++j)
-        for (int64_t p = 0; p < kc; ++p) Bp[p * NR + j] = b[j * csb + p];
-    } else {
-      for (int64_t p = 0; p < kc; ++p)
-        for (int j = 0; j < NR; ++j) Bp[p * NR + j] = j < n ? b[p * rsb + j * csb] : T(0);
-    }
-  }
+  for (int64_t jr = 0; jr < nc; jr += NR, Bp += NR * kc)
+    pack_panel<T, NR, kSimd>(std::min<int64_t>(NR, nc - jr), kc, B + jr * csb, csb, rsb, Bp);
 }
 
 // ---------------------------------------------------------------- micro-kernels
