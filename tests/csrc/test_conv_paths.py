@@ -44,6 +44,12 @@ SHAPES = {
     "kernel rows, channels not a multiple of 8, groups": (2, 24, (9, 10), 20, (3, 3), 1, 1, (2, 1), 2),
     "kernel rows, output channels in two blocks, groups": (3, 24, (5, 6), 262, (3, 3), 1, 1, 1, 2),
     "kernel rows, output channels in blocks, stride 2": (5, 16, (4, 5), 139, (3, 3), 2, 1, 1, 1),
+    # small outputs (at most 64 positions) go through vol2col / col2vol by a table of tap offsets,
+    # across all the images of a GEMM; with more weights than outputs, the non-finite check scans
+    # the output (forward) or x and gy (weight gradient) instead of the weights
+    "2x2 output, weights outnumber outputs": (2, 40, (2, 2), 48, (3, 3), 1, 1, 1, 1),
+    "3x3 output of stride 2, dilated": (3, 9, (5, 6), 7, (3, 3), 2, 2, 2, 1),
+    "3-D small output, weights outnumber outputs": (2, 6, (2, 3, 2), 5, (3, 3, 3), 1, 1, 1, 1),
     "single pixel": (5, 24, (1, 1), 20, (3, 3), 1, 1, 1, 1),
     "single pixel, no tap on it": (5, 8, (1, 1), 6, (3, 2), 1, (2, 1), 2, 2),
     "3-D stride 1": (2, 3, (6, 7, 8), 4, (3, 3, 3), 1, 1, 1, 1),
@@ -188,6 +194,11 @@ NONFINITE = [
     ("stride 2", "gy", (1, 5, 0, 9), np.inf),
     ("kernel rows, stride 2, odd sizes", "x", (0, 3, 0, 20), np.inf),
     ("kernel rows, stride 2, odd sizes", "gy", (2, 11, 5, 10), -np.inf),
+    ("2x2 output, weights outnumber outputs", "w", (0, 0, 0, 0), np.inf),
+    ("2x2 output, weights outnumber outputs", "w", (3, 5, 1, 1), -np.inf),
+    ("2x2 output, weights outnumber outputs", "x", (1, 7, 0, 1), np.inf),
+    ("2x2 output, weights outnumber outputs", "gy", (0, 9, 1, 0), np.inf),
+    ("3-D small output, weights outnumber outputs", "w", (0, 0, 0, 0, 0), np.inf),
     ("3-D stride 1", "w", (0, 0, 0, 0, 0), np.inf),
     ("3-D stride 1", "gy", (0, 0, 0, 0, 0), np.inf),
 ]  # (no grouped case: PyTorch 2.13's float32 grouped convolution does give NaN at 0 * inf in the padding)
