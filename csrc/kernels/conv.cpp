@@ -310,7 +310,10 @@ void col2vol_images(const ConvShape& s, int64_t Cg, const T* col, int64_t ld, in
 // filler zeros, which is the same as long as the other factor is finite (0 * inf is NaN). So a
 // non-finite weight (forward) or a non-finite weight gradient (which any non-finite product
 // leaves) sends the pass to the tap-by-tap sums below, which skip those taps. Slow, but only a
-// diverged model gets there. (PyTorch's float64 route, vol2col, gives NaN there instead.)
+// diverged model gets there. (PyTorch's float64 route, vol2col, gives NaN there instead.) Where
+// the weights outnumber the other side, the check reads that side instead: the forward pass's
+// output after the fast route (a finite output had no 0 * inf term), the weight gradient's x and
+// gy before it (finite factors make every padding term a zero).
 
 // Whether some tap of some output reads outside the input (padding, or a transposed
 // convolution's taps past its input).
