@@ -171,8 +171,9 @@ void col2plane(const ConvShape& s, const T* row, int64_t i, int64_t j, T* xc) {
 // Output slices of at most this many positions go through vol2col and col2vol by a table of the
 // taps' input offsets: row by row, a 4x4 or 2x2 output copied 2-4 elements per call, and ResNet-18's
 // layers on those spent longer there than in their GEMM (512->512 on 2x2, batch 16: 2.3 ms a
-// forward pass against the GEMM's 0.94).
-constexpr int64_t kTableMaxPositions = 64;
+// forward pass against the GEMM's 0.94). From 8x8 on the row copies win: LeNet's conv2 (8x8
+// outputs of 12x12, batch 64, float32) took 1.6-1.7 ms a forward pass by rows, 2.25 by the table.
+constexpr int64_t kTableMaxPositions = 32;
 // A table copy of at least this many elements runs on all threads (by channels) when called
 // outside a parallel region: the gemm route multiplies a small batch's col in one GEMM, after it.
 constexpr int64_t kTableParallelElems = 1 << 15;

@@ -44,7 +44,7 @@ SHAPES = {
     "kernel rows, channels not a multiple of 8, groups": (2, 24, (9, 10), 20, (3, 3), 1, 1, (2, 1), 2),
     "kernel rows, output channels in two blocks, groups": (3, 24, (5, 6), 262, (3, 3), 1, 1, 1, 2),
     "kernel rows, output channels in blocks, stride 2": (5, 16, (4, 5), 139, (3, 3), 2, 1, 1, 1),
-    # small outputs (at most 64 positions) go through vol2col / col2vol by a table of tap offsets,
+    # small outputs (at most 32 positions) go through vol2col / col2vol by a table of tap offsets,
     # across all the images of a GEMM; with more weights than outputs, the non-finite check scans
     # the output (forward) or x and gy (weight gradient) instead of the weights
     "2x2 output, weights outnumber outputs": (2, 40, (2, 2), 48, (3, 3), 1, 1, 1, 1),
