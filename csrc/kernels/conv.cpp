@@ -81,6 +81,7 @@ bool is_pointwise(const ConvShape& s) {
 int64_t out_positions(const ConvShape& s) { return s.Do * s.Ho * s.Wo; }
 int64_t in_volume(const ConvShape& s) { return s.D * s.H * s.W; }
 int64_t kernel_taps(const ConvShape& s) { return s.kd * s.kh * s.kw; }
+int64_t weight_elems(const ConvShape& s) { return s.O * (s.C / s.groups) * kernel_taps(s); }
 
 // G: how many images share one GEMM (depends on the shapes only). Pointwise convolutions
 // read x in place, one image per GEMM.
@@ -245,7 +246,7 @@ void col2table(const ConvShape& s, int64_t Cg, const T* col, int64_t ld, const s
 // depth, one plane's taps (i, j).
 template <typename T>
 void vol2col(const ConvShape& s, int64_t Cg, const T* x, T* col, int64_t ld, int64_t od0, int64_t od1) {
-  const int64_t HW = s.H * s.W, HWo = s.Ho * s.Wo, n = (od1 - od0) * HWo, taps = kernel_taps(s);
+  const int64_t HW = s.H * s.W, HWo = s.Ho * s.Wo, n = (od1 - od0) * HWo;
   if (n <= kTableMaxPositions) return table2col(s, Cg, x, tap_table(s, od0, od1), n, col, ld);
   for (int64_t c = 0; c < Cg; ++c)
     for (int64_t a = 0; a < s.kd; ++a)
@@ -266,7 +267,7 @@ void vol2col(const ConvShape& s, int64_t Cg, const T* x, T* col, int64_t ld, int
 // padding are dropped.
 template <typename T>
 void col2vol(const ConvShape& s, int64_t Cg, const T* col, int64_t ld, T* x) {
-  const int64_t HW = s.H * s.W, HWo = s.Ho * s.Wo, n = s.Do * HWo, taps = kernel_taps(s);
+  const int64_t HW = s.H * s.W, HWo = s.Ho * s.Wo, n = s.Do * HWo;
   if (n <= kTableMaxPositions) return col2table(s, Cg, col, ld, tap_table(s, 0, s.Do), n, x);
   for (int64_t c = 0; c < Cg; ++c)
     for (int64_t a = 0; a < s.kd; ++a)
@@ -606,10 +607,12 @@ void dots_product(int64_t, int64_t, int64_t, int64_t, const T*, int64_t, int64_t
                   T*, int64_t, bool) {}
 #endif
 
-// Ap ([ceil(M / MR)][K][MR], zero rows past M) <- A (M x K) with row stride rsa, column stride csa.
+// Weights are packed (or flipped) on all threads from this many elements: done before the
+// products' region, single-threaded packing was a tenth of a ResNet 8x8 layer's pass at 2 threads.
 constexpr int64_t kPackParallelElems = 1 << 15;
-// Panels in parallel (elementwise: any split gives one result): packed before the products'
-// region, it was a tenth of a ResNet 8x8 layer's pass at 2 threads.
+
+// Ap ([ceil(M / MR)][K][MR], zero rows past M) <- A (M x K) with row stride rsa, column stride csa;
+// panels in parallel (a copy: any split gives one result).
 template <typename T>
 void pack_rows_a(int64_t M, int64_t K, const T* A, int64_t rsa, int64_t csa, T* Ap) {
   const int64_t panels = ceil_div(M, int64_t(kRowsMR));
@@ -1144,11 +1147,11 @@ void conv_input_grad_single_pixel(const ConvShape& s, const T* gy, const T* w, T
   }
 }
 
-}  // namespace
-
 // y = conv(x, w) + bias by the gemm route or the direct products, padding taps multiplied as zeros.
 template <typename T>
 void conv_forward_fast(const ConvShape& s, const T* x, const T* w, const T* bias, T* y);
+
+}  // namespace
 
 template <typename T>
 void conv_forward(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
@@ -1159,12 +1162,13 @@ void conv_forward(const ConvShape& s, const T* x, const T* w, const T* bias, T* 
   // checked afterwards, when the output is: a finite output had no 0 * inf term either. Whichever
   // is smaller is scanned (ResNet-18's 512->512 on 2x2, batch 16: 2.4M weights, 33K outputs; the
   // weights' scan took a fifth of the pass).
-  const int64_t wn = s.O * (s.C / s.groups) * kernel_taps(s), yn = s.N * s.O * out_positions(s);
+  const int64_t wn = weight_elems(s), yn = s.N * s.O * out_positions(s);
   if (wn <= yn) return all_finite(w, wn) ? conv_forward_fast(s, x, w, bias, y) : conv_forward_exact(s, x, w, bias, y);
   conv_forward_fast(s, x, w, bias, y);
   if (!all_finite(y, yn)) conv_forward_exact(s, x, w, bias, y);
 }
 
+namespace {
 template <typename T>
 void conv_forward_fast(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
   if (use_direct() && out_positions(s) >= kDirectMinOutputs) return conv_forward_direct(s, x, w, bias, y);
@@ -1203,6 +1207,7 @@ void conv_forward_fast(const ConvShape& s, const T* x, const T* w, const T* bias
     }
   });
 }
+}  // namespace
 
 template <typename T>
 void conv_input_grad(const ConvShape& s, const T* gy, const T* w, T* gx) {
@@ -1313,8 +1318,7 @@ void conv_weight_grad(const ConvShape& s, const T* x, const T* gy, T* gw) {
   // With finite factors every padding term is a zero (see "non-finite values"); and a finite result
   // had only finite factors. Whichever side is smaller is scanned: the weight gradient of ResNet-18's
   // 512->512 on 2x2 (batch 16) has 2.4M elements, its x and gy 33K each.
-  const int64_t wn = s.O * (s.C / s.groups) * kernel_taps(s), xn = s.N * s.C * in_volume(s),
-                yn = s.N * s.O * out_positions(s);
+  const int64_t wn = weight_elems(s), xn = s.N * s.C * in_volume(s), yn = s.N * s.O * out_positions(s);
   if (xn + yn < wn) {
     if (all_finite(x, xn) && all_finite(gy, yn)) return conv_weight_grad_fast(s, x, gy, gw);
     return conv_weight_grad_exact(s, x, gy, gw);
