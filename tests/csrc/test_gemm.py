@@ -157,6 +157,42 @@ def test_deterministic_across_threads(dtype, m, n, k, tb):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ["rows", "strided", "transposed"])
+def test_tiles_side_by_side(dtype, layout):
+    """Products that 2 threads cut along N (a weight gradient's X^T @ dY: small M, wide N, long K)
+    compute each tile in a per-thread buffer and copy it into C: beta reads C first, beta 0 does
+    not (a NaN in C is gone), every layout of C is written back, only the tile's elements are
+    touched, and the result is bit-identical for 1 and 2 threads."""
+    rng = np.random.default_rng(8)
+    m, k, n = 40, 700, 600
+    a, b = operand(rng, (m, k), dtype, transposed=True), operand(rng, (k, n), dtype)
+
+    def out_of(c):
+        if layout == "rows":
+            return c.copy()
+        if layout == "strided":  # rows further apart than their length, a border left untouched
+            big = np.full((m + 2, n + 37), 7.0, dtype)
+            big[1:-1, 5:5 + n] = c
+            return big[1:-1, 5:5 + n]
+        return np.ascontiguousarray(c.T).T  # column-major: C's columns are contiguous
+
+    c0 = rng.uniform(-1, 1, (m, n)).astype(dtype)
+    for alpha, beta, init in [(1.0, 0.0, np.full((m, n), np.nan, dtype)), (-1.5, 0.25, c0), (0.5, 1.0, c0)]:
+        results = []
+        for nthreads in (1, 2):
+            old = _C.get_num_threads()
+            _C.set_num_threads(nthreads)
+            try:
+                out = out_of(init)
+                results.append(check(a, b, out=out, alpha=alpha, beta=beta).copy())
+                if layout == "strided":
+                    assert (out.base[0] == 7).all() and (out.base[:, :5] == 7).all() and (out.base[:, 5 + n:] == 7).all()
+            finally:
+                _C.set_num_threads(old)
+        assert results[0].tobytes() == results[1].tobytes()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("offset", [0, 8, 16, 40, 56])
 def test_misaligned_rows(dtype, offset):
     """A row-major B starting `offset` bytes past a cache line (its panel grid is shifted to
