@@ -139,7 +139,8 @@ void check_out_overlap(const std::string& op, const py::array& out,
 // matmul(a, b, out, alpha=1, beta=0): a (..., M, K), b (..., K, N), out (..., M, N) with the
 // same leading batch shape (broadcast batch dims arrive as stride-0 views). Any strides.
 template <typename T>
-void matmul_impl(const py::array& a, const py::array& b, py::array& out, double alpha, double beta) {
+void matmul_impl(const py::array& a, const py::array& b, py::array& out, double alpha, double beta,
+                 const std::optional<py::array>& bias) {
   const int nd = static_cast<int>(a.ndim());
   const int64_t M = a.shape(nd - 2), K = a.shape(nd - 1), N = b.shape(nd - 1);
   int64_t batch = 1;  // fits: matmul() checked it
@@ -159,6 +160,7 @@ void matmul_impl(const py::array& a, const py::array& b, py::array& out, double 
   const T* pa = static_cast<const T*>(a.data());
   const T* pb = static_cast<const T*>(b.data());
   T* pc = static_cast<T*>(out.mutable_data());
+  const T* pbias = bias ? static_cast<const T*>(bias->data()) : nullptr;
   const int64_t rsa = estride(a, nd - 2), csa = estride(a, nd - 1);
   const int64_t rsb = estride(b, nd - 2), csb = estride(b, nd - 1);
   const int64_t rsc = estride(out, nd - 2), csc = estride(out, nd - 1);
@@ -173,7 +175,7 @@ void matmul_impl(const py::array& a, const py::array& b, py::array& out, double 
   // Otherwise the products run in turn and each gemm parallelises itself if large enough.
   tapegrad::parallel_tiles(batch, over_batch, [&](int64_t i) {
     tapegrad::gemm<T>(M, N, K, static_cast<T>(alpha), pa + offa[i], rsa, csa, pb + offb[i], rsb, csb,
-                      static_cast<T>(beta), pc + offc[i], rsc, csc);
+                      static_cast<T>(beta), pc + offc[i], rsc, csc, pbias);
   });
 }
 
@@ -190,7 +192,8 @@ void check_product_operands(const std::string& op, const py::array& a, const py:
   check_out_overlap(op, out, {{"a", &a}, {"b", &b}});
 }
 
-void matmul(const py::array& a, const py::array& b, py::array& out, double alpha, double beta) {
+void matmul(const py::array& a, const py::array& b, py::array& out, double alpha, double beta,
+            const std::optional<py::array>& bias) {
   const std::string op = "matmul";
   if (a.ndim() < 2 || b.ndim() != a.ndim() || out.ndim() != a.ndim())
     fail(op, "expected a (..., M, K), b (..., K, N) and out (..., M, N) of equal rank >= 2, got " +
@@ -209,8 +212,18 @@ void matmul(const py::array& a, const py::array& b, py::array& out, double alpha
   for (int d = 0; d < nd - 2; ++d)
     if (!tapegrad::mul_ok(batch, a.shape(d), batch))
       fail(op, "the batch dimensions of " + shape_str(a) + " have more elements than int64 can count");
-  if (same_dtype(a.dtype(), py::dtype::of<float>())) matmul_impl<float>(a, b, out, alpha, beta);
-  else if (same_dtype(a.dtype(), py::dtype::of<double>())) matmul_impl<double>(a, b, out, alpha, beta);
+  if (bias) {
+    if (bias->ndim() != 1 || bias->shape(0) != out.shape(nd - 1))
+      fail(op, "bias must be a vector of the " + std::to_string(out.shape(nd - 1)) + " columns of out, got " +
+                   shape_str(*bias));
+    if (!same_dtype(bias->dtype(), a.dtype()))
+      fail(op, "bias dtype " + std::string(py::str(bias->dtype())) + " differs from " + std::string(py::str(a.dtype())));
+    if (bias->shape(0) > 1 && bias->strides(0) != bias->itemsize())
+      fail(op, "bias must be contiguous, got strides " + strides_str(*bias));
+    check_out_overlap(op, out, {{"bias", &*bias}});
+  }
+  if (same_dtype(a.dtype(), py::dtype::of<float>())) matmul_impl<float>(a, b, out, alpha, beta, bias);
+  else if (same_dtype(a.dtype(), py::dtype::of<double>())) matmul_impl<double>(a, b, out, alpha, beta, bias);
   else fail(op, "only float32 and float64 are supported, got " + std::string(py::str(a.dtype())));
 }
 
@@ -1975,8 +1988,9 @@ PYBIND11_MODULE(_C, m) {
         "glibc only: serve allocations up to mmap_threshold bytes from the heap and keep up to "
         "trim_threshold bytes of freed heap memory; returns whether it took effect.");
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("alpha") = 1.0,
-        py::arg("beta") = 0.0,
-        "out = alpha * a @ b + beta * out for (..., M, K) @ (..., K, N) with equal batch shapes; any strides.");
+        py::arg("beta") = 0.0, py::arg("bias") = py::none(),
+        "out = alpha * a @ b + beta * out (+ bias, a vector added to every row) for (..., M, K) @ (..., K, N) "
+        "with equal batch shapes; any strides.");
   m.def("gemm_kernel", &tapegrad::gemm_kernel_name,
         "Name of the GEMM micro-kernel in use: 'avx512', 'avx2' or 'generic' (TAPEGRAD_CPU, or "
         "TAPEGRAD_GEMM_KERNEL for gemm alone, =avx2 or =generic caps the choice).");

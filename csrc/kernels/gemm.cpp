@@ -424,6 +424,47 @@ inline void tile(int64_t m, int64_t n, int64_t kc, const T* Ap, int64_t ars, int
     for (int64_t j = 0; j < n; ++j) C[i * rsc + j * csc] = t[i * NR + j];
 }
 
+// C (m x n) += bias (n) along its rows: a tile just computed, still in L1. Compiled for the
+// micro-kernel's ISA (kIsa): at the baseline's 4-wide vectors the adds cost 3% of a 12 x 32 tile's
+// time at K = 256.
+template <typename T>
+inline __attribute__((always_inline)) void add_bias_body(int64_t m, int64_t n, const T* bias, T* C, int64_t rsc,
+                                                         int64_t csc) {
+  for (int64_t i = 0; i < m; ++i) {
+    T* c = C + i * rsc;
+    if (csc == 1) {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) c[j] += bias[j];
+    } else {
+      for (int64_t j = 0; j < n; ++j) c[j * csc] += bias[j];
+    }
+  }
+}
+template <typename T>
+void add_bias_base(int64_t m, int64_t n, const T* bias, T* C, int64_t rsc, int64_t csc) {
+  add_bias_body(m, n, bias, C, rsc, csc);
+}
+#if defined(__x86_64__)
+template <typename T>
+__attribute__((target("avx2,fma"))) void add_bias_avx2(int64_t m, int64_t n, const T* bias, T* C, int64_t rsc,
+                                                       int64_t csc) {
+  add_bias_body(m, n, bias, C, rsc, csc);
+}
+template <typename T>
+__attribute__((target("avx512f,avx2,fma,prefer-vector-width=512"))) void add_bias_avx512(
+    int64_t m, int64_t n, const T* bias, T* C, int64_t rsc, int64_t csc) {
+  add_bias_body(m, n, bias, C, rsc, csc);
+}
+#endif
+template <typename T, Isa I = Isa::generic>
+void add_bias(int64_t m, int64_t n, const T* bias, T* C, int64_t rsc, int64_t csc) {
+#if defined(__x86_64__)
+  if constexpr (I == Isa::avx512) return add_bias_avx512(m, n, bias, C, rsc, csc);
+  if constexpr (I == Isa::avx2) return add_bias_avx2(m, n, bias, C, rsc, csc);
+#endif
+  add_bias_base(m, n, bias, C, rsc, csc);
+}
+
 // The serial five-loop nest on one rectangle of C (the whole of C, or one thread's share).
 // Layout: A is M x K (strides rsa, csa), B is K x N (rsb, csb), C is M x N (rsc, csc); any
 // strides, as packing absorbs them; csc == 1 lets the micro-kernel store C rows directly.
@@ -451,7 +492,7 @@ struct Prepacked {
 template <typename T, class Cfg>
 void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa,
                  const T* B, int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc,
-                 Prepacked<T> pre = {}) {
+                 Prepacked<T> pre = {}, const T* bias = nullptr) {
   constexpr int MR = Cfg::MR, NR = Cfg::NR, KC = Cfg::KC, MC = Cfg::MC, NC = Cfg::NC;
   const bool direct_a = N <= std::min<int64_t>(kDirectAMaxPanels * NR, kDirectAMaxCols) &&
                         (csa == 1 || (rsa == 1 && double(M) * double(K) * sizeof(T) <= kDirectAColBytes));
@@ -505,6 +546,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
                 tile<T, Cfg, true>(m, n, kc, A + (ic + i0) * rsa + pc * csa, rsa, csa, b, c, rsc, csc, alpha, beta_pc);
               else
                 tile<T, Cfg, false>(m, n, kc, Ap + r * MR * kc, 1, MR, b, c, rsc, csc, alpha, beta_pc);
+              if (bias && kb == kblocks - 1) add_bias<T, Cfg::kIsa>(m, n, bias + jc + jg + jr, c, rsc, csc);
             }
           }
         }
@@ -553,14 +595,14 @@ void tile_grid(int nt, int64_t M, int64_t N, int64_t K, int64_t MR, int64_t NR, 
 template <typename T, class Cfg>
 void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa,
                   const T* B, int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc,
-                  Prepacked<T> pre = {}) {
+                  Prepacked<T> pre = {}, const T* bias = nullptr) {
   constexpr int MR = Cfg::MR, NR = Cfg::NR;
   const double work = double(M) * double(N) * double(K);
   int nt = 1;
   if (!in_parallel_region() && work >= kParallelMinWork)
     nt = int(std::min<double>(num_threads(), work / (kParallelMinWork / 2)));
   if (nt <= 1)
-    return gemm_serial<T, Cfg>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, pre);
+    return gemm_serial<T, Cfg>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, pre, bias);
   const int64_t mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
   int tm = 1, tn = 1;
   tile_grid(nt, M, N, K, MR, NR, csa == 1, tm, tn);
@@ -579,7 +621,7 @@ void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t 
       T* c = C + m0 * rsc + n0 * csc;
       if (tn == 1 || double(mt) * double(ld) * sizeof(T) > kPrivateTileBytes) {
         gemm_serial<T, Cfg>(mt, nt_cols, K, alpha, A + m0 * rsa, rsa, csa, B + n0 * csb, rsb, csb, beta, c, rsc,
-                            csc, mine);
+                            csc, mine, bias ? bias + n0 : nullptr);
         continue;
       }
       T* buf = static_cast<T*>(tls_tile_c.get(sizeof(T) * mt * ld));
@@ -587,7 +629,7 @@ void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t 
         for (int64_t i = 0; i < mt; ++i)
           for (int64_t j = 0; j < nt_cols; ++j) buf[i * ld + j] = c[i * rsc + j * csc];
       gemm_serial<T, Cfg>(mt, nt_cols, K, alpha, A + m0 * rsa, rsa, csa, B + n0 * csb, rsb, csb, beta, buf, ld, 1,
-                          mine);
+                          mine, bias ? bias + n0 : nullptr);
       for (int64_t i = 0; i < mt; ++i)
         for (int64_t j = 0; j < nt_cols; ++j) c[i * rsc + j * csc] = buf[i * ld + j];
     }
@@ -612,11 +654,16 @@ const char* gemm_kernel_name() { return isa_name(chosen_isa()); }
 
 template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa,
-          const T* B, int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
+          const T* B, int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc, const T* bias) {
   if (M <= 0 || N <= 0) return;
-  if (K <= 0 || alpha == T(0)) return scale_c(M, N, beta, C, rsc, csc);
-  // The micro-kernel stores rows of C; for a column-major C compute C^T = B^T A^T instead.
-  if (csc != 1 && rsc == 1) {
+  if (K <= 0 || alpha == T(0)) {
+    scale_c(M, N, beta, C, rsc, csc);
+    if (bias) add_bias(M, N, bias, C, rsc, csc);
+    return;
+  }
+  // The micro-kernel stores rows of C; for a column-major C compute C^T = B^T A^T instead (not
+  // with a bias, which would then run along C^T's rows: the strided stores are only slower).
+  if (csc != 1 && rsc == 1 && !bias) {
     std::swap(M, N);
     std::swap(A, B);
     std::swap(rsa, csb);
@@ -626,15 +673,16 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int
 #if defined(__x86_64__)
   switch (chosen_isa()) {
     case Isa::avx512:
-      return gemm_blocked<T, Config<T, Isa::avx512>>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+      return gemm_blocked<T, Config<T, Isa::avx512>>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc,
+                                                     {}, bias);
     case Isa::avx2:
-      return gemm_blocked<T, Config<T, Isa::avx2>>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+      return gemm_blocked<T, Config<T, Isa::avx2>>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, {},
+                                                   bias);
     default:
       break;
   }
 #endif
-  gemm_blocked<T, Config<T, Isa::generic>>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc,
-                                           csc);
+  gemm_blocked<T, Config<T, Isa::generic>>(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, {}, bias);
 }
 
 // ---------------------------------------------------------------- a B packed once for many products
@@ -712,8 +760,8 @@ template void gemm<float>(int64_t, float, const float*, int64_t, int64_t, const 
 template void gemm<double>(int64_t, double, const double*, int64_t, int64_t, const PackedB<double>&, double,
                            double*, int64_t, int64_t);
 template void gemm<float>(int64_t, int64_t, int64_t, float, const float*, int64_t, int64_t,
-                          const float*, int64_t, int64_t, float, float*, int64_t, int64_t);
+                          const float*, int64_t, int64_t, float, float*, int64_t, int64_t, const float*);
 template void gemm<double>(int64_t, int64_t, int64_t, double, const double*, int64_t, int64_t,
-                           const double*, int64_t, int64_t, double, double*, int64_t, int64_t);
+                           const double*, int64_t, int64_t, double, double*, int64_t, int64_t, const double*);
 
 }  // namespace tapegrad

@@ -10,11 +10,14 @@
 
 namespace tapegrad {
 
+// With `bias` (N elements), bias[j] is then added to column j of C: C = (alpha * A @ B + beta *
+// C) + bias, each element rounded as the product and a separate `C += bias` would round it, but
+// added to each tile of C while it is in L1, not in a second pass over C from memory.
 template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, T alpha,
           const T* A, int64_t rsa, int64_t csa,
           const T* B, int64_t rsb, int64_t csb, T beta,
-          T* C, int64_t rsc, int64_t csc);
+          T* C, int64_t rsc, int64_t csc, const T* bias = nullptr);
 
 // A B operand packed once for many products with it (an RNN's recurrent weight, used at every
 // time step): K x N, any strides, copied into the micro-kernel's panels for this CPU. gemm with

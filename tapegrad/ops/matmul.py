@@ -115,12 +115,12 @@ def _linear_fwd(x, w, b=None):
     as PyTorch's linear does (a batched product would pack the weight once per leading index)."""
     x2 = x.reshape(-1, x.shape[-1])
     out = np.empty((x2.shape[0], w.shape[0]), dtype=x.dtype)
+    if b is not None and b.dtype == out.dtype and b.ndim == 1 and b.flags.c_contiguous:
+        _C.matmul(x2, w.T, out, bias=b)  # added to each tile of out while it is in cache: out += b, no second pass
+        return out.reshape(x.shape[:-1] + (w.shape[0],))
     _C.matmul(x2, w.T, out)
     if b is not None:
-        if b.dtype == out.dtype and b.ndim == 1 and b.flags.c_contiguous:
-            _C.add_rows(out, b)  # numpy's out += b, on the threads
-        else:
-            out += b
+        out += b
     return out.reshape(x.shape[:-1] + (w.shape[0],))
 
 

@@ -193,6 +193,49 @@ def test_tiles_side_by_side(dtype, layout):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_bias_is_the_product_then_added(threads, dtype):
+    """matmul(..., bias=b) adds b to every row of the result while each tile is in cache: bit for
+    bit what the product followed by out += b gives, for every layout of out, edge tiles, several
+    K blocks, tiles side by side (2 threads), K == 0 and alpha == 0, and a batch."""
+    rng = np.random.default_rng(9)
+    for m, k, n, ta in [(7, 5, 3, False), (40, 700, 600, True), (130, 300, 77, False), (1, 1, 1, False),
+                        (5, 0, 9, False), (300, 64, 33, True)]:
+        a, b = operand(rng, (m, k), dtype, ta), operand(rng, (k, n), dtype)
+        bias = rng.uniform(-1, 1, n).astype(dtype)
+        for layout in ("rows", "columns", "strided"):
+            for alpha, beta in [(1.0, 0.0), (-0.5, 0.75), (0.0, 2.0)]:
+                c0 = rng.uniform(-1, 1, (m, n)).astype(dtype)
+                if layout == "rows":
+                    out, ref = c0.copy(), c0.copy()
+                elif layout == "columns":
+                    out, ref = np.ascontiguousarray(c0.T).T, c0.copy()
+                else:
+                    out, ref = np.zeros((m, 2 * n), dtype)[:, ::2], c0.copy()
+                    out[:] = c0
+                _C.matmul(a, b, ref, alpha, beta)
+                ref += bias
+                _C.matmul(a, b, out, alpha, beta, bias=bias)
+                assert np.array_equal(out, ref), (m, k, n, layout, alpha, beta)
+    a, b = operand(rng, (3, 20, 30), dtype), operand(rng, (3, 30, 10), dtype)
+    bias = rng.uniform(-1, 1, 10).astype(dtype)
+    out, ref = np.empty((3, 20, 10), dtype), np.empty((3, 20, 10), dtype)
+    _C.matmul(a, b, ref)
+    ref += bias
+    _C.matmul(a, b, out, bias=bias)
+    assert np.array_equal(out, ref)
+
+
+@pytest.mark.parametrize("bias,msg", [(np.zeros(4, np.float32), "bias must be a vector of the 5 columns"),
+                                      (np.zeros((1, 5), np.float32), "bias must be a vector"),
+                                      (np.zeros(5, np.float64), "bias dtype float64 differs"),
+                                      (np.zeros(10, np.float32)[::2], "bias must be contiguous")])
+def test_bad_bias(bias, msg):
+    a, b, out = np.ones((3, 4), np.float32), np.ones((4, 5), np.float32), np.empty((3, 5), np.float32)
+    with pytest.raises(ValueError, match=f"matmul: {msg}"):
+        _C.matmul(a, b, out, bias=bias)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("offset", [0, 8, 16, 40, 56])
 def test_misaligned_rows(dtype, offset):
     """A row-major B starting `offset` bytes past a cache line (its panel grid is shifted to
