@@ -1825,25 +1825,7 @@ py::array sum_rows(const py::array& x) {
   return out;
 }
 
-// add_rows(x, b): x (R, C) += b (C,), in place.
-void add_rows(py::array& x, const py::array& b) {
-  const std::string op = "add_rows";
-  const bool f64 = check_float_dtypes(op, {{"x", &x}, {"b", &b}});
-  check_rank(op, "x", x, 2, "(R, C)");
-  check_contiguous(op, "x", x);
-  check_contiguous(op, "b", b);
-  if (b.ndim() != 1 || b.shape(0) != x.shape(1))
-    fail(op, "expected b of shape (" + std::to_string(x.shape(1)) + ",), got " + shape_str(b));
-  if (!x.writeable()) fail(op, "x is read-only");
-  check_out_overlap(op, x, {{"b", &b}});
-  const int64_t R = x.shape(0), C = x.shape(1);
-  py::gil_scoped_release nogil;
-  if (f64) tapegrad::add_rows<double>(R, C, ptr<double>(x), cptr<double>(b));
-  else tapegrad::add_rows<float>(R, C, ptr<float>(x), cptr<float>(b));
-}
-
 void define(py::module_& m) {
-  m.def("add_rows", &add_rows, py::arg("x"), py::arg("b"), "x (R, C) += b (C,) in place, on the threads.");
   m.def("select", &select_where, py::arg("cond"), py::arg("a"), py::arg("b"), py::arg("shape"),
         "where(cond, a, b) as a new array of shape, bit for bit: cond bool, broadcast over leading dims; a and "
         "b one element or of shape.");

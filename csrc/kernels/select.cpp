@@ -1,8 +1,7 @@
 // Layout: every operand C-contiguous. select_broadcast walks out as one flat range of
 // outer * inner elements cut into blocks of kBlock (fixed by the size alone); cond's index is the
 // flat index modulo inner, so a block restarts cond wherever it crosses a row. sum_rows cuts the
-// rows into chunks of kChunkRows and gives each chunk's column sums to one task; add_rows gives
-// each task whole rows, about kBlock elements.
+// rows into chunks of kChunkRows and gives each chunk's column sums to one task.
 #include "kernels/select.h"
 
 #include "kernels/cpu.h"
@@ -59,23 +58,6 @@ TG_INLINE void sum_rows_body(int64_t r0, int64_t r1, int64_t C, const T* x, T* o
     const T* row = x + r * C;
     for (int64_t j = 0; j < C; ++j) out[j] += row[j];
   }
-}
-
-template <typename T>
-TG_INLINE void add_rows_body(int64_t r0, int64_t r1, int64_t C, T* x, const T* b) {
-  for (int64_t r = r0; r < r1; ++r) {
-    T* row = x + r * C;
-    for (int64_t j = 0; j < C; ++j) row[j] += b[j];
-  }
-}
-
-template <typename T>
-__attribute__((noinline)) void add_rows_base(int64_t r0, int64_t r1, int64_t C, T* x, const T* b) {
-  add_rows_body<T>(r0, r1, C, x, b);
-}
-template <typename T>
-TG_AVX2 __attribute__((noinline)) void add_rows_avx2(int64_t r0, int64_t r1, int64_t C, T* x, const T* b) {
-  add_rows_body<T>(r0, r1, C, x, b);
 }
 
 template <typename U>
@@ -164,20 +146,6 @@ void sum_rows(int64_t R, int64_t C, const T* x, T* out) {
   else sum_rows_base<T>(0, nchunks, C, part.get(), out);
 }
 
-template <typename T>
-void add_rows(int64_t R, int64_t C, T* x, const T* b) {
-  if (R <= 0 || C <= 0) return;
-  const bool avx2 = use_avx2();
-  const int64_t step = std::max<int64_t>(1, kBlock / C), ntasks = (R + step - 1) / step;
-  parallel_tiles(ntasks, R * C * int64_t(sizeof(T)) >= kParallelMinBytes, [&](int64_t k) {
-    const int64_t r0 = k * step, r1 = std::min(R, r0 + step);
-    if (avx2) add_rows_avx2<T>(r0, r1, C, x, b);
-    else add_rows_base<T>(r0, r1, C, x, b);
-  });
-}
-
-template void add_rows<float>(int64_t, int64_t, float*, const float*);
-template void add_rows<double>(int64_t, int64_t, double*, const double*);
 template void sum_rows<float>(int64_t, int64_t, const float*, float*);
 template void sum_rows<double>(int64_t, int64_t, const double*, double*);
 

@@ -20,9 +20,4 @@ void select_broadcast(int64_t outer, int64_t inner, int width, const uint8_t* co
 template <typename T>
 void sum_rows(int64_t R, int64_t C, const T* x, T* out);
 
-// x[i, j] += b[j] for a C-contiguous x (R, C): a bias added to a product's rows, one add per
-// element (numpy's `x += b`, bit for bit), rows in tasks on the threads.
-template <typename T>
-void add_rows(int64_t R, int64_t C, T* x, const T* b);
-
 }  // namespace tapegrad

@@ -95,36 +95,3 @@ def test_bad_input_raises_naming_the_op():
         _C.sum_rows(np.zeros((2, 3), np.int64))
     with pytest.raises(ValueError, match="sum_rows: expected x of shape"):
         _C.sum_rows(np.zeros(3, np.float32))
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("R, C", [(1, 5), (1024, 384), (7, 3000), (0, 4), (3, 0)])
-def test_add_rows_is_numpys_broadcast_add(dtype, R, C):
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal((R, C)).astype(dtype)
-    b = rng.standard_normal(C).astype(dtype)
-    if x.size:
-        x.flat[0] = np.nan
-    want = x + b
-    for threads in (1, 2):
-        old = tg.get_num_threads()
-        tg.set_num_threads(threads)
-        try:
-            got = x.copy()
-            _C.add_rows(got, b)
-        finally:
-            tg.set_num_threads(old)
-        assert _same(got, want)
-
-
-def test_add_rows_refuses_bad_operands():
-    x = np.zeros((2, 3), np.float32)
-    with pytest.raises(ValueError, match=r"add_rows: expected b of shape \(3,\)"):
-        _C.add_rows(x, np.zeros(2, np.float32))
-    with pytest.raises(ValueError, match="add_rows: dtypes differ"):
-        _C.add_rows(x, np.zeros(3, np.float64))
-    with pytest.raises(ValueError, match="add_rows: out overlaps b"):
-        _C.add_rows(x, x[0])
-    x.flags.writeable = False
-    with pytest.raises(ValueError, match="add_rows: x is read-only"):
-        _C.add_rows(x, np.zeros(3, np.float32))
