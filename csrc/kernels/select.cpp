@@ -8,8 +8,10 @@
 #include "kernels/parallel.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 
 namespace tapegrad {
 namespace {
@@ -49,6 +51,20 @@ TG_INLINE void select_body(int64_t n, const uint8_t* c, const U* a, bool af, con
       out[i] = U((av & m) | (bv & ~m));
     }
   }
+}
+
+struct FreeDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+
+// out[j] += row[j].
+template <typename T>
+__attribute__((noinline)) void add_row_base(int64_t C, const T* row, T* out) {
+  for (int64_t j = 0; j < C; ++j) out[j] += row[j];
+}
+template <typename T>
+TG_AVX2 __attribute__((noinline)) void add_row_avx2(int64_t C, const T* row, T* out) {
+  for (int64_t j = 0; j < C; ++j) out[j] += row[j];
 }
 
 template <typename T>
@@ -136,14 +152,24 @@ void sum_rows(int64_t R, int64_t C, const T* x, T* out) {
     return;
   }
   // Partial sums per chunk, then added in chunk order: the same additions for any thread count.
-  std::unique_ptr<T[]> part(new T[nchunks * C]);
+  // Each chunk's partial starts on its own cache line: every row of the chunk rewrites it, and
+  // partials that shared a line with their neighbour's (C * sizeof(T) not a multiple of 64, or
+  // the buffer not aligned) bounced it between the cores at every row: 2080 x 192 float32 took
+  // 44 us on 2 threads against 25 on 1.
+  const int64_t ld = (C * int64_t(sizeof(T)) + 63) / 64 * 64 / int64_t(sizeof(T));
+  std::unique_ptr<T[], FreeDeleter> part(static_cast<T*>(std::aligned_alloc(64, sizeof(T) * nchunks * ld)));
+  if (!part) throw std::bad_alloc();
   parallel_tiles(nchunks, R * C * int64_t(sizeof(T)) >= kParallelMinBytes, [&](int64_t k) {
     const int64_t r0 = k * kChunkRows, r1 = std::min(R, r0 + kChunkRows);
-    if (avx2) sum_rows_avx2<T>(r0, r1, C, x, part.get() + k * C);
-    else sum_rows_base<T>(r0, r1, C, x, part.get() + k * C);
+    if (avx2) sum_rows_avx2<T>(r0, r1, C, x, part.get() + k * ld);
+    else sum_rows_base<T>(r0, r1, C, x, part.get() + k * ld);
   });
-  if (avx2) sum_rows_avx2<T>(0, nchunks, C, part.get(), out);
-  else sum_rows_base<T>(0, nchunks, C, part.get(), out);
+  // The chunks' partials in order: rows of a (nchunks, C) array ld apart.
+  std::copy(part.get(), part.get() + C, out);
+  for (int64_t k = 1; k < nchunks; ++k) {
+    if (avx2) add_row_avx2<T>(C, part.get() + k * ld, out);
+    else add_row_base<T>(C, part.get() + k * ld, out);
+  }
 }
 
 template void sum_rows<float>(int64_t, int64_t, const float*, float*);
