@@ -96,10 +96,11 @@ constexpr double kJoinWork = 1e6;
 constexpr int64_t kPackAhead = 8;
 // Tiles side by side along N share every row of C, and each K block rewrites the tile: the
 // cores' prefetchers run past a tile's last column into the next tile's lines, so the threads
-// took cache lines from each other at every row of every K block. A tile of at most this many
-// bytes is computed in a per-thread buffer and copied into C once (192 x 2080 @ 2080 x 576
-// float32 on 2 threads, tiles of 288 columns: 1.45-1.57 ms a product, 1.33-1.42 with the tiles'
-// C apart).
+// took cache lines from each other at every row of every K block. With more than one K block, a
+// tile of at most this many bytes is computed in a per-thread buffer and copied into C once
+// (192 x 2080 @ 2080 x 576 float32 on 2 threads, tiles of 288 columns: 1.45-1.57 ms a product,
+// 1.33-1.42 with the tiles' C apart). With one K block C is written once and the copy would
+// only cost (20 x 128 @ 128 x 1024: 22-24 us -> 26-27 us).
 constexpr int64_t kPrivateTileBytes = 1 << 20;
 
 // ---------------------------------------------------------------- scratch buffers
@@ -619,7 +620,7 @@ void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t 
       if (m1 <= m0 || n1 <= n0) continue;
       const int64_t mt = m1 - m0, nt_cols = n1 - n0, ld = (nt_cols + 15) / 16 * 16;  // rows on cache lines
       T* c = C + m0 * rsc + n0 * csc;
-      if (tn == 1 || double(mt) * double(ld) * sizeof(T) > kPrivateTileBytes) {
+      if (tn == 1 || K <= Cfg::KC || double(mt) * double(ld) * sizeof(T) > kPrivateTileBytes) {
         gemm_serial<T, Cfg>(mt, nt_cols, K, alpha, A + m0 * rsa, rsa, csa, B + n0 * csb, rsb, csb, beta, c, rsc,
                             csc, mine, bias ? bias + n0 : nullptr);
         continue;
