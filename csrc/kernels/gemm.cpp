@@ -287,6 +287,24 @@ void ukernel_generic(int64_t kc, const T* __restrict A, int64_t ars, int64_t acs
       C[i * rsc + j] = beta == T(0) ? alpha * acc[i][j] : alpha * acc[i][j] + beta * C[i * rsc + j];
 }
 
+// C (m x n) += bias (n) along its rows (add_bias, below, picks the ISA).
+template <typename T>
+inline __attribute__((always_inline)) void add_bias_body(int64_t m, int64_t n, const T* bias, T* C, int64_t rsc,
+                                                         int64_t csc) {
+  for (int64_t i = 0; i < m; ++i) {
+    T* c = C + i * rsc;
+    if (csc == 1) {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) c[j] += bias[j];
+    } else {
+      for (int64_t j = 0; j < n; ++j) c[j * csc] += bias[j];
+    }
+  }
+}
+template <typename T>
+void add_bias_base(int64_t m, int64_t n, const T* bias, T* C, int64_t rsc, int64_t csc) {
+  add_bias_body(m, n, bias, C, rsc, csc);
+}
 #if defined(__x86_64__)
 #define TG_AVX2 __attribute__((target("avx2,fma")))
 #define TG_AVX512 __attribute__((target("avx512f,avx2,fma")))
@@ -344,6 +362,15 @@ TG_DEFINE_SIMD_KERNEL(ukernel_avx512_f32, TG_AVX512, 12, float, __m512, 16, _mm5
 TG_DEFINE_SIMD_KERNEL(ukernel_avx512_f64, TG_AVX512, 12, double, __m512d, 8, _mm512_load_pd, _mm512_loadu_pd,
                       _mm512_storeu_pd, TG_BCAST512_PD, _mm512_fmadd_pd, _mm512_mul_pd, _mm512_set1_pd,
                       _mm512_setzero_pd)
+// add_bias for the two SIMD ISAs (add_bias below picks by the kernel's).
+template <typename T>
+TG_AVX2 void add_bias_avx2(int64_t m, int64_t n, const T* bias, T* C, int64_t rsc, int64_t csc) {
+  add_bias_body(m, n, bias, C, rsc, csc);
+}
+template <typename T>
+TG_AVX512 void add_bias_avx512(int64_t m, int64_t n, const T* bias, T* C, int64_t rsc, int64_t csc) {
+  add_bias_body(m, n, bias, C, rsc, csc);
+}
 #undef TG_BCAST512_PS
 #undef TG_BCAST512_PD
 #undef TG_DEFINE_SIMD_KERNEL
@@ -428,35 +455,6 @@ inline void tile(int64_t m, int64_t n, int64_t kc, const T* Ap, int64_t ars, int
 // C (m x n) += bias (n) along its rows: a tile just computed, still in L1. Compiled for the
 // micro-kernel's ISA (kIsa): at the baseline's 4-wide vectors the adds cost 3% of a 12 x 32 tile's
 // time at K = 256.
-template <typename T>
-inline __attribute__((always_inline)) void add_bias_body(int64_t m, int64_t n, const T* bias, T* C, int64_t rsc,
-                                                         int64_t csc) {
-  for (int64_t i = 0; i < m; ++i) {
-    T* c = C + i * rsc;
-    if (csc == 1) {
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) c[j] += bias[j];
-    } else {
-      for (int64_t j = 0; j < n; ++j) c[j * csc] += bias[j];
-    }
-  }
-}
-template <typename T>
-void add_bias_base(int64_t m, int64_t n, const T* bias, T* C, int64_t rsc, int64_t csc) {
-  add_bias_body(m, n, bias, C, rsc, csc);
-}
-#if defined(__x86_64__)
-template <typename T>
-__attribute__((target("avx2,fma"))) void add_bias_avx2(int64_t m, int64_t n, const T* bias, T* C, int64_t rsc,
-                                                       int64_t csc) {
-  add_bias_body(m, n, bias, C, rsc, csc);
-}
-template <typename T>
-__attribute__((target("avx512f,avx2,fma,prefer-vector-width=512"))) void add_bias_avx512(
-    int64_t m, int64_t n, const T* bias, T* C, int64_t rsc, int64_t csc) {
-  add_bias_body(m, n, bias, C, rsc, csc);
-}
-#endif
 template <typename T, Isa I = Isa::generic>
 void add_bias(int64_t m, int64_t n, const T* bias, T* C, int64_t rsc, int64_t csc) {
 #if defined(__x86_64__)
