@@ -136,8 +136,9 @@ void check_out_overlap(const std::string& op, const py::array& out,
 }
 
 // ---------------------------------------------------------------- GEMM
-// matmul(a, b, out, alpha=1, beta=0): a (..., M, K), b (..., K, N), out (..., M, N) with the
-// same leading batch shape (broadcast batch dims arrive as stride-0 views). Any strides.
+// matmul(a, b, out, alpha=1, beta=0, bias=None): a (..., M, K), b (..., K, N), out (..., M, N)
+// with the same leading batch shape (broadcast batch dims arrive as stride-0 views), any
+// strides; bias, a contiguous (N,) vector, is added to every row of every product.
 template <typename T>
 void matmul_impl(const py::array& a, const py::array& b, py::array& out, double alpha, double beta,
                  const std::optional<py::array>& bias) {
