@@ -10,9 +10,12 @@
 #endif
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kernels/attention.h"
@@ -1990,6 +1993,31 @@ PYBIND11_MODULE(_C, m) {
   m.def("get_num_threads", &tapegrad::num_threads, "The process-wide kernel thread count.");
   m.def("_kernel_pool_workers", &tapegrad::kernel_pool_workers,
         "Worker threads the kernels' pool has started (tests; 0 in the ThreadSanitizer build).");
+  m.def(
+      "_parallel_tiles_takers",
+      [](int64_t ntiles, int64_t worker_delay_us) {
+        std::vector<std::atomic<int>> runs(ntiles);
+        std::vector<int> caller(ntiles, 0);
+        std::vector<int64_t> seq(ntiles, -1);
+        std::atomic<int64_t> taken{0};
+        const auto me = std::this_thread::get_id();
+        {
+          py::gil_scoped_release nogil;
+          tapegrad::parallel_tiles(ntiles, true, [&](int64_t t) {
+            const bool mine = std::this_thread::get_id() == me;
+            if (!mine && worker_delay_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(worker_delay_us));
+            runs[t].fetch_add(1);
+            caller[t] = mine;
+            seq[t] = taken.fetch_add(1);
+          });
+        }
+        std::vector<int> counts(ntiles);
+        for (int64_t t = 0; t < ntiles; ++t) counts[t] = runs[t].load();
+        return py::make_tuple(counts, caller, seq);
+      },
+      py::arg("ntiles"), py::arg("worker_delay_us"),
+      "Tests: parallel_tiles over ntiles tiles, each on another thread than the caller first sleeping "
+      "worker_delay_us; per tile the times it ran, whether the caller ran it, and when it was taken.");
 #ifdef TAPEGRAD_TSAN
   // Debug-only (the ThreadSanitizer build): a deliberate data race, so scripts/tsan.sh can show
   // that TSan sees races in this module at all. Every thread adds to one unsynchronised counter.

@@ -120,6 +120,20 @@ def test_two_threads_are_not_slower_than_one_next_to_a_busy_process(restore_thre
     assert two < 2.0 * one, f"2 threads {two * 1e3:.1f} ms, 1 thread {one * 1e3:.1f} ms"
 
 
+@pytest.mark.threads
+@pytest.mark.parametrize("ntiles", [2, 3, 64, 1001])
+def test_parallel_tiles_runs_every_tile_once(restore_threads, ntiles):
+    """Each share takes its own range of tiles, then what is left of the others' (parallel.h):
+    every tile runs exactly once, with a prompt worker and with one that sleeps before each of
+    its tiles. A slow worker's range is taken by the caller, which does not wait for it."""
+    _C.set_num_threads(2)
+    for delay_us in (0, 0, 2000):
+        counts, caller, _ = _C._parallel_tiles_takers(ntiles, delay_us)
+        assert counts == [1] * ntiles, (delay_us, counts)
+    if ntiles >= 64:  # the worker, 2 ms a tile, finishes at most a few before the caller has taken the rest
+        assert sum(caller) >= ntiles - 8, sum(caller)
+
+
 @pytest.mark.skipif(TSAN_BUILD or sys.platform != "linux", reason="pool threads; a busy core")
 def test_regions_on_an_oversubscribed_machine_give_the_same_results():
     """With a process spinning on every core the kernels' regions run on the caller alone (the
