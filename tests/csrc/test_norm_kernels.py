@@ -141,10 +141,12 @@ def test_statistics_keep_their_accuracy_far_from_zero(dtype):
     np.testing.assert_allclose(y, yref, atol=2e-3 if dtype == np.float32 else 1e-10)
 
 
-@pytest.mark.parametrize("shape, groups", [((8, 4, 20000), 2), ((2, 4, 20000), 2), ((16, 6, 7), 3)])
+@pytest.mark.parametrize("shape, groups", [((8, 4, 20000), 2), ((2, 4, 20000), 2), ((16, 6, 7), 3),
+                                           ((32, 64, 8, 8), 32), ((1000, 12, 5), 6)])
 def test_group_norm_a_group_at_a_time_and_split(shape, groups):
-    """Both of group_norm's routes (a group at a time for >= 8 groups, split planes for fewer),
-    with groups longer than a statistics tile (16384 elements), against float64."""
+    """Both of group_norm's routes (ranges of groups for >= 8 groups, split planes for fewer),
+    with groups longer than a statistics tile (16384 elements), and small groups many to a range
+    (the last one short), against float64."""
     rng = np.random.default_rng(2)
     x = (rng.standard_normal(shape) * 3 + 5).astype(np.float32)
     g = rng.standard_normal(shape).astype(np.float32)
@@ -169,7 +171,8 @@ def test_group_norm_a_group_at_a_time_and_split(shape, groups):
 
 @pytest.mark.threads
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(32, 16, 32, 32), (4, 3, 80000), (3000, 40), (2, 8, 5000), (8, 4, 20000)])
+@pytest.mark.parametrize("shape", [(32, 16, 32, 32), (4, 3, 80000), (3000, 40), (2, 8, 5000), (8, 4, 20000),
+                                   (600, 12, 5)])
 def test_one_result_for_any_thread_count(restore_threads, dtype, shape):
     rng = np.random.default_rng(1)
     x = (rng.standard_normal(shape) + 1).astype(dtype)
