@@ -17,7 +17,7 @@ Isa widest_build(Kernel k) {
     case Kernel::gemm: return Isa::avx512;
     case Kernel::conv: return Isa::avx512;
     case Kernel::rows: return Isa::avx512;
-    case Kernel::norm: return Isa::avx2;
+    case Kernel::norm: return Isa::avx512;
     case Kernel::rnn: return Isa::avx512;
     case Kernel::attention: return Isa::avx512;
     case Kernel::pool: return Isa::avx2;

@@ -1,7 +1,7 @@
 // batch_norm and group_norm kernels (see norm.h for the layout).
 //
 // Every loop body is written once (a template, inlined) and compiled for the baseline ISA and,
-// through target attributes, for AVX2+FMA, chosen at run time by CPU feature (cpu.h).
+// through target attributes, for AVX2+FMA and AVX-512, chosen at run time by CPU feature (cpu.h).
 // Work is cut into tiles fixed by the shape (parallel_tiles hands them out): statistics of a
 // tile are written to their own slot and merged afterwards in slot order.
 #include "kernels/norm.h"
@@ -21,6 +21,7 @@ namespace {
 
 #define TG_INLINE inline __attribute__((always_inline))
 #define TG_AVX2 __attribute__((target("avx2,fma")))
+#define TG_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512")))
 
 // Elements below which a fork costs more than it saves.
 constexpr int64_t kParallelMinElems = 1 << 15;
@@ -32,7 +33,10 @@ constexpr int64_t kTile = 16384;
 // splits the planes.
 constexpr int64_t kMinGroupsFused = 8;
 
-bool has_avx2() { return kernel_isa(Kernel::norm) >= Isa::avx2; }
+Isa isa() {
+  static const Isa chosen = kernel_isa(Kernel::norm);
+  return chosen;
+}
 
 // ---------------------------------------------------------------- loop bodies
 // Each run of elements is reduced on its own in lanes (lane_sums.h: kLaneBytes of partials, moved
@@ -143,7 +147,9 @@ TG_INLINE void backward_input_each_body(int64_t runs, int64_t len, int64_t per, 
   template <typename T>                                                             \
   __attribute__((noinline, noclone)) void name##_base params { name##_body<T> args; }         \
   template <typename T>                                                             \
-  TG_AVX2 __attribute__((noinline, noclone)) void name##_avx2 params { name##_body<T> args; }
+  TG_AVX2 __attribute__((noinline, noclone)) void name##_avx2 params { name##_body<T> args; }   \
+  template <typename T>                                                             \
+  TG_AVX512 __attribute__((noinline, noclone)) void name##_avx512 params { name##_body<T> args; }
 
 TG_VARIANTS(moments, (const T* x, int64_t planes, int64_t stride, int64_t len, double* mean, double* m2),
             (x, planes, stride, len, mean, m2))
@@ -162,7 +168,10 @@ TG_VARIANTS(backward_input_each, (int64_t runs, int64_t len, int64_t per, const 
             (runs, len, per, g, x, m, a, k, d, gx))
 #undef TG_VARIANTS
 
-#define TG_CALL(name, T, ...) (has_avx2() ? name##_avx2<T>(__VA_ARGS__) : name##_base<T>(__VA_ARGS__))
+#define TG_CALL(name, T, ...)                                \
+  (isa() == Isa::avx512 ? name##_avx512<T>(__VA_ARGS__)     \
+   : isa() == Isa::avx2 ? name##_avx2<T>(__VA_ARGS__)       \
+                        : name##_base<T>(__VA_ARGS__))
 
 // Chan et al.'s pairwise update: (n, mean, m2) absorbs a block of nb elements.
 inline void merge_moments(double& n, double& mean, double& m2, double nb, double mean_b, double m2_b) {

@@ -95,7 +95,7 @@ def test_this_process_reports_what_gemm_runs():
 
 def test_unset_is_the_widest_build():
     isa = isa_under()
-    widest = {"norm": "avx2", "pool": "avx2", "optim": "avx2"}
+    widest = {"pool": "avx2", "optim": "avx2"}
     for family in FAMILIES:
         assert isa[family] == LEVELS[min(rank(CPU), rank(widest.get(family, "avx512")))] or (
             family == "conv" and CPU != "avx512" and isa[family] == "generic"), (family, isa)
