@@ -1689,15 +1689,35 @@ Dims attention_checks(const std::string& op, const py::array& q, const py::array
   return out;
 }
 
+// The output, of shape (..., L, Dv) as q's leading dims. With heads (4 dims or more: (..., H, L,
+// Dv)) it is laid out as (..., L, H, Dv), as PyTorch's CPU attention lays out its own: the
+// transpose(-3, -2) and reshape that merge the heads after attention are then a view, not a copy
+// of the whole output in every block.
+py::array attention_out(const py::array& q, const Dims& d) {
+  std::vector<py::ssize_t> shape = lead_shape(q);
+  shape.push_back(d.L);
+  shape.push_back(d.Dv);
+  const size_t nd = shape.size();
+  if (nd < 4) return py::array(q.dtype(), shape);
+  std::vector<py::ssize_t> rows_first(shape);
+  std::swap(rows_first[nd - 3], rows_first[nd - 2]);
+  py::array base(q.dtype(), rows_first);
+  std::vector<py::ssize_t> strides(base.strides(), base.strides() + nd);
+  std::swap(strides[nd - 3], strides[nd - 2]);
+  return py::array(q.dtype(), shape, strides, base.data(), base);
+}
+
 template <typename T>
 py::tuple attention_forward_t(const std::string& op, const py::array& q, const py::array& k, const py::array& v,
                               const std::optional<py::array>& mask, bool causal, double scale, const Dims& d) {
   const HeadsOf<T> hq = heads_of<T>(op, "query", q), hk = heads_of<T>(op, "key", k), hv = heads_of<T>(op, "value", v);
-  py::array out(q.dtype(), std::vector<py::ssize_t>{d.BH, d.L, d.Dv}), lse(q.dtype(), std::vector<py::ssize_t>{d.BH, d.L});
+  py::array out = attention_out(q, d), lse(q.dtype(), std::vector<py::ssize_t>{d.BH, d.L});
+  const HeadsOf<T> ho = heads_of<T>(op, "output", out);
   {
     py::gil_scoped_release nogil;
     tapegrad::attention_forward<T>(d.BH, d.L, d.S, d.D, d.Dv, hq.view(), hk.view(), hv.view(), cptr<T>(mask), d.MB,
-                                   causal, static_cast<T>(scale), ptr<T>(out), ptr<T>(lse));
+                                   causal, static_cast<T>(scale),
+                                   {const_cast<T*>(ho.data), ho.offset.data(), ho.ld}, ptr<T>(lse));
   }
   return py::make_tuple(out, lse);
 }
@@ -1716,13 +1736,13 @@ py::tuple attention_backward_t(const std::string& op, const py::array& g, const 
                                const py::array& v, const std::optional<py::array>& mask, bool causal, double scale,
                                const py::array& out, const py::array& lse, const Dims& d) {
   const HeadsOf<T> hq = heads_of<T>(op, "query", q), hk = heads_of<T>(op, "key", k), hv = heads_of<T>(op, "value", v),
-                   hg = heads_of<T>(op, "grad_output", g);
+                   hg = heads_of<T>(op, "grad_output", g), ho = heads_of<T>(op, "output", out);
   py::array dq(q.dtype(), std::vector<py::ssize_t>{d.BH, d.L, d.D}), dk(q.dtype(), std::vector<py::ssize_t>{d.BH, d.S, d.D}),
       dv(q.dtype(), std::vector<py::ssize_t>{d.BH, d.S, d.Dv});
   {
     py::gil_scoped_release nogil;
     tapegrad::attention_backward<T>(d.BH, d.L, d.S, d.D, d.Dv, hq.view(), hk.view(), hv.view(), cptr<T>(mask), d.MB,
-                                    causal, static_cast<T>(scale), cptr<T>(out), cptr<T>(lse), hg.view(), ptr<T>(dq),
+                                    causal, static_cast<T>(scale), ho.view(), cptr<T>(lse), hg.view(), ptr<T>(dq),
                                     ptr<T>(dk), ptr<T>(dv));
   }
   return py::make_tuple(dq, dk, dv);
@@ -1740,10 +1760,8 @@ py::tuple attention_backward(const py::array& g, const py::array& q, const py::a
   want_g.push_back(d.Dv);
   if (std::vector<py::ssize_t>(g.shape(), g.shape() + g.ndim()) != want_g)
     fail(op, "grad_output must have shape " + shape_str(want_g) + " (the output's), got " + shape_str(g));
-  if (out.ndim() != 3 || out.shape(0) != d.BH || out.shape(1) != d.L || out.shape(2) != d.Dv)
-    fail(op, "output must have shape (" + std::to_string(d.BH) + ", " + std::to_string(d.L) + ", " +
-                 std::to_string(d.Dv) + "), got " + shape_str(out));
-  check_contiguous(op, "output", out);
+  if (std::vector<py::ssize_t>(out.shape(), out.shape() + out.ndim()) != want_g)
+    fail(op, "output must have shape " + shape_str(want_g) + " (the forward's), got " + shape_str(out));
   if (lse.ndim() != 2 || lse.shape(0) != d.BH || lse.shape(1) != d.L)
     fail(op, "lse must have shape (" + std::to_string(d.BH) + ", " + std::to_string(d.L) + "), got " + shape_str(lse));
   check_contiguous(op, "lse", lse);

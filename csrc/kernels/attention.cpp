@@ -182,7 +182,8 @@ inline int64_t key_end(int64_t i0, int64_t rows, int64_t S, bool causal) {
 
 template <typename T, int VB>
 TG_INLINE void head_forward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, int64_t ldq, const T* k,
-                            int64_t ldk, const T* v, int64_t ldv, const T* mask, bool causal, T scale, T* out, T* lse) {
+                            int64_t ldk, const T* v, int64_t ldv, const T* mask, bool causal, T scale, T* out,
+                            int64_t ldo, T* lse) {
   std::vector<T> s(kQ * kK), m(kQ), l(kQ), acc(kQ * Dv), kt(D * kK);
   const T ninf = -std::numeric_limits<T>::infinity();
   for (int64_t i0 = 0; i0 < L; i0 += kQ) {
@@ -220,7 +221,7 @@ TG_INLINE void head_forward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T
     }
     for (int64_t i = 0; i < rows; ++i) {
       const T inv = l[i] > T(0) ? T(1) / l[i] : std::numeric_limits<T>::quiet_NaN();
-      for (int64_t d = 0; d < Dv; ++d) out[(i0 + i) * Dv + d] = acc[i * Dv + d] * inv;
+      for (int64_t d = 0; d < Dv; ++d) out[(i0 + i) * ldo + d] = acc[i * Dv + d] * inv;
       lse[i0 + i] = l[i] > T(0) ? m[i] + std::log(l[i]) : ninf;
     }
   }
@@ -229,12 +230,12 @@ TG_INLINE void head_forward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T
 template <typename T, int VB>
 TG_INLINE void head_backward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, int64_t ldq, const T* k,
                              int64_t ldk, const T* v, int64_t ldv, const T* mask, bool causal, T scale, const T* out,
-                             const T* lse, const T* g, int64_t ldg, T* dq, T* dk, T* dv) {
+                             int64_t ldo, const T* lse, const T* g, int64_t ldg, T* dq, T* dk, T* dv) {
   std::vector<T> p(kQ * kK), dp(kQ * kK), delta(L), kt(D * kK), vt(Dv * kK);
   const T ninf = -std::numeric_limits<T>::infinity();
   for (int64_t i = 0; i < L; ++i) {
     T sum = T(0);
-    for (int64_t d = 0; d < Dv; ++d) sum += g[i * ldg + d] * out[i * Dv + d];
+    for (int64_t d = 0; d < Dv; ++d) sum += g[i * ldg + d] * out[i * ldo + d];
     delta[i] = lse[i] == ninf ? T(0) : sum;
   }
   std::fill(dq, dq + L * D, T(0));
@@ -279,13 +280,13 @@ TG_INLINE void head_backward(int64_t L, int64_t S, int64_t D, int64_t Dv, const 
 
 #define TG_FWD_PARAMS                                                                                       \
   (int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, int64_t ldq, const T* k, int64_t ldk, const T* v, \
-   int64_t ldv, const T* mask, bool causal, T scale, T* out, T* lse)
-#define TG_FWD_ARGS (L, S, D, Dv, q, ldq, k, ldk, v, ldv, mask, causal, scale, out, lse)
+   int64_t ldv, const T* mask, bool causal, T scale, T* out, int64_t ldo, T* lse)
+#define TG_FWD_ARGS (L, S, D, Dv, q, ldq, k, ldk, v, ldv, mask, causal, scale, out, ldo, lse)
 #define TG_BWD_PARAMS                                                                                       \
   (int64_t L, int64_t S, int64_t D, int64_t Dv, const T* q, int64_t ldq, const T* k, int64_t ldk, const T* v, \
-   int64_t ldv, const T* mask, bool causal, T scale, const T* out, const T* lse, const T* g, int64_t ldg, T* dq,  \
-   T* dk, T* dv)
-#define TG_BWD_ARGS (L, S, D, Dv, q, ldq, k, ldk, v, ldv, mask, causal, scale, out, lse, g, ldg, dq, dk, dv)
+   int64_t ldv, const T* mask, bool causal, T scale, const T* out, int64_t ldo, const T* lse, const T* g,        \
+   int64_t ldg, T* dq, T* dk, T* dv)
+#define TG_BWD_ARGS (L, S, D, Dv, q, ldq, k, ldk, v, ldv, mask, causal, scale, out, ldo, lse, g, ldg, dq, dk, dv)
 #define TG_VARIANTS(name, params, args)                                                             \
   template <typename T>                                                                            \
   __attribute__((noinline)) void name##_base params { name<T, 16> args; }                           \
@@ -325,32 +326,32 @@ bool parallel_heads(int64_t BH, int64_t L, int64_t S, int64_t D, int64_t Dv) {
 
 template <typename T>
 void attention_forward(int64_t BH, int64_t L, int64_t S, int64_t D, int64_t Dv, Heads<T> q, Heads<T> k, Heads<T> v,
-                       const T* mask, int64_t MB, bool causal, T scale, T* out, T* lse) {
+                       const T* mask, int64_t MB, bool causal, T scale, OutHeads<T> out, T* lse) {
   parallel_for(BH, parallel_heads(BH, L, S, D, Dv), [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b)
       head_forward_run<T>(L, S, D, Dv, q.head(b), q.ld, k.head(b), k.ld, v.head(b), v.ld,
-                          mask ? mask + (MB == 1 ? 0 : b) * L * S : nullptr, causal, scale, out + b * L * Dv,
+                          mask ? mask + (MB == 1 ? 0 : b) * L * S : nullptr, causal, scale, out.head(b), out.ld,
                           lse + b * L);
   });
 }
 
 template <typename T>
 void attention_backward(int64_t BH, int64_t L, int64_t S, int64_t D, int64_t Dv, Heads<T> q, Heads<T> k, Heads<T> v,
-                        const T* mask, int64_t MB, bool causal, T scale, const T* out, const T* lse, Heads<T> gout,
+                        const T* mask, int64_t MB, bool causal, T scale, Heads<T> out, const T* lse, Heads<T> gout,
                         T* dq, T* dk, T* dv) {
   parallel_for(BH, parallel_heads(BH, L, S, D, Dv), [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b)
       head_backward_run<T>(L, S, D, Dv, q.head(b), q.ld, k.head(b), k.ld, v.head(b), v.ld,
-                           mask ? mask + (MB == 1 ? 0 : b) * L * S : nullptr, causal, scale, out + b * L * Dv,
+                           mask ? mask + (MB == 1 ? 0 : b) * L * S : nullptr, causal, scale, out.head(b), out.ld,
                            lse + b * L, gout.head(b), gout.ld, dq + b * L * D, dk + b * S * D, dv + b * S * Dv);
   });
 }
 
 #define TG_INSTANTIATE(T)                                                                                         \
   template void attention_forward<T>(int64_t, int64_t, int64_t, int64_t, int64_t, Heads<T>, Heads<T>, Heads<T>, \
-                                     const T*, int64_t, bool, T, T*, T*);                                         \
+                                     const T*, int64_t, bool, T, OutHeads<T>, T*);                                \
   template void attention_backward<T>(int64_t, int64_t, int64_t, int64_t, int64_t, Heads<T>, Heads<T>, Heads<T>, \
-                                      const T*, int64_t, bool, T, const T*, const T*, Heads<T>, T*, T*, T*);
+                                      const T*, int64_t, bool, T, Heads<T>, const T*, Heads<T>, T*, T*, T*);
 TG_INSTANTIATE(float)
 TG_INSTANTIATE(double)
 #undef TG_INSTANTIATE

@@ -5,8 +5,8 @@
 //
 // Layout: q (BH, L, D), k (BH, S, D), v (BH, S, Dv), each addressed as Heads (below): any head
 // and row strides, elements of a row adjacent, so the (B, H, L, D) view that a (B, L, H, D)
-// projection gives by transpose(1, 2) arrives without a copy. out (BH, L, Dv), lse (BH, L) and the
-// gradients are C-contiguous; mask, when not null, is an additive float mask (MB, L, S),
+// projection gives by transpose(1, 2) arrives without a copy; out is written, and read back by the
+// backward, the same way (OutHeads). lse (BH, L) and the gradients are C-contiguous; mask, when not null, is an additive float mask (MB, L, S),
 // C-contiguous, with MB = 1 (shared) or BH; causal lets query i see keys j <= i (PyTorch's
 // top-left alignment). A query row that sees no key (every score -inf) comes out NaN, as softmax
 // over it does; its gradient is 0.
@@ -26,15 +26,24 @@ struct Heads {
   const T* head(int64_t b) const { return data + offset[b]; }
 };
 
+// The same for rows to write.
+template <typename T>
+struct OutHeads {
+  T* data;
+  const int64_t* offset;
+  int64_t ld;
+  T* head(int64_t b) const { return data + offset[b]; }
+};
+
 // out = softmax(q k^T * scale + mask) v; lse (BH, L) the log-sum-exp of each row's scores.
 template <typename T>
 void attention_forward(int64_t BH, int64_t L, int64_t S, int64_t D, int64_t Dv, Heads<T> q, Heads<T> k, Heads<T> v,
-                       const T* mask, int64_t MB, bool causal, T scale, T* out, T* lse);
+                       const T* mask, int64_t MB, bool causal, T scale, OutHeads<T> out, T* lse);
 
 // dq, dk, dv from gout (BH, L, Dv), the forward's out and lse.
 template <typename T>
 void attention_backward(int64_t BH, int64_t L, int64_t S, int64_t D, int64_t Dv, Heads<T> q, Heads<T> k, Heads<T> v,
-                        const T* mask, int64_t MB, bool causal, T scale, const T* out, const T* lse, Heads<T> gout,
+                        const T* mask, int64_t MB, bool causal, T scale, Heads<T> out, const T* lse, Heads<T> gout,
                         T* dq, T* dk, T* dv);
 
 }  // namespace tapegrad

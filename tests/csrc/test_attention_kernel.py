@@ -144,15 +144,20 @@ def test_attention_reads_strided_heads_in_place(dtype):
     for causal in (False, True):
         out, lse = _C.attention(q, k, v, None, causal, 0.3)
         want, want_lse = _C.attention(*dense[:3], None, causal, 0.3)
-        np.testing.assert_array_equal(out, want)
+        # (B, H, L, Dv) laid out as (B, L, H, Dv): merging the heads back is a view
+        assert out.shape == (B, H, L, 20) and out.transpose(0, 2, 1, 3).flags.c_contiguous
+        assert want.flags.c_contiguous  # no head dim: C-contiguous
+        np.testing.assert_array_equal(out.reshape(want.shape), want)
         np.testing.assert_array_equal(lse, want_lse)
         got = _C.attention_backward(g, q, k, v, None, causal, 0.3, out, lse)
-        for a, b in zip(got, _C.attention_backward(dense[3], *dense[:3], None, causal, 0.3, out, lse)):
+        for a, b in zip(got, _C.attention_backward(dense[3], *dense[:3], None, causal, 0.3, want, lse)):
             np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="adjacent elements along its last dim"):
         _C.attention(q[..., ::2], k[..., ::2], v, None, False, 1.0)
     with pytest.raises(ValueError, match="grad_output must have shape"):
         _C.attention_backward(dense[3], q, k, v, None, False, 1.0, out, lse)
+    with pytest.raises(ValueError, match="output must have shape"):
+        _C.attention_backward(g, q, k, v, None, False, 1.0, want, lse)
 
 
 def test_sdpa_of_transposed_projections_matches_torch():
