@@ -200,15 +200,21 @@ __attribute__((target("avx2,fma"))) void pack_streams(int64_t kc, const double* 
   for (; p < kc; ++p)
     for (int i = 0; i < count; ++i) Ap[p * LD + i] = a[i * rsa + p];
 }
-// All N streams: groups of 8 (float) or 4 (double), then 4, then 2.
-template <int N, typename T>
-__attribute__((target("avx2,fma"))) void pack_all_streams(int64_t kc, const T* src, int64_t stride, T* dst) {
-  static_assert(N % 2 == 0, "pack_streams takes streams in pairs at least");
+// The first `count` of W streams, in groups of 8 (float) or 4 (double), then 4, then 2, then
+// one; streams count..W-1 zero (an edge panel: M or N not a multiple of the micro-tile's).
+template <int W, typename T>
+__attribute__((target("avx2,fma"))) void pack_all_streams(int count, int64_t kc, const T* src, int64_t stride,
+                                                          T* dst) {
   constexpr int kWide = sizeof(T) == 4 ? 8 : 4;
   int i = 0;
-  for (; i + kWide <= N; i += kWide) pack_streams<N>(kc, src + i * stride, stride, dst + i, kWide);
-  for (; i + 4 <= N; i += 4) pack_streams<N>(kc, src + i * stride, stride, dst + i, 4);
-  for (; i + 2 <= N; i += 2) pack_streams<N>(kc, src + i * stride, stride, dst + i, 2);
+  for (; i + kWide <= count; i += kWide) pack_streams<W>(kc, src + i * stride, stride, dst + i, kWide);
+  for (; i + 4 <= count; i += 4) pack_streams<W>(kc, src + i * stride, stride, dst + i, 4);
+  for (; i + 2 <= count; i += 2) pack_streams<W>(kc, src + i * stride, stride, dst + i, 2);
+  for (; i < count; ++i)
+    for (int64_t p = 0; p < kc; ++p) dst[p * W + i] = src[i * stride + p];
+  if (count < W)
+    for (int64_t p = 0; p < kc; ++p)
+      for (int j = count; j < W; ++j) dst[p * W + j] = T(0);
 }
 #endif
 
@@ -217,37 +223,54 @@ __attribute__((target("avx2,fma"))) void pack_all_streams(int64_t kc, const T* s
 // poorly, so each slice is prefetched kPackAhead ahead: without, the copy waited on memory for
 // about a cycle per element (20 x 1024 @ 1024 x 256 float32 spent half its time packing B; a
 // weight gradient's X^T, 512 x 1024 @ 1024 x 128 float32, ran at 135-138 GFLOP/s, 149-151 with).
+// Slices of count < W elements (an edge panel) take the rest of each dst slice as zeros.
 template <int W, typename T>
-void copy_slices(int64_t kc, const T* src, int64_t stride, T* dst) {
-  for (int64_t p = 0; p < kc; ++p) {
+void copy_slices(int count, int64_t kc, const T* src, int64_t stride, T* dst) {
+  const auto ahead = [&](int64_t p) {
     if (p + kPackAhead < kc) {
       __builtin_prefetch(src + (p + kPackAhead) * stride);
-      __builtin_prefetch(src + (p + kPackAhead) * stride + W - 1);
+      __builtin_prefetch(src + (p + kPackAhead) * stride + count - 1);
     }
-    for (int i = 0; i < W; ++i) dst[p * W + i] = src[p * stride + i];
+  };
+  if (count == W) {
+    for (int64_t p = 0; p < kc; ++p) {
+      ahead(p);
+      for (int i = 0; i < W; ++i) dst[p * W + i] = src[p * stride + i];
+    }
+    return;
+  }
+  for (int64_t p = 0; p < kc; ++p) {
+    ahead(p);
+    for (int i = 0; i < W; ++i) dst[p * W + i] = T(0);
+    for (int i = 0; i < count; ++i) dst[p * W + i] = src[p * stride + i];
   }
 }
 
 // One micro-panel of W streams (A: MR rows; B: NR columns) and depth kc: element p of stream i,
-// at src[i * across + p * along], -> dst[p * W + i]; streams past `count` are zero. kSimd: full
-// panels whose streams are contiguous go through pack_all_streams (x86 with AVX2 only).
+// at src[i * across + p * along], -> dst[p * W + i]; streams past `count` are zero. kSimd:
+// panels whose streams are contiguous go through pack_all_streams (x86 with AVX2 only). Edge
+// panels (count < W) take the same routes as full ones: element by element, with a select per
+// element, the one B panel past a multiple of NR columns took as long to pack as the three
+// before it took to multiply (64 x 784 @ 784 x 97 float32: 101 us, against 63 for 96 columns).
 template <typename T, int W, bool kSimd>
 void pack_panel(int64_t count, int64_t kc, const T* src, int64_t across, int64_t along, T* dst) {
-  if (count == W && across == 1) {         // contiguous slices across the streams
-    copy_slices<W>(kc, src, along, dst);
-  } else if (count == W && along == 1) {   // contiguous streams
+  if (across == 1) {  // contiguous slices across the streams
+    copy_slices<W>(int(count), kc, src, along, dst);
+    return;
+  }
+  if (along == 1) {  // contiguous streams
 #if defined(__x86_64__)
     if constexpr (kSimd) {
-      pack_all_streams<W>(kc, src, across, dst);
+      pack_all_streams<W>(int(count), kc, src, across, dst);
       return;
     }
 #endif
     for (int i = 0; i < W; ++i)
-      for (int64_t p = 0; p < kc; ++p) dst[p * W + i] = src[i * across + p];
-  } else {
-    for (int64_t p = 0; p < kc; ++p)
-      for (int i = 0; i < W; ++i) dst[p * W + i] = i < count ? src[i * across + p * along] : T(0);
+      for (int64_t p = 0; p < kc; ++p) dst[p * W + i] = i < count ? src[i * across + p] : T(0);
+    return;
   }
+  for (int64_t p = 0; p < kc; ++p)
+    for (int i = 0; i < W; ++i) dst[p * W + i] = i < count ? src[i * across + p * along] : T(0);
 }
 
 // A micro-panel (m <= MR rows x kc, any strides) -> element (i, p) at p*MR + i.
