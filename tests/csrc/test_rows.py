@@ -397,6 +397,40 @@ def test_embedding_backward_is_an_index_add(dtype, pad, freq):
     assert _C.embedding_backward(g[:0], idx[:0], num, pad, freq).tolist() == np.zeros((num, D)).tolist()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pad", [-1, 5])
+@pytest.mark.parametrize("freq", [False, True])
+def test_embedding_backward_of_a_large_table_by_rows(dtype, pad, freq):
+    """A table of 8 MiB and more is cut by weight rows (each thread faults in its own pages):
+    every row still gets its additions in index order, so the result is np.add.at's and the same
+    for any thread count; repeated and padding indices at both ends of the table."""
+    rng = np.random.default_rng(5)
+    num, D = (17000 if dtype == np.float32 else 8500), 130  # about 8.4 MiB; D past a column block
+    idx = rng.integers(0, num, 3000)
+    idx[:40] = 5
+    idx[40:60] = num - 1
+    idx[60:70] = 0
+    g = rng.standard_normal((3000, D)).astype(dtype)
+    count = np.bincount(idx, minlength=num)
+    results, before = [], _C.get_num_threads()
+    try:
+        for n in (1, 2, 3):
+            _C.set_num_threads(n)
+            results.append(_C.embedding_backward(g, idx, num, pad, freq))
+    finally:
+        _C.set_num_threads(before)
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
+    keep = idx != pad
+    ref = np.zeros((num, D), dtype)
+    if freq:
+        np.add.at(ref, idx[keep], g[keep] * (1 / count[idx[keep]]).astype(dtype)[:, None])
+        np.testing.assert_allclose(results[0], ref, **TOL[dtype])
+    else:
+        np.add.at(ref, idx[keep], g[keep])  # the same additions in the same order
+        np.testing.assert_array_equal(results[0], ref)
+
+
 DROPOUT_SCRIPT = """
 import sys
 import numpy as np
