@@ -400,17 +400,22 @@ def test_embedding_backward_is_an_index_add(dtype, pad, freq):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("pad", [-1, 5])
 @pytest.mark.parametrize("freq", [False, True])
-def test_embedding_backward_of_a_large_table_by_rows(dtype, pad, freq):
-    """A table of 8 MiB and more is cut by weight rows (each thread faults in its own pages):
-    every row still gets its additions in index order, so the result is np.add.at's and the same
-    for any thread count; repeated and padding indices at both ends of the table."""
+@pytest.mark.parametrize("cut", ["rows", "columns"])
+def test_embedding_backward_threads_and_cuts(dtype, pad, freq, cut):
+    """A table of 8 MiB and more is cut by weight rows (each thread faults in its own pages), a
+    smaller one with a million gradient elements or more by column blocks that start on cache
+    lines: every row still gets its additions in index order, so the result is np.add.at's and
+    the same for any thread count; repeated and padding indices at both ends of the table."""
     rng = np.random.default_rng(5)
-    num, D = (17000 if dtype == np.float32 else 8500), 130  # about 8.4 MiB; D past a column block
-    idx = rng.integers(0, num, 3000)
+    if cut == "rows":  # about 8.4 MiB; D past a column block
+        num, D, n = (17000 if dtype == np.float32 else 8500), 130, 3000
+    else:  # 0.3 / 0.6 MiB; rows of whole cache lines, 1.2 M gradient elements
+        num, D, n = 300, 256, 4500
+    idx = rng.integers(0, num, n)
     idx[:40] = 5
     idx[40:60] = num - 1
     idx[60:70] = 0
-    g = rng.standard_normal((3000, D)).astype(dtype)
+    g = rng.standard_normal((n, D)).astype(dtype)
     count = np.bincount(idx, minlength=num)
     results, before = [], _C.get_num_threads()
     try:
