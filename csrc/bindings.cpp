@@ -1716,8 +1716,8 @@ py::tuple attention_forward_t(const std::string& op, const py::array& q, const p
   {
     py::gil_scoped_release nogil;
     tapegrad::attention_forward<T>(d.BH, d.L, d.S, d.D, d.Dv, hq.view(), hk.view(), hv.view(), cptr<T>(mask), d.MB,
-                                   causal, static_cast<T>(scale),
-                                   {const_cast<T*>(ho.data), ho.offset.data(), ho.ld}, ptr<T>(lse));
+                                   causal, static_cast<T>(scale), {ptr<T>(out), ho.offset.data(), ho.ld},
+                                   ptr<T>(lse));
   }
   return py::make_tuple(out, lse);
 }

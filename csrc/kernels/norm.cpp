@@ -143,12 +143,12 @@ TG_INLINE void backward_input_each_body(int64_t runs, int64_t len, int64_t per, 
     backward_input_body(len, g + i * len, x + i * len, m[i / per], a[i], k[i], d[i], gx + i * len);
 }
 
-#define TG_VARIANTS(name, params, args)                                              \
-  template <typename T>                                                             \
+#define TG_VARIANTS(name, params, args)                                                       \
+  template <typename T>                                                                       \
   __attribute__((noinline, noclone)) void name##_base params { name##_body<T> args; }         \
-  template <typename T>                                                             \
-  TG_AVX2 __attribute__((noinline, noclone)) void name##_avx2 params { name##_body<T> args; }   \
-  template <typename T>                                                             \
+  template <typename T>                                                                       \
+  TG_AVX2 __attribute__((noinline, noclone)) void name##_avx2 params { name##_body<T> args; } \
+  template <typename T>                                                                       \
   TG_AVX512 __attribute__((noinline, noclone)) void name##_avx512 params { name##_body<T> args; }
 
 TG_VARIANTS(moments, (const T* x, int64_t planes, int64_t stride, int64_t len, double* mean, double* m2),

@@ -7,8 +7,9 @@
 //    handed out dynamically: the caller starts on it at once, idle workers join, each takes the
 //    next share from a shared counter (and tiles from its share's range, then from the others'),
 //    and a worker that the OS has not scheduled (on a machine busy with other processes) is never
-//    waited for: the caller takes its shares, so two threads are never much slower than one. Shares are fixed by the problem, not by who runs
-//    them, so results are bit-identical for any thread count and any timing. While the machine
+//    waited for: the caller takes its shares, so two threads are never much slower than one.
+//    Shares are fixed by the problem, not by who runs them, so results are bit-identical for any
+//    thread count and any timing. While the machine
 //    has more runnable threads than CPUs (/proc/loadavg) a region runs on the caller alone, as
 //    under set_num_threads(1): a woken worker could be descheduled inside its share there.
 //  - Idle workers poll for the next job for 10 ms while the machine has a CPU to spare (a training
