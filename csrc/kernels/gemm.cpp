@@ -94,6 +94,20 @@ constexpr double kTileStartWork = 32768;
 constexpr double kJoinWork = 1e6;
 // Packing a row-major B prefetches the row this many rows ahead.
 constexpr int64_t kPackAhead = 8;
+// A row-major B is read in place by the micro-kernel (direct B: full NR-wide panels, rows rsb
+// apart, each fetched kDirectBAhead rows ahead: rows a page or more apart are ones the hardware
+// prefetchers do not follow) when C has at most this many rows. With few rows, each packed B
+// element served only a few micro-kernel sweeps, and packing took a third of the time (20 x 256
+// @ 256 x 1024 float32 on one thread of an AVX-512 Xeon: 95 us packed, 67-72 in place, PyTorch
+// 57; 8 x 512 @ 512 x 512: 57-61 -> 41; 12 x 4096 @ 4096 x 4096, B in DRAM: 10-12 -> 6.2 ms).
+// With more rows the B panel, re-read from L2 by each row panel, loses to the packed copy in L1
+// when B is in DRAM (96 x 4096 @ 4096 x 4096: 27.6-28.0 ms packed, 29.0-29.6 in place; at 64
+// rows 21.0 against 21.4-21.6, while 64 x 256 @ 256 x 1024 gains 222 -> 198-208 us). AVX-512
+// kernels only: the AVX2 ones (6 rows, NR of one cache line) gained 10-20% at 6-12 rows with B
+// in cache but ran 40% slower with B in DRAM (12 x 4096 @ 4096 x 4096 float32: 11.8 -> 17.4 ms,
+// whatever the prefetch distance), and lost up to 8% from 24 rows.
+constexpr int64_t kDirectBMaxRows = 64;
+constexpr int64_t kDirectBAhead = 8;
 // Tiles side by side along N share every row of C, and each K block rewrites the tile: the
 // cores' prefetchers run past a tile's last column into the next tile's lines, so the threads
 // took cache lines from each other at every row of every K block. With more than one K block, a
@@ -290,8 +304,9 @@ void pack_b(int64_t kc, int64_t nc, const T* B, int64_t rsb, int64_t csb, T* Bp)
 // ---------------------------------------------------------------- micro-kernels
 // Contract for every micro-kernel: A is MR x kc with element (i, p) at A[i * ars + p * acs]:
 // a packed micro-panel, (ars, acs) = (1, MR), unless kDirectA, when A is read in place (a
-// row- or column-major operand too thin to be worth packing). B is one packed kc x NR
-// micro-panel (64-byte aligned). C is an MR x NR tile (the first m rows of it where the kernel
+// row- or column-major operand too thin to be worth packing). B is a kc x NR micro-panel with
+// row p at B + p * bsr: packed (bsr = NR, 64-byte aligned) or, for direct B, the rows of a
+// row-major B in place (bsr = its row stride). C is an MR x NR tile (the first m rows of it where the kernel
 // takes a row count) with unit column stride and row stride rsc. C = alpha * (A @ B) + beta * C;
 // C is not read when beta == 0. Each element gets the same FMAs in the same order however A
 // is held and however many rows are computed, so those choices never change a result.
@@ -299,10 +314,10 @@ void pack_b(int64_t kc, int64_t nc, const T* B, int64_t rsb, int64_t csb, T* Bp)
 // Portable: plain loops the compiler vectorises for whatever the baseline ISA is.
 template <typename T, int MR, int NR, bool kDirectA>
 void ukernel_generic(int64_t kc, const T* __restrict A, int64_t ars, int64_t acs, const T* __restrict B,
-                     T* __restrict C, int64_t rsc, T alpha, T beta) {
+                     int64_t bsr, T* __restrict C, int64_t rsc, T alpha, T beta) {
   if (!kDirectA) ars = 1, acs = MR;
   T acc[MR][NR] = {};
-  for (int64_t p = 0; p < kc; ++p, A += acs, B += NR)
+  for (int64_t p = 0; p < kc; ++p, A += acs, B += bsr)
     for (int i = 0; i < MR; ++i)
       for (int j = 0; j < NR; ++j) acc[i][j] += A[i * ars] * B[j];
   for (int i = 0; i < MR; ++i)
@@ -338,26 +353,33 @@ void add_bias_base(int64_t m, int64_t n, const T* bias, T* C, int64_t rsc, int64
 // panels and kVecs = 1 a column edge of at most half a tile: fewer rows or columns computed,
 // the same arithmetic per element (one FMA chain over p, then alpha and beta), which is also
 // the same for both ISAs.
-#define TG_DEFINE_SIMD_KERNEL(NAME, TARGET, MR, T, V, W, LOAD, LOADU, STOREU, BCAST, FMADD, MUL, SET1, ZERO) \
+#define TG_DEFINE_SIMD_KERNEL(NAME, TARGET, MR, T, V, W, LOADU, STOREU, BCAST, FMADD, MUL, SET1, ZERO) \
   template <int kRows, int kVecs, bool kDirectA>                                                   \
   TARGET void NAME(int64_t kc, const T* __restrict A, int64_t ars, int64_t acs,                    \
-                   const T* __restrict B, T* __restrict C, int64_t rsc, T alpha, T beta) {         \
+                   const T* __restrict B, int64_t bsr, T* __restrict C, int64_t rsc, T alpha,      \
+                   T beta) {                                                                       \
     if (!kDirectA) ars = 1, acs = MR;                                                              \
     for (int i = 0; i < kRows; ++i) { /* C is needed only at the end: start fetching it now */    \
       _mm_prefetch(reinterpret_cast<const char*>(C + i * rsc), _MM_HINT_T0);                       \
       _mm_prefetch(reinterpret_cast<const char*>(C + i * rsc + kVecs * W - 1), _MM_HINT_T0);       \
     }                                                                                              \
+    const bool prefetch_b = bsr != 2 * W; /* B read in place (direct B), rows bsr apart */         \
     V c0[kRows], c1[kRows];                                                                        \
     _Pragma("GCC unroll 16") for (int i = 0; i < kRows; ++i) c0[i] = c1[i] = ZERO();               \
     _Pragma("GCC unroll 4") for (int64_t p = 0; p < kc; ++p) {                                     \
-      const V b0 = LOAD(B), b1 = kVecs == 2 ? LOAD(B + W) : b0;                                    \
+      if (prefetch_b) {                                                                            \
+        _mm_prefetch(reinterpret_cast<const char*>(B + kDirectBAhead * bsr), _MM_HINT_T0);         \
+        if (kVecs == 2)                                                                            \
+          _mm_prefetch(reinterpret_cast<const char*>(B + kDirectBAhead * bsr + W), _MM_HINT_T0);   \
+      }                                                                                            \
+      const V b0 = LOADU(B), b1 = kVecs == 2 ? LOADU(B + W) : b0;                                  \
       _Pragma("GCC unroll 16") for (int i = 0; i < kRows; ++i) {                                   \
         const V a = BCAST(A + i * ars);                                                            \
         c0[i] = FMADD(a, b0, c0[i]);                                                               \
         if (kVecs == 2) c1[i] = FMADD(a, b1, c1[i]);                                               \
       }                                                                                            \
       A += acs;                                                                                    \
-      B += 2 * W;                                                                                  \
+      B += bsr;                                                                                    \
     }                                                                                              \
     const V va = SET1(alpha), vb = SET1(beta);                                                     \
     _Pragma("GCC unroll 16") for (int i = 0; i < kRows; ++i) {                                     \
@@ -373,16 +395,16 @@ void add_bias_base(int64_t m, int64_t n, const T* bias, T* C, int64_t rsc, int64
   }
 #define TG_BCAST512_PS(p) _mm512_set1_ps(*(p))
 #define TG_BCAST512_PD(p) _mm512_set1_pd(*(p))
-TG_DEFINE_SIMD_KERNEL(ukernel_avx2_f32, TG_AVX2, 6, float, __m256, 8, _mm256_load_ps, _mm256_loadu_ps,
+TG_DEFINE_SIMD_KERNEL(ukernel_avx2_f32, TG_AVX2, 6, float, __m256, 8, _mm256_loadu_ps,
                       _mm256_storeu_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_mul_ps, _mm256_set1_ps,
                       _mm256_setzero_ps)
-TG_DEFINE_SIMD_KERNEL(ukernel_avx2_f64, TG_AVX2, 6, double, __m256d, 4, _mm256_load_pd, _mm256_loadu_pd,
+TG_DEFINE_SIMD_KERNEL(ukernel_avx2_f64, TG_AVX2, 6, double, __m256d, 4, _mm256_loadu_pd,
                       _mm256_storeu_pd, _mm256_broadcast_sd, _mm256_fmadd_pd, _mm256_mul_pd, _mm256_set1_pd,
                       _mm256_setzero_pd)
-TG_DEFINE_SIMD_KERNEL(ukernel_avx512_f32, TG_AVX512, 12, float, __m512, 16, _mm512_load_ps, _mm512_loadu_ps,
+TG_DEFINE_SIMD_KERNEL(ukernel_avx512_f32, TG_AVX512, 12, float, __m512, 16, _mm512_loadu_ps,
                       _mm512_storeu_ps, TG_BCAST512_PS, _mm512_fmadd_ps, _mm512_mul_ps, _mm512_set1_ps,
                       _mm512_setzero_ps)
-TG_DEFINE_SIMD_KERNEL(ukernel_avx512_f64, TG_AVX512, 12, double, __m512d, 8, _mm512_load_pd, _mm512_loadu_pd,
+TG_DEFINE_SIMD_KERNEL(ukernel_avx512_f64, TG_AVX512, 12, double, __m512d, 8, _mm512_loadu_pd,
                       _mm512_storeu_pd, TG_BCAST512_PD, _mm512_fmadd_pd, _mm512_mul_pd, _mm512_set1_pd,
                       _mm512_setzero_pd)
 // add_bias for the two SIMD ISAs (add_bias below picks by the kernel's).
@@ -410,10 +432,10 @@ template <typename T> struct Config<T, Isa::generic> : Blocks<T, Isa::generic> {
   static constexpr Isa kIsa = Isa::generic;
   static constexpr bool kRowEdges = false, kHalfCols = false;
   template <bool kDirectA>
-  static void ukernel(int /*m*/, bool /*half*/, int64_t kc, const T* A, int64_t ars, int64_t acs, const T* B, T* C, int64_t rsc,
-                      T alpha, T beta) {
+  static void ukernel(int /*m*/, bool /*half*/, int64_t kc, const T* A, int64_t ars, int64_t acs, const T* B,
+                      int64_t bsr, T* C, int64_t rsc, T alpha, T beta) {
     ukernel_generic<T, Blocks<T, Isa::generic>::MR, Blocks<T, Isa::generic>::NR, kDirectA>(
-        kc, A, ars, acs, B, C, rsc, alpha, beta);
+        kc, A, ars, acs, B, bsr, C, rsc, alpha, beta);
   }
 };
 #if defined(__x86_64__)
@@ -422,17 +444,17 @@ template <typename T, Isa I, template <int, int, bool> class K>
 struct SimdConfig : Blocks<T, I> {
   static constexpr Isa kIsa = I;
   static constexpr bool kRowEdges = true, kHalfCols = true;
-  using Fn = void (*)(int64_t, const T*, int64_t, int64_t, const T*, T*, int64_t, T, T);
+  using Fn = void (*)(int64_t, const T*, int64_t, int64_t, const T*, int64_t, T*, int64_t, T, T);
   template <bool kDirectA, size_t... R>
   static constexpr auto table(std::index_sequence<R...>) {
     return std::array<std::array<Fn, sizeof...(R)>, 2>{{{K<int(R) + 1, 2, kDirectA>::run...},
                                                         {K<int(R) + 1, 1, kDirectA>::run...}}};
   }
   template <bool kDirectA>
-  static void ukernel(int m, bool half, int64_t kc, const T* A, int64_t ars, int64_t acs, const T* B, T* C,
-                      int64_t rsc, T alpha, T beta) {
+  static void ukernel(int m, bool half, int64_t kc, const T* A, int64_t ars, int64_t acs, const T* B, int64_t bsr,
+                      T* C, int64_t rsc, T alpha, T beta) {
     static constexpr auto kTable = table<kDirectA>(std::make_index_sequence<Blocks<T, I>::MR>());
-    kTable[half][m - 1](kc, A, ars, acs, B, C, rsc, alpha, beta);
+    kTable[half][m - 1](kc, A, ars, acs, B, bsr, C, rsc, alpha, beta);
   }
 };
 // The kernel templates as class templates, so SimdConfig can take them as a parameter.
@@ -457,20 +479,20 @@ template <> struct Config<double, Isa::avx512> : SimdConfig<double, Isa::avx512,
 // tile, so the arithmetic is always the micro-kernel's own and an element's value never
 // depends on which tile it is in. A tile of at most NR/2 columns computes only that half.
 template <typename T, class Cfg, bool kDirectA>
-inline void tile(int64_t m, int64_t n, int64_t kc, const T* Ap, int64_t ars, int64_t acs, const T* Bp,
+inline void tile(int64_t m, int64_t n, int64_t kc, const T* Ap, int64_t ars, int64_t acs, const T* Bp, int64_t bsr,
                  T* C, int64_t rsc, int64_t csc, T alpha, T beta) {
   constexpr int MR = Cfg::MR, NR = Cfg::NR;
   const int rows = Cfg::kRowEdges ? int(m) : MR;
   const bool half = Cfg::kHalfCols && 2 * n <= NR;
   if ((n == NR || (half && 2 * n == NR)) && csc == 1 && rows == m) {
-    Cfg::template ukernel<kDirectA>(rows, half, kc, Ap, ars, acs, Bp, C, rsc, alpha, beta);
+    Cfg::template ukernel<kDirectA>(rows, half, kc, Ap, ars, acs, Bp, bsr, C, rsc, alpha, beta);
     return;
   }
   alignas(64) T t[MR * NR] = {};
   if (beta != T(0))
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) t[i * NR + j] = C[i * rsc + j * csc];
-  Cfg::template ukernel<kDirectA>(rows, half, kc, Ap, ars, acs, Bp, t, NR, alpha, beta);
+  Cfg::template ukernel<kDirectA>(rows, half, kc, Ap, ars, acs, Bp, bsr, t, NR, alpha, beta);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) C[i * rsc + j * csc] = t[i * NR + j];
 }
@@ -493,13 +515,16 @@ void add_bias(int64_t m, int64_t n, const T* bias, T* C, int64_t rsc, int64_t cs
 // The K blocks are of equal depth (<= KC) and, with kRowEdges, the row panels of an MC block
 // of equal height (<= MR, differing by one): a short last block or panel would cost as much
 // per row as a full one (the micro-kernel's FMA latency) and carry the same C traffic.
-// Two shortcuts for thin products, neither of which changes the arithmetic:
+// Three shortcuts for thin products, none of which changes the arithmetic:
 //  - direct A: with few NR panels (N <= kDirectAMaxPanels * NR) packing A would cost about as
 //    much as using it, so the row panels of a row-major (or small column-major) A are read in
 //    place;
 //  - fused B: with one MC block of rows (M <= MC) each B micro-panel is used by one sweep of
 //    the micro-kernel only, so it is packed right before that sweep, into L1, instead of the
-//    whole KC x NC panel being packed to L3 first.
+//    whole KC x NC panel being packed to L3 first;
+//  - direct B (AVX-512 kernels): with few rows (M <= kDirectBMaxRows) and a row-major B, its
+//    full NR-wide panels are not packed at all but read in place by the micro-kernel (a last
+//    partial one is packed: the kernel reads whole rows of NR).
 // With a pre-packed B (pre.data, gemm_pack_b's layout, this rectangle's columns starting at
 // global column pre.n0) B is not read and nothing of it is packed.
 template <typename T>
@@ -519,6 +544,7 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
   const bool direct_a = N <= std::min<int64_t>(kDirectAMaxPanels * NR, kDirectAMaxCols) &&
                         (csa == 1 || (rsa == 1 && double(M) * double(K) * sizeof(T) <= kDirectAColBytes));
   const bool fused_b = M <= MC || pre.data;
+  const bool direct_b = Cfg::kIsa == Isa::avx512 && !pre.data && csb == 1 && M <= kDirectBMaxRows;
   const int64_t kblocks = (K + KC - 1) / KC, kc_max = (K + kblocks - 1) / kblocks;
   const int64_t group = std::max<int64_t>(1, kFusedBBytes / int64_t(sizeof(T) * NR * kc_max));
   const int64_t b_cols = fused_b ? group * NR : (std::min<int64_t>(N, NC) + NR - 1) / NR * NR;
@@ -556,18 +582,25 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
                                  ? int64_t((64 - b_addr % 64) % 64 / sizeof(T)) : 0;
         for (int64_t jg = 0, ng = 0; jg < nc; jg += ng) {
           ng = std::min<int64_t>(jg == 0 && peel > 0 ? peel : step, nc - jg);
-          if (fused_b && !pre.data)
-            pack_b<T, NR, Cfg::kIsa != Isa::generic>(kc, ng, B + pc * rsb + (jc + jg) * csb, rsb, csb, Bp);
+          // direct B: full panels are read in place, a partial one (n < NR) is packed
+          const int64_t nfull = direct_b ? ng / NR * NR : 0;
+          if (fused_b && !pre.data && nfull < ng)
+            pack_b<T, NR, Cfg::kIsa != Isa::generic>(kc, ng - nfull, B + pc * rsb + (jc + jg + nfull) * csb, rsb, csb, Bp);
           for (int64_t r = 0; r < panels; ++r) {
             const int64_t i0 = row(r), m = row(r + 1) - i0;
             for (int64_t jr = 0; jr < ng; jr += NR) {
               const int64_t n = std::min<int64_t>(NR, ng - jr);
-              const T* b = pre.data ? pre.panel(pc, kc, jc + jg + jr) : Bp + (fused_b ? jr : jg + jr) * kc;
+              const bool b_in_place = jr < nfull;
+              const T* b = pre.data     ? pre.panel(pc, kc, jc + jg + jr)
+                           : b_in_place ? B + pc * rsb + jc + jg + jr
+                                        : Bp + (fused_b ? jr - nfull : jg + jr) * kc;
+              const int64_t bsr = b_in_place ? rsb : NR;
               T* c = C + (ic + i0) * rsc + (jc + jg + jr) * csc;
               if (in_place(r))
-                tile<T, Cfg, true>(m, n, kc, A + (ic + i0) * rsa + pc * csa, rsa, csa, b, c, rsc, csc, alpha, beta_pc);
+                tile<T, Cfg, true>(m, n, kc, A + (ic + i0) * rsa + pc * csa, rsa, csa, b, bsr, c, rsc, csc, alpha,
+                                   beta_pc);
               else
-                tile<T, Cfg, false>(m, n, kc, Ap + r * MR * kc, 1, MR, b, c, rsc, csc, alpha, beta_pc);
+                tile<T, Cfg, false>(m, n, kc, Ap + r * MR * kc, 1, MR, b, bsr, c, rsc, csc, alpha, beta_pc);
               if (bias && kb == kblocks - 1) add_bias<T, Cfg::kIsa>(m, n, bias + jc + jg + jr, c, rsc, csc);
             }
           }

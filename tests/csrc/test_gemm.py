@@ -393,3 +393,21 @@ def test_out_whose_elements_alias_is_refused():
             _C.matmul(a, b, out)
     check(a, b, out=np.zeros((8, 4, 8)).transpose(1, 0, 2))  # a permuted out is distinct
 
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", [1, 5, 12, 20, 64, 65])
+@pytest.mark.parametrize("n,k", [(32, 7), (100, 300), (1000, 25), (257, 520)])
+def test_row_major_b_read_in_place(dtype, m, n, k):
+    """With few rows of C (M <= 64) the AVX-512 kernels read a row-major B in place instead of
+    packing it (the last partial panel still packed), with the rows a wider array's apart: the
+    same bits as the packed route a column-major copy of B takes, for 1 and 2 threads."""
+    rng = np.random.default_rng(12)
+    a = operand(rng, (m, k), dtype)
+    wide = rng.uniform(-1, 1, (k, n + 37)).astype(dtype)
+    b = wide[:, 3:3 + n]  # row-major, rows n + 37 apart, starting off a cache line
+    packed = np.asfortranarray(b)
+    for t in (1, 2):
+        assert _run(a, b, t).tobytes() == _run(a, packed, t).tobytes()
+    c = rng.uniform(-1, 1, (m, n)).astype(dtype)
+    check(a, b, out=c.copy(), alpha=1.5, beta=0.5)
