@@ -213,6 +213,8 @@ def _unary(name, fwd, vjp, saves_output=False, saves=None, floating=False):
             return apply(op, _to_float(input))
     elif floating:
         def fn(input):
+            if input._data.dtype.kind == "f":  # the common case, with nothing to convert
+                return apply(op, input)
             return apply(op, _to_float(input))
     else:
         def fn(input):
