@@ -387,6 +387,26 @@ def test_segments_are_recycled_only_once_their_batch_is_collected():
     assert len(held) == 8
 
 
+def test_collecting_a_batch_runs_no_python_code():
+    """A batch's segment goes back when its arrays are collected, at any allocation of any thread.
+    That notice must run no Python code: a Ctrl-C arriving while Python code runs in such a
+    callback (a weakref.finalize's) raises inside it, where Python prints and drops the
+    KeyboardInterrupt, and the loop went on as if the key had never been pressed."""
+    it = iter(DataLoader(Squares(8, width=30_000), batch_size=2, num_workers=2, timeout=T))
+    batch = next(it)
+    assert batch["x"].numpy().base is not None  # a view of shared memory, watched for collection
+    calls = []
+    sys.setprofile(lambda frame, event, arg: calls.append((event, frame.f_code.co_name)) if event == "call" else None)
+    try:
+        del batch
+    finally:
+        sys.setprofile(None)
+    assert calls == [], calls
+    returned = sum(len(r.take()) for r in it._pool.freed)
+    assert returned == 1
+    assert _ints(list(it)) == [i * i for i in range(2, 8)]
+
+
 def test_persistent_workers():
     loader = DataLoader(Squares(10), batch_size=3, num_workers=2, persistent_workers=True, timeout=T)
     it = iter(loader)

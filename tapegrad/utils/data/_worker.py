@@ -14,6 +14,7 @@ process as soon as it maps them; at shutdown it unlinks any name a worker made b
 """
 from __future__ import annotations
 
+import collections
 import errno
 import io
 import mmap
@@ -377,12 +378,47 @@ def send_control(conn, *msg):
     conn.send_bytes(pickle.dumps(msg))
 
 
-def recv(conn, mappings, give_back, keep=True):
+class Returns:
+    """The segments of one worker that the main process is done with, for the loader to give back.
+
+    A batch's segment is free once its arrays are collected, which may happen in any thread at any
+    allocation. Its notice is a weak reference's callback that is a C method (the queue's append):
+    no Python code runs there. In a ``weakref.finalize`` callback (Python), a Ctrl-C arriving at
+    that moment raised its KeyboardInterrupt inside the callback, where Python reports and drops
+    it ("Exception ignored in ..."): the loop went on as if the key had never been pressed."""
+
+    __slots__ = ("_queue", "_segment_of")
+
+    def __init__(self):
+        self._queue = collections.deque()  # segment ids, and weak references to collected holders
+        self._segment_of = {}  # id of a weak reference -> (that reference, its segment id)
+
+    def watch(self, holder, seg_id):
+        """Give ``seg_id`` back once ``holder`` is collected."""
+        ref = weakref.ref(holder, self._queue.append)  # held here: a dead reference calls no one
+        self._segment_of[id(ref)] = (ref, seg_id)
+
+    def now(self, seg_id):
+        self._queue.append(seg_id)
+
+    def __bool__(self):
+        return bool(self._queue)
+
+    def take(self):
+        """The segment ids given back since the last call."""
+        ids = []
+        while self._queue:
+            item = self._queue.popleft()
+            ids.append(item if type(item) is int else self._segment_of.pop(id(item))[1])
+        return ids
+
+
+def recv(conn, mappings, returns, keep=True):
     """The next message on ``conn``: ``("data", idx, batch)`` or a control tuple.
 
-    ``mappings``: this process's maps of the worker's segments, by id; ``give_back(id)``: tells
-    the worker a segment is free again. ``keep=False`` drops a batch (a stale one after a reset,
-    or at shutdown) and gives its segment straight back."""
+    ``mappings``: this process's maps of the worker's segments, by id; ``returns``: the worker's
+    Returns, which the segment goes to once the batch is collected. ``keep=False`` drops a batch
+    (a stale one after a reset, or at shutdown) and gives its segment straight back."""
     msg = pickle.loads(conn.recv_bytes())
     if msg[0] != "data":
         return msg
@@ -404,12 +440,12 @@ def recv(conn, mappings, give_back, keep=True):
                 # Unlinked as soon as mapped: the memory lives exactly as long as the two mappings.
                 _unlink_quietly(name)
         if not keep:
-            give_back(seg_id)
+            returns.now(seg_id)
             return ("data", idx, None)
         # The batch's arrays are views of ``holder``: when the last of them is collected, so is
         # holder, and the segment goes back to the worker.
         holder = np.frombuffer(mappings[seg_id], np.uint8, count=size)
-        weakref.finalize(holder, give_back, seg_id).atexit = False  # at exit the workers are gone
+        returns.watch(holder, seg_id)
         arrays = [holder[off:off + np.dtype(dtype).itemsize * int(np.prod(shape))].view(dtype).reshape(shape)
                   for dtype, shape, off in metas]
     else:

@@ -281,9 +281,9 @@ class _Pool:
     def __init__(self):
         self.workers, self.index_queues, self.conns = [], [], []
         self.mappings = []  # per worker: segment id -> this process's mmap of it
-        # Per worker: ids of segments whose batch was collected. Appended to by finalizers, which
-        # may run in any thread at any allocation (even inside a Queue.put holding its lock), so
-        # they only append here; the iterator passes the ids on (flush_freed) between its own puts.
+        # Per worker: the segments whose batch was collected (_worker.Returns). Their notices come
+        # at any allocation in any thread (even inside a Queue.put holding its lock), so they only
+        # queue there; the iterator passes the ids on (flush_freed) between its own puts.
         self.freed = []
         self.prefix = f"tapegrad-dl-{os.getpid()}-{uuid.uuid4().hex[:8]}-"
         self.closed = False
@@ -329,7 +329,7 @@ def _drain(pool, i):
     conn = pool.conns[i]
     try:
         while conn.poll(0):
-            _worker.recv(conn, pool.mappings[i], pool.freed[i].append, keep=False)
+            _worker.recv(conn, pool.mappings[i], pool.freed[i], keep=False)
     except (EOFError, OSError):
         pass
 
@@ -337,10 +337,7 @@ def _drain(pool, i):
 def _flush_freed(pool):
     for q, freed in zip(pool.index_queues, pool.freed):
         if freed:
-            ids = []
-            while freed:
-                ids.append(freed.popleft())
-            q.put(("free", ids))
+            q.put(("free", freed.take()))
 
 
 # How long an idle worker gets to exit on its own before it is terminated. A worker still inside
@@ -377,7 +374,7 @@ class _MultiProcessIter:
                 pool.index_queues.append(q)
                 pool.conns.append(reader)
                 pool.mappings.append({})
-                pool.freed.append(collections.deque())
+                pool.freed.append(_worker.Returns())
         except BaseException:
             self._finalizer()
             raise
@@ -494,7 +491,7 @@ class _MultiProcessIter:
                 if r in conns:
                     i = conns[r]
                     try:
-                        return _worker.recv(r, pool.mappings[i], pool.freed[i].append, keep)
+                        return _worker.recv(r, pool.mappings[i], pool.freed[i], keep)
                     except (EOFError, OSError):
                         self._raise_dead(conns[r])
             for r in ready:
