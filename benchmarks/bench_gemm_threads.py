@@ -1,4 +1,5 @@
-"""The transformer workloads' GEMM products (bench_models.py's gpt, vit and gpt_big, float32), tapegrad's
+"""The transformer workloads' GEMM products (bench_models.py's gpt, vit and gpt_big, float32) and
+products of a few rows and of one (an RNN step, a small batch, a Linear at batch 1), tapegrad's
 _C.matmul against torch.mm at 1 and 2 threads, and how each scales from 1 thread to 2.
 
 Run: python benchmarks/bench_gemm_threads.py [--rounds 3]
@@ -24,6 +25,8 @@ SHAPES = [  # M, K, N, kind
     (2080, 192, 768, "nt"), (2080, 768, 192, "nt"),                            # vit: MLP
     (1024, 256, 768, "nt"), (1024, 768, 256, "nn"), (768, 1024, 256, "tn"),    # gpt_big: qkv
     (1024, 256, 1024, "nt"), (1024, 1024, 256, "nn"), (256, 1024, 1024, "tn"),  # gpt_big: MLP
+    (20, 256, 1024, "nn"), (8, 512, 512, "nn"), (32, 2048, 512, "nn"),          # few rows: B read in place
+    (1, 512, 512, "nt"), (1, 1024, 4096, "nt"), (1, 784, 100, "nt"),            # batch 1: dot products
 ]
 
 

@@ -108,6 +108,13 @@ constexpr int64_t kPackAhead = 8;
 // whatever the prefetch distance), and lost up to 8% from 24 rows.
 constexpr int64_t kDirectBMaxRows = 64;
 constexpr int64_t kDirectBAhead = 8;
+// A product with one row (or one column) whose K runs contiguous in both operands, x @ W^T for a
+// single x (a Linear's forward at batch 1) or W @ v, is n dot products (gemv_dot, below): packing
+// the other operand's panels took 3x the product's time (1 x 512 @ 512 x 512 float32, B a
+// transposed view: 42 us; PyTorch 15). Dot products of kDotCols outputs share each load of the
+// vector; above kDotParallelWork multiply-adds the outputs are split between the threads.
+constexpr int64_t kDotCols = 4;
+constexpr double kDotParallelWork = 1 << 18;
 // Tiles side by side along N share every row of C, and each K block rewrites the tile: the
 // cores' prefetchers run past a tile's last column into the next tile's lines, so the threads
 // took cache lines from each other at every row of every K block. With more than one K block, a
@@ -306,10 +313,11 @@ void pack_b(int64_t kc, int64_t nc, const T* B, int64_t rsb, int64_t csb, T* Bp)
 // a packed micro-panel, (ars, acs) = (1, MR), unless kDirectA, when A is read in place (a
 // row- or column-major operand too thin to be worth packing). B is a kc x NR micro-panel with
 // row p at B + p * bsr: packed (bsr = NR, 64-byte aligned) or, for direct B, the rows of a
-// row-major B in place (bsr = its row stride). C is an MR x NR tile (the first m rows of it where the kernel
-// takes a row count) with unit column stride and row stride rsc. C = alpha * (A @ B) + beta * C;
-// C is not read when beta == 0. Each element gets the same FMAs in the same order however A
-// is held and however many rows are computed, so those choices never change a result.
+// row-major B in place (bsr = its row stride). C is an MR x NR tile (the first m rows of it
+// where the kernel takes a row count) with unit column stride and row stride rsc.
+// C = alpha * (A @ B) + beta * C; C is not read when beta == 0. Each element gets the same FMAs
+// in the same order however A and B are held and however many rows are computed, so those
+// choices never change a result.
 
 // Portable: plain loops the compiler vectorises for whatever the baseline ISA is.
 template <typename T, int MR, int NR, bool kDirectA>
@@ -585,7 +593,8 @@ void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t r
           // direct B: full panels are read in place, a partial one (n < NR) is packed
           const int64_t nfull = direct_b ? ng / NR * NR : 0;
           if (fused_b && !pre.data && nfull < ng)
-            pack_b<T, NR, Cfg::kIsa != Isa::generic>(kc, ng - nfull, B + pc * rsb + (jc + jg + nfull) * csb, rsb, csb, Bp);
+            pack_b<T, NR, Cfg::kIsa != Isa::generic>(kc, ng - nfull, B + pc * rsb + (jc + jg + nfull) * csb, rsb,
+                                                     csb, Bp);
           for (int64_t r = 0; r < panels; ++r) {
             const int64_t i0 = row(r), m = row(r + 1) - i0;
             for (int64_t jr = 0; jr < ng; jr += NR) {
@@ -699,9 +708,79 @@ void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t rsc, int64_t csc) {
     for (int64_t j = 0; j < N; ++j) C[i * rsc + j * csc] = beta == T(0) ? T(0) : beta * C[i * rsc + j * csc];
 }
 
+// ---------------------------------------------------------------- one row or column: dot products
+// c[j * incc] = alpha * dot(a, b + j * ldb) + beta * c[j * incc] for j in [j0, j1), a and each
+// b + j * ldb contiguous over K. Every dot product sums in 64 bytes of lanes (16 floats or 8
+// doubles, whatever the vector width), each lane an FMA chain over its K positions in order, and
+// the lanes pairwise in a fixed order: the same bits for any ISA with FMA and any thread count.
+// (They are not the blocked nest's bits for the same row: that one runs one chain over K per
+// element, which a row-major A of more rows gives. PyTorch's GEMV differs from its GEMM alike.)
+template <typename T>
+inline __attribute__((always_inline)) void gemv_dot_body(int64_t j0, int64_t j1, int64_t K, const T* a,
+                                                         const T* b, int64_t ldb, T alpha, T beta, T* c,
+                                                         int64_t incc) {
+  constexpr int64_t L = 64 / int64_t(sizeof(T));
+  for (int64_t j = j0; j < j1; j += kDotCols) {
+    const int64_t cols = std::min<int64_t>(kDotCols, j1 - j);
+    const T* bj[kDotCols];
+    for (int64_t q = 0; q < kDotCols; ++q) bj[q] = b + (j + std::min<int64_t>(q, cols - 1)) * ldb;
+    alignas(64) T acc[kDotCols][L] = {};
+    int64_t p = 0;
+    for (; p + L <= K; p += L) {
+      for (int64_t q = 0; q < kDotCols; ++q) {
+#pragma omp simd aligned(acc : 64)
+        for (int64_t l = 0; l < L; ++l) acc[q][l] += a[p + l] * bj[q][p + l];
+      }
+    }
+    for (int64_t q = 0; q < kDotCols; ++q)
+      for (int64_t l = 0; p + l < K; ++l) acc[q][l] += a[p + l] * bj[q][p + l];
+    for (int64_t q = 0; q < cols; ++q) {
+      for (int64_t w = L / 2; w >= 1; w /= 2)
+        for (int64_t l = 0; l < w; ++l) acc[q][l] += acc[q][l + w];
+      T* out = c + (j + q) * incc;
+      *out = beta == T(0) ? alpha * acc[q][0] : alpha * acc[q][0] + beta * *out;
+    }
+  }
+}
+
+template <typename T>
+void gemv_dot_base(int64_t j0, int64_t j1, int64_t K, const T* a, const T* b, int64_t ldb, T alpha, T beta, T* c,
+                   int64_t incc) {
+  gemv_dot_body(j0, j1, K, a, b, ldb, alpha, beta, c, incc);
+}
+#if defined(__x86_64__)
+template <typename T>
+__attribute__((target("avx2,fma"))) void gemv_dot_avx2(int64_t j0, int64_t j1, int64_t K, const T* a, const T* b,
+                                                       int64_t ldb, T alpha, T beta, T* c, int64_t incc) {
+  gemv_dot_body(j0, j1, K, a, b, ldb, alpha, beta, c, incc);
+}
+template <typename T>
+__attribute__((target("avx512f,avx2,fma,prefer-vector-width=512"))) void gemv_dot_avx512(
+    int64_t j0, int64_t j1, int64_t K, const T* a, const T* b, int64_t ldb, T alpha, T beta, T* c, int64_t incc) {
+  gemv_dot_body(j0, j1, K, a, b, ldb, alpha, beta, c, incc);
+}
+#endif
+
 // The widest kernel this CPU runs, chosen once (cpu.h: TAPEGRAD_CPU, or TAPEGRAD_GEMM_KERNEL for
 // gemm alone, caps it; tests compare the kernels).
 Isa chosen_isa() { return kernel_isa(Kernel::gemm); }
+
+// n dot products of length K (see gemv_dot_body), in tasks of whole kDotCols groups taken by the
+// threads when the product is large enough.
+template <typename T>
+void gemv_dot(int64_t n, int64_t K, const T* a, const T* b, int64_t ldb, T alpha, T beta, T* c, int64_t incc) {
+  const int64_t per_task = std::max<int64_t>(kDotCols, (int64_t(1) << 16) / std::max<int64_t>(K, 1) / kDotCols * kDotCols);
+  const int64_t tasks = (n + per_task - 1) / per_task;
+  const bool parallel = !in_parallel_region() && double(n) * double(K) >= kDotParallelWork;
+  parallel_tiles(tasks, parallel, [&](int64_t t) {
+    const int64_t j0 = t * per_task, j1 = std::min(n, j0 + per_task);
+#if defined(__x86_64__)
+    if (chosen_isa() == Isa::avx512) return gemv_dot_avx512(j0, j1, K, a, b, ldb, alpha, beta, c, incc);
+    if (chosen_isa() == Isa::avx2) return gemv_dot_avx2(j0, j1, K, a, b, ldb, alpha, beta, c, incc);
+#endif
+    gemv_dot_base(j0, j1, K, a, b, ldb, alpha, beta, c, incc);
+  });
+}
 
 }  // namespace
 
@@ -713,6 +792,18 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == T(0)) {
     scale_c(M, N, beta, C, rsc, csc);
+    if (bias) add_bias(M, N, bias, C, rsc, csc);
+    return;
+  }
+  // One row whose K runs contiguous in A and in every column of B (x @ W^T), or one column
+  // likewise (W @ v): dot products, nothing packed.
+  if (M == 1 && (csa == 1 || K == 1) && (rsb == 1 || K == 1)) {
+    gemv_dot<T>(N, K, A, B, csb, alpha, beta, C, csc);
+    if (bias) add_bias(M, N, bias, C, rsc, csc);
+    return;
+  }
+  if (N == 1 && (csa == 1 || K == 1) && (rsb == 1 || K == 1)) {
+    gemv_dot<T>(M, K, B, A, rsa, alpha, beta, C, rsc);
     if (bias) add_bias(M, N, bias, C, rsc, csc);
     return;
   }

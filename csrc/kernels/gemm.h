@@ -13,6 +13,10 @@ namespace tapegrad {
 // With `bias` (N elements), bias[j] is then added to column j of C: C = (alpha * A @ B + beta *
 // C) + bias, each element rounded as the product and a separate `C += bias` would round it, but
 // added to each tile of C while it is in L1, not in a second pass over C from memory.
+// A product of one row (x @ W^T) or one column (W @ v) whose K runs contiguous in both operands
+// is computed as dot products, in lanes: its bits are not those of the same row computed
+// within a product of more rows (as PyTorch's GEMV is not its GEMM's). Any other result is the
+// same bits whichever rows or columns it is computed with, and for any thread count.
 template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, T alpha,
           const T* A, int64_t rsa, int64_t csa,
@@ -21,7 +25,9 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha,
 
 // A B operand packed once for many products with it (an RNN's recurrent weight, used at every
 // time step): K x N, any strides, copied into the micro-kernel's panels for this CPU. gemm with
-// a PackedB gives bit for bit what gemm with the B it was packed from gives.
+// a PackedB gives bit for bit what gemm with the B it was packed from gives, except for an A of
+// one row with a B whose columns run contiguous over K: plain gemm takes that product as dot
+// products (summed in lanes, not one chain over K per element), which the packed panels cannot.
 template <typename T>
 class PackedB {
  public:

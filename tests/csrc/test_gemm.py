@@ -408,6 +408,34 @@ def test_row_major_b_read_in_place(dtype, m, n, k):
     b = wide[:, 3:3 + n]  # row-major, rows n + 37 apart, starting off a cache line
     packed = np.asfortranarray(b)
     for t in (1, 2):
-        assert _run(a, b, t).tobytes() == _run(a, packed, t).tobytes()
+        if m == 1:  # a single row against a column-major B is a dot product: compare within two rows
+            two = np.concatenate([a, a[::-1] * 0.5])
+            assert _run(a, b, t).tobytes() == _run(two, packed, t)[:1].tobytes()
+        else:
+            assert _run(a, b, t).tobytes() == _run(a, packed, t).tobytes()
     c = rng.uniform(-1, 1, (m, n)).astype(dtype)
     check(a, b, out=c.copy(), alpha=1.5, beta=0.5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [1, 5, 16, 17, 300, 1030])
+@pytest.mark.parametrize("n", [1, 3, 4, 9, 700])
+def test_one_row_or_one_column_as_dot_products(dtype, k, n):
+    """x @ W^T for one x (B's columns contiguous over K) and W @ v: dot products, nothing packed.
+    Against float64, with alpha, beta, a bias and strided C; bit-identical for 1 and 2 threads
+    (700 x 1030 is split between them)."""
+    rng = np.random.default_rng(13)
+    x = operand(rng, (1, k), dtype)
+    w = rng.uniform(-1, 1, (n, k)).astype(dtype)
+    for a, b in ((x, w.T), (w, x.T)):  # one row; one column
+        c = rng.uniform(-1, 1, (a.shape[0], b.shape[1])).astype(dtype)
+        check(a, b, out=c.copy(), alpha=-0.75, beta=1.25)
+        wide = np.zeros((a.shape[0], 2 * b.shape[1]), dtype)
+        strided = wide[:, ::2]
+        check(a, b, out=strided)
+        assert _run(a, b, 1).tobytes() == _run(a, b, 2).tobytes()
+        bias = rng.uniform(-1, 1, b.shape[1]).astype(dtype)
+        out = np.empty((a.shape[0], b.shape[1]), dtype)
+        _C.matmul(a, b, out, 1.0, 0.0, bias)
+        expected = a.astype(np.float64) @ b.astype(np.float64) + bias
+        np.testing.assert_allclose(out, expected, rtol=0, atol=4 * np.finfo(dtype).eps * (k + 3))
