@@ -394,7 +394,6 @@ def test_out_whose_elements_alias_is_refused():
     check(a, b, out=np.zeros((8, 4, 8)).transpose(1, 0, 2))  # a permuted out is distinct
 
 
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m", [1, 5, 12, 20, 64, 65])
 @pytest.mark.parametrize("n,k", [(32, 7), (100, 300), (1000, 25), (257, 520)])
