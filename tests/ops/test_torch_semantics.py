@@ -387,7 +387,13 @@ def test_getitem_and_setitem_place_advanced_dims_as_torch():
                 tg.tensor(a)[_build(tg, items)]
             return
         xg = tg.tensor(a, requires_grad=True)
-        yg = xg[_build(tg, items)]
+        try:
+            yg = xg[_build(tg, items)]
+        except IndexError as e:
+            # an index out of range where the result is empty: PyTorch's kernel never looks at the
+            # indices then and returns the empty result; tapegrad checks them (README: "does better")
+            assert yt.numel() == 0 and "out of bounds" in str(e), e
+            return
         _same(yg, yt)
         c = np.random.default_rng(0).standard_normal(tuple(yt.shape))
         (yt * torch.tensor(c)).sum().backward()
