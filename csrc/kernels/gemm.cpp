@@ -769,7 +769,8 @@ Isa chosen_isa() { return kernel_isa(Kernel::gemm); }
 // threads when the product is large enough.
 template <typename T>
 void gemv_dot(int64_t n, int64_t K, const T* a, const T* b, int64_t ldb, T alpha, T beta, T* c, int64_t incc) {
-  const int64_t per_task = std::max<int64_t>(kDotCols, (int64_t(1) << 16) / std::max<int64_t>(K, 1) / kDotCols * kDotCols);
+  const int64_t per_task =
+      std::max<int64_t>(kDotCols, (int64_t(1) << 16) / std::max<int64_t>(K, 1) / kDotCols * kDotCols);
   const int64_t tasks = (n + per_task - 1) / per_task;
   const bool parallel = !in_parallel_region() && double(n) * double(K) >= kDotParallelWork;
   parallel_tiles(tasks, parallel, [&](int64_t t) {

@@ -200,10 +200,15 @@ def norm_dim(dim, ndim: int, opname: str) -> int:
     return int(dim) % n
 
 
+# (0, ..., n - 1) for every n numpy allows: the dims of a full reduction, looked up, not built
+# (every loss.sum() asks for them)
+ALL_DIMS = tuple(tuple(range(n)) for n in range(65))
+
+
 def norm_dims(dim, ndim: int, opname: str) -> tuple[int, ...]:
     """``dim`` as a sorted tuple of non-negative dims; None (or ()) means all dims."""
     if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
-        return tuple(range(ndim))
+        return ALL_DIMS[ndim]
     if isinstance(dim, (tuple, list)):
         dims = tuple(norm_dim(d, ndim, opname) for d in dim)
         if len(set(dims)) != len(dims):

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import _C, _dtype
 from .._tape.registry import apply, defop
-from ._util import const, norm_dim, norm_dims
+from ._util import ALL_DIMS, const, norm_dim, norm_dims
 from .comparison import ne
 from .complex import conj_if_complex as _cj, refuse_complex
 from .pointwise import abs, clamp, exp, log, maximum, minimum, pow, sqrt, where
@@ -79,15 +79,12 @@ def _mean_vjp(g, out, x, dims, keepdim):
 _mean = defop("mean", _mean_fwd, _mean_vjp, saves=())
 
 
-_ALL_DIMS = [tuple(range(n)) for n in range(65)]  # norm_dims(None, n), looked up: every loss.sum() takes it
-
-
 @public(method=True, out=True)
 def sum(input, dim=None, keepdim=False, *, dtype=None):
     """Sum over ``dim`` (all dims by default). Integer and bool tensors sum to int64."""
     if dtype is not None:
         input = input.to(dtype)
-    dims = _ALL_DIMS[input._data.ndim] if dim is None else norm_dims(dim, input.ndim, "sum")
+    dims = ALL_DIMS[input._data.ndim] if dim is None else norm_dims(dim, input.ndim, "sum")
     return apply(_sum, input, dims=dims, keepdim=keepdim)
 
 
