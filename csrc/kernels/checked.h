@@ -2,7 +2,9 @@
 // bindings have checked, so only sizes derived from user-given geometry (output sizes, scratch
 // buffers) go through these.
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <new>
 #include <string>
 #include <utility>
@@ -35,6 +37,14 @@ inline int64_t checked_mul(int64_t a, int64_t b, const char* op, const char* wha
     throw SizeOverflow(std::string(op) + ": " + what + " of " + std::to_string(a) + " x " + std::to_string(b) +
                        " elements overflows int64");
   return r;
+}
+
+// n elements on the heap, left uninitialised: scratch that the caller writes in full before it
+// reads any of it. std::vector<T>(n) would zero it first, a pass over the whole buffer on the
+// calling thread before the kernel's own parallel writes.
+template <typename T>
+std::unique_ptr<T[]> scratch_array(int64_t n) {
+  return std::unique_ptr<T[]>(new T[static_cast<size_t>(n)]);
 }
 
 }  // namespace tapegrad

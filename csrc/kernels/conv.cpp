@@ -798,8 +798,8 @@ void conv_forward_direct(const ConvShape& s, const T* x, const T* w, const T* bi
   const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, K = Cg * kernel_taps(s), P = out_positions(s);
   const bool pointwise = is_pointwise(s), implicit = implicit_pays(s);
   const int64_t HWo = s.Ho * s.Wo, wlen = packed_rows_len(Og, K);
-  std::vector<T> wp(checked_mul(s.groups, wlen, s.op, "packed weights"));
-  for (int64_t g = 0; g < s.groups; ++g) pack_rows_a(Og, K, w + g * Og * K, K, 1, wp.data() + g * wlen);
+  const auto wp = scratch_array<T>(checked_mul(s.groups, wlen, s.op, "packed weights"));  // pack_rows_a fills it
+  for (int64_t g = 0; g < s.groups; ++g) pack_rows_a(Og, K, w + g * Og * K, K, 1, wp.get() + g * wlen);
   const auto add_bias = [&](T* yg, int64_t g) {
     for (int64_t o = 0; bias && o < Og; ++o) {
       T* yo = yg + o * P;
@@ -819,7 +819,7 @@ void conv_forward_direct(const ConvShape& s, const T* x, const T* w, const T* bi
       const int64_t n = t / s.groups, g = t % s.groups;
       T* yt = xp + xlen;
       pad_volume(s, Cg, x + (n * s.C + g * Cg) * in_volume(s), grid, xp);
-      rows_product(Og, grid.L, K, wp.data() + g * wlen, xp, off.data(), yt, grid.L);
+      rows_product(Og, grid.L, K, wp.get() + g * wlen, xp, off.data(), yt, grid.L);
       T* yg = y + (n * s.O + g * Og) * P;
       for (int64_t o = 0; o < Og; ++o)
         for (int64_t od = 0; od < s.Do; ++od)
@@ -845,7 +845,7 @@ void conv_forward_direct(const ConvShape& s, const T* x, const T* w, const T* bi
     const T* xg = x + (n * s.C + g * Cg) * in_volume(s);
     T* yg = y + (n * s.O + g * Og) * P;
     if (pointwise) {
-      rows_product(Og, P, K, wp.data() + g * wlen, xg, off.data(), yg, P);
+      rows_product(Og, P, K, wp.get() + g * wlen, xg, off.data(), yg, P);
     } else {
       for (int64_t od0 = 0; od0 < s.Do; od0 += step) {
         const int64_t od1 = std::min(od0 + step, s.Do), cols = (od1 - od0) * HWo;
@@ -853,7 +853,7 @@ void conv_forward_direct(const ConvShape& s, const T* x, const T* w, const T* bi
           shift_col(Cg, kernel_taps(s), in_volume(s), P, xg, toff.data(), masks.data(), col, ld);
         else
           vol2col(s, Cg, xg, col, ld, od0, od1);
-        rows_product(Og, cols, K, wp.data() + g * wlen, col, off.data(), yg + od0 * HWo, P);
+        rows_product(Og, cols, K, wp.get() + g * wlen, col, off.data(), yg + od0 * HWo, P);
       }
     }
     add_bias(yg, g);
@@ -890,7 +890,7 @@ void conv_input_grad_direct(const ConvShape& s, const T* gy, const T* w, T* gx) 
   // (the flipped convolution would multiply gy's padding by w: see "non-finite values")
   if (input_grad_as_forward(s, t) && flipped_pays(s) && all_finite(w, s.O * K)) {
     // w2 (C, Og, taps): w2[g*Cg + c, o, taps-1-q] = w[g*Og + o, c, q]
-    std::vector<T> w2(s.C * Og * taps);
+    const auto w2 = scratch_array<T>(s.C * Og * taps);  // every element written below
     parallel_for(s.C, s.C * Og * taps >= kPackParallelElems, [&](int64_t begin, int64_t end) {
       for (int64_t gc = begin; gc < end; ++gc) {  // gc = g * Cg + c
         const int64_t g = gc / Cg, c = gc % Cg;
@@ -899,13 +899,13 @@ void conv_input_grad_direct(const ConvShape& s, const T* gy, const T* w, T* gx) 
             w2[(gc * Og + o) * taps + taps - 1 - q] = w[((g * Og + o) * Cg + c) * taps + q];
       }
     });
-    return conv_forward_direct<T>(t, gy, w2.data(), nullptr, gx);
+    return conv_forward_direct<T>(t, gy, w2.get(), nullptr, gx);
   }
   const bool pointwise = is_pointwise(s);
   const int64_t ld = pointwise ? P : col_stride<T>(P), wlen = packed_rows_len(K, Og);
   // w[g]^T (K x Og): w[g] is (Og, K) row-major, so its transpose has row stride 1, column stride K
-  std::vector<T> wp(checked_mul(s.groups, wlen, s.op, "packed weights"));
-  for (int64_t g = 0; g < s.groups; ++g) pack_rows_a(K, Og, w + g * Og * K, 1, K, wp.data() + g * wlen);
+  const auto wp = scratch_array<T>(checked_mul(s.groups, wlen, s.op, "packed weights"));  // pack_rows_a fills it
+  for (int64_t g = 0; g < s.groups; ++g) pack_rows_a(K, Og, w + g * Og * K, 1, K, wp.get() + g * wlen);
   const std::vector<int64_t> off = strided_rows(Og, P);  // gy's rows
   const int64_t len = pointwise ? 0 : checked_mul(K, ld, s.op, "vol2col buffer");
   for_each_task<T, true>(s.N * s.groups, len, [&](int64_t t, T* col) {
@@ -913,10 +913,10 @@ void conv_input_grad_direct(const ConvShape& s, const T* gy, const T* w, T* gx) 
     const T* gyg = gy + (n * s.O + g * Og) * P;
     T* gxg = gx + (n * s.C + g * Cg) * in_volume(s);
     if (pointwise) {
-      rows_product(K, P, Og, wp.data() + g * wlen, gyg, off.data(), gxg, P);
+      rows_product(K, P, Og, wp.get() + g * wlen, gyg, off.data(), gxg, P);
       return;
     }
-    rows_product(K, P, Og, wp.data() + g * wlen, gyg, off.data(), col, ld);
+    rows_product(K, P, Og, wp.get() + g * wlen, gyg, off.data(), col, ld);
     std::fill(gxg, gxg + Cg * in_volume(s), T(0));
     col2vol(s, Cg, col, ld, gxg);
   });

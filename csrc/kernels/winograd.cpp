@@ -321,11 +321,11 @@ bool forward(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
 
   // the input, channels last and padded; any non-finite value declines the call
   const int64_t plane = checked_mul(p.Hp * p.Wp, p.Cp, op, "winograd padded input");
-  std::vector<T> xp(checked_mul(p.N, plane, op, "winograd padded input"));
+  const auto xp = scratch_array<T>(checked_mul(p.N, plane, op, "winograd padded input"));  // each plane filled below
   std::atomic<bool> finite{true};
   parallel_for(p.N, true, [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) {
-      T* dst = xp.data() + n * plane;
+      T* dst = xp.get() + n * plane;
       std::fill(dst, dst + plane, T(0));
       const T* src = x + n * p.C * p.H * p.W;
       int bad = 0;
@@ -357,7 +357,7 @@ bool forward(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
     T* Mb = Vb + vlen;
     for (int64_t b; (b = next.fetch_add(1, std::memory_order_relaxed)) < p.blocks;) {
       const int64_t t0 = b * p.tb, n = std::min(p.tb, all_tiles - t0);
-      input_block<T, M>(isa, p, xp.data(), t0, n, Vb);
+      input_block<T, M>(isa, p, xp.get(), t0, n, Vb);
       for (int xi = 0; xi < AA; ++xi)
         gemm<T>(n, T(1), Vb + xi * n * p.Cp, p.Cp, 1, U[xi], T(0), Mb + xi * n * p.Op, p.Op, 1);
       output_block<T, M>(isa, p, Mb, t0, n, biasp.data(), y);
@@ -382,11 +382,11 @@ bool conv_input_grad_winograd(const ConvShape& s, const T* gy, const T* w, T* gx
   t.C = s.O, t.O = s.C, t.H = s.Ho, t.W = s.Wo, t.Ho = s.H, t.Wo = s.W, t.ph = t.pw = 2 - s.ph;
   if (!taken<T>(t)) return false;
   // w2 (C, O, 3, 3): w2[c, o, 8 - q] = w[o, c, q]
-  std::vector<T> w2(s.C * s.O * 9);
+  const auto w2 = scratch_array<T>(s.C * s.O * 9);  // every element written below
   for (int64_t o = 0; o < s.O; ++o)
     for (int64_t c = 0; c < s.C; ++c)
       for (int q = 0; q < 9; ++q) w2[(c * s.O + o) * 9 + 8 - q] = w[(o * s.C + c) * 9 + q];
-  return forward<T, kTile>(t, gy, w2.data(), static_cast<const T*>(nullptr), gx);
+  return forward<T, kTile>(t, gy, w2.get(), static_cast<const T*>(nullptr), gx);
 }
 
 template bool conv_forward_winograd<float>(const ConvShape&, const float*, const float*, const float*, float*);
