@@ -28,6 +28,8 @@
 // custom Function.backward) can free what it is reading.
 #include "tape.h"
 
+#include "elementwise.h"
+
 #include <frameobject.h>
 
 #include <algorithm>
@@ -46,6 +48,7 @@ PyObject *s_shape, *s_dtype, *s_sum_to_size, *s_to, *s_aux, *s_base, *s_size, *s
 PyObject* np_isnan = nullptr;
 PyObject* np_ones = nullptr;
 PyObject* np_zeros = nullptr;
+PyObject* np_add = nullptr;
 PyObject* meta_cache = nullptr;  // (shape, dtype) -> Meta: stand-ins are immutable, so they are shared
 PyObject* inside = nullptr;      // co_filename -> whether it is tapegrad's own code
 PyObject* wide_dtypes[6] = {};   // numpy's own float64, float32, int64, int32, bool, complex128 dtypes
@@ -298,7 +301,10 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
   {
     std::optional<QuietFloat> quiet;
     if (!op->view) quiet.emplace();  // a view computes nothing
-    out.reset(PyObject_Vectorcall(forward, stack + 1, n | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames));
+    // numpy's arithmetic ufuncs on large float arrays: on the kernel threads (elementwise.h)
+    if (n == 2 && nkw == 0 && forward == op->forward) out.reset(parallel_binary(forward, stack[1], stack[2]));
+    if (!out && !PyErr_Occurred())
+      out.reset(PyObject_Vectorcall(forward, stack + 1, n | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames));
   }
   if (!out) {
     if (PyErr_ExceptionMatches(PyExc_ValueError)) forward_failed(op, inputs, n);
@@ -491,6 +497,7 @@ bool accumulate_grad(PyObject* t, Ref g, bool create_graph) {
   }
   Ref d = Ref::borrow(T(grad.get())->data), gd = Ref::borrow(T(g.get())->data);  // numpy may release the GIL
   int added = add_small_in_place(d.get(), gd.get());
+  if (added == 0) added = parallel_add_inplace(d.get(), gd.get());  // a large float one: on the kernel threads
   if (added < 0) return false;
   if (added) return bump_version(grad.get());
   Ref size(PyObject_GetAttr(d.get(), s_size));
@@ -598,12 +605,14 @@ bool add_into(PyObject** sum, PyObject* g) {  // steals g
       bool same = ha->descr == hb->descr && ha->nd == hb->nd;
       for (int k = 0; same && k < ha->nd; ++k) same = ha->dims[k] == hb->dims[k];
       if (same && unshared(*sum)) {  // the pending sum is the engine's alone: add onto it, no new array
-        Ref r(PyNumber_InPlaceAdd(a, b));
+        const int done = parallel_add_inplace(a, b);  // large float arrays: on the kernel threads
+        Ref r(done != 0 ? nullptr : PyNumber_InPlaceAdd(a, b));
         Py_DECREF(g);
-        return bool(r);
+        return done == 1 || bool(r);
       }
       if (same) {
-        Ref r(PyNumber_Add(a, b));
+        Ref r(parallel_binary(np_add, a, b));
+        if (!r && !PyErr_Occurred()) r.reset(PyNumber_Add(a, b));
         Py_DECREF(g);
         if (!r) return false;
         if (!is_exact_ndarray(r.get())) {  // numpy returns scalars from 0-d arrays
@@ -636,6 +645,7 @@ bool add_slice_into(PyObject** sum, PyObject* index, PyObject* piece, PyObject* 
     if (h->descr == dtype && same_shape(a, shape) == 1) {
       Ref cur(PyObject_GetItem(a, index));  // a view (a scalar for a single element)
       if (!cur) return false;
+      if (const int done = parallel_add_inplace(cur.get(), pd); done != 0) return done == 1;
       Ref r(PyNumber_InPlaceAdd(cur.get(), pd));
       if (!r) return false;
       return r.get() == cur.get() && is_exact_ndarray(cur.get()) ? true : PyObject_SetItem(a, index, r.get()) == 0;
@@ -1239,7 +1249,8 @@ bool engine_init() {
   np_isnan = PyObject_GetAttrString(np.get(), "isnan");
   np_ones = PyObject_GetAttrString(np.get(), "ones");
   np_zeros = PyObject_GetAttrString(np.get(), "zeros");
-  if (np_ones == nullptr || np_zeros == nullptr) return false;
+  np_add = PyObject_GetAttrString(np.get(), "add");
+  if (np_ones == nullptr || np_zeros == nullptr || np_add == nullptr || !elementwise_init()) return false;
   const char* wide[] = {"float64", "float32", "int64", "int32", "bool", "complex128"};
   Ref np_dtype(PyObject_GetAttrString(np.get(), "dtype"));
   if (!np_dtype) return false;

@@ -6,6 +6,8 @@
 // fixed at record time and read-only, a version box is a list, a grad_fn is a Node or None.
 #include "tape.h"
 
+#include "elementwise.h"
+
 #include <structmember.h>
 
 // The types are filled in field by field in add_to_module (designated initialisers would
@@ -886,6 +888,26 @@ PyObject* py_wrap(PyObject*, PyObject* arr) {
   return tensor_wrap_method(reinterpret_cast<PyObject*>(tensor_class), arr);
 }
 
+// _parallel_binary(ufunc, a, b): elementwise.h's parallel_binary, or None where it leaves the case to numpy.
+PyObject* py_parallel_binary(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3) {
+    PyErr_SetString(PyExc_TypeError, "_parallel_binary(ufunc, a, b)");
+    return nullptr;
+  }
+  PyObject* out = parallel_binary(args[0], args[1], args[2]);
+  return out != nullptr || PyErr_Occurred() ? out : Py_NewRef(Py_None);
+}
+
+// _parallel_add_inplace(a, b): elementwise.h's parallel_add_inplace; False where it leaves the case to numpy.
+PyObject* py_parallel_add_inplace(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "_parallel_add_inplace(a, b)");
+    return nullptr;
+  }
+  const int done = parallel_add_inplace(args[0], args[1]);
+  return done < 0 ? nullptr : PyBool_FromLong(done);
+}
+
 PyMethodDef methods[] = {
     {"apply", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(apply)), METH_FASTCALL | METH_KEYWORDS,
      "apply(op, *tensors, **attrs): run an op and record it when grad mode is on"},
@@ -900,6 +922,10 @@ PyMethodDef methods[] = {
     {"_user_frame", py_user_frame, METH_NOARGS, "(filename, line) of the first caller outside tapegrad"},
     {"_module_scope", module_scope, METH_O, "set the nn.Module running in this thread; returns the previous"},
     {"_gc_stats", gc_stats, METH_NOARGS, "(tape objects out of the cycle collector, flushes so far)"},
+    {"_parallel_binary", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_parallel_binary)),
+     METH_FASTCALL, "_parallel_binary(ufunc, a, b): the kernel threads' a op b, or None where numpy computes it"},
+    {"_parallel_add_inplace", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_parallel_add_inplace)),
+     METH_FASTCALL, "_parallel_add_inplace(a, b): a += b on the kernel threads; False where numpy should"},
     {nullptr, nullptr, 0, nullptr}};
 
 bool ready_type(PyTypeObject* t, PyObject* module, const char* name) {

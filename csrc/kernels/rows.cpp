@@ -287,6 +287,45 @@ TG_INLINE void silu_backward_body(int64_t n, const T* g, const T* x, T* gx) {
   }
 }
 
+// out = a op b over [0, n); kA / kB: the operand is a scalar (its element 0), else read in step
+// with out.
+template <typename T, BinaryOp kOp, bool kA, bool kB>
+TG_INLINE void binary_run(int64_t n, const T* a, const T* b, T* out) {  // out may be a or b
+  const T a0 = a[0], b0 = b[0];
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const T x = kA ? a0 : a[i], y = kB ? b0 : b[i];
+    out[i] = kOp == BinaryOp::add ? x + y : kOp == BinaryOp::sub ? x - y : kOp == BinaryOp::mul ? x * y : x / y;
+  }
+}
+
+template <typename T, BinaryOp kOp>
+TG_INLINE void binary_segments(int64_t i0, int64_t len, const T* a, int64_t pa, const T* b, int64_t pb, T* out) {
+  // Segments that stay inside one row of each broadcast operand (a period of 1 is a scalar).
+  for (int64_t i = i0, end = i0 + len; i < end;) {
+    const int64_t ja = i % pa, jb = i % pb;
+    int64_t seg = end - i;
+    if (pa > 1) seg = std::min(seg, pa - ja);
+    if (pb > 1) seg = std::min(seg, pb - jb);
+    if (pa == 1 && pb == 1) binary_run<T, kOp, true, true>(seg, a, b, out + i);
+    else if (pa == 1) binary_run<T, kOp, true, false>(seg, a, b + jb, out + i);
+    else if (pb == 1) binary_run<T, kOp, false, true>(seg, a + ja, b, out + i);
+    else binary_run<T, kOp, false, false>(seg, a + ja, b + jb, out + i);
+    i += seg;
+  }
+}
+
+template <typename T>
+TG_INLINE void binary_body(BinaryOp op, int64_t i0, int64_t len, const T* a, int64_t pa, const T* b, int64_t pb,
+                           T* out) {
+  switch (op) {
+    case BinaryOp::add: return binary_segments<T, BinaryOp::add>(i0, len, a, pa, b, pb, out);
+    case BinaryOp::sub: return binary_segments<T, BinaryOp::sub>(i0, len, a, pa, b, pb, out);
+    case BinaryOp::mul: return binary_segments<T, BinaryOp::mul>(i0, len, a, pa, b, pb, out);
+    case BinaryOp::div: return binary_segments<T, BinaryOp::div>(i0, len, a, pa, b, pb, out);
+  }
+}
+
 // relu as numpy's maximum(x, 0) (NaN kept, -0.0 to 0), and its backward as a select (PyTorch's
 // threshold_backward): g where out > 0, else 0, so an inf or NaN g where out <= 0 gives 0. One
 // pass each, where numpy took one and five (ResNet-20's 19 relus: 11 of a step's 158 ms).
@@ -547,6 +586,8 @@ TG_VARIANTS(gelu_forward, (int64_t n, const T* x, T* y, bool th), (n, x, y, th))
 TG_VARIANTS(gelu_backward, (int64_t n, const T* g, const T* x, T* gx, bool th), (n, g, x, gx, th))
 TG_VARIANTS(silu_forward, (int64_t n, const T* x, T* y), (n, x, y))
 TG_VARIANTS(silu_backward, (int64_t n, const T* g, const T* x, T* gx), (n, g, x, gx))
+TG_VARIANTS(binary, (BinaryOp op, int64_t i0, int64_t len, const T* a, int64_t pa, const T* b, int64_t pb, T* out),
+            (op, i0, len, a, pa, b, pb, out))
 TG_VARIANTS(relu_forward, (int64_t n, const T* x, T* y), (n, x, y))
 TG_VARIANTS(relu_backward, (int64_t n, const T* g, const T* out, T* gx), (n, g, out, gx))
 TG_VARIANTS(dropout_forward,
@@ -625,6 +666,11 @@ void silu_forward(int64_t n, const T* x, T* y) {
 template <typename T>
 void silu_backward(int64_t n, const T* g, const T* x, T* gx) {
   for_blocks(n, [&](int64_t i, int64_t len) { TG_CALL(silu_backward, T, len, g + i, x + i, gx + i); });
+}
+
+template <typename T>
+void binary_op(BinaryOp op, int64_t n, const T* a, int64_t a_period, const T* b, int64_t b_period, T* out) {
+  for_blocks(n, [&](int64_t i, int64_t len) { TG_CALL(binary, T, op, i, len, a, a_period, b, b_period, out); });
 }
 
 template <typename T>
@@ -808,6 +854,7 @@ void embedding_backward(int64_t N, const int64_t* idx, int64_t D, const T* g, in
                                        T*);                                                                \
   template void silu_forward<T>(int64_t, const T*, T*);                                                    \
   template void silu_backward<T>(int64_t, const T*, const T*, T*);                                         \
+  template void binary_op<T>(BinaryOp, int64_t, const T*, int64_t, const T*, int64_t, T*);                 \
   template void relu_forward<T>(int64_t, const T*, T*);                                                    \
   template void relu_backward<T>(int64_t, const T*, const T*, T*);                                         \
   template void dropout_forward<T>(int64_t, const T*, uint64_t, uint32_t, T, T*, uint8_t*);                \

@@ -29,6 +29,14 @@ void silu_forward(int64_t n, const T* x, T* y);
 template <typename T>
 void silu_backward(int64_t n, const T* g, const T* x, T* gx);
 
+// out[i] = a[i] op b[i] for i in [0, n), op one of BinaryOp, where an operand is read at i mod its
+// period: n for a full operand, the length of its rows for one broadcast along leading dims, 1 for
+// a scalar (n a multiple of each period). out may be a or b (in place). Each element is one IEEE
+// operation, so the result is bit for bit numpy's ufunc (np.add, ...) for any ISA and thread count.
+enum class BinaryOp { add, sub, mul, div };
+template <typename T>
+void binary_op(BinaryOp op, int64_t n, const T* a, int64_t a_period, const T* b, int64_t b_period, T* out);
+
 // y = max(x, 0) for n elements as numpy's maximum (NaN kept); gx = g where out > 0, else 0 (a
 // select, as PyTorch's threshold_backward: an inf or NaN g where out <= 0 gives 0).
 template <typename T>

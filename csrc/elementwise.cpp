@@ -1,0 +1,116 @@
+// Binary arithmetic of large float arrays on the kernel threads (see elementwise.h).
+#include "elementwise.h"
+
+#include "kernels/parallel.h"
+#include "kernels/rows.h"
+
+#include <cstdint>
+
+namespace tapegrad::tape {
+namespace {
+
+// Elements from which a case goes to the threads. Below, numpy's one-thread loop costs about
+// what a fork does: TODO measured.
+constexpr Py_ssize_t kMinElems = Py_ssize_t(1) << 16;
+
+PyObject* ufuncs[4] = {};  // numpy's add, subtract, multiply, true_divide (BinaryOp's order)
+PyObject* np_empty = nullptr;
+PyObject* f32 = nullptr;  // numpy's own float32 and float64 dtypes
+PyObject* f64 = nullptr;
+
+// The element period of `small` read against `full` (broadcast along leading dims): its size
+// when its dims after any leading 1s are full's trailing dims (full's size for equal shapes, 1
+// for a single element); 0 when it does not broadcast that way or has the higher rank.
+Py_ssize_t period(ArrayHead* full, ArrayHead* small) {
+  if (small->nd > full->nd) return 0;
+  int k0 = 0;
+  while (k0 < small->nd && small->dims[k0] == 1) ++k0;
+  Py_ssize_t p = 1;
+  for (int k = small->nd - 1, j = full->nd - 1; k >= k0; --k, --j) {
+    if (small->dims[k] != full->dims[j]) return 0;
+    p *= small->dims[k];
+  }
+  return p;
+}
+
+// a and b: float arrays of one dtype the kernel reads in place (C-contiguous, aligned).
+bool kernel_operands(PyObject* a, PyObject* b) {
+  if (!is_exact_ndarray(a) || !is_exact_ndarray(b)) return false;
+  ArrayHead *ha = array_head(a), *hb = array_head(b);
+  constexpr int kFlags = kArrayCContiguous | kArrayAligned;
+  return ha->descr == hb->descr && (ha->descr == f32 || ha->descr == f64) && (ha->flags & kFlags) == kFlags &&
+         (hb->flags & kFlags) == kFlags;
+}
+
+Py_ssize_t size_of(ArrayHead* h) {
+  Py_ssize_t n = 1;
+  for (int k = 0; k < h->nd; ++k) n *= h->dims[k];
+  return n;
+}
+
+template <typename T>
+void run(BinaryOp op, Py_ssize_t n, ArrayHead* a, Py_ssize_t pa, ArrayHead* b, Py_ssize_t pb, char* out) {
+  Py_BEGIN_ALLOW_THREADS
+  binary_op<T>(op, n, reinterpret_cast<const T*>(a->data), pa, reinterpret_cast<const T*>(b->data), pb,
+               reinterpret_cast<T*>(out));
+  Py_END_ALLOW_THREADS
+}
+
+void dispatch(BinaryOp op, Py_ssize_t n, ArrayHead* a, Py_ssize_t pa, ArrayHead* b, Py_ssize_t pb, char* out) {
+  if (a->descr == f64) run<double>(op, n, a, pa, b, pb, out);
+  else run<float>(op, n, a, pa, b, pb, out);
+}
+
+bool threads_help() { return num_threads() > 1 && !in_parallel_region(); }
+
+}  // namespace
+
+bool elementwise_init() {
+  Ref np(PyImport_ImportModule("numpy"));
+  if (!np) return false;
+  const char* names[4] = {"add", "subtract", "multiply", "true_divide"};
+  for (int k = 0; k < 4; ++k)
+    if ((ufuncs[k] = PyObject_GetAttrString(np.get(), names[k])) == nullptr) return false;
+  np_empty = PyObject_GetAttrString(np.get(), "empty");
+  Ref dtype(PyObject_GetAttrString(np.get(), "dtype"));
+  if (np_empty == nullptr || !dtype) return false;
+  f32 = PyObject_CallFunction(dtype.get(), "s", "float32");
+  f64 = PyObject_CallFunction(dtype.get(), "s", "float64");
+  return f32 != nullptr && f64 != nullptr;
+}
+
+PyObject* parallel_binary(PyObject* f, PyObject* a, PyObject* b) {
+  int op = 0;
+  while (op < 4 && ufuncs[op] != f) ++op;
+  if (op == 4 || !kernel_operands(a, b) || !threads_help()) return nullptr;
+  ArrayHead *ha = array_head(a), *hb = array_head(b);
+  const bool a_full = ha->nd >= hb->nd;  // the operand with the result's shape
+  ArrayHead* full = a_full ? ha : hb;
+  const Py_ssize_t n = size_of(full);
+  if (n < kMinElems) return nullptr;
+  const Py_ssize_t p = period(full, a_full ? hb : ha);
+  if (p == 0) return nullptr;
+  Ref shape(PyObject_GetAttrString(a_full ? a : b, "shape"));
+  if (!shape) return nullptr;  // with the error set
+  PyObject* out = PyObject_CallFunctionObjArgs(np_empty, shape.get(), full->descr, nullptr);
+  if (out == nullptr) return nullptr;
+  dispatch(BinaryOp(op), n, ha, a_full ? n : p, hb, a_full ? p : n, array_head(out)->data);
+  return out;
+}
+
+int parallel_add_inplace(PyObject* a, PyObject* b) {
+  if (!kernel_operands(a, b) || !(array_head(a)->flags & kArrayWriteable) || !threads_help()) return 0;
+  ArrayHead *ha = array_head(a), *hb = array_head(b);
+  const Py_ssize_t n = size_of(ha);
+  if (n < kMinElems) return 0;
+  const Py_ssize_t p = period(ha, hb);
+  if (p == 0) return 0;
+  // b overlapping a other than element for element: numpy's ufunc buffers that case
+  const Py_ssize_t item = ha->descr == f64 ? 8 : 4;
+  const bool overlap = hb->data < ha->data + n * item && ha->data < hb->data + p * item;
+  if (overlap && !(hb->data == ha->data && p == n)) return 0;
+  dispatch(BinaryOp::add, n, ha, n, hb, p, ha->data);
+  return 1;
+}
+
+}  // namespace tapegrad::tape

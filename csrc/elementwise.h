@@ -1,0 +1,28 @@
+// Binary arithmetic of large float arrays on the kernel threads.
+//
+// The arithmetic ops' forwards are numpy's ufuncs (np.add, np.subtract, np.multiply,
+// np.true_divide), which run on one thread, and the backward pass sums gradients with numpy's
+// in-place add. With more than one kernel thread, a large float32/float64 case goes to
+// kernels/rows.h's binary_op instead: one IEEE operation per element, so the result is bit for
+// bit numpy's, only split between the threads. Everything else (one thread, small arrays, other
+// dtypes, mixed dtypes, non-contiguous operands, broadcasting other than along leading dims)
+// stays with numpy.
+#pragma once
+
+#include "tape.h"
+
+namespace tapegrad::tape {
+
+// Caches numpy's ufuncs, np.empty and its float dtypes; false with an error set on failure.
+bool elementwise_init();
+
+// f(a, b) for f numpy's add, subtract, multiply or true_divide: a new array when the native
+// kernel takes the case; nullptr without an error set when it does not (call f), with one on
+// failure.
+PyObject* parallel_binary(PyObject* f, PyObject* a, PyObject* b);
+
+// a += b in place (a writeable, b of a's shape or broadcast onto it): 1 done, 0 not taken (use
+// numpy), -1 with an error set.
+int parallel_add_inplace(PyObject* a, PyObject* b);
+
+}  // namespace tapegrad::tape

@@ -1,0 +1,145 @@
+"""Binary arithmetic of large float arrays on the kernel threads (csrc/elementwise.h): the cases
+it takes from numpy's ufuncs (the forwards of add, sub, mul, div and the backward pass's
+gradient sums), and that its results are numpy's bit for bit."""
+import contextlib
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from tapegrad import _C
+
+UFUNCS = [np.add, np.subtract, np.multiply, np.true_divide]
+N = 1 << 16  # csrc/elementwise.cpp's kMinElems
+
+
+@contextlib.contextmanager
+def threads(n):
+    before = _C.get_num_threads()
+    _C.set_num_threads(n)
+    try:
+        yield
+    finally:
+        _C.set_num_threads(before)
+
+
+def operand(rng, shape, dtype):
+    """Normal values with infinities, NaN, signed zeros, denormals and the largest finite value
+    sprinkled in (NaN only as np.nan, so that NaN results carry one payload however the operands
+    are ordered)."""
+    x = np.asarray(rng.standard_normal(shape)).astype(dtype)
+    flat = x.reshape(-1)
+    info = np.finfo(dtype)
+    for k, v in enumerate([np.inf, -np.inf, np.nan, 0.0, -0.0, info.tiny / 4, info.max, -info.max]):
+        flat[k::97 + 2 * k] = v
+    return x
+
+
+def same_bits(got, want):
+    assert got.dtype == want.dtype and got.shape == want.shape
+    nan = np.isnan(want)
+    np.testing.assert_array_equal(np.isnan(got), nan)
+    uint = np.uint32 if want.dtype == np.float32 else np.uint64
+    np.testing.assert_array_equal(got.view(uint)[~nan], want.view(uint)[~nan])
+
+
+SHAPES = [((N + 13,), (N + 13,)),          # same shape, not a multiple of any block
+          ((257, 300), (300,)),            # b broadcast along the leading dim (a bias)
+          ((300,), (257, 300)),            # a broadcast
+          ((5, 123, 111), (123, 111)),     # along two leading dims
+          ((3, 9, 4000), (1, 4000)),       # b with a leading 1
+          ((N + 1,), ()),                  # a scalar b
+          ((), (3, N // 3 + 1)),           # a scalar a
+          ((70000,), (1,)),                # a one-element b
+          ((4, 20000), (1, 1))]
+
+
+@pytest.mark.parametrize("shapes", SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ufunc", UFUNCS)
+def test_numpys_results_bit_for_bit(ufunc, dtype, shapes):
+    rng = np.random.default_rng(0)
+    a, b = operand(rng, shapes[0], dtype), operand(rng, shapes[1], dtype)
+    with np.errstate(all="ignore"):
+        want = ufunc(a, b)
+    for n in (2, 3):
+        with threads(n):
+            got = _C._parallel_binary(ufunc, a, b)
+        assert got is not None, "the kernel threads did not take the case"
+        same_bits(got, want)
+
+
+def test_cases_left_to_numpy():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((300, 400)).astype(np.float32)
+    cases = {"small": (a[:100], a[:100]),
+             "mixed dtypes": (a, a.astype(np.float64)),
+             "integers": (a.astype(np.int32), a.astype(np.int32)),
+             "float16": (a.astype(np.float16), a.astype(np.float16)),
+             "non-contiguous": (a[:, ::2].copy(), a[:, 1::2]),
+             "byte-swapped": (a, a.astype(">f4")),
+             "broadcast in the middle": (a.reshape(300, 1, 400) * np.ones((1, 2, 1), np.float32), a.reshape(300, 1, 400)),
+             "size-1 dim of the bigger rank": (np.ones((1, 400), np.float32), a),
+             "a subclass": (a.view(np.matrix), a)}
+    with threads(2):
+        for name, (x, y) in cases.items():
+            assert _C._parallel_binary(np.add, x, y) is None, name
+        assert _C._parallel_binary(np.maximum, a, a) is None  # not one of the four
+        assert _C._parallel_binary(np.add, a, a) is not None
+    with threads(1):  # numpy's loop is as fast on one thread
+        assert _C._parallel_binary(np.add, a, a) is None
+
+
+@pytest.mark.parametrize("dtype", [tg.float32, tg.float64])
+def test_ops_and_their_gradients_match_one_thread(dtype):
+    """Forward ops, gradient sums of a tensor used twice, and pieces of one tensor (q, k, v of a
+    qkv product) at 2 threads: the bits of 1 thread, where numpy computes all of it."""
+    def run():
+        tg.manual_seed(0)
+        x = tg.randn(3, 128, 300, dtype=dtype, requires_grad=True)
+        w = tg.randn(300, dtype=dtype, requires_grad=True)
+        y = (x * w + x) / (w * w + 1) - x * 0.5  # x feeds three ops: its gradient is a sum
+        q, k, v = y * 2
+        (q * k + v * 3).sum().backward()
+        return y.detach().numpy(), x.grad.numpy(), w.grad.numpy()
+
+    with threads(1):
+        want = run()
+    with threads(2):
+        got = run()
+    for g, w in zip(got, want):
+        same_bits(g, w)
+
+
+def test_the_forward_is_numpys_for_a_small_or_mixed_case():
+    with threads(2):
+        a = tg.randn(4000) + tg.randn(4000, dtype=tg.float64)  # promoted, not taken
+        assert a.dtype == tg.float64
+        b = tg.arange(N * 2) * 2  # int64
+        assert b.dtype == tg.int64 and int(b[-1]) == 4 * N - 2
+
+
+
+def test_in_place_sum():
+    """The engine's in-place gradient sum (a += b): numpy's bits, b broadcast or not, and an
+    operand overlapping the sum other than element for element left to numpy, which buffers it."""
+    rng = np.random.default_rng(2)
+    with threads(2):
+        for shapes in [((300, 400), (300, 400)), ((300, 400), (400,)), ((300, 400), ())]:
+            a, b = operand(rng, shapes[0], np.float32), operand(rng, shapes[1], np.float32)
+            with np.errstate(all="ignore"):
+                want = a + b
+            assert _C._parallel_add_inplace(a, b)
+            same_bits(a, want)
+        base = rng.standard_normal(N + 64).astype(np.float32)
+        for shift in (1, 5, 64):
+            assert not _C._parallel_add_inplace(base[:N], base[shift:shift + N])
+            assert not _C._parallel_add_inplace(base[shift:shift + N], base[:N])
+        a = base[:N]
+        want = a + a
+        assert _C._parallel_add_inplace(a, a)  # element for element
+        same_bits(a, want)
+        assert not _C._parallel_add_inplace(np.ones(N, np.float32)[::-1], np.ones(N, np.float32))  # not C-contiguous
+        frozen = np.ones(N, np.float32)
+        frozen.flags.writeable = False
+        assert not _C._parallel_add_inplace(frozen, np.ones(N, np.float32))
