@@ -425,8 +425,8 @@ class Tensor(_C.TensorBase):
     def __rfloordiv__(self, other): return _plain.div(other, self, rounding_mode="floor")
     def __pow__(self, other): return _plain.pow(self, other)
     def __rpow__(self, other): return _plain.pow(other, self)
-    def __matmul__(self, other): return _plain.matmul(self, other)
-    def __rmatmul__(self, other): return _plain.matmul(other, self)
+    def __matmul__(self, other): return _plain.matmul(self, other) if isinstance(other, Tensor) else NotImplemented
+    def __rmatmul__(self, other): return _plain.matmul(other, self) if isinstance(other, Tensor) else NotImplemented
     def __neg__(self): return _plain.neg(self)
     def __pos__(self): return self
     def __abs__(self): return _plain.abs(self)
@@ -454,6 +454,9 @@ class Tensor(_C.TensorBase):
     def __isub__(self, other): return _plain.sub_(self, other)
     def __imul__(self, other): return _plain.mul_(self, other)
     def __itruediv__(self, other): return _plain.div_(self, other)
+    def __ifloordiv__(self, other): return _plain.floor_divide_(self, other)
+    def __imod__(self, other): return _plain.remainder_(self, other)
+    def __ipow__(self, other): return _plain.pow_(self, other)
     def __iand__(self, other): return _plain.bitwise_and_(self, other)
     def __ior__(self, other): return _plain.bitwise_or_(self, other)
     def __ixor__(self, other): return _plain.bitwise_xor_(self, other)
