@@ -202,12 +202,19 @@ def setitem(x: Tensor, index, value):
     idx = _norm_index(index, x.ndim)
     v = value if isinstance(value, Tensor) else Tensor._wrap(np.asarray(value, dtype=x.dtype))
     try:
-        np.broadcast_to(v._data, _take(x._data, idx).shape)
+        target = _take(x._data, idx).shape
     except IndexError as e:
         raise IndexError(f"index {_describe(index)} is invalid for a tensor of shape {tuple(x.shape)}: {e}") from None
+    lead = 0  # PyTorch drops a value's leading size-1 dims beyond the target's rank (x[0] = t of shape (1, n))
+    while v.ndim - lead > len(target) and v.shape[lead] == 1:
+        lead += 1
+    if lead:
+        v = v.reshape(tuple(v.shape)[lead:])
+    try:
+        np.broadcast_to(v._data, target)
     except ValueError:
         raise RuntimeError(f"setitem: shape mismatch: value of shape {tuple(v.shape)} cannot be broadcast to "
-                           f"indexing result of shape {_take(x._data, idx).shape}") from None
+                           f"indexing result of shape {target}") from None
     if not (grad_mode.state.enabled and (x._requires_grad or v._requires_grad)):
         if x._data.flags.writeable is False:
             raise RuntimeError("setitem: the tensor is a read-only (expanded) view; clone() it first")
