@@ -338,7 +338,7 @@ def einsum(equation, *operands):
     ell = builtins.max([t.ndim - len(s.replace("...", "")) for s, t in zip(terms, operands) if "..." in s],
                        default=0)
     ell_labels = "".join(free[:ell])
-    labelled = []
+    labelled, counts = [], {}
     for s, t in zip(terms, operands):
         if "..." in s:
             k = t.ndim - len(s.replace("...", ""))
@@ -346,15 +346,13 @@ def einsum(equation, *operands):
         if len(s) != t.ndim or not all(c.isalpha() for c in s):
             raise RuntimeError(f"einsum(): the subscripts {s!r} don't match an operand of shape {tuple(t.shape)} "
                                f"in {equation!r}")
+        for c in s:  # counted before diagonals merge repeats: 'ii' alone is a trace, not a diagonal
+            counts[c] = counts.get(c, 0) + 1
         labelled.append(_take_diagonals(t, s))
     if arrow:
         if "..." in out:
             out = out.replace("...", ell_labels)
     else:
-        counts = {}
-        for s, _ in labelled:
-            for c in s:
-                counts[c] = counts.get(c, 0) + 1
         out = ell_labels + "".join(sorted(c for c in counts if counts[c] == 1 and c not in ell_labels))
     for c in out:
         if not builtins.any(c in s for s, _ in labelled):
