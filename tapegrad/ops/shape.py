@@ -244,6 +244,8 @@ def cast(input, dtype):
         return input
     if input._data.dtype.kind == "c" and dtype.kind != "c":
         warnings.warn("Casting complex values to real discards the imaginary part", UserWarning, stacklevel=3)
+    if not (_dtype.is_floating(dtype) or _dtype.is_complex(dtype)):  # integer results carry no gradient
+        return Tensor._wrap(_cast_fwd(input._data, dtype))
     return apply(_cast, input, dtype=dtype)
 
 
@@ -473,7 +475,11 @@ def _has_dims(input, opname):
 @public(method=True)
 def unbind(input, dim=0):
     """The slices of ``input`` along ``dim``, as a tuple (that dimension removed)."""
+    if input.ndim == 0:
+        raise IndexError("unbind: dimension specified as 0 but tensor has no dimensions")
     d = norm_dim(dim, input.ndim, "unbind")
+    if input.shape[d] == 0:  # no slices (split would give one empty piece)
+        return ()
     return tuple(squeeze(p, d) for p in split(input, 1, d))
 
 
