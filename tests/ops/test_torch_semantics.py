@@ -414,3 +414,64 @@ def test_getitem_and_setitem_place_advanced_dims_as_torch():
         np.testing.assert_allclose(xg2.grad.numpy(), xt2.grad.numpy())
         np.testing.assert_allclose(vg.grad.numpy(), vt.grad.numpy())
     check()
+
+
+# ---------------------------------------------------------------- differences found by differential fuzzing
+def test_augmented_floordiv_mod_pow_write_in_place():
+    # without __ifloordiv__/__imod__/__ipow__ Python rebound x to a new tensor: views went stale, and
+    # an integer tensor **= 0.5 silently became float where PyTorch refuses
+    x = tg.tensor([[5, 7], [-8, 9]])
+    row, before = x[1], x
+    x //= 2
+    assert x is before and row.tolist() == [-4, 4]
+    y = tg.tensor([-3.5, 2.5])
+    view = y[:]
+    y %= 2
+    assert view.tolist() == [0.5, 0.5]
+    z = tg.tensor([2.0, 3.0])
+    z **= 2
+    assert z.tolist() == [4.0, 9.0]
+    _raises_like(lambda M: M.tensor([2, 3]).__ipow__(0.5))
+    _raises_like(lambda M: M.ones(2) @ 2)
+    _raises_like(lambda M: 2.0 @ M.ones(2))
+
+
+def test_setitem_drops_the_values_leading_size_one_dims():
+    torch = _torch()
+    for M in (torch, tg):
+        v = M.tensor([[[1.0, 2.0, 3.0]]], dtype=M.float64, requires_grad=True)
+        y = M.zeros(2, 3, dtype=M.float64)
+        y[0] = v
+        z = M.zeros(3)
+        z[1] = M.tensor([[5.0]])
+        g, = M.autograd.grad((y * M.arange(6.0, dtype=M.float64).reshape(2, 3)).sum(), v)
+        if M is torch:
+            want = (y, z, g)
+    _same(y.detach(), want[0].detach())
+    _same(z, want[1])
+    _same(g, want[2])
+    _raises_like(lambda M: M.zeros(3).__setitem__(1, M.tensor([2.0, 5.0])))
+
+
+@pytest.mark.parametrize("eq, shapes", [("ii", [(3, 3)]), ("iij", [(3, 3, 2)]), ("ij,jj", [(3, 3), (3, 3)]),
+                                        ("...ii", [(2, 3, 3)]), ("i,i", [(3,), (3,)])])
+def test_einsum_implicit_output_counts_repeats_within_an_operand(eq, shapes):
+    # 'ii' alone is the trace (i appears twice), not the diagonal
+    torch = _torch()
+    arrays = [np.arange(np.prod(s), dtype=np.float64).reshape(s) for s in shapes]
+    _same(tg.einsum(eq, *map(tg.tensor, arrays)), torch.einsum(eq, *map(torch.tensor, arrays)))
+
+
+def test_casts_to_integer_or_bool_dtypes_leave_the_graph():
+    x = tg.tensor([1.5, 2.0], dtype=tg.float64, requires_grad=True)
+    for r in (x.long(), x.int(), x.bool(), x.to(tg.int32), x.type(tg.int64), x.type_as(tg.tensor([1])),
+              tg.zeros(2, dtype=tg.int64).copy_(x)):
+        assert not r.requires_grad and r.grad_fn is None, r.dtype
+    assert x.to(tg.float32).requires_grad and x.half().requires_grad
+
+
+def test_unbind_of_an_empty_dim_is_an_empty_tuple():
+    torch = _torch()
+    assert tg.unbind(tg.zeros(2, 0), 1) == torch.unbind(torch.zeros(2, 0), 1) == ()
+    assert len(tg.zeros(0, 3).unbind(1)) == 3
+    _raises_like(lambda M: M.unbind(M.tensor(1.0)))
