@@ -25,7 +25,7 @@ from ..ops import plain as _ops  # the ops without their out= wrappers
 from ..ops.activation import (elu, gelu, hardshrink, hardtanh, leaky_relu, log_softmax, logsigmoid,  # noqa: F401
                               one_hot, prelu, relu6, silu, softmax, softplus)
 from ..ops.activation import binary_cross_entropy_pointwise as _bce_pointwise
-from ..ops.linalg import pdist  # noqa: F401
+from ..ops.linalg import pdist, vector_norm as _vector_norm  # noqa: F401
 from ..ops.matmul import _linear, cpp_name as _cpp_name, scalar_name as _scalar_name
 from ..ops.conv import (adaptive_avg_pool2d, adaptive_avg_pool3d, avg_pool2d, avg_pool3d, conv2d,  # noqa: F401
                         conv3d, conv_transpose2d, conv_transpose3d, max_pool2d, max_pool3d, max_unpool2d,
@@ -1422,11 +1422,26 @@ def pairwise_distance(x1, x2, p: float = 2.0, eps: float = 1e-6, keepdim: bool =
 
 
 def cosine_similarity(x1, x2, dim: int = 1, eps: float = 1e-8):
-    """``(x1 * x2).sum(dim) / max(||x1|| ||x2||, eps)``: the cosine of the angle along ``dim``."""
-    dot = (x1 * x2).sum(dim)
-    n1 = _ops.sqrt((x1 * x1).sum(dim))
-    n2 = _ops.sqrt((x2 * x2).sum(dim))
-    return dot / _ops.clamp(n1 * n2, min=eps)
+    """``<x1 / max(||x1||, eps), x2 / max(||x2||, eps)>`` along ``dim``: the cosine of the angle.
+
+    As PyTorch: the inputs broadcast, each is normalised before the dot product (so the result
+    stays in [-1, 1]), and the clamp to ``eps`` leaves the norm's gradient as if unclamped.
+
+    >>> F.cosine_similarity(tapegrad.tensor([[1., 0.]]), tapegrad.tensor([1., 1.]))
+    tensor([0.7071])
+    """
+    common = _dtype.result_type(x1._data, x2._data)
+    if common.kind != "f":
+        raise RuntimeError(f"cosine_similarity: expected common dtype to be floating point, yet common dtype is "
+                           f"{_dtype.name(common)}")
+    x1, x2 = _ops.broadcast_tensors(x1.to(common) if x1.dtype.kind != "f" else x1,
+                                    x2.to(common) if x2.dtype.kind != "f" else x2)
+
+    def unit(x):
+        n = _vector_norm(x, 2, dim=dim, keepdim=True)
+        shift = _ops.clamp(n.detach(), min=eps) - n.detach()  # the clamped value, the unclamped gradient
+        return x / (n + shift)
+    return (unit(x1) * unit(x2)).sum(dim)
 
 
 # ---------------------------------------------------------------- margin and embedding losses

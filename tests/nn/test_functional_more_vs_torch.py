@@ -295,3 +295,16 @@ def test_linear_cross_entropy_matches_torch(case):
         t = R.integers(0, 3, (4, 2))
         _run(lambda M, a, tt: (tm if M is torch else gm)(a, tt), [x, t], (0,))
         assert gm.options is None and tg.nn.LinearCrossEntropyOptions(batch_chunk_size=2).batch_chunk_size == 2
+
+
+def test_cosine_similarity_broadcasts_and_normalises_each_input_first():
+    # each input divided by max(||x||, eps) before the dot product, as PyTorch: vectors whose norms
+    # are above eps but whose product is below it keep their true cosine
+    a = np.array([[1e-5, 0.0], [3.0, 4.0], [0.0, 0.0]])
+    b = np.array([[1e-5, 1e-5], [1.0, 0.0], [1.0, 1.0]])
+    _run(lambda M, x, y: M.nn.functional.cosine_similarity(x, y), [a, b], (0, 1), reduce=lambda y: y.sum(), tol=1e-8)
+    _run(lambda M, x, y: M.nn.functional.cosine_similarity(x, y, dim=-1), [R.standard_normal(3),
+                                                                          R.standard_normal((2, 3))], (0, 1))
+    _run(lambda M, x, y: M.nn.functional.cosine_similarity(x, y, dim=0), [np.array([1, 2]), np.array([2.0, 2.0])])
+    with pytest.raises(RuntimeError, match="floating point"):
+        F.cosine_similarity(tg.tensor([1, 2]), tg.tensor([2, 2]), dim=0)
