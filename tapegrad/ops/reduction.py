@@ -85,7 +85,13 @@ def sum(input, dim=None, keepdim=False, *, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
     dims = ALL_DIMS[input._data.ndim] if dim is None else norm_dims(dim, input.ndim, "sum")
-    return apply(_sum, input, dims=dims, keepdim=keepdim)
+    return _as_asked(apply(_sum, input, dims=dims, keepdim=keepdim), dtype)
+
+
+def _as_asked(out, dtype):
+    """An integer reduction accumulates in int64; an explicit ``dtype=`` (int32, bool, ...) is what
+    PyTorch returns (wrapping around as its narrower accumulator would)."""
+    return out if dtype is None or out._data.dtype == _dtype.to_dtype(dtype) else out.to(dtype)
 
 
 @public(method=True, out=True)
@@ -186,7 +192,7 @@ def prod(input, dim=None, keepdim=False, *, dtype=None):
     """Product over ``dim`` (all by default); the gradient is exact when entries are zero."""
     if dtype is not None:
         input = input.to(dtype)
-    return apply(_prod, input, dims=norm_dims(dim, input.ndim, "prod"), keepdim=keepdim)
+    return _as_asked(apply(_prod, input, dims=norm_dims(dim, input.ndim, "prod"), keepdim=keepdim), dtype)
 
 
 # ---------------------------------------------------------------- var / std
@@ -466,13 +472,17 @@ def cumsum(input, dim, *, dtype=None):
         input = input.to(dtype)
     elif input._data.dtype.kind in "biu":  # PyTorch: integer and bool inputs accumulate in int64
         input = input.to(np.int64)
-    return apply(_cumsum, input, dim=norm_dim(dim, input.ndim, "cumsum"))
+    return _as_asked(apply(_cumsum, input, dim=norm_dim(dim, input.ndim, "cumsum")), dtype)
 
 
 def _logical_reduce(fn, name):
     def reduce(input, dim=None, keepdim=False):
-        dims = norm_dims(dim, input.ndim, name)
-        return Tensor._wrap(np.asarray(fn(input._data, axis=dims, keepdims=keepdim)))
+        x = input._data
+        if isinstance(dim, (tuple, list)) and len(dim) == 0:  # PyTorch: no dims, no reduction (sum's () is all)
+            out = x != 0
+        else:
+            out = np.asarray(fn(x, axis=norm_dims(dim, input.ndim, name), keepdims=keepdim))
+        return Tensor._wrap(out.astype(np.uint8) if x.dtype == np.uint8 else out)  # uint8 stays uint8, as PyTorch
     reduce.__name__ = name
     return reduce
 
@@ -528,7 +538,7 @@ def cumprod(input, dim, *, dtype=None):
     elif input._data.dtype.kind in "biu":  # PyTorch: integer and bool inputs accumulate in int64
         input = input.to(np.int64)
     refuse_complex(input, "cumprod")  # (PyTorch has one; its gradient here would need conjugating)
-    return apply(_cumprod, input, dim=norm_dim(dim, input.ndim, "cumprod"))
+    return _as_asked(apply(_cumprod, input, dim=norm_dim(dim, input.ndim, "cumprod")), dtype)
 
 
 def _cum_extreme(input, dim, npfn, name):
@@ -737,7 +747,7 @@ def cov(input, *, correction=1, fweights=None, aweights=None):
     n = x.shape[1]
     xc = x - mean(x, 1, True)
     c = matmul(xc, xc.mT) / builtins.max(n - correction, 0)
-    return reshape(c, ()) if input.ndim < 2 else c
+    return reshape(c, ()) if tuple(c.shape) == (1, 1) else c  # one variable: 0-d, as PyTorch's squeeze
 
 
 @public(method=True, out=True)
