@@ -420,13 +420,16 @@ def _clamp_args(input, min, max, opname):
     if min is None and max is None:
         raise RuntimeError(f"{opname}: At least one of 'min' or 'max' must not be None")
     x = as_tensor(input, opname)
-    if x._data.dtype == np.bool_:
-        raise RuntimeError(f"{opname}: not implemented for 'Bool' tensors")
     if x._data.dtype.kind == "c":
         raise NotImplementedError(f"{opname} is not supported for complex types")
     d = _dtype.result_type(x._data, *[b._data if isinstance(b, Tensor) else b for b in (min, max) if b is not None])
-    info = np.finfo(d) if _dtype.kind_of(d) == "f" else np.iinfo(d)
-    lo_default, hi_default = (-np.inf, np.inf) if _dtype.kind_of(d) == "f" else (info.min, info.max)
+    if d == np.bool_:  # a bool tensor clamps as the promoted dtype (int64 for int bounds); bool only with tensor bounds
+        if not all(isinstance(b, Tensor) for b in (min, max) if b is not None):
+            raise NotImplementedError(f"{opname}: not implemented for 'Bool' tensors with scalar bounds")
+        lo_default, hi_default = False, True
+    else:
+        info = np.finfo(d) if _dtype.kind_of(d) == "f" else np.iinfo(d)
+        lo_default, hi_default = (-np.inf, np.inf) if _dtype.kind_of(d) == "f" else (info.min, info.max)
     lo = const(lo_default, d) if min is None else (min.to(d) if isinstance(min, Tensor) else const(min, d))
     hi = const(hi_default, d) if max is None else (max.to(d) if isinstance(max, Tensor) else const(max, d))
     return x.to(d), lo, hi
@@ -784,7 +787,7 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
     """NaN to ``nan``, +-inf to ``posinf``/``neginf`` (default: the dtype's largest/smallest finite)."""
     if _dtype.kind_of(input._data.dtype) != "f":
         return Tensor._wrap(input._data.copy())
-    return apply(_nan_to_num, input, nan=float(nan), posinf=posinf, neginf=neginf)
+    return apply(_nan_to_num, input, nan=0.0 if nan is None else float(nan), posinf=posinf, neginf=neginf)
 
 
 def ndtr(input):
@@ -803,8 +806,12 @@ def log_ndtr(input):
 
 
 def xlog1py(input, other):
-    """``input * log1p(other)``, 0 where ``input`` is 0."""
-    return where(input == 0, 0.0 * input, input * log1p(other))
+    """``input * log1p(other)``, 0 where ``input`` is 0 (unless ``other`` is NaN); either may be a number."""
+    x, y = pair(input, other, "xlog1py")
+    x, y = _float(x, "xlog1py_cpu"), _float(y, "xlog1py_cpu")
+    # log1p(other) is replaced only where input == 0 and other <= -1, so d/dinput stays log1p(other)
+    fix = (x == 0) & ~isnan(y) & (y <= -1)
+    return x * log1p(where(fix, const(0.0, y.dtype), y))
 
 
 def multigammaln(input, p):
