@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _dtype
+from .._tape.registry import apply, defop
 from ._util import pair
 from .complex import refuse_complex
 from .inplace import _inplace_of
@@ -148,12 +149,21 @@ def equal(input, other) -> bool:
 @public(method=True)
 def allclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
     """Whether ``|input - other| <= atol + rtol * |other|`` holds everywhere (a Python bool)."""
-    return bool(np.allclose(input._data, other._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+    return bool(isclose(input, other, rtol, atol, equal_nan)._data.all())
 
 
 @public(method=True, out=True)
 def isclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False):
-    """Elementwise ``|input - other| <= atol + rtol * |other|``, as a bool tensor."""
+    """Elementwise ``|input - other| <= atol + rtol * |other|``, as a bool tensor (both tensors of one dtype)."""
+    for name, t in (("input", input), ("other", other)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"isclose(): argument '{name}' must be Tensor, not {type(t).__name__}")
+    if input._data.dtype != other._data.dtype:
+        raise RuntimeError(f"isclose(): {_dtype.name(input._data.dtype)} did not match {_dtype.name(other._data.dtype)}")
+    try:
+        np.broadcast_shapes(input._data.shape, other._data.shape)
+    except ValueError:
+        raise RuntimeError(f"isclose(): the shapes {tuple(input.shape)} and {tuple(other.shape)} don't broadcast") from None
     return Tensor._wrap(np.isclose(input._data, other._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
@@ -185,8 +195,16 @@ def isin(elements, test_elements, *, assume_unique=False, invert=False):
     return Tensor._wrap(np.isin(e, t, assume_unique=assume_unique, invert=invert))
 
 
+# an in-place comparison overwrites a float tensor with 0/1: in the graph it stays, with a zero
+# gradient (as PyTorch's EqBackward), instead of passing the gradient through as if unchanged
+_overwritten = defop("compare_", lambda x, value: value, lambda g, out, x, value: g * 0.0, saves=())
+
+
 def _cmp_inplace(fn):
-    return lambda s, o: fn(s, o).to(s.dtype)
+    def write(s, *o):
+        value = fn(s, *o).to(s.dtype)
+        return apply(_overwritten, s, value=value._data) if s._requires_grad else value
+    return write
 
 
 eq_ = _inplace_of(_cmp_inplace(eq), "eq_")
@@ -201,13 +219,14 @@ gt_ = _inplace_of(_cmp_inplace(gt), "gt_")
 public(gt_, method=True)
 ge_ = _inplace_of(_cmp_inplace(ge), "ge_")
 public(ge_, method=True)
+# the logical ones leave the gradient passing through unchanged, as PyTorch's do
 logical_not_ = _inplace_of(lambda s: logical_not(s).to(s.dtype), "logical_not_")
 public(logical_not_, method=True)
-logical_and_ = _inplace_of(_cmp_inplace(logical_and), "logical_and_")
+logical_and_ = _inplace_of(lambda s, o: logical_and(s, o).to(s.dtype), "logical_and_")
 public(logical_and_, method=True)
-logical_or_ = _inplace_of(_cmp_inplace(logical_or), "logical_or_")
+logical_or_ = _inplace_of(lambda s, o: logical_or(s, o).to(s.dtype), "logical_or_")
 public(logical_or_, method=True)
-logical_xor_ = _inplace_of(_cmp_inplace(logical_xor), "logical_xor_")
+logical_xor_ = _inplace_of(lambda s, o: logical_xor(s, o).to(s.dtype), "logical_xor_")
 public(logical_xor_, method=True)
 greater_, less_, greater_equal_, less_equal_, not_equal_ = gt_, lt_, ge_, le_, ne_
 public(greater_, name="greater_", method=True)

@@ -244,6 +244,12 @@ cases("copysign", Case(lambda M, x, y: M.copysign(x, y) + M.copysign(x, -0.0),  
                        [np.array([1.0, 0.0, -0.0, -3.0, 2.0]), np.array([-1.0, 2.0, -0.0, 0.0, np.inf])]))
 
 
+@entry("compare_", op="Tensor.gt_")
+def _compare_inplace(draw):
+    # an in-place comparison of a tensor in the graph: 0/1 values, a zero gradient through them
+    return Sample(lambda M, x: (x * 1).gt_(0) * x, [arr(draw, draw(SHAPES), "nonzero")], lambda x: (x > 0) * x)
+
+
 @entry("remainder", "fmod")
 def _remainder(draw):
     shape = draw(SHAPES)
