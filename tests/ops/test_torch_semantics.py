@@ -475,3 +475,88 @@ def test_unbind_of_an_empty_dim_is_an_empty_tuple():
     assert tg.unbind(tg.zeros(2, 0), 1) == torch.unbind(torch.zeros(2, 0), 1) == ()
     assert len(tg.zeros(0, 3).unbind(1)) == 3
     _raises_like(lambda M: M.unbind(M.tensor(1.0)))
+
+
+def test_reductions_return_the_integer_dtype_asked_for():
+    torch = _torch()
+    a = np.array([[1.5, 2.0], [3.0, 4.0]], dtype=np.float32)
+    for M in (torch, tg):
+        x = M.tensor(a)
+        got = [M.sum(x, dtype=M.int32), M.sum(x, 0, dtype=M.int32), M.prod(x, dtype=M.int32), M.prod(x, 0, dtype=M.bool),
+               M.sum(x.int(), dtype=M.int16), M.cumsum(x, 0, dtype=M.int32), M.cumprod(x, 0, dtype=M.int16),
+               M.nansum(x, dtype=M.int32), M.sum(M.tensor([100, 100], dtype=M.int8), dtype=M.int8)]
+        if M is torch:
+            want = got
+    for g, w in zip(got, want):
+        _same(g, w)
+
+
+def test_cov_and_corrcoef_of_one_variable_are_0d():
+    torch = _torch()
+    for shape in [(1, 3), (3,), (2, 3)]:
+        a = np.arange(np.prod(shape), dtype=np.float64).reshape(shape) ** 2
+        _same(tg.cov(tg.tensor(a)), torch.cov(torch.tensor(a)))
+        _same(tg.corrcoef(tg.tensor(a)), torch.corrcoef(torch.tensor(a)))
+
+
+def test_clamp_of_a_bool_tensor_promotes_as_pytorch():
+    torch = _torch()
+    b = np.array([True, False])
+    calls = [lambda M, x: M.clamp(x, 0, 1), lambda M, x: M.clamp(x, 0.5), lambda M, x: M.clamp_max(x, 1),
+             lambda M, x: M.clip(x, -1, 1), lambda M, x: M.clamp(x, min=M.tensor(1.0)),
+             lambda M, x: M.clamp(x, M.tensor([False, True]))]
+    for call in calls:
+        _same(call(tg, tg.tensor(b)), call(torch, torch.tensor(b)))
+    _raises_like(lambda M: M.clamp(M.tensor(b), True, True))  # PyTorch has no bool kernel for scalar bounds
+
+
+def test_xlog1py_takes_numbers_and_keeps_nan():
+    torch = _torch()
+    x = np.array([0.0, 0.0, 2.0, -1.0, 3.0, 0.0, 0.0])
+    y = np.array([-1.0, np.nan, 0.5, -2.0, 1.0, 0.5, -3.0])
+    res = {}
+    for M in (torch, tg):
+        xs, ys = M.tensor(x, requires_grad=True), M.tensor(y, requires_grad=True)
+        out = M.special.xlog1py(xs, ys)
+        gx, = M.autograd.grad(out.sum(), xs)
+        res[M] = [out, gx, M.special.xlog1py(M.tensor([0, 1, 2]), 2), M.special.xlog1py(2.0, M.tensor([0, 1, 2]))]
+    for g, w in zip(res[tg], res[torch]):
+        np.testing.assert_allclose(g.detach().numpy(), w.detach().numpy(), rtol=1e-12)
+        assert str(g.dtype).split(".")[-1] == str(w.dtype).split(".")[-1]
+
+
+def test_isclose_wants_two_tensors_of_one_dtype():
+    a = tg.tensor([1.0, 2.0])
+    _raises_like(lambda M: M.isclose(M.tensor([1.0, 2.0]), 1.0))
+    _raises_like(lambda M: M.isclose(M.tensor([1.0, 2.0]), M.tensor([1.0, 2.0], dtype=M.float64)))
+    _raises_like(lambda M: M.allclose(M.tensor([1, 2]), M.tensor([1.0, 2.0])))
+    _raises_like(lambda M: M.isclose(M.ones(2), M.ones(3)))
+    assert tg.isclose(a, tg.tensor(1.0)).tolist() == [True, False] and a.allclose(a + 1e-9)
+
+
+def test_nan_to_num_nan_none_means_zero():
+    x = tg.tensor([float("nan"), 1.0])
+    assert tg.nan_to_num(x, nan=None).tolist() == [0.0, 1.0]
+
+
+def test_any_all_over_no_dims_reduce_nothing():
+    torch = _torch()
+    a = np.array([[1, 0, 2], [0, 0, 3]], dtype=np.uint8)
+    for call in [lambda M, x: M.any(x, dim=()), lambda M, x: M.all(x.float(), (), keepdim=True),
+                 lambda M, x: M.any(x), lambda M, x: M.all(x, 1), lambda M, x: M.all(x.bool(), 1)]:
+        _same(call(tg, tg.tensor(a)), call(torch, torch.tensor(a)))
+
+
+@pytest.mark.parametrize("op", ["eq_", "ne_", "lt_", "le_", "gt_", "ge_", "logical_and_", "logical_xor_"])
+def test_in_place_comparison_gradients_match_torch(op):
+    # a comparison overwrites its tensor with 0/1, a constant: zero gradient through it (the
+    # gradient used to pass through as if the tensor were unchanged); PyTorch's logical_*_ do pass it
+    torch = _torch()
+    grads = {}
+    for M in (torch, tg):
+        x = M.tensor([1.0, 2.0, -1.0], dtype=M.float64, requires_grad=True)
+        y = x * 1
+        getattr(y, op)(M.tensor([1.0, 0.0, 3.0], dtype=M.float64))
+        grads[M] = (y, M.autograd.grad((y * x).sum(), x)[0])
+    _same(grads[tg][0].detach(), grads[torch][0].detach())
+    _same(grads[tg][1], grads[torch][1])
