@@ -67,6 +67,8 @@ def msort(input):
 def topk(input, k, dim=-1, largest=True, sorted=True):
     """The ``k`` largest (or smallest) entries along ``dim`` and their indices."""
     refuse_complex(input, "topk")
+    if input._data.dtype == np.bool_:
+        raise RuntimeError("topk does not support bool dtypes on CPU")
     d = norm_dim(dim, input.ndim, "topk")
     n = input.shape[d] if input.ndim else 1
     if not 0 <= k <= n:
@@ -81,16 +83,21 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
 
 def _select_kth(input, dim, keepdim, pos, opname, result):
     """The entry of sorted rank ``pos(n)`` along ``dim``, with its index."""
-    if input.ndim == 0:
-        return result(clone(input), Tensor._wrap(np.zeros((), np.int64)))
     d = norm_dim(dim, input.ndim, opname)
-    n = input.shape[d]
+    n = input.shape[d] if input.ndim else 1
+    if n == 0:
+        raise IndexError(f"{opname}(): Expected reduction dim {d} to have non-zero size (input shape "
+                         f"{tuple(input.shape)})")
     p = pos(n)
     if not 0 <= p < n:
-        raise (RuntimeError if opname == "kthvalue" else IndexError)(f"{opname}(): selected number k out of range for dimension {d} of size {n} "
-                         f"(input shape {tuple(input.shape)})")
+        raise (RuntimeError if opname == "kthvalue" else IndexError)(
+            f"{opname}(): selected number k out of range for dimension {d} of size {n} "
+            f"(input shape {tuple(input.shape)})")
+    if input.ndim == 0:
+        return result(clone(input), Tensor._wrap(np.zeros((), np.int64)))
     order = _argsort_np(input._data, d, False)
-    if _dtype.kind_of(input._data.dtype) == "f":  # a NaN in a slice is that slice's result, as in PyTorch
+    # median: a NaN in a slice is that slice's result; kthvalue ranks NaN above everything (both PyTorch's)
+    if opname == "median" and _dtype.kind_of(input._data.dtype) == "f":
         nan = np.isnan(input._data)
         first_nan = np.argmax(nan, axis=d, keepdims=True)
         pick = np.where(nan.any(axis=d, keepdims=True), first_nan, np.take(order, [p], axis=d))
@@ -106,6 +113,8 @@ def _select_kth(input, dim, keepdim, pos, opname, result):
 @public(method=True, out=True)
 def kthvalue(input, k, dim=-1, keepdim=False):
     """The ``k``-th smallest entry (1-based) along ``dim``, and its index."""
+    if input._data.dtype == np.bool_ and input.ndim:
+        raise NotImplementedError("kthvalue: not implemented for 'Bool' tensors")
     return _select_kth(input, dim, keepdim, lambda n: k - 1, "kthvalue", _kth_t)
 
 
@@ -129,9 +138,14 @@ def _lower_median(x):
 @public(method=True, out=True)
 def median(input, dim=None, keepdim=False):
     """No ``dim``: the lower median of all entries; with ``dim``: ``(values, indices)`` along it."""
+    if input._data.dtype == np.bool_ and input._data.size:
+        raise NotImplementedError("median: not implemented for 'Bool' tensors")
     if dim is None:
         if input._data.size == 0:
-            return Tensor._wrap(np.asarray(np.nan, dtype=input.dtype))
+            # NaN, or for an integer dtype what PyTorch's NaN converts to: the dtype's lowest value
+            kind = _dtype.kind_of(input._data.dtype)
+            fill = np.nan if kind in "fc" else True if kind == "b" else np.iinfo(input._data.dtype).min
+            return Tensor._wrap(np.asarray(fill, dtype=input.dtype))
         return apply(_median_all, input)
     return _select_kth(input, dim, keepdim, lambda n: (n - 1) // 2, "median", _median_t)
 
@@ -161,6 +175,8 @@ def mode(input, dim=-1, keepdim=False):
     if input.ndim == 0:
         return _mode_t(clone(input), Tensor._wrap(np.zeros((), np.int64)))
     d = norm_dim(dim, input.ndim, "mode")
+    if input.shape[d] == 0:
+        raise IndexError(f"mode(): Expected reduction dim {d} to have non-zero size (input shape {tuple(input.shape)})")
     a = np.moveaxis(input._data, d, -1)
     rows = a.reshape(-1, a.shape[-1])
     pick = np.empty(rows.shape[0], np.int64)
@@ -255,8 +271,16 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
     return Tensor._wrap(np.asarray(out, dtype=_search_dtype(out_int32)))
 
 
-def _quantile_q(q, interpolation):
-    """``q`` as an array, after PyTorch's checks of ``q`` and ``interpolation``."""
+def _quantile_q(input, q, interpolation):
+    """``q`` as an array, after PyTorch's checks of ``input``, ``q`` and ``interpolation``."""
+    if input._data.dtype not in (np.float32, np.float64):
+        raise RuntimeError(f"quantile() input tensor must be either float or double dtype, got "
+                           f"{_dtype.name(input._data.dtype)}")
+    if input._data.size == 0:
+        raise RuntimeError(f"quantile() input tensor must be non-empty (got shape {tuple(input.shape)})")
+    if isinstance(q, Tensor) and q._data.dtype != input._data.dtype:
+        raise RuntimeError(f"quantile() q tensor must be same dtype as the input tensor ({_dtype.name(q.dtype)} vs "
+                           f"{_dtype.name(input.dtype)})")
     if interpolation not in ("linear", "lower", "higher", "midpoint", "nearest"):
         raise ValueError(f"quantile() interpolation must be one of linear, lower, higher, midpoint or nearest. "
                          f"Got {interpolation}")
@@ -289,7 +313,10 @@ def _quantile_keepdim(v, ndim, dim, d, keepdim):
 @public(method=True, out=True)
 def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
     """The ``q``-th quantiles along ``dim`` (all elements when None), PyTorch's interpolation modes."""
-    qs = _quantile_q(q, interpolation)
+    qs = _quantile_q(input, q, interpolation)
+    if input.ndim == 0 and dim is not None:  # a 0-d tensor's dim 0 / -1: its one value
+        norm_dim(dim, 0, "quantile")
+        return quantile(reshape(input, (1,)), q, 0, interpolation=interpolation)
     x = reshape(input, -1) if dim is None else input
     d = 0 if dim is None else norm_dim(dim, input.ndim, "quantile")
     srt = sort(x, d).values
@@ -309,7 +336,10 @@ def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
 @public(method=True, out=True)
 def nanquantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
     """``quantile`` of the non-NaN values of each slice (NaN where a slice has none), as PyTorch's."""
-    qs = _quantile_q(q, interpolation)
+    qs = _quantile_q(input, q, interpolation)
+    if input.ndim == 0 and dim is not None:  # a 0-d tensor's dim 0 / -1: its one value
+        norm_dim(dim, 0, "nanquantile")
+        return nanquantile(reshape(input, (1,)), q, 0, interpolation=interpolation)
     x = reshape(input, -1) if dim is None else input
     d = 0 if dim is None else norm_dim(dim, input.ndim, "nanquantile")
     srt = sort(x, d).values  # NaNs sort last
