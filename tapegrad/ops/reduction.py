@@ -16,7 +16,7 @@ from .._tape.registry import apply, defop
 from ._util import ALL_DIMS, const, norm_dim, norm_dims
 from .comparison import ne
 from .complex import conj_if_complex as _cj, refuse_complex
-from .pointwise import abs, clamp, exp, log, maximum, minimum, pow, sqrt, where
+from .pointwise import abs, clamp, exp, log, maximum, minimum, pow, sign, sqrt, where
 from .shape import _expand, _expand_fwd, _reshape, cat, clone, diagonal, flip, movedim, narrow, reshape, unsqueeze
 from .indexing import gather
 from .matmul import matmul
@@ -424,6 +424,29 @@ _norm0 = defop("norm0", lambda x, dims, keepdim: np.count_nonzero(x, axis=dims, 
                lambda g, out, x, dims, keepdim: const(np.zeros(x.shape), g.dtype), saves=())
 
 
+def _normp_fwd(x, dims, keepdim, p):
+    with np.errstate(divide="ignore", over="ignore"):  # |0| ** -p is inf, and the norm 0, as PyTorch's
+        return np.asarray(np.sum(np.abs(x) ** p, axis=dims, keepdims=keepdim) ** (1.0 / p), dtype=x.dtype)
+
+
+def _normp_vjp(g, out, x, dims, keepdim, p):
+    """PyTorch's norm_backward for a general p: zero where x is 0 (p < 1) or where the norm is 0,
+    where the plain formula would give 0 * inf = NaN."""
+    n = _unreduce(out, x, dims, keepdim)
+    g = _unreduce(g, x, dims, keepdim)
+    zero = const(0, x.dtype)
+    if p < 1:
+        xzero = x == 0
+        scaled = sign(x) * where(xzero, zero, pow(where(xzero, const(1, x.dtype), abs(x)), p - 1))
+        return scaled * g * pow(n, 1 - p)
+    scaled = sign(x) * pow(abs(x), p - 1) if p < 2 else x * pow(abs(x), p - 2)
+    nzero = n == 0
+    return scaled * where(nzero, zero, g / pow(where(nzero, const(1, x.dtype), n), p - 1))
+
+
+_normp = defop("normp", _normp_fwd, _normp_vjp, saves_output=True)
+
+
 @public(method=True, out=True)
 def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     """Vector p-norm over ``dim`` (all by default): p = 2 / 'fro', 1, inf, -inf, 0 or any number."""
@@ -448,7 +471,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
         return amin(abs(input), dims, keepdim)
     if p == 0:
         return apply(_norm0, input, dims=dims, keepdim=keepdim)
-    return pow(sum(pow(abs(input), p), dims, keepdim), 1.0 / p)
+    return apply(_normp, input, dims=dims, keepdim=keepdim, p=builtins.float(p))
 
 
 # ---------------------------------------------------------------- cumsum, all / any
@@ -549,7 +572,10 @@ def _cum_extreme(input, dim, npfn, name):
     vals = npfn.accumulate(a, axis=d)
     n = a.shape[d]
     pos = np.arange(n).reshape((-1,) + (1,) * (a.ndim - d - 1))
-    hit = np.where(a == vals, pos, -1)
+    same = a == vals
+    if a.dtype.kind in "fc":  # NaN propagates, its index the latest NaN's (PyTorch's rule)
+        same |= np.isnan(a)
+    hit = np.where(same, pos, -1)
     idx = Tensor._wrap(np.maximum.accumulate(hit, axis=d).astype(np.int64))
     return _named(name)(gather(input, d, idx), idx)
 
