@@ -80,6 +80,8 @@ def round_once(fn):
         if len(half) != 1:
             return fn(*args, **kwargs)
         d = half.pop()
+        if _dtype.result_type(*[a._data for a in args if isinstance(a, Tensor)]) != d:
+            return fn(*args, **kwargs)  # a float32/64 operand makes the result wider: nothing to round to 16 bits
         args = [a.to(_dtype.float32) if isinstance(a, Tensor) and a._data.dtype == d else a for a in args]
         kwargs = {k: v.to(_dtype.float32) if isinstance(v, Tensor) and v._data.dtype == d else v
                   for k, v in kwargs.items()}

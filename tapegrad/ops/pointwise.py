@@ -281,9 +281,16 @@ def abs(input):
     return apply(_abs, input)
 
 
+def _real_sign(x):
+    """-1, 0 or 1; 0 for NaN, as PyTorch's (x > 0) - (x < 0) (numpy's sign gives NaN)."""
+    if x.dtype.kind in "iu":
+        return np.sign(x)
+    return (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype)
+
+
 def _sgn_fwd(x):
     if x.dtype.kind != "c":
-        return np.sign(x)
+        return _real_sign(x)
     r = np.abs(x)
     return np.where(r == 0, 0, x / np.where(r == 0, 1, r)).astype(x.dtype, copy=False)
 
@@ -353,7 +360,7 @@ public(erf, method=True, inplace=True, out=True,
 
 
 # sign has a zero gradient everywhere (as in PyTorch), which keeps it usable inside VJPs.
-_sign = defop("sign", np.sign, _zero_vjp, saves=())
+_sign = defop("sign", _real_sign, _zero_vjp, saves=())
 
 
 @public(method=True, inplace=True, out=True)
@@ -594,7 +601,14 @@ _asinh, asinh = _float_unary("asinh", np.arcsinh, lambda g, out, x: g * rsqrt(x 
 public(asinh, method=True, inplace=True, out=True,
        doc="The inverse hyperbolic sine, elementwise (``arcsinh``).")
 # rsqrt(x + 1) * rsqrt(x - 1), not rsqrt(x * x - 1): the same for real x, and the right branch for complex
-_acosh, acosh = _float_unary("acosh", np.arccosh, lambda g, out, x: g * rsqrt(x + 1) * rsqrt(x - 1))
+def _acosh_vjp(g, out, x):
+    # real: PyTorch's 1/sqrt(x^2 - 1), finite below -1 (where the value is NaN); complex: the principal branch
+    if x.dtype.kind == "c":
+        return g * rsqrt(x + 1) * rsqrt(x - 1)
+    return g * rsqrt(x * x - 1)
+
+
+_acosh, acosh = _float_unary("acosh", np.arccosh, _acosh_vjp)
 public(acosh, method=True, inplace=True, out=True,
        doc="The inverse hyperbolic cosine, elementwise (``arccosh``).")
 _atanh, atanh = _float_unary("atanh", np.arctanh, lambda g, out, x: g / (1 - x * x))
@@ -649,7 +663,13 @@ public(arccosh, name="arccosh", method=True, inplace=True, out=True)
 public(arctanh, name="arctanh", method=True, inplace=True, out=True)
 special_erfinv = erfinv
 
-_logit = defop("logit", _keep_dtype(lambda x: np.log(x / (1 - x))), lambda g, out, x: g / (x * (1 - x)))
+def _logit_vjp(g, out, x):
+    """``g / (x (1 - x))``, NaN outside [0, 1] where the logit is NaN (PyTorch's logit_backward)."""
+    outside = (x < 0) | (x > 1)
+    return g / where(outside, const(np.nan, x.dtype), x * (1 - x))
+
+
+_logit = defop("logit", _keep_dtype(lambda x: np.log(x / (1 - x))), _logit_vjp)
 
 
 @public(method=True, inplace=True, out=True)
@@ -745,8 +765,14 @@ def lerp(input, end, weight):
     if isinstance(end, Tensor) and isinstance(input, Tensor) and end.dtype != input.dtype:
         raise RuntimeError(f"lerp: expected dtype {input.dtype} for `end` but got dtype {end.dtype}")
     a, b = pair(input, end, "lerp")
+    if isinstance(weight, Tensor):
+        if weight.ndim and weight.dtype != a.dtype:
+            raise RuntimeError(f"lerp: expected dtype {_dtype.name(a.dtype)} for `weight` but got dtype "
+                               f"{_dtype.name(weight.dtype)}")
+        d = _dtype.result_type(a._data, b._data, weight._data)  # a 0-d weight promotes (int ends, float weight)
+        a, b = a.to(d), b.to(d)
     if _dtype.kind_of(a._data.dtype) != "f":
-        raise RuntimeError(f"lerp: expected floating-point input and end, got {a._data.dtype}")
+        raise RuntimeError(f"lerp: expected floating-point input and end, got {_dtype.name(a._data.dtype)}")
     # a number weight stays float32 beside 16-bit tensors (PyTorch's opmath), not rounded to them
     w = weight.to(a.dtype) if isinstance(weight, Tensor) else const(weight, scalar_dtype(a.dtype))
     return apply(_lerp, a, b, w)
@@ -773,8 +799,9 @@ def addcdiv(input, tensor1, tensor2, *, value=1):
     if _dtype.kind_of(tensor1._data.dtype) != "f" and _dtype.kind_of(tensor2._data.dtype) != "f":
         raise RuntimeError("addcdiv: integer division with addcdiv is no longer supported; use floating-point "
                            f"tensors (got {tensor1._data.dtype} and {tensor2._data.dtype})")
-    q = div(tensor1, tensor2)
-    return add(input, mul(q, value) if value != 1 else q)
+    d = _dtype.result_type(input._data, tensor1._data, tensor2._data)  # all three at once, as PyTorch
+    q = div(tensor1.to(d), tensor2.to(d))
+    return add(input.to(d), mul(q, value) if value != 1 else q)
 
 
 _nan_to_num = defop("nan_to_num", lambda x, nan, posinf, neginf: np.nan_to_num(x, nan=nan, posinf=posinf,
@@ -883,7 +910,9 @@ def negative(input):
 
 @public(method=True)
 def positive(input):
-    """``input`` itself (the unary plus)."""
+    """``input`` itself (the unary plus); refused for bool tensors, as PyTorch."""
+    if input._data.dtype == np.bool_:
+        raise RuntimeError("positive: the `+` operator, on a bool tensor is not supported")
     return input
 
 
