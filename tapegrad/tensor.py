@@ -428,7 +428,7 @@ class Tensor(_C.TensorBase):
     def __matmul__(self, other): return _plain.matmul(self, other) if isinstance(other, Tensor) else NotImplemented
     def __rmatmul__(self, other): return _plain.matmul(other, self) if isinstance(other, Tensor) else NotImplemented
     def __neg__(self): return _plain.neg(self)
-    def __pos__(self): return self
+    def __pos__(self): return _plain.positive(self)
     def __abs__(self): return _plain.abs(self)
     def __invert__(self): return _plain.bitwise_not(self)
     def __and__(self, other): return _plain.bitwise_and(self, other)

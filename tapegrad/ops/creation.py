@@ -4,6 +4,7 @@ random sampling: the new tensors (``rand``, ``randn``, ...) and the in-place fil
 """
 from __future__ import annotations
 
+import builtins
 import numbers
 
 import numpy as np
@@ -159,7 +160,19 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tens
                  _dtype.int64 if isinstance(fill_value, numbers.Integral) else
                  _dtype.complex_of(_dtype.get_default_dtype()) if isinstance(fill_value, numbers.Complex)
                  and not isinstance(fill_value, numbers.Real) else _dtype.get_default_dtype())
-    return _finish(np.full(_size((size,)), fill_value, _dtype.to_dtype(dtype)), requires_grad)
+    return _finish(_filled(_size((size,)), fill_value, _dtype.to_dtype(dtype), "full"), requires_grad)
+
+
+def _filled(shape, value, d, opname):
+    """``np.full`` with PyTorch's integer range check: an unsigned dtype takes negatives down to -max,
+    wrapping (``full(2, -1, dtype=uint8)`` is 255), and anything beyond the range raises."""
+    if d.kind in "iu" and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        info = np.iinfo(d)
+        lo = -builtins.int(info.max) if d.kind == "u" else builtins.int(info.min)
+        if not lo <= value <= info.max:
+            raise RuntimeError(f"{opname}: value {value} cannot be converted to type {_dtype.name(d)} without overflow")
+        value = np.array(value).astype(d)
+    return np.full(shape, value, d)
 
 
 # The *_like functions take PyTorch's keywords: dtype, device, requires_grad, and layout /
@@ -194,7 +207,7 @@ def full_like(input, fill_value, dtype=None, device=None, requires_grad=False, *
     """``fill_value`` with ``input``'s shape (and dtype unless given)."""
     _check_like(layout, memory_format, "full_like", input)
     _check_device(device)
-    return _finish(np.full(input.shape, fill_value, _dt(dtype, input.dtype)), requires_grad)
+    return _finish(_filled(input.shape, fill_value, _dt(dtype, input.dtype), "full_like"), requires_grad)
 
 
 @public
@@ -210,6 +223,11 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
         dtype = (_dtype.get_default_dtype() if any(isinstance(a, float) or isinstance(a, Tensor) and
                  _dtype.kind_of(a.dtype) == "f" for a in args) else _dtype.int64)
     args = tuple(a.item() if isinstance(a, Tensor) else a for a in args)
+    if _dtype.to_dtype(dtype) == np.bool_:
+        raise NotImplementedError("arange: not implemented for dtype tapegrad.bool")
+    if (args[1] - args[0]) * args[2] < 0:
+        raise RuntimeError(f"arange: upper bound and lower bound inconsistent with step sign (start={args[0]}, "
+                           f"end={args[1]}, step={args[2]})")
     return _finish(np.arange(*args).astype(_dtype.to_dtype(dtype)), requires_grad)
 
 
@@ -467,6 +485,10 @@ def triu_indices(row, col, offset=0, *, dtype=None, device=None):
 @public(out=True)
 def vander(x, N=None, increasing=False):
     """The Vandermonde matrix of the 1-D ``x`` (decreasing powers unless ``increasing``)."""
+    if x.ndim != 1:
+        raise RuntimeError(f"vander: x must be a one-dimensional tensor (got shape {tuple(x.shape)})")
+    if N is not None and N < 0:
+        raise RuntimeError(f"vander: N must be non-negative (got {N})")
     n = x.shape[0] if N is None else N
     powers = [x ** k if k else mul(x, 0) + 1 for k in range(n)]
     cols = powers if increasing else powers[::-1]

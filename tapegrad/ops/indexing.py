@@ -696,7 +696,11 @@ def index_fill(input, dim, index, value):
 @public(method=True)
 def masked_fill_(self, mask, value):
     """``masked_fill``, in place: ``value`` where ``mask`` holds."""
-    if mask.ndim > self.ndim or np.broadcast_shapes(mask.shape, self.shape) != tuple(self.shape):
+    try:
+        ok = mask.ndim <= self.ndim and np.broadcast_shapes(mask.shape, self.shape) == tuple(self.shape)
+    except ValueError:  # numpy's word for shapes that don't broadcast: PyTorch's RuntimeError below
+        ok = False
+    if not ok:
         raise RuntimeError(f"masked_fill_: the mask of shape {tuple(mask.shape)} is not broadcastable to the "
                            f"tensor of shape {tuple(self.shape)}")
     return inplace(self, lambda s, *_: masked_fill(s, mask, value), "masked_fill_", *_tensors(value))

@@ -779,18 +779,23 @@ def linalg_diagonal(A, *, offset=0, dim1=-2, dim2=-1):
 def cross(input, other, dim=None):
     """The 3-vector cross product along ``dim`` (default: the first dim of size 3, as PyTorch)."""
     a, b = pair(input, other, "cross")
-    shape = np.broadcast_shapes(tuple(a.shape), tuple(b.shape))
-    a, b = a.expand(shape), b.expand(shape)
+    if a.ndim != b.ndim:
+        raise RuntimeError(f"linalg.cross: inputs must have the same number of dimensions (got shapes "
+                           f"{tuple(a.shape)} and {tuple(b.shape)})")
+    try:
+        shape = np.broadcast_shapes(tuple(a.shape), tuple(b.shape))
+    except ValueError:
+        raise RuntimeError(f"linalg.cross: the shapes {tuple(a.shape)} and {tuple(b.shape)} don't broadcast") from None
     if dim is None:
         dim = next((i for i, s in enumerate(shape) if s == 3), None)
         if dim is None:
             raise RuntimeError(f"cross: no dimension of size 3 in input of shape {tuple(shape)}")
     d = norm_dim(dim, len(shape), "cross")
-    if shape[d] != 3:
+    if a.shape[d] != 3 or b.shape[d] != 3:  # each input's own size, before broadcasting
         raise RuntimeError(f"cross: inputs dimension {dim} must have length 3, got shapes {tuple(input.shape)} "
                            f"and {tuple(other.shape)}")
-    a0, a1, a2 = unbind(a, d)
-    b0, b1, b2 = unbind(b, d)
+    a0, a1, a2 = unbind(a.expand(shape), d)
+    b0, b1, b2 = unbind(b.expand(shape), d)
     return stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], d)
 
 

@@ -432,6 +432,11 @@ def tensordot(a, b, dims=2):
     if isinstance(dims, Tensor):
         dims = dims.tolist()
     if isinstance(dims, (builtins.int, np.integer)):
+        if dims < 0:
+            raise RuntimeError(f"tensordot expects dims >= 0, but got dims={dims}")
+        if dims > builtins.min(a.ndim, b.ndim):
+            raise RuntimeError(f"tensordot expects dims < ndim_a or ndim_b, but got dims={dims} (shapes "
+                               f"{tuple(a.shape)} and {tuple(b.shape)})")
         da = list(range(a.ndim - dims, a.ndim))
         db = list(range(dims))
     else:

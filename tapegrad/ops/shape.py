@@ -328,6 +328,8 @@ def movedim(input, source, destination):
     dst = [norm_dim(d, nd, "movedim") for d in dst]
     if len(set(src)) != len(src) or len(set(dst)) != len(dst):
         raise RuntimeError(f"movedim: repeated dim in source {src} or destination {dst}")
+    if nd == 0:  # dims 0 and -1 name a 0-d tensor's only "dim": nothing moves
+        return permute(input, ())
     order = [i for i in range(nd) if i not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
@@ -568,12 +570,16 @@ def flip(input, dims):
 @public(method=True)
 def fliplr(input):
     """``input`` reversed along dimension 1."""
+    if input.ndim < 2:
+        raise RuntimeError(f"fliplr: Input must be >= 2-d (got {input.ndim}-d)")
     return flip(input, (1,))
 
 
 @public(method=True)
 def flipud(input):
     """``input`` reversed along dimension 0."""
+    if input.ndim < 1:
+        raise RuntimeError("flipud: Input must be >= 1-d (got 0-d)")
     return flip(input, (0,))
 
 
@@ -1013,6 +1019,10 @@ def dsplit(input, indices_or_sections):
 
 
 def _nsplit(input, sections, dim, name):
+    need = {"hsplit": 1, "vsplit": 2, "dsplit": 3}[name]
+    if input.ndim < need:
+        raise RuntimeError(f"torch.{name} requires a tensor with at least {need} dimension, but got a tensor with "
+                           f"{input.ndim} dimensions!")
     if isinstance(sections, (builtins.int, np.integer)) and input.shape[dim] % sections:
         raise RuntimeError(f"torch.{name} attempted to split along dimension {dim}, but the size of the dimension "
                            f"{input.shape[dim]} is not divisible by the split_size {sections}!")
