@@ -111,6 +111,9 @@ def hardsigmoid(input, inplace: bool = False):
 
 def softshrink(input, lambd: float = 0.5):
     """``x - lambd`` above ``lambd``, ``x + lambd`` below ``-lambd``, else 0."""
+    if lambd < 0:
+        raise RuntimeError(f"softshrink: lambda must be in range [0, max] for input dtype {_dtype.name(input.dtype)}, "
+                           f"but found {lambd}")
     return _ops.where(input > lambd, input - lambd, _ops.where(input < -lambd, input + lambd, input * 0))
 
 
@@ -158,6 +161,8 @@ def rrelu(input, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool 
 
 def glu(input, dim: int = -1):
     """``a * sigmoid(b)`` with ``a, b`` the two halves of ``input`` along ``dim``."""
+    if input.ndim == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
     if input.shape[dim] % 2:
         raise RuntimeError(f"glu: Halving dimension must be even, but dimension {dim} is size {input.shape[dim]}")
     a, b = _ops.chunk(input, 2, dim)
@@ -692,6 +697,9 @@ def _fusable(input, c, weight=None, bias=None, *stats):
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     """Normalise over the trailing ``normalized_shape`` dims."""
     ns = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+    if not ns:
+        raise RuntimeError("layer_norm: Expected normalized_shape to be at least 1-dimensional, i.e., containing at "
+                           "least one element, but got normalized_shape = []")
     if _shape(input)[input.ndim - len(ns):] != ns or len(ns) > input.ndim:
         raise RuntimeError(f"layer_norm: given normalized_shape={list(ns)}, expected input with shape "
                            f"[*, {', '.join(map(str, ns))}], but got input of size {list(input.shape)}")
@@ -717,6 +725,9 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
     n, c = input.shape[:2]
     if c % num_groups:
         raise RuntimeError(f"group_norm: num_channels {c} must be divisible by num_groups {num_groups}")
+    if n * c // num_groups * int(np.prod(input.shape[2:])) == 1:  # PyTorch's _verify_batch_size
+        raise ValueError(f"group_norm: Expected more than 1 value per channel when training, got input size "
+                         f"{list(input.shape)}")
     if input._data.size and _fusable(input, c, weight, bias):
         params = [p for p in (weight, bias) if p is not None]
         return _apply(_norm.group_norm, input, *params, num_groups=int(num_groups), eps=float(eps),
@@ -736,6 +747,9 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
 def rms_norm(input, normalized_shape, weight=None, eps=None):
     """``x / sqrt(mean(x^2) + eps)`` over the trailing dims (eps: the dtype's machine epsilon by default)."""
     ns = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+    if not ns:
+        raise RuntimeError("layer_norm: Expected normalized_shape to be at least 1-dimensional, i.e., containing at "
+                           "least one element, but got normalized_shape = []")
     if _shape(input)[input.ndim - len(ns):] != ns or len(ns) > input.ndim:
         raise RuntimeError(f"rms_norm: given normalized_shape={list(ns)}, expected input with shape "
                            f"[*, {', '.join(map(str, ns))}], but got input of size {list(input.shape)}")
@@ -750,6 +764,9 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     """Normalise each (sample, channel) over its spatial dims."""
     if input.ndim < 3:
         raise ValueError(f"instance_norm: expected input of at least 3 dims (N, C, ...), got {_shape(input)}")
+    if use_input_stats and int(np.prod(input.shape[2:])) == 1:  # PyTorch's _verify_spatial_size
+        raise ValueError(f"instance_norm: Expected more than 1 spatial element when training, got input size "
+                         f"{list(input.shape)}")
     dims = tuple(range(2, input.ndim))
     cshape = (1, -1) + (1,) * (input.ndim - 2)
     c = input.shape[1]
@@ -1081,11 +1098,13 @@ def _check_float(x, name, what="input"):
         raise RuntimeError(f"{name}: expected a floating-point {what}, got {_dtype.name(x.dtype)}")
 
 
-def _check_pointwise(input, target, name, strict=False):
-    """Target matches input's shape (PyTorch broadcasts with a warning; non-broadcastable is an error)."""
-    _check_float(input, name)
+def _check_pointwise(input, target, name, strict=False, int_input=False):
+    """Target matches input's shape (PyTorch broadcasts with a warning; non-broadcastable is an error).
+    ``int_input``: an integer or bool input is fine beside a floating target (it promotes)."""
     if not isinstance(target, Tensor):
         raise TypeError(f"{name}: target must be a tapegrad.Tensor, got {type(target).__name__}")
+    if not (int_input and _dtype.is_floating(target.dtype)):
+        _check_float(input, name)
     if _shape(target) == _shape(input):
         return
     if strict:
@@ -1102,7 +1121,9 @@ def _check_pointwise(input, target, name, strict=False):
 
 
 def _as_float_target(target, input):
-    return target if target.dtype == input.dtype else target.to(input.dtype)
+    """An integer or bool target in the input's dtype; a floating one as it is, so the arithmetic
+    promotes (``mse_loss(float32, float64)`` is float64, as PyTorch's)."""
+    return target if _dtype.is_floating(target.dtype) else target.to(input.dtype)
 
 
 # ---------------------------------------------------------------- classification losses
@@ -1288,6 +1309,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     reduction = _reduction(reduction, size_average, reduce)
     _check_pointwise(input, target, "binary_cross_entropy_with_logits", strict=True)
     y = _as_float_target(target, input)
+    if y.dtype != input.dtype:  # PyTorch computes in the target's dtype (its result has that dtype)
+        input = input.to(y.dtype)
     sp = -logsigmoid(input)  # softplus(-x), stable for |x| = 1e4
     if pos_weight is not None:
         sp = sp * ((pos_weight - 1) * y + 1)
@@ -1299,7 +1322,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
 
 @cast_inputs(FP32)
 def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False):
-    """KL(target || exp(input)) pointwise: ``target * (log(target) - input)`` (0 where target is 0).
+    """KL(target || exp(input)) pointwise: ``target * (log(target) - input)`` (0 where target is 0, NaN
+    where it is negative).
     ``reduction='batchmean'`` divides the sum by the batch size (the true KL divergence)."""
     if reduction == "batchmean":
         red = "sum"
@@ -1313,10 +1337,8 @@ def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean
     t = _as_float_target(target, input)
     if log_target:
         loss = _ops.exp(t) * (t - input)
-    else:
-        pos = t > 0
-        safe_t = _ops.where(pos, t, _const(1.0, t.dtype))
-        loss = _ops.where(pos, t * (_ops.log(safe_t) - input), t * 0 - input * 0)
+    else:  # PyTorch's xlogy(t, t) - t * input: 0 where t is 0, NaN where t < 0
+        loss = _ops.xlogy(t, t) - t * input
     if reduction == "batchmean":
         return loss.sum() / (input.shape[0] if input.ndim else 1)
     return _reduce(loss, red)
@@ -1327,7 +1349,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean
 def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):
     """The mean (``reduction``) squared error ``(input - target)**2``, optionally weighted."""
     reduction = _reduction(reduction, size_average, reduce)
-    _check_pointwise(input, target, "mse_loss")
+    _check_pointwise(input, target, "mse_loss", int_input=True)
     d = input - _as_float_target(target, input)
     loss = d * d
     return _reduce(loss if weight is None else loss * weight, reduction)
@@ -1337,7 +1359,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
 def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
     """The mean (``reduction``) absolute error ``|input - target|``."""
     reduction = _reduction(reduction, size_average, reduce)
-    _check_pointwise(input, target, "l1_loss")
+    _check_pointwise(input, target, "l1_loss", int_input=True)
     return _reduce(_ops.abs(input - _as_float_target(target, input)), reduction)
 
 
@@ -1347,7 +1369,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str
     reduction = _reduction(reduction, size_average, reduce)
     if beta < 0:
         raise RuntimeError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
-    _check_pointwise(input, target, "smooth_l1_loss")
+    _check_pointwise(input, target, "smooth_l1_loss", int_input=True)
     d = input - _as_float_target(target, input)
     ad = _ops.abs(d)
     if beta == 0:
@@ -1363,7 +1385,7 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
     if delta <= 0:
         raise RuntimeError(f"huber_loss: delta must be positive, got {delta}")
     _check_pointwise(input, target, "huber_loss")
-    d = input - _as_float_target(target, input)
+    d = input - target.to(input.dtype)  # PyTorch's huber_loss keeps the input's dtype
     ad = _ops.abs(d)
     loss = _ops.where(ad < delta, d * d * 0.5, (ad - 0.5 * delta) * delta)
     return _reduce(loss if weight is None else loss * weight, reduction)
@@ -1476,7 +1498,7 @@ def margin_ranking_loss(input1, input2, target, margin: float = 0.0, size_averag
 def soft_margin_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
     """``log(1 + exp(-y x))``."""
     reduction = _reduction(reduction, size_average, reduce)
-    return _reduce(-logsigmoid(target * input), reduction)
+    return _reduce(-logsigmoid(target.to(input.dtype) * input), reduction)  # in the input's dtype, as PyTorch
 
 
 @cast_inputs(FP32)

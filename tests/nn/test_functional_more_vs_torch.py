@@ -308,3 +308,44 @@ def test_cosine_similarity_broadcasts_and_normalises_each_input_first():
     _run(lambda M, x, y: M.nn.functional.cosine_similarity(x, y, dim=0), [np.array([1, 2]), np.array([2.0, 2.0])])
     with pytest.raises(RuntimeError, match="floating point"):
         F.cosine_similarity(tg.tensor([1, 2]), tg.tensor([2, 2]), dim=0)
+
+
+@pytest.mark.parametrize("name", ["mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div", "soft_margin_loss",
+                                  "binary_cross_entropy_with_logits", "multilabel_soft_margin_loss", "gaussian_nll_loss"])
+@pytest.mark.parametrize("dts", [("float32", "float64"), ("float64", "float32"), ("int64", "float32")])
+def test_losses_promote_input_and_target_as_torch(name, dts):
+    # a float32 output against a float64 target is float64 for the regression losses (the target
+    # used to be cast down to the input's dtype); huber and soft margin keep the input's dtype
+    res = {}
+    for M in (torch, tg):
+        x = M.tensor([[0.2, 0.7], [0.4, 0.1]]).to(getattr(M, dts[0]))
+        y = M.tensor([[0.5, 1.0], [0.0, 1.0]]).to(getattr(M, dts[1]))
+        fn = getattr(M.nn.functional, name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                res[M] = fn(x, y, M.ones(2, 2)) if name == "gaussian_nll_loss" else fn(x, y)
+            except (RuntimeError, NotImplementedError) as e:
+                res[M] = e
+    if isinstance(res[torch], Exception):
+        assert isinstance(res[tg], Exception)
+        return
+    assert str(res[tg].dtype).split(".")[-1] == str(res[torch].dtype).split(".")[-1]
+    np.testing.assert_allclose(_np(res[tg]), _np(res[torch]), rtol=1e-6)
+
+
+def test_kl_div_is_nan_where_the_target_is_negative():
+    t = np.array([-2.5, 0.5, 0.0, 0.2])
+    _run(lambda M, x, y: M.nn.functional.kl_div(x, y, reduction="none"), [np.array([-1.5, -2.5, -1.0, 0.3]), t], (0,),
+         reduce=lambda y: y.sum())
+
+
+@pytest.mark.parametrize("call", [
+    lambda M: M.nn.functional.glu(M.tensor(1.0)), lambda M: M.nn.functional.softshrink(M.ones(2), -0.5),
+    lambda M: M.nn.functional.layer_norm(M.ones(2), ()), lambda M: M.nn.functional.group_norm(M.ones(1, 4, 1), 4),
+    lambda M: M.nn.functional.instance_norm(M.ones(2, 4, 1))], ids=lambda c: "")
+def test_functional_errors_torch_raises(call):
+    with pytest.raises(Exception) as want:
+        call(torch)
+    with pytest.raises(type(want.value)):
+        call(tg)
