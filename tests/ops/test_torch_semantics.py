@@ -560,3 +560,120 @@ def test_in_place_comparison_gradients_match_torch(op):
         grads[M] = (y, M.autograd.grad((y * x).sum(), x)[0])
     _same(grads[tg][0].detach(), grads[torch][0].detach())
     _same(grads[tg][1], grads[torch][1])
+
+
+def test_kthvalue_ranks_nan_last_and_median_propagates_it():
+    torch = _torch()
+    a = np.array([[1.0, np.nan, 3.0, 0.0, np.nan, 2.0], [1, 2, 3, 4, 5, 6]])
+    for k in range(1, 7):
+        _same(tg.kthvalue(tg.tensor(a), k).values, torch.kthvalue(torch.tensor(a), k).values)
+    _same(tg.median(tg.tensor(a), 1).values, torch.median(torch.tensor(a), 1).values)
+    _raises_like(lambda M: M.kthvalue(M.tensor(1.0), 2))
+
+
+def test_cummax_cummin_propagate_nan_with_its_latest_index():
+    torch = _torch()
+    a = np.array([[1.0, np.nan, 3.0, 0.0, np.nan, 2.0], [1, 2, 2, 0, 5, 5]])
+    res = {}
+    for M in (torch, tg):
+        x = M.tensor(a, requires_grad=True)
+        r, q = M.cummax(x, 1), M.cummin(x, 1)
+        res[M] = [r.values, r.indices, q.values, q.indices, M.autograd.grad(r.values.sum() + q.values.sum(), x)[0]]
+    for g, w in zip(res[tg], res[torch]):
+        _same(g.detach(), w.detach())
+
+
+def test_acosh_and_logit_gradients_outside_the_domain_match_torch():
+    # acosh: 1/sqrt(x^2 - 1), finite below -1; logit: NaN outside [0, 1] (0 with eps, the clamp's)
+    torch = _torch()
+    a = np.array([-2.5, -1.0, 0.5, 1.0, 2.0, 0.0, 1.5, -0.5])
+    res = {}
+    for M in (torch, tg):
+        x = M.tensor(a, requires_grad=True)
+        res[M] = [M.autograd.grad(f(x).sum(), x)[0] for f in (M.acosh, M.logit, lambda t: M.logit(t, eps=0.1))]
+    for g, w in zip(res[tg], res[torch]):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("shapes", [((), (), ()), ((2,), (2,), ()), ((2,), (), ()), ((), (), (2,)), ((2,), (2,), (2,))])
+def test_lerp_promotes_a_0d_weight_and_checks_a_dimensioned_one(shapes):
+    torch = _torch()
+    for dts in [("float32", "float32", "float64"), ("int64", "int64", "float32"), ("float32", "float32", "float32"),
+                ("bfloat16", "bfloat16", "float32"), ("float32", "float64", "float32")]:
+        def call(M):
+            return M.lerp(*[M.full(s, 2.0 + i, dtype=getattr(M, d)) for i, (s, d) in enumerate(zip(shapes, dts))])
+        try:
+            want = call(torch)
+        except RuntimeError:
+            _raises_like(call)
+            continue
+        got = call(tg)
+        assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1], dts
+        np.testing.assert_allclose(got.float().numpy(), want.float().numpy())
+
+
+def test_addcdiv_promotes_its_three_tensors_at_once():
+    torch = _torch()
+    for shapes in [((3,), (), (1,)), ((3,), (3,), ()), ((), (), ())]:
+        for dts in [("float32", "float64", "int64"), ("float32", "int64", "float64"), ("bfloat16", "float32", "float32"),
+                    ("bfloat16", "bfloat16", "bfloat16")]:
+            got, want = ([M.addcdiv(*[M.full(s, 3.0 - i, dtype=getattr(M, d)) for i, (s, d) in enumerate(zip(shapes, dts))],
+                                    value=2) for M in (tg, torch)])
+            assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1], (shapes, dts)
+            np.testing.assert_allclose(got.float().numpy(), want.float().numpy())
+
+
+def test_movedim_of_a_0d_tensor():
+    for args in [(0, 0), (-1, -1), ((), ()), ([0], [-1])]:
+        assert tg.movedim(tg.tensor(2.0), *args).item() == 2.0
+    _raises_like(lambda M: M.movedim(M.tensor(2.0), 1, 0))
+
+
+def test_quantile_checks_its_input_as_pytorch():
+    torch = _torch()
+    for call in [lambda M: M.quantile(M.tensor([1, 2]), 0.5), lambda M: M.quantile(M.ones(0), 0.5),
+                 lambda M: M.quantile(M.ones(3, dtype=M.float16), 0.5),
+                 lambda M: M.nanquantile(M.ones(3), M.tensor([0.5], dtype=M.float64)),
+                 lambda M: M.quantile(M.tensor(2.0), 0.5, dim=1)]:
+        _raises_like(call)
+    for call in [lambda M: M.quantile(M.tensor(2.0), 0.5, dim=0),
+                 lambda M: M.nanquantile(M.tensor(2.0), M.tensor([0.5, 0.2]), dim=-1, keepdim=True)]:
+        _same(call(tg), call(torch))
+
+
+@pytest.mark.parametrize("call", [
+    lambda M: +M.tensor([True]), lambda M: M.positive(M.tensor([True])),
+    lambda M: M.zeros(3, 1).masked_fill_(M.zeros(2, 1, dtype=M.bool), 1.0), lambda M: M.mode(M.zeros(2, 0), 1),
+    lambda M: M.fliplr(M.ones(2)), lambda M: M.flipud(M.tensor(1.0)), lambda M: M.dsplit(M.ones(2, 4), 2),
+    lambda M: M.vsplit(M.ones(4), 2), lambda M: M.hsplit(M.tensor(1.0), 1), lambda M: M.vander(M.ones(2, 2)),
+    lambda M: M.tensordot(M.ones(2, 3), M.ones(3), 2), lambda M: M.tensordot(M.ones(2, 3), M.ones(3), -1),
+    lambda M: M.arange(0, -3), lambda M: M.arange(5, 0, 1), lambda M: M.arange(3, dtype=M.bool),
+    lambda M: M.linalg.cross(M.ones(3), M.ones(1)), lambda M: M.linalg.cross(M.ones(1, 3), M.ones(1, 1, 3)),
+    lambda M: M.cross(M.ones(3), M.ones(1, 3), dim=-1)], ids=lambda c: "")
+def test_errors_pytorch_raises(call):
+    _raises_like(call)
+
+
+def test_sign_of_nan_is_zero():
+    torch = _torch()
+    a = np.array([np.nan, -0.0, np.inf, -2.0])
+    _same(tg.sign(tg.tensor(a)), torch.sign(torch.tensor(a)))
+    _same(tg.sgn(tg.tensor(a)), torch.sgn(torch.tensor(a)))
+
+
+@pytest.mark.parametrize("call", [
+    lambda M: M.median(M.tensor([True, False])), lambda M: M.median(M.tensor([True, False]), 0),
+    lambda M: M.nanmedian(M.tensor([True, False])), lambda M: M.kthvalue(M.tensor([True, False]), 1),
+    lambda M: M.topk(M.tensor([True, False]), 1), lambda M: M.kthvalue(M.ones(3, 0), 1),
+    lambda M: M.median(M.ones(0, 3, dtype=M.bool), 0), lambda M: M.full((2,), 300, dtype=M.uint8),
+    lambda M: M.full((2,), -256, dtype=M.uint8)], ids=lambda c: "")
+def test_sorting_and_filling_errors_pytorch_raises(call):
+    _raises_like(call)
+
+
+def test_full_wraps_small_negatives_into_unsigned_and_median_of_nothing():
+    torch = _torch()
+    for call in [lambda M: M.full((2,), -1, dtype=M.uint8), lambda M: M.full_like(M.ones(2), -255, dtype=M.uint8),
+                 lambda M: M.median(M.ones(0, dtype=M.int32)), lambda M: M.nanmedian(M.ones(0, 2, dtype=M.int64)),
+                 lambda M: M.median(M.ones(0, dtype=M.bool))]:
+        _same(call(tg), call(torch))
