@@ -993,9 +993,10 @@ def tensor_split(input, indices_or_sections, dim=0):
             raise RuntimeError(f"tensor_split: number of sections must be larger than 0, got {n}")
         q, r = divmod(size, n)
         bounds = np.cumsum([0] + [q + 1] * r + [q] * (n - r))
-    else:
-        idx = [builtins.min(builtins.max(builtins.int(i), 0), size) for i in indices_or_sections]
-        bounds = [0] + idx + [size]
+    else:  # each piece is input[i_k:i_k+1] along d, with Python's slicing (negative indices count from the end)
+        idx = [builtins.int(i) for i in indices_or_sections]
+        pieces = [slice(a, b).indices(size)[:2] for a, b in zip([0] + idx, idx + [None])]
+        return tuple(narrow(input, d, a, builtins.max(b - a, 0)) for a, b in pieces)
     return tuple(narrow(input, d, builtins.int(a), builtins.max(builtins.int(b) - builtins.int(a), 0))
                  for a, b in zip(bounds[:-1], bounds[1:]))
 
