@@ -718,8 +718,10 @@ def fill_diagonal_(self, fill_value, wrap=False):
     if self.ndim < 2 or (self.ndim > 2 and len(set(self.shape)) != 1):
         raise RuntimeError(f"fill_diagonal_: dimensions must all be equal for tensors of more than 2 dims, got "
                            f"{tuple(self.shape)}")
-    if grad_mode.state.enabled and self._requires_grad:
-        _check_leaf(self, "fill_diagonal_")
+    if grad_mode.state.enabled and self._requires_grad:  # the diagonal's gradient is zero, as PyTorch's
+        mask = np.zeros(self.shape, bool)
+        np.fill_diagonal(mask, True, wrap=wrap and self.ndim == 2)
+        return inplace(self, lambda s: where(Tensor._wrap(mask), const(fill_value, s.dtype), s), "fill_diagonal_")
     a = self._data.copy()
     if self.ndim == 2:
         np.fill_diagonal(a, fill_value, wrap=wrap)

@@ -782,8 +782,8 @@ def lerp(input, end, weight):
 @round_once
 def addcmul(input, tensor1, tensor2, *, value=1):
     """``input + value * tensor1 * tensor2``; the tensors alone set the dtype (PyTorch casts ``value``)."""
+    d = _dtype.result_type(input._data, tensor1._data, tensor2._data)  # all three at once, as PyTorch
     prod = mul(tensor1, tensor2)
-    d = _dtype.result_type(input._data, prod._data)
     if d == np.bool_:
         raise RuntimeError("addcmul: not implemented for 'Bool' tensors")
     prod = prod.to(d)
@@ -855,8 +855,13 @@ def zero_(self):
 
 @public(method=True)
 def fill_(self, value):
-    """Fill ``self`` with ``value``, in place."""
+    """Fill ``self`` with ``value`` (a number or a 0-d tensor, differentiable), in place."""
     if isinstance(value, Tensor):
+        if value.ndim:
+            raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} "
+                               f"dimensions.")
+        if grad_mode.state.enabled and value._requires_grad:  # the gradient reaches the value, summed
+            return inplace(self, lambda s, v: _replace(s, v.to(s.dtype)), "fill_", value)
         value = value.item()
     if grad_mode.state.enabled and self._requires_grad:
         return inplace(self, lambda s: _replace(s, Tensor._wrap(np.asarray(value, s.dtype))), "fill_")
