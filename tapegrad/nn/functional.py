@@ -216,7 +216,8 @@ def _linear_composite(input, weight, bias=None):
         # would pack the weight once per leading index, and its weight gradient would be a
         # stack of (in, out) products summed afterwards (35 MB for an LSTM decoder's step).
         lead = tuple(input.shape[:-1])
-        out = (input.reshape(-1, input.shape[-1]) @ weight.t()).reshape(*lead, weight.shape[0])
+        rows = int(np.prod(lead))  # not -1: no features (in_features 0) leaves -1 undetermined
+        out = (input.reshape(rows, input.shape[-1]) @ weight.t()).reshape(*lead, weight.shape[0])
     else:
         out = input @ weight.t()
     return out if bias is None else out + bias
@@ -1198,7 +1199,10 @@ def _nll(input, target, weight, ignore_index, reduction, name):
         return losses.reshape(tshape)
     if reduction == "sum":
         return losses.sum()
-    return losses.sum() / _const(w.sum(dtype=flat.dtype))
+    total = w.sum(dtype=flat.dtype)
+    if total == 0:  # every target ignored: NaN as PyTorch's 0/0, with its zero gradient (not NaN)
+        return losses.sum() * 0.0 + _const(np.nan, flat.dtype)
+    return losses.sum() / _const(total)
 
 
 @cast_inputs(FP32)
@@ -1237,7 +1241,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
             denom = weight._data.astype(logp.dtype)[t[keep]].sum(dtype=logp.dtype)
         else:
             denom = np.asarray(keep.sum(), logp.dtype)
-        smooth = smooth.sum() / _const(denom)
+        smooth = smooth.sum() * 0.0 + _const(np.nan, logp.dtype) if denom == 0 else smooth.sum() / _const(denom)
     elif reduction == "sum":
         smooth = smooth.sum()
     return nll * (1 - label_smoothing) + smooth * (label_smoothing / c)
@@ -1259,7 +1263,10 @@ def _fused_cross_entropy(input, target, weight, ignore_index, reduction):
         return losses.reshape(tshape)
     if reduction == "sum":
         return losses.sum()
-    return losses.sum() / _const(w.sum(dtype=flat.dtype))
+    total = w.sum(dtype=flat.dtype)
+    if total == 0:  # every target ignored: NaN as PyTorch's 0/0, with its zero gradient (not NaN)
+        return losses.sum() * 0.0 + _const(np.nan, flat.dtype)
+    return losses.sum() / _const(total)
 
 
 def _cross_entropy_probs(logp, target, weight, reduction, label_smoothing, class_dim):
