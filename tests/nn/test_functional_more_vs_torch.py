@@ -349,3 +349,16 @@ def test_functional_errors_torch_raises(call):
         call(torch)
     with pytest.raises(type(want.value)):
         call(tg)
+
+
+def test_nll_and_cross_entropy_with_every_target_ignored_are_nan_with_zero_gradient():
+    x = np.array([[0.0, -3.0], [3.0, 2.5]])
+    t = np.array([-100, -100])
+    for fn in (lambda M, x, t: M.nn.functional.nll_loss(x, t), lambda M, x, t: M.nn.functional.cross_entropy(x, t),
+               lambda M, x, t: M.nn.functional.cross_entropy(x, t, label_smoothing=0.1)):
+        _run(fn, [x, t], (0,), reduce=lambda y: y)
+
+
+def test_linear_with_no_input_features():
+    for shapes in [((1, 3, 0), (2, 0), (2,)), ((1, 3, 0), (0, 0), (0,))]:
+        _run(lambda M, x, w, b: M.nn.functional.linear(x, w, b), [np.ones(s) for s in shapes], (0, 1, 2))

@@ -677,3 +677,37 @@ def test_full_wraps_small_negatives_into_unsigned_and_median_of_nothing():
                  lambda M: M.median(M.ones(0, dtype=M.int32)), lambda M: M.nanmedian(M.ones(0, 2, dtype=M.int64)),
                  lambda M: M.median(M.ones(0, dtype=M.bool))]:
         _same(call(tg), call(torch))
+
+
+def test_tensor_split_indices_slice_as_python_does():
+    # each piece is x[i_k:i_k+1] with Python's slicing: negative indices count from the end
+    torch = _torch()
+    for idx in ([-1, 0], [-2, 4], [1, -1], [7, -9], [3, 1], []):
+        got, want = tg.tensor_split(tg.arange(5), idx), torch.tensor_split(torch.arange(5), idx)
+        assert [p.tolist() for p in got] == [p.tolist() for p in want], idx
+
+
+def test_fill_diagonal_and_fill_with_a_tensor_gradients_match_torch():
+    torch = _torch()
+    res = {}
+    for M in (torch, tg):
+        x = M.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=M.float64, requires_grad=True)
+        v = M.tensor(2.5, dtype=M.float64, requires_grad=True)
+        w = M.arange(4.0, dtype=M.float64).reshape(2, 2)
+        y = x * 1
+        y.fill_diagonal_(-0.5)  # the diagonal's gradient is zero
+        z = x * 1
+        z.fill_(v)  # the value's gradient is the sum
+        res[M] = [y.detach(), M.autograd.grad((y * w).sum(), x)[0], *M.autograd.grad((z * w).sum(), [x, v])]
+    for g, w in zip(res[tg], res[torch]):
+        _same(g, w)
+    _raises_like(lambda M: M.zeros(2).fill_(M.ones(1)))
+
+
+def test_addcmul_promotes_its_three_tensors_at_once():
+    torch = _torch()
+    for shapes in [((3,), (), (1,)), ((), (), ()), ((), (), (2,))]:
+        for dts in [("float32", "float64", "int64"), ("int64", "int32", "bool"), ("int32", "int64", "int64")]:
+            got, want = (M.addcmul(*[M.full(s, 3 - i, dtype=getattr(M, d)) for i, (s, d) in enumerate(zip(shapes, dts))],
+                                   value=-3) for M in (tg, torch))
+            _same(got, want)
