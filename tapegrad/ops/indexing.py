@@ -592,11 +592,14 @@ def masked_scatter(input, mask, source):
     if not isinstance(mask, Tensor) or mask._data.dtype != np.bool_:
         raise RuntimeError(f"masked_scatter_: expected BoolTensor for mask, got "
                            f"{mask.dtype if isinstance(mask, Tensor) else type(mask).__name__}")
-    try:
-        m = np.broadcast_to(mask._data, tuple(input.shape))
+    try:  # out of place, input and mask broadcast together (PyTorch's expand_outplace)
+        shape = np.broadcast_shapes(tuple(input.shape), tuple(mask.shape))
     except ValueError:
-        raise RuntimeError(f"masked_scatter: the mask of shape {tuple(mask.shape)} is not broadcastable to the input "
-                           f"of shape {tuple(input.shape)}") from None
+        raise RuntimeError(f"masked_scatter: the mask of shape {tuple(mask.shape)} is not broadcastable with the "
+                           f"input of shape {tuple(input.shape)}") from None
+    if shape != tuple(input.shape):
+        input = expand(input, shape)
+    m = np.broadcast_to(mask._data, shape)
     if source._data.dtype != input._data.dtype:
         raise RuntimeError(f"masked_scatter_: expected self and source to have same dtypes but got "
                            f"{input.dtype} and {source.dtype}")

@@ -137,6 +137,8 @@ _trunc_divide = defop("trunc_divide", lambda a, b: np.trunc(np.true_divide(a, b)
 def pow(input, exponent):
     """``input ** exponent``; either may be a scalar (a complex one gives a complex result)."""
     if isinstance(input, Tensor) and not isinstance(exponent, Tensor):
+        if input._data.dtype == np.bool_ and isinstance(exponent, (bool, np.bool_)):  # bool ** bool stays bool
+            return Tensor._wrap(input._data | (not exponent))
         if input._data.dtype.kind in "iu" and isinstance(exponent, (int, np.integer)) and exponent < 0:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
         if _dtype.kind_of(input._data.dtype) not in "fc" and isinstance(exponent, (float, builtins.complex)):
