@@ -711,3 +711,22 @@ def test_addcmul_promotes_its_three_tensors_at_once():
             got, want = (M.addcmul(*[M.full(s, 3 - i, dtype=getattr(M, d)) for i, (s, d) in enumerate(zip(shapes, dts))],
                                    value=-3) for M in (tg, torch))
             _same(got, want)
+
+
+def test_bool_tensor_to_a_bool_power_stays_bool():
+    torch = _torch()
+    for call in [lambda M, b: b ** True, lambda M, b: b ** False, lambda M, b: b ** 2, lambda M, b: b.clone().pow_(True)]:
+        _same(call(tg, tg.tensor([True, False])), call(torch, torch.tensor([True, False])))
+
+
+def test_masked_scatter_broadcasts_input_and_mask():
+    torch = _torch()
+    res = {}
+    for M in (torch, tg):
+        x = M.zeros(3, 1, 3, dtype=M.float64, requires_grad=True)
+        s = M.arange(100.0, dtype=M.float64, requires_grad=True)
+        r = M.masked_scatter(x, M.tensor([[[[True]], [[False]], [[True]]]]), s)
+        res[M] = [r.detach(), *M.autograd.grad((r * r).sum(), [x, s])]
+    for g, w in zip(res[tg], res[torch]):
+        _same(g, w)
+    _raises_like(lambda M: M.zeros(3, 1, 3).masked_scatter_(M.tensor([[[[True]], [[False]], [[True]]]]), M.arange(9.0)))
