@@ -200,7 +200,7 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
         vals, inv, counts = np.unique(a.reshape(-1), return_inverse=True, return_counts=True)
         inv = inv.reshape(a.shape)
     else:
-        d = norm_dim(dim, a.ndim, "unique")
+        d = _check_unique_dim(input, dim, "unique")
         vals, inv, counts = np.unique(a, return_inverse=True, return_counts=True, axis=d)
         inv = inv.reshape(-1)
     out = [Tensor._wrap(vals)]
@@ -213,9 +213,11 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
 
 @public(method=True)
 def unique_consecutive(input, return_inverse=False, return_counts=False, dim=None):
-    """Collapse runs of equal consecutive values (of the flattened tensor)."""
+    """Collapse runs of equal consecutive values (of the flattened tensor), or with ``dim`` of equal
+    consecutive slices along it."""
     if dim is not None:
-        raise NotImplementedError("unique_consecutive: dim is not supported by tapegrad")
+        return _unique_consecutive_dim(input, _check_unique_dim(input, dim, "unique_consecutive"), return_inverse,
+                                       return_counts)
     a = input._data.reshape(-1)
     start = np.ones(a.size, bool)
     start[1:] = a[1:] != a[:-1]
@@ -224,6 +226,33 @@ def unique_consecutive(input, return_inverse=False, return_counts=False, dim=Non
         out.append(Tensor._wrap((np.cumsum(start) - 1).reshape(input.shape).astype(np.int64)))
     if return_counts:
         out.append(Tensor._wrap(np.diff(np.append(np.flatnonzero(start), a.size)).astype(np.int64)))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def _check_unique_dim(input, dim, opname):
+    if input.ndim == 0:
+        raise IndexError(f"{opname}: dimension specified as {dim} but tensor has no dimensions")
+    d = norm_dim(dim, input.ndim, opname)
+    if any(n == 0 for i, n in enumerate(input.shape) if i != d):
+        raise RuntimeError(f"{opname}: There are 0 sized dimensions, and they aren't selected, so unique cannot be "
+                           f"applied (input shape {tuple(input.shape)}, dim {dim})")
+    return d
+
+
+def _unique_consecutive_dim(input, d, return_inverse, return_counts):
+    a = np.moveaxis(input._data, d, 0)
+    if a.shape[0] == 0:
+        out = [Tensor._wrap(input._data.copy())] + [Tensor._wrap(np.zeros(0, np.int64))] * (return_inverse + return_counts)
+        return out[0] if len(out) == 1 else tuple(out)
+    n = a.shape[0]
+    rows = a.reshape(n, -1)
+    start = np.ones(n, bool)
+    start[1:] = (rows[1:] != rows[:-1]).any(axis=1)
+    out = [Tensor._wrap(np.ascontiguousarray(np.moveaxis(a[start], 0, d)))]
+    if return_inverse:
+        out.append(Tensor._wrap((np.cumsum(start) - 1).astype(np.int64)))
+    if return_counts:
+        out.append(Tensor._wrap(np.diff(np.append(np.flatnonzero(start), n)).astype(np.int64)))
     return out[0] if len(out) == 1 else tuple(out)
 
 
