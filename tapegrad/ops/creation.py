@@ -235,10 +235,13 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
     """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
     _check_device(device)
-    return _finish(np.linspace(start, end, int(steps)).astype(_spaced_dt(dtype, "linspace")), requires_grad)
+    d = _spaced_dt(dtype, "linspace", steps)
+    return _finish(np.linspace(start, end, int(steps)).astype(d), requires_grad)
 
 
-def _spaced_dt(dtype, opname):
+def _spaced_dt(dtype, opname, steps):
+    if int(steps) < 0:
+        raise RuntimeError(f"{opname}: number of steps must be non-negative, got {steps}")
     d = _dt(dtype)
     if d == np.bool_:  # PyTorch: '"linspace_cpu" not implemented for 'Bool''
         raise NotImplementedError(f"{opname}: not implemented for dtype tapegrad.bool")
@@ -381,7 +384,7 @@ def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None) -> Tensor:
 @public
 def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_grad=False):
     """``steps`` points ``base ** linspace(start, end)``."""
-    d = _spaced_dt(dtype, "logspace")
+    d = _spaced_dt(dtype, "logspace", steps)
     t = Tensor._wrap(np.power(float(base), np.linspace(float(start), float(end), int(steps))).astype(d))
     return t.requires_grad_() if requires_grad else t
 
