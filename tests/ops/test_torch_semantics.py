@@ -730,3 +730,24 @@ def test_masked_scatter_broadcasts_input_and_mask():
     for g, w in zip(res[tg], res[torch]):
         _same(g, w)
     _raises_like(lambda M: M.zeros(3, 1, 3).masked_scatter_(M.tensor([[[[True]], [[False]], [[True]]]]), M.arange(9.0)))
+
+
+def test_unique_consecutive_along_a_dim_and_the_empty_dim_rules():
+    torch = _torch()
+    a = np.array([[[2.0, 2.0], [1.0, -2.0], [1.0, -2.0]], [[-2.0, -2.0], [1.5, -1.5], [1.5, -1.5]]])
+    for d in (0, 1, 2, -1):
+        got = tg.unique_consecutive(tg.tensor(a), return_inverse=True, return_counts=True, dim=d)
+        want = torch.unique_consecutive(torch.tensor(a), return_inverse=True, return_counts=True, dim=d)
+        for g, w in zip(got, want):
+            _same(g, w)
+    for fn in ("unique", "unique_consecutive"):
+        for shape, d in [((2, 0), -1), ((0, 2), 0)]:
+            got, want = (getattr(M, fn)(M.ones(shape), return_counts=True, dim=d) for M in (tg, torch))
+            assert [tuple(t.shape) for t in got] == [tuple(t.shape) for t in want]
+        for shape, d in [((2, 0), 0), ((0, 0), 0), ((), 0)]:
+            _raises_like(lambda M: getattr(M, fn)(M.ones(shape), dim=d))
+
+
+def test_linspace_logspace_refuse_negative_steps():
+    _raises_like(lambda M: M.linspace(0, 1, -1))
+    _raises_like(lambda M: M.logspace(0, 1, -2))
