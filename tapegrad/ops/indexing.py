@@ -289,6 +289,11 @@ def gather(input, dim, index, *, sparse_grad=False):
     """
     if input.ndim == 0:
         return gather(input.reshape(1), 0, index.reshape(-1)).reshape(index.shape)
+    if isinstance(index, Tensor) and index.ndim == 0 and input.ndim == 1:  # PyTorch reads a 0-d index as 1-d
+        return gather(input, dim, index.reshape(1)).reshape(())
+    if isinstance(index, Tensor) and index._data.size == 0 and index.ndim != input.ndim:
+        norm_dim(dim, input.ndim, "gather")
+        return Tensor._wrap(np.zeros(index.shape, input.dtype))  # nothing gathered: PyTorch skips the shape checks
     d, idx = _check_index(input, dim, index, "gather")
     return apply(_gather, input, dim=d, index=idx)
 
@@ -320,6 +325,8 @@ def _scatter_args(input, dim, index, src, opname):
                            f"({_dtype_name(input)} vs {_dtype_name(src)})")
     if input.ndim == 0:
         raise RuntimeError(f"{opname}(): 0-d input is not supported; reshape it to 1-d")
+    if isinstance(index, Tensor) and index.ndim == 0 and input.ndim == 1:  # a 0-d index (and src) read as 1-d
+        index, src = index.reshape(1), src.reshape(1) if src.ndim == 0 else src
     d, idx = _check_index(input, dim, index, opname, src)
     return src, d, idx
 
