@@ -751,3 +751,14 @@ def test_unique_consecutive_along_a_dim_and_the_empty_dim_rules():
 def test_linspace_logspace_refuse_negative_steps():
     _raises_like(lambda M: M.linspace(0, 1, -1))
     _raises_like(lambda M: M.logspace(0, 1, -2))
+
+
+def test_gather_scatter_read_a_0d_index_as_1d_and_gather_nothing_from_an_empty_one():
+    torch = _torch()
+    for call in [lambda M: M.gather(M.tensor([5.0, 6.0]), 0, M.tensor(1)),
+                 lambda M: M.gather(M.ones(2, 3), 1, M.zeros(0, dtype=M.int64)),
+                 lambda M: M.scatter_add(M.tensor([1.0, 2.0]), 0, M.tensor(1), M.tensor(5.0)),
+                 lambda M: M.scatter(M.tensor([1.0, 2.0]), 0, M.tensor(1), 7.0),
+                 lambda M: M.scatter_reduce(M.tensor([1.0, 2.0]), 0, M.tensor(1), M.tensor(5.0), "amax")]:
+        _same(call(tg), call(torch))
+    _raises_like(lambda M: M.gather(M.ones(2, 3), 1, M.zeros(3, dtype=M.int64)))
