@@ -851,6 +851,13 @@ def cdist(x1, x2, p=2.0, compute_mode=None):
         raise RuntimeError(f"cdist: X1 and X2 must have the same number of columns, got shapes "
                            f"{tuple(x1.shape)} and {tuple(x2.shape)}")
     diff = unsqueeze(x1, -2) - unsqueeze(x2, -3)
+    if p == builtins.float("inf"):  # PyTorch's cdist subgradient: every tied maximum gets the full gradient
+        ad = abs(diff)
+        top = amax(ad, -1)
+        tied = Tensor._wrap(ad._data == np.expand_dims(top._data, -1))
+        share = sum(where(tied, ad, const(0.0, ad.dtype)), -1)
+        finite = Tensor._wrap(np.isfinite(share._data))  # (inf - inf would make the value NaN)
+        return top.detach() + where(finite, share - share.detach(), const(0.0, ad.dtype))
     return _pnorm_last(diff, p)
 
 
