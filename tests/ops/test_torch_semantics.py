@@ -762,3 +762,16 @@ def test_gather_scatter_read_a_0d_index_as_1d_and_gather_nothing_from_an_empty_o
                  lambda M: M.scatter_reduce(M.tensor([1.0, 2.0]), 0, M.tensor(1), M.tensor(5.0), "amax")]:
         _same(call(tg), call(torch))
     _raises_like(lambda M: M.gather(M.ones(2, 3), 1, M.zeros(3, dtype=M.int64)))
+
+
+def test_cdist_inf_gives_every_tied_maximum_the_full_gradient():
+    torch = _torch()
+    a = np.array([[-3.0, 1.5, -2.0], [2.5, -1.0, 1.5]])
+    b = np.array([[0.5, 2.0, -1.5], [-1.0, -3.0, -1.0]])  # |a[1] - b[0]| = (2, 3, 3): a tie
+    res = {}
+    for M in (torch, tg):
+        x, y = M.tensor(a, requires_grad=True), M.tensor(b, requires_grad=True)
+        d = M.cdist(x, y, p=float("inf"))
+        res[M] = [d.detach(), *M.autograd.grad(d.sum(), [x, y])]
+    for g, w in zip(res[tg], res[torch]):
+        _same(g, w)
