@@ -77,3 +77,26 @@ def test_device_arguments():
     assert tg.zeros(2, device="cpu").device == tg.device("cpu")
     with pytest.raises(RuntimeError, match="CPU only"):
         tg.zeros(2, device="cuda")
+
+
+def test_factories_take_size_out_layout_and_pin_memory_keywords():
+    # gat's ``torch.empty(size=(in_features, n))``, and the out=/layout=/pin_memory= keywords
+    # every PyTorch factory takes
+    for f in (tg.zeros, tg.ones, tg.empty, tg.rand, tg.randn):
+        assert f(size=(2, 3)).shape == (2, 3) and f(size=[4]).shape == (4,)
+        assert f(2, layout=tg.strided, pin_memory=False).shape == (2,)
+        with pytest.raises(TypeError, match="size"):
+            f(2, size=(2,))
+    o = tg.empty(0, dtype=tg.int64)
+    assert tg.zeros(2, 3, out=o) is o and o.shape == (2, 3) and o.dtype == tg.int64  # out's dtype kept
+    assert tg.ones(2, out=o).tolist() == [1, 1] and tg.full((3,), 7, out=o).tolist() == [7, 7, 7]
+    d = tg.empty(0, dtype=tg.float64)
+    assert tg.arange(3, out=d).tolist() == [0.0, 1.0, 2.0] and d.dtype == tg.float64
+    assert tg.eye(2, out=d).tolist() == [[1, 0], [0, 1]] and tg.linspace(0, 1, 3, out=d).tolist() == [0, 0.5, 1]
+    assert tg.randn(4, out=d) is d and d.shape == (4,) and tg.randperm(3, out=o).dtype == tg.int64
+    assert tg.randint(0, 3, (5,), out=o).shape == (5,)
+    assert tg.empty(2, 3, memory_format=tg.contiguous_format).shape == (2, 3)
+    with pytest.raises(TypeError, match="layout"):
+        tg.zeros(2, layout=tg.sparse_coo)
+    with pytest.raises(RuntimeError, match="pin_memory"):
+        tg.tensor([1.0], pin_memory=True)

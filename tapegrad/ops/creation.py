@@ -15,7 +15,7 @@ from ..device import check_layout, check_memory_format, device as _device
 from .inplace import inplace
 from .pointwise import _replace, mul
 from .shape import stack
-from .surface import public
+from .surface import _write_out, public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
@@ -39,6 +39,38 @@ def _finish(arr, requires_grad):
     if requires_grad:
         t.requires_grad_(True)
     return t
+
+
+# PyTorch's factories (zeros, ones, empty, full, rand, randn, eye, arange, linspace, ...) also take
+# the keywords size= (for the *size ones), out=, layout= and pin_memory=; these helpers read them.
+def _sized(size, size_kw, opname):
+    """The shape from ``*size`` or the keyword ``size=`` (not both, as in PyTorch)."""
+    if size_kw is not None:
+        if size:
+            raise TypeError(f"{opname}() got multiple values for argument 'size': {size} and size={size_kw!r}")
+        size = (size_kw,)
+    return _size(size)
+
+
+def _made(arr, requires_grad, out, opname, layout=None, pin_memory=False):
+    """``arr`` as the factory's result, or written into ``out`` (resized, as PyTorch does)."""
+    check_layout(layout, opname)
+    _check_pin(pin_memory, opname)
+    if out is None:
+        return _finish(arr, requires_grad)
+    if requires_grad:
+        raise RuntimeError(f"{opname}(): functions with out=... arguments don't support automatic differentiation")
+    return _write_out(out, Tensor._wrap(arr), opname)
+
+
+def _check_pin(pin_memory, opname):
+    if pin_memory:
+        raise RuntimeError(f"{opname}: pin_memory=True needs an accelerator, and tapegrad runs on the CPU only")
+
+
+def _out_dt(dtype, out, default=None):
+    """The dtype a factory makes: ``dtype``, else ``out``'s, else ``default`` (the default float)."""
+    return _dt(dtype, _dtype.to_dtype(out.dtype) if out is not None else default)
 
 
 def _infer(data, dtype=None):
@@ -92,9 +124,10 @@ def _to_nested(data):
 
 
 @public
-def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
+def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
     """A new tensor holding a copy of ``data`` (nested lists, numbers, numpy arrays, tensors)."""
     _check_device(device)
+    _check_pin(pin_memory, "tensor")
     arr = _infer(data, dtype)
     if dtype is not None:
         arr = arr.astype(_dtype.to_dtype(dtype))
@@ -131,36 +164,47 @@ def _dt(dtype, default=None):
 
 
 @public
-def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+def zeros(*shape, size=None, dtype=None, device=None, requires_grad=False, out=None, layout=None,
+          pin_memory=False) -> Tensor:
     """A tensor of zeros of the given size."""
     _check_device(device)
-    return _finish(np.zeros(_size(size), _dt(dtype)), requires_grad)
+    return _made(np.zeros(_sized(shape, size, "zeros"), _out_dt(dtype, out)), requires_grad, out, "zeros", layout,
+                 pin_memory)
 
 
 @public
-def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+def ones(*shape, size=None, dtype=None, device=None, requires_grad=False, out=None, layout=None,
+          pin_memory=False) -> Tensor:
     """A tensor of ones of the given size."""
     _check_device(device)
-    return _finish(np.ones(_size(size), _dt(dtype)), requires_grad)
+    return _made(np.ones(_sized(shape, size, "ones"), _out_dt(dtype, out)), requires_grad, out, "ones", layout,
+                 pin_memory)
 
 
 @public
-def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+def empty(*shape, size=None, dtype=None, device=None, requires_grad=False, out=None, layout=None, pin_memory=False,
+          memory_format=None) -> Tensor:
     """A tensor of the given size (zero-filled: tapegrad never hands out uninitialised memory)."""
     _check_device(device)
-    return _finish(np.empty(_size(size), _dt(dtype)), requires_grad)
+    shape = _sized(shape, size, "empty")
+    check_memory_format(memory_format, "empty", len(shape))
+    return _made(np.empty(shape, _out_dt(dtype, out)), requires_grad, out, "empty", layout, pin_memory)
 
 
 @public
-def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=None, layout=None,
+         pin_memory=False) -> Tensor:
     """A tensor of ``size`` filled with ``fill_value``."""
     _check_device(device)
+    if dtype is None and out is not None:
+        dtype = out.dtype
     if dtype is None:
         dtype = (_dtype.bool_ if isinstance(fill_value, bool) else
                  _dtype.int64 if isinstance(fill_value, numbers.Integral) else
                  _dtype.complex_of(_dtype.get_default_dtype()) if isinstance(fill_value, numbers.Complex)
                  and not isinstance(fill_value, numbers.Real) else _dtype.get_default_dtype())
-    return _finish(_filled(_size((size,)), fill_value, _dtype.to_dtype(dtype), "full"), requires_grad)
+    return _made(_filled(_size((size,)), fill_value, _dtype.to_dtype(dtype), "full"), requires_grad, out, "full", layout,
+                 pin_memory)
 
 
 def _filled(shape, value, d, opname):
@@ -211,7 +255,8 @@ def full_like(input, fill_value, dtype=None, device=None, requires_grad=False, *
 
 
 @public
-def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
+def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False, out=None, layout=None,
+           pin_memory=False) -> Tensor:
     """Like PyTorch: integer arguments give int64, any float argument gives the default float dtype."""
     _check_device(device)
     if end is None:
@@ -219,6 +264,8 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     if step == 0:
         raise RuntimeError("arange: step must be nonzero")
     args = (start, end, step)
+    if dtype is None and out is not None:
+        dtype = out.dtype
     if dtype is None:
         dtype = (_dtype.get_default_dtype() if any(isinstance(a, float) or isinstance(a, Tensor) and
                  _dtype.kind_of(a.dtype) == "f" for a in args) else _dtype.int64)
@@ -228,15 +275,16 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     if (args[1] - args[0]) * args[2] < 0:
         raise RuntimeError(f"arange: upper bound and lower bound inconsistent with step sign (start={args[0]}, "
                            f"end={args[1]}, step={args[2]})")
-    return _finish(np.arange(*args).astype(_dtype.to_dtype(dtype)), requires_grad)
+    return _made(np.arange(*args).astype(_dtype.to_dtype(dtype)), requires_grad, out, "arange", layout, pin_memory)
 
 
 @public
-def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
+def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False, out=None, layout=None,
+             pin_memory=False) -> Tensor:
     """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
     _check_device(device)
-    d = _spaced_dt(dtype, "linspace", steps)
-    return _finish(np.linspace(start, end, int(steps)).astype(d), requires_grad)
+    d = _spaced_dt(_out_dt(dtype, out), "linspace", steps)
+    return _made(np.linspace(start, end, int(steps)).astype(d), requires_grad, out, "linspace", layout, pin_memory)
 
 
 def _spaced_dt(dtype, opname, steps):
@@ -249,10 +297,10 @@ def _spaced_dt(dtype, opname, steps):
 
 
 @public
-def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, out=None, layout=None, pin_memory=False) -> Tensor:
     """The ``n`` x ``m`` identity matrix (square by default)."""
     _check_device(device)
-    return _finish(np.eye(n, m, dtype=_dt(dtype)), requires_grad)
+    return _made(np.eye(n, m, dtype=_out_dt(dtype, out)), requires_grad, out, "eye", layout, pin_memory)
 
 
 def _float_dt(dtype, opname):
@@ -263,31 +311,36 @@ def _float_dt(dtype, opname):
 
 
 @public
-def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def rand(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False, out=None, layout=None,
+          pin_memory=False) -> Tensor:
     """Uniform samples from [0, 1) of the given size."""
     _check_device(device)
-    d = _float_dt(dtype, "rand")
-    shape = _size(size)
+    d = _float_dt(_out_dt(dtype, out), "rand")
+    shape = _sized(shape, size, "rand")
     if d.kind == "c":  # PyTorch: each part uniform on [0, 1)
         parts = _random.rng(generator).random((2,) + shape, dtype=np.float64)
-        return _finish((parts[0] + 1j * parts[1]).astype(d), requires_grad)
-    return _finish(_random.rng(generator).random(shape, dtype=np.float64).astype(d), requires_grad)
+        return _made((parts[0] + 1j * parts[1]).astype(d), requires_grad, out, "rand", layout, pin_memory)
+    return _made(_random.rng(generator).random(shape, dtype=np.float64).astype(d), requires_grad, out, "rand", layout,
+                 pin_memory)
 
 
 @public
-def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def randn(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False, out=None, layout=None,
+          pin_memory=False) -> Tensor:
     """Standard normal samples of the given size."""
     _check_device(device)
-    d = _float_dt(dtype, "randn")
-    shape = _size(size)
+    d = _float_dt(_out_dt(dtype, out), "randn")
+    shape = _sized(shape, size, "randn")
     if d.kind == "c":  # PyTorch: E|z|^2 = 1, each part normal with variance 1/2
         parts = _random.rng(generator).standard_normal((2,) + shape) * np.sqrt(0.5)
-        return _finish((parts[0] + 1j * parts[1]).astype(d), requires_grad)
-    return _finish(_random.rng(generator).standard_normal(shape).astype(d), requires_grad)
+        return _made((parts[0] + 1j * parts[1]).astype(d), requires_grad, out, "randn", layout, pin_memory)
+    return _made(_random.rng(generator).standard_normal(shape).astype(d), requires_grad, out, "randn", layout,
+                 pin_memory)
 
 
 @public
-def randint(low, high=None, size=None, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def randint(low, high=None, size=None, generator=None, dtype=None, device=None, requires_grad=False, *, out=None,
+            layout=None, pin_memory=False) -> Tensor:
     """``randint(high, size)`` or ``randint(low, high, size)``: ints in [low, high)."""
     _check_device(device)
     if size is None:
@@ -297,14 +350,16 @@ def randint(low, high=None, size=None, generator=None, dtype=None, device=None, 
     if high <= low:
         raise RuntimeError(f"randint: expected low < high, got low={low}, high={high}")
     arr = _random.rng(generator).integers(low, high, size=_size((size,)))
-    return _finish(arr.astype(_dt(dtype, _dtype.int64)), requires_grad)
+    return _made(arr.astype(_out_dt(dtype, out, _dtype.int64)), requires_grad, out, "randint", layout, pin_memory)
 
 
 @public
-def randperm(n, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def randperm(n, generator=None, dtype=None, device=None, requires_grad=False, *, out=None, layout=None,
+             pin_memory=False) -> Tensor:
     """A random permutation of ``range(n)`` (int64)."""
     _check_device(device)
-    return _finish(_random.rng(generator).permutation(int(n)).astype(_dt(dtype, _dtype.int64)), requires_grad)
+    return _made(_random.rng(generator).permutation(int(n)).astype(_out_dt(dtype, out, _dtype.int64)), requires_grad,
+                 out, "randperm", layout, pin_memory)
 
 
 @public
