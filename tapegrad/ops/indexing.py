@@ -87,7 +87,7 @@ def _norm_index(index, ndim):
 
 
 def _index_item(i):
-    """One index as numpy takes it: tensors and lists become arrays (a 0-d integer tensor an int,
+    """One index as numpy takes it: tensors, lists and ranges become arrays (a 0-d integer tensor an int,
     a 0-d bool one a bool, a uint8 tensor a mask, as in PyTorch)."""
     if isinstance(i, Tensor):
         i = i._data
@@ -99,8 +99,8 @@ def _index_item(i):
         if not i.ndim:
             return bool(i) if kind == "b" else int(i)
         return i
-    if isinstance(i, list):
-        i = np.asarray(i)
+    if isinstance(i, (list, range)):  # PyTorch reads a range as the list of its ints
+        i = np.asarray(i, dtype=np.int64) if isinstance(i, range) else np.asarray(i)
         if i.size == 0 and _dtype.kind_of(i.dtype) == "f":  # ``x[[]]``: an empty int index, as PyTorch reads it
             i = i.astype(np.int64)
         if _dtype.kind_of(i.dtype) == "f":

@@ -309,6 +309,20 @@ def test_an_int_is_a_basic_index_as_in_torch():
     assert z[1].tolist() == [[0, 0, 1, 0], [2, 0, 3, 0], [4, 0, 5, 0]]
 
 
+
+def test_a_range_indexes_as_the_list_of_its_ints():
+    # mnist_forward_forward's ``x_[range(x.shape[0]), y] = x.max()``: numpy reads a range beside
+    # an array differently, and the assignment used to write nothing
+    z = tg.zeros(3, 4)
+    y = tg.tensor([1, 2, 0])
+    z[range(3), y] = tg.tensor(5.0)
+    assert z.tolist() == [[0, 5, 0, 0], [0, 0, 5, 0], [5, 0, 0, 0]]
+    assert z[range(3), y].tolist() == [5, 5, 5] and z[range(3), 1].shape == (3,)
+    assert z[range(2)].shape == (2, 4) and z[range(0)].shape == (0, 4) and z[:, range(1, 3)].shape == (3, 2)
+    x = tg.ones(3, 4, requires_grad=True)
+    x[range(1, 3), range(2)].sum().backward()
+    assert x.grad.tolist() == [[0, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0]]
+
 def _draw_index(draw, shape):
     """A PyTorch index for ``shape``: a mix of ints, slices, None, one Ellipsis, bool scalars, a
     bool mask or int index tensors (lists or tensors, with negative entries), as numpy arrays and
