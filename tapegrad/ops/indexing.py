@@ -120,6 +120,8 @@ def _is_basic(index) -> bool:
 
 
 def _getitem_fwd(x, index, basic):
+    if basic:  # a trailing Ellipsis keeps an all-int index a 0-d view (numpy gives a scalar copy), as PyTorch's x[i]
+        return x[index if Ellipsis in index else index + (Ellipsis,)]
     return _take(x, index)
 
 

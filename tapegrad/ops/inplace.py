@@ -8,6 +8,8 @@ generates and the few written out beside their ops (``fill_``, ``masked_fill_``,
 """
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from .. import _dtype
@@ -16,14 +18,68 @@ from .._tape import grad_mode
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
 
-def _check_leaf(self: Tensor, opname: str):
+def _check_leaf(self: Tensor, opname: str, view_positions: bool = False):
+    """Refuse an in-place write that autograd can't follow. With ``view_positions``, a view of a
+    non-leaf tensor that requires grad is allowed: returns, for each of the view's elements, its
+    index in the base (``inplace`` then records the write on the base too), else None."""
     if self._requires_grad and self.grad_fn is None:
         raise RuntimeError(f"{opname}: a leaf Variable that requires grad is being used in an in-place "
                            f"operation. Wrap it in `with tapegrad.no_grad():` if you mean to update it.")
-    if self._base is not None and self._base._requires_grad:
-        raise RuntimeError(f"{opname}: in-place modification of a view of a tensor that requires grad is not "
+    base = self._base
+    if base is None or not base._requires_grad:
+        return None
+    if base.grad_fn is None:
+        raise RuntimeError(f"{opname}: a view of a leaf Variable that requires grad is being used in an in-place "
+                           f"operation (view of shape {tuple(self.shape)}, leaf of shape {tuple(base.shape)}).")
+    pos = _positions_in_base(self._data, base._data) if view_positions else None
+    if pos is None:
+        raise RuntimeError(f"{opname}: in-place modification of this view of a tensor that requires grad is not "
                            f"supported by tapegrad (the gradient would silently be wrong); use an out-of-place "
                            f"op, or clone() the view first.")
+    return pos
+
+
+def _positions_in_base(view: np.ndarray, base: np.ndarray):
+    """The index in ``base`` (as a tuple of int arrays) of each element of ``view``, a numpy view
+    into ``base``'s memory; None when the two can't be related element by element (a dtype view,
+    a copy, a stride that isn't a whole number of elements)."""
+    size = base.itemsize
+    if view.dtype != base.dtype or not np.shares_memory(view, base) or any(
+            st % size for st in base.strides + view.strides) or 0 in base.strides and base.size > 1:
+        return None
+    # every element of base, labelled with its flat index, in a buffer laid out as base's memory
+    lo = builtins.sum((n - 1) * st for n, st in zip(base.shape, base.strides) if st < 0)
+    hi = builtins.sum((n - 1) * st for n, st in zip(base.shape, base.strides) if st > 0)
+    start = base.__array_interface__["data"][0] + lo
+    labels = np.full((hi - lo) // size + 1, -1, np.int64)
+    as_strided = np.lib.stride_tricks.as_strided
+    in_base = as_strided(labels[-lo // size:], base.shape, tuple(st // size * 8 for st in base.strides))
+    in_base[...] = np.arange(base.size).reshape(base.shape)
+    offset = (view.__array_interface__["data"][0] - start) // size
+    vlo = builtins.sum((n - 1) * st for n, st in zip(view.shape, view.strides) if st < 0) // size
+    vhi = builtins.sum((n - 1) * st for n, st in zip(view.shape, view.strides) if st > 0) // size
+    if view.size and (offset + vlo < 0 or offset + vhi >= len(labels)):
+        return None
+    flat = as_strided(labels[offset:], view.shape, tuple(st // size * 8 for st in view.strides)).copy()
+    if view.size and flat.min() < 0:
+        return None
+    return np.unravel_index(flat, base.shape)
+
+
+def _write_through_base(base: Tensor, positions, value: Tensor):
+    """Record that ``value`` was written at ``positions`` of ``base`` (whose memory already holds
+    it): ``base`` moves onto a setitem node, so gradients through ``base`` see the write, as
+    PyTorch's CopySlices does."""
+    from .._tape.registry import apply
+    from .indexing import _setitem
+    before = Tensor._wrap(base._data)
+    before.grad_fn, before._requires_grad = base.grad_fn, True
+    res = apply(_setitem, before, value, index=positions)
+    node = res.grad_fn
+    if node.out_version is not None:
+        node.out_data = base._data
+        node.out_version = (base._version, base._version[0])
+    base.grad_fn = node
 
 
 def _write(self: Tensor, value: np.ndarray, opname: str):
@@ -55,7 +111,7 @@ def inplace(self: Tensor, result_fn, opname: str, *others):
             res = result_fn(self, *others)
         _write(self, res._data, opname)
         return self
-    _check_leaf(self, opname)
+    positions = _check_leaf(self, opname, view_positions=True)
     # the pre-op value, as the tape will see it: a snapshot (PyTorch's ``original_self`` clone),
     # since the op's VJPs may read it after the write below
     before = Tensor._wrap(self._data.copy())
@@ -68,6 +124,8 @@ def inplace(self: Tensor, result_fn, opname: str, *others):
             node.out_data = self._data
             node.out_version = (self._version, self._version[0])
         self.grad_fn, self._requires_grad = node, True
+        if positions is not None:  # a view: its base holds the new values too
+            _write_through_base(self._base, positions, res)
     return self
 
 

@@ -859,9 +859,18 @@ def _diag_embed_fwd(g, shape, offset, dim1, dim2):
     return z
 
 
-_diagonal = defop("diagonal", lambda x, offset, dim1, dim2: np.diagonal(x, offset, dim1, dim2).copy(),
+def _diagonal_fwd(x, offset, dim1, dim2):
+    # a view, as PyTorch's: ``A.diagonal().add_(eps)`` writes into A. numpy's diagonal view is
+    # read-only only by convention; one of a read-only (expanded) array stays read-only
+    d = np.diagonal(x, offset, dim1, dim2)
+    if x.flags.writeable:
+        d.flags.writeable = True
+    return d
+
+
+_diagonal = defop("diagonal", _diagonal_fwd,
                   lambda g, out, x, offset, dim1, dim2: apply(_diag_embed, g, shape=tuple(x.shape), offset=offset,
-                                                             dim1=dim1, dim2=dim2), saves=())
+                                                             dim1=dim1, dim2=dim2), saves=(), view=True)
 _diag_embed = defop("diag_embed", _diag_embed_fwd,
                     lambda g, out, v, shape, offset, dim1, dim2: apply(_diagonal, g, offset=offset, dim1=dim1,
                                                                       dim2=dim2), saves=())
@@ -869,7 +878,7 @@ _diag_embed = defop("diag_embed", _diag_embed_fwd,
 
 @public(method=True, out=True)
 def diagonal(input, offset=0, dim1=0, dim2=1):
-    """The ``offset`` diagonal of dims (dim1, dim2), as a new last dim (a copy in tapegrad)."""
+    """The ``offset`` diagonal of dims (dim1, dim2), as a new last dim: a view of ``input``."""
     d1, d2 = norm_dim(dim1, input.ndim, "diagonal"), norm_dim(dim2, input.ndim, "diagonal")
     if d1 == d2:
         raise RuntimeError(f"diagonal: dim1 and dim2 cannot be identical, but got dim1 = dim2 = {dim1}")

@@ -88,3 +88,81 @@ def test_unmodified_saved_tensors_pass():
     z.add_(1.0)  # z is not saved by anything y needs
     y.backward()
     np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
+
+
+# In-place writes through a view of a non-leaf reach its base, as PyTorch's CopySlices: makemore's
+# ``dC[ix] += demb[k, j]`` and any ``x[i] += y`` on a tensor in the graph.
+VIEW_WRITES = {
+    "int_index_iadd": lambda x, w, u: x.__setitem__(0, x[0].__iadd__(u)),
+    "int_index_add_": lambda x, w, u: x[0].add_(u),
+    "strided_mul_": lambda x, w, u: x[1:, ::2].mul_(w[1:, 1::2]),
+    "transposed_row": lambda x, w, u: x.t()[2].mul_(3),
+    "view_of_view_setitem": lambda x, w, u: x[2].__setitem__(slice(1, 3), u[:2] ** 2),
+    "column_neg_": lambda x, w, u: x[:, -1].neg_(),
+    "flat_view": lambda x, w, u: x.view(-1)[5:7].add_(u[1:3] * u[0]),
+    "unsqueezed_transposed": lambda x, w, u: x.unsqueeze(0).transpose(1, 2)[0, 1].sub_(1),
+    "diagonal": lambda x, w, u: x.diagonal().mul_(u[:3]),
+    "diagonal_offset": lambda x, w, u: x.diagonal(1).copy_(u[1:] * w[0, :3]),
+}
+
+
+def _view_write(M, name):
+    w = M.tensor(np.arange(1.0, 13.0).reshape(3, 4), requires_grad=True)
+    u = M.tensor(np.arange(1.0, 5.0), requires_grad=True)
+    x = w * 2
+    VIEW_WRITES[name](x, w, u)
+    (x * M.tensor(np.arange(12.0).reshape(3, 4))).sum().backward()
+    return [x.detach().numpy(), w.grad.numpy(), np.zeros(4) if u.grad is None else u.grad.numpy()]
+
+
+@pytest.mark.parametrize("name", sorted(VIEW_WRITES))
+def test_inplace_through_a_view_reaches_the_base_as_in_torch(name):
+    torch = pytest.importorskip("torch")
+    for got, want in zip(_view_write(tg, name), _view_write(torch, name)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_inplace_through_a_view_records_on_the_base():
+    w = tg.tensor([1.0, 2.0, 3.0], dtype=tg.float64, requires_grad=True)
+    u = tg.tensor(5.0, dtype=tg.float64, requires_grad=True)
+    x = w * 2
+    x[1] += u * u  # x = [2w0, 2w1 + u^2, 2w2]
+    x[1:].mul_(w[:2])  # x = [2w0, (2w1 + u^2) w0, 2w2 w1]
+    (x * tg.tensor([1.0, 10.0, 100.0], dtype=tg.float64)).sum().backward()
+    assert x.tolist() == [2.0, 29.0, 12.0]
+    np.testing.assert_allclose(w.grad.numpy(), [2 + 10 * 29, 10 * 1 * 2 + 100 * 6, 100 * 2 * 2])
+    assert u.grad.item() == 10 * 2 * 5 * 1
+
+
+def test_inplace_through_a_view_of_a_leaf_is_refused():
+    w = tg.ones(3, 3, requires_grad=True)
+    for write in (lambda: w[0].add_(1), lambda: w.diagonal().zero_(), lambda: w.t()[1].mul_(2)):
+        with pytest.raises(RuntimeError, match="view of a leaf"):
+            write()
+    with tg.no_grad():
+        w.diagonal().zero_()  # an optimizer-style update
+    assert w.detach().numpy().trace() == 0 and w.is_leaf
+
+
+def test_diagonal_is_a_view():
+    a = tg.ones(3, 4)
+    a.diagonal().add_(1)  # ``K.diagonal().add_(jitter)``
+    a.diagonal(offset=1).mul_(3)
+    assert a.tolist() == [[2, 3, 1, 1], [1, 2, 3, 1], [1, 1, 2, 3]]
+    d = a.diagonal()
+    a.zero_()
+    assert d.tolist() == [0, 0, 0] and d._version == a._version
+    with pytest.raises(RuntimeError, match="read-only"):  # the diagonal of an expanded tensor stays read-only
+        tg.ones(3).expand(3, 3).diagonal().add_(1)
+
+
+def test_an_all_int_index_is_a_zero_dim_view():
+    # numpy gives a scalar copy for x[i] of a vector; PyTorch a 0-d view that writes through
+    x = tg.zeros(3)
+    v = x[1]
+    v += 1
+    x[2].fill_(5)
+    m = tg.zeros(2, 2)
+    m[1][0].add_(3)
+    m[0, 1].copy_(tg.tensor(2.0))
+    assert x.tolist() == [0, 1, 5] and m.tolist() == [[0, 2], [3, 0]] and v.shape == ()
