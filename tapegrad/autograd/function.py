@@ -23,6 +23,8 @@ tapegrad ops.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .. import _dtype
@@ -30,7 +32,7 @@ from .._tape import grad_mode
 from ..tensor import Tensor
 from .._tape.registry import Op
 
-__all__ = ["Function", "FunctionCtx"]
+__all__ = ["Function", "FunctionCtx", "once_differentiable"]
 
 
 class FunctionCtx:
@@ -45,6 +47,7 @@ class FunctionCtx:
         self._cache = None  # (grad outputs, grads of the inputs) of the running backward
         self._out_slots = {}  # saved position -> output index, for saved outputs
         self._override = None  # saved position -> the recorded output (double backward)
+        self._out_nodes = ()  # each output's node (None for one that got none)
 
     def save_for_backward(self, *tensors):
         """Keep tensors (inputs or outputs) for ``backward``; they are checked for in-place changes."""
@@ -88,6 +91,13 @@ class Function:
         (None where there is none)."""
         raise NotImplementedError("a Function subclass must define backward(ctx, *grads)")
 
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        """PyTorch 2's split form: a subclass that defines ``setup_context(ctx, inputs, output)``
+        writes ``forward(*args)`` without ``ctx``; ``apply`` calls ``setup_context`` right after
+        it with the arguments (a tuple) and what ``forward`` returned."""
+        raise NotImplementedError("setup_context is not implemented.")
+
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run the function on ``args`` and record one node for backward: how a ``Function`` is called.
@@ -100,12 +110,17 @@ class Function:
         ctx = FunctionCtx(needs)
         ctx._name = cls.__name__
         with grad_mode.no_grad():
-            raw = cls.forward(ctx, *args, **kwargs)
+            if cls.setup_context is not Function.setup_context:
+                raw = cls.forward(*args, **kwargs)
+                cls.setup_context(ctx, args, raw)
+            else:
+                raw = cls.forward(ctx, *args, **kwargs)
         single = not isinstance(raw, (tuple, list))
         outs = (raw,) if single else tuple(raw)
         record = grad_mode.is_grad_enabled() and any(needs)
         ctx._out_slots = {k: j for k, t in enumerate(ctx._saved) for j, o in enumerate(outs) if t is o}
         results = []
+        nodes = [None] * len(outs)
         for j, o in enumerate(outs):
             if not isinstance(o, Tensor):
                 results.append(o)
@@ -115,10 +130,31 @@ class Function:
             if record and _dtype.kind_of(o._data.dtype) == "f" and id(o) not in ctx._non_differentiable:
                 op = _function_op(cls, positions, len(outs), j)
                 r._requires_grad = True
-                r.grad_fn = op.node_type(op, tensors, {}, o._data, r._version, ctx)  # where: the user's frame
+                r.grad_fn = nodes[j] = op.node_type(op, tensors, {}, o._data, r._version, ctx)  # where: the user's frame
             results.append(r)
+        if any(m != j for j in range(len(outs)) for m in ctx._out_slots.values()):
+            # another output's node for a saved output (double backward): a cycle through ctx, the
+            # nodes' aux, which the engine breaks when it frees the graph (the gc otherwise)
+            ctx._out_nodes = nodes
         ctx._outputs = tuple((o._data.shape, o._data.dtype) if isinstance(o, Tensor) else None for o in outs)
         return results[0] if single else tuple(results)
+
+
+def once_differentiable(backward):
+    """Decorate a ``Function``'s ``backward`` that is not written in differentiable ops (numpy, a
+    kernel): it runs with recording off, so ``create_graph=True`` gives gradients that don't
+    require grad, and differentiating them again raises instead of silently giving zero.
+
+    >>> @staticmethod
+    ... @once_differentiable
+    ... def backward(ctx, grad):
+    ...     return grad * 2
+    """
+    @functools.wraps(backward)
+    def wrapper(ctx, *grads):
+        with grad_mode.no_grad():
+            return backward(ctx, *grads)
+    return wrapper
 
 
 def _function_op(cls, positions, n_outputs, j):
@@ -135,12 +171,23 @@ def _function_op(cls, positions, n_outputs, j):
               saves_output=True, view=False, aux=True)
 
 
+def _recorded(ctx, k, m):
+    """Saved tensor ``k``, output ``m`` of the function, as recorded (on output ``m``'s node), so
+    that a double backward differentiates through it (MyCube's saved ``dx``)."""
+    saved, node = ctx._saved[k], ctx._out_nodes[m] if ctx._out_nodes else None
+    if node is None:
+        return saved
+    t = Tensor._wrap(saved._data)
+    t.grad_fn, t._requires_grad = node, True
+    return t
+
+
 def _run_backward(cls, ctx, positions, n_outputs, j, g, out):
     """The user's backward for gradient ``g`` of output ``j`` (once per ``g``: cached on ctx)."""
     if ctx._cache is not None and ctx._cache[0] is g:
         return ctx._cache[1]
-    if grad_mode.is_grad_enabled():  # create_graph: a saved output is this node's recorded output
-        ctx._override = {k: out for k, jj in ctx._out_slots.items() if jj == j}
+    if grad_mode.is_grad_enabled():  # create_graph: a saved output is its recorded output
+        ctx._override = {k: out if m == j else _recorded(ctx, k, m) for k, m in ctx._out_slots.items()}
     grads_out = []
     for m in range(n_outputs):
         if m == j:

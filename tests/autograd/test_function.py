@@ -158,3 +158,54 @@ def test_no_reference_cycles():
         assert r() is None
     finally:
         gc.enable()
+
+
+class _Cube(Function):
+    """The "Extending PyTorch" example: forward without ctx, setup_context saving an output."""
+
+    @staticmethod
+    def forward(x):
+        return x ** 3, 3 * x ** 2
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        (x,), (_, dx) = inputs, output
+        ctx.save_for_backward(x, dx)
+
+    @staticmethod
+    def backward(ctx, grad_output, grad_dx):
+        x, dx = ctx.saved_tensors
+        return grad_output * dx + grad_dx * 6 * x
+
+
+def test_setup_context_form_and_double_backward_through_another_saved_output():
+    x = tg.tensor([0.5, -1.0, 2.0], dtype=tg.float64, requires_grad=True)
+    y, dx = _Cube.apply(x)
+    assert y.tolist() == [0.125, -1.0, 8.0] and dx.requires_grad
+    cube = lambda t: _Cube.apply(t)[0]  # noqa: E731  (dx dropped: its node lives on through ctx)
+    g, = tg.autograd.grad(cube(x).sum(), x, create_graph=True)
+    np.testing.assert_allclose(g.detach().numpy(), 3 * x.detach().numpy() ** 2)
+    g2, = tg.autograd.grad(g.sum(), x)
+    np.testing.assert_allclose(g2.numpy(), 6 * x.detach().numpy())  # was 0: saved dx had no graph
+    assert gradgradcheck(cube, (x,))
+
+
+def test_once_differentiable_backward_runs_without_recording():
+    from tapegrad.autograd.function import once_differentiable
+    seen = []
+
+    class Double(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        @once_differentiable
+        def backward(ctx, g):
+            seen.append(tg.is_grad_enabled())
+            return g * 2
+
+    x = tg.ones(2, requires_grad=True)
+    g, = tg.autograd.grad(Double.apply(x).sum(), x, create_graph=True)
+    assert g.tolist() == [2.0, 2.0] and seen == [False] and not g.requires_grad
+    assert Double.backward.__name__ == "backward"
