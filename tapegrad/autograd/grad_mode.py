@@ -2,6 +2,8 @@
 with ``inference_mode`` and the engine switches PyTorch keeps there."""
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 
 from .._tape.grad_mode import (_GradModeContext, enable_grad, is_grad_enabled, no_grad,  # noqa: F401
@@ -9,16 +11,51 @@ from .._tape.grad_mode import (_GradModeContext, enable_grad, is_grad_enabled, n
 
 
 class inference_mode(_GradModeContext):  # noqa: N801  (PyTorch's name)
-    """``no_grad`` under PyTorch's other name (context manager or decorator);
-    ``inference_mode(False)`` leaves grad mode as it is, as in PyTorch."""
+    """``no_grad`` under PyTorch's other name (context manager or decorator), which
+    :func:`is_inference_mode_enabled` reports; ``inference_mode(False)`` leaves grad mode as it
+    is and turns inference mode off inside, as in PyTorch."""
 
     def __init__(self, mode: bool = True):
         self.mode = False if mode else None
+        self.inference = bool(mode)
+
+    def __enter__(self):
+        _inference_stack().append(self.inference)
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        _inference_stack().pop()
+        return super().__exit__(*exc)
+
+    def __call__(self, fn):
+        inner = super().__call__(fn)
+        if inspect.isgeneratorfunction(fn):  # grad mode switched around each step; the flag is not
+            return inner
+        flag = self.inference
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            stack = _inference_stack()
+            stack.append(flag)
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                stack.pop()
+        return wrapper
 
 
 def is_inference_mode_enabled() -> bool:
-    """Whether inference mode is on: here, whether grad mode is off (``inference_mode`` is ``no_grad``)."""
-    return not state.enabled
+    """Whether the innermost ``inference_mode`` on this thread is on (``no_grad`` alone is not
+    inference mode, as in PyTorch)."""
+    stack = _inference_stack()
+    return bool(stack) and stack[-1]
+
+
+def _inference_stack() -> list:
+    stack = getattr(_switches, "inference", None)
+    if stack is None:
+        stack = _switches.inference = []
+    return stack
 
 
 _switches = threading.local()

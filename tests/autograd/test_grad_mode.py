@@ -161,3 +161,25 @@ def test_a_decorated_generator_forwards_send_throw_and_close():
     assert next(g) == 1 and g.send("hi") == 2 and g.throw(KeyError) == 3
     g.close()
     assert seen == [("hi", False), ("thrown", False), ("closed", False)] and tg.is_grad_enabled()
+
+
+def test_is_inference_mode_enabled_reports_inference_mode_not_no_grad():
+    assert not tg.is_inference_mode_enabled()
+    with tg.no_grad():
+        assert not tg.is_inference_mode_enabled()  # PyTorch: no_grad is not inference mode
+    with tg.inference_mode():
+        assert tg.is_inference_mode_enabled() and not tg.is_grad_enabled()
+        with tg.inference_mode(False):
+            assert not tg.is_inference_mode_enabled()
+        assert tg.is_inference_mode_enabled()
+    assert not tg.is_inference_mode_enabled()
+
+    @tg.inference_mode()
+    def f():
+        return tg.is_inference_mode_enabled(), tg.is_grad_enabled()
+
+    @tg.inference_mode
+    def h():
+        return tg.is_inference_mode_enabled()
+
+    assert f() == (True, False) and h() is True and not tg.is_inference_mode_enabled()
