@@ -96,6 +96,11 @@ def test_factories_take_size_out_layout_and_pin_memory_keywords():
     assert tg.randn(4, out=d) is d and d.shape == (4,) and tg.randperm(3, out=o).dtype == tg.int64
     assert tg.randint(0, 3, (5,), out=o).shape == (5,)
     assert tg.empty(2, 3, memory_format=tg.contiguous_format).shape == (2, 3)
+    assert tg.logspace(0, 2, 3, out=d).tolist() == [1.0, 10.0, 100.0] and d.dtype == tg.float64
+    w = tg.normal(0, 0.01, size=(3, 2), requires_grad=True)  # d2l's from-scratch parameters
+    assert w.shape == (3, 2) and w.requires_grad and w.is_leaf and w.dtype == tg.float32
+    assert tg.normal(0.0, tg.ones(2, dtype=tg.float64)).dtype == tg.float64  # a tensor std sets the dtype
+    assert tg.normal(2.0, 3.0, (4,), out=d) is d and d.shape == (4,)
     with pytest.raises(TypeError, match="layout"):
         tg.zeros(2, layout=tg.sparse_coo)
     with pytest.raises(RuntimeError, match="pin_memory"):

@@ -427,21 +427,28 @@ def multinomial(input, num_samples, replacement=False, generator=None) -> Tensor
 
 
 @public
-def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None) -> Tensor:
-    """Normal samples with the given ``mean`` and ``std`` (numbers or tensors, broadcast)."""
+def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None, *, out=None, layout=None, device=None,
+           pin_memory=False, requires_grad=False) -> Tensor:
+    """Normal samples with the given ``mean`` and ``std`` (numbers or tensors, broadcast); d2l's
+    ``torch.normal(0, 0.01, size=(n, m), requires_grad=True)`` makes a leaf parameter."""
+    _check_device(device)
     m = mean._data if isinstance(mean, Tensor) else mean
     s = std._data if isinstance(std, Tensor) else std
-    shape = size if size is not None else np.broadcast_shapes(np.shape(m), np.shape(s))
-    d = _dt(dtype, mean.dtype if isinstance(mean, Tensor) else None)
-    return Tensor._wrap((_random.rng(generator).standard_normal(shape) * s + m).astype(d))
+    shape = _size((size,)) if size is not None else np.broadcast_shapes(np.shape(m), np.shape(s))
+    like = mean if isinstance(mean, Tensor) else std if isinstance(std, Tensor) else out
+    d = _dt(dtype, _dtype.to_dtype(like.dtype) if like is not None else None)
+    return _made((_random.rng(generator).standard_normal(shape) * s + m).astype(d), requires_grad, out, "normal",
+                 layout, pin_memory)
 
 
 @public
-def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_grad=False):
+def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_grad=False, *, out=None, layout=None,
+             pin_memory=False):
     """``steps`` points ``base ** linspace(start, end)``."""
-    d = _spaced_dt(dtype, "logspace", steps)
-    t = Tensor._wrap(np.power(float(base), np.linspace(float(start), float(end), int(steps))).astype(d))
-    return t.requires_grad_() if requires_grad else t
+    _check_device(device)
+    d = _spaced_dt(_out_dt(dtype, out), "logspace", steps)
+    return _made(np.power(float(base), np.linspace(float(start), float(end), int(steps))).astype(d), requires_grad,
+                 out, "logspace", layout, pin_memory)
 
 
 def new_like(self, kind, arg, dtype, requires_grad, fill_value=None):
