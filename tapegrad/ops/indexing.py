@@ -13,6 +13,7 @@ from .. import _C, _dtype
 from .._tape import grad_mode
 from .._tape.registry import SliceGrad, apply, defop
 from ._util import const, norm_dim
+from . import inplace as _inplace_module
 from .inplace import _check_leaf, _inplace_of, _tensors, _write, inplace
 from .pointwise import add, mul, where
 from .shape import _reshape_inplace, broadcast_shapes, clone, expand, movedim, pad, reshape
@@ -196,6 +197,7 @@ def _zero_at(g, index):
 _setitem = defop("setitem", _setitem_fwd,
                  lambda g, out, x, v, index: _zero_at(g, index),
                  lambda g, out, x, v, index: apply(_getitem, g, index=index, basic=_is_basic(index)), saves=())
+_inplace_module._setitem = _setitem  # writes through a view record on the base with it
 
 
 @public

@@ -14,8 +14,10 @@ import numpy as np
 
 from .. import _dtype
 from .._tape import grad_mode
+from .._tape.registry import apply
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
+_setitem = None  # indexing.py's setitem op, bound there: indexing sits above this file
 
 
 def _check_leaf(self: Tensor, opname: str, view_positions: bool = False):
@@ -70,8 +72,6 @@ def _write_through_base(base: Tensor, positions, value: Tensor):
     """Record that ``value`` was written at ``positions`` of ``base`` (whose memory already holds
     it): ``base`` moves onto a setitem node, so gradients through ``base`` see the write, as
     PyTorch's CopySlices does."""
-    from .._tape.registry import apply
-    from .indexing import _setitem
     before = Tensor._wrap(base._data)
     before.grad_fn, before._requires_grad = base.grad_fn, True
     res = apply(_setitem, before, value, index=positions)
