@@ -153,6 +153,13 @@ _LEGACY_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16":
                  "uint8": "ByteTensor", "bool": "BoolTensor"}
 
 
+def _assert(condition, message):
+    """``torch._assert``: ``assert condition, message`` as a function (torchvision's models call it;
+    a one-element tensor condition is read by its truth value)."""
+    if not condition:
+        raise AssertionError(message)
+
+
 def typename(obj) -> str:
     """PyTorch's legacy type name of a tensor's dtype under tapegrad's name
     (``'tapegrad.FloatTensor'``), the qualified class name of anything else (``'int'``)."""
@@ -383,4 +390,4 @@ __all__ = ["set_warn_always", "is_warn_always_enabled", "set_deterministic_debug
            "is_autocast_cache_enabled", "set_autocast_cache_enabled", "clear_autocast_cache", "typename",
            "is_same_size", "is_signed", "is_inference", "is_distributed", "get_device", "detach", "detach_", "fill",
            "scalar_tensor", "range", "asarray", "frombuffer", "empty_strided", "empty_permuted",
-           "to_dlpack", "GradScaler", "lu", "lu_solve", "lu_unpack", "geqrf", "orgqr", "ormqr"]
+           "to_dlpack", "GradScaler", "lu", "lu_solve", "lu_unpack", "geqrf", "orgqr", "ormqr", "_assert"]

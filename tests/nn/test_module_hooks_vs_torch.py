@@ -363,6 +363,83 @@ def test_load_state_dict_hooks_rename_keys_and_edit_incompatible_keys():
         m2.load_state_dict({**m2.state_dict(), "junk": M.zeros(1)})  # strict, but the hook cleared it
 
 
+
+def _legacy_mlp(M):
+    """torchvision's MLPBlock: version 2 renamed linear_1/linear_2 to 0/3 and loads older
+    checkpoints by overriding _load_from_state_dict."""
+    class MLPBlock(M.nn.Sequential):
+        _version = 2
+
+        def __init__(self):
+            super().__init__(M.nn.Linear(2, 3), M.nn.GELU(), M.nn.Dropout(0.0), M.nn.Linear(3, 2))
+
+        def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                  error_msgs):
+            version = local_metadata.get("version", None)
+            if version is None or version < 2:
+                for i in range(2):
+                    for kind in ["weight", "bias"]:
+                        old_key = f"{prefix}linear_{i + 1}.{kind}"
+                        if old_key in state_dict:
+                            state_dict[f"{prefix}{3 * i}.{kind}"] = state_dict.pop(old_key)
+            super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                          error_msgs)
+    m = M.nn.Sequential(M.nn.LayerNorm(2), MLPBlock(), M.nn.BatchNorm1d(2))
+    with M.no_grad():
+        for i, p in enumerate(m.parameters()):
+            p.copy_(M.tensor(np.linspace(-1, 1, p.numel()).reshape(tuple(p.shape)) + i, dtype=M.float32))
+    return m
+
+
+def test_state_dict_metadata_and_load_from_state_dict_overrides_as_torch():
+    res = {}
+    for M in (torch, tg):
+        m = _legacy_mlp(M)
+        sd = m.state_dict()
+        meta = {k: dict(v) for k, v in sd._metadata.items()}
+        legacy = type(sd)((k.replace("1.0.", "1.linear_1.").replace("1.3.", "1.linear_2."), v * 2)
+                          for k, v in sd.items() if not k.endswith("num_batches_tracked"))
+        legacy._metadata = type(sd._metadata)((k, dict(v)) for k, v in sd._metadata.items())
+        legacy._metadata["1"]["version"] = 1
+        legacy._metadata["2"]["version"] = 1  # BatchNorm before num_batches_tracked
+        m2 = _legacy_mlp(M)
+        keys = m2.load_state_dict(legacy)
+        plain = {k.replace("linear_1", "0"): v for k, v in legacy.items()}  # no _metadata: version None
+        keys2 = _legacy_mlp(M).load_state_dict({k.replace("linear_2", "3"): v for k, v in plain.items()},
+                                                strict=False)
+        with pytest.raises(RuntimeError, match=r'Unexpected key\(s\) in state_dict: "1.junk", "2.x.y"'):
+            m2.load_state_dict({**m2.state_dict(), "1.junk": M.zeros(1), "2.x.y": M.zeros(1)})
+        res[M] = [meta, keys.missing_keys, keys.unexpected_keys, _np(m2[1][3].weight), _np(m2[2].num_batches_tracked),
+                  keys2.missing_keys, keys2.unexpected_keys]
+    assert res[tg][0] == res[torch][0]  # every module's version under its prefix ("" for the root)
+    for a, b in zip(res[tg][1:], res[torch][1:]):
+        assert (a == b) if isinstance(a, list) else np.array_equal(a, b), (a, b)
+
+
+def test_torch_nn_modules_paths():
+    from tapegrad.nn.modules.batchnorm import _BatchNorm
+    from tapegrad.nn.modules.instancenorm import _InstanceNorm
+    from tapegrad.nn.modules.utils import _pair, _quadruple, _reverse_repeat_tuple, _single, _triple
+    from tapegrad.nn.modules.utils import consume_prefix_in_state_dict_if_present
+    from torch.nn.modules import utils as tu
+    for f, g in ((_single, tu._single), (_pair, tu._pair), (_triple, tu._triple), (_quadruple, tu._quadruple)):
+        assert f(3) == g(3) and f((1, 2)) == g((1, 2))
+    assert _reverse_repeat_tuple((1, 2), 2) == tu._reverse_repeat_tuple((1, 2), 2)
+    assert isinstance(tg.nn.BatchNorm2d(2), _BatchNorm) and isinstance(tg.nn.SyncBatchNorm(2), _BatchNorm)
+    assert isinstance(tg.nn.InstanceNorm1d(2), _InstanceNorm) and not isinstance(tg.nn.LayerNorm(2), _BatchNorm)
+    assert tg.nn.modules.distance.CosineSimilarity is tg.nn.CosineSimilarity
+    assert tg.nn.modules.upsampling.Upsample is tg.nn.Upsample and tg.nn.modules.fold.Fold is tg.nn.Fold
+    assert tg.nn.utils.clip_grad_norm_ is not None  # nn.utils is nn's, not nn.modules.utils
+    m = tg.nn.Sequential(tg.nn.Linear(2, 2))
+    sd = tg.nn.DataParallel(m).state_dict()
+    assert list(sd) == ["module.0.weight", "module.0.bias"] and "module.0" in sd._metadata
+    consume_prefix_in_state_dict_if_present(sd, "module.")
+    assert list(sd) == ["0.weight", "0.bias"] and "0" in sd._metadata and "" in sd._metadata
+    m.load_state_dict(sd)
+    with pytest.raises(AssertionError, match="bad rank"):
+        tg._assert(tg.ones(2).dim() == 3, "bad rank")
+    tg._assert(True, "never")
+
 def test_set_submodule_to_empty_compile_and_memory_format():
     for M in (torch, tg):
         m = M.nn.Sequential(M.nn.Linear(2, 2), M.nn.Sequential(M.nn.ReLU()))

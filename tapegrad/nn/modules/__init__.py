@@ -32,3 +32,6 @@ from .lazy import (LazyBatchNorm1d, LazyBatchNorm2d, LazyBatchNorm3d, LazyConv1d
                    LazyInstanceNorm2d, LazyInstanceNorm3d, LazyLinear)
 from .adaptive import AdaptiveLogSoftmaxWithLoss  # noqa: F401
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase  # noqa: F401
+# PyTorch's submodule paths that code imports from (``torch.nn.modules.batchnorm._BatchNorm``,
+# ``torch.nn.modules.utils._pair``), re-exporting the layers above
+from . import batchnorm, distance, fold, instancenorm, upsampling, utils  # noqa: F401,E402

@@ -638,6 +638,10 @@ class Module:
             keep_vars = args[2] if len(args) > 2 else keep_vars
         if destination is None:
             destination = OrderedDict()
+            destination._metadata = OrderedDict()  # each module's version, as PyTorch's
+        local_metadata = {"version": self._version}
+        if hasattr(destination, "_metadata"):
+            destination._metadata[prefix[:-1]] = local_metadata
         for hook in self._state_dict_pre_hooks.values():
             hook(self, prefix, keep_vars)
         self._save_to_state_dict(destination, prefix, keep_vars)
@@ -645,7 +649,7 @@ class Module:
             if m is not None:
                 m.state_dict(destination=destination, prefix=prefix + name + ".", keep_vars=keep_vars)
         for hook in self._state_dict_hooks.values():
-            res = hook(self, destination, prefix, {"version": self._version})
+            res = hook(self, destination, prefix, local_metadata)
             if res is not None:
                 if getattr(hook, "_from_public_api", False):
                     raise RuntimeError(f"state_dict post-hook must return None, {hook!r} returned a "
@@ -659,64 +663,88 @@ class Module:
                       if b is not None and n not in self._non_persistent_buffers_set})
         return state
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        """Load this module's own parameters and buffers (not its submodules') from ``state_dict``,
+        as PyTorch's: subclasses override it to rename or fill in keys of older checkpoints
+        (``local_metadata["version"]`` is the saving module's ``_version``) before calling it."""
+        for hook in self._load_state_dict_pre_hooks.values():
+            hook(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        assign = local_metadata.get("assign_to_params_buffers", False)
+        local_state = self._local_state()
+        for name, t in local_state.items():
+            key = prefix + name
+            if key not in state_dict:
+                if strict:
+                    missing_keys.append(key)
+                continue
+            value = state_dict[key]
+            arr = value._data if isinstance(value, Tensor) else np.asarray(value)
+            if hasattr(t, "materialize"):  # a lazy module's parameter takes the checkpoint's shape
+                t.materialize(arr.shape)
+            if tuple(arr.shape) != tuple(t.shape):
+                error_msgs.append(f"size mismatch for {key}: copying a param with shape {tuple(arr.shape)} from "
+                                  f"checkpoint, the shape in current model is {tuple(t.shape)}.")
+                continue
+            if assign:
+                t._data = np.array(arr, dtype=t.dtype if arr.dtype.kind == t.dtype.kind else arr.dtype)
+            else:
+                try:
+                    np.copyto(t._data, arr, casting="same_kind" if arr.dtype.kind == t.dtype.kind else "unsafe")
+                except (TypeError, ValueError) as e:
+                    error_msgs.append(f'While copying the parameter named "{key}", whose dimensions in the model '
+                                      f'are {tuple(t.shape)} and whose dimensions in the checkpoint are '
+                                      f'{tuple(arr.shape)}, an exception occurred : {e}.')
+                    continue
+            t._version[0] += 1
+        extra_key = prefix + _EXTRA_STATE_KEY_SUFFIX
+        if type(self).set_extra_state is not Module.set_extra_state:
+            if extra_key in state_dict:
+                self.set_extra_state(state_dict[extra_key])
+            elif strict:
+                missing_keys.append(extra_key)
+        elif strict and extra_key in state_dict:
+            unexpected_keys.append(extra_key)
+        if strict:  # a key under this prefix that names neither a local tensor nor a submodule
+            for key in state_dict:
+                if key.startswith(prefix) and key != extra_key:
+                    head = key[len(prefix):].split(".", 1)
+                    if (head[0] not in self._modules) if len(head) > 1 else (head[0] not in local_state):
+                        unexpected_keys.append(key)
+
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Copy parameters and buffers from ``state_dict`` into this module (in place).
 
         Returns ``(missing_keys, unexpected_keys)``. With ``strict=True`` any missing or
-        unexpected key raises; a shape mismatch always raises. Errors name every key.
+        unexpected key raises; a shape mismatch always raises. Errors name every key. Each
+        module loads its part through ``_load_from_state_dict`` (which subclasses may override),
+        given its entry of ``state_dict._metadata`` (the versions ``state_dict()`` records).
         """
         if not isinstance(state_dict, dict):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict).__name__}.")
         missing, unexpected, errors = [], [], []
-        expected = set()
-        modules = list(self.named_modules(remove_duplicate=False))
-        if any(m._load_state_dict_pre_hooks for _, m in modules):
-            state_dict = OrderedDict(state_dict)  # the hooks may edit it; the caller's stays as it is
-        for mod_prefix, m in modules:
-            prefix = mod_prefix + "." if mod_prefix else ""
-            for hook in m._load_state_dict_pre_hooks.values():
-                hook(m, state_dict, prefix, {"version": m._version}, strict, missing, unexpected, errors)
-            if type(m).set_extra_state is not Module.set_extra_state:
-                key = prefix + _EXTRA_STATE_KEY_SUFFIX
-                expected.add(key)
-                if key in state_dict:
-                    m.set_extra_state(state_dict[key])
-                else:
-                    missing.append(key)
-            for name, t in m._local_state().items():
-                key = prefix + name
-                expected.add(key)
-                if key not in state_dict:
-                    missing.append(key)
-                    continue
-                value = state_dict[key]
-                arr = value._data if isinstance(value, Tensor) else np.asarray(value)
-                if hasattr(t, "materialize"):  # a lazy module's parameter takes the checkpoint's shape
-                    t.materialize(arr.shape)
-                if tuple(arr.shape) != tuple(t.shape):
-                    errors.append(f"size mismatch for {key}: copying a param with shape {tuple(arr.shape)} from "
-                                  f"checkpoint, the shape in current model is {tuple(t.shape)}.")
-                    continue
-                if assign:
-                    t._data = np.array(arr, dtype=t.dtype if arr.dtype.kind == t.dtype.kind else arr.dtype)
-                else:
-                    try:
-                        np.copyto(t._data, arr, casting="same_kind" if arr.dtype.kind == t.dtype.kind
-                                  else "unsafe")
-                    except (TypeError, ValueError) as e:
-                        errors.append(f'While copying the parameter named "{key}", whose dimensions in the model '
-                                      f'are {tuple(t.shape)} and whose dimensions in the checkpoint are '
-                                      f'{tuple(arr.shape)}, an exception occurred : {e}.')
-                        continue
-                t._version[0] += 1
-        # extra keys belonging to a known module prefix, or to none, are unexpected
-        unexpected += [k for k in state_dict if k not in expected and k not in unexpected]
-        keys = _IncompatibleKeys(missing, unexpected)
-        for _, m in reversed(modules):  # submodules first, as PyTorch's recursion
-            for hook in m._load_state_dict_post_hooks.values():
-                if hook(m, keys) is not None:
+        metadata = getattr(state_dict, "_metadata", None)
+        state_dict = OrderedDict(state_dict)  # overrides and hooks may edit it; the caller's stays as it is
+        if metadata is not None:
+            state_dict._metadata = metadata
+
+        def load(module, local_state_dict, prefix=""):
+            local_metadata = {} if metadata is None else dict(metadata.get(prefix[:-1], {}))
+            if assign:
+                local_metadata["assign_to_params_buffers"] = assign
+            module._load_from_state_dict(local_state_dict, prefix, local_metadata, True, missing, unexpected, errors)
+            for name, child in module._modules.items():
+                if child is not None:
+                    child_prefix = prefix + name + "."
+                    load(child, {k: v for k, v in local_state_dict.items() if k.startswith(child_prefix)},
+                         child_prefix)
+            keys = _IncompatibleKeys(missing, unexpected)  # the hooks may edit the lists in place
+            for hook in module._load_state_dict_post_hooks.values():
+                if hook(module, keys) is not None:
                     raise RuntimeError(f"load_state_dict post hook {hook!r} should return None (it may edit "
                                        f"incompatible_keys in place)")
+
+        load(self, state_dict)
         if strict:
             if unexpected:
                 errors.insert(0, "Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected)
@@ -725,7 +753,7 @@ class Module:
                 errors.insert(0, "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
         if errors:
             raise RuntimeError(f"Error(s) in loading state_dict for {self._get_name()}:\n\t" + "\n\t".join(errors))
-        return keys
+        return _IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------ repr
     def _get_name(self) -> str:

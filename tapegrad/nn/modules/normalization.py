@@ -18,6 +18,7 @@ class _NormBase(Module):
     the input-rank check and the repr."""
 
     _expected_dims: tuple = ()
+    _version = 2  # version 2 added num_batches_tracked
 
     def __init__(self, num_features: int, eps: float, momentum: float | None, affine: bool,
                  track_running_stats: bool, dtype, bias: bool):
@@ -53,6 +54,16 @@ class _NormBase(Module):
             init.ones_(self.weight)
             if self.bias is not None:
                 init.zeros_(self.bias)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # a checkpoint from before version 2 has no num_batches_tracked: keep the module's count
+        if local_metadata.get("version") is None or local_metadata["version"] < 2:
+            key = prefix + "num_batches_tracked"
+            if self.track_running_stats and key not in state_dict:
+                state_dict[key] = self.num_batches_tracked
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def _check_rank(self, input):
         if input.ndim not in self._expected_dims:
