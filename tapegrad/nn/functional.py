@@ -1846,11 +1846,19 @@ def _grid_reflect(x, twice_low, twice_high):
 def _grid_coordinates(x, size, padding_mode, align_corners):
     """Map unnormalised coordinates into range per ``padding_mode`` (zeros: unchanged)."""
     if padding_mode == "border":
-        return _ops.clamp(x, 0, size - 1)
+        return _grid_clip(x, size)
     if padding_mode == "reflection":
         x = _grid_reflect(x, 0, 2 * (size - 1)) if align_corners else _grid_reflect(x, -1, 2 * size - 1)
-        return _ops.clamp(x, 0, size - 1)
+        return _grid_clip(x, size)
     return x
+
+
+def _grid_clip(x, size):
+    """``x`` clamped to [0, size - 1], with PyTorch's grid_sampler gradient: 1 strictly inside, 0 on
+    the limits as beyond them (``clamp``'s passes there; a grid point landing exactly on an edge
+    pixel, as align_corners=True puts the outer ones, gets 0 from PyTorch)."""
+    inside = (x._data > 0) & (x._data < size - 1)
+    return _ops.where(_const(inside), x, _const(np.clip(x._data, 0, size - 1), x._data.dtype))
 
 
 def _grid_unnormalize(g, size, align_corners):
@@ -1882,7 +1890,8 @@ def grid_sample(input, grid, mode: str = "bilinear", padding_mode: str = "zeros"
     ``(N, H_out, W_out, 2)`` (-1 and 1 are the outer pixels' centres with ``align_corners=True``,
     their outer edges otherwise); ``(N, C, D, H, W)`` inputs take grids ``(N, D_o, H_o, W_o, 3)``.
     ``mode`` bilinear (trilinear in 3-D), nearest or bicubic (2-D); ``padding_mode`` zeros, border
-    or reflection. Gradients flow to ``input`` and (bilinear, bicubic) to ``grid``."""
+    or reflection. Gradients flow to ``input`` and (bilinear, bicubic) to ``grid``; with nearest,
+    ``grid`` gets a zero gradient (the result is in its graph, as in PyTorch)."""
     if mode not in ("bilinear", "nearest", "bicubic"):
         raise ValueError(f"nn.functional.grid_sample(): expected mode to be 'bilinear', 'nearest' or 'bicubic', but "
                          f"got: '{mode}'")
@@ -1917,6 +1926,8 @@ def grid_sample(input, grid, mode: str = "bilinear", padding_mode: str = "zeros"
             valid = np.logical_and.reduce([(i >= 0) & (i < s) for i, s in zip(idx, spatial)])
             flat_idx = sum(np.where(valid, i, 0).astype(np.int64) * st for i, st in zip(idx, strides))
             out = _gather_points(flat, flat_idx, valid)
+            if g.requires_grad:  # in grid's graph too, with a zero gradient, as PyTorch's nearest sampling
+                out = _ops.where(_const(np.ones((1, 1, 1), bool)), out, g[..., 0].unsqueeze(1))
         else:
             lo = [np.floor(p._data) for p in pos]
             frac = [p - _const(f, p._data.dtype) for p, f in zip(pos, lo)]

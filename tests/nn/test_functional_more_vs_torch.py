@@ -49,6 +49,19 @@ def test_grid_sample_matches_torch(mode, padding_mode, align_corners):
     _run(lambda M, a, g: M.nn.functional.grid_sample(a, g, mode, padding_mode, align_corners), [x, grid], grad)
 
 
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest", "bicubic"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_grid_sample_on_pixel_centres_and_edges_matches_torch(mode, padding_mode, align_corners):
+    # an affine_grid with align_corners=True puts points exactly on the edge pixels (the spatial
+    # transformer tutorial's identity init): PyTorch's grid gradient is 0 on a clipping limit, and a
+    # nearest sample is in the grid's graph with a zero gradient
+    x = R.standard_normal((1, 2, 5, 4))
+    grid = np.stack(np.meshgrid(np.linspace(-1, 1, 3), np.array([-1.0, -0.5, 0.0, 1.0, 1.5]), indexing="xy"), -1)
+    _run(lambda M, a, g: M.nn.functional.grid_sample(a, g, mode, padding_mode, align_corners), [x, grid[None]],
+         (0, 1))
+
 @pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
 def test_grid_sample_3d_and_affine_grid(padding_mode):
     x = R.standard_normal((2, 2, 3, 4, 5))
