@@ -93,12 +93,27 @@ def is_bfloat16(d) -> bool:
     return d is bfloat16 or (d.kind == "V" and d.name == "bfloat16")
 
 
+# PyTorch's legacy tensor type names (``x.type()`` gives ``'torch.FloatTensor'``; ``x.type('torch.LongTensor')``
+# and ``x.type(torch.LongTensor)`` cast)
+LEGACY_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+                "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor", "int8": "CharTensor",
+                "uint8": "ByteTensor", "bool": "BoolTensor", "bfloat16": "BFloat16Tensor",
+                "complex64": "ComplexFloatTensor", "complex128": "ComplexDoubleTensor"}
+_LEGACY_DTYPES = {v: k for k, v in LEGACY_NAMES.items()}
+
+
 def to_dtype(d) -> np.dtype:
-    """Accept a tapegrad/numpy dtype, a numpy scalar type or a name like 'float32'."""
+    """Accept a tapegrad/numpy dtype, a numpy scalar type, a name like 'float32', or a legacy
+    tensor type (``LongTensor``, ``'torch.LongTensor'``)."""
     if d is None:
         return None
     if isinstance(d, str):
         d = d.removeprefix("tapegrad.").removeprefix("torch.")
+        if d.startswith("cuda."):
+            raise TypeError(f"not a dtype: {d!r} (a CUDA tensor type; tapegrad runs on the CPU only)")
+        d = _LEGACY_DTYPES.get(d, d)
+    elif isinstance(d, type) and isinstance(getattr(d, "_dtype", None), np.dtype):  # FloatTensor & co.
+        return d._dtype
     if d is bool or d == "bool":
         return bool_
     if isinstance(d, str) and d in ("cfloat", "cdouble"):  # numpy reads "cfloat" as complex128
@@ -106,9 +121,12 @@ def to_dtype(d) -> np.dtype:
     if isinstance(d, str) and d == "bfloat16" and bfloat16 is None:
         raise TypeError(BFLOAT16_MISSING)
     try:
-        return np.dtype(d)
+        dt = np.dtype(d)
     except TypeError:
         raise TypeError(f"not a dtype: {d!r}") from None
+    if dt.kind == "O" and d is not object and d != "object" and d != "O":  # np.dtype(any class) is object
+        raise TypeError(f"not a dtype: {d!r}")
+    return dt
 
 
 def result_type(*operands) -> np.dtype:

@@ -148,9 +148,7 @@ def clear_autocast_cache() -> None:
 
 
 # ---------------------------------------------------------------- predicates and helpers
-_LEGACY_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
-                 "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor", "int8": "CharTensor",
-                 "uint8": "ByteTensor", "bool": "BoolTensor"}
+_LEGACY_NAMES = _dtype.LEGACY_NAMES
 
 
 def _assert(condition, message):

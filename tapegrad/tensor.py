@@ -354,8 +354,13 @@ class Tensor(_C.TensorBase):
     def bool(self):
         return _plain.cast(self, _dtype.bool_)
 
-    def type(self, dtype=None):
-        return _dtype.name(self._data.dtype) if dtype is None else _plain.cast(self, dtype)
+    def type(self, dtype=None, non_blocking=False, **kwargs):
+        """Without ``dtype``, PyTorch's legacy type name (``'tapegrad.FloatTensor'``); else ``self``
+        cast to ``dtype`` (a dtype, a name, or a legacy type: ``LongTensor``, ``'torch.LongTensor'``)."""
+        if dtype is None:
+            name = self._data.dtype.name
+            return "tapegrad." + _dtype.LEGACY_NAMES.get(name, name)
+        return _plain.cast(self, dtype)
 
     def type_as(self, other):
         return _plain.cast(self, other._data.dtype)

@@ -78,3 +78,18 @@ def test_is_neg_conj_physical_inplace_and_complex_casts():
     assert x.cfloat().dtype == tg.complex64 and x.cdouble().dtype == tg.complex128
     (x.cdouble().abs() ** 2).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [2.0, -4.0])
+
+
+def test_tensor_type_takes_and_gives_legacy_type_names_as_torch():
+    torch = pytest.importorskip("torch")
+    for M in (torch, tg):
+        x = M.tensor([1.5, -2.0])
+        assert x.type().replace("tapegrad.", "torch.") == "torch.FloatTensor"
+        assert x.double().type().endswith("DoubleTensor") and (x > 0).type().endswith("BoolTensor")
+        assert x.type(M.LongTensor).tolist() == [1, -2] and x.type(M.LongTensor).dtype == M.int64
+        assert x.type("torch.IntTensor").dtype == M.int32 and x.type(M.float64).dtype == M.float64
+        assert x.type(M.DoubleTensor).type().endswith("DoubleTensor")
+    with pytest.raises(TypeError, match="not a dtype"):
+        tg.tensor([1.0]).type(dict)  # np.dtype(dict) would be object: a silent wrong cast before
+    with pytest.raises(TypeError, match="CUDA"):
+        tg.tensor([1.0]).type("torch.cuda.FloatTensor")
