@@ -286,8 +286,9 @@ class Tensor(_C.TensorBase):
         raise TypeError("tapegrad tensors are not pickled; save them with tapegrad.save (HDF5/safetensors)")
 
     def __deepcopy__(self, memo):
-        """``copy.deepcopy`` of a leaf (a Parameter stays a Parameter; ``.grad`` is copied too), as in
-        PyTorch: ``best = copy.deepcopy(model.state_dict())``, ``ema = copy.deepcopy(model)``."""
+        """``copy.deepcopy`` of a leaf (a Parameter stays a Parameter, without ``.grad``; a plain
+        tensor's ``.grad`` is copied too), as in PyTorch: ``best = copy.deepcopy(model.state_dict())``,
+        ``ema = copy.deepcopy(model)``."""
         if self.grad_fn is not None:
             raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support the deepcopy "
                                "protocol at the moment. If you were attempting to deepcopy a module, this may be "

@@ -33,6 +33,15 @@ class Parameter(Tensor):
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
 
+    def __deepcopy__(self, memo):
+        """A new Parameter on a copy of the data, without ``.grad``, as PyTorch's: a deep-copied
+        model (an EMA, ``best_model = copy.deepcopy(model)``) starts with no gradients."""
+        if id(self) in memo:
+            return memo[id(self)]
+        new = super().__deepcopy__(memo)
+        new.grad = None
+        return new
+
 
 class Buffer(Tensor):
     """Marks a tensor as a buffer when assigned to a module attribute (``torch.nn.Buffer``)."""

@@ -167,3 +167,16 @@ def test_containers():
     md["c"] = nn.Linear(1, 2)
     assert list(md.keys()) == ["a", "b", "c"] and "b" in md and len(md) == 3
     assert [n for n, _ in md.named_parameters()] == ["a.weight", "a.bias", "c.weight", "c.bias"]
+
+
+def test_deepcopy_of_a_model_has_no_gradients_but_a_tensor_keeps_its_own():
+    import copy
+    m = tapegrad.nn.Linear(3, 2)
+    m(tapegrad.ones(1, 3)).sum().backward()
+    m2 = copy.deepcopy(m)  # PyTorch's Parameter.__deepcopy__ leaves .grad out
+    assert m2.weight.grad is None and type(m2.weight) is tapegrad.nn.Parameter and m2.weight.requires_grad
+    assert np.array_equal(m2.weight.detach().numpy(), m.weight.detach().numpy())
+    assert m2.weight._data is not m.weight._data and m.weight.grad is not None
+    t = tapegrad.ones(2, requires_grad=True)
+    (t * 3).sum().backward()
+    assert copy.deepcopy(t).grad.tolist() == [3.0, 3.0]  # a plain tensor's grad is copied, as in PyTorch
