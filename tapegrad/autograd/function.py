@@ -130,7 +130,8 @@ class Function:
             if record and _dtype.kind_of(o._data.dtype) == "f" and id(o) not in ctx._non_differentiable:
                 op = _function_op(cls, positions, len(outs), j)
                 r._requires_grad = True
-                r.grad_fn = nodes[j] = op.node_type(op, tensors, {}, o._data, r._version, ctx)  # where: the user's frame
+                # where: the user's frame
+                r.grad_fn = nodes[j] = op.node_type(op, tensors, {}, o._data, r._version, ctx)
             results.append(r)
         if any(m != j for j in range(len(outs)) for m in ctx._out_slots.values()):
             # another output's node for a saved output (double backward): a cycle through ctx, the
