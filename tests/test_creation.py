@@ -105,3 +105,47 @@ def test_factories_take_size_out_layout_and_pin_memory_keywords():
         tg.zeros(2, layout=tg.sparse_coo)
     with pytest.raises(RuntimeError, match="pin_memory"):
         tg.tensor([1.0], pin_memory=True)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: tg.ones(2.5), TypeError, r"ones\(\): argument 'size' must be a tuple of ints.*float"),
+    (lambda: tg.zeros((2, 2.5)), TypeError, r"zeros\(\): argument 'size'"),
+    (lambda: tg.empty(float("nan")), TypeError, r"empty\(\): argument 'size'"),
+    (lambda: tg.randn(-3), RuntimeError, "randn: Trying to create tensor with negative dimension"),
+    (lambda: tg.empty(2 ** 31, 2 ** 31), RuntimeError, r"empty: a tensor of shape \(2147483648, 2147483648\)"),
+    (lambda: tg.ones(2 ** 63), RuntimeError, "ones: a tensor of shape"),
+    (lambda: tg.full((2,), float("nan"), dtype=tg.int64), RuntimeError, "full: value cannot be converted"),
+    (lambda: tg.full((2,), 2 ** 70), RuntimeError, "full: value cannot be converted"),
+    (lambda: tg.randperm(-1), RuntimeError, "randperm: n must be a non-negative integer"),
+    (lambda: tg.bernoulli(tg.tensor([0.5, 2.0])), RuntimeError, r"bernoulli: .*\[0, 1\].*p=2.0"),
+    (lambda: tg.bernoulli(tg.tensor([float("nan")])), RuntimeError, r"bernoulli: .*p=nan"),
+    (lambda: tg.ones(3).bernoulli_(1.5), RuntimeError, r"bernoulli_: .*p=1.5"),
+    (lambda: tg.ones(3).bernoulli_(tg.tensor(-0.5)), RuntimeError, r"bernoulli_: .*p=-0.5"),
+    (lambda: tg.normal(0.0, -1.0, (3,)), RuntimeError, "normal expects std >= 0.0"),
+    (lambda: tg.normal(tg.zeros(2), tg.tensor([1.0, -1.0])), RuntimeError, "normal expects std >= 0.0"),
+    (lambda: tg.ones(3).uniform_(2, 1), RuntimeError, r"uniform_ expects .*from=2 > to=1"),
+    (lambda: tg.ones(3).exponential_(-1), RuntimeError, "exponential_ expects lambda > 0.0"),
+    (lambda: tg.ones(3).random_(5, 2), RuntimeError, "random_ expects 'from' to be less than 'to'"),
+    (lambda: tg.multinomial(tg.tensor([0.0, 0.0]), 1), RuntimeError, r"multinomial: .*sum of probabilities <= 0"),
+    (lambda: tg.multinomial(tg.tensor([1.0, float("inf")]), 1), RuntimeError, "multinomial: .*`inf`, `nan`"),
+    (lambda: tg.multinomial(tg.tensor([1.0, -1.0]), 1), RuntimeError, "multinomial: .*element < 0"),
+    (lambda: tg.multinomial(tg.tensor([1.0, 1.0]), 3), RuntimeError, "multinomial: cannot sample n_sample=3"),
+    (lambda: tg.multinomial(tg.tensor([1.0, 0.0]), 2), RuntimeError, "multinomial: .*fewer than num_samples=2"),
+])
+def test_bad_sizes_and_distribution_parameters_raise_naming_the_op(call, error, message):
+    """A float size, an impossible allocation or a probability outside [0, 1] raises naming the
+    op, where it used to truncate (ones(2.5) gave 2 elements), sample garbage (bernoulli(2.0)
+    gave 1, normal(std=-1) negated the noise, randperm(-1) gave an empty tensor) or surface
+    numpy's message."""
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_valid_sizes_and_probabilities_still_work():
+    assert tg.zeros(tg.tensor(3)).shape == (3,) and tg.zeros(np.int64(2), 3).shape == (2, 3)
+    assert tg.normal(0.0, 1.0, size=[2, 3]).shape == (2, 3) and tg.full([2], 1.5).tolist() == [1.5, 1.5]
+    assert tg.bernoulli(tg.tensor([0.0, 1.0])).tolist() == [0.0, 1.0]
+    assert tg.ones(2).bernoulli_(tg.tensor([1.0, 0.0])).tolist() == [1.0, 0.0]
+    assert tg.multinomial(tg.tensor([0.0, 1.0]), 3, replacement=True).tolist() == [1, 1, 1]
+    assert sorted(tg.multinomial(tg.tensor([[1.0, 2.0, 0.0]]), 2).tolist()[0]) == [0, 1]
+    assert tg.randperm(0).shape == (0,)

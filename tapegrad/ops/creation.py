@@ -5,6 +5,7 @@ random sampling: the new tensors (``rand``, ``randn``, ...) and the in-place fil
 from __future__ import annotations
 
 import builtins
+import math
 import numbers
 
 import numpy as np
@@ -25,13 +26,33 @@ def _check_device(device):
         _device(device)
 
 
-def _size(size):
+def _size(size, opname="tensor"):
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
+    for s in size:  # int(2.5) would silently make 2 elements, int(nan) raise numpy's message
+        if not isinstance(s, numbers.Integral) and not (isinstance(s, Tensor) and s.ndim == 0 and
+                                                        _dtype.kind_of(s.dtype) in "iu"):
+            raise TypeError(f"{opname}(): argument 'size' must be a tuple of ints, but found element of type "
+                            f"{type(s).__name__} ({s!r}) in {size!r}")
     size = tuple(int(s) for s in size)
     if any(s < 0 for s in size):
-        raise RuntimeError(f"Trying to create tensor with negative dimension: {list(size)}")
+        raise RuntimeError(f"{opname}: Trying to create tensor with negative dimension: {list(size)}")
     return size
+
+
+def _alloc(make, shape, dtype, opname):
+    """``make(shape, dtype)`` (np.zeros, np.empty, ...), with a failed allocation naming the op:
+    numpy says MemoryError for a size it tried, ValueError for one past its index range."""
+    try:
+        return make(shape, dtype)
+    except MemoryError:
+        raise MemoryError(f"{opname}: can't allocate a tensor of shape {tuple(shape)} and dtype "
+                          f"{_dtype.name(np.dtype(dtype))}") from None
+    except ValueError as e:
+        if "too big" not in str(e) and "Maximum allowed" not in str(e):
+            raise
+        raise RuntimeError(f"{opname}: a tensor of shape {tuple(shape)} and dtype {_dtype.name(np.dtype(dtype))} "
+                           f"is too large to allocate ({e})") from None
 
 
 def _finish(arr, requires_grad):
@@ -49,7 +70,7 @@ def _sized(size, size_kw, opname):
         if size:
             raise TypeError(f"{opname}() got multiple values for argument 'size': {size} and size={size_kw!r}")
         size = (size_kw,)
-    return _size(size)
+    return _size(size, opname)
 
 
 def _made(arr, requires_grad, out, opname, layout=None, pin_memory=False):
@@ -168,8 +189,8 @@ def zeros(*shape, size=None, dtype=None, device=None, requires_grad=False, out=N
           pin_memory=False) -> Tensor:
     """A tensor of zeros of the given size."""
     _check_device(device)
-    return _made(np.zeros(_sized(shape, size, "zeros"), _out_dt(dtype, out)), requires_grad, out, "zeros", layout,
-                 pin_memory)
+    return _made(_alloc(np.zeros, _sized(shape, size, "zeros"), _out_dt(dtype, out), "zeros"), requires_grad, out,
+                 "zeros", layout, pin_memory)
 
 
 @public
@@ -177,8 +198,8 @@ def ones(*shape, size=None, dtype=None, device=None, requires_grad=False, out=No
           pin_memory=False) -> Tensor:
     """A tensor of ones of the given size."""
     _check_device(device)
-    return _made(np.ones(_sized(shape, size, "ones"), _out_dt(dtype, out)), requires_grad, out, "ones", layout,
-                 pin_memory)
+    return _made(_alloc(np.ones, _sized(shape, size, "ones"), _out_dt(dtype, out), "ones"), requires_grad, out,
+                 "ones", layout, pin_memory)
 
 
 @public
@@ -188,7 +209,8 @@ def empty(*shape, size=None, dtype=None, device=None, requires_grad=False, out=N
     _check_device(device)
     shape = _sized(shape, size, "empty")
     check_memory_format(memory_format, "empty", len(shape))
-    return _made(np.empty(shape, _out_dt(dtype, out)), requires_grad, out, "empty", layout, pin_memory)
+    return _made(_alloc(np.empty, shape, _out_dt(dtype, out), "empty"), requires_grad, out, "empty", layout,
+                 pin_memory)
 
 
 @public
@@ -203,20 +225,28 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=
                  _dtype.int64 if isinstance(fill_value, numbers.Integral) else
                  _dtype.complex_of(_dtype.get_default_dtype()) if isinstance(fill_value, numbers.Complex)
                  and not isinstance(fill_value, numbers.Real) else _dtype.get_default_dtype())
-    return _made(_filled(_size((size,)), fill_value, _dtype.to_dtype(dtype), "full"), requires_grad, out, "full", layout,
-                 pin_memory)
+    return _made(_filled(_size((size,), "full"), fill_value, _dtype.to_dtype(dtype), "full"), requires_grad, out,
+                 "full", layout, pin_memory)
 
 
 def _filled(shape, value, d, opname):
     """``np.full`` with PyTorch's integer range check: an unsigned dtype takes negatives down to -max,
-    wrapping (``full(2, -1, dtype=uint8)`` is 255), and anything beyond the range raises."""
+    wrapping (``full(2, -1, dtype=uint8)`` is 255), and anything beyond the range (or inf, NaN) raises."""
+    if d.kind in "iu" and isinstance(value, numbers.Real) and not math.isfinite(value):
+        raise RuntimeError(f"{opname}: value cannot be converted to type {_dtype.name(d)} without overflow: {value}")
     if d.kind in "iu" and isinstance(value, numbers.Integral) and not isinstance(value, bool):
         info = np.iinfo(d)
         lo = -builtins.int(info.max) if d.kind == "u" else builtins.int(info.min)
         if not lo <= value <= info.max:
-            raise RuntimeError(f"{opname}: value {value} cannot be converted to type {_dtype.name(d)} without overflow")
+            raise RuntimeError(f"{opname}: value cannot be converted to type {_dtype.name(d)} without overflow: {value}")
         value = np.array(value).astype(d)
-    return np.full(shape, value, d)
+    out = _alloc(np.empty, shape, d, opname)
+    try:
+        out.fill(value)
+    except OverflowError:
+        raise RuntimeError(f"{opname}: value cannot be converted to type {_dtype.name(d)} without overflow: "
+                           f"{value}") from None
+    return out
 
 
 # The *_like functions take PyTorch's keywords: dtype, device, requires_grad, and layout /
@@ -349,7 +379,7 @@ def randint(low, high=None, size=None, generator=None, dtype=None, device=None, 
         low, high, size = 0, low, high
     if high <= low:
         raise RuntimeError(f"randint: expected low < high, got low={low}, high={high}")
-    arr = _random.rng(generator).integers(low, high, size=_size((size,)))
+    arr = _random.rng(generator).integers(low, high, size=_size((size,), "randint"))
     return _made(arr.astype(_out_dt(dtype, out, _dtype.int64)), requires_grad, out, "randint", layout, pin_memory)
 
 
@@ -358,6 +388,8 @@ def randperm(n, generator=None, dtype=None, device=None, requires_grad=False, *,
              pin_memory=False) -> Tensor:
     """A random permutation of ``range(n)`` (int64)."""
     _check_device(device)
+    if not isinstance(n, numbers.Integral) or n < 0:
+        raise RuntimeError(f"randperm: n must be a non-negative integer, got {n!r}")
     return _made(_random.rng(generator).permutation(int(n)).astype(_out_dt(dtype, out, _dtype.int64)), requires_grad,
                  out, "randperm", layout, pin_memory)
 
@@ -413,14 +445,44 @@ def _check_like(layout, memory_format, opname, input):
 def bernoulli(input, generator=None) -> Tensor:
     """1 with probability ``input`` (elementwise), else 0."""
     p = input._data
+    _check_probability(p, "bernoulli")
     return Tensor._wrap((_random.rng(generator).random(p.shape) < p).astype(p.dtype))
+
+
+def _check_probability(p, opname):
+    """PyTorch refuses a probability outside [0, 1] (NaN included): ``x < p`` would silently
+    read p > 1 as 1 and NaN as 0."""
+    p = np.asarray(p)
+    if _dtype.kind_of(p.dtype) not in "biuf":
+        raise RuntimeError(f"{opname}: expected a real probability, got dtype {_dtype.name(p.dtype)}")
+    if p.size and not ((p >= 0) & (p <= 1)).all():
+        bad = p[~((p >= 0) & (p <= 1))].reshape(-1)[0]
+        raise RuntimeError(f"{opname}: expected every probability p to be in [0, 1], but got p={bad}"
+                           + (f" (probability shape {p.shape})" if p.ndim else ""))
 
 
 @public
 def multinomial(input, num_samples, replacement=False, generator=None) -> Tensor:
     """``num_samples`` indices drawn per row with probabilities proportional to ``input``."""
+    if input.ndim not in (1, 2):
+        raise RuntimeError(f"multinomial: prob_dist must be 1 or 2 dim, got shape {tuple(input.shape)}")
+    if not isinstance(num_samples, numbers.Integral) or num_samples <= 0:
+        raise RuntimeError(f"multinomial: cannot sample num_samples={num_samples!r} samples (must be a positive int)")
     p = np.asarray(input._data, dtype=np.float64)
     rows = p.reshape(-1, p.shape[-1])
+    if not replacement and num_samples > p.shape[-1]:
+        raise RuntimeError(f"multinomial: cannot sample n_sample={num_samples} > prob_dist.size(-1)={p.shape[-1]} "
+                           f"samples without replacement")
+    if not (np.isfinite(p) & (p >= 0)).all():
+        raise RuntimeError(f"multinomial: probability tensor of shape {tuple(input.shape)} contains either `inf`, "
+                           f"`nan` or element < 0")
+    if (rows.sum(axis=1) <= 0).any():
+        raise RuntimeError(f"multinomial: invalid multinomial distribution (sum of probabilities <= 0) in a row of "
+                           f"the probability tensor of shape {tuple(input.shape)}")
+    if not replacement and (np.count_nonzero(rows, axis=1) < num_samples).any():
+        raise RuntimeError(f"multinomial: a row of the probability tensor of shape {tuple(input.shape)} has fewer "
+                           f"than num_samples={num_samples} non-zero probabilities, so it can't be sampled without "
+                           f"replacement")
     g = _random.rng(generator)
     out = np.stack([g.choice(len(r), size=num_samples, replace=replacement, p=r / r.sum()) for r in rows])
     return Tensor._wrap(out.reshape(p.shape[:-1] + (num_samples,)).astype(np.int64))
@@ -434,7 +496,9 @@ def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None, *, out=None
     _check_device(device)
     m = mean._data if isinstance(mean, Tensor) else mean
     s = std._data if isinstance(std, Tensor) else std
-    shape = _size((size,)) if size is not None else np.broadcast_shapes(np.shape(m), np.shape(s))
+    if np.any(np.asarray(s) < 0) or np.any(np.isnan(np.asarray(s, dtype=np.float64))):
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {np.asarray(s).min()}")
+    shape = _size((size,), "normal") if size is not None else np.broadcast_shapes(np.shape(m), np.shape(s))
     like = mean if isinstance(mean, Tensor) else std if isinstance(std, Tensor) else out
     d = _dt(dtype, _dtype.to_dtype(like.dtype) if like is not None else None)
     return _made((_random.rng(generator).standard_normal(shape) * s + m).astype(d), requires_grad, out, "normal",
@@ -498,6 +562,8 @@ def _float_self(self, opname):
 def uniform_(self, a=0.0, b=1.0, *, generator=None):
     """Fill with draws from U(a, b), from tapegrad's global generator (or ``generator``)."""
     _float_self(self, "uniform_")
+    if not a <= b:
+        raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={a} > to={b}")
     v = _random.rng(generator).uniform(a, b, self.shape).astype(self.dtype)
     return _fill_random(self, v, "uniform_")
 
@@ -516,6 +582,7 @@ def normal_(self, mean=0.0, std=1.0, *, generator=None):
 def bernoulli_(self, p=0.5, *, generator=None):
     """Fill with 1 with probability ``p`` (a number or a tensor), else 0."""
     prob = p._data if isinstance(p, Tensor) else p
+    _check_probability(prob, "bernoulli_")
     v = (_random.rng(generator).random(self.shape) < prob).astype(self.dtype)
     return _fill_random(self, v, "bernoulli_")
 
@@ -524,6 +591,8 @@ def bernoulli_(self, p=0.5, *, generator=None):
 def exponential_(self, lambd=1.0, *, generator=None):
     """Fill ``self`` with samples from the exponential distribution of rate ``lambd``."""
     _float_self(self, "exponential_")
+    if not lambd > 0:
+        raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
     return _fill_random(self, _random.rng(generator).exponential(1 / lambd, self.shape).astype(self.dtype),
                         "exponential_")
 
@@ -532,6 +601,8 @@ def exponential_(self, lambd=1.0, *, generator=None):
 def random_(self, from_=0, to=None, *, generator=None):
     """Fill ``self`` with random integers in ``[from_, to)`` (``[0, from_)`` with one bound)."""
     lo, hi = (0, from_) if to is None else (from_, to)
+    if not lo < hi:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={lo} >= to={hi}")
     return _fill_random(self, _random.rng(generator).integers(lo, hi, self.shape).astype(self.dtype), "random_")
 
 
