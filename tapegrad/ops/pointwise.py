@@ -867,6 +867,9 @@ def fill_(self, value):
         value = value.item()
     if grad_mode.state.enabled and self._requires_grad:
         return inplace(self, lambda s: _replace(s, Tensor._wrap(np.asarray(value, s.dtype))), "fill_")
+    if not self._data.flags.writeable:
+        raise RuntimeError("fill_: unsupported operation: this tensor is a read-only or expanded view "
+                           f"(shape {tuple(self.shape)}, strides {self._data.strides}); clone() it first")
     self._data.fill(value)
     self._version[0] += 1
     return self

@@ -235,6 +235,9 @@ def _write_out(out, result, name):
         raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic differentiation, "
                            f"but one of the arguments requires grad.")
     r = result._data
+    if not out._data.flags.writeable:
+        raise RuntimeError(f"{name}(): unsupported operation: out= is a read-only or expanded view (shape "
+                           f"{tuple(out.shape)}, strides {out._data.strides}); pass a fresh tensor or clone() it")
     if not np.can_cast(r.dtype, out._data.dtype, casting="same_kind"):
         raise RuntimeError(f"{name}(): result type {_dtype.name(r.dtype)} can't be cast to the desired output type "
                            f"{_dtype.name(out._data.dtype)}")

@@ -36,3 +36,15 @@ def test_same_type_as_torch(name):
             CALLS[name][1](M)
         types.append(type(e.value))
     assert types[0] is types[1]
+
+
+@pytest.mark.parametrize("name, call", [
+    ("fill_", lambda: tapegrad.ones(3, 1).expand(3, 4).fill_(2.0)),
+    ("fill_", lambda: tapegrad.ones(3, 1).expand(3, 4).zero_()),
+    (r"add\(\)", lambda: tapegrad.add(tapegrad.ones(3, 4), 1.0, out=tapegrad.empty(3, 1).expand(3, 4))),
+])
+def test_writes_into_an_expanded_view_raise_runtime_error_naming_the_op(name, call):
+    """numpy's bare ``ValueError: assignment destination is read-only`` named neither the op nor
+    the tensor; every other in-place op already raised a RuntimeError naming itself."""
+    with pytest.raises(RuntimeError, match=name + ".*read-only or expanded view"):
+        call()
