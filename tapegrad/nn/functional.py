@@ -13,6 +13,8 @@ tensor(0.2413, grad_fn=...)
 """
 from __future__ import annotations
 
+import builtins
+import math
 import numbers
 import warnings
 
@@ -643,6 +645,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if input.ndim < 2:
         raise ValueError(f"batch_norm: expected at least 2D input (N, C, ...), got shape {_shape(input)}")
     c = input.shape[1]
+    for what, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
+        if t is not None and t.numel() != c:
+            raise RuntimeError(f"batch_norm: {what} should contain {c} elements (the channels of input "
+                               f"{_shape(input)}) not {t.numel()}")
     dims = (0,) + tuple(range(2, input.ndim))
     bshape = (1, c) + (1,) * (input.ndim - 2)
     if training and input._data.size // max(c, 1) <= 1:
@@ -962,11 +968,17 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
         scales = (None,) * nsp
     else:
         scales = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * nsp
+        if len(scales) != nsp or builtins.any(not math.isfinite(s) or s <= 0 for s in scales):
+            raise RuntimeError(f"interpolate: scale_factor {scale_factor} must give one finite positive factor per "
+                             f"spatial dim of input {_shape(input)}")
         out = tuple(int(np.floor(n * s)) for n, s in zip(spatial, scales))
         if recompute_scale_factor:
             scales = (None,) * nsp
     if len(out) != nsp:
         raise ValueError(f"interpolate: size {out} does not match the {nsp} spatial dims of input {_shape(input)}")
+    if builtins.any(not isinstance(o, numbers.Integral) or o <= 0 for o in out) or builtins.any(n <= 0 for n in spatial):
+        raise RuntimeError(f"interpolate: input and output sizes should be greater than 0, but got input "
+                           f"{_shape(input)} and output size {out}")
     if mode == "area":
         return _interpolate_area(input, out)
     if mode == "bicubic" or antialias:
@@ -1302,6 +1314,11 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         raise RuntimeError(f"binary_cross_entropy: all elements of input should be between 0 and 1 (got "
                            f"values in [{np.nanmin(x):g}, {np.nanmax(x):g}]); for logits use "
                            f"binary_cross_entropy_with_logits")
+    y = target._data if isinstance(target, Tensor) else np.asarray(target)
+    if y.size and not ((y >= 0) & (y <= 1)).all():  # as PyTorch: a target outside [0, 1] is not a probability
+        bad = y[~((y >= 0) & (y <= 1))].reshape(-1)[0]
+        raise RuntimeError(f"binary_cross_entropy: all elements of target should be between 0 and 1 (got {bad:g} "
+                           f"in a target of shape {tuple(y.shape)})")
     loss = _bce_pointwise(input, _as_float_target(target, input))
     if weight is not None:
         loss = loss * weight

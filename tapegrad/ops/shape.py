@@ -522,6 +522,10 @@ def pad(input, pad, mode="constant", value=None):
     widths = [(0, 0)] * nd
     for i in range(len(pad) // 2):
         widths[nd - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    for d, (lo, hi) in enumerate(widths):  # a crop past the edge would silently slice to nothing
+        if input.shape[d] + lo + hi < 0:
+            raise RuntimeError(f"pad: the input size {input.shape[d]} of dim {d} (input shape {tuple(input.shape)}), "
+                               f"plus negative padding {lo} and {hi}, gives a negative output size")
     if mode == "constant":
         crop = tuple(slice(-lo if lo < 0 else 0, n + hi if hi < 0 else n) for (lo, hi), n in zip(widths, input.shape))
         if builtins.any(lo < 0 or hi < 0 for lo, hi in widths):

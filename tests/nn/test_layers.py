@@ -280,3 +280,26 @@ def test_layer_norm_weight_and_bias_gradients_from_one_pass_over_repeated_backwa
     g = rng.standard_normal((6, 5))
     F.layer_norm(x, (5,), w, b).backward(tapegrad.tensor(g))
     np.testing.assert_allclose(b.grad._data, g.sum(0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: F.pad(tapegrad.ones(3), (-5, 0)), r"pad: the input size 3 of dim 0 .* negative output size"),
+    (lambda: F.pad(tapegrad.ones(2, 3), (-2, -2)), r"pad: the input size 3 of dim 1"),
+    (lambda: F.interpolate(tapegrad.ones(1, 1, 3), size=0), r"interpolate: input and output sizes should be "),
+    (lambda: F.interpolate(tapegrad.ones(1, 1, 3), scale_factor=0.2), r"interpolate: input and output sizes"),
+    (lambda: F.interpolate(tapegrad.ones(1, 1, 3), scale_factor=-1.0), r"interpolate: scale_factor -1.0"),
+    (lambda: F.interpolate(tapegrad.ones(1, 1, 3), scale_factor=float("nan")), r"interpolate: scale_factor nan"),
+    (lambda: F.interpolate(tapegrad.ones(1, 1, 3, 3), scale_factor=float("inf")), r"interpolate: scale_factor inf"),
+    (lambda: F.binary_cross_entropy(tapegrad.tensor([0.5]), tapegrad.tensor([2.0])),
+     r"binary_cross_entropy: all elements of target should be between 0 and 1 \(got 2"),
+    (lambda: F.batch_norm(tapegrad.ones(2, 3), tapegrad.ones(4), tapegrad.ones(4)),
+     r"batch_norm: running_mean should contain 3 elements .* not 4"),
+    (lambda: F.batch_norm(tapegrad.ones(2, 3), None, None, weight=tapegrad.ones(2), training=True),
+     r"batch_norm: weight should contain 3 elements"),
+])
+def test_bad_arguments_raise_naming_the_op(call, message):
+    """Each used to return a silent wrong answer (a crop past the edge gave an empty tensor, a
+    negative scale an empty output, an out-of-range BCE target a finite loss) or raise a bare
+    ZeroDivisionError / OverflowError / reshape error: PyTorch raises RuntimeError for all."""
+    with pytest.raises(RuntimeError, match=message):
+        call()
