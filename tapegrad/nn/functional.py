@@ -126,7 +126,8 @@ def tanhshrink(input):
 
 def threshold(input, threshold: float, value: float, inplace: bool = False):
     """``input`` where ``input > threshold``, else ``value``."""
-    out = _ops.where(input > threshold, input, _const(value, input.dtype))
+    # PyTorch's test is ``x <= threshold``: a NaN threshold (or NaN input) keeps the input
+    out = _ops.where(input <= threshold, _const(value, input.dtype), input)
     return _inplace_result(input, out, inplace)
 
 
@@ -148,12 +149,17 @@ def selu(input, inplace: bool = False):
 
 def celu(input, alpha: float = 1.0, inplace: bool = False):
     """``max(0, x) + min(0, alpha (exp(x / alpha) - 1))``."""
+    if alpha == 0:
+        raise RuntimeError("celu: ZeroDivisionError: alpha cannot be 0 for CELU")
     return _inplace_result(input, elu(input / alpha, 1.0) * alpha, inplace)
 
 
 def rrelu(input, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False, inplace: bool = False):
     """Leaky ReLU with a random slope in [lower, upper] per element when training, their mean otherwise."""
     if training:
+        if lower > upper:
+            raise RuntimeError(f"rrelu: lower bound should be less than or equal to the upper bound, got "
+                               f"lower={lower}, upper={upper}")
         slope = _const(_random.rng().uniform(lower, upper, input.shape).astype(input.dtype))
         out = _ops.where(input >= 0, input, input * slope)
     else:
@@ -777,6 +783,9 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     dims = tuple(range(2, input.ndim))
     cshape = (1, -1) + (1,) * (input.ndim - 2)
     c = input.shape[1]
+    if use_input_stats and int(np.prod(input.shape[2:])) <= 1:  # the variance of one element: all zeros out
+        raise ValueError(f"instance_norm: Expected more than 1 spatial element when training, got input size "
+                         f"{list(input.shape)}")
     stats = (running_mean, running_var) if running_mean is not None and running_var is not None else ()
     if (use_input_stats and input._data.size and (momentum is not None or not stats)
             and _fusable(input, c, weight, bias, *stats)):
@@ -840,9 +849,7 @@ def unflatten(input, dim: int, sizes):
     >>> F.unflatten(tapegrad.zeros(2, 12), 1, (3, 4)).shape
     (2, 3, 4)
     """
-    d = dim % input.ndim
-    shape = _shape(input)
-    return input.reshape(shape[:d] + tuple(sizes) + shape[d + 1:])
+    return _ops.unflatten(input, dim, sizes)  # checks dim (``dim % ndim`` wrapped 5 to 1) and the sizes
 
 
 def pad(input, pad, mode: str = "constant", value=None):
@@ -1045,9 +1052,18 @@ def upsample(input, size=None, scale_factor=None, mode: str = "nearest", align_c
     return interpolate(input, size, scale_factor, mode, align_corners)
 
 
+def _positive_factor(r, opname, what, input):
+    if not isinstance(r, numbers.Integral) or r <= 0:
+        raise RuntimeError(f"{opname} expects a positive integer {what}, but got {r!r}")
+    if input.ndim < 3:
+        raise RuntimeError(f"{opname} expects input to have at least 3 dimensions, but got input of shape "
+                           f"{_shape(input)}")
+    return int(r)
+
+
 def pixel_shuffle(input, upscale_factor: int):
     """(*, C r^2, H, W) -> (*, C, H r, W r)."""
-    r = upscale_factor
+    r = _positive_factor(upscale_factor, "pixel_shuffle", "upscale_factor", input)
     *lead, c, h, w = input.shape
     if c % (r * r):
         raise RuntimeError(f"pixel_shuffle expects its input's 'channel' dimension to be divisible by the square of "
@@ -1060,7 +1076,7 @@ def pixel_shuffle(input, upscale_factor: int):
 
 def pixel_unshuffle(input, downscale_factor: int):
     """(*, C, H r, W r) -> (*, C r^2, H, W)."""
-    r = downscale_factor
+    r = _positive_factor(downscale_factor, "pixel_unshuffle", "downscale_factor", input)
     *lead, c, h, w = input.shape
     if h % r or w % r:
         raise RuntimeError(f"pixel_unshuffle expects height and width divisible by downscale_factor {r}, got "

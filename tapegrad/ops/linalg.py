@@ -850,6 +850,8 @@ def cdist(x1, x2, p=2.0, compute_mode=None):
     if x1.ndim < 2 or x2.ndim < 2 or x1.shape[-1] != x2.shape[-1]:
         raise RuntimeError(f"cdist: X1 and X2 must have the same number of columns, got shapes "
                            f"{tuple(x1.shape)} and {tuple(x2.shape)}")
+    if not p >= 0:  # a negative (or NaN) p is no distance: PyTorch refuses it
+        raise RuntimeError(f"cdist only supports non-negative p values, got p={p}")
     diff = unsqueeze(x1, -2) - unsqueeze(x2, -3)
     if p == builtins.float("inf"):  # PyTorch's cdist subgradient: every tied maximum gets the full gradient
         ad = abs(diff)

@@ -303,3 +303,28 @@ def test_bad_arguments_raise_naming_the_op(call, message):
     ZeroDivisionError / OverflowError / reshape error: PyTorch raises RuntimeError for all."""
     with pytest.raises(RuntimeError, match=message):
         call()
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: tapegrad.cdist(tapegrad.ones(2, 3), tapegrad.zeros(2, 3), p=-1), RuntimeError, "cdist only supports non-negative p"),
+    (lambda: F.celu(tapegrad.ones(3), alpha=0), RuntimeError, "celu: .*alpha cannot be 0"),
+    (lambda: F.instance_norm(tapegrad.ones(1, 3, 1)), ValueError, "instance_norm: Expected more than 1 spatial element"),
+    (lambda: F.rrelu(tapegrad.ones(3), 0.5, 0.1, training=True), RuntimeError, "rrelu: lower bound"),
+    (lambda: F.pixel_shuffle(tapegrad.ones(1, 4, 2, 2), 0), RuntimeError, "pixel_shuffle expects a positive integer"),
+    (lambda: nn.PixelShuffle(-2)(tapegrad.ones(1, 4, 2, 2)), RuntimeError, "pixel_shuffle expects a positive integer"),
+    (lambda: F.pixel_unshuffle(tapegrad.ones(1, 1, 4, 4), 0), RuntimeError, "pixel_unshuffle expects a positive"),
+    (lambda: F.unflatten(tapegrad.zeros(2, 12), 5, (3, 4)), IndexError, "unflatten: dim 5 is out of range"),
+    (lambda: nn.Unflatten(1, (2, 2))(tapegrad.ones(2, 3)), RuntimeError, r"unflatten: Provided sizes \[2, 2\]"),
+])
+def test_degenerate_parameters_raise_instead_of_returning_garbage(call, error, message):
+    """cdist(p=-1) returned zeros, celu(alpha=0) NaNs, instance_norm over one element zeros,
+    F.unflatten wrapped dim 5 to dim 1; pixel_shuffle(0) raised ZeroDivisionError."""
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_threshold_with_a_nan_threshold_keeps_the_input_as_pytorch():
+    """PyTorch replaces where ``x <= threshold``: a NaN threshold replaces nothing."""
+    x = tapegrad.tensor([1.0, -2.0, float("nan")])
+    assert F.threshold(x, float("nan"), 0.0).tolist()[:2] == [1.0, -2.0]
+    assert F.threshold(x, 0.0, 9.0).tolist()[:2] == [1.0, 9.0] and math.isnan(F.threshold(x, 0.0, 9.0)[2].item())
