@@ -2,9 +2,13 @@
 init reproducible. One numpy ``Generator`` (PCG64) drives them all."""
 from __future__ import annotations
 
+import os
+import weakref
+
 import numpy as np
 
 _state = {"gen": np.random.default_rng(), "seed": None}
+_generators = weakref.WeakSet()  # every tapegrad.Generator, for the forked child below
 
 
 def manual_seed(seed: int):
@@ -42,6 +46,7 @@ class Generator:
     def __init__(self, device="cpu"):
         self._rng = np.random.default_rng()
         self._seed = None
+        _generators.add(self)
 
     @classmethod
     def _from_rng(cls, r, seed):
@@ -77,3 +82,31 @@ def get_rng_state():
 def set_rng_state(state):
     """Restore the global generator's state that ``get_rng_state`` returned."""
     _state["gen"].bit_generator.state = state
+
+
+# A numpy generator draws under its bit generator's lock. A process forked while another of its
+# threads was drawing (rand, dropout, a DataLoader's shuffle) would inherit that lock held by a
+# thread that does not exist in the child, and the child's first draw would wait forever. So the
+# child gets fresh generators, each with the state the parent's had and a lock of its own
+# (reading ``bit_generator.state`` takes no lock); generators that were one object stay one.
+def _fresh(rng: np.random.Generator) -> np.random.Generator:
+    new = np.random.Generator(type(rng.bit_generator)())
+    new.bit_generator.state = rng.bit_generator.state
+    return new
+
+
+def _after_fork_in_child():
+    made = {}
+
+    def remake(r):
+        if id(r) not in made:
+            made[id(r)] = (r, _fresh(r))  # r kept alive while ids are compared
+        return made[id(r)][1]
+
+    _state["gen"] = remake(_state["gen"])
+    for g in list(_generators):
+        g._rng = remake(g._rng)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
