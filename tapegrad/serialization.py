@@ -25,7 +25,8 @@ Saving is atomic: the data goes to a temporary file next to the target (``.NAME.
 is fsync'ed, and replaces the target with ``os.replace``; an error mid-save leaves any earlier
 file untouched, and the temporary files of a save that was killed are removed by the next save
 to the same path. The file gets the target's mode if it existed, else the umask's, as ``open()``
-would; a symlink is followed and its target replaced.
+would; a symlink is followed and its target replaced. An existing file this user may not write
+(read-only) is refused with ``PermissionError`` and left as it is, as ``open(path, "wb")`` would.
 
 >>> tapegrad.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 3}, "ckpt.h5")
 >>> ckpt = tapegrad.load("ckpt.h5")
@@ -33,6 +34,7 @@ would; a symlink is followed and its target replaced.
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import numbers
@@ -156,6 +158,12 @@ def atomic_write(path, write) -> None:
     """
     path = os.path.realpath(os.fspath(path))
     folder, name = os.path.split(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "tapegrad.save: the target is a directory", path)
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        # open(path, "wb") would refuse a read-only file; replacing it would bypass the protection
+        raise PermissionError(errno.EACCES, "tapegrad.save: the existing file is not writable (read-only); "
+                                            "it was left as it is", path)
     _remove_stale_temps(folder, name)
     tmp, fd = _create_temp(folder, name)
     try:

@@ -289,6 +289,25 @@ def test_saved_files_respect_the_umask_and_keep_an_existing_mode(tmp_path, suffi
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
 
 
+@pytest.mark.parametrize("suffix", [".h5", ".safetensors", ".pt"])
+def test_a_read_only_checkpoint_is_not_replaced(tmp_path, suffix, monkeypatch):
+    """open(path, "wb") refuses a file its user made read-only; the atomic rename replaced it
+    (root may write anything, so the test plays a user without write access)."""
+    path = tmp_path / f"best{suffix}"
+    fmt = {"format": "pt"} if suffix == ".pt" else {}
+    tapegrad.save({"w": tapegrad.ones(2)}, path, **fmt)
+    before = path.read_bytes()
+    os.chmod(path, 0o444)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if mode & os.W_OK and os.fspath(p) == str(path)
+                        else real_access(p, mode, **kw))
+    with pytest.raises(PermissionError, match="not writable"):
+        tapegrad.save({"w": tapegrad.zeros(2)}, path, **fmt)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == [path.name]
+    with pytest.raises(IsADirectoryError):
+        tapegrad.save({"w": tapegrad.zeros(2)}, tmp_path)
+
+
 def test_saving_through_a_symlink_writes_its_target(tmp_path):
     real = tmp_path / "real" / "ckpt.h5"
     real.parent.mkdir()
