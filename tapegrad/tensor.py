@@ -163,7 +163,16 @@ class Tensor(_C.TensorBase):
 
     @data.setter
     def data(self, value: "Tensor"):
-        self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
+        # PyTorch takes a tensor only; a numpy array is taken too (tapegrad's storage), if it is one
+        # a tensor could hold: a str or object array, or a list, would fail later in some other op
+        if isinstance(value, Tensor):
+            self._data = value._data
+        elif isinstance(value, np.ndarray) and _dtype.kind_of(value.dtype) in "biufc":
+            self._data = value if value.dtype.isnative else value.astype(value.dtype.newbyteorder("="))
+        else:
+            raise TypeError(f"Tensor.data: data has to be a tensor (or a numeric numpy array), but got "
+                            f"{type(value).__name__}" + (f" of dtype {value.dtype}" if isinstance(value, np.ndarray)
+                                                         else ""))
 
     @property
     def T(self) -> "Tensor":
@@ -281,6 +290,14 @@ class Tensor(_C.TensorBase):
 
     def __hash__(self):
         return id(self)
+
+    def __contains__(self, element):
+        """``element in t``: whether any element of ``t`` equals ``element`` (a number or a
+        tensor), as PyTorch's; without it Python iterated and asked ``bool`` of each row."""
+        if isinstance(element, (Tensor, int, float, complex, bool, np.number, np.bool_)):
+            return bool((self == element).any())
+        raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a "
+                           f"{type(element).__name__}.")
 
     def __reduce_ex__(self, protocol):
         raise TypeError("tapegrad tensors are not pickled; save them with tapegrad.save (HDF5/safetensors)")

@@ -158,3 +158,25 @@ def test_in_place_op_with_a_scalar_never_writes_the_constant():
     y.add_(0.5)
     np.testing.assert_allclose((tg.tensor([1.0]) * 2.5).numpy(), [2.5])
     np.testing.assert_allclose((tg.tensor([2.0]) + 0.5).numpy(), [2.5])
+
+
+def test_in_tests_the_elements_as_pytorch():
+    """``3.0 in t`` iterated the rows and asked bool() of each: a RuntimeError for any 2-D tensor."""
+    x = tg.arange(6.0).reshape(2, 3)
+    assert 3.0 in x and 7 not in x and tg.tensor([3.0, 4.0, 5.0]) in x and tg.tensor(9.0) not in x
+    with pytest.raises(RuntimeError, match="only supports Tensor or scalar"):
+        "a" in x
+
+
+def test_the_data_setter_takes_tensors_and_numeric_arrays_only():
+    """A list or a str/object array went in as the tensor's storage and failed later in another op;
+    a big-endian array became a dtype the kernels refuse."""
+    x = tg.ones(2, requires_grad=True)
+    for bad in ([1.0, 2.0], 5, np.array(["a", "b"]), np.array([object(), 1], dtype=object)):
+        with pytest.raises(TypeError, match="data has to be a tensor"):
+            x.data = bad
+    assert x.tolist() == [1.0, 1.0]
+    x.data = np.arange(3, dtype=">f4")
+    assert x.dtype == tg.float32 and x.tolist() == [0.0, 1.0, 2.0]
+    x.data = tg.zeros(2)
+    assert x.tolist() == [0.0, 0.0] and x.requires_grad
