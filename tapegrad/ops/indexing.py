@@ -446,6 +446,8 @@ def nonzero(input, *, as_tuple=False):
     """Indices of the non-zero elements: an int64 ``(n, ndim)`` tensor, or a tuple of 1-D tensors."""
     idx = np.argwhere(input._data).astype(np.int64)
     if as_tuple:
+        if input.ndim == 0:  # PyTorch: a 0-d tensor as a 1-element vector, (tensor([0]),) or (tensor([]),)
+            idx = np.argwhere(input._data.reshape(1)).astype(np.int64)
         return tuple(Tensor._wrap(np.ascontiguousarray(idx[:, k])) for k in range(builtins.max(input.ndim, 1)))
     return Tensor._wrap(idx)
 
@@ -656,6 +658,8 @@ def take(input, index):
     """``input`` as 1-D, indexed by ``index`` (the result has ``index``'s shape); negative indices wrap."""
     n = input._data.size
     a = index._data
+    if _dtype.kind_of(a.dtype) not in "iu":  # a float index would be truncated
+        raise RuntimeError(f"take(): Expected a long tensor for index, but got {_dtype.name(a.dtype)}")
     if a.size and (a.min() < -n or a.max() >= n):
         bad = int(a.max()) if a.max() >= n else int(a.min())
         raise IndexError(f"take: out of range: tried to access index {bad} on a tensor of {n} elements")

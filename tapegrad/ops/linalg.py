@@ -887,6 +887,10 @@ def dist(input, other, p=2):
 @public(out=True)
 def pdist(input, p=2):
     """The upper-triangle (i < j) of ``cdist(input, input)``, flattened."""
+    if input.ndim != 2:
+        raise RuntimeError(f"pdist only supports 2D tensors, got: {input.ndim}D (shape {tuple(input.shape)})")
+    if not p >= 0:
+        raise RuntimeError(f"pdist only supports non-negative p values, got p={p}")
     n = input.shape[0]
     i, j = np.triu_indices(n, 1)
     diff = getitem(input, Tensor._wrap(i)) - getitem(input, Tensor._wrap(j))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import collections
 
+import numpy as np
+
 from . import linalg as _la
 from .shape import tril, triu
 from .surface import public
@@ -89,6 +91,7 @@ def svd_lowrank(A, q=6, niter=2, M=None):
     (``niter`` rounds); tapegrad computes them exactly (the truncated SVD, which the randomized
     one converges to), so results are deterministic and differentiable as ``linalg.svd``'s."""
     X = A if M is None else A - M
+    _check_rank(q, X, "svd_lowrank", clip=True)
     k = min(6 if q is None else int(q), X.shape[-2], X.shape[-1])
     U, S, Vh = _la.svd(X, full_matrices=False)
     return _SVD(U[..., :k], S[..., :k], Vh[..., :k, :].mT)
@@ -99,7 +102,19 @@ def pca_lowrank(A, q=None, center=True, niter=2):
     """The principal components of the rows of ``A`` (observations): ``svd_lowrank`` of ``A``
     with its column means subtracted when ``center``; ``q`` defaults to ``min(6, m, n)``."""
     X = A - A.mean(-2, keepdim=True) if center else A
+    _check_rank(q, X, "pca_lowrank", clip=False)
     return svd_lowrank(X, 6 if q is None else q)
+
+
+def _check_rank(q, X, opname, clip):
+    """PyTorch refuses a negative ``q`` (and, in pca_lowrank, one above ``min(m, n)``); slicing
+    with it would silently drop singular triplets from the end instead."""
+    if q is None:
+        return
+    top = min(X.shape[-2], X.shape[-1])
+    if not isinstance(q, (int, np.integer)) or q < 0 or (not clip and q > top):
+        raise ValueError(f"{opname}: q(={q!r}) must be non-negative integer"
+                         + ("" if clip else f" and not greater than min(m, n)={top}") + f" (input shape {tuple(X.shape)})")
 
 
 @public

@@ -450,8 +450,9 @@ def tensordot(a, b, dims=2):
     free_a = [i for i in range(a.ndim) if i not in da]
     free_b = [i for i in range(b.ndim) if i not in db]
     k = builtins.int(np.prod([a.shape[i] for i in da], dtype=np.int64))
-    am = reshape(permute(a, free_a + da), (-1, k))
-    bm = reshape(permute(b, db + free_b), (k, -1))
+    # the free sizes, not -1: with k == 0 a -1 can't be inferred
+    am = reshape(permute(a, free_a + da), (builtins.int(np.prod([a.shape[i] for i in free_a], dtype=np.int64)), k))
+    bm = reshape(permute(b, db + free_b), (k, builtins.int(np.prod([b.shape[i] for i in free_b], dtype=np.int64))))
     return reshape(matmul(am, bm), tuple(a.shape[i] for i in free_a) + tuple(b.shape[i] for i in free_b))
 
 

@@ -698,6 +698,8 @@ def diff(input, n=1, dim=-1, prepend=None, append=None):
     """The ``n``-th forward difference along ``dim`` (``prepend``/``append`` joined first)."""
     if input.ndim == 0:
         raise RuntimeError("diff expects input to be at least one-dimensional")
+    if not isinstance(n, (builtins.int, np.integer)) or n < 0:
+        raise RuntimeError(f"diff: order must be a non-negative integer but got {n!r}")
     d = norm_dim(dim, input.ndim, "diff")
     parts = [p for p in (prepend, input, append) if p is not None]
     x = cat(parts, d) if len(parts) > 1 else input

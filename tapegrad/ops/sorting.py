@@ -296,7 +296,8 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
                                f"of boundaries tensor and input value tensor must match, but we got boundaries "
                                f"tensor {list(seq.shape)} and input value tensor {list(vals.shape)}")
         rs, rv = seq.reshape(-1, seq.shape[-1]), vals.reshape(-1, vals.shape[-1])
-        out = np.stack([np.searchsorted(a, v, side=s) for a, v in zip(rs, rv)]).reshape(vals.shape)
+        rows = [np.searchsorted(a, v, side=s) for a, v in zip(rs, rv)]
+        out = (np.stack(rows) if rows else np.zeros(0, np.int64)).reshape(vals.shape)  # no rows: nothing to stack
     return Tensor._wrap(np.asarray(out, dtype=_search_dtype(out_int32)))
 
 

@@ -381,3 +381,30 @@ def test_linalg_errors_are_runtime_errors_that_name_the_culprit():
         tg.linalg.cholesky(-tg.eye(3))
     with pytest.raises(RuntimeError, match="polygamma"):
         tg.polygamma(-1, tg.ones(2))
+
+
+def test_empty_and_zero_dim_edge_cases_match_pytorch():
+    """unbind of a size-0 dim gave one empty slice (not none), where/nonzero(as_tuple) of a 0-d
+    tensor raised numpy's IndexError, searchsorted with no rows and tensordot over a size-0
+    contraction failed inside numpy/reshape."""
+    assert tg.unbind(tg.ones(0, 3)) == () and tg.ones(3, 0).unbind(1) == ()
+    assert [t.tolist() for t in tg.where(tg.tensor(2.5))] == [[0]]
+    assert [t.tolist() for t in tg.nonzero(tg.tensor(0.0), as_tuple=True)] == [[]]
+    assert tg.searchsorted(tg.ones(0, 3), tg.ones(0, 2)).shape == (0, 2)
+    assert tg.tensordot(tg.ones(0, 3), tg.ones(0, 3)).item() == 0.0
+    assert tg.tensordot(tg.ones(2, 0), tg.ones(0, 4), 1).tolist() == [[0.0] * 4] * 2
+    assert tg.tensordot(tg.ones(2, 3, 4), tg.ones(3, 4, 5)).shape == (2, 5)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: tg.take(tg.ones(3), tg.tensor([1.5])), RuntimeError, "take.*long tensor for index"),
+    (lambda: tg.diff(tg.ones(3), -1), RuntimeError, "diff: order must be a non-negative"),
+    (lambda: tg.pdist(tg.ones(2, 3), -1), RuntimeError, "pdist only supports non-negative p"),
+    (lambda: tg.svd_lowrank(tg.ones(3, 3), -1), ValueError, r"svd_lowrank: q\(=-1\)"),
+    (lambda: tg.pca_lowrank(tg.ones(3, 3), 5), ValueError, r"pca_lowrank: q\(=5\).*min\(m, n\)=3"),
+])
+def test_bad_parameters_raise_instead_of_truncating(call, error, message):
+    """Each returned a plausible wrong answer: take() truncated a float index, diff(n=-1)
+    returned the input, pdist(p=-1) a 'distance', and a negative q sliced triplets off the end."""
+    with pytest.raises(error, match=message):
+        call()
