@@ -194,6 +194,16 @@ def test_kl_div():
     gradcheck(lambda u: F.kl_div(u, t64(t), reduction="batchmean"), (a,))
 
 
+def test_kl_div_with_a_negative_target_is_nan_as_pytorch():
+    """A negative target is no probability: PyTorch's t * log(t) makes it NaN; tapegrad gave 0 and
+    hid it in the reduced loss (a finite, plausible KL divergence)."""
+    x = tapegrad.tensor([[0.5, -1.5, 2.0], [0.0, 3.0, -0.25]])
+    loss = F.kl_div(x, x, reduction="none")
+    assert np.isnan(loss.numpy()).tolist() == [[False, True, False], [False, False, True]]
+    assert loss[1, 0].item() == 0.0  # a zero target still gives 0
+    assert math.isnan(F.kl_div(x, x, reduction="batchmean").item())
+
+
 def test_triplet_margin_loss():
     a, p, n = (R.standard_normal((4, 3)) for _ in range(3))
 
