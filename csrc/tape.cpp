@@ -33,9 +33,12 @@
 #include <frameobject.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <iterator>
 #include <optional>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -1137,6 +1140,67 @@ PyObject* ones_like(PyObject* arr) {
 //   inputs None: accumulate into the .grad of every leaf (Tensor.backward).
 //   inputs, accumulate: into the .grad of those tensors only (backward(inputs=...)).
 //   inputs, not accumulate: return one gradient (or None) per input (autograd.grad).
+namespace {
+
+// fork() next to backward passes. Accumulating into a .grad holds that tensor's grad_lock, a
+// pthread mutex: a process forked while another thread held one would inherit it locked by a
+// thread the child does not have, and the child's first backward into that tensor (a
+// DataLoader worker, a multiprocessing child that trains) would wait forever. So a fork waits
+// for the passes other threads are running, and passes that start meanwhile wait for the fork
+// (fork_prepare and the other two below, run by os.register_at_fork: tapegrad/_tape/engine.py),
+// as PyTorch's engine waits for its worker threads. A pass costs two atomic counts.
+std::atomic<int> g_passes{0};   // backward passes running, all threads
+std::atomic<int> g_forking{0};  // forks waiting or under way
+thread_local int t_passes = 0;  // this thread's (a hook may run a backward pass inside one)
+constexpr double kForkWaitSeconds = 60;  // a pass running longer lets the fork go ahead regardless
+
+// Counts a pass while it runs; a new outermost pass first waits out a fork. The check and the
+// count happen under the GIL, as does fork_prepare's start, so a fork sees every pass that began.
+class PassGate {
+ public:
+  PassGate() {
+    if (t_passes == 0 && g_forking.load() != 0) {
+      Py_BEGIN_ALLOW_THREADS
+      while (g_forking.load() != 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      Py_END_ALLOW_THREADS
+    }
+    ++t_passes;
+    g_passes.fetch_add(1);
+  }
+  ~PassGate() {
+    --t_passes;
+    g_passes.fetch_sub(1);
+  }
+};
+
+}  // namespace
+
+PyObject* fork_prepare(PyObject*, PyObject*) {
+  g_forking.fetch_add(1);
+  const int mine = t_passes;  // a fork from inside this thread's own pass (a hook) waits for the others only
+  Py_BEGIN_ALLOW_THREADS
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(kForkWaitSeconds);
+  while (g_passes.load() > mine && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
+PyObject* fork_parent(PyObject*, PyObject*) {
+  g_forking.fetch_sub(1);
+  Py_RETURN_NONE;
+}
+
+PyObject* fork_child(PyObject*, PyObject*) {  // the other threads and their passes stayed behind
+  g_forking.store(0);
+  g_passes.store(t_passes);
+  Py_RETURN_NONE;
+}
+
+PyObject* backward_passes(PyObject*, PyObject*) {
+  return Py_BuildValue("(ii)", g_passes.load(), g_forking.load());
+}
+
 PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
   Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
   if (nargs < 4 || nargs > 6 || kwnames != nullptr) {
@@ -1148,6 +1212,7 @@ PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyOb
     PyErr_SetString(PyExc_RuntimeError, "tapegrad: the Tensor class is not set (_C._set_tensor_class)");
     return nullptr;
   }
+  PassGate gate;
   Ref outputs(PySequence_Tuple(args[0]));
   if (!outputs) return nullptr;
   Ref grads(PySequence_Tuple(args[1]));

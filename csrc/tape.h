@@ -185,6 +185,12 @@ PyObject* gc_stats(PyObject*, PyObject*);
 // tape.cpp
 PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames);
 PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames);
+// os.register_at_fork's before / after_in_parent / after_in_child: a fork waits for the backward
+// passes other threads run (tape.cpp, PassGate); backward_passes: (passes running, forks pending).
+PyObject* fork_prepare(PyObject*, PyObject*);
+PyObject* fork_parent(PyObject*, PyObject*);
+PyObject* fork_child(PyObject*, PyObject*);
+PyObject* backward_passes(PyObject*, PyObject*);
 PyObject* user_frame();       // (filename, line[, module])
 PyObject* user_frame_lazy();  // (code, offset[, module]): resolve_where makes it the above
 PyObject* resolve_where(PyObject* where);

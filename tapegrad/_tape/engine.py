@@ -9,8 +9,7 @@ its summed gradient, and accumulates into ``.grad`` under the tensor's lock. The
 from __future__ import annotations
 
 import itertools
-import os
-import threading
+import os as _os
 import warnings
 import weakref
 
@@ -22,62 +21,12 @@ from .registry import OPS
 _wrap = _C._wrap  # a tapegrad.Tensor leaf around an array
 
 
-class _ForkGate:
-    """No ``fork()`` while another thread's backward pass runs.
-
-    Accumulating into a ``.grad`` holds that tensor's lock (a pthread mutex, csrc/tape.cpp). A
-    process forked while another thread held one inherits it locked by a thread the child does
-    not have: the child's first backward into that tensor (a DataLoader worker, a
-    multiprocessing child that trains) waits forever. So a fork waits for the backward passes
-    other threads are running (new ones wait for the fork), as PyTorch's engine does for its
-    worker threads. A thread forking from inside its own backward (a hook) does not wait for
-    itself; a pass that runs longer than ``WAIT_S`` lets the fork go ahead regardless."""
-
-    WAIT_S = 60.0
-
-    def __init__(self):
-        self._reset()
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(before=self._before_fork, after_in_parent=self._after_fork,
-                                after_in_child=self._reset)
-
-    def _reset(self):  # also the child's: the locks and the other threads' passes stayed behind
-        self._lock = threading.Lock()  # taken directly (C): Condition's own with-block is Python code
-        self._cond = threading.Condition(self._lock)
-        self._active = 0  # backward passes running, all threads
-        self._forking = 0  # forks waiting or in progress
-        self._depth = threading.local()  # this thread's nesting (a hook that runs backward)
-
-    def run(self, *args):
-        depth = getattr(self._depth, "n", 0)
-        with self._lock:
-            if self._forking and not depth:
-                self._cond.wait_for(lambda: not self._forking)
-            self._active += 1
-        self._depth.n = depth + 1
-        try:
-            return _C.run_backward(*args)
-        finally:
-            self._depth.n = depth
-            with self._lock:
-                self._active -= 1
-                if self._forking:
-                    self._cond.notify_all()
-
-    def _before_fork(self):
-        mine = getattr(self._depth, "n", 0)
-        with self._cond:
-            self._forking += 1
-            self._cond.wait_for(lambda: self._active <= mine, timeout=self.WAIT_S)
-
-    def _after_fork(self):
-        with self._cond:
-            self._forking -= 1
-            self._cond.notify_all()
-
-
-_fork_gate = _ForkGate()
-_run_backward = _fork_gate.run
+# fork() waits for the backward passes other threads are running, and passes that start meanwhile
+# wait for the fork: a child must not inherit a .grad lock held by a thread it does not have
+# (csrc/tape.cpp, PassGate). The hooks are C functions, so a pass costs no Python code.
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(before=_C._fork_prepare, after_in_parent=_C._fork_parent, after_in_child=_C._fork_child)
+_run_backward = _C.run_backward
 
 
 def _as_seq(x):

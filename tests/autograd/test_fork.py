@@ -1,6 +1,6 @@
 """fork() next to backward passes: a process forked while another thread accumulates into a
 .grad must not inherit that tensor's lock held (its first backward into it would wait forever),
-so a fork waits for the other threads' backward passes (tapegrad/_tape/engine.py, _ForkGate)."""
+so a fork waits for the other threads' backward passes (csrc/tape.cpp, PassGate)."""
 import multiprocessing
 import sys
 import threading
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from tapegrad._tape import engine
+from tapegrad import _C
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the fork start method")
 
@@ -50,7 +50,7 @@ def test_a_fork_waits_for_another_threads_backward_and_the_child_can_run_backwar
     forker = threading.Thread(target=child.start)
     forker.start()
     try:
-        _wait_for(lambda: engine._fork_gate._forking, "the fork did not wait for the running backward pass")
+        _wait_for(lambda: _C._backward_passes()[1], "the fork did not wait for the running backward pass")
         assert child.pid is None  # not forked yet: the pass is still running
     finally:
         go.set()
@@ -87,4 +87,4 @@ def test_a_fork_from_inside_this_threads_own_backward_does_not_wait_for_itself()
     t = threading.Thread(target=lambda: (w * 2).sum().backward())
     t.start()
     t.join(60)
-    assert engine._fork_gate._active == 0 and engine._fork_gate._forking == 0
+    assert _C._backward_passes() == (0, 0)
