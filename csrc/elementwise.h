@@ -6,7 +6,7 @@
 // kernels/rows.h's binary_op instead: one IEEE operation per element, so the result is bit for
 // bit numpy's, only split between the threads. Everything else (one thread, small arrays, other
 // dtypes, mixed dtypes, non-contiguous operands, broadcasting other than along leading dims)
-// stays with numpy.
+// stays with numpy (small equal-shape gradient sums aside: see add_in_place).
 #pragma once
 
 #include "tape.h"
@@ -21,8 +21,10 @@ bool elementwise_init();
 // failure.
 PyObject* parallel_binary(PyObject* f, PyObject* a, PyObject* b);
 
-// a += b in place (a writeable, b of a's shape or broadcast onto it): 1 done, 0 not taken (use
+// a += b in place (a writeable, b of a's shape or broadcast onto it), for the backward pass's
+// gradient sums: a small float sum of equal shapes by a plain loop (numpy's dispatch costs more
+// than its few additions), a large one on the kernel threads as above. 1 done, 0 not taken (use
 // numpy), -1 with an error set.
-int parallel_add_inplace(PyObject* a, PyObject* b);
+int add_in_place(PyObject* a, PyObject* b);
 
 }  // namespace tapegrad::tape

@@ -430,41 +430,6 @@ bool bump_version(PyObject* t) {
   return PyList_SetItem(T(t)->version, 0, next) == 0;
 }
 
-// d += gd done here when both are small C-contiguous arrays of the same float dtype (the usual
-// bias or scalar parameter): numpy's in-place add costs 0.5-1 us of dispatch for a few
-// elements. Larger arrays go to numpy, which releases the GIL for them. The same IEEE
-// additions in the same order, so the result is bitwise numpy's. 1: done, 0: not taken, -1: error.
-template <typename F>
-void add_into_buffer(void* dst, const void* src, Py_ssize_t n) {
-  F* a = static_cast<F*>(dst);
-  const F* b = static_cast<const F*>(src);
-  for (Py_ssize_t i = 0; i < n; ++i) a[i] += b[i];
-}
-
-int add_small_in_place(PyObject* d, PyObject* gd) {
-  constexpr Py_ssize_t kSmallBytes = 1 << 14;
-  if (!is_exact_ndarray(d) || !is_exact_ndarray(gd) || d == gd) return 0;
-  ArrayHead *a = array_head(d), *b = array_head(gd);
-  bool f64 = a->descr == wide_dtypes[0], f32 = a->descr == wide_dtypes[1];  // numpy's own float64 / float32
-  if (!(f64 || f32) || b->descr != a->descr || a->nd != b->nd) return 0;
-  constexpr int kDense = kArrayCContiguous | kArrayAligned;
-  if ((a->flags & (kDense | kArrayWriteable)) != (kDense | kArrayWriteable) || (b->flags & kDense) != kDense) return 0;
-  Py_ssize_t n = 1;
-  for (int k = 0; k < a->nd; ++k) {
-    if (a->dims[k] != b->dims[k]) return 0;
-    n *= a->dims[k];
-  }
-  Py_ssize_t bytes = n * (f64 ? 8 : 4);
-  if (bytes > kSmallBytes) return 0;
-  if (a->data < b->data + bytes && b->data < a->data + bytes) return 0;  // overlapping: numpy's business
-  if (f64) {
-    add_into_buffer<double>(a->data, b->data, n);
-  } else {
-    add_into_buffer<float>(a->data, b->data, n);
-  }
-  return 1;
-}
-
 // Accumulate g into t.grad (a fresh tensor the first time: never an alias of another's).
 bool accumulate_grad(PyObject* t, Ref g, bool create_graph) {
   TensorObject* tt = T(t);
@@ -499,8 +464,7 @@ bool accumulate_grad(PyObject* t, Ref g, bool create_graph) {
     return false;
   }
   Ref d = Ref::borrow(T(grad.get())->data), gd = Ref::borrow(T(g.get())->data);  // numpy may release the GIL
-  int added = add_small_in_place(d.get(), gd.get());
-  if (added == 0) added = parallel_add_inplace(d.get(), gd.get());  // a large float one: on the kernel threads
+  int added = add_in_place(d.get(), gd.get());  // a small or a large float sum (elementwise.h)
   if (added < 0) return false;
   if (added) return bump_version(grad.get());
   Ref size(PyObject_GetAttr(d.get(), s_size));
@@ -608,7 +572,7 @@ bool add_into(PyObject** sum, PyObject* g) {  // steals g
       bool same = ha->descr == hb->descr && ha->nd == hb->nd;
       for (int k = 0; same && k < ha->nd; ++k) same = ha->dims[k] == hb->dims[k];
       if (same && unshared(*sum)) {  // the pending sum is the engine's alone: add onto it, no new array
-        const int done = parallel_add_inplace(a, b);  // large float arrays: on the kernel threads
+        const int done = add_in_place(a, b);  // a small or a large float sum (elementwise.h)
         Ref r(done != 0 ? nullptr : PyNumber_InPlaceAdd(a, b));
         Py_DECREF(g);
         return done == 1 || bool(r);
@@ -648,7 +612,7 @@ bool add_slice_into(PyObject** sum, PyObject* index, PyObject* piece, PyObject* 
     if (h->descr == dtype && same_shape(a, shape) == 1) {
       Ref cur(PyObject_GetItem(a, index));  // a view (a scalar for a single element)
       if (!cur) return false;
-      if (const int done = parallel_add_inplace(cur.get(), pd); done != 0) return done == 1;
+      if (const int done = add_in_place(cur.get(), pd); done != 0) return done == 1;
       Ref r(PyNumber_InPlaceAdd(cur.get(), pd));
       if (!r) return false;
       return r.get() == cur.get() && is_exact_ndarray(cur.get()) ? true : PyObject_SetItem(a, index, r.get()) == 0;

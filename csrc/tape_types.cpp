@@ -898,13 +898,13 @@ PyObject* py_parallel_binary(PyObject*, PyObject* const* args, Py_ssize_t nargs)
   return out != nullptr || PyErr_Occurred() ? out : Py_NewRef(Py_None);
 }
 
-// _parallel_add_inplace(a, b): elementwise.h's parallel_add_inplace; False where it leaves the case to numpy.
-PyObject* py_parallel_add_inplace(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+// _add_in_place(a, b): elementwise.h's add_in_place; False where it leaves the case to numpy.
+PyObject* py_add_in_place(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 2) {
-    PyErr_SetString(PyExc_TypeError, "_parallel_add_inplace(a, b)");
+    PyErr_SetString(PyExc_TypeError, "_add_in_place(a, b)");
     return nullptr;
   }
-  const int done = parallel_add_inplace(args[0], args[1]);
+  const int done = add_in_place(args[0], args[1]);
   return done < 0 ? nullptr : PyBool_FromLong(done);
 }
 
@@ -928,8 +928,8 @@ PyMethodDef methods[] = {
     {"_gc_stats", gc_stats, METH_NOARGS, "(tape objects out of the cycle collector, flushes so far)"},
     {"_parallel_binary", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_parallel_binary)),
      METH_FASTCALL, "_parallel_binary(ufunc, a, b): the kernel threads' a op b, or None where numpy computes it"},
-    {"_parallel_add_inplace", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_parallel_add_inplace)),
-     METH_FASTCALL, "_parallel_add_inplace(a, b): a += b on the kernel threads; False where numpy should"},
+    {"_add_in_place", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_add_in_place)),
+     METH_FASTCALL, "_add_in_place(a, b): the backward pass's a += b; False where numpy does it"},
     {nullptr, nullptr, 0, nullptr}};
 
 bool ready_type(PyTypeObject* t, PyObject* module, const char* name) {

@@ -50,22 +50,27 @@ def _positions_in_base(view: np.ndarray, base: np.ndarray):
             st % size for st in base.strides + view.strides) or 0 in base.strides and base.size > 1:
         return None
     # every element of base, labelled with its flat index, in a buffer laid out as base's memory
-    lo = builtins.sum((n - 1) * st for n, st in zip(base.shape, base.strides) if st < 0)
-    hi = builtins.sum((n - 1) * st for n, st in zip(base.shape, base.strides) if st > 0)
+    lo, hi = _extent(base)
     start = base.__array_interface__["data"][0] + lo
     labels = np.full((hi - lo) // size + 1, -1, np.int64)
     as_strided = np.lib.stride_tricks.as_strided
     in_base = as_strided(labels[-lo // size:], base.shape, tuple(st // size * 8 for st in base.strides))
     in_base[...] = np.arange(base.size).reshape(base.shape)
     offset = (view.__array_interface__["data"][0] - start) // size
-    vlo = builtins.sum((n - 1) * st for n, st in zip(view.shape, view.strides) if st < 0) // size
-    vhi = builtins.sum((n - 1) * st for n, st in zip(view.shape, view.strides) if st > 0) // size
+    vlo, vhi = (e // size for e in _extent(view))
     if view.size and (offset + vlo < 0 or offset + vhi >= len(labels)):
         return None
     flat = as_strided(labels[offset:], view.shape, tuple(st // size * 8 for st in view.strides)).copy()
     if view.size and flat.min() < 0:
         return None
     return np.unravel_index(flat, base.shape)
+
+
+def _extent(a: np.ndarray):
+    """(lowest, highest) byte offset of ``a``'s elements from its first one (negative strides reach below it)."""
+    lo = builtins.sum((n - 1) * st for n, st in zip(a.shape, a.strides) if st < 0)
+    hi = builtins.sum((n - 1) * st for n, st in zip(a.shape, a.strides) if st > 0)
+    return lo, hi
 
 
 def _write_through_base(base: Tensor, positions, value: Tensor):

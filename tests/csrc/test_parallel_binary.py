@@ -129,17 +129,17 @@ def test_in_place_sum():
             a, b = operand(rng, shapes[0], np.float32), operand(rng, shapes[1], np.float32)
             with np.errstate(all="ignore"):
                 want = a + b
-            assert _C._parallel_add_inplace(a, b)
+            assert _C._add_in_place(a, b)
             same_bits(a, want)
         base = rng.standard_normal(N + 64).astype(np.float32)
         for shift in (1, 5, 64):
-            assert not _C._parallel_add_inplace(base[:N], base[shift:shift + N])
-            assert not _C._parallel_add_inplace(base[shift:shift + N], base[:N])
+            assert not _C._add_in_place(base[:N], base[shift:shift + N])
+            assert not _C._add_in_place(base[shift:shift + N], base[:N])
         a = base[:N]
         want = a + a
-        assert _C._parallel_add_inplace(a, a)  # element for element
+        assert _C._add_in_place(a, a)  # element for element
         same_bits(a, want)
-        assert not _C._parallel_add_inplace(np.ones(N, np.float32)[::-1], np.ones(N, np.float32))  # not C-contiguous
+        assert not _C._add_in_place(np.ones(N, np.float32)[::-1], np.ones(N, np.float32))  # not C-contiguous
         frozen = np.ones(N, np.float32)
         frozen.flags.writeable = False
-        assert not _C._parallel_add_inplace(frozen, np.ones(N, np.float32))
+        assert not _C._add_in_place(frozen, np.ones(N, np.float32))
