@@ -332,13 +332,19 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
   if (op->view && n >= 1) {  // shares memory with input 0, so it shares its version counter
     TensorObject* base = T(inputs[0]);
     Py_SETREF(r->version, Py_NewRef(base->version));
-    if (base->requires_grad)  // only a view of a tensor that requires grad needs its base (to refuse in-place writes)
-      Py_SETREF(r->base, Py_NewRef(base->base == Py_None ? inputs[0] : base->base));
+    Py_SETREF(r->base, Py_NewRef(base->base == Py_None ? inputs[0] : base->base));
+    Ref count = Ref::borrow(version_value(r->version));
+    if (!count) return nullptr;
+    r->view_version = PyLong_AsSsize_t(count.get());
+    if (r->view_version == -1 && PyErr_Occurred()) return nullptr;
   }
   bool record = modes().grad_enabled && op->differentiable;
   if (record) {
     bool any = false;
-    for (Py_ssize_t i = 0; i < n && !any; ++i) any = T(inputs[i])->requires_grad;
+    for (Py_ssize_t i = 0; i < n; ++i) {  // all of them: a stale view's graph is brought up to date
+      if (fresh_view(inputs[i]) < 0) return nullptr;
+      any = any || T(inputs[i])->requires_grad;
+    }
     record = any;
   }
   if (!record) {
@@ -1208,6 +1214,7 @@ PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyOb
       }
       pass.inputs.push_back(Py_NewRef(t));
       pass.results.push_back(nullptr);
+      if (fresh_view(t) < 0) return nullptr;
       PyObject* fn = T(t)->grad_fn;
       if (fn == Py_None) {
         pass.wanted_leaf[t].push_back(i);
@@ -1231,6 +1238,7 @@ PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyOb
       PyErr_SetString(PyExc_TypeError, "run_backward: outputs and their gradients must be tensors");
       return nullptr;
     }
+    if (fresh_view(out) < 0) return nullptr;
     PyObject* fn = T(out)->grad_fn;
     if (fn == Py_None) {  // a leaf among the outputs: its gradient is given
       if (pass.all_leaves ? T(out)->requires_grad : pass.tracked(out)) {

@@ -55,13 +55,16 @@ struct TensorObject {
   PyObject* grad;      // None or a tensor
   PyObject* grad_fn;   // None or a Node: the node that produced this tensor
   PyObject* version;   // the version box: a list whose item 0 counts in-place writes (shared by views)
-  PyObject* base;      // None, or the tensor (requiring grad) this is a view of
+  PyObject* base;      // None, or the tensor this is a view of (never itself a view)
   PyObject* hooks;     // None or {handle id: hook} (hooks of a leaf; a non-leaf's live on its node)
   PyObject* post_hooks;  // None or {handle id: hook(tensor)}: run after backward updated .grad
   PyObject* weakreflist;  // may be null
   GcState gc;
   bool requires_grad;
   bool retains_grad;
+  // A view's graph (grad_fn, requires_grad) was set when its version box read this; a write in
+  // place through its base since then makes it stale (refresh_view), as PyTorch's attr_version.
+  Py_ssize_t view_version;
   // Serialises accumulation into .grad across threads (PyTorch's AccumulateGrad holds a lock
   // too): numpy releases the GIL during `grad += g`. Never waited on while holding the GIL.
   pthread_mutex_t grad_lock;
@@ -162,6 +165,13 @@ inline bool is_node(PyObject* o) { return PyObject_TypeCheck(o, &NodeType); }
 inline TensorObject* T(PyObject* o) { return reinterpret_cast<TensorObject*>(o); }
 inline NodeObject* N(PyObject* o) { return reinterpret_cast<NodeObject*>(o); }
 inline OpObject* O(PyObject* o) { return reinterpret_cast<OpObject*>(o); }
+
+// tapegrad.ops.inplace._regenerate_view(view): makes a stale view's grad_fn the slice of its base's graph
+extern PyObject* view_regenerator;
+// A view whose base was written in place since the view's graph was set gets a graph from its
+// base's current one (PyTorch regenerates a view's grad_fn the same way). 0, or -1 with an error.
+int refresh_view(PyObject* t);
+inline int fresh_view(PyObject* t) { return T(t)->base == Py_None ? 0 : refresh_view(t); }
 
 // A new tensor of tensor_class around arr (no copy), outside the tape. New reference.
 PyObject* wrap(PyObject* arr);

@@ -18,6 +18,35 @@ namespace tapegrad::tape {
 
 PyTypeObject* tensor_class = nullptr;
 PyObject* slice_grad_class = nullptr;
+PyObject* view_regenerator = nullptr;
+
+namespace {
+// The count in a tensor's version box, or -1 when the box holds no int (the engine reports that).
+Py_ssize_t version_count(TensorObject* t) {
+  if (!PyList_Check(t->version) || PyList_GET_SIZE(t->version) < 1) return -1;
+  Py_ssize_t v = PyLong_AsSsize_t(PyList_GET_ITEM(t->version, 0));
+  if (v == -1 && PyErr_Occurred()) PyErr_Clear();
+  return v;
+}
+}  // namespace
+
+int refresh_view(PyObject* self) {
+  TensorObject* t = T(self);
+  Py_ssize_t now = version_count(t);
+  if (t->base == Py_None || now == t->view_version) return 0;
+  // a base outside the graph, or a leaf (written in place only under no_grad): the view's graph still holds
+  if (!is_tensor(t->base) || T(t->base)->grad_fn == Py_None || view_regenerator == nullptr) {
+    t->view_version = now;
+    return 0;
+  }
+  // the regenerator reads no view's graph (so no recursion), and the view is marked current only
+  // once its new graph is set: another thread reading it meanwhile regenerates it too
+  PyObject* r = PyObject_CallOneArg(view_regenerator, self);
+  if (r == nullptr) return -1;
+  Py_DECREF(r);
+  t->view_version = now;
+  return 0;
+}
 PyObject* pkg_dir = nullptr;
 PyObject* ndarray_type = nullptr;
 PyObject* np_asarray = nullptr;
@@ -72,6 +101,7 @@ bool tensor_init_fields(TensorObject* t) {
   t->post_hooks = Py_NewRef(Py_None);
   t->version = new_version_box();
   t->requires_grad = t->retains_grad = false;
+  t->view_version = 0;
   pthread_mutex_init(&t->grad_lock, nullptr);
   t->lock_owner.store(0);
   return t->version != nullptr;
@@ -168,7 +198,10 @@ int set_grad(PyObject* self, PyObject* v, void*) {
   gc_store(self, v);
   return 0;
 }
-PyObject* get_grad_fn(PyObject* self, void*) { return Py_NewRef(T(self)->grad_fn); }
+PyObject* get_grad_fn(PyObject* self, void*) {
+  if (fresh_view(self) < 0) return nullptr;
+  return Py_NewRef(T(self)->grad_fn);
+}
 int set_grad_fn(PyObject* self, PyObject* v, void*) {
   if (refuse_delete(v, "grad_fn") < 0) return -1;
   if (v != Py_None && !is_node(v)) {
@@ -177,6 +210,7 @@ int set_grad_fn(PyObject* self, PyObject* v, void*) {
   }
   replace(&T(self)->grad_fn, v);
   gc_store(self, v);
+  T(self)->view_version = version_count(T(self));  // a view's graph is set now
   return 0;
 }
 PyObject* get_version(PyObject* self, void*) { return Py_NewRef(T(self)->version); }
@@ -190,6 +224,7 @@ int set_version(PyObject* self, PyObject* v, void*) {
     PyObject_GC_UnTrack(v);  // a box made in Python (`[0]`): as new_version_box's
   replace(&T(self)->version, v);
   gc_store(self, v);
+  T(self)->view_version = version_count(T(self));
   return 0;
 }
 PyObject* get_base(PyObject* self, void*) { return Py_NewRef(T(self)->base); }
@@ -197,6 +232,7 @@ int set_base(PyObject* self, PyObject* v, void*) {
   if (refuse_delete(v, "_base") < 0) return -1;
   replace(&T(self)->base, v);
   gc_store(self, v);
+  T(self)->view_version = version_count(T(self));
   return 0;
 }
 PyObject* get_hooks(PyObject* self, void*) { return Py_NewRef(T(self)->hooks); }
@@ -221,7 +257,10 @@ int set_post_hooks(PyObject* self, PyObject* v, void*) {
   gc_store(self, v);
   return 0;
 }
-PyObject* get_requires_grad(PyObject* self, void*) { return PyBool_FromLong(T(self)->requires_grad); }
+PyObject* get_requires_grad(PyObject* self, void*) {
+  if (fresh_view(self) < 0) return nullptr;
+  return PyBool_FromLong(T(self)->requires_grad);
+}
 int set_requires_grad(PyObject* self, PyObject* v, void*) {
   if (refuse_delete(v, "_requires_grad") < 0) return -1;
   int b = PyObject_IsTrue(v);
@@ -243,7 +282,7 @@ PyGetSetDef tensor_getset[] = {
     {"grad", get_grad, set_grad, "the accumulated gradient (None until backward reaches this tensor)", nullptr},
     {"grad_fn", get_grad_fn, set_grad_fn, "the Node that produced this tensor (None for a leaf)", nullptr},
     {"_version", get_version, set_version, "version box: [number of in-place writes], shared with views", nullptr},
-    {"_base", get_base, set_base, "the tensor this is a view of (when it requires grad)", nullptr},
+    {"_base", get_base, set_base, "the tensor this is a view of (None unless a view)", nullptr},
     {"_hooks", get_hooks, set_hooks, "a leaf's gradient hooks {id: hook}", nullptr},
     {"_post_accumulate_grad_hooks", get_post_hooks, set_post_hooks,
      "a leaf's hooks {id: hook(tensor)}, run once per backward after .grad was updated", nullptr},
@@ -857,6 +896,16 @@ PyObject* set_slice_grad_class(PyObject*, PyObject* cls) {
   Py_RETURN_NONE;
 }
 
+PyObject* set_view_regenerator(PyObject*, PyObject* fn) {
+  if (!PyCallable_Check(fn)) {
+    PyErr_SetString(PyExc_TypeError, "_set_view_regenerator: expected a callable");
+    return nullptr;
+  }
+  Py_INCREF(fn);
+  Py_XSETREF(view_regenerator, fn);
+  Py_RETURN_NONE;
+}
+
 PyObject* next_sequence_nr(PyObject*, PyObject*) { return PyLong_FromLongLong(next_seq()); }
 
 PyObject* py_user_frame(PyObject*, PyObject*) { return user_frame(); }
@@ -921,6 +970,7 @@ PyMethodDef methods[] = {
     {"_backward_passes", backward_passes, METH_NOARGS, "(backward passes running, forks waiting or under way)"},
     {"_set_tensor_class", set_tensor_class, METH_O, "the Tensor class that apply and backward create"},
     {"_set_slice_grad_class", set_slice_grad_class, METH_O, "the class of a VJP's (index, piece) gradient"},
+    {"_set_view_regenerator", set_view_regenerator, METH_O, "fn(view): a stale view's graph from its base's"},
     {"_next_sequence_nr", next_sequence_nr, METH_NOARGS, "the seq the next recorded node gets (and skip it)"},
     {"_wrap", py_wrap, METH_O, "a new tapegrad.Tensor leaf around an array (no copy)"},
     {"_user_frame", py_user_frame, METH_NOARGS, "(filename, line) of the first caller outside tapegrad"},

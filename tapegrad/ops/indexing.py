@@ -198,6 +198,7 @@ _setitem = defop("setitem", _setitem_fwd,
                  lambda g, out, x, v, index: _zero_at(g, index),
                  lambda g, out, x, v, index: apply(_getitem, g, index=index, basic=_is_basic(index)), saves=())
 _inplace_module._setitem = _setitem  # writes through a view record on the base with it
+_inplace_module._getitem = _getitem  # and views of a base written in place take their graph with it
 
 
 @public

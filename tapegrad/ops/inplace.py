@@ -3,6 +3,11 @@ the tape saved was overwritten. While recording, an in-place op on a tensor in t
 recorded as its out-of-place op, and the tensor is moved onto the new node ("rebased").
 In-place ops on leaves that require grad are refused outside ``no_grad()``.
 
+Views share their base's version counter. A write through a view is recorded on the base too
+(PyTorch's CopySlices), and a view whose base was written since its graph was set takes its
+graph from the base's new one the next time it is used (``_regenerate_view``, called by the
+tape), as PyTorch regenerates a view's ``grad_fn``: both hold for bases that don't require grad.
+
 ``inplace`` is the rule every in-place form follows: the ones ``surface.public(inplace=True)``
 generates and the few written out beside their ops (``fill_``, ``masked_fill_``, ``unsqueeze_``, ...).
 """
@@ -12,32 +17,34 @@ import builtins
 
 import numpy as np
 
-from .. import _dtype
+from .. import _C, _dtype
 from .._tape import grad_mode
 from .._tape.registry import apply
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
-_setitem = None  # indexing.py's setitem op, bound there: indexing sits above this file
+_setitem = None  # indexing.py's setitem and getitem ops, bound there: indexing sits above this file
+_getitem = None
 
 
 def _check_leaf(self: Tensor, opname: str, view_positions: bool = False):
     """Refuse an in-place write that autograd can't follow. With ``view_positions``, a view of a
-    non-leaf tensor that requires grad is allowed: returns, for each of the view's elements, its
-    index in the base (``inplace`` then records the write on the base too), else None."""
+    non-leaf tensor, or of one that doesn't require grad, is allowed: returns, for each of the
+    view's elements, its index in the base (``inplace`` then records the write on the base too),
+    else None."""
     if self._requires_grad and self.grad_fn is None:
         raise RuntimeError(f"{opname}: a leaf Variable that requires grad is being used in an in-place "
                            f"operation. Wrap it in `with tapegrad.no_grad():` if you mean to update it.")
     base = self._base
-    if base is None or not base._requires_grad:
+    if base is None or not (view_positions or base._requires_grad) or self._data.dtype.kind not in "fc":
         return None
-    if base.grad_fn is None:
+    if base._requires_grad and base.grad_fn is None:
         raise RuntimeError(f"{opname}: a view of a leaf Variable that requires grad is being used in an in-place "
                            f"operation (view of shape {tuple(self.shape)}, leaf of shape {tuple(base.shape)}).")
     pos = _positions_in_base(self._data, base._data) if view_positions else None
     if pos is None:
-        raise RuntimeError(f"{opname}: in-place modification of this view of a tensor that requires grad is not "
-                           f"supported by tapegrad (the gradient would silently be wrong); use an out-of-place "
-                           f"op, or clone() the view first.")
+        raise RuntimeError(f"{opname}: this in-place write through a view (of shape {tuple(self.shape)}, base of "
+                           f"shape {tuple(base.shape)}) can't be recorded by tapegrad (the gradient would "
+                           f"silently be wrong); use an out-of-place op, or clone() the view first.")
     return pos
 
 
@@ -49,6 +56,14 @@ def _positions_in_base(view: np.ndarray, base: np.ndarray):
     if view.dtype != base.dtype or not np.shares_memory(view, base) or any(
             st % size for st in base.strides + view.strides) or 0 in base.strides and base.size > 1:
         return None
+    if base.flags.c_contiguous:  # the usual base: each position from the view's strides, O(view.size)
+        offset = (view.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // size
+        flat = np.full(view.shape, offset, np.int64)
+        for d, (n, st) in enumerate(zip(view.shape, view.strides)):
+            flat += (np.arange(n, dtype=np.int64) * (st // size)).reshape((n,) + (1,) * (view.ndim - d - 1))
+        if view.size and (flat.min() < 0 or flat.max() >= base.size):
+            return None
+        return np.unravel_index(flat, base.shape)
     # every element of base, labelled with its flat index, in a buffer laid out as base's memory
     lo, hi = _extent(base)
     start = base.__array_interface__["data"][0] + lo
@@ -78,13 +93,29 @@ def _write_through_base(base: Tensor, positions, value: Tensor):
     it): ``base`` moves onto a setitem node, so gradients through ``base`` see the write, as
     PyTorch's CopySlices does."""
     before = Tensor._wrap(base._data)
-    before.grad_fn, before._requires_grad = base.grad_fn, True
+    before.grad_fn, before._requires_grad = base.grad_fn, base._requires_grad
     res = apply(_setitem, before, value, index=positions)
     node = res.grad_fn
     if node.out_version is not None:
         node.out_data = base._data
         node.out_version = (base._version, base._version[0])
-    base.grad_fn = node
+    base.grad_fn, base._requires_grad = node, True
+
+
+def _regenerate_view(view: Tensor):
+    """``view``'s base was written in place after ``view``'s graph was set: ``view`` becomes the
+    elements it covers of the base's current graph (PyTorch's regenerated AsStridedBackward).
+    Called by the tape when a stale view is read (apply, backward, ``grad_fn``, ``requires_grad``)."""
+    base = view._base
+    positions = _positions_in_base(view._data, base._data)
+    if positions is None:  # a dtype view or a copy: not differentiable element by element
+        return
+    with grad_mode.enable_grad():
+        res = apply(_getitem, base, index=positions, basic=False)
+    view.grad_fn, view._requires_grad = res.grad_fn, True
+
+
+_C._set_view_regenerator(_regenerate_view)
 
 
 def _write(self: Tensor, value: np.ndarray, opname: str):

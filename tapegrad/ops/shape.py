@@ -118,6 +118,7 @@ def view_dtype(input, dtype):
                                        f"{st // old}")
     out = Tensor._wrap(a.view(d))
     out._version = input._version
+    out._base = input if input._base is None else input._base  # after _version: the view's graph is current
     return out
 
 
