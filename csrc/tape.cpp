@@ -237,8 +237,9 @@ PyObject* user_frame() {
 
 namespace {
 
-// numpy's words (e.g. broadcasting), said with the op and the shapes
-void forward_failed(OpObject* op, PyObject* const* inputs, Py_ssize_t n) {
+// numpy's words (e.g. broadcasting, or an allocation it could not make), said with the op and
+// the shapes: a ValueError becomes a RuntimeError, a MemoryError stays one
+void forward_failed(OpObject* op, PyObject* const* inputs, Py_ssize_t n, PyObject* as) {
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
   PyErr_NormalizeException(&type, &value, &tb);
@@ -250,7 +251,7 @@ void forward_failed(OpObject* op, PyObject* const* inputs, Py_ssize_t n) {
     Ref s(PyUnicode_FromFormat(i ? "%U, %S" : "%U%S", shapes.get(), shape.get()));
     shapes = std::move(s);
   }
-  if (shapes) PyErr_Format(PyExc_RuntimeError, "%U: %S (input shapes %U)", op->name, v.get(), shapes.get());
+  if (shapes) PyErr_Format(as, "%U: %S (input shapes %U)", op->name, v.get(), shapes.get());
 }
 
 }  // namespace
@@ -310,7 +311,8 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
       out.reset(PyObject_Vectorcall(forward, stack + 1, n | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames));
   }
   if (!out) {
-    if (PyErr_ExceptionMatches(PyExc_ValueError)) forward_failed(op, inputs, n);
+    if (PyErr_ExceptionMatches(PyExc_ValueError)) forward_failed(op, inputs, n, PyExc_RuntimeError);
+    else if (PyErr_ExceptionMatches(PyExc_MemoryError)) forward_failed(op, inputs, n, PyExc_MemoryError);
     return nullptr;
   }
   Ref aux = Ref::borrow(Py_None);

@@ -296,3 +296,11 @@ def test_implicit_gradient_of_a_scalar_loss_is_one_in_its_dtype():
         assert x.grad.dtype == dtype and x.grad.numpy().tolist() == [[3.0]]
     with pytest.raises(RuntimeError, match="implicitly created only for scalar outputs"):
         (tg.tensor([1.0, 2.0], requires_grad=True) * 2).backward()
+
+
+def test_an_op_whose_result_cannot_be_allocated_raises_memory_error_naming_it():
+    # an outer sum of 2**20 x 2**20 float64 elements: 8 TiB, which numpy refuses to allocate
+    x = tg.ones(1, 2 ** 20, dtype=tg.float64)
+    y = tg.ones(2 ** 20, 1, dtype=tg.float64)
+    with pytest.raises(MemoryError, match=r"^add: .*\(input shapes \(1, 1048576\), \(1048576, 1\)\)"):
+        x + y
