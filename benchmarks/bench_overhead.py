@@ -8,6 +8,7 @@ Run: python benchmarks/bench_overhead.py [--repeats 7] [--rounds 3] [--threads 2
 (b) MLP step: 784-100-10 in float64, batch 64. Linear layers are ``x @ W.T + b``, then
     relu, a numerically stable cross-entropy, backward, and Adam written by hand on the
     numpy arrays (the same arithmetic for both frameworks, so the step times the tape).
+(c) an RNN loop that stores each step's state with ``out[t] = h`` (recorded in-place writes).
 
 Each figure is the best of ``--repeats`` medians (a median over >= 0.2 s of iterations), and
 the best over ``--rounds`` rounds in which the two sides alternate (a burst of other load then
@@ -125,9 +126,29 @@ def mlp_forward_backward(lib):
     return mlp_step(lib, optimizer=False)
 
 
+def rnn_into_buffer(lib, steps=100, batch=32, hidden=256):
+    """A hand-written RNN writing each step's state into a preallocated buffer (``out[t] = h``),
+    then backward: a recorded write into a row must cost the row, not the buffer."""
+    rng = np.random.default_rng(0)
+    w = lib.tensor(rng.standard_normal((hidden, hidden)).astype(np.float32) * 0.05, requires_grad=True)
+    x = lib.tensor(rng.standard_normal((batch, hidden)).astype(np.float32))
+
+    def step():
+        w.grad = None
+        h = lib.zeros(batch, hidden)
+        out = lib.zeros(steps, batch, hidden)
+        for t in range(steps):
+            h = lib.tanh(x + h @ w)
+            out[t] = h
+        out.sum().backward()
+
+    return step
+
+
 CASES = [("tiny graph (a*b+a).exp().sum().backward()", tiny_step),
          ("MLP 784-100-10 f64 step, batch 64", mlp_step),
-         ("MLP forward+backward only (no Adam)", mlp_forward_backward)]
+         ("MLP forward+backward only (no Adam)", mlp_forward_backward),
+         ("RNN 100 steps into a buffer (out[t] = h), f32 32x256", rnn_into_buffer)]
 
 
 def run_side(side, repeats, threads):

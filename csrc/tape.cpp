@@ -410,10 +410,15 @@ class GradLock {
 // reference is its only one). A gradient that is also an upstream gradient, a retained .grad,
 // a hook's capture or a view of part of an array is copied instead, as PyTorch's
 // AccumulateGrad steals only unshared buffers.
+bool unshared_data(PyObject* d);
 bool unshared(PyObject* g) {
   TensorObject* t = T(g);
-  PyObject* d = t->data;
-  if (Py_REFCNT(g) != 1 || t->grad_fn != Py_None || !is_exact_ndarray(d) || Py_REFCNT(d) != 1) return false;
+  return Py_REFCNT(g) == 1 && t->grad_fn == Py_None && unshared_data(t->data);
+}
+
+// Whether nothing but its tensor holds array d or its memory: the tensor may then write it.
+bool unshared_data(PyObject* d) {
+  if (!is_exact_ndarray(d) || Py_REFCNT(d) != 1) return false;
   ArrayHead* h = array_head(d);
   if ((h->flags & (kArrayCContiguous | kArrayWriteable)) != (kArrayCContiguous | kArrayWriteable)) return false;
   PyObject* base = h->base;
@@ -838,6 +843,7 @@ struct Pass {
   }
 
   bool run_node(PyObject* node);
+  bool report_gradient(PyObject* node, Py_ssize_t i, PyObject* e, Ref gi, PyObject* metas, bool check_nan);
   bool run();
 };
 
@@ -905,6 +911,50 @@ PyObject* with_stand_ins(PyObject* saved, PyObject* metas) {
   return res.release();
 }
 
+// A VJP's gradient for input i (edge e) of node, reduced to the input's shape and dtype, passed on.
+bool Pass::report_gradient(PyObject* node, Py_ssize_t i, PyObject* e, Ref gi, PyObject* metas, bool check_nan) {
+  if (check_nan && !refuse_nan(node, i, gi.get())) return false;
+  PyObject* m = PyTuple_GET_ITEM(metas, i);
+  PyObject* shape = PyTuple_GET_ITEM(m, 0);
+  PyObject* dtype = PyTuple_GET_ITEM(m, 1);
+  PyObject* gdata = T(gi.get())->data;
+  bool exact = is_exact_ndarray(gdata);
+  if (exact && array_head(gdata)->descr == dtype) {  // the usual gradient: right dtype, maybe right shape
+    if (same_shape(gdata, shape) == 1) return report(e, gi.release());
+  }
+  Ref dshape(PyObject_GetAttr(gdata, s_shape));
+  if (!dshape) return false;
+  int same = PyObject_RichCompareBool(dshape.get(), shape, Py_EQ);
+  if (same < 0) return false;
+  if (!same) {  // reduce broadcast dims, once for every op
+    gi.reset(PyObject_CallMethodOneArg(gi.get(), s_sum_to_size, shape));
+    if (!gi) return false;
+    if (!is_tensor(gi.get())) {
+      PyErr_SetString(PyExc_TypeError, "sum_to_size did not return a Tensor");
+      return false;
+    }
+  }
+  Ref ddtype(PyObject_GetAttr(T(gi.get())->data, s_dtype));
+  if (!ddtype) return false;
+  if (ddtype.get() != dtype) {
+    int eq = PyObject_RichCompareBool(ddtype.get(), dtype, Py_EQ);
+    if (eq < 0) return false;
+    if (!eq) {
+      // A real input's gradient is the real part of a complex one (PyTorch's engine does the
+      // same): taken here, without the warning that a user's complex-to-real cast gives.
+      Ref gkind(PyObject_GetAttr(ddtype.get(), s_kind)), kind(PyObject_GetAttr(dtype, s_kind));
+      if (!gkind || !kind) return false;
+      if (PyUnicode_CompareWithASCIIString(gkind.get(), "c") == 0 && PyUnicode_CompareWithASCIIString(kind.get(), "c") != 0) {
+        gi.reset(PyObject_GetAttr(gi.get(), s_real));
+        if (!gi) return false;
+      }
+      gi.reset(PyObject_CallMethodOneArg(gi.get(), s_to, dtype));
+      if (!gi) return false;
+    }
+  }
+  return report(e, gi.release());
+}
+
 bool Pass::run_node(PyObject* node) {
   NodeObject* n = N(node);
   Ref g;
@@ -970,6 +1020,7 @@ bool Pass::run_node(PyObject* node) {
   call[0] = g.get();
   call[1] = out.get();
   for (Py_ssize_t j = 0; j < n_in; ++j) call[2 + j] = PyTuple_GET_ITEM(saved.get(), j);
+  std::vector<std::pair<Py_ssize_t, Ref>> zeroed;  // ZeroedGrad results, finished after every VJP ran
   for (Py_ssize_t i = 0; i < n_in; ++i) {
     PyObject* e = PyTuple_GET_ITEM(edges.get(), i);
     if (e == Py_None) continue;
@@ -999,54 +1050,43 @@ bool Pass::run_node(PyObject* node) {
       if (!report_slice(e, gi.get(), PyTuple_GET_ITEM(m, 0), PyTuple_GET_ITEM(m, 1))) return false;
       continue;
     }
+    if (reinterpret_cast<PyObject*>(Py_TYPE(gi.get())) == zeroed_grad_class && zeroed_grad_class != nullptr &&
+        PyTuple_GET_SIZE(gi.get()) == 3) {  // the upstream gradient with a region zeroed: see below
+      zeroed.emplace_back(i, std::move(gi));
+      continue;
+    }
     if (!is_tensor(gi.get())) {
       PyErr_Format(PyExc_TypeError, "%U: a gradient formula returned %s, not a Tensor", op->name, Py_TYPE(gi.get())->tp_name);
       return false;
     }
-    if (check_nan && !refuse_nan(node, i, gi.get())) return false;
-    PyObject* m = PyTuple_GET_ITEM(metas.get(), i);
-    PyObject* shape = PyTuple_GET_ITEM(m, 0);
-    PyObject* dtype = PyTuple_GET_ITEM(m, 1);
-    PyObject* gdata = T(gi.get())->data;
-    bool exact = is_exact_ndarray(gdata);
-    if (exact && array_head(gdata)->descr == dtype) {  // the usual gradient: right dtype, maybe right shape
-      int same = same_shape(gdata, shape);
-      if (same == 1) {
-        if (!report(e, gi.release())) return false;
-        continue;
-      }
-    }
-    Ref dshape(PyObject_GetAttr(gdata, s_shape));
-    if (!dshape) return false;
-    int same = PyObject_RichCompareBool(dshape.get(), shape, Py_EQ);
-    if (same < 0) return false;
-    if (!same) {  // reduce broadcast dims, once for every op
-      gi.reset(PyObject_CallMethodOneArg(gi.get(), s_sum_to_size, shape));
+    if (!report_gradient(node, i, e, std::move(gi), metas.get(), check_nan)) return false;
+  }
+  // ZeroedGrad(g, zero_in_place, zeroed_copy) (setitem's gradient for the tensor written into:
+  // zero_in_place(g's array) writes the zeros, zeroed_copy(g) returns a new tensor):
+  // once the node's other VJPs are done, g is zeroed where the write was and passed on as it is
+  // when nothing but this pass holds it or its memory (our Ref and the tuple's item), else a
+  // zeroed copy is: a chain of writes into one buffer (`out[t] = h`) costs the rows written,
+  // not a copy of the buffer per write (PyTorch's CopySlices copies it).
+  for (auto& [i, z] : zeroed) {
+    PyObject* e = PyTuple_GET_ITEM(edges.get(), i);
+    PyObject* zg = PyTuple_GET_ITEM(z.get(), 0);
+    bool own = zg == g.get() && Py_REFCNT(zg) == 2 && is_tensor(zg) && unshared_data(T(zg)->data);
+    Ref gi;
+    if (own) {
+      Ref done(PyObject_CallOneArg(PyTuple_GET_ITEM(z.get(), 1), T(zg)->data));
+      if (!done) return false;
+      if (!bump_version(zg)) return false;
+      gi = Ref::borrow(zg);
+    } else {
+      gi.reset(PyObject_CallOneArg(PyTuple_GET_ITEM(z.get(), 2), zg));
       if (!gi) return false;
-      if (!is_tensor(gi.get())) {
-        PyErr_SetString(PyExc_TypeError, "sum_to_size did not return a Tensor");
-        return false;
-      }
     }
-    Ref ddtype(PyObject_GetAttr(T(gi.get())->data, s_dtype));
-    if (!ddtype) return false;
-    if (ddtype.get() != dtype) {
-      int eq = PyObject_RichCompareBool(ddtype.get(), dtype, Py_EQ);
-      if (eq < 0) return false;
-      if (!eq) {
-        // A real input's gradient is the real part of a complex one (PyTorch's engine does the
-        // same): taken here, without the warning that a user's complex-to-real cast gives.
-        Ref gkind(PyObject_GetAttr(ddtype.get(), s_kind)), kind(PyObject_GetAttr(dtype, s_kind));
-        if (!gkind || !kind) return false;
-        if (PyUnicode_CompareWithASCIIString(gkind.get(), "c") == 0 && PyUnicode_CompareWithASCIIString(kind.get(), "c") != 0) {
-          gi.reset(PyObject_GetAttr(gi.get(), s_real));
-          if (!gi) return false;
-        }
-        gi.reset(PyObject_CallMethodOneArg(gi.get(), s_to, dtype));
-        if (!gi) return false;
-      }
+    z = Ref();
+    if (!is_tensor(gi.get())) {
+      PyErr_Format(PyExc_TypeError, "%U: a gradient formula returned %s, not a Tensor", op->name, Py_TYPE(gi.get())->tp_name);
+      return false;
     }
-    if (!report(e, gi.release())) return false;
+    if (!report_gradient(node, i, e, std::move(gi), metas.get(), check_nan)) return false;
   }
   if (!retain_graph && (op->n_saves || op->saves_output || n->aux != Py_None)) {
     n->released = true;  // a node that saved nothing can be run again

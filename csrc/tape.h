@@ -114,6 +114,7 @@ extern PyObject* pkg_dir;           // tapegrad's directory: frames inside it ar
 extern PyObject* ndarray_type;      // numpy.ndarray
 extern PyObject* np_asarray;        // numpy.asarray
 extern PyObject* slice_grad_class;  // tapegrad._tape.node.SliceGrad (a tuple subclass): see add_slice_into
+extern PyObject* zeroed_grad_class;  // tapegrad._tape.registry.ZeroedGrad (a tuple subclass): see run_node
 inline bool is_exact_ndarray(PyObject* o) { return reinterpret_cast<PyObject*>(Py_TYPE(o)) == ndarray_type; }
 
 // The head of numpy's array object (PyArrayObject_fields: part of numpy's ABI, read the same way

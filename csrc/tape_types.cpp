@@ -18,6 +18,7 @@ namespace tapegrad::tape {
 
 PyTypeObject* tensor_class = nullptr;
 PyObject* slice_grad_class = nullptr;
+PyObject* zeroed_grad_class = nullptr;
 PyObject* view_regenerator = nullptr;
 
 namespace {
@@ -886,13 +887,21 @@ PyObject* set_tensor_class(PyObject*, PyObject* cls) {
   Py_RETURN_NONE;
 }
 
-PyObject* set_slice_grad_class(PyObject*, PyObject* cls) {
+bool set_tuple_class(PyObject** slot, PyObject* cls, const char* what) {
   if (!PyType_Check(cls) || !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls), &PyTuple_Type)) {
-    PyErr_SetString(PyExc_TypeError, "_set_slice_grad_class: expected a subclass of tuple");
-    return nullptr;
+    PyErr_Format(PyExc_TypeError, "%s: expected a subclass of tuple", what);
+    return false;
   }
   Py_INCREF(cls);
-  Py_XSETREF(slice_grad_class, cls);
+  Py_XSETREF(*slot, cls);
+  return true;
+}
+PyObject* set_slice_grad_class(PyObject*, PyObject* cls) {
+  if (!set_tuple_class(&slice_grad_class, cls, "_set_slice_grad_class")) return nullptr;
+  Py_RETURN_NONE;
+}
+PyObject* set_zeroed_grad_class(PyObject*, PyObject* cls) {
+  if (!set_tuple_class(&zeroed_grad_class, cls, "_set_zeroed_grad_class")) return nullptr;
   Py_RETURN_NONE;
 }
 
@@ -970,6 +979,8 @@ PyMethodDef methods[] = {
     {"_backward_passes", backward_passes, METH_NOARGS, "(backward passes running, forks waiting or under way)"},
     {"_set_tensor_class", set_tensor_class, METH_O, "the Tensor class that apply and backward create"},
     {"_set_slice_grad_class", set_slice_grad_class, METH_O, "the class of a VJP's (index, piece) gradient"},
+    {"_set_zeroed_grad_class", set_zeroed_grad_class, METH_O,
+     "the class of a VJP's (g, zero_in_place(array), zeroed_copy(g)) gradient: g with a region zeroed"},
     {"_set_view_regenerator", set_view_regenerator, METH_O, "fn(view): a stale view's graph from its base's"},
     {"_next_sequence_nr", next_sequence_nr, METH_NOARGS, "the seq the next recorded node gets (and skip it)"},
     {"_wrap", py_wrap, METH_O, "a new tapegrad.Tensor leaf around an array (no copy)"},

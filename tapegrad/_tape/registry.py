@@ -147,6 +147,22 @@ class SliceGrad(tuple):
 _C._set_slice_grad_class(SliceGrad)
 
 
+class ZeroedGrad(tuple):
+    """``(g, zero_in_place, zeroed_copy)``: what a VJP may return, outside create_graph, for an
+    input whose gradient is the upstream gradient ``g`` with a region zeroed (setitem's, for the
+    tensor written into). After the node's other VJPs ran, the engine calls
+    ``zero_in_place(g's array)`` and passes ``g`` on when nothing else holds it or its memory,
+    else it passes ``zeroed_copy(g)``: a chain of writes into one buffer then costs the regions
+    written, not a copy of the buffer per write."""
+    __slots__ = ()
+
+    def __new__(cls, g, zero_in_place, zeroed_copy):
+        return tuple.__new__(cls, (g, zero_in_place, zeroed_copy))
+
+
+_C._set_zeroed_grad_class(ZeroedGrad)
+
+
 # apply(op, *tensors, **attrs): run ``op`` on tensors; record a node when grad mode is on (in
 # this thread) and an input requires grad. In C++ (csrc/tape.cpp): it runs for every op.
 apply = _C.apply

@@ -5,13 +5,14 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import itertools
 
 import numpy as np
 
 from .. import _C, _dtype
 from .._tape import grad_mode
-from .._tape.registry import SliceGrad, apply, defop
+from .._tape.registry import SliceGrad, ZeroedGrad, apply, defop
 from ._util import const, norm_dim
 from . import inplace as _inplace_module
 from .inplace import _check_leaf, _inplace_of, _tensors, _write, inplace
@@ -183,20 +184,41 @@ def _describe(index):
     return repr(index)
 
 
-def _setitem_fwd(x, v, index):
-    out = x.copy()
+def _setitem_fwd(x, v, index, into=False):
+    """``x`` with ``v`` at ``index``: a copy, or with ``into`` ``x`` itself, written in place (how
+    ``x[index] = v`` records: its VJPs read neither ``x`` nor the result, so the tape needs no
+    snapshot of ``x``, and a write costs the size of the region, not of ``x``)."""
+    out = x if into else x.copy()
     region, last = _region_of(out, index)
     region[last] = v
     return out
 
 
-def _zero_at(g, index):
+def _zero_at(index, g):
     return apply(_setitem, g, Tensor._wrap(np.zeros((), g.dtype)), index=index)
 
 
-_setitem = defop("setitem", _setitem_fwd,
-                 lambda g, out, x, v, index: _zero_at(g, index),
-                 lambda g, out, x, v, index: apply(_getitem, g, index=index, basic=_is_basic(index)), saves=())
+def _zero_in_place(index, a):
+    region, last = _region_of(a, index)
+    region[last] = 0
+
+
+def _setitem_x_vjp(g, out, x, v, index, into=False):
+    """``g`` with zeros where ``v`` was written; outside create_graph the engine zeroes ``g``
+    itself when it may (ZeroedGrad)."""
+    if type(g._data) is np.ndarray and not _C.is_grad_enabled():
+        return ZeroedGrad(g, functools.partial(_zero_in_place, index), functools.partial(_zero_at, index))
+    return _zero_at(index, g)
+
+
+def _setitem_v_vjp(g, out, x, v, index, into=False):
+    piece = apply(_getitem, g, index=index, basic=_is_basic(index))
+    if not _C.is_grad_enabled() and np.shares_memory(piece._data, g._data):
+        piece = Tensor._wrap(piece._data.copy())  # g may be zeroed in place after (ZeroedGrad)
+    return piece
+
+
+_setitem = defop("setitem", _setitem_fwd, _setitem_x_vjp, _setitem_v_vjp, saves=())
 _inplace_module._setitem = _setitem  # writes through a view record on the base with it
 _inplace_module._getitem = _getitem  # and views of a base written in place take their graph with it
 
@@ -227,7 +249,8 @@ def setitem(x: Tensor, index, value):
         region[last] = v._data
         x._version[0] += 1
         return
-    inplace(x, lambda s, val: apply(_setitem, s, val.to(s.dtype), index=idx), "setitem", v)
+    inplace(x, lambda s, val: apply(_setitem, s, val.to(s.dtype), index=idx, into=True), "setitem", v,
+            snapshot=False)
 
 
 # ---------------------------------------------------------------- gather / scatter along a dim

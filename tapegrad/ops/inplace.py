@@ -94,7 +94,7 @@ def _write_through_base(base: Tensor, positions, value: Tensor):
     PyTorch's CopySlices does."""
     before = Tensor._wrap(base._data)
     before.grad_fn, before._requires_grad = base.grad_fn, base._requires_grad
-    res = apply(_setitem, before, value, index=positions)
+    res = apply(_setitem, before, value, index=positions, into=True)  # the values are there: rewritten, not copied
     node = res.grad_fn
     if node.out_version is not None:
         node.out_data = base._data
@@ -138,8 +138,10 @@ def _write(self: Tensor, value: np.ndarray, opname: str):
     self._version[0] += 1
 
 
-def inplace(self: Tensor, result_fn, opname: str, *others):
-    """Apply ``result_fn(self, *others)`` (out of place) and store the result in ``self``."""
+def inplace(self: Tensor, result_fn, opname: str, *others, snapshot: bool = True):
+    """Apply ``result_fn(self, *others)`` (out of place) and store the result in ``self``. Without
+    ``snapshot``, ``result_fn`` writes into the memory of the tensor it is given and returns it
+    (setitem): allowed only for an op whose VJPs don't read that input."""
     recording = grad_mode.state.enabled and (
         self._requires_grad or any(isinstance(o, Tensor) and o._requires_grad for o in others))
     if not recording:
@@ -150,10 +152,13 @@ def inplace(self: Tensor, result_fn, opname: str, *others):
     positions = _check_leaf(self, opname, view_positions=True)
     # the pre-op value, as the tape will see it: a snapshot (PyTorch's ``original_self`` clone),
     # since the op's VJPs may read it after the write below
-    before = Tensor._wrap(self._data.copy())
+    before = Tensor._wrap(self._data.copy() if snapshot else self._data)
     before.grad_fn, before._requires_grad = self.grad_fn, self._requires_grad
     res = result_fn(before, *others)
-    _write(self, res._data, opname)
+    if snapshot or res._data is not self._data:
+        _write(self, res._data, opname)
+    else:
+        self._version[0] += 1
     node = res.grad_fn
     if node is not None:
         if node.out_version is not None:
