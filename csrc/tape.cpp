@@ -334,11 +334,17 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
   if (op->view && n >= 1) {  // shares memory with input 0, so it shares its version counter
     TensorObject* base = T(inputs[0]);
     Py_SETREF(r->version, Py_NewRef(base->version));
-    Py_SETREF(r->base, Py_NewRef(base->base == Py_None ? inputs[0] : base->base));
-    Ref count = Ref::borrow(version_value(r->version));
-    if (!count) return nullptr;
-    r->view_version = PyLong_AsSsize_t(count.get());
-    if (r->view_version == -1 && PyErr_Occurred()) return nullptr;
+    // its base: to record writes through it and to bring its graph up to date after writes
+    // through the base. Not for views a VJP makes of temporaries (grad mode is off there): they
+    // would keep the temporaries alive, and a gradient that is a view of one could then no
+    // longer be taken over by .grad or summed into in place.
+    if (base->requires_grad || modes().grad_enabled) {
+      Py_SETREF(r->base, Py_NewRef(base->base == Py_None ? inputs[0] : base->base));
+      Ref count = Ref::borrow(version_value(r->version));
+      if (!count) return nullptr;
+      r->view_version = PyLong_AsSsize_t(count.get());
+      if (r->view_version == -1 && PyErr_Occurred()) return nullptr;
+    }
   }
   bool record = modes().grad_enabled && op->differentiable;
   if (record) {

@@ -291,3 +291,12 @@ def test_graphs_after_a_hook_are_untracked_again(no_gc):
         z = z * 1.0001 + 0.0001  # w (a parameter of an older epoch) is found tame again
     assert len(gc.get_objects()) - before < 20
     z.sum().backward()
+
+
+def test_a_gradient_that_is_a_view_of_a_temporary_is_taken_over_not_copied():
+    # reshape's VJP returns a view of the product's gradient; nothing else holds that product,
+    # so .grad takes the array over (a view a VJP makes keeps no reference to its base tensor)
+    w = tg.randn(4, 3, requires_grad=True)
+    (w.reshape(12) * tg.arange(12.0)).sum().backward()
+    assert w.grad._data.base is not None
+    np.testing.assert_array_equal(w.grad.numpy(), np.arange(12.0).reshape(4, 3))
