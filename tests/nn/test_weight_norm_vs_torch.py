@@ -80,6 +80,37 @@ def test_parametrized_weight_norm_matches_torch(kind, dim):
     _compare(tm, gm, shape)
 
 
+@pytest.mark.parametrize("dim", [0, None])
+@pytest.mark.parametrize("kind", sorted(MAKERS))
+def test_parametrized_weight_norm_loads_hook_checkpoints(kind, dim):
+    # locuslab/TCN-style checkpoints hold weight_g / weight_v (the hook-based weight_norm); the
+    # parametrized module takes them as original0 / original1, every key accounted for
+    make, shape = MAKERS[kind]
+    sd = torch.nn.utils.weight_norm(make(torch).double(), dim=dim).state_dict()
+    x = R.standard_normal(shape)
+    res = {}
+    for M in (torch, tg):
+        m = M.nn.utils.parametrizations.weight_norm(make(M).double(), dim=dim)
+        keys = m.load_state_dict(_to(M, sd) if M is tg else sd)
+        assert list(keys.missing_keys) == [] and list(keys.unexpected_keys) == []
+        res[M] = m(M.tensor(x)).detach().numpy(), m.parametrizations.weight.original0.detach().numpy()
+    for a, b in zip(res[tg], res[torch]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(res[tg][1], sd["weight_g"].numpy())
+
+
+def test_private_load_state_dict_pre_hook_matches_torch():
+    seen = {}
+    for M in (torch, tg):
+        m = M.nn.Linear(2, 2)
+        calls = seen[M] = []
+        m._register_load_state_dict_pre_hook(lambda sd, prefix, *rest: calls.append((sorted(sd), prefix, len(rest))))
+        m._register_load_state_dict_pre_hook(lambda mod, sd, prefix, *rest: calls.append(type(mod).__name__),
+                                             with_module=True)
+        m.load_state_dict(m.state_dict())
+    assert seen[tg] == seen[torch] == [(["bias", "weight"], "", 5), "Linear"]
+
+
 @pytest.mark.parametrize("kind", sorted(MAKERS))
 def test_spectral_norm_matches_torch(kind):
     make, shape = MAKERS[kind]

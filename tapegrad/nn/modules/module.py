@@ -618,6 +618,12 @@ class Module:
         self._load_state_dict_pre_hooks[h.id] = hook
         return h
 
+    def _register_load_state_dict_pre_hook(self, hook: Callable, with_module: bool = False):
+        """PyTorch's private form, still common in libraries: ``hook(state_dict, prefix,
+        local_metadata, strict, missing_keys, unexpected_keys, error_msgs)``, given the module
+        first only ``with_module``."""
+        return self.register_load_state_dict_pre_hook(hook if with_module else lambda module, *args: hook(*args))
+
     def register_load_state_dict_post_hook(self, hook: Callable):
         """``hook(module, incompatible_keys)`` runs after ``load_state_dict``; it may edit
         ``incompatible_keys.missing_keys`` / ``unexpected_keys`` in place (before the strict check)
