@@ -22,7 +22,13 @@ Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops
 
 
 def _mm_fwd(a, b):
-    """a (..., M, K) @ b (..., K, N), both at least 2-D, batch dims broadcast."""
+    """a (..., M, K) @ b (..., K, N), batch dims broadcast; a 1-D operand is the (1, K) row or
+    (K, 1) column, its dim dropped from the result, as numpy's matmul."""
+    if a.ndim == 1 or b.ndim == 1:
+        r = _mm_fwd(a[None, :] if a.ndim == 1 else a, b[:, None] if b.ndim == 1 else b)
+        if b.ndim == 1:
+            r = r[..., 0]
+        return r if a.ndim > 1 else r[..., 0] if b.ndim == 1 else r[..., 0, :]
     if a.dtype.kind != "f" or a.dtype == np.float16:
         return np.matmul(a, b)
     if a.ndim == 2 and b.ndim == 2:  # the common case, without the broadcasting machinery
@@ -105,9 +111,34 @@ def _check_self_dtype(input, mat2):
                            f"{scalar_name(mat2)}")
 
 
+def _as_matrices(g, a, b):
+    """The gradient and 1-D operands of a product as the matrices ``_mm_fwd`` made of them.
+    The operands themselves are what the node keeps (not reshaped views), so a vector whose
+    ``.data`` is swapped before backward gives its new values, as PyTorch's mv/dot do."""
+    if b.ndim == 1:
+        g, b = reshape(g, tuple(g.shape) + (1,)), reshape(b, (-1, 1))
+    if a.ndim == 1:
+        g, a = reshape(g, tuple(g.shape[:-1]) + (1, g.shape[-1])), reshape(a, (1, -1))
+    return g, a, b
+
+
+def _matmul_grad_a(g, a, b):
+    if a.ndim > 1 and b.ndim > 1:
+        return _mm_grad_a(g, a, b)
+    ga = _mm_grad_a(*_as_matrices(g, a, b))
+    return reshape(ga, tuple(ga.shape[:-2]) + (ga.shape[-1],)) if a.ndim == 1 else ga
+
+
+def _matmul_grad_b(g, a, b):
+    if a.ndim > 1 and b.ndim > 1:
+        return _mm_grad_b(g, a, b)
+    gb = _mm_grad_b(*_as_matrices(g, a, b))
+    return reshape(gb, tuple(gb.shape[:-1])) if b.ndim == 1 else gb
+
+
 _matmul = defop("matmul", _mm_fwd,
-                lambda g, out, a, b: _mm_grad_a(g, a, b),
-                lambda g, out, a, b: _mm_grad_b(g, a, b))
+                lambda g, out, a, b: _matmul_grad_a(g, a, b),
+                lambda g, out, a, b: _matmul_grad_b(g, a, b))
 
 
 def _linear_fwd(x, w, b=None):
@@ -172,14 +203,15 @@ def matmul(input, other):
         except ValueError:
             raise RuntimeError(f"matmul: batch dimensions of {tuple(a.shape)} and {tuple(b.shape)} do not "
                                f"broadcast") from None
-    if a.ndim == 1 and b.ndim == 1:  # a dot product: 0-d, as in PyTorch and numpy
-        return matmul(a.reshape(1, -1), b.reshape(-1, 1)).reshape(())
-    if a.ndim == 1:
-        r = matmul(a.reshape(1, -1), b)
+    # Which tensors the node keeps follows PyTorch's decomposition, as it shows when an operand's
+    # .data is swapped before backward: dot and mv keep the operands themselves; a vector on
+    # the left is a (1, K) view, batch dims before a vector on the right fold into rows.
+    if a.ndim == 1 and b.ndim > 1:
+        r = apply(_matmul, a.reshape(1, -1), b)
         return r.reshape(r.shape[:-2] + r.shape[-1:])
-    if b.ndim == 1:
-        return matmul(a, b.reshape(-1, 1)).reshape(*a.shape[:-1])
-    return apply(_matmul, a, b)
+    if b.ndim == 1 and a.ndim > 2:
+        return apply(_matmul, a.reshape(-1, ka), b).reshape(a.shape[:-1])
+    return apply(_matmul, a, b)  # mm, mv and dot (0-d, as in PyTorch and numpy)
 
 
 @public(method=True, out=True)
