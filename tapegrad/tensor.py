@@ -158,8 +158,10 @@ class Tensor(_C.TensorBase):
 
     @property
     def data(self) -> "Tensor":
-        """The same storage, detached from the tape."""
-        return self.detach()
+        """The same storage, detached from the tape, with a version counter of its own: unlike
+        ``detach()``, in-place changes made through ``.data`` (old code's ``w.data.clamp_()``,
+        ``u.data.copy_()``) escape autograd's check, and backward sees the new values, as PyTorch's."""
+        return Tensor._wrap(self._data)
 
     @data.setter
     def data(self, value: "Tensor"):

@@ -180,3 +180,27 @@ def test_the_data_setter_takes_tensors_and_numeric_arrays_only():
     assert x.dtype == tg.float32 and x.tolist() == [0.0, 1.0, 2.0]
     x.data = tg.zeros(2)
     assert x.tolist() == [0.0, 0.0] and x.requires_grad
+
+
+def test_in_place_changes_through_data_escape_the_version_check():
+    """PyTorch's ``.data`` shares the storage but not the version counter (``detach()`` shares
+    both): old code changes tensors saved for backward through it (``u.data.copy_(...)``,
+    ``w.data.clamp_(...)``) and backward uses the new values. tapegrad's ``.data`` was
+    ``detach()``, so backward refused with "modified by an in-place operation"."""
+    a = tg.tensor([1.0, 2.0])
+    x = tg.tensor([3.0, 4.0], requires_grad=True)
+    y = (x * a).sum()
+    a.data.copy_(tg.tensor([7.0, 8.0]))
+    assert a._version[0] == 0
+    y.backward()
+    assert x.grad.tolist() == [7.0, 8.0]  # PyTorch: [7., 8.]
+    w = tg.nn.Parameter(tg.tensor([0.5, -2.0]))
+    d = w.data
+    assert type(d) is tg.Tensor and d._base is None and not d.requires_grad and d.data_ptr() == w.data_ptr()
+    d.clamp_(-1.0, 1.0)
+    assert w.tolist() == [0.5, -1.0] and w._version[0] == 0 and d._version[0] == 1
+    b = tg.tensor([1.0, 2.0])
+    z = (x * b).sum()
+    b.detach().mul_(2)  # detach() keeps sharing the counter: still caught
+    with pytest.raises(RuntimeError, match="in-place"):
+        z.backward()
