@@ -644,12 +644,33 @@ def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12):
     return input / _ops.clamp(n, min=eps)
 
 
+def _mixed_params(op, input, **params):
+    """PyTorch's CPU rule for a normalization's parameters (aten's mixed_type.h): of the input's
+    dtype, or float32 with a float16 / bfloat16 input -- "mixed", computed in float32 and returned
+    in the input's dtype (True). Any other mix raises, where promotion would hide it."""
+    given = [(k, v) for k, v in params.items() if v is not None]
+    if all(v.dtype == input.dtype for _, v in given):
+        return False
+    names = ", ".join(f"{k} {_dtype.name(v.dtype)}" for k, v in given)
+    if any(v.dtype != np.float32 for _, v in given):
+        raise RuntimeError(f"{op}: mixed dtype (CPU): expect parameter to have scalar type of Float (input "
+                           f"{_dtype.name(input.dtype)}, {names})")
+    if not _dtype.is_16bit_float(input.dtype):
+        raise RuntimeError(f"{op}: mixed dtype (CPU): all inputs must share same datatype (input "
+                           f"{_dtype.name(input.dtype)}, {names})")
+    return True
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5):
     """Normalise over every dim but the channel dim 1, with batch statistics when training
     (updating the running ones in place) and the running statistics otherwise."""
     if input.ndim < 2:
         raise ValueError(f"batch_norm: expected at least 2D input (N, C, ...), got shape {_shape(input)}")
+    if _mixed_params("batch_norm", input, weight=weight, bias=bias, running_mean=running_mean,
+                     running_var=running_var):
+        return batch_norm(input.float(), running_mean, running_var, weight, bias, training, momentum,
+                          eps).to(input.dtype)
     c = input.shape[1]
     for what, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
         if t is not None and t.numel() != c:
@@ -716,6 +737,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     if _shape(input)[input.ndim - len(ns):] != ns or len(ns) > input.ndim:
         raise RuntimeError(f"layer_norm: given normalized_shape={list(ns)}, expected input with shape "
                            f"[*, {', '.join(map(str, ns))}], but got input of size {list(input.shape)}")
+    if _mixed_params("layer_norm", input, weight=weight, bias=bias):
+        return layer_norm(input.float(), ns, weight, bias, eps).to(input.dtype)
     params = [p for p in (weight, bias) if p is not None]
     if (bias is None or weight is not None) and input._data.size and all(
             _shape(p) == ns for p in params) and _same_float(input, *params):
@@ -738,6 +761,8 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
     n, c = input.shape[:2]
     if c % num_groups:
         raise RuntimeError(f"group_norm: num_channels {c} must be divisible by num_groups {num_groups}")
+    if _mixed_params("group_norm", input, weight=weight, bias=bias):
+        return group_norm(input.float(), num_groups, weight, bias, eps).to(input.dtype)
     if n * c // num_groups * int(np.prod(input.shape[2:])) == 1:  # PyTorch's _verify_batch_size
         raise ValueError(f"group_norm: Expected more than 1 value per channel when training, got input size "
                          f"{list(input.shape)}")
@@ -758,7 +783,8 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
 
 
 def rms_norm(input, normalized_shape, weight=None, eps=None):
-    """``x / sqrt(mean(x^2) + eps)`` over the trailing dims (eps: the dtype's machine epsilon by default)."""
+    """``x / sqrt(mean(x^2) + eps)`` over the trailing dims (eps: the machine epsilon of the dtype it
+    computes in by default, float32 for a 16-bit input)."""
     ns = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
     if not ns:
         raise RuntimeError("layer_norm: Expected normalized_shape to be at least 1-dimensional, i.e., containing at "
@@ -767,9 +793,12 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
         raise RuntimeError(f"rms_norm: given normalized_shape={list(ns)}, expected input with shape "
                            f"[*, {', '.join(map(str, ns))}], but got input of size {list(input.shape)}")
     dims = tuple(range(input.ndim - len(ns), input.ndim))
-    e = float(np.finfo(input.dtype).eps) if eps is None else eps
-    out = input * _ops.rsqrt((input * input).mean(dims, keepdim=True) + e)
-    return out if weight is None else out * weight
+    x = input.float() if _dtype.is_16bit_float(input.dtype) else input  # float32 maths, as PyTorch's
+    e = float(np.finfo(x.dtype).eps) if eps is None else eps  # of that float32 for a 16-bit input
+    out = x * _ops.rsqrt((x * x).mean(dims, keepdim=True) + e)
+    if weight is not None:
+        out = out * weight  # PyTorch takes any float weight and answers in the input's dtype
+    return out if out.dtype == input.dtype else out.to(input.dtype)
 
 
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats: bool = True,
@@ -780,6 +809,10 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     if use_input_stats and int(np.prod(input.shape[2:])) == 1:  # PyTorch's _verify_spatial_size
         raise ValueError(f"instance_norm: Expected more than 1 spatial element when training, got input size "
                          f"{list(input.shape)}")
+    if _mixed_params("instance_norm", input, weight=weight, bias=bias, running_mean=running_mean,
+                     running_var=running_var):
+        return instance_norm(input.float(), running_mean, running_var, weight, bias, use_input_stats, momentum,
+                             eps).to(input.dtype)
     dims = tuple(range(2, input.ndim))
     cshape = (1, -1) + (1,) * (input.ndim - 2)
     c = input.shape[1]
