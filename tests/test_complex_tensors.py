@@ -104,6 +104,20 @@ def test_polar_angle_abs_and_complex_agree():
     np.testing.assert_allclose(tg.complex(z.real, z.imag).numpy(), z.numpy())
 
 
+def test_polar_takes_two_float_tensors_of_one_dtype():
+    """PyTorch's polar refuses integer parts and parts of two dtypes; tapegrad promoted them
+    (float32 with float64 gave complex128, int64 gave complex64)."""
+    with pytest.raises(RuntimeError, match=r"polar: expected object of scalar type tapegrad.float32 but got scalar "
+                                           r"type tapegrad.float64"):
+        tg.polar(tg.ones(2), tg.ones(2, dtype=tg.float64))
+    with pytest.raises(RuntimeError, match="polar: expected both inputs to be Float or Double tensors but got "
+                                           "tapegrad.int64 and tapegrad.int64"):
+        tg.polar(tg.ones(2, dtype=tg.int64), tg.ones(2, dtype=tg.int64))
+    with pytest.raises(TypeError, match="polar.*'angle' must be Tensor"):
+        tg.polar(tg.ones(2), 1.0)
+    assert tg.polar(tg.ones(2, dtype=tg.float64), tg.zeros(2, dtype=tg.float64)).dtype == tg.complex128
+
+
 # ---------------------------------------------------------------- the gradient convention
 def test_the_gradient_of_a_real_loss_is_dl_dx_plus_i_dl_dy():
     z = tg.tensor([1 + 2j, 3 - 1j], requires_grad=True)

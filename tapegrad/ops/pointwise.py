@@ -352,6 +352,15 @@ def polar(abs, angle):
     >>> tapegrad.polar(tapegrad.tensor([2.0]), tapegrad.tensor([0.0]))
     tensor([2.+0.j])
     """
+    for name, t in (("abs", abs), ("angle", angle)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"polar(): argument '{name}' must be Tensor, not {type(t).__name__}")
+    if abs._data.dtype.kind != "f" or angle._data.dtype.kind != "f" or abs._data.dtype == np.float16:
+        raise RuntimeError(f"polar: expected both inputs to be Float or Double tensors but got "
+                           f"{_dtype.name(abs._data.dtype)} and {_dtype.name(angle._data.dtype)}")
+    if abs._data.dtype != angle._data.dtype:  # PyTorch does not promote here
+        raise RuntimeError(f"polar: expected object of scalar type {_dtype.name(abs._data.dtype)} but got scalar "
+                           f"type {_dtype.name(angle._data.dtype)} for second argument 'angle'")
     return _complex_fn(abs * cos(angle), abs * sin(angle))
 
 

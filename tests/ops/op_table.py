@@ -2143,6 +2143,8 @@ info("angle").family = "unary"
 cases("complex", Case(lambda M, re, im: M.view_as_real(M.complex(re, im) @ M.complex(im, re).mH), [A2, B2]),
       Case(lambda M, x: M.view_as_real(M.polar(x.abs(), x)), [A]),
       Case(lambda M, x: M.view_as_real(x * (2 - 3j) + 1j), [A]))
+errors("polar", lambda M: M.polar(M.ones(2), M.ones(2, dtype=M.float64)),  # no promotion, as PyTorch
+       lambda M: M.polar(M.ones(2, dtype=M.int64), M.ones(2, dtype=M.int64)))
 errors("complex", lambda M: M.complex(M.zeros(2), M.zeros(2, dtype=M.float64)),
        lambda M: M.zeros(2, dtype=M.complex64) < 1,
        lambda M: M.zeros(2, dtype=M.complex64).max(),
