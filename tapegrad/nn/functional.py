@@ -472,8 +472,12 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         if total % 2:
             input = _ops.pad(input, (total // 2, total - total // 2))
         padding = total // 2 if not total % 2 else 0
-    y = conv2d(input.unsqueeze(-2), weight.unsqueeze(-2), bias, (1, stride), (0, one(padding)), (1, dilation),
-               groups)
+    try:
+        y = conv2d(input.unsqueeze(-2), weight.unsqueeze(-2), bias, (1, stride), (0, one(padding)), (1, dilation),
+                   groups)
+    except RuntimeError as e:  # conv2d's checks saw the unit-height image: name conv1d and the real shapes
+        raise RuntimeError(f"conv1d (input {_shape(input)}, weight {_shape(weight)}): "
+                           f"{str(e).replace('conv2d: ', '', 1)}") from None
     return y.squeeze(-2)
 
 

@@ -32,3 +32,17 @@ def test_conv1d_padding_modes_match_torch(mode):
     gm.load_state_dict({k: tg.tensor(v.detach().numpy()) for k, v in tm.state_dict().items()})
     x = np.random.default_rng(1).random((2, 2, 9))
     np.testing.assert_allclose(gm(tg.tensor(x)).detach().numpy(), tm(torch.tensor(x)).detach().numpy(), rtol=1e-10)
+
+
+def test_conv1d_errors_name_conv1d_and_its_shapes():
+    """conv1d runs as conv2d on a unit-height image; its errors said "conv2d" and gave 4-D shapes."""
+    for call, torch_call in (
+            (lambda: tg.nn.functional.conv1d(tg.ones(1, 4, 5), tg.ones(4, 2, 3), groups=3),
+             lambda: torch.nn.functional.conv1d(torch.ones(1, 4, 5), torch.ones(4, 2, 3), groups=3)),
+            (lambda: tg.nn.functional.conv1d(tg.ones(1, 3, 5), tg.ones(4, 2, 3)),
+             lambda: torch.nn.functional.conv1d(torch.ones(1, 3, 5), torch.ones(4, 2, 3)))):
+        with pytest.raises(RuntimeError):
+            torch_call()
+        with pytest.raises(RuntimeError, match=r"^conv1d \(input \(1, \d, 5\), weight \(4, 2, 3\)\): ") as e:
+            call()
+        assert "conv2d" not in str(e.value)
