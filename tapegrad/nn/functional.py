@@ -511,19 +511,21 @@ def _adaptive_max_pool(nd, input, output_size, return_indices):
     for i, ix in enumerate(idx):  # dim 2 + 2i becomes (out_i, k_i); repeats only re-read a window's end
         win = win[(slice(None),) * (2 + 2 * i) + (_const(ix),)]
     k_axes = tuple(3 + 2 * i for i in range(nd))
-    y = _ops.amax(win, k_axes)
+    n, c = win.shape[:2]
+    order = (0, 1) + tuple(2 + 2 * i for i in range(nd)) + k_axes  # (N, C, *out, *k)
+    best = win._data.transpose(order).reshape(n, c, *size, -1).argmax(-1)
+    ks = [ix.shape[1] for ix in idx]
+    flat = np.zeros(best.shape, np.int64)
+    rem = best
+    for i in reversed(range(nd)):  # the window tap of each max, last dim fastest
+        tap, rem = rem % ks[i], rem // ks[i]
+        out_i = np.arange(size[i]).reshape((-1,) + (1,) * (nd - 1 - i))
+        flat += idx[i][out_i, tap] * int(np.prod(spatial[i + 1:]))
+    ind = _const(flat, np.int64)
+    # the value at the first maximum of each window, so that (as in PyTorch) the whole gradient goes
+    # to that one element; an amax over the window split it among tied elements (the zeros after a ReLU)
+    y = _ops.gather(x.flatten(2), 2, ind.flatten(2)).reshape(_shape(ind))
     if return_indices:
-        n, c = win.shape[:2]
-        order = (0, 1) + tuple(2 + 2 * i for i in range(nd)) + k_axes  # (N, C, *out, *k)
-        best = win._data.transpose(order).reshape(n, c, *size, -1).argmax(-1)
-        ks = [ix.shape[1] for ix in idx]
-        flat = np.zeros(best.shape, np.int64)
-        rem = best
-        for i in reversed(range(nd)):  # the window tap of each max, last dim fastest
-            tap, rem = rem % ks[i], rem // ks[i]
-            out_i = np.arange(size[i]).reshape((-1,) + (1,) * (nd - 1 - i))
-            flat += idx[i][out_i, tap] * int(np.prod(spatial[i + 1:]))
-        ind = _const(flat, np.int64)
         return (y.squeeze(0), ind.squeeze(0)) if unbatched else (y, ind)
     return y.squeeze(0) if unbatched else y
 

@@ -85,3 +85,22 @@ def test_data_parallel_without_gpus_is_the_module():
     np.testing.assert_array_equal(tg.nn.parallel.data_parallel(inner, x).detach().numpy(), inner(x).detach().numpy())
     with pytest.raises(ValueError, match="device_ids"):
         tg.nn.DataParallel(inner, device_ids=[0, 1])
+
+
+@pytest.mark.parametrize("nd,shape,out_size", [(1, (2, 3, 7), 3), (2, (2, 3, 5, 7), (2, 3)), (3, (1, 2, 4, 5, 3), 2),
+                                               (2, (3, 5, 7), (4, None))])
+def test_adaptive_max_pool_gradient_goes_to_the_first_maximum(nd, shape, out_size):
+    """PyTorch routes each window's gradient to the one element its index names; tapegrad took an
+    amax over the window and split it among tied elements (the zeros after a ReLU: [1/3, 1/3, 1/3]
+    where PyTorch gives [1, 0, 0])."""
+    xv = np.maximum(np.random.default_rng(nd).standard_normal(shape), 0)
+    xv.flat[:4] = 0.5  # ties that are not zeros
+    res = []
+    for M in (torch, tg):
+        x = M.tensor(xv, requires_grad=True)
+        y, i = getattr(M.nn.functional, f"adaptive_max_pool{nd}d")(x, out_size, return_indices=True)
+        w = M.tensor(np.arange(y.numel(), dtype=np.float64).reshape(tuple(y.shape)) + 1)
+        (y * w).sum().backward()
+        res.append((y.detach().numpy(), i.numpy(), x.grad.numpy()))
+    for a, b in zip(*res):
+        np.testing.assert_array_equal(a, b)
