@@ -19,7 +19,7 @@ from .._tape.registry import apply, defop
 from ._autocast import round_once
 from ._util import as_tensor, blend, const, integer_division_checked, pair, scalar_dtype
 from .inplace import inplace
-from .comparison import isfinite, isnan, logical_not
+from .comparison import ge, isfinite, isnan, le, logical_not, logical_or
 from .complex import complex as _complex_fn, conj_if_complex as _cj, refuse_complex
 from .surface import public
 
@@ -1059,16 +1059,16 @@ def logaddexp2(input, other):
 def fmax(input, other):
     """Elementwise maximum that ignores NaN (NaN only where both are NaN)."""
     x, y = pair(input, other, "fmax")
-    xn, yn = isnan(x), isnan(y)
-    return where(yn, x, where(xn, y, maximum(x, y)))
+    # input where it is >= other (ties included: PyTorch gives their whole gradient to input) or
+    # other is NaN; other elsewhere
+    return where(logical_or(isnan(y), ge(x, y)), x, y)
 
 
 @public(method=True, out=True)
 def fmin(input, other):
     """Elementwise minimum that ignores NaN (NaN only where both are NaN)."""
     x, y = pair(input, other, "fmin")
-    xn, yn = isnan(x), isnan(y)
-    return where(yn, x, where(xn, y, minimum(x, y)))
+    return where(logical_or(isnan(y), le(x, y)), x, y)  # as fmax: ties' gradient to input
 
 
 @public(method=True, inplace=True, out=True)
