@@ -104,6 +104,14 @@ def _gather_fwd(x, *, indices, input_size):
     return out
 
 
+def _unpool_fwd(x, *, indices, output_size):
+    """x (N, C, *pooled) written at ``indices`` into each zero volume of ``output_size``."""
+    n, c = x.shape[:2]
+    out = np.zeros((n, c, int(np.prod(output_size))), dtype=x.dtype)
+    np.put_along_axis(out, indices.reshape(n, c, -1), _c(x).reshape(n, c, -1), axis=2)
+    return out.reshape((n, c) + tuple(output_size))
+
+
 class _PoolOps:
     """The pooling primitives of one spatial rank ``nd``: ``max_pool{nd}d`` with its scatter
     (``max_pool{nd}d_backward``) and gather (``max_pool{nd}d_gather``), ``avg_pool{nd}d`` with its
@@ -135,6 +143,11 @@ class _PoolOps:
             saves=())
         self.gather = defop(f"max_pool{nd}d_gather", _gather_fwd,
                             lambda g, out, x, indices, input_size: self.scatter(g, indices, input_size), saves=())
+        # max_unpool places each value at its index; indices a max_pool shares (overlapping windows)
+        # hold the same value, so it is written once, not summed. Its VJP reads the gradient back there.
+        self.unpool = defop(f"max_unpool{nd}d", _unpool_fwd,
+                            lambda g, out, x, indices, output_size: apply(self.gather, g, indices=indices,
+                                                                          input_size=output_size), saves=())
         self.avg = defop(f"avg_pool{nd}d", avg_fwd,
                          lambda g, out, x, **pool: apply(self.avg_backward, g, input_size=tuple(x.shape[2:]), **pool),
                          saves=())
@@ -534,14 +547,14 @@ def _max_unpool(nd, input, indices, kernel_size, stride, padding, output_size):
         bad = idx.min() if idx.min() < 0 else idx.max()
         raise RuntimeError(f"{op}: found an invalid max index {int(bad)} (output volumes are of size "
                            f"{'x'.join(map(str, out_size))})")
-    y = _POOL[nd].scatter(x, idx, out_size)
+    y = apply(_POOL[nd].unpool, x, indices=idx, output_size=out_size)
     return y.reshape(tuple(y.shape[1:])) if unbatched else y
 
 
 @public
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
     """Places each value of ``input`` at its ``indices`` (from ``max_pool2d(return_indices=True)``)
-    in a zero tensor of the unpooled size; values sharing an index are summed.
+    in a zero tensor of the unpooled size; an index given twice holds its value once, as in PyTorch.
 
     >>> y, i = max_pool2d(tapegrad.randn(1, 1, 4, 4), 2, return_indices=True)
     >>> max_unpool2d(y, i, 2).shape
@@ -553,7 +566,7 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
 @public
 def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
     """Places each value of ``input`` at its ``indices`` (from ``max_pool3d(return_indices=True)``)
-    in a zero tensor of the unpooled size; values sharing an index are summed.
+    in a zero tensor of the unpooled size; an index given twice holds its value once, as in PyTorch.
 
     >>> y, i = max_pool3d(tapegrad.randn(1, 1, 4, 4, 4), 2, return_indices=True)
     >>> max_unpool3d(y, i, 2).shape

@@ -1922,6 +1922,11 @@ for _kw in [dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
 for _kw in [dict(kernel_size=2, ceil_mode=True), dict(kernel_size=(2, 3))]:  # non-overlapping: unique indices
     cases("max_unpool2d", Case(lambda M, x, kw=_kw: F(M).max_unpool2d(
         *F(M).max_pool2d(x, return_indices=True, **kw), kw["kernel_size"], output_size=x.shape[2:]), [POOL_X]))
+# overlapping windows: one maximum can win two windows, and its index is given twice (written once)
+cases("max_unpool2d", Case(lambda M, x: F(M).max_unpool2d(*F(M).max_pool2d(x, 3, 2, 1, return_indices=True), 3, 2, 1,
+                                                           output_size=x.shape[2:]), [POOL_X]),
+      Case(lambda M, x: F(M).max_unpool1d(*F(M).max_pool1d(x[0], 3, 2, 1, return_indices=True), 3, 2, 1,
+                                          output_size=x.shape[-1:]), [POOL_X]))
 info("max_unpool2d").op = "nn.functional.max_unpool2d"
 # unpooling knows no dilation: the size is out of range for both
 errors("max_unpool2d", lambda M: F(M).max_unpool2d(*F(M).max_pool2d(M.tensor(POOL_X), (2, 3), (1, 2), dilation=(2, 1),
@@ -2031,6 +2036,8 @@ for _kw in [dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
 for _kw in [dict(kernel_size=2, ceil_mode=True), dict(kernel_size=(2, 3, 1))]:  # non-overlapping: unique indices
     cases("max_unpool3d", Case(lambda M, x, kw=_kw: F(M).max_unpool3d(
         *F(M).max_pool3d(x, return_indices=True, **kw), kw["kernel_size"], output_size=x.shape[2:]), [POOL3_X]))
+cases("max_unpool3d", Case(lambda M, x: F(M).max_unpool3d(*F(M).max_pool3d(x, 3, 2, 1, return_indices=True), 3, 2, 1,
+                                                           output_size=x.shape[2:]), [POOL3_X]))
 info("max_unpool3d").op = "nn.functional.max_unpool3d"
 for _kw in [dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=True),
             dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
