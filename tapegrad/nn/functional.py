@@ -1480,10 +1480,12 @@ def poisson_nll_loss(input, target, log_input: bool = True, full: bool = False, 
     else:
         loss = input - target * _ops.log(input + eps)
     if full:
-        t = target._data
-        stirling = np.where(t > 1, t * np.log(np.where(t > 1, t, 1)) - t + 0.5 * np.log(2 * np.pi * np.where(
-            t > 1, t, 1)), 0).astype(input.dtype)
-        loss = loss + _const(stirling)
+        # Stirling's approximation of log(target!) where target > 1, differentiable in the target as
+        # PyTorch's; 1 stands in elsewhere so that the masked logs stay finite (a zero gradient there)
+        big = target > 1
+        t = _ops.where(big, target, _ops.ones_like(target))
+        stirling = t * _ops.log(t) - t + 0.5 * _ops.log(2 * np.pi * t)
+        loss = loss + _ops.where(big, stirling, _ops.zeros_like(stirling))
     return _reduce(loss, reduction)
 
 

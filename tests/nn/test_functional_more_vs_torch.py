@@ -375,3 +375,15 @@ def test_nll_and_cross_entropy_with_every_target_ignored_are_nan_with_zero_gradi
 def test_linear_with_no_input_features():
     for shapes in [((1, 3, 0), (2, 0), (2,)), ((1, 3, 0), (0, 0), (0,))]:
         _run(lambda M, x, w, b: M.nn.functional.linear(x, w, b), [np.ones(s) for s in shapes], (0, 1, 2))
+
+
+@pytest.mark.parametrize("log_input", [True, False])
+def test_poisson_nll_loss_full_is_differentiable_in_the_target_and_keeps_integer_targets_exact(log_input):
+    # Stirling's term (full=True) was a constant cast to the input's dtype: no gradient for the
+    # target, and truncated to integers for an int64 input (op_db's poisson_nll_loss samples)
+    x = R.uniform(0.2, 3.0, 7)
+    y = np.array([0.25, 0.5, 1.0, 1.5, 2.0, 4.0, 7.5])  # (PyTorch's target gradient at 0 is NaN)
+    _run(lambda M, a, b: M.nn.functional.poisson_nll_loss(a, b, log_input, True, reduction="none"), [x, y], (0, 1))
+    _run(lambda M, a, b: M.nn.functional.poisson_nll_loss(a, b, log_input, True), [x, y], (0, 1))
+    xi, yi = np.array([-3, 0, 1, 2, 5]), np.array([3, 1, 4, 2, 0])
+    _run(lambda M, a, b: M.nn.functional.poisson_nll_loss(a, b, True, True, reduction="none"), [xi, yi], tol=1e-6)
