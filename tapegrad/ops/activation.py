@@ -184,7 +184,7 @@ def prelu(input, weight):
             raise RuntimeError(f"prelu: weight of {weight.numel()} parameters does not match the "
                                f"{input.shape[1] if input.ndim > 1 else 1} channels of input {tuple(input.shape)}")
         w = weight.reshape((-1,) + (1,) * (input.ndim - 2))
-    elif input.ndim:
+    else:  # one parameter: the input's shape, a 0-d input included
         w = weight.reshape(())
     return where(input > 0, input, input * w)
 

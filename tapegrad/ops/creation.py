@@ -302,9 +302,25 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
     args = tuple(a.item() if isinstance(a, Tensor) else a for a in args)
     if _dtype.to_dtype(dtype) == np.bool_:
         raise NotImplementedError("arange: not implemented for dtype tapegrad.bool")
+    if not builtins.all(math.isfinite(a) for a in args):
+        raise RuntimeError(f"arange: unsupported range: {args[0]} -> {args[1]} (step {args[2]})")
     if (args[1] - args[0]) * args[2] < 0:
         raise RuntimeError(f"arange: upper bound and lower bound inconsistent with step sign (start={args[0]}, "
                            f"end={args[1]}, step={args[2]})")
+    if _dtype.kind_of(_dtype.to_dtype(dtype)) in "iu":
+        # PyTorch steps from int(start) by int(step): arange(-1.7, 3.2, 1.9) is arange(-1, 3, 1), four
+        # values, not the three of the float range cast afterwards. Its length is int64's integer
+        # range's, or for the other integer dtypes ceil((end - start) / step) of the given numbers.
+        ints = tuple(builtins.int(a) for a in args)
+        if ints[2] == 0:
+            raise ValueError(f"arange: step must be nonzero (step {step} is 0 in {_dtype.name(dtype)})")
+        if _dtype.to_dtype(dtype) == np.int64:
+            args = ints
+        else:
+            n = builtins.max(math.ceil((args[1] - args[0]) / args[2]), 0)
+            out_dt = _dtype.to_dtype(dtype)
+            return _made((ints[0] + np.arange(n, dtype=np.int64) * ints[2]).astype(out_dt), requires_grad, out,
+                         "arange", layout, pin_memory)
     return _made(np.arange(*args).astype(_dtype.to_dtype(dtype)), requires_grad, out, "arange", layout, pin_memory)
 
 

@@ -434,7 +434,7 @@ def index_select(input, dim, index):
         raise RuntimeError(f"index_select(): Expected a 1-D int64 index tensor, got "
                            f"{_dtype_name(index)}{'' if not isinstance(index, Tensor) else tuple(index.shape)}")
     if input.ndim == 0:
-        return index_select(input.reshape(1), 0, index).reshape(index.shape)
+        return index_select(input.reshape(1), 0, index).reshape(())  # 0-d in, 0-d out (as PyTorch)
     d = norm_dim(dim, input.ndim, "index_select")
     a = index._data.reshape(-1)
     n = input.shape[d]

@@ -701,6 +701,8 @@ def diff(input, n=1, dim=-1, prepend=None, append=None):
     if not isinstance(n, (builtins.int, np.integer)) or n < 0:
         raise RuntimeError(f"diff: order must be a non-negative integer but got {n!r}")
     d = norm_dim(dim, input.ndim, "diff")
+    if n == 0:  # PyTorch returns the input, prepend and append left out
+        return input
     parts = [p for p in (prepend, input, append) if p is not None]
     x = cat(parts, d) if len(parts) > 1 else input
     for _ in range(n):

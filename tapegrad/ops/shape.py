@@ -304,6 +304,8 @@ def unflatten(input, dim, sizes):
 @public(method=True)
 def squeeze(input, dim=None):
     """Drop size-1 dims (only those in ``dim``, an int or tuple, when given)."""
+    if isinstance(dim, (tuple, list)) and len(dim) == 0:
+        return reshape(input, input.shape)  # no dims named, none dropped (norm_dims reads () as all)
     dims = range(input.ndim) if dim is None else norm_dims(dim, input.ndim, "squeeze")
     shape = tuple(s for i, s in enumerate(input.shape) if not (i in dims and s == 1))
     return reshape(input, shape)

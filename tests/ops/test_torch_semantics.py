@@ -789,3 +789,28 @@ def test_cdist_inf_gives_every_tied_maximum_the_full_gradient():
         res[M] = [d.detach(), *M.autograd.grad(d.sum(), [x, y])]
     for g, w in zip(res[tg], res[torch]):
         _same(g, w)
+
+
+# ---------------------------------------------------------------- found by PyTorch's op_db samples
+@pytest.mark.parametrize("args", [(0.0, -8.000001, -4.0), (-1.7, 3.2, 1.9), (0, 10, 2.5), (0.3, 5, 1), (2.9, -3.2, -1.5)])
+def test_integer_arange_truncates_its_arguments_first(args):
+    torch = _torch()
+    _same(tg.arange(*args, dtype=tg.int64), torch.arange(*args, dtype=torch.int64))
+    _same(tg.arange(*args, dtype=tg.int32), torch.arange(*args, dtype=torch.int32))
+    _raises_like(lambda M: M.arange(0.5, 5.5, 0.5, dtype=M.int64))  # the step truncates to 0
+
+
+def test_zero_d_and_empty_dim_edge_cases_match_torch():
+    torch = _torch()
+    for f in [lambda M: M.squeeze(M.ones(1, 1, 1), ()),  # () names no dim: nothing squeezed
+              lambda M: M.ones(1, 3, 1).squeeze(()),
+              lambda M: M.diff(M.arange(4.0), 0, prepend=M.zeros(2), append=M.ones(1)),  # n=0: the input alone
+              lambda M: M.index_select(M.tensor(2.5), 0, M.tensor([0])),  # 0-d in, 0-d out
+              lambda M: M.nn.functional.prelu(M.tensor(-2.0), M.tensor([0.25])),
+              lambda M: M.nn.functional.prelu(M.tensor([[-2.0, 1.0]]), M.tensor([0.25]))]:
+        _same(f(tg), f(torch))
+
+
+def test_arange_of_an_infinite_range_raises_runtime_error():
+    _raises_like(lambda M: M.arange(0, float("inf"), 2))
+    _raises_like(lambda M: M.arange(0, float("nan")))
