@@ -8,9 +8,10 @@ import string
 
 import numpy as np
 
-from .. import _C
+from .. import _C, _dtype
 from .._tape.registry import apply, defop
 from ._util import norm_dim, pair
+from .comparison import logical_and, logical_or
 from .complex import conj_if_complex as _cj
 from .pointwise import add, mul
 from .shape import _reshape, diagonal, permute, reshape
@@ -275,6 +276,8 @@ public(ger, name="ger", method=True, out=True)
 
 
 def _scaled_sum(input, prod, beta, alpha):
+    if prod._data.dtype.kind in "iu":  # PyTorch casts the scalars to the integer dtype: 0.6 counts as 0
+        beta, alpha = int(beta), int(alpha)
     if alpha != 1:
         prod = mul(prod, alpha)
     if beta == 0:  # PyTorch ignores input (NaNs included) when beta is 0
@@ -517,6 +520,13 @@ def kron(input, other):
 def addr(input, vec1, vec2, *, beta=1, alpha=1):
     """``beta * input + alpha * outer(vec1, vec2)``."""
     out = outer(vec1, vec2)
+    kind = out._data.dtype.kind
+    if kind in "iub" and any(isinstance(s, float) for s in (beta, alpha)):
+        raise RuntimeError(f"addr: for integral input tensors ({_dtype.name(out._data.dtype)}), beta ({beta}) and "
+                           f"alpha ({alpha}) must not be floating point numbers")
+    if kind == "b":  # bool: 'and' for the products, 'or' for the sum
+        out = logical_and(out, bool(alpha))
+        return out if not beta else logical_or(input, out)
     if alpha != 1:
         out = out * alpha
     return out if beta == 0 else (input if beta == 1 else input * beta) + out

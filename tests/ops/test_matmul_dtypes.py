@@ -53,3 +53,34 @@ def test_messages_match_torch(name):
             _calls(M)[name]()
         msgs.append(str(e.value))
     assert msgs[0].startswith(msgs[1]), msgs
+
+
+def _int_scaled_calls(M):
+    i2, t3 = M.tensor([[1, 2], [3, 4]]), M.tensor([[[3, -1]], [[2, 5]]])
+    b, u, w = M.tensor([[True, False], [False, False]]), M.tensor([True, False]), M.tensor([True, True])
+    calls = {
+        "addmv": lambda: M.addmv(M.tensor([3, 5]), i2, M.tensor([1, -1]), beta=0.2, alpha=0.6),
+        "addmm": lambda: M.addmm(M.tensor([[3, 5]]), i2, i2, beta=0.5, alpha=2.5),
+        "baddbmm": lambda: M.baddbmm(M.tensor([[[1]]]), t3, t3.transpose(1, 2), beta=1.5, alpha=-1.5),
+        "addbmm": lambda: M.addbmm(M.tensor([[7]]), t3, t3.transpose(1, 2), beta=2.5, alpha=1.5),
+        "addr_int": lambda: M.addr(M.tensor([[1, 2]]), M.tensor([2]), M.tensor([3, 4]), beta=2, alpha=3),
+    }
+    for k, (be, al) in enumerate([(3, 2), (0, 1), (True, False), (1, 0), (0, 0)]):
+        calls[f"addr_bool{k}"] = lambda be=be, al=al: M.addr(b, u, w, beta=be, alpha=al)
+    return calls
+
+
+@pytest.mark.parametrize("name", sorted(_int_scaled_calls(tapegrad)))
+def test_integer_and_bool_scaled_products_keep_their_dtype_as_torch(name):
+    # op_db's int64 addmv/addbmm/baddbmm samples (beta=0.2, alpha=0.6) came back float32: PyTorch
+    # truncates the scalars to the integer dtype; bool addr is logical and/or, not an int64 sum
+    torch = pytest.importorskip("torch")
+    got, want = _int_scaled_calls(tapegrad)[name](), _int_scaled_calls(torch)[name]()
+    assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1]
+    assert got.tolist() == want.tolist()
+
+
+def test_integer_addr_refuses_float_scalars_as_torch():
+    for M in (tapegrad, pytest.importorskip("torch")):
+        with pytest.raises(RuntimeError, match="beta"):
+            M.addr(M.tensor([[1, 2]]), M.tensor([2]), M.tensor([3, 4]), beta=0.5)
