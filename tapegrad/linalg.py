@@ -175,9 +175,10 @@ def tensorsolve(A, B, dims=None):
     rows = int(np.prod(B.shape))
     x_shape = tuple(A.shape[B.ndim:])
     cols = int(np.prod(x_shape))
-    if tuple(A.shape[:B.ndim]) != tuple(B.shape) or rows != cols:
+    if int(np.prod(A.shape[:B.ndim])) != rows or rows != cols:  # PyTorch compares the products only
         raise RuntimeError(f"linalg.tensorsolve: Expected self to satisfy the requirement prod(self.shape[other.ndim:]) "
-                           f"== prod(self.shape[:other.ndim]), but got {cols} != {rows}")
+                           f"== prod(self.shape[:other.ndim]) == other.numel(), but got {cols}, "
+                           f"{int(np.prod(A.shape[:B.ndim]))} and {rows} (A {tuple(A.shape)}, B {tuple(B.shape)})")
     return solve(A.reshape(rows, cols), B.reshape(rows)).reshape(x_shape)
 
 

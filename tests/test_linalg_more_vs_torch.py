@@ -69,8 +69,13 @@ def test_matrix_exp_vander_tensor_solves_match_torch():
     _run(lambda M, a, b: M.linalg.tensorsolve(a, b), [_mat(6, 6).reshape(2, 3, 6), R.standard_normal((2, 3))], (0, 1))
     _run(lambda M, a, b: M.linalg.tensorsolve(a, b, dims=(0,)),
          [_mat(6, 6).reshape(2, 3, 6).transpose(2, 0, 1).copy(), R.standard_normal((2, 3))], (0, 1))
+    # only the products of the shapes must agree (op_db's sample: A's leading dims (3, 2), B (2, 3))
+    _run(lambda M, a, b: M.linalg.tensorsolve(a, b, dims=(0, 2)), [_mat(6, 6).reshape(2, 3, 6), R.standard_normal((2, 3))],
+         (0, 1))
     with pytest.raises(RuntimeError, match="ind"):
         tg.linalg.tensorinv(tg.zeros(2, 2), ind=0)
+    with pytest.raises(RuntimeError, match=r"tensorsolve.*\(2, 3, 5\)"):
+        tg.linalg.tensorsolve(tg.ones(2, 3, 5), tg.ones(2, 3))
 
 
 @pytest.mark.parametrize("p", [None, 2, -2, "fro", "nuc", np.inf, -np.inf, 1, -1])
