@@ -2007,6 +2007,27 @@ def _pool3d(draw):
 
 for _n in ("max_pool3d_backward", "max_pool3d_gather"):
     info(_n).op = "max_pool3d"
+
+
+def _unpool_ref(a, nd):
+    """max_unpool(max_pool(a, 2)): each 2x2(x2) block's maximum kept in place, zeros elsewhere."""
+    out = np.zeros_like(a)
+    for lead in np.ndindex(*a.shape[:2]):
+        for corner in np.ndindex(*(s // 2 for s in a.shape[2:])):
+            block = a[lead + tuple(slice(2 * c, 2 * c + 2) for c in corner)]
+            at = lead + tuple(2 * c + o for c, o in zip(corner, np.unravel_index(block.argmax(), (2,) * nd)))
+            out[at] = a[at]
+    return out
+
+
+@entry("max_unpool2d", "max_unpool3d")
+def _unpool(draw):
+    # non-overlapping windows: unique indices. Where windows overlap, an index given twice is
+    # written once but its gradient read twice, PyTorch's pair (the fixed cases compare that).
+    nd = draw(st.sampled_from([2, 3]))
+    x = arr(draw, (1, draw(st.integers(1, 2))) + tuple(draw(st.sampled_from([2, 4])) for _ in range(nd)), "distinct")
+    return Sample(lambda M, a: getattr(F(M), f"max_unpool{nd}d")(*getattr(F(M), f"max_pool{nd}d")(a, 2, return_indices=True),
+                                                                 2, output_size=a.shape[2:]), [x], lambda a: _unpool_ref(a, nd))
 info("avg_pool3d_backward").op = "avg_pool3d"
 
 for _xs, _ws, _kw in [
