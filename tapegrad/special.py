@@ -7,12 +7,12 @@ tensor([1.7918])
 from .ops.activation import log_softmax, softmax  # noqa: F401
 from .ops.pointwise import (acos, acosh, addcdiv, addcmul, arccos, arccosh, arcsin, arcsinh, arctan,  # noqa: F401
                             arctanh, asin, asinh, atan, atanh, cosh, digamma, erf, erfc, erfinv, exp2, expm1,
-                            floor_divide, fmod, frac, hypot, lerp, lgamma, log10, log1p, log2, log_ndtr, logaddexp,
+                            floor_divide, fmod, frac, hypot, lerp, lgamma, log10, log1p, log2, logaddexp,
                             logit, multigammaln, nan_to_num, ndtr, ndtri, polygamma, remainder, round, sgn, sinc, sinh,
                             xlog1py, xlogy)
 from .ops.pointwise import sigmoid as expit  # noqa: F401
 from .ops.reduction import logsumexp  # noqa: F401
-from .ops.special import entr, erfcx, gammainc, gammaincc, i0, i0e, i1, i1e, zeta  # noqa: F401
+from .ops.special import entr, erfcx, log_ndtr, gammainc, gammaincc, i0, i0e, i1, i1e, zeta  # noqa: F401
 from .ops._util import as_tensor as _as_tensor, pair as _pair
 from .ops.pointwise import _to_float
 from .tensor import Tensor

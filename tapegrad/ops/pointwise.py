@@ -829,18 +829,13 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
 
 
 def ndtr(input):
-    """The standard normal CDF, ``(1 + erf(x / sqrt(2))) / 2``."""
-    return 0.5 * erfc(-input * (1 / math.sqrt(2)))
+    """The standard normal CDF, ``(1 + erf(x / sqrt(2))) / 2`` (integer and bool input as floats)."""
+    return 0.5 * erfc(-_float(input, "ndtr") * (1 / math.sqrt(2)))
 
 
 def ndtri(input):
     """The inverse of ``ndtr``: ``sqrt(2) * erfinv(2p - 1)``."""
     return math.sqrt(2) * erfinv(2 * input - 1)
-
-
-def log_ndtr(input):
-    """``log(ndtr(x))``: the log of the standard normal CDF."""
-    return log(ndtr(input))
 
 
 def xlog1py(input, other):

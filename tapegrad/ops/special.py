@@ -12,8 +12,10 @@ import scipy.special as _sp
 
 from .._tape.registry import apply, defop
 from ._util import as_tensor
-from .pointwise import _float_pair, _keep_dtype, _to_float, exp, lgamma, log, sign, where
+from .pointwise import _float_pair, _keep_dtype, _to_float, exp, lgamma, log, log1p, ndtr, sign, where
 from .surface import public
+
+_SQRT1_2 = float(np.sqrt(0.5))
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor)
 
@@ -47,6 +49,20 @@ _i1e, i1e = _unary("i1e", _sp.i1e, lambda g, out, x: g * (i0e(x) - sign(x) * i1e
 _erfcx, erfcx = _unary("erfcx", _sp.erfcx,
                        lambda g, out, x: g * (2 * x * erfcx(x) - 2 / np.sqrt(np.pi)),
                        "The scaled complementary error function ``exp(x**2) * erfc(x)``, without overflow.")
+
+
+def log_ndtr(input):
+    """``log(ndtr(x))``, the log of the standard normal CDF, finite in both tails: below -1 as
+    ``log(erfcx(-x / sqrt 2) / 2) - x**2 / 2`` (ndtr itself underflows to 0 near -38), above as
+    ``log1p(-ndtr(-x))`` (ndtr rounds to 1). Each branch sees only inputs of its own side, so
+    neither leaves an inf or NaN in the other's gradient."""
+    x = _to_float(input)
+    low = x < -1
+    xl = where(low, x, x * 0 - 1)
+    xh = where(low, x * 0 - 1, x)
+    return where(low, log(erfcx(xl * -_SQRT1_2) * 0.5) - xl * xl * 0.5, log1p(-ndtr(-xh)))
+
+
 _entr, entr = _unary("entr", _sp.entr, lambda g, out, x: g * -(1 + log(x)),
                      "The entropy term ``-x log x`` (0 at 0, -inf for negative x).")
 

@@ -1788,6 +1788,10 @@ cases("special_namespace", Case(lambda M, x, p, a: (
     M.special.logsumexp(a, 1), M.special.softmax(a, 0), M.special.log_softmax(a, 1)),
     [POS, _r.uniform(0.2, 4.0, (3, 4)), ANY], **SPECIAL))
 info("special_namespace").op = "special.gammaln"
+# log_ndtr in its tails: log(ndtr(x)) gave -inf (and a NaN gradient) below about -38, 0 for large x
+cases("special_namespace", Case(lambda M, x: M.special.log_ndtr(x) + M.special.ndtr(x),
+                                [np.array([-40.0, -10.0, -1.5, -1.0, -0.3, 0.0, 2.0, 9.0, 40.0])], double=True),
+      rtol=1e-12, grad_rtol=1e-12)
 
 
 # ---------------------------------------------------------------- nn functions without an op of their own

@@ -814,3 +814,11 @@ def test_zero_d_and_empty_dim_edge_cases_match_torch():
 def test_arange_of_an_infinite_range_raises_runtime_error():
     _raises_like(lambda M: M.arange(0, float("inf"), 2))
     _raises_like(lambda M: M.arange(0, float("nan")))
+
+
+def test_ndtr_and_log_ndtr_take_bool_and_integer_input():
+    torch = _torch()
+    for f in (lambda M: M.special.ndtr(M.tensor([True, False])), lambda M: M.special.log_ndtr(M.tensor([1, -50]))):
+        got, want = f(tg), f(torch)
+        assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1]
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
