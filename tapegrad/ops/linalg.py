@@ -700,7 +700,8 @@ def lstsq(A, B, rcond=None, *, driver=None):
 
     As PyTorch's default CPU driver 'gelsy': ``residuals`` and ``singular_values`` are empty and
     ``rank`` is the numerical rank; 'gelsd'/'gelss' also fill ``singular_values`` and, for tall
-    full-rank A, ``residuals`` (the squared residual norms per column)."""
+    full-rank A, ``residuals`` (the squared residual norms per column), which 'gels' gives for
+    any tall A (and no rank)."""
     _check_matrix(A, "linalg.lstsq")
     if driver not in (None, "gels", "gelsy", "gelsd", "gelss"):
         raise RuntimeError(f"linalg.lstsq: parameter `driver` should be one of (gels, gelsy, gelsd, gelss), got "
@@ -715,11 +716,12 @@ def lstsq(A, B, rcond=None, *, driver=None):
     X = matmul(pinv(A, rtol=rtol), Bm)
     empty = Tensor._wrap(np.empty((0,), A._data.dtype))
     rank = matrix_rank(A, rtol=rtol) if driver != "gels" else Tensor._wrap(np.empty((0,), np.int64))
-    S, res = empty, empty
+    S, res = empty, X.reshape(-1)[:0]  # no residuals: empty, though in the graph as PyTorch's
     if driver in ("gelsd", "gelss"):
         S = Tensor._wrap(np.linalg.svd(A._data, compute_uv=False))
-        if m > n and np.all(rank._data == n):
-            res = ((matmul(A, X) - Bm) ** 2).sum(-2)
+    # 'gels' (QR, which assumes full rank) gives the residuals of any tall A, as PyTorch's does
+    if driver in ("gels", "gelsd", "gelss") and m > n and (driver == "gels" or np.all(rank._data == n)):
+        res = ((matmul(A, X) - Bm) ** 2).sum(-2)
     return _Lstsq(X.squeeze(-1) if vector else X, res, rank, S)
 
 

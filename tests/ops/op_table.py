@@ -1730,6 +1730,10 @@ cases("matrix_rank", Case(lambda M, a: [M.linalg.matrix_rank(a, **kw) for kw in 
     {}, {"hermitian": True}, {"atol": 2.5}, {"rtol": 0.5})], [np.diag([3.0, 2.0, 1e-20, 0.0])]),
       Case(lambda M, a: (lambda r: (r.rank, tuple(r.residuals.shape), tuple(r.singular_values.shape)))(
           M.linalg.lstsq(a, a[..., :1].detach())), [TALL]))
+# each driver's residuals for a tall A ('gels' gave none), and their gradient
+cases("matrix_rank", *(Case(lambda M, a, b, d=d: (lambda r: (r.solution, r.residuals, tuple(r.singular_values.shape)))(
+    M.linalg.lstsq(a, b, driver=d)), [TALL, TALL[..., :2] + 0.3]) for d in ("gels", "gelsy", "gelsd", "gelss")),
+      **LINALG)
 
 
 @entry("norm0", op="linalg.vector_norm")
