@@ -39,7 +39,8 @@ _LDLFactorEx = collections.namedtuple("linalg_ldl_factor_ex", ["LD", "pivots", "
 
 
 def _wrap(a):
-    return _Tensor._wrap(np.ascontiguousarray(a))
+    a = np.asarray(a)  # (np.ascontiguousarray would make a 0-d array 1-d)
+    return _Tensor._wrap(a if a.flags.c_contiguous else np.ascontiguousarray(a))
 
 
 def _no_pivot(pivot, name):
@@ -259,4 +260,6 @@ def ldl_solve(LD, pivots, B, *, hermitian=False):
     ld = np.broadcast_to(LD._data, batch + tuple(LD.shape[-2:]))
     piv = np.broadcast_to(pivots._data, batch + tuple(pivots.shape[-1:]))
     b = np.broadcast_to(B._data.astype(LD._data.dtype), batch + tuple(B.shape[-2:]))
+    if b.size == 0:  # nothing to solve (and scipy's sytrs corrupts the heap on a 0x0 matrix)
+        return _wrap(np.zeros(b.shape, b.dtype))
     return _wrap(_batched(one, np.ascontiguousarray(ld), np.ascontiguousarray(piv), np.ascontiguousarray(b)))

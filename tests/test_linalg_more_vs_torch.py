@@ -103,3 +103,25 @@ def test_ldl_matches_torch():
     _run(lambda M, a, b: M.linalg.ldl_solve(*M.linalg.ldl_factor(a), b), [S, B])
     x = tg.linalg.ldl_solve(*tg.linalg.ldl_factor(tg.tensor(S)), tg.tensor(B))
     np.testing.assert_allclose(S @ x.numpy(), B, atol=1e-10)
+
+
+_EMPTY_BATCH = {
+    "lu_factor": lambda M: M.linalg.lu_factor(M.zeros(0, 3, 5)), "lu_factor_ex": lambda M: M.linalg.lu_factor_ex(M.zeros(0, 3, 5)),
+    "lu": lambda M: M.linalg.lu(M.zeros(0, 3, 5)), "qr": lambda M: M.linalg.qr(M.zeros(0, 5, 2)),
+    "qr_0": lambda M: M.linalg.qr(M.zeros(0, 5, 0)), "eigh": lambda M: M.linalg.eigh(M.zeros(0, 5, 5)),
+    "svd": lambda M: M.linalg.svd(M.zeros(0, 5, 2)), "svdvals": lambda M: (M.linalg.svdvals(M.zeros(0, 5, 0)),),
+    "eig": lambda M: M.linalg.eig(M.zeros(0, 5, 5)), "eigvals": lambda M: (M.linalg.eigvals(M.zeros(0, 0, 0)),),
+    "ldl_factor": lambda M: M.linalg.ldl_factor(M.zeros(0, 2, 2)),
+    "ldl_factor_ex": lambda M: M.linalg.ldl_factor_ex(M.eye(3)),  # its info: 0-d for one matrix
+    "ldl_solve_0x0": lambda M: (M.linalg.ldl_solve(M.zeros(0, 0), M.zeros(0, dtype=M.int32), M.zeros(0, 5)),),
+    "ldl_solve_batch": lambda M: (M.linalg.ldl_solve(*M.linalg.ldl_factor(M.zeros(0, 2, 2)), M.zeros(0, 2, 3)),),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_EMPTY_BATCH))
+def test_decompositions_of_empty_batches_and_their_shapes_match_torch(name):
+    # op_db's samples of shape (0, m, n) raised (numpy's reshape to -1 of an empty batch, an
+    # IndexError in the batching loop); ldl_solve of a 0x0 system aborted the process in sytrs
+    want, got = _EMPTY_BATCH[name](torch), _EMPTY_BATCH[name](tg)
+    assert [(tuple(o.shape), str(o.dtype).split(".")[-1]) for o in got] == \
+        [(tuple(o.shape), str(o.dtype).split(".")[-1]) for o in want]

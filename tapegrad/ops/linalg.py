@@ -66,7 +66,9 @@ def _pack_fwd(fn):
     def fwd(x, shapes, **kw):
         outs = fn(x, **kw)
         batch = x.shape[:-2]
-        return np.concatenate([np.broadcast_to(o, batch + s).reshape(batch + (-1,)).astype(x.dtype, copy=False)
+        # (each piece's size spelled out: -1 is ambiguous in an empty batch)
+        return np.concatenate([np.broadcast_to(o, batch + s).reshape(batch + (int(np.prod(s)),)).astype(x.dtype,
+                                                                                                  copy=False)
                                for o, s in zip(outs, shapes)], axis=-1)
     return fwd
 
@@ -342,8 +344,8 @@ def _eig_fwd(x, shapes):
         raise LinAlgError(f"linalg.eig: the algorithm failed to converge ({e}); input shape {x.shape}") from None
     cd = _dtype.complex_of(x.dtype)
     batch = x.shape[:-2]
-    return np.concatenate([L.astype(cd, copy=False).reshape(batch + (-1,)),
-                           V.astype(cd, copy=False).reshape(batch + (-1,))], axis=-1)
+    return np.concatenate([L.astype(cd, copy=False).reshape(batch + (L.shape[-1],)),
+                           V.astype(cd, copy=False).reshape(batch + (V.shape[-1] * V.shape[-2],))], axis=-1)
 
 
 def _eig_vjp(g, out, x, shapes):
@@ -513,6 +515,10 @@ def solve_ex(A, B, *, left=True, check_errors=False):
 def _batched(fn, x, *rest):
     """``fn`` on each matrix of the batch ``x`` (scipy's LAPACK wrappers take one matrix)."""
     batch = x.shape[:-2]
+    if batch and 0 in batch:  # an empty batch: the outputs' shapes from one zero matrix, no values
+        one = fn(np.zeros(x.shape[-2:], x.dtype), *(np.zeros(r.shape[len(batch):], r.dtype) for r in rest))
+        return (tuple(np.empty(batch + np.shape(o), np.asarray(o).dtype) for o in one) if isinstance(one, tuple)
+                else np.empty(batch + np.shape(one), np.asarray(one).dtype))
     outs = [fn(x[i], *(r[i] for r in rest)) for i in np.ndindex(*batch)] if batch else [fn(x, *rest)]
     if isinstance(outs[0], tuple):
         return tuple(np.stack([o[k] for o in outs]).reshape(batch + outs[0][k].shape) for k in range(len(outs[0])))
