@@ -22,7 +22,16 @@ def _is_dtype_like(x) -> bool:
 
 
 def to(t: Tensor, *args, dtype=None, device=None, copy=False, non_blocking=False, memory_format=None):
-    """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other)``; CPU devices only."""
+    """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other)``, each optionally followed by
+    ``non_blocking`` and ``copy`` (positional, as PyTorch's); CPU devices only."""
+    flags = [a for a in args if isinstance(a, bool)]
+    if flags:
+        if len(flags) > 2 or args[len(args) - len(flags):] != tuple(flags):
+            raise TypeError(f"to() received an invalid combination of arguments: {args!r} (non_blocking and copy "
+                            f"follow the dtype, device or tensor)")
+        args = args[:len(args) - len(flags)]
+        non_blocking = flags[0]
+        copy = flags[1] if len(flags) > 1 else copy
     for a in args:
         if isinstance(a, Tensor):
             dtype = a.dtype

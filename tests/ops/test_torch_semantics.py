@@ -822,3 +822,15 @@ def test_ndtr_and_log_ndtr_take_bool_and_integer_input():
         got, want = f(tg), f(torch)
         assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1]
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
+
+
+def test_to_takes_non_blocking_and_copy_positionally():
+    # op_db's Tensor.to samples: to(device, dtype, non_blocking, copy) raised TypeError on the bools
+    torch = _torch()
+    for f in (lambda x, M: x.to("cpu", M.float64, True, True), lambda x, M: x.to(M.float32, False, True),
+              lambda x, M: x.to(M.float32, False, False), lambda x, M: x.to(M.ones(1, dtype=M.float64), False, True)):
+        xt, xg = torch.ones(2, 3), tg.ones(2, 3)
+        yt, yg = f(xt, torch), f(xg, tg)
+        _same(yg, yt)
+        assert (yg is xg) == (yt is xt)
+    _raises_like(lambda M: M.ones(2).to(True, M.float32))
