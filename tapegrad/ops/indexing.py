@@ -359,7 +359,22 @@ def _scatter_args(input, dim, index, src, opname):
     return src, d, idx
 
 
+def _zero_d_as_1d(fn):
+    """Run a scatter-like ``fn(input, dim, index, src, ...)`` on a 0-d input as on its 1-element
+    1-d view (0-d index and src too), the result 0-d again: PyTorch's scatters accept 0-d tensors."""
+    @functools.wraps(fn)
+    def wrapper(input, dim, index, *args, **kwargs):
+        if not (isinstance(input, Tensor) and input.ndim == 0):
+            return fn(input, dim, index, *args, **kwargs)
+        norm_dim(dim, 0, fn.__name__)  # 0 or -1 only
+        one = (lambda t: t.reshape(1) if isinstance(t, Tensor) and t.ndim == 0 else t)
+        out = fn(input.reshape(1), 0, one(index), *(one(a) for a in args), **kwargs)
+        return out.reshape(())
+    return wrapper
+
+
 @public(method=True, inplace=True)
+@_zero_d_as_1d
 def scatter_add(input, dim, index, src):
     """``out = input.clone(); out[index[i][j]][j] += src[i][j]`` (for dim 0); repeats accumulate."""
     src, d, idx = _scatter_args(input, dim, index, src, "scatter_add")
@@ -384,6 +399,7 @@ _scatter = defop("scatter", _scatter_fwd,
 
 
 @public(method=True, inplace=True)
+@_zero_d_as_1d
 def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     """``out = input.clone(); out[index[i][j]][j] = src[i][j]`` (for dim 0); ``src`` may be a scalar.
 
@@ -584,6 +600,7 @@ _scatter_reduce = defop("scatter_reduce", _scatter_reduce_fwd, _self_vjp, _src_v
 
 
 @public(method=True)
+@_zero_d_as_1d
 def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
     """Reduce ``src`` into ``input`` at ``index`` along ``dim`` with 'sum', 'prod', 'mean', 'amax'
     or 'amin'; ``include_self=False`` leaves ``input``'s value out where something is scattered.
@@ -703,6 +720,7 @@ def _index_1d(index, input, d, opname):
 
 
 @public(method=True, inplace=True)
+@_zero_d_as_1d
 def index_add(input, dim, index, source, *, alpha=1):
     """``input`` plus ``alpha * source`` added at ``index`` along ``dim`` (repeats accumulate)."""
     d = norm_dim(dim, input.ndim, "index_add")
@@ -749,6 +767,7 @@ def masked_fill_(self, mask, value):
 
 
 @public(method=True, inplace=True, out=True)
+@_zero_d_as_1d
 def index_copy(input, dim, index, source):
     """``input`` with the slices at ``index`` along ``dim`` replaced by ``source``'s."""
     return index_add(index_fill(input, dim, index, 0), dim, index, source)
@@ -866,6 +885,7 @@ def put(input, index, source, accumulate=False):
 
 
 @public(method=True, inplace=True)
+@_zero_d_as_1d
 def index_reduce(input, dim, index, source, reduce, *, include_self=True):
     """Reduce the slices of ``source`` into ``input`` at ``index`` along ``dim`` with 'prod',
     'mean', 'amax' or 'amin' (``scatter_reduce`` with the index spread over each slice)."""

@@ -3,6 +3,8 @@ in-place bitwise ops, ``scatter(reduce=)``, integer pooling, ``view(dtype)``, ``
 ``interpolate`` on uint8, negative pads, advanced indexing's dimension order, and the
 ``requires_grad`` of constant-valued results. Each compares with PyTorch when it is installed
 and states the expected values otherwise."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -834,3 +836,35 @@ def test_to_takes_non_blocking_and_copy_positionally():
         _same(yg, yt)
         assert (yg is xg) == (yt is xt)
     _raises_like(lambda M: M.ones(2).to(True, M.float32))
+
+
+_ZERO_D_SCATTERS = {
+    "scatter": lambda M, a, b: M.scatter(a, 0, M.tensor(0), b),
+    "scatter_value": lambda M, a, b: M.scatter(a, 0, M.tensor(0), value=2.0) * b,
+    "scatter_add": lambda M, a, b: M.scatter_add(a, 0, M.tensor(0), b),
+    "scatter_reduce": lambda M, a, b: M.scatter_reduce(a, -1, M.tensor(0), b, "prod", include_self=False),
+    "scatter_reduce_mean": lambda M, a, b: M.scatter_reduce(a, 0, M.tensor(0), b, "mean"),
+    "index_add": lambda M, a, b: M.index_add(a, 0, M.tensor([0]), b, alpha=-1),
+    "index_copy": lambda M, a, b: M.index_copy(a, 0, M.tensor([0]), b),
+    "index_reduce": lambda M, a, b: M.index_reduce(a, 0, M.tensor([0]), b, "amax"),
+    "methods": lambda M, a, b: a.scatter_add(0, M.tensor(0), b) + a.index_add(0, M.tensor([0]), b),
+    "in_place": lambda M, a, b: (a * 1).index_add_(0, M.tensor([0]), b) + (a * 1).scatter_(0, M.tensor(0), b),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_ZERO_D_SCATTERS))
+def test_scatters_of_a_zero_d_tensor_match_torch(name):
+    # op_db's 0-d samples raised ('0-d input is not supported', IndexError in index_add)
+    torch = _torch()
+    res = []
+    for M in (torch, tg):
+        a = M.tensor(-8.5, dtype=M.float64, requires_grad=True)
+        b = M.tensor(-1.75, dtype=M.float64, requires_grad=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PyTorch: index_reduce is in beta
+            y = _ZERO_D_SCATTERS[name](M, a, b)
+        y.backward()
+        res.append((tuple(y.shape), y.item(), a.grad.item(), b.grad.item()))
+    assert res[1] == res[0]
+    with pytest.raises(IndexError):
+        tg.scatter_add(tg.tensor(1.0), 1, tg.tensor(0), tg.tensor(2.0))
