@@ -977,7 +977,7 @@ def _interpolate_area(input, out):
         return adaptive_avg_pool1d(input, out)
     if input.ndim == 4:
         return adaptive_avg_pool2d(input, out)
-    raise NotImplementedError(f"interpolate: 'area' on {input.ndim}-D input needs adaptive_avg_pool3d")
+    return adaptive_avg_pool3d(input, out)
 
 
 def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,

@@ -23,7 +23,7 @@ from .pointwise import abs, log, where
 from .shape import cat, diag_embed, diagonal, movedim, reshape, stack, tril, triu, unbind, unsqueeze
 from .indexing import getitem
 from .matmul import matmul
-from .reduction import amax, amin, norm, sum
+from .reduction import amax, amin, pnorm, sum
 from .surface import public
 from ._autocast import FP32, cast_inputs
 
@@ -596,6 +596,18 @@ def _matrix_exp_vjp(g, x):
     return matrix_exp(big)[..., :n, n:]
 
 
+@public(method=True, out=True)
+def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
+    """Vector p-norm over ``dim`` (all by default): p = 2 / 'fro', 1, inf, -inf, 0 or any number;
+    'nuc', the nuclear norm of the matrices in ``dim`` (two dims; the last two by default)."""
+    if p == "nuc":
+        dims = (-2, -1) if dim is None else tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
+        if len(dims) != 2:
+            raise RuntimeError(f"norm: p='nuc' takes two dims (a matrix norm), got dim={dim!r}")
+        return matrix_norm(input, "nuc", dims, keepdim, dtype=dtype)
+    return pnorm(input, p, dim, keepdim, dtype)
+
+
 @public(method=True)
 def matrix_exp(A):
     """The matrix exponential ``sum_k A^k / k!`` of (batches of) square matrices (scipy's Pade
@@ -614,7 +626,7 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
     """``sum(|x|^ord)^(1/ord)`` over ``dim`` (all elements by default); ord may be inf, -inf or 0."""
     if isinstance(ord, str):
         raise RuntimeError(f"linalg.vector_norm: ord must be a number, got {ord!r}")
-    return norm(x, float(ord), dim, keepdim, dtype)
+    return pnorm(x, float(ord), dim, keepdim, dtype)
 
 
 def _matrix_dims(A, dim, opname):
@@ -637,7 +649,7 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
                            f"{tuple(A.shape)})")
     d0, d1 = _matrix_dims(A, dim, "linalg.matrix_norm")
     if ord == "fro":
-        return norm(A, 2.0, (d0, d1), keepdim)
+        return pnorm(A, 2.0, (d0, d1), keepdim)
     if ord in ("nuc", 2, -2):
         S = svdvals(movedim(A, (d0, d1), (-2, -1)))
         out = S.sum(-1) if ord == "nuc" else amax(S, -1) if ord == 2 else amin(S, -1)

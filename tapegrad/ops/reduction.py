@@ -447,9 +447,9 @@ def _normp_vjp(g, out, x, dims, keepdim, p):
 _normp = defop("normp", _normp_fwd, _normp_vjp, saves_output=True)
 
 
-@public(method=True, out=True)
-def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
-    """Vector p-norm over ``dim`` (all by default): p = 2 / 'fro', 1, inf, -inf, 0 or any number."""
+def pnorm(input, p="fro", dim=None, keepdim=False, dtype=None):
+    """Vector p-norm over ``dim`` (all by default): p = 2 / 'fro', 1, inf, -inf, 0 or any number
+    (``tapegrad.norm`` in ops/linalg.py adds 'nuc')."""
     if dtype is not None:
         input = input.to(dtype)
     if input._data.dtype.kind == "c":  # every p-norm of z is that of |z|
@@ -461,8 +461,8 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     dims = norm_dims(dim, input.ndim, "norm")
     if p in ("fro", 2, 2.0, None):
         return apply(_norm2, input, dims=dims, keepdim=keepdim)
-    if p == "nuc" or isinstance(p, str):
-        raise RuntimeError(f"norm: p={p!r} is not supported (use 'fro', or a number)")
+    if isinstance(p, str):
+        raise RuntimeError(f"norm: p={p!r} is not supported (use 'fro', 'nuc' or a number)")
     if p == 1:
         return sum(abs(input), dims, keepdim)
     if p == np.inf:
@@ -904,7 +904,7 @@ def renorm(input, p, dim, maxnorm):
         raise RuntimeError(f"renorm: expected maxnorm to be >= 0 but got {maxnorm}")
     d = norm_dim(dim, input.ndim, "renorm")
     others = tuple(k for k in range(input.ndim) if k != d)
-    norms = norm(input, p, others, keepdim=True) if others else abs(input)
+    norms = pnorm(input, p, others, keepdim=True) if others else abs(input)
     factor = where(norms > maxnorm, maxnorm / (norms + 1e-7), const(1.0, input.dtype))
     return input * factor
 

@@ -868,3 +868,27 @@ def test_scatters_of_a_zero_d_tensor_match_torch(name):
     assert res[1] == res[0]
     with pytest.raises(IndexError):
         tg.scatter_add(tg.tensor(1.0), 1, tg.tensor(0), tg.tensor(2.0))
+
+
+_VS_TORCH_GRAD = {  # values and float64 gradients, each once in both libraries
+    "norm_nuc": lambda M, x: M.norm(x[0], p="nuc"),
+    "norm_nuc_dims": lambda M, x: M.norm(x, p="nuc", dim=(0, 2), keepdim=True),
+    "norm_nuc_method": lambda M, x: x.norm(p="nuc", dim=[1, 2]),
+    "interpolate_area_3d": lambda M, x: M.nn.functional.interpolate(x[None, None], size=(2, 2, 3), mode="area"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_VS_TORCH_GRAD))
+def test_values_and_gradients_match_torch(name):
+    # op_db: torch.norm(p='nuc') raised RuntimeError, interpolate(mode='area') on 5-D input NotImplementedError
+    torch = _torch()
+    a = np.random.default_rng(0).standard_normal((2, 3, 4))
+    res = []
+    for M in (torch, tg):
+        x = M.tensor(a, requires_grad=True)
+        y = _VS_TORCH_GRAD[name](M, x)
+        (y * M.tensor(np.arange(1.0, y.numel() + 1).reshape(tuple(y.shape)))).sum().backward()
+        res.append((y.detach().numpy(), x.grad.numpy()))
+    for want, got in zip(*res):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
