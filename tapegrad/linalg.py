@@ -143,8 +143,8 @@ def solve_triangular(A, B, *, upper, left=True, unitriangular=False):
 def vander(x, *, N=None):
     """The Vandermonde matrix ``[1, x, x**2, ..., x**(N-1)]`` along a new last dim (N = len(x) by
     default), built by cumulative products so that its gradient is finite at x = 0."""
-    if x.ndim < 1:
-        raise RuntimeError("linalg.vander: x must have at least one dimension")
+    if x.ndim < 1:  # PyTorch reads a 0-d x as one value
+        x = x.reshape(1)
     n = x.shape[-1] if N is None else int(N)
     if n < 0:
         raise RuntimeError(f"linalg.vander: N must be non-negative, got {n}")

@@ -440,6 +440,13 @@ def take_along_dim(input, indices, dim=None):
                            f"broadcast outside dim {d}") from None
     xs, ids = list(shape), list(shape)
     xs[d], ids[d] = input.shape[d], indices.shape[d]
+    i = indices._data
+    if i.size and i.min() < 0:  # along a dim, PyTorch counts negative indices from the end (once)
+        n = input.shape[d]
+        if i.min() < -n:
+            raise RuntimeError(f"take_along_dim(): index {int(i.min())} is out of bounds for dimension {d} with "
+                               f"size {n} (input shape {tuple(input.shape)})")
+        indices = Tensor._wrap(np.where(i < 0, i + n, i))
     return gather(input.expand(xs), d, indices.expand(ids))
 
 

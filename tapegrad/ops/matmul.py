@@ -398,7 +398,8 @@ def einsum(equation, *operands):
             if sizes.get(c, 1) not in (1, n) and n != 1:
                 raise RuntimeError(f"einsum(): subscript {c!r} has size {n} for an operand of shape "
                                    f"{tuple(t.shape)}, which does not broadcast with size {sizes[c]}")
-            sizes[c] = builtins.max(sizes.get(c, 1), n)
+            if sizes.get(c, 1) == 1:  # a size 1 broadcasts to the other, 0 included (max would keep the 1)
+                sizes[c] = n
     s, t = labelled[0]
     for k, (s2, t2) in enumerate(labelled[1:], 1):
         later = set(out).union(*[set(x) for x, _ in labelled[k + 1:]])

@@ -892,3 +892,27 @@ def test_values_and_gradients_match_torch(name):
     for want, got in zip(*res):
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_take_along_dim_counts_negative_indices_from_the_end():
+    torch = _torch()
+    for M in (torch, tg):
+        x = M.arange(6.0, dtype=M.float64).reshape(2, 3).requires_grad_()
+        y = M.take_along_dim(x, M.tensor([[-1, 2], [-3, 0]]), 1)
+        (y * M.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=M.float64)).sum().backward()
+        if M is torch:
+            want = (y.detach().numpy(), x.grad.numpy())
+    np.testing.assert_array_equal(y.detach().numpy(), want[0])
+    np.testing.assert_array_equal(x.grad.numpy(), want[1])
+    _raises_like(lambda M: M.take_along_dim(M.ones(2, 3), M.tensor([-1, 0])))  # flattened: no wrapping
+
+
+def test_einsum_broadcasts_size_one_against_an_empty_dim():
+    # bilinear of an empty batch (op_db) failed: einsum took max(1, 0) = 1 as the broadcast size
+    torch = _torch()
+    for f in (lambda M: M.einsum("...i,kij,...j->...k", M.zeros(0, 3), M.ones(2, 3, 4), M.zeros(0, 4)),
+              lambda M: M.einsum("bi,kij,bj->bk", M.ones(1, 3), M.ones(2, 3, 4), M.zeros(0, 4)),
+              lambda M: M.einsum("ij,j->i", M.ones(2, 0), M.ones(1)),
+              lambda M: M.nn.functional.bilinear(M.zeros(0, 3), M.zeros(0, 4), M.ones(2, 3, 4), M.ones(2)),
+              lambda M: M.linalg.vander(M.tensor(2.0), N=3)):  # a 0-d x is one value
+        _same(f(tg), f(torch))
