@@ -551,13 +551,15 @@ def _lu_fwd(x):
 
 
 def _lu_vjp(gs, outs, x):
-    """PyTorch's linalg_lu_backward for the packed factor of a square A = P L U:
-    gA = P L^-T (tril(L^T gL, -1) + triu(gU U^T)) U^-T."""
+    """PyTorch's linalg_lu_backward for the packed factor of A = P L U, L (m, k) unit lower,
+    U (k, n) upper, k = min(m, n). Square: gA = P L^-T (tril(L^T gL, -1) + triu(gU U^T)) U^-T;
+    wide and tall A in their own helpers."""
     (gLU, _), (LU, P) = gs, outs
-    n = x.shape[-1]
-    if x.shape[-2] != n:
-        raise RuntimeError(f"lu_factor: the gradient is implemented for square matrices only (got shape "
-                           f"{tuple(x.shape)})")
+    m, n = x.shape[-2], x.shape[-1]
+    if m < n:
+        return matmul(P, _lu_vjp_wide(gLU, LU, m))
+    if m > n:
+        return matmul(P, _lu_vjp_tall(gLU, LU, n))
     eye = _eye_like(n, LU)
     L, U = tril(LU, -1) + eye, triu(LU)
     phi = tril(matmul(L.mT, tril(gLU, -1)), -1) + triu(matmul(triu(gLU), U.mT))
@@ -565,11 +567,31 @@ def _lu_vjp(gs, outs, x):
     return matmul(P, solve(U, X.mT).mT)
 
 
+def _lu_vjp_wide(gLU, LU, k):
+    """P^T gA of a wide A (k = m < n), U = [U1 U2]:
+    L^-T [X + triu(gU1), gU2] with X = tril(L^T gL - gU U^T, -1) U1^-T."""
+    L = tril(LU[..., :, :k], -1) + _eye_like(k, LU)
+    U, gL, gU = triu(LU), tril(gLU[..., :, :k], -1), triu(gLU)
+    U1 = U[..., :, :k]
+    X = solve(U1, tril(matmul(L.mT, gL) - matmul(gU, U.mT), -1).mT).mT
+    return solve(L.mT, cat([X + gU[..., :, :k], gU[..., :, k:]], -1))
+
+
+def _lu_vjp_tall(gLU, LU, k):
+    """P^T gA of a tall A (k = n < m), L = [L1; L2]:
+    [Y + tril(gL1, -1); gL2] U^-T with Y = L1^-T triu(gU U^T - L^T gL)."""
+    L = tril(LU, -1) + Tensor._wrap(np.eye(LU.shape[-2], k, dtype=LU._data.dtype))
+    U, gL, gU = triu(LU[..., :k, :]), tril(gLU, -1), triu(gLU[..., :k, :])
+    L1 = L[..., :k, :]
+    Y = solve(L1.mT, triu(matmul(gU, U.mT) - matmul(L.mT, gL)))
+    return solve(U, cat([Y + gL[..., :k, :], gL[..., k:, :]], -2).mT).mT
+
+
 _lu = _packed("lu_factor", _lu_fwd, _lu_vjp)
 
 
 def lu_factor_packed(A):
-    """``(LU, P)``: the packed LU factor (differentiable for square A) and the permutation matrix."""
+    """``(LU, P)``: the packed LU factor (differentiable) and the permutation matrix."""
     m, n = A.shape[-2], A.shape[-1]
     shapes = ((m, n), (m, m))
     return _unpack(apply(_lu, A, shapes=shapes), shapes)

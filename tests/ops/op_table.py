@@ -1611,9 +1611,19 @@ def _special_more(draw):
 def _lu_expm(draw):
     batch = draw(st.sampled_from([(), (2,)]))
     x = _well_conditioned(draw, batch)
-    if draw(st.booleans()):  # reference: the Taylor series, far from scipy's Pade approximant
+    how = draw(st.sampled_from(["expm", "lu", "lu_rect"]))
+    if how == "expm":  # reference: the Taylor series, far from scipy's Pade approximant
         return Sample(lambda M, a: M.linalg.matrix_exp(a), [x * 0.5], _expm_taylor)
+    if how == "lu_rect":  # wide and tall A (their gradient was refused)
+        m, n = draw(st.sampled_from([(2, 4), (4, 2), (3, 5), (5, 3), (1, 3)]))
+        x = arr(draw, batch + (m, n))
     return Sample(lambda M, a: M.linalg.lu_factor(a).LU, [x], _lu_packed_ref)
+
+
+_LU_R = np.random.default_rng(5)
+cases("lu_factor", *(Case(lambda M, a: (M.linalg.lu_factor(a).LU, M.linalg.lu(a).L, M.linalg.lu(a).U),
+                          [_LU_R.standard_normal(sh)], double=True) for sh in [(3, 5), (5, 3), (2, 4, 6), (2, 6, 4)]),
+      rtol=1e-12, grad_rtol=1e-9)
 
 
 def _expm_taylor(a, terms=40):
@@ -1628,8 +1638,7 @@ def _lu_packed_ref(a):
     """Doolittle with partial pivoting written out, the packed LU that LAPACK's getrf returns."""
     def one(m):
         m = m.copy()
-        n = m.shape[0]
-        for j in range(n):
+        for j in range(min(m.shape)):
             p = j + np.argmax(np.abs(m[j:, j]))
             m[[j, p]] = m[[p, j]]
             m[j + 1:, j] /= m[j, j]
