@@ -1116,16 +1116,27 @@ public(lcm, method=True, inplace=True, out=True,
        doc="The least common multiple of ``input`` and ``other``, elementwise (integers; 0 if either is 0).")
 
 
+# one ulp away from input: PyTorch's gradient is the identity for input (zero where input equals
+# other, the result then being other itself) and zero for other
+_nextafter = defop("nextafter", np.nextafter,
+                   lambda g, out, x, y: where(Tensor._wrap(np.not_equal(x._data, y._data)), g, const(0, g.dtype)),
+                   lambda g, out, x, y: const(np.zeros(g.shape), g.dtype))
+
+
 @public(method=True, inplace=True, out=True)
 def nextafter(input, other):
-    """The next float after ``input`` towards ``other``, elementwise (not differentiable)."""
+    """The next float after ``input`` towards ``other``, elementwise (gradient: 1 for input where it
+    differs from other, 0 for other)."""
     a, b = pair(input, other, "nextafter")
     if a._data.dtype.kind != "f":
         raise RuntimeError(f"nextafter: not implemented for {_dtype.name(a._data.dtype)} tensors (floats only)")
-    return Tensor._wrap(np.nextafter(a._data, b._data))
+    return apply(_nextafter, a, b)
 
 
 _Frexp = collections.namedtuple("frexp", ["mantissa", "exponent"])
+# mantissa = x / 2**exponent, the exponent piecewise constant: its gradient is g / 2**exponent
+_frexp_mantissa = defop("frexp_mantissa", lambda x: np.frexp(x)[0],
+                        lambda g, out, x: g * const(np.ldexp(1.0, -np.frexp(x._data)[1]), g.dtype), saves=(0,))
 
 
 @public(method=True)
@@ -1134,5 +1145,5 @@ def frexp(input):
     (an int32 exponent); floats only, as in PyTorch."""
     if input._data.dtype.kind != "f":
         raise RuntimeError(f"frexp: only supports floating-point dtypes, got {_dtype.name(input._data.dtype)}")
-    m, e = np.frexp(input._data)
-    return _Frexp(Tensor._wrap(m), Tensor._wrap(e.astype(np.int32)))
+    e = np.frexp(input._data)[1]
+    return _Frexp(apply(_frexp_mantissa, input), Tensor._wrap(e.astype(np.int32)))

@@ -240,6 +240,17 @@ for _n in ("true_divide", "floor_divide", "remainder", "fmod", "eq", "ne", "lt",
 
 
 _binary("copysign", call("copysign"), np.copysign, "nonzero", "nonzero")
+_binary("nextafter", call("nextafter"), np.nextafter, "grid0", "grid1")  # the identity's gradient for input, zero for other
+cases("nextafter", Case(lambda M, x, y: M.nextafter(x, y), [np.array([1.5, -3.0, 0.7, 2.0]), np.array([2.0, -5.0, 0.7, 2.0])]))
+
+
+@entry("frexp_mantissa", op="frexp")
+def _frexp(draw):
+    # |mantissa| in (0.55, 0.95), exponents -1..2: away from the powers of 2 where it jumps
+    shape = draw(SHAPES)
+    m = 0.55 + (arr(draw, shape, "pos") - 0.3) * (0.4 / 1.7)
+    x = m * np.sign(arr(draw, shape, "nonzero")) * 2.0 ** np.floor(arr(draw, shape, "pos") * 2 - 1.5)
+    return Sample(lambda M, a: M.frexp(a).mantissa, [x], lambda a: np.frexp(a)[0])
 cases("copysign", Case(lambda M, x, y: M.copysign(x, y) + M.copysign(x, -0.0),  # the sign's gradient: zeros
                        [np.array([1.0, 0.0, -0.0, -3.0, 2.0]), np.array([-1.0, 2.0, -0.0, 0.0, np.inf])]))
 
