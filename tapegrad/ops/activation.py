@@ -157,6 +157,15 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     """``input`` clamped to ``[min_val, max_val]``."""
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
+    kind = _dtype.kind_of(input._data.dtype)
+    if kind in "iu":  # PyTorch clamps integers to the bounds cast to the dtype (toward zero)
+        if kind == "u" and min_val < 0:
+            raise RuntimeError(f"hardtanh: cannot do hardtanh on an unsigned type ({_dtype.name(input.dtype)}) "
+                               f"with negative limits (min_val {min_val})")
+        a = np.clip(input._data, int(min_val), int(max_val)).astype(input._data.dtype, copy=False)
+        return Tensor._wrap(a)
+    if kind == "b":
+        raise RuntimeError("hardtanh: Bool inputs not supported for hardtanh")
     return apply(_hardtanh, _float_input(input, "hardtanh"), min_val=float(min_val), max_val=float(max_val))
 
 

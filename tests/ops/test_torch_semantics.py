@@ -916,3 +916,19 @@ def test_einsum_broadcasts_size_one_against_an_empty_dim():
               lambda M: M.nn.functional.bilinear(M.zeros(0, 3), M.zeros(0, 4), M.ones(2, 3, 4), M.ones(2)),
               lambda M: M.linalg.vander(M.tensor(2.0), N=3)):  # a 0-d x is one value
         _same(f(tg), f(torch))
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "uint8", "int8"])
+def test_hardtanh_and_relu6_of_integers_match_torch(dtype):
+    # op_db's int64 hardtanh/relu6 samples raised 'not implemented for integer tensors'
+    torch = _torch()
+    vals = [0, 1, 5, 9] if dtype == "uint8" else [-9, -1, 0, 1, 5, 9]
+    for f in (lambda M: M.nn.functional.relu6(M.tensor(vals, dtype=getattr(M, dtype))),
+              lambda M: M.nn.functional.hardtanh(M.tensor(vals, dtype=getattr(M, dtype)), 0.5, 2.7)):
+        _same(f(tg), f(torch))
+    if dtype != "uint8":
+        _same(tg.nn.functional.hardtanh(tg.tensor(vals, dtype=getattr(tg, dtype)), -1.5, 2.7),
+              torch.nn.functional.hardtanh(torch.tensor(vals, dtype=getattr(torch, dtype)), -1.5, 2.7))
+    else:
+        _raises_like(lambda M: M.nn.functional.hardtanh(M.tensor(vals, dtype=M.uint8), -1.5, 2.7))
+    _raises_like(lambda M: M.nn.functional.hardtanh(M.tensor([True, False])))
