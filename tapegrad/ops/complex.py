@@ -78,7 +78,7 @@ def conj(input):
     return conj_if_complex(input)
 
 
-@public(method=True, inplace=True)
+@public(method=True, inplace=True, out=True)
 def conj_physical(input):
     """The complex conjugate, materialised (what ``conj`` already does here)."""
     return conj_if_complex(input)
@@ -114,7 +114,7 @@ def is_complex(input) -> bool:
     return input._data.dtype.kind == "c"
 
 
-@public
+@public(out=True)
 def complex(real, imag):
     """``real + 1j * imag`` from two floating tensors of one dtype (float32 -> complex64).
 

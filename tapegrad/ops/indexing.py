@@ -307,7 +307,7 @@ def _gather_vjp(g, out, x, dim, index):
 _gather = defop("gather", _gather_fwd, _gather_vjp, saves=())
 
 
-@public
+@public(out=True)
 def gather(input, dim, index, *, sparse_grad=False):
     """``out[i][j] = input[index[i][j]][j]`` (for dim 0): pick along ``dim`` by ``index``.
 
@@ -421,7 +421,7 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     return apply(_scatter, input, src, dim=d, index=idx)
 
 
-@public(method=True)
+@public(method=True, out=True)
 def take_along_dim(input, indices, dim=None):
     """``gather`` with the non-``dim`` dims of ``input`` and ``indices`` broadcast together."""
     if dim is None:
@@ -450,7 +450,7 @@ def take_along_dim(input, indices, dim=None):
     return gather(input.expand(xs), d, indices.expand(ids))
 
 
-@public(method=True)
+@public(method=True, out=True)
 def index_select(input, dim, index):
     """The slices ``index`` (1-D, int) of ``input`` along ``dim``."""
     if not isinstance(index, Tensor) or index._data.dtype.kind not in "iu" or index.ndim > 1:
@@ -488,7 +488,7 @@ def masked_fill(input, mask, value):
     return where(mask, value, input)
 
 
-@public(method=True)
+@public(method=True, out=True)
 def nonzero(input, *, as_tuple=False):
     """Indices of the non-zero elements: an int64 ``(n, ndim)`` tensor, or a tuple of 1-D tensors."""
     idx = np.argwhere(input._data).astype(np.int64)
@@ -687,7 +687,7 @@ def masked_scatter_(self, mask, source):
     return _inplace(lambda s, t: masked_scatter(s, mask, t), "masked_scatter_")(self, source)
 
 
-@public(method=True)
+@public(method=True, out=True)
 def masked_select(input, mask):
     """The entries of ``input`` where the bool ``mask`` holds (both broadcast), as a 1-D tensor."""
     if not isinstance(mask, Tensor) or mask._data.dtype != np.bool_:
@@ -701,7 +701,7 @@ def masked_select(input, mask):
     return getitem(input.expand(shape), Tensor._wrap(np.broadcast_to(mask._data, shape)))
 
 
-@public(method=True)
+@public(method=True, out=True)
 def take(input, index):
     """``input`` as 1-D, indexed by ``index`` (the result has ``index``'s shape); negative indices wrap."""
     n = input._data.size

@@ -22,21 +22,21 @@ _QR = collections.namedtuple("qr", ["Q", "R"])
 _TriangularSolve = collections.namedtuple("triangular_solve", ["solution", "cloned_coefficient"])
 
 
-@public(method=True)
+@public(method=True, out=True)
 def cholesky(input, upper=False):
     """The Cholesky factor of a symmetric positive-definite matrix (batch): lower ``L`` with
     ``A = L L^T``, or upper ``U = L^T`` with ``upper=True`` (``linalg.cholesky``'s old form)."""
     return _la.cholesky(input, upper=upper)
 
 
-@public(method=True)
+@public(method=True, out=True)
 def cholesky_solve(B, L, upper=False):
     """``X`` with ``A X = B`` given ``A``'s Cholesky factor ``L`` (upper ``U`` with ``upper=True``)."""
     A = L.mT @ L if upper else L @ L.mT
     return _la.solve(A, B)
 
 
-@public(method=True)
+@public(method=True, out=True)
 def cholesky_inverse(L, upper=False):
     """``A^{-1}`` given ``A``'s Cholesky factor ``L`` (upper ``U`` with ``upper=True``)."""
     return _la.inv(L.mT @ L if upper else L @ L.mT)
@@ -49,7 +49,7 @@ def qr(input, some=True):
     return _QR(Q, R)
 
 
-@public(method=True)
+@public(method=True, out=True)
 def svd(input, some=True, compute_uv=True):
     """``(U, S, V)`` with ``input = U diag(S) V^T``: note ``V``, where ``linalg.svd`` returns
     ``Vh = V^T``; reduced when ``some``. ``compute_uv=False`` returns zero-filled ``U`` and ``V``,
@@ -60,7 +60,7 @@ def svd(input, some=True, compute_uv=True):
     return _SVD(U, S, Vh.mT)
 
 
-@public(method=True)
+@public(method=True, out=True)
 def triangular_solve(b, A, upper=True, transpose=False, unitriangular=False):
     """``(X, A_copy)`` with ``op(T) X = b``, where ``T`` is ``A``'s upper (or lower) triangle, with
     a unit diagonal when ``unitriangular``, and ``op`` transposes it when ``transpose``; the

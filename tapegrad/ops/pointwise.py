@@ -385,7 +385,7 @@ def sign(input):
     return apply(_sign, input)
 
 
-@public
+@public(out=True)
 def where(condition, input=None, other=None):
     """Elementwise ``input if condition else other``; ``condition`` is a bool tensor.
     ``where(condition)`` alone is ``nonzero(condition, as_tuple=True)``."""
@@ -1139,7 +1139,7 @@ _frexp_mantissa = defop("frexp_mantissa", lambda x: np.frexp(x)[0],
                         lambda g, out, x: g * const(np.ldexp(1.0, -np.frexp(x._data)[1]), g.dtype), saves=(0,))
 
 
-@public(method=True)
+@public(method=True, out=True)
 def frexp(input):
     """``(mantissa, exponent)`` with ``input = mantissa * 2 ** exponent``, ``0.5 <= |mantissa| < 1``
     (an int32 exponent); floats only, as in PyTorch."""

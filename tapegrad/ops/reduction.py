@@ -627,7 +627,7 @@ def count_nonzero(input, dim=None):
 _minmax = collections.namedtuple("aminmax", ["min", "max"])
 
 
-@public(method=True)
+@public(method=True, out=True)
 def aminmax(input, *, dim=None, keepdim=False):
     """``(min, max)`` over ``dim`` (all elements when None), as a namedtuple."""
     d = () if dim is None else dim
@@ -731,7 +731,7 @@ def bincount(input, weights=None, minlength=0):
     return Tensor._wrap(np.bincount(a, weights=w, minlength=minlength).astype(out_dtype))
 
 
-@public(method=True)
+@public(method=True, out=True)
 def histc(input, bins=100, min=0, max=0):
     """A histogram of ``bins`` equal bins over [min, max] (the data's range when both are 0)."""
     a = input._data
@@ -875,7 +875,7 @@ def gradient(input, *, spacing=1, dim=None, edge_order=1):
 _Histogram = collections.namedtuple("histogram", ["hist", "bin_edges"])
 
 
-@public(method=True)
+@public(method=True, out=True)
 def histogram(input, bins=100, *, range=None, weight=None, density=False):
     """``(hist, bin_edges)``: ``bins`` equal bins over ``range`` (the data's min..max by default)
     or the given increasing edges; ``weight`` per element, ``density`` to normalise to a

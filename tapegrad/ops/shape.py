@@ -691,14 +691,14 @@ def atleast_3d(*tensors):
     return out[0] if len(out) == 1 else out
 
 
-@public
+@public(out=True)
 def hstack(tensors):
     """Concatenate along dim 1 (dim 0 for 1-D tensors)."""
     ts = [atleast_1d(t) for t in _tensors((tensors,), "hstack")]
     return cat(ts, 0 if ts[0].ndim == 1 else 1)
 
 
-@public
+@public(out=True)
 def vstack(tensors):
     """Concatenate along dim 0, after making every tensor at least 2-D."""
     return cat([atleast_2d(t) for t in _tensors((tensors,), "vstack")], 0)
@@ -708,13 +708,13 @@ row_stack = vstack
 public(row_stack, name="row_stack")
 
 
-@public
+@public(out=True)
 def dstack(tensors):
     """Concatenate along dim 2, after making every tensor at least 3-D."""
     return cat([atleast_3d(t) for t in _tensors((tensors,), "dstack")], 2)
 
 
-@public
+@public(out=True)
 def column_stack(tensors):
     """1-D and 2-D tensors stacked as the columns of one matrix."""
     ts = _tensors((tensors,), "column_stack")
@@ -1104,7 +1104,7 @@ def unsafe_chunk(input, chunks, dim=0):
     return chunk(input, chunks, dim)
 
 
-@public(method=True)
+@public(method=True, out=True)
 def narrow_copy(input, dim, start, length):
     """``narrow``, as a new tensor rather than a view."""
     return clone(narrow(input, dim, start, length))

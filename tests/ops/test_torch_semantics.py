@@ -932,3 +932,40 @@ def test_hardtanh_and_relu6_of_integers_match_torch(dtype):
     else:
         _raises_like(lambda M: M.nn.functional.hardtanh(M.tensor(vals, dtype=M.uint8), -1.5, 2.7))
     _raises_like(lambda M: M.nn.functional.hardtanh(M.tensor([True, False])))
+
+
+_OUT_CALLS = {  # functions whose out= was missing (op_db's error_inputs pass out= to them)
+    "gather": lambda M, **o: M.gather(M.tensor([[1.0, 2.0], [3.0, 4.0]]), 1, M.tensor([[0, 0], [1, 0]]), **o),
+    "index_select": lambda M, **o: M.index_select(M.tensor([[1.0, 2.0], [3.0, 4.0]]), 0, M.tensor([1]), **o),
+    "masked_select": lambda M, **o: M.masked_select(M.tensor([1.0, 2.0, 3.0]), M.tensor([True, False, True]), **o),
+    "take": lambda M, **o: M.take(M.tensor([[1.0, 2.0], [3.0, 4.0]]), M.tensor([3, 0]), **o),
+    "take_along_dim": lambda M, **o: M.take_along_dim(M.tensor([[1.0, 2.0], [3.0, 4.0]]), M.tensor([[1], [0]]), 1, **o),
+    "hstack": lambda M, **o: M.hstack([M.ones(2), M.zeros(1)], **o),
+    "vstack": lambda M, **o: M.vstack([M.ones(2), M.zeros(2)], **o),
+    "dstack": lambda M, **o: M.dstack([M.ones(2), M.zeros(2)], **o),
+    "column_stack": lambda M, **o: M.column_stack([M.ones(2), M.zeros(2)], **o),
+    "where": lambda M, **o: M.where(M.tensor([True, False]), M.tensor([1.0, 2.0]), M.tensor([5.0, 6.0]), **o),
+    "histc": lambda M, **o: M.histc(M.tensor([1.0, 2.0, 1.0]), bins=4, min=0, max=3, **o),
+    "narrow_copy": lambda M, **o: M.narrow_copy(M.tensor([[1.0, 2.0], [3.0, 4.0]]), 1, 1, 1, **o),
+    "cholesky_inverse": lambda M, **o: M.cholesky_inverse(M.tensor([[2.0, 0.0], [1.0, 1.0]]), **o),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_OUT_CALLS))
+def test_out_argument_writes_the_result_as_torch(name):
+    torch = _torch()
+    want = _OUT_CALLS[name](torch, out=torch.empty(0))
+    out = tg.empty(0)
+    got = _OUT_CALLS[name](tg, out=out)
+    assert got is out
+    _same(got, want)
+
+
+def test_out_argument_of_int_and_tuple_results():
+    torch = _torch()
+    _same(tg.nonzero(tg.tensor([0, 1, 1]), out=tg.empty(0, dtype=tg.int64)),
+          torch.nonzero(torch.tensor([0, 1, 1]), out=torch.empty(0, dtype=torch.int64)))
+    for f in (lambda M: M.aminmax(M.tensor([3.0, 1.0, 2.0]), out=(M.empty(0), M.empty(0))),
+              lambda M: M.frexp(M.tensor([3.0, 0.7]), out=(M.empty(0), M.empty(0, dtype=M.int32)))):
+        for g, w in zip(f(tg), f(torch)):
+            _same(g, w)
