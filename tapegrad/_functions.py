@@ -366,6 +366,9 @@ def orgqr(input, tau):
 def ormqr(input, tau, other, left=True, transpose=False):
     """``Q @ other`` (``left``) or ``other @ Q``, with Q (m x m) the product of ``geqrf``'s reflectors
     ``(input, tau)`` and its conjugate transpose with ``transpose``; differentiable in all three."""
+    for name, t in (("input", input), ("other", other)):
+        if t.ndim < 2:
+            raise RuntimeError(f"ormqr: {name} must have at least 2 dimensions, got shape {tuple(t.shape)}")
     m, n = input.shape[-2], input.shape[-1]
     side = other.shape[-2] if left else other.shape[-1]
     if side != m:

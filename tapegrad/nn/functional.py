@@ -764,6 +764,9 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
 def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5):
     """Normalise ``(N, C, *)`` over groups of ``C // num_groups`` channels (and the spatial dims),
     then scale by ``weight`` and shift by ``bias`` per channel."""
+    if input.ndim < 2:
+        raise RuntimeError(f"group_norm: Expected at least 2 dimensions for input tensor but received {input.ndim} "
+                           f"(shape {tuple(input.shape)})")
     n, c = input.shape[:2]
     if c % num_groups:
         raise RuntimeError(f"group_norm: num_channels {c} must be divisible by num_groups {num_groups}")
@@ -1627,6 +1630,17 @@ def multi_margin_loss(input, target, p: int = 1, margin: float = 1.0, weight=Non
     if x.ndim != 2:
         raise RuntimeError(f"multi_margin_loss: expected 1-D or 2-D input, got shape {_shape(input)}")
     n, c = x.shape
+    if c == 0:
+        raise RuntimeError(f"multi_margin_loss: Expected non-empty vector or matrix with optional 0-dim batch size, "
+                           f"but got: {_shape(input)}")
+    if _dtype.kind_of(target.dtype) not in "iu":
+        raise RuntimeError(f"multi_margin_loss: expected target of scalar type Long but found "
+                           f"{_dtype.name(target.dtype)}")
+    if weight is not None:
+        if weight.ndim != 1:
+            raise ValueError(f"multi_margin_loss: weight must be one-dimensional, got shape {_shape(weight)}")
+        if weight.numel() != c:
+            raise RuntimeError(f"multi_margin_loss: inconsistent weight size, expected {c} but got {_shape(weight)}")
     t = target._data.reshape(-1)
     if t.shape != (n,):
         raise RuntimeError(f"multi_margin_loss: target of shape {_shape(target)} does not match input of shape "

@@ -187,6 +187,9 @@ def hardshrink(input, lambd=0.5):
 def prelu(input, weight):
     """``input`` where positive, ``weight * input`` elsewhere; ``weight`` has 1 entry or one per
     channel (dim 1) (``nn.functional.prelu``, ``Tensor.prelu``)."""
+    if weight.ndim > 1:
+        raise RuntimeError(f"prelu: Expected `weight` to be a scalar or 1D tensor, but got: ndim = {weight.ndim} "
+                           f"(shape {tuple(weight.shape)})")
     w = weight
     if weight.numel() > 1:
         if input.ndim < 2 or input.shape[1] != weight.numel():

@@ -158,6 +158,9 @@ def isclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False):
     for name, t in (("input", input), ("other", other)):
         if not isinstance(t, Tensor):
             raise TypeError(f"isclose(): argument '{name}' must be Tensor, not {type(t).__name__}")
+    for name, tol in (("rtol", rtol), ("atol", atol)):
+        if tol < 0:
+            raise RuntimeError(f"isclose(): {name} must be greater than or equal to zero, but got {tol}")
     if input._data.dtype != other._data.dtype:
         raise RuntimeError(f"isclose(): {_dtype.name(input._data.dtype)} did not match {_dtype.name(other._data.dtype)}")
     try:

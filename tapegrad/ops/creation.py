@@ -327,10 +327,21 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
 @public
 def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False, out=None, layout=None,
              pin_memory=False) -> Tensor:
-    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive (numbers or 0-d tensors)."""
     _check_device(device)
+    start, end = _scalar_end(start, "linspace", "start"), _scalar_end(end, "linspace", "end")
     d = _spaced_dt(_out_dt(dtype, out), "linspace", steps)
     return _made(np.linspace(start, end, int(steps)).astype(d), requires_grad, out, "linspace", layout, pin_memory)
+
+
+def _scalar_end(v, opname, which):
+    """A linspace/logspace end as a Python number: a 0-d tensor's value, other tensors refused."""
+    if isinstance(v, Tensor):
+        if v.ndim:
+            raise RuntimeError(f"{opname} only supports 0-dimensional start and end tensors, but got {which} of "
+                               f"shape {tuple(v.shape)}")
+        return v.item()
+    return v
 
 
 def _spaced_dt(dtype, opname, steps):
@@ -346,6 +357,9 @@ def _spaced_dt(dtype, opname, steps):
 def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, out=None, layout=None, pin_memory=False) -> Tensor:
     """The ``n`` x ``m`` identity matrix (square by default)."""
     _check_device(device)
+    for name, v in (("n", n), ("m", m)):
+        if v is not None and v < 0:
+            raise RuntimeError(f"eye: {name} must be greater or equal to 0, got {v}")
     return _made(np.eye(n, m, dtype=_out_dt(dtype, out)), requires_grad, out, "eye", layout, pin_memory)
 
 
@@ -526,6 +540,7 @@ def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_gra
              pin_memory=False):
     """``steps`` points ``base ** linspace(start, end)``."""
     _check_device(device)
+    start, end = _scalar_end(start, "logspace", "start"), _scalar_end(end, "logspace", "end")
     d = _spaced_dt(_out_dt(dtype, out), "logspace", steps)
     return _made(np.power(float(base), np.linspace(float(start), float(end), int(steps))).astype(d), requires_grad,
                  out, "logspace", layout, pin_memory)

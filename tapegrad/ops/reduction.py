@@ -861,6 +861,9 @@ def gradient(input, *, spacing=1, dim=None, edge_order=1):
         raise RuntimeError(f"torch.gradient only supports edge_order=1 and edge_order=2, got {edge_order}")
     dims = list(range(input.ndim)) if dim is None else [dim] if isinstance(dim, int) else list(dim)
     dims = [norm_dim(d, input.ndim, "gradient") for d in dims]
+    if len(set(dims)) != len(dims):
+        raise RuntimeError(f"gradient: dim {next(d for d in dims if dims.count(d) > 1)} appears multiple times in the "
+                           f"list of dims {tuple(dim)}")
     if isinstance(spacing, (list, tuple)):
         if len(spacing) != len(dims):
             raise RuntimeError(f"torch.gradient expected spacing to be unspecified, a scalar or a list of length "
@@ -898,6 +901,8 @@ def renorm(input, p, dim, maxnorm):
     norm ``maxnorm`` (PyTorch's ``maxnorm / (norm + 1e-7)``); the other slices unchanged."""
     if input._data.dtype.kind != "f":
         raise RuntimeError(f"renorm: expected a floating point tensor, got {_dtype.name(input.dtype)}")
+    if input.ndim < 2:
+        raise RuntimeError(f"renorm: input needs at least 2 dimensions, got {input.ndim} dimensions")
     if p <= 0:
         raise RuntimeError(f"renorm: non-positive norm not supported, got p={p}")
     if maxnorm < 0:

@@ -359,6 +359,9 @@ def narrow(input, dim, start, length):
     _has_dims(input, "narrow")
     d = norm_dim(dim, input.ndim, "narrow")
     n = input.shape[d]
+    if isinstance(start, Tensor) and (start.ndim or start._data.dtype.kind not in "iu"):
+        raise RuntimeError(f"narrow: start must be an 0-dim integral Tensor, got {_dtype.name(start.dtype)} of "
+                           f"shape {tuple(start.shape)}")
     start = int(start)
     if not -n <= start <= n:
         raise IndexError(f"narrow: start ({start}) out of range for dimension {d} of size {n}")
@@ -638,6 +641,8 @@ def roll(input, shifts, dims=None):
         shifts = tuple(int(s) for s in shifts)
     if dims is not None:
         dims = (dims,) if isinstance(dims, int) else tuple(dims)
+        if input.ndim == 0 and dims:  # PyTorch: IndexError, as for any dim out of range
+            raise IndexError(f"roll: dimension specified as {dims[0]} but the tensor has no dimensions")
         dims = tuple(norm_dim(d, input.ndim, "roll") for d in dims)
         n_shifts = len(shifts) if isinstance(shifts, tuple) else 1
         if n_shifts != len(dims):
@@ -695,6 +700,8 @@ def atleast_3d(*tensors):
 def hstack(tensors):
     """Concatenate along dim 1 (dim 0 for 1-D tensors)."""
     ts = [atleast_1d(t) for t in _tensors((tensors,), "hstack")]
+    if not ts:
+        raise RuntimeError("hstack expects a non-empty TensorList")
     return cat(ts, 0 if ts[0].ndim == 1 else 1)
 
 
@@ -1040,7 +1047,10 @@ def _nsplit(input, sections, dim, name):
     if input.ndim < need:
         raise RuntimeError(f"torch.{name} requires a tensor with at least {need} dimension, but got a tensor with "
                            f"{input.ndim} dimensions!")
-    if isinstance(sections, (builtins.int, np.integer)) and input.shape[dim] % sections:
+    if isinstance(sections, str) or not isinstance(sections, (builtins.int, np.integer, list, tuple, Tensor)):
+        raise TypeError(f"{name}(): indices_or_sections must be an int or a list of ints, got "
+                        f"{type(sections).__name__}")
+    if isinstance(sections, (builtins.int, np.integer)) and (sections <= 0 or input.shape[dim] % sections):
         raise RuntimeError(f"torch.{name} attempted to split along dimension {dim}, but the size of the dimension "
                            f"{input.shape[dim]} is not divisible by the split_size {sections}!")
     return tensor_split(input, sections, dim)

@@ -969,3 +969,33 @@ def test_out_argument_of_int_and_tuple_results():
               lambda M: M.frexp(M.tensor([3.0, 0.7]), out=(M.empty(0), M.empty(0, dtype=M.int32)))):
         for g, w in zip(f(tg), f(torch)):
             _same(g, w)
+
+
+_BAD_CALLS = {  # op_db's error_inputs where tapegrad raised another type (or nothing), each with a clear message
+    "hsplit_0": lambda M: M.hsplit(M.ones(2, 4, 3), 0), "vsplit_0": lambda M: M.vsplit(M.ones(2, 4, 3), 0),
+    "dsplit_0": lambda M: M.dsplit(M.ones(2, 4, 3), 0), "hsplit_str": lambda M: M.hsplit(M.ones(2, 4, 3), "abc"),
+    "eye_n": lambda M: M.eye(-1), "eye_m": lambda M: M.eye(2, -3), "hstack_empty": lambda M: M.hstack([]),
+    "ormqr_0d": lambda M: M.ormqr(M.tensor(0.5), M.tensor(0.5), M.tensor(0.5)),
+    "roll_0d": lambda M: M.roll(M.tensor(1.0), 0, 0),
+    "group_norm_1d": lambda M: M.nn.functional.group_norm(M.ones(1), 1),
+    "isclose_rtol": lambda M: M.isclose(M.ones(2), M.ones(2), rtol=-0.4),
+    "isclose_atol": lambda M: M.isclose(M.ones(2), M.ones(2), atol=-0.4),
+    "gradient_dims": lambda M: M.gradient(M.ones(3, 3), spacing=0.1, dim=(1, 1)),
+    "linspace_1d_ends": lambda M: M.linspace(M.tensor([1, 1]), M.tensor([3, 3]), 1),
+    "logspace_1d_ends": lambda M: M.logspace(M.tensor([1, 1]), M.tensor([3, 3]), 1),
+    "renorm_0d": lambda M: M.renorm(M.tensor(0.5), 0.5, 0, 1.0),
+    "prelu_2d_weight": lambda M: M.nn.functional.prelu(M.ones(2, 3, 4), M.ones(3, 1)),
+    "multi_margin_weight_2d": lambda M: M.nn.functional.multi_margin_loss(M.ones(4, 4), M.tensor([0, 1, 2, 3]),
+                                                                          weight=M.ones(4, 1)),
+    "multi_margin_weight_size": lambda M: M.nn.functional.multi_margin_loss(M.ones(4, 4), M.tensor([0, 1, 2, 3]),
+                                                                            weight=M.ones(5)),
+    "multi_margin_float_target": lambda M: M.nn.functional.multi_margin_loss(M.ones(4, 4), M.ones(4)),
+    "multi_margin_no_classes": lambda M: M.nn.functional.multi_margin_loss(M.ones(5, 0), M.tensor([0, 1, 2, 3, 0])),
+    "narrow_tensor_start": lambda M: M.narrow(M.ones(3, 4), 0, M.tensor([1]), 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_BAD_CALLS))
+def test_bad_input_raises_the_exception_type_torch_raises(name):
+    _raises_like(_BAD_CALLS[name])
+
