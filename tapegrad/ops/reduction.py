@@ -770,13 +770,39 @@ public(trapz, name="trapz", out=True)
 
 @public(method=True, out=True)
 def cov(input, *, correction=1, fweights=None, aweights=None):
-    """The covariance of the rows (variables) of ``input`` over its columns (observations)."""
-    if fweights is not None or aweights is not None:
-        raise NotImplementedError("cov: fweights/aweights are not supported by tapegrad")
+    """The covariance of the rows (variables) of ``input`` over its columns (observations),
+    each column counted ``fweights`` times (ints) and weighted by ``aweights`` (floats), as
+    ``numpy.cov``; integer input gives the default float dtype."""
+    if input.ndim > 2:
+        raise RuntimeError(f"cov(): expected input to have two or fewer dimensions but got an input with "
+                           f"{input.ndim} dimensions (shape {tuple(input.shape)})")
     x = reshape(input, (1, -1)) if input.ndim < 2 else input
+    if _dtype.kind_of(x.dtype) not in "fc":
+        x = x.to(_dtype.get_default_dtype())
     n = x.shape[1]
-    xc = x - mean(x, 1, True)
-    c = matmul(xc, xc.mT) / builtins.max(n - correction, 0)
+    w = None
+    for name, wt, kinds in (("fweights", fweights, "iu"), ("aweights", aweights, "f")):
+        if wt is None:
+            continue
+        if wt.ndim > 1 or wt.numel() != n or _dtype.kind_of(wt.dtype) not in kinds:
+            raise RuntimeError(f"cov(): expected {name} to be {'an integral' if kinds == 'iu' else 'a floating point'} "
+                               f"scalar or 1-D tensor of {n} elements (the observations), got "
+                               f"{_dtype.name(wt.dtype)} of shape {tuple(wt.shape)}")
+        if (wt._data < 0).any():
+            raise RuntimeError(f"cov(): {name} cannot be negative (got {wt._data.min()})")
+        wt = reshape(wt, (n,))
+        w = wt if w is None else w * wt
+    if w is None:
+        xc = x - mean(x, 1, True)
+        c = matmul(xc, xc.mT) / builtins.max(n - correction, 0)
+    else:
+        w_sum = sum(w)
+        xc = x - sum(x * w, 1, True) / w_sum
+        if aweights is None or correction == 0:
+            norm = w_sum - correction
+        else:
+            norm = w_sum - correction * sum(w * reshape(aweights, (n,))) / w_sum
+        c = matmul(xc * w, xc.mT) / clamp(norm, min=0)
     return reshape(c, ()) if tuple(c.shape) == (1, 1) else c  # one variable: 0-d, as PyTorch's squeeze
 
 
@@ -857,6 +883,7 @@ def gradient(input, *, spacing=1, dim=None, edge_order=1):
     """The derivative of ``input`` estimated by central differences, one tensor per dim in
     ``dim`` (all dims by default), as ``numpy.gradient``: ``spacing`` is a number, a list of
     numbers (one per dim) or a list of coordinate tensors; ``edge_order`` 1 or 2 at the ends."""
+    spacing = 1 if spacing is None else spacing  # PyTorch's defaults may be passed explicitly
     if edge_order not in (1, 2):
         raise RuntimeError(f"torch.gradient only supports edge_order=1 and edge_order=2, got {edge_order}")
     dims = list(range(input.ndim)) if dim is None else [dim] if isinstance(dim, int) else list(dim)

@@ -999,3 +999,43 @@ _BAD_CALLS = {  # op_db's error_inputs where tapegrad raised another type (or no
 def test_bad_input_raises_the_exception_type_torch_raises(name):
     _raises_like(_BAD_CALLS[name])
 
+@pytest.mark.parametrize("kw", [dict(fweights=True), dict(aweights=True), dict(fweights=True, aweights=True),
+                                dict(fweights=True, aweights=True, correction=0), dict(aweights=True, correction=2)])
+def test_cov_weights_values_and_gradients_match_torch(kw):
+    # cov raised NotImplementedError for fweights/aweights (op_db's cov samples)
+    torch = _torch()
+    r = np.random.default_rng(0)
+    x, fw, aw = r.standard_normal((3, 5)), np.array([1, 2, 0, 3, 1]), r.uniform(0.1, 2, 5)
+    ct = r.standard_normal((3, 3))
+    res = {}
+    for M in (torch, tg):
+        xt, awt = M.tensor(x, requires_grad=True), M.tensor(aw, requires_grad=True)
+        k = {n: (M.tensor(fw) if n == "fweights" else awt) if v is True else v for n, v in kw.items()}
+        c = M.cov(xt, **k)
+        (c * M.tensor(ct)).sum().backward()
+        res[M] = [c.detach().numpy(), xt.grad.numpy()] + ([awt.grad.numpy()] if "aweights" in kw else [])
+    for a, b in zip(res[torch], res[tg]):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+
+def test_cov_and_corrcoef_of_integers_and_their_errors_match_torch():
+    torch = _torch()
+    a = np.array([[1, 2, 4], [0, 1, 1]])
+    for f in (lambda M: M.cov(M.tensor(a)), lambda M: M.corrcoef(M.tensor(a)),
+              lambda M: M.cov(M.tensor(a), fweights=M.tensor([1, 2, 1]))):
+        got, want = f(tg), f(torch)
+        assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1]
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
+    for bad in (lambda M: M.cov(M.ones(2, 3), fweights=M.tensor([1.0, 2.0, 3.0])),
+                lambda M: M.cov(M.ones(2, 3), aweights=M.tensor([1, 2, 3])),
+                lambda M: M.cov(M.ones(2, 3), fweights=M.tensor([1, -2, 3])),
+                lambda M: M.cov(M.ones(2, 3), aweights=M.tensor([1.0, 2.0])),
+                lambda M: M.cov(M.ones(2, 2, 2))):
+        _raises_like(bad)
+
+
+def test_gradient_takes_its_defaults_explicitly():
+    torch = _torch()
+    f = lambda M: M.gradient(M.tensor([[1.0, 2.0, 4.0], [0.0, 3.0, 3.5]]), spacing=None, dim=None, edge_order=1)
+    for got, want in zip(f(tg), f(torch)):
+        _same(got, want)
