@@ -907,8 +907,9 @@ def cdist(x1, x2, p=2.0, compute_mode=None):
 
 def _pnorm_last(diff, p):
     ad = abs(diff)
-    if p == 0:
-        return sum(ne(diff, 0).to(diff.dtype), -1)
+    if p == 0:  # the count of nonzeros, in the graph with a zero gradient (PyTorch's requires grad)
+        count = sum(ne(diff, 0).to(diff.dtype), -1)
+        return where(Tensor._wrap(np.ones(count.shape, bool)), count, sum(ad, -1))
     if p == builtins.float("inf"):
         return amax(ad, -1)
     if p == 1:

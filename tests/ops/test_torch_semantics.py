@@ -1039,3 +1039,20 @@ def test_gradient_takes_its_defaults_explicitly():
     f = lambda M: M.gradient(M.tensor([[1.0, 2.0, 4.0], [0.0, 3.0, 3.5]]), spacing=None, dim=None, edge_order=1)
     for got, want in zip(f(tg), f(torch)):
         _same(got, want)
+
+
+def test_p0_distances_are_in_the_graph_with_a_zero_gradient():
+    # op_db's cdist/pdist p=0 samples: PyTorch's result requires grad (zero gradients), tapegrad's
+    # was a constant, so backward through it raised
+    torch = _torch()
+    for M in (torch, tg):
+        a = M.tensor([[1.0, 2.0], [3.0, 3.0]], dtype=M.float64, requires_grad=True)
+        b = M.tensor([[1.0, 0.0], [np.inf, 3.0]], dtype=M.float64, requires_grad=True)
+        c, d = M.cdist(a, b, p=0), M.nn.functional.pdist(a, p=0)
+        assert c.requires_grad and d.requires_grad
+        ga, gb = M.autograd.grad(c.sum() + d.sum(), [a, b])
+        assert not ga.numpy().any() and not gb.numpy().any()
+        if M is torch:
+            want = (c.detach().numpy(), d.detach().numpy())
+    np.testing.assert_array_equal(c.detach().numpy(), want[0])
+    np.testing.assert_array_equal(d.detach().numpy(), want[1])
