@@ -345,34 +345,39 @@ class Tensor(_C.TensorBase):
     def cuda(self, *args, **kwargs):
         raise RuntimeError("tapegrad runs on the CPU only: CUDA is not available")
 
-    def float(self):
-        return _plain.cast(self, _dtype.float32)
+    def _cast_to(self, dtype, memory_format, name):
+        """The dtype-named casts (``float()``, ``long()``, ...): PyTorch's accept a memory_format."""
+        _check_memory_format(memory_format, name, self.ndim)
+        return _plain.cast(self, dtype)
 
-    def double(self):
-        return _plain.cast(self, _dtype.float64)
+    def float(self, memory_format=None):
+        return self._cast_to(_dtype.float32, memory_format, "float")
 
-    def half(self):
-        return _plain.cast(self, _dtype.float16)
+    def double(self, memory_format=None):
+        return self._cast_to(_dtype.float64, memory_format, "double")
 
-    def cfloat(self):
-        return _plain.cast(self, _dtype.complex64)
+    def half(self, memory_format=None):
+        return self._cast_to(_dtype.float16, memory_format, "half")
 
-    def cdouble(self):
-        return _plain.cast(self, _dtype.complex128)
+    def cfloat(self, memory_format=None):
+        return self._cast_to(_dtype.complex64, memory_format, "cfloat")
 
-    def bfloat16(self):
+    def cdouble(self, memory_format=None):
+        return self._cast_to(_dtype.complex128, memory_format, "cdouble")
+
+    def bfloat16(self, memory_format=None):
         if _dtype.bfloat16 is None:
             raise TypeError(_dtype.BFLOAT16_MISSING)
-        return _plain.cast(self, _dtype.bfloat16)
+        return self._cast_to(_dtype.bfloat16, memory_format, "bfloat16")
 
-    def long(self):
-        return _plain.cast(self, _dtype.int64)
+    def long(self, memory_format=None):
+        return self._cast_to(_dtype.int64, memory_format, "long")
 
-    def int(self):
-        return _plain.cast(self, _dtype.int32)
+    def int(self, memory_format=None):
+        return self._cast_to(_dtype.int32, memory_format, "int")
 
-    def bool(self):
-        return _plain.cast(self, _dtype.bool_)
+    def bool(self, memory_format=None):
+        return self._cast_to(_dtype.bool_, memory_format, "bool")
 
     def type(self, dtype=None, non_blocking=False, **kwargs):
         """Without ``dtype``, PyTorch's legacy type name (``'tapegrad.FloatTensor'``); else ``self``
@@ -509,14 +514,14 @@ class Tensor(_C.TensorBase):
     def gather(self, dim, index): return _plain.gather(self, dim, index)
 
     # ------------------------------------------------------------ PyTorch API for ported scripts
-    def new_zeros(self, *size, dtype=None, requires_grad=False): return _ops.creation.new_like(self, "zeros", size, dtype, requires_grad)
-    def new_ones(self, *size, dtype=None, requires_grad=False): return _ops.creation.new_like(self, "ones", size, dtype, requires_grad)
-    def new_empty(self, *size, dtype=None, requires_grad=False): return _ops.creation.new_like(self, "empty", size, dtype, requires_grad)
-    def new_full(self, size, fill_value, dtype=None, requires_grad=False): return _ops.creation.new_like(self, "full", size, dtype, requires_grad, fill_value)
-    def new_tensor(self, data, dtype=None, requires_grad=False): return _ops.creation.new_like(self, "tensor", data, dtype, requires_grad)
-    def byte(self): return _plain.cast(self, _dtype.uint8)
-    def char(self): return _plain.cast(self, _dtype.int8)
-    def short(self): return _plain.cast(self, _dtype.int16)
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_like(self, "zeros", size, dtype, requires_grad, None, device, layout, pin_memory)
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_like(self, "ones", size, dtype, requires_grad, None, device, layout, pin_memory)
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_like(self, "empty", size, dtype, requires_grad, None, device, layout, pin_memory)
+    def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_like(self, "full", size, dtype, requires_grad, fill_value, device, layout, pin_memory)
+    def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_like(self, "tensor", data, dtype, requires_grad, None, device, layout, pin_memory)
+    def byte(self, memory_format=None): return self._cast_to(_dtype.uint8, memory_format, "byte")
+    def char(self, memory_format=None): return self._cast_to(_dtype.int8, memory_format, "char")
+    def short(self, memory_format=None): return self._cast_to(_dtype.int16, memory_format, "short")
     def data_ptr(self): return self._data.ctypes.data
     def ravel(self): return _plain.reshape(self, -1)
     def __mod__(self, other): return _plain.remainder(self, other)
@@ -551,7 +556,7 @@ class Tensor(_C.TensorBase):
     def const_data_ptr(self): return self._data.ctypes.data
     def as_subclass(self, cls): return cls._wrap(self._data)
     def new(self, *args): return _ops.creation.legacy_new(self, args)
-    def new_empty_strided(self, size, stride, *, dtype=None, requires_grad=False): return _ops.creation.new_empty_strided(self, size, stride, dtype, requires_grad)
+    def new_empty_strided(self, size, stride, *, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_empty_strided(self, size, stride, dtype, requires_grad, device, layout, pin_memory)
     def apply_(self, callable): return _ops.inplace.python_fill(self, callable, (), "apply_")
     def map_(self, tensor, callable): return _ops.inplace.python_fill(self, callable, (tensor,), "map_")
     def map2_(self, x, y, callable): return _ops.inplace.python_fill(self, callable, (x, y), "map2_")

@@ -546,8 +546,12 @@ def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_gra
                  out, "logspace", layout, pin_memory)
 
 
-def new_like(self, kind, arg, dtype, requires_grad, fill_value=None):
-    """``Tensor.new_zeros/new_ones/new_empty/new_full/new_tensor``: ``self``'s dtype unless ``dtype`` is given."""
+def new_like(self, kind, arg, dtype, requires_grad, fill_value=None, device=None, layout=None, pin_memory=False):
+    """``Tensor.new_zeros/new_ones/new_empty/new_full/new_tensor``: ``self``'s dtype unless ``dtype``
+    is given; ``device``, ``layout`` and ``pin_memory`` checked as the factories check them."""
+    _check_device(device)
+    check_layout(layout, f"new_{kind}")
+    _check_pin(pin_memory, f"new_{kind}")
     d = self.dtype if dtype is None else _dtype.to_dtype(dtype)
     if kind == "tensor":
         return tensor(arg, dtype=d, requires_grad=requires_grad)
@@ -564,11 +568,14 @@ def legacy_new(self, args):
     return zeros(*args, dtype=self.dtype) if args else zeros(0, dtype=self.dtype)
 
 
-def new_empty_strided(self, size, stride, dtype, requires_grad):
+def new_empty_strided(self, size, stride, dtype, requires_grad, device=None, layout=None, pin_memory=False):
     """``Tensor.new_empty_strided``: zeros of ``size`` in ``self``'s dtype (C-contiguous whatever
     ``stride`` says: tapegrad tensors are numpy arrays, the values are the same)."""
     if len(tuple(size)) != len(tuple(stride)):
         raise RuntimeError(f"new_empty_strided: mismatch in length of strides and shape ({len(stride)} and {len(size)})")
+    _check_device(device)
+    check_layout(layout, "new_empty_strided")
+    _check_pin(pin_memory, "new_empty_strided")
     return zeros(*tuple(size), dtype=_dt(dtype, self.dtype), requires_grad=requires_grad)
 
 

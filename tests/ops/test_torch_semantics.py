@@ -1056,3 +1056,28 @@ def test_p0_distances_are_in_the_graph_with_a_zero_gradient():
             want = (c.detach().numpy(), d.detach().numpy())
     np.testing.assert_array_equal(c.detach().numpy(), want[0])
     np.testing.assert_array_equal(d.detach().numpy(), want[1])
+
+
+def _method_calls(M):
+    x = M.tensor([[1.5, -2.0], [0.0, 3.0]])
+    casts = ["float", "double", "half", "long", "int", "short", "char", "byte", "bool", "cfloat", "cdouble"]
+    return {
+        **{f"{n}_memory_format": (lambda n=n: getattr(x, n)(memory_format=M.contiguous_format)) for n in casts},
+        "float_preserve_format": lambda: x.float(memory_format=M.preserve_format),
+        "new_zeros": lambda: x.new_zeros((2, 3), dtype=M.float64, device="cpu"),
+        "new_ones": lambda: x.new_ones(2, 3, device="cpu", requires_grad=True),
+        "new_full": lambda: x.new_full((2, 3), 3.5, dtype=M.float32, device="cpu"),
+        "new_empty": lambda: x.new_empty((2,), device="cpu").zero_(),
+        "new_tensor": lambda: x.new_tensor([1, 2], device="cpu", dtype=M.int32),
+        "new_empty_strided": lambda: x.new_empty_strided((2, 3), (3, 1), device="cpu").zero_(),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_method_calls(tg)))
+def test_tensor_methods_take_torchs_keyword_arguments(name):
+    # op_db's samples pass memory_format to the casts and device to the new_* factories: TypeError
+    torch = _torch()
+    got, want = _method_calls(tg)[name](), _method_calls(torch)[name]()
+    _same(got, want)
+    assert got.requires_grad == want.requires_grad
+    _raises_like(lambda M: M.ones(2, 3).float(memory_format=M.channels_last))
