@@ -513,8 +513,13 @@ def _identity(reduce, dtype):
         return 0
     if reduce == "prod":
         return 1
-    big = np.inf if _dtype.kind_of(dtype) == "f" else np.iinfo(dtype).max
-    return -big if reduce == "amax" else big
+    kind = _dtype.kind_of(dtype)
+    if kind == "f":
+        return -np.inf if reduce == "amax" else np.inf
+    if kind == "b":
+        return reduce == "amin"
+    info = np.iinfo(dtype)  # (-max would wrap around for unsigned dtypes: min is the amax identity)
+    return info.min if reduce == "amax" else info.max
 
 
 def _hit(shape, dim, index):

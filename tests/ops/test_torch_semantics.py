@@ -1081,3 +1081,18 @@ def test_tensor_methods_take_torchs_keyword_arguments(name):
     _same(got, want)
     assert got.requires_grad == want.requires_grad
     _raises_like(lambda M: M.ones(2, 3).float(memory_format=M.channels_last))
+
+
+@pytest.mark.parametrize("dtype", ["bool", "uint8", "int8", "int64", "float32"])
+def test_scatter_reduce_amin_amax_identities_per_dtype(dtype):
+    # op_db's bool amin/amax samples raised (np.iinfo(bool)); an unsigned amax started from -max,
+    # which wraps to 1, so scattering only zeros gave 1
+    torch = _torch()
+    for f in (lambda M, red, inc: M.scatter_reduce(
+                  M.tensor([1, 0, 1, 5]).to(getattr(M, dtype)), 0, M.tensor([0, 0, 2, 2]),
+                  M.tensor([0, 1, 0, 3]).to(getattr(M, dtype)), red, include_self=inc),
+              lambda M, red, inc: M.scatter_reduce(M.tensor([5]).to(getattr(M, dtype)), 0, M.tensor([0]),
+                                                   M.tensor([0]).to(getattr(M, dtype)), red, include_self=inc)):
+        for red in ("amin", "amax"):
+            for inc in (True, False):
+                _same(f(tg, red, inc), f(torch, red, inc))
