@@ -779,7 +779,7 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
         params = [p for p in (weight, bias) if p is not None]
         return _apply(_norm.group_norm, input, *params, num_groups=int(num_groups), eps=float(eps),
                       affine=(weight is not None, bias is not None))
-    x = input.reshape(n, num_groups, -1)
+    x = input.reshape(n, num_groups, c // num_groups * int(np.prod(input.shape[2:])))  # (-1 fails when n is 0)
     mean = x.mean(2, keepdim=True)
     xc = x - mean
     out = (xc * _ops.rsqrt((xc * xc).mean(2, keepdim=True) + eps)).reshape(input.shape)

@@ -387,3 +387,10 @@ def test_poisson_nll_loss_full_is_differentiable_in_the_target_and_keeps_integer
     _run(lambda M, a, b: M.nn.functional.poisson_nll_loss(a, b, log_input, True), [x, y], (0, 1))
     xi, yi = np.array([-3, 0, 1, 2, 5]), np.array([3, 1, 4, 2, 0])
     _run(lambda M, a, b: M.nn.functional.poisson_nll_loss(a, b, True, True, reduction="none"), [xi, yi], tol=1e-6)
+
+
+def test_group_norm_of_an_empty_batch():
+    # op_db's (0, 6, 3) sample raised: reshape(0, groups, -1) is ambiguous
+    _run(lambda M, x, w, b: M.nn.functional.group_norm(x, 2, w, b), [np.ones((0, 6, 3)), R.standard_normal(6),
+                                                                      R.standard_normal(6)], (0, 1, 2),
+         reduce=lambda y: y.sum())
