@@ -50,6 +50,7 @@ from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  #
 from . import autograd  # noqa: F401
 from . import nn, optim  # noqa: F401,E402
 from . import fft, linalg, special  # noqa: F401  (torch.fft's, torch.linalg's and torch.special's namespaces)
+from . import signal  # noqa: F401,E402  (torch.signal's namespace: signal.windows)
 from . import sparse  # noqa: F401,E402  (torch.sparse's namespace; defines the sparse tensor's class)
 from .device import sparse_coo  # noqa: F401,E402
 from . import utils, data  # noqa: F401,E402  (tapegrad.utils.data, as torch.utils.data; short alias)
