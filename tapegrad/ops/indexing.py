@@ -15,6 +15,8 @@ from .._tape import grad_mode
 from .._tape.registry import SliceGrad, ZeroedGrad, apply, defop
 from ._util import const, norm_dim
 from . import inplace as _inplace_module
+from . import shape as _shape
+from .complex import view_as_complex as _view_as_complex, view_as_real as _view_as_real
 from .inplace import _check_leaf, _inplace_of, _tensors, _write, inplace
 from .pointwise import add, mul, where
 from .shape import _reshape_inplace, broadcast_shapes, clone, expand, movedim, pad, reshape
@@ -1006,3 +1008,130 @@ def as_strided_scatter(input, src, size, stride, storage_offset=None):
     out = clone(reshape(input, -1))
     setitem(out, pos, src)
     return reshape(out, input.shape)
+
+
+# ---------------------------------------------------------------- the *_copy forms of the view ops
+# PyTorch's functionalised names: each view op's result, copied (its own memory, the same gradient).
+
+
+def _copied(out):
+    return tuple(clone(t) for t in out) if isinstance(out, (tuple, list)) else clone(out)
+
+
+@public(out=True)
+def alias_copy(input):
+    """A copy of ``input`` (``torch.alias_copy``)."""
+    return clone(input)
+
+
+@public(out=True)
+def detach_copy(input):
+    """A copy of ``input`` outside the graph."""
+    return clone(input.detach())
+
+
+@public(out=True)
+def as_strided_copy(input, size, stride, storage_offset=None):
+    """``as_strided``'s result, copied."""
+    return clone(as_strided(input, size, stride, storage_offset))
+
+
+@public(out=True)
+def diagonal_copy(input, offset=0, dim1=0, dim2=1):
+    """``diagonal``'s result, copied."""
+    return clone(_shape.diagonal(input, offset, dim1, dim2))
+
+
+@public(out=True)
+def expand_copy(input, size, *, implicit=False):
+    """``input.expand(size)``, copied (each broadcast element its own)."""
+    return clone(expand(input, *size))
+
+
+@public(out=True)
+def permute_copy(input, dims):
+    """``permute``'s result, copied."""
+    return clone(_shape.permute(input, *dims))
+
+
+@public(out=True)
+def select_copy(input, dim, index):
+    """``select``'s result, copied."""
+    return clone(_shape.select(input, dim, index))
+
+
+@public(out=True)
+def slice_copy(input, dim=0, start=None, end=None, step=1):
+    """``input[..., start:end:step, ...]`` along ``dim``, copied."""
+    d = norm_dim(dim, input.ndim, "slice_copy")
+    if step <= 0:
+        raise RuntimeError(f"slice_copy: slice step must be positive, got {step}")
+    return clone(getitem(input, (slice(None),) * d + (slice(start, end, step),)))
+
+
+@public(out=True)
+def split_copy(input, split_size, dim=0):
+    """``split``'s pieces, each copied."""
+    return _copied(_shape.split(input, split_size, dim))
+
+
+@public(out=True)
+def split_with_sizes_copy(input, split_sizes, dim=0):
+    """``split_with_sizes``'s pieces, each copied."""
+    return _copied(_shape.split_with_sizes(input, split_sizes, dim))
+
+
+@public(out=True)
+def squeeze_copy(input, dim=None):
+    """``squeeze``'s result, copied."""
+    return clone(_shape.squeeze(input, dim))
+
+
+@public(out=True)
+def t_copy(input):
+    """``t``'s result, copied."""
+    return clone(_shape.t(input))
+
+
+@public(out=True)
+def transpose_copy(input, dim0, dim1):
+    """``transpose``'s result, copied."""
+    return clone(_shape.transpose(input, dim0, dim1))
+
+
+@public(out=True)
+def unbind_copy(input, dim=0):
+    """``unbind``'s slices, each copied."""
+    return _copied(_shape.unbind(input, dim))
+
+
+@public(out=True)
+def unfold_copy(input, dimension, size, step):
+    """``input.unfold(dimension, size, step)``, copied."""
+    return clone(_shape.unfold(input, dimension, size, step))
+
+
+@public(out=True)
+def unsqueeze_copy(input, dim):
+    """``unsqueeze``'s result, copied."""
+    return clone(_shape.unsqueeze(input, dim))
+
+
+@public(out=True)
+def view_copy(input, size):
+    """``input.view(size)`` (a shape, or a dtype), copied."""
+    if isinstance(size, (builtins.int, np.integer)):
+        size = (size,)
+    return clone(_shape.view(input, dtype=size) if not isinstance(size, (tuple, list)) else _shape.view(input, *size))
+
+
+@public(out=True)
+def view_as_real_copy(input):
+    """``view_as_real``'s result, copied."""
+    return clone(_view_as_real(input))
+
+
+@public(out=True)
+def view_as_complex_copy(input):
+    """``view_as_complex``'s result, copied."""
+    return clone(_view_as_complex(input))
