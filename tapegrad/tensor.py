@@ -75,6 +75,15 @@ class Size(tuple):
 _new_size = tuple.__new__  # x.shape: a Size from numpy's tuple of ints, without __new__'s checks
 
 
+
+def _one_sequence(dims, kw, opname):
+    """``x.flip(0, 1)``, ``x.flip((0, 1))`` or ``x.flip(dims=(0, 1))``: the dims as one sequence."""
+    unknown = set(kw) - {"dims"}
+    if unknown:
+        raise TypeError(f"{opname}() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+    dims = _ops._util.sizes_or_keyword(dims, kw.get("dims"), "dims", opname)
+    return dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims
+
 class Tensor(_C.TensorBase):
     """An n-dimensional array that can record the ops applied to it.
 
@@ -494,29 +503,29 @@ class Tensor(_C.TensorBase):
     def __irshift__(self, other): return _plain.bitwise_right_shift_(self, other)
 
     # ------------------------------------------------------------ methods whose signature differs from their op's
-    def sum_to_size(self, *size): return _plain.sum_to_size(self, *size)
-    def reshape(self, *shape): return _plain.reshape(self, *shape)
-    def view(self, *shape, dtype=None): return _plain.view(self, *shape, dtype=dtype)
-    def expand(self, *sizes): return _plain.expand(self, *sizes)
+    def sum_to_size(self, *size, **kw): return _plain.sum_to_size(self, *size, **kw)
+    def reshape(self, *shape, **kw): return _plain.reshape(self, *shape, **kw)
+    def view(self, *shape, dtype=None, size=None): return _plain.view(self, *shape, dtype=dtype, size=size)
+    def expand(self, *sizes, size=None): return _plain.expand(self, *sizes, size=size)
     def broadcast_to(self, shape): return _plain.expand(self, shape)
-    def permute(self, *dims): return _plain.permute(self, *dims)
+    def permute(self, *dims, **kw): return _plain.permute(self, *dims, **kw)
     def where(self, condition, other): return _plain.where(condition, self, other)
 
     def silu(self): return _plain.silu(self)
     def softmax(self, dim, dtype=None): return _plain.softmax(self, dim, dtype=dtype)
     def log_softmax(self, dim, dtype=None): return _plain.log_softmax(self, dim, dtype=dtype)
     def split(self, split_size, dim=0): return _plain.split(self, split_size, dim)
-    def flip(self, *dims): return _plain.flip(self, dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims)
-    def repeat(self, *sizes): return _plain.repeat(self, *sizes)
-    def tile(self, *dims): return _plain.tile(self, dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims)
+    def flip(self, *dims, **kw): return _plain.flip(self, _one_sequence(dims, kw, "flip"))
+    def repeat(self, *sizes, repeats=None): return _plain.repeat(self, *sizes, repeats=repeats)
+    def tile(self, *dims, **kw): return _plain.tile(self, _one_sequence(dims, kw, "tile"))
     def swapaxes(self, axis0, axis1): return _plain.transpose(self, axis0, axis1)
     def swapdims(self, dim0, dim1): return _plain.transpose(self, dim0, dim1)
     def gather(self, dim, index): return _plain.gather(self, dim, index)
 
     # ------------------------------------------------------------ PyTorch API for ported scripts
-    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_like(self, "zeros", size, dtype, requires_grad, None, device, layout, pin_memory)
-    def new_ones(self, *size, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_like(self, "ones", size, dtype, requires_grad, None, device, layout, pin_memory)
-    def new_empty(self, *size, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_like(self, "empty", size, dtype, requires_grad, None, device, layout, pin_memory)
+    def new_zeros(self, *args, size=None, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_like(self, "zeros", _ops._util.sizes_or_keyword(args, size, "size", "new_zeros"), dtype, requires_grad, None, device, layout, pin_memory)
+    def new_ones(self, *args, size=None, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_like(self, "ones", _ops._util.sizes_or_keyword(args, size, "size", "new_ones"), dtype, requires_grad, None, device, layout, pin_memory)
+    def new_empty(self, *args, size=None, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_like(self, "empty", _ops._util.sizes_or_keyword(args, size, "size", "new_empty"), dtype, requires_grad, None, device, layout, pin_memory)
     def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_like(self, "full", size, dtype, requires_grad, fill_value, device, layout, pin_memory)
     def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_like(self, "tensor", data, dtype, requires_grad, None, device, layout, pin_memory)
     def byte(self, memory_format=None): return self._cast_to(_dtype.uint8, memory_format, "byte")

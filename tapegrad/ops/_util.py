@@ -216,3 +216,12 @@ def norm_dims(dim, ndim: int, opname: str) -> tuple[int, ...]:
         return tuple(sorted(dims)) if ndim else ()
     d = norm_dim(dim, ndim, opname)  # checked on 0-d tensors too (only 0 and -1 are valid there)
     return (d,) if ndim else ()
+
+
+def sizes_or_keyword(args, value, name, opname):
+    """A varargs size or dims argument that PyTorch also takes by keyword (``x.permute(dims=(1, 0))``)."""
+    if value is None:
+        return args
+    if args:
+        raise TypeError(f"{opname}() got multiple values for argument '{name}'")
+    return (value,)

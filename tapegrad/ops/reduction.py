@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import _C, _dtype
 from .._tape.registry import apply, defop
-from ._util import ALL_DIMS, const, norm_dim, norm_dims
+from ._util import ALL_DIMS, const, norm_dim, norm_dims, sizes_or_keyword
 from .comparison import ne
 from .complex import conj_if_complex as _cj, refuse_complex
 from .pointwise import abs, clamp, exp, log, maximum, minimum, pow, sign, sqrt, where
@@ -120,8 +120,9 @@ _sum_to_size = defop("sum_to_size", _sum_to_size_fwd, lambda g, out, x, shape: g
 
 
 @public(out=True)
-def sum_to_size(input, *size):
+def sum_to_size(input, *args, size=None):
     """Sum ``input`` down to ``size`` (the reverse of broadcasting ``size`` up to ``input.shape``)."""
+    size = sizes_or_keyword(args, size, "size", "sum_to_size")
     shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
     have = input._data.shape
     if have == shape:

@@ -14,7 +14,7 @@ from .. import _dtype
 from .._tape import grad_mode
 from .._tape.registry import apply, defop
 from ..device import check_memory_format
-from ._util import broadcast_view, norm_dim, norm_dims
+from ._util import broadcast_view, norm_dim, norm_dims, sizes_or_keyword
 from .inplace import _check_leaf
 from .surface import public
 from ._autocast import FP32, cast_inputs
@@ -57,8 +57,9 @@ _reshape = defop("reshape", lambda x, shape: x.reshape(shape), lambda g, out, x,
 
 
 @public
-def reshape(input, *shape):
+def reshape(input, *args, shape=None):
     """Same data, new shape (a view when the layout allows, a copy otherwise); one dim may be -1."""
+    shape = sizes_or_keyword(args, shape, "shape", "reshape")
     shape = _infer_shape(_shape_arg(shape), input._data.size, "reshape", input._data.shape)
     if shape == input._data.shape:
         return input
@@ -66,10 +67,11 @@ def reshape(input, *shape):
 
 
 @public
-def view(input, *shape, dtype=None):
+def view(input, *shape, dtype=None, size=None):
     """Like ``reshape``, but refuses (as PyTorch does) when the result cannot share memory.
 
     ``view(dtype)`` (or ``view(dtype=...)``) reinterprets the bits instead (see ``view_dtype``)."""
+    shape = sizes_or_keyword(shape, size, "size", "view")
     if dtype is not None:
         if shape:
             raise TypeError(f"view: takes a shape or dtype=, not both (got shape {shape} and dtype {dtype})")
@@ -137,9 +139,9 @@ _expand = defop("expand", _expand_fwd, lambda g, out, x, shape: g.sum_to_size(x.
 
 
 @public
-def expand(input, *sizes):
+def expand(input, *sizes, size=None):
     """Broadcast to ``sizes`` without copying; -1 keeps a dim."""
-    sizes = _shape_arg(sizes)
+    sizes = _shape_arg(sizes_or_keyword(sizes, size, "size", "expand"))
     nd = input.ndim
     if len(sizes) < nd:
         raise RuntimeError(f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal "
@@ -175,8 +177,9 @@ _permute = defop("permute", lambda x, dims: x.transpose(dims),
 
 
 @public
-def permute(input, *dims):
+def permute(input, *args, dims=None):
     """A view with the dimensions reordered by ``dims``."""
+    dims = sizes_or_keyword(args, dims, "dims", "permute")
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = dims[0]
     nd = input._data.ndim
@@ -608,9 +611,9 @@ _repeat = defop("repeat", _repeat_fwd, _repeat_vjp, saves=())
 
 
 @public
-def repeat(input, *sizes):
+def repeat(input, *sizes, repeats=None):
     """Tile the tensor ``sizes[i]`` times along dim i (``sizes`` may add leading dims)."""
-    sizes = _shape_arg(sizes)
+    sizes = _shape_arg(sizes_or_keyword(sizes, repeats, "repeats", "repeat"))
     if len(sizes) < input.ndim:
         raise RuntimeError(f"repeat: Number of dimensions of repeat dims ({len(sizes)}) can not be smaller than "
                            f"number of dimensions of tensor ({input.ndim})")

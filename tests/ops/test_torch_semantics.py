@@ -1096,3 +1096,24 @@ def test_scatter_reduce_amin_amax_identities_per_dtype(dtype):
         for red in ("amin", "amax"):
             for inc in (True, False):
                 _same(f(tg, red, inc), f(torch, red, inc))
+
+
+_KEYWORD_FORMS = {  # PyTorch's varargs methods also take their sequence by keyword (op_db: x.flip(dims=...))
+    "flip": lambda M, x: x.flip(dims=[0]), "permute": lambda M, x: x.permute(dims=[1, 0]),
+    "reshape": lambda M, x: x.reshape(shape=(3, 2)), "view": lambda M, x: x.view(size=(3, 2)),
+    "repeat": lambda M, x: x.repeat(repeats=(2, 1)), "expand": lambda M, x: x[:1].expand(size=(4, 3)),
+    "tile": lambda M, x: x.tile(dims=(2,)), "sum_to_size": lambda M, x: x.sum_to_size(size=(1, 3)),
+    "new_zeros": lambda M, x: x.new_zeros(size=(2,)), "new_ones": lambda M, x: x.new_ones(size=[1, 2]),
+    "fn_reshape": lambda M, x: M.reshape(x, shape=(6,)), "fn_permute": lambda M, x: M.permute(x, dims=(1, 0)),
+    "flip_varargs": lambda M, x: x.flip(0, 1), "flip_tuple": lambda M, x: x.flip((0, 1)),
+    "tile_varargs": lambda M, x: x.tile(2, 1), "tile_int": lambda M, x: x.tile(2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_KEYWORD_FORMS))
+def test_sequence_arguments_by_keyword_match_torch(name):
+    torch = _torch()
+    a = np.arange(6.0).reshape(2, 3)
+    _same(_KEYWORD_FORMS[name](tg, tg.tensor(a)), _KEYWORD_FORMS[name](torch, torch.tensor(a)))
+    _raises_like(lambda M: M.ones(2, 3).permute(1, 0, dims=(1, 0)))  # both forms at once
+    _raises_like(lambda M: M.ones(2, 3).flip(dim=0))
