@@ -37,7 +37,8 @@ def test_periodic_exponential_center_default_dtype_and_requires_grad():
                                   lambda M: M.signal.windows.gaussian(3, std=0),
                                   lambda M: M.signal.windows.kaiser(3, beta=-1),
                                   lambda M: M.signal.windows.general_cosine(3, a=[]),
-                                  lambda M: M.signal.windows.general_cosine(3, a=1.0)])
+                                  lambda M: M.signal.windows.general_cosine(3, a=1.0),
+                                  lambda M: M.signal.windows.hann(3, layout=M.sparse_coo)])
 def test_window_errors_match_torch(call):
     with pytest.raises(Exception) as want:
         call(torch)

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.special as _sp
 
 from .. import _dtype
-from ..device import check_layout, device as _device
+from ..device import device as _device, strided
 from ..ops import tensor as _tensor
 
 __all__ = ["bartlett", "blackman", "cosine", "exponential", "gaussian", "general_cosine", "general_hamming",
@@ -23,7 +23,8 @@ def _checked(name, M, dtype, layout, device):
     """The numpy dtype of the window, after PyTorch's checks (ValueError, as its Python code raises)."""
     if device is not None:
         _device(device)
-    check_layout(layout, f"signal.windows.{name}")
+    if layout is not None and layout is not strided:
+        raise ValueError(f"{name} is implemented for strided tensors only, got: {layout}")
     if M < 0:
         raise ValueError(f"{name} requires non-negative window length, got M={M}")
     d = np.dtype(_dtype.get_default_dtype() if dtype is None else _dtype.to_dtype(dtype))
