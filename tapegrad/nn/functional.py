@@ -494,7 +494,9 @@ def _adaptive_max_pool(nd, input, output_size, return_indices):
     windows: each dim indexed by its (out, k) window matrix, then the max over the k axes."""
     op = f"adaptive_max_pool{nd}d"
     x = input
-    if x.ndim not in (nd + 1, nd + 2):
+    if x.ndim < nd + 1:  # PyTorch's Python-side check: ValueError
+        raise ValueError(f"{op}: Input dimension should be at least {nd + 1}, got shape {_shape(x)}")
+    if x.ndim > nd + 2:
         raise RuntimeError(f"{op}: expected {nd + 1}-D or {nd + 2}-D input, got shape {_shape(x)}")
     unbatched = x.ndim == nd + 1
     if unbatched:
@@ -541,6 +543,13 @@ def adaptive_max_pool3d(input, output_size, return_indices: bool = False):
     return _adaptive_max_pool(3, input, output_size, return_indices)
 
 
+def _one_size(v, name):
+    """An adaptive 1-d pool's output_size: an int or a 1-sequence (else RuntimeError, as PyTorch)."""
+    if isinstance(v, (tuple, list)) and len(v) != 1:
+        raise RuntimeError(f"{name}() argument 'output_size' should contain one int (got {len(v)})")
+    return _one(v, name)
+
+
 def _one(v, name):
     if isinstance(v, (tuple, list)):
         if len(v) != 1:
@@ -577,13 +586,13 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = Fal
 
 def adaptive_avg_pool1d(input, output_size):
     """Average pooling of ``(N, C, L)`` to length ``output_size``, windows chosen as PyTorch does."""
-    return adaptive_avg_pool2d(_as_2d(input, "adaptive_avg_pool1d"), (1, _one(output_size, "adaptive_avg_pool1d"))
+    return adaptive_avg_pool2d(_as_2d(input, "adaptive_avg_pool1d"), (1, _one_size(output_size, "adaptive_avg_pool1d"))
                                ).squeeze(-2)
 
 
 def adaptive_max_pool1d(input, output_size, return_indices: bool = False):
     """Max pooling of ``(N, C, L)`` to length ``output_size`` (with the indices if ``return_indices``)."""
-    out = adaptive_max_pool2d(_as_2d(input, "adaptive_max_pool1d"), (1, _one(output_size, "adaptive_max_pool1d")),
+    out = adaptive_max_pool2d(_as_2d(input, "adaptive_max_pool1d"), (1, _one_size(output_size, "adaptive_max_pool1d")),
                               return_indices)
     if return_indices:
         return out[0].squeeze(-2), out[1].squeeze(-2)

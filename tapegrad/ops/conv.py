@@ -640,6 +640,8 @@ def _adaptive_size(x, output_size, op, nd):
 def _adaptive_avg_pool(nd, input, output_size):
     """adaptive_avg_pool{nd}d (see adaptive_avg_pool2d)."""
     op = f"adaptive_avg_pool{nd}d"
+    if isinstance(input, Tensor) and input.ndim < nd + 1:  # PyTorch's Python-side check: ValueError
+        raise ValueError(f"{op}: Input dimension should be at least {nd + 1}, got shape {tuple(input.shape)}")
     x, unbatched = _float_input(input, op, nd=nd)
     size = _adaptive_size(x, output_size, op, nd)
     spatial = tuple(x.shape[2:])

@@ -1117,3 +1117,17 @@ def test_sequence_arguments_by_keyword_match_torch(name):
     _same(_KEYWORD_FORMS[name](tg, tg.tensor(a)), _KEYWORD_FORMS[name](torch, torch.tensor(a)))
     _raises_like(lambda M: M.ones(2, 3).permute(1, 0, dims=(1, 0)))  # both forms at once
     _raises_like(lambda M: M.ones(2, 3).flip(dim=0))
+
+
+@pytest.mark.parametrize("call", [
+    lambda M: M.nn.functional.adaptive_avg_pool2d(M.ones(2, 2), (2, 2)),
+    lambda M: M.nn.functional.adaptive_max_pool2d(M.ones(2, 2), (2, 2)),
+    lambda M: M.nn.functional.adaptive_avg_pool3d(M.ones(2, 2, 2), (2, 2, 2)),
+    lambda M: M.nn.functional.adaptive_max_pool3d(M.ones(2, 2, 2), (2, 2, 2)),
+    lambda M: M.nn.functional.adaptive_avg_pool2d(M.ones(2, 2, 2, 2, 2), (2, 2)),
+    lambda M: M.nn.functional.adaptive_avg_pool1d(M.ones(1, 2, 3), ()),
+    lambda M: M.nn.functional.adaptive_max_pool1d(M.ones(1, 2, 3), ()),
+    lambda M: M.nn.functional.adaptive_avg_pool1d(M.ones(1, 2, 3), (1, 2))])
+def test_adaptive_pool_errors_are_torchs_types(call):
+    # op_db's error_inputs: too few dims is PyTorch's ValueError, a wrong-length 1-d output_size its RuntimeError
+    _raises_like(call)
