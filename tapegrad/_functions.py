@@ -23,6 +23,7 @@ from .amp import autocast_mode as _autocast_mode
 from .device import check_layout, device as _device
 from .ops import creation as _creation
 from .ops import shape as _shape
+from .ops.pointwise import where as _where
 from .tensor import Tensor
 from .utils.dlpack import to_dlpack  # noqa: F401  (torch.to_dlpack)
 from .amp import GradScaler  # noqa: F401  (torch.GradScaler, torch.amp.GradScaler's alias)
@@ -205,8 +206,17 @@ def detach_(input):
 
 def fill(input, value):
     """A new tensor of ``input``'s shape and dtype filled with ``value`` (``fill_`` out of place;
-    its gradient reaches ``value`` when that is a tensor)."""
-    return input.detach() * 0 + value if isinstance(value, Tensor) else _creation.full_like(input, value)
+    its gradient reaches ``value`` when that is a 0-d tensor, and is zero for ``input``)."""
+    if isinstance(value, Tensor):
+        if value.ndim:
+            raise RuntimeError(f"fill only supports 0-dimension value tensor but got tensor with {value.ndim} "
+                               f"dimensions (shape {tuple(value.shape)})")
+        filled = value.to(input.dtype).expand(tuple(input.shape))
+    else:
+        filled = _creation.full_like(input, value)
+    # selected everywhere, so input's NaN and inf stay out (input * 0 + value made them NaN), and the
+    # result is in input's graph with a zero gradient, as PyTorch's
+    return _where(_creation.ones_like(input, dtype=_dtype.bool_), filled, input)
 
 
 # ---------------------------------------------------------------- constructors

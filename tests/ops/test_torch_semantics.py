@@ -1131,3 +1131,18 @@ def test_sequence_arguments_by_keyword_match_torch(name):
 def test_adaptive_pool_errors_are_torchs_types(call):
     # op_db's error_inputs: too few dims is PyTorch's ValueError, a wrong-length 1-d output_size its RuntimeError
     _raises_like(call)
+
+
+def test_fill_replaces_nan_and_inf_keeps_the_dtype_and_passes_the_gradient_to_value():
+    # fill was input * 0 + value: NaN where input was inf or NaN, and promoted to value's dtype
+    torch = _torch()
+    res = []
+    for M in (torch, tg):
+        x = M.tensor([np.inf, np.nan, 1.0], dtype=M.float64, requires_grad=True)
+        v = M.tensor(2.5, dtype=M.float64, requires_grad=True)
+        y = M.fill(x, v)
+        gx, gv = M.autograd.grad((y * M.tensor([1.0, 2.0, 3.0], dtype=M.float64)).sum(), [x, v])
+        res.append((y.tolist(), y.requires_grad, gx.tolist(), gv.item(), M.fill(x, True).requires_grad,
+                    M.fill(M.tensor([1, 2]), M.tensor(2.7)).tolist(), str(M.fill(M.tensor([1, 2]), M.tensor(2.7)).dtype)[-5:]))
+    assert res[1] == res[0]
+    _raises_like(lambda M: M.fill(M.ones(3), M.ones(2)))
