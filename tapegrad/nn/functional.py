@@ -1635,7 +1635,7 @@ def multi_margin_loss(input, target, p: int = 1, margin: float = 1.0, weight=Non
     if p not in (1, 2):
         raise ValueError(f"multi_margin_loss: only p == 1 and p == 2 supported, got {p}")
     _check_float(input, "multi_margin_loss")
-    x = input.reshape(1, -1) if input.ndim == 1 else input
+    x = input.reshape(1, -1) if input.ndim <= 1 else input  # a 0-d input is one sample of one class
     if x.ndim != 2:
         raise RuntimeError(f"multi_margin_loss: expected 1-D or 2-D input, got shape {_shape(input)}")
     n, c = x.shape
@@ -1665,7 +1665,7 @@ def multi_margin_loss(input, target, p: int = 1, margin: float = 1.0, weight=Non
     not_target = np.ones((n, c), dtype=x.dtype)
     not_target[np.arange(n), t] = 0
     loss = (z * _const(not_target)).sum(1) / c
-    if input.ndim == 1:
+    if input.ndim <= 1:
         loss = loss.reshape(())
     return _reduce(loss, reduction)
 

@@ -394,3 +394,12 @@ def test_group_norm_of_an_empty_batch():
     _run(lambda M, x, w, b: M.nn.functional.group_norm(x, 2, w, b), [np.ones((0, 6, 3)), R.standard_normal(6),
                                                                       R.standard_normal(6)], (0, 1, 2),
          reduce=lambda y: y.sum())
+
+
+def test_multi_margin_loss_of_a_zero_d_input():
+    # op_db's 0-d sample raised 'expected 1-D or 2-D input'
+    for red in ("none", "mean"):
+        _run(lambda M, x: M.nn.functional.multi_margin_loss(x, M.tensor(0), reduction=red), [np.array(-3.7)], (0,),
+             reduce=lambda y: y.sum())
+        _run(lambda M, x: M.nn.functional.multi_margin_loss(x, M.tensor(1), p=2, reduction=red), [np.array([-3.7, 1.0])],
+             (0,), reduce=lambda y: y.sum())
