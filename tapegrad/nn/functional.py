@@ -1634,6 +1634,8 @@ def multi_margin_loss(input, target, p: int = 1, margin: float = 1.0, weight=Non
     reduction = _reduction(reduction, size_average, reduce)
     if p not in (1, 2):
         raise ValueError(f"multi_margin_loss: only p == 1 and p == 2 supported, got {p}")
+    if weight is not None and weight.ndim != 1:  # PyTorch's Python-side checks come first
+        raise ValueError(f"multi_margin_loss: weight must be one-dimensional, got shape {_shape(weight)}")
     _check_float(input, "multi_margin_loss")
     x = input.reshape(1, -1) if input.ndim <= 1 else input  # a 0-d input is one sample of one class
     if x.ndim != 2:
@@ -1646,8 +1648,6 @@ def multi_margin_loss(input, target, p: int = 1, margin: float = 1.0, weight=Non
         raise RuntimeError(f"multi_margin_loss: expected target of scalar type Long but found "
                            f"{_dtype.name(target.dtype)}")
     if weight is not None:
-        if weight.ndim != 1:
-            raise ValueError(f"multi_margin_loss: weight must be one-dimensional, got shape {_shape(weight)}")
         if weight.numel() != c:
             raise RuntimeError(f"multi_margin_loss: inconsistent weight size, expected {c} but got {_shape(weight)}")
     t = target._data.reshape(-1)

@@ -990,6 +990,8 @@ _BAD_CALLS = {  # op_db's error_inputs where tapegrad raised another type (or no
     "multi_margin_weight_size": lambda M: M.nn.functional.multi_margin_loss(M.ones(4, 4), M.tensor([0, 1, 2, 3]),
                                                                             weight=M.ones(5)),
     "multi_margin_float_target": lambda M: M.nn.functional.multi_margin_loss(M.ones(4, 4), M.ones(4)),
+    "multi_margin_weight_2d_first": lambda M: M.nn.functional.multi_margin_loss(M.ones(4, 4), M.ones(4),
+                                                                                weight=M.ones(4, 1)),
     "multi_margin_no_classes": lambda M: M.nn.functional.multi_margin_loss(M.ones(5, 0), M.tensor([0, 1, 2, 3, 0])),
     "narrow_tensor_start": lambda M: M.narrow(M.ones(3, 4), 0, M.tensor([1]), 1),
 }
