@@ -1242,7 +1242,7 @@ def _class_layout(input, target, name):
         raise RuntimeError(f"{name}: Expected target size {list(expected)}, got {list(_shape(target))} (input shape "
                            f"{_shape(input)})")
     flat = input if input.ndim == 2 else _ops.permute(input, (0,) + tuple(range(2, input.ndim)) + (1,))
-    return flat.reshape(-1, c), target._data.reshape(-1), _shape(target)
+    return (flat if flat.ndim == 2 else flat.reshape(-1, c)), target._data.reshape(-1), _shape(target)
 
 
 def _class_weights(t, c, weight, ignore_index, dtype, name):

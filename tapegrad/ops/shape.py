@@ -61,8 +61,8 @@ def reshape(input, *args, shape=None):
     """Same data, new shape (a view when the layout allows, a copy otherwise); one dim may be -1."""
     shape = sizes_or_keyword(args, shape, "shape", "reshape")
     shape = _infer_shape(_shape_arg(shape), input._data.size, "reshape", input._data.shape)
-    if shape == input._data.shape:
-        return input
+    # the same shape still gives a new view, as PyTorch's: not ``input`` itself, whose gradient,
+    # hooks and leaf status are its own
     return apply(_reshape, input, shape=shape)
 
 
@@ -132,7 +132,7 @@ def _owner(a):
 
 
 def _expand_fwd(x, shape):
-    return broadcast_view(x, shape)
+    return x.view() if x.shape == shape else broadcast_view(x, shape)  # the same shape: a writable alias
 
 
 _expand = defop("expand", _expand_fwd, lambda g, out, x, shape: g.sum_to_size(x.shape), saves=(), view=True)
@@ -154,9 +154,7 @@ def expand(input, *sizes, size=None):
             raise RuntimeError(f"expand: the expanded size of the tensor ({t}) must match the existing size "
                                f"({s}) at non-singleton dimension {lead + i}. Target sizes: {list(sizes)}. "
                                f"Tensor sizes: {list(input.shape)}")
-    if shape == tuple(input.shape):
-        return input
-    return apply(_expand, input, shape=shape)
+    return apply(_expand, input, shape=shape)  # a new view even for the same shape, as PyTorch's
 
 
 @public
@@ -186,9 +184,7 @@ def permute(input, *args, dims=None):
     norm = tuple(d + nd if d < 0 else d for d in dims)
     if sorted(norm) != list(range(nd)):  # not a permutation: find out why, for the message
         _check_permutation(dims, nd)
-    if norm == tuple(range(nd)):
-        return input
-    return apply(_permute, input, dims=norm)
+    return apply(_permute, input, dims=norm)  # the identity too: a new view, as PyTorch's
 
 
 def _check_permutation(dims, nd):
@@ -208,11 +204,9 @@ def transpose(input, dim0, dim1):
     nd = input._data.ndim
     if nd == 2 and (dim0, dim1) in _SWAPS_2D:  # x.T, x.mT, w.t() of a matrix: no checks to make
         return apply(_permute, input, dims=(1, 0))
-    if nd == 0:
-        return input
+    if nd == 0:  # dims 0 and -1 name a 0-d tensor's only "dim": a new view all the same, as PyTorch's
+        return apply(_permute, input, dims=())
     d0, d1 = norm_dim(dim0, nd, "transpose"), norm_dim(dim1, nd, "transpose")
-    if d0 == d1:
-        return input
     dims = list(range(nd))
     dims[d0], dims[d1] = d1, d0
     return apply(_permute, input, dims=tuple(dims))
@@ -223,7 +217,7 @@ def t(input):
     """Transpose a tensor of at most 2 dims."""
     if input.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
-    return transpose(input, 0, 1) if input.ndim == 2 else input
+    return transpose(input, 0, 1) if input.ndim == 2 else apply(_permute, input, dims=tuple(range(input.ndim)))
 
 
 def _cast_fwd(x, dtype):
@@ -286,6 +280,8 @@ def flatten(input, start_dim=0, end_dim=-1):
         return reshape(input, (1,))
     if s > e:
         raise RuntimeError(f"flatten() has invalid args: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
+    if s == e:  # nothing merged: PyTorch returns the input itself
+        return input
     shape = input.shape
     return reshape(input, shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:])
 
