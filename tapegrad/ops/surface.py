@@ -242,7 +242,29 @@ def _write_out(out, result, name):
         raise RuntimeError(f"{name}(): result type {_dtype.name(r.dtype)} can't be cast to the desired output type "
                            f"{_dtype.name(out._data.dtype)}")
     if out._data.shape != r.shape:  # PyTorch resizes the out tensor
-        out._data = np.empty(r.shape, out._data.dtype)
+        out._data = _resized(out._data, r.shape)
+        if isinstance(out._data, tuple):  # grown past its memory: the part that fits is written there too
+            old, out._data = out._data
+            np.copyto(old, r.reshape(-1)[:old.size], casting="same_kind")
     np.copyto(out._data, r, casting="same_kind")
     out._version[0] += 1
     return out
+
+
+def _resized(a, shape):
+    """``a`` resized to ``shape`` as PyTorch's ``resize_``: contiguous from ``a``'s first element in the
+    same memory (which a base or other views of it then see), when that memory holds it; else a
+    fresh array, returned as (the old memory's elements from ``a`` on, flat; the fresh array)."""
+    n = int(np.prod(shape))
+    owner = a
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    if not (owner.flags.c_contiguous and owner.flags.writeable) or a.size == 0:
+        return np.empty(shape, a.dtype)
+    offset = a.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
+    room = (owner.nbytes - offset) // a.itemsize
+    if offset < 0 or offset % a.itemsize:
+        return np.empty(shape, a.dtype)
+    if n <= room:
+        return np.ndarray(shape, a.dtype, buffer=owner.reshape(-1).view(np.uint8), offset=offset)
+    return np.ndarray((room,), a.dtype, buffer=owner.reshape(-1).view(np.uint8), offset=offset), np.empty(shape, a.dtype)
