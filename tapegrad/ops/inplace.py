@@ -14,6 +14,7 @@ generates and the few written out beside their ops (``fill_``, ``masked_fill_``,
 from __future__ import annotations
 
 import builtins
+import weakref
 
 import numpy as np
 
@@ -88,6 +89,20 @@ def _extent(a: np.ndarray):
     return lo, hi
 
 
+def _move_retained(t: Tensor, old, node):
+    """``t`` moves from node ``old`` onto ``node``: a ``retain_grad()`` moves with it, as PyTorch
+    moves its retains_grad hook to the new ``grad_fn`` (``.grad`` is the gradient of the tensor's
+    latest value). Left on ``old``, ``.grad`` got the gradient of the value before the write."""
+    if not t._retains_grad or old is node:
+        return
+    if old is not None:
+        ref = old.retained
+        if ref is not None and ref() is t:
+            old.retained = None
+    if node is not None:
+        node.retained = weakref.ref(t)
+
+
 def _write_through_base(base: Tensor, positions, value: Tensor):
     """Record that ``value`` was written at ``positions`` of ``base`` (whose memory already holds
     it): ``base`` moves onto a setitem node, so gradients through ``base`` see the write, as
@@ -99,6 +114,7 @@ def _write_through_base(base: Tensor, positions, value: Tensor):
     if node.out_version is not None:
         node.out_data = base._data
         node.out_version = (base._version, base._version[0])
+    _move_retained(base, before.grad_fn, node)
     base.grad_fn, base._requires_grad = node, True
 
 
@@ -112,6 +128,9 @@ def _regenerate_view(view: Tensor):
         return
     with grad_mode.enable_grad():
         res = apply(_getitem, base, index=positions, basic=False)
+    if view._retains_grad:
+        view._base = base  # marks the view current, so that reading its old graph doesn't regenerate it again
+        _move_retained(view, view.grad_fn, res.grad_fn)
     view.grad_fn, view._requires_grad = res.grad_fn, True
 
 
@@ -164,6 +183,7 @@ def inplace(self: Tensor, result_fn, opname: str, *others, snapshot: bool = True
         if node.out_version is not None:
             node.out_data = self._data
             node.out_version = (self._version, self._version[0])
+        _move_retained(self, before.grad_fn, node)
         self.grad_fn, self._requires_grad = node, True
         if positions is not None:  # a view: its base holds the new values too
             _write_through_base(self._base, positions, res)
