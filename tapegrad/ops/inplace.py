@@ -54,6 +54,8 @@ def _positions_in_base(view: np.ndarray, base: np.ndarray):
     into ``base``'s memory; None when the two can't be related element by element (a dtype view,
     a copy, a stride that isn't a whole number of elements)."""
     size = base.itemsize
+    if view.size == 0 and view.dtype == base.dtype:  # no element: no position (numpy says it shares no memory)
+        return tuple(np.zeros(view.shape, np.int64) for _ in range(base.ndim))
     if view.dtype != base.dtype or not np.shares_memory(view, base) or any(
             st % size for st in base.strides + view.strides) or 0 in base.strides and base.size > 1:
         return None
