@@ -189,6 +189,10 @@ def inplace(self: Tensor, result_fn, opname: str, *others, snapshot: bool = True
         self.grad_fn, self._requires_grad = node, True
         if positions is not None:  # a view: its base holds the new values too
             _write_through_base(self._base, positions, res)
+            # and the view is now its positions of the base's new graph, as PyTorch regenerates a
+            # written view's grad_fn from its base's CopySlices: else the base's graph read the
+            # view's, the other way round, and autograd.grad of the base or the view was wrong
+            _regenerate_view(self)
     return self
 
 
