@@ -73,7 +73,7 @@ def _pow_exponent_grad(g, out, x, y):
 def add(input, other, *, alpha=1):
     """``input + alpha * other`` with broadcasting."""
     if alpha != 1:
-        other = mul(other, alpha)
+        other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha  # a number: scaled as one
     elif isinstance(input, Tensor) and isinstance(other, Tensor) and input._data.dtype is other._data.dtype:
         return apply(_add, input, other)  # nothing for pair() to promote
     return apply(_add, *pair(input, other, "add"))
@@ -86,7 +86,7 @@ def sub(input, other, *, alpha=1):
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
                            "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
     if alpha != 1:
-        other = mul(other, alpha)
+        other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha  # a number: scaled as one
     return apply(_sub, *pair(input, other, "sub"))
 
 
