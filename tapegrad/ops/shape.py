@@ -63,7 +63,12 @@ def reshape(input, *args, shape=None):
     shape = _infer_shape(_shape_arg(shape), input._data.size, "reshape", input._data.shape)
     # the same shape still gives a new view, as PyTorch's: not ``input`` itself, whose gradient,
     # hooks and leaf status are its own
-    return apply(_reshape, input, shape=shape)
+    out = apply(_reshape, input, shape=shape)
+    if out._base is not None and not np.may_share_memory(out._data, input._data):
+        # numpy had to copy (a transposed or expanded input): not a view, as PyTorch's reshape
+        # then isn't; sharing the version box made writes into it refused or bump the input's
+        out._version, out._base = [0], None
+    return out
 
 
 @public
