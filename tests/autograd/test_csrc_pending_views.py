@@ -64,6 +64,27 @@ def test_input_saved_only_for_a_constant_can_be_written():
     x.add_(1.0)
     y.sum().backward()
     np.testing.assert_allclose(a.grad.numpy(), [2.0, 2.0])
+    a = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([3.0], dtype=torch.float64, requires_grad=True)
+    x = a * 2
+    x.retain_grad()
+    calls = []
+    x.register_hook(lambda g: calls.append(g))
+    torch.autograd.grad((x * x).sum() + (b * b).sum(), [b])
+    assert x.grad is None and calls == []
+
+
+@PENDING
+def test_autograd_grad_runs_no_branch_that_leads_to_no_input():
+    a = tg.tensor([1.0, 2.0], dtype=F64, requires_grad=True)
+    b = tg.tensor([3.0], dtype=F64, requires_grad=True)
+    x = a * 2
+    x.retain_grad()
+    calls = []
+    x.register_hook(lambda g: calls.append(g))
+    (gb,) = tg.autograd.grad((x * x).sum() + (b * b).sum(), [b])
+    np.testing.assert_allclose(gb.numpy(), [6.0])
+    assert x.grad is None and calls == []
 
 
 def test_the_cases_are_pytorch_behaviour():
@@ -92,3 +113,11 @@ def test_the_cases_are_pytorch_behaviour():
     x.add_(1.0)
     y.sum().backward()
     np.testing.assert_allclose(a.grad.numpy(), [2.0, 2.0])
+    a = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([3.0], dtype=torch.float64, requires_grad=True)
+    x = a * 2
+    x.retain_grad()
+    calls = []
+    x.register_hook(lambda g: calls.append(g))
+    torch.autograd.grad((x * x).sum() + (b * b).sum(), [b])
+    assert x.grad is None and calls == []
