@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import _dtype
 from .._tape.registry import apply, defop
+from . import inplace as _inplace_module
 from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
@@ -151,6 +152,10 @@ _view_as_real = defop("view_as_real", _as_real, lambda g, out, z: apply(_view_as
                       saves=(), view=True)
 _view_as_complex = defop("view_as_complex", _as_complex, lambda g, out, x: apply(_view_as_real, g),
                          saves=(), view=True)
+
+
+_inplace_module._view_as_real = _view_as_real  # a real view of a complex base written in place
+_inplace_module._view_as_complex = _view_as_complex  # (and back) takes its graph through them
 
 
 def _contiguous_last(g):

@@ -25,6 +25,8 @@ from .._tape.registry import apply
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 _setitem = None  # indexing.py's setitem and getitem ops, bound there: indexing sits above this file
 _getitem = None
+_view_as_real = None  # complex.py's view_as_real/view_as_complex ops, bound there: a view of another
+_view_as_complex = None  # dtype (view_as_real, .real, .imag) takes its graph from its base through them
 
 
 def _check_leaf(self: Tensor, opname: str, view_positions: bool = False):
@@ -125,15 +127,31 @@ def _regenerate_view(view: Tensor):
     elements it covers of the base's current graph (PyTorch's regenerated AsStridedBackward).
     Called by the tape when a stale view is read (apply, backward, ``grad_fn``, ``requires_grad``)."""
     base = view._base
-    positions = _positions_in_base(view._data, base._data)
-    if positions is None:  # a dtype view or a copy: not differentiable element by element
-        return
+    src = base
     with grad_mode.enable_grad():
-        res = apply(_getitem, base, index=positions, basic=False)
+        positions = _positions_in_base(view._data, base._data)
+        if positions is None and view._data.dtype != base._data.dtype:  # view_as_real, .real, .imag (or back)
+            src = _same_dtype_view(base, view._data.dtype)
+            positions = None if src is None else _positions_in_base(view._data, src._data)
+        if positions is None:  # a copy, or a dtype view that isn't a complex/real pair: not element by element
+            return
+        res = apply(_getitem, src, index=positions, basic=False)
     if view._retains_grad:
         view._base = base  # marks the view current, so that reading its old graph doesn't regenerate it again
         _move_retained(view, view.grad_fn, res.grad_fn)
     view.grad_fn, view._requires_grad = res.grad_fn, True
+
+
+def _same_dtype_view(base: Tensor, dtype):
+    """``base`` seen as ``dtype`` through a differentiable op (view_as_real of a complex base,
+    view_as_complex of a real one), or None when there is none."""
+    a = base._data
+    if a.dtype.kind == "c" and dtype.kind == "f" and _view_as_real is not None:
+        return apply(_view_as_real, base)
+    if (a.dtype.kind == "f" and dtype.kind == "c" and _view_as_complex is not None and a.ndim and a.shape[-1] == 2
+            and a.strides[-1] == a.itemsize and not any(st % (2 * a.itemsize) for st in a.strides[:-1])):
+        return apply(_view_as_complex, base)
+    return None
 
 
 _C._set_view_regenerator(_regenerate_view)
