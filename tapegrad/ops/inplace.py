@@ -56,6 +56,8 @@ def _positions_in_base(view: np.ndarray, base: np.ndarray):
     into ``base``'s memory; None when the two can't be related element by element (a dtype view,
     a copy, a stride that isn't a whole number of elements)."""
     size = base.itemsize
+    if base.ndim == 0:  # no index array can address a 0-d base (see _regenerate_view)
+        return None
     if view.size == 0 and view.dtype == base.dtype:  # no element: no position (numpy says it shares no memory)
         return tuple(np.zeros(view.shape, np.int64) for _ in range(base.ndim))
     if view.dtype != base.dtype or not np.shares_memory(view, base) or any(
@@ -133,6 +135,9 @@ def _regenerate_view(view: Tensor):
         if positions is None and view._data.dtype != base._data.dtype:  # view_as_real, .real, .imag (or back)
             src = _same_dtype_view(base, view._data.dtype)
             positions = None if src is None else _positions_in_base(view._data, src._data)
+        if positions is None and src is not None and src._data.ndim == 0:  # a 0-d base: its one element, seen as shape (1,)
+            src = apply(_getitem, src, index=(None,), basic=True)
+            positions = _positions_in_base(view._data, src._data)
         if positions is None:  # a copy, or a dtype view that isn't a complex/real pair: not element by element
             return
         res = apply(_getitem, src, index=positions, basic=False)
