@@ -114,6 +114,8 @@ def pair(a, b, opname: str, opmath: bool = False):
             return scalar_tensor(a, d), b
         d = _coerce_scalar(b, a, opname)
         return const(a, scalar_dtype(d, opmath)), (b if b._data.dtype == d else b.to(d))
+    if isinstance(a, numbers.Number) and isinstance(b, numbers.Number):  # torch.add(1.0, 2.0): the first as a 0-d tensor
+        return pair(Tensor._wrap(np.asarray(a, _dtype._scalar_dtype(a))), b, opname, opmath)
     raise TypeError(f"{opname}: expected at least one tensor operand, got {type(a).__name__} and {type(b).__name__}")
 
 
