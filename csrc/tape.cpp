@@ -806,7 +806,9 @@ struct Pass {
     s.grad = nullptr;
     if (!g) return true;
     if (!run_hooks(T(leaf)->hooks, g)) return false;
-    if (all_leaves) return accumulate_grad(leaf, std::move(g), create_graph) && run_post_hooks(leaf);
+    // a leaf detach_()ed since the graph was recorded is out of autograd: PyTorch's
+    // AccumulateGrad skips it too
+    if (all_leaves) return !T(leaf)->requires_grad || (accumulate_grad(leaf, std::move(g), create_graph) && run_post_hooks(leaf));
     auto it = wanted_leaf.find(leaf);
     return it == wanted_leaf.end() || deliver(it->second, g);
   }

@@ -35,11 +35,13 @@ int refresh_view(PyObject* self) {
   TensorObject* t = T(self);
   Py_ssize_t now = version_count(t);
   if (t->base == Py_None || now == t->view_version) return 0;
-  // a base outside the graph, or a leaf (written in place only under no_grad): the view's graph still holds
-  if (!is_tensor(t->base) || T(t->base)->grad_fn == Py_None || view_regenerator == nullptr) {
+  if (!is_tensor(t->base) || view_regenerator == nullptr) {
     t->view_version = now;
     return 0;
   }
+  // a base outside the graph: the view stays stale, so that it takes its graph from the base
+  // once the base requires grad (PyTorch looks at the base's requires_grad on every access)
+  if (!T(t->base)->requires_grad) return 0;
   // the regenerator reads no view's graph (so no recursion), and the view is marked current only
   // once its new graph is set: another thread reading it meanwhile regenerates it too
   PyObject* r = PyObject_CallOneArg(view_regenerator, self);

@@ -304,3 +304,11 @@ def test_an_op_whose_result_cannot_be_allocated_raises_memory_error_naming_it():
     y = tg.ones(2 ** 20, 1, dtype=tg.float64)
     with pytest.raises(MemoryError, match=r"^add: .*\(input shapes \(1, 1048576\), \(1048576, 1\)\)"):
         x + y
+
+
+def test_a_leaf_detached_in_place_after_recording_gets_no_gradient():
+    a = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
+    y = a * 3
+    a.detach_()
+    y.sum().backward()
+    assert a.grad is None  # PyTorch's AccumulateGrad skips a leaf that no longer requires grad

@@ -188,3 +188,24 @@ def test_many_rows_written_into_a_large_buffer_stay_cheap_and_right():
         out[i].copy_(w * (i + 1))
     out.sum().backward()
     np.testing.assert_allclose(w.grad.numpy(), np.full(width, rows * (rows + 1) / 2))
+
+
+def test_a_view_of_a_buffer_written_before_the_buffer_requires_grad():
+    buf = tg.zeros(3, dtype=tg.float64)
+    v = buf[1:]
+    buf[0] = 1.0  # written after the view was taken: v takes its graph from buf once buf requires grad
+    buf.requires_grad_()
+    ((v * 2).sum() + buf.sum()).backward()
+    np.testing.assert_allclose(buf.grad.numpy(), [1.0, 3.0, 3.0])  # PyTorch's too
+
+
+def test_views_of_a_leaf_written_under_no_grad_take_their_graph_from_the_leaf():
+    a = tg.tensor([0.5, -1.0, 2.0, 1.5], dtype=tg.float64, requires_grad=True)
+    first = a[:1]
+    scalar = first.squeeze(0)
+    with tg.no_grad():
+        a[0] = 0.64  # through the leaf: both views now come from a itself
+    loss = (first * 3.0).sum() + scalar * 5.0
+    g_first, g_scalar = tg.autograd.grad(loss, [first, scalar])
+    np.testing.assert_allclose(g_first.numpy(), [3.0])  # scalar no longer flows through first (PyTorch: the same)
+    np.testing.assert_allclose(g_scalar.numpy(), 5.0)
