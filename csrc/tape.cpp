@@ -674,6 +674,7 @@ bool refuse_nan(PyObject* node, Py_ssize_t i, PyObject* g) {  // anomaly mode
 struct NodeState {
   Py_ssize_t deps = 0;      // consumers still to report
   PyObject* grad = nullptr;  // summed upstream gradient (owned), null while none arrived
+  bool needed = true;        // with inputs given: an input is reachable from here (mark_needed)
 };
 struct LeafState {
   Py_ssize_t deps = 0;
@@ -719,6 +720,42 @@ struct Pass {
 
   // Consumer counts of every node and tracked leaf reachable from the roots (iterative DFS).
   // A node is pushed the first time an edge reaches it; roots are in `nodes` already.
+  // With inputs given (autograd.grad, backward(inputs=)): a node runs only when one of them is
+  // reachable from it, as PyTorch's init_to_execute; the others pass no gradient on, so their
+  // hooks don't run and no retained .grad is set. Iterative post-order over the counted graph.
+  void mark_needed(const std::vector<PyObject*>& roots) {
+    std::vector<std::pair<PyObject*, Py_ssize_t>> stack;  // (node, next edge)
+    std::unordered_map<PyObject*, bool> seen;             // node -> finished
+    for (PyObject* r : roots) {
+      if (seen.count(r)) continue;
+      seen[r] = false;
+      stack.emplace_back(r, 0);
+      while (!stack.empty()) {
+        PyObject* node = stack.back().first;
+        PyObject* edges = N(node)->edges;
+        Py_ssize_t k = stack.back().second;
+        if (k < PyTuple_GET_SIZE(edges)) {
+          ++stack.back().second;
+          PyObject* e = PyTuple_GET_ITEM(edges, k);
+          if (is_node(e) && !seen.count(e)) {
+            seen[e] = false;
+            stack.emplace_back(e, 0);
+          }
+          continue;
+        }
+        bool needed = wanted_node.count(node) > 0;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(edges) && !needed; ++i) {
+          PyObject* e = PyTuple_GET_ITEM(edges, i);
+          if (e == Py_None) continue;
+          needed = is_node(e) ? nodes[e].needed : wanted_leaf.count(e) > 0;
+        }
+        nodes[node].needed = needed;
+        seen[node] = true;
+        stack.pop_back();
+      }
+    }
+  }
+
   bool count(std::vector<PyObject*> stack) {
     while (!stack.empty()) {
       NodeObject* node = N(stack.back());
@@ -970,6 +1007,7 @@ bool Pass::run_node(PyObject* node) {
     NodeState& s = nodes[node];
     g.reset(s.grad);
     s.grad = nullptr;
+    if (!s.needed) g.reset();  // no input of autograd.grad is reachable from here: nothing to run
   }
   if (!n->ready) {
     PyErr_SetString(PyExc_RuntimeError, "backward: reached a Node that was never initialised (or was cleared)");
@@ -1302,6 +1340,7 @@ PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyOb
     if (!add_into(&s.grad, Py_NewRef(g))) return nullptr;
   }
   if (!pass.count(roots)) return nullptr;
+  if (!pass.all_leaves) pass.mark_needed(roots);
   for (PyObject* r : roots)
     if (pass.nodes[r].deps == 0) pass.ready.push_back(Py_NewRef(r));
   for (auto& [leaf, s] : pass.leaves)

@@ -101,3 +101,35 @@ def test_double_backward_through_create_graph_accumulates():
     x.grad = None
     g.backward()  # 12 x^2 = 48
     assert x.grad.item() == pytest.approx(48.0)
+
+
+@pytest.mark.parametrize("how", ["grad", "backward_inputs"])
+def test_only_the_branches_that_reach_an_input_run(how):
+    # PyTorch runs only the nodes from which an input is reachable (init_to_execute): the other
+    # branch's hooks don't run and its retained .grad stays None
+    a = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
+    b = tg.tensor([3.0], dtype=tg.float64, requires_grad=True)
+    x = a * 2
+    x.retain_grad()
+    calls = []
+    x.register_hook(lambda g: calls.append(g))
+    loss = (x * x).sum() + (b * b).sum()
+    if how == "grad":
+        (gb,) = tg.autograd.grad(loss, [b])
+    else:
+        loss.backward(inputs=[b])
+        gb = b.grad
+        assert a.grad is None
+    np.testing.assert_allclose(gb.numpy(), [6.0])
+    assert x.grad is None and calls == []
+
+
+def test_a_branch_reaching_an_input_through_a_shared_node_still_runs():
+    a = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
+    h = a * 3
+    left, right = h * 2, h.exp()
+    seen = []
+    h.register_hook(lambda g: seen.append(g))
+    (ga,) = tg.autograd.grad(left.sum() + right.sum(), [a])
+    np.testing.assert_allclose(ga.numpy(), 3 * (2 + np.exp(3 * np.array([1.0, 2.0]))))
+    assert len(seen) == 1

@@ -1,16 +1,15 @@
-"""Differences from PyTorch found by the view/in-place fuzzer whose fix is in csrc/, still open:
-each is a strict xfail, so that the C++ change turns it into a failure to remove the mark.
-Values are hand-computed; PyTorch agrees (the last test checks it when installed). Neither is
-a silently wrong gradient: one refuses a program PyTorch runs, one runs hooks PyTorch would not.
+"""A difference from PyTorch found by the view/in-place fuzzer whose fix is in csrc/, still open:
+a strict xfail, so that the C++ change turns it into a failure to remove the mark. Values are
+hand-computed; PyTorch agrees (the last test checks it when installed). It is not a silently
+wrong gradient: tapegrad refuses a program PyTorch runs.
 
-1. A saved input is checked by version even when only the VJP of an input that doesn't require
-   grad reads it: ``y = x * 2.0`` saves ``x`` for the constant's gradient, and writing ``x`` in
-   place afterwards makes ``y.backward()`` raise, where PyTorch saves nothing for it. (A fix:
-   per-VJP read sets in the op table, and node_fill saving None for an input only the VJPs of
-   inputs that don't require grad read.)
-2. ``autograd.grad`` runs the branches of the graph that lead to none of its inputs: their hooks
-   run and a retained ``.grad`` is set, where PyTorch (``init_to_execute``) runs only the nodes
-   from which an input is reachable. The gradients returned are right.
+A saved input is checked by version even when only the VJP of an input that doesn't require grad
+reads it: ``y = x * 2.0`` saves ``x`` for the constant's gradient, and writing ``x`` in place
+afterwards makes ``y.backward()`` raise, where PyTorch saves nothing for it. (A fix: per-VJP read
+sets in the op table, and node_fill saving None for an input only the VJPs of inputs that don't
+require grad read.) The other cases the last test checks in PyTorch are fixed (stale views of a
+leaf base, a leaf detach_()ed after recording, autograd.grad pruning): their tests are in
+test_view_regeneration.py, test_engine.py and test_autograd_grad.py.
 """
 import numpy as np
 import pytest
@@ -29,19 +28,6 @@ def test_input_saved_only_for_a_constant_can_be_written():
     x.add_(1.0)
     y.sum().backward()
     np.testing.assert_allclose(a.grad.numpy(), [2.0, 2.0])
-
-
-@PENDING
-def test_autograd_grad_runs_no_branch_that_leads_to_no_input():
-    a = tg.tensor([1.0, 2.0], dtype=F64, requires_grad=True)
-    b = tg.tensor([3.0], dtype=F64, requires_grad=True)
-    x = a * 2
-    x.retain_grad()
-    calls = []
-    x.register_hook(lambda g: calls.append(g))
-    (gb,) = tg.autograd.grad((x * x).sum() + (b * b).sum(), [b])
-    np.testing.assert_allclose(gb.numpy(), [6.0])
-    assert x.grad is None and calls == []
 
 
 def test_the_cases_are_pytorch_behaviour():
