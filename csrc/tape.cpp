@@ -39,6 +39,7 @@
 #include <iterator>
 #include <optional>
 #include <thread>
+#include <unordered_set>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -340,10 +341,7 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
     // longer be taken over by .grad or summed into in place.
     if (base->requires_grad || modes().grad_enabled) {
       Py_SETREF(r->base, Py_NewRef(base->base == Py_None ? inputs[0] : base->base));
-      Ref count = Ref::borrow(version_value(r->version));
-      if (!count) return nullptr;
-      r->view_version = PyLong_AsSsize_t(count.get());
-      if (r->view_version == -1 && PyErr_Occurred()) return nullptr;
+      r->view_version = version_count(r);
     }
   }
   bool record = modes().grad_enabled && op->differentiable;
@@ -725,10 +723,9 @@ struct Pass {
   // hooks don't run and no retained .grad is set. Iterative post-order over the counted graph.
   void mark_needed(const std::vector<PyObject*>& roots) {
     std::vector<std::pair<PyObject*, Py_ssize_t>> stack;  // (node, next edge)
-    std::unordered_map<PyObject*, bool> seen;             // node -> finished
+    std::unordered_set<PyObject*> seen;
     for (PyObject* r : roots) {
-      if (seen.count(r)) continue;
-      seen[r] = false;
+      if (!seen.insert(r).second) continue;
       stack.emplace_back(r, 0);
       while (!stack.empty()) {
         PyObject* node = stack.back().first;
@@ -737,10 +734,7 @@ struct Pass {
         if (k < PyTuple_GET_SIZE(edges)) {
           ++stack.back().second;
           PyObject* e = PyTuple_GET_ITEM(edges, k);
-          if (is_node(e) && !seen.count(e)) {
-            seen[e] = false;
-            stack.emplace_back(e, 0);
-          }
+          if (is_node(e) && seen.insert(e).second) stack.emplace_back(e, 0);
           continue;
         }
         bool needed = wanted_node.count(node) > 0;
@@ -750,7 +744,6 @@ struct Pass {
           needed = is_node(e) ? nodes[e].needed : wanted_leaf.count(e) > 0;
         }
         nodes[node].needed = needed;
-        seen[node] = true;
         stack.pop_back();
       }
     }
@@ -958,6 +951,11 @@ PyObject* with_stand_ins(PyObject* saved, PyObject* metas) {
 
 // A VJP's gradient for input i (edge e) of node, reduced to the input's shape and dtype, passed on.
 bool Pass::report_gradient(PyObject* node, Py_ssize_t i, PyObject* e, Ref gi, PyObject* metas, bool check_nan) {
+  if (!is_tensor(gi.get())) {
+    PyErr_Format(PyExc_TypeError, "%U: a gradient formula returned %s, not a Tensor", O(N(node)->op)->name,
+                 Py_TYPE(gi.get())->tp_name);
+    return false;
+  }
   if (check_nan && !refuse_nan(node, i, gi.get())) return false;
   PyObject* m = PyTuple_GET_ITEM(metas, i);
   PyObject* shape = PyTuple_GET_ITEM(m, 0);
@@ -1101,10 +1099,6 @@ bool Pass::run_node(PyObject* node) {
       zeroed.emplace_back(i, std::move(gi));
       continue;
     }
-    if (!is_tensor(gi.get())) {
-      PyErr_Format(PyExc_TypeError, "%U: a gradient formula returned %s, not a Tensor", op->name, Py_TYPE(gi.get())->tp_name);
-      return false;
-    }
     if (!report_gradient(node, i, e, std::move(gi), metas.get(), check_nan)) return false;
   }
   // ZeroedGrad(g, zero_in_place, zeroed_copy) (setitem's gradient for the tensor written into:
@@ -1128,10 +1122,6 @@ bool Pass::run_node(PyObject* node) {
       if (!gi) return false;
     }
     z = Ref();
-    if (!is_tensor(gi.get())) {
-      PyErr_Format(PyExc_TypeError, "%U: a gradient formula returned %s, not a Tensor", op->name, Py_TYPE(gi.get())->tp_name);
-      return false;
-    }
     if (!report_gradient(node, i, e, std::move(gi), metas.get(), check_nan)) return false;
   }
   if (!retain_graph && (op->n_saves || op->saves_output || n->aux != Py_None)) {

@@ -172,6 +172,8 @@ extern PyObject* view_regenerator;
 // A view whose base was written in place since the view's graph was set gets a graph from its
 // base's current one (PyTorch regenerates a view's grad_fn the same way). 0, or -1 with an error.
 int refresh_view(PyObject* t);
+// The count in t's version box, or -1 when the box holds no int.
+Py_ssize_t version_count(TensorObject* t);
 inline int fresh_view(PyObject* t) { return T(t)->base == Py_None ? 0 : refresh_view(t); }
 
 // A new tensor of tensor_class around arr (no copy), outside the tape. New reference.

@@ -21,7 +21,6 @@ PyObject* slice_grad_class = nullptr;
 PyObject* zeroed_grad_class = nullptr;
 PyObject* view_regenerator = nullptr;
 
-namespace {
 // The count in a tensor's version box, or -1 when the box holds no int (the engine reports that).
 Py_ssize_t version_count(TensorObject* t) {
   if (!PyList_Check(t->version) || PyList_GET_SIZE(t->version) < 1) return -1;
@@ -29,7 +28,6 @@ Py_ssize_t version_count(TensorObject* t) {
   if (v == -1 && PyErr_Occurred()) PyErr_Clear();
   return v;
 }
-}  // namespace
 
 int refresh_view(PyObject* self) {
   TensorObject* t = T(self);
