@@ -26,6 +26,7 @@
 #include "kernels/conv.h"
 #include "kernels/parallel.h"
 #include "kernels/optim.h"
+#include "kernels/pointwise.h"
 #include "kernels/pool.h"
 #include "kernels/rnn.h"
 #include "kernels/rows.h"
@@ -981,6 +982,79 @@ py::array silu(const py::array& x) {
   return y;
 }
 
+// ---------------------------------------------------------------- pointwise functions
+// pointwise.h's functions by name, on C- or F-contiguous float32/float64 arrays; the result has
+// the input's memory order (numpy's and PyTorch's elementwise ops keep a transposed layout).
+tapegrad::Pointwise pointwise_op(const std::string& name) {
+  using P = tapegrad::Pointwise;
+  static const std::pair<const char*, P> table[] = {
+      {"sigmoid", P::sigmoid},         {"tanh", P::tanh},
+      {"exp", P::exp},                 {"log", P::log},
+      {"erf", P::erf},                 {"rsqrt", P::rsqrt},
+      {"abs", P::abs},                 {"sign", P::sign},
+      {"softplus", P::softplus},       {"logsigmoid", P::logsigmoid},
+      {"elu", P::elu},                 {"leaky_relu", P::leaky_relu},
+      {"hardswish", P::hardswish},     {"hardsigmoid", P::hardsigmoid},
+      {"mish", P::mish},               {"hardtanh", P::hardtanh}};
+  for (const auto& [n, op] : table)
+    if (name == n) return op;
+  std::string known;
+  for (const auto& [n, op] : table) known += (known.empty() ? "" : ", ") + std::string(n);
+  throw py::value_error("pointwise: unknown function '" + name + "' (known: " + known + ")");
+}
+
+// The array's memory order: true for C (also 0-d, 1-d), false for F; fails for anything else.
+bool memory_order_c(const std::string& op, const char* name, const py::array& a) {
+  if (a.flags() & py::array::c_style) return true;
+  if (a.flags() & py::array::f_style) return false;
+  fail(op, std::string(name) + " must be C- or F-contiguous, got strides " + [&] {
+    std::string s = "(";
+    for (py::ssize_t d = 0; d < a.ndim(); ++d) s += (d ? ", " : "") + std::to_string(a.strides(d));
+    return s + ")";
+  }());
+}
+
+py::array empty_in_order(const py::array& a, bool c_order) {
+  std::vector<py::ssize_t> shape(a.shape(), a.shape() + a.ndim());
+  if (c_order) return py::array(a.dtype(), shape);
+  std::vector<py::ssize_t> strides(shape.size());
+  py::ssize_t step = a.itemsize();
+  for (size_t d = 0; d < shape.size(); ++d) {
+    strides[d] = step;
+    step *= std::max<py::ssize_t>(shape[d], 1);
+  }
+  return py::array(a.dtype(), shape, strides);
+}
+
+py::array pointwise(const std::string& name, const py::array& x, double p0, double p1, double p2) {
+  const tapegrad::Pointwise fn = pointwise_op(name);
+  const bool f64 = check_float_dtypes(name, {{"x", &x}});
+  py::array y = empty_in_order(x, memory_order_c(name, "x", x));
+  const int64_t n = static_cast<int64_t>(x.size());
+  py::gil_scoped_release nogil;
+  if (f64) tapegrad::pointwise_forward<double>(fn, n, cptr<double>(x), ptr<double>(y), p0, p1, p2);
+  else tapegrad::pointwise_forward<float>(fn, n, cptr<float>(x), ptr<float>(y), p0, p1, p2);
+  return y;
+}
+
+py::array pointwise_backward(const std::string& name, const py::array& g, const py::array& s, double p0, double p1,
+                             double p2) {
+  const tapegrad::Pointwise fn = pointwise_op(name);
+  const std::string op = name + "_backward";
+  if (fn == tapegrad::Pointwise::sign) fail(op, "sign has no backward kernel (its gradient is zero)");
+  const bool f64 = check_float_dtypes(op, {{"grad_output", &g}, {"saved", &s}});
+  check_same_shape(op, "grad_output", g, "saved", s);
+  const bool c_order = memory_order_c(op, "saved", s);
+  if (memory_order_c(op, "grad_output", g) != c_order && g.ndim() > 1 && g.size() > 1)
+    fail(op, "grad_output and saved must have one memory order (both C- or both F-contiguous)");
+  py::array gx = empty_in_order(s, c_order);
+  const int64_t n = static_cast<int64_t>(s.size());
+  py::gil_scoped_release nogil;
+  if (f64) tapegrad::pointwise_backward<double>(fn, n, cptr<double>(g), cptr<double>(s), ptr<double>(gx), p0, p1, p2);
+  else tapegrad::pointwise_backward<float>(fn, n, cptr<float>(g), cptr<float>(s), ptr<float>(gx), p0, p1, p2);
+  return gx;
+}
+
 py::array relu(const py::array& x) {
   const std::string op = "relu";
   const bool f64 = check_float_dtypes(op, {{"x", &x}});
@@ -1169,6 +1243,15 @@ void define(py::module_& m) {
         "parameter gradients are deterministic over the row sum.");
   m.def("silu", &silu, py::arg("x"), "silu(x) = x * sigmoid(x).");
   m.def("silu_backward", &silu_backward, py::arg("grad_output"), py::arg("x"), "grad_output * silu'(x), in one pass.");
+  m.def("pointwise", &pointwise, py::arg("name"), py::arg("x"), py::arg("p0") = 0.0, py::arg("p1") = 0.0,
+        py::arg("p2") = 0.0,
+        "name(x; p0, p1, p2) elementwise in one pass, for the functions of csrc/kernels/pointwise.h (sigmoid, "
+        "tanh, exp, log, erf, rsqrt, abs, sign, softplus, logsigmoid, elu, leaky_relu, hardswish, hardsigmoid, "
+        "mish, hardtanh); x C- or F-contiguous float32/float64, the result in x's memory order.");
+  m.def("pointwise_backward", &pointwise_backward, py::arg("name"), py::arg("grad_output"), py::arg("saved"),
+        py::arg("p0") = 0.0, py::arg("p1") = 0.0, py::arg("p2") = 0.0,
+        "grad_output * name'(...) in one pass, from the saved output (sigmoid, tanh, exp, rsqrt) or input (the "
+        "others), as csrc/kernels/pointwise.h lists.");
   m.def("relu", &relu, py::arg("x"), "max(x, 0) as numpy's maximum (NaN kept), in one pass.");
   m.def("relu_backward", &relu_backward, py::arg("grad_output"), py::arg("out"),
         "grad_output where out > 0, else 0 (a select: inf or NaN there gives 0), in one pass.");

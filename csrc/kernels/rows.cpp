@@ -57,25 +57,10 @@ using vmath::float_to_bits;
 TG_INLINE float exp_f(float x) { return vmath::exp(x); }
 
 // exp_f for the softmax family, whose arguments are x - max(x) <= 0, or NaN (rows that hold a
-// NaN or +inf, and the backward passes' NaN outputs): no overflow to handle. Six selects fewer
-// than exp_f, the same result for every a <= 0 (positive a is taken as 0; the kernels never pass
-// one); a NaN argument gives NaN, through `a - a` (0 for every other a that gets there), so that
-// log_softmax's and cross_entropy's gradients of a NaN row are NaN, as in float64 and PyTorch.
-TG_INLINE float exp_nonpos_full_f(float a) {
-  // 0 (not the clamp -104) for the a that give 0 and for NaN: the int conversion below stays
-  // defined, and no denormal intermediate (a microcode assist on Intel) is made for the -inf of
-  // masked scores.
-  float ac = a > -103.972084045410156f ? a : 0.0f;
-  ac = ac < 0.0f ? ac : 0.0f;
-  const float fm = ac * 1.44269504088896341f + 12582912.0f;
-  const float n = fm - 12582912.0f;
-  const float p = exp_reduced(ac, n);
-  // p 2^n as (p 2^(n + 64)) 2^-64: the first product is exact (n + 64 into p's exponent field,
-  // normal for every n in [-150, 0]), the second rounds once, also to a denormal, so the result is
-  // that of two power-of-two factors (vmath::exp) in half the instructions.
-  const float y = bits_to_float(float_to_bits(p) + ((float_to_bits(fm) - (0x4B400000u - 64u)) << 23)) * 0x1p-64f;
-  return a < -103.972084045410156f ? 0.0f : y + (a - a);
-}
+// NaN or +inf, and the backward passes' NaN outputs): vmath::exp_nonpos, the same result for every
+// a <= 0 in fewer instructions; a NaN argument gives NaN, so that log_softmax's and cross_entropy's
+// gradients of a NaN row are NaN, as in float64 and PyTorch.
+TG_INLINE float exp_nonpos_full_f(float a) { return vmath::exp_nonpos(a); }
 
 template <typename T>
 TG_INLINE T exp_nonpos(T a);

@@ -61,6 +61,24 @@ TG_VMATH_INLINE float exp(float x) {
 
 TG_VMATH_INLINE double exp(double x) { return std::exp(x); }
 
+// exp(a) for a <= 0 or NaN, the same value as exp(a) for every such a, in fewer instructions: no
+// overflow to handle, and 2^n as one exact exponent shift and one rounding product (p 2^(n + 64)
+// exact for every n in [-150, 0], times 2^-64, which rounds once, also to a denormal). Positive
+// a is taken as 0 (callers never pass one). A NaN a gives NaN, through `a - a` (0 for every other
+// a that gets there). The softmax family (rows.cpp) and the pointwise kernels' exp(-|x|) use it.
+TG_VMATH_INLINE float exp_nonpos(float a) {
+  // 0 (not the clamp -104) for the a that give 0 and for NaN: the int conversion below stays
+  // defined, and no denormal intermediate (a microcode assist on Intel) is made for the -inf of
+  // masked scores.
+  float ac = a > -103.972084045410156f ? a : 0.0f;
+  ac = ac < 0.0f ? ac : 0.0f;
+  const float fm = ac * 1.44269504088896341f + 12582912.0f;
+  const float n = fm - 12582912.0f;
+  const float p = exp_reduced(ac, n);
+  const float y = bits_to_float(float_to_bits(p) + ((float_to_bits(fm) - (0x4B400000u - 64u)) << 23)) * 0x1p-64f;
+  return a < -103.972084045410156f ? 0.0f : y + (a - a);
+}
+
 // 1 / (1 + exp(-x)): exp(-x) overflowing to inf gives 0, as it should.
 template <typename T>
 TG_VMATH_INLINE T sigmoid(T x) {
@@ -83,6 +101,208 @@ TG_VMATH_INLINE float tanh(float x) {
 }
 
 TG_VMATH_INLINE double tanh(double x) { return std::tanh(x); }
+
+
+// ---------------------------------------------------------------- more vectorisable math
+// The functions below are branch-free as the ones above (special cases as selects), for the
+// pointwise kernels (pointwise.cpp), in float and double. Accuracy is tested against numpy/scipy
+// in tests/ops/test_pointwise_kernels.py.
+
+TG_VMATH_INLINE double bits_to_double(uint64_t u) {
+  double f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+TG_VMATH_INLINE uint64_t double_to_bits(double f) {
+  uint64_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+// exp for double within 1 ulp over its whole range, vectorisable (vmath::exp(double) above is the
+// C library's, which existing kernels keep): n = round(x / ln2), r = x - n ln2 in two parts
+// (fdlibm's ln2_hi has trailing zeros, so n ln2_hi is exact), the Taylor polynomial of degree 13
+// (|r| <= 0.347: the next term is below 2^-58 of the result), then 2^n as two normal factors.
+TG_VMATH_INLINE double exp_d(double x) {
+  double xc = x < -745.2 ? 0.0 : x;  // as exp(float): no denormal intermediates on the 0 path
+  xc = xc > 709.8 ? 709.8 : xc;
+  xc = xc == xc ? xc : 0.0;
+  const double fm = xc * 1.4426950408889634074 + 6755399441055744.0;  // 1.5 * 2^52 + n
+  const double n = fm - 6755399441055744.0;
+  const double r = (xc - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
+  double p = 1.0 / 6227020800.0;
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r * r + r + 1.0;
+  const int64_t ni = static_cast<int64_t>(double_to_bits(fm) - double_to_bits(6755399441055744.0));
+  const int64_t n1 = ni / 2, n2 = ni - n1;
+  const double y = p * bits_to_double(static_cast<uint64_t>(n1 + 1023) << 52) *
+                   bits_to_double(static_cast<uint64_t>(n2 + 1023) << 52);
+  const double big = x > 709.782712893383973 ? std::numeric_limits<double>::infinity() : y;
+  const double out = x < -745.2 ? 0.0 : big;
+  return x != x ? x : out;
+}
+
+TG_VMATH_INLINE float exp_v(float x) { return exp(x); }
+TG_VMATH_INLINE double exp_v(double x) { return exp_d(x); }
+
+// expm1 for x <= 0 (elu's negative side; positive x is taken as 0), accurate near 0 where
+// exp(x) - 1 cancels: n = round(x / ln2), r reduced as in exp, expm1(r) by its own polynomial
+// (r + r^2 (1/2 + r / 6 + ...)), then 2^n expm1(r) + (2^n - 1), both exact to a rounding.
+// Below -18 (float) / -40 (double) the result is -1, as the correctly rounded one; NaN stays NaN.
+TG_VMATH_INLINE float expm1_nonpos(float x) {
+  float xc = x < 0.0f ? x : 0.0f;
+  xc = xc > -18.0f ? xc : -18.0f;
+  const float fm = xc * 1.44269504088896341f + 12582912.0f;
+  const float n = fm - 12582912.0f;
+  float r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.0f / 40320.0f;
+  p = p * r + 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  const float em = p * r * r + r;
+  const float s = bits_to_float(static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23);
+  const float y = s * em + (s - 1.0f);
+  const float out = x < -18.0f ? -1.0f : y;
+  return x != x ? x : out;
+}
+
+TG_VMATH_INLINE double expm1_nonpos(double x) {
+  double xc = x < 0.0 ? x : 0.0;
+  xc = xc > -40.0 ? xc : -40.0;
+  const double fm = xc * 1.4426950408889634074 + 6755399441055744.0;
+  const double n = fm - 6755399441055744.0;
+  const double r = (xc - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
+  double p = 1.0 / 87178291200.0;
+  p = p * r + 1.0 / 6227020800.0;
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  const double em = p * r * r + r;
+  const int64_t ni = static_cast<int64_t>(double_to_bits(fm) - double_to_bits(6755399441055744.0));
+  const double s = bits_to_double(static_cast<uint64_t>(ni + 1023) << 52);
+  const double y = s * em + (s - 1.0);
+  const double out = x < -40.0 ? -1.0 : y;
+  return x != x ? x : out;
+}
+
+// Natural log. float: Cephes' logf (as sse_mathfun's log_ps): x = 2^e m with m in
+// [sqrt(2)/2, sqrt(2)), log(m) = f - f^2/2 + f^3 P(f) for f = m - 1, e ln2 in two parts; within
+// 1 ulp and without a division. double: fdlibm's e_log.c (as musl): s = f / (2 + f),
+// log(1 + f) = f - s (f - R(s^2)) with a minimax R. Denormals are scaled up first; 0 gives -inf,
+// negatives and NaN give NaN, inf gives inf.
+TG_VMATH_INLINE float log(float x) {
+  const bool sub = x < 1.17549435e-38f;
+  const float xs = sub ? x * 33554432.0f : x;  // 2^25
+  const uint32_t ix = float_to_bits(xs);
+  // m in [0.5, 1) from the mantissa; below sqrt(2)/2 it is doubled and e lowered, so f = m - 1
+  // lies in [-0.293, 0.414].
+  const float m = bits_to_float((ix & 0x007fffffu) | 0x3f000000u);
+  const float e0 = static_cast<float>(static_cast<int32_t>(ix >> 23) - 126) - (sub ? 25.0f : 0.0f);
+  const bool lo = m < 0.707106781186547524f;
+  const float e = lo ? e0 - 1.0f : e0;
+  const float f = (lo ? m + m : m) - 1.0f;
+  const float z = f * f;
+  float p = 7.0376836292e-2f;
+  p = p * f - 1.1514610310e-1f;
+  p = p * f + 1.1676998740e-1f;
+  p = p * f - 1.2420140846e-1f;
+  p = p * f + 1.4249322787e-1f;
+  p = p * f - 1.6668057665e-1f;
+  p = p * f + 2.0000714765e-1f;
+  p = p * f - 2.4999993993e-1f;
+  p = p * f + 3.3333331174e-1f;
+  float y = p * f * z;
+  y += -2.12194440e-4f * e;
+  y += -0.5f * z;
+  const float r = (f + y) + 0.693359375f * e;
+  const float inf = std::numeric_limits<float>::infinity();
+  const float pos = x == inf ? inf : r;
+  const float nonneg = x == 0.0f ? -inf : pos;
+  return x >= 0.0f ? nonneg : std::numeric_limits<float>::quiet_NaN();  // NaN and x < 0
+}
+
+TG_VMATH_INLINE double log(double x) {
+  const bool sub = x < 2.2250738585072014e-308;
+  const double xs = sub ? x * 18014398509481984.0 : x;  // 2^54
+  uint64_t ix = double_to_bits(xs) + (static_cast<uint64_t>(0x3ff00000u - 0x3fe6a09eu) << 32);
+  // k from the exponent bits without an int64 -> double conversion (not vectorisable on AVX2):
+  // (bits >> 52) is below 2^12, placed in the mantissa of 2^52 and subtracted.
+  const double kb = bits_to_double((ix >> 52) | 0x4330000000000000ull) - 4503599627370496.0;
+  const double k = kb - 1023.0 - (sub ? 54.0 : 0.0);
+  ix = (ix & 0x000fffffffffffffull) + (static_cast<uint64_t>(0x3fe6a09eu) << 32);
+  const double f = bits_to_double(ix) - 1.0;
+  const double hfsq = 0.5 * f * f, s = f / (2.0 + f), z = s * s, w = z * z;
+  const double t1 = w * (3.999999999940941908e-01 + w * (2.222219843214978396e-01 + w * 1.531383769920937332e-01));
+  const double t2 = z * (6.666666666666735130e-01 +
+                         w * (2.857142874366239149e-01 + w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01)));
+  const double y = s * (hfsq + (t1 + t2)) + k * 1.90821492927058770002e-10 - hfsq + f + k * 6.93147180369123816490e-01;
+  const double inf = std::numeric_limits<double>::infinity();
+  const double pos = x == inf ? inf : y;
+  const double nonneg = x == 0.0 ? -inf : pos;
+  return x >= 0.0 ? nonneg : std::numeric_limits<double>::quiet_NaN();
+}
+
+// log(1 + u) for u in [0, 1] (softplus's log1p(exp(-|z|))): w = 1 + u rounded, log(w) plus the
+// first-order correction of that rounding, c / w with c = u - (w - 1). |c| is at most half an ulp
+// of w, so 1 / w is taken as the line 1.5 - w / 2 through (1, 1) and (2, 1/2) (off by at most 12%
+// of c, a fifth of an ulp of the result, and without a division); exact to a rounding for tiny u
+// (w = 1: log(w) = 0 and the correction is u). NaN stays NaN.
+template <typename T>
+TG_VMATH_INLINE T log1p_unit(T u) {
+  const T w = T(1) + u;
+  return log(w) + (u - (w - T(1))) * (T(1.5) - T(0.5) * w);
+}
+
+// erf(x): float: Cephes' erff polynomial x P(x^2) below |x| = 1 (within an ulp), and
+// 1 - erfc(|x|) above it by Abramowitz-Stegun 7.1.26 (absolute error below 1.5e-7, the formula
+// PyTorch's vectorised float erf uses) with erfc's exp(-x^2) computed as exp of a clamped
+// argument; +-1 beyond |x| = 4 (erf rounds to +-1 in float from 3.9). double: the C library's.
+TG_VMATH_INLINE float erf(float x) {
+  const float a = x < 0.0f ? -x : x;
+  const float z = x * x;
+  float p = 7.853861353153693e-5f;
+  p = p * z - 8.010193625184903e-4f;
+  p = p * z + 5.188327685732524e-3f;
+  p = p * z - 2.685381193529856e-2f;
+  p = p * z + 1.128358514861418e-1f;
+  p = p * z - 3.761262582423300e-1f;
+  p = p * z + 1.128379165726710e+0f;
+  const float small = x * p;
+  const float ac = a < 4.0f ? a : 4.0f;
+  const float t = 1.0f / (1.0f + 0.3275911f * ac);
+  const float poly =
+      t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+  const float e = exp_nonpos(-(ac * ac));
+  const float big = 1.0f - poly * e;
+  const float large = x < 0.0f ? -big : big;
+  const float out = a < 1.0f ? small : large;
+  return x != x ? x : out;
+}
+
+TG_VMATH_INLINE double erf(double x) { return std::erf(x); }
 
 #undef TG_VMATH_INLINE
 

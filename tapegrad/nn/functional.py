@@ -27,6 +27,8 @@ from ..ops import plain as _ops  # the ops without their out= wrappers
 from ..ops.activation import (elu, gelu, hardshrink, hardtanh, leaky_relu, log_softmax, logsigmoid,  # noqa: F401
                               one_hot, prelu, relu6, silu, softmax, softplus)
 from ..ops.activation import binary_cross_entropy_pointwise as _bce_pointwise
+from ..ops.activation import binary_cross_entropy_with_logits_pointwise as _bce_logits_pointwise
+from ..ops import activation as _act
 from ..ops.linalg import pdist, vector_norm as _vector_norm  # noqa: F401
 from ..ops.matmul import _linear, cpp_name as _cpp_name, scalar_name as _scalar_name
 from ..ops.conv import (adaptive_avg_pool2d, adaptive_avg_pool3d, avg_pool2d, avg_pool3d, conv2d,  # noqa: F401
@@ -65,14 +67,14 @@ def softmin(input, dim=None, dtype=None):
     return softmax(-input, dim, dtype=dtype)
 
 
-def hardswish(input):
+def hardswish(input, inplace: bool = False):
     """``x * relu6(x + 3) / 6``."""
-    return input * relu6(input + 3) / 6
+    return _inplace_result(input, _act.hardswish(input), inplace)
 
 
-def mish(input):
+def mish(input, inplace: bool = False):
     """``x * tanh(softplus(x))``."""
-    return input * tanh(softplus(input))
+    return _inplace_result(input, _act.mish(input), inplace)
 
 
 def softsign(input):
@@ -108,7 +110,7 @@ def hardtanh_(input, min_val: float = -1.0, max_val: float = 1.0):
 
 def hardsigmoid(input, inplace: bool = False):
     """``relu6(x + 3) / 6``."""
-    return _inplace_result(input, relu6(input + 3) / 6, inplace)
+    return _inplace_result(input, _act.hardsigmoid(input), inplace)
 
 
 def softshrink(input, lambd: float = 0.5):
@@ -144,14 +146,14 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 def selu(input, inplace: bool = False):
     """``scale * elu(x, alpha)`` with the self-normalising constants (alpha 1.6733, scale 1.0507)."""
-    return _inplace_result(input, elu(input, _SELU_ALPHA) * _SELU_SCALE, inplace)
+    return _inplace_result(input, _act.elu_op(input, _SELU_ALPHA, _SELU_SCALE, opname="selu"), inplace)
 
 
 def celu(input, alpha: float = 1.0, inplace: bool = False):
     """``max(0, x) + min(0, alpha (exp(x / alpha) - 1))``."""
     if alpha == 0:
         raise RuntimeError("celu: ZeroDivisionError: alpha cannot be 0 for CELU")
-    return _inplace_result(input, elu(input / alpha, 1.0) * alpha, inplace)
+    return _inplace_result(input, _act.elu_op(input, alpha, 1.0, 1.0 / alpha, opname="celu"), inplace)
 
 
 def rrelu(input, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False, inplace: bool = False):
@@ -1402,6 +1404,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     y = _as_float_target(target, input)
     if y.dtype != input.dtype:  # PyTorch computes in the target's dtype (its result has that dtype)
         input = input.to(y.dtype)
+    if pos_weight is None and input._data.dtype in (np.float32, np.float64):
+        loss = _bce_logits_pointwise(input, y)  # one op, one gradient pass
+        if weight is not None:
+            loss = loss * weight
+        return _reduce(loss, reduction)
     sp = -logsigmoid(input)  # softplus(-x), stable for |x| = 1e4
     if pos_weight is not None:
         sp = sp * ((pos_weight - 1) * y + 1)

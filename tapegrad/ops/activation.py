@@ -7,6 +7,7 @@ import numpy as np
 import scipy.special as _sp
 
 from .. import _C, _dtype
+from . import _kernels
 from .._tape import grad_mode
 from .._tape.registry import apply, defop
 from ._util import blend, norm_dim
@@ -43,8 +44,19 @@ def _same(fn):
 
 
 # ---------------------------------------------------------------- pointwise activations
-_leaky_relu = defop("leaky_relu", _same(lambda x, negative_slope: blend(x > 0, x, x * negative_slope)),
-                    lambda g, out, x, negative_slope: where(x > 0, g, g * negative_slope))
+# Each is one op: forward and first-order backward one pass of a C++ kernel (_kernels) for float32
+# and float64, a numpy forward and a composite VJP otherwise (other dtypes, create_graph).
+def _leaky_relu_fwd(x, negative_slope):
+    y = _kernels.forward("leaky_relu", x, negative_slope)
+    return blend(x > 0, x, x * negative_slope) if y is None else y
+
+
+def _leaky_relu_vjp(g, out, x, negative_slope):
+    gx = _kernels.backward("leaky_relu", g, x, negative_slope)
+    return where(x > 0, g, g * negative_slope) if gx is None else gx
+
+
+_leaky_relu = defop("leaky_relu", _same(_leaky_relu_fwd), _leaky_relu_vjp)
 
 
 @public
@@ -53,14 +65,94 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
     return apply(_leaky_relu, _float_input(input, "leaky_relu"), negative_slope=float(negative_slope))
 
 
-_elu = defop("elu", _same(lambda x, alpha: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))),
-             lambda g, out, x, alpha: where(x > 0, g, g * exp(x) * alpha))
+def _elu_fwd(x, alpha, scale, input_scale):
+    y = _kernels.forward("elu", x, alpha, scale, input_scale) if input_scale > 0 else None
+    if y is None:  # expm1 of the non-positive side only (no overflow warnings from the other)
+        y = np.where(x > 0, x * scale, (alpha * scale) * np.expm1(np.where(x > 0, 0, x) * input_scale))
+    return y
+
+
+def _elu_vjp(g, out, x, alpha, scale, input_scale):
+    gx = _kernels.backward("elu", g, x, alpha, scale, input_scale) if input_scale > 0 else None
+    if gx is None:
+        gx = where(x > 0, g * scale, g * exp(x * input_scale) * (alpha * scale * input_scale))
+    return gx
+
+
+# PyTorch's elu kernel with its scale and input_scale: elu, selu and celu are this one op
+_elu = defop("elu", _same(_elu_fwd), _elu_vjp)
+
+
+def elu_op(input, alpha, scale=1.0, input_scale=1.0, opname="elu"):
+    """``scale x`` for ``x > 0``, else ``alpha scale (exp(input_scale x) - 1)``: PyTorch's elu kernel,
+    which ``selu`` and ``celu`` call with their constants."""
+    return apply(_elu, _float_input(input, opname), alpha=float(alpha), scale=float(scale),
+                 input_scale=float(input_scale))
 
 
 @public
 def elu(input, alpha=1.0, inplace=False):
     """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)``."""
-    return apply(_elu, _float_input(input, "elu"), alpha=float(alpha))
+    return elu_op(input, alpha)
+
+
+def _hardswish_fwd(x):
+    y = _kernels.forward("hardswish", x)
+    return x * np.clip(x + 3, 0, 6) / 6 if y is None else y
+
+
+def _hardswish_vjp(g, out, x):
+    gx = _kernels.backward("hardswish", g, x)
+    if gx is None:  # PyTorch's hardswish_backward: 0 below -3, g (x / 3 + 1/2) up to 3, g above
+        gx = where(x < -3, g * 0, where(x <= 3, g * (x / 3 + 0.5), g))
+    return gx
+
+
+_hardswish = defop("hardswish", _same(_hardswish_fwd), _hardswish_vjp)
+
+
+def hardswish(input):
+    """``x * relu6(x + 3) / 6``."""
+    return apply(_hardswish, _float_input(input, "hardswish"))
+
+
+def _hardsigmoid_fwd(x):
+    y = _kernels.forward("hardsigmoid", x)
+    return np.clip(x + 3, 0, 6) / 6 if y is None else y
+
+
+def _hardsigmoid_vjp(g, out, x):
+    gx = _kernels.backward("hardsigmoid", g, x)
+    return _masked(g / 6, (x > -3) & (x < 3)) if gx is None else gx
+
+
+_hardsigmoid = defop("hardsigmoid", _same(_hardsigmoid_fwd), _hardsigmoid_vjp)
+
+
+def hardsigmoid(input):
+    """``relu6(x + 3) / 6``."""
+    return apply(_hardsigmoid, _float_input(input, "hardsigmoid"))
+
+
+def _mish_fwd(x):
+    y = _kernels.forward("mish", x)
+    return x * np.tanh(np.logaddexp(0, x)) if y is None else y
+
+
+def _mish_vjp(g, out, x):
+    gx = _kernels.backward("mish", g, x)
+    if gx is None:
+        t = tanh(softplus(x))
+        gx = g * (t + x * sigmoid(x) * (1 - t * t))
+    return gx
+
+
+_mish = defop("mish", _same(_mish_fwd), _mish_vjp)
+
+
+def mish(input):
+    """``x * tanh(softplus(x))``."""
+    return apply(_mish, _float_input(input, "mish"))
 
 
 _SQRT1_2 = 1 / math.sqrt(2)
@@ -100,12 +192,19 @@ def gelu(input, approximate="none"):
 
 
 def _softplus_fwd(x, beta, threshold):
-    z = x * beta
-    return np.where(z > threshold, x, np.logaddexp(0, z) / beta)
+    y = _kernels.forward("softplus", x, beta, threshold, 1 / beta) if beta != 0 else None
+    if y is None:
+        z = x * beta
+        y = np.where(z > threshold, x, np.logaddexp(0, z) / beta)
+    return y
 
 
-_softplus = defop("softplus", _same(_softplus_fwd),
-                  lambda g, out, x, beta, threshold: where(x * beta > threshold, g, g * sigmoid(x * beta)))
+def _softplus_vjp(g, out, x, beta, threshold):
+    gx = _kernels.backward("softplus", g, x, beta, threshold, 1 / beta) if beta != 0 else None
+    return where(x * beta > threshold, g, g * sigmoid(x * beta)) if gx is None else gx
+
+
+_softplus = defop("softplus", _same(_softplus_fwd), _softplus_vjp)
 
 
 @public
@@ -138,7 +237,17 @@ def silu(input, inplace=False):
     return apply(_silu, _float_input(input, "silu"))
 
 
-_logsigmoid = defop("logsigmoid", _same(lambda x: -np.logaddexp(0, -x)), lambda g, out, x: g * sigmoid(-x))
+def _logsigmoid_fwd(x):
+    y = _kernels.forward("logsigmoid", x)
+    return -np.logaddexp(0, -x) if y is None else y
+
+
+def _logsigmoid_vjp(g, out, x):
+    gx = _kernels.backward("logsigmoid", g, x)
+    return g * sigmoid(-x) if gx is None else gx
+
+
+_logsigmoid = defop("logsigmoid", _same(_logsigmoid_fwd), _logsigmoid_vjp)
 
 
 @public
@@ -148,8 +257,17 @@ def logsigmoid(input):
 
 
 # PyTorch's hardtanh_backward passes the gradient only strictly inside (min_val, max_val)
-_hardtanh = defop("hardtanh", lambda x, min_val, max_val: np.clip(x, min_val, max_val).astype(x.dtype, copy=False),
-                  lambda g, out, x, min_val, max_val: _masked(g, (x > min_val) & (x < max_val)))
+def _hardtanh_fwd(x, min_val, max_val):
+    y = _kernels.forward("hardtanh", x, min_val, max_val)
+    return np.clip(x, min_val, max_val).astype(x.dtype, copy=False) if y is None else y
+
+
+def _hardtanh_vjp(g, out, x, min_val, max_val):
+    gx = _kernels.backward("hardtanh", g, x, min_val, max_val)
+    return _masked(g, (x > min_val) & (x < max_val)) if gx is None else gx
+
+
+_hardtanh = defop("hardtanh", _hardtanh_fwd, _hardtanh_vjp)
 
 
 @public
@@ -525,6 +643,29 @@ _bce_backward = defop("binary_cross_entropy_backward", _bce_backward_fwd,
                       lambda gg, res, g, x, y: gg * (x - y) / ((x + _BCE_EPS) * (1 - x + _BCE_EPS)),
                       lambda gg, res, g, x, y: _bce_backward_x_vjp(gg, g, x, y),
                       lambda gg, res, g, x, y: -gg * g / ((x + _BCE_EPS) * (1 - x + _BCE_EPS)))
+
+
+# binary_cross_entropy_with_logits without pos_weight, elementwise: (1 - y) x - logsigmoid(x) (the
+# composite's formula, so the same values), one op whose gradients are PyTorch's: g (sigmoid(x) - y)
+# for the logits and -g x for the target. The VJPs are tapegrad ops (sigmoid is one kernel pass),
+# so create_graph differentiates them again.
+def _bce_logits_fwd(x, y):
+    loss = np.subtract(1, y, dtype=x.dtype)
+    np.multiply(loss, x, out=loss)
+    ls = _kernels.forward("logsigmoid", x)
+    return np.subtract(loss, -np.logaddexp(0, -x) if ls is None else ls, out=loss)
+
+
+_bce_logits = defop("binary_cross_entropy_with_logits", _bce_logits_fwd,
+                    lambda g, out, x, y: g * (sigmoid(x) - y),
+                    lambda g, out, x, y: -g * x)
+
+
+def binary_cross_entropy_with_logits_pointwise(input, target):
+    """``(1 - y) x + softplus(-x)`` elementwise for logits ``x`` and a target ``y`` of one shape and
+    float dtype; ``nn.functional.binary_cross_entropy_with_logits`` adds pos_weight, weight and the
+    reduction."""
+    return apply(_bce_logits, input, target)
 
 
 def binary_cross_entropy_pointwise(input, target):

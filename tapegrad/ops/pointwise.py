@@ -18,6 +18,7 @@ from .._tape import grad_mode
 from .._tape.registry import apply, defop
 from ._autocast import round_once
 from ._util import as_tensor, blend, const, integer_division_checked, pair, scalar_dtype
+from . import _kernels
 from .inplace import inplace
 from .comparison import ge, isfinite, isnan, le, logical_not, logical_or
 from .complex import complex as _complex_fn, conj_if_complex as _cj, refuse_complex
@@ -199,9 +200,44 @@ _COMPLEX_OK = frozenset({"exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin",
 
 
 def _sigmoid_fwd(x):
+    y = _kernels.forward("sigmoid", x)
+    if y is not None:
+        return y
     if x.dtype.kind == "c":  # scipy's expit has no complex loop
         return 1 / (1 + np.exp(-x))
     return _sp.expit(x).astype(x.dtype, copy=False)
+
+
+def _log_fwd(x):
+    # float64 only: numpy's float32 log (SIMD) is as fast as the kernel's, its float64 one 2.5x slower
+    y = _kernels.forward("log", x) if x.dtype == np.float64 else None
+    return np.log(x) if y is None else y
+
+
+def _rsqrt_fwd(x):
+    y = _kernels.forward("rsqrt", x)
+    return 1 / np.sqrt(x) if y is None else y
+
+
+def _erf_fwd(x):
+    y = _kernels.forward("erf", x)
+    return _sp.erf(x).astype(x.dtype, copy=False) if y is None else y
+
+
+def _from_output(name, composite):
+    """A VJP ``(g, out, x)`` from the saved output: the kernel's one pass, else ``composite``."""
+    def vjp(g, out, x):
+        gx = _kernels.backward(name, g, out)
+        return composite(g, out, x) if gx is None else gx
+    return vjp
+
+
+def _from_input(name, composite):
+    """A VJP ``(g, out, x)`` from the saved input: the kernel's one pass, else ``composite``."""
+    def vjp(g, out, x):
+        gx = _kernels.backward(name, g, x)
+        return composite(g, out, x) if gx is None else gx
+    return vjp
 
 
 def _unary(name, fwd, vjp, saves_output=False, saves=None, floating=False):
@@ -244,7 +280,7 @@ def _no_bool(input, opname, hint=""):
 _exp, exp = _unary("exp", np.exp, lambda g, out, x: _times_conj(g, out), saves_output=True, saves=(), floating=True)
 public(exp, method=True, inplace=True, out=True,
        doc="``e ** input``, elementwise.")
-_log, log = _unary("log", np.log, lambda g, out, x: g / _cj(x), floating=True)
+_log, log = _unary("log", _log_fwd, lambda g, out, x: g / _cj(x), floating=True)
 public(log, method=True, inplace=True, out=True,
        doc="The natural logarithm, elementwise.")
 _log1p, log1p = _unary("log1p", np.log1p, lambda g, out, x: g / _cj(x + 1), floating=True)
@@ -256,7 +292,7 @@ public(expm1, method=True, inplace=True, out=True,
 _sqrt, sqrt = _unary("sqrt", np.sqrt, lambda g, out, x: g / _cj(out * 2), saves_output=True, saves=(), floating=True)
 public(sqrt, method=True, inplace=True, out=True,
        doc="The square root, elementwise.")
-_rsqrt, rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda g, out, x: g * _cj(out ** 3 * -0.5),
+_rsqrt, rsqrt = _unary("rsqrt", _rsqrt_fwd, _from_output("rsqrt", lambda g, out, x: g * _cj(out ** 3 * -0.5)),
                        saves_output=True, saves=(), floating=True)
 public(rsqrt, method=True, inplace=True, out=True,
        doc="``1 / sqrt(input)``, elementwise.")
@@ -266,14 +302,15 @@ public(sin, method=True, inplace=True, out=True,
 _cos, cos = _unary("cos", np.cos, lambda g, out, x: -g * _cj(sin(x)), floating=True)
 public(cos, method=True, inplace=True, out=True,
        doc="The cosine, elementwise (radians).")
-_tanh, tanh = _unary("tanh", np.tanh, lambda g, out, x: g * _cj(1 - out * out), saves_output=True, saves=(), floating=True)
+_tanh, tanh = _unary("tanh", np.tanh, _from_output("tanh", lambda g, out, x: g * _cj(1 - out * out)),
+                     saves_output=True, saves=(), floating=True)
 public(tanh, method=True, inplace=True, out=True,
        doc="The hyperbolic tangent, elementwise.")
-_sigmoid, sigmoid = _unary("sigmoid", lambda x: _sigmoid_fwd(x),
-                           lambda g, out, x: g * _cj(out * (1 - out)), saves_output=True, saves=(), floating=True)
+_sigmoid, sigmoid = _unary("sigmoid", _sigmoid_fwd, _from_output("sigmoid", lambda g, out, x: g * _cj(out * (1 - out))),
+                           saves_output=True, saves=(), floating=True)
 public(sigmoid, method=True, inplace=True, out=True,
        doc="The logistic function ``1 / (1 + exp(-input))``, elementwise.")
-_abs, _abs_fn = _unary("abs", np.abs, lambda g, out, x: g * sign(x) if x.dtype.kind != "c" else g * sgn(x))
+_abs, _abs_fn = _unary("abs", np.abs, _from_input("abs", lambda g, out, x: g * sign(x) if x.dtype.kind != "c" else g * sgn(x)))
 
 
 @public(method=True, inplace=True, out=True)
@@ -287,6 +324,9 @@ def _real_sign(x):
     """-1, 0 or 1; 0 for NaN, as PyTorch's (x > 0) - (x < 0) (numpy's sign gives NaN)."""
     if x.dtype.kind in "iu":
         return np.sign(x)
+    y = _kernels.forward("sign", x)
+    if y is not None:
+        return y
     return (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype)
 
 
@@ -364,8 +404,8 @@ def polar(abs, angle):
     return _complex_fn(abs * cos(angle), abs * sin(angle))
 
 
-_erf, erf = _unary("erf", lambda x: _sp.erf(x).astype(x.dtype, copy=False),
-                   lambda g, out, x: g * exp(-x * x) * (2 / np.sqrt(np.pi)), floating=True)
+_erf, erf = _unary("erf", _erf_fwd, _from_input("erf", lambda g, out, x: g * exp(-x * x) * (2 / np.sqrt(np.pi))),
+                   floating=True)
 public(erf, method=True, inplace=True, out=True,
        doc="The error function, elementwise.")
 

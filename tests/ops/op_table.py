@@ -326,6 +326,9 @@ UNARY = {  # name: (call, reference, value kind, non-linear VJP)
     "elu": (nn_call("elu", 1.5), lambda x: np.where(x > 0, x, 1.5 * np.expm1(x)), "nonzero", True),
     "hardtanh": (nn_call("hardtanh", -0.82, 0.93), lambda x: np.clip(x, -0.82, 0.93), "grid0", False),
     "relu6": (nn_call("relu6"), lambda x: np.clip(x, 0, 6), "nonzero", False),
+    "hardswish": (nn_call("hardswish"), lambda x: x * np.clip(x + 3, 0, 6) / 6, "nonzero", True),
+    "hardsigmoid": (nn_call("hardsigmoid"), lambda x: np.clip(x + 3, 0, 6) / 6, "nonzero", False),
+    "mish": (nn_call("mish"), lambda x: x * np.tanh(np.logaddexp(0, x)), "any", True),
 }
 # the pointwise functions of one tensor the differential test runs on every dtype
 DIFFERENTIAL_UNARY = {"abs", "neg", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "sign", "floor",
@@ -337,6 +340,7 @@ for _name, (_fn, _ref, _kind, _gg) in UNARY.items():
         return lambda draw: Sample(fn, [arr(draw, draw(SHAPES), kind)], ref)
     entry(_name, gradgrad=_gg, family="unary" if _name in DIFFERENTIAL_UNARY else None)(_make())
 info("median_all").op = "median"
+info("hardsigmoid").torch_rtol = 1e-6  # PyTorch's float64 backward multiplies by 1/6 in float32 (below)
 for _n in ("logical_not", "isnan", "isfinite", "sgn", "signbit", "deg2rad"):
     info(_n).family = "unary"
 info("relu_backward").op = "relu"  # relu's VJP: checked by relu's gradgradcheck
@@ -347,6 +351,14 @@ cases("elu", Case(lambda M, x: F(M).elu(x, 0.7), [A]))
 cases("silu", Case(lambda M, x: F(M).silu(x), [A], double=True))
 cases("logsigmoid", Case(lambda M, x: F(M).logsigmoid(x * 50), [A]))
 cases("hardtanh", Case(lambda M, x: F(M).hardtanh(x, -0.5, 0.7), [A]))
+cases("hardswish", Case(lambda M, x: F(M).hardswish(x * 4), [A], double=True))
+# PyTorch's float64 hardsigmoid_backward multiplies by 1/6 rounded to float32 (1.0f / 6.0f), and its
+# celu backward takes 1 / alpha in float32 (alpha.toFloat()): gradients 3e-8 off, relative. Ours
+# are the exact derivatives in float64, so these cases compare gradients at 1e-6.
+cases("hardsigmoid", Case(lambda M, x: F(M).hardsigmoid(x * 4), [A], grad_rtol=1e-6))
+cases("mish", Case(lambda M, x: F(M).mish(x * 4), [A], double=True))
+cases("elu", Case(lambda M, x: F(M).selu(x * 3), [A], double=True),
+      Case(lambda M, x: F(M).celu(x * 2, 0.6), [A], double=True, grad_rtol=1e-6))
 cases("square", Case(lambda M, x: M.square(x) + M.reciprocal(x), [P]))
 cases("floor", Case(lambda M, x: M.floor(x * 3) + M.ceil(x) + M.round(x * 2.5) + M.trunc(x * 4), [A]))
 cases("exp2", Case(lambda M, x: M.exp2(x) + M.log2(x) + M.log10(x), [P2], double=True), grad_rtol=1e-9)
@@ -699,8 +711,9 @@ def _batch_norm(draw):
         shape = (1, -1) + (1,) * (a.ndim - 2)
         y = (a - rm.reshape(shape)) / np.sqrt(rv.reshape(shape) + 1e-5)
         return y * (1 if ww is None else ww.reshape(shape)) + (0 if bb is None else bb.reshape(shape))
-    fn, params = _norm_call(lambda M, a, ww, bb: F(M).batch_norm(a, M.tensor(rm), M.tensor(rv), ww, bb, training),
-                            w, b)
+    # the running statistics in the input's dtype (a float64 one beside float32 input is refused)
+    fn, params = _norm_call(lambda M, a, ww, bb: F(M).batch_norm(a, M.tensor(rm, dtype=a.dtype), M.tensor(rv, dtype=a.dtype),
+                                                                 ww, bb, training), w, b)
     return Sample(fn, [x] + params, lambda a, *wb: ref(a, *wb))
 
 
@@ -2136,6 +2149,23 @@ cases("binary_cross_entropy",
            double=True),
       Case(lambda M, x, y: F(M).binary_cross_entropy(M.sigmoid(x), y, reduction="sum"), [A, Q2], double=True))
 
+
+
+@entry("binary_cross_entropy_with_logits", gradgrad=True)
+def _bce_logits(draw):
+    shape = draw(NONEMPTY_SHAPES)
+    x = arr(draw, shape, "any") * 3
+    y = arr(draw, shape, "pos") / 2
+    return Sample(lambda M, a, b: F(M).binary_cross_entropy_with_logits(a, b, reduction="none"), [x, y],
+                  lambda a, b: (1 - b) * a + np.logaddexp(0, -a))
+
+
+cases("binary_cross_entropy_with_logits",
+      # logits of 1e4 (stable), a target that requires grad, weight and the reductions
+      Case(lambda M, x, y: F(M).binary_cross_entropy_with_logits(x * 1e4, y, reduction="none"), [A, Q2], double=True),
+      Case(lambda M, x, y, w: F(M).binary_cross_entropy_with_logits(x, y, w.detach(), reduction="sum"), [A, Q2, P2],
+           double=True),
+      Case(lambda M, x, y: F(M).binary_cross_entropy_with_logits(x, y.detach(), pos_weight=y[0].detach() + 1), [A, Q2]))
 
 # ---------------------------------------------------------------- complex numbers, FFT, eig
 # The table's inputs and outputs are real: a complex input is M.complex(re, im) of two drawn

@@ -1,0 +1,49 @@
+// Elementwise functions of one tensor, forward and backward, each one pass over memory: the
+// activations and math functions that numpy computes in several passes (sigmoid, softplus,
+// logsigmoid, elu, mish, ...) or more slowly than a vectorised polynomial (exp, log, erf).
+//
+// Layout: x, y, g, s and gx are n elements each in one memory order (the callers pass C- or
+// F-contiguous arrays). Each element's result depends on its own inputs alone, so results are
+// bit-identical for any thread count (they may differ by an ulp between ISA builds). float uses
+// the branch-free polynomials of vmath.h; double uses them for exp, expm1 and log and the C
+// library for tanh and erf. The parameters p0..p2 are the op's scalars (below), cast to T.
+#pragma once
+#include <cstdint>
+
+namespace tapegrad {
+
+// The functions, with the operand each backward reads (y: the output, x: the input):
+//   sigmoid      1 / (1 + exp(-x))                       backward from y: g (1 - y) y
+//   tanh         tanh x                                  from y: g (1 - y^2)
+//   exp          e^x                                     from y: g y
+//   log          ln x                                    from x: g / x
+//   erf          erf x                                   from x: g 2/sqrt(pi) exp(-x^2)
+//   rsqrt        1 / sqrt x                              from y: g y^3 (-1/2)
+//   abs          |x|                                     from x: g sign(x)
+//   sign         -1, 0 or 1 (0 for NaN)                  (no backward: the gradient is 0)
+//   softplus     p0 = beta, p1 = threshold, p2 = 1 / beta: x where beta x > threshold, else
+//                log(1 + exp(beta x)) / beta (computed without overflow, times p2)
+//                                                        from x: g, or g sigmoid(beta x)
+//   logsigmoid   min(x, 0) - log(1 + exp(-|x|))          from x: g / (1 + exp(x))
+//   elu          p0 = alpha, p1 = scale, p2 = input_scale (> 0): scale x for x > 0, else
+//                alpha scale (exp(input_scale x) - 1)    from x: as PyTorch's elu_backward
+//   leaky_relu   p0 = slope: x for x > 0, else slope x   from x
+//   hardswish    x min(max(x + 3, 0), 6) / 6             from x: PyTorch's hardswish_backward
+//   hardsigmoid  min(max(x + 3, 0), 6) / 6               from x
+//   mish         x tanh(softplus(x))                     from x
+//   hardtanh     p0 = min, p1 = max: x clamped (NaN kept) from x: g strictly inside (min, max), else 0
+enum class Pointwise : int {
+  sigmoid, tanh, exp, log, erf, rsqrt, abs, sign, softplus, logsigmoid, elu, leaky_relu, hardswish,
+  hardsigmoid, mish, hardtanh
+};
+
+// y[i] = f(x[i]); y may be x.
+template <typename T>
+void pointwise_forward(Pointwise op, int64_t n, const T* x, T* y, double p0, double p1, double p2);
+
+// gx[i] = g[i] f'(...) from s = the output or the input (the table above); gx may be g.
+// Throws std::invalid_argument for sign.
+template <typename T>
+void pointwise_backward(Pointwise op, int64_t n, const T* g, const T* s, T* gx, double p0, double p1, double p2);
+
+}  // namespace tapegrad

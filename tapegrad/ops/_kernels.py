@@ -1,0 +1,45 @@
+"""The one-pass C++ elementwise functions (``csrc/kernels/pointwise.h``) as the ops call them.
+
+``forward`` is an op's forward on arrays: the kernel's result when it takes the array (a non-empty
+float32/float64 array in C or F order, whose order the result keeps), else None and the op
+computes its numpy form. ``backward`` is a VJP's one pass ``g * f'(...)`` from the saved input or
+output: only first-order (recording off, so the result needs no graph) and when both arrays are
+kernel dtypes of one shape; else None and the VJP builds its composite of tapegrad ops, which
+create_graph can differentiate again.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _C
+from .._tape import grad_mode
+
+Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor)
+
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _takes(a):
+    return a.dtype in _DTYPES and a.size > 0 and (a.flags.c_contiguous or a.flags.f_contiguous)
+
+
+def forward(name, x, p0=0.0, p1=0.0, p2=0.0):
+    """``name(x)`` through the kernel, or None when it does not take ``x``."""
+    if _takes(x):
+        return _C.pointwise(name, x, p0, p1, p2)
+    return None
+
+
+def backward(name, g, saved, p0=0.0, p1=0.0, p2=0.0):
+    """The Tensor ``g * name'(...)`` from ``saved`` (a Tensor), or None (recording on, or arrays the
+    kernel does not take)."""
+    if grad_mode.is_grad_enabled():
+        return None
+    gd, sd = g._data, saved._data
+    if sd.dtype not in _DTYPES or gd.dtype != sd.dtype or gd.shape != sd.shape or sd.size == 0:
+        return None
+    c = sd.flags.c_contiguous
+    if not ((c and gd.flags.c_contiguous) or (sd.flags.f_contiguous and gd.flags.f_contiguous)):
+        # a broadcast gradient (a sum's), or one of the two transposed: one C-order copy each
+        gd, sd = np.ascontiguousarray(gd), np.ascontiguousarray(sd)
+    return Tensor._wrap(_C.pointwise_backward(name, gd, sd, p0, p1, p2))

@@ -1,0 +1,258 @@
+"""The one-pass elementwise kernels (csrc/kernels/pointwise.h, through _C.pointwise and
+_C.pointwise_backward) against float64 references: accuracy in ulps over each function's whole
+range, the special values (+-0, +-inf, NaN, denormals), the backward formulas against the ops'
+composite VJPs, bit-identical results at 1 and 2 threads, memory order, and the errors."""
+import numpy as np
+import pytest
+import scipy.special as sp
+
+import tapegrad as tg
+from tapegrad import _C
+
+RNG = np.random.default_rng(7)
+PARAMS = {"softplus": (2.0, 20.0, 0.5), "elu": (1.5, 1.0, 1.0), "leaky_relu": (0.1, 0.0, 0.0),
+          "hardtanh": (-0.8, 0.9, 0.0)}
+
+
+def _lse(z):
+    return np.logaddexp(0, z)
+
+
+# name: (reference on float64 arrays, sample range, ulps allowed in float32, in float64)
+REFERENCES = {
+    # 1 / (1 + exp(-x)) as PyTorch's: 0 below -88.7 in float32 where the true value is a denormal
+    # (test_special_values), so the ulp comparison starts at -87
+    "sigmoid": (sp.expit, (-87, 110), 3, 4),
+    "exp": (np.exp, (-104, 88), 2, 2),
+    "log": (np.log, None, 1, 1),
+    "erf": (sp.erf, (-6, 6), 4, 1),
+    "rsqrt": (lambda x: 1 / np.sqrt(x), None, 2, 1),
+    "softplus": (lambda x: np.where(2 * x > 20, x, _lse(2 * x) / 2), (-60, 30), 3, 3),
+    # PyTorch's form min(x, 0) - log1p(exp(-|x|)): +0 (not -0) at +inf
+    "logsigmoid": (lambda x: np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x))), (-110, 110), 3, 3),
+    "elu": (lambda x: np.where(x > 0, x, 1.5 * np.expm1(np.minimum(x, 0))), (-50, 5), 2, 2),
+    "leaky_relu": (lambda x: np.where(x > 0, x, 0.1 * x), (-5, 5), 1, 1),
+    "hardswish": (lambda x: x * np.clip(x + 3, 0, 6) / 6, (-5, 5), 2, 1),
+    "hardsigmoid": (lambda x: np.clip(x + 3, 0, 6) / 6, (-5, 5), 1, 1),
+    "mish": (lambda x: x * np.tanh(_lse(x)), (-40, 40), 6, 8),
+    "hardtanh": (lambda x: np.clip(x, -0.8, 0.9), (-2, 2), 0, 0),
+    "tanh": (np.tanh, (-12, 12), 2, 1),
+    "abs": (np.abs, (-5, 5), 0, 0),
+    "sign": (lambda x: (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype), (-5, 5), 0, 0),
+}
+
+
+def _samples(name, dtype):
+    ref, rng, _, _ = REFERENCES[name]
+    if rng is None:  # positive arguments over every binade, denormals included
+        tiny = 1e-44 if dtype == np.float32 else 1e-320
+        big = 3e38 if dtype == np.float32 else 1e308
+        x = np.exp(RNG.uniform(np.log(tiny), np.log(big), 100_000))
+    else:
+        x = np.concatenate([RNG.uniform(*rng, 100_000), np.linspace(*rng, 20_001), RNG.standard_normal(20_000)])
+    return x.astype(dtype)
+
+
+def _ulps(got, ref):
+    """|got - ref| in units of the last place of ref rounded to got's dtype (inf where they disagree
+    on a non-finite value)."""
+    dt = got.dtype
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = ref.astype(dt)
+        err = np.abs(got.astype(np.float64) - ref) / np.spacing(np.abs(r)).astype(np.float64)
+    same = (got.astype(np.float64) == ref) | (np.isnan(got) & np.isnan(ref))
+    err[same] = 0
+    overflow = np.isinf(r) & np.isinf(got) & (np.sign(r) == np.sign(got))  # ref beyond the dtype's range
+    err[overflow] = 0
+    return err
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_forward_within_ulps_of_float64(name, dtype):
+    ref, _, ulp32, ulp64 = REFERENCES[name]
+    x = _samples(name, dtype)
+    got = _C.pointwise(name, x, *PARAMS.get(name, (0.0, 0.0, 0.0)))
+    assert got.dtype == dtype and got.shape == x.shape
+    want = ref(x.astype(np.float64))
+    if dtype == np.float64 and name in ("erf", "tanh", "sigmoid", "mish", "logsigmoid", "softplus"):
+        # the reference is itself float64 arithmetic (scipy / numpy, a few ulp): compare relatively
+        np.testing.assert_allclose(got, want, rtol=(ulp64 + 2) * 2.3e-16, atol=1e-300)
+        return
+    err = _ulps(got, want)
+    worst = int(np.argmax(err))
+    assert err[worst] <= max(ulp32 if dtype == np.float32 else ulp64, 0.5), (
+        f"{name} {np.dtype(dtype).name}: {err[worst]:.2f} ulp at x = {x[worst]!r}: {got[worst]!r} vs {want[worst]!r}")
+
+
+SPECIALS = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1e-40, -1e-40, 88.8, -88.8, 104.0, -104.0, 3.0, -3.0,
+            1e-30, -1e-30, 20.0, 21.0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_special_values(name, dtype):
+    x = np.array(SPECIALS, dtype=dtype)
+    if name in ("log", "rsqrt"):
+        x = np.abs(x)
+        x = np.concatenate([x, np.array([-1.0, -np.inf], dtype)])
+    got = _C.pointwise(name, x, *PARAMS.get(name, (0.0, 0.0, 0.0)))
+    with np.errstate(all="ignore"):
+        exact = REFERENCES[name][0](x.astype(np.float64))
+        want = exact.astype(dtype)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=f"{name}: NaN where the reference has")
+    finite = np.isfinite(want) & (np.abs(want) > np.finfo(dtype).tiny)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=10 * np.finfo(dtype).eps)
+    inf = np.isinf(want)
+    np.testing.assert_array_equal(got[inf], want[inf])
+    tiny = ~finite & ~inf & ~np.isnan(want)  # zeros and denormals: equal to a denormal's precision
+    # (mish(-104) is x exp(x) = -7e-44 in float32, where exp(-104) itself is 0: -0, as PyTorch's)
+    atol = 4 * np.finfo(dtype).smallest_subnormal
+    if dtype == np.float32 and name in ("mish", "sigmoid"):
+        atol = np.finfo(dtype).tiny  # sigmoid(-88.8) is 0 where it is a denormal (as PyTorch's)
+    np.testing.assert_allclose(got[tiny], want[tiny], atol=atol)
+    zero = exact == 0  # exactly zero, not a tiny value that rounds to a zero of either sign
+    np.testing.assert_array_equal(np.signbit(got[zero & (got == 0)]), np.signbit(want[zero & (got == 0)]),
+                                  err_msg=f"{name}: the sign of a zero")
+
+
+# the backward kernels against the ops' own formulas, written out in float64 numpy
+BACKWARD = {
+    "sigmoid": ("y", lambda g, x, y: g * (1 - y) * y),
+    "tanh": ("y", lambda g, x, y: g * (1 - y * y)),
+    "exp": ("y", lambda g, x, y: g * y),
+    "log": ("x", lambda g, x, y: g / x),
+    "erf": ("x", lambda g, x, y: g * 2 / np.sqrt(np.pi) * np.exp(-x * x)),
+    "rsqrt": ("y", lambda g, x, y: g * y ** 3 * -0.5),
+    "abs": ("x", lambda g, x, y: g * np.sign(x)),
+    "softplus": ("x", lambda g, x, y: np.where(2 * x > 20, g, g * sp.expit(2 * x))),
+    "logsigmoid": ("x", lambda g, x, y: g * sp.expit(-x)),
+    "elu": ("x", lambda g, x, y: np.where(x > 0, g, g * 1.5 * np.exp(x))),
+    "leaky_relu": ("x", lambda g, x, y: np.where(x > 0, g, g * 0.1)),
+    "hardswish": ("x", lambda g, x, y: np.where(x < -3, 0, np.where(x <= 3, g * (x / 3 + 0.5), g))),
+    "hardsigmoid": ("x", lambda g, x, y: np.where((x > -3) & (x < 3), g / 6, 0)),
+    "mish": ("x", lambda g, x, y: g * (np.tanh(_lse(x)) + x * sp.expit(x) * (1 - np.tanh(_lse(x)) ** 2))),
+    "hardtanh": ("x", lambda g, x, y: np.where((x > -0.8) & (x < 0.9), g, 0)),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(BACKWARD))
+def test_backward_matches_its_formula(name, dtype):
+    saved, formula = BACKWARD[name]
+    x = (RNG.standard_normal(5001) * 4).astype(dtype)
+    if name in ("log", "rsqrt"):
+        x = np.abs(x) + 0.01
+    g = RNG.standard_normal(x.size).astype(dtype)
+    p = PARAMS.get(name, (0.0, 0.0, 0.0))
+    y = _C.pointwise(name, x, *p)
+    got = _C.pointwise_backward(name, g, y if saved == "y" else x, *p)
+    want = formula(g.astype(np.float64), x.astype(np.float64), y.astype(np.float64))
+    tol = dict(rtol=2e-6, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(got, want, **tol)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "erf", "softplus", "mish", "elu", "log"])
+def test_one_and_two_threads_bit_identical(name):
+    x = np.abs(RNG.standard_normal(3 * 16384 + 77)).astype(np.float32) if name == "log" else \
+        RNG.standard_normal(3 * 16384 + 77).astype(np.float32)
+    g = RNG.standard_normal(x.size).astype(np.float32)
+    before = tg.get_num_threads()
+    try:
+        out = []
+        for n in (1, 2):
+            tg.set_num_threads(n)
+            out.append((_C.pointwise(name, x, *PARAMS.get(name, (0.0, 0.0, 0.0))),
+                        _C.pointwise_backward(name, g, x, *PARAMS.get(name, (0.0, 0.0, 0.0)))))
+    finally:
+        tg.set_num_threads(before)
+    for a, b in zip(out[0], out[1]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_memory_order_kept_and_strided_input_refused():
+    x = RNG.standard_normal((300, 200)).astype(np.float32)
+    f = np.asfortranarray(x)
+    y = _C.pointwise("sigmoid", f)
+    assert y.flags.f_contiguous and not y.flags.c_contiguous
+    np.testing.assert_array_equal(y, _C.pointwise("sigmoid", x))
+    with pytest.raises(ValueError, match=r"sigmoid: x must be C- or F-contiguous"):
+        _C.pointwise("sigmoid", x[:, ::2])
+    with pytest.raises(ValueError, match=r"sigmoid_backward: grad_output and saved must have one memory order"):
+        _C.pointwise_backward("sigmoid", x, f)
+
+
+def test_errors_name_the_function():
+    x = np.ones(4, np.float32)
+    with pytest.raises(ValueError, match=r"pointwise: unknown function 'sigmoidd' \(known: sigmoid, tanh"):
+        _C.pointwise("sigmoidd", x)
+    with pytest.raises(ValueError, match=r"erf: only float32 and float64 are supported, got int64"):
+        _C.pointwise("erf", np.ones(3, np.int64))
+    with pytest.raises(ValueError, match=r"mish_backward: dtypes differ"):
+        _C.pointwise_backward("mish", x, x.astype(np.float64))
+    with pytest.raises(ValueError, match=r"elu_backward: grad_output \(4,\) and saved \(3,\) must have one shape"):
+        _C.pointwise_backward("elu", x, x[:3])
+    with pytest.raises(ValueError, match=r"sign_backward: sign has no backward kernel"):
+        _C.pointwise_backward("sign", x, x)
+    assert _C.pointwise("exp", np.ones((0, 3), np.float32)).shape == (0, 3)
+
+
+# ---------------------------------------------------------------- through the ops
+OPS = {
+    "sigmoid": lambda M, x: M.sigmoid(x),
+    "tanh": lambda M, x: M.tanh(x),
+    "erf": lambda M, x: M.erf(x),
+    "rsqrt": lambda M, x: M.rsqrt(M.abs(x) + 0.5),
+    "log": lambda M, x: M.log(M.abs(x) + 0.5),
+    "abs": lambda M, x: M.abs(x),
+    "softplus": lambda M, x: M.nn.functional.softplus(x, beta=1.5, threshold=3.0),
+    "logsigmoid": lambda M, x: M.nn.functional.logsigmoid(x),
+    "elu": lambda M, x: M.nn.functional.elu(x, 0.7),
+    "selu": lambda M, x: M.nn.functional.selu(x),
+    "celu": lambda M, x: M.nn.functional.celu(x, 1.3),
+    "leaky_relu": lambda M, x: M.nn.functional.leaky_relu(x, 0.2),
+    "hardswish": lambda M, x: M.nn.functional.hardswish(x),
+    "hardsigmoid": lambda M, x: M.nn.functional.hardsigmoid(x),
+    "mish": lambda M, x: M.nn.functional.mish(x),
+    "hardtanh": lambda M, x: M.nn.functional.hardtanh(x, -0.5, 1.5),
+    "relu6": lambda M, x: M.nn.functional.relu6(x),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_ops_gradcheck_in_float64(name):
+    # away from the kinks (0, +-3, the clamp bounds), where finite differences straddle them
+    x = RNG.uniform(-4, 4, (3, 5))
+    for k in (0.0, 3.0, -3.0, -0.5, 1.5, 6.0):
+        x[np.abs(x - k) < 0.05] += 0.2
+    t = tg.tensor(x, requires_grad=True)
+    assert tg.autograd.gradcheck(lambda a: OPS[name](tg, a), (t,))
+    if name not in ("abs", "leaky_relu", "hardtanh", "relu6", "hardsigmoid"):
+        assert tg.autograd.gradgradcheck(lambda a: OPS[name](tg, a), (t,))
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_ops_float32_kernel_path_matches_the_float64_op(name):
+    """A float32 op and its first-order gradient (the kernel paths) against the float64 op."""
+    x = RNG.uniform(-6, 6, (64, 33))
+    g = RNG.standard_normal((64, 33))
+    out = {}
+    for dt in (tg.float32, tg.float64):
+        t = tg.tensor(x, dtype=dt, requires_grad=True)
+        y = OPS[name](tg, t)
+        y.backward(tg.tensor(g, dtype=dt))
+        out[dt] = (y.detach().numpy(), t.grad.numpy())
+    np.testing.assert_allclose(out[tg.float32][0], out[tg.float64][0], rtol=3e-6, atol=3e-6)
+    np.testing.assert_allclose(out[tg.float32][1], out[tg.float64][1], rtol=3e-6, atol=3e-6)
+
+
+def test_transposed_input_keeps_its_layout_through_the_op():
+    x = tg.tensor(RNG.standard_normal((40, 30)).astype(np.float32), requires_grad=True)
+    y = tg.sigmoid(x.t())
+    assert y.stride() == x.t().stride()
+    y.backward(tg.ones_like(y))
+    s = 1 / (1 + np.exp(-x.detach().numpy().astype(np.float64)))
+    np.testing.assert_allclose(x.grad.numpy(), s * (1 - s), rtol=1e-6)
+    z = tg.nn.functional.mish(x[:, ::3])  # strided: the numpy form, same values
+    np.testing.assert_allclose(z.detach().numpy(), tg.nn.functional.mish(x[:, ::3].contiguous()).detach().numpy(),
+                               rtol=1e-6, atol=1e-7)
