@@ -53,6 +53,32 @@ def test_clip_grad_helpers_match_torch():
         tg.nn.utils.get_total_norm([tg.tensor([np.inf])], error_if_nonfinite=True)
 
 
+def test_clip_grad_norm_float32_fast_path_matches_float64():
+    # float32 gradients' 2-norms are summed by float32 BLAS dots, not float64 copies; out of float32's
+    # range (huge, tiny, inf, NaN) they fall back to float64 as before; a coefficient of 1 scales nothing
+    for scale, bad in ((1.0, None), (1e19, None), (1e-22, None), (1.0, np.inf), (1.0, np.nan)):
+        gs = [(R.standard_normal(s) * scale).astype(np.float32) for s in ((300, 70), (70,), (5000,))]
+        if bad is not None:
+            gs[1][3] = bad
+        ref = np.linalg.norm([np.linalg.norm(g.astype(np.float64)) for g in gs])
+        ps = [tg.nn.Parameter(tg.zeros(*g.shape)) for g in gs]
+        for p, g in zip(ps, gs):
+            p.grad = tg.tensor(g.copy())
+        np.testing.assert_allclose(tg.nn.utils.get_total_norm([p.grad for p in ps]).item(), np.float32(ref),
+                                   rtol=2e-7)
+        if not np.isfinite(ref):  # the coefficient is 0 or NaN: a non-finite total is returned as it is
+            np.testing.assert_equal(tg.nn.utils.clip_grad_norm_(ps, 1.0).item(), np.float32(ref))
+            continue
+        total = tg.nn.utils.clip_grad_norm_(ps, 1e30).item()
+        np.testing.assert_allclose(total, np.float32(ref), rtol=2e-7)
+        for p, g in zip(ps, gs):
+            assert p.grad.numpy().tobytes() == g.tobytes()
+        if scale == 1.0 and bad is None:
+            tg.nn.utils.clip_grad_norm_(ps, 0.5 * ref)
+            for p, g in zip(ps, gs):
+                np.testing.assert_allclose(p.grad.numpy(), g * (0.5 * ref / (ref + 1e-6)), rtol=1e-6)
+
+
 @pytest.mark.parametrize("kind", ["conv", "convT", "linear"])
 def test_fuse_bn_matches_torch(kind):
     def make(M):

@@ -73,6 +73,36 @@ def test_norm_gradient_is_zero_at_zero():
     np.testing.assert_allclose(tg.norm(y, "fro", dim=(0, 1)).item(), np.sqrt(26))
 
 
+def test_large_norm_by_blas_dots_is_accurate_and_overflows_as_squares_do():
+    # 2-norms of >= 16384 contiguous float32/float64 elements sum their squares by BLAS dots
+    # (sumsq_flat): as accurate as numpy's pairwise sum (one long float32 dot is not), inf/NaN kept
+    import torch
+    rng = np.random.default_rng(0)
+    for n in (16384, 20000, 1_000_003):
+        for dt in (np.float32, np.float64):
+            a = rng.standard_normal(n).astype(dt)
+            ref = np.sqrt(np.sum(a.astype(np.float64) ** 2))
+            got = tg.linalg.vector_norm(tg.tensor(a)).item()
+            assert abs(got - ref) <= 2 * np.finfo(dt).eps * ref
+            assert tg.tensor(a.reshape(-1, 1)).norm().dtype == tg.tensor(a).dtype
+            assert abs(tg.tensor(a).norm().item() - torch.linalg.vector_norm(torch.from_numpy(a)).item()) <= 1e-4 * ref
+    big = np.full(50000, 1e19, np.float32)  # squares 1e38: their sum overflows float32, as PyTorch's
+    assert tg.linalg.vector_norm(tg.tensor(big)).item() == np.inf
+    for v, want in ((np.inf, np.inf), (-np.inf, np.inf), (np.nan, np.nan)):
+        a = np.ones(40000, np.float32)
+        a[123] = v
+        np.testing.assert_equal(tg.linalg.vector_norm(tg.tensor(a)).item(), want)
+    z = tg.zeros(200, 100, requires_grad=True)
+    (z.norm() * 3).backward()
+    assert (z.grad.numpy() == 0).all() and not np.signbit(z.grad.numpy()).any()
+    x = tg.tensor(rng.standard_normal((300, 100)), requires_grad=True)
+    x.norm(dim=1, keepdim=True).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), x.detach().numpy() / np.linalg.norm(x.detach().numpy(), axis=1,
+                                                                                        keepdims=True), rtol=1e-14)
+    assert tg.autograd.gradgradcheck(lambda t: t.norm(), (tg.tensor(rng.standard_normal((130, 130)),
+                                                                      requires_grad=True),))
+
+
 # ---------------------------------------------------------------- stability
 def test_softmax_family_is_exact_for_huge_logits():
     x = t64([[1e4, 0.0, -1e4], [-1e4, -1e4, -1e4]])
