@@ -30,6 +30,7 @@ from ..ops.activation import binary_cross_entropy_pointwise as _bce_pointwise
 from ..ops.activation import binary_cross_entropy_with_logits_pointwise as _bce_logits_pointwise
 from ..ops import activation as _act
 from ..ops.linalg import pdist, vector_norm as _vector_norm  # noqa: F401
+from ..ops.reduction import mse_loss_fused as _mse_loss_fused
 from ..ops.matmul import _linear, cpp_name as _cpp_name, scalar_name as _scalar_name
 from ..ops.conv import (adaptive_avg_pool2d, adaptive_avg_pool3d, avg_pool2d, avg_pool3d, conv2d,  # noqa: F401
                         conv3d, conv_transpose2d, conv_transpose3d, max_pool2d, max_pool3d, max_unpool2d,
@@ -1448,6 +1449,10 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
     """The mean (``reduction``) squared error ``(input - target)**2``, optionally weighted."""
     reduction = _reduction(reduction, size_average, reduce)
     _check_pointwise(input, target, "mse_loss", int_input=True)
+    if weight is None:
+        fused = _mse_loss_fused(input, target, reduction)  # one op for two float tensors of one dtype and shape
+        if fused is not None:
+            return fused
     d = input - _as_float_target(target, input)
     loss = d * d
     return _reduce(loss if weight is None else loss * weight, reduction)

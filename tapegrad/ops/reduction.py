@@ -515,6 +515,88 @@ def pnorm(input, p="fro", dim=None, keepdim=False, dtype=None):
     return apply(_normp, input, dims=dims, keepdim=keepdim, p=builtins.float(p))
 
 
+# ---------------------------------------------------------------- mse_loss, fused
+_CHUNK = 1 << 16  # elements per block of the fused sum of squared differences: its buffer stays in L2
+
+
+def _sumsq_diff(x, y):
+    """``sum((x - y)**2)`` of two C-contiguous arrays of one dtype, in blocks: the differences go
+    through one small buffer (no full-size temporary written and read back), each block summed
+    by sumsq_flat, the blocks by numpy's pairwise sum."""
+    xf, yf = x.reshape(-1), y.reshape(-1)
+    n = xf.shape[0]
+    buf = np.empty(builtins.min(n, _CHUNK), x.dtype)
+    parts = np.empty((n + _CHUNK - 1) // _CHUNK, x.dtype)
+    for k, i in enumerate(range(0, n, _CHUNK)):
+        b = buf[:builtins.min(_CHUNK, n - i)]
+        np.subtract(xf[i:i + _CHUNK], yf[i:i + _CHUNK], out=b)
+        parts[k] = sumsq_flat(b)
+    return np.add.reduce(parts)
+
+
+def _mse_fwd(x, y, reduction):
+    dims = ALL_DIMS[x.ndim]
+    if reduction != "none" and x.size >= _DOT_MIN and x.flags.c_contiguous and y.flags.c_contiguous:
+        s = _sumsq_diff(x, y)
+        # np.mean's division: the float sum by the count as np.intp (float64 for float32), then back
+        return np.asarray(s.dtype.type(s / np.intp(x.size)) if reduction == "mean" else s)
+    d = np.asarray(np.subtract(x, y))  # 0-d: an array, not a numpy scalar, to write into
+    np.multiply(d, d, out=d)  # the square, in the difference's memory
+    if reduction == "none":
+        return d
+    return _mean_fwd(d, dims, False) if reduction == "mean" else _sum_fwd(d, dims, False)
+
+
+def _mse_vjp(g, out, x, y, reduction, sign):
+    """The gradient of ``(x - y)**2`` reduced, for x (``sign`` 1) or y (-1), as the composite
+    ``mean(d * d)``, ``d = x - y`` gives it bit for bit: ``t + t`` with ``t = (g / n) * d`` (the mean's
+    ``g / n``; ``g`` for a sum, ``g`` elementwise unreduced), negated for y."""
+    xd, gd = x._data, g._data
+    if not _C.is_grad_enabled() and xd.dtype.char in "fd" and gd.dtype == xd.dtype and xd.size:
+        if reduction == "mean":
+            gd = np.true_divide(gd, np.asarray(xd.size, xd.dtype))
+        yd = y._data
+        if reduction != "none" and xd.size > _CHUNK and xd.flags.c_contiguous and yd.flags.c_contiguous:
+            # block by block, each block's four passes in cache: one pass over memory for x, y and r
+            r = np.empty(xd.shape, xd.dtype)
+            xf, yf, rf = xd.reshape(-1), yd.reshape(-1), r.reshape(-1)
+            for i in range(0, xf.shape[0], _CHUNK):
+                b = rf[i:i + _CHUNK]
+                np.subtract(xf[i:i + _CHUNK], yf[i:i + _CHUNK], out=b)
+                np.multiply(gd, b, out=b)
+                np.add(b, b, out=b)
+                if sign < 0:
+                    np.negative(b, out=b)
+            return Tensor._wrap(r)
+        r = np.asarray(np.subtract(xd, yd))
+        np.multiply(gd, r, out=r)
+        np.add(r, r, out=r)
+        if sign < 0:
+            np.negative(r, out=r)
+        return Tensor._wrap(r)
+    d = x - y
+    if reduction != "none":
+        g = _unreduce(g, x, ALL_DIMS[x.ndim], False)
+        if reduction == "mean":
+            g = g / math.prod(x.shape)
+    t = g * d
+    t = t + t
+    return t if sign > 0 else -t
+
+
+_mse_loss = defop("mse_loss", _mse_fwd, lambda g, out, x, y, reduction: _mse_vjp(g, out, x, y, reduction, 1),
+                  lambda g, out, x, y, reduction: _mse_vjp(g, out, x, y, reduction, -1))
+
+
+def mse_loss_fused(input, target, reduction):
+    """``mse_loss`` of two float32 or float64 tensors of one shape and dtype, as one op (one pass
+    over the inputs for 'mean'/'sum'); None where that does not apply (the composite's turn)."""
+    xd, yd = input._data, target._data
+    if xd.dtype is not yd.dtype or xd.dtype.char not in "fd" or xd.shape != yd.shape:
+        return None
+    return apply(_mse_loss, input, target, reduction=reduction)
+
+
 # ---------------------------------------------------------------- cumsum, all / any
 def _cumsum_fwd(x, dim):
     return np.cumsum(x, axis=dim, dtype=x.dtype if _dtype.kind_of(x.dtype) in "fc" else np.int64) if x.ndim else x.copy()

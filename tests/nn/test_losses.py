@@ -179,6 +179,42 @@ def test_regression_losses_hand_computed():
         F.mse_loss(t64([[1.0, 2]]), t64([1.0, 2]))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mse_loss_fused_matches_the_composite(dtype):
+    # mse_loss of two same-dtype float tensors is one op (one pass over x and y for 'mean'/'sum');
+    # its gradients are the composite's bit for bit, the large reductions within rounding
+    rng = np.random.default_rng(3)
+    for shape in [(), (0, 4), (7, 5), (40, 1000), (1000, 70)]:
+        a = rng.standard_normal(shape).astype(dtype)
+        b = rng.standard_normal(shape).astype(dtype)
+        for reduction in ("mean", "sum", "none"):
+            for noncontig in (False, True):
+                xa, ya = (a.T, b.T) if noncontig else (a, b)
+                x1, x2 = (tapegrad.tensor(xa, requires_grad=True) for _ in range(2))
+                y1, y2 = (tapegrad.tensor(ya, requires_grad=True) for _ in range(2))
+                fused = F.mse_loss(x1, y1, reduction=reduction)
+                d = x2 - y2
+                comp = d * d
+                comp = comp.mean() if reduction == "mean" else comp.sum() if reduction == "sum" else comp
+                assert type(fused.grad_fn).__name__ == "MseLossBackward0" and fused.dtype == comp.dtype
+                if a.size < 16384 or reduction == "none":
+                    assert fused.detach().numpy().tobytes() == comp.detach().numpy().tobytes()
+                else:
+                    np.testing.assert_allclose(fused.item(), comp.item(), rtol=4 * np.finfo(dtype).eps)
+                go = tapegrad.tensor(rng.standard_normal(fused.shape).astype(dtype))
+                g1 = tapegrad.autograd.grad(fused, (x1, y1), go)
+                g2 = tapegrad.autograd.grad(comp, (x2, y2), go)
+                for u, v in zip(g1, g2):
+                    assert u.numpy().tobytes() == v.numpy().tobytes()
+    x = tapegrad.tensor(R.standard_normal((3, 4)), requires_grad=True)
+    y = tapegrad.tensor(R.standard_normal((3, 4)), requires_grad=True)
+    for reduction in ("mean", "sum", "none"):
+        assert tapegrad.autograd.gradgradcheck(lambda u, v: F.mse_loss(u, v, reduction=reduction), (x, y))
+    nan = F.mse_loss(tapegrad.tensor([1.0, np.nan] * 10000), tapegrad.zeros(20000))
+    assert np.isnan(nan.item())
+    assert F.mse_loss(tapegrad.full((20000,), 1e20), tapegrad.zeros(20000)).item() == np.inf
+
+
 def test_kl_div():
     x = np_log_softmax(R.standard_normal((2, 3)))
     t = np.array([[0.2, 0.8, 0.0], [0.5, 0.25, 0.25]])
