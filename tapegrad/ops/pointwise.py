@@ -163,6 +163,13 @@ def _int_pow(x, e):
 
 
 def _pow_scalar_fwd(x, exponent):
+    if type(exponent) in (int, float) and (exponent == 3 or exponent == -2) and x.dtype.char in "fd" and x.ndim:
+        # PyTorch's pow kernel for these exponents, bit for bit: x*x*x and 1/(x*x) (np.power's powf
+        # is ~150x slower, and a rounding away from PyTorch's); x ** -2 is also x ** -1's gradient
+        out = np.multiply(x, x)
+        if exponent == 3:
+            return np.multiply(out, x, out=out)
+        return np.true_divide(np.ones((), x.dtype), out, out=out)
     out = np.power(x, exponent)
     # numpy may widen (float16 ** 2.5): keep the input's dtype, unless a complex exponent made it complex
     return out.astype(x.dtype, copy=False) if _dtype.kind_of(x.dtype) in "fc" and _dtype.kind_of(out.dtype) == _dtype.kind_of(x.dtype) else out
@@ -463,7 +470,19 @@ def _to_float(input):
 
 
 # ---------------------------------------------------------------- clamp and friends
+def _clamp_into(out, x, lo, hi):
+    """``minimum(maximum(x, lo), hi)`` into ``out``: numpy's clip (one pass) where it is that bit for bit,
+    for float bounds of x's dtype with no zero among them (np.clip orders -0.0 and 0.0 otherwise)."""
+    if (lo.ndim == 0 and hi.ndim == 0 and lo.dtype is x.dtype and hi.dtype is x.dtype and x.dtype.char in "fd"
+            and lo != 0 and hi != 0):
+        return np.clip(x, lo, hi, out=out)
+    np.maximum(x, lo, out=out)
+    return np.minimum(out, hi, out=out)
+
+
 def _clamp_fwd(x, lo, hi):
+    if lo.ndim == 0 and hi.ndim == 0 and lo.dtype is x.dtype and hi.dtype is x.dtype and x.ndim:
+        return _clamp_into(np.empty(x.shape, x.dtype), x, lo, hi)
     return np.minimum(np.maximum(x, lo), hi)  # min > max gives max everywhere, as in PyTorch
 
 
@@ -493,7 +512,21 @@ def _clamp_args(input, min, max, opname):
     return x.to(d), lo, hi
 
 
-@public(method=True, inplace=True, out=True)
+def clamp_(input, min=None, max=None):
+    """In-place form of ``clamp``: writes the result into ``input`` and returns it."""
+    if (isinstance(input, Tensor) and type(min) in (float, int, type(None)) and type(max) in (float, int, type(None))
+            and (min is not None or max is not None) and _unrecorded(input) and _plain_float(input)
+            and input._data.flags.writeable):
+        a = input._data
+        lo = np.asarray(-np.inf if min is None else min, a.dtype)
+        hi = np.asarray(np.inf if max is None else max, a.dtype)
+        _clamp_into(a, a, lo, hi)
+        input._version[0] += 1
+        return input
+    return inplace(input, lambda s, *_: clamp(s, min, max), "clamp_", *[b for b in (min, max) if isinstance(b, Tensor)])
+
+
+@public(method=True, out=True)
 def clamp(input, min=None, max=None):
     """Limit ``input`` to ``[min, max]`` (scalars or broadcastable tensors; either may be None).
 
@@ -505,6 +538,7 @@ def clamp(input, min=None, max=None):
 
 clip = clamp
 public(clip, name="clip", method=True, inplace=True, out=True)
+public(clamp_, method=True)
 
 _square = defop("square", np.square, lambda g, out, x: g * _cj(x) * 2)
 _reciprocal = defop("reciprocal", np.reciprocal, lambda g, out, x: -g * _cj(out * out), saves_output=True, saves=())
@@ -796,8 +830,51 @@ def floor_divide(input, other):
     return div(input, other, rounding_mode="floor")
 
 
+_BLOCK = 1 << 16  # elements per block of the blocked pointwise kernels: a block's temporaries stay in L2
+
+
+def _by_blocks(fn, out, *arrays):
+    """``fn(out_block, scratch_block, *array_blocks)`` over blocks of ``_BLOCK`` elements when
+    ``out`` and every array are C-contiguous of one shape (so each block's passes run in cache:
+    one pass over memory instead of one per numpy call), else once over the whole arrays with a
+    scratch array of ``out``'s shape. ``scratch`` is ``out`` itself unless an array is ``out``
+    (an in-place update), or a block is shorter than ``_BLOCK`` ..."""
+    n = out.size
+    inplace = any(a is out for a in arrays)
+    if n > _BLOCK and out.flags.c_contiguous and all(a.shape == out.shape and a.flags.c_contiguous for a in arrays):
+        of = out.reshape(-1)
+        flat = [a.reshape(-1) for a in arrays]
+        buf = np.empty(_BLOCK, out.dtype) if inplace else None
+        for i in range(0, n, _BLOCK):
+            o = of[i:i + _BLOCK]
+            fn(o, buf[:o.shape[0]] if inplace else o, *[f[i:i + _BLOCK] for f in flat])
+        return out
+    fn(out, np.empty_like(out) if inplace else out, *arrays)
+    return out
+
+
+def _lerp_scalar_into(out, a, b, w):
+    """``lerp(a, b, w)`` for a 0-d ``w``, written into ``out`` (which may be ``a``): the branch of
+    PyTorch's two-sided formula that ``w`` picks, with the very numpy operations of _lerp_fwd's."""
+    if np.abs(w) < 0.5:
+        def fn(o, t, a, b):
+            np.subtract(b, a, out=t)
+            np.multiply(w, t, out=t)
+            np.add(a, t, out=o)
+    else:
+        omw = 1 - w
+
+        def fn(o, t, a, b):
+            np.subtract(b, a, out=t)
+            np.multiply(t, omw, out=t)
+            np.subtract(b, t, out=o)
+    return _by_blocks(fn, out, a, b)
+
+
 def _lerp_fwd(a, b, w):
     # PyTorch's two-sided formula: exact at w = 0 and w = 1
+    if w.ndim == 0 and a.dtype == b.dtype == w.dtype and a.dtype.char in "fd" and a.shape == b.shape and a.ndim:
+        return _lerp_scalar_into(np.empty(a.shape, a.dtype), a, b, w)  # one branch, no temporaries
     d = b - a
     return np.asarray(np.where(np.abs(w) < 0.5, a + w * d, b - d * (1 - w)), dtype=np.result_type(a, b))
 
@@ -806,7 +883,36 @@ _lerp = defop("lerp", _lerp_fwd, lambda g, out, a, b, w: g * (1 - w), lambda g, 
               lambda g, out, a, b, w: g * (b - a))
 
 
-@public(method=True, inplace=True, out=True)
+def _unrecorded(*xs):
+    """Whether nothing here would be recorded: grad mode off, or no tensor among ``xs`` requires grad."""
+    return not grad_mode.state.enabled or not any(isinstance(x, Tensor) and x._requires_grad for x in xs)
+
+
+def _plain_float(t):
+    d = t._data.dtype
+    return d.char in "fd"
+
+
+def _writable_alone(self, *others):
+    """``self``'s array can take an in-place result directly: writable and sharing no memory with
+    ``others`` (else the generic in-place path, which computes the result before writing)."""
+    a = self._data
+    return a.flags.writeable and not any(np.may_share_memory(a, o._data) for o in others)
+
+
+def lerp_(self, end, weight):
+    """In-place form of ``lerp``: writes the result into ``self`` and returns it."""
+    if (isinstance(end, Tensor) and type(weight) in (float, int) and _unrecorded(self, end)
+            and _plain_float(self) and end._data.dtype is self._data.dtype and end._data.shape == self._data.shape
+            and _writable_alone(self, end)):
+        # an EMA update: PyTorch's arithmetic straight into self's memory, block by block in cache
+        _lerp_scalar_into(self._data, self._data, end._data, np.asarray(weight, self._data.dtype))
+        self._version[0] += 1
+        return self
+    return inplace(self, lambda s, *_: lerp(s, end, weight), "lerp_", *[t for t in (end, weight) if isinstance(t, Tensor)])
+
+
+@public(method=True, out=True)
 def lerp(input, end, weight):
     """``input + weight * (end - input)``; ``weight`` a number or a tensor (differentiable).
 
@@ -829,10 +935,57 @@ def lerp(input, end, weight):
     return apply(_lerp, a, b, w)
 
 
-@public(method=True, inplace=True, out=True)
+public(lerp_, method=True)
+
+
+def _addc_plain(input, tensor1, tensor2, value):
+    """Whether addcmul/addcdiv can run on the arrays: nothing recorded, three float32/float64 tensors
+    of one dtype and shape, a number ``value``."""
+    return (isinstance(input, Tensor) and isinstance(tensor1, Tensor) and isinstance(tensor2, Tensor)
+            and type(value) in (float, int) and _unrecorded(input, tensor1, tensor2) and _plain_float(input)
+            and input._data.dtype is tensor1._data.dtype is tensor2._data.dtype
+            and input._data.shape == tensor1._data.shape == tensor2._data.shape)
+
+
+def _addc_into(out, x, a, b, value, ufunc):
+    """``x + (a ufunc b) * value`` into ``out`` (which may be ``x``), as the composite computes it:
+    the product or quotient, times ``value`` (as a scalar of the dtype) unless it is 1, plus ``x``."""
+    v = None if value == 1 else np.asarray(value, x.dtype)
+
+    def fn(o, t, x, a, b):
+        ufunc(a, b, out=t)
+        if v is not None:
+            np.multiply(t, v, out=t)
+        np.add(x, t, out=o)
+    return _by_blocks(fn, out, x, a, b)
+
+
+def addcmul_(self, tensor1, tensor2, *, value=1):
+    """In-place form of ``addcmul``: writes the result into ``self`` and returns it."""
+    if _addc_plain(self, tensor1, tensor2, value) and _writable_alone(self, tensor1, tensor2):
+        _addc_into(self._data, self._data, tensor1._data, tensor2._data, value, np.multiply)
+        self._version[0] += 1
+        return self
+    return inplace(self, lambda s, *_: addcmul(s, tensor1, tensor2, value=value), "addcmul_", tensor1, tensor2)
+
+
+def addcdiv_(self, tensor1, tensor2, *, value=1):
+    """In-place form of ``addcdiv``: writes the result into ``self`` and returns it."""
+    if _addc_plain(self, tensor1, tensor2, value) and _writable_alone(self, tensor1, tensor2):
+        _addc_into(self._data, self._data, tensor1._data, tensor2._data, value, np.true_divide)
+        self._version[0] += 1
+        return self
+    return inplace(self, lambda s, *_: addcdiv(s, tensor1, tensor2, value=value), "addcdiv_", tensor1, tensor2)
+
+
+@public(method=True, out=True)
 @round_once
 def addcmul(input, tensor1, tensor2, *, value=1):
     """``input + value * tensor1 * tensor2``; the tensors alone set the dtype (PyTorch casts ``value``)."""
+    if _addc_plain(input, tensor1, tensor2, value) and input._data.ndim:  # nothing to record: one blocked pass
+        x = input._data
+        return Tensor._wrap(_addc_into(np.empty(x.shape, x.dtype), x, tensor1._data, tensor2._data, value,
+                                       np.multiply))
     d = _dtype.result_type(input._data, tensor1._data, tensor2._data)  # all three at once, as PyTorch
     prod = mul(tensor1, tensor2)
     if d == np.bool_:
@@ -843,16 +996,23 @@ def addcmul(input, tensor1, tensor2, *, value=1):
     return add(input.to(d), prod)
 
 
-@public(method=True, inplace=True, out=True)
+@public(method=True, out=True)
 @round_once
 def addcdiv(input, tensor1, tensor2, *, value=1):
     """``input + value * tensor1 / tensor2``."""
+    if _addc_plain(input, tensor1, tensor2, value) and input._data.ndim:
+        x = input._data
+        return Tensor._wrap(_addc_into(np.empty(x.shape, x.dtype), x, tensor1._data, tensor2._data, value,
+                                       np.true_divide))
     if _dtype.kind_of(tensor1._data.dtype) != "f" and _dtype.kind_of(tensor2._data.dtype) != "f":
         raise RuntimeError("addcdiv: integer division with addcdiv is no longer supported; use floating-point "
                            f"tensors (got {tensor1._data.dtype} and {tensor2._data.dtype})")
     d = _dtype.result_type(input._data, tensor1._data, tensor2._data)  # all three at once, as PyTorch
     q = div(tensor1.to(d), tensor2.to(d))
     return add(input.to(d), mul(q, value) if value != 1 else q)
+
+
+public(addcmul_, addcdiv_, method=True)
 
 
 _nan_to_num = defop("nan_to_num", lambda x, nan, posinf, neginf: np.nan_to_num(x, nan=nan, posinf=posinf,

@@ -808,6 +808,22 @@ def _cross_entropy(draw):
     return Sample(fn, [x], ref)
 
 
+@entry("mse_loss", gradgrad=True)
+def _mse_loss(draw):
+    shape = draw(SHAPES)
+    x, y = arr(draw, shape), arr(draw, shape)
+    reduction = draw(st.sampled_from(["mean", "sum", "none"]))
+
+    def ref(a, b):
+        d = (a - b) ** 2
+        return {"none": d, "sum": d.sum(), "mean": d.mean()}[reduction]
+    return Sample(lambda M, a, b: F(M).mse_loss(a, b, reduction=reduction), [x, y], ref)
+
+
+cases("mse_loss", Case(lambda M, x, y: F(M).mse_loss(x, y) + F(M).mse_loss(x, y, reduction="sum")
+                       + F(M).mse_loss(x, y, reduction="none").sum(), [A, A2], double=True))
+
+
 # ---------------------------------------------------------------- fused recurrent layers (C++ kernels)
 def _recurrent_ref(mode, sizes, reverse):
     """numpy: the packed recurrence step by step -> (every step's h, the final states)."""

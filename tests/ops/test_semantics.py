@@ -438,3 +438,63 @@ def test_bad_parameters_raise_instead_of_truncating(call, error, message):
     returned the input, pdist(p=-1) a 'distance', and a negative q sliced triplets off the end."""
     with pytest.raises(error, match=message):
         call()
+
+
+# ---------------------------------------------------------------- blocked fast paths (lerp, addcmul, addcdiv, clamp, pow)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unrecorded_fast_paths_match_the_recorded_ops_bit_for_bit(dtype):
+    # lerp/addcmul/addcdiv/clamp and their in-place forms run on arrays (blocked, into self) when nothing is
+    # recorded; the values are those of the recorded ops, the in-place forms those of the out-of-place ones
+    rng = np.random.default_rng(7)
+    edge = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 0.2, 0.8, -1e-30, 1e30, 1.0], dtype)
+    for shape in [(10,), (300, 700), (3, 5)]:
+        a, b, c = (rng.standard_normal(shape).astype(dtype) for _ in range(3))
+        a.reshape(-1)[:10], b.reshape(-1)[-10:] = edge, edge
+        c = np.abs(c) + 0.5
+        cases = [("lerp", (b, 0.3), {}), ("lerp", (b, 0.7), {}), ("lerp", (b, 1), {}), ("addcmul", (b, c), {"value": 0.5}),
+                 ("addcmul", (b, c), {}), ("addcdiv", (b, c), {"value": -0.1}), ("addcdiv", (b, c), {}),
+                 ("clamp", (0.2, 0.8), {}), ("clamp", (0.0, 1.0), {}), ("clamp", (-0.0, None), {}),
+                 ("clamp", (None, 0.5), {}), ("clamp", (0.8, 0.2), {})]
+        for name, args, kw in cases:
+            targs = [tg.tensor(v) if isinstance(v, np.ndarray) else v for v in args]
+            xr = tg.tensor(a, requires_grad=True)
+            want = getattr(tg, name)(xr, *[t.requires_grad_(False) if isinstance(t, tg.Tensor) else t for t in targs], **kw)
+            with tg.no_grad():
+                got = getattr(tg, name)(tg.tensor(a), *targs, **kw)
+            assert got.detach().numpy().tobytes() == want.detach().numpy().tobytes(), (name, args)
+            s = tg.tensor(a.copy())
+            v0 = s._version[0]
+            assert getattr(s, name + "_")(*targs, **kw) is s and s._version[0] == v0 + 1
+            assert s.numpy().tobytes() == want.detach().numpy().tobytes(), (name + "_", args)
+            base = tg.tensor(np.stack([a, a]))  # a view: the write reaches its base
+            getattr(base[1], name + "_")(*targs, **kw)
+            assert base[1].numpy().tobytes() == want.detach().numpy().tobytes()
+    x = tg.tensor(rng.standard_normal(100000).astype(dtype))
+    y = x.clone()
+    x.addcmul_(x, x, value=0.5)  # aliased operands: the generic path
+    np.testing.assert_array_equal(x.numpy(), (y + y * y * 0.5).numpy())
+    with pytest.raises(RuntimeError, match="leaf Variable"):
+        tg.ones(3, requires_grad=True).lerp_(tg.zeros(3), 0.5)
+    with pytest.raises(RuntimeError, match="leaf Variable"):
+        tg.ones(3, requires_grad=True).clamp_(0, 1)
+
+
+def test_pow_3_and_minus_2_are_pytorchs_products():
+    # x ** 3 is x*x*x and x ** -2 is 1/(x*x), as PyTorch's pow kernel computes them (x ** -1's gradient too)
+    import torch
+    rng = np.random.default_rng(8)
+    for dtype in (np.float32, np.float64):
+        x = np.concatenate([np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, 1e20, -7.5], dtype),
+                            rng.standard_normal(5000).astype(dtype)])
+        for e in (3, 3.0, -2, -2.0, -1):
+            a = tg.tensor(x, requires_grad=True)
+            t = torch.tensor(x, requires_grad=True)
+            ya, yt = a ** e, t ** e
+            np.testing.assert_array_equal(ya.detach().numpy(), yt.detach().numpy())
+            if e in (3, -1):  # their gradients use x ** 2 and x ** -2 (x ** -2's uses np.power's x ** -3)
+                ya.sum().backward()
+                yt.sum().backward()
+                np.testing.assert_array_equal(a.grad.numpy(), t.grad.numpy())
+        assert tg.tensor(x).pow(3).dtype == tg.tensor(x).dtype
+    assert tg.autograd.gradgradcheck(lambda u: u ** 3 + u ** -2, (tg.tensor([0.7, -1.3, 2.0], dtype=tg.float64,
+                                                                             requires_grad=True),))
