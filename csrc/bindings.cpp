@@ -7,6 +7,10 @@
 
 #if defined(__GLIBC__)
 #include <malloc.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 #endif
 #include <algorithm>
 #include <array>
@@ -2065,12 +2069,52 @@ bool keep_freed_memory(int64_t mmap_threshold, int64_t trim_threshold) {
 #endif
 }
 
+// Transparent huge pages for the heap's large blocks. Streaming a few MiB through a kernel on
+// 4 KiB pages costs a TLB miss per page, a nested page walk in a VM: on the development VM GELU,
+// SiLU and softmax over 1e6 floats ran 10-14% faster forward + backward on 2 MiB pages (glibc's
+// own glibc.malloc.hugetlb=1 tunable, which only GLIBC_TUNABLES at process start can set). With
+// THP in "madvise" mode (the common default) this does what that tunable does for the heap, once:
+// the heap grows by `bytes` at least on each extension (M_TOP_PAD), is grown now by one large
+// block, which is freed at once, and the new part is madvise(MADV_HUGEPAGE)d. Nothing is touched:
+// pages are only made (2 MiB at a time) where the program's arrays come to live, and with the
+// thresholds above glibc keeps them for reuse. Memory the heap gets beyond this part later has
+// 4 KiB pages as before. Returns the bytes advised (0 where THP is off or this is not glibc).
+int64_t reserve_huge_heap(int64_t bytes) {
+#if defined(__GLIBC__) && defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (bytes < 0) throw py::value_error("reserve_huge_heap: bytes must be >= 0");
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  if (bytes < int64_t(kHuge)) return 0;
+  if (mallopt(M_TOP_PAD, static_cast<int>(std::min<int64_t>(bytes, 1 << 30))) != 1) return 0;
+  const uintptr_t before = reinterpret_cast<uintptr_t>(sbrk(0));
+  // Blocks below the mmap threshold until the heap has grown by `bytes` (glibc extends it by a
+  // block plus the top pad; free space it already had is used first), then all freed: the top
+  // chunk keeps the pad (the trim threshold is below it, and trimming keeps the pad).
+  std::vector<void*> blocks;
+  while (reinterpret_cast<uintptr_t>(sbrk(0)) - before < static_cast<uintptr_t>(bytes) && blocks.size() < 4096) {
+    void* b = malloc(4 << 20);
+    if (!b) break;
+    blocks.push_back(b);
+  }
+  for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) free(*it);
+  const uintptr_t after = reinterpret_cast<uintptr_t>(sbrk(0));
+  const uintptr_t lo = (before + kHuge - 1) & ~(kHuge - 1), hi = after & ~(kHuge - 1);
+  if (hi <= lo) return 0;
+  if (madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE) != 0) return 0;
+  return static_cast<int64_t>(hi - lo);
+#else
+  return 0;
+#endif
+}
+
 PYBIND11_MODULE(_C, m) {
   // A mistyped TAPEGRAD_CPU would otherwise be ignored, and a run meant to test the AVX2 or
   // generic kernels would silently test AVX-512's.
   if (*tapegrad::cpu_config_error()) throw py::import_error(tapegrad::cpu_config_error());
   m.doc() = "tapegrad's native kernels (GEMM, convolution, pooling) and the tape's hot paths";
   if (tapegrad::tape::add_to_module(m.ptr()) < 0) throw py::error_already_set();
+  m.def("reserve_huge_heap", &reserve_huge_heap, py::arg("bytes"),
+        "Grows the heap by bytes (glibc's top pad from now on) and advises the new part to transparent huge "
+        "pages (madvise mode); returns the bytes advised, 0 where unavailable. Called once at import.");
   m.def("keep_freed_memory", &keep_freed_memory, py::arg("mmap_threshold"), py::arg("trim_threshold"),
         "glibc only: serve allocations up to mmap_threshold bytes from the heap and keep up to "
         "trim_threshold bytes of freed heap memory; returns whether it took effect.");

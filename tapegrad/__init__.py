@@ -33,6 +33,9 @@ if _os.environ.get("TAPEGRAD_MALLOC_TUNING", "1") != "0":
     # Keep freed memory for reuse instead of page-faulting large temporaries in every training
     # step (see csrc/bindings.cpp); TAPEGRAD_MALLOC_TUNING=0 leaves glibc's defaults alone.
     _C.keep_freed_memory(32 << 20, 256 << 20)
+    # and 512 MiB of heap on transparent huge pages where THP is in madvise mode (csrc/bindings.cpp,
+    # reserve_huge_heap): address space, not memory, until arrays live there
+    _C.reserve_huge_heap(512 << 20)
 
 from ._dtype import (bool_ as bool, double, float, float16, float32, float64, get_default_dtype, half,  # noqa: A004
                      int, int8, int16, int32, int64, long, set_default_dtype, uint8)
