@@ -52,8 +52,10 @@ def fwd_bwd(lib, op, shape, seed=0, n_params=0, classes=None, param_dim=-1):
     params are vectors the size of x's dim ``param_dim``."""
     rng = np.random.default_rng(seed)
     x = leaf(lib, rng.standard_normal(shape).astype(np.float32))
-    params = [leaf(lib, rng.standard_normal(shape[param_dim]).astype(np.float32)) for _ in range(n_params)]
-    out_shape = () if classes else shape
+    # param_dim None: params of x's own shape (a loss's target); values in (0, 1)
+    params = [leaf(lib, rng.standard_normal(shape[param_dim]).astype(np.float32)) if param_dim is not None else
+              lib.tensor(rng.uniform(0, 1, shape).astype(np.float32)) for _ in range(n_params)]
+    out_shape = () if classes or (param_dim is None and n_params) else shape
     g = lib.tensor(rng.standard_normal(out_shape).astype(np.float32))
     target = lib.tensor(rng.integers(0, shape[-1], shape[0])) if classes else None
     F = lib.nn.functional
@@ -116,6 +118,22 @@ CASES = {
     "softmax": [("softmax rows of 1024, 1e6 f32", lambda lib: fwd_bwd(lib, lambda F, x: F.softmax(x, -1), (1024, 1024))),
                 ("log_softmax rows of 1024, 1e6 f32",
                  lambda lib: fwd_bwd(lib, lambda F, x: F.log_softmax(x, -1), (1024, 1024)))],
+    # the one-pass pointwise kernels (csrc/kernels/pointwise.h) and the losses built on them
+    "activations": [(f"{name} 1e6 f32", lambda lib, f=f: fwd_bwd(lib, f, (1000, 1000))) for name, f in (
+        ("sigmoid", lambda F, x: F.sigmoid(x)),
+        ("tanh", lambda F, x: F.tanh(x)),
+        ("softplus", lambda F, x: F.softplus(x)),
+        ("logsigmoid", lambda F, x: F.logsigmoid(x)),
+        ("elu", lambda F, x: F.elu(x)),
+        ("leaky_relu", lambda F, x: F.leaky_relu(x, 0.1)),
+        ("hardswish", lambda F, x: F.hardswish(x)),
+        ("mish", lambda F, x: F.mish(x)),
+        ("erf", lambda F, x: x.erf()),
+    )] + [("binary_cross_entropy_with_logits 1e6 f32 (mean)",
+           lambda lib: fwd_bwd(lib, lambda F, x, y: F.binary_cross_entropy_with_logits(x, y), (1000, 1000),
+                               n_params=1, param_dim=None)),
+          ("mse_loss 1e6 f32 (mean)",
+           lambda lib: fwd_bwd(lib, lambda F, x, y: F.mse_loss(x, y), (1000, 1000), n_params=1, param_dim=None))],
     "cross_entropy": [("cross_entropy 50k classes, batch 64, f32",
                        lambda lib: fwd_bwd(lib, lambda F, x, t: F.cross_entropy(x, t), (64, 50000), classes=True))],
     "conv": [("Conv2d(512, 512, 3, padding=1) on 32x512x1x1, forward + weight grad", conv_weight_grad)],
