@@ -460,6 +460,34 @@ def test_set_submodule_to_empty_compile_and_memory_format():
         tg.nn.Linear(2, 2).to(memory_format="channels_last")
 
 
+def test_module_to_meta_is_a_skeleton_for_functional_call():
+    # the torch.func model-ensembling recipe: a deepcopy moved to 'meta', called with stacked params
+    res = {}
+    for M in (torch, tg):
+        models = [M.nn.Sequential(M.nn.Linear(3, 4), M.nn.BatchNorm1d(4)) for _ in range(2)]
+        for i, m in enumerate(models):
+            with M.no_grad():
+                for j, p in enumerate(m.parameters()):
+                    p.copy_(M.from_numpy(np.random.default_rng(10 * i + j).standard_normal(tuple(p.shape))))
+            m.eval()
+        params, buffers = M.func.stack_module_state(models)
+        base = models[0].__class__(M.nn.Linear(3, 4), M.nn.BatchNorm1d(4)).eval()
+        base[0].weight.grad = M.ones(4, 3)
+        assert base.to("meta") is base
+        assert [tuple(p.shape) for p in base.parameters()] == [(4, 3), (4,), (4,), (4,)]
+        assert tuple(base[0].weight.grad.shape) == (4, 3) and base[1].num_batches_tracked.dtype == M.int64
+        x = M.from_numpy(np.linspace(-1, 1, 15, dtype=np.float32).reshape(5, 3))
+        res[M] = M.func.vmap(lambda p, b, x: M.func.functional_call(base, (p, b), (x,)), in_dims=(0, 0, None))(
+            params, buffers, x)
+    assert res[tg].requires_grad and res[torch].requires_grad
+    np.testing.assert_allclose(res[tg].detach().numpy(), res[torch].detach().numpy(), rtol=1e-6)
+    skeleton = tg.nn.Linear(2, 2).to("meta", tg.float64)
+    assert skeleton.weight.dtype == tg.float64 and skeleton.weight.detach().numpy().strides == (0, 0)
+    with pytest.raises((ValueError, RuntimeError)):
+        with tg.no_grad():
+            skeleton.weight.fill_(1.0)
+
+
 def test_non_tensor_outputs_and_unused_outputs():
     logs = {}
     for M in (torch, tg):

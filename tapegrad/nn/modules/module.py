@@ -469,7 +469,14 @@ class Module:
 
     def to(self, *args, **kwargs) -> "Module":
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(tensor)``: floating parameters
-        and buffers are cast; CPU is the only device."""
+        and buffers are cast; CPU is the only device.
+
+        ``to("meta")`` is accepted for the one use PyTorch programs make of it on a whole module:
+        turning a model into a data-free skeleton for :func:`tapegrad.func.functional_call` (the
+        model-ensembling recipe). tapegrad has no meta tensors, so every parameter and buffer keeps
+        its shape and dtype but its storage is released: it becomes a read-only zero-strided view
+        of one zero (no memory), so is its gradient's, and it still reports the CPU as device.
+        Computing with it gives zeros where PyTorch would give meta tensors; writing to it raises."""
         dtype = kwargs.pop("dtype", None)
         dev = kwargs.pop("device", None)
         kwargs.pop("non_blocking", None)
@@ -485,6 +492,8 @@ class Module:
                 dev = a
             elif a is not None:
                 dtype = a
+        if dev is not None and str(dev) == "meta":
+            return self._to_meta(dtype)
         if dev is not None:
             _device(dev)
         if dtype is None:
@@ -494,6 +503,20 @@ class Module:
             raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype="
                             f"{_dtype.name(dtype)}")
         return self._apply(lambda a: a if a.dtype == dtype else a.astype(dtype))
+
+    def _to_meta(self, dtype=None) -> "Module":
+        dtype = None if dtype is None else _dtype.to_dtype(dtype)
+        for m in self.modules():
+            for store in ("_parameters", "_buffers"):
+                for t in m.__dict__[store].values():
+                    if t is None:
+                        continue
+                    dt = dtype if dtype is not None and _dtype.kind_of(t._data.dtype) == "f" else t._data.dtype
+                    t._data = np.broadcast_to(np.zeros((), dt), t._data.shape)
+                    t._version[0] += 1
+                    if t.grad is not None:
+                        t.grad._data = np.broadcast_to(np.zeros((), dt), t.grad._data.shape)
+        return self
 
     def to_empty(self, *, device=None, recurse: bool = True) -> "Module":
         """Give every parameter and buffer new uninitialised storage of the same shape and dtype on
