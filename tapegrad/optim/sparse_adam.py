@@ -49,7 +49,9 @@ class SparseAdam(Optimizer):
                     if p.grad is None:
                         continue
                     if not p.grad.is_sparse:
-                        raise RuntimeError("SparseAdam does not support dense gradients, please consider Adam instead")
+                        raise RuntimeError("SparseAdam does not support dense gradients, please consider Adam instead "
+                                           "(tapegrad's nn.Embedding(sparse=True) and embedding_bag(sparse=True) "
+                                           "give dense gradients: its backward pass has no sparse accumulation)")
                     grad = p.grad.coalesce()
                     if tuple(grad.shape) != tuple(p.shape):
                         raise RuntimeError(f"SparseAdam: gradient of shape {tuple(grad.shape)} does not match its "
