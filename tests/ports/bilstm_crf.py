@@ -7,7 +7,7 @@
 # algorithm as a Python loop over tags building alphas_t with torch.cat(...).view(1, -1),
 # _score_sentence with torch.cat of a torch.tensor([START], dtype=torch.long), Viterbi decoding
 # with backpointers, neg_log_likelihood trained by SGD(lr=0.01, weight_decay=1e-4). Sizes as in
-# the tutorial (EMBEDDING_DIM 5, HIDDEN_DIM 4, its two training sentences), 30 epochs.
+# the tutorial (EMBEDDING_DIM 5, HIDDEN_DIM 4, its two training sentences), 10 epochs.
 def argmax(vec):
     # return the argmax as a python int
     _, idx = torch.max(vec, 1)
