@@ -498,3 +498,29 @@ def test_pow_3_and_minus_2_are_pytorchs_products():
         assert tg.tensor(x).pow(3).dtype == tg.tensor(x).dtype
     assert tg.autograd.gradgradcheck(lambda u: u ** 3 + u ** -2, (tg.tensor([0.7, -1.3, 2.0], dtype=tg.float64,
                                                                              requires_grad=True),))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lerp_tensor_weight_fast_path_is_the_two_sided_formula_bit_for_bit(dtype):
+    # lerp with a tensor weight of the ends' shape selects its branch by bit masks, block by block: the values
+    # are np.where(|w| < 0.5, a + w*d, b - d*(1-w)) exactly, NaN weights and the edges of 0.5 included
+    rng = np.random.default_rng(9)
+    wedge = np.array([np.nan, 0.5, -0.5, np.inf, -np.inf, -0.0, 0.0, np.nextafter(dtype(0.5), dtype(0)),
+                      -np.nextafter(dtype(0.5), dtype(0)), np.nextafter(dtype(0.5), dtype(1)), 1.0, -1e-40], dtype)
+    for shape in [(12,), (300, 301), (70001,), (2, 0)]:
+        a, b = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+        w = (rng.random(shape) * 3 - 1.5).astype(dtype)
+        if a.size:
+            w.reshape(-1)[:12] = wedge
+            a.reshape(-1)[:4] = [np.inf, np.nan, -0.0, 1.0]
+            b.reshape(-1)[:4] = [np.inf, 2.0, 0.0, 1.0]
+        with np.errstate(all="ignore"):
+            d = b - a
+            want = np.where(np.abs(w) < 0.5, a + w * d, b - d * (1 - w)).astype(dtype)
+        def bits(v):  # the bits, NaNs as one NaN (a NaN's sign and payload follow numpy's loops)
+            return np.where(np.isnan(v), dtype(np.nan), v).tobytes()
+        got = tg.lerp(tg.tensor(a), tg.tensor(b), tg.tensor(w)).numpy()
+        assert got.dtype == dtype and bits(got) == bits(want)
+        if a.ndim == 2:
+            got_t = tg.lerp(tg.tensor(a.T.copy()).t(), tg.tensor(b), tg.tensor(w)).numpy()  # strided: the generic path
+            assert bits(got_t) == bits(want)
