@@ -30,7 +30,7 @@ from ..ops.activation import binary_cross_entropy_pointwise as _bce_pointwise
 from ..ops.activation import binary_cross_entropy_with_logits_pointwise as _bce_logits_pointwise
 from ..ops import activation as _act
 from ..ops.linalg import pdist, vector_norm as _vector_norm  # noqa: F401
-from ..ops.reduction import mse_loss_fused as _mse_loss_fused
+from ..ops.reduction import mse_loss_fused as _mse_loss_fused, huber_loss_fused as _huber_loss_fused
 from ..ops.matmul import _linear, cpp_name as _cpp_name, scalar_name as _scalar_name
 from ..ops.conv import (adaptive_avg_pool2d, adaptive_avg_pool3d, avg_pool2d, avg_pool3d, conv2d,  # noqa: F401
                         conv3d, conv_transpose2d, conv_transpose3d, max_pool2d, max_pool3d, max_unpool2d,
@@ -1473,6 +1473,10 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str
     if beta < 0:
         raise RuntimeError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
     _check_pointwise(input, target, "smooth_l1_loss", int_input=True)
+    if beta > 0:
+        fused = _huber_loss_fused(input, target, reduction, beta, False)  # one op, one pass for float tensors
+        if fused is not None:
+            return fused
     d = input - _as_float_target(target, input)
     ad = _ops.abs(d)
     if beta == 0:
@@ -1488,6 +1492,10 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
     if delta <= 0:
         raise RuntimeError(f"huber_loss: delta must be positive, got {delta}")
     _check_pointwise(input, target, "huber_loss")
+    if weight is None:
+        fused = _huber_loss_fused(input, target, reduction, delta, True)  # one op, one pass for float tensors
+        if fused is not None:
+            return fused
     d = input - target.to(input.dtype)  # PyTorch's huber_loss keeps the input's dtype
     ad = _ops.abs(d)
     loss = _ops.where(ad < delta, d * d * 0.5, (ad - 0.5 * delta) * delta)

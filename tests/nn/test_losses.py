@@ -281,3 +281,46 @@ def test_accuracy_metric():
     assert F.accuracy(logits, y).item() == 0.5
     assert F.accuracy(logits, y, topk=2).item() == 0.75
     assert nn.ClassAccuracy()(logits, y).item() == 0.5
+
+
+@pytest.mark.parametrize("huber", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_smooth_l1_and_huber_match_the_composite_bit_for_bit(huber, dtype):
+    # smooth_l1_loss/huber_loss are one op (blocked, branches picked by bit masks, the sum numpy's pairwise
+    # sum block by block): values and both gradients are the composite's bits, edge values included
+    import tapegrad as tg
+    F = tg.nn.functional
+    rng = np.random.default_rng(11)
+
+    def composite(x, y, red, beta):
+        d = x - y
+        ad = tg.abs(d)
+        loss = (tg.where(ad < beta, d * d * 0.5, (ad - 0.5 * beta) * beta) if huber
+                else tg.where(ad < beta, d * d * (0.5 / beta), ad - 0.5 * beta))
+        return loss.mean() if red == "mean" else loss.sum() if red == "sum" else loss
+
+    def bits(v):
+        v = np.asarray(v)
+        return np.where(np.isnan(v), np.nan, v).astype(v.dtype).tobytes()
+
+    for shape in [(), (40, 30), (70001,)]:
+        for beta in (1.0, 0.1):
+            for red in ("mean", "sum", "none"):
+                xa, ya = (rng.standard_normal(shape) * 2).astype(dtype), rng.standard_normal(shape).astype(dtype)
+                if xa.size > 20:
+                    xa.reshape(-1)[:11] = [0.0, -0.0, np.inf, 1.0, beta, -beta, 0.5, np.nan, 3.0, 1e-30, beta]
+                    ya.reshape(-1)[:11] = [0.0, 0.0, 1.0, np.inf, 0.0, 0.0, 0.5 + beta, 0.0, 3.0, -0.0, 0.0]
+                for xs in ([xa] + ([np.asfortranarray(xa)] if xa.ndim == 2 else [])):
+                    x, y = tg.tensor(xs, requires_grad=True), tg.tensor(ya, requires_grad=True)
+                    x2, y2 = tg.tensor(xs, requires_grad=True), tg.tensor(ya, requires_grad=True)
+                    got = (F.huber_loss(x, y, reduction=red, delta=beta) if huber
+                           else F.smooth_l1_loss(x, y, reduction=red, beta=beta))
+                    want = composite(x2, y2, red, beta)
+                    assert got.dtype == want.dtype and bits(got.detach().numpy()) == bits(want.detach().numpy())
+                    gg = tg.tensor(np.asarray(-0.7, dtype) if red != "none" else rng.standard_normal(shape).astype(dtype))
+                    got.backward(gg)
+                    want.backward(gg)
+                    assert bits(x.grad.numpy()) == bits(x2.grad.numpy()) and bits(y.grad.numpy()) == bits(y2.grad.numpy())
+    x = tg.randn(3, 4, dtype=tg.float64, requires_grad=True)
+    loss = F.huber_loss(x, tg.zeros(3, 4, dtype=tg.float64)) if huber else F.smooth_l1_loss(x, tg.zeros(3, 4, dtype=tg.float64))
+    assert type(loss.grad_fn).__name__ == ("HuberLossBackward0" if huber else "SmoothL1LossBackward0")

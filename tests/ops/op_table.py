@@ -824,6 +824,40 @@ cases("mse_loss", Case(lambda M, x, y: F(M).mse_loss(x, y) + F(M).mse_loss(x, y,
                        + F(M).mse_loss(x, y, reduction="none").sum(), [A, A2], double=True))
 
 
+@entry("smooth_l1_loss", gradgrad=True)
+def _smooth_l1_loss(draw):
+    shape = draw(SHAPES)
+    x, y = arr(draw, shape), arr(draw, shape)
+    reduction = draw(st.sampled_from(["mean", "sum", "none"]))
+    beta = draw(st.sampled_from([0.5, 1.0, 2.0]))
+
+    def ref(a, b):
+        d = np.abs(a - b)
+        loss = np.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta)
+        return {"none": loss, "sum": loss.sum(), "mean": loss.mean()}[reduction]
+    return Sample(lambda M, a, b: F(M).smooth_l1_loss(a, b, reduction=reduction, beta=beta), [x, y], ref)
+
+
+@entry("huber_loss", gradgrad=True)
+def _huber_loss(draw):
+    shape = draw(SHAPES)
+    x, y = arr(draw, shape), arr(draw, shape)
+    reduction = draw(st.sampled_from(["mean", "sum", "none"]))
+    delta = draw(st.sampled_from([0.5, 1.0, 2.0]))
+
+    def ref(a, b):
+        d = np.abs(a - b)
+        loss = np.where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta))
+        return {"none": loss, "sum": loss.sum(), "mean": loss.mean()}[reduction]
+    return Sample(lambda M, a, b: F(M).huber_loss(a, b, reduction=reduction, delta=delta), [x, y], ref)
+
+
+cases("smooth_l1_loss", Case(lambda M, x, y: F(M).smooth_l1_loss(x, y) + F(M).smooth_l1_loss(x, y, reduction="sum", beta=0.5)
+                             + F(M).smooth_l1_loss(x, y, reduction="none").sum(), [A, A2], double=True))
+cases("huber_loss", Case(lambda M, x, y: F(M).huber_loss(x, y) + F(M).huber_loss(x, y, reduction="sum", delta=0.5)
+                         + F(M).huber_loss(x, y, reduction="none").sum(), [A, A2], double=True))
+
+
 # ---------------------------------------------------------------- fused recurrent layers (C++ kernels)
 def _recurrent_ref(mode, sizes, reverse):
     """numpy: the packed recurrence step by step -> (every step's h, the final states)."""
