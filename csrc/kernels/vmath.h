@@ -120,18 +120,17 @@ TG_VMATH_INLINE uint64_t double_to_bits(double f) {
   return u;
 }
 
-// exp for double within 1 ulp over its whole range, vectorisable (vmath::exp(double) above is the
-// C library's, which existing kernels keep): n = round(x / ln2), r = x - n ln2 in two parts
-// (fdlibm's ln2_hi has trailing zeros, so n ln2_hi is exact), the Taylor polynomial of degree 13
-// (|r| <= 0.347: the next term is below 2^-58 of the result), then 2^n as two normal factors.
-TG_VMATH_INLINE double exp_d(double x) {
-  double xc = x < -745.2 ? 0.0 : x;  // as exp(float): no denormal intermediates on the 0 path
-  xc = xc > 709.8 ? 709.8 : xc;
-  xc = xc == xc ? xc : 0.0;
-  const double fm = xc * 1.4426950408889634074 + 6755399441055744.0;  // 1.5 * 2^52 + n
-  const double n = fm - 6755399441055744.0;
-  const double r = (xc - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
-  double p = 1.0 / 6227020800.0;
+// r = x - n ln2 for n = round(x / ln2) (fm = 1.5 * 2^52 + n, whose low bits hold n), ln2 in
+// fdlibm's two parts (ln2_hi has trailing zeros, so n ln2_hi is exact): exp_d's and expm1's
+// reduction.
+TG_VMATH_INLINE double reduce_ln2_d(double x, double& fm, double& n) {
+  fm = x * 1.4426950408889634074 + 6755399441055744.0;
+  n = fm - 6755399441055744.0;
+  return (x - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
+}
+
+// Horner's rule from p down the Taylor coefficients 1/12!, 1/11!, ..., 1/3!, 1/2 of exp.
+TG_VMATH_INLINE double taylor_from_half_d(double p, double r) {
   p = p * r + 1.0 / 479001600.0;
   p = p * r + 1.0 / 39916800.0;
   p = p * r + 1.0 / 3628800.0;
@@ -142,8 +141,20 @@ TG_VMATH_INLINE double exp_d(double x) {
   p = p * r + 1.0 / 120.0;
   p = p * r + 1.0 / 24.0;
   p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r * r + r + 1.0;
+  return p * r + 0.5;
+}
+
+// exp for double within 1 ulp over its whole range, vectorisable (vmath::exp(double) above is the
+// C library's, which existing kernels keep): n = round(x / ln2), r = x - n ln2 in two parts
+// (fdlibm's ln2_hi has trailing zeros, so n ln2_hi is exact), the Taylor polynomial of degree 13
+// (|r| <= 0.347: the next term is below 2^-58 of the result), then 2^n as two normal factors.
+TG_VMATH_INLINE double exp_d(double x) {
+  double xc = x < -745.2 ? 0.0 : x;  // as exp(float): no denormal intermediates on the 0 path
+  xc = xc > 709.8 ? 709.8 : xc;
+  xc = xc == xc ? xc : 0.0;
+  double fm, n;
+  const double r = reduce_ln2_d(xc, fm, n);
+  const double p = taylor_from_half_d(1.0 / 6227020800.0, r) * r * r + r + 1.0;  // 1 / 13!
   const int64_t ni = static_cast<int64_t>(double_to_bits(fm) - double_to_bits(6755399441055744.0));
   const int64_t n1 = ni / 2, n2 = ni - n1;
   const double y = p * bits_to_double(static_cast<uint64_t>(n1 + 1023) << 52) *
@@ -184,23 +195,9 @@ TG_VMATH_INLINE float expm1_nonpos(float x) {
 TG_VMATH_INLINE double expm1_nonpos(double x) {
   double xc = x < 0.0 ? x : 0.0;
   xc = xc > -40.0 ? xc : -40.0;
-  const double fm = xc * 1.4426950408889634074 + 6755399441055744.0;
-  const double n = fm - 6755399441055744.0;
-  const double r = (xc - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
-  double p = 1.0 / 87178291200.0;
-  p = p * r + 1.0 / 6227020800.0;
-  p = p * r + 1.0 / 479001600.0;
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  const double em = p * r * r + r;
+  double fm, n;
+  const double r = reduce_ln2_d(xc, fm, n);
+  const double em = taylor_from_half_d(r * (1.0 / 87178291200.0) + 1.0 / 6227020800.0, r) * r * r + r;  // 1/14!, 1/13!
   const int64_t ni = static_cast<int64_t>(double_to_bits(fm) - double_to_bits(6755399441055744.0));
   const double s = bits_to_double(static_cast<uint64_t>(ni + 1023) << 52);
   const double y = s * em + (s - 1.0);
