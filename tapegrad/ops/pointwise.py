@@ -313,7 +313,7 @@ _tanh, tanh = _unary("tanh", np.tanh, _from_output("tanh", lambda g, out, x: g *
                      saves_output=True, saves=(), floating=True)
 public(tanh, method=True, inplace=True, out=True,
        doc="The hyperbolic tangent, elementwise.")
-_sigmoid, sigmoid = _unary("sigmoid", _sigmoid_fwd, _from_output("sigmoid", lambda g, out, x: g * _cj(out * (1 - out))),
+_sigmoid, sigmoid = _unary("sigmoid", _sigmoid_fwd, _from_output("sigmoid", lambda g, out, x: g * _cj(1 - out) * _cj(out)),
                            saves_output=True, saves=(), floating=True)
 public(sigmoid, method=True, inplace=True, out=True,
        doc="The logistic function ``1 / (1 + exp(-input))``, elementwise.")

@@ -256,3 +256,13 @@ def test_transposed_input_keeps_its_layout_through_the_op():
     z = tg.nn.functional.mish(x[:, ::3])  # strided: the numpy form, same values
     np.testing.assert_allclose(z.detach().numpy(), tg.nn.functional.mish(x[:, ::3].contiguous()).detach().numpy(),
                                rtol=1e-6, atol=1e-7)
+
+
+def test_sigmoid_gradient_same_bits_with_and_without_create_graph():
+    """The kernel's g (1 - y) y (PyTorch's sigmoid_backward order) and the composite under
+    create_graph round the same way (torch.func's vjp always records: a tutorial compares the two)."""
+    x = tg.tensor(RNG.standard_normal(50_000).astype(np.float32), requires_grad=True)
+    g = tg.tensor(RNG.standard_normal(50_000).astype(np.float32))
+    first, = tg.autograd.grad(tg.sigmoid(x), x, g)
+    recorded, = tg.autograd.grad(tg.sigmoid(x), x, g, create_graph=True)
+    np.testing.assert_array_equal(first.numpy(), recorded.detach().numpy())
