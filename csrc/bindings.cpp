@@ -1059,6 +1059,47 @@ py::array pointwise_backward(const std::string& name, const py::array& g, const 
   return gx;
 }
 
+// binary_cross_entropy_with_logits' elementwise loss and logits gradient (pointwise.h): x and y
+// (and g, unless it has one element) of one shape, dtype and memory order.
+py::array bce_with_logits(const py::array& x, const py::array& y) {
+  const std::string op = "binary_cross_entropy_with_logits";
+  const bool f64 = check_float_dtypes(op, {{"input", &x}, {"target", &y}});
+  check_same_shape(op, "input", x, "target", y);
+  const bool c_order = memory_order_c(op, "input", x);
+  if (memory_order_c(op, "target", y) != c_order && x.ndim() > 1 && x.size() > 1)
+    fail(op, "input and target must have one memory order (both C- or both F-contiguous)");
+  py::array loss = empty_in_order(x, c_order);
+  const int64_t n = static_cast<int64_t>(x.size());
+  py::gil_scoped_release nogil;
+  if (f64) tapegrad::bce_logits_forward<double>(n, cptr<double>(x), cptr<double>(y), ptr<double>(loss));
+  else tapegrad::bce_logits_forward<float>(n, cptr<float>(x), cptr<float>(y), ptr<float>(loss));
+  return loss;
+}
+
+py::array bce_with_logits_backward(const py::array& g, const py::array& x, const py::array& y) {
+  const std::string op = "binary_cross_entropy_with_logits_backward";
+  const bool f64 = check_float_dtypes(op, {{"grad_output", &g}, {"input", &x}, {"target", &y}});
+  check_same_shape(op, "input", x, "target", y);
+  const bool c_order = memory_order_c(op, "input", x);
+  const bool multi = x.ndim() > 1 && x.size() > 1;
+  if (memory_order_c(op, "target", y) != c_order && multi)
+    fail(op, "input and target must have one memory order (both C- or both F-contiguous)");
+  const bool scalar_g = g.size() == 1;
+  if (!scalar_g) {
+    check_same_shape(op, "grad_output", g, "input", x);
+    if (memory_order_c(op, "grad_output", g) != c_order && multi)
+      fail(op, "grad_output and input must have one memory order (both C- or both F-contiguous)");
+  }
+  py::array gx = empty_in_order(x, c_order);
+  const int64_t n = static_cast<int64_t>(x.size()), step = scalar_g ? 0 : 1;
+  py::gil_scoped_release nogil;
+  if (f64)
+    tapegrad::bce_logits_backward<double>(n, cptr<double>(g), step, cptr<double>(x), cptr<double>(y), ptr<double>(gx));
+  else
+    tapegrad::bce_logits_backward<float>(n, cptr<float>(g), step, cptr<float>(x), cptr<float>(y), ptr<float>(gx));
+  return gx;
+}
+
 py::array relu(const py::array& x) {
   const std::string op = "relu";
   const bool f64 = check_float_dtypes(op, {{"x", &x}});
@@ -1256,6 +1297,10 @@ void define(py::module_& m) {
         py::arg("p0") = 0.0, py::arg("p1") = 0.0, py::arg("p2") = 0.0,
         "grad_output * name'(...) in one pass, from the saved output (sigmoid, tanh, exp, rsqrt) or input (the "
         "others), as csrc/kernels/pointwise.h lists.");
+  m.def("bce_with_logits", &bce_with_logits, py::arg("input"), py::arg("target"),
+        "binary_cross_entropy_with_logits elementwise, (1 - target) input - logsigmoid(input), in one pass.");
+  m.def("bce_with_logits_backward", &bce_with_logits_backward, py::arg("grad_output"), py::arg("input"),
+        py::arg("target"), "grad_output (sigmoid(input) - target) in one pass; grad_output may have one element.");
   m.def("relu", &relu, py::arg("x"), "max(x, 0) as numpy's maximum (NaN kept), in one pass.");
   m.def("relu_backward", &relu_backward, py::arg("grad_output"), py::arg("out"),
         "grad_output where out > 0, else 0 (a select: inf or NaN there gives 0), in one pass.");

@@ -162,6 +162,39 @@ TG_INLINE void backward_body(int64_t n, const T* g, const T* s, T* gx, T p0, T p
   for (int64_t i = 0; i < n; ++i) gx[i] = backward_one<Op, T>(g[i], s[i], p0, p1, p2);
 }
 
+template <typename T>
+TG_INLINE void bce_logits_forward_body(int64_t n, const T* x, const T* y, T* loss) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i)
+    loss[i] = (T(1) - y[i]) * x[i] - forward_one<P::logsigmoid, T>(x[i], T(0), T(0), T(0));
+}
+
+template <typename T, bool kScalarG>
+TG_INLINE void bce_logits_backward_body(int64_t n, const T* g, const T* x, const T* y, T* gx) {
+  const T g0 = g[0];
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) gx[i] = (kScalarG ? g0 : g[i]) * (sigmoid_of(x[i]) - y[i]);
+}
+
+template <typename T>
+TG_INLINE void bce_logits_backward_any_body(int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx) {
+  if (g_step == 0) bce_logits_backward_body<T, true>(n, g, x, y, gx);
+  else bce_logits_backward_body<T, false>(n, g, x, y, gx);
+}
+
+#define TG_VARIANTS_T(name, params, args)                                              \
+  template <typename T>                                                               \
+  __attribute__((noinline)) void name##_base params { name##_body<T> args; }           \
+  template <typename T>                                                               \
+  TG_AVX2 __attribute__((noinline)) void name##_avx2 params { name##_body<T> args; }   \
+  template <typename T>                                                               \
+  TG_AVX512 __attribute__((noinline)) void name##_avx512 params { name##_body<T> args; }
+
+TG_VARIANTS_T(bce_logits_forward, (int64_t n, const T* x, const T* y, T* loss), (n, x, y, loss))
+TG_VARIANTS_T(bce_logits_backward_any, (int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx),
+              (n, g, g_step, x, y, gx))
+#undef TG_VARIANTS_T
+
 #define TG_VARIANTS(name, params, args)                                                  \
   template <P Op, typename T>                                                           \
   __attribute__((noinline)) void name##_base params { name##_body<Op, T> args; }         \
@@ -189,6 +222,11 @@ void for_blocks(int64_t n, F f) {
     for (int64_t i = k * kTaskElems; i < end; i += kBlock) f(i, std::min(kBlock, end - i));
   });
 }
+
+#define TG_CALL_T(name, T, ...)                                  \
+  (isa() == Isa::avx512 ? name##_avx512<T>(__VA_ARGS__)         \
+   : isa() == Isa::avx2 ? name##_avx2<T>(__VA_ARGS__)           \
+                        : name##_base<T>(__VA_ARGS__))
 
 template <P Op, typename T>
 void run_forward(int64_t n, const T* x, T* y, T p0, T p1, T p2) {
@@ -255,6 +293,23 @@ void pointwise_backward(Pointwise op, int64_t n, const T* g, const T* s, T* gx, 
   throw std::invalid_argument("pointwise_backward: no backward kernel for op " + std::to_string(static_cast<int>(op)));
 }
 #undef TG_POINTWISE_CASE
+
+template <typename T>
+void bce_logits_forward(int64_t n, const T* x, const T* y, T* loss) {
+  for_blocks(n, [&](int64_t i, int64_t len) { TG_CALL_T(bce_logits_forward, T, len, x + i, y + i, loss + i); });
+}
+
+template <typename T>
+void bce_logits_backward(int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx) {
+  for_blocks(n, [&](int64_t i, int64_t len) {
+    TG_CALL_T(bce_logits_backward_any, T, len, g + i * g_step, g_step, x + i, y + i, gx + i);
+  });
+}
+
+template void bce_logits_forward<float>(int64_t, const float*, const float*, float*);
+template void bce_logits_forward<double>(int64_t, const double*, const double*, double*);
+template void bce_logits_backward<float>(int64_t, const float*, int64_t, const float*, const float*, float*);
+template void bce_logits_backward<double>(int64_t, const double*, int64_t, const double*, const double*, double*);
 
 template void pointwise_forward<float>(Pointwise, int64_t, const float*, float*, double, double, double);
 template void pointwise_forward<double>(Pointwise, int64_t, const double*, double*, double, double, double);

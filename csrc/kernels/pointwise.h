@@ -46,4 +46,14 @@ void pointwise_forward(Pointwise op, int64_t n, const T* x, T* y, double p0, dou
 template <typename T>
 void pointwise_backward(Pointwise op, int64_t n, const T* g, const T* s, T* gx, double p0, double p1, double p2);
 
+// binary_cross_entropy_with_logits without pos_weight, elementwise, for logits x and targets y:
+// loss = (1 - y) x - logsigmoid(x) (the logsigmoid above), in one pass over x and y.
+template <typename T>
+void bce_logits_forward(int64_t n, const T* x, const T* y, T* loss);
+
+// gx = g (sigmoid(x) - y), PyTorch's logits gradient; g holds n elements, or one (a reduction's
+// gradient, the same for every element) when g_step is 0.
+template <typename T>
+void bce_logits_backward(int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx);
+
 }  // namespace tapegrad

@@ -646,18 +646,35 @@ _bce_backward = defop("binary_cross_entropy_backward", _bce_backward_fwd,
 
 
 # binary_cross_entropy_with_logits without pos_weight, elementwise: (1 - y) x - logsigmoid(x) (the
-# composite's formula, so the same values), one op whose gradients are PyTorch's: g (sigmoid(x) - y)
-# for the logits and -g x for the target. The VJPs are tapegrad ops (sigmoid is one kernel pass),
-# so create_graph differentiates them again.
+# composite's formula), one op whose gradients are PyTorch's: g (sigmoid(x) - y) for the logits and
+# -g x for the target. Forward and the first-order logits gradient are one C++ pass each
+# (pointwise.h; a mean's or sum's gradient read as one number); the composite VJP (sigmoid is one
+# kernel pass, the same bits) is what create_graph records.
+def _same_order(*arrays):
+    return all(a.flags.c_contiguous for a in arrays) or all(a.flags.f_contiguous for a in arrays)
+
+
 def _bce_logits_fwd(x, y):
+    if _native(x, y) and x.shape == y.shape and _same_order(x, y):
+        return _C.bce_with_logits(x, y)
     loss = np.subtract(1, y, dtype=x.dtype)
     np.multiply(loss, x, out=loss)
     ls = _kernels.forward("logsigmoid", x)
     return np.subtract(loss, -np.logaddexp(0, -x) if ls is None else ls, out=loss)
 
 
-_bce_logits = defop("binary_cross_entropy_with_logits", _bce_logits_fwd,
-                    lambda g, out, x, y: g * (sigmoid(x) - y),
+def _bce_logits_x_vjp(g, out, x, y):
+    gd, xd, yd = g._data, x._data, y._data
+    if _first_order() and _native(xd, yd, gd) and xd.shape == yd.shape == gd.shape and _same_order(xd, yd):
+        if gd.size > 1 and not any(gd.strides):  # a reduction's gradient broadcast: one number
+            gd = gd.reshape(-1)[:1]
+        elif not _same_order(gd, xd):
+            gd = np.ascontiguousarray(gd) if xd.flags.c_contiguous else np.asfortranarray(gd)
+        return Tensor._wrap(_C.bce_with_logits_backward(gd, xd, yd))
+    return g * (sigmoid(x) - y)
+
+
+_bce_logits = defop("binary_cross_entropy_with_logits", _bce_logits_fwd, _bce_logits_x_vjp,
                     lambda g, out, x, y: -g * x)
 
 

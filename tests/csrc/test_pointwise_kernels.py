@@ -266,3 +266,48 @@ def test_sigmoid_gradient_same_bits_with_and_without_create_graph():
     first, = tg.autograd.grad(tg.sigmoid(x), x, g)
     recorded, = tg.autograd.grad(tg.sigmoid(x), x, g, create_graph=True)
     np.testing.assert_array_equal(first.numpy(), recorded.detach().numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bce_with_logits_kernels(dtype):
+    """(1 - y) x - logsigmoid(x) and g (sigmoid(x) - y), g full or one number, against float64."""
+    x = np.concatenate([RNG.standard_normal(20_000) * 8, [0.0, -0.0, 1e4, -1e4, 88.0, -88.0, 200.0]]).astype(dtype)
+    y = RNG.uniform(0, 1, x.size).astype(dtype)
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    want = (1 - y64) * x64 + np.logaddexp(0, -x64)
+    tol = dict(rtol=4e-7, atol=4e-7) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-14)
+    # the loss is a difference of terms as large as |x|: rounding errors of those, not of the result
+    eps = np.finfo(dtype).eps
+    np.testing.assert_array_less(np.abs(_C.bce_with_logits(x, y) - want), 2 * eps * (np.abs(x64) + np.abs(want) + 1))
+    g = RNG.standard_normal(x.size).astype(dtype)
+    np.testing.assert_allclose(_C.bce_with_logits_backward(g, x, y), g * (sp.expit(x64) - y64), **tol)
+    g1 = np.array([0.25], dtype)
+    np.testing.assert_allclose(_C.bce_with_logits_backward(g1, x, y), 0.25 * (sp.expit(x64) - y64), **tol)
+    f = np.asfortranarray(x[:20_000].reshape(200, 100))
+    fy = np.asfortranarray(y[:20_000].reshape(200, 100))
+    out = _C.bce_with_logits(f, fy)
+    assert out.flags.f_contiguous
+    np.testing.assert_array_equal(out, _C.bce_with_logits(np.ascontiguousarray(f), np.ascontiguousarray(fy)))
+
+
+def test_bce_with_logits_kernel_errors():
+    x = np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match=r"binary_cross_entropy_with_logits: input \(4, 3\) and target \(3, 4\)"):
+        _C.bce_with_logits(x, np.zeros((3, 4), np.float32))
+    with pytest.raises(ValueError, match=r"binary_cross_entropy_with_logits: dtypes differ"):
+        _C.bce_with_logits(x, x.astype(np.float64))
+    with pytest.raises(ValueError, match=r"input and target must have one memory order"):
+        _C.bce_with_logits(x, np.asfortranarray(x))
+    with pytest.raises(ValueError, match=r"_backward: grad_output \(2,\) and input \(4, 3\) must have one shape"):
+        _C.bce_with_logits_backward(np.zeros(2, np.float32), x, x)
+
+
+def test_bce_with_logits_op_reads_a_reduction_gradient_as_one_number():
+    """mean's backward hands the op a broadcast gradient: the kernel reads its one number, and the
+    result equals the composite's under create_graph."""
+    F = tg.nn.functional
+    x = tg.tensor((RNG.standard_normal((64, 33)) * 3).astype(np.float32), requires_grad=True)
+    y = tg.tensor(RNG.uniform(0, 1, (64, 33)).astype(np.float32))
+    first, = tg.autograd.grad(F.binary_cross_entropy_with_logits(x, y), x)
+    recorded, = tg.autograd.grad(F.binary_cross_entropy_with_logits(x, y), x, create_graph=True)
+    np.testing.assert_array_equal(first.numpy(), recorded.detach().numpy())
