@@ -1100,6 +1100,32 @@ py::array bce_with_logits_backward(const py::array& g, const py::array& x, const
   return gx;
 }
 
+// mse_loss' gradient for the input (or, negated, the target): (g (x - y)) 2 in one pass; x, y
+// and g (unless it has one element) of one shape, dtype and memory order.
+py::array mse_backward(const py::array& g, const py::array& x, const py::array& y, bool negate) {
+  const std::string op = "mse_loss_backward";
+  const bool f64 = check_float_dtypes(op, {{"grad_output", &g}, {"input", &x}, {"target", &y}});
+  check_same_shape(op, "input", x, "target", y);
+  const bool c_order = memory_order_c(op, "input", x);
+  const bool multi = x.ndim() > 1 && x.size() > 1;
+  if (memory_order_c(op, "target", y) != c_order && multi)
+    fail(op, "input and target must have one memory order (both C- or both F-contiguous)");
+  const bool scalar_g = g.size() == 1;
+  if (!scalar_g) {
+    check_same_shape(op, "grad_output", g, "input", x);
+    if (memory_order_c(op, "grad_output", g) != c_order && multi)
+      fail(op, "grad_output and input must have one memory order (both C- or both F-contiguous)");
+  }
+  py::array gx = empty_in_order(x, c_order);
+  const int64_t n = static_cast<int64_t>(x.size()), step = scalar_g ? 0 : 1;
+  py::gil_scoped_release nogil;
+  if (f64)
+    tapegrad::mse_backward<double>(n, cptr<double>(g), step, cptr<double>(x), cptr<double>(y), ptr<double>(gx), negate);
+  else
+    tapegrad::mse_backward<float>(n, cptr<float>(g), step, cptr<float>(x), cptr<float>(y), ptr<float>(gx), negate);
+  return gx;
+}
+
 py::array relu(const py::array& x) {
   const std::string op = "relu";
   const bool f64 = check_float_dtypes(op, {{"x", &x}});
@@ -1301,6 +1327,10 @@ void define(py::module_& m) {
         "binary_cross_entropy_with_logits elementwise, (1 - target) input - logsigmoid(input), in one pass.");
   m.def("bce_with_logits_backward", &bce_with_logits_backward, py::arg("grad_output"), py::arg("input"),
         py::arg("target"), "grad_output (sigmoid(input) - target) in one pass; grad_output may have one element.");
+  m.def("mse_backward", &mse_backward, py::arg("grad_output"), py::arg("input"), py::arg("target"),
+        py::arg("negate") = false,
+        "mse_loss' gradient (grad_output (input - target)) 2, negated for the target, in one pass; grad_output "
+        "may have one element.");
   m.def("relu", &relu, py::arg("x"), "max(x, 0) as numpy's maximum (NaN kept), in one pass.");
   m.def("relu_backward", &relu_backward, py::arg("grad_output"), py::arg("out"),
         "grad_output where out > 0, else 0 (a select: inf or NaN there gives 0), in one pass.");

@@ -200,6 +200,19 @@ TG_INLINE void bce_logits_backward_any_body(int64_t n, const T* g, int64_t g_ste
   else bce_logits_backward_body<T, false>(n, g, x, y, gx);
 }
 
+template <typename T, bool kScalarG>
+TG_INLINE void mse_backward_body(int64_t n, const T* g, const T* x, const T* y, T* gx, T sign) {
+  const T g0 = g[0];
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) gx[i] = (T(2) * ((kScalarG ? g0 : g[i]) * (x[i] - y[i]))) * sign;  // exact * 2, * -1
+}
+
+template <typename T>
+TG_INLINE void mse_backward_any_body(int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx, T sign) {
+  if (g_step == 0) mse_backward_body<T, true>(n, g, x, y, gx, sign);
+  else mse_backward_body<T, false>(n, g, x, y, gx, sign);
+}
+
 #define TG_VARIANTS_T(name, params, args)                                              \
   template <typename T>                                                               \
   __attribute__((noinline)) void name##_base params { name##_body<T> args; }           \
@@ -211,6 +224,8 @@ TG_INLINE void bce_logits_backward_any_body(int64_t n, const T* g, int64_t g_ste
 TG_VARIANTS_T(bce_logits_forward, (int64_t n, const T* x, const T* y, T* loss), (n, x, y, loss))
 TG_VARIANTS_T(bce_logits_backward_any, (int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx),
               (n, g, g_step, x, y, gx))
+TG_VARIANTS_T(mse_backward_any, (int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx, T sign),
+              (n, g, g_step, x, y, gx, sign))
 #undef TG_VARIANTS_T
 
 #define TG_VARIANTS(name, params, args)                                                  \
@@ -324,6 +339,16 @@ void bce_logits_backward(int64_t n, const T* g, int64_t g_step, const T* x, cons
   });
 }
 
+template <typename T>
+void mse_backward(int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx, bool negate) {
+  const T sign = negate ? T(-1) : T(1);
+  for_blocks(n, [&](int64_t i, int64_t len) {
+    TG_CALL_T(mse_backward_any, T, len, g + i * g_step, g_step, x + i, y + i, gx + i, sign);
+  });
+}
+
+template void mse_backward<float>(int64_t, const float*, int64_t, const float*, const float*, float*, bool);
+template void mse_backward<double>(int64_t, const double*, int64_t, const double*, const double*, double*, bool);
 template void bce_logits_forward<float>(int64_t, const float*, const float*, float*);
 template void bce_logits_forward<double>(int64_t, const double*, const double*, double*);
 template void bce_logits_backward<float>(int64_t, const float*, int64_t, const float*, const float*, float*);

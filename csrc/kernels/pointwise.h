@@ -56,4 +56,9 @@ void bce_logits_forward(int64_t n, const T* x, const T* y, T* loss);
 template <typename T>
 void bce_logits_backward(int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx);
 
+// mse_loss' gradient: gx = (g (x - y)) 2, negated for the target when negate (the composite's
+// t + t with t = g d, bit for bit); g holds n elements, or one when g_step is 0.
+template <typename T>
+void mse_backward(int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx, bool negate);
+
 }  // namespace tapegrad

@@ -556,6 +556,11 @@ def _mse_vjp(g, out, x, y, reduction, sign):
         if reduction == "mean":
             gd = np.true_divide(gd, np.asarray(xd.size, xd.dtype))
         yd = y._data
+        if (xd.size >= _CHUNK and gd.dtype == yd.dtype and xd.shape == yd.shape
+                and (gd.size == 1 or gd.shape == xd.shape)
+                and xd.flags.c_contiguous and yd.flags.c_contiguous and (gd.size == 1 or gd.flags.c_contiguous)):
+            # one C++ pass, on the kernel threads: (g d) 2 with the same bits as the loop below
+            return Tensor._wrap(_C.mse_backward(gd.reshape(-1)[:1] if gd.size == 1 else gd, xd, yd, sign < 0))
         if reduction != "none" and xd.size > _CHUNK and xd.flags.c_contiguous and yd.flags.c_contiguous:
             # block by block, each block's four passes in cache: one pass over memory for x, y and r
             r = np.empty(xd.shape, xd.dtype)

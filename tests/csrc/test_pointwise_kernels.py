@@ -311,3 +311,29 @@ def test_bce_with_logits_op_reads_a_reduction_gradient_as_one_number():
     first, = tg.autograd.grad(F.binary_cross_entropy_with_logits(x, y), x)
     recorded, = tg.autograd.grad(F.binary_cross_entropy_with_logits(x, y), x, create_graph=True)
     np.testing.assert_array_equal(first.numpy(), recorded.detach().numpy())
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mse_loss_kernel_gradient_same_bits_as_the_composite(reduction, dtype):
+    """mse_loss' first-order gradients (the one-pass kernel from 2^16 elements) against the
+    composite create_graph records: (g d) 2, negated for the target, bit for bit."""
+    F = tg.nn.functional
+    x = RNG.standard_normal((300, 700)).astype(dtype)
+    y = RNG.standard_normal((300, 700)).astype(dtype)
+    g = tg.tensor(RNG.standard_normal((300, 700)).astype(dtype)) if reduction == "none" else None
+    a, b = tg.tensor(x, requires_grad=True), tg.tensor(y, requires_grad=True)
+    F.mse_loss(a, b, reduction=reduction).backward(g)
+    a2, b2 = tg.tensor(x, requires_grad=True), tg.tensor(y, requires_grad=True)
+    ga, gb = tg.autograd.grad(F.mse_loss(a2, b2, reduction=reduction), (a2, b2), g, create_graph=True)
+    np.testing.assert_array_equal(a.grad.numpy(), ga.detach().numpy())
+    np.testing.assert_array_equal(b.grad.numpy(), gb.detach().numpy())
+
+
+def test_mse_backward_kernel_checks():
+    x = np.ones((4, 3), np.float32)
+    np.testing.assert_array_equal(_C.mse_backward(np.array([0.5], np.float32), x, x * 3, True), np.full((4, 3), 2.0))
+    with pytest.raises(ValueError, match=r"mse_loss_backward: input \(4, 3\) and target \(3, 4\)"):
+        _C.mse_backward(x[:1, :1], x, np.ones((3, 4), np.float32))
+    with pytest.raises(ValueError, match=r"mse_loss_backward: grad_output \(2,\) and input \(4, 3\) must have one shape"):
+        _C.mse_backward(np.ones(2, np.float32), x, x)
