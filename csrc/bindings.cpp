@@ -9,6 +9,7 @@
 #include <malloc.h>
 #if defined(__linux__)
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #endif
 #endif
@@ -2153,12 +2154,20 @@ bool keep_freed_memory(int64_t mmap_threshold, int64_t trim_threshold) {
 // block, which is freed at once, and the new part is madvise(MADV_HUGEPAGE)d. Nothing is touched:
 // pages are only made (2 MiB at a time) where the program's arrays come to live, and with the
 // thresholds above glibc keeps them for reuse. Memory the heap gets beyond this part later has
-// 4 KiB pages as before. Returns the bytes advised (0 where THP is off or this is not glibc).
+// 4 KiB pages as before. Returns the bytes advised (0 where THP is off, this is not glibc, or the
+// process has an address-space or data limit).
 int64_t reserve_huge_heap(int64_t bytes) {
 #if defined(__GLIBC__) && defined(__linux__) && defined(MADV_HUGEPAGE)
   if (bytes < 0) throw py::value_error("reserve_huge_heap: bytes must be >= 0");
   constexpr uintptr_t kHuge = uintptr_t(2) << 20;
   if (bytes < int64_t(kHuge)) return 0;
+  // Under an address-space or data-segment limit (ulimit -v / -d) the reservation, and the top pad
+  // every later heap extension would then ask for, count against the limit: a small allocation
+  // could fail with the limit still far away. Leave the heap alone there.
+  for (int resource : {RLIMIT_AS, RLIMIT_DATA}) {
+    struct rlimit lim;
+    if (getrlimit(resource, &lim) != 0 || lim.rlim_cur != RLIM_INFINITY) return 0;
+  }
   if (mallopt(M_TOP_PAD, static_cast<int>(std::min<int64_t>(bytes, 1 << 30))) != 1) return 0;
   const uintptr_t before = reinterpret_cast<uintptr_t>(sbrk(0));
   // Blocks below the mmap threshold until the heap has grown by `bytes` (glibc extends it by a

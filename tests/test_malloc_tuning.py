@@ -61,3 +61,19 @@ def test_import_puts_the_heap_top_on_huge_pages():
                          env=dict(os.environ, TAPEGRAD_MALLOC_TUNING="0"))
     assert off.returncode == 0, off.stderr
     assert off.stdout.split()[0] == "0"  # the tuning off leaves the heap alone
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="rlimits: Linux")
+def test_no_heap_reservation_under_an_address_space_limit():
+    """With ulimit -v set, the 512 MiB reservation (and the top pad every later heap extension
+    would ask for) would count against it: import leaves the heap alone, and a program that
+    allocates close to the limit still can."""
+    code = ("import resource\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))\n"
+            "import tapegrad, numpy as np\n"
+            "print(tapegrad._C.reserve_huge_heap(512 << 20))\n"
+            "xs = [np.ones(1 << 20, np.float32) for _ in range(64)]\n"
+            "print(len(xs))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0", "64"]
