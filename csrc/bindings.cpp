@@ -1060,15 +1060,33 @@ py::array pointwise_backward(const std::string& name, const py::array& g, const 
   return gx;
 }
 
-// binary_cross_entropy_with_logits' elementwise loss and logits gradient (pointwise.h): x and y
-// (and g, unless it has one element) of one shape, dtype and memory order.
-py::array bce_with_logits(const py::array& x, const py::array& y) {
-  const std::string op = "binary_cross_entropy_with_logits";
-  const bool f64 = check_float_dtypes(op, {{"input", &x}, {"target", &y}});
+// The checks of an elementwise loss's kernels: input and target of one shape, dtype and memory
+// order, and grad_output (when given) of that dtype and either one element or the same shape and
+// order. Returns (float64?, C order?, grad_output has one element?).
+struct LossOperands {
+  bool f64, c_order, scalar_g;
+};
+
+LossOperands check_loss_operands(const std::string& op, const py::array* g, const py::array& x, const py::array& y) {
+  const bool f64 = g ? check_float_dtypes(op, {{"grad_output", g}, {"input", &x}, {"target", &y}})
+                     : check_float_dtypes(op, {{"input", &x}, {"target", &y}});
   check_same_shape(op, "input", x, "target", y);
   const bool c_order = memory_order_c(op, "input", x);
-  if (memory_order_c(op, "target", y) != c_order && x.ndim() > 1 && x.size() > 1)
+  const bool multi = x.ndim() > 1 && x.size() > 1;
+  if (memory_order_c(op, "target", y) != c_order && multi)
     fail(op, "input and target must have one memory order (both C- or both F-contiguous)");
+  const bool scalar_g = g && g->size() == 1;
+  if (g && !scalar_g) {
+    check_same_shape(op, "grad_output", *g, "input", x);
+    if (memory_order_c(op, "grad_output", *g) != c_order && multi)
+      fail(op, "grad_output and input must have one memory order (both C- or both F-contiguous)");
+  }
+  return {f64, c_order, scalar_g};
+}
+
+// binary_cross_entropy_with_logits' elementwise loss and logits gradient (pointwise.h).
+py::array bce_with_logits(const py::array& x, const py::array& y) {
+  const auto [f64, c_order, unused] = check_loss_operands("binary_cross_entropy_with_logits", nullptr, x, y);
   py::array loss = empty_in_order(x, c_order);
   const int64_t n = static_cast<int64_t>(x.size());
   py::gil_scoped_release nogil;
@@ -1078,19 +1096,7 @@ py::array bce_with_logits(const py::array& x, const py::array& y) {
 }
 
 py::array bce_with_logits_backward(const py::array& g, const py::array& x, const py::array& y) {
-  const std::string op = "binary_cross_entropy_with_logits_backward";
-  const bool f64 = check_float_dtypes(op, {{"grad_output", &g}, {"input", &x}, {"target", &y}});
-  check_same_shape(op, "input", x, "target", y);
-  const bool c_order = memory_order_c(op, "input", x);
-  const bool multi = x.ndim() > 1 && x.size() > 1;
-  if (memory_order_c(op, "target", y) != c_order && multi)
-    fail(op, "input and target must have one memory order (both C- or both F-contiguous)");
-  const bool scalar_g = g.size() == 1;
-  if (!scalar_g) {
-    check_same_shape(op, "grad_output", g, "input", x);
-    if (memory_order_c(op, "grad_output", g) != c_order && multi)
-      fail(op, "grad_output and input must have one memory order (both C- or both F-contiguous)");
-  }
+  const auto [f64, c_order, scalar_g] = check_loss_operands("binary_cross_entropy_with_logits_backward", &g, x, y);
   py::array gx = empty_in_order(x, c_order);
   const int64_t n = static_cast<int64_t>(x.size()), step = scalar_g ? 0 : 1;
   py::gil_scoped_release nogil;
@@ -1101,22 +1107,9 @@ py::array bce_with_logits_backward(const py::array& g, const py::array& x, const
   return gx;
 }
 
-// mse_loss' gradient for the input (or, negated, the target): (g (x - y)) 2 in one pass; x, y
-// and g (unless it has one element) of one shape, dtype and memory order.
+// mse_loss' gradient for the input (or, negated, the target): (g (x - y)) 2 in one pass.
 py::array mse_backward(const py::array& g, const py::array& x, const py::array& y, bool negate) {
-  const std::string op = "mse_loss_backward";
-  const bool f64 = check_float_dtypes(op, {{"grad_output", &g}, {"input", &x}, {"target", &y}});
-  check_same_shape(op, "input", x, "target", y);
-  const bool c_order = memory_order_c(op, "input", x);
-  const bool multi = x.ndim() > 1 && x.size() > 1;
-  if (memory_order_c(op, "target", y) != c_order && multi)
-    fail(op, "input and target must have one memory order (both C- or both F-contiguous)");
-  const bool scalar_g = g.size() == 1;
-  if (!scalar_g) {
-    check_same_shape(op, "grad_output", g, "input", x);
-    if (memory_order_c(op, "grad_output", g) != c_order && multi)
-      fail(op, "grad_output and input must have one memory order (both C- or both F-contiguous)");
-  }
+  const auto [f64, c_order, scalar_g] = check_loss_operands("mse_loss_backward", &g, x, y);
   py::array gx = empty_in_order(x, c_order);
   const int64_t n = static_cast<int64_t>(x.size()), step = scalar_g ? 0 : 1;
   py::gil_scoped_release nogil;
