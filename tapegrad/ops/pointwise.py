@@ -284,7 +284,15 @@ def _no_bool(input, opname, hint=""):
         raise RuntimeError(f"{opname}: not implemented for 'Bool' tensors{hint}")
 
 
-_exp, exp = _unary("exp", np.exp, lambda g, out, x: _times_conj(g, out), saves_output=True, saves=(), floating=True)
+def _exp_fwd(x):
+    # float32 only: the kernel is 1.6x numpy's speed there (0.28 against 0.46 ms for 1e6 on one
+    # thread, PyTorch 0.29); numpy's float64 exp is faster than the kernel's on one thread, and
+    # switching by thread count would make the bits depend on it
+    y = _kernels.forward("exp", x) if x.dtype == np.float32 else None
+    return np.exp(x) if y is None else y
+
+
+_exp, exp = _unary("exp", _exp_fwd, lambda g, out, x: _times_conj(g, out), saves_output=True, saves=(), floating=True)
 public(exp, method=True, inplace=True, out=True,
        doc="``e ** input``, elementwise.")
 _log, log = _unary("log", _log_fwd, lambda g, out, x: g / _cj(x), floating=True)
