@@ -98,7 +98,24 @@ def embedding_step(lib, num, dim, idx_shape, **kw):
     return step
 
 
+def traffic_floor(lib, shape):
+    """The memory traffic of a one-pass elementwise op's forward and backward with no arithmetic:
+    a copy of x (read x, write y) and x * g (read both, write one). An op whose time is near this
+    runs at the speed the machine moves its bytes; no kernel can go below it by much."""
+    rng = np.random.default_rng(0)
+    x = lib.tensor(rng.standard_normal(shape).astype(np.float32))
+    g = lib.tensor(rng.standard_normal(shape).astype(np.float32))
+
+    def step():
+        x.clone()
+        x * g
+
+    return step
+
+
 CASES = {
+    "floor": [(f"memory floor: x.clone() and x * g, {n} f32", lambda lib, s=s: traffic_floor(lib, s))
+              for n, s in (("1e6", (1000, 1000)), ("1e7", (10000, 1000)))],
     "silu": [(f"SiLU {n} f32", lambda lib, s=s: fwd_bwd(lib, lambda F, x: F.silu(x), s))
              for n, s in (("1e6", (1000, 1000)), ("1e7", (10000, 1000)))],
     "dropout": [(f"dropout p=0.5 {n} f32 (training)", lambda lib, s=s: fwd_bwd(lib, lambda F, x: F.dropout(x, 0.5), s))
