@@ -162,14 +162,27 @@ def _int_pow(x, e):
     return np.where(e < 0, neg, pos).astype(pos.dtype)
 
 
+def _reciprocal_of(out):
+    return np.true_divide(np.ones((), out.dtype), out, out=out)
+
+
+# pow(x, e) for the exponents PyTorch's CPU kernel computes without pow(), in its way
+_POW_FORMS = {
+    0.5: np.sqrt,
+    -0.5: lambda x: _reciprocal_of(np.sqrt(x)),
+    2: lambda x: np.multiply(x, x),
+    3: lambda x: np.multiply(np.multiply(x, x), x),
+    -1: lambda x: np.true_divide(np.ones((), x.dtype), x),
+    -2: lambda x: _reciprocal_of(np.multiply(x, x)),
+}
+
+
 def _pow_scalar_fwd(x, exponent):
-    if type(exponent) in (int, float) and (exponent == 3 or exponent == -2) and x.dtype.char in "fd" and x.ndim:
-        # PyTorch's pow kernel for these exponents, bit for bit: x*x*x and 1/(x*x) (np.power's powf
-        # is ~150x slower, and a rounding away from PyTorch's); x ** -2 is also x ** -1's gradient
-        out = np.multiply(x, x)
-        if exponent == 3:
-            return np.multiply(out, x, out=out)
-        return np.true_divide(np.ones((), x.dtype), out, out=out)
+    if type(exponent) in (int, float) and exponent in _POW_FORMS and x.dtype.char in "fd" and x.ndim:
+        # PyTorch's pow kernel for these exponents, bit for bit, special values included (x ** -0.5
+        # is 1 / sqrt(x): -inf at -0 and NaN at -inf, where powf gives inf and 0); np.power's powf
+        # is 2.5-150x slower, and a rounding away from PyTorch's. x ** -2 is also x ** -1's gradient.
+        return _POW_FORMS[exponent](x)
     out = np.power(x, exponent)
     # numpy may widen (float16 ** 2.5): keep the input's dtype, unless a complex exponent made it complex
     return out.astype(x.dtype, copy=False) if _dtype.kind_of(x.dtype) in "fc" and _dtype.kind_of(out.dtype) == _dtype.kind_of(x.dtype) else out

@@ -500,6 +500,29 @@ def test_pow_3_and_minus_2_are_pytorchs_products():
                                                                              requires_grad=True),))
 
 
+def test_pow_half_and_minus_half_are_sqrt_forms_with_pytorchs_special_values():
+    # PyTorch computes x ** 0.5 as sqrt and x ** -0.5 as 1 / sqrt: sqrt(-0) = -0, 1 / sqrt(-0) = -inf and
+    # both are NaN at -inf, where C's pow gives +0, +inf and inf, 0. x ** -0.5 is PyTorch's bit for bit;
+    # x ** 0.5 is the correctly rounded sqrt (PyTorch's own sqrt may differ from it in the last bit)
+    import torch
+    rng = np.random.default_rng(10)
+    for dtype in (np.float32, np.float64):
+        x = np.concatenate([np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, 1e20, -7.5, 4.0], dtype),
+                            np.abs(rng.standard_normal(5000)).astype(dtype)])
+        t = torch.tensor(x)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            np.testing.assert_array_equal((tg.tensor(x) ** -0.5).numpy(), (t ** -0.5).numpy())
+            half = (tg.tensor(x) ** 0.5).numpy()
+            np.testing.assert_array_equal(half, np.sqrt(x))
+        theirs = (t ** 0.5).numpy()
+        np.testing.assert_array_equal(np.isnan(half), np.isnan(theirs))
+        ok = ~np.isnan(half)  # a NaN's sign bit is the hardware's choice (x86's default NaN is negative)
+        np.testing.assert_array_equal(np.signbit(half[ok]), np.signbit(theirs[ok]))
+        np.testing.assert_allclose(half, theirs, rtol=2e-7 if dtype == np.float32 else 1e-15)
+    assert tg.autograd.gradgradcheck(lambda u: u ** 0.5 + u ** -0.5, (tg.tensor([0.7, 1.3, 2.0], dtype=tg.float64,
+                                                                               requires_grad=True),))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_lerp_tensor_weight_fast_path_is_the_two_sided_formula_bit_for_bit(dtype):
     # lerp with a tensor weight of the ends' shape selects its branch by bit masks, block by block: the values
