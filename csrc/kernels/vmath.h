@@ -91,18 +91,31 @@ TG_VMATH_INLINE T sigmoid(T x) {
   return T(1) / (T(1) + exp(-x));
 }
 
+// exp(v) for v >= 0 or NaN (exp's arithmetic without its zero path: overflow to inf comes from
+// the products, and the clamp keeps a NaN v, which the products carry).
+TG_VMATH_INLINE float exp_nonneg(float v) {
+  const float vc = 88.8f < v ? 88.8f : v;
+  const float fm = vc * 1.44269504088896341f + 12582912.0f;
+  const float p = exp_reduced(vc, fm - 12582912.0f);
+  const int32_t ni = static_cast<int32_t>(float_to_bits(fm) - 0x4B400000u), n1 = ni >> 1, n2 = ni - n1;
+  return p * bits_to_float(static_cast<uint32_t>(n1 + 127) << 23) * bits_to_float(static_cast<uint32_t>(n2 + 127) << 23);
+}
+
 // tanh within a few ulp: Cephes' odd polynomial below |x| = 0.625 (where 1 - 2 / (e^2x + 1)
-// would cancel), 1 - 2 / (e^2|x| + 1) with x's sign above; NaN stays NaN.
+// would cancel), 1 - 2 / (e^2|x| + 1) with x's sign above; NaN stays NaN (it fails the
+// comparison into the large branch, whose exp is NaN). |x| and the sign are bit operations: one
+// comparison, where the selects took three.
 TG_VMATH_INLINE float tanh(float x) {
-  const float a = x < 0.0f ? -x : x, z = x * x;  // selects, not fabs/copysign: those stay scalar at SSE2
+  const uint32_t sign = float_to_bits(x) & 0x80000000u;
+  const float a = bits_to_float(float_to_bits(x) ^ sign), z = x * x;
   float p = -5.70498872745e-3f;
   p = p * z + 2.06390887954e-2f;
   p = p * z - 5.37397155531e-2f;
   p = p * z + 1.33314422036e-1f;
   p = p * z - 3.33332819422e-1f;
   const float small = p * z * x + x;
-  const float t = 1.0f - 2.0f / (exp(2.0f * a) + 1.0f);
-  const float large = x < 0.0f ? -t : t;
+  const float t = 1.0f - 2.0f / (exp_nonneg(2.0f * a) + 1.0f);
+  const float large = bits_to_float(float_to_bits(t) | sign);
   return a < 0.625f ? small : large;
 }
 
@@ -283,8 +296,14 @@ TG_VMATH_INLINE T log1p_unit(T u) {
 // 1 - erfc(|x|) above it by Abramowitz-Stegun 7.1.26 (absolute error below 1.5e-7, the formula
 // PyTorch's vectorised float erf uses) with erfc's exp(-x^2) computed as exp of a clamped
 // argument; +-1 beyond |x| = 4 (erf rounds to +-1 in float from 3.9). double: the C library's.
+//
+// One comparison (|x| < 1): |x|, the clamp at 4 and x's sign on the large branch are bit
+// operations, exp(-a^2) for a in [0, 4] needs none of exp's range cases, and a NaN x fails the
+// comparison into the small branch, x P(x^2), which is NaN. Each compare issues on one port on
+// Intel cores: the six this took made it 0.61 ms for 1e6 floats, against PyTorch's 0.48.
 TG_VMATH_INLINE float erf(float x) {
-  const float a = x < 0.0f ? -x : x;
+  const uint32_t sign = float_to_bits(x) & 0x80000000u;
+  const uint32_t ab = float_to_bits(x) ^ sign;
   const float z = x * x;
   float p = 7.853861353153693e-5f;
   p = p * z - 8.010193625184903e-4f;
@@ -294,15 +313,16 @@ TG_VMATH_INLINE float erf(float x) {
   p = p * z - 3.761262582423300e-1f;
   p = p * z + 1.128379165726710e+0f;
   const float small = x * p;
-  const float ac = a < 4.0f ? a : 4.0f;
+  const float ac = bits_to_float(ab < 0x40800000u ? ab : 0x40800000u);  // min(|x|, 4); NaN: 4
   const float t = 1.0f / (1.0f + 0.3275911f * ac);
   const float poly =
       t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
-  const float e = exp_nonpos(-(ac * ac));
-  const float big = 1.0f - poly * e;
-  const float large = x < 0.0f ? -big : big;
-  const float out = a < 1.0f ? small : large;
-  return x != x ? x : out;
+  // exp(-ac^2), ac^2 <= 16: 2^n p with n >= -24, a normal float (exp_nonpos's value there)
+  const float a2 = -(ac * ac);
+  const float fm = a2 * 1.44269504088896341f + 12582912.0f;
+  const float e = bits_to_float(float_to_bits(exp_reduced(a2, fm - 12582912.0f)) + ((float_to_bits(fm) - 0x4B400000u) << 23));
+  const float large = bits_to_float(float_to_bits(1.0f - poly * e) | sign);
+  return bits_to_float(ab) >= 1.0f ? large : small;
 }
 
 TG_VMATH_INLINE double erf(double x) { return std::erf(x); }
