@@ -1,4 +1,5 @@
-// Binary arithmetic of large float arrays on the kernel threads (see elementwise.h).
+// Binary arithmetic, negation, |x| and sqrt of large float arrays on the kernel threads (see
+// elementwise.h).
 #include "elementwise.h"
 
 #include "kernels/parallel.h"
@@ -26,7 +27,8 @@ void add_small(void* dst, const void* src, Py_ssize_t n) {  // the IEEE addition
   for (Py_ssize_t i = 0; i < n; ++i) a[i] += b[i];
 }
 
-PyObject* ufuncs[4] = {};  // numpy's add, subtract, multiply, true_divide (BinaryOp's order)
+PyObject* ufuncs[4] = {};        // numpy's add, subtract, multiply, true_divide (BinaryOp's order)
+PyObject* unary_ufuncs[3] = {};  // numpy's negative, absolute, sqrt (UnaryOp's order)
 PyObject* np_empty = nullptr;
 PyObject* f32 = nullptr;  // numpy's own float32 and float64 dtypes
 PyObject* f64 = nullptr;
@@ -84,6 +86,9 @@ bool elementwise_init() {
   const char* names[4] = {"add", "subtract", "multiply", "true_divide"};
   for (int k = 0; k < 4; ++k)
     if ((ufuncs[k] = PyObject_GetAttrString(np.get(), names[k])) == nullptr) return false;
+  const char* unary_names[3] = {"negative", "absolute", "sqrt"};
+  for (int k = 0; k < 3; ++k)
+    if ((unary_ufuncs[k] = PyObject_GetAttrString(np.get(), unary_names[k])) == nullptr) return false;
   np_empty = PyObject_GetAttrString(np.get(), "empty");
   Ref dtype(PyObject_GetAttrString(np.get(), "dtype"));
   if (np_empty == nullptr || !dtype) return false;
@@ -108,6 +113,25 @@ PyObject* parallel_binary(PyObject* f, PyObject* a, PyObject* b) {
   PyObject* out = PyObject_CallFunctionObjArgs(np_empty, shape.get(), full->descr, nullptr);
   if (out == nullptr) return nullptr;
   dispatch(BinaryOp(op), n, ha, a_full ? n : p, hb, a_full ? p : n, array_head(out)->data);
+  return out;
+}
+
+PyObject* parallel_unary(PyObject* f, PyObject* a) {
+  int op = 0;
+  while (op < 3 && unary_ufuncs[op] != f) ++op;
+  if (op == 3 || !kernel_operands(a, a) || !threads_help()) return nullptr;
+  ArrayHead* ha = array_head(a);
+  const Py_ssize_t n = size_of(ha);
+  if (n < kMinElems) return nullptr;
+  Ref shape(PyObject_GetAttrString(a, "shape"));
+  if (!shape) return nullptr;  // with the error set
+  PyObject* out = PyObject_CallFunctionObjArgs(np_empty, shape.get(), ha->descr, nullptr);
+  if (out == nullptr) return nullptr;
+  char* o = array_head(out)->data;
+  Py_BEGIN_ALLOW_THREADS
+  if (ha->descr == f64) unary_op<double>(UnaryOp(op), n, reinterpret_cast<const double*>(ha->data), reinterpret_cast<double*>(o));
+  else unary_op<float>(UnaryOp(op), n, reinterpret_cast<const float*>(ha->data), reinterpret_cast<float*>(o));
+  Py_END_ALLOW_THREADS
   return out;
 }
 

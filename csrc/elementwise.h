@@ -1,9 +1,9 @@
-// Binary arithmetic of large float arrays on the kernel threads.
+// Binary arithmetic, negation, |x| and sqrt of large float arrays on the kernel threads.
 //
 // The arithmetic ops' forwards are numpy's ufuncs (np.add, np.subtract, np.multiply,
-// np.true_divide), which run on one thread, and the backward pass sums gradients with numpy's
+// np.true_divide; np.negative, np.absolute, np.sqrt), which run on one thread, and the backward pass sums gradients with numpy's
 // in-place add. With more than one kernel thread, a large float32/float64 case goes to
-// kernels/rows.h's binary_op instead: one IEEE operation per element, so the result is bit for
+// kernels/rows.h's binary_op or unary_op instead: one IEEE operation per element, so the result is bit for
 // bit numpy's, only split between the threads. Everything else (one thread, small arrays, other
 // dtypes, mixed dtypes, non-contiguous operands, broadcasting other than along leading dims)
 // stays with numpy (small equal-shape gradient sums aside: see add_in_place).
@@ -20,6 +20,11 @@ bool elementwise_init();
 // kernel takes the case; nullptr without an error set when it does not (call f), with one on
 // failure.
 PyObject* parallel_binary(PyObject* f, PyObject* a, PyObject* b);
+
+// f(a) for f numpy's negative, absolute or sqrt, as parallel_binary: a new array when the native
+// kernel takes the case (a C-contiguous float array, large, more than one thread), nullptr
+// without an error set when it does not, with one on failure.
+PyObject* parallel_unary(PyObject* f, PyObject* a);
 
 // a += b in place (a writeable, b of a's shape or broadcast onto it), for the backward pass's
 // gradient sums: a small float sum of equal shapes by a plain loop (numpy's dispatch costs more

@@ -306,8 +306,10 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
   {
     std::optional<QuietFloat> quiet;
     if (!op->view) quiet.emplace();  // a view computes nothing
-    // numpy's arithmetic ufuncs on large float arrays: on the kernel threads (elementwise.h)
+    // numpy's arithmetic ufuncs, negative, absolute and sqrt on large float arrays: on the kernel
+    // threads (elementwise.h)
     if (n == 2 && nkw == 0 && forward == op->forward) out.reset(parallel_binary(forward, stack[1], stack[2]));
+    else if (n == 1 && nkw == 0 && forward == op->forward) out.reset(parallel_unary(forward, stack[1]));
     if (!out && !PyErr_Occurred())
       out.reset(PyObject_Vectorcall(forward, stack + 1, n | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames));
   }

@@ -956,6 +956,16 @@ PyObject* py_parallel_binary(PyObject*, PyObject* const* args, Py_ssize_t nargs)
   return out != nullptr || PyErr_Occurred() ? out : Py_NewRef(Py_None);
 }
 
+// _parallel_unary(ufunc, a): elementwise.h's parallel_unary, or None where it leaves the case to numpy.
+PyObject* py_parallel_unary(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "_parallel_unary(ufunc, a)");
+    return nullptr;
+  }
+  PyObject* out = parallel_unary(args[0], args[1]);
+  return out != nullptr || PyErr_Occurred() ? out : Py_NewRef(Py_None);
+}
+
 // _add_in_place(a, b): elementwise.h's add_in_place; False where it leaves the case to numpy.
 PyObject* py_add_in_place(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 2) {
@@ -989,6 +999,8 @@ PyMethodDef methods[] = {
     {"_gc_stats", gc_stats, METH_NOARGS, "(tape objects out of the cycle collector, flushes so far)"},
     {"_parallel_binary", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_parallel_binary)),
      METH_FASTCALL, "_parallel_binary(ufunc, a, b): the kernel threads' a op b, or None where numpy computes it"},
+    {"_parallel_unary", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_parallel_unary)),
+     METH_FASTCALL, "_parallel_unary(ufunc, a): the kernel threads' op(a), or None where numpy computes it"},
     {"_add_in_place", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_add_in_place)),
      METH_FASTCALL, "_add_in_place(a, b): the backward pass's a += b; False where numpy does it"},
     {nullptr, nullptr, 0, nullptr}};

@@ -319,6 +319,37 @@ TG_INLINE void binary_body(BinaryOp op, int64_t i0, int64_t len, const T* a, int
 // relu as numpy's maximum(x, 0) (NaN kept, -0.0 to 0), and its backward as a select (PyTorch's
 // threshold_backward): g where out > 0, else 0, so an inf or NaN g where out <= 0 gives 0. One
 // pass each, where numpy took one and five (ResNet-20's 19 relus: 11 of a step's 158 ms).
+// The sign bit of T's representation (float: bit 31, double: bit 63), as an unsigned integer.
+template <typename T>
+using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+
+template <typename T, UnaryOp kOp>
+TG_INLINE void unary_run(int64_t n, const T* x, T* out) {
+  constexpr Bits<T> kSign = Bits<T>(1) << (8 * sizeof(T) - 1);
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    if constexpr (kOp == UnaryOp::sqrt) {
+      // the builtin: std::sqrt stayed an out-of-line call under the AVX variants' target attributes
+      if constexpr (sizeof(T) == 4) out[i] = __builtin_sqrtf(x[i]);
+      else out[i] = __builtin_sqrt(x[i]);
+    } else {  // on the bits, as numpy's: a NaN keeps its payload, -0 and +0 swap or lose the sign
+      Bits<T> b;
+      std::memcpy(&b, &x[i], sizeof b);
+      b = kOp == UnaryOp::neg ? b ^ kSign : b & ~kSign;
+      std::memcpy(&out[i], &b, sizeof b);
+    }
+  }
+}
+
+template <typename T>
+TG_INLINE void unary_body(UnaryOp op, int64_t n, const T* x, T* out) {
+  switch (op) {
+    case UnaryOp::neg: return unary_run<T, UnaryOp::neg>(n, x, out);
+    case UnaryOp::abs: return unary_run<T, UnaryOp::abs>(n, x, out);
+    case UnaryOp::sqrt: return unary_run<T, UnaryOp::sqrt>(n, x, out);
+  }
+}
+
 template <typename T>
 TG_INLINE void relu_forward_body(int64_t n, const T* x, T* y) {
 #pragma omp simd
@@ -578,6 +609,7 @@ TG_VARIANTS(silu_forward, (int64_t n, const T* x, T* y), (n, x, y))
 TG_VARIANTS(silu_backward, (int64_t n, const T* g, const T* x, T* gx), (n, g, x, gx))
 TG_VARIANTS(binary, (BinaryOp op, int64_t i0, int64_t len, const T* a, int64_t pa, const T* b, int64_t pb, T* out),
             (op, i0, len, a, pa, b, pb, out))
+TG_VARIANTS(unary, (UnaryOp op, int64_t n, const T* x, T* out), (op, n, x, out))
 TG_VARIANTS(relu_forward, (int64_t n, const T* x, T* y), (n, x, y))
 TG_VARIANTS(relu_backward, (int64_t n, const T* g, const T* out, T* gx), (n, g, out, gx))
 TG_VARIANTS(dropout_forward,
@@ -661,6 +693,11 @@ void silu_backward(int64_t n, const T* g, const T* x, T* gx) {
 template <typename T>
 void binary_op(BinaryOp op, int64_t n, const T* a, int64_t a_period, const T* b, int64_t b_period, T* out) {
   for_blocks(n, [&](int64_t i, int64_t len) { TG_CALL(binary, T, op, i, len, a, a_period, b, b_period, out); });
+}
+
+template <typename T>
+void unary_op(UnaryOp op, int64_t n, const T* x, T* out) {
+  for_blocks(n, [&](int64_t i, int64_t len) { TG_CALL(unary, T, op, len, x + i, out + i); });
 }
 
 template <typename T>
@@ -845,6 +882,7 @@ void embedding_backward(int64_t N, const int64_t* idx, int64_t D, const T* g, in
   template void silu_forward<T>(int64_t, const T*, T*);                                                    \
   template void silu_backward<T>(int64_t, const T*, const T*, T*);                                         \
   template void binary_op<T>(BinaryOp, int64_t, const T*, int64_t, const T*, int64_t, T*);                 \
+  template void unary_op<T>(UnaryOp, int64_t, const T*, T*);                                               \
   template void relu_forward<T>(int64_t, const T*, T*);                                                    \
   template void relu_backward<T>(int64_t, const T*, const T*, T*);                                         \
   template void dropout_forward<T>(int64_t, const T*, uint64_t, uint32_t, T, T*, uint8_t*);                \

@@ -37,6 +37,12 @@ enum class BinaryOp { add, sub, mul, div };
 template <typename T>
 void binary_op(BinaryOp op, int64_t n, const T* a, int64_t a_period, const T* b, int64_t b_period, T* out);
 
+// out[i] = op(x[i]) for i in [0, n), op one of UnaryOp: negation and |x| on the sign bit, and the
+// IEEE square root, so the result is bit for bit numpy's np.negative, np.absolute and np.sqrt.
+enum class UnaryOp { neg, abs, sqrt };
+template <typename T>
+void unary_op(UnaryOp op, int64_t n, const T* x, T* out);
+
 // y = max(x, 0) for n elements as numpy's maximum (NaN kept); gx = g where out > 0, else 0 (a
 // select, as PyTorch's threshold_backward: an inf or NaN g where out <= 0 gives 0).
 template <typename T>

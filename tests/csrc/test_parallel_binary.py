@@ -1,6 +1,7 @@
-"""Binary arithmetic of large float arrays on the kernel threads (csrc/elementwise.h): the cases
-it takes from numpy's ufuncs (the forwards of add, sub, mul, div and the backward pass's
-gradient sums), and that its results are numpy's bit for bit."""
+"""Binary arithmetic, negation, |x| and sqrt of large float arrays on the kernel threads
+(csrc/elementwise.h): the cases it takes from numpy's ufuncs (the forwards of add, sub, mul, div,
+neg, abs and sqrt, and the backward pass's gradient sums), and that its results are numpy's bit
+for bit."""
 import contextlib
 
 import numpy as np
@@ -67,6 +68,41 @@ def test_numpys_results_bit_for_bit(ufunc, dtype, shapes):
             got = _C._parallel_binary(ufunc, a, b)
         assert got is not None, "the kernel threads did not take the case"
         same_bits(got, want)
+
+
+@pytest.mark.parametrize("shape", [(N + 13,), (257, 300), (3, 9, 4000)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ufunc", [np.negative, np.absolute, np.sqrt])
+def test_unary_results_are_numpys_bit_for_bit(ufunc, dtype, shape):
+    a = operand(np.random.default_rng(2), shape, dtype)
+    a.reshape(-1)[5::101] = -np.nan  # a negative NaN: abs clears its sign, neg sets it, sqrt keeps it
+    with np.errstate(all="ignore"):
+        want = ufunc(a)
+    for n in (2, 3):
+        with threads(n):
+            got = _C._parallel_unary(ufunc, a)
+        assert got is not None, "the kernel threads did not take the case"
+        assert got.tobytes() == want.tobytes()  # NaN payloads and signs included
+
+
+def test_unary_cases_left_to_numpy():
+    a = np.random.default_rng(3).standard_normal((300, 400)).astype(np.float32)
+    with threads(2):
+        for name, x in {"small": a[:100], "integers": a.astype(np.int32), "float16": a.astype(np.float16),
+                        "non-contiguous": a[:, ::2], "byte-swapped": a.astype(">f4")}.items():
+            assert _C._parallel_unary(np.negative, x) is None, name
+        assert _C._parallel_unary(np.exp, a) is None  # not one of the three
+        assert _C._parallel_unary(np.sqrt, a) is not None
+        x = tg.tensor(a, requires_grad=True)
+        y = (-x).abs().sqrt()
+        y.backward(tg.ones_like(y))
+        got = y.detach().numpy(), x.grad.numpy()
+    with threads(1):
+        assert _C._parallel_unary(np.negative, a) is None
+        x = tg.tensor(a, requires_grad=True)
+        y = (-x).abs().sqrt()
+        y.backward(tg.ones_like(y))
+        assert got[0].tobytes() == y.detach().numpy().tobytes() and got[1].tobytes() == x.grad.numpy().tobytes()
 
 
 def test_cases_left_to_numpy():
