@@ -35,6 +35,7 @@
 #include "kernels/pool.h"
 #include "kernels/rnn.h"
 #include "kernels/rows.h"
+#include "kernels/scan.h"
 #include "kernels/select.h"
 #include "tape.h"
 
@@ -867,6 +868,92 @@ py::array gelu_backward(const py::array& g, const py::array& x, bool tanh_approx
   return gx;
 }
 
+// How cumsum's kernel sees x along dim: (outer, n, inner) with element strides, and the strides
+// (bytes) its result gets.
+struct ScanPlan {
+  int64_t outer = 1, n = 1, inner = 1, xs_outer = 0, xs_n = 0, xs_inner = 0;
+  std::vector<py::ssize_t> y_strides;  // empty: C-contiguous
+};
+
+// The dims [lo, hi) of a as one axis: (size, element stride) when they step through memory as one
+// (sizes-1 dims ignored), nullopt when they do not.
+std::optional<std::pair<int64_t, int64_t>> merged_axis(const py::array& a, int lo, int hi) {
+  int64_t size = 1, stride = 0;
+  for (int d = lo; d < hi; ++d) {
+    if (a.shape(d) == 1) continue;
+    if (size > 1 && stride != estride(a, d) * a.shape(d)) return std::nullopt;
+    size *= a.shape(d);
+    stride = estride(a, d);
+  }
+  return std::make_pair(size, stride);
+}
+
+// A dense x (its elements fill a block of memory, in any order of its dims: C, F, a transpose)
+// gives its result the same strides, and the scan runs on the block as a C-contiguous
+// (outer, n, inner), inner being the elements below dim's stride; a strided view whose dims
+// before and after dim each merge into one axis (a slice with steps, a broadcast) is read in place
+// into a C-contiguous result; nullopt for the rest (the caller copies x).
+std::optional<ScanPlan> scan_plan(const py::array& x, int dim) {
+  ScanPlan p;
+  p.n = x.shape(dim);
+  const int64_t size = static_cast<int64_t>(x.size());
+  std::vector<std::pair<int64_t, int64_t>> dims;  // (element stride, size) of the non-trivial dims
+  for (int d = 0; d < x.ndim(); ++d)
+    if (x.shape(d) > 1) dims.push_back({estride(x, d), x.shape(d)});
+  std::sort(dims.begin(), dims.end());
+  int64_t reach = 1;
+  bool dense = true;
+  for (const auto& [s, len] : dims) {
+    dense = dense && s == reach;
+    reach *= len;
+  }
+  if (dense) {
+    p.y_strides.assign(x.strides(), x.strides() + x.ndim());
+    p.inner = p.n > 1 ? estride(x, dim) : size;  // one step: a copy, as one row of running sums
+    if (p.n == 1) p.outer = 1;
+    else p.outer = size / (p.n * p.inner);
+    p.xs_inner = 1;
+    p.xs_n = p.inner;
+    p.xs_outer = p.n * p.inner;
+    return p;
+  }
+  const auto before = merged_axis(x, 0, dim), after = merged_axis(x, dim + 1, static_cast<int>(x.ndim()));
+  if (!before || !after) return std::nullopt;
+  std::tie(p.outer, p.xs_outer) = *before;
+  std::tie(p.inner, p.xs_inner) = *after;
+  p.xs_n = estride(x, dim);
+  return p;
+}
+
+// Running sums of x along dim (reverse: from the end), accumulated in double.
+py::array cumsum(py::array x, int64_t dim, bool reverse) {
+  const std::string op = reverse ? "cumsum (reverse)" : "cumsum";
+  const bool f64 = check_float_dtypes(op, {{"x", &x}});
+  const int64_t nd = x.ndim();
+  if (nd < 1) fail(op, "expected an input of rank >= 1, got shape " + shape_str(x));
+  if (dim < -nd || dim >= nd)
+    fail(op, "dim " + std::to_string(dim) + " is out of range for an input of shape " + shape_str(x));
+  if (dim < 0) dim += nd;
+  check_strides_aligned(op, "x", x);
+  if (x.size() == 0) return empty_like(x);
+  std::optional<ScanPlan> plan = scan_plan(x, static_cast<int>(dim));
+  if (!plan) {  // dims that no two strides describe: a C-contiguous copy, which is dense
+    x = py::array::ensure(x, py::array::c_style);
+    plan = scan_plan(x, static_cast<int>(dim));
+  }
+  const std::vector<py::ssize_t> shape(x.shape(), x.shape() + nd);
+  py::array y = plan->y_strides.empty() ? py::array(x.dtype(), shape) : py::array(x.dtype(), shape, plan->y_strides);
+  const ScanPlan p = *plan;
+  py::gil_scoped_release nogil;
+  if (f64)
+    tapegrad::cumsum<double>(p.outer, p.n, p.inner, cptr<double>(x), p.xs_outer, p.xs_n, p.xs_inner, ptr<double>(y),
+                             reverse);
+  else
+    tapegrad::cumsum<float>(p.outer, p.n, p.inner, cptr<float>(x), p.xs_outer, p.xs_n, p.xs_inner, ptr<float>(y),
+                            reverse);
+  return y;
+}
+
 py::array softmax(const py::array& x, bool log) {
   const std::string op = log ? "log_softmax" : "softmax";
   const bool f64 = check_float_dtypes(op, {{"x", &x}});
@@ -1296,6 +1383,8 @@ void define(py::module_& m) {
   m.def("gelu", &gelu, py::arg("x"), py::arg("tanh_approx"), "gelu(x), exact (erf) or the tanh approximation.");
   m.def("gelu_backward", &gelu_backward, py::arg("grad_output"), py::arg("x"), py::arg("tanh_approx"),
         "grad_output * gelu'(x), in one pass.");
+  m.def("cumsum", &cumsum, py::arg("x"), py::arg("dim"), py::arg("reverse") = false,
+        "Running sums along dim (reverse: from the end, cumsum's backward), accumulated in double; any layout.");
   m.def("softmax", &softmax, py::arg("x"), py::arg("log"), "softmax (or log_softmax) over the last dim.");
   m.def("softmax_backward", &softmax_backward, py::arg("grad_output"), py::arg("output"), py::arg("log"),
         "Gradient of softmax (log_softmax) over the last dim, from its output.");

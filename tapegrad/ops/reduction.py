@@ -779,13 +779,24 @@ def huber_loss_fused(input, target, reduction, beta, huber):
 
 
 # ---------------------------------------------------------------- cumsum, all / any
+_SCAN_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _cumsum_fwd(x, dim):
+    if x.ndim and x.size and x.dtype in _SCAN_DTYPES:
+        # the C++ scan (csrc/kernels/scan.h), in double as PyTorch's: bit for bit torch.cumsum
+        return _C.cumsum(x, dim)
     return np.cumsum(x, axis=dim, dtype=x.dtype if _dtype.kind_of(x.dtype) in "fc" else np.int64) if x.ndim else x.copy()
 
 
 def _reverse_cumsum(g, dim):
+    """Running sums of ``g`` along ``dim`` from its end: one kernel pass when first order, else
+    flip / cumsum / flip, which create_graph differentiates again."""
     if g.ndim == 0:
         return g
+    gd = g._data
+    if not _C.is_grad_enabled() and gd.size and gd.dtype in _SCAN_DTYPES:
+        return Tensor._wrap(_C.cumsum(gd, dim, True))
     return flip(cumsum(flip(g, (dim,)), dim), (dim,))
 
 
