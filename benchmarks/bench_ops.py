@@ -1,7 +1,7 @@
 """Single ops forward + backward, tapegrad against PyTorch CPU (when ``import torch`` works):
 the elementwise, row and normalisation workloads of issue 12 (GELU, SiLU, dropout, layer_norm,
-softmax, cross_entropy, embedding, batch_norm, group_norm) and its single-pixel convolution
-weight gradient.
+softmax, cross_entropy, embedding, batch_norm, group_norm), its single-pixel convolution
+weight gradient, and cumsum.
 
 Run: python benchmarks/bench_ops.py [--repeats 5] [--rounds 2] [--threads 1 2] [--only gelu]
 
@@ -154,6 +154,10 @@ CASES = {
     "cross_entropy": [("cross_entropy 50k classes, batch 64, f32",
                        lambda lib: fwd_bwd(lib, lambda F, x, t: F.cross_entropy(x, t), (64, 50000), classes=True))],
     "conv": [("Conv2d(512, 512, 3, padding=1) on 32x512x1x1, forward + weight grad", conv_weight_grad)],
+    # running sums along the innermost dim (independent chains) and across rows (vectorised)
+    "cumsum": [(f"cumsum {s[0]}x{s[1]} f32 along dim {d}", lambda lib, s=s, d=d: fwd_bwd(lib, lambda F, x: x.cumsum(d), s))
+               for s, d in (((1000, 1000), 1), ((1000, 1000), 0))] +
+              [("cumsum 1e7 f32 (one line)", lambda lib: fwd_bwd(lib, lambda F, x: x.cumsum(0), (10**7,)))],
     "batch_norm": [(f"batch_norm {'x'.join(map(str, s))} f32 (training, running stats, weight, bias)",
                     lambda lib, s=s: batch_norm_step(lib, s))
                    for s in ((32, 16, 32, 32), (32, 64, 8, 8), (100, 16, 80, 80))],
