@@ -93,7 +93,9 @@ TG_INLINE void lines_body(int64_t r0, int64_t r1, int64_t n, const T* x, int64_t
                           int64_t ys_o, int64_t ys_n) {
   int64_t r = r0;
   for (; r + kLines <= r1; r += kLines) lines_k<T, kLines>(n, x + r * xs_o, xs_o, xs_n, y + r * ys_o, ys_o, ys_n);
-  for (; r < r1; ++r) lines_k<T, 1>(n, x + r * xs_o, xs_o, xs_n, y + r * ys_o, ys_o, ys_n);
+  if (r + 4 <= r1) lines_k<T, 4>(n, x + r * xs_o, xs_o, xs_n, y + r * ys_o, ys_o, ys_n), r += 4;
+  if (r + 2 <= r1) lines_k<T, 2>(n, x + r * xs_o, xs_o, xs_n, y + r * ys_o, ys_o, ys_n), r += 2;
+  if (r < r1) lines_k<T, 1>(n, x + r * xs_o, xs_o, xs_n, y + r * ys_o, ys_o, ys_n);
 }
 
 #define TG_VARIANTS(name, params, args)                                                \
@@ -132,8 +134,12 @@ void cumsum(int64_t outer, int64_t n, int64_t inner, const T* x, int64_t xs_oute
     xs_n = -xs_n;
     ys_n = -inner;
   }
+  const int64_t nt = par ? num_threads() : 1;
   if (inner == 1) {
-    const int64_t per = (std::max<int64_t>(1, kTaskElems / n) + kLines - 1) / kLines * kLines;
+    // Tasks of whole kLines groups, fewer lines where that leaves a thread without a task (a
+    // few long lines). Each line's sum is the same whatever the grouping.
+    int64_t per = (std::max<int64_t>(1, kTaskElems / n) + kLines - 1) / kLines * kLines;
+    if ((outer + per - 1) / per < nt) per = (outer + nt - 1) / nt;
     parallel_tiles((outer + per - 1) / per, par, [&](int64_t t) {
       TG_CALL(lines, T, t * per, std::min(outer, (t + 1) * per), n, x, xs_outer, xs_n, y, n, ys_n);
     });
@@ -142,7 +148,6 @@ void cumsum(int64_t outer, int64_t n, int64_t inner, const T* x, int64_t xs_oute
   // Blocks of columns as wide as kCols allows, cut narrower only where there are fewer (outer,
   // block) tasks than threads. Each column's sums are the same whatever the blocks.
   int64_t nb = (inner + kCols - 1) / kCols;
-  const int64_t nt = par ? num_threads() : 1;
   if (outer * nb < nt) nb = std::min((nt + outer - 1) / outer, (inner + kColAlign - 1) / kColAlign);
   const int64_t W = ((inner + nb - 1) / nb + kColAlign - 1) / kColAlign * kColAlign;
   nb = (inner + W - 1) / W;

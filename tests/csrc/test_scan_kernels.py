@@ -63,9 +63,10 @@ def test_dense_result_keeps_the_input_layout():
 
 
 def test_wide_column_blocks_and_threads_share_the_same_sums():
-    # dim 0 of a matrix wider than one column block (kCols 2048), and many short lines
+    # dim 0 of a matrix wider than one column block (kCols 2048), many short lines, a few long ones
+    # (groups of 8, 4, 2 and 1 lines)
     rng = np.random.default_rng(2)
-    for shape, dim in [((33, 5000), 0), ((3, 7, 2100), 1), ((2049, 3), 1), ((5, 70000), 1)]:
+    for shape, dim in [((33, 5000), 0), ((3, 7, 2100), 1), ((2049, 3), 1), ((5, 70000), 1), ((15, 9000), 1)]:
         check(rng.standard_normal(shape).astype(np.float32), dim)
 
 
