@@ -33,6 +33,7 @@
 #include "kernels/optim.h"
 #include "kernels/pointwise.h"
 #include "kernels/pool.h"
+#include "kernels/reduce.h"
 #include "kernels/rnn.h"
 #include "kernels/rows.h"
 #include "kernels/scan.h"
@@ -2101,6 +2102,70 @@ void define(py::module_& m) {
 
 }  // namespace glue
 
+// ---------------------------------------------------------------- reductions along dims
+// sum / mean / amax / amin of a C-contiguous float32/float64 array over dims that are adjacent
+// once dims of size 1 are dropped (csrc/kernels/reduce.h); anything else gives None, and the
+// caller takes numpy's route.
+namespace reduce {
+
+// reduce(x, dims, keepdim, op) -> op over x's dims, or None where the kernel does not apply.
+py::object reduce(const py::array& x, const std::vector<int64_t>& dims, bool keepdim, const std::string& op) {
+  tapegrad::ReduceOp kind;
+  if (op == "sum") kind = tapegrad::ReduceOp::sum;
+  else if (op == "mean") kind = tapegrad::ReduceOp::mean;
+  else if (op == "amax") kind = tapegrad::ReduceOp::amax;
+  else if (op == "amin") kind = tapegrad::ReduceOp::amin;
+  else fail("reduce", "unknown reduction '" + op + "' (sum, mean, amax or amin)");
+  const bool f64 = same_dtype(x.dtype(), py::dtype::of<double>());
+  if ((!f64 && !same_dtype(x.dtype(), py::dtype::of<float>())) || !(x.flags() & py::array::c_style) || dims.empty())
+    return py::none();
+  const int64_t nd = x.ndim();
+  std::vector<bool> reduced(nd, false);
+  for (int64_t d : dims) {
+    const int64_t k = d < 0 ? d + nd : d;
+    if (k < 0 || k >= nd)
+      fail(op, "dim " + std::to_string(d) + " is out of range for an input of shape " + shape_str(x));
+    if (reduced[k]) fail(op, "dim " + std::to_string(d) + " appears twice in the dims of an input of shape " + shape_str(x));
+    reduced[k] = true;
+  }
+  // x as (A, N, B): the kept dims before the reduced ones, the reduced ones, the kept ones after
+  // (dims of size 1 can sit anywhere). Reduced dims on both sides of a kept one: numpy's route.
+  int64_t A = 1, N = 1, B = 1;
+  int phase = 0;  // 0: leading kept dims, 1: reduced dims, 2: trailing kept dims
+  std::vector<py::ssize_t> shape;
+  for (int64_t d = 0; d < nd; ++d) {
+    const int64_t s = x.shape(d);
+    if (!reduced[d] || keepdim) shape.push_back(reduced[d] ? 1 : s);
+    if (s == 1) continue;
+    if (reduced[d]) {
+      if (phase == 2) return py::none();
+      phase = 1;
+      N *= s;
+    } else if (phase == 0) {
+      A *= s;
+    } else {
+      phase = 2;
+      B *= s;
+    }
+  }
+  if ((kind == tapegrad::ReduceOp::amax || kind == tapegrad::ReduceOp::amin) && N == 0 && A * B > 0)
+    fail(op, "cannot reduce over dims of size 0 (input shape " + shape_str(x) + ")");
+  py::array out(x.dtype(), shape);
+  py::gil_scoped_release nogil;
+  if (f64) tapegrad::reduce_middle<double>(kind, A, N, B, static_cast<const double*>(x.data()), static_cast<double*>(out.mutable_data()));
+  else tapegrad::reduce_middle<float>(kind, A, N, B, static_cast<const float*>(x.data()), static_cast<float*>(out.mutable_data()));
+  return std::move(out);
+}
+
+void define(py::module_& m) {
+  m.def("reduce", &reduce, py::arg("x"), py::arg("dims"), py::arg("keepdim"), py::arg("op"),
+        "op ('sum', 'mean', 'amax' or 'amin') of a C-contiguous float32/float64 x over dims (keepdim as numpy's "
+        "keepdims); None where the kernel does not apply (other dtypes or layouts, reduced dims on both sides of a "
+        "kept one, no dims).");
+}
+
+}  // namespace reduce
+
 // ---------------------------------------------------------------- fused optimizer updates
 // Adam/AdamW and SGD over lists of parameters and their state (csrc/kernels/optim.cpp): every
 // array C-contiguous and writeable (grads only read), one float dtype for all, each state array
@@ -2350,4 +2415,5 @@ PYBIND11_MODULE(_C, m) {
   attention::define(m);
   optim::define(m);
   glue::define(m);
+  reduce::define(m);
 }
