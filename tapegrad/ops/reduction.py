@@ -55,7 +55,16 @@ def _unreduce(g, x, dims, keepdim):
     return apply(_expand, g, shape=tuple(shape))
 
 
+def _native(x, dims, keepdim, op):
+    """``op`` over ``dims`` by the native kernel (float32/float64, C-contiguous, the reduced dims one
+    block once dims of size 1 are dropped: rows, columns, all, a middle block), else None."""
+    return _C.reduce(x, dims, keepdim, op) if x.dtype.char in "fd" else None
+
+
 def _sum_fwd(x, dims, keepdim):
+    out = _native(x, dims, keepdim, "sum")
+    if out is not None:
+        return out
     if x.dtype.kind in "fc" or _dtype.kind_of(x.dtype) == "f":
         return np.add.reduce(x, axis=dims, keepdims=keepdim)  # np.sum minus its Python wrapper
     return np.asarray(np.sum(x, axis=dims, keepdims=keepdim), dtype=np.int64)
@@ -65,6 +74,9 @@ _sum = defop("sum", _sum_fwd, lambda g, out, x, dims, keepdim: _unreduce(g, x, d
 
 
 def _mean_fwd(x, dims, keepdim):
+    out = _native(x, dims, keepdim, "mean")
+    if out is not None:
+        return out
     if x.size == 0:  # nan over empty slices, without numpy's "Mean of empty slice" warning (PyTorch gives none)
         s = np.add.reduce(x, axis=dims, keepdims=keepdim)
         return np.asarray(s / math.prod([x.shape[d] for d in dims]), dtype=x.dtype)
@@ -258,10 +270,18 @@ def _unreduce_np(a, shape, dims, keepdim):
     return np.broadcast_to(a if keepdim else a.reshape(_keep_shape(shape, dims)), shape)
 
 
-_amax = defop("amax", lambda x, dims, keepdim: np.amax(x, axis=dims, keepdims=keepdim), _amax_vjp,
-              saves_output=True)
-_amin = defop("amin", lambda x, dims, keepdim: np.amin(x, axis=dims, keepdims=keepdim), _amax_vjp,
-              saves_output=True)
+def _amax_fwd(x, dims, keepdim):
+    out = _native(x, dims, keepdim, "amax")
+    return np.amax(x, axis=dims, keepdims=keepdim) if out is None else out
+
+
+def _amin_fwd(x, dims, keepdim):
+    out = _native(x, dims, keepdim, "amin")
+    return np.amin(x, axis=dims, keepdims=keepdim) if out is None else out
+
+
+_amax = defop("amax", _amax_fwd, _amax_vjp, saves_output=True)
+_amin = defop("amin", _amin_fwd, _amax_vjp, saves_output=True)
 
 
 def _check_nonempty(input, dim, dims, opname):

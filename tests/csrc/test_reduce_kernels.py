@@ -1,0 +1,219 @@
+"""sum / mean / amax / amin along dims (csrc/kernels/reduce.cpp) against an extended-precision reference,
+numpy and PyTorch: every dim and block of dims, keepdim, odd sizes, other layouts, empty and 0-d
+inputs, NaN and inf, and bit-identical results for 1 and 2 threads."""
+import itertools
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from tapegrad import _C
+
+DTYPES = [np.float32, np.float64]
+SHAPES = [(1,), (7,), (1000,), (4097,), (7, 1000), (1000, 7), (3, 4097), (4097, 3), (2, 3, 5, 7), (1, 7, 1),
+          (5, 1, 4097), (3, 40, 1, 33)]
+NP = {"sum": np.sum, "mean": np.mean, "amax": np.amax, "amin": np.amin}
+
+
+def _same(x, y):
+    return x.shape == y.shape and x.dtype == y.dtype and x.tobytes() == y.tobytes()
+
+
+def _subsets(ndim):
+    return [c for k in range(1, ndim + 1) for c in itertools.combinations(range(ndim), k)]
+
+
+def _ulp(ref, dtype):
+    return np.spacing(np.asarray(np.abs(ref), dtype)).astype(np.float64)
+
+
+def _ref(x, op, dims, keepdims=False):
+    """op in extended precision (x87 long double where numpy has it), rounded to float64."""
+    return np.asarray(NP[op](x.astype(np.longdouble), axis=dims, keepdims=keepdims), np.float64)
+
+
+def _check(x, dims, keepdim, op, got):
+    """got (an ndarray) against an extended-precision reference: exact for amax / amin, else no
+    further off than numpy's own result (plus two ulp of the result, for a lucky numpy)."""
+    ref = _ref(x, op, dims, keepdim)
+    ours = NP[op](x, axis=dims, keepdims=keepdim)
+    assert got.shape == np.shape(ref) and got.dtype == x.dtype, (x.shape, dims, keepdim, op)
+    if op in ("amax", "amin"):
+        np.testing.assert_array_equal(got, ours)
+        return
+    err = np.abs(got.astype(np.float64) - ref)
+    allowed = np.abs(np.asarray(ours, np.float64) - ref).max(initial=0) + 2 * _ulp(ref, x.dtype)
+    assert (err <= allowed).all(), (x.shape, dims, keepdim, op, err.max(), allowed.max())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_every_dim_and_block_of_dims_against_float64(dtype, shape):
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype) + 0.5
+    t = tg.tensor(x)
+    for dims in _subsets(len(shape)):
+        for keepdim in (False, True):
+            for op in NP:
+                _check(x, dims, keepdim, op, getattr(t, op)(dims, keepdim=keepdim).numpy())
+    # negative dims and a single int
+    for d in range(-len(shape), 0):
+        for op in NP:
+            _check(x, (d + len(shape),), False, op, getattr(t, op)(d).numpy())
+    for op in ("sum", "mean"):  # the whole tensor
+        _check(x, None, False, op, getattr(t, op)().numpy())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, dims", [((4097,), (0,)), ((7, 4097), (1,)), ((4097, 7), (0,)), ((3, 70001), (1,)),
+                                         ((70001, 3), (0,)), ((300, 1000), (0,)), ((2, 1500, 1100), (1,)),
+                                         ((20, 30, 1100), (0, 1)), ((1000, 1000), (0, 1))], ids=str)
+def test_direct_kernel_matches_reference(dtype, shape, dims):
+    x = np.random.default_rng(1).standard_normal(shape).astype(dtype) * 3 + 1
+    for op in NP:
+        for keepdim in (False, True):
+            got = _C.reduce(x, dims, keepdim, op)
+            assert got is not None
+            _check(x, dims, keepdim, op, got)
+
+
+@pytest.mark.parametrize("op", ["sum", "mean"])
+@pytest.mark.parametrize("shape, dims", [((4, 1_000_000), (1,)), ((1_000_000, 4), (0,)), ((1000, 1000), (0, 1)),
+                                         ((2, 250_000, 2), (1,))], ids=str)
+def test_float32_accuracy_no_worse_than_numpy(op, shape, dims):
+    # values far from 0 and many terms: where a float32 accumulator loses digits
+    x = (np.random.default_rng(2).random(shape) + 100).astype(np.float32)
+    ref = _ref(x, op, dims)
+    got = getattr(tg.tensor(x), op)(dims).numpy().astype(np.float64)
+    np_err = np.abs(NP[op](x, axis=dims).astype(np.float64) - ref).max()
+    err = np.abs(got - ref).max()
+    assert err <= max(np_err, _ulp(ref, np.float32).max()), (err, np_err)
+
+
+def test_mean_rounds_as_sum_then_divide():
+    # PyTorch's mean is its float32 sum divided by the count in float32
+    x = (np.random.default_rng(3).random((64, 1001)) * 7).astype(np.float32)
+    s = tg.tensor(x).sum(1).numpy()
+    assert _same(tg.tensor(x).mean(1).numpy(), (s / np.float32(1001)).astype(np.float32))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_other_layouts_take_numpy_and_are_right(dtype):
+    rng = np.random.default_rng(4)
+    base = rng.standard_normal((50, 60, 7)).astype(dtype)
+    tb = tg.tensor(base)
+    views = [(tb.permute(2, 0, 1), base.transpose(2, 0, 1)), (tb[:, ::2], base[:, ::2]), (tb[..., 1:], base[..., 1:])]
+    for t, x in views:
+        assert not t._data.flags.c_contiguous and _C.reduce(t._data, (0,), False, "sum") is None
+        for dims in _subsets(3):
+            for op in NP:
+                _check(x, dims, False, op, getattr(t, op)(dims).numpy())
+    # reduced dims on both sides of a kept one: numpy's route
+    assert _C.reduce(base, (0, 2), False, "sum") is None
+    for op in NP:
+        _check(base, (0, 2), True, op, getattr(tb, op)((0, 2), keepdim=True).numpy())
+    # other dtypes keep numpy's route
+    assert _C.reduce(base.astype(np.float16), (1,), False, "sum") is None
+    assert _C.reduce(np.ones((3, 4), np.int64), (1,), False, "sum") is None
+    assert _C.reduce(base.astype(base.dtype.newbyteorder()), (1,), False, "sum") is None
+
+
+def test_transposed_view_through_the_tensor_api():
+    x = np.random.default_rng(5).standard_normal((300, 200)).astype(np.float32)
+    t = tg.tensor(x).t()
+    for op in NP:
+        for d in (0, 1):
+            np.testing.assert_allclose(getattr(t, op)(d).numpy(), NP[op](x.T.astype(np.float64), axis=d),
+                                       rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_empty_and_zero_d(dtype):
+    e = tg.tensor(np.zeros((0, 5), dtype))
+    assert _same(e.sum(0).numpy(), np.zeros(5, dtype))
+    assert _same(e.sum(1).numpy(), np.zeros(0, dtype))
+    assert _same(e.sum().numpy().reshape(()), np.zeros((), dtype))
+    assert np.isnan(e.mean(0).numpy()).all() and e.mean(0).shape == (5,)
+    assert e.mean(1).shape == (0,)
+    assert e.amax(1).shape == (0,)
+    assert e.sum(0, keepdim=True).shape == (1, 5)
+    with pytest.raises(IndexError, match="amax"):
+        e.amax(0)
+    with pytest.raises(IndexError, match="amin"):
+        e.amin(0)
+    with pytest.raises(RuntimeError, match="amax"):
+        e.amax()
+    with pytest.raises(ValueError, match="amax: cannot reduce over dims of size 0"):
+        _C.reduce(np.zeros((0, 5), dtype), (0,), False, "amax")
+    s = tg.tensor(np.array(2.5, dtype))
+    for op in NP:
+        out = getattr(s, op)()
+        assert out.shape == () and out.dtype == s.dtype and float(out.numpy()) == 2.5
+    assert float(s.sum(0).numpy()) == 2.5 and s.sum(-1, keepdim=True).shape == ()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, dims", [((5, 1000), (1,)), ((5, 70), (1,)), ((5, 9), (1,)), ((5, 3), (1,)),
+                                         ((1000, 5), (0,)), ((4, 70001), (1,)), ((4, 40, 33), (1,))], ids=str)
+def test_nan_and_inf_propagate(dtype, shape, dims):
+    x = np.random.default_rng(6).standard_normal(shape).astype(dtype)
+    # a NaN first, one last, an inf, -inf and inf together (NaN), nothing special in the last slice
+    lead = np.moveaxis(x, dims[0], -1)  # a view: the reduced dim last
+    lead[0, ..., 0] = np.nan
+    lead[1, ..., -1] = np.nan
+    lead[2, ..., lead.shape[-1] // 2] = np.inf
+    lead[3, ..., 0] = np.inf
+    lead[3, ..., -1] = -np.inf
+    t = tg.tensor(x)
+    for op in NP:
+        with np.errstate(invalid="ignore"):  # inf - inf
+            got, want = getattr(t, op)(dims).numpy(), NP[op](x, axis=dims)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=op)
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(want), err_msg=op)
+        np.testing.assert_array_equal(np.sign(got[np.isinf(want)]), np.sign(want[np.isinf(want)]), err_msg=op)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, dims", [((1000, 1000), (1,)), ((1000, 1000), (0,)), ((1000, 1000), (0, 1)),
+                                         ((3, 100003), (1,)), ((100003,), (0,)), ((20000, 40), (0,)),
+                                         ((1000, 3000), (0,)), ((4, 300, 70), (1,)), ((64, 64, 128), (0, 1))], ids=str)
+def test_same_bits_for_one_and_two_threads(dtype, shape, dims):
+    x = np.random.default_rng(7).standard_normal(shape).astype(dtype)
+    before = tg.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2):
+            tg.set_num_threads(n)
+            outs.append([_C.reduce(x, dims, False, op) for op in NP])
+    finally:
+        tg.set_num_threads(before)
+    assert all(_same(a, b) for a, b in zip(*outs))
+
+
+def test_bad_arguments_name_the_op():
+    x = np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match=r"sum: dim 2 is out of range for an input of shape \(2, 3\)"):
+        _C.reduce(x, (2,), False, "sum")
+    with pytest.raises(ValueError, match=r"mean: dim -1 appears twice"):
+        _C.reduce(x, (1, -1), False, "mean")
+    with pytest.raises(ValueError, match="reduce: unknown reduction 'prod'"):
+        _C.reduce(x, (1,), False, "prod")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_against_torch(dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(8)
+    for shape in [(1000, 1000), (7, 4097), (4097, 3), (2, 3, 5, 7), (64, 33, 130)]:
+        x = rng.standard_normal(shape).astype(dtype)
+        for dims in _subsets(len(shape)):
+            for keepdim in (False, True):
+                for op in NP:
+                    got = getattr(tg.tensor(x), op)(dims, keepdim=keepdim)
+                    want = getattr(torch.from_numpy(x), op)(dims, keepdim=keepdim).numpy()
+                    assert got.shape == want.shape and got.numpy().dtype == want.dtype
+                    if op in ("amax", "amin"):
+                        np.testing.assert_array_equal(got.numpy(), want)
+                    else:  # both round: within a few ulp of the magnitudes summed
+                        scale = NP[op](np.abs(x.astype(np.float64)), axis=dims, keepdims=keepdim)
+                        eps = np.finfo(dtype).eps
+                        assert (np.abs(got.numpy() - want) <= 8 * eps * scale).all(), (shape, dims, op)
