@@ -1,16 +1,16 @@
 """Single ops forward + backward, tapegrad against PyTorch CPU (when ``import torch`` works):
 the elementwise, row and normalisation workloads of issue 12 (GELU, SiLU, dropout, layer_norm,
 softmax, cross_entropy, embedding, batch_norm, group_norm), its single-pixel convolution
-weight gradient, and cumsum.
+weight gradient, cumsum, and reductions along dims (sum, mean, amax).
 
 Run: python benchmarks/bench_ops.py [--repeats 5] [--rounds 2] [--threads 1 2] [--only gelu]
 
 Each case times ``y = op(x); y.backward(g)`` on float32 inputs that require grad (g a fixed
-upstream gradient, so no reduction is timed). Each figure is wall time, the best of
-``--repeats`` medians (a median over >= 0.2 s and >= 10 iterations), and the best over
-``--rounds`` rounds in which the two sides alternate: on a machine shared with other work the
-best of many is the figure least disturbed by it. Each side runs in its own process per
-thread count, so the two OpenMP runtimes never compete for the cores. ratio = tapegrad /
+upstream gradient, so no loss-like reduction is timed outside the reductions' own cases). Each
+figure is wall time, the best of ``--repeats`` medians (a median over >= 0.2 s and >= 10
+iterations), and the best over ``--rounds`` rounds in which the two sides alternate: on a machine
+shared with other work the best of many is the figure least disturbed by it. Each side runs in its
+own process per thread count, so the two OpenMP runtimes never compete for the cores. ratio = tapegrad /
 PyTorch (below 1: tapegrad is faster).
 """
 from __future__ import annotations
@@ -165,7 +165,30 @@ CASES = {
                     lambda lib, s=s, g=g: fwd_bwd(lib, lambda F, x, w, b: F.group_norm(x, g, w, b), s, n_params=2,
                                                   param_dim=1))
                    for s, g in (((32, 16, 32, 32), 4), ((32, 64, 8, 8), 32), ((100, 16, 80, 80), 4))],
+    # sum / mean / amax along dims (csrc/kernels/reduce.h): rows, columns, everything, a leading block
+    "reductions": [(f"{name} f32", lambda lib, s=s, f=f: reduce_step(lib, f, s)) for name, s, f in (
+        ("sum(1) 1000x1000", (1000, 1000), lambda x: x.sum(1)),
+        ("mean(1) 1000x1000", (1000, 1000), lambda x: x.mean(1)),
+        ("amax(1) 1000x1000", (1000, 1000), lambda x: x.amax(1)),
+        ("sum(0) 1000x1000", (1000, 1000), lambda x: x.sum(0)),
+        ("sum() 1000x1000", (1000, 1000), lambda x: x.sum()),
+        ("sum(-1) 64x512x1024", (64, 512, 1024), lambda x: x.sum(-1)),
+        ("sum((0, 1)) 64x512x1024", (64, 512, 1024), lambda x: x.sum((0, 1))),
+    )],
 }
+
+
+def reduce_step(lib, op, shape):
+    """op(x) forward and backward (a broadcast of the fixed upstream gradient)."""
+    rng = np.random.default_rng(0)
+    x = leaf(lib, rng.standard_normal(shape).astype(np.float32))
+    g = lib.tensor(rng.standard_normal(op(x).shape).astype(np.float32))
+
+    def step():
+        x.grad = None
+        op(x).backward(g)
+
+    return step
 
 
 def batch_norm_step(lib, shape):
