@@ -58,7 +58,8 @@ def _unreduce(g, x, dims, keepdim):
 def _native(x, dims, keepdim, op):
     """``op`` over ``dims`` by the native kernel (float32/float64, C-contiguous, the reduced dims one
     block once dims of size 1 are dropped: rows, columns, all, a middle block), else None."""
-    return _C.reduce(x, dims, keepdim, op) if x.dtype.char in "fd" else None
+    # an exact ndarray only: a sparse tensor's storage (or a subclass) keeps numpy's path and its errors
+    return _C.reduce(x, dims, keepdim, op) if type(x) is np.ndarray and x.dtype.char in "fd" else None
 
 
 def _sum_fwd(x, dims, keepdim):
