@@ -7,6 +7,7 @@
 #include "kernels/norm.h"
 
 #include "kernels/cpu.h"
+#include "kernels/isa_variants.h"
 #include "kernels/lane_sums.h"
 #include "kernels/parallel.h"
 
@@ -19,9 +20,6 @@
 namespace tapegrad {
 namespace {
 
-#define TG_INLINE inline __attribute__((always_inline))
-#define TG_AVX2 __attribute__((target("avx2,fma")))
-#define TG_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512")))
 
 // Elements below which a fork costs more than it saves.
 constexpr int64_t kParallelMinElems = 1 << 15;
@@ -143,6 +141,7 @@ TG_INLINE void backward_input_each_body(int64_t runs, int64_t len, int64_t per, 
     backward_input_body(len, g + i * len, x + i * len, m[i / per], a[i], k[i], d[i], gx + i * len);
 }
 
+#undef TG_VARIANTS  // this file's form: the shared one's, noclone as well as noinline
 #define TG_VARIANTS(name, params, args)                                                       \
   template <typename T>                                                                       \
   __attribute__((noinline, noclone)) void name##_base params { name##_body<T> args; }         \
@@ -167,11 +166,6 @@ TG_VARIANTS(backward_input_each, (int64_t runs, int64_t len, int64_t per, const 
                                   const T* a, const T* k, const T* d, T* gx),
             (runs, len, per, g, x, m, a, k, d, gx))
 #undef TG_VARIANTS
-
-#define TG_CALL(name, T, ...)                                \
-  (isa() == Isa::avx512 ? name##_avx512<T>(__VA_ARGS__)     \
-   : isa() == Isa::avx2 ? name##_avx2<T>(__VA_ARGS__)       \
-                        : name##_base<T>(__VA_ARGS__))
 
 // Chan et al.'s pairwise update: (n, mean, m2) absorbs a block of nb elements.
 inline void merge_moments(double& n, double& mean, double& m2, double nb, double mean_b, double m2_b) {

@@ -4,6 +4,7 @@
 #include "kernels/pointwise.h"
 
 #include "kernels/cpu.h"
+#include "kernels/isa_variants.h"
 #include "kernels/parallel.h"
 #include "kernels/vmath.h"
 
@@ -15,9 +16,6 @@
 namespace tapegrad {
 namespace {
 
-#define TG_INLINE inline __attribute__((always_inline))
-#define TG_AVX2 __attribute__((target("avx2,fma")))
-#define TG_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512")))
 
 // As rows.cpp: below this many elements one thread; blocks of kBlock elements, tasks of kTaskElems.
 constexpr int64_t kParallelMinElems = 1 << 15;
@@ -221,6 +219,7 @@ TG_VARIANTS_T(mse_backward_any, (int64_t n, const T* g, int64_t g_step, const T*
               (n, g, g_step, x, y, gx, sign))
 #undef TG_VARIANTS_T
 
+#undef TG_VARIANTS  // this file's own form
 #define TG_VARIANTS(name, params, args)                                                  \
   template <P Op, typename T>                                                           \
   __attribute__((noinline)) void name##_base params { name##_body<Op, T> args; }         \
@@ -233,6 +232,7 @@ TG_VARIANTS(forward, (int64_t n, const T* x, T* y, T p0, T p1, T p2), (n, x, y, 
 TG_VARIANTS(backward, (int64_t n, const T* g, const T* s, T* gx, T p0, T p1, T p2), (n, g, s, gx, p0, p1, p2))
 #undef TG_VARIANTS
 
+#undef TG_CALL
 #define TG_CALL(name, Op, T, ...)                                \
   (isa() == Isa::avx512 ? name##_avx512<Op, T>(__VA_ARGS__)     \
    : isa() == Isa::avx2 ? name##_avx2<Op, T>(__VA_ARGS__)       \

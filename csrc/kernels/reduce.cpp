@@ -16,6 +16,7 @@
 #include "kernels/reduce.h"
 
 #include "kernels/cpu.h"
+#include "kernels/isa_variants.h"
 #include "kernels/lane_sums.h"
 #include "kernels/parallel.h"
 
@@ -27,9 +28,6 @@
 namespace tapegrad {
 namespace {
 
-#define TG_INLINE inline __attribute__((always_inline))
-#define TG_AVX2 __attribute__((target("avx2,fma")))
-#define TG_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512")))
 
 // Elements below which a fork costs more than it saves.
 constexpr int64_t kParallelMinElems = 1 << 15;
@@ -155,6 +153,7 @@ TG_INLINE void max_cols_body(int64_t n, int64_t w, int64_t ld, const T* x, T* ac
 }
 
 // Each body compiled for the baseline ISA, AVX2+FMA and AVX-512.
+#undef TG_VARIANTS  // this file's own form
 #define TG_VARIANTS(name, tparams, targs, params, args)                                 \
   template <tparams>                                                                   \
   __attribute__((noinline)) void name##_base params { name##_body<targs> args; }        \
@@ -175,6 +174,7 @@ TG_VARIANTS(max_cols, typename T TG_COMMA bool Min, T TG_COMMA Min, (int64_t n, 
 #undef TG_VARIANTS
 
 // TG_CALL(name, (template args), args...)
+#undef TG_CALL
 #define TG_CALL(name, targs, ...)                                  \
   (isa() == Isa::avx512 ? name##_avx512<TG_UNPAREN targs>(__VA_ARGS__) \
    : isa() == Isa::avx2 ? name##_avx2<TG_UNPAREN targs>(__VA_ARGS__)   \

@@ -10,6 +10,7 @@
 #include "kernels/rows.h"
 
 #include "kernels/cpu.h"
+#include "kernels/isa_variants.h"
 #include "kernels/lane_sums.h"
 #include "kernels/parallel.h"
 #include "kernels/vmath.h"
@@ -26,9 +27,6 @@
 namespace tapegrad {
 namespace {
 
-#define TG_INLINE inline __attribute__((always_inline))
-#define TG_AVX2 __attribute__((target("avx2,fma")))
-#define TG_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512")))
 
 // Elements (rows x columns) below which a fork costs more than it saves.
 constexpr int64_t kParallelMinElems = 1 << 15;
@@ -595,13 +593,6 @@ TG_INLINE void cross_entropy_backward_body(int64_t r0, int64_t r1, int64_t C, co
 }
 
 // Each body compiled for the baseline ISA, AVX2+FMA and AVX-512 (16 floats a vector).
-#define TG_VARIANTS(name, params, args)                                                \
-  template <typename T>                                                               \
-  __attribute__((noinline)) void name##_base params { name##_body<T> args; }           \
-  template <typename T>                                                               \
-  TG_AVX2 __attribute__((noinline)) void name##_avx2 params { name##_body<T> args; }   \
-  template <typename T>                                                               \
-  TG_AVX512 __attribute__((noinline)) void name##_avx512 params { name##_body<T> args; }
 
 TG_VARIANTS(gelu_forward, (int64_t n, const T* x, T* y, bool th), (n, x, y, th))
 TG_VARIANTS(gelu_backward, (int64_t n, const T* g, const T* x, T* gx, bool th), (n, g, x, gx, th))
@@ -641,12 +632,6 @@ TG_VARIANTS(cross_entropy_backward,
             (int64_t r0, int64_t r1, int64_t C, const T* g, const T* x, const int64_t* t, const T* w,
              const T* rmax, const T* logsum, T* gx),
             (r0, r1, C, g, x, t, w, rmax, logsum, gx))
-#undef TG_VARIANTS
-
-#define TG_CALL(name, T, ...)                                    \
-  (isa() == Isa::avx512 ? name##_avx512<T>(__VA_ARGS__)         \
-   : isa() == Isa::avx2 ? name##_avx2<T>(__VA_ARGS__)           \
-                        : name##_base<T>(__VA_ARGS__))
 
 // Rows per task: whole rows, about kTaskElems elements, fixed by the shape alone.
 inline int64_t rows_per_task(int64_t D) { return std::max<int64_t>(1, kTaskElems / std::max<int64_t>(D, 1)); }

@@ -12,6 +12,7 @@
 #include "kernels/scan.h"
 
 #include "kernels/cpu.h"
+#include "kernels/isa_variants.h"
 #include "kernels/parallel.h"
 
 #include <algorithm>
@@ -19,9 +20,6 @@
 namespace tapegrad {
 namespace {
 
-#define TG_INLINE inline __attribute__((always_inline))
-#define TG_AVX2 __attribute__((target("avx2,fma")))
-#define TG_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512")))
 
 // Elements below which a fork costs more than it saves.
 constexpr int64_t kParallelMinElems = 1 << 15;
@@ -98,13 +96,6 @@ TG_INLINE void lines_body(int64_t r0, int64_t r1, int64_t n, const T* x, int64_t
   if (r < r1) lines_k<T, 1>(n, x + r * xs_o, xs_o, xs_n, y + r * ys_o, ys_o, ys_n);
 }
 
-#define TG_VARIANTS(name, params, args)                                                \
-  template <typename T>                                                               \
-  __attribute__((noinline)) void name##_base params { name##_body<T> args; }           \
-  template <typename T>                                                               \
-  TG_AVX2 __attribute__((noinline)) void name##_avx2 params { name##_body<T> args; }   \
-  template <typename T>                                                               \
-  TG_AVX512 __attribute__((noinline)) void name##_avx512 params { name##_body<T> args; }
 
 TG_VARIANTS(cols, (int64_t n, int64_t m, const T* x, int64_t xs_n, int64_t xs_i, T* y, int64_t ys_n),
             (n, m, x, xs_n, xs_i, y, ys_n))
@@ -112,12 +103,6 @@ TG_VARIANTS(lines,
             (int64_t r0, int64_t r1, int64_t n, const T* x, int64_t xs_o, int64_t xs_n, T* y, int64_t ys_o,
              int64_t ys_n),
             (r0, r1, n, x, xs_o, xs_n, y, ys_o, ys_n))
-#undef TG_VARIANTS
-
-#define TG_CALL(name, T, ...)                                    \
-  (isa() == Isa::avx512 ? name##_avx512<T>(__VA_ARGS__)         \
-   : isa() == Isa::avx2 ? name##_avx2<T>(__VA_ARGS__)           \
-                        : name##_base<T>(__VA_ARGS__))
 
 }  // namespace
 
