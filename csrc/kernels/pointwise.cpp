@@ -204,23 +204,14 @@ TG_INLINE void mse_backward_any_body(int64_t n, const T* g, int64_t g_step, cons
   else mse_backward_body<T, false>(n, g, x, y, gx, sign);
 }
 
-#define TG_VARIANTS_T(name, params, args)                                              \
-  template <typename T>                                                               \
-  __attribute__((noinline)) void name##_base params { name##_body<T> args; }           \
-  template <typename T>                                                               \
-  TG_AVX2 __attribute__((noinline)) void name##_avx2 params { name##_body<T> args; }   \
-  template <typename T>                                                               \
-  TG_AVX512 __attribute__((noinline)) void name##_avx512 params { name##_body<T> args; }
+TG_VARIANTS(bce_logits_forward, (int64_t n, const T* x, const T* y, T* loss), (n, x, y, loss))
+TG_VARIANTS(bce_logits_backward_any, (int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx),
+            (n, g, g_step, x, y, gx))
+TG_VARIANTS(mse_backward_any, (int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx, T sign),
+            (n, g, g_step, x, y, gx, sign))
 
-TG_VARIANTS_T(bce_logits_forward, (int64_t n, const T* x, const T* y, T* loss), (n, x, y, loss))
-TG_VARIANTS_T(bce_logits_backward_any, (int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx),
-              (n, g, g_step, x, y, gx))
-TG_VARIANTS_T(mse_backward_any, (int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx, T sign),
-              (n, g, g_step, x, y, gx, sign))
-#undef TG_VARIANTS_T
-
-#undef TG_VARIANTS  // this file's own form
-#define TG_VARIANTS(name, params, args)                                                  \
+// The pointwise functions' variants take the function (Op) as a template parameter as well.
+#define TG_OP_VARIANTS(name, params, args)                                                  \
   template <P Op, typename T>                                                           \
   __attribute__((noinline)) void name##_base params { name##_body<Op, T> args; }         \
   template <P Op, typename T>                                                           \
@@ -228,12 +219,11 @@ TG_VARIANTS_T(mse_backward_any, (int64_t n, const T* g, int64_t g_step, const T*
   template <P Op, typename T>                                                           \
   TG_AVX512 __attribute__((noinline)) void name##_avx512 params { name##_body<Op, T> args; }
 
-TG_VARIANTS(forward, (int64_t n, const T* x, T* y, T p0, T p1, T p2), (n, x, y, p0, p1, p2))
-TG_VARIANTS(backward, (int64_t n, const T* g, const T* s, T* gx, T p0, T p1, T p2), (n, g, s, gx, p0, p1, p2))
-#undef TG_VARIANTS
+TG_OP_VARIANTS(forward, (int64_t n, const T* x, T* y, T p0, T p1, T p2), (n, x, y, p0, p1, p2))
+TG_OP_VARIANTS(backward, (int64_t n, const T* g, const T* s, T* gx, T p0, T p1, T p2), (n, g, s, gx, p0, p1, p2))
+#undef TG_OP_VARIANTS
 
-#undef TG_CALL
-#define TG_CALL(name, Op, T, ...)                                \
+#define TG_OP_CALL(name, Op, T, ...)                                \
   (isa() == Isa::avx512 ? name##_avx512<Op, T>(__VA_ARGS__)     \
    : isa() == Isa::avx2 ? name##_avx2<Op, T>(__VA_ARGS__)       \
                         : name##_base<Op, T>(__VA_ARGS__))
@@ -249,19 +239,14 @@ void for_blocks(int64_t n, F f) {
   });
 }
 
-#define TG_CALL_T(name, T, ...)                                  \
-  (isa() == Isa::avx512 ? name##_avx512<T>(__VA_ARGS__)         \
-   : isa() == Isa::avx2 ? name##_avx2<T>(__VA_ARGS__)           \
-                        : name##_base<T>(__VA_ARGS__))
-
 template <P Op, typename T>
 void run_forward(int64_t n, const T* x, T* y, T p0, T p1, T p2) {
-  for_blocks(n, [&](int64_t i, int64_t len) { TG_CALL(forward, Op, T, len, x + i, y + i, p0, p1, p2); });
+  for_blocks(n, [&](int64_t i, int64_t len) { TG_OP_CALL(forward, Op, T, len, x + i, y + i, p0, p1, p2); });
 }
 
 template <P Op, typename T>
 void run_backward(int64_t n, const T* g, const T* s, T* gx, T p0, T p1, T p2) {
-  for_blocks(n, [&](int64_t i, int64_t len) { TG_CALL(backward, Op, T, len, g + i, s + i, gx + i, p0, p1, p2); });
+  for_blocks(n, [&](int64_t i, int64_t len) { TG_OP_CALL(backward, Op, T, len, g + i, s + i, gx + i, p0, p1, p2); });
 }
 
 }  // namespace
@@ -322,13 +307,13 @@ void pointwise_backward(Pointwise op, int64_t n, const T* g, const T* s, T* gx, 
 
 template <typename T>
 void bce_logits_forward(int64_t n, const T* x, const T* y, T* loss) {
-  for_blocks(n, [&](int64_t i, int64_t len) { TG_CALL_T(bce_logits_forward, T, len, x + i, y + i, loss + i); });
+  for_blocks(n, [&](int64_t i, int64_t len) { TG_CALL(bce_logits_forward, T, len, x + i, y + i, loss + i); });
 }
 
 template <typename T>
 void bce_logits_backward(int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx) {
   for_blocks(n, [&](int64_t i, int64_t len) {
-    TG_CALL_T(bce_logits_backward_any, T, len, g + i * g_step, g_step, x + i, y + i, gx + i);
+    TG_CALL(bce_logits_backward_any, T, len, g + i * g_step, g_step, x + i, y + i, gx + i);
   });
 }
 
@@ -336,7 +321,7 @@ template <typename T>
 void mse_backward(int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx, bool negate) {
   const T sign = negate ? T(-1) : T(1);
   for_blocks(n, [&](int64_t i, int64_t len) {
-    TG_CALL_T(mse_backward_any, T, len, g + i * g_step, g_step, x + i, y + i, gx + i, sign);
+    TG_CALL(mse_backward_any, T, len, g + i * g_step, g_step, x + i, y + i, gx + i, sign);
   });
 }
 
