@@ -5,6 +5,7 @@
 #include "kernels/parallel.h"
 #include "kernels/rows.h"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace tapegrad::tape {
@@ -29,6 +30,34 @@ void add_small(void* dst, const void* src, Py_ssize_t n) {  // the IEEE addition
 
 PyObject* ufuncs[4] = {};        // numpy's add, subtract, multiply, true_divide (BinaryOp's order)
 PyObject* unary_ufuncs[3] = {};  // numpy's negative, absolute, sqrt (UnaryOp's order)
+
+// numpy's float math ufuncs whose own inner loops run on the kernel threads, each thread over its
+// own blocks: every element is computed by the loop numpy itself would run on it, so the result
+// is numpy's whatever the split (tested block boundaries included).
+const char* const kLoopUfuncs[] = {"tanh",   "sin",    "cos",     "tan",     "arcsin", "arccos", "arctan",
+                                   "sinh",   "cosh",   "arcsinh", "arccosh", "arctanh", "exp",   "exp2",
+                                   "expm1",  "log",    "log2",    "log10",   "log1p",  "floor",  "ceil",
+                                   "trunc",  "rint",   "cbrt",    "square",  "reciprocal"};
+constexpr int kNumLoopUfuncs = sizeof(kLoopUfuncs) / sizeof(kLoopUfuncs[0]);
+PyObject* loop_ufuncs[kNumLoopUfuncs] = {};
+
+// The head of numpy's PyUFuncObject (numpy/ufuncobject.h; these fields unchanged since numpy 1.0):
+// the 1-D inner loops, their data, and each loop's argument type numbers.
+using UfuncLoop = void (*)(char** args, const Py_ssize_t* dims, const Py_ssize_t* steps, void* data);
+struct UfuncHead {
+  PyObject_HEAD
+  int nin, nout, nargs;
+  int identity;
+  UfuncLoop* functions;
+  void* const* data;
+  int ntypes;
+  int reserved1;
+  const char* name;
+  const char* types;
+};
+constexpr char kNpyFloat = 11, kNpyDouble = 12;  // NPY_FLOAT, NPY_DOUBLE
+// Elements a task of a looped ufunc covers (the loops run their SIMD body over it in one call).
+constexpr Py_ssize_t kLoopTask = Py_ssize_t(1) << 14;
 PyObject* np_empty = nullptr;
 PyObject* f32 = nullptr;  // numpy's own float32 and float64 dtypes
 PyObject* f64 = nullptr;
@@ -86,6 +115,8 @@ bool elementwise_init() {
   const char* names[4] = {"add", "subtract", "multiply", "true_divide"};
   for (int k = 0; k < 4; ++k)
     if ((ufuncs[k] = PyObject_GetAttrString(np.get(), names[k])) == nullptr) return false;
+  for (int k = 0; k < kNumLoopUfuncs; ++k)
+    if ((loop_ufuncs[k] = PyObject_GetAttrString(np.get(), kLoopUfuncs[k])) == nullptr) return false;
   const char* unary_names[3] = {"negative", "absolute", "sqrt"};
   for (int k = 0; k < 3; ++k)
     if ((unary_ufuncs[k] = PyObject_GetAttrString(np.get(), unary_names[k])) == nullptr) return false;
@@ -119,18 +150,43 @@ PyObject* parallel_binary(PyObject* f, PyObject* a, PyObject* b) {
 PyObject* parallel_unary(PyObject* f, PyObject* a) {
   int op = 0;
   while (op < 3 && unary_ufuncs[op] != f) ++op;
-  if (op == 3 || !kernel_operands(a, a) || !threads_help()) return nullptr;
+  int looped = 0;
+  while (op == 3 && looped < kNumLoopUfuncs && loop_ufuncs[looped] != f) ++looped;
+  if ((op == 3 && looped == kNumLoopUfuncs) || !kernel_operands(a, a) || !threads_help()) return nullptr;
   ArrayHead* ha = array_head(a);
   const Py_ssize_t n = size_of(ha);
   if (n < kMinElems) return nullptr;
+  const bool dbl = ha->descr == f64;
+  UfuncLoop loop = nullptr;
+  void* loop_data = nullptr;
+  if (op == 3) {  // numpy's own loop for (T) -> T, if the ufunc has one
+    auto* u = reinterpret_cast<UfuncHead*>(f);
+    const char t = dbl ? kNpyDouble : kNpyFloat;
+    for (int k = 0; k < u->ntypes && loop == nullptr; ++k)
+      if (u->nin == 1 && u->nout == 1 && u->types[2 * k] == t && u->types[2 * k + 1] == t) {
+        loop = u->functions[k];
+        loop_data = u->data[k];
+      }
+    if (loop == nullptr) return nullptr;
+  }
   Ref shape(PyObject_GetAttrString(a, "shape"));
   if (!shape) return nullptr;  // with the error set
   PyObject* out = PyObject_CallFunctionObjArgs(np_empty, shape.get(), ha->descr, nullptr);
   if (out == nullptr) return nullptr;
   char* o = array_head(out)->data;
   Py_BEGIN_ALLOW_THREADS
-  if (ha->descr == f64) unary_op<double>(UnaryOp(op), n, reinterpret_cast<const double*>(ha->data), reinterpret_cast<double*>(o));
-  else unary_op<float>(UnaryOp(op), n, reinterpret_cast<const float*>(ha->data), reinterpret_cast<float*>(o));
+  if (loop != nullptr) {
+    const Py_ssize_t item = dbl ? 8 : 4, steps[2] = {item, item};
+    parallel_tiles((n + kLoopTask - 1) / kLoopTask, true, [&](int64_t k) {
+      const Py_ssize_t i = k * kLoopTask, len = std::min<Py_ssize_t>(kLoopTask, n - i);
+      char* args[2] = {ha->data + i * item, o + i * item};
+      loop(args, &len, steps, loop_data);
+    });
+  } else if (dbl) {
+    unary_op<double>(UnaryOp(op), n, reinterpret_cast<const double*>(ha->data), reinterpret_cast<double*>(o));
+  } else {
+    unary_op<float>(UnaryOp(op), n, reinterpret_cast<const float*>(ha->data), reinterpret_cast<float*>(o));
+  }
   Py_END_ALLOW_THREADS
   return out;
 }

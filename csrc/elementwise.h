@@ -21,9 +21,10 @@ bool elementwise_init();
 // failure.
 PyObject* parallel_binary(PyObject* f, PyObject* a, PyObject* b);
 
-// f(a) for f numpy's negative, absolute or sqrt, as parallel_binary: a new array when the native
-// kernel takes the case (a C-contiguous float array, large, more than one thread), nullptr
-// without an error set when it does not, with one on failure.
+// f(a) for f numpy's negative, absolute or sqrt (unary_op), or one of its float math ufuncs (tanh,
+// sin, log1p, ...: numpy's own inner loop, each thread over its blocks), as parallel_binary: a new
+// array when the threads take the case (a C-contiguous float array, large, more than one thread),
+// nullptr without an error set when they do not, with one on failure.
 PyObject* parallel_unary(PyObject* f, PyObject* a);
 
 // a += b in place (a writeable, b of a's shape or broadcast onto it), for the backward pass's
