@@ -1,5 +1,4 @@
-// Binary arithmetic, negation, |x| and sqrt of large float arrays on the kernel threads (see
-// elementwise.h).
+// Large float arrays' elementwise ops on the kernel threads (see elementwise.h).
 #include "elementwise.h"
 
 #include "kernels/parallel.h"

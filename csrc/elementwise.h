@@ -1,12 +1,15 @@
-// Binary arithmetic, negation, |x| and sqrt of large float arrays on the kernel threads.
+// Large float arrays' elementwise ops on the kernel threads: binary arithmetic, negation, |x|,
+// sqrt, and numpy's float math ufuncs.
 //
 // The arithmetic ops' forwards are numpy's ufuncs (np.add, np.subtract, np.multiply,
-// np.true_divide; np.negative, np.absolute, np.sqrt), which run on one thread, and the backward pass sums gradients with numpy's
-// in-place add. With more than one kernel thread, a large float32/float64 case goes to
-// kernels/rows.h's binary_op or unary_op instead: one IEEE operation per element, so the result is bit for
-// bit numpy's, only split between the threads. Everything else (one thread, small arrays, other
-// dtypes, mixed dtypes, non-contiguous operands, broadcasting other than along leading dims)
-// stays with numpy (small equal-shape gradient sums aside: see add_in_place).
+// np.true_divide; np.negative, np.absolute, np.sqrt; np.tanh, np.sin, ...), which run on one
+// thread, and the backward pass sums gradients with numpy's in-place add. With more than one
+// kernel thread, a large float32/float64 case goes to kernels/rows.h's binary_op or unary_op (one
+// IEEE operation per element) or to numpy's own inner loop run on blocks from each thread, so
+// the result is bit for bit numpy's, only split between the threads. Everything else (one
+// thread, small arrays, other dtypes, mixed dtypes, non-contiguous operands, broadcasting other
+// than along leading dims) stays with numpy (small equal-shape gradient sums aside: see
+// add_in_place).
 #pragma once
 
 #include "tape.h"
