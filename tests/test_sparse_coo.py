@@ -98,7 +98,8 @@ def test_invariants_are_checked_with_or_without_the_switch():
 def test_dense_only_ops_refuse_sparse_tensors_by_name():
     A = coo(tg)
     for call, name in [(lambda: tg.exp(A), "exp"), (lambda: tg.sum(A), "sum"), (lambda: A.mean(0), "mean"), (lambda: A[0], "getitem"),
-                       (lambda: tg.relu(A), "relu"), (lambda: A.reshape(9), "reshape")]:
+                       (lambda: tg.relu(A), "relu"), (lambda: A.reshape(9), "reshape"), (lambda: tg.cumsum(A, 0), "cumsum"),
+                       (lambda: tg.amax(A, 0), "amax")]:
         with pytest.raises(NotImplementedError, match=f"{name}.*sparse_coo.*to_dense"):
             call()
     for call in (lambda: np.asarray(A), A.numpy):  # PyTorch's error

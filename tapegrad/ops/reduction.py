@@ -804,7 +804,7 @@ _SCAN_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _cumsum_fwd(x, dim):
-    if x.ndim and x.size and x.dtype in _SCAN_DTYPES:
+    if type(x) is np.ndarray and x.ndim and x.size and x.dtype in _SCAN_DTYPES:  # not a sparse storage
         # the C++ scan (csrc/kernels/scan.h), in double as PyTorch's: bit for bit torch.cumsum
         return _C.cumsum(x, dim)
     return np.cumsum(x, axis=dim, dtype=x.dtype if _dtype.kind_of(x.dtype) in "fc" else np.int64) if x.ndim else x.copy()
