@@ -262,6 +262,15 @@ def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 # ---------------------------------------------------------------- max / min
 def _amax_vjp(g, out, x, dims, keepdim):
     """Split evenly among ties, as PyTorch does for amax/amin and the full max/min."""
+    xd, gd = x._data, g._data
+    if not _C.is_grad_enabled() and xd.dtype.char in "fd" and gd.dtype == xd.dtype and xd.size:
+        # first order: PyTorch's (g / count) * (x == out) in three numpy passes, where the
+        # composite below made a float64 share and cast it; g / count rounds as PyTorch's, a
+        # NaN's row (no x equals it: count 0) is NaN and a negative g gives -0 elsewhere, as there
+        hit = xd == _unreduce_np(out._data, xd.shape, dims, keepdim)
+        count = np.add.reduce(hit, axis=dims, keepdims=True, dtype=np.int32)
+        per = np.true_divide(gd if keepdim else gd.reshape(_keep_shape(xd.shape, dims)), count, dtype=gd.dtype)
+        return Tensor._wrap(np.multiply(per, hit, dtype=gd.dtype))
     hit = x._data == _unreduce_np(out._data, x.shape, dims, keepdim)
     share = hit / hit.sum(axis=dims, keepdims=True)
     return _unreduce(g, x, dims, keepdim) * const(share, g.dtype)

@@ -547,3 +547,27 @@ def test_lerp_tensor_weight_fast_path_is_the_two_sided_formula_bit_for_bit(dtype
         if a.ndim == 2:
             got_t = tg.lerp(tg.tensor(a.T.copy()).t(), tg.tensor(b), tg.tensor(w)).numpy()  # strided: the generic path
             assert bits(got_t) == bits(want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_amax_amin_gradients_are_pytorchs_bit_for_bit(dtype):
+    # (g / count) * (x == out): ties share g evenly (counts of 3 round as PyTorch's division), a
+    # row holding NaN has no x equal to its NaN maximum and gets NaN, other entries 0 or -0 by g's sign
+    import torch
+    rng = np.random.default_rng(11)
+    for shape, dims, keepdim in [((6, 7), 1, False), ((6, 7), 0, True), ((3, 4, 5), (0, 2), False),
+                                 ((3, 4, 5), (0, 1, 2), False), ((30, 7), 0, False), ((4, 6), -1, True)]:
+        x = rng.integers(0, 3, shape).astype(dtype)
+        x[0, ...] = np.nan
+        g = rng.standard_normal(np.amax(x, axis=dims, keepdims=keepdim).shape).astype(dtype)
+        for name in ("amax", "amin"):
+            a, t = tg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+            getattr(tg, name)(a, dims, keepdim).backward(tg.tensor(g))
+            getattr(torch, name)(t, dims, keepdim).backward(torch.tensor(g))
+            ours, theirs = a.grad.numpy(), t.grad.numpy()
+            np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+            assert ours[~np.isnan(ours)].tobytes() == theirs[~np.isnan(theirs)].tobytes()
+            # the create_graph composite gives the same values
+            b = tg.tensor(x, requires_grad=True)
+            gg, = tg.autograd.grad(getattr(tg, name)(b, dims, keepdim), b, tg.tensor(g), create_graph=True)
+            np.testing.assert_allclose(gg.detach().numpy(), ours, rtol=1e-6)
