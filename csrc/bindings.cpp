@@ -1088,7 +1088,10 @@ tapegrad::Pointwise pointwise_op(const std::string& name) {
       {"softplus", P::softplus},       {"logsigmoid", P::logsigmoid},
       {"elu", P::elu},                 {"leaky_relu", P::leaky_relu},
       {"hardswish", P::hardswish},     {"hardsigmoid", P::hardsigmoid},
-      {"mish", P::mish},               {"hardtanh", P::hardtanh}};
+      {"mish", P::mish},               {"hardtanh", P::hardtanh},
+      {"hardshrink", P::hardshrink},   {"softshrink", P::softshrink},
+      {"threshold", P::threshold},     {"logit", P::logit},
+      {"frac", P::frac},               {"cube", P::cube}};
   for (const auto& [n, op] : table)
     if (name == n) return op;
   std::string known;
@@ -1135,6 +1138,7 @@ py::array pointwise_backward(const std::string& name, const py::array& g, const 
   const tapegrad::Pointwise fn = pointwise_op(name);
   const std::string op = name + "_backward";
   if (fn == tapegrad::Pointwise::sign) fail(op, "sign has no backward kernel (its gradient is zero)");
+  if (fn == tapegrad::Pointwise::frac) fail(op, "frac has no backward kernel (its gradient is grad_output)");
   const bool f64 = check_float_dtypes(op, {{"grad_output", &g}, {"saved", &s}});
   check_same_shape(op, "grad_output", g, "saved", s);
   const bool c_order = memory_order_c(op, "saved", s);
@@ -1205,6 +1209,34 @@ py::array mse_backward(const py::array& g, const py::array& x, const py::array& 
     tapegrad::mse_backward<double>(n, cptr<double>(g), step, cptr<double>(x), cptr<double>(y), ptr<double>(gx), negate);
   else
     tapegrad::mse_backward<float>(n, cptr<float>(g), step, cptr<float>(x), cptr<float>(y), ptr<float>(gx), negate);
+  return gx;
+}
+
+// smooth_l1_loss / huber_loss elementwise and their gradient (pointwise.h), c, h and b the
+// composite's constants.
+py::array huber(const py::array& x, const py::array& y, double c, double h, double b, bool huber) {
+  const auto [f64, c_order, unused] = check_loss_operands(huber ? "huber_loss" : "smooth_l1_loss", nullptr, x, y);
+  py::array loss = empty_in_order(x, c_order);
+  const int64_t n = static_cast<int64_t>(x.size());
+  py::gil_scoped_release nogil;
+  if (f64) tapegrad::huber_forward<double>(n, cptr<double>(x), cptr<double>(y), ptr<double>(loss), c, h, b, huber);
+  else tapegrad::huber_forward<float>(n, cptr<float>(x), cptr<float>(y), ptr<float>(loss), c, h, b, huber);
+  return loss;
+}
+
+py::array huber_backward(const py::array& g, const py::array& x, const py::array& y, double c, double b, bool huber,
+                         bool negate) {
+  const auto [f64, c_order, scalar_g] =
+      check_loss_operands(huber ? "huber_loss_backward" : "smooth_l1_loss_backward", &g, x, y);
+  py::array gx = empty_in_order(x, c_order);
+  const int64_t n = static_cast<int64_t>(x.size()), step = scalar_g ? 0 : 1;
+  py::gil_scoped_release nogil;
+  if (f64)
+    tapegrad::huber_backward<double>(n, cptr<double>(g), step, cptr<double>(x), cptr<double>(y), ptr<double>(gx), c,
+                                     b, huber, negate);
+  else
+    tapegrad::huber_backward<float>(n, cptr<float>(g), step, cptr<float>(x), cptr<float>(y), ptr<float>(gx), c, b,
+                                    huber, negate);
   return gx;
 }
 
@@ -1402,7 +1434,8 @@ void define(py::module_& m) {
         py::arg("p2") = 0.0,
         "name(x; p0, p1, p2) elementwise in one pass, for the functions of csrc/kernels/pointwise.h (sigmoid, "
         "tanh, exp, log, erf, rsqrt, abs, sign, softplus, logsigmoid, elu, leaky_relu, hardswish, hardsigmoid, "
-        "mish, hardtanh); x C- or F-contiguous float32/float64, the result in x's memory order.");
+        "mish, hardtanh, hardshrink, softshrink, threshold, logit, frac, cube); x C- or F-contiguous "
+        "float32/float64, the result in x's memory order.");
   m.def("pointwise_backward", &pointwise_backward, py::arg("name"), py::arg("grad_output"), py::arg("saved"),
         py::arg("p0") = 0.0, py::arg("p1") = 0.0, py::arg("p2") = 0.0,
         "grad_output * name'(...) in one pass, from the saved output (sigmoid, tanh, exp, rsqrt) or input (the "
@@ -1415,6 +1448,14 @@ void define(py::module_& m) {
         py::arg("negate") = false,
         "mse_loss' gradient (grad_output (input - target)) 2, negated for the target, in one pass; grad_output "
         "may have one element.");
+  m.def("huber", &huber, py::arg("input"), py::arg("target"), py::arg("c"), py::arg("h"), py::arg("b"),
+        py::arg("huber"),
+        "smooth_l1_loss (huber False) or huber_loss elementwise, where(|d| < b, d d c, |d| - h) (Huber: (|d| - h) "
+        "b) for d = input - target, in one pass.");
+  m.def("huber_backward", &huber_backward, py::arg("grad_output"), py::arg("input"), py::arg("target"),
+        py::arg("c"), py::arg("b"), py::arg("huber"), py::arg("negate") = false,
+        "That loss' gradient as its composite computes it, negated for the target, in one pass; grad_output may "
+        "have one element.");
   m.def("relu", &relu, py::arg("x"), "max(x, 0) as numpy's maximum (NaN kept), in one pass.");
   m.def("relu_backward", &relu_backward, py::arg("grad_output"), py::arg("out"),
         "grad_output where out > 0, else 0 (a select: inf or NaN there gives 0), in one pass.");

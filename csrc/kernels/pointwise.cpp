@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -112,6 +113,20 @@ TG_INLINE T forward_one(T x, T p0, T p1, T p2) {
     else return c / T(6);
   } else if constexpr (Op == P::mish) {
     return x * tanh_softplus(x, exp_neg_abs(x));
+  } else if constexpr (Op == P::hardshrink) {
+    return x >= -p0 && x <= p0 ? T(0) : x;
+  } else if constexpr (Op == P::softshrink) {
+    return x > p0 ? x - p0 : x < -p0 ? x + p0 : x * T(0);
+  } else if constexpr (Op == P::threshold) {
+    return x <= p0 ? p1 : x;
+  } else if constexpr (Op == P::logit) {
+    return vmath::log(x / (T(1) - x));  // 1 / 0 = inf at x = 1, log(inf) = inf as PyTorch's
+  } else if constexpr (Op == P::frac) {
+    // the builtins, not std::trunc: out of line under the AVX variants' attributes (see rsqrt)
+    if constexpr (sizeof(T) == 4) return x - __builtin_truncf(x);
+    else return x - __builtin_trunc(x);
+  } else if constexpr (Op == P::cube) {
+    return x * x * x;
   } else {
     static_assert(Op == P::hardtanh, "an op without a forward formula");
     return x < p0 ? p0 : x > p1 ? p1 : x;
@@ -153,6 +168,14 @@ TG_INLINE T backward_one(T g, T s, T p0, T p1, T p2) {
     const T t = tanh_softplus(s, e);
     const T sig = (s >= T(0) ? T(1) : e) / (T(1) + e);
     return g * (t + s * sig * (T(1) - t * t));
+  } else if constexpr (Op == P::hardshrink || Op == P::softshrink) {
+    return s >= -p0 && s <= p0 ? T(0) : g;
+  } else if constexpr (Op == P::threshold) {
+    return s <= p0 ? T(0) : g;
+  } else if constexpr (Op == P::logit) {
+    return s < T(0) || s > T(1) ? std::numeric_limits<T>::quiet_NaN() : g / (s * (T(1) - s));
+  } else if constexpr (Op == P::cube) {
+    return g * (s * s * T(3));
   } else {
     static_assert(Op == P::hardtanh, "an op without a backward formula");
     return s > p0 && s < p1 ? g : T(0);
@@ -204,6 +227,48 @@ TG_INLINE void mse_backward_any_body(int64_t n, const T* g, int64_t g_step, cons
   else mse_backward_body<T, false>(n, g, x, y, gx, sign);
 }
 
+template <typename T>
+TG_INLINE void huber_forward_body(int64_t n, const T* x, const T* y, T* loss, T c, T h, T b, bool huber) {
+  // (the composite's operations one by one; no sum of products here that -ffp-contract could fuse)
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const T d = x[i] - y[i];
+    const T ad = std::fabs(d);
+    const T lin = ad - h;
+    loss[i] = ad < b ? d * d * c : huber ? lin * b : lin;
+  }
+}
+
+template <typename T, bool kScalarG>
+TG_INLINE void huber_backward_body(int64_t n, const T* g, const T* x, const T* y, T* gx, T c, T b, bool huber,
+                                   T sign) {
+  const T g0 = g[0];
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const T G = kScalarG ? g0 : g[i];
+    const T d = x[i] - y[i];
+    const bool in = std::fabs(d) < b;
+    const T t = (in ? G : T(0)) * c * d;
+    const T g2 = in ? T(0) : G;
+    const T sd = d > T(0) ? T(1) : d < T(0) ? T(-1) : T(0);  // tapegrad's sign (a NaN d makes t NaN)
+    // t * 2 is t + t exactly, and no sum a contraction into a fused multiply-add could round
+    // differently: the only products beside an addition (t * 2, and (g2 b) sign) are exact
+    gx[i] = (t * T(2) + (huber ? g2 * b : g2) * sd) * sign;
+  }
+}
+
+template <typename T>
+TG_INLINE void huber_backward_any_body(int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx, T c,
+                                       T b, bool huber, T sign) {
+  if (g_step == 0) huber_backward_body<T, true>(n, g, x, y, gx, c, b, huber, sign);
+  else huber_backward_body<T, false>(n, g, x, y, gx, c, b, huber, sign);
+}
+
+TG_VARIANTS(huber_forward, (int64_t n, const T* x, const T* y, T* loss, T c, T h, T b, bool huber),
+            (n, x, y, loss, c, h, b, huber))
+TG_VARIANTS(huber_backward_any,
+            (int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx, T c, T b, bool huber, T sign),
+            (n, g, g_step, x, y, gx, c, b, huber, sign))
 TG_VARIANTS(bce_logits_forward, (int64_t n, const T* x, const T* y, T* loss), (n, x, y, loss))
 TG_VARIANTS(bce_logits_backward_any, (int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx),
             (n, g, g_step, x, y, gx))
@@ -275,6 +340,12 @@ void pointwise_forward(Pointwise op, int64_t n, const T* x, T* y, double p0, dou
     TG_POINTWISE_CASE(hardsigmoid, run_forward, n, x, y, a, b, c)
     TG_POINTWISE_CASE(mish, run_forward, n, x, y, a, b, c)
     TG_POINTWISE_CASE(hardtanh, run_forward, n, x, y, a, b, c)
+    TG_POINTWISE_CASE(hardshrink, run_forward, n, x, y, a, b, c)
+    TG_POINTWISE_CASE(softshrink, run_forward, n, x, y, a, b, c)
+    TG_POINTWISE_CASE(threshold, run_forward, n, x, y, a, b, c)
+    TG_POINTWISE_CASE(logit, run_forward, n, x, y, a, b, c)
+    TG_POINTWISE_CASE(frac, run_forward, n, x, y, a, b, c)
+    TG_POINTWISE_CASE(cube, run_forward, n, x, y, a, b, c)
   }
   throw std::invalid_argument("pointwise_forward: unknown op " + std::to_string(static_cast<int>(op)));
 }
@@ -298,7 +369,13 @@ void pointwise_backward(Pointwise op, int64_t n, const T* g, const T* s, T* gx, 
     TG_POINTWISE_CASE(hardsigmoid, run_backward, n, g, s, gx, a, b, c)
     TG_POINTWISE_CASE(mish, run_backward, n, g, s, gx, a, b, c)
     TG_POINTWISE_CASE(hardtanh, run_backward, n, g, s, gx, a, b, c)
+    TG_POINTWISE_CASE(hardshrink, run_backward, n, g, s, gx, a, b, c)
+    TG_POINTWISE_CASE(softshrink, run_backward, n, g, s, gx, a, b, c)
+    TG_POINTWISE_CASE(threshold, run_backward, n, g, s, gx, a, b, c)
+    TG_POINTWISE_CASE(logit, run_backward, n, g, s, gx, a, b, c)
+    TG_POINTWISE_CASE(cube, run_backward, n, g, s, gx, a, b, c)
     case P::sign:
+    case P::frac:
       break;
   }
   throw std::invalid_argument("pointwise_backward: no backward kernel for op " + std::to_string(static_cast<int>(op)));
@@ -325,6 +402,29 @@ void mse_backward(int64_t n, const T* g, int64_t g_step, const T* x, const T* y,
   });
 }
 
+template <typename T>
+void huber_forward(int64_t n, const T* x, const T* y, T* loss, double c, double h, double b, bool huber) {
+  const T ct = T(c), ht = T(h), bt = T(b);
+  for_blocks(n, [&](int64_t i, int64_t len) {
+    TG_CALL(huber_forward, T, len, x + i, y + i, loss + i, ct, ht, bt, huber);
+  });
+}
+
+template <typename T>
+void huber_backward(int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx, double c, double b,
+                    bool huber, bool negate) {
+  const T ct = T(c), bt = T(b), sign = negate ? T(-1) : T(1);
+  for_blocks(n, [&](int64_t i, int64_t len) {
+    TG_CALL(huber_backward_any, T, len, g + i * g_step, g_step, x + i, y + i, gx + i, ct, bt, huber, sign);
+  });
+}
+
+template void huber_forward<float>(int64_t, const float*, const float*, float*, double, double, double, bool);
+template void huber_forward<double>(int64_t, const double*, const double*, double*, double, double, double, bool);
+template void huber_backward<float>(int64_t, const float*, int64_t, const float*, const float*, float*, double,
+                                    double, bool, bool);
+template void huber_backward<double>(int64_t, const double*, int64_t, const double*, const double*, double*, double,
+                                     double, bool, bool);
 template void mse_backward<float>(int64_t, const float*, int64_t, const float*, const float*, float*, bool);
 template void mse_backward<double>(int64_t, const double*, int64_t, const double*, const double*, double*, bool);
 template void bce_logits_forward<float>(int64_t, const float*, const float*, float*);

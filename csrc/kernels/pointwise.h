@@ -32,9 +32,20 @@ namespace tapegrad {
 //   hardsigmoid  min(max(x + 3, 0), 6) / 6               from x
 //   mish         x tanh(softplus(x))                     from x
 //   hardtanh     p0 = min, p1 = max: x clamped (NaN kept) from x: g strictly inside (min, max), else 0
+//   hardshrink   p0 = lambd: 0 for x in [-lambd, lambd], else x (NaN kept)
+//                                                        from x: 0 for x in [-lambd, lambd], else g
+//   softshrink   p0 = lambd: x - lambd above lambd, x + lambd below -lambd, else x * 0
+//                                                        from x: as hardshrink's
+//   threshold    p0 = threshold, p1 = value: value where x <= threshold, else x (NaN kept)
+//                                                        from x: 0 where x <= threshold, else g
+//   logit        log(x / (1 - x)): NaN outside [0, 1]    from x: NaN outside [0, 1], else
+//                                                        g / (x (1 - x))
+//   frac         x - trunc(x)                            (no backward kernel: the gradient is g)
+//   cube         x x x, as (x x) x                       from x: g ((x x) 3)
+// (PyTorch's kernels' formulas, so their NaN and signed-zero results.)
 enum class Pointwise : int {
   sigmoid, tanh, exp, log, erf, rsqrt, abs, sign, softplus, logsigmoid, elu, leaky_relu, hardswish,
-  hardsigmoid, mish, hardtanh
+  hardsigmoid, mish, hardtanh, hardshrink, softshrink, threshold, logit, frac, cube
 };
 
 // y[i] = f(x[i]); y may be x.
@@ -42,7 +53,7 @@ template <typename T>
 void pointwise_forward(Pointwise op, int64_t n, const T* x, T* y, double p0, double p1, double p2);
 
 // gx[i] = g[i] f'(...) from s = the output or the input (the table above); gx may be g.
-// Throws std::invalid_argument for sign.
+// Throws std::invalid_argument for sign and frac.
 template <typename T>
 void pointwise_backward(Pointwise op, int64_t n, const T* g, const T* s, T* gx, double p0, double p1, double p2);
 
@@ -60,5 +71,18 @@ void bce_logits_backward(int64_t n, const T* g, int64_t g_step, const T* x, cons
 // t + t with t = g d, bit for bit); g holds n elements, or one when g_step is 0.
 template <typename T>
 void mse_backward(int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx, bool negate);
+
+// smooth_l1_loss (huber false) and huber_loss elementwise, as the composite
+// where(|d| < b, d d c, |d| - h) (Huber: (|d| - h) b) computes it, d = x - y, bit for bit: c is
+// 0.5 / beta (Huber 0.5), h 0.5 beta, b beta (delta), each cast to T as the composite's scalars.
+template <typename T>
+void huber_forward(int64_t n, const T* x, const T* y, T* loss, double c, double h, double b, bool huber);
+
+// The composite's gradient of that loss for x (for y when negate: the same, negated), bit for bit:
+// t + t + G2 sign(d) (Huber: (G2 b) sign(d)) with t = (G1 c) d, G1 = g where |d| < b else +0 and
+// G2 = g elsewhere else +0. g holds n elements, or one when g_step is 0.
+template <typename T>
+void huber_backward(int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx, double c, double b,
+                    bool huber, bool negate);
 
 }  // namespace tapegrad

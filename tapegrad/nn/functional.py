@@ -119,7 +119,7 @@ def softshrink(input, lambd: float = 0.5):
     if lambd < 0:
         raise RuntimeError(f"softshrink: lambda must be in range [0, max] for input dtype {_dtype.name(input.dtype)}, "
                            f"but found {lambd}")
-    return _ops.where(input > lambd, input - lambd, _ops.where(input < -lambd, input + lambd, input * 0))
+    return _act.softshrink(input, lambd)
 
 
 def tanhshrink(input):
@@ -130,7 +130,7 @@ def tanhshrink(input):
 def threshold(input, threshold: float, value: float, inplace: bool = False):
     """``input`` where ``input > threshold``, else ``value``."""
     # PyTorch's test is ``x <= threshold``: a NaN threshold (or NaN input) keeps the input
-    out = _ops.where(input <= threshold, _const(value, input.dtype), input)
+    out = _act.threshold(input, threshold, value)
     return _inplace_result(input, out, inplace)
 
 

@@ -19,13 +19,14 @@ Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor)
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _takes(a):
+def takes(a):
+    """Whether the kernels take the array ``a`` (``forward`` returns None otherwise)."""
     return a.dtype in _DTYPES and a.size > 0 and (a.flags.c_contiguous or a.flags.f_contiguous)
 
 
 def forward(name, x, p0=0.0, p1=0.0, p2=0.0):
     """``name(x)`` through the kernel, or None when it does not take ``x``."""
-    if _takes(x):
+    if takes(x):
         return _C.pointwise(name, x, p0, p1, p2)
     return None
 

@@ -171,7 +171,7 @@ _POW_FORMS = {
     0.5: np.sqrt,
     -0.5: lambda x: _reciprocal_of(np.sqrt(x)),
     2: lambda x: np.multiply(x, x),
-    3: lambda x: np.multiply(np.multiply(x, x), x),
+    3: lambda x: _kernels.forward("cube", x) if _kernels.takes(x) else np.multiply(np.multiply(x, x), x),
     -1: lambda x: np.true_divide(np.ones((), x.dtype), x),
     -2: lambda x: _reciprocal_of(np.multiply(x, x)),
 }
@@ -188,8 +188,17 @@ def _pow_scalar_fwd(x, exponent):
     return out.astype(x.dtype, copy=False) if _dtype.kind_of(x.dtype) in "fc" and _dtype.kind_of(out.dtype) == _dtype.kind_of(x.dtype) else out
 
 
-_pow_scalar = defop("pow_scalar", _pow_scalar_fwd,
-                    lambda g, out, x, exponent: g * 0.0 if exponent == 0 else g * _cj(x ** (exponent - 1) * exponent))
+def _pow_scalar_vjp(g, out, x, exponent):
+    if exponent == 0:
+        return g * 0.0
+    if exponent == 3:  # g * ((x * x) * 3) in one pass, the composite's bits
+        gx = _kernels.backward("cube", g, x)
+        if gx is not None:
+            return gx
+    return g * _cj(x ** (exponent - 1) * exponent)
+
+
+_pow_scalar = defop("pow_scalar", _pow_scalar_fwd, _pow_scalar_vjp)
 
 
 @public(method=True, out=True)
@@ -749,7 +758,12 @@ def polygamma(n, input):
     return apply(_polygamma, _to_float(as_tensor(input, "polygamma")), n=int(n))
 
 
-_frac = defop("frac", _keep_dtype(lambda x: x - np.trunc(x)), lambda g, out, x: g, saves=())
+def _frac_fwd(x):
+    y = _kernels.forward("frac", x)  # one pass (numpy's subtract and trunc: two, and a temporary)
+    return x - np.trunc(x) if y is None else y
+
+
+_frac = defop("frac", _keep_dtype(_frac_fwd), lambda g, out, x: g, saves=())
 
 
 @public(method=True, inplace=True, out=True)
@@ -769,13 +783,21 @@ public(arccosh, name="arccosh", method=True, inplace=True, out=True)
 public(arctanh, name="arctanh", method=True, inplace=True, out=True)
 special_erfinv = erfinv
 
+def _logit_fwd(x):
+    y = _kernels.forward("logit", x)  # one pass, vmath's log (numpy: three passes and two temporaries)
+    return np.log(x / (1 - x)) if y is None else y
+
+
 def _logit_vjp(g, out, x):
     """``g / (x (1 - x))``, NaN outside [0, 1] where the logit is NaN (PyTorch's logit_backward)."""
+    gx = _kernels.backward("logit", g, x)
+    if gx is not None:
+        return gx
     outside = (x < 0) | (x > 1)
     return g / where(outside, const(np.nan, x.dtype), x * (1 - x))
 
 
-_logit = defop("logit", _keep_dtype(lambda x: np.log(x / (1 - x))), _logit_vjp)
+_logit = defop("logit", _keep_dtype(_logit_fwd), _logit_vjp)
 
 
 @public(method=True, inplace=True, out=True)

@@ -633,149 +633,40 @@ def mse_loss_fused(input, target, reduction):
 
 
 # ---------------------------------------------------------------- smooth_l1_loss / huber_loss, fused
-_LEAF = 1 << 15  # elements per block of the fused smooth L1 / Huber loss (its four blocks stay in L2)
-
-
-def _pairwise_sum(n, leaf):
-    """numpy's pairwise sum of an ``n``-element array, bit for bit, given ``leaf(i, j)``: the sum of
-    elements i..j-1 as ``np.add.reduce(block, initial=0)`` (numpy's halving, at multiples of 8, down
-    to blocks of at most _LEAF, whose own sums np.add.reduce makes the same way): np.add.reduce of
-    the whole array without it ever being written out."""
-    if n <= _LEAF:
-        return leaf(0, n)
-
-    def rec(i, j):
-        if j - i <= _LEAF:
-            return leaf(i, j)
-        h = (j - i) // 2
-        h -= h % 8
-        return rec(i, i + h) + rec(i + h, j)
-    return rec(0, n)
-
-
 def _huber_consts(dt, beta, huber):
-    """The numbers of the composite's arithmetic as 0-d arrays of the dtype (the tensors' casts of them):
-    the square's factor, the linear part's offset, beta (delta) itself."""
-    return (np.asarray(0.5 if huber else 0.5 / beta, dt), np.asarray(0.5 * beta, dt), np.asarray(beta, dt))
-
-
-def _huber_block(o, t, u, x, y, c, h, b, huber):
-    """The loss of blocks x, y into ``o`` (``t`` a scratch block): the composite's
-    ``where(|d| < b, d * d * c, |d| - h)`` (Huber: ``(|d| - h) * b``) with its numpy operations, the
-    branch picked by bit masks (|d|'s bits below b's exactly where |d| < b, NaN not), not np.where,
-    which branches on every element. ``u`` is a second scratch block."""
-    it = np.int32 if o.dtype.char == "f" else np.int64
-    oi, ti = o.view(it), t.view(it)
-    np.subtract(x, y, out=o)
-    np.abs(o, out=t)
-    np.multiply(o, o, out=o)
-    np.multiply(o, c, out=o)  # d * d * c
-    ui = u.view(it)
-    np.subtract(t, h, out=u)
-    if huber:
-        np.multiply(u, b, out=u)
-    np.subtract(ti, b.view(it), out=ti)  # (no overflow: both non-negative)
-    np.right_shift(ti, it(8 * o.itemsize - 1), out=ti)  # all ones where |d| < b
-    np.bitwise_xor(oi, ui, out=oi)
-    np.bitwise_and(oi, ti, out=oi)
-    np.bitwise_xor(oi, ui, out=oi)
-    return o
+    """The numbers of the composite's arithmetic as the tensors' casts of them: the square's factor,
+    the linear part's offset, beta (delta) itself."""
+    return (dt.type(0.5 if huber else 0.5 / beta), dt.type(0.5 * beta), dt.type(beta))
 
 
 def _huber_fwd(x, y, reduction, beta, huber):
     c, h, b = _huber_consts(x.dtype, beta, huber)
-    if x.size > _LEAF and x.flags.c_contiguous and y.flags.c_contiguous:
-        xf, yf = x.reshape(-1), y.reshape(-1)
-        n = xf.shape[0]
-        t, u = np.empty(_LEAF, x.dtype), np.empty(_LEAF, x.dtype)
+    if x.size and (x.flags.c_contiguous and y.flags.c_contiguous or x.flags.f_contiguous and y.flags.f_contiguous):
+        # the composite's elementwise arithmetic in one pass of csrc's kernel (pointwise.h), bit for bit
+        loss = _C.huber(x, y, float(c), float(h), float(b), huber)
+    else:
         with np.errstate(all="ignore"):  # (the unpicked branch may overflow)
-            if reduction == "none":
-                out = np.empty(x.shape, x.dtype)
-                of = out.reshape(-1)
-                for i in range(0, n, _LEAF):
-                    j = builtins.min(i + _LEAF, n)
-                    _huber_block(of[i:j], t[:j - i], u[:j - i], xf[i:j], yf[i:j], c, h, b, huber)
-                return out
-            buf = np.empty(_LEAF, x.dtype)
-            zero = x.dtype.type(0)
-
-            def leaf(i, j):
-                return np.add.reduce(_huber_block(buf[:j - i], t[:j - i], u[:j - i], xf[i:j], yf[i:j], c, h, b, huber),
-                                     initial=zero)
-            s = x.dtype.type(_pairwise_sum(n, leaf))  # np.add.reduce of the loss, bit for bit
-        # np.mean's division: the float sum by the count as np.intp (float64 for float32), then back
-        return np.asarray(s.dtype.type(s / np.intp(x.size)) if reduction == "mean" else s)
-    d = np.subtract(x, y)  # the composite's arithmetic, array by array
-    ad = np.abs(d)
-    loss = np.where(ad < b, d * d * c, (ad - h) * b if huber else ad - h)
-    loss = np.asarray(loss, x.dtype)
+            d = np.subtract(x, y)  # the composite's arithmetic, array by array
+            ad = np.abs(d)
+            loss = np.asarray(np.where(ad < b, d * d * c, (ad - h) * b if huber else ad - h), x.dtype)
     if reduction == "none":
         return loss
-    dims = ALL_DIMS[x.ndim]
+    dims = ALL_DIMS[x.ndim]  # reduced as the composite's loss.mean() / loss.sum()
     return _mean_fwd(loss, dims, False) if reduction == "mean" else _sum_fwd(loss, dims, False)
-
-
-def _huber_grad_block(o, t, u, x, y, G, c, b, huber, neg):
-    """The composite's gradient for x (``neg`` False) or y of blocks x, y into ``o``; ``G`` the
-    incoming gradient (a block, or 0-d for a reduction): ``A + B``, A the square branch's
-    ``t + t``, ``t = (G1 * c) * d``, B the absolute value's ``G2 * sign(d)`` (Huber: ``(G2 * delta)``),
-    with G1/G2 the where's G or +0 (bit masks, not np.where: it branches per element). Like the
-    composite, an infinite d gives NaN through the masked branch (0 * inf)."""
-    it = np.int32 if o.dtype.char == "f" else np.int64
-    ti, ui = t.view(it), u.view(it)
-    gi = G.view(it)
-    np.subtract(x, y, out=o)  # d
-    np.abs(o, out=t)
-    np.subtract(ti, b.view(it), out=ti)
-    np.right_shift(ti, it(8 * o.itemsize - 1), out=ti)  # all ones where |d| < b
-    np.bitwise_and(ti, gi, out=ui)  # G1: G where |d| < b, else +0
-    np.multiply(u, c, out=u)
-    np.multiply(u, o, out=u)
-    np.add(u, u, out=u)  # A
-    # B = G2 * sign(d), G2 the where's +0 where |d| < b, else G: G2 with its sign flipped where d < 0
-    # outside the mask (inside it B is +0 * sign(d) = +0; an infinite or NaN d makes A NaN anyway),
-    # by bits: np.sign is ~40x slower than a bitwise op
-    oi = o.view(it)
-    np.bitwise_and(oi, np.asarray(np.array(-0.0, o.dtype).view(it)), out=oi)  # d's sign bit
-    np.invert(ti, out=ti)  # all ones where |d| >= b (or NaN)
-    np.bitwise_and(oi, ti, out=oi)
-    np.bitwise_and(ti, gi, out=ti)  # G2
-    if huber:
-        np.multiply(t, b, out=t)
-    np.bitwise_xor(oi, ti, out=oi)  # B
-    np.add(u, o, out=o)
-    if neg:
-        np.negative(o, out=o)
-    return o
 
 
 def _huber_vjp(g, out, x, y, reduction, beta, huber, sgn):
     """The gradient of the loss for x (``sgn`` 1) or y (-1), as the composite (``where(|d| < beta,
-    d * d * c, |d| - h)`` reduced) gives it, bit for bit: see _huber_grad_block."""
+    d * d * c, |d| - h)`` reduced) gives it, bit for bit (pointwise.h's huber_backward)."""
     xd, gd, yd = x._data, g._data, y._data
     c, h, b = _huber_consts(xd.dtype, beta, huber)
     if not _C.is_grad_enabled() and gd.dtype == xd.dtype and xd.size:
-        if reduction == "mean":
+        if reduction == "mean":  # the composite's g / n, n as the dtype
             gd = np.true_divide(gd, np.asarray(xd.size, xd.dtype))
-        gd = np.asarray(gd)
-        r = np.empty(xd.shape, xd.dtype)
-        with np.errstate(all="ignore"):
-            if xd.flags.c_contiguous and yd.flags.c_contiguous and gd.flags.c_contiguous and r.flags.c_contiguous:
-                xf, yf, rf = xd.reshape(-1), yd.reshape(-1), r.reshape(-1)
-                gf = gd.reshape(-1) if gd.ndim else gd
-                n = xf.shape[0]
-                t, u = np.empty(builtins.min(n, _LEAF), xd.dtype), np.empty(builtins.min(n, _LEAF), xd.dtype)
-                for i in range(0, n, _LEAF):
-                    j = builtins.min(i + _LEAF, n)
-                    _huber_grad_block(rf[i:j], t[:j - i], u[:j - i], xf[i:j], yf[i:j], gf[i:j] if gd.ndim else gd,
-                                      c, b, huber, sgn < 0)
-            else:
-                gb = np.ascontiguousarray(np.broadcast_to(gd, xd.shape))
-                rf = _huber_grad_block(np.empty(xd.shape, xd.dtype), np.empty(xd.shape, xd.dtype),
-                                       np.empty(xd.shape, xd.dtype), np.ascontiguousarray(xd),
-                                       np.ascontiguousarray(yd), gb, c, b, huber, sgn < 0)
-                r[...] = rf
-        return Tensor._wrap(r)
+        if not (xd.flags.c_contiguous and yd.flags.c_contiguous and (gd.size == 1 or gd.flags.c_contiguous)):
+            xd, yd = np.ascontiguousarray(xd), np.ascontiguousarray(yd)
+            gd = gd if gd.size == 1 else np.ascontiguousarray(gd)
+        return Tensor._wrap(_C.huber_backward(np.asarray(gd), xd, yd, float(c), float(b), huber, sgn < 0))
     d = x - y
     if reduction != "none":
         g = _unreduce(g, x, ALL_DIMS[x.ndim], False)

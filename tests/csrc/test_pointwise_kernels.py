@@ -11,7 +11,8 @@ from tapegrad import _C
 
 RNG = np.random.default_rng(7)
 PARAMS = {"softplus": (2.0, 20.0, 0.5), "elu": (1.5, 1.0, 1.0), "leaky_relu": (0.1, 0.0, 0.0),
-          "hardtanh": (-0.8, 0.9, 0.0)}
+          "hardtanh": (-0.8, 0.9, 0.0), "hardshrink": (0.5, 0.0, 0.0), "softshrink": (0.5, 0.0, 0.0),
+          "threshold": (0.25, -3.0, 0.0)}
 
 
 def _lse(z):
@@ -39,6 +40,12 @@ REFERENCES = {
     "tanh": (np.tanh, (-12, 12), 2, 1),
     "abs": (np.abs, (-5, 5), 0, 0),
     "sign": (lambda x: (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype), (-5, 5), 0, 0),
+    # PyTorch's formulas: hardshrink's dead zone gives +0 (a -0 input included), softshrink's x * 0
+    "hardshrink": (lambda x: np.where((x >= -0.5) & (x <= 0.5), 0.0, x), (-2, 2), 0, 0),
+    "softshrink": (lambda x: np.where(x > 0.5, x - 0.5, np.where(x < -0.5, x + 0.5, x * 0)), (-2, 2), 0, 0),
+    "threshold": (lambda x: np.where(x <= 0.25, -3.0, x), (-2, 2), 0, 0),
+    "frac": (lambda x: x - np.trunc(x), (-300, 300), 0, 0),
+    "cube": (lambda x: x * x * x, (-40, 40), 2, 2),
 }
 
 
@@ -133,6 +140,11 @@ BACKWARD = {
     "hardsigmoid": ("x", lambda g, x, y: np.where((x > -3) & (x < 3), g / 6, 0)),
     "mish": ("x", lambda g, x, y: g * (np.tanh(_lse(x)) + x * sp.expit(x) * (1 - np.tanh(_lse(x)) ** 2))),
     "hardtanh": ("x", lambda g, x, y: np.where((x > -0.8) & (x < 0.9), g, 0)),
+    "hardshrink": ("x", lambda g, x, y: np.where((x >= -0.5) & (x <= 0.5), 0, g)),
+    "softshrink": ("x", lambda g, x, y: np.where((x >= -0.5) & (x <= 0.5), 0, g)),
+    "threshold": ("x", lambda g, x, y: np.where(x <= 0.25, 0, g)),
+    "logit": ("x", lambda g, x, y: np.where((x < 0) | (x > 1), np.nan, g / (x * (1 - x)))),
+    "cube": ("x", lambda g, x, y: g * 3 * x * x),
 }
 
 
@@ -152,7 +164,7 @@ def test_backward_matches_its_formula(name, dtype):
     np.testing.assert_allclose(got, want, **tol)
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "erf", "softplus", "mish", "elu", "log"])
+@pytest.mark.parametrize("name", ["sigmoid", "erf", "softplus", "mish", "elu", "log", "logit", "cube", "softshrink"])
 def test_one_and_two_threads_bit_identical(name):
     x = np.abs(RNG.standard_normal(3 * 16384 + 77)).astype(np.float32) if name == "log" else \
         RNG.standard_normal(3 * 16384 + 77).astype(np.float32)
@@ -194,6 +206,8 @@ def test_errors_name_the_function():
         _C.pointwise_backward("elu", x, x[:3])
     with pytest.raises(ValueError, match=r"sign_backward: sign has no backward kernel"):
         _C.pointwise_backward("sign", x, x)
+    with pytest.raises(ValueError, match=r"frac_backward: frac has no backward kernel"):
+        _C.pointwise_backward("frac", x, x)
     assert _C.pointwise("exp", np.ones((0, 3), np.float32)).shape == (0, 3)
 
 
@@ -216,6 +230,12 @@ OPS = {
     "mish": lambda M, x: M.nn.functional.mish(x),
     "hardtanh": lambda M, x: M.nn.functional.hardtanh(x, -0.5, 1.5),
     "relu6": lambda M, x: M.nn.functional.relu6(x),
+    "hardshrink": lambda M, x: M.nn.functional.hardshrink(x, 0.7),
+    "softshrink": lambda M, x: M.nn.functional.softshrink(x, 0.7),
+    "threshold": lambda M, x: M.nn.functional.threshold(x, 1.5, -2.0),
+    "logit": lambda M, x: M.logit(M.sigmoid(x * 0.25)),  # float32 sigmoid saturates beyond
+    "frac": lambda M, x: M.frac(x * 0.1 + 0.05),
+    "cube": lambda M, x: x ** 3,
 }
 
 
@@ -223,7 +243,7 @@ OPS = {
 def test_ops_gradcheck_in_float64(name):
     # away from the kinks (0, +-3, the clamp bounds), where finite differences straddle them
     x = RNG.uniform(-4, 4, (3, 5))
-    for k in (0.0, 3.0, -3.0, -0.5, 1.5, 6.0):
+    for k in (0.0, 3.0, -3.0, -0.5, 1.5, 6.0, 0.7, -0.7):
         x[np.abs(x - k) < 0.05] += 0.2
     t = tg.tensor(x, requires_grad=True)
     assert tg.autograd.gradcheck(lambda a: OPS[name](tg, a), (t,))
@@ -337,3 +357,82 @@ def test_mse_backward_kernel_checks():
         _C.mse_backward(x[:1, :1], x, np.ones((3, 4), np.float32))
     with pytest.raises(ValueError, match=r"mse_loss_backward: grad_output \(2,\) and input \(4, 3\) must have one shape"):
         _C.mse_backward(np.ones(2, np.float32), x, x)
+
+
+def test_logit_kernel_against_the_log_of_its_ratio():
+    """logit is log(x / (1 - x)) as PyTorch computes it: within vmath's log (1 ulp) of the log of the
+    rounded ratio; NaN outside [0, 1], -inf at 0, inf at 1, NaN kept."""
+    for dt in (np.float32, np.float64):
+        x = np.concatenate([RNG.uniform(0, 1, 50_000), np.exp(RNG.uniform(-80, 0, 5000)),
+                            [0.0, -0.0, 1.0, -1e-30, 1.0 + 1e-6, np.nan, np.inf, -np.inf, 0.5]]).astype(dt)
+        got = _C.pointwise("logit", x)
+        with np.errstate(all="ignore"):
+            want = np.log((x / (dt(1) - x)).astype(np.float64))
+        err = _ulps(got, want)
+        assert err.max() <= 1.0, (dt, x[np.argmax(err)])
+        assert got[-9] == -np.inf and got[-8] == -np.inf and got[-7] == np.inf and np.isnan(got[-6:-1]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_shrink_and_threshold_ops_are_pytorchs_formulas_bit_for_bit(dtype):
+    """The ops on float tensors (a kernel pass each way) against PyTorch's formulas written out in
+    the dtype, special values and the strided (numpy) path included."""
+    F = tg.nn.functional
+    x = np.concatenate([RNG.standard_normal(70_001) * 2, [0.0, -0.0, 0.5, -0.5, 0.25, np.inf, -np.inf, np.nan]])
+    x = x.astype(dtype)
+    g = RNG.standard_normal(x.size).astype(dtype)
+    lam, thr, val = dtype(0.5), dtype(0.25), dtype(-3.0)
+    inside = (x >= -lam) & (x <= lam)
+    with np.errstate(invalid="ignore"):
+        want = {"hardshrink": (np.where(inside, dtype(0), x), np.where(inside, dtype(0), g)),
+                "softshrink": (np.where(x > lam, x - lam, np.where(x < -lam, x + lam, x * dtype(0))),
+                               np.where(inside, dtype(0), g)),
+                "threshold": (np.where(x <= thr, val, x), np.where(x <= thr, dtype(0), g))}
+    ops = {"hardshrink": lambda t: F.hardshrink(t, 0.5), "softshrink": lambda t: F.softshrink(t, 0.5),
+           "threshold": lambda t: F.threshold(t, 0.25, -3.0)}
+    for name, op in ops.items():
+        for strided in (False, True):
+            xs = np.stack([x, x], 1)[:, 0] if strided else x  # a column: not contiguous
+            t = tg.tensor(xs, requires_grad=True)
+            y = op(t)
+            assert type(y.grad_fn).__name__ == name.capitalize() + "Backward0"
+            y.backward(tg.tensor(g))
+            assert y.detach().numpy().tobytes() == want[name][0].tobytes(), (name, strided)
+            assert t.grad.numpy().tobytes() == want[name][1].tobytes(), (name, strided)
+
+
+def test_cube_is_the_composite_bit_for_bit():
+    """``x ** 3`` is one pass each way with the bits of (x * x) * x and of g * ((x * x) * 3)."""
+    for dt in (np.float32, np.float64):
+        x = np.concatenate([RNG.standard_normal(70_001) * 30, [0.0, -0.0, np.inf, -np.inf, np.nan, 1e15]]).astype(dt)
+        g = RNG.standard_normal(x.size).astype(dt)
+        t = tg.tensor(x, requires_grad=True)
+        y = t ** 3
+        y.backward(tg.tensor(g))
+        with np.errstate(all="ignore"):
+            assert y.detach().numpy().tobytes() == (x * x * x).tobytes()
+            assert t.grad.numpy().tobytes() == (g * ((x * x) * dt(3))).tobytes()
+
+
+@pytest.mark.parametrize("huber", [False, True])
+def test_huber_kernels_one_and_two_threads_and_errors(huber):
+    x = RNG.standard_normal(3 * 16384 + 77).astype(np.float32)
+    y = RNG.standard_normal(x.size).astype(np.float32)
+    g = RNG.standard_normal(x.size).astype(np.float32)
+    before = tg.get_num_threads()
+    try:
+        out = []
+        for n in (1, 2, 3):
+            tg.set_num_threads(n)
+            out.append((_C.huber(x, y, 0.5, 0.35, 0.7, huber), _C.huber_backward(g, x, y, 0.5, 0.7, huber),
+                        _C.huber_backward(g[:1], x, y, 0.5, 0.7, huber, True)))
+    finally:
+        tg.set_num_threads(before)
+    for other in out[1:]:
+        for a, b in zip(out[0], other):
+            assert a.tobytes() == b.tobytes()
+    name = "huber_loss" if huber else "smooth_l1_loss"
+    with pytest.raises(ValueError, match=name + r": input \(4,\) and target \(3,\) must have one shape"):
+        _C.huber(x[:4], y[:3], 0.5, 0.35, 0.7, huber)
+    with pytest.raises(ValueError, match=name + r"_backward: dtypes differ"):
+        _C.huber_backward(g, x, y.astype(np.float64), 0.5, 0.7, huber)

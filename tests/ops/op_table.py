@@ -325,6 +325,10 @@ UNARY = {  # name: (call, reference, value kind, non-linear VJP)
     "leaky_relu": (nn_call("leaky_relu", 0.2), lambda x: np.where(x > 0, x, 0.2 * x), "nonzero", False),
     "elu": (nn_call("elu", 1.5), lambda x: np.where(x > 0, x, 1.5 * np.expm1(x)), "nonzero", True),
     "hardtanh": (nn_call("hardtanh", -0.82, 0.93), lambda x: np.clip(x, -0.82, 0.93), "grid0", False),
+    "hardshrink": (nn_call("hardshrink", 0.93), lambda x: np.where(np.abs(x) > 0.93, x, 0), "grid0", False),
+    "softshrink": (nn_call("softshrink", 0.93), lambda x: np.where(np.abs(x) > 0.93, x - np.sign(x) * 0.93, 0),
+                   "grid0", False),
+    "threshold": (nn_call("threshold", -0.82, 0.4), lambda x: np.where(x > -0.82, x, 0.4), "grid0", False),
     "relu6": (nn_call("relu6"), lambda x: np.clip(x, 0, 6), "nonzero", False),
     "hardswish": (nn_call("hardswish"), lambda x: x * np.clip(x + 3, 0, 6) / 6, "nonzero", True),
     "hardsigmoid": (nn_call("hardsigmoid"), lambda x: np.clip(x + 3, 0, 6) / 6, "nonzero", False),
@@ -351,6 +355,9 @@ cases("elu", Case(lambda M, x: F(M).elu(x, 0.7), [A]))
 cases("silu", Case(lambda M, x: F(M).silu(x), [A], double=True))
 cases("logsigmoid", Case(lambda M, x: F(M).logsigmoid(x * 50), [A]))
 cases("hardtanh", Case(lambda M, x: F(M).hardtanh(x, -0.5, 0.7), [A]))
+cases("hardshrink", Case(lambda M, x: F(M).hardshrink(x, 0.7), [A]))
+cases("softshrink", Case(lambda M, x: F(M).softshrink(x, 0.7), [A]))
+cases("threshold", Case(lambda M, x: F(M).threshold(x, -0.5, 0.25), [A]))
 cases("hardswish", Case(lambda M, x: F(M).hardswish(x * 4), [A], double=True))
 # PyTorch's float64 hardsigmoid_backward multiplies by 1/6 rounded to float32 (1.0f / 6.0f), and its
 # celu backward takes 1 / alpha in float32 (alpha.toFloat()): gradients 3e-8 off, relative. Ours
