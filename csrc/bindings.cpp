@@ -38,6 +38,7 @@
 #include "kernels/rows.h"
 #include "kernels/scan.h"
 #include "kernels/select.h"
+#include "kernels/topk.h"
 #include "tape.h"
 
 namespace py = pybind11;
@@ -955,6 +956,28 @@ py::array cumsum(py::array x, int64_t dim, bool reverse) {
   return y;
 }
 
+// topk's indices (topk.h) of a C-contiguous rows x n array: rows x k int64, each row best first.
+py::array topk_indices(const py::array& x, int64_t k, bool largest) {
+  const std::string op = "topk";
+  if (x.ndim() != 2) fail(op, "expected a 2-d array of rows, got shape " + shape_str(x));
+  if (!(x.flags() & py::array::c_style)) fail(op, "x must be C-contiguous");
+  const int64_t rows = x.shape(0), n = x.shape(1);
+  if (k < 0 || k > n) fail(op, "k (" + std::to_string(k) + ") out of range for rows of " + std::to_string(n));
+  py::array_t<int64_t> idx({rows, k});
+  const char kind = x.dtype().kind();
+  const auto size = x.itemsize();
+  int64_t* out = idx.mutable_data();
+  const void* data = x.data();
+  if (!((kind == 'f' && (size == 4 || size == 8)) || (kind == 'i' && (size == 4 || size == 8))))
+    fail(op, "only float32, float64, int32 and int64 are supported, got " + std::string(py::str(x.dtype())));
+  py::gil_scoped_release nogil;
+  if (kind == 'f' && size == 8) tapegrad::topk_rows(rows, n, static_cast<const double*>(data), k, largest, out);
+  else if (kind == 'f') tapegrad::topk_rows(rows, n, static_cast<const float*>(data), k, largest, out);
+  else if (size == 8) tapegrad::topk_rows(rows, n, static_cast<const int64_t*>(data), k, largest, out);
+  else tapegrad::topk_rows(rows, n, static_cast<const int32_t*>(data), k, largest, out);
+  return idx;
+}
+
 py::array softmax(const py::array& x, bool log) {
   const std::string op = log ? "log_softmax" : "softmax";
   const bool f64 = check_float_dtypes(op, {{"x", &x}});
@@ -1416,6 +1439,9 @@ void define(py::module_& m) {
   m.def("gelu", &gelu, py::arg("x"), py::arg("tanh_approx"), "gelu(x), exact (erf) or the tanh approximation.");
   m.def("gelu_backward", &gelu_backward, py::arg("grad_output"), py::arg("x"), py::arg("tanh_approx"),
         "grad_output * gelu'(x), in one pass.");
+  m.def("topk_indices", &topk_indices, py::arg("x"), py::arg("k"), py::arg("largest") = true,
+        "The indices of each row's k largest (smallest) entries of a C-contiguous 2-d float32/float64/int32/int64 "
+        "array, best first, NaN above every number, ties by the lower index (a stable sort's first k).");
   m.def("cumsum", &cumsum, py::arg("x"), py::arg("dim"), py::arg("reverse") = false,
         "Running sums along dim (reverse: from the end, cumsum's backward), accumulated in double; any layout.");
   m.def("softmax", &softmax, py::arg("x"), py::arg("log"), "softmax (or log_softmax) over the last dim.");

@@ -7,7 +7,7 @@ import builtins
 
 import numpy as np
 
-from .. import _dtype
+from .. import _C, _dtype
 from .._tape.registry import apply, defop
 from ._util import const, norm_dim
 from .shape import clone, narrow, reshape, squeeze, stack
@@ -21,6 +21,9 @@ Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops
 
 
 _sort_t, _topk_t, _kth_t, _median_t, _mode_t = (_named(n) for n in ("sort", "topk", "kthvalue", "median", "mode"))
+
+
+_TOPK_CHARS = tuple(np.dtype(t).char for t in (np.float32, np.float64, np.int32, np.int64))
 
 
 def _argsort_np(a, axis, descending, stable=True):
@@ -76,8 +79,15 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
                            f"(input shape {tuple(input.shape)})")
     if input.ndim == 0:
         return _topk_t(clone(input), Tensor._wrap(np.zeros((), np.int64)))
-    idx = _argsort_np(input._data, d, largest)
-    idx = Tensor._wrap(np.ascontiguousarray(np.take(idx, np.arange(k), axis=d)).astype(np.int64))
+    a = input._data
+    if type(a) is np.ndarray and a.dtype.char in _TOPK_CHARS and a.size:
+        # csrc's selection (topk.h): the first k of the stable sort below without sorting the rest
+        rows = np.ascontiguousarray(np.moveaxis(a, d, -1))
+        sel = _C.topk_indices(rows.reshape(-1, n), k, largest).reshape(rows.shape[:-1] + (k,))
+        idx = Tensor._wrap(np.ascontiguousarray(np.moveaxis(sel, -1, d)))
+    else:
+        idx = _argsort_np(a, d, largest)
+        idx = Tensor._wrap(np.ascontiguousarray(np.take(idx, np.arange(k), axis=d)).astype(np.int64))
     return _topk_t(gather(input, d, idx), idx)
 
 
