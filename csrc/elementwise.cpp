@@ -208,4 +208,18 @@ int add_in_place(PyObject* a, PyObject* b) {
   return 1;
 }
 
+int binary_in_place(int op, PyObject* a, PyObject* b) {
+  if (op < 0 || op > 3 || !kernel_operands(a, b) || !(array_head(a)->flags & kArrayWriteable)) return 0;
+  ArrayHead *ha = array_head(a), *hb = array_head(b);
+  const Py_ssize_t n = size_of(ha), p = period(ha, hb), item = ha->descr == f64 ? 8 : 4;
+  if (p == 0 || n < kMinElems || !threads_help()) return 0;
+  // b overlapping a other than element for element: numpy's ufunc buffers that case
+  const bool overlap = hb->data < ha->data + n * item && ha->data < hb->data + p * item;
+  if (overlap && !(hb->data == ha->data && p == n)) return 0;
+  dispatch(BinaryOp(op), n, ha, n, hb, p, ha->data);
+  return 1;
+}
+
+PyObject* binary_ufunc(int op) { return op >= 0 && op < 4 ? ufuncs[op] : nullptr; }
+
 }  // namespace tapegrad::tape

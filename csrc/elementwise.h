@@ -36,4 +36,12 @@ PyObject* parallel_unary(PyObject* f, PyObject* a);
 // numpy), -1 with an error set.
 int add_in_place(PyObject* a, PyObject* b);
 
+// a op= b (op: BinaryOp's add, subtract, multiply, divide) on the kernel threads, a writeable and
+// b of a's dtype, shape or broadcast along leading dims (a 0-d b: a scalar), both C-contiguous
+// float arrays, large, more than one thread: 1 done, 0 not taken (numpy's ufunc is the caller's).
+int binary_in_place(int op, PyObject* a, PyObject* b);
+
+// numpy's add, subtract, multiply, true_divide (BinaryOp's order), for the callers' fallbacks.
+PyObject* binary_ufunc(int op);
+
 }  // namespace tapegrad::tape

@@ -259,6 +259,23 @@ void forward_failed(OpObject* op, PyObject* const* inputs, Py_ssize_t n, PyObjec
 
 // apply(op, *inputs, **attrs): run op on tensors; record a node when grad mode is on and an
 // input requires grad.
+PyObject* binary_into(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  const int op = nargs == 3 ? static_cast<int>(PyLong_AsLong(args[0])) : -1;
+  PyObject* ufunc = binary_ufunc(op);
+  if (ufunc == nullptr) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "_binary_into(op in 0..3, a, b)");
+    return nullptr;
+  }
+  QuietFloat quiet;
+  if (binary_in_place(op, args[1], args[2]) == 0) {
+    Ref call_args(PyTuple_Pack(3, args[1], args[2], args[1]));  // ufunc(a, b, a): a's the output
+    if (!call_args) return nullptr;
+    Ref r(PyObject_Call(ufunc, call_args.get(), nullptr));
+    if (!r) return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
 PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
   if (tensor_class == nullptr) {
     PyErr_SetString(PyExc_RuntimeError, "tapegrad: the Tensor class is not set (_C._set_tensor_class)");

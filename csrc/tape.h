@@ -197,6 +197,11 @@ PyObject* gc_stats(PyObject*, PyObject*);
 
 // tape.cpp
 PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames);
+// _binary_into(op, a, b): a op= b for the in-place arithmetic that records nothing (add_, sub_,
+// mul_, div_ on float arrays: ops/pointwise.py), op 0-3 as BinaryOp: the kernel threads where
+// they take the case (elementwise.h), else numpy's ufunc with out=a; under the quiet
+// floating-point state of every op. None, or nullptr with the error set.
+PyObject* binary_into(PyObject*, PyObject* const* args, Py_ssize_t nargs);
 PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames);
 // os.register_at_fork's before / after_in_parent / after_in_child: a fork waits for the backward
 // passes other threads run (tape.cpp, PassGate); backward_passes: (passes running, forks pending).

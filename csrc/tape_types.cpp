@@ -1001,6 +1001,8 @@ PyMethodDef methods[] = {
      METH_FASTCALL, "_parallel_binary(ufunc, a, b): the kernel threads' a op b, or None where numpy computes it"},
     {"_parallel_unary", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_parallel_unary)),
      METH_FASTCALL, "_parallel_unary(ufunc, a): the kernel threads' op(a), or None where numpy computes it"},
+    {"_binary_into", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(binary_into)), METH_FASTCALL,
+     "_binary_into(op, a, b): a op= b (0 add, 1 subtract, 2 multiply, 3 true_divide), threads or numpy's ufunc"},
     {"_add_in_place", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_add_in_place)),
      METH_FASTCALL, "_add_in_place(a, b): the backward pass's a += b; False where numpy does it"},
     {nullptr, nullptr, 0, nullptr}};

@@ -13,6 +13,7 @@ from .._tape.registry import apply, defop
 from ._util import blend, const, norm_dim
 from .pointwise import _masked, _no_bool, _unary, abs, erf, exp, log, log1p, rsqrt, sigmoid, tanh, where
 from ._autocast import LOWER, cast_inputs
+from . import surface
 from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
@@ -658,6 +659,26 @@ def relu(input):
     if input._data.dtype.kind == "c":
         raise NotImplementedError("clamp is not supported for complex types")
     return apply(_relu, input)
+
+
+def _relu_direct(generic):
+    """relu_ with nothing to record on a float array: numpy's maximum straight into it (the relu
+    kernel's bits), where the generic form's out-of-place result and copy took 4.4x PyTorch's time."""
+    def relu_(input):
+        a = input._data if isinstance(input, Tensor) else None
+        if (type(a) is np.ndarray and a.dtype.char in "fd" and a.flags.writeable
+                and (not grad_mode.state.enabled or not input._requires_grad)):
+            np.maximum(a, a.dtype.type(0), out=a)
+            input._version[0] += 1
+            return input
+        return generic(input)
+    relu_.__doc__ = generic.__doc__
+    for table in (surface.FUNCTIONS, surface.PLAIN, surface.METHODS):
+        table["relu_"] = relu_
+    return relu_
+
+
+relu_ = _relu_direct(surface.PLAIN["relu_"])
 
 
 # relu's VJP as one op (PyTorch's threshold_backward), not three (gt, to, mul): ``g`` where

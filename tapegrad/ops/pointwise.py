@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import builtins
 import collections
+import inspect
 import math
 
 import numpy as np
 import scipy.special as _sp
 
-from .. import _dtype
+from .. import _C, _dtype
 from .._tape import grad_mode
 from .._tape.registry import apply, defop
 from ._autocast import round_once
@@ -22,6 +23,7 @@ from . import _kernels
 from .inplace import inplace
 from .comparison import ge, isfinite, isnan, le, logical_not, logical_or
 from .complex import complex as _complex_fn, conj_if_complex as _cj, refuse_complex
+from . import surface
 from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
@@ -123,6 +125,88 @@ def div(input, other, *, rounding_mode=None):
     if rounding_mode == "trunc":
         return apply(_trunc_divide, a, b)
     raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+
+
+# ---------------------------------------------------------------- add_, sub_, mul_, div_ that record nothing
+# The generic in-place path computes the result out of place and copies it in: x.add_(y) on 1e6
+# float32 took 2.7x PyTorch's time, x.mul_(0.999) 4.1x, and 3.2 us against 0.7 on 100 elements
+# (an optimizer written by hand, an EMA, `out += identity` at inference). With nothing to record
+# and one float dtype, the update runs straight into self's memory: one pass on the kernel
+# threads, or numpy's ufunc with out=, under the ops' quiet floating-point state (_C._binary_into).
+_NUMBERS = (float, int)
+
+
+def _into(self, other, op, alpha=1):
+    """``self op= alpha * other`` in place when that applies (True), else False."""
+    if grad_mode.state.enabled and (self._requires_grad or (isinstance(other, Tensor) and other._requires_grad)):
+        return False
+    a = self._data
+    if type(a) is not np.ndarray or a.dtype.char not in "fd" or not a.flags.writeable or type(alpha) not in _NUMBERS:
+        return False
+    if isinstance(other, Tensor):
+        b = other._data
+        if type(b) is not np.ndarray or b.dtype != a.dtype:
+            return False
+        if not _broadcasts_onto(b.shape, a.shape):
+            return False  # the generic path's error
+        if alpha != 1:  # mul(other, alpha): the number as the dtype
+            b = np.multiply(b, a.dtype.type(alpha))
+    elif type(other) in _NUMBERS:
+        v = other * alpha if alpha != 1 else other
+        b = _SCALARS.get((type(v), v, a.dtype.char))
+        if b is None:
+            if not builtins.abs(v) <= _FLOAT_MAX[a.dtype.char]:  # an overflowing cast, NaN: the generic path's
+                return False
+            b = _scalar_array(v, a.dtype)
+    else:
+        return False
+    _C._binary_into(op, a, b)
+    self._version[0] += 1
+    return True
+
+
+_SCALARS = {}
+_FLOAT_MAX = {"f": float(np.finfo(np.float32).max), "d": float(np.finfo(np.float64).max)}
+
+
+def _scalar_array(v, dtype):
+    """A read-only 0-d array of ``v`` in ``dtype``, cached for the numbers a training loop repeats."""
+    key = (type(v), v, dtype.char)
+    arr = _SCALARS.get(key)
+    if arr is None:
+        arr = np.asarray(v, dtype)
+        arr.flags.writeable = False
+        if len(_SCALARS) < 256:
+            _SCALARS[key] = arr
+    return arr
+
+
+def _direct_inplace(name, op, with_alpha, fn):
+    """``name`` (add_, sub_, ...): _into where it applies, else the generic in-place form; add_ and
+    sub_ recorded without the snapshot of self that the generic form takes (their VJPs read no
+    input: PyTorch's add_ keeps no copy either)."""
+    generic = surface.PLAIN[name]
+
+    def method(self, *args, **kwargs):
+        if len(args) == 1 and (not kwargs or (with_alpha and kwargs.keys() == {"alpha"})):
+            other, alpha = args[0], kwargs.get("alpha", 1)
+            if _into(self, other, op, alpha):
+                return self
+            if with_alpha and isinstance(self, Tensor):
+                return inplace(self, lambda s, *_: fn(s, other, alpha=alpha), name, other, snapshot=False)
+        return generic(self, *args, **kwargs)
+    method.__name__ = name
+    method.__doc__ = generic.__doc__
+    method.__signature__ = inspect.signature(generic)
+    for table in (surface.FUNCTIONS, surface.PLAIN, surface.METHODS):
+        table[name] = method
+    return method
+
+
+add_ = _direct_inplace("add_", 0, True, add)
+sub_ = _direct_inplace("sub_", 1, True, sub)
+mul_ = _direct_inplace("mul_", 2, False, mul)
+div_ = _direct_inplace("div_", 3, False, div)
 
 
 def _zero_vjp(g, out, *args, **kw):
@@ -1170,7 +1254,22 @@ def fill_(self, value):
 def copy_(self, src):
     """Copy ``src`` (broadcast, cast to ``self``'s dtype) into ``self``; differentiable in ``src``."""
     src = as_tensor(src, "copy_")
+    if isinstance(self, Tensor) and _unrecorded(self, src):
+        a, b = self._data, src._data
+        if (type(a) is np.ndarray and type(b) is np.ndarray and a.dtype == b.dtype and a.flags.writeable
+                and _broadcasts_onto(b.shape, a.shape)):
+            # nothing to record: one copy (numpy's, overlap handled), where the recorded form's
+            # select over a broadcast mask took 8x PyTorch's time for 1e6 float32
+            np.copyto(a, b)
+            self._version[0] += 1
+            return self
     return inplace(self, lambda s, o: _replace(s, o.to(s.dtype)), "copy_", src)
+
+
+def _broadcasts_onto(small, full):
+    """Whether an array of shape ``small`` broadcasts onto ``full`` (numpy's rule, ``full`` kept)."""
+    return small == full or (len(small) <= len(full) and all(
+        m == 1 or m == n for m, n in zip(small[::-1], full[::-1])))
 
 
 def _replace(s: Tensor, value: Tensor) -> Tensor:
