@@ -127,6 +127,9 @@ TG_INLINE T forward_one(T x, T p0, T p1, T p2) {
     else return x - __builtin_trunc(x);
   } else if constexpr (Op == P::cube) {
     return x * x * x;
+  } else if constexpr (Op == P::nan_to_num) {
+    const T inf = std::numeric_limits<T>::infinity();
+    return x != x ? p0 : x == inf ? p1 : x == -inf ? p2 : x;
   } else {
     static_assert(Op == P::hardtanh, "an op without a forward formula");
     return x < p0 ? p0 : x > p1 ? p1 : x;
@@ -346,6 +349,7 @@ void pointwise_forward(Pointwise op, int64_t n, const T* x, T* y, double p0, dou
     TG_POINTWISE_CASE(logit, run_forward, n, x, y, a, b, c)
     TG_POINTWISE_CASE(frac, run_forward, n, x, y, a, b, c)
     TG_POINTWISE_CASE(cube, run_forward, n, x, y, a, b, c)
+    TG_POINTWISE_CASE(nan_to_num, run_forward, n, x, y, a, b, c)
   }
   throw std::invalid_argument("pointwise_forward: unknown op " + std::to_string(static_cast<int>(op)));
 }
@@ -376,6 +380,7 @@ void pointwise_backward(Pointwise op, int64_t n, const T* g, const T* s, T* gx, 
     TG_POINTWISE_CASE(cube, run_backward, n, g, s, gx, a, b, c)
     case P::sign:
     case P::frac:
+    case P::nan_to_num:
       break;
   }
   throw std::invalid_argument("pointwise_backward: no backward kernel for op " + std::to_string(static_cast<int>(op)));

@@ -42,10 +42,11 @@ namespace tapegrad {
 //                                                        g / (x (1 - x))
 //   frac         x - trunc(x)                            (no backward kernel: the gradient is g)
 //   cube         x x x, as (x x) x                       from x: g ((x x) 3)
+//   nan_to_num   p0 where x is NaN, p1 where +inf, p2 where -inf, else x  (no backward kernel)
 // (PyTorch's kernels' formulas, so their NaN and signed-zero results.)
 enum class Pointwise : int {
   sigmoid, tanh, exp, log, erf, rsqrt, abs, sign, softplus, logsigmoid, elu, leaky_relu, hardswish,
-  hardsigmoid, mish, hardtanh, hardshrink, softshrink, threshold, logit, frac, cube
+  hardsigmoid, mish, hardtanh, hardshrink, softshrink, threshold, logit, frac, cube, nan_to_num
 };
 
 // y[i] = f(x[i]); y may be x.
@@ -53,7 +54,7 @@ template <typename T>
 void pointwise_forward(Pointwise op, int64_t n, const T* x, T* y, double p0, double p1, double p2);
 
 // gx[i] = g[i] f'(...) from s = the output or the input (the table above); gx may be g.
-// Throws std::invalid_argument for sign and frac.
+// Throws std::invalid_argument for sign, frac and nan_to_num.
 template <typename T>
 void pointwise_backward(Pointwise op, int64_t n, const T* g, const T* s, T* gx, double p0, double p1, double p2);
 

@@ -1186,8 +1186,16 @@ def addcdiv(input, tensor1, tensor2, *, value=1):
 public(addcmul_, addcdiv_, method=True)
 
 
-_nan_to_num = defop("nan_to_num", lambda x, nan, posinf, neginf: np.nan_to_num(x, nan=nan, posinf=posinf,
-                                                                               neginf=neginf),
+def _nan_to_num_fwd(x, nan, posinf, neginf):
+    if _kernels.takes(x):  # one pass (numpy's nan_to_num: 5.6x PyTorch's time for 1e6 float32)
+        info = np.finfo(x.dtype)
+        values = (nan, info.max if posinf is None else posinf, info.min if neginf is None else neginf)
+        if all(v != v or builtins.abs(v) <= info.max or builtins.abs(v) == math.inf for v in values):
+            return _kernels.forward("nan_to_num", x, *map(float, values))  # (each exact in the dtype's range)
+    return np.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf)
+
+
+_nan_to_num = defop("nan_to_num", _nan_to_num_fwd,
                     lambda g, out, x, nan, posinf, neginf: g * isfinite(x).to(g.dtype))
 
 

@@ -436,3 +436,19 @@ def test_huber_kernels_one_and_two_threads_and_errors(huber):
         _C.huber(x[:4], y[:3], 0.5, 0.35, 0.7, huber)
     with pytest.raises(ValueError, match=name + r"_backward: dtypes differ"):
         _C.huber_backward(g, x, y.astype(np.float64), 0.5, 0.7, huber)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_to_num_is_numpys_bit_for_bit(dtype):
+    """nan_to_num on float tensors is one kernel pass with numpy's values (its replacements cast to
+    the dtype; one out of the dtype's range leaves the case to numpy), the gradient unchanged."""
+    x = RNG.standard_normal(70_003).astype(dtype)
+    x[::7], x[::11], x[::13], x[5] = np.nan, np.inf, -np.inf, -0.0
+    for kw in ({}, dict(nan=0.1, posinf=1e3, neginf=-7.0), dict(nan=1e300), dict(posinf=np.inf, neginf=np.nan)):
+        with np.errstate(over="ignore"):
+            want = np.nan_to_num(x, **kw)
+        got = tg.nan_to_num(tg.tensor(x), **kw).numpy()
+        assert got.tobytes() == want.tobytes(), kw
+    t = tg.tensor(x, requires_grad=True)
+    tg.nan_to_num(t).sum().backward()
+    assert t.grad.numpy().tobytes() == np.isfinite(x).astype(dtype).tobytes()
