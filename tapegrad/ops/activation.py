@@ -381,7 +381,27 @@ def prelu(input, weight):
         w = weight.reshape((-1,) + (1,) * (input.ndim - 2))
     else:  # one parameter: the input's shape, a 0-d input included
         w = weight.reshape(())
+    if input._data.dtype.char in "fd" and w._data.dtype == input._data.dtype:
+        return apply(_prelu, input, w)
     return where(input > 0, input, input * w)
+
+
+# prelu as one op (PyTorch's _prelu_kernel): x where x > 0, else w x. One weight: the leaky_relu
+# kernel's pass with the weight as the slope (the same products), each way; the where-composite
+# took 3.3x PyTorch's forward time for 1e6 float32. The weight's gradient is g x where x <= 0,
+# summed onto its shape by the engine.
+def _prelu_fwd(x, w):
+    y = _kernels.forward("leaky_relu", x, float(w)) if w.size == 1 else None
+    return blend(x > 0, x, x * w) if y is None else y
+
+
+def _prelu_x_vjp(g, out, x, w):
+    gx = _kernels.backward("leaky_relu", g, x, float(w._data)) if w._data.size == 1 else None
+    return where(x > 0, g, g * w) if gx is None else gx
+
+
+_prelu = defop("prelu_kernel", _prelu_fwd, _prelu_x_vjp,
+               lambda g, out, x, w: where(x > 0, const(0, g.dtype), g * x))
 
 
 def _shifted(x, dim):

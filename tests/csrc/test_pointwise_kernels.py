@@ -452,3 +452,27 @@ def test_nan_to_num_is_numpys_bit_for_bit(dtype):
     t = tg.tensor(x, requires_grad=True)
     tg.nan_to_num(t).sum().backward()
     assert t.grad.numpy().tobytes() == np.isfinite(x).astype(dtype).tobytes()
+
+
+def test_prelu_is_one_op_with_pytorchs_values_and_gradients():
+    torch = pytest.importorskip("torch")
+    for shape, nw in (((4, 3, 5, 5), 3), ((4, 3, 5, 5), 1), ((70_001,), 1), ((), 1)):
+        for dt in (np.float32, np.float64):
+            x, g = (RNG.standard_normal(shape).astype(dt) for _ in range(2))
+            w = RNG.standard_normal(nw).astype(dt)
+            a, b = tg.tensor(x, requires_grad=True), tg.tensor(w, requires_grad=True)
+            y = tg.nn.functional.prelu(a, b)
+            y.backward(tg.tensor(g))
+            ta, tb = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+            ty = torch.nn.functional.prelu(ta, tb)
+            ty.backward(torch.tensor(g))
+            assert type(y.grad_fn).__name__ == type(ty.grad_fn).__name__ == "PreluKernelBackward0"
+            assert y.detach().numpy().tobytes() == ty.detach().numpy().tobytes()
+            assert a.grad.numpy().tobytes() == ta.grad.numpy().tobytes()
+            np.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), rtol=1e-4 if dt == np.float32 else 1e-12)
+    x = tg.tensor(RNG.standard_normal((3, 4)), requires_grad=True)
+    for w in (tg.tensor([0.3], dtype=tg.float64, requires_grad=True),
+              tg.tensor([0.3, -0.2, 0.5], dtype=tg.float64, requires_grad=True)):
+        f = (lambda a, b: tg.nn.functional.prelu(a, b)) if w.numel() == 1 else \
+            (lambda a, b: tg.nn.functional.prelu(a.t(), b))
+        assert tg.autograd.gradcheck(f, (x, w)) and tg.autograd.gradgradcheck(f, (x, w))

@@ -407,6 +407,15 @@ def _softplus(draw):
 cases("softplus", Case(lambda M, x: F(M).softplus(x * 15, beta=2, threshold=10), [A], double=True))
 
 
+@entry("prelu_kernel")
+def _prelu(draw):
+    per_channel = draw(st.booleans())
+    x = arr(draw, (2, 3, 4), "nonzero")  # away from prelu's kink at 0
+    w = arr(draw, (3,) if per_channel else (1,), "any")
+    ref = lambda a, b: np.where(a > 0, a, a * (b.reshape(3, 1) if b.size == 3 else b))  # noqa: E731
+    return Sample(lambda M, a, b: F(M).prelu(a, b), [x, w], ref)
+
+
 @entry("where")
 def _where(draw):
     sa, sb = binary_shapes(draw)
