@@ -1,7 +1,8 @@
 """Single ops forward + backward, tapegrad against PyTorch CPU (when ``import torch`` works):
 the elementwise, row and normalisation workloads of issue 12 (GELU, SiLU, dropout, layer_norm,
 softmax, cross_entropy, embedding, batch_norm, group_norm), its single-pixel convolution
-weight gradient, cumsum, and reductions along dims (sum, mean, amax).
+weight gradient, cumsum, reductions along dims (sum, mean, amax), the shrink/threshold/Huber
+kernels, in-place updates with nothing recorded, and topk.
 
 Run: python benchmarks/bench_ops.py [--repeats 5] [--rounds 2] [--threads 1 2] [--only gelu]
 
@@ -151,6 +152,28 @@ CASES = {
                                n_params=1, param_dim=None)),
           ("mse_loss 1e6 f32 (mean)",
            lambda lib: fwd_bwd(lib, lambda F, x, y: F.mse_loss(x, y), (1000, 1000), n_params=1, param_dim=None))],
+    # session 19's one-pass kernels of the ops that were where-composites or numpy chains
+    "shrink": [(f"{name} 1e6 f32", lambda lib, f=f: fwd_bwd(lib, f, (1000, 1000))) for name, f in (
+        ("hardshrink", lambda F, x: F.hardshrink(x, 0.5)),
+        ("softshrink", lambda F, x: F.softshrink(x, 0.5)),
+        ("threshold", lambda F, x: F.threshold(x, 0.1, 20.0)),
+        ("frac", lambda F, x: x.frac()),
+        ("x ** 3", lambda F, x: x ** 3),
+        ("nan_to_num", lambda F, x: x.nan_to_num()),
+        ("prelu (one weight)", lambda F, x: F.prelu(x, x.new_full((1,), 0.25))),
+    )] + [(f"{name} 1e6 f32 (mean)", lambda lib, f=f: fwd_bwd(lib, f, (1000, 1000), n_params=1, param_dim=None))
+          for name, f in (("smooth_l1_loss", lambda F, x, y: F.smooth_l1_loss(x, y)),
+                          ("huber_loss", lambda F, x, y: F.huber_loss(x, y)))],
+    # in-place updates with nothing recorded (an optimizer or an EMA written by hand), and topk
+    "inplace": [(f"{name}, 1e6 f32, no grad", lambda lib, f=f: no_grad_step(lib, f)) for name, f in (
+        ("x.add_(y)", lambda x, y: x.add_(y)),
+        ("x.mul_(0.999).add_(y, alpha=0.001)", lambda x, y: x.mul_(0.999).add_(y, alpha=0.001)),
+        ("x.copy_(y)", lambda x, y: x.copy_(y)),
+        ("y.relu_()", lambda x, y: y.relu_()),
+    )],
+    "topk": [(f"topk k={k} of {s[0]}x{s[1]} along dim {d}, f32", lambda lib, s=s, k=k, d=d: no_grad_step(
+        lib, lambda x, y: x.topk(k, d), s)) for s, k, d in (((1000, 1000), 5, 1), ((1000, 1000), 5, 0),
+                                                           ((64, 50000), 5, 1), ((1000, 1000), 500, 1))],
     "cross_entropy": [("cross_entropy 50k classes, batch 64, f32",
                        lambda lib: fwd_bwd(lib, lambda F, x, t: F.cross_entropy(x, t), (64, 50000), classes=True))],
     "conv": [("Conv2d(512, 512, 3, padding=1) on 32x512x1x1, forward + weight grad", conv_weight_grad)],
@@ -176,6 +199,19 @@ CASES = {
         ("sum((0, 1)) 64x512x1024", (64, 512, 1024), lambda x: x.sum((0, 1))),
     )],
 }
+
+
+def no_grad_step(lib, op, shape=(1000, 1000)):
+    """op(x, y) with nothing recorded (an in-place update, a selection), x and y float32 of ``shape``."""
+    rng = np.random.default_rng(0)
+    x = lib.tensor(rng.standard_normal(shape).astype(np.float32))
+    y = lib.tensor(rng.standard_normal(shape).astype(np.float32))
+
+    def step():
+        with lib.no_grad():
+            op(x, y)
+
+    return step
 
 
 def reduce_step(lib, op, shape):
