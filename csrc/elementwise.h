@@ -19,8 +19,9 @@ namespace tapegrad::tape {
 // Caches numpy's ufuncs, np.empty and its float dtypes; false with an error set on failure.
 bool elementwise_init();
 
-// f(a, b) for f numpy's add, subtract, multiply or true_divide: a new array when the native
-// kernel takes the case; nullptr without an error set when it does not (call f), with one on
+// f(a, b) for f numpy's add, subtract, multiply or true_divide (binary_op), or one of its float
+// ufuncs of two operands (maximum, arctan2, power, ...: numpy's own inner loop, each thread over
+// its blocks or rows): a new array when the threads take the case; nullptr without an error set when it does not (call f), with one on
 // failure.
 PyObject* parallel_binary(PyObject* f, PyObject* a, PyObject* b);
 
@@ -29,6 +30,11 @@ PyObject* parallel_binary(PyObject* f, PyObject* a, PyObject* b);
 // array when the threads take the case (a C-contiguous float array, large, more than one thread),
 // nullptr without an error set when they do not, with one on failure.
 PyObject* parallel_unary(PyObject* f, PyObject* a);
+
+// f(xs[0], ..., xs[nin - 1]) for nin of 1 to 3 (numpy's clip's ufunc takes 3): parallel_unary,
+// parallel_binary, or numpy's own loop on the threads where each operand has the result's shape,
+// one element, or one row broadcast along the leading dims; as parallel_binary otherwise.
+PyObject* parallel_ufunc(PyObject* f, PyObject* const* xs, int nin);
 
 // a += b in place (a writeable, b of a's shape or broadcast onto it), for the backward pass's
 // gradient sums: a small float sum of equal shapes by a plain loop (numpy's dispatch costs more

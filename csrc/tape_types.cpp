@@ -966,6 +966,16 @@ PyObject* py_parallel_unary(PyObject*, PyObject* const* args, Py_ssize_t nargs) 
   return out != nullptr || PyErr_Occurred() ? out : Py_NewRef(Py_None);
 }
 
+// _parallel_ufunc(ufunc, *arrays): elementwise.h's parallel_ufunc, or None where it leaves the case to numpy.
+PyObject* py_parallel_ufunc(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs < 2 || nargs > 4) {
+    PyErr_SetString(PyExc_TypeError, "_parallel_ufunc(ufunc, *arrays) takes 1 to 3 arrays");
+    return nullptr;
+  }
+  PyObject* out = parallel_ufunc(args[0], args + 1, int(nargs - 1));
+  return out != nullptr || PyErr_Occurred() ? out : Py_NewRef(Py_None);
+}
+
 // _add_in_place(a, b): elementwise.h's add_in_place; False where it leaves the case to numpy.
 PyObject* py_add_in_place(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 2) {
@@ -1001,6 +1011,8 @@ PyMethodDef methods[] = {
      METH_FASTCALL, "_parallel_binary(ufunc, a, b): the kernel threads' a op b, or None where numpy computes it"},
     {"_parallel_unary", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_parallel_unary)),
      METH_FASTCALL, "_parallel_unary(ufunc, a): the kernel threads' op(a), or None where numpy computes it"},
+    {"_parallel_ufunc", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_parallel_ufunc)),
+     METH_FASTCALL, "_parallel_ufunc(ufunc, *arrays): the kernel threads' ufunc(*arrays), or None where numpy computes it"},
     {"_add_in_place", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_add_in_place)),
      METH_FASTCALL, "_add_in_place(a, b): the backward pass's a += b; False where numpy does it"},
     {nullptr, nullptr, 0, nullptr}};
