@@ -282,4 +282,31 @@ int add_in_place(PyObject* a, PyObject* b) {
   return 1;
 }
 
+PyObject* parallel_full(PyObject* shape, PyObject* dtype, double value) {
+  if ((dtype != f32 && dtype != f64) || !threads_help() || !PyTuple_Check(shape)) return nullptr;
+  Py_ssize_t n = 1;
+  for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(shape); ++k) {
+    PyObject* d = PyTuple_GET_ITEM(shape, k);
+    const Py_ssize_t len = PyLong_Check(d) ? PyLong_AsSsize_t(d) : -1;
+    if (len < 0 || (len > 0 && n > PY_SSIZE_T_MAX / len)) {
+      PyErr_Clear();  // numpy's np.full says what is wrong with it
+      return nullptr;
+    }
+    n *= len;
+  }
+  if (n < kMinElems) return nullptr;
+  PyObject* out = PyObject_CallFunctionObjArgs(np_empty, shape, dtype, nullptr);
+  if (out == nullptr) return nullptr;
+  char* o = array_head(out)->data;
+  const bool dbl = dtype == f64;
+  Py_BEGIN_ALLOW_THREADS
+  parallel_tiles((n + kLoopTask - 1) / kLoopTask, true, [&](int64_t k) {
+    const Py_ssize_t i = k * kLoopTask, len = std::min<Py_ssize_t>(kLoopTask, n - i);
+    if (dbl) std::fill_n(reinterpret_cast<double*>(o) + i, len, value);
+    else std::fill_n(reinterpret_cast<float*>(o) + i, len, static_cast<float>(value));
+  });
+  Py_END_ALLOW_THREADS
+  return out;
+}
+
 }  // namespace tapegrad::tape

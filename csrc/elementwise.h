@@ -36,6 +36,12 @@ PyObject* parallel_unary(PyObject* f, PyObject* a);
 // one element, or one row broadcast along the leading dims; as parallel_binary otherwise.
 PyObject* parallel_ufunc(PyObject* f, PyObject* const* xs, int nin);
 
+// np.full(shape, value, dtype) for a float32/float64 dtype, filled on the kernel threads where
+// that helps (more than one thread, a large size): ones_like's and zeros_like's 1000x1000 float32
+// took 138 us by numpy's fill on one thread, PyTorch's 70 on two. nullptr without an error set
+// when numpy should make it (shape a tuple of ints, else numpy says what is wrong).
+PyObject* parallel_full(PyObject* shape, PyObject* dtype, double value);
+
 // a += b in place (a writeable, b of a's shape or broadcast onto it), for the backward pass's
 // gradient sums: a small float sum of equal shapes by a plain loop (numpy's dispatch costs more
 // than its few additions), a large one on the kernel threads as above. 1 done, 0 not taken (use

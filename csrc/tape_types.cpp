@@ -976,6 +976,18 @@ PyObject* py_parallel_ufunc(PyObject*, PyObject* const* args, Py_ssize_t nargs) 
   return out != nullptr || PyErr_Occurred() ? out : Py_NewRef(Py_None);
 }
 
+// _full(shape, dtype, value): elementwise.h's parallel_full, or None where numpy should make it.
+PyObject* py_full(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3) {
+    PyErr_SetString(PyExc_TypeError, "_full(shape, dtype, value)");
+    return nullptr;
+  }
+  const double value = PyFloat_AsDouble(args[2]);
+  if (value == -1.0 && PyErr_Occurred()) return nullptr;
+  PyObject* out = parallel_full(args[0], args[1], value);
+  return out != nullptr || PyErr_Occurred() ? out : Py_NewRef(Py_None);
+}
+
 // _add_in_place(a, b): elementwise.h's add_in_place; False where it leaves the case to numpy.
 PyObject* py_add_in_place(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 2) {
@@ -1013,6 +1025,8 @@ PyMethodDef methods[] = {
      METH_FASTCALL, "_parallel_unary(ufunc, a): the kernel threads' op(a), or None where numpy computes it"},
     {"_parallel_ufunc", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_parallel_ufunc)),
      METH_FASTCALL, "_parallel_ufunc(ufunc, *arrays): the kernel threads' ufunc(*arrays), or None where numpy computes it"},
+    {"_full", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_full)), METH_FASTCALL,
+     "_full(shape, dtype, value): a large float array filled on the kernel threads, or None where numpy makes it"},
     {"_add_in_place", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_add_in_place)),
      METH_FASTCALL, "_add_in_place(a, b): the backward pass's a += b; False where numpy does it"},
     {nullptr, nullptr, 0, nullptr}};

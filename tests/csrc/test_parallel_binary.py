@@ -63,9 +63,13 @@ def test_numpys_results_bit_for_bit(ufunc, dtype, shapes):
     a, b = operand(rng, shapes[0], dtype), operand(rng, shapes[1], dtype)
     with np.errstate(all="ignore"):
         want = ufunc(a, b)
-    for n in (2, 3):
+    for n in (1, 2, 3):
         with threads(n):
             got = _C._parallel_binary(ufunc, a, b)
+        row = a.size != b.size and min(a.size, b.size) > 1
+        if n == 1 and not row:  # one thread: numpy's loop is as fast, but for a row broadcast
+            assert got is None
+            continue
         assert got is not None, "the kernel threads did not take the case"
         same_bits(got, want)
 
@@ -336,3 +340,24 @@ def test_clamp_keeps_its_input():
     with threads(2):
         y = tg.clamp(x, min=tg.full((), -np.inf), max=tg.full((300,), np.inf))
     assert y.numpy().tobytes() == x.numpy().tobytes() and not np.shares_memory(y.numpy(), x.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_full_on_the_threads(dtype):
+    d = np.dtype(dtype)
+    for shape in [(N,), (N + 13,), (3, 7, N // 5 + 1)]:
+        for value in (0.0, 1.0, -2.5):
+            with threads(2):
+                got = _C._full(shape, d, value)
+            assert got is not None and got.dtype == d and got.shape == shape
+            assert got.tobytes() == np.full(shape, value, d).tobytes()
+    with threads(2):
+        for args in [((N - 1,), d), ((N,), np.dtype(np.int32)), ([N], d), ((N, -1), d), ((N, 2.0), d)]:
+            assert _C._full(*args, 1.0) is None, args
+        for make in (tg.ones_like, tg.zeros_like):
+            x = tg.randn(300, 400, dtype=tg.float32 if dtype == np.float32 else tg.float64)
+            assert make(x).numpy().tobytes() == (np.ones if make is tg.ones_like else np.zeros)((300, 400), dtype).tobytes()
+        assert tg.ones(300, 400).numpy().tobytes() == np.ones((300, 400), np.float32).tobytes()
+        assert tg.zeros(300, 400, dtype=tg.int64).numpy().tobytes() == np.zeros((300, 400), np.int64).tobytes()
+    with threads(1):
+        assert _C._full((N,), d, 1.0) is None
