@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 namespace tapegrad::tape {
 namespace {
@@ -304,6 +305,25 @@ PyObject* parallel_full(PyObject* shape, PyObject* dtype, double value) {
     const Py_ssize_t i = k * kLoopTask, len = std::min<Py_ssize_t>(kLoopTask, n - i);
     if (dbl) std::fill_n(reinterpret_cast<double*>(o) + i, len, value);
     else std::fill_n(reinterpret_cast<float*>(o) + i, len, static_cast<float>(value));
+  });
+  Py_END_ALLOW_THREADS
+  return out;
+}
+
+PyObject* parallel_copy(PyObject* a) {
+  if (!kernel_operands(a, a) || !threads_help()) return nullptr;
+  ArrayHead* ha = array_head(a);
+  const Py_ssize_t n = size_of(ha), item = ha->descr == f64 ? 8 : 4;
+  if (n < kMinElems) return nullptr;
+  Ref shape(PyObject_GetAttrString(a, "shape"));
+  if (!shape) return nullptr;  // with the error set
+  PyObject* out = PyObject_CallFunctionObjArgs(np_empty, shape.get(), ha->descr, nullptr);
+  if (out == nullptr) return nullptr;
+  char* o = array_head(out)->data;
+  Py_BEGIN_ALLOW_THREADS
+  parallel_tiles((n + kLoopTask - 1) / kLoopTask, true, [&](int64_t k) {
+    const Py_ssize_t i = k * kLoopTask, len = std::min<Py_ssize_t>(kLoopTask, n - i);
+    std::memcpy(o + i * item, ha->data + i * item, size_t(len * item));
   });
   Py_END_ALLOW_THREADS
   return out;

@@ -42,6 +42,12 @@ PyObject* parallel_ufunc(PyObject* f, PyObject* const* xs, int nin);
 // when numpy should make it (shape a tuple of ints, else numpy says what is wrong).
 PyObject* parallel_full(PyObject* shape, PyObject* dtype, double value);
 
+// A copy of a C-contiguous float32/float64 array made on the kernel threads (a gradient that
+// becomes .grad, clone): 1000x1000 float32 took numpy's copy 280 us on one thread, PyTorch's clone
+// 137 on two. nullptr without an error set where numpy should copy (one thread, small, other
+// arrays).
+PyObject* parallel_copy(PyObject* a);
+
 // a += b in place (a writeable, b of a's shape or broadcast onto it), for the backward pass's
 // gradient sums: a small float sum of equal shapes by a plain loop (numpy's dispatch costs more
 // than its few additions), a large one on the kernel threads as above. 1 done, 0 not taken (use

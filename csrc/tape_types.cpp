@@ -988,6 +988,12 @@ PyObject* py_full(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   return out != nullptr || PyErr_Occurred() ? out : Py_NewRef(Py_None);
 }
 
+// _copy(a): elementwise.h's parallel_copy, or None where numpy should copy it.
+PyObject* py_copy(PyObject*, PyObject* a) {
+  PyObject* out = parallel_copy(a);
+  return out != nullptr || PyErr_Occurred() ? out : Py_NewRef(Py_None);
+}
+
 // _add_in_place(a, b): elementwise.h's add_in_place; False where it leaves the case to numpy.
 PyObject* py_add_in_place(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 2) {
@@ -1027,6 +1033,7 @@ PyMethodDef methods[] = {
      METH_FASTCALL, "_parallel_ufunc(ufunc, *arrays): the kernel threads' ufunc(*arrays), or None where numpy computes it"},
     {"_full", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_full)), METH_FASTCALL,
      "_full(shape, dtype, value): a large float array filled on the kernel threads, or None where numpy makes it"},
+    {"_copy", py_copy, METH_O, "_copy(a): a copy of a large float array made on the kernel threads, or None"},
     {"_add_in_place", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_add_in_place)),
      METH_FASTCALL, "_add_in_place(a, b): the backward pass's a += b; False where numpy does it"},
     {nullptr, nullptr, 0, nullptr}};

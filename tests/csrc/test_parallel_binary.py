@@ -361,3 +361,28 @@ def test_full_on_the_threads(dtype):
         assert tg.zeros(300, 400, dtype=tg.int64).numpy().tobytes() == np.zeros((300, 400), np.int64).tobytes()
     with threads(1):
         assert _C._full((N,), d, 1.0) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_copy_on_the_threads(dtype):
+    a = specials(np.random.default_rng(9), (3, N // 3 + 7), dtype)
+    finite = np.random.default_rng(9).standard_normal(a.shape).astype(dtype)
+    for k in (2, 3):
+        with threads(k):
+            got = _C._copy(a)
+        assert got is not None and got.shape == a.shape and got.tobytes() == a.tobytes()
+        assert not np.shares_memory(got, a) and got.flags.c_contiguous and got.flags.writeable
+    with threads(2):
+        for name, x in {"small": a[:, :100].copy(), "non-contiguous": a[:, ::2], "float16": finite.astype(np.float16),
+                        "integers": finite.astype(np.int64)}.items():
+            assert _C._copy(x) is None, name
+        # clone, and a gradient that becomes .grad while the caller still holds it: copies
+        t = tg.tensor(a)
+        c = t.clone()
+        assert c.numpy().tobytes() == a.tobytes() and not np.shares_memory(c.numpy(), a)
+        x = tg.tensor(a, requires_grad=True)
+        g = tg.tensor(finite)
+        (x + 1).backward(g)
+        assert x.grad.numpy().tobytes() == g.numpy().tobytes() and not np.shares_memory(x.grad.numpy(), g.numpy())
+    with threads(1):
+        assert _C._copy(a) is None
