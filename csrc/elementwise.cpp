@@ -114,6 +114,13 @@ void dispatch(BinaryOp op, Py_ssize_t n, ArrayHead* a, Py_ssize_t pa, ArrayHead*
 
 bool threads_help() { return num_threads() > 1 && !in_parallel_region(); }
 
+// np.empty(a.shape, a.dtype) for a kernel operand (elementwise C order); nullptr with an error set on failure.
+PyObject* empty_like(PyObject* a) {
+  Ref shape(PyObject_GetAttrString(a, "shape"));
+  if (!shape) return nullptr;
+  return PyObject_CallFunctionObjArgs(np_empty, shape.get(), array_head(a)->descr, nullptr);
+}
+
 
 // f(xs...) by numpy's own inner loop for (T, ..., T) -> T, each kernel thread over its own blocks
 // (see parallel_ufunc); nullptr without an error set when the case stays with numpy.
@@ -154,9 +161,7 @@ PyObject* own_loop(PyObject* f, PyObject* const* xs, int nin) {
     }
   }
   if (loop == nullptr) return nullptr;
-  Ref shape(PyObject_GetAttrString(xs[full], "shape"));
-  if (!shape) return nullptr;  // with the error set
-  PyObject* out = PyObject_CallFunctionObjArgs(np_empty, shape.get(), h[full]->descr, nullptr);
+  PyObject* out = empty_like(xs[full]);
   if (out == nullptr) return nullptr;
   char* o = array_head(out)->data;
   const Py_ssize_t item = dbl ? 8 : 4;
@@ -229,9 +234,7 @@ PyObject* parallel_binary(PyObject* f, PyObject* a, PyObject* b) {
   // for 1000x1000 + 1000, add / multiply took 370 / 360 us against binary_op's 272 (float64 760 /
   // 755 against 551; PyTorch 283 / 559), while equal shapes and a scalar were within 3%.
   if (p == 0 || (num_threads() == 1 && (p == n || p == 1))) return nullptr;
-  Ref shape(PyObject_GetAttrString(a_full ? a : b, "shape"));
-  if (!shape) return nullptr;  // with the error set
-  PyObject* out = PyObject_CallFunctionObjArgs(np_empty, shape.get(), full->descr, nullptr);
+  PyObject* out = empty_like(a_full ? a : b);
   if (out == nullptr) return nullptr;
   dispatch(BinaryOp(op), n, ha, a_full ? n : p, hb, a_full ? p : n, array_head(out)->data);
   return out;
@@ -245,9 +248,7 @@ PyObject* parallel_unary(PyObject* f, PyObject* a) {
   ArrayHead* ha = array_head(a);
   const Py_ssize_t n = size_of(ha);
   if (n < kMinElems) return nullptr;
-  Ref shape(PyObject_GetAttrString(a, "shape"));
-  if (!shape) return nullptr;  // with the error set
-  PyObject* out = PyObject_CallFunctionObjArgs(np_empty, shape.get(), ha->descr, nullptr);
+  PyObject* out = empty_like(a);
   if (out == nullptr) return nullptr;
   char* o = array_head(out)->data;
   Py_BEGIN_ALLOW_THREADS
@@ -315,9 +316,7 @@ PyObject* parallel_copy(PyObject* a) {
   ArrayHead* ha = array_head(a);
   const Py_ssize_t n = size_of(ha), item = ha->descr == f64 ? 8 : 4;
   if (n < kMinElems) return nullptr;
-  Ref shape(PyObject_GetAttrString(a, "shape"));
-  if (!shape) return nullptr;  // with the error set
-  PyObject* out = PyObject_CallFunctionObjArgs(np_empty, shape.get(), ha->descr, nullptr);
+  PyObject* out = empty_like(a);
   if (out == nullptr) return nullptr;
   char* o = array_head(out)->data;
   Py_BEGIN_ALLOW_THREADS
