@@ -1,15 +1,16 @@
 // Large float arrays' elementwise ops on the kernel threads: binary arithmetic, negation, |x|,
-// sqrt, and numpy's float math ufuncs.
+// sqrt, numpy's float math ufuncs of one to three operands, and fills and copies.
 //
 // The arithmetic ops' forwards are numpy's ufuncs (np.add, np.subtract, np.multiply,
-// np.true_divide; np.negative, np.absolute, np.sqrt; np.tanh, np.sin, ...), which run on one
-// thread, and the backward pass sums gradients with numpy's in-place add. With more than one
-// kernel thread, a large float32/float64 case goes to kernels/rows.h's binary_op or unary_op (one
-// IEEE operation per element) or to numpy's own inner loop run on blocks from each thread, so
-// the result is bit for bit numpy's, only split between the threads. Everything else (one
-// thread, small arrays, other dtypes, mixed dtypes, non-contiguous operands, broadcasting other
-// than along leading dims) stays with numpy (small equal-shape gradient sums aside: see
-// add_in_place).
+// np.true_divide; np.negative, np.absolute, np.sqrt; np.tanh, np.maximum, np.arctan2, clip's
+// ufunc, ...), which run on one thread, and the backward pass sums gradients with numpy's
+// in-place add. With more than one kernel thread, a large float32/float64 case goes to
+// kernels/rows.h's binary_op or unary_op (one IEEE operation per element) or to numpy's own inner
+// loop run on blocks (or rows of a broadcast operand) from each thread, so the result is bit for
+// bit numpy's, only split between the threads. Everything else (small arrays, other dtypes, mixed
+// dtypes, non-contiguous operands, broadcasting other than along leading dims) stays with numpy,
+// and so does one thread but for a row broadcast's arithmetic (faster here) and small
+// equal-shape gradient sums (see add_in_place).
 #pragma once
 
 #include "tape.h"
@@ -21,8 +22,8 @@ bool elementwise_init();
 
 // f(a, b) for f numpy's add, subtract, multiply or true_divide (binary_op), or one of its float
 // ufuncs of two operands (maximum, arctan2, power, ...: numpy's own inner loop, each thread over
-// its blocks or rows): a new array when the threads take the case; nullptr without an error set when it does not (call f), with one on
-// failure.
+// its blocks or rows): a new array when the threads take the case; nullptr without an error set
+// when they do not (call f), with one on failure.
 PyObject* parallel_binary(PyObject* f, PyObject* a, PyObject* b);
 
 // f(a) for f numpy's negative, absolute or sqrt (unary_op), or one of its float math ufuncs (tanh,

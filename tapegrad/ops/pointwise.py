@@ -508,7 +508,8 @@ def _clamp_fwd(x, lo, hi):
         return _clamp_into(np.empty(x.shape, x.dtype), x, lo, hi)
     # min > max gives max everywhere, as in PyTorch. A bound left out is an infinity, against which
     # np.maximum / np.minimum return the other operand's bits (NaN payloads too: tested), so its pass
-    # is skipped: clamp(x, min=t) is one pass (2 on the threads: 3.4x PyTorch's time -> ...)
+    # is skipped: clamp(x, min=t) is one pass, on the threads (its 1e6 float32 forward at 2 threads:
+    # 3.15x PyTorch's time -> 1.10)
     no_lo, no_hi = lo.ndim == 0 and lo == -np.inf, hi.ndim == 0 and hi == np.inf
     y = x if no_lo and not no_hi else _kernels.ufunc(np.maximum, x, lo)
     return y if no_hi else _kernels.ufunc(np.minimum, y, hi)
@@ -678,8 +679,8 @@ _COMPLEX_FLOAT_UNARY = frozenset({"exp2", "log2", "log10", "sinh", "cosh", "asin
 def _float_unary(name, fwd, vjp, saves_output=False, saves=None, doc=None):
     complex_ok = name in _COMPLEX_FLOAT_UNARY
     # a bare numpy ufunc keeps a float dtype already, and apply runs it on the threads (a wrapper it would not)
-    op = defop(name, fwd if isinstance(fwd, np.ufunc) else _keep_dtype(fwd), _holomorphic(vjp) if complex_ok else vjp, saves_output=saves_output,
-               saves=saves)
+    op = defop(name, fwd if isinstance(fwd, np.ufunc) else _keep_dtype(fwd), _holomorphic(vjp) if complex_ok else vjp,
+               saves_output=saves_output, saves=saves)
 
     def fn(input):
         input = as_tensor(input, name)

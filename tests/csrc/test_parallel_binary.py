@@ -273,12 +273,14 @@ def test_numpys_clip_loop_gives_np_clips_bits(dtype, shapes):
 def test_looped_cases_left_to_numpy():
     a = np.random.default_rng(7).standard_normal((300, 400)).astype(np.float32)
     with threads(2):
-        for name, args in {"small": (a[:100], a[:100]), "broadcast in the middle": (a.reshape(300, 1, 400) * np.ones((1, 2, 1), np.float32),
-                                                                      a.reshape(300, 1, 400)),
+        middle = (a.reshape(300, 1, 400) * np.ones((1, 2, 1), np.float32), a.reshape(300, 1, 400))
+        for name, args in {"small": (a[:100], a[:100]), "broadcast in the middle": middle,
                            "integers": (a.astype(np.int32), a.astype(np.int32)), "mixed": (a, a.astype(np.float64)),
                            "non-contiguous": (a[:, ::2], a[:, 1::2])}.items():
             assert _C._parallel_binary(np.maximum, *args) is None, name
-        assert _C._parallel_ufunc(CLIP, a, a[0], a[:, :1]) is None  # rows of two periods
+        x3 = np.zeros((5, 300, 400), np.float32)
+        assert _C._parallel_ufunc(CLIP, x3, a[0], a) is None  # rows of two periods
+        assert _C._parallel_ufunc(CLIP, x3, a[0], a[0]) is not None
         assert _C._parallel_ufunc(np.matmul, a, a.T.copy()) is None  # a gufunc
         assert _C._parallel_ufunc(np.maximum, a) is None  # the wrong count
         with pytest.raises(TypeError):
@@ -311,7 +313,8 @@ def test_threaded_forwards_match_one_thread(dtype):
              "clamp_t": lambda: tg.clamp(x, min=g), "clamp_t_max": lambda: tg.clamp(x, max=g),
              "clamp_tt": lambda: tg.clamp(x, min=g, max=b), "clamp_bias": lambda: tg.clamp(x, min=b),
              "pow2": lambda: x ** 2, "pow0.5": lambda: xp ** 0.5, "round": lambda: tg.round(x),
-             "log": lambda: tg.log(xp), "exp": lambda: tg.exp(x), "exp2": lambda: tg.exp2(x), "log2": lambda: tg.log2(xp),
+             "log": lambda: tg.log(xp), "exp": lambda: tg.exp(x), "exp2": lambda: tg.exp2(x),
+             "log2": lambda: tg.log2(xp),
              "atan": lambda: tg.atan(x), "maximum": lambda: tg.maximum(x, g), "minimum": lambda: tg.minimum(x, b),
              "atan2": lambda: tg.atan2(x, g), "pow": lambda: tg.pow(xp, g)}
     numpys = {"clamp": lambda a: np.clip(a, a.dtype.type(0.2), a.dtype.type(0.8)), "round": np.round, "log": None,
@@ -356,7 +359,8 @@ def test_full_on_the_threads(dtype):
             assert _C._full(*args, 1.0) is None, args
         for make in (tg.ones_like, tg.zeros_like):
             x = tg.randn(300, 400, dtype=tg.float32 if dtype == np.float32 else tg.float64)
-            assert make(x).numpy().tobytes() == (np.ones if make is tg.ones_like else np.zeros)((300, 400), dtype).tobytes()
+            want = (np.ones if make is tg.ones_like else np.zeros)((300, 400), dtype)
+            assert make(x).numpy().tobytes() == want.tobytes()
         assert tg.ones(300, 400).numpy().tobytes() == np.ones((300, 400), np.float32).tobytes()
         assert tg.zeros(300, 400, dtype=tg.int64).numpy().tobytes() == np.zeros((300, 400), np.int64).tobytes()
     with threads(1):
