@@ -71,6 +71,19 @@ def fwd_bwd(lib, op, shape, seed=0, n_params=0, classes=None, param_dim=-1):
     return step
 
 
+def forward_only(lib, op, shape, dtype=np.float32, bias=False):
+    """op(x, y) with recording off: y of x's shape, or a row of its last dim (a bias)."""
+    rng = np.random.default_rng(0)
+    x = lib.tensor((np.abs(rng.standard_normal(shape)) + 0.1).astype(dtype))
+    y = lib.tensor(rng.standard_normal(shape[-1:] if bias else shape).astype(dtype))
+
+    def step():
+        with lib.no_grad():
+            op(lib, x, y)
+
+    return step
+
+
 def conv_weight_grad(lib):
     """Conv2d(512, 512, 3, padding=1) on a 32x512x1x1 input, forward and the weight's gradient."""
     rng = np.random.default_rng(0)
@@ -188,6 +201,23 @@ CASES = {
                     lambda lib, s=s, g=g: fwd_bwd(lib, lambda F, x, w, b: F.group_norm(x, g, w, b), s, n_params=2,
                                                   param_dim=1))
                    for s, g in (((32, 16, 32, 32), 4), ((32, 64, 8, 8), 32), ((100, 16, 80, 80), 4))],
+    # forwards on numpy's own loops split over the threads (csrc/elementwise.h), a bias broadcast's
+    # add (native at one thread too), and ones_like's threaded fill
+    "binary": [(f"{name} 1e6 {dt}", lambda lib, f=f, d=d, b=b: forward_only(lib, f, (1000, 1000), d, b))
+               for name, f, b in (
+                   ("maximum(x, y)", lambda L, x, y: L.maximum(x, y), False),
+                   ("atan2(x, y)", lambda L, x, y: L.atan2(x, y), False),
+                   ("clamp(x, 0.2, 0.8)", lambda L, x, y: L.clamp(x, 0.2, 0.8), False),
+                   ("clamp(x, min=y)", lambda L, x, y: L.clamp(x, min=y), False),
+                   ("x ** 2", lambda L, x, y: x ** 2, False),
+                   ("x ** 0.5", lambda L, x, y: x ** 0.5, False),
+                   ("exp2(x)", lambda L, x, y: L.exp2(x), False),
+                   ("round(x)", lambda L, x, y: L.round(x), False),
+                   ("log(x)", lambda L, x, y: L.log(x), False),
+                   ("exp(x)", lambda L, x, y: L.exp(x), False),
+                   ("x + bias", lambda L, x, y: x + y, True),
+                   ("ones_like(x)", lambda L, x, y: L.ones_like(x), False))
+               for dt, d in (("f32", np.float32), ("f64", np.float64))],
     # sum / mean / amax along dims (csrc/kernels/reduce.h): rows, columns, everything, a leading block
     "reductions": [(f"{name} f32", lambda lib, s=s, f=f: reduce_step(lib, f, s)) for name, s, f in (
         ("sum(1) 1000x1000", (1000, 1000), lambda x: x.sum(1)),

@@ -477,7 +477,8 @@ bool accumulate_grad(PyObject* t, Ref g, bool create_graph) {
       gc_store(t, tt->grad);
       return true;
     }
-    Ref copy(PyObject_CallMethodNoArgs(T(g.get())->data, s_copy));
+    Ref copy(parallel_copy(T(g.get())->data));  // a large float one on the threads (elementwise.h)
+    if (!copy && !PyErr_Occurred()) copy.reset(PyObject_CallMethodNoArgs(T(g.get())->data, s_copy));
     if (!copy) return false;
     PyObject* fresh = wrap(copy.get());
     if (fresh == nullptr) return false;

@@ -966,6 +966,34 @@ PyObject* py_parallel_unary(PyObject*, PyObject* const* args, Py_ssize_t nargs) 
   return out != nullptr || PyErr_Occurred() ? out : Py_NewRef(Py_None);
 }
 
+// _parallel_ufunc(ufunc, *arrays): elementwise.h's parallel_ufunc, or None where it leaves the case to numpy.
+PyObject* py_parallel_ufunc(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs < 2 || nargs > 4) {
+    PyErr_SetString(PyExc_TypeError, "_parallel_ufunc(ufunc, *arrays) takes 1 to 3 arrays");
+    return nullptr;
+  }
+  PyObject* out = parallel_ufunc(args[0], args + 1, int(nargs - 1));
+  return out != nullptr || PyErr_Occurred() ? out : Py_NewRef(Py_None);
+}
+
+// _full(shape, dtype, value): elementwise.h's parallel_full, or None where numpy should make it.
+PyObject* py_full(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3) {
+    PyErr_SetString(PyExc_TypeError, "_full(shape, dtype, value)");
+    return nullptr;
+  }
+  const double value = PyFloat_AsDouble(args[2]);
+  if (value == -1.0 && PyErr_Occurred()) return nullptr;
+  PyObject* out = parallel_full(args[0], args[1], value);
+  return out != nullptr || PyErr_Occurred() ? out : Py_NewRef(Py_None);
+}
+
+// _copy(a): elementwise.h's parallel_copy, or None where numpy should copy it.
+PyObject* py_copy(PyObject*, PyObject* a) {
+  PyObject* out = parallel_copy(a);
+  return out != nullptr || PyErr_Occurred() ? out : Py_NewRef(Py_None);
+}
+
 // _add_in_place(a, b): elementwise.h's add_in_place; False where it leaves the case to numpy.
 PyObject* py_add_in_place(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 2) {
@@ -1003,6 +1031,11 @@ PyMethodDef methods[] = {
      METH_FASTCALL, "_parallel_unary(ufunc, a): the kernel threads' op(a), or None where numpy computes it"},
     {"_binary_into", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(binary_into)), METH_FASTCALL,
      "_binary_into(op, a, b): a op= b (0 add, 1 subtract, 2 multiply, 3 true_divide), threads or numpy's ufunc"},
+    {"_parallel_ufunc", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_parallel_ufunc)),
+     METH_FASTCALL, "_parallel_ufunc(ufunc, *arrays): the kernel threads' ufunc(*arrays), or None where numpy computes it"},
+    {"_full", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_full)), METH_FASTCALL,
+     "_full(shape, dtype, value): a large float array filled on the kernel threads, or None where numpy makes it"},
+    {"_copy", py_copy, METH_O, "_copy(a): a copy of a large float array made on the kernel threads, or None"},
     {"_add_in_place", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_add_in_place)),
      METH_FASTCALL, "_add_in_place(a, b): the backward pass's a += b; False where numpy does it"},
     {nullptr, nullptr, 0, nullptr}};
