@@ -16,8 +16,8 @@ namespace tapegrad {
 // norm1 is the sum of |x|, norm2 the square root of the sum of squares (rounded to T first, as
 // PyTorch's float accumulator; squares past T's range are inf, as there), logsumexp
 // log(sum exp(x - m)) + m with m the slice's maximum, taken as 0 where it is +-inf (PyTorch's:
-// a slice of -inf gives -inf, one holding +inf gives +inf, NaN gives NaN). prod multiplies in T,
-// in lanes (rows) or down the columns, chunks' products multiplied in chunk order.
+// a slice of -inf gives -inf, one holding +inf gives +inf, NaN gives NaN). prod multiplies rows
+// in lanes of double, columns down in T, chunks' products multiplied in T in chunk order.
 enum class ReduceOp { sum, mean, amax, amin, prod, logsumexp, norm1, norm2 };
 
 // out[a, b] = op over n in [0, N) of x[a, n, b], for x C-contiguous (A, N, B) and out (A, B).

@@ -184,15 +184,13 @@ def _prod_fwd(x, dims, keepdim):
 def _prod_vjp(g, out, x, dims, keepdim):
     """d prod / d x_i = prod of the others: ``out / x_i`` when no zeros, else the exclusive products."""
     od = out._data
-    if od.dtype.kind == "f" and not np.isnan(od).any() and od.all():
-        # no product is 0 or NaN, so no x is 0: g * (out / x), in one native pass when first order
-        r = _native_vjp(g, out, x, dims, "prod")
+    # no product 0 or NaN: no x is 0, known without a pass over x
+    if (od.dtype.kind == "f" and od.all() and not np.isnan(od).any()) or not (x._data == 0).any():
+        r = _native_vjp(g, out, x, dims, "prod")  # g * (out / x), one native pass when first order
         if r is not None:
             return r
-    g = _unreduce(g, x, dims, keepdim)
-    if not (x._data == 0).any():
-        return g * _cj(_unreduce(out, x, dims, keepdim) / x)
-    return g * _cj(_prod_of_others(x, dims))
+        return _unreduce(g, x, dims, keepdim) * _cj(_unreduce(out, x, dims, keepdim) / x)
+    return _unreduce(g, x, dims, keepdim) * _cj(_prod_of_others(x, dims))
 
 
 def _prod_of_others(x, dims):
