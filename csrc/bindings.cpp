@@ -2191,7 +2191,8 @@ py::object reduce_backward(const py::array& x, const std::vector<int64_t>& dims,
   if (op == "norm2") kind = tapegrad::ExpandOp::norm2;
   else if (op == "logsumexp") kind = tapegrad::ExpandOp::logsumexp;
   else if (op == "prod") kind = tapegrad::ExpandOp::prod;
-  else fail("reduce_backward", "unknown reduction '" + op + "' (norm2, logsumexp or prod)");
+  else if (op == "var") kind = tapegrad::ExpandOp::var;
+  else fail("reduce_backward", "unknown reduction '" + op + "' (norm2, logsumexp, prod or var)");
   bool f64;
   if (!float_c_array(x, f64) || dims.empty()) return py::none();
   int64_t A, N, B;
@@ -2239,9 +2240,10 @@ void define(py::module_& m) {
         "dtypes or layouts, reduced dims on both sides of a kept one, no dims).");
   m.def("reduce_backward", &reduce_backward, py::arg("x"), py::arg("dims"), py::arg("u"), py::arg("v"),
         py::arg("op"),
-        "The first-order gradient over x of op ('norm2', 'logsumexp' or 'prod') over dims, from the incoming "
-        "gradient u and the result v (both C-contiguous, the reduced shape): u * x / v (0 where v is 0), "
-        "u * exp(x - v), u * (v / x). None where the kernel does not apply.");
+        "The first-order gradient over x of op ('norm2', 'logsumexp', 'prod' or 'var') over dims, from u and v "
+        "(both C-contiguous, the reduced shape; the incoming gradient and the result, for var (2 / dof) g and the "
+        "mean): u * x / v (0 where v is 0), u * exp(x - v), u * (v / x), u * (x - v). None where the kernel does "
+        "not apply.");
   m.def("select_backward", &select_backward, py::arg("g"), py::arg("idx"), py::arg("shape"), py::arg("dim"),
         "max/min along dim's gradient: zeros of shape but for g (C-contiguous float32/float64) at the int64 "
         "indices idx along dim. None for other dtypes.");

@@ -233,6 +233,7 @@ template <typename T, ExpandOp E>
 TG_INLINE T expand_one(T x, T u, T v) {
   if constexpr (E == ExpandOp::norm2) return u * (v == T(0) ? T(0) : x / v);
   else if constexpr (E == ExpandOp::logsumexp) return u * vmath::exp_v(x - v);
+  else if constexpr (E == ExpandOp::var) return u * (x - v);
   else return u * (v / x);
 }
 
@@ -454,6 +455,7 @@ void expand(ExpandOp e, int64_t n, const T* x, const T* u, const T* v, bool per_
   switch (e) {
     case ExpandOp::norm2: TG_CALL(expand, (T, ExpandOp::norm2), n, x, u, v, per_elem, out); break;
     case ExpandOp::logsumexp: TG_CALL(expand, (T, ExpandOp::logsumexp), n, x, u, v, per_elem, out); break;
+    case ExpandOp::var: TG_CALL(expand, (T, ExpandOp::var), n, x, u, v, per_elem, out); break;
     default: TG_CALL(expand, (T, ExpandOp::prod), n, x, u, v, per_elem, out);
   }
 }

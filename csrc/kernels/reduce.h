@@ -33,7 +33,8 @@ void reduce_middle(ReduceOp op, int64_t A, int64_t N, int64_t B, const T* x, T* 
 //   norm2:     u * (v == 0 ? 0 : x / v)   (norm_backward: g * (x / norm), 0 where the norm is 0)
 //   logsumexp: u * exp(x - v)              (logsumexp_backward)
 //   prod:      u * (v / x)                 (prod_backward where no slice holds a zero)
-enum class ExpandOp { norm2, logsumexp, prod };
+//   var:       u * (x - v)                 (var_backward: u = (2 / dof) * g, v the mean)
+enum class ExpandOp { norm2, logsumexp, prod, var };
 template <typename T>
 void expand_middle(ExpandOp op, int64_t A, int64_t N, int64_t B, const T* x, const T* u, const T* v, T* out);
 

@@ -375,6 +375,10 @@ def test_backward_kernels_against_the_formulas(dtype, shape, dims):
         else:
             want = uk.astype(np.float64) * np.exp((a - vk).astype(np.float64))  # x - v rounds in T, as PyTorch's
             np.testing.assert_allclose(got, want, rtol=4 * np.finfo(dtype).eps, atol=4 * np.finfo(dtype).tiny)
+    # var: ((2 / dof) g) * (x - mean), as PyTorch's var_backward
+    m = _C.reduce(x, dims, False, "mean")
+    u = rng.standard_normal(m.shape).astype(dtype)
+    assert _same(_C.reduce_backward(x, dims, u, m, "var"), (u.reshape(keep) * (x - m.reshape(keep))).astype(dtype))
     # a zero norm gives a zero gradient
     z = np.zeros(shape, dtype)
     n = _C.reduce(z, dims, False, "norm2")

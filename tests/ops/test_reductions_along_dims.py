@@ -1,4 +1,4 @@
-"""vector_norm, logsumexp, prod and max / min along dims through the tensor API: the native
+"""vector_norm, logsumexp, prod, max / min and var / std along dims through the tensor API: the native
 forward and first-order backward (csrc/kernels/reduce.h) against numpy, finite differences and
 PyTorch, in float32 and float64; second derivatives through the composites; other layouts."""
 import numpy as np
@@ -14,6 +14,8 @@ OPS = {
     "prod": lambda M, t, d, k: t.prod(d, k),
     "max": lambda M, t, d, k: t.max(d, k)[0],
     "min": lambda M, t, d, k: t.min(d, k)[0],
+    "var": lambda M, t, d, k: t.var(d, keepdim=k),
+    "std": lambda M, t, d, k: t.std(d, keepdim=k, correction=0),
 }
 SINGLE_DIM = ("prod", "max", "min")
 CASES = [((5, 7), 1), ((5, 7), 0), ((3, 4, 5), (1, 2)), ((3, 4, 5), 1), ((6,), 0), ((2, 3, 4), (0, 1)), ((2, 3, 4), -1)]
