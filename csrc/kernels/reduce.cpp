@@ -394,7 +394,7 @@ void reduce_cols(ReduceOp op, int64_t A, int64_t N, int64_t B, const T* x, T* ou
   }
   const T* sh = shift.empty() ? nullptr : shift.data();
   const int64_t w = std::min(B, kStrip), nstrips = (B + kStrip - 1) / kStrip;
-  int64_t nchunks = std::min(kMaxChunks, std::max<int64_t>(1, N * w / kChunkElems));
+  int64_t nchunks = std::min(kMaxChunks, std::max<int64_t>(1, (N * w + kChunkElems - 1) / kChunkElems));
   const int64_t rows = ((N + nchunks - 1) / nchunks + kRowBlock - 1) / kRowBlock * kRowBlock;
   nchunks = (N + rows - 1) / rows;
   const int64_t per_a = nchunks * nstrips;
