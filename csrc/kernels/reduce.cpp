@@ -283,41 +283,33 @@ TG_VARIANTS(expand, typename T TG_COMMA ExpandOp E, T TG_COMMA E,
                         : name##_base<TG_UNPAREN targs>(__VA_ARGS__))
 #define TG_UNPAREN(...) __VA_ARGS__
 
-// The variant for the op's term or fold, at run time.
+// The variant for the op's term (fold), at run time.
+#define TG_BY_TERM(name, k, ...)                                                 \
+  (k == Term::abs      ? TG_CALL(name, (T, Term::abs), __VA_ARGS__)              \
+   : k == Term::square ? TG_CALL(name, (T, Term::square), __VA_ARGS__)           \
+   : k == Term::exp    ? TG_CALL(name, (T, Term::exp), __VA_ARGS__)              \
+                       : TG_CALL(name, (T, Term::x), __VA_ARGS__))
+#define TG_BY_FOLD(name, f, ...)                                                 \
+  (f == Fold::max   ? TG_CALL(name, (T, Fold::max), __VA_ARGS__)                 \
+   : f == Fold::min ? TG_CALL(name, (T, Fold::min), __VA_ARGS__)                 \
+                    : TG_CALL(name, (T, Fold::prod), __VA_ARGS__))
+
 template <typename T>
 void sum_rows(ReduceOp op, int64_t nrows, int64_t n, int64_t ld, const T* x, const T* shift, double* part, T* out,
               int64_t count) {
-  switch (term_of(op)) {
-    case Term::abs: TG_CALL(sum_rows, (T, Term::abs), nrows, n, ld, x, shift, part, out, op, count); break;
-    case Term::square: TG_CALL(sum_rows, (T, Term::square), nrows, n, ld, x, shift, part, out, op, count); break;
-    case Term::exp: TG_CALL(sum_rows, (T, Term::exp), nrows, n, ld, x, shift, part, out, op, count); break;
-    default: TG_CALL(sum_rows, (T, Term::x), nrows, n, ld, x, shift, part, out, op, count);
-  }
+  TG_BY_TERM(sum_rows, term_of(op), nrows, n, ld, x, shift, part, out, op, count);
 }
 template <typename T>
 void fold_rows(Fold f, int64_t nrows, int64_t n, int64_t ld, const T* x, T* out) {
-  switch (f) {
-    case Fold::max: TG_CALL(fold_rows, (T, Fold::max), nrows, n, ld, x, out); break;
-    case Fold::min: TG_CALL(fold_rows, (T, Fold::min), nrows, n, ld, x, out); break;
-    default: TG_CALL(fold_rows, (T, Fold::prod), nrows, n, ld, x, out);
-  }
+  TG_BY_FOLD(fold_rows, f, nrows, n, ld, x, out);
 }
 template <typename T>
 void sum_cols(ReduceOp op, int64_t n, int64_t w, int64_t ld, const T* x, const T* m, double* acc) {
-  switch (term_of(op)) {
-    case Term::abs: TG_CALL(sum_cols, (T, Term::abs), n, w, ld, x, m, acc); break;
-    case Term::square: TG_CALL(sum_cols, (T, Term::square), n, w, ld, x, m, acc); break;
-    case Term::exp: TG_CALL(sum_cols, (T, Term::exp), n, w, ld, x, m, acc); break;
-    default: TG_CALL(sum_cols, (T, Term::x), n, w, ld, x, m, acc);
-  }
+  TG_BY_TERM(sum_cols, term_of(op), n, w, ld, x, m, acc);
 }
 template <typename T>
 void fold_cols(Fold f, int64_t n, int64_t w, int64_t ld, const T* x, T* acc) {
-  switch (f) {
-    case Fold::max: TG_CALL(fold_cols, (T, Fold::max), n, w, ld, x, acc); break;
-    case Fold::min: TG_CALL(fold_cols, (T, Fold::min), n, w, ld, x, acc); break;
-    default: TG_CALL(fold_cols, (T, Fold::prod), n, w, ld, x, acc);
-  }
+  TG_BY_FOLD(fold_cols, f, n, w, ld, x, acc);
 }
 
 // ---------------------------------------------------------------- B = 1: rows
