@@ -1,8 +1,9 @@
 """Single ops forward + backward, tapegrad against PyTorch CPU (when ``import torch`` works):
 the elementwise, row and normalisation workloads of issue 12 (GELU, SiLU, dropout, layer_norm,
 softmax, cross_entropy, embedding, batch_norm, group_norm), its single-pixel convolution
-weight gradient, cumsum, reductions along dims (sum, mean, amax), the shrink/threshold/Huber
-kernels, in-place updates with nothing recorded, and topk.
+weight gradient, cumsum, reductions along dims (sum, mean, amax; vector_norm, logsumexp, prod,
+max / min with indices, var / std), the shrink/threshold/Huber kernels, in-place updates with
+nothing recorded, and topk.
 
 Run: python benchmarks/bench_ops.py [--repeats 5] [--rounds 2] [--threads 1 2] [--only gelu]
 
@@ -228,6 +229,21 @@ CASES = {
         ("sum(-1) 64x512x1024", (64, 512, 1024), lambda x: x.sum(-1)),
         ("sum((0, 1)) 64x512x1024", (64, 512, 1024), lambda x: x.sum((0, 1))),
     )],
+    # the reductions beyond a sum (csrc/kernels/reduce.h): forward + backward in float32 and float64
+    # (prod over values near 1, whose products stay finite), then some forwards alone
+    "reductions2": [(f"{name} 1000x1000 {np.dtype(dt).name[:1]}{np.dtype(dt).itemsize * 8}{'' if bw else ' forward'}",
+                     lambda lib, f=f, dt=dt, bw=bw, name=name: reduce_step(lib, f, (1000, 1000), dt, bw,
+                                                                          near_one=name == "prod(1)"))
+                    for bw in (True, False) for name, f in (
+        ("vector_norm(dim=1)", lambda x: _lib(x).linalg.vector_norm(x, dim=1)),
+        ("logsumexp(1)", lambda x: _lib(x).logsumexp(x, 1)),
+        ("prod(1)", lambda x: x.prod(1)),
+        ("max(1) values", lambda x: x.max(1)[0]),
+        ("min(0) values", lambda x: x.min(0)[0]),
+        ("var(1)", lambda x: x.var(1)),
+        ("std(1)", lambda x: x.std(1)),
+        ("mean(1)", lambda x: x.mean(1)),
+    ) for dt in (np.float32, np.float64)],
 }
 
 
@@ -244,17 +260,27 @@ def no_grad_step(lib, op, shape=(1000, 1000)):
     return step
 
 
-def reduce_step(lib, op, shape):
-    """op(x) forward and backward (a broadcast of the fixed upstream gradient)."""
+def _lib(x):
+    return tg if isinstance(x, tg.Tensor) else torch
+
+
+def reduce_step(lib, op, shape, dtype=np.float32, backward=True, near_one=False):
+    """op(x) forward and backward (a broadcast of the fixed upstream gradient), or forward alone
+    (no_grad); x standard normal, or exp(0.01 N(0, 1)) with near_one."""
     rng = np.random.default_rng(0)
-    x = leaf(lib, rng.standard_normal(shape).astype(np.float32))
-    g = lib.tensor(rng.standard_normal(op(x).shape).astype(np.float32))
+    a = rng.standard_normal(shape)
+    x = leaf(lib, (np.exp(0.01 * a) if near_one else a).astype(dtype))
+    g = lib.tensor(rng.standard_normal(op(x).shape).astype(dtype))
 
     def step():
         x.grad = None
         op(x).backward(g)
 
-    return step
+    def forward():
+        with lib.no_grad():
+            op(x)
+
+    return step if backward else forward
 
 
 def batch_norm_step(lib, shape):

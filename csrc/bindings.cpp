@@ -2177,17 +2177,14 @@ void define(py::module_& m) {
 // caller takes numpy's route.
 namespace reduce {
 
-// reduce(x, dims, keepdim, op) -> op over x's dims, or None where the kernel does not apply.
-py::object reduce(const py::array& x, const std::vector<int64_t>& dims, bool keepdim, const std::string& op) {
-  tapegrad::ReduceOp kind;
-  if (op == "sum") kind = tapegrad::ReduceOp::sum;
-  else if (op == "mean") kind = tapegrad::ReduceOp::mean;
-  else if (op == "amax") kind = tapegrad::ReduceOp::amax;
-  else if (op == "amin") kind = tapegrad::ReduceOp::amin;
-  else fail("reduce", "unknown reduction '" + op + "' (sum, mean, amax or amin)");
-  const bool f64 = same_dtype(x.dtype(), py::dtype::of<double>());
-  if ((!f64 && !same_dtype(x.dtype(), py::dtype::of<float>())) || !(x.flags() & py::array::c_style) || dims.empty())
-    return py::none();
+using rows::cptr;
+using rows::ptr;
+
+// x as (A, N, B) for a reduction over dims: the kept dims before the reduced ones, the reduced
+// ones, the kept ones after (dims of size 1 can sit anywhere), and the result's shape. False
+// where reduced dims sit on both sides of a kept one (numpy's route).
+bool middle_view(const py::array& x, const std::vector<int64_t>& dims, bool keepdim, const std::string& op, int64_t& A,
+                 int64_t& N, int64_t& B, std::vector<py::ssize_t>& shape) {
   const int64_t nd = x.ndim();
   std::vector<bool> reduced(nd, false);
   for (int64_t d : dims) {
@@ -2197,17 +2194,14 @@ py::object reduce(const py::array& x, const std::vector<int64_t>& dims, bool kee
     if (reduced[k]) fail(op, "dim " + std::to_string(d) + " appears twice in the dims of an input of shape " + shape_str(x));
     reduced[k] = true;
   }
-  // x as (A, N, B): the kept dims before the reduced ones, the reduced ones, the kept ones after
-  // (dims of size 1 can sit anywhere). Reduced dims on both sides of a kept one: numpy's route.
-  int64_t A = 1, N = 1, B = 1;
+  A = N = B = 1;
   int phase = 0;  // 0: leading kept dims, 1: reduced dims, 2: trailing kept dims
-  std::vector<py::ssize_t> shape;
   for (int64_t d = 0; d < nd; ++d) {
     const int64_t s = x.shape(d);
     if (!reduced[d] || keepdim) shape.push_back(reduced[d] ? 1 : s);
     if (s == 1) continue;
     if (reduced[d]) {
-      if (phase == 2) return py::none();
+      if (phase == 2) return false;
       phase = 1;
       N *= s;
     } else if (phase == 0) {
@@ -2217,6 +2211,30 @@ py::object reduce(const py::array& x, const std::vector<int64_t>& dims, bool kee
       B *= s;
     }
   }
+  return true;
+}
+
+bool float_c_array(const py::array& x, bool& f64) {
+  f64 = same_dtype(x.dtype(), py::dtype::of<double>());
+  return (f64 || same_dtype(x.dtype(), py::dtype::of<float>())) && (x.flags() & py::array::c_style);
+}
+
+// reduce(x, dims, keepdim, op) -> op over x's dims, or None where the kernel does not apply.
+py::object reduce(const py::array& x, const std::vector<int64_t>& dims, bool keepdim, const std::string& op) {
+  static const std::pair<const char*, tapegrad::ReduceOp> kOps[] = {
+      {"sum", tapegrad::ReduceOp::sum},   {"mean", tapegrad::ReduceOp::mean},
+      {"amax", tapegrad::ReduceOp::amax}, {"amin", tapegrad::ReduceOp::amin},
+      {"prod", tapegrad::ReduceOp::prod}, {"logsumexp", tapegrad::ReduceOp::logsumexp},
+      {"norm1", tapegrad::ReduceOp::norm1}, {"norm2", tapegrad::ReduceOp::norm2}};
+  const auto* it = std::find_if(std::begin(kOps), std::end(kOps), [&](const auto& p) { return op == p.first; });
+  if (it == std::end(kOps))
+    fail("reduce", "unknown reduction '" + op + "' (sum, mean, amax, amin, prod, logsumexp, norm1 or norm2)");
+  const tapegrad::ReduceOp kind = it->second;
+  bool f64;
+  if (!float_c_array(x, f64) || dims.empty()) return py::none();
+  int64_t A, N, B;
+  std::vector<py::ssize_t> shape;
+  if (!middle_view(x, dims, keepdim, op, A, N, B, shape)) return py::none();
   if ((kind == tapegrad::ReduceOp::amax || kind == tapegrad::ReduceOp::amin) && N == 0 && A * B > 0)
     fail(op, "cannot reduce over dims of size 0 (input shape " + shape_str(x) + ")");
   py::array out(x.dtype(), shape);
@@ -2226,11 +2244,78 @@ py::object reduce(const py::array& x, const std::vector<int64_t>& dims, bool kee
   return std::move(out);
 }
 
+// The reduced operands of reduce_backward / scatter: C-contiguous, x's dtype, A * B elements.
+void check_reduced(const std::string& op, const char* name, const py::array& a, const py::array& x, int64_t size) {
+  if (!same_dtype(a.dtype(), x.dtype()) || !(a.flags() & py::array::c_style) || a.size() != size)
+    fail(op, std::string(name) + " must be a C-contiguous " + std::string(py::str(x.dtype())) + " array of " + std::to_string(size) +
+                 " elements (the reduced shape of x " + shape_str(x) + "), got " + std::string(py::str(a.dtype())) + " " +
+                 shape_str(a));
+}
+
+// reduce_backward(x, dims, u, v, op) -> op's gradient over x (reduce.h's ExpandOp), or None
+// where the kernel does not apply.
+py::object reduce_backward(const py::array& x, const std::vector<int64_t>& dims, const py::array& u,
+                           const py::array& v, const std::string& op) {
+  tapegrad::ExpandOp kind;
+  if (op == "norm2") kind = tapegrad::ExpandOp::norm2;
+  else if (op == "logsumexp") kind = tapegrad::ExpandOp::logsumexp;
+  else if (op == "prod") kind = tapegrad::ExpandOp::prod;
+  else if (op == "var") kind = tapegrad::ExpandOp::var;
+  else fail("reduce_backward", "unknown reduction '" + op + "' (norm2, logsumexp, prod or var)");
+  bool f64;
+  if (!float_c_array(x, f64) || dims.empty()) return py::none();
+  int64_t A, N, B;
+  std::vector<py::ssize_t> shape;
+  if (!middle_view(x, dims, false, op, A, N, B, shape)) return py::none();
+  check_reduced(op, "the gradient", u, x, A * B);
+  check_reduced(op, "the result", v, x, A * B);
+  py::array out(x.dtype(), std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+  py::gil_scoped_release nogil;
+  if (f64)
+    tapegrad::expand_middle<double>(kind, A, N, B, cptr<double>(x), cptr<double>(u), cptr<double>(v), ptr<double>(out));
+  else
+    tapegrad::expand_middle<float>(kind, A, N, B, cptr<float>(x), cptr<float>(u), cptr<float>(v), ptr<float>(out));
+  return std::move(out);
+}
+
+// select_backward(g, idx, shape, dim) -> zeros of shape but for g at idx along dim.
+py::object select_backward(const py::array& g, const py::array& idx, const std::vector<int64_t>& shape, int64_t dim) {
+  const std::string op = "max/min backward";
+  bool f64;
+  if (!float_c_array(g, f64)) return py::none();
+  const int64_t nd = int64_t(shape.size());
+  if (dim < 0 || dim >= nd) fail(op, "dim " + std::to_string(dim) + " is out of range for " + std::to_string(nd) + " dims");
+  int64_t A = 1, N = shape[dim], B = 1;
+  for (int64_t d = 0; d < dim; ++d) A *= shape[d];
+  for (int64_t d = dim + 1; d < nd; ++d) B *= shape[d];
+  if (!same_dtype(idx.dtype(), py::dtype::of<int64_t>()) || !(idx.flags() & py::array::c_style) || idx.size() != A * B ||
+      g.size() != A * B)
+    fail(op, "expected the gradient and C-contiguous int64 indices of " + std::to_string(A * B) + " elements, got " +
+                 shape_str(g) + " and " + std::string(py::str(idx.dtype())) + " " + shape_str(idx));
+  const int64_t* ip = static_cast<const int64_t*>(idx.data());
+  for (int64_t i = 0; i < A * B; ++i)
+    if (ip[i] < 0 || ip[i] >= N) fail(op, "index " + std::to_string(ip[i]) + " is out of range for size " + std::to_string(N));
+  py::array out(g.dtype(), std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  py::gil_scoped_release nogil;
+  if (f64) tapegrad::scatter_middle<double>(A, N, B, ip, cptr<double>(g), ptr<double>(out));
+  else tapegrad::scatter_middle<float>(A, N, B, ip, cptr<float>(g), ptr<float>(out));
+  return std::move(out);
+}
+
 void define(py::module_& m) {
   m.def("reduce", &reduce, py::arg("x"), py::arg("dims"), py::arg("keepdim"), py::arg("op"),
-        "op ('sum', 'mean', 'amax' or 'amin') of a C-contiguous float32/float64 x over dims (keepdim as numpy's "
-        "keepdims); None where the kernel does not apply (other dtypes or layouts, reduced dims on both sides of a "
-        "kept one, no dims).");
+        "op ('sum', 'mean', 'amax', 'amin', 'prod', 'logsumexp', 'norm1' or 'norm2') of a C-contiguous "
+        "float32/float64 x over dims (keepdim as numpy's keepdims); None where the kernel does not apply (other "
+        "dtypes or layouts, reduced dims on both sides of a kept one, no dims).");
+  m.def("reduce_backward", &reduce_backward, py::arg("x"), py::arg("dims"), py::arg("u"), py::arg("v"),
+        py::arg("op"),
+        "The first-order gradient over x of op ('norm2', 'logsumexp', 'prod' or 'var') over dims, from u and v "
+        "(both C-contiguous, the reduced shape; the incoming gradient and the result, for var (2 / dof) g and the "
+        "mean): u * x / v (0 where v is 0), u * exp(x - v), u * (v / x), u * (x - v). None where the kernel does "
+        "not apply.");
+  m.def("select_backward", &select_backward, py::arg("g"), py::arg("idx"), py::arg("shape"), py::arg("dim"),
+        "max/min along dim's gradient: zeros of shape but for g (C-contiguous float32/float64) at the int64 "
+        "indices idx along dim. None for other dtypes.");
 }
 
 }  // namespace reduce

@@ -1,4 +1,5 @@
-// sum / mean / amax / amin over the middle dim of a C-contiguous (A, N, B) array (see reduce.h).
+// sum / mean / amax / amin / prod / logsumexp / norms over the middle dim of a C-contiguous
+// (A, N, B) array, their first-order gradients back over it, and max / min's scatter (reduce.h).
 //
 // Two layouts, each a loop body written once (a template, inlined) and compiled for the baseline
 // ISA, AVX2+FMA and AVX-512, chosen at run time by CPU feature (cpu.h; the rows family's choice):
@@ -12,15 +13,18 @@
 //    column). Chunks' partials are combined in chunk order.
 // Every cut depends on the shape alone, never on the thread count, so results are bit-identical
 // for any number of threads; and every ISA adds in the same order (lanes fixed in bytes, columns
-// independent of the vector width), so they are the same for every ISA too.
+// independent of the vector width), so they are the same for every ISA too, but for logsumexp's
+// exp (vmath.h), which may differ by an ulp between ISAs.
 #include "kernels/reduce.h"
 
 #include "kernels/cpu.h"
 #include "kernels/isa_variants.h"
 #include "kernels/lane_sums.h"
 #include "kernels/parallel.h"
+#include "kernels/vmath.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -62,28 +66,58 @@ TG_INLINE T pick(T m, T x) {
   return ((Min ? x < m : x > m) | (x != x)) ? x : m;
 }
 
-// The sum rounded to T; for mean, divided by the count in T (PyTorch's mean is sum then div_).
+// The reductions that combine values in T (max, min, product) rather than summing terms.
+enum class Fold { max, min, prod };
+
+template <typename T, Fold F>
+TG_INLINE T fold(T a, T b) {
+  if constexpr (F == Fold::prod) return a * b;
+  else return pick<T, F == Fold::min>(a, b);
+}
+
+// What a summing reduction adds up: x (sum, mean), |x| (norm1), x^2 (norm2), exp(x - m) (logsumexp).
+enum class Term { x, abs, square, exp };
+
+template <typename T, Term K>
+TG_INLINE T term(T v, T m) {
+  if constexpr (K == Term::abs) return std::fabs(v);
+  else if constexpr (K == Term::square) return v * v;
+  else if constexpr (K == Term::exp) return vmath::exp_v(v - m);
+  else return v;
+}
+
+// logsumexp's shift: the slice's maximum, or 0 where that is +-inf (PyTorch's masked_fill_), so
+// that a slice of -inf sums exp(-inf) = 0 (log: -inf) and one holding +inf sums inf.
 template <typename T>
-TG_INLINE T finish(double s, bool mean, int64_t count) {
+TG_INLINE T lse_shift(T m) {
+  return std::fabs(m) == std::numeric_limits<T>::infinity() ? T(0) : m;
+}
+
+// The sum rounded to T, then: divided by the count in T for mean (PyTorch's sum then div_), its
+// square root for norm2, its log plus the shift m for logsumexp.
+template <typename T>
+TG_INLINE T finish(ReduceOp op, double s, int64_t count, T m) {
   const T t = T(s);
-  return mean ? T(t / T(count)) : t;
+  if (op == ReduceOp::mean) return T(t / T(count));
+  if (op == ReduceOp::norm2) return std::sqrt(t);
+  if (op == ReduceOp::logsumexp) return std::log(t) + m;
+  return t;
+}
+
+Term term_of(ReduceOp op) {
+  return op == ReduceOp::norm1 ? Term::abs : op == ReduceOp::norm2 ? Term::square
+       : op == ReduceOp::logsumexp ? Term::exp : Term::x;
+}
+
+Fold fold_of(ReduceOp op) {
+  return op == ReduceOp::amax ? Fold::max : op == ReduceOp::amin ? Fold::min : Fold::prod;
+}
+
+bool is_fold(ReduceOp op) {
+  return op == ReduceOp::amax || op == ReduceOp::amin || op == ReduceOp::prod;
 }
 
 // ---------------------------------------------------------------- loop bodies
-// Rows [0, nrows), each n elements, ld apart: their sums, as doubles into part (when not null),
-// else finished into out.
-template <typename T>
-TG_INLINE void sum_rows_body(int64_t nrows, int64_t n, int64_t ld, const T* x, double* part, T* out, bool mean,
-                             int64_t count) {
-  for (int64_t r = 0; r < nrows; ++r) {
-    const T* p = x + r * ld;
-    double s, unused;
-    lanes::sums<T, kLaneBytes>(n, [p](int64_t j) { return p[j]; }, nullptr, s, unused);
-    if (part) part[r] = s;
-    else out[r] = finish<T>(s, mean, count);
-  }
-}
-
 // The largest (smallest) of p[0, n), n >= L, in L lanes. Max is idempotent, so the last lane
 // step overlaps the one before it rather than ending in a scalar loop (which took 40% of the
 // time over rows of 1000 floats), and the lanes are combined pairwise in vector steps.
@@ -104,51 +138,115 @@ TG_INLINE T max_lanes(int64_t n, const T* p) {
   return lane[0];
 }
 
-// Rows [0, nrows), each n > 0 elements, ld apart: their largest (smallest) element into out.
-template <typename T, bool Min>
-TG_INLINE void max_rows_body(int64_t nrows, int64_t n, int64_t ld, const T* x, T* out) {
+// The product of p[0, n), n >= L, in L lanes (the tail into the first lanes), combined pairwise:
+// a product has no overlap trick, and one running product waits 4 cycles on each multiply. The
+// lanes multiply in double: float lanes of values near 1 drifted, 6.7e-4 off over 1e6 of
+// exp(1e-4 N(0, 9)) (PyTorch's float product: 1.5e-4, numpy's 1.8e-5), double ones 1e-7.
+template <typename T, int64_t L>
+TG_INLINE T prod_lanes(int64_t n, const T* p) {
+  alignas(64) double lane[L];
+  for (int64_t l = 0; l < L; ++l) lane[l] = double(p[l]);
+  int64_t j = L;
+  for (; j + L <= n; j += L) {
+#pragma omp simd aligned(lane : 64)
+    for (int64_t l = 0; l < L; ++l) lane[l] *= double(p[j + l]);
+  }
+  for (int64_t l = 0; j + l < n; ++l) lane[l] *= double(p[j + l]);
+  for (int64_t w = L / 2; w >= 1; w /= 2) {
+#pragma omp simd aligned(lane : 64)
+    for (int64_t l = 0; l < w; ++l) lane[l] *= lane[l + w];
+  }
+  return T(lane[0]);
+}
+
+// The fold of p[0, n), n > 0.
+template <typename T, Fold F>
+TG_INLINE T fold_row(int64_t n, const T* p) {
   constexpr int64_t L = kLaneBytes / int64_t(sizeof(T)), S = 32 / int64_t(sizeof(T));
+  constexpr bool Min = F == Fold::min;
+  if (n >= L) return F == Fold::prod ? prod_lanes<T, L>(n, p) : max_lanes<T, Min, L>(n, p);
+  if (n >= S) return F == Fold::prod ? prod_lanes<T, S>(n, p) : max_lanes<T, Min, S>(n, p);
+  T m = p[0];
+  for (int64_t j = 1; j < n; ++j) m = fold<T, F>(m, p[j]);
+  return m;
+}
+
+// Rows [0, nrows), each n elements, ld apart: their sums of term K, as doubles into part (when
+// not null), else finished into out. logsumexp's shift is shift[r] when given, else the row's own
+// maximum (the row is then read twice, the second time from L1/L2).
+template <typename T, Term K>
+TG_INLINE void sum_rows_body(int64_t nrows, int64_t n, int64_t ld, const T* x, const T* shift, double* part,
+                             T* out, ReduceOp op, int64_t count) {
   for (int64_t r = 0; r < nrows; ++r) {
     const T* p = x + r * ld;
-    T m = p[0];
-    if (n >= L) {
-      m = max_lanes<T, Min, L>(n, p);
-    } else if (n >= S) {
-      m = max_lanes<T, Min, S>(n, p);
-    } else {
-      for (int64_t j = 1; j < n; ++j) m = pick<T, Min>(m, p[j]);
-    }
-    out[r] = m;
+    T m = T(0);
+    if constexpr (K == Term::exp) m = shift ? shift[r] : lse_shift(fold_row<T, Fold::max>(n, p));
+    double s, unused;
+    lanes::sums<T, kLaneBytes>(n, [p, m](int64_t j) { return term<T, K>(p[j], m); }, nullptr, s, unused);
+    if (part) part[r] = s;
+    else out[r] = finish<T>(op, s, count, m);
   }
 }
 
-// acc[j] += the sum over rows [0, n) (ld apart) of x[i * ld + j], for j in [0, w <= kStrip):
-// blocks of kRowBlock rows summed in T in a buffer (row by row, so the rows stream in order), each
-// block's sums then added in double.
-template <typename T>
-TG_INLINE void sum_cols_body(int64_t n, int64_t w, int64_t ld, const T* x, double* acc) {
+// Rows [0, nrows), each n > 0 elements, ld apart: their fold into out.
+template <typename T, Fold F>
+TG_INLINE void fold_rows_body(int64_t nrows, int64_t n, int64_t ld, const T* x, T* out) {
+  for (int64_t r = 0; r < nrows; ++r) out[r] = fold_row<T, F>(n, x + r * ld);
+}
+
+// acc[j] += the sum over rows [0, n) (ld apart) of term K of x[i * ld + j] (shifted by m[j] for
+// logsumexp), for j in [0, w <= kStrip): blocks of kRowBlock rows summed in T in a buffer (row by
+// row, so the rows stream in order), each block's sums then added in double.
+template <typename T, Term K>
+TG_INLINE void sum_cols_body(int64_t n, int64_t w, int64_t ld, const T* x, const T* m, double* acc) {
   alignas(64) T s[kStrip];
+  const auto shift = [m](int64_t j) {
+    if constexpr (K == Term::exp) return m[j];
+    else return T(0);
+  };
   for (int64_t i = 0; i < n; i += kRowBlock) {
     const T* p = x + i * ld;
-    std::copy(p, p + w, s);
+#pragma omp simd aligned(s : 64)
+    for (int64_t j = 0; j < w; ++j) s[j] = term<T, K>(p[j], shift(j));
     const int64_t rows = std::min(kRowBlock, n - i);
     for (int64_t k = 1; k < rows; ++k) {
       const T* q = p + k * ld;
 #pragma omp simd aligned(s : 64)
-      for (int64_t j = 0; j < w; ++j) s[j] += q[j];
+      for (int64_t j = 0; j < w; ++j) s[j] += term<T, K>(q[j], shift(j));
     }
 #pragma omp simd aligned(s : 64)
     for (int64_t j = 0; j < w; ++j) acc[j] += double(s[j]);
   }
 }
 
-// acc[j] = the largest (smallest) of acc[j] and x[i * ld + j] over rows [0, n), for j in [0, w).
-template <typename T, bool Min>
-TG_INLINE void max_cols_body(int64_t n, int64_t w, int64_t ld, const T* x, T* acc) {
+// acc[j] = the fold of acc[j] and x[i * ld + j] over rows [0, n), for j in [0, w).
+template <typename T, Fold F>
+TG_INLINE void fold_cols_body(int64_t n, int64_t w, int64_t ld, const T* x, T* acc) {
   for (int64_t i = 0; i < n; ++i) {
     const T* p = x + i * ld;
 #pragma omp simd
-    for (int64_t j = 0; j < w; ++j) acc[j] = pick<T, Min>(acc[j], p[j]);
+    for (int64_t j = 0; j < w; ++j) acc[j] = fold<T, F>(acc[j], p[j]);
+  }
+}
+
+template <typename T, ExpandOp E>
+TG_INLINE T expand_one(T x, T u, T v) {
+  if constexpr (E == ExpandOp::norm2) return u * (v == T(0) ? T(0) : x / v);
+  else if constexpr (E == ExpandOp::logsumexp) return u * vmath::exp_v(x - v);
+  else if constexpr (E == ExpandOp::var) return u * (x - v);
+  else return u * (v / x);
+}
+
+// out[j] = expand_one(x[j], u[j], v[j]) for j in [0, n) (per_elem), else with u[0], v[0] for all.
+template <typename T, ExpandOp E>
+TG_INLINE void expand_body(int64_t n, const T* x, const T* u, const T* v, bool per_elem, T* out) {
+  if (per_elem) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) out[j] = expand_one<T, E>(x[j], u[j], v[j]);
+  } else {
+    const T u0 = u[0], v0 = v[0];
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) out[j] = expand_one<T, E>(x[j], u0, v0);
   }
 }
 
@@ -163,14 +261,18 @@ TG_INLINE void max_cols_body(int64_t n, int64_t w, int64_t ld, const T* x, T* ac
   TG_AVX512 __attribute__((noinline)) void name##_avx512 params { name##_body<targs> args; }
 
 #define TG_COMMA ,
-TG_VARIANTS(sum_rows, typename T, T,
-            (int64_t nrows, int64_t n, int64_t ld, const T* x, double* part, T* out, bool mean, int64_t count),
-            (nrows, n, ld, x, part, out, mean, count))
-TG_VARIANTS(max_rows, typename T TG_COMMA bool Min, T TG_COMMA Min,
+TG_VARIANTS(sum_rows, typename T TG_COMMA Term K, T TG_COMMA K,
+            (int64_t nrows, int64_t n, int64_t ld, const T* x, const T* shift, double* part, T* out, ReduceOp op,
+             int64_t count),
+            (nrows, n, ld, x, shift, part, out, op, count))
+TG_VARIANTS(fold_rows, typename T TG_COMMA Fold F, T TG_COMMA F,
             (int64_t nrows, int64_t n, int64_t ld, const T* x, T* out), (nrows, n, ld, x, out))
-TG_VARIANTS(sum_cols, typename T, T, (int64_t n, int64_t w, int64_t ld, const T* x, double* acc), (n, w, ld, x, acc))
-TG_VARIANTS(max_cols, typename T TG_COMMA bool Min, T TG_COMMA Min, (int64_t n, int64_t w, int64_t ld, const T* x, T* acc),
+TG_VARIANTS(sum_cols, typename T TG_COMMA Term K, T TG_COMMA K,
+            (int64_t n, int64_t w, int64_t ld, const T* x, const T* m, double* acc), (n, w, ld, x, m, acc))
+TG_VARIANTS(fold_cols, typename T TG_COMMA Fold F, T TG_COMMA F, (int64_t n, int64_t w, int64_t ld, const T* x, T* acc),
             (n, w, ld, x, acc))
+TG_VARIANTS(expand, typename T TG_COMMA ExpandOp E, T TG_COMMA E,
+            (int64_t n, const T* x, const T* u, const T* v, bool per_elem, T* out), (n, x, u, v, per_elem, out))
 #undef TG_VARIANTS
 
 // TG_CALL(name, (template args), args...)
@@ -181,24 +283,44 @@ TG_VARIANTS(max_cols, typename T TG_COMMA bool Min, T TG_COMMA Min, (int64_t n, 
                         : name##_base<TG_UNPAREN targs>(__VA_ARGS__))
 #define TG_UNPAREN(...) __VA_ARGS__
 
-template <typename T, bool Min>
-void max_rows(int64_t nrows, int64_t n, int64_t ld, const T* x, T* out) {
-  TG_CALL(max_rows, (T, Min), nrows, n, ld, x, out);
+// The variant for the op's term (fold), at run time.
+#define TG_BY_TERM(name, k, ...)                                                 \
+  (k == Term::abs      ? TG_CALL(name, (T, Term::abs), __VA_ARGS__)              \
+   : k == Term::square ? TG_CALL(name, (T, Term::square), __VA_ARGS__)           \
+   : k == Term::exp    ? TG_CALL(name, (T, Term::exp), __VA_ARGS__)              \
+                       : TG_CALL(name, (T, Term::x), __VA_ARGS__))
+#define TG_BY_FOLD(name, f, ...)                                                 \
+  (f == Fold::max   ? TG_CALL(name, (T, Fold::max), __VA_ARGS__)                 \
+   : f == Fold::min ? TG_CALL(name, (T, Fold::min), __VA_ARGS__)                 \
+                    : TG_CALL(name, (T, Fold::prod), __VA_ARGS__))
+
+template <typename T>
+void sum_rows(ReduceOp op, int64_t nrows, int64_t n, int64_t ld, const T* x, const T* shift, double* part, T* out,
+              int64_t count) {
+  TG_BY_TERM(sum_rows, term_of(op), nrows, n, ld, x, shift, part, out, op, count);
 }
-template <typename T, bool Min>
-void max_cols(int64_t n, int64_t w, int64_t ld, const T* x, T* acc) {
-  TG_CALL(max_cols, (T, Min), n, w, ld, x, acc);
+template <typename T>
+void fold_rows(Fold f, int64_t nrows, int64_t n, int64_t ld, const T* x, T* out) {
+  TG_BY_FOLD(fold_rows, f, nrows, n, ld, x, out);
+}
+template <typename T>
+void sum_cols(ReduceOp op, int64_t n, int64_t w, int64_t ld, const T* x, const T* m, double* acc) {
+  TG_BY_TERM(sum_cols, term_of(op), n, w, ld, x, m, acc);
+}
+template <typename T>
+void fold_cols(Fold f, int64_t n, int64_t w, int64_t ld, const T* x, T* acc) {
+  TG_BY_FOLD(fold_cols, f, n, w, ld, x, acc);
 }
 
 // ---------------------------------------------------------------- B = 1: rows
-template <typename T, bool Min>
-void max_rows_all(int64_t A, int64_t N, const T* x, T* out) {
+template <typename T>
+void fold_rows_all(Fold f, int64_t A, int64_t N, const T* x, T* out) {
   const bool par = A * N >= kParallelMinElems;
   if (N <= kRowChunk) {
     const int64_t step = std::max<int64_t>(1, kTaskElems / N), ntasks = (A + step - 1) / step;
     parallel_tiles(ntasks, par, [&](int64_t k) {
       const int64_t r0 = k * step, r1 = std::min(A, r0 + step);
-      max_rows<T, Min>(r1 - r0, N, N, x + r0 * N, out + r0);
+      fold_rows<T>(f, r1 - r0, N, N, x + r0 * N, out + r0);
     });
     return;
   }
@@ -206,43 +328,65 @@ void max_rows_all(int64_t A, int64_t N, const T* x, T* out) {
   std::vector<T> part(A * nchunks);
   parallel_tiles(A * nchunks, par, [&](int64_t t) {
     const int64_t r = t / nchunks, c0 = t % nchunks * kRowChunk;
-    max_rows<T, Min>(1, std::min(kRowChunk, N - c0), 0, x + r * N + c0, &part[t]);
+    fold_rows<T>(f, 1, std::min(kRowChunk, N - c0), 0, x + r * N + c0, &part[t]);
   });
-  for (int64_t r = 0; r < A; ++r) max_rows<T, Min>(1, nchunks, 0, &part[r * nchunks], out + r);
+  // the chunks' results folded in chunk order (fold_row's own lanes for a product would not be)
+  for (int64_t r = 0; r < A; ++r) {
+    T m = part[r * nchunks];
+    for (int64_t c = 1; c < nchunks; ++c) {
+      const T v = part[r * nchunks + c];
+      m = f == Fold::prod ? m * v : f == Fold::max ? pick<T, false>(m, v) : pick<T, true>(m, v);
+    }
+    out[r] = m;
+  }
 }
 
 template <typename T>
 void reduce_rows(ReduceOp op, int64_t A, int64_t N, const T* x, T* out) {
-  if (op == ReduceOp::amax) return max_rows_all<T, false>(A, N, x, out);
-  if (op == ReduceOp::amin) return max_rows_all<T, true>(A, N, x, out);
-  const bool mean = op == ReduceOp::mean, par = A * N >= kParallelMinElems;
+  if (is_fold(op)) return fold_rows_all<T>(fold_of(op), A, N, x, out);
+  const bool par = A * N >= kParallelMinElems;
   if (N <= kRowChunk) {
     const int64_t step = std::max<int64_t>(1, kTaskElems / N), ntasks = (A + step - 1) / step;
     parallel_tiles(ntasks, par, [&](int64_t k) {
       const int64_t r0 = k * step, r1 = std::min(A, r0 + step);
-      TG_CALL(sum_rows, (T), r1 - r0, N, N, x + r0 * N, nullptr, out + r0, mean, N);
+      sum_rows<T>(op, r1 - r0, N, N, x + r0 * N, nullptr, nullptr, out + r0, N);
     });
     return;
+  }
+  // Long rows: logsumexp's shifts first (the rows' maxima), then each chunk's sum.
+  std::vector<T> shift(op == ReduceOp::logsumexp ? A : 0);
+  if (!shift.empty()) {
+    fold_rows_all<T>(Fold::max, A, N, x, shift.data());
+    for (T& m : shift) m = lse_shift(m);
   }
   const int64_t nchunks = (N + kRowChunk - 1) / kRowChunk;
   std::vector<double> part(A * nchunks);
   parallel_tiles(A * nchunks, par, [&](int64_t t) {
     const int64_t r = t / nchunks, c0 = t % nchunks * kRowChunk;
-    TG_CALL(sum_rows, (T), 1, std::min(kRowChunk, N - c0), 0, x + r * N + c0, &part[t], nullptr, mean, N);
+    sum_rows<T>(op, 1, std::min(kRowChunk, N - c0), 0, x + r * N + c0, shift.empty() ? nullptr : &shift[r],
+                &part[t], nullptr, N);
   });
   for (int64_t r = 0; r < A; ++r) {
     double s = part[r * nchunks];
     for (int64_t c = 1; c < nchunks; ++c) s += part[r * nchunks + c];
-    out[r] = finish<T>(s, mean, N);
+    out[r] = finish<T>(op, s, N, shift.empty() ? T(0) : shift[r]);
   }
 }
 
 // ---------------------------------------------------------------- B > 1: columns
 template <typename T>
 void reduce_cols(ReduceOp op, int64_t A, int64_t N, int64_t B, const T* x, T* out) {
-  const bool sum = op == ReduceOp::sum || op == ReduceOp::mean, mean = op == ReduceOp::mean;
+  const bool sum = !is_fold(op);
+  const Fold f = fold_of(op);
+  // logsumexp's shifts first: the columns' maxima
+  std::vector<T> shift(op == ReduceOp::logsumexp ? A * B : 0);
+  if (!shift.empty()) {
+    reduce_cols<T>(ReduceOp::amax, A, N, B, x, shift.data());
+    for (T& m : shift) m = lse_shift(m);
+  }
+  const T* sh = shift.empty() ? nullptr : shift.data();
   const int64_t w = std::min(B, kStrip), nstrips = (B + kStrip - 1) / kStrip;
-  int64_t nchunks = std::min(kMaxChunks, std::max<int64_t>(1, N * w / kChunkElems));
+  int64_t nchunks = std::min(kMaxChunks, std::max<int64_t>(1, (N * w + kChunkElems - 1) / kChunkElems));
   const int64_t rows = ((N + nchunks - 1) / nchunks + kRowBlock - 1) / kRowBlock * kRowBlock;
   nchunks = (N + rows - 1) / rows;
   const int64_t per_a = nchunks * nstrips;
@@ -258,18 +402,17 @@ void reduce_cols(ReduceOp op, int64_t A, int64_t N, int64_t B, const T* x, T* ou
     if (sum) {
       alignas(64) double acc[kStrip];
       std::fill(acc, acc + wj, 0.0);
-      TG_CALL(sum_cols, (T), nr, wj, B, p, acc);
+      sum_cols<T>(op, nr, wj, B, p, sh ? sh + a * B + j0 : nullptr, acc);
       if (nchunks == 1) {
         T* o = out + a * B + j0;
-        for (int64_t j = 0; j < wj; ++j) o[j] = finish<T>(acc[j], mean, N);
+        for (int64_t j = 0; j < wj; ++j) o[j] = finish<T>(op, acc[j], N, sh ? sh[a * B + j0 + j] : T(0));
       } else {
         std::copy(acc, acc + wj, &part[(a * nchunks + c) * B + j0]);
       }
     } else {
       T* acc = nchunks == 1 ? out + a * B + j0 : &part_m[(a * nchunks + c) * B + j0];
       std::copy(p, p + wj, acc);
-      if (op == ReduceOp::amax) max_cols<T, false>(nr - 1, wj, B, p + B, acc);
-      else max_cols<T, true>(nr - 1, wj, B, p + B, acc);
+      fold_cols<T>(f, nr - 1, wj, B, p + B, acc);
     }
   };
   parallel_tiles(ntiles, A * N * B >= kParallelMinElems, [&](int64_t t) {
@@ -281,7 +424,7 @@ void reduce_cols(ReduceOp op, int64_t A, int64_t N, int64_t B, const T* x, T* ou
     }
   });
   if (nchunks == 1) return;
-  // The chunks' partials, added in chunk order.
+  // The chunks' partials, added (folded) in chunk order.
   for (int64_t a = 0; a < A; ++a) {
     T* o = out + a * B;
     if (sum) {
@@ -290,13 +433,22 @@ void reduce_cols(ReduceOp op, int64_t A, int64_t N, int64_t B, const T* x, T* ou
         const double* pc = p0 + c * B;
         for (int64_t j = 0; j < B; ++j) p0[j] += pc[j];
       }
-      for (int64_t j = 0; j < B; ++j) o[j] = finish<T>(p0[j], mean, N);
+      for (int64_t j = 0; j < B; ++j) o[j] = finish<T>(op, p0[j], N, sh ? sh[a * B + j] : T(0));
     } else {
       const T* p0 = &part_m[a * nchunks * B];
       std::copy(p0, p0 + B, o);
-      if (op == ReduceOp::amax) max_cols<T, false>(nchunks - 1, B, B, p0 + B, o);
-      else max_cols<T, true>(nchunks - 1, B, B, p0 + B, o);
+      fold_cols<T>(f, nchunks - 1, B, B, p0 + B, o);
     }
+  }
+}
+
+template <typename T>
+void expand(ExpandOp e, int64_t n, const T* x, const T* u, const T* v, bool per_elem, T* out) {
+  switch (e) {
+    case ExpandOp::norm2: TG_CALL(expand, (T, ExpandOp::norm2), n, x, u, v, per_elem, out); break;
+    case ExpandOp::logsumexp: TG_CALL(expand, (T, ExpandOp::logsumexp), n, x, u, v, per_elem, out); break;
+    case ExpandOp::var: TG_CALL(expand, (T, ExpandOp::var), n, x, u, v, per_elem, out); break;
+    default: TG_CALL(expand, (T, ExpandOp::prod), n, x, u, v, per_elem, out);
   }
 }
 
@@ -305,16 +457,80 @@ void reduce_cols(ReduceOp op, int64_t A, int64_t N, int64_t B, const T* x, T* ou
 template <typename T>
 void reduce_middle(ReduceOp op, int64_t A, int64_t N, int64_t B, const T* x, T* out) {
   if (A <= 0 || B <= 0) return;
-  if (N <= 0) {  // an empty sum is 0, its mean 0 / 0
-    const bool mean = op == ReduceOp::mean;
-    std::fill(out, out + A * B, mean ? std::numeric_limits<T>::quiet_NaN() : T(0));
+  if (N <= 0) {  // an empty sum is 0, its mean 0 / 0, its product 1, its logsumexp log 0
+    const T empty = op == ReduceOp::mean ? std::numeric_limits<T>::quiet_NaN()
+                    : op == ReduceOp::prod ? T(1)
+                    : op == ReduceOp::logsumexp ? -std::numeric_limits<T>::infinity() : T(0);
+    std::fill(out, out + A * B, empty);
     return;
   }
   if (B == 1) reduce_rows<T>(op, A, N, x, out);
   else reduce_cols<T>(op, A, N, B, x, out);
 }
 
-template void reduce_middle<float>(ReduceOp, int64_t, int64_t, int64_t, const float*, float*);
-template void reduce_middle<double>(ReduceOp, int64_t, int64_t, int64_t, const double*, double*);
+// Tasks of about kTaskElems elements: whole rows of B (B > 1, u and v per element), else runs of
+// a slice's N elements (u and v one value per slice). No sums: any split gives the same bits.
+template <typename T>
+void expand_middle(ExpandOp op, int64_t A, int64_t N, int64_t B, const T* x, const T* u, const T* v, T* out) {
+  const int64_t total = A * N * B;
+  if (total <= 0) return;
+  const bool par = total >= kParallelMinElems;
+  if (B == 1) {
+    parallel_tiles((total + kTaskElems - 1) / kTaskElems, par, [&](int64_t k) {
+      const int64_t i1 = std::min(total, (k + 1) * kTaskElems);
+      for (int64_t i = k * kTaskElems; i < i1;) {
+        const int64_t a = i / N, e = std::min(i1, (a + 1) * N);
+        expand<T>(op, e - i, x + i, u + a, v + a, false, out + i);
+        i = e;
+      }
+    });
+    return;
+  }
+  const int64_t step = std::max<int64_t>(1, kTaskElems / B), R = A * N;
+  parallel_tiles((R + step - 1) / step, par, [&](int64_t k) {
+    for (int64_t r = k * step; r < std::min(R, (k + 1) * step); ++r) {
+      const int64_t a = r / N;
+      expand<T>(op, B, x + r * B, u + a * B, v + a * B, true, out + r * B);
+    }
+  });
+}
+
+// Slices of up to kTaskElems elements a task (several whole slices, or rows of one), each task
+// zeroing its own rows and then placing the gradients whose index falls in them.
+template <typename T>
+void scatter_middle(int64_t A, int64_t N, int64_t B, const int64_t* idx, const T* g, T* out) {
+  const int64_t slice = N * B;
+  if (A * slice <= 0) return;
+  const bool par = A * slice >= kParallelMinElems;
+  const int64_t rows = std::max<int64_t>(1, kTaskElems / B);
+  if (rows >= N) {
+    const int64_t group = std::max<int64_t>(1, kTaskElems / slice);
+    parallel_tiles((A + group - 1) / group, par, [&](int64_t k) {
+      const int64_t a0 = k * group, a1 = std::min(A, a0 + group);
+      std::fill(out + a0 * slice, out + a1 * slice, T(0));
+      for (int64_t a = a0; a < a1; ++a)
+        for (int64_t b = 0; b < B; ++b) out[a * slice + idx[a * B + b] * B + b] = g[a * B + b];
+    });
+    return;
+  }
+  const int64_t nch = (N + rows - 1) / rows;
+  parallel_tiles(A * nch, par, [&](int64_t t) {
+    const int64_t a = t / nch, n0 = t % nch * rows, n1 = std::min(N, n0 + rows);
+    T* o = out + a * slice;
+    std::fill(o + n0 * B, o + n1 * B, T(0));
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t k = idx[a * B + b];
+      if (k >= n0 && k < n1) o[k * B + b] = g[a * B + b];
+    }
+  });
+}
+
+#define TG_INSTANTIATE(T)                                                                                  \
+  template void reduce_middle<T>(ReduceOp, int64_t, int64_t, int64_t, const T*, T*);                       \
+  template void expand_middle<T>(ExpandOp, int64_t, int64_t, int64_t, const T*, const T*, const T*, T*);   \
+  template void scatter_middle<T>(int64_t, int64_t, int64_t, const int64_t*, const T*, T*);
+TG_INSTANTIATE(float)
+TG_INSTANTIATE(double)
+#undef TG_INSTANTIATE
 
 }  // namespace tapegrad

@@ -1,4 +1,4 @@
-// sum, mean, amax and amin over a block of dims of a C-contiguous float array: the input viewed
+// sum, mean, amax, amin, prod, logsumexp and the 1- and 2-norms over a block of dims of a C-contiguous float array: the input viewed
 // as (A, N, B), reduced over N into (A, B). Any reduction whose reduced dims are adjacent once
 // dims of size 1 are dropped takes this form: the last dims (B = 1, row reductions), the leading
 // ones (A = 1, column reductions), all of them (A = B = 1) or a block in the middle.
@@ -13,12 +13,34 @@
 
 namespace tapegrad {
 
-enum class ReduceOp { sum, mean, amax, amin };
+// norm1 is the sum of |x|, norm2 the square root of the sum of squares (rounded to T first, as
+// PyTorch's float accumulator; squares past T's range are inf, as there), logsumexp
+// log(sum exp(x - m)) + m with m the slice's maximum, taken as 0 where it is +-inf (PyTorch's:
+// a slice of -inf gives -inf, one holding +inf gives +inf, NaN gives NaN). prod multiplies rows
+// in lanes of double, columns down in T, chunks' products multiplied in T in chunk order.
+enum class ReduceOp { sum, mean, amax, amin, prod, logsumexp, norm1, norm2 };
 
 // out[a, b] = op over n in [0, N) of x[a, n, b], for x C-contiguous (A, N, B) and out (A, B).
-// N = 0 gives 0 for sum and NaN for mean; amax and amin need N > 0 (callers refuse it).
-// mean is the sum rounded to T, divided by N in T (as PyTorch's sum then div_).
+// N = 0 gives 0 for sum and the norms, 1 for prod, -inf for logsumexp and NaN for mean; amax
+// and amin need N > 0 (callers refuse it). mean is the sum rounded to T, divided by N in T (as
+// PyTorch's sum then div_).
 template <typename T>
 void reduce_middle(ReduceOp op, int64_t A, int64_t N, int64_t B, const T* x, T* out);
+
+// The first-order gradients of the reductions above, each one pass writing out (A, N, B) from x
+// (A, N, B) and the reduced u, v (A, B) (the incoming gradient and the forward's result), as
+// PyTorch's formulas round them:
+//   norm2:     u * (v == 0 ? 0 : x / v)   (norm_backward: g * (x / norm), 0 where the norm is 0)
+//   logsumexp: u * exp(x - v)              (logsumexp_backward)
+//   prod:      u * (v / x)                 (prod_backward where no slice holds a zero)
+//   var:       u * (x - v)                 (var_backward: u = (2 / dof) * g, v the mean)
+enum class ExpandOp { norm2, logsumexp, prod, var };
+template <typename T>
+void expand_middle(ExpandOp op, int64_t A, int64_t N, int64_t B, const T* x, const T* u, const T* v, T* out);
+
+// max / min along a dim's gradient: out (A, N, B) zero but for out[a, idx[a, b], b] = g[a, b],
+// idx in [0, N) (checked by the caller).
+template <typename T>
+void scatter_middle(int64_t A, int64_t N, int64_t B, const int64_t* idx, const T* g, T* out);
 
 }  // namespace tapegrad

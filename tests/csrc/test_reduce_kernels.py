@@ -195,8 +195,8 @@ def test_bad_arguments_name_the_op():
         _C.reduce(x, (2,), False, "sum")
     with pytest.raises(ValueError, match=r"mean: dim -1 appears twice"):
         _C.reduce(x, (1, -1), False, "mean")
-    with pytest.raises(ValueError, match="reduce: unknown reduction 'prod'"):
-        _C.reduce(x, (1,), False, "prod")
+    with pytest.raises(ValueError, match="reduce: unknown reduction 'cumsum'"):
+        _C.reduce(x, (1,), False, "cumsum")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -217,3 +217,220 @@ def test_against_torch(dtype):
                         scale = NP[op](np.abs(x.astype(np.float64)), axis=dims, keepdims=keepdim)
                         eps = np.finfo(dtype).eps
                         assert (np.abs(got.numpy() - want) <= 8 * eps * scale).all(), (shape, dims, op)
+
+
+# ---------------------------------------------------------------- prod, logsumexp, the norms
+def _lse(a, axis, keepdims):
+    m = np.amax(a, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis)
+
+
+MORE = {"prod": lambda a, axis, keepdims: np.prod(a, axis=axis, keepdims=keepdims),
+        "logsumexp": _lse,
+        "norm1": lambda a, axis, keepdims: np.sum(np.abs(a), axis=axis, keepdims=keepdims),
+        "norm2": lambda a, axis, keepdims: np.sqrt(np.sum(a * a, axis=axis, keepdims=keepdims))}
+
+
+def _check_more(x, dims, keepdim, op, got):
+    """got against the op in extended precision: no further off (relatively) than numpy's own
+    float result, plus a few ulp (the products' roundings grow with the count: sqrt(n) of them)."""
+    ref = np.asarray(MORE[op](x.astype(np.longdouble), dims, keepdim), np.float64)
+    with np.errstate(divide="ignore", over="ignore"):
+        ours = np.asarray(MORE[op](x, dims, keepdim), np.float64)
+    assert got.shape == ref.shape and got.dtype == x.dtype, (x.shape, dims, keepdim, op)
+    n = max(1, x.size // max(1, ref.size))
+    err = np.abs(got.astype(np.float64) - ref)
+    # products round at every step in T, numpy's in order and ours in lanes: random walks of like size
+    allowed = (2 if op == "prod" else 1) * np.abs(ours - ref).max(initial=0) + (8 + 2 * np.sqrt(n)) * _ulp(ref, x.dtype)
+    assert (err <= allowed).all(), (x.shape, dims, keepdim, op, err.max(), allowed.max())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_prod_logsumexp_norms_every_block_of_dims(dtype, shape):
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal(shape).astype(dtype)
+    near_one = np.exp(0.01 * x).astype(dtype)  # products that stay finite over 4097 terms
+    for dims in _subsets(len(shape)):
+        for keepdim in (False, True):
+            for op in MORE:
+                a = near_one if op == "prod" else x
+                got = _C.reduce(a, dims, keepdim, op)
+                if got is None:  # reduced dims on both sides of a kept one: numpy's route
+                    assert any(d + 1 not in dims and any(e > d for e in dims) and shape[d + 1] > 1 for d in dims)
+                    continue
+                _check_more(a, dims, keepdim, op, got)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, dims", [((3, 70001), (1,)), ((70001, 3), (0,)), ((300, 1000), (0,)),
+                                         ((2, 1500, 1100), (1,)), ((1000, 1000), (0, 1)), ((100003,), (0,))], ids=str)
+def test_prod_logsumexp_norms_long_runs(dtype, shape, dims):
+    # chunked rows and columns: logsumexp's maxima come first, the chunks combine in order
+    x = np.random.default_rng(11).standard_normal(shape).astype(dtype) * 3 + 1
+    for op in MORE:
+        a = np.exp(1e-4 * (x - 1)).astype(dtype) if op == "prod" else x
+        _check_more(a, dims, False, op, _C.reduce(a, dims, False, op))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_empty_reductions(dtype):
+    e = np.zeros((0, 5), dtype)
+    assert _same(_C.reduce(e, (0,), False, "prod"), np.ones(5, dtype))
+    assert _same(_C.reduce(e, (0,), False, "logsumexp"), np.full(5, -np.inf, dtype))
+    assert _same(_C.reduce(e, (0,), False, "norm2"), np.zeros(5, dtype))
+    assert _same(_C.reduce(e, (0,), False, "norm1"), np.zeros(5, dtype))
+    for op in MORE:
+        assert _C.reduce(e, (1,), True, op).shape == (0, 1)
+    t = tg.tensor(e)
+    assert _same(t.prod(0).numpy(), np.ones(5, dtype))
+    assert _same(tg.logsumexp(t, 0).numpy(), np.full(5, -np.inf, dtype))
+    assert _same(tg.linalg.vector_norm(t, dim=0).numpy(), np.zeros(5, dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, dims", [((6, 1000), (1,)), ((6, 9), (1,)), ((1000, 6), (0,)), ((6, 70001), (1,)),
+                                         ((6, 40, 33), (1,))], ids=str)
+def test_specials(dtype, shape, dims):
+    base = np.random.default_rng(12).standard_normal(shape)
+    for op in MORE:
+        # products of values near 1, whose float products neither underflow nor overflow in any order
+        x = (np.exp(0.01 * base) if op == "prod" else base).astype(dtype)
+        lead = np.moveaxis(x, dims[0], -1)  # a view: the reduced dim last
+        lead[0, ..., 0] = np.nan
+        lead[1, ..., -1] = np.inf
+        lead[2] = -np.inf  # a slice of -inf: logsumexp -inf
+        lead[3, ..., 0] = np.inf
+        lead[3, ..., -1] = -np.inf
+        lead[4, ..., 1] = 0.0
+        with np.errstate(all="ignore"):
+            got, want = _C.reduce(x, dims, False, op), MORE[op](x, dims, False)
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=op)
+            np.testing.assert_array_equal(np.isinf(got), np.isinf(want), err_msg=op)
+            np.testing.assert_array_equal(np.sign(got[np.isinf(want)]), np.sign(want[np.isinf(want)]), err_msg=op)
+            fin = np.isfinite(want)
+            np.testing.assert_allclose(got[fin], want[fin], rtol=1e-4 if dtype == np.float32 else 1e-12,
+                                       atol=0 if op != "prod" else 1e-30, err_msg=op)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, dims", [((1000, 1000), (1,)), ((1000, 1000), (0,)), ((1000, 1000), (0, 1)),
+                                         ((3, 100003), (1,)), ((100003,), (0,)), ((20000, 40), (0,)),
+                                         ((4, 300, 70), (1,))], ids=str)
+def test_new_ops_same_bits_for_one_two_three_threads(dtype, shape, dims):
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal(shape).astype(dtype)
+    near_one = np.exp(0.001 * x).astype(dtype)
+    before = tg.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2, 3):
+            tg.set_num_threads(n)
+            res = []
+            for op in MORE:
+                a = near_one if op == "prod" else x
+                out = _C.reduce(a, dims, False, op)
+                res.append(out)
+                if op != "norm1":
+                    u = rng.standard_normal(out.shape).astype(dtype) if n == 1 else outs[0][-1][op]
+                    res.append(_C.reduce_backward(a, dims, u, out, op))
+                    res.append({op: u})
+            if len(dims) == 1:
+                idx = np.argmax(x, axis=dims[0], keepdims=True)
+                g = rng.standard_normal(idx.shape).astype(dtype) if n == 1 else outs[0][-1]["g"]
+                res.append(_C.select_backward(g, idx, x.shape, dims[0]))
+                res.append({"g": g})
+            merged = {}
+            for r in res:
+                if isinstance(r, dict):
+                    merged.update(r)
+            outs.append([r for r in res if not isinstance(r, dict)] + [merged])
+    finally:
+        tg.set_num_threads(before)
+    for other in outs[1:]:
+        assert all(_same(a, b) for a, b in zip(outs[0][:-1], other[:-1]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, dims", [((7, 1000), (1,)), ((1000, 7), (0,)), ((3, 70001), (1,)), ((2, 5, 3, 4), (1, 2)),
+                                         ((5,), (0,)), ((40, 600, 3), (1,))], ids=str)
+def test_backward_kernels_against_the_formulas(dtype, shape, dims):
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal(shape).astype(dtype)
+    keep = tuple(1 if d in dims else s for d, s in enumerate(shape))
+    for op in ("norm2", "logsumexp", "prod"):
+        a = np.exp(0.01 * x).astype(dtype) if op == "prod" else x
+        v = _C.reduce(a, dims, False, op)
+        u = rng.standard_normal(v.shape).astype(dtype)
+        got = _C.reduce_backward(a, dims, u, v, op)
+        uk, vk = u.reshape(keep), v.reshape(keep)
+        if op == "norm2":  # PyTorch's norm_backward, bit for bit
+            want = uk * np.where(vk == 0, dtype(0), a / vk)
+            assert _same(got, want.astype(dtype))
+        elif op == "prod":  # prod_backward without zeros, bit for bit
+            assert _same(got, (uk * (vk / a)).astype(dtype))
+        else:
+            want = uk.astype(np.float64) * np.exp((a - vk).astype(np.float64))  # x - v rounds in T, as PyTorch's
+            np.testing.assert_allclose(got, want, rtol=4 * np.finfo(dtype).eps, atol=4 * np.finfo(dtype).tiny)
+    # var: ((2 / dof) g) * (x - mean), as PyTorch's var_backward
+    m = _C.reduce(x, dims, False, "mean")
+    u = rng.standard_normal(m.shape).astype(dtype)
+    assert _same(_C.reduce_backward(x, dims, u, m, "var"), (u.reshape(keep) * (x - m.reshape(keep))).astype(dtype))
+    # a zero norm gives a zero gradient
+    z = np.zeros(shape, dtype)
+    n = _C.reduce(z, dims, False, "norm2")
+    assert not _C.reduce_backward(z, dims, np.ones_like(n), n, "norm2").any()
+
+
+def test_select_backward_scatter():
+    rng = np.random.default_rng(15)
+    for shape, dim in [((7, 1000), 1), ((1000, 7), 0), ((3, 70001), 1), ((70001, 3), 0), ((4, 5, 6), 1), ((9,), 0),
+                       ((2, 40000, 2), 1)]:
+        for dtype in DTYPES:
+            x = rng.standard_normal(shape).astype(dtype)
+            idx = np.argmax(x, axis=dim, keepdims=True)
+            g = rng.standard_normal(idx.shape).astype(dtype)
+            want = np.zeros(shape, dtype)
+            np.put_along_axis(want, idx, g, axis=dim)
+            assert _same(_C.select_backward(g, idx, shape, dim), want)
+    with pytest.raises(ValueError, match="index 5 is out of range for size 5"):
+        _C.select_backward(np.ones(3, np.float32), np.full(3, 5, np.int64), (3, 5), 1)
+    with pytest.raises(ValueError, match="int64 indices of 3 elements"):
+        _C.select_backward(np.ones(3, np.float32), np.zeros(3, np.int32), (3, 5), 1)
+    assert _C.select_backward(np.ones(3, np.float16), np.zeros(3, np.int64), (3, 5), 1) is None
+
+
+def test_reduce_backward_bad_arguments_name_the_op():
+    x = np.ones((4, 5), np.float32)
+    with pytest.raises(ValueError, match=r"norm2: the gradient must be a C-contiguous float32 array of 4 elements"):
+        _C.reduce_backward(x, (1,), np.ones(5, np.float32), np.ones(4, np.float32), "norm2")
+    with pytest.raises(ValueError, match=r"prod: the result must be a C-contiguous float32"):
+        _C.reduce_backward(x, (1,), np.ones(4, np.float32), np.ones(4, np.float64), "prod")
+    with pytest.raises(ValueError, match="reduce_backward: unknown reduction 'sum'"):
+        _C.reduce_backward(x, (1,), np.ones(4, np.float32), np.ones(4, np.float32), "sum")
+    assert _C.reduce_backward(x.T, (1,), np.ones(5, np.float32), np.ones(5, np.float32), "norm2") is None
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_new_ops_against_torch(dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(16)
+    for shape in [(1000, 1000), (7, 4097), (4097, 3), (2, 3, 5, 7)]:
+        x = rng.standard_normal(shape).astype(dtype)
+        near_one = np.exp(0.01 * x).astype(dtype)
+        for dims in _subsets(len(shape)):
+            tx, tn = torch.from_numpy(x), torch.from_numpy(near_one)
+            pairs = [("norm2", x, torch.linalg.vector_norm(tx, 2, dims)), ("norm1", x, torch.linalg.vector_norm(tx, 1, dims)),
+                     ("logsumexp", x, torch.logsumexp(tx, dims))]
+            if len(dims) == 1:
+                pairs.append(("prod", near_one, torch.prod(tn, dims[0])))
+            for op, a, want in pairs:
+                got = _C.reduce(a, dims, False, op)
+                if got is None:  # not one block: the tensor API's numpy route
+                    got = {"norm2": lambda: tg.linalg.vector_norm(tg.tensor(a), 2, dims),
+                           "norm1": lambda: tg.linalg.vector_norm(tg.tensor(a), 1, dims),
+                           "logsumexp": lambda: tg.logsumexp(tg.tensor(a), dims)}[op]().numpy()
+                np.testing.assert_allclose(got, want.numpy(), rtol=2e-5 if dtype == "float32" else 1e-12, err_msg=op)

@@ -491,7 +491,7 @@ _reduction("norm2", lambda M, t, d, k: t.norm(dim=d, keepdim=k), lambda a, axis,
     np.sum(a * a, axis=axis, keepdims=keepdims)), "nonzero", gradgrad=True, op="norm",
     torch_fn=lambda M, t, d, k: M.linalg.vector_norm(t, 2, d, k))  # PyTorch's norm over 3 dims refuses
 _reduction("norm_p1", lambda M, t, d, k: t.norm(1, d, k), lambda a, axis, keepdims: np.sum(
-    np.abs(a), axis=axis, keepdims=keepdims), "nonzero", op="norm")
+    np.abs(a), axis=axis, keepdims=keepdims), "nonzero", gradgrad=True, op="norm")
 _reduction("normp", lambda M, t, d, k: t.norm(3, d, k), lambda a, axis, keepdims: np.sum(
     np.abs(a) ** 3, axis=axis, keepdims=keepdims) ** (1 / 3), "nonzero", gradgrad=True, op="norm")
 _reduction("norm_inf", lambda M, t, d, k: M.norm(t.abs() + 0.1, float("inf"), d, k), lambda a, axis, keepdims: np.amax(
