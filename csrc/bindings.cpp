@@ -1088,7 +1088,9 @@ tapegrad::Pointwise pointwise_op(const std::string& name) {
       {"softplus", P::softplus},       {"logsigmoid", P::logsigmoid},
       {"elu", P::elu},                 {"leaky_relu", P::leaky_relu},
       {"hardswish", P::hardswish},     {"hardsigmoid", P::hardsigmoid},
-      {"mish", P::mish},               {"hardtanh", P::hardtanh}};
+      {"mish", P::mish},               {"hardtanh", P::hardtanh},
+      {"sin", P::sin},                 {"cos", P::cos},
+      {"tan", P::tan}};
   for (const auto& [n, op] : table)
     if (name == n) return op;
   std::string known;
@@ -1135,6 +1137,8 @@ py::array pointwise_backward(const std::string& name, const py::array& g, const 
   const tapegrad::Pointwise fn = pointwise_op(name);
   const std::string op = name + "_backward";
   if (fn == tapegrad::Pointwise::sign) fail(op, "sign has no backward kernel (its gradient is zero)");
+  if (fn == tapegrad::Pointwise::sin || fn == tapegrad::Pointwise::cos || fn == tapegrad::Pointwise::tan)
+    fail(op, name + " has no backward kernel (its gradient is the op's composite)");
   const bool f64 = check_float_dtypes(op, {{"grad_output", &g}, {"saved", &s}});
   check_same_shape(op, "grad_output", g, "saved", s);
   const bool c_order = memory_order_c(op, "saved", s);

@@ -4,9 +4,9 @@
 //
 // Layout: x, y, g, s and gx are n elements each in one memory order (the callers pass C- or
 // F-contiguous arrays). Each element's result depends on its own inputs alone, so results are
-// bit-identical for any thread count (they may differ by an ulp between ISA builds). float uses
-// the branch-free polynomials of vmath.h; double uses them for exp, expm1 and log and the C
-// library for tanh and erf. The parameters p0..p2 are the op's scalars (below), cast to T.
+// bit-identical for any thread count (they may differ by an ulp between ISA builds). float and
+// double use the branch-free polynomials of vmath.h (sin, cos and tan the C library's beyond
+// vmath::kTrigMax, and for inf and NaN). The parameters p0..p2 are the op's scalars (below), cast to T.
 #pragma once
 #include <cstdint>
 
@@ -32,9 +32,10 @@ namespace tapegrad {
 //   hardsigmoid  min(max(x + 3, 0), 6) / 6               from x
 //   mish         x tanh(softplus(x))                     from x
 //   hardtanh     p0 = min, p1 = max: x clamped (NaN kept) from x: g strictly inside (min, max), else 0
+//   sin, cos, tan (radians)                              (no backward: the ops' composites)
 enum class Pointwise : int {
   sigmoid, tanh, exp, log, erf, rsqrt, abs, sign, softplus, logsigmoid, elu, leaky_relu, hardswish,
-  hardsigmoid, mish, hardtanh
+  hardsigmoid, mish, hardtanh, sin, cos, tan
 };
 
 // y[i] = f(x[i]); y may be x.

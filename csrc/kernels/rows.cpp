@@ -65,14 +65,14 @@ TG_INLINE T exp_nonpos(T a);
 template <>
 TG_INLINE float exp_nonpos<float>(float a) { return exp_nonpos_full_f(a); }
 template <>
-TG_INLINE double exp_nonpos<double>(double a) { return std::exp(a); }
+TG_INLINE double exp_nonpos<double>(double a) { return vmath::exp_d(a); }
 
 template <typename T>
 TG_INLINE T exp_t(T x);
 template <>
 TG_INLINE float exp_t<float>(float x) { return exp_f(x); }
 template <>
-TG_INLINE double exp_t<double>(double x) { return std::exp(x); }
+TG_INLINE double exp_t<double>(double x) { return vmath::exp_d(x); }
 
 constexpr double kSqrt1_2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
@@ -94,7 +94,8 @@ TG_INLINE float exp_nonpos_f(float a) {
 
 // Phi(x) (the normal CDF) and phi(x) (its density). float: Abramowitz-Stegun 7.1.26 for
 // erfc(|x| / sqrt 2) (absolute error below 1.5e-7, as PyTorch's vectorised erf), written as
-// erfc so that Phi keeps its relative accuracy in the left tail; double: the C library's erfc.
+// erfc so that Phi keeps its relative accuracy in the left tail; double: vmath::erfc (fdlibm's,
+// branch-free), the same form.
 // exp(-x^2 / 2) is 0 beyond |x| = 13.1, so Phi is exactly 0 or 1 there; |x| / sqrt 2 is capped
 // at 16 so that t stays finite at +-inf. A NaN x makes Phi NaN (through t).
 TG_INLINE void normal_cdf_pdf(float x, float& cdf, float& pdf) {
@@ -110,8 +111,8 @@ TG_INLINE void normal_cdf_pdf(float x, float& cdf, float& pdf) {
 }
 
 TG_INLINE void normal_cdf_pdf(double x, double& cdf, double& pdf) {
-  cdf = 0.5 * std::erfc(-x * kSqrt1_2);
-  pdf = std::exp(-0.5 * x * x) * kInvSqrt2Pi;
+  cdf = 0.5 * vmath::erfc(-x * kSqrt1_2);
+  pdf = vmath::exp_d(-0.5 * x * x) * kInvSqrt2Pi;
 }
 
 // |x| beyond which Phi(x) is exactly 0 or 1 and phi(x) exactly 0 (exp(-x^2 / 2) underflows).
@@ -257,7 +258,7 @@ TG_INLINE float one_plus_exp_neg<float>(float x) {
   return 1.0f + bits_to_float(float_to_bits(p) + ((float_to_bits(fm) - 0x4B400001u) << 23)) * 2.0f;
 }
 template <>
-TG_INLINE double one_plus_exp_neg<double>(double x) { return 1.0 + std::exp(-x); }
+TG_INLINE double one_plus_exp_neg<double>(double x) { return 1.0 + vmath::exp_d(-x); }
 
 // silu(-inf) = -inf / inf = NaN and silu(x < -88.7) = -0, as PyTorch's x / (1 + exp(-x)).
 template <typename T>
