@@ -112,7 +112,7 @@ TG_INLINE T forward_one(T x, T p0, T p1, T p2) {
     else return c / T(6);
   } else if constexpr (Op == P::mish) {
     return x * tanh_softplus(x, exp_neg_abs(x));
-  } else if constexpr (Op == P::sin || Op == P::cos || Op == P::tan) {  // |x| <= vmath::kTrigMax
+  } else if constexpr (Op == P::sin || Op == P::cos || Op == P::tan) {  // |x| <= vmath::trig_max<T>()
     return vmath::trig<Op == P::sin ? 0 : Op == P::cos ? 1 : 2>(x);
   } else {
     static_assert(Op == P::hardtanh, "an op without a forward formula");
@@ -171,7 +171,7 @@ TG_INLINE T backward_one(T g, T s, T p0, T p1, T p2) {
 template <P Op, typename T>
 TG_INLINE void forward_body(int64_t n, const T* x, T* y, T p0, T p1, T p2) {
   if constexpr (Op == P::sin || Op == P::cos || Op == P::tan) {
-    // In chunks: one that holds an argument beyond kTrigMax (or inf, NaN) takes the C library's
+    // In chunks: one that holds an argument beyond trig_max (or inf, NaN) takes the C library's
     // value there, element by element; the other elements get the polynomial's (the same bits
     // as in the vectorised loop: tests/csrc/test_pointwise_kernels.py).
     constexpr int64_t kChunk = 256;
@@ -181,14 +181,14 @@ TG_INLINE void forward_body(int64_t n, const T* x, T* y, T p0, T p1, T p2) {
       T* yc = y + c;
       int big = 0;
 #pragma omp simd reduction(| : big)
-      for (int64_t i = 0; i < len; ++i) big |= !(std::fabs(xc[i]) <= T(vmath::kTrigMax));
+      for (int64_t i = 0; i < len; ++i) big |= !(std::fabs(xc[i]) <= vmath::trig_max<T>());
       if (!big) {
 #pragma omp simd
         for (int64_t i = 0; i < len; ++i) yc[i] = forward_one<Op, T>(xc[i], p0, p1, p2);
       } else {
         for (int64_t i = 0; i < len; ++i) {
           const T v = xc[i];
-          yc[i] = std::fabs(v) <= T(vmath::kTrigMax) ? forward_one<Op, T>(v, p0, p1, p2) : trig_libm<Op, T>(v);
+          yc[i] = std::fabs(v) <= vmath::trig_max<T>() ? forward_one<Op, T>(v, p0, p1, p2) : trig_libm<Op, T>(v);
         }
       }
     }

@@ -6,7 +6,7 @@
 // F-contiguous arrays). Each element's result depends on its own inputs alone, so results are
 // bit-identical for any thread count (they may differ by an ulp between ISA builds). float and
 // double use the branch-free polynomials of vmath.h (sin, cos and tan the C library's beyond
-// vmath::kTrigMax, and for inf and NaN). The parameters p0..p2 are the op's scalars (below), cast to T.
+// vmath::trig_max, and for inf and NaN). The parameters p0..p2 are the op's scalars (below), cast to T.
 #pragma once
 #include <cstdint>
 
