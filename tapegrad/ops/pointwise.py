@@ -324,20 +324,18 @@ _rsqrt, rsqrt = _unary("rsqrt", _rsqrt_fwd, _from_output("rsqrt", lambda g, out,
                        saves_output=True, saves=(), floating=True)
 public(rsqrt, method=True, inplace=True, out=True,
        doc="``1 / sqrt(input)``, elementwise.")
-_F32_F64 = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _kernel_fwd(name, ufunc, dtypes=_F32_F64):
-    """The forward of sin, cos, tan (float32 and float64) or tanh (float64): the kernel (vmath.h's
-    polynomials, within 3 ulp of numpy's in float64, 4 in float32), else numpy's loop, on the
-    threads from 2. 1e6 elements on one thread, float64: sin / cos / tan / tanh 0.79 / 0.81 / 0.94
-    / 1.03 ms where numpy took 7.9 / 8.0 / 1.3 / 1.25 (PyTorch 0.79 / 0.75 / 0.94 / 1.17);
-    float32: sin / cos / tan 0.30 / 0.30 / 0.36 against 0.52 / 0.53 / 0.39 (PyTorch 0.35 / 0.37 /
-    0.43), and at 2 threads as well. numpy's float32 tanh stays: 0.28 against the kernel's 0.54."""
+def _kernel_fwd(name, ufunc):
+    """The float64 forward of sin, cos, tan or tanh: the kernel (vmath.h's polynomials, within 3 ulp
+    of numpy's), else numpy's loop, on the threads from 2. 1e6 elements on one thread: sin / cos /
+    tan / tanh 0.79 / 0.81 / 0.94 / 1.03 ms where numpy took 7.9 / 8.0 / 1.3 / 1.25 (PyTorch 0.79 /
+    0.75 / 0.94 / 1.17). float32 stays numpy's: the kernels' sin / cos / tan were faster (0.30 /
+    0.30 / 0.36 ms against 0.52 / 0.53 / 0.39) but up to 3 ulp off, where numpy's are within one,
+    and that moved the DDPM port's sinusoidal embeddings past its float32 tolerance against
+    PyTorch (tests/test_ports_vs_torch.py); numpy's float32 tanh is faster (0.28 against 0.54)."""
     def fwd(x):
         if type(x) is not np.ndarray:  # exact ndarrays only reach the kernels
             return ufunc(x)
-        y = _kernels.forward(name, x) if x.dtype in dtypes else None
+        y = _kernels.forward(name, x) if x.dtype == np.float64 else None
         if y is None:
             y = _C._parallel_unary(ufunc, x)
         return ufunc(x) if y is None else y
@@ -356,7 +354,7 @@ _tan, tan = _unary("tan", _kernel_fwd("tan", np.tan), lambda g, out, x: g * _cj(
                    saves=(), floating=True)
 public(tan, method=True, inplace=True, out=True,
        doc="The tangent, elementwise (radians).")
-_tanh, tanh = _unary("tanh", _kernel_fwd("tanh", np.tanh, (np.dtype(np.float64),)),
+_tanh, tanh = _unary("tanh", _kernel_fwd("tanh", np.tanh),
                      _from_output("tanh", lambda g, out, x: g * _cj(1 - out * out)),
                      saves_output=True, saves=(), floating=True)
 public(tanh, method=True, inplace=True, out=True,
