@@ -528,33 +528,21 @@ TG_VMATH_INLINE TrigBits<T> to_bits(T f) {
   return u;
 }
 
-// x - q pi/2 in float for |x| <= trig_max<float>(): Cephes' pi/4 in three parts, doubled (the
-// first of 8 bits, so q times it is exact), and the rest of pi/2 as a fourth (without it, r near
-// a multiple of pi/2 was 6 ulp off at 9.4). Its error grows with q (10 ulp near 500, measured),
-// hence the bound of 128; and without fused multiply-adds (the baseline ISA) q times the third
-// part rounds, a few ulp more where r cancels. Reducing in double instead kept every float exact
-// but took 0.45 ns an element in L1 (AVX-512) where this takes 0.25.
-TG_VMATH_INLINE float reduce_pio2(float x, uint64_t& q) {
-  const float fm = x * 0.636619772367581343f + 12582912.0f;  // 1.5 * 2^23 + q
-  const float n = fm - 12582912.0f;
-  q = float_to_bits(fm);
-  const float r = (((x - n * 1.5703125f) - n * 4.837512969970703125e-4f) - n * 7.54978995489188216e-8f) - n * -1.7151245e-15f;
-  return x == 0.0f ? x : r;  // -0 - (-0) would be +0
-}
-
 // The largest |x| that trig takes (the caller's C library beyond).
 template <typename T>
-constexpr T trig_max() { return sizeof(T) == 4 ? T(128) : T(kTrigMax); }
+constexpr T trig_max() { return T(kTrigMax); }
 
 // kFn: 0 sin, 1 cos, 2 tan (as sin / cos, or -cos / sin in the odd quadrants: within 3 ulp in
-// double, 4 in float), for |x| <= trig_max<T>().
+// double, 4 in float), for |x| <= trig_max<T>(). float reduces in double (exact to float's
+// precision below kTrigMax, with or without fused multiply-adds: reducing in float, 0.25 against
+// 0.45 ns an element in L1, was 8-15 ulp off near multiples of pi/2 on the baseline ISA).
 template <int kFn, typename T>
 TG_VMATH_INLINE T trig(T x) {
   using U = TrigBits<T>;
   constexpr int kShift = 8 * sizeof(T) - 2;  // q's bit 1 to the sign bit
   constexpr U kSign = U(1) << (8 * sizeof(T) - 1);
   uint64_t q;
-  const T r = reduce_pio2(x, q);
+  const T r = static_cast<T>(reduce_pio2(static_cast<double>(x), q));
   const U rs = to_bits(r) & kSign;
   const T a = bits_to<T>(to_bits(r) ^ rs);
   const T s = bits_to<T>(to_bits(sin_kernel(a)) | rs), c = cos_kernel(a);

@@ -379,7 +379,7 @@ TRIG = {"sin": np.sin, "cos": np.cos, "tan": np.tan}
 
 
 # ulps against numpy in float64 (the C library's: within an ulp): float64 sin / cos 2, tan 3 (sin
-# over cos); float32 (reduced in float below 128, Cephes' float polynomials) 3, tan 4
+# over cos); float32 (reduced in double, Cephes' float polynomials) 3, tan 4
 @pytest.mark.parametrize("dtype, ulps", [(np.float64, {"sin": 2, "cos": 2, "tan": 3}),
                                          (np.float32, {"sin": 3, "cos": 3, "tan": 4})])
 @pytest.mark.parametrize("name", sorted(TRIG))
