@@ -49,16 +49,16 @@ def leaf(lib, a):
     return lib.tensor(a, requires_grad=True)
 
 
-def fwd_bwd(lib, op, shape, seed=0, n_params=0, classes=None, param_dim=-1):
+def fwd_bwd(lib, op, shape, seed=0, n_params=0, classes=None, param_dim=-1, dtype=np.float32):
     """A step running op(x, *params) forward and backward with a fixed upstream gradient; the
     params are vectors the size of x's dim ``param_dim``."""
     rng = np.random.default_rng(seed)
-    x = leaf(lib, rng.standard_normal(shape).astype(np.float32))
+    x = leaf(lib, rng.standard_normal(shape).astype(dtype))
     # param_dim None: params of x's own shape (a loss's target); values in (0, 1)
     params = [leaf(lib, rng.standard_normal(shape[param_dim]).astype(np.float32)) if param_dim is not None else
               lib.tensor(rng.uniform(0, 1, shape).astype(np.float32)) for _ in range(n_params)]
     out_shape = () if classes or (param_dim is None and n_params) else shape
-    g = lib.tensor(rng.standard_normal(out_shape).astype(np.float32))
+    g = lib.tensor(rng.standard_normal(out_shape).astype(dtype))
     target = lib.tensor(rng.integers(0, shape[-1], shape[0])) if classes else None
     F = lib.nn.functional
 
@@ -82,7 +82,34 @@ def forward_only(lib, op, shape, dtype=np.float32, bias=False):
         with lib.no_grad():
             op(lib, x, y)
 
+
+def fwd_only(lib, op, shape, dtype):
+    """A step running op(x) forward only, without recording."""
+    x = lib.tensor(np.random.default_rng(0).standard_normal(shape).astype(dtype))
+    F = lib.nn.functional
+
+    def step():
+        with lib.no_grad():
+            op(F, x)
+
     return step
+
+
+# float64 activations and row functions (vmath.h's double polynomials), and sin / cos / tan
+_F64_OPS = (
+    ("GELU", lambda F, x: F.gelu(x)),
+    ("GELU tanh", lambda F, x: F.gelu(x, approximate="tanh")),
+    ("SiLU", lambda F, x: F.silu(x)),
+    ("softmax rows of 1000", lambda F, x: F.softmax(x, -1)),
+    ("log_softmax rows of 1000", lambda F, x: F.log_softmax(x, -1)),
+    ("erf", lambda F, x: x.erf()),
+    ("tanh", lambda F, x: x.tanh()),
+    ("sigmoid", lambda F, x: x.sigmoid()),
+    ("softplus", lambda F, x: F.softplus(x)),
+    ("sin", lambda F, x: x.sin()),
+    ("cos", lambda F, x: x.cos()),
+    ("tan", lambda F, x: x.tan()),
+)
 
 
 def conv_weight_grad(lib):
@@ -188,6 +215,13 @@ CASES = {
     "topk": [(f"topk k={k} of {s[0]}x{s[1]} along dim {d}, f32", lambda lib, s=s, k=k, d=d: no_grad_step(
         lib, lambda x, y: x.topk(k, d), s)) for s, k, d in (((1000, 1000), 5, 1), ((1000, 1000), 5, 0),
                                                            ((64, 50000), 5, 1), ((1000, 1000), 500, 1))],
+    "f64": [(f"{name} 1e6 f64, {kind}", lambda lib, f=f, k=kind: (fwd_only(lib, f, (1000, 1000), np.float64)
+                                                                  if k == "forward" else
+                                                                  fwd_bwd(lib, f, (1000, 1000), dtype=np.float64)))
+            for name, f in _F64_OPS for kind in ("forward", "forward + backward")],
+    "trig": [(f"{name} 1e6 f32, {kind}", lambda lib, f=f, k=kind: (fwd_only(lib, f, (1000, 1000), np.float32)
+                                                                   if k == "forward" else fwd_bwd(lib, f, (1000, 1000))))
+             for name, f in _F64_OPS[-3:] for kind in ("forward", "forward + backward")],
     "cross_entropy": [("cross_entropy 50k classes, batch 64, f32",
                        lambda lib: fwd_bwd(lib, lambda F, x, t: F.cross_entropy(x, t), (64, 50000), classes=True))],
     "conv": [("Conv2d(512, 512, 3, padding=1) on 32x512x1x1, forward + weight grad", conv_weight_grad)],

@@ -1115,7 +1115,8 @@ tapegrad::Pointwise pointwise_op(const std::string& name) {
       {"hardshrink", P::hardshrink},   {"softshrink", P::softshrink},
       {"threshold", P::threshold},     {"logit", P::logit},
       {"frac", P::frac},               {"cube", P::cube},
-      {"nan_to_num", P::nan_to_num}};
+      {"nan_to_num", P::nan_to_num},   {"sin", P::sin},
+      {"cos", P::cos},                 {"tan", P::tan}};
   for (const auto& [n, op] : table)
     if (name == n) return op;
   std::string known;
@@ -1164,6 +1165,8 @@ py::array pointwise_backward(const std::string& name, const py::array& g, const 
   if (fn == tapegrad::Pointwise::sign) fail(op, "sign has no backward kernel (its gradient is zero)");
   if (fn == tapegrad::Pointwise::frac) fail(op, "frac has no backward kernel (its gradient is grad_output)");
   if (fn == tapegrad::Pointwise::nan_to_num) fail(op, "nan_to_num has no backward kernel");
+  if (fn == tapegrad::Pointwise::sin || fn == tapegrad::Pointwise::cos || fn == tapegrad::Pointwise::tan)
+    fail(op, name + " has no backward kernel (its gradient is the op's composite)");
   const bool f64 = check_float_dtypes(op, {{"grad_output", &g}, {"saved", &s}});
   check_same_shape(op, "grad_output", g, "saved", s);
   const bool c_order = memory_order_c(op, "saved", s);
@@ -1462,8 +1465,8 @@ void define(py::module_& m) {
         py::arg("p2") = 0.0,
         "name(x; p0, p1, p2) elementwise in one pass, for the functions of csrc/kernels/pointwise.h (sigmoid, "
         "tanh, exp, log, erf, rsqrt, abs, sign, softplus, logsigmoid, elu, leaky_relu, hardswish, hardsigmoid, "
-        "mish, hardtanh, hardshrink, softshrink, threshold, logit, frac, cube, nan_to_num); x C- or F-contiguous "
-        "float32/float64, the result in x's memory order.");
+        "mish, hardtanh, hardshrink, softshrink, threshold, logit, frac, cube, nan_to_num, sin, cos, tan); x C- or "
+        "F-contiguous float32/float64, the result in x's memory order.");
   m.def("pointwise_backward", &pointwise_backward, py::arg("name"), py::arg("grad_output"), py::arg("saved"),
         py::arg("p0") = 0.0, py::arg("p1") = 0.0, py::arg("p2") = 0.0,
         "grad_output * name'(...) in one pass, from the saved output (sigmoid, tanh, exp, rsqrt) or input (the "

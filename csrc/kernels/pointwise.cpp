@@ -130,10 +130,19 @@ TG_INLINE T forward_one(T x, T p0, T p1, T p2) {
   } else if constexpr (Op == P::nan_to_num) {
     const T inf = std::numeric_limits<T>::infinity();
     return x != x ? p0 : x == inf ? p1 : x == -inf ? p2 : x;
+  } else if constexpr (Op == P::sin || Op == P::cos || Op == P::tan) {  // |x| <= vmath::trig_max<T>()
+    return vmath::trig<Op == P::sin ? 0 : Op == P::cos ? 1 : 2>(x);
   } else {
     static_assert(Op == P::hardtanh, "an op without a forward formula");
     return x < p0 ? p0 : x > p1 ? p1 : x;
   }
+}
+
+template <P Op, typename T>
+TG_INLINE T trig_libm(T x) {
+  if constexpr (Op == P::sin) return std::sin(x);
+  else if constexpr (Op == P::cos) return std::cos(x);
+  else return std::tan(x);
 }
 
 // gx for g and the saved operand s (the output y or the input x: pointwise.h's table).
@@ -187,8 +196,32 @@ TG_INLINE T backward_one(T g, T s, T p0, T p1, T p2) {
 
 template <P Op, typename T>
 TG_INLINE void forward_body(int64_t n, const T* x, T* y, T p0, T p1, T p2) {
+  if constexpr (Op == P::sin || Op == P::cos || Op == P::tan) {
+    // In chunks: one that holds an argument beyond trig_max (or inf, NaN) takes the C library's
+    // value there, element by element; the other elements get the polynomial's (the same bits
+    // as in the vectorised loop: tests/csrc/test_pointwise_kernels.py).
+    constexpr int64_t kChunk = 256;
+    for (int64_t c = 0; c < n; c += kChunk) {
+      const int64_t len = std::min(kChunk, n - c);
+      const T* xc = x + c;
+      T* yc = y + c;
+      int big = 0;
+#pragma omp simd reduction(| : big)
+      for (int64_t i = 0; i < len; ++i) big |= !(std::fabs(xc[i]) <= vmath::trig_max<T>());
+      if (!big) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i) y[i] = forward_one<Op, T>(x[i], p0, p1, p2);
+        for (int64_t i = 0; i < len; ++i) yc[i] = forward_one<Op, T>(xc[i], p0, p1, p2);
+      } else {
+        for (int64_t i = 0; i < len; ++i) {
+          const T v = xc[i];
+          yc[i] = std::fabs(v) <= vmath::trig_max<T>() ? forward_one<Op, T>(v, p0, p1, p2) : trig_libm<Op, T>(v);
+        }
+      }
+    }
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = forward_one<Op, T>(x[i], p0, p1, p2);
+  }
 }
 
 template <P Op, typename T>
@@ -350,6 +383,9 @@ void pointwise_forward(Pointwise op, int64_t n, const T* x, T* y, double p0, dou
     TG_POINTWISE_CASE(frac, run_forward, n, x, y, a, b, c)
     TG_POINTWISE_CASE(cube, run_forward, n, x, y, a, b, c)
     TG_POINTWISE_CASE(nan_to_num, run_forward, n, x, y, a, b, c)
+    TG_POINTWISE_CASE(sin, run_forward, n, x, y, a, b, c)
+    TG_POINTWISE_CASE(cos, run_forward, n, x, y, a, b, c)
+    TG_POINTWISE_CASE(tan, run_forward, n, x, y, a, b, c)
   }
   throw std::invalid_argument("pointwise_forward: unknown op " + std::to_string(static_cast<int>(op)));
 }
@@ -381,6 +417,9 @@ void pointwise_backward(Pointwise op, int64_t n, const T* g, const T* s, T* gx, 
     case P::sign:
     case P::frac:
     case P::nan_to_num:
+    case P::sin:
+    case P::cos:
+    case P::tan:
       break;
   }
   throw std::invalid_argument("pointwise_backward: no backward kernel for op " + std::to_string(static_cast<int>(op)));

@@ -4,9 +4,9 @@
 //
 // Layout: x, y, g, s and gx are n elements each in one memory order (the callers pass C- or
 // F-contiguous arrays). Each element's result depends on its own inputs alone, so results are
-// bit-identical for any thread count (they may differ by an ulp between ISA builds). float uses
-// the branch-free polynomials of vmath.h; double uses them for exp, expm1 and log and the C
-// library for tanh and erf. The parameters p0..p2 are the op's scalars (below), cast to T.
+// bit-identical for any thread count (they may differ by an ulp between ISA builds). float and
+// double use the branch-free polynomials of vmath.h (sin, cos and tan the C library's beyond
+// vmath::trig_max, and for inf and NaN). The parameters p0..p2 are the op's scalars (below), cast to T.
 #pragma once
 #include <cstdint>
 
@@ -43,10 +43,12 @@ namespace tapegrad {
 //   frac         x - trunc(x)                            (no backward kernel: the gradient is g)
 //   cube         x x x, as (x x) x                       from x: g ((x x) 3)
 //   nan_to_num   p0 where x is NaN, p1 where +inf, p2 where -inf, else x  (no backward kernel)
+//   sin, cos, tan (radians)                              (no backward: the ops' composites)
 // (PyTorch's kernels' formulas, so their NaN and signed-zero results.)
 enum class Pointwise : int {
   sigmoid, tanh, exp, log, erf, rsqrt, abs, sign, softplus, logsigmoid, elu, leaky_relu, hardswish,
-  hardsigmoid, mish, hardtanh, hardshrink, softshrink, threshold, logit, frac, cube, nan_to_num
+  hardsigmoid, mish, hardtanh, hardshrink, softshrink, threshold, logit, frac, cube, nan_to_num, sin, cos,
+  tan
 };
 
 // y[i] = f(x[i]); y may be x.
@@ -54,7 +56,7 @@ template <typename T>
 void pointwise_forward(Pointwise op, int64_t n, const T* x, T* y, double p0, double p1, double p2);
 
 // gx[i] = g[i] f'(...) from s = the output or the input (the table above); gx may be g.
-// Throws std::invalid_argument for sign, frac and nan_to_num.
+// Throws std::invalid_argument for sign, frac, nan_to_num, sin, cos and tan.
 template <typename T>
 void pointwise_backward(Pointwise op, int64_t n, const T* g, const T* s, T* gx, double p0, double p1, double p2);
 

@@ -65,14 +65,14 @@ TG_INLINE T exp_nonpos(T a);
 template <>
 TG_INLINE float exp_nonpos<float>(float a) { return exp_nonpos_full_f(a); }
 template <>
-TG_INLINE double exp_nonpos<double>(double a) { return std::exp(a); }
+TG_INLINE double exp_nonpos<double>(double a) { return vmath::exp_d(a); }
 
 template <typename T>
 TG_INLINE T exp_t(T x);
 template <>
 TG_INLINE float exp_t<float>(float x) { return exp_f(x); }
 template <>
-TG_INLINE double exp_t<double>(double x) { return std::exp(x); }
+TG_INLINE double exp_t<double>(double x) { return vmath::exp_d(x); }
 
 constexpr double kSqrt1_2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
@@ -94,9 +94,11 @@ TG_INLINE float exp_nonpos_f(float a) {
 
 // Phi(x) (the normal CDF) and phi(x) (its density). float: Abramowitz-Stegun 7.1.26 for
 // erfc(|x| / sqrt 2) (absolute error below 1.5e-7, as PyTorch's vectorised erf), written as
-// erfc so that Phi keeps its relative accuracy in the left tail; double: the C library's erfc.
+// erfc so that Phi keeps its relative accuracy in the left tail; double: vmath::erfc (fdlibm's,
+// branch-free), the same form.
 // exp(-x^2 / 2) is 0 beyond |x| = 13.1, so Phi is exactly 0 or 1 there; |x| / sqrt 2 is capped
 // at 16 so that t stays finite at +-inf. A NaN x makes Phi NaN (through t).
+template <bool kTail>
 TG_INLINE void normal_cdf_pdf(float x, float& cdf, float& pdf) {
   float z = std::fabs(x) * float(kSqrt1_2);
   z = z > 16.0f ? 16.0f : z;
@@ -109,9 +111,12 @@ TG_INLINE void normal_cdf_pdf(float x, float& cdf, float& pdf) {
   pdf = e * float(kInvSqrt2Pi);
 }
 
+// kTail: x may lie below -6 sqrt 2, where erfc's argument passes 6 (vmath::erfc_upto6's end).
+template <bool kTail>
 TG_INLINE void normal_cdf_pdf(double x, double& cdf, double& pdf) {
-  cdf = 0.5 * std::erfc(-x * kSqrt1_2);
-  pdf = std::exp(-0.5 * x * x) * kInvSqrt2Pi;
+  const double u = -x * kSqrt1_2;
+  cdf = 0.5 * (kTail ? vmath::erfc(u) : vmath::erfc_upto6(u));
+  pdf = vmath::exp_d(-0.5 * x * x) * kInvSqrt2Pi;
 }
 
 // |x| beyond which Phi(x) is exactly 0 or 1 and phi(x) exactly 0 (exp(-x^2 / 2) underflows).
@@ -126,6 +131,45 @@ TG_INLINE T gelu_tanh_sigmoid(T x, T& du_dx2) {
   const T u = T(kTanhK) * (x + T(kTanhC) * x2 * x);
   du_dx2 = T(2 * kTanhK) * (T(1) + T(3 * kTanhC) * x2);
   return T(1) / (T(1) + exp_t<T>(T(-2) * u));
+}
+
+// The erf form of GELU over n elements, forward and backward; kTail: some x may lie below
+// -6 sqrt 2, where erfc's argument passes 6 (normal_cdf_pdf).
+template <bool kTail, typename T>
+TG_INLINE void gelu_erf_forward_run(int64_t n, const T* x, T* y) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    T cdf, pdf;
+    normal_cdf_pdf<kTail>(x[i], cdf, pdf);
+    // Phi is exactly 0 below -gelu_flat, where x * Phi would be -inf * 0 = NaN at -inf: gelu(-inf)
+    // = -0 (PyTorch's gives NaN). A NaN x stays NaN (through cdf).
+    y[i] = (x[i] < -gelu_flat<T>() ? -gelu_flat<T>() : x[i]) * cdf;
+  }
+}
+
+template <bool kTail, typename T>
+TG_INLINE void gelu_erf_backward_run(int64_t n, const T* g, const T* x, T* gx) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    T cdf, pdf;
+    normal_cdf_pdf<kTail>(x[i], cdf, pdf);
+    // phi is exactly 0 beyond gelu_flat, so clamping x there changes nothing but inf * 0:
+    // gelu'(+-inf) = 1, 0 (PyTorch: NaN).
+    const T xc = x[i] < -gelu_flat<T>() ? -gelu_flat<T>() : x[i] > gelu_flat<T>() ? gelu_flat<T>() : x[i];
+    gx[i] = g[i] * (cdf + xc * pdf);
+  }
+}
+
+// The double ones in chunks: a chunk holding an x below -6 sqrt 2 computes fdlibm's erfc tail as
+// well (vmath::erfc, twice the arithmetic) and selects it there; its other elements get the same
+// bits either way. float's erfc covers every x in one pass.
+constexpr int64_t kGeluChunk = 256;
+
+TG_INLINE bool gelu_chunk_has_tail(int64_t n, const double* x) {
+  int tail = 0;
+#pragma omp simd reduction(| : tail)
+  for (int64_t i = 0; i < n; ++i) tail |= -x[i] * kSqrt1_2 > 6.0;
+  return tail != 0;
 }
 
 // ---------------------------------------------------------------- row reductions
@@ -199,14 +243,13 @@ TG_INLINE void gelu_forward_body(int64_t n, const T* x, T* y, bool tanh_approx) 
       const T s = gelu_tanh_sigmoid<T>(x[i], d);
       y[i] = s == T(0) ? T(-0.0) : x[i] * s;  // gelu(-inf) = -0, where PyTorch's gives NaN
     }
+  } else if constexpr (sizeof(T) == 4) {
+    gelu_erf_forward_run<false>(n, x, y);
   } else {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) {
-      T cdf, pdf;
-      normal_cdf_pdf(x[i], cdf, pdf);
-      // Phi is exactly 0 below -gelu_flat, where x * Phi would be -inf * 0 = NaN at -inf: gelu(-inf)
-      // = -0 (PyTorch's gives NaN). A NaN x stays NaN (through cdf).
-      y[i] = (x[i] < -gelu_flat<T>() ? -gelu_flat<T>() : x[i]) * cdf;
+    for (int64_t c = 0; c < n; c += kGeluChunk) {
+      const int64_t len = std::min(kGeluChunk, n - c);
+      if (gelu_chunk_has_tail(len, x + c)) gelu_erf_forward_run<true>(len, x + c, y + c);
+      else gelu_erf_forward_run<false>(len, x + c, y + c);
     }
   }
 }
@@ -221,15 +264,13 @@ TG_INLINE void gelu_backward_body(int64_t n, const T* g, const T* x, T* gx, bool
       const T ds = s * (T(1) - s);  // 0 at +-inf, where x ds d would be 0 * inf
       gx[i] = g[i] * (s + (ds == T(0) ? T(0) : x[i] * ds * d));
     }
+  } else if constexpr (sizeof(T) == 4) {
+    gelu_erf_backward_run<false>(n, g, x, gx);
   } else {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) {
-      T cdf, pdf;
-      normal_cdf_pdf(x[i], cdf, pdf);
-      // phi is exactly 0 beyond gelu_flat, so clamping x there changes nothing but inf * 0:
-      // gelu'(+-inf) = 1, 0 (PyTorch: NaN).
-      const T xc = x[i] < -gelu_flat<T>() ? -gelu_flat<T>() : x[i] > gelu_flat<T>() ? gelu_flat<T>() : x[i];
-      gx[i] = g[i] * (cdf + xc * pdf);
+    for (int64_t c = 0; c < n; c += kGeluChunk) {
+      const int64_t len = std::min(kGeluChunk, n - c);
+      if (gelu_chunk_has_tail(len, x + c)) gelu_erf_backward_run<true>(len, g + c, x + c, gx + c);
+      else gelu_erf_backward_run<false>(len, g + c, x + c, gx + c);
     }
   }
 }
@@ -257,7 +298,7 @@ TG_INLINE float one_plus_exp_neg<float>(float x) {
   return 1.0f + bits_to_float(float_to_bits(p) + ((float_to_bits(fm) - 0x4B400001u) << 23)) * 2.0f;
 }
 template <>
-TG_INLINE double one_plus_exp_neg<double>(double x) { return 1.0 + std::exp(-x); }
+TG_INLINE double one_plus_exp_neg<double>(double x) { return 1.0 + vmath::exp_d(-x); }
 
 // silu(-inf) = -inf / inf = NaN and silu(x < -88.7) = -0, as PyTorch's x / (1 + exp(-x)).
 template <typename T>

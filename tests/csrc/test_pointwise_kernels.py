@@ -476,3 +476,145 @@ def test_prelu_is_one_op_with_pytorchs_values_and_gradients():
         f = (lambda a, b: tg.nn.functional.prelu(a, b)) if w.numel() == 1 else \
             (lambda a, b: tg.nn.functional.prelu(a.t(), b))
         assert tg.autograd.gradcheck(f, (x, w)) and tg.autograd.gradgradcheck(f, (x, w))
+
+
+# ---------------------------------------------------------------- float64 erf / tanh, sin / cos / tan
+def _tails_and_specials(dtype):
+    """Dense sweeps, random values with tails, denormals, +-0, +-inf and NaN."""
+    tiny = np.finfo(dtype).smallest_subnormal
+    parts = [np.linspace(-8, 8, 200_001), RNG.standard_normal(100_000) * 3, RNG.uniform(-30, 30, 50_000),
+             np.exp(RNG.uniform(np.log(float(tiny)), 0, 20_000)) * RNG.choice([-1, 1], 20_000),
+             [0.0, -0.0, np.inf, -np.inf, np.nan, float(tiny), -float(tiny), 0.84375, 1.25, 1 / 0.35, 6.0, 27.0, 28.0]]
+    with np.errstate(over="ignore"):
+        return np.concatenate([np.asarray(p, np.float64) for p in parts]).astype(dtype)
+
+
+# float64 ulps against scipy / numpy (themselves within about an ulp): fdlibm's erf (within 1 ulp
+# of the exact value, 3 with the reference's own error); tanh from expm1: 3
+@pytest.mark.parametrize("name, ref, ulps", [("erf", sp.erf, 3), ("tanh", np.tanh, 3)])
+def test_float64_erf_and_tanh_within_ulps_everywhere(name, ref, ulps):
+    x = _tails_and_specials(np.float64)
+    got = _C.pointwise(name, x)
+    want = ref(x)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(x))
+    err = _ulps(got, want)
+    worst = int(np.argmax(err))
+    assert err[worst] <= ulps, f"{name}: {err[worst]:.2f} ulp at x = {x[worst]!r}: {got[worst]!r} vs {want[worst]!r}"
+    zero = x == 0
+    np.testing.assert_array_equal(np.signbit(got[zero]), np.signbit(x[zero]))  # erf(-0) = tanh(-0) = -0
+    np.testing.assert_array_equal(got[np.isinf(x)], np.sign(x[np.isinf(x)]))
+
+
+def _trig_samples(dtype):
+    k = np.arange(-2000, 2001) * (np.pi / 2)  # near multiples of pi/2, where the reduction cancels
+    parts = [RNG.uniform(-10, 10, 200_000), RNG.uniform(-1e5, 1e5, 50_000), RNG.uniform(-3e6, 3e6, 2_000),
+             k, np.nextafter(k, np.inf), k + 1e-7, np.linspace(-7, 7, 100_001),
+             [1e10, -1e20, 1e300, 1e-300, 5e-324, 1.6e6, -1.6e6, 1.7e6]]
+    with np.errstate(over="ignore"):
+        return np.concatenate([np.asarray(p, np.float64) for p in parts]).astype(dtype)
+
+
+TRIG = {"sin": np.sin, "cos": np.cos, "tan": np.tan}
+
+
+# ulps against numpy in float64 (the C library's: within an ulp): float64 sin / cos 2, tan 3 (sin
+# over cos); float32 (reduced in double, Cephes' float polynomials) 3, tan 4
+@pytest.mark.parametrize("dtype, ulps", [(np.float64, {"sin": 2, "cos": 2, "tan": 3}),
+                                         (np.float32, {"sin": 3, "cos": 3, "tan": 4})])
+@pytest.mark.parametrize("name", sorted(TRIG))
+def test_trig_within_ulps_of_numpy(name, dtype, ulps):
+    x = _trig_samples(dtype)
+    got = _C.pointwise(name, x)
+    assert got.dtype == dtype
+    with np.errstate(invalid="ignore"):  # float32's inf
+        want = TRIG[name](x.astype(np.float64))
+    err = _ulps(got, want)
+    worst = int(np.argmax(err))
+    assert err[worst] <= ulps[name], (
+        f"{name} {np.dtype(dtype).name}: {err[worst]:.2f} ulp at x = {x[worst]!r}: {got[worst]!r} vs {want[worst]!r}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(TRIG))
+def test_trig_special_values_and_huge_arguments(name, dtype):
+    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 3e6, -3e38, 1e-40, -1e-40], dtype)
+    with np.errstate(invalid="ignore"):
+        got, want = _C.pointwise(name, x), TRIG[name](x)
+    np.testing.assert_array_equal(got, want)  # beyond trig_max and at inf / NaN: the C library's, as numpy
+    np.testing.assert_array_equal(np.signbit(got[:2]), np.signbit(want[:2]))  # sin(-0) = tan(-0) = -0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(TRIG))
+def test_trig_huge_argument_leaves_its_neighbours_bits(name, dtype):
+    """A chunk holding an argument beyond trig_max takes the scalar path: the other elements keep the
+    vectorised loop's bits."""
+    x = RNG.uniform(-20, 20, 1000).astype(dtype)
+    plain = _C.pointwise(name, x)
+    mixed = x.copy()
+    mixed[[3, 300, 517, 999]] = [1e7, np.nan, -np.inf, 2e6]
+    got = _C.pointwise(name, mixed)
+    keep = np.ones(x.size, bool)
+    keep[[3, 300, 517, 999]] = False
+    np.testing.assert_array_equal(got[keep], plain[keep])
+    with np.errstate(invalid="ignore"):  # the C library's (numpy's float32 tan: an ulp away)
+        np.testing.assert_allclose(got[~keep], TRIG[name](mixed[~keep].astype(np.float64)),
+                                   rtol=2 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["erf", "tanh", "sin", "cos", "tan", "exp", "sigmoid"])
+def test_one_two_three_threads_bit_identical_float64_and_trig(name, dtype):
+    x = (RNG.standard_normal(3 * 16384 + 77) * 4).astype(dtype)
+    x[::1000] *= 100  # sin / cos / tan: some chunks take the C library's path
+    before = tg.get_num_threads()
+    try:
+        out = []
+        for n in (1, 2, 3):
+            tg.set_num_threads(n)
+            out.append(_C.pointwise(name, x))
+    finally:
+        tg.set_num_threads(before)
+    np.testing.assert_array_equal(out[0], out[1])
+    np.testing.assert_array_equal(out[0], out[2])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_trig_ops_values_gradients_and_layouts(dtype):
+    """tg.sin / cos / tan (the float64 kernel, numpy's float32 loops) against numpy, through a
+    transposed and a strided input, with their composite gradients."""
+    x = RNG.uniform(-3, 3, (300, 257)).astype(dtype)
+    eps = np.finfo(dtype).eps
+    for name, f in TRIG.items():
+        for a in (x, x.T, x[:, ::3]):
+            y = getattr(tg, name)(tg.tensor(a)).numpy()
+            np.testing.assert_allclose(y, f(a.astype(np.float64)), rtol=8 * eps, atol=8 * eps)
+    t = tg.tensor(x, requires_grad=True)
+    (tg.sin(t) + tg.cos(t) + tg.tan(t * 0.4)).sum().backward()
+    x64 = x.astype(np.float64)
+    want = np.cos(x64) - np.sin(x64) + 0.4 * (1 + np.tan(0.4 * x64) ** 2)
+    np.testing.assert_allclose(t.grad.numpy(), want, rtol=30 * eps, atol=30 * eps)
+
+
+def test_trig_ops_gradcheck_and_complex_tan():
+    x = tg.tensor(RNG.uniform(-1.2, 1.2, (4, 5)), requires_grad=True)
+    for fn in (tg.sin, tg.cos, tg.tan):
+        assert tg.autograd.gradcheck(fn, (x,))
+        assert tg.autograd.gradgradcheck(fn, (x,))
+    z = np.array([0.5 + 1j, -2 - 0.3j])
+    np.testing.assert_allclose(tg.tan(tg.tensor(z)).numpy(), np.tan(z), rtol=1e-14)
+
+
+def test_float64_ops_against_torch():
+    torch = pytest.importorskip("torch")
+    x = RNG.standard_normal((200, 301)) * 3
+    for name in ("erf", "tanh", "sin", "cos", "tan"):
+        got = getattr(tg, name)(tg.tensor(x)).numpy()
+        np.testing.assert_allclose(got, getattr(torch, name)(torch.from_numpy(x)).numpy(), rtol=1e-15, atol=1e-15,
+                                   err_msg=name)
+
+
+def test_trig_has_no_backward_kernel():
+    x = np.ones(4)
+    with pytest.raises(ValueError, match=r"sin_backward: sin has no backward kernel"):
+        _C.pointwise_backward("sin", x, x)

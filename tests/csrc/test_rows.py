@@ -56,6 +56,40 @@ def test_gelu_against_float64(dtype, tanh):
     np.testing.assert_allclose(gx, g * gelu_grad_ref(x64, tanh), **tol)
 
 
+def test_gelu_float64_left_tail_keeps_its_relative_accuracy():
+    """Phi through erfc, not 1 - Phi(-x): relative error near the argument's own rounding (x / sqrt 2
+    rounded moves erfc by about x^2 eps relatively), out to where Phi underflows; and a chunk that
+    holds such a tail (fdlibm's erfc beyond 6 there) leaves its other elements' bits as they were."""
+    rng = np.random.default_rng(3)
+    x = -np.concatenate([rng.uniform(0, 37, 50_000), np.linspace(0, 37.5, 5001)])
+    y = _C.gelu(x, False)
+    want = x * sp.ndtr(x)
+    ok = want != 0
+    rel = np.abs(y[ok] - want[ok]) / np.abs(want[ok])
+    assert (rel <= (8 + 2 * x[ok] ** 2) * np.finfo(np.float64).eps).all(), x[ok][np.argmax(rel / (8 + x[ok] ** 2))]
+    small = rng.standard_normal(1000)
+    mixed = small.copy()
+    mixed[[5, 400, 777]] = [-9.0, -30.0, -np.inf]
+    keep = np.ones(1000, bool)
+    keep[[5, 400, 777]] = False
+    g = rng.standard_normal(1000)
+    np.testing.assert_array_equal(_C.gelu(mixed, False)[keep], _C.gelu(small, False)[keep])
+    np.testing.assert_array_equal(_C.gelu_backward(g, mixed, False)[keep], _C.gelu_backward(g, small, False)[keep])
+
+
+def test_float64_activations_against_torch():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x = np.random.default_rng(4).standard_normal((300, 500)) * 4
+    t = torch.from_numpy(x)
+    # PyTorch's x (1 + erf(x / sqrt 2)) / 2 and x (1 + tanh u) / 2: only absolutely accurate in the left tail
+    np.testing.assert_allclose(_C.gelu(x, False), F.gelu(t).numpy(), rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(_C.gelu(x, True), F.gelu(t, approximate="tanh").numpy(), rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(_C.silu(x), F.silu(t).numpy(), rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose(_C.softmax(x, False), F.softmax(t, -1).numpy(), rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose(_C.softmax(x, True), F.log_softmax(t, -1).numpy(), rtol=1e-14, atol=1e-14)
+
+
 @pytest.mark.parametrize("tanh", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gelu_special_values(dtype, tanh):
