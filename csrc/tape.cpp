@@ -257,8 +257,6 @@ void forward_failed(OpObject* op, PyObject* const* inputs, Py_ssize_t n, PyObjec
 
 }  // namespace
 
-// apply(op, *inputs, **attrs): run op on tensors; record a node when grad mode is on and an
-// input requires grad.
 PyObject* binary_into(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   const int op = nargs == 3 ? static_cast<int>(PyLong_AsLong(args[0])) : -1;
   PyObject* ufunc = binary_ufunc(op);
@@ -276,6 +274,8 @@ PyObject* binary_into(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   Py_RETURN_NONE;
 }
 
+// apply(op, *inputs, **attrs): run op on tensors; record a node when grad mode is on and an
+// input requires grad.
 PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
   if (tensor_class == nullptr) {
     PyErr_SetString(PyExc_RuntimeError, "tapegrad: the Tensor class is not set (_C._set_tensor_class)");
