@@ -296,6 +296,22 @@ int binary_in_place(int op, PyObject* a, PyObject* b) {
   return 1;
 }
 
+int copy_in_place(PyObject* a, PyObject* b) {
+  if (!kernel_operands(a, b) || !(array_head(a)->flags & kArrayWriteable) || !threads_help()) return 0;
+  ArrayHead *ha = array_head(a), *hb = array_head(b);
+  const Py_ssize_t n = size_of(ha), item = ha->descr == f64 ? 8 : 4;
+  if (n < kMinElems || ha->nd != hb->nd || period(ha, hb) != n) return 0;
+  if (hb->data < ha->data + n * item && ha->data < hb->data + n * item) return 0;  // overlap: numpy's
+  char *o = ha->data, *src = hb->data;
+  Py_BEGIN_ALLOW_THREADS
+  parallel_tiles((n + kLoopTask - 1) / kLoopTask, true, [&](int64_t k) {
+    const Py_ssize_t i = k * kLoopTask, len = std::min<Py_ssize_t>(kLoopTask, n - i);
+    std::memcpy(o + i * item, src + i * item, size_t(len * item));
+  });
+  Py_END_ALLOW_THREADS
+  return 1;
+}
+
 PyObject* binary_ufunc(int op) { return op >= 0 && op < 4 ? ufuncs[op] : nullptr; }
 
 PyObject* parallel_full(PyObject* shape, PyObject* dtype, double value) {

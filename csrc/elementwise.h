@@ -60,6 +60,11 @@ int add_in_place(PyObject* a, PyObject* b);
 // float arrays, large, more than one thread: 1 done, 0 not taken (numpy's ufunc is the caller's).
 int binary_in_place(int op, PyObject* a, PyObject* b);
 
+// a[...] = b, a writeable and b of a's dtype and shape, both C-contiguous float arrays not
+// overlapping, large, more than one thread: copied on the kernel threads (copy_ with nothing to
+// record). 1 done, 0 not taken (numpy's copyto is the caller's).
+int copy_in_place(PyObject* a, PyObject* b);
+
 // numpy's add, subtract, multiply, true_divide (BinaryOp's order), for the callers' fallbacks.
 PyObject* binary_ufunc(int op);
 

@@ -994,6 +994,15 @@ PyObject* py_copy(PyObject*, PyObject* a) {
   return out != nullptr || PyErr_Occurred() ? out : Py_NewRef(Py_None);
 }
 
+// _copy_into(a, b): elementwise.h's copy_in_place; False where it leaves the case to numpy.
+PyObject* py_copy_into(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "_copy_into(a, b)");
+    return nullptr;
+  }
+  return PyBool_FromLong(copy_in_place(args[0], args[1]));
+}
+
 // _add_in_place(a, b): elementwise.h's add_in_place; False where it leaves the case to numpy.
 PyObject* py_add_in_place(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 2) {
@@ -1036,6 +1045,8 @@ PyMethodDef methods[] = {
     {"_full", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_full)), METH_FASTCALL,
      "_full(shape, dtype, value): a large float array filled on the kernel threads, or None where numpy makes it"},
     {"_copy", py_copy, METH_O, "_copy(a): a copy of a large float array made on the kernel threads, or None"},
+    {"_copy_into", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_copy_into)), METH_FASTCALL,
+     "_copy_into(a, b): a[...] = b on the kernel threads (large float arrays of one shape); False where numpy does it"},
     {"_add_in_place", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_add_in_place)),
      METH_FASTCALL, "_add_in_place(a, b): the backward pass's a += b; False where numpy does it"},
     {nullptr, nullptr, 0, nullptr}};

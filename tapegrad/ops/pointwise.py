@@ -1305,9 +1305,11 @@ def copy_(self, src):
         a, b = self._data, src._data
         if (type(a) is np.ndarray and type(b) is np.ndarray and a.dtype == b.dtype and a.flags.writeable
                 and _broadcasts_onto(b.shape, a.shape)):
-            # nothing to record: one copy (numpy's, overlap handled), where the recorded form's
-            # select over a broadcast mask took 8x PyTorch's time for 1e6 float32
-            np.copyto(a, b)
+            # nothing to record: one copy (the kernel threads', else numpy's, overlap handled),
+            # where the recorded form's select over a broadcast mask took 8x PyTorch's time for 1e6
+            # float32
+            if not _C._copy_into(a, b):
+                np.copyto(a, b)
             self._version[0] += 1
             return self
     return inplace(self, lambda s, o: _replace(s, o.to(s.dtype)), "copy_", src)

@@ -390,3 +390,31 @@ def test_copy_on_the_threads(dtype):
         assert x.grad.numpy().tobytes() == g.numpy().tobytes() and not np.shares_memory(x.grad.numpy(), g.numpy())
     with threads(1):
         assert _C._copy(a) is None
+
+
+def test_copy_into_on_the_threads_and_the_cases_left_to_numpy():
+    """copy_ with nothing to record copies a large float array of one shape on the kernel threads
+    (_C._copy_into), bit for bit (NaN payloads included), at any thread count; other cases numpy's."""
+    rng = np.random.default_rng(3)
+    before = tg.get_num_threads()
+    try:
+        for n in (1, 2, 3):
+            tg.set_num_threads(n)
+            for dt in (np.float32, np.float64):
+                src = rng.standard_normal(3 * 2 ** 16 + 5).astype(dt)
+                src.view(np.uint32 if dt == np.float32 else np.uint64)[::7] |= 0x7F800001 if dt == np.float32 \
+                    else 0x7FF0000000000001  # signalling-NaN payloads
+                dst = tg.zeros(src.shape, dtype=tg.float32 if dt == np.float32 else tg.float64)
+                v = dst._version[0]
+                dst.copy_(tg.tensor(src))
+                assert dst.numpy().tobytes() == src.tobytes() and dst._version[0] == v + 1
+    finally:
+        tg.set_num_threads(before)
+    a = np.zeros(2 ** 17, np.float32)
+    assert not _C._copy_into(a, np.ones(2 ** 16, np.float32))  # shapes differ
+    assert not _C._copy_into(a, a)  # overlapping
+    assert not _C._copy_into(a, np.ones(2 ** 17, np.float64))  # dtypes differ
+    assert not _C._copy_into(np.zeros(100, np.float32), np.ones(100, np.float32))  # small
+    t = tg.arange(12.0).reshape(3, 4)
+    t[1:].copy_(t[:2].clone())  # a view of itself, broadcast-free: numpy's path
+    assert t.tolist() == [[0, 1, 2, 3], [0, 1, 2, 3], [4, 5, 6, 7]]
