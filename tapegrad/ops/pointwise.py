@@ -149,8 +149,10 @@ def _into(self, other, op, alpha=1):
             return False
         if not _broadcasts_onto(b.shape, a.shape):
             return False  # the generic path's error
-        if alpha != 1:  # mul(other, alpha): the number as the dtype
-            b = np.multiply(b, a.dtype.type(alpha))
+        if alpha != 1:  # mul(other, alpha): the number as the dtype (on the threads when large)
+            if not builtins.abs(alpha) <= _FLOAT_MAX[a.dtype.char]:
+                return False
+            b = _kernels.ufunc(np.multiply, b, _scalar_array(alpha, a.dtype))
     elif type(other) in _NUMBERS:
         v = other * alpha if alpha != 1 else other
         b = _SCALARS.get((type(v), v, a.dtype.char))
