@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
@@ -23,6 +24,33 @@
 #endif
 
 namespace tapegrad {
+
+namespace {
+
+// Blocks every signal in the calling thread while it lives, so that the threads started meanwhile
+// inherit that mask and keep it. A signal sent to the process (Ctrl-C's SIGINT, a SIGTERM) goes to
+// one of its threads that does not block it: the kernel prefers the main thread, but not while it
+// has a signal pending already. CPython's handler run on a thread that is not the main one, on
+// Linux, only marks the signal pending without setting the main thread's eval breaker, so the
+// KeyboardInterrupt could wait for some later event. With the workers blocking them, such signals
+// reach a Python thread, as they did before the pool existed. (Faults - SIGSEGV, SIGBUS, SIGFPE -
+// are delivered to the faulting thread whatever its mask.)
+class SignalsBlocked {
+ public:
+  SignalsBlocked() {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old_);
+  }
+  ~SignalsBlocked() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+  SignalsBlocked(const SignalsBlocked&) = delete;
+  SignalsBlocked& operator=(const SignalsBlocked&) = delete;
+
+ private:
+  sigset_t old_;
+};
+
+}  // namespace
 namespace {
 
 std::atomic<int> g_threads{0};  // 0: not read from the default yet
@@ -147,6 +175,7 @@ class Pool {
   // Starts workers until there are n; throws std::system_error if one cannot start.
   void grow(int n) {
     std::lock_guard<std::mutex> lock(mu_);
+    const SignalsBlocked blocked;  // the workers start with every signal blocked (see SignalsBlocked)
     const int have = int(threads_.size());
     for (int i = have; i < n; ++i) {
       try {
@@ -305,6 +334,7 @@ bool room_for_team(int nt) {
 void run_team(int nt, TeamFn fn, void* ctx) {
   std::vector<std::thread> team;
   team.reserve(nt - 1);
+  const SignalsBlocked blocked;
   try {
     for (int tid = 1; tid < nt; ++tid)
       team.emplace_back([=] {

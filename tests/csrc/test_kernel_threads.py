@@ -420,3 +420,44 @@ def test_fork_from_a_thread_without_pool_keeps_threads():
     """, timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "child (2, 400.0)" in res.stdout
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc/self/task")
+def test_kernel_workers_block_signals_so_ctrl_c_reaches_python():
+    """The pool's workers start with every signal blocked, so a signal sent to the process goes to a
+    Python thread (see parallel.cpp's SignalsBlocked), and Ctrl-C during kernels interrupts."""
+    code = textwrap.dedent("""
+        import os, signal, threading, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # (a background job starts with it ignored)
+        import numpy as np
+        import tapegrad as tg
+        before = set(os.listdir("/proc/self/task"))  # the main thread, numpy's BLAS threads
+        tg.set_num_threads(2)
+        a = tg.tensor(np.ones(1 << 20, np.float32))
+        for _ in range(3):
+            (a * 2).sum()
+        main = threading.get_native_id()
+        masks = {}
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/status") as f:
+                masks[tid] = int([l for l in f if l.startswith("SigBlk")][0].split()[1], 16)
+        workers = [m for t, m in masks.items() if t not in before]  # the kernel pool's
+        print(len(workers), all(m & (1 << (signal.SIGINT - 1)) for m in workers),
+              not masks[str(main)] & (1 << (signal.SIGINT - 1)))
+        threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
+        t0 = time.monotonic()
+        try:
+            for _ in range(200):  # kernels running while the signal comes
+                (a * 2).sum()
+                time.sleep(0.01)
+            print("NOT INTERRUPTED")
+        except KeyboardInterrupt:
+            print("INTERRUPTED", time.monotonic() - t0 < 1.5)
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, TAPEGRAD_THREADS_IGNORE_LOAD="1"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = res.stdout.split("\n")
+    n, workers_block, main_open = lines[0].split()
+    assert int(n) >= 1 and workers_block == "True" and main_open == "True", res.stdout
+    assert lines[1] == "INTERRUPTED True", res.stdout

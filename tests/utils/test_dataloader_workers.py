@@ -508,6 +508,9 @@ def test_two_threads_iterating_their_own_loaders():
 
 _SCRIPT = textwrap.dedent("""
     import os, signal, sys, threading, time
+    # Python's own Ctrl-C handler, which it leaves out when it starts with SIGINT ignored: the case
+    # under a suite run as a background job (a non-interactive shell's `cmd &` ignores SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, {tests!r})
     import numpy as np
     from tapegrad.utils.data import DataLoader
