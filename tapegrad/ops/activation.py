@@ -693,9 +693,7 @@ def _relu_direct(generic):
             return input
         return generic(input)
     relu_.__doc__ = generic.__doc__
-    for table in (surface.FUNCTIONS, surface.PLAIN, surface.METHODS):
-        table["relu_"] = relu_
-    return relu_
+    return surface.replace("relu_", relu_)
 
 
 relu_ = _relu_direct(surface.PLAIN["relu_"])

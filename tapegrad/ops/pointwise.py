@@ -18,7 +18,7 @@ from .. import _C, _dtype
 from .._tape import grad_mode
 from .._tape.registry import apply, defop
 from ._autocast import round_once
-from ._util import as_tensor, blend, const, integer_division_checked, pair, scalar_dtype
+from ._util import as_tensor, blend, const, integer_division_checked, pair, scalar_dtype, scalar_tensor
 from . import _kernels
 from .inplace import inplace
 from .comparison import ge, isfinite, isnan, le, logical_not, logical_or
@@ -150,16 +150,14 @@ def _into(self, other, op, alpha=1):
         if not _broadcasts_onto(b.shape, a.shape):
             return False  # the generic path's error
         if alpha != 1:  # mul(other, alpha): the number as the dtype (on the threads when large)
-            if not builtins.abs(alpha) <= _FLOAT_MAX[a.dtype.char]:
+            alpha = _number_array(alpha, a.dtype)
+            if alpha is None:
                 return False
-            b = _kernels.ufunc(np.multiply, b, _scalar_array(alpha, a.dtype))
+            b = _kernels.ufunc(np.multiply, b, alpha)
     elif type(other) in _NUMBERS:
-        v = other * alpha if alpha != 1 else other
-        b = _SCALARS.get((type(v), v, a.dtype.char))
+        b = _number_array(other * alpha if alpha != 1 else other, a.dtype)
         if b is None:
-            if not builtins.abs(v) <= _FLOAT_MAX[a.dtype.char]:  # an overflowing cast, NaN: the generic path's
-                return False
-            b = _scalar_array(v, a.dtype)
+            return False
     else:
         return False
     _C._binary_into(op, a, b)
@@ -167,20 +165,13 @@ def _into(self, other, op, alpha=1):
     return True
 
 
-_SCALARS = {}
 _FLOAT_MAX = {"f": float(np.finfo(np.float32).max), "d": float(np.finfo(np.float64).max)}
 
 
-def _scalar_array(v, dtype):
-    """A read-only 0-d array of ``v`` in ``dtype``, cached for the numbers a training loop repeats."""
-    key = (type(v), v, dtype.char)
-    arr = _SCALARS.get(key)
-    if arr is None:
-        arr = np.asarray(v, dtype)
-        arr.flags.writeable = False
-        if len(_SCALARS) < 256:
-            _SCALARS[key] = arr
-    return arr
+def _number_array(v, dtype):
+    """``v`` as the shared read-only 0-d array of ``dtype`` (scalar_tensor's cache), or None where
+    the cast would overflow or ``v`` is NaN (the generic path converts those)."""
+    return scalar_tensor(v, dtype)._data if builtins.abs(v) <= _FLOAT_MAX[dtype.char] else None
 
 
 def _direct_inplace(name, op, with_alpha, fn):
@@ -200,9 +191,7 @@ def _direct_inplace(name, op, with_alpha, fn):
     method.__name__ = name
     method.__doc__ = generic.__doc__
     method.__signature__ = inspect.signature(generic)
-    for table in (surface.FUNCTIONS, surface.PLAIN, surface.METHODS):
-        table[name] = method
-    return method
+    return surface.replace(name, method)
 
 
 add_ = _direct_inplace("add_", 0, True, add)

@@ -76,6 +76,15 @@ def public(*fns, method: bool = False, inplace: bool = False, out: bool = False,
     return fns[0]
 
 
+def replace(name: str, fn):
+    """Make ``fn`` the declared ``name`` (function, plain op and method alike): a hand-written form
+    in front of a generated one, which ``fn`` falls back to. Returns ``fn``."""
+    for table in (FUNCTIONS, PLAIN, METHODS):
+        if name in table:
+            table[name] = fn
+    return fn
+
+
 def install_methods(cls) -> None:
     """Give ``cls`` (``Tensor``) the declared methods; a name it already defines is an error."""
     clash = sorted(n for n in METHODS if n in vars(cls))

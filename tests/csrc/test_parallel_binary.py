@@ -418,3 +418,17 @@ def test_copy_into_on_the_threads_and_the_cases_left_to_numpy():
     t = tg.arange(12.0).reshape(3, 4)
     t[1:].copy_(t[:2].clone())  # a view of itself, broadcast-free: numpy's path
     assert t.tolist() == [[0, 1, 2, 3], [0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+def test_in_place_number_keeps_the_sign_of_zero_and_nan():
+    """The in-place fast path's numbers come from scalar_tensor's cache, which builds zeros and NaN
+    fresh: mul_(-0.0) after mul_(0.0) multiplies by -0.0 (0.0 and -0.0 are equal dict keys)."""
+    for n in (10, 3 * 2 ** 16):
+        x = tg.ones(n)
+        with tg.no_grad():
+            x.mul_(0.0)
+            assert not np.signbit(x.numpy()).any()
+            x.mul_(-0.0)
+            assert np.signbit(x.numpy()).all()
+            x.add_(float("nan"))
+        assert np.isnan(x.numpy()).all()
