@@ -39,6 +39,7 @@
 #include "kernels/scan.h"
 #include "kernels/select.h"
 #include "kernels/topk.h"
+#include "kernels/convert.h"
 #include "tape.h"
 
 namespace py = pybind11;
@@ -956,6 +957,33 @@ py::array cumsum(py::array x, int64_t dim, bool reverse) {
   return y;
 }
 
+// A float32 <-> 16-bit conversion (convert.h) between two C-contiguous arrays of one size: src
+// float32 and dst the 16-bit array's uint16 view, or the other way round.
+void convert_half(const py::array& src, py::array& dst, bool bf16) {
+  const std::string op = "convert_half";
+  if (src.size() != dst.size()) fail(op, "sizes differ: " + shape_str(src) + " and " + shape_str(dst));
+  if (!(src.flags() & py::array::c_style) || !(dst.flags() & py::array::c_style))
+    fail(op, "both arrays must be C-contiguous");
+  if (!dst.writeable()) fail(op, "dst is read-only");
+  const auto is = [](const py::array& a, char kind, int size) { return a.dtype().kind() == kind && a.itemsize() == size; };
+  const auto kind = bf16 ? tapegrad::Half::bf16 : tapegrad::Half::f16;
+  const int64_t n = src.size();
+  if (is(src, 'f', 4) && is(dst, 'u', 2)) {
+    const float* x = static_cast<const float*>(src.data());
+    auto* y = static_cast<uint16_t*>(dst.mutable_data());
+    py::gil_scoped_release nogil;
+    tapegrad::floats_to_half(x, y, n, kind);
+  } else if (is(src, 'u', 2) && is(dst, 'f', 4)) {
+    const auto* x = static_cast<const uint16_t*>(src.data());
+    float* y = static_cast<float*>(dst.mutable_data());
+    py::gil_scoped_release nogil;
+    tapegrad::half_to_floats(x, y, n, kind);
+  } else {
+    fail(op, "expected float32 -> uint16 or uint16 -> float32, got " + std::string(py::str(src.dtype())) + " -> " +
+                 std::string(py::str(dst.dtype())));
+  }
+}
+
 // topk's indices (topk.h) of a C-contiguous rows x n array: rows x k int64, each row best first.
 py::array topk_indices(const py::array& x, int64_t k, bool largest) {
   const std::string op = "topk";
@@ -1444,6 +1472,9 @@ void define(py::module_& m) {
   m.def("gelu", &gelu, py::arg("x"), py::arg("tanh_approx"), "gelu(x), exact (erf) or the tanh approximation.");
   m.def("gelu_backward", &gelu_backward, py::arg("grad_output"), py::arg("x"), py::arg("tanh_approx"),
         "grad_output * gelu'(x), in one pass.");
+  m.def("_convert_half", &convert_half, py::arg("src"), py::arg("dst"), py::arg("bf16"),
+        "float32 -> 16-bit (dst the uint16 view of a float16 / bfloat16 array) or back, on the kernel threads, "
+        "with numpy's float16 and ml_dtypes' bfloat16 bits.");
   m.def("topk_indices", &topk_indices, py::arg("x"), py::arg("k"), py::arg("largest") = true,
         "The indices of each row's k largest (smallest) entries of a C-contiguous 2-d float32/float64/int32/int64 "
         "array, best first, NaN above every number, ties by the lower index (a stable sort's first k).");

@@ -11,9 +11,20 @@ import os
 # the tests' 1- against 2-thread comparisons must run real teams however loaded the machine is.
 os.environ.setdefault("TAPEGRAD_THREADS_IGNORE_LOAD", "1")
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("ci", derandomize=True, database=None, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+@pytest.fixture
+def restore_threads():
+    """The kernel thread count (process-wide) put back after a test that sets it."""
+    from tapegrad import _C
+
+    old = _C.get_num_threads()
+    yield
+    _C.set_num_threads(old)

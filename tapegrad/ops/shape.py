@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import _C, _dtype
 from .._tape import grad_mode
-from .._tape.registry import apply, defop
+from .._tape.registry import _is16, _round16, _widen, apply, defop
 from ..device import check_memory_format
 from ._util import broadcast_view, norm_dim, norm_dims, sizes_or_keyword
 from .inplace import _check_leaf
@@ -228,6 +228,11 @@ def t(input):
 def _cast_fwd(x, dtype):
     if x.dtype.kind == "c" and dtype.kind != "c":  # the real part (cast() has warned), without numpy's warning
         x = x.real
+    if _is16(dtype) and x.dtype == np.float32:  # half(), bfloat16(): the native rounding, numpy's bits
+        return _round16(x, dtype)
+    if _is16(x.dtype) and dtype.kind == "f" and dtype.itemsize > 2:  # exact: through float32 natively
+        y = _widen(x)
+        return y if dtype == np.float32 else y.astype(dtype)
     return x.astype(dtype)
 
 

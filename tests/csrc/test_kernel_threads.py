@@ -23,13 +23,6 @@ TSAN_BUILD = hasattr(_C, "_tsan_racy_count")
 ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
 
 
-@pytest.fixture
-def restore_threads():
-    old = _C.get_num_threads()
-    yield
-    _C.set_num_threads(old)
-
-
 def run_script(script, timeout=120, env=None):
     """Runs `script` in a fresh interpreter; a hang fails the test at `timeout` seconds."""
     return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,

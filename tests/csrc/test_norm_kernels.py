@@ -12,13 +12,6 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
 
 
-@pytest.fixture
-def restore_threads():
-    old = _C.get_num_threads()
-    yield
-    _C.set_num_threads(old)
-
-
 def draw_case(draw, groups=False):
     """x of shape (N, C, *spatial) with odd sizes, a dtype, a seed, and a group count dividing C."""
     n, c = draw(st.integers(1, 5)), draw(st.integers(1, 6))

@@ -1,0 +1,160 @@
+// float32 <-> float16 / bfloat16 (convert.h). float16 goes through F16C's vcvtps2ph / vcvtph2ps
+// (eight lanes an instruction; round to nearest even as numpy), bfloat16 through integer
+// arithmetic the compiler vectorises. NaN lanes, rare, are redone by the scalar reference, which
+// gives numpy's and ml_dtypes' NaN bits where the instructions would quiet a signalling NaN.
+#include "kernels/convert.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/cpu.h"
+#include "kernels/parallel.h"
+
+namespace tapegrad {
+namespace {
+
+constexpr int64_t kTile = 1 << 14;              // elements a tile: 64 KiB of float32 in, 32 KiB out
+constexpr int64_t kParallelMinElems = 1 << 16;  // below it the team costs more than it saves
+
+uint32_t bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  return u;
+}
+
+float from_bits(uint32_t u) {
+  float x;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
+bool f16c() {
+  static const bool has = cpu_isa() >= Isa::avx2 && __builtin_cpu_supports("f16c");
+  return has;
+}
+
+// bfloat16: the loops the compiler vectorises, built for the baseline and for AVX2.
+template <int>
+inline __attribute__((always_inline)) void to_bf16_body(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, x + i, 4);
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    const uint32_t nan = ((u >> 16) & 0x8000u) | 0x7fc0u;
+    y[i] = uint16_t((u & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
+  }
+}
+
+template <int>
+inline __attribute__((always_inline)) void from_bf16_body(const uint16_t* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t u = uint32_t(x[i]) << 16;
+    std::memcpy(y + i, &u, 4);
+  }
+}
+
+void to_bf16_base(const float* x, uint16_t* y, int64_t n) { to_bf16_body<0>(x, y, n); }
+__attribute__((target("avx2"))) void to_bf16_avx2(const float* x, uint16_t* y, int64_t n) {
+  to_bf16_body<1>(x, y, n);
+}
+void from_bf16_base(const uint16_t* x, float* y, int64_t n) { from_bf16_body<0>(x, y, n); }
+__attribute__((target("avx2"))) void from_bf16_avx2(const uint16_t* x, float* y, int64_t n) {
+  from_bf16_body<1>(x, y, n);
+}
+
+__attribute__((target("avx2,f16c"))) void to_f16_f16c(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+    if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)))
+      for (int64_t j = i; j < i + 8; ++j) y[j] = float_to_half_bits(bits(x[j]), Half::f16);
+  }
+  for (; i < n; ++i) y[i] = float_to_half_bits(bits(x[i]), Half::f16);
+}
+
+__attribute__((target("avx2,f16c"))) void from_f16_f16c(const uint16_t* x, float* y, int64_t n) {
+  const __m128i abs_mask = _mm_set1_epi16(0x7fff), inf = _mm_set1_epi16(0x7c00);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i));
+    _mm256_storeu_ps(y + i, _mm256_cvtph_ps(h));
+    if (_mm_movemask_epi8(_mm_cmpgt_epi16(_mm_and_si128(h, abs_mask), inf)))
+      for (int64_t j = i; j < i + 8; ++j) y[j] = from_bits(half_to_float_bits(x[j], Half::f16));
+  }
+  for (; i < n; ++i) y[i] = from_bits(half_to_float_bits(x[i], Half::f16));
+}
+
+void to_half_run(const float* x, uint16_t* y, int64_t n, Half kind) {
+  if (kind == Half::bf16) {
+    if (cpu_isa() >= Isa::avx2) to_bf16_avx2(x, y, n);
+    else to_bf16_base(x, y, n);
+  } else if (f16c()) {
+    to_f16_f16c(x, y, n);
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] = float_to_half_bits(bits(x[i]), Half::f16);
+  }
+}
+
+void from_half_run(const uint16_t* x, float* y, int64_t n, Half kind) {
+  if (kind == Half::bf16) {
+    if (cpu_isa() >= Isa::avx2) from_bf16_avx2(x, y, n);
+    else from_bf16_base(x, y, n);
+  } else if (f16c()) {
+    from_f16_f16c(x, y, n);
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] = from_bits(half_to_float_bits(x[i], Half::f16));
+  }
+}
+
+template <class F>
+void by_tiles(int64_t n, F&& fn) {
+  parallel_tiles((n + kTile - 1) / kTile, n >= kParallelMinElems, [&](int64_t t) {
+    const int64_t i = t * kTile;
+    fn(i, std::min(kTile, n - i));
+  });
+}
+
+}  // namespace
+
+uint16_t float_to_half_bits(uint32_t f, Half kind) {
+  const uint32_t sign = (f >> 16) & 0x8000u, a = f & 0x7fffffffu;
+  if (kind == Half::bf16) {
+    if (a > 0x7f800000u) return uint16_t(sign | 0x7fc0u);  // ml_dtypes: the quiet NaN of the sign
+    return uint16_t((f + 0x7fffu + ((f >> 16) & 1u)) >> 16);
+  }
+  if (a > 0x7f800000u) {  // numpy: the payload's top ten bits, kept a NaN
+    const uint32_t m = (a & 0x7fffffu) >> 13;
+    return uint16_t(sign | 0x7c00u | (m ? m : 1u));
+  }
+  if (a >= 0x47800000u) return uint16_t(sign | 0x7c00u);  // 2^16 and above (and inf): inf
+  if (a < 0x38800000u) {  // below 2^-14: a subnormal half or zero. Adding 0.5 puts the half's
+    // ten significand bits at the bottom of the float's, rounded to nearest even by the addition.
+    const float r = from_bits(a) + 0.5f;
+    return uint16_t(sign | (bits(r) - 0x3f000000u));
+  }
+  // rebias the exponent (127 -> 15) and round the 13 dropped bits to nearest even; a carry out
+  // of the significand steps the exponent, up to inf for 65520 and above
+  const uint32_t odd = (a >> 13) & 1u;
+  return uint16_t(sign | ((a - 0x38000000u + 0xfffu + odd) >> 13));
+}
+
+uint32_t half_to_float_bits(uint16_t h, Half kind) {
+  if (kind == Half::bf16) return uint32_t(h) << 16;
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+  if (e == 0x1f) return sign | 0x7f800000u | (m << 13);  // inf, or a NaN with its payload (numpy's)
+  if (e == 0) return sign | bits(float(m) * 0x1p-24f);  // zero or subnormal: exact
+  return sign | ((uint32_t(h & 0x7fffu) << 13) + 0x38000000u);
+}
+
+void floats_to_half(const float* x, uint16_t* y, int64_t n, Half kind) {
+  by_tiles(n, [&](int64_t i, int64_t len) { to_half_run(x + i, y + i, len, kind); });
+}
+
+void half_to_floats(const uint16_t* x, float* y, int64_t n, Half kind) {
+  by_tiles(n, [&](int64_t i, int64_t len) { from_half_run(x + i, y + i, len, kind); });
+}
+
+}  // namespace tapegrad
