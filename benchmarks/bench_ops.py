@@ -3,7 +3,7 @@ the elementwise, row and normalisation workloads of issue 12 (GELU, SiLU, dropou
 softmax, cross_entropy, embedding, batch_norm, group_norm), its single-pixel convolution
 weight gradient, cumsum, reductions along dims (sum, mean, amax; vector_norm, logsumexp, prod,
 max / min with indices, var / std), the shrink/threshold/Huber kernels, in-place updates with
-nothing recorded, and topk.
+nothing recorded, topk, and lerp / addcmul / addcdiv (the ternary group, float32 and float64).
 
 Run: python benchmarks/bench_ops.py [--repeats 5] [--rounds 2] [--threads 1 2] [--only gelu]
 
@@ -81,6 +81,8 @@ def forward_only(lib, op, shape, dtype=np.float32, bias=False):
     def step():
         with lib.no_grad():
             op(lib, x, y)
+
+    return step
 
 
 def fwd_only(lib, op, shape, dtype):
@@ -253,6 +255,20 @@ CASES = {
                    ("x + bias", lambda L, x, y: x + y, True),
                    ("ones_like(x)", lambda L, x, y: L.ones_like(x), False))
                for dt, d in (("f32", np.float32), ("f64", np.float64))],
+    # lerp / addcmul / addcdiv and their in-place forms (csrc/kernels/ternary.h): forward with
+    # nothing recorded, and forward + backward (input and end / tensor1 require grad; for the
+    # tensor weight, the weight too)
+    "ternary": [(f"{name} 1e6 {np.dtype(dt).name[:1]}{np.dtype(dt).itemsize * 8}, {'fw + bw' if bw else 'no grad'}",
+                 lambda lib, f=f, dt=dt, bw=bw, k=k: ternary_step(lib, f, dt, bw, k))
+                for dt in (np.float32, np.float64) for name, f, k, bws in (
+                    ("lerp(x, y, 0.3)", lambda L, x, y, z: L.lerp(x, y, 0.3), 2, (False, True)),
+                    ("lerp(x, y, w)", lambda L, x, y, z: L.lerp(x, y, z), 3, (False, True)),
+                    ("x.lerp_(y, 0.1)", lambda L, x, y, z: x.lerp_(y, 0.1), 2, (False,)),
+                    ("addcmul(x, y, z, value=0.5)", lambda L, x, y, z: L.addcmul(x, y, z, value=0.5), 2, (False, True)),
+                    ("x.addcmul_(y, z, value=1e-3)", lambda L, x, y, z: x.addcmul_(y, z, value=1e-3), 2, (False,)),
+                    ("addcdiv(x, y, z, value=0.5)", lambda L, x, y, z: L.addcdiv(x, y, z, value=0.5), 2, (False, True)),
+                    ("x.addcdiv_(y, z, value=1e-3)", lambda L, x, y, z: x.addcdiv_(y, z, value=1e-3), 2, (False,)),
+                ) for bw in bws],
     # sum / mean / amax along dims (csrc/kernels/reduce.h): rows, columns, everything, a leading block
     "reductions": [(f"{name} f32", lambda lib, s=s, f=f: reduce_step(lib, f, s)) for name, s, f in (
         ("sum(1) 1000x1000", (1000, 1000), lambda x: x.sum(1)),
@@ -279,6 +295,28 @@ CASES = {
         ("mean(1)", lambda x: x.mean(1)),
     ) for dt in (np.float32, np.float64)],
 }
+
+
+def ternary_step(lib, op, dtype, backward, n_grad=2):
+    """op(L, x, y, z) on 1000x1000 arrays of ``dtype`` (z in [0.5, 1.5): a divisor, a weight near
+    the lerp's branch point): forward + backward with the first ``n_grad`` requiring grad, or
+    forward alone with nothing recorded (the in-place updates)."""
+    rng = np.random.default_rng(0)
+    x, y = (rng.standard_normal((1000, 1000)).astype(dtype) for _ in range(2))
+    z = rng.uniform(0.5, 1.5, (1000, 1000)).astype(dtype) - (0.5 if n_grad == 3 else 0.0)
+    ts = [lib.tensor(a, requires_grad=backward and k < n_grad) for k, a in enumerate((x, y, z))]
+    g = lib.tensor(rng.standard_normal((1000, 1000)).astype(dtype))
+
+    def step():
+        for t in ts:
+            t.grad = None
+        op(lib, *ts).backward(g)
+
+    def forward():
+        with lib.no_grad():
+            op(lib, *ts)
+
+    return step if backward else forward
 
 
 def no_grad_step(lib, op, shape=(1000, 1000)):

@@ -32,6 +32,7 @@
 #include "kernels/parallel.h"
 #include "kernels/optim.h"
 #include "kernels/pointwise.h"
+#include "kernels/ternary.h"
 #include "kernels/pool.h"
 #include "kernels/reduce.h"
 #include "kernels/rnn.h"
@@ -1296,6 +1297,80 @@ py::array huber_backward(const py::array& g, const py::array& x, const py::array
   return gx;
 }
 
+// ---------------------------------------------------------------- lerp, addcmul, addcdiv (ternary.h)
+// C-contiguous float32/float64 operands of one dtype and shape, a weight of that shape or one
+// element; out writable and C-contiguous, the same memory as the first operand (an in-place
+// update) or sharing none with any operand.
+void check_ternary(const std::string& op, const py::array& out,
+                   std::initializer_list<std::pair<const char*, const py::array*>> ins) {
+  const auto& [first_name, first] = *ins.begin();
+  for (const auto& [name, a] : ins) {
+    check_contiguous(op, name, *a);
+    if (a != first && !(std::string(name) == "weight" && a->ndim() == 0))
+      check_same_shape(op, first_name, *first, name, *a);
+  }
+  check_same_shape(op, first_name, *first, "out", out);
+  check_contiguous(op, "out", out);
+  if (!out.writeable()) fail(op, "out is read-only");
+  for (const auto& [name, a] : ins)
+    if (!(a == first && a->data() == out.data()) && may_share_memory(out, *a))
+      fail(op, std::string("out overlaps ") + name + " in memory other than as " + first_name + " itself");
+}
+
+py::array lerp(const py::array& a, const py::array& b, const py::array& w, py::array& out) {
+  const std::string op = "lerp";
+  const bool f64 = check_float_dtypes(op, {{"input", &a}, {"end", &b}, {"weight", &w}, {"out", &out}});
+  check_ternary(op, out, {{"input", &a}, {"end", &b}, {"weight", &w}});
+  const int64_t n = static_cast<int64_t>(a.size()), w_step = w.ndim() == 0 ? 0 : 1;
+  py::gil_scoped_release nogil;
+  if (f64) tapegrad::lerp_forward<double>(n, cptr<double>(a), cptr<double>(b), cptr<double>(w), w_step, ptr<double>(out));
+  else tapegrad::lerp_forward<float>(n, cptr<float>(a), cptr<float>(b), cptr<float>(w), w_step, ptr<float>(out));
+  return out;
+}
+
+py::tuple lerp_backward(const py::array& g, const py::array& a, const py::array& b, const py::array& w,
+                        bool input_grad, bool end_grad, bool weight_grad) {
+  const std::string op = "lerp_backward";
+  const bool f64 = check_float_dtypes(op, {{"grad_output", &g}, {"input", &a}, {"end", &b}, {"weight", &w}});
+  if (weight_grad && w.ndim() == 0) fail(op, "a 0-d weight has no gradient here (it is broadcast)");
+  py::array scratch = empty_like(g);  // (check_ternary's out: the gradients are new arrays)
+  check_ternary(op, scratch, {{"grad_output", &g}, {"input", &a}, {"end", &b}, {"weight", &w}});
+  std::optional<py::array> ga, gb, gw;
+  if (input_grad) ga = scratch;
+  if (end_grad) gb = input_grad ? empty_like(g) : scratch;
+  if (weight_grad) gw = input_grad || end_grad ? empty_like(g) : scratch;
+  auto p = [](std::optional<py::array>& x) { return x ? x->mutable_data() : nullptr; };
+  void *pa = p(ga), *pb = p(gb), *pw = p(gw);
+  const int64_t n = static_cast<int64_t>(g.size()), w_step = w.ndim() == 0 ? 0 : 1;
+  {
+    py::gil_scoped_release nogil;
+    if (f64)
+      tapegrad::lerp_backward<double>(n, cptr<double>(g), cptr<double>(a), cptr<double>(b), cptr<double>(w), w_step,
+                                      static_cast<double*>(pa), static_cast<double*>(pb), static_cast<double*>(pw));
+    else
+      tapegrad::lerp_backward<float>(n, cptr<float>(g), cptr<float>(a), cptr<float>(b), cptr<float>(w), w_step,
+                                     static_cast<float*>(pa), static_cast<float*>(pb), static_cast<float*>(pw));
+  }
+  auto obj = [](std::optional<py::array>& x) { return x ? py::object(*x) : py::object(py::none()); };
+  return py::make_tuple(obj(ga), obj(gb), obj(gw));
+}
+
+py::array addc(const py::array& x, const py::array& t1, const py::array& t2, double value, bool divide,
+               py::array& out) {
+  const std::string op = divide ? "addcdiv" : "addcmul";
+  const bool f64 = check_float_dtypes(op, {{"input", &x}, {"tensor1", &t1}, {"tensor2", &t2}, {"out", &out}});
+  check_ternary(op, out, {{"input", &x}, {"tensor1", &t1}, {"tensor2", &t2}});
+  const int64_t n = static_cast<int64_t>(x.size());
+  py::gil_scoped_release nogil;
+  if (f64)
+    tapegrad::addc_forward<double>(divide, n, cptr<double>(x), cptr<double>(t1), cptr<double>(t2), value,
+                                   ptr<double>(out));
+  else
+    tapegrad::addc_forward<float>(divide, n, cptr<float>(x), cptr<float>(t1), cptr<float>(t2), value,
+                                  ptr<float>(out));
+  return out;
+}
+
 py::array relu(const py::array& x) {
   const std::string op = "relu";
   const bool f64 = check_float_dtypes(op, {{"x", &x}});
@@ -1518,6 +1593,15 @@ void define(py::module_& m) {
         py::arg("c"), py::arg("b"), py::arg("huber"), py::arg("negate") = false,
         "That loss' gradient as its composite computes it, negated for the target, in one pass; grad_output may "
         "have one element.");
+  m.def("lerp", &lerp, py::arg("input"), py::arg("end"), py::arg("weight"), py::arg("out"),
+        "lerp(input, end, weight) into out in one pass, PyTorch's two-sided formula with numpy's rounding; "
+        "weight 0-d or of input's shape, out may be input (C-contiguous float32/float64 of one shape).");
+  m.def("lerp_backward", &lerp_backward, py::arg("grad_output"), py::arg("input"), py::arg("end"),
+        py::arg("weight"), py::arg("input_grad") = true, py::arg("end_grad") = true, py::arg("weight_grad") = false,
+        "(g (1 - weight), g weight, g (end - input)), each None unless asked for, in one pass.");
+  m.def("addc", &addc, py::arg("input"), py::arg("tensor1"), py::arg("tensor2"), py::arg("value"),
+        py::arg("divide"), py::arg("out"),
+        "input + (tensor1 * tensor2) * value (divide: tensor1 / tensor2) into out in one pass; out may be input.");
   m.def("relu", &relu, py::arg("x"), "max(x, 0) as numpy's maximum (NaN kept), in one pass.");
   m.def("relu_backward", &relu_backward, py::arg("grad_output"), py::arg("out"),
         "grad_output where out > 0, else 0 (a select: inf or NaN there gives 0), in one pass.");

@@ -170,4 +170,19 @@ void parallel_tiles(int64_t ntiles, bool enable, F&& fn) {
   });
 }
 
+// The elementwise kernels' work (pointwise.cpp, ternary.cpp; rows.cpp's for_blocks uses the same
+// numbers): f(i, len) over [0, n) in blocks of at most kElementBlock elements, tasks of four blocks
+// taken by the threads from n >= 2^15 elements (below that a fork costs more than it saves) through
+// parallel_tiles. Each block's bounds, so its arithmetic, are fixed by n alone.
+constexpr int64_t kElementBlock = 4096;
+template <typename F>
+void for_element_blocks(int64_t n, F f) {
+  constexpr int64_t kTaskElems = 4 * kElementBlock, kParallelMinElems = int64_t(1) << 15;
+  const int64_t ntasks = (n + kTaskElems - 1) / kTaskElems;
+  parallel_tiles(ntasks, n >= kParallelMinElems, [&](int64_t k) {
+    const int64_t end = std::min(n, (k + 1) * kTaskElems);
+    for (int64_t i = k * kTaskElems; i < end; i += kElementBlock) f(i, std::min(kElementBlock, end - i));
+  });
+}
+
 }  // namespace tapegrad

@@ -1,6 +1,6 @@
 // The elementwise functions of pointwise.h: each a scalar formula (forward_one / backward_one)
 // applied by one loop under `omp simd`, compiled for the baseline ISA, AVX2+FMA and AVX-512 (the
-// rows family's choice, cpu.h), in blocks that the threads take as rows.cpp's elementwise kernels.
+// rows family's choice, cpu.h), in blocks that the threads take as rows.cpp's elementwise kernels (parallel.h's for_element_blocks).
 #include "kernels/pointwise.h"
 
 #include "kernels/cpu.h"
@@ -17,11 +17,6 @@
 namespace tapegrad {
 namespace {
 
-
-// As rows.cpp: below this many elements one thread; blocks of kBlock elements, tasks of kTaskElems.
-constexpr int64_t kParallelMinElems = 1 << 15;
-constexpr int64_t kBlock = 4096;
-constexpr int64_t kTaskElems = 4 * kBlock;
 
 Isa isa() { return kernel_isa(Kernel::rows); }
 
@@ -329,25 +324,14 @@ TG_OP_VARIANTS(backward, (int64_t n, const T* g, const T* s, T* gx, T p0, T p1, 
    : isa() == Isa::avx2 ? name##_avx2<Op, T>(__VA_ARGS__)       \
                         : name##_base<Op, T>(__VA_ARGS__))
 
-// f(i, len) over [0, n) in blocks of at most kBlock elements, tasks of kTaskElems taken by the
-// threads from n >= kParallelMinElems (parallel_tiles): each block's arithmetic is fixed by n.
-template <typename F>
-void for_blocks(int64_t n, F f) {
-  const int64_t ntasks = (n + kTaskElems - 1) / kTaskElems;
-  parallel_tiles(ntasks, n >= kParallelMinElems, [&](int64_t k) {
-    const int64_t end = std::min(n, (k + 1) * kTaskElems);
-    for (int64_t i = k * kTaskElems; i < end; i += kBlock) f(i, std::min(kBlock, end - i));
-  });
-}
-
 template <P Op, typename T>
 void run_forward(int64_t n, const T* x, T* y, T p0, T p1, T p2) {
-  for_blocks(n, [&](int64_t i, int64_t len) { TG_OP_CALL(forward, Op, T, len, x + i, y + i, p0, p1, p2); });
+  for_element_blocks(n, [&](int64_t i, int64_t len) { TG_OP_CALL(forward, Op, T, len, x + i, y + i, p0, p1, p2); });
 }
 
 template <P Op, typename T>
 void run_backward(int64_t n, const T* g, const T* s, T* gx, T p0, T p1, T p2) {
-  for_blocks(n, [&](int64_t i, int64_t len) { TG_OP_CALL(backward, Op, T, len, g + i, s + i, gx + i, p0, p1, p2); });
+  for_element_blocks(n, [&](int64_t i, int64_t len) { TG_OP_CALL(backward, Op, T, len, g + i, s + i, gx + i, p0, p1, p2); });
 }
 
 }  // namespace
@@ -428,12 +412,12 @@ void pointwise_backward(Pointwise op, int64_t n, const T* g, const T* s, T* gx, 
 
 template <typename T>
 void bce_logits_forward(int64_t n, const T* x, const T* y, T* loss) {
-  for_blocks(n, [&](int64_t i, int64_t len) { TG_CALL(bce_logits_forward, T, len, x + i, y + i, loss + i); });
+  for_element_blocks(n, [&](int64_t i, int64_t len) { TG_CALL(bce_logits_forward, T, len, x + i, y + i, loss + i); });
 }
 
 template <typename T>
 void bce_logits_backward(int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx) {
-  for_blocks(n, [&](int64_t i, int64_t len) {
+  for_element_blocks(n, [&](int64_t i, int64_t len) {
     TG_CALL(bce_logits_backward_any, T, len, g + i * g_step, g_step, x + i, y + i, gx + i);
   });
 }
@@ -441,7 +425,7 @@ void bce_logits_backward(int64_t n, const T* g, int64_t g_step, const T* x, cons
 template <typename T>
 void mse_backward(int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx, bool negate) {
   const T sign = negate ? T(-1) : T(1);
-  for_blocks(n, [&](int64_t i, int64_t len) {
+  for_element_blocks(n, [&](int64_t i, int64_t len) {
     TG_CALL(mse_backward_any, T, len, g + i * g_step, g_step, x + i, y + i, gx + i, sign);
   });
 }
@@ -449,7 +433,7 @@ void mse_backward(int64_t n, const T* g, int64_t g_step, const T* x, const T* y,
 template <typename T>
 void huber_forward(int64_t n, const T* x, const T* y, T* loss, double c, double h, double b, bool huber) {
   const T ct = T(c), ht = T(h), bt = T(b);
-  for_blocks(n, [&](int64_t i, int64_t len) {
+  for_element_blocks(n, [&](int64_t i, int64_t len) {
     TG_CALL(huber_forward, T, len, x + i, y + i, loss + i, ct, ht, bt, huber);
   });
 }
@@ -458,7 +442,7 @@ template <typename T>
 void huber_backward(int64_t n, const T* g, int64_t g_step, const T* x, const T* y, T* gx, double c, double b,
                     bool huber, bool negate) {
   const T ct = T(c), bt = T(b), sign = negate ? T(-1) : T(1);
-  for_blocks(n, [&](int64_t i, int64_t len) {
+  for_element_blocks(n, [&](int64_t i, int64_t len) {
     TG_CALL(huber_backward_any, T, len, g + i * g_step, g_step, x + i, y + i, gx + i, ct, bt, huber, sign);
   });
 }

@@ -987,32 +987,38 @@ def floor_divide(input, other):
     return div(input, other, rounding_mode="floor")
 
 
-_BLOCK = 1 << 16  # elements per block of the blocked pointwise kernels: a block's temporaries stay in L2
+def _ternary_takes(first, *others, weight=False):
+    """Whether csrc/kernels/ternary.h takes these arrays: exact ndarrays (a sparse tensor's storage
+    never reaches pybind11), float32/float64 of one dtype, C-contiguous, ``first`` non-empty with
+    dims, each other of its shape (or, with ``weight``, the last one 0-d: lerp's number weight).
+    Else the numpy forms below."""
+    d = first.dtype
+    if type(first) is not np.ndarray or d.char not in "fd" or not first.ndim or not first.size:
+        return False
+    if not first.flags.c_contiguous:
+        return False
+    for x in others:
+        if type(x) is not np.ndarray or x.dtype != d or not x.flags.c_contiguous:
+            return False
+        if x.shape != first.shape and not (weight and x.ndim == 0 and x is others[-1]):
+            return False
+    return True
 
 
-def _by_blocks(fn, out, *arrays):
-    """``fn(out_block, scratch_block, *array_blocks)`` over blocks of ``_BLOCK`` elements when
-    ``out`` and every array are C-contiguous of one shape (so each block's passes run in cache:
-    one pass over memory instead of one per numpy call), else once over the whole arrays with a
-    scratch array of ``out``'s shape. ``scratch`` is ``out`` itself unless an array is ``out``
-    (an in-place update), or a block is shorter than ``_BLOCK`` ..."""
-    n = out.size
-    inplace = any(a is out for a in arrays)
-    if n > _BLOCK and out.flags.c_contiguous and all(a.shape == out.shape and a.flags.c_contiguous for a in arrays):
-        of = out.reshape(-1)
-        flat = [a.reshape(-1) for a in arrays]
-        buf = np.empty(_BLOCK, out.dtype) if inplace else None
-        for i in range(0, n, _BLOCK):
-            o = of[i:i + _BLOCK]
-            fn(o, buf[:o.shape[0]] if inplace else o, *[f[i:i + _BLOCK] for f in flat])
-        return out
-    fn(out, np.empty_like(out) if inplace else out, *arrays)
+def _numpy_into(fn, out, *arrays):
+    """``fn(out, scratch, *arrays)``: the numpy form of an update into ``out`` for the arrays the
+    kernels do not take (strided, 16-bit widened, ...). ``scratch`` is ``out`` unless an array is
+    ``out`` (an in-place update)."""
+    fn(out, np.empty_like(out) if any(a is out for a in arrays) else out, *arrays)
     return out
 
 
 def _lerp_scalar_into(out, a, b, w):
     """``lerp(a, b, w)`` for a 0-d ``w``, written into ``out`` (which may be ``a``): the branch of
-    PyTorch's two-sided formula that ``w`` picks, with the very numpy operations of _lerp_fwd's."""
+    PyTorch's two-sided formula that ``w`` picks, with numpy operations whose rounding the kernel's
+    (csrc/kernels/ternary.h) is, bit for bit."""
+    if _ternary_takes(a, b, w, weight=True) and out.flags.c_contiguous and out.flags.writeable:
+        return _C.lerp(a, b, w, out)  # one pass, on the kernel threads (numpy's three: 1.5x PyTorch's time)
     if np.abs(w) < 0.5:
         def fn(o, t, a, b):
             np.subtract(b, a, out=t)
@@ -1025,63 +1031,54 @@ def _lerp_scalar_into(out, a, b, w):
             np.subtract(b, a, out=t)
             np.multiply(t, omw, out=t)
             np.subtract(b, t, out=o)
-    return _by_blocks(fn, out, a, b)
-
-
-_LERP_BLOCK = 1 << 15  # elements per block of the tensor-weight lerp: its seven blocks stay in L2
-
-
-def _lerp_tensor(a, b, w):
-    """``lerp(a, b, w)`` for C-contiguous float32/float64 arrays of one shape and dtype, block by block:
-    both branches of the two-sided formula with _lerp_fwd's numpy operations, then the one that
-    ``|w| < 0.5`` picks chosen by bit masks (np.where and masked copies branch on every element and
-    are ~10x slower on random weights). Bit for bit np.where's result, NaN weights take the second
-    branch as there (|NaN| < 0.5 is false: the magnitude's bits are above 0.5's)."""
-    out = np.empty(a.shape, a.dtype)
-    af, bf, wf, of = a.reshape(-1), b.reshape(-1), w.reshape(-1), out.reshape(-1)
-    n = af.shape[0]
-    it = np.int32 if a.dtype.char == "f" else np.int64
-    bits = 32 if it is np.int32 else 64
-    magnitude = it((1 << (bits - 1)) - 1)  # all but the sign bit
-    half = np.asarray(0.5, a.dtype).view(it)[()]
-    shift = it(bits - 1)
-    one = np.asarray(1, a.dtype)
-    T = np.empty(builtins.min(n, _LERP_BLOCK), a.dtype)
-    U = np.empty_like(T)
-    for i in range(0, n, _LERP_BLOCK):
-        j = builtins.min(i + _LERP_BLOCK, n)
-        t, u, o = T[:j - i], U[:j - i], of[i:j]
-        ti, ui, oi = t.view(it), u.view(it), o.view(it)
-        ab, bb, wb = af[i:j], bf[i:j], wf[i:j]
-        np.subtract(bb, ab, out=t)  # d
-        np.subtract(one, wb, out=u)
-        np.multiply(t, u, out=u)
-        np.subtract(bb, u, out=o)  # b - d * (1 - w)
-        np.multiply(wb, t, out=t)
-        np.add(ab, t, out=t)  # a + w * d
-        np.bitwise_and(wb.view(it), magnitude, out=ui)  # |w|'s bits: below 0.5's exactly where |w| < 0.5
-        np.subtract(ui, half, out=ui)  # (no overflow: both are non-negative)
-        np.right_shift(ui, shift, out=ui)  # all ones where |w| < 0.5, else zero
-        np.bitwise_xor(ti, oi, out=ti)
-        np.bitwise_and(ti, ui, out=ti)
-        np.bitwise_xor(oi, ti, out=oi)  # o, or t where the mask is set
-    return out
+    return _numpy_into(fn, out, a, b)
 
 
 def _lerp_fwd(a, b, w):
     # PyTorch's two-sided formula: exact at w = 0 and w = 1
     if w.ndim == 0 and a.dtype == b.dtype == w.dtype and a.dtype.char in "fd" and a.shape == b.shape and a.ndim:
-        return _lerp_scalar_into(np.empty(a.shape, a.dtype), a, b, w)  # one branch, no temporaries
-    if (a.dtype == b.dtype == w.dtype and a.dtype.char in "fd" and a.shape == b.shape == w.shape and a.size
-            and a.flags.c_contiguous and b.flags.c_contiguous and w.flags.c_contiguous):
-        with np.errstate(all="ignore"):  # (the unpicked branch may be inf - inf)
-            return _lerp_tensor(a, b, w)
-    d = b - a
-    return np.asarray(np.where(np.abs(w) < 0.5, a + w * d, b - d * (1 - w)), dtype=np.result_type(a, b))
+        out = _lerp_scalar_into(np.empty(a.shape, a.dtype), a, b, w)  # one branch, no temporaries
+    elif _ternary_takes(a, b, w, weight=True):  # a tensor weight of the ends' shape: the branch picked per element
+        out = _C.lerp(a, b, w, np.empty(a.shape, a.dtype))
+    else:
+        d = b - a
+        out = np.asarray(np.where(np.abs(w) < 0.5, a + w * d, b - d * (1 - w)), dtype=np.result_type(a, b))
+    return out, {}  # aux: the gradients one kernel pass made for VJPs still to come (_lerp_grads)
 
 
-_lerp = defop("lerp", _lerp_fwd, lambda g, out, a, b, w: g * (1 - w), lambda g, out, a, b, w: g * w,
-              lambda g, out, a, b, w: g * (b - a))
+def _lerp_grads(g, a, b, w, stash, i):
+    """The first-order gradient of lerp's input ``i`` (0 input, 1 end, 2 weight) from one C++ pass
+    that makes those of the later inputs requiring grad as well: the engine calls the VJPs in input
+    order, so the later ones find theirs in ``stash`` with this ``g``. None where the kernel does
+    not take the arrays (the composite VJP's case)."""
+    got = stash.pop(i, None)
+    if got is not None and got[0] is g:
+        return got[1]
+    gd, wd = g._data, w._data
+    if not _ternary_takes(gd, a._data, b._data, wd, weight=True):
+        return None
+    want = [i == 0, i == 1 or (i == 0 and b._requires_grad), wd.ndim > 0 and (i == 2 or w._requires_grad)]
+    if i == 2 and not want[2]:  # a 0-d weight's gradient is a sum: the composite's
+        return None
+    grads = _C.lerp_backward(gd, a._data, b._data, wd, *want)
+    for k in range(i + 1, 3):
+        if grads[k] is not None:
+            stash[k] = (g, Tensor._wrap(grads[k]))
+    return Tensor._wrap(grads[i])
+
+
+def _lerp_vjp(i, composite):
+    """The VJP for lerp's input ``i``: one C++ pass first-order (_lerp_grads), ``composite`` (the
+    formula in tapegrad ops, differentiable again) under create_graph or where the kernel does not
+    take the arrays. The same bits either way: the kernel rounds as the composite's numpy ops."""
+    def vjp(g, out, a, b, w, *, aux):
+        r = None if grad_mode.is_grad_enabled() else _lerp_grads(g, a, b, w, aux, i)
+        return composite(g, a, b, w) if r is None else r
+    return vjp
+
+
+_lerp = defop("lerp", _lerp_fwd, _lerp_vjp(0, lambda g, a, b, w: g * (1 - w)),
+              _lerp_vjp(1, lambda g, a, b, w: g * w), _lerp_vjp(2, lambda g, a, b, w: g * (b - a)), aux=True)
 
 
 def _unrecorded(*xs):
@@ -1103,11 +1100,22 @@ def _writable_alone(self, *others):
 
 def lerp_(self, end, weight):
     """In-place form of ``lerp``: writes the result into ``self`` and returns it."""
-    if (isinstance(end, Tensor) and type(weight) in (float, int) and _unrecorded(self, end)
-            and _plain_float(self) and end._data.dtype is self._data.dtype and end._data.shape == self._data.shape
-            and _writable_alone(self, end)):
-        # an EMA update: PyTorch's arithmetic straight into self's memory, block by block in cache
-        _lerp_scalar_into(self._data, self._data, end._data, np.asarray(weight, self._data.dtype))
+    w = None
+    if isinstance(end, Tensor) and _unrecorded(self, end, weight) and _plain_float(self):
+        d = self._data.dtype
+        if type(weight) in (float, int):
+            w = np.asarray(weight, d)
+        elif isinstance(weight, Tensor) and _ternary_takes(self._data, end._data, weight._data, weight=True):
+            w = weight._data  # a weight of self's shape and dtype: the kernel, else the generic path
+        if not (w is not None and end._data.dtype == d and end._data.shape == self._data.shape
+                and _writable_alone(self, end, *[t for t in (weight,) if isinstance(t, Tensor)])):
+            w = None
+    if w is not None:
+        # an EMA update: PyTorch's arithmetic straight into self's memory
+        if w.ndim:
+            _C.lerp(self._data, end._data, w, self._data)
+        else:
+            _lerp_scalar_into(self._data, self._data, end._data, w)
         self._version[0] += 1
         return self
     return inplace(self, lambda s, *_: lerp(s, end, weight), "lerp_", *[t for t in (end, weight) if isinstance(t, Tensor)])
@@ -1151,14 +1159,44 @@ def _addc_plain(input, tensor1, tensor2, value):
 def _addc_into(out, x, a, b, value, ufunc):
     """``x + (a ufunc b) * value`` into ``out`` (which may be ``x``), as the composite computes it:
     the product or quotient, times ``value`` (as a scalar of the dtype) unless it is 1, plus ``x``."""
-    v = None if value == 1 else np.asarray(value, x.dtype)
+    v = np.asarray(value, x.dtype)
+    if _ternary_takes(x, a, b) and out.flags.c_contiguous:
+        # one pass on the kernel threads, the same roundings (numpy's three passes: 1.3x PyTorch's
+        # time at one thread, 2.6x at two); times 1 is exact, so value 1 needs no case there
+        return _C.addc(x, a, b, float(v), ufunc is np.true_divide, out)
 
     def fn(o, t, x, a, b):
         ufunc(a, b, out=t)
-        if v is not None:
+        if value != 1:
             np.multiply(t, v, out=t)
         np.add(x, t, out=o)
-    return _by_blocks(fn, out, x, a, b)
+    return _numpy_into(fn, out, x, a, b)
+
+
+def _scaled(g, value):
+    return g if value == 1 else mul(g, value)
+
+
+# addcmul and addcdiv recorded as one op each where the kernel takes the three tensors (one forward
+# pass, not three and two temporaries), with the VJPs of the composite they replace: the gradient
+# (g * value) * tensor2 of mul(mul(t1, t2), value), add's g, div's, so the bits of every gradient and
+# double backward stay those of the composite.
+_addcmul = defop("addcmul", lambda x, a, b, *, value: _addc_into(np.empty(x.shape, x.dtype), x, a, b, value, np.multiply),
+                 lambda g, out, x, a, b, *, value: g,
+                 lambda g, out, x, a, b, *, value: _times_conj(_scaled(g, value), b),
+                 lambda g, out, x, a, b, *, value: _times_conj(_scaled(g, value), a), saves=(1, 2))
+_addcdiv = defop("addcdiv", lambda x, a, b, *, value: _addc_into(np.empty(x.shape, x.dtype), x, a, b, value,
+                                                                np.true_divide),
+                 lambda g, out, x, a, b, *, value: g,
+                 lambda g, out, x, a, b, *, value: _scaled(g, value) / b,
+                 lambda g, out, x, a, b, *, value: -_scaled(g, value) * (a / (b * b)), saves=(1, 2))
+
+
+def _addc_fused(input, tensor1, tensor2, value):
+    """Whether addcmul/addcdiv record their one op: three float32/float64 tensors of one dtype and
+    shape the kernel takes (C-contiguous, with dims), a number ``value``."""
+    return (isinstance(input, Tensor) and isinstance(tensor1, Tensor) and isinstance(tensor2, Tensor)
+            and type(value) in (float, int) and _ternary_takes(input._data, tensor1._data, tensor2._data))
 
 
 def addcmul_(self, tensor1, tensor2, *, value=1):
@@ -1187,6 +1225,8 @@ def addcmul(input, tensor1, tensor2, *, value=1):
         x = input._data
         return Tensor._wrap(_addc_into(np.empty(x.shape, x.dtype), x, tensor1._data, tensor2._data, value,
                                        np.multiply))
+    if _addc_fused(input, tensor1, tensor2, value):  # recorded: one op (1e6 float32 forward + backward 1.14x
+        return apply(_addcmul, input, tensor1, tensor2, value=value)  # PyTorch's time as mul, mul, add)
     d = _dtype.result_type(input._data, tensor1._data, tensor2._data)  # all three at once, as PyTorch
     prod = mul(tensor1, tensor2)
     if d == np.bool_:
@@ -1205,6 +1245,8 @@ def addcdiv(input, tensor1, tensor2, *, value=1):
         x = input._data
         return Tensor._wrap(_addc_into(np.empty(x.shape, x.dtype), x, tensor1._data, tensor2._data, value,
                                        np.true_divide))
+    if _addc_fused(input, tensor1, tensor2, value):
+        return apply(_addcdiv, input, tensor1, tensor2, value=value)
     if _dtype.kind_of(tensor1._data.dtype) != "f" and _dtype.kind_of(tensor2._data.dtype) != "f":
         raise RuntimeError("addcdiv: integer division with addcdiv is no longer supported; use floating-point "
                            f"tensors (got {tensor1._data.dtype} and {tensor2._data.dtype})")

@@ -550,6 +550,138 @@ def test_lerp_tensor_weight_fast_path_is_the_two_sided_formula_bit_for_bit(dtype
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lerp_one_pass_gradients_are_the_composite_vjps_bit_for_bit(dtype, monkeypatch):
+    # first-order, lerp's gradients come from one C++ pass that makes every wanted one (the later
+    # VJPs take theirs from the node); under create_graph from the composite VJPs: the same bits,
+    # for number and tensor weights and any subset of the inputs requiring grad
+    rng = np.random.default_rng(13)
+    shape = (300, 301)
+    a, b, g = (rng.standard_normal(shape).astype(dtype) for _ in range(3))
+    w = (rng.random(shape) * 2 - 0.5).astype(dtype)
+    calls = []
+    native = tg._C.lerp_backward
+    monkeypatch.setattr(tg._C, "lerp_backward", lambda *args: calls.append(args[4:]) or native(*args))
+    for weight in (w, 0.3, 0.8):
+        for req in ((True, True, True), (True, False, True), (False, True, False), (True, True, False),
+                    (False, False, True), (True, False, False)):
+            if not isinstance(weight, np.ndarray) and not any(req[:2]):
+                continue
+            grads = []
+            for create_graph in (False, True):
+                ts = [tg.tensor(v, requires_grad=r) for v, r in zip((a, b), req)]
+                wt = tg.tensor(weight, requires_grad=req[2]) if isinstance(weight, np.ndarray) else weight
+                leaves = [t for t in ts + [wt] if isinstance(t, tg.Tensor) and t.requires_grad]
+                calls.clear()
+                tg.lerp(ts[0], ts[1], wt).backward(tg.tensor(g), create_graph=create_graph)
+                assert len(calls) == (0 if create_graph else 1)  # one pass for all, none under create_graph
+                grads.append([t.grad.detach().numpy().tobytes() for t in leaves])
+            assert grads[0] == grads[1], (weight if np.ndim(weight) == 0 else "tensor", req)
+    # a 0-d weight that requires grad: its gradient is a sum, the composite's
+    wt = tg.tensor(dtype(0.3), requires_grad=True)
+    ta = tg.tensor(a, requires_grad=True)
+    tg.lerp(ta, tg.tensor(b), wt).backward(tg.tensor(g))
+    np.testing.assert_allclose(wt.grad.numpy(), (g * (b - a)).sum(), rtol=1e-4)
+    np.testing.assert_array_equal(ta.grad.numpy(), g * (1 - dtype(0.3)))
+
+
+def test_lerp_tensor_weight_gradcheck_gradgradcheck_and_strided_inputs():
+    # float64 gradients of every input through the one-pass kernel, the second order through the
+    # composite VJPs; strided, 0-d and empty operands take numpy's paths with the same values
+    rng = np.random.default_rng(14)
+    a, b = (tg.tensor(rng.standard_normal((5, 7)), requires_grad=True) for _ in range(2))
+    w = tg.tensor(rng.random((5, 7)) * 1.5 - 0.25, requires_grad=True)
+    assert tg.autograd.gradcheck(tg.lerp, (a, b, w))
+    assert tg.autograd.gradgradcheck(tg.lerp, (a, b, w))
+    assert tg.autograd.gradgradcheck(lambda x, y: tg.lerp(x, y, 0.7), (a, b))
+    x, y, z = (rng.standard_normal((40, 30)) for _ in range(3))
+    want = tg.lerp(tg.tensor(x), tg.tensor(y), tg.tensor(z)).numpy()
+    got = tg.lerp(tg.tensor(x.T.copy()).t(), tg.tensor(y.T.copy()).t(), tg.tensor(z.T.copy()).t()).numpy()
+    assert got.tobytes() == np.ascontiguousarray(want).tobytes()
+    assert tg.addcmul(tg.tensor(x.T.copy()).t(), tg.tensor(y), tg.tensor(z), value=0.5).numpy().tobytes() == \
+        tg.addcmul(tg.tensor(x), tg.tensor(y), tg.tensor(z), value=0.5).numpy().tobytes()
+    assert float(tg.lerp(tg.tensor(1.0), tg.tensor(3.0), 0.25)) == 1.5
+    assert float(tg.lerp(tg.tensor(1.0), tg.tensor(3.0), tg.tensor(0.75))) == 2.5
+    assert tg.lerp(tg.zeros(2, 0), tg.ones(2, 0), tg.ones(2, 0)).shape == (2, 0)
+    assert tg.addcdiv(tg.zeros(0), tg.ones(0), tg.ones(0)).shape == (0,)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lerp_with_a_tensor_weight_in_place_writes_the_out_of_place_bits(dtype):
+    rng = np.random.default_rng(15)
+    a, b = (rng.standard_normal((300, 301)).astype(dtype) for _ in range(2))
+    w = (rng.random((300, 301)) * 2 - 0.5).astype(dtype)
+    want = tg.lerp(tg.tensor(a), tg.tensor(b), tg.tensor(w)).numpy()
+    s = tg.tensor(a.copy())
+    v0 = s._version[0]
+    assert s.lerp_(tg.tensor(b), tg.tensor(w)) is s and s._version[0] == v0 + 1
+    assert s.numpy().tobytes() == want.tobytes()
+    s = tg.tensor(a.copy())
+    s.lerp_(tg.tensor(b), s)  # the weight is self: the generic path (the result computed before the write)
+    d = b - a
+    np.testing.assert_array_equal(s.numpy(), np.where(np.abs(a) < 0.5, a + a * d, b - d * (1 - a)))
+    s = tg.tensor(a.copy())
+    s.lerp_(tg.tensor(b), tg.tensor(dtype(0.3)))  # a 0-d tensor weight
+    assert s.numpy().tobytes() == tg.lerp(tg.tensor(a), tg.tensor(b), 0.3).numpy().tobytes()
+    with pytest.raises(RuntimeError, match="leaf Variable"):
+        tg.ones(3, requires_grad=True).lerp_(tg.zeros(3), tg.ones(3))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_recorded_addcmul_addcdiv_one_op_keeps_the_composites_bits(dtype):
+    # recorded on C-contiguous operands of one shape, addcmul / addcdiv are one op (one forward pass)
+    # whose VJPs are the composite's; transposed operands still record mul / div, mul, add: the same
+    # values and gradients bit for bit, and double backward through either
+    rng = np.random.default_rng(17)
+    x, t1, t2, g = (rng.standard_normal((40, 30)).astype(dtype) for _ in range(4))
+    t2 = np.abs(t2) + 0.5
+    for name in ("addcmul", "addcdiv"):
+        for value in (1, 0.5, -3):
+            res = []
+            for strided in (False, True):
+                ts = [tg.tensor(v.T.copy(), requires_grad=True) if strided else tg.tensor(v, requires_grad=True)
+                      for v in (x, t1, t2)]
+                args = [t.t() for t in ts] if strided else ts
+                out = getattr(tg, name)(*args, value=value)
+                assert (out.grad_fn.name().lower().startswith(name)) != strided
+                out.backward(tg.tensor(g))
+                res.append([out.detach().numpy().tobytes()] +
+                           [np.ascontiguousarray(t.grad.numpy().T if strided else t.grad.numpy()).tobytes() for t in ts])
+            assert res[0] == res[1], (name, value)
+            y = tg.tensor(t1, requires_grad=True)
+            s = tg.tensor(x.copy())
+            getattr(s, name + "_")(y, tg.tensor(t2), value=value)  # recorded in place: the one op too
+            assert s.detach().numpy().tobytes() == res[0][0]
+    a, b, c = (tg.tensor(v[:4, :3].astype(np.float64), requires_grad=True) for v in (x, t1, t2))
+    assert tg.autograd.gradcheck(lambda p, q, r: tg.addcmul(p, q, r, value=0.5), (a, b, c))
+    assert tg.autograd.gradgradcheck(lambda p, q, r: tg.addcmul(p, q, r, value=0.5), (a, b, c))
+    assert tg.autograd.gradgradcheck(lambda p, q, r: tg.addcdiv(p, q, r, value=-2), (a, b, c))
+
+
+def test_lerp_addcmul_addcdiv_match_pytorch():
+    # PyTorch's vectorised lerp contracts into fused multiply-adds where tapegrad rounds the product
+    # (its scalar formula): an ulp apart at most; addcmul / addcdiv likewise
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(16)
+    for dtype, tol in ((np.float32, 2e-6), (np.float64, 1e-14)):
+        a, b, c = (rng.standard_normal((100, 1001)).astype(dtype) for _ in range(3))
+        w = (rng.random((100, 1001)) * 2 - 0.5).astype(dtype)
+        ta, tb, tc, tw = (torch.from_numpy(v) for v in (a, b, c, w))
+        T = [tg.tensor(v) for v in (a, b, c, w)]
+        for got, want in ((tg.lerp(T[0], T[1], 0.3), torch.lerp(ta, tb, 0.3)),
+                          (tg.lerp(T[0], T[1], 0.8), torch.lerp(ta, tb, 0.8)),
+                          (tg.lerp(T[0], T[1], T[3]), torch.lerp(ta, tb, tw)),
+                          (tg.addcmul(T[0], T[1], T[2], value=0.5), torch.addcmul(ta, tb, tc, value=0.5)),
+                          (tg.addcdiv(T[0], T[1], T[3] + 0.5, value=-2), torch.addcdiv(ta, tb, tw + 0.5, value=-2))):
+            np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=tol, atol=tol)
+        x = [tg.tensor(v, requires_grad=True) for v in (a, b, w)]
+        y = [torch.tensor(v, requires_grad=True) for v in (a, b, w)]
+        tg.lerp(*x).backward(tg.tensor(c))
+        torch.lerp(*y).backward(torch.from_numpy(c))
+        for p, q in zip(x, y):
+            np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_amax_amin_gradients_are_pytorchs_bit_for_bit(dtype):
     # (g / count) * (x == out): ties share g evenly (counts of 3 round as PyTorch's division), a
     # row holding NaN has no x equal to its NaN maximum and gets NaN, other entries 0 or -0 by g's sign
