@@ -41,6 +41,7 @@
 #include "kernels/select.h"
 #include "kernels/topk.h"
 #include "kernels/convert.h"
+#include "kernels/random.h"
 #include "tape.h"
 
 namespace py = pybind11;
@@ -958,6 +959,25 @@ py::array cumsum(py::array x, int64_t dim, bool reverse) {
   return y;
 }
 
+// out (C-contiguous float32 / float64) filled with N(mean, std^2) samples from raw's words (random.h).
+void normal_from_bits(const py::array& raw, py::array& out, double mean, double std) {
+  const std::string op = "normal";
+  const bool f64 = check_float_dtypes(op, {{"out", &out}});
+  check_contiguous(op, "out", out);
+  if (!out.writeable()) fail(op, "out is read-only");
+  if (raw.dtype().kind() != 'u' || raw.itemsize() != 8 || !(raw.flags() & py::array::c_style))
+    fail(op, "raw must be a C-contiguous uint64 array, got " + std::string(py::str(raw.dtype())));
+  const int64_t n = out.size(), need = (f64 ? 2 : 1) * ((n + 1) / 2);
+  if (raw.size() != need)
+    fail(op, std::to_string(n) + " samples need " + std::to_string(need) + " raw words, got " +
+                 std::to_string(raw.size()));
+  const auto* words = static_cast<const uint64_t*>(raw.data());
+  void* o = out.mutable_data();
+  py::gil_scoped_release nogil;
+  if (f64) tapegrad::normal_from_bits(words, n, mean, std, static_cast<double*>(o));
+  else tapegrad::normal_from_bits(words, n, mean, std, static_cast<float*>(o));
+}
+
 // A float32 <-> 16-bit conversion (convert.h) between two C-contiguous arrays of one size: src
 // float32 and dst the 16-bit array's uint16 view, or the other way round.
 void convert_half(const py::array& src, py::array& dst, bool bf16) {
@@ -1547,6 +1567,10 @@ void define(py::module_& m) {
   m.def("gelu", &gelu, py::arg("x"), py::arg("tanh_approx"), "gelu(x), exact (erf) or the tanh approximation.");
   m.def("gelu_backward", &gelu_backward, py::arg("grad_output"), py::arg("x"), py::arg("tanh_approx"),
         "grad_output * gelu'(x), in one pass.");
+  m.def("normal_from_bits", &normal_from_bits, py::arg("raw"), py::arg("out"), py::arg("mean") = 0.0,
+        py::arg("std") = 1.0,
+        "Fills out (float32 / float64) with N(mean, std^2) samples by Box-Muller from raw uint64 words: "
+        "ceil(n / 2) of them for float32, 2 ceil(n / 2) for float64; on the kernel threads.");
   m.def("_convert_half", &convert_half, py::arg("src"), py::arg("dst"), py::arg("bf16"),
         "float32 -> 16-bit (dst the uint16 view of a float16 / bfloat16 array) or back, on the kernel threads, "
         "with numpy's float16 and ml_dtypes' bfloat16 bits.");

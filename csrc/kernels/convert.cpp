@@ -15,9 +15,6 @@
 namespace tapegrad {
 namespace {
 
-constexpr int64_t kTile = 1 << 14;              // elements a tile: 64 KiB of float32 in, 32 KiB out
-constexpr int64_t kParallelMinElems = 1 << 16;  // below it the team costs more than it saves
-
 uint32_t bits(float x) {
   uint32_t u;
   std::memcpy(&u, &x, 4);
@@ -109,14 +106,6 @@ void from_half_run(const uint16_t* x, float* y, int64_t n, Half kind) {
   }
 }
 
-template <class F>
-void by_tiles(int64_t n, F&& fn) {
-  parallel_tiles((n + kTile - 1) / kTile, n >= kParallelMinElems, [&](int64_t t) {
-    const int64_t i = t * kTile;
-    fn(i, std::min(kTile, n - i));
-  });
-}
-
 }  // namespace
 
 uint16_t float_to_half_bits(uint32_t f, Half kind) {
@@ -150,11 +139,11 @@ uint32_t half_to_float_bits(uint16_t h, Half kind) {
 }
 
 void floats_to_half(const float* x, uint16_t* y, int64_t n, Half kind) {
-  by_tiles(n, [&](int64_t i, int64_t len) { to_half_run(x + i, y + i, len, kind); });
+  for_element_blocks(n, [&](int64_t i, int64_t len) { to_half_run(x + i, y + i, len, kind); });
 }
 
 void half_to_floats(const uint16_t* x, float* y, int64_t n, Half kind) {
-  by_tiles(n, [&](int64_t i, int64_t len) { from_half_run(x + i, y + i, len, kind); });
+  for_element_blocks(n, [&](int64_t i, int64_t len) { from_half_run(x + i, y + i, len, kind); });
 }
 
 }  // namespace tapegrad

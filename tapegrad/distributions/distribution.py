@@ -12,7 +12,7 @@ from .._tape import grad_mode
 from ..tensor import Tensor
 from . import constraints
 from .. import ops
-from ..ops.creation import tensor
+from ..ops.creation import normal_samples, tensor
 from ..random import rng
 
 __all__ = ["Distribution"]
@@ -49,7 +49,7 @@ def _sum_rightmost(value, dim: int):
 
 
 def _standard_normal(shape, dtype):
-    return Tensor._wrap(rng().standard_normal(tuple(shape)).astype(dtype, copy=False))
+    return Tensor._wrap(normal_samples(rng(), tuple(shape), _dtype.to_dtype(dtype)))
 
 
 def _uniform(shape, dtype):

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import _C, _dtype, random as _random
 from .._tape import grad_mode
+from .._tape.registry import _round16
 from ..device import check_layout, check_memory_format, device as _device
 from .inplace import inplace
 from .pointwise import _replace, mul
@@ -406,8 +407,23 @@ def randn(*shape, size=None, generator=None, dtype=None, device=None, requires_g
     if d.kind == "c":  # PyTorch: E|z|^2 = 1, each part normal with variance 1/2
         parts = _random.rng(generator).standard_normal((2,) + shape) * np.sqrt(0.5)
         return _made((parts[0] + 1j * parts[1]).astype(d), requires_grad, out, "randn", layout, pin_memory)
-    return _made(_random.rng(generator).standard_normal(shape).astype(d), requires_grad, out, "randn", layout,
-                 pin_memory)
+    return _made(normal_samples(_random.rng(generator), shape, d), requires_grad, out, "randn", layout, pin_memory)
+
+
+def normal_samples(rng, shape, dtype, mean=0.0, std=1.0):
+    """An array of N(mean, std^2) samples of ``shape`` and float ``dtype`` from the numpy generator
+    ``rng``: float32 / float64 (16-bit through float32) by Box-Muller on the kernel threads from
+    the generator's raw words (csrc/kernels/random.h: 1e6 float32 samples 0.3x numpy's
+    standard_normal's time, which was 3.4x PyTorch's); other dtypes numpy's."""
+    d = np.dtype(dtype)
+    work = np.dtype(np.float32) if _dtype.is_16bit_float(d) else d
+    if work.char not in "fd" or type(mean) not in (int, float) or type(std) not in (int, float):
+        return (rng.standard_normal(shape) * std + mean).astype(d)
+    y = np.empty(shape, work)
+    pairs = (y.size + 1) // 2
+    raw = rng.bit_generator.random_raw(pairs if work.char == "f" else 2 * pairs)
+    _C.normal_from_bits(raw, y, float(mean), float(std))
+    return _round16(y, d) if work is not d else y
 
 
 @public
@@ -543,8 +559,8 @@ def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None, *, out=None
     shape = _size((size,), "normal") if size is not None else np.broadcast_shapes(np.shape(m), np.shape(s))
     like = mean if isinstance(mean, Tensor) else std if isinstance(std, Tensor) else out
     d = _dt(dtype, _dtype.to_dtype(like.dtype) if like is not None else None)
-    return _made((_random.rng(generator).standard_normal(shape) * s + m).astype(d), requires_grad, out, "normal",
-                 layout, pin_memory)
+    return _made(normal_samples(_random.rng(generator), shape, d, m, s), requires_grad, out, "normal", layout,
+                 pin_memory)
 
 
 @public
@@ -624,7 +640,7 @@ def normal_(self, mean=0.0, std=1.0, *, generator=None):
     _float_self(self, "normal_")
     if std < 0:
         raise RuntimeError(f"normal_ expects std >= 0.0, but found std {std}")
-    v = (_random.rng(generator).standard_normal(self.shape) * std + mean).astype(self.dtype)
+    v = normal_samples(_random.rng(generator), self.shape, self.dtype, mean, std)
     return _fill_random(self, v, "normal_")
 
 

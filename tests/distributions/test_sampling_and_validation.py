@@ -65,8 +65,12 @@ def test_sample_moments(make):
         np.testing.assert_allclose(np.cov(s.T), dist.covariance_matrix.numpy(), atol=0.05)
     se = s.std(0) / np.sqrt(len(s))
     np.testing.assert_array_less(np.abs(s.mean(0) - mean), 5 * se + 1e-12)
-    if var is not None:
-        np.testing.assert_allclose(s.var(0), var, rtol=0.06, atol=1e-12)
+    if var is not None:  # within 5 standard errors of the sample variance, sqrt((m4 - var^2) / n): a
+        # fixed relative bound failed heavy tails on unlucky seeds (LogNormal(0.5, 0.6): 6.05% off at seed 0,
+        # 0.5% of seeds past 6%)
+        c = s - s.mean(0)
+        se_var = np.sqrt(np.maximum((c ** 4).mean(0) - c.var(0) ** 2, 0) / len(s))
+        np.testing.assert_array_less(np.abs(s.var(0) - var), 5 * se_var + 1e-12)
     assert bool(dist.support.check(tg.tensor(s)).all())
 
 
