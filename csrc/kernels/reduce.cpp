@@ -495,6 +495,31 @@ void expand_middle(ExpandOp op, int64_t A, int64_t N, int64_t B, const T* x, con
   });
 }
 
+// Tasks of about kTaskElems elements, as expand_middle's: runs of a slice's N elements (B = 1),
+// else whole rows of B. A copy: any split gives the same bits.
+template <typename T>
+void broadcast_middle(int64_t A, int64_t N, int64_t B, const T* u, T* out) {
+  const int64_t total = A * N * B;
+  if (total <= 0) return;
+  const bool par = total >= kParallelMinElems;
+  if (B == 1) {
+    parallel_tiles((total + kTaskElems - 1) / kTaskElems, par, [&](int64_t k) {
+      const int64_t i1 = std::min(total, (k + 1) * kTaskElems);
+      for (int64_t i = k * kTaskElems; i < i1;) {
+        const int64_t a = i / N, e = std::min(i1, (a + 1) * N);
+        std::fill(out + i, out + e, u[a]);
+        i = e;
+      }
+    });
+    return;
+  }
+  const int64_t step = std::max<int64_t>(1, kTaskElems / B), R = A * N;
+  parallel_tiles((R + step - 1) / step, par, [&](int64_t k) {
+    for (int64_t r = k * step; r < std::min(R, (k + 1) * step); ++r)
+      std::memcpy(out + r * B, u + r / N * B, size_t(B) * sizeof(T));
+  });
+}
+
 // Slices of up to kTaskElems elements a task (several whole slices, or rows of one), each task
 // zeroing its own rows and then placing the gradients whose index falls in them.
 template <typename T>
@@ -528,7 +553,8 @@ void scatter_middle(int64_t A, int64_t N, int64_t B, const int64_t* idx, const T
 #define TG_INSTANTIATE(T)                                                                                  \
   template void reduce_middle<T>(ReduceOp, int64_t, int64_t, int64_t, const T*, T*);                       \
   template void expand_middle<T>(ExpandOp, int64_t, int64_t, int64_t, const T*, const T*, const T*, T*);   \
-  template void scatter_middle<T>(int64_t, int64_t, int64_t, const int64_t*, const T*, T*);
+  template void scatter_middle<T>(int64_t, int64_t, int64_t, const int64_t*, const T*, T*);         \
+  template void broadcast_middle<T>(int64_t, int64_t, int64_t, const T*, T*);
 TG_INSTANTIATE(float)
 TG_INSTANTIATE(double)
 #undef TG_INSTANTIATE

@@ -38,6 +38,11 @@ enum class ExpandOp { norm2, logsumexp, prod, var };
 template <typename T>
 void expand_middle(ExpandOp op, int64_t A, int64_t N, int64_t B, const T* x, const T* u, const T* v, T* out);
 
+// sum along a dim's gradient (and mean's, given g / n): out (A, N, B) with out[a, n, b] = u[a, b],
+// one threaded pass writing each element once.
+template <typename T>
+void broadcast_middle(int64_t A, int64_t N, int64_t B, const T* u, T* out);
+
 // max / min along a dim's gradient: out (A, N, B) zero but for out[a, idx[a, b], b] = g[a, b],
 // idx in [0, N) (checked by the caller).
 template <typename T>

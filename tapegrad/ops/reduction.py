@@ -98,6 +98,12 @@ def _mean_fwd(x, dims, keepdim):
 
 def _mean_vjp(g, out, x, dims, keepdim):
     n = math.prod([x.shape[d] for d in dims])
+    if not _C.is_grad_enabled():
+        # first order: g / n on the reduced gradient, then broadcast (the same bits: each element is
+        # its g / n), a view that .grad's accumulation fills on the threads (csrc/elementwise.h's
+        # parallel_copy). Dividing the broadcast took numpy one pass of its own on one thread: mean(1)
+        # over 1000 x 1000 float64 ran forward + backward in 1029 us where PyTorch takes 564.
+        return _unreduce(g / n, x, dims, keepdim)
     return _unreduce(g, x, dims, keepdim) / n
 
 
