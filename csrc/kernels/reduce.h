@@ -27,6 +27,12 @@ enum class ReduceOp { sum, mean, amax, amin, prod, logsumexp, norm1, norm2 };
 template <typename T>
 void reduce_middle(ReduceOp op, int64_t A, int64_t N, int64_t B, const T* x, T* out);
 
+// The sum of (x[i] - y[i])^2 over [0, n) (mse_loss's 'sum' and 'mean'), rounded once to T: as
+// reduce_middle sums one row of n (chunks of terms in lanes of T, their sums in double, added
+// in chunk order), each difference and square in T.
+template <typename T>
+T sumsq_diff(int64_t n, const T* x, const T* y);
+
 // The first-order gradients of the reductions above, each one pass writing out (A, N, B) from x
 // (A, N, B) and the reduced u, v (A, B) (the incoming gradient and the forward's result), as
 // PyTorch's formulas round them:
