@@ -508,10 +508,12 @@ T sumsq_diff(int64_t n, const T* x, const T* y) {
   return T(part[0]);
 }
 
-// Tasks of about kTaskElems elements: whole rows of B (B > 1, u and v per element), else runs of
-// a slice's N elements (u and v one value per slice). No sums: any split gives the same bits.
-template <typename T>
-void expand_middle(ExpandOp op, int64_t A, int64_t N, int64_t B, const T* x, const T* u, const T* v, T* out) {
+// The tiling of expand_middle and broadcast_middle, which write each element of (A, N, B) once
+// from its slice's reduced values: tasks of about kTaskElems elements, runs of a slice's N
+// elements (B = 1), else whole rows of B. run(i, n, j) writes out[i, i + n) from the reduced
+// values at j (one value for B = 1, a row of B otherwise). No sums: any split gives the same bits.
+template <typename F>
+static void middle_runs(int64_t A, int64_t N, int64_t B, F&& run) {
   const int64_t total = A * N * B;
   if (total <= 0) return;
   const bool par = total >= kParallelMinElems;
@@ -520,7 +522,7 @@ void expand_middle(ExpandOp op, int64_t A, int64_t N, int64_t B, const T* x, con
       const int64_t i1 = std::min(total, (k + 1) * kTaskElems);
       for (int64_t i = k * kTaskElems; i < i1;) {
         const int64_t a = i / N, e = std::min(i1, (a + 1) * N);
-        expand<T>(op, e - i, x + i, u + a, v + a, false, out + i);
+        run(i, e - i, a);
         i = e;
       }
     });
@@ -528,35 +530,20 @@ void expand_middle(ExpandOp op, int64_t A, int64_t N, int64_t B, const T* x, con
   }
   const int64_t step = std::max<int64_t>(1, kTaskElems / B), R = A * N;
   parallel_tiles((R + step - 1) / step, par, [&](int64_t k) {
-    for (int64_t r = k * step; r < std::min(R, (k + 1) * step); ++r) {
-      const int64_t a = r / N;
-      expand<T>(op, B, x + r * B, u + a * B, v + a * B, true, out + r * B);
-    }
+    for (int64_t r = k * step; r < std::min(R, (k + 1) * step); ++r) run(r * B, B, r / N * B);
   });
 }
 
-// Tasks of about kTaskElems elements, as expand_middle's: runs of a slice's N elements (B = 1),
-// else whole rows of B. A copy: any split gives the same bits.
+template <typename T>
+void expand_middle(ExpandOp op, int64_t A, int64_t N, int64_t B, const T* x, const T* u, const T* v, T* out) {
+  middle_runs(A, N, B, [&](int64_t i, int64_t n, int64_t j) { expand<T>(op, n, x + i, u + j, v + j, B > 1, out + i); });
+}
+
 template <typename T>
 void broadcast_middle(int64_t A, int64_t N, int64_t B, const T* u, T* out) {
-  const int64_t total = A * N * B;
-  if (total <= 0) return;
-  const bool par = total >= kParallelMinElems;
-  if (B == 1) {
-    parallel_tiles((total + kTaskElems - 1) / kTaskElems, par, [&](int64_t k) {
-      const int64_t i1 = std::min(total, (k + 1) * kTaskElems);
-      for (int64_t i = k * kTaskElems; i < i1;) {
-        const int64_t a = i / N, e = std::min(i1, (a + 1) * N);
-        std::fill(out + i, out + e, u[a]);
-        i = e;
-      }
-    });
-    return;
-  }
-  const int64_t step = std::max<int64_t>(1, kTaskElems / B), R = A * N;
-  parallel_tiles((R + step - 1) / step, par, [&](int64_t k) {
-    for (int64_t r = k * step; r < std::min(R, (k + 1) * step); ++r)
-      std::memcpy(out + r * B, u + r / N * B, size_t(B) * sizeof(T));
+  middle_runs(A, N, B, [&](int64_t i, int64_t n, int64_t j) {
+    if (B == 1) std::fill(out + i, out + i + n, u[j]);
+    else std::memcpy(out + i, u + j, size_t(n) * sizeof(T));
   });
 }
 
@@ -590,11 +577,11 @@ void scatter_middle(int64_t A, int64_t N, int64_t B, const int64_t* idx, const T
   });
 }
 
-#define TG_INSTANTIATE(T)                                                                                  \
-  template void reduce_middle<T>(ReduceOp, int64_t, int64_t, int64_t, const T*, T*);                       \
-  template void expand_middle<T>(ExpandOp, int64_t, int64_t, int64_t, const T*, const T*, const T*, T*);   \
-  template void scatter_middle<T>(int64_t, int64_t, int64_t, const int64_t*, const T*, T*);         \
-  template void broadcast_middle<T>(int64_t, int64_t, int64_t, const T*, T*);                      \
+#define TG_INSTANTIATE(T)                                                                                \
+  template void reduce_middle<T>(ReduceOp, int64_t, int64_t, int64_t, const T*, T*);                     \
+  template void expand_middle<T>(ExpandOp, int64_t, int64_t, int64_t, const T*, const T*, const T*, T*); \
+  template void scatter_middle<T>(int64_t, int64_t, int64_t, const int64_t*, const T*, T*);              \
+  template void broadcast_middle<T>(int64_t, int64_t, int64_t, const T*, T*);                            \
   template T sumsq_diff<T>(int64_t, const T*, const T*);
 TG_INSTANTIATE(float)
 TG_INSTANTIATE(double)
