@@ -2,8 +2,9 @@
 the elementwise, row and normalisation workloads of issue 12 (GELU, SiLU, dropout, layer_norm,
 softmax, cross_entropy, embedding, batch_norm, group_norm), its single-pixel convolution
 weight gradient, cumsum, reductions along dims (sum, mean, amax; vector_norm, logsumexp, prod,
-max / min with indices, var / std), the shrink/threshold/Huber kernels, in-place updates with
-nothing recorded, topk, and lerp / addcmul / addcdiv (the ternary group, float32 and float64).
+max / min with indices, var / std; sum / mean's backward fill, mse_loss), the shrink/threshold/Huber
+kernels, in-place updates with nothing recorded, topk, and lerp / addcmul / addcdiv (the ternary
+group, float32 and float64).
 
 Run: python benchmarks/bench_ops.py [--repeats 5] [--rounds 2] [--threads 1 2] [--only gelu]
 
@@ -294,6 +295,18 @@ CASES = {
         ("std(1)", lambda x: x.std(1)),
         ("mean(1)", lambda x: x.mean(1)),
     ) for dt in (np.float32, np.float64)],
+    # sum / mean's backward as one threaded fill that becomes .grad, mse_loss's forward as one
+    # threaded pass (csrc/kernels/reduce.h's broadcast_middle and sumsq_diff), float32 and float64
+    "reductions3": [(f"{name} 1000x1000 {np.dtype(dt).name[:1]}{np.dtype(dt).itemsize * 8}{'' if bw else ' forward'}",
+                     lambda lib, f=f, dt=dt, bw=bw, name=name: (mse_step(lib, dt, bw) if name == "mse_loss" else
+                                                                reduce_step(lib, f, (1000, 1000), dt, bw)))
+                    for bw in (True, False) for name, f in (
+        ("sum(1)", lambda x: x.sum(1)),
+        ("sum(0)", lambda x: x.sum(0)),
+        ("sum()", lambda x: x.sum()),
+        ("mean(1)", lambda x: x.mean(1)),
+        ("mse_loss", None),
+    ) for dt in (np.float32, np.float64)],
 }
 
 
@@ -315,6 +328,24 @@ def ternary_step(lib, op, dtype, backward, n_grad=2):
     def forward():
         with lib.no_grad():
             op(lib, *ts)
+
+    return step if backward else forward
+
+
+def mse_step(lib, dtype, backward):
+    """mse_loss(x, y) ('mean') of two standard normal 1000 x 1000 tensors, forward and backward, or
+    forward alone (no_grad)."""
+    rng = np.random.default_rng(0)
+    x = leaf(lib, rng.standard_normal((1000, 1000)).astype(dtype))
+    y = lib.tensor(rng.standard_normal((1000, 1000)).astype(dtype))
+
+    def step():
+        x.grad = None
+        lib.nn.functional.mse_loss(x, y).backward()
+
+    def forward():
+        with lib.no_grad():
+            lib.nn.functional.mse_loss(x, y)
 
     return step if backward else forward
 

@@ -1289,6 +1289,17 @@ py::array mse_backward(const py::array& g, const py::array& x, const py::array& 
   return gx;
 }
 
+// mse_loss' sum of squared differences (reduce.h's sumsq_diff), a 0-d array of the inputs' dtype.
+py::array mse_sum(const py::array& x, const py::array& y) {
+  const auto [f64, c_order, unused] = check_loss_operands("mse_loss", nullptr, x, y);
+  py::array out(x.dtype(), std::vector<py::ssize_t>{});
+  const int64_t n = static_cast<int64_t>(x.size());
+  py::gil_scoped_release nogil;
+  if (f64) *ptr<double>(out) = tapegrad::sumsq_diff<double>(n, cptr<double>(x), cptr<double>(y));
+  else *ptr<float>(out) = tapegrad::sumsq_diff<float>(n, cptr<float>(x), cptr<float>(y));
+  return out;
+}
+
 // smooth_l1_loss / huber_loss elementwise and their gradient (pointwise.h), c, h and b the
 // composite's constants.
 py::array huber(const py::array& x, const py::array& y, double c, double h, double b, bool huber) {
@@ -1605,6 +1616,9 @@ void define(py::module_& m) {
         "binary_cross_entropy_with_logits elementwise, (1 - target) input - logsigmoid(input), in one pass.");
   m.def("bce_with_logits_backward", &bce_with_logits_backward, py::arg("grad_output"), py::arg("input"),
         py::arg("target"), "grad_output (sigmoid(input) - target) in one pass; grad_output may have one element.");
+  m.def("mse_sum", &mse_sum, py::arg("input"), py::arg("target"),
+        "The sum of (input - target)^2 over two float32/float64 arrays of one shape, dtype and memory order, "
+        "threaded and rounded once (a 0-d array).");
   m.def("mse_backward", &mse_backward, py::arg("grad_output"), py::arg("input"), py::arg("target"),
         py::arg("negate") = false,
         "mse_loss' gradient (grad_output (input - target)) 2, negated for the target, in one pass; grad_output "

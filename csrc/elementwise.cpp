@@ -2,6 +2,7 @@
 #include "elementwise.h"
 
 #include "kernels/parallel.h"
+#include "kernels/reduce.h"
 #include "kernels/rows.h"
 
 #include <algorithm>
@@ -341,7 +342,49 @@ PyObject* parallel_full(PyObject* shape, PyObject* dtype, double value) {
   return out;
 }
 
+// a as (A, N, B): a C-contiguous (A, B) block of memory repeated N times along stride-0 dims in
+// the middle (np.broadcast_to of a reduction's result kept with its dims: a sum's gradient);
+// false for any other layout, or no repeat.
+bool broadcast_view(ArrayHead* h, Py_ssize_t& A, Py_ssize_t& N, Py_ssize_t& B) {
+  const Py_ssize_t item = h->descr == f64 ? 8 : 4;
+  A = N = B = 1;
+  int phase = 0;  // 0: the trailing kept dims, 1: the repeated ones, 2: the leading kept ones
+  for (int k = h->nd - 1; k >= 0; --k) {
+    const Py_ssize_t d = h->dims[k], s = h->strides[k];
+    if (d == 1) continue;
+    if (s == 0 && phase < 2) {
+      phase = 1;
+      N *= d;
+    } else if (s == item * B * A && phase != 1 && A == 1) {
+      B *= d;
+    } else if (s == item * B * A && phase >= 1) {
+      phase = 2;
+      A *= d;
+    } else {
+      return false;
+    }
+  }
+  return N > 1;
+}
+
 PyObject* parallel_copy(PyObject* a) {
+  if (is_exact_ndarray(a) && !(array_head(a)->flags & kArrayCContiguous) && threads_help()) {
+    // a broadcast (a sum's gradient on its way into .grad): filled on the threads, where numpy's
+    // copy took 142 us on one thread for 1000 x 1000 float32 and 307 for float64
+    ArrayHead* h = array_head(a);
+    Py_ssize_t A, N, B;
+    if ((h->descr != f32 && h->descr != f64) || !(h->flags & kArrayAligned) || !broadcast_view(h, A, N, B) ||
+        A * N * B < kMinElems)
+      return nullptr;
+    PyObject* out = empty_like(a);
+    if (out == nullptr) return nullptr;
+    char* o = array_head(out)->data;
+    Py_BEGIN_ALLOW_THREADS
+    if (h->descr == f64) broadcast_middle<double>(A, N, B, reinterpret_cast<const double*>(h->data), reinterpret_cast<double*>(o));
+    else broadcast_middle<float>(A, N, B, reinterpret_cast<const float*>(h->data), reinterpret_cast<float*>(o));
+    Py_END_ALLOW_THREADS
+    return out;
+  }
   if (!kernel_operands(a, a) || !threads_help()) return nullptr;
   ArrayHead* ha = array_head(a);
   const Py_ssize_t n = size_of(ha), item = ha->descr == f64 ? 8 : 4;

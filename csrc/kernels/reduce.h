@@ -27,6 +27,12 @@ enum class ReduceOp { sum, mean, amax, amin, prod, logsumexp, norm1, norm2 };
 template <typename T>
 void reduce_middle(ReduceOp op, int64_t A, int64_t N, int64_t B, const T* x, T* out);
 
+// The sum of (x[i] - y[i])^2 over [0, n) (mse_loss's 'sum' and 'mean'), rounded once to T: as
+// reduce_middle sums one row of n (chunks of terms in lanes of T, their sums in double, added
+// in chunk order), each difference and square in T.
+template <typename T>
+T sumsq_diff(int64_t n, const T* x, const T* y);
+
 // The first-order gradients of the reductions above, each one pass writing out (A, N, B) from x
 // (A, N, B) and the reduced u, v (A, B) (the incoming gradient and the forward's result), as
 // PyTorch's formulas round them:
@@ -37,6 +43,11 @@ void reduce_middle(ReduceOp op, int64_t A, int64_t N, int64_t B, const T* x, T* 
 enum class ExpandOp { norm2, logsumexp, prod, var };
 template <typename T>
 void expand_middle(ExpandOp op, int64_t A, int64_t N, int64_t B, const T* x, const T* u, const T* v, T* out);
+
+// sum along a dim's gradient (and mean's, given g / n): out (A, N, B) with out[a, n, b] = u[a, b],
+// one threaded pass writing each element once.
+template <typename T>
+void broadcast_middle(int64_t A, int64_t N, int64_t B, const T* u, T* out);
 
 // max / min along a dim's gradient: out (A, N, B) zero but for out[a, idx[a, b], b] = g[a, b],
 // idx in [0, N) (checked by the caller).

@@ -432,3 +432,30 @@ def test_in_place_number_keeps_the_sign_of_zero_and_nan():
             assert np.signbit(x.numpy()).all()
             x.add_(float("nan"))
         assert np.isnan(x.numpy()).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_broadcast_copy_on_the_threads(dtype):
+    """A broadcast of a reduced array along one block of dims (a sum's or mean's gradient on its way
+    into .grad) is copied by a fill on the kernel threads: numpy's copy, bit for bit, at any thread
+    count; broadcasts along two separate blocks, reversed or transposed sources stay numpy's."""
+    rng = np.random.default_rng(11)
+    cases = [((1000, 1), (1000, 70)), ((70,), (1000, 70)), ((), (3, N // 3 + 1)), ((7, 1, 300), (7, 40, 300)),
+             ((7, 1, 1, 30), (7, 20, 20, 30)), ((1, 4097), (17, 4097)), ((4097, 1), (4097, 17)), ((5, 1), (5, N + 3))]
+    for small, full in cases:
+        src = specials(rng, small, dtype) if small else np.asarray(rng.standard_normal(), dtype)
+        view = np.broadcast_to(src, full)
+        for k in (2, 3):
+            with threads(k):
+                got = _C._copy(view)
+            assert got is not None, (small, full)
+            assert got.flags.c_contiguous and got.tobytes() == view.copy().tobytes(), (small, full, k)
+    with threads(2):
+        a = specials(rng, (300, 1, 400, 1), dtype)
+        left = {"two blocks": np.broadcast_to(a, (300, 2, 400, 2)), "reversed": np.broadcast_to(a[::-1], (300, 300, 400, 1)),
+                "transposed": np.broadcast_to(a[:, :, :, 0].T, (400, 300, 300)),
+                "small": np.broadcast_to(a[:10, :, :10], (10, 5, 10, 1))}
+        for name, v in left.items():
+            assert _C._copy(v) is None, name
+    with threads(1):
+        assert _C._copy(np.broadcast_to(np.ones((N, 1), dtype), (N, 2))) is None

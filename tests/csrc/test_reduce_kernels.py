@@ -434,3 +434,43 @@ def test_new_ops_against_torch(dtype):
                            "norm1": lambda: tg.linalg.vector_norm(tg.tensor(a), 1, dims),
                            "logsumexp": lambda: tg.logsumexp(tg.tensor(a), dims)}[op]().numpy()
                 np.testing.assert_allclose(got, want.numpy(), rtol=2e-5 if dtype == "float32" else 1e-12, err_msg=op)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mse_sum_accuracy_threads_and_specials(dtype):
+    """mse_loss's sum of squared differences (_C.mse_sum): each difference and square in the dtype,
+    the sum no further off an extended-precision one than numpy's pairwise sum of the squares (plus
+    two ulp), the same bits at 1, 2 and 3 threads, NaN and inf as the squares' sum."""
+    rng = np.random.default_rng(12)
+    before = tg.get_num_threads()
+    try:
+        for n in (0, 1, 7, 1024, 1025, 4097, 32769, 70001, 1_000_000):
+            x = (rng.standard_normal(n) * 30 + 2).astype(dtype)
+            y = rng.standard_normal(n).astype(dtype)
+            sq = np.square(x - y)
+            ref = np.sum(sq.astype(np.longdouble))
+            xs, ys = (x.reshape(-1, 7), y.reshape(-1, 7)) if n and n % 7 == 0 else (x, y)  # 2-d as well
+            outs = []
+            for k in (1, 2, 3):
+                tg.set_num_threads(k)
+                outs.append(_C.mse_sum(xs, ys))
+            assert all(o.shape == () and o.dtype == dtype and o.tobytes() == outs[0].tobytes() for o in outs), n
+            err = abs(float(outs[0]) - float(ref))
+            allowed = abs(float(np.sum(sq)) - float(ref)) + 2 * float(np.spacing(dtype(ref)))
+            assert err <= allowed, (n, err, allowed)
+    finally:
+        tg.set_num_threads(before)
+    x = rng.standard_normal(70001).astype(dtype)
+    y = np.zeros_like(x)
+    for v, want in ((np.nan, np.nan), (np.inf, np.inf), (-np.inf, np.inf)):
+        x2 = x.copy()
+        x2[40000] = v
+        got = _C.mse_sum(x2, y)
+        assert np.isnan(got) if np.isnan(want) else got == want
+    big = np.full(70001, np.finfo(dtype).max / 2, dtype)
+    assert _C.mse_sum(big, -big) == np.inf  # a difference past the range
+    assert _C.mse_sum(np.full(5, -0.0, dtype), np.zeros(5, dtype)).tobytes() == np.zeros((), dtype).tobytes()
+    with pytest.raises(ValueError, match=r"mse_loss"):
+        _C.mse_sum(np.zeros(3, dtype), np.zeros(4, dtype))
+    with pytest.raises((ValueError, TypeError), match=r"mse_loss"):
+        _C.mse_sum(np.zeros(3, dtype), np.zeros(3, np.int64))
