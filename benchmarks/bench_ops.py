@@ -307,6 +307,17 @@ CASES = {
         ("mean(1)", lambda x: x.mean(1)),
         ("mse_loss", None),
     ) for dt in (np.float32, np.float64)],
+    # normal samples by Box-Muller from the generator's raw words (csrc/kernels/random.h) and the
+    # float32 <-> float16 / bfloat16 conversions every 16-bit op goes through (convert.h)
+    "sampling16": [(f"{name} 1e6", lambda lib, f=f: no_grad_step(lib, lambda x, y: f(lib, x)))
+                   for name, f in (
+                       ("randn f32", lambda L, x: L.randn(1000, 1000)),
+                       ("randn f64", lambda L, x: L.randn(1000, 1000, dtype=L.float64)),
+                       ("x.normal_(0, 0.02)", lambda L, x: x.normal_(0, 0.02)),
+                       ("x.half()", lambda L, x: x.half()),
+                       ("x.bfloat16()", lambda L, x: x.bfloat16()),
+                       ("x.half().float()", lambda L, x: x.half().float()),
+                       ("x.bfloat16() * 2", lambda L, x: x.bfloat16() * 2))],
 }
 
 
