@@ -270,6 +270,17 @@ CASES = {
                     ("addcdiv(x, y, z, value=0.5)", lambda L, x, y, z: L.addcdiv(x, y, z, value=0.5), 2, (False, True)),
                     ("x.addcdiv_(y, z, value=1e-3)", lambda L, x, y, z: x.addcdiv_(y, z, value=1e-3), 2, (False,)),
                 ) for bw in bws],
+    # the transcendental forwards of session 20 (vmath.h): the log family, float32 sin / cos in double, erf
+    "math2": [(f"{name} 1e6 {dt}", lambda lib, f=f, d=d, pos=pos: math_forward(lib, f, d, pos))
+              for name, f, pos, dts in (
+                  ("log(x)", lambda L, F, x: L.log(x), True, "both"),
+                  ("log2(x)", lambda L, F, x: L.log2(x), True, "both"),
+                  ("sin(x)", lambda L, F, x: L.sin(x), False, "f32"),
+                  ("cos(x)", lambda L, F, x: L.cos(x), False, "f32"),
+                  ("softplus(x)", lambda L, F, x: F.softplus(x), False, "f64"),
+                  ("logsigmoid(x)", lambda L, F, x: F.logsigmoid(x), False, "f64"),
+                  ("erf(x)", lambda L, F, x: L.erf(x), False, "f64"))
+              for dt, d in (("f32", np.float32), ("f64", np.float64)) if dts in ("both", dt)],
     # sum / mean / amax along dims (csrc/kernels/reduce.h): rows, columns, everything, a leading block
     "reductions": [(f"{name} f32", lambda lib, s=s, f=f: reduce_step(lib, f, s)) for name, s, f in (
         ("sum(1) 1000x1000", (1000, 1000), lambda x: x.sum(1)),
@@ -370,6 +381,20 @@ def no_grad_step(lib, op, shape=(1000, 1000)):
     def step():
         with lib.no_grad():
             op(x, y)
+
+    return step
+
+
+def math_forward(lib, op, dtype, positive):
+    """op(lib, F, x) forward with nothing recorded, x 1000x1000 standard normal (|x| + 0.1 when
+    ``positive``: the logs' domain)."""
+    x = np.random.default_rng(0).standard_normal((1000, 1000))
+    x = lib.tensor((np.abs(x) + 0.1 if positive else x).astype(dtype))
+    F = lib.nn.functional
+
+    def step():
+        with lib.no_grad():
+            op(lib, F, x)
 
     return step
 

@@ -223,61 +223,80 @@ TG_VMATH_INLINE double expm1_nonpos(double x) {
   return x != x ? x : out;
 }
 
-// Natural log. float: Cephes' logf (as sse_mathfun's log_ps): x = 2^e m with m in
-// [sqrt(2)/2, sqrt(2)), log(m) = f - f^2/2 + f^3 P(f) for f = m - 1, e ln2 in two parts; within
-// 1 ulp and without a division. double: fdlibm's e_log.c (as musl): s = f / (2 + f),
-// log(1 + f) = f - s (f - R(s^2)) with a minimax R. Denormals are scaled up first; 0 gives -inf,
-// negatives and NaN give NaN, inf gives inf.
-TG_VMATH_INLINE float log(float x) {
-  const bool sub = x < 1.17549435e-38f;
-  const float xs = sub ? x * 33554432.0f : x;  // 2^25
-  const uint32_t ix = float_to_bits(xs);
-  // m in [0.5, 1) from the mantissa; below sqrt(2)/2 it is doubled and e lowered, so f = m - 1
-  // lies in [-0.293, 0.414].
-  const float m = bits_to_float((ix & 0x007fffffu) | 0x3f000000u);
-  const float e0 = static_cast<float>(static_cast<int32_t>(ix >> 23) - 126) - (sub ? 25.0f : 0.0f);
-  const bool lo = m < 0.707106781186547524f;
-  const float e = lo ? e0 - 1.0f : e0;
-  const float f = (lo ? m + m : m) - 1.0f;
+// Natural log of a positive normal x (log below takes every x): x = 2^k m with m in [2/3, 4/3)
+// by integer operations alone (as musl's logf: no compare or select), f = m - 1 (exact), and
+// log(1 + f) = f - f^2/2 + f^3 P(f) with P from Chebyshev interpolation on [-1/3, 1/3] in 50-digit
+// arithmetic: float degree 8 (P's error 2.9e-8, 2^-28 of the result), double degree 19 (6e-17,
+// 2^-57), no division. k ln2 in two parts (the first with trailing zeros: k ln2_hi exact). drop is
+// subtracted from k (log's denormals, scaled up) before k's floating-point arithmetic, so that
+// log's values are the same bits as log_normal's where both apply (pointwise.cpp uses either). The previous kernels (Cephes' logf with its
+// m in [sqrt(2)/2, sqrt(2)) by compares and selects; fdlibm's log with s = f / (2 + f)) took 0.51 /
+// 0.97 ms for 1e6 floats / doubles on one thread, where PyTorch's take 0.31 / 0.73 (AVX-512: a
+// double division issues once per 16 cycles).
+TG_VMATH_INLINE float log_normal(float x, int32_t drop = 0) {
+  const uint32_t ix = float_to_bits(x), tmp = ix - 0x3f2aaaabu;  // 2/3
+  const float k = static_cast<float>((static_cast<int32_t>(tmp) >> 23) - drop);
+  const float f = bits_to_float(ix - (tmp & 0xff800000u)) - 1.0f;
   const float z = f * f;
-  float p = 7.0376836292e-2f;
-  p = p * f - 1.1514610310e-1f;
-  p = p * f + 1.1676998740e-1f;
-  p = p * f - 1.2420140846e-1f;
-  p = p * f + 1.4249322787e-1f;
-  p = p * f - 1.6668057665e-1f;
-  p = p * f + 2.0000714765e-1f;
-  p = p * f - 2.4999993993e-1f;
-  p = p * f + 3.3333331174e-1f;
+  float p = 0.11330617385023778f;
+  p = p * f - 0.12422200575409693f;
+  p = p * f + 0.10915654793276691f;
+  p = p * f - 0.12288721609296725f;
+  p = p * f + 0.14291867181988005f;
+  p = p * f - 0.1667331625320225f;
+  p = p * f + 0.19999948351310606f;
+  p = p * f - 0.24999944186243983f;
+  p = p * f + 0.3333333333333333f;
   float y = p * f * z;
-  y += -2.12194440e-4f * e;
+  y += -2.12194440e-4f * k;
   y += -0.5f * z;
-  const float r = (f + y) + 0.693359375f * e;
-  const float inf = std::numeric_limits<float>::infinity();
-  const float pos = x == inf ? inf : r;
-  const float nonneg = x == 0.0f ? -inf : pos;
-  return x >= 0.0f ? nonneg : std::numeric_limits<float>::quiet_NaN();  // NaN and x < 0
+  return (f + y) + 0.693359375f * k;
 }
 
-TG_VMATH_INLINE double log(double x) {
-  const bool sub = x < 2.2250738585072014e-308;
-  const double xs = sub ? x * 18014398509481984.0 : x;  // 2^54
-  uint64_t ix = double_to_bits(xs) + (static_cast<uint64_t>(0x3ff00000u - 0x3fe6a09eu) << 32);
-  // k from the exponent bits without an int64 -> double conversion (not vectorisable on AVX2):
-  // (bits >> 52) is below 2^12, placed in the mantissa of 2^52 and subtracted.
-  const double kb = bits_to_double((ix >> 52) | 0x4330000000000000ull) - 4503599627370496.0;
-  const double k = kb - 1023.0 - (sub ? 54.0 : 0.0);
-  ix = (ix & 0x000fffffffffffffull) + (static_cast<uint64_t>(0x3fe6a09eu) << 32);
-  const double f = bits_to_double(ix) - 1.0;
-  const double hfsq = 0.5 * f * f, s = f / (2.0 + f), z = s * s, w = z * z;
-  const double t1 = w * (3.999999999940941908e-01 + w * (2.222219843214978396e-01 + w * 1.531383769920937332e-01));
-  const double t2 = z * (6.666666666666735130e-01 +
-                         w * (2.857142874366239149e-01 + w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01)));
-  const double y = s * (hfsq + (t1 + t2)) + k * 1.90821492927058770002e-10 - hfsq + f + k * 6.93147180369123816490e-01;
-  const double inf = std::numeric_limits<double>::infinity();
-  const double pos = x == inf ? inf : y;
-  const double nonneg = x == 0.0 ? -inf : pos;
-  return x >= 0.0 ? nonneg : std::numeric_limits<double>::quiet_NaN();
+TG_VMATH_INLINE double log_normal(double x, int32_t drop = 0) {
+  // u >> 52 is k + 1023 (u's exponent field, read as an integer without an int64 -> double
+  // conversion, which AVX2 lacks: placed in the mantissa of 2^52 and subtracted)
+  const uint64_t u = double_to_bits(x) + 0x000aaaaaaaaaaaabull;  // bits(1) - bits(2/3)
+  const double k = bits_to_double((u >> 52) | 0x4330000000000000ull) - (4503599627370496.0 + 1023.0 + drop);
+  const double f = bits_to_double((u & 0x000fffffffffffffull) + 0x3fe5555555555555ull) - 1.0;
+  const double z = f * f;
+  // P by Horner's rule, written out: as a loop over a coefficient table the kernel was not
+  // vectorised (10.6 against 0.9 ms for 1e6 doubles)
+  double p = -0.07730769181911153;
+  p = p * f + 0.08082022805971766;
+  p = p * f - 0.041719942791435476;
+  p = p * f + 0.04400369243072337;
+  p = p * f - 0.056689908563992544;
+  p = p * f + 0.06000536404795356;
+  p = p * f - 0.0624079013522121;
+  p = p * f + 0.06657072104827468;
+  p = p * f - 0.07143315368653184;
+  p = p * f + 0.07692785032479312;
+  p = p * f - 0.08333319535532796;
+  p = p * f + 0.09090894718066429;
+  p = p * f - 0.10000000237702213;
+  p = p * f + 0.11111111358713932;
+  p = p * f - 0.12499999997926427;
+  p = p * f + 0.1428571428355438;
+  p = p * f - 0.16666666666673666;
+  p = p * f + 0.20000000000007292;
+  p = p * f - 0.24999999999999997;
+  p = p * f + 0.3333333333333333;
+  const double hfsq = 0.5 * z;
+  return k * 6.93147180369123816490e-01 + (f - (hfsq - (p * f * z + k * 1.90821492927058770002e-10)));
+}
+
+// log for every x: denormals scaled up first (2^25, 2^54); 0 gives -inf, negatives and NaN give
+// NaN, inf gives inf.
+template <typename T>
+TG_VMATH_INLINE T log(T x) {
+  constexpr bool kF = sizeof(T) == 4;
+  const bool sub = x < std::numeric_limits<T>::min();
+  const T y = log_normal(sub ? x * (kF ? T(33554432.0) : T(18014398509481984.0)) : x, sub ? (kF ? 25 : 54) : 0);
+  const T inf = std::numeric_limits<T>::infinity();
+  const T pos = x == inf ? inf : y;
+  const T nonneg = x == T(0) ? -inf : pos;
+  return x >= T(0) ? nonneg : std::numeric_limits<T>::quiet_NaN();  // NaN and x < 0
 }
 
 // log(1 + u) for u in [0, 1] (softplus's log1p(exp(-|z|))): w = 1 + u rounded, log(w) plus the
@@ -287,8 +306,8 @@ TG_VMATH_INLINE double log(double x) {
 // (w = 1: log(w) = 0 and the correction is u). NaN stays NaN.
 template <typename T>
 TG_VMATH_INLINE T log1p_unit(T u) {
-  const T w = T(1) + u;
-  return log(w) + (u - (w - T(1))) * (T(1.5) - T(0.5) * w);
+  const T w = T(1) + u;  // in [1, 2], or NaN (carried by the correction)
+  return log_normal(w) + (u - (w - T(1))) * (T(1.5) - T(0.5) * w);
 }
 
 // erf(x): float: Cephes' erff polynomial x P(x^2) below |x| = 1 (within an ulp), and
@@ -475,12 +494,16 @@ TG_VMATH_INLINE double erfc(double x) { return x > 6.0 ? erfc_tail(x) : erfc_upt
 // caller's (pointwise.cpp takes the C library's value there, as numpy's SIMD loops do).
 constexpr double kTrigMax = 1.6e6;  // below 2^20 pi/2
 
+// x - n pi/2 for an integer n, |n| < 2^20, accurate to about an ulp of the result.
+TG_VMATH_INLINE double minus_pio2_times(double x, double n) {
+  return ((x - n * 1.57079632673412561417e+00) - n * 6.07710050630396597660e-11) - n * 2.02226624879595063154e-21;
+}
+
 // r = x - q pi/2, accurate to about an ulp of r; q's low bits in q.
 TG_VMATH_INLINE double reduce_pio2(double x, uint64_t& q) {
   const double fm = x * 6.36619772367581382433e-01 + 6755399441055744.0;  // 1.5 * 2^52 + q
-  const double n = fm - 6755399441055744.0;
   q = double_to_bits(fm);
-  return ((x - n * 1.57079632673412561417e+00) - n * 6.07710050630396597660e-11) - n * 2.02226624879595063154e-21;
+  return minus_pio2_times(x, fm - 6755399441055744.0);
 }
 
 // sin and cos of a in [0, pi/4] (+ a rounding): fdlibm's k_sin.c and k_cos.c (as musl's __sin and
@@ -535,7 +558,8 @@ constexpr T trig_max() { return T(kTrigMax); }
 // kFn: 0 sin, 1 cos, 2 tan (as sin / cos, or -cos / sin in the odd quadrants: within 3 ulp in
 // double, 4 in float), for |x| <= trig_max<T>(). float reduces in double (exact to float's
 // precision below kTrigMax, with or without fused multiply-adds: reducing in float, 0.25 against
-// 0.45 ns an element in L1, was 8-15 ulp off near multiples of pi/2 on the baseline ISA).
+// 0.45 ns an element in L1, was 8-15 ulp off near multiples of pi/2 on the baseline ISA). The
+// float kernels take sin_cos_f (below) for sin and cos, this one for tan.
 template <int kFn, typename T>
 TG_VMATH_INLINE T trig(T x) {
   using U = TrigBits<T>;
@@ -554,6 +578,36 @@ TG_VMATH_INLINE T trig(T x) {
   } else {
     return (odd ? -c : s) / (odd ? s : c);
   }
+}
+
+// sin (kFn 0) or cos (kFn 1) of a float with |x| <= trig_max, in double and rounded once to float:
+// the correctly rounded value but where the exact one lies within about 2^-17 ulp of a midpoint
+// between floats (checked over all floats below trig_max: see tests/csrc), so within an ulp of
+// numpy's and PyTorch's everywhere. One polynomial instead of trig's two and a select: x = r +
+// n pi (sin) or r + (n + 1/2) pi (cos) with r in [-pi/2, pi/2] (x - q pi/2 for q = 2n or 2n + 1,
+// minus_pio2_times: exact to double precision for q < 2^20), sin x = (-1)^n sin r and cos x =
+// (-1)^(n+1) sin r, sin r = r (1 + r^2 P(r^2)) with P of degree 5 (Chebyshev interpolation in 40-digit
+// arithmetic: relative error 2e-13, 2^-42). The session-19 float kernel (float polynomials on r
+// rounded to float) was up to 3 ulp from numpy, which moved the DDPM port's sinusoidal embedding
+// past its float32 tolerance against PyTorch.
+template <int kFn>
+TG_VMATH_INLINE float sin_cos_f(float xf) {
+  const double x = xf;
+  // 1.5 * 2^52 + n: round(x / pi) for sin, round(x / pi - 1/2) for cos
+  const double fm = (kFn == 0 ? x * 0.318309886183790671538 : x * 0.318309886183790671538 - 0.5) + 6755399441055744.0;
+  const double n = fm - 6755399441055744.0;
+  const double r = minus_pio2_times(x, kFn == 0 ? n + n : n + n + 1.0);
+  const double z = r * r;
+  double p = 1.550250902793809e-10;
+  p = p * z - 2.5036745008428295e-08;
+  p = p * z + 2.755712317437327e-06;
+  p = p * z - 0.0001984126870905615;
+  p = p * z + 0.008333333330940365;
+  p = p * z - 0.16666666666658467;
+  const double s = r * (p * z + 1.0);  // r times a positive factor: sin(-0) = -0 (r + r z p gives +0)
+  // n's parity is fm's last bit: to the sign bit (cos: the opposite parity)
+  const uint64_t flip = (kFn == 0 ? double_to_bits(fm) : ~double_to_bits(fm)) << 63;
+  return static_cast<float>(bits_to_double(double_to_bits(s) ^ flip));
 }
 
 #undef TG_VMATH_INLINE
