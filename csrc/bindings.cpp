@@ -1005,6 +1005,34 @@ void convert_half(const py::array& src, py::array& dst, bool bf16) {
   }
 }
 
+// binary_half (convert.h): out (a uint16 view of a 16-bit array) = a op b, each operand the uint16
+// view of a 16-bit array of out's size or a number (a float32 value).
+void binary_half(int op, const py::object& a, const py::object& b, py::array& out, bool bf16) {
+  const std::string opname = "binary_half";
+  if (op < 0 || op > 3) fail(opname, "op must be 0 (add), 1 (sub), 2 (mul) or 3 (div), got " + std::to_string(op));
+  if (out.dtype().kind() != 'u' || out.itemsize() != 2 || !(out.flags() & py::array::c_style) || !out.writeable())
+    fail(opname, "out must be a writable C-contiguous uint16 array");
+  const int64_t n = out.size();
+  const uint16_t* ptrs[2] = {nullptr, nullptr};
+  float nums[2] = {0.0f, 0.0f};
+  const py::object* operands[2] = {&a, &b};
+  for (int k = 0; k < 2; ++k) {
+    if (py::isinstance<py::array>(*operands[k])) {
+      const auto arr = operands[k]->cast<py::array>();
+      if (arr.dtype().kind() != 'u' || arr.itemsize() != 2 || !(arr.flags() & py::array::c_style) || arr.size() != n)
+        fail(opname, std::string(k ? "b" : "a") + " must be a C-contiguous uint16 array of " + std::to_string(n) +
+                         " elements, got " + std::string(py::str(arr.dtype())) + " of shape " + shape_str(arr));
+      ptrs[k] = static_cast<const uint16_t*>(arr.data());
+    } else {
+      nums[k] = static_cast<float>(operands[k]->cast<double>());
+    }
+  }
+  auto* y = static_cast<uint16_t*>(out.mutable_data());
+  py::gil_scoped_release nogil;
+  tapegrad::binary_half(op, ptrs[0], nums[0], ptrs[1], nums[1], y, n,
+                        bf16 ? tapegrad::Half::bf16 : tapegrad::Half::f16);
+}
+
 // topk's indices (topk.h) of a C-contiguous rows x n array: rows x k int64, each row best first.
 py::array topk_indices(const py::array& x, int64_t k, bool largest) {
   const std::string op = "topk";
@@ -1585,6 +1613,9 @@ void define(py::module_& m) {
   m.def("_convert_half", &convert_half, py::arg("src"), py::arg("dst"), py::arg("bf16"),
         "float32 -> 16-bit (dst the uint16 view of a float16 / bfloat16 array) or back, on the kernel threads, "
         "with numpy's float16 and ml_dtypes' bfloat16 bits.");
+  m.def("_binary_half", &binary_half, py::arg("op"), py::arg("a"), py::arg("b"), py::arg("out"), py::arg("bf16"),
+        "out = a op b (0 add, 1 sub, 2 mul, 3 div) for float16 / bfloat16 arrays given as uint16 views, or numbers: "
+        "each widened to float32, the result rounded once; one pass on the kernel threads.");
   m.def("topk_indices", &topk_indices, py::arg("x"), py::arg("k"), py::arg("largest") = true,
         "The indices of each row's k largest (smallest) entries of a C-contiguous 2-d float32/float64/int32/int64 "
         "array, best first, NaN above every number, ties by the lower index (a stable sort's first k).");

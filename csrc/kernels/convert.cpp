@@ -142,6 +142,24 @@ void floats_to_half(const float* x, uint16_t* y, int64_t n, Half kind) {
   for_element_blocks(n, [&](int64_t i, int64_t len) { to_half_run(x + i, y + i, len, kind); });
 }
 
+void binary_half(int op, const uint16_t* a, float sa, const uint16_t* b, float sb, uint16_t* y, int64_t n,
+                 Half kind) {
+  for_element_blocks(n, [&](int64_t i, int64_t len) {
+    float ta[kElementBlock], tb[kElementBlock];
+    if (a) from_half_run(a + i, ta, len, kind);
+    else std::fill_n(ta, len, sa);
+    if (b) from_half_run(b + i, tb, len, kind);
+    else std::fill_n(tb, len, sb);
+    switch (op) {
+      case 0: for (int64_t k = 0; k < len; ++k) ta[k] += tb[k]; break;
+      case 1: for (int64_t k = 0; k < len; ++k) ta[k] -= tb[k]; break;
+      case 2: for (int64_t k = 0; k < len; ++k) ta[k] *= tb[k]; break;
+      default: for (int64_t k = 0; k < len; ++k) ta[k] /= tb[k]; break;
+    }
+    to_half_run(ta, y + i, len, kind);
+  });
+}
+
 void half_to_floats(const uint16_t* x, float* y, int64_t n, Half kind) {
   for_element_blocks(n, [&](int64_t i, int64_t len) { from_half_run(x + i, y + i, len, kind); });
 }

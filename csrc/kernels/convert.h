@@ -17,6 +17,13 @@ void floats_to_half(const float* x, uint16_t* y, int64_t n, Half kind);
 // y[i] = the float32 value of the 16-bit x[i] (exact), for i < n.
 void half_to_floats(const uint16_t* x, float* y, int64_t n, Half kind);
 
+// y = op(a, b) rounded to the 16-bit format, op 0 add, 1 subtract, 2 multiply, 3 divide, each
+// operand widened to float32 (exact) and the float32 result rounded once: an op on 16-bit tensors
+// as the float32 detour computes it, in one pass through L1. a (b) null: the float32 number sa
+// (sb) for every element.
+void binary_half(int op, const uint16_t* a, float sa, const uint16_t* b, float sb, uint16_t* y, int64_t n,
+                 Half kind);
+
 // One element, the reference the vector loops fall back to (NaN lanes, tails).
 uint16_t float_to_half_bits(uint32_t f, Half kind);
 uint32_t half_to_float_bits(uint16_t h, Half kind);

@@ -112,3 +112,41 @@ def test_gradient_flows_back_through_the_casts(dtype):
     y.backward()
     assert x.grad.dtype == tapegrad.float32
     np.testing.assert_array_equal(x.grad.numpy(), np.full((70, 80), 3, np.float32))
+
+
+@pytest.mark.threads
+@pytest.mark.parametrize("dtype", [tapegrad.float16, tapegrad.bfloat16], ids=["float16", "bfloat16"])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_16_bit_arithmetic_in_one_pass_has_the_float32_detours_bits(dtype, threads, restore_threads):
+    """add / sub / mul / div on 16-bit tensors (registry.py's _binary16): each operand widened, the
+    float32 result rounded once, as the detour through float32 arrays gives it; numbers on either
+    side; infinities, NaN, zeros of both signs, overflow and subnormal results among the values."""
+    _C.set_num_threads(threads)
+    np_dtype = np.dtype(dtype)
+    rng = np.random.default_rng(threads)
+    n = 70_001  # above the native path's size and the threads' threshold, not a multiple of a block
+    a32 = (rng.standard_normal(n) * np.exp(rng.uniform(-12, 12, n))).astype(np.float32)
+    b32 = (rng.standard_normal(n) * np.exp(rng.uniform(-12, 12, n))).astype(np.float32)
+    a32[:8] = [np.inf, -np.inf, np.nan, 0.0, -0.0, 6e4, 1e-7, -3.0]
+    b32[:8] = [np.inf, 2.0, 1.0, -0.0, 0.0, 6e4, 1e-7, 0.0]
+    with np.errstate(all="ignore"):  # (overflow to inf in the casts and the products is meant)
+        a, b = a32.astype(np_dtype), b32.astype(np_dtype)
+        wa, wb = a.astype(np.float32), b.astype(np.float32)
+        ta, tb = tapegrad.tensor(a), tapegrad.tensor(b)
+        for op, f in ((np.add, lambda x, y: x + y), (np.subtract, lambda x, y: x - y),
+                      (np.multiply, lambda x, y: x * y), (np.true_divide, lambda x, y: x / y)):
+            for got, ref in ((f(ta, tb), op(wa, wb)), (f(ta, 1.5), op(wa, np.float32(1.5))),
+                             (f(0.25, tb), op(np.float32(0.25), wb))):
+                assert got.dtype == dtype
+                np.testing.assert_array_equal(got.numpy().view(np.uint16), ref.astype(np_dtype).view(np.uint16),
+                                              err_msg=op.__name__)
+
+
+def test_binary_half_bad_arguments_name_the_op():
+    out = np.empty(4, np.uint16)
+    with pytest.raises(ValueError, match="binary_half: op must be 0"):
+        _C._binary_half(4, 1.0, 1.0, out, False)
+    with pytest.raises(ValueError, match="binary_half: b must be a C-contiguous uint16 array of 4 elements"):
+        _C._binary_half(0, out, np.empty(3, np.uint16), out, False)
+    with pytest.raises(ValueError, match="binary_half: out must be a writable C-contiguous uint16 array"):
+        _C._binary_half(0, 1.0, 1.0, np.empty(4, np.float32), False)
