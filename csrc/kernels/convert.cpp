@@ -11,21 +11,10 @@
 
 #include "kernels/cpu.h"
 #include "kernels/parallel.h"
+#include "kernels/vmath.h"
 
 namespace tapegrad {
 namespace {
-
-uint32_t bits(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  return u;
-}
-
-float from_bits(uint32_t u) {
-  float x;
-  std::memcpy(&x, &u, 4);
-  return x;
-}
 
 bool f16c() {
   static const bool has = cpu_isa() >= Isa::avx2 && __builtin_cpu_supports("f16c");
@@ -67,9 +56,9 @@ __attribute__((target("avx2,f16c"))) void to_f16_f16c(const float* x, uint16_t* 
     const __m256 v = _mm256_loadu_ps(x + i);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
     if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)))
-      for (int64_t j = i; j < i + 8; ++j) y[j] = float_to_half_bits(bits(x[j]), Half::f16);
+      for (int64_t j = i; j < i + 8; ++j) y[j] = float_to_half_bits(vmath::float_to_bits(x[j]), Half::f16);
   }
-  for (; i < n; ++i) y[i] = float_to_half_bits(bits(x[i]), Half::f16);
+  for (; i < n; ++i) y[i] = float_to_half_bits(vmath::float_to_bits(x[i]), Half::f16);
 }
 
 __attribute__((target("avx2,f16c"))) void from_f16_f16c(const uint16_t* x, float* y, int64_t n) {
@@ -79,9 +68,9 @@ __attribute__((target("avx2,f16c"))) void from_f16_f16c(const uint16_t* x, float
     const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i));
     _mm256_storeu_ps(y + i, _mm256_cvtph_ps(h));
     if (_mm_movemask_epi8(_mm_cmpgt_epi16(_mm_and_si128(h, abs_mask), inf)))
-      for (int64_t j = i; j < i + 8; ++j) y[j] = from_bits(half_to_float_bits(x[j], Half::f16));
+      for (int64_t j = i; j < i + 8; ++j) y[j] = vmath::bits_to_float(half_to_float_bits(x[j], Half::f16));
   }
-  for (; i < n; ++i) y[i] = from_bits(half_to_float_bits(x[i], Half::f16));
+  for (; i < n; ++i) y[i] = vmath::bits_to_float(half_to_float_bits(x[i], Half::f16));
 }
 
 void to_half_run(const float* x, uint16_t* y, int64_t n, Half kind) {
@@ -91,7 +80,7 @@ void to_half_run(const float* x, uint16_t* y, int64_t n, Half kind) {
   } else if (f16c()) {
     to_f16_f16c(x, y, n);
   } else {
-    for (int64_t i = 0; i < n; ++i) y[i] = float_to_half_bits(bits(x[i]), Half::f16);
+    for (int64_t i = 0; i < n; ++i) y[i] = float_to_half_bits(vmath::float_to_bits(x[i]), Half::f16);
   }
 }
 
@@ -102,7 +91,7 @@ void from_half_run(const uint16_t* x, float* y, int64_t n, Half kind) {
   } else if (f16c()) {
     from_f16_f16c(x, y, n);
   } else {
-    for (int64_t i = 0; i < n; ++i) y[i] = from_bits(half_to_float_bits(x[i], Half::f16));
+    for (int64_t i = 0; i < n; ++i) y[i] = vmath::bits_to_float(half_to_float_bits(x[i], Half::f16));
   }
 }
 
@@ -121,8 +110,8 @@ uint16_t float_to_half_bits(uint32_t f, Half kind) {
   if (a >= 0x47800000u) return uint16_t(sign | 0x7c00u);  // 2^16 and above (and inf): inf
   if (a < 0x38800000u) {  // below 2^-14: a subnormal half or zero. Adding 0.5 puts the half's
     // ten significand bits at the bottom of the float's, rounded to nearest even by the addition.
-    const float r = from_bits(a) + 0.5f;
-    return uint16_t(sign | (bits(r) - 0x3f000000u));
+    const float r = vmath::bits_to_float(a) + 0.5f;
+    return uint16_t(sign | (vmath::float_to_bits(r) - 0x3f000000u));
   }
   // rebias the exponent (127 -> 15) and round the 13 dropped bits to nearest even; a carry out
   // of the significand steps the exponent, up to inf for 65520 and above
@@ -134,7 +123,7 @@ uint32_t half_to_float_bits(uint16_t h, Half kind) {
   if (kind == Half::bf16) return uint32_t(h) << 16;
   const uint32_t sign = uint32_t(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
   if (e == 0x1f) return sign | 0x7f800000u | (m << 13);  // inf, or a NaN with its payload (numpy's)
-  if (e == 0) return sign | bits(float(m) * 0x1p-24f);  // zero or subnormal: exact
+  if (e == 0) return sign | vmath::float_to_bits(float(m) * 0x1p-24f);  // zero or subnormal: exact
   return sign | ((uint32_t(h & 0x7fffu) << 13) + 0x38000000u);
 }
 

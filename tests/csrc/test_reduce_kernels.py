@@ -176,16 +176,12 @@ def test_nan_and_inf_propagate(dtype, shape, dims):
 @pytest.mark.parametrize("shape, dims", [((1000, 1000), (1,)), ((1000, 1000), (0,)), ((1000, 1000), (0, 1)),
                                          ((3, 100003), (1,)), ((100003,), (0,)), ((20000, 40), (0,)),
                                          ((1000, 3000), (0,)), ((4, 300, 70), (1,)), ((64, 64, 128), (0, 1))], ids=str)
-def test_same_bits_for_one_and_two_threads(dtype, shape, dims):
+def test_same_bits_for_one_and_two_threads(dtype, shape, dims, restore_threads):
     x = np.random.default_rng(7).standard_normal(shape).astype(dtype)
-    before = tg.get_num_threads()
-    try:
-        outs = []
-        for n in (1, 2):
-            tg.set_num_threads(n)
-            outs.append([_C.reduce(x, dims, False, op) for op in NP])
-    finally:
-        tg.set_num_threads(before)
+    outs = []
+    for n in (1, 2):
+        tg.set_num_threads(n)
+        outs.append([_C.reduce(x, dims, False, op) for op in NP])
     assert all(_same(a, b) for a, b in zip(*outs))
 
 
@@ -320,36 +316,32 @@ def test_specials(dtype, shape, dims):
 @pytest.mark.parametrize("shape, dims", [((1000, 1000), (1,)), ((1000, 1000), (0,)), ((1000, 1000), (0, 1)),
                                          ((3, 100003), (1,)), ((100003,), (0,)), ((20000, 40), (0,)),
                                          ((4, 300, 70), (1,))], ids=str)
-def test_new_ops_same_bits_for_one_two_three_threads(dtype, shape, dims):
+def test_new_ops_same_bits_for_one_two_three_threads(dtype, shape, dims, restore_threads):
     rng = np.random.default_rng(13)
     x = rng.standard_normal(shape).astype(dtype)
     near_one = np.exp(0.001 * x).astype(dtype)
-    before = tg.get_num_threads()
-    try:
-        outs = []
-        for n in (1, 2, 3):
-            tg.set_num_threads(n)
-            res = []
-            for op in MORE:
-                a = near_one if op == "prod" else x
-                out = _C.reduce(a, dims, False, op)
-                res.append(out)
-                if op != "norm1":
-                    u = rng.standard_normal(out.shape).astype(dtype) if n == 1 else outs[0][-1][op]
-                    res.append(_C.reduce_backward(a, dims, u, out, op))
-                    res.append({op: u})
-            if len(dims) == 1:
-                idx = np.argmax(x, axis=dims[0], keepdims=True)
-                g = rng.standard_normal(idx.shape).astype(dtype) if n == 1 else outs[0][-1]["g"]
-                res.append(_C.select_backward(g, idx, x.shape, dims[0]))
-                res.append({"g": g})
-            merged = {}
-            for r in res:
-                if isinstance(r, dict):
-                    merged.update(r)
-            outs.append([r for r in res if not isinstance(r, dict)] + [merged])
-    finally:
-        tg.set_num_threads(before)
+    outs = []
+    for n in (1, 2, 3):
+        tg.set_num_threads(n)
+        res = []
+        for op in MORE:
+            a = near_one if op == "prod" else x
+            out = _C.reduce(a, dims, False, op)
+            res.append(out)
+            if op != "norm1":
+                u = rng.standard_normal(out.shape).astype(dtype) if n == 1 else outs[0][-1][op]
+                res.append(_C.reduce_backward(a, dims, u, out, op))
+                res.append({op: u})
+        if len(dims) == 1:
+            idx = np.argmax(x, axis=dims[0], keepdims=True)
+            g = rng.standard_normal(idx.shape).astype(dtype) if n == 1 else outs[0][-1]["g"]
+            res.append(_C.select_backward(g, idx, x.shape, dims[0]))
+            res.append({"g": g})
+        merged = {}
+        for r in res:
+            if isinstance(r, dict):
+                merged.update(r)
+        outs.append([r for r in res if not isinstance(r, dict)] + [merged])
     for other in outs[1:]:
         assert all(_same(a, b) for a, b in zip(outs[0][:-1], other[:-1]))
 
@@ -437,29 +429,25 @@ def test_new_ops_against_torch(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_mse_sum_accuracy_threads_and_specials(dtype):
+def test_mse_sum_accuracy_threads_and_specials(dtype, restore_threads):
     """mse_loss's sum of squared differences (_C.mse_sum): each difference and square in the dtype,
     the sum no further off an extended-precision one than numpy's pairwise sum of the squares (plus
     two ulp), the same bits at 1, 2 and 3 threads, NaN and inf as the squares' sum."""
     rng = np.random.default_rng(12)
-    before = tg.get_num_threads()
-    try:
-        for n in (0, 1, 7, 1024, 1025, 4097, 32769, 70001, 1_000_000):
-            x = (rng.standard_normal(n) * 30 + 2).astype(dtype)
-            y = rng.standard_normal(n).astype(dtype)
-            sq = np.square(x - y)
-            ref = np.sum(sq.astype(np.longdouble))
-            xs, ys = (x.reshape(-1, 7), y.reshape(-1, 7)) if n and n % 7 == 0 else (x, y)  # 2-d as well
-            outs = []
-            for k in (1, 2, 3):
-                tg.set_num_threads(k)
-                outs.append(_C.mse_sum(xs, ys))
-            assert all(o.shape == () and o.dtype == dtype and o.tobytes() == outs[0].tobytes() for o in outs), n
-            err = abs(float(outs[0]) - float(ref))
-            allowed = abs(float(np.sum(sq)) - float(ref)) + 2 * float(np.spacing(dtype(ref)))
-            assert err <= allowed, (n, err, allowed)
-    finally:
-        tg.set_num_threads(before)
+    for n in (0, 1, 7, 1024, 1025, 4097, 32769, 70001, 1_000_000):
+        x = (rng.standard_normal(n) * 30 + 2).astype(dtype)
+        y = rng.standard_normal(n).astype(dtype)
+        sq = np.square(x - y)
+        ref = np.sum(sq.astype(np.longdouble))
+        xs, ys = (x.reshape(-1, 7), y.reshape(-1, 7)) if n and n % 7 == 0 else (x, y)  # 2-d as well
+        outs = []
+        for k in (1, 2, 3):
+            tg.set_num_threads(k)
+            outs.append(_C.mse_sum(xs, ys))
+        assert all(o.shape == () and o.dtype == dtype and o.tobytes() == outs[0].tobytes() for o in outs), n
+        err = abs(float(outs[0]) - float(ref))
+        allowed = abs(float(np.sum(sq)) - float(ref)) + 2 * float(np.spacing(dtype(ref)))
+        assert err <= allowed, (n, err, allowed)
     x = rng.standard_normal(70001).astype(dtype)
     y = np.zeros_like(x)
     for v, want in ((np.nan, np.nan), (np.inf, np.inf), (-np.inf, np.inf)):

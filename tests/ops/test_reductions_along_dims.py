@@ -131,55 +131,47 @@ def test_non_contiguous_and_layouts_take_numpy_and_agree(op):
             np.testing.assert_allclose(view(t.grad).numpy(), c.grad.numpy(), rtol=1e-12, atol=1e-300)
 
 
-def test_threads_give_the_same_bits_through_the_api():
+def test_threads_give_the_same_bits_through_the_api(restore_threads):
     a = _x((1000, 1000), "norm2", np.float32, seed=4)
-    before = tg.get_num_threads()
-    try:
-        res = []
-        for n in (1, 2, 3):
-            tg.set_num_threads(n)
-            out = []
-            for op in OPS:
-                t = tg.tensor(np.exp(0.001 * a) if op == "prod" else a, requires_grad=True)
-                y = OPS[op](tg, t, 1, False)
-                y.backward(tg.ones_like(y))
-                out += [y.detach().numpy().tobytes(), t.grad.numpy().tobytes()]
-            res.append(out)
-    finally:
-        tg.set_num_threads(before)
+    res = []
+    for n in (1, 2, 3):
+        tg.set_num_threads(n)
+        out = []
+        for op in OPS:
+            t = tg.tensor(np.exp(0.001 * a) if op == "prod" else a, requires_grad=True)
+            y = OPS[op](tg, t, 1, False)
+            y.backward(tg.ones_like(y))
+            out += [y.detach().numpy().tobytes(), t.grad.numpy().tobytes()]
+        res.append(out)
     assert res[0] == res[1] == res[2]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_sum_and_mean_gradients_are_one_fill(dtype):
+def test_sum_and_mean_gradients_are_one_fill(dtype, restore_threads):
     """sum / mean's first-order gradient is g (g / n) broadcast, which .grad's accumulation fills on
     the kernel threads into a fresh C-contiguous array: the composite's bits (mean's g / n per
     element) at 1, 2 and 3 threads; with create_graph the composite is recorded and differentiates."""
     rng = np.random.default_rng(5)
-    before = tg.get_num_threads()
-    try:
-        for shape, dim in [((1000, 1000), 1), ((1000, 1000), 0), ((1000, 1000), None), ((7, 300, 50), 1),
-                           ((40, 7, 401), (1, 2)), ((1, 1000, 1, 100), 1), ((0, 5), 1), ((3,), 0)]:
-            a = rng.standard_normal(shape).astype(dtype)
-            for op in ("sum", "mean"):
-                for keepdim in (False, True):
-                    res = []
-                    for n in (1, 2, 3):
-                        tg.set_num_threads(n)
-                        x = tg.tensor(a, requires_grad=True)
-                        y = getattr(x, op)(dim, keepdim=keepdim) if dim is not None else getattr(x, op)()
-                        g = np.asarray(rng.standard_normal(y.shape) * 100, dtype) if n == 1 else g
-                        y.backward(tg.tensor(g))
-                        res.append(x.grad.numpy())
-                    gk = g if keepdim or dim is None else np.expand_dims(g, dim)
-                    want = np.broadcast_to(gk, shape).copy()
-                    if op == "mean":
-                        want = want / dtype(a.size // y.numel() if y.numel() else 1)
-                    for r in res:
-                        assert r.dtype == dtype and r.flags.c_contiguous and r.tobytes() == want.tobytes(), \
-                            (shape, dim, op, keepdim)
-    finally:
-        tg.set_num_threads(before)
+    for shape, dim in [((1000, 1000), 1), ((1000, 1000), 0), ((1000, 1000), None), ((7, 300, 50), 1),
+                       ((40, 7, 401), (1, 2)), ((1, 1000, 1, 100), 1), ((0, 5), 1), ((3,), 0)]:
+        a = rng.standard_normal(shape).astype(dtype)
+        for op in ("sum", "mean"):
+            for keepdim in (False, True):
+                res = []
+                for n in (1, 2, 3):
+                    tg.set_num_threads(n)
+                    x = tg.tensor(a, requires_grad=True)
+                    y = getattr(x, op)(dim, keepdim=keepdim) if dim is not None else getattr(x, op)()
+                    g = np.asarray(rng.standard_normal(y.shape) * 100, dtype) if n == 1 else g
+                    y.backward(tg.tensor(g))
+                    res.append(x.grad.numpy())
+                gk = g if keepdim or dim is None else np.expand_dims(g, dim)
+                want = np.broadcast_to(gk, shape).copy()
+                if op == "mean":
+                    want = want / dtype(a.size // y.numel() if y.numel() else 1)
+                for r in res:
+                    assert r.dtype == dtype and r.flags.c_contiguous and r.tobytes() == want.tobytes(), \
+                        (shape, dim, op, keepdim)
     x = tg.tensor(rng.standard_normal((3, 4)), requires_grad=True)
     for op in ("sum", "mean"):
         assert gradgradcheck(lambda t: getattr(t, op)(1) ** 2, (x,))
