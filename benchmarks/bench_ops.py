@@ -212,6 +212,8 @@ CASES = {
     "inplace": [(f"{name}, 1e6 f32, no grad", lambda lib, f=f: no_grad_step(lib, f)) for name, f in (
         ("x.add_(y)", lambda x, y: x.add_(y)),
         ("x.mul_(0.999).add_(y, alpha=0.001)", lambda x, y: x.mul_(0.999).add_(y, alpha=0.001)),
+        ("x.add_(y, alpha=-0.01)", lambda x, y: x.add_(y, alpha=-0.01)),
+        ("x.sub(y, alpha=0.5)", lambda x, y: x.sub(y, alpha=0.5)),
         ("x.copy_(y)", lambda x, y: x.copy_(y)),
         ("y.relu_()", lambda x, y: y.relu_()),
     )],

@@ -1430,11 +1430,29 @@ py::array addc(const py::array& x, const py::array& t1, const py::array& t2, dou
   return out;
 }
 
-py::array relu(const py::array& x) {
+py::array axpy(const py::array& x, const py::array& y, double value, bool subtract, py::array& out) {
+  const std::string op = subtract ? "sub" : "add";
+  const bool f64 = check_float_dtypes(op, {{"input", &x}, {"other", &y}, {"out", &out}});
+  check_ternary(op, out, {{"input", &x}, {"other", &y}});
+  const int64_t n = static_cast<int64_t>(x.size());
+  py::gil_scoped_release nogil;
+  if (f64) tapegrad::axpy_forward<double>(subtract, n, cptr<double>(x), cptr<double>(y), value, ptr<double>(out));
+  else tapegrad::axpy_forward<float>(subtract, n, cptr<float>(x), cptr<float>(y), value, ptr<float>(out));
+  return out;
+}
+
+py::array relu(const py::array& x, std::optional<py::array> out) {
   const std::string op = "relu";
   const bool f64 = check_float_dtypes(op, {{"x", &x}});
   check_contiguous(op, "x", x);
-  py::array y = empty_like(x);
+  py::array y = out ? *out : empty_like(x);
+  if (out) {  // relu_: out is x itself, or memory of x's shape and dtype that no input shares
+    check_float_dtypes(op, {{"x", &x}, {"out", &y}});
+    check_same_shape(op, "x", x, "out", y);
+    check_contiguous(op, "out", y);
+    if (!y.writeable()) fail(op, "out is read-only");
+    if (y.data() != x.data() && may_share_memory(y, x)) fail(op, "out overlaps x in memory other than as x itself");
+  }
   const int64_t n = static_cast<int64_t>(x.size());
   py::gil_scoped_release nogil;
   if (f64) tapegrad::relu_forward<double>(n, cptr<double>(x), ptr<double>(y));
@@ -1671,7 +1689,11 @@ void define(py::module_& m) {
   m.def("addc", &addc, py::arg("input"), py::arg("tensor1"), py::arg("tensor2"), py::arg("value"),
         py::arg("divide"), py::arg("out"),
         "input + (tensor1 * tensor2) * value (divide: tensor1 / tensor2) into out in one pass; out may be input.");
-  m.def("relu", &relu, py::arg("x"), "max(x, 0) as numpy's maximum (NaN kept), in one pass.");
+  m.def("axpy", &axpy, py::arg("input"), py::arg("other"), py::arg("value"), py::arg("subtract"), py::arg("out"),
+        "input + other * value (subtract: input - other * value), the product rounded first, into out in one "
+        "pass; out may be input.");
+  m.def("relu", &relu, py::arg("x"), py::arg("out") = py::none(),
+        "max(x, 0) (NaN kept) in one pass, into out when given (which may be x: relu_).");
   m.def("relu_backward", &relu_backward, py::arg("grad_output"), py::arg("out"),
         "grad_output where out > 0, else 0 (a select: inf or NaN there gives 0), in one pass.");
   m.def("dropout", &dropout, py::arg("x"), py::arg("p"), py::arg("seed"),

@@ -85,6 +85,18 @@ TG_INLINE void addc_forward_body(bool divide, int64_t n, const T* x, const T* t1
   }
 }
 
+// out = x + y * v or x - y * v: numpy's `y * alpha` then `x + that` (or `-`), in one pass.
+template <typename T>
+TG_INLINE void axpy_forward_body(bool subtract, int64_t n, const T* x, const T* y, T v, T* out) {
+  if (subtract) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) out[i] = x[i] - y[i] * v;
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) out[i] = x[i] + y[i] * v;
+  }
+}
+
 TG_VARIANTS(lerp_forward, (int64_t n, const T* a, const T* b, const T* w, int64_t w_step, T* out),
             (n, a, b, w, w_step, out))
 TG_VARIANTS(lerp_backward,
@@ -92,6 +104,7 @@ TG_VARIANTS(lerp_backward,
             (want, n, g, a, b, w, w_step, ga, gb, gw))
 TG_VARIANTS(addc_forward, (bool divide, int64_t n, const T* x, const T* t1, const T* t2, T v, T* out),
             (divide, n, x, t1, t2, v, out))
+TG_VARIANTS(axpy_forward, (bool subtract, int64_t n, const T* x, const T* y, T v, T* out), (subtract, n, x, y, v, out))
 
 template <typename P>
 P* at(P* p, int64_t i) {
@@ -125,10 +138,17 @@ void addc_forward(bool divide, int64_t n, const T* x, const T* t1, const T* t2, 
   });
 }
 
+template <typename T>
+void axpy_forward(bool subtract, int64_t n, const T* x, const T* y, double value, T* out) {
+  const T v = T(value);
+  for_element_blocks(n, [&](int64_t i, int64_t len) { TG_CALL(axpy_forward, T, subtract, len, x + i, y + i, v, out + i); });
+}
+
 #define TG_TERNARY_INSTANTIATE(T)                                                                                  \
   template void lerp_forward<T>(int64_t, const T*, const T*, const T*, int64_t, T*);                               \
   template void lerp_backward<T>(int64_t, const T*, const T*, const T*, const T*, int64_t, T*, T*, T*);            \
-  template void addc_forward<T>(bool, int64_t, const T*, const T*, const T*, double, T*);
+  template void addc_forward<T>(bool, int64_t, const T*, const T*, const T*, double, T*);                         \
+  template void axpy_forward<T>(bool, int64_t, const T*, const T*, double, T*);
 TG_TERNARY_INSTANTIATE(float)
 TG_TERNARY_INSTANTIATE(double)
 #undef TG_TERNARY_INSTANTIATE

@@ -1,5 +1,5 @@
 // Elementwise ops of three operands, each one pass over memory where numpy takes three or more
-// (and a temporary): lerp, its gradients, addcmul and addcdiv.
+// (and a temporary): lerp, its gradients, addcmul and addcdiv, and add / sub with alpha.
 //
 // Layout: every array holds n elements in one memory order (the callers pass C-contiguous arrays
 // of one shape); a weight or a gradient with w_step 0 is one element read for all. Each element's
@@ -29,5 +29,10 @@ void lerp_backward(int64_t n, const T* g, const T* a, const T* b, const T* w, in
 // composite's order of rounding. out may be x.
 template <typename T>
 void addc_forward(bool divide, int64_t n, const T* x, const T* t1, const T* t2, double value, T* out);
+
+// out = x + y * value (subtract: x - y * value), the product rounded before the sum: add(x, y,
+// alpha=value) / sub's composite of numpy's multiply and add, in one pass. out may be x.
+template <typename T>
+void axpy_forward(bool subtract, int64_t n, const T* x, const T* y, double value, T* out);
 
 }  // namespace tapegrad

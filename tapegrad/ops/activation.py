@@ -681,14 +681,23 @@ def relu(input):
     return apply(_relu, input)
 
 
+# relu_ through the kernel from this many elements (below it numpy's call costs less than the binding's).
+_RELU_KERNEL_MIN = 1 << 12
+
+
 def _relu_direct(generic):
-    """relu_ with nothing to record on a float array: numpy's maximum straight into it (the relu
-    kernel's bits), where the generic form's out-of-place result and copy took 4.4x PyTorch's time."""
+    """relu_ with nothing to record on a float array: the relu kernel straight into it (C-contiguous:
+    one pass on the kernel threads), else numpy's maximum with out= (the same bits), where the
+    generic form's out-of-place result and copy took 4.4x PyTorch's time, and numpy's one-thread
+    maximum 1.3x at 1 thread and 3.3x at 2 on 1e6 float32."""
     def relu_(input):
         a = input._data if isinstance(input, Tensor) else None
         if (type(a) is np.ndarray and a.dtype.char in "fd" and a.flags.writeable
                 and (not grad_mode.state.enabled or not input._requires_grad)):
-            np.maximum(a, a.dtype.type(0), out=a)
+            if a.flags.c_contiguous and a.size >= _RELU_KERNEL_MIN:
+                _C.relu(a, a)
+            else:
+                np.maximum(a, a.dtype.type(0), out=a)
             input._version[0] += 1
             return input
         return generic(input)

@@ -76,6 +76,9 @@ def _pow_exponent_grad(g, out, x, y):
 def add(input, other, *, alpha=1):
     """``input + alpha * other`` with broadcasting."""
     if alpha != 1:
+        fused = _axpy(input, other, alpha, False)
+        if fused is not None:
+            return fused
         other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha  # a number: scaled as one
     elif isinstance(input, Tensor) and isinstance(other, Tensor) and input._data.dtype is other._data.dtype:
         return apply(_add, input, other)  # nothing for pair() to promote
@@ -89,6 +92,9 @@ def sub(input, other, *, alpha=1):
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
                            "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
     if alpha != 1:
+        fused = _axpy(input, other, alpha, True)
+        if fused is not None:
+            return fused
         other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha  # a number: scaled as one
     return apply(_sub, *pair(input, other, "sub"))
 
@@ -153,6 +159,10 @@ def _into(self, other, op, alpha=1):
             alpha = _number_array(alpha, a.dtype)
             if alpha is None:
                 return False
+            if op < 2 and _axpy_operands(a, b):  # add_ / sub_: the product and the sum in one pass
+                _C.axpy(a, b, float(alpha), op == 1, a)
+                self._version[0] += 1
+                return True
             b = _kernels.ufunc(np.multiply, b, alpha)
     elif type(other) in _NUMBERS:
         b = _number_array(other * alpha if alpha != 1 else other, a.dtype)
@@ -166,6 +176,36 @@ def _into(self, other, op, alpha=1):
 
 
 _FLOAT_MAX = {"f": float(np.finfo(np.float32).max), "d": float(np.finfo(np.float64).max)}
+
+# add / sub with alpha as one pass (_C.axpy: `y * alpha` rounded, then the sum, numpy's bits) from
+# this many elements; below it the two ufunc calls cost no more than the one binding call.
+# x.add_(y, alpha=a) on 1e6 float32 took 0.61 ms (2.0x PyTorch's time) as a multiply and an add.
+_AXPY_MIN = 1 << 12
+
+
+def _axpy_operands(a, b):
+    """a and b (float arrays of one dtype) fit _C.axpy: one shape, C-contiguous, exact ndarrays,
+    sharing no memory (where they do, the two-pass path computes b's product first, as numpy)."""
+    return (a.size >= _AXPY_MIN and type(b) is np.ndarray and b.shape == a.shape and a.flags.c_contiguous
+            and b.flags.c_contiguous and not np.may_share_memory(a, b))
+
+
+def _axpy(input, other, alpha, subtract):
+    """``input + alpha * other`` (``-``) as a new tensor in one pass, or None where the op must go
+    the generic way (recording, broadcasting, mixed dtypes, small, a number alpha can't cast)."""
+    if not (isinstance(input, Tensor) and isinstance(other, Tensor) and type(alpha) in _NUMBERS):
+        return None
+    if grad_mode.state.enabled and (input._requires_grad or other._requires_grad):
+        return None
+    a, b = input._data, other._data
+    if type(a) is not np.ndarray or a.dtype.char not in "fd" or b.dtype != a.dtype or not _axpy_operands(a, b):
+        return None
+    v = _number_array(alpha, a.dtype)
+    if v is None:
+        return None
+    out = np.empty_like(a)
+    _C.axpy(a, b, float(v), subtract, out)
+    return Tensor._wrap(out)
 
 
 def _number_array(v, dtype):

@@ -142,3 +142,43 @@ def test_errors_name_the_op_and_operands():
         _C.addc(a, a, a.astype(np.float64), 1.0, True, np.empty_like(a))
     with pytest.raises(ValueError, match="lerp_backward: a 0-d weight has no gradient"):
         _C.lerp_backward(a, a, a, w0, True, True, True)
+
+
+# ---------------------------------------------------------------- axpy: add / sub with alpha
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", SIZES)
+def test_axpy_is_numpys_multiply_then_add_bit_for_bit(dtype, n):
+    x, y = _specials(dtype, n), _specials(dtype, n)[::-1].copy()
+    with np.errstate(all="ignore"):
+        for alpha in (0.3, -2.0, 1e-4, 3.0, -0.0, 1e30, np.inf, np.nan, np.finfo(dtype).smallest_subnormal):
+            v = np.asarray(alpha, dtype)
+            for subtract in (False, True):
+                want = x - y * v if subtract else x + y * v
+                assert _bits(_C.axpy(x, y, float(v), subtract, np.empty_like(x))) == _bits(want), (alpha, subtract)
+                s = x.copy()
+                assert _C.axpy(s, y, float(v), subtract, s) is s and _bits(s) == _bits(want)  # in place
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_axpy_one_two_three_threads_bit_identical(dtype, restore_threads):
+    n = 3 * 16384 + 77
+    x, y = (RNG.standard_normal(n).astype(dtype) for _ in range(2))
+    out = []
+    for k in (1, 2, 3):
+        tg.set_num_threads(k)
+        out.append([_C.axpy(x, y, 0.37, False, np.empty_like(x)).tobytes(),
+                    _C.axpy(x, y, 0.37, True, np.empty_like(x)).tobytes()])
+    assert out[0] == out[1] == out[2]
+
+
+def test_axpy_errors_name_the_op_and_operands():
+    a = np.ones((3, 4), np.float32)
+    with pytest.raises(ValueError, match="add: dtypes differ"):
+        _C.axpy(a, a.astype(np.float64), 2.0, False, np.empty_like(a))
+    with pytest.raises(ValueError, match=r"sub: input \(3, 4\) and other \(4, 3\) must have one shape"):
+        _C.axpy(a, np.ones((4, 3), np.float32), 2.0, True, np.empty_like(a))
+    with pytest.raises(ValueError, match="add: other must be C-contiguous"):
+        _C.axpy(a, np.ones((4, 3), np.float32).T, 2.0, False, np.empty_like(a))
+    b = np.ones((3, 4), np.float32)
+    with pytest.raises(ValueError, match="add: out overlaps other"):
+        _C.axpy(a, b, 2.0, False, b)
