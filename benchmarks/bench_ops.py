@@ -217,6 +217,10 @@ CASES = {
         ("x.copy_(y)", lambda x, y: x.copy_(y)),
         ("y.relu_()", lambda x, y: y.relu_()),
     )],
+    # cdist's product route (p = 2): 1024 x 128 rows against 1024, forward alone and forward + backward
+    "cdist": [("cdist 1024x128 vs 1024x128 f32, no grad", lambda lib: no_grad_step(
+                  lib, lambda x, y: lib.cdist(x, y), (1024, 128))),
+              ("cdist 1024x128 vs 1024x128 f32, fw + bw (both inputs)", lambda lib: cdist_step(lib))],
     "topk": [(f"topk k={k} of {s[0]}x{s[1]} along dim {d}, f32", lambda lib, s=s, k=k, d=d: no_grad_step(
         lib, lambda x, y: x.topk(k, d), s)) for s, k, d in (((1000, 1000), 5, 1), ((1000, 1000), 5, 0),
                                                            ((64, 50000), 5, 1), ((1000, 1000), 500, 1))],
@@ -372,6 +376,19 @@ def mse_step(lib, dtype, backward):
             lib.nn.functional.mse_loss(x, y)
 
     return step if backward else forward
+
+
+def cdist_step(lib, P=1024, R=1024, M=128):
+    """cdist(a, b).sum() backward into both inputs, a (P, M) and b (R, M) float32."""
+    rng = np.random.default_rng(0)
+    a = leaf(lib, rng.standard_normal((P, M)).astype(np.float32))
+    b = leaf(lib, rng.standard_normal((R, M)).astype(np.float32))
+
+    def step():
+        a.grad = b.grad = None
+        lib.cdist(a, b).sum().backward()
+
+    return step
 
 
 def no_grad_step(lib, op, shape=(1000, 1000)):

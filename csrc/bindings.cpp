@@ -17,6 +17,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -1441,6 +1442,31 @@ py::array axpy(const py::array& x, const py::array& y, double value, bool subtra
   return out;
 }
 
+// cdist's product route: out (P, R) += n1 (P,) per row, then sqrt(max(., 0)); returns the flat
+// indices of the entries whose squared value was at most bound (P,) for their row (rows.h).
+py::array cdist_finish(py::array& out, const py::array& n1, const py::array& bound) {
+  const std::string op = "cdist";
+  const bool f64 = check_float_dtypes(op, {{"out", &out}, {"n1", &n1}, {"bound", &bound}});
+  if (out.ndim() != 2 || n1.ndim() != 1 || bound.ndim() != 1 || n1.shape(0) != out.shape(0) ||
+      bound.shape(0) != out.shape(0))
+    fail(op, "expected out (P, R), n1 (P,) and bound (P,), got " + shape_str(out) + ", " + shape_str(n1) + " and " +
+                 shape_str(bound));
+  check_contiguous(op, "out", out);
+  check_contiguous(op, "n1", n1);
+  check_contiguous(op, "bound", bound);
+  if (!out.writeable()) fail(op, "out is read-only");
+  const int64_t P = out.shape(0), R = out.shape(1);
+  std::vector<int64_t> close;
+  {
+    py::gil_scoped_release nogil;
+    close = f64 ? tapegrad::cdist_finish<double>(P, R, ptr<double>(out), cptr<double>(n1), cptr<double>(bound))
+                : tapegrad::cdist_finish<float>(P, R, ptr<float>(out), cptr<float>(n1), cptr<float>(bound));
+  }
+  py::array_t<int64_t> idx(static_cast<py::ssize_t>(close.size()));
+  if (!close.empty()) std::memcpy(idx.mutable_data(), close.data(), close.size() * sizeof(int64_t));
+  return idx;
+}
+
 py::array relu(const py::array& x, std::optional<py::array> out) {
   const std::string op = "relu";
   const bool f64 = check_float_dtypes(op, {{"x", &x}});
@@ -1692,6 +1718,9 @@ void define(py::module_& m) {
   m.def("axpy", &axpy, py::arg("input"), py::arg("other"), py::arg("value"), py::arg("subtract"), py::arg("out"),
         "input + other * value (subtract: input - other * value), the product rounded first, into out in one "
         "pass; out may be input.");
+  m.def("cdist_finish", &cdist_finish, py::arg("out"), py::arg("n1"), py::arg("bound"),
+        "cdist's product route, finished in place: out = sqrt(max(out + n1[:, None], 0)); returns the flat "
+        "indices of the entries whose square was at most bound[row].");
   m.def("relu", &relu, py::arg("x"), py::arg("out") = py::none(),
         "max(x, 0) (NaN kept) in one pass, into out when given (which may be x: relu_).");
   m.def("relu_backward", &relu_backward, py::arg("grad_output"), py::arg("out"),
