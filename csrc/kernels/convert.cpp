@@ -127,6 +127,9 @@ uint32_t half_to_float_bits(uint16_t h, Half kind) {
   return sign | ((uint32_t(h & 0x7fffu) << 13) + 0x38000000u);
 }
 
+void half_to_floats_block(const uint16_t* x, float* y, int64_t n, Half kind) { from_half_run(x, y, n, kind); }
+void floats_to_half_block(const float* x, uint16_t* y, int64_t n, Half kind) { to_half_run(x, y, n, kind); }
+
 void floats_to_half(const float* x, uint16_t* y, int64_t n, Half kind) {
   for_element_blocks(n, [&](int64_t i, int64_t len) { to_half_run(x + i, y + i, len, kind); });
 }
