@@ -188,7 +188,9 @@ def _map16(name, arrays, target, params=()):
     (a copy of 2-byte elements, still less than the detour's float32 passes).
 
     The threads' blocks run the float32 kernel as its own call does, so where the op's float32 forward
-    (or VJP) calls that kernel the bits are the detour's: float16 exp 1e6 1.9 -> 0.5 ms (one thread)."""
+    (or VJP) calls that kernel the bits are the detour's. 1e6 elements on one thread, float16:
+    exp 0.80 -> 0.42 ms (PyTorch 0.44), relu 0.79 -> 0.27 (0.21), gelu forward + backward 6.3 ->
+    1.4 (1.5)."""
     a0 = arrays[0]
     if a0.size < _NATIVE16 or len(arrays) > 2:
         return None
