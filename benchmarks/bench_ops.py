@@ -335,7 +335,57 @@ CASES = {
                        ("x.bfloat16()", lambda L, x: x.bfloat16()),
                        ("x.half().float()", lambda L, x: x.half().float()),
                        ("x.bfloat16() * 2", lambda L, x: x.bfloat16() * 2))],
+    # elementwise ops on 16-bit tensors: each in one fused pass (csrc/kernels/convert.h's map_half:
+    # a block widened to float32, the float32 kernel, rounded once), forward alone on 1e6 elements,
+    # and forward + backward of the common activations (their VJPs fused the same way)
+    "unary16": [(f"{name} {dt} 1e6", lambda lib, f=f, dt=dt, pos=pos: half_step(lib, f, dt, pos))
+                for dt in ("f16", "bf16") for name, f, pos in (
+                    ("exp", lambda F, x: x.exp(), False),
+                    ("log", lambda F, x: x.log(), True),
+                    ("sqrt", lambda F, x: x.sqrt(), True),
+                    ("rsqrt", lambda F, x: x.rsqrt(), True),
+                    ("tanh", lambda F, x: x.tanh(), False),
+                    ("sigmoid", lambda F, x: x.sigmoid(), False),
+                    ("relu", lambda F, x: F.relu(x), False),
+                    ("gelu", lambda F, x: F.gelu(x), False),
+                    ("gelu tanh", lambda F, x: F.gelu(x, approximate="tanh"), False),
+                    ("silu", lambda F, x: F.silu(x), False),
+                    ("neg", lambda F, x: -x, False),
+                    ("abs", lambda F, x: x.abs(), False),
+                    ("x * x", lambda F, x: x * x, False),
+                    ("sum()", lambda F, x: x.sum(), False),
+                    ("mean(1)", lambda F, x: x.mean(1), False))]
+    + [(f"{name} {dt} 1e6 fwd+bwd", lambda lib, f=f, dt=dt: half_step(lib, f, dt, False, backward=True))
+       for dt in ("f16", "bf16") for name, f in (
+           ("relu", lambda F, x: F.relu(x)),
+           ("gelu", lambda F, x: F.gelu(x)),
+           ("silu", lambda F, x: F.silu(x)),
+           ("sigmoid", lambda F, x: x.sigmoid()),
+           ("tanh", lambda F, x: x.tanh()))],
 }
+
+
+def half_step(lib, op, dt, positive, backward=False):
+    """op(F, x) on a 1000x1000 float16 ('f16') or bfloat16 ('bf16') tensor, standard normal (|x| + 0.1
+    when ``positive``): forward alone with nothing recorded, or forward + backward with a fixed
+    upstream gradient of the same dtype."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((1000, 1000))
+    x = lib.tensor((np.abs(a) + 0.1 if positive else a).astype(np.float32))
+    x = (x.half() if dt == "f16" else x.bfloat16()).detach().requires_grad_(backward)
+    g = lib.tensor(rng.standard_normal((1000, 1000)).astype(np.float32))
+    g = g.half() if dt == "f16" else g.bfloat16()
+    F = lib.nn.functional
+
+    def step():
+        with lib.no_grad():
+            op(F, x)
+
+    def step_bwd():
+        x.grad = None
+        op(F, x).backward(g)
+
+    return step_bwd if backward else step
 
 
 def ternary_step(lib, op, dtype, backward, n_grad=2):

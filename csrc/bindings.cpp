@@ -18,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -43,6 +44,7 @@
 #include "kernels/topk.h"
 #include "kernels/convert.h"
 #include "kernels/random.h"
+#include "elementwise.h"
 #include "tape.h"
 
 namespace py = pybind11;
@@ -1034,6 +1036,110 @@ void binary_half(int op, const py::object& a, const py::object& b, py::array& ou
                         bf16 ? tapegrad::Half::bf16 : tapegrad::Half::f16);
 }
 
+// ---------------------------------------------------------------- fused 16-bit elementwise ops
+// An elementwise op on float16 / bfloat16 arrays (their uint16 views) as convert.h's map_half runs
+// it: each block widened to float32, the op's float32 kernel, the block rounded once; the bits of
+// the float32 detour (tapegrad/_tape/registry.py) where the op's float32 forward (or VJP) calls
+// that kernel. A kernel runs in place on the block (each of these allows y = x, gx = g).
+using HalfBlockFn = std::function<void(float*, const float*, int64_t)>;
+
+tapegrad::Pointwise pointwise_op(const std::string& name);  // (below, with the pointwise functions)
+
+// The uint16 arrays' checks: C-contiguous, n elements each, out writable.
+const uint16_t* half_operand(const std::string& op, const char* name, const py::array& a, int64_t n) {
+  if (a.dtype().kind() != 'u' || a.itemsize() != 2 || !(a.flags() & py::array::c_style) || a.size() != n)
+    fail(op, std::string(name) + " must be a C-contiguous uint16 array of " + std::to_string(n) + " elements, got " +
+                 std::string(py::str(a.dtype())) + " of shape " + shape_str(a));
+  return static_cast<const uint16_t*>(a.data());
+}
+
+uint16_t* half_out(const std::string& op, py::array& out) {
+  if (out.dtype().kind() != 'u' || out.itemsize() != 2 || !(out.flags() & py::array::c_style) || !out.writeable())
+    fail(op, "out must be a writable C-contiguous uint16 array, got " + std::string(py::str(out.dtype())) +
+                 " of shape " + shape_str(out));
+  return static_cast<uint16_t*>(out.mutable_data());
+}
+
+// The forward kernel by name: pointwise.h's functions, relu, gelu, gelu_tanh, silu; or a numpy
+// ufunc: negative, absolute, sqrt (rows.h's unary_op, numpy's bits) or one whose float32 loop the
+// threads run (elementwise.h); an empty function for any other ufunc (the caller takes the detour).
+HalfBlockFn half_forward_kernel(const py::object& op, double p0, double p1, double p2) {
+  if (!py::isinstance<py::str>(op)) {
+    const int unary = tapegrad::tape::unary_op_of(op.ptr());
+    if (unary >= 0)
+      return [unary](float* t, const float*, int64_t len) { tapegrad::unary_op<float>(tapegrad::UnaryOp(unary), len, t, t); };
+    void* data = nullptr;
+    const auto loop = tapegrad::tape::unary_float_loop(op.ptr(), &data);
+    if (loop == nullptr) return {};
+    return [loop, data](float* t, const float*, int64_t len) {
+      char* args[2] = {reinterpret_cast<char*>(t), reinterpret_cast<char*>(t)};  // numpy's in-place call
+      const Py_ssize_t dims = len, steps[2] = {4, 4};
+      loop(args, &dims, steps, data);
+    };
+  }
+  const std::string name = op.cast<std::string>();
+  if (name == "relu") return [](float* t, const float*, int64_t len) { tapegrad::relu_forward<float>(len, t, t); };
+  if (name == "silu") return [](float* t, const float*, int64_t len) { tapegrad::silu_forward<float>(len, t, t); };
+  if (name == "gelu" || name == "gelu_tanh") {
+    const bool tanh_approx = name == "gelu_tanh";
+    return [tanh_approx](float* t, const float*, int64_t len) { tapegrad::gelu_forward<float>(len, t, t, tanh_approx); };
+  }
+  const tapegrad::Pointwise fn = pointwise_op(name);
+  return [fn, p0, p1, p2](float* t, const float*, int64_t len) {
+    tapegrad::pointwise_forward<float>(fn, len, t, t, p0, p1, p2);
+  };
+}
+
+// The backward kernel by name, gx = g f'(s) over g: pointwise.h's (s as its table says), relu
+// (s the output), gelu, gelu_tanh, silu (s the input).
+HalfBlockFn half_backward_kernel(const std::string& name, double p0, double p1, double p2) {
+  if (name == "relu")
+    return [](float* g, const float* s, int64_t len) { tapegrad::relu_backward<float>(len, g, s, g); };
+  if (name == "silu")
+    return [](float* g, const float* s, int64_t len) { tapegrad::silu_backward<float>(len, g, s, g); };
+  if (name == "gelu" || name == "gelu_tanh") {
+    const bool tanh_approx = name == "gelu_tanh";
+    return [tanh_approx](float* g, const float* s, int64_t len) {
+      tapegrad::gelu_backward<float>(len, g, s, g, tanh_approx);
+    };
+  }
+  const tapegrad::Pointwise fn = pointwise_op(name);
+  using P = tapegrad::Pointwise;
+  if (fn == P::sign || fn == P::frac || fn == P::nan_to_num || fn == P::sin || fn == P::cos || fn == P::tan)
+    fail(name + "_backward", name + " has no backward kernel");
+  return [fn, p0, p1, p2](float* g, const float* s, int64_t len) {
+    tapegrad::pointwise_backward<float>(fn, len, g, s, g, p0, p1, p2);
+  };
+}
+
+// out = op(x) on 16-bit arrays (uint16 views) in one fused pass; false (nothing written) for a
+// ufunc without a float32 loop here.
+bool unary_half(const py::object& op, const py::array& x, py::array& out, bool bf16, double p0, double p1,
+                double p2) {
+  const std::string opname = "unary_half";
+  uint16_t* y = half_out(opname, out);
+  const int64_t n = out.size();
+  const uint16_t* a = half_operand(opname, "x", x, n);
+  const HalfBlockFn f = half_forward_kernel(op, p0, p1, p2);
+  if (!f) return false;
+  py::gil_scoped_release nogil;
+  tapegrad::map_half(a, nullptr, y, n, bf16 ? tapegrad::Half::bf16 : tapegrad::Half::f16, f);
+  return true;
+}
+
+// out = g op'(s) on 16-bit arrays (uint16 views) in one fused pass.
+void unary_half_backward(const std::string& op, const py::array& g, const py::array& s, py::array& out, bool bf16,
+                         double p0, double p1, double p2) {
+  const std::string opname = op + "_backward (16-bit)";
+  uint16_t* y = half_out(opname, out);
+  const int64_t n = out.size();
+  const uint16_t* a = half_operand(opname, "grad_output", g, n);
+  const uint16_t* b = half_operand(opname, "saved", s, n);
+  const HalfBlockFn f = half_backward_kernel(op, p0, p1, p2);
+  py::gil_scoped_release nogil;
+  tapegrad::map_half(a, b, y, n, bf16 ? tapegrad::Half::bf16 : tapegrad::Half::f16, f);
+}
+
 // topk's indices (topk.h) of a C-contiguous rows x n array: rows x k int64, each row best first.
 py::array topk_indices(const py::array& x, int64_t k, bool largest) {
   const std::string op = "topk";
@@ -1660,6 +1766,15 @@ void define(py::module_& m) {
   m.def("_binary_half", &binary_half, py::arg("op"), py::arg("a"), py::arg("b"), py::arg("out"), py::arg("bf16"),
         "out = a op b (0 add, 1 sub, 2 mul, 3 div) for float16 / bfloat16 arrays given as uint16 views, or numbers: "
         "each widened to float32, the result rounded once; one pass on the kernel threads.");
+  m.def("_unary_half", &unary_half, py::arg("op"), py::arg("x"), py::arg("out"), py::arg("bf16"), py::arg("p0") = 0.0,
+        py::arg("p1") = 0.0, py::arg("p2") = 0.0,
+        "out = op(x) for float16 / bfloat16 arrays given as uint16 views, op a kernel's name (pointwise's, relu, gelu, "
+        "gelu_tanh, silu) or a numpy ufunc: widened to float32, the float32 kernel, rounded once, in one pass on the "
+        "kernel threads. False (nothing written) for a ufunc it does not take.");
+  m.def("_unary_half_backward", &unary_half_backward, py::arg("op"), py::arg("grad_output"), py::arg("saved"),
+        py::arg("out"), py::arg("bf16"), py::arg("p0") = 0.0, py::arg("p1") = 0.0, py::arg("p2") = 0.0,
+        "out = grad_output * op'(saved) for float16 / bfloat16 arrays given as uint16 views: the float32 backward "
+        "kernel on widened blocks, rounded once, in one pass on the kernel threads.");
   m.def("topk_indices", &topk_indices, py::arg("x"), py::arg("k"), py::arg("largest") = true,
         "The indices of each row's k largest (smallest) entries of a C-contiguous 2-d float32/float64/int32/int64 "
         "array, best first, NaN above every number, ties by the lower index (a stable sort's first k).");

@@ -51,7 +51,6 @@ constexpr int kMaxIn = 3;  // inputs of a looped ufunc
 
 // The head of numpy's PyUFuncObject (numpy/ufuncobject.h; these fields unchanged since numpy 1.0):
 // the 1-D inner loops, their data, and each loop's argument type numbers.
-using UfuncLoop = void (*)(char** args, const Py_ssize_t* dims, const Py_ssize_t* steps, void* data);
 struct UfuncHead {
   PyObject_HEAD
   int nin, nout, nargs;
@@ -311,6 +310,26 @@ int copy_in_place(PyObject* a, PyObject* b) {
   });
   Py_END_ALLOW_THREADS
   return 1;
+}
+
+UfuncLoop unary_float_loop(PyObject* f, void** data) {
+  int k = 0;
+  while (k < kNumLoopUfuncs && loop_ufuncs[k] != f) ++k;
+  const auto* u = reinterpret_cast<const UfuncHead*>(f);
+  if (k == kNumLoopUfuncs || u->nin != 1 || u->nout != 1) return nullptr;
+  for (int j = 0; j < u->ntypes; ++j) {
+    if (u->types[2 * j] == kNpyFloat && u->types[2 * j + 1] == kNpyFloat) {
+      *data = u->data[j];
+      return u->functions[j];
+    }
+  }
+  return nullptr;
+}
+
+int unary_op_of(PyObject* f) {
+  for (int op = 0; op < 3; ++op)
+    if (unary_ufuncs[op] == f) return op;
+  return -1;
 }
 
 PyObject* binary_ufunc(int op) { return op >= 0 && op < 4 ? ufuncs[op] : nullptr; }

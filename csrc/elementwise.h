@@ -65,6 +65,16 @@ int binary_in_place(int op, PyObject* a, PyObject* b);
 // record). 1 done, 0 not taken (numpy's copyto is the caller's).
 int copy_in_place(PyObject* a, PyObject* b);
 
+// numpy's float32 inner loop for f, when f is one of the one-operand ufuncs whose own loops run on
+// the kernel threads (elementwise.cpp's list: tanh, sin, log1p, ...), else nullptr; its data in
+// *data. For the fused 16-bit path (bindings.cpp's unary_half): numpy's loop on a widened block.
+using UfuncLoop = void (*)(char** args, const Py_ssize_t* dims, const Py_ssize_t* steps, void* data);
+UfuncLoop unary_float_loop(PyObject* f, void** data);
+
+// The UnaryOp (rows.h: 0 neg, 1 abs, 2 sqrt) that computes numpy's negative, absolute or sqrt
+// bit for bit, or -1 for any other f.
+int unary_op_of(PyObject* f);
+
 // numpy's add, subtract, multiply, true_divide (BinaryOp's order), for the callers' fallbacks.
 PyObject* binary_ufunc(int op);
 

@@ -21,6 +21,11 @@ bool f16c() {
   return has;
 }
 
+bool avx512bw() {
+  static const bool has = cpu_isa() >= Isa::avx512 && __builtin_cpu_supports("avx512bw");
+  return has;
+}
+
 // bfloat16: the loops the compiler vectorises, built for the baseline and for AVX2.
 template <int>
 inline __attribute__((always_inline)) void to_bf16_body(const float* x, uint16_t* y, int64_t n) {
@@ -45,6 +50,12 @@ void to_bf16_base(const float* x, uint16_t* y, int64_t n) { to_bf16_body<0>(x, y
 __attribute__((target("avx2"))) void to_bf16_avx2(const float* x, uint16_t* y, int64_t n) {
   to_bf16_body<1>(x, y, n);
 }
+// AVX-512 (BW for the 32 -> 16-bit narrowing, vpmovdw): float32 -> bfloat16 of 1e6 elements 0.27
+// -> 0.23 ms on one thread, and _binary_half's bfloat16 multiply of 1e6 (its blocks in L1) 0.40 ->
+// 0.36 ms on one thread, 0.22 -> 0.14 on two; the same integer arithmetic, so the same bits.
+#define TG_CONVERT_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,prefer-vector-width=512")))
+TG_CONVERT_AVX512 void to_bf16_avx512(const float* x, uint16_t* y, int64_t n) { to_bf16_body<2>(x, y, n); }
+TG_CONVERT_AVX512 void from_bf16_avx512(const uint16_t* x, float* y, int64_t n) { from_bf16_body<2>(x, y, n); }
 void from_bf16_base(const uint16_t* x, float* y, int64_t n) { from_bf16_body<0>(x, y, n); }
 __attribute__((target("avx2"))) void from_bf16_avx2(const uint16_t* x, float* y, int64_t n) {
   from_bf16_body<1>(x, y, n);
@@ -75,7 +86,8 @@ __attribute__((target("avx2,f16c"))) void from_f16_f16c(const uint16_t* x, float
 
 void to_half_run(const float* x, uint16_t* y, int64_t n, Half kind) {
   if (kind == Half::bf16) {
-    if (cpu_isa() >= Isa::avx2) to_bf16_avx2(x, y, n);
+    if (avx512bw()) to_bf16_avx512(x, y, n);
+    else if (cpu_isa() >= Isa::avx2) to_bf16_avx2(x, y, n);
     else to_bf16_base(x, y, n);
   } else if (f16c()) {
     to_f16_f16c(x, y, n);
@@ -86,7 +98,8 @@ void to_half_run(const float* x, uint16_t* y, int64_t n, Half kind) {
 
 void from_half_run(const uint16_t* x, float* y, int64_t n, Half kind) {
   if (kind == Half::bf16) {
-    if (cpu_isa() >= Isa::avx2) from_bf16_avx2(x, y, n);
+    if (avx512bw()) from_bf16_avx512(x, y, n);
+    else if (cpu_isa() >= Isa::avx2) from_bf16_avx2(x, y, n);
     else from_bf16_base(x, y, n);
   } else if (f16c()) {
     from_f16_f16c(x, y, n);
@@ -126,6 +139,9 @@ uint32_t half_to_float_bits(uint16_t h, Half kind) {
   if (e == 0) return sign | vmath::float_to_bits(float(m) * 0x1p-24f);  // zero or subnormal: exact
   return sign | ((uint32_t(h & 0x7fffu) << 13) + 0x38000000u);
 }
+
+void half_to_floats_block(const uint16_t* x, float* y, int64_t n, Half kind) { from_half_run(x, y, n, kind); }
+void floats_to_half_block(const float* x, uint16_t* y, int64_t n, Half kind) { to_half_run(x, y, n, kind); }
 
 void floats_to_half(const float* x, uint16_t* y, int64_t n, Half kind) {
   for_element_blocks(n, [&](int64_t i, int64_t len) { to_half_run(x + i, y + i, len, kind); });

@@ -8,6 +8,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/parallel.h"
+
 namespace tapegrad {
 
 enum class Half { f16, bf16 };
@@ -23,6 +25,30 @@ void half_to_floats(const uint16_t* x, float* y, int64_t n, Half kind);
 // (sb) for every element.
 void binary_half(int op, const uint16_t* a, float sa, const uint16_t* b, float sb, uint16_t* y, int64_t n,
                  Half kind);
+
+// The two conversions on one block, on the calling thread: for the fused kernels below.
+void half_to_floats_block(const uint16_t* x, float* y, int64_t n, Half kind);
+void floats_to_half_block(const float* x, uint16_t* y, int64_t n, Half kind);
+
+// y = f(a) (f(a, b) when b is not null) rounded to the 16-bit format, each operand widened to
+// float32 (exact) and the float32 result rounded once: an elementwise op on 16-bit tensors as the
+// float32 detour computes it (tapegrad/_tape/registry.py), in one pass through L1 instead of three
+// passes and two full float32 temporaries. f(ta, tb, len) is a float32 kernel on one block of
+// len <= kElementBlock elements that writes its result over ta (tb: b's block, or null); it must
+// run on the calling thread (a kernel's own for_element_blocks does, nested here, or for so few
+// elements) and compute each element from that element's operands alone, so the bits are the
+// float32 kernel's on the whole tensor, for any thread count.
+template <typename F>
+void map_half(const uint16_t* a, const uint16_t* b, uint16_t* y, int64_t n, Half kind, F&& f) {
+  for_element_blocks(n, [&](int64_t i, int64_t len) {
+    alignas(64) float ta[kElementBlock];
+    alignas(64) float tb[kElementBlock];
+    half_to_floats_block(a + i, ta, len, kind);
+    if (b) half_to_floats_block(b + i, tb, len, kind);
+    f(ta, b ? tb : nullptr, len);
+    floats_to_half_block(ta, y + i, len, kind);
+  });
+}
 
 // One element, the reference the vector loops fall back to (NaN lanes, tails).
 uint16_t float_to_half_bits(uint32_t f, Half kind);

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import _C
 from .._tape import grad_mode
+from .._tape.registry import _is16, _map16
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor)
 
@@ -37,6 +38,8 @@ def backward(name, g, saved, p0=0.0, p1=0.0, p2=0.0):
     if grad_mode.is_grad_enabled():
         return None
     gd, sd = g._data, saved._data
+    if _is16(sd.dtype):
+        return backward16(name, g, saved, p0, p1, p2)
     if sd.dtype not in _DTYPES or gd.dtype != sd.dtype or gd.shape != sd.shape or sd.size == 0:
         return None
     c = sd.flags.c_contiguous
@@ -44,6 +47,20 @@ def backward(name, g, saved, p0=0.0, p1=0.0, p2=0.0):
         # a broadcast gradient (a sum's), or one of the two transposed: one C-order copy each
         gd, sd = np.ascontiguousarray(gd), np.ascontiguousarray(sd)
     return Tensor._wrap(_C.pointwise_backward(name, gd, sd, p0, p1, p2))
+
+
+def backward16(name, g, saved, p0=0.0, p1=0.0, p2=0.0):
+    """``backward`` for float16 / bfloat16 ``g`` and ``saved`` of one dtype and shape: the float32
+    kernel's ``g * name'(...)`` on widened blocks, rounded once (registry's ``_map16``), where the
+    composite VJP would round after each of its ops and make a pass for each; ``name`` also relu,
+    gelu, gelu_tanh or silu. None otherwise (recording on, small or mixed arrays)."""
+    if grad_mode.is_grad_enabled():
+        return None
+    gd, sd = g._data, saved._data
+    if not _is16(sd.dtype) or gd.dtype != sd.dtype or gd.shape != sd.shape:
+        return None
+    gx = _map16(name, (gd, sd), sd.dtype, (p0, p1, p2))
+    return None if gx is None else Tensor._wrap(gx)
 
 
 def ufunc(f, *xs):

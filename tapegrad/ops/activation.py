@@ -57,7 +57,8 @@ def _leaky_relu_vjp(g, out, x, negative_slope):
     return where(x > 0, g, g * negative_slope) if gx is None else gx
 
 
-_leaky_relu = defop("leaky_relu", _same(_leaky_relu_fwd), _leaky_relu_vjp)
+_leaky_relu = defop("leaky_relu", _same(_leaky_relu_fwd), _leaky_relu_vjp,
+                    half=lambda negative_slope: ("leaky_relu", negative_slope))
 
 
 @public
@@ -81,7 +82,8 @@ def _elu_vjp(g, out, x, alpha, scale, input_scale):
 
 
 # PyTorch's elu kernel with its scale and input_scale: elu, selu and celu are this one op
-_elu = defop("elu", _same(_elu_fwd), _elu_vjp)
+_elu = defop("elu", _same(_elu_fwd), _elu_vjp, half=lambda alpha, scale, input_scale: (
+    ("elu", alpha, scale, input_scale) if input_scale > 0 else None))
 
 
 def elu_op(input, alpha, scale=1.0, input_scale=1.0, opname="elu"):
@@ -109,7 +111,7 @@ def _hardswish_vjp(g, out, x):
     return gx
 
 
-_hardswish = defop("hardswish", _same(_hardswish_fwd), _hardswish_vjp)
+_hardswish = defop("hardswish", _same(_hardswish_fwd), _hardswish_vjp, half="hardswish")
 
 
 def hardswish(input):
@@ -127,7 +129,7 @@ def _hardsigmoid_vjp(g, out, x):
     return _masked(g / 6, (x > -3) & (x < 3)) if gx is None else gx
 
 
-_hardsigmoid = defop("hardsigmoid", _same(_hardsigmoid_fwd), _hardsigmoid_vjp)
+_hardsigmoid = defop("hardsigmoid", _same(_hardsigmoid_fwd), _hardsigmoid_vjp, half="hardsigmoid")
 
 
 def hardsigmoid(input):
@@ -148,7 +150,7 @@ def _mish_vjp(g, out, x):
     return gx
 
 
-_mish = defop("mish", _same(_mish_fwd), _mish_vjp)
+_mish = defop("mish", _same(_mish_fwd), _mish_vjp, half="mish")
 
 
 def mish(input):
@@ -159,6 +161,7 @@ def mish(input):
 _SQRT1_2 = 1 / math.sqrt(2)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 _K_TANH = math.sqrt(2 / math.pi)
+_GELU_KERNEL = {"none": "gelu", "tanh": "gelu_tanh"}  # the kernels' names (16-bit tensors: _kernels.backward)
 
 
 def _gelu_fwd(x, approximate):
@@ -173,6 +176,9 @@ def _gelu_vjp(g, out, x, approximate):
     if _first_order() and _native(x._data, g._data):
         c = np.ascontiguousarray
         return Tensor._wrap(_C.gelu_backward(c(g._data), c(x._data), approximate == "tanh").reshape(x.shape))
+    gx = _kernels.backward16(_GELU_KERNEL[approximate], g, x)
+    if gx is not None:
+        return gx
     if approximate == "tanh":
         t = tanh((x + x * x * x * 0.044715) * _K_TANH)
         return g * ((t + 1) * 0.5 + x * (1 - t * t) * (x * x * (3 * 0.044715) + 1) * (0.5 * _K_TANH))
@@ -181,7 +187,7 @@ def _gelu_vjp(g, out, x, approximate):
     return g * (cdf + x * pdf)
 
 
-_gelu = defop("gelu", _same(_gelu_fwd), _gelu_vjp)
+_gelu = defop("gelu", _same(_gelu_fwd), _gelu_vjp, half=lambda approximate: _GELU_KERNEL[approximate])
 
 
 @public
@@ -205,7 +211,8 @@ def _softplus_vjp(g, out, x, beta, threshold):
     return where(x * beta > threshold, g, g * sigmoid(x * beta)) if gx is None else gx
 
 
-_softplus = defop("softplus", _same(_softplus_fwd), _softplus_vjp)
+_softplus = defop("softplus", _same(_softplus_fwd), _softplus_vjp, half=lambda beta, threshold: (
+    ("softplus", beta, threshold, 1 / beta) if beta != 0 else None))
 
 
 @public
@@ -225,11 +232,14 @@ def _silu_vjp(g, out, x):
     if _first_order() and _native(x._data, g._data):
         c = np.ascontiguousarray
         return Tensor._wrap(_C.silu_backward(c(g._data), c(x._data)).reshape(x.shape))
+    gx = _kernels.backward16("silu", g, x)
+    if gx is not None:
+        return gx
     s = sigmoid(x)
     return g * s * (x * (1 - s) + 1)
 
 
-_silu = defop("silu", _same(_silu_fwd), _silu_vjp)
+_silu = defop("silu", _same(_silu_fwd), _silu_vjp, half="silu")
 
 
 @public(inplace=True)
@@ -248,7 +258,7 @@ def _logsigmoid_vjp(g, out, x):
     return g * sigmoid(-x) if gx is None else gx
 
 
-_logsigmoid = defop("logsigmoid", _same(_logsigmoid_fwd), _logsigmoid_vjp)
+_logsigmoid = defop("logsigmoid", _same(_logsigmoid_fwd), _logsigmoid_vjp, half="logsigmoid")
 
 
 @public
@@ -268,7 +278,8 @@ def _hardtanh_vjp(g, out, x, min_val, max_val):
     return _masked(g, (x > min_val) & (x < max_val)) if gx is None else gx
 
 
-_hardtanh = defop("hardtanh", _hardtanh_fwd, _hardtanh_vjp)
+_hardtanh = defop("hardtanh", _hardtanh_fwd, _hardtanh_vjp,
+                  half=lambda min_val, max_val: ("hardtanh", min_val, max_val))
 
 
 @public
@@ -322,8 +333,8 @@ def _shrink_vjp(name):
     return vjp
 
 
-_hardshrink = defop("hardshrink", _hardshrink_fwd, _shrink_vjp("hardshrink"))
-_softshrink = defop("softshrink", _softshrink_fwd, _shrink_vjp("softshrink"))
+_hardshrink = defop("hardshrink", _hardshrink_fwd, _shrink_vjp("hardshrink"), half=lambda lambd: ("hardshrink", lambd))
+_softshrink = defop("softshrink", _softshrink_fwd, _shrink_vjp("softshrink"), half=lambda lambd: ("softshrink", lambd))
 
 
 def _threshold_fwd(x, threshold, value):
@@ -336,7 +347,8 @@ def _threshold_vjp(g, out, x, threshold, value):
     return where(x <= threshold, const(0, g.dtype), g) if gx is None else gx
 
 
-_threshold = defop("threshold", _threshold_fwd, _threshold_vjp)
+_threshold = defop("threshold", _threshold_fwd, _threshold_vjp,
+                   half=lambda threshold, value: ("threshold", threshold, value))
 
 
 def _shrink_float(input):
@@ -669,7 +681,7 @@ def _relu_backward_fwd(g, out):
 
 
 _relu, _relu_fn = _unary("relu", _relu_fwd, lambda g, out, x: apply(_relu_backward, g, out), saves_output=True,
-                         saves=())
+                         saves=(), half="relu")
 
 
 @public(method=True, inplace=True, out=True)
@@ -712,7 +724,7 @@ relu_ = _relu_direct(surface.PLAIN["relu_"])
 # ``out > 0``. Linear in ``g``, so its own VJP is itself; piecewise constant in ``out``.
 # A select, not a product, as PyTorch's: an inf or NaN upstream gradient where out <= 0 gives 0.
 _relu_backward = defop("relu_backward", _relu_backward_fwd,
-                       lambda gg, res, g, out: apply(_relu_backward, gg, out), None, saves=(1,))
+                       lambda gg, res, g, out: apply(_relu_backward, gg, out), None, saves=(1,), half="relu")
 
 
 # ---------------------------------------------------------------- binary cross entropy

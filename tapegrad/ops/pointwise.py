@@ -386,10 +386,11 @@ def _from_input(name, composite):
     return vjp
 
 
-def _unary(name, fwd, vjp, saves_output=False, saves=None, floating=False):
+def _unary(name, fwd, vjp, saves_output=False, saves=None, floating=False, half=None):
     """``floating``: a float-valued function, so integer and bool inputs become the default float
-    dtype first (PyTorch's rule: ``exp(int_tensor)`` is float32, never numpy's float64/float16)."""
-    op = defop(name, fwd, vjp, saves_output=saves_output, saves=saves)
+    dtype first (PyTorch's rule: ``exp(int_tensor)`` is float32, never numpy's float64/float16).
+    ``half``: defop's (the float32 kernel ``fwd`` calls, for 16-bit tensors)."""
+    op = defop(name, fwd, vjp, saves_output=saves_output, saves=saves, half=half)
 
     if floating and name not in _COMPLEX_OK:
         def fn(input):
@@ -431,10 +432,11 @@ def _exp_fwd(x):
     return _kernels.ufunc(np.exp, x) if y is None else y
 
 
-_exp, exp = _unary("exp", _exp_fwd, lambda g, out, x: _times_conj(g, out), saves_output=True, saves=(), floating=True)
+_exp, exp = _unary("exp", _exp_fwd, lambda g, out, x: _times_conj(g, out), saves_output=True, saves=(), floating=True,
+                   half="exp")
 public(exp, method=True, inplace=True, out=True,
        doc="``e ** input``, elementwise.")
-_log, log = _unary("log", _log_fwd, lambda g, out, x: g / _cj(x), floating=True)
+_log, log = _unary("log", _log_fwd, lambda g, out, x: g / _cj(x), floating=True, half="log")
 public(log, method=True, inplace=True, out=True,
        doc="The natural logarithm, elementwise.")
 _log1p, log1p = _unary("log1p", np.log1p, lambda g, out, x: g / _cj(x + 1), floating=True)
@@ -447,7 +449,7 @@ _sqrt, sqrt = _unary("sqrt", np.sqrt, lambda g, out, x: g / _cj(out * 2), saves_
 public(sqrt, method=True, inplace=True, out=True,
        doc="The square root, elementwise.")
 _rsqrt, rsqrt = _unary("rsqrt", _rsqrt_fwd, _from_output("rsqrt", lambda g, out, x: g * _cj(out ** 3 * -0.5)),
-                       saves_output=True, saves=(), floating=True)
+                       saves_output=True, saves=(), floating=True, half="rsqrt")
 public(rsqrt, method=True, inplace=True, out=True,
        doc="``1 / sqrt(input)``, elementwise.")
 def _kernel_fwd(name, ufunc):
@@ -470,24 +472,24 @@ def _kernel_fwd(name, ufunc):
     return fwd
 
 
-_sin, sin = _unary("sin", _kernel_fwd("sin", np.sin), lambda g, out, x: g * _cj(cos(x)), floating=True)
+_sin, sin = _unary("sin", _kernel_fwd("sin", np.sin), lambda g, out, x: g * _cj(cos(x)), floating=True, half=np.sin)
 public(sin, method=True, inplace=True, out=True,
        doc="The sine, elementwise (radians).")
-_cos, cos = _unary("cos", _kernel_fwd("cos", np.cos), lambda g, out, x: -g * _cj(sin(x)), floating=True)
+_cos, cos = _unary("cos", _kernel_fwd("cos", np.cos), lambda g, out, x: -g * _cj(sin(x)), floating=True, half=np.cos)
 public(cos, method=True, inplace=True, out=True,
        doc="The cosine, elementwise (radians).")
 # PyTorch's tan_backward: g (1 + tan^2), from the output
 _tan, tan = _unary("tan", _kernel_fwd("tan", np.tan), lambda g, out, x: g * _cj(1 + out * out), saves_output=True,
-                   saves=(), floating=True)
+                   saves=(), floating=True, half=np.tan)
 public(tan, method=True, inplace=True, out=True,
        doc="The tangent, elementwise (radians).")
 _tanh, tanh = _unary("tanh", _kernel_fwd("tanh", np.tanh),
                      _from_output("tanh", lambda g, out, x: g * _cj(1 - out * out)),
-                     saves_output=True, saves=(), floating=True)
+                     saves_output=True, saves=(), floating=True, half=np.tanh)
 public(tanh, method=True, inplace=True, out=True,
        doc="The hyperbolic tangent, elementwise.")
 _sigmoid, sigmoid = _unary("sigmoid", _sigmoid_fwd, _from_output("sigmoid", lambda g, out, x: g * _cj(1 - out) * _cj(out)),
-                           saves_output=True, saves=(), floating=True)
+                           saves_output=True, saves=(), floating=True, half="sigmoid")
 public(sigmoid, method=True, inplace=True, out=True,
        doc="The logistic function ``1 / (1 + exp(-input))``, elementwise.")
 _abs, _abs_fn = _unary("abs", np.abs, _from_input("abs", lambda g, out, x: g * sign(x) if x.dtype.kind != "c" else g * sgn(x)))
@@ -585,7 +587,7 @@ def polar(abs, angle):
 
 
 _erf, erf = _unary("erf", _erf_fwd, _from_input("erf", lambda g, out, x: g * exp(-x * x) * (2 / np.sqrt(np.pi))),
-                   floating=True)
+                   floating=True, half="erf")
 public(erf, method=True, inplace=True, out=True,
        doc="The error function, elementwise.")
 
