@@ -2,9 +2,9 @@
 the elementwise, row and normalisation workloads of issue 12 (GELU, SiLU, dropout, layer_norm,
 softmax, cross_entropy, embedding, batch_norm, group_norm), its single-pixel convolution
 weight gradient, cumsum, reductions along dims (sum, mean, amax; vector_norm, logsumexp, prod,
-max / min with indices, var / std; sum / mean's backward fill, mse_loss), the shrink/threshold/Huber
-kernels, in-place updates with nothing recorded, topk, and lerp / addcmul / addcdiv (the ternary
-group, float32 and float64).
+max / min with indices, var / std; sum / mean's backward fill, mse_loss; max / min / argmax /
+argmin along dims 0 and 1), the shrink/threshold/Huber kernels, in-place updates with nothing
+recorded, topk, and lerp / addcmul / addcdiv (the ternary group, float32 and float64).
 
 Run: python benchmarks/bench_ops.py [--repeats 5] [--rounds 2] [--threads 1 2] [--only gelu]
 
@@ -317,6 +317,21 @@ CASES = {
         ("sum()", lambda x: x.sum()),
         ("mean(1)", lambda x: x.mean(1)),
         ("mse_loss", None),
+    ) for dt in (np.float32, np.float64)],
+    # max / min with indices and argmax / argmin along dims 1 (rows) and 0 (columns), forward alone,
+    # float32 and float64 (csrc/kernels/reduce.h's select_middle; numpy's argmax before)
+    "select": [(f"{name} 1000x1000 {np.dtype(dt).name[:1]}{np.dtype(dt).itemsize * 8} forward",
+                lambda lib, f=f, dt=dt: reduce_step(lib, f, (1000, 1000), dt, False))
+               for name, f in (
+        ("max(1)", lambda x: x.max(1)),
+        ("max(0)", lambda x: x.max(0)),
+        ("min(1)", lambda x: x.min(1)),
+        ("min(0)", lambda x: x.min(0)),
+        ("argmax(1)", lambda x: x.argmax(1)),
+        ("argmax(0)", lambda x: x.argmax(0)),
+        ("argmin(1)", lambda x: x.argmin(1)),
+        ("argmin(0)", lambda x: x.argmin(0)),
+        ("argmax()", lambda x: x.argmax()),
     ) for dt in (np.float32, np.float64)],
     # normal samples by Box-Muller from the generator's raw words (csrc/kernels/random.h) and the
     # float32 <-> float16 / bfloat16 conversions every 16-bit op goes through (convert.h)
