@@ -321,7 +321,7 @@ CASES = {
     # max / min with indices and argmax / argmin along dims 1 (rows) and 0 (columns), forward alone,
     # float32 and float64 (csrc/kernels/reduce.h's select_middle; numpy's argmax before)
     "select": [(f"{name} 1000x1000 {np.dtype(dt).name[:1]}{np.dtype(dt).itemsize * 8} forward",
-                lambda lib, f=f, dt=dt: reduce_step(lib, f, (1000, 1000), dt, False))
+                lambda lib, f=f, dt=dt: select_step(lib, f, dt))
                for name, f in (
         ("max(1)", lambda x: x.max(1)),
         ("max(0)", lambda x: x.max(0)),
@@ -435,6 +435,18 @@ def reduce_step(lib, op, shape, dtype=np.float32, backward=True, near_one=False)
             op(x)
 
     return step if backward else forward
+
+
+def select_step(lib, op, dtype):
+    """op(x) forward alone (no_grad), x standard normal 1000x1000 of ``dtype``: for the ops that
+    return indices (or a (values, indices) pair), whose result has no shape to take a gradient of."""
+    x = lib.tensor(np.random.default_rng(0).standard_normal((1000, 1000)).astype(dtype))
+
+    def forward():
+        with lib.no_grad():
+            op(x)
+
+    return forward
 
 
 def batch_norm_step(lib, shape):
