@@ -2,9 +2,9 @@
 the elementwise, row and normalisation workloads of issue 12 (GELU, SiLU, dropout, layer_norm,
 softmax, cross_entropy, embedding, batch_norm, group_norm), its single-pixel convolution
 weight gradient, cumsum, reductions along dims (sum, mean, amax; vector_norm, logsumexp, prod,
-max / min with indices, var / std; sum / mean's backward fill, mse_loss), the shrink/threshold/Huber
-kernels, in-place updates with nothing recorded, topk, and lerp / addcmul / addcdiv (the ternary
-group, float32 and float64).
+max / min with indices, var / std; sum / mean's backward fill, mse_loss; max / min / argmax /
+argmin along dims 0 and 1), the shrink/threshold/Huber kernels, in-place updates with nothing
+recorded, topk, and lerp / addcmul / addcdiv (the ternary group, float32 and float64).
 
 Run: python benchmarks/bench_ops.py [--repeats 5] [--rounds 2] [--threads 1 2] [--only gelu]
 
@@ -324,6 +324,21 @@ CASES = {
         ("mean(1)", lambda x: x.mean(1)),
         ("mse_loss", None),
     ) for dt in (np.float32, np.float64)],
+    # max / min with indices and argmax / argmin along dims 1 (rows) and 0 (columns), forward alone,
+    # float32 and float64 (csrc/kernels/reduce.h's select_middle; numpy's argmax before)
+    "select": [(f"{name} 1000x1000 {np.dtype(dt).name[:1]}{np.dtype(dt).itemsize * 8} forward",
+                lambda lib, f=f, dt=dt: select_step(lib, f, dt))
+               for name, f in (
+        ("max(1)", lambda x: x.max(1)),
+        ("max(0)", lambda x: x.max(0)),
+        ("min(1)", lambda x: x.min(1)),
+        ("min(0)", lambda x: x.min(0)),
+        ("argmax(1)", lambda x: x.argmax(1)),
+        ("argmax(0)", lambda x: x.argmax(0)),
+        ("argmin(1)", lambda x: x.argmin(1)),
+        ("argmin(0)", lambda x: x.argmin(0)),
+        ("argmax()", lambda x: x.argmax()),
+    ) for dt in (np.float32, np.float64)],
     # normal samples by Box-Muller from the generator's raw words (csrc/kernels/random.h) and the
     # float32 <-> float16 / bfloat16 conversions every 16-bit op goes through (convert.h)
     "sampling16": [(f"{name} 1e6", lambda lib, f=f: no_grad_step(lib, lambda x, y: f(lib, x)))
@@ -489,6 +504,18 @@ def reduce_step(lib, op, shape, dtype=np.float32, backward=True, near_one=False)
             op(x)
 
     return step if backward else forward
+
+
+def select_step(lib, op, dtype):
+    """op(x) forward alone (no_grad), x standard normal 1000x1000 of ``dtype``: for the ops that
+    return indices (or a (values, indices) pair), whose result has no shape to take a gradient of."""
+    x = lib.tensor(np.random.default_rng(0).standard_normal((1000, 1000)).astype(dtype))
+
+    def forward():
+        with lib.no_grad():
+            op(x)
+
+    return forward
 
 
 def batch_norm_step(lib, shape):

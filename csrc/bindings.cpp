@@ -2655,6 +2655,37 @@ py::object select_backward(const py::array& g, const py::array& idx, const std::
   return std::move(out);
 }
 
+// select_dim(x, dim, keepdim, op) -> (values, int64 indices) of max / min ('max' or 'min') along dim,
+// or None where the kernel does not apply (other dtypes or layouts).
+py::object select_dim(const py::array& x, int64_t dim, bool keepdim, const std::string& op) {
+  if (op != "max" && op != "min") fail("select_dim", "unknown selection '" + op + "' (max or min)");
+  const int64_t nd = x.ndim();
+  if (!(x.flags() & py::array::c_style) || nd == 0) return py::none();
+  const int64_t d = dim < 0 ? dim + nd : dim;
+  if (d < 0 || d >= nd) fail(op, "dim " + std::to_string(dim) + " is out of range for an input of shape " + shape_str(x));
+  int64_t A = 1, N = x.shape(d), B = 1;
+  std::vector<py::ssize_t> shape;
+  for (int64_t k = 0; k < nd; ++k) {
+    if (k < d) A *= x.shape(k);
+    if (k > d) B *= x.shape(k);
+    if (k != d || keepdim) shape.push_back(k == d ? 1 : x.shape(k));
+  }
+  if (N == 0 && A * B > 0) fail(op, "cannot select along a dim of size 0 (input shape " + shape_str(x) + ")");
+  py::array val(x.dtype(), shape), idx(py::dtype::of<int64_t>(), shape);
+  const bool min = op == "min";
+  const auto run = [&](auto* tag) -> bool {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    if (!same_dtype(x.dtype(), py::dtype::of<T>())) return false;
+    py::gil_scoped_release nogil;
+    tapegrad::select_middle<T>(min, A, N, B, cptr<T>(x), ptr<T>(val), ptr<int64_t>(idx));
+    return true;
+  };
+  if (!(run((float*)nullptr) || run((double*)nullptr) || run((int64_t*)nullptr) || run((int32_t*)nullptr) ||
+        run((int16_t*)nullptr) || run((int8_t*)nullptr) || run((uint8_t*)nullptr)))
+    return py::none();
+  return py::make_tuple(val, idx);
+}
+
 void define(py::module_& m) {
   m.def("reduce", &reduce, py::arg("x"), py::arg("dims"), py::arg("keepdim"), py::arg("op"),
         "op ('sum', 'mean', 'amax', 'amin', 'prod', 'logsumexp', 'norm1' or 'norm2') of a C-contiguous "
@@ -2666,6 +2697,10 @@ void define(py::module_& m) {
         "(both C-contiguous, the reduced shape; the incoming gradient and the result, for var (2 / dof) g and the "
         "mean): u * x / v (0 where v is 0), u * exp(x - v), u * (v / x), u * (x - v). None where the kernel does "
         "not apply.");
+  m.def("select_dim", &select_dim, py::arg("x"), py::arg("dim"), py::arg("keepdim"), py::arg("op"),
+        "(values, int64 indices) of op ('max' or 'min') along dim of a C-contiguous float32/float64/int64/int32/"
+        "int16/int8/uint8 x, PyTorch's choice (the first NaN, else the first of ties); None for other dtypes or "
+        "layouts.");
   m.def("select_backward", &select_backward, py::arg("g"), py::arg("idx"), py::arg("shape"), py::arg("dim"),
         "max/min along dim's gradient: zeros of shape but for g (C-contiguous float32/float64) at the int64 "
         "indices idx along dim. None for other dtypes.");

@@ -54,4 +54,14 @@ void broadcast_middle(int64_t A, int64_t N, int64_t B, const T* u, T* out);
 template <typename T>
 void scatter_middle(int64_t A, int64_t N, int64_t B, const int64_t* idx, const T* g, T* out);
 
+// max / min along a dim with indices (and argmax / argmin): for x C-contiguous (A, N > 0, B),
+// idx[a, b] = the n in [0, N) of the largest (smallest, when min) x[a, n, b] and val[a, b] that
+// element, as PyTorch picks it: the first NaN where the slice holds one, else the first of the
+// ties (-0.0 and 0.0 tie). One pass of the threads over x (rows: each row's extreme in lanes, then
+// the first element equal to it, from L1; columns: vectorised across the columns); the work is cut
+// by the shape alone, so the result is the same for any thread count. T: float, double and the
+// signed integers, uint8.
+template <typename T>
+void select_middle(bool min, int64_t A, int64_t N, int64_t B, const T* x, T* val, int64_t* idx);
+
 }  // namespace tapegrad

@@ -359,12 +359,16 @@ def amin(input, dim=(), keepdim=False):
     return apply(_amin, input, dims=dims, keepdim=keepdim)
 
 
-def _select_fwd(x, dim, keepdim, indices):
+def _select_fwd(x, dim, keepdim, indices, values=None):
+    """The elements at ``indices`` (keepdim's shape) along ``dim``, or ``values`` where the native
+    kernel has already picked them with the indices."""
+    if values is not None:
+        return values
     out = np.take_along_axis(x, indices, axis=dim) if x.ndim else x.copy()
     return out if keepdim or not x.ndim else out.squeeze(dim)
 
 
-def _select_vjp(g, out, x, dim, keepdim, indices):
+def _select_vjp(g, out, x, dim, keepdim, indices, values=None):
     """The whole gradient goes to the selected index (PyTorch's choice for max/min along a dim)."""
     if not x.ndim:
         return g
@@ -384,12 +388,31 @@ _max_dim = defop("max_dim", _select_fwd, _select_vjp, saves=())
 _min_dim = defop("min_dim", _select_fwd, _select_vjp, saves=())
 
 
+def _native_select(a, dim, keepdim, name):
+    """``(values, int64 indices)`` of max / min along ``dim`` by the native kernel (one threaded
+    pass, PyTorch's choice among NaN and ties: csrc/kernels/reduce.h's select_middle), or None
+    where it does not apply (other dtypes, layouts or array types)."""
+    if type(a) is not np.ndarray or a.dtype.char not in _SELECT_CHARS or not a.ndim:
+        return None
+    return _C.select_dim(a, dim, keepdim, name)
+
+
+_SELECT_CHARS = "".join(np.dtype(t).char for t in (np.float32, np.float64, np.int64, np.int32, np.int16, np.int8,
+                                                    np.uint8))
+
+
 def _reduce_select(input, dim, keepdim, argfn, op, name):
     refuse_complex(input, name)
     d = norm_dim(dim, input.ndim, name)
     if input.ndim and input.shape[d] == 0:
         raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size (input shape "
                          f"{tuple(input.shape)})")
+    native = _native_select(input._data, d, True, name)
+    if native is not None:
+        vals, idx = native
+        values = apply(op, input, dim=d, keepdim=keepdim, indices=idx,
+                       values=vals if keepdim else vals.squeeze(d))
+        return getattr(return_types, name)(values, Tensor._wrap(idx if keepdim else idx.squeeze(d)))
     idx = argfn(input._data, axis=d, keepdims=True) if input.ndim else np.zeros((), np.int64)
     values = apply(op, input, dim=d, keepdim=keepdim, indices=idx)
     idx = idx.astype(np.int64)
@@ -432,14 +455,22 @@ def _arg(input, dim, keepdim, fn, name):
     if dim is None:
         if a.size == 0:  # PyTorch raises an IndexError here
             raise IndexError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
-        r = np.asarray(fn(a.reshape(-1)), dtype=np.int64)
+        flat = a.reshape(-1)
+        native = _native_select(flat, 0, False, _ARG_OP[name])
+        r = np.asarray(fn(flat), dtype=np.int64) if native is None else native[1]
         return Tensor._wrap(r.reshape((1,) * a.ndim) if keepdim else r)
     d = norm_dim(dim, a.ndim, name)
     if a.ndim == 0:
         return Tensor._wrap(np.zeros((), np.int64))
     if a.shape[d] == 0:
         raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+    native = _native_select(a, d, keepdim, _ARG_OP[name])
+    if native is not None:
+        return Tensor._wrap(native[1])
     return Tensor._wrap(np.asarray(fn(a, axis=d, keepdims=keepdim), dtype=np.int64))
+
+
+_ARG_OP = {"argmax": "max", "argmin": "min"}
 
 
 @public(method=True, out=True)

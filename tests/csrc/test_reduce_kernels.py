@@ -462,3 +462,181 @@ def test_mse_sum_accuracy_threads_and_specials(dtype, restore_threads):
         _C.mse_sum(np.zeros(3, dtype), np.zeros(4, dtype))
     with pytest.raises((ValueError, TypeError), match=r"mse_loss"):
         _C.mse_sum(np.zeros(3, dtype), np.zeros(3, np.int64))
+
+
+# ---------------------------------------------------------------- sums in the lanes' order
+def _lane_sum(row, lanes, chunk=1024):
+    """A row's sum in the kernel's order (lane_sums.h): per chunk of 1024, `lanes` partial sums in
+    the row's dtype (the tail into the first lanes), each added into a float64 lane, the lanes then
+    totalled pairwise (upper half into the lower)."""
+    t = np.zeros(lanes)
+    for c0 in range(0, row.size, chunk):
+        c = row[c0:c0 + chunk]
+        a = np.zeros(lanes, row.dtype)
+        full = c.size // lanes * lanes
+        for j in range(0, full, lanes):
+            a += c[j:j + lanes]
+        a[:c.size - full] += c[full:]
+        t += a.astype(np.float64)
+    w = lanes // 2
+    while w >= 1:
+        t[:w] += t[w:2 * w]
+        w //= 2
+    return t[0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [256 // 4 * 4, 257, 1000, 1024, 1100, 3001, 40000])
+def test_row_sums_keep_the_lane_order_bits(dtype, n, restore_threads):
+    """sum(-1) over rows of 4 lane widths or more (lane_sums.h's sum256, 256 bytes of lanes) adds in
+    exactly lanes::sums' order: the same bits as that order written out in numpy, at 1, 2 and 3 threads."""
+    lanes = 256 // np.dtype(dtype).itemsize
+    if n < 4 * lanes:
+        n = 4 * lanes + 3
+    x = (np.random.default_rng(n).standard_normal((5, n)) * 10).astype(dtype)
+    x[1, ::7] = -0.0
+    # rows past 32768 elements: chunks of 32768 (reduce.cpp's kRowChunk), their sums added in order
+    want = np.array([sum(_lane_sum(r[c:c + 32768], lanes) for c in range(0, n, 32768)) for r in x]).astype(dtype)
+    for k in (1, 2, 3):
+        tg.set_num_threads(k)
+        assert _same(_C.reduce(x, (1,), False, "sum"), want), (n, k)
+
+
+def _col_sum(x):
+    """Column sums in the kernel's order: blocks of 16 rows added row after row in the dtype, each
+    block's sums added into float64."""
+    acc = np.zeros(x.shape[1])
+    for i in range(0, x.shape[0], 16):
+        s = x[i].copy()
+        for k in range(i + 1, min(i + 16, x.shape[0])):
+            s += x[k]
+        acc += s.astype(np.float64)
+    return acc.astype(x.dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(16, 5), (37, 1000), (100, 1100), (100, 3)], ids=str)
+def test_column_sums_keep_the_block_order_bits(dtype, shape, restore_threads):
+    """sum(0) adds each column's block of 16 rows in registers, in the order the row-by-row passes
+    add them: the same bits as that order in numpy, at 1, 2 and 3 threads (one chunk of rows here)."""
+    x = (np.random.default_rng(3).standard_normal(shape) * 10).astype(dtype)
+    want = _col_sum(x)
+    for k in (1, 2, 3):
+        tg.set_num_threads(k)
+        assert _same(_C.reduce(x, (0,), False, "sum"), want), k
+
+
+# ---------------------------------------------------------------- max / min with indices
+SELECT_DTYPES = [np.float32, np.float64, np.int64, np.int32, np.int16, np.int8, np.uint8]
+SELECT_SHAPES = [(1,), (7,), (5, 9), (3, 70001), (70001, 3), (40, 1100), (2, 3, 1100), (33, 1000), (17, 2, 9),
+                 (1, 7, 1)]
+
+
+def _select_inputs(shape, dtype, rng):
+    """Values with many ties; for floats also -0.0 / 0.0 ties, NaNs (the first one must win), inf
+    and a slice of NaN only."""
+    a = rng.integers(-3, 4, shape).astype(dtype) if np.dtype(dtype).kind != "u" else rng.integers(0, 5, shape).astype(dtype)
+    out = [a]
+    if np.dtype(dtype).kind == "f":
+        z = np.where(rng.random(shape) < 0.5, -0.0, 0.0).astype(dtype)
+        b = a.copy()
+        b.ravel()[rng.integers(0, b.size, max(1, b.size // 50))] = np.nan
+        c = rng.standard_normal(shape).astype(dtype)
+        c.ravel()[rng.integers(0, c.size, 2)] = np.inf
+        c.ravel()[rng.integers(0, c.size, 2)] = -np.inf
+        out += [z, b, c, np.full(shape, np.nan, dtype)]
+    return out
+
+
+@pytest.mark.parametrize("dtype", SELECT_DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("shape", SELECT_SHAPES, ids=str)
+def test_max_min_argmax_along_dims_match_torch(dtype, shape):
+    """max / min (values and indices) and argmax / argmin along every dim, keepdim or not, and
+    argmax / argmin of the flattened tensor, bit for bit as PyTorch: the first NaN wins, ties (-0.0
+    and 0.0 among them) give the first index."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(len(shape) * 100 + shape[0])
+    for a in _select_inputs(shape, dtype, rng):
+        x, p = tg.tensor(a), torch.from_numpy(a.copy())
+        for d in range(-a.ndim, a.ndim):
+            for kd in (False, True):
+                for name in ("max", "min"):
+                    v, i = getattr(x, name)(d, keepdim=kd)
+                    pv, pi = getattr(p, name)(d, keepdim=kd)
+                    assert _same(v.numpy(), pv.numpy()), (name, d, kd)
+                    assert _same(i.numpy(), pi.numpy()), (name, d, kd)
+                for name in ("argmax", "argmin"):
+                    assert _same(getattr(x, name)(d, keepdim=kd).numpy(), getattr(p, name)(d, keepdim=kd).numpy())
+        for name in ("argmax", "argmin"):
+            for kd in (False, True):
+                assert _same(np.asarray(getattr(x, name)(keepdim=kd).numpy()), getattr(p, name)(keepdim=kd).numpy())
+
+
+@pytest.mark.parametrize("dtype", SELECT_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_select_kernel_against_numpy_and_threads(dtype, restore_threads):
+    """_C.select_dim against numpy's argmax / argmin (which pick as PyTorch: first NaN, first tie), on
+    rows, chunked rows, columns, column strips and chunked columns; the same bits at 1, 2, 3 threads."""
+    rng = np.random.default_rng(5)
+    for shape, dim in [((300, 1000), 1), ((300, 1000), 0), ((2, 100003), 1), ((100003, 2), 0), ((3, 5000, 7), 1),
+                       ((20, 3000), 0), ((1000, 2100), 0), ((4, 9), 0)]:
+        for a in _select_inputs(shape, dtype, rng)[:3]:
+            for op, fn in (("max", np.argmax), ("min", np.argmin)):
+                want_i = fn(a, axis=dim, keepdims=True)
+                want_v = np.take_along_axis(a, want_i, axis=dim)
+                res = []
+                for k in (1, 2, 3):
+                    tg.set_num_threads(k)
+                    v, i = _C.select_dim(a, dim, True, op)
+                    res.append((v, i))
+                    assert i.dtype == np.int64 and _same(i, want_i.astype(np.int64)), (shape, dim, op, k)
+                    assert _same(v, want_v), (shape, dim, op, k)
+                v, i = _C.select_dim(a, dim, False, op)
+                assert _same(i, want_i.squeeze(dim).astype(np.int64)) and _same(v, want_v.squeeze(dim))
+
+
+def test_select_kernel_declines_and_refuses():
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert _C.select_dim(x.T, 0, False, "max") is None  # not C-contiguous: numpy's route
+    assert _C.select_dim(x.astype(np.float16), 0, False, "max") is None
+    assert _C.select_dim(x.astype(bool), 0, False, "max") is None
+    assert _C.select_dim(np.ones((), np.float32), 0, False, "max") is None
+    with pytest.raises(ValueError, match=r"max: dim 2 is out of range for an input of shape \(3, 4\)"):
+        _C.select_dim(x, 2, False, "max")
+    with pytest.raises(ValueError, match="select_dim: unknown selection 'mean'"):
+        _C.select_dim(x, 0, False, "mean")
+    with pytest.raises(ValueError, match=r"min: cannot select along a dim of size 0 \(input shape \(3, 0\)\)"):
+        _C.select_dim(np.zeros((3, 0), np.float32), 1, False, "min")
+    v, i = _C.select_dim(np.zeros((0, 4), np.float32), 1, False, "max")
+    assert v.shape == (0,) and i.shape == (0,) and i.dtype == np.int64
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_along_dim_non_contiguous_empty_and_gradient(dtype):
+    """Other layouts take numpy's route with the same answers; empty inputs; the values' gradient
+    goes to the selected index alone (as now), first order and through create_graph."""
+    torch = pytest.importorskip("torch")
+    a = np.random.default_rng(2).integers(-2, 3, (37, 41)).astype(dtype)
+    for src in (a, a.T, a[:, ::2]):
+        x, p = tg.tensor(src), torch.from_numpy(np.ascontiguousarray(src))
+        for d in (0, 1):
+            v, i = x.max(d)
+            pv, pi = p.max(d)
+            assert _same(v.numpy(), pv.numpy()) and _same(i.numpy(), pi.numpy())
+            assert _same(x.argmin(d).numpy(), p.argmin(d).numpy())
+    e = tg.tensor(np.zeros((0, 5), dtype))
+    v, i = e.max(1)
+    assert v.shape == (0,) and i.shape == (0,)
+    with pytest.raises(IndexError):
+        e.max(0)
+    for d in (0, 1):
+        x = tg.tensor(a, requires_grad=True)
+        p = torch.tensor(a, requires_grad=True)
+        g = np.random.default_rng(d).standard_normal(a.shape[1 - d]).astype(dtype)
+        x.max(d)[0].backward(tg.tensor(g))
+        p.max(d)[0].backward(torch.tensor(g))
+        assert _same(x.grad.numpy(), p.grad.numpy())
+    x = tg.tensor(a[:5, :6].astype(np.float64), requires_grad=True)
+    x.data[...] = np.random.default_rng(0).permutation(30).reshape(5, 6)  # no ties: a smooth point
+    assert tg.autograd.gradcheck(lambda t: t.min(1, keepdim=True)[0] * 2, (x,))
+    (gx,) = tg.autograd.grad(x.max(0)[0].pow(2).sum(), x, create_graph=True)
+    assert gx.requires_grad
