@@ -281,11 +281,17 @@ CASES = {
               for name, f, pos, dts in (
                   ("log(x)", lambda L, F, x: L.log(x), True, "both"),
                   ("log2(x)", lambda L, F, x: L.log2(x), True, "both"),
+                  ("log10(x)", lambda L, F, x: L.log10(x), True, "both"),
+                  ("log1p(x)", lambda L, F, x: L.log1p(x), True, "both"),
+                  ("expm1(x)", lambda L, F, x: L.expm1(x), False, "both"),
+                  ("exp2(x)", lambda L, F, x: L.exp2(x), False, "both"),
                   ("sin(x)", lambda L, F, x: L.sin(x), False, "f32"),
                   ("cos(x)", lambda L, F, x: L.cos(x), False, "f32"),
                   ("softplus(x)", lambda L, F, x: F.softplus(x), False, "f64"),
                   ("logsigmoid(x)", lambda L, F, x: F.logsigmoid(x), False, "f64"),
-                  ("erf(x)", lambda L, F, x: L.erf(x), False, "f64"))
+                  ("erf(x)", lambda L, F, x: L.erf(x), False, "f64"),
+                  ("erf(4x)", lambda L, F, x: L.erf(4 * x), False, "f64"),
+                  ("erfc(x)", lambda L, F, x: L.erfc(x), False, "f64"))
               for dt, d in (("f32", np.float32), ("f64", np.float64)) if dts in ("both", dt)],
     # sum / mean / amax along dims (csrc/kernels/reduce.h): rows, columns, everything, a leading block
     "reductions": [(f"{name} f32", lambda lib, s=s, f=f: reduce_step(lib, f, s)) for name, s, f in (

@@ -1300,7 +1300,8 @@ tapegrad::Pointwise pointwise_op(const std::string& name) {
       {"threshold", P::threshold},     {"logit", P::logit},
       {"frac", P::frac},               {"cube", P::cube},
       {"nan_to_num", P::nan_to_num},   {"sin", P::sin},
-      {"cos", P::cos},                 {"tan", P::tan}};
+      {"cos", P::cos},                 {"tan", P::tan},
+      {"erfc", P::erfc}};
   for (const auto& [n, op] : table)
     if (name == n) return op;
   std::string known;
@@ -1796,7 +1797,7 @@ void define(py::module_& m) {
         py::arg("p2") = 0.0,
         "name(x; p0, p1, p2) elementwise in one pass, for the functions of csrc/kernels/pointwise.h (sigmoid, "
         "tanh, exp, log, erf, rsqrt, abs, sign, softplus, logsigmoid, elu, leaky_relu, hardswish, hardsigmoid, "
-        "mish, hardtanh, hardshrink, softshrink, threshold, logit, frac, cube, nan_to_num, sin, cos, tan); x C- or "
+        "mish, hardtanh, hardshrink, softshrink, threshold, logit, frac, cube, nan_to_num, sin, cos, tan, erfc); x C- or "
         "F-contiguous float32/float64, the result in x's memory order.");
   m.def("pointwise_backward", &pointwise_backward, py::arg("name"), py::arg("grad_output"), py::arg("saved"),
         py::arg("p0") = 0.0, py::arg("p1") = 0.0, py::arg("p2") = 0.0,

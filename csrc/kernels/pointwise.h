@@ -44,11 +44,12 @@ namespace tapegrad {
 //   cube         x x x, as (x x) x                       from x: g ((x x) 3)
 //   nan_to_num   p0 where x is NaN, p1 where +inf, p2 where -inf, else x  (no backward kernel)
 //   sin, cos, tan (radians)                              (no backward: the ops' composites)
+//   erfc                                                 (no backward: the op's composite)
 // (PyTorch's kernels' formulas, so their NaN and signed-zero results.)
 enum class Pointwise : int {
   sigmoid, tanh, exp, log, erf, rsqrt, abs, sign, softplus, logsigmoid, elu, leaky_relu, hardswish,
   hardsigmoid, mish, hardtanh, hardshrink, softshrink, threshold, logit, frac, cube, nan_to_num, sin, cos,
-  tan
+  tan, erfc
 };
 
 // y[i] = f(x[i]); y may be x.
@@ -56,7 +57,7 @@ template <typename T>
 void pointwise_forward(Pointwise op, int64_t n, const T* x, T* y, double p0, double p1, double p2);
 
 // gx[i] = g[i] f'(...) from s = the output or the input (the table above); gx may be g.
-// Throws std::invalid_argument for sign, frac, nan_to_num, sin, cos and tan.
+// Throws std::invalid_argument for sign, frac, nan_to_num, sin, cos, tan and erfc.
 template <typename T>
 void pointwise_backward(Pointwise op, int64_t n, const T* g, const T* s, T* gx, double p0, double p1, double p2);
 

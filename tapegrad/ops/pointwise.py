@@ -888,7 +888,14 @@ public(acosh, method=True, inplace=True, out=True,
 _atanh, atanh = _float_unary("atanh", np.arctanh, lambda g, out, x: g / (1 - x * x))
 public(atanh, method=True, inplace=True, out=True,
        doc="The inverse hyperbolic tangent, elementwise (``arctanh``).")
-_erfc, erfc = _float_unary("erfc", _sp.erfc, lambda g, out, x: -g * exp(-x * x) * _2_SQRTPI)
+
+
+def _erfc_fwd(x):
+    y = _kernels.forward("erfc", x)
+    return _sp.erfc(x) if y is None else y
+
+
+_erfc, erfc = _float_unary("erfc", _erfc_fwd, lambda g, out, x: -g * exp(-x * x) * _2_SQRTPI)
 public(erfc, method=True, inplace=True, out=True,
        doc="The complementary error function ``1 - erf(input)``, elementwise.")
 _erfinv, erfinv = _float_unary("erfinv", _sp.erfinv, lambda g, out, x: g * exp(out * out) * (math.sqrt(math.pi) / 2),

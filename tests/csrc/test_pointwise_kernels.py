@@ -2,6 +2,8 @@
 _C.pointwise_backward) against float64 references: accuracy in ulps over each function's whole
 range, the special values (+-0, +-inf, NaN, denormals), the backward formulas against the ops'
 composite VJPs, bit-identical results at 1 and 2 threads, memory order, and the errors."""
+import math
+
 import numpy as np
 import pytest
 import scipy.special as sp
@@ -27,6 +29,11 @@ REFERENCES = {
     "exp": (np.exp, (-104, 88), 2, 2),
     "log": (np.log, None, 1, 1),
     "erf": (sp.erf, (-6, 6), 4, 1),
+    # the C library's erfc (within an ulp); scipy's is 14 ulp off near 5 and 200 in the far tail.
+    # float32: the double kernel rounded once. float64: vmath::erfc, exp of a polynomial of
+    # log(erfcx) in one double between 0.84 and 6 (-1.7 to -3.3: 2 ulp from its rounding alone),
+    # 10 ulp near 5
+    "erfc": (np.vectorize(math.erfc, otypes=[np.float64]), (-7, 27), 1, 12),
     "rsqrt": (lambda x: 1 / np.sqrt(x), None, 2, 1),
     "softplus": (lambda x: np.where(2 * x > 20, x, _lse(2 * x) / 2), (-60, 30), 3, 3),
     # PyTorch's form min(x, 0) - log1p(exp(-|x|)): +0 (not -0) at +inf
@@ -505,6 +512,73 @@ def test_float64_erf_and_tanh_within_ulps_everywhere(name, ref, ulps):
     np.testing.assert_array_equal(got[np.isinf(x)], np.sign(x[np.isinf(x)]))
 
 
+def _exact_erf_grid():
+    """erf's float64 pieces (|x| < 1, [1, 3), [3, 6], beyond) densely, their ends and neighbours,
+    tails, denormals, +-0, +-inf and NaN."""
+    ends = np.array([1.0, 3.0, 6.0, 5.921875, 0.5, 2.0])
+    ends = np.concatenate([ends, np.nextafter(ends, 0), np.nextafter(ends, 10)])
+    tiny = np.finfo(np.float64).smallest_subnormal
+    x = np.concatenate([np.linspace(0, 7, 140_001), RNG.uniform(0, 3, 50_000), ends,
+                        np.exp(RNG.uniform(np.log(tiny), 0, 10_000)), [tiny, 2.2250738585072014e-308, 1e-300]])
+    return np.concatenate([x, -x])
+
+
+def test_float64_erf_within_an_ulp_of_the_c_library():
+    """erf's polynomials (vmath::erf_below3: x + x Q(x^2) below 1, 1 - erfc(2 + v) up to 3; 1 - exp
+    above) within an ulp of math.erf (glibc's, correctly rounded) everywhere, odd bit for bit."""
+    x = _exact_erf_grid()
+    got = _C.pointwise("erf", x)
+    want = np.array([math.erf(v) for v in x])
+    err = _ulps(got, want)
+    worst = int(np.argmax(err))
+    assert err[worst] <= 1, f"erf: {err[worst]:.2f} ulp at x = {x[worst]!r}: {got[worst]!r} vs {want[worst]!r}"
+    np.testing.assert_array_equal(got[x.size // 2:], -got[:x.size // 2])  # erf(-x) = -erf(x), erf(-0) = -0
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(x))
+    special = _C.pointwise("erf", np.array([np.inf, -np.inf, np.nan, 6.0, -30.0]))
+    np.testing.assert_array_equal(special, [1.0, -1.0, np.nan, 1.0, -1.0])
+
+
+@pytest.mark.parametrize("name", ["erf", "erfc"])
+def test_float64_erf_groups_give_each_element_its_own_bits(name):
+    """The float64 erf / erfc kernels take a cheaper path for a group of 8 elements with no large
+    one (pointwise.cpp): an element's value must not depend on its neighbours (nor on where its
+    group starts, nor on the scalar loop of a remainder)."""
+    small = RNG.uniform(-2.9, 2.9, 4001)
+    mixed = small.copy()
+    mixed[::13] = RNG.uniform(-40, 40, mixed[::13].size)  # most groups get a large element
+    mixed[::101] = np.nan
+    for x in (small, mixed):
+        whole = _C.pointwise(name, x)
+        np.testing.assert_array_equal(_C.pointwise(name, x[3:]), whole[3:])
+        np.testing.assert_array_equal(_C.pointwise(name, x[:-5]), whole[:-5])
+        one_by_one = np.array([_C.pointwise(name, x[i:i + 1])[0] for i in range(0, x.size, 37)])
+        np.testing.assert_array_equal(one_by_one, whole[::37])
+    # the values of the small ones are the same amid large ones
+    keep = np.isfinite(mixed) & (mixed == small)
+    np.testing.assert_array_equal(_C.pointwise(name, mixed)[keep], _C.pointwise(name, small)[keep])
+
+
+def test_erfc_op_uses_the_kernel_with_its_composite_gradient():
+    """tg.erfc: the kernel's values in float32 and float64 (through C, F and strided layouts,
+    empty and integer input), torch's within a few ulp, and the composite gradient."""
+    x = RNG.uniform(-4, 12, (301, 7))
+    for dt in (np.float32, np.float64):
+        for a in (x.astype(dt), x.astype(dt).T, x.astype(dt)[::2, ::3]):
+            got = tg.erfc(tg.tensor(a)).numpy()
+            assert got.dtype == dt and got.shape == a.shape
+            np.testing.assert_array_equal(got, _C.pointwise("erfc", np.ascontiguousarray(a)))
+    assert tg.erfc(tg.tensor(np.zeros((0, 3)))).shape == (0, 3)
+    np.testing.assert_allclose(tg.erfc(tg.tensor([0, 1, 2])).numpy(), sp.erfc([0.0, 1.0, 2.0]), rtol=1e-6)
+    t = tg.tensor(RNG.uniform(-2, 2, (4, 5)), requires_grad=True)
+    assert tg.autograd.gradcheck(tg.erfc, (t,))
+    assert tg.autograd.gradgradcheck(tg.erfc, (t,))
+    torch = pytest.importorskip("torch")
+    for dt in (np.float32, np.float64):
+        a = x.astype(dt)
+        np.testing.assert_allclose(tg.erfc(tg.tensor(a)).numpy(), torch.erfc(torch.from_numpy(a)).numpy(),
+                                   rtol=16 * np.finfo(dt).eps, atol=np.finfo(dt).tiny)
+
+
 def _trig_samples(dtype):
     k = np.arange(-2000, 2001) * (np.pi / 2)  # near multiples of pi/2, where the reduction cancels
     parts = [RNG.uniform(-10, 10, 200_000), RNG.uniform(-1e5, 1e5, 50_000), RNG.uniform(-3e6, 3e6, 2_000),
@@ -565,7 +639,7 @@ def test_trig_huge_argument_leaves_its_neighbours_bits(name, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name", ["erf", "tanh", "sin", "cos", "tan", "exp", "sigmoid", "log"])
+@pytest.mark.parametrize("name", ["erf", "erfc", "tanh", "sin", "cos", "tan", "exp", "sigmoid", "log"])
 def test_one_two_three_threads_bit_identical_float64_and_trig(name, dtype):
     x = (RNG.standard_normal(3 * 16384 + 77) * 4).astype(dtype)
     x[::1000] *= 100  # sin / cos / tan: some chunks take the C library's path
