@@ -20,6 +20,7 @@ from .complex import view_as_complex as _view_as_complex, view_as_real as _view_
 from .inplace import _check_leaf, _inplace_of, _tensors, _write, inplace
 from .pointwise import add, mul, where
 from .shape import _reshape_inplace, broadcast_shapes, clone, expand, movedim, pad, reshape
+from . import surface as _surface
 from .surface import public
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
@@ -435,6 +436,28 @@ def scatter_add(input, dim, index, src):
     """``out = input.clone(); out[index[i][j]][j] += src[i][j]`` (for dim 0); repeats accumulate."""
     src, d, idx = _scatter_args(input, dim, index, src, "scatter_add", bounds=False)
     return apply(_scatter_add, input, src, dim=d, index=idx)
+
+
+def _scatter_add_direct(generic):
+    """scatter_add_ with nothing to record: the kernel's sums straight into the tensor (C-contiguous,
+    writeable, src of its dtype), where the generic form's out-of-place result and copy back took
+    1.5x PyTorch's time on issue 12's zeros(1000, 1000).scatter_add_(1, idx, src). As PyTorch's, an
+    index out of bounds raises with the values before it (in each task) already added."""
+    def scatter_add_(input, dim, index, src):
+        a = input._data if isinstance(input, Tensor) else None
+        if (type(a) is np.ndarray and a.ndim and a.dtype in _SUMMABLE and a.flags.c_contiguous and a.flags.writeable
+                and isinstance(src, Tensor) and src._data.dtype == a.dtype
+                and not (grad_mode.state.enabled and (input._requires_grad or src._requires_grad))):
+            s, d, idx = _scatter_args(input, dim, index, src, "scatter_add", bounds=False)
+            input._version[0] += 1
+            _scatter_into(a, d, idx, s._data, True, "scatter_add")
+            return input
+        return generic(input, dim, index, src)
+    scatter_add_.__doc__ = generic.__doc__
+    return _surface.replace("scatter_add_", scatter_add_)
+
+
+scatter_add_ = _scatter_add_direct(_surface.PLAIN["scatter_add_"])
 
 
 def _scatter_fwd(x, src, dim, index):

@@ -189,3 +189,20 @@ def test_gradients_float64():
     a = tg.tensor(np.arange(3.0)[None], requires_grad=True)
     a.gather(1, index).backward(tg.tensor(np.array([[1.0, 2.0, 4.0]])))
     assert np.array_equal(a.grad.numpy(), [[3.0, 0.0, 4.0]])
+
+
+def test_scatter_add_in_place_writes_the_out_of_place_bits():
+    x, index, src = _case((30, 40), 1, np.float32, n_index=70)
+    want = tg.tensor(x).scatter_add(1, tg.tensor(index), tg.tensor(src)).numpy()
+    t = tg.tensor(x.copy())
+    v = t._version[0]
+    assert t.scatter_add_(1, tg.tensor(index), tg.tensor(src)) is t
+    assert t.numpy().tobytes() == want.tobytes() and t._version[0] > v
+    base = tg.tensor(np.zeros((40, 30), np.float32))
+    view = base.T  # not C-contiguous: the generic form, which writes through into base
+    view.scatter_add_(1, tg.tensor(index), tg.tensor(src))
+    assert np.array_equal(base.numpy().T, _ref_scatter_add(np.zeros((30, 40), np.float32), 1, index, src))
+    s = tg.tensor(src, requires_grad=True)  # recorded: the generic form, and its gradient
+    y = tg.zeros(30, 40).scatter_add_(1, tg.tensor(index), s)
+    y.backward(tg.ones(30, 40))
+    assert np.array_equal(s.grad.numpy(), np.ones((30, 70), np.float32))
