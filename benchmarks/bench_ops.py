@@ -3,7 +3,8 @@ the elementwise, row and normalisation workloads of issue 12 (GELU, SiLU, dropou
 softmax, cross_entropy, embedding, batch_norm, group_norm), its single-pixel convolution
 weight gradient, cumsum, reductions along dims (sum, mean, amax; vector_norm, logsumexp, prod,
 max / min with indices, var / std; sum / mean's backward fill, mse_loss), the shrink/threshold/Huber
-kernels, in-place updates with nothing recorded, topk, and lerp / addcmul / addcdiv (the ternary
+kernels, in-place updates with nothing recorded, topk, gather / scatter_add / index_add along a
+dim (the index group), and lerp / addcmul / addcdiv (the ternary
 group, float32 and float64).
 
 Run: python benchmarks/bench_ops.py [--repeats 5] [--rounds 2] [--threads 1 2] [--only gelu]
