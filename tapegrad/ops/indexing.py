@@ -465,7 +465,7 @@ def _scatter_add_direct(generic):
             return input
         return generic(input, dim, index, src)
     scatter_add_.__doc__ = generic.__doc__
-    return _surface.replace("scatter_add_", scatter_add_)
+    return _surface.replace("scatter_add_", _surface._with_aliases(scatter_add_, "scatter_add_"))  # axis= too
 
 
 scatter_add_ = _scatter_add_direct(_surface.PLAIN["scatter_add_"])
