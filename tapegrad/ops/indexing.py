@@ -347,7 +347,8 @@ def _scatter_into(out, dim, index, src, accumulate, opname):
     along ``dim``; repeats add in order along ``dim`` (np.add.at's sums), or the last one stays."""
     if src.ndim == 0:
         src = np.broadcast_to(src, index.shape)
-    if src.dtype == out.dtype and (out.dtype in _SUMMABLE if accumulate else _copyable(out.dtype)):
+    if src.dtype == out.dtype and src.ndim == out.ndim and (out.dtype in _SUMMABLE if accumulate else
+                                                             _copyable(out.dtype)):
         return _native_scatter(out, dim, index, src, accumulate, opname)
     _check_bounds(index, out.shape, dim, opname)
     if accumulate:
@@ -460,9 +461,10 @@ def _scatter_add_direct(generic):
                 and isinstance(src, Tensor) and src._data.dtype == a.dtype
                 and not (grad_mode.state.enabled and (input._requires_grad or src._requires_grad))):
             s, d, idx = _scatter_args(input, dim, index, src, "scatter_add", bounds=False)
-            input._version[0] += 1
-            _scatter_into(a, d, idx, s._data, True, "scatter_add")
-            return input
+            if not (np.may_share_memory(a, s._data) or np.may_share_memory(a, idx)):  # src read as it was
+                input._version[0] += 1
+                _scatter_into(a, d, idx, s._data, True, "scatter_add")
+                return input
         return generic(input, dim, index, src)
     scatter_add_.__doc__ = generic.__doc__
     return _surface.replace("scatter_add_", _surface._with_aliases(scatter_add_, "scatter_add_"))  # axis= too

@@ -206,3 +206,12 @@ def test_scatter_add_in_place_writes_the_out_of_place_bits():
     y = tg.zeros(30, 40).scatter_add_(1, tg.tensor(index), s)
     y.backward(tg.ones(30, 40))
     assert np.array_equal(s.grad.numpy(), np.ones((30, 70), np.float32))
+
+
+def test_scatter_add_in_place_reads_src_as_it_was():
+    x = RNG.standard_normal((20, 30))
+    index = RNG.integers(0, 30, (20, 30))
+    want = tg.tensor(x).scatter_add(1, tg.tensor(index), tg.tensor(x)).numpy()
+    t = tg.tensor(x.copy())
+    t.scatter_add_(1, tg.tensor(index), t)  # src is self: summed from its values before the call
+    assert t.numpy().tobytes() == want.tobytes()
