@@ -4,7 +4,8 @@ softmax, cross_entropy, embedding, batch_norm, group_norm), its single-pixel con
 weight gradient, cumsum, reductions along dims (sum, mean, amax; vector_norm, logsumexp, prod,
 max / min with indices, var / std; sum / mean's backward fill, mse_loss; max / min / argmax /
 argmin along dims 0 and 1), the shrink/threshold/Huber kernels, in-place updates with nothing
-recorded, topk, and lerp / addcmul / addcdiv (the ternary group, float32 and float64).
+recorded, topk, gather / scatter_add / index_add along a dim (the index group), cdist, and lerp /
+addcmul / addcdiv (the ternary group, float32 and float64).
 
 Run: python benchmarks/bench_ops.py [--repeats 5] [--rounds 2] [--threads 1 2] [--only gelu]
 
@@ -156,6 +157,35 @@ def traffic_floor(lib, shape):
         x * g
 
     return step
+
+
+def index_step(lib, op, dim, backward=False, dtype=np.float32):
+    """op(x, idx, src) on x and src 1000x1000 standard normal and an int64 index of 1000x1000 (gather,
+    scatter_add along ``dim``) or of 1000 entries (index_add along ``dim``), values in [0, 1000):
+    with nothing recorded, or forward and backward into x and src."""
+    rng = np.random.default_rng(0)
+    x = lib.tensor(rng.standard_normal((1000, 1000)).astype(dtype), requires_grad=backward)
+    src = lib.tensor(rng.standard_normal((1000, 1000)).astype(dtype), requires_grad=backward)
+    idx = lib.tensor(rng.integers(0, 1000, (1000, 1000)))
+    vec = lib.tensor(rng.integers(0, 1000, 1000))
+    g = lib.tensor(rng.standard_normal((1000, 1000)).astype(dtype))
+
+    def step():
+        x.grad = src.grad = None
+        op(x, dim, idx, vec, src).backward(g)
+
+    def forward():
+        with lib.no_grad():
+            op(x, dim, idx, vec, src)
+
+    return step if backward else forward
+
+
+_INDEX_OPS = (
+    ("gather", lambda x, d, i, v, s: x.gather(d, i)),
+    ("scatter_add", lambda x, d, i, v, s: x.scatter_add(d, i, s)),
+    ("index_add", lambda x, d, i, v, s: x.index_add(d, v, s)),
+)
 
 
 CASES = {
@@ -347,6 +377,11 @@ CASES = {
     ) for dt in (np.float32, np.float64)],
     # normal samples by Box-Muller from the generator's raw words (csrc/kernels/random.h) and the
     # float32 <-> float16 / bfloat16 conversions every 16-bit op goes through (convert.h)
+    "index": [(f"{name} 1000x1000 f32 along dim {d}, {'fw + bw' if bw else 'no grad'}",
+               lambda lib, f=f, d=d, bw=bw: index_step(lib, f, d, bw))
+              for bw in (False, True) for name, f in _INDEX_OPS for d in (0, 1)]
+              + [("scatter_add_ into zeros 1000x1000 f32 along dim 1, no grad (issue 12's)",
+                  lambda lib: index_step(lib, lambda x, d, i, v, s: _lib(x).zeros(1000, 1000).scatter_add_(1, i, s), 1))],
     "sampling16": [(f"{name} 1e6", lambda lib, f=f: no_grad_step(lib, lambda x, y: f(lib, x)))
                    for name, f in (
                        ("randn f32", lambda L, x: L.randn(1000, 1000)),

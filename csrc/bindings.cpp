@@ -44,6 +44,7 @@
 #include "kernels/topk.h"
 #include "kernels/convert.h"
 #include "kernels/random.h"
+#include "kernels/gather.h"
 #include "elementwise.h"
 #include "tape.h"
 
@@ -2880,6 +2881,144 @@ int64_t reserve_huge_heap(int64_t bytes) {
 #endif
 }
 
+// ---------------------------------------------------------------- gather / scatter along a dim
+// gather, scatter, scatter_add (and index_add, as a scatter_add with a broadcast index) along one
+// dim (csrc/kernels/gather.h). index int64 of the input's rank; x and src any strides; an index
+// outside [0, size) raises IndexError naming the op, the dim and the index.
+namespace gathers {
+
+// a's strides in elements; a byte stride that is no multiple of the element is refused.
+std::vector<int64_t> elem_strides(const std::string& op, const char* name, const py::array& a) {
+  std::vector<int64_t> s(static_cast<size_t>(a.ndim()));
+  for (py::ssize_t j = 0; j < a.ndim(); ++j) {
+    if (a.strides(j) % a.itemsize()) fail(op, std::string(name) + " has strides " + strides_str(a) + " that are no "
+                                                 "multiple of its element size");
+    s[static_cast<size_t>(j)] = estride(a, static_cast<int>(j));
+  }
+  return s;
+}
+
+// The shared checks; index's shape as int64.
+std::vector<int64_t> check_index(const std::string& op, const py::array& x, int dim, const py::array& index) {
+  if (!same_dtype(index.dtype(), py::dtype::of<int64_t>()))
+    fail(op, "index must be int64, got " + std::string(py::str(index.dtype())));
+  if (x.ndim() < 1 || index.ndim() != x.ndim())
+    fail(op, "index " + shape_str(index) + " and input " + shape_str(x) + " must have one rank >= 1");
+  if (dim < 0 || dim >= x.ndim()) fail(op, "dim " + std::to_string(dim) + " is out of range for input " + shape_str(x));
+  std::vector<int64_t> shape(index.shape(), index.shape() + index.ndim());
+  for (py::ssize_t j = 0; j < x.ndim(); ++j)
+    if (j != dim && index.shape(j) > x.shape(j))
+      fail(op, "index " + shape_str(index) + " is larger than input " + shape_str(x) + " outside dim " + std::to_string(dim));
+  return shape;
+}
+
+[[noreturn]] void out_of_bounds(const std::string& op, int64_t bad, int dim, const py::array& x) {
+  throw py::index_error(op + "(): index " + std::to_string(bad) + " is out of bounds for dimension " +
+                        std::to_string(dim) + " with size " + std::to_string(x.shape(dim)) + " (input shape " +
+                        shape_str(x) + ")");
+}
+
+// gather(x, dim, index, op) -> x[p with p[dim] = index[p]] for every p of index's shape, as a new
+// C-contiguous array; op names the caller in errors.
+py::array gather(const py::array& x, int dim, const py::array& index, const std::string& op) {
+  const std::vector<int64_t> shape = check_index(op, x, dim, index);
+  const int width = static_cast<int>(x.itemsize());
+  if (width != 1 && width != 2 && width != 4 && width != 8)
+    fail(op, "elements of " + std::to_string(width) + " bytes are not supported");
+  const std::vector<int64_t> xs = elem_strides(op, "input", x), is = elem_strides(op, "index", index);
+  py::array out(x.dtype(), std::vector<py::ssize_t>(index.shape(), index.shape() + index.ndim()));
+  const int nd = static_cast<int>(x.ndim());
+  const int64_t n = x.shape(dim);
+  const void* px = x.data();
+  const auto* pi = static_cast<const int64_t*>(index.data());
+  void* po = out.mutable_data();
+  int64_t bad = 0;
+  bool ok;
+  {
+    py::gil_scoped_release nogil;
+    switch (width) {
+      case 1: ok = tapegrad::gather_dim(nd, shape.data(), dim, static_cast<const uint8_t*>(px), xs.data(), n, pi, is.data(), static_cast<uint8_t*>(po), &bad); break;
+      case 2: ok = tapegrad::gather_dim(nd, shape.data(), dim, static_cast<const uint16_t*>(px), xs.data(), n, pi, is.data(), static_cast<uint16_t*>(po), &bad); break;
+      case 4: ok = tapegrad::gather_dim(nd, shape.data(), dim, static_cast<const uint32_t*>(px), xs.data(), n, pi, is.data(), static_cast<uint32_t*>(po), &bad); break;
+      default: ok = tapegrad::gather_dim(nd, shape.data(), dim, static_cast<const uint64_t*>(px), xs.data(), n, pi, is.data(), static_cast<uint64_t*>(po), &bad); break;
+    }
+  }
+  if (!ok) out_of_bounds(op, bad, dim, x);
+  return out;
+}
+
+// scatter_(out, dim, index, src, accumulate, op): out[p with p[dim] = index[p]] += src[p] (or =)
+// in place, for every p of index's shape. out C-contiguous and writeable; src of out's dtype and
+// rank (any strides, 0 to broadcast), at least index's size in every dim. The sums take float32,
+// float64, int32 and int64; the overwrite any dtype of 1, 2, 4 or 8 bytes. On an IndexError out
+// is partly written.
+void scatter_(py::array& out, int dim, const py::array& index, const py::array& src, bool accumulate,
+              const std::string& op) {
+  const std::vector<int64_t> shape = check_index(op, out, dim, index);
+  if (!out.writeable()) fail(op, "out is read-only");
+  if (!(out.flags() & py::array::c_style)) fail(op, "out must be C-contiguous, got strides " + strides_str(out));
+  if (!same_dtype(src.dtype(), out.dtype()))
+    fail(op, "src is " + std::string(py::str(src.dtype())) + ", out " + std::string(py::str(out.dtype())));
+  if (src.ndim() != out.ndim()) fail(op, "src " + shape_str(src) + " must have out's rank, " + shape_str(out));
+  for (py::ssize_t j = 0; j < src.ndim(); ++j)
+    if (index.shape(j) > src.shape(j)) fail(op, "index " + shape_str(index) + " is larger than src " + shape_str(src));
+  const std::vector<int64_t> os = elem_strides(op, "out", out), is = elem_strides(op, "index", index),
+                             ss = elem_strides(op, "src", src);
+  const int nd = static_cast<int>(out.ndim());
+  const int64_t n = out.shape(dim);
+  const auto* pi = static_cast<const int64_t*>(index.data());
+  void* po = out.mutable_data();
+  const void* ps = src.data();
+  const int width = static_cast<int>(out.itemsize());
+  const char kind = out.dtype().kind();
+  int64_t bad = 0;
+  bool ok = true;
+#define TG_SCATTER_AS(T)                                                                                 \
+  ok = tapegrad::scatter_dim(nd, shape.data(), dim, static_cast<T*>(po), os.data(), n, pi, is.data(), \
+                             static_cast<const T*>(ps), ss.data(), accumulate, &bad)
+  if (accumulate) {
+    if (kind == 'f' && width == 4) {
+      py::gil_scoped_release nogil;
+      TG_SCATTER_AS(float);
+    } else if (kind == 'f' && width == 8) {
+      py::gil_scoped_release nogil;
+      TG_SCATTER_AS(double);
+    } else if (kind == 'i' && width == 4) {
+      py::gil_scoped_release nogil;
+      TG_SCATTER_AS(int32_t);
+    } else if (kind == 'i' && width == 8) {
+      py::gil_scoped_release nogil;
+      TG_SCATTER_AS(int64_t);
+    } else {
+      fail(op, "sums take float32, float64, int32 or int64, got " + std::string(py::str(out.dtype())));
+    }
+  } else {
+    if (width != 1 && width != 2 && width != 4 && width != 8)
+      fail(op, "elements of " + std::to_string(width) + " bytes are not supported");
+    py::gil_scoped_release nogil;
+    switch (width) {
+      case 1: TG_SCATTER_AS(uint8_t); break;
+      case 2: TG_SCATTER_AS(uint16_t); break;
+      case 4: TG_SCATTER_AS(uint32_t); break;
+      default: TG_SCATTER_AS(uint64_t); break;
+    }
+  }
+#undef TG_SCATTER_AS
+  if (!ok) out_of_bounds(op, bad, dim, out);
+}
+
+void define(py::module_& m) {
+  m.def("gather", &gather, py::arg("x"), py::arg("dim"), py::arg("index"), py::arg("op") = "gather",
+        "x[p with p[dim] = index[p]] for every p of index's shape (int64, x's rank), a new array; IndexError "
+        "on an index outside [0, x.shape[dim]).");
+  m.def("scatter_", &scatter_, py::arg("out"), py::arg("dim"), py::arg("index"), py::arg("src"),
+        py::arg("accumulate"), py::arg("op") = "scatter",
+        "out[p with p[dim] = index[p]] += src[p] (accumulate) or = src[p], in place, for every p of index's "
+        "shape, repeats in order along dim; the same bits for any thread count.");
+}
+
+}  // namespace gathers
+
 PYBIND11_MODULE(_C, m) {
   // A mistyped TAPEGRAD_CPU would otherwise be ignored, and a run meant to test the AVX2 or
   // generic kernels would silently test AVX-512's.
@@ -2959,4 +3098,5 @@ PYBIND11_MODULE(_C, m) {
   optim::define(m);
   glue::define(m);
   reduce::define(m);
+  gathers::define(m);
 }
