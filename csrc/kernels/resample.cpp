@@ -29,36 +29,39 @@ constexpr int64_t kLaneBytes = 64;
 template <typename T>
 struct Taps {
   std::vector<int64_t> i0, i1;
-  std::vector<T> l0, l1;
+  std::vector<double> l0, l1;  // double whatever T (see linear_taps)
   bool two, identity;
   // The adjoint's gather lists: for input j, entries [start[j], start[j+1]) of (out, w), in the
   // order a scatter over outputs (first tap, then second) would add them.
   std::vector<int64_t> start, out;
-  std::vector<T> w;
+  std::vector<double> w;
 };
 
 template <typename T>
 Taps<T> linear_taps(int64_t in, int64_t out, bool align_corners, double scale) {
-  Taps<T> t{std::vector<int64_t>(out), std::vector<int64_t>(out), std::vector<T>(out), std::vector<T>(out),
-            true, in == out, {}, {}, {}};
-  T s;
+  // PyTorch's formulas, evaluated in double for float32 too: PyTorch's own float32 paths differ by
+  // more than that (its separable kernel, taken for 3 channels on one thread, normalises its
+  // weights), and double weights with a double mix keep tapegrad within an ulp of the exact result.
+  Taps<T> t{std::vector<int64_t>(out), std::vector<int64_t>(out), std::vector<double>(out),
+            std::vector<double>(out), true, in == out, {}, {}, {}};
+  double s;
   if (align_corners)
-    s = out > 1 ? T(in - 1) / T(out - 1) : T(0);
+    s = out > 1 ? double(in - 1) / double(out - 1) : 0.0;
   else
-    s = scale > 0 ? T(1.0 / scale) : T(in) / T(out);
+    s = scale > 0 ? 1.0 / scale : double(in) / double(out);
   for (int64_t i = 0; i < out; ++i) {
     if (t.identity) {
       t.i0[i] = t.i1[i] = i;
-      t.l0[i] = T(1);
-      t.l1[i] = T(0);
+      t.l0[i] = 1.0;
+      t.l1[i] = 0.0;
       continue;
     }
-    const T src = align_corners ? s * T(i) : std::max(s * (T(i) + T(0.5)) - T(0.5), T(0));
+    const double src = align_corners ? s * double(i) : std::max(s * (double(i) + 0.5) - 0.5, 0.0);
     const int64_t lo = std::min(int64_t(std::floor(src)), in - 1);
-    const T l = std::min(std::max(src - T(lo), T(0)), T(1));
+    const double l = std::min(std::max(src - double(lo), 0.0), 1.0);
     t.i0[i] = lo;
     t.i1[i] = lo + (lo < in - 1 ? 1 : 0);
-    t.l0[i] = T(1) - l;
+    t.l0[i] = 1.0 - l;
     t.l1[i] = l;
   }
   return t;
@@ -66,7 +69,7 @@ Taps<T> linear_taps(int64_t in, int64_t out, bool align_corners, double scale) {
 
 template <typename T>
 Taps<T> nearest_taps(int64_t in, int64_t out, bool exact, double scale) {
-  Taps<T> t{std::vector<int64_t>(out), {}, std::vector<T>(out, T(1)), {}, false, in == out && !exact, {}, {}, {}};
+  Taps<T> t{std::vector<int64_t>(out), {}, std::vector<double>(out, 1.0), {}, false, in == out && !exact, {}, {}, {}};
   const float s = scale > 0 ? float(1.0 / scale) : float(in) / float(out);  // PyTorch's float scale
   for (int64_t i = 0; i < out; ++i) {
     int64_t j;
@@ -108,36 +111,42 @@ void build_adjoint(Taps<T>& t, int64_t in) {
 template <typename T>
 TG_INLINE void bilinear_fwd_body(const ResampleShape& s, const Taps<T>& th, const Taps<T>& tw, const T* x, T* y,
                                  int64_t p0, int64_t p1) {
-  std::vector<T> buf(2 * s.Wo);
+  std::vector<double> buf(2 * s.Wo);  // the mix in double (see linear_taps)
   const int64_t *i0 = tw.i0.data(), *i1 = tw.i1.data();
-  const T *l0 = tw.l0.data(), *l1 = tw.l1.data();
+  const double *l0 = tw.l0.data(), *l1 = tw.l1.data();
   for (int64_t p = p0; p < p1; ++p) {
     const T* xp = x + p * s.H * s.W;
     T* yp = y + p * s.Ho * s.Wo;
     int64_t rows[2] = {-1, -1};
-    auto mixed = [&](int64_t h, int64_t keep) -> const T* {
-      if (tw.identity) return xp + h * s.W;
+    auto mixed = [&](int64_t h, int64_t keep) -> const double* {
+      if (tw.identity) {  // widened once per row
+        double* r = buf.data() + (rows[0] == keep ? 1 : 0) * s.Wo;
+        const T* xr = xp + h * s.W;
+        for (int64_t o = 0; o < s.Wo; ++o) r[o] = double(xr[o]);
+        rows[rows[0] == keep ? 1 : 0] = h;
+        return r;
+      }
       for (int k = 0; k < 2; ++k)
         if (rows[k] == h) return buf.data() + k * s.Wo;
       const int k = keep >= 0 ? (rows[0] == keep ? 1 : 0) : (rows[0] <= rows[1] ? 0 : 1);
       rows[k] = h;
-      T* r = buf.data() + k * s.Wo;
+      double* r = buf.data() + k * s.Wo;
       const T* xr = xp + h * s.W;
-      for (int64_t o = 0; o < s.Wo; ++o) r[o] = xr[i0[o]] * l0[o] + xr[i1[o]] * l1[o];
+      for (int64_t o = 0; o < s.Wo; ++o) r[o] = double(xr[i0[o]]) * l0[o] + double(xr[i1[o]]) * l1[o];
       return r;
     };
     for (int64_t oh = 0; oh < s.Ho; ++oh) {
       T* yr = yp + oh * s.Wo;
       const int64_t h0 = th.i0[oh];
-      const T* a = mixed(h0, -1);
+      const double* a = mixed(h0, -1);
       if (th.identity) {
-        std::copy(a, a + s.Wo, yr);
+        for (int64_t o = 0; o < s.Wo; ++o) yr[o] = T(a[o]);
         continue;
       }
-      const T* b = mixed(th.i1[oh], h0);
-      const T w0 = th.l0[oh], w1 = th.l1[oh];
+      const double* b = mixed(th.i1[oh], h0);
+      const double w0 = th.l0[oh], w1 = th.l1[oh];
 #pragma omp simd
-      for (int64_t o = 0; o < s.Wo; ++o) yr[o] = a[o] * w0 + b[o] * w1;
+      for (int64_t o = 0; o < s.Wo; ++o) yr[o] = T(a[o] * w0 + b[o] * w1);
     }
   }
 }
@@ -180,7 +189,7 @@ TG_INLINE void interp_bwd_body(const ResampleShape& s, const Taps<T>& th, const 
                                int64_t p0, int64_t p1) {
   std::vector<T> rg(tw.identity ? 0 : s.H * s.Wo);
   const int64_t *st = tw.start.data(), *oo = tw.out.data();
-  const T* ww = tw.w.data();
+  const double* ww = tw.w.data();
   for (int64_t p = p0; p < p1; ++p) {
     const T* gp = gy + p * s.Ho * s.Wo;
     T* xp = gx + p * s.H * s.W;
@@ -189,12 +198,12 @@ TG_INLINE void interp_bwd_body(const ResampleShape& s, const Taps<T>& th, const 
     for (int64_t oh = 0; oh < s.Ho; ++oh) {
       const T* g = gp + oh * s.Wo;
       T* r0 = acc + th.i0[oh] * s.Wo;
-      const T w0 = th.l0[oh];
+      const T w0 = T(th.l0[oh]);
 #pragma omp simd
       for (int64_t o = 0; o < s.Wo; ++o) r0[o] += g[o] * w0;
       if (th.two && !th.identity) {
         T* r1 = acc + th.i1[oh] * s.Wo;
-        const T w1 = th.l1[oh];
+        const T w1 = T(th.l1[oh]);
 #pragma omp simd
         for (int64_t o = 0; o < s.Wo; ++o) r1[o] += g[o] * w1;
       }
@@ -205,7 +214,7 @@ TG_INLINE void interp_bwd_body(const ResampleShape& s, const Taps<T>& th, const 
       T* xr = xp + h * s.W;
       for (int64_t j = 0; j < s.W; ++j) {
         T sum = T(0);
-        for (int64_t e = st[j]; e < st[j + 1]; ++e) sum += r[oo[e]] * ww[e];
+        for (int64_t e = st[j]; e < st[j + 1]; ++e) sum += r[oo[e]] * T(ww[e]);
         xr[j] = sum;
       }
     }
