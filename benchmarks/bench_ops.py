@@ -375,6 +375,21 @@ CASES = {
         ("argmin(0)", lambda x: x.argmin(0)),
         ("argmax()", lambda x: x.argmax()),
     ) for dt in (np.float32, np.float64)],
+    # F.interpolate (bilinear, nearest) and adaptive_avg_pool2d on NCHW planes (csrc/kernels/resample.cpp)
+    "resample": [(f"{name} 16x64x{h}x{h} f32{'' if bw else ' forward'}",
+                  lambda lib, f=f, h=h, bw=bw: resample_step(lib, f, (16, 64, h, h), bw))
+                 for bw in (False, True) for name, f, h in (
+        ("interpolate x2 bilinear", lambda F, x: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False), 32),
+        ("interpolate x2 bilinear align_corners", lambda F, x: F.interpolate(x, scale_factor=2, mode="bilinear",
+                                                                              align_corners=True), 32),
+        ("interpolate x0.5 bilinear", lambda F, x: F.interpolate(x, scale_factor=0.5, mode="bilinear"), 32),
+        ("interpolate x2 nearest", lambda F, x: F.interpolate(x, scale_factor=2, mode="nearest"), 32),
+        ("interpolate size 45 nearest", lambda F, x: F.interpolate(x, size=45, mode="nearest"), 32),
+        ("adaptive_avg_pool2d(1)", lambda F, x: F.adaptive_avg_pool2d(x, 1), 32),
+        ("adaptive_avg_pool2d(7)", lambda F, x: F.adaptive_avg_pool2d(x, 7), 14),
+        ("adaptive_avg_pool2d(5)", lambda F, x: F.adaptive_avg_pool2d(x, 5), 14),
+        ("adaptive_max_pool2d(7)", lambda F, x: F.adaptive_max_pool2d(x, 7), 14),
+    )],
     # normal samples by Box-Muller from the generator's raw words (csrc/kernels/random.h) and the
     # float32 <-> float16 / bfloat16 conversions every 16-bit op goes through (convert.h)
     "index": [(f"{name} 1000x1000 f32 along dim {d}, {'fw + bw' if bw else 'no grad'}",
@@ -564,6 +579,27 @@ def batch_norm_step(lib, shape):
     c = shape[1]
     rm, rv = lib.zeros(c), lib.ones(c)
     return fwd_bwd(lib, lambda F, x, w, b: F.batch_norm(x, rm, rv, w, b, True), shape, n_params=2, param_dim=1)
+
+
+def resample_step(lib, op, shape, backward):
+    """op(x) on an NCHW float32 x: with recording off, or forward and backward with a fixed
+    upstream gradient of the output's shape."""
+    rng = np.random.default_rng(0)
+    x = leaf(lib, rng.standard_normal(shape).astype(np.float32))
+    F = lib.nn.functional
+    with lib.no_grad():
+        out_shape = tuple(op(F, x).shape)
+    g = lib.tensor(rng.standard_normal(out_shape).astype(np.float32))
+
+    def step():
+        if not backward:
+            with lib.no_grad():
+                op(F, x)
+            return
+        x.grad = None
+        op(F, x).backward(g)
+
+    return step
 
 
 def run_side(side, repeats, threads, groups):

@@ -36,6 +36,7 @@
 #include "kernels/pointwise.h"
 #include "kernels/ternary.h"
 #include "kernels/pool.h"
+#include "kernels/resample.h"
 #include "kernels/reduce.h"
 #include "kernels/rnn.h"
 #include "kernels/rows.h"
@@ -810,9 +811,105 @@ void define_rank(py::module_& m) {
       ("Gradient of " + name("avg_pool") + " w.r.t. its input.").c_str());
 }
 
+
+// F.interpolate's bilinear / nearest / nearest-exact and adaptive_avg_pool2d on (N, C, H, W)
+// (csrc/kernels/resample.cpp). scale_h / scale_w: the scale_factor the output size came from, or
+// <= 0 for none (PyTorch's source positions depend on it).
+tapegrad::Resample resample_mode(const std::string& op, const std::string& mode) {
+  if (mode == "bilinear") return tapegrad::Resample::bilinear;
+  if (mode == "nearest") return tapegrad::Resample::nearest;
+  if (mode == "nearest-exact") return tapegrad::Resample::nearest_exact;
+  if (mode == "adaptive_avg") return tapegrad::Resample::adaptive_avg;
+  fail(op, "unknown mode '" + mode + "' (bilinear, nearest, nearest-exact, adaptive_avg)");
+  return tapegrad::Resample::bilinear;
+}
+
+py::array resample2d(const std::string& op, const py::array& x, const std::string& mode, Dims<2> output_size,
+                     bool align_corners, double scale_h, double scale_w, bool backward) {
+  const char* name = backward ? "grad_output" : "x";
+  check_rank(op, name, x, 4, backward ? "(N, C, Ho, Wo)" : "(N, C, H, W)");
+  const bool f64 = check_float_dtypes(op, {{name, &x}});
+  check_contiguous(op, name, x);
+  check_positive(op, backward ? "input size" : "output size", output_size);
+  const auto m = resample_mode(op, mode);
+  const int64_t N = x.shape(0), C = x.shape(1);
+  if (!backward && (x.shape(2) == 0 || x.shape(3) == 0))
+    fail(op, "input " + shape_str(x) + " must have non-empty spatial dims");
+  checked_numel_nd(op, backward ? "the input gradient (N, C, H, W)" : "the output (N, C, Ho, Wo)", {N, C},
+                   output_size);
+  tapegrad::ResampleShape s{N * C, 0, 0, 0, 0, align_corners, scale_h, scale_w};
+  if (backward) {
+    s.H = output_size[0], s.W = output_size[1], s.Ho = x.shape(2), s.Wo = x.shape(3);
+  } else {
+    s.H = x.shape(2), s.W = x.shape(3), s.Ho = output_size[0], s.Wo = output_size[1];
+  }
+  auto run = [&](auto tag) -> py::array {
+    using T = decltype(tag);
+    auto y = py::array_t<T>(std::vector<py::ssize_t>{N, C, output_size[0], output_size[1]});
+    const T* px = static_cast<const T*>(x.data());
+    T* py_ = y.mutable_data();
+    py::gil_scoped_release nogil;
+    if (backward)
+      tapegrad::resample2d_backward<T>(s, m, px, py_);
+    else
+      tapegrad::resample2d_forward<T>(s, m, px, py_);
+    return y;
+  };
+  return f64 ? run(double{}) : run(float{});
+}
+
+py::tuple adaptive_max_pool2d(const py::array& x, Dims<2> output_size) {
+  const std::string op = "adaptive_max_pool2d";
+  check_rank(op, "x", x, 4, "(N, C, H, W)");
+  const bool f64 = check_float_dtypes(op, {{"x", &x}});
+  check_contiguous(op, "x", x);
+  check_positive(op, "output size", output_size);
+  const int64_t N = x.shape(0), C = x.shape(1);
+  if (x.shape(2) == 0 || x.shape(3) == 0) fail(op, "input " + shape_str(x) + " must have non-empty spatial dims");
+  checked_numel_nd(op, "the output (N, C, Ho, Wo)", {N, C}, output_size);
+  const tapegrad::ResampleShape s{N * C, x.shape(2), x.shape(3), output_size[0], output_size[1], false, -1, -1};
+  const std::vector<py::ssize_t> shape{N, C, output_size[0], output_size[1]};
+  py::array_t<int64_t> idx(shape);
+  auto run = [&](auto tag) -> py::tuple {
+    using T = decltype(tag);
+    py::array_t<T> y(shape);
+    const T* px = static_cast<const T*>(x.data());
+    T* py_ = y.mutable_data();
+    int64_t* pidx = idx.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      tapegrad::adaptive_max_pool2d_forward<T>(s, px, py_, pidx);
+    }
+    return py::make_tuple(y, idx);
+  };
+  return f64 ? run(double{}) : run(float{});
+}
+
 void define(py::module_& m) {
   define_rank<2>(m);
   define_rank<3>(m);
+  m.def("adaptive_max_pool2d", &adaptive_max_pool2d, py::arg("x"), py::arg("output_size"),
+        "(values, int64 flat indices into each H*W plane) of adaptive_max_pool2d on x (N, C, H, W).");
+  m.def(
+      "resample2d",
+      [](const py::array& x, const std::string& mode, Dims<2> output_size, bool align_corners, double scale_h,
+         double scale_w) {
+        return resample2d("resample2d", x, mode, output_size, align_corners, scale_h, scale_w, false);
+      },
+      py::arg("x"), py::arg("mode"), py::arg("output_size"), py::arg("align_corners"), py::arg("scale_h"),
+      py::arg("scale_w"),
+      "x (N, C, H, W) resampled to (N, C, *output_size): mode 'bilinear', 'nearest', 'nearest-exact' "
+      "(F.interpolate; scale_h, scale_w the scale_factor or <= 0 for none) or 'adaptive_avg' "
+      "(adaptive_avg_pool2d).");
+  m.def(
+      "resample2d_backward",
+      [](const py::array& gy, const std::string& mode, Dims<2> input_size, bool align_corners, double scale_h,
+         double scale_w) {
+        return resample2d("resample2d_backward", gy, mode, input_size, align_corners, scale_h, scale_w, true);
+      },
+      py::arg("grad_output"), py::arg("mode"), py::arg("input_size"), py::arg("align_corners"),
+      py::arg("scale_h"), py::arg("scale_w"),
+      "Gradient of resample2d w.r.t. its input of size input_size (its adjoint applied to grad_output).");
 }
 
 }  // namespace convpool

@@ -32,6 +32,7 @@ from ..ops import activation as _act
 from ..ops.linalg import pdist, vector_norm as _vector_norm  # noqa: F401
 from ..ops.reduction import mse_loss_fused as _mse_loss_fused, huber_loss_fused as _huber_loss_fused
 from ..ops.matmul import _linear, cpp_name as _cpp_name, scalar_name as _scalar_name
+from ..ops.conv import adaptive_max_pool2d_native as _adaptive_max_pool2d_native, resample2d as _resample2d
 from ..ops.conv import (adaptive_avg_pool2d, adaptive_avg_pool3d, avg_pool2d, avg_pool3d, conv2d,  # noqa: F401
                         conv3d, conv_transpose2d, conv_transpose3d, max_pool2d, max_pool3d, max_unpool2d,
                         max_unpool3d)
@@ -511,6 +512,17 @@ def _adaptive_max_pool(nd, input, output_size, return_indices):
     size = tuple(d if s is None else int(s) for s, d in zip(size, spatial))
     if min(size) < 1:
         raise RuntimeError(f"{op}: output_size must be positive, got {size}")
+    if nd == 2 and x.dtype in (np.float32, np.float64) and min(spatial) > 0:
+        y, ind = _adaptive_max_pool2d_native(x, size, return_indices)  # csrc/kernels/resample.cpp
+    else:
+        y, ind = _adaptive_max_pool_indexed(x, size, spatial, nd)
+    if return_indices:
+        return (y.squeeze(0), ind.squeeze(0)) if unbatched else (y, ind)
+    return y.squeeze(0) if unbatched else y
+
+
+def _adaptive_max_pool_indexed(x, size, spatial, nd):
+    """(values, indices) of an adaptive max pool through window index matrices and argmax."""
     idx = [_adaptive_index(n, m) for n, m in zip(spatial, size)]
     win = x
     for i, ix in enumerate(idx):  # dim 2 + 2i becomes (out_i, k_i); repeats only re-read a window's end
@@ -529,10 +541,7 @@ def _adaptive_max_pool(nd, input, output_size, return_indices):
     ind = _const(flat, np.int64)
     # the value at the first maximum of each window, so that (as in PyTorch) the whole gradient goes
     # to that one element; an amax over the window split it among tied elements (the zeros after a ReLU)
-    y = _ops.gather(x.flatten(2), 2, ind.flatten(2)).reshape(_shape(ind))
-    if return_indices:
-        return (y.squeeze(0), ind.squeeze(0)) if unbatched else (y, ind)
-    return y.squeeze(0) if unbatched else y
+    return _ops.gather(x.flatten(2), 2, ind.flatten(2)).reshape(_shape(ind)), ind
 
 
 def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
@@ -1049,6 +1058,8 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
             raise NotImplementedError(f"interpolate: mode {mode!r} is not implemented for {_dtype.name(input.dtype)} "
                                       f"tensors (integers: bilinear on uint8 only)")
         return _bilinear_uint8(input, out, scales, bool(align_corners))
+    if input.ndim == 4 and mode in ("bilinear", "nearest", "nearest-exact") and input.dtype in (np.float32, np.float64):
+        return _resample2d(input, mode, out, bool(align_corners), scales)  # native (csrc/kernels/resample.cpp)
     y = input
     for k, (n_in, n_out, s) in enumerate(zip(spatial, out, scales)):
         d = 2 + k

@@ -161,6 +161,48 @@ class _PoolOps:
 _POOL = {nd: _PoolOps(nd) for nd in (2, 3)}
 
 
+# 2-D resampling of (N, C, H, W) on _C.resample2d: F.interpolate's bilinear / nearest /
+# nearest-exact and adaptive_avg_pool2d ("adaptive_avg"). Each is linear in x, so its VJP is its
+# adjoint (resample2d_backward), whose VJP is the forward again. ``scales``: the scale_factor of
+# each dim (PyTorch's source positions depend on it), -1.0 for none.
+def _resample_fwd(x, *, mode, output_size, align_corners, scales):
+    return _C.resample2d(_c(x), mode, output_size, align_corners, *scales)
+
+
+def _resample_t_fwd(gy, *, mode, input_size, align_corners, scales):
+    return _C.resample2d_backward(_c(gy), mode, input_size, align_corners, *scales)
+
+
+_RESAMPLE = defop("resample2d", _resample_fwd,
+                  lambda g, out, x, output_size, **geo: apply(_RESAMPLE_T, g, input_size=tuple(x.shape[2:]), **geo),
+                  saves=())
+_RESAMPLE_T = defop("resample2d_backward", _resample_t_fwd,
+                    lambda g, out, gy, input_size, **geo: apply(_RESAMPLE, g, output_size=tuple(gy.shape[2:]), **geo),
+                    saves=())
+
+
+# adaptive_max_pool2d's windows in one native pass; the indices (aux) route the gradient as
+# max_pool2d's do (the same scatter, whose VJP is the gather).
+_ADAPTIVE_MAX = defop("adaptive_max_pool2d", lambda x, *, output_size: _C.adaptive_max_pool2d(_c(x), output_size),
+                      lambda g, out, x, aux, **kw: _POOL[2].scatter(g, aux, x.shape[2:]), saves=(), aux=True)
+
+
+def adaptive_max_pool2d_native(x, output_size, return_indices):
+    """(values, indices or None) of adaptive_max_pool2d on a 4-D float32/float64 ``x``."""
+    size = tuple(int(n) for n in output_size)
+    if return_indices and not (grad_mode.state.enabled and x._requires_grad):
+        y, idx = _ADAPTIVE_MAX.forward(x._data, output_size=size)  # nothing recorded
+        return Tensor._wrap(y), Tensor._wrap(idx)
+    y = apply(_ADAPTIVE_MAX, x, output_size=size)
+    return y, (Tensor._wrap(y.grad_fn.aux.copy()) if return_indices else None)
+
+
+def resample2d(x, mode, output_size, align_corners=False, scales=(None, None)):
+    """``x`` (N, C, H, W) float32/float64 resampled natively to ``output_size`` (see _RESAMPLE)."""
+    return apply(_RESAMPLE, x, mode=mode, output_size=tuple(int(n) for n in output_size),
+                 align_corners=bool(align_corners), scales=tuple(-1.0 if s is None else float(s) for s in scales))
+
+
 # ---------------------------------------------------------------- argument checking
 _SPATIAL = {2: "H, W", 3: "D, H, W"}
 _KERNEL = {2: "kH, kW", 3: "kD, kH, kW"}
@@ -645,7 +687,9 @@ def _adaptive_avg_pool(nd, input, output_size):
     x, unbatched = _float_input(input, op, nd=nd)
     size = _adaptive_size(x, output_size, op, nd)
     spatial = tuple(x.shape[2:])
-    if all(n % m == 0 for n, m in zip(spatial, size)):
+    if nd == 2 and x.dtype in (np.float32, np.float64) and min(spatial) > 0:
+        y = resample2d(x, "adaptive_avg", size)
+    elif all(n % m == 0 for n, m in zip(spatial, size)):
         k = tuple(n // m for n, m in zip(spatial, size))
         y = apply(_POOL[nd].avg, x, kernel_size=k, stride=k, padding=(0,) * nd, ceil_mode=False,
                   count_include_pad=True, divisor_override=0)
@@ -661,8 +705,9 @@ def _adaptive_avg_pool(nd, input, output_size):
 @public
 def adaptive_avg_pool2d(input, output_size):
     """Average pooling to a fixed ``output_size`` (int, or pair whose None entries keep the
-    input's size), PyTorch's windows. Windows are separable, so the general case is
-    ``A_h @ x @ A_w^T`` with constant averaging matrices; the divisible case is avg_pool2d.
+    input's size), PyTorch's windows, in one native pass over each plane for float32 and float64
+    (csrc/kernels/resample.cpp; the global pool, output 1, is a mean over H*W). 16-bit inputs take
+    ``A_h @ x @ A_w^T`` with constant averaging matrices, or avg_pool2d when the sizes divide.
 
     >>> adaptive_avg_pool2d(tapegrad.randn(2, 3, 7, 5), (2, 1)).shape
     (2, 3, 2, 1)

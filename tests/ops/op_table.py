@@ -1996,6 +1996,56 @@ def _pool(draw):
     return Sample(lambda M, a: F(M).avg_pool2d(a, k), [x], lambda a: windows(a).mean(axis=(-1, -2)))
 
 
+def _resample_matrix_ref(n_in, n_out, mode):
+    """(n_out, n_in) numpy matrix of one dim's resampling with no scale_factor (PyTorch's formulas)."""
+    m = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        if mode == "adaptive_avg":
+            lo, hi = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+            m[i, lo:hi] = 1.0 / (hi - lo)
+        elif mode == "nearest":
+            m[i, min(int(np.floor(i * np.float32(n_in) / np.float32(n_out))), n_in - 1)] = 1
+        elif n_in == n_out:
+            m[i, i] = 1
+        else:  # bilinear, align_corners=False
+            src = max((i + 0.5) * n_in / n_out - 0.5, 0.0)
+            lo = min(int(src), n_in - 1)
+            m[i, lo] += 1 - (src - lo)
+            m[i, min(lo + 1, n_in - 1)] += src - lo
+    return m
+
+
+@entry("resample2d", "resample2d_backward")  # interpolate's bilinear / nearest, adaptive_avg_pool2d
+def _resample(draw):
+    h, w = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    ho, wo = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    x = arr(draw, (draw(st.integers(1, 2)), draw(st.integers(1, 2)), h, w))
+    mode = draw(st.sampled_from(["bilinear", "nearest", "adaptive_avg"]))
+    ref = (lambda a: np.einsum("ph,nchw,qw->ncpq", _resample_matrix_ref(h, min(ho, h) if mode == "adaptive_avg" else ho,
+                                                                        mode),
+                               a, _resample_matrix_ref(w, min(wo, w) if mode == "adaptive_avg" else wo, mode)))
+    if mode == "adaptive_avg":
+        return Sample(lambda M, a: F(M).adaptive_avg_pool2d(a, (min(ho, h), min(wo, w))), [x], ref)
+    return Sample(lambda M, a: F(M).interpolate(a, size=(ho, wo), mode=mode, **({"align_corners": False}
+                                                                                 if mode == "bilinear" else {})),
+                  [x], ref)
+
+
+info("resample2d_backward").op = "resample2d"
+
+
+@entry("adaptive_max_pool2d")
+def _adaptive_max(draw):
+    h, w = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    ho, wo = draw(st.integers(1, h)), draw(st.integers(1, w))
+    x = arr(draw, (1, draw(st.integers(1, 2)), h, w), "distinct")
+
+    def ref(a):
+        wins = [[((i * n) // m, -((-(i + 1) * n) // m)) for i in range(m)] for n, m in ((h, ho), (w, wo))]
+        return np.array([[[[a[b, c, h0:h1, w0:w1].max() for w0, w1 in wins[1]] for h0, h1 in wins[0]]
+                          for c in range(a.shape[1])] for b in range(a.shape[0])])
+    return Sample(lambda M, a: F(M).adaptive_max_pool2d(a, (ho, wo)), [x], ref)
+
 for _n in ("max_pool2d_backward", "max_pool2d_gather"):
     info(_n).op = "max_pool2d"
 info("avg_pool2d_backward").op = "avg_pool2d"
