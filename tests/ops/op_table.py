@@ -2614,3 +2614,13 @@ def _dropout(draw):
 
 
 info("dropout").op = "nn.functional.dropout"
+
+
+@entry("cdist", gradgrad=True)  # cdist's product route (p = 2); its other routes are composites
+def _cdist_mm(draw):
+    batch = draw(st.sampled_from([(), (2,)]))
+    p, r, m = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    a = arr(draw, batch + (p, m), "grid0")
+    b = arr(draw, batch + (r, m), "grid1")  # another grid: no pair of rows at distance 0
+    return Sample(lambda M, x, y: M.cdist(x, y, compute_mode="use_mm_for_euclid_dist"), [a, b],
+                  lambda x, y: np.sqrt(((x[..., :, None, :] - y[..., None, :, :]) ** 2).sum(-1)))
