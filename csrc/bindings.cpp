@@ -1647,25 +1647,30 @@ py::array axpy(const py::array& x, const py::array& y, double value, bool subtra
   return out;
 }
 
-// cdist's product route: out (P, R) += n1 (P,) per row, then sqrt(max(., 0)); returns the flat
-// indices of the entries whose squared value was at most bound (P,) for their row (rows.h).
-py::array cdist_finish(py::array& out, const py::array& n1, const py::array& bound) {
+// cdist's product route: out (P, R) += n2 (B, R) (row i takes batch i / (P / B)) and n1 (P,)
+// per row, then sqrt(max(., 0)); returns the flat indices of the entries whose squared value was
+// at most bound (P,) for their row (rows.h).
+py::array cdist_finish(py::array& out, const py::array& n1, const py::array& n2, const py::array& bound) {
   const std::string op = "cdist";
-  const bool f64 = check_float_dtypes(op, {{"out", &out}, {"n1", &n1}, {"bound", &bound}});
-  if (out.ndim() != 2 || n1.ndim() != 1 || bound.ndim() != 1 || n1.shape(0) != out.shape(0) ||
-      bound.shape(0) != out.shape(0))
-    fail(op, "expected out (P, R), n1 (P,) and bound (P,), got " + shape_str(out) + ", " + shape_str(n1) + " and " +
-                 shape_str(bound));
+  const bool f64 = check_float_dtypes(op, {{"out", &out}, {"n1", &n1}, {"n2", &n2}, {"bound", &bound}});
+  if (out.ndim() != 2 || n1.ndim() != 1 || n2.ndim() != 2 || bound.ndim() != 1 || n1.shape(0) != out.shape(0) ||
+      bound.shape(0) != out.shape(0) || n2.shape(1) != out.shape(1) || n2.shape(0) < 1 ||
+      out.shape(0) % n2.shape(0) != 0)
+    fail(op, "expected out (P, R), n1 (P,), n2 (B, R) with B dividing P and bound (P,), got " + shape_str(out) + ", " +
+                 shape_str(n1) + ", " + shape_str(n2) + " and " + shape_str(bound));
   check_contiguous(op, "out", out);
   check_contiguous(op, "n1", n1);
+  check_contiguous(op, "n2", n2);
   check_contiguous(op, "bound", bound);
   if (!out.writeable()) fail(op, "out is read-only");
-  const int64_t P = out.shape(0), R = out.shape(1);
+  const int64_t P = out.shape(0), R = out.shape(1), PB = P / n2.shape(0);
   std::vector<int64_t> close;
   {
     py::gil_scoped_release nogil;
-    close = f64 ? tapegrad::cdist_finish<double>(P, R, ptr<double>(out), cptr<double>(n1), cptr<double>(bound))
-                : tapegrad::cdist_finish<float>(P, R, ptr<float>(out), cptr<float>(n1), cptr<float>(bound));
+    close = f64 ? tapegrad::cdist_finish<double>(P, R, PB, ptr<double>(out), cptr<double>(n1), cptr<double>(n2),
+                                                 cptr<double>(bound))
+                : tapegrad::cdist_finish<float>(P, R, PB, ptr<float>(out), cptr<float>(n1), cptr<float>(n2),
+                                                cptr<float>(bound));
   }
   py::array_t<int64_t> idx(static_cast<py::ssize_t>(close.size()));
   if (!close.empty()) std::memcpy(idx.mutable_data(), close.data(), close.size() * sizeof(int64_t));
@@ -1932,9 +1937,9 @@ void define(py::module_& m) {
   m.def("axpy", &axpy, py::arg("input"), py::arg("other"), py::arg("value"), py::arg("subtract"), py::arg("out"),
         "input + other * value (subtract: input - other * value), the product rounded first, into out in one "
         "pass; out may be input.");
-  m.def("cdist_finish", &cdist_finish, py::arg("out"), py::arg("n1"), py::arg("bound"),
-        "cdist's product route, finished in place: out = sqrt(max(out + n1[:, None], 0)); returns the flat "
-        "indices of the entries whose square was at most bound[row].");
+  m.def("cdist_finish", &cdist_finish, py::arg("out"), py::arg("n1"), py::arg("n2"), py::arg("bound"),
+        "cdist's product route, finished in place: out = sqrt(max((out + n2[row // (P // B)]) + n1[:, None], 0)); "
+        "returns the flat indices of the entries whose square was at most bound[row].");
   m.def("relu", &relu, py::arg("x"), py::arg("out") = py::none(),
         "max(x, 0) (NaN kept) in one pass, into out when given (which may be x: relu_).");
   m.def("relu_backward", &relu_backward, py::arg("grad_output"), py::arg("out"),
@@ -3009,8 +3014,14 @@ std::vector<int64_t> check_index(const std::string& op, const py::array& x, int 
   return shape;
 }
 
+// An index outside its dim in gather / scatter / index_add: Python's IndexError and PyTorch's
+// RuntimeError at once (the module's IndexOutOfBounds, registered below).
+struct IndexOutOfBounds : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 [[noreturn]] void out_of_bounds(const std::string& op, int64_t bad, int dim, const py::array& x) {
-  throw py::index_error(op + "(): index " + std::to_string(bad) + " is out of bounds for dimension " +
+  throw IndexOutOfBounds(op + "(): index " + std::to_string(bad) + " is out of bounds for dimension " +
                         std::to_string(dim) + " with size " + std::to_string(x.shape(dim)) + " (input shape " +
                         shape_str(x) + ")");
 }
@@ -3105,6 +3116,8 @@ void scatter_(py::array& out, int dim, const py::array& index, const py::array& 
 }
 
 void define(py::module_& m) {
+  py::register_exception<IndexOutOfBounds>(m, "IndexOutOfBounds",
+                                           py::make_tuple(py::handle(PyExc_IndexError), py::handle(PyExc_RuntimeError)));
   m.def("gather", &gather, py::arg("x"), py::arg("dim"), py::arg("index"), py::arg("op") = "gather",
         "x[p with p[dim] = index[p]] for every p of index's shape (int64, x's rank), a new array; IndexError "
         "on an index outside [0, x.shape[dim]).");

@@ -635,25 +635,26 @@ TG_INLINE void cross_entropy_backward_body(int64_t r0, int64_t r1, int64_t C, co
 
 // Each body compiled for the baseline ISA, AVX2+FMA and AVX-512 (16 floats a vector).
 
-// cdist's rows r0..r1 of R distances (rows.h, cdist_finish): d2 = out + n1[r]; the count of
-// entries not above bound[r] first (the row stays in L1 for the second loop), their columns
-// listed, then out = sqrt(max(d2, 0)). A NaN d2 (an inf or NaN in a row: inf - inf in the
-// formula) is listed too, for the differences to decide.
+// cdist's rows r0..r1 of R distances (rows.h, cdist_finish): d2 = (out + n2[batch, j]) + n1[r];
+// the count of entries not above bound[r] first (the row stays in L1 for the second loop), their
+// columns listed, then out = sqrt(max(d2, 0)). A NaN d2 (an inf or NaN in a row: inf - inf in
+// the formula) is listed too, for the differences to decide.
 template <typename T>
-TG_INLINE void cdist_finish_body(int64_t r0, int64_t r1, int64_t R, T* out, const T* n1, const T* bound,
-                                 std::vector<int64_t>* close) {
+TG_INLINE void cdist_finish_body(int64_t r0, int64_t r1, int64_t R, int64_t PB, T* out, const T* n1, const T* n2,
+                                 const T* bound, std::vector<int64_t>* close) {
   for (int64_t r = r0; r < r1; ++r) {
     T* o = out + r * R;
+    const T* nb = n2 + (r / PB) * R;
     const T a = n1[r], b = bound[r];
     int64_t count = 0;
 #pragma omp simd reduction(+ : count)
-    for (int64_t j = 0; j < R; ++j) count += !(o[j] + a > b) ? 1 : 0;
+    for (int64_t j = 0; j < R; ++j) count += !((o[j] + nb[j]) + a > b) ? 1 : 0;
     if (count != 0)
       for (int64_t j = 0; j < R; ++j)
-        if (!(o[j] + a > b)) close->push_back(r * R + j);
+        if (!((o[j] + nb[j]) + a > b)) close->push_back(r * R + j);
 #pragma omp simd
     for (int64_t j = 0; j < R; ++j) {
-      const T d2 = o[j] + a, c = d2 < T(0) ? T(0) : d2;
+      const T d2 = (o[j] + nb[j]) + a, c = d2 < T(0) ? T(0) : d2;
       // the builtins: std::sqrt stays an out-of-line call under the AVX variants' target attributes
       if constexpr (sizeof(T) == 4) o[j] = __builtin_sqrtf(c);
       else o[j] = __builtin_sqrt(c);
@@ -669,8 +670,8 @@ TG_VARIANTS(binary, (BinaryOp op, int64_t i0, int64_t len, const T* a, int64_t p
             (op, i0, len, a, pa, b, pb, out))
 TG_VARIANTS(unary, (UnaryOp op, int64_t n, const T* x, T* out), (op, n, x, out))
 TG_VARIANTS(relu_forward, (int64_t n, const T* x, T* y), (n, x, y))
-TG_VARIANTS(cdist_finish, (int64_t r0, int64_t r1, int64_t R, T* out, const T* n1, const T* bound,
-                           std::vector<int64_t>* close), (r0, r1, R, out, n1, bound, close))
+TG_VARIANTS(cdist_finish, (int64_t r0, int64_t r1, int64_t R, int64_t PB, T* out, const T* n1, const T* n2,
+                           const T* bound, std::vector<int64_t>* close), (r0, r1, R, PB, out, n1, n2, bound, close))
 TG_VARIANTS(relu_backward, (int64_t n, const T* g, const T* out, T* gx), (n, g, out, gx))
 TG_VARIANTS(dropout_forward,
             (int64_t n, const T* x, uint32_t lo0, uint32_t k0, uint32_t k1, uint32_t thr, T scale, T* y,
@@ -926,11 +927,12 @@ void embedding_backward(int64_t N, const int64_t* idx, int64_t D, const T* g, in
 }
 
 template <typename T>
-std::vector<int64_t> cdist_finish(int64_t P, int64_t R, T* out, const T* n1, const T* bound) {
+std::vector<int64_t> cdist_finish(int64_t P, int64_t R, int64_t PB, T* out, const T* n1, const T* n2,
+                                  const T* bound) {
   const int64_t step = rows_per_task(R), ntasks = (P + step - 1) / step;
   std::vector<std::vector<int64_t>> close(static_cast<size_t>(ntasks));
   parallel_tiles(ntasks, P * R >= kParallelMinElems, [&](int64_t k) {
-    TG_CALL(cdist_finish, T, k * step, std::min(P, (k + 1) * step), R, out, n1, bound, &close[size_t(k)]);
+    TG_CALL(cdist_finish, T, k * step, std::min(P, (k + 1) * step), R, PB, out, n1, n2, bound, &close[size_t(k)]);
   });
   std::vector<int64_t> all;  // tasks in row order: the flat indices ascending, whatever the threads
   for (auto& c : close) all.insert(all.end(), c.begin(), c.end());
@@ -950,7 +952,7 @@ std::vector<int64_t> cdist_finish(int64_t P, int64_t R, T* out, const T* n1, con
   template void binary_op<T>(BinaryOp, int64_t, const T*, int64_t, const T*, int64_t, T*);                 \
   template void unary_op<T>(UnaryOp, int64_t, const T*, T*);                                               \
   template void relu_forward<T>(int64_t, const T*, T*);                                                    \
-  template std::vector<int64_t> cdist_finish<T>(int64_t, int64_t, T*, const T*, const T*);             \
+  template std::vector<int64_t> cdist_finish<T>(int64_t, int64_t, int64_t, T*, const T*, const T*, const T*);           \
   template void relu_backward<T>(int64_t, const T*, const T*, T*);                                         \
   template void dropout_forward<T>(int64_t, const T*, uint64_t, uint32_t, T, T*, uint8_t*);                \
   template void dropout_backward<T>(int64_t, const T*, const uint8_t*, T, T*);                             \

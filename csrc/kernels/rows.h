@@ -62,14 +62,16 @@ void dropout_forward(int64_t n, const T* x, uint64_t seed, uint32_t threshold, T
 template <typename T>
 void dropout_backward(int64_t n, const T* g, const uint8_t* mask, T scale, T* gx);
 
+// cdist's product route, finished: out is P rows of R entries holding -2 a_i.b_j, the rows in
+// batches of PB (row i's batch is i / PB); with d2 = (out + n2[batch, j]) + n1[i] (|b_j|^2 and
+// |a_i|^2), out becomes sqrt(max(d2, 0)). Returns the flat indices i R + j, ascending, of the
+// entries with d2 <= bound[i] or NaN: those the caller recomputes from differences.
+template <typename T>
+std::vector<int64_t> cdist_finish(int64_t P, int64_t R, int64_t PB, T* out, const T* n1, const T* n2,
+                                  const T* bound);
+
 // y = softmax(x) (log_softmax when log) over each row of x (R, D). A row whose maximum is
 // +-inf or NaN comes out NaN, as in PyTorch.
-// cdist's product route, finished: out is P rows of R entries holding |b_j|^2 - 2 a_i.b_j; with
-// d2 = out + n1[i] (|a_i|^2), out becomes sqrt(max(d2, 0)). Returns the flat indices i R + j,
-// ascending, of the entries with d2 <= bound[i] or NaN: those the caller recomputes from differences.
-template <typename T>
-std::vector<int64_t> cdist_finish(int64_t P, int64_t R, T* out, const T* n1, const T* bound);
-
 template <typename T>
 void softmax_forward(int64_t R, int64_t D, const T* x, T* y, bool log);
 

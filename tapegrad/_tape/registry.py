@@ -277,9 +277,25 @@ _C._set_zeroed_grad_class(ZeroedGrad)
 # apply(op, *tensors, **attrs): run ``op`` on tensors; record a node when grad mode is on (in
 # this thread) and an input requires grad. In C++ (csrc/tape.cpp): it runs for every op.
 apply = _C.apply
+_Tensor = None  # the Tensor class (bind_tensor)
+
+
+def apply_aux(op, x, attrs, need_aux=True):
+    """``(output tensor, aux or None)`` of an op declared with ``aux=True`` on one tensor ``x``:
+    where a node is recorded its VJP keeps aux (handed out as a copy, so a caller's writes cannot
+    reach the backward); with nothing to record the forward runs directly, since ``apply`` drops
+    aux. ``need_aux`` False: the caller does not use aux (no copy is made)."""
+    if _C.grad_state.enabled and x._requires_grad:
+        y = apply(op, x, **attrs)
+        return y, (y.grad_fn.aux.copy() if need_aux else None)
+    forward = op.forward if op.forward16 is None else op.forward16  # it takes any dtype
+    y, aux = forward(x._data, **attrs)
+    return _Tensor._wrap(y), aux
 
 
 def bind_tensor(cls) -> None:
     """Called once, by tensor.py through ``ops.bind_tensor``: the class the tape creates (apply's
     results, gradients), handed down so that the tape never imports tensor.py."""
+    global _Tensor
+    _Tensor = cls
     _C._set_tensor_class(cls)

@@ -56,6 +56,13 @@ def _zero(dtype):
     return z
 
 
+def copy_into(dst: np.ndarray, src: np.ndarray) -> None:
+    """``dst[...] = src`` (src broadcast onto dst, same dtype): on the kernel threads in tiles where
+    it is large and plain (csrc's _copy_into), else numpy's one-thread copy, overlap handled."""
+    if not _C._copy_into(dst, src):
+        np.copyto(dst, src)
+
+
 def const(value, dtype) -> Tensor:
     """A constant tensor (never requires grad)."""
     return Tensor._wrap(np.asarray(value, dtype=dtype))

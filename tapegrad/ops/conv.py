@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import _C, _dtype
 from .._tape import grad_mode
-from .._tape.registry import apply, defop
+from .._tape.registry import apply, apply_aux, defop
 from .matmul import matmul
 from .surface import public
 from ._autocast import LOWER, cast_inputs
@@ -189,12 +189,8 @@ _ADAPTIVE_MAX = defop("adaptive_max_pool2d", lambda x, *, output_size: _C.adapti
 
 def adaptive_max_pool2d_native(x, output_size, return_indices):
     """(values, indices or None) of adaptive_max_pool2d on a 4-D float32/float64 ``x``."""
-    size = tuple(int(n) for n in output_size)
-    if return_indices and not (grad_mode.state.enabled and x._requires_grad):
-        y, idx = _ADAPTIVE_MAX.forward(x._data, output_size=size)  # nothing recorded
-        return Tensor._wrap(y), Tensor._wrap(idx)
-    y = apply(_ADAPTIVE_MAX, x, output_size=size)
-    return y, (Tensor._wrap(y.grad_fn.aux.copy()) if return_indices else None)
+    y, idx = apply_aux(_ADAPTIVE_MAX, x, {"output_size": tuple(int(n) for n in output_size)}, return_indices)
+    return y, (Tensor._wrap(idx) if return_indices else None)
 
 
 def resample2d(x, mode, output_size, align_corners=False, scales=(None, None)):
@@ -506,12 +502,8 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
     kernel, stride, padding, dilation = _pool_args(x, kernel_size, stride, padding, dilation, ceil_mode, op, nd)
     attrs = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=bool(ceil_mode))
     prim = _POOL[nd].max
-    if return_indices and not (grad_mode.state.enabled and x._requires_grad):
-        y, idx = prim.forward(x._data, **attrs)  # nothing recorded: the indices are not kept by a node
-        y, idx = Tensor._wrap(y), Tensor._wrap(idx)
-    else:
-        y = apply(prim, x, **attrs)
-        idx = Tensor._wrap(y.grad_fn.aux.copy()) if return_indices else None
+    y, idx = apply_aux(prim, x, attrs, return_indices)
+    idx = Tensor._wrap(idx) if return_indices else None
     if unbatched:
         y = y.reshape(tuple(y.shape[1:]))
         idx = idx.reshape(tuple(idx.shape[1:])) if idx is not None else None

@@ -13,7 +13,7 @@ import numpy as np
 from .. import _C, _dtype
 from .._tape import grad_mode
 from .._tape.registry import SliceGrad, ZeroedGrad, apply, defop
-from ._util import const, norm_dim
+from ._util import const, copy_into, norm_dim
 from . import inplace as _inplace_module
 from . import shape as _shape
 from .complex import view_as_complex as _view_as_complex, view_as_real as _view_as_real
@@ -268,9 +268,9 @@ def _region(shape):
     return tuple(slice(0, s) for s in shape)
 
 
-class IndexOutOfBounds(IndexError, RuntimeError):
-    """An index outside its dim in gather / scatter / index_add: an IndexError, and PyTorch's
-    RuntimeError as well."""
+# An index outside its dim in gather / scatter / index_add: an IndexError, and PyTorch's
+# RuntimeError as well. The native kernels raise it too.
+IndexOutOfBounds = _C.IndexOutOfBounds
 
 
 def _check_index(input, dim, index, opname, src=None, bounds=True):
@@ -315,31 +315,12 @@ def _copyable(dtype):
     return dtype.itemsize in (1, 2, 4, 8) and dtype.kind in "biufcm"
 
 
-def _native_gather(x, dim, index, opname):
-    try:
-        return _C.gather(x, dim, index, opname)
-    except IndexError as e:
-        raise IndexOutOfBounds(str(e)) from None
-
-
-def _native_scatter(out, dim, index, src, accumulate, opname):
-    """``out[index along dim] (+)= src`` in place (out C-contiguous, src of its dtype)."""
-    try:
-        _C.scatter_(out, dim, index, src, accumulate, opname)
-    except IndexError as e:
-        raise IndexOutOfBounds(str(e)) from None
-    return out
-
-
 def _fresh_copy(x):
     """A C-contiguous copy of ``x`` for the scatters to write: on the kernel threads where it is large
     (copy_'s tiles), where numpy's one-thread copy was half the scatter's time at 2 threads."""
-    if x.flags.c_contiguous and x.dtype.kind == "f":
-        out = np.empty(x.shape, x.dtype)
-        if not _C._copy_into(out, x):
-            np.copyto(out, x)
-        return out
-    return x.copy(order="C")
+    out = np.empty(x.shape, x.dtype)
+    copy_into(out, x)
+    return out
 
 
 def _scatter_into(out, dim, index, src, accumulate, opname):
@@ -349,7 +330,8 @@ def _scatter_into(out, dim, index, src, accumulate, opname):
         src = np.broadcast_to(src, index.shape)
     if src.dtype == out.dtype and src.ndim == out.ndim and (out.dtype in _SUMMABLE if accumulate else
                                                              _copyable(out.dtype)):
-        return _native_scatter(out, dim, index, src, accumulate, opname)
+        _C.scatter_(out, dim, index, src, accumulate, opname)
+        return out
     _check_bounds(index, out.shape, dim, opname)
     if accumulate:
         np.add.at(out, _along(index, dim), src[_region(index.shape)])
@@ -364,7 +346,7 @@ def _dtype_name(t):
 
 def _gather_fwd(x, dim, index):
     if _copyable(x.dtype):
-        return _native_gather(x, dim, index, "gather")
+        return _C.gather(x, dim, index, "gather")
     _check_bounds(index, x.shape, dim, "gather")
     return x[_along(index, dim)]
 

@@ -966,20 +966,15 @@ def _cdist_mm_fwd(a, b):
     n1 = np.einsum("...ij,...ij->...i", ac, ac)
     n2 = np.einsum("...ij,...ij->...i", bc, bc)
     out = np.empty(a.shape[:-1] + (b.shape[-2],), a.dtype)
-    bt = np.swapaxes(bc, -1, -2)
-    if a.ndim == 2:
-        _C.matmul(ac, bt, out, -2.0, 0.0, n2)
-    else:
-        _C.matmul(ac, bt, out, -2.0)
-        out += n2[..., None, :]
-    # out = sqrt(max(out + |a|^2, 0)) in one pass, listing the pairs whose d^2 is within the
+    _C.matmul(ac, np.swapaxes(bc, -1, -2), out, -2.0)
+    # out = sqrt(max(out + |b|^2 + |a|^2, 0)) in one pass, listing the pairs whose d^2 is within the
     # formula's rounding (a per-row bound over every j): those are recomputed from differences
     P, R, M = a.shape[-2], b.shape[-2], a.shape[-1]
     n1 = n1.reshape(-1)
     # (an inf or NaN row's own pairs come out NaN and are listed anyway: the others' bound ignores it)
     n2max = np.where(np.isfinite(n2), n2, 0).max(axis=-1)
     bound = (n1 + np.repeat(n2max, P)) * (np.finfo(a.dtype).eps * _CDIST_RECOMPUTE_ULPS * M)
-    close = _C.cdist_finish(out.reshape(-1, R), n1, bound.astype(a.dtype))
+    close = _C.cdist_finish(out.reshape(-1, R), n1, np.ascontiguousarray(n2.reshape(-1, R)), bound.astype(a.dtype))
     if close.size:
         rows, j = np.divmod(close, R)  # rows of the flattened (batch x P) a; j's batch is its row's
         a2, b2 = ac.reshape(-1, M), bc.reshape(-1, M)

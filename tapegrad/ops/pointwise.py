@@ -18,7 +18,7 @@ from .. import _C, _dtype
 from .._tape import grad_mode
 from .._tape.registry import apply, defop
 from ._autocast import round_once
-from ._util import as_tensor, blend, const, integer_division_checked, pair, scalar_dtype, scalar_tensor
+from ._util import as_tensor, blend, const, copy_into, integer_division_checked, pair, scalar_dtype, scalar_tensor
 from . import _kernels
 from .inplace import inplace
 from .comparison import ge, isfinite, isnan, le, logical_not, logical_or
@@ -144,6 +144,9 @@ _NUMBERS = (float, int)
 
 def _into(self, other, op, alpha=1):
     """``self op= alpha * other`` in place when that applies (True), else False."""
+    if op < 2 and alpha != 1 and _axpy(self, other, alpha, op == 1, inplace=True) is not None:
+        self._version[0] += 1  # add_ / sub_: the product and the sum in one pass
+        return True
     if grad_mode.state.enabled and (self._requires_grad or (isinstance(other, Tensor) and other._requires_grad)):
         return False
     a = self._data
@@ -159,10 +162,6 @@ def _into(self, other, op, alpha=1):
             alpha = _number_array(alpha, a.dtype)
             if alpha is None:
                 return False
-            if op < 2 and _axpy_operands(a, b):  # add_ / sub_: the product and the sum in one pass
-                _C.axpy(a, b, float(alpha), op == 1, a)
-                self._version[0] += 1
-                return True
             b = _kernels.ufunc(np.multiply, b, alpha)
     elif type(other) in _NUMBERS:
         b = _number_array(other * alpha if alpha != 1 else other, a.dtype)
@@ -183,29 +182,27 @@ _FLOAT_MAX = {"f": float(np.finfo(np.float32).max), "d": float(np.finfo(np.float
 _AXPY_MIN = 1 << 12
 
 
-def _axpy_operands(a, b):
-    """a and b (float arrays of one dtype) fit _C.axpy: one shape, C-contiguous, exact ndarrays,
-    sharing no memory (where they do, the two-pass path computes b's product first, as numpy)."""
-    return (a.size >= _AXPY_MIN and type(b) is np.ndarray and b.shape == a.shape and a.flags.c_contiguous
-            and b.flags.c_contiguous and not np.may_share_memory(a, b))
-
-
-def _axpy(input, other, alpha, subtract):
-    """``input + alpha * other`` (``-``) as a new tensor in one pass, or None where the op must go
-    the generic way (recording, broadcasting, mixed dtypes, small, a number alpha can't cast)."""
+def _axpy(input, other, alpha, subtract, inplace=False):
+    """``input + alpha * other`` (``-``) in one pass, as a new tensor or into ``input`` (returned),
+    or None where the op must go the generic way (recording, broadcasting, mixed dtypes, small,
+    operands sharing memory, a number alpha can't cast)."""
     if not (isinstance(input, Tensor) and isinstance(other, Tensor) and type(alpha) in _NUMBERS):
         return None
     if grad_mode.state.enabled and (input._requires_grad or other._requires_grad):
         return None
     a, b = input._data, other._data
-    if type(a) is not np.ndarray or a.dtype.char not in "fd" or b.dtype != a.dtype or not _axpy_operands(a, b):
+    # one shape, C-contiguous exact ndarrays sharing no memory (where they do, the two-pass path
+    # computes b's product first, as numpy)
+    if (type(a) is not np.ndarray or type(b) is not np.ndarray or a.dtype.char not in "fd" or b.dtype != a.dtype
+            or a.size < _AXPY_MIN or b.shape != a.shape or not (a.flags.c_contiguous and b.flags.c_contiguous)
+            or (inplace and not a.flags.writeable) or np.may_share_memory(a, b)):
         return None
     v = _number_array(alpha, a.dtype)
     if v is None:
         return None
-    out = np.empty_like(a)
+    out = a if inplace else np.empty_like(a)
     _C.axpy(a, b, float(v), subtract, out)
-    return Tensor._wrap(out)
+    return input if inplace else Tensor._wrap(out)
 
 
 def _number_array(v, dtype):
@@ -1393,8 +1390,7 @@ def copy_(self, src):
             # nothing to record: one copy (the kernel threads', else numpy's, overlap handled),
             # where the recorded form's select over a broadcast mask took 8x PyTorch's time for 1e6
             # float32
-            if not _C._copy_into(a, b):
-                np.copyto(a, b)
+            copy_into(a, b)
             self._version[0] += 1
             return self
     return inplace(self, lambda s, o: _replace(s, o.to(s.dtype)), "copy_", src)

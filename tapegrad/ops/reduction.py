@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from .. import _C, _dtype
-from .._tape.registry import apply, defop
+from .._tape.registry import apply, apply_aux, defop
 from ._util import ALL_DIMS, const, norm_dim, norm_dims, sizes_or_keyword
 from .comparison import ne
 from .complex import conj_if_complex as _cj, refuse_complex
@@ -359,24 +359,31 @@ def amin(input, dim=(), keepdim=False):
     return apply(_amin, input, dims=dims, keepdim=keepdim)
 
 
-def _select_fwd(x, dim, keepdim, indices, values=None):
-    """The elements at ``indices`` (keepdim's shape) along ``dim``, or ``values`` where the native
-    kernel has already picked them with the indices."""
-    if values is not None:
-        return values
-    out = np.take_along_axis(x, indices, axis=dim) if x.ndim else x.copy()
-    return out if keepdim or not x.ndim else out.squeeze(dim)
+def _select_fwd(x, *, dim, keepdim, name):
+    """``(values, int64 indices)`` of max / min along ``dim``: the native kernel's one threaded pass
+    (PyTorch's choice among NaN and ties: csrc/kernels/reduce.h's select_middle), else numpy's
+    argmax / argmin (which, like PyTorch, take the first NaN and the first of ties)."""
+    native = _native_select(x, dim, keepdim, name)
+    if native is not None:
+        return native
+    if not x.ndim:
+        return x.copy(), np.zeros((), np.int64)
+    idx = (np.argmax if name == "max" else np.argmin)(x, axis=dim, keepdims=True)
+    values = np.take_along_axis(x, idx, axis=dim)
+    idx = idx.astype(np.int64)
+    return (values, idx) if keepdim else (values.squeeze(dim), idx.squeeze(dim))
 
 
-def _select_vjp(g, out, x, dim, keepdim, indices, values=None):
+def _select_vjp(g, out, x, dim, keepdim, name, aux):
     """The whole gradient goes to the selected index (PyTorch's choice for max/min along a dim)."""
     if not x.ndim:
         return g
+    indices = aux if keepdim else np.expand_dims(aux, dim)
     gd = g._data
     if not _C.is_grad_enabled() and type(gd) is np.ndarray and gd.dtype.char in "fd":
         # first order: zeros and the scatter in one native pass, where the composite took four
         # (a bool mask, its scatter, the broadcast g, the product)
-        r = _C.select_backward(np.ascontiguousarray(gd), np.ascontiguousarray(indices, np.int64), x.shape, dim)
+        r = _C.select_backward(np.ascontiguousarray(gd), np.ascontiguousarray(indices), x.shape, dim)
         if r is not None:
             return Tensor._wrap(r)
     mask = np.zeros(x.shape, dtype=bool)
@@ -384,14 +391,13 @@ def _select_vjp(g, out, x, dim, keepdim, indices, values=None):
     return _unreduce(g, x, (dim,), keepdim) * const(mask, g.dtype)
 
 
-_max_dim = defop("max_dim", _select_fwd, _select_vjp, saves=())
-_min_dim = defop("min_dim", _select_fwd, _select_vjp, saves=())
+_max_dim = defop("max_dim", _select_fwd, _select_vjp, saves=(), aux=True)
+_min_dim = defop("min_dim", _select_fwd, _select_vjp, saves=(), aux=True)
 
 
 def _native_select(a, dim, keepdim, name):
-    """``(values, int64 indices)`` of max / min along ``dim`` by the native kernel (one threaded
-    pass, PyTorch's choice among NaN and ties: csrc/kernels/reduce.h's select_middle), or None
-    where it does not apply (other dtypes, layouts or array types)."""
+    """``(values, int64 indices)`` of max / min along ``dim`` by the native kernel, or None where
+    it does not apply (other dtypes, layouts or array types)."""
     if type(a) is not np.ndarray or a.dtype.char not in _SELECT_CHARS or not a.ndim:
         return None
     return _C.select_dim(a, dim, keepdim, name)
@@ -401,22 +407,14 @@ _SELECT_CHARS = "".join(np.dtype(t).char for t in (np.float32, np.float64, np.in
                                                     np.uint8))
 
 
-def _reduce_select(input, dim, keepdim, argfn, op, name):
+def _reduce_select(input, dim, keepdim, op, name):
     refuse_complex(input, name)
     d = norm_dim(dim, input.ndim, name)
     if input.ndim and input.shape[d] == 0:
         raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size (input shape "
                          f"{tuple(input.shape)})")
-    native = _native_select(input._data, d, True, name)
-    if native is not None:
-        vals, idx = native
-        values = apply(op, input, dim=d, keepdim=keepdim, indices=idx,
-                       values=vals if keepdim else vals.squeeze(d))
-        return getattr(return_types, name)(values, Tensor._wrap(idx if keepdim else idx.squeeze(d)))
-    idx = argfn(input._data, axis=d, keepdims=True) if input.ndim else np.zeros((), np.int64)
-    values = apply(op, input, dim=d, keepdim=keepdim, indices=idx)
-    idx = idx.astype(np.int64)
-    return getattr(return_types, name)(values, Tensor._wrap(idx if keepdim or not input.ndim else idx.squeeze(d)))
+    values, idx = apply_aux(op, input, {"dim": d, "keepdim": keepdim, "name": name})
+    return getattr(return_types, name)(values, Tensor._wrap(idx))
 
 
 @public(method=True, out=True)
@@ -426,7 +424,7 @@ def max(input, dim=None, keepdim=False, *, other=None):
         return maximum(input, dim if other is None else other)
     if dim is None:
         return amax(input)
-    return _reduce_select(input, dim, keepdim, _nan_argmax, _max_dim, "max")
+    return _reduce_select(input, dim, keepdim, _max_dim, "max")
 
 
 @public(method=True, out=True)
@@ -436,7 +434,7 @@ def min(input, dim=None, keepdim=False, *, other=None):
         return minimum(input, dim if other is None else other)
     if dim is None:
         return amin(input)
-    return _reduce_select(input, dim, keepdim, _nan_argmin, _min_dim, "min")
+    return _reduce_select(input, dim, keepdim, _min_dim, "min")
 
 
 def _nan_argmax(a, axis=None, keepdims=False):

@@ -137,10 +137,13 @@ def test_modes_and_errors():
 
 def test_kernel_errors_name_the_op():
     out = np.zeros((3, 4), np.float32)
+    n2 = np.zeros((1, 4), np.float32)
     with pytest.raises(ValueError, match=r"cdist: expected out \(P, R\)"):
-        tg._C.cdist_finish(out, np.zeros(2, np.float32), np.zeros(3, np.float32))
+        tg._C.cdist_finish(out, np.zeros(2, np.float32), n2, np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match=r"B dividing P"):
+        tg._C.cdist_finish(out, np.zeros(3, np.float32), np.zeros((2, 4), np.float32), np.zeros(3, np.float32))
     with pytest.raises(ValueError, match="cdist: dtypes differ"):
-        tg._C.cdist_finish(out, np.zeros(3, np.float64), np.zeros(3, np.float32))
+        tg._C.cdist_finish(out, np.zeros(3, np.float64), n2, np.zeros(3, np.float32))
 
 
 def test_one_two_three_threads_bit_identical(restore_threads):
