@@ -433,6 +433,27 @@ CASES = {
            ("silu", lambda F, x: F.silu(x)),
            ("sigmoid", lambda F, x: x.sigmoid()),
            ("tanh", lambda F, x: x.tanh()))],
+    # sums and means of 16-bit tensors (csrc/kernels/reduce.h's reduce_middle_half: float32 sums, each
+    # run widened in L1, rounded once), and the ops on the sign bit (convert.h's bits_half) beside
+    # sqrt (map_half), forward alone on 1000 x 1000
+    "reduce16": [(f"{name} {dt} 1000x1000", lambda lib, f=f, dt=dt: half_step(lib, f, dt, False))
+                 for dt in ("f16", "bf16") for name, f in (
+                     ("sum()", lambda F, x: x.sum()),
+                     ("sum(0)", lambda F, x: x.sum(0)),
+                     ("sum(1)", lambda F, x: x.sum(1)),
+                     ("mean()", lambda F, x: x.mean()),
+                     ("mean(1)", lambda F, x: x.mean(1)))],
+    "bits16": [(f"{name} {dt} 1e6", lambda lib, f=f, dt=dt, pos=pos: half_step(lib, f, dt, pos))
+               for dt in ("f16", "bf16") for name, f, pos in (
+                   ("sqrt", lambda F, x: x.sqrt(), True),
+                   ("relu", lambda F, x: F.relu(x), False),
+                   ("neg", lambda F, x: -x, False),
+                   ("abs", lambda F, x: x.abs(), False))],
+    # column sums (reduce.h's chunks of rows, their partials combined), forward alone
+    "colsum": [(f"{name} 1000x1000 {np.dtype(dt).name[:1]}{np.dtype(dt).itemsize * 8} forward",
+                lambda lib, f=f, dt=dt: reduce_step(lib, f, (1000, 1000), dt, False))
+               for name, f in (("sum(0)", lambda x: x.sum(0)), ("mean(0)", lambda x: x.mean(0)))
+               for dt in (np.float32, np.float64)],
 }
 
 

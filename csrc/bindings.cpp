@@ -1218,10 +1218,23 @@ bool unary_half(const py::object& op, const py::array& x, py::array& out, bool b
   uint16_t* y = half_out(opname, out);
   const int64_t n = out.size();
   const uint16_t* a = half_operand(opname, "x", x, n);
+  const tapegrad::Half kind = bf16 ? tapegrad::Half::bf16 : tapegrad::Half::f16;
+  // neg, abs and relu on the bits (convert.h's bits_half), exact
+  const bool named = py::isinstance<py::str>(op);
+  const int unary = named ? -1 : tapegrad::tape::unary_op_of(op.ptr());
+  const bool relu = named && op.cast<std::string>() == "relu";
+  if (relu || unary == int(tapegrad::UnaryOp::neg) || unary == int(tapegrad::UnaryOp::abs)) {
+    const auto bits = unary == int(tapegrad::UnaryOp::neg)   ? tapegrad::HalfBits::neg
+                      : unary == int(tapegrad::UnaryOp::abs) ? tapegrad::HalfBits::abs
+                                                             : tapegrad::HalfBits::relu;
+    py::gil_scoped_release nogil;
+    tapegrad::bits_half(bits, a, y, n, kind);
+    return true;
+  }
   const HalfBlockFn f = half_forward_kernel(op, p0, p1, p2);
   if (!f) return false;
   py::gil_scoped_release nogil;
-  tapegrad::map_half(a, nullptr, y, n, bf16 ? tapegrad::Half::bf16 : tapegrad::Half::f16, f);
+  tapegrad::map_half(a, nullptr, y, n, kind, f);
   return true;
 }
 
@@ -2701,6 +2714,29 @@ py::object reduce(const py::array& x, const std::vector<int64_t>& dims, bool kee
   return std::move(out);
 }
 
+// reduce_half(x, dims, keepdim, op, bf16) -> sum or mean of a C-contiguous float16 / bfloat16 x
+// (its uint16 view) over dims, a uint16 array of the same format (reduce.h's reduce_middle_half:
+// float32 sums, rounded once), or None where the kernel does not apply.
+py::object reduce_half(const py::array& x, const std::vector<int64_t>& dims, bool keepdim, const std::string& op,
+                       bool bf16) {
+  tapegrad::ReduceOp kind;
+  if (op == "sum") kind = tapegrad::ReduceOp::sum;
+  else if (op == "mean") kind = tapegrad::ReduceOp::mean;
+  else fail("reduce_half", "unknown reduction '" + op + "' (sum or mean)");
+  if (x.dtype().kind() != 'u' || x.itemsize() != 2)
+    fail(op, "x must be the uint16 view of a float16 or bfloat16 array, got " + std::string(py::str(x.dtype())));
+  if (!(x.flags() & py::array::c_style) || dims.empty()) return py::none();
+  int64_t A, N, B;
+  std::vector<py::ssize_t> shape;
+  if (!middle_view(x, dims, keepdim, op, A, N, B, shape)) return py::none();
+  py::array out(x.dtype(), shape);
+  py::gil_scoped_release nogil;
+  tapegrad::reduce_middle_half(kind, A, N, B, static_cast<const uint16_t*>(x.data()),
+                               bf16 ? tapegrad::Half::bf16 : tapegrad::Half::f16,
+                               static_cast<uint16_t*>(out.mutable_data()));
+  return std::move(out);
+}
+
 // The reduced operands of reduce_backward / scatter: C-contiguous, x's dtype, A * B elements.
 void check_reduced(const std::string& op, const char* name, const py::array& a, const py::array& x, int64_t size) {
   if (!same_dtype(a.dtype(), x.dtype()) || !(a.flags() & py::array::c_style) || a.size() != size)
@@ -2795,6 +2831,11 @@ void define(py::module_& m) {
         "op ('sum', 'mean', 'amax', 'amin', 'prod', 'logsumexp', 'norm1' or 'norm2') of a C-contiguous "
         "float32/float64 x over dims (keepdim as numpy's keepdims); None where the kernel does not apply (other "
         "dtypes or layouts, reduced dims on both sides of a kept one, no dims).");
+  m.def("reduce_half", &reduce_half, py::arg("x"), py::arg("dims"), py::arg("keepdim"), py::arg("op"),
+        py::arg("bf16"),
+        "op ('sum' or 'mean') of a C-contiguous float16 (bf16 false) or bfloat16 x, given as its uint16 view, "
+        "over dims: float32 sums, each result rounded once, as a uint16 array of the same format; None where the "
+        "kernel does not apply (layouts, reduced dims on both sides of a kept one, no dims).");
   m.def("reduce_backward", &reduce_backward, py::arg("x"), py::arg("dims"), py::arg("u"), py::arg("v"),
         py::arg("op"),
         "The first-order gradient over x of op ('norm2', 'logsumexp', 'prod' or 'var') over dims, from u and v "

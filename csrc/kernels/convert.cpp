@@ -84,6 +84,48 @@ __attribute__((target("avx2,f16c"))) void from_f16_f16c(const uint16_t* x, float
   for (; i < n; ++i) y[i] = vmath::bits_to_float(half_to_float_bits(x[i], Half::f16));
 }
 
+// neg / abs / relu on the bits (bits_half): 16-bit integer lanes, built for the baseline, AVX2 and
+// AVX-512BW. A bfloat16 NaN result is the quiet NaN 0x7fc0 of its sign, as the float32 detour's
+// rounding (ml_dtypes') makes it; a float16 one keeps its payload there too.
+template <HalfBits Op, bool BF16>
+inline __attribute__((always_inline)) void bits_body(const uint16_t* x, uint16_t* y, int64_t n) {
+  constexpr uint16_t inf = BF16 ? 0x7f80 : 0x7c00;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint16_t h = x[i], a = uint16_t(h & 0x7fffu);
+    const bool nan = a > inf, neg = (h & 0x8000u) != 0;
+    uint16_t r;
+    if constexpr (Op == HalfBits::neg) r = uint16_t(h ^ 0x8000u);
+    else if constexpr (Op == HalfBits::abs) r = a;
+    else r = neg && !nan ? uint16_t(0) : h;  // x > 0 || x != x ? x : +0
+    if constexpr (BF16) r = nan ? uint16_t((r & 0x8000u) | 0x7fc0u) : r;
+    y[i] = r;
+  }
+}
+
+template <HalfBits Op, bool BF16>
+void bits_base(const uint16_t* x, uint16_t* y, int64_t n) { bits_body<Op, BF16>(x, y, n); }
+template <HalfBits Op, bool BF16>
+__attribute__((target("avx2"))) void bits_avx2(const uint16_t* x, uint16_t* y, int64_t n) {
+  bits_body<Op, BF16>(x, y, n);
+}
+template <HalfBits Op, bool BF16>
+TG_CONVERT_AVX512 void bits_avx512(const uint16_t* x, uint16_t* y, int64_t n) {
+  bits_body<Op, BF16>(x, y, n);
+}
+
+template <HalfBits Op, bool BF16>
+void bits_run(const uint16_t* x, uint16_t* y, int64_t n) {
+  if (avx512bw()) bits_avx512<Op, BF16>(x, y, n);
+  else if (cpu_isa() >= Isa::avx2) bits_avx2<Op, BF16>(x, y, n);
+  else bits_base<Op, BF16>(x, y, n);
+}
+
+template <HalfBits Op>
+void bits_run(const uint16_t* x, uint16_t* y, int64_t n, Half kind) {
+  if (kind == Half::bf16) bits_run<Op, true>(x, y, n);
+  else bits_run<Op, false>(x, y, n);
+}
+
 void to_half_run(const float* x, uint16_t* y, int64_t n, Half kind) {
   if (kind == Half::bf16) {
     if (avx512bw()) to_bf16_avx512(x, y, n);
@@ -162,6 +204,16 @@ void binary_half(int op, const uint16_t* a, float sa, const uint16_t* b, float s
       default: for (int64_t k = 0; k < len; ++k) ta[k] /= tb[k]; break;
     }
     to_half_run(ta, y + i, len, kind);
+  });
+}
+
+void bits_half(HalfBits op, const uint16_t* x, uint16_t* y, int64_t n, Half kind) {
+  for_element_blocks(n, [&](int64_t i, int64_t len) {
+    switch (op) {
+      case HalfBits::neg: bits_run<HalfBits::neg>(x + i, y + i, len, kind); break;
+      case HalfBits::abs: bits_run<HalfBits::abs>(x + i, y + i, len, kind); break;
+      default: bits_run<HalfBits::relu>(x + i, y + i, len, kind); break;
+    }
   });
 }
 

@@ -83,26 +83,33 @@ TG_LANES_INLINE void sums(int64_t n, F1 f1, F2 f2, double& s1, double& s2) {
 // on a wider store) took twice as long as the adds. The same adds in the same order: the tail is
 // added as a vector zero-padded past the run's end (a lane's sum is never -0, as it starts at +0,
 // so adding +0 leaves it as it is), and the total halves vectors, then within the last one.
+// sum256's lanes, fed one run of at most kLaneChunk at a time (sum256 feeds it the runs of its
+// row; a 16-bit row's caller widens each run into an L1 buffer first, reduce.cpp): the same
+// adds, so the same bits, as the row summed whole.
 template <typename T>
-TG_LANES_INLINE double sum256(int64_t n, const T* p) {
+struct Lanes256 {
   typedef T V __attribute__((vector_size(64)));
   typedef double D __attribute__((vector_size(64)));
-  constexpr int64_t W = 64 / int64_t(sizeof(T)), L = 4 * W, ND = L / 8;  // ND double vectors of lanes
-  const auto load = [](const T* q) {
-    V v;
-    std::memcpy(&v, q, sizeof(V));
-    return v;
-  };
+  static constexpr int64_t W = 64 / int64_t(sizeof(T)), L = 4 * W, ND = L / 8;  // ND double vectors of lanes
   D t[ND];
-  for (int64_t k = 0; k < ND; ++k) t[k] = D{};
-  for (int64_t c0 = 0; c0 < n; c0 += kLaneChunk) {
-    const int64_t c1 = std::min(n, c0 + kLaneChunk);
+
+  TG_LANES_INLINE Lanes256() {
+    for (int64_t k = 0; k < ND; ++k) t[k] = D{};
+  }
+
+  // The run p[0, len), len <= kLaneChunk, summed in four vectors of T, then into the double lanes.
+  TG_LANES_INLINE void add_run(const T* p, int64_t len) {
+    const auto load = [](const T* q) {
+      V v;
+      std::memcpy(&v, q, sizeof(V));
+      return v;
+    };
     V a[4] = {V{}, V{}, V{}, V{}};
-    int64_t j = c0;
-    for (; j + L <= c1; j += L)
+    int64_t j = 0;
+    for (; j + L <= len; j += L)
       for (int v = 0; v < 4; ++v) a[v] += load(p + j + v * W);
     for (int v = 0; v < 4; ++v) {
-      const int64_t k = c1 - j - v * W;
+      const int64_t k = len - j - v * W;
       if (k >= W) {
         a[v] += load(p + j + v * W);
       } else if (k > 0) {
@@ -122,13 +129,24 @@ TG_LANES_INLINE double sum256(int64_t n, const T* p) {
       }
     }
   }
-  for (int64_t w = ND / 2; w >= 1; w /= 2)
-    for (int64_t k = 0; k < w; ++k) t[k] += t[k + w];
-  D u = t[0];
-  u += __builtin_shufflevector(u, u, 4, 5, 6, 7, 4, 5, 6, 7);
-  u += __builtin_shufflevector(u, u, 2, 3, 2, 3, 2, 3, 2, 3);
-  u += __builtin_shufflevector(u, u, 1, 1, 1, 1, 1, 1, 1, 1);
-  return u[0];
+
+  // The lanes' total: vectors halved, then within the last one.
+  TG_LANES_INLINE double total() {
+    for (int64_t w = ND / 2; w >= 1; w /= 2)
+      for (int64_t k = 0; k < w; ++k) t[k] += t[k + w];
+    D u = t[0];
+    u += __builtin_shufflevector(u, u, 4, 5, 6, 7, 4, 5, 6, 7);
+    u += __builtin_shufflevector(u, u, 2, 3, 2, 3, 2, 3, 2, 3);
+    u += __builtin_shufflevector(u, u, 1, 1, 1, 1, 1, 1, 1, 1);
+    return u[0];
+  }
+};
+
+template <typename T>
+TG_LANES_INLINE double sum256(int64_t n, const T* p) {
+  Lanes256<T> s;
+  for (int64_t c0 = 0; c0 < n; c0 += kLaneChunk) s.add_run(p + c0, std::min(kLaneChunk, n - c0));
+  return s.total();
 }
 
 #undef TG_LANES_INLINE

@@ -17,6 +17,7 @@
 // exp (vmath.h), which may differ by an ulp between ISAs.
 #include "kernels/reduce.h"
 
+#include "kernels/convert.h"
 #include "kernels/cpu.h"
 #include "kernels/isa_variants.h"
 #include "kernels/lane_sums.h"
@@ -117,6 +118,14 @@ Fold fold_of(ReduceOp op) {
 bool is_fold(ReduceOp op) {
   return op == ReduceOp::amax || op == ReduceOp::amin || op == ReduceOp::prod;
 }
+
+// A float16 / bfloat16 input of reduce_middle_half: the drivers below take it where they take a
+// const T*, and its leaves widen each run to float32 in L1 before the float32 loop body runs on it.
+struct HalfSrc {
+  const uint16_t* p;
+  Half kind;
+  HalfSrc operator+(int64_t k) const { return {p + k, kind}; }
+};
 
 // ---------------------------------------------------------------- loop bodies
 // The largest (smallest) of p[0, n), n >= L, in L lanes. Max is idempotent, so the last lane
@@ -249,6 +258,48 @@ TG_INLINE void sum_cols_body(int64_t n, int64_t w, int64_t ld, const T* x, const
     }
 #pragma omp simd aligned(s : 64)
     for (int64_t j = 0; j < w; ++j) acc[j] += double(s[j]);
+  }
+}
+
+// sum_rows_body<float, Term::x> on 16-bit rows, bit for bit: each run of kLaneChunk (the lanes'
+// unit) widened into an L1 buffer and added into the same lanes; a short row widened whole.
+template <typename T>
+TG_INLINE void sum_rows_half_body(int64_t nrows, int64_t n, int64_t ld, const uint16_t* x, Half kind, double* part,
+                                  float* out, ReduceOp op, int64_t count) {
+  alignas(64) float buf[lanes::kLaneChunk];
+  for (int64_t r = 0; r < nrows; ++r) {
+    const uint16_t* p = x + r * ld;
+    double s, unused;
+    if (n >= 4 * kLaneBytes / int64_t(sizeof(float))) {
+      lanes::Lanes256<float> acc;
+      for (int64_t c0 = 0; c0 < n; c0 += lanes::kLaneChunk) {
+        const int64_t len = std::min(lanes::kLaneChunk, n - c0);
+        half_to_floats_block(p + c0, buf, len, kind);
+        acc.add_run(buf, len);
+      }
+      s = acc.total();
+    } else {
+      half_to_floats_block(p, buf, n, kind);
+      lanes::sums<float, kLaneBytes>(n, [&buf](int64_t j) { return buf[j]; }, nullptr, s, unused);
+    }
+    if (part) part[r] = s;
+    else out[r] = finish<float>(op, s, count, 0.0f);
+  }
+}
+
+// sum_cols_body<float, Term::x> on 16-bit columns, bit for bit (each column's adds are its own):
+// each block of kRowBlock rows widened kHalfStrip columns at a time into an L1 buffer.
+constexpr int64_t kHalfStrip = 256;
+template <typename T>
+TG_INLINE void sum_cols_half_body(int64_t n, int64_t w, int64_t ld, const uint16_t* x, Half kind, double* acc) {
+  alignas(64) float buf[kRowBlock * kHalfStrip];
+  for (int64_t i = 0; i < n; i += kRowBlock) {
+    const int64_t rows = std::min(kRowBlock, n - i);
+    for (int64_t j0 = 0; j0 < w; j0 += kHalfStrip) {
+      const int64_t wj = std::min(kHalfStrip, w - j0);
+      for (int64_t k = 0; k < rows; ++k) half_to_floats_block(x + (i + k) * ld + j0, buf + k * kHalfStrip, wj, kind);
+      sum_cols_body<float, Term::x>(rows, wj, kHalfStrip, buf, nullptr, acc + j0);
+    }
   }
 }
 
@@ -391,6 +442,12 @@ TG_VARIANTS(arg_rows, typename T TG_COMMA bool Min, T TG_COMMA Min,
             (nrows, n, ld, x, i0, val, idx))
 TG_VARIANTS(arg_cols, typename T TG_COMMA bool Min, T TG_COMMA Min,
             (int64_t n, int64_t w, int64_t ld, const T* x, int64_t i0, T* val, int64_t* idx), (n, w, ld, x, i0, val, idx))
+TG_VARIANTS(sum_rows_half, typename T, T,
+            (int64_t nrows, int64_t n, int64_t ld, const uint16_t* x, Half kind, double* part, float* out, ReduceOp op,
+             int64_t count),
+            (nrows, n, ld, x, kind, part, out, op, count))
+TG_VARIANTS(sum_cols_half, typename T, T, (int64_t n, int64_t w, int64_t ld, const uint16_t* x, Half kind, double* acc),
+            (n, w, ld, x, kind, acc))
 TG_VARIANTS(sumsq_diff, typename T, T, (int64_t n, const T* x, const T* y, double* part), (n, x, y, part))
 TG_VARIANTS(expand, typename T TG_COMMA ExpandOp E, T TG_COMMA E,
             (int64_t n, const T* x, const T* u, const T* v, bool per_elem, T* out), (n, x, u, v, per_elem, out))
@@ -432,6 +489,16 @@ template <typename T>
 void fold_cols(Fold f, int64_t n, int64_t w, int64_t ld, const T* x, T* acc) {
   TG_BY_FOLD(fold_cols, f, n, w, ld, x, acc);
 }
+// sum and mean only (the 16-bit drivers' ops): no shift
+template <typename T>
+void sum_rows(ReduceOp op, int64_t nrows, int64_t n, int64_t ld, HalfSrc x, const T*, double* part, T* out,
+              int64_t count) {
+  TG_CALL(sum_rows_half, (T), nrows, n, ld, x.p, x.kind, part, out, op, count);
+}
+template <typename T>
+void sum_cols(ReduceOp, int64_t n, int64_t w, int64_t ld, HalfSrc x, const T*, double* acc) {
+  TG_CALL(sum_cols_half, (T), n, w, ld, x.p, x.kind, acc);
+}
 
 // ---------------------------------------------------------------- B = 1: rows
 template <typename T>
@@ -462,9 +529,13 @@ void fold_rows_all(Fold f, int64_t A, int64_t N, const T* x, T* out) {
   }
 }
 
-template <typename T>
-void reduce_rows(ReduceOp op, int64_t A, int64_t N, const T* x, T* out) {
-  if (is_fold(op)) return fold_rows_all<T>(fold_of(op), A, N, x, out);
+// Src: const T*, or HalfSrc (sum and mean of a 16-bit input, T float).
+template <typename T, typename Src>
+void reduce_rows(ReduceOp op, int64_t A, int64_t N, Src x, T* out) {
+  constexpr bool wide = std::is_same<Src, const T*>::value;
+  if constexpr (wide) {
+    if (is_fold(op)) return fold_rows_all<T>(fold_of(op), A, N, x, out);
+  }
   const bool par = A * N >= kParallelMinElems;
   if (N <= kRowChunk) {
     const int64_t step = std::max<int64_t>(1, kTaskElems / N), ntasks = (A + step - 1) / step;
@@ -476,9 +547,11 @@ void reduce_rows(ReduceOp op, int64_t A, int64_t N, const T* x, T* out) {
   }
   // Long rows: logsumexp's shifts first (the rows' maxima), then each chunk's sum.
   std::vector<T> shift(op == ReduceOp::logsumexp ? A : 0);
-  if (!shift.empty()) {
-    fold_rows_all<T>(Fold::max, A, N, x, shift.data());
-    for (T& m : shift) m = lse_shift(m);
+  if constexpr (wide) {
+    if (!shift.empty()) {
+      fold_rows_all<T>(Fold::max, A, N, x, shift.data());
+      for (T& m : shift) m = lse_shift(m);
+    }
   }
   const int64_t nchunks = (N + kRowChunk - 1) / kRowChunk;
   std::vector<double> part(A * nchunks);
@@ -495,15 +568,18 @@ void reduce_rows(ReduceOp op, int64_t A, int64_t N, const T* x, T* out) {
 }
 
 // ---------------------------------------------------------------- B > 1: columns
-template <typename T>
-void reduce_cols(ReduceOp op, int64_t A, int64_t N, int64_t B, const T* x, T* out) {
+template <typename T, typename Src>
+void reduce_cols(ReduceOp op, int64_t A, int64_t N, int64_t B, Src x, T* out) {
+  constexpr bool wide = std::is_same<Src, const T*>::value;
   const bool sum = !is_fold(op);
   const Fold f = fold_of(op);
   // logsumexp's shifts first: the columns' maxima
   std::vector<T> shift(op == ReduceOp::logsumexp ? A * B : 0);
-  if (!shift.empty()) {
-    reduce_cols<T>(ReduceOp::amax, A, N, B, x, shift.data());
-    for (T& m : shift) m = lse_shift(m);
+  if constexpr (wide) {
+    if (!shift.empty()) {
+      reduce_cols<T, Src>(ReduceOp::amax, A, N, B, x, shift.data());
+      for (T& m : shift) m = lse_shift(m);
+    }
   }
   const T* sh = shift.empty() ? nullptr : shift.data();
   const int64_t w = std::min(B, kStrip), nstrips = (B + kStrip - 1) / kStrip;
@@ -519,7 +595,7 @@ void reduce_cols(ReduceOp op, int64_t A, int64_t N, int64_t B, const T* x, T* ou
 
   const auto tile = [&](int64_t a, int64_t c, int64_t s) {
     const int64_t r0 = c * rows, nr = std::min(N, r0 + rows) - r0, j0 = s * kStrip, wj = std::min(kStrip, B - j0);
-    const T* p = x + (a * N + r0) * B + j0;
+    const Src p = x + (a * N + r0) * B + j0;
     if (sum) {
       alignas(64) double acc[kStrip];
       std::fill(acc, acc + wj, 0.0);
@@ -530,7 +606,7 @@ void reduce_cols(ReduceOp op, int64_t A, int64_t N, int64_t B, const T* x, T* ou
       } else {
         std::copy(acc, acc + wj, &part[(a * nchunks + c) * B + j0]);
       }
-    } else {
+    } else if constexpr (wide) {
       T* acc = nchunks == 1 ? out + a * B + j0 : &part_m[(a * nchunks + c) * B + j0];
       std::copy(p, p + wj, acc);
       fold_cols<T>(f, nr - 1, wj, B, p + B, acc);
@@ -667,8 +743,19 @@ void reduce_middle(ReduceOp op, int64_t A, int64_t N, int64_t B, const T* x, T* 
     std::fill(out, out + A * B, empty);
     return;
   }
-  if (B == 1) reduce_rows<T>(op, A, N, x, out);
-  else reduce_cols<T>(op, A, N, B, x, out);
+  if (B == 1) reduce_rows<T, const T*>(op, A, N, x, out);
+  else reduce_cols<T, const T*>(op, A, N, B, x, out);
+}
+
+// The float32 drivers on a 16-bit source (its leaves widen in L1), their float32 results rounded
+// once: the bits of reduce_middle<float> on the widened input, rounded to the 16-bit format.
+void reduce_middle_half(ReduceOp op, int64_t A, int64_t N, int64_t B, const uint16_t* x, Half kind, uint16_t* out) {
+  if (A <= 0 || B <= 0) return;
+  std::vector<float> r(size_t(A * B));
+  if (N <= 0) std::fill(r.begin(), r.end(), op == ReduceOp::mean ? std::numeric_limits<float>::quiet_NaN() : 0.0f);
+  else if (B == 1) reduce_rows<float, HalfSrc>(op, A, N, HalfSrc{x, kind}, r.data());
+  else reduce_cols<float, HalfSrc>(op, A, N, B, HalfSrc{x, kind}, r.data());
+  floats_to_half(r.data(), out, A * B, kind);
 }
 
 // Tasks of kRowChunk elements, each run of kLaneChunk summed in lanes (lane_sums.h), the runs'

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from .. import _C, _dtype
-from .._tape.registry import apply, apply_aux, defop
+from .._tape.registry import _is16, _round16, _widen, apply, apply_aux, defop
 from ._util import ALL_DIMS, const, norm_dim, norm_dims, sizes_or_keyword
 from .comparison import ne
 from .complex import conj_if_complex as _cj, refuse_complex
@@ -62,6 +62,17 @@ def _native(x, dims, keepdim, op):
     return _C.reduce(x, dims, keepdim, op) if type(x) is np.ndarray and x.dtype.char in "fd" else None
 
 
+def _native16(x, dims, keepdim, op):
+    """sum or mean of a float16 / bfloat16 ``x`` by the native kernel (csrc/kernels/reduce.h's
+    reduce_middle_half: float32 sums, each widened run in L1, rounded once; the bits of the float32
+    detour), else the detour itself: a float32 copy, its reduction, rounded once."""
+    if type(x) is np.ndarray:
+        out = _C.reduce_half(x.view(np.uint16), dims, keepdim, op, x.dtype.kind != "f")
+        if out is not None:
+            return out.view(x.dtype)
+    return _round16((_sum_fwd if op == "sum" else _mean_fwd)(_widen(x), dims, keepdim), x.dtype)
+
+
 def _native_vjp(g, out, x, dims, op):
     """The first-order gradient of ``op`` ('norm2', 'logsumexp', 'prod') over ``dims`` in one native
     pass (csrc/kernels/reduce.h's expand_middle, PyTorch's formula and rounding), or None where it
@@ -78,18 +89,22 @@ def _sum_fwd(x, dims, keepdim):
     out = _native(x, dims, keepdim, "sum")
     if out is not None:
         return out
+    if x.dtype.itemsize == 2 and _is16(x.dtype):
+        return _native16(x, dims, keepdim, "sum")
     if x.dtype.kind in "fc" or _dtype.kind_of(x.dtype) == "f":
         return np.add.reduce(x, axis=dims, keepdims=keepdim)  # np.sum minus its Python wrapper
     return np.asarray(np.sum(x, axis=dims, keepdims=keepdim), dtype=np.int64)
 
 
-_sum = defop("sum", _sum_fwd, lambda g, out, x, dims, keepdim: _unreduce(g, x, dims, keepdim), saves=())
+_sum = defop("sum", _sum_fwd, lambda g, out, x, dims, keepdim: _unreduce(g, x, dims, keepdim), saves=(), exact16=True)
 
 
 def _mean_fwd(x, dims, keepdim):
     out = _native(x, dims, keepdim, "mean")
     if out is not None:
         return out
+    if x.dtype.itemsize == 2 and _is16(x.dtype):
+        return _native16(x, dims, keepdim, "mean")
     if x.size == 0:  # nan over empty slices, without numpy's "Mean of empty slice" warning (PyTorch gives none)
         s = np.add.reduce(x, axis=dims, keepdims=keepdim)
         return np.asarray(s / math.prod([x.shape[d] for d in dims]), dtype=x.dtype)
@@ -107,7 +122,7 @@ def _mean_vjp(g, out, x, dims, keepdim):
     return _unreduce(g, x, dims, keepdim) / n
 
 
-_mean = defop("mean", _mean_fwd, _mean_vjp, saves=())
+_mean = defop("mean", _mean_fwd, _mean_vjp, saves=(), exact16=True)
 
 
 @public(method=True, out=True)

@@ -43,6 +43,7 @@ KERNEL_TESTS = [
     "tests/csrc/test_reduce_kernels.py",  # rows: sum / mean / amax / amin along dims
     "tests/csrc/test_convert_half.py",  # float32 <-> float16 (F16C; the generic build: scalar) / bfloat16
     "tests/csrc/test_fused_half.py",  # 16-bit ops through each build's float32 kernels, fused
+    "tests/csrc/test_reduce_half.py",  # 16-bit sums (reduce.h) and the sign-bit ops (convert.h)
 ]
 # Tests that start their own subprocesses with their own kernel choice, or take seconds without
 # exercising anything ISA-specific.
