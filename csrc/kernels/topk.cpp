@@ -25,8 +25,9 @@ constexpr int64_t kTileBytes = 64;  // along a middle dim: a cache line of colum
 template <typename T, bool kLargest>
 struct Before {
   const T* r;
-  bool operator()(int64_t i, int64_t j) const {
-    const T a = r[i], b = r[j];
+  bool operator()(int64_t i, int64_t j) const { return values(r[i], r[j], i, j); }
+  // the same for values a = r[i] and b = r[j] read elsewhere
+  bool values(T a, T b, int64_t i, int64_t j) const {
     const bool na = a != a, nb = b != b;  // NaN (never true for integers)
     if (na || nb) return na && nb ? i < j : kLargest ? na : nb;
     if (a != b) return kLargest ? a > b : a < b;
@@ -129,6 +130,45 @@ void select_row(const T* r, int64_t n, int64_t k, int64_t* out, Scratch& sc) {
   }
 }
 
+// Columns c < w of src (rows B apart): each one's k <= kListMaxK best into sel + c * k, best first,
+// from one scan down the rows: a row's w entries (one cache line) tested against the w worsts kept
+// at once, a column's sorted list (select_row's) touched only where an entry may enter. The same
+// result as select_row on each column copied out, without the copies.
+template <typename T, bool kLargest>
+void select_columns(const T* src, int64_t N, int64_t B, int64_t w, int64_t k, int64_t* sel) {
+  constexpr int64_t kMaxW = kTileBytes / int64_t(sizeof(T));
+  T worst[kMaxW];
+  auto before = [&](int64_t c, int64_t i, int64_t j) {
+    return Before<T, kLargest>{nullptr}.values(src[i * B + c], src[j * B + c], i, j);
+  };
+  for (int64_t c = 0; c < w; ++c) {
+    int64_t* kept = sel + c * k;
+    for (int64_t j = 0; j < k; ++j) kept[j] = j;
+    std::stable_sort(kept, kept + k, [&](int64_t i, int64_t j) { return before(c, i, j); });
+    worst[c] = src[kept[k - 1] * B + c];
+  }
+  for (int64_t j = k; j < N; ++j) {
+    const T* row = src + j * B;
+    bool any = false;  // true also where a worst is NaN: the exact test below decides
+    if constexpr (kLargest) {
+      for (int64_t c = 0; c < w; ++c) any |= !(row[c] <= worst[c]);
+    } else {
+      for (int64_t c = 0; c < w; ++c) any |= !(row[c] >= worst[c]);
+    }
+    if (!any) continue;
+    for (int64_t c = 0; c < w; ++c) {
+      const T a = row[c], wc = worst[c];
+      const bool better = kLargest ? (a > wc || (a != a && wc == wc)) : (a < wc || (a == a && wc != wc));
+      if (!better) continue;
+      int64_t* kept = sel + c * k;
+      int64_t p = k - 1;  // j comes after every kept index: it goes after those it ties with
+      for (; p > 0 && before(c, j, kept[p - 1]); --p) kept[p] = kept[p - 1];
+      kept[p] = j;
+      worst[c] = src[kept[k - 1] * B + c];
+    }
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -154,11 +194,17 @@ void topk_dim(int64_t A, int64_t N, int64_t B, const T* x, int64_t k, bool large
     const int64_t a = t / tiles_per_a, b0 = (t % tiles_per_a) * W, w = std::min(W, B - b0);
     const T* src = x + a * N * B + b0;
     Scratch sc;
-    std::vector<T> rows(size_t(w * N));
+    std::vector<T> rows;
     std::vector<int64_t> sel(size_t(w * k));
-    for (int64_t j = 0; j < N; ++j)
-      for (int64_t c = 0; c < w; ++c) rows[size_t(c * N + j)] = src[j * B + c];
-    for (int64_t c = 0; c < w; ++c) select(rows.data() + c * N, sel.data() + c * k, sc);
+    if (k <= kListMaxK && k * 16 <= N) {
+      if (largest) select_columns<T, true>(src, N, B, w, k, sel.data());
+      else select_columns<T, false>(src, N, B, w, k, sel.data());
+    } else {
+      rows.resize(size_t(w * N));
+      for (int64_t j = 0; j < N; ++j)
+        for (int64_t c = 0; c < w; ++c) rows[size_t(c * N + j)] = src[j * B + c];
+      for (int64_t c = 0; c < w; ++c) select(rows.data() + c * N, sel.data() + c * k, sc);
+    }
     int64_t* dst = idx + a * k * B + b0;
     for (int64_t j = 0; j < k; ++j)
       for (int64_t c = 0; c < w; ++c) dst[j * B + c] = sel[size_t(c * k + j)];
