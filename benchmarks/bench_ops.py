@@ -4,7 +4,8 @@ softmax, cross_entropy, embedding, batch_norm, group_norm), its single-pixel con
 weight gradient, cumsum, reductions along dims (sum, mean, amax; vector_norm, logsumexp, prod,
 max / min with indices, var / std; sum / mean's backward fill, mse_loss; max / min / argmax /
 argmin along dims 0 and 1), the shrink/threshold/Huber kernels, in-place updates with nothing
-recorded, topk, gather / scatter_add / index_add along a dim (the index group), cdist, and lerp /
+recorded, topk, sort / argsort / unique / nonzero / masked_select (the sorting group), gather /
+scatter_add / index_add along a dim (the index group), cdist, and lerp /
 addcmul / addcdiv (the ternary group, float32 and float64).
 
 Run: python benchmarks/bench_ops.py [--repeats 5] [--rounds 2] [--threads 1 2] [--only gelu]
@@ -254,6 +255,29 @@ CASES = {
     "topk": [(f"topk k={k} of {s[0]}x{s[1]} along dim {d}, f32", lambda lib, s=s, k=k, d=d: no_grad_step(
         lib, lambda x, y: x.topk(k, d), s)) for s, k, d in (((1000, 1000), 5, 1), ((1000, 1000), 5, 0),
                                                            ((64, 50000), 5, 1), ((1000, 1000), 500, 1))],
+    # sort / argsort / unique / nonzero (csrc/kernels/sort.h, select.h's nonzero; numpy's before), forward
+    "sorting": [(name, lambda lib, f=f, a=a: array_step(lib, f, a)) for name, f, a in (
+        ("sort 1000x1000 f32 along dim 1", lambda L, x: L.sort(x, 1), ("normal", (1000, 1000), np.float32)),
+        ("argsort 1000x1000 f32 along dim 1", lambda L, x: L.argsort(x, 1), ("normal", (1000, 1000), np.float32)),
+        ("sort 1000x1000 f32 along dim 0", lambda L, x: L.sort(x, 0), ("normal", (1000, 1000), np.float32)),
+        ("sort 1e6 f32 in one row", lambda L, x: L.sort(x), ("normal", (1000000,), np.float32)),
+        ("sort 1000x1000 f32 stable, descending", lambda L, x: L.sort(x, dim=1, descending=True, stable=True),
+         ("normal", (1000, 1000), np.float32)),
+        ("sort 1000x1000 f64 along dim 1", lambda L, x: L.sort(x, 1), ("normal", (1000, 1000), np.float64)),
+        ("sort 1000x1000 i64 along dim 1", lambda L, x: L.sort(x, 1), ("ints", (1000, 1000), np.int64)),
+        ("topk k=5 of 1000x1000 f32 along dim 0", lambda L, x: L.topk(x, 5, 0), ("normal", (1000, 1000), np.float32)),
+        ("unique of 16 i64", lambda L, x: L.unique(x), ("ints", (16,), np.int64)),
+        ("unique of 16 i64, inverse + counts", lambda L, x: L.unique(x, return_inverse=True, return_counts=True),
+         ("ints", (16,), np.int64)),
+        ("unique 1e6 i64", lambda L, x: L.unique(x), ("ints", (1000000,), np.int64)),
+        ("unique 1e6 i64, inverse", lambda L, x: L.unique(x, return_inverse=True), ("ints", (1000000,), np.int64)),
+        ("unique 1e6 i64, inverse + counts", lambda L, x: L.unique(x, return_inverse=True, return_counts=True),
+         ("ints", (1000000,), np.int64)),
+        ("nonzero 1e6 f32 (half nonzero)", lambda L, x: L.nonzero(x), ("half", (1000, 1000), np.float32)),
+        ("nonzero(as_tuple=True) 1e6 f32", lambda L, x: L.nonzero(x, as_tuple=True), ("half", (1000, 1000), np.float32)),
+        ("argwhere 1e6 f32", lambda L, x: L.argwhere(x), ("half", (1000, 1000), np.float32)),
+        ("masked_select 1e6 f32 (x > 0)", lambda L, x: L.masked_select(x, x > 0), ("normal", (1000, 1000), np.float32)),
+    )],
     "f64": [(f"{name} 1e6 f64, {kind}", lambda lib, f=f, k=kind: (fwd_only(lib, f, (1000, 1000), np.float64)
                                                                   if k == "forward" else
                                                                   fwd_bwd(lib, f, (1000, 1000), dtype=np.float64)))
@@ -542,6 +566,27 @@ def no_grad_step(lib, op, shape=(1000, 1000)):
     def step():
         with lib.no_grad():
             op(x, y)
+
+    return step
+
+
+def array_step(lib, op, spec):
+    """op(lib, x) forward with nothing recorded; spec = (kind, shape, dtype): x standard normal
+    ('normal'), integers in [0, 10^5) ('ints'; [0, 8) below 100 entries), or standard normal with
+    half of it zeroed ('half')."""
+    kind, shape, dtype = spec
+    rng = np.random.default_rng(0)
+    if kind == "ints":
+        a = rng.integers(0, 100000 if np.prod(shape) >= 100 else 8, shape)
+    else:
+        a = rng.standard_normal(shape)
+        if kind == "half":
+            a[rng.random(shape) < 0.5] = 0
+    x = lib.tensor(a.astype(dtype))
+
+    def step():
+        with lib.no_grad():
+            op(lib, x)
 
     return step
 

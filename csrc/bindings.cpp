@@ -23,6 +23,8 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/attention.h"
@@ -42,6 +44,7 @@
 #include "kernels/rows.h"
 #include "kernels/scan.h"
 #include "kernels/select.h"
+#include "kernels/sort.h"
 #include "kernels/topk.h"
 #include "kernels/convert.h"
 #include "kernels/random.h"
@@ -1251,26 +1254,177 @@ void unary_half_backward(const std::string& op, const py::array& g, const py::ar
   tapegrad::map_half(a, b, y, n, bf16 ? tapegrad::Half::bf16 : tapegrad::Half::f16, f);
 }
 
-// topk's indices (topk.h) of a C-contiguous rows x n array: rows x k int64, each row best first.
-py::array topk_indices(const py::array& x, int64_t k, bool largest) {
-  const std::string op = "topk";
-  if (x.ndim() != 2) fail(op, "expected a 2-d array of rows, got shape " + shape_str(x));
+// (A, N, B) of a C-contiguous array cut at dim (the sizes before, at and after it).
+std::tuple<int64_t, int64_t, int64_t> split_at(const py::array& x, int64_t dim) {
+  int64_t A = 1, B = 1;
+  for (int64_t d = 0; d < dim; ++d) A *= x.shape(d);
+  for (int64_t d = dim + 1; d < x.ndim(); ++d) B *= x.shape(d);
+  return {A, x.shape(dim), B};
+}
+
+// The dim of a sort or topk: in range for x (rank >= 1), negative from the end.
+int64_t order_dim(const std::string& op, const py::array& x, int64_t dim) {
+  if (x.ndim() < 1) fail(op, "expected an array of rank >= 1, got shape " + shape_str(x));
+  if (dim < -x.ndim() || dim >= x.ndim())
+    fail(op, "dim " + std::to_string(dim) + " out of range for shape " + shape_str(x));
   if (!(x.flags() & py::array::c_style)) fail(op, "x must be C-contiguous");
-  const int64_t rows = x.shape(0), n = x.shape(1);
-  if (k < 0 || k > n) fail(op, "k (" + std::to_string(k) + ") out of range for rows of " + std::to_string(n));
-  py::array_t<int64_t> idx({rows, k});
   const char kind = x.dtype().kind();
   const auto size = x.itemsize();
-  int64_t* out = idx.mutable_data();
-  const void* data = x.data();
   if (!((kind == 'f' && (size == 4 || size == 8)) || (kind == 'i' && (size == 4 || size == 8))))
     fail(op, "only float32, float64, int32 and int64 are supported, got " + std::string(py::str(x.dtype())));
+  return dim < 0 ? dim + x.ndim() : dim;
+}
+
+// Calls f(T*) with x's data as its element type (one of order_dim's four).
+template <typename F>
+void with_order_type(const py::array& x, F&& f) {
+  const char kind = x.dtype().kind();
+  const void* data = x.data();
+  if (kind == 'f' && x.itemsize() == 8) f(static_cast<const double*>(data));
+  else if (kind == 'f') f(static_cast<const float*>(data));
+  else if (x.itemsize() == 8) f(static_cast<const int64_t*>(data));
+  else f(static_cast<const int32_t*>(data));
+}
+
+// topk's indices (topk.h) along dim of a C-contiguous array: its shape with k at dim, int64, each
+// slice best first.
+py::array topk_indices(const py::array& x, int64_t k, bool largest, int64_t dim) {
+  const std::string op = "topk";
+  const int64_t d = order_dim(op, x, dim);
+  const auto [A, N, B] = split_at(x, d);
+  if (k < 0 || k > N) fail(op, "k (" + std::to_string(k) + ") out of range for a dim of size " + std::to_string(N));
+  std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim());
+  shape[size_t(d)] = k;
+  py::array_t<int64_t> idx(shape);
+  int64_t* out = idx.mutable_data();
   py::gil_scoped_release nogil;
-  if (kind == 'f' && size == 8) tapegrad::topk_rows(rows, n, static_cast<const double*>(data), k, largest, out);
-  else if (kind == 'f') tapegrad::topk_rows(rows, n, static_cast<const float*>(data), k, largest, out);
-  else if (size == 8) tapegrad::topk_rows(rows, n, static_cast<const int64_t*>(data), k, largest, out);
-  else tapegrad::topk_rows(rows, n, static_cast<const int32_t*>(data), k, largest, out);
+  with_order_type(x, [&](auto* p) { tapegrad::topk_dim(A, N, B, p, k, largest, out); });
   return idx;
+}
+
+// sort (sort.h) along dim of a C-contiguous array: (values, int64 indices), both of x's shape.
+py::tuple sort_values_indices(const py::array& x, int64_t dim, bool descending) {
+  const std::string op = "sort";
+  const int64_t d = order_dim(op, x, dim);
+  const auto [A, N, B] = split_at(x, d);
+  py::array values = empty_like(x);
+  py::array_t<int64_t> idx(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+  void* vout = values.mutable_data();
+  int64_t* iout = idx.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    with_order_type(x, [&](auto* p) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(p)>>;
+      tapegrad::sort_dim(A, N, B, p, descending, static_cast<T*>(vout), iout);
+    });
+  }
+  return py::make_tuple(values, idx);
+}
+
+// unique (sort.h) of a 1-d C-contiguous array: (values, inverse, counts), sorted; inverse and
+// counts int64, None unless asked for.
+py::tuple unique_sorted(const py::array& x, bool return_inverse, bool return_counts) {
+  const std::string op = "unique";
+  if (x.ndim() != 1) fail(op, "expected a 1-d array, got shape " + shape_str(x));
+  order_dim(op, x, 0);
+  const int64_t n = x.shape(0);
+  py::array sorted = empty_like(x);
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  py::object values, inverse = py::none(), counts = py::none();
+  with_order_type(x, [&](auto* p) {
+    using T = std::remove_const_t<std::remove_pointer_t<decltype(p)>>;
+    T* s = static_cast<T*>(sorted.mutable_data());
+    int64_t runs;
+    {
+      py::gil_scoped_release nogil;
+      tapegrad::sort_dim(1, n, 1, p, false, s, order.data());
+      runs = tapegrad::unique_runs(n, s);
+    }
+    py::array v(x.dtype(), std::vector<py::ssize_t>{runs});
+    py::array_t<int64_t> inv(std::vector<py::ssize_t>{return_inverse ? n : 0});
+    py::array_t<int64_t> cnt(std::vector<py::ssize_t>{return_counts ? runs : 0});
+    T* vp = static_cast<T*>(v.mutable_data());
+    int64_t* ip = return_inverse ? inv.mutable_data() : nullptr;
+    int64_t* cp = return_counts ? cnt.mutable_data() : nullptr;
+    {
+      py::gil_scoped_release nogil;
+      tapegrad::unique_fill(n, static_cast<const T*>(s), order.data(), vp, ip, cp);
+    }
+    values = v;
+    if (return_inverse) inverse = inv;
+    if (return_counts) counts = cnt;
+  });
+  return py::make_tuple(values, inverse, counts);
+}
+
+// masked_select (select.h's compress) of C-contiguous x and a bool mask of x's shape: the entries
+// where mask holds, in flat order, a 1-d array of x's dtype.
+py::array masked_select_flat(const py::array& x, const py::array& mask) {
+  const std::string op = "masked_select";
+  if (!(x.flags() & py::array::c_style) || !(mask.flags() & py::array::c_style))
+    fail(op, "x and mask must be C-contiguous");
+  if (mask.dtype().kind() != 'b') fail(op, "mask must be bool, got " + std::string(py::str(mask.dtype())));
+  check_same_shape(op, "x", x, "mask", mask);
+  const auto size = x.itemsize();
+  if (size != 1 && size != 2 && size != 4 && size != 8)
+    fail(op, "elements of 1, 2, 4 or 8 bytes only, got " + std::string(py::str(x.dtype())));
+  const int64_t n = x.size();
+  const int64_t nchunks = (n + tapegrad::kNonzeroChunk - 1) / tapegrad::kNonzeroChunk;
+  std::vector<int64_t> offsets(size_t(nchunks) + 1, 0);
+  const uint8_t* m = cptr<uint8_t>(mask);
+  {
+    py::gil_scoped_release nogil;
+    tapegrad::nonzero_counts(n, m, uint8_t(0xff), offsets.data() + 1);
+  }
+  for (int64_t c = 0; c < nchunks; ++c) offsets[size_t(c) + 1] += offsets[size_t(c)];
+  py::array out(x.dtype(), std::vector<py::ssize_t>{offsets[size_t(nchunks)]});
+  void* o = out.mutable_data();
+  py::gil_scoped_release nogil;
+  if (size == 1) tapegrad::compress(n, cptr<uint8_t>(x), m, offsets.data(), static_cast<uint8_t*>(o));
+  else if (size == 2) tapegrad::compress(n, cptr<uint16_t>(x), m, offsets.data(), static_cast<uint16_t*>(o));
+  else if (size == 4) tapegrad::compress(n, cptr<uint32_t>(x), m, offsets.data(), static_cast<uint32_t*>(o));
+  else tapegrad::compress(n, cptr<uint64_t>(x), m, offsets.data(), static_cast<uint64_t*>(o));
+  return out;
+}
+
+// nonzero (select.h) of a C-contiguous array of rank >= 1: the int64 multi-indices of its nonzero
+// entries in flat order, (count, ndim), or (ndim, count) with as_tuple (a row per dim).
+py::array nonzero_indices(const py::array& x, bool as_tuple) {
+  const std::string op = "nonzero";
+  if (x.ndim() < 1) fail(op, "expected an array of rank >= 1, got shape " + shape_str(x));
+  if (!(x.flags() & py::array::c_style)) fail(op, "x must be C-contiguous");
+  const char kind = x.dtype().kind();
+  const auto size = x.itemsize();
+  if (!(kind == 'b' || kind == 'i' || kind == 'u' || (kind == 'f' && size >= 2 && size <= 8)))
+    fail(op, "only bool, integer and float16/32/64 arrays are supported, got " + std::string(py::str(x.dtype())));
+  const int nd = int(x.ndim());
+  const int64_t n = x.size();
+  std::vector<int64_t> shape(x.shape(), x.shape() + nd);
+  const int64_t nchunks = (n + tapegrad::kNonzeroChunk - 1) / tapegrad::kNonzeroChunk;
+  std::vector<int64_t> offsets(size_t(nchunks) + 1, 0);
+  // every bit but a float's sign bit
+  const uint64_t mask = kind == 'f' ? ~uint64_t(0) >> (65 - 8 * size) : ~uint64_t(0);
+  auto run = [&](auto f) {
+    if (size == 1) f(cptr<uint8_t>(x), uint8_t(mask));
+    else if (size == 2) f(cptr<uint16_t>(x), uint16_t(mask));
+    else if (size == 4) f(cptr<uint32_t>(x), uint32_t(mask));
+    else f(cptr<uint64_t>(x), uint64_t(mask));
+  };
+  {
+    py::gil_scoped_release nogil;
+    run([&](auto* p, auto m) { tapegrad::nonzero_counts(n, p, m, offsets.data() + 1); });
+  }
+  for (int64_t c = 0; c < nchunks; ++c) offsets[size_t(c) + 1] += offsets[size_t(c)];
+  const int64_t count = offsets[size_t(nchunks)];
+  py::array_t<int64_t> out(as_tuple ? std::vector<py::ssize_t>{nd, count} : std::vector<py::ssize_t>{count, nd});
+  int64_t* o = out.mutable_data();
+  if (count) {
+    py::gil_scoped_release nogil;
+    run([&](auto* p, auto m) {
+      tapegrad::nonzero_write(nd, shape.data(), n, p, m, offsets.data(), o, as_tuple ? 1 : nd, as_tuple ? count : 1);
+    });
+  }
+  return out;
 }
 
 py::array softmax(const py::array& x, bool log) {
@@ -1892,9 +2046,21 @@ void define(py::module_& m) {
         py::arg("out"), py::arg("bf16"), py::arg("p0") = 0.0, py::arg("p1") = 0.0, py::arg("p2") = 0.0,
         "out = grad_output * op'(saved) for float16 / bfloat16 arrays given as uint16 views: the float32 backward "
         "kernel on widened blocks, rounded once, in one pass on the kernel threads.");
-  m.def("topk_indices", &topk_indices, py::arg("x"), py::arg("k"), py::arg("largest") = true,
-        "The indices of each row's k largest (smallest) entries of a C-contiguous 2-d float32/float64/int32/int64 "
+  m.def("topk_indices", &topk_indices, py::arg("x"), py::arg("k"), py::arg("largest") = true, py::arg("dim") = -1,
+        "The indices of the k largest (smallest) entries along dim of a C-contiguous float32/float64/int32/int64 "
         "array, best first, NaN above every number, ties by the lower index (a stable sort's first k).");
+  m.def("sort", &sort_values_indices, py::arg("x"), py::arg("dim") = -1, py::arg("descending") = false,
+        "(values, int64 indices) of a C-contiguous float32/float64/int32/int64 array sorted along dim, NaN above "
+        "every number, -0 equal to +0, ties in index order (stable).");
+  m.def("unique", &unique_sorted, py::arg("x"), py::arg("return_inverse") = false, py::arg("return_counts") = false,
+        "(sorted distinct values, int64 inverse or None, int64 counts or None) of a 1-d C-contiguous "
+        "float32/float64/int32/int64 array; -0 equals +0, each NaN is distinct.");
+  m.def("masked_select", &masked_select_flat, py::arg("x"), py::arg("mask"),
+        "The entries of a C-contiguous x where the bool mask (x's shape, C-contiguous) holds, in flat order, "
+        "copied bit for bit (elements of 1, 2, 4 or 8 bytes).");
+  m.def("nonzero", &nonzero_indices, py::arg("x"), py::arg("as_tuple") = false,
+        "The int64 multi-indices of the nonzero entries of a C-contiguous bool / integer / float array (rank >= 1) "
+        "in flat order: (count, ndim), or (ndim, count) with as_tuple. -0.0 is zero, NaN is not.");
   m.def("cumsum", &cumsum, py::arg("x"), py::arg("dim"), py::arg("reverse") = false,
         "Running sums along dim (reverse: from the end, cumsum's backward), accumulated in double; any layout.");
   m.def("softmax", &softmax, py::arg("x"), py::arg("log"), "softmax (or log_softmax) over the last dim.");

@@ -159,4 +159,79 @@ void sum_rows(int64_t R, int64_t C, const T* x, T* out) {
 template void sum_rows<float>(int64_t, int64_t, const float*, float*);
 template void sum_rows<double>(int64_t, int64_t, const double*, double*);
 
+// nonzero (select.h): chunks run on the kernel threads from kParallelMinBytes of input on.
+template <typename U>
+void nonzero_counts(int64_t n, const U* x, U mask, int64_t* counts) {
+  const int64_t nchunks = (n + kNonzeroChunk - 1) / kNonzeroChunk;
+  parallel_tiles(nchunks, n * int64_t(sizeof(U)) >= kParallelMinBytes, [&](int64_t c) {
+    const int64_t end = std::min(n, (c + 1) * kNonzeroChunk);
+    int64_t count = 0;
+    for (int64_t i = c * kNonzeroChunk; i < end; ++i) count += (x[i] & mask) != 0;
+    counts[c] = count;
+  });
+}
+
+template <typename U>
+void nonzero_write(int nd, const int64_t* shape, int64_t n, const U* x, U mask, const int64_t* offsets, int64_t* out,
+                   int64_t item_stride, int64_t dim_stride) {
+  const int64_t nchunks = (n + kNonzeroChunk - 1) / kNonzeroChunk;
+  const int64_t last = shape[nd - 1];
+  parallel_tiles(nchunks, n * int64_t(sizeof(U)) >= kParallelMinBytes, [&](int64_t c) {
+    const int64_t begin = c * kNonzeroChunk, end = std::min(n, begin + kNonzeroChunk);
+    std::vector<int64_t> pos(static_cast<size_t>(nd));  // the multi-index of entry i
+    for (int64_t d = nd - 1, rest = begin; d >= 0; --d) {
+      pos[size_t(d)] = rest % shape[d];
+      rest /= shape[d];
+    }
+    int64_t* o = out + offsets[c] * item_stride;
+    for (int64_t i = begin; i < end;) {
+      // the rest of one innermost row: the outer dims' indices are fixed along it
+      const int64_t len = std::min(end - i, last - pos[size_t(nd - 1)]);
+      const int64_t j0 = pos[size_t(nd - 1)] - i;
+      for (int64_t j = i; j < i + len; ++j) {
+        if ((x[j] & mask) == 0) continue;
+        for (int d = 0; d < nd - 1; ++d) o[d * dim_stride] = pos[size_t(d)];
+        o[(nd - 1) * dim_stride] = j0 + j;
+        o += item_stride;
+      }
+      i += len;
+      pos[size_t(nd - 1)] += len;
+      for (int d = nd - 1; d > 0 && pos[size_t(d)] == shape[d]; --d) {
+        pos[size_t(d)] = 0;
+        ++pos[size_t(d - 1)];
+      }
+    }
+  });
+}
+
+template <typename U>
+void compress(int64_t n, const U* x, const uint8_t* mask, const int64_t* offsets, U* out) {
+  const int64_t nchunks = (n + kNonzeroChunk - 1) / kNonzeroChunk;
+  parallel_tiles(nchunks, n * int64_t(sizeof(U)) >= kParallelMinBytes, [&](int64_t c) {
+    const int64_t end = std::min(n, (c + 1) * kNonzeroChunk);
+    U* o = out + offsets[c];
+    U* const o_end = out + offsets[c + 1];
+    // branch-free: write always, advance on a hit; stop once the chunk's share is full, so no write
+    // lands in the next chunk's (another thread's) first slot
+    for (int64_t i = c * kNonzeroChunk; i < end && o != o_end; ++i) {
+      *o = x[i];
+      o += mask[i] != 0;
+    }
+  });
+}
+
+#define TG_NONZERO(U)                                                                                           \
+  template void nonzero_counts<U>(int64_t, const U*, U, int64_t*);                                             \
+  template void nonzero_write<U>(int, const int64_t*, int64_t, const U*, U, const int64_t*, int64_t*, int64_t, \
+                                 int64_t);
+template void compress<uint8_t>(int64_t, const uint8_t*, const uint8_t*, const int64_t*, uint8_t*);
+template void compress<uint16_t>(int64_t, const uint16_t*, const uint8_t*, const int64_t*, uint16_t*);
+template void compress<uint32_t>(int64_t, const uint32_t*, const uint8_t*, const int64_t*, uint32_t*);
+template void compress<uint64_t>(int64_t, const uint64_t*, const uint8_t*, const int64_t*, uint64_t*);
+TG_NONZERO(uint8_t)
+TG_NONZERO(uint16_t)
+TG_NONZERO(uint32_t)
+TG_NONZERO(uint64_t)
+#undef TG_NONZERO
+
 }  // namespace tapegrad

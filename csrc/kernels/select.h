@@ -21,3 +21,25 @@ template <typename T>
 void sum_rows(int64_t R, int64_t C, const T* x, T* out);
 
 }  // namespace tapegrad
+
+namespace tapegrad {
+
+// nonzero's two passes over x's n entries (C-contiguous, of any dtype read as the unsigned integer
+// U of its width): an entry counts as nonzero when (bits & mask) != 0, so a float's mask leaves out
+// the sign bit (-0.0 is zero, NaN is not). The entries are cut into chunks of kNonzeroChunk fixed by
+// n alone: nonzero_counts gives each chunk's count, and nonzero_write, from each chunk's offset
+// (the counts' exclusive prefix sums), writes the multi-index (shape: nd >= 1 dims) of every
+// nonzero entry in flat order, index k's dim d at out[k * item_stride + d * dim_stride].
+constexpr int64_t kNonzeroChunk = int64_t(1) << 16;
+template <typename U>
+void nonzero_counts(int64_t n, const U* x, U mask, int64_t* counts);
+// masked_select's copy: out[offsets[c], offsets[c + 1]) = the entries x[i] of chunk c
+// (nonzero_counts' chunks of mask, read as uint8) whose mask[i] is nonzero, in order; offsets has
+// nchunks + 1 entries; U any type of the element's width.
+template <typename U>
+void compress(int64_t n, const U* x, const uint8_t* mask, const int64_t* offsets, U* out);
+template <typename U>
+void nonzero_write(int nd, const int64_t* shape, int64_t n, const U* x, U mask, const int64_t* offsets, int64_t* out,
+                   int64_t item_stride, int64_t dim_stride);
+
+}  // namespace tapegrad

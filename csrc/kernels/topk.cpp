@@ -6,6 +6,7 @@
 // topk(5) over 1000 rows of 1000 float32 (PyTorch: 1.8 ms).
 #include "kernels/topk.h"
 
+#include "kernels/order_keys.h"
 #include "kernels/parallel.h"
 
 #include <algorithm>
@@ -18,55 +19,20 @@ namespace {
 
 constexpr int64_t kParallelMinElems = 1 << 15;
 constexpr int64_t kRowsPerTask = 16;
+constexpr int64_t kTileBytes = 64;  // along a middle dim: a cache line of columns per task
 
 // "i ranks before j" in row r: the total order of the result (see topk.h).
 template <typename T, bool kLargest>
 struct Before {
   const T* r;
-  bool operator()(int64_t i, int64_t j) const {
-    const T a = r[i], b = r[j];
+  bool operator()(int64_t i, int64_t j) const { return values(r[i], r[j], i, j); }
+  // the same for values a = r[i] and b = r[j] read elsewhere
+  bool values(T a, T b, int64_t i, int64_t j) const {
     const bool na = a != a, nb = b != b;  // NaN (never true for integers)
     if (na || nb) return na && nb ? i < j : kLargest ? na : nb;
     if (a != b) return kLargest ? a > b : a < b;
     return i < j;
   }
-};
-
-// An unsigned key whose order is the rank order "smallest first" of T's values, -0 equal to +0 and
-// every NaN above +inf (the IEEE bits made monotonic; integers with the sign bit flipped).
-template <typename T>
-struct KeyOf;
-template <>
-struct KeyOf<float> {
-  using K = uint32_t;
-  static K of(float v) {
-    uint32_t u;
-    v = v == 0.0f ? 0.0f : v;  // -0 -> +0
-    std::memcpy(&u, &v, 4);
-    if (v != v) return 0xffffffffu;
-    return u & 0x80000000u ? ~u : u | 0x80000000u;
-  }
-};
-template <>
-struct KeyOf<double> {
-  using K = uint64_t;
-  static K of(double v) {
-    uint64_t u;
-    v = v == 0.0 ? 0.0 : v;
-    std::memcpy(&u, &v, 8);
-    if (v != v) return ~uint64_t(0);
-    return u & (uint64_t(1) << 63) ? ~u : u | (uint64_t(1) << 63);
-  }
-};
-template <>
-struct KeyOf<int32_t> {
-  using K = uint32_t;
-  static K of(int32_t v) { return static_cast<uint32_t>(v) ^ 0x80000000u; }
-};
-template <>
-struct KeyOf<int64_t> {
-  using K = uint64_t;
-  static K of(int64_t v) { return static_cast<uint64_t>(v) ^ (uint64_t(1) << 63); }
 };
 
 // Whether a chunk of entries may hold one that ranks before `worst` (which ranks last among the
@@ -89,6 +55,7 @@ struct Scratch {
 };
 
 constexpr int64_t kChunk = 32;
+constexpr int64_t kListMaxK = 16;
 
 // Row r's k best into out, best first.
 template <typename T, bool kLargest>
@@ -97,15 +64,28 @@ void select_row(const T* r, int64_t n, int64_t k, int64_t* out, Scratch& sc) {
   if (k * 16 <= n) {
     // The scan runs in index order, so an entry that ties with the worst kept comes after it and
     // does not rank before it: only a strictly better value (or a NaN over a number) enters.
+    // Up to kListMaxK kept: a list sorted best first, an entry shifted in from the end (a few
+    // moves in one cache line, where the heap's pop and push cost two walks of comparator calls);
+    // more: a heap whose top ranks last.
+    const bool list = k <= kListMaxK;
     std::vector<int64_t>& heap = sc.heap;
     heap.clear();
     for (int64_t j = 0; j < k; ++j) heap.push_back(j);
-    std::make_heap(heap.begin(), heap.end(), before);  // the top ranks last
-    T worst = r[heap.front()];
+    if (list) std::stable_sort(heap.begin(), heap.end(), before);
+    else std::make_heap(heap.begin(), heap.end(), before);
+    int64_t* kept = heap.data();
+    T worst = r[list ? kept[k - 1] : kept[0]];
     auto consider = [&](int64_t j) {
       const T a = r[j];
       const bool better = kLargest ? (a > worst || (a != a && worst == worst)) : (a < worst || (a == a && worst != worst));
       if (!better) return;
+      if (list) {  // j comes after every kept index: it goes after those it ties with
+        int64_t p = k - 1;
+        for (; p > 0 && before(j, kept[p - 1]); --p) kept[p] = kept[p - 1];
+        kept[p] = j;
+        worst = r[kept[k - 1]];
+        return;
+      }
       std::pop_heap(heap.begin(), heap.end(), before);
       heap.back() = j;
       std::push_heap(heap.begin(), heap.end(), before);
@@ -122,7 +102,7 @@ void select_row(const T* r, int64_t n, int64_t k, int64_t* out, Scratch& sc) {
     }
     if (!(kLargest && worst != worst))
       for (; j < n; ++j) consider(j);
-    std::sort_heap(heap.begin(), heap.end(), before);
+    if (!list) std::sort_heap(heap.begin(), heap.end(), before);
     std::copy(heap.begin(), heap.begin() + k, out);
   } else {
     // Many of the row: (key, index) pairs, whose plain order is the rank order (the key negated
@@ -150,24 +130,90 @@ void select_row(const T* r, int64_t n, int64_t k, int64_t* out, Scratch& sc) {
   }
 }
 
+// Columns c < w of src (rows B apart): each one's k <= kListMaxK best into sel + c * k, best first,
+// from one scan down the rows: a row's w entries (one cache line) tested against the w worsts kept
+// at once, a column's sorted list (select_row's) touched only where an entry may enter. The same
+// result as select_row on each column copied out, without the copies.
+template <typename T, bool kLargest>
+void select_columns(const T* src, int64_t N, int64_t B, int64_t w, int64_t k, int64_t* sel) {
+  constexpr int64_t kMaxW = kTileBytes / int64_t(sizeof(T));
+  T worst[kMaxW];
+  auto before = [&](int64_t c, int64_t i, int64_t j) {
+    return Before<T, kLargest>{nullptr}.values(src[i * B + c], src[j * B + c], i, j);
+  };
+  for (int64_t c = 0; c < w; ++c) {
+    int64_t* kept = sel + c * k;
+    for (int64_t j = 0; j < k; ++j) kept[j] = j;
+    std::stable_sort(kept, kept + k, [&](int64_t i, int64_t j) { return before(c, i, j); });
+    worst[c] = src[kept[k - 1] * B + c];
+  }
+  for (int64_t j = k; j < N; ++j) {
+    const T* row = src + j * B;
+    bool any = false;  // true also where a worst is NaN: the exact test below decides
+    if constexpr (kLargest) {
+      for (int64_t c = 0; c < w; ++c) any |= !(row[c] <= worst[c]);
+    } else {
+      for (int64_t c = 0; c < w; ++c) any |= !(row[c] >= worst[c]);
+    }
+    if (!any) continue;
+    for (int64_t c = 0; c < w; ++c) {
+      const T a = row[c], wc = worst[c];
+      const bool better = kLargest ? (a > wc || (a != a && wc == wc)) : (a < wc || (a == a && wc != wc));
+      if (!better) continue;
+      int64_t* kept = sel + c * k;
+      int64_t p = k - 1;  // j comes after every kept index: it goes after those it ties with
+      for (; p > 0 && before(c, j, kept[p - 1]); --p) kept[p] = kept[p - 1];
+      kept[p] = j;
+      worst[c] = src[kept[k - 1] * B + c];
+    }
+  }
+}
+
 }  // namespace
 
 template <typename T>
-void topk_rows(int64_t rows, int64_t n, const T* x, int64_t k, bool largest, int64_t* idx) {
-  if (rows == 0 || k == 0) return;
-  const int64_t ntasks = (rows + kRowsPerTask - 1) / kRowsPerTask;
-  parallel_tiles(ntasks, rows * n >= kParallelMinElems, [&](int64_t t) {
+void topk_dim(int64_t A, int64_t N, int64_t B, const T* x, int64_t k, bool largest, int64_t* idx) {
+  if (A == 0 || B == 0 || k == 0) return;
+  auto select = [&](const T* r, int64_t* out, Scratch& sc) {
+    if (largest) select_row<T, true>(r, N, k, out, sc);
+    else select_row<T, false>(r, N, k, out, sc);
+  };
+  if (B == 1) {
+    const int64_t ntasks = (A + kRowsPerTask - 1) / kRowsPerTask;
+    parallel_tiles(ntasks, A * N >= kParallelMinElems, [&](int64_t t) {
+      Scratch sc;
+      for (int64_t r = t * kRowsPerTask; r < std::min(A, (t + 1) * kRowsPerTask); ++r) select(x + r * N, idx + r * k, sc);
+    });
+    return;
+  }
+  // Along a middle dim: a task copies a cache line of neighbouring columns (b0..) of one a into
+  // contiguous rows, selects in each, and writes the indices back in idx's layout (A x k x B).
+  const int64_t W = std::max<int64_t>(1, kTileBytes / int64_t(sizeof(T)));
+  const int64_t tiles_per_a = (B + W - 1) / W;
+  parallel_tiles(A * tiles_per_a, A * N * B >= kParallelMinElems, [&](int64_t t) {
+    const int64_t a = t / tiles_per_a, b0 = (t % tiles_per_a) * W, w = std::min(W, B - b0);
+    const T* src = x + a * N * B + b0;
     Scratch sc;
-    for (int64_t r = t * kRowsPerTask; r < std::min(rows, (t + 1) * kRowsPerTask); ++r) {
-      if (largest) select_row<T, true>(x + r * n, n, k, idx + r * k, sc);
-      else select_row<T, false>(x + r * n, n, k, idx + r * k, sc);
+    std::vector<T> rows;
+    std::vector<int64_t> sel(size_t(w * k));
+    if (k <= kListMaxK && k * 16 <= N) {
+      if (largest) select_columns<T, true>(src, N, B, w, k, sel.data());
+      else select_columns<T, false>(src, N, B, w, k, sel.data());
+    } else {
+      rows.resize(size_t(w * N));
+      for (int64_t j = 0; j < N; ++j)
+        for (int64_t c = 0; c < w; ++c) rows[size_t(c * N + j)] = src[j * B + c];
+      for (int64_t c = 0; c < w; ++c) select(rows.data() + c * N, sel.data() + c * k, sc);
     }
+    int64_t* dst = idx + a * k * B + b0;
+    for (int64_t j = 0; j < k; ++j)
+      for (int64_t c = 0; c < w; ++c) dst[j * B + c] = sel[size_t(c * k + j)];
   });
 }
 
-template void topk_rows<float>(int64_t, int64_t, const float*, int64_t, bool, int64_t*);
-template void topk_rows<double>(int64_t, int64_t, const double*, int64_t, bool, int64_t*);
-template void topk_rows<int64_t>(int64_t, int64_t, const int64_t*, int64_t, bool, int64_t*);
-template void topk_rows<int32_t>(int64_t, int64_t, const int32_t*, int64_t, bool, int64_t*);
+template void topk_dim<float>(int64_t, int64_t, int64_t, const float*, int64_t, bool, int64_t*);
+template void topk_dim<double>(int64_t, int64_t, int64_t, const double*, int64_t, bool, int64_t*);
+template void topk_dim<int64_t>(int64_t, int64_t, int64_t, const int64_t*, int64_t, bool, int64_t*);
+template void topk_dim<int32_t>(int64_t, int64_t, int64_t, const int32_t*, int64_t, bool, int64_t*);
 
 }  // namespace tapegrad

@@ -7,9 +7,10 @@
 
 namespace tapegrad {
 
-// x: rows x n, row-major; idx: rows x k, row-major, each row's indices best first. 0 <= k <= n.
-// Rows run on the kernel threads from kTopkParallelMinElems elements on.
+// x: A x N x B, C-contiguous, selected along N; idx: A x k x B, C-contiguous, each slice's indices
+// best first. 0 <= k <= N. Slices run on the kernel threads from 2^15 elements on, in tasks fixed
+// by the shape.
 template <typename T>
-void topk_rows(int64_t rows, int64_t n, const T* x, int64_t k, bool largest, int64_t* idx);
+void topk_dim(int64_t A, int64_t N, int64_t B, const T* x, int64_t k, bool largest, int64_t* idx);
 
 }  // namespace tapegrad

@@ -561,7 +561,13 @@ def masked_fill(input, mask, value):
 @public(method=True, out=True)
 def nonzero(input, *, as_tuple=False):
     """Indices of the non-zero elements: an int64 ``(n, ndim)`` tensor, or a tuple of 1-D tensors."""
-    idx = np.argwhere(input._data).astype(np.int64)
+    a = input._data
+    if a.ndim and type(a) is np.ndarray:  # csrc's two passes (select.h): counts per chunk, then the indices
+        if a.dtype.kind not in "biuf" or a.itemsize > 8:
+            a = a != 0
+        idx = _C.nonzero(np.ascontiguousarray(a), as_tuple)
+        return tuple(Tensor._wrap(row) for row in idx) if as_tuple else Tensor._wrap(idx)
+    idx = np.argwhere(a).astype(np.int64)
     if as_tuple:
         if input.ndim == 0:  # PyTorch: a 0-d tensor as a 1-element vector, (tensor([0]),) or (tensor([]),)
             idx = np.argwhere(input._data.reshape(1)).astype(np.int64)
@@ -771,7 +777,12 @@ def masked_select(input, mask):
     except RuntimeError:
         raise RuntimeError(f"masked_select: the mask of shape {tuple(mask.shape)} is not broadcastable with the "
                            f"input of shape {tuple(input.shape)}") from None
-    return getitem(input.expand(shape), Tensor._wrap(np.broadcast_to(mask._data, shape)))
+    a, m = input._data, mask._data
+    if not (grad_mode.state.enabled and input._requires_grad) and type(a) is np.ndarray and a.itemsize in (1, 2, 4, 8):
+        # nothing to record: csrc's two passes (select.h), counts per chunk of the mask, then the copy
+        a = np.ascontiguousarray(np.broadcast_to(a, shape))
+        return Tensor._wrap(_C.masked_select(a, np.ascontiguousarray(np.broadcast_to(m, shape))))
+    return getitem(input.expand(shape), Tensor._wrap(np.broadcast_to(m, shape)))
 
 
 @public(method=True, out=True)

@@ -8,6 +8,7 @@ import builtins
 import numpy as np
 
 from .. import _C, _dtype
+from .._tape import grad_mode
 from .._tape.registry import apply, defop
 from ._util import const, norm_dim
 from .shape import clone, narrow, reshape, squeeze, stack
@@ -23,11 +24,17 @@ Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops
 _sort_t, _topk_t, _kth_t, _median_t, _mode_t = (_named(n) for n in ("sort", "topk", "kthvalue", "median", "mode"))
 
 
-_TOPK_CHARS = tuple(np.dtype(t).char for t in (np.float32, np.float64, np.int32, np.int64))
+_NATIVE_CHARS = tuple(np.dtype(t).char for t in (np.float32, np.float64, np.int32, np.int64))
+
+
+def _native_order(a):
+    """Whether csrc's sort and topk (sort.h, topk.h) take ``a``: a plain numpy array of their dtypes."""
+    return type(a) is np.ndarray and a.dtype.char in _NATIVE_CHARS and a.size > 0
 
 
 def _argsort_np(a, axis, descending, stable=True):
-    """Indices sorting ``a`` along ``axis``; NaN counts as the largest value, as in PyTorch."""
+    """Indices sorting ``a`` along ``axis``; NaN counts as the largest value, as in PyTorch (numpy's
+    sort: the reference the native kernels are tested against)."""
     if a.dtype == np.bool_:
         a = a.astype(np.int8)
     if not descending:
@@ -37,6 +44,13 @@ def _argsort_np(a, axis, descending, stable=True):
     if a.dtype.kind == "u":
         a = a.astype(np.int64)
     return np.argsort(-a, axis=axis, kind="stable")
+
+
+def _argsort(a, axis, descending):
+    """``_argsort_np``'s int64 indices, from csrc's sort (sort.h) where it takes ``a``."""
+    if _native_order(a) and a.ndim:
+        return _C.sort(np.ascontiguousarray(a), axis, descending)[1]
+    return _argsort_np(a, axis, descending).astype(np.int64)
 
 
 @public(method=True, out=True)
@@ -50,7 +64,14 @@ def sort(input, dim=-1, descending=False, stable=False):
     d = norm_dim(dim, input.ndim, "sort")
     if input.ndim == 0:
         return _sort_t(clone(input), Tensor._wrap(np.zeros((), np.int64)))
-    idx = Tensor._wrap(_argsort_np(input._data, d, descending).astype(np.int64))
+    a = input._data
+    if _native_order(a):
+        values, idx = _C.sort(np.ascontiguousarray(a), d, descending)
+        idx = Tensor._wrap(idx)
+        if not (grad_mode.state.enabled and input._requires_grad):  # the kernel's values: no gather
+            return _sort_t(Tensor._wrap(values), idx)
+    else:
+        idx = Tensor._wrap(_argsort_np(a, d, descending).astype(np.int64))
     return _sort_t(gather(input, d, idx), idx)
 
 
@@ -80,11 +101,9 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
     if input.ndim == 0:
         return _topk_t(clone(input), Tensor._wrap(np.zeros((), np.int64)))
     a = input._data
-    if type(a) is np.ndarray and a.dtype.char in _TOPK_CHARS and a.size:
+    if _native_order(a):
         # csrc's selection (topk.h): the first k of the stable sort below without sorting the rest
-        rows = np.ascontiguousarray(np.moveaxis(a, d, -1))
-        sel = _C.topk_indices(rows.reshape(-1, n), k, largest).reshape(rows.shape[:-1] + (k,))
-        idx = Tensor._wrap(np.ascontiguousarray(np.moveaxis(sel, -1, d)))
+        idx = Tensor._wrap(_C.topk_indices(np.ascontiguousarray(a), k, largest, d))
     else:
         idx = _argsort_np(a, d, largest)
         idx = Tensor._wrap(np.ascontiguousarray(np.take(idx, np.arange(k), axis=d)).astype(np.int64))
@@ -105,7 +124,7 @@ def _select_kth(input, dim, keepdim, pos, opname, result):
             f"(input shape {tuple(input.shape)})")
     if input.ndim == 0:
         return result(clone(input), Tensor._wrap(np.zeros((), np.int64)))
-    order = _argsort_np(input._data, d, False)
+    order = _argsort(input._data, d, False)
     # median: a NaN in a slice is that slice's result; kthvalue ranks NaN above everything (both PyTorch's)
     if opname == "median" and _dtype.kind_of(input._data.dtype) == "f":
         nan = np.isnan(input._data)
@@ -170,7 +189,7 @@ def nanmedian(input, dim=None, keepdim=False):
         return median(kept) if kept.numel() else Tensor._wrap(np.asarray(np.nan, input.dtype))
     d = norm_dim(dim, input.ndim, "nanmedian")
     counts = (~np.isnan(input._data)).sum(axis=d, keepdims=True)
-    order = _argsort_np(input._data, d, False)  # NaNs sort last
+    order = _argsort(input._data, d, False)  # NaNs sort last
     pick = np.take_along_axis(order, np.maximum(counts - 1, 0) // 2, axis=d).astype(np.int64)
     idx = Tensor._wrap(pick)
     values = gather(input, d, idx)
@@ -206,7 +225,12 @@ def mode(input, dim=-1, keepdim=False):
 def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
     """The distinct values (sorted), optionally with the inverse map and the counts. Not differentiable."""
     a = input._data
-    if dim is None:
+    if dim is None and type(a) is np.ndarray and a.dtype.char in _NATIVE_CHARS:
+        # csrc's sort and one scan over it (sort.h), computing only what is asked for
+        vals, inv, counts = _C.unique(np.ascontiguousarray(a).reshape(-1), return_inverse, return_counts)
+        if return_inverse:
+            inv = inv.reshape(a.shape)
+    elif dim is None:
         vals, inv, counts = np.unique(a.reshape(-1), return_inverse=True, return_counts=True)
         inv = inv.reshape(a.shape)
     else:
@@ -215,9 +239,9 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
         inv = inv.reshape(-1)
     out = [Tensor._wrap(vals)]
     if return_inverse:
-        out.append(Tensor._wrap(inv.astype(np.int64)))
+        out.append(Tensor._wrap(inv.astype(np.int64, copy=False)))
     if return_counts:
-        out.append(Tensor._wrap(counts.astype(np.int64)))
+        out.append(Tensor._wrap(counts.astype(np.int64, copy=False)))
     return out[0] if len(out) == 1 else tuple(out)
 
 

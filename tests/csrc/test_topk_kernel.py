@@ -50,10 +50,12 @@ def test_topk_kernel_threads_and_errors():
     finally:
         tg.set_num_threads(before)
     assert got[0] == got[1] == got[2]
-    with pytest.raises(ValueError, match=r"topk: k \(8\) out of range for rows of 7"):
+    with pytest.raises(ValueError, match=r"topk: k \(8\) out of range for a dim of size 7"):
         _C.topk_indices(np.zeros((2, 7), np.float32), 8)
-    with pytest.raises(ValueError, match=r"topk: expected a 2-d array of rows, got shape \(7,\)"):
-        _C.topk_indices(np.zeros(7, np.float32), 2)
+    with pytest.raises(ValueError, match=r"topk: expected an array of rank >= 1, got shape \(\)"):
+        _C.topk_indices(np.zeros((), np.float32), 1)
+    with pytest.raises(ValueError, match=r"topk: dim 2 out of range for shape \(2, 7\)"):
+        _C.topk_indices(np.zeros((2, 7), np.float32), 1, True, 2)
     with pytest.raises(ValueError, match=r"topk: only float32, float64, int32 and int64 are supported, got int16"):
         _C.topk_indices(np.zeros((2, 7), np.int16), 2)
     with pytest.raises(RuntimeError, match=r"topk: selected index k \(9\) out of range for dimension 1 of size 7"):
