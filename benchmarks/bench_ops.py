@@ -5,7 +5,8 @@ weight gradient, cumsum, reductions along dims (sum, mean, amax; vector_norm, lo
 max / min with indices, var / std; sum / mean's backward fill, mse_loss; max / min / argmax /
 argmin along dims 0 and 1), the shrink/threshold/Huber kernels, in-place updates with nothing
 recorded, topk, gather / scatter_add / index_add along a dim (the index group), cdist, and lerp /
-addcmul / addcdiv (the ternary group, float32 and float64).
+addcmul / addcdiv (the ternary group, float32 and float64), and small batched products (bmm, batched
+@ with broadcast batch dims, einsum's batched contractions) with cosine_similarity (the bmm group).
 
 Run: python benchmarks/bench_ops.py [--repeats 5] [--rounds 2] [--threads 1 2] [--only gelu]
 
