@@ -77,6 +77,25 @@ def test_bmm_empty_batch_backward():
     assert a.grad.shape == (0, 3, 4) and b.grad.shape == (0, 4, 5)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, k", [(8, 8), (13, 64), (1, 5), (30, 300)])
+def test_narrow_products_are_the_columns_of_a_wide_one(dtype, m, k):
+    # a product of n < NR columns (read and stored under a mask with AVX-512) gives the bits its
+    # columns have in a wider product (full panels); C's neighbours past column n are untouched
+    a, b = _rand((3, m, k), dtype), _rand((3, k, 48), dtype)
+    wide = np.empty((3, m, 48), dtype)
+    tg._C.matmul(a, b, wide)
+    for n in (1, 5, 8, 15, 17, 31, 33):
+        out = np.full((3, m, 48), 7.0, dtype)
+        tg._C.matmul(a, b[..., :n], out[..., :n])
+        np.testing.assert_array_equal(out[..., :n], wide[..., :n])
+        assert (out[..., n:] == 7).all()
+        if n > 1:  # one contiguous column is a matrix-vector product: dot products in lanes (gemm.h)
+            sliced = np.empty((3, m, n), dtype)
+            tg._C.matmul(a, np.ascontiguousarray(b[..., :n]), sliced)
+            np.testing.assert_array_equal(sliced, wide[..., :n])
+
+
 # ---------------------------------------------------------------- einsum
 EINSUMS = [("bij,bjk->bik", [(6, 4, 5), (6, 5, 3)]),
            ("bhqd,bhkd->bhqk", [(2, 3, 5, 4), (2, 3, 6, 4)]),
