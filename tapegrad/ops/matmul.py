@@ -38,6 +38,12 @@ def _mm_fwd(a, b):
         out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
         _C.matmul(a, b, out)
         return out
+    if b.ndim == 2 and a.flags.c_contiguous:
+        # a batch of matrices times one matrix: one GEMM of all their rows, as PyTorch folds it
+        # (256 x 32 x 32 @ 32 x 32 as 256 products took 1.27x its time)
+        out = np.empty(a.shape[:-1] + (b.shape[1],), dtype=a.dtype)
+        _C.matmul(a.reshape(-1, a.shape[-1]), b, out.reshape(-1, b.shape[1]))
+        return out
     ba, bb = a.shape[:-2], b.shape[:-2]
     batch = ba if ba == bb else np.broadcast_shapes(ba, bb)
     out = np.empty(batch + (a.shape[-2], b.shape[-1]), dtype=a.dtype)
@@ -133,6 +139,8 @@ def _matmul_grad_a(g, a, b):
 
 
 def _matmul_grad_b(g, a, b):
+    if b.ndim == 2 and a.ndim > 2 and a._data.flags.c_contiguous:  # the folded product's: one GEMM
+        return _mm_grad_b(_rows(g, b._data.shape[1]), _rows(a, b._data.shape[0]), b)
     if a.ndim > 1 and b.ndim > 1:
         return _mm_grad_b(g, a, b)
     gb = _mm_grad_b(*_as_matrices(g, a, b))
@@ -233,6 +241,9 @@ def bmm(input, mat2):
     if input.ndim != 3 or mat2.ndim != 3 or input.shape[0] != mat2.shape[0]:
         raise RuntimeError(f"bmm: expected 3-D tensors with equal batch, got {tuple(input.shape)} and "
                            f"{tuple(mat2.shape)}")
+    if (input._data.__class__ is np.ndarray and mat2._data.__class__ is np.ndarray and input.dtype == mat2.dtype
+            and input._data.shape[2] == mat2._data.shape[1]):
+        return apply(_matmul, input, mat2)  # matmul()'s checks all hold: its ~2 us per call saved
     return matmul(input, mat2)
 
 
@@ -380,7 +391,7 @@ def einsum(equation, *operands):
             raise RuntimeError(f"einsum(): output subscript {c!r} does not appear in the inputs of {equation!r}")
     sizes = {}
     for s, t in labelled:
-        for c, n in zip(s, t.shape):
+        for c, n in zip(s, t._data.shape):
             if sizes.get(c, 1) not in (1, n) and n != 1:
                 raise RuntimeError(f"einsum(): subscript {c!r} has size {n} for an operand of shape "
                                    f"{tuple(t.shape)}, which does not broadcast with size {sizes[c]}")
@@ -473,7 +484,7 @@ def _contract(sa, a, sb, b, later, sizes):
     b = _arrange(sb, b, batch, inner + right, sizes, (n(inner), n(right)))
     r = matmul(a, b)
     shape = tuple(sizes[c] for c in batch + left + right)
-    return "".join(batch + left + right), (r if tuple(r.shape) == shape else r.reshape(shape))
+    return "".join(batch + left + right), (r if r._data.shape == shape else r.reshape(shape))
 
 
 def _contract_elementwise(sa, a, sb, b, batch, left, inner, right):
@@ -484,7 +495,7 @@ def _contract_elementwise(sa, a, sb, b, batch, left, inner, right):
     def lay(s, t, order, ones_at, ones):
         if s != "".join(order):
             t = permute(t, [s.index(c) for c in order])
-        return t.reshape(tuple(t.shape[:ones_at]) + (1,) * ones + tuple(t.shape[ones_at:])) if ones else t
+        return t.reshape(t._data.shape[:ones_at] + (1,) * ones + t._data.shape[ones_at:]) if ones else t
     nb = len(batch)
     r = mul(lay(sa, a, batch + left + inner, nb + len(left), len(right)),
             lay(sb, b, batch + right + inner, nb, len(left)))
@@ -500,11 +511,11 @@ def _arrange(s, t, batch, rest, sizes, matrix):
     order = batch + rest
     if s != "".join(order):
         t = permute(t, [s.index(c) for c in order])
-    full = tuple(t.shape[:len(batch)]) + tuple(sizes[c] for c in rest)
-    if tuple(t.shape) != full:
+    full = t._data.shape[:len(batch)] + tuple(sizes[c] for c in rest)
+    if t._data.shape != full:
         t = t.expand(full)
     shape = full[:len(batch)] + matrix
-    return t if tuple(t.shape) == shape else t.reshape(shape)
+    return t if t._data.shape == shape else t.reshape(shape)
 
 
 # ---------------------------------------------------------------- more products
