@@ -5,8 +5,9 @@ weight gradient, cumsum, reductions along dims (sum, mean, amax; vector_norm, lo
 max / min with indices, var / std; sum / mean's backward fill, mse_loss; max / min / argmax /
 argmin along dims 0 and 1), the shrink/threshold/Huber kernels, in-place updates with nothing
 recorded, topk, sort / argsort / unique / nonzero / masked_select (the sorting group), gather /
-scatter_add / index_add along a dim (the index group), cdist, and lerp /
-addcmul / addcdiv (the ternary group, float32 and float64).
+scatter_add / index_add along a dim (the index group), cdist, lerp / addcmul / addcdiv (the
+ternary group, float32 and float64), and small batched products (bmm, batched @ with broadcast
+batch dims, einsum's batched contractions) with cosine_similarity (the bmm group).
 
 Run: python benchmarks/bench_ops.py [--repeats 5] [--rounds 2] [--threads 1 2] [--only gelu]
 
@@ -479,6 +480,46 @@ CASES = {
                for name, f in (("sum(0)", lambda x: x.sum(0)), ("mean(0)", lambda x: x.mean(0)))
                for dt in (np.float32, np.float64)],
 }
+
+# issue 12's small batched products (bmm, batched @ with broadcast batch dims, einsum's batched
+# contractions) and cosine_similarity, forward alone and forward + backward
+_BMM_OPS = (
+    [(f"bmm {b}x{m}x{k} @ {b}x{k}x{n}", lambda L, x, y: L.bmm(x, y), ((b, m, k), (b, k, n)))
+     for b, m, k, n in ((256, 32, 32, 32), (64, 128, 128, 128), (1024, 8, 8, 8), (512, 16, 16, 16),
+                        (256, 64, 8, 64), (256, 8, 64, 8), (128, 64, 64, 16))]
+    + [("matmul 256x32x32 @ 32x32 (broadcast)", lambda L, x, y: x @ y, ((256, 32, 32), (32, 32))),
+       ("matmul 8x1x32x32 @ 1x16x32x32 (broadcast)", lambda L, x, y: x @ y, ((8, 1, 32, 32), (1, 16, 32, 32))),
+       ("einsum bij,bjk->bik 256x32x32", lambda L, x, y: L.einsum("bij,bjk->bik", x, y),
+        ((256, 32, 32), (256, 32, 32))),
+       ("einsum bhqd,bhkd->bhqk 8x8x64x32", lambda L, x, y: L.einsum("bhqd,bhkd->bhqk", x, y),
+        ((8, 8, 64, 32), (8, 8, 64, 32))),
+       ("einsum ij,jk->ik 256x256", lambda L, x, y: L.einsum("ij,jk->ik", x, y), ((256, 256), (256, 256))),
+       ("einsum bi,bi->b 1024x256", lambda L, x, y: L.einsum("bi,bi->b", x, y), ((1024, 256), (1024, 256))),
+       ("cosine_similarity 1000x1000 dim 1", lambda L, x, y: L.nn.functional.cosine_similarity(x, y, 1),
+        ((1000, 1000), (1000, 1000)))])
+CASES["bmm"] = [(f"{name}, {'fw + bw' if bw else 'forward'}", lambda lib, f=f, s=s, bw=bw: product_step(lib, f, s, bw))
+                for bw in (False, True) for name, f, s in _BMM_OPS]
+
+
+def product_step(lib, op, shapes, backward):
+    """op(lib, *xs) on standard normal float32 operands of ``shapes``: forward alone with nothing
+    recorded, or forward and backward (every operand a leaf, a fixed upstream gradient)."""
+    rng = np.random.default_rng(0)
+    xs = [lib.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=backward) for s in shapes]
+    with lib.no_grad():
+        out_shape = tuple(op(lib, *xs).shape)
+    g = lib.tensor(rng.standard_normal(out_shape).astype(np.float32))
+
+    def forward():
+        with lib.no_grad():
+            op(lib, *xs)
+
+    def step():
+        for x in xs:
+            x.grad = None
+        op(lib, *xs).backward(g)
+
+    return step if backward else forward
 
 
 def half_step(lib, op, dt, positive, backward=False):

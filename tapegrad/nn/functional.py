@@ -30,6 +30,8 @@ from ..ops.activation import binary_cross_entropy_pointwise as _bce_pointwise
 from ..ops.activation import binary_cross_entropy_with_logits_pointwise as _bce_logits_pointwise
 from ..ops import activation as _act
 from ..ops.linalg import pdist, vector_norm as _vector_norm  # noqa: F401
+from ..ops.linalg import cosine_similarity_fused as _cosine_similarity_fused
+from ..ops._util import norm_dim as _norm_dim
 from ..ops.reduction import mse_loss_fused as _mse_loss_fused, huber_loss_fused as _huber_loss_fused
 from ..ops.matmul import _linear, cpp_name as _cpp_name, scalar_name as _scalar_name
 from ..ops.conv import adaptive_max_pool2d_native as _adaptive_max_pool2d_native, resample2d as _resample2d
@@ -1582,6 +1584,8 @@ def cosine_similarity(x1, x2, dim: int = 1, eps: float = 1e-8):
                            f"{_dtype.name(common)}")
     x1, x2 = _ops.broadcast_tensors(x1.to(common) if x1.dtype.kind != "f" else x1,
                                     x2.to(common) if x2.dtype.kind != "f" else x2)
+    if x1.dtype == x2.dtype and x1.dtype in (np.float32, np.float64) and x1.ndim:
+        return _cosine_similarity_fused(x1, x2, _norm_dim(dim, x1.ndim, "cosine_similarity"), eps)
 
     def unit(x):
         n = _vector_norm(x, 2, dim=dim, keepdim=True)

@@ -651,6 +651,60 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
     return pnorm(x, float(ord), dim, keepdim, dtype)
 
 
+
+# cosine_similarity on float32/float64 operands of one shape, as one node: the row dot products
+# <x1, x2>, <x1, x1>, <x2, x2> in three reading passes (the batched GEMM's dot products where
+# ``dim`` runs contiguous), where the composition (two norms, their clamps, two divisions, a
+# product and a sum) made seven passes and three full-size temporaries, and as many again
+# backward (1000 x 1000 float32, forward and backward: 1.38x PyTorch's time).
+def _row_dots(a, b):
+    """sum(a * b) over the last axis, for arrays of one shape (leading dims any)."""
+    if a.shape[-1] and a.strides[-1] == a.itemsize and b.strides[-1] == b.itemsize and a.dtype.kind == "f" \
+            and a.dtype.itemsize >= 4:
+        out = np.empty(a.shape[:-1] + (1, 1), a.dtype)
+        _C.matmul(a[..., None, :], b[..., :, None], out)
+        return out[..., 0, 0]
+    return np.einsum("...i,...i->...", a, b)
+
+
+def _cosine_fwd(x1, x2, dim, eps):
+    a, b = np.moveaxis(x1, dim, -1), np.moveaxis(x2, dim, -1)
+    with np.errstate(all="ignore"):
+        n1 = np.maximum(np.sqrt(_row_dots(a, a)), eps)
+        n2 = np.maximum(np.sqrt(_row_dots(b, b)), eps)
+        r = _row_dots(a, b) / n1 / n2
+        if not np.isfinite(r).all():  # <x1, x2> overflowed: PyTorch normalises before the product
+            r = _row_dots(a / n1[..., None], b / n2[..., None])
+    return np.asarray(np.clip(r, -1, 1), x1.dtype)  # rounding can leave the cosine an ulp outside [-1, 1]
+
+
+def _cosine_grad(g, out, x, y, dim, eps):
+    """d cos / dx = (y / (|x|' |y|') - cos * x / (|x| |x|')) * g, |x|' the norm clamped to eps
+    (the clamp's value with the unclamped norm's gradient, as PyTorch's cosine_similarity); the
+    second term is zero where x is."""
+    nx, ny = pnorm(x, 2.0, dim, True), pnorm(y, 2.0, dim, True)
+    cx, cy = _clamped(nx, eps), _clamped(ny, eps)
+    ge = g.unsqueeze(dim)
+    c = ge / (cx * cy)
+    d = ge * out.unsqueeze(dim) / (cx * where(nx == 0, 1, nx))
+    return y * c - x * d
+
+
+def _clamped(n, eps):
+    nd = n.detach()
+    return n + (nd.clamp(min=eps) - nd)
+
+
+_cosine_similarity = defop("cosine_similarity", _cosine_fwd,
+                           lambda g, out, x1, x2, dim, eps: _cosine_grad(g, out, x1, x2, dim, eps),
+                           lambda g, out, x1, x2, dim, eps: _cosine_grad(g, out, x2, x1, dim, eps),
+                           saves_output=True)
+
+
+def cosine_similarity_fused(x1, x2, dim, eps):
+    """cosine_similarity of two float32/float64 tensors of one shape along ``dim`` (normalised)."""
+    return apply(_cosine_similarity, x1, x2, dim=dim, eps=float(eps))
+
 def _matrix_dims(A, dim, opname):
     if not isinstance(dim, (tuple, list)) or len(dim) != 2:
         raise RuntimeError(f"{opname}: dim must be a 2-tuple, got {dim!r}")

@@ -25,6 +25,9 @@ CPU = _C.cpu_isa()["cpu"]
 KERNEL_TESTS = [
     "tests/csrc/test_gemm.py",  # gemm
     "tests/csrc/test_gemm_packed.py",  # gemm's PackedB
+    # gemm: small and narrow products (masked AVX-512 tiles); the file's other tests are op-level
+    "tests/ops/test_batched_products.py::test_narrow_products_are_the_columns_of_a_wide_one",
+    "tests/ops/test_batched_products.py::test_bmm_matches_numpy",
     "tests/csrc/test_conv.py",  # conv (below avx512: im2col + gemm)
     "tests/csrc/test_rows.py",  # rows: gelu, silu, softmax, layer_norm, cross_entropy, dropout, embedding
     "tests/nn/test_rows_fused_vs_torch.py",

@@ -2616,6 +2616,19 @@ def _dropout(draw):
 info("dropout").op = "nn.functional.dropout"
 
 
+@entry("cosine_similarity", gradgrad=True, op="nn.functional.cosine_similarity")
+def _cosine_similarity(draw):
+    shape = draw(NONEMPTY_SHAPES)
+    dim = draw(st.integers(-len(shape), len(shape) - 1))
+    a, b = arr(draw, shape, "grid0"), arr(draw, shape, "grid1")  # other grids: no zero row
+
+    def ref(x, y):
+        nx = np.maximum(np.sqrt((x * x).sum(dim, keepdims=True)), 1e-8)
+        ny = np.maximum(np.sqrt((y * y).sum(dim, keepdims=True)), 1e-8)
+        return ((x / nx) * (y / ny)).sum(dim)
+    return Sample(lambda M, x, y: F(M).cosine_similarity(x, y, dim), [a, b], ref)
+
+
 @entry("cdist", gradgrad=True)  # cdist's product route (p = 2); its other routes are composites
 def _cdist_mm(draw):
     batch = draw(st.sampled_from([(), (2,)]))
