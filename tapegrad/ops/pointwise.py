@@ -161,7 +161,7 @@ def _into(self, other, op, alpha=1):
                 return False
             if op < 2 and _axpy_operands(a, b):  # add_ / sub_: the product and the sum in one pass
                 _C.axpy(a, b, float(alpha), op == 1, a)
-                self._version[0] += 1
+                self._bump_version()
                 return True
             b = _kernels.ufunc(np.multiply, b, alpha)
     elif type(other) in _NUMBERS:
@@ -171,7 +171,7 @@ def _into(self, other, op, alpha=1):
     else:
         return False
     _C._binary_into(op, a, b)
-    self._version[0] += 1
+    self._bump_version()
     return True
 
 
@@ -707,7 +707,7 @@ def clamp_(input, min=None, max=None):
         lo = np.asarray(-np.inf if min is None else min, a.dtype)
         hi = np.asarray(np.inf if max is None else max, a.dtype)
         _clamp_into(a, a, lo, hi)
-        input._version[0] += 1
+        input._bump_version()
         return input
     return inplace(input, lambda s, *_: clamp(s, min, max), "clamp_", *[b for b in (min, max) if isinstance(b, Tensor)])
 
@@ -1168,7 +1168,7 @@ def lerp_(self, end, weight):
             _C.lerp(self._data, end._data, w, self._data)
         else:
             _lerp_scalar_into(self._data, self._data, end._data, w)
-        self._version[0] += 1
+        self._bump_version()
         return self
     return inplace(self, lambda s, *_: lerp(s, end, weight), "lerp_", *[t for t in (end, weight) if isinstance(t, Tensor)])
 
@@ -1255,7 +1255,7 @@ def addcmul_(self, tensor1, tensor2, *, value=1):
     """In-place form of ``addcmul``: writes the result into ``self`` and returns it."""
     if _addc_plain(self, tensor1, tensor2, value) and _writable_alone(self, tensor1, tensor2):
         _addc_into(self._data, self._data, tensor1._data, tensor2._data, value, np.multiply)
-        self._version[0] += 1
+        self._bump_version()
         return self
     return inplace(self, lambda s, *_: addcmul(s, tensor1, tensor2, value=value), "addcmul_", tensor1, tensor2)
 
@@ -1264,7 +1264,7 @@ def addcdiv_(self, tensor1, tensor2, *, value=1):
     """In-place form of ``addcdiv``: writes the result into ``self`` and returns it."""
     if _addc_plain(self, tensor1, tensor2, value) and _writable_alone(self, tensor1, tensor2):
         _addc_into(self._data, self._data, tensor1._data, tensor2._data, value, np.true_divide)
-        self._version[0] += 1
+        self._bump_version()
         return self
     return inplace(self, lambda s, *_: addcdiv(s, tensor1, tensor2, value=value), "addcdiv_", tensor1, tensor2)
 
@@ -1378,7 +1378,7 @@ def fill_(self, value):
         raise RuntimeError("fill_: unsupported operation: this tensor is a read-only or expanded view "
                            f"(shape {tuple(self.shape)}, strides {self._data.strides}); clone() it first")
     self._data.fill(value)
-    self._version[0] += 1
+    self._bump_version()
     return self
 
 
@@ -1395,7 +1395,7 @@ def copy_(self, src):
             # float32
             if not _C._copy_into(a, b):
                 np.copyto(a, b)
-            self._version[0] += 1
+            self._bump_version()
             return self
     return inplace(self, lambda s, o: _replace(s, o.to(s.dtype)), "copy_", src)
 

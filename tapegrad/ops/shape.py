@@ -67,7 +67,7 @@ def reshape(input, *args, shape=None):
     if out._base is not None and not np.may_share_memory(out._data, input._data):
         # numpy had to copy (a transposed or expanded input): not a view, as PyTorch's reshape
         # then isn't; sharing the version box made writes into it refused or bump the input's
-        out._version, out._base = [0], None
+        out._version_box, out._base = [0], None
     return out
 
 
@@ -124,7 +124,7 @@ def view_dtype(input, dtype):
                     raise RuntimeError(f"view: self.stride({i}) must be divisible by {ratio} {what}, but got "
                                        f"{st // old}")
     out = Tensor._wrap(a.view(d))
-    out._version = input._version
+    out._version_box = input._version_box
     out._base = input if input._base is None else input._base  # after _version: the view's graph is current
     return out
 
@@ -955,7 +955,7 @@ def _reshape_inplace(self, fn, opname):
         return self
     _check_leaf(self, opname)
     before = Tensor._wrap(self._data)
-    before._version, before.grad_fn, before._requires_grad = self._version, self.grad_fn, True
+    before._version_box, before.grad_fn, before._requires_grad = self._version_box, self.grad_fn, True
     res = fn(before)
     self._data, self.grad_fn = res._data, res.grad_fn
     return self
@@ -1166,7 +1166,7 @@ def resize_(self, *size, memory_format=None):
         new = np.zeros(n, self._data.dtype)
         new[:builtins.min(n, flat.size)] = flat[:n]
         self._data = new.reshape(size)
-    self._version[0] += 1
+    self._bump_version()
     return self
 
 
