@@ -479,6 +479,25 @@ CASES = {
                 lambda lib, f=f, dt=dt: reduce_step(lib, f, (1000, 1000), dt, False))
                for name, f in (("sum(0)", lambda x: x.sum(0)), ("mean(0)", lambda x: x.mean(0)))
                for dt in (np.float32, np.float64)],
+    # issue 12's clamp, pad and triangles: forward alone (nothing recorded) and forward + backward
+    "clamp_pad_tri": [(f"{name} {'x'.join(map(str, s))} f32, {'fw + bw' if bw else 'no grad'}",
+                       lambda lib, f=f, s=s, bw=bw: shape_step(lib, f, s, bw))
+                      for name, f, s in (
+                          ("x.clamp(min=0)", lambda L, x: x.clamp(min=0), (1000, 1000)),
+                          ("x.clamp(-0.5, 0.5)", lambda L, x: x.clamp(-0.5, 0.5), (1000, 1000)),
+                          ("x.clamp(lo, hi) tensor bounds", lambda L, x: x.clamp(x[0] * 0 - 0.5, x[:, :1] * 0 + 0.5),
+                           (1000, 1000)),
+                          ("F.pad constant 1", lambda L, x: L.nn.functional.pad(x, (1, 1, 1, 1)), (32, 64, 32, 32)),
+                          ("F.pad reflect 1", lambda L, x: L.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect"),
+                           (32, 64, 32, 32)),
+                          ("F.pad replicate 1", lambda L, x: L.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"),
+                           (32, 64, 32, 32)),
+                          ("tril", lambda L, x: x.tril(), (1000, 1000)),
+                          ("triu(1)", lambda L, x: x.triu(1), (1000, 1000)),
+                          ("tril batched", lambda L, x: x.tril(), (64, 128, 128)))
+                      for bw in (False, True)]
+    + [("x.clamp_(min=0) 1000x1000 f32, no grad", lambda lib: no_grad_step(lib, lambda x, y: x.clamp_(min=0))),
+       ("x.clamp_(-0.5, 0.5) 1000x1000 f32, no grad", lambda lib: no_grad_step(lib, lambda x, y: x.clamp_(-0.5, 0.5)))],
 }
 
 # issue 12's small batched products (bmm, batched @ with broadcast batch dims, einsum's batched
@@ -520,6 +539,26 @@ def product_step(lib, op, shapes, backward):
         op(lib, *xs).backward(g)
 
     return step if backward else forward
+
+
+def shape_step(lib, op, shape, backward):
+    """op(lib, x) on a standard normal float32 x of ``shape``: with nothing recorded, or forward and
+    backward from a fixed upstream gradient of the output's shape."""
+    rng = np.random.default_rng(0)
+    x = lib.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=backward)
+    if not backward:
+        def step():
+            with lib.no_grad():
+                op(lib, x)
+        return step
+    with lib.no_grad():
+        g = lib.tensor(rng.standard_normal(tuple(op(lib, x).shape)).astype(np.float32))
+
+    def step():
+        x.grad = None
+        op(lib, x).backward(g)
+
+    return step
 
 
 def half_step(lib, op, dt, positive, backward=False):

@@ -45,6 +45,7 @@
 #include "kernels/scan.h"
 #include "kernels/select.h"
 #include "kernels/sort.h"
+#include "kernels/shape.h"
 #include "kernels/topk.h"
 #include "kernels/convert.h"
 #include "kernels/random.h"
@@ -1566,7 +1567,7 @@ tapegrad::Pointwise pointwise_op(const std::string& name) {
       {"frac", P::frac},               {"cube", P::cube},
       {"nan_to_num", P::nan_to_num},   {"sin", P::sin},
       {"cos", P::cos},                 {"tan", P::tan},
-      {"erfc", P::erfc}};
+      {"erfc", P::erfc},               {"clamp", P::clamp}};
   for (const auto& [n, op] : table)
     if (name == n) return op;
   std::string known;
@@ -1597,10 +1598,17 @@ py::array empty_in_order(const py::array& a, bool c_order) {
   return py::array(a.dtype(), shape, strides);
 }
 
-py::array pointwise(const std::string& name, const py::array& x, double p0, double p1, double p2) {
+py::array pointwise(const std::string& name, const py::array& x, double p0, double p1, double p2,
+                    std::optional<py::array> out) {
   const tapegrad::Pointwise fn = pointwise_op(name);
   const bool f64 = check_float_dtypes(name, {{"x", &x}});
-  py::array y = empty_in_order(x, memory_order_c(name, "x", x));
+  const bool c_order = memory_order_c(name, "x", x);
+  if (out && !(out->is(x) || (same_dtype(out->dtype(), x.dtype()) && out->ndim() == x.ndim() &&
+                              std::equal(x.shape(), x.shape() + x.ndim(), out->shape()) &&
+                              (memory_order_c(name, "out", *out) == c_order || x.ndim() < 2))))
+    fail(name, "out must be x, or an array of x's dtype, shape and memory order");
+  if (out && !out->writeable()) fail(name, "out is read-only");
+  py::array y = out ? *out : empty_in_order(x, c_order);
   const int64_t n = static_cast<int64_t>(x.size());
   py::gil_scoped_release nogil;
   if (f64) tapegrad::pointwise_forward<double>(fn, n, cptr<double>(x), ptr<double>(y), p0, p1, p2);
@@ -2076,10 +2084,10 @@ void define(py::module_& m) {
   m.def("silu", &silu, py::arg("x"), "silu(x) = x * sigmoid(x).");
   m.def("silu_backward", &silu_backward, py::arg("grad_output"), py::arg("x"), "grad_output * silu'(x), in one pass.");
   m.def("pointwise", &pointwise, py::arg("name"), py::arg("x"), py::arg("p0") = 0.0, py::arg("p1") = 0.0,
-        py::arg("p2") = 0.0,
+        py::arg("p2") = 0.0, py::arg("out") = py::none(),
         "name(x; p0, p1, p2) elementwise in one pass, for the functions of csrc/kernels/pointwise.h (sigmoid, "
         "tanh, exp, log, erf, rsqrt, abs, sign, softplus, logsigmoid, elu, leaky_relu, hardswish, hardsigmoid, "
-        "mish, hardtanh, hardshrink, softshrink, threshold, logit, frac, cube, nan_to_num, sin, cos, tan, erfc); x C- or "
+        "mish, hardtanh, hardshrink, softshrink, threshold, logit, frac, cube, nan_to_num, sin, cos, tan, erfc, clamp); x C- or "
         "F-contiguous float32/float64, the result in x's memory order.");
   m.def("pointwise_backward", &pointwise_backward, py::arg("name"), py::arg("grad_output"), py::arg("saved"),
         py::arg("p0") = 0.0, py::arg("p1") = 0.0, py::arg("p2") = 0.0,
@@ -3336,6 +3344,128 @@ void define(py::module_& m) {
 
 }  // namespace gathers
 
+// ---------------------------------------------------------------- triangles and pads
+// tril / triu and pad as one pass over the output (csrc/kernels/shape.cpp); the ops in
+// tapegrad/ops/shape.py reshape to the kernels' 3-d and 4-d forms.
+namespace shapes {
+
+using rows::cptr;
+using rows::ptr;
+
+int element_width(const std::string& op, const py::array& x) {
+  const int w = static_cast<int>(x.itemsize());
+  if (w != 1 && w != 2 && w != 4 && w != 8) fail(op, "elements of " + std::to_string(w) + " bytes are not supported");
+  return w;
+}
+
+// triangle(x, diagonal, lower, inplace) -> x (B, R, C) with the elements off the triangle zeroed
+// (tril where lower, else triu), in a new array, or in x itself where inplace.
+py::array triangle(py::array x, int64_t diagonal, bool lower, bool inplace) {
+  const std::string op = lower ? "tril" : "triu";
+  const int w = element_width(op, x);
+  if (x.ndim() != 3) fail(op, "x must be 3-d (B, R, C), got " + shape_str(x));
+  convpool::check_contiguous(op, "x", x);
+  if (inplace && !x.writeable()) fail(op, "x is read-only");
+  py::array out = inplace ? x : py::array(x.dtype(), std::vector<py::ssize_t>(x.shape(), x.shape() + 3));
+  const int64_t B = x.shape(0), R = x.shape(1), C = x.shape(2);
+  const void* src = x.data();
+  void* dst = out.mutable_data();
+  py::gil_scoped_release nogil;
+  tapegrad::triangle(B, R, C, diagonal, lower, w, src, dst);
+  return out;
+}
+
+// The maps' checks: three int64 1-d arrays of indices in [-1, n) and an interior [a2, b2) whose
+// sources p + off2 lie in [0, n2).
+tapegrad::PadMaps pad_maps(const std::string& op, const std::vector<py::array_t<int64_t, py::array::c_style>>& maps,
+                           const std::vector<int64_t>& in_shape, int64_t a2, int64_t b2, int64_t off2) {
+  if (maps.size() != 3 || in_shape.size() != 4) fail(op, "expects three maps and a 4-d input shape");
+  tapegrad::PadMaps p{};
+  p.outer = in_shape[0];
+  p.n0 = in_shape[1];
+  p.n1 = in_shape[2];
+  p.n2 = in_shape[3];
+  const int64_t n[3] = {p.n0, p.n1, p.n2};
+  int64_t P[3];
+  for (int d = 0; d < 3; ++d) {
+    const auto& m = maps[static_cast<size_t>(d)];
+    if (m.ndim() != 1) fail(op, "map " + std::to_string(d) + " must be 1-d, got " + shape_str(m));
+    P[d] = m.shape(0);
+    const int64_t* v = m.data();
+    for (int64_t i = 0; i < P[d]; ++i)
+      if (v[i] < -1 || v[i] >= n[d])
+        fail(op, "map " + std::to_string(d) + " holds " + std::to_string(v[i]) + ", outside [-1, " +
+                     std::to_string(n[d]) + ")");
+  }
+  p.P0 = P[0];
+  p.P1 = P[1];
+  p.P2 = P[2];
+  p.m0 = maps[0].data();
+  p.m1 = maps[1].data();
+  p.m2 = maps[2].data();
+  if (a2 < 0 || b2 < a2 || b2 > P[2] || (b2 > a2 && (a2 + off2 < 0 || b2 + off2 > p.n2)))
+    fail(op, "interior [" + std::to_string(a2) + ", " + std::to_string(b2) + ") + " + std::to_string(off2) +
+                 " does not fit the last dim (" + std::to_string(P[2]) + " out, " + std::to_string(p.n2) + " in)");
+  p.a2 = a2;
+  p.b2 = b2;
+  p.off2 = off2;
+  return p;
+}
+
+// pad(x, maps, interior, value) -> out (outer, P0, P1, P2): x (outer, n0, n1, n2) C-contiguous,
+// out[o, p0, p1, p2] = x[o, m0[p0], m1[p1], m2[p2]], or value (one element of x's dtype) where a map
+// is -1; interior = (a2, b2, off2): m2[p] = p + off2 on [a2, b2).
+py::array pad(const py::array& x, const std::vector<py::array_t<int64_t, py::array::c_style>>& maps,
+              const std::tuple<int64_t, int64_t, int64_t>& interior, const py::array& value) {
+  const std::string op = "pad";
+  const int w = element_width(op, x);
+  if (x.ndim() != 4) fail(op, "x must be 4-d (outer, n0, n1, n2), got " + shape_str(x));
+  convpool::check_contiguous(op, "x", x);
+  if (!same_dtype(x.dtype(), value.dtype()) || value.size() != 1)
+    fail(op, "value must be one element of x's dtype " + std::string(py::str(x.dtype())));
+  const auto [a2, b2, off2] = interior;
+  const tapegrad::PadMaps p =
+      pad_maps(op, maps, std::vector<int64_t>(x.shape(), x.shape() + 4), a2, b2, off2);
+  py::array out(x.dtype(), std::vector<py::ssize_t>{p.outer, p.P0, p.P1, p.P2});
+  const void *src = x.data(), *v = value.data();
+  void* dst = out.mutable_data();
+  py::gil_scoped_release nogil;
+  tapegrad::pad_forward(p, w, src, v, dst);
+  return out;
+}
+
+// pad_backward(g, maps, interior, in_shape) -> the gradient (in_shape, 4-d) of pad's input: zeros,
+// plus g's elements added at their sources (float32 / float64).
+py::array pad_backward(const py::array& g, const std::vector<py::array_t<int64_t, py::array::c_style>>& maps,
+                       const std::tuple<int64_t, int64_t, int64_t>& interior, const std::vector<int64_t>& in_shape) {
+  const std::string op = "pad_backward";
+  const bool f64 = convpool::check_float_dtypes(op, {{"grad_output", &g}});
+  convpool::check_contiguous(op, "grad_output", g);
+  const auto [a2, b2, off2] = interior;
+  const tapegrad::PadMaps p = pad_maps(op, maps, in_shape, a2, b2, off2);
+  for (int64_t s : in_shape)
+    if (s < 0) fail(op, "negative size in the input shape");
+  if (g.ndim() != 4 || g.shape(0) != p.outer || g.shape(1) != p.P0 || g.shape(2) != p.P1 || g.shape(3) != p.P2)
+    fail(op, "grad_output " + shape_str(g) + " does not match the maps' output shape");
+  py::array gx(g.dtype(), std::vector<py::ssize_t>(in_shape.begin(), in_shape.end()));
+  py::gil_scoped_release nogil;
+  if (f64) tapegrad::pad_backward<double>(p, cptr<double>(g), ptr<double>(gx));
+  else tapegrad::pad_backward<float>(p, cptr<float>(g), ptr<float>(gx));
+  return gx;
+}
+
+void define(py::module_& m) {
+  m.def("triangle", &triangle, py::arg("x"), py::arg("diagonal"), py::arg("lower"), py::arg("inplace") = false,
+        "x (B, R, C) C-contiguous with the elements off its lower (tril) or upper (triu) triangle zeroed, bit for "
+        "bit, in a new array or in x.");
+  m.def("pad", &pad, py::arg("x"), py::arg("maps"), py::arg("interior"), py::arg("value"),
+        "x (outer, n0, n1, n2) gathered through three index maps (-1: value) into (outer, P0, P1, P2), bit for bit.");
+  m.def("pad_backward", &pad_backward, py::arg("grad_output"), py::arg("maps"), py::arg("interior"),
+        py::arg("in_shape"), "pad's input gradient: grad_output added at the maps' sources, in a fixed order.");
+}
+
+}  // namespace shapes
+
 PYBIND11_MODULE(_C, m) {
   // A mistyped TAPEGRAD_CPU would otherwise be ignored, and a run meant to test the AVX2 or
   // generic kernels would silently test AVX-512's.
@@ -3416,4 +3546,5 @@ PYBIND11_MODULE(_C, m) {
   glue::define(m);
   reduce::define(m);
   gathers::define(m);
+  shapes::define(m);
 }

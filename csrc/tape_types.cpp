@@ -214,11 +214,20 @@ int set_grad_fn(PyObject* self, PyObject* v, void*) {
   T(self)->view_version = version_count(T(self));  // a view's graph is set now
   return 0;
 }
-PyObject* get_version(PyObject* self, void*) { return Py_NewRef(T(self)->version); }
-int set_version(PyObject* self, PyObject* v, void*) {
-  if (refuse_delete(v, "_version") < 0) return -1;
+PyObject* get_version_box(PyObject* self, void*) { return Py_NewRef(T(self)->version); }
+// PyTorch's x._version: the count of in-place writes, an int shared with views (read-only there too)
+PyObject* get_version(PyObject* self, void*) {
+  PyObject* box = T(self)->version;
+  if (!PyList_Check(box) || PyList_GET_SIZE(box) < 1) {
+    PyErr_SetString(PyExc_TypeError, "a tensor's version box is not a one-element list");
+    return nullptr;
+  }
+  return Py_NewRef(PyList_GET_ITEM(box, 0));
+}
+int set_version_box(PyObject* self, PyObject* v, void*) {
+  if (refuse_delete(v, "_version_box") < 0) return -1;
   if (!PyList_Check(v) || PyList_GET_SIZE(v) < 1) {
-    PyErr_SetString(PyExc_TypeError, "a tensor's _version must be a version box (a one-element list)");
+    PyErr_SetString(PyExc_TypeError, "a tensor's _version_box must be a version box (a one-element list)");
     return -1;
   }
   if (PyList_GET_SIZE(v) == 1 && PyLong_CheckExact(PyList_GET_ITEM(v, 0)) && PyObject_GC_IsTracked(v))
@@ -282,7 +291,9 @@ PyGetSetDef tensor_getset[] = {
     {"_data", get_data, set_data, "the numpy array", nullptr},
     {"grad", get_grad, set_grad, "the accumulated gradient (None until backward reaches this tensor)", nullptr},
     {"grad_fn", get_grad_fn, set_grad_fn, "the Node that produced this tensor (None for a leaf)", nullptr},
-    {"_version", get_version, set_version, "version box: [number of in-place writes], shared with views", nullptr},
+    {"_version", get_version, nullptr, "the number of in-place writes to this tensor's memory (shared with views)",
+     nullptr},
+    {"_version_box", get_version_box, set_version_box, "version box: [_version], the list views share", nullptr},
     {"_base", get_base, set_base, "the tensor this is a view of (None unless a view)", nullptr},
     {"_hooks", get_hooks, set_hooks, "a leaf's gradient hooks {id: hook}", nullptr},
     {"_post_accumulate_grad_hooks", get_post_hooks, set_post_hooks,
@@ -321,7 +332,31 @@ PyObject* tensor_init_meta(PyObject* self, PyObject*) {
   Py_RETURN_NONE;
 }
 
+// x._bump_version(): one more in-place write (PyTorch's torch.autograd.graph.increment_version)
+PyObject* tensor_bump_version(PyObject* self, PyObject*) {
+  PyObject* box = T(self)->version;
+  if (!PyList_Check(box) || PyList_GET_SIZE(box) < 1) {
+    PyErr_SetString(PyExc_TypeError, "a tensor's version box is not a one-element list");
+    return nullptr;
+  }
+  PyObject* v = PyList_GET_ITEM(box, 0);
+  PyObject* next = PyLong_CheckExact(v) ? PyLong_FromSsize_t(PyLong_AsSsize_t(v) + 1) : nullptr;
+  if (next == nullptr || PyErr_Occurred()) {  // a huge or tampered count: Python's arithmetic
+    Py_XDECREF(next);
+    PyErr_Clear();
+    PyObject* one = PyLong_FromLong(1);
+    if (one == nullptr) return nullptr;
+    next = PyNumber_Add(v, one);
+    Py_DECREF(one);
+    if (next == nullptr) return nullptr;
+  }
+  PyList_SET_ITEM(box, 0, next);
+  Py_DECREF(v);
+  Py_RETURN_NONE;
+}
+
 PyMethodDef tensor_methods[] = {
+    {"_bump_version", tensor_bump_version, METH_NOARGS, "count one more in-place write (shared with views)"},
     {"_wrap", tensor_wrap_method, METH_O | METH_CLASS,
      "_wrap(arr): a new leaf around arr (no copy; a numpy scalar becomes a 0-d array)"},
     {"_init_meta", tensor_init_meta, METH_NOARGS, "reset the tape's fields: a leaf that does not require grad"},

@@ -340,7 +340,7 @@ class Tensor(_C.TensorBase):
         new = type(self).__new__(type(self))
         new._data = self._data
         new._init_meta()
-        new._version = self._version
+        new._version_box = self._version_box
         new._requires_grad = self._requires_grad
         return new
 
@@ -427,7 +427,7 @@ class Tensor(_C.TensorBase):
     def detach(self) -> "Tensor":
         """The same data (shared memory and version counter), outside the tape."""
         t = Tensor._wrap(self._data)
-        t._version = self._version
+        t._version_box = self._version_box
         return t
 
     def detach_(self) -> "Tensor":

@@ -132,6 +132,9 @@ TG_INLINE T forward_one(T x, T p0, T p1, T p2) {
   } else if constexpr (Op == P::sin || Op == P::cos || Op == P::tan) {  // |x| <= vmath::trig_max<T>()
     if constexpr (sizeof(T) == 4 && Op != P::tan) return vmath::sin_cos_f<Op == P::sin ? 0 : 1>(x);
     else return vmath::trig<Op == P::sin ? 0 : Op == P::cos ? 1 : 2>(x);
+  } else if constexpr (Op == P::clamp) {  // selects that keep x on a tie and a NaN x, as np.maximum/minimum
+    const T m = x < p0 ? p0 : x;
+    return m > p1 ? p1 : m;
   } else {
     static_assert(Op == P::hardtanh, "an op without a forward formula");
     return x < p0 ? p0 : x > p1 ? p1 : x;
@@ -188,6 +191,8 @@ TG_INLINE T backward_one(T g, T s, T p0, T p1, T p2) {
     return s < T(0) || s > T(1) ? std::numeric_limits<T>::quiet_NaN() : g / (s * (T(1) - s));
   } else if constexpr (Op == P::cube) {
     return g * (s * s * T(3));
+  } else if constexpr (Op == P::clamp) {  // PyTorch's clamp_backward_min_max: a NaN x gives 0
+    return s >= p0 && s <= p1 ? g : T(0);
   } else {
     static_assert(Op == P::hardtanh, "an op without a backward formula");
     return s > p0 && s < p1 ? g : T(0);
@@ -423,6 +428,7 @@ void pointwise_forward(Pointwise op, int64_t n, const T* x, T* y, double p0, dou
     TG_POINTWISE_CASE(cos, run_forward, n, x, y, a, b, c)
     TG_POINTWISE_CASE(tan, run_forward, n, x, y, a, b, c)
     TG_POINTWISE_CASE(erfc, run_forward, n, x, y, a, b, c)
+    TG_POINTWISE_CASE(clamp, run_forward, n, x, y, a, b, c)
   }
   throw std::invalid_argument("pointwise_forward: unknown op " + std::to_string(static_cast<int>(op)));
 }
@@ -451,6 +457,7 @@ void pointwise_backward(Pointwise op, int64_t n, const T* g, const T* s, T* gx, 
     TG_POINTWISE_CASE(threshold, run_backward, n, g, s, gx, a, b, c)
     TG_POINTWISE_CASE(logit, run_backward, n, g, s, gx, a, b, c)
     TG_POINTWISE_CASE(cube, run_backward, n, g, s, gx, a, b, c)
+    TG_POINTWISE_CASE(clamp, run_backward, n, g, s, gx, a, b, c)
     case P::sign:
     case P::frac:
     case P::nan_to_num:

@@ -45,11 +45,14 @@ namespace tapegrad {
 //   nan_to_num   p0 where x is NaN, p1 where +inf, p2 where -inf, else x  (no backward kernel)
 //   sin, cos, tan (radians)                              (no backward: the ops' composites)
 //   erfc                                                 (no backward: the op's composite)
+//   clamp        p0 = min, p1 = max (neither NaN): min(max(x, min), max), numpy's minimum/maximum
+//                bits (x kept on a tie, so -0.0 stays; NaN kept; max where min > max)
+//                                                        from x: g where min <= x <= max, else 0
 // (PyTorch's kernels' formulas, so their NaN and signed-zero results.)
 enum class Pointwise : int {
   sigmoid, tanh, exp, log, erf, rsqrt, abs, sign, softplus, logsigmoid, elu, leaky_relu, hardswish,
   hardsigmoid, mish, hardtanh, hardshrink, softshrink, threshold, logit, frac, cube, nan_to_num, sin, cos,
-  tan, erfc
+  tan, erfc, clamp
 };
 
 // y[i] = f(x[i]); y may be x.

@@ -93,7 +93,7 @@ class GradScaler:
                         found_inf = True
                     if inv_scale != 1.0:
                         np.multiply(data, data.dtype.type(inv_scale), out=data)
-                        g._version[0] += 1
+                        g._bump_version()
         return found_inf
 
     def unscale_(self, optimizer) -> None:

@@ -52,16 +52,16 @@ class FunctionCtx:
     def save_for_backward(self, *tensors):
         """Keep tensors (inputs or outputs) for ``backward``; they are checked for in-place changes."""
         self._saved = tensors
-        self._versions = tuple(None if t is None else t._version[0] for t in tensors)
+        self._versions = tuple(None if t is None else t._version for t in tensors)
 
     @property
     def saved_tensors(self):
         """The tensors ``save_for_backward`` kept; raises if one was modified in place since."""
         for t, v in zip(self._saved, self._versions):
-            if t is not None and t._version[0] != v:
+            if t is not None and t._version != v:
                 raise RuntimeError(
                     f"one of the tensors saved by {self._name}.forward has been modified by an in-place "
-                    f"operation: it is at version {t._version[0]}, expected version {v}.")
+                    f"operation: it is at version {t._version}, expected version {v}.")
         if self._override:
             return tuple(self._override.get(k, t) for k, t in enumerate(self._saved))
         return self._saved
@@ -126,12 +126,12 @@ class Function:
                 results.append(o)
                 continue
             r = Tensor._wrap(o._data)  # a new tensor: forward may return an input as is
-            r._version = o._version
+            r._version_box = o._version_box
             if record and _dtype.kind_of(o._data.dtype) == "f" and id(o) not in ctx._non_differentiable:
                 op = _function_op(cls, positions, len(outs), j)
                 r._requires_grad = True
                 # where: the user's frame
-                r.grad_fn = nodes[j] = op.node_type(op, tensors, {}, o._data, r._version, ctx)
+                r.grad_fn = nodes[j] = op.node_type(op, tensors, {}, o._data, r._version_box, ctx)
             results.append(r)
         if any(m != j for j in range(len(outs)) for m in ctx._out_slots.values()):
             # another output's node for a saved output (double backward): a cycle through ctx, the

@@ -132,7 +132,7 @@ def _array(t, opname, what="tensor"):
 
 def _bump(*tensors):
     for t in tensors:
-        t._version[0] += 1
+        t._bump_version()
 
 
 def _describe(a) -> list:
@@ -334,7 +334,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     with pg.lock:
         if _CHECK:
             _exchange_row(pg, "all_reduce", _cached_row("all_reduce", a, op.code), _show_op)
-        tensor._version[0] += 1
+        tensor._bump_version()
         if async_op:
             return Work("all_reduce", [pg.comm.Iallreduce(MPI.IN_PLACE, [a, typ], mop)],
                         _avg(a, pg.size()) if op is ReduceOp.AVG else None, [tensor])

@@ -459,7 +459,7 @@ def _embedding_renorm_(weight, idx, max_norm, norm_type):
     norms = np.linalg.norm(w[rows], ord=norm_type, axis=1)
     scale = np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0).astype(w.dtype)
     w[rows] *= scale[:, None]
-    weight._version[0] += 1
+    weight._bump_version()
 
 
 # ---------------------------------------------------------------- convolution and pooling (2-d: ops/conv.py)
@@ -718,8 +718,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                      eps=float(eps), running_mean=stats[0]._data if stats else None,
                      running_var=stats[1]._data if stats else None, affine=(weight is not None, bias is not None))
         if training and stats:  # updated in place by the kernel
-            running_mean._version[0] += 1
-            running_var._version[0] += 1
+            running_mean._bump_version()
+            running_var._bump_version()
         return out
     if training:
         n = input._data.size // c
@@ -733,8 +733,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             rm += m * mean._data.reshape(c).astype(rm.dtype)
             rv *= 1 - m
             rv += m * var._data.reshape(c).astype(rv.dtype) * (n / (n - 1))
-            running_mean._version[0] += 1
-            running_var._version[0] += 1
+            running_mean._bump_version()
+            running_var._bump_version()
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: running_mean and running_var are required when training=False")
@@ -860,8 +860,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
                      running_mean=stats[0]._data if stats else None, running_var=stats[1]._data if stats else None,
                      momentum=None if momentum is None else float(momentum))
         if stats:  # updated in place by the op
-            running_mean._version[0] += 1
-            running_var._version[0] += 1
+            running_mean._bump_version()
+            running_var._bump_version()
         return out
     if use_input_stats:
         mean = input.mean(dims, keepdim=True)
@@ -873,8 +873,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
             bv = var.detach()._data.mean(axis=0).reshape(-1) * (n / max(n - 1, 1))
             running_mean._data[...] = (1 - momentum) * running_mean._data + momentum * bm
             running_var._data[...] = (1 - momentum) * running_var._data + momentum * bv
-            running_mean._version[0] += 1
-            running_var._version[0] += 1
+            running_mean._bump_version()
+            running_var._bump_version()
         out = xc * _ops.rsqrt(var + eps)
     else:
         out = (input - running_mean.reshape(cshape)) * _ops.rsqrt(running_var.reshape(cshape) + eps)

@@ -59,7 +59,7 @@ def _calculate_correct_fan(tensor, mode):
 def _fill(tensor: Tensor, values) -> Tensor:
     """Write ``values`` into the tensor's array (no tape, one version bump)."""
     np.copyto(tensor._data, values, casting="unsafe")
-    tensor._version[0] += 1
+    tensor._bump_version()
     return tensor
 
 
@@ -87,7 +87,7 @@ def trunc_normal_(tensor: Tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=No
 def constant_(tensor: Tensor, val: float) -> Tensor:
     """Fill ``tensor`` in place with ``val``; returns it."""
     tensor._data.fill(val)
-    tensor._version[0] += 1
+    tensor._bump_version()
     return tensor
 
 

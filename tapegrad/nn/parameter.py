@@ -70,7 +70,7 @@ class UninitializedParameter(Parameter):
     def materialize(self, shape, device=None, dtype=None) -> None:
         """Allocate (uninitialised) storage of ``shape`` in place; the object becomes a Parameter."""
         self._data = np.empty(tuple(shape), dtype=_dtype.to_dtype(dtype) if dtype is not None else self._data.dtype)
-        self._version[0] += 1
+        self._bump_version()
         self.__class__ = self.cls_to_become
 
     def __repr__(self) -> str:
@@ -91,7 +91,7 @@ class UninitializedBuffer(Tensor):
     def materialize(self, shape, device=None, dtype=None) -> None:
         """Allocate (uninitialised) storage of ``shape`` in place; the object becomes a Tensor."""
         self._data = np.empty(tuple(shape), dtype=_dtype.to_dtype(dtype) if dtype is not None else self._data.dtype)
-        self._version[0] += 1
+        self._bump_version()
         self.__class__ = self.cls_to_become
 
     def __repr__(self) -> str:

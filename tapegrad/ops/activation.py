@@ -710,7 +710,7 @@ def _relu_direct(generic):
                 _C.relu(a, a)
             else:
                 np.maximum(a, a.dtype.type(0), out=a)
-            input._version[0] += 1
+            input._bump_version()
             return input
         return generic(input)
     relu_.__doc__ = generic.__doc__

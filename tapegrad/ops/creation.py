@@ -615,7 +615,7 @@ def _fill_random(self, values: np.ndarray, opname):
     if not self._data.flags.writeable:
         raise RuntimeError(f"{opname}: the tensor is a read-only (expanded) view; clone() it first")
     self._data[...] = values
-    self._version[0] += 1
+    self._bump_version()
     return self
 
 

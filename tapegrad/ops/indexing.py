@@ -177,7 +177,7 @@ def getitem(x: Tensor, index):
 
 
     if not basic:  # advanced indexing copies: the result is not a view
-        out._version, out._base = [0], None
+        out._version_box, out._base = [0], None
     return out
 
 
@@ -250,7 +250,7 @@ def setitem(x: Tensor, index, value):
             raise RuntimeError("setitem: the tensor is a read-only (expanded) view; clone() it first")
         region, last = _region_of(x._data, idx)
         region[last] = v._data
-        x._version[0] += 1
+        x._bump_version()
         return
     inplace(x, lambda s, val: apply(_setitem, s, val.to(s.dtype), index=idx, into=True), "setitem", v,
             snapshot=False)
@@ -444,7 +444,7 @@ def _scatter_add_direct(generic):
                 and not (grad_mode.state.enabled and (input._requires_grad or src._requires_grad))):
             s, d, idx = _scatter_args(input, dim, index, src, "scatter_add", bounds=False)
             if not (np.may_share_memory(a, s._data) or np.may_share_memory(a, idx)):  # src read as it was
-                input._version[0] += 1
+                input._bump_version()
                 _scatter_into(a, d, idx, s._data, True, "scatter_add")
                 return input
         return generic(input, dim, index, src)

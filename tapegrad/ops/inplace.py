@@ -119,7 +119,7 @@ def _write_through_base(base: Tensor, positions, value: Tensor):
     node = res.grad_fn
     if node.out_version is not None:
         node.out_data = base._data
-        node.out_version = (base._version, base._version[0])
+        node.out_version = (base._version_box, base._version)
     _move_retained(base, before.grad_fn, node)
     base.grad_fn, base._requires_grad = node, True
 
@@ -179,7 +179,7 @@ def _write(self: Tensor, value: np.ndarray, opname: str):
     except ValueError as e:  # read-only: an expanded (stride-0) view
         raise RuntimeError(f"{opname}: unsupported operation: this tensor is a read-only or expanded view "
                            f"({e}); clone() it first") from None
-    self._version[0] += 1
+    self._bump_version()
 
 
 def inplace(self: Tensor, result_fn, opname: str, *others, snapshot: bool = True):
@@ -202,12 +202,12 @@ def inplace(self: Tensor, result_fn, opname: str, *others, snapshot: bool = True
     if snapshot or res._data is not self._data:
         _write(self, res._data, opname)
     else:
-        self._version[0] += 1
+        self._bump_version()
     node = res.grad_fn
     if node is not None:
         if node.out_version is not None:
             node.out_data = self._data
-            node.out_version = (self._version, self._version[0])
+            node.out_version = (self._version_box, self._version)
         _move_retained(self, before.grad_fn, node)
         self.grad_fn, self._requires_grad = node, True
         if positions is not None:  # a view: its base holds the new values too

@@ -256,7 +256,7 @@ def _write_out(out, result, name):
             old, out._data = out._data
             np.copyto(old, r.reshape(-1)[:old.size], casting="same_kind")
     np.copyto(out._data, r, casting="same_kind")
-    out._version[0] += 1
+    out._bump_version()
     return out
 
 

@@ -84,7 +84,7 @@ class Adam(Optimizer):
                          group["lr"], beta1, beta2, group["eps"], group["weight_decay"], step, group["maximize"],
                          group["decoupled_weight_decay"])
         for p in params:
-            p._version[0] += 1
+            p._bump_version()
         return True
 
     def _update(self, group, p, g, state, scratch):

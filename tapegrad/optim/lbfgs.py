@@ -153,13 +153,13 @@ class LBFGS(Optimizer):
             n = p._data.size
             p._data += (step_size * update[offset:offset + n]).reshape(p._data.shape).astype(p._data.dtype,
                                                                                             copy=False)
-            p._version[0] += 1
+            p._bump_version()
             offset += n
 
     def _set_param(self, params_data):
         for p, data in zip(self._params, params_data):
             np.copyto(p._data, data)
-            p._version[0] += 1
+            p._bump_version()
 
     def _directional_evaluate(self, closure, x, t, d):
         self._add_grad(t, d)

@@ -238,7 +238,7 @@ class Optimizer:
                     if not state:
                         self._init_state(group, p, state)
                     self._update(group, p._data, g, state, self._buffers(p))
-                    p._version[0] += 1
+                    p._bump_version()
         return loss
 
     def _buffers(self, p):

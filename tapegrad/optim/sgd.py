@@ -63,7 +63,7 @@ class SGD(Optimizer):
         _C.sgd_step(ps, gs, bufs, first, group["lr"], momentum, group["dampening"], group["weight_decay"],
                     group["nesterov"], group["maximize"])
         for p in params:
-            p._version[0] += 1
+            p._bump_version()
         return True
 
     def _update(self, group, p, g, state, scratch):

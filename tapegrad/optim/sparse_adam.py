@@ -76,5 +76,5 @@ class SparseAdam(Optimizer):
                     t = state["step"]
                     step_size = group["lr"] * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
                     w[idx] = w[idx] - step_size * new_m / (np.sqrt(new_v) + group["eps"])
-                    p._version[0] += 1
+                    p._bump_version()
         return loss

@@ -145,7 +145,7 @@ class AveragedModel(Module):
                 for b_swa, b_model in zip(self.module.buffers(), model.buffers()):
                     b_swa.copy_(b_model.detach())
         self.n_averaged._data += 1
-        self.n_averaged._version[0] += 1
+        self.n_averaged._bump_version()
 
 
 def update_bn(loader, model: Module, device=None) -> None:

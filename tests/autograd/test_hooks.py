@@ -335,7 +335,7 @@ def version_box_swapped():
     y = x.exp()
     z = y * y
     def h(g):
-        y._version = [10 ** 30]
+        y._version_box = [10 ** 30]
     z.register_hook(h)
     z.sum().backward()
 

@@ -21,9 +21,9 @@ INPLACE = [
 @pytest.mark.parametrize("name,op", INPLACE, ids=[n for n, _ in INPLACE])
 def test_inplace_bumps_version(name, op):
     t = tg.tensor([1.0, 2.0, 3.0])
-    v = t._version[0]
+    v = t._version
     r = op(t)
-    assert t._version[0] == v + 1
+    assert t._version == v + 1
     if name not in ("__setitem__",):
         assert r is t
 
@@ -151,7 +151,7 @@ def test_diagonal_is_a_view():
     assert a.tolist() == [[2, 3, 1, 1], [1, 2, 3, 1], [1, 1, 2, 3]]
     d = a.diagonal()
     a.zero_()
-    assert d.tolist() == [0, 0, 0] and d._version == a._version
+    assert d.tolist() == [0, 0, 0] and d._version_box is a._version_box
     with pytest.raises(RuntimeError, match="read-only"):  # the diagonal of an expanded tensor stays read-only
         tg.ones(3).expand(3, 3).diagonal().add_(1)
 

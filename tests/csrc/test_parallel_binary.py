@@ -405,9 +405,9 @@ def test_copy_into_on_the_threads_and_the_cases_left_to_numpy():
                 src.view(np.uint32 if dt == np.float32 else np.uint64)[::7] |= 0x7F800001 if dt == np.float32 \
                     else 0x7FF0000000000001  # signalling-NaN payloads
                 dst = tg.zeros(src.shape, dtype=tg.float32 if dt == np.float32 else tg.float64)
-                v = dst._version[0]
+                v = dst._version
                 dst.copy_(tg.tensor(src))
-                assert dst.numpy().tobytes() == src.tobytes() and dst._version[0] == v + 1
+                assert dst.numpy().tobytes() == src.tobytes() and dst._version == v + 1
     finally:
         tg.set_num_threads(before)
     a = np.zeros(2 ** 17, np.float32)

@@ -1070,7 +1070,7 @@ cases("narrow", Case(lambda M, x: M.movedim(x.narrow(1, 1, 2), 0, 1).swapaxes(0,
 errors("split", lambda M: M.zeros(4).split([1, 2]))
 
 
-@entry("constant_pad", "pad_modes")
+@entry("constant_pad", "pad_modes", "pad", "pad_backward")
 def _pad(draw):
     """Negative pads crop. PyTorch's circular mode crops first and wraps what is left; reflect and
     replicate pad the whole input and then crop."""
@@ -1103,7 +1103,8 @@ def _pad(draw):
     return Sample(lambda M, t: F(M).pad(t, tuple(pads), mode=mode, **kw), [x], ref, torch_fn=None if portable else False)
 
 
-info("constant_pad").op = info("pad_modes").op = "nn.functional.pad"
+info("constant_pad").op = info("pad_modes").op = info("pad").op = "nn.functional.pad"
+info("pad_backward").op = "nn.functional.pad"  # pad's VJP (and pad its VJP): checked by pad's gradient
 cases("constant_pad", Case(lambda M, x: F(M).pad(x, (1, -1, 2, 0), value=0.5), [A]))
 cases("pad_modes", Case(lambda M, x: F(M).pad(x.reshape(1, 3, 4), (2, 1), mode="reflect"), [A]),
       Case(lambda M, x: F(M).pad(x.reshape(1, 1, 3, 4), (1, 2, 2, 1), mode="replicate"), [A]),

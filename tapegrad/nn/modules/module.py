@@ -462,7 +462,7 @@ class Module:
                     new = fn(t._data)
                     if new is not t._data:
                         t._data = new
-                        t._version[0] += 1
+                        t._bump_version()
                     if t.grad is not None:
                         t.grad._data = fn(t.grad._data)
         return self
@@ -513,7 +513,7 @@ class Module:
                         continue
                     dt = dtype if dtype is not None and _dtype.kind_of(t._data.dtype) == "f" else t._data.dtype
                     t._data = np.broadcast_to(np.zeros((), dt), t._data.shape)
-                    t._version[0] += 1
+                    t._bump_version()
                     if t.grad is not None:
                         t.grad._data = np.broadcast_to(np.zeros((), dt), t.grad._data.shape)
         return self
@@ -529,7 +529,7 @@ class Module:
                 for t in m.__dict__[store].values():
                     if t is not None:
                         t._data = np.empty_like(t._data)
-                        t._version[0] += 1
+                        t._bump_version()
         return self
 
     def compile(self, *args, **kwargs) -> None:
@@ -725,7 +725,7 @@ class Module:
                                       f'are {tuple(t.shape)} and whose dimensions in the checkpoint are '
                                       f'{tuple(arr.shape)}, an exception occurred : {e}.')
                     continue
-            t._version[0] += 1
+            t._bump_version()
         extra_key = prefix + _EXTRA_STATE_KEY_SUFFIX
         if type(self).set_extra_state is not Module.set_extra_state:
             if extra_key in state_dict:

@@ -52,8 +52,8 @@ class _SyncBatchNormFn(Function):
             rm, rv = running_mean._data, running_var._data
             rm[...] = (1 - momentum) * rm + momentum * gmean
             rv[...] = (1 - momentum) * rv + momentum * unbiased
-            running_mean._version[0] += 1
-            running_var._version[0] += 1
+            running_mean._bump_version()
+            running_var._bump_version()
         ctx.pg, ctx.total, ctx.shape, ctx.axes = pg, total, shape, axes
         ctx.xhat, ctx.invstd, ctx.dtype = xhat, invstd, a.dtype
         ctx.weight = None if weight is None else weight._data
@@ -106,7 +106,7 @@ class SyncBatchNorm(_BatchNorm):
         tracking = self.track_running_stats and self.running_mean is not None
         if tracking:
             self.num_batches_tracked._data += 1
-            self.num_batches_tracked._version[0] += 1
+            self.num_batches_tracked._bump_version()
             if self.momentum is None:
                 factor = 1.0 / float(self.num_batches_tracked._data)
         return _SyncBatchNormFn.apply(input, self.weight, self.bias, self.running_mean if tracking else None,

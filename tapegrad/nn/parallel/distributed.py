@@ -104,7 +104,7 @@ class DistributedDataParallel(Module):
                 raise ValueError(f"DistributedDataParallel: a parameter or buffer of shape {tuple(a.shape)} is "
                                  f"not contiguous")
             self._comm.Bcast([a, _collectives._mpi_type(a.dtype)], root)
-            t._version[0] += 1
+            t._bump_version()
 
     def _build_buckets(self, cap):
         order = list(range(len(self._params)))[::-1]
@@ -279,7 +279,7 @@ class DistributedDataParallel(Module):
                 p.grad = Tensor._wrap(self._views[i].copy())
             else:
                 np.copyto(p.grad._data, self._views[i])
-                p.grad._version[0] += 1
+                p.grad._bump_version()
         self.__dict__["_expect_hooks"] = False
         self._record_times(compute_end)
         if last is None:

@@ -73,7 +73,7 @@ def _scale(grads, coef):
     for g in grads:
         if not one:
             np.multiply(g._data, coef.astype(g._data.dtype), out=g._data)
-        g._version[0] += 1
+        g._bump_version()
 
 
 def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
@@ -81,7 +81,7 @@ def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
     clip_value = float(clip_value)
     for g in _grads(parameters):
         np.clip(g._data, -clip_value, clip_value, out=g._data)
-        g._version[0] += 1
+        g._bump_version()
 
 
 def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = False, foreach=None) -> Tensor:

@@ -40,5 +40,5 @@ def vector_to_parameters(vec: Tensor, parameters) -> None:
     for p in params:
         n = p.numel()
         p._data = vec._data[i:i + n].reshape(p.shape)
-        p._version[0] += 1
+        p._bump_version()
         i += n

@@ -53,7 +53,7 @@ class ParametrizationList(ModuleList):
         self.ntensors = 1 if self.is_tensor else len(new)
         if self.is_tensor:  # the same Parameter object stays (an optimizer may hold it)
             original._data = new._data.astype(original._data.dtype, copy=True)
-            original._version[0] += 1
+            original._bump_version()
             self._register(original, "original", original)
         else:
             for i, t in enumerate(new):
@@ -155,7 +155,7 @@ def remove_parametrizations(module: Module, tensor_name: str, leave_parametrized
         if plist.is_tensor:
             original = plist.original
             original._data = value._data.astype(original._data.dtype, copy=True)
-            original._version[0] += 1
+            original._bump_version()
         else:
             original = Parameter(value.detach(), requires_grad=plist.original0.requires_grad)
     else:

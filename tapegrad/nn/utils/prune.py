@@ -114,7 +114,7 @@ class BasePruningMethod(ABC):
             delattr(module, self._tensor_name)
         orig = module._parameters.pop(self._tensor_name + "_orig")
         orig._data[...] = weight._data  # the same Parameter object, so optimizers holding it keep working
-        orig._version[0] += 1
+        orig._bump_version()
         del module._buffers[self._tensor_name + "_mask"]
         setattr(module, self._tensor_name, orig)
 
