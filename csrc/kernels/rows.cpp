@@ -79,33 +79,36 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 constexpr double kTanhK = 0.79788456080286535588;  // sqrt(2 / pi)
 constexpr double kTanhC = 0.044715;
 
+// exp(a) for a <= 0, 0 below -86 (where GELU's users of it no longer need it), within 2 ulp
+// elsewhere: exp_f without its overflow, denormal and NaN cases, and with one power-of-two
+// scaling (2^n stays a normal float for n >= -125). A NaN a gives a finite value: the callers
+// let NaN through another operand.
+TG_INLINE float exp_nonpos_f(float a) {
+  const float ac = a > -86.0f ? a : -86.0f;
+  const float fm = ac * 1.44269504088896341f + 12582912.0f;  // 1.5 * 2^23 + n: n in its low bits
+  const float n = fm - 12582912.0f;
+  const float p = exp_reduced(ac, n);
+  const float y = bits_to_float(float_to_bits(p) + ((float_to_bits(fm) - 0x4B400000u) << 23));
+  return a < -86.0f ? 0.0f : y;
+}
+
 // Phi(x) (the normal CDF) and phi(x) (its density). float: Abramowitz-Stegun 7.1.26 for
 // erfc(|x| / sqrt 2) (absolute error below 1.5e-7, as PyTorch's vectorised erf), written as
 // erfc so that Phi keeps its relative accuracy in the left tail; double: vmath::erfc (fdlibm's,
 // branch-free), the same form.
-//
-// float: |x| is capped at kGeluTailF, where exp(-x^2 / 2) = exp(-86) is still a normal float, so
-// exp needs neither a clamp nor a zero select (2^n one exponent add); beyond the cap the callers
-// select Phi's and phi's limits (exactly 0 or 1, and 0) themselves. A NaN x makes t, and so
-// gelu_half_erfc, NaN (e may then be any bits). sqrt(1/2) and the 1/2 of 0.5 erfc are folded
-// into the constants. 35 vector operations an element where the capped-at-16 form with exp's
-// clamp and select took 40: 1e6 floats in 0.49 / 0.54 ns an element forward / backward, from
-// 0.55 / 0.57 (one AVX-512 thread).
-constexpr float kGeluTailF = 13.114877f;  // sqrt(172): exp(-x^2 / 2) >= exp(-86) below it
-
-// 0.5 erfc(|x| / sqrt 2) (= Phi(-|x|)) from ax = |x|, and e = exp(-min(ax, kGeluTailF)^2 / 2).
-TG_INLINE float gelu_half_erfc(float ax, float& e) {
-  const float ac = kGeluTailF < ax ? kGeluTailF : ax;  // NaN stays NaN
-  const float t = 1.0f / (1.0f + float(0.3275911 * kSqrt1_2) * ac);
+// exp(-x^2 / 2) is 0 beyond |x| = 13.1, so Phi is exactly 0 or 1 there; |x| / sqrt 2 is capped
+// at 16 so that t stays finite at +-inf. A NaN x makes Phi NaN (through t).
+template <bool kTail>
+TG_INLINE void normal_cdf_pdf(float x, float& cdf, float& pdf) {
+  float z = std::fabs(x) * float(kSqrt1_2);
+  z = z > 16.0f ? 16.0f : z;
+  const float t = 1.0f / (1.0f + 0.3275911f * z);
   const float poly =
-      t * (float(0.254829592 / 2) +
-           t * (float(-0.284496736 / 2) + t * (float(1.421413741 / 2) + t * (float(-1.453152027 / 2) +
-                                                                             t * float(1.061405429 / 2)))));
-  const float a = ac * ac * -0.5f;  // in [-86, 0]: 2^n for n >= -125, a normal float
-  const float fm = a * 1.44269504088896341f + 12582912.0f;  // 1.5 * 2^23 + n: n in its low bits
-  const float p = exp_reduced(a, fm - 12582912.0f);
-  e = bits_to_float(float_to_bits(p) + ((float_to_bits(fm) - 0x4B400000u) << 23));
-  return poly * e;
+      t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+  const float e = exp_nonpos_f(x * x * -0.5f);
+  const float half_erfc = (0.5f * poly) * e;
+  cdf = x < 0.0f ? half_erfc : 1.0f - half_erfc;
+  pdf = e * float(kInvSqrt2Pi);
 }
 
 // kTail: x may lie below -6 sqrt 2, where erfc's argument passes 6 (vmath::erfc_upto6's end).
@@ -116,8 +119,7 @@ TG_INLINE void normal_cdf_pdf(double x, double& cdf, double& pdf) {
   pdf = vmath::exp_d(-0.5 * x * x) * kInvSqrt2Pi;
 }
 
-// |x| beyond which Phi(x) is exactly 0 or 1 and phi(x) exactly 0 (exp(-x^2 / 2) underflows): the
-// double kernels' (float's: kGeluTailF).
+// |x| beyond which Phi(x) is exactly 0 or 1 and phi(x) exactly 0 (exp(-x^2 / 2) underflows).
 template <typename T>
 constexpr T gelu_flat() { return sizeof(T) == 4 ? T(16) : T(40); }
 
@@ -133,33 +135,6 @@ TG_INLINE T gelu_tanh_sigmoid(T x, T& du_dx2) {
 
 // The erf form of GELU over n elements, forward and backward; kTail: some x may lie below
 // -6 sqrt 2, where erfc's argument passes 6 (normal_cdf_pdf).
-// float: one form for every x (no tail chunks).
-TG_INLINE void gelu_erf_forward_f(int64_t n, const float* x, float* y) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) {
-    float e;
-    const float h = gelu_half_erfc(std::fabs(x[i]), e);
-    const float cdf = x[i] < 0.0f ? h : 1.0f - h;
-    // gelu(x) = -0 below -kGeluTailF (it is below float's smallest normal), so -inf * h is no NaN:
-    // gelu(-inf) = -0 (PyTorch's gives NaN). A NaN x stays NaN (through cdf).
-    y[i] = (x[i] < -kGeluTailF ? -0.0f : x[i]) * cdf;
-  }
-}
-
-TG_INLINE void gelu_erf_backward_f(int64_t n, const float* g, const float* x, float* gx) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) {
-    float e;
-    const float ax = std::fabs(x[i]);
-    const float h = gelu_half_erfc(ax, e);
-    const float cdf = x[i] < 0.0f ? h : 1.0f - h;
-    const float d = (x[i] * float(kInvSqrt2Pi)) * e + cdf;  // Phi + x phi
-    // Beyond the cap gelu' is Phi's limit, 0 or 1 (phi is below float's smallest normal): also at
-    // +-inf, where x phi would be inf * e (PyTorch: NaN). A NaN x fails the comparison: d is NaN.
-    gx[i] = g[i] * (ax > kGeluTailF ? (x[i] < 0.0f ? 0.0f : 1.0f) : d);
-  }
-}
-
 template <bool kTail, typename T>
 TG_INLINE void gelu_erf_forward_run(int64_t n, const T* x, T* y) {
 #pragma omp simd
@@ -269,7 +244,7 @@ TG_INLINE void gelu_forward_body(int64_t n, const T* x, T* y, bool tanh_approx) 
       y[i] = s == T(0) ? T(-0.0) : x[i] * s;  // gelu(-inf) = -0, where PyTorch's gives NaN
     }
   } else if constexpr (sizeof(T) == 4) {
-    gelu_erf_forward_f(n, x, y);
+    gelu_erf_forward_run<false>(n, x, y);
   } else {
     for (int64_t c = 0; c < n; c += kGeluChunk) {
       const int64_t len = std::min(kGeluChunk, n - c);
@@ -290,7 +265,7 @@ TG_INLINE void gelu_backward_body(int64_t n, const T* g, const T* x, T* gx, bool
       gx[i] = g[i] * (s + (ds == T(0) ? T(0) : x[i] * ds * d));
     }
   } else if constexpr (sizeof(T) == 4) {
-    gelu_erf_backward_f(n, g, x, gx);
+    gelu_erf_backward_run<false>(n, g, x, gx);
   } else {
     for (int64_t c = 0; c < n; c += kGeluChunk) {
       const int64_t len = std::min(kGeluChunk, n - c);
