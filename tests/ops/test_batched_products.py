@@ -225,6 +225,21 @@ def test_results_bit_identical_for_thread_counts(dtype, restore_threads):
             np.testing.assert_array_equal(r, r0)
 
 
+@pytest.mark.parametrize("shape", [(16, 128, 128, 128), (12, 96, 200, 64), (3, 128, 128, 128)])
+def test_mid_sized_batches_match_each_product_alone(shape, restore_threads):
+    """Products up to 256^3 run one per thread when there are at least four per thread, and each
+    gemm alone otherwise: every product's bits are those of the product computed by itself, at
+    any thread count."""
+    B, M, K, N = shape
+    x, y = _rand((B, M, K), np.float32), _rand((B, K, N), np.float32)
+    alone = [tg.tensor(x[i]) @ tg.tensor(y[i]) for i in range(B)]
+    for n in (1, 2, 3):
+        tg.set_num_threads(n)
+        got = tg.bmm(tg.tensor(x), tg.tensor(y)).numpy()
+        for i in range(B):
+            np.testing.assert_array_equal(got[i], alone[i].numpy())
+
+
 # ---------------------------------------------------------------- against PyTorch
 def test_against_torch():
     torch = pytest.importorskip("torch")
