@@ -6,6 +6,7 @@ shape changes (``unsqueeze_``, ``t_``, ...).
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import warnings
 
 import numpy as np
@@ -520,13 +521,16 @@ _constant_pad = defop("constant_pad", lambda x, widths, value: np.pad(x, widths,
 # PyTorch's time for a 32x64x32x32 float32 constant pad). A constant pad's VJP is the pad by the
 # negated widths (a crop: each input element has one source in g); the other modes' adds g back
 # through the maps (pad_backward), whose VJP is the pad itself: both linear, so double backward works.
+@dataclasses.dataclass(slots=True, eq=False)
 class _PadPlan:
     """The kernels' arguments: x as ``shape4``, the result's ``out_shape``, the three ``maps`` and the
-    last dim's ``interior`` (a2, b2, off2); ``inverse``: the plan of the VJP's gather, or None."""
-    __slots__ = ("shape4", "out_shape", "maps", "interior", "inverse")
-
-    def __init__(self, shape4, out_shape, maps, interior, inverse=None):
-        self.shape4, self.out_shape, self.maps, self.interior, self.inverse = shape4, out_shape, maps, interior, inverse
+    last dim's ``interior`` (a2, b2, off2); ``inverse``: the plan of the VJP's gather, or None (a
+    constant pad's plan and its inverse point at each other, so the field is set after both exist)."""
+    shape4: tuple
+    out_shape: tuple
+    maps: list
+    interior: tuple
+    inverse: "_PadPlan | None" = None
 
 
 def _pad_maps(n, lo, hi, mode):

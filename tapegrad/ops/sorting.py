@@ -9,10 +9,10 @@ import numpy as np
 
 from .. import _C, _dtype
 from .._tape import grad_mode
-from .._tape.registry import apply, defop
+from .._tape.registry import apply, apply_aux, defop
 from ._util import const, norm_dim
 from .shape import clone, narrow, reshape, squeeze, stack
-from .indexing import gather, getitem
+from .indexing import _gather_vjp, gather, getitem
 from .complex import refuse_complex
 from .pointwise import where
 from .reduction import _named
@@ -53,6 +53,21 @@ def _argsort(a, axis, descending):
     return _argsort_np(a, axis, descending).astype(np.int64)
 
 
+def _sort_fwd(x, *, dim, descending):
+    """``(values, int64 indices)`` along ``dim``: csrc's radix sort (sort.h) where it takes ``x``, else
+    numpy's stable argsort and a take. Any dtype: sorting moves values, so 16-bit ones stay exact."""
+    if _native_order(x):
+        return _C.sort(np.ascontiguousarray(x), dim, descending)
+    idx = _argsort_np(x, dim, descending).astype(np.int64)
+    return np.take_along_axis(x, idx, axis=dim), idx
+
+
+# The indices are the node's aux: the VJP sends each g back to where its value came from (gather's
+# VJP, since values = gather(x, dim, indices)).
+_sort = defop("sort", _sort_fwd, lambda g, out, x, dim, descending, aux: _gather_vjp(g, out, x, dim, aux),
+              saves=(), aux=True, exact16=True)
+
+
 @public(method=True, out=True)
 def sort(input, dim=-1, descending=False, stable=False):
     """``(values, indices)`` sorted along ``dim``; ties keep their order (always stable here).
@@ -64,15 +79,8 @@ def sort(input, dim=-1, descending=False, stable=False):
     d = norm_dim(dim, input.ndim, "sort")
     if input.ndim == 0:
         return _sort_t(clone(input), Tensor._wrap(np.zeros((), np.int64)))
-    a = input._data
-    if _native_order(a):
-        values, idx = _C.sort(np.ascontiguousarray(a), d, descending)
-        idx = Tensor._wrap(idx)
-        if not (grad_mode.state.enabled and input._requires_grad):  # the kernel's values: no gather
-            return _sort_t(Tensor._wrap(values), idx)
-    else:
-        idx = Tensor._wrap(_argsort_np(a, d, descending).astype(np.int64))
-    return _sort_t(gather(input, d, idx), idx)
+    values, idx = apply_aux(_sort, input, {"dim": d, "descending": bool(descending)})
+    return _sort_t(values, Tensor._wrap(idx))
 
 
 @public(method=True, out=True)
