@@ -438,3 +438,33 @@ def test_one_row_or_one_column_as_dot_products(dtype, k, n):
         _C.matmul(a, b, out, 1.0, 0.0, bias)
         expected = a.astype(np.float64) @ b.astype(np.float64) + bias
         np.testing.assert_allclose(out, expected, rtol=0, atol=4 * np.finfo(dtype).eps * (k + 3))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", [2, 5, 8, 13, 31, 64])
+@pytest.mark.parametrize("n", [2, 8, 15, 16, 17, 32])
+@pytest.mark.parametrize("k", [1, 8, 33, 128, 129, 256])
+def test_tiny_products_keep_the_blocked_nests_bits(dtype, m, n, k):
+    """Products of at most one micro-panel of columns, one K block and at most 64 rows, all of unit
+    column stride, skip the blocked nest's set-up (gemm_tiny) and call its micro-kernels directly:
+    the same bits as the nest gives the same product reached with a column-major B (packed), alone
+    or in a batch, with alpha, beta and a bias."""
+    rng = np.random.default_rng(m * 1000 + n * 10 + k)
+    a, b = operand(rng, (m, k), dtype), operand(rng, (k, n), dtype)
+    tiny = _run(a, b, 1)
+    assert tiny.tobytes() == _run(a, np.asfortranarray(b), 1).tobytes()
+    batch_a = np.stack([a, a[::-1], a * 2])
+    batch_b = np.stack([b, b, b[:, ::-1].copy()])
+    for t in (1, 2, 3):
+        got = _run(batch_a, batch_b, t)
+        for i in range(3):
+            assert got[i].tobytes() == _run(batch_a[i], np.asfortranarray(batch_b[i]), 1).tobytes()
+    c0, bias = operand(rng, (m, n), dtype), operand(rng, (n,), dtype)
+    for alpha, beta, with_bias in [(1.5, 0.5, False), (1.0, 0.0, True), (-2.0, 1.0, True)]:
+        outs = []
+        for bb in (b, np.asfortranarray(b)):
+            out = c0.copy()
+            _C.matmul(a, bb, out, alpha, beta, bias if with_bias else None)
+            outs.append(out)
+        assert outs[0].tobytes() == outs[1].tobytes()
+    check(a, b, out=c0.copy(), alpha=1.5, beta=0.5)
