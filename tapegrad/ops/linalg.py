@@ -19,10 +19,11 @@ from .. import _C, _dtype
 from .._tape.registry import apply, defop
 from ._util import const, norm_dim, pair
 from .comparison import ne
+from .complex import conj_if_complex as _cj
 from .pointwise import abs, log, where
 from .shape import cat, diag_embed, diagonal, movedim, reshape, stack, tril, triu, unbind, unsqueeze
 from .indexing import getitem
-from .matmul import matmul
+from .matmul import _vecdot, matmul, vecdot_takes
 from .reduction import amax, amin, pnorm, sum
 from .surface import public
 from ._autocast import FP32, cast_inputs
@@ -856,8 +857,10 @@ def multi_dot(tensors):
 
 
 def vecdot(x, y, *, dim=-1):
-    """``sum(x * y, dim)`` with broadcasting."""
-    return (x * y).sum(dim)
+    """``sum(conj(x) * y, dim)`` with broadcasting (x conjugated when complex, as PyTorch's)."""
+    if vecdot_takes(x, y):
+        return apply(_vecdot, x, y, dim=norm_dim(dim, x.ndim, "linalg.vecdot"))
+    return (_cj(x) * y).sum(dim)
 
 
 def linalg_cross(input, other, *, dim=-1):

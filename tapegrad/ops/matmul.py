@@ -487,6 +487,25 @@ def _contract(sa, a, sb, b, later, sizes):
     return "".join(batch + left + right), (r if r._data.shape == shape else r.reshape(shape))
 
 
+def _vecdot_fwd(x, y, *, dim):
+    return np.vecdot(x, y, axis=dim)
+
+
+# sum(x * y, dim) for real x and y of one shape: numpy's vecdot, a dot product per vector (BLAS's),
+# where the product and the sum took two passes and a temporary of the operands' size
+# ('bi,bi->b' on 1024 x 256 float32: 255 us, PyTorch 203, numpy's vecdot 61).
+_vecdot = defop("vecdot", _vecdot_fwd,
+                lambda g, out, x, y, dim: mul(g.unsqueeze(dim), y),
+                lambda g, out, x, y, dim: mul(g.unsqueeze(dim), x))
+
+
+def vecdot_takes(x, y):
+    """Whether ``_vecdot`` takes x and y: float32 / float64 numpy arrays of one shape, at least 1-D."""
+    a, b = x._data, y._data
+    return (a.__class__ is np.ndarray and b.__class__ is np.ndarray and a.dtype == b.dtype and
+            a.dtype.char in "fd" and a.shape == b.shape and a.ndim > 0)
+
+
 def _contract_elementwise(sa, a, sb, b, batch, left, inner, right):
     """A contraction that is no matrix product, as a broadcast product (summed over the inner
     labels): rows' dot products ('bi,bi->b': a GEMM of one row and one column per batch entry,
@@ -497,8 +516,11 @@ def _contract_elementwise(sa, a, sb, b, batch, left, inner, right):
             t = permute(t, [s.index(c) for c in order])
         return t.reshape(t._data.shape[:ones_at] + (1,) * ones + t._data.shape[ones_at:]) if ones else t
     nb = len(batch)
-    r = mul(lay(sa, a, batch + left + inner, nb + len(left), len(right)),
-            lay(sb, b, batch + right + inner, nb, len(left)))
+    x = lay(sa, a, batch + left + inner, nb + len(left), len(right))
+    y = lay(sb, b, batch + right + inner, nb, len(left))
+    if len(inner) == 1 and not left and not right and vecdot_takes(x, y):
+        return "".join(batch), apply(_vecdot, x, y, dim=-1)
+    r = mul(x, y)
     if inner:
         r = r.sum(tuple(range(r.ndim - len(inner), r.ndim)))
     return "".join(batch + left + right), r

@@ -2630,6 +2630,16 @@ def _cosine_similarity(draw):
     return Sample(lambda M, x, y: F(M).cosine_similarity(x, y, dim), [a, b], ref)
 
 
+@entry("vecdot", gradgrad=True, op="linalg.vecdot")  # also einsum's rows' dot products ('bi,bi->b')
+def _vecdot(draw):
+    shape = draw(NONEMPTY_SHAPES)
+    dim = draw(st.integers(-len(shape), len(shape) - 1))
+    a, b = arr(draw, shape, "grid0"), arr(draw, shape, "grid1")
+    if draw(st.booleans()):
+        return Sample(lambda M, x, y: M.linalg.vecdot(x, y, dim=dim), [a, b], lambda x, y: (x * y).sum(dim))
+    return Sample(lambda M, x, y: M.einsum("...i,...i->...", x, y), [a, b], lambda x, y: (x * y).sum(-1))
+
+
 @entry("cdist", gradgrad=True)  # cdist's product route (p = 2); its other routes are composites
 def _cdist_mm(draw):
     batch = draw(st.sampled_from([(), (2,)]))

@@ -263,3 +263,41 @@ def test_against_torch():
     y1, y2 = _rand((8, 1, 6, 5), np.float32), _rand((1, 3, 5, 4), np.float32)
     np.testing.assert_allclose((tg.tensor(y1) @ tg.tensor(y2)).numpy(),
                                (torch.tensor(y1) @ torch.tensor(y2)).numpy(), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------- rows' dot products
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, dim", [((1024, 256), -1), ((7, 13), 0), ((3, 4, 5), 1), ((1,), 0), ((0, 3), 1),
+                                        ((4, 0), 1)])
+def test_vecdot_and_einsum_row_dots_match_numpy(dtype, shape, dim):
+    """linalg.vecdot and einsum's 'bi,bi->b' are one node (numpy's vecdot forward); values as the
+    product and sum in float64, gradients y and x times the upstream gradient."""
+    x, y = _rand(shape, dtype), _rand(shape, dtype)
+    want = (x.astype(np.float64) * y).sum(dim)
+    tx, ty = tg.tensor(x, requires_grad=True), tg.tensor(y, requires_grad=True)
+    got = tg.linalg.vecdot(tx, ty, dim=dim)
+    assert got.dtype == tx.dtype and got.grad_fn.name() == "VecdotBackward0"
+    np.testing.assert_allclose(got.detach().numpy(), want, **_tol(dtype) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4))
+    g = _rand(want.shape, dtype)
+    got.backward(tg.tensor(g))
+    np.testing.assert_allclose(tx.grad.numpy(), np.expand_dims(g, dim) * y, **_tol(dtype))
+    np.testing.assert_allclose(ty.grad.numpy(), np.expand_dims(g, dim) * x, **_tol(dtype))
+    if dim in (-1, len(shape) - 1):
+        e = tg.einsum("...i,...i->...", tg.tensor(x), tg.tensor(y))
+        assert e.numpy().tobytes() == tg.linalg.vecdot(tg.tensor(x), tg.tensor(y)).numpy().tobytes()
+
+
+def test_vecdot_conjugates_its_first_operand_and_broadcasts():
+    """PyTorch's linalg.vecdot is sum(conj(x) * y): complex x is conjugated; shapes that differ
+    broadcast (the composite route)."""
+    x, y = np.array([1 + 2j, 3 - 1j]), np.array([2 - 1j, 1 + 1j])
+    assert complex(tg.linalg.vecdot(tg.tensor(x), tg.tensor(y)).item()) == complex(np.vdot(x, y))
+    a, b = _rand((3, 4)), _rand((4,))
+    np.testing.assert_allclose(tg.linalg.vecdot(tg.tensor(a), tg.tensor(b)).numpy(), a @ b, rtol=1e-12)
+
+
+def test_vecdot_gradients_by_finite_differences():
+    x = tg.tensor(_rand((3, 5)), requires_grad=True)
+    y = tg.tensor(_rand((3, 5)), requires_grad=True)
+    for f in (lambda a, b: tg.linalg.vecdot(a, b, dim=0), lambda a, b: tg.einsum("bi,bi->b", a, b)):
+        assert gradcheck(f, (x, y)) and gradgradcheck(f, (x, y))
