@@ -475,10 +475,16 @@ CASES = {
                    ("neg", lambda F, x: -x, False),
                    ("abs", lambda F, x: x.abs(), False))],
     # column sums (reduce.h's chunks of rows, their partials combined), forward alone
-    "colsum": [(f"{name} 1000x1000 {np.dtype(dt).name[:1]}{np.dtype(dt).itemsize * 8} forward",
-                lambda lib, f=f, dt=dt: reduce_step(lib, f, (1000, 1000), dt, False))
+    "colsum": [(f"{name} {s[0]}x{s[1]} {np.dtype(dt).name[:1]}{np.dtype(dt).itemsize * 8} forward",
+                lambda lib, f=f, dt=dt, s=s: reduce_step(lib, f, s, dt, False))
+               for s in ((1000, 1000), (4096, 256))
                for name, f in (("sum(0)", lambda x: x.sum(0)), ("mean(0)", lambda x: x.mean(0)))
-               for dt in (np.float32, np.float64)],
+               for dt in (np.float32, np.float64)]
+    # and of 16-bit tensors (reduce.h's reduce_middle_half, each element widened in a register)
+    + [(f"{name} {s[0]}x{s[1]} {dt} forward", lambda lib, f=f, dt=dt, s=s: half_step(lib, f, dt, False, shape=s))
+       for s in ((1000, 1000), (4096, 256))
+       for name, f in (("sum(0)", lambda F, x: x.sum(0)), ("mean(0)", lambda F, x: x.mean(0)))
+       for dt in ("f16", "bf16")],
     # issue 12's clamp, pad and triangles: forward alone (nothing recorded) and forward + backward
     "clamp_pad_tri": [(f"{name} {'x'.join(map(str, s))} f32, {'fw + bw' if bw else 'no grad'}",
                        lambda lib, f=f, s=s, bw=bw: shape_step(lib, f, s, bw))
@@ -561,15 +567,15 @@ def shape_step(lib, op, shape, backward):
     return step
 
 
-def half_step(lib, op, dt, positive, backward=False):
-    """op(F, x) on a 1000x1000 float16 ('f16') or bfloat16 ('bf16') tensor, standard normal (|x| + 0.1
-    when ``positive``): forward alone with nothing recorded, or forward + backward with a fixed
+def half_step(lib, op, dt, positive, backward=False, shape=(1000, 1000)):
+    """op(F, x) on a float16 ('f16') or bfloat16 ('bf16') tensor of ``shape``, standard normal (|x| +
+    0.1 when ``positive``): forward alone with nothing recorded, or forward + backward with a fixed
     upstream gradient of the same dtype."""
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((1000, 1000))
+    a = rng.standard_normal(shape)
     x = lib.tensor((np.abs(a) + 0.1 if positive else a).astype(np.float32))
     x = (x.half() if dt == "f16" else x.bfloat16()).detach().requires_grad_(backward)
-    g = lib.tensor(rng.standard_normal((1000, 1000)).astype(np.float32))
+    g = lib.tensor(rng.standard_normal(shape).astype(np.float32))
     g = g.half() if dt == "f16" else g.bfloat16()
     F = lib.nn.functional
 

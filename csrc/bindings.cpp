@@ -1241,6 +1241,10 @@ bool unary_half(const py::object& op, const py::array& x, py::array& out, bool b
     tapegrad::bits_half(bits, a, y, n, kind);
     return true;
   }
+  if (unary == int(tapegrad::UnaryOp::sqrt)) {  // in registers (convert.h's sqrt_half)
+    py::gil_scoped_release nogil;
+    if (tapegrad::sqrt_half(a, y, n, kind)) return true;
+  }
   const HalfBlockFn f = half_forward_kernel(op, p0, p1, p2);
   if (!f) return false;
   py::gil_scoped_release nogil;

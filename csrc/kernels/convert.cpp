@@ -84,6 +84,74 @@ __attribute__((target("avx2,f16c"))) void from_f16_f16c(const uint16_t* x, float
   for (; i < n; ++i) y[i] = vmath::bits_to_float(half_to_float_bits(x[i], Half::f16));
 }
 
+// sqrt of 16-bit values (sqrt_half): each vector widened, its float32 square root, rounded back,
+// all in registers. map_half ran the three as passes over a block through L1 one after another
+// (widen, the float32 kernel, round); here the conversions overlap vsqrtps, which sets the pace:
+// 1e6 elements on one thread, float16 0.42 -> 0.27 ms, bfloat16 0.46 -> 0.33 (PyTorch 0.25, 0.30). The same float32 root rounded once, so the same bits; a NaN lane is
+// rounded again by the scalar reference, as to_f16_f16c does.
+__attribute__((target("avx2,f16c"))) void sqrt_f16_f16c(const uint16_t* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_sqrt_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i))));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+    if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))) {
+      alignas(32) float t[8];
+      _mm256_store_ps(t, v);
+      for (int j = 0; j < 8; ++j) y[i + j] = float_to_half_bits(vmath::float_to_bits(t[j]), Half::f16);
+    }
+  }
+  for (; i < n; ++i) {
+    const float v = __builtin_sqrtf(vmath::bits_to_float(half_to_float_bits(x[i], Half::f16)));
+    y[i] = float_to_half_bits(vmath::float_to_bits(v), Half::f16);
+  }
+}
+
+TG_CONVERT_AVX512 __attribute__((target("f16c"))) void sqrt_f16_avx512(const uint16_t* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_sqrt_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i))));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+    if (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q)) {
+      alignas(64) float t[16];
+      _mm512_store_ps(t, v);
+      for (int j = 0; j < 16; ++j) y[i + j] = float_to_half_bits(vmath::float_to_bits(t[j]), Half::f16);
+    }
+  }
+  sqrt_f16_f16c(x + i, y + i, n - i);
+}
+
+// bfloat16: the widening shift, the root and to_bf16_body's rounding in one loop the compiler
+// vectorises.
+template <int>
+inline __attribute__((always_inline)) void sqrt_bf16_body(const uint16_t* x, uint16_t* y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t u = vmath::float_to_bits(__builtin_sqrtf(vmath::bits_to_float(uint32_t(x[i]) << 16)));
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    const uint32_t nan = ((u >> 16) & 0x8000u) | 0x7fc0u;
+    y[i] = uint16_t((u & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
+  }
+}
+void sqrt_bf16_base(const uint16_t* x, uint16_t* y, int64_t n) { sqrt_bf16_body<0>(x, y, n); }
+__attribute__((target("avx2"))) void sqrt_bf16_avx2(const uint16_t* x, uint16_t* y, int64_t n) {
+  sqrt_bf16_body<1>(x, y, n);
+}
+TG_CONVERT_AVX512 void sqrt_bf16_avx512(const uint16_t* x, uint16_t* y, int64_t n) { sqrt_bf16_body<2>(x, y, n); }
+
+// false: no fused loop for this build (the generic one's float16), map_half runs it.
+bool sqrt_run(const uint16_t* x, uint16_t* y, int64_t n, Half kind) {
+  if (kind == Half::bf16) {
+    if (avx512bw()) sqrt_bf16_avx512(x, y, n);
+    else if (cpu_isa() >= Isa::avx2) sqrt_bf16_avx2(x, y, n);
+    else sqrt_bf16_base(x, y, n);
+    return true;
+  }
+  if (!f16c()) return false;
+  if (avx512bw()) sqrt_f16_avx512(x, y, n);
+  else sqrt_f16_f16c(x, y, n);
+  return true;
+}
+
 // neg / abs / relu on the bits (bits_half): 16-bit integer lanes, built for the baseline, AVX2 and
 // AVX-512BW. A bfloat16 NaN result is the quiet NaN 0x7fc0 of its sign, as the float32 detour's
 // rounding (ml_dtypes') makes it; a float16 one keeps its payload there too.
@@ -215,6 +283,12 @@ void bits_half(HalfBits op, const uint16_t* x, uint16_t* y, int64_t n, Half kind
       default: bits_run<HalfBits::relu>(x + i, y + i, len, kind); break;
     }
   });
+}
+
+bool sqrt_half(const uint16_t* x, uint16_t* y, int64_t n, Half kind) {
+  if (kind == Half::f16 && !f16c()) return false;
+  for_element_blocks(n, [&](int64_t i, int64_t len) { sqrt_run(x + i, y + i, len, kind); });
+  return true;
 }
 
 void half_to_floats(const uint16_t* x, float* y, int64_t n, Half kind) {

@@ -59,6 +59,11 @@ void map_half(const uint16_t* a, const uint16_t* b, uint16_t* y, int64_t n, Half
 enum class HalfBits { neg, abs, relu };
 void bits_half(HalfBits op, const uint16_t* x, uint16_t* y, int64_t n, Half kind);
 
+// y = sqrt(x) on 16-bit values: the float32 root of each widened element, rounded once (the bits
+// of map_half with rows.h's float32 sqrt), in one pass in registers. False (nothing written) where
+// this build has no such loop (float16 without F16C): map_half then.
+bool sqrt_half(const uint16_t* x, uint16_t* y, int64_t n, Half kind);
+
 // One element, the reference the vector loops fall back to (NaN lanes, tails).
 uint16_t float_to_half_bits(uint32_t f, Half kind);
 uint32_t half_to_float_bits(uint16_t h, Half kind);

@@ -194,3 +194,48 @@ def test_relu_on_every_value_matches_torch(dtype):
     tdt = torch.float16 if dtype == np.float16 else torch.bfloat16
     t = torch.relu(torch.from_numpy(a.view(np.int16).copy()).view(tdt)).float().numpy()
     np.testing.assert_array_equal(got, t)
+
+
+@pytest.mark.threads
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+def test_column_sums_of_every_value_match_the_detour(dtype, restore_threads):
+    """Column sums (widened in registers, reduce.cpp's sum_cols_fused) over every 16-bit value,
+    subnormals, infinities and NaN payloads among them, in shapes whose widths take the 16- and
+    8-column vectors and the one-column tail, and blocks of rows short of 16: the detour's bits at
+    1, 2 and 3 threads (a NaN as a NaN: which payload an add keeps is the compiler's choice)."""
+    perm = np.random.default_rng(5).permutation(1 << 16)
+    a = _every_value(dtype)[perm]
+    for shape in ((256, 256), (37, 1771), (1771, 37), (4095, 16), (16, 4096), (7, 9362)):
+        x = a[: shape[0] * shape[1]].reshape(shape)
+        ref = _detour("sum", x, (0,), False)
+        for threads in (1, 2, 3):
+            _C.set_num_threads(threads)
+            got = tg.tensor(x).sum(0).numpy()
+            g32, r32 = got.astype(np.float32), ref.astype(np.float32)
+            np.testing.assert_array_equal(np.isnan(g32), np.isnan(r32), err_msg=f"{shape} at {threads} threads")
+            ok = ~np.isnan(r32)
+            np.testing.assert_array_equal(_bits(got)[ok], _bits(ref)[ok], err_msg=f"{shape} at {threads} threads")
+
+
+@pytest.mark.threads
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+def test_sqrt_of_every_value_is_the_float32_roots_rounding(dtype, restore_threads):
+    """sqrt in registers (convert.h's sqrt_half): on every 16-bit value the float32 root rounded
+    once, numpy's (float16) and ml_dtypes' (bfloat16, a NaN the quiet NaN of its sign) rounding bit
+    for bit, at 1, 2 and 3 threads; odd sizes (the vector loop's tail), a strided input, small and
+    empty ones; PyTorch's values where it is importable."""
+    a = _every_value(dtype)
+    with np.errstate(invalid="ignore"):
+        ref = np.sqrt(a.astype(np.float32)).astype(dtype)
+    for threads in (1, 2, 3):
+        _C.set_num_threads(threads)
+        np.testing.assert_array_equal(_bits(tg.tensor(a).sqrt().numpy()), _bits(ref))
+        for part in (a[:40007], a[3:], a[1::3]):
+            with np.errstate(invalid="ignore"):
+                want = np.sqrt(part.astype(np.float32)).astype(dtype)
+            np.testing.assert_array_equal(_bits(tg.tensor(part).sqrt().numpy()), _bits(want))
+    assert tg.tensor(a[:0]).sqrt().shape == (0,) and tg.tensor(a[:5]).sqrt().dtype == dtype
+    torch = pytest.importorskip("torch")
+    tdt = torch.float16 if dtype == np.float16 else torch.bfloat16
+    t = torch.sqrt(torch.from_numpy(a.view(np.int16).copy()).view(tdt)).float().numpy()
+    np.testing.assert_array_equal(tg.tensor(a).sqrt().numpy().astype(np.float32), t)  # NaN where NaN
