@@ -220,6 +220,24 @@ TG_INLINE void erf_group(const double* x, double* y) {
   }
 }
 
+// The costly elementwise functions (log, the trig functions, float64 erf / erfc) prefetch their
+// input and output this many elements ahead. 1e6 doubles (16 MB, from L3 here) are read and
+// written at 28 GB/s by one core doing nothing else (0.58 ms), and the hardware prefetchers alone
+// did not keep a compute-bound loop fed: log's loop took 0.90 ms where its arithmetic alone (in
+// L1) takes 0.63, and 0.73 with these (2 KB ahead; 4 KB: 0.75, 6 KB: 0.78; a burst of 32 lines
+// at a time instead of 8 was slower than none). erf: 1.65 -> 1.31 ms.
+constexpr int64_t kAhead = 256;
+
+// prefetches the lines of x[i + kAhead, i + kAhead + len) and y's (for writing), inside [0, n)
+template <typename T>
+TG_INLINE void prefetch_ahead(const T* x, T* y, int64_t i, int64_t len, int64_t n) {
+  constexpr int64_t kLine = 64 / sizeof(T);
+  for (int64_t j = i + kAhead; j < std::min(n, i + kAhead + len); j += kLine) {
+    __builtin_prefetch(x + j, 0, 3);
+    __builtin_prefetch(y + j, 1, 3);
+  }
+}
+
 template <P Op, typename T>
 TG_INLINE void forward_body(int64_t n, const T* x, T* y, T p0, T p1, T p2) {
   if constexpr (Op == P::sin || Op == P::cos || Op == P::tan || Op == P::log) {
@@ -231,11 +249,12 @@ TG_INLINE void forward_body(int64_t n, const T* x, T* y, T p0, T p1, T p2) {
     // cost 0.1 / 0.2 ns an element in L1 (float / double), and a second vectorised loop for such
     // a chunk gave other bits to some of the normal elements (another contraction into fused
     // multiply-adds).
-    constexpr int64_t kChunk = 256;
+    constexpr int64_t kChunk = 64;  // with prefetch_ahead's, 8 lines of doubles at a time
     const T lo = Op == P::log ? std::numeric_limits<T>::min() : -vmath::trig_max<T>();
     const T hi = Op == P::log ? std::numeric_limits<T>::max() : vmath::trig_max<T>();
     for (int64_t c = 0; c < n; c += kChunk) {
       const int64_t len = std::min(kChunk, n - c);
+      prefetch_ahead(x, y, c, len, n);
       const T* xc = x + c;
       T* yc = y + c;
       int out = 0;
@@ -264,6 +283,7 @@ TG_INLINE void forward_body(int64_t n, const T* x, T* y, T p0, T p1, T p2) {
     // the remainder padded with zeros through the same code, one call site (a scalar loop's
     // contractions, or a second inlined copy's, gave an ulp's difference)
     for (int64_t i = 0; i < n; i += kErfGroup) {
+      prefetch_ahead(x, y, i, kErfGroup, n);
       const bool part = n - i < kErfGroup;
       double xb[kErfGroup] = {}, yb[kErfGroup];
       if (part) std::copy(x + i, x + n, xb);
