@@ -575,7 +575,13 @@ def test_erfc_op_uses_the_kernel_with_its_composite_gradient():
     torch = pytest.importorskip("torch")
     for dt in (np.float32, np.float64):
         a = x.astype(dt)
-        np.testing.assert_allclose(tg.erfc(tg.tensor(a)).numpy(), torch.erfc(torch.from_numpy(a)).numpy(),
+        want = torch.erfc(torch.from_numpy(a)).numpy()
+        # float32: only where PyTorch's own value is within a few ulp of the exact one (in a process run
+        # with TAPEGRAD_CPU=generic its float32 erfc measured 2e-5 relative off near x = 8.4: the
+        # suite's isa run failed on whichever draw of x fell there)
+        exact = (np.abs(want - sp.erfc(a.astype(np.float64))) <= 16 * np.finfo(dt).eps * np.abs(want)
+                 if dt == np.float32 else np.ones(a.shape, bool))
+        np.testing.assert_allclose(tg.erfc(tg.tensor(a)).numpy()[exact], want[exact],
                                    rtol=16 * np.finfo(dt).eps, atol=np.finfo(dt).tiny)
 
 
