@@ -87,8 +87,9 @@ __attribute__((target("avx2,f16c"))) void from_f16_f16c(const uint16_t* x, float
 // sqrt of 16-bit values (sqrt_half): each vector widened, its float32 square root, rounded back,
 // all in registers. map_half ran the three as passes over a block through L1 one after another
 // (widen, the float32 kernel, round); here the conversions overlap vsqrtps, which sets the pace:
-// 1e6 elements on one thread, float16 0.42 -> 0.27 ms, bfloat16 0.46 -> 0.33 (PyTorch 0.25, 0.30). The same float32 root rounded once, so the same bits; a NaN lane is
-// rounded again by the scalar reference, as to_f16_f16c does.
+// 1e6 elements on one thread, float16 0.42 -> 0.27 ms, bfloat16 0.46 -> 0.33 (PyTorch 0.25, 0.30).
+// The same float32 root rounded once, so the same bits; a NaN lane is rounded again by the scalar
+// reference, as to_f16_f16c does.
 __attribute__((target("avx2,f16c"))) void sqrt_f16_f16c(const uint16_t* x, uint16_t* y, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
