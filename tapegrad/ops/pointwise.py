@@ -728,10 +728,7 @@ def clamp_(input, min=None, max=None):
             return input
         lo = np.asarray(-np.inf if min is None else min, a.dtype)
         hi = np.asarray(np.inf if max is None else max, a.dtype)
-        if _scalar_bounds(a, lo, hi):  # strided: the kernel's bits (ties keep x) through a copy
-            a[...] = _kernels.forward("clamp", np.ascontiguousarray(a), float(lo), float(hi))
-        else:
-            _clamp_into(a, a, lo, hi)
+        copy_into(a, _clamp_fwd(a, lo, hi))  # strided (or a NaN bound): clamp's own forward, written back
         input._bump_version()
         return input
     return inplace(input, lambda s, *_: clamp(s, min, max), "clamp_", *[b for b in (min, max) if isinstance(b, Tensor)])
