@@ -394,6 +394,82 @@ TG_AVX512_F16C __attribute__((noinline)) void sum_cols_fused_avx512(int64_t n, i
 }
 #undef TG_COLS_FUSED_BODY
 
+// sum_rows_half_body's long rows (n >= 256), each run of kLaneChunk widened in registers as
+// Lanes256<float>::add_run adds it rather than through the L1 buffer: the same four vectors of 16
+// lanes (a zmm each on AVX-512, two ymm on AVX2), the same zero-padded tail vectors, the same adds
+// into the same double lanes, so the same bits. sum() of 1e6 float16 on one thread (Xeon,
+// AVX-512): 0.141 -> 0.076 ms (PyTorch 0.096); bfloat16 0.101 -> 0.087 (0.095).
+struct Zmm16 {  // 16 float lanes in one zmm
+  __m512 v;
+};
+struct Ymm16 {  // 16 float lanes in two ymm
+  __m256 lo, hi;
+};
+template <bool BF16>
+TG_AVX512_F16C TG_INLINE Zmm16 widen_lanes(Zmm16, const uint16_t* q) {
+  return {widen16<BF16>(q)};
+}
+template <bool BF16>
+TG_AVX2_F16C TG_INLINE Ymm16 widen_lanes(Ymm16, const uint16_t* q) {
+  return {widen8<BF16>(q), widen8<BF16>(q + 8)};
+}
+TG_AVX512_F16C TG_INLINE Zmm16 add_lanes(Zmm16 a, Zmm16 b) { return {_mm512_add_ps(a.v, b.v)}; }
+TG_AVX2_F16C TG_INLINE Ymm16 add_lanes(Ymm16 a, Ymm16 b) { return {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)}; }
+// t[0] += lanes 0-7 and t[1] += lanes 8-15, widened to double
+TG_AVX512_F16C TG_INLINE void add_to_doubles(lanes::Lanes256<float>::D* t, Zmm16 a) {
+  t[0] += lanes::Lanes256<float>::D(_mm512_cvtps_pd(_mm512_castps512_ps256(a.v)));
+  t[1] += lanes::Lanes256<float>::D(_mm512_cvtps_pd(_mm512_extractf32x8_ps(a.v, 1)));
+}
+TG_AVX2_F16C TG_INLINE void add_to_doubles(lanes::Lanes256<float>::D* t, Ymm16 a) {
+  t[0] += __builtin_convertvector(a.lo, lanes::Lanes256<float>::D);
+  t[1] += __builtin_convertvector(a.hi, lanes::Lanes256<float>::D);
+}
+
+// The loop, a macro so that each build's function (its own target) holds it and inlines the
+// vector steps; V is that build's vector of 16 lanes.
+#define TG_ROWS_FUSED_BODY(V)                                                                     \
+  using Lanes = lanes::Lanes256<float>;                                                           \
+  static_assert(Lanes::W == 16 && Lanes::L == 64 && Lanes::ND == 8, "vectors of 16 float lanes"); \
+  for (int64_t r = 0; r < nrows; ++r) {                                                           \
+    const uint16_t* p = x + r * ld;                                                               \
+    Lanes acc;                                                                                    \
+    for (int64_t c0 = 0; c0 < n; c0 += lanes::kLaneChunk) {                                       \
+      const int64_t len = std::min(lanes::kLaneChunk, n - c0);                                    \
+      const uint16_t* q = p + c0;                                                                 \
+      V a[4] = {};                                                                                \
+      int64_t j = 0;                                                                              \
+      for (; j + 64 <= len; j += 64)                                                              \
+        for (int v = 0; v < 4; ++v) a[v] = add_lanes(a[v], widen_lanes<BF16>(V{}, q + j + v * 16)); \
+      for (int v = 0; v < 4; ++v) {                                                               \
+        const int64_t k = len - j - v * 16;                                                       \
+        if (k >= 16) {                                                                            \
+          a[v] = add_lanes(a[v], widen_lanes<BF16>(V{}, q + j + v * 16));                         \
+        } else if (k > 0) {                                                                       \
+          alignas(32) uint16_t tail[16] = {};                                                     \
+          std::memcpy(tail, q + j + v * 16, size_t(k) * sizeof(uint16_t));                        \
+          a[v] = add_lanes(a[v], widen_lanes<BF16>(V{}, tail));                                   \
+        }                                                                                         \
+      }                                                                                           \
+      for (int v = 0; v < 4; ++v) add_to_doubles(&acc.t[2 * v], a[v]);                           \
+    }                                                                                             \
+    const double s = acc.total();                                                                 \
+    if (part) part[r] = s;                                                                        \
+    else out[r] = finish<float>(op, s, count, 0.0f);                                              \
+  }
+
+template <bool BF16>
+TG_AVX2_F16C __attribute__((noinline)) void sum_rows_fused_avx2(int64_t nrows, int64_t n, int64_t ld, const uint16_t* x,
+                                                                double* part, float* out, ReduceOp op, int64_t count) {
+  TG_ROWS_FUSED_BODY(Ymm16)
+}
+template <bool BF16>
+TG_AVX512_F16C __attribute__((noinline)) void sum_rows_fused_avx512(int64_t nrows, int64_t n, int64_t ld,
+                                                                    const uint16_t* x, double* part, float* out,
+                                                                    ReduceOp op, int64_t count) {
+  TG_ROWS_FUSED_BODY(Zmm16)
+}
+#undef TG_ROWS_FUSED_BODY
+
 bool has_f16c() {
   static const bool has = __builtin_cpu_supports("f16c");
   return has;
@@ -589,7 +665,16 @@ void fold_cols(Fold f, int64_t n, int64_t w, int64_t ld, const T* x, T* acc) {
 template <typename T>
 void sum_rows(ReduceOp op, int64_t nrows, int64_t n, int64_t ld, HalfSrc x, const T*, double* part, T* out,
               int64_t count) {
-  TG_CALL(sum_rows_half, (T), nrows, n, ld, x.p, x.kind, part, out, op, count);
+  const bool bf16 = x.kind == Half::bf16, fused = has_f16c() && n >= 4 * kLaneBytes / int64_t(sizeof(float));
+  if (fused && isa() == Isa::avx512) {
+    if (bf16) sum_rows_fused_avx512<true>(nrows, n, ld, x.p, part, out, op, count);
+    else sum_rows_fused_avx512<false>(nrows, n, ld, x.p, part, out, op, count);
+  } else if (fused && isa() == Isa::avx2) {
+    if (bf16) sum_rows_fused_avx2<true>(nrows, n, ld, x.p, part, out, op, count);
+    else sum_rows_fused_avx2<false>(nrows, n, ld, x.p, part, out, op, count);
+  } else {
+    TG_CALL(sum_rows_half, (T), nrows, n, ld, x.p, x.kind, part, out, op, count);
+  }
 }
 template <typename T>
 void sum_cols(ReduceOp, int64_t n, int64_t w, int64_t ld, HalfSrc x, const T*, double* acc) {
