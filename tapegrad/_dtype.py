@@ -90,7 +90,7 @@ def is_16bit_float(d) -> bool:
 def is_bfloat16(d) -> bool:
     """Whether ``d`` is ml_dtypes' bfloat16."""
     # never ``d == bfloat16`` while it may be None: numpy reads ``dtype == None`` as float64
-    return d is bfloat16 or (d.kind == "V" and d.name == "bfloat16")
+    return d is bfloat16 or (d.kind == "V" and d.type.__name__ == "bfloat16")
 
 
 # PyTorch's legacy tensor type names (``x.type()`` gives ``'torch.FloatTensor'``; ``x.type('torch.LongTensor')``

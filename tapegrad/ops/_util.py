@@ -216,6 +216,8 @@ ALL_DIMS = tuple(tuple(range(n)) for n in range(65))
 
 def norm_dims(dim, ndim: int, opname: str) -> tuple[int, ...]:
     """``dim`` as a sorted tuple of non-negative dims; None (or ()) means all dims."""
+    if type(dim) is int and -ndim <= dim < ndim:  # one dim in range, the common case (x.sum(-1)) first
+        return (dim % ndim,)
     if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
         return ALL_DIMS[ndim]
     if isinstance(dim, (tuple, list)):

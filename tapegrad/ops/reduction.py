@@ -130,7 +130,7 @@ def sum(input, dim=None, keepdim=False, *, dtype=None):
     """Sum over ``dim`` (all dims by default). Integer and bool tensors sum to int64."""
     if dtype is not None:
         input = input.to(dtype)
-    dims = ALL_DIMS[input._data.ndim] if dim is None else norm_dims(dim, input.ndim, "sum")
+    dims = ALL_DIMS[input._data.ndim] if dim is None else norm_dims(dim, input._data.ndim, "sum")
     return _as_asked(apply(_sum, input, dims=dims, keepdim=keepdim), dtype)
 
 
@@ -148,7 +148,7 @@ def mean(input, dim=None, keepdim=False, *, dtype=None):
     if _dtype.kind_of(input._data.dtype) not in "fc":
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be floating point, "
                            f"got {_dtype.name(input._data.dtype)}")
-    return apply(_mean, input, dims=norm_dims(dim, input.ndim, "mean"), keepdim=keepdim)
+    return apply(_mean, input, dims=norm_dims(dim, input._data.ndim, "mean"), keepdim=keepdim)
 
 
 def _sum_to_size_fwd(x, shape):
@@ -246,7 +246,7 @@ def prod(input, dim=None, keepdim=False, *, dtype=None):
     """Product over ``dim`` (all by default); the gradient is exact when entries are zero."""
     if dtype is not None:
         input = input.to(dtype)
-    return _as_asked(apply(_prod, input, dims=norm_dims(dim, input.ndim, "prod"), keepdim=keepdim), dtype)
+    return _as_asked(apply(_prod, input, dims=norm_dims(dim, input._data.ndim, "prod"), keepdim=keepdim), dtype)
 
 
 # ---------------------------------------------------------------- var / std
@@ -283,7 +283,7 @@ def _var_args(input, dim, unbiased, keepdim, correction, opname):
         correction = 1 if unbiased is None or unbiased else 0
     if _dtype.kind_of(input._data.dtype) != "f":
         raise RuntimeError(f"{opname}: input dtype should be floating point, got {_dtype.name(input.dtype)}")
-    return dict(dims=norm_dims(dim, input.ndim, opname), keepdim=bool(keepdim), correction=float(correction))
+    return dict(dims=norm_dims(dim, input._data.ndim, opname), keepdim=bool(keepdim), correction=float(correction))
 
 
 @public(method=True, out=True)
@@ -360,7 +360,7 @@ def _check_nonempty(input, dim, dims, opname):
 def amax(input, dim=(), keepdim=False):
     """Max over ``dim`` (all by default); the gradient is shared evenly among ties."""
     refuse_complex(input, "max_all" if dim in ((), None) else "amax")
-    dims = norm_dims(dim, input.ndim, "amax")
+    dims = norm_dims(dim, input._data.ndim, "amax")
     _check_nonempty(input, dim, dims, "amax")
     return apply(_amax, input, dims=dims, keepdim=keepdim)
 
@@ -369,7 +369,7 @@ def amax(input, dim=(), keepdim=False):
 def amin(input, dim=(), keepdim=False):
     """The smallest value over ``dim`` (all elements by default); the gradient is shared between ties."""
     refuse_complex(input, "min_all" if dim in ((), None) else "amin")
-    dims = norm_dims(dim, input.ndim, "amin")
+    dims = norm_dims(dim, input._data.ndim, "amin")
     _check_nonempty(input, dim, dims, "amin")
     return apply(_amin, input, dims=dims, keepdim=keepdim)
 
@@ -527,7 +527,7 @@ def logsumexp(input, dim=None, keepdim=False):
     """``log(sum(exp(x), dim))`` without overflow."""
     if _dtype.kind_of(input._data.dtype) != "f":
         input = input.to(_dtype.get_default_dtype())
-    return apply(_logsumexp, input, dims=norm_dims(dim, input.ndim, "logsumexp"), keepdim=keepdim)
+    return apply(_logsumexp, input, dims=norm_dims(dim, input._data.ndim, "logsumexp"), keepdim=keepdim)
 
 
 _DOT_ROW = 4096  # elements per BLAS dot in sumsq_flat: float32 accumulation error stays at pairwise summation's
@@ -638,7 +638,7 @@ def pnorm(input, p="fro", dim=None, keepdim=False, dtype=None):
         raise RuntimeError(f"norm(): input dtype should be floating point, got {_dtype.name(input.dtype)}")
     if isinstance(dim, int) and not isinstance(dim, bool):
         dim = (dim,)
-    dims = norm_dims(dim, input.ndim, "norm")
+    dims = norm_dims(dim, input._data.ndim, "norm")
     if p in ("fro", 2, 2.0, None):
         return apply(_norm2, input, dims=dims, keepdim=keepdim)
     if isinstance(p, str):
@@ -838,7 +838,7 @@ def _logical_reduce(fn, name):
         if isinstance(dim, (tuple, list)) and len(dim) == 0:  # PyTorch: no dims, no reduction (sum's () is all)
             out = x != 0
         else:
-            out = np.asarray(fn(x, axis=norm_dims(dim, input.ndim, name), keepdims=keepdim))
+            out = np.asarray(fn(x, axis=norm_dims(dim, input._data.ndim, name), keepdims=keepdim))
         return Tensor._wrap(out.astype(np.uint8) if x.dtype == np.uint8 else out)  # uint8 stays uint8, as PyTorch
     reduce.__name__ = name
     return reduce
