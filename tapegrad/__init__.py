@@ -38,7 +38,7 @@ if _os.environ.get("TAPEGRAD_MALLOC_TUNING", "1") != "0":
     _C.reserve_huge_heap(512 << 20)
 
 from ._dtype import (bool_ as bool, double, float, float16, float32, float64, get_default_dtype, half,  # noqa: A004
-                     int, int8, int16, int32, int64, long, set_default_dtype, uint8)
+                     int, int8, int16, int32, int64, long, set_default_dtype, short, uint8)
 from ._dtype import cdouble, cfloat, complex64, complex128  # noqa: F401
 from . import _dtype as _dtypes
 if _dtypes.bfloat16 is not None:  # else __getattr__ below says what to install
@@ -46,7 +46,10 @@ if _dtypes.bfloat16 is not None:  # else __getattr__ below says what to install
 from .tensor import Tensor
 from .device import (channels_last, channels_last_3d, contiguous_format, device, layout, memory_format,  # noqa: F401
                      preserve_format, strided)
-from .random import Generator, manual_seed, seed, initial_seed, get_rng_state, set_rng_state  # noqa: F401
+from .random import (Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed,  # noqa: F401
+                     set_rng_state)
+from math import e, inf, nan, pi  # noqa: F401,E402  (torch.pi, torch.inf, ...: Python floats, as PyTorch's)
+newaxis = None  # torch.newaxis, numpy's: x[:, tapegrad.newaxis]
 from .ops import *  # noqa: F401,F403
 from .ops import OPS  # noqa: F401
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401

@@ -12,11 +12,11 @@ _generators = weakref.WeakSet()  # every tapegrad.Generator, for the forked chil
 
 
 def manual_seed(seed: int):
-    """Seed every random draw tapegrad makes. Returns the generator, as PyTorch does."""
+    """Seed every random draw tapegrad makes. Returns ``default_generator``, as PyTorch does."""
     seed = int(seed)
     _state["gen"] = np.random.default_rng(seed)
     _state["seed"] = seed
-    return Generator._from_rng(_state["gen"], seed)
+    return default_generator
 
 
 seed = manual_seed
@@ -25,10 +25,6 @@ seed = manual_seed
 def initial_seed():
     """The seed the global generator was last seeded with."""
     return _state["seed"]
-
-
-def default_generator() -> np.random.Generator:
-    return _state["gen"]
 
 
 def rng(generator=None) -> np.random.Generator:
@@ -48,12 +44,6 @@ class Generator:
         self._seed = None
         _generators.add(self)
 
-    @classmethod
-    def _from_rng(cls, r, seed):
-        g = cls()
-        g._rng, g._seed = r, seed
-        return g
-
     def manual_seed(self, seed: int) -> "Generator":
         """Reseed this generator; returns it."""
         self._seed = int(seed)
@@ -72,6 +62,27 @@ class Generator:
         """Restore a state ``get_state`` returned; returns the generator."""
         self._rng.bit_generator.state = state
         return self
+
+
+class _DefaultGenerator(Generator):
+    """``tapegrad.default_generator``: the global stream as a ``Generator`` (PyTorch's
+    ``torch.default_generator``). Seeding it, its state and drawing with ``generator=`` it are the
+    global generator's: ``default_generator.manual_seed(0)`` is ``tapegrad.manual_seed(0)``."""
+
+    def __init__(self):  # no stream of its own, and none for the fork handler to remake
+        pass
+
+    _rng = property(lambda self: _state["gen"], lambda self, r: _state.__setitem__("gen", r))
+    _seed = property(lambda self: _state["seed"], lambda self, s: _state.__setitem__("seed", s))
+
+    def __repr__(self):
+        return "<tapegrad.default_generator>"
+
+    def __reduce__(self):  # pickles (a DataLoader's generator=) as the one global generator
+        return "default_generator"
+
+
+default_generator = _DefaultGenerator()
 
 
 def get_rng_state():

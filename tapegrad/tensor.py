@@ -141,6 +141,16 @@ class Tensor(_C.TensorBase):
         return False
 
     @property
+    def is_cpu(self) -> bool:
+        """True: every tapegrad tensor lives in host memory (``x.device`` is ``cpu``)."""
+        return True
+
+    # PyTorch's other device and layout predicates: none of those backends or formats exists here
+    is_meta = is_mps = is_xpu = is_xla = is_ipu = is_hpu = is_vulkan = is_maia = is_mtia = is_mkldnn = property(
+        lambda self: False, doc="False: tapegrad tensors are dense CPU tensors (see ``is_cpu``).")
+    is_quantized = is_nested = property(lambda self: False, doc="False: tapegrad has no quantized or nested tensors.")
+
+    @property
     def is_sparse(self) -> bool:
         """Whether the layout is sparse COO (``tapegrad.sparse.SparseTensor`` overrides it)."""
         return False

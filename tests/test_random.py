@@ -1,5 +1,6 @@
 """The global random state and tapegrad.Generator across fork()."""
 import multiprocessing
+import pickle
 import sys
 import threading
 
@@ -27,7 +28,7 @@ def test_a_child_forked_while_another_thread_draws_does_not_hang_and_continues_t
             release.wait()
 
     holders = [threading.Thread(target=hold, args=(r.bit_generator.lock,))
-               for r in (tg.random.default_generator(), gen._rng)]
+               for r in (tg.default_generator._rng, gen._rng)]
     ctx = multiprocessing.get_context("fork")
     parent_end, child_end = ctx.Pipe()
     try:
@@ -66,3 +67,16 @@ def test_generators_that_were_one_object_stay_one_in_the_child():
     p.join(10)
     assert got == (tg.rand(2, generator=g).tolist(), tg.rand(2).tolist())
     assert np.isfinite(got[0]).all()
+
+
+def test_default_generator_is_the_global_stream():
+    # PyTorch's torch.default_generator: seeding it seeds every draw, and manual_seed returns it
+    assert tg.manual_seed(7) is tg.default_generator and tg.default_generator.initial_seed() == 7
+    a = tg.randn(4)
+    tg.default_generator.manual_seed(7)
+    assert tg.equal(tg.randn(4), a)
+    state = tg.default_generator.get_state()
+    b = tg.rand(3, generator=tg.default_generator)
+    tg.set_rng_state(state)  # one state: the global's
+    assert tg.equal(tg.rand(3), b)
+    assert pickle.loads(pickle.dumps(tg.default_generator)) is tg.default_generator

@@ -204,3 +204,12 @@ def test_in_place_changes_through_data_escape_the_version_check():
     b.detach().mul_(2)  # detach() keeps sharing the counter: still caught
     with pytest.raises(RuntimeError, match="in-place"):
         z.backward()
+
+
+def test_torch_constants_dtype_aliases_and_device_predicates():
+    import math
+    assert (tg.pi, tg.e, tg.inf) == (math.pi, math.e, math.inf) and math.isnan(tg.nan)
+    assert tg.newaxis is None and tg.zeros(2)[:, tg.newaxis].shape == (2, 1)
+    assert tg.short == tg.int16 and tg.zeros(2, dtype=tg.short).dtype == tg.int16
+    x = tg.zeros(2)
+    assert x.is_cpu and not (x.is_cuda or x.is_meta or x.is_mps or x.is_xpu or x.is_quantized or x.is_nested)
