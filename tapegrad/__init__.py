@@ -62,7 +62,8 @@ from .device import sparse_coo  # noqa: F401,E402
 from . import utils, data  # noqa: F401,E402  (tapegrad.utils.data, as torch.utils.data; short alias)
 from .utils.dlpack import from_dlpack  # noqa: F401,E402
 from .serialization import load, save  # noqa: F401
-from . import accelerator, amp, backends, cpu, cuda, distributions, futures, jit  # noqa: F401,E402
+from . import accelerator, amp, backends, compiler, cpu, cuda, distributions, futures, jit  # noqa: F401,E402
+from . import multiprocessing  # noqa: F401,E402  (torch.multiprocessing: Python's, plus spawn)
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled, set_autocast_dtype, set_autocast_enabled  # noqa: F401
 from ._compat import *  # noqa: F401,F403  (Size, dtype, FloatTensor, inference_mode)
 from ._functions import *  # noqa: F401,F403  (switches, predicates, legacy constructors)

@@ -71,7 +71,7 @@ _DOCS = {
     "cpu": "``self``: tensors already live on the CPU.",
     "cuda": "Raises RuntimeError: tapegrad runs on the CPU only.",
     "pin_memory": "``self``: a no-op kept for compatibility.",
-    "share_memory_": "``self``: a no-op kept for compatibility.",
+    "share_memory_": "``self``, with a warning: tapegrad shares no storage between processes (PyTorch moves it into shared memory).",
     "float": "A float32 copy (``self`` if already float32); differentiable.",
     "double": "A float64 copy (``self`` if already float64); differentiable.",
     "half": "A float16 copy (``self`` if already float16); differentiable.",

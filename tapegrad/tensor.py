@@ -8,6 +8,7 @@ methods whose signature differs from their op's (``x.view(2, 3)``, ``x.max(dim)`
 from __future__ import annotations
 
 import operator
+import warnings
 
 import numpy as np
 
@@ -73,6 +74,11 @@ class Size(tuple):
 
 
 _new_size = tuple.__new__  # x.shape: a Size from numpy's tuple of ints, without __new__'s checks
+
+# share_memory_()'s warning: PyTorch moves the storage into shared memory, which Hogwild-style
+# training relies on; here it stays the process's own (tapegrad/multiprocessing.py says why)
+NO_SHARED_STORAGE = ("share_memory_(): tapegrad tensors are never shared between processes; a child process "
+                     "works on a copy and its writes do not reach this one (see tapegrad.multiprocessing)")
 
 
 
@@ -554,7 +560,9 @@ class Tensor(_C.TensorBase):
     def ndimension(self) -> int: return self._data.ndim
     def get_device(self) -> int: return -1
     def pin_memory(self, device=None): return self
-    def share_memory_(self): return self
+    def share_memory_(self):
+        warnings.warn(NO_SHARED_STORAGE, UserWarning, stacklevel=2)
+        return self
     def is_shared(self) -> bool: return False
     def is_pinned(self, device=None) -> bool: return False
     @property

@@ -2,6 +2,7 @@
 mode switching, hooks and ``state_dict`` behaviour."""
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict, namedtuple
 from typing import Callable, Iterator
 
@@ -10,7 +11,7 @@ import numpy as np
 from ... import _dtype
 from ..._tape.node import module_scope
 from ...autograd import RemovableHandle
-from ...tensor import Tensor
+from ...tensor import NO_SHARED_STORAGE, Tensor
 from ..parameter import Buffer, Parameter, zero_grads
 from . import _hooks
 from ...device import check_memory_format as _check_memory_format, device as _device
@@ -566,7 +567,9 @@ class Module:
         return self._apply(lambda a: a.astype(_dtype.to_dtype(dst_type)), floating_only=False)
 
     def share_memory(self) -> "Module":
-        """A no-op kept for compatibility (no tensor moves); returns ``self``."""
+        """Returns ``self`` and warns: PyTorch moves every tensor into shared memory (Hogwild
+        training relies on it); tapegrad shares no storage between processes."""
+        warnings.warn(NO_SHARED_STORAGE.replace("share_memory_()", "Module.share_memory()"), UserWarning, stacklevel=2)
         return self
 
     # ------------------------------------------------------------ state_dict
