@@ -110,3 +110,16 @@ def test_compiler_answers_as_outside_compilation():
     assert not (tg.compiler.is_compiling() or tg.compiler.is_dynamo_compiling() or tg.compiler.is_exporting())
     assert tg.compiler.reset() is None and tg.compiler.list_backends() == []
     assert tg.compiler.compile is tg.compile
+
+
+def test_utils_hooks_removable_handle_with_extra_dicts():
+    from tapegrad.utils.hooks import RemovableHandle, unserializable_hook
+    hooks, extra = {}, {}
+    handle = RemovableHandle(hooks, extra_dict=extra)
+    hooks[handle.id], extra[handle.id] = "hook", "state"
+    with handle:
+        assert hooks and extra
+    assert not hooks and not extra
+    handle.remove()  # again: nothing happens
+    f = unserializable_hook(lambda g: g)
+    assert f.__torch_unserializable__

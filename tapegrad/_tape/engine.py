@@ -184,13 +184,18 @@ _handle_ids = itertools.count()  # next() is atomic under the GIL: handles from 
 class RemovableHandle:
     """What ``register_hook`` returns: ``handle.remove()`` (or a ``with`` block) removes the hook."""
 
-    def __init__(self, store):
+    def __init__(self, store, *, extra_dict=None):
+        # extra_dict: dicts (one or a list) that also key something by this handle's id, removed
+        # with it (PyTorch's signature; libraries build handles for their own hook dicts)
         self._store = store
+        self._extra = () if extra_dict is None else tuple(extra_dict) if isinstance(extra_dict, list) else (extra_dict,)
         self.id = next(_handle_ids)
 
     def remove(self):
         """Remove the hook (again: nothing happens)."""
         self._store.pop(self.id, None)
+        for d in self._extra:
+            d.pop(self.id, None)
 
     def __enter__(self):
         return self

@@ -1,3 +1,4 @@
-"""Utilities under PyTorch's names: ``tapegrad.utils.data`` (Dataset, DataLoader, ...) and
-``tapegrad.utils.checkpoint`` (activation checkpointing)."""
-from . import checkpoint, data  # noqa: F401
+"""Utilities under PyTorch's names: ``tapegrad.utils.data`` (Dataset, DataLoader, ...),
+``tapegrad.utils.checkpoint`` (activation checkpointing), ``tapegrad.utils.hooks`` (RemovableHandle)
+and, on import, ``tapegrad.utils.tensorboard`` (SummaryWriter, the tensorboard extra)."""
+from . import checkpoint, data, hooks  # noqa: F401
