@@ -274,6 +274,31 @@ PyObject* binary_into(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   Py_RETURN_NONE;
 }
 
+// The profiler's hook (tapegrad/profiler): called as hook(name, start_ns, end_ns, arrays) after
+// each op's forward (arrays: its inputs' numpy arrays) and after each backward node (arrays None),
+// times on the monotonic clock of Python's time.perf_counter_ns. nullptr, the usual state, costs
+// apply one load. Set and read under the GIL.
+static PyObject* profile_hook = nullptr;
+
+static int64_t monotonic_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// hook(name, t0, now, arrays or None); false with the hook's error set when it raised
+static bool profile_event(PyObject* name, int64_t t0, PyObject* const* arrays, Py_ssize_t n) {
+  const int64_t t1 = monotonic_ns();
+  Ref hook = Ref::borrow(profile_hook);  // the hook may unset itself
+  Ref tup(arrays ? PyTuple_New(n) : Py_NewRef(Py_None));
+  if (!tup) return false;
+  for (Py_ssize_t i = 0; arrays && i < n; ++i) PyTuple_SET_ITEM(tup.get(), i, Py_NewRef(arrays[i]));
+  Ref a(PyLong_FromLongLong(t0)), b(PyLong_FromLongLong(t1));
+  if (!a || !b) return false;
+  PyObject* call[] = {name, a.get(), b.get(), tup.get()};
+  Ref r(PyObject_Vectorcall(hook.get(), call, 4, nullptr));
+  return bool(r);
+}
+
 // apply(op, *inputs, **attrs): run op on tensors; record a node when grad mode is on and an
 // input requires grad.
 PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
@@ -320,6 +345,7 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
     }
   }
   Ref out;
+  const int64_t t0 = profile_hook != nullptr ? monotonic_ns() : 0;
   {
     std::optional<QuietFloat> quiet;
     if (!op->view) quiet.emplace();  // a view computes nothing
@@ -335,6 +361,7 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
     else if (PyErr_ExceptionMatches(PyExc_MemoryError)) forward_failed(op, inputs, n, PyExc_MemoryError);
     return nullptr;
   }
+  if (profile_hook != nullptr && !profile_event(op->name, t0, stack + 1, n)) return nullptr;
   Ref aux = Ref::borrow(Py_None);
   if (op->aux) {
     if (!PyTuple_Check(out.get()) || PyTuple_GET_SIZE(out.get()) != 2) {
@@ -390,6 +417,13 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* k
   Py_SETREF(r->grad_fn, node.release());
   gc_settle(result.get());  // after its node: nothing else refers to the result yet
   return result.release();
+}
+
+// _set_profile_hook(hook or None): install the profiler's hook; returns the one it replaces.
+PyObject* set_profile_hook(PyObject*, PyObject* hook) {
+  PyObject* old = profile_hook != nullptr ? profile_hook : Py_NewRef(Py_None);
+  profile_hook = hook == Py_None ? nullptr : Py_NewRef(hook);
+  return old;  // the reference profile_hook held, handed to the caller
 }
 
 // ============================================================ backward
@@ -1165,7 +1199,14 @@ bool Pass::run() {
   while (!ready.empty()) {
     Ref node(ready.back());
     ready.pop_back();
+    if (profile_hook == nullptr) {
+      if (!run_node(node.get())) return false;
+      continue;
+    }
+    const int64_t t0 = monotonic_ns();  // the node's VJPs and accumulation, under its class's name
     if (!run_node(node.get())) return false;
+    Ref name(PyUnicode_FromString(_PyType_Name(Py_TYPE(node.get()))));
+    if (!name || !profile_event(name.get(), t0, nullptr, 0)) return false;
   }
   return true;
 }

@@ -197,6 +197,7 @@ PyObject* gc_stats(PyObject*, PyObject*);
 
 // tape.cpp
 PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames);
+PyObject* set_profile_hook(PyObject*, PyObject* hook);  // tapegrad/profiler's op hook, or None
 // _binary_into(op, a, b): a op= b for the in-place arithmetic that records nothing (add_, sub_,
 // mul_, div_ on float arrays: ops/pointwise.py), op 0-3 as BinaryOp: the kernel threads where
 // they take the case (elementwise.h), else numpy's ufunc with out=a; under the quiet

@@ -1055,6 +1055,9 @@ PyMethodDef methods[] = {
      METH_FASTCALL | METH_KEYWORDS,
      "run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None, accumulate=True)"},
     {"is_grad_enabled", is_grad_enabled, METH_NOARGS, "True when ops record onto the tape (in this thread)"},
+    {"_set_profile_hook", set_profile_hook, METH_O,
+     "_set_profile_hook(hook or None): hook(name, start_ns, end_ns, arrays or None) after each op and backward node; "
+     "returns the previous hook"},
     {"_fork_prepare", fork_prepare, METH_NOARGS, "before fork(): wait for other threads' backward passes"},
     {"_fork_parent", fork_parent, METH_NOARGS, "after fork(), in the parent: passes may start again"},
     {"_fork_child", fork_child, METH_NOARGS, "after fork(), in the child: only this thread's passes remain"},

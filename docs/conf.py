@@ -61,6 +61,10 @@ NAMESPACES = {
     "tapegrad.futures": "tapegrad.futures",
     "tapegrad.amp": "tapegrad.amp",
     "tapegrad.testing": "tapegrad.testing",
+    "tapegrad.profiler": "tapegrad.profiler",
+    "tapegrad.quasirandom": "tapegrad.quasirandom",
+    "tapegrad.multiprocessing": "tapegrad.multiprocessing",
+    "tapegrad.compiler": "tapegrad.compiler",
 }
 
 

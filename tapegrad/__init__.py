@@ -65,6 +65,7 @@ from .serialization import load, save  # noqa: F401
 from . import accelerator, amp, backends, compiler, cpu, cuda, distributions, futures, jit  # noqa: F401,E402
 from . import multiprocessing  # noqa: F401,E402  (torch.multiprocessing: Python's, plus spawn)
 from . import quasirandom  # noqa: F401,E402  (SobolEngine, by scipy on first use)
+from . import profiler  # noqa: F401,E402  (torch.profiler: the ops' times, from the tape's hook)
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled, set_autocast_dtype, set_autocast_enabled  # noqa: F401
 from ._compat import *  # noqa: F401,F403  (Size, dtype, FloatTensor, inference_mode)
 from ._functions import *  # noqa: F401,F403  (switches, predicates, legacy constructors)
