@@ -712,6 +712,8 @@ def _clamp_grads(g, x, lo, hi, stash, i):
     gd, xd, ld, hd = g._data, x._data, lo._data, hi._data
     if not (_tensor_bounds(xd, ld, hd) and gd.dtype == xd.dtype and type(gd) is np.ndarray):
         return None
+    if not (gd.ndim or xd.ndim or ld.ndim or hd.ndim):  # a 0-d result: the binding returns no arrays there
+        return None
     want = [k == i or (k > i and t._requires_grad) for k, t in enumerate((x, lo, hi))]
     grads = _C.clamp_tensor_backward(gd, xd, ld, hd, *want)
     for k in range(i + 1, 3):
