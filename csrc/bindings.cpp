@@ -1911,7 +1911,7 @@ py::tuple clamp_tensor_backward(const py::array& g, const py::array& x, const py
   const bool want[3] = {input_grad, min_grad, max_grad};
   for (int j = 0; j < 3; ++j)
     if (want[j]) grads[j] = broadcast_result(x, b, os);
-  if (os.empty()) return py::make_tuple(py::none(), py::none(), py::none());
+  if (!input_grad && !min_grad && !max_grad) return py::make_tuple(py::none(), py::none(), py::none());
   void* p[3];
   for (int j = 0; j < 3; ++j) p[j] = grads[j] ? grads[j]->mutable_data() : nullptr;
   const int nd = int(b.shape.size());
