@@ -1,10 +1,10 @@
-"""clamp with tensor bounds: csrc/kernels/clamp.h's one-pass gradients (the op's VJPs) and forward
-(_C.clamp_tensor, tested here, not routed: numpy's two passes measured faster), any strides;
-clamp_ through a strided view: values bit for bit against a numpy reference of the
-kernel's rule (numpy's maximum then minimum, x first: x kept on a tie, NaN x and NaN bounds
-propagate), broadcast and non-contiguous operands, odd sizes, empty and 0-d, float32 and float64,
-integer dtypes on numpy's route, gradients against the composite VJP and gradcheck in float64, the
-same bits at 1, 2 and 3 threads, and PyTorch where it is installed."""
+"""clamp with tensor bounds: csrc/kernels/clamp.h's one-pass forward (_C.clamp_tensor) and gradients
+(the op's VJPs), any strides; clamp_ through a strided view: values bit for bit against a numpy
+reference of the kernel's rule (numpy's maximum then minimum in scalar terms, x first: x kept on a
+tie, NaN x and NaN bounds propagate), broadcast and non-contiguous operands, odd sizes, the loops'
+two routes (long runs straight, short or strided runs in pieces), empty, 0-d and size-1, float32
+and float64, integer dtypes on numpy's route, gradients against the composite VJP and gradcheck in
+float64, the same bits at 1, 2 and 3 threads, and PyTorch where it is installed."""
 import numpy as np
 import pytest
 
@@ -55,6 +55,15 @@ SHAPES = [  # x, lo, hi
     ((3, 4, 5, 6), (4, 1, 6), (3, 1, 5, 1)),
     ((1000,), (), (1000,)),
     ((0, 3), (3,), ()),
+    # long runs (>= 64) that clamp.cpp's direct_runs hands to the loops whole: a bound broadcast
+    # along rows (stride 0 inside a run), a row bound, both bounds one value
+    ((41, 130), (130,), (41, 1)),
+    ((2, 3, 257), (257,), ()),
+    ((67, 1, 300), (), (1, 5, 1)),
+    ((1,), (1,), (1,)),
+    ((1, 1), (), (1,)),
+    ((), (), ()),
+    ((4, 0, 80), (80,), ()),
 ]
 
 
@@ -67,7 +76,8 @@ def test_forward_matches_numpy_bit_for_bit(dtype, shapes):
     for a, b, c in ((x, lo, hi), (x, hi, lo)):  # crossed bounds too: max wherever min > max
         want = _ref(a, b, c)
         assert _bits_equal(_C.clamp_tensor(a, b, c), want)
-        assert _bits_equal(tg.clamp(tg.tensor(a), tg.tensor(b), tg.tensor(c)).numpy(), np.minimum(np.maximum(a, b), c))
+        assert _bits_equal(tg.clamp(tg.tensor(a), tg.tensor(b), tg.tensor(c)).numpy(), want)
+        assert np.array_equal(want, np.minimum(np.maximum(a, b), c), equal_nan=True)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -84,7 +94,7 @@ def test_non_contiguous_operands(dtype):
         if x.flags.f_contiguous and not x.flags.c_contiguous:
             assert got.flags.f_contiguous  # the result keeps an F-order input's layout
         y = tg.clamp(tg.tensor(x), tg.tensor(lb), tg.tensor(hb))
-        assert _bits_equal(y.numpy(), np.minimum(np.maximum(x, lb), hb))
+        assert _bits_equal(y.numpy(), want)
 
 
 def test_nan_and_signed_zero_ties():
@@ -98,6 +108,13 @@ def test_nan_and_signed_zero_ties():
     assert _bits_equal(got[:5], x[:5])  # ties and the NaN x: x's bits
     assert np.isnan(got[5:]).all()
     assert _bits_equal(got, _ref(x, lo, hi))
+    # the same on the long runs' route (direct_runs) and with one-value bounds there
+    for reps in (16, 40):
+        xr, lr, hr = (np.tile(v, reps) for v in (x, lo, hi))
+        assert _bits_equal(_C.clamp_tensor(xr, lr, hr), _ref(xr, lr, hr))
+        for b in lo:
+            for c in hi:
+                assert _bits_equal(_C.clamp_tensor(xr, np.asarray(b), np.asarray(c)), _ref(xr, b, c))
     # max side: clamp(0.0, max=-0.0) keeps 0.0
     y = _C.clamp_tensor(np.array([0.0, -0.0], np.float32), np.float32([-np.inf]), np.array([-0.0, 0.0], np.float32))
     assert np.signbit(y).tolist() == [False, True]
@@ -137,7 +154,7 @@ def test_errors_name_the_op():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shapes", SHAPES[:5])
+@pytest.mark.parametrize("shapes", SHAPES[:5] + SHAPES[7:])
 def test_gradients_match_the_composite_bit_for_bit(dtype, shapes):
     rng = np.random.default_rng(3)
     x, lo, hi = (_data(rng, s, dtype, nan=True) for s in shapes)
@@ -161,6 +178,30 @@ def test_gradients_match_the_composite_bit_for_bit(dtype, shapes):
         tg.clamp(*ts).backward(tg.tensor(g))
         assert _bits_equal(ts[1].grad.numpy(), got[0][1])
         assert ts[0].grad is None and ts[2].grad is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(), (1,), (1, 1)])
+def test_zero_d_and_size_one_gradients(dtype, shape):
+    """A 0-d result's gradients are the kernel's too (the binding used to return none there, as it
+    read the output strides, empty for 0-d, where the flags say what is asked: NaN gradients)."""
+    for x, lo, hi in ((0.3, -1.0, 1.0), (-2.0, -1.0, 1.0), (2.0, -1.0, 1.0), (0.0, 1.0, -1.0), (np.nan, -1.0, 1.0)):
+        a, b, c, g = (np.full(shape, v, dtype) for v in (x, lo, hi, 1.5))
+        want = _ref_grads(g, a, b, c)
+        for flags in ((True, True, True), (False, True, False), (False, False, True), (True, False, False)):
+            got = _C.clamp_tensor_backward(g, a, b, c, *flags)
+            for k, w, f in zip(got, want, flags):
+                assert (k is None) if not f else _bits_equal(k, w)
+        for req in ((True, True, True), (False, True, True), (False, False, True)):
+            ts = [tg.tensor(v, requires_grad=r) for v, r in zip((a, b, c), req)]
+            tg.clamp(*ts).backward(tg.tensor(g))
+            for t, w, r in zip(ts, want, req):
+                assert (t.grad is None) if not r else _bits_equal(t.grad.numpy(), w)
+    # mixed: a 0-d x against 0-d bounds of a wider dtype (test_differential_vs_torch's where_clamp)
+    x = tg.tensor(np.int64(3))
+    lo, hi = tg.tensor(np.int64(0)), tg.tensor(np.float64(2.0), requires_grad=True)
+    tg.clamp(x, lo, hi).backward()
+    assert hi.grad.numpy().tolist() == 1.0
 
 
 def test_backward_kernel_takes_only_what_is_asked():
@@ -220,7 +261,7 @@ def test_same_bits_at_1_2_3_threads(restore_threads, monkeypatch):
         s = tg.tensor(np.concatenate([x, x], 1))
         s[:, ::2].clamp_(-0.5, 0.7)
         res.append([y.detach().numpy(), *(t.grad.numpy() for t in ts), s.numpy()])
-    assert _bits_equal(res[0][0], np.minimum(np.maximum(x, lo), hi))
+    assert _bits_equal(res[0][0], _ref(x, lo, hi))
     want = [_sum_to(w, s) for w, s in zip(_ref_grads(g, x, lo, hi), (x.shape, lo.shape, hi.shape))]
     for got, w in zip(res[0][1:4], want):
         np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-4)
