@@ -670,7 +670,10 @@ def _tensor_bounds(x, lo, hi):
 
 def _clamp_fwd(x, lo, hi):
     if _scalar_bounds(x, lo, hi):  # one pass on the threads (np.maximum: 1.59x PyTorch's time at 1 thread)
-        out = _kernels.forward("clamp", x if _kernels.takes(x) else np.ascontiguousarray(x), float(lo), float(hi))
+        if _kernels.takes(x) or not _tensor_bounds(x, lo, hi):
+            out = _kernels.forward("clamp", x if _kernels.takes(x) else np.ascontiguousarray(x), float(lo), float(hi))
+        else:  # strided: clamp.h's pass reads x in place (the same rule and bits), no contiguous copy first
+            out = _C.clamp_tensor(x, lo, hi)
     elif lo.ndim == 0 and hi.ndim == 0 and lo.dtype is x.dtype and hi.dtype is x.dtype and x.ndim:
         if x.dtype.char in "fd" and lo != 0 and hi != 0:  # _clamp_into's np.clip, on the threads
             out = _kernels.ufunc(_CLIP, x, lo, hi)
@@ -797,6 +800,13 @@ def clamp(input, min=None, max=None):
         d = input._data.dtype
         return apply(_clamp, input, scalar_tensor(-math.inf if min is None else min, d),
                      scalar_tensor(math.inf if max is None else max, d))
+    if (isinstance(input, Tensor) and input._data.dtype.char in "fd" and (min is not None or max is not None)
+            and all(b is None or (isinstance(b, Tensor) and b._data.dtype == input._data.dtype) for b in (min, max))):
+        # tensor bounds of a float tensor's dtype: nothing to promote (_clamp_args' three casts took
+        # 19 us a call, 6% of a 1e6-element clamp on two threads)
+        d = input._data.dtype
+        return apply(_clamp, input, scalar_tensor(-math.inf, d) if min is None else min,
+                     scalar_tensor(math.inf, d) if max is None else max)
     return apply(_clamp, *_clamp_args(input, min, max, "clamp"))
 
 

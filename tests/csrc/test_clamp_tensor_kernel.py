@@ -123,6 +123,33 @@ def test_nan_and_signed_zero_ties():
     assert np.isnan(tg.clamp(tg.tensor(x), min=float("nan")).numpy()).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_number_bounds_on_a_strided_input(dtype):
+    """A strided input with number bounds takes clamp.h's pass in place (no contiguous copy first):
+    the pointwise kernel's bits, a C-ordered result; NaN x kept."""
+    rng = np.random.default_rng(8)
+    base = _data(rng, (37, 150), dtype, nan=True)
+    for x in (base[:, ::2], base.T, base[::-1, 3:]):
+        for lo, hi in ((-0.5, 0.5), (0.5, None), (None, -0.0)):
+            want = tg.clamp(tg.tensor(np.ascontiguousarray(x)), lo, hi).numpy()
+            got = tg.clamp(tg.tensor(x), lo, hi).numpy()
+            assert _bits_equal(got, want) and got.flags.c_contiguous
+            assert _bits_equal(got, _ref(x, dtype(-np.inf if lo is None else lo), dtype(np.inf if hi is None else hi)))
+
+
+def test_mixed_dtypes_promote():
+    """Bounds of another dtype than the input's take _clamp_args' promotion (as PyTorch's result
+    type); bounds of the input's own skip it, the same values."""
+    x = np.array([-2.0, 0.25, 3.0], np.float32)
+    lo, hi = np.array([-1.0, 0.5, 0.0]), np.float32(1.0) * np.ones(3, np.float32)
+    y = tg.clamp(tg.tensor(x), tg.tensor(lo), tg.tensor(hi))
+    assert y.dtype == tg.float64 and y.numpy().tolist() == [-1.0, 0.5, 1.0]
+    y = tg.clamp(tg.tensor(x), max=tg.tensor(hi))
+    assert y.dtype == tg.float32 and y.numpy().tolist() == [-2.0, 0.25, 1.0]
+    y = tg.clamp(tg.tensor(x), tg.tensor(lo.astype(np.float32)))
+    assert y.dtype == tg.float32 and y.numpy().tolist() == [-1.0, 0.5, 3.0]
+
+
 def test_integer_and_bool_dtypes_keep_numpy():
     rng = np.random.default_rng(2)
     for dt in (np.int32, np.int64, np.int8, np.uint8):
