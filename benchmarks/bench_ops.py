@@ -4,7 +4,8 @@ softmax, cross_entropy, embedding, batch_norm, group_norm), its single-pixel con
 weight gradient, cumsum, reductions along dims (sum, mean, amax; vector_norm, logsumexp, prod,
 max / min with indices, var / std; sum / mean's backward fill, mse_loss; max / min / argmax /
 argmin along dims 0 and 1), the shrink/threshold/Huber kernels, in-place updates with nothing
-recorded, topk, sort / argsort / unique / nonzero / masked_select (the sorting group), gather /
+recorded, topk, sort / argsort / unique / nonzero / masked_select (the sorting group; clamp with
+tensor bounds and masked_select of broadcast input: clamp_select), gather /
 scatter_add / index_add along a dim (the index group), cdist, lerp / addcmul / addcdiv (the
 ternary group, float32 and float64), and small batched products (bmm, batched @ with broadcast
 batch dims, einsum's batched contractions) with cosine_similarity (the bmm group).
@@ -189,6 +190,13 @@ _INDEX_OPS = (
     ("index_add", lambda x, d, i, v, s: x.index_add(d, v, s)),
 )
 
+
+# issue 12: clamp with tensor bounds (clamp.h's one pass, forward and gradients), clamp_ through a
+# strided view, and masked_select of a broadcast or transposed input (read where it lies)
+_CLAMP_BOUNDS = {  # the bounds' shapes against x's 1000x1000
+    "full": ((1000, 1000), (1000, 1000)),
+    "broadcast row / column": ((1000,), (1000, 1)),
+}
 
 CASES = {
     "floor": [(f"memory floor: x.clone() and x * g, {n} f32", lambda lib, s=s: traffic_floor(lib, s))
@@ -486,6 +494,13 @@ CASES = {
        for name, f in (("sum(0)", lambda F, x: x.sum(0)), ("mean(0)", lambda F, x: x.mean(0)))
        for dt in ("f16", "bf16")],
     # issue 12's clamp, pad and triangles: forward alone (nothing recorded) and forward + backward
+    "clamp_select": [(f"x.clamp(lo, hi) 1e6 f32, {b} bounds, {how}",
+                      lambda lib, b=b, how=how: clamp_step(lib, _CLAMP_BOUNDS[b], how))
+                     for b in _CLAMP_BOUNDS for how in ("no grad", "fw + bw", "fw + bw, bounds too")]
+    + [("x[:, ::2].clamp_(-0.5, 0.5) 1000x2000 f32, no grad",
+        lambda lib: no_grad_step(lib, lambda x, y: x[:, ::2].clamp_(-0.5, 0.5), (1000, 2000))),
+       ("masked_select 1e6 f32, input a broadcast row", lambda lib: masked_select_step(lib, "row")),
+       ("masked_select 1e6 f32, input transposed", lambda lib: masked_select_step(lib, "transposed"))],
     "clamp_pad_tri": [(f"{name} {'x'.join(map(str, s))} f32, {'fw + bw' if bw else 'no grad'}",
                        lambda lib, f=f, s=s, bw=bw: shape_step(lib, f, s, bw))
                       for name, f, s in (
@@ -639,6 +654,47 @@ def cdist_step(lib, P=1024, R=1024, M=128):
     def step():
         a.grad = b.grad = None
         lib.cdist(a, b).sum().backward()
+
+    return step
+
+
+def clamp_step(lib, bounds, how):
+    """x.clamp(lo, hi) on a standard normal float32 x of 1000x1000, lo and hi of the shapes
+    ``bounds`` (lo below hi): forward with nothing recorded ('no grad'), or forward and backward from
+    a fixed upstream gradient, for x alone ('fw + bw') or for x, lo and hi ('fw + bw, bounds too')."""
+    rng = np.random.default_rng(0)
+    x = lib.tensor(rng.standard_normal((1000, 1000)).astype(np.float32), requires_grad=how != "no grad")
+    lo = lib.tensor((rng.standard_normal(bounds[0]) * 0.5 - 0.5).astype(np.float32),
+                    requires_grad=how.endswith("too"))
+    hi = lib.tensor((rng.standard_normal(bounds[1]) * 0.5 + 0.5).astype(np.float32),
+                    requires_grad=how.endswith("too"))
+    if how == "no grad":
+        def step():
+            with lib.no_grad():
+                x.clamp(lo, hi)
+        return step
+    g = lib.tensor(rng.standard_normal((1000, 1000)).astype(np.float32))
+
+    def step():
+        for t in (x, lo, hi):
+            t.grad = None
+        x.clamp(lo, hi).backward(g)
+
+    return step
+
+
+def masked_select_step(lib, kind):
+    """masked_select with nothing recorded of a 1000x1000 mask (half true) and an input that is a
+    broadcast row of 1000 ('row') or a transposed 1000x1000 ('transposed')."""
+    rng = np.random.default_rng(0)
+    mask = lib.tensor(rng.random((1000, 1000)) < 0.5)
+    x = lib.tensor(rng.standard_normal(1000 if kind == "row" else (1000, 1000)).astype(np.float32))
+    if kind != "row":
+        x = x.t()
+
+    def step():
+        with lib.no_grad():
+            lib.masked_select(x, mask)
 
     return step
 

@@ -36,6 +36,7 @@
 #include "kernels/parallel.h"
 #include "kernels/optim.h"
 #include "kernels/pointwise.h"
+#include "kernels/clamp.h"
 #include "kernels/ternary.h"
 #include "kernels/pool.h"
 #include "kernels/resample.h"
@@ -1368,33 +1369,79 @@ py::tuple unique_sorted(const py::array& x, bool return_inverse, bool return_cou
   return py::make_tuple(values, inverse, counts);
 }
 
-// masked_select (select.h's compress) of C-contiguous x and a bool mask of x's shape: the entries
-// where mask holds, in flat order, a 1-d array of x's dtype.
+// numpy's broadcast of the arrays' shapes, and each array's element strides through it (0 along
+// the dims it is broadcast in); a ValueError naming op and the shapes when they do not broadcast.
+struct Broadcast {
+  std::vector<int64_t> shape;
+  std::vector<std::vector<int64_t>> strides;  // per array, in the order given
+  int64_t size = 1;
+};
+
+Broadcast broadcast_arrays(const std::string& op,
+                           std::initializer_list<std::pair<const char*, const py::array*>> arrays) {
+  Broadcast b;
+  size_t nd = 0;
+  for (const auto& na : arrays) nd = std::max(nd, size_t(na.second->ndim()));
+  b.shape.assign(nd, 1);
+  for (const auto& [name, a] : arrays) {
+    const size_t lead = nd - size_t(a->ndim());
+    for (size_t d = 0; d < size_t(a->ndim()); ++d) {
+      const int64_t n = a->shape(py::ssize_t(d));
+      int64_t& s = b.shape[lead + d];
+      if (n == s || n == 1) continue;
+      if (s != 1) {
+        std::string shapes;
+        for (const auto& [m, c] : arrays) shapes += (shapes.empty() ? "" : ", ") + std::string(m) + " " + shape_str(*c);
+        fail(op, "shapes do not broadcast: " + shapes);
+      }
+      s = n;
+    }
+  }
+  for (const auto& [name, a] : arrays) {
+    check_strides_aligned(op, name, *a);
+    std::vector<int64_t> st(nd, 0);
+    const size_t lead = nd - size_t(a->ndim());
+    for (size_t d = 0; d < size_t(a->ndim()); ++d)
+      if (a->shape(py::ssize_t(d)) != 1) st[lead + d] = estride(*a, int(d));
+    b.strides.push_back(std::move(st));
+  }
+  for (int64_t n : b.shape) b.size *= n;
+  return b;
+}
+
+// masked_select (select.h's masked_counts and compress) of x and a bool mask that broadcast
+// together, any strides: the entries where mask holds, in the broadcast shape's C order, a 1-d
+// array of x's dtype.
 py::array masked_select_flat(const py::array& x, const py::array& mask) {
   const std::string op = "masked_select";
-  if (!(x.flags() & py::array::c_style) || !(mask.flags() & py::array::c_style))
-    fail(op, "x and mask must be C-contiguous");
   if (mask.dtype().kind() != 'b') fail(op, "mask must be bool, got " + std::string(py::str(mask.dtype())));
-  check_same_shape(op, "x", x, "mask", mask);
   const auto size = x.itemsize();
   if (size != 1 && size != 2 && size != 4 && size != 8)
     fail(op, "elements of 1, 2, 4 or 8 bytes only, got " + std::string(py::str(x.dtype())));
-  const int64_t n = x.size();
+  const Broadcast b = broadcast_arrays(op, {{"input", &x}, {"mask", &mask}});
+  const int nd = int(b.shape.size());
+  const int64_t* shape = b.shape.data();
+  const int64_t *xs = b.strides[0].data(), *ms = b.strides[1].data();
+  const int64_t n = b.size;
   const int64_t nchunks = (n + tapegrad::kNonzeroChunk - 1) / tapegrad::kNonzeroChunk;
   std::vector<int64_t> offsets(size_t(nchunks) + 1, 0);
   const uint8_t* m = cptr<uint8_t>(mask);
   {
     py::gil_scoped_release nogil;
-    tapegrad::nonzero_counts(n, m, uint8_t(0xff), offsets.data() + 1);
+    tapegrad::masked_counts(nd, shape, m, ms, offsets.data() + 1);
   }
   for (int64_t c = 0; c < nchunks; ++c) offsets[size_t(c) + 1] += offsets[size_t(c)];
   py::array out(x.dtype(), std::vector<py::ssize_t>{offsets[size_t(nchunks)]});
   void* o = out.mutable_data();
   py::gil_scoped_release nogil;
-  if (size == 1) tapegrad::compress(n, cptr<uint8_t>(x), m, offsets.data(), static_cast<uint8_t*>(o));
-  else if (size == 2) tapegrad::compress(n, cptr<uint16_t>(x), m, offsets.data(), static_cast<uint16_t*>(o));
-  else if (size == 4) tapegrad::compress(n, cptr<uint32_t>(x), m, offsets.data(), static_cast<uint32_t*>(o));
-  else tapegrad::compress(n, cptr<uint64_t>(x), m, offsets.data(), static_cast<uint64_t*>(o));
+  if (size == 1)
+    tapegrad::compress(nd, shape, cptr<uint8_t>(x), xs, m, ms, offsets.data(), static_cast<uint8_t*>(o));
+  else if (size == 2)
+    tapegrad::compress(nd, shape, cptr<uint16_t>(x), xs, m, ms, offsets.data(), static_cast<uint16_t*>(o));
+  else if (size == 4)
+    tapegrad::compress(nd, shape, cptr<uint32_t>(x), xs, m, ms, offsets.data(), static_cast<uint32_t*>(o));
+  else
+    tapegrad::compress(nd, shape, cptr<uint64_t>(x), xs, m, ms, offsets.data(), static_cast<uint64_t*>(o));
   return out;
 }
 
@@ -1805,6 +1852,86 @@ py::tuple lerp_backward(const py::array& g, const py::array& a, const py::array&
   return py::make_tuple(obj(ga), obj(gb), obj(gw));
 }
 
+// ---------------------------------------------------------------- clamp with tensor bounds (clamp.h)
+// A new array of the broadcast shape: x's memory order where x has that shape and is F-contiguous
+// (as numpy's and PyTorch's elementwise results), else C order; and its element strides.
+py::array broadcast_result(const py::array& x, const Broadcast& b, std::vector<int64_t>& strides) {
+  std::vector<py::ssize_t> shape(b.shape.begin(), b.shape.end());
+  const bool same = size_t(x.ndim()) == shape.size() && std::equal(shape.begin(), shape.end(), x.shape());
+  py::array y = same && !(x.flags() & py::array::c_style) && (x.flags() & py::array::f_style)
+                    ? empty_in_order(x, false)
+                    : py::array(x.dtype(), shape);
+  strides.assign(shape.size(), 0);
+  for (size_t d = 0; d < shape.size(); ++d) strides[d] = estride(y, int(d));
+  return y;
+}
+
+// clamp(x, lo, hi) of float32/float64 arrays of one dtype that broadcast together, any strides; a
+// new array, or out when out is x itself of the broadcast shape (an in-place clamp).
+py::array clamp_tensor(const py::array& x, const py::array& lo, const py::array& hi, std::optional<py::array> out) {
+  const std::string op = "clamp";
+  const bool f64 = check_float_dtypes(op, {{"input", &x}, {"min", &lo}, {"max", &hi}});
+  const Broadcast b = broadcast_arrays(op, {{"input", &x}, {"min", &lo}, {"max", &hi}});
+  std::vector<int64_t> os;
+  py::array y;
+  if (out) {
+    if (!out->is(x) || size_t(x.ndim()) != b.shape.size() || !std::equal(b.shape.begin(), b.shape.end(), x.shape()))
+      fail(op, "out must be input itself, of the broadcast shape " + shape_str(std::vector<py::ssize_t>(
+                                                                          b.shape.begin(), b.shape.end())));
+    if (!out->writeable()) fail(op, "out is read-only");
+    if (may_share_memory(x, lo) || may_share_memory(x, hi)) fail(op, "out overlaps min or max");
+    y = *out;
+    os = b.strides[0];
+    for (size_t d = 0; d < os.size(); ++d) os[d] = estride(y, int(d));
+  } else {
+    y = broadcast_result(x, b, os);
+  }
+  const int nd = int(b.shape.size());
+  py::gil_scoped_release nogil;
+  if (f64)
+    tapegrad::clamp_tensor_forward<double>(nd, b.shape.data(), cptr<double>(x), b.strides[0].data(), cptr<double>(lo),
+                                           b.strides[1].data(), cptr<double>(hi), b.strides[2].data(), ptr<double>(y),
+                                           os.data());
+  else
+    tapegrad::clamp_tensor_forward<float>(nd, b.shape.data(), cptr<float>(x), b.strides[0].data(), cptr<float>(lo),
+                                          b.strides[1].data(), cptr<float>(hi), b.strides[2].data(), ptr<float>(y),
+                                          os.data());
+  return y;
+}
+
+// clamp's gradients for x, lo and hi (each where asked, else None), of the broadcast shape of g, x,
+// lo and hi: clamp.h's clamp_tensor_backward.
+py::tuple clamp_tensor_backward(const py::array& g, const py::array& x, const py::array& lo, const py::array& hi,
+                                bool input_grad, bool min_grad, bool max_grad) {
+  const std::string op = "clamp_backward";
+  const bool f64 = check_float_dtypes(op, {{"grad_output", &g}, {"input", &x}, {"min", &lo}, {"max", &hi}});
+  const Broadcast b = broadcast_arrays(op, {{"grad_output", &g}, {"input", &x}, {"min", &lo}, {"max", &hi}});
+  std::vector<int64_t> os;
+  std::optional<py::array> grads[3];
+  const bool want[3] = {input_grad, min_grad, max_grad};
+  for (int j = 0; j < 3; ++j)
+    if (want[j]) grads[j] = broadcast_result(x, b, os);
+  if (!input_grad && !min_grad && !max_grad) return py::make_tuple(py::none(), py::none(), py::none());
+  void* p[3];
+  for (int j = 0; j < 3; ++j) p[j] = grads[j] ? grads[j]->mutable_data() : nullptr;
+  const int nd = int(b.shape.size());
+  {
+    py::gil_scoped_release nogil;
+    if (f64)
+      tapegrad::clamp_tensor_backward<double>(nd, b.shape.data(), cptr<double>(g), b.strides[0].data(), cptr<double>(x),
+                                              b.strides[1].data(), cptr<double>(lo), b.strides[2].data(),
+                                              cptr<double>(hi), b.strides[3].data(), static_cast<double*>(p[0]),
+                                              static_cast<double*>(p[1]), static_cast<double*>(p[2]), os.data());
+    else
+      tapegrad::clamp_tensor_backward<float>(nd, b.shape.data(), cptr<float>(g), b.strides[0].data(), cptr<float>(x),
+                                             b.strides[1].data(), cptr<float>(lo), b.strides[2].data(), cptr<float>(hi),
+                                             b.strides[3].data(), static_cast<float*>(p[0]), static_cast<float*>(p[1]),
+                                             static_cast<float*>(p[2]), os.data());
+  }
+  auto obj = [](std::optional<py::array>& a) { return a ? py::object(*a) : py::object(py::none()); };
+  return py::make_tuple(obj(grads[0]), obj(grads[1]), obj(grads[2]));
+}
+
 py::array addc(const py::array& x, const py::array& t1, const py::array& t2, double value, bool divide,
                py::array& out) {
   const std::string op = divide ? "addcdiv" : "addcmul";
@@ -2074,8 +2201,8 @@ void define(py::module_& m) {
         "(sorted distinct values, int64 inverse or None, int64 counts or None) of a 1-d C-contiguous "
         "float32/float64/int32/int64 array; -0 equals +0, each NaN is distinct.");
   m.def("masked_select", &masked_select_flat, py::arg("x"), py::arg("mask"),
-        "The entries of a C-contiguous x where the bool mask (x's shape, C-contiguous) holds, in flat order, "
-        "copied bit for bit (elements of 1, 2, 4 or 8 bytes).");
+        "The entries of x where the bool mask holds (the two broadcast together, any strides: nothing copied "
+        "first), in the broadcast shape's C order, copied bit for bit (elements of 1, 2, 4 or 8 bytes).");
   m.def("nonzero", &nonzero_indices, py::arg("x"), py::arg("as_tuple") = false,
         "The int64 multi-indices of the nonzero entries of a C-contiguous bool / integer / float array (rank >= 1) "
         "in flat order: (count, ndim), or (ndim, count) with as_tuple. -0.0 is zero, NaN is not.");
@@ -2128,6 +2255,13 @@ void define(py::module_& m) {
   m.def("lerp_backward", &lerp_backward, py::arg("grad_output"), py::arg("input"), py::arg("end"),
         py::arg("weight"), py::arg("input_grad") = true, py::arg("end_grad") = true, py::arg("weight_grad") = false,
         "(g (1 - weight), g weight, g (end - input)), each None unless asked for, in one pass.");
+  m.def("clamp_tensor", &clamp_tensor, py::arg("input"), py::arg("min"), py::arg("max"), py::arg("out") = py::none(),
+        "clamp(input, min, max) in one pass for float32/float64 arrays of one dtype that broadcast together (any "
+        "strides); x kept on a tie, NaN x and NaN bounds propagate. out: input itself (an in-place clamp).");
+  m.def("clamp_tensor_backward", &clamp_tensor_backward, py::arg("grad_output"), py::arg("input"), py::arg("min"),
+        py::arg("max"), py::arg("input_grad") = true, py::arg("min_grad") = false, py::arg("max_grad") = false,
+        "PyTorch's clamp_backward_min_max in one pass: (g where min <= x <= max, g where x < min < max, g where "
+        "x > max or max < min), each None unless asked for, of the broadcast shape.");
   m.def("addc", &addc, py::arg("input"), py::arg("tensor1"), py::arg("tensor2"), py::arg("value"),
         py::arg("divide"), py::arg("out"),
         "input + (tensor1 * tensor2) * value (divide: tensor1 / tensor2) into out in one pass; out may be input.");

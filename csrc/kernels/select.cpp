@@ -1,4 +1,5 @@
-// Layout: every operand C-contiguous. select_broadcast walks out as one flat range of
+// Layout: every operand C-contiguous but masked_select's (x and mask through strided.h, walked in C
+// order in runs). select_broadcast walks out as one flat range of
 // outer * inner elements cut into blocks of kBlock (fixed by the size alone); cond's index is the
 // flat index modulo inner, so a block restarts cond wherever it crosses a row. sum_rows cuts the
 // rows into chunks of kChunkRows and gives each chunk's column sums to one task.
@@ -6,8 +7,10 @@
 
 #include "kernels/cpu.h"
 #include "kernels/parallel.h"
+#include "kernels/strided.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <cstdint>
 #include <vector>
@@ -204,19 +207,62 @@ void nonzero_write(int nd, const int64_t* shape, int64_t n, const U* x, U mask, 
   });
 }
 
+void masked_counts(int nd, const int64_t* shape, const uint8_t* mask, const int64_t* ms, int64_t* counts) {
+  const Strided<1> s = simplify<1>(nd, shape, {ms});
+  const int64_t n = s.size, nchunks = (n + kNonzeroChunk - 1) / kNonzeroChunk;
+  const int64_t st = s.strides.back()[0];
+  parallel_tiles(nchunks, n >= kParallelMinBytes, [&](int64_t c) {
+    const int64_t begin = c * kNonzeroChunk;
+    int64_t count = 0;
+    for_runs(s, begin, std::min(kNonzeroChunk, n - begin), [&](const std::array<int64_t, 1>& off, int64_t len) {
+      const uint8_t* m = mask + off[0];
+      if (st == 1) {
+        for (int64_t i = 0; i < len; ++i) count += m[i] != 0;
+      } else if (st == 0) {
+        count += m[0] != 0 ? len : 0;
+      } else {
+        for (int64_t i = 0; i < len; ++i) count += m[i * st] != 0;
+      }
+    });
+    counts[c] = count;
+  });
+}
+
 template <typename U>
-void compress(int64_t n, const U* x, const uint8_t* mask, const int64_t* offsets, U* out) {
-  const int64_t nchunks = (n + kNonzeroChunk - 1) / kNonzeroChunk;
+void compress(int nd, const int64_t* shape, const U* x, const int64_t* xs, const uint8_t* mask, const int64_t* ms,
+              const int64_t* offsets, U* out) {
+  const Strided<2> s = simplify<2>(nd, shape, {xs, ms});
+  const int64_t n = s.size, nchunks = (n + kNonzeroChunk - 1) / kNonzeroChunk;
+  const int64_t sx = s.strides.back()[0], sm = s.strides.back()[1];
   parallel_tiles(nchunks, n * int64_t(sizeof(U)) >= kParallelMinBytes, [&](int64_t c) {
-    const int64_t end = std::min(n, (c + 1) * kNonzeroChunk);
+    const int64_t begin = c * kNonzeroChunk;
     U* o = out + offsets[c];
     U* const o_end = out + offsets[c + 1];
-    // branch-free: write always, advance on a hit; stop once the chunk's share is full, so no write
-    // lands in the next chunk's (another thread's) first slot
-    for (int64_t i = c * kNonzeroChunk; i < end && o != o_end; ++i) {
-      *o = x[i];
-      o += mask[i] != 0;
-    }
+    if (o == o_end) return;
+    for_runs(s, begin, std::min(kNonzeroChunk, n - begin), [&](const std::array<int64_t, 2>& off, int64_t len) {
+      const U* xp = x + off[0];
+      const uint8_t* mp = mask + off[1];
+      if (sm == 0) {  // one mask value along the run: all of it or nothing
+        if (mp[0] != 0) {
+          for (int64_t i = 0; i < len; ++i) o[i] = xp[i * sx];
+          o += len;
+        }
+        return;
+      }
+      // branch-free: write always, advance on a hit; stop once the chunk's share is full, so no
+      // write lands in the next chunk's (another thread's) first slot
+      if (sx == 1 && sm == 1) {
+        for (int64_t i = 0; i < len && o != o_end; ++i) {
+          *o = xp[i];
+          o += mp[i] != 0;
+        }
+      } else {
+        for (int64_t i = 0; i < len && o != o_end; ++i) {
+          *o = xp[i * sx];
+          o += mp[i * sm] != 0;
+        }
+      }
+    });
   });
 }
 
@@ -224,10 +270,14 @@ void compress(int64_t n, const U* x, const uint8_t* mask, const int64_t* offsets
   template void nonzero_counts<U>(int64_t, const U*, U, int64_t*);                                             \
   template void nonzero_write<U>(int, const int64_t*, int64_t, const U*, U, const int64_t*, int64_t*, int64_t, \
                                  int64_t);
-template void compress<uint8_t>(int64_t, const uint8_t*, const uint8_t*, const int64_t*, uint8_t*);
-template void compress<uint16_t>(int64_t, const uint16_t*, const uint8_t*, const int64_t*, uint16_t*);
-template void compress<uint32_t>(int64_t, const uint32_t*, const uint8_t*, const int64_t*, uint32_t*);
-template void compress<uint64_t>(int64_t, const uint64_t*, const uint8_t*, const int64_t*, uint64_t*);
+#define TG_COMPRESS(U) \
+  template void compress<U>(int, const int64_t*, const U*, const int64_t*, const uint8_t*, const int64_t*, \
+                            const int64_t*, U*);
+TG_COMPRESS(uint8_t)
+TG_COMPRESS(uint16_t)
+TG_COMPRESS(uint32_t)
+TG_COMPRESS(uint64_t)
+#undef TG_COMPRESS
 TG_NONZERO(uint8_t)
 TG_NONZERO(uint16_t)
 TG_NONZERO(uint32_t)

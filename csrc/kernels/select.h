@@ -33,11 +33,17 @@ namespace tapegrad {
 constexpr int64_t kNonzeroChunk = int64_t(1) << 16;
 template <typename U>
 void nonzero_counts(int64_t n, const U* x, U mask, int64_t* counts);
-// masked_select's copy: out[offsets[c], offsets[c + 1]) = the entries x[i] of chunk c
-// (nonzero_counts' chunks of mask, read as uint8) whose mask[i] is nonzero, in order; offsets has
-// nchunks + 1 entries; U any type of the element's width.
+// masked_select's two passes over the broadcast shape of x and mask (nd dims, C order), each
+// addressed by its own element strides (0 along a dim it is broadcast in, so a broadcast input or
+// mask is read where it lies, never copied): masked_counts gives the count of nonzero mask bytes
+// in each chunk of kNonzeroChunk flat elements (nonzero_counts' chunks of an n-element mask), and
+// compress, from each chunk's offset (the counts' exclusive prefix sums, nchunks + 1 entries),
+// writes out[offsets[c], offsets[c + 1]) = the entries of x in chunk c where mask is nonzero, in
+// order; U any type of the element's width.
+void masked_counts(int nd, const int64_t* shape, const uint8_t* mask, const int64_t* ms, int64_t* counts);
 template <typename U>
-void compress(int64_t n, const U* x, const uint8_t* mask, const int64_t* offsets, U* out);
+void compress(int nd, const int64_t* shape, const U* x, const int64_t* xs, const uint8_t* mask, const int64_t* ms,
+              const int64_t* offsets, U* out);
 template <typename U>
 void nonzero_write(int nd, const int64_t* shape, int64_t n, const U* x, U mask, const int64_t* offsets, int64_t* out,
                    int64_t item_stride, int64_t dim_stride);

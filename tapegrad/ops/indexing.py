@@ -779,9 +779,9 @@ def masked_select(input, mask):
                            f"input of shape {tuple(input.shape)}") from None
     a, m = input._data, mask._data
     if not (grad_mode.state.enabled and input._requires_grad) and type(a) is np.ndarray and a.itemsize in (1, 2, 4, 8):
-        # nothing to record: csrc's two passes (select.h), counts per chunk of the mask, then the copy
-        a = np.ascontiguousarray(np.broadcast_to(a, shape))
-        return Tensor._wrap(_C.masked_select(a, np.ascontiguousarray(np.broadcast_to(m, shape))))
+        # nothing to record: csrc's two passes (select.h), counts per chunk of the mask, then the copy,
+        # each reading input and mask where they lie (a broadcast or strided one is not copied first)
+        return Tensor._wrap(_C.masked_select(a, m))
     return getitem(input.expand(shape), Tensor._wrap(np.broadcast_to(m, shape)))
 
 

@@ -660,39 +660,91 @@ def _scalar_bounds(x, lo, hi):
             and x.dtype in _kernels._DTYPES and x.size and lo == lo and hi == hi)
 
 
+def _tensor_bounds(x, lo, hi):
+    """Whether csrc's clamp_tensor kernel (csrc/kernels/clamp.h) takes x, lo and hi: exact ndarrays,
+    float32 / float64 of one dtype (_clamp_args promoted them), any shapes that broadcast and any
+    strides, NaN bounds too. Other dtypes keep numpy's two passes."""
+    return (x.dtype in _kernels._DTYPES and lo.dtype == x.dtype and hi.dtype == x.dtype
+            and type(x) is np.ndarray and type(lo) is np.ndarray and type(hi) is np.ndarray)
+
+
 def _clamp_fwd(x, lo, hi):
     if _scalar_bounds(x, lo, hi):  # one pass on the threads (np.maximum: 1.59x PyTorch's time at 1 thread)
-        return _kernels.forward("clamp", x if _kernels.takes(x) else np.ascontiguousarray(x), float(lo), float(hi))
-    if lo.ndim == 0 and hi.ndim == 0 and lo.dtype is x.dtype and hi.dtype is x.dtype and x.ndim:
+        if _kernels.takes(x) or not _tensor_bounds(x, lo, hi):
+            out = _kernels.forward("clamp", x if _kernels.takes(x) else np.ascontiguousarray(x), float(lo), float(hi))
+        else:  # strided: clamp.h's pass reads x in place (the same rule and bits), no contiguous copy first
+            out = _C.clamp_tensor(x, lo, hi)
+    elif lo.ndim == 0 and hi.ndim == 0 and lo.dtype is x.dtype and hi.dtype is x.dtype and x.ndim:
         if x.dtype.char in "fd" and lo != 0 and hi != 0:  # _clamp_into's np.clip, on the threads
-            return _kernels.ufunc(_CLIP, x, lo, hi)
-        return _clamp_into(np.empty(x.shape, x.dtype), x, lo, hi)
-    # min > max gives max everywhere, as in PyTorch. A bound left out is an infinity, against which
-    # np.maximum / np.minimum return the other operand's bits (NaN payloads too: tested), so its pass
-    # is skipped: clamp(x, min=t) is one pass, on the threads (its 1e6 float32 forward at 2 threads:
-    # 3.15x PyTorch's time -> 1.10)
-    no_lo, no_hi = lo.ndim == 0 and lo == -np.inf, hi.ndim == 0 and hi == np.inf
-    y = x if no_lo and not no_hi else _kernels.ufunc(np.maximum, x, lo)
-    return y if no_hi else _kernels.ufunc(np.minimum, y, hi)
+            out = _kernels.ufunc(_CLIP, x, lo, hi)
+        else:
+            out = _clamp_into(np.empty(x.shape, x.dtype), x, lo, hi)
+    elif _tensor_bounds(x, lo, hi):  # tensor bounds: clamp.h's one pass, on the threads
+        out = _C.clamp_tensor(x, lo, hi)
+    else:
+        # numpy's two passes (other dtypes). min > max gives max everywhere, as in PyTorch. A bound
+        # left out is an extreme of the dtype, against which np.maximum / np.minimum return the
+        # other operand: its pass is skipped.
+        least, most = _extremes(x.dtype)
+        no_lo, no_hi = lo.ndim == 0 and lo == least, hi.ndim == 0 and hi == most
+        y = x if no_lo and not no_hi else _kernels.ufunc(np.maximum, x, lo)
+        out = y if no_hi else _kernels.ufunc(np.minimum, y, hi)
+    return out, {}  # aux: the gradients one kernel pass made for VJPs still to come (_clamp_grads)
 
 
 _CLIP = np._core.umath.clip  # np.clip's ufunc (np.clip is a Python wrapper of it)
 
 
+def _extremes(d):
+    """The bounds that clamp nothing for dtype ``d`` (a bound left out): against them np.maximum and
+    np.minimum return the other operand, so their pass can be skipped. (None, None) for bool."""
+    if d.kind in "iu":
+        info = np.iinfo(d)
+        return info.min, info.max
+    return (-np.inf, np.inf) if d.kind == "f" else (None, None)
+
+
+def _clamp_grads(g, x, lo, hi, stash, i):
+    """The first-order gradient of clamp's input ``i`` (0 input, 1 min, 2 max) from one C++ pass
+    (csrc/kernels/clamp.h) that makes those of the later inputs requiring grad as well: the engine
+    calls the VJPs in input order, so the later ones find theirs in ``stash`` with this ``g``. None
+    where the kernel does not take the arrays (the composite VJP's case)."""
+    got = stash.pop(i, None)
+    if got is not None and got[0] is g:
+        return got[1]
+    gd, xd, ld, hd = g._data, x._data, lo._data, hi._data
+    if not (_tensor_bounds(xd, ld, hd) and gd.dtype == xd.dtype and type(gd) is np.ndarray):
+        return None
+    want = [k == i or (k > i and t._requires_grad) for k, t in enumerate((x, lo, hi))]
+    grads = _C.clamp_tensor_backward(gd, xd, ld, hd, *want)
+    for k in range(i + 1, 3):
+        if grads[k] is not None:
+            stash[k] = (g, Tensor._wrap(grads[k]))
+    return Tensor._wrap(grads[i])
+
+
 # PyTorch's clamp_backward_min_max: the gradient passes where min <= x <= max
-def _clamp_vjp(g, x, lo, hi):
-    """g where lo <= x <= hi, else 0: the kernel's one pass for scalar bounds, else the composite."""
-    if _scalar_bounds(x._data, lo._data, hi._data):
-        gx = _kernels.backward("clamp", g, x, float(lo._data), float(hi._data))
-        if gx is not None:
-            return gx
-    return _masked(g, (x >= lo) & (x <= hi))
+def _clamp_vjp(i, composite):
+    """The VJP for clamp's input ``i``: for number bounds (0-d, not NaN) the pointwise kernel's one
+    pass, else clamp.h's one pass first-order (_clamp_grads); ``composite`` (tapegrad ops,
+    differentiable again) under create_graph or where neither takes the arrays. The same bits
+    either way: selects of g or 0."""
+    def vjp(g, out, x, lo, hi, *, aux):
+        if grad_mode.is_grad_enabled():
+            return composite(g, x, lo, hi)
+        if i == 0 and _scalar_bounds(x._data, lo._data, hi._data):
+            gx = _kernels.backward("clamp", g, x, float(lo._data), float(hi._data))
+            if gx is not None:
+                return gx
+        r = _clamp_grads(g, x, lo, hi, aux, i)
+        return composite(g, x, lo, hi) if r is None else r
+    return vjp
 
 
 _clamp = defop("clamp", _clamp_fwd,
-               lambda g, out, x, lo, hi: _clamp_vjp(g, x, lo, hi),
-               lambda g, out, x, lo, hi: _masked(g, (x < lo) & (lo < hi)),
-               lambda g, out, x, lo, hi: _masked(g, (x > hi) | (hi < lo)))
+               _clamp_vjp(0, lambda g, x, lo, hi: _masked(g, (x >= lo) & (x <= hi))),
+               _clamp_vjp(1, lambda g, x, lo, hi: _masked(g, (x < lo) & (lo < hi))),
+               _clamp_vjp(2, lambda g, x, lo, hi: _masked(g, (x > hi) | (hi < lo))), aux=True)
 
 
 def _clamp_args(input, min, max, opname):
@@ -728,7 +780,7 @@ def clamp_(input, min=None, max=None):
             return input
         lo = np.asarray(-np.inf if min is None else min, a.dtype)
         hi = np.asarray(np.inf if max is None else max, a.dtype)
-        copy_into(a, _clamp_fwd(a, lo, hi))  # strided (or a NaN bound): clamp's own forward, written back
+        copy_into(a, _clamp_fwd(a, lo, hi)[0])  # strided (or a NaN bound): clamp's own forward, written back
         input._bump_version()
         return input
     return inplace(input, lambda s, *_: clamp(s, min, max), "clamp_", *[b for b in (min, max) if isinstance(b, Tensor)])
@@ -748,6 +800,13 @@ def clamp(input, min=None, max=None):
         d = input._data.dtype
         return apply(_clamp, input, scalar_tensor(-math.inf if min is None else min, d),
                      scalar_tensor(math.inf if max is None else max, d))
+    if (isinstance(input, Tensor) and input._data.dtype.char in "fd" and (min is not None or max is not None)
+            and all(b is None or (isinstance(b, Tensor) and b._data.dtype == input._data.dtype) for b in (min, max))):
+        # tensor bounds of a float tensor's dtype: nothing to promote (_clamp_args' three casts took
+        # 19 us a call, 6% of a 1e6-element clamp on two threads)
+        d = input._data.dtype
+        return apply(_clamp, input, scalar_tensor(-math.inf, d) if min is None else min,
+                     scalar_tensor(math.inf, d) if max is None else max)
     return apply(_clamp, *_clamp_args(input, min, max, "clamp"))
 
 

@@ -34,6 +34,7 @@ KERNEL_TESTS = [
     "tests/csrc/test_parallel_binary.py",  # rows: the binary arithmetic of large arrays
     "tests/csrc/test_pointwise_kernels.py",  # rows: the elementwise functions (pointwise.h)
     "tests/csrc/test_shape_kernels.py",  # pointwise: clamp; shape: tril / triu, pad (no ISA variants)
+    "tests/csrc/test_clamp_tensor_kernel.py",  # rows: clamp with tensor bounds, clamp_ through strides (clamp.h)
     "tests/csrc/test_ternary_kernels.py",  # rows: lerp, addcmul, addcdiv, axpy (ternary.h)
     "tests/ops/test_cdist.py",  # rows: cdist's finishing pass (cdist_finish)
     "tests/csrc/test_scan_kernels.py",  # rows: cumsum's scans (scan.h)

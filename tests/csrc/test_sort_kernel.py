@@ -177,6 +177,45 @@ def test_nonzero_non_contiguous_zero_dim_and_masked_select():
     assert np.array_equal(tg.masked_select(t, tg.tensor(row)).numpy(), a[np.broadcast_to(row, a.shape)])
 
 
+def test_masked_select_reads_broadcast_and_strided_operands_in_place(restore_threads, monkeypatch):
+    """masked_select's kernel takes input's and mask's strides (0 along a broadcast dim), so nothing
+    is copied first: numpy's boolean indexing of the broadcast arrays, bit for bit, for every element
+    width, over several chunks of the counting pass, at 1, 2 and 3 threads."""
+    monkeypatch.setenv("TAPEGRAD_THREADS_IGNORE_LOAD", "1")
+    a = RNG.standard_normal((300, 701)).astype(np.float32)  # 210k entries: four chunks, on the threads
+    m = RNG.random((300, 701)) < 0.5
+    m[7] = True  # whole runs of one value
+    m[9] = False
+    cases = [(a[0], m), (a[:, :1], m), (a.T, m.T), (a[::2, ::3], m[::2, ::3]), (a, m[5]), (a, m[:, :1]),
+             (a[::-1, 1:], m[:, :700]), (np.float32(2.5), m), (a[:5, None, :7], m[None, :6, :7]),
+             (np.zeros((0, 3), np.float32), m[0, :3]), (a[0], m[:0, :1])]
+    got = []
+    for n in (1, 2, 3):
+        tg.set_num_threads(n)
+        r = []
+        for x, mk in cases:
+            x = np.asarray(x)
+            shape = np.broadcast_shapes(x.shape, mk.shape)
+            want = np.broadcast_to(x, shape)[np.broadcast_to(mk, shape)]
+            k = _C.masked_select(x, mk)
+            assert k.tobytes() == want.tobytes() and k.dtype == x.dtype
+            t = tg.masked_select(tg.tensor(x), tg.tensor(mk)).numpy()
+            assert t.tobytes() == want.tobytes()
+            r.append(k.tobytes())
+        for dt in (np.int8, np.float16, np.float64, np.complex64):  # widths 1, 2, 8, 8
+            x = (a[0] * 3).astype(dt)
+            k = _C.masked_select(x, m)
+            assert k.tobytes() == np.broadcast_to(x, m.shape)[m].tobytes()
+            r.append(k.tobytes())
+        got.append(r)
+    assert got[0] == got[1] == got[2]
+    with pytest.raises(ValueError, match=r"masked_select: shapes do not broadcast: input \(3,\), mask \(2,\)"):
+        _C.masked_select(np.zeros(3, np.float32), np.zeros(2, bool))
+    torch = pytest.importorskip("torch")
+    assert np.array_equal(tg.masked_select(tg.tensor(a[0]), tg.tensor(m)).numpy(),
+                          torch.masked_select(torch.from_numpy(a[0].copy()), torch.from_numpy(m)).numpy())
+
+
 def test_nonzero_matches_pytorch():
     torch = pytest.importorskip("torch")
     a = (RNG.standard_normal((33, 2049)) * (RNG.random((33, 2049)) < 0.4)).astype(np.float32)
