@@ -65,6 +65,7 @@ NAMESPACES = {
     "tapegrad.quasirandom": "tapegrad.quasirandom",
     "tapegrad.multiprocessing": "tapegrad.multiprocessing",
     "tapegrad.compiler": "tapegrad.compiler",
+    "tapegrad.hub": "tapegrad.hub",
 }
 
 

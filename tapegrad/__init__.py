@@ -66,6 +66,7 @@ from . import accelerator, amp, backends, compiler, cpu, cuda, distributions, fu
 from . import multiprocessing  # noqa: F401,E402  (torch.multiprocessing: Python's, plus spawn)
 from . import quasirandom  # noqa: F401,E402  (SobolEngine, by scipy on first use)
 from . import profiler  # noqa: F401,E402  (torch.profiler: the ops' times, from the tape's hook)
+from . import hub, types, version, xpu  # noqa: F401,E402  (torch.hub's downloads, type aliases, versions, no XPU)
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled, set_autocast_dtype, set_autocast_enabled  # noqa: F401
 from ._compat import *  # noqa: F401,F403  (Size, dtype, FloatTensor, inference_mode)
 from ._functions import *  # noqa: F401,F403  (switches, predicates, legacy constructors)
@@ -75,7 +76,7 @@ from ._nn_forms import *  # noqa: F401,F403  (torch.conv1d, torch.dropout, ...: 
 from ._parallel import get_num_interop_threads, get_num_threads, set_num_interop_threads, set_num_threads  # noqa: F401
 from . import _tensor_docs  # noqa: F401,E402  (docstrings of tensor.py's one-line methods)
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401,E402
 
 
 def is_tensor(obj) -> bool:
