@@ -940,6 +940,35 @@ struct Pass {
 };
 
 // Refuse saved inputs (or a saved output) that were modified in place after they were recorded.
+// unpack(packed), which must give a Tensor; new reference or nullptr
+PyObject* unpack_one(PyObject* unpack, PyObject* packed, OpObject* op) {
+  PyObject* t = PyObject_CallOneArg(unpack, packed);
+  if (t != nullptr && !is_tensor(t)) {
+    PyErr_Format(PyExc_TypeError, "%U: saved_tensors_hooks' unpack_hook must return a Tensor, got %s", op->name,
+                 Py_TYPE(t)->tp_name);
+    Py_DECREF(t);
+    return nullptr;
+  }
+  return t;
+}
+
+// The saved tuple with each packed value unpacked (None stays None); new reference or nullptr
+PyObject* unpack_saved(PyObject* unpack, PyObject* saved, OpObject* op) {
+  if (!PyTuple_Check(saved)) {
+    PyErr_Format(PyExc_RuntimeError, "%U: the node's saved tensors are malformed", op->name);
+    return nullptr;
+  }
+  Ref r(PyTuple_New(PyTuple_GET_SIZE(saved)));
+  if (!r) return nullptr;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(saved); ++i) {
+    PyObject* p = PyTuple_GET_ITEM(saved, i);
+    PyObject* t = p == Py_None ? Py_NewRef(Py_None) : unpack_one(unpack, p, op);
+    if (t == nullptr) return nullptr;
+    PyTuple_SET_ITEM(r.get(), i, t);
+  }
+  return r.release();
+}
+
 bool check_versions(NodeObject* n, OpObject* op, PyObject* saved, PyObject* versions) {
   if (!PyTuple_Check(saved) || !PyTuple_Check(versions) || PyTuple_GET_SIZE(versions) != PyTuple_GET_SIZE(saved)) {
     PyErr_Format(PyExc_RuntimeError, "%U: the node's saved tensors are malformed", op->name);
@@ -1092,14 +1121,26 @@ bool Pass::run_node(PyObject* node) {
     PyErr_Format(PyExc_RuntimeError, "%U: the node's saved tensors are malformed", op->name);
     return false;
   }
-  if ((op->n_saves || n->out_box != Py_None) && !check_versions(n, op, saved.get(), versions.get())) return false;
+  const bool packed = n->unpack != nullptr && n->unpack != Py_None;
+  if (packed) {  // saved_tensors_hooks: each saved value unpacked; no version check (PyTorch's rule)
+    saved.reset(unpack_saved(n->unpack, saved.get(), op));
+    if (!saved) return false;
+  } else if ((op->n_saves || n->out_box != Py_None) && !check_versions(n, op, saved.get(), versions.get())) {
+    return false;
+  }
   if (op->partial_saves) {
     saved.reset(with_stand_ins(saved.get(), metas.get()));
     if (!saved) return false;
   }
   Ref out = Ref::borrow(Py_None);
   if (n->out_box != Py_None) {
-    out.reset(wrap(n->out_data));
+    if (n->out_packed) {
+      Ref t(unpack_one(n->unpack, n->out_data, op));
+      if (!t) return false;
+      out.reset(wrap(T(t.get())->data));  // a tensor of our own: create_graph below marks it
+    } else {
+      out.reset(wrap(n->out_data));
+    }
     if (!out) return false;
     if (create_graph) {  // the output is a function of the inputs through this very node
       T(out.get())->requires_grad = true;

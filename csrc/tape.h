@@ -101,10 +101,12 @@ struct NodeObject {
                         // reference to the running nn.Module as a third item inside one
   PyObject* pre_hooks;  // None or {handle id: hook} (hooks of the tensor this node produced)
   PyObject* retained;   // None or a weakref to the tensor that called retain_grad()
+  PyObject* unpack;     // saved_tensors_hooks' unpack hook when saved values were packed, else None
   PyObject* weakreflist;  // may be null
   GcState gc;
   long long seq;        // recording order
   bool released;        // saved values freed by a backward pass
+  bool out_packed;      // out_data holds what the pack hook returned for the output
   bool ready;           // __init__ ran (fields above set)
 };
 
@@ -154,7 +156,14 @@ inline int same_shape(PyObject* arr, PyObject* shape) {
 // `scope` is a weak reference to the nn.Module whose forward is running in this thread (set and
 // restored by Module.__call__ through _C._module_scope), or null: nodes note it beside their
 // user line, so a graph can say which module made each node.
-struct Modes { bool grad_enabled = true; bool check_nan = false; bool anomaly = false; PyObject* scope = nullptr; };
+// saved_hooks: autograd.graph.saved_tensors_hooks' (pack, unpack) in force in this thread, or null
+struct Modes {
+  bool grad_enabled = true;
+  bool check_nan = false;
+  bool anomaly = false;
+  PyObject* scope = nullptr;
+  PyObject* saved_hooks = nullptr;
+};
 Modes& modes();
 
 // tapegrad.Tensor itself first: a subclass check walks the MRO, and the engine asks per edge

@@ -563,6 +563,34 @@ bool node_fill(NodeObject* node, PyObject* op_obj, PyObject* const* inputs, Py_s
   }
   Ref out_meta(shape_dtype(out));
   if (!out_meta) return false;
+  // autograd.graph.saved_tensors_hooks: every saved tensor, the output included, goes through the
+  // pack hook and the node keeps what it returns (the backward unpacks it: Pass::run_node). The
+  // hooks are off while the pack hook runs, so ops inside it save plainly.
+  Ref packed_out, unpack = Ref::borrow(Py_None);
+  if (PyObject* hooks = modes().saved_hooks) {
+    Ref keep = Ref::borrow(hooks);
+    PyObject* pack = PyTuple_GET_ITEM(hooks, 0);
+    modes().saved_hooks = nullptr;
+    bool ok = true;
+    for (Py_ssize_t i = 0; ok && i < n; ++i) {
+      PyObject* s = PyTuple_GET_ITEM(saved.get(), i);
+      if (s == Py_None) continue;
+      PyObject* p = PyObject_CallOneArg(pack, s);
+      if (p == nullptr) ok = false;
+      else {  // the tuple is new: no one else sees its slot change
+        PyTuple_SET_ITEM(saved.get(), i, p);
+        Py_DECREF(s);
+      }
+    }
+    if (ok && op->saves_output) {
+      Ref t(wrap(out));
+      packed_out.reset(t ? PyObject_CallOneArg(pack, t.get()) : nullptr);
+      ok = bool(packed_out);
+    }
+    modes().saved_hooks = keep.get();
+    if (!ok) return false;
+    unpack = Ref::borrow(PyTuple_GET_ITEM(hooks, 1));
+  }
   // The node's own tuples are left out of the collector: node_traverse visits their items in
   // their place (only the node holds them; the getters hand out copies). Seven fewer tracked
   // objects per recorded op, which made full collections dominate long chains of small ops.
@@ -582,8 +610,10 @@ bool node_fill(NodeObject* node, PyObject* op_obj, PyObject* const* inputs, Py_s
   replace(&node->attrs, attrs);
   Py_XSETREF(node->saved, saved.release());
   Py_XSETREF(node->versions, versions.release());
+  node->out_packed = bool(packed_out);
+  replace(&node->unpack, unpack.get());
   if (op->saves_output) {
-    replace(&node->out_data, out);
+    replace(&node->out_data, packed_out ? packed_out.get() : out);
     replace(&node->out_box, out_version);
     replace(&node->out_ver, PyList_GET_ITEM(out_version, 0));
   } else {
@@ -641,7 +671,7 @@ int node_init(PyObject* self, PyObject* args, PyObject* kwargs) {
 
 #define NODE_FIELDS(X) \
   X(op) X(attrs) X(saved) X(versions) X(out_data) X(out_box) X(out_ver) X(aux) X(edges) X(meta) X(out_meta) \
-  X(where) X(pre_hooks) X(retained)
+  X(where) X(pre_hooks) X(retained) X(unpack)
 
 // A tuple the node made and took out of the collector (see node_fill) is visited through its
 // items, as if the node held them directly; any other object is visited as usual.
@@ -771,6 +801,7 @@ int node_set_out_data(PyObject* self, PyObject* v, void*) {
   NodeObject* n = N(self);
   if (!node_writable(n, v, "out_data")) return -1;
   replace(&n->out_data, v);
+  n->out_packed = false;  // an array put in place of the packed output (an in-place write's rebase)
   gc_store(self, v);
   return 0;
 }
@@ -973,6 +1004,19 @@ PyObject* module_scope(PyObject*, PyObject* obj) {
   return prev != nullptr ? prev : Py_NewRef(Py_None);
 }
 
+// _saved_tensors_hooks((pack, unpack) or None) -> the previous pair, or None: the hooks that
+// node_fill applies in this thread (autograd.graph.saved_tensors_hooks nests them in a finally).
+PyObject* saved_tensors_hooks(PyObject*, PyObject* obj) {
+  if (obj != Py_None && !(PyTuple_CheckExact(obj) && PyTuple_GET_SIZE(obj) == 2 &&
+                          PyCallable_Check(PyTuple_GET_ITEM(obj, 0)) && PyCallable_Check(PyTuple_GET_ITEM(obj, 1)))) {
+    PyErr_SetString(PyExc_TypeError, "saved_tensors_hooks: expected (pack_hook, unpack_hook), two callables, or None");
+    return nullptr;
+  }
+  PyObject* prev = modes().saved_hooks;
+  modes().saved_hooks = obj == Py_None ? nullptr : Py_NewRef(obj);
+  return prev != nullptr ? prev : Py_NewRef(Py_None);
+}
+
 PyObject* py_wrap(PyObject*, PyObject* arr) {
   if (tensor_class == nullptr) {
     PyErr_SetString(PyExc_RuntimeError, "tapegrad: the Tensor class is not set (_C._set_tensor_class)");
@@ -1071,6 +1115,8 @@ PyMethodDef methods[] = {
     {"_wrap", py_wrap, METH_O, "a new tapegrad.Tensor leaf around an array (no copy)"},
     {"_user_frame", py_user_frame, METH_NOARGS, "(filename, line) of the first caller outside tapegrad"},
     {"_module_scope", module_scope, METH_O, "set the nn.Module running in this thread; returns the previous"},
+    {"_saved_tensors_hooks", saved_tensors_hooks, METH_O,
+     "set this thread's (pack_hook, unpack_hook) for saved tensors, or None; returns the previous"},
     {"_gc_stats", gc_stats, METH_NOARGS, "(tape objects out of the cycle collector, flushes so far)"},
     {"_parallel_binary", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_parallel_binary)),
      METH_FASTCALL, "_parallel_binary(ufunc, a, b): the kernel threads' a op b, or None where numpy computes it"},

@@ -50,6 +50,7 @@ NAMESPACES = {
     "tapegrad.optim.lr_scheduler": "tapegrad.optim.lr_scheduler",
     "tapegrad.autograd": "tapegrad.autograd",
     "tapegrad.autograd.functional": "tapegrad.autograd.functional",
+    "tapegrad.autograd.graph": "tapegrad.autograd.graph",
     "tapegrad.func": "tapegrad.func",
     "tapegrad.linalg": "tapegrad.linalg",
     "tapegrad.fft": "tapegrad.fft",

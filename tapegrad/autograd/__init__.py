@@ -16,6 +16,7 @@ from ..tensor import Tensor
 from . import functional  # noqa: F401
 from . import forward_ad  # noqa: F401
 from . import profiler  # noqa: F401,E402  (torch.autograd.profiler: tapegrad.profiler under its older names)
+from . import graph  # noqa: F401,E402  (torch.autograd.graph: saved_tensors_hooks)
 from .compat import Variable, detect_anomaly, is_anomaly_enabled, set_detect_anomaly  # noqa: F401
 from .function import Function, FunctionCtx  # noqa: F401
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: F401

@@ -34,10 +34,12 @@ def _nodes(t):
 
 
 def _saved_bytes(n: Node) -> int:
-    total = 0 if n.out_data is None else n.out_data.nbytes
+    # what saved_tensors_hooks packed is the hook's own object: counted where it is a tensor or an array
+    total = getattr(n.out_data, "nbytes", 0) or getattr(getattr(n.out_data, "_data", None), "nbytes", 0)
     for s in n.saved or ():
-        if s is not None:
-            total += s._data.nbytes
+        data = getattr(s, "_data", None)
+        if data is not None:
+            total += data.nbytes
     return total
 
 
