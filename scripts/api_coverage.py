@@ -224,7 +224,7 @@ EXCLUDED = [
     ("nn.functional", "ScalingType", "fp8 scaled GEMM's enum: CUDA-only in PyTorch"),
     ("nn.functional", "SwizzleType", "fp8 scaled GEMM's enum: CUDA-only in PyTorch"),
     # --- the profiler (Kineto) and legacy autograd internals
-    ("autograd", "Profiler*", "the Kineto profiler's types: tapegrad has no profiler"),
+    ("autograd", "Profiler*", "the Kineto profiler's types (tapegrad.profiler records through the tape's own hook)"),
     ("autograd", "DeviceType", "the profiler's device enum"),
     ("autograd", "NestedIOFunction", "legacy (pre-1.0) Function API, undocumented"),
     ("autograd", "enforce_grad_layout_policy", "internal switch for CUDA gradient strides"),

@@ -31,7 +31,7 @@ from collections import defaultdict
 from . import _C
 
 __all__ = ["profile", "record_function", "schedule", "ProfilerAction", "ProfilerActivity", "tensorboard_trace_handler",
-           "EventList", "FunctionEvent", "FunctionEventAvg"]
+           "EventList", "FunctionEvent", "FunctionEventAvg", "supported_activities", "kineto_available"]
 
 
 class ProfilerActivity(enum.Enum):
@@ -49,6 +49,16 @@ class ProfilerAction(enum.Enum):
     WARMUP = 1
     RECORD = 2
     RECORD_AND_SAVE = 3
+
+
+def supported_activities() -> set:
+    """What this build records: the CPU."""
+    return {ProfilerActivity.CPU}
+
+
+def kineto_available() -> bool:
+    """False: the tape's own hook records, not PyTorch's Kineto library."""
+    return False
 
 
 def schedule(*, wait: int, warmup: int, active: int, repeat: int = 0, skip_first: int = 0,

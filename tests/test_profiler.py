@@ -156,3 +156,8 @@ def test_the_hook_goes_away_on_errors_and_legacy_disabled_records_nothing():
     with profile() as prof:
         f(tg.ones(1))
     assert [e.name for e in prof.events()] == ["decorated", "add"]
+
+
+def test_capability_answers():
+    assert tg.profiler.supported_activities() == {tg.profiler.ProfilerActivity.CPU}
+    assert tg.profiler.kineto_available() is False

@@ -21,9 +21,10 @@ from __future__ import annotations
 import threading
 
 from .. import _C
+from .._tape.engine import RemovableHandle  # noqa: F401
 from .._tape.node import Node  # noqa: F401  (every grad_fn is one: isinstance(y.grad_fn, Node))
 
-__all__ = ["Node", "saved_tensors_hooks", "save_on_cpu", "disable_saved_tensors_hooks", "increment_version"]
+__all__ = ["Node", "RemovableHandle", "saved_tensors_hooks", "save_on_cpu", "disable_saved_tensors_hooks", "increment_version"]
 
 _disabled = threading.local()  # .message: disable_saved_tensors_hooks' error, per thread
 
