@@ -356,6 +356,18 @@ CASES = {
                   ("erf(4x)", lambda L, F, x: L.erf(4 * x), False, "f64"),
                   ("erfc(x)", lambda L, F, x: L.erfc(x), False, "f64"))
               for dt, d in (("f32", np.float32), ("f64", np.float64)) if dts in ("both", dt)],
+    # the float64 log family and erf / erfc forwards alone (vmath.h's log, erf, erfc_below3 /
+    # erfc_to6, GELU's erfc_upto6; log2 / log10 numpy's), without the rest of f64 and math2
+    "math64": [(f"{name} 1e6 f64", lambda lib, f=f, pos=pos: math_forward(lib, f, np.float64, pos))
+               for name, f, pos in (
+                   ("log(x)", lambda L, F, x: L.log(x), True),
+                   ("log2(x)", lambda L, F, x: L.log2(x), True),
+                   ("log10(x)", lambda L, F, x: L.log10(x), True),
+                   ("erf(x)", lambda L, F, x: L.erf(x), False),
+                   ("erf(4x)", lambda L, F, x: L.erf(4 * x), False),
+                   ("erfc(x)", lambda L, F, x: L.erfc(x), False),
+                   ("erfc(4x)", lambda L, F, x: L.erfc(4 * x), False),
+                   ("gelu(x)", lambda L, F, x: F.gelu(x), False))],
     # sum / mean / amax along dims (csrc/kernels/reduce.h): rows, columns, everything, a leading block
     "reductions": [(f"{name} f32", lambda lib, s=s, f=f: reduce_step(lib, f, s)) for name, s, f in (
         ("sum(1) 1000x1000", (1000, 1000), lambda x: x.sum(1)),

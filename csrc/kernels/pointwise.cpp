@@ -200,20 +200,28 @@ TG_INLINE T backward_one(T g, T s, T p0, T p1, T p2) {
 }
 
 // The double erf and erfc in groups of 8 (one AVX-512 vector): a group with no large element
-// (erf: |x| >= 3, erfc: x > 6, or NaN) takes vmath::erf_below3 / erfc_upto6 alone, the others
-// vmath::erf / erfc, whose values are those for such an element (the same bits: tests/csrc), as
-// SLEEF's erf (PyTorch's) branches per vector. For standard normal input 98% of erf's groups are
-// of the first kind, where erf's large branch (1 - erfc, an exp) would double every element's work.
+// (|x| >= 3, or NaN) takes vmath::erf_below3 / erfc_below3 alone; the others vmath::erf, and for
+// erfc vmath::erfc_to6 where no element lies beyond 6, else vmath::erfc (fdlibm's tail, with its
+// division, as well): each of them gives an element the values of the cheaper ones where they
+// apply (the same bits: tests/csrc), as SLEEF's erf (PyTorch's) branches per vector. For standard
+// normal input 98% of the groups are of the first kind, where erf's large branch (1 - erfc, an
+// exp) would double every element's work.
 constexpr int64_t kErfGroup = 8;
 
 template <P Op>
 TG_INLINE void erf_group(const double* x, double* y) {
-  int big = 0;
-#pragma omp simd reduction(| : big)
-  for (int64_t j = 0; j < kErfGroup; ++j) big |= Op == P::erf ? !(std::fabs(x[j]) < 3.0) : !(x[j] <= 6.0);
+  int big = 0, tail = 0;
+#pragma omp simd reduction(| : big, tail)
+  for (int64_t j = 0; j < kErfGroup; ++j) {
+    big |= !(std::fabs(x[j]) < 3.0);
+    tail |= x[j] > 6.0;
+  }
   if (!big) {
 #pragma omp simd
-    for (int64_t j = 0; j < kErfGroup; ++j) y[j] = Op == P::erf ? vmath::erf_below3(x[j]) : vmath::erfc_upto6(x[j]);
+    for (int64_t j = 0; j < kErfGroup; ++j) y[j] = Op == P::erf ? vmath::erf_below3(x[j]) : vmath::erfc_below3(x[j]);
+  } else if (Op == P::erfc && !tail) {
+#pragma omp simd
+    for (int64_t j = 0; j < kErfGroup; ++j) y[j] = vmath::erfc_to6(x[j]);
   } else {
 #pragma omp simd
     for (int64_t j = 0; j < kErfGroup; ++j) y[j] = Op == P::erf ? vmath::erf(x[j]) : vmath::erfc(x[j]);

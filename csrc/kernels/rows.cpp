@@ -94,8 +94,8 @@ TG_INLINE float exp_nonpos_f(float a) {
 
 // Phi(x) (the normal CDF) and phi(x) (its density). float: Abramowitz-Stegun 7.1.26 for
 // erfc(|x| / sqrt 2) (absolute error below 1.5e-7, as PyTorch's vectorised erf), written as
-// erfc so that Phi keeps its relative accuracy in the left tail; double: vmath::erfc (fdlibm's,
-// branch-free), the same form.
+// erfc so that Phi keeps its relative accuracy in the left tail; double: vmath::erfc_upto6 (and
+// its tail), the same form.
 // exp(-x^2 / 2) is 0 beyond |x| = 13.1, so Phi is exactly 0 or 1 there; |x| / sqrt 2 is capped
 // at 16 so that t stays finite at +-inf. A NaN x makes Phi NaN (through t).
 template <bool kTail>
@@ -115,7 +115,7 @@ TG_INLINE void normal_cdf_pdf(float x, float& cdf, float& pdf) {
 template <bool kTail>
 TG_INLINE void normal_cdf_pdf(double x, double& cdf, double& pdf) {
   const double u = -x * kSqrt1_2;
-  cdf = 0.5 * (kTail ? vmath::erfc(u) : vmath::erfc_upto6(u));
+  cdf = 0.5 * (kTail ? vmath::erfc_upto6_or_tail(u) : vmath::erfc_upto6(u));
   pdf = vmath::exp_d(-0.5 * x * x) * kInvSqrt2Pi;
 }
 
@@ -161,7 +161,7 @@ TG_INLINE void gelu_erf_backward_run(int64_t n, const T* g, const T* x, T* gx) {
 }
 
 // The double ones in chunks: a chunk holding an x below -6 sqrt 2 computes fdlibm's erfc tail as
-// well (vmath::erfc, twice the arithmetic) and selects it there; its other elements get the same
+// well (vmath::erfc_upto6_or_tail, twice the arithmetic) and selects it there; its other elements get the same
 // bits either way. float's erfc covers every x in one pass.
 constexpr int64_t kGeluChunk = 256;
 

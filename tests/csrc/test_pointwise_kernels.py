@@ -30,9 +30,9 @@ REFERENCES = {
     "log": (np.log, None, 1, 1),
     "erf": (sp.erf, (-6, 6), 4, 1),
     # the C library's erfc (within an ulp); scipy's is 14 ulp off near 5 and 200 in the far tail.
-    # float32: the double kernel rounded once. float64: vmath::erfc, exp of a polynomial of
-    # log(erfcx) in one double between 0.84 and 6 (-1.7 to -3.3: 2 ulp from its rounding alone),
-    # 10 ulp near 5
+    # float32: the double kernel rounded once. float64: vmath::erfc, exp(-x^2 + x K(x)) below 3
+    # (6 ulp at most), exp of a polynomial of log(erfcx) in one double from 3 to 6 (-1.7 to -3.3:
+    # 2 ulp from its rounding alone), 10 ulp near 5
     "erfc": (np.vectorize(math.erfc, otypes=[np.float64]), (-7, 27), 1, 12),
     "rsqrt": (lambda x: 1 / np.sqrt(x), None, 2, 1),
     "softplus": (lambda x: np.where(2 * x > 20, x, _lse(2 * x) / 2), (-60, 30), 3, 3),
@@ -547,15 +547,18 @@ def test_float64_erf_groups_give_each_element_its_own_bits(name):
     mixed = small.copy()
     mixed[::13] = RNG.uniform(-40, 40, mixed[::13].size)  # most groups get a large element
     mixed[::101] = np.nan
-    for x in (small, mixed):
+    upto6 = small.copy()  # erfc: groups with an element in [3, 6] but none beyond (vmath::erfc_to6)
+    upto6[::13] = RNG.uniform(-6, 6, upto6[::13].size)
+    for x in (small, mixed, upto6):
         whole = _C.pointwise(name, x)
         np.testing.assert_array_equal(_C.pointwise(name, x[3:]), whole[3:])
         np.testing.assert_array_equal(_C.pointwise(name, x[:-5]), whole[:-5])
         one_by_one = np.array([_C.pointwise(name, x[i:i + 1])[0] for i in range(0, x.size, 37)])
         np.testing.assert_array_equal(one_by_one, whole[::37])
     # the values of the small ones are the same amid large ones
-    keep = np.isfinite(mixed) & (mixed == small)
-    np.testing.assert_array_equal(_C.pointwise(name, mixed)[keep], _C.pointwise(name, small)[keep])
+    for x in (mixed, upto6):
+        keep = np.isfinite(x) & (x == small)
+        np.testing.assert_array_equal(_C.pointwise(name, x)[keep], _C.pointwise(name, small)[keep])
 
 
 def test_erfc_op_uses_the_kernel_with_its_composite_gradient():
@@ -764,3 +767,21 @@ def test_float32_sin_cos_log_kernels_against_torch():
         want = getattr(torch, name)(torch.from_numpy(a)).numpy()
         ulps = np.abs(got.astype(np.float64) - want) / np.spacing(np.abs(want)).astype(np.float64)
         assert ulps.max() <= 1, (name, ulps.max())
+
+
+def test_float64_erfc_tails_and_the_ends_of_its_pieces():
+    """erfc in float64 against the C library's (itself within an ulp) where its pieces meet (|x| = 3, the
+    cheaper groups' end, and 6), in the far tail where it underflows through the denormals (26 to
+    27.3: within an ulp or a denormal's spacing), and for negatives down to -7, where it tends to 2."""
+    tiny = np.finfo(np.float64).smallest_subnormal
+    ends = np.concatenate([np.nextafter(v, [-np.inf] * 4 + [np.inf] * 4) for v in (3.0, -3.0, 6.0, -6.0)])
+    x = np.concatenate([ends, np.linspace(2.99, 3.01, 2001), np.linspace(-3.01, -2.99, 2001),
+                        np.linspace(5.99, 6.01, 2001), np.linspace(26, 27.3, 20_001), np.linspace(-7, 0, 20_001)])
+    got = _C.pointwise("erfc", x)
+    want = np.array([math.erfc(v) for v in x])
+    err = np.abs(got - want) / np.maximum(np.spacing(want), tiny)
+    worst = int(np.argmax(err))
+    # 3 ulp in 2 - erfc(|x|) and the tail; 9 near 5-6 (exp of the polynomial's value, as before)
+    assert err[worst] <= 9, f"erfc: {err[worst]:.2f} ulp at x = {x[worst]!r}: {got[worst]!r} vs {want[worst]!r}"
+    assert err[x < 0].max() <= 2 and err[(x > 26)].max() <= 3
+    assert (got[x <= -6] == 2).all()
