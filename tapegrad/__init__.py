@@ -64,9 +64,8 @@ from .utils.dlpack import from_dlpack  # noqa: F401,E402
 from .serialization import load, save  # noqa: F401
 from . import accelerator, amp, backends, compiler, cpu, cuda, distributions, futures, jit  # noqa: F401,E402
 from . import multiprocessing  # noqa: F401,E402  (torch.multiprocessing: Python's, plus spawn)
-from . import quasirandom  # noqa: F401,E402  (SobolEngine, by scipy on first use)
 from . import profiler  # noqa: F401,E402  (torch.profiler: the ops' times, from the tape's hook)
-from . import hub, types, version, xpu  # noqa: F401,E402  (torch.hub's downloads, type aliases, versions, no XPU)
+from . import types, version, xpu  # noqa: F401,E402  (type aliases, versions, no XPU)
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled, set_autocast_dtype, set_autocast_enabled  # noqa: F401
 from ._compat import *  # noqa: F401,F403  (Size, dtype, FloatTensor, inference_mode)
 from ._functions import *  # noqa: F401,F403  (switches, predicates, legacy constructors)
@@ -92,8 +91,8 @@ def numel(t) -> int:
 def __getattr__(name):
     # tapegrad.testing on first use (as torch.testing after ``import torch``): its hypothesis
     # strategies would add ~0.1 s to every import
-    if name == "testing":
-        return _importlib.import_module(".testing", __name__)
+    if name in ("testing", "quasirandom", "hub"):  # quasirandom: scipy.stats adds ~0.3 s; hub: urllib ~9 ms
+        return _importlib.import_module("." + name, __name__)
     if name == "bfloat16":
         raise AttributeError(_dtypes.BFLOAT16_MISSING)
     raise AttributeError(f"module 'tapegrad' has no attribute {name!r}")

@@ -5,12 +5,16 @@ same as PyTorch's, so the unscrambled sequence is PyTorch's point for point).
 Scrambled sequences (``scramble=True``) are scipy's linear matrix scrambling with a digital shift,
 the method PyTorch uses too, but drawn from another random stream: the points have the same
 properties and are not PyTorch's numbers. ``seed=None`` takes the seed from tapegrad's global
-generator, so ``tapegrad.manual_seed`` makes them reproducible."""
+generator, so ``tapegrad.manual_seed`` makes them reproducible.
+
+Imported on first use (``tapegrad.quasirandom``), as scipy.stats adds a third of a second."""
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
+
+from scipy.stats import qmc
 
 from . import _dtype
 from . import random as _random
@@ -38,8 +42,6 @@ class SobolEngine:
         if not isinstance(dimension, int) or isinstance(dimension, bool) or not 1 <= dimension <= self.MAXDIM:
             raise ValueError(f"Supported range of dimensionality for SobolEngine is [1, {self.MAXDIM}], "
                              f"got {dimension!r}")
-        from scipy.stats import qmc  # scipy on first use: `import tapegrad` needs none
-
         self.dimension, self.scramble, self.seed = dimension, bool(scramble), seed
         if self.scramble:
             rng = np.random.default_rng(seed if seed is not None else _random.rng().integers(2 ** 63))

@@ -1,7 +1,7 @@
 """``torch.autograd.profiler``: the older profiler's names, over ``tapegrad.profiler``
 (``with profile() as prof: ...; print(prof.key_averages().table(sort_by="self_cpu_time_total"))``)."""
-from ..profiler import EventList, FunctionEvent, FunctionEventAvg, record_function  # noqa: F401
-from ..profiler import profile as _profile
+from ._profiling import EventList, FunctionEvent, FunctionEventAvg, record_function  # noqa: F401
+from ._profiling import profile as _profile
 
 __all__ = ["profile", "record_function", "EventList", "FunctionEvent", "FunctionEventAvg"]
 

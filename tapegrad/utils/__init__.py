@@ -1,4 +1,5 @@
 """Utilities under PyTorch's names: ``tapegrad.utils.data`` (Dataset, DataLoader, ...),
-``tapegrad.utils.checkpoint`` (activation checkpointing), ``tapegrad.utils.hooks`` (RemovableHandle), ``tapegrad.utils.model_zoo`` (load_url)
-and, on import, ``tapegrad.utils.tensorboard`` (SummaryWriter, the tensorboard extra)."""
-from . import checkpoint, data, hooks, model_zoo  # noqa: F401
+``tapegrad.utils.checkpoint`` (activation checkpointing), ``tapegrad.utils.hooks`` (RemovableHandle)
+and, once imported, ``tapegrad.utils.model_zoo`` (load_url) and ``tapegrad.utils.tensorboard``
+(SummaryWriter, the tensorboard extra)."""
+from . import checkpoint, data, hooks  # noqa: F401
