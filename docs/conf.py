@@ -67,6 +67,7 @@ NAMESPACES = {
     "tapegrad.multiprocessing": "tapegrad.multiprocessing",
     "tapegrad.compiler": "tapegrad.compiler",
     "tapegrad.hub": "tapegrad.hub",
+    "tapegrad.utils.benchmark": "tapegrad.utils.benchmark",
 }
 
 
