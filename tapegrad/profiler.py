@@ -6,8 +6,14 @@ name, e.g. ``MulBackward0``, the ops its VJPs ran nested inside), from every thr
 ``record_function(name)`` adds ranges of one's own. ``key_averages().table(sort_by=...)`` prints the
 totals as PyTorch's table does, ``export_chrome_trace(path)`` writes a trace for chrome://tracing or
 Perfetto, and ``schedule`` / ``on_trace_ready`` / ``step()`` record chosen steps of a training loop.
-The implementation is ``tapegrad/autograd/_profiling.py`` (the autograd layer, so that
-``autograd.profiler`` can use it too).
+
+>>> with tapegrad.profiler.profile(record_shapes=True) as prof:
+...     loss = model(x).sum()
+...     loss.backward()
+>>> print(prof.key_averages().table(sort_by="cpu_time_total", row_limit=10))
+
+The implementation, and what it does not record, is ``tapegrad/autograd/_profiling.py`` (the
+autograd layer, so that ``autograd.profiler`` can use it too).
 """
 from .autograd._profiling import (EventList, FunctionEvent, FunctionEventAvg, ProfilerAction,  # noqa: F401
                                   ProfilerActivity, kineto_available, profile, record_function, schedule,

@@ -1,17 +1,6 @@
-"""The profiler behind ``tapegrad.profiler`` (``torch.profiler``) and ``tapegrad.autograd.profiler``:
-where a program's time goes, op by op.
-
-While a ``profile`` records, the tape reports every op's forward (its name, start and end, its
-inputs' shapes with ``record_shapes=True``) and every backward node (under its ``grad_fn`` class's
-name, e.g. ``MulBackward0``, the ops its VJPs ran nested inside), from every thread;
-``record_function(name)`` adds ranges of one's own. ``key_averages().table(sort_by=...)`` prints the
-totals as PyTorch's table does, ``export_chrome_trace(path)`` writes a trace for chrome://tracing or
-Perfetto, and ``schedule`` / ``on_trace_ready`` / ``step()`` record chosen steps of a training loop.
-
->>> with tapegrad.profiler.profile(record_shapes=True) as prof:
-...     loss = model(x).sum()
-...     loss.backward()
->>> print(prof.key_averages().table(sort_by="cpu_time_total", row_limit=10))
+"""The profiler behind ``tapegrad.profiler`` (``torch.profiler``; its docstring says what it
+records and how to read it) and ``tapegrad.autograd.profiler`` (the older names). It lives in the
+autograd layer so that both can import it.
 
 Times are the host's (CPU) wall time of each op; there is no device activity. Tensor creation
 from Python data and work outside ops (numpy in user code) is not an op and shows up only in the
