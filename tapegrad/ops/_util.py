@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numbers
+import operator
 
 import numpy as np
 
@@ -198,11 +199,24 @@ def broadcast_view(x: np.ndarray, shape: tuple) -> np.ndarray:
     return np.broadcast_to(x, shape)
 
 
+def int_arg(value, name: str, opname: str) -> int:
+    """An int argument as PyTorch's parser takes it: an int, a numpy integer or anything with
+    ``__index__`` (a 0-d integer tensor), never a bool or a float."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if not isinstance(value, (bool, np.bool_, float, np.floating)):
+        try:
+            return operator.index(value)
+        except TypeError:
+            pass
+    raise TypeError(f"{opname}: argument '{name}' must be an int, got {type(value).__name__}")
+
+
 def norm_dim(dim, ndim: int, opname: str) -> int:
     """A dim in [-ndim, ndim) made non-negative (0-d tensors accept 0 and -1, as in PyTorch)."""
     n = max(ndim, 1)
     if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
-        raise TypeError(f"{opname}: dim must be an int, got {type(dim).__name__}")
+        dim = int_arg(dim, "dim", opname)
     if not -n <= dim < n:
         raise IndexError(f"{opname}: dim {dim} is out of range for a tensor of {ndim} dimension(s) "
                          f"(expected to be in range [{-n}, {n - 1}])")

@@ -14,6 +14,7 @@ from .. import _C, _dtype, random as _random
 from .._tape import grad_mode
 from .._tape.registry import _round16
 from ..device import check_layout, check_memory_format, device as _device
+from ._util import int_arg
 from .inplace import inplace
 from .pointwise import _replace, mul
 from .shape import stack
@@ -692,6 +693,8 @@ def vander(x, N=None, increasing=False):
     if N is not None and N < 0:
         raise RuntimeError(f"vander: N must be non-negative (got {N})")
     n = x.shape[0] if N is None else N
+    if _dtype.kind_of(x.dtype) in "biu":
+        x = x.to(_dtype.int64)  # PyTorch's: every integer (and bool) input gives int64 powers
     powers = [x ** k if k else mul(x, 0) + 1 for k in range(n)]
     cols = powers if increasing else powers[::-1]
     return stack(cols, 1) if cols else Tensor._wrap(np.zeros((x.shape[0], 0), x.dtype))
@@ -749,7 +752,8 @@ def _make_window(name, window_length, periodic, dtype, device, requires_grad, va
     d = _dt(dtype)
     if d.kind != "f":
         raise RuntimeError(f"{name}: expected a floating point dtype, got {_dtype.name(d)}")
-    if not isinstance(window_length, (int, np.integer)) or window_length < 0:
+    window_length = int_arg(window_length, "window_length", name)
+    if window_length < 0:
         raise RuntimeError(f"{name}: requires non-negative window_length, got window_length={window_length}")
     if window_length <= 1:
         return _finish(np.ones(window_length, d), requires_grad)

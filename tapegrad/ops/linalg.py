@@ -938,7 +938,13 @@ def det(input):
 
 @public(out=True)
 def chain_matmul(*matrices):
-    """The product of the matrices, left to right (``linalg.multi_dot``)."""
+    """The product of the matrices, left to right (``linalg.multi_dot``); one matrix gives a copy."""
+    if len(matrices) == 1 and isinstance(matrices[0], Tensor):
+        if matrices[0].ndim != 2:
+            raise RuntimeError(f"chain_matmul(): expected a matrix, got shape {tuple(matrices[0].shape)}")
+        return matrices[0].clone()
+    if not matrices:
+        raise RuntimeError("chain_matmul(): Expected one or more matrices")
     return multi_dot(matrices)
 
 

@@ -1010,6 +1010,8 @@ def polygamma(n, input):
     >>> tapegrad.polygamma(1, tapegrad.tensor([1.0]))   # pi^2 / 6
     tensor([1.6449])
     """
+    if isinstance(n, Tensor) and n.ndim == 0 and n._data.dtype.kind in "iu":
+        n = int(n)  # a 0-d integer tensor, as PyTorch's parser takes it
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
         raise RuntimeError(f"polygamma(n, x) does not support negative or non-integer n, got n = {n!r}")
     return apply(_polygamma, _to_float(as_tensor(input, "polygamma")), n=int(n))

@@ -1080,13 +1080,19 @@ def histc(input, bins=100, min=0, max=0):
     return Tensor._wrap(counts.astype(a.dtype))
 
 
+def _no_bool_y(y, opname):
+    if y._data.dtype == np.bool_:
+        raise RuntimeError(f"{opname}: received a bool input for `y`, but bool is not supported")
+
+
 @public(out=True)
 def trapezoid(y, x=None, *, dx=None, dim=-1):
     """The trapezoidal-rule integral of ``y`` along ``dim`` (spacing ``x`` or ``dx``)."""
     d = norm_dim(dim, y.ndim, "trapezoid")
+    _no_bool_y(y, "trapezoid")
     n = y.shape[d]
-    if n == 0:
-        return sum(y, d)
+    if n == 0:  # PyTorch's: zeros of y's own dtype (no integer promotion, as sum would)
+        return Tensor._wrap(np.zeros(y.shape[:d] + y.shape[d + 1:], y._data.dtype))
     avg = (narrow(y, d, 1, n - 1) + narrow(y, d, 0, n - 1)) * 0.5
     if x is not None:
         spacing = diff(x, dim=-1 if x.ndim == 1 else d)
@@ -1155,9 +1161,10 @@ def cumulative_trapezoid(y, x=None, *, dx=None, dim=-1):
     """The running trapezoidal-rule integral of ``y`` along ``dim`` (one element shorter than
     ``y`` there), with spacing ``x`` or ``dx``; ``trapezoid``'s partial sums."""
     d = norm_dim(dim, y.ndim, "cumulative_trapezoid")
+    _no_bool_y(y, "cumulative_trapezoid")
     n = y.shape[d]
-    if n == 0:
-        return y
+    if n == 0:  # empty, in the dtype the averages would have had (integers: the default float)
+        return y.to(_dtype.get_default_dtype()) if _dtype.kind_of(y.dtype) in "iu" else y
     avg = (narrow(y, d, 1, n - 1) + narrow(y, d, 0, n - 1)) * 0.5
     if x is not None:
         spacing = diff(x, dim=-1 if x.ndim == 1 else d)

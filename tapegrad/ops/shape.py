@@ -459,6 +459,8 @@ def split(tensor, split_size_or_sections, dim=0):
     _has_dims(tensor, "split")
     d = norm_dim(dim, tensor.ndim, "split")
     n = tensor.shape[d]
+    if isinstance(split_size_or_sections, Tensor) and split_size_or_sections.numel() == 1:
+        split_size_or_sections = int(split_size_or_sections)  # PyTorch's: a one-element tensor is a size
     if isinstance(split_size_or_sections, (int, np.integer)):
         size = int(split_size_or_sections)
         if size <= 0 and n:
@@ -903,7 +905,7 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     """
     if repeats is None:
         counts = input._data
-        return Tensor._wrap(np.repeat(np.arange(counts.size, dtype=np.int64), counts))
+        return Tensor._wrap(np.repeat(np.arange(counts.size, dtype=counts.dtype), counts))  # counts' dtype
     if dim is None:
         input, d = input.reshape(-1), 0
     else:
