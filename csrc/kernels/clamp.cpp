@@ -6,7 +6,8 @@
 // pieces of kPiece: in a piece an input is read in place where its elements are adjacent (one run,
 // stride 1), as one value where they are one element (one run, stride 0), else gathered into a
 // buffer on the stack; an output is written in place where adjacent, else through a buffer
-// scattered after. The loops run on unit strides, compiled for the baseline ISA, AVX2+FMA and
+// scattered after (bounds of one value each, not NaN: strided x and out walked in place, run by
+// run, clamp_scalar_strided). The loops run on unit strides, compiled for the baseline ISA, AVX2+FMA and
 // AVX-512 (the rows family's choice; selects, so the same bits), each a plain SIMD loop of compares
 // and blends (vmaxps / vminps where the compiler sees them; checked with -fopt-info-vec).
 #include "kernels/clamp.h"
@@ -191,6 +192,31 @@ bool direct_runs(const Strided<K>& s, int first, int last, int* one) {
   return true;
 }
 
+// Bounds that are one value each, neither NaN, and x and out strided along the innermost dim (a
+// strided clamp_ such as x[:, ::2].clamp_(-0.5, 0.5)): each run straight through, no gather into
+// a piece's buffer and scatter back. With bounds that are not NaN clamp_loop's selects reduce to
+// these two (a NaN x fails both comparisons and stays), so the bits are the same.
+template <typename T>
+bool clamp_scalar_strided(const Strided<4>& s, const T* x, const T* lo, const T* hi, T* out) {
+  for (const auto& st : s.strides)
+    if (st[1] != 0 || st[2] != 0) return false;
+  const T l = lo[0], h = hi[0];
+  if (l != l || h != h) return false;
+  const int64_t sx = s.strides.back()[0], so = s.strides.back()[3];
+  for_element_blocks(s.size, [&](int64_t b, int64_t len) {
+    for_runs(s, b, len, [&](const std::array<int64_t, 4>& o, int64_t n) {
+      const T* px = x + o[0];
+      T* po = out + o[3];
+      for (int64_t i = 0; i < n; ++i) {
+        const T v = px[i * sx];
+        const T m = v < l ? l : v;
+        po[i * so] = h < m ? h : m;
+      }
+    });
+  });
+  return true;
+}
+
 }  // namespace
 
 template <typename T>
@@ -206,6 +232,7 @@ void clamp_tensor_forward(int nd, const int64_t* shape, const T* x, const int64_
     });
     return;
   }
+  if (clamp_scalar_strided(s, x, lo, hi, out)) return;
   for_element_blocks(s.size, [&](int64_t b, int64_t len) {
     alignas(64) T xb[kPiece], lb[kPiece], hb[kPiece], ob[kPiece];
     for (int64_t e = b; e < b + len; e += kPiece) {

@@ -780,7 +780,10 @@ def clamp_(input, min=None, max=None):
             return input
         lo = np.asarray(-np.inf if min is None else min, a.dtype)
         hi = np.asarray(np.inf if max is None else max, a.dtype)
-        copy_into(a, _clamp_fwd(a, lo, hi)[0])  # strided (or a NaN bound): clamp's own forward, written back
+        if lo_f == lo_f and hi_f == hi_f:
+            _C.clamp_tensor(a, lo, hi, a)  # strided: clamp.h's pass reads and writes the view in place
+        else:  # a NaN bound: clamp's own forward, written back
+            copy_into(a, _clamp_fwd(a, lo, hi)[0])
         input._bump_version()
         return input
     return inplace(input, lambda s, *_: clamp(s, min, max), "clamp_", *[b for b in (min, max) if isinstance(b, Tensor)])
