@@ -62,7 +62,7 @@ _DOCS = {
     "stride": "The strides in elements (not bytes), or the stride of dimension ``dim``.",
     "is_contiguous": "Whether the elements are laid out in C order without gaps.",
     "is_pinned": "False: there is no pinned memory on a CPU-only library.",
-    "is_shared": "False: tensors live in ordinary process memory.",
+    "is_shared": "Whether the data lives in shared memory (``share_memory_()``, or received from another process that shared it).",
     "get_device": "-1, the CPU's index, as in PyTorch.",
     "data_ptr": "The address of the first element.",
     # conversion
@@ -71,7 +71,7 @@ _DOCS = {
     "cpu": "``self``: tensors already live on the CPU.",
     "cuda": "Raises RuntimeError: tapegrad runs on the CPU only.",
     "pin_memory": "``self``: a no-op kept for compatibility.",
-    "share_memory_": "``self``, with a warning: tapegrad shares no storage between processes (PyTorch moves it into shared memory).",
+    "share_memory_": "``self``, its data moved into shared memory (values kept): processes it is given to, forked or spawned or through a Queue, then write where this one reads. Views made before keep the old memory (warned); a view itself cannot move alone.",
     "float": "A float32 copy (``self`` if already float32); differentiable.",
     "double": "A float64 copy (``self`` if already float64); differentiable.",
     "half": "A float16 copy (``self`` if already float16); differentiable.",

@@ -1,14 +1,17 @@
 """``torch.multiprocessing``'s names: Python's ``multiprocessing`` (every public name re-exported),
 the sharing-strategy switches, and ``spawn`` / ``start_processes`` with their errors.
 
-What differs from PyTorch: no storage is shared between processes. A tensor sent through a
-Queue or a Pipe, or as a spawned process's argument, arrives as a copy of its values (multiprocessing's
-own pickler carries tensors, ``utils/data/_worker.py``; plain ``pickle`` refuses them: checkpoints
-go through ``tapegrad.save``), and under the fork start method a child starts from the parent's
-tensors as they were at the fork, copy-on-write. A child's writes never reach the parent, so
-Hogwild-style training that relies on ``share_memory_()`` does not share (``Tensor.is_shared()``
-says False); the DDP-style worker that takes its rank and builds its own model is what ``spawn`` is
-for. The sharing strategies are accepted and reported, and change nothing.
+Sharing tensors, as PyTorch: ``Tensor.share_memory_()`` and ``Module.share_memory()`` move
+tensors into shared memory (``tapegrad/_shared.py``), and processes given them, forked or
+spawned, or sent them through a Queue or a Pipe, read and write that same memory: Hogwild-style
+training (PyTorch's mnist_hogwild) works. A shared tensor travels as a duplicate of its memory
+file's descriptor (PyTorch's default ``file_descriptor`` strategy; the sender must stay alive
+until the receiver has taken it). What differs: a tensor that is not shared crosses as a copy of
+its values (PyTorch moves it into shared memory on the way, so that a receiver's writes reach the
+sender: call ``share_memory_()`` first for that), and the memory is an anonymous file, never a
+name in ``/dev/shm``, so a killed process leaves nothing behind and both strategies behave alike.
+Plain ``pickle`` refuses tensors (checkpoints go through ``tapegrad.save``); multiprocessing's own
+pickler carries them.
 """
 from __future__ import annotations
 
@@ -39,7 +42,8 @@ def get_sharing_strategy() -> str:
 
 def set_sharing_strategy(new_strategy: str) -> None:
     """Record ``new_strategy``. PyTorch asserts it is known (an ``assert``, gone under ``python -O``);
-    tapegrad raises ValueError. Nothing else changes: tapegrad shares no tensor storage."""
+    tapegrad raises ValueError. Nothing else changes: shared tensors always travel as descriptors of
+    anonymous memory files, which need no names to clean up (the module's docstring)."""
     if new_strategy not in _STRATEGIES:
         raise ValueError(f"set_sharing_strategy: unknown strategy {new_strategy!r}; "
                          f"one of {sorted(_STRATEGIES)}")

@@ -12,7 +12,9 @@ import warnings
 
 import numpy as np
 
-from . import _C, _dtype
+from multiprocessing.reduction import ForkingPickler as _ForkingPickler
+
+from . import _C, _dtype, _shared
 from . import ops as _ops
 from ._tape import engine as _engine
 from .device import check_memory_format as _check_memory_format, cpu as _cpu
@@ -74,13 +76,6 @@ class Size(tuple):
 
 
 _new_size = tuple.__new__  # x.shape: a Size from numpy's tuple of ints, without __new__'s checks
-
-# share_memory_()'s warning: PyTorch moves the storage into shared memory, which Hogwild-style
-# training relies on; here it stays the process's own (tapegrad/multiprocessing.py says why)
-NO_SHARED_STORAGE = ("share_memory_(): tapegrad tensors are never shared between processes; a child process "
-                     "works on a copy and its writes do not reach this one (see tapegrad.multiprocessing)")
-
-
 
 def _one_sequence(dims, kw, opname):
     """``x.flip(0, 1)``, ``x.flip((0, 1))`` or ``x.flip(dims=(0, 1))``: the dims as one sequence."""
@@ -326,6 +321,10 @@ class Tensor(_C.TensorBase):
         raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a "
                            f"{type(element).__name__}.")
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _ForkingPickler.register(cls, _shared.reduce_tensor)  # (its table is by exact type)
+
     def __reduce_ex__(self, protocol):
         raise TypeError("tapegrad tensors are not pickled; save them with tapegrad.save (HDF5/safetensors)")
 
@@ -561,9 +560,9 @@ class Tensor(_C.TensorBase):
     def get_device(self) -> int: return -1
     def pin_memory(self, device=None): return self
     def share_memory_(self):
-        warnings.warn(NO_SHARED_STORAGE, UserWarning, stacklevel=2)
+        _shared.share([self])
         return self
-    def is_shared(self) -> bool: return False
+    def is_shared(self) -> bool: return _shared.segment_of(self._data) is not None
     def is_pinned(self, device=None) -> bool: return False
     @property
     def H(self): return _plain.conj(_plain.transpose(self, 0, 1) if self.ndim == 2 else self)
@@ -601,5 +600,6 @@ class Tensor(_C.TensorBase):
         return tuple(sorted(range(self._data.ndim), key=lambda d: -abs(self._data.strides[d])))
 
 
+_ForkingPickler.register(Tensor, _shared.reduce_tensor)
 _ops.bind_tensor(Tensor)  # the ops and the tape create this class (apply's results, gradients)
 

@@ -86,15 +86,118 @@ def _add_one_and_send(i, x, q):
 
 
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="the fork start method")
-def test_tensors_cross_as_copies():
+def test_unshared_tensors_cross_as_copies():
     x = tg.arange(3.0)
     q = mp.get_context("fork").SimpleQueue()
     mp.spawn(_add_one_and_send, args=(x, q), nprocs=1, start_method="fork")
     assert q.get().tolist() == [1.0, 2.0, 3.0] and x.tolist() == [0.0, 1.0, 2.0]  # the parent's unchanged
-    with pytest.warns(UserWarning, match="never shared between processes"):
-        assert not x.share_memory_().is_shared()
-    with pytest.warns(UserWarning, match="Module.share_memory"):
-        tg.nn.Linear(2, 2).share_memory()
+    assert not x.is_shared()
+
+
+def _hogwild_train(rank, model, steps):
+    opt = tg.optim.SGD(model.parameters(), lr=0.05)
+    x = tg.linspace(-1, 1, 16).reshape(8, 2)
+    for _ in range(steps):
+        opt.zero_grad()
+        ((model(x) - x.sum(1, keepdim=True)) ** 2).mean().backward()
+        opt.step()
+
+
+def _echo_shared(rank, q_in, q_out, done):
+    t = q_in.get()
+    t.mul_(2)  # in the memory the parent reads
+    q_out.put(t)
+    done.wait()  # the sender stays alive until the receiver has the tensor (descriptor passing)
+
+
+@pytest.mark.parametrize("method", [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()])
+def test_hogwild_updates_reach_the_parent(method):
+    """Module.share_memory(), then processes training the one model (PyTorch's mnist_hogwild): every
+    child's SGD steps and BatchNorm statistics land in the parent's tensors, forked or spawned (the
+    spawned children receive the model through multiprocessing's pickler as descriptors)."""
+    tg.manual_seed(0)
+    model = tg.nn.Sequential(tg.nn.Linear(2, 8), tg.nn.BatchNorm1d(8), tg.nn.Linear(8, 1))
+    assert model.share_memory() is model
+    assert all(t.is_shared() for t in [*model.parameters(), *model.buffers()])
+    w0 = model[0].weight.detach().clone()
+    mp.spawn(_hogwild_train, args=(model, 20), nprocs=2, start_method=method)
+    assert int(model[1].num_batches_tracked) == 40  # an int64 buffer, updated by both
+    assert not np.array_equal(model[0].weight.detach().numpy(), w0.numpy())
+    assert float(model[1].running_var.mean()) != 1.0
+
+
+@pytest.mark.parametrize("method", [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()])
+def test_shared_tensor_through_queues_is_the_same_memory(method):
+    ctx = mp.get_context(method)
+    q_in, q_out, done = ctx.Queue(), ctx.Queue(), ctx.Event()
+    base = tg.arange(6.0).share_memory_()
+    view = base[1::2]  # a view of shared memory crosses as a view: offset and strides kept
+    p = ctx.Process(target=_echo_shared, args=(0, q_in, q_out, done))
+    p.start()
+    try:
+        q_in.put(view)
+        back = q_out.get(timeout=60)
+    finally:
+        done.set()
+        p.join(60)
+    assert base.tolist() == [0.0, 2.0, 2.0, 6.0, 4.0, 10.0]
+    assert back.tolist() == [2.0, 6.0, 10.0] and back.is_shared()
+    back.add_(100)  # and back again: the received tensor maps the same pages
+    assert base.tolist() == [0.0, 102.0, 2.0, 106.0, 4.0, 110.0]
+
+
+def test_share_memory_in_place_semantics():
+    x = tg.arange(5.0, requires_grad=True)
+    assert not x.is_shared()
+    assert x.share_memory_() is x and x.is_shared() and x.requires_grad
+    assert x.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert x.share_memory_() is x  # already shared: nothing moves
+    (x * 2).sum().backward()
+    assert x.grad.tolist() == [2.0] * 5
+    assert tg.zeros(0).share_memory_().is_shared() and tg.tensor(3).share_memory_().item() == 3
+    with pytest.raises(RuntimeError, match=r"share_memory_\(\): cannot move a view \(shape \(2,\)\)"):
+        tg.arange(4.0)[::2].share_memory_()
+    y = tg.ones(4)
+    alias = y[1:]  # a view made before: it keeps the old memory, and share_memory_ says so
+    with pytest.warns(UserWarning, match="1 of the tensors moved into shared memory had views"):
+        y.share_memory_()
+    y.zero_()
+    assert alias.tolist() == [1.0, 1.0, 1.0]
+    assert y[1:].is_shared()  # a view taken after is of the shared memory
+
+
+def test_module_share_memory_packs_one_segment():
+    from tapegrad import _shared
+    m = tg.nn.Sequential(tg.nn.Linear(3, 4), tg.nn.BatchNorm1d(4), tg.nn.Linear(4, 2))
+    m(tg.randn(5, 3)).sum().backward()  # gradients exist: they move too
+    m.share_memory()
+    tensors = [*m.parameters(), *m.buffers(), *(p.grad for p in m.parameters())]
+    segs = {id(_shared.segment_of(t._data)) for t in tensors}
+    assert len(segs) == 1 and all(t.is_shared() for t in tensors)
+    assert all(t._data.ctypes.data % 64 == 0 for t in tensors)
+
+
+class _Tagged(tg.Tensor):
+    pass
+
+
+def test_plain_pickle_still_refuses_and_graph_tensors_do_not_cross():
+    import pickle
+    from multiprocessing.reduction import ForkingPickler
+    x = tg.ones(2, requires_grad=True)
+    with pytest.raises(TypeError, match="not pickled"):
+        pickle.dumps(x)
+    with pytest.raises(RuntimeError, match="Cowardly refusing to serialize non-leaf tensor"):
+        ForkingPickler.dumps(x * 2)
+    # subclasses cross with their attributes (a Buffer's persistent flag, a user subclass's dict)
+    t = _Tagged._wrap(np.arange(3.0))
+    t.tag = "hello"
+    for obj in (tg.nn.Parameter(tg.ones(2)), tg.nn.Buffer(tg.ones(2), persistent=False), t):
+        back = pickle.loads(ForkingPickler.dumps(obj))
+        assert type(back) is type(obj) and back.tolist() == obj.tolist()
+        assert back.requires_grad == obj.requires_grad
+    assert pickle.loads(ForkingPickler.dumps(tg.nn.Buffer(tg.ones(2), persistent=False))).persistent is False
+    assert pickle.loads(ForkingPickler.dumps(t)).tag == "hello"
 
 
 def test_bad_nprocs():

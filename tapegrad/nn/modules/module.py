@@ -8,10 +8,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ... import _dtype
+from ... import _dtype, _shared
 from ..._tape.node import module_scope
 from ...autograd import RemovableHandle
-from ...tensor import NO_SHARED_STORAGE, Tensor
+from ...tensor import Tensor
 from ..parameter import Buffer, Parameter, zero_grads
 from . import _hooks
 from ...device import check_memory_format as _check_memory_format, device as _device
@@ -567,9 +567,13 @@ class Module:
         return self._apply(lambda a: a.astype(_dtype.to_dtype(dst_type)), floating_only=False)
 
     def share_memory(self) -> "Module":
-        """Returns ``self`` and warns: PyTorch moves every tensor into shared memory (Hogwild
-        training relies on it); tapegrad shares no storage between processes."""
-        warnings.warn(NO_SHARED_STORAGE.replace("share_memory_()", "Module.share_memory()"), UserWarning, stacklevel=2)
+        """Move every parameter, buffer and existing gradient into shared memory (``share_memory_()``,
+        all in one segment) and return ``self``: processes given this module, forked or spawned,
+        then read and update the same tensors (Hogwild training)."""
+        tensors = [t for _, t in self.named_parameters(remove_duplicate=True)]
+        tensors += [p.grad for p in tensors if p.grad is not None]
+        tensors += [b for _, b in self.named_buffers(remove_duplicate=True) if b is not None]
+        _shared.share(tensors)
         return self
 
     # ------------------------------------------------------------ state_dict

@@ -28,8 +28,6 @@ import traceback
 import warnings
 import weakref
 
-from multiprocessing.reduction import ForkingPickler
-
 import numpy as np
 
 from ... import _C
@@ -254,19 +252,6 @@ def _canonical(dtype):
     return dtype
 
 
-def _rebuild_tensor(cls, arr, requires_grad):
-    t = cls._wrap(arr)
-    return t.requires_grad_(True) if requires_grad else t
-
-
-def _reduce_tensor(t):
-    return _rebuild_tensor, (type(t), t._data, t.requires_grad)
-
-
-# Tensors refuse plain pickling (checkpoints go through tapegrad.save), but multiprocessing must
-# carry them: a dataset holding tensors is sent to each worker under the spawn start method, as
-# torch.multiprocessing lets torch tensors through. This reducer is multiprocessing's only.
-ForkingPickler.register(Tensor, _reduce_tensor)
 
 
 class ShmFull(OSError):
