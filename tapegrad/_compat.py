@@ -154,8 +154,9 @@ def promote_types(type1, type2) -> np.dtype:
 
 
 def can_cast(from_, to) -> bool:
-    """Whether PyTorch's same-kind rule allows casting ``from_`` to ``to``."""
-    return bool(np.can_cast(_dtype.to_dtype(from_), _dtype.to_dtype(to), casting="same_kind"))
+    """Whether PyTorch's rule allows casting ``from_`` to ``to``: never down a category (bool <
+    integer < floating < complex), any width or signedness within one."""
+    return _dtype.can_cast(_dtype.to_dtype(from_), _dtype.to_dtype(to))
 
 
 def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None, sci_mode=None):

@@ -83,6 +83,16 @@ def kind_of(d) -> str:
     return "f" if k == "V" and is_bfloat16(d) else k
 
 
+_CAST_ORDER = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+
+
+def can_cast(from_, to) -> bool:
+    """PyTorch's rule for writing a result of dtype ``from_`` into a tensor of dtype ``to`` (in-place
+    ops, ``out=``): never down a category (bool < integer < floating < complex), any width and
+    signedness within one. (numpy's ``same_kind`` refuses int8 -> uint8; PyTorch allows it.)"""
+    return _CAST_ORDER[kind_of(from_)] <= _CAST_ORDER[kind_of(to)]
+
+
 def is_16bit_float(d) -> bool:
     """float16 or bfloat16: the storage dtypes whose ops compute in float32 and round back."""
     return d.itemsize == 2 and (d.kind == "f" or is_bfloat16(d))

@@ -115,16 +115,29 @@ def pair(a, b, opname: str, opmath: bool = False):
         if d.kind == "f" and d.itemsize >= 4 and type(b) in _WEAK_NUMBERS:  # `y * 1.0001`: no promotion
             return a, scalar_tensor(b, d)
         d = _coerce_scalar(a, b, opname)
-        return (a if a._data.dtype == d else a.to(d)), const(b, scalar_dtype(d, opmath))
+        return (a if a._data.dtype == d else a.to(d)), _scalar_operand(b, scalar_dtype(d, opmath), opname)
     if isinstance(b, Tensor):
         d = b._data.dtype
         if d.kind == "f" and d.itemsize >= 4 and type(a) in _WEAK_NUMBERS:
             return scalar_tensor(a, d), b
         d = _coerce_scalar(b, a, opname)
-        return const(a, scalar_dtype(d, opmath)), (b if b._data.dtype == d else b.to(d))
+        return _scalar_operand(a, scalar_dtype(d, opmath), opname), (b if b._data.dtype == d else b.to(d))
     if isinstance(a, numbers.Number) and isinstance(b, numbers.Number):  # torch.add(1.0, 2.0): the first as a 0-d tensor
         return pair(Tensor._wrap(np.asarray(a, _dtype._scalar_dtype(a))), b, opname, opmath)
     raise TypeError(f"{opname}: expected at least one tensor operand, got {type(a).__name__} and {type(b).__name__}")
+
+
+def _scalar_operand(value, dtype, opname: str) -> Tensor:
+    """A number beside a tensor, in the tensor's (promoted) dtype. A Python int out of an integer
+    dtype's range raises: PyTorch wraps it silently (``uint8_tensor + (-1)`` adds 255, and
+    ``int8_tensor == 257`` matches 1); the comparisons answer exactly instead (comparison.py)."""
+    try:
+        return const(value, dtype)
+    except OverflowError:
+        info = np.iinfo(dtype)
+        raise RuntimeError(f"{opname}: the number {value} is out of the range of the tensor's dtype "
+                           f"{_dtype.name(dtype)} ([{info.min}, {info.max}]); PyTorch would wrap it around "
+                           f"silently. Convert the tensor to a wider dtype first (e.g. .long())") from None
 
 
 def scalar_dtype(d, opmath: bool = True):

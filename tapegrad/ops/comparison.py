@@ -15,10 +15,30 @@ from .surface import public
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
 
+_EXACT = frozenset({"eq", "ne", "lt", "le", "gt", "ge"})
+
+
+def _out_of_range(input, other):
+    """An integer tensor against a Python int outside its dtype's range: the two arrays numpy
+    compares exactly (NEP 50: ``uint8 < -1`` is False everywhere). PyTorch wraps the number into
+    the dtype first, so that ``uint8_tensor < -1`` is True everywhere and ``int8_tensor == 257``
+    matches 1; tapegrad answers as the numbers compare. None for every other case."""
+    t, n = (input, other) if isinstance(input, Tensor) else (other, input)
+    if type(n) is not int or not isinstance(t, Tensor) or t._data.dtype.kind not in "iu":
+        return None
+    info = np.iinfo(t._data.dtype)
+    if info.min <= n <= info.max:
+        return None
+    return (t._data, n) if t is input else (n, t._data)
+
+
 def _cmp(npfn, name):
     ordered = name in ("lt", "le", "gt", "ge")  # complex numbers have no order
 
     def fn(input, other):
+        exact = _out_of_range(input, other) if name in _EXACT else None
+        if exact is not None:
+            return Tensor._wrap(npfn(*exact))
         a, b = pair(input, other, name)
         if ordered:
             refuse_complex(a, f"{name}_cpu")

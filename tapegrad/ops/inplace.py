@@ -165,7 +165,7 @@ _C._set_view_regenerator(_regenerate_view)
 def _write(self: Tensor, value: np.ndarray, opname: str):
     if self._data.dtype.kind == "c" and value.dtype.kind != "c":  # abs_, angle_: a real result, as PyTorch refuses
         raise RuntimeError(f"In-place {opname.rstrip('_')} is not supported for complex tensors.")
-    if value.dtype != self._data.dtype and not np.can_cast(value.dtype, self._data.dtype, "same_kind"):
+    if value.dtype != self._data.dtype and not _dtype.can_cast(value.dtype, self._data.dtype):
         raise RuntimeError(f"{opname}: result type {_dtype.name(value.dtype)} can't be cast to the desired "
                            f"output type {_dtype.name(self._data.dtype)}")
     if value.shape != self._data.shape:

@@ -114,6 +114,11 @@ def mul(input, other):
 @public(method=True, inplace=True, out=True)
 def div(input, other, *, rounding_mode=None):
     """True division (integers give floats, as in PyTorch); ``rounding_mode`` 'trunc' or 'floor'."""
+    if rounding_mode is None and isinstance(input, Tensor) != isinstance(other, Tensor):
+        t = input if isinstance(input, Tensor) else other  # an integer tensor and a number: the tensor
+        if _dtype.kind_of(t._data.dtype) in "biu":         # in floats first (so uint8 / -1 is -x, as PyTorch)
+            f = t.to(_dtype.get_default_dtype())
+            input, other = (f, other) if t is input else (input, f)
     a, b = pair(input, other, "div", opmath=True)
     if rounding_mode is None:
         if _dtype.kind_of(a._data.dtype) not in "fc":

@@ -247,15 +247,15 @@ def _write_out(out, result, name):
     if not out._data.flags.writeable:
         raise RuntimeError(f"{name}(): unsupported operation: out= is a read-only or expanded view (shape "
                            f"{tuple(out.shape)}, strides {out._data.strides}); pass a fresh tensor or clone() it")
-    if not np.can_cast(r.dtype, out._data.dtype, casting="same_kind"):
+    if not _dtype.can_cast(r.dtype, out._data.dtype):
         raise RuntimeError(f"{name}(): result type {_dtype.name(r.dtype)} can't be cast to the desired output type "
                            f"{_dtype.name(out._data.dtype)}")
     if out._data.shape != r.shape:  # PyTorch resizes the out tensor
         out._data = _resized(out._data, r.shape)
         if isinstance(out._data, tuple):  # grown past its memory: the part that fits is written there too
             old, out._data = out._data
-            np.copyto(old, r.reshape(-1)[:old.size], casting="same_kind")
-    np.copyto(out._data, r, casting="same_kind")
+            np.copyto(old, r.reshape(-1)[:old.size], casting="unsafe")  # (checked above)
+    np.copyto(out._data, r, casting="unsafe")
     out._bump_version()
     return out
 
