@@ -7,6 +7,7 @@ from __future__ import annotations
 import builtins
 import functools
 import itertools
+import warnings
 
 import numpy as np
 
@@ -51,8 +52,22 @@ def _region_of(a, index):
 _BASIC = frozenset((int, slice, type(None), type(Ellipsis)))
 
 
+def _list_is_tuple(index: list) -> bool:
+    """PyTorch's (and old numpy's) reading of a list index: one holding a sequence, a slice, None,
+    Ellipsis or a tensor is a tuple of indices (``x[[[0, 1], [1, 2]]]`` is ``x[[0, 1], [1, 2]]``),
+    any other list (of ints) one index array; from 32 items on, always one index array.
+    (numpy since 1.23 takes every list as one array.)"""
+    return len(index) < 32 and builtins.any(
+        i is None or i is Ellipsis or isinstance(i, (slice, list, tuple, np.ndarray, Tensor)) for i in index)
+
+
 def _norm_index(index, ndim):
     """A numpy index (or a ``_TwoStep``) that picks what PyTorch's ``x[index]`` picks."""
+    if type(index) is list and _list_is_tuple(index):
+        warnings.warn("Using a non-tuple sequence for multidimensional indexing is deprecated (as in PyTorch); use "
+                      "x[tuple(seq)] instead of x[seq]: numpy, and PyTorch in a later release, read the list as "
+                      "one index array", UserWarning, stacklevel=4)
+        index = tuple(index)
     if not isinstance(index, tuple):
         index = (index,)
     if builtins.all(type(i) in _BASIC for i in index):  # the common case, kept cheap
