@@ -126,11 +126,17 @@ def _infer(data, dtype=None):
     except ValueError as e:  # ragged nesting
         raise ValueError(f"tensor: can't build a tensor from this data: {e}") from None
     if dtype is not None and _dtype.kind_of(arr.dtype) in "biufc":
-        return arr.astype(_dtype.to_dtype(dtype))
+        d = _dtype.to_dtype(dtype)
+        if d.kind in "iu" and arr.dtype.kind in "iuf" and arr.size:
+            _check_integer_range(arr, d)
+        return arr.astype(d)
     if _dtype.kind_of(arr.dtype) == "f":
         if not isinstance(data, np.generic):
             arr = arr.astype(_dtype.get_default_dtype())
     elif arr.dtype.kind in "iu" and not isinstance(data, np.generic):
+        if arr.dtype == np.uint64 and arr.size and (arr > np.iinfo(np.int64).max).any():  # Python ints >= 2**63
+            raise RuntimeError(f"tensor: value {arr.max()} cannot be converted to type tapegrad.int64 without "
+                               f"overflow")
         arr = arr.astype(np.int64)
     elif arr.dtype.kind == "c":
         if not isinstance(data, np.generic):  # Python complex numbers: the default dtype's complex (complex64)
@@ -138,6 +144,22 @@ def _infer(data, dtype=None):
     elif _dtype.kind_of(arr.dtype) not in "biuf":
         raise TypeError(f"tensor: can't convert data of type {arr.dtype} (from {type(data).__name__})")
     return arr
+
+
+def _check_integer_range(arr, d):
+    """Numbers written as Python data into an integer dtype must fit it, as PyTorch checks ("value
+    cannot be converted to type int8 without overflow"); numpy's astype wraps (300 -> 44) and
+    makes NaN the smallest integer. PyTorch lets an unsigned dtype take a negative int down to
+    -max (two's complement: -1 is 255 in uint8), and so does this; a float must lie in the range."""
+    info = np.iinfo(d)
+    lo = -int(info.max) if d.kind == "u" else int(info.min)
+    if arr.dtype.kind == "f":  # floats must lie in the dtype's own range (none negative for unsigned), as PyTorch's
+        bad = ~np.isfinite(arr) | (arr < (0 if d.kind == "u" else lo)) | (arr > float(info.max))
+    else:
+        bad = (arr < lo) | (arr > info.max) if arr.dtype.kind == "i" or lo >= 0 else arr > info.max
+    if bad.any():
+        raise RuntimeError(f"tensor: value {arr[bad].flat[0]} cannot be converted to type {_dtype.name(d)} "
+                           f"without overflow")
 
 
 def _flat(data):

@@ -89,3 +89,40 @@ def test_against_pytorch():
         for dst in DTYPES:
             assert tg.can_cast(getattr(tg, src), getattr(tg, dst)) == torch.can_cast(getattr(torch, src),
                                                                                       getattr(torch, dst))
+
+
+@pytest.mark.parametrize("data, dtype", [([256], "uint8"), ([-256], "uint8"), ([-129], "int8"), ([1e10], "int32"),
+                                         ([-1.5], "uint8"), ([-0.5], "uint8"), ([127.9], "int8"),
+                                         (float("nan"), "int32"), ([float("inf")], "int64"), ([300], "int8")])
+def test_tensor_refuses_numbers_that_do_not_fit_the_dtype(data, dtype):
+    """numpy's astype wrapped them (300 -> 44 in int8) and made NaN the smallest integer."""
+    with pytest.raises(RuntimeError, match=f"tensor: value .* cannot be converted to type tapegrad.{dtype} "
+                                           f"without overflow"):
+        tg.tensor(data, dtype=getattr(tg, dtype))
+
+
+def test_tensor_takes_what_pytorch_takes():
+    assert tg.tensor([-1, -2], dtype=tg.uint8).tolist() == [255, 254]  # two's complement, as PyTorch
+    assert tg.tensor([-128, 127], dtype=tg.int8).tolist() == [-128, 127]
+    assert tg.tensor([2.5e9], dtype=tg.int64).tolist() == [2500000000]
+    assert tg.tensor([1.7, -1.7], dtype=tg.int32).tolist() == [1, -1]
+    assert tg.tensor(np.array([300]), dtype=tg.int8).tolist() == [44]  # an array converts as .to() does
+    assert tg.tensor(2 ** 63 - 1).item() == 2 ** 63 - 1
+    with pytest.raises(RuntimeError, match="value 9223372036854775808 cannot be converted to type tapegrad.int64"):
+        tg.tensor(2 ** 63)
+
+
+def test_tensor_ranges_against_pytorch():
+    torch = pytest.importorskip("torch")
+    for data, dtype in [([256], "uint8"), ([-1], "uint8"), ([-2], "uint8"), ([-256], "uint8"), ([-129], "int8"),
+                        ([-128], "int8"), ([1e10], "int32"), ([-1.5], "uint8"), ([-0.5], "uint8"), ([127.9], "int8"),
+                        ([128.0], "int8"), ([-128.9], "int8"), (float("nan"), "int32")]:
+        try:
+            want = torch.tensor(data, dtype=getattr(torch, dtype)).tolist()
+        except RuntimeError:
+            want = RuntimeError
+        if want is RuntimeError:
+            with pytest.raises(RuntimeError):
+                tg.tensor(data, dtype=getattr(tg, dtype))
+        else:
+            assert tg.tensor(data, dtype=getattr(tg, dtype)).tolist() == want, (data, dtype)
