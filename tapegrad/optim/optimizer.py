@@ -10,6 +10,7 @@ per-parameter path, which runs where it declines.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections import OrderedDict, defaultdict
 from typing import Callable
 
@@ -206,7 +207,12 @@ class Optimizer:
             param_group.setdefault(name, default)
         existing = {id(p) for g in self.param_groups for p in g["params"]}
         if len({id(p) for p in param_group["params"]}) != len(param_group["params"]):
-            raise ValueError("optimizer contains a parameter group with duplicate parameters")
+            # PyTorch warns and keeps both copies, so step() updates that parameter twice (its lr
+            # doubled, its Adam moments fed twice); the group keeps each parameter once here
+            warnings.warn("optimizer contains a parameter group with duplicate parameters; each is kept once "
+                          "(PyTorch keeps the copies and updates such a parameter twice per step)", UserWarning,
+                          stacklevel=4)  # (the optimizer's constructor's caller)
+            param_group["params"] = list({id(p): p for p in param_group["params"]}.values())
         if existing & {id(p) for p in param_group["params"]}:
             raise ValueError("some parameters appear in more than one parameter group")
         self.param_groups.append(param_group)

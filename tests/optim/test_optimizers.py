@@ -254,3 +254,24 @@ def test_adam_step_time_over_lenet_parameters():
         opt.step()
     per_step = (time.perf_counter() - t0) / n
     assert per_step < 0.01, f"Adam step took {per_step * 1e3:.2f} ms"
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1), lambda ps: optim.Adam(ps, lr=0.1)])
+def test_a_parameter_listed_twice_is_stepped_once(make):
+    """PyTorch warns and keeps both copies, so its step() moves such a parameter twice (SGD: by
+    2 * lr * grad); tapegrad warns and keeps it once: the same step as listing it once."""
+    p, q = tapegrad.ones(2, requires_grad=True), tapegrad.ones(2, requires_grad=True)
+    with pytest.warns(UserWarning, match="duplicate parameters; each is kept once"):
+        opt = make([p, p])
+    ref = make([q])
+    assert len(opt.param_groups[0]["params"]) == 1
+    for _ in range(3):
+        p.grad, q.grad = tapegrad.ones(2), tapegrad.ones(2)
+        opt.step()
+        ref.step()
+    np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())
+
+
+def test_bilinear_refuses_no_input_features():
+    with pytest.raises(ValueError, match=r"Bilinear: in1_features must be > 0, but got \(in1_features=0\)"):
+        nn.Bilinear(0, 2, 3)

@@ -54,6 +54,8 @@ class Bilinear(Module):
     def __init__(self, in1_features: int, in2_features: int, out_features: int, bias: bool = True, device=None,
                  dtype=None):
         super().__init__()
+        if not in1_features > 0:  # (its init bound is 1 / sqrt(in1_features))
+            raise ValueError(f"Bilinear: in1_features must be > 0, but got (in1_features={in1_features})")
         self.in1_features, self.in2_features, self.out_features = in1_features, in2_features, out_features
         self.weight = Parameter(creation.empty(out_features, in1_features, in2_features, dtype=dtype))
         if bias:
