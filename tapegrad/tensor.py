@@ -287,13 +287,21 @@ class Tensor(_C.TensorBase):
         return self._data.tolist()
 
     def __float__(self):
-        return float(self.item())
+        return float(self._one_element())
 
     def __complex__(self):
-        return complex(self.item())
+        return complex(self._one_element())
 
     def __int__(self):
-        return int(self.item())
+        return int(self._one_element())
+
+    def _one_element(self):
+        """``float(t)``, ``int(t)``: ValueError for several elements, as PyTorch's (``item()`` raises
+        RuntimeError there, also as PyTorch's)."""
+        if self._data.size != 1:
+            raise ValueError(f"only one element tensors can be converted to Python scalars (got {self._data.size} "
+                             f"elements, shape {tuple(self._data.shape)})")
+        return self._data.reshape(()).item()
 
     def __index__(self):
         if self._data.dtype.kind not in "iub" or self._data.size != 1:

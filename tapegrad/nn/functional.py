@@ -216,6 +216,9 @@ def linear(input, weight, bias=None):
 @round_once
 def _linear_composite(input, weight, bias=None):
     """linear's other cases (16-bit, empty, batched weights) and its errors, in tapegrad ops."""
+    if input._data.ndim == 0 or weight._data.ndim == 0:
+        raise RuntimeError(f"linear: both arguments need at least 1 dimension, got input of shape {_shape(input)} "
+                           f"and weight of shape {_shape(weight)}")
     if input._data.shape[-1] != weight._data.shape[-1]:
         raise RuntimeError(f"linear: input has {input.shape[-1]} features in its last dim (shape "
                            f"{_shape(input)}) but weight expects {weight.shape[-1]} (weight shape {_shape(weight)})")
@@ -1018,7 +1021,8 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
     """
     nsp = input.ndim - 2
     if nsp < 1:
-        raise ValueError(f"interpolate: expected an input of shape (N, C, *spatial), got {_shape(input)}")
+        raise NotImplementedError(f"interpolate: expected an input of shape (N, C, *spatial) with 1 to 3 spatial "
+                                  f"dims, got {_shape(input)}")  # (PyTorch's class)
     linear = {"linear": 1, "bilinear": 2, "trilinear": 3}
     if mode not in ("nearest", "nearest-exact", "bicubic", "area") and mode not in linear:
         raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (nearest, nearest-exact, linear, "
@@ -1191,7 +1195,8 @@ def _check_float(x, name, what="input"):
     if not isinstance(x, Tensor):
         raise TypeError(f"{name}: {what} must be a tapegrad.Tensor, got {type(x).__name__}")
     if _dtype.kind_of(x.dtype) != "f":
-        raise RuntimeError(f"{name}: expected a floating-point {what}, got {_dtype.name(x.dtype)}")
+        # NotImplementedError (a RuntimeError), as PyTorch's kernels answer a dtype they lack
+        raise NotImplementedError(f"{name}: expected a floating-point {what}, got {_dtype.name(x.dtype)}")
 
 
 def _check_pointwise(input, target, name, strict=False, int_input=False):

@@ -539,7 +539,7 @@ def take_along_dim(input, indices, dim=None):
 def index_select(input, dim, index):
     """The slices ``index`` (1-D, int) of ``input`` along ``dim``."""
     if not isinstance(index, Tensor) or index._data.dtype.kind not in "iu" or index.ndim > 1:
-        raise RuntimeError(f"index_select(): Expected a 1-D int64 index tensor, got "
+        raise IndexError(f"index_select(): Expected a 1-D int64 index tensor, got "
                            f"{_dtype_name(index)}{'' if not isinstance(index, Tensor) else tuple(index.shape)}")
     if input.ndim == 0:
         return index_select(input.reshape(1), 0, index).reshape(())  # 0-d in, 0-d out (as PyTorch)

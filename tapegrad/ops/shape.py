@@ -407,7 +407,7 @@ def cat(tensors, dim=0):
     """
     tensors = list(tensors)
     if not tensors:
-        raise RuntimeError("cat(): expected a non-empty list of Tensors")
+        raise ValueError("cat(): expected a non-empty list of Tensors")  # (PyTorch's class)
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
             raise TypeError(f"cat(): expected a list of Tensors, got {type(t).__name__} at position {i}")

@@ -1,5 +1,6 @@
 """Bad input raises PyTorch's exception type (code written against PyTorch catches that type):
-a bad rounding_mode, a wrong-shaped class-index target, einsum arity, linspace to bool."""
+a bad rounding_mode, a wrong-shaped class-index target, einsum arity, linspace to bool, and the
+cases a sweep of bad calls against PyTorch 2.13 turned up."""
 import pytest
 
 import tapegrad
@@ -16,6 +17,17 @@ CALLS = {
     "einsum_more": (RuntimeError, lambda M: M.einsum("ij->ij", M.ones(2, 3), M.ones(2, 3))),
     "linspace_bool": (NotImplementedError, lambda M: M.linspace(0, 1, 5, dtype=M.bool)),
     "logspace_bool": (NotImplementedError, lambda M: M.logspace(0, 1, 5, dtype=M.bool)),
+    # a sweep of bad calls against PyTorch 2.13 (session 25)
+    "linear_0d_input": (RuntimeError, lambda M: M.nn.functional.linear(M.ones(()), M.ones(4, 1))),
+    "nll_loss_integer_input": (NotImplementedError, lambda M: M.nn.functional.nll_loss(M.ones(2, 3, dtype=M.int64),
+                                                                                       M.tensor([0, 1]))),
+    "interpolate_2d_input": (NotImplementedError, lambda M: M.nn.functional.interpolate(M.ones(4, 4), scale_factor=2)),
+    "batch_norm_channels": (RuntimeError, lambda M: M.nn.BatchNorm2d(3)(M.ones(1, 4, 5, 5))),
+    "cat_empty": (ValueError, lambda M: M.cat([])),
+    "index_select_2d_index": (IndexError, lambda M: M.index_select(M.ones(3, 3), 0, M.tensor([[0]]))),
+    "float_of_two_elements": (ValueError, lambda M: float(M.ones(2))),
+    "int_of_two_elements": (ValueError, lambda M: int(M.ones(2))),
+    "item_of_two_elements": (RuntimeError, lambda M: M.ones(2).item()),
 }
 
 

@@ -260,7 +260,7 @@ def test_cumsum_of_bools_counts_in_int64_and_its_gradient_is_a_reversed_cumsum()
     (lambda: tg.zeros(2, 3).flatten(1, 0), RuntimeError, "start_dim"),
     (lambda: tg.cat([tg.zeros(2, 3), tg.zeros(2, 4)]), RuntimeError, r"Sizes of tensors must match.*\(2, 3\)"),
     (lambda: tg.cat([tg.zeros(2, 3), tg.zeros(3)]), RuntimeError, "same number of dimensions"),
-    (lambda: tg.cat([]), RuntimeError, "non-empty"),
+    (lambda: tg.cat([]), ValueError, "non-empty"),  # (PyTorch 2.13 raises ValueError here)
     (lambda: tg.stack([tg.zeros(2), tg.zeros(3)]), RuntimeError, "equal size"),
     (lambda: tg.zeros(2, 3).gather(1, tg.tensor([[3]])), RuntimeError, "index 3 is out of bounds for dimension 1 with size 3"),
     (lambda: tg.zeros(2, 3).gather(1, tg.tensor([0])), RuntimeError, "same number of dimensions"),

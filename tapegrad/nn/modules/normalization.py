@@ -83,7 +83,7 @@ class _BatchNorm(_NormBase):
     def _check_input_dim(self, input):
         self._check_rank(input)
         if input.shape[1] != self.num_features:
-            raise ValueError(f"{type(self).__name__}: expected {self.num_features} channels in dim 1, got input of "
+            raise RuntimeError(f"{type(self).__name__}: expected {self.num_features} channels in dim 1, got input of "
                              f"shape {tuple(input.shape)}")
 
     def forward(self, input):
