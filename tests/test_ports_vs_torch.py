@@ -56,26 +56,27 @@ def run_script(path, name, tmp_path):
     return {k: _plain(v) for k, v in out.items()}
 
 
-def assert_same(got, want, path="out"):
-    """tapegrad's result ``got`` agrees with PyTorch's ``want`` (float32 tolerance on floats)."""
+def assert_same(got, want, path="out", tol=(1e-5, 1e-6)):
+    """tapegrad's result ``got`` agrees with PyTorch's ``want`` (float32 tolerance on floats, or the
+    script's own ``out["tolerance"]`` = (rtol, atol), with its reason in the script)."""
     if isinstance(want, np.ndarray) or isinstance(got, np.ndarray):
         g, w = np.asarray(got), np.asarray(want)
         assert g.shape == w.shape, f"{path}: shape {g.shape} vs torch {w.shape}"
         assert g.dtype == w.dtype, f"{path}: dtype {g.dtype} vs torch {w.dtype}"
         if w.dtype.kind == "f":
-            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6, err_msg=path)
+            np.testing.assert_allclose(g, w, rtol=tol[0], atol=tol[1], err_msg=path)
         else:
             np.testing.assert_array_equal(g, w, err_msg=path)
     elif isinstance(want, dict):
         assert isinstance(got, dict) and set(got) == set(want), f"{path}: keys {sorted(got)} vs torch {sorted(want)}"
         for k in want:
-            assert_same(got[k], want[k], f"{path}[{k!r}]")
+            assert_same(got[k], want[k], f"{path}[{k!r}]", tol)
     elif isinstance(want, list):
         assert isinstance(got, list) and len(got) == len(want), f"{path}: {got!r} vs torch {want!r}"
         for i, (g, w) in enumerate(zip(got, want)):
-            assert_same(g, w, f"{path}[{i}]")
+            assert_same(g, w, f"{path}[{i}]", tol)
     elif isinstance(want, float) or isinstance(got, float):
-        assert got == pytest.approx(want, rel=1e-5, abs=1e-6), f"{path}: {got!r} vs torch {want!r}"
+        assert got == pytest.approx(want, rel=tol[0], abs=tol[1]), f"{path}: {got!r} vs torch {want!r}"
     elif isinstance(want, str):
         assert got == want.replace("torch.", "tapegrad."), f"{path}: {got!r} vs torch {want!r}"
     else:
@@ -88,7 +89,9 @@ def test_script_matches_torch(script, tmp_path):
     if not HAVE_TORCH:
         pytest.skip("PyTorch is not installed: the script ran under tapegrad only")
     want = run_script(script, "torch", tmp_path)
-    assert_same(got, want)
+    tol = tuple(want.pop("tolerance", (1e-5, 1e-6)))
+    assert tuple(got.pop("tolerance", tol)) == tol
+    assert_same(got, want, tol=tol)
 
 
 # ------------------------------------------------------------------ ops and functional layers
