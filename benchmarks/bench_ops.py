@@ -339,9 +339,12 @@ CASES = {
                     ("addcdiv(x, y, z, value=0.5)", lambda L, x, y, z: L.addcdiv(x, y, z, value=0.5), 2, (False, True)),
                     ("x.addcdiv_(y, z, value=1e-3)", lambda L, x, y, z: x.addcdiv_(y, z, value=1e-3), 2, (False,)),
                 ) for bw in bws],
-    # the transcendental forwards of session 20 (vmath.h): the log family, float32 sin / cos in double, erf
+    # the transcendental forwards of session 20 (vmath.h): the log family, float32 sin / cos in double, erf;
+    # neg(x) first, a pass with no arithmetic: 1e6 elements read and written take 0.27 / 0.54 ms (f32 /
+    # f64, one thread) either side, about 0.8 times PyTorch's float32 sin and float64 log (session 25)
     "math2": [(f"{name} 1e6 {dt}", lambda lib, f=f, d=d, pos=pos: math_forward(lib, f, d, pos))
               for name, f, pos, dts in (
+                  ("neg(x) (memory traffic alone)", lambda L, F, x: L.neg(x), False, "both"),
                   ("log(x)", lambda L, F, x: L.log(x), True, "both"),
                   ("log2(x)", lambda L, F, x: L.log2(x), True, "both"),
                   ("log10(x)", lambda L, F, x: L.log10(x), True, "both"),
@@ -360,6 +363,7 @@ CASES = {
     # erfc_to6, GELU's erfc_upto6; log2 / log10 numpy's), without the rest of f64 and math2
     "math64": [(f"{name} 1e6 f64", lambda lib, f=f, pos=pos: math_forward(lib, f, np.float64, pos))
                for name, f, pos in (
+                   ("neg(x) (memory traffic alone)", lambda L, F, x: L.neg(x), False),
                    ("log(x)", lambda L, F, x: L.log(x), True),
                    ("log2(x)", lambda L, F, x: L.log2(x), True),
                    ("log10(x)", lambda L, F, x: L.log10(x), True),

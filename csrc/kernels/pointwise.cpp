@@ -246,9 +246,43 @@ TG_INLINE void prefetch_ahead(const T* x, T* y, int64_t i, int64_t len, int64_t 
   }
 }
 
+// float sin and cos: vmath::sin_cos_float for every element of a chunk (one loop, one call site,
+// so the same bits wherever an element lies), then, in a chunk holding an argument beyond
+// kSinCosFloatMax (or inf, NaN), sin_cos_f's (in double: correctly rounded nearly everywhere) for
+// those up to trig_max, from one vectorised loop of the chunk's copy, and the C library's beyond.
+template <P Op>
+TG_INLINE void sin_cos_float_forward(int64_t n, const float* x, float* y) {
+  constexpr int kFn = Op == P::sin ? 0 : 1;
+  constexpr int64_t kChunk = 64;
+  for (int64_t c = 0; c < n; c += kChunk) {
+    const int64_t len = std::min(kChunk, n - c);
+    prefetch_ahead(x, y, c, len, n);
+    const float* xc = x + c;
+    float* yc = y + c;
+    int far = 0;
+#pragma omp simd reduction(| : far)
+    for (int64_t i = 0; i < len; ++i) far |= !(std::fabs(xc[i]) <= vmath::kSinCosFloatMax);
+    float keep[kChunk], wide[kChunk];  // the chunk's arguments (y may be x), their values in double
+    if (far) std::copy(xc, xc + len, keep);
+#pragma omp simd
+    for (int64_t i = 0; i < len; ++i) yc[i] = vmath::sin_cos_float<kFn>(xc[i]);
+    if (far) {
+#pragma omp simd
+      for (int64_t i = 0; i < len; ++i) wide[i] = vmath::sin_cos_f<kFn>(std::fabs(keep[i]) <= vmath::trig_max<float>() ? keep[i] : 0.0f);
+      for (int64_t i = 0; i < len; ++i) {
+        const float v = keep[i];
+        if (!(std::fabs(v) <= vmath::kSinCosFloatMax))
+          yc[i] = std::fabs(v) <= vmath::trig_max<float>() ? wide[i] : trig_libm<Op, float>(v);
+      }
+    }
+  }
+}
+
 template <P Op, typename T>
 TG_INLINE void forward_body(int64_t n, const T* x, T* y, T p0, T p1, T p2) {
-  if constexpr (Op == P::sin || Op == P::cos || Op == P::tan || Op == P::log) {
+  if constexpr (sizeof(T) == 4 && (Op == P::sin || Op == P::cos)) {
+    sin_cos_float_forward<Op>(n, x, y);
+  } else if constexpr (Op == P::sin || Op == P::cos || Op == P::tan || Op == P::log) {
     // In chunks: one that holds an argument beyond trig_max (or inf, NaN) takes the C library's
     // value there, element by element; the other elements get the polynomial's (the same bits
     // as in the vectorised loop: tests/csrc/test_pointwise_kernels.py). log: the polynomial for
