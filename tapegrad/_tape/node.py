@@ -9,6 +9,8 @@ tensors and the tape.
 """
 from __future__ import annotations
 
+from typing import NamedTuple, Optional
+
 from .. import _C
 
 Meta = _C.Meta  # stands in for an input the op did not save: its VJPs may still read shape and dtype
@@ -52,13 +54,14 @@ def node_type(op_name: str) -> type:
 class AccumulateGrad:
     """What ``next_functions`` shows for a leaf: its ``.variable`` receives the gradient."""
 
-    __slots__ = ("variable",)
+    __slots__ = {"variable": "The leaf tensor whose ``.grad`` receives the gradient."}
     next_functions = ()
 
     def __init__(self, variable):
         self.variable = variable
 
     def name(self) -> str:
+        """PyTorch's name of the node: ``torch::autograd::AccumulateGrad``."""
         return "torch::autograd::AccumulateGrad"
 
     def __eq__(self, other):
@@ -69,3 +72,37 @@ class AccumulateGrad:
 
     def __repr__(self):
         return "<AccumulateGrad>"
+
+
+class GradientEdge(NamedTuple):
+    """Where a tensor's gradient is computed in the graph: its ``node`` (the tensor's ``grad_fn``,
+    or an :class:`AccumulateGrad` for a leaf) and ``output_nr`` (always 0: a tapegrad node has one
+    output). ``autograd.grad(loss, get_gradient_edge(x))`` gives what ``autograd.grad(loss, x)``
+    gives, and needs only the edge, not the tensor; ``ownership_token`` is PyTorch's (a node that
+    keeps a Python-defined graph alive), None here: a tapegrad node keeps its graph alive itself.
+
+    >>> y = x.exp()
+    >>> edge = tapegrad.autograd.graph.get_gradient_edge(y)
+    >>> tapegrad.autograd.grad(y.sum(), edge)        # the gradient at y: ones
+    """
+
+    node: object
+    output_nr: int
+    ownership_token: Optional[object] = None
+
+
+GradientEdge.__module__ = "tapegrad.autograd.graph"  # its public home (it sits here, below the engine)
+
+
+def edge_target(edge, opname: str):
+    """What the engine takes for a GradientEdge: the leaf tensor of an AccumulateGrad edge, else the Node."""
+    node = edge.node
+    if isinstance(node, AccumulateGrad):
+        return node.variable
+    if not isinstance(node, _C.Node):
+        raise TypeError(f"{opname}: a GradientEdge's node must be a Node or an AccumulateGrad, got "
+                        f"{type(node).__name__}")
+    if edge.output_nr != 0:
+        raise RuntimeError(f"{opname}: GradientEdge output_nr {edge.output_nr} is out of range: a tapegrad node "
+                           f"has one output (output_nr 0)")
+    return node

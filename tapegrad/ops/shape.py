@@ -16,7 +16,7 @@ from .._tape import grad_mode
 from .._tape.registry import _is16, _round16, _widen, apply, defop
 from ..device import check_memory_format
 from ._util import broadcast_view, norm_dim, norm_dims, sizes_or_keyword
-from .inplace import _check_leaf
+from .inplace import WRITE_WATCHERS, _check_leaf, before_write
 from .surface import public
 from ._autocast import FP32, cast_inputs
 
@@ -1079,6 +1079,8 @@ def trace(input):
 # ---------------------------------------------------------------- in-place shape changes
 def _reshape_inplace(self, fn, opname):
     """Make ``self`` the result of the view op ``fn`` (its data and, while recording, its node)."""
+    if WRITE_WATCHERS:  # the tape may have saved self: allow_mutation_on_saved_tensors keeps its shape
+        before_write(self)
     if not (grad_mode.state.enabled and self._requires_grad):
         self._data = fn(self.detach())._data
         return self
@@ -1287,6 +1289,8 @@ def resize_(self, *size, memory_format=None):
     elements are zeros (PyTorch leaves them uninitialised), surplus ones are dropped. Refused on
     tensors that require grad, as in PyTorch."""
     size = _resize_check(self, size, "resize_")
+    if WRITE_WATCHERS:
+        before_write(self)
     n = int(np.prod(size, dtype=np.int64))
     flat = self._data.reshape(-1)
     if n == flat.size:
