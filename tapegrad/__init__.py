@@ -48,6 +48,7 @@ from .device import (channels_last, channels_last_3d, contiguous_format, device,
                      preserve_format, strided)
 from .random import (Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed,  # noqa: F401
                      set_rng_state)
+from .storage import TypedStorage, UntypedStorage, is_storage  # noqa: F401  (x.untyped_storage(): the memory under x)
 from math import e, inf, nan, pi  # noqa: F401,E402  (torch.pi, torch.inf, ...: Python floats, as PyTorch's)
 newaxis = None  # torch.newaxis, numpy's: x[:, tapegrad.newaxis]
 from .ops import *  # noqa: F401,F403

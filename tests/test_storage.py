@@ -1,0 +1,180 @@
+"""tapegrad.storage: Tensor.untyped_storage()/storage(), UntypedStorage, TypedStorage, is_storage.
+Views of one tensor report one storage (data_ptr and nbytes, as safetensors and accelerate compare
+them), writes through a storage reach the tensor and back, and PyTorch's answers where torch is
+installed."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from tapegrad.storage import TypedStorage, UntypedStorage
+
+
+def _typed(t):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return t.storage()
+
+
+VIEWS = {
+    "slice": lambda x: x[:, 1:],
+    "transpose": lambda x: x.t(),
+    "view": lambda x: x.view(3, 4),
+    "reshape": lambda x: x.reshape(-1),
+    "expand": lambda x: x[:1].expand(5, 4),
+    "dtype view": lambda x: x.view(tg.int32),
+    "detach": lambda x: x.detach(),
+    "unbind": lambda x: x.unbind(0)[2],
+    "select": lambda x: x[1],
+    "flip-free narrow": lambda x: x.narrow(1, 1, 2),
+    "diagonal": lambda x: x.diagonal(),
+}
+
+
+@pytest.mark.parametrize("name", VIEWS)
+def test_views_share_one_storage(name):
+    x = tg.arange(12, dtype=tg.float32).reshape(4, 3).reshape(3, 4)
+    v = VIEWS[name](x)
+    s, sv = x.untyped_storage(), v.untyped_storage()
+    assert sv.data_ptr() == s.data_ptr() and sv.nbytes() == s.nbytes() == 48
+    assert v.data_ptr() == sv.data_ptr() + v.storage_offset() * v.element_size()
+
+
+def test_copies_do_not_share():
+    x = tg.arange(6.0)
+    for other in (x.clone(), x + 0, x.contiguous().reshape(2, 3).t().contiguous()):
+        assert other.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
+
+
+def test_from_numpy_shares_the_arrays_memory():
+    a = np.arange(10, dtype=np.float64)
+    t = tg.from_numpy(a[2:])
+    assert t.untyped_storage().data_ptr() == a.ctypes.data and t.untyped_storage().nbytes() == 80
+    assert t.storage_offset() == 2
+
+
+def test_untyped_storage_members():
+    x = tg.tensor([1, 2, 3], dtype=tg.int16)
+    s = x.untyped_storage()
+    assert (s.nbytes(), s.size(), len(s), s.element_size()) == (6, 6, 6, 1)
+    assert s.tolist() == list(np.array([1, 2, 3], np.int16).view(np.uint8)) == list(s)
+    assert s[0] == 1 and s[-2] == 3 and s.device == tg.device("cpu") and s.get_device() == -1
+    assert s.cpu() is s and s.untyped() is s and not s.is_shared() and not s.is_pinned() and not s.is_cuda
+    piece = s[2:4]
+    assert isinstance(piece, UntypedStorage) and piece.data_ptr() == s.data_ptr() + 2 and piece.tolist() == [2, 0]
+    c = s.clone()
+    assert c.data_ptr() != s.data_ptr() and c.tolist() == s.tolist()
+    assert not s.resizable() and s.resize_(6) is s
+    with pytest.raises(RuntimeError, match="not resizable"):
+        s.resize_(8)
+    with pytest.raises(IndexError, match="index 6 out of range for storage of size 6"):
+        s[6]
+    with pytest.raises(TypeError, match="can't index a tapegrad.UntypedStorage with float"):
+        s[1.5]
+    with pytest.warns(UserWarning, match="never shared"):
+        s.share_memory_()
+    assert "UntypedStorage(device=cpu) of size 6" in repr(s)
+
+
+def test_writes_through_storages_reach_the_tensor_and_back():
+    x = tg.zeros(2, 3)
+    v = x[1]
+    s = v.untyped_storage()
+    s[:4] = list(np.float32(7.0).tobytes())
+    assert x[0, 0].item() == 7.0
+    ts = _typed(v)
+    ts[5] = 3.5
+    assert x[1, 2].item() == 3.5
+    x.fill_(1.0)
+    assert ts[0] == 1.0 and s[3] == np.float32(1.0).tobytes()[3]
+    ts.fill_(2.0)
+    assert x.sum().item() == 12.0
+    s.fill_(0)
+    assert x.sum().item() == 0.0
+    ts.copy_(_typed(tg.arange(6.0)))
+    assert x.tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+
+
+def test_typed_storage_members_and_deprecation():
+    x = tg.arange(6, dtype=tg.float64).reshape(2, 3)[:, 1:]
+    with pytest.warns(UserWarning, match="TypedStorage is deprecated"):
+        ts = x.storage()
+    assert isinstance(ts, TypedStorage) and ts.dtype == tg.float64
+    assert (ts.size(), len(ts), ts.element_size(), ts.nbytes()) == (6, 6, 8, 48)
+    assert ts.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0] and ts[-1] == 5.0
+    assert ts.data_ptr() == x.untyped_storage().data_ptr() and ts.untyped().nbytes() == 48
+    with pytest.raises(RuntimeError, match="slices are only supported in UntypedStorage.__getitem__"):
+        ts[1:3]
+    with pytest.raises(IndexError, match="index -7 out of range for storage of size 6"):
+        ts[-7]
+    f = ts.float()
+    assert f.dtype == tg.float32 and f.tolist() == ts.tolist() and f.data_ptr() != ts.data_ptr()
+    with pytest.warns(UserWarning, match="TypedStorage is deprecated"):
+        made = TypedStorage([1, 2, 3], dtype=tg.int64)
+    assert made.tolist() == [1, 2, 3] and made.nbytes() == 24
+    with pytest.warns(UserWarning):
+        wrapped = TypedStorage(wrap_storage=made.untyped(), dtype=tg.int32)
+    assert wrapped.size() == 6 and wrapped.data_ptr() == made.data_ptr()
+
+
+def test_new_storages_and_is_storage():
+    assert UntypedStorage(4).tolist() == [0, 0, 0, 0] and UntypedStorage([1, 2, 255]).tolist() == [1, 2, 255]
+    assert UntypedStorage().nbytes() == 0
+    with pytest.raises(TypeError):
+        UntypedStorage([1, 256])
+    with pytest.raises(RuntimeError, match="tapegrad runs on the CPU only"):
+        UntypedStorage(4, device="cuda")
+    x = tg.zeros(2)
+    assert tg.is_storage(x.untyped_storage()) and tg.is_storage(_typed(x))
+    assert not tg.is_storage(x) and not tg.is_storage(np.zeros(2))
+    assert tg.UntypedStorage is UntypedStorage and tg.TypedStorage is TypedStorage
+
+
+def test_read_only_memory_gives_a_read_only_storage():
+    a = np.arange(4.0)
+    a.flags.writeable = False
+    s = tg.from_numpy(a).untyped_storage() if hasattr(tg, "from_numpy") else None
+    if s is None:
+        pytest.skip("no from_numpy")
+    with pytest.raises(RuntimeError, match="read-only"):
+        s[0] = 1
+
+
+def test_empty_tensor():
+    s = tg.zeros(0).untyped_storage()
+    assert s.nbytes() == 0 and s.tolist() == []
+
+
+def test_sparse_tensor_has_no_storage():
+    sp = tg.zeros(2, 2).to_sparse() if hasattr(tg.Tensor, "to_sparse") else None
+    if sp is None:
+        pytest.skip("no sparse tensors")
+    with pytest.raises(RuntimeError, match="has no storage"):
+        sp.untyped_storage()
+
+
+def test_against_torch():
+    torch = pytest.importorskip("torch")
+    for lib in (torch, tg):
+        x = lib.arange(12, dtype=lib.float32).reshape(3, 4)
+        views = [x[1:], x.t(), x[:, 2], x.view(lib.int32), x.reshape(-1)[3:]]
+        shared = [v.untyped_storage().data_ptr() == x.untyped_storage().data_ptr() for v in views]
+        offsets = [v.storage_offset() for v in views]
+        sizes = [v.untyped_storage().nbytes() for v in views]
+        u = x.untyped_storage()
+        ts = _typed(x)
+        got = (shared, offsets, sizes, u.nbytes(), u.size(), u.element_size(), u[4:8].tolist(), u[-1],
+               ts.size(), ts.element_size(), ts.nbytes(), ts[5], ts.tolist()[:3], lib.is_storage(u),
+               lib.is_storage(ts), lib.is_storage(x), lib.UntypedStorage([1, 2]).tolist())
+        if lib is torch:
+            expected = got
+        else:
+            assert got == expected
+    for lib in (torch, tg):
+        with pytest.raises(IndexError):
+            lib.zeros(2).untyped_storage()[8]
+        with pytest.raises(RuntimeError):
+            _typed(lib.zeros(2))[0:1]
