@@ -53,6 +53,7 @@ NAMESPACES = {
     "tapegrad.autograd.functional": "tapegrad.autograd.functional",
     "tapegrad.autograd.graph": "tapegrad.autograd.graph",
     "tapegrad.storage": "tapegrad.storage",
+    "tapegrad.overrides": "tapegrad.overrides",
     "tapegrad.func": "tapegrad.func",
     "tapegrad.linalg": "tapegrad.linalg",
     "tapegrad.fft": "tapegrad.fft",

@@ -42,6 +42,7 @@ NAMESPACES = [
     ("autograd", "torch.autograd", "tapegrad.autograd"),
     ("autograd.graph", "torch.autograd.graph", "tapegrad.autograd.graph"),
     ("nn.grad", "torch.nn.grad", "tapegrad.nn.grad"),
+    ("overrides", "torch.overrides", "tapegrad.overrides"),
     ("nn.init", "torch.nn.init", "tapegrad.nn.init"),
     ("func", "torch.func", "tapegrad.func"),
 ]
@@ -84,6 +85,15 @@ EXCLUDED = [
     ("autograd.graph", "set_*_stream*", "the streams of GPU backward passes"),
     ("autograd.graph", "region_activation_memory_budget", "torch.compile's partitioner (raises outside compiled code)"),
     ("autograd.graph", "TorchDispatchMode", "torch's dispatcher modes, imported for PyTorch's own use"),
+    # --- torch.overrides: tapegrad's ops do not dispatch on __torch_function__ (tapegrad.overrides
+    # says so; has_torch_function* answer False), so nothing is overridable or redispatched
+    ("overrides", "*TorchFunctionMode", "__torch_function__ modes: tapegrad has no such dispatch"),
+    ("overrides", "get_*", "tables of overridable functions: none is, without __torch_function__ dispatch"),
+    ("overrides", "wrap_torch_function", "makes a function dispatch on __torch_function__ (none does here)"),
+    ("overrides", "redispatch_function", "re-enters __torch_function__ dispatch (none here)"),
+    ("overrides", "enable_reentrant_dispatch", "re-enters __torch_function__ dispatch (none here)"),
+    ("overrides", "resolve_name", "the torch.* name of an overridable function (none is)"),
+    ("overrides", "is_tensor_method_or_property", "tells Tensor methods from functions for overriding (none is)"),
     ("torch", "AcceleratorError", "raised by accelerator runtimes only"),
     ("torch", "OutOfMemoryError", "raised by accelerator allocators only (CPU memory errors are MemoryError)"),
     ("torch", "get_device_module", "the torch.cuda/torch.xpu/... module of a device type"),
@@ -270,6 +280,7 @@ FLOORS = {
     "autograd": 0.944,
     "autograd.graph": 1.0,
     "nn.grad": 1.0,
+    "overrides": 1.0,
     "nn.init": 1.0,
     "func": 1.0,
 }

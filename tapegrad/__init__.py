@@ -65,6 +65,7 @@ from .utils.dlpack import from_dlpack  # noqa: F401,E402
 from .serialization import load, save  # noqa: F401
 from . import accelerator, amp, backends, compiler, cpu, cuda, distributions, futures, jit  # noqa: F401,E402
 from . import multiprocessing  # noqa: F401,E402  (torch.multiprocessing: Python's, plus spawn)
+from . import overrides  # noqa: F401,E402  (torch.overrides: tapegrad has no __torch_function__ dispatch)
 from . import profiler  # noqa: F401,E402  (torch.profiler: the ops' times, from the tape's hook)
 from . import types, version, xpu  # noqa: F401,E402  (type aliases, versions, no XPU)
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled, set_autocast_dtype, set_autocast_enabled  # noqa: F401
