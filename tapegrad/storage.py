@@ -39,7 +39,7 @@ _NOT_SHARED = ("share_memory_(): tapegrad storages are never shared between proc
                "copy (see tapegrad.multiprocessing)")
 
 
-def owner(a: np.ndarray) -> np.ndarray:
+def _owner(a: np.ndarray) -> np.ndarray:
     """The array that owns ``a``'s memory: ``a.base`` followed through views (and through the
     objects with an ndarray ``base`` that ``as_strided`` and ``__array_interface__`` make)."""
     while True:
@@ -75,13 +75,6 @@ class _Bytes:
     def __init__(self, ptr, nbytes, readonly, keep):
         self.__array_interface__ = {"shape": (nbytes,), "typestr": "|u1", "data": (ptr, readonly), "version": 3}
         self.base = keep
-
-
-def _bytes_of(arr: np.ndarray) -> np.ndarray:
-    """The memory of ``arr``'s owner as a 1-D uint8 array on the same memory."""
-    root = owner(arr)
-    ptr, nbytes = _extent(root)
-    return np.asarray(_Bytes(ptr, nbytes, not root.flags.writeable, root))
 
 
 def _index(i, n, what):
@@ -127,14 +120,36 @@ class UntypedStorage:
         else:
             raise TypeError(f"UntypedStorage(): expected no argument, a size or a sequence of bytes, got "
                             f"{tuple(type(a).__name__ for a in args)}")
-        self._array = data
+        self._set(data)
+
+    def _set(self, data):
+        self._bytes = data  # the 1-D uint8 array on the memory; None until asked for (see _array)
+        self._root = None
+        self._ptr = data.__array_interface__["data"][0]
+        self._nbytes = data.size
 
     @classmethod
     def _on(cls, data: np.ndarray) -> "UntypedStorage":
         """The storage of the 1-D uint8 array ``data`` (no copy)."""
         s = cls.__new__(cls)
-        s._array = data
+        s._set(data)
         return s
+
+    @classmethod
+    def _of_owner(cls, root: np.ndarray) -> "UntypedStorage":
+        """The storage of the memory ``root`` owns: its address and size now, its bytes as an
+        array when first needed (``data_ptr()`` of many tensors, as safetensors asks, makes none)."""
+        s = cls.__new__(cls)
+        s._bytes, s._root = None, root
+        s._ptr, s._nbytes = _extent(root)
+        return s
+
+    @property
+    def _array(self) -> np.ndarray:
+        if self._bytes is None:
+            root = self._root
+            self._bytes = np.asarray(_Bytes(self._ptr, self._nbytes, not root.flags.writeable, root))
+        return self._bytes
 
     @property
     def device(self):
@@ -153,18 +168,18 @@ class UntypedStorage:
 
     def data_ptr(self) -> int:
         """The address of the storage's first byte."""
-        return self._array.__array_interface__["data"][0]
+        return self._ptr
 
     def nbytes(self) -> int:
         """The storage's size in bytes."""
-        return self._array.size
+        return self._nbytes
 
     def size(self) -> int:
         """The storage's size in bytes (as ``nbytes()``)."""
-        return self._array.size
+        return self._nbytes
 
     def __len__(self):
-        return self._array.size
+        return self._nbytes
 
     def element_size(self) -> int:
         """1: an untyped storage counts bytes."""
@@ -501,15 +516,15 @@ def is_storage(obj) -> bool:
     return isinstance(obj, (UntypedStorage, TypedStorage))
 
 
-def untyped_storage_of(t) -> UntypedStorage:
+def _untyped_of(t) -> UntypedStorage:
     """``Tensor.untyped_storage``: the memory of the array that owns ``t``'s memory."""
     if not isinstance(t._data, np.ndarray):
         raise RuntimeError(f"untyped_storage: a {type(t._data).__name__} tensor has no storage (only dense tensors do)")
-    return UntypedStorage._on(_bytes_of(t._data))
+    return UntypedStorage._of_owner(_owner(t._data))
 
 
-def typed_storage_of(t) -> TypedStorage:
+def _typed_of(t) -> TypedStorage:
     """``Tensor.storage``: the memory of ``t``'s owner read as ``t``'s dtype (PyTorch warns that
     TypedStorage is deprecated; so does this)."""
     warnings.warn(_TYPED_DEPRECATED, UserWarning, stacklevel=3)
-    return TypedStorage(wrap_storage=untyped_storage_of(t), dtype=t._data.dtype, _internal=True)
+    return TypedStorage(wrap_storage=_untyped_of(t), dtype=t._data.dtype, _internal=True)

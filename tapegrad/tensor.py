@@ -591,7 +591,7 @@ class Tensor(_C.TensorBase):
     def storage_offset(self) -> int:
         """Where this tensor's first element lies in its storage (``untyped_storage()``), in
         elements (0 for a tensor that starts the memory it is on)."""
-        start = _storage.untyped_storage_of(self).data_ptr()
+        start = _storage._untyped_of(self).data_ptr()
         return (self._data.__array_interface__["data"][0] - start) // max(self._data.itemsize, 1)
 
     def untyped_storage(self) -> _storage.UntypedStorage:
@@ -602,12 +602,12 @@ class Tensor(_C.TensorBase):
         >>> x[1:].untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
         True
         """
-        return _storage.untyped_storage_of(self)
+        return _storage._untyped_of(self)
 
     def storage(self) -> _storage.TypedStorage:
         """The memory under this tensor read as its dtype (a ``TypedStorage``; deprecated, as in
         PyTorch, which warns: prefer ``untyped_storage()``)."""
-        return _storage.typed_storage_of(self)
+        return _storage._typed_of(self)
 
     def dim_order(self):
         """The dims from outermost to innermost in memory (``(0, 1, ..., n-1)`` when C-contiguous)."""

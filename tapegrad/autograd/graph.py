@@ -29,7 +29,6 @@ from __future__ import annotations
 import functools
 import threading
 import weakref
-from collections import defaultdict
 
 from .. import _C
 from .._tape import grad_mode as _grad_mode
@@ -100,15 +99,16 @@ def increment_version(tensor) -> None:
 
 
 # ---------------------------------------------------------------- gradient edges
-def _grad_fn_or_acc(t):
+def _grad_fn_or_acc(t, opname):
     """The node where ``t``'s gradient is computed: its grad_fn, or an AccumulateGrad for a leaf
-    that requires grad (PyTorch's ``_get_grad_fn_or_grad_acc``)."""
+    that requires grad (PyTorch's ``_get_grad_fn_or_grad_acc``, whose AssertionError this keeps)."""
     if isinstance(t, GradientEdge):
         return t.node
     if t._requires_grad and t.grad_fn is None:
         return AccumulateGrad(t)
     if t.grad_fn is None:
-        raise RuntimeError(f"tensor of shape {tuple(t.shape)} does not require grad: it has no place in the graph")
+        raise AssertionError(f"{opname}: expected gradient function to be set: a tensor of shape {tuple(t.shape)} "
+                             "does not require grad, so it has no place in the graph")
     return t.grad_fn
 
 
@@ -122,7 +122,7 @@ def get_gradient_edge(tensor) -> GradientEdge:
     """
     if not getattr(tensor, "_requires_grad", False):
         raise RuntimeError("It is not possible to get the gradient edge for a Tensor that does not require gradients")
-    return GradientEdge(_grad_fn_or_acc(tensor), 0)
+    return GradientEdge(_grad_fn_or_acc(tensor, "get_gradient_edge"), 0)
 
 
 # ---------------------------------------------------------------- hooks on several tensors
@@ -157,8 +157,8 @@ def register_multi_grad_hook(tensors, fn, *, mode: str = "all"):
     ``mode="all"``: ``fn(grads)`` runs once the gradients of all of ``tensors`` that the pass
     computes are ready, with one entry per tensor (``None`` for a tensor the pass does not reach,
     or whose gradient ``inputs=`` does not need; a tensor the pass reaches with no gradient, its
-    consumers' VJPs having given None, is None too, and ``fn`` then runs as the pass ends). ``mode="any"``: ``fn(grad)`` runs with the first
-    of their gradients the pass computes, once. The state is kept per backward pass, so passes in
+    consumers' VJPs having given None, is None too, and ``fn`` then runs as the pass ends).
+    ``mode="any"``: ``fn(grad)`` runs with the first of their gradients the pass computes, once. The state is kept per backward pass, so passes in
     several threads, or one run from a hook inside another, each call ``fn`` for themselves.
     ``fn`` should not modify what it is given, and returns None. Returns a handle whose
     ``remove()`` takes the hook off every tensor.
@@ -179,8 +179,8 @@ def register_multi_grad_hook(tensors, fn, *, mode: str = "all"):
     tensors = list(tensors)
     lock = threading.Lock()
     if mode == "all":
-        nodes = [_grad_fn_or_acc(t) for t in tensors]
-        # per pass id: [hooks still to run in this pass (None until the first one counts them), grads]
+        nodes = [_grad_fn_or_acc(t, "register_multi_grad_hook") for t in tensors]
+        # per pass id: [hooks still to run in this pass (counted by the first to run), the grads]
         state: dict = {}
 
         def finish(task):
@@ -212,7 +212,7 @@ def register_multi_grad_hook(tensors, fn, *, mode: str = "all"):
 
         handles = [t.register_hook(functools.partial(inner_hook, i)) for i, t in enumerate(tensors)]
     else:
-        ran = defaultdict(bool)  # per pass id: whether fn ran (entries live as long as the handle)
+        ran: set = set()  # the ids of the passes running in which fn ran (each forgotten as its pass ends)
 
         @functools.wraps(fn)
         def wrapped_fn(grad):
@@ -220,8 +220,10 @@ def register_multi_grad_hook(tensors, fn, *, mode: str = "all"):
             if task == -1:
                 raise RuntimeError("register_multi_grad_hook: expected this hook to be called inside a backward call")
             with lock:
-                prev, ran[task] = ran[task], True
+                prev = task in ran
+                ran.add(task)
             if not prev:
+                _C._queue_callback(functools.partial(ran.discard, task))
                 fn(grad)
 
         handles = [t.register_hook(wrapped_fn) for t in tensors if t._requires_grad]

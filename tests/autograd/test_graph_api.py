@@ -93,7 +93,7 @@ def test_multi_grad_hook_errors():
     a, _ = _pair()
     with pytest.raises(ValueError, match=r"Expects mode to be one of \('all', 'any'\) but got some"):
         G.register_multi_grad_hook((a,), print, mode="some")
-    with pytest.raises(RuntimeError):
+    with pytest.raises(AssertionError, match="register_multi_grad_hook: expected gradient function to be set"):
         G.register_multi_grad_hook((tg.ones(2),), print)  # all mode: every tensor needs a place in the graph
 
 
@@ -352,5 +352,14 @@ def test_against_torch():
     np.testing.assert_allclose(results[0], results[2])
     np.testing.assert_allclose(results[1], results[3])
     for g in (TG, G):
+        lib = torch if g is TG else tg
         with pytest.raises(RuntimeError, match="gradient edge for a Tensor that does not require gradients"):
-            g.get_gradient_edge((torch if g is TG else tg).ones(1))
+            g.get_gradient_edge(lib.ones(1))
+        with pytest.raises(AssertionError):
+            g.register_multi_grad_hook((lib.ones(1),), print)
+        with pytest.raises(ValueError, match="Expects mode to be one of"):
+            g.register_multi_grad_hook((lib.ones(1, requires_grad=True),), print, mode="x")
+        with pytest.raises(RuntimeError, match="cannot be nested"):
+            with g.allow_mutation_on_saved_tensors():
+                with g.allow_mutation_on_saved_tensors():
+                    pass
