@@ -114,8 +114,6 @@ EXCLUDED = [
     ("torch", "*Storage", "the legacy per-dtype storage classes (FloatStorage, ...); TypedStorage stands for them"),
     ("torch", "StorageBase", "storage internals"),
     ("Tensor", "storage_type", "the legacy per-dtype storage classes (see *Storage)"),
-    ("Tensor", "set_", "rebinds a tensor to other memory; a tapegrad tensor's memory is its numpy array's"),
-    ("Tensor", "is_set_to", "asks whether set_ rebound two tensors to one memory (see set_)"),
     ("torch", "from_file", "memory-maps a file as a storage; numpy.memmap + from_numpy does it"),
     # --- TorchScript, torch.compile, export, FX: compilers of PyTorch programs, not the eager API
     # that tapegrad offers (tapegrad.jit.script/trace return the eager callable)

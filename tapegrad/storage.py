@@ -15,7 +15,10 @@ its storage, as the two share memory.
 A storage object wraps the same memory as a one-dimensional numpy array of bytes (``uint8``), made
 without a copy: writes through a storage are seen by every tensor on it, and the other way round.
 Storages are made afresh on each call (compare ``data_ptr()``, not the objects), and cannot
-grow: tapegrad never moves a tensor's memory behind its back (``resize_`` to another size raises).
+grow: tapegrad never moves a tensor's memory behind its back (``resize_`` to another size raises,
+and so does ``Tensor.set_`` asking for more memory than a storage has, where PyTorch grows it).
+``Tensor.set_(storage, offset, size, stride)`` makes a tensor a numpy view of a storage's bytes,
+so its storage is that storage's owner again.
 The memory of a read-only array (an ``expand`` of a tensor that owns no writable memory) gives a
 read-only storage.
 """

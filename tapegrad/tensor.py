@@ -604,6 +604,24 @@ class Tensor(_C.TensorBase):
         """
         return _storage._untyped_of(self)
 
+    def set_(self, source=None, storage_offset=None, size=None, stride=None):
+        """Make ``self`` a view of other memory, in place, as PyTorch's: ``set_()`` empties it,
+        ``set_(tensor)`` shares ``tensor``'s memory, shape and strides, and ``set_(storage,
+        storage_offset, size, stride=None)`` reads ``storage`` (an UntypedStorage, a TypedStorage
+        of ``self``'s dtype, or a tensor's) as ``size`` elements at ``storage_offset`` with
+        ``stride`` (in elements; C order when None). Writes through either are seen by the other.
+        The memory must hold it (tapegrad's storages never grow). Refused on a tensor that
+        requires grad while grad mode records; counts as an in-place write.
+
+        >>> x = tapegrad.arange(6.0)
+        >>> y = tapegrad.zeros(0).set_(x.untyped_storage(), 1, (2, 2), (2, 1))   # [[1, 2], [3, 4]]
+        """
+        return _ops.shape.set_memory(self, source, storage_offset, size, stride)
+
+    def is_set_to(self, tensor) -> bool:
+        """Whether ``self`` and ``tensor`` are the same memory, offset, shape and strides."""
+        return _ops.shape.is_set_to(self, tensor)
+
     def storage(self) -> _storage.TypedStorage:
         """The memory under this tensor read as its dtype (a ``TypedStorage``; deprecated, as in
         PyTorch, which warns: prefer ``untyped_storage()``)."""

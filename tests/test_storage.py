@@ -178,3 +178,76 @@ def test_against_torch():
             lib.zeros(2).untyped_storage()[8]
         with pytest.raises(RuntimeError):
             _typed(lib.zeros(2))[0:1]
+
+
+def test_set_to_a_storage_a_tensor_or_nothing():
+    a = tg.arange(6.0)
+    s = a.untyped_storage()
+    b = tg.zeros(0).set_(s, 1, (2, 2), (2, 1))
+    assert b.tolist() == [[1.0, 2.0], [3.0, 4.0]] and b.storage_offset() == 1
+    assert b.untyped_storage().data_ptr() == s.data_ptr() and b.stride() == (2, 1)
+    b[0, 0] = 100.0
+    assert a[1].item() == 100.0
+    a[4] = -1.0
+    assert b[1, 1].item() == -1.0
+    c = tg.zeros(3)
+    v0 = c._version
+    c.set_(a)
+    assert c.is_set_to(a) and not b.is_set_to(a) and b.is_set_to(b) and c._version == v0 + 1
+    assert tg.zeros(0).set_(s).shape == (6,) and tg.zeros(0).set_(_typed(a)).shape == (6,)
+    assert tg.zeros(0).set_(a, 3, (2,)).tolist() == [3.0, -1.0]
+    d = tg.ones(3).set_()
+    assert d.shape == (0,) and d.dtype == tg.float32
+    with tg.no_grad():  # a parameter given other memory, as offloading libraries do
+        p = tg.nn.Parameter(tg.ones(2))
+        p.set_(tg.zeros(2))
+    assert p.requires_grad and p.grad_fn is None and p.tolist() == [0.0, 0.0]
+
+
+def test_set_errors():
+    a = tg.arange(6.0)
+    s = a.untyped_storage()
+    with pytest.raises(RuntimeError, match=r"set_: sizes \[3\], strides \[1\], storage offset 4, and itemsize 4 "
+                                           r"requiring a storage size of 28 are out of bounds for storage of size 24"):
+        tg.zeros(0).set_(s, 4, (3,))
+    with pytest.raises(RuntimeError, match="set_: could not set a tensor of type tapegrad.float64 to a tensor of "
+                                           "type tapegrad.float32"):
+        tg.zeros(0, dtype=tg.float64).set_(a)
+    with pytest.raises(RuntimeError, match="set_: expected a storage of type tapegrad.int32 or an UntypedStorage"):
+        tg.zeros(0, dtype=tg.int32).set_(_typed(a))
+    with pytest.raises(RuntimeError, match="set_: a leaf Variable that requires grad is being used in an in-place "
+                                           "operation"):
+        tg.zeros(1, requires_grad=True).set_(a)
+    with pytest.raises(RuntimeError, match="set_: invalid storage offset -1"):
+        tg.zeros(0).set_(s, -1, (1,))
+    with pytest.raises(TypeError, match="set_"):
+        tg.zeros(0).set_(3)
+    with pytest.raises(TypeError, match="storage_offset needs size"):
+        tg.zeros(0).set_(s, 2)
+
+
+def test_set_of_a_saved_tensor_is_caught():
+    x = tg.ones(3, requires_grad=True)
+    h = x * 2
+    out = (h * h).sum()
+    with tg.no_grad():
+        h.set_(tg.zeros(3))
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        out.backward()
+
+
+def test_set_against_torch():
+    torch = pytest.importorskip("torch")
+    got = []
+    for lib in (torch, tg):
+        a = lib.arange(12, dtype=lib.float64)
+        b = lib.zeros(0, dtype=lib.float64).set_(a.untyped_storage(), 2, (3, 2), (3, 1))
+        b[0, 1] = 50.0
+        c = lib.zeros(0, dtype=lib.float64).set_(a)
+        got.append((b.tolist(), b.stride(), b.storage_offset(), a.tolist(), c.is_set_to(a), b.is_set_to(a),
+                    lib.ones(2).set_().shape == (0,)))
+        with pytest.raises(RuntimeError):
+            lib.zeros(1, requires_grad=True).set_(lib.zeros(1))
+        with pytest.raises(RuntimeError):
+            lib.zeros(0).set_(lib.zeros(1, dtype=lib.float64))
+    assert got[0] == got[1]
