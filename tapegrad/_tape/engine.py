@@ -8,7 +8,6 @@ its summed gradient, and accumulates into ``.grad`` under the tensor's lock. The
 """
 from __future__ import annotations
 
-import itertools
 import os as _os
 import warnings
 import weakref
@@ -17,7 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .. import _C
-from .node import GradientEdge, edge_target
+from .node import GradientEdge, RemovableHandle, edge_target  # noqa: F401  (RemovableHandle: autograd's)
 from .registry import OPS
 
 _wrap = _C._wrap  # a tapegrad.Tensor leaf around an array
@@ -227,32 +226,6 @@ def retain_grad(t) -> None:
         return
     t._retains_grad = True
     t.grad_fn.retained = weakref.ref(t)
-
-
-_handle_ids = itertools.count()  # next() is atomic under the GIL: handles from several threads never collide
-
-
-class RemovableHandle:
-    """What ``register_hook`` returns: ``handle.remove()`` (or a ``with`` block) removes the hook."""
-
-    def __init__(self, store, *, extra_dict=None):
-        # extra_dict: dicts (one or a list) that also key something by this handle's id, removed
-        # with it (PyTorch's signature; libraries build handles for their own hook dicts)
-        self._store = store
-        self._extra = () if extra_dict is None else tuple(extra_dict) if isinstance(extra_dict, list) else (extra_dict,)
-        self.id = next(_handle_ids)
-
-    def remove(self):
-        """Remove the hook (again: nothing happens)."""
-        self._store.pop(self.id, None)
-        for d in self._extra:
-            d.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 def register_hook(t, hook):

@@ -9,6 +9,8 @@ tensors and the tape.
 """
 from __future__ import annotations
 
+import itertools
+import weakref
 from typing import NamedTuple, Optional
 
 from .. import _C
@@ -20,8 +22,68 @@ next_seq = _C._next_sequence_nr  # the seq of the next node recorded (and skips 
 module_scope = _C._module_scope
 
 
+_handle_ids = itertools.count()  # next() is atomic under the GIL: handles from several threads never collide
+
+
+class RemovableHandle:
+    """What ``register_hook`` returns: ``handle.remove()`` (or a ``with`` block) removes the hook."""
+
+    def __init__(self, store, *, extra_dict=None):
+        # extra_dict: dicts (one or a list) that also key something by this handle's id, removed
+        # with it (PyTorch's signature; libraries build handles for their own hook dicts)
+        self._store = store
+        self._extra = () if extra_dict is None else tuple(extra_dict) if isinstance(extra_dict, list) else (extra_dict,)
+        self.id = next(_handle_ids)
+
+    def remove(self):
+        """Remove the hook (again: nothing happens)."""
+        self._store.pop(self.id, None)
+        for d in self._extra:
+            d.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+_METADATA = weakref.WeakKeyDictionary()  # node -> its metadata dict, made on first use
+
+
 class Node(_C.Node):
     __slots__ = ()
+
+    def register_prehook(self, fn):
+        """Call ``fn(grad_outputs)`` before this node runs its VJPs in a backward pass, with the
+        gradient of its output as a one-tuple; it may return a one-tuple to use instead (or None).
+        Runs with the hooks of the tensor the node made, in the order they were registered.
+        Returns a handle whose ``remove()`` removes it.
+
+        >>> y = x * 2
+        >>> h = y.grad_fn.register_prehook(lambda grads: (grads[0] * 10,))
+        """
+        name = getattr(fn, "__name__", repr(fn))
+
+        def hook(grad):
+            out = fn((grad,))
+            if out is None:
+                return None
+            if not isinstance(out, tuple) or len(out) != 1:
+                raise RuntimeError(f"hook '{name}' of {self.name()}.register_prehook returned {type(out).__name__}: "
+                                   "expected None or a tuple of one gradient (the node has one output)")
+            return out[0]
+
+        if self.pre_hooks is None:
+            self.pre_hooks = {}
+        h = RemovableHandle(self.pre_hooks)
+        self.pre_hooks[h.id] = hook
+        return h
+
+    @property
+    def metadata(self) -> dict:
+        """A dict for the caller's own notes about this node (empty at first), as PyTorch's."""
+        return _METADATA.setdefault(self, {})
 
     @property
     def next_functions(self):

@@ -363,3 +363,36 @@ def test_against_torch():
             with g.allow_mutation_on_saved_tensors():
                 with g.allow_mutation_on_saved_tensors():
                     pass
+
+
+# ---------------------------------------------------------------- Node.register_prehook, Node.metadata
+def test_node_prehook_sees_and_replaces_the_output_gradient():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3
+    seen = []
+    h = y.grad_fn.register_prehook(lambda grads: (seen.append(grads), (grads[0] * 10,))[1])
+    y.sum().backward(retain_graph=True)
+    assert len(seen[0]) == 1 and seen[0][0].tolist() == [1.0, 1.0] and x.grad.tolist() == [30.0, 30.0]
+    h.remove()
+    x.grad = None
+    y.sum().backward()
+    assert x.grad.tolist() == [3.0, 3.0]
+    z = x * 2
+    z.grad_fn.register_prehook(lambda grads: grads[0])
+    with pytest.raises(RuntimeError, match="register_prehook returned Tensor: expected None or a tuple"):
+        z.sum().backward()
+    assert z.grad_fn.metadata == {} and z.grad_fn.metadata is z.grad_fn.metadata
+
+
+def test_node_prehook_against_torch():
+    torch = pytest.importorskip("torch")
+    got = []
+    for lib in (torch, tg):
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        y = (x * x).exp()
+        y.grad_fn.register_prehook(lambda grads: (grads[0] * 0.5,))
+        y.grad_fn.metadata["k"] = 1
+        y.sum().backward()
+        got.append((x.grad.tolist(), dict(y.grad_fn.metadata)))
+    np.testing.assert_allclose(got[0][0], got[1][0])
+    assert got[0][1] == got[1][1]
