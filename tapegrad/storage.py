@@ -20,7 +20,9 @@ and so does ``Tensor.set_`` asking for more memory than a storage has, where PyT
 ``Tensor.set_(storage, offset, size, stride)`` makes a tensor a numpy view of a storage's bytes,
 so its storage is that storage's owner again.
 The memory of a read-only array (an ``expand`` of a tensor that owns no writable memory) gives a
-read-only storage.
+read-only storage. A tensor moved into shared memory (``share_memory_()``) has a shared storage
+(``is_shared()``); ``Module.share_memory()`` packs a module's tensors into one segment, yet each
+is a storage of its own, as in PyTorch.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import warnings
 
 import numpy as np
 
-from . import _dtype
+from . import _dtype, _shared
 from .device import device as _device
 
 __all__ = ["UntypedStorage", "TypedStorage", "is_storage"]
@@ -38,8 +40,9 @@ __all__ = ["UntypedStorage", "TypedStorage", "is_storage"]
 _TYPED_DEPRECATED = ("TypedStorage is deprecated. It will be removed in the future and UntypedStorage will be the only "
                      "storage class. This should only matter to you if you are using storages directly.  To access "
                      "UntypedStorage directly, use tensor.untyped_storage() instead of tensor.storage()")
-_NOT_SHARED = ("share_memory_(): tapegrad storages are never shared between processes; a child process works on a "
-               "copy (see tapegrad.multiprocessing)")
+_NOT_SHARED = ("share_memory_(): a storage's memory can't be moved into shared memory under the tensors on it "
+               "(tapegrad never moves a tensor's memory behind its back); call share_memory_() on the tensor (or "
+               "Module.share_memory()) and take its storage after")
 
 
 def _owner(a: np.ndarray) -> np.ndarray:
@@ -253,8 +256,8 @@ class UntypedStorage:
         return "tapegrad.UntypedStorage"
 
     def is_shared(self) -> bool:
-        """False: tapegrad shares no memory between processes."""
-        return False
+        """Whether the memory is shared between processes (a tensor's after ``share_memory_()``)."""
+        return _shared.segment_of(self._root if self._bytes is None else self._bytes) is not None
 
     def is_pinned(self, device="cuda") -> bool:
         """False: there is no device to pin host memory for."""
@@ -265,8 +268,11 @@ class UntypedStorage:
         return self
 
     def share_memory_(self) -> "UntypedStorage":
-        """The storage itself, with a warning: tapegrad shares no memory between processes."""
-        warnings.warn(_NOT_SHARED, UserWarning, stacklevel=2)
+        """The storage itself when its memory is shared already (``is_shared()``); else
+        RuntimeError: move the tensor with ``Tensor.share_memory_()`` instead, as tapegrad cannot
+        move the memory under the tensors that use it."""
+        if not self.is_shared():
+            raise RuntimeError(_NOT_SHARED)
         return self
 
     def resizable(self) -> bool:
@@ -476,8 +482,8 @@ class TypedStorage:
         return self._to(_dtype.bool_)
 
     def is_shared(self) -> bool:
-        """False: tapegrad shares no memory between processes."""
-        return False
+        """Whether the memory is shared between processes (a tensor's after ``share_memory_()``)."""
+        return self._untyped_storage.is_shared()
 
     def is_pinned(self, device="cuda") -> bool:
         """False: there is no device to pin host memory for."""
@@ -488,8 +494,8 @@ class TypedStorage:
         return self
 
     def share_memory_(self) -> "TypedStorage":
-        """The storage itself, with a warning: tapegrad shares no memory between processes."""
-        warnings.warn(_NOT_SHARED, UserWarning, stacklevel=2)
+        """As ``UntypedStorage.share_memory_``: itself when shared already, else RuntimeError."""
+        self._untyped_storage.share_memory_()
         return self
 
     def resizable(self) -> bool:

@@ -74,7 +74,7 @@ def test_untyped_storage_members():
         s[6]
     with pytest.raises(TypeError, match="can't index a tapegrad.UntypedStorage with float"):
         s[1.5]
-    with pytest.warns(UserWarning, match="never shared"):
+    with pytest.raises(RuntimeError, match="call share_memory_\\(\\) on the tensor"):
         s.share_memory_()
     assert "UntypedStorage(device=cpu) of size 6" in repr(s)
 
@@ -251,3 +251,17 @@ def test_set_against_torch():
         with pytest.raises(RuntimeError):
             lib.zeros(0).set_(lib.zeros(1, dtype=lib.float64))
     assert got[0] == got[1]
+
+
+def test_shared_memory_storages():
+    t = tg.arange(4.0)
+    assert not t.untyped_storage().is_shared()
+    t.share_memory_()
+    s = t.untyped_storage()
+    assert s.is_shared() and s.share_memory_() is s and _typed(t).is_shared()
+    assert t[1:].untyped_storage().data_ptr() == s.data_ptr() and s.nbytes() == 16
+    m = tg.nn.Linear(3, 2)
+    m.share_memory()
+    # packed into one segment, yet each parameter is a storage of its own, as PyTorch's
+    w, b = m.weight.untyped_storage(), m.bias.untyped_storage()
+    assert w.is_shared() and b.is_shared() and w.data_ptr() != b.data_ptr() and (w.nbytes(), b.nbytes()) == (24, 8)
