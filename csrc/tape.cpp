@@ -735,6 +735,7 @@ struct LeafState {
 
 // One backward pass. Everything it holds is an owned reference, released by the destructor.
 struct Pass {
+  long long id = -1;  // PyTorch's graph task id: one per pass, never reused (_current_graph_task_id)
   bool retain_graph, create_graph;
   bool all_leaves;  // every leaf gets its gradient accumulated (Tensor.backward without inputs)
   bool accumulate;  // into .grad (backward) or returned (autograd.grad)
@@ -746,8 +747,10 @@ struct Pass {
   std::vector<PyObject*> results;  // owned, per input (null: no gradient)
   std::vector<PyObject*> ready;    // owned
   std::vector<PyObject*> done_leaves;  // borrowed (keys of `leaves`)
+  std::vector<PyObject*> callbacks;    // owned: _queue_callback's, run in order once the graph is done
 
   ~Pass() {
+    for (PyObject* p : callbacks) Py_DECREF(p);
     for (auto& [k, s] : nodes) { Py_XDECREF(s.grad); Py_DECREF(k); }
     for (auto& [k, s] : leaves) { Py_XDECREF(s.grad); Py_DECREF(k); }
     for (PyObject* p : inputs) Py_DECREF(p);
@@ -1351,6 +1354,68 @@ PyObject* backward_passes(PyObject*, PyObject*) {
   return Py_BuildValue("(ii)", g_passes.load(), g_forking.load());
 }
 
+// The passes running in this thread, innermost last (a hook may run a pass inside one), for what
+// hooks ask of the pass that calls them: autograd.graph.register_multi_grad_hook keys its state
+// by the pass's id and counts the hooks that will run in it.
+namespace {
+std::atomic<long long> g_pass_ids{0};
+thread_local std::vector<Pass*> t_running;
+
+class RunningPass {
+ public:
+  explicit RunningPass(Pass* p) { p->id = g_pass_ids.fetch_add(1); t_running.push_back(p); }
+  ~RunningPass() { t_running.pop_back(); }
+};
+}  // namespace
+
+// _queue_callback(fn): fn() runs when this thread's innermost pass has run its graph, before it
+// returns (PyTorch's Variable._execution_engine.queue_callback); a callback may queue more.
+PyObject* queue_callback(PyObject*, PyObject* fn) {
+  if (t_running.empty()) {
+    PyErr_SetString(PyExc_RuntimeError, "Final callbacks can only be installed during backward pass.");
+    return nullptr;
+  }
+  if (!PyCallable_Check(fn)) {
+    PyErr_Format(PyExc_TypeError, "queue_callback: expected a callable, got %s", Py_TYPE(fn)->tp_name);
+    return nullptr;
+  }
+  t_running.back()->callbacks.push_back(Py_NewRef(fn));
+  Py_RETURN_NONE;
+}
+
+static bool run_callbacks(Pass& pass) {
+  for (size_t k = 0; k < pass.callbacks.size(); ++k) {  // by index: a callback may queue another
+    Ref cb = Ref::borrow(pass.callbacks[k]);
+    UserFloat user;
+    Ref r(PyObject_CallNoArgs(cb.get()));
+    if (!r) return false;
+  }
+  return true;
+}
+
+PyObject* current_graph_task_id(PyObject*, PyObject*) {
+  return PyLong_FromLongLong(t_running.empty() ? -1 : t_running.back()->id);
+}
+
+// Whether this thread's innermost pass runs `x` (a Node) or delivers a gradient to `x` (a leaf
+// tensor: PyTorch asks of its AccumulateGrad node), i.e. whether the hooks of the tensor x stands
+// for run in this pass (given a gradient reaches it: a node no VJP sent one to runs no hooks).
+PyObject* will_engine_execute_node(PyObject*, PyObject* x) {
+  if (t_running.empty()) {
+    PyErr_SetString(PyExc_RuntimeError, "_will_engine_execute_node should only be called during the backward pass");
+    return nullptr;
+  }
+  const Pass* p = t_running.back();
+  if (is_node(x)) {
+    auto it = p->nodes.find(x);
+    return PyBool_FromLong(it != p->nodes.end() && it->second.needed);
+  }
+  if (is_tensor(x) && T(x)->grad_fn == Py_None) return PyBool_FromLong(p->leaves.count(x) > 0);
+  PyErr_Format(PyExc_TypeError, "_will_engine_execute_node expects a grad_fn (a Node) or a leaf tensor, got %s",
+               Py_TYPE(x)->tp_name);
+  return nullptr;
+}
+
 PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
   Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
   if (nargs < 4 || nargs > 6 || kwnames != nullptr) {
@@ -1388,9 +1453,16 @@ PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyOb
     if (!seq) return nullptr;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(seq.get()); ++i) {
       PyObject* t = PyTuple_GET_ITEM(seq.get(), i);
-      if (!is_tensor(t)) {
-        PyErr_Format(PyExc_TypeError, "run_backward: input %zd must be a Tensor, got %s", i, Py_TYPE(t)->tp_name);
+      if (!is_tensor(t) && !(is_node(t) && !pass.accumulate)) {
+        PyErr_Format(PyExc_TypeError, "run_backward: input %zd must be a Tensor%s, got %s", i,
+                     pass.accumulate ? "" : " or a Node", Py_TYPE(t)->tp_name);
         return nullptr;
+      }
+      if (is_node(t) && !pass.accumulate) {  // a GradientEdge's node: the gradient of its output
+        pass.inputs.push_back(Py_NewRef(t));
+        pass.results.push_back(nullptr);
+        pass.wanted_node[t].push_back(i);
+        continue;
       }
       pass.inputs.push_back(Py_NewRef(t));
       pass.results.push_back(nullptr);
@@ -1413,6 +1485,13 @@ PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyOb
       made.reset(ones_like(T(out)->data));
       if (!made) return nullptr;
       g = made.get();
+    }
+    if (is_node(out) && is_tensor(g)) {  // a GradientEdge's node: g is the gradient of its output
+      bool fresh;
+      NodeState& s = pass.node_state(out, &fresh);
+      if (fresh) roots.push_back(out);
+      if (!add_into(&s.grad, Py_NewRef(g))) return nullptr;
+      continue;
     }
     if (!is_tensor(out) || !is_tensor(g)) {
       PyErr_SetString(PyExc_TypeError, "run_backward: outputs and their gradients must be tensors");
@@ -1441,7 +1520,8 @@ PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyOb
   {
     ModeGuard mode(create_graph);  // VJPs record only when create_graph; this thread only
     QuietFloat quiet;              // one error-state switch for the whole pass
-    if (!pass.flush_done_leaves() || !pass.run()) return nullptr;
+    RunningPass running(&pass);
+    if (!pass.flush_done_leaves() || !pass.run() || !run_callbacks(pass)) return nullptr;
   }
   if (pass.all_leaves || accumulate) Py_RETURN_NONE;
   Ref res(PyTuple_New(static_cast<Py_ssize_t>(pass.results.size())));

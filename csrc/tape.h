@@ -219,6 +219,12 @@ PyObject* fork_prepare(PyObject*, PyObject*);
 PyObject* fork_parent(PyObject*, PyObject*);
 PyObject* fork_child(PyObject*, PyObject*);
 PyObject* backward_passes(PyObject*, PyObject*);
+// _current_graph_task_id(): the id of this thread's innermost running backward pass, -1 outside one.
+// _will_engine_execute_node(node or leaf): whether that pass runs the node / delivers to the leaf.
+PyObject* current_graph_task_id(PyObject*, PyObject*);
+PyObject* will_engine_execute_node(PyObject*, PyObject* x);
+// _queue_callback(fn): run fn() when this thread's running backward pass has run its graph.
+PyObject* queue_callback(PyObject*, PyObject* fn);
 PyObject* user_frame();       // (filename, line[, module])
 PyObject* user_frame_lazy();  // (code, offset[, module]): resolve_where makes it the above
 PyObject* resolve_where(PyObject* where);

@@ -584,6 +584,10 @@ bool node_fill(NodeObject* node, PyObject* op_obj, PyObject* const* inputs, Py_s
     }
     if (ok && op->saves_output) {
       Ref t(wrap(out));
+      if (t && out_version != nullptr && out_version != Py_None) {  // the output's version counter, as
+        Py_SETREF(T(t.get())->version, Py_NewRef(out_version));      // its memory: one tensor to the hook
+        gc_store(t.get(), out_version);
+      }
       packed_out.reset(t ? PyObject_CallOneArg(pack, t.get()) : nullptr);
       ok = bool(packed_out);
     }
@@ -1106,6 +1110,11 @@ PyMethodDef methods[] = {
     {"_fork_parent", fork_parent, METH_NOARGS, "after fork(), in the parent: passes may start again"},
     {"_fork_child", fork_child, METH_NOARGS, "after fork(), in the child: only this thread's passes remain"},
     {"_backward_passes", backward_passes, METH_NOARGS, "(backward passes running, forks waiting or under way)"},
+    {"_current_graph_task_id", current_graph_task_id, METH_NOARGS,
+     "the id of the backward pass running in this thread (the innermost), -1 outside one"},
+    {"_will_engine_execute_node", will_engine_execute_node, METH_O,
+     "whether this thread's running backward pass runs a Node or delivers to a leaf tensor"},
+    {"_queue_callback", queue_callback, METH_O, "run fn() once this thread's running backward pass has run its graph"},
     {"_set_tensor_class", set_tensor_class, METH_O, "the Tensor class that apply and backward create"},
     {"_set_slice_grad_class", set_slice_grad_class, METH_O, "the class of a VJP's (index, piece) gradient"},
     {"_set_zeroed_grad_class", set_zeroed_grad_class, METH_O,

@@ -48,6 +48,7 @@ from .device import (channels_last, channels_last_3d, contiguous_format, device,
                      preserve_format, strided)
 from .random import (Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed,  # noqa: F401
                      set_rng_state)
+from .storage import TypedStorage, UntypedStorage, is_storage  # noqa: F401  (x.untyped_storage(): the memory under x)
 from math import e, inf, nan, pi  # noqa: F401,E402  (torch.pi, torch.inf, ...: Python floats, as PyTorch's)
 newaxis = None  # torch.newaxis, numpy's: x[:, tapegrad.newaxis]
 from .ops import *  # noqa: F401,F403
@@ -64,6 +65,7 @@ from .utils.dlpack import from_dlpack  # noqa: F401,E402
 from .serialization import load, save  # noqa: F401
 from . import accelerator, amp, backends, compiler, cpu, cuda, distributions, futures, jit  # noqa: F401,E402
 from . import multiprocessing  # noqa: F401,E402  (torch.multiprocessing: Python's, plus spawn)
+from . import overrides  # noqa: F401,E402  (torch.overrides: tapegrad has no __torch_function__ dispatch)
 from . import profiler  # noqa: F401,E402  (torch.profiler: the ops' times, from the tape's hook)
 from . import types, version, xpu  # noqa: F401,E402  (type aliases, versions, no XPU)
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled, set_autocast_dtype, set_autocast_enabled  # noqa: F401

@@ -16,6 +16,7 @@ from multiprocessing.reduction import ForkingPickler as _ForkingPickler
 
 from . import _C, _dtype, _shared
 from . import ops as _ops
+from . import storage as _storage
 from ._tape import engine as _engine
 from .device import check_memory_format as _check_memory_format, cpu as _cpu
 
@@ -596,12 +597,43 @@ class Tensor(_C.TensorBase):
     def map2_(self, x, y, callable): return _ops.inplace.python_fill(self, callable, (x, y), "map2_")
 
     def storage_offset(self) -> int:
-        """Where this tensor's first element lies in the memory of the tensor it views, in
-        elements (0 for a tensor that owns its memory)."""
-        root = self._data
-        while isinstance(root.base, np.ndarray):
-            root = root.base
-        return (self._data.__array_interface__["data"][0] - root.__array_interface__["data"][0]) // max(self._data.itemsize, 1)
+        """Where this tensor's first element lies in its storage (``untyped_storage()``), in
+        elements (0 for a tensor that starts the memory it is on)."""
+        start = _storage._untyped_of(self).data_ptr()
+        return (self._data.__array_interface__["data"][0] - start) // max(self._data.itemsize, 1)
+
+    def untyped_storage(self) -> _storage.UntypedStorage:
+        """The memory under this tensor as bytes: the memory of the numpy array that owns
+        ``self``'s (``tapegrad.storage`` says which), shared by every view of it.
+
+        >>> x = tapegrad.zeros(4)
+        >>> x[1:].untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
+        True
+        """
+        return _storage._untyped_of(self)
+
+    def set_(self, source=None, storage_offset=None, size=None, stride=None):
+        """Make ``self`` a view of other memory, in place, as PyTorch's: ``set_()`` empties it,
+        ``set_(tensor)`` shares ``tensor``'s memory, shape and strides, and ``set_(storage,
+        storage_offset, size, stride=None)`` reads ``storage`` (an UntypedStorage, a TypedStorage
+        of ``self``'s dtype, or a tensor's) as ``size`` elements at ``storage_offset`` with
+        ``stride`` (in elements; C order when None). Writes through either are seen by the other.
+        The memory must hold it (tapegrad's storages never grow). Refused on a tensor that
+        requires grad while grad mode records; counts as an in-place write.
+
+        >>> x = tapegrad.arange(6.0)
+        >>> y = tapegrad.zeros(0).set_(x.untyped_storage(), 1, (2, 2), (2, 1))   # [[1, 2], [3, 4]]
+        """
+        return _ops.shape.set_memory(self, source, storage_offset, size, stride)
+
+    def is_set_to(self, tensor) -> bool:
+        """Whether ``self`` and ``tensor`` are the same memory, offset, shape and strides."""
+        return _ops.shape.is_set_to(self, tensor)
+
+    def storage(self) -> _storage.TypedStorage:
+        """The memory under this tensor read as its dtype (a ``TypedStorage``; deprecated, as in
+        PyTorch, which warns: prefer ``untyped_storage()``)."""
+        return _storage._typed_of(self)
 
     def dim_order(self):
         """The dims from outermost to innermost in memory (``(0, 1, ..., n-1)`` when C-contiguous)."""

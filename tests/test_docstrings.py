@@ -24,7 +24,8 @@ NAMESPACES = [
     "tapegrad", "tapegrad.nn", "tapegrad.nn.functional", "tapegrad.nn.init", "tapegrad.nn.utils",
     "tapegrad.nn.parallel", "tapegrad.optim", "tapegrad.optim.lr_scheduler", "tapegrad.optim.swa_utils",
     "tapegrad.nn.attention", "tapegrad.nn.attention.flex_attention", "tapegrad.autograd",
-    "tapegrad.autograd.functional", "tapegrad.linalg", "tapegrad.special", "tapegrad.distributions",
+    "tapegrad.autograd.functional", "tapegrad.autograd.graph", "tapegrad.nn.grad", "tapegrad.storage",
+    "tapegrad.overrides", "tapegrad.linalg", "tapegrad.special", "tapegrad.distributions",
     "tapegrad.utils.data", "tapegrad.distributed", "tapegrad.futures", "tapegrad.amp", "tapegrad.testing",
 ]
 

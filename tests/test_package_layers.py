@@ -2,7 +2,7 @@
 it, no import sits at the bottom of a file, imports inside functions are for optional
 dependencies only, and no import cycle is wider than 4 files.
 
-    _tape (and _C, _dtype, device, random, _shared)  <  ops  <  tensor  <  autograd  <  the rest
+    _tape (and _C, _dtype, device, random, _shared, storage)  <  ops  <  tensor  <  autograd  <  the rest
 
 (CONTRIBUTING.md, "Where code lives".)
 """
@@ -16,7 +16,7 @@ import pytest
 PKG = pathlib.Path(__file__).resolve().parents[1] / "tapegrad"
 LAYERS = [  # (name, module prefixes), lowest first; a module belongs to the first layer it matches
     ("tape", ("tapegrad._tape", "tapegrad._C", "tapegrad._dtype", "tapegrad.device", "tapegrad.random",
-              "tapegrad._shared")),
+              "tapegrad._shared", "tapegrad.storage")),
     ("ops", ("tapegrad.ops",)),
     ("tensor", ("tapegrad.tensor",)),
     ("autograd", ("tapegrad.autograd",)),

@@ -8,14 +8,15 @@ its summed gradient, and accumulates into ``.grad`` under the tensor's lock. The
 """
 from __future__ import annotations
 
-import itertools
 import os as _os
 import warnings
 import weakref
+from collections.abc import Mapping
 
 import numpy as np
 
 from .. import _C
+from .node import GradientEdge, RemovableHandle, edge_target  # noqa: F401  (RemovableHandle: autograd's)
 from .registry import OPS
 
 _wrap = _C._wrap  # a tapegrad.Tensor leaf around an array
@@ -30,7 +31,19 @@ _run_backward = _C.run_backward
 
 
 def _as_seq(x):
-    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+    return tuple(x) if isinstance(x, (tuple, list)) and not isinstance(x, GradientEdge) else (x,)
+
+
+def _targets(xs, opname):
+    """Tensors or GradientEdges (one, or a sequence) as what run_backward takes: each edge as its
+    node, or as its leaf for an AccumulateGrad; and which of them were edges."""
+    xs = _as_seq(xs)
+    return (tuple(edge_target(x, opname) if isinstance(x, GradientEdge) else x for x in xs),
+            tuple(isinstance(x, GradientEdge) for x in xs))
+
+
+def _shape_of(t):
+    return tuple(t.out_meta[0]) if isinstance(t, _C.Node) else tuple(t._data.shape)
 
 
 def _grad_outputs(outputs, grad_outputs, opname):
@@ -39,6 +52,20 @@ def _grad_outputs(outputs, grad_outputs, opname):
         raise RuntimeError(f"{opname}: got {len(grads)} gradients for {len(outputs)} outputs")
     out = []
     for t, g in zip(outputs, grads):
+        if isinstance(t, _C.Node):  # a GradientEdge's node: the gradient of its output
+            shape, dtype = t.out_meta
+            if g is None:
+                if int(np.prod(shape)) != 1:
+                    raise RuntimeError(f"{opname}: grad can be implicitly created only for scalar outputs; the "
+                                       f"GradientEdge's output has shape {tuple(shape)}: pass a gradient of that shape")
+                g = _wrap(np.ones(shape, dtype=dtype))
+            elif not isinstance(g, _C.TensorBase):
+                g = _wrap(np.asarray(g, dtype=dtype))
+            if tuple(g._data.shape) != tuple(shape):
+                raise RuntimeError(f"{opname}: mismatch in shape: grad_output has shape {tuple(g._data.shape)} and "
+                                   f"the GradientEdge's output has shape {tuple(shape)}")
+            out.append(g)
+            continue
         if not isinstance(t, _C.TensorBase):
             raise TypeError(f"{opname}: outputs must be tensors, got {type(t).__name__}")
         if not t._requires_grad:
@@ -64,7 +91,8 @@ def _grad_outputs(outputs, grad_outputs, opname):
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """Accumulate gradients of ``tensors`` into the ``.grad`` of the leaves they depend on
-    (only into ``inputs``' when given)."""
+    (only into ``inputs``' when given). ``tensors`` may be GradientEdges, and ``inputs`` the
+    edges of leaves (``autograd.graph.get_gradient_edge``)."""
     if retain_graph is None:
         retain_graph = create_graph
     if (grad_tensors is None and inputs is None and isinstance(tensors, _C.TensorBase)
@@ -72,9 +100,16 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
             and tensors._data.dtype.kind != "c"):  # the usual loss.backward()
         _run_backward((tensors,), (None,), retain_graph, create_graph)  # None: the engine makes the ones
         return
-    outputs = _as_seq(tensors)
+    outputs = _targets(tensors, "backward")[0]
     grads = _grad_outputs(outputs, grad_tensors, "backward")
-    _run_backward(outputs, grads, retain_graph, create_graph, None if inputs is None else _as_seq(inputs), True)
+    if inputs is not None:
+        inputs = _targets(inputs, "backward")[0]
+        for t in inputs:
+            if isinstance(t, _C.Node):
+                raise RuntimeError(f"backward: inputs= holds the GradientEdge of a {t.name()} node: backward "
+                                   "accumulates into the .grad of tensors, and only a leaf's edge names one; use "
+                                   "autograd.grad for the gradient at a node")
+    _run_backward(outputs, grads, retain_graph, create_graph, inputs, True)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
@@ -84,7 +119,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     PyTorch's signature: ``allow_unused`` gives ``None`` for an input the outputs don't depend on
     (``materialize_grads`` zeros instead); ``is_grads_batched`` reads the leading dim of each
     grad_output as a batch and returns gradients with that leading dim (one pass per row here,
-    where PyTorch vmaps); ``only_inputs`` is deprecated and ignored, as in PyTorch.
+    where PyTorch vmaps); ``only_inputs`` is deprecated and ignored, as in PyTorch. ``outputs`` and
+    ``inputs`` may hold GradientEdges (``autograd.graph.get_gradient_edge``): the gradient at an
+    edge is the gradient of the tensor it was taken from. ``inputs`` may be a dict (say
+    ``dict(model.named_parameters())``): the gradients come back as a dict with its keys.
 
     >>> x = tapegrad.tensor(3.0, requires_grad=True)
     >>> (g,) = tapegrad.autograd.grad(x ** 3, x, create_graph=True)   # 27
@@ -99,11 +137,21 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     elif materialize_grads and not allow_unused:
         raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, but got: "
                          "allow_unused=False.")
-    outputs = _as_seq(outputs)
-    inputs = _as_seq(inputs)
+    keys = None
+    if type(inputs) is dict:
+        keys, inputs = list(inputs), tuple(inputs.values())
+    elif isinstance(inputs, Mapping):
+        raise TypeError(f"`inputs` argument to `grad()` must be a dict, not {type(inputs).__name__}. Other Mapping "
+                        "types are not supported.")
+    outputs, output_edges = _targets(outputs, "grad")
+    inputs, input_edges = _targets(inputs, "grad")
     for t in inputs:
+        if isinstance(t, _C.Node):
+            continue
         if not isinstance(t, _C.TensorBase) or not t._requires_grad:
             raise RuntimeError("grad: one of the differentiated tensors does not require grad")
+    if is_grads_batched and any(output_edges):
+        raise RuntimeError("Batched grads are not supported with GradientEdge")
     if retain_graph is None:
         retain_graph = create_graph
     if is_grads_batched:
@@ -116,12 +164,14 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             if g is None:
                 raise RuntimeError(
                     f"The differentiated tensor at index {i} appears to not have been used in the graph "
-                    f"(shape {tuple(t._data.shape)}). Set allow_unused=True if this is the desired behavior.")
+                    f"(shape {_shape_of(t)}). Set allow_unused=True if this is the desired behavior.")
     if materialize_grads:
+        if any(g is None and edge for g, edge in zip(res, input_edges)):
+            raise RuntimeError("materialize_grads cannot be used when the given input is a GradientEdge")
         lead = () if not is_grads_batched else (_batch_size(outputs, grad_outputs),)
         res = tuple(_wrap(np.zeros(lead + t._data.shape, t._data.dtype)) if g is None else g
                     for t, g in zip(inputs, res))
-    return res
+    return res if keys is None else dict(zip(keys, res))
 
 
 def _batch_size(outputs, grad_outputs):
@@ -176,32 +226,6 @@ def retain_grad(t) -> None:
         return
     t._retains_grad = True
     t.grad_fn.retained = weakref.ref(t)
-
-
-_handle_ids = itertools.count()  # next() is atomic under the GIL: handles from several threads never collide
-
-
-class RemovableHandle:
-    """What ``register_hook`` returns: ``handle.remove()`` (or a ``with`` block) removes the hook."""
-
-    def __init__(self, store, *, extra_dict=None):
-        # extra_dict: dicts (one or a list) that also key something by this handle's id, removed
-        # with it (PyTorch's signature; libraries build handles for their own hook dicts)
-        self._store = store
-        self._extra = () if extra_dict is None else tuple(extra_dict) if isinstance(extra_dict, list) else (extra_dict,)
-        self.id = next(_handle_ids)
-
-    def remove(self):
-        """Remove the hook (again: nothing happens)."""
-        self._store.pop(self.id, None)
-        for d in self._extra:
-            d.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 def register_hook(t, hook):

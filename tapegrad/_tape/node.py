@@ -9,6 +9,10 @@ tensors and the tape.
 """
 from __future__ import annotations
 
+import itertools
+import weakref
+from typing import NamedTuple, Optional
+
 from .. import _C
 
 Meta = _C.Meta  # stands in for an input the op did not save: its VJPs may still read shape and dtype
@@ -18,8 +22,68 @@ next_seq = _C._next_sequence_nr  # the seq of the next node recorded (and skips 
 module_scope = _C._module_scope
 
 
+_handle_ids = itertools.count()  # next() is atomic under the GIL: handles from several threads never collide
+
+
+class RemovableHandle:
+    """What ``register_hook`` returns: ``handle.remove()`` (or a ``with`` block) removes the hook."""
+
+    def __init__(self, store, *, extra_dict=None):
+        # extra_dict: dicts (one or a list) that also key something by this handle's id, removed
+        # with it (PyTorch's signature; libraries build handles for their own hook dicts)
+        self._store = store
+        self._extra = () if extra_dict is None else tuple(extra_dict) if isinstance(extra_dict, list) else (extra_dict,)
+        self.id = next(_handle_ids)
+
+    def remove(self):
+        """Remove the hook (again: nothing happens)."""
+        self._store.pop(self.id, None)
+        for d in self._extra:
+            d.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+_METADATA = weakref.WeakKeyDictionary()  # node -> its metadata dict, made on first use
+
+
 class Node(_C.Node):
     __slots__ = ()
+
+    def register_prehook(self, fn):
+        """Call ``fn(grad_outputs)`` before this node runs its VJPs in a backward pass, with the
+        gradient of its output as a one-tuple; it may return a one-tuple to use instead (or None).
+        Runs with the hooks of the tensor the node made, in the order they were registered.
+        Returns a handle whose ``remove()`` removes it.
+
+        >>> y = x * 2
+        >>> h = y.grad_fn.register_prehook(lambda grads: (grads[0] * 10,))
+        """
+        name = getattr(fn, "__name__", repr(fn))
+
+        def hook(grad):
+            out = fn((grad,))
+            if out is None:
+                return None
+            if not isinstance(out, tuple) or len(out) != 1:
+                raise RuntimeError(f"hook '{name}' of {self.name()}.register_prehook returned {type(out).__name__}: "
+                                   "expected None or a tuple of one gradient (the node has one output)")
+            return out[0]
+
+        if self.pre_hooks is None:
+            self.pre_hooks = {}
+        h = RemovableHandle(self.pre_hooks)
+        self.pre_hooks[h.id] = hook
+        return h
+
+    @property
+    def metadata(self) -> dict:
+        """A dict for the caller's own notes about this node (empty at first), as PyTorch's."""
+        return _METADATA.setdefault(self, {})
 
     @property
     def next_functions(self):
@@ -52,13 +116,14 @@ def node_type(op_name: str) -> type:
 class AccumulateGrad:
     """What ``next_functions`` shows for a leaf: its ``.variable`` receives the gradient."""
 
-    __slots__ = ("variable",)
+    __slots__ = {"variable": "The leaf tensor whose ``.grad`` receives the gradient."}
     next_functions = ()
 
     def __init__(self, variable):
         self.variable = variable
 
     def name(self) -> str:
+        """PyTorch's name of the node: ``torch::autograd::AccumulateGrad``."""
         return "torch::autograd::AccumulateGrad"
 
     def __eq__(self, other):
@@ -69,3 +134,37 @@ class AccumulateGrad:
 
     def __repr__(self):
         return "<AccumulateGrad>"
+
+
+class GradientEdge(NamedTuple):
+    """Where a tensor's gradient is computed in the graph: its ``node`` (the tensor's ``grad_fn``,
+    or an :class:`AccumulateGrad` for a leaf) and ``output_nr`` (always 0: a tapegrad node has one
+    output). ``autograd.grad(loss, get_gradient_edge(x))`` gives what ``autograd.grad(loss, x)``
+    gives, and needs only the edge, not the tensor; ``ownership_token`` is PyTorch's (a node that
+    keeps a Python-defined graph alive), None here: a tapegrad node keeps its graph alive itself.
+
+    >>> y = x.exp()
+    >>> edge = tapegrad.autograd.graph.get_gradient_edge(y)
+    >>> tapegrad.autograd.grad(y.sum(), edge)        # the gradient at y: ones
+    """
+
+    node: object
+    output_nr: int
+    ownership_token: Optional[object] = None
+
+
+GradientEdge.__module__ = "tapegrad.autograd.graph"  # its public home (it sits here, below the engine)
+
+
+def edge_target(edge, opname: str):
+    """What the engine takes for a GradientEdge: the leaf tensor of an AccumulateGrad edge, else the Node."""
+    node = edge.node
+    if isinstance(node, AccumulateGrad):
+        return node.variable
+    if not isinstance(node, _C.Node):
+        raise TypeError(f"{opname}: a GradientEdge's node must be a Node or an AccumulateGrad, got "
+                        f"{type(node).__name__}")
+    if edge.output_nr != 0:
+        raise RuntimeError(f"{opname}: GradientEdge output_nr {edge.output_nr} is out of range: a tapegrad node "
+                           f"has one output (output_nr 0)")
+    return node

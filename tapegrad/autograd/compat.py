@@ -3,6 +3,7 @@ PyTorch 0.4), anomaly detection (NaN gradients raise, naming the op and where it
 (``gradcheck.py`` has ``gradcheck``/``gradgradcheck``, ``functional.py`` ``jacobian``/``hessian``/``vjp``/``jvp``)."""
 from __future__ import annotations
 
+from .. import _C
 from .._tape import grad_mode
 
 _state = grad_mode.state  # thread-local: .anomaly, .check_nan
@@ -13,6 +14,20 @@ def Variable(data, requires_grad: bool = False, volatile: bool = False):  # noqa
     if requires_grad:
         data.requires_grad_(True)
     return data
+
+
+class _ExecutionEngine:
+    """``Variable._execution_engine``: PyTorch's handle on its autograd engine, which libraries
+    (FSDP-style wrappers, DeepSpeed) reach for to run code once a backward pass is done."""
+
+    @staticmethod
+    def queue_callback(callback) -> None:
+        """Run ``callback()`` when the backward pass running in this thread has run its whole graph
+        (before ``backward`` returns); only from inside a pass (a hook), else RuntimeError."""
+        _C._queue_callback(callback)
+
+
+Variable._execution_engine = _ExecutionEngine()
 
 
 class detect_anomaly:  # noqa: N801

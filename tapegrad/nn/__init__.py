@@ -8,7 +8,7 @@ from .parameter import Buffer, Parameter, UninitializedBuffer, UninitializedPara
 from .modules import *  # noqa: F401,F403
 # the star brings nn.modules' submodules too (batchnorm, utils, ...); nn.utils is nn's own
 del batchnorm, distance, fold, instancenorm, upsampling, utils  # noqa: F821
-from . import attention, functional, init, utils  # noqa: F401,E402
+from . import attention, functional, grad, init, utils  # noqa: F401,E402  (grad: torch.nn.grad, the conv gradients)
 from . import parallel  # noqa: F401,E402  (DistributedDataParallel; MPI is loaded only by init_process_group)
 from .parallel import DataParallel  # noqa: F401,E402
 

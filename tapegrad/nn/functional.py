@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import _dtype
 from .. import random as _random
+from . import grad  # noqa: F401  (F.grad: PyTorch's torch.nn.functional.grad is torch.nn.grad)
 from ..tensor import Tensor
 from ..ops import plain as _ops  # the ops without their out= wrappers
 from ..ops.activation import (elu, gelu, hardshrink, hardtanh, leaky_relu, log_softmax, logsigmoid,  # noqa: F401

@@ -8,6 +8,7 @@ import scipy.special as _sp
 
 from .. import _C, _dtype
 from . import _kernels
+from . import inplace as _inplace_module
 from .._tape import grad_mode
 from .._tape.registry import apply, defop
 from ._util import blend, const, norm_dim
@@ -706,6 +707,8 @@ def _relu_direct(generic):
         a = input._data if isinstance(input, Tensor) else None
         if (type(a) is np.ndarray and a.dtype.char in "fd" and a.flags.writeable
                 and (not grad_mode.state.enabled or not input._requires_grad)):
+            if _inplace_module.WRITE_WATCHERS:
+                _inplace_module.before_write(input)
             if a.flags.c_contiguous and a.size >= _RELU_KERNEL_MIN:
                 _C.relu(a, a)
             else:

@@ -15,7 +15,7 @@ from .._tape import grad_mode
 from .._tape.registry import _round16
 from ..device import check_layout, check_memory_format, device as _device
 from ._util import int_arg
-from .inplace import inplace
+from .inplace import WRITE_WATCHERS, before_write, inplace
 from .pointwise import _replace, mul
 from .shape import stack
 from .surface import _write_out, public
@@ -637,6 +637,8 @@ def _fill_random(self, values: np.ndarray, opname):
         return inplace(self, lambda s: _replace(s, Tensor._wrap(values)), opname)
     if not self._data.flags.writeable:
         raise RuntimeError(f"{opname}: the tensor is a read-only (expanded) view; clone() it first")
+    if WRITE_WATCHERS:
+        before_write(self)
     self._data[...] = values
     self._bump_version()
     return self

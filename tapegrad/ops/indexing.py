@@ -264,6 +264,8 @@ def setitem(x: Tensor, index, value):
         if x._data.flags.writeable is False:
             raise RuntimeError("setitem: the tensor is a read-only (expanded) view; clone() it first")
         region, last = _region_of(x._data, idx)
+        if _inplace_module.WRITE_WATCHERS:
+            _inplace_module.before_write(x)
         region[last] = v._data
         x._bump_version()
         return
@@ -459,6 +461,8 @@ def _scatter_add_direct(generic):
                 and not (grad_mode.state.enabled and (input._requires_grad or src._requires_grad))):
             s, d, idx = _scatter_args(input, dim, index, src, "scatter_add", bounds=False)
             if not (np.may_share_memory(a, s._data) or np.may_share_memory(a, idx)):  # src read as it was
+                if _inplace_module.WRITE_WATCHERS:
+                    _inplace_module.before_write(input)
                 input._bump_version()
                 _scatter_into(a, d, idx, s._data, True, "scatter_add")
                 return input

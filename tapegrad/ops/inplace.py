@@ -29,6 +29,20 @@ _view_as_real = None  # complex.py's view_as_real/view_as_complex ops, bound the
 _view_as_complex = None  # dtype (view_as_real, .real, .imag) takes its graph from its base through them
 
 
+# autograd.graph.allow_mutation_on_saved_tensors: while such a block is open this holds its one
+# callable, run with each tensor an in-place op is about to write into (the block clones what the
+# tape saved of that memory first); empty otherwise, so a write pays one truth test. Every
+# in-place path of the ops calls ``before_write`` before it writes.
+WRITE_WATCHERS: list = []
+
+
+def before_write(t) -> None:
+    """Tell an open ``allow_mutation_on_saved_tensors`` block that ``t``'s memory is about to be
+    written in place (callers test ``WRITE_WATCHERS`` first)."""
+    for watcher in tuple(WRITE_WATCHERS):
+        watcher(t)
+
+
 def _check_leaf(self: Tensor, opname: str, view_positions: bool = False):
     """Refuse an in-place write that autograd can't follow. With ``view_positions``, a view of a
     non-leaf tensor, or of one that doesn't require grad, is allowed: returns, for each of the
@@ -163,6 +177,8 @@ _C._set_view_regenerator(_regenerate_view)
 
 
 def _write(self: Tensor, value: np.ndarray, opname: str):
+    if WRITE_WATCHERS:
+        before_write(self)
     if self._data.dtype.kind == "c" and value.dtype.kind != "c":  # abs_, angle_: a real result, as PyTorch refuses
         raise RuntimeError(f"In-place {opname.rstrip('_')} is not supported for complex tensors.")
     if value.dtype != self._data.dtype and not _dtype.can_cast(value.dtype, self._data.dtype):
@@ -186,6 +202,8 @@ def inplace(self: Tensor, result_fn, opname: str, *others, snapshot: bool = True
     """Apply ``result_fn(self, *others)`` (out of place) and store the result in ``self``. Without
     ``snapshot``, ``result_fn`` writes into the memory of the tensor it is given and returns it
     (setitem): allowed only for an op whose VJPs don't read that input."""
+    if WRITE_WATCHERS:
+        before_write(self)
     recording = grad_mode.state.enabled and (
         self._requires_grad or any(isinstance(o, Tensor) and o._requires_grad for o in others))
     if not recording:

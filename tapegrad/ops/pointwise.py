@@ -20,7 +20,7 @@ from .._tape.registry import apply, defop
 from ._autocast import round_once
 from ._util import as_tensor, blend, const, copy_into, integer_division_checked, pair, scalar_dtype, scalar_tensor
 from . import _kernels
-from .inplace import inplace
+from .inplace import WRITE_WATCHERS, before_write, inplace
 from .comparison import ge, isfinite, isnan, le, logical_not, logical_or
 from .complex import complex as _complex_fn, conj_if_complex as _cj, refuse_complex
 from . import surface
@@ -149,6 +149,8 @@ _NUMBERS = (float, int)
 
 def _into(self, other, op, alpha=1):
     """``self op= alpha * other`` in place when that applies (True), else False."""
+    if WRITE_WATCHERS:
+        before_write(self)
     if op < 2 and alpha != 1 and _axpy(self, other, alpha, op == 1, inplace=True) is not None:
         self._bump_version()  # add_ / sub_: the product and the sum in one pass
         return True
@@ -778,6 +780,8 @@ def clamp_(input, min=None, max=None):
             and (min is not None or max is not None) and _unrecorded(input) and _plain_float(input)
             and input._data.flags.writeable):
         a = input._data
+        if WRITE_WATCHERS:
+            before_write(input)
         lo_f, hi_f = -math.inf if min is None else float(min), math.inf if max is None else float(max)
         if lo_f == lo_f and hi_f == hi_f and a.size and (a.flags.c_contiguous or a.flags.f_contiguous):
             # one pass on the threads (numpy's made two); the kernel rounds the bounds to a's dtype
@@ -1266,6 +1270,8 @@ def lerp_(self, end, weight):
             w = None
     if w is not None:
         # an EMA update: PyTorch's arithmetic straight into self's memory
+        if WRITE_WATCHERS:
+            before_write(self)
         if w.ndim:
             _C.lerp(self._data, end._data, w, self._data)
         else:
@@ -1356,6 +1362,8 @@ def _addc_fused(input, tensor1, tensor2, value):
 def addcmul_(self, tensor1, tensor2, *, value=1):
     """In-place form of ``addcmul``: writes the result into ``self`` and returns it."""
     if _addc_plain(self, tensor1, tensor2, value) and _writable_alone(self, tensor1, tensor2):
+        if WRITE_WATCHERS:
+            before_write(self)
         _addc_into(self._data, self._data, tensor1._data, tensor2._data, value, np.multiply)
         self._bump_version()
         return self
@@ -1365,6 +1373,8 @@ def addcmul_(self, tensor1, tensor2, *, value=1):
 def addcdiv_(self, tensor1, tensor2, *, value=1):
     """In-place form of ``addcdiv``: writes the result into ``self`` and returns it."""
     if _addc_plain(self, tensor1, tensor2, value) and _writable_alone(self, tensor1, tensor2):
+        if WRITE_WATCHERS:
+            before_write(self)
         _addc_into(self._data, self._data, tensor1._data, tensor2._data, value, np.true_divide)
         self._bump_version()
         return self
@@ -1479,6 +1489,8 @@ def fill_(self, value):
     if not self._data.flags.writeable:
         raise RuntimeError("fill_: unsupported operation: this tensor is a read-only or expanded view "
                            f"(shape {tuple(self.shape)}, strides {self._data.strides}); clone() it first")
+    if WRITE_WATCHERS:
+        before_write(self)
     self._data.fill(value)
     self._bump_version()
     return self
@@ -1495,6 +1507,8 @@ def copy_(self, src):
             # nothing to record: one copy (the kernel threads', else numpy's, overlap handled),
             # where the recorded form's select over a broadcast mask took 8x PyTorch's time for 1e6
             # float32
+            if WRITE_WATCHERS:
+                before_write(self)
             copy_into(a, b)
             self._bump_version()
             return self

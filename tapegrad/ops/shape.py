@@ -11,12 +11,12 @@ import warnings
 
 import numpy as np
 
-from .. import _C, _dtype
+from .. import _C, _dtype, storage as _storage
 from .._tape import grad_mode
 from .._tape.registry import _is16, _round16, _widen, apply, defop
 from ..device import check_memory_format
 from ._util import broadcast_view, norm_dim, norm_dims, sizes_or_keyword
-from .inplace import _check_leaf
+from .inplace import WRITE_WATCHERS, _check_leaf, before_write
 from .surface import public
 from ._autocast import FP32, cast_inputs
 
@@ -1079,6 +1079,8 @@ def trace(input):
 # ---------------------------------------------------------------- in-place shape changes
 def _reshape_inplace(self, fn, opname):
     """Make ``self`` the result of the view op ``fn`` (its data and, while recording, its node)."""
+    if WRITE_WATCHERS:  # the tape may have saved self: allow_mutation_on_saved_tensors keeps its shape
+        before_write(self)
     if not (grad_mode.state.enabled and self._requires_grad):
         self._data = fn(self.detach())._data
         return self
@@ -1287,6 +1289,8 @@ def resize_(self, *size, memory_format=None):
     elements are zeros (PyTorch leaves them uninitialised), surplus ones are dropped. Refused on
     tensors that require grad, as in PyTorch."""
     size = _resize_check(self, size, "resize_")
+    if WRITE_WATCHERS:
+        before_write(self)
     n = int(np.prod(size, dtype=np.int64))
     flat = self._data.reshape(-1)
     if n == flat.size:
@@ -1297,6 +1301,81 @@ def resize_(self, *size, memory_format=None):
         self._data = new.reshape(size)
     self._bump_version()
     return self
+
+
+def set_memory(self, source=None, storage_offset=None, size=None, stride=None):
+    """``Tensor.set_``: ``self`` made a view of other memory, in place (see its docstring)."""
+    if grad_mode.state.enabled and self._requires_grad:
+        raise RuntimeError("set_: a leaf Variable that requires grad is being used in an in-place operation."
+                           if self.grad_fn is None else
+                           "set_: a tensor that requires grad can't be given other memory while grad mode records; "
+                           "wrap the call in `with tapegrad.no_grad():`")
+    if storage_offset is not None and size is None:
+        raise TypeError("set_(): storage_offset needs size (set_(source, storage_offset, size, stride=None))")
+    dtype = self._data.dtype
+    if source is None:
+        data = np.empty((0,), dtype)
+    elif isinstance(source, Tensor) and size is None:
+        if source._data.dtype != dtype:
+            raise RuntimeError(f"set_: could not set a tensor of type {_dtype.name(dtype)} to a tensor of type "
+                               f"{_dtype.name(source._data.dtype)}")
+        data = source._data.view()
+    else:
+        if isinstance(source, Tensor):
+            if source._data.dtype != dtype:
+                raise RuntimeError(f"set_: could not set a tensor of type {_dtype.name(dtype)} to a tensor of type "
+                                   f"{_dtype.name(source._data.dtype)}")
+            source = source.untyped_storage()
+        if isinstance(source, _storage.TypedStorage):
+            if source.dtype != dtype:
+                raise RuntimeError(f"set_: expected a storage of type {_dtype.name(dtype)} or an UntypedStorage, "
+                                   f"but got one of type {_dtype.name(source.dtype)}")
+            source = source.untyped()
+        if not isinstance(source, _storage.UntypedStorage):
+            raise TypeError(f"set_(): expected a Tensor, a storage or nothing, got {type(source).__name__}")
+        data = _on_storage(source, dtype, storage_offset, size, stride)
+    if WRITE_WATCHERS:
+        before_write(self)
+    self._data = data
+    self._base = None  # a view of the storage now, not of the tensor it viewed
+    self._bump_version()
+    return self
+
+
+def _on_storage(untyped, dtype, storage_offset, size, stride):
+    """The array of ``size`` and ``stride`` (in elements) at ``storage_offset`` of ``untyped``."""
+    isz = dtype.itemsize
+    offset = 0 if storage_offset is None else int(storage_offset)
+    size = (untyped.nbytes() // isz,) if size is None else tuple(int(n) for n in size)
+    if offset < 0:
+        raise RuntimeError(f"set_: invalid storage offset {offset}")
+    if builtins.any(n < 0 for n in size):
+        raise RuntimeError(f"set_: sizes must be non-negative, got {list(size)}")
+    if stride is None:
+        stride, step = [], 1
+        for n in reversed(size):
+            stride.insert(0, step)
+            step *= builtins.max(n, 1)
+    stride = tuple(int(s) for s in stride)
+    if len(stride) != len(size):
+        raise RuntimeError(f"set_: mismatch in length of strides and shape ({len(stride)} and {len(size)})")
+    if builtins.any(s < 0 for s in stride):
+        raise RuntimeError(f"set_: strides must be non-negative, got {list(stride)}")
+    needed = 0 if 0 in size else offset + builtins.sum((n - 1) * s for n, s in zip(size, stride)) + 1
+    if needed * isz > untyped.nbytes():
+        raise RuntimeError(f"set_: sizes {list(size)}, strides {list(stride)}, storage offset {offset}, and itemsize "
+                           f"{isz} requiring a storage size of {needed * isz} are out of bounds for storage of size "
+                           f"{untyped.nbytes()} (tapegrad's storages do not grow)")
+    return np.ndarray(size, dtype, buffer=untyped._array, offset=offset * isz if needed else 0,
+                      strides=tuple(s * isz for s in stride))
+
+
+def is_set_to(self, other) -> bool:
+    """``Tensor.is_set_to``: the same memory, offset, shape and strides."""
+    a, b = self._data, other._data
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0] and a.shape == b.shape
+            and a.strides == b.strides and a.dtype == b.dtype
+            and self.untyped_storage().data_ptr() == other.untyped_storage().data_ptr())
 
 
 @public(method=True)

@@ -38,7 +38,7 @@ import numpy as np
 
 from .. import _dtype
 from .._tape import grad_mode
-from .inplace import inplace as _inplace
+from .inplace import WRITE_WATCHERS, before_write, inplace as _inplace
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 
@@ -244,6 +244,8 @@ def _write_out(out, result, name):
         raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic differentiation, "
                            f"but one of the arguments requires grad.")
     r = result._data
+    if WRITE_WATCHERS:
+        before_write(out)
     if not out._data.flags.writeable:
         raise RuntimeError(f"{name}(): unsupported operation: out= is a read-only or expanded view (shape "
                            f"{tuple(out.shape)}, strides {out._data.strides}); pass a fresh tensor or clone() it")
