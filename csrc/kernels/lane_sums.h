@@ -149,6 +149,86 @@ TG_LANES_INLINE double sum256(int64_t n, const T* p) {
   return s.total();
 }
 
+// sums() in registers: the same lanes, adds and order (so the same bits), with each term a
+// vector of N lanes' terms. f(n, j, k) (n: std::integral_constant of N) gives the terms of
+// elements j .. j + N - 1 as a vector of N Ts, reading only the first k of them (k = N but at a
+// run's tail), and its lanes past k must add nothing: +0 or -0 (a lane's sum is never -0, as it
+// starts at +0, so either leaves it as it is). load() fills them with 0; a term that is not 0 at
+// 0 masks them with keep_first(), before its last product, so that the product and the add stay
+// one multiply-add as in sums(). sums() keeps its lanes in arrays, and for the short runs of the
+// normalisation kernels (group_norm's planes of 64 floats) zeroing them, moving them into double
+// lanes and totalling them through memory took longer than the adds.
+template <typename T, int64_t N>
+struct VecOf {
+  typedef T type __attribute__((vector_size(N * sizeof(T))));
+};
+template <typename T, int64_t N>
+using Vec = typename VecOf<T, N>::type;
+
+// Elements p[0, k) of a vector of N (k <= N), the rest 0.
+template <int64_t N, typename T>
+TG_LANES_INLINE Vec<T, N> load(const T* p, int64_t k) {
+  Vec<T, N> v{};
+  if (k == N) std::memcpy(&v, p, sizeof(v));
+  else std::memcpy(&v, p, size_t(k) * sizeof(T));
+  return v;
+}
+
+// v with its lanes from k on set to 0.
+template <int64_t N, typename T>
+TG_LANES_INLINE Vec<T, N> keep_first(Vec<T, N> v, int64_t k) {
+  if (k == N) return v;
+  using I = std::conditional_t<sizeof(T) == 8, int64_t, int32_t>;
+  Vec<I, N> iota;
+  for (int64_t l = 0; l < N; ++l) iota[l] = I(l);
+  return iota < I(k) ? v : Vec<T, N>{};
+}
+
+template <typename T, int64_t LaneBytes, int64_t ShortLaneBytes = kShortLaneBytes, typename F1, typename F2>
+TG_LANES_INLINE void vsums(int64_t n, F1 f1, F2 f2, double& s1, double& s2) {
+  constexpr int64_t L = LaneBytes / int64_t(sizeof(T));
+  constexpr bool two = !std::is_same<F2, std::nullptr_t>::value;
+  if constexpr (LaneBytes > ShortLaneBytes) {
+    if (n < 4 * L) {
+      vsums<T, ShortLaneBytes, ShortLaneBytes>(n, f1, f2, s1, s2);
+      return;
+    }
+  }
+  using V = Vec<T, L>;
+  using DV = Vec<double, L>;
+  const std::integral_constant<int64_t, L> nl{};
+  DV t1{}, t2{};
+  for (int64_t c0 = 0; c0 < n; c0 += kLaneChunk) {
+    const int64_t c1 = std::min(n, c0 + kLaneChunk);
+    V a1{}, a2{};
+    int64_t j = c0;
+    for (; j + L <= c1; j += L) {
+      a1 += f1(nl, j, L);
+      if constexpr (two) a2 += f2(nl, j, L);
+    }
+    if (j < c1) {
+      a1 += f1(nl, j, c1 - j);
+      if constexpr (two) a2 += f2(nl, j, c1 - j);
+    }
+    if constexpr (sizeof(T) == 8) {
+      t1 += a1;
+      if constexpr (two) t2 += a2;
+    } else {
+      t1 += __builtin_convertvector(a1, DV);
+      if constexpr (two) t2 += __builtin_convertvector(a2, DV);
+    }
+  }
+  alignas(64) double u1[L], u2[L];
+  std::memcpy(u1, &t1, sizeof(u1));
+  s1 = total<L>(u1);
+  if constexpr (two) {
+    std::memcpy(u2, &t2, sizeof(u2));
+    s2 = total<L>(u2);
+  } else {
+    s2 = 0.0;
+  }
+}
+
 #undef TG_LANES_INLINE
 
 }  // namespace lanes

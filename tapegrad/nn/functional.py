@@ -799,14 +799,14 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
         raise RuntimeError(f"group_norm: num_channels {c} must be divisible by num_groups {num_groups}")
     if _mixed_params("group_norm", input, weight=weight, bias=bias):
         return group_norm(input.float(), num_groups, weight, bias, eps).to(input.dtype)
-    if n * c // num_groups * int(np.prod(input.shape[2:])) == 1:  # PyTorch's _verify_batch_size
+    if n * c // num_groups * math.prod(input.shape[2:]) == 1:  # PyTorch's _verify_batch_size
         raise ValueError(f"group_norm: Expected more than 1 value per channel when training, got input size "
                          f"{list(input.shape)}")
     if input._data.size and _fusable(input, c, weight, bias):
         params = [p for p in (weight, bias) if p is not None]
         return _apply(_norm.group_norm, input, *params, num_groups=int(num_groups), eps=float(eps),
                       affine=(weight is not None, bias is not None))
-    x = input.reshape(n, num_groups, c // num_groups * int(np.prod(input.shape[2:])))  # (-1 fails when n is 0)
+    x = input.reshape(n, num_groups, c // num_groups * math.prod(input.shape[2:]))  # (-1 fails when n is 0)
     mean = x.mean(2, keepdim=True)
     xc = x - mean
     out = (xc * _ops.rsqrt((xc * xc).mean(2, keepdim=True) + eps)).reshape(input.shape)

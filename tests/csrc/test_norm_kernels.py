@@ -164,8 +164,10 @@ def test_group_norm_a_group_at_a_time_and_split(shape, groups):
 
 @pytest.mark.threads
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+# (32, 64, 8, 8), (64, 8, 7, 3): planes summed as short runs in registers (lanes::vsums), whole
+# vectors and with a tail
 @pytest.mark.parametrize("shape", [(32, 16, 32, 32), (4, 3, 80000), (3000, 40), (2, 8, 5000), (8, 4, 20000),
-                                   (600, 12, 5)])
+                                   (600, 12, 5), (32, 64, 8, 8), (64, 8, 7, 3)])
 def test_one_result_for_any_thread_count(restore_threads, dtype, shape):
     rng = np.random.default_rng(1)
     x = (rng.standard_normal(shape) + 1).astype(dtype)
