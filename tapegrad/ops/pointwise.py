@@ -469,7 +469,10 @@ def _kernel_fwd(name, ufunc):
     def fwd(x):
         if type(x) is not np.ndarray:  # exact ndarrays only reach the kernels
             return ufunc(x)
-        y = _kernels.forward(name, x) if x.dtype == np.float64 or name in ("sin", "cos") else None
+        kernel = x.dtype == np.float64 or (name in ("sin", "cos") and x.dtype == np.float32)
+        if kernel and x.size and not (x.flags.c_contiguous or x.flags.f_contiguous):
+            x = np.ascontiguousarray(x)  # a strided input: the kernel's bits too, not numpy's
+        y = _kernels.forward(name, x) if kernel else None
         if y is None:
             y = _C._parallel_unary(ufunc, x)
         return ufunc(x) if y is None else y
@@ -477,10 +480,10 @@ def _kernel_fwd(name, ufunc):
     return fwd
 
 
-_sin, sin = _unary("sin", _kernel_fwd("sin", np.sin), lambda g, out, x: g * _cj(cos(x)), floating=True, half=np.sin)
+_sin, sin = _unary("sin", _kernel_fwd("sin", np.sin), lambda g, out, x: g * _cj(cos(x)), floating=True, half="sin")
 public(sin, method=True, inplace=True, out=True,
        doc="The sine, elementwise (radians).")
-_cos, cos = _unary("cos", _kernel_fwd("cos", np.cos), lambda g, out, x: -g * _cj(sin(x)), floating=True, half=np.cos)
+_cos, cos = _unary("cos", _kernel_fwd("cos", np.cos), lambda g, out, x: -g * _cj(sin(x)), floating=True, half="cos")
 public(cos, method=True, inplace=True, out=True,
        doc="The cosine, elementwise (radians).")
 # PyTorch's tan_backward: g (1 + tan^2), from the output
