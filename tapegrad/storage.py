@@ -445,42 +445,6 @@ class TypedStorage:
                                "the conversions (float(), double(), ...)")
         return f"tapegrad.TypedStorage(dtype={_dtype.name(self.dtype)})"
 
-    def double(self):
-        """A float64 copy."""
-        return self._to(_dtype.float64)
-
-    def float(self):
-        """A float32 copy."""
-        return self._to(_dtype.float32)
-
-    def half(self):
-        """A float16 copy."""
-        return self._to(_dtype.float16)
-
-    def long(self):
-        """An int64 copy."""
-        return self._to(_dtype.int64)
-
-    def int(self):
-        """An int32 copy."""
-        return self._to(_dtype.int32)
-
-    def short(self):
-        """An int16 copy."""
-        return self._to(_dtype.int16)
-
-    def char(self):
-        """An int8 copy."""
-        return self._to(_dtype.int8)
-
-    def byte(self):
-        """A uint8 copy."""
-        return self._to(_dtype.uint8)
-
-    def bool(self):
-        """A bool copy."""
-        return self._to(_dtype.bool_)
-
     def is_shared(self) -> bool:
         """Whether the memory is shared between processes (a tensor's after ``share_memory_()``)."""
         return self._untyped_storage.is_shared()
@@ -514,6 +478,21 @@ class TypedStorage:
 
     def __copy__(self):
         return self.clone()
+
+
+# TypedStorage's conversions, each a copy in one dtype: double(), float(), ... as PyTorch's
+def _conversion(name: str, dt: str):
+    def convert(self):
+        return self._to(getattr(_dtype, dt))
+    convert.__name__, convert.__qualname__ = name, f"TypedStorage.{name}"
+    convert.__doc__ = f"A {dt.rstrip('_')} copy."
+    return convert
+
+
+for _name, _dt in (("double", "float64"), ("float", "float32"), ("half", "float16"), ("long", "int64"),
+                   ("int", "int32"), ("short", "int16"), ("char", "int8"), ("byte", "uint8"), ("bool", "bool_")):
+    setattr(TypedStorage, _name, _conversion(_name, _dt))
+del _name, _dt
 
 
 def is_storage(obj) -> bool:
