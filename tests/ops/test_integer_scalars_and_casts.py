@@ -126,3 +126,35 @@ def test_tensor_ranges_against_pytorch():
                 tg.tensor(data, dtype=getattr(tg, dtype))
         else:
             assert tg.tensor(data, dtype=getattr(tg, dtype)).tolist() == want, (data, dtype)
+
+
+def test_setitem_of_a_number():
+    """x[i] = number takes a short path (numpy's assignment into x's memory): the same values,
+    version bump and errors as the general one, PyTorch's classes."""
+    x = tg.zeros(2, 3, dtype=tg.int32)
+    v0 = x._version
+    x[0, 1:] = 2.7  # truncated, as PyTorch
+    x[..., 0] = True
+    x[None, 1] = -1
+    assert x.tolist() == [[1, 2, 2], [-1, -1, -1]] and x._version == v0 + 3
+    view = x[1]
+    view[0] = 7  # through a view: the base sees it and both versions move
+    assert x[1, 0].item() == 7 and x._version == view._version
+    with pytest.raises(RuntimeError, match="setitem: value 300 cannot be converted to type tapegrad.int8"):
+        tg.zeros(3, dtype=tg.int8)[0] = 300
+    with pytest.raises(RuntimeError, match="setitem: value nan cannot be converted to type tapegrad.int32"):
+        tg.zeros(3, dtype=tg.int32)[0] = float("nan")
+    with pytest.raises(IndexError, match=r"index 5 is invalid for a tensor of shape \(3,\)"):
+        tg.zeros(3)[5] = 1.0
+    with pytest.raises(RuntimeError, match="read-only"):
+        tg.zeros(3).expand(2, 3)[0] = 1.0
+    leaf = tg.zeros(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        leaf[0] = 1.0
+    with tg.no_grad():
+        leaf[0] = 1.0
+    assert leaf.tolist() == [1.0, 0.0, 0.0]
+    y = leaf * 2
+    y[1] = 5.0  # recorded: the gradient skips the overwritten element
+    y.sum().backward()
+    assert leaf.grad.tolist() == [2.0, 0.0, 2.0]
