@@ -579,12 +579,15 @@ def index_select(input, dim, index):
         return index_select(input.reshape(1), 0, index).reshape(())  # 0-d in, 0-d out (as PyTorch)
     d = norm_dim(dim, input.ndim, "index_select")
     a = index._data.reshape(-1)
-    n = input.shape[d]
-    if a.size and (a.min() < 0 or a.max() >= n):
-        raise IndexError(f"index_select(): index {int(a.max() if a.max() >= n else a.min())} is out of range "
-                         f"for dimension {d} of size {n} (input shape {tuple(input.shape)})")
-    out = getitem(input, (slice(None),) * d + (a.astype(np.int64, copy=False),))
-    return out
+    n = input._data.shape[d]
+    if a.size:
+        lo, hi = (builtins.min(v := a.tolist()), builtins.max(v)) if a.size <= 64 else (a.min(), a.max())
+        if lo < 0 or hi >= n:  # (PyTorch refuses negative indices here, where numpy would wrap them)
+            raise IndexError(f"index_select(): index {int(hi if hi >= n else lo)} is out of range "
+                             f"for dimension {d} of size {n} (input shape {tuple(input.shape)})")
+    if not (grad_mode.state.enabled and input._requires_grad):  # nothing to record: numpy's take
+        return Tensor._wrap(np.take(input._data, a, axis=d))
+    return getitem(input, (slice(None),) * d + (a.astype(np.int64, copy=False),))
 
 
 @public(method=True)
