@@ -433,6 +433,9 @@ def cat(tensors, dim=0):
                 raise RuntimeError(f"cat(): Sizes of tensors must match except in dimension {dim}. Expected size "
                                    f"{ref.shape[k]} but got size {t.shape[k]} for tensor number {i} in the list "
                                    f"(shapes {tuple(ref.shape)} and {tuple(t.shape)})")
+    if not (grad_mode.state.enabled and builtins.any(t._requires_grad for t in kept)):  # nothing to record
+        return Tensor._wrap(np.concatenate([t._data if t._data.dtype is d else t._data.astype(d) for t in kept],
+                                           axis=dim))
     starts = [0]
     for t in kept:
         starts.append(starts[-1] + t._data.shape[dim])
