@@ -113,9 +113,14 @@ LEGACY_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": 
 _LEGACY_DTYPES = {v: k for k, v in LEGACY_NAMES.items()}
 
 
+_DTYPE_CLASSES = frozenset(type(np.dtype(c)) for c in "?bBhHiIlLqQefdgFDG")  # numpy's numeric dtype classes
+
+
 def to_dtype(d) -> np.dtype:
     """Accept a tapegrad/numpy dtype, a numpy scalar type, a name like 'float32', or a legacy
     tensor type (``LongTensor``, ``'torch.LongTensor'``)."""
+    if d.__class__ in _DTYPE_CLASSES:  # a dtype already (tapegrad's dtypes are numpy's): most calls
+        return d
     if d is None:
         return None
     if isinstance(d, str):

@@ -149,14 +149,15 @@ _expand = defop("expand", _expand_fwd, lambda g, out, x, shape: g.sum_to_size(x.
 def expand(input, *sizes, size=None):
     """Broadcast to ``sizes`` without copying; -1 keeps a dim."""
     sizes = _shape_arg(sizes_or_keyword(sizes, size, "size", "expand"))
-    nd = input.ndim
+    ishape = input._data.shape  # (numpy's tuple: Size's indexing is Python code)
+    nd = len(ishape)
     if len(sizes) < nd:
         raise RuntimeError(f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal "
                            f"to the number of dimensions in the tensor ({nd})")
     lead = len(sizes) - nd
-    shape = tuple(input.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
+    shape = tuple(ishape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
     for i in range(nd):
-        s, t = input.shape[i], shape[lead + i]
+        s, t = ishape[i], shape[lead + i]
         if s != t and s != 1:
             raise RuntimeError(f"expand: the expanded size of the tensor ({t}) must match the existing size "
                                f"({s}) at non-singleton dimension {lead + i}. Target sizes: {list(sizes)}. "
