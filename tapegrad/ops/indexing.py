@@ -326,22 +326,24 @@ def _check_index(input, dim, index, opname, src=None, bounds=True):
     if not isinstance(index, Tensor) or index._data.dtype.kind not in "iu":
         got = _dtype_name(index)
         raise RuntimeError(f"{opname}(): Expected dtype int64 for index, got {got}")
-    nd = input.ndim
+    ishape, xshape = index._data.shape, input._data.shape  # (numpy's tuples: Size's indexing is Python code)
+    nd = len(xshape)
     d = norm_dim(dim, nd, opname)
-    if index.ndim != builtins.max(nd, 0) and not (nd == 0 and index.ndim <= 1):
+    if len(ishape) != nd and not (nd == 0 and len(ishape) <= 1):
         raise RuntimeError(f"{opname}(): Index tensor must have the same number of dimensions as input tensor "
                            f"(index shape {tuple(index.shape)}, input shape {tuple(input.shape)})")
-    for k in range(index.ndim):
-        if nd and k != d and index.shape[k] > input.shape[k]:
+    sshape = src._data.shape if src is not None else None
+    for k in range(len(ishape)):
+        if nd and k != d and ishape[k] > xshape[k]:
             raise RuntimeError(f"{opname}(): Size does not match at dimension {k} expected index "
                                f"{tuple(index.shape)} to be smaller than self {tuple(input.shape)} apart from "
                                f"dimension {d}")
-        if src is not None and src.ndim and index.shape[k] > src.shape[k]:
+        if sshape and ishape[k] > sshape[k]:
             raise RuntimeError(f"{opname}(): Expected index {tuple(index.shape)} to be smaller than src "
                                f"{tuple(src.shape)} in every dimension")
     a = index._data
     if bounds:
-        _check_bounds(a, tuple(input.shape) if nd else (1,), d, opname)
+        _check_bounds(a, xshape if nd else (1,), d, opname)
     return d, a.astype(np.int64, copy=False)
 
 
