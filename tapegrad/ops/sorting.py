@@ -101,12 +101,13 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
     refuse_complex(input, "topk")
     if input._data.dtype == np.bool_:
         raise RuntimeError("topk does not support bool dtypes on CPU")
-    d = norm_dim(dim, input.ndim, "topk")
-    n = input.shape[d] if input.ndim else 1
+    shape = input._data.shape
+    d = norm_dim(dim, len(shape), "topk")
+    n = shape[d] if shape else 1
     if not 0 <= k <= n:
         raise RuntimeError(f"topk: selected index k ({k}) out of range for dimension {d} of size {n} "
                            f"(input shape {tuple(input.shape)})")
-    if input.ndim == 0:
+    if not shape:
         return _topk_t(clone(input), Tensor._wrap(np.zeros((), np.int64)))
     a = input._data
     if _native_order(a):
