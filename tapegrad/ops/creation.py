@@ -119,8 +119,23 @@ def _infer(data, dtype=None):
         # a big-endian array (from a file written elsewhere) becomes the same values in this
         # machine's byte order: the kernels compute in native order only
         return data.astype(data.dtype.newbyteorder("=")) if not data.dtype.isnative else data.copy()
-    if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
-        data = _to_nested(data)
+    typed_float = None  # the widest float dtype carried by the data's own items (numpy scalars, tensors)
+    if isinstance(data, (list, tuple)):
+        types = _leaf_types(data)
+        has_tensor = builtins.any(issubclass(t, Tensor) for t in types)
+        if has_tensor or np.ndarray in types:  # (rare) arrays and tensors among the items: their dtypes
+            typed = [x._data.dtype if isinstance(x, Tensor) else x.dtype for x in _flat(data)
+                     if isinstance(x, (Tensor, np.ndarray))]
+        else:
+            typed = []
+        typed += [np.dtype(t) for t in types if issubclass(t, np.floating)]
+        typed = [d for d in typed if _dtype.kind_of(d) == "f"]
+        if typed:
+            typed_float = builtins.max(typed, key=lambda d: d.itemsize)
+            if float in types and typed_float.itemsize < _dtype.get_default_dtype().itemsize:
+                typed_float = _dtype.get_default_dtype()  # a Python float counts as the default dtype (PyTorch's)
+        if has_tensor:
+            data = _to_nested(data)
     try:
         arr = np.array(data)
     except ValueError as e:  # ragged nesting
@@ -131,8 +146,8 @@ def _infer(data, dtype=None):
             _check_integer_range(arr, d)
         return arr.astype(d)
     if _dtype.kind_of(arr.dtype) == "f":
-        if not isinstance(data, np.generic):
-            arr = arr.astype(_dtype.get_default_dtype())
+        if not isinstance(data, np.generic):  # [np.float64(1), 2] is float64, as in PyTorch; [1.5, 2] the default
+            arr = arr.astype(typed_float if typed_float is not None else _dtype.get_default_dtype())
     elif arr.dtype.kind in "iu" and not isinstance(data, np.generic):
         if arr.dtype == np.uint64 and arr.size and (arr > np.iinfo(np.int64).max).any():  # Python ints >= 2**63
             raise RuntimeError(f"tensor: value {arr.max()} cannot be converted to type tapegrad.int64 without "
@@ -160,6 +175,21 @@ def _check_integer_range(arr, d):
     if bad.any():
         raise RuntimeError(f"tensor: value {arr[bad].flat[0]} cannot be converted to type {_dtype.name(d)} "
                            f"without overflow")
+
+
+def _leaf_types(data) -> set:
+    """The types of the non-sequence items of nested lists / tuples, a row at a time in C
+    (``set(map(type, row))``): a Python walk over 1e5 floats took 18 ms, this 2."""
+    types, stack = set(), [data]
+    while stack:
+        row = stack.pop()
+        ts = set(map(type, row))
+        if list in ts or tuple in ts:
+            stack.extend(x for x in row if type(x) is list or type(x) is tuple)
+            ts.discard(list)
+            ts.discard(tuple)
+        types |= ts
+    return types
 
 
 def _flat(data):

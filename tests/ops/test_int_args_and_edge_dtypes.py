@@ -86,3 +86,24 @@ def test_against_pytorch():
         a, b = f(torch), f(tg)
         assert str(a.dtype).split(".")[-1] == str(b.dtype).split(".")[-1]
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("make, want", [
+    (lambda: [np.float64(1), 2], "float64"), (lambda: [1, np.float64(2)], "float64"),
+    (lambda: [[np.float64(1)], [2.0]], "float64"), (lambda: [np.float32(1), 2.0], "float32"),
+    (lambda: [np.float16(1), 2], "float16"), (lambda: [np.float16(1), 2.0], "float32"),
+    (lambda: [np.int64(3), 2.5], "float32"), (lambda: [np.int32(1), 2], "int64"), (lambda: [1.5, 2.5], "float32"),
+    (lambda: [tg.tensor(1.0, dtype=tg.float64), tg.tensor(2.0, dtype=tg.float64)], "float64"),
+    (lambda: [tg.tensor(1.0, dtype=tg.float16), 2], "float16"), (lambda: [tg.tensor(1.0), np.float64(2)], "float64"),
+    (lambda: [(1.0, 2.0), (3.0, 4.0)], "float32"),
+])
+def test_tensor_infers_the_dtype_of_typed_items(make, want):
+    """A list's numpy float scalars and tensors carry their dtype into tensor(), as in PyTorch
+    (``tensor([np.mean(a), np.std(a)])`` is float64 there); Python floats count as the default."""
+    assert tg.tensor(make()).dtype == getattr(tg, want)
+
+
+def test_tensor_dtype_inference_against_pytorch():
+    torch = pytest.importorskip("torch")
+    for data in ([np.float64(1), 2], [np.float16(1), 2.0], [[np.float64(1)], [2.0]], [np.int64(3), 2.5], [1, 2]):
+        assert str(torch.tensor(data).dtype).split(".")[-1] == str(tg.tensor(data).dtype).split(".")[-1]
