@@ -97,7 +97,50 @@ def _writable(arr, what):
         raise RuntimeError(f"{what}: the storage is read-only (the memory of an expanded or read-only tensor)")
 
 
-class UntypedStorage:
+class _HostMemory:
+    """What both storages answer alike: their memory is the CPU's, and never moves."""
+
+    @property
+    def device(self):
+        """The storage's device: always the CPU."""
+        return _device("cpu")
+
+    @property
+    def is_cuda(self) -> bool:
+        """False: tapegrad's memory is host memory."""
+        return False
+
+    def get_device(self) -> int:
+        """-1, PyTorch's answer for CPU memory."""
+        return -1
+
+    def cpu(self):
+        """The storage itself: its memory is host memory."""
+        return self
+
+    def to(self, *, device=None, non_blocking=False):
+        """The storage itself on the CPU (any other device raises)."""
+        if device is not None:
+            _device(device)
+        return self
+
+    def is_pinned(self, device="cuda") -> bool:
+        """False: there is no device to pin host memory for."""
+        return False
+
+    def pin_memory(self, device="cuda"):
+        """The storage itself: host memory needs no pinning without a device."""
+        return self
+
+    def resizable(self) -> bool:
+        """False: a tensor's memory never moves (see the module docstring)."""
+        return False
+
+    def __copy__(self):
+        return self.clone()
+
+
+class UntypedStorage(_HostMemory):
     """Bytes of memory, as ``torch.UntypedStorage``: ``x.untyped_storage()`` is the memory under the
     tensor ``x`` (see the module docstring for which memory that is), and ``UntypedStorage(n)``
     (``n`` zero bytes) or ``UntypedStorage([1, 2, 3])`` (those bytes) makes new memory.
@@ -158,16 +201,6 @@ class UntypedStorage:
         return self._bytes
 
     @property
-    def device(self):
-        """The storage's device: always the CPU."""
-        return _device("cpu")
-
-    @property
-    def is_cuda(self) -> bool:
-        """False: tapegrad's memory is host memory."""
-        return False
-
-    @property
     def is_sparse(self) -> bool:
         """False: a storage is dense memory."""
         return False
@@ -190,10 +223,6 @@ class UntypedStorage:
     def element_size(self) -> int:
         """1: an untyped storage counts bytes."""
         return 1
-
-    def get_device(self) -> int:
-        """-1, PyTorch's answer for CPU memory."""
-        return -1
 
     def tolist(self) -> list:
         """The bytes as a list of ints."""
@@ -238,16 +267,6 @@ class UntypedStorage:
         """The storage itself (it is untyped already)."""
         return self
 
-    def cpu(self) -> "UntypedStorage":
-        """The storage itself: its memory is host memory."""
-        return self
-
-    def to(self, *, device=None, non_blocking=False) -> "UntypedStorage":
-        """The storage itself on the CPU (any other device raises)."""
-        if device is not None:
-            _device(device)
-        return self
-
     def type(self, dtype=None, non_blocking=False):
         """The storage's type name (with no argument)."""
         if dtype is not None:
@@ -259,14 +278,6 @@ class UntypedStorage:
         """Whether the memory is shared between processes (a tensor's after ``share_memory_()``)."""
         return _shared.segment_of(self._root if self._bytes is None else self._bytes) is not None
 
-    def is_pinned(self, device="cuda") -> bool:
-        """False: there is no device to pin host memory for."""
-        return False
-
-    def pin_memory(self, device="cuda") -> "UntypedStorage":
-        """The storage itself: host memory needs no pinning without a device."""
-        return self
-
     def share_memory_(self) -> "UntypedStorage":
         """The storage itself when its memory is shared already (``is_shared()``); else
         RuntimeError: move the tensor with ``Tensor.share_memory_()`` instead, as tapegrad cannot
@@ -274,10 +285,6 @@ class UntypedStorage:
         if not self.is_shared():
             raise RuntimeError(_NOT_SHARED)
         return self
-
-    def resizable(self) -> bool:
-        """False: a tensor's memory never moves (see the module docstring)."""
-        return False
 
     def resize_(self, size) -> "UntypedStorage":
         """Only to the size it has: tapegrad's storages cannot grow or shrink."""
@@ -295,8 +302,6 @@ class UntypedStorage:
         head = f"[tapegrad.storage.UntypedStorage(device=cpu) of size {self._array.size}]"
         return f"{body}\n{head}" if body else head
 
-    def __copy__(self):
-        return self.clone()
 
 
 def _typed_array(untyped: UntypedStorage, dtype) -> np.ndarray:
@@ -305,7 +310,7 @@ def _typed_array(untyped: UntypedStorage, dtype) -> np.ndarray:
     return a[:a.size - a.size % dtype.itemsize].view(dtype)
 
 
-class TypedStorage:
+class TypedStorage(_HostMemory):
     """Memory read as elements of one dtype, as ``torch.TypedStorage`` (deprecated in PyTorch, as
     here: making one warns). ``x.storage()`` is the memory under the tensor ``x`` read as its
     dtype; ``TypedStorage(n, dtype=...)`` (``n`` zeros), ``TypedStorage([1.0, 2.0], dtype=...)``
@@ -348,16 +353,6 @@ class TypedStorage:
     def _elements(self) -> np.ndarray:
         return _typed_array(self._untyped_storage, self.dtype)
 
-    @property
-    def device(self):
-        """The storage's device: always the CPU."""
-        return _device("cpu")
-
-    @property
-    def is_cuda(self) -> bool:
-        """False: tapegrad's memory is host memory."""
-        return False
-
     def untyped(self) -> UntypedStorage:
         """The bytes under this storage (the same memory)."""
         return self._untyped_storage
@@ -380,10 +375,6 @@ class TypedStorage:
     def element_size(self) -> int:
         """The size of one element in bytes."""
         return self.dtype.itemsize
-
-    def get_device(self) -> int:
-        """-1, PyTorch's answer for CPU memory."""
-        return -1
 
     def tolist(self) -> list:
         """The elements as a list of Python numbers."""
@@ -428,16 +419,6 @@ class TypedStorage:
         return TypedStorage(wrap_storage=UntypedStorage._on(values.reshape(-1).view(np.uint8)), dtype=dtype,
                             _internal=True)
 
-    def cpu(self) -> "TypedStorage":
-        """The storage itself: its memory is host memory."""
-        return self
-
-    def to(self, *, device=None, non_blocking=False) -> "TypedStorage":
-        """The storage itself on the CPU (any other device raises)."""
-        if device is not None:
-            _device(device)
-        return self
-
     def type(self, dtype=None, non_blocking=False):
         """The storage's type name (with no argument)."""
         if dtype is not None:
@@ -449,22 +430,10 @@ class TypedStorage:
         """Whether the memory is shared between processes (a tensor's after ``share_memory_()``)."""
         return self._untyped_storage.is_shared()
 
-    def is_pinned(self, device="cuda") -> bool:
-        """False: there is no device to pin host memory for."""
-        return False
-
-    def pin_memory(self, device="cuda") -> "TypedStorage":
-        """The storage itself: host memory needs no pinning without a device."""
-        return self
-
     def share_memory_(self) -> "TypedStorage":
         """As ``UntypedStorage.share_memory_``: itself when shared already, else RuntimeError."""
         self._untyped_storage.share_memory_()
         return self
-
-    def resizable(self) -> bool:
-        """False: a tensor's memory never moves (see the module docstring)."""
-        return False
 
     def resize_(self, size) -> "TypedStorage":
         """Only to the size it has: tapegrad's storages cannot grow or shrink."""
@@ -476,8 +445,6 @@ class TypedStorage:
         head = f"[tapegrad.storage.TypedStorage(dtype={_dtype.name(self.dtype)}, device=cpu) of size {self.size()}]"
         return f"{body}\n{head}" if body else head
 
-    def __copy__(self):
-        return self.clone()
 
 
 # TypedStorage's conversions, each a copy in one dtype: double(), float(), ... as PyTorch's
