@@ -247,7 +247,7 @@ def setitem(x: Tensor, index, value):
     idx = _norm_index(index, x.ndim)
     if type(value) in _NUMBERS and type(idx) is tuple and not (grad_mode.state.enabled and x._requires_grad) \
             and builtins.all(type(i) in _BASIC for i in idx):
-        _set_number(x, idx, index, value)  # x[i] = 0.0, x[:, 2] = 1: nothing to broadcast or record
+        _write(x, idx, index, value)  # x[i] = 0.0, x[:, 2] = 1: nothing to broadcast or record
         return
     try:
         v = value if isinstance(value, Tensor) else Tensor._wrap(np.asarray(value, dtype=x.dtype))
@@ -269,13 +269,7 @@ def setitem(x: Tensor, index, value):
         raise RuntimeError(f"setitem: shape mismatch: value of shape {tuple(v.shape)} cannot be broadcast to "
                            f"indexing result of shape {target}") from None
     if not (grad_mode.state.enabled and (x._requires_grad or v._requires_grad)):
-        if x._data.flags.writeable is False:
-            raise RuntimeError("setitem: the tensor is a read-only (expanded) view; clone() it first")
-        region, last = _region_of(x._data, idx)
-        if _inplace_module.WRITE_WATCHERS:
-            _inplace_module.before_write(x)
-        region[last] = v._data
-        x._bump_version()
+        _write(x, idx, index, v._data)
         return
     inplace(x, lambda s, val: apply(_setitem, s, val.to(s.dtype), index=idx, into=True), "setitem", v,
             snapshot=False)
@@ -284,17 +278,17 @@ def setitem(x: Tensor, index, value):
 _NUMBERS = frozenset((int, float, bool))
 
 
-def _set_number(x: Tensor, idx: tuple, index, value) -> None:
-    """setitem's path for a Python number at a basic index (ints, slices, None, Ellipsis) with
-    nothing to record: numpy's assignment straight into x's memory (2.4 us a call less than the
-    general path, which builds a tensor of the number and checks a broadcast)."""
-    a = x._data
-    if a.flags.writeable is False:
+def _write(x: Tensor, idx, index, value) -> None:
+    """setitem with nothing to record: numpy's assignment straight into x's memory. A Python
+    number at a basic index comes here directly (2.4 us a call less than building a tensor of it
+    and checking a broadcast first); the errors are for that case."""
+    if x._data.flags.writeable is False:
         raise RuntimeError("setitem: the tensor is a read-only (expanded) view; clone() it first")
+    region, last = _region_of(x._data, idx)
     if _inplace_module.WRITE_WATCHERS:
         _inplace_module.before_write(x)
     try:
-        a[idx] = value
+        region[last] = value
     except IndexError as e:
         raise IndexError(f"index {_describe(index)} is invalid for a tensor of shape {tuple(x.shape)}: {e}") from None
     except (OverflowError, ValueError):  # 300 into int8, NaN into an integer tensor
