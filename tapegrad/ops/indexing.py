@@ -247,7 +247,7 @@ def setitem(x: Tensor, index, value):
     idx = _norm_index(index, x.ndim)
     if type(value) in _NUMBERS and type(idx) is tuple and not (grad_mode.state.enabled and x._requires_grad) \
             and builtins.all(type(i) in _BASIC for i in idx):
-        _write(x, idx, index, value)  # x[i] = 0.0, x[:, 2] = 1: nothing to broadcast or record
+        _write_unrecorded(x, idx, index, value)  # x[i] = 0.0, x[:, 2] = 1: nothing to broadcast or record
         return
     try:
         v = value if isinstance(value, Tensor) else Tensor._wrap(np.asarray(value, dtype=x.dtype))
@@ -269,7 +269,7 @@ def setitem(x: Tensor, index, value):
         raise RuntimeError(f"setitem: shape mismatch: value of shape {tuple(v.shape)} cannot be broadcast to "
                            f"indexing result of shape {target}") from None
     if not (grad_mode.state.enabled and (x._requires_grad or v._requires_grad)):
-        _write(x, idx, index, v._data)
+        _write_unrecorded(x, idx, index, v._data)
         return
     inplace(x, lambda s, val: apply(_setitem, s, val.to(s.dtype), index=idx, into=True), "setitem", v,
             snapshot=False)
@@ -278,7 +278,7 @@ def setitem(x: Tensor, index, value):
 _NUMBERS = frozenset((int, float, bool))
 
 
-def _write(x: Tensor, idx, index, value) -> None:
+def _write_unrecorded(x: Tensor, idx, index, value) -> None:
     """setitem with nothing to record: numpy's assignment straight into x's memory. A Python
     number at a basic index comes here directly (2.4 us a call less than building a tensor of it
     and checking a broadcast first); the errors are for that case."""
