@@ -12,9 +12,10 @@ from . import ops as _ops
 from .tensor import Size, Tensor
 
 # methods that only call the top-level op of the same name on ``self``
-_SAME_AS_OP = ["bernoulli", "broadcast_to", "expand", "flip", "gather", "hsplit", "log_softmax", "max", "min",
-               "multinomial", "permute", "polygamma", "ravel", "repeat", "repeat_interleave", "reshape", "silu",
-               "softmax", "split", "sum_to_size", "swapaxes", "swapdims", "tile", "view", "vsplit", "where"]
+_SAME_AS_OP = ["bernoulli", "broadcast_to", "count_nonzero", "dsplit", "expand", "flip", "gather", "hsplit",
+               "log_softmax", "max", "min", "multinomial", "permute", "polygamma", "ravel", "repeat",
+               "repeat_interleave", "reshape", "silu", "softmax", "split", "squeeze", "squeeze_",
+               "sum_to_size", "swapaxes", "swapdims", "tile", "view", "vsplit", "where"]
 
 _DOCS = {
     # metadata

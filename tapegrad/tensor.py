@@ -86,6 +86,34 @@ def _one_sequence(dims, kw, opname):
     dims = _ops._util.sizes_or_keyword(dims, kw.get("dims"), "dims", opname)
     return dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims
 
+
+def _dims_or_all(dims, kw, opname):
+    """``x.squeeze()``, ``x.squeeze(0)``, ``x.squeeze(0, 1)``, ``x.squeeze((0, 1))`` or
+    ``x.squeeze(dim=0)``: None (every dim), one dim or a tuple of them."""
+    unknown = set(kw) - {"dim"}
+    if unknown:
+        raise TypeError(f"{opname}() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+    if "dim" in kw:
+        if dims:
+            raise TypeError(f"{opname}() got multiple values for argument 'dim'")
+        return kw["dim"]
+    return None if not dims else dims[0] if len(dims) == 1 else dims
+
+
+def _sections_or_indices(args, kw, opname):
+    """``x.hsplit(2)``, ``x.hsplit([1, 3])``, ``x.hsplit(1, 3)`` or by keyword (``sections=``,
+    ``indices=``): the sections (an int) or the split indices (a list)."""
+    named = [k for k in ("sections", "indices", "indices_or_sections") if k in kw]
+    unknown = set(kw) - set(named)
+    if unknown:
+        raise TypeError(f"{opname}() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+    if len(named) + bool(args) != 1:
+        raise TypeError(f"{opname}() takes the sections or the indices: one int, a list of ints or ints as "
+                        f"arguments (got {len(args)} positional and keywords {named})")
+    if named:
+        return kw[named[0]]
+    return args[0] if len(args) == 1 else list(args)
+
 class Tensor(_C.TensorBase):
     """An n-dimensional array that can record the ops applied to it.
 
@@ -545,6 +573,9 @@ class Tensor(_C.TensorBase):
     def swapaxes(self, axis0, axis1): return _plain.transpose(self, axis0, axis1)
     def swapdims(self, dim0, dim1): return _plain.transpose(self, dim0, dim1)
     def gather(self, dim, index): return _plain.gather(self, dim, index)
+    def squeeze(self, *dim, **kw): return _plain.squeeze(self, _dims_or_all(dim, kw, "squeeze"))
+    def squeeze_(self, *dim, **kw): return _plain.squeeze_(self, _dims_or_all(dim, kw, "squeeze_"))
+    def count_nonzero(self, *dim, **kw): return _plain.count_nonzero(self, _dims_or_all(dim, kw, "count_nonzero"))
 
     # ------------------------------------------------------------ PyTorch API for ported scripts
     def new_zeros(self, *args, size=None, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_like(self, "zeros", _ops._util.sizes_or_keyword(args, size, "size", "new_zeros"), dtype, requires_grad, None, device, layout, pin_memory)
@@ -561,8 +592,9 @@ class Tensor(_C.TensorBase):
     def __rmod__(self, other): return _plain.remainder(other, self)
     def repeat_interleave(self, repeats=None, dim=None, *, output_size=None): return _plain.repeat_interleave(self, repeats, dim)
 
-    def hsplit(self, sections): return _plain.hsplit(self, sections)
-    def vsplit(self, sections): return _plain.vsplit(self, sections)
+    def hsplit(self, *indices, **kw): return _plain.hsplit(self, _sections_or_indices(indices, kw, "hsplit"))
+    def vsplit(self, *indices, **kw): return _plain.vsplit(self, _sections_or_indices(indices, kw, "vsplit"))
+    def dsplit(self, *indices, **kw): return _plain.dsplit(self, _sections_or_indices(indices, kw, "dsplit"))
     def bernoulli(self, *, generator=None): return _ops.creation.bernoulli(self, generator=generator)
     def multinomial(self, num_samples, replacement=False, *, generator=None): return _ops.creation.multinomial(self, num_samples, replacement, generator=generator)
     def ndimension(self) -> int: return self._data.ndim

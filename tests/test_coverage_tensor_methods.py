@@ -92,3 +92,47 @@ def test_as_subclass_predicates_and_views():
         torch.ones(3).adjoint()
     with pytest.raises(RuntimeError):
         torch.tensor([[1.0, 2.0]]).is_nonzero()
+
+
+_X = np.arange(6.0).reshape(1, 6, 1) % 3
+
+
+@pytest.mark.parametrize("call, want", [
+    (lambda t: t.squeeze(0, 2), _X.reshape(6)), (lambda t: t.squeeze((0, 2)), _X.reshape(6)),
+    (lambda t: t.squeeze(dim=2), _X.reshape(1, 6)), (lambda t: t.squeeze(), _X.reshape(6)),
+    (lambda t: t.squeeze(1, 0), _X.reshape(6, 1)), (lambda t: t.clone().squeeze_(0, 2), _X.reshape(6)),
+    (lambda t: t.count_nonzero(0, 2), (_X != 0).sum((0, 2))), (lambda t: t.count_nonzero(dim=(0, 1)), [4]),
+    (lambda t: t.count_nonzero(), 4), (lambda t: t.count_nonzero(2), (_X != 0).sum(2)),
+])
+def test_methods_take_dims_as_varargs(call, want):
+    got = call(tg.tensor(_X))
+    want = np.asarray(want)
+    assert tuple(got.shape) == want.shape and got.tolist() == want.tolist()
+    try:
+        import torch
+    except ImportError:
+        return
+    assert call(torch.tensor(_X)).tolist() == got.tolist()
+
+
+@pytest.mark.parametrize("name", ["hsplit", "vsplit", "dsplit"])
+@pytest.mark.parametrize("args, kw", [((2,), {}), (([1, 3],), {}), ((1, 3), {}), ((), {"sections": 2}),
+                                      ((), {"indices": [1]})])
+def test_nsplit_methods_take_indices_as_varargs(name, args, kw):
+    x = np.arange(64.0).reshape(4, 4, 4)
+    got = [t.tolist() for t in getattr(tg.tensor(x), name)(*args, **kw)]
+    dim = {"hsplit": 1, "vsplit": 0, "dsplit": 2}[name]
+    where = args[0] if len(args) == 1 else list(args) if args else kw.get("sections", kw.get("indices"))
+    assert got == [a.tolist() for a in np.array_split(x, where, axis=dim)] if isinstance(where, int) else \
+        got == [a.tolist() for a in np.split(x, where, axis=dim)]
+    with pytest.raises(TypeError, match=f"{name}\\(\\) takes the sections or the indices"):
+        getattr(tg.tensor(x), name)()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'dim'"):
+        getattr(tg.tensor(x), name)(2, dim=0)
+
+
+def test_squeeze_refuses_dims_twice():
+    with pytest.raises(TypeError, match="squeeze\\(\\) got multiple values for argument 'dim'"):
+        tg.ones(1, 2).squeeze(0, dim=0)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'axis0'"):
+        tg.ones(1, 2).count_nonzero(axis0=0)

@@ -952,7 +952,7 @@ def _isnan(t):
 
 
 # ---------------------------------------------------------------- counting and statistics
-@public(method=True, out=True)
+@public(out=True)
 def count_nonzero(input, dim=None):
     """The number of non-zero elements over ``dim`` (all by default)."""
     return sum(ne(input, 0), dim)

@@ -318,7 +318,7 @@ def unflatten(input, dim, sizes):
     return reshape(input, input.shape[:d] + sizes + input.shape[d + 1:])
 
 
-@public(method=True)
+@public
 def squeeze(input, dim=None):
     """Drop size-1 dims (only those in ``dim``, an int or tuple, when given)."""
     if isinstance(dim, (tuple, list)) and len(dim) == 0:
@@ -1112,7 +1112,7 @@ def unsqueeze_(self, dim):
     return _reshape_inplace(self, lambda s: unsqueeze(s, dim), "unsqueeze_")
 
 
-@public(method=True)
+@public
 def squeeze_(self, dim=None):
     """``squeeze``, in place: ``self`` loses its dimensions of size 1 (or ``dim``)."""
     return _reshape_inplace(self, lambda s: squeeze(s, dim), "squeeze_")
@@ -1195,7 +1195,7 @@ def vsplit(input, indices_or_sections):
     return _nsplit(input, indices_or_sections, 0, "vsplit")
 
 
-@public(method=True)
+@public
 def dsplit(input, indices_or_sections):
     """``input`` split along dimension 2 into sections or at indices."""
     return _nsplit(input, indices_or_sections, 2, "dsplit")
