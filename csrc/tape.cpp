@@ -938,6 +938,8 @@ struct Pass {
   }
 
   bool run_node(PyObject* node);
+  bool pass_post_hooked(PyObject* node, std::vector<Ref>& held, Ref& g, PyObject* edges, PyObject* metas,
+                        bool check_nan);
   bool report_gradient(PyObject* node, Py_ssize_t i, PyObject* e, Ref gi, PyObject* metas, bool check_nan);
   bool run();
 };
@@ -1163,6 +1165,10 @@ bool Pass::run_node(PyObject* node) {
   call[1] = out.get();
   for (Py_ssize_t j = 0; j < n_in; ++j) call[2 + j] = PyTuple_GET_ITEM(saved.get(), j);
   std::vector<std::pair<Py_ssize_t, Ref>> zeroed;  // ZeroedGrad results, finished after every VJP ran
+  // Node.register_hook: the VJPs' results are held, the hooks see (and may replace) them all, and
+  // only then are they passed on
+  const bool post = n->post_hooks != Py_None && PyDict_GET_SIZE(n->post_hooks) > 0;
+  std::vector<Ref> held(post ? n_in : 0);
   for (Py_ssize_t i = 0; i < n_in; ++i) {
     PyObject* e = PyTuple_GET_ITEM(edges.get(), i);
     if (e == Py_None) continue;
@@ -1180,6 +1186,10 @@ bool Pass::run_node(PyObject* node) {
       gi.reset(PyDict_GET_SIZE(attrs.get()) ? PyObject_VectorcallDict(vjp.get(), call.data(), 2 + n_in, attrs.get())
                                             : PyObject_Vectorcall(vjp.get(), call.data(), 2 + n_in, nullptr));
       if (!gi) return false;
+    }
+    if (post) {
+      if (gi && gi.get() != Py_None) held[i] = std::move(gi);
+      continue;
     }
     if (!gi || gi.get() == Py_None) {
       if (!report(e, nullptr)) return false;
@@ -1205,6 +1215,7 @@ bool Pass::run_node(PyObject* node) {
   // when nothing but this pass holds it or its memory (our Ref and the tuple's item), else a
   // zeroed copy is: a chain of writes into one buffer (`out[t] = h`) costs the rows written,
   // not a copy of the buffer per write (PyTorch's CopySlices copies it).
+  if (post && !pass_post_hooked(node, held, g, edges.get(), metas.get(), check_nan)) return false;
   for (auto& [i, z] : zeroed) {
     PyObject* e = PyTuple_GET_ITEM(edges.get(), i);
     PyObject* zg = PyTuple_GET_ITEM(z.get(), 0);
@@ -1237,6 +1248,42 @@ bool Pass::run_node(PyObject* node) {
   saved.reset();
   attrs.reset();
   return flush_done_leaves();
+}
+
+// A node with post hooks: run_post_hooks(node, raw, g) (tapegrad/_tape/node.py) makes each held
+// VJP result a plain gradient (or None), calls the hooks with (grad_inputs, (g,)), and returns the
+// gradients to pass on, one per input.
+bool Pass::pass_post_hooked(PyObject* node, std::vector<Ref>& held, Ref& g, PyObject* edges, PyObject* metas,
+                            bool check_nan) {
+  if (post_hook_runner == nullptr) {
+    PyErr_SetString(PyExc_RuntimeError, "backward: a node has post hooks but no runner was set");
+    return false;
+  }
+  const Py_ssize_t n_in = static_cast<Py_ssize_t>(held.size());
+  Ref raw(PyTuple_New(n_in));
+  if (!raw) return false;
+  for (Py_ssize_t i = 0; i < n_in; ++i) {
+    PyObject* r = held[i] ? held[i].release() : Py_NewRef(Py_None);
+    PyTuple_SET_ITEM(raw.get(), i, r);
+  }
+  Ref grads(PyObject_CallFunctionObjArgs(post_hook_runner, node, raw.get(), g.get(), nullptr));
+  if (!grads) return false;
+  raw.reset();
+  if (!PyTuple_Check(grads.get()) || PyTuple_GET_SIZE(grads.get()) != n_in) {
+    PyErr_SetString(PyExc_RuntimeError, "backward: a node's post hooks gave a malformed result");
+    return false;
+  }
+  for (Py_ssize_t i = 0; i < n_in; ++i) {
+    PyObject* e = PyTuple_GET_ITEM(edges, i);
+    if (e == Py_None || (!is_node(e) && !tracked(e))) continue;
+    PyObject* gi = PyTuple_GET_ITEM(grads.get(), i);
+    if (gi == Py_None) {
+      if (!report(e, nullptr)) return false;
+      continue;
+    }
+    if (!report_gradient(node, i, e, Ref::borrow(gi), metas, check_nan)) return false;
+  }
+  return true;
 }
 
 bool Pass::run() {

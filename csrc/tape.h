@@ -100,6 +100,7 @@ struct NodeObject {
   PyObject* where;      // (filename, line) of the user's code that recorded it, and a weak
                         // reference to the running nn.Module as a third item inside one
   PyObject* pre_hooks;  // None or {handle id: hook} (hooks of the tensor this node produced)
+  PyObject* post_hooks;  // None or {handle id: hook(grad_inputs, grad_outputs)}: Node.register_hook
   PyObject* retained;   // None or a weakref to the tensor that called retain_grad()
   PyObject* unpack;     // saved_tensors_hooks' unpack hook when saved values were packed, else None
   PyObject* weakreflist;  // may be null
@@ -116,6 +117,7 @@ extern PyObject* pkg_dir;           // tapegrad's directory: frames inside it ar
 extern PyObject* ndarray_type;      // numpy.ndarray
 extern PyObject* np_asarray;        // numpy.asarray
 extern PyObject* slice_grad_class;  // tapegrad._tape.node.SliceGrad (a tuple subclass): see add_slice_into
+extern PyObject* post_hook_runner;  // tapegrad._tape.node.run_post_hooks: see run_node
 extern PyObject* zeroed_grad_class;  // tapegrad._tape.registry.ZeroedGrad (a tuple subclass): see run_node
 inline bool is_exact_ndarray(PyObject* o) { return reinterpret_cast<PyObject*>(Py_TYPE(o)) == ndarray_type; }
 

@@ -141,7 +141,7 @@ bool each_ref(PyObject* o, F f) {
   // n->op: an entry of the op table, alive as long as tapegrad is (only apply settles nodes)
   return field(n->saved) && field(n->versions) && field(n->out_data) && field(n->out_box) && field(n->out_ver) &&
          field(n->aux) && field(n->edges) && field(n->meta) && field(n->out_meta) && field(n->where) &&
-         field(n->pre_hooks) && field(n->retained) && field(n->unpack);
+         field(n->pre_hooks) && field(n->post_hooks) && field(n->retained) && field(n->unpack);
 }
 
 // o and every untracked object it reaches become tame (tracked). Iterative: graphs are long.

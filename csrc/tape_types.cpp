@@ -19,6 +19,7 @@ namespace tapegrad::tape {
 PyTypeObject* tensor_class = nullptr;
 PyObject* slice_grad_class = nullptr;
 PyObject* zeroed_grad_class = nullptr;
+PyObject* post_hook_runner = nullptr;
 PyObject* view_regenerator = nullptr;
 
 // The count in a tensor's version box, or -1 when the box holds no int (the engine reports that).
@@ -631,6 +632,7 @@ bool node_fill(NodeObject* node, PyObject* op_obj, PyObject* const* inputs, Py_s
   Py_XSETREF(node->out_meta, out_meta.release());
   Py_XSETREF(node->where, w.release());
   replace(&node->pre_hooks, Py_None);
+  replace(&node->post_hooks, Py_None);
   replace(&node->retained, Py_None);
   node->seq = next_seq();
   node->released = false;
@@ -675,7 +677,7 @@ int node_init(PyObject* self, PyObject* args, PyObject* kwargs) {
 
 #define NODE_FIELDS(X) \
   X(op) X(attrs) X(saved) X(versions) X(out_data) X(out_box) X(out_ver) X(aux) X(edges) X(meta) X(out_meta) \
-  X(where) X(pre_hooks) X(retained) X(unpack)
+  X(where) X(pre_hooks) X(post_hooks) X(retained) X(unpack)
 
 // A tuple the node made and took out of the collector (see node_fill) is visited through its
 // items, as if the node held them directly; any other object is visited as usual.
@@ -757,6 +759,7 @@ PyObject* node_get_where(PyObject* self, void*) {
   return private_copy(n->where);
 }
 NODE_FIELD(pre_hooks)
+NODE_FIELD(post_hooks)
 NODE_FIELD(retained)
 
 PyObject* node_get_seq(PyObject* self, void*) { return PyLong_FromLongLong(N(self)->seq); }
@@ -822,6 +825,18 @@ int node_set_pre_hooks(PyObject* self, PyObject* v, void*) {
   return 0;
 }
 
+int node_set_post_hooks(PyObject* self, PyObject* v, void*) {
+  NodeObject* n = N(self);
+  if (!node_writable(n, v, "post_hooks")) return -1;
+  if (v != Py_None && !PyDict_Check(v)) {
+    PyErr_SetString(PyExc_TypeError, "a Node's post_hooks must be a dict or None");
+    return -1;
+  }
+  replace(&n->post_hooks, v);
+  gc_store(self, v);
+  return 0;
+}
+
 int node_set_retained(PyObject* self, PyObject* v, void*) {
   NodeObject* n = N(self);
   if (!node_writable(n, v, "retained")) return -1;
@@ -850,6 +865,8 @@ PyGetSetDef node_getset[] = {
     {"seq", node_get_seq, nullptr, "recording order", nullptr},
     {"released", node_get_released, nullptr, "whether backward freed what it saved", nullptr},
     {"pre_hooks", node_get_pre_hooks, node_set_pre_hooks, "hooks of the tensor this node produced", nullptr},
+    {"post_hooks", node_get_post_hooks, node_set_post_hooks,
+     "hooks called with (grad_inputs, grad_outputs) after the node's VJPs ran", nullptr},
     {"retained", node_get_retained, node_set_retained, "weakref to the tensor that retains its grad", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
@@ -982,6 +999,16 @@ PyObject* set_view_regenerator(PyObject*, PyObject* fn) {
   }
   Py_INCREF(fn);
   Py_XSETREF(view_regenerator, fn);
+  Py_RETURN_NONE;
+}
+
+PyObject* set_post_hook_runner(PyObject*, PyObject* fn) {
+  if (!PyCallable_Check(fn)) {
+    PyErr_SetString(PyExc_TypeError, "_set_post_hook_runner: expected a callable");
+    return nullptr;
+  }
+  Py_INCREF(fn);
+  Py_XSETREF(post_hook_runner, fn);
   Py_RETURN_NONE;
 }
 
@@ -1119,6 +1146,8 @@ PyMethodDef methods[] = {
     {"_set_slice_grad_class", set_slice_grad_class, METH_O, "the class of a VJP's (index, piece) gradient"},
     {"_set_zeroed_grad_class", set_zeroed_grad_class, METH_O,
      "the class of a VJP's (g, zero_in_place(array), zeroed_copy(g)) gradient: g with a region zeroed"},
+    {"_set_post_hook_runner", set_post_hook_runner, METH_O,
+     "fn(node, raw_grads, grad_output) -> grads: runs a node's post_hooks (Node.register_hook)"},
     {"_set_view_regenerator", set_view_regenerator, METH_O, "fn(view): a stale view's graph from its base's"},
     {"_next_sequence_nr", next_sequence_nr, METH_NOARGS, "the seq the next recorded node gets (and skip it)"},
     {"_wrap", py_wrap, METH_O, "a new tapegrad.Tensor leaf around an array (no copy)"},

@@ -145,6 +145,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                         "types are not supported.")
     outputs, output_edges = _targets(outputs, "grad")
     inputs, input_edges = _targets(inputs, "grad")
+    if not inputs:
+        raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
     for t in inputs:
         if isinstance(t, _C.Node):
             continue

@@ -13,6 +13,8 @@ import itertools
 import weakref
 from typing import NamedTuple, Optional
 
+import numpy as np
+
 from .. import _C
 
 Meta = _C.Meta  # stands in for an input the op did not save: its VJPs may still read shape and dtype
@@ -80,6 +82,25 @@ class Node(_C.Node):
         self.pre_hooks[h.id] = hook
         return h
 
+    def register_hook(self, fn):
+        """Call ``fn(grad_inputs, grad_outputs)`` after this node computed the gradients of its
+        inputs in a backward pass: ``grad_inputs`` has one entry per input of the op (None where
+        no gradient flows), ``grad_outputs`` is the one-tuple of the gradient that reached the
+        node. ``fn`` may return a tuple of the same length to pass on instead (or None). Hooks run
+        in the order they were registered, each seeing the previous one's result. Returns a handle
+        whose ``remove()`` removes it.
+
+        >>> y = x * 2
+        >>> h = y.grad_fn.register_hook(lambda grad_inputs, grad_outputs: (grad_inputs[0] * 10, None))
+        """
+        if not callable(fn):
+            raise TypeError(f"{self.name()}.register_hook: expected a callable, got {type(fn).__name__}")
+        if self.post_hooks is None:
+            self.post_hooks = {}
+        h = RemovableHandle(self.post_hooks)
+        self.post_hooks[h.id] = fn
+        return h
+
     @property
     def metadata(self) -> dict:
         """A dict for the caller's own notes about this node (empty at first), as PyTorch's."""
@@ -98,6 +119,51 @@ class Node(_C.Node):
     def __repr__(self):
         return f"<{self.name()}>"
 
+
+def _plain_grad(raw, g, shape, dtype):
+    """A VJP's result as the input's gradient: a SliceGrad or ZeroedGrad made whole (the engine's
+    cheaper forms, csrc/tape.cpp), a broadcast gradient summed to the input's shape."""
+    kind = type(raw).__name__
+    if kind == "SliceGrad":
+        index, piece = raw
+        z = np.zeros(shape, dtype)
+        z[index] = piece._data
+        return piece._wrap(z)
+    if kind == "ZeroedGrad":
+        return raw[2](raw[0])
+    if tuple(raw.shape) != tuple(shape):
+        raw = raw.sum_to_size(shape)
+    return raw if raw._data.dtype == dtype else raw.to(dtype)
+
+
+def run_post_hooks(node, raw, g):
+    """The engine's call for a node with ``register_hook`` hooks (csrc/tape.cpp, pass_post_hooked):
+    the gradients to pass on, one per input (None where none flows), after every hook ran."""
+    meta = node.meta
+    grads = tuple(None if r is None else _plain_grad(r, g, *meta[i]) for i, r in enumerate(raw))
+    for fn in list(node.post_hooks.values()):
+        out = fn(grads, (g,))
+        if out is None:
+            continue
+        name = getattr(fn, "__name__", repr(fn))
+        if not isinstance(out, (tuple, list)) or len(out) != len(grads):
+            raise RuntimeError(f"hook '{name}' of {node.name()}.register_hook returned "
+                               f"{type(out).__name__}{'' if not isinstance(out, (tuple, list)) else f' of {len(out)}'}: "
+                               f"expected None or a tuple of {len(grads)} (one gradient per input of the op)")
+        for i, (new, old) in enumerate(zip(out, grads)):
+            if new is None:
+                continue
+            if not isinstance(new, _C.TensorBase):
+                raise TypeError(f"hook '{name}' of {node.name()}.register_hook returned {type(new).__name__} for input "
+                                f"{i}: expected a Tensor or None")
+            if tuple(new._data.shape) != tuple(meta[i][0]):
+                raise RuntimeError(f"hook '{name}' of {node.name()}.register_hook has changed the size of the gradient "
+                                   f"of input {i}: expected shape {tuple(meta[i][0])}, got {tuple(new._data.shape)}")
+        grads = tuple(out)
+    return grads
+
+
+_C._set_post_hook_runner(run_post_hooks)
 
 _NODE_TYPES: dict = {}  # op name -> its Node subclass
 
@@ -125,6 +191,31 @@ class AccumulateGrad:
     def name(self) -> str:
         """PyTorch's name of the node: ``torch::autograd::AccumulateGrad``."""
         return "torch::autograd::AccumulateGrad"
+
+    def register_prehook(self, fn):
+        """``fn(grad_outputs)`` before the gradient is accumulated into ``variable.grad``, with it as
+        a one-tuple; it may return a one-tuple to accumulate instead. The leaf's own tensor hook."""
+        name = getattr(fn, "__name__", repr(fn))
+
+        def hook(grad):
+            out = fn((grad,))
+            if out is None:
+                return None
+            if not isinstance(out, tuple) or len(out) != 1:
+                raise RuntimeError(f"hook '{name}' of AccumulateGrad.register_prehook returned {type(out).__name__}: "
+                                   "expected None or a tuple of one gradient")
+            return out[0]
+
+        return self.variable.register_hook(hook)
+
+    def register_hook(self, fn):
+        """``fn((), (grad,))`` after the gradient was accumulated, ``grad`` being ``variable.grad``
+        (PyTorch passes the incoming gradient, which differs from it when gradients accumulate over
+        several backward passes); its result is ignored. This is the hook data-parallel libraries
+        put on each parameter (Horovod, Apex): here it lives on the tensor, so it keeps working
+        after the ``AccumulateGrad`` object is dropped (PyTorch's goes with the object unless the
+        caller keeps it alive)."""
+        return self.variable.register_post_accumulate_grad_hook(lambda t: fn((), (t.grad,)))
 
     def __eq__(self, other):
         return type(other) is AccumulateGrad and other.variable is self.variable

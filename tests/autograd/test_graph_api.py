@@ -396,3 +396,116 @@ def test_node_prehook_against_torch():
         got.append((x.grad.tolist(), dict(y.grad_fn.metadata)))
     np.testing.assert_allclose(got[0][0], got[1][0])
     assert got[0][1] == got[1][1]
+
+
+# ---------------------------------------------------------------- Node.register_hook (post hooks), AccumulateGrad
+def test_node_post_hook_sees_inputs_and_output_gradients_and_replaces_them():
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    b = tg.tensor([[3.0], [4.0]], requires_grad=True)  # broadcast: its gradient is summed before the hook
+    y = a * b
+    seen = []
+
+    def hook(grad_inputs, grad_outputs):
+        seen.append(([g.tolist() for g in grad_inputs], grad_outputs[0].tolist()))
+        return (grad_inputs[0] * 10, grad_inputs[1])
+
+    h = y.grad_fn.register_hook(hook)
+    y.sum().backward(retain_graph=True)
+    assert seen == [([[7.0, 7.0], [[3.0], [3.0]]], [[1.0, 1.0], [1.0, 1.0]])]
+    assert a.grad.tolist() == [70.0, 70.0] and b.grad.tolist() == [[3.0], [3.0]]
+    h.remove()
+    a.grad = b.grad = None
+    y.sum().backward()
+    assert a.grad.tolist() == [7.0, 7.0] and len(seen) == 1
+
+
+def test_node_post_hooks_chain_and_none_keeps_the_gradients():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = x.exp()
+    order = []
+    y.grad_fn.register_hook(lambda gi, go: order.append("first"))
+    y.grad_fn.register_hook(lambda gi, go: (order.append("second"), (gi[0] * 2,))[1])
+    y.grad_fn.register_hook(lambda gi, go: (order.append("third"), (gi[0] + 1,))[1])
+    y.sum().backward()
+    assert order == ["first", "second", "third"]
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.exp([1.0, 2.0]) + 1)
+
+
+def test_node_post_hook_sees_none_for_an_input_without_gradient_and_whole_slices():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    c = tg.tensor([5.0, 6.0])
+    seen = []
+    y = x * c
+    y.grad_fn.register_hook(lambda gi, go: seen.append(gi))
+    y.sum().backward()
+    assert seen[0][1] is None and seen[0][0].tolist() == [5.0, 6.0]
+    w = tg.arange(6.0, requires_grad=True)
+    part = w[2:4]  # its VJP hands the engine a slice of the gradient: the hook sees it whole
+    part.grad_fn.register_hook(lambda gi, go: seen.append(gi[0].tolist()))
+    (part * 3).sum().backward()
+    assert seen[1] == [0.0, 0.0, 3.0, 3.0, 0.0, 0.0] and w.grad.tolist() == seen[1]
+
+
+def test_node_post_hook_bad_results_raise():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    y.grad_fn.register_hook(lambda gi, go: gi[0])
+    with pytest.raises(RuntimeError, match="register_hook returned Tensor: expected None or a tuple of 2 "):
+        y.sum().backward()
+    y = x * 2
+    y.grad_fn.register_hook(lambda gi, go: (tg.ones(3), None))
+    with pytest.raises(RuntimeError, match="changed the size of the gradient of input 0: expected shape \\(2,\\)"):
+        y.sum().backward()
+    y = x * 2
+    y.grad_fn.register_hook(lambda gi, go: (1.0, None))
+    with pytest.raises(TypeError, match="returned float for input 0"):
+        y.sum().backward()
+    with pytest.raises(TypeError, match="expected a callable"):
+        y.grad_fn.register_hook(3)
+
+
+def test_node_post_hook_under_create_graph_is_differentiable():
+    x = tg.tensor([1.5, -0.5], dtype=tg.float64, requires_grad=True)
+    y = x ** 3
+    y.grad_fn.register_hook(lambda gi, go: (gi[0] * x,))  # one input: the exponent is a number
+    (g,) = tg.autograd.grad(y.sum(), x, create_graph=True)
+    np.testing.assert_allclose(g.detach().numpy(), 3 * x.detach().numpy() ** 3)
+    (gg,) = tg.autograd.grad(g.sum(), x)
+    np.testing.assert_allclose(gg.numpy(), 9 * x.detach().numpy() ** 2)
+
+
+def test_accumulate_grad_hooks_run_around_accumulation_and_outlive_the_object():
+    p = tg.tensor([1.0, 2.0], requires_grad=True)
+    seen = []
+    acc = (p * 2).grad_fn.next_functions[0][0]
+    acc.register_prehook(lambda go: (seen.append(("pre", go[0].tolist(), p.grad)), (go[0] * 10,))[1])
+    acc.register_hook(lambda gi, go: seen.append(("post", gi, go[0].tolist(), p.grad.tolist())))
+    del acc  # PyTorch drops the hooks with the object; here they live on the tensor
+    (p * 2).sum().backward()
+    assert seen == [("pre", [2.0, 2.0], None), ("post", (), [20.0, 20.0], [20.0, 20.0])]
+
+
+def test_node_post_hooks_against_torch():
+    torch = pytest.importorskip("torch")
+    got = []
+    for lib in (torch, tg):
+        a = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        b = lib.tensor([0.5, -1.0, 2.0], requires_grad=True)
+        y = (a * b).sin()
+        seen = []
+        y.grad_fn.register_hook(lambda gi, go: (seen.append((gi[0].tolist(), go[0].tolist())), (gi[0] * 3,))[1])
+        z = y * b
+        z.grad_fn.register_hook(lambda gi, go: (gi[0], gi[1] * 0.5))
+        z.sum().backward()
+        got.append((a.grad.tolist(), b.grad.tolist(), seen))
+    np.testing.assert_allclose(got[0][0], got[1][0])
+    np.testing.assert_allclose(got[0][1], got[1][1])
+    np.testing.assert_allclose(got[0][2][0][0], got[1][2][0][0])
+    np.testing.assert_allclose(got[0][2][0][1], got[1][2][0][1])
+
+
+def test_grad_refuses_empty_inputs_as_torch():
+    x = tg.ones(2, requires_grad=True)
+    for inputs in ([], (), {}):
+        with pytest.raises(RuntimeError, match="`inputs` argument to `grad\\(\\)` cannot be empty"):
+            tg.autograd.grad((x * 2).sum(), inputs)
