@@ -38,7 +38,8 @@ if _os.environ.get("TAPEGRAD_MALLOC_TUNING", "1") != "0":
     _C.reserve_huge_heap(512 << 20)
 
 from ._dtype import (bool_ as bool, double, float, float16, float32, float64, get_default_dtype, half,  # noqa: A004
-                     int, int8, int16, int32, int64, long, set_default_dtype, short, uint8)
+                     int, int8, int16, int32, int64, long, set_default_dtype, short, uint8, uint16, uint32,
+                     uint64)
 from ._dtype import cdouble, cfloat, complex64, complex128  # noqa: F401
 from . import _dtype as _dtypes
 if _dtypes.bfloat16 is not None:  # else __getattr__ below says what to install

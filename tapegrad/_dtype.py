@@ -27,6 +27,9 @@ int32 = np.dtype(np.int32)
 int16 = np.dtype(np.int16)
 int8 = np.dtype(np.int8)
 uint8 = np.dtype(np.uint8)
+uint16 = np.dtype(np.uint16)  # PyTorch's "limited support" unsigned dtypes (2.3+): storage, casts, comparisons
+uint32 = np.dtype(np.uint32)
+uint64 = np.dtype(np.uint64)
 bool_ = np.dtype(np.bool_)
 complex64 = np.dtype(np.complex64)
 complex128 = np.dtype(np.complex128)
@@ -44,7 +47,8 @@ cfloat = complex64
 cdouble = complex128
 
 _NAMES = {float32: "float32", float64: "float64", float16: "float16", int64: "int64", int32: "int32",
-          int16: "int16", int8: "int8", uint8: "uint8", bool_: "bool",
+          int16: "int16", int8: "int8", uint8: "uint8", uint16: "uint16", uint32: "uint32", uint64: "uint64",
+          bool_: "bool",
           **({bfloat16: "bfloat16"} if bfloat16 is not None else {})}
 _NAMES.update({complex64: "complex64", complex128: "complex128"})
 
@@ -109,7 +113,8 @@ def is_bfloat16(d) -> bool:
 LEGACY_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
                 "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor", "int8": "CharTensor",
                 "uint8": "ByteTensor", "bool": "BoolTensor", "bfloat16": "BFloat16Tensor",
-                "complex64": "ComplexFloatTensor", "complex128": "ComplexDoubleTensor"}
+                "complex64": "ComplexFloatTensor", "complex128": "ComplexDoubleTensor", "uint16": "UInt16Tensor",
+                "uint32": "UInt32Tensor", "uint64": "UInt64Tensor"}
 _LEGACY_DTYPES = {v: k for k, v in LEGACY_NAMES.items()}
 
 
@@ -188,7 +193,14 @@ def _promote(a, b) -> np.dtype:
         if ca == 3 and cb == 2 or ca == 2 and cb == 3:  # float64 + complex64 is complex128
             return np.promote_types(a, b)
         return a if ca > cb else b
+    if ca == 1 and (a in _WIDE_UNSIGNED or b in _WIDE_UNSIGNED):
+        # numpy's answer is not PyTorch's to give: uint64 + int64 would be float64
+        raise RuntimeError(f"Promotion for uint16, uint32, uint64 types is not supported, attempted to promote "
+                           f"{_NAMES.get(a, a)} and {_NAMES.get(b, b)}")
     return np.promote_types(a, b)  # ml_dtypes: bfloat16 + float16 is float32, as in PyTorch
+
+
+_WIDE_UNSIGNED = frozenset((uint16, uint32, uint64))
 
 
 def _combine(higher, lower) -> np.dtype:

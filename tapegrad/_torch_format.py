@@ -34,7 +34,7 @@ from collections import Counter, OrderedDict
 import numpy as np
 
 from . import _dtype
-from ._dtype import bool_, float16, float32, float64, int8, int16, int32, int64, uint8
+from ._dtype import bool_, float16, float32, float64, int8, int16, int32, int64, uint8, uint16, uint32, uint64
 from . import serialization as _serialization  # serialization imports this module: read at call time
 from .tensor import Size, Tensor
 from .nn.parameter import Parameter
@@ -49,7 +49,8 @@ MAX_DIMS = 64
 MAX_EXPANDED_BYTES = 1 << 30  # a stride-0 view materialised beyond its storage's size
 
 _SUPPORTED = {"float32": float32, "float64": float64, "float16": float16, "int64": int64, "int32": int32,
-              "int16": int16, "int8": int8, "uint8": uint8, "bool": bool_}
+              "int16": int16, "int8": int8, "uint8": uint8, "bool": bool_, "uint16": uint16, "uint32": uint32,
+              "uint64": uint64}
 if _dtype.bfloat16 is not None:  # ml_dtypes' (numpy has none); without it bfloat16 files say what to install
     _SUPPORTED["bfloat16"] = _dtype.bfloat16
 _ALIASES = {"float": "float32", "double": "float64", "half": "float16", "long": "int64", "int": "int32",
@@ -835,20 +836,26 @@ class _Pickler:
 
     def tensor(self, t, where, requires_grad):
         arr = t._data
-        if arr.dtype not in _STORAGE_OF:
+        # PyTorch's newer dtypes have no typed storage class: their tensors are rebuilt (v3) from
+        # an untyped storage of bytes and the dtype, as torch.save writes them
+        untyped = arr.dtype not in _STORAGE_OF and arr.dtype in (uint16, uint32, uint64)
+        if arr.dtype not in _STORAGE_OF and not untyped:
             raise TypeError(f"tapegrad.save(format='pt'): {where} has dtype {arr.dtype}, which PyTorch lacks")
         entry = self.keys.get(id(arr))
         if entry is None:
             entry = self.keys[id(arr)] = (str(len(self.storages)), arr)
             self.storages.append(np.ascontiguousarray(arr, arr.dtype.newbyteorder("<")).reshape(-1))
         key = entry[0]
-        self.glob("torch._utils", "_rebuild_tensor_v2")
+        self.glob("torch._utils", "_rebuild_tensor_v3" if untyped else "_rebuild_tensor_v2")
         self.out += b"(("
         self.save("storage", where)
-        self.glob("torch", _STORAGE_OF[arr.dtype])
+        if untyped:
+            self.glob("torch.storage", "UntypedStorage")
+        else:
+            self.glob("torch", _STORAGE_OF[arr.dtype])
         self.save(key, where)
         self.save("cpu", where)
-        self.save(int(arr.size), where)
+        self.save(int(arr.size) * (arr.dtype.itemsize if untyped else 1), where)
         self.out += b"tQ"
         self.save(0, where)
         self.save(tuple(int(n) for n in arr.shape), where)
@@ -859,6 +866,8 @@ class _Pickler:
         self.save(tuple(reversed(stride)), where)
         self.save(bool(requires_grad), where)
         self.hooks()
+        if untyped:
+            self.glob("torch", arr.dtype.name)
         self.out += b"tR"
 
 

@@ -142,6 +142,11 @@ def _infer(data, dtype=None):
         raise ValueError(f"tensor: can't build a tensor from this data: {e}") from None
     if dtype is not None and _dtype.kind_of(arr.dtype) in "biufc":
         d = _dtype.to_dtype(dtype)
+        if d == _dtype.uint64 and arr.dtype.kind == "f" and not isinstance(data, np.ndarray):
+            try:  # Python ints past int64's range: numpy read them as floats, uint64 holds them exactly
+                return np.array(data, dtype=d)
+            except (OverflowError, TypeError, ValueError):
+                pass
         if d.kind in "iu" and arr.dtype.kind in "iuf" and arr.size:
             _check_integer_range(arr, d)
         return arr.astype(d)
