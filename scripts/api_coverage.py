@@ -263,7 +263,7 @@ KEPT = [
 # The ratchet: no namespace may fall below its share here (measured on main, see the README).
 FLOORS = {
     "torch": 0.984,
-    "Tensor": 0.966,
+    "Tensor": 0.986,
     "nn": 1.0,
     "nn.functional": 0.992,
     "linalg": 1.0,

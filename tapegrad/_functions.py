@@ -394,6 +394,11 @@ def ormqr(input, tau, other, left=True, transpose=False):
     return Q @ other if left else other @ Q
 
 
+# their Tensor methods, as PyTorch's (each function takes the tensor first: ``A.lu()``, ``b.lu_solve(LU, piv)``)
+for _fn in (lu, lu_solve, geqrf, orgqr, ormqr):
+    setattr(Tensor, _fn.__name__, _fn)
+
+
 __all__ = ["set_warn_always", "is_warn_always_enabled", "set_deterministic_debug_mode",
            "get_deterministic_debug_mode", "set_flush_denormal", "set_default_device", "get_default_device",
            "set_default_tensor_type", "is_anomaly_enabled", "is_anomaly_check_nan_enabled", "set_anomaly_enabled",

@@ -600,6 +600,31 @@ class Tensor(_C.TensorBase):
     def ndimension(self) -> int: return self._data.ndim
     def get_device(self) -> int: return -1
     def pin_memory(self, device=None): return self
+
+    # a dense tensor asked what a sparse one answers (tapegrad.sparse's class has the real ones)
+    def dense_dim(self) -> int:
+        """The number of dense dimensions: all of a strided tensor's (``sparse_dim() + dense_dim() == ndim``)."""
+        return self._data.ndim
+
+    def sparse_dim(self) -> int:
+        """The number of sparse dimensions: 0 for a strided tensor."""
+        return 0
+
+    def indices(self):
+        """A sparse COO tensor's indices; a strided tensor has none (raises, as PyTorch's)."""
+        raise RuntimeError("indices expected sparse coordinate tensor layout but got Strided")
+
+    def values(self):
+        """A sparse tensor's values; a strided tensor has none (raises, as PyTorch's)."""
+        raise RuntimeError("values expected sparse tensor layout but got Strided")
+
+    def coalesce(self):
+        """A sparse COO tensor with duplicates summed; a strided tensor raises, as PyTorch's."""
+        raise RuntimeError("coalesce expected sparse coordinate tensor layout but got Strided")
+
+    def is_coalesced(self) -> bool:
+        """Whether a sparse COO tensor is coalesced; a strided tensor raises, as PyTorch's."""
+        raise RuntimeError("is_coalesced expected sparse coordinate tensor layout but got Strided")
     def share_memory_(self):
         _shared.share([self])
         return self

@@ -136,3 +136,27 @@ def test_squeeze_refuses_dims_twice():
         tg.ones(1, 2).squeeze(0, dim=0)
     with pytest.raises(TypeError, match="unexpected keyword argument 'axis0'"):
         tg.ones(1, 2).count_nonzero(axis0=0)
+
+
+def test_dense_tensor_answers_the_sparse_questions_as_torch():
+    t = tg.ones(2, 3)
+    assert t.dense_dim() == 2 and t.sparse_dim() == 0
+    s = t.to_sparse()
+    assert s.dense_dim() == 0 and s.sparse_dim() == 2 and s.values().tolist() == [1.0] * 6
+    for name, what in (("indices", "sparse coordinate"), ("values", "sparse"), ("coalesce", "sparse coordinate"),
+                       ("is_coalesced", "sparse coordinate")):
+        with pytest.raises(RuntimeError, match=f"{name} expected {what} tensor layout but got Strided"):
+            getattr(t, name)()
+
+
+def test_lu_and_householder_methods_match_the_functions():
+    rng = np.random.default_rng(0)
+    A, B = tg.tensor(rng.standard_normal((3, 3))), tg.tensor(rng.standard_normal((3, 2)))
+    LU, piv = A.lu()
+    np.testing.assert_allclose((A @ B.lu_solve(LU, piv)).numpy(), B.numpy(), atol=1e-12)
+    assert A.lu(get_infos=True)[2].tolist() == 0
+    a, tau = A.geqrf()
+    Q = a.orgqr(tau)
+    np.testing.assert_allclose((Q.mT @ Q).numpy(), np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(a.ormqr(tau, B).numpy(), (Q @ B).numpy(), atol=1e-12)
+    np.testing.assert_allclose(a.ormqr(tau, B, transpose=True).numpy(), (Q.mT @ B).numpy(), atol=1e-12)
