@@ -1133,7 +1133,9 @@ bool Pass::run_node(PyObject* node) {
   } else if ((op->n_saves || n->out_box != Py_None) && !check_versions(n, op, saved.get(), versions.get())) {
     return false;
   }
-  if (op->partial_saves) {
+  bool stand_ins = op->partial_saves;  // or an input not kept for this node (OpObject::reads)
+  for (Py_ssize_t i = 0; !stand_ins && i < n_in; ++i) stand_ins = PyTuple_GET_ITEM(saved.get(), i) == Py_None;
+  if (stand_ins) {
     saved.reset(with_stand_ins(saved.get(), metas.get()));
     if (!saved) return false;
   }

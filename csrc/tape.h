@@ -80,6 +80,13 @@ struct OpObject {
   PyObject* saves;      // frozenset of the input indices the VJPs read
   PyObject* node_type;  // the Node subclass recorded (MulBackward0 for mul)
   Py_ssize_t n_saves;
+  // reads[j]: bit i set when input j's VJP reads input i; n_reads == 0 when not known. A node
+  // saves input i only when the VJP of an input that requires grad reads it (PyTorch's rule:
+  // x * c keeps nothing of x when c needs no gradient), so an in-place write to x after it is
+  // not an error and x is not kept alive.
+  static constexpr int kMaxReads = 8;
+  unsigned long long reads[kMaxReads];
+  int n_reads;
   bool saves_output, view, aux, differentiable, all_differentiable, partial_saves;
   bool ready;           // __init__ ran (fields above set)
 };

@@ -375,18 +375,32 @@ namespace {
 
 int op_init(PyObject* self, PyObject* args, PyObject* kwargs) {
   static const char* kw[] = {"name", "forward", "vjps", "saves", "node_type", "saves_output", "view", "aux",
-                             "differentiable", "all_differentiable", "partial_saves", "forward16", nullptr};
+                             "differentiable", "all_differentiable", "partial_saves", "forward16", "reads", nullptr};
   OpObject* op = O(self);
   if (op->ready) {
     PyErr_SetString(PyExc_TypeError, "an Op is initialised once (the tape may be using its fields)");
     return -1;
   }
-  PyObject *name, *forward, *vjps, *saves, *node_type, *forward16 = Py_None;
+  PyObject *name, *forward, *vjps, *saves, *node_type, *forward16 = Py_None, *reads = Py_None;
   int saves_output = 0, view = 0, aux = 0, differentiable = 1, all_differentiable = 1, partial_saves = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UOOOO|ppppppO", const_cast<char**>(kw), &name, &forward, &vjps,
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UOOOO|ppppppOO", const_cast<char**>(kw), &name, &forward, &vjps,
                                    &saves, &node_type, &saves_output, &view, &aux, &differentiable,
-                                   &all_differentiable, &partial_saves, &forward16))
+                                   &all_differentiable, &partial_saves, &forward16, &reads))
     return -1;
+  op->n_reads = 0;
+  if (reads != Py_None) {
+    if (!PyTuple_Check(reads) || PyTuple_GET_SIZE(reads) > OpObject::kMaxReads) {
+      PyErr_Format(PyExc_TypeError, "Op: reads must be None or a tuple of at most %d bit masks",
+                   OpObject::kMaxReads);
+      return -1;
+    }
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(reads); ++j) {
+      unsigned long long m = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(reads, j));
+      if (m == static_cast<unsigned long long>(-1) && PyErr_Occurred()) return -1;
+      op->reads[j] = m;
+    }
+    op->n_reads = static_cast<int>(PyTuple_GET_SIZE(reads));
+  }
   if (!PyFrozenSet_Check(saves)) {
     PyErr_SetString(PyExc_TypeError, "Op: saves must be a frozenset of input indices");
     return -1;
@@ -530,6 +544,12 @@ bool node_fill(NodeObject* node, PyObject* op_obj, PyObject* const* inputs, Py_s
   OpObject* op = O(op_obj);
   Ref meta(PyTuple_New(n)), versions(PyTuple_New(n)), edges(PyTuple_New(n)), saved(PyTuple_New(n));
   if (!meta || !versions || !edges || !saved) return false;
+  unsigned long long needed = ~0ULL;  // the inputs some VJP that will run reads (see OpObject::reads)
+  if (op->n_reads >= n && op->n_saves) {  // (>: an op whose last inputs are optional, linear's bias)
+    needed = 0;
+    for (Py_ssize_t j = 0; j < n; ++j)
+      if (T(inputs[j])->requires_grad) needed |= op->reads[j];
+  }
   for (Py_ssize_t i = 0; i < n; ++i) {
     TensorObject* t = T(inputs[i]);
     PyObject* m = producer_meta(t);
@@ -552,7 +572,9 @@ bool node_fill(NodeObject* node, PyObject* op_obj, PyObject* const* inputs, Py_s
     }
     PyTuple_SET_ITEM(edges.get(), i, Py_NewRef(e));
     PyObject* s = Py_None;
-    if (op->n_saves == n) {
+    if (i < 64 && !((needed >> i) & 1ULL)) {
+      // no VJP that will run reads it: not kept (a VJP that runs gets None in its place)
+    } else if (op->n_saves == n) {
       s = inputs[i];
     } else if (op->n_saves) {
       Ref key(PyLong_FromSsize_t(i));

@@ -10,7 +10,9 @@ Adding an op is adding one ``defop`` call.
 """
 from __future__ import annotations
 
+import dis
 import functools
+import inspect
 import itertools
 import math
 import types
@@ -42,7 +44,7 @@ class Op(_C.Op):
     __slots__ = ()
 
     def __init__(self, name, forward, vjps, saves, saves_output, view, aux, variadic=False, exact16=False,
-                 half=None):
+                 half=None, reads=None):
         forward16 = None if view or exact16 else _in_float32(forward, aux, half)
         saves = frozenset(() if variadic and saves is None else range(len(vjps)) if saves is None else saves)
         super().__init__(
@@ -53,10 +55,41 @@ class Op(_C.Op):
             all_differentiable=all(v is not None for v in vjps),
             # some input is not kept: the engine passes its VJPs a shape-and-dtype stand-in
             partial_saves=variadic or len(saves) < len(vjps),
-            forward16=forward16)  # apply calls it instead when an input has 2-byte elements
+            forward16=forward16,  # apply calls it instead when an input has 2-byte elements
+            reads=None if variadic else _reads(vjps) if reads is None else
+            tuple(sum(1 << i for i in r) for r in reads))
 
     def __repr__(self):
         return f"<op {self.name}>"
+
+
+def _reads(vjps):
+    """Per input, the bit mask of the inputs its VJP reads (``vjp(g, out, *inputs, **attrs)``): a
+    parameter its code never loads is not read. The node then keeps only what a VJP that will
+    run needs (csrc/tape.h, OpObject::reads). None when too many inputs for the masks."""
+    n = len(vjps)
+    if n > 8:
+        return None
+    return tuple(0 if v is None else _read_mask(v, n) for v in vjps)
+
+
+_LOADS = ("LOAD_FAST", "LOAD_DEREF", "LOAD_CLOSURE")  # prefixes: LOAD_FAST_CHECK, LOAD_FAST_LOAD_FAST, ...
+
+
+def _read_mask(vjp, n) -> int:
+    """The inputs ``vjp`` may read; all of them whenever that cannot be told from its code (not a
+    plain function, ``*args``, ``locals()``, an input captured by an inner function)."""
+    code = vjp.__code__ if isinstance(vjp, types.FunctionType) else None
+    if (code is None or code.co_flags & inspect.CO_VARARGS or code.co_argcount < 2 + n
+            or {"locals", "vars", "eval", "exec"} & set(code.co_names)):
+        return (1 << n) - 1
+    names = code.co_varnames[2:2 + n]
+    used = set(code.co_cellvars) & set(names)  # captured by a closure: read there
+    for ins in dis.get_instructions(code):
+        if ins.opname.startswith(_LOADS):
+            v = ins.argval
+            used.update(v if isinstance(v, tuple) else (v,))
+    return sum(1 << i for i, name in enumerate(names) if name in used)
 
 
 class _EachInput:
@@ -229,8 +262,13 @@ def _round16(out, target):
 
 def defop(name: str, forward: Callable, *vjps: Callable | None, saves: Sequence[int] | None = None,
           saves_output: bool = False, view: bool = False, aux: bool = False, variadic: bool = False,
-          exact16: bool = False, half=None) -> Op:
+          exact16: bool = False, half=None, reads: Sequence[Sequence[int]] | None = None) -> Op:
     """Declare an op. Returns the ``Op``; call it with ``apply(op, *tensors, **attrs)``.
+
+    ``reads``: per VJP, the inputs whose values it reads, where its code reads more than that (a
+    VJP of ``x @ w`` looks at ``x``'s shape and layout only): a node keeps an input only for the
+    VJPs that will run and read it, and passes the others a shape-and-dtype stand-in. Without it
+    the read sets come from the VJPs' code (``_reads``).
 
     ``half``: the float32 kernel that ``forward`` calls on float32 arrays, so that 16-bit tensors
     run it fused (``_map16``) with the same bits: a kernel name, a numpy ufunc, a tuple
@@ -240,7 +278,9 @@ def defop(name: str, forward: Callable, *vjps: Callable | None, saves: Sequence[
         raise ValueError(f"op {name!r} is declared twice")
     if variadic and len(vjps) != 1:
         raise ValueError(f"variadic op {name!r} takes exactly one VJP")
-    op = Op(name, forward, vjps, saves, saves_output, view, aux, variadic, exact16, half)
+    if reads is not None and (variadic or len(reads) != len(vjps)):
+        raise ValueError(f"op {name!r}: reads names the inputs each of its {len(vjps)} VJPs reads")
+    op = Op(name, forward, vjps, saves, saves_output, view, aux, variadic, exact16, half, reads)
     OPS[name] = op
     return op
 

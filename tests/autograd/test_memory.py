@@ -179,8 +179,9 @@ def _retained_grad_refers_to_its_tensor():
 
 def _in_place_op_saves_its_own_tensor():
     x = tg.randn(3, requires_grad=True)
+    w = tg.randn(3, requires_grad=True)
     y = x * 1
-    y.mul_(y * 2)  # the new node of y saves (y * 2), whose node saves y
+    y.mul_(y * w)  # the new node of y saves (y * w), whose node saves y (w's gradient reads it)
     return (y,)
 
 
