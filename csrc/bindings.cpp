@@ -1624,7 +1624,8 @@ tapegrad::Pointwise pointwise_op(const std::string& name) {
       {"frac", P::frac},               {"cube", P::cube},
       {"nan_to_num", P::nan_to_num},   {"sin", P::sin},
       {"cos", P::cos},                 {"tan", P::tan},
-      {"erfc", P::erfc},               {"clamp", P::clamp}};
+      {"erfc", P::erfc},               {"clamp", P::clamp},
+      {"log2", P::log2},               {"log10", P::log10}};
   for (const auto& [n, op] : table)
     if (name == n) return op;
   std::string known;
