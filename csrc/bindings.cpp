@@ -1246,6 +1246,10 @@ bool unary_half(const py::object& op, const py::array& x, py::array& out, bool b
     py::gil_scoped_release nogil;
     if (tapegrad::sqrt_half(a, y, n, kind)) return true;
   }
+  if (named && op.cast<std::string>() == "rsqrt") {  // in registers (convert.h's rsqrt_half)
+    py::gil_scoped_release nogil;
+    if (tapegrad::rsqrt_half(a, y, n, kind)) return true;
+  }
   const HalfBlockFn f = half_forward_kernel(op, p0, p1, p2);
   if (!f) return false;
   py::gil_scoped_release nogil;
