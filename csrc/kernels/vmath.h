@@ -229,7 +229,8 @@ TG_VMATH_INLINE double expm1_nonpos(double x) {
 // arithmetic: float degree 8 (P's error 2.9e-8, 2^-28 of the result), double degree 19 (6e-17,
 // 2^-57), no division. k ln2 in two parts (the first with trailing zeros: k ln2_hi exact). drop is
 // subtracted from k (log's denormals, scaled up) before k's floating-point arithmetic, so that
-// log's values are the same bits as log_normal's where both apply (pointwise.cpp uses either). The previous kernels (Cephes' logf with its
+// log's values are the same bits as log_normal's where both apply (pointwise.cpp uses either; its
+// AVX-512 float64 log takes log_table, below, instead). The previous kernels (Cephes' logf with its
 // m in [sqrt(2)/2, sqrt(2)) by compares and selects; fdlibm's log with s = f / (2 + f)) took 0.51 /
 // 0.97 ms for 1e6 floats / doubles on one thread, where PyTorch's take 0.31 / 0.73 (AVX-512: a
 // double division issues once per 16 cycles).
