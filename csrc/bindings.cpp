@@ -1246,6 +1246,10 @@ bool unary_half(const py::object& op, const py::array& x, py::array& out, bool b
     py::gil_scoped_release nogil;
     if (tapegrad::sqrt_half(a, y, n, kind)) return true;
   }
+  if (named && op.cast<std::string>() == "rsqrt") {  // in registers (convert.h's rsqrt_half)
+    py::gil_scoped_release nogil;
+    if (tapegrad::rsqrt_half(a, y, n, kind)) return true;
+  }
   const HalfBlockFn f = half_forward_kernel(op, p0, p1, p2);
   if (!f) return false;
   py::gil_scoped_release nogil;
@@ -1624,7 +1628,8 @@ tapegrad::Pointwise pointwise_op(const std::string& name) {
       {"frac", P::frac},               {"cube", P::cube},
       {"nan_to_num", P::nan_to_num},   {"sin", P::sin},
       {"cos", P::cos},                 {"tan", P::tan},
-      {"erfc", P::erfc},               {"clamp", P::clamp}};
+      {"erfc", P::erfc},               {"clamp", P::clamp},
+      {"log2", P::log2},               {"log10", P::log10}};
   for (const auto& [n, op] : table)
     if (name == n) return op;
   std::string known;

@@ -64,6 +64,11 @@ void bits_half(HalfBits op, const uint16_t* x, uint16_t* y, int64_t n, Half kind
 // this build has no such loop (float16 without F16C): map_half then.
 bool sqrt_half(const uint16_t* x, uint16_t* y, int64_t n, Half kind);
 
+// y = rsqrt(x) on 16-bit values: the float32 detour's bits (1 / sqrt of each widened element,
+// rounded once) from a cheaper float32 approximation that rounds alike for every 16-bit x, in one
+// pass in registers. False (nothing written) below AVX-512: map_half then.
+bool rsqrt_half(const uint16_t* x, uint16_t* y, int64_t n, Half kind);
+
 // One element, the reference the vector loops fall back to (NaN lanes, tails).
 uint16_t float_to_half_bits(uint32_t f, Half kind);
 uint32_t half_to_float_bits(uint16_t h, Half kind);

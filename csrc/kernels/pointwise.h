@@ -45,6 +45,7 @@ namespace tapegrad {
 //   nan_to_num   p0 where x is NaN, p1 where +inf, p2 where -inf, else x  (no backward kernel)
 //   sin, cos, tan (radians)                              (no backward: the ops' composites)
 //   erfc                                                 (no backward: the op's composite)
+//   log2, log10  the logarithms in base 2 and 10         (no backward: the ops' composites)
 //   clamp        p0 = min, p1 = max (neither NaN): min(max(x, min), max), numpy's minimum/maximum
 //                bits (x kept on a tie, so -0.0 stays; NaN kept; max where min > max)
 //                                                        from x: g where min <= x <= max, else 0
@@ -52,7 +53,7 @@ namespace tapegrad {
 enum class Pointwise : int {
   sigmoid, tanh, exp, log, erf, rsqrt, abs, sign, softplus, logsigmoid, elu, leaky_relu, hardswish,
   hardsigmoid, mish, hardtanh, hardshrink, softshrink, threshold, logit, frac, cube, nan_to_num, sin, cos,
-  tan, erfc, clamp
+  tan, erfc, clamp, log2, log10
 };
 
 // y[i] = f(x[i]); y may be x.
@@ -60,7 +61,7 @@ template <typename T>
 void pointwise_forward(Pointwise op, int64_t n, const T* x, T* y, double p0, double p1, double p2);
 
 // gx[i] = g[i] f'(...) from s = the output or the input (the table above); gx may be g.
-// Throws std::invalid_argument for sign, frac, nan_to_num, sin, cos, tan and erfc.
+// Throws std::invalid_argument for sign, frac, nan_to_num, sin, cos, tan, erfc, log2 and log10.
 template <typename T>
 void pointwise_backward(Pointwise op, int64_t n, const T* g, const T* s, T* gx, double p0, double p1, double p2);
 

@@ -229,7 +229,8 @@ TG_VMATH_INLINE double expm1_nonpos(double x) {
 // arithmetic: float degree 8 (P's error 2.9e-8, 2^-28 of the result), double degree 19 (6e-17,
 // 2^-57), no division. k ln2 in two parts (the first with trailing zeros: k ln2_hi exact). drop is
 // subtracted from k (log's denormals, scaled up) before k's floating-point arithmetic, so that
-// log's values are the same bits as log_normal's where both apply (pointwise.cpp uses either). The previous kernels (Cephes' logf with its
+// log's values are the same bits as log_normal's where both apply (pointwise.cpp uses either; its
+// AVX-512 float64 log takes log_table, below, instead). The previous kernels (Cephes' logf with its
 // m in [sqrt(2)/2, sqrt(2)) by compares and selects; fdlibm's log with s = f / (2 + f)) took 0.51 /
 // 0.97 ms for 1e6 floats / doubles on one thread, where PyTorch's take 0.31 / 0.73 (AVX-512: a
 // double division issues once per 16 cycles).
@@ -300,6 +301,122 @@ TG_VMATH_INLINE T log(T x) {
   const T pos = x == inf ? inf : y;
   const T nonneg = x == T(0) ? -inf : pos;
   return x >= T(0) ? nonneg : std::numeric_limits<T>::quiet_NaN();  // NaN and x < 0
+}
+
+// ---------------------------------------------------------------- log, log2, log10 by a table
+// The logarithms in base e, 2 and 10 of a positive normal double (musl's / ARM optimized-routines'
+// log.c with a 16-entry table): x = 2^k z with z in [0.671875, 1.34375) by integer operations
+// (z's interval i from its bits' 4 leading mantissa bits after the offset, 1 in the middle of
+// interval 10), r = z invc_i - 1 in one fused multiply-add (|r| < 2^-5), and
+// log_b x = k log_b 2 + logc_i + log_b(1 + r), log_b(1 + r) = r / ln b + r^2 P(r) with P of degree 8
+// (Chebyshev interpolation of (log1p(r) - r) / r^2 on |r| <= 1.01 2^-5 in 50-digit arithmetic,
+// then scaled by 1 / ln b: relative error 2^-61 near x = 1, absolute 2^-66 elsewhere). Each
+// invc_i was chosen near 1 / (interval i's centre) among 2^21 candidates so that logc_i =
+// -log_b(invc_i) lies within 2^-62 of a multiple of 2^-43 (2^-42 for base 2), so that
+// k log_b(2)_hi + logc_i is exact (log_b(2)_hi with 12 trailing zero bits); interval 10 has
+// invc = 1 and logc = 0, so near 1 the result is r's own terms. hi + lo carries the sum of the
+// larger terms exactly (musl's), so the result is within an ulp of the exact value. kBase: 0 e,
+// 1 two, 2 ten. The AVX-512 kernels (pointwise.cpp) take the table from registers (vpermt2pd);
+// 16 entries, where the 128 of musl's log would need gathers, which were slower here than the
+// degree-19 polynomial of log_normal.
+struct LogTable {
+  double invc[16], logc[16];
+};
+
+inline constexpr LogTable kLogTables[3] = {
+    {// base e
+     {0x1.745a49de2b589p+0, 0x1.642a92bab8b83p+0, 0x1.5558a4df61a13p+0, 0x1.47af373db690ap+0, 0x1.3b15c32f6ea97p+0,
+      0x1.2f66b8cfedcb2p+0, 0x1.24918935147d5p+0, 0x1.1a7a4162c639fp+0, 0x1.110fa6b7d8d6dp+0, 0x1.084011bf6e645p+0,
+      0x1.0000000000000p+0, 0x1.e1e2dc08c768ap-1, 0x1.c71befc9b5ce7p-1, 0x1.af2b45599e55fp-1, 0x1.999d775bbd864p-1,
+      0x1.861a83290ab07p-1},
+     {-0x1.7fa7eed90c000p-2, -0x1.5225464871000p-2, -0x1.26a00fa51e000p-2, -0x1.f998e009ca000p-3,
+      -0x1.a94c4871ac000p-3, -0x1.5be96629ba000p-3, -0x1.1173a89455000p-3, -0x1.932299e22c000p-4,
+      -0x1.0844501182000p-4, -0x1.03d7fe910c000p-5, 0x0.0p+0, 0x1.f0926f7028000p-5, 0x1.e27508cbf2000p-4,
+      0x1.5fe57dac3d000p-3, 0x1.c8ec27c651000p-3, 0x1.16703272e8000p-2}},
+    {// base 2
+     {0x1.745a38dd388a5p+0, 0x1.642e5468eb31dp+0, 0x1.55590b1ee0916p+0, 0x1.47afc50deafd9p+0, 0x1.3b126b02eeba6p+0,
+      0x1.2f68b7cc79d75p+0, 0x1.248e890d59013p+0, 0x1.1a7b98a0f8bbfp+0, 0x1.110f0b002315cp+0, 0x1.083f801ec4999p+0,
+      0x1.0000000000000p+0, 0x1.e1df5d51308fdp-1, 0x1.c718e9ed53273p-1, 0x1.af252f3398caep-1, 0x1.999a6573d9741p-1,
+      0x1.861a6fda3ed83p-1},
+     {-0x1.14bfb01f13000p-1, -0x1.e7e6dfa3ab000p-2, -0x1.a90fa5c456000p-2, -0x1.6cb894bba6000p-2,
+      -0x1.32b9f4a3a8000p-2, -0x1.f601a5c4c2000p-3, -0x1.8a63a09a2c000p-3, -0x1.22daf6f102000p-3,
+      -0x1.7d347e1784000p-4, -0x1.76c69fb478000p-5, 0x0.0p+0, 0x1.665e4fff9c000p-4, 0x1.5c188fa092000p-3,
+      0x1.fbd799cb7c000p-3, 0x1.49a4a57f6d000p-2, 0x1.91b3df5836000p-2}},
+    {// base 10
+     {0x1.74610444d2d82p+0, 0x1.642f2edb0709fp+0, 0x1.55531510502fbp+0, 0x1.47ae88cce81e5p+0, 0x1.3b10a854f51e5p+0,
+      0x1.2f6b2710302c2p+0, 0x1.2493cbe5db891p+0, 0x1.1a7f7dc211e42p+0, 0x1.110df579dca33p+0, 0x1.0842d30e5595cp+0,
+      0x1.0000000000000p+0, 0x1.e1e376a34d783p-1, 0x1.c71c00c36339fp-1, 0x1.af2b1c3411052p-1, 0x1.9995afbab5e3cp-1,
+      0x1.8618b3ff3409fp-1},
+     {-0x1.4d4d58a863000p-3, -0x1.25c1275fa3000p-3, -0x1.ffb4077240000p-4, -0x1.b724448e0e000p-4,
+      -0x1.714bea9168000p-4, -0x1.2e4b330a58000p-4, -0x1.db244c7380000p-5, -0x1.5e6a9500c8000p-5,
+      -0x1.cae8011ac0000p-6, -0x1.c3f96fde80000p-7, 0x0.0p+0, 0x1.af483a19c0000p-6, 0x1.a30e10d908000p-5,
+      0x1.31a7ed237c000p-4, 0x1.8d0282aed8000p-4, 0x1.e3baa29b52000p-4}},
+};
+
+// P's coefficients (of r^0 .. r^8), for base e, 2 and 10
+inline constexpr double kLogPoly[3][9] = {
+    {-0x1.0000000000000p-1, 0x1.555555555551dp-2, -0x1.fffffffffff98p-3, 0x1.9999999b0cd8ep-3,
+     -0x1.55555556a9a6cp-3, 0x1.249234acd7c28p-3, -0x1.ffffda799f956p-4, 0x1.c7f261257b2c7p-4,
+     -0x1.9a5db5d89db2bp-4},
+    {-0x1.71547652b82fep-1, 0x1.ec709dc3a03abp-2, -0x1.71547652b82b3p-2, 0x1.2776c510058c4p-2,
+     -0x1.ec709dc58b398p-3, 0x1.a617452059528p-3, -0x1.71545b412efb3p-3, 0x1.48e56625f9a6bp-3,
+     -0x1.28043bc458bc4p-3},
+    {-0x1.bcb7b1526e50ep-3, 0x1.287a7636f432dp-3, -0x1.bcb7b1526e4b4p-4, 0x1.63c627766783ap-4,
+     -0x1.287a76381bceap-4, 0x1.fc3f8286b9173p-5, -0x1.bcb790ba702e0p-5, 0x1.8c07c548ec5a3p-5,
+     -0x1.64707e4fce77dp-5}};
+
+// log_b(2) in two parts (hi with 12 trailing zero bits: k hi is exact) and 1 / ln b in two parts
+struct LogBase {
+  double khi, klo, ihi, ilo;
+};
+inline constexpr LogBase kLogBases[3] = {{0x1.62e42fefa3000p-1, 0x1.3de6af278ece6p-42, 1.0, 0.0},
+                                         {1.0, 0.0, 0x1.71547652b82fep+0, 0x1.777d0ffda0d24p-56},
+                                         {0x1.34413509f7000p-2, 0x1.3fde623e2566bp-43, 0x1.bcb7b1526e50ep-2,
+                                          0x1.95355baaafad3p-57}};
+constexpr uint64_t kLogTableOff = 0x3fe5800000000000ull;  // 0.671875
+
+// The result from r, k (as a double) and logc_i: the AVX-512 kernels compute the same
+// expressions on vectors (pointwise.cpp), in the same order.
+template <int kBase>
+TG_VMATH_INLINE double log_table_finish(double r, double kd, double logc) {
+  constexpr LogBase b = kLogBases[kBase];
+  constexpr const double* c = kLogPoly[kBase];
+  double t1 = r, t2 = kd * b.klo;  // r / ln b = t1 + t2 (to 2^-106), plus k's low part
+  if constexpr (kBase != 0) {
+    t1 = r * b.ihi;
+    t2 = __builtin_fma(r, b.ihi, -t1) + __builtin_fma(r, b.ilo, t2);
+  }
+  const double w = __builtin_fma(kd, b.khi, logc);  // exact
+  const double hi = w + t1;
+  const double lo = ((w - hi) + t1) + t2;
+  const double r2 = r * r, r4 = r2 * r2;
+  const double q0 = __builtin_fma(r2, __builtin_fma(r, c[3], c[2]), __builtin_fma(r, c[1], c[0]));
+  const double q1 = __builtin_fma(r4, c[8], __builtin_fma(r2, __builtin_fma(r, c[7], c[6]), __builtin_fma(r, c[5], c[4])));
+  const double p = __builtin_fma(r4, q1, q0);
+  return hi + __builtin_fma(r2, p, lo);
+}
+
+// log_b of a positive normal x; drop is subtracted from k (a denormal scaled up, as log_normal's).
+template <int kBase>
+TG_VMATH_INLINE double log_table(double x, int32_t drop = 0) {
+  const uint64_t ix = double_to_bits(x), tmp = ix - kLogTableOff;
+  const int i = static_cast<int>((tmp >> 48) & 15);
+  const double kd = static_cast<double>((static_cast<int64_t>(tmp) >> 52) - drop);
+  const double z = bits_to_double(ix - (tmp & 0xfff0000000000000ull));
+  const double r = __builtin_fma(z, kLogTables[kBase].invc[i], -1.0);
+  return log_table_finish<kBase>(r, kd, kLogTables[kBase].logc[i]);
+}
+
+// log_b for every x, from log_table: denormals scaled up by 2^54 first; 0 gives -inf, negatives
+// and NaN give NaN, inf gives inf.
+template <int kBase>
+TG_VMATH_INLINE double log_table_any(double x) {
+  const bool sub = x < std::numeric_limits<double>::min();
+  const double y = log_table<kBase>(sub ? x * 18014398509481984.0 : x, sub ? 54 : 0);
+  const double inf = std::numeric_limits<double>::infinity();
+  const double pos = x == inf ? inf : y;
+  const double nonneg = x == 0.0 ? -inf : pos;
+  return x >= 0.0 ? nonneg : std::numeric_limits<double>::quiet_NaN();  // NaN and x < 0
 }
 
 // log(1 + u) for u in [0, 1] (softplus's log1p(exp(-|z|))): w = 1 + u rounded, log(w) plus the

@@ -198,3 +198,20 @@ def test_unary_half_bad_arguments_name_the_op():
     with pytest.raises(ValueError, match="saved must be a C-contiguous uint16 array"):
         _C._unary_half_backward("relu", out, np.empty(5, np.uint16), out, False)
     assert _C._unary_half(np.arctan2, out, out, False) is False  # a ufunc it does not take: the detour's
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+def test_rsqrt_of_every_16_bit_value_lies_far_from_a_rounding_midpoint(dtype):
+    """convert.h's rsqrt_half (AVX-512) rounds vrsqrt14ps and one Newton step, within 2^-22.3 of
+    1 / sqrt(x) for any vrsqrt14ps within its specified 2^-14, and the detour's float32 1 / sqrt(x)
+    is within 2^-23: both round to the same 16-bit number as long as no 1 / sqrt(x) lies within
+    2^-22.3 of a midpoint between two 16-bit numbers, which holds for every positive finite x with a
+    margin (the bit test above checks this CPU's vrsqrt14ps; this, any other's)."""
+    x = every_value(dtype).astype(np.float64)
+    x = x[np.isfinite(x) & (x > 0)]
+    r = 1 / np.sqrt(x)  # to 2^-53
+    mant = np.finfo(dtype).nmant
+    ulp = 2.0 ** (np.floor(np.log2(r)) - mant)  # (no result is a subnormal 16-bit number)
+    frac = r / ulp - np.floor(r / ulp)
+    nearest = np.min(np.abs(frac - 0.5) * ulp / r)
+    assert nearest > 2.0 ** -21.9, np.log2(nearest)
