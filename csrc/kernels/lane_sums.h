@@ -142,6 +142,18 @@ struct Lanes256 {
   }
 };
 
+// Elements of p (n of them) before the first one on a 64-byte boundary, at most n. An
+// elementwise pass that writes p runs these first and the rest from the boundary on, so its
+// vector stores each fill one cache line: numpy's arrays start 16 bytes past one, and a store
+// split over two lines that both miss (a fresh output) cost layer_norm's forward 12-20% at 1e6
+// floats, log_softmax's 10%. Only for passes whose elements are independent: a sum's lanes must
+// not move with the address, or its bits would.
+template <typename T>
+TG_LANES_INLINE int64_t line_head(const T* p, int64_t n) {
+  const int64_t h = int64_t((64 - (reinterpret_cast<uintptr_t>(p) & 63)) & 63) / int64_t(sizeof(T));
+  return h < n ? h : n;
+}
+
 template <typename T>
 TG_LANES_INLINE double sum256(int64_t n, const T* p) {
   Lanes256<T> s;

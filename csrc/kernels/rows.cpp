@@ -454,8 +454,11 @@ TG_INLINE void softmax_forward_body(int64_t r0, int64_t r1, int64_t D, const T* 
         return exp_nonpos<T>(c);
       });
       const T ls = T(std::log(s));  // (x - m) - log s, not x - (m + log s): exact where x is near m
+      const int64_t h = lanes::line_head(yr, D);
 #pragma omp simd
-      for (int64_t j = 0; j < D; ++j) yr[j] -= ls;
+      for (int64_t j = 0; j < h; ++j) yr[j] -= ls;
+#pragma omp simd
+      for (int64_t j = h; j < D; ++j) yr[j] -= ls;
     } else {
       const double s = row_sum<T, kExpShortLaneBytes>(D, [&](int64_t j) {
         const T e = exp_nonpos<T>(xr[j] - m);
@@ -463,8 +466,11 @@ TG_INLINE void softmax_forward_body(int64_t r0, int64_t r1, int64_t D, const T* 
         return e;
       });
       const T inv = T(1.0 / s);
+      const int64_t h = lanes::line_head(yr, D);
 #pragma omp simd
-      for (int64_t j = 0; j < D; ++j) yr[j] *= inv;
+      for (int64_t j = 0; j < h; ++j) yr[j] *= inv;
+#pragma omp simd
+      for (int64_t j = h; j < D; ++j) yr[j] *= inv;
     }
   }
 }
@@ -488,6 +494,27 @@ TG_INLINE void softmax_backward_body(int64_t r0, int64_t r1, int64_t D, const T*
   }
 }
 
+// y = (x - m) q w + b over [j0, j1) of a row (w, b may be null), one loop per case: the
+// forward's output pass, run from the row's first 64-byte boundary on (lanes::line_head) after
+// the elements before it (1024 x 1024 float32 into numpy's arrays: 0.42-0.47 -> 0.37 ns an
+// element on one thread).
+template <typename T>
+TG_INLINE void layer_norm_out_run(int64_t j0, int64_t j1, const T* xr, const T* w, const T* b, T m, T q, T* yr) {
+  if (w && b) {
+#pragma omp simd
+    for (int64_t j = j0; j < j1; ++j) yr[j] = (xr[j] - m) * q * w[j] + b[j];
+  } else if (w) {
+#pragma omp simd
+    for (int64_t j = j0; j < j1; ++j) yr[j] = (xr[j] - m) * q * w[j];
+  } else if (b) {
+#pragma omp simd
+    for (int64_t j = j0; j < j1; ++j) yr[j] = (xr[j] - m) * q + b[j];
+  } else {
+#pragma omp simd
+    for (int64_t j = j0; j < j1; ++j) yr[j] = (xr[j] - m) * q;
+  }
+}
+
 template <typename T>
 TG_INLINE void layer_norm_forward_body(int64_t r0, int64_t r1, int64_t D, const T* x, const T* w, const T* b,
                                        double eps, T* y, T* mean, T* rstd) {
@@ -504,19 +531,9 @@ TG_INLINE void layer_norm_forward_body(int64_t r0, int64_t r1, int64_t D, const 
     const T q = T(1.0 / std::sqrt(v / double(D) + eps));
     mean[r] = m;
     rstd[r] = q;
-    if (w && b) {
-#pragma omp simd
-      for (int64_t j = 0; j < D; ++j) yr[j] = (xr[j] - m) * q * w[j] + b[j];
-    } else if (w) {
-#pragma omp simd
-      for (int64_t j = 0; j < D; ++j) yr[j] = (xr[j] - m) * q * w[j];
-    } else if (b) {
-#pragma omp simd
-      for (int64_t j = 0; j < D; ++j) yr[j] = (xr[j] - m) * q + b[j];
-    } else {
-#pragma omp simd
-      for (int64_t j = 0; j < D; ++j) yr[j] = (xr[j] - m) * q;
-    }
+    const int64_t h = lanes::line_head(yr, D);
+    layer_norm_out_run(0, h, xr, w, b, m, q, yr);
+    layer_norm_out_run(h, D, xr, w, b, m, q, yr);
   }
 }
 

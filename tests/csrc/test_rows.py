@@ -330,6 +330,22 @@ def test_long_rows_against_float64(dtype, D):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("D", [1, 7, 37, 100])
+def test_rows_written_at_any_offset_in_a_cache_line_are_bit_identical(dtype, D):
+    """The output passes of layer_norm, softmax and log_softmax start at the row's first 64-byte
+    boundary (lanes::line_head): one row repeated, so that its copies start at every offset in a
+    line, gives the same bits in each copy."""
+    rng = np.random.default_rng(5)
+    row = rng.standard_normal(D).astype(dtype) * 3 + 1
+    x = np.tile(row, (16, 1))
+    w, b = rng.standard_normal(D).astype(dtype), rng.standard_normal(D).astype(dtype)
+    outs = [_C.layer_norm(x, D, w, b, 1e-5)[0], _C.layer_norm(x, D, None, None, 1e-5)[0],
+            _C.layer_norm(x, D, w, None, 1e-5)[0], _C.softmax(x, False), _C.softmax(x, True)]
+    for y in outs:
+        np.testing.assert_array_equal(y, np.broadcast_to(y[:1], y.shape))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_one_and_two_threads_are_bit_identical(dtype):
     """Sizes above the parallel threshold, rows that do not split evenly over the threads."""
     rng = np.random.default_rng(3)
