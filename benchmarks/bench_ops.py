@@ -542,7 +542,9 @@ CASES = {
 _BMM_OPS = (
     [(f"bmm {b}x{m}x{k} @ {b}x{k}x{n}", lambda L, x, y: L.bmm(x, y), ((b, m, k), (b, k, n)))
      for b, m, k, n in ((256, 32, 32, 32), (64, 128, 128, 128), (1024, 8, 8, 8), (512, 16, 16, 16),
-                        (256, 64, 8, 64), (256, 8, 64, 8), (128, 64, 64, 16))]
+                        (256, 64, 8, 64), (256, 8, 64, 8), (128, 64, 64, 16),
+                        # attention heads (batch * heads 64, seq 64, head dim 32): q k^T and p v
+                        (64, 64, 32, 64), (64, 64, 64, 32))]
     + [("matmul 256x32x32 @ 32x32 (broadcast)", lambda L, x, y: x @ y, ((256, 32, 32), (32, 32))),
        ("matmul 8x1x32x32 @ 1x16x32x32 (broadcast)", lambda L, x, y: x @ y, ((8, 1, 32, 32), (1, 16, 32, 32))),
        ("einsum bij,bjk->bik 256x32x32", lambda L, x, y: L.einsum("bij,bjk->bik", x, y),

@@ -393,13 +393,15 @@ void lstm_forward(int64_t S, const int64_t* n, int64_t H, bool reverse, const T*
   // 4w consecutive rows, packed as one B operand per block.
   const auto wt = pack_blocks<T>(ub.nb, nt, [&](int64_t b) {
     const int64_t j0 = ub.begin(b), w = ub.width(b);
-    std::vector<T> wb(static_cast<size_t>(4 * w * H));
+    // written whole by the copies (a zero-filled vector cost a memset of the whole weight per call)
+    const std::unique_ptr<T[]> wb = uninitialized<T>(4 * w * H);
     for (int64_t q = 0; q < 4; ++q)
-      std::copy(whh + (q * H + j0) * H, whh + (q * H + j0 + w) * H, wb.data() + q * w * H);
-    return std::make_unique<PackedB<T>>(H, 4 * w, wb.data(), 1, H);
+      std::copy(whh + (q * H + j0) * H, whh + (q * H + j0 + w) * H, wb.get() + q * w * H);
+    return std::make_unique<PackedB<T>>(H, 4 * w, wb.get(), 1, H);
   });
   const auto gates = lstm_fwd_rows_pick<T>();
-  std::vector<T> scratch(static_cast<size_t>(nt * B * 4 * ub.wmax));
+  const std::unique_ptr<T[]> scratch_buf = uninitialized<T>(nt * B * 4 * ub.wmax);  // each product's, by its gemm
+  T* const scratch = scratch_buf.get();
   // Step k of block b for rows [r0, r1): the block's product and gates, then its units' share of
   // the next step's saved state (all the rows: a sequence that starts later in a reverse pass
   // keeps its h0).
@@ -419,11 +421,11 @@ void lstm_forward(int64_t S, const int64_t* n, int64_t H, bool reverse, const T*
   if (rows_nt > 1)
     steps_by_rows(B, rows_nt, [&](int64_t r0, int64_t r1, int s) {
       for (int64_t k = 0; k < S; ++k)
-        for (int64_t b = 0; b < ub.nb; ++b) run(k, b, r0, r1, scratch.data() + s * B * 4 * ub.wmax);
+        for (int64_t b = 0; b < ub.nb; ++b) run(k, b, r0, r1, scratch + s * B * 4 * ub.wmax);
     });
   else  // round k is step k
     steps_by_blocks(S, ub.nb, nt, [&](int64_t k, int64_t b, int s) {
-      run(k, b, 0, B, scratch.data() + s * B * 4 * ub.wmax);
+      run(k, b, 0, B, scratch + s * B * 4 * ub.wmax);
     });
 }
 
