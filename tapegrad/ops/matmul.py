@@ -158,8 +158,9 @@ def _matmul_grad_b(g, a, b):
 
 _matmul = defop("matmul", _mm_fwd,
                 lambda g, out, a, b: _matmul_grad_a(g, a, b),
-                lambda g, out, a, b: _matmul_grad_b(g, a, b),
-                reads=((1,), (0,)))  # each gradient reads the other operand; its own for its shape only
+                lambda g, out, a, b: _matmul_grad_b(g, a, b))
+# (no ``reads``: each gradient reads its own operand's layout too, to arrive in it: x @ W.T gives
+# W a contiguous gradient. nn.Linear's op, below, keeps only what its gradients read.)
 
 
 def _linear_fwd(x, w, b=None):

