@@ -53,6 +53,23 @@ class RemovableHandle:
 _METADATA = weakref.WeakKeyDictionary()  # node -> its metadata dict, made on first use
 
 
+def _one_tuple_prehook(fn, owner):
+    """A pre-hook ``fn(grad_outputs)`` (a one-tuple in, None or a one-tuple out) as the tensor hook
+    ``hook(grad)`` that runs it (Node's and AccumulateGrad's ``register_prehook``)."""
+    name = getattr(fn, "__name__", repr(fn))
+
+    def hook(grad):
+        out = fn((grad,))
+        if out is None:
+            return None
+        if not isinstance(out, tuple) or len(out) != 1:
+            raise RuntimeError(f"hook '{name}' of {owner}.register_prehook returned {type(out).__name__}: "
+                               "expected None or a tuple of one gradient (the node has one output)")
+        return out[0]
+
+    return hook
+
+
 class Node(_C.Node):
     __slots__ = ()
 
@@ -65,17 +82,7 @@ class Node(_C.Node):
         >>> y = x * 2
         >>> h = y.grad_fn.register_prehook(lambda grads: (grads[0] * 10,))
         """
-        name = getattr(fn, "__name__", repr(fn))
-
-        def hook(grad):
-            out = fn((grad,))
-            if out is None:
-                return None
-            if not isinstance(out, tuple) or len(out) != 1:
-                raise RuntimeError(f"hook '{name}' of {self.name()}.register_prehook returned {type(out).__name__}: "
-                                   "expected None or a tuple of one gradient (the node has one output)")
-            return out[0]
-
+        hook = _one_tuple_prehook(fn, self.name())
         if self.pre_hooks is None:
             self.pre_hooks = {}
         h = RemovableHandle(self.pre_hooks)
@@ -195,18 +202,7 @@ class AccumulateGrad:
     def register_prehook(self, fn):
         """``fn(grad_outputs)`` before the gradient is accumulated into ``variable.grad``, with it as
         a one-tuple; it may return a one-tuple to accumulate instead. The leaf's own tensor hook."""
-        name = getattr(fn, "__name__", repr(fn))
-
-        def hook(grad):
-            out = fn((grad,))
-            if out is None:
-                return None
-            if not isinstance(out, tuple) or len(out) != 1:
-                raise RuntimeError(f"hook '{name}' of AccumulateGrad.register_prehook returned {type(out).__name__}: "
-                                   "expected None or a tuple of one gradient")
-            return out[0]
-
-        return self.variable.register_hook(hook)
+        return self.variable.register_hook(_one_tuple_prehook(fn, "AccumulateGrad"))
 
     def register_hook(self, fn):
         """``fn((), (grad,))`` after the gradient was accumulated, ``grad`` being ``variable.grad``
