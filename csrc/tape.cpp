@@ -1252,7 +1252,7 @@ bool Pass::run_node(PyObject* node) {
   return flush_done_leaves();
 }
 
-// A node with post hooks: run_post_hooks(node, raw, g) (tapegrad/_tape/node.py) makes each held
+// A node with post hooks: run_post_hooks(node, raw, g) (tapegrad/_tape/registry.py) makes each held
 // VJP result a plain gradient (or None), calls the hooks with (grad_inputs, (g,)), and returns the
 // gradients to pass on, one per input.
 bool Pass::pass_post_hooked(PyObject* node, std::vector<Ref>& held, Ref& g, PyObject* edges, PyObject* metas,

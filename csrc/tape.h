@@ -124,7 +124,7 @@ extern PyObject* pkg_dir;           // tapegrad's directory: frames inside it ar
 extern PyObject* ndarray_type;      // numpy.ndarray
 extern PyObject* np_asarray;        // numpy.asarray
 extern PyObject* slice_grad_class;  // tapegrad._tape.node.SliceGrad (a tuple subclass): see add_slice_into
-extern PyObject* post_hook_runner;  // tapegrad._tape.node.run_post_hooks: see run_node
+extern PyObject* post_hook_runner;  // tapegrad._tape.registry.run_post_hooks: see run_node
 extern PyObject* zeroed_grad_class;  // tapegrad._tape.registry.ZeroedGrad (a tuple subclass): see run_node
 inline bool is_exact_ndarray(PyObject* o) { return reinterpret_cast<PyObject*>(Py_TYPE(o)) == ndarray_type; }
 

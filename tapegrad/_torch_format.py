@@ -838,7 +838,7 @@ class _Pickler:
         arr = t._data
         # PyTorch's newer dtypes have no typed storage class: their tensors are rebuilt (v3) from
         # an untyped storage of bytes and the dtype, as torch.save writes them
-        untyped = arr.dtype not in _STORAGE_OF and arr.dtype in (uint16, uint32, uint64)
+        untyped = arr.dtype in (uint16, uint32, uint64)
         if arr.dtype not in _STORAGE_OF and not untyped:
             raise TypeError(f"tapegrad.save(format='pt'): {where} has dtype {arr.dtype}, which PyTorch lacks")
         entry = self.keys.get(id(arr))

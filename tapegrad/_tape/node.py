@@ -13,8 +13,6 @@ import itertools
 import weakref
 from typing import NamedTuple, Optional
 
-import numpy as np
-
 from .. import _C
 
 Meta = _C.Meta  # stands in for an input the op did not save: its VJPs may still read shape and dtype
@@ -126,51 +124,6 @@ class Node(_C.Node):
     def __repr__(self):
         return f"<{self.name()}>"
 
-
-def _plain_grad(raw, g, shape, dtype):
-    """A VJP's result as the input's gradient: a SliceGrad or ZeroedGrad made whole (the engine's
-    cheaper forms, csrc/tape.cpp), a broadcast gradient summed to the input's shape."""
-    kind = type(raw).__name__
-    if kind == "SliceGrad":
-        index, piece = raw
-        z = np.zeros(shape, dtype)
-        z[index] = piece._data
-        return piece._wrap(z)
-    if kind == "ZeroedGrad":
-        return raw[2](raw[0])
-    if tuple(raw.shape) != tuple(shape):
-        raw = raw.sum_to_size(shape)
-    return raw if raw._data.dtype == dtype else raw.to(dtype)
-
-
-def run_post_hooks(node, raw, g):
-    """The engine's call for a node with ``register_hook`` hooks (csrc/tape.cpp, pass_post_hooked):
-    the gradients to pass on, one per input (None where none flows), after every hook ran."""
-    meta = node.meta
-    grads = tuple(None if r is None else _plain_grad(r, g, *meta[i]) for i, r in enumerate(raw))
-    for fn in list(node.post_hooks.values()):
-        out = fn(grads, (g,))
-        if out is None:
-            continue
-        name = getattr(fn, "__name__", repr(fn))
-        if not isinstance(out, (tuple, list)) or len(out) != len(grads):
-            raise RuntimeError(f"hook '{name}' of {node.name()}.register_hook returned "
-                               f"{type(out).__name__}{'' if not isinstance(out, (tuple, list)) else f' of {len(out)}'}: "
-                               f"expected None or a tuple of {len(grads)} (one gradient per input of the op)")
-        for i, (new, old) in enumerate(zip(out, grads)):
-            if new is None:
-                continue
-            if not isinstance(new, _C.TensorBase):
-                raise TypeError(f"hook '{name}' of {node.name()}.register_hook returned {type(new).__name__} for input "
-                                f"{i}: expected a Tensor or None")
-            if tuple(new._data.shape) != tuple(meta[i][0]):
-                raise RuntimeError(f"hook '{name}' of {node.name()}.register_hook has changed the size of the gradient "
-                                   f"of input {i}: expected shape {tuple(meta[i][0])}, got {tuple(new._data.shape)}")
-        grads = tuple(out)
-    return grads
-
-
-_C._set_post_hook_runner(run_post_hooks)
 
 _NODE_TYPES: dict = {}  # op name -> its Node subclass
 

@@ -54,10 +54,9 @@ def _mm_fwd(a, b):
 
 
 def _transposed(t) -> bool:
-    """A 2-D operand that is the transpose of a contiguous matrix (``w.T`` in ``x @ w.T``); False
-    for the shape-and-dtype stand-in of an operand the node did not keep."""
-    d = getattr(t, "_data", None)
-    return d is not None and d.ndim == 2 and not d.flags.c_contiguous and d.T.flags.c_contiguous
+    """A 2-D operand that is the transpose of a contiguous matrix (``w.T`` in ``x @ w.T``)."""
+    d = t._data
+    return d.ndim == 2 and not d.flags.c_contiguous and d.T.flags.c_contiguous
 
 
 def _mm(a, b):
@@ -126,18 +125,10 @@ def _as_matrices(g, a, b):
     The operands themselves are what the node keeps (not reshaped views), so a vector whose
     ``.data`` is swapped before backward gives its new values, as PyTorch's mv/dot do."""
     if b.ndim == 1:
-        g, b = reshape(g, tuple(g.shape) + (1,)), _as_matrix(b, (-1, 1))
+        g, b = reshape(g, tuple(g.shape) + (1,)), reshape(b, (-1, 1))
     if a.ndim == 1:
-        g, a = reshape(g, tuple(g.shape[:-1]) + (1, g.shape[-1])), _as_matrix(a, (1, -1))
+        g, a = reshape(g, tuple(g.shape[:-1]) + (1, g.shape[-1])), reshape(a, (1, -1))
     return g, a, b
-
-
-def _as_matrix(v, shape):
-    """A vector operand as a matrix; for the stand-in of one the node did not keep (only its
-    shape is read), a stand-in of the matrix."""
-    if isinstance(v, Tensor):
-        return reshape(v, shape)
-    return _C.Meta(tuple(v.shape[0] if s == -1 else s for s in shape), v.dtype)
 
 
 def _matmul_grad_a(g, a, b):
@@ -149,7 +140,7 @@ def _matmul_grad_a(g, a, b):
 
 def _matmul_grad_b(g, a, b):
     if b.ndim == 2 and a.ndim > 2 and a._data.flags.c_contiguous:  # the folded product's: one GEMM
-        return _mm_grad_b(_rows(g, b.shape[1]), _rows(a, b.shape[0]), b)
+        return _mm_grad_b(_rows(g, b._data.shape[1]), _rows(a, b._data.shape[0]), b)
     if a.ndim > 1 and b.ndim > 1:
         return _mm_grad_b(g, a, b)
     gb = _mm_grad_b(*_as_matrices(g, a, b))
@@ -183,12 +174,12 @@ def _rows(t, n):
     return t if d.ndim == 2 else apply(_reshape, t, shape=(d.size // n, n))
 
 
-def _linear_grad_x(g, x, w):
-    gx = _mm(_rows(g, w.shape[0]), w)
+def _linear_grad_x(g, x, w):  # x may be its stand-in (shape and dtype): only w is read
+    gx = _mm(_rows(g, w._data.shape[0]), w)
     return gx if x.ndim == 2 else apply(_reshape, gx, shape=tuple(x.shape))
 
 
-def _linear_grad_w(g, x, w):
+def _linear_grad_w(g, x, w):  # w may be its stand-in: only x is read
     return _mm(_rows(g, w.shape[0]).mT, _rows(x, w.shape[1]))  # (N, K), the weight's layout
 
 
