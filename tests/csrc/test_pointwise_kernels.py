@@ -568,7 +568,7 @@ def test_float64_erf_groups_give_each_element_its_own_bits(name):
 def test_erfc_op_uses_the_kernel_with_its_composite_gradient():
     """tg.erfc: the kernel's values in float32 and float64 (through C, F and strided layouts,
     empty and integer input), torch's within a few ulp, and the composite gradient."""
-    x = RNG.uniform(-4, 12, (301, 7))
+    x = np.random.default_rng(568).uniform(-4, 12, (301, 7))  # its own draw: the module's RNG depends on which tests ran first
     for dt in (np.float32, np.float64):
         for a in (x.astype(dt), x.astype(dt).T, x.astype(dt)[::2, ::3]):
             got = tg.erfc(tg.tensor(a)).numpy()
