@@ -30,9 +30,18 @@ class _LegacyTensor(metaclass=_LegacyMeta):
     _dtype = _dtype.float32
 
     def __new__(cls, *args):
-        if len(args) == 1 and not isinstance(args[0], (int, np.integer)):
-            return creation.tensor(args[0], dtype=cls._dtype)
-        return creation.zeros(*args, dtype=cls._dtype)
+        if len(args) == 1 and (isinstance(args[0], bool) or not isinstance(args[0], (int, np.integer, Size))):
+            data = args[0]
+            if isinstance(data, (bool, float, complex)):  # a number is neither data nor a size
+                raise TypeError(f"new(): data must be a sequence (got {type(data).__name__})")
+            if isinstance(data, Tensor):  # PyTorch's: the same memory, in this class's dtype only
+                if data.dtype != cls._dtype:
+                    raise TypeError(f"{cls.__name__}(): expected a {_dtype.name(cls._dtype)} tensor "
+                                    f"(got {_dtype.name(data.dtype)})")
+                return data.detach()
+            return creation.tensor(data, dtype=cls._dtype)
+        sizes = tuple(args[0]) if len(args) == 1 and isinstance(args[0], Size) else args or (0,)
+        return creation.zeros(*sizes, dtype=cls._dtype)
 
 
 class FloatTensor(_LegacyTensor):

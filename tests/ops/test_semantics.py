@@ -352,6 +352,23 @@ def test_tensor_helpers_match_torch():
         assert np.allclose(M.logspace(0, 2, 3).numpy(), [1, 10, 100])
 
 
+def test_legacy_typed_constructors_match_torch():
+    """FloatTensor(Size) and FloatTensor() are shapes (YOLO losses write FloatTensor(x.shape));
+    a same-dtype tensor is shared, another dtype and a bare number raise TypeError."""
+    torch = pytest.importorskip("torch")
+    for M in (torch, tg):
+        assert tuple(M.FloatTensor(M.Size([2, 3])).shape) == (2, 3) and M.FloatTensor(M.Size([2, 3])).dtype == M.float32
+        assert tuple(M.LongTensor(M.Size([4])).shape) == (4,) and tuple(M.FloatTensor().shape) == (0,)
+        assert tuple(M.DoubleTensor(2, 3).shape) == (2, 3) and M.FloatTensor((2, 3)).tolist() == [2.0, 3.0]
+        x = M.tensor([1.0, 2.0])
+        y = M.FloatTensor(x)
+        y[0] = 5.0
+        assert x.tolist() == [5.0, 2.0]
+        for bad in (lambda: M.FloatTensor(M.tensor([1, 2])), lambda: M.LongTensor(2.5), lambda: M.FloatTensor(True)):
+            with pytest.raises(TypeError):
+                bad()
+
+
 def test_random_fills_are_seeded_and_allowed_on_leaves_under_no_grad():
     w = tg.zeros(1000, requires_grad=True)
     with tg.no_grad():
