@@ -173,7 +173,7 @@ def _slot_state(t) -> list:
 def reduce_tensor(t):
     """A tensor for multiprocessing's pickler (a spawned process's arguments, a Queue, a Pipe):
     a shared tensor as a reference to its memory (the receiver writes where the sender reads), any
-    other as a copy of its values. Plain pickle refuses tensors (``__reduce_ex__``)."""
+    other as a copy of its values (as plain pickle always does: ``Tensor.__reduce_ex__``)."""
     if t.grad_fn is not None and t._requires_grad:
         raise RuntimeError("Cowardly refusing to serialize non-leaf tensor which requires_grad, since autograd "
                            "does not support crossing process boundaries. If you just want to transfer the data, "

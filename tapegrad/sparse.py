@@ -153,6 +153,11 @@ class SparseTensor(Tensor):
         st = self._data
         return _sp.make(st.indices.copy(), st.values.__deepcopy__(memo), st.shape, st.coalesced)
 
+    def __reduce_ex__(self, protocol):
+        """``pickle``: the indices, the values (a tensor, pickled as one) and the size."""
+        st = self._data
+        return _sp.make, (st.indices, st.values.detach(), st.shape, st.coalesced)
+
     def clone(self, *, memory_format=None) -> "SparseTensor":
         """A copy (differentiable, as ``values.clone()``)."""
         st = self._data

@@ -363,7 +363,11 @@ class Tensor(_C.TensorBase):
         _ForkingPickler.register(cls, _shared.reduce_tensor)  # (its table is by exact type)
 
     def __reduce_ex__(self, protocol):
-        raise TypeError("tapegrad tensors are not pickled; save them with tapegrad.save (HDF5/safetensors)")
+        """``pickle``: the values (a copy), ``requires_grad`` and a subclass's attributes, as
+        PyTorch pickles a tensor (not its ``.grad`` nor its graph: a non-leaf comes back a leaf).
+        Loading a pickle runs what it names, as any pickle does: checkpoints go through
+        ``tapegrad.save`` / ``tapegrad.load``, which never unpickle."""
+        return _shared._rebuild_tensor, (type(self), self._data, self._requires_grad, _shared._slot_state(self))
 
     def __deepcopy__(self, memo):
         """``copy.deepcopy`` of a leaf (a Parameter stays a Parameter, without ``.grad``; a plain
