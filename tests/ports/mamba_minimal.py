@@ -5,7 +5,8 @@
 # Conv1d with padding d_conv - 1 cut back to l, softplus dt_proj, the sequential selective scan
 # over einsum products, RMSNorm) and demo.ipynb's greedy-and-top-k generate, plus a training
 # step (AdamW, cross-entropy, clip_grad_norm_). einops' rearrange/repeat/einsum are written with
-# torch's own transpose/repeat/einsum (einops does not know tapegrad's tensors): the same maths.
+# torch's own transpose/repeat/einsum: the same maths (einops itself on tapegrad tensors:
+# tests/ports/vit_pytorch_einops.py).
 import math
 from dataclasses import dataclass
 from typing import Union
