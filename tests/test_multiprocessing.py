@@ -217,6 +217,28 @@ def test_compiler_answers_as_outside_compilation():
     assert tg.compiler.compile is tg.compile
 
 
+def test_dynamo_switches_and_decorators_as_around_torch_compile():
+    """``torch._dynamo.config.suppress_errors = True`` and friends, set before torch.compile."""
+    import tapegrad._dynamo as dynamo
+    assert tg._dynamo is dynamo
+
+    def f(x):
+        return x + 1
+    for deco in (dynamo.optimize("inductor"), dynamo.disable, dynamo.allow_in_graph, dynamo.run,
+                 dynamo.disallow_in_graph):
+        assert deco(f) is f
+    x = tg.ones(3)
+    assert dynamo.mark_dynamic(x, 0) is None and dynamo.mark_static(x) is None and dynamo.reset() is None
+    assert not dynamo.is_compiling()
+    torch = pytest.importorskip("torch")
+    for name in ("suppress_errors", "verbose", "cache_size_limit", "capture_scalar_outputs"):
+        assert getattr(dynamo.config, name) == getattr(torch._dynamo.config, name), name
+    before = dynamo.config.cache_size_limit
+    dynamo.config.cache_size_limit = 64
+    assert dynamo.config.cache_size_limit == 64
+    dynamo.config.cache_size_limit = before
+
+
 def test_utils_hooks_removable_handle_with_extra_dicts():
     from tapegrad.utils.hooks import RemovableHandle, unserializable_hook
     hooks, extra = {}, {}
