@@ -189,8 +189,27 @@ def test_as_strided_family():
     for M in (tg, torch):
         with pytest.raises(RuntimeError):
             M.as_strided(M.arange(9.0), (3, 3), (3, 2))  # past the end
-    with pytest.raises(RuntimeError, match="starts its memory"):
-        tg.as_strided(tg.arange(9.0)[1:], (2,), (1,))  # PyTorch would index the base's storage
+    # a view: its storage offset and strides address the base's memory, as PyTorch's (torchdiffeq's
+    # adjoint takes as_strided(y, (), ()) of a view); reading memory outside the view is refused
+    views = (lambda M: M.arange(12.0)[2:], lambda M: M.arange(12.0).reshape(3, 4)[:, 1:3],
+             lambda M: M.arange(12.0).reshape(3, 4).t(), lambda M: M.arange(12.0).reshape(3, 4)[1:].detach())
+    for view in views:
+        for args in (((), ()), ((2,), (1,)), ((2, 2), (4, 1)), ((2,), (4,), 5), ((1, 2), (0, 1))):
+            try:
+                want = torch.as_strided(view(torch), *args).tolist()
+            except RuntimeError:
+                continue
+            try:
+                got = tg.as_strided(view(tg), *args).tolist()
+            except RuntimeError as e:
+                assert "outside this view" in str(e)
+                continue
+            assert got == want, args
+    with pytest.raises(RuntimeError, match=r"read memory outside this view of shape \(3,\)"):
+        tg.as_strided(tg.arange(12.0).reshape(3, 4)[:, 1], (2,), (1,))  # PyTorch reads the base's storage
+    base = tg.arange(12.0, requires_grad=True)
+    (tg.as_strided(base.reshape(3, 4)[:, 1:3], (2, 2), (4, 1)) * tg.tensor([[1.0, 2.0], [3.0, 4.0]])).sum().backward()
+    assert base.grad.tolist() == [0, 1, 2, 0, 0, 3, 4, 0, 0, 0, 0, 0]
 
 
 def test_as_strided_gradient_sums_overlaps_as_pytorch():

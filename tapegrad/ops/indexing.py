@@ -1101,32 +1101,52 @@ def combinations(input, r=2, with_replacement=False):
 # ---------------------------------------------------------------- as_strided: strides over the tensor's own elements
 def _strided_positions(input, size, stride, storage_offset, opname):
     """The flat (C-order) positions of ``input``'s elements that a view of ``size`` and
-    ``stride`` starting at ``storage_offset`` reads. PyTorch's strides address the storage
-    under a tensor; tapegrad's tensors are numpy arrays, so they address the tensor's own
-    elements in C order, which is the storage exactly when the tensor is contiguous and starts
-    its memory: any other view is refused rather than read differently."""
-    root = input._data
+    ``stride`` starting at ``storage_offset`` reads. PyTorch's strides address the storage under a
+    tensor (its offset, by default the input's own, as PyTorch's); tapegrad's tensors are numpy
+    arrays, so each storage position read is mapped back to the input element that sits there.
+    A position outside the input's own elements (memory only its base holds) is refused rather
+    than read: tapegrad can index and differentiate only the input's elements."""
+    data = input._data
+    root = data
     while isinstance(root.base, np.ndarray):
         root = root.base
-    starts_storage = input._data.__array_interface__["data"][0] == root.__array_interface__["data"][0]
-    if not (starts_storage and input._data.flags.c_contiguous):
-        raise RuntimeError(f"{opname}: supported on a contiguous tensor that starts its memory (tapegrad has no "
-                           f"shared storage to index into); call .clone() on this view first")
+    item = data.itemsize
+    own_offset = (data.__array_interface__["data"][0] - root.__array_interface__["data"][0]) // item
     size, stride = tuple(int(n) for n in size), tuple(int(s) for s in stride)
     if len(size) != len(stride):
         raise RuntimeError(f"{opname}: mismatch in length of strides and shape ({len(stride)} and {len(size)})")
     if builtins.any(n < 0 for n in size) or builtins.any(s < 0 for s in stride):
         raise RuntimeError(f"{opname}: sizes and strides must be non-negative, got size {size}, stride {stride}")
-    offset = int(storage_offset or 0)
+    offset = own_offset if storage_offset is None else int(storage_offset)
     pos = np.full(size, offset, dtype=np.int64)
     for d, (n, s) in enumerate(zip(size, stride)):
         shape = [1] * len(size)
         shape[d] = n
         pos = pos + (np.arange(n, dtype=np.int64) * s).reshape(shape)
-    if pos.size and (offset < 0 or pos.max() >= input.numel()):
-        raise RuntimeError(f"{opname}: size {list(size)}, stride {list(stride)}, storage offset {offset} are out "
-                           f"of bounds for a tensor of {input.numel()} elements")
-    return Tensor._wrap(pos)
+    if own_offset == 0 and data.flags.c_contiguous:  # the input is its storage: positions are its elements
+        if pos.size and (offset < 0 or pos.max() >= input.numel()):
+            raise RuntimeError(f"{opname}: size {list(size)}, stride {list(stride)}, storage offset {offset} are out "
+                               f"of bounds for a tensor of {input.numel()} elements")
+        return Tensor._wrap(pos)
+    if not root.flags.c_contiguous or data.strides and builtins.min(data.strides) < 0 or \
+            builtins.any(st % item for st in data.strides):
+        raise RuntimeError(f"{opname}: the view's storage is not laid out in C order; call .clone() on it first")
+    # storage position of each of the input's elements, in C order; then each position read looked up
+    where = np.full(data.shape, own_offset, dtype=np.int64)
+    for d, (n, st) in enumerate(zip(data.shape, data.strides)):
+        shape = [1] * data.ndim
+        shape[d] = n
+        where = where + (np.arange(n, dtype=np.int64) * (st // item)).reshape(shape)
+    where = where.ravel()
+    order = np.argsort(where, kind="stable")
+    ranked = where[order]
+    at = np.searchsorted(ranked, pos.ravel()).clip(0, builtins.max(ranked.size - 1, 0))
+    if pos.size and (ranked.size == 0 or not np.array_equal(ranked[at], pos.ravel())):
+        raise RuntimeError(f"{opname}: size {list(size)}, stride {list(stride)}, storage offset {offset} read memory "
+                           f"outside this view of shape {tuple(data.shape)} (storage offset {own_offset}, stride "
+                           f"{tuple(st // item for st in data.strides)}): tapegrad indexes only a tensor's own "
+                           f"elements; apply as_strided to the tensor the view was taken from")
+    return Tensor._wrap(order[at].reshape(size) if pos.size else np.zeros(size, np.int64))
 
 
 @public(method=True)

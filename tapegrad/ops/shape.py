@@ -269,8 +269,10 @@ _clone = defop("clone", _clone_fwd, lambda g, out, x: g, saves=(), exact16=True)
 
 
 @public(method=True)
-def clone(input):
-    """A copy that stays in the graph."""
+def clone(input, *, memory_format=None):
+    """A copy that stays in the graph. ``memory_format`` is accepted as in PyTorch
+    (``preserve_format``, the default, is what every copy here does: C order)."""
+    check_memory_format(memory_format, "clone", input.ndim)
     return apply(_clone, input)
 
 
