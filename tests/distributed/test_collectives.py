@@ -48,3 +48,10 @@ def test_init_without_mpi4py_names_the_extra():
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="backend='mpi'"):
         dist.init_process_group("nccl")
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_differentiable_collectives(n):
+    """tapegrad.distributed.nn.functional (torch.distributed.nn): gradients across ranks."""
+    out = run(n, "functional.py", timeout=120).stdout
+    assert out.count(": ok") == n, out
