@@ -72,9 +72,31 @@ def _pow_exponent_grad(g, out, x, y):
     return where(zero, const(0.0, out.dtype), g * _cj(out * log(where(zero, const(1.0, x.dtype), x))))
 
 
+def _number_first(name, key, number, legacy, explicit, n=1):
+    """PyTorch's deprecated overload ``name(input, Number key, Tensor...)`` (``x.add_(-lr, g)``,
+    ``v.addcmul_(1 - b2, g, g)``: optimizer code of 2017-2020 is written so, and PyTorch still runs
+    it, with this warning). ``number`` came where the first tensor goes, ``legacy`` holds the last
+    tensor: returns that tensor."""
+    import numbers
+    import warnings
+    if len(legacy) != 1 or not isinstance(number, numbers.Number) or isinstance(number, bool) \
+            or not isinstance(legacy[0], Tensor):
+        raise TypeError(f"{name}() takes {n + 1} positional arguments but {n + 1 + len(legacy)} were given")
+    if explicit:
+        raise TypeError(f"{name}(): got multiple values for argument '{key}'")
+    tensors = "Tensor other" if n == 1 else "Tensor tensor1, Tensor tensor2"
+    warnings.warn(f"This overload of {name} is deprecated:\n\t{name}(Number {key}, {tensors})\nConsider using one of "
+                  f"the following signatures instead:\n\t{name}({tensors}, *, Number {key} = 1)", UserWarning,
+                  stacklevel=3)
+    return legacy[0]
+
+
 @public(method=True, inplace=True, out=True)
-def add(input, other, *, alpha=1):
-    """``input + alpha * other`` with broadcasting."""
+def add(input, other, *legacy, alpha=1):
+    """``input + alpha * other`` with broadcasting (``add(input, Number alpha, other)``, PyTorch's
+    deprecated order, is taken with its warning)."""
+    if legacy:
+        other, alpha = _number_first("add", "alpha", other, legacy, alpha != 1), other
     if alpha != 1:
         fused = _axpy(input, other, alpha, False)
         if fused is not None:
@@ -86,8 +108,11 @@ def add(input, other, *, alpha=1):
 
 
 @public(method=True, inplace=True, out=True)
-def sub(input, other, *, alpha=1):
-    """``input - alpha * other``, broadcast and type-promoted as in PyTorch."""
+def sub(input, other, *legacy, alpha=1):
+    """``input - alpha * other``, broadcast and type-promoted as in PyTorch (and the deprecated
+    ``sub(input, Number alpha, other)``)."""
+    if legacy:
+        other, alpha = _number_first("sub", "alpha", other, legacy, alpha != 1), other
     if _is_bool(input) or _is_bool(other):
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
                            "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
@@ -1371,8 +1396,11 @@ def _addc_fused(input, tensor1, tensor2, value):
             and type(value) in (float, int) and _ternary_takes(input._data, tensor1._data, tensor2._data))
 
 
-def addcmul_(self, tensor1, tensor2, *, value=1):
+def addcmul_(self, tensor1, tensor2, *legacy, value=1):
     """In-place form of ``addcmul``: writes the result into ``self`` and returns it."""
+    if legacy:  # PyTorch's deprecated addcmul_(Number value, tensor1, tensor2)
+        tensor1, tensor2, value = (tensor2, _number_first("addcmul_", "value", tensor1, legacy, value != 1, 2),
+                                   tensor1)
     if _addc_plain(self, tensor1, tensor2, value) and _writable_alone(self, tensor1, tensor2):
         if WRITE_WATCHERS:
             before_write(self)
@@ -1382,8 +1410,11 @@ def addcmul_(self, tensor1, tensor2, *, value=1):
     return inplace(self, lambda s, *_: addcmul(s, tensor1, tensor2, value=value), "addcmul_", tensor1, tensor2)
 
 
-def addcdiv_(self, tensor1, tensor2, *, value=1):
+def addcdiv_(self, tensor1, tensor2, *legacy, value=1):
     """In-place form of ``addcdiv``: writes the result into ``self`` and returns it."""
+    if legacy:  # PyTorch's deprecated addcdiv_(Number value, tensor1, tensor2)
+        tensor1, tensor2, value = (tensor2, _number_first("addcdiv_", "value", tensor1, legacy, value != 1, 2),
+                                   tensor1)
     if _addc_plain(self, tensor1, tensor2, value) and _writable_alone(self, tensor1, tensor2):
         if WRITE_WATCHERS:
             before_write(self)
@@ -1395,8 +1426,11 @@ def addcdiv_(self, tensor1, tensor2, *, value=1):
 
 @public(method=True, out=True)
 @round_once
-def addcmul(input, tensor1, tensor2, *, value=1):
+def addcmul(input, tensor1, tensor2, *legacy, value=1):
     """``input + value * tensor1 * tensor2``; the tensors alone set the dtype (PyTorch casts ``value``)."""
+    if legacy:  # PyTorch's deprecated addcmul(Number value, tensor1, tensor2)
+        tensor1, tensor2, value = (tensor2, _number_first("addcmul", "value", tensor1, legacy, value != 1, 2),
+                                   tensor1)
     if _addc_plain(input, tensor1, tensor2, value) and input._data.ndim:  # nothing to record: one blocked pass
         x = input._data
         return Tensor._wrap(_addc_into(np.empty(x.shape, x.dtype), x, tensor1._data, tensor2._data, value,
@@ -1415,8 +1449,11 @@ def addcmul(input, tensor1, tensor2, *, value=1):
 
 @public(method=True, out=True)
 @round_once
-def addcdiv(input, tensor1, tensor2, *, value=1):
+def addcdiv(input, tensor1, tensor2, *legacy, value=1):
     """``input + value * tensor1 / tensor2``."""
+    if legacy:  # PyTorch's deprecated addcdiv(Number value, tensor1, tensor2)
+        tensor1, tensor2, value = (tensor2, _number_first("addcdiv", "value", tensor1, legacy, value != 1, 2),
+                                   tensor1)
     if _addc_plain(input, tensor1, tensor2, value) and input._data.ndim:
         x = input._data
         return Tensor._wrap(_addc_into(np.empty(x.shape, x.dtype), x, tensor1._data, tensor2._data, value,

@@ -1,5 +1,7 @@
 """PyTorch semantics of the ops that finite differences can't pin down: ties, zeros, stability,
 dtypes, return types, argument forms and the errors raised for bad arguments."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -367,6 +369,27 @@ def test_legacy_typed_constructors_match_torch():
         for bad in (lambda: M.FloatTensor(M.tensor([1, 2])), lambda: M.LongTensor(2.5), lambda: M.FloatTensor(True)):
             with pytest.raises(TypeError):
                 bad()
+
+
+def test_deprecated_number_first_overloads_match_torch():
+    """x.add_(-lr, g), v.addcmul_(1 - b2, g, g): PyTorch's deprecated order runs, with a warning."""
+    torch = pytest.importorskip("torch")
+    calls = [lambda M, x, y: x.clone().add_(0.5, y), lambda M, x, y: x.clone().sub_(0.5, y),
+             lambda M, x, y: M.add(x, 3, y), lambda M, x, y: x.sub(2, y), lambda M, x, y: x.clone().addcmul_(0.5, y, y),
+             lambda M, x, y: x.clone().addcdiv_(0.5, y, y), lambda M, x, y: M.addcmul(x, 2, y, y),
+             lambda M, x, y: x.addcdiv(2, y, y), lambda M, x, y: M.sub(x, 2, y, out=M.empty(3))]
+    got = []
+    for M in (tg, torch):  # (PyTorch warns once per process; tapegrad as Python's warnings filter says)
+        x, y = M.tensor([1.0, -2.0, 3.0]), M.tensor([2.0, 4.0, -1.0])
+        with pytest.warns(UserWarning, match="This overload of .* is deprecated") if M is tg else warnings.catch_warnings():
+            got.append([c(M, x, y).tolist() for c in calls])
+            w = M.ones(2, requires_grad=True)
+            M.ones(2).add(3.0, w).sum().backward()
+        assert w.grad.tolist() == [3.0, 3.0]
+        for bad in (lambda: x.add(y, y), lambda: x.add(2, y, alpha=3), lambda: x.addcmul(y, y, y)):
+            with pytest.raises(TypeError):
+                bad()
+    assert got[0] == got[1]
 
 
 def test_random_fills_are_seeded_and_allowed_on_leaves_under_no_grad():
