@@ -10,6 +10,8 @@ import builtins
 import collections
 import inspect
 import math
+import numbers
+import warnings
 
 import numpy as np
 import scipy.special as _sp
@@ -77,8 +79,6 @@ def _number_first(name, key, number, legacy, explicit, n=1):
     ``v.addcmul_(1 - b2, g, g)``: optimizer code of 2017-2020 is written so, and PyTorch still runs
     it, with this warning). ``number`` came where the first tensor goes, ``legacy`` holds the last
     tensor: returns that tensor."""
-    import numbers
-    import warnings
     if len(legacy) != 1 or not isinstance(number, numbers.Number) or isinstance(number, bool) \
             or not isinstance(legacy[0], Tensor):
         raise TypeError(f"{name}() takes {n + 1} positional arguments but {n + 1 + len(legacy)} were given")
