@@ -77,6 +77,7 @@ from .func import vmap  # noqa: F401,E402
 from ._nn_forms import *  # noqa: F401,F403  (torch.conv1d, torch.dropout, ...: ATen's signatures)
 from ._parallel import get_num_interop_threads, get_num_threads, set_num_interop_threads, set_num_threads  # noqa: F401
 from . import _tensor_docs  # noqa: F401,E402  (docstrings of tensor.py's one-line methods)
+from ._foreach import *  # noqa: F401,F403,E402  (torch._foreach_add_, ...: the multi-tensor ops optimizers call)
 from . import _einops as _einops_hook  # noqa: E402
 _einops_hook.install()  # einops's rearrange/reduce/... take tapegrad tensors (without importing einops)
 
