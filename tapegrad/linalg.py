@@ -7,6 +7,7 @@ Everything is batched over leading dims and differentiable.
 >>> tapegrad.linalg.norm(x), tapegrad.linalg.matrix_norm(A, "nuc")
 """
 import collections
+import functools
 
 import numpy as np
 import scipy.linalg as _sla
@@ -17,6 +18,7 @@ from .ops.linalg import (LinAlgError, cholesky, cholesky_ex, eig, eigh, eigvals,
 from .ops.linalg import _batched, _check_matrix, _lu_perm
 from .ops.linalg import lu_factor_packed as _lu_factor_packed, lu_pivots as _lu_pivots
 from .ops.shape import cat as _cat, tril as _tril, triu as _triu
+from .ops.surface import _write_out
 from .tensor import Tensor as _Tensor
 # torch.linalg's forms of names that mean something else at the top level (tapegrad.norm, .det, ...)
 from .ops.linalg import linalg_cross as cross, linalg_det as det, linalg_diagonal as diagonal  # noqa: F401
@@ -263,3 +265,20 @@ def ldl_solve(LD, pivots, B, *, hermitian=False):
     if b.size == 0:  # nothing to solve (and scipy's sytrs corrupts the heap on a 0x0 matrix)
         return _wrap(np.zeros(b.shape, b.dtype))
     return _wrap(_batched(one, np.ascontiguousarray(ld), np.ascontiguousarray(piv), np.ascontiguousarray(b)))
+
+
+# ---------------------------------------------------------------- out=, as PyTorch's torch.linalg functions take it
+def _with_out(fn, name):
+    @functools.wraps(fn)
+    def with_out(*args, out=None, **kwargs):
+        result = fn(*args, **kwargs)
+        return result if out is None else _write_out(out, result, name)
+    return with_out
+
+
+for _name in ("cholesky", "cholesky_ex", "cond", "cross", "det", "eig", "eigh", "eigvals", "eigvalsh",
+              "householder_product", "inv", "inv_ex", "ldl_factor", "ldl_factor_ex", "ldl_solve", "lu", "lu_factor",
+              "lu_factor_ex", "lu_solve", "matmul", "matrix_norm", "matrix_power", "matrix_rank", "multi_dot", "norm",
+              "pinv", "qr", "slogdet", "solve", "solve_ex", "solve_triangular", "svd", "svdvals", "tensorinv",
+              "tensorsolve", "vecdot", "vector_norm"):
+    globals()[_name] = _with_out(globals()[_name], "linalg." + _name)

@@ -125,3 +125,26 @@ def test_decompositions_of_empty_batches_and_their_shapes_match_torch(name):
     want, got = _EMPTY_BATCH[name](torch), _EMPTY_BATCH[name](tg)
     assert [(tuple(o.shape), str(o.dtype).split(".")[-1]) for o in got] == \
         [(tuple(o.shape), str(o.dtype).split(".")[-1]) for o in want]
+
+
+def test_linalg_functions_take_out_as_torch():
+    """torch.linalg.*(..., out=...) (gpytorch calls cholesky_ex(A, out=out) with out=None too)."""
+    names = [n for n in dir(torch.linalg) if not n.startswith("_") and callable(getattr(torch.linalg, n))
+             and "out (" in (getattr(torch.linalg, n).__doc__ or "")]
+    assert len(names) > 30
+    for n in names:
+        assert "out" in str(__import__("inspect").signature(getattr(tg.linalg, n), follow_wrapped=False)), n
+    A = np.array([[4.0, 1.0], [1.0, 3.0]])
+    for M in (tg, torch):
+        a = M.tensor(A)
+        o = M.empty(2, 2, dtype=M.float64)
+        assert M.linalg.cholesky(a, out=o) is o
+        Lo, info = M.empty(2, 2, dtype=M.float64), M.empty((), dtype=M.int32)
+        res = M.linalg.cholesky_ex(a, out=(Lo, info))
+        assert res.L is Lo and res.info is info and info.item() == 0
+        assert M.linalg.cholesky_ex(a, out=None).info.item() == 0
+        U, S, Vh = (M.empty(2, 2, dtype=M.float64), M.empty(2, dtype=M.float64), M.empty(2, 2, dtype=M.float64))
+        M.linalg.svd(a, out=(U, S, Vh))
+        np.testing.assert_allclose(S.numpy(), np.linalg.svd(A)[1])
+    with pytest.raises(RuntimeError, match="automatic differentiation"):
+        tg.linalg.inv(tg.tensor(A, requires_grad=True), out=tg.empty(2, 2, dtype=tg.float64))

@@ -100,6 +100,13 @@ class Optimizer:
         if step is not None and not getattr(step, "_hooked", False):
             cls.step = _hooked_step(step)
 
+    def _patch_step_function(self) -> None:
+        """PyTorch's private installer of the step hooks, which optimizer wrappers call after
+        swapping in their own ``step``: the class's ``step`` runs the hooks (wrapped once)."""
+        cls = type(self)
+        if not getattr(cls.step, "_hooked", False):
+            cls.step = _hooked_step(cls.step)
+
     def _hook_store(self, name):
         store = self.__dict__.get(name)
         if store is None:

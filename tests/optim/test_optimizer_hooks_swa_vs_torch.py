@@ -160,3 +160,24 @@ def test_swalr_errors():
         swa_utils.SWALR(opt, 0.1, anneal_strategy="exp")
     with pytest.raises(ValueError, match="anneal_epochs must be equal or greater than 0"):
         swa_utils.SWALR(opt, 0.1, anneal_epochs=-1)
+
+
+def test_patch_step_function_after_a_wrapper_swaps_step():
+    """Optimizer wrappers (pytorch-optimizer's Magma, PCGrad) set their own step on the class and
+    call PyTorch's private _patch_step_function so the step hooks still run around it."""
+    for M in (torch, tg):
+        class Wrapper(M.optim.SGD):
+            pass
+
+        def step(self, closure=None):
+            calls.append("step")
+        calls = []
+        Wrapper.step = step
+        p = M.nn.Parameter(M.ones(2))
+        opt = Wrapper([p], lr=0.1)
+        opt._patch_step_function()
+        opt._patch_step_function()  # once is enough: a second call does not wrap twice
+        opt.register_step_pre_hook(lambda o, a, k: calls.append("pre"))
+        opt.register_step_post_hook(lambda o, a, k: calls.append("post"))
+        opt.step()
+        assert calls == ["pre", "step", "post"], M.__name__
