@@ -703,4 +703,5 @@ class Tensor(_C.TensorBase):
 
 _ForkingPickler.register(Tensor, _shared.reduce_tensor)
 _ops.bind_tensor(Tensor)  # the ops and the tape create this class (apply's results, gradients)
+_ops.shape.Size = Size  # broadcast_shapes' result type
 

@@ -22,6 +22,7 @@ from .surface import public
 from ._autocast import FP32, cast_inputs
 
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
+Size = tuple  # tapegrad.Size, bound by tensor.py likewise (broadcast_shapes returns one, as PyTorch's)
 
 
 def _shape_arg(shape):
@@ -882,7 +883,7 @@ def broadcast_shapes(*shapes):
     """The shape all ``shapes`` broadcast to (ints count as 1-D shapes)."""
     shapes = [(s,) if isinstance(s, (int, np.integer)) else tuple(s) for s in shapes]
     try:
-        return tuple(int(s) for s in np.broadcast_shapes(*shapes))
+        return tuple.__new__(Size, [int(s) for s in np.broadcast_shapes(*shapes)])
     except ValueError:
         raise RuntimeError(f"broadcast_shapes: shapes {shapes} cannot be broadcast together") from None
 

@@ -346,7 +346,7 @@ def test_tensor_helpers_match_torch():
         assert x.data_ptr() != 0 and tuple(x.ravel().shape) == (4,)
         assert x.equal(x.clone()) and x.allclose(x + 1e-9) and bool(x.isclose(x).all())
         assert not bool(x.isinf().any())
-        assert M.broadcast_shapes((2, 1), (3,)) == (2, 3)
+        assert M.broadcast_shapes((2, 1), (3,)) == (2, 3) and type(M.broadcast_shapes((2,), ())) is M.Size
         assert isinstance(x, M.FloatTensor) and not isinstance(x, M.LongTensor)
         assert isinstance(x.dtype, M.dtype)
         with M.inference_mode():
