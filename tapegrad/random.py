@@ -2,6 +2,7 @@
 init reproducible. One numpy ``Generator`` (PCG64) drives them all."""
 from __future__ import annotations
 
+import contextlib
 import os
 import weakref
 
@@ -93,6 +94,22 @@ def get_rng_state():
 def set_rng_state(state):
     """Restore the global generator's state that ``get_rng_state`` returned."""
     _state["gen"].bit_generator.state = state
+
+
+@contextlib.contextmanager
+def fork_rng(devices=None, enabled: bool = True, _caller: str = "fork_rng", _devices_kw: str = "devices",
+             device_type: str = "cuda"):
+    """``with fork_rng():`` the block draws from the global generator as usual, and afterwards its
+    state is what it was before the block (PyTorch's; there are no device generators here)."""
+    if not enabled:
+        yield
+        return
+    state, seed = get_rng_state(), _state["seed"]
+    try:
+        yield
+    finally:
+        set_rng_state(state)
+        _state["seed"] = seed
 
 
 # A numpy generator draws under its bit generator's lock. A process forked while another of its

@@ -43,3 +43,29 @@ def test_compile_returns_the_model_with_orig_mod_and_no_state_dict_prefix():
     def twice(x):
         return x * 2
     assert twice(3) == 6 and tg.compile(twice) is twice
+
+
+def test_fork_wait_isinstance_and_the_other_names():
+    from typing import Dict, List, Optional, Tuple, Union
+    fut = tg.jit.fork(lambda a, b: a + b, tg.ones(2), 1)
+    assert tg.jit.wait(fut).tolist() == [2.0, 2.0]
+    fut = tg.jit.fork(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        tg.jit.wait(fut)  # a forked task's error comes out of wait, as PyTorch's
+    assert tg.jit.isinstance([1, 2], List[int]) and not tg.jit.isinstance([1, "a"], List[int])
+    assert tg.jit.isinstance({"a": tg.ones(1)}, Dict[str, tg.Tensor]) and tg.jit.isinstance(None, Optional[int])
+    assert tg.jit.isinstance((1, "x"), Tuple[int, str]) and not tg.jit.isinstance((1, 2, 3), Tuple[int, int])
+    assert tg.jit.isinstance(3.0, Union[int, float]) and tg.jit.isinstance(tg.ones(1), tg.Tensor)
+    assert tg.jit.Attribute(3, int) == 3 and tg.jit.script_if_tracing(len) is len
+    assert issubclass(tg.jit.Error, RuntimeError) and tg.jit.export_opnames(tg.nn.Linear(1, 1)) == []
+    before = tg.jit.onednn_fusion_enabled()
+    tg.jit.enable_onednn_fusion(True)
+    assert tg.jit.onednn_fusion_enabled()
+    tg.jit.enable_onednn_fusion(before)
+    old = tg.jit.set_fusion_strategy([("DYNAMIC", 3)])
+    assert tg.jit.set_fusion_strategy(old) == [("DYNAMIC", 3)]
+    with tg.jit.strict_fusion():
+        pass
+    torch = pytest.importorskip("torch")
+    for tp, v in ((List[int], [1, 2]), (Dict[str, int], {"a": "b"}), (Optional[str], None)):
+        assert tg.jit.isinstance(v, tp) == torch.jit.isinstance(v, tp)

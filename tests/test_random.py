@@ -80,3 +80,17 @@ def test_default_generator_is_the_global_stream():
     tg.set_rng_state(state)  # one state: the global's
     assert tg.equal(tg.rand(3), b)
     assert pickle.loads(pickle.dumps(tg.default_generator)) is tg.default_generator
+
+
+def test_fork_rng_puts_the_state_back():
+    tg.manual_seed(3)
+    want = tg.rand(3).tolist()
+    tg.manual_seed(3)
+    with tg.random.fork_rng():
+        tg.manual_seed(99)
+        tg.rand(5)
+        tg.nn.functional.dropout(tg.ones(10), 0.5)
+    assert tg.rand(3).tolist() == want and tg.initial_seed() == 3
+    with tg.random.fork_rng(enabled=False):
+        tg.rand(1)
+    assert tg.rand(3).tolist() != want

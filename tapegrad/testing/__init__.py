@@ -7,9 +7,10 @@ re-exported as PyTorch users find them in tests) and hypothesis strategies.
 True
 """
 from .comparison import assert_close  # noqa: F401
+from ._creation import assert_allclose, make_tensor  # noqa: F401
 from ..autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: F401
 
-__all__ = ["assert_close", "gradcheck", "gradgradcheck", "GradcheckError"]
+__all__ = ["assert_close", "assert_allclose", "make_tensor", "gradcheck", "gradgradcheck", "GradcheckError"]
 
 try:  # the strategies need hypothesis (a test dependency, not a runtime one)
     from . import strategies  # noqa: F401

@@ -13,6 +13,8 @@ accumulated into ``.grad`` during that backward, as PyTorch's reentrant variant 
 """
 from __future__ import annotations
 
+import contextlib
+import enum
 import warnings
 
 from .. import _dtype
@@ -26,7 +28,10 @@ from .. import autograd
 from .._tape.node import next_seq
 from ..random import get_rng_state, set_rng_state
 
-__all__ = ["checkpoint", "checkpoint_sequential"]
+__all__ = ["checkpoint", "checkpoint_sequential", "CheckpointError", "CheckpointFunction", "check_backward_validity",
+           "detach_variable", "get_device_states", "set_device_states", "noop_context_fn", "set_checkpoint_early_stop",
+           "DefaultDeviceType", "set_checkpoint_debug_enabled", "CheckpointPolicy", "SelectiveCheckpointContext",
+           "create_selective_checkpoint_contexts"]
 
 
 def _module_parameters(owner):
@@ -65,7 +70,9 @@ class _Checkpoint(Function):
         ctx.run, ctx.n_args = run, n_args
         ctx.rng_state = get_rng_state() if preserve_rng_state else None
         ctx.save_for_backward(*tensors)
-        return run(*tensors[:n_args])
+        forward_context, ctx.recompute_context = _contexts(run)
+        with forward_context:
+            return run(*tensors[:n_args])
 
     @staticmethod
     def backward(ctx, *grads):
@@ -78,7 +85,7 @@ class _Checkpoint(Function):
             set_rng_state(ctx.rng_state)
         try:
             start = next_seq()
-            with grad_mode.enable_grad():
+            with grad_mode.enable_grad(), ctx.recompute_context:
                 outputs = ctx.run(*inputs)
         finally:
             set_rng_state(outer_rng)
@@ -98,7 +105,13 @@ class _Checkpoint(Function):
         return (None, None, None, *result)
 
 
-def _apply(function, preserve, args, owner):
+def _contexts(run):
+    """The (forward, recompute) context managers of ``checkpoint(context_fn=...)``."""
+    make = getattr(run, "context_fn", None)
+    return make() if make is not None else noop_context_fn()
+
+
+def _apply(function, preserve, args, owner, context_fn=None):
     tensors = list(args)
     if not all(isinstance(a, Tensor) for a in args):
         idx = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
@@ -111,7 +124,9 @@ def _apply(function, preserve, args, owner):
             return function(*call)
         tensors = [args[i] for i in idx]
     else:
-        run = function
+        def run(*ts):
+            return function(*ts)
+    run.context_fn = context_fn
     return _Checkpoint.apply(run, preserve, len(tensors), *tensors, *_module_parameters(owner))
 
 
@@ -130,10 +145,12 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism
     if context_fn is not None or debug:
         if use_reentrant:
             raise ValueError("Passing `context_fn` or `debug` is only supported when use_reentrant=False.")
-        raise NotImplementedError("tapegrad.utils.checkpoint: context_fn and debug are not supported")
+        if debug:
+            raise NotImplementedError("tapegrad.utils.checkpoint: debug=True (PyTorch's operator trace of a failed "
+                                      "determinism check) is not supported")
     if not grad_mode.is_grad_enabled():
         return function(*args, **kwargs)
-    return _apply(lambda *a: function(*a, **kwargs), preserve_rng_state, args, function)
+    return _apply(lambda *a: function(*a, **kwargs), preserve_rng_state, args, function, context_fn)
 
 
 def checkpoint_sequential(functions, segments, input, use_reentrant=None, **kwargs):
@@ -164,3 +181,100 @@ def checkpoint_sequential(functions, segments, input, use_reentrant=None, **kwar
         run = run_function(start, end)
         input = _apply(run, preserve, (input,), run.modules) if grad_mode.is_grad_enabled() else run(input)
     return run_function(end + 1, len(functions) - 1)(input)
+
+
+# ---------------------------------------------------------------- the rest of torch.utils.checkpoint's names
+class CheckpointError(RuntimeError):
+    """Raised when a recomputation does not match the forward (PyTorch's name)."""
+
+
+class CheckpointFunction:
+    """The reentrant variant's Function, as older code calls it:
+    ``CheckpointFunction.apply(function, preserve_rng_state, *args)``."""
+
+    @staticmethod
+    def apply(function, preserve_rng_state, *args):
+        if not grad_mode.is_grad_enabled():
+            return function(*args)
+        return _apply(function, preserve_rng_state, args, function)
+
+
+def noop_context_fn():
+    """The default ``context_fn``: two empty contexts (forward, recomputation)."""
+    return contextlib.nullcontext(), contextlib.nullcontext()
+
+
+def detach_variable(inputs):
+    """A tuple of the inputs detached, each keeping its ``requires_grad``; non-tensors as they are."""
+    if not isinstance(inputs, tuple):
+        raise RuntimeError(f"Only tuple of tensors is supported. Got Unsupported input type: {type(inputs).__name__}")
+    return tuple(x.detach().requires_grad_(x.requires_grad) if isinstance(x, Tensor) else x for x in inputs)
+
+
+def check_backward_validity(inputs) -> None:
+    """Warns when no tensor input requires grad (the checkpointed block then gets no gradient)."""
+    if not any(isinstance(x, Tensor) and x.requires_grad for x in inputs):
+        warnings.warn("None of the inputs have requires_grad=True. Gradients will be None", stacklevel=2)
+
+
+def get_device_states(*args):
+    """(devices, their RNG states) of the tensors' accelerators: none here."""
+    return [], []
+
+
+def set_device_states(devices, states, *, device_type=None) -> None:
+    """Nothing to restore: tapegrad has only the CPU generator (``preserve_rng_state`` restores it)."""
+
+
+class DefaultDeviceType:
+    """The device type whose RNG state checkpoint preserves besides the CPU's (kept and read back)."""
+
+    _default_device_type = "cuda"
+
+    @staticmethod
+    def set_device_type(device: str = "cuda") -> None:
+        DefaultDeviceType._default_device_type = device
+
+    @staticmethod
+    def get_device_type() -> str:
+        return DefaultDeviceType._default_device_type
+
+
+@contextlib.contextmanager
+def set_checkpoint_early_stop(enable: bool):
+    """PyTorch's switch for stopping a recomputation once the needed tensors exist; the block
+    runs as is (tapegrad always recomputes the whole block: the same gradients)."""
+    yield
+
+
+@contextlib.contextmanager
+def set_checkpoint_debug_enabled(enabled):
+    """The block runs as is (no operator traces are kept here)."""
+    yield
+
+
+class CheckpointPolicy(enum.Enum):
+    """Selective checkpointing's per-op decision."""
+
+    MUST_SAVE = 0
+    PREFER_SAVE = 1
+    MUST_RECOMPUTE = 2
+    PREFER_RECOMPUTE = 3
+
+
+class SelectiveCheckpointContext:
+    """What a selective-checkpoint policy function is given (``ctx.is_recompute``)."""
+
+    def __init__(self, *, is_recompute: bool):
+        self.is_recompute = is_recompute
+
+
+def create_selective_checkpoint_contexts(policy_fn_or_list, allow_cache_entry_mutation: bool = False):
+    """``checkpoint(fn, x, use_reentrant=False, context_fn=partial(create_selective_checkpoint_contexts,
+    policy))``. The policy is checked but every op is recomputed: the gradients are exactly those
+    of saving some (the forward's random state is replayed), only the memory and time trade-off
+    differs from PyTorch's."""
+    if not (callable(policy_fn_or_list) or isinstance(policy_fn_or_list, (list, tuple))):
+        raise TypeError("policy_fn_or_list must be either a function or a list of ops.")
+    return contextlib.nullcontext(), contextlib.nullcontext()
+

@@ -85,3 +85,44 @@ def test_checkpoint_stores_no_activations():
     m = tg.nn.Sequential(tg.nn.Linear(4, 4), tg.nn.Tanh(), tg.nn.Linear(4, 4))
     y = checkpoint(m, tg.randn(2, 4, requires_grad=True), use_reentrant=False)
     assert len(y.grad_fn.next_functions) == 1 + len(list(m.parameters()))  # one node: inputs and parameters
+
+
+def test_context_fn_and_the_other_names():
+    """context_fn's two contexts wrap the forward and the recomputation; selective checkpointing's
+    policy is taken (every op recomputed: the same gradients); the reentrant Function, as old
+    code calls it; the helpers PyTorch's module exports."""
+    import contextlib
+    import functools
+    from tapegrad.utils import checkpoint as C
+    events = []
+
+    @contextlib.contextmanager
+    def tag(name):
+        events.append(name + "+")
+        yield
+        events.append(name + "-")
+    lin = tg.nn.Linear(3, 3).double()
+    x = tg.randn(2, 3, dtype=tg.float64, requires_grad=True)
+    lin(x).tanh().sum().backward()
+    want = (x.grad.clone(), lin.weight.grad.clone())
+    for context_fn in (lambda: (tag("fwd"), tag("re")),
+                       functools.partial(C.create_selective_checkpoint_contexts,
+                                         lambda ctx, op, *a, **k: C.CheckpointPolicy.MUST_SAVE)):
+        x.grad = lin.weight.grad = None
+        C.checkpoint(lambda t: lin(t).tanh(), x, use_reentrant=False, context_fn=context_fn).sum().backward()
+        assert x.grad.tolist() == want[0].tolist() and lin.weight.grad.tolist() == want[1].tolist()
+    assert events == ["fwd+", "fwd-", "re+", "re-"]
+    with pytest.raises(ValueError, match="use_reentrant=False"):
+        C.checkpoint(lin, x, use_reentrant=True, context_fn=C.noop_context_fn)
+    x.grad = None
+    C.CheckpointFunction.apply(lambda a: (a * 2).sin(), True, x).sum().backward()
+    assert np.allclose(x.grad.numpy(), 2 * np.cos(2 * x.detach().numpy()))
+    d = C.detach_variable((x, 3))
+    assert d[0].requires_grad and d[0].grad_fn is None and d[1] == 3
+    with pytest.warns(UserWarning, match="None of the inputs have requires_grad"):
+        C.check_backward_validity((x.detach(),))
+    assert C.get_device_states(x) == ([], []) and C.set_device_states([], []) is None
+    with C.set_checkpoint_early_stop(False), C.set_checkpoint_debug_enabled(None):
+        pass
+    with pytest.raises(TypeError):
+        C.create_selective_checkpoint_contexts(3)
