@@ -1123,7 +1123,7 @@ def _strided_positions(input, size, stride, storage_offset, opname):
         shape = [1] * len(size)
         shape[d] = n
         pos = pos + (np.arange(n, dtype=np.int64) * s).reshape(shape)
-    if own_offset == 0 and data.flags.c_contiguous:  # the input is its storage: positions are its elements
+    if own_offset == 0 and data.flags.c_contiguous and data.size == root.size:  # the input is its storage
         if pos.size and (offset < 0 or pos.max() >= input.numel()):
             raise RuntimeError(f"{opname}: size {list(size)}, stride {list(stride)}, storage offset {offset} are out "
                                f"of bounds for a tensor of {input.numel()} elements")
