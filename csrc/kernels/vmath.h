@@ -697,18 +697,23 @@ TG_VMATH_INLINE double erf(double x) {
   return ax >= 3.0 ? large : erf_below3(x);
 }
 
-// log(e^(t^2) erfc(t)) / t for t in [0, 3]: a polynomial of degree 23 in v = t - 1.5 (Chebyshev
-// interpolation in 50-digit arithmetic, then monomials; t times its error below 1.5e-17, and the sum
-// of its terms' magnitudes is 1.13: no cancellation), in four chains of v^4 as log_erfcx_mid. As
-// a factor of t, the rounding of t - 1.5 below 0.75 moves the logarithm by a quarter of an ulp.
-TG_VMATH_INLINE double log_erfcx_over_t_below3(double t) {
-  const double v = t - 1.5, v2 = v * v, w = v2 * v2;
+// log(e^(a^2) erfc(a)) / a - kLogErfcxBelow3Hi for a in [0, 3]: a polynomial of degree 23 in
+// v = a - 1.5 (scripts/vmath/erfc_poly.py: Chebyshev interpolation in 50-digit arithmetic, then
+// monomials; a times its error below 3.9e-17), in four chains of v^4 as log_erfcx_mid. The
+// constant term's leading part, kLogErfcxBelow3Hi (a multiple of 2^-20), stays out of the sum:
+// erfc_below3 multiplies it by z (21 bits: exact) and exp_d3_mid adds that exactly, so that the
+// exponent a K(a) is not rounded at its own ulp, nor K's rounding multiplied by a (the previous
+// form, exp(-a^2 + a K(a)) with K whole, was up to 5.6 ulp off near 2.5).
+constexpr double kLogErfcxBelow3Hi = -0.7563276290893555;
+
+TG_VMATH_INLINE double log_erfcx_below3(double a) {
+  const double v = a - 1.5, v2 = v * v, w = v2 * v2;
   double p0 = 7.393463076203638e-13;  // c20
   p0 = p0 * w + -2.9063354084405725e-11;
   p0 = p0 * w + -7.919697077412692e-09;
   p0 = p0 * w + 4.086329026508457e-06;
   p0 = p0 * w + -0.001602107331170757;
-  p0 = p0 * w + -0.7563280597010351;  // c0
+  p0 = p0 * w + -4.30611679672466e-07;  // c0 - kLogErfcxBelow3Hi
   double p1 = -8.808255430686916e-14;  // c21
   p1 = p1 * w + -8.709688206852137e-12;
   p1 = p1 * w + 4.55873291783141e-09;
@@ -730,20 +735,69 @@ TG_VMATH_INLINE double log_erfcx_over_t_below3(double t) {
   return (p0 + v * p1) + v2 * (p2 + v * p3);
 }
 
-// erfc for |x| < 3: e = erfc(|x|) = exp(-a^2 + a K(a)) for a = |x| and K =
-// log_erfcx_over_t_below3 (a^2 in two parts as in erfc_mid), 2 - e for negative x (e in (1, 2]
-// there, so -0 gives 1). One polynomial and one exp: the double kernel (pointwise.cpp) takes this
-// alone for the groups of elements all below 3 in magnitude (98% of standard normal ones), where
-// the kernel before computed fdlibm's rational below 0.84375 and erfc_mid above for every element
-// (1.6-1.8 times PyTorch's time for 1e6 doubles). Not for NaN (exp_d2_mid's 2^n is an integer add).
+// log(e^(a^2) erfc(a)) - kLogErfcx3to6Hi for a in [3, 6]: as log_erfcx_below3, degree 17 in
+// v = a - 4.5 (largest error 2.1e-17), for erfc_to6 (GELU's erfc_mid keeps log_erfcx_mid).
+constexpr double kLogErfcx3to6Hi = -2.099768303334713;
+
+TG_VMATH_INLINE double log_erfcx_3to6(double a) {
+  const double v = a - 4.5, v2 = v * v, w = v2 * v2;
+  double p0 = -2.4046167186100017e-14;  // c16
+  p0 = p0 * w + 3.606591202071989e-11;
+  p0 = p0 * w + 1.6948751123232257e-07;
+  p0 = p0 * w + 0.00039943384120608394;
+  p0 = p0 * w + -1.0122778364072895e-10;  // c0 - kLogErfcx3to6Hi
+  double p1 = 4.625704505950161e-15;  // c17
+  p1 = p1 * w + -2.7740370340968894e-12;
+  p1 = p1 * w + -2.2884466801752658e-08;
+  p1 = p1 * w + -5.798295044336219e-05;
+  p1 = p1 * w + -0.21240127528616162;  // c1
+  double p2 = 4.0492090598013827e-14;  // c14
+  p2 = p2 * w + 2.93326050523985e-09;
+  p2 = p2 * w + 8.432034633032023e-06;
+  p2 = p2 * w + 0.02163711034067945;  // c2
+  double p3 = 5.343659221040282e-14;  // c15
+  p3 = p3 * w + -3.478225195739362e-10;
+  p3 = p3 * w + -1.2102893449269568e-06;
+  p3 = p3 * w + -0.002825260853439138;  // c3
+  return (p0 + v * p1) + v2 * (p2 + v * p3);
+}
+
+// exp(hi + c + lo) for hi = -z^2 of erfc's z (a = |x| with its low 32 bits cleared), c = z
+// kLogErfcxBelow3Hi or kLogErfcx3to6Hi and hi + c + lo in [-40, 0]: exp_d2_mid with hi - n ln2_hi
+// + c exact (z^2, z c and n ln2_hi on one grid, 2^-44 or finer where n = 0, and the sum below 4 in
+// magnitude), so that only lo's own roundings reach the result (erfc within 2.1 ulp, tests/csrc).
+TG_VMATH_INLINE double exp_d3_mid(double hi, double c, double lo) {
+  const double fm = (hi + (c + lo)) * 1.4426950408889634074 + 6755399441055744.0;
+  const double n = fm - 6755399441055744.0;
+  const double r = ((hi - n * 6.93147180369123816490e-01) + c) + (lo - n * 1.90821492927058770002e-10);
+  const double r2 = r * r, r4 = r2 * r2;
+  const double c0 = (r4 * (1.0 / 3628800.0) + 1.0 / 720.0) * r4 + 1.0 / 2.0;
+  const double c1 = (r4 * (1.0 / 39916800.0) + 1.0 / 5040.0) * r4 + 1.0 / 6.0;
+  const double c2 = (r4 * (1.0 / 479001600.0) + 1.0 / 40320.0) * r4 + 1.0 / 24.0;
+  const double c3 = (r4 * (1.0 / 6227020800.0) + 1.0 / 362880.0) * r4 + 1.0 / 120.0;
+  const double p = ((c0 + r * c1) + r2 * (c2 + r * c3)) * r2 + r + 1.0;
+  const uint64_t scale = (double_to_bits(fm) - double_to_bits(6755399441055744.0)) << 52;  // n in the exponent
+  return bits_to_double(double_to_bits(p) + scale);
+}
+
+// erfc for |x| < 3: e = erfc(|x|) = exp(-a^2 + a K(a)) for a = |x| and K = log_erfcx_below3 +
+// kLogErfcxBelow3Hi, with a^2 and a kLogErfcxBelow3Hi in two parts each (z^2 and z
+// kLogErfcxBelow3Hi exact for z = a with its low 32 bits cleared; (a - z)(a + z), (a - z) times it),
+// 2 - e for negative x (e in (1, 2] there, so -0 gives 1). One polynomial and one exp: the double
+// kernel (pointwise.cpp) takes this alone for the groups of elements all below 3 in magnitude (98%
+// of standard normal ones), where the kernel before computed fdlibm's rational below 0.84375 and
+// erfc_mid above for every element (1.6-1.8 times PyTorch's time for 1e6 doubles). Not for NaN
+// (exp_d3_mid's 2^n is an integer add).
 TG_VMATH_INLINE double erfc_below3(double x) {
   const uint64_t sign = double_to_bits(x) & 0x8000000000000000ull;
   const double a = bits_to_double(double_to_bits(x) ^ sign);
   const double z = bits_to_double(double_to_bits(a) & 0xffffffff00000000ull);
-  // the select (true for every a here) as in erfc_to6, so that both round a K(a) and fuse
-  // (a - z)(a + z) into the subtraction alike: the same bits
-  const double l = a < 3.0 ? a * log_erfcx_over_t_below3(a) : 0.0;
-  const double e = exp_d2_mid(-(z * z), l - (a - z) * (a + z));
+  // the selects (true for every a here) as in erfc_to6, so that both fuse (a - z)(a + z) into
+  // the subtraction alike: the same bits
+  const bool below = a < 3.0;
+  const double l = below ? (a - z) * kLogErfcxBelow3Hi + a * log_erfcx_below3(a) : 0.0;
+  const double c = below ? z * kLogErfcxBelow3Hi : kLogErfcx3to6Hi;
+  const double e = exp_d3_mid(-(z * z), c, l - (a - z) * (a + z));
   return sign ? 2.0 - e : e;
 }
 
@@ -766,15 +820,17 @@ TG_VMATH_INLINE double erfc_upto6(double x) {
 TG_VMATH_INLINE double erfc_upto6_or_tail(double x) { return x > 6.0 ? erfc_tail(x) : erfc_upto6(x); }
 
 // erfc for x <= 6 and NaN: erfc_below3's value below |x| = 3 (its expression: the same bits,
-// tests/csrc), erfc_mid's (or 2 minus it for negative x, 2 exactly below -6) above, one exp of
-// whichever exponent the element takes; NaN stays NaN.
+// tests/csrc), exp(-a^2 + log_erfcx_3to6's L) (or 2 minus it for negative x, 2 exactly below -6)
+// above, one exp of whichever exponent the element takes; NaN stays NaN.
 TG_VMATH_INLINE double erfc_to6(double x) {
   const uint64_t sign = double_to_bits(x) & 0x8000000000000000ull;
   const uint64_t ab = double_to_bits(x) ^ sign;
   const double a = bits_to_double(ab < 0x4018000000000000ull ? ab : 0x4018000000000000ull);  // min(|x|, 6); NaN: 6
   const double z = bits_to_double(double_to_bits(a) & 0xffffffff00000000ull);
-  const double l = a < 3.0 ? a * log_erfcx_over_t_below3(a) : log_erfcx_mid(a);
-  const double e = exp_d2_mid(-(z * z), l - (a - z) * (a + z));
+  const bool below = a < 3.0;
+  const double l = below ? (a - z) * kLogErfcxBelow3Hi + a * log_erfcx_below3(a) : log_erfcx_3to6(a);
+  const double c = below ? z * kLogErfcxBelow3Hi : kLogErfcx3to6Hi;
+  const double e = exp_d3_mid(-(z * z), c, l - (a - z) * (a + z));
   const double y = sign ? 2.0 - e : e;
   return x != x ? x : y;
 }
