@@ -43,3 +43,13 @@ for lo, hi, degs, chosen, f, grid in ((0, 3, (22, 23, 24), 23, K, 20), (3, 6, (1
     print(f"degree {chosen}: c0h {c0h!r}; chains (v^4 steps, highest first):")
     for j in range(4):
         print(f"  p{j}:", ", ".join(repr(c) for c in cs[j::4][::-1]))
+
+# exp_d3_mid's polynomial: exp(r) = 1 + r + r^2 G(r) on |r| <= 0.35, G of degree 9
+g = lambda r: (mp.exp(r) - 1 - r) / r ** 2
+H, deg = mp.mpf(0.35), 9
+nodes = [H * mp.cos(mp.pi * (k + mp.mpf(0.5)) / (deg + 1)) for k in range(deg + 1)]
+A = mp.matrix([[n ** j for j in range(deg + 1)] for n in nodes])
+cs = [float(c) for c in mp.lu_solve(A, mp.matrix([g(n) for n in nodes]))]
+worst = max(abs(sum(mp.mpf(c) * r ** j for j, c in enumerate(cs)) - g(r)) * r * r / mp.exp(r)
+            for r in mp.linspace(-H, H, 2000))
+print(f"exp: G of degree {deg}, relative error {float(worst):.2e}:", ", ".join(repr(c) for c in cs))
