@@ -366,6 +366,7 @@ inline constexpr double kLogPoly[3][9] = {
      -0x1.64707e4fce77dp-5}};
 
 // log_b(2) in two parts (hi with 12 trailing zero bits: k hi is exact) and 1 / ln b in two parts
+// (log_table_finish takes ilo no more: see there)
 struct LogBase {
   double khi, klo, ihi, ilo;
 };
@@ -381,10 +382,16 @@ template <int kBase>
 TG_VMATH_INLINE double log_table_finish(double r, double kd, double logc) {
   constexpr LogBase b = kLogBases[kBase];
   constexpr const double* c = kLogPoly[kBase];
-  double t1 = r, t2 = kd * b.klo;  // r / ln b = t1 + t2 (to 2^-106), plus k's low part
-  if constexpr (kBase != 0) {
+  // r / ln b = t1 + t2 as r times 1 / ln b's leading part, exactly (the product of r and its low
+  // part, 2^-56 of the result near 1 (base 10: 2^-55), is left out: 0.1-0.2 ulp, two instructions
+  // fewer), plus k's low part (base 2 has none)
+  double t1 = r, t2 = kd * b.klo;
+  if constexpr (kBase == 1) {
     t1 = r * b.ihi;
-    t2 = __builtin_fma(r, b.ihi, -t1) + __builtin_fma(r, b.ilo, t2);
+    t2 = __builtin_fma(r, b.ihi, -t1);
+  } else if constexpr (kBase == 2) {
+    t1 = r * b.ihi;
+    t2 = __builtin_fma(kd, b.klo, __builtin_fma(r, b.ihi, -t1));
   }
   const double w = __builtin_fma(kd, b.khi, logc);  // exact
   const double hi = w + t1;
@@ -697,18 +704,23 @@ TG_VMATH_INLINE double erf(double x) {
   return ax >= 3.0 ? large : erf_below3(x);
 }
 
-// log(e^(t^2) erfc(t)) / t for t in [0, 3]: a polynomial of degree 23 in v = t - 1.5 (Chebyshev
-// interpolation in 50-digit arithmetic, then monomials; t times its error below 1.5e-17, and the sum
-// of its terms' magnitudes is 1.13: no cancellation), in four chains of v^4 as log_erfcx_mid. As
-// a factor of t, the rounding of t - 1.5 below 0.75 moves the logarithm by a quarter of an ulp.
-TG_VMATH_INLINE double log_erfcx_over_t_below3(double t) {
-  const double v = t - 1.5, v2 = v * v, w = v2 * v2;
+// log(e^(a^2) erfc(a)) / a - kLogErfcxBelow3Hi for a in [0, 3]: a polynomial of degree 23 in
+// v = a - 1.5 (scripts/vmath/erfc_poly.py: Chebyshev interpolation in 50-digit arithmetic, then
+// monomials; a times its error below 3.9e-17), in four chains of v^4 as log_erfcx_mid. The
+// constant term's leading part, kLogErfcxBelow3Hi (a multiple of 2^-20), stays out of the sum:
+// erfc_below3 multiplies it by z (21 bits: exact) and exp_d3_mid adds that exactly, so that the
+// exponent a K(a) is not rounded at its own ulp, nor K's rounding multiplied by a (the previous
+// form, exp(-a^2 + a K(a)) with K whole, was up to 5.6 ulp off near 2.5).
+constexpr double kLogErfcxBelow3Hi = -0.7563276290893555;
+
+TG_VMATH_INLINE double log_erfcx_below3(double a) {
+  const double v = a - 1.5, v2 = v * v, w = v2 * v2;
   double p0 = 7.393463076203638e-13;  // c20
   p0 = p0 * w + -2.9063354084405725e-11;
   p0 = p0 * w + -7.919697077412692e-09;
   p0 = p0 * w + 4.086329026508457e-06;
   p0 = p0 * w + -0.001602107331170757;
-  p0 = p0 * w + -0.7563280597010351;  // c0
+  p0 = p0 * w + -4.30611679672466e-07;  // c0 - kLogErfcxBelow3Hi
   double p1 = -8.808255430686916e-14;  // c21
   p1 = p1 * w + -8.709688206852137e-12;
   p1 = p1 * w + 4.55873291783141e-09;
@@ -730,20 +742,72 @@ TG_VMATH_INLINE double log_erfcx_over_t_below3(double t) {
   return (p0 + v * p1) + v2 * (p2 + v * p3);
 }
 
-// erfc for |x| < 3: e = erfc(|x|) = exp(-a^2 + a K(a)) for a = |x| and K =
-// log_erfcx_over_t_below3 (a^2 in two parts as in erfc_mid), 2 - e for negative x (e in (1, 2]
-// there, so -0 gives 1). One polynomial and one exp: the double kernel (pointwise.cpp) takes this
-// alone for the groups of elements all below 3 in magnitude (98% of standard normal ones), where
-// the kernel before computed fdlibm's rational below 0.84375 and erfc_mid above for every element
-// (1.6-1.8 times PyTorch's time for 1e6 doubles). Not for NaN (exp_d2_mid's 2^n is an integer add).
+// log(e^(a^2) erfc(a)) - kLogErfcx3to6Hi for a in [3, 6]: as log_erfcx_below3, degree 17 in
+// v = a - 4.5 (largest error 2.1e-17), for erfc_to6 (GELU's erfc_mid keeps log_erfcx_mid).
+constexpr double kLogErfcx3to6Hi = -2.099768303334713;
+
+TG_VMATH_INLINE double log_erfcx_3to6(double a) {
+  const double v = a - 4.5, v2 = v * v, w = v2 * v2;
+  double p0 = -2.4046167186100017e-14;  // c16
+  p0 = p0 * w + 3.606591202071989e-11;
+  p0 = p0 * w + 1.6948751123232257e-07;
+  p0 = p0 * w + 0.00039943384120608394;
+  p0 = p0 * w + -1.0122778364072895e-10;  // c0 - kLogErfcx3to6Hi
+  double p1 = 4.625704505950161e-15;  // c17
+  p1 = p1 * w + -2.7740370340968894e-12;
+  p1 = p1 * w + -2.2884466801752658e-08;
+  p1 = p1 * w + -5.798295044336219e-05;
+  p1 = p1 * w + -0.21240127528616162;  // c1
+  double p2 = 4.0492090598013827e-14;  // c14
+  p2 = p2 * w + 2.93326050523985e-09;
+  p2 = p2 * w + 8.432034633032023e-06;
+  p2 = p2 * w + 0.02163711034067945;  // c2
+  double p3 = 5.343659221040282e-14;  // c15
+  p3 = p3 * w + -3.478225195739362e-10;
+  p3 = p3 * w + -1.2102893449269568e-06;
+  p3 = p3 * w + -0.002825260853439138;  // c3
+  return (p0 + v * p1) + v2 * (p2 + v * p3);
+}
+
+// exp(hi + c + lo) for hi = -z^2 of erfc's z (a = |x| with its low 32 bits cleared), c = z
+// kLogErfcxBelow3Hi or kLogErfcx3to6Hi and hi + c + lo in [-40, 0]: exp_d2_mid with hi - n ln2_hi
+// + c exact (z^2, z c and n ln2_hi on one grid, 2^-44 or finer where n = 0, and the sum below 4 in
+// magnitude), so that only lo's own roundings reach the result (erfc within 2.1 ulp, tests/csrc).
+TG_VMATH_INLINE double exp_d3_mid(double hi, double c, double lo) {
+  const double fm = (hi + (c + lo)) * 1.4426950408889634074 + 6755399441055744.0;
+  const double n = fm - 6755399441055744.0;
+  const double r = ((hi - n * 6.93147180369123816490e-01) + c) + (lo - n * 1.90821492927058770002e-10);
+  // 1 + r + r^2 G(r), G of degree 9 (Chebyshev interpolation of (e^r - 1 - r) / r^2 on |r| <= 0.35
+  // in 50-digit arithmetic: exp's relative error 2e-17, where exp_d2_mid's Taylor polynomial of
+  // degree 13 takes two multiply-adds more)
+  const double r2 = r * r, r4 = r2 * r2;
+  const double c0 = (r4 * 2.7621324269313687e-07 + 0.0013888888918918907) * r4 + 0.5000000000000001;
+  const double c1 = (r4 * 2.5101335854788522e-08 + 0.00019841269864364933) * r4 + 0.16666666666666669;
+  const double c2 = r4 * 2.4801518672268355e-05 + 0.04166666666662068;
+  const double c3 = r4 * 2.7557266442353424e-06 + 0.008333333333329796;
+  const double p = ((c0 + r * c1) + r2 * (c2 + r * c3)) * r2 + r + 1.0;
+  const uint64_t scale = (double_to_bits(fm) - double_to_bits(6755399441055744.0)) << 52;  // n in the exponent
+  return bits_to_double(double_to_bits(p) + scale);
+}
+
+// erfc for |x| < 3: e = erfc(|x|) = exp(-a^2 + a K(a)) for a = |x| and K = log_erfcx_below3 +
+// kLogErfcxBelow3Hi, with a^2 and a kLogErfcxBelow3Hi in two parts each (z^2 and z
+// kLogErfcxBelow3Hi exact for z = a with its low 32 bits cleared; (a - z)(a + z), (a - z) times it),
+// 2 - e for negative x (e in (1, 2] there, so -0 gives 1). One polynomial and one exp: the double
+// kernel (pointwise.cpp) takes this alone for the groups of elements all below 3 in magnitude (98%
+// of standard normal ones), where the kernel before computed fdlibm's rational below 0.84375 and
+// erfc_mid above for every element (1.6-1.8 times PyTorch's time for 1e6 doubles). Not for NaN
+// (exp_d3_mid's 2^n is an integer add).
 TG_VMATH_INLINE double erfc_below3(double x) {
   const uint64_t sign = double_to_bits(x) & 0x8000000000000000ull;
   const double a = bits_to_double(double_to_bits(x) ^ sign);
   const double z = bits_to_double(double_to_bits(a) & 0xffffffff00000000ull);
-  // the select (true for every a here) as in erfc_to6, so that both round a K(a) and fuse
-  // (a - z)(a + z) into the subtraction alike: the same bits
-  const double l = a < 3.0 ? a * log_erfcx_over_t_below3(a) : 0.0;
-  const double e = exp_d2_mid(-(z * z), l - (a - z) * (a + z));
+  // the selects (true for every a here) as in erfc_to6, so that both fuse (a - z)(a + z) into
+  // the subtraction alike: the same bits
+  const bool below = a < 3.0;
+  const double l = below ? (a - z) * kLogErfcxBelow3Hi + a * log_erfcx_below3(a) : 0.0;
+  const double c = below ? z * kLogErfcxBelow3Hi : kLogErfcx3to6Hi;
+  const double e = exp_d3_mid(-(z * z), c, l - (a - z) * (a + z));
   return sign ? 2.0 - e : e;
 }
 
@@ -766,15 +830,17 @@ TG_VMATH_INLINE double erfc_upto6(double x) {
 TG_VMATH_INLINE double erfc_upto6_or_tail(double x) { return x > 6.0 ? erfc_tail(x) : erfc_upto6(x); }
 
 // erfc for x <= 6 and NaN: erfc_below3's value below |x| = 3 (its expression: the same bits,
-// tests/csrc), erfc_mid's (or 2 minus it for negative x, 2 exactly below -6) above, one exp of
-// whichever exponent the element takes; NaN stays NaN.
+// tests/csrc), exp(-a^2 + log_erfcx_3to6's L) (or 2 minus it for negative x, 2 exactly below -6)
+// above, one exp of whichever exponent the element takes; NaN stays NaN.
 TG_VMATH_INLINE double erfc_to6(double x) {
   const uint64_t sign = double_to_bits(x) & 0x8000000000000000ull;
   const uint64_t ab = double_to_bits(x) ^ sign;
   const double a = bits_to_double(ab < 0x4018000000000000ull ? ab : 0x4018000000000000ull);  // min(|x|, 6); NaN: 6
   const double z = bits_to_double(double_to_bits(a) & 0xffffffff00000000ull);
-  const double l = a < 3.0 ? a * log_erfcx_over_t_below3(a) : log_erfcx_mid(a);
-  const double e = exp_d2_mid(-(z * z), l - (a - z) * (a + z));
+  const bool below = a < 3.0;
+  const double l = below ? (a - z) * kLogErfcxBelow3Hi + a * log_erfcx_below3(a) : log_erfcx_3to6(a);
+  const double c = below ? z * kLogErfcxBelow3Hi : kLogErfcx3to6Hi;
+  const double e = exp_d3_mid(-(z * z), c, l - (a - z) * (a + z));
   const double y = sign ? 2.0 - e : e;
   return x != x ? x : y;
 }
