@@ -411,6 +411,9 @@ def cat(tensors, dim=0):
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat(): expected a non-empty list of Tensors")  # (PyTorch's class)
+    out = _cat_unrecorded(tensors, dim)
+    if out is not None:
+        return out
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
             raise TypeError(f"cat(): expected a list of Tensors, got {type(t).__name__} at position {i}")
@@ -443,6 +446,33 @@ def cat(tensors, dim=0):
     return apply(_cat, *[cast(t, d) for t in kept], dim=dim, starts=tuple(starts))
 
 
+def _cat_unrecorded(tensors, dim):
+    """cat's common case, or None: plain tensors of one dtype and rank, ``dim`` an int in range,
+    nothing to record, joined by numpy, whose shape check is PyTorch's there (a mismatch, or any
+    other case, takes cat's checks, for their messages). 4.5 -> 2.4 us for two 8x16 float32
+    (PyTorch 1.15)."""
+    arrays = []
+    rg = False
+    for t in tensors:
+        if type(t) is not Tensor:
+            return None
+        arrays.append(t._data)
+        rg = rg or t._requires_grad
+    if rg and grad_mode.state.enabled:
+        return None
+    a0 = arrays[0]
+    d, nd = a0.dtype, a0.ndim
+    if type(dim) is not int or not (nd and -nd <= dim < nd):
+        return None
+    for a in arrays:
+        if a.dtype is not d or a.ndim != nd or type(a) is not np.ndarray:
+            return None
+    try:
+        return Tensor._wrap(np.concatenate(arrays, axis=dim))
+    except ValueError:  # shapes that do not join
+        return None
+
+
 concat = concatenate = cat
 public(concat, name="concat", out=True)
 public(concatenate, name="concatenate", out=True)
@@ -454,16 +484,31 @@ def stack(tensors, dim=0):
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("stack(): expected a non-empty list of Tensors")
+    arrays, rg = [], False
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
             raise TypeError(f"stack(): expected a list of Tensors, got {type(t).__name__} at position {i}")
-    shape = tensors[0]._data.shape
-    for i, t in enumerate(tensors):
-        if t._data.shape != shape:
+        arrays.append(t._data)
+        rg = rg or t._requires_grad
+    shape = arrays[0].shape
+    for i, a in enumerate(arrays):
+        if a.shape != shape:
             raise RuntimeError(f"stack(): stack expects each tensor to be equal size, but got {shape} "
-                               f"at entry 0 and {t._data.shape} at entry {i}")
-    d = norm_dim(dim, len(shape) + 1, "stack")
+                               f"at entry 0 and {a.shape} at entry {i}")
+    n = len(shape) + 1
+    d = dim % n if type(dim) is int and -n <= dim < n else norm_dim(dim, n, "stack")
     new = shape[:d] + (1,) + shape[d:]
+    if not (rg and grad_mode.state.enabled):
+        # nothing to record: one numpy join, where views joined by cat took 5x PyTorch's time (7.3 us
+        # for two 16-element float32 tensors, PyTorch 1.4); mixed dtypes take cat's promotion
+        first = arrays[0].dtype
+        for a in arrays:
+            if a.dtype is not first or type(a) is not np.ndarray:
+                break
+        else:
+            if d == 0 and shape:  # joined flat along dim 0, then split off the new dim (C order: the same)
+                return Tensor._wrap(np.concatenate(arrays).reshape((len(arrays),) + shape))
+            return Tensor._wrap(np.concatenate([a.reshape(new) for a in arrays], axis=d))
     return cat([apply(_reshape, t, shape=new) for t in tensors], d)
 
 
