@@ -227,6 +227,8 @@ def int_arg(value, name: str, opname: str) -> int:
 
 def norm_dim(dim, ndim: int, opname: str) -> int:
     """A dim in [-ndim, ndim) made non-negative (0-d tensors accept 0 and -1, as in PyTorch)."""
+    if dim.__class__ is int and -ndim <= dim < ndim:  # the common case, before the type checks
+        return dim % ndim
     n = max(ndim, 1)
     if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
         dim = int_arg(dim, "dim", opname)

@@ -182,3 +182,116 @@ def test_arange_other_forms_and_errors():
     _raises_like(lambda L, a: L.arange(4, requires_grad=True), A, match="floating point")
     out = tg.zeros(0, dtype=tg.int64)
     assert tg.arange(4, out=out) is out and out.tolist() == [0, 1, 2, 3]
+
+
+# ---------------------------------------------------------------- views: expand, view, flatten, split/chunk
+def _is_view_of(out, base):
+    """``out`` shares ``base``'s memory and version counter, as a PyTorch view does."""
+    assert np.shares_memory(out._data, base._data)
+    v = out._version
+    base.add_(0)
+    assert out._version == v + 1
+
+
+@pytest.mark.parametrize("sizes", [(4, 2, 4), (2, 4), (-1, 4), (3, -1), (1, 3, 4), (2, 3, 4)])
+def test_expand_forms(sizes):
+    x = A[:1]  # (1, 4)
+    _check(lambda L, a: a.expand(*sizes), x)
+    _check(lambda L, a: a.expand(sizes), x)
+    _check(lambda L, a: a.expand(size=sizes), x)
+
+
+def test_expand_is_a_read_only_view_and_refuses_bad_sizes():
+    v = tg.tensor(V)
+    out = v.expand(3, 4)
+    _is_view_of(out, v)
+    assert out is not v and v.expand(4) is not v
+    with pytest.raises(RuntimeError):
+        out.add_(1)
+    _raises_like(lambda L, v: v.expand(3, 5), V, match="must match the existing size")
+    _raises_like(lambda L, a: a.expand(4), A, match="number of sizes")
+    _raises_like(lambda L, v: v.expand(-1, 4), V)
+    w = tg.tensor(V, requires_grad=True)
+    y = w.expand(3, 4)
+    assert y.grad_fn is not None
+    y.sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), np.full(4, 3, np.float32))
+
+
+@pytest.mark.parametrize("shape", [(-1,), (12,), (4, 3), (2, -1), (-1, 6)])
+def test_view_and_reshape_shapes(shape):
+    _check(lambda L, a: a.view(*shape), A)
+    _check(lambda L, a: a.reshape(shape), A)
+
+
+def test_view_minus_one_of_0d_and_empty_and_errors():
+    _check(lambda L, a: a[0, 0].view(-1), A)
+    _check(lambda L, a: L.zeros(0, 3).view(-1), A)
+    _check(lambda L, a: a.view(L.int32), A)
+    x = tg.tensor(A)
+    _is_view_of(x.view(-1), x)
+    _raises_like(lambda L, a: a.t().view(-1), A, match="view")
+    _raises_like(lambda L, a: a.view(5), A, match="invalid for input of size 12")
+    _raises_like(lambda L, a: a.view(-1, -1), A, match="only one dimension")
+
+
+@pytest.mark.parametrize("args", [(), (0,), (1,), (0, -1), (-2, -1), (1, 2), (0, 1)])
+def test_flatten_dims(args):
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    _check(lambda L, a: a.flatten(*args), x)
+    _check(lambda L, a: a.transpose(0, 2).flatten(*args), x)  # non-contiguous: a copy where needed
+
+
+def test_flatten_views_copies_and_edges():
+    x = tg.tensor(rng.standard_normal((2, 3, 4)).astype(np.float32))
+    _is_view_of(x.flatten(), x)
+    y = x.transpose(0, 2).flatten()
+    assert not np.shares_memory(y._data, x._data) and y._base is None
+    _check(lambda L, a: a[0, 0].flatten(), A)
+    _raises_like(lambda L, a: a.flatten(1, 0), A, match="cannot come after")
+    _raises_like(lambda L, a: a.flatten(0, 2), A, match="out of range")
+    w = tg.tensor(A, requires_grad=True)
+    w.flatten().sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), np.ones_like(A))
+
+
+@pytest.mark.parametrize("chunks,dim", [(2, 0), (2, 1), (3, -1), (5, 0), (4, -2)])
+def test_chunk_pieces(chunks, dim):
+    _check(lambda L, a: a.chunk(chunks, dim), A)
+    _check(lambda L, a: a.t().chunk(chunks, dim), A)
+
+
+def test_split_chunk_views_and_recording():
+    x = tg.tensor(A)
+    for p in x.chunk(2, 1) + x.split([1, 2]):
+        _is_view_of(p, x)
+    _check(lambda L, a: a.split([1, 2]), A)
+    _check(lambda L, a: a.split(2, -1), A)
+    _check(lambda L, a: L.zeros(0, 2).chunk(2), A)
+    _raises_like(lambda L, a: a.chunk(0), A, match="chunk")
+    _raises_like(lambda L, a: a[0, 0].chunk(2), A, match="chunk")
+    _raises_like(lambda L, a: a.split([1, 1]), A, match="split_with_sizes")
+    w = tg.tensor(A, requires_grad=True)
+    a, b = w.chunk(2, 1)
+    (a * 2 + 0).sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), np.r_["1", np.full((3, 2), 2, np.float32), np.zeros((3, 2), np.float32)])
+
+
+# ---------------------------------------------------------------- matmul's dense path
+@pytest.mark.parametrize("sa,sb", [((3, 4), (4,)), ((3, 4), (4, 2)), ((4,), (4,)), ((4,), (4, 2)), ((2, 3, 4), (4,)),
+                                   ((2, 3, 4), (4, 5))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_matmul_forms(sa, sb, dtype):
+    a, b = (rng.integers(-3, 4, s).astype(dtype) for s in (sa, sb))
+    _check(lambda L, x, y: x @ y, a, b)
+    _check(lambda L, x, y: x.t() @ y if x.ndim == 2 and x.shape[0] == y.shape[0] else x @ y, a, b)
+
+
+def test_matmul_errors_and_recording():
+    _raises_like(lambda L, a: a @ L.ones(3), A, match="cannot be multiplied")
+    _raises_like(lambda L, a: a @ L.ones(4, dtype=L.float64), A)
+    w = tg.tensor(A, requires_grad=True)
+    y = w @ tg.tensor(V)
+    assert y.grad_fn is not None
+    y.sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), np.broadcast_to(V, A.shape))
