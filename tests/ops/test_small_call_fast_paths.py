@@ -295,3 +295,142 @@ def test_matmul_errors_and_recording():
     assert y.grad_fn is not None
     y.sum().backward()
     np.testing.assert_array_equal(w.grad.numpy(), np.broadcast_to(V, A.shape))
+
+
+# ---------------------------------------------------------------- copy_, add_
+def test_copy_into_same_dtype_broadcast_and_version():
+    x = tg.tensor(A.copy())
+    v0 = x._version
+    assert x.copy_(tg.tensor(B[:1])) is x and x._version == v0 + 1
+    np.testing.assert_array_equal(x.numpy(), np.broadcast_to(B[:1], A.shape))
+    x.copy_(x)  # itself: numpy's assignment handles the overlap
+    x.copy_(x.flip(0))
+    np.testing.assert_array_equal(x.numpy(), np.broadcast_to(B[:1], A.shape))
+    _check(lambda L, a: L.zeros(3, 4).copy_(a.t().t()), A)
+    _check(lambda L, a: L.zeros(4, 3).copy_(a.t()), A)
+    _check(lambda L, a: L.zeros(3, 4, dtype=L.float64).copy_(a), A)
+    _check(lambda L, a: L.zeros((), dtype=L.float32).copy_(a[0, 0]), A)
+    _raises_like(lambda L, a, b: a.copy_(b), A, B)
+    with pytest.raises(RuntimeError):
+        tg.tensor(V).expand(3, 4).copy_(tg.tensor(A))
+
+
+def test_copy_records_when_asked():
+    w = tg.tensor(A, requires_grad=True)
+    y = tg.zeros(3, 4)
+    y.copy_(w * 2)
+    assert y.grad_fn is not None
+    y.sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), np.full_like(A, 2))
+    with tg.no_grad():
+        z = tg.zeros(3, 4)
+        z.copy_(w)
+        assert z.grad_fn is None and not z.requires_grad
+
+
+def test_add_inplace_forms():
+    _check(lambda L, a, b: a.clone().add_(a), A, B)
+    _check(lambda L, a, b: a.clone().add_(b[:1], alpha=2), A, B)
+    _raises_like(lambda L, a, b: a.clone().add_(b), A, B)
+
+
+# ---------------------------------------------------------------- masked_fill, where, clamp, relu, softmax
+def test_masked_fill_shapes_values_and_errors():
+    m = A > 0
+    _check(lambda L, a: a.masked_fill(a > 0, 0.0), A)
+    _check(lambda L, a: a.masked_fill((a > 0)[:1], -1.5), A)
+    _check(lambda L, a: a[0].masked_fill(a > 0, 2.0), A)  # the input broadcast too
+    _check(lambda L, a: a.to(L.int64).masked_fill(a > 0, 7), A)
+    _check(lambda L, a: a.masked_fill(a > 0, L.tensor(3.0)), A)
+    _raises_like(lambda L, a: a.masked_fill(a[:2] > 0, 0.0), A, match="broadcast")
+    _raises_like(lambda L, a: a.masked_fill(a, 0.0), A, match="boolean masks")
+    w = tg.tensor(A, requires_grad=True)
+    w.masked_fill(tg.tensor(m), 0.0).sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), (~m).astype(np.float32))
+
+
+@pytest.mark.parametrize("lo,hi", [(0, 1), (-0.5, None), (None, 0.25), (1, 0), (0.0, float("nan"))])
+def test_clamp_scalar_bounds(lo, hi):
+    x = np.concatenate([A.ravel(), [np.nan, -0.0, 0.0, np.inf]]).astype(np.float32)
+    _check(lambda L, a: a.clamp(lo, hi), x)
+    _check(lambda L, a: a.double().clamp(lo, hi), x)
+    _check(lambda L, a: a.reshape(2, 8).t().clamp(lo, hi), x)
+
+
+def test_relu_and_softmax_paths():
+    _check(lambda L, a: L.nn.functional.relu(a), A)
+    _check(lambda L, a: L.nn.functional.relu(a.to(L.int64)), A)
+    _check(lambda L, a: L.nn.functional.relu(a.t()), A)
+    _raises_like(lambda L, a: L.nn.functional.relu(a > 0), A)
+    for dim in (0, 1, -1):
+        out, ref = _both(lambda L, a: a.softmax(dim), A)
+        if ref is not None:
+            np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-6, atol=1e-7)
+        out, ref = _both(lambda L, a: a.double().log_softmax(dim), A)
+        if ref is not None:
+            np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-12, atol=1e-12)
+    _raises_like(lambda L, a: a.to(L.int64).softmax(0), A)
+    with pytest.raises(TypeError):
+        tg.tensor(A).softmax(axis=0)  # the method takes dim only, as PyTorch's
+    assert tg.softmax(tg.tensor(A), axis=0).shape == (3, 4)
+
+
+# ---------------------------------------------------------------- gather, topk, index_select, any/all
+def test_gather_and_topk():
+    i = np.array([[0, 3], [1, 1], [2, 0]])
+    _check(lambda L, a, i: a.gather(1, i), A, i)
+    _check(lambda L, a, i: a.gather(-1, i), A, i)
+    _check(lambda L, a, i: a.gather(0, i[:2] % 3), A, i)
+    _check(lambda L, v: v.gather(0, L.tensor(2)), V)
+    _check(lambda L, v: v[0].gather(0, L.tensor(0)), V)
+    _raises_like(lambda L, a, i: a.gather(1, i + 4), A, i, match="out of bounds")
+    _raises_like(lambda L, a, i: a.gather(1, i.float()), A, i, match="int64")
+    for k, dim, largest in [(2, -1, True), (1, 0, False), (0, 1, True), (3, 0, True)]:
+        _check(lambda L, a: tuple(a.topk(k, dim, largest)), A)
+    _check(lambda L, v: tuple(v[0].topk(1)), V)
+    _check(lambda L, a: tuple((a * 1000).to(L.int64).topk(2)), A)  # distinct values: ties may pick either index
+    _raises_like(lambda L, a: a.topk(5), A, match="out of range")
+    _raises_like(lambda L, a: (a > 0).topk(1), A)
+    w = tg.tensor(A, requires_grad=True)
+    vals, idx = w.topk(1)
+    vals.sum().backward()
+    expect = np.zeros_like(A)
+    expect[np.arange(3), A.argmax(1)] = 1
+    np.testing.assert_array_equal(w.grad.numpy(), expect)
+    assert idx.tolist() == A.argmax(1)[:, None].tolist()
+
+
+def test_index_select_and_logical_reductions():
+    i = np.array([3, 0, 0])
+    _check(lambda L, a, i: a.index_select(1, i), A, i)
+    _check(lambda L, a, i: a.t().index_select(0, i), A, i)
+    _check(lambda L, a, i: a[0, 0].index_select(0, i[:1] * 0), A, i)
+    _raises_like(lambda L, a, i: a.index_select(0, i), A, i, match="out of range")
+    m = np.array([[True, False], [True, True]])
+    for f in (lambda L, b: b.any(), lambda L, b: b.all(), lambda L, b: b.all(1), lambda L, b: b.any(-2, keepdim=True),
+              lambda L, b: b.to(L.float32).all(), lambda L, b: b.to(L.uint8).any(1), lambda L, b: b.to(L.uint8).all(),
+              lambda L, b: b[0, 0].any(), lambda L, b: b[:0].all()):
+        _check(f, m)
+
+
+# ---------------------------------------------------------------- x[int], x[slice], x[int, slice, ...]
+@pytest.mark.parametrize("index", [0, -1, 2, slice(1, 3), slice(None, None, 2), (0, 1), (slice(None), 1),
+                                   (-1, slice(1, None)), ()])
+def test_basic_indices(index):
+    _check(lambda L, a: a[index], A)
+    x = tg.tensor(A)
+    out = x[index]
+    _is_view_of(out, x)
+    assert out._base is x and out is not x
+
+
+def test_basic_index_errors_and_recording():
+    _raises_like(lambda L, a: a[3], A, match="out of range")
+    _raises_like(lambda L, a: a[0, 4], A, match="out of range")
+    _raises_like(lambda L, a: a[0, 0, 0], A)
+    _raises_like(lambda L, a: a[0, 0][0], A)
+    w = tg.tensor(A, requires_grad=True)
+    (w[1] * 2).sum().backward()
+    expect = np.zeros_like(A)
+    expect[1] = 2
+    np.testing.assert_array_equal(w.grad.numpy(), expect)
