@@ -568,8 +568,9 @@ class Tensor(_C.TensorBase):
     def where(self, condition, other): return _plain.where(condition, self, other)
 
     def silu(self): return _plain.silu(self)
-    def softmax(self, dim, dtype=None): return _plain.softmax(self, dim, dtype=dtype)
-    def log_softmax(self, dim, dtype=None): return _plain.log_softmax(self, dim, dtype=dtype)
+    # (the ops themselves: these methods take no axis=, so the public functions' alias wrapper is skipped)
+    def softmax(self, dim, dtype=None): return _ops.activation.softmax(self, dim, dtype=dtype)
+    def log_softmax(self, dim, dtype=None): return _ops.activation.log_softmax(self, dim, dtype=dtype)
     def split(self, split_size, dim=0): return _plain.split(self, split_size, dim)
     def flip(self, *dims, **kw): return _plain.flip(self, _one_sequence(dims, kw, "flip"))
     def repeat(self, *sizes, repeats=None): return _plain.repeat(self, *sizes, repeats=repeats)

@@ -21,7 +21,8 @@ Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops
 
 
 def _float_input(input, opname):
-    if _dtype.kind_of(input._data.dtype) != "f":
+    d = input._data.dtype
+    if d.kind != "f" and _dtype.kind_of(d) != "f":
         raise RuntimeError(f"{opname}: not implemented for integer or bool tensors "
                            f"(got {_dtype.name(input._data.dtype)}); convert with .float() first")
     return input
@@ -30,8 +31,14 @@ def _float_input(input, opname):
 def _native(*arrays):
     """Whether the C++ row kernels take these arrays: one dtype, float32 or float64, non-empty
     (any layout: the callers pass C-contiguous copies)."""
-    dt = arrays[0].dtype
-    return dt in (np.float32, np.float64) and arrays[0].size > 0 and all(a.dtype == dt for a in arrays)
+    a0 = arrays[0]
+    dt = a0.dtype
+    if not (dt is _F32 or dt is _F64 or dt in (np.float32, np.float64)) or a0.size == 0:  # (identity first: 10 ns,
+        return False                                                                   # the tuple's compare 200)
+    return len(arrays) == 1 or all(a.dtype == dt for a in arrays)
+
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
 def _first_order():

@@ -178,8 +178,12 @@ def index_put_add(g, shape, index, basic):
 @public
 def getitem(x: Tensor, index):
     """``x[index]``: basic indexing gives a view, advanced indexing a copy."""
-    idx = _norm_index(index, x.ndim)
-    basic = _is_basic(idx)
+    idx = _ints_and_slices(index)
+    if idx is not None:  # x[0], x[1:3], x[:, 1]: what _norm_index and _is_basic make of them, at once
+        basic = True
+    else:
+        idx = _norm_index(index, x.ndim)
+        basic = _is_basic(idx)
     try:
         if basic:  # validate cheaply before recording
             x._data[idx]
@@ -194,6 +198,20 @@ def getitem(x: Tensor, index):
     if not basic:  # advanced indexing copies: the result is not a view
         out._version_box, out._base = [0], None
     return out
+
+
+def _ints_and_slices(index):
+    """``index`` as a tuple when it is a plain int, a slice or a tuple of them (the common basic
+    indices), else None."""
+    c = index.__class__
+    if c is int or c is slice:
+        return (index,)
+    if c is tuple:
+        for i in index:
+            if i.__class__ is not int and i.__class__ is not slice:
+                return None
+        return index
+    return None
 
 
 def _describe(index):
@@ -411,11 +429,13 @@ def gather(input, dim, index, *, sparse_grad=False):
     tensor([[1, 1],
             [4, 3]])
     """
-    if input.ndim == 0:
+    nd = input._data.ndim
+    if nd == 0:
         return gather(input.reshape(1), 0, index.reshape(-1)).reshape(index.shape)
-    if isinstance(index, Tensor) and index.ndim == 0 and input.ndim == 1:  # PyTorch reads a 0-d index as 1-d
+    ind = index._data.ndim if isinstance(index, Tensor) else None
+    if ind == 0 and nd == 1:  # PyTorch reads a 0-d index as 1-d
         return gather(input, dim, index.reshape(1)).reshape(())
-    if isinstance(index, Tensor) and index._data.size == 0 and index.ndim != input.ndim:
+    if ind is not None and ind != nd and index._data.size == 0:
         norm_dim(dim, input.ndim, "gather")
         return Tensor._wrap(np.zeros(index.shape, input.dtype))  # nothing gathered: PyTorch skips the shape checks
     d, idx = _check_index(input, dim, index, "gather", bounds=False)
@@ -568,12 +588,12 @@ def take_along_dim(input, indices, dim=None):
 @public(method=True, out=True)
 def index_select(input, dim, index):
     """The slices ``index`` (1-D, int) of ``input`` along ``dim``."""
-    if not isinstance(index, Tensor) or index._data.dtype.kind not in "iu" or index.ndim > 1:
+    if not isinstance(index, Tensor) or index._data.dtype.kind not in "iu" or index._data.ndim > 1:
         raise IndexError(f"index_select(): Expected a 1-D int64 index tensor, got "
                            f"{_dtype_name(index)}{'' if not isinstance(index, Tensor) else tuple(index.shape)}")
-    if input.ndim == 0:
+    if input._data.ndim == 0:
         return index_select(input.reshape(1), 0, index).reshape(())  # 0-d in, 0-d out (as PyTorch)
-    d = norm_dim(dim, input.ndim, "index_select")
+    d = norm_dim(dim, input._data.ndim, "index_select")
     a = index._data.reshape(-1)
     n = input._data.shape[d]
     if a.size:
@@ -582,17 +602,19 @@ def index_select(input, dim, index):
             raise IndexError(f"index_select(): index {int(hi if hi >= n else lo)} is out of range "
                              f"for dimension {d} of size {n} (input shape {tuple(input.shape)})")
     if not (grad_mode.state.enabled and input._requires_grad):  # nothing to record: numpy's take
-        return Tensor._wrap(np.take(input._data, a, axis=d))
+        x = input._data
+        return Tensor._wrap(x.take(a, axis=d) if type(x) is np.ndarray else np.take(x, a, axis=d))  # (the method: np.take's wrapper skipped)
     return getitem(input, (slice(None),) * d + (a.astype(np.int64, copy=False),))
 
 
 @public(method=True)
 def masked_fill(input, mask, value):
     """``value`` where ``mask`` (bool, broadcastable with ``input``) is True, ``input`` elsewhere."""
-    if not isinstance(mask, Tensor) or mask._data.dtype != np.bool_:
+    if not isinstance(mask, Tensor) or mask._data.dtype.kind != "b":
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {_dtype_name(mask)}")
-    try:  # out of place, PyTorch broadcasts input and mask together
-        np.broadcast_shapes(mask.shape, input.shape)
+    try:  # out of place, PyTorch broadcasts input and mask together (numpy's check: 2 us, skipped when equal)
+        if mask._data.shape != input._data.shape:
+            np.broadcast_shapes(mask.shape, input.shape)
     except ValueError:
         raise RuntimeError(f"masked_fill: the mask of shape {tuple(mask.shape)} is not broadcastable with the "
                            f"input of shape {tuple(input.shape)}") from None
@@ -602,7 +624,7 @@ def masked_fill(input, mask, value):
                                f"{value.ndim} dimension(s)")
         value = value.to(input.dtype)
     else:
-        value = Tensor._wrap(np.asarray(value, dtype=input.dtype))
+        value = Tensor._wrap(np.asarray(value, dtype=input._data.dtype))
     return where(mask, value, input)
 
 

@@ -27,6 +27,10 @@ Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops
 def _mm_fwd(a, b):
     """a (..., M, K) @ b (..., K, N), batch dims broadcast; a 1-D operand is the (1, K) row or
     (K, 1) column, its dim dropped from the result, as numpy's matmul."""
+    if b.ndim == 1 and a.ndim == 2 and a.dtype.kind == "f" and a.dtype.itemsize != 2:  # mv, without the recursion
+        out = np.empty((a.shape[0], 1), dtype=a.dtype)
+        _C.matmul(a, b[:, None], out)
+        return out[:, 0]
     if a.ndim == 1 or b.ndim == 1:
         r = _mm_fwd(a[None, :] if a.ndim == 1 else a, b[:, None] if b.ndim == 1 else b)
         if b.ndim == 1:
@@ -199,7 +203,13 @@ def matmul(input, other):
     """Matrix product with numpy's ``matmul`` rules (1-D, 2-D, batched, broadcast batch dims);
     both operands of one dtype, as in PyTorch."""
     if isinstance(input, Tensor) and isinstance(other, Tensor):
-        if input._data.__class__ is sparse.COOStorage or other._data.__class__ is sparse.COOStorage:
+        da, db = input._data, other._data
+        if (da.__class__ is np.ndarray and db.__class__ is np.ndarray and da.dtype is db.dtype
+                and (da.ndim == 2 or da.ndim == 1 == db.ndim) and 0 < db.ndim < 3 and da.shape[-1] == db.shape[0]):
+            # mm, mv and dot of dense operands of one dtype: every check below holds (2.4 us of them
+            # for an 8x16 @ 16 float32, where PyTorch's whole call takes 1.3)
+            return apply(_matmul, input, other)
+        if da.__class__ is sparse.COOStorage or db.__class__ is sparse.COOStorage:
             return sparse.matmul(input, other)
         _check_same_dtype(input, other)
     a, b = pair(input, other, "matmul")

@@ -833,13 +833,18 @@ def cumsum(input, dim, *, dtype=None):
 
 
 def _logical_reduce(fn, name):
+    # np.all / np.any on an exact ndarray are this ufunc's bool reduce, behind ~1 us of Python
+    ufunc = np.logical_and if fn is np.all else np.logical_or
+
     def reduce(input, dim=None, keepdim=False):
         x = input._data
         if isinstance(dim, (tuple, list)) and len(dim) == 0:  # PyTorch: no dims, no reduction (sum's () is all)
             out = x != 0
         else:
-            out = np.asarray(fn(x, axis=norm_dims(dim, input._data.ndim, name), keepdims=keepdim))
-        return Tensor._wrap(out.astype(np.uint8) if x.dtype == np.uint8 else out)  # uint8 stays uint8, as PyTorch
+            axis = norm_dims(dim, x.ndim, name)
+            out = np.asarray(ufunc.reduce(x, axis, bool, None, keepdims=keepdim) if type(x) is np.ndarray
+                             else fn(x, axis=axis, keepdims=keepdim))
+        return Tensor._wrap(out.astype(np.uint8) if x.dtype.char == "B" else out)  # uint8 stays uint8, as PyTorch
     reduce.__name__ = name
     return reduce
 

@@ -12,7 +12,7 @@ from .._tape import grad_mode
 from .._tape.registry import apply, apply_aux, defop
 from ._util import const, norm_dim
 from .shape import clone, narrow, reshape, squeeze, stack
-from .indexing import _gather_vjp, gather, getitem
+from .indexing import _gather, _gather_vjp, gather, getitem
 from .complex import refuse_complex
 from .pointwise import where
 from .reduction import _named
@@ -99,7 +99,7 @@ def msort(input):
 def topk(input, k, dim=-1, largest=True, sorted=True):
     """The ``k`` largest (or smallest) entries along ``dim`` and their indices."""
     refuse_complex(input, "topk")
-    if input._data.dtype == np.bool_:
+    if input._data.dtype.kind == "b":
         raise RuntimeError("topk does not support bool dtypes on CPU")
     shape = input._data.shape
     d = norm_dim(dim, len(shape), "topk")
@@ -111,8 +111,10 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
         return _topk_t(clone(input), Tensor._wrap(np.zeros((), np.int64)))
     a = input._data
     if _native_order(a):
-        # csrc's selection (topk.h): the first k of the stable sort below without sorting the rest
-        idx = Tensor._wrap(_C.topk_indices(np.ascontiguousarray(a), k, largest, d))
+        # csrc's selection (topk.h): the first k of the stable sort below without sorting the rest;
+        # indices in range by construction, so the gather op without gather()'s checks
+        i = _C.topk_indices(np.ascontiguousarray(a), k, largest, d)
+        return _topk_t(apply(_gather, input, dim=d, index=i.astype(np.int64, copy=False)), Tensor._wrap(i))
     else:
         idx = _argsort_np(a, d, largest)
         idx = Tensor._wrap(np.ascontiguousarray(np.take(idx, np.arange(k), axis=d)).astype(np.int64))
