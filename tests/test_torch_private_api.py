@@ -1,0 +1,66 @@
+"""Names outside PyTorch's documented API that pure-Python libraries call: ``torch.__config__``
+(torch_geometric), ``torch._C``'s queries (torchmetrics, torch_geometric, kornia),
+``torch.torch``, ``nn.parameter.is_lazy``, ``_assert_async`` and ``SymInt`` (kornia)."""
+from __future__ import annotations
+
+import pytest
+
+import tapegrad
+from tapegrad import _C, nn
+
+
+def test_config_show_and_parallel_info():
+    text = tapegrad.__config__.show()
+    assert isinstance(text, str) and "USE_MKL=OFF" in text and "USE_CUDA=OFF" in text
+    info = tapegrad.__config__.parallel_info()
+    assert f"get_num_threads() : {tapegrad.get_num_threads()}" in info
+
+
+def test_torch_attribute_is_the_package():
+    assert tapegrad.torch is tapegrad
+    assert tapegrad.torch.Tensor is tapegrad.Tensor
+
+
+def test_c_queries():
+    assert _C._log_api_usage_once("lib.metric.Accuracy") is None
+    with pytest.raises(TypeError, match="_log_api_usage_once"):
+        _C._log_api_usage_once(3)
+    assert _C._get_tracing_state() is None
+    assert _C._get_default_device() == "cpu"
+    assert _C._len_torch_dispatch_stack() == 0
+    assert _C._LinAlgError is tapegrad.linalg.LinAlgError
+
+
+def test_functorch_transforms_active_inside_grad_only():
+    assert _C._are_functorch_transforms_active() is False
+    seen = []
+
+    def f(x):
+        seen.append(_C._are_functorch_transforms_active())
+        return (x * x).sum()
+
+    tapegrad.func.grad(f)(tapegrad.ones(3))
+    assert seen == [True]
+    assert _C._are_functorch_transforms_active() is False
+
+
+def test_disabled_torch_function_impl_as_class_attribute():
+    class Sub(tapegrad.Tensor):
+        __torch_function__ = _C._disabled_torch_function_impl
+
+    impl = Sub.__torch_function__  # not bound to the class or an instance
+    assert impl is _C._disabled_torch_function_impl
+    out = impl(tapegrad.add, (Sub,), (tapegrad.ones(2), 1.0), {"alpha": 2.0})
+    assert out.tolist() == [3.0, 3.0]
+
+
+
+def test_names_exist_in_torch():
+    torch = pytest.importorskip("torch")
+    for name in ("_log_api_usage_once", "_get_tracing_state", "_get_default_device",
+                 "_are_functorch_transforms_active", "_len_torch_dispatch_stack",
+                 "_disabled_torch_function_impl", "_LinAlgError"):
+        assert hasattr(torch._C, name), name
+    assert torch._C._get_default_device() == _C._get_default_device()
+    assert torch._C._get_tracing_state() is None
+    assert torch.torch is torch and hasattr(torch.__config__, "parallel_info")
