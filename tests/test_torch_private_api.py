@@ -54,6 +54,16 @@ def test_disabled_torch_function_impl_as_class_attribute():
     assert out.tolist() == [3.0, 3.0]
 
 
+def test_is_lazy():
+    lin = nn.LazyLinear(3)
+    assert nn.parameter.is_lazy(lin.weight)
+    assert nn.parameter.is_lazy(nn.parameter.UninitializedBuffer())
+    lin(tapegrad.ones(2, 4))
+    assert not nn.parameter.is_lazy(lin.weight)
+    assert type(lin.weight) is nn.Parameter
+    assert not nn.parameter.is_lazy(tapegrad.ones(1)) and not nn.parameter.is_lazy(3)
+
+
 
 def test_names_exist_in_torch():
     torch = pytest.importorskip("torch")
@@ -64,3 +74,4 @@ def test_names_exist_in_torch():
     assert torch._C._get_default_device() == _C._get_default_device()
     assert torch._C._get_tracing_state() is None
     assert torch.torch is torch and hasattr(torch.__config__, "parallel_info")
+    assert torch.nn.parameter.is_lazy(torch.nn.LazyLinear(3).weight)
