@@ -64,6 +64,44 @@ def test_is_lazy():
     assert not nn.parameter.is_lazy(tapegrad.ones(1)) and not nn.parameter.is_lazy(3)
 
 
+def test_assert_async():
+    tapegrad._assert_async(tapegrad.tensor(True))
+    tapegrad._assert_async(tapegrad.tensor([2.0]))
+    tapegrad._assert_async(tapegrad.tensor(float("nan")))
+    with pytest.raises(RuntimeError, match="single nonzero value, but got zero"):
+        tapegrad._assert_async(tapegrad.tensor(0))
+    with pytest.raises(RuntimeError, match="^labels too big$"):
+        tapegrad._assert_async(tapegrad.tensor(5) < 3, "labels too big")
+    with pytest.raises(RuntimeError, match="more than one value is ambiguous"):
+        tapegrad._assert_async(tapegrad.tensor([1, 1]))
+    with pytest.raises(RuntimeError, match="no values is ambiguous"):
+        tapegrad._assert_async(tapegrad.tensor([]))
+    with pytest.raises(TypeError, match="must be Tensor, not int"):
+        tapegrad._assert_async(1)
+    with pytest.raises(TypeError, match="must be str, not int"):
+        tapegrad._assert_async(tapegrad.tensor(1), 5)
+
+
+def test_symbolic_types():
+    assert not isinstance(3, tapegrad.SymInt) and not isinstance(3.0, tapegrad.SymFloat)
+    assert not isinstance(True, tapegrad.SymBool)
+    with pytest.raises(RuntimeError, match="no symbolic shapes"):
+        tapegrad.SymInt()
+
+
+def test_assert_async_matches_torch():
+    torch = pytest.importorskip("torch")
+    cases = [(True, None), (0, None), (0.0, "m"), ([1, 2], None), ([], None), ([3], "x")]
+    for value, msg in cases:
+        results = []
+        for lib in (torch, tapegrad):
+            try:
+                lib._assert_async(lib.tensor(value), *([msg] if msg else []))
+                results.append(None)
+            except RuntimeError as e:
+                results.append(str(e).splitlines()[0])
+        assert results[0] == results[1], (value, msg, results)
+
 
 def test_names_exist_in_torch():
     torch = pytest.importorskip("torch")
@@ -75,3 +113,4 @@ def test_names_exist_in_torch():
     assert torch._C._get_tracing_state() is None
     assert torch.torch is torch and hasattr(torch.__config__, "parallel_info")
     assert torch.nn.parameter.is_lazy(torch.nn.LazyLinear(3).weight)
+    assert not isinstance(3, torch.SymInt)
