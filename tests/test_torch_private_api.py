@@ -114,3 +114,13 @@ def test_names_exist_in_torch():
     assert torch.torch is torch and hasattr(torch.__config__, "parallel_info")
     assert torch.nn.parameter.is_lazy(torch.nn.LazyLinear(3).weight)
     assert not isinstance(3, torch.SymInt)
+
+
+def test_serialization_type_aliases():
+    import typing
+
+    from tapegrad import serialization
+    assert type(None) in typing.get_args(serialization.MAP_LOCATION)
+    assert str in typing.get_args(serialization.FileLike)
+    torch = pytest.importorskip("torch")
+    assert hasattr(torch.serialization, "MAP_LOCATION") and hasattr(torch.serialization, "FileLike")
