@@ -9,6 +9,8 @@ for tapegrad. Names not here raise ``AttributeError`` as before.
 """
 from __future__ import annotations
 
+import types
+
 from . import _C, func
 from .ops.linalg import LinAlgError
 
@@ -58,6 +60,14 @@ class _DisabledTorchFunctionImpl:
         return "<built-in function _disabled_torch_function_impl>"
 
 
+def _is_functorch_wrapped_tensor(tensor) -> bool:
+    """False: ``tapegrad.func``'s transforms run the function on ordinary tensors, never wrapped ones."""
+    return False
+
+
+_functorch = types.ModuleType("tapegrad._C._functorch", "functorch's queries (torch._C._functorch)")
+_functorch.is_functorch_wrapped_tensor = _is_functorch_wrapped_tensor
+
 _NAMES = {
     "_log_api_usage_once": _log_api_usage_once,
     "_get_tracing_state": _get_tracing_state,
@@ -66,6 +76,7 @@ _NAMES = {
     "_len_torch_dispatch_stack": _len_torch_dispatch_stack,
     "_disabled_torch_function_impl": _DisabledTorchFunctionImpl(),
     "_LinAlgError": LinAlgError,
+    "_functorch": _functorch,
 }
 
 

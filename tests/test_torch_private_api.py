@@ -124,3 +124,18 @@ def test_serialization_type_aliases():
     assert str in typing.get_args(serialization.FileLike)
     torch = pytest.importorskip("torch")
     assert hasattr(torch.serialization, "MAP_LOCATION") and hasattr(torch.serialization, "FileLike")
+
+
+def test_onnx_namespace():
+    assert tapegrad.onnx.is_in_onnx_export() is False
+    with pytest.raises(tapegrad.onnx.OnnxExporterError, match="no ONNX exporter"):
+        tapegrad.onnx.export(nn.Linear(2, 2), (tapegrad.ones(1, 2),), "m.onnx")
+    assert issubclass(tapegrad.onnx.OnnxExporterError, RuntimeError)
+    torch = pytest.importorskip("torch")
+    assert torch.onnx.is_in_onnx_export() is False and issubclass(torch.onnx.OnnxExporterError, RuntimeError)
+
+
+def test_functorch_wrapped_tensor_query():
+    assert _C._functorch.is_functorch_wrapped_tensor(tapegrad.ones(2)) is False
+    torch = pytest.importorskip("torch")
+    assert torch._C._functorch.is_functorch_wrapped_tensor(torch.ones(2)) is False
