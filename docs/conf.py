@@ -70,6 +70,7 @@ NAMESPACES = {
     "tapegrad.multiprocessing": "tapegrad.multiprocessing",
     "tapegrad.compiler": "tapegrad.compiler",
     "tapegrad.hub": "tapegrad.hub",
+    "tapegrad.onnx": "tapegrad.onnx",
     "tapegrad.utils.benchmark": "tapegrad.utils.benchmark",
 }
 

@@ -8,6 +8,7 @@
 """
 import importlib as _importlib
 import os as _os
+from sys import modules as _sys_modules
 
 if _os.environ.get("TAPEGRAD_C_PATH"):
     # Load another build of the kernels (scripts/sanitize.sh runs the tests against an
@@ -80,6 +81,9 @@ from . import _tensor_docs  # noqa: F401,E402  (docstrings of tensor.py's one-li
 from ._foreach import *  # noqa: F401,F403,E402  (torch._foreach_add_, ...: the multi-tensor ops optimizers call)
 from . import _einops as _einops_hook  # noqa: E402
 _einops_hook.install()  # einops's rearrange/reduce/... take tapegrad tensors (without importing einops)
+from . import _torch_c as _torch_c_hook  # noqa: E402
+_torch_c_hook.install()  # torch._C's functions that libraries call (_log_api_usage_once, ...)
+from . import __config__  # noqa: F401,E402  (torch.__config__.show(), parallel_info())
 
 from .version import __version__  # noqa: F401,E402
 
@@ -97,8 +101,10 @@ def numel(t) -> int:
 def __getattr__(name):
     # tapegrad.testing on first use (as torch.testing after ``import torch``): its hypothesis
     # strategies would add ~0.1 s to every import
-    if name in ("testing", "quasirandom", "hub", "_dynamo"):  # quasirandom: scipy.stats adds ~0.3 s; hub: urllib ~9 ms
+    if name in ("testing", "quasirandom", "hub", "_dynamo", "onnx"):  # quasirandom: scipy.stats adds ~0.3 s; hub: urllib ~9 ms
         return _importlib.import_module("." + name, __name__)
+    if name == "torch":  # torch.torch is torch (kornia annotates with torch.torch.Tensor)
+        return _sys_modules[__name__]
     if name == "bfloat16":
         raise AttributeError(_dtypes.BFLOAT16_MISSING)
     raise AttributeError(f"module 'tapegrad' has no attribute {name!r}")

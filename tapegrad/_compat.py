@@ -218,10 +218,41 @@ def compile(model=None, **kwargs):  # noqa: A001  (PyTorch's name)
     return model
 
 
+class _Symbolic:
+    """Base of ``SymInt``, ``SymFloat``, ``SymBool``: PyTorch's symbolic sizes, which only its
+    compiler's tracing (dynamic shapes) makes. tapegrad runs eagerly, so sizes are always plain
+    ints and nothing is an instance of these; they exist for the checks libraries write, such as
+    ``isinstance(n, (int, torch.SymInt))`` (kornia). Making one raises ``RuntimeError``."""
+
+    __slots__ = ()
+
+    def __init__(self, node=None):
+        raise RuntimeError(f"tapegrad has no symbolic shapes: a {type(self).__name__} needs a symbolic node from "
+                           f"torch.compile's tracing (tapegrad runs eagerly; sizes are ints)")
+
+
+class SymInt(_Symbolic):
+    """A symbolic int (see :class:`_Symbolic`); ``isinstance(3, tapegrad.SymInt)`` is False."""
+
+    __slots__ = ()
+
+
+class SymFloat(_Symbolic):
+    """A symbolic float (see :class:`_Symbolic`)."""
+
+    __slots__ = ()
+
+
+class SymBool(_Symbolic):
+    """A symbolic bool (see :class:`_Symbolic`)."""
+
+    __slots__ = ()
+
+
 __all__ = ["dtype", "Size", "FloatTensor", "DoubleTensor", "LongTensor", "IntTensor", "BoolTensor", "ByteTensor",
            "CharTensor", "ShortTensor", "HalfTensor", "BFloat16Tensor", "inference_mode", "is_inference_mode_enabled", "finfo", "iinfo",
            "is_floating_point",
            "is_nonzero", "result_type", "promote_types", "can_cast", "set_printoptions",
            "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
            "is_deterministic_algorithms_warn_only_enabled", "set_float32_matmul_precision",
-           "get_float32_matmul_precision", "compile"]
+           "get_float32_matmul_precision", "compile", "SymInt", "SymFloat", "SymBool"]

@@ -159,6 +159,26 @@ def _assert(condition, message):
         raise AssertionError(message)
 
 
+def _assert_async(input, assert_msg=None) -> None:
+    """``torch._assert_async``: raise ``RuntimeError`` unless the one-element tensor ``input`` is
+    nonzero (PyTorch's check that a device runs without a host sync; on the CPU, at once).
+    kornia's losses check their class labels with it.
+
+    >>> tapegrad._assert_async(tapegrad.tensor(True), "never raised")
+    """
+    if not isinstance(input, Tensor):
+        raise TypeError(f"_assert_async(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+    if assert_msg is not None and not isinstance(assert_msg, str):
+        raise TypeError(f"_assert_async(): argument 'assert_msg' (position 2) must be str, not "
+                        f"{type(assert_msg).__name__}")
+    if input.numel() != 1:
+        raise RuntimeError(f"Boolean value of Tensor with {'no values' if input.numel() == 0 else 'more than one value'} "
+                           f"is ambiguous")
+    if not bool(input._data.reshape(-1)[0]):
+        raise RuntimeError(assert_msg if assert_msg is not None
+                           else "Expected Tensor with single nonzero value, but got zero")
+
+
 def typename(obj) -> str:
     """PyTorch's legacy type name of a tensor's dtype under tapegrad's name
     (``'tapegrad.FloatTensor'``), the qualified class name of anything else (``'int'``)."""
@@ -406,4 +426,4 @@ __all__ = ["set_warn_always", "is_warn_always_enabled", "set_deterministic_debug
            "is_autocast_cache_enabled", "set_autocast_cache_enabled", "clear_autocast_cache", "typename",
            "is_same_size", "is_signed", "is_inference", "is_distributed", "get_device", "detach", "detach_", "fill",
            "scalar_tensor", "range", "asarray", "frombuffer", "empty_strided", "empty_permuted",
-           "to_dlpack", "GradScaler", "lu", "lu_solve", "lu_unpack", "geqrf", "orgqr", "ormqr", "_assert"]
+           "to_dlpack", "GradScaler", "lu", "lu_solve", "lu_unpack", "geqrf", "orgqr", "ormqr", "_assert", "_assert_async"]

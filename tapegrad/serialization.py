@@ -42,6 +42,7 @@ import os
 import re
 import secrets
 import stat
+import typing
 import zlib
 
 import numpy as np
@@ -51,6 +52,7 @@ from .tensor import Tensor
 from . import _torch_format
 from .device import device
 from .nn.parameter import Parameter
+from .storage import UntypedStorage
 
 FORMAT = "tapegrad"
 FORMAT_VERSION = 2  # 2: every entry has a crc32 attribute; 1 (no checksums) still loads
@@ -685,4 +687,10 @@ def _read_safetensors(path):
     return {k: Tensor._wrap(np.array(v)) for k, v in arrays.items()}
 
 
-__all__ = ["save", "load", "CheckpointError", "FORMAT_VERSION", "atomic_write"]
+# PyTorch's type aliases for load's arguments, which libraries annotate with (pyro's param store
+# imports MAP_LOCATION)
+MAP_LOCATION = typing.Optional[typing.Union[typing.Callable[[UntypedStorage, str], UntypedStorage], device, str,
+                                            dict[str, str]]]
+FileLike = typing.Union[str, os.PathLike, typing.IO[bytes]]
+
+__all__ = ["save", "load", "CheckpointError", "FORMAT_VERSION", "atomic_write", "MAP_LOCATION", "FileLike"]

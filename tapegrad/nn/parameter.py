@@ -56,7 +56,14 @@ class Buffer(Tensor):
         self.persistent = persistent
 
 
-class UninitializedParameter(Parameter):
+class UninitializedTensorMixin:
+    """What the uninitialised parameter and buffer share (PyTorch's base of both, which
+    :func:`is_lazy` checks for)."""
+
+    __slots__ = ()
+
+
+class UninitializedParameter(UninitializedTensorMixin, Parameter):
     """A parameter whose shape is not known yet (the lazy modules' weights): ``materialize(shape)``
     gives it uninitialised storage of that shape and turns it into a plain :class:`Parameter`."""
 
@@ -77,7 +84,7 @@ class UninitializedParameter(Parameter):
         return "<UninitializedParameter>"
 
 
-class UninitializedBuffer(Tensor):
+class UninitializedBuffer(UninitializedTensorMixin, Tensor):
     """A buffer whose shape is not known yet (the lazy norms' running statistics):
     ``materialize(shape)`` allocates it and turns it into a plain tensor."""
 
@@ -96,6 +103,16 @@ class UninitializedBuffer(Tensor):
 
     def __repr__(self) -> str:
         return "<UninitializedBuffer>"
+
+
+def is_lazy(param) -> bool:
+    """Whether ``param`` is an :class:`UninitializedParameter` or :class:`UninitializedBuffer`
+    (a lazy module's weight before its first call).
+
+    >>> tapegrad.nn.parameter.is_lazy(tapegrad.nn.LazyLinear(3).weight)
+    True
+    """
+    return isinstance(param, UninitializedTensorMixin)
 
 
 def zero_grads(params, set_to_none: bool = True) -> None:
