@@ -7,8 +7,10 @@ methods whose signature differs from their op's (``x.view(2, 3)``, ``x.max(dim)`
 """
 from __future__ import annotations
 
+import copy
 import operator
 import warnings
+import weakref
 
 import numpy as np
 
@@ -77,6 +79,39 @@ class Size(tuple):
 
 
 _new_size = tuple.__new__  # x.shape: a Size from numpy's tuple of ints, without __new__'s checks
+
+# Attributes a program sets on a tensor (``x.name = ...``, a library's ``param.unconstrained``):
+# tapegrad.Tensor has no __dict__ (a dict would put every tensor in the cycle collector: see
+# csrc/tape_gc.cpp), so they live here, keyed by the tensor's id, until it dies (a weak reference's
+# callback drops them). Subclasses with a __dict__ (nn.Parameter, user subclasses) keep their own.
+_EXTRA: dict = {}  # id(tensor) -> (weak reference to it, {name: value})
+_set_field = _C.TensorBase.__setattr__
+_del_field = _C.TensorBase.__delattr__
+
+
+def _forget(ref, key):
+    entry = _EXTRA.get(key)
+    if entry is not None and entry[0] is ref:
+        del _EXTRA[key]
+
+
+def _extra(t, create=False):
+    """``t``'s attribute dict in the side table (None without one, unless ``create``)."""
+    entry = _EXTRA.get(id(t))
+    if entry is not None and entry[0]() is t:
+        return entry[1]
+    if not create:
+        return None
+    attrs: dict = {}
+    key = id(t)
+    _EXTRA[key] = (weakref.ref(t, lambda r, k=key: _forget(r, k)), attrs)
+    return attrs
+
+
+def extra_attributes(t) -> dict:
+    """The attributes set on ``t`` beyond its fields (a copy), for pickling and deep copies."""
+    attrs = _extra(t)
+    return dict(attrs) if attrs else {}
 
 def _one_sequence(dims, kw, opname):
     """``x.flip(0, 1)``, ``x.flip((0, 1))`` or ``x.flip(dims=(0, 1))``: the dims as one sequence."""
@@ -358,16 +393,38 @@ class Tensor(_C.TensorBase):
         raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a "
                            f"{type(element).__name__}.")
 
+    def __setattr__(self, name, value):
+        try:
+            _set_field(self, name, value)
+        except AttributeError:
+            if hasattr(type(self), name):  # a property without a setter, a method: PyTorch raises too
+                raise
+            _extra(self, create=True)[name] = value
+
+    def __getattr__(self, name):  # only after the fields, properties and methods were looked up
+        attrs = _extra(self)
+        if attrs is not None and name in attrs:
+            return attrs[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name):
+        attrs = _extra(self)
+        if attrs is not None and name in attrs:
+            del attrs[name]
+            return
+        _del_field(self, name)
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        _ForkingPickler.register(cls, _shared.reduce_tensor)  # (its table is by exact type)
+        _ForkingPickler.register(cls, _reduce_for_processes)  # (its table is by exact type)
 
     def __reduce_ex__(self, protocol):
         """``pickle``: the values (a copy), ``requires_grad`` and a subclass's attributes, as
         PyTorch pickles a tensor (not its ``.grad`` nor its graph: a non-leaf comes back a leaf).
         Loading a pickle runs what it names, as any pickle does: checkpoints go through
         ``tapegrad.save`` / ``tapegrad.load``, which never unpickle."""
-        return _shared._rebuild_tensor, (type(self), self._data, self._requires_grad, _shared._slot_state(self))
+        return _shared._rebuild_tensor, (type(self), self._data, self._requires_grad,
+                                         _shared._slot_state(self) + list(extra_attributes(self).items()))
 
     def __deepcopy__(self, memo):
         """``copy.deepcopy`` of a leaf (a Parameter stays a Parameter, without ``.grad``; a plain
@@ -389,6 +446,9 @@ class Tensor(_C.TensorBase):
         memo[id(self)] = new
         if self.grad is not None:
             new.grad = self.grad.__deepcopy__(memo)
+        if type(self) is Tensor or not hasattr(self, "__dict__"):  # attributes come along, as PyTorch's
+            for k, v in extra_attributes(self).items():
+                setattr(new, k, copy.deepcopy(v, memo))
         return new
 
     def __copy__(self):
@@ -702,7 +762,14 @@ class Tensor(_C.TensorBase):
         return tuple(sorted(range(self._data.ndim), key=lambda d: -abs(self._data.strides[d])))
 
 
-_ForkingPickler.register(Tensor, _shared.reduce_tensor)
+def _reduce_for_processes(t):
+    """multiprocessing's pickling of a tensor (``_shared.reduce_tensor``) with its set attributes."""
+    rebuild, args = _shared.reduce_tensor(t)
+    attrs = extra_attributes(t)
+    return (rebuild, args[:3] + (args[3] + list(attrs.items()),)) if attrs else (rebuild, args)
+
+
+_ForkingPickler.register(Tensor, _reduce_for_processes)
 _ops.bind_tensor(Tensor)  # the ops and the tape create this class (apply's results, gradients)
 _ops.shape.Size = Size  # broadcast_shapes' result type
 

@@ -213,3 +213,47 @@ def test_torch_constants_dtype_aliases_and_device_predicates():
     assert tg.short == tg.int16 and tg.zeros(2, dtype=tg.short).dtype == tg.int16
     x = tg.zeros(2)
     assert x.is_cpu and not (x.is_cuda or x.is_meta or x.is_mps or x.is_xpu or x.is_quantized or x.is_nested)
+
+
+def test_attributes_set_on_tensors_and_parameters_as_pytorch():
+    """``x.name = ...`` / ``p._no_weight_decay = True``: programs and libraries (pyro's
+    ``unconstrained``, transformers' ``_is_hf_initialized``) mark tensors with attributes."""
+    import copy
+    import gc
+    import pickle
+    import sys
+    side = sys.modules["tapegrad.tensor"]._EXTRA
+    t = tg.ones(2)
+    t.name, t.meta = "x", {"a": [1]}
+    assert t.name == "x" and copy.deepcopy(t).meta == {"a": [1]} and copy.deepcopy(t).meta is not t.meta
+    assert pickle.loads(pickle.dumps(t)).name == "x"
+    del t.name
+    with pytest.raises(AttributeError, match="no attribute 'name'"):
+        t.name
+    with pytest.raises(AttributeError):
+        t.shape = (3,)  # a property: refused, as PyTorch's
+    with pytest.raises(AttributeError):
+        del t.nothing
+    y = tg.ones(2, requires_grad=True) * 2
+    y.tag = "non-leaf"
+    y.sum().backward()
+    assert y.tag == "non-leaf"
+    p = tg.nn.Parameter(tg.ones(2))
+    p._no_weight_decay = True
+    assert p._no_weight_decay and pickle.loads(pickle.dumps(p))._no_weight_decay
+    assert not hasattr(copy.deepcopy(p), "_no_weight_decay")  # PyTorch's Parameter deepcopy drops them
+    b = tg.nn.Buffer(tg.ones(1), persistent=False)
+    b.tag = 3
+    assert b.tag == 3 and b.persistent is False
+    del t, y
+    for _ in range(100):
+        x = tg.ones(1)
+        x.obj = object()
+    del x
+    gc.collect()
+    assert len(side) == 0  # the attributes go with their tensor
+    torch = pytest.importorskip("torch")
+    for M in (torch, tg):
+        z = M.ones(1)
+        z.k = 1
+        assert z.k == 1 and copy.deepcopy(z).k == 1 and pickle.loads(pickle.dumps(z)).k == 1

@@ -16,7 +16,9 @@ class Parameter(Tensor):
     tensor([0., 0.], requires_grad=True)
     """
 
-    __slots__ = ()
+    # a __dict__: libraries mark parameters (``p._no_weight_decay = True``, ``_is_hf_initialized``);
+    # parameters are few, so their being in the cycle collector costs nothing measurable
+    __slots__ = ("__dict__",)
 
     def __init__(self, data=None, requires_grad: bool = True):
         if data is None:
@@ -46,7 +48,8 @@ class Parameter(Tensor):
 class Buffer(Tensor):
     """Marks a tensor as a buffer when assigned to a module attribute (``torch.nn.Buffer``)."""
 
-    __slots__ = {"persistent": "Whether the buffer goes into the module's ``state_dict`` (True by default)."}
+    __slots__ = {"persistent": "Whether the buffer goes into the module's ``state_dict`` (True by default).",
+                 "__dict__": "Attributes set on the buffer."}
 
     def __init__(self, data=None, *, persistent: bool = True):
         arr = np.empty(0, dtype=np.float32) if data is None else (
