@@ -69,6 +69,10 @@ struct TensorObject {
   // too): numpy releases the GIL during `grad += g`. Never waited on while holding the GIL.
   pthread_mutex_t grad_lock;
   std::atomic<unsigned long> lock_owner;  // thread ident holding grad_lock, 0 when free
+  // Attributes a program set on a tensor without a __dict__ (x.name = ...) live in a side table
+  // in tensor.py (attribute_store); set once the first one is stored, so a failed lookup on any
+  // other tensor (numpy's probes for __array_interface__, hasattr) costs nothing more.
+  bool has_attributes;
 };
 
 struct OpObject {

@@ -21,6 +21,9 @@ PyObject* slice_grad_class = nullptr;
 PyObject* zeroed_grad_class = nullptr;
 PyObject* post_hook_runner = nullptr;
 PyObject* view_regenerator = nullptr;
+// (get, set, delete) of tensor.py's attribute side table: get(t, name) and delete(t, name) raise
+// AttributeError for an attribute it does not hold; set(t, name, value) stores one.
+PyObject* attribute_store = nullptr;
 
 // The count in a tensor's version box, or -1 when the box holds no int (the engine reports that).
 Py_ssize_t version_count(TensorObject* t) {
@@ -103,6 +106,7 @@ bool tensor_init_fields(TensorObject* t) {
   t->post_hooks = Py_NewRef(Py_None);
   t->version = new_version_box();
   t->requires_grad = t->retains_grad = false;
+  t->has_attributes = false;
   t->view_version = 0;
   pthread_mutex_init(&t->grad_lock, nullptr);
   t->lock_owner.store(0);
@@ -115,6 +119,40 @@ PyObject* tensor_new(PyTypeObject* type, PyObject*, PyObject*) {
   if (!tensor_init_fields(T(self))) { Py_DECREF(self); return nullptr; }
   gc_settle(self);
   return self;
+}
+
+// Attribute lookups and writes: the type's fields, properties and methods (and a subclass's
+// __dict__) first, as for any object; only what that refuses goes to the side table, so the
+// common path costs one call more in C and a Tensor never becomes a cycle-collected dict owner.
+PyObject* tensor_getattro(PyObject* self, PyObject* name) {
+  PyObject* found = PyObject_GenericGetAttr(self, name);
+  if (found != nullptr || !T(self)->has_attributes || attribute_store == nullptr ||
+      !PyErr_ExceptionMatches(PyExc_AttributeError))
+    return found;
+  PyErr_Clear();
+  return PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(attribute_store, 0), self, name, nullptr);
+}
+
+int tensor_setattro(PyObject* self, PyObject* name, PyObject* value) {
+  if (value == nullptr && T(self)->has_attributes && attribute_store != nullptr) {  // del x.name
+    int rc = PyObject_GenericSetAttr(self, name, nullptr);
+    if (rc == 0 || !PyErr_ExceptionMatches(PyExc_AttributeError)) return rc;
+    PyErr_Clear();
+    PyObject* r = PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(attribute_store, 2), self, name, nullptr);
+    if (r == nullptr) return -1;
+    Py_DECREF(r);
+    return 0;
+  }
+  int rc = PyObject_GenericSetAttr(self, name, value);
+  if (rc == 0 || value == nullptr || attribute_store == nullptr || !PyErr_ExceptionMatches(PyExc_AttributeError))
+    return rc;
+  if (_PyType_Lookup(Py_TYPE(self), name) != nullptr) return rc;  // a property without setter, a method
+  PyErr_Clear();
+  PyObject* r = PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(attribute_store, 1), self, name, value, nullptr);
+  if (r == nullptr) return -1;
+  Py_DECREF(r);
+  T(self)->has_attributes = true;
+  return 0;
 }
 
 int tensor_traverse(PyObject* self, visitproc visit, void* arg) {
@@ -1024,6 +1062,17 @@ PyObject* set_view_regenerator(PyObject*, PyObject* fn) {
   Py_RETURN_NONE;
 }
 
+PyObject* set_attribute_store(PyObject*, PyObject* fns) {
+  if (!PyTuple_Check(fns) || PyTuple_GET_SIZE(fns) != 3 || !PyCallable_Check(PyTuple_GET_ITEM(fns, 0)) ||
+      !PyCallable_Check(PyTuple_GET_ITEM(fns, 1)) || !PyCallable_Check(PyTuple_GET_ITEM(fns, 2))) {
+    PyErr_SetString(PyExc_TypeError, "_set_attribute_store: expected a tuple (get, set, delete) of callables");
+    return nullptr;
+  }
+  Py_INCREF(fns);
+  Py_XSETREF(attribute_store, fns);
+  Py_RETURN_NONE;
+}
+
 PyObject* set_post_hook_runner(PyObject*, PyObject* fn) {
   if (!PyCallable_Check(fn)) {
     PyErr_SetString(PyExc_TypeError, "_set_post_hook_runner: expected a callable");
@@ -1168,6 +1217,8 @@ PyMethodDef methods[] = {
     {"_set_slice_grad_class", set_slice_grad_class, METH_O, "the class of a VJP's (index, piece) gradient"},
     {"_set_zeroed_grad_class", set_zeroed_grad_class, METH_O,
      "the class of a VJP's (g, zero_in_place(array), zeroed_copy(g)) gradient: g with a region zeroed"},
+    {"_set_attribute_store", set_attribute_store, METH_O,
+     "(get, set, delete): the side table of attributes set on tensors without a __dict__"},
     {"_set_post_hook_runner", set_post_hook_runner, METH_O,
      "fn(node, raw_grads, grad_output) -> grads: runs a node's post_hooks (Node.register_hook)"},
     {"_set_view_regenerator", set_view_regenerator, METH_O, "fn(view): a stale view's graph from its base's"},
@@ -1224,6 +1275,8 @@ int add_to_module(PyObject* module) {
   TensorBaseType.tp_traverse = tensor_traverse;
   TensorBaseType.tp_clear = tensor_clear;
   TensorBaseType.tp_getset = tensor_getset;
+  TensorBaseType.tp_getattro = tensor_getattro;
+  TensorBaseType.tp_setattro = tensor_setattro;
   TensorBaseType.tp_methods = tensor_methods;
   TensorBaseType.tp_weaklistoffset = offsetof(TensorObject, weakreflist);
 

@@ -82,11 +82,12 @@ _new_size = tuple.__new__  # x.shape: a Size from numpy's tuple of ints, without
 
 # Attributes a program sets on a tensor (``x.name = ...``, a library's ``param.unconstrained``):
 # tapegrad.Tensor has no __dict__ (a dict would put every tensor in the cycle collector: see
-# csrc/tape_gc.cpp), so they live here, keyed by the tensor's id, until it dies (a weak reference's
-# callback drops them). Subclasses with a __dict__ (nn.Parameter, user subclasses) keep their own.
+# csrc/tape_gc.cpp), so the C type's attribute lookup and assignment fall back to this side
+# table, keyed by the tensor's id, only for names its fields refuse (csrc/tape_types.cpp,
+# tensor_getattro); a weak reference's callback drops a tensor's entry when it dies. Subclasses
+# with a __dict__ (nn.Parameter, user subclasses) keep their own. An attribute that refers back
+# to its own tensor keeps both alive.
 _EXTRA: dict = {}  # id(tensor) -> (weak reference to it, {name: value})
-_set_field = _C.TensorBase.__setattr__
-_del_field = _C.TensorBase.__delattr__
 
 
 def _forget(ref, key):
@@ -106,6 +107,27 @@ def _extra(t, create=False):
     key = id(t)
     _EXTRA[key] = (weakref.ref(t, lambda r, k=key: _forget(r, k)), attrs)
     return attrs
+
+
+def _get_attribute(t, name):
+    attrs = _extra(t)
+    if attrs is not None and name in attrs:
+        return attrs[name]
+    raise AttributeError(f"'{type(t).__name__}' object has no attribute '{name}'")
+
+
+def _set_attribute(t, name, value):
+    _extra(t, create=True)[name] = value
+
+
+def _del_attribute(t, name):
+    attrs = _extra(t)
+    if attrs is None or name not in attrs:
+        raise AttributeError(f"'{type(t).__name__}' object has no attribute '{name}'")
+    del attrs[name]
+
+
+_C._set_attribute_store((_get_attribute, _set_attribute, _del_attribute))
 
 
 def extra_attributes(t) -> dict:
@@ -392,27 +414,6 @@ class Tensor(_C.TensorBase):
             return bool((self == element).any())
         raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a "
                            f"{type(element).__name__}.")
-
-    def __setattr__(self, name, value):
-        try:
-            _set_field(self, name, value)
-        except AttributeError:
-            if hasattr(type(self), name):  # a property without a setter, a method: PyTorch raises too
-                raise
-            _extra(self, create=True)[name] = value
-
-    def __getattr__(self, name):  # only after the fields, properties and methods were looked up
-        attrs = _extra(self)
-        if attrs is not None and name in attrs:
-            return attrs[name]
-        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
-
-    def __delattr__(self, name):
-        attrs = _extra(self)
-        if attrs is not None and name in attrs:
-            del attrs[name]
-            return
-        _del_field(self, name)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
