@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import operator
+import threading
 import warnings
 import weakref
 
@@ -88,6 +89,7 @@ _new_size = tuple.__new__  # x.shape: a Size from numpy's tuple of ints, without
 # with a __dict__ (nn.Parameter, user subclasses) keep their own. An attribute that refers back
 # to its own tensor keeps both alive.
 _EXTRA: dict = {}  # id(tensor) -> (weak reference to it, {name: value})
+_EXTRA_LOCK = threading.Lock()
 
 
 def _forget(ref, key):
@@ -103,10 +105,14 @@ def _extra(t, create=False):
         return entry[1]
     if not create:
         return None
-    attrs: dict = {}
-    key = id(t)
-    _EXTRA[key] = (weakref.ref(t, lambda r, k=key: _forget(r, k)), attrs)
-    return attrs
+    with _EXTRA_LOCK:  # two threads giving one tensor its first attributes make one dict
+        entry = _EXTRA.get(id(t))
+        if entry is not None and entry[0]() is t:
+            return entry[1]
+        attrs: dict = {}
+        key = id(t)
+        _EXTRA[key] = (weakref.ref(t, lambda r, k=key: _forget(r, k)), attrs)
+        return attrs
 
 
 def _get_attribute(t, name):

@@ -257,3 +257,23 @@ def test_attributes_set_on_tensors_and_parameters_as_pytorch():
         z = M.ones(1)
         z.k = 1
         assert z.k == 1 and copy.deepcopy(z).k == 1 and pickle.loads(pickle.dumps(z)).k == 1
+
+
+def test_attributes_from_many_threads_land_on_their_tensor():
+    import threading
+    shared = tg.ones(1)
+    barrier = threading.Barrier(8)
+
+    def work(i):
+        barrier.wait()
+        setattr(shared, f"a{i}", i)  # eight threads give one tensor its first attributes at once
+        for k in range(200):
+            t = tg.ones(1)
+            t.k = (i, k)
+            assert t.k == (i, k)
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert [getattr(shared, f"a{i}") for i in range(8)] == list(range(8))
