@@ -108,23 +108,24 @@ for _name, _fn in (("maximum", _ops.maximum), ("minimum", _ops.minimum)):
     _define(_name, _binary(_name, _fn, lambda t, o, f=_fn: t.copy_(f(t, o))))
 _define("clamp_min", _binary("clamp_min", lambda t, o: _ops.clamp(t, min=o), lambda t, o: t.clamp_(min=o)))
 _define("clamp_max", _binary("clamp_max", lambda t, o: _ops.clamp(t, max=o), lambda t, o: t.clamp_(max=o)))
-_define("pow", _binary("pow", _ops.pow, Tensor.pow_))
+_pow_of_tensors, _pow_in_place = _binary("pow", _ops.pow, Tensor.pow_)
+
+
+def _pow(self, exponent):
+    """(also PyTorch's ``_foreach_pow(Number self, TensorList exponent)``: the number to each power)"""
+    if isinstance(self, numbers.Number):
+        _check("_foreach_pow", exponent)
+        return tuple(_ops.pow(self, e) for e in exponent)
+    return _pow_of_tensors(self, exponent)
+
+
+_define("pow", (_pow, _pow_in_place))
 _define("addcmul", _ternary("addcmul", _ops.addcmul, Tensor.addcmul_))
 _define("addcdiv", _ternary("addcdiv", _ops.addcdiv, Tensor.addcdiv_))
 for _name in ("abs", "acos", "asin", "atan", "ceil", "cos", "cosh", "erf", "erfc", "exp", "expm1", "floor", "frac",
               "lgamma", "log", "log10", "log1p", "log2", "neg", "reciprocal", "round", "rsqrt", "sigmoid", "sign",
               "sin", "sinh", "sqrt", "tan", "tanh", "trunc"):
     _define(_name, _unary(_name, getattr(_ops, _name), getattr(Tensor, _name + "_")))
-
-_binary_pow = _foreach_pow  # noqa: F821  (defined just above)
-
-
-def _foreach_pow(self, exponent):  # noqa: F811  (also PyTorch's pow(Number self, TensorList exponent))
-    """``pow`` of each tensor (``_foreach_pow(2.0, tensors)``: the number to each tensor's power)."""
-    if isinstance(self, numbers.Number):
-        _check("_foreach_pow", exponent)
-        return tuple(_ops.pow(self, e) for e in exponent)
-    return _binary_pow(self, exponent)
 
 
 def _foreach_lerp(self, tensors1, weight):

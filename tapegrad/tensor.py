@@ -453,9 +453,8 @@ class Tensor(_C.TensorBase):
         memo[id(self)] = new
         if self.grad is not None:
             new.grad = self.grad.__deepcopy__(memo)
-        if type(self) is Tensor or not hasattr(self, "__dict__"):  # attributes come along, as PyTorch's
-            for k, v in extra_attributes(self).items():
-                setattr(new, k, copy.deepcopy(v, memo))
+        for k, v in extra_attributes(self).items():  # attributes come along, as PyTorch's
+            setattr(new, k, copy.deepcopy(v, memo))
         return new
 
     def __copy__(self):

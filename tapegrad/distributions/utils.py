@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 from .. import ops
-from .._tape import grad_mode
 from ..overrides import is_tensor_like  # noqa: F401  (no __torch_function__ tensor-likes: tensors only)
 from .distribution import _sum_rightmost, broadcast_all, clamp_probs, lazy_property, logits_to_probs, probs_to_logits  # noqa: F401
 from .transforms import tril_matrix_to_vec, vec_to_tril_matrix  # noqa: F401
@@ -18,5 +17,4 @@ euler_constant = 0.57721566490153286060  # Euler-Mascheroni, as PyTorch's module
 
 def _standard_normal(shape, dtype=None, device=None):
     """Standard normal samples of ``shape`` (from the default generator), outside the graph."""
-    with grad_mode.no_grad():
-        return ops.empty(tuple(shape), dtype=dtype, device=device).normal_()
+    return ops.randn(tuple(shape), dtype=dtype, device=device)

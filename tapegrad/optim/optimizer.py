@@ -48,7 +48,11 @@ def register_optimizer_step_post_hook(hook: Callable) -> RemovableHandle:
 
 
 def _hooked_step(step):
-    """``step`` with the step pre and post hooks around it (once, when a subclass's step calls its base's)."""
+    """``step`` with the step pre and post hooks around it (once, when a subclass's step calls its
+    base's); a step already wrapped is returned as it is."""
+    if getattr(step, "_hooked", False):
+        return step
+
     @functools.wraps(step)
     def wrapper(self, *args, **kwargs):
         d = self.__dict__
@@ -97,15 +101,13 @@ class Optimizer:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         step = cls.__dict__.get("step")
-        if step is not None and not getattr(step, "_hooked", False):
+        if step is not None:
             cls.step = _hooked_step(step)
 
     def _patch_step_function(self) -> None:
         """PyTorch's private installer of the step hooks, which optimizer wrappers call after
         swapping in their own ``step``: the class's ``step`` runs the hooks (wrapped once)."""
-        cls = type(self)
-        if not getattr(cls.step, "_hooked", False):
-            cls.step = _hooked_step(cls.step)
+        type(self).step = _hooked_step(type(self).step)
 
     def _hook_store(self, name):
         store = self.__dict__.get(name)
