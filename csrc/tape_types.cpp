@@ -24,6 +24,27 @@ PyObject* view_regenerator = nullptr;
 // (get, set, delete) of tensor.py's attribute side table: get(t, name) and delete(t, name) raise
 // AttributeError for an attribute it does not hold; set(t, name, value) stores one.
 PyObject* attribute_store = nullptr;
+// tensor.py's Size (a Python subclass of SizeBase below), registered by _set_size_class: what
+// x.shape returns.
+PyObject* size_class = nullptr;
+
+// A new `cls` (a tuple subclass) holding the items of the plain tuple `items`: tuple's own
+// __new__, which also keeps whatever a tuple caches (its hash) right on every Python version.
+PyObject* new_size(PyTypeObject* cls, PyObject* items) {
+  Ref args(PyTuple_Pack(1, items));
+  return args ? PyTuple_Type.tp_new(cls, args.get(), nullptr) : nullptr;
+}
+
+// SizeBase: tuple with an indexing slot that keeps slices of a Size a Size (x.shape[1:]), as
+// torch.Size's are, in C: x.shape[-1] is the hot form, and a Python __getitem__ cost it a frame.
+PyObject* size_subscript(PyObject* self, PyObject* key) {
+  PyObject* item = PyTuple_Type.tp_as_mapping->mp_subscript(self, key);
+  if (item == nullptr || !PySlice_Check(key)) return item;
+  Ref plain(item);
+  return new_size(Py_TYPE(self), plain.get());
+}
+PyMappingMethods size_as_mapping = {nullptr, size_subscript, nullptr};
+PyTypeObject SizeBaseType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
 // The count in a tensor's version box, or -1 when the box holds no int (the engine reports that).
 Py_ssize_t version_count(TensorObject* t) {
@@ -306,6 +327,28 @@ int set_post_hooks(PyObject* self, PyObject* v, void*) {
   gc_store(self, v);
   return 0;
 }
+// x.shape: a Size read from the array's head (no `arr.shape` tuple, no Python frame).
+PyObject* get_shape(PyObject* self, void*) {
+  PyObject* d = T(self)->data;
+  Ref dims;
+  if (is_exact_ndarray(d)) {
+    ArrayHead* a = array_head(d);
+    dims.reset(PyTuple_New(a->nd));
+    if (!dims) return nullptr;
+    for (int i = 0; i < a->nd; ++i) {
+      PyObject* n = PyLong_FromSsize_t(a->dims[i]);
+      if (n == nullptr) return nullptr;
+      PyTuple_SET_ITEM(dims.get(), i, n);
+    }
+  } else {  // an array subclass, or a tensor being built: ask it
+    Ref shape(PyObject_GetAttrString(d, "shape"));
+    if (!shape) return nullptr;
+    dims.reset(PySequence_Tuple(shape.get()));
+    if (!dims) return nullptr;
+  }
+  if (size_class == nullptr) return dims.release();
+  return new_size(reinterpret_cast<PyTypeObject*>(size_class), dims.get());
+}
 PyObject* get_requires_grad(PyObject* self, void*) {
   if (fresh_view(self) < 0) return nullptr;
   return PyBool_FromLong(T(self)->requires_grad);
@@ -328,6 +371,7 @@ int set_retains_grad(PyObject* self, PyObject* v, void*) {
 
 PyGetSetDef tensor_getset[] = {
     {"_data", get_data, set_data, "the numpy array", nullptr},
+    {"shape", get_shape, nullptr, "the tensor's sizes, a tapegrad.Size (a tuple of ints, as torch.Size)", nullptr},
     {"grad", get_grad, set_grad, "the accumulated gradient (None until backward reaches this tensor)", nullptr},
     {"grad_fn", get_grad_fn, set_grad_fn, "the Node that produced this tensor (None for a leaf)", nullptr},
     {"_version", get_version, nullptr, "the number of in-place writes to this tensor's memory (shared with views)",
@@ -1073,6 +1117,16 @@ PyObject* set_attribute_store(PyObject*, PyObject* fns) {
   Py_RETURN_NONE;
 }
 
+PyObject* set_size_class(PyObject*, PyObject* cls) {
+  if (!PyType_Check(cls) || !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls), &SizeBaseType)) {
+    PyErr_SetString(PyExc_TypeError, "_set_size_class: expected a subclass of tapegrad._C.SizeBase");
+    return nullptr;
+  }
+  Py_INCREF(cls);
+  Py_XSETREF(size_class, cls);
+  Py_RETURN_NONE;
+}
+
 PyObject* set_post_hook_runner(PyObject*, PyObject* fn) {
   if (!PyCallable_Check(fn)) {
     PyErr_SetString(PyExc_TypeError, "_set_post_hook_runner: expected a callable");
@@ -1217,6 +1271,7 @@ PyMethodDef methods[] = {
     {"_set_slice_grad_class", set_slice_grad_class, METH_O, "the class of a VJP's (index, piece) gradient"},
     {"_set_zeroed_grad_class", set_zeroed_grad_class, METH_O,
      "the class of a VJP's (g, zero_in_place(array), zeroed_copy(g)) gradient: g with a region zeroed"},
+    {"_set_size_class", set_size_class, METH_O, "_set_size_class(Size): the class x.shape returns"},
     {"_set_attribute_store", set_attribute_store, METH_O,
      "(get, set, delete): the side table of attributes set on tensors without a __dict__"},
     {"_set_post_hook_runner", set_post_hook_runner, METH_O,
@@ -1312,6 +1367,14 @@ int add_to_module(PyObject* module) {
   MetaType.tp_members = meta_members;
   MetaType.tp_getset = meta_getset;
 
+  SizeBaseType.tp_name = "tapegrad._C.SizeBase";
+  SizeBaseType.tp_doc = "tuple, whose slices keep its class: the base of tapegrad.Size.";
+  SizeBaseType.tp_base = &PyTuple_Type;
+  SizeBaseType.tp_basicsize = PyTuple_Type.tp_basicsize;
+  SizeBaseType.tp_itemsize = PyTuple_Type.tp_itemsize;
+  SizeBaseType.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE;
+  SizeBaseType.tp_as_mapping = &size_as_mapping;
+
   GradStateType.tp_name = "tapegrad._C.GradState";
   GradStateType.tp_doc = "The calling thread's grad mode and anomaly mode (each thread has its own).";
   GradStateType.tp_basicsize = sizeof(PyObject);
@@ -1320,7 +1383,7 @@ int add_to_module(PyObject* module) {
 
   if (!ready_type(&TensorBaseType, module, "TensorBase") || !ready_type(&OpType, module, "Op") ||
       !ready_type(&NodeType, module, "Node") || !ready_type(&MetaType, module, "Meta") ||
-      !ready_type(&GradStateType, module, "GradState"))
+      !ready_type(&GradStateType, module, "GradState") || !ready_type(&SizeBaseType, module, "SizeBase"))
     return -1;
   PyObject* state = PyType_GenericAlloc(&GradStateType, 0);
   if (state == nullptr || PyModule_AddObject(module, "grad_state", state) < 0) {

@@ -26,15 +26,15 @@ from .device import check_memory_format as _check_memory_format, cpu as _cpu
 _plain = _ops.plain  # the ops without their out= wrappers
 
 
-class Size(tuple):
+class Size(_C.SizeBase):
     """A shape, as ``torch.Size``: what ``x.shape`` and ``x.size()`` return. A tuple (equal and
     hashing alike to the plain one, accepted wherever numpy or h5py take a shape) whose slices,
     sums and repeats stay ``Size``, as PyTorch's do.
 
     ``Size(sizes)`` checks that every item is an integer (``__index__``: ints, numpy integers,
-    one-element integer tensors), as PyTorch's does. ``x.shape`` runs everywhere, so it is built
-    from numpy's shape without those checks (one tuple copy). The price of slices staying ``Size`` is a Python ``__getitem__``: indexing
-    (``x.shape[-1]``) costs a frame more than a plain tuple's."""
+    one-element integer tensors), as PyTorch's does. ``x.shape`` runs everywhere, so the C type
+    builds it from the array's head without those checks, and indexing (``x.shape[-1]``, slices
+    that stay ``Size``) is ``_C.SizeBase``'s, in C."""
 
     __slots__ = ()
 
@@ -52,10 +52,6 @@ class Size(tuple):
 
     def numel(self) -> int:
         return int(np.prod(self, dtype=np.int64))
-
-    def __getitem__(self, index, _get=tuple.__getitem__):
-        item = _get(self, index)
-        return tuple.__new__(Size, item) if index.__class__ is slice else item
 
     def __add__(self, other):
         if not isinstance(other, tuple):
@@ -79,7 +75,7 @@ class Size(tuple):
         return Size, (tuple(self),)
 
 
-_new_size = tuple.__new__  # x.shape: a Size from numpy's tuple of ints, without __new__'s checks
+_C._set_size_class(Size)  # x.shape (a C getter) returns a Size
 
 # Attributes a program sets on a tensor (``x.name = ...``, a library's ``param.unconstrained``):
 # tapegrad.Tensor has no __dict__ (a dict would put every tensor in the cycle collector: see
@@ -214,10 +210,6 @@ class Tensor(_C.TensorBase):
 
     # ------------------------------------------------------------ metadata
     @property
-    def shape(self) -> Size:
-        return _new_size(Size, self._data.shape)
-
-    @property
     def dtype(self) -> np.dtype:
         return self._data.dtype
 
@@ -306,7 +298,7 @@ class Tensor(_C.TensorBase):
         return self._data.nbytes
 
     def size(self, dim=None):
-        return _new_size(Size, self._data.shape) if dim is None else self._data.shape[dim]
+        return self.shape if dim is None else self._data.shape[dim]
 
     def dim(self) -> int:
         return self._data.ndim

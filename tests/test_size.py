@@ -44,3 +44,29 @@ def test_matches_torch():
     assert repr(g) == repr(t).replace("torch", "tapegrad")
     for f in (lambda s: s + (4,), lambda s: (1,) + s, lambda s: s * 2, lambda s: s.numel(), lambda s: s == (2, 3)):
         assert f(g) == f(t) and (type(f(g)).__name__ == type(f(t)).__name__ or type(f(t)) is not torch.Size)
+
+
+def test_indexing_slices_stay_size_and_errors_match_tuple():
+    s = tapegrad.ones(2, 3, 4).shape
+    assert s[0] == 2 and s[-1] == 4 and type(s[0]) is int
+    for sl in (s[1:], s[::-1], s[:0], s[:]):
+        assert type(sl) is Size
+    assert s[1:] == (3, 4) and s[::-1] == (4, 3, 2) and s[:0] == () and hash(s[1:]) == hash((3, 4))
+    with pytest.raises(IndexError, match="tuple index out of range"):
+        s[3]
+    with pytest.raises(TypeError, match="tuple indices must be integers or slices"):
+        s["a"]
+    a, b, c = s
+    assert (a, b, c) == (2, 3, 4)
+
+
+def test_shape_of_a_tensor_over_an_array_subclass_is_a_size():
+    x = tapegrad.ones(1)
+    x._data = np.ma.masked_array(np.zeros((2, 5)))  # the C getter asks such an array for its shape
+    assert type(x.shape) is Size and x.shape == (2, 5)
+
+
+def test_shape_is_read_only():
+    x = tapegrad.ones(2)
+    with pytest.raises(AttributeError):
+        x.shape = (1, 2)
