@@ -584,12 +584,19 @@ PyObject* hook_name(PyObject* hook) {
 
 // Run a tensor's hooks (a dict {id: hook}, None, or empty) on its complete gradient; each may
 // return a replacement of the same shape and dtype.
-bool run_hooks(PyObject* hooks, Ref& g) {
+// tensor_only: skip the hooks a Node's register_prehook made (they carry `node_prehook`), for a
+// node whose output gradient is captured but that does not run: PyTorch calls only the tensor's
+// hooks there.
+bool run_hooks(PyObject* hooks, Ref& g, bool tensor_only = false) {
   if (hooks == nullptr || !PyDict_Check(hooks) || PyDict_GET_SIZE(hooks) == 0) return true;
   Ref values(PyDict_Values(hooks));  // a snapshot: a hook may add or remove hooks
   if (!values) return false;
   for (Py_ssize_t k = 0; k < PyList_GET_SIZE(values.get()); ++k) {
     PyObject* hook = PyList_GET_ITEM(values.get(), k);
+    if (tensor_only) {
+      int marked = PyObject_HasAttrString(hook, "node_prehook");
+      if (marked) continue;
+    }
     Ref r;
     {
       UserFloat user;
@@ -794,11 +801,15 @@ struct Pass {
           if (is_node(e) && seen.insert(e).second) stack.emplace_back(e, 0);
           continue;
         }
-        bool needed = wanted_node.count(node) > 0;
+        // A non-leaf input of autograd.grad is captured when its gradient is complete, but its
+        // node runs only when something below it is wanted (PyTorch's captures_ against needed_):
+        // otherwise it would free the saved tensors a later autograd.grad through it still needs.
+        // backward(inputs=) runs the node of a non-leaf input, as PyTorch's does.
+        bool needed = accumulate && wanted_node.count(node) > 0;
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(edges) && !needed; ++i) {
           PyObject* e = PyTuple_GET_ITEM(edges, i);
           if (e == Py_None) continue;
-          needed = is_node(e) ? nodes[e].needed : wanted_leaf.count(e) > 0;
+          needed = is_node(e) ? nodes[e].needed || wanted_node.count(e) > 0 : wanted_leaf.count(e) > 0;
         }
         nodes[node].needed = needed;
         stack.pop_back();
@@ -910,9 +921,9 @@ struct Pass {
   }
 
   // A non-leaf tensor's gradient is complete: run its hooks, retain or deliver it.
-  bool arrive(PyObject* node, Ref& g) {
+  bool arrive(PyObject* node, Ref& g, bool runs) {
     NodeObject* n = N(node);
-    if (!run_hooks(n->pre_hooks, g)) return false;
+    if (!run_hooks(n->pre_hooks, g, !runs)) return false;
     if (n->retained != Py_None) {
       Ref retained = Ref::borrow(n->retained);  // ours: the call may run code that replaces it
       Ref t(PyObject_CallNoArgs(retained.get()));  // the weakref
@@ -1089,11 +1100,15 @@ bool Pass::report_gradient(PyObject* node, Py_ssize_t i, PyObject* e, Ref gi, Py
 bool Pass::run_node(PyObject* node) {
   NodeObject* n = N(node);
   Ref g;
+  bool needed;
   {
     NodeState& s = nodes[node];
     g.reset(s.grad);
     s.grad = nullptr;
-    if (!s.needed) g.reset();  // no input of autograd.grad is reachable from here: nothing to run
+    needed = s.needed;
+    // no input of autograd.grad is reachable from here, and its own output's gradient is not
+    // wanted: nothing to run
+    if (!needed && wanted_node.count(node) == 0) g.reset();
   }
   if (!n->ready) {
     PyErr_SetString(PyExc_RuntimeError, "backward: reached a Node that was never initialised (or was cleared)");
@@ -1109,7 +1124,15 @@ bool Pass::run_node(PyObject* node) {
     return flush_done_leaves();
   }
   if (n->pre_hooks != Py_None || n->retained != Py_None || !wanted_node.empty()) {
-    if (!arrive(node, g)) return false;
+    if (!arrive(node, g, needed)) return false;
+  }
+  if (!needed) {  // captured above; nothing below it is wanted, so it does not run (or free)
+    g.reset();
+    for (Py_ssize_t i = 0; i < n_in; ++i) {
+      PyObject* e = PyTuple_GET_ITEM(edges.get(), i);
+      if (e != Py_None && !report(e, nullptr)) return false;
+    }
+    return flush_done_leaves();
   }
   Ref op_ref = Ref::borrow(n->op);
   OpObject* op = O(op_ref.get());
@@ -1457,7 +1480,7 @@ PyObject* will_engine_execute_node(PyObject*, PyObject* x) {
   const Pass* p = t_running.back();
   if (is_node(x)) {
     auto it = p->nodes.find(x);
-    return PyBool_FromLong(it != p->nodes.end() && it->second.needed);
+    return PyBool_FromLong(it != p->nodes.end() && (it->second.needed || p->wanted_node.count(x) > 0));
   }
   if (is_tensor(x) && T(x)->grad_fn == Py_None) return PyBool_FromLong(p->leaves.count(x) > 0);
   PyErr_Format(PyExc_TypeError, "_will_engine_execute_node expects a grad_fn (a Node) or a leaf tensor, got %s",

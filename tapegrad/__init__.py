@@ -66,6 +66,7 @@ from . import utils, data  # noqa: F401,E402  (tapegrad.utils.data, as torch.uti
 from .utils.dlpack import from_dlpack  # noqa: F401,E402
 from .serialization import load, save  # noqa: F401
 from . import accelerator, amp, backends, compiler, cpu, cuda, distributions, futures, jit  # noqa: F401,E402
+from .futures import Future  # noqa: F401,E402  (torch.Future: isinstance checks on what async work returns)
 from . import multiprocessing  # noqa: F401,E402  (torch.multiprocessing: Python's, plus spawn)
 from . import overrides  # noqa: F401,E402  (torch.overrides: tapegrad has no __torch_function__ dispatch)
 from . import profiler  # noqa: F401,E402  (torch.profiler: the ops' times, from the tape's hook)

@@ -17,13 +17,16 @@ polled: MPI makes progress inside calls, so a future of a collective completes i
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from typing import Callable, Generic, TypeVar
 
 __all__ = ["Future", "collect_all", "wait_all"]
 
+T = TypeVar("T")
 
-class Future:
-    """A value that becomes available later, with PyTorch's ``torch.futures.Future`` methods."""
+
+class Future(Generic[T]):
+    """A value that becomes available later, with PyTorch's ``torch.futures.Future`` methods.
+    Generic in its value's type, as PyTorch's (``Future[Tensor]`` in annotations)."""
 
     def __init__(self, *, devices=None):
         self._cond = threading.Condition()

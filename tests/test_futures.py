@@ -4,6 +4,8 @@ import threading
 
 import pytest
 
+import tapegrad
+
 from tapegrad.futures import Future, collect_all, wait_all
 
 
@@ -78,3 +80,12 @@ def test_collect_all_and_wait_all():
     assert wait_all([a]) == [1]
     with pytest.raises(TypeError):
         collect_all([1])
+
+
+def test_future_is_generic_and_top_level_as_pytorch():
+    from typing import get_args
+
+    assert tapegrad.Future is tapegrad.futures.Future
+    alias = tapegrad.futures.Future[tapegrad.Tensor]  # annotations such as Future[Tensor] (captum's)
+    assert get_args(alias) == (tapegrad.Tensor,)
+    assert isinstance(tapegrad.futures.Future(), tapegrad.Future)

@@ -65,6 +65,7 @@ def _one_tuple_prehook(fn, owner):
                                "expected None or a tuple of one gradient (the node has one output)")
         return out[0]
 
+    hook.node_prehook = True  # a node that is only captured (autograd.grad of its output) skips it
     return hook
 
 
