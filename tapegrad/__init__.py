@@ -44,7 +44,7 @@ from ._dtype import (bool_ as bool, double, float, float16, float32, float64, ge
 from ._dtype import cdouble, cfloat, complex64, complex128  # noqa: F401
 from . import _dtype as _dtypes
 if _dtypes.bfloat16 is not None:  # else __getattr__ below says what to install
-    bfloat16 = _dtypes.bfloat16
+    bfloat16, float8_e4m3fn, float8_e5m2 = _dtypes.bfloat16, _dtypes.float8_e4m3fn, _dtypes.float8_e5m2
 from .tensor import Tensor
 from .device import (channels_last, channels_last_3d, contiguous_format, device, layout, memory_format,  # noqa: F401
                      preserve_format, strided)
@@ -106,6 +106,6 @@ def __getattr__(name):
         return _importlib.import_module("." + name, __name__)
     if name == "torch":  # torch.torch is torch (kornia annotates with torch.torch.Tensor)
         return _sys_modules[__name__]
-    if name == "bfloat16":
-        raise AttributeError(_dtypes.BFLOAT16_MISSING)
+    if name in ("bfloat16", "float8_e4m3fn", "float8_e5m2"):
+        raise AttributeError(_dtypes.BFLOAT16_MISSING.replace("bfloat16", name))
     raise AttributeError(f"module 'tapegrad' has no attribute {name!r}")

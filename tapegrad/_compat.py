@@ -5,6 +5,8 @@ are no-ops on a deterministic CPU library (``use_deterministic_algorithms``, ``c
 from __future__ import annotations
 
 
+import math
+
 import numpy as np
 
 from . import _dtype
@@ -107,7 +109,9 @@ class finfo:
         self.max = float(info.max)
         self.min = float(info.min)
         self.tiny = self.smallest_normal = float(info.smallest_normal)
-        self.resolution = 10.0 ** -info.precision  # PyTorch's, as a double (numpy rounds it to the dtype)
+        # PyTorch's: 10 ** -digits10 (C++'s decimal digits of the mantissa), as a double; numpy's
+        # precision says 1 for the float8 dtypes where digits10 is 0
+        self.resolution = 10.0 ** -math.floor(info.nmant * math.log10(2))
 
     def __repr__(self):
         return (f"finfo(resolution={self.resolution}, min={self.min:g}, max={self.max:g}, eps={self.eps:g}, "

@@ -34,6 +34,10 @@ bool_ = np.dtype(np.bool_)
 complex64 = np.dtype(np.complex64)
 complex128 = np.dtype(np.complex128)
 bfloat16 = np.dtype(ml_dtypes.bfloat16) if ml_dtypes is not None else None
+# PyTorch's float8 dtypes, also ml_dtypes': storage and casts (quantized weights and caches), as
+# PyTorch's limited support; where PyTorch has no kernel, tapegrad computes with ml_dtypes' numpy
+float8_e4m3fn = np.dtype(ml_dtypes.float8_e4m3fn) if ml_dtypes is not None else None
+float8_e5m2 = np.dtype(ml_dtypes.float8_e5m2) if ml_dtypes is not None else None
 BFLOAT16_MISSING = ("tapegrad.bfloat16 needs the ml_dtypes package (numpy has no bfloat16): "
                     "pip install ml_dtypes")
 
@@ -49,7 +53,8 @@ cdouble = complex128
 _NAMES = {float32: "float32", float64: "float64", float16: "float16", int64: "int64", int32: "int32",
           int16: "int16", int8: "int8", uint8: "uint8", uint16: "uint16", uint32: "uint32", uint64: "uint64",
           bool_: "bool",
-          **({bfloat16: "bfloat16"} if bfloat16 is not None else {})}
+          **({bfloat16: "bfloat16", float8_e4m3fn: "float8_e4m3fn", float8_e5m2: "float8_e5m2"}
+             if bfloat16 is not None else {})}
 _NAMES.update({complex64: "complex64", complex128: "complex128"})
 
 _default_float = [float32]
@@ -75,16 +80,19 @@ def name(d) -> str:
     return "tapegrad." + _NAMES.get(np.dtype(d), str(d))
 
 
+_ML_FLOATS = ("bfloat16", "float8_e4m3fn")  # ml_dtypes' floats whose numpy kind is 'V' (float8_e5m2's is 'f')
+
+
 def is_floating(d) -> bool:
-    """Whether ``d`` is a floating dtype (bfloat16 included, whose numpy kind is 'V')."""
+    """Whether ``d`` is a floating dtype (bfloat16 and float8_e4m3fn included, whose numpy kind is 'V')."""
     d = np.dtype(d)
-    return d.kind == "f" or is_bfloat16(d)
+    return d.kind == "f" or (d.kind == "V" and d.type.__name__ in _ML_FLOATS)
 
 
 def kind_of(d) -> str:
-    """numpy's ``dtype.kind``, except ``'f'`` for bfloat16."""
-    k = d.kind  # every op asks: bfloat16 (kind 'V') is looked for only among 'V'
-    return "f" if k == "V" and is_bfloat16(d) else k
+    """numpy's ``dtype.kind``, except ``'f'`` for bfloat16 and float8_e4m3fn."""
+    k = d.kind  # every op asks: those (kind 'V') are looked for only among 'V'
+    return "f" if k == "V" and d.type.__name__ in _ML_FLOATS else k
 
 
 _CAST_ORDER = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}

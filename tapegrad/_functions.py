@@ -20,7 +20,7 @@ from . import linalg as _linalg
 from .autograd import compat as _anomaly
 from .autograd.function import Function as _Function
 from .amp import autocast_mode as _autocast_mode
-from .device import check_layout, device as _device
+from .device import check_layout, check_cpu as _check_cpu, device as _device
 from .ops import creation as _creation
 from .ops import shape as _shape
 from .ops.pointwise import where as _where
@@ -77,7 +77,7 @@ def set_default_device(device) -> None:
     """Accepts the CPU (or None) and raises for any other device, as ``tapegrad.device`` does:
     every tensor is created on the CPU."""
     if device is not None:
-        _device(device)
+        _check_cpu(device)
 
 
 def get_default_device():
@@ -280,7 +280,7 @@ def asarray(obj, *, dtype=None, device=None, copy=None, requires_grad=False):
             raise ValueError(f"asarray: copy=False, but a {type(obj).__name__} has to be copied")
         out = _creation.tensor(obj, dtype=dt)
     if device is not None:
-        _device(device)
+        _check_cpu(device)
     if requires_grad:
         out.requires_grad_(True)
     return out

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 
 class device:
-    """``tapegrad.device("cpu")``; any other device type raises a clear error."""
+    """``tapegrad.device("cpu")``, where tapegrad computes. ``device("meta")`` is a value too, for
+    code that compares with it (``default != torch.device("meta")``), but nothing can be made on
+    it (``check_cpu``); any other device type raises a clear error."""
 
-    __slots__ = {"type": "The device type: always ``'cpu'``.", "index": "The device index given (``cpu:0``), or None."}
+    __slots__ = {"type": "The device type: ``'cpu'`` (or ``'meta'``, which holds nothing).",
+                 "index": "The device index given (``cpu:0``), or None."}
 
     def __init__(self, type="cpu", index=None):
         if isinstance(type, device):
@@ -19,9 +22,9 @@ class device:
         if ":" in spec:
             spec, idx = spec.split(":", 1)
             index = int(idx)
-        if spec != "cpu":
+        if spec not in ("cpu", "meta"):
             raise RuntimeError(f"tapegrad runs on the CPU only; device {str(type)!r} is not available")
-        self.type = "cpu"
+        self.type = spec
         self.index = index
 
     def __eq__(self, other):
@@ -34,10 +37,29 @@ class device:
         return hash(self.type)
 
     def __repr__(self):
-        return "device(type='cpu')"
+        return f"device(type={self.type!r})"
 
     def __str__(self):
-        return "cpu"
+        return self.type
+
+    def __enter__(self):
+        """``with tapegrad.device("cpu"):`` makes the CPU the default device, as it always is; the
+        meta device cannot be (tapegrad has no tensors without data)."""
+        check_cpu(self)
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def check_cpu(d) -> device:
+    """``device(d)``, raising ``RuntimeError`` unless it is the CPU, the only device tapegrad makes
+    tensors on (the meta device's data-less tensors included)."""
+    d = d if isinstance(d, device) else device(d)
+    if d.type != "cpu":
+        raise RuntimeError(f"tapegrad runs on the CPU only; device {str(d)!r} is not available (tapegrad has no "
+                           f"meta tensors: every tensor holds its data)")
+    return d
 
 
 cpu = device("cpu")

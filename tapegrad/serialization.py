@@ -50,7 +50,7 @@ import numpy as np
 from . import _dtype
 from .tensor import Tensor
 from . import _torch_format
-from .device import device
+from .device import check_cpu, device
 from .nn.parameter import Parameter
 from .storage import UntypedStorage
 
@@ -126,9 +126,9 @@ def _check_map_location(map_location):
         return
     if isinstance(map_location, dict):
         for v in map_location.values():
-            device(v)
+            check_cpu(v)
         return
-    device(map_location)  # raises for anything but the CPU
+    check_cpu(map_location)  # raises for anything but the CPU
 
 
 def _crc32(header: str, payload=b"") -> int:

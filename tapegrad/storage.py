@@ -33,7 +33,7 @@ import warnings
 import numpy as np
 
 from . import _dtype, _shared
-from .device import device as _device
+from .device import check_cpu as _check_cpu, device as _device
 
 __all__ = ["UntypedStorage", "TypedStorage", "is_storage"]
 
@@ -121,7 +121,7 @@ class _HostMemory:
     def to(self, *, device=None, non_blocking=False):
         """The storage itself on the CPU (any other device raises)."""
         if device is not None:
-            _device(device)
+            _check_cpu(device)
         return self
 
     def is_pinned(self, device="cuda") -> bool:
@@ -154,7 +154,7 @@ class UntypedStorage(_HostMemory):
 
     def __init__(self, *args, device=None):
         if device is not None:
-            _device(device)
+            _check_cpu(device)
         if not args:
             data = np.zeros(0, np.uint8)
         elif len(args) == 1 and isinstance(args[0], numbers.Integral) and not isinstance(args[0], bool):
@@ -327,7 +327,7 @@ class TypedStorage(_HostMemory):
         if not _internal:
             warnings.warn(_TYPED_DEPRECATED, UserWarning, stacklevel=2)
         if device is not None:
-            _device(device)
+            _check_cpu(device)
         dtype = _dtype.float32 if dtype is None else _dtype.to_dtype(dtype)
         if wrap_storage is not None:
             if args:

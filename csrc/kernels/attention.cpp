@@ -220,7 +220,7 @@ TG_INLINE void head_forward(int64_t L, int64_t S, int64_t D, int64_t Dv, const T
       madd_rows_seen<T, VB>(rows, cols, Dv, i0, j0, causal, T(1), s.data(), v + j0 * ldv, ldv, acc.data(), Dv);
     }
     for (int64_t i = 0; i < rows; ++i) {
-      const T inv = l[i] > T(0) ? T(1) / l[i] : std::numeric_limits<T>::quiet_NaN();
+      const T inv = l[i] > T(0) ? T(1) / l[i] : T(0);  // no key to attend to: zeros, as PyTorch's safe softmax
       for (int64_t d = 0; d < Dv; ++d) out[(i0 + i) * ldo + d] = acc[i * Dv + d] * inv;
       lse[i0 + i] = l[i] > T(0) ? m[i] + std::log(l[i]) : ninf;
     }

@@ -50,3 +50,30 @@ def _no_gpu(*args, **kwargs):
 
 
 current_device = get_device_name = get_device_properties = set_device = _no_gpu
+
+
+class _NoGPUType:
+    """A CUDA object type: the name exists (annotations, ``isinstance``) but making one raises."""
+
+    def __init__(self, *args, **kwargs):
+        _no_gpu()
+
+
+class Stream(_NoGPUType):
+    """``torch.cuda.Stream``; raises: there is no CUDA device."""
+
+
+class Event(_NoGPUType):
+    """``torch.cuda.Event``; raises: there is no CUDA device."""
+
+
+class CUDAGraph(_NoGPUType):
+    """``torch.cuda.CUDAGraph``; raises: there is no CUDA device."""
+
+
+class StreamContext(_NoGPUType):
+    """``torch.cuda.StreamContext`` (``with torch.cuda.stream(s)``); raises: there is no CUDA device."""
+
+
+class graph(_NoGPUType):  # noqa: N801  (PyTorch's name: a context manager class)
+    """``torch.cuda.graph`` (capturing a CUDA graph); raises: there is no CUDA device."""

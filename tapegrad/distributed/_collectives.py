@@ -761,3 +761,17 @@ def new_group(ranks=None, timeout=None, backend=None, pg_options=None, use_local
         return _group._NonMember(ranks)
     comm.Set_errhandler(_group._MPI.ERRORS_RETURN)
     return _group.ProcessGroup(comm, ranks)
+
+
+def all_to_all_single(output, input, output_split_sizes=None, input_split_sizes=None, group=None, async_op=False):
+    """PyTorch's all-to-all exchange of slices (expert parallelism); tapegrad's MPI backend has
+    none: raises ``NotImplementedError``."""
+    raise NotImplementedError("all_to_all_single: tapegrad.distributed has no all-to-all collective "
+                              "(all_to_all, all_to_all_single)")
+
+
+def all_to_all(output_tensor_list, input_tensor_list, group=None, async_op=False):
+    """PyTorch's all-to-all exchange of tensor lists; tapegrad's MPI backend has none: raises
+    ``NotImplementedError``."""
+    raise NotImplementedError("all_to_all: tapegrad.distributed has no all-to-all collective "
+                              "(all_to_all, all_to_all_single)")

@@ -258,7 +258,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
 
     float32/float64 without dropout run a blocked kernel (``ops/attention.py``) that never holds
     the whole (L, S) score matrix, forward or backward; a query row that may attend to no key
-    gives NaN, as the softmax over it does.
+    gives zeros (and no gradient), as PyTorch's safe softmax does.
 
     >>> q = k = v = tapegrad.randn(2, 4, 16, 8)
     >>> F.scaled_dot_product_attention(q, k, v, is_causal=True).shape
@@ -283,7 +283,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
             scores = scores.masked_fill(~attn_mask, float("-inf"))
         else:
             scores = scores + attn_mask
-    attn = softmax(scores, -1)
+    attn = _attention.safe_softmax(scores)
     if dropout_p > 0.0:
         attn = dropout(attn, dropout_p, True)
     return attn @ value

@@ -7,6 +7,9 @@ The mask reaches the op as an additive float array (0 where a key may be attende
 not; a float ``attn_mask`` as given), shared by every (batch, head) or one per. With
 ``create_graph`` the VJPs differentiate the composite formula (``softmax(q k^T * scale + mask) v``
 in tapegrad ops), so double backward works.
+
+A query row that may attend to no key (every score -inf: a left-padded position) gives zeros and
+no gradient, as PyTorch's (2.5+) safe softmax does, never NaN.
 """
 from __future__ import annotations
 
@@ -44,6 +47,17 @@ def _sdpa_fwd(q, k, v, *, mask, causal, scale):
     return out.reshape(q.shape[:-1] + (v.shape[-1],)), _Saved(out, lse)
 
 
+def safe_softmax(scores):
+    """``softmax(scores, -1)``, with 0 on rows where every score is -inf (PyTorch's
+    ``_safe_softmax``). Those rows are set to 0 before the softmax too, so that its VJP sees
+    finite probabilities and no NaN reaches the scores' gradient."""
+    dead = np.all(scores._data == -np.inf, axis=-1, keepdims=True)
+    if not dead.any():
+        return softmax(scores, -1)
+    dead = Tensor._wrap(dead)
+    return softmax(scores.masked_fill(dead, 0.0), -1).masked_fill(dead, 0.0)
+
+
 def _composite(q, k, v, mask, causal, scale):
     """softmax(q k^T * scale + mask) v in tapegrad ops (the create_graph path)."""
     scores = matmul(q, k.transpose(-2, -1)) * scale
@@ -53,7 +67,7 @@ def _composite(q, k, v, mask, causal, scale):
     if causal:
         L, S = q.shape[-2], k.shape[-2]
         scores = scores + Tensor._wrap(np.where(np.tri(L, S, dtype=bool), 0.0, -np.inf).astype(q._data.dtype))
-    return matmul(softmax(scores, -1), v)
+    return matmul(safe_softmax(scores), v)
 
 
 def _sdpa_vjp(i):

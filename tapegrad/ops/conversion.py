@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _dtype
-from ..device import check_memory_format, device as _device
+from ..device import check_cpu as _check_cpu, check_memory_format, device as _device
 Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops sit below it
 from .shape import cast, clone
 
@@ -44,7 +44,7 @@ def to(t: Tensor, *args, dtype=None, device=None, copy=False, non_blocking=False
         else:
             raise TypeError(f"to() received an invalid argument of type {type(a).__name__}")
     if device is not None:
-        _device(device)  # raises for anything but the CPU
+        _check_cpu(device)  # raises for anything but the CPU
     check_memory_format(memory_format, "to", t.ndim)
     out = t if dtype is None else cast(t, dtype)
     if copy and out is t:

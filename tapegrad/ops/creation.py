@@ -13,7 +13,7 @@ import numpy as np
 from .. import _C, _dtype, random as _random
 from .._tape import grad_mode
 from .._tape.registry import _round16
-from ..device import check_layout, check_memory_format, device as _device
+from ..device import check_cpu as _check_cpu, check_layout, check_memory_format
 from ._util import int_arg
 from .inplace import WRITE_WATCHERS, before_write, inplace
 from .pointwise import _replace, mul
@@ -25,7 +25,7 @@ Tensor = None  # the Tensor class, bound by tensor.py (ops.bind_tensor): the ops
 
 def _check_device(device):
     if device is not None:
-        _device(device)
+        _check_cpu(device)
 
 
 def _size(size, opname="tensor"):

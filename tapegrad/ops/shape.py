@@ -149,7 +149,11 @@ def _owner(a):
 
 
 def _expand_fwd(x, shape):
-    return x.view() if x.shape == shape else broadcast_view(x, shape)  # the same shape: a writable alias
+    if x.shape == shape:
+        return x.view()  # a writable alias
+    if x.size and math.prod(shape) == x.size:  # only dims of size 1 added: no element repeats, and PyTorch's
+        return x.reshape(shape)                 # view is writable (transformers' position_ids buffers)
+    return broadcast_view(x, shape)
 
 
 _expand = defop("expand", _expand_fwd, lambda g, out, x, shape: g.sum_to_size(x.shape), saves=(), view=True)
@@ -243,6 +247,8 @@ def t(input):
 def _cast_fwd(x, dtype):
     if x.dtype.kind == "c" and dtype.kind != "c":  # the real part (cast() has warned), without numpy's warning
         x = x.real
+    if dtype.type.__name__ == "float8_e4m3fn" and x.dtype.kind != "b":
+        x = np.clip(x, -448, 448)  # PyTorch saturates (infinities too) where ml_dtypes gives NaN; NaN stays
     if _is16(dtype) and x.dtype == np.float32:  # half(), bfloat16(): the native rounding, numpy's bits
         return _round16(x, dtype)
     if _is16(x.dtype) and dtype.kind == "f" and dtype.itemsize > 2:  # exact: through float32 natively

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.special as _sp
 
 from .. import _dtype
-from ..device import device as _device, strided
+from ..device import check_cpu as _check_cpu, strided
 from ..ops import tensor as _tensor
 
 __all__ = ["bartlett", "blackman", "cosine", "exponential", "gaussian", "general_cosine", "general_hamming",
@@ -22,7 +22,7 @@ __all__ = ["bartlett", "blackman", "cosine", "exponential", "gaussian", "general
 def _checked(name, M, dtype, layout, device):
     """The numpy dtype of the window, after PyTorch's checks (ValueError, as its Python code raises)."""
     if device is not None:
-        _device(device)
+        _check_cpu(device)
     if layout is not None and layout is not strided:
         raise ValueError(f"{name} is implemented for strided tensors only, got: {layout}")
     if M < 0:

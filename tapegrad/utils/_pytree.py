@@ -183,11 +183,25 @@ def _seq_keys(children):
     return [(SequenceKey(i), c) for i, c in enumerate(children)]
 
 
+# dict's node functions under PyTorch's private names: libraries register dict-like types with them
+# (transformers' ModelOutput: ``flatten_with_keys_fn=_dict_flatten_with_keys``)
+def _dict_flatten(d):
+    return list(d.values()), list(d.keys())
+
+
+def _dict_unflatten(values, context):
+    return dict(zip(context, values))
+
+
+def _dict_flatten_with_keys(d):
+    values, context = _dict_flatten(d)
+    return [(MappingKey(k), v) for k, v in zip(context, values)], context
+
+
 for _cls, _flat, _unflat, _keys in (
         (tuple, lambda t: (list(t), None), lambda v, c: tuple(v), lambda t: (_seq_keys(t), None)),
         (list, lambda t: (list(t), None), lambda v, c: list(v), lambda t: (_seq_keys(t), None)),
-        (dict, lambda d: (list(d.values()), list(d.keys())), lambda v, c: dict(zip(c, v)),
-         lambda d: ([(MappingKey(k), x) for k, x in d.items()], list(d.keys()))),
+        (dict, _dict_flatten, _dict_unflatten, _dict_flatten_with_keys),
         (namedtuple, lambda t: (list(t), type(t)), lambda v, c: c(*v),
          lambda t: ([(GetAttrKey(f), x) for f, x in zip(t._fields, t)], type(t))),
         (OrderedDict, lambda d: (list(d.values()), list(d.keys())), lambda v, c: OrderedDict(zip(c, v)),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor
-from ..device import device as _device
+from ..device import check_cpu as _check_cpu
 
 # DLDeviceType codes, for messages (the DLPack header's enum)
 _DEVICE_NAMES = {1: "CPU", 2: "CUDA", 3: "CUDA host memory", 4: "OpenCL", 7: "Vulkan", 8: "Metal", 9: "VPI",
@@ -67,7 +67,7 @@ def from_dlpack(ext_tensor, *, device=None, copy=None) -> Tensor:
     array([5., 1., 2.])
     """
     if device is not None:
-        _device(device)  # raises for anything but the CPU
+        _check_cpu(device)  # raises for anything but the CPU
     if type(ext_tensor).__name__ == "PyCapsule":
         producer = _Capsule(ext_tensor)
     elif hasattr(ext_tensor, "__dlpack__"):

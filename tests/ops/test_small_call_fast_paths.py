@@ -218,6 +218,19 @@ def test_expand_is_a_read_only_view_and_refuses_bad_sizes():
     np.testing.assert_array_equal(w.grad.numpy(), np.full(4, 3, np.float32))
 
 
+@pytest.mark.parametrize("sizes", [(1, -1), (1, 1, 4), (1, 4)])
+def test_expand_that_repeats_no_element_is_writable_as_in_pytorch(sizes):
+    # transformers' BertEmbeddings: position_ids = arange(n).expand((1, -1)), then copy_ into it
+    v = tg.arange(4.0)
+    out = v.expand(*sizes)
+    _is_view_of(out, v)
+    out.copy_(tg.arange(4.0).flip(0).expand(*sizes))
+    assert v.tolist() == [3.0, 2.0, 1.0, 0.0]
+    strided = tg.zeros(2, 1, 6)[:, :, ::2]  # a non-contiguous base
+    strided.expand(1, 2, 1, 3).fill_(7.0)
+    assert (strided == 7).all()
+
+
 @pytest.mark.parametrize("shape", [(-1,), (12,), (4, 3), (2, -1), (-1, 6)])
 def test_view_and_reshape_shapes(shape):
     _check(lambda L, a: a.view(*shape), A)

@@ -14,7 +14,7 @@ from ...autograd import RemovableHandle
 from ...tensor import Tensor
 from ..parameter import Buffer, Parameter, zero_grads
 from . import _hooks
-from ...device import check_memory_format as _check_memory_format, device as _device
+from ...device import check_memory_format as _check_memory_format, check_cpu as _check_cpu, device as _device
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -496,7 +496,7 @@ class Module:
         if dev is not None and str(dev) == "meta":
             return self._to_meta(dtype)
         if dev is not None:
-            _device(dev)
+            _check_cpu(dev)
         if dtype is None:
             return self
         dtype = _dtype.to_dtype(dtype)
@@ -523,7 +523,7 @@ class Module:
         """Give every parameter and buffer new uninitialised storage of the same shape and dtype on
         ``device`` (the CPU); returns ``self``. PyTorch uses it to materialise meta-device modules."""
         if device is not None:
-            _device(device)
+            _check_cpu(device)
         mods = self.modules() if recurse else [self]
         for m in mods:
             for store in ("_parameters", "_buffers"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import types
 
-from .compiler import allow_in_graph, assume_constant_result, disable, is_compiling, reset  # noqa: F401
+from ..compiler import allow_in_graph, assume_constant_result, disable, is_compiling, reset  # noqa: F401
 
 __all__ = ["config", "reset", "disable", "allow_in_graph", "disallow_in_graph", "forbid_in_graph",
            "assume_constant_result", "is_compiling", "mark_dynamic", "maybe_mark_dynamic", "mark_static",

@@ -1,0 +1,1 @@
+"""``torch.distributed._composable``: where PyTorch first put ``fully_shard`` (``_composable.fsdp``)."""
