@@ -84,6 +84,9 @@ _einops_hook.install()  # einops's rearrange/reduce/... take tapegrad tensors (w
 from . import _torch_c as _torch_c_hook  # noqa: E402
 _torch_c_hook.install()  # torch._C's functions that libraries call (_log_api_usage_once, ...)
 from . import __config__  # noqa: F401,E402  (torch.__config__.show(), parallel_info())
+from . import _ops  # noqa: E402
+_ops.install()  # torch.ops.aten.<op>.<overload> and the custom operators' namespaces
+from . import library  # noqa: F401,E402  (torch.library: custom_op, Library.define/impl, opcheck)
 
 from .version import __version__  # noqa: F401,E402
 
