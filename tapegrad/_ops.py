@@ -82,13 +82,9 @@ class OpOverloadPacket:
         key = "" if name == "default" else name
         if key in self._overloads:
             return self._overloads[key]
-        if self._namespace == "aten" and _aten_overload(self, key):
-            return self._overloads[key]
         raise AttributeError(f"The underlying op of '{self._namespace}.{self.__name__}' has no overload name '{name}'")
 
     def __call__(self, *args, **kwargs):
-        if self._namespace == "aten":
-            _aten_all_overloads(self)
         errors = []
         for overload in self._overloads.values():
             try:
@@ -132,7 +128,11 @@ class _OpNamespace(types.ModuleType):
 
     def _packet(self, op_name) -> OpOverloadPacket:
         if op_name not in self._packets:
-            self._packets[op_name] = OpOverloadPacket(self.name, op_name)
+            packet = self._packets[op_name] = OpOverloadPacket(self.name, op_name)
+            if self.name == "aten":
+                for overload, text in _aten_ops().get(op_name, {}).items():
+                    schema = parse_schema("aten::" + text)
+                    packet._overloads[overload] = OpOverload(packet, schema, _aten_function(schema))
         return self._packets[op_name]
 
     def __dir__(self):
@@ -179,24 +179,6 @@ def _aten_ops():
             table.setdefault(name.partition(".")[0], {})[name.partition(".")[2]] = text
         _aten_table = table
     return _aten_table
-
-
-def _aten_overload(packet, key) -> bool:
-    """Build ``aten.<op>.<key>`` from the table; False where tapegrad does not map it."""
-    with lock:
-        if key in packet._overloads:
-            return True
-        text = _aten_ops().get(packet.__name__, {}).get(key)
-        if text is None:
-            return False
-        schema = parse_schema("aten::" + text)
-        packet._overloads[key] = OpOverload(packet, schema, _aten_function(schema))
-        return True
-
-
-def _aten_all_overloads(packet):
-    for key in _aten_ops().get(packet.__name__, {}):
-        _aten_overload(packet, key)
 
 
 def _aten_function(schema):

@@ -12,6 +12,9 @@ their default. ``ADAPTERS`` holds the overloads whose arguments need translating
 """
 from __future__ import annotations
 
+from .. import linalg, ops
+from .._dtype import bool_
+from ..nn import functional as F
 
 __all__ = ["SCHEMAS", "ADAPTERS"]
 
@@ -343,6 +346,14 @@ def _native_dropout(input, p, train):
     return input * mask / (1 - p), mask
 
 
+def _pin_memory(self, device=None):
+    raise RuntimeError("Cannot access accelerator device when none is available.")  # PyTorch's, on a CPU-only machine
+
+
+def _bernoulli(self, p, generator=None):
+    return ops.bernoulli(ops.full_like(self, p), generator=generator)
+
+
 def _alias(self):
     return self.view_as(self)
 
@@ -356,6 +367,6 @@ ADAPTERS = {
     "native_layer_norm.default": _native_layer_norm, "embedding.default": _embedding,
     "avg_pool2d.default": _avg_pool2d, "max_pool2d_with_indices.default": _max_pool2d_with_indices,
     "mse_loss.default": _mse_loss, "nll_loss_forward.default": _nll_loss_forward, "_to_copy.default": _to_copy,
-    "_pin_memory.default": "Tensor.pin_memory", "native_dropout.default": _native_dropout,
-    "bernoulli.p": "Tensor.bernoulli", "alias.default": _alias, "copy_.default": "Tensor.copy_",
+    "_pin_memory.default": _pin_memory, "native_dropout.default": _native_dropout,
+    "bernoulli.p": _bernoulli, "alias.default": _alias, "copy_.default": "Tensor.copy_",
 }
