@@ -44,8 +44,17 @@ class Argument:
     type: str  # as written, without the alias annotation: "Tensor?", "int[2]", "Tensor[]"
     default: object = inspect.Parameter.empty
     kwarg_only: bool = False
-    alias: str | None = None
-    is_write: bool = False
+    annotation: str | None = None  # the alias annotation as written: "a!", "a -> *"
+
+    @property
+    def alias(self) -> str | None:
+        """The alias set's name (``a`` of ``Tensor(a!)``)."""
+        return self.annotation.split()[0].rstrip("!") if self.annotation else None
+
+    @property
+    def is_write(self) -> bool:
+        """Whether the op writes to this argument (``Tensor(a!)``)."""
+        return bool(self.annotation) and "!" in self.annotation
 
     @property
     def has_default(self) -> bool:
@@ -53,7 +62,7 @@ class Argument:
 
     def __str__(self):
         base, suffix = _split_type(self.type)
-        note = f"({self.alias}{'!' if self.is_write else ''})" if self.alias else ""
+        note = f"({self.annotation})" if self.annotation else ""
         text = base + note + suffix + (" " + self.name if self.name else "")
         return text + ("=" + _default_text(self.default) if self.has_default else "")
 
@@ -105,6 +114,9 @@ class FunctionSchema:
             else:
                 raise RuntimeError(f"{self.name}() is missing value for argument '{a.name}'. Declaration: {self}")
             _check_type(self, i, a, v)
+            sized = re.fullmatch(r"(?:int|SymInt)\[(\d+)\]\??", a.type)
+            if sized and isinstance(v, int) and not isinstance(v, bool):  # int[2] stride=1 means [1, 1]
+                v = [v] * int(sized.group(1))
             values.append(v)
         n = len(positional)
         return values[:n], {a.name: v for a, v in zip(self.arguments[n:], values[n:])}
@@ -193,13 +205,14 @@ def _parse_argument(toks, is_return, kwarg_only):
     base = toks.next()
     if base not in _BASE_TYPES:
         raise toks.error(_UNKNOWN_TYPE.rstrip("\n"), start)
-    alias, is_write = None, False
+    annotation = None
     if toks.peek() == "(":  # alias annotation: (a), (a!), (a -> *)
         toks.next()
-        alias = toks.next()
+        parts = []
         while toks.peek() not in (")", ""):
-            is_write |= toks.next() == "!"
+            parts.append(toks.next())
         toks.expect(")")
+        annotation = " ".join(parts).replace(" !", "!")
     suffix = ""
     while toks.peek() in ("?", "["):
         if toks.next() == "?":
@@ -219,7 +232,7 @@ def _parse_argument(toks, is_return, kwarg_only):
     if toks.peek() == "=" and not is_return:
         toks.next()
         default = _parse_default(toks, base + suffix)
-    return Argument(name, base + suffix, default, kwarg_only, alias, is_write)
+    return Argument(name, base + suffix, default, kwarg_only, annotation)
 
 
 def _parse_default(toks, type_):
@@ -232,11 +245,7 @@ def _parse_default(toks, type_):
                 toks.next()
         toks.next()
         return items
-    value = _literal(toks, toks.next())
-    m = re.fullmatch(r"\w+\[(\d+)\]\??", type_)
-    if m and isinstance(value, int):  # int[2] stride=1 means [1, 1]
-        return [value] * int(m.group(1))
-    return value
+    return _literal(toks, toks.next())
 
 
 def _literal(toks, tok):
