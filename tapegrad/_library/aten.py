@@ -226,6 +226,7 @@ scatter_add_(Tensor(a!) self, int dim, Tensor index, Tensor src) -> Tensor(a!)
 index_add_(Tensor(a!) self, int dim, Tensor index, Tensor source, *, Scalar alpha=1) -> Tensor(a!)
 masked_fill_.Scalar(Tensor(a!) self, Tensor mask, Scalar value) -> Tensor(a!)
 clamp_(Tensor(a!) self, Scalar? min=None, Scalar? max=None) -> Tensor(a!)
+_sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
 """.strip().splitlines()
 
 
@@ -354,6 +355,11 @@ def _bernoulli(self, p, generator=None):
     return ops.bernoulli(ops.full_like(self, p), generator=generator)
 
 
+def _sparse_addmm(self, mat1, mat2, beta=1, alpha=1):
+    out = (mat1 @ mat2) * alpha  # a sparse COO mat1 times a dense mat2
+    return out if beta == 0 else out + self * beta  # beta=0 ignores self (its NaNs too), as ATen's
+
+
 def _alias(self):
     return self.view_as(self)
 
@@ -368,5 +374,5 @@ ADAPTERS = {
     "avg_pool2d.default": _avg_pool2d, "max_pool2d_with_indices.default": _max_pool2d_with_indices,
     "mse_loss.default": _mse_loss, "nll_loss_forward.default": _nll_loss_forward, "_to_copy.default": _to_copy,
     "_pin_memory.default": _pin_memory, "native_dropout.default": _native_dropout,
-    "bernoulli.p": _bernoulli, "alias.default": _alias, "copy_.default": "Tensor.copy_",
+    "bernoulli.p": _bernoulli, "_sparse_addmm.default": _sparse_addmm, "alias.default": _alias, "copy_.default": "Tensor.copy_",
 }

@@ -50,3 +50,18 @@ def _no_gpu(*args, **kwargs):
 
 
 current_device = get_device_name = get_device_properties = set_device = _no_gpu
+
+
+class Stream:
+    """``torch.cuda.Stream``: the class exists (libraries annotate with it, as PyTorch's CPU build
+    keeps it), but making one needs a GPU."""
+
+    def __init__(self, device=None, priority=0, **kwargs):
+        raise RuntimeError("torch.cuda.Stream requires CUDA support: tapegrad runs on the CPU only")
+
+
+class Event:
+    """``torch.cuda.Event``: the class exists, but making one needs a GPU."""
+
+    def __init__(self, enable_timing=False, blocking=False, interprocess=False):
+        raise RuntimeError("torch.cuda.Event requires CUDA support: tapegrad runs on the CPU only")
