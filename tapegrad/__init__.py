@@ -86,7 +86,6 @@ _torch_c_hook.install()  # torch._C's functions that libraries call (_log_api_us
 from . import __config__  # noqa: F401,E402  (torch.__config__.show(), parallel_info())
 from . import _ops  # noqa: E402
 _ops.install()  # torch.ops.aten.<op>.<overload> and the custom operators' namespaces
-from . import library  # noqa: F401,E402  (torch.library: custom_op, Library.define/impl, opcheck)
 
 from .version import __version__  # noqa: F401,E402
 
@@ -104,7 +103,8 @@ def numel(t) -> int:
 def __getattr__(name):
     # tapegrad.testing on first use (as torch.testing after ``import torch``): its hypothesis
     # strategies would add ~0.1 s to every import
-    if name in ("testing", "quasirandom", "hub", "_dynamo", "onnx"):  # quasirandom: scipy.stats adds ~0.3 s; hub: urllib ~9 ms
+    # library: torch.library (custom operators), ~5 ms
+    if name in ("testing", "quasirandom", "hub", "_dynamo", "onnx", "library"):  # quasirandom: scipy.stats adds ~0.3 s; hub: urllib ~9 ms
         return _importlib.import_module("." + name, __name__)
     if name == "torch":  # torch.torch is torch (kornia annotates with torch.torch.Tensor)
         return _sys_modules[__name__]

@@ -24,7 +24,6 @@ __all__ = ["OpOverload", "OpOverloadPacket", "namespace", "register", "deregiste
 
 lock = threading.RLock()  # guards the namespaces' tables and every registration
 _namespaces: dict = {}
-_aten_table = None  # "name.overload" -> (schema text, implementation), read on first use
 
 
 class OpOverload:
@@ -122,7 +121,7 @@ class _OpNamespace(types.ModuleType):
         with lock:
             if op_name in self._packets:
                 return self._packets[op_name]
-            if self.name == "aten" and op_name in _aten_ops():
+            if self.name == "aten" and op_name in _ATEN:
                 return self._packet(op_name)
         raise AttributeError(f"'_OpNamespace' '{self.name}' object has no attribute '{op_name}'")
 
@@ -130,13 +129,13 @@ class _OpNamespace(types.ModuleType):
         if op_name not in self._packets:
             packet = self._packets[op_name] = OpOverloadPacket(self.name, op_name)
             if self.name == "aten":
-                for overload, text in _aten_ops().get(op_name, {}).items():
+                for overload, text in _ATEN.get(op_name, {}).items():
                     schema = parse_schema("aten::" + text)
                     packet._overloads[overload] = OpOverload(packet, schema, _aten_function(schema))
         return self._packets[op_name]
 
     def __dir__(self):
-        return sorted(set(super().__dir__()) | set(self._packets) | (set(_aten_ops()) if self.name == "aten" else set()))
+        return sorted(set(super().__dir__()) | set(self._packets) | (set(_ATEN) if self.name == "aten" else set()))
 
 
 def namespace(name: str) -> _OpNamespace:
@@ -170,15 +169,16 @@ def deregister(overload: OpOverload) -> None:
 
 
 # ---------------------------------------------------------------- aten, from the table
-def _aten_ops():
-    global _aten_table
-    if _aten_table is None:
-        table = {}
-        for text in aten.SCHEMAS:
-            name = text[:text.index("(")]
-            table.setdefault(name.partition(".")[0], {})[name.partition(".")[2]] = text
-        _aten_table = table
-    return _aten_table
+def _aten_table() -> dict:
+    """op name -> {overload name ("" for the default) -> schema text}."""
+    table: dict = {}
+    for text in aten.SCHEMAS:
+        name, _, overload = text[:text.index("(")].partition(".")
+        table.setdefault(name, {})[overload] = text
+    return table
+
+
+_ATEN = _aten_table()
 
 
 def _aten_function(schema):

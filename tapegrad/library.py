@@ -266,6 +266,14 @@ def _destroy(ns, kind, defs, impls):
     defs.clear()
 
 
+def _decorator(register, *args, **kwargs):
+    """The decorator form of ``register(*args, func, **kwargs)``: registers and returns ``func``."""
+    def decorate(func):
+        register(*args, func, **kwargs)
+        return func
+    return decorate
+
+
 def _library(qualname, lib):
     ns = qualname.partition("::")[0]
     if lib is None:
@@ -294,7 +302,7 @@ def impl(qualname, types, func=None, *, lib=None):
     ...     return x * 2
     """
     if func is None:
-        return lambda f: (impl(qualname, types, f, lib=lib), f)[1]
+        return _decorator(impl, qualname, types, lib=lib)
     name = qualname if isinstance(qualname, str) else _lookup(qualname).qualname
     for t in ([types] if isinstance(types, str) else types):
         _library(name, lib).impl(name, func, t)
@@ -304,7 +312,7 @@ def impl(qualname, types, func=None, *, lib=None):
 def register_kernel(op, device_types, func=None, /, *, lib=None):
     """A kernel for ``op`` on ``device_types`` (None: every device), as ``torch.library.register_kernel``."""
     if func is None:
-        return lambda f: (register_kernel(op, device_types, f, lib=lib), f)[1]
+        return _decorator(register_kernel, op, device_types, lib=lib)
     opdef = _lookup(op)
     if isinstance(op, CustomOpDef) or opdef.from_custom_op:
         return opdef.custom.register_kernel(device_types, func)
@@ -315,7 +323,7 @@ def register_fake(op, func=None, /, *, lib=None, _stacklevel=1, allow_override=F
     """The fake (meta) implementation of ``op``: computes the output's shape and dtype only (with
     ``new_empty``/``empty_like``); ``opcheck`` compares it with the real kernel's output."""
     if func is None:
-        return lambda f: (register_fake(op, f, lib=lib, allow_override=allow_override), f)[1]
+        return _decorator(register_fake, op, lib=lib, allow_override=allow_override)
     opdef = _lookup(op)
     with _ops.lock:
         if opdef.fake is not None and not allow_override:
@@ -368,7 +376,7 @@ class CustomOpDef:
     def register_kernel(self, device_types, fn=None, /):
         """The kernel for ``device_types`` ("cpu", ("cpu", "cuda"); None: every device)."""
         if fn is None:
-            return lambda f: (self.register_kernel(device_types, f), f)[1]
+            return _decorator(self.register_kernel, device_types)
         keys = ["CompositeExplicitAutograd"] if device_types is None else \
             [_dispatch_key(d) for d in ([device_types] if isinstance(device_types, str) else device_types)]
         with _ops.lock:

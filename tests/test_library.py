@@ -397,3 +397,20 @@ def test_register_autograd_refuses_a_mutating_op(ops):
     _, _, numpy_sin_out, _ = ops
     with pytest.raises(RuntimeError, match="mutates an input"), warnings.catch_warnings():
         numpy_sin_out.register_autograd(lambda ctx, g: g)
+
+
+def test_decorator_forms_register_and_return_the_function():
+    ns = fresh()
+    tg.library.define(f"{ns}::twice", "(Tensor x) -> Tensor")
+
+    @tg.library.impl(f"{ns}::twice", "cpu")
+    def twice(x):
+        return x * 2
+
+    @tg.library.register_fake(f"{ns}::twice")
+    def twice_fake(x):
+        return tg.empty_like(x)
+
+    assert callable(twice) and callable(twice_fake)
+    np.testing.assert_allclose(getattr(tg.ops, ns).twice(tg.ones(2)).numpy(), [2, 2])
+    assert tg.library.opcheck(getattr(tg.ops, ns).twice.default, (tg.ones(3),))["test_faketensor"] == "SUCCESS"
