@@ -520,8 +520,9 @@ def _test_faketensor(opdef, args, kwargs, atol, rtol):
     if not any(isinstance(o, Tensor) for o in outs):
         return
     if opdef.fake is None:
-        raise RuntimeError(f"There was no fake impl registered for {opdef.qualname}. This is necessary for torch.compile/"
-                           "export/fx tracing to work. Please use `torch.library.register_fake` to add a fake impl.")
+        raise RuntimeError(f"There was no fake impl registered for {opdef.qualname}. This is necessary for "
+                           "torch.compile/export/fx tracing to work. Please use `torch.library.register_fake` to add "
+                           "a fake impl.")
     pos, kw = opdef.schema.bind(tuple(_clone(args)), kwargs)
     with _in_fake(), grad_mode.no_grad():
         fakes = _flat([opdef.fake(*pos, **kw)])

@@ -234,7 +234,10 @@ def test_infer_schema_errors():
 
 def test_every_aten_schema_parses_and_prints_back():
     for text in aten_table.SCHEMAS:
-        assert str(parse_schema("aten::" + text)) == "aten::" + text
+        schema = parse_schema("aten::" + text)
+        assert parse_schema(str(schema)) == schema
+        if "e-05" not in text:  # ATen prints eps=1e-5 with 17 digits, Python's repr with the fewest
+            assert str(schema) == "aten::" + text
 
 
 def test_schema_grammar():

@@ -226,6 +226,21 @@ scatter_add_(Tensor(a!) self, int dim, Tensor index, Tensor src) -> Tensor(a!)
 index_add_(Tensor(a!) self, int dim, Tensor index, Tensor source, *, Scalar alpha=1) -> Tensor(a!)
 masked_fill_.Scalar(Tensor(a!) self, Tensor mask, Scalar value) -> Tensor(a!)
 clamp_(Tensor(a!) self, Scalar? min=None, Scalar? max=None) -> Tensor(a!)
+empty.memory_format(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
+linear(Tensor input, Tensor weight, Tensor? bias=None) -> Tensor
+layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1.0000000000000001e-05, bool cudnn_enable=True) -> Tensor
+group_norm(Tensor input, int num_groups, Tensor? weight=None, Tensor? bias=None, float eps=1.0000000000000001e-05, bool cudnn_enabled=True) -> Tensor
+var_mean.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> (Tensor, Tensor)
+hardswish(Tensor self) -> Tensor
+softplus(Tensor self, Scalar beta=1, Scalar threshold=20) -> Tensor
+mish(Tensor self) -> Tensor
+logit(Tensor self, float? eps=None) -> Tensor
+constant_pad_nd(Tensor self, SymInt[] pad, Scalar value=0) -> Tensor
+bitwise_and.Tensor(Tensor self, Tensor other) -> Tensor
+exp2(Tensor self) -> Tensor
+where.ScalarOther(Tensor condition, Tensor self, Scalar other) -> Tensor
+erfinv(Tensor self) -> Tensor
+pixel_shuffle(Tensor self, int upscale_factor) -> Tensor
 _sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
 """.strip().splitlines()
 
@@ -360,6 +375,18 @@ def _sparse_addmm(self, mat1, mat2, beta=1, alpha=1):
     return out if beta == 0 else out + self * beta  # beta=0 ignores self (its NaNs too), as ATen's
 
 
+def _layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5, cudnn_enable=True):
+    return F.layer_norm(input, tuple(normalized_shape), weight, bias, eps)
+
+
+def _group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, cudnn_enabled=True):
+    return F.group_norm(input, num_groups, weight, bias, eps)
+
+
+def _constant_pad_nd(self, pad, value=0):
+    return F.pad(self, tuple(pad), value=value)
+
+
 def _alias(self):
     return self.view_as(self)
 
@@ -374,5 +401,8 @@ ADAPTERS = {
     "avg_pool2d.default": _avg_pool2d, "max_pool2d_with_indices.default": _max_pool2d_with_indices,
     "mse_loss.default": _mse_loss, "nll_loss_forward.default": _nll_loss_forward, "_to_copy.default": _to_copy,
     "_pin_memory.default": _pin_memory, "native_dropout.default": _native_dropout,
+    "layer_norm.default": _layer_norm, "group_norm.default": _group_norm,
+    "constant_pad_nd.default": _constant_pad_nd, "linear.default": F.linear, "softplus.default": F.softplus,
+    "hardswish.default": F.hardswish, "mish.default": F.mish, "pixel_shuffle.default": F.pixel_shuffle,
     "bernoulli.p": _bernoulli, "_sparse_addmm.default": _sparse_addmm, "alias.default": _alias, "copy_.default": "Tensor.copy_",
 }

@@ -52,6 +52,15 @@ SAMPLES.update({
     "pow.Tensor_Tensor": ((P(3), A(3)), {}), "pow.Tensor_Scalar": ((A(3), 2), {}), "pow.Scalar": ((2.0, A(3)), {}),
     **{f"{c}.Tensor": ((A(6), np.where(B(6), A(6), 0.0)), {}) for c in "eq ne lt le gt ge".split()},
     **{f"{c}.Scalar": ((np.array([0.5, 1.0, 2.0]), 1.0), {}) for c in "eq ne lt le gt ge".split()},
+    "linear.default": ((A(3, 4), A(2, 4), A(2)), {}),
+    "layer_norm.default": ((A(2, 3, 4), [3, 4], A(3, 4), A(3, 4)), {}),
+    "group_norm.default": ((A(2, 4, 3), 2, A(4), A(4), 1e-3), {}),
+    "var_mean.correction": ((A(3, 4), [1]), {"correction": 2, "keepdim": True}),
+    "hardswish.default": ((A(3, 4) * 4,), {}), "softplus.default": ((A(3, 4), 2, 1), {}), "mish.default": ((A(5),), {}),
+    "logit.default": ((rng.uniform(0.1, 0.9, (5,)), 0.2), {}), "constant_pad_nd.default": ((A(2, 3), [1, 2], 0.5), {}),
+    "bitwise_and.Tensor": ((I(8, 5), I(8, 5)), {}), "exp2.default": ((A(4),), {}),
+    "where.ScalarOther": ((B(3, 4), A(3, 4), 0.5), {}), "erfinv.default": ((U(5),), {}),
+    "pixel_shuffle.default": ((A(1, 8, 2, 3), 2), {}),
     "maximum.default": ((A(4), A(4)), {}), "minimum.default": ((A(4), A(4)), {}),
     "where.self": ((B(3, 4), A(3, 4), A(3, 4)), {}), "atan2.default": ((A(4), A(4)), {}),
     "remainder.Tensor": ((A(4) * 5, P(4)), {}), "remainder.Scalar": ((A(4) * 5, 1.5), {}),
@@ -132,7 +141,7 @@ DTYPE_ARGS = {"to.dtype": "float32", "scalar_tensor.default": "float64", "zeros.
               "ones.default": "float64", "full.default": "float64"}
 # overloads whose values are random (shapes and dtypes compared only) or uninitialised
 RANDOM = {"native_dropout.default", "bernoulli.p", "empty_like.default", "new_empty.default"}
-SHAPE_SAMPLES = {"native_dropout.default": ((A(4, 5), 0.5, True), {}), "bernoulli.p": ((P(3, 3) / 3, 0.4), {}),
+SHAPE_SAMPLES = {"empty.memory_format": (([2, 3],), {}),"native_dropout.default": ((A(4, 5), 0.5, True), {}), "bernoulli.p": ((P(3, 3) / 3, 0.4), {}),
                  "empty_like.default": ((A(2, 3),), {}), "new_empty.default": ((A(2), [3, 2]), {})}
 
 
