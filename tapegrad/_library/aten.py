@@ -241,6 +241,20 @@ exp2(Tensor self) -> Tensor
 where.ScalarOther(Tensor condition, Tensor self, Scalar other) -> Tensor
 erfinv(Tensor self) -> Tensor
 pixel_shuffle(Tensor self, int upscale_factor) -> Tensor
+add.out(Tensor self, Tensor other, *, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!)
+mul.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+sub.out(Tensor self, Tensor other, *, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!)
+div.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+mm.out(Tensor self, Tensor mat2, *, Tensor(a!) out) -> Tensor(a!)
+bmm.out(Tensor self, Tensor mat2, *, Tensor(a!) out) -> Tensor(a!)
+addmm.out(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!)
+exp.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+sin.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+sum.IntList_out(Tensor self, int[1]? dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
+mean.out(Tensor self, int[1]? dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
+cat.out(Tensor[] tensors, int dim=0, *, Tensor(a!) out) -> Tensor(a!)
+clamp.out(Tensor self, Scalar? min=None, Scalar? max=None, *, Tensor(a!) out) -> Tensor(a!)
+where.self_out(Tensor condition, Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
 _sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
 """.strip().splitlines()
 

@@ -31,6 +31,10 @@ class C(np.ndarray):
     """An array given as a tensor that does not require grad (PyTorch refuses nll_loss's weight)."""
 
 
+def Z(*shape):  # an out= tensor
+    return np.zeros(shape).view(C)
+
+
 def B(*shape):
     return rng.random(shape) > 0.5
 
@@ -61,6 +65,13 @@ SAMPLES.update({
     "bitwise_and.Tensor": ((I(8, 5), I(8, 5)), {}), "exp2.default": ((A(4),), {}),
     "where.ScalarOther": ((B(3, 4), A(3, 4), 0.5), {}), "erfinv.default": ((U(5),), {}),
     "pixel_shuffle.default": ((A(1, 8, 2, 3), 2), {}),
+    "add.out": ((A(3), A(3)), {"alpha": 2, "out": Z(3)}), "mul.out": ((A(3), A(3)), {"out": Z(3)}),
+    "sub.out": ((A(3), A(3)), {"out": Z(3)}), "div.out": ((A(3), P(3)), {"out": Z(3)}),
+    "mm.out": ((A(2, 3), A(3, 4)), {"out": Z(2, 4)}), "bmm.out": ((A(2, 2, 3), A(2, 3, 1)), {"out": Z(2, 2, 1)}),
+    "addmm.out": ((A(2), A(3, 4), A(4, 2)), {"beta": 0.5, "out": Z(3, 2)}), "exp.out": ((A(3),), {"out": Z(3)}),
+    "sin.out": ((A(3),), {"out": Z(3)}), "sum.IntList_out": ((A(3, 4), [1]), {"out": Z(3)}),
+    "mean.out": ((A(3, 4), [0], True), {"out": Z(1, 4)}), "cat.out": (([A(2), A(3)],), {"out": Z(5)}),
+    "clamp.out": ((A(5), -0.5), {"out": Z(5)}), "where.self_out": ((B(4), A(4), A(4)), {"out": Z(4)}),
     "maximum.default": ((A(4), A(4)), {}), "minimum.default": ((A(4), A(4)), {}),
     "where.self": ((B(3, 4), A(3, 4), A(3, 4)), {}), "atan2.default": ((A(4), A(4)), {}),
     "remainder.Tensor": ((A(4) * 5, P(4)), {}), "remainder.Scalar": ((A(4) * 5, 1.5), {}),
@@ -162,11 +173,13 @@ def _overloads():
 
 
 def _convert(M, v, leaves):
+    """Arrays as tensors; the float64 ones (but C's) require grad and are listed in ``leaves``
+    (None: none requires grad)."""
     if isinstance(v, list):
         return [_convert(M, e, leaves) for e in v]
     if isinstance(v, np.ndarray):
         t = M.tensor(np.asarray(v))
-        if t.dtype == M.float64 and v.ndim and not isinstance(v, C):
+        if t.dtype == M.float64 and v.ndim and not isinstance(v, C) and leaves is not None:
             t.requires_grad_(True)
             leaves.append(t)
         return t
@@ -175,7 +188,8 @@ def _convert(M, v, leaves):
 
 def _call(M, name, args, kwargs, in_place):
     leaves = []
-    args = [_convert(M, a, leaves) for a in args]
+    args = [_convert(M, a, None if "out" in name else leaves) for a in args]  # out= is not differentiable
+    kwargs = {k: _convert(M, v, leaves) for k, v in kwargs.items()}
     if name in DTYPE_ARGS:
         kwargs = dict(kwargs, dtype=getattr(M, DTYPE_ARGS[name]))
         if name == "to.dtype":
@@ -241,7 +255,7 @@ def test_names_and_identity_follow_pytorch():
     assert aten.add is add and aten.add.Tensor is add.Tensor  # hashable and equal by identity
     assert {aten.add.Tensor: 1}[aten.add.Tensor] == 1 and aten.add.Tensor != aten.add.Scalar
     assert repr(add) == "<OpOverloadPacket(op='aten.add')>" and str(add) == "aten.add" and add.__name__ == "add"
-    assert add._qualified_op_name == "aten::add" and add.overloads() == ["Tensor", "Scalar"]
+    assert add._qualified_op_name == "aten::add" and add.overloads() == ["Tensor", "Scalar", "out"]
     t = add.Tensor
     assert (t.__name__, t.__qualname__, t.name(), str(t)) == ("add.Tensor", "aten::add.Tensor", "aten::add.Tensor",
                                                               "aten.add.Tensor")
@@ -249,6 +263,11 @@ def test_names_and_identity_follow_pytorch():
     assert str(t._schema) == "aten::add.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor"
     mm = aten.mm.default
     assert (mm.__name__, mm.name(), str(mm), mm._overloadname) == ("mm.default", "aten::mm", "aten.mm.default", "default")
+
+
+def test_out_overload_writes_into_out_and_returns_it():
+    x, out = tg.tensor([1.0, 2.0]), tg.zeros(2)
+    assert aten.add.out(x, x, out=out) is out and out.tolist() == [2.0, 4.0]
 
 
 def test_packet_call_picks_the_overload_that_takes_the_arguments():
