@@ -58,6 +58,7 @@ NAMESPACES = {
     "tapegrad.linalg": "tapegrad.linalg",
     "tapegrad.fft": "tapegrad.fft",
     "tapegrad.sparse": "tapegrad.sparse",
+    "tapegrad.library": "tapegrad.library",
     "tapegrad.special": "tapegrad.special",
     "tapegrad.distributions": "tapegrad.distributions",
     "tapegrad.utils.data": "tapegrad.utils.data",

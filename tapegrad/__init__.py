@@ -61,7 +61,7 @@ from . import nn, optim  # noqa: F401,E402
 from . import fft, linalg, special  # noqa: F401  (torch.fft's, torch.linalg's and torch.special's namespaces)
 from . import signal  # noqa: F401,E402  (torch.signal's namespace: signal.windows)
 from . import sparse  # noqa: F401,E402  (torch.sparse's namespace; defines the sparse tensor's class)
-from .device import sparse_coo  # noqa: F401,E402
+from .device import _mkldnn, jagged, sparse_bsc, sparse_bsr, sparse_coo, sparse_csc, sparse_csr  # noqa: F401,E402
 from . import utils, data  # noqa: F401,E402  (tapegrad.utils.data, as torch.utils.data; short alias)
 from .utils.dlpack import from_dlpack  # noqa: F401,E402
 from .serialization import load, save  # noqa: F401
@@ -85,6 +85,8 @@ _einops_hook.install()  # einops's rearrange/reduce/... take tapegrad tensors (w
 from . import _torch_c as _torch_c_hook  # noqa: E402
 _torch_c_hook.install()  # torch._C's functions that libraries call (_log_api_usage_once, ...)
 from . import __config__  # noqa: F401,E402  (torch.__config__.show(), parallel_info())
+from . import _ops  # noqa: E402
+_ops.install()  # torch.ops.aten.<op>.<overload> and the custom operators' namespaces
 
 from .version import __version__  # noqa: F401,E402
 
@@ -102,7 +104,8 @@ def numel(t) -> int:
 def __getattr__(name):
     # tapegrad.testing on first use (as torch.testing after ``import torch``): its hypothesis
     # strategies would add ~0.1 s to every import
-    if name in ("testing", "quasirandom", "hub", "_dynamo", "onnx"):  # quasirandom: scipy.stats adds ~0.3 s; hub: urllib ~9 ms
+    # library: torch.library (custom operators), ~5 ms
+    if name in ("testing", "quasirandom", "hub", "_dynamo", "onnx", "library"):  # quasirandom: scipy.stats adds ~0.3 s; hub: urllib ~9 ms
         return _importlib.import_module("." + name, __name__)
     if name == "torch":  # torch.torch is torch (kornia annotates with torch.torch.Tensor)
         return _sys_modules[__name__]

@@ -110,6 +110,11 @@ class layout:  # noqa: N801  (PyTorch's name)
 
 strided = layout("strided")
 sparse_coo = layout("sparse_coo")
+# PyTorch's other layouts, so that code comparing a tensor's layout with them runs; no tapegrad
+# tensor has them (making one is refused where the layout is checked)
+sparse_csr, sparse_csc, sparse_bsr, sparse_bsc = (layout(n) for n in ("sparse_csr", "sparse_csc", "sparse_bsr",
+                                                                      "sparse_bsc"))
+_mkldnn, jagged = layout("_mkldnn"), layout("jagged")
 
 
 def check_memory_format(value, opname: str, ndim=None) -> None:

@@ -57,6 +57,17 @@ def interface(obj):
     return obj
 
 
+def _overload(func):
+    """``@torch.jit._overload``: a TorchScript overload declaration (a typed stub); eagerly the
+    undecorated definition that follows replaces it, so the stub is returned as is."""
+    return func
+
+
+def _overload_method(func):
+    """``@torch.jit._overload_method``: ``_overload`` for methods."""
+    return func
+
+
 def is_scripting() -> bool:
     return False
 

@@ -342,8 +342,9 @@ class Tensor(_C.TensorBase):
 
     # ------------------------------------------------------------ conversion
     def numpy(self, *, force=False) -> np.ndarray:
-        """The underlying array (shared memory). Refused on a tensor that requires grad, as in PyTorch."""
-        if self._requires_grad and not force:
+        """The underlying array (shared memory). Refused on a tensor that requires grad while grad mode
+        is on, as in PyTorch (an ``autograd.Function``'s or custom op's forward runs with it off)."""
+        if self._requires_grad and not force and _C.is_grad_enabled():
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() "
                                "instead.")
         return self._data

@@ -27,6 +27,7 @@ NAMESPACES = [
     "tapegrad.autograd.functional", "tapegrad.autograd.graph", "tapegrad.nn.grad", "tapegrad.storage",
     "tapegrad.overrides", "tapegrad.linalg", "tapegrad.special", "tapegrad.distributions",
     "tapegrad.utils.data", "tapegrad.distributed", "tapegrad.futures", "tapegrad.amp", "tapegrad.testing",
+    "tapegrad.library",
 ]
 
 # Methods every class has, documented by Python itself, or the protocol of a base class.

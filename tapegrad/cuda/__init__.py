@@ -56,7 +56,8 @@ class _NoGPUType:
     """A CUDA object type: the name exists (annotations, ``isinstance``) but making one raises."""
 
     def __init__(self, *args, **kwargs):
-        _no_gpu()
+        raise RuntimeError(f"torch.cuda.{type(self).__name__} requires CUDA support: tapegrad runs on the CPU "
+                           "only, no CUDA device is available")
 
 
 class Stream(_NoGPUType):

@@ -59,9 +59,10 @@ def _complex_strings(a, opts):
     return np.array([r.rjust(width) + i + "j" for r, i in zip(re, im)], dtype=object).reshape(a.shape)
 
 
-def format_tensor(t) -> str:
+def format_values(t, indent: int) -> str:
+    """The values part of ``repr(t)``, its continuation lines indented by ``indent`` (PyTorch's
+    ``torch._tensor_str._tensor_str(t, indent)``)."""
     a = t._data
-    prefix = "tensor("
     floatmode = "maxprec"
     if _dtype.kind_of(a.dtype) == "f":
         floatmode = _floatmode(a)
@@ -73,9 +74,16 @@ def format_tensor(t) -> str:
         a, formatter = _complex_strings(a, opts), {"object": str}
     # numpy formats bfloat16 (kind 'V') element by element: show its (exact) float32 values
     shown = a.astype(np.float32) if a.dtype.kind == "V" and _dtype.is_floating(a.dtype) else a
-    body = np.array2string(shown, separator=", ", prefix=prefix, precision=opts["precision"],
+    body = np.array2string(shown, separator=", ", prefix=" " * indent, precision=opts["precision"],
                            threshold=opts["threshold"], edgeitems=opts["edgeitems"],
                            max_line_width=opts["linewidth"], floatmode=floatmode, formatter=formatter)
+    return body
+
+
+def format_tensor(t) -> str:
+    prefix = "tensor("
+    body = format_values(t, len(prefix))
+    a = t._data
     extras = []
     if a.size == 0 and a.ndim != 1:
         extras.append(f"size={tuple(a.shape)}")

@@ -256,7 +256,13 @@ def _draw_base_seed(generator):
     return int.from_bytes(digest, "little") >> 1
 
 
-class _SingleProcessIter:
+class _BaseDataLoaderIter:
+    """What iterating a ``DataLoader`` gives: in one process or with workers (PyTorch's names for
+    the two, ``_SingleProcessDataLoaderIter`` and ``_MultiProcessingDataLoaderIter``, are theirs
+    here; libraries check which one they hold)."""
+
+
+class _SingleProcessIter(_BaseDataLoaderIter):
     def __init__(self, loader):
         self._base_seed = _draw_base_seed(loader.generator)
         self._index = loader._index_iter()
@@ -346,7 +352,7 @@ def _flush_freed(pool):
 _GRACE = 1.0
 
 
-class _MultiProcessIter:
+class _MultiProcessIter(_BaseDataLoaderIter):
     def __init__(self, loader):
         self._kind = "iterable" if loader._iterable else "map"
         self._num_workers = loader.num_workers
@@ -517,6 +523,9 @@ class _MultiProcessIter:
         else:
             how = f"with exit code {code}"
         raise RuntimeError(f"DataLoader worker {i} (pid {w.pid}) exited unexpectedly {how}")
+
+
+_SingleProcessDataLoaderIter, _MultiProcessingDataLoaderIter = _SingleProcessIter, _MultiProcessIter
 
 
 class _WorkerError:
