@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Optional
 
 from tapegrad.tensor import Tensor
 
-from .node import NAMESPACES, PUBLIC_FUNCTIONS
+from .node import NAMESPACES, PUBLIC_FUNCTIONS, QUALIFIED
 
 _lock = threading.RLock()
 _users = 0
@@ -31,6 +31,17 @@ _TENSOR_BINARY = ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rm
                   "__rmatmul__", "__mod__", "__rmod__", "__and__", "__or__", "__xor__", "__rand__", "__ror__",
                   "__rxor__", "__lshift__", "__rshift__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__")
 _tensor_originals: Dict[str, Callable] = {}
+
+
+def _einsum_operands(equation, *operands):
+    # torch.einsum(eq, [a, b]) unpacks its list before dispatching, so the node reads einsum(eq, a, b)
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    return (equation,) + tuple(operands)
+
+
+# arguments PyTorch rewrites before __torch_function__ sees them (so graphs hold the same nodes)
+_NORMALIZE = {"tapegrad.einsum": _einsum_operands, "tapegrad.functional.einsum": _einsum_operands}
 
 
 def find_proxy(args, kwargs) -> Optional[Any]:
@@ -70,6 +81,9 @@ class _Recording:
     def __call__(self, *args, **kwargs):
         proxy = find_proxy(args, kwargs)
         if proxy is not None:
+            normalize = _NORMALIZE.get(QUALIFIED.get(id(self.__fx_original__)))
+            if normalize is not None:
+                args = normalize(*args)
             out = proxy.tracer.create_proxy("call_function", self.__fx_original__, args, kwargs)
             out.node.meta["is_wrapped"] = True
             return out

@@ -30,27 +30,30 @@ NAMESPACES = {"tapegrad": tapegrad, "tapegrad.nn.functional": _functional, "tape
               "tapegrad.linalg": _linalg, "tapegrad.fft": _fft, "tapegrad.functional": _torch_functional}
 
 
+_TRACEABLE_PRIVATE = ("_assert",)  # torch._assert dispatches on a proxy condition too
+
+
 def _public_functions(module) -> Dict[str, Callable]:
     """The callables of a namespace a Proxy may be passed to (classes and modules excepted)."""
     out = {}
     for name, obj in vars(module).items():
-        if name.startswith("_") or isinstance(obj, type) or inspect.ismodule(obj) or not callable(obj):
+        if (name.startswith("_") and name not in _TRACEABLE_PRIVATE) or isinstance(obj, type) or inspect.ismodule(obj) or not callable(obj):
             continue
         out[name] = obj
     return out
 
 
 PUBLIC_FUNCTIONS = {ns: _public_functions(mod) for ns, mod in NAMESPACES.items()}
-_QUALIFIED = {}
+QUALIFIED = {}
 for _ns, _funcs in reversed(list(PUBLIC_FUNCTIONS.items())):  # tapegrad.x wins over tapegrad.special.x
-    _QUALIFIED.update({id(f): f"{_ns}.{name}" for name, f in _funcs.items()})
+    QUALIFIED.update({id(f): f"{_ns}.{name}" for name, f in _funcs.items()})
 
 def _get_qualified_name(func: Callable) -> str:
     """``tapegrad.relu`` for tapegrad's functions, ``operator.add``, ``getattr``, else ``module.qualname``."""
     if getattr(builtins, getattr(func, "__name__", ""), None) is func:
         return func.__name__
-    if id(func) in _QUALIFIED:
-        return _QUALIFIED[id(func)]
+    if id(func) in QUALIFIED:
+        return QUALIFIED[id(func)]
     name = getattr(func, "__name__", None) or type(func).__name__
     if getattr(operator, name, None) is func:
         return f"operator.{name}"

@@ -400,3 +400,40 @@ def test_import_tapegrad_does_not_import_fx():
     out = subprocess.run([sys.executable, "-c", "import sys, tapegrad; print('tapegrad.fx' in sys.modules)"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_einsum_list_form_and_assert_on_proxies_as_pytorch():
+    """opt_einsum calls torch.einsum(eq, [a, b]); e3nn calls torch._assert(x.shape[-1] == n, msg)."""
+    def f(x, y):
+        tapegrad._assert(x.shape[-1] == 3, "invalid input shape")
+        return tapegrad.einsum("ij,jk->ik", [x, y])
+
+    gm = fx.symbolic_trace(f)
+    (einsum,) = [n for n in gm.graph.nodes if n.target is tapegrad.einsum]
+    assert [str(a) for a in einsum.args] == ["ij,jk->ik", "x", "y"]
+    assert tapegrad._assert in [n.target for n in gm.graph.nodes]
+    a, b = tapegrad.randn(2, 3, dtype=tapegrad.float64), tapegrad.randn(3, 4, dtype=tapegrad.float64)
+    np.testing.assert_allclose(gm(a, b).numpy(), a.numpy() @ b.numpy(), rtol=1e-12)
+    with pytest.raises(AssertionError, match="invalid input shape"):
+        gm(b, b)
+    torch = pytest.importorskip("torch")
+
+    def tf(x, y):
+        torch._assert(x.shape[-1] == 3, "invalid input shape")
+        return torch.einsum("ij,jk->ik", [x, y])
+    assert _structure(gm) == _structure(torch.fx.symbolic_trace(tf))
+    (teinsum,) = [n for n in torch.fx.symbolic_trace(tf).graph.nodes if n.target is torch.einsum]
+    assert [str(a) for a in teinsum.args] == ["ij,jk->ik", "x", "y"]
+
+
+def test_optimized_module_wraps_a_module():
+    from tapegrad._dynamo import OptimizedModule
+    lin = nn.Linear(2, 3)
+    m = OptimizedModule(lin)
+    x = tapegrad.randn(4, 2)
+    assert m.weight is lin.weight and isinstance(m, nn.Module)
+    np.testing.assert_array_equal(m(x).detach().numpy(), lin(x).detach().numpy())
+    assert not isinstance(tapegrad.compile(lin), OptimizedModule)  # compile returns the model itself
+    torch = pytest.importorskip("torch")
+    tm = torch.compile(torch.nn.Linear(2, 3))  # (compiles on first call only)
+    assert isinstance(tm, torch._dynamo.OptimizedModule) and tm.weight is tm._orig_mod.weight
