@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
+import numpy as np
+
 import tapegrad
 
 from .node import Argument, Node, Target, _get_qualified_name, _type_repr, map_arg
@@ -164,7 +166,9 @@ class CodeGen:
                 return repr(arg)
             if isinstance(arg, type) or callable(arg):
                 return add_global(_get_qualified_name(arg).replace(".", "_"), arg)
-            # a dtype, device, range, enum, ...: the object itself, by a global name
+            if isinstance(arg, np.dtype) and getattr(tapegrad, str(arg), None) == arg:
+                return f"tapegrad.{arg}"  # tapegrad's dtypes are numpy's
+            # a device, range, enum, ...: the object itself, by a global name
             return add_global(_snake_case(type(arg).__name__), arg)
 
         def format_args(args, kwargs) -> str:
@@ -205,7 +209,8 @@ class CodeGen:
             body.append("pass\n")
         code = "".join(body).lstrip("\n")
         code = "\n".join("    " + line for line in code.split("\n"))
-        fn_code = f"\n\n{self.gen_fn_def(free_vars, maybe_return_annotation[0])}\n{code}"
+        wrap_stmts = ""  # (PyTorch's layout: a line for wrap() statements, then the function)
+        fn_code = f"\n{wrap_stmts}\n\n{self.gen_fn_def(free_vars, maybe_return_annotation[0])}\n{code}"
         return PythonCode(fn_code, globals_)
 
     def _emit_node(self, node, root_module, body, free_vars, maybe_return_annotation, add_global, get_repr,

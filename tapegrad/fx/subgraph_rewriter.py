@@ -110,7 +110,11 @@ def replace_pattern(gm: GraphModule, pattern: Union[Callable, Graph],
                 _copy_attr(replacement_root, gm, node.target)
         val_map = {rp: replaced.get(match.nodes_map[pp], match.nodes_map[pp])
                    for rp, pp in zip(replacement_placeholders, pattern_placeholders)}
-        with gm.graph.inserting_before(match.anchor):
+        # as PyTorch: the replacement goes just before the first user of the matched value (else
+        # just after it)
+        users = match.anchor.users
+        insert_point = next((n for n in gm.graph.nodes if n in users), None) or match.anchor.next
+        with gm.graph.inserting_before(insert_point):
             copied = gm.graph.graph_copy(replacement_graph, val_map)
         match.anchor.replace_all_uses_with(copied)
         replaced[match.anchor] = copied

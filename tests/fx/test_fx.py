@@ -437,3 +437,11 @@ def test_optimized_module_wraps_a_module():
     torch = pytest.importorskip("torch")
     tm = torch.compile(torch.nn.Linear(2, 3))  # (compiles on first call only)
     assert isinstance(tm, torch._dynamo.OptimizedModule) and tm.weight is tm._orig_mod.weight
+
+
+def test_code_names_dtypes_and_non_literal_constants():
+    def f(x):
+        return x.to(tapegrad.float32) + tapegrad.zeros(2, dtype=tapegrad.float64, device=tapegrad.device("cpu"))
+    gm = fx.symbolic_trace(f)
+    assert "x.to(tapegrad.float32)" in gm.code
+    assert gm(tapegrad.ones(2, dtype=tapegrad.float64)).dtype == tapegrad.float64
