@@ -90,7 +90,7 @@ class _Recording:
         return self.__fx_original__(*args, **kwargs)
 
     def __eq__(self, other):
-        return self.__fx_original__ == getattr(other, "__fx_original__", other)
+        return self.__fx_original__ == (other.__fx_original__ if isinstance(other, _Recording) else other)
 
     def __hash__(self):
         return hash(self.__fx_original__)

@@ -223,7 +223,7 @@ class CodeGen:
             free_vars.append(f"{node.target}{annotation}{default}")
             raw_name = node.target.replace("*", "")
             if raw_name != node.name:
-                body.append(f"{node.name} = {raw_name}")
+                body.append(f"{node.name} = {raw_name}\n")
             return
         if node.op == "call_method":
             assert isinstance(node.target, str)

@@ -227,7 +227,7 @@ class GraphModule(Module):
         model_str = f"import tapegrad\nfrom tapegrad.nn import *\n\nclass {module_name}(tapegrad.nn.Module):\n" \
                     f"{tab}def __init__(self):\n{tab * 2}super().__init__()\n"
         for name, sub in self.named_children():
-            model_str += f"{tab * 2}self.{name} = {sub!r}\n"
+            model_str += f"{tab * 2}self.add_module({name!r}, {sub!r})\n"
         for name, buf in self._buffers.items():
             model_str += f"{tab * 2}self.register_buffer('{name}', tapegrad.empty({list(buf.shape)}, " \
                          f"dtype=tapegrad.{str(buf.dtype).split('.')[-1]}))\n"

@@ -168,7 +168,7 @@ class Proxy:
         calling_frame = frame.f_back if frame is not None else None
         if calling_frame is not None:
             for inst in dis.get_instructions(calling_frame.f_code):
-                if inst.offset == calling_frame.f_lasti + 2 and inst.opname == "UNPACK_SEQUENCE":
+                if inst.offset == calling_frame.f_lasti and inst.opname == "UNPACK_SEQUENCE":
                     return (self[i] for i in range(inst.argval))
             del calling_frame
         return self.tracer.iter(self)

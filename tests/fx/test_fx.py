@@ -445,3 +445,36 @@ def test_code_names_dtypes_and_non_literal_constants():
     gm = fx.symbolic_trace(f)
     assert "x.to(tapegrad.float32)" in gm.code
     assert gm(tapegrad.ones(2, dtype=tapegrad.float64)).dtype == tapegrad.float64
+
+
+def test_unpacking_a_proxy_and_a_builtin_named_input(tmp_path):
+    def f(x):
+        h, w = x.shape[-2:]
+        a, b = x.unbind(0)
+        return a.reshape(h * w) + b.flatten()
+    gm = fx.symbolic_trace(f)
+    x = tapegrad.randn(2, 3, 4)
+    np.testing.assert_array_equal(gm(x).numpy(), f(x).numpy())
+
+    seq = nn.Sequential(nn.Linear(3, 4), nn.ReLU())  # forward(self, input): a placeholder renamed input_1
+    sgm = fx.symbolic_trace(seq)
+    assert "input_1 = input\n" in sgm.code
+    y = tapegrad.randn(2, 3)
+    np.testing.assert_array_equal(sgm(y).detach().numpy(), seq(y).detach().numpy())
+    sgm.to_folder(tmp_path / "pkg", "Foo")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("pkg", tmp_path / "pkg" / "__init__.py",
+                                                  submodule_search_locations=[str(tmp_path / "pkg")])
+    pkg = importlib.util.module_from_spec(spec)
+    import sys
+    sys.modules["pkg"] = pkg
+    try:
+        spec.loader.exec_module(pkg)
+        np.testing.assert_array_equal(pkg.Foo()(y).detach().numpy(), seq(y).detach().numpy())
+    finally:
+        sys.modules.pop("pkg", None)
+        sys.modules.pop("pkg.module", None)
+    torch = pytest.importorskip("torch")
+    tgm = torch.fx.symbolic_trace(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU()))
+    assert sgm.code == tgm.code
+    assert gm.code == torch.fx.symbolic_trace(f).code  # f uses methods and operators only
