@@ -85,7 +85,8 @@ class _Recording:
             if normalize is not None:
                 args = normalize(*args)
             out = proxy.tracer.create_proxy("call_function", self.__fx_original__, args, kwargs)
-            out.node.meta["is_wrapped"] = True
+            if id(self.__fx_original__) not in QUALIFIED:  # fx.wrap / autowrap, not a tapegrad function
+                out.node.meta["is_wrapped"] = True
             return out
         return self.__fx_original__(*args, **kwargs)
 

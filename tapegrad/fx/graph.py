@@ -198,7 +198,10 @@ class CodeGen:
             else:
                 body.append("\n")
 
+        wrapped_fns: Dict[str, None] = {}
         for node in nodes:
+            if node.op == "call_function" and node.meta.get("is_wrapped"):
+                wrapped_fns.setdefault(add_global(_get_qualified_name(node.target), node.target))
             if verbose and node.op not in ("placeholder", "output"):
                 body.append(f"    # {node.format_node()}\n")
             self._emit_node(node, root_module, body, free_vars, maybe_return_annotation, add_global, get_repr,
@@ -209,7 +212,8 @@ class CodeGen:
             body.append("pass\n")
         code = "".join(body).lstrip("\n")
         code = "\n".join("    " + line for line in code.split("\n"))
-        wrap_stmts = ""  # (PyTorch's layout: a line for wrap() statements, then the function)
+        # functions recorded through fx.wrap / autowrap stay wrapped when the code is traced again
+        wrap_stmts = "\n".join(f'tapegrad.fx._symbolic_trace.wrap("{name}")' for name in wrapped_fns)
         fn_code = f"\n{wrap_stmts}\n\n{self.gen_fn_def(free_vars, maybe_return_annotation[0])}\n{code}"
         return PythonCode(fn_code, globals_)
 

@@ -478,3 +478,28 @@ def test_unpacking_a_proxy_and_a_builtin_named_input(tmp_path):
     tgm = torch.fx.symbolic_trace(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU()))
     assert sgm.code == tgm.code
     assert gm.code == torch.fx.symbolic_trace(f).code  # f uses methods and operators only
+
+
+def halve_fn(x):
+    return x / 2
+
+
+def test_autowrap_math_and_autowrap_functions():
+    import math
+
+    def f(x):
+        return halve_fn(x * math.sqrt(x.size(0)))
+
+    tracer = fx.Tracer(autowrap_functions=(halve_fn,))
+    graph = tracer.trace(f)
+    gm = fx.GraphModule(tracer.root, graph)
+    assert [n.target for n in graph.nodes if n.op == "call_function"] == [math.sqrt, operator.mul, halve_fn]
+    x = tapegrad.randn(4, dtype=tapegrad.float64)
+    np.testing.assert_allclose(gm(x).numpy(), x.numpy() * 2 / 2, rtol=1e-15)
+    assert math.sqrt.__module__ == "math"  # restored
+    torch = pytest.importorskip("torch")
+    ttracer = torch.fx.Tracer(autowrap_functions=(halve_fn,))
+    tgm = torch.fx.GraphModule(torch.nn.Module(), ttracer.trace(f))
+    assert gm.code == tgm.code.replace("torch.fx._symbolic_trace", "tapegrad.fx._symbolic_trace")
+    regm = fx.symbolic_trace(gm)  # the code's wrap() lines keep halve_fn one node when traced again
+    assert [n.target for n in regm.graph.nodes if n.op == "call_function"][-1] is halve_fn
