@@ -258,9 +258,9 @@ class Tracer(TracerBase):
             next(names_iter)  # skip self
             args.append(self.root)
         sig = inspect.signature(fn_for_analysis)
-        concrete_args = dict(concrete_args or {})
-        if not isinstance(concrete_args, dict):
-            raise TypeError("concrete_args must be a dict of argument names to values")
+        if concrete_args is not None and not isinstance(concrete_args, dict):
+            raise TypeError("tapegrad.fx: concrete_args must be a dict of argument names to values")
+        concrete_args = concrete_args or {}
 
         def proxy_placeholder(name: str):
             if name in concrete_args:

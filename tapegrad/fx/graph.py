@@ -8,7 +8,6 @@ line per node, naming each value after its node and setting it to ``None`` after
 from __future__ import annotations
 
 import builtins
-import contextlib
 import copy
 import inspect
 import keyword

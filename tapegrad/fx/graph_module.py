@@ -13,7 +13,7 @@ import importlib
 import linecache
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Union
 
 import tapegrad
 from tapegrad.nn import Module, Parameter

@@ -2,7 +2,7 @@
 function's graph in a GraphModule and replaces it with another's."""
 from __future__ import annotations
 
-from typing import Callable, Dict, List, NamedTuple, Optional, Union
+from typing import Callable, Dict, List, NamedTuple, Union
 
 from tapegrad.nn import Module
 
