@@ -70,6 +70,7 @@ NAMESPACES = {
     "tapegrad.quasirandom": "tapegrad.quasirandom",
     "tapegrad.multiprocessing": "tapegrad.multiprocessing",
     "tapegrad.compiler": "tapegrad.compiler",
+    "tapegrad.fx": "tapegrad.fx",
     "tapegrad.hub": "tapegrad.hub",
     "tapegrad.onnx": "tapegrad.onnx",
     "tapegrad.utils.benchmark": "tapegrad.utils.benchmark",

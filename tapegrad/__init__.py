@@ -104,8 +104,9 @@ def numel(t) -> int:
 def __getattr__(name):
     # tapegrad.testing on first use (as torch.testing after ``import torch``): its hypothesis
     # strategies would add ~0.1 s to every import
-    # library: torch.library (custom operators), ~5 ms
-    if name in ("testing", "quasirandom", "hub", "_dynamo", "onnx", "library"):  # quasirandom: scipy.stats adds ~0.3 s; hub: urllib ~9 ms
+    # library: torch.library (custom operators), ~5 ms; fx: its tables of tapegrad's functions are built on
+    # import; functional: torch.functional's names
+    if name in ("testing", "quasirandom", "hub", "_dynamo", "onnx", "library", "fx", "functional"):  # quasirandom: scipy.stats adds ~0.3 s; hub: urllib ~9 ms
         return _importlib.import_module("." + name, __name__)
     if name == "torch":  # torch.torch is torch (kornia annotates with torch.torch.Tensor)
         return _sys_modules[__name__]

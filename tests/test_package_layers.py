@@ -22,7 +22,7 @@ LAYERS = [  # (name, module prefixes), lowest first; a module belongs to the fir
     ("autograd", ("tapegrad.autograd",)),
     ("api", ("tapegrad",)),
 ]
-OPTIONAL = ("mpi4py", "h5py", "einops", "graphviz", "ml_dtypes", "safetensors", "hypothesis", "tqdm", "matplotlib", "importlib",
+OPTIONAL = ("mpi4py", "h5py", "einops", "tabulate", "graphviz", "ml_dtypes", "safetensors", "hypothesis", "tqdm", "matplotlib", "importlib",
             "numpy._core", "numpy.core", "PIL")
 MAX_CYCLE = 4
 
