@@ -1078,9 +1078,10 @@ PyObject* set_tensor_class(PyObject*, PyObject* cls) {
   Py_RETURN_NONE;
 }
 
-bool set_tuple_class(PyObject** slot, PyObject* cls, const char* what) {
-  if (!PyType_Check(cls) || !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls), &PyTuple_Type)) {
-    PyErr_Format(PyExc_TypeError, "%s: expected a subclass of tuple", what);
+// Stores the class `cls` (a subclass of `base`) that tensor.py / registry.py registers in `slot`.
+bool set_tuple_class(PyObject** slot, PyObject* cls, const char* what, PyTypeObject* base = &PyTuple_Type) {
+  if (!PyType_Check(cls) || !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls), base)) {
+    PyErr_Format(PyExc_TypeError, "%s: expected a subclass of %s", what, base->tp_name);
     return false;
   }
   Py_INCREF(cls);
@@ -1118,12 +1119,7 @@ PyObject* set_attribute_store(PyObject*, PyObject* fns) {
 }
 
 PyObject* set_size_class(PyObject*, PyObject* cls) {
-  if (!PyType_Check(cls) || !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls), &SizeBaseType)) {
-    PyErr_SetString(PyExc_TypeError, "_set_size_class: expected a subclass of tapegrad._C.SizeBase");
-    return nullptr;
-  }
-  Py_INCREF(cls);
-  Py_XSETREF(size_class, cls);
+  if (!set_tuple_class(&size_class, cls, "_set_size_class", &SizeBaseType)) return nullptr;
   Py_RETURN_NONE;
 }
 

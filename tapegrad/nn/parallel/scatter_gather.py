@@ -9,18 +9,23 @@ Both are differentiable: the pieces are ``chunk`` views and the join is ``cat``.
 """
 from __future__ import annotations
 
-from ...device import device as _device
+from ...device import check_cpu
 from ...ops import cat
 from ...tensor import Tensor
 
 __all__ = ["scatter", "scatter_kwargs", "gather"]
 
 
-def _check_cpu(targets, fn: str):
+def _require_cpu(targets, fn: str):
+    """Each target a CPU device (``device.check_cpu``'s rule, and -1), or an error naming ``fn``."""
     for t in targets:
-        if not (t == -1 or t == "cpu" or (isinstance(t, _device) and t.type == "cpu")):
+        if t == -1:
+            continue
+        try:
+            check_cpu(t)
+        except RuntimeError:
             raise RuntimeError(f"{fn}: tapegrad runs on the CPU; device {t!r} is not available "
-                               f"(targets: {list(targets)})")
+                               f"(targets: {list(targets)})") from None
 
 
 def _is_namedtuple(obj) -> bool:
@@ -34,7 +39,7 @@ def scatter(inputs, target_gpus, dim: int = 0):
 
     def scatter_map(obj):
         if isinstance(obj, Tensor):
-            _check_cpu(target_gpus, "scatter")
+            _require_cpu(target_gpus, "scatter")
             return list(obj.chunk(len(target_gpus), dim)) if target_gpus else []
         if _is_namedtuple(obj):
             return [type(obj)(*args) for args in zip(*map(scatter_map, obj))]
@@ -68,7 +73,7 @@ def scatter_kwargs(inputs, kwargs, target_gpus, dim: int = 0):
 def gather(outputs, target_device, dim: int = 0):
     """The per-piece ``outputs`` joined: tensors concatenated along ``dim`` on ``target_device``
     (a CPU device, or -1), dicts key by key, sequences and namedtuples item by item; None stays None."""
-    _check_cpu([target_device], "gather")
+    _require_cpu([target_device], "gather")
 
     def gather_map(outputs):
         out = outputs[0]
