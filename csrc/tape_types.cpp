@@ -10,6 +10,9 @@
 
 #include <structmember.h>
 
+#include <utility>
+#include <vector>
+
 // The types are filled in field by field in add_to_module (designated initialisers would
 // have to follow CPython's field order exactly).
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
@@ -27,6 +30,11 @@ PyObject* attribute_store = nullptr;
 // tensor.py's Size (a Python subclass of SizeBase below), registered by _set_size_class: what
 // x.shape returns.
 PyObject* size_class = nullptr;
+// _dtype.py's dtype objects, registered by _set_dtype_map: x.dtype is the object of the array's
+// numpy descr (a pointer compare over a short table: numpy's builtin descrs are singletons), or
+// what `dtype_fallback(descr)` says for any other descr (a byte-swapped array's, say).
+std::vector<std::pair<PyObject*, PyObject*>> dtype_table;
+PyObject* dtype_fallback = nullptr;
 
 // A new `cls` (a tuple subclass) holding the items of the plain tuple `items`: tuple's own
 // __new__, which also keeps whatever a tuple caches (its hash) right on every Python version.
@@ -349,6 +357,20 @@ PyObject* get_shape(PyObject* self, void*) {
   if (size_class == nullptr) return dims.release();
   return new_size(reinterpret_cast<PyTypeObject*>(size_class), dims.get());
 }
+PyObject* get_dtype(PyObject* self, void*) {
+  PyObject* d = T(self)->data;
+  Ref descr;
+  if (is_exact_ndarray(d)) {
+    descr.reset(Py_NewRef(array_head(d)->descr));
+  } else {
+    descr.reset(PyObject_GetAttrString(d, "dtype"));
+    if (!descr) return nullptr;
+  }
+  for (const auto& [key, obj] : dtype_table)
+    if (key == descr.get()) return Py_NewRef(obj);
+  if (dtype_fallback == nullptr) return descr.release();
+  return PyObject_CallOneArg(dtype_fallback, descr.get());
+}
 PyObject* get_requires_grad(PyObject* self, void*) {
   if (fresh_view(self) < 0) return nullptr;
   return PyBool_FromLong(T(self)->requires_grad);
@@ -372,6 +394,7 @@ int set_retains_grad(PyObject* self, PyObject* v, void*) {
 PyGetSetDef tensor_getset[] = {
     {"_data", get_data, set_data, "the numpy array", nullptr},
     {"shape", get_shape, nullptr, "the tensor's sizes, a tapegrad.Size (a tuple of ints, as torch.Size)", nullptr},
+    {"dtype", get_dtype, nullptr, "the element type, a tapegrad.dtype (as torch.dtype)", nullptr},
     {"grad", get_grad, set_grad, "the accumulated gradient (None until backward reaches this tensor)", nullptr},
     {"grad_fn", get_grad_fn, set_grad_fn, "the Node that produced this tensor (None for a leaf)", nullptr},
     {"_version", get_version, nullptr, "the number of in-place writes to this tensor's memory (shared with views)",
@@ -1123,6 +1146,29 @@ PyObject* set_size_class(PyObject*, PyObject* cls) {
   Py_RETURN_NONE;
 }
 
+// _set_dtype_map(table, fallback): table maps numpy dtypes to tapegrad.dtype objects (kept for
+// the process: the interned objects never die), fallback(descr) answers any other descr.
+PyObject* set_dtype_map(PyObject*, PyObject* args) {
+  PyObject *table, *fallback;
+  if (!PyArg_ParseTuple(args, "O!O:_set_dtype_map", &PyDict_Type, &table, &fallback)) return nullptr;
+  if (!PyCallable_Check(fallback)) {
+    PyErr_SetString(PyExc_TypeError, "_set_dtype_map: fallback must be callable");
+    return nullptr;
+  }
+  std::vector<std::pair<PyObject*, PyObject*>> entries;
+  Py_ssize_t pos = 0;
+  PyObject *key, *value;
+  while (PyDict_Next(table, &pos, &key, &value)) entries.emplace_back(Py_NewRef(key), Py_NewRef(value));
+  for (auto& [k, v] : dtype_table) {
+    Py_DECREF(k);
+    Py_DECREF(v);
+  }
+  dtype_table = std::move(entries);
+  Py_INCREF(fallback);
+  Py_XSETREF(dtype_fallback, fallback);
+  Py_RETURN_NONE;
+}
+
 PyObject* set_post_hook_runner(PyObject*, PyObject* fn) {
   if (!PyCallable_Check(fn)) {
     PyErr_SetString(PyExc_TypeError, "_set_post_hook_runner: expected a callable");
@@ -1268,6 +1314,8 @@ PyMethodDef methods[] = {
     {"_set_zeroed_grad_class", set_zeroed_grad_class, METH_O,
      "the class of a VJP's (g, zero_in_place(array), zeroed_copy(g)) gradient: g with a region zeroed"},
     {"_set_size_class", set_size_class, METH_O, "_set_size_class(Size): the class x.shape returns"},
+    {"_set_dtype_map", set_dtype_map, METH_VARARGS,
+     "_set_dtype_map(table, fallback): x.dtype is table[numpy dtype], else fallback(numpy dtype)"},
     {"_set_attribute_store", set_attribute_store, METH_O,
      "(get, set, delete): the side table of attributes set on tensors without a __dict__"},
     {"_set_post_hook_runner", set_post_hook_runner, METH_O,

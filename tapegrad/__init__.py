@@ -38,13 +38,13 @@ if _os.environ.get("TAPEGRAD_MALLOC_TUNING", "1") != "0":
     # reserve_huge_heap): address space, not memory, until arrays live there
     _C.reserve_huge_heap(512 << 20)
 
-from ._dtype import (bool_ as bool, double, float, float16, float32, float64, get_default_dtype, half,  # noqa: A004
-                     int, int8, int16, int32, int64, long, set_default_dtype, short, uint8, uint16, uint32,
-                     uint64)
-from ._dtype import cdouble, cfloat, complex64, complex128  # noqa: F401
+from ._dtype_names import (bool_ as bool, double, float, float16, float32, float64, half,  # noqa: A004
+                           int, int8, int16, int32, int64, long, short, uint8, uint16, uint32, uint64)
+from ._dtype_names import cdouble, cfloat, chalf, complex32, complex64, complex128  # noqa: F401
+from ._dtype import get_default_dtype, set_default_dtype  # noqa: F401
 from . import _dtype as _dtypes
 if _dtypes.bfloat16 is not None:  # else __getattr__ below says what to install
-    bfloat16, float8_e4m3fn, float8_e5m2 = _dtypes.bfloat16, _dtypes.float8_e4m3fn, _dtypes.float8_e5m2
+    from ._dtype_names import bfloat16, float8_e4m3fn, float8_e5m2  # noqa: F401
 from .tensor import Tensor
 from .device import (channels_last, channels_last_3d, contiguous_format, device, layout, memory_format,  # noqa: F401
                      preserve_format, strided)

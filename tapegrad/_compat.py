@@ -18,7 +18,7 @@ from .nn.modules.module import Module
 from .tensor import Size, Tensor  # noqa: F401  (Size: tapegrad.Size)
 from .ops import format as _format
 
-dtype = np.dtype  # tapegrad's dtypes are numpy dtypes: isinstance(x.dtype, tapegrad.dtype) holds
+dtype = _dtype.DType  # isinstance(x.dtype, tapegrad.dtype) holds
 
 
 class _LegacyMeta(type):
@@ -146,24 +146,24 @@ def is_nonzero(input) -> bool:
     return bool(input.item())
 
 
-def result_type(tensor1, tensor2) -> np.dtype:
+def result_type(tensor1, tensor2) -> dtype:
     """The dtype PyTorch's promotion gives ``tensor1 op tensor2`` (tensors or Python numbers)."""
     a = tensor1._data if isinstance(tensor1, Tensor) else tensor1
     b = tensor2._data if isinstance(tensor2, Tensor) else tensor2
     if not isinstance(a, np.ndarray) and not isinstance(b, np.ndarray):
-        a = np.asarray(a, dtype=_dtype.get_default_dtype() if isinstance(a, float) else None)
+        a = np.asarray(a, dtype=_dtype.default_float() if isinstance(a, float) else None)
         if a.dtype.kind == "i":
             a = a.astype(np.int64)
-    return _dtype.result_type(a, b)
+    return _dtype.public(_dtype.result_type(a, b))
 
 
-def promote_types(type1, type2) -> np.dtype:
+def promote_types(type1, type2) -> dtype:
     """The dtype that an op on ``type1`` and ``type2`` returns (PyTorch's promotion rules).
 
     >>> tapegrad.promote_types(tapegrad.int64, tapegrad.float32)
-    dtype('float32')
+    tapegrad.float32
     """
-    return _dtype.result_type(np.empty(1, _dtype.to_dtype(type1)), np.empty(1, _dtype.to_dtype(type2)))
+    return _dtype.public(_dtype.result_type(np.empty(1, _dtype.to_dtype(type1)), np.empty(1, _dtype.to_dtype(type2))))
 
 
 def can_cast(from_, to) -> bool:

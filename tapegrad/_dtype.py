@@ -1,7 +1,10 @@
 """dtypes: numpy's, under PyTorch's names, and PyTorch's promotion rules.
 
-tapegrad's dtypes are ``numpy.dtype`` objects, so ``x.dtype == tapegrad.float32`` and
-``x.dtype == np.float32`` both hold. Floating tensors default to float32, integers to int64.
+A tensor holds a numpy array, and this module's own names (``_dtype.float32``) are numpy dtypes,
+which tapegrad's code hands to numpy. Users see ``DType`` objects (``tapegrad.float32``, ``x.dtype``:
+``torch.dtype``'s attributes and repr), each holding its numpy dtype and comparing equal to it, so
+``x.dtype == tapegrad.float32`` and ``x.dtype == np.float32`` both hold. Floating tensors default
+to float32, integers to int64.
 Python scalars are "weak": ``float32_tensor * 2.0`` stays float32, as in PyTorch.
 
 bfloat16 is ``ml_dtypes``'s (numpy has none); without that package ``tapegrad`` still imports and
@@ -60,8 +63,169 @@ _NAMES.update({complex64: "complex64", complex128: "complex128"})
 _default_float = [float32]
 
 
-def get_default_dtype() -> np.dtype:
+class DType:
+    """A tensor's element type, as ``torch.dtype``: ``x.dtype is tapegrad.float32``.
+
+    One object per dtype (``tapegrad.float`` is ``tapegrad.float32``), with PyTorch's attributes
+    ``is_floating_point``, ``is_complex``, ``is_signed``, ``itemsize``, ``abbr`` and ``to_real()`` /
+    ``to_complex()``. Each holds its numpy dtype in ``.dtype``, the attribute numpy's converter
+    reads, so ``np.zeros(3, x.dtype)`` and ``arr.astype(x.dtype)`` work, and ``x.dtype ==
+    np.float32`` holds (equality and hashing are the numpy dtype's). numpy's read-only dtype
+    attributes (``kind``, ``char``, ``name``, ``type``, ...) answer too, where ``torch.dtype``
+    raises: code written against numpy's dtypes keeps working.
+
+    >>> x = tapegrad.ones(2)
+    >>> x.dtype, x.dtype.is_floating_point, x.dtype.itemsize
+    (tapegrad.float32, True, 4)
+    """
+
+    __slots__ = ("dtype", "kind", "char", "type", "name", "itemsize", "is_floating_point", "is_complex",
+                 "is_signed", "abbr", "_hash", "__weakref__")
+
+    def __new__(cls, *args, **kwargs):
+        raise TypeError("cannot create 'tapegrad.dtype' instances (use tapegrad.float32 and its kin)")
+
+    def __repr__(self) -> str:
+        return "tapegrad." + _NAMES[self.dtype]
+
+    __str__ = __repr__
+
+    def __eq__(self, other):
+        if other is self:
+            return True
+        if other is None or other.__class__ is DType:  # numpy reads None as float64
+            return False
+        return self.dtype == other
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> str:  # pickled by name: tapegrad.float32 loads as the same object
+        return _NAMES[self.dtype]
+
+    def __setattr__(self, attr, value):
+        raise AttributeError(f"tapegrad.dtype attribute {attr!r} is read-only")
+
+    def __delattr__(self, attr):
+        raise AttributeError(f"tapegrad.dtype attribute {attr!r} is read-only")
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __getattr__(self, attr):  # numpy's other dtype attributes (byteorder, fields, ...)
+        if attr.startswith("_"):
+            raise AttributeError(f"'tapegrad.dtype' object has no attribute {attr!r}")
+        return getattr(self.dtype, attr)
+
+    def to_real(self) -> "DType":
+        """The real dtype of a complex one's parts (``complex64.to_real()`` is ``float32``); others unchanged."""
+        return public(real_of(self.dtype))
+
+    def to_complex(self) -> "DType":
+        """The complex dtype with this floating dtype's parts (``float64.to_complex()`` is ``complex128``)."""
+        if self.is_complex:
+            return self
+        if not self.is_floating_point or self.itemsize == 1:  # ints, bool, float8: PyTorch's error
+            raise RuntimeError(f"Unknown Complex ScalarType for {_NAMES[self.dtype]}")
+        if self.dtype == float16:
+            return complex32
+        return public(complex_of(float32 if self.itemsize < 4 else self.dtype))
+
+
+DType.__name__ = DType.__qualname__ = "dtype"
+DType.__module__ = "tapegrad"
+
+
+class _NamedOnly(DType):
+    """A dtype tapegrad knows by name but stores no tensor of: ``complex32`` (PyTorch's experimental
+    ComplexHalf; numpy has no such type). Code may compare with it (``x.dtype == torch.complex32``)
+    and read its attributes; asking for a tensor of it raises, naming it."""
+
+    __slots__ = ()
+
+    @property
+    def dtype(self):
+        raise TypeError(f"{self!r} is not supported: tapegrad stores no {self.name} tensors "
+                        f"(numpy has no such type); use tapegrad.complex64")
+
+    def __repr__(self) -> str:
+        return "tapegrad." + self.name
+
+    __str__ = __repr__
+
+    def __eq__(self, other):
+        return other is self
+
+    def __ne__(self, other):
+        return other is not self
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> str:
+        return self.name
+
+    def to_real(self) -> DType:
+        return _PUBLIC[float16]
+
+    def to_complex(self) -> DType:
+        return self
+
+    def __getattr__(self, attr):
+        raise AttributeError(f"'tapegrad.dtype' object has no attribute {attr!r}")
+
+
+def _named_only(name_: str, kind: str, itemsize: int, abbr: str, **flags) -> _NamedOnly:
+    obj = object.__new__(_NamedOnly)
+    for attr, value in dict(kind=kind, char=None, type=None, name=name_, itemsize=itemsize, abbr=abbr,
+                            _hash=hash(("tapegrad.dtype", name_)), **flags).items():
+        object.__setattr__(obj, attr, value)
+    return obj
+
+_ABBR = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16", "int64": "i64", "int32": "i32",
+         "int16": "i16", "int8": "i8", "uint8": "u8", "uint16": "u16", "uint32": "u32", "uint64": "u64", "bool": "b8",
+         "complex64": "c64", "complex128": "c128", "float8_e4m3fn": "f8e4m3fn", "float8_e5m2": "f8e5m2"}
+_PUBLIC = {}  # numpy dtype -> its DType
+
+
+def _make(d: np.dtype, name_: str) -> DType:
+    obj = object.__new__(DType)
+    set_ = object.__setattr__
+    for attr in ("kind", "char", "type", "name", "itemsize"):
+        set_(obj, attr, getattr(d, attr))
+    set_(obj, "dtype", d)
+    floating = d.kind == "f" or (d.kind == "V" and d.type.__name__ in _ML_FLOATS)
+    set_(obj, "is_floating_point", floating)
+    set_(obj, "is_complex", d.kind == "c")
+    set_(obj, "is_signed", d.kind in "ifc" or floating)
+    set_(obj, "abbr", _ABBR[name_])
+    set_(obj, "_hash", hash(d))
+    return obj
+
+
+def public(d):
+    """The ``tapegrad.dtype`` object of a numpy dtype (what ``x.dtype`` and ``get_default_dtype()``
+    give users); None stays None, and a dtype tapegrad has no name for stays numpy's."""
+    if d is None or d.__class__ is DType:
+        return d
+    obj = _PUBLIC.get(d)
+    return obj if obj is not None else d
+
+
+
+def get_default_dtype() -> DType:
     """The floating dtype that factories such as ``tensor([1.0])`` and ``zeros`` use (float32 at start)."""
+    return _PUBLIC[_default_float[0]]
+
+
+def default_float() -> np.dtype:
+    """get_default_dtype()'s numpy dtype, for tapegrad's own numpy calls."""
     return _default_float[0]
 
 
@@ -70,9 +234,9 @@ def set_default_dtype(d) -> None:
 
     >>> tapegrad.set_default_dtype(tapegrad.float64)
     """
-    d = np.dtype(d)
+    d = to_dtype(d)
     if d not in (float32, float64):
-        raise TypeError(f"set_default_dtype: only float32 and float64 are supported, got {d}")
+        raise TypeError(f"set_default_dtype: only float32 and float64 are supported, got {name(d)}")
     _default_float[0] = d
 
 
@@ -132,7 +296,11 @@ _DTYPE_CLASSES = frozenset(type(np.dtype(c)) for c in "?bBhHiIlLqQefdgFDG")  # n
 def to_dtype(d) -> np.dtype:
     """Accept a tapegrad/numpy dtype, a numpy scalar type, a name like 'float32', or a legacy
     tensor type (``LongTensor``, ``'torch.LongTensor'``)."""
-    if d.__class__ in _DTYPE_CLASSES:  # a dtype already (tapegrad's dtypes are numpy's): most calls
+    if d.__class__ is DType:  # most calls
+        return d.dtype
+    if d.__class__ is _NamedOnly:
+        return d.dtype  # raises, naming it
+    if d.__class__ in _DTYPE_CLASSES:  # numpy's own
         return d
     if d is None:
         return None
@@ -248,3 +416,10 @@ def real_of(d) -> np.dtype:
 
 builtins_int = _b.int
 builtins_float = _b.float
+
+
+for _d in (float32, float64, float16, int64, int32, int16, int8, uint8, uint16, uint32, uint64, bool_, complex64,
+           complex128, bfloat16, float8_e4m3fn, float8_e5m2):
+    if _d is not None:
+        _PUBLIC[_d] = _make(_d, _NAMES[_d])
+complex32 = _named_only("complex32", "c", 4, "c32", is_floating_point=False, is_complex=True, is_signed=True)

@@ -34,7 +34,6 @@ _DOCS = {
               "that require grad).",
     "map_": "Overwrite each element with ``callable(element, other_element)``, ``tensor`` broadcast to ``self``.",
     "map2_": "Overwrite each element with ``callable(element, x_element, y_element)``, ``x`` and ``y`` broadcast.",
-    "dtype": "The element type (a numpy dtype: ``tapegrad.float32`` is ``numpy.dtype('float32')``).",
     "ndim": "The number of dimensions.",
     "device": "``tapegrad.device('cpu')``: tensors live in the CPU's memory.",
     "is_cuda": "False: tapegrad runs on the CPU only.",

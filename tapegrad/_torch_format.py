@@ -274,8 +274,9 @@ class _Loader:
         else:
             if isinstance(dtype, _MissingDtype):
                 _tensor_dtype(dtype.name, self.label, f"a tensor on storage {storage.key!r}")
-            if not isinstance(dtype, np.dtype):
+            if not isinstance(dtype, _dtype.DType):
                 raise self.fail(f"tensor dtype is {_short(dtype)}, not a torch dtype")
+            dtype = dtype.dtype
             if storage.dtype != uint8:
                 raise self.fail(f"_rebuild_tensor_v3 needs an untyped storage, got one of {storage.dtype}")
             buf_numel = storage.numel // dtype.itemsize
@@ -456,7 +457,7 @@ def _resolve_global(module: str, name: str, label: str):
     if module == "torch":
         dname = _ALIASES.get(name, name)
         if dname in _SUPPORTED:
-            return _SUPPORTED[dname]
+            return _dtype.public(_SUPPORTED[dname])  # a tensor's dtype below, or a value the caller gets
         if dname in _UNSUPPORTED:
             return _MissingDtype(dname)  # an error once used (a tensor's dtype, or left in the result)
     if full in _REFUSED:
@@ -783,7 +784,7 @@ class _Pickler:
             self.glob("torch", "Size")
             self.save((tuple(obj),), where, depth + 1)
             out += b"R"
-        elif isinstance(obj, np.dtype) and obj in _DTYPE_NAME:
+        elif isinstance(obj, (np.dtype, _dtype.DType)) and obj in _DTYPE_NAME:
             self.glob("torch", _DTYPE_NAME[obj])
         elif isinstance(obj, device):
             self.glob("torch", "device")

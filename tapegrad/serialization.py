@@ -59,6 +59,7 @@ FORMAT_VERSION = 2  # 2: every entry has a crc32 attribute; 1 (no checksums) sti
 MAX_DEPTH = 100  # nesting of dicts/lists/tuples; deeper is refused on save and on load
 
 _INT64 = (np.iinfo(np.int64).min, np.iinfo(np.int64).max)
+_DTYPES_BY_NAME = {repr(d).removeprefix("tapegrad."): d for d in _dtype._PUBLIC.values()}  # what a saved dtype may name
 _SAFETENSORS_CRC_KEY = "tapegrad.crc32"
 
 
@@ -312,9 +313,10 @@ def _write_node(group, name, obj, where, attrs, depth=0):
         data, attrs["kind"] = np.asarray(np.bool_(obj)), "bool"
     elif isinstance(obj, numbers.Integral) and _INT64[0] <= int(obj) <= _INT64[1]:
         data, attrs["kind"] = np.asarray(np.int64(int(obj))), "int"
-    elif isinstance(obj, (numbers.Integral, str)):
-        attrs["kind"] = "str" if isinstance(obj, str) else "bigint"
-        text = obj if isinstance(obj, str) else str(int(obj))
+    elif isinstance(obj, (numbers.Integral, str, _dtype.DType)):  # a dtype by its name ("float16")
+        attrs["kind"] = "str" if isinstance(obj, str) else "dtype" if isinstance(obj, _dtype.DType) else "bigint"
+        text = obj if isinstance(obj, str) else repr(obj).removeprefix("tapegrad.") if attrs["kind"] == "dtype" \
+            else str(int(obj))
         raw = text.encode("utf-8", "surrogatepass")
         ds = group.create_dataset(name, data=np.frombuffer(raw, np.uint8))
         return _finish(ds, name, attrs, _crc32(_node_header(name, attrs), raw))
@@ -469,6 +471,14 @@ def _read_h5(source, label):
         raise CheckpointError(f"tapegrad.load: {label!r} is corrupt or truncated: {type(e).__name__}: {e}") from None
 
 
+def _load_dtype(name, fail, where):
+    """A saved dtype's object: one of tapegrad's dtype names, nothing else."""
+    d = _DTYPES_BY_NAME.get(name)
+    if d is None:
+        raise fail(where, f"names an unknown dtype {name[:40]!r}")
+    return d
+
+
 def _decode_key(kind, s):
     if kind == "str":
         return s
@@ -574,7 +584,7 @@ class _H5Reader:
                 raise self.fail(where, f"is None but holds data of shape {node.shape}")
             verify(_crc32(header))
             return None
-        if kind in ("str", "bigint"):
+        if kind in ("str", "bigint", "dtype"):
             if node.dtype == np.uint8 and node.ndim == 1:
                 text = node[()].tobytes().decode("utf-8", "surrogatepass")
             elif node.shape == () and node.dtype.kind in "OS":  # format 1: a variable-length string
@@ -582,6 +592,8 @@ class _H5Reader:
             else:
                 raise self.fail(where, f"should be a string but is {node.dtype} of shape {node.shape}")
             verify(_crc32(header, text.encode("utf-8", "surrogatepass")))
+            if kind == "dtype":
+                return _load_dtype(text, self.fail, where)
             return text if kind == "str" else int(text)
         if kind not in ("tensor", "ndarray") and kind not in _SCALAR_KINDS:
             raise self.fail(where, f"has an unknown kind {kind!r}")

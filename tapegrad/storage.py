@@ -348,7 +348,7 @@ class TypedStorage(_HostMemory):
             raise TypeError(f"TypedStorage(): expected no argument, a size or a sequence, got "
                             f"{tuple(type(a).__name__ for a in args)}")
         self._untyped_storage = untyped
-        self.dtype = dtype
+        self.dtype = _dtype.public(dtype)
 
     def _elements(self) -> np.ndarray:
         return _typed_array(self._untyped_storage, self.dtype)

@@ -76,6 +76,7 @@ class Size(_C.SizeBase):
 
 
 _C._set_size_class(Size)  # x.shape (a C getter) returns a Size
+_C._set_dtype_map(_dtype._PUBLIC, _dtype.public)  # x.dtype (a C getter) returns a tapegrad.dtype
 
 # Attributes a program sets on a tensor (``x.name = ...``, a library's ``param.unconstrained``):
 # tapegrad.Tensor has no __dict__ (a dict would put every tensor in the cycle collector: see
@@ -209,10 +210,6 @@ class Tensor(_C.TensorBase):
             self.requires_grad_(True)
 
     # ------------------------------------------------------------ metadata
-    @property
-    def dtype(self) -> np.dtype:
-        return self._data.dtype
-
     @property
     def ndim(self) -> int:
         return self._data.ndim

@@ -140,7 +140,7 @@ class _Evil:
     (_glob("torch._utils", "_rebuild_tensor_v2") + _tup(_int(1)) + b"R", "called with 1 arguments"),
     # callables that are not functions: a storage type, a dtype, a string
     (_glob("torch", "FloatStorage") + b")R", "calls torch.FloatStorage"),
-    (_glob("torch", "float32") + b")R", "calls dtype"),
+    (_glob("torch", "float32") + b")R", "calls tapegrad.float32"),
     (_str("os.system") + b")R", "calls 'os.system'"),
     (_glob("torch", "Tensor") + b")R", "calls torch.Tensor"),
     (_glob("torch", "Tensor") + b")\x81", "NEWOBJ"),

@@ -55,7 +55,7 @@ def set_autocast_enabled(device_type: str, enabled: bool) -> None:
 
 def get_autocast_dtype(device_type: str):
     """The autocast dtype of ``device_type`` (``tapegrad.bfloat16`` for the CPU's default)."""
-    return _check(device_type)[1]
+    return _dtype.public(_check(device_type)[1])
 
 
 def set_autocast_dtype(device_type: str, dtype) -> None:

@@ -165,8 +165,10 @@ class CodeGen:
                 return repr(arg)
             if isinstance(arg, type) or callable(arg):
                 return add_global(_get_qualified_name(arg).replace(".", "_"), arg)
+            if isinstance(arg, tapegrad.dtype):
+                return repr(arg)  # tapegrad.float32
             if isinstance(arg, np.dtype) and getattr(tapegrad, str(arg), None) == arg:
-                return f"tapegrad.{arg}"  # tapegrad's dtypes are numpy's
+                return f"tapegrad.{arg}"  # a numpy dtype under a tapegrad name
             # a device, range, enum, ...: the object itself, by a global name
             return add_global(_snake_case(type(arg).__name__), arg)
 

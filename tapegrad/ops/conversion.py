@@ -10,7 +10,7 @@ from .shape import cast, clone
 
 
 def _is_dtype_like(x) -> bool:
-    if isinstance(x, np.dtype) or (isinstance(x, type) and issubclass(x, (np.generic, bool, float, int))):
+    if isinstance(x, (np.dtype, _dtype.DType)) or (isinstance(x, type) and issubclass(x, (np.generic, bool, float, int))):
         return True
     if isinstance(x, str):
         try:

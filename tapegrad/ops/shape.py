@@ -94,7 +94,7 @@ def view(input, *shape, dtype=None, size=None):
             raise TypeError(f"view: takes a shape or dtype=, not both (got shape {shape} and dtype {dtype})")
         return view_dtype(input, dtype)
     if len(shape) == 1 and shape[0].__class__ is not int and (
-            isinstance(shape[0], np.dtype) or isinstance(shape[0], type) and issubclass(shape[0], np.generic)):
+            isinstance(shape[0], (np.dtype, _dtype.DType)) or isinstance(shape[0], type) and issubclass(shape[0], np.generic)):
         return view_dtype(input, shape[0])
     shape = _infer_shape(_shape_arg(shape), input._data.size, "view", input._data.shape)
     try:

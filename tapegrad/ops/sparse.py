@@ -75,7 +75,7 @@ class COOStorage:
 
     @property
     def dtype(self):
-        return self.values._data.dtype
+        return self.values.dtype
 
     @property
     def ndim(self):
