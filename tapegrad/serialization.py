@@ -343,7 +343,8 @@ def _write_node(group, name, obj, where, attrs, depth=0):
             hint = ("; save its state_dict() instead (tapegrad.save(model.state_dict(), f), then "
                     "model.load_state_dict(tapegrad.load(f))): checkpoints hold data, never code")
         raise TypeError(f"tapegrad.save: {where} is of type {type(obj).__name__}, which cannot be saved (supported: "
-                        f"tensors, numpy arrays, numbers, strings, bools, None, and dicts/lists/tuples of them){hint}")
+                        f"tensors, numpy arrays, numbers, strings, bools, dtypes, None, and dicts/lists/tuples of "
+                        f"them){hint}")
     if _dtype.is_bfloat16(data.dtype):  # HDF5 has no bfloat16: its bits, as uint16, named by an attribute
         data, attrs["dtype"] = data.view(np.uint16), "bfloat16"
     ds = group.create_dataset(name, data=data)
