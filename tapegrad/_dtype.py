@@ -79,8 +79,18 @@ class DType:
     (tapegrad.float32, True, 4)
     """
 
-    __slots__ = ("dtype", "kind", "char", "type", "name", "itemsize", "is_floating_point", "is_complex",
-                 "is_signed", "abbr", "_hash", "__weakref__")
+    __slots__ = {  # read-only: set once when the object is made
+        "dtype": "The numpy dtype (what numpy's converter reads: ``np.zeros(3, x.dtype)``).",
+        "kind": "numpy's kind code ('f', 'i', 'u', 'b', 'c'; 'V' for bfloat16 and float8_e4m3fn).",
+        "char": "numpy's type character ('f' for float32).",
+        "type": "numpy's scalar type (``np.float32``).",
+        "name": "numpy's name ('float32').",
+        "itemsize": "Bytes per element.",
+        "is_floating_point": "Whether it is a floating type (the 16- and 8-bit floats included).",
+        "is_complex": "Whether it is a complex type.",
+        "is_signed": "Whether it holds negative values (floats, complex and signed integers; not bool or uint).",
+        "abbr": "PyTorch's short name ('f32', 'bf16', 'b8').",
+        "_hash": None, "__weakref__": None}
 
     def __new__(cls, *args, **kwargs):
         raise TypeError("cannot create 'tapegrad.dtype' instances (use tapegrad.float32 and its kin)")

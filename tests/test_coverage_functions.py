@@ -115,14 +115,14 @@ def test_legacy_constructors_as_pytorch():
         for args in ((1, 4), (0, 1, 0.25), (3, -1, -1.5)):
             x, t = tg.range(*args), torch.range(*args)
             np.testing.assert_allclose(x.numpy(), t.numpy())
-            assert str(x.dtype) == str(t.dtype).replace("torch.", "")
+            assert str(x.dtype) == str(t.dtype).replace("torch.", "tapegrad.")
         with pytest.raises(RuntimeError):
             torch.range(0, 3, -1)
     with pytest.raises(RuntimeError):
         tg.range(0, 3, -1)
     for s in (3, 2.5, True):
         x, t = tg.scalar_tensor(s), torch.scalar_tensor(s)
-        assert x.item() == t.item() and x.ndim == 0 and str(x.dtype) == str(t.dtype).replace("torch.", "")
+        assert x.item() == t.item() and x.ndim == 0 and str(x.dtype) == str(t.dtype).replace("torch.", "tapegrad.")
     assert tg.scalar_tensor(3, dtype=tg.int64).dtype == tg.int64
     x = tg.empty_strided((2, 3), (1, 2))
     assert x.shape == torch.empty_strided((2, 3), (1, 2)).shape

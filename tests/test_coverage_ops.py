@@ -15,7 +15,7 @@ def _same(a, b):
     b = b if isinstance(b, tuple) else (b,)
     assert len(a) == len(b)
     for x, y in zip(a, b):
-        assert tuple(x.shape) == tuple(y.shape) and str(x.dtype) == str(y.dtype).replace("torch.", "")
+        assert tuple(x.shape) == tuple(y.shape) and str(x.dtype) == str(y.dtype).replace("torch.", "tapegrad.")
         np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-14, atol=0)
 
 

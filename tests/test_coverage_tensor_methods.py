@@ -48,7 +48,7 @@ def test_legacy_new_and_new_empty_strided():
     x, t = tg.zeros(2, dtype=tg.float64), torch.zeros(2, dtype=torch.float64)
     for args in ((2, 3), ([1, 2],), ()):
         a, b = x.new(*args), t.new(*args)
-        assert a.shape == tuple(b.shape) and str(a.dtype) == str(b.dtype).replace("torch.", "")
+        assert a.shape == tuple(b.shape) and str(a.dtype) == str(b.dtype).replace("torch.", "tapegrad.")
     assert x.new([1, 2]).tolist() == [1.0, 2.0]
     s = x.new_empty_strided((2, 3), (3, 1))
     assert s.shape == (2, 3) and s.dtype == tg.float64

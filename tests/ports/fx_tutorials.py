@@ -108,7 +108,7 @@ out["replaced"] = rgm(x[2, :1], w1, w2)
 
 # ShapeProp
 ShapeProp(gm).propagate(x)
-out["shapes"] = [(n.name, list(n.meta["tensor_meta"].shape), str(n.meta["tensor_meta"].dtype).replace("torch.", ""))
+out["shapes"] = [(n.name, list(n.meta["tensor_meta"].shape), str(n.meta["tensor_meta"].dtype).split(".")[-1])
                  for n in gm.graph.nodes if "tensor_meta" in n.meta]
 
 

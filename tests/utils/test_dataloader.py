@@ -37,7 +37,7 @@ class TorchItems(torch.utils.data.Dataset):
 def _flat(batch):
     """A batch as nested Python values, tensors as (shape, dtype name, values)."""
     if isinstance(batch, (tapegrad.Tensor, torch.Tensor)):
-        return (tuple(batch.shape), str(batch.dtype).replace("torch.", ""), batch.tolist())
+        return (tuple(batch.shape), str(batch.dtype).split(".")[-1], batch.tolist())
     if isinstance(batch, dict):
         return {k: _flat(v) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):

@@ -150,7 +150,7 @@ def test_collate_structures_match_pytorch():
     def same(a, b):
         if isinstance(b, torch.Tensor):
             assert isinstance(a, tapegrad.Tensor) and a.shape == tuple(b.shape)
-            assert str(a.dtype) == str(b.dtype).replace("torch.", "")
+            assert str(a.dtype) == str(b.dtype).replace("torch.", "tapegrad.")
             np.testing.assert_array_equal(a.numpy(), b.numpy())
         elif isinstance(b, dict):
             assert type(a) is type(b) and a.keys() == b.keys()
