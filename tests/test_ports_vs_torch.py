@@ -211,8 +211,8 @@ def test_out_argument_and_dtype_info_match_torch():
         t, g = torch.finfo(getattr(torch, d)), tg.finfo(getattr(tg, d))
         assert (g.eps, g.max, g.min, g.tiny, g.bits) == (t.eps, t.max, t.min, t.tiny, t.bits)
     assert tg.iinfo(tg.int64).max == torch.iinfo(torch.int64).max and tg.iinfo(tg.uint8).min == 0
-    assert str(tg.result_type(tg.tensor([1, 2]), 1.0)) == "float32"
-    assert str(tg.promote_types(tg.int32, tg.float64)) == "float64"
+    assert str(tg.result_type(tg.tensor([1, 2]), 1.0)) == "tapegrad.float32"
+    assert str(tg.promote_types(tg.int32, tg.float64)) == "tapegrad.float64"
 
 
 def test_schedulers_match_torch():

@@ -20,7 +20,7 @@ def test_window_matches_torch(name, sym, dtype):
     for M in (0, 1, 2, 5, 10):
         want = getattr(torch.signal.windows, name)(M, sym=sym, dtype=getattr(torch, dtype), **EXTRA.get(name, {}))
         got = getattr(tg.signal.windows, name)(M, sym=sym, dtype=getattr(tg, dtype), **EXTRA.get(name, {}))
-        assert tuple(got.shape) == tuple(want.shape) and str(got.dtype) == dtype
+        assert tuple(got.shape) == tuple(want.shape) and got.dtype is getattr(tg, dtype) and str(got.dtype) == "tapegrad." + dtype
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-7)
 
 
