@@ -105,7 +105,10 @@ class DType:
             return True
         if other is None or other.__class__ is DType:  # numpy reads None as float64
             return False
-        return self.dtype == other
+        try:
+            return self.dtype == other
+        except TypeError:  # a tensor, say: numpy hands the comparison to it, which refuses a dtype
+            return False
 
     def __ne__(self, other):
         return not self.__eq__(other)

@@ -56,6 +56,7 @@ def test_equality_and_hash_follow_numpy(name):
     assert {npd: 1}[d] == 1 and {d: 2}[npd] == 2
     assert d in (npd,) and npd in {d}
     assert d != None  # noqa: E711  (numpy reads None as float64)
+    assert d != tapegrad.ones(2) and d != "cpu" and d != object()
     others = [getattr(tapegrad, n) for n in NAMES if n != name]
     assert all(d != o for o in others)
 
