@@ -171,11 +171,13 @@ def sum_to_size(input, *args, size=None):
     size = sizes_or_keyword(args, size, "size", "sum_to_size")
     shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
     have = input._data.shape
-    if have == shape:
+    if have == shape and shape:
         return input
     # expandable: no more dims than the input, each trailing size equal to the input's or 1
     if len(shape) > len(have) or builtins.any(s != h and s != 1 for s, h in zip(reversed(shape), reversed(have))):
         raise RuntimeError(f"sum_to_size: size {shape} is not expandable to tensor size {tuple(input.shape)}")
+    if _dtype.kind_of(input._data.dtype) in "biu":  # a sum, as PyTorch's: integers and bools add up in int64
+        input = input.to(_dtype.int64)              # (a size of () always sums, even a 0-d input: ATen's sum_to)
     return apply(_sum_to_size, input, shape=shape)
 
 

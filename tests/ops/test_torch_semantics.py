@@ -1148,3 +1148,15 @@ def test_fill_replaces_nan_and_inf_keeps_the_dtype_and_passes_the_gradient_to_va
                     M.fill(M.tensor([1, 2]), M.tensor(2.7)).tolist(), str(M.fill(M.tensor([1, 2]), M.tensor(2.7)).dtype)[-5:]))
     assert res[1] == res[0]
     _raises_like(lambda M: M.fill(M.ones(3), M.ones(2)))
+
+
+@pytest.mark.parametrize("dtype", ["bool", "int32", "uint8", "float32"])
+def test_sum_to_size_sums_as_sum_does(dtype):
+    """Integers and bools reduced by ``sum_to_size`` come back int64 (it is a sum), and a size of
+    () always sums, even for a 0-d input (ATen's ``sum_to``); an equal shape returns the input."""
+    torch = _torch()
+    for data, size in (([[1, 0, 1], [1, 1, 0]], (1, 3)), ([[1, 0, 1], [1, 1, 0]], ()), (1, ()),
+                       ([[1, 0, 1], [1, 1, 0]], (2, 3)), ([1, 0, 1], (1,))):
+        got = tg.tensor(data, dtype=getattr(tg, dtype)).sum_to_size(size)
+        want = torch.tensor(data, dtype=getattr(torch, dtype)).sum_to_size(size)
+        _same(got, want)
