@@ -46,7 +46,8 @@ def _mm_fwd(a, b):
         # a batch of matrices times one matrix: one GEMM of all their rows, as PyTorch folds it
         # (256 x 32 x 32 @ 32 x 32 as 256 products took 1.27x its time)
         out = np.empty(a.shape[:-1] + (b.shape[1],), dtype=a.dtype)
-        _C.matmul(a.reshape(-1, a.shape[-1]), b, out.reshape(-1, b.shape[1]))
+        rows = math.prod(a.shape[:-1])  # not -1: it cannot stand for the rows when K or N is 0
+        _C.matmul(a.reshape(rows, a.shape[-1]), b, out.reshape(rows, b.shape[1]))
         return out
     ba, bb = a.shape[:-2], b.shape[:-2]
     batch = ba if ba == bb else np.broadcast_shapes(ba, bb)
@@ -175,7 +176,7 @@ def _linear_fwd(x, w, b=None):
 def _rows(t, n):
     """t (..., n) as the matrix (rows, n)."""
     d = t._data
-    return t if d.ndim == 2 else apply(_reshape, t, shape=(d.size // n, n))
+    return t if d.ndim == 2 else apply(_reshape, t, shape=(math.prod(d.shape[:-1]), n))
 
 
 def _linear_grad_x(g, x, w):  # x may be its stand-in (shape and dtype): only w is read
@@ -233,7 +234,7 @@ def matmul(input, other):
         r = apply(_matmul, a.reshape(1, -1), b)
         return r.reshape(r.shape[:-2] + r.shape[-1:])
     if b.ndim == 1 and a.ndim > 2:
-        return apply(_matmul, a.reshape(-1, ka), b).reshape(a.shape[:-1])
+        return apply(_matmul, a.reshape(math.prod(sa[:-1]), ka), b).reshape(a.shape[:-1])
     return apply(_matmul, a, b)  # mm, mv and dot (0-d, as in PyTorch and numpy)
 
 
