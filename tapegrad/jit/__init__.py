@@ -9,7 +9,7 @@ import builtins
 import contextlib
 import typing
 
-from .futures import Future
+from ..futures import Future
 
 __all__ = ["script", "trace", "trace_module", "ignore", "export", "unused", "is_scripting", "is_tracing",
            "annotate", "Final", "freeze", "optimize_for_inference", "save", "load", "ScriptModule",
