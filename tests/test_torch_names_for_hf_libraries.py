@@ -65,3 +65,54 @@ def test_an_allowed_global_is_still_never_constructed():
         with pytest.raises(Exception, match="refused: it was allowed with tapegrad.serialization.add_safe_globals"):
             tg.load(io.BytesIO(buf.getvalue()))
     assert ser.get_safe_globals() == []
+
+
+def test_stream_and_event_as_pytorchs_cpu_ones():
+    torch = pytest.importorskip("torch")
+    for M in (tg, torch):
+        s, e = M.Stream(), M.Event()
+        assert s.query() is True and s.synchronize() is None and s.is_capturing() is False
+        assert (s.device_type, s.device_index, s.stream_id) == (0, -1, 0) and str(s.device) == "cpu"
+        assert s == M.Stream() and hash(s) == hash(M.Stream()) and not (s == 1)
+        assert e.query() is True and e.synchronize() is None and e.wait() is None and s.wait_event(e) is None
+        assert e.event_id == 0 and str(e.device) == "cpu"
+        with s as inside:
+            assert inside is s
+        for call in (s.record_event, e.record, lambda: s.wait_stream(M.Stream())):
+            with pytest.raises(RuntimeError, match="cpu backend doesn't support events"):
+                call()
+        with pytest.raises(ValueError, match="enable_timing=True"):
+            e.elapsed_time(M.Event())
+        with pytest.raises(RuntimeError, match="not linked with support for cuda"):
+            M.Stream(device="cuda")
+        assert repr(s).split(".", 1)[1] == "Stream device_type=cpu, device_index=-1, stream_id=0"
+        assert repr(M.Event(enable_timing=True)).endswith("event_flag=1, event_id=0")
+    assert (tg.cuda.Stream | tg.Stream | None) is not None  # diffusers' annotation
+
+
+def test_torch_function_mode_subclasses_but_refuses_to_enter():
+    class SkipMode(tg.overrides.TorchFunctionMode):  # diffusers' AttentionScoreSkipFunctionMode
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    with pytest.raises(RuntimeError, match="SkipMode: tapegrad has no __torch_function__ dispatch"):
+        with SkipMode():
+            pass
+    torch = pytest.importorskip("torch")
+    assert isinstance(torch.overrides.TorchFunctionMode, type)
+
+
+def test_disable_torch_function_contexts_and_private_type_aliases():
+    torch = pytest.importorskip("torch")
+    for M in (tg, torch):
+        with M._C.DisableTorchFunctionSubclass():
+            assert (M.ones(2) + 1).tolist() == [2.0, 2.0]
+        with M._C.DisableTorchFunction():
+            pass
+    import tapegrad.types as ours
+    import torch.types as theirs
+    for name in ("_int", "_float", "_bool", "_complex", "_str", "_bytes"):
+        assert getattr(ours, name) is getattr(theirs, name)
+    assert ours._dtype is tg.dtype and ours._device is tg.device and ours._layout is tg.layout
+    assert ours.py_sym_types == (tg.SymInt, tg.SymFloat, tg.SymBool)
+    assert tg.jit._script_if_tracing is tg.jit.script_if_tracing and torch.jit._script_if_tracing

@@ -172,6 +172,9 @@ def script_if_tracing(fn):
     return fn
 
 
+_script_if_tracing = script_if_tracing  # PyTorch keeps the old private name too (torchvision.ops uses it)
+
+
 class Error(RuntimeError):
     """``torch.jit.Error``: the exception TorchScript code raises (never here)."""
 
