@@ -62,6 +62,7 @@ from . import fft, linalg, special  # noqa: F401  (torch.fft's, torch.linalg's a
 from . import signal  # noqa: F401,E402  (torch.signal's namespace: signal.windows)
 from . import sparse  # noqa: F401,E402  (torch.sparse's namespace; defines the sparse tensor's class)
 from .device import _mkldnn, jagged, sparse_bsc, sparse_bsr, sparse_coo, sparse_csc, sparse_csr  # noqa: F401,E402
+from ._streams import Event, Stream  # noqa: F401,E402  (torch.Stream / torch.Event: the CPU stream)
 from . import utils, data  # noqa: F401,E402  (tapegrad.utils.data, as torch.utils.data; short alias)
 from .utils.dlpack import from_dlpack  # noqa: F401,E402
 from .serialization import load, save  # noqa: F401

@@ -60,6 +60,22 @@ class _DisabledTorchFunctionImpl:
         return "<built-in function _disabled_torch_function_impl>"
 
 
+class DisableTorchFunctionSubclass:
+    """``with torch._C.DisableTorchFunctionSubclass():`` turns off Tensor subclasses'
+    ``__torch_function__`` for the block; tapegrad never dispatches on it, so inside and outside
+    the block are the same state: entering and leaving change nothing (truthfully)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class DisableTorchFunction(DisableTorchFunctionSubclass):
+    """``torch._C.DisableTorchFunction``: also turns off modes; the same no-op here."""
+
+
 def _is_functorch_wrapped_tensor(tensor) -> bool:
     """False: ``tapegrad.func``'s transforms run the function on ordinary tensors, never wrapped ones."""
     return False
@@ -76,6 +92,8 @@ _NAMES = {
     "_len_torch_dispatch_stack": _len_torch_dispatch_stack,
     "_disabled_torch_function_impl": _DisabledTorchFunctionImpl(),
     "_LinAlgError": LinAlgError,
+    "DisableTorchFunctionSubclass": DisableTorchFunctionSubclass,
+    "DisableTorchFunction": DisableTorchFunction,
     "_functorch": _functorch,
 }
 

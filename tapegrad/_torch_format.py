@@ -447,6 +447,15 @@ def _make_globals():
 _GLOBALS = _make_globals()
 # Python 2 names that protocol 2 pickles may carry (pickle's own _compat_pickle mapping, the part used here)
 _RENAMED = {"__builtin__": "builtins", "copy_reg": "copyreg"}
+# what ``serialization.add_safe_globals`` was given: kept and given back as PyTorch keeps them, and
+# named in the refusal when a file uses one (the reader builds no objects beyond its own list)
+SAFE_GLOBALS: list = []
+
+
+def _global_name(g) -> str:
+    if isinstance(g, tuple):  # (obj, "module.name"), PyTorch's form for a renamed global
+        return g[1]
+    return f"{getattr(g, '__module__', '')}.{getattr(g, '__qualname__', getattr(g, '__name__', ''))}"
 
 
 def _resolve_global(module: str, name: str, label: str):
@@ -462,6 +471,10 @@ def _resolve_global(module: str, name: str, label: str):
             return _MissingDtype(dname)  # an error once used (a tensor's dtype, or left in the result)
     if full in _REFUSED:
         raise _error(label, f"GLOBAL {full} refused: {_REFUSED[full]}")
+    if any(_global_name(g) == full for g in SAFE_GLOBALS):
+        raise _error(label, f"GLOBAL {full} refused: it was allowed with tapegrad.serialization.add_safe_globals, "
+                            f"but tapegrad's reader builds only tensors, storages, dtypes, torch.Size, OrderedDict "
+                            f"and plain Python data, never other objects")
     hint = ""
     if name[:1].isupper():  # a class: most likely torch.save(model) rather than of its state_dict
         hint = ("; if the file holds a whole pickled model, save its weights in PyTorch with "

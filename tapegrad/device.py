@@ -7,12 +7,20 @@ let such scripts run unchanged on the CPU.
 from __future__ import annotations
 
 
-class device:
-    """``tapegrad.device("cpu")``, where tapegrad computes. ``device("meta")`` is a value too, for
-    code that compares with it (``default != torch.device("meta")``), but nothing can be made on
-    it (``check_cpu``); any other device type raises a clear error."""
+# PyTorch's device types (c10/core/DeviceType.h's names): ``torch.device`` accepts each of them
+DEVICE_TYPES = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve", "fpga", "maia",
+                "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia", "privateuseone")
 
-    __slots__ = {"type": "The device type: ``'cpu'`` (or ``'meta'``, which holds nothing).",
+
+class device:
+    """``tapegrad.device("cpu")``, where tapegrad computes. PyTorch's other device types
+    (``"cuda"``, ``"meta"``, ``"mps"``, ...) are values too, as in PyTorch, where
+    ``torch.device("cuda")`` is made on any machine (code compares with it, and libraries use it
+    as a default argument: timm's ``device: torch.device = torch.device('cuda')``); nothing can be
+    made on them (``check_cpu`` raises where a tensor or module would go there). A name that is no
+    device type raises, as in PyTorch."""
+
+    __slots__ = {"type": "The device type: ``'cpu'``, or another of PyTorch's, which hold nothing here.",
                  "index": "The device index given (``cpu:0``), or None."}
 
     def __init__(self, type="cpu", index=None):
@@ -22,25 +30,27 @@ class device:
         if ":" in spec:
             spec, idx = spec.split(":", 1)
             index = int(idx)
-        if spec not in ("cpu", "meta"):
-            raise RuntimeError(f"tapegrad runs on the CPU only; device {str(type)!r} is not available")
+        if spec not in DEVICE_TYPES:
+            raise RuntimeError(f"Expected one of {', '.join(DEVICE_TYPES)} device type at start of device string: "
+                               f"{str(type)}")
         self.type = spec
         self.index = index
 
     def __eq__(self, other):
         try:
-            return device(other).type == self.type
+            other = device(other)
         except (RuntimeError, TypeError, ValueError):
             return False
+        return other.type == self.type and other.index == self.index  # PyTorch's: cuda != cuda:0
 
     def __hash__(self):
         return hash(self.type)
 
     def __repr__(self):
-        return f"device(type={self.type!r})"
+        return f"device(type={self.type!r})" if self.index is None else f"device(type={self.type!r}, index={self.index})"
 
     def __str__(self):
-        return self.type
+        return self.type if self.index is None else f"{self.type}:{self.index}"
 
     def __enter__(self):
         """``with tapegrad.device("cpu"):`` makes the CPU the default device, as it always is; the
@@ -57,8 +67,9 @@ def check_cpu(d) -> device:
     tensors on (the meta device's data-less tensors included)."""
     d = d if isinstance(d, device) else device(d)
     if d.type != "cpu":
-        raise RuntimeError(f"tapegrad runs on the CPU only; device {str(d)!r} is not available (tapegrad has no "
-                           f"meta tensors: every tensor holds its data)")
+        why = "tapegrad has no meta tensors: every tensor holds its data" if d.type == "meta" else \
+            "tapegrad computes on the CPU and nothing else"
+        raise RuntimeError(f"tapegrad runs on the CPU only; device {str(d)!r} is not available ({why})")
     return d
 
 

@@ -15,13 +15,48 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 import tempfile
 from urllib.parse import urlparse
 from urllib.request import Request, urlopen
 
 from .serialization import load as _load
 
+try:
+    from tqdm import tqdm
+except ImportError:  # PyTorch's hub offers the same stand-in (torchvision imports ``tqdm`` from here)
+    class tqdm:  # noqa: N801  (tqdm's name)
+        """A bar that prints ``done/total`` percentages to stderr, for machines without tqdm."""
+
+        def __init__(self, total=None, disable=False, unit=None, *args, **kwargs):
+            self.total, self.disable, self.unit, self.n = total, disable, unit, 0
+
+        def update(self, n):
+            """Add ``n`` to the count and print the new state."""
+            if self.disable:
+                return
+            self.n += n
+            if self.total is None:
+                sys.stderr.write(f"\r{self.n:0.1f} bytes")
+            else:
+                sys.stderr.write(f"\r{100 * self.n / float(self.total):0.1f}%")
+            sys.stderr.flush()
+
+        def close(self):
+            """End the bar's line."""
+            self.disable = True
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            if not self.disable:
+                sys.stderr.write("\n")
+            self.close()
+
 __all__ = ["get_dir", "set_dir", "download_url_to_file", "load_state_dict_from_url"]
+
+ENV_TAPEGRAD_HOME = "TAPEGRAD_HOME"
 
 # a file name's "-<hex>." part: the leading digits of its SHA-256 (torchvision's naming)
 HASH_REGEX = re.compile(r"-([a-f0-9]*)\.")
@@ -34,9 +69,20 @@ def get_dir() -> str:
     ``$XDG_CACHE_HOME/tapegrad/hub``, else ``~/.cache/tapegrad/hub``)."""
     if _hub_dir[0] is not None:
         return _hub_dir[0]
-    home = os.environ.get("TAPEGRAD_HOME") or os.path.join(
+    return os.path.join(_get_torch_home(), "hub")
+
+
+def _get_torch_home() -> str:
+    """tapegrad's cache root, the directory ``hub`` and downloaded data live under (PyTorch's
+    private helper of that name, which torchvision and timm import): ``$TAPEGRAD_HOME``, else
+    ``$XDG_CACHE_HOME/tapegrad``, else ``~/.cache/tapegrad``.
+
+    >>> _get_torch_home().endswith("tapegrad") or "TAPEGRAD_HOME" in os.environ
+    True
+    """
+    home = os.environ.get(ENV_TAPEGRAD_HOME) or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "tapegrad")
-    return os.path.join(os.path.expanduser(home), "hub")
+    return os.path.expanduser(home)
 
 
 def set_dir(d) -> None:
@@ -47,7 +93,7 @@ def set_dir(d) -> None:
 def download_url_to_file(url: str, dst: str, hash_prefix: str | None = None, progress: bool = True) -> None:
     """Download ``url`` to ``dst``, written whole or not at all; with ``hash_prefix`` the file's
     SHA-256 must start with it (RuntimeError otherwise, and nothing is written). ``progress``
-    shows a tqdm bar when tqdm is installed."""
+    shows a tqdm bar (without tqdm, percentages on stderr, as PyTorch's)."""
     dst = os.path.expanduser(os.fspath(dst))
     directory = os.path.dirname(os.path.abspath(dst))
     req = Request(url, headers={"User-Agent": "tapegrad.hub"})
@@ -56,11 +102,7 @@ def download_url_to_file(url: str, dst: str, hash_prefix: str | None = None, pro
         total = int(length) if length and length.isdigit() else None
         bar = None
         if progress:
-            try:
-                from tqdm import tqdm
-                bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=os.path.basename(dst))
-            except ImportError:
-                bar = None
+            bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=os.path.basename(dst))
         fd, tmp = tempfile.mkstemp(prefix=".download-", dir=directory)
         try:
             sha = hashlib.sha256()

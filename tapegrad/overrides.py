@@ -2,7 +2,9 @@
 dispatch.** Its functions and ``Tensor`` methods never look at an argument's
 ``__torch_function__``: a Tensor subclass that defines one gets the plain ops (its results are
 tapegrad Tensors), and an object that is not a Tensor is refused as it would be anyway. There are
-no ``TorchFunctionMode``\\ s either.
+no working ``TorchFunctionMode``\\ s either: the class exists, so that libraries which subclass it
+at import (diffusers' layer-skip hook) load, but entering a mode raises, since it would intercept
+nothing.
 
 So ``has_torch_function``, ``has_torch_function_unary`` and ``has_torch_function_variadic``
 answer False for every argument, which is the truth for tapegrad's own functions: a library that
@@ -25,7 +27,29 @@ from __future__ import annotations
 from .autograd import is_tensor_like  # noqa: F401
 
 __all__ = ["has_torch_function", "has_torch_function_unary", "has_torch_function_variadic",
-           "handle_torch_function", "is_tensor_like"]
+           "handle_torch_function", "is_tensor_like", "TorchFunctionMode"]
+
+
+class TorchFunctionMode:
+    """PyTorch's base class of function modes (``with MyMode(): ...`` routes every torch call
+    through ``MyMode.__torch_function__``). tapegrad has no such dispatch, so a mode would see no
+    call: subclassing works, entering one raises ``RuntimeError`` rather than silently doing
+    nothing."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        raise NotImplementedError
+
+    def __enter__(self):
+        raise RuntimeError(f"{type(self).__name__}: tapegrad has no __torch_function__ dispatch, so a "
+                           f"TorchFunctionMode would intercept no call")
+
+    def __exit__(self, *exc):
+        return False
+
+    @classmethod
+    def push(cls, *args, **kwargs):
+        """Raises as entering a mode does."""
+        return cls(*args, **kwargs).__enter__()
 
 
 def has_torch_function(relevant_args) -> bool:

@@ -706,4 +706,40 @@ MAP_LOCATION = typing.Optional[typing.Union[typing.Callable[[UntypedStorage, str
                                             dict[str, str]]]
 FileLike = typing.Union[str, os.PathLike, typing.IO[bytes]]
 
-__all__ = ["save", "load", "CheckpointError", "FORMAT_VERSION", "atomic_write", "MAP_LOCATION", "FileLike"]
+def add_safe_globals(safe_globals: list) -> None:
+    """PyTorch's allow-list for ``torch.load(weights_only=True)``: remembered (``get_safe_globals``)
+    so that code which saves, extends and restores it runs (accelerate's ``load``). tapegrad's
+    reader constructs no objects beyond tensors, storages, dtypes, Size, OrderedDict and plain
+    data whatever the list holds; a file naming one of these globals is refused with a message
+    saying so."""
+    _torch_format.SAFE_GLOBALS.extend(g for g in safe_globals if g not in _torch_format.SAFE_GLOBALS)  # a set, as PyTorch's
+
+
+def get_safe_globals() -> list:
+    """The globals given to ``add_safe_globals`` (a copy), as PyTorch's."""
+    return list(_torch_format.SAFE_GLOBALS)
+
+
+def clear_safe_globals() -> None:
+    """Forget the globals given to ``add_safe_globals``."""
+    _torch_format.SAFE_GLOBALS.clear()
+
+
+class safe_globals:  # noqa: N801  (PyTorch's name)
+    """``with safe_globals([...]):`` adds the globals for the block, then restores the list."""
+
+    def __init__(self, safe_globals: list):
+        self.safe_globals = safe_globals
+
+    def __enter__(self):
+        self._saved = get_safe_globals()
+        add_safe_globals(self.safe_globals)
+
+    def __exit__(self, *exc):
+        clear_safe_globals()
+        add_safe_globals(self._saved)
+        return False
+
+
+__all__ = ["save", "load", "CheckpointError", "FORMAT_VERSION", "atomic_write", "MAP_LOCATION", "FileLike",
+           "add_safe_globals", "get_safe_globals", "clear_safe_globals", "safe_globals"]

@@ -62,7 +62,7 @@ def test_meta_device_is_a_value_but_holds_nothing():
     with tg.device("cpu") as d:  # the default device already
         assert d.type == "cpu" and tg.ones(1).device == d
     with pytest.raises(RuntimeError, match="device 'cuda' is not available"):
-        tg.device("cuda")
+        tg.zeros(1, device=tg.device("cuda"))
     torch = _torch()
     assert repr(torch.device("meta")) == "device(type='meta')" and torch.device("meta") != torch.device("cpu")
 

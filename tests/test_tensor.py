@@ -76,7 +76,7 @@ def test_to_and_devices():
         with pytest.raises(RuntimeError, match="CPU only"):
             x.to(bad)
         with pytest.raises(RuntimeError, match="CPU only"):
-            tg.device(bad)
+            x.to(tg.device(bad))  # the device is a value (as PyTorch's); only going there fails
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         x.cuda()
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import types
 
 from ..compiler import allow_in_graph, assume_constant_result, disable, is_compiling, reset  # noqa: F401
-from ..nn import Module
+from . import eval_frame  # noqa: F401  (torch._dynamo.eval_frame.OptimizedModule, as accelerate reads it)
+from .eval_frame import OptimizedModule
 
 __all__ = ["config", "reset", "disable", "allow_in_graph", "disallow_in_graph", "forbid_in_graph",
            "assume_constant_result", "is_compiling", "mark_dynamic", "maybe_mark_dynamic", "mark_static",
@@ -51,29 +52,3 @@ def optimize(backend="inductor", *, nopython: bool = False, guard_export_fn=None
 def run(fn=None):
     """``fn`` itself."""
     return fn if fn is not None else (lambda f: f)
-
-
-class OptimizedModule(Module):
-    """``torch._dynamo.OptimizedModule(mod, dynamo_ctx)``: a module that runs ``mod`` (``_orig_mod``)
-    and reads its attributes through. PyTorch's ``torch.compile(model)`` returns one; tapegrad's
-    ``compile`` returns the model itself, so libraries that test ``isinstance(m, OptimizedModule)``
-    (e3nn's pickling) take their other branch, as for an uncompiled PyTorch model.
-
-    >>> m = OptimizedModule(tapegrad.nn.Linear(2, 2))
-    >>> m.weight is m._orig_mod.weight
-    True
-    """
-
-    def __init__(self, mod: Module, dynamo_ctx=None):
-        super().__init__()
-        self._orig_mod = mod
-        self.dynamo_ctx = dynamo_ctx
-
-    def forward(self, *args, **kwargs):
-        return self._orig_mod(*args, **kwargs)
-
-    def __getattr__(self, name: str):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self.__dict__["_modules"]["_orig_mod"], name)

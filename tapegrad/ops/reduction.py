@@ -864,8 +864,19 @@ def _named(name, fields=("values", "indices")):
 
 
 # ---------------------------------------------------------------- cumprod
+# PyTorch's CPU scans run in at::acc_type: a float32 running product in double, the 16-bit floats'
+# in float32, each output rounded once (diffusers' alphas_cumprod is such a float32 product)
+_CUMPROD_ACC = {"float32": np.float64, "float16": np.float32, "bfloat16": np.float32, "complex64": np.complex128}
+
+
 def _cumprod_fwd(x, dim):
-    return np.cumprod(x, axis=dim, dtype=x.dtype if _dtype.kind_of(x.dtype) == "f" else np.int64) if x.ndim else x.copy()
+    if not x.ndim:
+        return x.copy()
+    kind = _dtype.kind_of(x.dtype)
+    if kind in "fc":
+        acc = _CUMPROD_ACC.get(x.dtype.name)
+        return np.cumprod(x, axis=dim) if acc is None else np.cumprod(x.astype(acc), axis=dim).astype(x.dtype)
+    return np.cumprod(x, axis=dim, dtype=np.int64)
 
 
 def _cumprod_vjp(g, out, x, dim):

@@ -12,6 +12,7 @@ import signal
 import time
 import uuid
 import weakref
+from typing import Generic
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from ... import random as _random
 from ...tensor import Tensor
 from . import _worker
 from ._worker import get_worker_info  # noqa: F401  (PyTorch's place for it)
-from .dataset import IterableDataset
+from .dataset import IterableDataset, T_co
 from .sampler import BatchSampler, RandomSampler, SequentialSampler, _InfiniteConstantSampler
 
 
@@ -71,7 +72,7 @@ def default_collate(batch):
                     f"found {type(elem).__name__}")
 
 
-class DataLoader:
+class DataLoader(Generic[T_co]):
     """Iterate over ``dataset`` in batches, in this process or in ``num_workers`` worker processes.
 
     >>> loader = DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True, num_workers=2,

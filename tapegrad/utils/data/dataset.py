@@ -10,13 +10,19 @@ from __future__ import annotations
 import math
 import warnings
 
+from typing import Generic, Iterable, TypeVar
+
 import numpy as np
 
 from ... import random as _random
 from ...tensor import Tensor
 
+# PyTorch's datasets are generic in their sample type (``Dataset[int]``, and torchvision's
+# ``class VisionDataset(data.Dataset[T_co])`` subscripts it at import time)
+T_co = TypeVar("T_co", covariant=True)
 
-class Dataset:
+
+class Dataset(Generic[T_co]):
     """Subclass and define ``__getitem__(i)`` (and ``__len__``)."""
 
     def __getitem__(self, index):
@@ -26,7 +32,7 @@ class Dataset:
         return ConcatDataset([self, other])
 
 
-class TensorDataset(Dataset):
+class TensorDataset(Dataset[tuple]):
     """Samples are the i-th rows of the given tensors (same first dimension).
 
     >>> ds = TensorDataset(tapegrad.randn(100, 3), tapegrad.arange(100))
@@ -51,7 +57,7 @@ class TensorDataset(Dataset):
         return tuple(Tensor._wrap(t._data[indices]) for t in self.tensors)
 
 
-class Subset(Dataset):
+class Subset(Dataset[T_co]):
     """The samples of ``dataset`` at ``indices``, in that order."""
 
     def __init__(self, dataset, indices):
@@ -74,7 +80,7 @@ class Subset(Dataset):
         raise AttributeError(name)
 
 
-class ConcatDataset(Dataset):
+class ConcatDataset(Dataset[T_co]):
     """Several datasets one after another."""
 
     def __init__(self, datasets):
@@ -121,7 +127,7 @@ def random_split(dataset, lengths, generator=None):
     return out
 
 
-class IterableDataset(Dataset):
+class IterableDataset(Dataset[T_co], Iterable[T_co]):
     """A stream of samples: subclass and define ``__iter__``. ``DataLoader`` batches it in order
     (no sampler, no shuffle)."""
 
@@ -146,7 +152,7 @@ class ChainDataset(IterableDataset):
         return sum(len(d) for d in self.datasets)
 
 
-class StackDataset(Dataset):
+class StackDataset(Dataset[T_co]):
     """Samples are tuples (positional datasets) or dicts (keyword datasets) of the datasets' i-th
     samples."""
 

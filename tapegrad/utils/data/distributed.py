@@ -8,7 +8,7 @@ from ... import random as _random
 from .sampler import Sampler
 
 
-class DistributedSampler(Sampler):
+class DistributedSampler(Sampler[int]):
     """Rank ``rank`` of ``num_replicas`` visits indices ``rank, rank + num_replicas, ...`` of one
     permutation shared by all ranks (reshuffled by ``set_epoch``), as PyTorch's.
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import itertools
 
+from typing import Generic, TypeVar
+
 import numpy as np
 
 from ... import random as _random
 
+T_co = TypeVar("T_co", covariant=True)  # samplers are generic in their index type, as PyTorch's
 _CHUNK = 32  # draws with replacement come in chunks of 32, as PyTorch's RandomSampler draws them
 _SEQ_CHUNK = 1 << 16
 
@@ -31,7 +34,7 @@ def _private_rng(generator):
     return np.random.default_rng(int(_random.rng(None).integers(0, 2 ** 63)))
 
 
-class Sampler:
+class Sampler(Generic[T_co]):
     """Iterates over dataset indices (subclass and define ``__iter__``, and ``__len__`` if known)."""
 
     def __init__(self, data_source=None):
@@ -45,7 +48,7 @@ class Sampler:
         raise NotImplementedError
 
 
-class SequentialSampler(Sampler):
+class SequentialSampler(Sampler[int]):
     """0, 1, ..., len(data_source) - 1."""
 
     def __init__(self, data_source):
@@ -63,7 +66,7 @@ class SequentialSampler(Sampler):
         return len(self.data_source)
 
 
-class RandomSampler(Sampler):
+class RandomSampler(Sampler[int]):
     """A fresh random permutation each pass, or ``num_samples`` draws with ``replacement``.
 
     Without replacement, ``num_samples`` may exceed ``len(data_source)``: whole permutations follow
@@ -110,7 +113,7 @@ class RandomSampler(Sampler):
         return self.num_samples
 
 
-class SubsetRandomSampler(Sampler):
+class SubsetRandomSampler(Sampler[int]):
     """The given indices, in a fresh random order each pass."""
 
     def __init__(self, indices, generator=None):
@@ -133,7 +136,7 @@ class SubsetRandomSampler(Sampler):
         return len(self.indices)
 
 
-class WeightedRandomSampler(Sampler):
+class WeightedRandomSampler(Sampler[int]):
     """``num_samples`` indices drawn with probability proportional to ``weights`` (for imbalanced
     classes: ``WeightedRandomSampler(1 / class_count[labels], len(labels))``).
 
@@ -195,7 +198,7 @@ class WeightedRandomSampler(Sampler):
         return self.num_samples
 
 
-class BatchSampler(Sampler):
+class BatchSampler(Sampler[list]):
     """Groups another sampler's indices into lists of ``batch_size``.
 
     >>> list(BatchSampler(SequentialSampler(range(10)), batch_size=3, drop_last=False))

@@ -9,7 +9,7 @@ import builtins
 import contextlib
 import typing
 
-from .futures import Future
+from ..futures import Future
 
 __all__ = ["script", "trace", "trace_module", "ignore", "export", "unused", "is_scripting", "is_tracing",
            "annotate", "Final", "freeze", "optimize_for_inference", "save", "load", "ScriptModule",
@@ -170,6 +170,9 @@ def Attribute(value, type=None):  # noqa: N802,A002  (PyTorch's names)
 def script_if_tracing(fn):
     """``fn`` itself (nothing is traced)."""
     return fn
+
+
+_script_if_tracing = script_if_tracing  # PyTorch keeps the old private name too (torchvision.ops uses it)
 
 
 class Error(RuntimeError):
