@@ -421,7 +421,7 @@ def _gather_vjp(g, out, x, dim, index):
 _gather = defop("gather", _gather_fwd, _gather_vjp, saves=())
 
 
-@public(out=True)
+@public(method=True, out=True)
 def gather(input, dim, index, *, sparse_grad=False):
     """``out[i][j] = input[index[i][j]][j]`` (for dim 0): pick along ``dim`` by ``index``.
 
