@@ -86,8 +86,11 @@ def reshape(input, *args, shape=None):
     # the same shape still gives a new view, as PyTorch's: not ``input`` itself, whose gradient,
     # hooks and leaf status are its own
     out = apply(_reshape, input, shape=new)
-    # (a C-contiguous array always reshapes to a view: numpy's overlap test, 0.2 us, only for others)
-    if out._base is not None and not input._data.flags.c_contiguous and not np.may_share_memory(out._data, input._data):
+    # (a C-contiguous array always reshapes to a view: numpy's overlap test, 0.2 us, only for others;
+    # an empty one shares no memory, so it counts as a copy, as before)
+    a = input._data
+    if out._base is not None and not (a.__class__ is np.ndarray and a.size and a.flags.c_contiguous) and not (
+            np.may_share_memory(out._data, a)):
         # numpy had to copy (a transposed or expanded input): not a view, as PyTorch's reshape
         # then isn't; sharing the version box made writes into it refused or bump the input's
         out._version_box, out._base = [0], None
@@ -346,6 +349,10 @@ _contiguous = defop("contiguous", np.ascontiguousarray, lambda g, out, x: g, sav
 @public(method=True)
 def flatten(input, start_dim=0, end_dim=-1):
     """Merge dims ``start_dim..end_dim`` into one (a 0-d tensor becomes 1-d)."""
+    a = input._data
+    if (start_dim == 0 and end_dim == -1 and type(start_dim) is int and type(end_dim) is int
+            and a.__class__ is np.ndarray and a.ndim > 1 and a.size and a.flags.c_contiguous):
+        return apply(_reshape, input, shape=(a.size,))  # x.flatten() of a contiguous tensor: a view, no checks
     nd = input.ndim
     s, e = norm_dim(start_dim, nd, "flatten"), norm_dim(end_dim, nd, "flatten")
     if nd == 0:

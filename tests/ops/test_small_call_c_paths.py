@@ -476,3 +476,121 @@ def test_methods_are_the_ops_themselves():
     assert x.gather(1, idx).tolist() == [[2.0, 1.0], [4.0, 3.0]]
     assert x.gather(1, idx, sparse_grad=False).tolist() == [[2.0, 1.0], [4.0, 3.0]]
     assert x.permute(dims=(1, 0)).tolist() == [[1.0, 3.0], [2.0, 4.0]]
+
+
+# ---------------------------------------------------------------- permute, flatten and topk
+def test_permute_remembers_only_permutations():
+    x = tg.tensor(A)
+    for _ in range(2):  # the second call reads the checked form back
+        assert x.permute(1, 0).shape == (4, 3) and x.permute((-1, 0)).shape == (4, 3)
+        assert x.permute([1, 0]).tolist() == A.T.tolist()
+        with pytest.raises(RuntimeError, match="repeated dim"):
+            x.permute(0, 0)
+        with pytest.raises(RuntimeError, match="number of dims"):
+            x.permute(0, 1, 2)
+        with pytest.raises(IndexError):
+            x.permute(0, 2)
+    y = tg.zeros(2, 3, 4).permute(-1, 0, 1)
+    assert y.shape == (4, 2, 3)
+    p = x.permute(1, 0)
+    p.add_(1.0)
+    assert x._version == 1 and np.array_equal(x.numpy(), A + 1)
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (2, 3, 4), (1, 5), (0, 3)])
+def test_flatten_of_a_contiguous_tensor_is_a_view(shape):
+    a = rng.standard_normal(shape).astype(np.float32)
+    x = tg.tensor(a)
+    y = x.flatten()
+    assert y.shape == (a.size,) and y is not x
+    np.testing.assert_array_equal(y.numpy(), a.reshape(-1))
+    if a.size:
+        y.add_(1.0)
+        assert x._version == 1
+        np.testing.assert_array_equal(x.numpy(), a + 1)
+    z = tg.tensor(a).t().flatten() if len(shape) == 2 else tg.tensor(a).flatten(1)  # the general path
+    ref = a.T.reshape(-1) if len(shape) == 2 else a.reshape(a.shape[0], -1)
+    np.testing.assert_array_equal(z.numpy(), ref)
+    with pytest.raises(TypeError):
+        x.flatten(0.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64])
+@pytest.mark.parametrize("largest", [True, False])
+def test_topk_unrecorded_is_the_recorded_gather(dtype, largest):
+    a = (rng.standard_normal((5, 6)) * 4).astype(dtype)
+    for arr in (a, a.T):  # the transposed one: the kernel reads a contiguous copy, the gather the view
+        fast = tg.tensor(arr).topk(3, 1, largest)
+        if np.dtype(dtype).kind == "f":
+            x = tg.tensor(arr, requires_grad=True)
+            slow = x.topk(3, 1, largest)
+            assert slow.values.grad_fn is not None and fast.values.grad_fn is None
+            np.testing.assert_array_equal(fast.values.numpy(), slow.values.detach().numpy())
+            np.testing.assert_array_equal(fast.indices.numpy(), slow.indices.numpy())
+            slow.values.sum().backward()
+            assert x.grad.sum().item() == arr.shape[0] * 3
+        assert fast.values.dtype == tg.tensor(arr).dtype and fast.indices.dtype == tg.int64
+        if torch is not None:
+            t = torch.tensor(arr).topk(3, 1, largest)
+            np.testing.assert_array_equal(fast.values.numpy(), t.values.numpy())
+
+
+def test_topk_refuses_bool_and_complex_as_pytorch():
+    with pytest.raises(RuntimeError, match="bool"):
+        tg.tensor([True, False]).topk(1)
+    with pytest.raises(NotImplementedError):
+        tg.tensor([1 + 1j]).topk(1)
+
+
+def test_reshape_of_an_empty_tensor_keeps_its_own_counter_as_before():
+    x = tg.zeros(0, 3)
+    y = x.reshape(3, 0)
+    assert y._base is None and y._version == 0
+    assert x.view(3, 0)._base is x  # view: a view all the same
+
+
+# ---------------------------------------------------------------- x[i] and x.max() without the general parsing
+@pytest.mark.parametrize("index", [[1, 0], [[0, 2], [1, 1]], [-1], [5], [0]])
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int8])
+def test_index_by_an_integer_tensor_matches_pytorch(index, dtype):
+    x = tg.tensor(A)
+    i = np.array(index, dtype)
+    if np.any(i >= 3):
+        with pytest.raises(IndexError, match="out of bounds|invalid"):
+            x[tg.tensor(i)]
+        return
+    y = x[tg.tensor(i)]
+    np.testing.assert_array_equal(y.numpy(), A[i])
+    if torch is not None:
+        np.testing.assert_array_equal(y.numpy(), torch.tensor(A)[torch.tensor(i.astype(np.int64))].numpy())
+    assert y._base is None and y._version == 0  # a copy, with its own counter
+    y.add_(1.0)
+    assert x._version == 0
+    w = tg.tensor(A.astype(np.float64), requires_grad=True)
+    w[tg.tensor(i)].sum().backward()
+    ref = np.zeros(A.shape)
+    np.add.at(ref, i, 1.0)
+    np.testing.assert_array_equal(w.grad.numpy(), ref)
+
+
+def test_index_by_a_byte_or_bool_tensor_is_still_a_mask():
+    x = tg.tensor(A)
+    m = np.array([True, False, True])
+    np.testing.assert_array_equal(x[tg.tensor(m)].numpy(), A[m])
+    np.testing.assert_array_equal(x[tg.tensor(m.astype(np.uint8))].numpy(), A[m])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.bool_])
+def test_max_and_min_of_all_elements(dtype):
+    a = (rng.standard_normal((4, 5)) * 3).astype(dtype)
+    x = tg.tensor(a)
+    assert x.max().item() == a.max() and x.min().item() == a.min()
+    assert x.max().shape == () and x.max().dtype == x.dtype
+    if np.dtype(dtype).kind == "f":
+        w = tg.tensor(a, requires_grad=True)
+        w.max().backward()
+        assert w.grad.sum().item() == 1.0
+    with pytest.raises(RuntimeError, match="numel"):
+        tg.zeros(0, dtype=tg.float32).max()
+    with pytest.raises(NotImplementedError):
+        tg.tensor([1j, 2j]).min()
