@@ -3,7 +3,7 @@
 This file dispatches and holds no math and walks no graph. The methods that are ops (``x.exp()``,
 ``x.add_(y)``) are the ops' own functions, installed from their declarations (``ops/surface.py``);
 written out here are the operators, the metadata, conversion and autograd methods, and the
-methods whose signature differs from their op's (``x.view(2, 3)``, ``x.max(dim)``).
+methods whose signature differs from their op's (``x.flip(0, 1)``, ``x.max(dim)``).
 """
 from __future__ import annotations
 
