@@ -1650,4 +1650,116 @@ bool engine_init() {
   return np_isnan != nullptr && meta_cache != nullptr && inside != nullptr;
 }
 
+// ---- in-place writes that record nothing, checked and done in one call (ops/pointwise.py)
+namespace {
+
+// Whether an array of b's shape broadcasts onto a's, a's shape kept (numpy's rule).
+bool broadcasts_onto(ArrayHead* b, ArrayHead* a) {
+  if (b->nd > a->nd) return false;
+  for (int i = 1; i <= b->nd; ++i) {
+    const Py_ssize_t m = b->dims[b->nd - i], n = a->dims[a->nd - i];
+    if (m != n && m != 1) return false;
+  }
+  return true;
+}
+
+// The arrays of tensors self and other for a write into self that records nothing: both exact
+// ndarrays of one dtype, self's writeable, other's broadcasting onto it, and grad mode off or
+// neither tensor requiring grad (read after bringing a stale view up to date, as the
+// `_requires_grad` getter does). 1 yes, 0 no (the caller's general path), -1 with an error set.
+int unrecorded_write(PyObject* self, PyObject* other, PyObject** a, PyObject** b) {
+  if (!is_tensor(self) || !is_tensor(other)) return 0;
+  if (modes().grad_enabled) {
+    if (fresh_view(self) < 0 || fresh_view(other) < 0) return -1;
+    if (T(self)->requires_grad || T(other)->requires_grad) return 0;
+  }
+  *a = T(self)->data;
+  *b = T(other)->data;
+  if (!is_exact_ndarray(*a) || !is_exact_ndarray(*b)) return 0;
+  ArrayHead *ha = array_head(*a), *hb = array_head(*b);
+  if (ha->descr != hb->descr || !(ha->flags & kArrayWriteable) || !broadcasts_onto(hb, ha)) return 0;
+  return 1;
+}
+
+}  // namespace
+
+PyObject* inplace_arith(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  const int op = nargs == 3 ? static_cast<int>(PyLong_AsLong(args[0])) : -1;
+  PyObject* ufunc = binary_ufunc(op);
+  if (ufunc == nullptr) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "_inplace_arith(op in 0..3, self, other)");
+    return nullptr;
+  }
+  PyObject *a, *b;
+  const int ok = unrecorded_write(args[1], args[2], &a, &b);
+  if (ok <= 0) return ok < 0 ? nullptr : Py_NewRef(Py_False);
+  PyObject* d = array_head(a)->descr;
+  if (d != wide_dtypes[0] && d != wide_dtypes[1]) return Py_NewRef(Py_False);  // float64, float32 only
+  {
+    QuietFloat quiet;
+    // a small sum of one shape by a plain loop (add_in_place), a large one on the threads, else
+    // numpy's ufunc with out=a: one IEEE operation per element whichever runs it
+    const int done = op == 0 ? add_in_place(a, b) : binary_in_place(op, a, b);
+    if (done < 0) return nullptr;
+    if (done == 0) {
+      Ref call_args(PyTuple_Pack(3, a, b, a));
+      if (!call_args) return nullptr;
+      Ref r(PyObject_Call(ufunc, call_args.get(), nullptr));
+      if (!r) return nullptr;
+    }
+  }
+  if (!bump_version(args[1])) return nullptr;
+  Py_RETURN_TRUE;
+}
+
+PyObject* copy_tensor(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "_copy_tensor(self, src)");
+    return nullptr;
+  }
+  PyObject *a, *b;
+  const int ok = unrecorded_write(args[0], args[1], &a, &b);
+  if (ok <= 0) return ok < 0 ? nullptr : Py_NewRef(Py_False);
+  if (!copy_in_place(a, b) && PyObject_SetItem(a, Py_Ellipsis, b) < 0) return nullptr;  // numpy's: overlap handled
+  if (!bump_version(args[0])) return nullptr;
+  Py_RETURN_TRUE;
+}
+
+PyObject* join_arrays(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "_join_arrays(tensors, same_shape)");
+    return nullptr;
+  }
+  PyObject* seq = args[0];
+  if (!PyList_CheckExact(seq) && !PyTuple_CheckExact(seq)) Py_RETURN_NONE;
+  const int same_shape = PyObject_IsTrue(args[1]);
+  if (same_shape < 0) return nullptr;
+  const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+  if (n == 0) Py_RETURN_NONE;
+  Ref items(PySequence_Fast(seq, ""));  // (a new reference: the list may change under a callback)
+  if (!items) return nullptr;
+  PyObject** ts = PySequence_Fast_ITEMS(items.get());
+  Ref out(PyList_New(n));
+  if (!out) return nullptr;
+  ArrayHead* first = nullptr;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* t = ts[i];
+    if (Py_TYPE(t) != tensor_class) Py_RETURN_NONE;  // (subclasses: the Python path)
+    if (modes().grad_enabled) {
+      if (fresh_view(t) < 0) return nullptr;
+      if (T(t)->requires_grad) Py_RETURN_NONE;
+    }
+    PyObject* d = T(t)->data;
+    if (!is_exact_ndarray(d)) Py_RETURN_NONE;
+    ArrayHead* h = array_head(d);
+    if (first == nullptr) first = h;
+    else if (h->descr != first->descr || h->nd != first->nd) Py_RETURN_NONE;
+    else if (same_shape)
+      for (int k = 0; k < h->nd; ++k)
+        if (h->dims[k] != first->dims[k]) Py_RETURN_NONE;
+    PyList_SET_ITEM(out.get(), i, Py_NewRef(d));
+  }
+  return out.release();
+}
+
 }  // namespace tapegrad::tape

@@ -225,6 +225,19 @@ PyObject* set_profile_hook(PyObject*, PyObject* hook);  // tapegrad/profiler's o
 // they take the case (elementwise.h), else numpy's ufunc with out=a; under the quiet
 // floating-point state of every op. None, or nullptr with the error set.
 PyObject* binary_into(PyObject*, PyObject* const* args, Py_ssize_t nargs);
+// _inplace_arith(op, self, other): self op= other (add_, sub_, mul_, div_ of two tensors) when
+// nothing records it (grad mode off, or neither requires grad) and both are float32/float64
+// arrays of one dtype, self writeable and other broadcasting onto it: done as binary_into, the
+// version bumped, True; False (nothing done) for the Python path otherwise.
+PyObject* inplace_arith(PyObject*, PyObject* const* args, Py_ssize_t nargs);
+// _copy_tensor(self, src): self.copy_(src) on the same conditions for any one dtype (numpy's
+// assignment, or the kernel threads' copy where large): True, else False (nothing done).
+PyObject* copy_tensor(PyObject*, PyObject* const* args, Py_ssize_t nargs);
+// _join_arrays(tensors, same_shape): for cat and stack with nothing to record, the arrays of
+// `tensors` (a list or tuple of tapegrad.Tensor, not a subclass) when each is an exact ndarray,
+// all of one dtype and rank (and shape, with same_shape), and grad mode is off or none requires
+// grad; None otherwise (the Python path checks and says what is wrong).
+PyObject* join_arrays(PyObject*, PyObject* const* args, Py_ssize_t nargs);
 PyObject* run_backward(PyObject*, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames);
 // os.register_at_fork's before / after_in_parent / after_in_child: a fork waits for the backward
 // passes other threads run (tape.cpp, PassGate); backward_passes: (passes running, forks pending).

@@ -391,10 +391,29 @@ int set_retains_grad(PyObject* self, PyObject* v, void*) {
   return 0;
 }
 
+// x.ndim, x.dim(), x.numel(): read from the array's head, as x.shape (a Python property or
+// method cost a frame: x.dim() took 1.4-2.9x PyTorch's time). Another _data (a sparse tensor's
+// storage, an array subclass) is asked for its own ndim / size.
+PyObject* get_ndim(PyObject* self, void*) {
+  PyObject* d = T(self)->data;
+  if (is_exact_ndarray(d)) return PyLong_FromLong(array_head(d)->nd);
+  return PyObject_GetAttrString(d, "ndim");
+}
+PyObject* tensor_dim(PyObject* self, PyObject*) { return get_ndim(self, nullptr); }
+PyObject* tensor_numel(PyObject* self, PyObject*) {
+  PyObject* d = T(self)->data;
+  if (!is_exact_ndarray(d)) return PyObject_GetAttrString(d, "size");
+  ArrayHead* a = array_head(d);
+  Py_ssize_t n = 1;
+  for (int i = 0; i < a->nd; ++i) n *= a->dims[i];
+  return PyLong_FromSsize_t(n);
+}
+
 PyGetSetDef tensor_getset[] = {
     {"_data", get_data, set_data, "the numpy array", nullptr},
     {"shape", get_shape, nullptr, "the tensor's sizes, a tapegrad.Size (a tuple of ints, as torch.Size)", nullptr},
     {"dtype", get_dtype, nullptr, "the element type, a tapegrad.dtype (as torch.dtype)", nullptr},
+    {"ndim", get_ndim, nullptr, "the number of dimensions (as dim())", nullptr},
     {"grad", get_grad, set_grad, "the accumulated gradient (None until backward reaches this tensor)", nullptr},
     {"grad_fn", get_grad_fn, set_grad_fn, "the Node that produced this tensor (None for a leaf)", nullptr},
     {"_version", get_version, nullptr, "the number of in-place writes to this tensor's memory (shared with views)",
@@ -466,6 +485,10 @@ PyMethodDef tensor_methods[] = {
     {"_wrap", tensor_wrap_method, METH_O | METH_CLASS,
      "_wrap(arr): a new leaf around arr (no copy; a numpy scalar becomes a 0-d array)"},
     {"_init_meta", tensor_init_meta, METH_NOARGS, "reset the tape's fields: a leaf that does not require grad"},
+    {"dim", tensor_dim, METH_NOARGS, "dim() -> int: the number of dimensions (x.ndim)"},
+    {"ndimension", tensor_dim, METH_NOARGS, "ndimension() -> int: dim()'s old name"},
+    {"numel", tensor_numel, METH_NOARGS, "numel() -> int: the number of elements"},
+    {"nelement", tensor_numel, METH_NOARGS, "nelement() -> int: numel()'s old name"},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace
@@ -1290,6 +1313,150 @@ PyObject* py_add_in_place(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   return done < 0 ? nullptr : PyBool_FromLong(done);
 }
 
+// ---- shapes and views for the ops' Python (ops/shape.py): argument forms and a view built in C
+// numpy's C API, two functions of it (their slots in numpy's ABI-stable table, as pybind11 reads
+// them), fetched at import; null where that fails, and the callers then go numpy's way in Python.
+using NewFromDescr = PyObject* (*)(PyTypeObject*, PyObject*, int, const Py_ssize_t*, const Py_ssize_t*, void*, int,
+                                   PyObject*);
+using SetBaseObject = int (*)(PyObject*, PyObject*);
+NewFromDescr np_new_from_descr = nullptr;
+SetBaseObject np_set_base = nullptr;
+
+void load_numpy_api() {
+  Ref mod(PyImport_ImportModule("numpy._core.multiarray"));
+  if (!mod) {
+    PyErr_Clear();
+    mod.reset(PyImport_ImportModule("numpy.core.multiarray"));
+  }
+  Ref cap(mod ? PyObject_GetAttrString(mod.get(), "_ARRAY_API") : nullptr);
+  void** api = cap && PyCapsule_CheckExact(cap.get()) ? static_cast<void**>(PyCapsule_GetPointer(cap.get(), nullptr))
+                                                       : nullptr;
+  if (api != nullptr) {
+    np_new_from_descr = reinterpret_cast<NewFromDescr>(api[94]);  // PyArray_NewFromDescr
+    np_set_base = reinterpret_cast<SetBaseObject>(api[282]);      // PyArray_SetBaseObject
+  }
+  PyErr_Clear();
+}
+
+// The sizes in a varargs size argument (x.view(2, 3), x.view((2, 3)), x.expand([2, 3]),
+// x.reshape(x.shape)): a plain tuple of exact ints (`args` itself when it is one), or null
+// without an error for any other form, which the Python path then parses or refuses.
+PyObject* sizes_of(PyObject* args) {
+  if (!PyTuple_Check(args)) return nullptr;
+  PyObject* seq = args;
+  if (PyTuple_GET_SIZE(args) == 1) {
+    PyObject* only = PyTuple_GET_ITEM(args, 0);
+    if (PyTuple_Check(only) || PyList_CheckExact(only)) seq = only;
+  }
+  const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+  PyObject** items = PySequence_Fast_ITEMS(seq);
+  for (Py_ssize_t i = 0; i < n; ++i)
+    if (!PyLong_CheckExact(items[i])) return nullptr;  // (bool, numpy ints, tensors: the Python path)
+  if (PyTuple_CheckExact(seq)) return Py_NewRef(seq);
+  PyObject* out = PyTuple_New(n);
+  if (out == nullptr) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  for (Py_ssize_t i = 0; i < n; ++i) PyTuple_SET_ITEM(out, i, Py_NewRef(items[i]));
+  return out;
+}
+
+// _sizes(args): sizes_of, None for another form.
+PyObject* py_sizes(PyObject*, PyObject* args) {
+  PyObject* r = sizes_of(args);
+  return r != nullptr ? r : Py_NewRef(Py_None);
+}
+
+// _view_shape(args, arr): the shape that x.view(*args) / x.reshape(*args) asks of the exact
+// ndarray arr, one -1 resolved; None for any other form or a shape arr's elements do not fill
+// (the Python path then says what is wrong).
+PyObject* py_view_shape(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2 || !is_exact_ndarray(args[1])) return Py_NewRef(Py_None);
+  Ref shape(sizes_of(args[0]));
+  if (!shape) return Py_NewRef(Py_None);
+  ArrayHead* a = array_head(args[1]);
+  Py_ssize_t numel = 1, known = 1, infer = -1;
+  for (int i = 0; i < a->nd; ++i) numel *= a->dims[i];
+  const Py_ssize_t n = PyTuple_GET_SIZE(shape.get());
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    int overflow = 0;
+    const long long s = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(shape.get(), i), &overflow);
+    if (overflow || s < -1 || (s == -1 && infer >= 0) || (s > 0 && known > PY_SSIZE_T_MAX / s)) {
+      return Py_NewRef(Py_None);
+    }
+    if (s == -1) infer = i;
+    else known *= s;
+  }
+  if (infer < 0) return known == numel ? shape.release() : Py_NewRef(Py_None);
+  if (known == 0 || numel % known) return Py_NewRef(Py_None);
+  PyObject* out = PyTuple_New(n);
+  if (out == nullptr) return nullptr;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* item = i == infer ? PyLong_FromSsize_t(numel / known) : Py_NewRef(PyTuple_GET_ITEM(shape.get(), i));
+    if (item == nullptr) {
+      Py_DECREF(out);
+      return nullptr;
+    }
+    PyTuple_SET_ITEM(out, i, item);
+  }
+  return out;
+}
+
+// _expand_view(x, shape, writeable): x (an exact ndarray) broadcast to `shape` (a tuple of
+// non-negative ints, x's dims aligned to its end): a view of x's memory with stride 0 on the
+// broadcast dims, what numpy's broadcast_to makes in ~2 us of Python (every expand, every sum's
+// backward). Read-only, as numpy's, unless `writeable` and nothing repeats (the same shape, or only
+// dims of size 1 added: expand's views are then writable, as PyTorch's) and x is. None where
+// numpy's C API is not at hand or x does not broadcast so (the caller's numpy path says why).
+PyObject* py_expand_view(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3) {
+    PyErr_SetString(PyExc_TypeError, "_expand_view(x, shape, writeable)");
+    return nullptr;
+  }
+  PyObject *x = args[0], *shape = args[1];
+  if (np_new_from_descr == nullptr || !is_exact_ndarray(x) || !PyTuple_CheckExact(shape)) return Py_NewRef(Py_None);
+  ArrayHead* a = array_head(x);
+  const Py_ssize_t n = PyTuple_GET_SIZE(shape), k = a->nd;
+  if (n < k || n > 64) return Py_NewRef(Py_None);
+  Py_ssize_t dims[64], strides[64], size = 1, xsize = 1;
+  bool same = n == k;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* item = PyTuple_GET_ITEM(shape, i);
+    if (!PyLong_CheckExact(item)) return Py_NewRef(Py_None);
+    const Py_ssize_t t = PyLong_AsSsize_t(item);
+    if (t < 0) {
+      PyErr_Clear();
+      return Py_NewRef(Py_None);
+    }
+    dims[i] = t;
+    size *= t;
+    const Py_ssize_t j = i - (n - k);  // x's dim here, or < 0 for a new leading dim
+    if (j < 0) {
+      strides[i] = 0;
+      continue;
+    }
+    const Py_ssize_t s = a->dims[j];
+    xsize *= s;
+    if (s == t) strides[i] = a->strides[j];
+    else if (s == 1) strides[i] = 0, same = false;
+    else return Py_NewRef(Py_None);
+  }
+  const int writeable_bit = kArrayWriteable;
+  const bool writeable = PyObject_IsTrue(args[2]) == 1 && (a->flags & kArrayWriteable) &&
+                         (same || (xsize > 0 && size == xsize));
+  PyObject* descr = a->descr;
+  Py_INCREF(descr);  // (stolen by NewFromDescr)
+  PyObject* v = np_new_from_descr(Py_TYPE(x), descr, int(n), dims, strides, a->data, writeable ? writeable_bit : 0,
+                                  nullptr);
+  if (v == nullptr) return nullptr;
+  if (np_set_base(v, Py_NewRef(x)) < 0) {  // (steals the reference)
+    Py_DECREF(v);
+    return nullptr;
+  }
+  return v;
+}
+
 PyMethodDef methods[] = {
     {"apply", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(apply)), METH_FASTCALL | METH_KEYWORDS,
      "apply(op, *tensors, **attrs): run an op and record it when grad mode is on"},
@@ -1341,6 +1508,18 @@ PyMethodDef methods[] = {
     {"_copy", py_copy, METH_O, "_copy(a): a copy of a large float array made on the kernel threads, or None"},
     {"_copy_into", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_copy_into)), METH_FASTCALL,
      "_copy_into(a, b): a[...] = b on the kernel threads (large float arrays of one shape); False where numpy does it"},
+    {"_inplace_arith", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(inplace_arith)), METH_FASTCALL,
+     "_inplace_arith(op, self, other): self op= other when nothing records it (float arrays); True done, False not"},
+    {"_copy_tensor", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(copy_tensor)), METH_FASTCALL,
+     "_copy_tensor(self, src): self.copy_(src) when nothing records it (one dtype); True done, False not"},
+    {"_join_arrays", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(join_arrays)), METH_FASTCALL,
+     "_join_arrays(tensors, same_shape): cat's and stack's arrays when nothing records and they join plainly, else None"},
+    {"_sizes", py_sizes, METH_O,
+     "_sizes(args): a varargs size argument (ints, or one tuple or list of them) as a tuple of ints, else None"},
+    {"_view_shape", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_view_shape)), METH_FASTCALL,
+     "_view_shape(args, arr): the shape view(*args) asks of arr, -1 resolved; None where the Python path decides"},
+    {"_expand_view", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_expand_view)), METH_FASTCALL,
+     "_expand_view(x, shape, writeable): x broadcast to shape as a view (stride 0 on new dims), or None"},
     {"_add_in_place", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_add_in_place)),
      METH_FASTCALL, "_add_in_place(a, b): the backward pass's a += b; False where numpy does it"},
     {nullptr, nullptr, 0, nullptr}};
@@ -1364,6 +1543,7 @@ int add_to_module(PyObject* module) {
     ndarray_type = PyObject_GetAttrString(np.get(), "ndarray");
     np_asarray = PyObject_GetAttrString(np.get(), "asarray");
     if (ndarray_type == nullptr || np_asarray == nullptr) return -1;
+    load_numpy_api();
   }
   TensorBaseType.tp_name = "tapegrad._C.TensorBase";
   TensorBaseType.tp_doc = "The fields of a tensor that the tape reads and writes (tapegrad.Tensor subclasses it).";

@@ -12,10 +12,11 @@ from . import ops as _ops
 from .tensor import Size, Tensor
 
 # methods that only call the top-level op of the same name on ``self``
-_SAME_AS_OP = ["bernoulli", "broadcast_to", "count_nonzero", "dsplit", "expand", "flip", "gather", "hsplit",
-               "log_softmax", "max", "min", "multinomial", "permute", "polygamma", "ravel", "repeat",
-               "repeat_interleave", "reshape", "silu", "softmax", "split", "squeeze", "squeeze_",
-               "sum_to_size", "swapaxes", "swapdims", "tile", "view", "vsplit", "where"]
+# (expand, gather, permute, reshape and view are the ops themselves: public(method=True))
+_SAME_AS_OP = ["bernoulli", "broadcast_to", "count_nonzero", "dsplit", "flip", "hsplit",
+               "log_softmax", "max", "min", "multinomial", "polygamma", "ravel", "repeat",
+               "repeat_interleave", "silu", "softmax", "split", "squeeze", "squeeze_",
+               "sum_to_size", "swapaxes", "swapdims", "tile", "vsplit", "where"]
 
 _DOCS = {
     # metadata
@@ -34,7 +35,6 @@ _DOCS = {
               "that require grad).",
     "map_": "Overwrite each element with ``callable(element, other_element)``, ``tensor`` broadcast to ``self``.",
     "map2_": "Overwrite each element with ``callable(element, x_element, y_element)``, ``x`` and ``y`` broadcast.",
-    "ndim": "The number of dimensions.",
     "device": "``tapegrad.device('cpu')``: tensors live in the CPU's memory.",
     "is_cuda": "False: tapegrad runs on the CPU only.",
     "is_leaf": "True for a tensor not produced by a recorded op (made by the user, or a parameter):\n"
@@ -53,10 +53,6 @@ _DOCS = {
     "nbytes": "Bytes of the elements (``numel() * itemsize``).",
     "size": "The shape as a :class:`tapegrad.Size`, or the size of dimension ``dim``.\n\n"
             ">>> tapegrad.zeros(2, 3).size()\ntapegrad.Size([2, 3])\n>>> tapegrad.zeros(2, 3).size(-1)\n3",
-    "dim": "The number of dimensions.",
-    "ndimension": "The number of dimensions (``dim()``).",
-    "numel": "The number of elements.",
-    "nelement": "The number of elements (``numel()``).",
     "element_size": "Bytes per element.",
     "stride": "The strides in elements (not bytes), or the stride of dimension ``dim``.",
     "is_contiguous": "Whether the elements are laid out in C order without gaps.",

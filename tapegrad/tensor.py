@@ -3,7 +3,7 @@
 This file dispatches and holds no math and walks no graph. The methods that are ops (``x.exp()``,
 ``x.add_(y)``) are the ops' own functions, installed from their declarations (``ops/surface.py``);
 written out here are the operators, the metadata, conversion and autograd methods, and the
-methods whose signature differs from their op's (``x.view(2, 3)``, ``x.max(dim)``).
+methods whose signature differs from their op's (``x.flip(0, 1)``, ``x.max(dim)``).
 """
 from __future__ import annotations
 
@@ -211,10 +211,6 @@ class Tensor(_C.TensorBase):
 
     # ------------------------------------------------------------ metadata
     @property
-    def ndim(self) -> int:
-        return self._data.ndim
-
-    @property
     def device(self):
         return _cpu
 
@@ -297,14 +293,7 @@ class Tensor(_C.TensorBase):
     def size(self, dim=None):
         return self.shape if dim is None else self._data.shape[dim]
 
-    def dim(self) -> int:
-        return self._data.ndim
-
-    def numel(self) -> int:
-        return self._data.size
-
-    def nelement(self) -> int:
-        return self._data.size
+    # dim(), ndimension(), numel(), nelement() and ndim are _C.TensorBase's (read from the array's head)
 
     def element_size(self) -> int:
         return self._data.itemsize
@@ -616,11 +605,7 @@ class Tensor(_C.TensorBase):
 
     # ------------------------------------------------------------ methods whose signature differs from their op's
     def sum_to_size(self, *size, **kw): return _plain.sum_to_size(self, *size, **kw)
-    def reshape(self, *shape, **kw): return _plain.reshape(self, *shape, **kw)
-    def view(self, *shape, dtype=None, size=None): return _plain.view(self, *shape, dtype=dtype, size=size)
-    def expand(self, *sizes, size=None): return _plain.expand(self, *sizes, size=size)
     def broadcast_to(self, shape): return _plain.expand(self, shape)
-    def permute(self, *dims, **kw): return _plain.permute(self, *dims, **kw)
     def where(self, condition, other): return _plain.where(condition, self, other)
 
     def silu(self): return _plain.silu(self)
@@ -633,15 +618,14 @@ class Tensor(_C.TensorBase):
     def tile(self, *dims, **kw): return _plain.tile(self, _one_sequence(dims, kw, "tile"))
     def swapaxes(self, axis0, axis1): return _plain.transpose(self, axis0, axis1)
     def swapdims(self, dim0, dim1): return _plain.transpose(self, dim0, dim1)
-    def gather(self, dim, index): return _plain.gather(self, dim, index)
     def squeeze(self, *dim, **kw): return _plain.squeeze(self, _dims_or_all(dim, kw, "squeeze"))
     def squeeze_(self, *dim, **kw): return _plain.squeeze_(self, _dims_or_all(dim, kw, "squeeze_"))
     def count_nonzero(self, *dim, **kw): return _plain.count_nonzero(self, _dims_or_all(dim, kw, "count_nonzero"))
 
     # ------------------------------------------------------------ PyTorch API for ported scripts
-    def new_zeros(self, *args, size=None, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_like(self, "zeros", _ops._util.sizes_or_keyword(args, size, "size", "new_zeros"), dtype, requires_grad, None, device, layout, pin_memory)
-    def new_ones(self, *args, size=None, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_like(self, "ones", _ops._util.sizes_or_keyword(args, size, "size", "new_ones"), dtype, requires_grad, None, device, layout, pin_memory)
-    def new_empty(self, *args, size=None, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_like(self, "empty", _ops._util.sizes_or_keyword(args, size, "size", "new_empty"), dtype, requires_grad, None, device, layout, pin_memory)
+    def new_zeros(self, *args, size=None, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_sized(self, "zeros", args, size, dtype, requires_grad, device, layout, pin_memory)
+    def new_ones(self, *args, size=None, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_sized(self, "ones", args, size, dtype, requires_grad, device, layout, pin_memory)
+    def new_empty(self, *args, size=None, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_sized(self, "empty", args, size, dtype, requires_grad, device, layout, pin_memory)
     def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_like(self, "full", size, dtype, requires_grad, fill_value, device, layout, pin_memory)
     def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False): return _ops.creation.new_like(self, "tensor", data, dtype, requires_grad, None, device, layout, pin_memory)
     def byte(self, memory_format=None): return self._cast_to(_dtype.uint8, memory_format, "byte")
@@ -658,7 +642,6 @@ class Tensor(_C.TensorBase):
     def dsplit(self, *indices, **kw): return _plain.dsplit(self, _sections_or_indices(indices, kw, "dsplit"))
     def bernoulli(self, *, generator=None): return _ops.creation.bernoulli(self, generator=generator)
     def multinomial(self, num_samples, replacement=False, *, generator=None): return _ops.creation.multinomial(self, num_samples, replacement, generator=generator)
-    def ndimension(self) -> int: return self._data.ndim
     def get_device(self) -> int: return -1
     def pin_memory(self, device=None): return self
 

@@ -193,6 +193,9 @@ def broadcast_view(x: np.ndarray, shape: tuple) -> np.ndarray:
     numpy's takes ~1.9 us in Python argument handling; the ndarray constructor takes ~0.5 (this
     runs in every sum/mean backward and every ``expand``). Non-contiguous or non-buffer inputs and
     shapes that do not broadcast go to numpy's, whose error names the shapes."""
+    v = _C._expand_view(x, shape, False)  # in C where it can: ~0.15 us
+    if v is not None:
+        return v
     n, k = len(shape), x.ndim
     strides = None
     if k == 0:  # a gradient reduced to a scalar, the common case

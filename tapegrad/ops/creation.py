@@ -14,7 +14,7 @@ from .. import _C, _dtype, random as _random
 from .._tape import grad_mode
 from .._tape.registry import _round16
 from ..device import check_cpu as _check_cpu, check_layout, check_memory_format
-from ._util import int_arg
+from ._util import int_arg, sizes_or_keyword
 from .inplace import WRITE_WATCHERS, before_write, inplace
 from .pointwise import _replace, mul
 from .shape import stack
@@ -670,6 +670,19 @@ def new_like(self, kind, arg, dtype, requires_grad, fill_value=None, device=None
 
 
 _NEW_MAKERS = {"zeros": _zeros, "ones": _ones, "empty": np.empty}
+
+
+def new_sized(self, kind, args, size, dtype, requires_grad, device, layout, pin_memory):
+    """``Tensor.new_zeros/new_ones/new_empty(*args, size=...)``: ``new_like`` after the size is
+    read; sizes given as ints (or one sequence of them) and nothing else go straight to the
+    allocation (new_like's checks, each a no-op then, took ``x.new_zeros(3)`` to 1.5x PyTorch's time)."""
+    if (size is None and dtype is None and device is None and layout is None and not pin_memory
+            and not requires_grad and type(self._data) is np.ndarray):
+        shape = _C._sizes(args)
+        if shape is not None and (not shape or builtins.min(shape) >= 0):
+            return Tensor._wrap(_alloc(_NEW_MAKERS[kind], shape, self._data.dtype, kind))
+    return new_like(self, kind, sizes_or_keyword(args, size, "size", f"new_{kind}"), dtype, requires_grad, None,
+                    device, layout, pin_memory)
 
 
 def legacy_new(self, args):

@@ -181,6 +181,9 @@ def getitem(x: Tensor, index):
     idx = _ints_and_slices(index)
     if idx is not None:  # x[0], x[1:3], x[:, 1]: what _norm_index and _is_basic make of them, at once
         basic = True
+    elif index.__class__ is Tensor and index._data.__class__ is np.ndarray and index._data.dtype.kind == "i" and (
+            index._data.ndim):  # x[i], i a signed integer tensor: what _norm_index and _is_basic make of it
+        idx, basic = (index._data,), False
     else:
         idx = _norm_index(index, x.ndim)
         basic = _is_basic(idx)
@@ -421,7 +424,7 @@ def _gather_vjp(g, out, x, dim, index):
 _gather = defop("gather", _gather_fwd, _gather_vjp, saves=())
 
 
-@public(out=True)
+@public(method=True, out=True)
 def gather(input, dim, index, *, sparse_grad=False):
     """``out[i][j] = input[index[i][j]][j]`` (for dim 0): pick along ``dim`` by ``index``.
 

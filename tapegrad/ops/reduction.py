@@ -437,20 +437,26 @@ def _reduce_select(input, dim, keepdim, op, name):
 @public(method=True, out=True)
 def max(input, dim=None, keepdim=False, *, other=None):
     """``max(x)``: the largest value; ``max(x, dim)``: ``(values, indices)``; ``max(x, y)``: maximum."""
+    if dim is None and other is None:
+        a = input._data
+        if a.__class__ is np.ndarray and a.size and a.dtype.kind != "c":  # x.max(): amax's checks hold
+            return apply(_amax, input, dims=ALL_DIMS[a.ndim], keepdim=False)
+        return amax(input)
     if isinstance(dim, Tensor) or other is not None:
         return maximum(input, dim if other is None else other)
-    if dim is None:
-        return amax(input)
     return _reduce_select(input, dim, keepdim, _max_dim, "max")
 
 
 @public(method=True, out=True)
 def min(input, dim=None, keepdim=False, *, other=None):
     """``min(x)``: the smallest value; ``min(x, dim)``: ``(values, indices)``; ``min(x, y)``: minimum."""
+    if dim is None and other is None:
+        a = input._data
+        if a.__class__ is np.ndarray and a.size and a.dtype.kind != "c":  # x.min(): amin's checks hold
+            return apply(_amin, input, dims=ALL_DIMS[a.ndim], keepdim=False)
+        return amin(input)
     if isinstance(dim, Tensor) or other is not None:
         return minimum(input, dim if other is None else other)
-    if dim is None:
-        return amin(input)
     return _reduce_select(input, dim, keepdim, _min_dim, "min")
 
 

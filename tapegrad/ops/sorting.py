@@ -98,8 +98,9 @@ def msort(input):
 @public(method=True, out=True)
 def topk(input, k, dim=-1, largest=True, sorted=True):
     """The ``k`` largest (or smallest) entries along ``dim`` and their indices."""
-    refuse_complex(input, "topk")
-    if input._data.dtype.kind == "b":
+    kind = input._data.dtype.kind
+    if kind in "bc":
+        refuse_complex(input, "topk")
         raise RuntimeError("topk does not support bool dtypes on CPU")
     shape = input._data.shape
     d = norm_dim(dim, len(shape), "topk")
@@ -113,8 +114,11 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
     if _native_order(a):
         # csrc's selection (topk.h): the first k of the stable sort below without sorting the rest;
         # indices in range by construction, so the gather op without gather()'s checks
-        i = _C.topk_indices(np.ascontiguousarray(a), k, largest, d)
-        return _topk_t(apply(_gather, input, dim=d, index=i.astype(np.int64, copy=False)), Tensor._wrap(i))
+        i = _C.topk_indices(np.ascontiguousarray(a), k, largest, d).astype(np.int64, copy=False)
+        if input._requires_grad and grad_mode.state.enabled:
+            return _topk_t(apply(_gather, input, dim=d, index=i), Tensor._wrap(i))
+        # nothing to record: the gather op's forward (its kernel: these dtypes' elements copy) alone
+        return _topk_t(Tensor._wrap(_C.gather(a, d, i, "gather")), Tensor._wrap(i))
     else:
         idx = _argsort_np(a, d, largest)
         idx = Tensor._wrap(np.ascontiguousarray(np.take(idx, np.arange(k), axis=d)).astype(np.int64))
