@@ -47,6 +47,10 @@ MAX_DEPTH = 100            # nesting of containers in the loaded object
 MAX_PICKLE_BYTES = 1 << 30
 MAX_DIMS = 64
 MAX_EXPANDED_BYTES = 1 << 30  # a stride-0 view materialised beyond its storage's size
+# Every loaded tensor is a copy out of its storage, so views that overlap (stride 0, or many
+# tensors on one storage) make more bytes than the file holds: a 2 kB file of eight 1 GiB
+# stride-0 views asked for 8 GiB. A load materialises at most the archive's size (each stored
+# byte may be copied out twice: weights tied by sharing a storage) plus MAX_EXPANDED_BYTES.
 
 _SUPPORTED = {"float32": float32, "float64": float64, "float16": float16, "int64": int64, "int32": int32,
               "int16": int16, "int8": int8, "uint8": uint8, "bool": bool_, "uint16": uint16, "uint32": uint32,
@@ -254,6 +258,7 @@ class _Loader:
     def __init__(self, archive: _Archive):
         self.archive = archive
         self.label = archive.label
+        self.materialised = 0  # bytes of tensors built so far: see MAX_EXPANDED_BYTES
 
     def fail(self, msg):
         return _error(self.label, msg)
@@ -302,12 +307,21 @@ class _Loader:
         if nbytes > max(MAX_EXPANDED_BYTES, len(storage.buffer)):
             raise self.fail(f"{where}: size {size} with stride {stride} would expand {len(storage.buffer)} stored "
                             f"bytes into {nbytes}; refusing")
+        self.materialised += nbytes
+        budget = self.archive.size + MAX_EXPANDED_BYTES
+        if self.materialised > budget:
+            raise self.fail(f"{where}: size {size} with stride {stride} brings the tensors built from this "
+                            f"{self.archive.size}-byte file to {self.materialised} bytes, more than {budget} (views "
+                            f"that overlap their storage, each copied out); refusing")
         # bfloat16 has no byte-swapped numpy form: its bits travel as uint16
         native = np.dtype(np.uint16) if _dtype.is_bfloat16(dtype) else dtype
         stored = native.newbyteorder(self.archive.byteorder) if dtype.itemsize > 1 else native
         view = np.ndarray(size, dtype=stored, buffer=storage.buffer, offset=offset * dtype.itemsize,
                           strides=tuple(s * dtype.itemsize for s in stride)) if numel else np.empty(size, native)
-        arr = np.array(view, dtype=native, order="C")
+        try:
+            arr = np.array(view, dtype=native, order="C")
+        except MemoryError as e:
+            raise MemoryError(f"tapegrad.load: {self.label!r}: {where} of size {size}: {e}") from None
         if native is not dtype:
             arr = arr.view(dtype)
         if dtype == bool_:  # any byte but 0 and 1 would be an invalid numpy bool

@@ -600,6 +600,8 @@ class _H5Reader:
             raise self.fail(where, f"has an unknown kind {kind!r}")
         if node.dtype.kind not in _SCALAR_KINDS.get(kind, "biufc") or node.dtype.fields is not None:
             raise self.fail(where, f"has dtype {node.dtype}, not allowed for a {kind}")
+        if node.shape is None:  # HDF5's null dataspace: node[()] is an h5py.Empty, which asarray makes an object array
+            raise self.fail(where, f"is an empty dataset (null dataspace), which holds no value for a {kind}")
         if kind in _SCALAR_KINDS and node.shape != ():
             raise self.fail(where, f"should be a scalar but has shape {node.shape}")
         arr = np.asarray(node[()])

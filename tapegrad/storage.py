@@ -160,7 +160,12 @@ class UntypedStorage(_HostMemory):
         elif len(args) == 1 and isinstance(args[0], numbers.Integral) and not isinstance(args[0], bool):
             if args[0] < 0:
                 raise RuntimeError(f"UntypedStorage: size must be non-negative, got {args[0]}")
-            data = np.zeros(int(args[0]), np.uint8)
+            try:
+                data = np.zeros(int(args[0]), np.uint8)
+            except (MemoryError, ValueError) as e:  # numpy's words name neither the op nor (ValueError) the size
+                if isinstance(e, ValueError) and "too big" not in str(e) and "Maximum allowed" not in str(e):
+                    raise
+                raise MemoryError(f"UntypedStorage: can't allocate {int(args[0])} bytes ({e})") from None
         elif len(args) == 1 and isinstance(args[0], (list, tuple, range)):
             values = list(args[0])
             if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= v < 256 for v in values):

@@ -113,7 +113,7 @@ def test_factories_take_size_out_layout_and_pin_memory_keywords():
     (lambda: tg.empty(float("nan")), TypeError, r"empty\(\): argument 'size'"),
     (lambda: tg.randn(-3), RuntimeError, "randn: Trying to create tensor with negative dimension"),
     (lambda: tg.empty(2 ** 31, 2 ** 31), RuntimeError, r"empty: a tensor of shape \(2147483648, 2147483648\)"),
-    (lambda: tg.ones(2 ** 63), RuntimeError, "ones: a tensor of shape"),
+    (lambda: tg.ones(2 ** 63), RuntimeError, r"ones: Storage size calculation overflowed with sizes=\[9223372036854775808\]"),
     (lambda: tg.full((2,), float("nan"), dtype=tg.int64), RuntimeError, "full: value cannot be converted"),
     (lambda: tg.full((2,), 2 ** 70), RuntimeError, "full: value cannot be converted"),
     (lambda: tg.randperm(-1), RuntimeError, "randperm: n must be a non-negative integer"),

@@ -353,3 +353,59 @@ def test_temp_files_of_killed_saves_are_removed_by_the_next_save(tmp_path):
     assert tapegrad.load(path)["v"] == 1  # the killed save did not touch the checkpoint
     tapegrad.save({"v": 3}, path)
     assert not (tmp_path / left[0]).exists() and tapegrad.load(path)["v"] == 3
+
+
+# ---------------------------------------------------------------- beyond the file's own size
+def _torch_zip(path, views, storage=b"\x00\x00\x80?"):
+    """A torch.save archive whose data.pkl is a dict of tensors, each ``(size, stride)`` on the one
+    float32 storage ``storage`` (written with _torch_format's own pickler primitives)."""
+    import zipfile
+    from tapegrad import _torch_format
+    p = _torch_format._Pickler()
+    p.out += b"}("
+    for i, (size, stride) in enumerate(views):
+        p.save(f"t{i}", "obj")
+        p.glob("torch._utils", "_rebuild_tensor_v2")
+        p.out += b"(("
+        for v in ("storage",):
+            p.save(v, "obj")
+        p.glob("torch", "FloatStorage")
+        for v in ("0", "cpu", len(storage) // 4):
+            p.save(v, "obj")
+        p.out += b"tQ"
+        for v in (0, size, stride, False):
+            p.save(v, "obj")
+        p.hooks()
+        p.out += b"tR"
+    p.out += b"u."
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("archive/data.pkl", bytes(p.out))
+        zf.writestr("archive/byteorder", b"little")
+        zf.writestr("archive/data/0", storage)
+
+
+def test_overlapping_views_cannot_multiply_a_small_file(tmp_path):
+    """Each loaded tensor is a copy out of its storage, so stride-0 views of one element each
+    materialise their whole size: eight views of 2**28 - 1 elements from a 2 kB file asked for
+    8 GiB (each view alone was under the 1 GiB cap). The total a load builds is bounded by the
+    file's size plus that cap."""
+    path = tmp_path / "views.pt"
+    _torch_zip(path, [((2 ** 28 - 1,), (0,))] * 8)
+    assert path.stat().st_size < 4096
+    _refused(path, r"brings the tensors built from this \d+-byte file to 2147483640 bytes, more than")
+    # a few small stride-0 views (an expanded buffer) and one storage read twice still load
+    ok = tmp_path / "ok.pt"
+    _torch_zip(ok, [((3, 4), (0, 0)), ((1,), (1,)), ((1,), (1,))])
+    back = tapegrad.load(ok)
+    assert back["t0"].tolist() == [[1.0] * 4] * 3 and back["t1"].tolist() == back["t2"].tolist() == [1.0]
+
+
+def test_an_hdf5_null_dataspace_is_refused(tmp_path):
+    """h5py.Empty reads back as an h5py.Empty object, which np.asarray made a 0-d object array:
+    the load returned a tensor of dtype object."""
+    for kind in ("tensor", "ndarray", "float"):
+        path = tmp_path / f"empty-{kind}.h5"
+        with h5py.File(path, "w") as f:
+            _v1_root(f)
+            f.create_dataset("data", data=h5py.Empty("f4")).attrs["kind"] = kind
+        _refused(path, "is an empty dataset")

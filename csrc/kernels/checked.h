@@ -30,6 +30,12 @@ class SizeOverflow : public std::bad_alloc {
   std::string msg_;
 };
 
+// A failed allocation of `bytes` for `what`, as a std::bad_alloc (MemoryError) that says the size:
+// the bindings' caller (tape.cpp's apply) adds the op and the input shapes.
+[[noreturn]] inline void throw_out_of_memory(size_t bytes, const char* what) {
+  throw SizeOverflow("can't allocate " + std::to_string(bytes) + " bytes of " + what);
+}
+
 // a * b, or SizeOverflow("<op>: <what> (a x b) ...").
 inline int64_t checked_mul(int64_t a, int64_t b, const char* op, const char* what) {
   int64_t r;
@@ -44,7 +50,9 @@ inline int64_t checked_mul(int64_t a, int64_t b, const char* op, const char* wha
 // calling thread before the kernel's own parallel writes.
 template <typename T>
 std::unique_ptr<T[]> scratch_array(int64_t n) {
-  return std::unique_ptr<T[]>(new T[static_cast<size_t>(n)]);
+  T* p = new (std::nothrow) T[static_cast<size_t>(n)];
+  if (p == nullptr) throw_out_of_memory(static_cast<size_t>(n) * sizeof(T), "kernel scratch");
+  return std::unique_ptr<T[]>(p);
 }
 
 }  // namespace tapegrad

@@ -663,7 +663,7 @@ void sum_chunk_partials(const T* parts, int64_t nchunks, int64_t W_len, T* gw) {
 template <typename T, bool kAlways = false, typename Fn>
 void for_each_task(int64_t ntasks, int64_t len, Fn fn) {
   parallel_for(ntasks, kAlways || ntasks >= num_threads(), [&](int64_t begin, int64_t end) {
-    const std::unique_ptr<T[]> scratch(new T[size_t(len)]);  // not zeroed: every pass writes before it reads
+    const std::unique_ptr<T[]> scratch = scratch_array<T>(len);  // not zeroed: every pass writes before it reads
     for (int64_t t = begin; t < end; ++t) fn(t, scratch.get());
   });
 }

@@ -25,6 +25,7 @@
 #include <new>
 #include <utility>
 
+#include "kernels/checked.h"
 #include "kernels/cpu.h"
 #include "kernels/parallel.h"
 
@@ -138,7 +139,11 @@ class Scratch {
       std::free(p_);
       cap_ = (bytes + 4095) / 4096 * 4096;
       p_ = std::aligned_alloc(64, cap_);
-      if (!p_) { cap_ = 0; throw std::bad_alloc(); }
+      if (!p_) {
+        const size_t asked = cap_;
+        cap_ = 0;
+        throw_out_of_memory(asked, "GEMM packing buffer");
+      }
     }
     return p_;
   }
@@ -972,7 +977,7 @@ PackedB<T>::PackedB(int64_t K, int64_t N, const T* B, int64_t rsb, int64_t csb)
   const size_t bytes = (sizeof(T) * size_t(K_) * size_t(padded_cols<T>(N_)) + 63) / 64 * 64;
   if (bytes == 0) return;
   data_.reset(static_cast<T*>(std::aligned_alloc(64, bytes)));
-  if (!data_) throw std::bad_alloc();
+  if (!data_) throw_out_of_memory(bytes, "packed GEMM operand");
 #if defined(__x86_64__)
   switch (chosen_isa()) {
     case Isa::avx512:

@@ -375,7 +375,11 @@ def apply_aux(op, x, attrs, need_aux=True):
         y = apply(op, x, **attrs)
         return y, (y.grad_fn.aux.copy() if need_aux else None)
     forward = op.forward if op.forward16 is None else op.forward16  # it takes any dtype
-    y, aux = forward(x._data, **attrs)
+    try:
+        y, aux = forward(x._data, **attrs)
+    except (MemoryError, ValueError) as e:  # as apply words them (tape.cpp's forward_failed)
+        raise (MemoryError if isinstance(e, MemoryError) else RuntimeError)(
+            f"{op.name}: {e} (input shapes {x._data.shape})") from None
     return _Tensor._wrap(y), aux
 
 

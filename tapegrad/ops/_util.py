@@ -1,8 +1,10 @@
 """Small helpers shared by the op families: argument coercion, dims, constants."""
 from __future__ import annotations
 
+import functools
 import numbers
 import operator
+import reprlib
 
 import numpy as np
 
@@ -60,6 +62,58 @@ def _zero(dtype):
     z.flags.writeable = False
     _ZEROS[dtype] = z
     return z
+
+
+# ---------------------------------------------------------------- failed allocations
+_ARGS = reprlib.Repr()
+_ARGS.maxlevel, _ARGS.maxtuple, _ARGS.maxlist, _ARGS.maxother, _ARGS.maxstring = 2, 8, 8, 40, 40
+
+
+def too_big(e: ValueError) -> bool:
+    """Whether ``e`` is numpy's refusal of a size past its index range (no allocation was tried)."""
+    msg = str(e)
+    return "array is too big" in msg or "Maximum allowed" in msg
+
+
+def allocation_error(opname: str, e: BaseException, args=None, kwargs=None):
+    """The exception for numpy's failed allocation ``e`` inside ``opname``, or None if ``e`` is not
+    one. A MemoryError stays one, prefixed with the op (numpy's words already say the bytes, shape
+    and dtype); a size past numpy's index range (a ValueError that names neither the op nor the
+    size) becomes a RuntimeError naming the op and the arguments it was called with. An error
+    some inner op already named (``zeros: can't allocate ...``) is not one of numpy's: None."""
+    if isinstance(e, MemoryError):
+        msg = str(e)
+        if msg and not msg.startswith("Unable to allocate"):
+            return None
+        return MemoryError(f"{opname}: {msg}" if msg else f"{opname}: out of memory")
+    if isinstance(e, ValueError) and too_big(e) and not str(e).startswith(f"{opname}:"):
+        call = ""
+        if args is not None:
+            parts = [_ARGS.repr(a) for a in args] + [f"{k}={_ARGS.repr(v)}" for k, v in (kwargs or {}).items()]
+            call = f" ({opname}({', '.join(parts)}))"
+        return RuntimeError(f"{opname}: the tensor asked for is too large to allocate{call}: numpy says: {e}")
+    return None
+
+
+def names_allocations(opname: str):
+    """Decorator for a factory that allocates through numpy: a failed allocation names the op
+    (``allocation_error``) instead of surfacing numpy's bare MemoryError or ValueError.
+
+    >>> @names_allocations("randn")
+    ... def randn(*size): ...
+    """
+    def decorate(fn):
+        @functools.wraps(fn)
+        def named(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except (MemoryError, ValueError) as e:
+                err = allocation_error(opname, e, args, kwargs)
+                if err is None:
+                    raise
+                raise err from None
+        return named
+    return decorate
 
 
 def copy_into(dst: np.ndarray, src: np.ndarray) -> None:

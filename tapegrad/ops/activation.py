@@ -11,7 +11,7 @@ from . import _kernels
 from . import inplace as _inplace_module
 from .._tape import grad_mode
 from .._tape.registry import apply, defop
-from ._util import blend, const, norm_dim
+from ._util import blend, const, names_allocations, norm_dim
 from .pointwise import _masked, _no_bool, _unary, abs, erf, exp, log, log1p, rsqrt, sigmoid, tanh, where
 from ._autocast import LOWER, cast_inputs
 from . import surface
@@ -656,6 +656,7 @@ _cross_entropy = defop("cross_entropy", _cross_entropy_fwd, _cross_entropy_vjp, 
 
 
 @public
+@names_allocations("one_hot")
 def one_hot(tensor, num_classes=-1):
     """Class indices (int64) to one-hot rows: shape ``tensor.shape + (num_classes,)``, int64."""
     a = tensor._data

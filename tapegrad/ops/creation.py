@@ -14,7 +14,7 @@ from .. import _C, _dtype, random as _random
 from .._tape import grad_mode
 from .._tape.registry import _round16
 from ..device import check_cpu as _check_cpu, check_layout, check_memory_format
-from ._util import int_arg, sizes_or_keyword
+from ._util import int_arg, names_allocations, sizes_or_keyword
 from .inplace import WRITE_WATCHERS, before_write, inplace
 from .pointwise import _replace, mul
 from .shape import stack
@@ -36,8 +36,8 @@ def _size(size, opname="tensor"):
             break
     else:
         size = tuple(size)
-        if size and builtins.min(size) < 0:
-            raise RuntimeError(f"{opname}: Trying to create tensor with negative dimension: {list(size)}")
+        if size and (builtins.min(size) < 0 or builtins.max(size) > _HUGE_DIM):
+            _check_sizes(size, opname)
         return size
     for s in size:  # int(2.5) would silently make 2 elements, int(nan) raise numpy's message
         if not isinstance(s, numbers.Integral) and not (isinstance(s, Tensor) and s.ndim == 0 and
@@ -45,9 +45,20 @@ def _size(size, opname="tensor"):
             raise TypeError(f"{opname}(): argument 'size' must be a tuple of ints, but found element of type "
                             f"{type(s).__name__} ({s!r}) in {size!r}")
     size = tuple(int(s) for s in size)
+    _check_sizes(size, opname)
+    return size
+
+
+_HUGE_DIM = 2 ** 31 - 1  # a dimension past this may make a number of elements no index can count
+
+
+def _check_sizes(size, opname):
+    """PyTorch's refusals of a shape: a negative dimension, and a number of elements past int64
+    (numpy's own words would name neither the op nor the shape)."""
     if any(s < 0 for s in size):
         raise RuntimeError(f"{opname}: Trying to create tensor with negative dimension: {list(size)}")
-    return size
+    if math.prod(size) > 2 ** 63 - 1:
+        raise RuntimeError(f"{opname}: Storage size calculation overflowed with sizes={list(size)}")
 
 
 def _alloc(make, shape, dtype, opname):
@@ -56,8 +67,9 @@ def _alloc(make, shape, dtype, opname):
     try:
         return make(shape, dtype)
     except MemoryError:
-        raise MemoryError(f"{opname}: can't allocate a tensor of shape {tuple(shape)} and dtype "
-                          f"{_dtype.name(np.dtype(dtype))}") from None
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        raise MemoryError(f"{opname}: can't allocate {nbytes} bytes ({nbytes / 2 ** 30:.3g} GiB) for a tensor of "
+                          f"shape {tuple(shape)} and dtype {_dtype.name(np.dtype(dtype))}") from None
     except ValueError as e:
         if "too big" not in str(e) and "Maximum allowed" not in str(e):
             raise
@@ -224,6 +236,7 @@ def _to_nested(data):
 
 
 @public
+@names_allocations("tensor")
 def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
     """A new tensor holding a copy of ``data`` (nested lists, numbers, numpy arrays, tensors)."""
     _check_device(device)
@@ -331,6 +344,7 @@ def _filled(shape, value, d, opname):
 # The *_like functions take PyTorch's keywords: dtype, device, requires_grad, and layout /
 # memory_format, which change nothing here (every tapegrad tensor is strided and contiguous).
 @public
+@names_allocations("zeros_like")
 def zeros_like(input, dtype=None, device=None, requires_grad=False, *, layout=None, memory_format=None) -> Tensor:
     """Zeros with ``input``'s shape (and dtype unless given)."""
     _check_like(layout, memory_format, "zeros_like", input)
@@ -339,6 +353,7 @@ def zeros_like(input, dtype=None, device=None, requires_grad=False, *, layout=No
 
 
 @public
+@names_allocations("ones_like")
 def ones_like(input, dtype=None, device=None, requires_grad=False, *, layout=None, memory_format=None) -> Tensor:
     """Ones with ``input``'s shape (and dtype unless given)."""
     _check_like(layout, memory_format, "ones_like", input)
@@ -347,6 +362,7 @@ def ones_like(input, dtype=None, device=None, requires_grad=False, *, layout=Non
 
 
 @public
+@names_allocations("empty_like")
 def empty_like(input, dtype=None, device=None, requires_grad=False, *, layout=None, memory_format=None) -> Tensor:
     """A tensor with ``input``'s shape (and dtype unless given), zero-filled."""
     _check_like(layout, memory_format, "empty_like", input)
@@ -355,6 +371,7 @@ def empty_like(input, dtype=None, device=None, requires_grad=False, *, layout=No
 
 
 @public
+@names_allocations("full_like")
 def full_like(input, fill_value, dtype=None, device=None, requires_grad=False, *, layout=None,
               memory_format=None) -> Tensor:
     """``fill_value`` with ``input``'s shape (and dtype unless given)."""
@@ -367,6 +384,7 @@ _INT_FAST = 1 << 53  # arange's plain-int path: bounds whose arithmetic no dtype
 
 
 @public
+@names_allocations("arange")
 def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False, out=None, layout=None,
            pin_memory=False) -> Tensor:
     """Like PyTorch: integer arguments give int64, any float argument gives the default float dtype."""
@@ -415,6 +433,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
 
 
 @public
+@names_allocations("linspace")
 def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False, out=None, layout=None,
              pin_memory=False) -> Tensor:
     """``steps`` evenly spaced values from ``start`` to ``end`` inclusive (numbers or 0-d tensors)."""
@@ -444,6 +463,7 @@ def _spaced_dt(dtype, opname, steps):
 
 
 @public
+@names_allocations("eye")
 def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, out=None, layout=None, pin_memory=False) -> Tensor:
     """The ``n`` x ``m`` identity matrix (square by default)."""
     _check_device(device)
@@ -461,6 +481,7 @@ def _float_dt(dtype, opname):
 
 
 @public
+@names_allocations("rand")
 def rand(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False, out=None, layout=None,
           pin_memory=False) -> Tensor:
     """Uniform samples from [0, 1) of the given size."""
@@ -475,6 +496,7 @@ def rand(*shape, size=None, generator=None, dtype=None, device=None, requires_gr
 
 
 @public
+@names_allocations("randn")
 def randn(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False, out=None, layout=None,
           pin_memory=False) -> Tensor:
     """Standard normal samples of the given size."""
@@ -504,6 +526,7 @@ def normal_samples(rng, shape, dtype, mean=0.0, std=1.0):
 
 
 @public
+@names_allocations("randint")
 def randint(low, high=None, size=None, generator=None, dtype=None, device=None, requires_grad=False, *, out=None,
             layout=None, pin_memory=False) -> Tensor:
     """``randint(high, size)`` or ``randint(low, high, size)``: ints in [low, high)."""
@@ -519,6 +542,7 @@ def randint(low, high=None, size=None, generator=None, dtype=None, device=None, 
 
 
 @public
+@names_allocations("randperm")
 def randperm(n, generator=None, dtype=None, device=None, requires_grad=False, *, out=None, layout=None,
              pin_memory=False) -> Tensor:
     """A random permutation of ``range(n)`` (int64)."""
@@ -530,6 +554,7 @@ def randperm(n, generator=None, dtype=None, device=None, requires_grad=False, *,
 
 
 @public
+@names_allocations("rand_like")
 def rand_like(input, dtype=None, requires_grad=False, *, generator=None, device=None, layout=None,
               memory_format=None) -> Tensor:
     """Uniform samples from [0, 1) with ``input``'s shape (and dtype unless given)."""
@@ -539,6 +564,7 @@ def rand_like(input, dtype=None, requires_grad=False, *, generator=None, device=
 
 
 @public
+@names_allocations("randn_like")
 def randn_like(input, dtype=None, requires_grad=False, *, generator=None, device=None, layout=None,
                memory_format=None) -> Tensor:
     """Standard normal samples with ``input``'s shape (and dtype unless given)."""
@@ -548,6 +574,7 @@ def randn_like(input, dtype=None, requires_grad=False, *, generator=None, device
 
 
 @public
+@names_allocations("randint_like")
 def randint_like(input, *args, low=None, high=None, dtype=None, generator=None, device=None, requires_grad=False,
                  layout=None, memory_format=None) -> Tensor:
     """Random integers in [low, high) with ``input``'s shape (and dtype unless given), in
@@ -577,6 +604,7 @@ def _check_like(layout, memory_format, opname, input):
 
 
 @public
+@names_allocations("bernoulli")
 def bernoulli(input, generator=None) -> Tensor:
     """1 with probability ``input`` (elementwise), else 0."""
     p = input._data
@@ -597,6 +625,7 @@ def _check_probability(p, opname):
 
 
 @public
+@names_allocations("multinomial")
 def multinomial(input, num_samples, replacement=False, generator=None) -> Tensor:
     """``num_samples`` indices drawn per row with probabilities proportional to ``input``."""
     if input.ndim not in (1, 2):
@@ -624,6 +653,7 @@ def multinomial(input, num_samples, replacement=False, generator=None) -> Tensor
 
 
 @public
+@names_allocations("normal")
 def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None, *, out=None, layout=None, device=None,
            pin_memory=False, requires_grad=False) -> Tensor:
     """Normal samples with the given ``mean`` and ``std`` (numbers or tensors, broadcast); d2l's
@@ -641,6 +671,7 @@ def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None, *, out=None
 
 
 @public
+@names_allocations("logspace")
 def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_grad=False, *, out=None, layout=None,
              pin_memory=False):
     """``steps`` points ``base ** linspace(start, end)``."""
@@ -772,12 +803,14 @@ def random_(self, from_=0, to=None, *, generator=None):
 
 
 @public
+@names_allocations("tril_indices")
 def tril_indices(row, col, offset=0, *, dtype=None, device=None):
     """The (row, column) indices of the lower triangle of a ``row`` x ``col`` matrix, as 2 x N."""
     return Tensor._wrap(np.stack(np.tril_indices(row, offset, col)).astype(_dtype.to_dtype(dtype or "int64")))
 
 
 @public
+@names_allocations("triu_indices")
 def triu_indices(row, col, offset=0, *, dtype=None, device=None):
     """The (row, column) indices of the upper triangle of a ``row`` x ``col`` matrix, as 2 x N."""
     return Tensor._wrap(np.stack(np.triu_indices(row, offset, col)).astype(_dtype.to_dtype(dtype or "int64")))
@@ -825,6 +858,7 @@ def geometric_(self, p, *, generator=None):
 
 
 @public
+@names_allocations("poisson")
 def poisson(input, generator=None) -> Tensor:
     """A Poisson draw of rate ``input`` per element (``input``'s float dtype; not differentiable)."""
     if input._data.dtype.kind != "f":
@@ -835,6 +869,7 @@ def poisson(input, generator=None) -> Tensor:
 
 
 @public
+@names_allocations("binomial")
 def binomial(count, prob, generator=None) -> Tensor:
     """A Binomial(``count``, ``prob``) draw per element (``count``'s float dtype; not differentiable)."""
     n, p = np.broadcast_arrays(count._data, prob._data)

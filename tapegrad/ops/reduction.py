@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import _C, _dtype
 from .._tape.registry import _is16, _round16, _widen, apply, apply_aux, defop
-from ._util import ALL_DIMS, const, norm_dim, norm_dims, sizes_or_keyword
+from ._util import ALL_DIMS, const, names_allocations, norm_dim, norm_dims, sizes_or_keyword
 from .comparison import ne
 from .complex import conj_if_complex as _cj, refuse_complex
 from .pointwise import abs, clamp, exp, log, maximum, minimum, pow, sign, sqrt, where
@@ -1074,6 +1074,7 @@ def diff(input, n=1, dim=-1, prepend=None, append=None):
 
 
 @public(method=True, out=True)
+@names_allocations("bincount")
 def bincount(input, weights=None, minlength=0):
     """Counts of each value in a 1-D tensor of non-negative ints (sums of ``weights`` if given)."""
     a = input._data
@@ -1090,6 +1091,7 @@ def bincount(input, weights=None, minlength=0):
 
 
 @public(method=True, out=True)
+@names_allocations("histc")
 def histc(input, bins=100, min=0, max=0):
     """A histogram of ``bins`` equal bins over [min, max] (the data's range when both are 0)."""
     a = input._data

@@ -17,7 +17,7 @@ from .. import _C, _dtype, storage as _storage
 from .._tape import grad_mode
 from .._tape.registry import _is16, _round16, _widen, apply, defop
 from ..device import check_memory_format
-from ._util import broadcast_view, norm_dim, norm_dims, sizes_or_keyword
+from ._util import allocation_error, broadcast_view, names_allocations, norm_dim, norm_dims, sizes_or_keyword, too_big
 from . import inplace as _inplace_module
 from .inplace import WRITE_WATCHERS, _check_leaf, before_write
 from .surface import public
@@ -513,8 +513,14 @@ def cat(tensors, dim=0):
                                    f"{ref.shape[k]} but got size {t.shape[k]} for tensor number {i} in the list "
                                    f"(shapes {tuple(ref.shape)} and {tuple(t.shape)})")
     if not (grad_mode.state.enabled and builtins.any(t._requires_grad for t in kept)):  # nothing to record
-        return Tensor._wrap(np.concatenate([t._data if t._data.dtype is d else t._data.astype(d) for t in kept],
-                                           axis=dim))
+        try:
+            return Tensor._wrap(np.concatenate([t._data if t._data.dtype is d else t._data.astype(d) for t in kept],
+                                               axis=dim))
+        except (MemoryError, ValueError) as e:
+            err = allocation_error("cat", e)
+            if err is None:
+                raise
+            raise err from None
     starts = [0]
     for t in kept:
         starts.append(starts[-1] + t._data.shape[dim])
@@ -544,8 +550,12 @@ def _cat_unrecorded(tensors, dim):
             return None
     try:
         return Tensor._wrap(np.concatenate(arrays, axis=dim))
-    except ValueError:  # shapes that do not join
+    except ValueError as e:  # shapes that do not join (or a size numpy cannot index)
+        if too_big(e):
+            raise allocation_error("cat", e) from None
         return None
+    except MemoryError as e:
+        raise allocation_error("cat", e) from None
 
 
 concat = concatenate = cat
@@ -782,6 +792,7 @@ def _pad_index(n, lo, hi, mode):
 
 
 @public
+@names_allocations("pad")
 def pad(input, pad, mode="constant", value=None):
     """Pad the last dims: ``pad = (left, right, top, bottom, ...)``, last dim first (negative crops).
 

@@ -10,7 +10,7 @@ import numpy as np
 from .. import _C, _dtype
 from .._tape import grad_mode
 from .._tape.registry import apply, apply_aux, defop
-from ._util import const, norm_dim
+from ._util import const, names_allocations, norm_dim
 from .shape import clone, narrow, reshape, squeeze, stack
 from .indexing import _gather, _gather_vjp, gather, getitem
 from .complex import refuse_complex
@@ -96,6 +96,7 @@ def msort(input):
 
 
 @public(method=True, out=True)
+@names_allocations("topk")
 def topk(input, k, dim=-1, largest=True, sorted=True):
     """The ``k`` largest (or smallest) entries along ``dim`` and their indices."""
     kind = input._data.dtype.kind

@@ -268,7 +268,7 @@ def test_empty_batch():
 
 
 @pytest.mark.torch
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(g=geometries(), op=st.tuples(st.integers(0, 2), st.integers(0, 2)))
 def test_matches_torch(g, op):
     torch = pytest.importorskip("torch")

@@ -10,7 +10,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tapegrad import _C
 
@@ -59,7 +59,7 @@ def test_transposes_odd_sizes(threads, dtype, ta, tb):
         check(operand(rng, (m, k), dtype, ta), operand(rng, (k, n), dtype, tb))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(m=st.sampled_from(SIZES), n=st.sampled_from(SIZES), k=st.sampled_from(SIZES),
        ta=st.booleans(), tb=st.booleans(), tc=st.booleans(), dtype=st.sampled_from(DTYPES),
        nthreads=st.sampled_from([1, 2]))

@@ -133,13 +133,39 @@ def test_a_bad_value_fails_the_import_naming_it(var, value):
     assert f"ImportError: {var}='{value}' is not one of" in res.stderr, res.stderr[-2000:]
 
 
+# The rerun's time limit: about 20 s quiet, 4 min at a load of 8 on 2 cores (the generic build
+# is the slowest); past this it is reported with what had run, and the load, not a bare timeout.
+RERUN_SECONDS = 1200
+
+
+def _load():
+    try:
+        return open("/proc/loadavg").read().split()[0]
+    except OSError:
+        return "?"
+
+
 @pytest.mark.parametrize("level", ["avx2", "generic"])
 def test_kernel_tests_pass_at(level):
+    """The kernel tests rerun in a subprocess at ``level``. Their hypothesis draws are random
+    (outside CI) but seeded by a seed this test picks and reports, so a failure found by a lucky
+    draw is reproducible with the command in the message (one intermittent failure of the generic
+    rerun, in session 28, could not be traced: its draws were lost)."""
     if rank(level) > rank(CPU):
         pytest.skip(f"this CPU has no {level}")
     if level == _C.cpu_isa()["cap"]:
         pytest.skip(f"{level} is this run's own level: the rest of the suite runs it")
-    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", SKIP, *KERNEL_TESTS],
-                         env=environment(TAPEGRAD_CPU=level),
-                         cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, f"TAPEGRAD_CPU={level}:\n" + res.stdout[-6000:] + res.stderr[-2000:]
+    seed = int.from_bytes(os.urandom(4), "little")
+    args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE", f"--hypothesis-seed={seed}", "-k", SKIP,
+            *KERNEL_TESTS]
+    again = f"TAPEGRAD_CPU={level} TAPEGRAD_THREADS_IGNORE_LOAD=1 python " + " ".join(
+        f"'{a}'" if " " in a else a for a in args)
+    try:
+        res = subprocess.run([sys.executable, *args], env=environment(TAPEGRAD_CPU=level), cwd=ROOT,
+                             capture_output=True, text=True, timeout=RERUN_SECONDS)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        pytest.fail(f"TAPEGRAD_CPU={level}: the rerun took over {RERUN_SECONDS} s (load average {_load()}); "
+                    f"what it printed:\n{out[-4000:]}")
+    assert res.returncode == 0, (f"TAPEGRAD_CPU={level} (load average {_load()}); reproduce with:\n{again}\n"
+                                 + res.stdout[-8000:] + res.stderr[-2000:])

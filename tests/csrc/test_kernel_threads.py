@@ -279,6 +279,11 @@ def test_bad_alloc_in_a_parallel_region_raises_memory_error():
     """, env={"TAPEGRAD_CONV_KERNEL": "gemm"})
     assert res.returncode == 0, res.stderr[-3000:]
     assert "MemoryError 2" in res.stdout and "MemoryError 1" in res.stdout
+    # the op, its input shapes and the bytes asked for, not a bare "std::bad_alloc"
+    for line in res.stdout.splitlines():
+        if line.startswith("MemoryError"):
+            assert line.split(" ", 2)[2].startswith("conv2d: "), line
+            assert "(input shapes (" in line and ("bytes" in line or "Unable to allocate" in line), line
     assert f"alive {2 * 60 * 60 * 25.0}" in res.stdout
 
 

@@ -232,7 +232,7 @@ def test_bad_input_raises_value_error_naming_the_op():
 
 
 @pytest.mark.torch
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(g=geometries(), count_include_pad=st.booleans())
 def test_matches_torch(g, count_include_pad):
     torch = pytest.importorskip("torch")
