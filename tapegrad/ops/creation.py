@@ -710,7 +710,7 @@ def new_sized(self, kind, args, size, dtype, requires_grad, device, layout, pin_
     if (size is None and dtype is None and device is None and layout is None and not pin_memory
             and not requires_grad and type(self._data) is np.ndarray):
         shape = _C._sizes(args)
-        if shape is not None and (not shape or builtins.min(shape) >= 0):
+        if shape is not None and (not shape or (builtins.min(shape) >= 0 and builtins.max(shape) <= _HUGE_DIM)):
             return Tensor._wrap(_alloc(_NEW_MAKERS[kind], shape, self._data.dtype, kind))
     return new_like(self, kind, sizes_or_keyword(args, size, "size", f"new_{kind}"), dtype, requires_grad, None,
                     device, layout, pin_memory)

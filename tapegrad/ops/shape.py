@@ -481,8 +481,11 @@ def cat(tensors, dim=0):
         if nd and -nd <= dim < nd:
             try:
                 return Tensor._wrap(np.concatenate(arrays, axis=dim))  # (numpy's shape check is PyTorch's here)
-            except ValueError:  # shapes that do not join: cat's checks below say how
-                pass
+            except ValueError as e:  # shapes that do not join: cat's checks below say how
+                if too_big(e):
+                    raise allocation_error("cat", e) from None
+            except MemoryError as e:
+                raise allocation_error("cat", e) from None
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat(): expected a non-empty list of Tensors")  # (PyTorch's class)
