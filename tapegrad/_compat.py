@@ -99,7 +99,7 @@ class finfo:
     ``min``, ``tiny``/``smallest_normal``, ``resolution``, ``bits``, as Python floats."""
 
     def __init__(self, type=None):
-        d = _dtype.to_dtype(type) if type is not None else _dtype.get_default_dtype()
+        d = _dtype.to_dtype(type) if type is not None else _dtype.default_float()
         if _dtype.kind_of(d) != "f":
             raise TypeError(f"finfo: expected a floating point dtype, got {_dtype.name(d)}")
         info = np.finfo(d)

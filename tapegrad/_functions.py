@@ -242,7 +242,7 @@ def fill(input, value):
 # ---------------------------------------------------------------- constructors
 def scalar_tensor(s, *, dtype=None, device=None, requires_grad=False):
     """A 0-d tensor holding ``s``, of the default float dtype unless ``dtype`` says otherwise."""
-    return _creation.tensor(s, dtype=dtype or _dtype.get_default_dtype(), device=device,
+    return _creation.tensor(s, dtype=dtype or _dtype.default_float(), device=device,
                             requires_grad=requires_grad)
 
 
@@ -255,7 +255,7 @@ def range(start, end, step=1, *, dtype=None, device=None, requires_grad=False): 
         raise RuntimeError(f"range: upper bound and larger bound inconsistent with step sign "
                            f"(start={start}, end={end}, step={step})")
     n = int(np.floor((end - start) / step)) + 1
-    dt = _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype()
+    dt = _dtype.to_dtype(dtype) if dtype is not None else _dtype.default_float()
     return _creation.tensor(start + step * np.arange(n, dtype=np.float64), dtype=dt, device=device,
                             requires_grad=requires_grad)
 

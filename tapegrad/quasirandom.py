@@ -60,7 +60,7 @@ class SobolEngine:
         unless given); written into ``out`` (resized) when given."""
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
             raise ValueError(f"SobolEngine.draw: n must be a non-negative int, got {n!r}")
-        dtype = _dtype.get_default_dtype() if dtype is None else _dtype.to_dtype(dtype)
+        dtype = _dtype.default_float() if dtype is None else _dtype.to_dtype(dtype)
         if not _dtype.is_floating(dtype):
             raise TypeError(f"SobolEngine.draw: dtype must be floating, got {_dtype.name(dtype)}")
         points = self._points(int(n)).astype(dtype)

@@ -246,7 +246,7 @@ def _repr(t: SparseTensor) -> str:
     body = ("tensor(indices=" + _inner(Tensor._wrap(st.indices), 15) + ",\n       values="
             + _inner(st.values, 14))
     suffixes = [f"size={tuple(st.shape)}", f"nnz={t._nnz()}"]
-    if st.dtype != _sp._dtype.get_default_dtype() and st.dtype.kind == "f" or st.dtype.kind not in "fi" \
+    if st.dtype != _sp._dtype.default_float() and st.dtype.kind == "f" or st.dtype.kind not in "fi" \
             or st.dtype.kind == "i" and st.dtype.itemsize != 8:
         suffixes.append(f"dtype={_sp._dtype.name(st.dtype)}")
     suffixes.append("layout=tapegrad.sparse_coo")

@@ -196,14 +196,14 @@ class Tensor(_C.TensorBase):
             shape = tuple(data) if not sizes and type(data) is not int else (data, *sizes)
             if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
                 raise TypeError(f"Tensor(*sizes): sizes must be non-negative ints, got {shape}")
-            data = np.zeros(shape, _dtype.get_default_dtype())
+            data = np.zeros(shape, _dtype.default_float())
         arr = np.asarray([] if data is None else data)
         if arr.dtype.kind == "c" and not isinstance(data, Tensor):  # the legacy constructor is real-only
             raise TypeError("Tensor(): must be real number, not complex (use tapegrad.tensor for complex data)")
         if (_dtype.kind_of(arr.dtype) in "biuf" or _dtype.is_floating(arr.dtype)) and not isinstance(data, Tensor):
             # PyTorch's legacy constructor: numbers and arrays become the default dtype (sharing an
             # array already of it); a tensor keeps its own
-            arr = arr.astype(_dtype.get_default_dtype(), copy=False)
+            arr = arr.astype(_dtype.default_float(), copy=False)
         self._data = arr
         self._init_meta()
         if requires_grad:

@@ -39,7 +39,7 @@ def broadcast_all(*values):
     default dtype)."""
     if not all(isinstance(v, (Tensor, Number)) for v in values):
         raise ValueError("Input arguments must all be instances of numbers.Number or tapegrad.Tensor.")
-    dtype = next((v.dtype for v in values if isinstance(v, Tensor)), _dtype.get_default_dtype())
+    dtype = next((v.dtype for v in values if isinstance(v, Tensor)), _dtype.default_float())
     ts = [v if isinstance(v, Tensor) else tensor(v, dtype=dtype) for v in values]
     return tuple(ops.broadcast_tensors(*ts))
 

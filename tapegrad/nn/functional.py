@@ -2455,5 +2455,5 @@ def accuracy(input, target, topk: int = 1):
     else:
         top = np.argpartition(-x, min(topk, x.shape[1]) - 1, axis=1)[:, :topk]
         hit = (top == t[:, None]).any(1)
-    dtype = x.dtype if _dtype.kind_of(x.dtype) == "f" else _dtype.get_default_dtype()
+    dtype = x.dtype if _dtype.kind_of(x.dtype) == "f" else _dtype.default_float()
     return _const(np.asarray(hit.mean() if hit.size else np.nan, dtype=dtype))

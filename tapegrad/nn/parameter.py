@@ -75,7 +75,7 @@ class UninitializedParameter(UninitializedTensorMixin, Parameter):
 
     def __init__(self, requires_grad: bool = True, device=None, dtype=None):
         super().__init__(np.empty(0, dtype=_dtype.to_dtype(dtype) if dtype is not None
-                                  else _dtype.get_default_dtype()), requires_grad)
+                                  else _dtype.default_float()), requires_grad)
 
     def materialize(self, shape, device=None, dtype=None) -> None:
         """Allocate (uninitialised) storage of ``shape`` in place; the object becomes a Parameter."""
@@ -95,7 +95,7 @@ class UninitializedBuffer(UninitializedTensorMixin, Tensor):
     cls_to_become = Tensor
 
     def __init__(self, requires_grad: bool = False, device=None, dtype=None):
-        self._data = np.empty(0, dtype=_dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype())
+        self._data = np.empty(0, dtype=_dtype.to_dtype(dtype) if dtype is not None else _dtype.default_float())
         self._init_meta()
 
     def materialize(self, shape, device=None, dtype=None) -> None:

@@ -228,7 +228,7 @@ def as_tensor(x, opname: str) -> Tensor:
     if isinstance(x, Tensor):
         return x
     if isinstance(x, (numbers.Number, np.generic)):
-        d = _dtype.get_default_dtype() if isinstance(x, float) else None
+        d = _dtype.default_float() if isinstance(x, float) else None
         return Tensor._wrap(np.asarray(x, dtype=d) if d is not None else _default_array(x))
     raise TypeError(f"{opname}: expected a Tensor, got {type(x).__name__}")
 
@@ -238,7 +238,7 @@ def _default_array(x):
     if a.dtype.kind == "i":
         return a.astype(np.int64)
     if _dtype.kind_of(a.dtype) == "f":
-        return a.astype(_dtype.get_default_dtype())
+        return a.astype(_dtype.default_float())
     return a
 
 

@@ -113,7 +113,7 @@ def _floating(input, opname, want):
             raise RuntimeError(f"{opname} expects a real input tensor, but got {_dtype.name(input._data.dtype)}")
         return input
     if kind != "f":
-        input = input.to(_dtype.get_default_dtype())
+        input = input.to(_dtype.default_float())
     elif input._data.dtype == np.float16:
         raise RuntimeError(f"{opname}: float16 is not supported on the CPU (PyTorch supports it on CUDA only): "
                            f"convert to float32 first")
@@ -309,7 +309,7 @@ def hfftn(input, s=None, dim=None, norm=None):
 
 # ---------------------------------------------------------------- frequencies and shifts
 def _freq_tensor(values, dtype, requires_grad, opname):
-    d = _dtype.get_default_dtype() if dtype is None else _dtype.to_dtype(dtype)
+    d = _dtype.default_float() if dtype is None else _dtype.to_dtype(dtype)
     if d.kind not in "fc":
         raise RuntimeError(f"{opname}: expected a floating or complex dtype, got {_dtype.name(d)}")
     t = Tensor._wrap(np.asarray(values, dtype=d))

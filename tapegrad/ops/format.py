@@ -88,8 +88,8 @@ def format_tensor(t) -> str:
     if a.size == 0 and a.ndim != 1:
         extras.append(f"size={tuple(a.shape)}")
     dt = t._data.dtype
-    if (dt not in _DEFAULT and dt != _dtype.complex_of(_dtype.get_default_dtype()) or a.size == 0) \
-            and dt != _dtype.get_default_dtype():  # an empty tensor shows any dtype but the default, as PyTorch
+    if (dt not in _DEFAULT and dt != _dtype.complex_of(_dtype.default_float()) or a.size == 0) \
+            and dt != _dtype.default_float():  # an empty tensor shows any dtype but the default, as PyTorch
         extras.append(f"dtype={_dtype.name(dt)}")
     if t.grad_fn is not None:
         extras.append(f"grad_fn={t.grad_fn!r}")

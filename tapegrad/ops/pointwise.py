@@ -142,12 +142,12 @@ def div(input, other, *, rounding_mode=None):
     if rounding_mode is None and isinstance(input, Tensor) != isinstance(other, Tensor):
         t = input if isinstance(input, Tensor) else other  # an integer tensor and a number: the tensor
         if _dtype.kind_of(t._data.dtype) in "biu":         # in floats first (so uint8 / -1 is -x, as PyTorch)
-            f = t.to(_dtype.get_default_dtype())
+            f = t.to(_dtype.default_float())
             input, other = (f, other) if t is input else (input, f)
     a, b = pair(input, other, "div", opmath=True)
     if rounding_mode is None:
         if _dtype.kind_of(a._data.dtype) not in "fc":
-            a, b = a.to(_dtype.get_default_dtype()), b.to(_dtype.get_default_dtype())
+            a, b = a.to(_dtype.default_float()), b.to(_dtype.default_float())
         return apply(_div, a, b)
     if rounding_mode not in ("floor", "trunc"):
         raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
@@ -291,7 +291,7 @@ def pow(input, exponent):
         if input._data.dtype.kind in "iu" and isinstance(exponent, (int, np.integer)) and exponent < 0:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
         if _dtype.kind_of(input._data.dtype) not in "fc" and isinstance(exponent, (float, builtins.complex)):
-            input = input.to(_dtype.get_default_dtype())
+            input = input.to(_dtype.default_float())
         return apply(_pow_scalar, input, exponent=exponent)
     a, b = pair(input, exponent, "pow")
     if a._data.dtype == np.bool_:
@@ -591,7 +591,7 @@ def _angle_vjp(g, out, x):
 
 
 _angle = defop("angle", lambda x: np.angle(x).astype(_dtype.real_of(x.dtype) if x.dtype.kind in "fc" else
-                                                    _dtype.get_default_dtype(), copy=False), _angle_vjp)
+                                                    _dtype.default_float(), copy=False), _angle_vjp)
 
 
 @public(method=True, out=True)
@@ -678,7 +678,7 @@ def _masked(g, cond):
 def _to_float(input):
     """Integer and bool tensors become the default float dtype (PyTorch's rule for float-valued ops)."""
     d = input._data.dtype
-    return input if d.kind in "fc" or _dtype.kind_of(d) in "fc" else input.to(_dtype.get_default_dtype())
+    return input if d.kind in "fc" or _dtype.kind_of(d) in "fc" else input.to(_dtype.default_float())
 
 
 # ---------------------------------------------------------------- clamp and friends
@@ -1677,7 +1677,7 @@ def rad2deg(input):
 
 def _float(x, opname="this function"):
     refuse_complex(x, opname)  # (the composites written with _float are real-valued)
-    return x if _dtype.kind_of(x.dtype) == "f" else x.to(_dtype.get_default_dtype())
+    return x if _dtype.kind_of(x.dtype) == "f" else x.to(_dtype.default_float())
 
 
 @public(method=True, inplace=True, out=True)

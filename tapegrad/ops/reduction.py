@@ -534,7 +534,7 @@ _logsumexp = defop("logsumexp", _logsumexp_fwd, _logsumexp_vjp, saves_output=Tru
 def logsumexp(input, dim=None, keepdim=False):
     """``log(sum(exp(x), dim))`` without overflow."""
     if _dtype.kind_of(input._data.dtype) != "f":
-        input = input.to(_dtype.get_default_dtype())
+        input = input.to(_dtype.default_float())
     return apply(_logsumexp, input, dims=norm_dims(dim, input._data.ndim, "logsumexp"), keepdim=keepdim)
 
 
@@ -1144,7 +1144,7 @@ def cov(input, *, correction=1, fweights=None, aweights=None):
                            f"{input.ndim} dimensions (shape {tuple(input.shape)})")
     x = reshape(input, (1, -1)) if input.ndim < 2 else input
     if _dtype.kind_of(x.dtype) not in "fc":
-        x = x.to(_dtype.get_default_dtype())
+        x = x.to(_dtype.default_float())
     n = x.shape[1]
     w = None
     for name, wt, kinds in (("fweights", fweights, "iu"), ("aweights", aweights, "f")):
@@ -1190,7 +1190,7 @@ def cumulative_trapezoid(y, x=None, *, dx=None, dim=-1):
     _no_bool_y(y, "cumulative_trapezoid")
     n = y.shape[d]
     if n == 0:  # empty, in the dtype the averages would have had (integers: the default float)
-        return y.to(_dtype.get_default_dtype()) if _dtype.kind_of(y.dtype) in "iu" else y
+        return y.to(_dtype.default_float()) if _dtype.kind_of(y.dtype) in "iu" else y
     avg = (narrow(y, d, 1, n - 1) + narrow(y, d, 0, n - 1)) * 0.5
     if x is not None:
         spacing = diff(x, dim=-1 if x.ndim == 1 else d)
@@ -1265,7 +1265,7 @@ def gradient(input, *, spacing=1, dim=None, edge_order=1):
         hs = list(spacing)
     else:
         hs = [spacing] * len(dims)
-    f = input if input.dtype.kind == "f" else input.to(_dtype.get_default_dtype())
+    f = input if input.dtype.kind == "f" else input.to(_dtype.default_float())
     return tuple(_gradient_1d(f, d, h, edge_order) for d, h in zip(dims, hs))
 
 

@@ -1382,7 +1382,7 @@ def block_diag(*tensors):
     """A block-diagonal matrix of the (0-, 1- or 2-D) tensors."""
     mats = [reshape(t, (1, -1)) if t.ndim < 2 else t for t in tensors]
     if not mats:
-        return Tensor._wrap(np.zeros((1, 0), dtype=_dtype.get_default_dtype()))
+        return Tensor._wrap(np.zeros((1, 0), dtype=_dtype.default_float()))
     dtype = mats[0].dtype
     for m in mats[1:]:
         dtype = _dtype.result_type(np.empty(0, dtype), np.empty(0, m.dtype))

@@ -201,7 +201,7 @@ def _as_values(values, dtype):
     if dtype is not None:
         arr = arr.astype(_dtype.to_dtype(dtype))
     elif arr.dtype.kind == "f" or arr.size == 0:
-        arr = arr.astype(_dtype.get_default_dtype())
+        arr = arr.astype(_dtype.default_float())
     return Tensor._wrap(np.array(arr))
 
 

@@ -27,7 +27,7 @@ def _checked(name, M, dtype, layout, device):
         raise ValueError(f"{name} is implemented for strided tensors only, got: {layout}")
     if M < 0:
         raise ValueError(f"{name} requires non-negative window length, got M={M}")
-    d = np.dtype(_dtype.get_default_dtype() if dtype is None else _dtype.to_dtype(dtype))
+    d = np.dtype(_dtype.default_float() if dtype is None else _dtype.to_dtype(dtype))
     if d not in (np.float32, np.float64):
         raise ValueError(f"{name} expects float32 or float64 dtypes, got: {_dtype.name(d)}")
     return d

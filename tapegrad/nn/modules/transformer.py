@@ -365,5 +365,5 @@ class Transformer(Module):
     @staticmethod
     def generate_square_subsequent_mask(sz: int, device=None, dtype=None):
         """A float mask with -inf above the diagonal: position i may attend to positions <= i."""
-        d = _dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype()
+        d = _dtype.to_dtype(dtype) if dtype is not None else _dtype.default_float()
         return Tensor._wrap(np.triu(np.full((sz, sz), -np.inf), 1).astype(d))
